@@ -1,0 +1,39 @@
+package nanochat4j.serve;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/**
+ * The {@code nanochat4j} command: one root that dispatches every stage of the pipeline, like nanochat's
+ * {@code python -m scripts.*}. Each sub-command lives with the stage it runs; this class only lists them.
+ */
+@Command(
+        name = "nanochat4j",
+        mixinStandardHelpOptions = true,
+        versionProvider = Nanochat4j.Version.class,
+        description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
+        subcommands = {CommandLine.HelpCommand.class})
+public final class Nanochat4j implements Runnable {
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    /** The root command line; callers add the sub-commands that live in later modules (bench). */
+    public static CommandLine commandLine() {
+        return new CommandLine(new Nanochat4j()).setCaseInsensitiveEnumValuesAllowed(true);
+    }
+
+    /** Version from the jar manifest (set by the build), "dev" when run from classes. */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            String v = Nanochat4j.class.getPackage().getImplementationVersion();
+            return new String[] {"nanochat4j " + (v == null ? "dev" : v), "Java " + Runtime.version()};
+        }
+    }
+}

@@ -1,0 +1,40 @@
+package nanochat4j.serve;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+class Nanochat4jTest {
+
+    private static String run(String... args) {
+        CommandLine cl = Nanochat4j.commandLine();
+        StringWriter out = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        int code = cl.execute(args);
+        assertEquals(0, code, "exit code of nanochat4j " + String.join(" ", args));
+        return out.toString();
+    }
+
+    @Test
+    void helpListsEverySubcommandWithADescription() {
+        String help = run("--help");
+        assertTrue(help.contains("Usage: nanochat4j"), help);
+        CommandLine cl = Nanochat4j.commandLine();
+        for (var e : cl.getSubcommands().entrySet()) {
+            assertTrue(help.contains(e.getKey()), "help mentions " + e.getKey());
+            String[] desc = e.getValue().getCommandSpec().usageMessage().description();
+            assertTrue(desc.length > 0 && !desc[0].isBlank(), "sub-command " + e.getKey() + " has a one-line description");
+        }
+    }
+
+    @Test
+    void versionNamesTheProjectAndTheJavaRuntime() {
+        String v = run("--version");
+        assertTrue(v.startsWith("nanochat4j "), v);
+        assertTrue(v.contains("Java " + Runtime.version().feature()), v);
+    }
+}
