@@ -10,6 +10,6 @@ public final class Main {
     private Main() {}
 
     public static void main(String[] args) {
-        System.exit(Nanochat4j.commandLine().execute(args));
+        System.exit(Nanochat4j.commandLine().addSubcommand(new BenchCommand()).execute(args));
     }
 }
