@@ -9,6 +9,9 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import nanochat4j.autograd.Parameter;
+import nanochat4j.model.gpt.GPT.ParamGroup;
+import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
 /** nanochat's tests/test_optim.py behaviours: AdamW vs a float64 AdamW, determinism, convergence, orthogonality. */
@@ -20,14 +23,30 @@ class MuonAdamWBehaviourTest {
         return a;
     }
 
-    private static MuonAdamW.Param param(String name, float[] data, int... shape) {
-        return new MuonAdamW.Param(name, shape, data, new float[data.length]);
+    static Parameter param(String name, float[] data, int... shape) {
+        return new Parameter(name, Tensor.of(data, shape));
+    }
+
+    static float[] data(Parameter p) {
+        return p.tensor().floats();
+    }
+
+    static float[] grad(Parameter p) {
+        return p.grad().floats();
+    }
+
+    static ParamGroup adamw(String name, List<Parameter> ps, double lr, double b1, double b2, double eps, double wd) {
+        return new ParamGroup(name, ParamGroup.Kind.ADAMW, ps, lr, b1, b2, eps, wd, Double.NaN, 0);
+    }
+
+    static ParamGroup muon(String name, List<Parameter> ps, double lr, double momentum, double beta2, int nsSteps, double wd) {
+        return new ParamGroup(name, ParamGroup.Kind.MUON, ps, lr, Double.NaN, beta2, Double.NaN, wd, momentum, nsSteps);
     }
 
     /** The menagerie: small (48) and large (1024×4) AdamW params, wide (32×64 ×3) and tall (64×32 ×2) Muon stacks. */
-    private static List<MuonAdamW.Param> menagerie(long seed, double offset) {
+    private static List<Parameter> menagerie(long seed, double offset) {
         Random r = new Random(seed);
-        List<MuonAdamW.Param> ps = new ArrayList<>();
+        List<Parameter> ps = new ArrayList<>();
         ps.add(param("small", randn(r, 48, 0.05, offset), 48));
         ps.add(param("large", randn(r, 4096, 0.05, offset), 1024, 4));
         for (int i = 0; i < 3; i++) ps.add(param("wide" + i, randn(r, 32 * 64, 0.05, offset), 32, 64));
@@ -35,25 +54,25 @@ class MuonAdamWBehaviourTest {
         return ps;
     }
 
-    private static List<MuonAdamW.Group> menagerieGroups() {
+    static List<ParamGroup> menagerieGroups(List<Parameter> ps) {
         return List.of(
-                new MuonAdamW.AdamWGroup(List.of("small"), 0.02, 0.8, 0.95, 1e-10, 0.0),
-                new MuonAdamW.AdamWGroup(List.of("large"), 0.02, 0.8, 0.96, 1e-10, 0.0),
-                new MuonAdamW.MuonGroup(List.of("wide0", "wide1", "wide2"), 0.02, 0.95, 0.9, 5, 0.0),
-                new MuonAdamW.MuonGroup(List.of("tall0", "tall1"), 0.02, 0.95, 0.9, 5, 0.0));
+                adamw("small", ps.subList(0, 1), 0.02, 0.8, 0.95, 1e-10, 0.0),
+                adamw("large", ps.subList(1, 2), 0.02, 0.8, 0.96, 1e-10, 0.0),
+                muon("wide", ps.subList(2, 5), 0.02, 0.95, 0.9, 5, 0.0),
+                muon("tall", ps.subList(5, 7), 0.02, 0.95, 0.9, 5, 0.0));
     }
 
     @Test
     void adamwMatchesAFloat64ReferenceOverTenSteps() {
         double lr = 0.01, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
         float[] p = randn(new Random(7), 64 * 32, 1, 0);
-        MuonAdamW.Param ours = param("p", p, 64, 32);
-        MuonAdamW opt = new MuonAdamW(List.of(new MuonAdamW.AdamWGroup(List.of("p"), lr, b1, b2, eps, wd)), List.of(ours));
+        Parameter ours = param("p", p, 64, 32);
+        MuonAdamW opt = new MuonAdamW(List.of(adamw("p", List.of(ours), lr, b1, b2, eps, wd)));
         double[] ref = new double[p.length], m = new double[p.length], v = new double[p.length];
         for (int i = 0; i < p.length; i++) ref[i] = p[i];
         for (int step = 0; step < 10; step++) {
             float[] g = randn(new Random(100 + step), p.length, 1, 0);
-            System.arraycopy(g, 0, ours.grad(), 0, g.length);
+            System.arraycopy(g, 0, grad(ours), 0, g.length);
             opt.step();
             int t = step + 1;
             double bc1 = 1 - Math.pow(b1, t), bc2 = 1 - Math.pow(b2, t);
@@ -65,42 +84,42 @@ class MuonAdamWBehaviourTest {
             }
         }
         for (int i = 0; i < p.length; i++) {
-            assertEquals(ref[i], ours.data()[i], 1e-6 + 1e-5 * Math.abs(ref[i]), "element " + i);
+            assertEquals(ref[i], data(ours)[i], 1e-6 + 1e-5 * Math.abs(ref[i]), "element " + i);
         }
     }
 
-    private static void fillGrads(List<MuonAdamW.Param> ps, int step) {
+    private static void fillGrads(List<Parameter> ps, int step) {
         Random r = new Random(step);
-        for (MuonAdamW.Param p : ps) System.arraycopy(randn(r, p.numel(), 0.01, 0), 0, p.grad(), 0, p.numel());
+        for (Parameter p : ps) System.arraycopy(randn(r, p.numel(), 0.01, 0), 0, grad(p), 0, p.numel());
     }
 
     @Test
     void twoIdenticalRunsGiveBitwiseIdenticalParameters() {
         List<float[]> first = null;
         for (int run = 0; run < 2; run++) {
-            List<MuonAdamW.Param> ps = menagerie(1337, 0);
-            MuonAdamW opt = new MuonAdamW(menagerieGroups(), ps);
+            List<Parameter> ps = menagerie(1337, 0);
+            MuonAdamW opt = new MuonAdamW(menagerieGroups(ps));
             for (int step = 0; step < 5; step++) {
                 fillGrads(ps, step);
                 opt.step();
             }
             if (first == null) {
-                first = ps.stream().map(p -> p.data().clone()).toList();
+                first = ps.stream().map(p -> data(p).clone()).toList();
             } else {
-                for (int i = 0; i < ps.size(); i++) assertArrayEquals(first.get(i), ps.get(i).data(), ps.get(i).name());
+                for (int i = 0; i < ps.size(); i++) assertArrayEquals(first.get(i), data(ps.get(i)), ps.get(i).name());
             }
         }
     }
 
     @Test
     void minimisingDistanceToTargetHalvesEveryDistanceIn50Steps() {
-        List<MuonAdamW.Param> targets = menagerie(999, 0);
-        List<MuonAdamW.Param> ps = menagerie(999, 0.1);
-        MuonAdamW opt = new MuonAdamW(menagerieGroups(), ps);
+        List<Parameter> targets = menagerie(999, 0);
+        List<Parameter> ps = menagerie(999, 0.1);
+        MuonAdamW opt = new MuonAdamW(menagerieGroups(ps));
         double[] initial = distances(ps, targets);
         for (int step = 0; step < 50; step++) {
             for (int k = 0; k < ps.size(); k++) {
-                float[] p = ps.get(k).data(), t = targets.get(k).data(), g = ps.get(k).grad();
+                float[] p = data(ps.get(k)), t = data(targets.get(k)), g = grad(ps.get(k));
                 for (int i = 0; i < p.length; i++) g[i] = 2 * (p[i] - t[i]);
             }
             opt.step();
@@ -108,16 +127,16 @@ class MuonAdamWBehaviourTest {
         double[] fin = distances(ps, targets);
         for (int k = 0; k < ps.size(); k++) {
             assertTrue(fin[k] < 0.5 * initial[k], ps.get(k).name() + " did not converge: " + initial[k] + " -> " + fin[k]);
-            for (float x : ps.get(k).data()) assertTrue(Float.isFinite(x), ps.get(k).name() + " has a non-finite value");
+            for (float x : data(ps.get(k))) assertTrue(Float.isFinite(x), ps.get(k).name() + " has a non-finite value");
         }
     }
 
-    private static double[] distances(List<MuonAdamW.Param> ps, List<MuonAdamW.Param> ts) {
+    private static double[] distances(List<Parameter> ps, List<Parameter> ts) {
         double[] d = new double[ps.size()];
         for (int k = 0; k < ps.size(); k++) {
             double s = 0;
             for (int i = 0; i < ps.get(k).numel(); i++) {
-                double e = ps.get(k).data()[i] - ts.get(k).data()[i];
+                double e = data(ps.get(k))[i] - data(ts.get(k))[i];
                 s += e * e;
             }
             d[k] = Math.sqrt(s);
@@ -128,16 +147,16 @@ class MuonAdamWBehaviourTest {
     @Test
     void firstMuonUpdateIsNearlySemiOrthogonal() {
         int rows = 32, cols = 64;
-        MuonAdamW.Param p = param("w", new float[rows * cols], rows, cols);
-        System.arraycopy(randn(new Random(0), rows * cols, 1, 0), 0, p.grad(), 0, rows * cols);
-        MuonAdamW opt = new MuonAdamW(List.of(new MuonAdamW.MuonGroup(List.of("w"), 1.0, 0.0, 1.0, 5, 0.0)), List.of(p));
+        Parameter p = param("w", new float[rows * cols], rows, cols);
+        System.arraycopy(randn(new Random(0), rows * cols, 1, 0), 0, grad(p), 0, rows * cols);
+        MuonAdamW opt = new MuonAdamW(List.of(muon("w", List.of(p), 1.0, 0.0, 1.0, 5, 0.0)));
         opt.step();
         // lr 1, wd 0, zero params: the update is −p. Singular values = sqrt(eigenvalues of U Uᵀ).
         double[][] gram = new double[rows][rows];
         for (int i = 0; i < rows; i++) {
             for (int j = 0; j < rows; j++) {
                 double s = 0;
-                for (int c = 0; c < cols; c++) s += (double) p.data()[i * cols + c] * p.data()[j * cols + c];
+                for (int c = 0; c < cols; c++) s += (double) data(p)[i * cols + c] * data(p)[j * cols + c];
                 gram[i][j] = s;
             }
         }
@@ -178,28 +197,28 @@ class MuonAdamWBehaviourTest {
     @Test
     void resumingFromSavedStateContinuesBitwise() {
         // 6 steps straight vs 3 steps, state() → fresh optimizer → loadState → 3 more
-        List<MuonAdamW.Param> straight = menagerie(42, 0);
-        MuonAdamW a = new MuonAdamW(menagerieGroups(), straight);
+        List<Parameter> straight = menagerie(42, 0);
+        MuonAdamW a = new MuonAdamW(menagerieGroups(straight));
         Schedules sched = Schedules.nanochat(6, 0.2);
         for (int step = 0; step < 6; step++) runStep(a, straight, sched, step);
 
-        List<MuonAdamW.Param> first = menagerie(42, 0);
-        MuonAdamW b = new MuonAdamW(menagerieGroups(), first);
+        List<Parameter> first = menagerie(42, 0);
+        MuonAdamW b = new MuonAdamW(menagerieGroups(first));
         for (int step = 0; step < 3; step++) runStep(b, first, sched, step);
         MuonAdamW.State saved = b.state();
-        List<MuonAdamW.Param> resumed = new ArrayList<>();
-        for (MuonAdamW.Param p : first) resumed.add(param(p.name(), p.data().clone(), p.shape()));
-        MuonAdamW c = new MuonAdamW(menagerieGroups(), resumed);
+        List<Parameter> resumed = new ArrayList<>();
+        for (Parameter p : first) resumed.add(param(p.name(), data(p).clone(), p.shape()));
+        MuonAdamW c = new MuonAdamW(menagerieGroups(resumed));
         c.loadState(saved);
         assertEquals(b.lr(2), c.lr(2));
         assertEquals(b.momentum(2), c.momentum(2));
         for (int step = 3; step < 6; step++) runStep(c, resumed, sched, step);
         for (int i = 0; i < straight.size(); i++) {
-            assertArrayEquals(straight.get(i).data(), resumed.get(i).data(), straight.get(i).name());
+            assertArrayEquals(data(straight.get(i)), data(resumed.get(i)), straight.get(i).name());
         }
     }
 
-    private static void runStep(MuonAdamW opt, List<MuonAdamW.Param> ps, Schedules s, int step) {
+    private static void runStep(MuonAdamW opt, List<Parameter> ps, Schedules s, int step) {
         fillGrads(ps, step);
         opt.setLrMultiplier(s.lrMultiplier(step));
         opt.setMuonMomentum(s.muonMomentum(step));
@@ -210,7 +229,7 @@ class MuonAdamWBehaviourTest {
 
     @Test
     void stateNamesShapesAndMetadata() {
-        MuonAdamW opt = new MuonAdamW(menagerieGroups(), menagerie(1, 0));
+        MuonAdamW opt = new MuonAdamW(menagerieGroups(menagerie(1, 0)));
         MuonAdamW.State st = opt.state();
         assertEquals(List.of("adamw.small.exp_avg", "adamw.small.exp_avg_sq", "adamw.large.exp_avg", "adamw.large.exp_avg_sq",
                 "muon.32x64.momentum_buffer", "muon.32x64.second_momentum_buffer",
@@ -225,7 +244,7 @@ class MuonAdamWBehaviourTest {
 
     @Test
     void loadingMismatchedStateFailsNamingTheProblem() {
-        MuonAdamW opt = new MuonAdamW(menagerieGroups(), menagerie(1, 0));
+        MuonAdamW opt = new MuonAdamW(menagerieGroups(menagerie(1, 0)));
         MuonAdamW.State st = opt.state();
         var tensors = new java.util.LinkedHashMap<>(st.tensors());
         tensors.put("muon.32x64.momentum_buffer", new MuonAdamW.StateTensor(new int[] {2, 32, 64}, new float[2 * 32 * 64]));
@@ -244,18 +263,22 @@ class MuonAdamWBehaviourTest {
     }
 
     @Test
-    void groupsMustCoverEveryParameterExactlyOnce() {
-        List<MuonAdamW.Param> ps = menagerie(1, 0);
-        var e = assertThrows(IllegalArgumentException.class, () -> new MuonAdamW(menagerieGroups().subList(0, 3), ps));
+    void badGroupsAreRejectedNamingTheParameter() {
+        List<Parameter> ps = menagerie(1, 0);
+        var twice = List.of(adamw("a", ps.subList(0, 2), 0.1, 0.8, 0.9, 1e-10, 0), adamw("b", ps.subList(1, 2), 0.1, 0.8, 0.9, 1e-10, 0));
+        var e = assertThrows(IllegalArgumentException.class, () -> new MuonAdamW(twice));
+        assertTrue(e.getMessage().contains("large"), e.getMessage());
+        var mixed = List.of(muon("m", List.of(ps.get(2), ps.get(5)), 0.02, 0.95, 0.9, 5, 0));
+        e = assertThrows(IllegalArgumentException.class, () -> new MuonAdamW(mixed));
         assertTrue(e.getMessage().contains("tall0"), e.getMessage());
-        var bad = List.<MuonAdamW.Group>of(new MuonAdamW.MuonGroup(List.of("wide0", "tall0"), 0.02, 0.95, 0.9, 5, 0));
-        e = assertThrows(IllegalArgumentException.class, () -> new MuonAdamW(bad, ps));
-        assertTrue(e.getMessage().contains("tall0"), e.getMessage());
+        var sameShape = List.of(muon("m1", ps.subList(2, 3), 0.02, 0.95, 0.9, 5, 0), muon("m2", ps.subList(3, 4), 0.02, 0.95, 0.9, 5, 0));
+        e = assertThrows(IllegalArgumentException.class, () -> new MuonAdamW(sameShape));
+        assertTrue(e.getMessage().contains("same shape"), e.getMessage());
     }
 
     @Test
     void scheduleSettersScaleEveryGroupFromItsInitialLr() {
-        MuonAdamW opt = new MuonAdamW(menagerieGroups(), menagerie(1, 0));
+        MuonAdamW opt = new MuonAdamW(menagerieGroups(menagerie(1, 0)));
         opt.setLrMultiplier(0.5);
         opt.setMuonMomentum(0.9);
         opt.setMuonWeightDecay(0.1);

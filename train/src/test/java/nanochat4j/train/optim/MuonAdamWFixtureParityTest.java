@@ -13,18 +13,24 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import nanochat4j.autograd.Parameter;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.model.gpt.GPT.ParamGroup;
+import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.fixture.FixtureFile;
 import nanochat4j.tensor.fixture.SharedDir;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Whole-model MuonAdamW steps against the PyTorch reference (model.json): from a case's params0 and the stored
- * gradients, one and two optimizer steps must give the stored params1/params2. Groups and hyperparameters come
- * from the fixture's {@code optimizer} section; nothing about the tiny config is hard-coded.
- * Tolerances are the README's, skipping {@code unstable_idx}; beyond them only the README's near ties are allowed:
- * at most 0.1% of a tensor, each off by at most lr_eff·wd·|p| (Muon: the cautious mask flipped) or 2·lr (AdamW).
+ * Whole-model MuonAdamW steps against the PyTorch reference (model.json): the GPT built from the fixture's config,
+ * its {@code paramGroups} with the fixture's setup_optimizer arguments (checked against the fixture's explicit
+ * group list), the case's params0 and the stored gradients; one and two optimizer steps must give the stored
+ * params1/params2. Nothing about the tiny config is hard-coded.
+ * Tolerances are the README's, skipping {@code unstable_idx}; beyond them only the README's near ties may differ:
+ * at most 0.1% of a tensor, each off by at most lr_eff·wd·|p| (Muon: cautious mask flipped) or 2·lr (AdamW).
  */
 class MuonAdamWFixtureParityTest {
     private static FixtureFile model;
@@ -36,7 +42,46 @@ class MuonAdamWFixtureParityTest {
         model = FixtureFile.open(p);
     }
 
-    /** Bound on one near-tie element of a parameter: returns the allowed |diff| given the value before the step. */
+    private static GPT gpt() {
+        return new GPT(GPTConfig.fromJson(model.json().get("config")));
+    }
+
+    private static List<ParamGroup> groups(GPT gpt) {
+        JsonNode kw = model.json().get("optimizer").get("setup_optimizer_kwargs");
+        return gpt.paramGroups(kw.get("unembedding_lr").asDouble(), kw.get("embedding_lr").asDouble(),
+                kw.get("matrix_lr").asDouble(), kw.get("weight_decay").asDouble(), kw.get("scalar_lr").asDouble());
+    }
+
+    @Test
+    void modelGroupsMatchTheFixtureOptimizerSection() {
+        List<ParamGroup> ours = groups(gpt());
+        JsonNode want = model.json().get("optimizer").get("groups");
+        assertEquals(want.size(), ours.size(), "number of groups");
+        for (int i = 0; i < want.size(); i++) {
+            JsonNode w = want.get(i);
+            ParamGroup g = ours.get(i);
+            List<String> names = new ArrayList<>();
+            w.get("names").forEach(x -> names.add(x.asText()));
+            String where = "group " + i + " (" + g.name() + ")";
+            assertEquals(names, g.params().stream().map(Parameter::name).toList(), where + " parameters");
+            assertEquals(w.get("kind").asText(), g.kind().name().toLowerCase(), where + " kind");
+            assertEquals(w.get("lr").asDouble(), g.lr(), 1e-15 * w.get("lr").asDouble(), where + " lr");
+            assertEquals(w.get("weight_decay").asDouble(), g.weightDecay(), where + " weight decay");
+            if (g.kind() == ParamGroup.Kind.ADAMW) {
+                assertEquals(w.get("betas").get(0).asDouble(), g.beta1(), where + " beta1");
+                assertEquals(w.get("betas").get(1).asDouble(), g.beta2(), where + " beta2");
+                assertEquals(w.get("eps").asDouble(), g.eps(), where + " eps");
+            } else {
+                assertEquals(w.get("momentum").asDouble(), g.momentum(), where + " momentum");
+                assertEquals(w.get("beta2").asDouble(), g.beta2(), where + " beta2");
+                assertEquals(w.get("ns_steps").asInt(), g.nsSteps(), where + " ns_steps");
+                int[] shape = g.params().getFirst().shape();
+                assertEquals(w.get("effective_lr").asDouble(), Muon.effectiveLr(g.lr(), shape[0], shape[1]), 1e-15, where + " lr_eff");
+            }
+        }
+    }
+
+    /** Bound on one near-tie element of a parameter, given its value before the step. */
     private interface TieBound {
         double allowed(double before);
     }
@@ -48,71 +93,52 @@ class MuonAdamWFixtureParityTest {
         assumeTrue(!cse.isMissingNode(), "fixture has no case " + caseName);
         int steps = cse.path("steps").asInt(0);
         assumeTrue(steps > 0, "case " + caseName + " runs no optimizer step");
-        JsonNode opt = model.json().get("optimizer");
-        assertEquals(1.0, opt.path("lr_multiplier").asDouble(1.0), "fixture optimizer lr multiplier");
 
-        // parameters: names and order from derived.param_order, values from init/params0 (+ the case's overrides)
-        Map<String, MuonAdamW.Param> params = new LinkedHashMap<>();
-        for (JsonNode n : model.json().get("derived").get("param_order")) {
-            String name = n.asText();
-            FixtureFile.Entry e = model.get("init/params0/" + name);
+        GPT gpt = gpt();
+        Map<String, float[]> params0 = new LinkedHashMap<>();
+        for (String name : gpt.namedParameters().keySet()) {
             String override = caseName + "/params0/" + name;
-            float[] data = (model.has(override) ? complete(model.get(override)) : complete(e)).clone();
-            params.put(name, new MuonAdamW.Param(name, e.shape(), data, new float[data.length]));
+            params0.put(name, complete(model.get(model.has(override) ? override : "init/params0/" + name)));
         }
-        List<MuonAdamW.Group> groups = new ArrayList<>();
+        gpt.loadStateDict(params0);
+        List<ParamGroup> groups = groups(gpt);
+        MuonAdamW opt = new MuonAdamW(groups);
+        opt.setLrMultiplier(model.json().get("optimizer").path("lr_multiplier").asDouble(1.0));
         Map<String, TieBound> tie = new LinkedHashMap<>();
-        for (JsonNode g : opt.get("groups")) {
-            List<String> names = new ArrayList<>();
-            g.get("names").forEach(x -> names.add(x.asText()));
-            double lr = g.get("lr").asDouble() * opt.path("lr_multiplier").asDouble(1.0);
-            switch (g.get("kind").asText()) {
-                case "adamw" -> {
-                    groups.add(new MuonAdamW.AdamWGroup(names, lr, g.get("betas").get(0).asDouble(),
-                            g.get("betas").get(1).asDouble(), g.get("eps").asDouble(), g.get("weight_decay").asDouble()));
-                    for (String n : names) tie.put(n, before -> 2 * lr);
-                }
-                case "muon" -> {
-                    groups.add(new MuonAdamW.MuonGroup(names, lr, g.get("momentum").asDouble(), g.get("beta2").asDouble(),
-                            g.get("ns_steps").asInt(), g.get("weight_decay").asDouble()));
-                    int[] shape = params.get(names.getFirst()).shape();
-                    double lrEff = Muon.effectiveLr(lr, shape[0], shape[1]);
-                    if (g.has("effective_lr")) assertEquals(g.get("effective_lr").asDouble(), lrEff, 1e-12, "lr_eff of " + names);
-                    double wd = g.get("weight_decay").asDouble();
-                    for (String n : names) tie.put(n, before -> lrEff * wd * Math.abs(before) * 1.001);
-                }
-                default -> fail("unknown optimizer group kind " + g.get("kind"));
+        for (ParamGroup g : groups) {
+            double lr = g.lr();
+            if (g.kind() == ParamGroup.Kind.ADAMW) {
+                for (Parameter p : g.params()) tie.put(p.name(), before -> 2 * lr);
+            } else {
+                int[] shape = g.params().getFirst().shape();
+                double bound = Muon.effectiveLr(lr, shape[0], shape[1]) * g.weightDecay() * 1.001;
+                for (Parameter p : g.params()) tie.put(p.name(), before -> bound * Math.abs(before));
             }
         }
-        MuonAdamW opt1 = new MuonAdamW(groups, new ArrayList<>(params.values()));
 
-        int checked = 0;
         for (int s = 0; s < steps; s++) {
             // README: start every stage from the stored parameters when they are complete (own optimizer state kept)
-            if (s > 0) {
-                for (MuonAdamW.Param p : params.values()) {
-                    String stored = caseName + "/params" + s + "/" + p.name();
-                    if (model.has(stored) && !model.get(stored).sampled()) {
-                        System.arraycopy(model.floats(stored), 0, p.data(), 0, p.numel());
-                    }
+            for (Parameter p : gpt.parameters()) {
+                String stored = caseName + "/params" + s + "/" + p.name();
+                if (s > 0 && model.has(stored) && !model.get(stored).sampled()) {
+                    System.arraycopy(model.floats(stored), 0, p.tensor().floats(), p.tensor().offset(), p.numel());
                 }
             }
             Map<String, float[]> before = new LinkedHashMap<>();
-            for (MuonAdamW.Param p : params.values()) {
+            for (Parameter p : gpt.parameters()) {
                 String gname = caseName + "/grads" + s + "/" + p.name();
                 FixtureFile.Entry ge = model.get(gname);
                 assumeTrue(!ge.sampled(), gname + " is stored sampled: this stage needs the model's own gradients");
-                System.arraycopy(ge.values(), 0, p.grad(), 0, p.numel());
-                before.put(p.name(), p.data().clone());
+                System.arraycopy(ge.values(), 0, p.grad().floats(), p.grad().offset(), p.numel());
+                before.put(p.name(), p.tensor().toFloatArray());
             }
-            opt1.step();
-            for (MuonAdamW.Param p : params.values()) {
+            opt.step();
+            opt.zeroGrad();
+            for (Parameter p : gpt.parameters()) {
                 FixtureFile.Entry want = model.get(caseName + "/params" + (s + 1) + "/" + p.name());
-                assertCloseOrNearTie(want, p.data(), before.get(p.name()), tie.get(p.name()));
-                checked++;
+                assertCloseOrNearTie(want, p.tensor().toFloatArray(), before.get(p.name()), tie.get(p.name()));
             }
         }
-        assertEquals(steps * params.size(), checked);
     }
 
     private static float[] complete(FixtureFile.Entry e) {
