@@ -297,6 +297,15 @@ public final class Collective implements AutoCloseable {
             throw new IllegalArgumentException("broadcast root " + root + " outside [0, " + worldSize() + ")");
     }
 
+    /** After a failure this rank has sent an ABORT; its links stay up a moment so the next rank can read it. */
+    private static void lingerForAbortToArrive() {
+        try {
+            Thread.sleep(300);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
     /**
      * Leaves the job: when healthy, a barrier first (no rank tears down links another still reads), then closes
      * the links, the Aeron client and the driver this rank started (deleting its directory).
@@ -306,6 +315,7 @@ public final class Collective implements AutoCloseable {
         if (ring == null) return;
         try {
             if (broken == null) barrier();
+            else lingerForAbortToArrive();
         } finally {
             if (comm != null) comm.shutdownNow();
             ring.close();

@@ -6,7 +6,8 @@ import io.aeron.Image;
 import io.aeron.Publication;
 import io.aeron.Subscription;
 import io.aeron.logbuffer.BufferClaim;
-import io.aeron.logbuffer.FragmentHandler;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.ControlledFragmentHandler.Action;
 import io.aeron.logbuffer.Header;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
@@ -63,7 +64,8 @@ final class Ring implements AutoCloseable {
     private float divisor;
     private int recvStep, recvPos;
     private String failure;
-    private final FragmentHandler onData = this::onData;
+    private final ControlledFragmentHandler onData = this::onData;
+    private final io.aeron.logbuffer.FragmentHandler onControl = this::onControl;
 
     Ring(Aeron aeron, DistEnv env) {
         this.aeron = aeron;
@@ -138,7 +140,7 @@ final class Ring implements AutoCloseable {
         received = null;
         long lastProgress = System.nanoTime(), lastCheck = lastProgress;
         while (received == null) {
-            int work = in.poll(this::onControl, 1);
+            int work = in.poll(onControl, 1);
             if (failure != null) throw fail(failure);
             if (work > 0) continue;
             idle.idle();
@@ -211,7 +213,7 @@ final class Ring implements AutoCloseable {
                     }
                 }
                 if (recvStep < nRecv) {
-                    work += in.poll(onData, 8);
+                    work += in.controlledPoll(onData, 8);
                     if (failure != null) throw fail(failure);
                 }
                 long now = 0;
@@ -233,22 +235,18 @@ final class Ring implements AutoCloseable {
         }
     }
 
-    private void onData(DirectBuffer buf, int offset, int length, Header header) {
-        if (failure != null) return;
-        if (!checkSender(buf, offset)) return;
+    private Action onData(DirectBuffer buf, int offset, int length, Header header) {
+        // a fast neighbour may already be sending the next operation: leave its messages in the log for that one
+        if (failure != null || recvStep >= schedule.receives()) return Action.ABORT;
+        if (!checkSender(buf, offset)) return Action.ABORT;
         int type = buf.getInt(offset + T_TYPE);
         if (type == ABORT) {
             onAbort(buf, offset, length);
-            return;
+            return Action.CONTINUE;
         }
         long seq = buf.getLong(offset + T_SEQ);
         int step = buf.getInt(offset + T_STEP), at = buf.getInt(offset + T_OFFSET), n = buf.getInt(offset + T_COUNT);
         int eb = buf.getInt(offset + T_ELEM);
-        if (recvStep >= schedule.receives()) {
-            failure = "rank " + rank + ": rank " + prev + " sent more data than this operation (#" + sequence
-                    + ") expects: ranks called different collectives";
-            return;
-        }
         int len = schedule.recvLen()[recvStep];
         if (type != DATA || seq != sequence || step != recvStep || at != recvPos || eb != payload.elementBytes()
                 || n < 0 || at + n > len || length != HEADER + n * eb) {
@@ -257,7 +255,7 @@ final class Ring implements AutoCloseable {
                     + "-byte elements), got " + (type == HELLO ? "a handshake" : "operation #" + seq + " step " + step
                     + " at element " + at + " (" + n + " of " + eb + "-byte elements)")
                     + ": ranks called different collectives or sizes";
-            return;
+            return Action.ABORT;
         }
         if (n > 0) payload.load(schedule.recvAction()[recvStep], schedule.recvOff()[recvStep] + at, n,
                 wire(buf, offset + HEADER, n * eb), divisor);
@@ -266,6 +264,7 @@ final class Ring implements AutoCloseable {
             recvStep++;
             recvPos = 0;
         }
+        return Action.CONTINUE;
     }
 
     private boolean checkSender(DirectBuffer buf, int offset) {
@@ -292,6 +291,23 @@ final class Ring implements AutoCloseable {
         return new CollectiveException(why);
     }
 
+    /**
+     * A neighbour's link closed. A rank that gives up sends its reason (ABORT) before leaving, so look for one among
+     * the messages still unread: "rank 1: config mismatch …" explains more than "rank 1 left".
+     */
+    private CollectiveException linkFailure(String why) {
+        if (failure == null) {
+            for (int i = 0; i < 1000 && failure == null && in.poll(seekAbort, 16) > 0; i++) {
+                // skip data, stop at an ABORT
+            }
+        }
+        return fail(failure != null ? failure : why);
+    }
+
+    private final io.aeron.logbuffer.FragmentHandler seekAbort = (buf, offset, length, header) -> {
+        if (failure == null && buf.getInt(offset + T_TYPE) == ABORT) onAbort(buf, offset, length);
+    };
+
     /** Best effort: tells the next rank (and through it the whole ring) why this rank gives up. */
     void abort(String why) {
         aborted = true;
@@ -303,9 +319,9 @@ final class Ring implements AutoCloseable {
         if (aeron.isClosed())
             throw fail("rank " + rank + ": lost its Aeron media driver (the launcher died?) during " + what);
         if (needIn && (upstream.isClosed() || in.imageCount() == 0))
-            throw fail("rank " + rank + ": rank " + prev + " died or left the job (its link closed) during " + what);
+            throw linkFailure("rank " + rank + ": rank " + prev + " died or left the job (its link closed) during " + what);
         if (needOut && !out.isConnected())
-            throw fail("rank " + rank + ": rank " + next + " died or left the job (its link closed) during " + what);
+            throw linkFailure("rank " + rank + ": rank " + next + " died or left the job (its link closed) during " + what);
         if (now - lastProgress > timeoutNs)
             throw fail("rank " + rank + ": nothing from rank " + prev + " for " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs)
                     + " s during " + what + " (NANOCHAT4J_DIST_TIMEOUT): a rank is stuck");
@@ -317,7 +333,7 @@ final class Ring implements AutoCloseable {
         if (r > 0) return true;
         if (r == Publication.BACK_PRESSURED || r == Publication.ADMIN_ACTION) return false;
         if (r == Publication.NOT_CONNECTED)
-            throw fail("rank " + rank + ": rank " + next + " died or left the job (its link closed)");
+            throw linkFailure("rank " + rank + ": rank " + next + " died or left the job (its link closed)");
         throw fail("rank " + rank + ": the link to rank " + next + " failed (" + Publication.errorString(r) + ")");
     }
 
