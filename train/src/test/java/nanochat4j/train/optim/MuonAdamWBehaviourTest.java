@@ -44,7 +44,7 @@ class MuonAdamWBehaviourTest {
     }
 
     /** The menagerie: small (48) and large (1024×4) AdamW params, wide (32×64 ×3) and tall (64×32 ×2) Muon stacks. */
-    private static List<Parameter> menagerie(long seed, double offset) {
+    static List<Parameter> menagerie(long seed, double offset) {
         Random r = new Random(seed);
         List<Parameter> ps = new ArrayList<>();
         ps.add(param("small", randn(r, 48, 0.05, offset), 48));
