@@ -15,7 +15,8 @@ import nanochat4j.tensor.Tensor;
  * below fp32 rounding. So the comparison measures only our fp32 backward: each element must satisfy
  * |analytic − numeric| ≤ atol + rtol·|numeric| with atol = atolFrac·max|numeric| of that input.
  * Checking a float64 reference rather than differencing our own fp32 forward avoids the ~1e-3 noise fp32 finite
- * differences would have and also validates the forward's math.
+ * differences would have and also validates the forward's math (the fp32 output is compared with the float64 one
+ * under the same tolerance first).
  */
 public final class Gradcheck {
     private Gradcheck() {}
@@ -53,6 +54,15 @@ public final class Gradcheck {
         double[] y64 = ref.apply(x64);
         if (y64.length != r.length) {
             throw new AssertionError(what + ": float64 reference returns " + y64.length + " values, op returns " + r.length);
+        }
+        float[] y32 = y.value().toFloatArray();
+        double maxY = 0;
+        for (double v : y64) maxY = Math.max(maxY, Math.abs(v));
+        for (int j = 0; j < y32.length; j++) {
+            double err = Math.abs(y32[j] - y64[j]);
+            if (!(err <= atolFrac * maxY + 1e-12 + rtol * Math.abs(y64[j]))) {
+                throw new AssertionError(what + ": forward output at flat index " + j + ": " + y32[j] + " vs float64 " + y64[j]);
+            }
         }
         Report worst = null;
         int checked = 0;

@@ -18,7 +18,7 @@ public final class Parameter {
         this.name = name;
         this.tensor = tensor;
         this.grad = Tensor.zeros(tensor.shape());
-        this.var = new Var(tensor, true, this);
+        this.var = new Var(tensor, true, this, true);
     }
 
     public String name() { return name; }

@@ -44,7 +44,7 @@ final class Tape {
         if (recording()) {
             for (Var v : inputs) needs |= v != null && v.requiresGrad;
         }
-        Var result = new Var(out, needs, null);
+        Var result = new Var(out, needs, null, false);
         if (needs) {
             Node n = new Node(op, inputs, backward);
             n.output = result;
@@ -56,6 +56,7 @@ final class Tape {
 
     void backward(Var root, Tensor seed) {
         if (root.node == null) {
+            if (!root.leaf) throw new IllegalStateException("backward(): " + root + " was already consumed by a backward pass");
             accumulate(root, seed);
             return;
         }

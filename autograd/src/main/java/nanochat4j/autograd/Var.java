@@ -17,23 +17,25 @@ public final class Var {
     final Tensor value;
     final boolean requiresGrad;
     final Parameter param;
+    final boolean leaf;
     Node node;
     Tensor grad;
 
-    Var(Tensor value, boolean requiresGrad, Parameter param) {
+    Var(Tensor value, boolean requiresGrad, Parameter param, boolean leaf) {
         this.value = value;
         this.requiresGrad = requiresGrad;
         this.param = param;
+        this.leaf = leaf;
     }
 
     /** A constant (no gradient flows into it). */
     public static Var constant(Tensor value) {
-        return new Var(value, false, null);
+        return new Var(value, false, null, true);
     }
 
     /** A leaf whose gradient is kept in {@link #grad()} after backward (tests, gradcheck). */
     public static Var leaf(Tensor value) {
-        return new Var(value, true, null);
+        return new Var(value, true, null, true);
     }
 
     public Tensor value() { return value; }

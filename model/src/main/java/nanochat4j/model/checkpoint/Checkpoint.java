@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
+import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 
 /**
@@ -86,6 +87,22 @@ public final class Checkpoint {
             m.put(e.getKey(), e.getValue());
         }
         Safetensors.AtomicFile.write(metaFile(dir, meta.step()), JSON.writeValueAsBytes(m));
+    }
+
+    /** Saves a model's parameters (under {@code meta.config()}, which must be the model's) and the meta file. */
+    public static void save(Path dir, GPT model, Meta meta, Safetensors.DType dtype) throws IOException {
+        if (!model.config().equals(meta.config())) {
+            throw new IllegalArgumentException("meta config " + meta.config() + " is not the model's " + model.config());
+        }
+        save(dir, model.stateDict(), meta, dtype);
+    }
+
+    /** Builds the model described by step {@code step}'s meta file and loads its validated parameters. */
+    public static GPT loadModel(Path dir, long step) throws IOException {
+        Loaded l = load(dir, step);
+        GPT model = new GPT(l.meta().config());
+        model.loadStateDict(l.params());
+        return model;
     }
 
     /** Reads {@code meta_<step>.json}. */

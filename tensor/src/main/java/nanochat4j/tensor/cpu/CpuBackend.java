@@ -751,7 +751,7 @@ public final class CpuBackend implements Backend {
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap,
                     uniformWeight(t, reduction), null, rowLoss, dx == null ? null : dx.floats(), dW == null ? null : dW.floats(),
-                    op + " x " + x + " W " + w);
+                    0, op + " x " + x + " W " + w);
         }
         return new LinearLoss(reduceLoss(rowLoss, reduction, t), dx, dW);
     }
@@ -769,7 +769,7 @@ public final class CpuBackend implements Backend {
         Tensor dx = Tensor.zeros(n, c), dW = Tensor.zeros(vpad, c);
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap, 0f, weights,
-                    rowLoss, dx.floats(), dW.floats(), op + " x " + x + " W " + w);
+                    rowLoss, dx.floats(), dW.floats(), 0, op + " x " + x + " W " + w);
         }
         return new LinearLoss(Tensor.of(rowLoss), dx, dW);
     }

@@ -121,12 +121,12 @@ final class CrossEntropy {
     /**
      * lm_head + softcap + CE over row chunks. x (n, c) at xo, W (vpad, c) at wo, targets (n). losses (n) get the
      * per-row losses. With dx/dW non-null, dx (n, c) and dW (vpad, c) (overwritten) get the gradient of
-     * Σ_r weight_r·loss_r.
+     * Σ_r weight_r·loss_r. chunkRows ≤ 0 picks the rows that fill {@link #CHUNK_FLOATS}.
      */
     static void linear(float[] x, int xo, float[] w, int wo, int n, int c, int vpad, int vocab, int[] targets, int to,
-                       float cap, float wAll, float[] weights, float[] losses, float[] dx, float[] dW, String op) {
+                       float cap, float wAll, float[] weights, float[] losses, float[] dx, float[] dW, int chunkRows, String op) {
         boolean grad = dx != null;
-        int chunk = Math.max(1, Math.min(n, CHUNK_FLOATS / Math.max(vocab, 1)));
+        int chunk = Math.max(1, Math.min(n, chunkRows > 0 ? chunkRows : CHUNK_FLOATS / Math.max(vocab, 1)));
         float[] buf = new float[chunk * vocab];
         if (grad) java.util.Arrays.fill(dW, 0, vpad * c, 0f);
         for (int r0 = 0; r0 < n; r0 += chunk) {

@@ -45,7 +45,7 @@ final class Elementwise {
             int i = s, ub = s + S.loopBound(e - s);
             for (; i < ub; i += S.length()) {
                 var ex = FloatVector.fromArray(S, x, xo + i).neg().lanewise(VectorOperators.EXP);
-                ex.add(1f).lanewise(VectorOperators.DIV, 1f).intoArray(y, yo + i);
+                FloatVector.broadcast(S, 1f).div(ex.add(1f)).intoArray(y, yo + i);
             }
             for (; i < e; i++) y[yo + i] = sigmoid(x[xo + i]);
         });
