@@ -3,11 +3,11 @@ package nanochat4j.bench;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
-/** {@code nanochat4j bench <kind>}: the end-to-end benchmarks, one sub-command per kind. */
-@Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks (one sub-command per kind).",
-        subcommands = {AllReduceBench.class})
+/** {@code nanochat4j bench …}: the end-to-end benchmark commands, one sub-command per kind. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks: model forward/backward throughput, tokenizer speed, all-reduce bandwidth and more.",
+        subcommands = {ModelBench.class, TokenizerBench.class, AllReduceBench.class})
 public final class BenchCommand implements Runnable {
-
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
 
