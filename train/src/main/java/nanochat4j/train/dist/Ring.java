@@ -318,6 +318,8 @@ final class Ring implements AutoCloseable {
 
     /** Links are checked only while this rank still needs them: a neighbour that finished may already be gone. */
     private void checkLinks(long now, long lastProgress, String what, boolean needIn, boolean needOut) {
+        if (Thread.currentThread().isInterrupted())
+            throw fail("rank " + rank + ": interrupted during " + what);
         if (aeron.isClosed())
             throw fail("rank " + rank + ": lost its Aeron media driver (the launcher died?) during " + what);
         if (needIn && (upstream.isClosed() || in.imageCount() == 0))
