@@ -89,7 +89,8 @@ public final class BaseTrain {
         long tokensPerMicro = (long) o.deviceBatchSize * o.maxSeqLen * world; // one micro-step of every rank
         if (dial.totalBatch() % tokensPerMicro != 0) {
             throw new IllegalArgumentException("--total-batch-size " + dial.totalBatch() + " is not a multiple of --device-batch-size × "
-                    + "--max-seq-len × ranks = " + o.deviceBatchSize + " × " + o.maxSeqLen + " × " + world + " = " + tokensPerMicro);
+                    + "--max-seq-len" + (world > 1 ? " × ranks" : "") + " = " + o.deviceBatchSize + " × " + o.maxSeqLen
+                    + (world > 1 ? " × " + world : "") + " = " + tokensPerMicro);
         }
         int accum = (int) (dial.totalBatch() / tokensPerMicro);
         int n = dial.numIterations();
