@@ -214,7 +214,8 @@ public final class BaseTrain {
                 smoothLoss = 0.9 * smoothLoss + 0.1 * trainLoss;
                 double debiased = smoothLoss / (1 - Math.pow(0.9, step + 1));
                 double tokPerSec = dial.totalBatch() / dt;
-                double mfu = 100.0 * dial.flopsPerToken() * dial.totalBatch() / dt / peak;
+                // every rank measured its peak at the same time on shared cores: together they make the machine's
+                double mfu = 100.0 * dial.flopsPerToken() * dial.totalBatch() / dt / (peak * world);
                 if (step > 10) trainingTime += dt;
                 int done = step + 1;
                 double eta = step > 10 ? trainingTime / (step - 10) * (n - done) : Double.NaN;

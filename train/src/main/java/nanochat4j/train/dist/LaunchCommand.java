@@ -11,7 +11,7 @@ import picocli.CommandLine.Parameters;
 /**
  * {@code nanochat4j launch --nproc N [--nodes h1,h2 --node-rank r] <command> <args…>}: runs a nanochat4j command as
  * N data-parallel worker JVMs on this node (see {@link Launcher}). Everything after the command name belongs to the
- * command.
+ * command. Unless the JVM flags set {@code -Dnanochat4j.threads}, each worker gets cores / N compute threads.
  */
 @Command(name = "launch", mixinStandardHelpOptions = true, modelTransformer = LaunchCommand.StopAtCommand.class,
         description = "Run a nanochat4j command as N data-parallel worker processes (like torchrun).")
@@ -35,6 +35,13 @@ public final class LaunchCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         List<String> cmd = new ArrayList<>(Launcher.thisJvmCommand());
+        if (cmd.stream().noneMatch(a -> a.startsWith("-Dnanochat4j.threads="))) {
+            // like torchrun's OMP_NUM_THREADS: the workers share this machine's cores instead of each taking all
+            int threads = Math.max(1, Runtime.getRuntime().availableProcessors() / nproc);
+            cmd.add(1, "-Dnanochat4j.threads=" + threads);
+            if (nproc > 1) System.err.println("nanochat4j launch: " + threads + " compute thread(s) per worker "
+                    + "(-Dnanochat4j.threads, via NANOCHAT4J_JAVA_OPTS, to change)");
+        }
         cmd.addAll(command);
         return Launcher.run(cmd, new Launcher.Spec(nproc, nodes, nodeRank, masterPort), System.out, System.err);
     }
