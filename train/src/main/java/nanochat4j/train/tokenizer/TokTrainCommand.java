@@ -14,7 +14,6 @@ import nanochat4j.model.tokenizer.TokenizerFiles;
 import nanochat4j.train.BaseDir;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataFile;
-import nanochat4j.train.data.DataSource;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -88,7 +87,7 @@ public final class TokTrainCommand implements Callable<Integer> {
                 log.printf(Locale.ROOT, total > 0 ? "%s %,d/%,d%n" : "%s %,d%n", what, done, total);
             }
         };
-        BpeTrainer.Result r = BpeTrainer.train(DataSource.documents(files).iterator(), options, progress);
+        BpeTrainer.Result r = BpeTrainer.train(TextDocuments.documents(files, log).iterator(), options, progress);
         bar.clear();
         Tokenizer tok = r.tokenizer();
         log.printf(Locale.ROOT, "read %,d documents, %,d characters; %,d distinct chunks (%.1f s)%n", r.documents(), r.chars(),

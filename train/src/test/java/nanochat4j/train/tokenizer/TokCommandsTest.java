@@ -77,6 +77,21 @@ class TokCommandsTest {
     }
 
     @Test
+    void nonUtf8TextIsDecodedWithReplacementAndCounted(@TempDir Path dir) throws Exception {
+        Path data = corpus(dir);
+        byte[] good = "caf\u00e9 text here\n\nmore words\n".repeat(20).getBytes(StandardCharsets.UTF_8);
+        byte[] bad = java.util.Arrays.copyOf(good, good.length + 3);
+        bad[5] = (byte) 0xFF;                      // a stray byte
+        bad[good.length] = (byte) 0xE2;            // a truncated 3-byte sequence at the end: one replacement
+        bad[good.length + 1] = (byte) 0x82;
+        bad[good.length + 2] = (byte) 0xED;        // ED alone at the very end: one more
+        Files.write(data.resolve("b_broken.txt"), bad);
+        Run r = run(new TokTrainCommand(), "--data", data.toString(), "--out", dir.resolve("t").toString(), "--vocab-size", "300");
+        assertEquals(0, r.code(), r.out() + r.err());
+        assertTrue(r.out().contains("b_broken.txt is not valid UTF-8: 3 invalid byte sequence(s) replaced by U+FFFD"), r.out());
+    }
+
+    @Test
     void badInputGivesOneClearLine(@TempDir Path dir) throws Exception {
         Path empty = Files.createDirectories(dir.resolve("empty"));
         Run r = run(new TokTrainCommand(), "--data", empty.toString(), "--out", dir.resolve("t").toString());
