@@ -27,6 +27,7 @@ import nanochat4j.train.data.DataSource;
 import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
 import nanochat4j.train.eval.BitsPerByte;
+import nanochat4j.train.eval.UnigramBaseline;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.optim.Schedules;
 
@@ -51,8 +52,8 @@ public final class BaseTrain {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** What a run reports back: every step's raw train loss, the val bpb evaluations, where it saved. */
-    public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, Path checkpointDir,
-                         List<String> samples) {}
+    public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, double unigramBpb,
+                         Path checkpointDir, List<String> samples) {}
 
     private BaseTrain() {}
 
@@ -124,6 +125,11 @@ public final class BaseTrain {
         Map<Integer, Double> valHistory = new LinkedHashMap<>();
         List<String> samples = new ArrayList<>();
         int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro);
+        double unigramBpb = Double.NaN;
+        if (o.evalEvery > 0) {
+            unigramBpb = unigramBpb(data, tok, o.deviceBatchSize, o.maxSeqLen, 16 * evalSteps, evalSteps);
+            out.printf(Locale.ROOT, "Unigram baseline bpb of this tokenizer (train counts, val batches): %.6f%n", unigramBpb);
+        }
 
         try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), o.deviceBatchSize, o.maxSeqLen,
                 0, 1, loaderState)) {
@@ -202,7 +208,20 @@ public final class BaseTrain {
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
         MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
-        return new Result(step, losses, valHistory, minValBpb, ckptDir, samples);
+        return new Result(step, losses, valHistory, minValBpb, unigramBpb, ckptDir, samples);
+    }
+
+    /** The unigram bar: token frequencies over {@code countSteps} train batches, scored on the val batches bpb uses. */
+    static double unigramBpb(DataSource data, TokenizerView tok, int b, int t, int countSteps, int evalSteps) {
+        UnigramBaseline unigram = new UnigramBaseline(tok.vocabSize());
+        try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), b, t, 0, 1, null)) {
+            for (int i = 0; i < countSteps; i++) unigram.count(train.next().targets());
+        }
+        BitsPerByte acc = new BitsPerByte();
+        try (DataLoader val = new DataLoader(data.files(DataSource.Split.VAL), tok.encode(), tok.bos(), b, t, 0, 1, null)) {
+            for (int i = 0; i < evalSteps; i++) unigram.score(val.next().targets(), tok.tokenBytes(), acc);
+        }
+        return acc.value();
     }
 
     /** nanochat's evaluate_bpb over a fresh val loader. */
