@@ -23,13 +23,17 @@ done
 export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat4j}"
 DEPTH="${DEPTH:-4}"
 SEQ="${SEQ:-512}"
-DEVICE_BATCH="${DEVICE_BATCH:-4}"
-TOTAL_BATCH="${TOTAL_BATCH:-2048}"
-STEPS="${STEPS:-300}"
-EVAL_EVERY="${EVAL_EVERY:-100}"
+DEVICE_BATCH="${DEVICE_BATCH:-8}"
+TOTAL_BATCH="${TOTAL_BATCH:-8192}"
+STEPS="${STEPS:-100}"
+EVAL_EVERY="${EVAL_EVERY:-50}"
 EVAL_TOKENS="${EVAL_TOKENS:-16384}"
 VOCAB="${VOCAB:-8192}"
 TOK_CHARS="${TOK_CHARS:-20000000}"
+
+# C2 only: with tiered compilation the big Vector API GEMM micro-kernel can sit in C1 code (not intrinsified,
+# ~100x slower) for minutes; -XX:-TieredCompilation compiles it with C2 after a few steps.
+export NANOCHAT4J_JAVA_OPTS="${NANOCHAT4J_JAVA_OPTS:--XX:-TieredCompilation}"
 
 ./nanochat4j --version
 
@@ -62,6 +66,6 @@ echo "runcpu.sh: training data from $DATA"
 # 3) a tiny base model: its val bpb and greedy samples of nanochat's 7 prompts
 ./nanochat4j base-train --depth="$DEPTH" --head-dim=64 --window-pattern=L --max-seq-len="$SEQ" \
   --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" --num-iterations="$STEPS" \
-  --warmup-steps=20 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --sample-every="$STEPS" \
+  --warmup-steps=10 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --sample-every="$STEPS" \
   --data="$DATA" --model-tag=runcpu
 echo "runcpu.sh: checkpoints, metrics.jsonl and base_train.png in $NANOCHAT_BASE_DIR/base_checkpoints/runcpu"

@@ -100,6 +100,11 @@ public final class BaseTrain {
                         + loaded.meta().config() + "; these flags build " + config);
             }
             model.loadStateDict(loaded.params());
+            Path optFile = MuonAdamW.stateFile(ckptDir, o.resumeFromStep, 0);
+            if (!Files.exists(optFile)) {
+                throw new IllegalArgumentException("checkpoint step " + o.resumeFromStep + " in " + ckptDir + " has no optimizer state "
+                        + optFile.getFileName() + ": cannot resume it exactly");
+            }
             opt.load(ckptDir, o.resumeFromStep);
             Map<String, Object> extra = loaded.meta().extra();
             loaderState = JSON.convertValue(extra.get("dataloader_state_dict"), LoaderState.class);
@@ -127,7 +132,8 @@ public final class BaseTrain {
         int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro);
         double unigramBpb = Double.NaN;
         if (o.evalEvery > 0) {
-            unigramBpb = unigramBpb(data, tok, o.deviceBatchSize, o.maxSeqLen, 16 * evalSteps, evalSteps);
+            int countSteps = (int) Math.max(1, Math.min(16L * evalSteps, (4L << 20) / tokensPerMicro)); // ≤ ~4M train tokens
+            unigramBpb = unigramBpb(data, tok, o.deviceBatchSize, o.maxSeqLen, countSteps, evalSteps);
             out.printf(Locale.ROOT, "Unigram baseline bpb of this tokenizer (train counts, val batches): %.6f%n", unigramBpb);
         }
 
@@ -256,7 +262,10 @@ public final class BaseTrain {
     private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, BaseTrainOptions o, DepthDial dial,
                              LoaderState loader, double minValBpb, double smoothLoss, double trainingTime, TokenizerView tok)
             throws IOException {
-        opt.save(dir, step); // optimizer first, model next, meta last: a meta file means the step is complete
+        // A meta file means the step is complete: drop an old one of the same step first, then write the optimizer,
+        // the model, and the meta file last (each atomically), so a crash in between leaves no loadable mix.
+        Files.deleteIfExists(Checkpoint.metaFile(dir, step));
+        opt.save(dir, step);
         Map<String, Object> extra = new LinkedHashMap<>();
         extra.put("val_bpb", Double.isNaN(valBpb) ? null : valBpb);
         extra.put("user_config", o.userConfig());
