@@ -1,5 +1,71 @@
 #!/usr/bin/env bash
-# The main job: a tiny end-to-end nanochat run on CPU. Each stage of the pipeline adds its step here.
+# The main job: a tiny end-to-end nanochat run on CPU (nanochat's runs/runcpu.sh, scaled to a 2-core machine).
+# Each stage of the pipeline adds its step here.
+#
+#   runs/runcpu.sh [--data DIR]
+#
+# Data: --data DIR if given, else downloaded shards in $NANOCHAT_BASE_DIR/base_data_climbmix, else
+# ../shared/data/pretrain_text/gutenberg_books, else a few shards are downloaded. Sizes can be overridden for a
+# quick run: DEPTH, SEQ, DEVICE_BATCH, TOTAL_BATCH, STEPS, EVAL_EVERY, EVAL_TOKENS, VOCAB, TOK_CHARS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+DATA=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --data) DATA="$2"; shift 2 ;;
+    --data=*) DATA="${1#--data=}"; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "runcpu.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat4j}"
+DEPTH="${DEPTH:-4}"
+SEQ="${SEQ:-512}"
+DEVICE_BATCH="${DEVICE_BATCH:-8}"
+TOTAL_BATCH="${TOTAL_BATCH:-8192}"
+STEPS="${STEPS:-100}"
+EVAL_EVERY="${EVAL_EVERY:-50}"
+EVAL_TOKENS="${EVAL_TOKENS:-16384}"
+VOCAB="${VOCAB:-8192}"
+TOK_CHARS="${TOK_CHARS:-20000000}"
+
+# C2 only: with tiered compilation the big Vector API GEMM micro-kernel can sit in C1 code (not intrinsified,
+# ~100x slower) for minutes; -XX:-TieredCompilation compiles it with C2 after a few steps.
+export NANOCHAT4J_JAVA_OPTS="${NANOCHAT4J_JAVA_OPTS:--XX:-TieredCompilation}"
+
 ./nanochat4j --version
+
+# 1) data
+shards="$NANOCHAT_BASE_DIR/base_data_climbmix"
+books="../shared/data/pretrain_text/gutenberg_books"
+if [ -n "$DATA" ]; then
+  [ -d "$DATA" ] || { echo "runcpu.sh: --data $DATA is not a directory" >&2; exit 1; }
+elif [ "$(ls "$shards"/shard_*.parquet 2>/dev/null | wc -l)" -ge 2 ]; then
+  DATA="$shards"
+elif [ -d "$books" ]; then
+  DATA="$books"
+elif ./nanochat4j dataset -n 2; then
+  DATA="$shards"
+else
+  cat >&2 <<EOF
+runcpu.sh: no training data, and the shards could not be downloaded (offline?). Options:
+  - runs/runcpu.sh --data DIR     a folder of *.parquet (text column), *.jsonl (text field) or *.txt files;
+                                  the last file by name is the validation split
+  - ./nanochat4j dataset -n 8     download ClimbMix shards to $shards (needs internet)
+  - place ../shared/data/pretrain_text/gutenberg_books beside the checkout
+EOF
+  exit 1
+fi
+echo "runcpu.sh: training data from $DATA"
+
+# 2) tokenizer
+./nanochat4j tok-train --data "$DATA" --vocab-size "$VOCAB" --max-chars "$TOK_CHARS"
+
+# 3) a tiny base model: its val bpb and greedy samples of nanochat's 7 prompts
+./nanochat4j base-train --depth="$DEPTH" --head-dim=64 --window-pattern=L --max-seq-len="$SEQ" \
+  --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" --num-iterations="$STEPS" \
+  --warmup-steps=10 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --sample-every="$STEPS" \
+  --data="$DATA" --model-tag=runcpu
+echo "runcpu.sh: checkpoints, metrics.jsonl and base_train.png in $NANOCHAT_BASE_DIR/base_checkpoints/runcpu"

@@ -137,9 +137,9 @@ public final class BpeTrainer {
                 taken += doc.length();
                 if (chars > o.maxChars()) done = true;
             }
-            if (chars - lastReport >= 4_000_000 || done) {
+            if (chars - lastReport >= 4_000_000 || (done && lastReport != chars)) {
                 lastReport = chars;
-                progress.update("count", Math.min(chars, o.maxChars()), o.maxChars() == Long.MAX_VALUE ? -1 : o.maxChars());
+                progress.update("count", chars, o.maxChars() == Long.MAX_VALUE ? -1 : o.maxChars());
             }
             return batch;
         }

@@ -29,6 +29,7 @@ import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
 import nanochat4j.train.dist.Collective;
 import nanochat4j.train.eval.BitsPerByte;
+import nanochat4j.train.eval.UnigramBaseline;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.optim.Schedules;
 
@@ -58,8 +59,8 @@ public final class BaseTrain {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     /** What a run reports back: every step's raw train loss, the val bpb evaluations, where it saved. */
-    public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, Path checkpointDir,
-                         List<String> samples) {}
+    public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, double unigramBpb,
+                         Path checkpointDir, List<String> samples) {}
 
     private BaseTrain() {}
 
@@ -127,6 +128,11 @@ public final class BaseTrain {
                         + loaded.meta().config() + "; these flags build " + config);
             }
             model.loadStateDict(loaded.params());
+            Path optFile = MuonAdamW.stateFile(ckptDir, o.resumeFromStep, 0);
+            if (!Files.exists(optFile)) {
+                throw new IllegalArgumentException("checkpoint step " + o.resumeFromStep + " in " + ckptDir + " has no optimizer state "
+                        + optFile.getFileName() + ": cannot resume it exactly");
+            }
             opt.load(ckptDir, o.resumeFromStep);
             Map<String, Object> extra = loaded.meta().extra();
             loaderState = JSON.convertValue(extra.get("dataloader_state_dict"), LoaderState.class);
@@ -161,6 +167,12 @@ public final class BaseTrain {
         Map<Integer, Double> valHistory = new LinkedHashMap<>();
         List<String> samples = new ArrayList<>();
         int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro); // per rank, as nanochat
+        double unigramBpb = Double.NaN;
+        if (o.evalEvery > 0 && master) { // scored on the val batches of all ranks together
+            int countSteps = (int) Math.max(1, Math.min(16L * evalSteps, (4L << 20) / tokensPerMicro)); // ≤ ~4M train tokens
+            unigramBpb = unigramBpb(data, tok, o.deviceBatchSize, o.maxSeqLen, countSteps, evalSteps * world);
+            out.printf(Locale.ROOT, "Unigram baseline bpb of this tokenizer (train counts, val batches): %.6f%n", unigramBpb);
+        }
 
         try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), o.deviceBatchSize, o.maxSeqLen,
                 rank, world, loaderState)) {
@@ -240,7 +252,20 @@ public final class BaseTrain {
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
         if (master) MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
-        return new Result(step, losses, valHistory, minValBpb, ckptDir, samples);
+        return new Result(step, losses, valHistory, minValBpb, unigramBpb, ckptDir, samples);
+    }
+
+    /** The unigram bar: token frequencies over {@code countSteps} train batches, scored on the val batches bpb uses. */
+    static double unigramBpb(DataSource data, TokenizerView tok, int b, int t, int countSteps, int evalSteps) {
+        UnigramBaseline unigram = new UnigramBaseline(tok.vocabSize());
+        try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), b, t, 0, 1, null)) {
+            for (int i = 0; i < countSteps; i++) unigram.count(train.next().targets());
+        }
+        BitsPerByte acc = new BitsPerByte();
+        try (DataLoader val = new DataLoader(data.files(DataSource.Split.VAL), tok.encode(), tok.bos(), b, t, 0, 1, null)) {
+            for (int i = 0; i < evalSteps; i++) unigram.score(val.next().targets(), tok.tokenBytes(), acc);
+        }
+        return acc.value();
     }
 
     /** nanochat's evaluate_bpb over a fresh val loader: every rank its shard, the nats and bytes summed over ranks. */
@@ -284,9 +309,14 @@ public final class BaseTrain {
     private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, BaseTrainOptions o, DepthDial dial,
                              LoaderState loader, double minValBpb, double smoothLoss, double trainingTime, TokenizerView tok,
                              Collective comm) throws IOException {
-        opt.save(dir, step); // optimizer first (every rank its shard), model next, meta last: a meta file means a complete step
+        // A meta file means the step is complete: drop an old one of the same step first, then write the optimizer
+        // (every rank its shard), the model, and the meta file last (each atomically), so a crash in between leaves no
+        // loadable mix.
+        if (comm.rank() == 0) Files.deleteIfExists(Checkpoint.metaFile(dir, step));
+        comm.barrier();
+        opt.save(dir, step);
         List<LoaderState> loaders = gatherLoaderStates(loader, comm);
-        comm.barrier(); // every rank's optimizer file is on disk before rank 0 writes the meta
+        comm.barrier(); // every rank's optimizer file is on disk before rank 0 writes the model and meta
         if (comm.rank() != 0) return;
         Map<String, Object> extra = new LinkedHashMap<>();
         extra.put("val_bpb", Double.isNaN(valBpb) ? null : valBpb);

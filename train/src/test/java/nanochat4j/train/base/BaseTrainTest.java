@@ -177,5 +177,8 @@ class BaseTrainTest {
                 () -> run(options(c, "--depth=3", "--resume-from-step=1"), new ByteArrayOutputStream()));
         assertTrue(e.getMessage().contains("different model") && e.getMessage().contains("n_layer=2") && e.getMessage().contains("n_layer=3"),
                 e.getMessage());
+        Files.delete(c.resolve("optim_000001_rank0.safetensors"));
+        e = assertThrows(IllegalArgumentException.class, () -> run(options(c, "--resume-from-step=1"), new ByteArrayOutputStream()));
+        assertTrue(e.getMessage().contains("no optimizer state optim_000001_rank0.safetensors"), e.getMessage());
     }
 }
