@@ -312,6 +312,27 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor div(Tensor a, Tensor b) {
+        return binary("div", Broadcast.DIV, a, b);
+    }
+
+    @Override
+    public Tensor sqrt(Tensor x) {
+        f32("sqrt", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), false);
+        return y;
+    }
+
+    @Override
+    public Tensor rsqrt(Tensor x) {
+        f32("rsqrt", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), true);
+        return y;
+    }
+
+    @Override
     public Tensor sumToShape(Tensor x, int... shape) {
         f32("sumToShape", "x", x);
         int[] bs = Broadcast.shape(x.shape(), shape);
@@ -751,7 +772,7 @@ public final class CpuBackend implements Backend {
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap,
                     uniformWeight(t, reduction), null, rowLoss, dx == null ? null : dx.floats(), dW == null ? null : dW.floats(),
-                    op + " x " + x + " W " + w);
+                    0, op + " x " + x + " W " + w);
         }
         return new LinearLoss(reduceLoss(rowLoss, reduction, t), dx, dW);
     }
@@ -769,7 +790,7 @@ public final class CpuBackend implements Backend {
         Tensor dx = Tensor.zeros(n, c), dW = Tensor.zeros(vpad, c);
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap, 0f, weights,
-                    rowLoss, dx.floats(), dW.floats(), op + " x " + x + " W " + w);
+                    rowLoss, dx.floats(), dW.floats(), 0, op + " x " + x + " W " + w);
         }
         return new LinearLoss(Tensor.of(rowLoss), dx, dW);
     }
