@@ -120,4 +120,40 @@ class CollectiveTest {
         });
         for (Object o : res) assertTrue(o instanceof Long l && l >= 0 && l < 100, String.valueOf(o));
     }
+
+    @Test
+    void allGatherDoublesIsExactAndRankMajor() throws Exception {
+        InProcessRing.run(3, "cfg", c -> {
+            double[] mine = {Math.PI * (c.rank() + 1), -0.0, 1e300 / (c.rank() + 1), Double.longBitsToDouble(0x7ff8dead0000beefL)};
+            double[] all = c.allGatherDoubles(mine);
+            assertEquals(12, all.length);
+            for (int r = 0; r < 3; r++) {
+                double[] theirs = {Math.PI * (r + 1), -0.0, 1e300 / (r + 1), Double.longBitsToDouble(0x7ff8dead0000beefL)};
+                for (int i = 0; i < 4; i++)
+                    assertEquals(Double.doubleToRawLongBits(theirs[i]), Double.doubleToRawLongBits(all[r * 4 + i]), "rank " + r + " value " + i);
+            }
+            return null;
+        });
+    }
+
+    @Test
+    void aRankThatAbortsMakesTheOthersFailWithItsReason() throws Exception {
+        List<Object> res = InProcessRing.runCollecting(3, 1, r -> "cfg", Duration.ofSeconds(60), c -> {
+            c.barrier();
+            if (c.rank() == 1) {
+                c.abort("rank 1 failed: out of memory");
+                return "aborted";
+            }
+            long t0 = System.nanoTime();
+            try {
+                c.allReduce(new float[1000], 0, 1000, ReduceOp.SUM);
+            } catch (CollectiveException e) {
+                assertTrue(e.getMessage().contains("rank 1 failed: out of memory"), e.getMessage());
+                return (System.nanoTime() - t0) / 1_000_000_000.0;
+            }
+            return "completed";
+        });
+        assertEquals("aborted", res.get(1));
+        for (int r : new int[] {0, 2}) assertTrue(res.get(r) instanceof Double d && d < 10, "rank " + r + ": " + res.get(r));
+    }
 }
