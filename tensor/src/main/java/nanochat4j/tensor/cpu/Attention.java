@@ -1,6 +1,7 @@
 package nanochat4j.tensor.cpu;
 
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
@@ -33,6 +34,11 @@ public final class Attention {
     /** Query rows per block (per head) and keys per tile. */
     static final int BQ = 64, BK = 64;
     private static final float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+    /** True where the ISA has 32 vector registers, so a 16-accumulator tile does not spill. */
+    private static final boolean WIDE = System.getProperty("os.arch", "").equals("aarch64")
+            || jdk.incubator.vector.VectorShape.preferredShape().vectorBitSize() >= 512;
+    /** Numbers forward calls, so a thread's transposed keys are never reused across calls. */
+    private static final AtomicLong CALLS = new AtomicLong();
 
     // ---------------------------------------------------------------------------------------------------------
     // Forward. q (B,T,H,D), k/v (B,T,KV,D) -> y (B,T,H,D), lse (B,H,T) natural-log sum-exp of scale·q·k per row.
@@ -71,38 +77,40 @@ public final class Attention {
     private static void run(float[] q, float[] k, float[] v, float[] y, float[] lse,
                             int B, int Tq, int Tk, int pos, int H, int KV, int D, int window, float scale) {
         int qBlocks = (Tq + BQ - 1) / BQ;
+        long call = CALLS.incrementAndGet();
         Parallel.forRange(B * KV * qBlocks, (start, end) -> {
             Scratch s = Scratch.get(H / KV, D);
             for (int item = start; item < end; item++) {
                 int qb = item % qBlocks, bg = item / qBlocks;
-                forwardBlock(s, q, k, v, y, lse, bg / KV, bg % KV, qb * BQ, Math.min(BQ, Tq - qb * BQ),
+                forwardBlock(s, call, q, k, v, y, lse, bg / KV, bg % KV, qb * BQ, Math.min(BQ, Tq - qb * BQ),
                         Tq, Tk, pos, H, KV, D, window, scale);
             }
         });
     }
 
     /** Rows t0..t0+rows-1 (positions pos+t) of the G query heads of kv head g in batch row b. */
-    private static void forwardBlock(Scratch sc, float[] q, float[] k, float[] v, float[] y, float[] lse,
+    private static void forwardBlock(Scratch sc, long call, float[] q, float[] k, float[] v, float[] y, float[] lse,
                                      int b, int g, int t0, int rows, int Tq, int Tk, int pos,
                                      int H, int KV, int D, int window, float scale) {
         int G = H / KV, qStride = H * D, kStride = KV * D;
         int i0 = pos + t0, i1 = i0 + rows;                         // absolute positions [i0, i1)
         float sc2 = scale * LOG2E;
-        float[] o = sc.o, m = sc.m, l = sc.l, s = sc.s, kt = sc.kt;
+        float[] o = sc.o, m = sc.m, l = sc.l, s = sc.s;
         Arrays.fill(o, 0, G * rows * D, 0f);
         Arrays.fill(m, 0, G * rows, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0, G * rows, 0f);
         int kLo = window < 0 ? 0 : Math.max(0, i0 - window);
         boolean direct = rows < 4;                                 // decode: dot products beat transposing K
+        float[] kt = direct ? null : sc.keysTransposed(call, k, b, g, kLo, i1, Tk, KV, D);   // kt[d·ld + j]
+        int ld = direct ? 0 : sc.ktLd;
         for (int k0 = kLo; k0 < i1; k0 += BK) {
             int n = Math.min(BK, i1 - k0), np = roundUp(n, 2 * L);
             int kvOff = ((b * Tk + k0) * KV + g) * D;
-            if (!direct) transpose(k, kvOff, kStride, n, D, kt, np);
             boolean full = k0 + n - 1 <= i0 && (window < 0 || i1 - 1 - k0 <= window);
             for (int hh = 0; hh < G; hh++) {
                 int qOff = ((b * Tq + t0) * H + g * G + hh) * D;
                 if (direct) dots(q, qOff, qStride, rows, k, kvOff, kStride, n, D, s, np);
-                else gemm(q, qOff, qStride, 1, kt, 0, np, s, 0, np, rows, np, D, false);
+                else gemm(q, qOff, qStride, 1, kt, k0, ld, s, 0, np, rows, np, D, false);
                 int r0 = hh * rows;
                 for (int r = 0; r < rows; r++) {
                     int i = i0 + r, c0 = 0, c1 = n;
@@ -182,8 +190,8 @@ public final class Attention {
         for (int k0 = 0; k0 < T; k0 += BK) {
             int n = Math.min(BK, T - k0), np = roundUp(n, 2 * L);
             int kvOff = ((b * T + k0) * KV + g) * D;
-            transpose(k, kvOff, kStride, n, D, kt, np);
-            transpose(v, kvOff, kStride, n, D, vt, np);
+            transpose(k, kvOff, kStride, n, D, kt, np, 0);          // columns n..np-1 are never read
+            transpose(v, kvOff, kStride, n, D, vt, np, 0);
             Arrays.fill(dkAcc, 0, n * D, 0f);
             Arrays.fill(dvAcc, 0, n * D, 0f);
             int qHi = window < 0 ? T : (int) Math.min(T, (long) k0 + n + window);   // last query seeing key k0+n-1, +1
@@ -231,56 +239,94 @@ public final class Attention {
 
     /**
      * c[r·cRs + n] (+)= Σ_k a[aOff + r·aRs + k·aCs] · b[bOff + k·bRs + n] for r &lt; rows, n &lt; cols, k &lt; inner.
-     * Register tile of 4 rows × 2 vectors (8 accumulators): per k, 2 vector loads, 4 broadcasts, 8 FMAs.
+     * Register tiles of broadcast-scalar × vector FMAs: 4 rows × 4 vectors (16 accumulators) where the CPU has 32
+     * vector registers (AVX-512, NEON), then 4 rows × 2 vectors (8 accumulators, fits AVX2's 16), then single rows.
      */
     static void gemm(float[] a, int aOff, int aRs, int aCs, float[] b, int bOff, int bRs,
                      float[] c, int cOff, int cRs, int rows, int cols, int inner, boolean accumulate) {
         int r = 0;
         for (; r + 4 <= rows; r += 4) {
             int a0 = aOff + r * aRs, c0 = cOff + r * cRs;
-            int n = 0;
-            for (; n + 2 * L <= cols; n += 2 * L) {
-                FloatVector x00, x01, x10, x11, x20, x21, x30, x31;
-                if (accumulate) {
-                    x00 = FloatVector.fromArray(F, c, c0 + n);
-                    x01 = FloatVector.fromArray(F, c, c0 + n + L);
-                    x10 = FloatVector.fromArray(F, c, c0 + cRs + n);
-                    x11 = FloatVector.fromArray(F, c, c0 + cRs + n + L);
-                    x20 = FloatVector.fromArray(F, c, c0 + 2 * cRs + n);
-                    x21 = FloatVector.fromArray(F, c, c0 + 2 * cRs + n + L);
-                    x30 = FloatVector.fromArray(F, c, c0 + 3 * cRs + n);
-                    x31 = FloatVector.fromArray(F, c, c0 + 3 * cRs + n + L);
-                } else {
-                    x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = FloatVector.zero(F);
-                }
-                int ai = a0, bi = bOff + n;
-                for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
-                    FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
-                    FloatVector w = FloatVector.broadcast(F, a[ai]);
-                    x00 = w.fma(b0, x00);
-                    x01 = w.fma(b1, x01);
-                    w = FloatVector.broadcast(F, a[ai + aRs]);
-                    x10 = w.fma(b0, x10);
-                    x11 = w.fma(b1, x11);
-                    w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
-                    x20 = w.fma(b0, x20);
-                    x21 = w.fma(b1, x21);
-                    w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
-                    x30 = w.fma(b0, x30);
-                    x31 = w.fma(b1, x31);
-                }
-                x00.intoArray(c, c0 + n);
-                x01.intoArray(c, c0 + n + L);
-                x10.intoArray(c, c0 + cRs + n);
-                x11.intoArray(c, c0 + cRs + n + L);
-                x20.intoArray(c, c0 + 2 * cRs + n);
-                x21.intoArray(c, c0 + 2 * cRs + n + L);
-                x30.intoArray(c, c0 + 3 * cRs + n);
-                x31.intoArray(c, c0 + 3 * cRs + n + L);
-            }
+            int n = WIDE ? tile4x4(a, a0, aRs, aCs, b, bOff, bRs, c, c0, cRs, cols, inner, accumulate) : 0;
+            n = tile4x2(a, a0, aRs, aCs, b, bOff, bRs, c, c0, cRs, n, cols, inner, accumulate);
             for (int rr = 0; rr < 4; rr++) gemmRow(a, a0 + rr * aRs, aCs, b, bOff, bRs, c, c0 + rr * cRs, n, cols, inner, accumulate);
         }
         for (; r < rows; r++) gemmRow(a, aOff + r * aRs, aCs, b, bOff, bRs, c, cOff + r * cRs, 0, cols, inner, accumulate);
+    }
+
+    /** Rows r..r+3, columns [0, cols) in steps of 4 vectors; returns the first column not done. */
+    private static int tile4x4(float[] a, int a0, int aRs, int aCs, float[] b, int bOff, int bRs,
+                               float[] c, int c0, int cRs, int cols, int inner, boolean accumulate) {
+        int n = 0;
+        int c1 = c0 + cRs, c2 = c0 + 2 * cRs, c3 = c0 + 3 * cRs;
+        for (; n + 4 * L <= cols; n += 4 * L) {
+            FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33;
+            if (accumulate) {
+                x00 = FloatVector.fromArray(F, c, c0 + n); x01 = FloatVector.fromArray(F, c, c0 + n + L);
+                x02 = FloatVector.fromArray(F, c, c0 + n + 2 * L); x03 = FloatVector.fromArray(F, c, c0 + n + 3 * L);
+                x10 = FloatVector.fromArray(F, c, c1 + n); x11 = FloatVector.fromArray(F, c, c1 + n + L);
+                x12 = FloatVector.fromArray(F, c, c1 + n + 2 * L); x13 = FloatVector.fromArray(F, c, c1 + n + 3 * L);
+                x20 = FloatVector.fromArray(F, c, c2 + n); x21 = FloatVector.fromArray(F, c, c2 + n + L);
+                x22 = FloatVector.fromArray(F, c, c2 + n + 2 * L); x23 = FloatVector.fromArray(F, c, c2 + n + 3 * L);
+                x30 = FloatVector.fromArray(F, c, c3 + n); x31 = FloatVector.fromArray(F, c, c3 + n + L);
+                x32 = FloatVector.fromArray(F, c, c3 + n + 2 * L); x33 = FloatVector.fromArray(F, c, c3 + n + 3 * L);
+            } else {
+                x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = FloatVector.zero(F);
+            }
+            int ai = a0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
+                FloatVector b2 = FloatVector.fromArray(F, b, bi + 2 * L), b3 = FloatVector.fromArray(F, b, bi + 3 * L);
+                FloatVector w = FloatVector.broadcast(F, a[ai]);
+                x00 = w.fma(b0, x00); x01 = w.fma(b1, x01); x02 = w.fma(b2, x02); x03 = w.fma(b3, x03);
+                w = FloatVector.broadcast(F, a[ai + aRs]);
+                x10 = w.fma(b0, x10); x11 = w.fma(b1, x11); x12 = w.fma(b2, x12); x13 = w.fma(b3, x13);
+                w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
+                x20 = w.fma(b0, x20); x21 = w.fma(b1, x21); x22 = w.fma(b2, x22); x23 = w.fma(b3, x23);
+                w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
+                x30 = w.fma(b0, x30); x31 = w.fma(b1, x31); x32 = w.fma(b2, x32); x33 = w.fma(b3, x33);
+            }
+            x00.intoArray(c, c0 + n); x01.intoArray(c, c0 + n + L); x02.intoArray(c, c0 + n + 2 * L); x03.intoArray(c, c0 + n + 3 * L);
+            x10.intoArray(c, c1 + n); x11.intoArray(c, c1 + n + L); x12.intoArray(c, c1 + n + 2 * L); x13.intoArray(c, c1 + n + 3 * L);
+            x20.intoArray(c, c2 + n); x21.intoArray(c, c2 + n + L); x22.intoArray(c, c2 + n + 2 * L); x23.intoArray(c, c2 + n + 3 * L);
+            x30.intoArray(c, c3 + n); x31.intoArray(c, c3 + n + L); x32.intoArray(c, c3 + n + 2 * L); x33.intoArray(c, c3 + n + 3 * L);
+        }
+        return n;
+    }
+
+    /** Rows r..r+3, columns [n0, cols) in steps of 2 vectors; returns the first column not done. */
+    private static int tile4x2(float[] a, int a0, int aRs, int aCs, float[] b, int bOff, int bRs,
+                               float[] c, int c0, int cRs, int n0, int cols, int inner, boolean accumulate) {
+        int n = n0;
+        int c1 = c0 + cRs, c2 = c0 + 2 * cRs, c3 = c0 + 3 * cRs;
+        for (; n + 2 * L <= cols; n += 2 * L) {
+            FloatVector x00, x01, x10, x11, x20, x21, x30, x31;
+            if (accumulate) {
+                x00 = FloatVector.fromArray(F, c, c0 + n); x01 = FloatVector.fromArray(F, c, c0 + n + L);
+                x10 = FloatVector.fromArray(F, c, c1 + n); x11 = FloatVector.fromArray(F, c, c1 + n + L);
+                x20 = FloatVector.fromArray(F, c, c2 + n); x21 = FloatVector.fromArray(F, c, c2 + n + L);
+                x30 = FloatVector.fromArray(F, c, c3 + n); x31 = FloatVector.fromArray(F, c, c3 + n + L);
+            } else {
+                x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = FloatVector.zero(F);
+            }
+            int ai = a0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
+                FloatVector w = FloatVector.broadcast(F, a[ai]);
+                x00 = w.fma(b0, x00); x01 = w.fma(b1, x01);
+                w = FloatVector.broadcast(F, a[ai + aRs]);
+                x10 = w.fma(b0, x10); x11 = w.fma(b1, x11);
+                w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
+                x20 = w.fma(b0, x20); x21 = w.fma(b1, x21);
+                w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
+                x30 = w.fma(b0, x30); x31 = w.fma(b1, x31);
+            }
+            x00.intoArray(c, c0 + n); x01.intoArray(c, c0 + n + L);
+            x10.intoArray(c, c1 + n); x11.intoArray(c, c1 + n + L);
+            x20.intoArray(c, c2 + n); x21.intoArray(c, c2 + n + L);
+            x30.intoArray(c, c3 + n); x31.intoArray(c, c3 + n + L);
+        }
+        return n;
     }
 
     /** One output row, columns [n0, cols): vectors of 2L, then L, then scalars. */
@@ -338,13 +384,12 @@ public final class Attention {
         return sum;
     }
 
-    /** dst[d·np + j] = src[off + j·stride + d] for j &lt; n, zero for n &lt;= j &lt; np. */
-    private static void transpose(float[] src, int off, int stride, int n, int D, float[] dst, int np) {
+    /** dst[d·ld + col0 + j] = src[off + j·stride + d] for j &lt; n. */
+    private static void transpose(float[] src, int off, int stride, int n, int D, float[] dst, int ld, int col0) {
         for (int j = 0; j < n; j++) {
             int so = off + j * stride;
-            for (int d = 0; d < D; d++) dst[d * np + j] = src[so + d];
+            for (int d = 0; d < D; d++) dst[d * ld + col0 + j] = src[so + d];
         }
-        if (np > n) for (int d = 0; d < D; d++) Arrays.fill(dst, d * np + n, d * np + np, 0f);
     }
 
     private static float rowMax(float[] s, int off, int n) {
@@ -437,6 +482,30 @@ public final class Attention {
         private static final ThreadLocal<Scratch> LOCAL = ThreadLocal.withInitial(Scratch::new);
         float[] s = new float[0], dp, kt, vt, o, m, l, dkAcc, dvAcc, rowD = new float[0], rowLse = new float[0];
         int g = -1, d = -1;
+        /** Keys [ktLo, ktHi) of (call, b, g) transposed into ktAll[d·ktLd + j], kept while a thread walks query blocks. */
+        float[] ktAll = new float[0];
+        long ktCall = -1;
+        int ktB, ktG, ktLo, ktHi, ktLd;
+
+        float[] keysTransposed(long call, float[] k, int b, int g, int lo, int hi, int Tk, int KV, int D) {
+            int ld = Tk + 2 * L;                                   // room for a tile's padding past the last key
+            if (ktAll.length < D * ld) {
+                ktAll = new float[D * ld];
+                ktCall = -1;
+            }
+            if (ktCall != call || ktB != b || ktG != g || ktLd != ld || lo < ktLo || lo > ktHi) {
+                ktCall = call;
+                ktB = b;
+                ktG = g;
+                ktLd = ld;
+                ktLo = ktHi = lo;
+            }
+            if (hi > ktHi) {
+                transpose(k, ((b * Tk + ktHi) * KV + g) * D, KV * D, hi - ktHi, D, ktAll, ld, ktHi);
+                ktHi = hi;
+            }
+            return ktAll;
+        }
 
         static Scratch get(int G, int D) {
             Scratch s = LOCAL.get();
