@@ -33,6 +33,8 @@ public final class Attention {
     private static final int L = Vec.LANES;
     /** Query rows per block (per head) and keys per tile. */
     static final int BQ = 64, BK = 64;
+    /** Rows per chunk of a partially visible tile: each chunk only computes the key columns its rows can see. */
+    private static final int RC = 16;
     private static final float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
     /** True where the ISA has 32 vector registers, so a 16-accumulator tile does not spill. */
     private static final boolean WIDE = System.getProperty("os.arch", "").equals("aarch64")
@@ -108,33 +110,41 @@ public final class Attention {
             int kvOff = ((b * Tk + k0) * KV + g) * D;
             boolean full = k0 + n - 1 <= i0 && (window < 0 || i1 - 1 - k0 <= window);
             for (int hh = 0; hh < G; hh++) {
-                int qOff = ((b * Tq + t0) * H + g * G + hh) * D;
+                int qOff = ((b * Tq + t0) * H + g * G + hh) * D, oRow = hh * rows;
                 if (direct) dots(q, qOff, qStride, rows, k, kvOff, kStride, n, D, s, np);
-                else gemm(q, qOff, qStride, 1, kt, k0, ld, s, 0, np, rows, np, D, false);
-                int r0 = hh * rows;
-                for (int r = 0; r < rows; r++) {
-                    int i = i0 + r, c0 = 0, c1 = n;
+                // Chunks of RC rows only touch the columns [lo, hi) some row of theirs can see (diagonal/window edge)
+                for (int r0 = 0; r0 < rows; r0 += RC) {
+                    int rc = Math.min(RC, rows - r0), lo = 0, hi = n;
                     if (!full) {
-                        c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
-                        c1 = Math.min(n, i - k0 + 1);
+                        lo = Math.max(0, (window < 0 ? 0 : i0 + r0 - window) - k0) / (2 * L) * (2 * L);
+                        hi = Math.min(n, i0 + r0 + rc - k0);
+                        if (hi <= lo) continue;
                     }
-                    int so = r * np;
-                    if (c1 <= c0) {                                // nothing visible to this row in this tile
-                        Arrays.fill(s, so, so + n, 0f);
-                        continue;
+                    if (!direct) gemm(q, qOff + r0 * qStride, qStride, 1, kt, k0 + lo, ld, s, r0 * np + lo, np,
+                            rc, roundUp(hi - lo, 2 * L), D, false);                           // S = Q·Kᵀ
+                    for (int r = r0; r < r0 + rc; r++) {
+                        int i = i0 + r, c0 = 0, c1 = n, so = r * np;
+                        if (!full) {
+                            c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
+                            c1 = Math.min(n, i - k0 + 1);
+                        }
+                        if (c1 <= c0) {                            // nothing visible to this row in this tile
+                            Arrays.fill(s, so + lo, so + hi, 0f);
+                            continue;
+                        }
+                        float mOld = m[oRow + r];
+                        float mNew = Math.max(mOld, rowMax(s, so + c0, c1 - c0) * sc2);
+                        float sum = expShift(s, so + c0, c1 - c0, sc2, mNew);
+                        Arrays.fill(s, so + lo, so + c0, 0f);
+                        Arrays.fill(s, so + c1, so + hi, 0f);
+                        float corr = mOld == Float.NEGATIVE_INFINITY ? 0f : exp2(mOld - mNew);
+                        l[oRow + r] = l[oRow + r] * corr + sum;
+                        m[oRow + r] = mNew;
+                        if (corr != 1f) scaleRow(o, (oRow + r) * D, D, corr);
                     }
-                    float mOld = m[r0 + r];
-                    float mNew = Math.max(mOld, rowMax(s, so + c0, c1 - c0) * sc2);
-                    float sum = expShift(s, so + c0, c1 - c0, sc2, mNew);
-                    Arrays.fill(s, so, so + c0, 0f);
-                    Arrays.fill(s, so + c1, so + n, 0f);
-                    float corr = mOld == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp((mOld - mNew) * LN2);
-                    l[r0 + r] = l[r0 + r] * corr + sum;
-                    m[r0 + r] = mNew;
-                    if (corr != 1f) scaleRow(o, (r0 + r) * D, D, corr);
+                    gemm(s, r0 * np + lo, np, 1, v, kvOff + lo * kStride, kStride, o, (oRow + r0) * D, D,
+                            rc, D, hi - lo, true);                                          // O += P·V
                 }
-                // O += P·V   (rows×D, over the n keys)
-                gemm(s, 0, np, 1, v, kvOff, kStride, o, r0 * D, D, rows, D, n, true);
             }
         }
         for (int hh = 0; hh < G; hh++) {
@@ -177,6 +187,7 @@ public final class Attention {
         float sc2 = scale * LOG2E;
         float[] s = sc.s, dp = sc.dp, kt = sc.kt, vt = sc.vt, dkAcc = sc.dkAcc, dvAcc = sc.dvAcc;
         float[] rowD = sc.rowD, rowLse = sc.rowLse;
+        int[] chunkLo = sc.chunkLo, chunkHi = sc.chunkHi;
         // dq rows of this (b, group) start at zero; D_i = rowsum(dO∘O) and lse·log2e per row
         for (int hh = 0; hh < G; hh++) {
             int h = g * G + hh;
@@ -200,30 +211,51 @@ public final class Attention {
                 boolean full = k0 + n - 1 <= i0 && (window < 0 || i0 + rows - 1 - k0 <= window);
                 for (int hh = 0; hh < G; hh++) {
                     int qOff = ((b * T + i0) * H + g * G + hh) * D;
-                    gemm(q, qOff, qStride, 1, kt, 0, np, s, 0, np, rows, np, D, false);     // S  = Q·Kᵀ
-                    gemm(dy, qOff, qStride, 1, vt, 0, np, dp, 0, np, rows, np, D, false);   // dP = dO·Vᵀ
-                    for (int r = 0; r < rows; r++) {
-                        int i = i0 + r, c0 = 0, c1 = n;
+                    for (int r0 = 0; r0 < rows; r0 += RC) {
+                        int rc = Math.min(RC, rows - r0), lo = 0, hi = n;
                         if (!full) {
-                            c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
-                            c1 = Math.min(n, i - k0 + 1);
+                            lo = Math.max(0, (window < 0 ? 0 : i0 + r0 - window) - k0) / (2 * L) * (2 * L);
+                            hi = Math.min(n, i0 + r0 + rc - k0);
                         }
-                        int so = r * np;
-                        if (c1 <= c0) {
-                            Arrays.fill(s, so, so + n, 0f);
-                            Arrays.fill(dp, so, so + n, 0f);
-                            continue;
+                        chunkLo[r0 / RC] = lo;
+                        chunkHi[r0 / RC] = hi;
+                        if (hi <= lo) continue;
+                        int cols = roundUp(hi - lo, 2 * L), qo = qOff + r0 * qStride;
+                        gemm(q, qo, qStride, 1, kt, lo, np, s, r0 * np + lo, np, rc, cols, D, false);   // S  = Q·Kᵀ
+                        gemm(dy, qo, qStride, 1, vt, lo, np, dp, r0 * np + lo, np, rc, cols, D, false); // dP = dO·Vᵀ
+                        for (int r = r0; r < r0 + rc; r++) {
+                            int i = i0 + r, c0 = 0, c1 = n, so = r * np;
+                            if (!full) {
+                                c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
+                                c1 = Math.min(n, i - k0 + 1);
+                            }
+                            if (c1 <= c0) {
+                                Arrays.fill(s, so + lo, so + hi, 0f);
+                                Arrays.fill(dp, so + lo, so + hi, 0f);
+                                continue;
+                            }
+                            probsAndGrad(s, dp, so + c0, c1 - c0, sc2, rowLse[hh * T + i], rowD[hh * T + i], scale);
+                            Arrays.fill(s, so + lo, so + c0, 0f);
+                            Arrays.fill(s, so + c1, so + hi, 0f);
+                            Arrays.fill(dp, so + lo, so + c0, 0f);
+                            Arrays.fill(dp, so + c1, so + hi, 0f);
                         }
-                        probsAndGrad(s, dp, so + c0, c1 - c0, sc2, rowLse[hh * T + i], rowD[hh * T + i], scale);
-                        Arrays.fill(s, so, so + c0, 0f);
-                        Arrays.fill(s, so + c1, so + n, 0f);
-                        Arrays.fill(dp, so, so + c0, 0f);
-                        Arrays.fill(dp, so + c1, so + n, 0f);
+                        // s holds P, dp holds scale·dS on [lo, hi) of these rows
+                        gemm(dp, r0 * np + lo, np, 1, k, kvOff + lo * kStride, kStride, dq, qo, qStride,
+                                rc, D, hi - lo, true);                                                 // dQ += dS·K
                     }
-                    // s now holds P, dp holds scale·dS (rows × n)
-                    gemm(s, 0, 1, np, dy, qOff, qStride, dvAcc, 0, D, n, D, rows, true);   // dV += Pᵀ·dO
-                    gemm(dp, 0, 1, np, q, qOff, qStride, dkAcc, 0, D, n, D, rows, true);   // dK += dSᵀ·Q
-                    gemm(dp, 0, np, 1, k, kvOff, kStride, dq, qOff, qStride, rows, D, n, true); // dQ += dS·K
+                    if (full) {                                    // one product over all rows: longest inner loop
+                        gemm(s, 0, 1, np, dy, qOff, qStride, dvAcc, 0, D, n, D, rows, true);          // dV += Pᵀ·dO
+                        gemm(dp, 0, 1, np, q, qOff, qStride, dkAcc, 0, D, n, D, rows, true);          // dK += dSᵀ·Q
+                    } else {
+                        for (int r0 = 0; r0 < rows; r0 += RC) {
+                            int rc = Math.min(RC, rows - r0), lo = chunkLo[r0 / RC], hi = chunkHi[r0 / RC];
+                            if (hi <= lo) continue;
+                            int qo = qOff + r0 * qStride;
+                            gemm(s, r0 * np + lo, 1, np, dy, qo, qStride, dvAcc, lo * D, D, hi - lo, D, rc, true);
+                            gemm(dp, r0 * np + lo, 1, np, q, qo, qStride, dkAcc, lo * D, D, hi - lo, D, rc, true);
+                        }
+                    }
                 }
             }
             for (int j = 0; j < n; j++) {
@@ -386,18 +418,33 @@ public final class Attention {
 
     /** dst[d·ld + col0 + j] = src[off + j·stride + d] for j &lt; n. */
     private static void transpose(float[] src, int off, int stride, int n, int D, float[] dst, int ld, int col0) {
-        for (int j = 0; j < n; j++) {
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {                               // 4 source rows at a time: 4 adjacent stores
+            int s0 = off + j * stride, s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride;
+            for (int d = 0; d < D; d++) {
+                int o = d * ld + col0 + j;
+                dst[o] = src[s0 + d];
+                dst[o + 1] = src[s1 + d];
+                dst[o + 2] = src[s2 + d];
+                dst[o + 3] = src[s3 + d];
+            }
+        }
+        for (; j < n; j++) {
             int so = off + j * stride;
             for (int d = 0; d < D; d++) dst[d * ld + col0 + j] = src[so + d];
         }
     }
 
+    /** max of s[off..off+n); compare+blend instead of max(), whose Java NaN/±0 semantics cost extra instructions. */
     private static float rowMax(float[] s, int off, int n) {
         int j = 0;
         float mx = Float.NEGATIVE_INFINITY;
         if (n >= L) {
             FloatVector acc = FloatVector.fromArray(F, s, off);
-            for (j = L; j + L <= n; j += L) acc = acc.max(FloatVector.fromArray(F, s, off + j));
+            for (j = L; j + L <= n; j += L) {
+                FloatVector x = FloatVector.fromArray(F, s, off + j);
+                acc = acc.blend(x, acc.compare(VectorOperators.LT, x));
+            }
             mx = acc.reduceLanes(VectorOperators.MAX);
         }
         for (; j < n; j++) mx = Math.max(mx, s[off + j]);
@@ -450,13 +497,14 @@ public final class Attention {
     }
 
     // 2^x for x <= 0 (softmax arguments): x = n + f with n = round(x), |f| <= 1/2; 2^f by a degree-6 Taylor
-    // polynomial of e^(f·ln2) (relative error ~1.2e-7); 2^n built in the exponent bits. x is clamped at -126.
+    // polynomial of e^(f·ln2) (relative error ~1.2e-7); 2^n built in the exponent bits. x is clamped at -127,
+    // where the exponent field becomes 0 and the result exactly 0 (true value < 1e-38).
     private static final float ROUND = 12582912f;                 // 1.5·2^23: x + ROUND rounds x to an integer
     private static final float C1 = 0.6931471805599453f, C2 = 0.2402265069591007f, C3 = 0.05550410866482158f,
             C4 = 0.009618129107628477f, C5 = 0.0013333558146428443f, C6 = 1.5403530393381606e-4f;
 
     static FloatVector exp2(FloatVector x) {
-        x = x.max(-126f);
+        x = x.blend(-127f, x.compare(VectorOperators.LT, -127f));  // 2^-127 comes out as exactly 0 below
         FloatVector t = x.add(ROUND);
         FloatVector f = x.sub(t.sub(ROUND));
         FloatVector p = f.fma(C6, C5).fma(f, FloatVector.broadcast(F, C4)).fma(f, FloatVector.broadcast(F, C3))
@@ -466,7 +514,7 @@ public final class Attention {
     }
 
     static float exp2(float x) {
-        x = Math.max(x, -126f);
+        x = Math.max(x, -127f);
         float t = x + ROUND;
         float f = x - (t - ROUND);
         float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(f, C6, C5), f, C4), f, C3), f, C2), f, C1), f, 1f);
@@ -482,6 +530,7 @@ public final class Attention {
         private static final ThreadLocal<Scratch> LOCAL = ThreadLocal.withInitial(Scratch::new);
         float[] s = new float[0], dp, kt, vt, o, m, l, dkAcc, dvAcc, rowD = new float[0], rowLse = new float[0];
         int g = -1, d = -1;
+        final int[] chunkLo = new int[BQ / RC], chunkHi = new int[BQ / RC];
         /** Keys [ktLo, ktHi) of (call, b, g) transposed into ktAll[d·ktLd + j], kept while a thread walks query blocks. */
         float[] ktAll = new float[0];
         long ktCall = -1;
