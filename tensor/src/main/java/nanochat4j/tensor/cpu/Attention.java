@@ -5,26 +5,31 @@ import java.util.concurrent.atomic.AtomicLong;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Causal self-attention with GQA and a left sliding window, flash-style: forward, backward and the KV-cache form.
  * <ul>
  *   <li>Mask: query head h reads kv head h/(H/KV); key j is visible to query i iff j &lt;= i and
- *       (window &lt; 0 or i - j &lt;= window), so a window W sees W+1 keys. Blocks of keys no query of a block can
- *       see are never visited (work is O(T·min(T, W))), fully visible blocks skip the mask.</li>
+ *       (window &lt; 0 or i - j &lt;= window), so a window W sees W+1 keys. Key tiles no query of a block can see
+ *       are never visited (work is O(T·min(T, W))); fully visible tiles skip the mask, and partially visible ones
+ *       (diagonal, window edge) are computed in chunks of {@link #RC} rows over only the columns they can see.</li>
  *   <li>Never a T×T matrix: queries go in blocks of {@link #BQ} rows against tiles of {@link #BK} keys with an
  *       online softmax (running max m and sum l per row); scores live in a BQ×BK scratch tile. Base-2 inside:
  *       p = 2^(s·scale·log2e − m), and lse = (m + log2 l)·ln2 is saved for the backward.</li>
- *   <li>GQA without repeating K/V: the H/KV query heads of one kv head share each K/V tile (transposed once).</li>
+ *   <li>GQA without repeating K/V: the H/KV query heads of one kv head share every K/V tile. The forward keeps a
+ *       thread's transposed keys Kᵀ across the query blocks of one (batch, kv head) it walks.</li>
  *   <li>Backward (FlashAttention-2): recompute P = exp(S − lse); D_i = rowsum(dO∘O); dV += Pᵀ·dO, dP = dO·Vᵀ,
- *       dS = P∘(dP − D_i), dK += scale·dSᵀ·Q, dQ += scale·dS·K. One task per (batch, kv head) owns its dQ rows,
- *       so nothing is accumulated across threads.</li>
- *   <li>Every product is the one register-tiled kernel {@link #gemm} (4 rows × 2 vectors of outputs, broadcast
- *       scalar × vector FMAs); exp is a vector polynomial {@link #exp2}. Per-thread scratch, no allocation per tile.</li>
- *   <li>Decode (a few query rows) skips the K transpose and scores with direct dot products; it is memory-bound
- *       over the cache.</li>
+ *       dS = P∘(dP − D_i), dK += scale·dSᵀ·Q, dQ += scale·dS·K. One task per (batch, kv head) walks its key tiles
+ *       and owns its dQ rows, so nothing is accumulated across threads.</li>
+ *   <li>Every product is the one register-tiled kernel {@link #gemm}: broadcast-scalar × vector FMAs over tiles of
+ *       4 rows × 4 vectors (32-register ISAs) or 4 rows × 2 vectors (AVX2). exp is a vector polynomial
+ *       {@link #exp2}. Per-thread scratch, reused across calls: no allocation per tile.</li>
+ *   <li>Decode (fewer than 4 query rows) skips the K transpose and scores with direct dot products; it is
+ *       memory-bound over the cache.</li>
  * </ul>
+ * Parallel over (batch, kv head, query block) forward and (batch, kv head) backward with {@link Parallel}.
  */
 public final class Attention {
     private Attention() {}
@@ -38,7 +43,7 @@ public final class Attention {
     private static final float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
     /** True where the ISA has 32 vector registers, so a 16-accumulator tile does not spill. */
     private static final boolean WIDE = System.getProperty("os.arch", "").equals("aarch64")
-            || jdk.incubator.vector.VectorShape.preferredShape().vectorBitSize() >= 512;
+            || VectorShape.preferredShape().vectorBitSize() >= 512;
     /** Numbers forward calls, so a thread's transposed keys are never reused across calls. */
     private static final AtomicLong CALLS = new AtomicLong();
 
