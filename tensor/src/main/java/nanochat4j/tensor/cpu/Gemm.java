@@ -181,7 +181,11 @@ public final class Gemm {
                 for (int p = 0; p < kc; p++) {
                     int src = aOff + (p0 + p) * lda + i0 + ir;
                     int dst = base + p * MR;
-                    for (int r = 0; r < mr; r++) ap[dst + r] = a[src + r];
+                    if (mr == MR) {
+                        for (int r = 0; r < MR; r++) ap[dst + r] = a[src + r]; // constant trip count: unrolled
+                    } else {
+                        for (int r = 0; r < mr; r++) ap[dst + r] = a[src + r];
+                    }
                 }
             }
             if (mr < MR) {
