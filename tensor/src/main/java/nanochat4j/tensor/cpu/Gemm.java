@@ -1,5 +1,6 @@
 package nanochat4j.tensor.cpu;
 
+import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -13,9 +14,10 @@ import jdk.incubator.vector.VectorSpecies;
  * <ul>
  *   <li>op(B) is packed once per call (per NC block of columns when k·n is large) into NR-wide column panels,
  *       each k×NR contiguous, by all threads together; every transpose is absorbed by the packing.</li>
- *   <li>Each thread then owns a block of C rows (or of B panels when m is too short to split): for each MC×KC
- *       block of op(A) it packs MR-row panels (KC×MR, k-major) into its own buffer (L2-resident), and runs the
- *       micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1 across the A panels.</li>
+ *   <li>The threads then take chunks of C rows (or of B panels when m is too short to split) from a shared
+ *       counter: for each MC×KC block of op(A) a thread packs MR-row panels (KC×MR, k-major) into its own buffer
+ *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
+ *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
  *       14×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2.</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
@@ -96,6 +98,7 @@ public final class Gemm {
         if (ws.b.length < bSize) ws.b = new float[(int) bSize];
         float[] bp = ws.b;
         int mTiles = (m + MR - 1) / MR;
+        int threads = Parallel.threads();
         for (int jc = 0; jc < n; jc += ncPanels * NR) {
             int panels = Math.min(ncPanels, (n - jc + NR - 1) / NR);
             int j0 = jc;
@@ -106,20 +109,31 @@ public final class Gemm {
             }
             if (!parallel) {
                 block(0, m, 0, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
-            } else if (imbalance(mTiles) <= imbalance(panels)) {
-                Parallel.forRange(mTiles, (t0, t1) -> block(t0 * MR, Math.min(m, t1 * MR), 0, panels, transA, k, n,
-                        j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc));
+            } else if (mTiles >= 2 * threads) {
+                // Chunks of row tiles handed out on demand: a thread that loses its core to another process
+                // leaves its share to the others instead of holding up the whole call.
+                int chunk = Math.clamp((mTiles + 4 * threads - 1) / (4 * threads), 1, MC / MR);
+                int chunks = (mTiles + chunk - 1) / chunk;
+                AtomicInteger next = new AtomicInteger();
+                Parallel.forRange(threads, (s0, s1) -> {
+                    for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                        block(ch * chunk * MR, Math.min(m, (ch + 1) * chunk * MR), 0, panels, transA, k, n, j0,
+                                alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                    }
+                });
             } else {
-                Parallel.forRange(panels, (p0, p1) -> block(0, m, p0, p1, transA, k, n, j0,
-                        alpha, a, aOff, lda, bp, beta, c, cOff, ldc));
+                // Too few rows to share: chunks of B panels instead (each chunk packs the short op(A) again).
+                int chunk = Math.max(1, (panels + 4 * threads - 1) / (4 * threads));
+                int chunks = (panels + chunk - 1) / chunk;
+                AtomicInteger next = new AtomicInteger();
+                Parallel.forRange(threads, (s0, s1) -> {
+                    for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                        block(0, m, ch * chunk, Math.min(panels, (ch + 1) * chunk), transA, k, n, j0,
+                                alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                    }
+                });
             }
         }
-    }
-
-    /** Work of the busiest thread relative to a perfect split, for a split into units of equal cost. */
-    private static double imbalance(int units) {
-        int t = Parallel.threads();
-        return (double) ((units + t - 1) / t) * t / units;
     }
 
     /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block that starts at column jc. */
