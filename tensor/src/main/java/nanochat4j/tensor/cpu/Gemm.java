@@ -13,7 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>GotoBLAS/BLIS structure, pure Vector API:
  * <ul>
  *   <li>op(B) is packed once per call (per NC block of columns when k·n is large) into NR-wide column panels,
- *       each k×NR contiguous, by all threads together; every transpose is absorbed by the packing.</li>
+ *       (KC×NR k-major slices, all panels of one depth block contiguous), by all threads together; every
+ *       transpose is absorbed by the packing.</li>
  *   <li>The threads then take chunks of C rows (or of B panels when m is too short to split) from a shared
  *       counter: for each MC×KC block of op(A) a thread packs MR-row panels (KC×MR, k-major) into its own buffer
  *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
@@ -103,12 +104,12 @@ public final class Gemm {
             int panels = Math.min(ncPanels, (n - jc + NR - 1) / NR);
             int j0 = jc;
             if (parallel && (long) panels * k * NR >= (1 << 16)) {
-                Parallel.forRange(panels, (p0, p1) -> packB(transB, b, bOff, ldb, k, n, j0, p0, p1, bp));
+                Parallel.forRange(panels, (p0, p1) -> packB(transB, b, bOff, ldb, k, n, j0, panels, p0, p1, bp));
             } else {
-                packB(transB, b, bOff, ldb, k, n, j0, 0, panels, bp);
+                packB(transB, b, bOff, ldb, k, n, j0, panels, 0, panels, bp);
             }
             if (!parallel) {
-                block(0, m, 0, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                block(0, m, 0, panels, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
             } else if (mTiles >= 2 * threads) {
                 // Chunks of row tiles handed out on demand: a thread that loses its core to another process
                 // leaves its share to the others instead of holding up the whole call.
@@ -117,7 +118,7 @@ public final class Gemm {
                 AtomicInteger next = new AtomicInteger();
                 Parallel.forRange(threads, (s0, s1) -> {
                     for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
-                        block(ch * chunk * MR, Math.min(m, (ch + 1) * chunk * MR), 0, panels, transA, k, n, j0,
+                        block(ch * chunk * MR, Math.min(m, (ch + 1) * chunk * MR), 0, panels, panels, transA, k, n, j0,
                                 alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
                     }
                 });
@@ -128,7 +129,7 @@ public final class Gemm {
                 AtomicInteger next = new AtomicInteger();
                 Parallel.forRange(threads, (s0, s1) -> {
                     for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
-                        block(0, m, ch * chunk, Math.min(panels, (ch + 1) * chunk), transA, k, n, j0,
+                        block(0, m, ch * chunk, Math.min(panels, (ch + 1) * chunk), panels, transA, k, n, j0,
                                 alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
                     }
                 });
@@ -136,8 +137,8 @@ public final class Gemm {
         }
     }
 
-    /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block that starts at column jc. */
-    private static void block(int i0, int i1, int p0, int p1, boolean transA, int k, int n, int jc, float alpha,
+    /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block (of {@code panels} panels) that starts at column jc. */
+    private static void block(int i0, int i1, int p0, int p1, int panels, boolean transA, int k, int n, int jc, float alpha,
             float[] a, int aOff, int lda, float[] bp, float beta, float[] c, int cOff, int ldc) {
         Workspace ws = WORKSPACE.get();
         float[] ap = ws.a;
@@ -151,7 +152,7 @@ public final class Gemm {
                 for (int jp = p0; jp < p1; jp++) {
                     int col = jc + jp * NR;
                     int nr = Math.min(NR, n - col);
-                    int bi = jp * k * NR + pc * NR;
+                    int bi = pc * panels * NR + jp * kc * NR;
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = Math.min(MR, mc - ir);
                         int ci = cOff + (ic + ir) * ldc + col;
@@ -210,37 +211,44 @@ public final class Gemm {
         }
     }
 
-    /** Packs op(B) (all k rows) × panels [q0, q1) of NR columns from column jc: panel j is k×NR at j·k·NR. */
-    private static void packB(boolean transB, float[] b, int bOff, int ldb, int k, int n, int jc, int q0, int q1,
-            float[] bp) {
+    /**
+     * Packs op(B) (all k rows) × panels [q0, q1) of the NC block (of {@code panels} panels) starting at column jc.
+     * Depth-block-major: the KC-deep slices of all panels lie together (block pc at pc·panels·NR, panel jp of it at
+     * + jp·kc·NR, kc×NR k-major), so one depth block of B is one contiguous stream for the prefetchers.
+     */
+    private static void packB(boolean transB, float[] b, int bOff, int ldb, int k, int n, int jc, int panels,
+            int q0, int q1, float[] bp) {
         for (int jp = q0; jp < q1; jp++) {
             int col = jc + jp * NR;
             int nr = Math.min(NR, n - col);
-            int base = jp * k * NR;
-            if (!transB && nr == NR) {
-                for (int p = 0; p < k; p++) {
-                    int src = bOff + p * ldb + col;
-                    int dst = base + p * NR;
-                    FloatVector.fromArray(F, b, src).intoArray(bp, dst);
-                    FloatVector.fromArray(F, b, src + L).intoArray(bp, dst + L);
-                }
-            } else if (!transB) {
-                for (int p = 0; p < k; p++) {
-                    int src = bOff + p * ldb + col;
-                    int dst = base + p * NR;
-                    for (int q = 0; q < nr; q++) bp[dst + q] = b[src + q];
-                    for (int q = nr; q < NR; q++) bp[dst + q] = 0f;
-                }
-            } else {
-                // Stored B is n×k: read each column's row contiguously, in depth chunks that keep the panel in L1.
-                for (int pb = 0; pb < k; pb += 64) {
-                    int pe = Math.min(k, pb + 64);
-                    for (int q = 0; q < nr; q++) {
-                        int src = bOff + (col + q) * ldb;
-                        for (int p = pb; p < pe; p++) bp[base + p * NR + q] = b[src + p];
+            for (int pc = 0; pc < k; pc += KC) {
+                int kc = Math.min(KC, k - pc);
+                int base = pc * panels * NR + jp * kc * NR;
+                if (!transB && nr == NR) {
+                    for (int p = 0; p < kc; p++) {
+                        int src = bOff + (pc + p) * ldb + col;
+                        int dst = base + p * NR;
+                        FloatVector.fromArray(F, b, src).intoArray(bp, dst);
+                        FloatVector.fromArray(F, b, src + L).intoArray(bp, dst + L);
                     }
-                    for (int q = nr; q < NR; q++) {
-                        for (int p = pb; p < pe; p++) bp[base + p * NR + q] = 0f;
+                } else if (!transB) {
+                    for (int p = 0; p < kc; p++) {
+                        int src = bOff + (pc + p) * ldb + col;
+                        int dst = base + p * NR;
+                        for (int q = 0; q < nr; q++) bp[dst + q] = b[src + q];
+                        for (int q = nr; q < NR; q++) bp[dst + q] = 0f;
+                    }
+                } else {
+                    // Stored B is n×k: read each column's row contiguously, in depth chunks that stay in L1.
+                    for (int pb = 0; pb < kc; pb += 64) {
+                        int pe = Math.min(kc, pb + 64);
+                        for (int q = 0; q < nr; q++) {
+                            int src = bOff + (col + q) * ldb + pc;
+                            for (int p = pb; p < pe; p++) bp[base + p * NR + q] = b[src + p];
+                        }
+                        for (int q = nr; q < NR; q++) {
+                            for (int p = pb; p < pe; p++) bp[base + p * NR + q] = 0f;
+                        }
                     }
                 }
             }
