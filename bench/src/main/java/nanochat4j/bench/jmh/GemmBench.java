@@ -20,34 +20,34 @@ import org.openjdk.jmh.annotations.Warmup;
 /**
  * fp32 GEMM (all pool threads): square 256–2048 and the real layer products of d4/d6/d12 (C = 256/384/768) at
  * B·T = 4096 — forward y = x·Wᵀ (NT), dX = dY·W (NN) and dW = dYᵀ·X (TN) for W in (C,C), (4C,C), (C,4C) and the
- * lm_head (32768, C). Shapes are "m,n,k,transAtransB"; GFLOP/s = 2·m·n·k / time (JMH prints time per op: divide).
+ * lm_head (32768, C). Shapes are "MxNxK_AB" (A, B: N plain or T transposed); GFLOP/s = 2·m·n·k / time (JMH prints time per op: divide).
  * Run: {@code java --add-modules jdk.incubator.vector -cp bench/target/nanochat4j.jar org.openjdk.jmh.Main GemmBench}
- * (one shape: {@code ... GemmBench -p shape=4096,32768,384,NT}).
+ * (one shape: {@code ... GemmBench -p shape=4096x32768x384_NT}).
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
-@Warmup(iterations = 3, time = 2)
+@Warmup(iterations = 6, time = 3) // the first calls run before C2 has compiled the micro-kernel: seconds each
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx8g"})
 public class GemmBench {
     @Param({
-        "256,256,256,NN", "512,512,512,NN", "1024,1024,1024,NN", "2048,2048,2048,NN",
+        "256x256x256_NN", "512x512x512_NN", "1024x1024x1024_NN", "2048x2048x2048_NN",
         // d4: C=256
-        "4096,256,256,NT", "4096,256,256,NN", "256,256,4096,TN",
-        "4096,1024,256,NT", "4096,256,1024,NN", "1024,256,4096,TN",
-        "4096,256,1024,NT", "4096,1024,256,NN", "256,1024,4096,TN",
-        "4096,32768,256,NT", "4096,256,32768,NN", "32768,256,4096,TN",
+        "4096x256x256_NT", "4096x256x256_NN", "256x256x4096_TN",
+        "4096x1024x256_NT", "4096x256x1024_NN", "1024x256x4096_TN",
+        "4096x256x1024_NT", "4096x1024x256_NN", "256x1024x4096_TN",
+        "4096x32768x256_NT", "4096x256x32768_NN", "32768x256x4096_TN",
         // d6: C=384
-        "4096,384,384,NT", "4096,384,384,NN", "384,384,4096,TN",
-        "4096,1536,384,NT", "4096,384,1536,NN", "1536,384,4096,TN",
-        "4096,384,1536,NT", "4096,1536,384,NN", "384,1536,4096,TN",
-        "4096,32768,384,NT", "4096,384,32768,NN", "32768,384,4096,TN",
+        "4096x384x384_NT", "4096x384x384_NN", "384x384x4096_TN",
+        "4096x1536x384_NT", "4096x384x1536_NN", "1536x384x4096_TN",
+        "4096x384x1536_NT", "4096x1536x384_NN", "384x1536x4096_TN",
+        "4096x32768x384_NT", "4096x384x32768_NN", "32768x384x4096_TN",
         // d12: C=768
-        "4096,768,768,NT", "4096,768,768,NN", "768,768,4096,TN",
-        "4096,3072,768,NT", "4096,768,3072,NN", "3072,768,4096,TN",
-        "4096,768,3072,NT", "4096,3072,768,NN", "768,3072,4096,TN",
-        "4096,32768,768,NT", "4096,768,32768,NN", "32768,768,4096,TN",
+        "4096x768x768_NT", "4096x768x768_NN", "768x768x4096_TN",
+        "4096x3072x768_NT", "4096x768x3072_NN", "3072x768x4096_TN",
+        "4096x768x3072_NT", "4096x3072x768_NN", "768x3072x4096_TN",
+        "4096x32768x768_NT", "4096x768x32768_NN", "32768x768x4096_TN",
     })
     public String shape;
 
@@ -57,12 +57,13 @@ public class GemmBench {
 
     @Setup(Level.Trial)
     public void setup() {
-        String[] p = shape.split(",");
-        m = Integer.parseInt(p[0]);
-        n = Integer.parseInt(p[1]);
-        k = Integer.parseInt(p[2]);
-        ta = p[3].charAt(0) == 'T';
-        tb = p[3].charAt(1) == 'T';
+        String[] dims = shape.substring(0, shape.indexOf('_')).split("x");
+        String trans = shape.substring(shape.indexOf('_') + 1);
+        m = Integer.parseInt(dims[0]);
+        n = Integer.parseInt(dims[1]);
+        k = Integer.parseInt(dims[2]);
+        ta = trans.charAt(0) == 'T';
+        tb = trans.charAt(1) == 'T';
         lda = ta ? m : k;
         ldb = tb ? k : n;
         SplittableRandom r = new SplittableRandom(42);
