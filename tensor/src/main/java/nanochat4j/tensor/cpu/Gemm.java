@@ -20,7 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
  *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
- *       14×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2.</li>
+ *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2. It runs at the
+ *       FMA-loop peak in isolation; taller tiles (12×2, 14×2) are no faster and make C1 bail out ("out of virtual
+ *       registers"), which can leave the kernel in slow non-intrinsified code for tens of seconds.</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
@@ -34,12 +36,12 @@ public final class Gemm {
     /** 256-bit x86 (AVX2) has 16 vector registers; AVX-512 and NEON have 32. */
     private static final boolean FEW_REGISTERS = Vec.F.vectorBitSize() == 256
             && VectorShape.preferredShape().vectorBitSize() == 256;
-    static final int MR = FEW_REGISTERS ? 6 : 14;
+    static final int MR = FEW_REGISTERS ? 6 : 8;
     static final int NR = 2 * L;
     /** Depth of one packed block: a KC×NR B panel (48 KiB at 512 bits) fits L1 with the A panel streaming by. */
     static final int KC = 384;
     /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
-    static final int MC = MR * (FEW_REGISTERS ? 16 : 8);
+    static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
     /** Most floats of packed B held at once (16 MiB); wider problems are done in NC column blocks. */
     private static final int B_PACK_LIMIT = 1 << 22;
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
@@ -178,7 +180,7 @@ public final class Gemm {
         if (FEW_REGISTERS) {
             kernel6x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
         } else {
-            kernel14x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+            kernel8x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
         }
     }
 
@@ -264,8 +266,8 @@ public final class Gemm {
         }
     }
 
-    /** 14×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel14x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    /** 8×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
+    private static void kernel8x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
@@ -274,13 +276,7 @@ public final class Gemm {
         FloatVector c5_0 = FloatVector.zero(F), c5_1 = FloatVector.zero(F);
         FloatVector c6_0 = FloatVector.zero(F), c6_1 = FloatVector.zero(F);
         FloatVector c7_0 = FloatVector.zero(F), c7_1 = FloatVector.zero(F);
-        FloatVector c8_0 = FloatVector.zero(F), c8_1 = FloatVector.zero(F);
-        FloatVector c9_0 = FloatVector.zero(F), c9_1 = FloatVector.zero(F);
-        FloatVector c10_0 = FloatVector.zero(F), c10_1 = FloatVector.zero(F);
-        FloatVector c11_0 = FloatVector.zero(F), c11_1 = FloatVector.zero(F);
-        FloatVector c12_0 = FloatVector.zero(F), c12_1 = FloatVector.zero(F);
-        FloatVector c13_0 = FloatVector.zero(F), c13_1 = FloatVector.zero(F);
-        for (int p = 0; p < kc; p++, ai += 14, bi += 2 * L) {
+        for (int p = 0; p < kc; p++, ai += 8, bi += 2 * L) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bi);
             FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
             FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);
@@ -299,18 +295,6 @@ public final class Gemm {
             c6_0 = a6.fma(b0, c6_0); c6_1 = a6.fma(b1, c6_1);
             FloatVector a7 = FloatVector.broadcast(F, ap[ai + 7]);
             c7_0 = a7.fma(b0, c7_0); c7_1 = a7.fma(b1, c7_1);
-            FloatVector a8 = FloatVector.broadcast(F, ap[ai + 8]);
-            c8_0 = a8.fma(b0, c8_0); c8_1 = a8.fma(b1, c8_1);
-            FloatVector a9 = FloatVector.broadcast(F, ap[ai + 9]);
-            c9_0 = a9.fma(b0, c9_0); c9_1 = a9.fma(b1, c9_1);
-            FloatVector a10 = FloatVector.broadcast(F, ap[ai + 10]);
-            c10_0 = a10.fma(b0, c10_0); c10_1 = a10.fma(b1, c10_1);
-            FloatVector a11 = FloatVector.broadcast(F, ap[ai + 11]);
-            c11_0 = a11.fma(b0, c11_0); c11_1 = a11.fma(b1, c11_1);
-            FloatVector a12 = FloatVector.broadcast(F, ap[ai + 12]);
-            c12_0 = a12.fma(b0, c12_0); c12_1 = a12.fma(b1, c12_1);
-            FloatVector a13 = FloatVector.broadcast(F, ap[ai + 13]);
-            c13_0 = a13.fma(b0, c13_0); c13_1 = a13.fma(b1, c13_1);
         }
         FloatVector va = FloatVector.broadcast(F, alpha);
         if (beta == 0f) {
@@ -322,12 +306,6 @@ public final class Gemm {
             c5_0.mul(va).intoArray(c, ci + 5 * ldc); c5_1.mul(va).intoArray(c, ci + 5 * ldc + 1 * L);
             c6_0.mul(va).intoArray(c, ci + 6 * ldc); c6_1.mul(va).intoArray(c, ci + 6 * ldc + 1 * L);
             c7_0.mul(va).intoArray(c, ci + 7 * ldc); c7_1.mul(va).intoArray(c, ci + 7 * ldc + 1 * L);
-            c8_0.mul(va).intoArray(c, ci + 8 * ldc); c8_1.mul(va).intoArray(c, ci + 8 * ldc + 1 * L);
-            c9_0.mul(va).intoArray(c, ci + 9 * ldc); c9_1.mul(va).intoArray(c, ci + 9 * ldc + 1 * L);
-            c10_0.mul(va).intoArray(c, ci + 10 * ldc); c10_1.mul(va).intoArray(c, ci + 10 * ldc + 1 * L);
-            c11_0.mul(va).intoArray(c, ci + 11 * ldc); c11_1.mul(va).intoArray(c, ci + 11 * ldc + 1 * L);
-            c12_0.mul(va).intoArray(c, ci + 12 * ldc); c12_1.mul(va).intoArray(c, ci + 12 * ldc + 1 * L);
-            c13_0.mul(va).intoArray(c, ci + 13 * ldc); c13_1.mul(va).intoArray(c, ci + 13 * ldc + 1 * L);
         } else {
             FloatVector vb = FloatVector.broadcast(F, beta);
             c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
@@ -346,18 +324,6 @@ public final class Gemm {
             c6_1.mul(va).add(FloatVector.fromArray(F, c, ci + 6 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 6 * ldc + 1 * L);
             c7_0.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc).mul(vb)).intoArray(c, ci + 7 * ldc);
             c7_1.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 7 * ldc + 1 * L);
-            c8_0.mul(va).add(FloatVector.fromArray(F, c, ci + 8 * ldc).mul(vb)).intoArray(c, ci + 8 * ldc);
-            c8_1.mul(va).add(FloatVector.fromArray(F, c, ci + 8 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 8 * ldc + 1 * L);
-            c9_0.mul(va).add(FloatVector.fromArray(F, c, ci + 9 * ldc).mul(vb)).intoArray(c, ci + 9 * ldc);
-            c9_1.mul(va).add(FloatVector.fromArray(F, c, ci + 9 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 9 * ldc + 1 * L);
-            c10_0.mul(va).add(FloatVector.fromArray(F, c, ci + 10 * ldc).mul(vb)).intoArray(c, ci + 10 * ldc);
-            c10_1.mul(va).add(FloatVector.fromArray(F, c, ci + 10 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 10 * ldc + 1 * L);
-            c11_0.mul(va).add(FloatVector.fromArray(F, c, ci + 11 * ldc).mul(vb)).intoArray(c, ci + 11 * ldc);
-            c11_1.mul(va).add(FloatVector.fromArray(F, c, ci + 11 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 11 * ldc + 1 * L);
-            c12_0.mul(va).add(FloatVector.fromArray(F, c, ci + 12 * ldc).mul(vb)).intoArray(c, ci + 12 * ldc);
-            c12_1.mul(va).add(FloatVector.fromArray(F, c, ci + 12 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 12 * ldc + 1 * L);
-            c13_0.mul(va).add(FloatVector.fromArray(F, c, ci + 13 * ldc).mul(vb)).intoArray(c, ci + 13 * ldc);
-            c13_1.mul(va).add(FloatVector.fromArray(F, c, ci + 13 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 13 * ldc + 1 * L);
         }
     }
 
