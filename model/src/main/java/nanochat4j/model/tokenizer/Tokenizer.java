@@ -388,7 +388,9 @@ public final class Tokenizer {
             int h = ChunkTable.hash(s, off, len);
             int e = cache.find(h, s, off, len);
             if (e >= 0) {
-                out.addAll(cacheIds, cacheStart[e], cacheLen[e]);
+                int n = cacheLen[e];
+                if (n == 1) out.add(cacheIds[cacheStart[e]]);
+                else out.addAll(cacheIds, cacheStart[e], n);
                 return;
             }
             if (bytes.length < 3 * len) bytes = new byte[3 * len];
