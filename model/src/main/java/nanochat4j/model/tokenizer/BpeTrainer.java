@@ -110,6 +110,11 @@ public final class BpeTrainer {
             this.progress = progress;
         }
 
+        /** Stops the stream (another worker failed): the others finish their batch and return. */
+        synchronized void abort() {
+            done = true;
+        }
+
         /** Next documents (about {@code budget} chars), empty at the end. */
         synchronized List<String> next(int budget) {
             List<String> batch = new ArrayList<>();
@@ -148,17 +153,18 @@ public final class BpeTrainer {
     static Counts count(Iterator<String> docs, Options o, Progress progress) {
         Reader reader = new Reader(docs, o, progress);
         Counts[] parts = new Counts[o.threads()];
+        for (int p = 0; p < parts.length; p++) parts[p] = new Counts();
         AtomicReference<Throwable> failure = new AtomicReference<>();
-        Thread[] threads = new Thread[o.threads() - 1];
-        for (int p = 0; p < parts.length; p++) {
-            Counts c = parts[p] = new Counts();
-            Runnable work = () -> countWorker(reader, c);
-            if (p == 0) continue;
+        // threads 1..n-1 on their own (short-lived) threads, part 0 on the caller
+        Thread[] threads = new Thread[parts.length - 1];
+        for (int p = 1; p < parts.length; p++) {
+            Counts c = parts[p];
             threads[p - 1] = Thread.ofPlatform().name("bpe-count-" + p).daemon().start(() -> {
                 try {
-                    work.run();
+                    countWorker(reader, c);
                 } catch (Throwable t) {
                     failure.compareAndSet(null, t);
+                    reader.abort();
                 }
             });
         }
@@ -166,6 +172,7 @@ public final class BpeTrainer {
             countWorker(reader, parts[0]);
         } catch (Throwable t) {
             failure.compareAndSet(null, t);
+            reader.abort();
         }
         for (Thread t : threads) {
             try {

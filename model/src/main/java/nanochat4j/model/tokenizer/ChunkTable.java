@@ -37,11 +37,15 @@ final class ChunkTable {
         while (true) {
             int e = slots[slot] - 1;
             if (e < 0) return -1;
-            if (keyHash[e] == h && keyLen[e] == len && Arrays.equals(arena, keyStart[e], keyStart[e] + len, s, off, off + len)) {
-                return e;
-            }
+            if (keyHash[e] == h && keyLen[e] == len && sameChars(keyStart[e], s, off, len)) return e;
             slot = (slot + 1) & mask;
         }
+    }
+
+    private boolean sameChars(int start, char[] s, int off, int len) {
+        if (len > 16) return Arrays.equals(arena, start, start + len, s, off, off + len);
+        for (int i = 0; i < len; i++) if (arena[start + i] != s[off + i]) return false;
+        return true;
     }
 
     /** Adds a string known to be absent; returns its index. */

@@ -30,6 +30,12 @@ final class IntList {
         size = 0;
     }
 
+    /** Drops a backing array grown past {@code max} elements (so a thread does not keep a huge one alive). */
+    void shrink(int max) {
+        if (a.length > max) a = new int[256];
+        size = 0;
+    }
+
     int[] toArray() {
         return Arrays.copyOf(a, size);
     }

@@ -35,6 +35,8 @@ public final class Tokenizer {
 
     /** Byte-level tokens per merge-free piece of text cached per thread before the cache is cleared. */
     private static final int CACHE_ENTRIES = 1 << 18;
+    /** Scratch buffers up to this many elements are kept per thread; larger ones are dropped after use. */
+    private static final int KEEP_BUFFER = 1 << 20;
     private static final VarHandle LONG_LE = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final String pattern;
@@ -230,7 +232,9 @@ public final class Tokenizer {
         if (prepend >= 0) out.add(prepend);
         enc.encodeText(text, out);
         if (append >= 0) out.add(append);
-        return out.toArray();
+        int[] ids = out.toArray();
+        out.shrink(KEEP_BUFFER);
+        return ids;
     }
 
     /** As nanochat: prepend/append given by special-token name (null = none). */
@@ -366,8 +370,14 @@ public final class Tokenizer {
         void encodeText(String text, IntList out) {
             text = Utf8.replaceLoneSurrogates(text);
             int n = text.length();
-            if (chars.length < n) chars = new char[Math.max(n, chars.length * 2)];
-            char[] s = chars;
+            char[] s;
+            if (n <= chars.length) {
+                s = chars;
+            } else if (n <= KEEP_BUFFER) {
+                s = chars = new char[Math.max(n, Math.min(KEEP_BUFFER, chars.length * 2))];
+            } else {
+                s = new char[n]; // a huge text: don't keep its buffer alive in this thread
+            }
             text.getChars(0, n, s, 0);
             if (pretokenizer.pattern().equals(Pretokenizer.NANOCHAT_PATTERN)) {
                 for (int i = 0; i < n; ) {
@@ -388,15 +398,19 @@ public final class Tokenizer {
             int h = ChunkTable.hash(s, off, len);
             int e = cache.find(h, s, off, len);
             if (e >= 0) {
-                out.addAll(cacheIds, cacheStart[e], cacheLen[e]);
+                int n = cacheLen[e];
+                if (n == 1) out.add(cacheIds[cacheStart[e]]);
+                else out.addAll(cacheIds, cacheStart[e], n);
                 return;
             }
-            if (bytes.length < 3 * len) bytes = new byte[3 * len];
-            int nb = Utf8.encode(s, off, len, bytes);
+            byte[] b = bytes.length >= 3 * len ? bytes : new byte[3 * len];
+            if (b.length <= KEEP_BUFFER) bytes = b;
+            int nb = Utf8.encode(s, off, len, b);
             int before = out.size();
-            bytePairEncode(bytes, nb, out);
+            bytePairEncode(b, nb, out);
             int count = out.size() - before;
-            if (cache.size() >= CACHE_ENTRIES || cache.arenaChars() > 64L * CACHE_ENTRIES) {
+            if (len > 1024) return; // long chunks are rare and would bloat the cache
+            if (cache.size() >= CACHE_ENTRIES || cache.arenaChars() > 16L * CACHE_ENTRIES) {
                 cache.clear();
                 cacheIdsUsed = 0;
             }
@@ -432,7 +446,7 @@ public final class Tokenizer {
             if (partStart.length < n + 1) {
                 partStart = new int[2 * (n + 1)];
                 partRank = new int[2 * (n + 1)];
-            }
+            } // n <= 128 here: these stay small
             int[] st = partStart, rk = partRank;
             int m = n + 1;
             for (int i = 0; i < n - 1; i++) {

@@ -12,9 +12,12 @@ import java.util.regex.Matcher;
 final class Reference {
     private Reference() {}
 
+    private static final java.util.regex.Pattern PATTERN = Pretokenizer.compile(Pretokenizer.NANOCHAT_PATTERN);
+    private static final Map<Tokenizer, Map<String, Integer>> RANKS = java.util.Collections.synchronizedMap(new java.util.IdentityHashMap<>());
+
     static List<String> split(String s) {
         List<String> out = new ArrayList<>();
-        Matcher m = Pretokenizer.compile(Pretokenizer.NANOCHAT_PATTERN).matcher(s);
+        Matcher m = PATTERN.matcher(s);
         while (m.find()) out.add(m.group());
         return out;
     }
@@ -67,8 +70,11 @@ final class Reference {
 
     /** tiktoken's encode_ordinary: split, then byte_pair_merge per chunk on a list of part starts. */
     static List<Integer> encode(Tokenizer tok, String text) {
-        Map<String, Integer> ranks = new HashMap<>();
-        for (int id = 0; id < tok.mergeableCount(); id++) ranks.put(new String(tok.tokenBytes(id), StandardCharsets.ISO_8859_1), id);
+        Map<String, Integer> ranks = RANKS.computeIfAbsent(tok, t -> {
+            Map<String, Integer> r = new HashMap<>();
+            for (int id = 0; id < t.mergeableCount(); id++) r.put(new String(t.tokenBytes(id), StandardCharsets.ISO_8859_1), id);
+            return r;
+        });
         List<Integer> out = new ArrayList<>();
         for (String chunk : split(Utf8.replaceLoneSurrogates(text))) {
             String piece = new String(chunk.getBytes(StandardCharsets.UTF_8), StandardCharsets.ISO_8859_1);

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -142,6 +143,16 @@ class TokenizerTest {
             assertEquals(Reference.encode(big, s), box(big.encode(s)));
             assertEquals(Reference.encode(tok, s), box(tok.encode(s)));
         }
+    }
+
+    @Test
+    void hugeChunksEncodeInLinearithmicTime() {
+        // one 100k-char chunk of letters and one 100k-char run of spaces: a quadratic merge loop would take minutes
+        String letters = "hello".repeat(20_000), spaces = " ".repeat(100_000) + "x";
+        assertTimeoutPreemptively(java.time.Duration.ofSeconds(20), () -> {
+            assertEquals(letters, big.decode(big.encode(letters)));
+            assertEquals(spaces, big.decode(big.encode(spaces)));
+        });
     }
 
     @Test

@@ -21,6 +21,7 @@ import java.util.zip.GZIPInputStream;
 import nanochat4j.model.tokenizer.TiktokenFormat;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.train.BaseDir;
+import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -77,17 +78,21 @@ public final class TokEvalCommand implements Callable<Integer> {
         if (other != null) out.printf(Locale.ROOT, " %9s %8s %8s", "cmp tok", "cmp b/t", "diff %");
         out.println();
         boolean allOk = true;
+        ProgressBar bar = new ProgressBar(System.err);
+        int row = 0;
         for (var e : texts.entrySet()) {
+            bar.update(row++, texts.size(), "encoding " + e.getKey(), true);
             String text = e.getValue();
             long bytes = text.getBytes(StandardCharsets.UTF_8).length;
             long chars = text.codePointCount(0, text.length());
             int[] ids = ours.encode(text);
             boolean ok = ours.decode(ids).equals(text);
             allOk &= ok;
+            int[] cmp = other == null ? null : other.encode(text);
+            bar.clear();
             out.printf(Locale.ROOT, "%-15s %10d %10d %9d %8.2f %8.2f %6s", e.getKey(), bytes, chars, ids.length,
                     (double) bytes / Math.max(1, ids.length), (double) chars / Math.max(1, ids.length), ok ? "ok" : "FAIL");
-            if (other != null) {
-                int[] cmp = other.encode(text);
+            if (cmp != null) {
                 out.printf(Locale.ROOT, " %9d %8.2f %+7.1f%%", cmp.length, (double) bytes / Math.max(1, cmp.length),
                         100.0 * (cmp.length - ids.length) / Math.max(1, cmp.length));
             }

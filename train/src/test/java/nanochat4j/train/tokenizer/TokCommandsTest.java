@@ -65,6 +65,14 @@ class TokCommandsTest {
             assertTrue(e.out().lines().anyMatch(l -> l.startsWith(row + " ") && l.trim().endsWith("ok")), row + " row in\n" + e.out());
         }
         assertTrue(e.out().contains("note: no code text"), e.out());
+
+        // comparing with the same vocabulary exported as .tiktoken: identical counts, 0% difference
+        Path tiktoken = dir.resolve("ours.tiktoken");
+        nanochat4j.model.tokenizer.TiktokenFormat.write(tok, tiktoken);
+        Run c = run(new TokEvalCommand(), "--tokenizer", out.toString(), "--data", data.toString(), "--compare", tiktoken.toString(),
+                "--code", dir.resolve("none.jsonl").toString(), "--chat", dir.resolve("none.json").toString());
+        assertEquals(0, c.code(), c.out() + c.err());
+        assertTrue(c.out().lines().filter(l -> l.startsWith("news ")).allMatch(l -> l.trim().endsWith("+0.0%")), c.out());
     }
 
     @Test
