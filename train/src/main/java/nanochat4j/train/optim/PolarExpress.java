@@ -15,8 +15,10 @@ import nanochat4j.tensor.cpu.Vec;
  *       wide or square: A = XXᵀ, X ← aX + (bA + cA²)X; tall (rows &gt; cols): A = XᵀX, X ← aX + X(bA + cA²);</li>
  *   <li>Muon+: X rescaled to Frobenius norm √min(rows, cols).</li>
  * </ol>
- * Notable: the GEMMs go through {@link Gemm#sgemmBatched} over the whole batch; the elementwise steps round in the
- * order PyTorch rounds them (b·A + c·A², a·X + product). Norms are summed per row and the rows combined in order,
+ * Notable: the GEMMs go through {@link Gemm#sgemmBatched} over the whole batch; the two symmetric products (A and
+ * A²) of large matrices compute only their upper triangle and mirror it (bitwise the same result, ~25% fewer
+ * flops per iteration);
+ * the elementwise steps round in the order PyTorch rounds them (b·A + c·A², a·X + product). Norms are summed per row and the rows combined in order,
  * so the result does not depend on the thread count. The instance owns its workspace (sized once for
  * {@code capacity} matrices): {@link #x()} is where the caller writes the input and reads the result.
  */
@@ -43,8 +45,17 @@ final class PolarExpress {
     private final float[] gram, gram2;
     /** Per-row sums of squares of the current batch (rows of all matrices, in order). */
     final double[] rowSq;
+    /** Block rows of the symmetric products ({@link #gram}); ≥ side means one plain GEMM. */
+    private final int blockRows;
 
     PolarExpress(int rows, int cols, int capacity) {
+        this(rows, cols, capacity, blockRows(Math.min(rows, cols)));
+    }
+
+    /** With an explicit block size for the symmetric products (tests exercise blocking on small shapes). */
+    PolarExpress(int rows, int cols, int capacity, int blockRows) {
+        if (blockRows < 1) throw new IllegalArgumentException("PolarExpress: block rows " + blockRows + " < 1");
+        this.blockRows = blockRows;
         if (rows < 1 || cols < 1 || capacity < 1) {
             throw new IllegalArgumentException("PolarExpress: bad shape " + capacity + "x" + rows + "x" + cols);
         }
@@ -119,15 +130,9 @@ final class PolarExpress {
         int s = side, mn = rows * cols, ss = s * s;
         for (int it = 0; it < steps; it++) {
             float a = (float) COEFFS[it][0], b = (float) COEFFS[it][1], c = (float) COEFFS[it][2];
-            // A = X Xᵀ (rows×rows) or Xᵀ X (cols×cols)
-            if (tall) {
-                Gemm.sgemmBatched(count, true, false, s, s, rows, 1f, x, 0, cols, mn, x, 0, cols, mn, 0f, gram, 0, s, ss);
-            } else {
-                Gemm.sgemmBatched(count, false, true, s, s, cols, 1f, x, 0, cols, mn, x, 0, cols, mn, 0f, gram, 0, s, ss);
-            }
-            // B = b·A + c·(A A)
-            Gemm.sgemmBatched(count, false, false, s, s, s, 1f, gram, 0, s, ss, gram, 0, s, ss, 0f, gram2, 0, s, ss);
-            axpby(b, gram, c, gram2, count * ss);
+            gram(count);        // A = X Xᵀ (rows×rows) or Xᵀ X (cols×cols)
+            gramSquared(count); // A A
+            axpby(b, gram, c, gram2, count * ss); // B = b·A + c·(A A)
             // Xn = B X (wide) or X B (tall); then Xn = a·X + Xn
             if (tall) {
                 Gemm.sgemmBatched(count, false, false, rows, cols, cols, 1f, x, 0, cols, mn, gram2, 0, s, ss, 0f, xn, 0, cols, mn);
@@ -139,6 +144,63 @@ final class PolarExpress {
             x = xn;
             xn = t;
         }
+    }
+
+    /**
+     * Rows per block of a symmetric product: about a sixth of the side (multiple of 8), but only from 768 on; below,
+     * the blocks would be too thin to repay packing B once per block, so one plain GEMM does the whole product.
+     */
+    static int blockRows(int side) {
+        return side < 768 ? side : ((side + 5) / 6 + 7) / 8 * 8;
+    }
+
+    /**
+     * gram ← X Xᵀ (wide/square) or Xᵀ X (tall) for each matrix. The result is symmetric, so only the upper
+     * triangle is computed, by block rows (about 59% of the flops with six blocks), and mirrored. Bitwise the same as the full
+     * product: Gemm fixes each element's k-order whatever the split, and x·y = y·x.
+     */
+    void gram(int count) {
+        checkCount(count);
+        int s = side, mn = rows * cols, ss = s * s, bs = blockRows;
+        for (int i0 = 0; i0 < s; i0 += bs) {
+            int h = Math.min(bs, s - i0), w = s - i0, c0 = i0 * s + i0;
+            if (tall) { // A[i0:i0+h, i0:s] = X[:, i0:i0+h]ᵀ X[:, i0:s]
+                Gemm.sgemmBatched(count, true, false, h, w, rows, 1f, x, i0, cols, mn, x, i0, cols, mn, 0f, gram, c0, s, ss);
+            } else {    // A[i0:i0+h, i0:s] = X[i0:i0+h, :] X[i0:s, :]ᵀ
+                Gemm.sgemmBatched(count, false, true, h, w, cols, 1f, x, i0 * cols, cols, mn, x, i0 * cols, cols, mn, 0f, gram, c0, s, ss);
+            }
+        }
+        if (bs < s) mirrorUpper(gram, count, s);
+    }
+
+    /** gram2 ← A A for the symmetric A in gram (upper triangle by block rows, then mirrored; see {@link #gram}). */
+    void gramSquared(int count) {
+        checkCount(count);
+        int s = side, ss = s * s, bs = blockRows;
+        for (int i0 = 0; i0 < s; i0 += bs) { // (A A)[i0:i0+h, i0:s] = A[i0:i0+h, :] A[:, i0:s]
+            int h = Math.min(bs, s - i0), w = s - i0;
+            Gemm.sgemmBatched(count, false, false, h, w, s, 1f, gram, i0 * s, s, ss, gram, i0, s, ss, 0f, gram2, i0 * s + i0, s, ss);
+        }
+        if (bs < s) mirrorUpper(gram2, count, s);
+    }
+
+    float[] gramBuffer() {
+        return gram;
+    }
+
+    float[] gramSquaredBuffer() {
+        return gram2;
+    }
+
+    /** a[i][j] = a[j][i] below the diagonal of each s×s matrix. */
+    private static void mirrorUpper(float[] a, int count, int s) {
+        int ss = s * s;
+        Parallel.forRange(count * s, Math.max(1, GRAIN / s), (start, end) -> {
+            for (int u = start; u < end; u++) {
+                int base = (u / s) * ss, i = u % s;
+                for (int j = 0; j < i; j++) a[base + i * s + j] = a[base + j * s + i];
+            }
+        });
     }
 
     /** Muon+: X ← X · √min(rows, cols) / max(‖X‖_F, 1e-6) per matrix. */
