@@ -12,7 +12,8 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Nanochat4j.Version.class,
         description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, nanochat4j.train.dist.LaunchCommand.class,
+                nanochat4j.train.data.DatasetCommand.class})
 public final class Nanochat4j implements Runnable {
 
     @CommandLine.Spec
