@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** {@code nanochat4j bench …}: the end-to-end benchmark commands, one sub-command per kind. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: model forward/backward throughput and more.",
-        subcommands = {ModelBench.class})
+        subcommands = {ModelBench.class, InferBench.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
