@@ -83,7 +83,7 @@ public final class InferBench implements Callable<Integer> {
         KVCache single = new KVCache(cfg, 1, prompt.length);
         float[] logits = model.forwardCached(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
         KVCache cache = new KVCache(cfg, rows, prompt.length + decodeTokens);
-        cache.prefillFrom(single);
+        cache.copyFrom(single);
         int v = cfg.vocabSize();
         int[] column = new int[rows];
         Arrays.fill(column, sampleArgmax(logits, (prompt.length - 1) * v, v));

@@ -21,8 +21,9 @@ import picocli.CommandLine.Option;
  * {@code nanochat4j bench model}: times a GPT training step on random tokens with runcpu.sh's sizing (head dim 64,
  * window pattern L, vocab 32768, width = depth·64). Forward (no tape) and forward+backward, each the median of
  * {@code --iters} runs after {@code --warmup}; tokens/s and achieved GFLOP/s from nanochat's estimate_flops
- * (6·matmul params + attention per token, i.e. forward+backward). Also the peak heap of the run (sum of the heap
- * pools' peaks, an upper bound).
+ * (6·matmul params + attention per token, i.e. forward+backward). Memory: the live heap (after a full GC) right
+ * after a recorded forward — the step's peak live set — split into model+gradients and activations, and the heap
+ * pools' peak during the timed runs (an upper bound that includes uncollected garbage).
  */
 @Command(name = "model", mixinStandardHelpOptions = true,
         description = "Time GPT forward and forward+backward (tokens/s, GFLOP/s).")
@@ -80,20 +81,35 @@ public final class ModelBench implements Callable<Integer> {
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) {
             if (p.getType() == MemoryType.HEAP) peak += p.getPeakUsage().getUsed();
         }
+        // Live memory: heap in use after a full GC, before and right after a recorded forward (the tape then holds
+        // every activation the backward pass needs — the step's peak live set, as backward frees them as it goes).
+        long base = liveHeap();
+        var pending = model.loss(idx, targets, Reduction.MEAN);
+        long afterForward = liveHeap();
+        pending.backward();
+        model.zeroGrad();
         double tokens = (double) batch * seq;
         double tokPerSec = tokens / fwdBwd;
         double gflops = cfg.estimateFlops() * tokens / fwdBwd / 1e9;
         if (json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"batch\": %d, \"seq\": %d, \"fwd_s\": %.6f, \"fwdbwd_s\": %.6f, "
-                    + "\"tok_per_sec\": %.1f, \"gflops\": %.3f, \"peak_heap_mb\": %.1f}%n",
-                    depth, batch, seq, fwd, fwdBwd, tokPerSec, gflops, peak / 1048576.0);
+                    + "\"tok_per_sec\": %.1f, \"gflops\": %.3f, \"live_heap_mb\": %.1f, \"activations_mb\": %.1f, \"peak_heap_mb\": %.1f}%n",
+                    depth, batch, seq, fwd, fwdBwd, tokPerSec, gflops, afterForward / 1048576.0, (afterForward - base) / 1048576.0,
+                    peak / 1048576.0);
         } else {
             out.printf(Locale.ROOT, "forward          %.3f s  (%.0f tok/s)%n", fwd, tokens / fwd);
             out.printf(Locale.ROOT, "forward+backward %.3f s  (%.0f tok/s, %.2f GFLOP/s at %.4g FLOPs/token)%n", fwdBwd, tokPerSec,
                     gflops, (double) cfg.estimateFlops());
-            out.printf(Locale.ROOT, "peak heap during forward+backward: %.0f MiB%n", peak / 1048576.0);
+            out.printf(Locale.ROOT, "live heap after forward %.0f MiB (model + grads %.0f MiB, activations %.0f MiB); "
+                    + "heap pools' peak %.0f MiB%n", afterForward / 1048576.0, base / 1048576.0, (afterForward - base) / 1048576.0,
+                    peak / 1048576.0);
         }
         return 0;
+    }
+
+    private static long liveHeap() {
+        for (int i = 0; i < 2; i++) System.gc();
+        return ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getUsed();
     }
 
     private double median(Runnable step) {

@@ -12,9 +12,10 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Nanochat4j.Version.class,
         description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
-        subcommands = {CommandLine.HelpCommand.class, nanochat4j.train.dist.LaunchCommand.class,
+        subcommands = {CommandLine.HelpCommand.class,
                 nanochat4j.train.data.DatasetCommand.class,
-                nanochat4j.serve.chat.ChatCommand.class})
+                nanochat4j.serve.chat.ChatCommand.class,
+                nanochat4j.train.dist.LaunchCommand.class})
 public final class Nanochat4j implements Runnable {
 
     @CommandLine.Spec

@@ -91,7 +91,7 @@ public final class Engine {
         float[] rowLogits = new float[n * vocab];
         for (int r = 0; r < n; r++) System.arraycopy(last, 0, rowLogits, r * vocab, vocab);
         KVCache cache = new KVCache(model.config(), n, tokens.length + maxTokens);
-        cache.prefillFrom(single);
+        cache.copyFrom(single);
 
         Sampler sampler = new Sampler(s.seed());
         Row[] rows = new Row[n];

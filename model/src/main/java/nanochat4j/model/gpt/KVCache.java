@@ -44,45 +44,44 @@ public final class KVCache {
         pos += t;
     }
 
+    /**
+     * Takes over {@code src}'s cached positions, position and previous embedding (nanochat's Engine prefills a
+     * batch-1 cache once, then decodes N rows): {@code src} has batch 1 (replicated to every row) or this batch,
+     * the same layers/heads, and must fit.
+     */
+    public void copyFrom(KVCache src) {
+        if (src.keys.length != keys.length || src.batch != 1 && src.batch != batch) {
+            throw new IllegalArgumentException("KVCache.copyFrom: source batch " + src.batch + " / " + src.keys.length
+                    + " layers into batch " + batch + " / " + keys.length + " layers");
+        }
+        if (src.pos > maxLen) throw new IllegalArgumentException("KVCache.copyFrom: " + src.pos + " cached positions exceed maxLen " + maxLen);
+        int row = keys[0].shape(2) * keys[0].shape(3);
+        if (src.keys[0].shape(2) * src.keys[0].shape(3) != row) throw new IllegalArgumentException("KVCache.copyFrom: head layouts differ");
+        for (int l = 0; l < keys.length; l++) {
+            for (int b = 0; b < batch; b++) {
+                int sb = src.batch == 1 ? 0 : b;
+                System.arraycopy(src.keys[l].floats(), src.keys[l].offset() + sb * src.maxLen * row,
+                        keys[l].floats(), keys[l].offset() + b * maxLen * row, src.pos * row);
+                System.arraycopy(src.values[l].floats(), src.values[l].offset() + sb * src.maxLen * row,
+                        values[l].floats(), values[l].offset() + b * maxLen * row, src.pos * row);
+            }
+        }
+        pos = src.pos;
+        if (src.prevEmbedding == null) {
+            prevEmbedding = null;
+        } else {
+            int c = src.prevEmbedding.shape(2);
+            float[] e = new float[batch * c];
+            float[] se = src.prevEmbedding.toFloatArray();
+            for (int b = 0; b < batch; b++) System.arraycopy(se, (src.batch == 1 ? 0 : b) * c, e, b * c, c);
+            prevEmbedding = Tensor.of(e, batch, 1, c);
+        }
+    }
+
     /** Empties the cache (buffers are overwritten by the next prefill). */
     public void reset() {
         pos = 0;
         prevEmbedding = null;
     }
 
-    /**
-     * Fills this cache from a batch-1 cache (nanochat's {@code KVCache.prefill}): every row gets a copy of its first
-     * {@code pos} keys/values and its last embedding, so N sample rows can decode from one prefilled prompt.
-     */
-    public void prefillFrom(KVCache single) {
-        if (single.batch != 1) throw new IllegalArgumentException("KVCache.prefillFrom: source has batch " + single.batch + ", needs 1");
-        if (single.pos > maxLen || single.keys.length != keys.length) {
-            throw new IllegalArgumentException("KVCache.prefillFrom: " + single.pos + " cached positions of " + single.keys.length
-                    + " layers do not fit " + keys.length + " layers of length " + maxLen);
-        }
-        for (int l = 0; l < keys.length; l++) {
-            copyRows(single.keys[l], keys[l], single.pos);
-            copyRows(single.values[l], values[l], single.pos);
-        }
-        pos = single.pos;
-        prevEmbedding = null;
-        if (single.prevEmbedding != null) {
-            Tensor src = single.prevEmbedding;
-            int[] shape = src.shape().clone();
-            shape[0] = batch;
-            float[] out = new float[src.numel() * batch];
-            float[] in = src.toFloatArray();
-            for (int b = 0; b < batch; b++) System.arraycopy(in, 0, out, b * in.length, in.length);
-            prevEmbedding = Tensor.of(out, shape);
-        }
-    }
-
-    /** Copies positions [0, n) of a (1, L, KV, D) buffer into every row of a (B, maxLen, KV, D) buffer. */
-    private static void copyRows(Tensor src, Tensor dst, int n) {
-        int per = src.shape(2) * src.shape(3);
-        int rowLen = dst.shape(1) * per;
-        float[] s = src.floats();
-        float[] d = dst.floats();
-        for (int b = 0; b < dst.shape(0); b++) System.arraycopy(s, src.offset(), d, dst.offset() + b * rowLen, n * per);
-    }
 }

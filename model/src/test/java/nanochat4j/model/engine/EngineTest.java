@@ -86,7 +86,7 @@ class EngineTest {
         KVCache single = new KVCache(cfg, 1, p.length);
         model.forwardCached(Tensor.ofInts(p, 1, p.length), single);
         KVCache batch = new KVCache(cfg, 3, p.length + 2);
-        batch.prefillFrom(single);
+        batch.copyFrom(single);
         float[] rows = model.forwardCached(Tensor.ofInts(new int[] {5, 9, 5}, 3, 1), batch).toFloatArray();
         KVCache alone = new KVCache(cfg, 1, p.length + 1);
         model.forwardCached(Tensor.ofInts(p, 1, p.length), alone);
