@@ -44,9 +44,44 @@ public final class KVCache {
         pos += t;
     }
 
+    /**
+     * Takes over {@code src}'s cached positions, position and previous embedding (nanochat's Engine prefills a
+     * batch-1 cache once, then decodes N rows): {@code src} has batch 1 (replicated to every row) or this batch,
+     * the same layers/heads, and must fit.
+     */
+    public void copyFrom(KVCache src) {
+        if (src.keys.length != keys.length || src.batch != 1 && src.batch != batch) {
+            throw new IllegalArgumentException("KVCache.copyFrom: source batch " + src.batch + " / " + src.keys.length
+                    + " layers into batch " + batch + " / " + keys.length + " layers");
+        }
+        if (src.pos > maxLen) throw new IllegalArgumentException("KVCache.copyFrom: " + src.pos + " cached positions exceed maxLen " + maxLen);
+        int row = keys[0].shape(2) * keys[0].shape(3);
+        if (src.keys[0].shape(2) * src.keys[0].shape(3) != row) throw new IllegalArgumentException("KVCache.copyFrom: head layouts differ");
+        for (int l = 0; l < keys.length; l++) {
+            for (int b = 0; b < batch; b++) {
+                int sb = src.batch == 1 ? 0 : b;
+                System.arraycopy(src.keys[l].floats(), src.keys[l].offset() + sb * src.maxLen * row,
+                        keys[l].floats(), keys[l].offset() + b * maxLen * row, src.pos * row);
+                System.arraycopy(src.values[l].floats(), src.values[l].offset() + sb * src.maxLen * row,
+                        values[l].floats(), values[l].offset() + b * maxLen * row, src.pos * row);
+            }
+        }
+        pos = src.pos;
+        if (src.prevEmbedding == null) {
+            prevEmbedding = null;
+        } else {
+            int c = src.prevEmbedding.shape(2);
+            float[] e = new float[batch * c];
+            float[] se = src.prevEmbedding.toFloatArray();
+            for (int b = 0; b < batch; b++) System.arraycopy(se, (src.batch == 1 ? 0 : b) * c, e, b * c, c);
+            prevEmbedding = Tensor.of(e, batch, 1, c);
+        }
+    }
+
     /** Empties the cache (buffers are overwritten by the next prefill). */
     public void reset() {
         pos = 0;
         prevEmbedding = null;
     }
+
 }

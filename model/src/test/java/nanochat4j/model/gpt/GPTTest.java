@@ -181,6 +181,26 @@ class GPTTest {
         assertNull(cache.prevEmbedding());
     }
 
+    @Test
+    void batchOnePrefillCopiedToRowsDecodesLikeEachRowAlone() {
+        GPT m = perturbed(CFG, 13);
+        Tensor prompt = ids(14, 1, 12, 70);
+        KVCache one = new KVCache(CFG, 1, 20);
+        m.forwardCached(prompt, one);
+        KVCache rows = new KVCache(CFG, 3, 20);
+        rows.copyFrom(one);
+        assertEquals(12, rows.pos());
+        float[] next = m.forwardCached(Tensor.ofInts(new int[] {5, 6, 7}, 3, 1), rows).toFloatArray();
+        for (int r = 0; r < 3; r++) {
+            int[] full = new int[13];
+            System.arraycopy(prompt.ints(), 0, full, 0, 12);
+            full[12] = 5 + r;
+            float[] ref = m.logits(Tensor.ofInts(full, 1, 13)).toFloatArray();
+            for (int v = 0; v < 70; v++) assertEquals(ref[12 * 70 + v], next[r * 70 + v], 2e-4, "row " + r + " logit " + v);
+        }
+        assertThrows(IllegalArgumentException.class, () -> new KVCache(CFG, 2, 20).copyFrom(new KVCache(CFG, 3, 20)));
+    }
+
     private static Tensor slice(int[] all, int b, int t, int from, int len) {
         int[] out = new int[b * len];
         for (int bi = 0; bi < b; bi++) System.arraycopy(all, bi * t + from, out, bi * len, len);
