@@ -1,0 +1,18 @@
+package nanochat4j.bench;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** {@code nanochat4j bench …}: the end-to-end benchmark commands, one sub-command per kind. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Benchmarks: model forward/backward throughput and more.",
+        subcommands = {ModelBench.class, InferBench.class})
+public final class BenchCommand implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+}

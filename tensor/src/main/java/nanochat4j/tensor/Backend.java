@@ -1,0 +1,256 @@
+package nanochat4j.tensor;
+
+import nanochat4j.tensor.cpu.CpuBackend;
+
+/**
+ * THE seam between the model/autograd and the hardware: every operation the GPT, its backward pass, the optimizer
+ * and inference need, as one method each. {@code CpuBackend} implements it with Vector API kernels; a CUDA backend
+ * implements the same methods on device memory. Callers never branch on the device.
+ *
+ * <p>Conventions:
+ * <ul>
+ *   <li>Float tensors are F32; ids are I32 (I64 accepted where noted). Ops return new tensors unless the name
+ *       says otherwise ({@code …Into}, {@code axpy}, {@code embeddingBackward}, {@code narrowAssign} write into
+ *       an argument).</li>
+ *   <li>"rows" = all leading dims flattened, "last dim" = the dim an op works along.</li>
+ *   <li>Bad input (shape mismatch, wrong dtype, out-of-range id, non-finite logits) throws
+ *       {@link IllegalArgumentException} naming the op and the shapes.</li>
+ *   <li>Backward methods return the gradient w.r.t. the inputs for the given upstream gradient {@code dy};
+ *       those that accumulate into an existing gradient say so.</li>
+ * </ul>
+ */
+public interface Backend {
+
+    /** The CPU backend (one shared instance). */
+    static Backend cpu() {
+        return CpuBackend.INSTANCE;
+    }
+
+    Device device();
+
+    /** A zero-filled F32 tensor on this backend's device. */
+    Tensor zeros(int... shape);
+
+    // ------------------------------------------------------------------ matmul
+
+    /**
+     * op(A)·op(B), batched over leading dims. a (..., m, k) or (..., k, m) when transA; b (..., k, n) or
+     * (..., n, k) when transB. The leading dims of a and b must be equal, or one side is 2-d and is shared by the
+     * whole batch. Result (..., m, n).
+     */
+    Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
+
+    /** C = alpha·op(A)·op(B) + beta·C in place (same shape rules as {@link #matmul}); beta = 0 ignores C's contents. */
+    void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c);
+
+    /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. */
+    Tensor linear(Tensor x, Tensor w);
+
+    /** dx = dy·W: dy (..., out), W (out, in) → (..., in). */
+    Tensor linearBackwardInput(Tensor dy, Tensor w);
+
+    /** dW = dyᵀ·x (+ dW when accumulate): dy (..., out), x (..., in), dW (out, in). */
+    void linearBackwardWeight(Tensor dy, Tensor x, Tensor dW, boolean accumulate);
+
+    // ------------------------------------------------------------------ normalization, rotary
+
+    /** eps of nanochat's rms_norm: fp32 machine epsilon (PyTorch's default for an fp32 input). */
+    float RMS_EPS = 1.1920929e-7f;
+
+    /** y = scale·x/sqrt(mean(x²) + eps) over the last dim, no weight. QK-norm is scale = 1.2 over head dim. */
+    Tensor rmsNorm(Tensor x, float scale);
+
+    /** dx of {@link #rmsNorm} for upstream dy (recomputes the row statistics from x). */
+    Tensor rmsNormBackward(Tensor x, Tensor dy, float scale);
+
+    /** cos/sin tables (maxT, headDim/2) with angle(t, i) = t·base^(−2i/headDim), computed in fp32 like nanochat. */
+    RotaryTables rotaryTables(int maxT, int headDim, double base);
+
+    /**
+     * Rotary embedding, halves layout, rotation by −θ: x (B, T, H, D), positions offset..offset+T−1 read from
+     * cos/sin (Tmax, D/2): y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos.
+     */
+    Tensor rotary(Tensor x, Tensor cos, Tensor sin, int offset);
+
+    /** dx of {@link #rotary}: rotation by +θ of dy. */
+    Tensor rotaryBackward(Tensor dy, Tensor cos, Tensor sin, int offset);
+
+    // ------------------------------------------------------------------ activations
+
+    /** relu(x)². */
+    Tensor relu2(Tensor x);
+
+    /** dx = 2·relu(x)·dy. */
+    Tensor relu2Backward(Tensor x, Tensor dy);
+
+    /** 1/(1+exp(−x)). */
+    Tensor sigmoid(Tensor x);
+
+    /** dx = dy·y·(1−y) from the forward output y. */
+    Tensor sigmoidBackward(Tensor y, Tensor dy);
+
+    Tensor tanh(Tensor x);
+
+    /** dx = dy·(1−y²) from the forward output y. */
+    Tensor tanhBackward(Tensor y, Tensor dy);
+
+    /** cap·tanh(x/cap) (nanochat's logit softcap, cap = 15). */
+    Tensor softcap(Tensor x, float cap);
+
+    /** dx = dy·(1 − tanh²(x/cap)). */
+    Tensor softcapBackward(Tensor x, Tensor dy, float cap);
+
+    // ------------------------------------------------------------------ elementwise with broadcasting
+
+    /** a + b with NumPy broadcasting (shapes right-aligned; a dim of 1 or a missing dim broadcasts). */
+    Tensor add(Tensor a, Tensor b);
+
+    /** a − b with broadcasting. */
+    Tensor sub(Tensor a, Tensor b);
+
+    /** a·b with broadcasting. */
+    Tensor mul(Tensor a, Tensor b);
+
+    /** Sums x down to {@code shape} (the inverse of broadcasting {@code shape} up to x's shape): the gradient of a broadcast operand. */
+    Tensor sumToShape(Tensor x, int... shape);
+
+    /** s·x. */
+    Tensor scale(Tensor x, float s);
+
+    /** y += alpha·x in place (gradient accumulation). */
+    void axpy(float alpha, Tensor x, Tensor y);
+
+    /** a·x + b·y (new tensor). */
+    Tensor axpby(float a, Tensor x, float b, Tensor y);
+
+    /** y = a·x + b·x0 where a and b are one-element tensors (nanochat's per-layer resid/x0 lambdas). */
+    Tensor lambdaMix(Tensor a, Tensor x, Tensor b, Tensor x0);
+
+    /** Gradients of {@link #lambdaMix}: dA = Σ dy·x, dx = a·dy, dB = Σ dy·x0, dx0 = b·dy (dA/dB have a's/b's shape). */
+    MixGrads lambdaMixBackward(Tensor dy, Tensor a, Tensor x, Tensor b, Tensor x0);
+
+    /** torch.lerp(a, b, w) = a + w·(b−a) for |w| < 0.5, else b − (b−a)·(1−w). */
+    Tensor lerp(Tensor a, Tensor b, float w);
+
+    /** min(max(x, lo), hi). */
+    Tensor clamp(Tensor x, float lo, float hi);
+
+    // ------------------------------------------------------------------ reductions (results are 0-d tensors unless said)
+
+    Tensor sum(Tensor x);
+
+    Tensor mean(Tensor x);
+
+    Tensor max(Tensor x);
+
+    /** Σ a·b over all elements (same shapes). */
+    Tensor dot(Tensor a, Tensor b);
+
+    /** sqrt(Σ x²). */
+    Tensor frobeniusNorm(Tensor x);
+
+    /** sqrt(Σ x²) over the last dim: (..., n) → (...). */
+    Tensor rowNorms(Tensor x);
+
+    /** Index of the first maximum over the last dim: (..., n) → (...) I32. */
+    Tensor argmax(Tensor x);
+
+    /** The k largest values over the last dim, descending (ties: lower index first): values (..., k) F32, indices (..., k) I32. */
+    TopK topk(Tensor x, int k);
+
+    /** softmax over the last dim. */
+    Tensor softmax(Tensor x);
+
+    // ------------------------------------------------------------------ layout (copies)
+
+    /** x[..., start:start+length, ...] along {@code dim} (negative counts from the end), as a copy. */
+    Tensor narrow(Tensor x, int dim, int start, int length);
+
+    /** Backward of {@link #narrow}: dy placed at [start, start+len) of a zero tensor whose {@code dim} has size fullSize. */
+    Tensor narrowBackward(Tensor dy, int dim, int start, int fullSize);
+
+    /** Concatenation along {@code dim}. */
+    Tensor concat(int dim, Tensor... parts);
+
+    /** dst[..., start:start+src.shape(dim), ...] = src along {@code dim}, in place (KV-cache insert). */
+    void narrowAssign(Tensor dst, int dim, int start, Tensor src);
+
+    // ------------------------------------------------------------------ embedding
+
+    /** table (V, E) gathered by ids (any shape, I32 or I64) → (ids..., E); ids out of [0, V) throw. */
+    Tensor embedding(Tensor table, Tensor ids);
+
+    /** dTable[ids[i]] += dy[i] (scatter-add into the existing gradient). */
+    void embeddingBackward(Tensor dy, Tensor ids, Tensor dTable);
+
+    // ------------------------------------------------------------------ attention
+
+    /**
+     * Causal GQA attention with a left window, flash-style: q (B,T,H,D), k/v (B,T,KV,D) → y (B,T,H,D) and the
+     * per-row log-sum-exp lse (B,H,T) for the backward. Key j visible to query i iff j ≤ i and (window < 0 or
+     * i − j ≤ window); query head h uses kv head h/(H/KV).
+     */
+    AttentionOut attention(Tensor q, Tensor k, Tensor v, int window, float scale);
+
+    /** dq, dk, dv of {@link #attention}. */
+    AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale);
+
+    /**
+     * Attention of q (B,Tq,H,D) at absolute positions pos..pos+Tq−1 over KV caches (B,Tmax,KV,D) holding keys
+     * 0..pos+Tq−1 (prefill and decode) → y (B,Tq,H,D).
+     */
+    Tensor attentionCached(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale);
+
+    // ------------------------------------------------------------------ loss
+
+    /**
+     * Softcap + cross-entropy over logits (N, V) against targets (N) (I32; −1 = ignored), fused forward and
+     * backward. cap ≤ 0 disables the softcap. loss: 0-d for MEAN (over the non-ignored rows) and SUM, (N) for
+     * NONE (0 where ignored). With withGrad, dlogits (N, V) is the gradient for upstream gradient 1 (per row for
+     * NONE); else null. All rows ignored: loss 0 and zero gradient (PyTorch gives NaN for MEAN; we define 0 so a
+     * fully masked batch cannot poison training). Non-finite logits throw.
+     */
+    Loss crossEntropy(Tensor logits, Tensor targets, float cap, Reduction reduction, boolean withGrad);
+
+    /**
+     * The lm_head + softcap + cross-entropy without ever holding the (N, vocab) logits: x (N, C), W (Vpad, C),
+     * targets (N). Loops over row chunks: logits = x_c·Wᵀ → crop to vocab → softcap → CE → dlogits → dx_c =
+     * dlogits·W, dW += dlogitsᵀ·x_c. Returns the loss (as {@link #crossEntropy}) and, with withGrad, dx (N, C) and
+     * dW (Vpad, C) for upstream gradient 1 (the autograd node scales them).
+     */
+    LinearLoss linearSoftcapCrossEntropy(Tensor x, Tensor w, Tensor targets, int vocab, float cap,
+                                         Reduction reduction, boolean withGrad);
+
+    /**
+     * Gradients of Σ_i rowGrad_i·loss_i for the per-row losses of {@link #linearSoftcapCrossEntropy} (reduction
+     * NONE with a non-uniform upstream gradient); recomputes the logits chunk by chunk. Also returns the losses (N).
+     */
+    LinearLoss linearSoftcapCrossEntropyBackward(Tensor x, Tensor w, Tensor targets, int vocab, float cap, Tensor rowGrad);
+
+    // ------------------------------------------------------------------ dtype, checks
+
+    /** Round-to-nearest-even conversion to BF16 storage. */
+    Tensor toBf16(Tensor x);
+
+    /** Widening conversion to F32 (copy if already F32). */
+    Tensor toF32(Tensor x);
+
+    /** Throws naming {@code what}, the shape and the first bad index if x holds a NaN or ±inf. */
+    void checkFinite(String what, Tensor x);
+
+    // ------------------------------------------------------------------ results
+
+    record RotaryTables(Tensor cos, Tensor sin) {}
+
+    record MixGrads(Tensor da, Tensor dx, Tensor db, Tensor dx0) {}
+
+    record TopK(Tensor values, Tensor indices) {}
+
+    record AttentionOut(Tensor y, Tensor lse) {}
+
+    record AttentionGrads(Tensor dq, Tensor dk, Tensor dv) {}
+
+    record Loss(Tensor loss, Tensor dlogits) {}
+
+    record LinearLoss(Tensor loss, Tensor dx, Tensor dW) {}
+}

@@ -1,0 +1,345 @@
+package nanochat4j.tensor;
+
+import java.util.Arrays;
+
+/**
+ * An n-d tensor: shape, dtype, device and a contiguous row-major storage window.
+ *
+ * <p>Notable:
+ * <ul>
+ *   <li>CPU storage is a plain heap array plus an element offset ({@code float[]} for F32, {@code short[]} bf16 bits,
+ *       {@code int[]}, {@code long[]}). Heap arrays because every kernel is written with the Vector API's
+ *       {@code FloatVector.fromArray/intoArray}, which the JIT compiles to plain vector loads/stores with the bounds
+ *       check hoisted; a {@code MemorySegment} adds a liveness/bounds check per access the JIT does not always
+ *       hoist, and heap arrays let autograd and the optimizer write ordinary indexed loops. Limit: 2^31−1 elements
+ *       per tensor, far above any tensor of the models we train (the largest, 4096×32768 logits, is 2^27). The
+ *       JMH comparison ({@code bench/…/jmh/StorageBench}) is the evidence.</li>
+ *   <li>Always contiguous. {@link #reshape}, {@link #slice} and {@link #select} along dim 0 are views that share
+ *       storage (writes through a view are visible in the parent); everything else that changes layout
+ *       (narrowing the last dim, transposes for matmul) is a copy or a flag of the op, never a strided view.</li>
+ *   <li>{@link #of(float[], int...)} wraps the array without copying.</li>
+ * </ul>
+ */
+public final class Tensor {
+    private final DType dtype;
+    private final Device device;
+    private final int[] shape;
+    private final int numel;
+    private final int offset;
+    private final float[] f32;
+    private final short[] bf16;
+    private final int[] i32;
+    private final long[] i64;
+
+    private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32, long[] i64) {
+        this.dtype = dtype;
+        this.device = Device.CPU;
+        this.shape = shape;
+        this.numel = numel(shape);
+        this.offset = offset;
+        this.f32 = f32;
+        this.bf16 = bf16;
+        this.i32 = i32;
+        this.i64 = i64;
+        int cap = f32 != null ? f32.length : bf16 != null ? bf16.length : i32 != null ? i32.length : i64.length;
+        if (offset < 0 || (long) offset + numel > cap) {
+            throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " at offset " + offset
+                    + " does not fit its storage of " + cap + " elements");
+        }
+    }
+
+    // ---- creation ----
+
+    public static Tensor zeros(int... shape) {
+        return zeros(DType.F32, shape);
+    }
+
+    public static Tensor zeros(DType dtype, int... shape) {
+        int[] s = checkShape(shape);
+        int n = numel(s);
+        return switch (dtype) {
+            case F32 -> new Tensor(dtype, s, 0, new float[n], null, null, null);
+            case BF16 -> new Tensor(dtype, s, 0, null, new short[n], null, null);
+            case I32 -> new Tensor(dtype, s, 0, null, null, new int[n], null);
+            case I64 -> new Tensor(dtype, s, 0, null, null, null, new long[n]);
+        };
+    }
+
+    /** A tensor filled with {@code value}. */
+    public static Tensor full(float value, int... shape) {
+        Tensor t = zeros(shape);
+        Arrays.fill(t.f32, value);
+        return t;
+    }
+
+    /** A 0-d (scalar) F32 tensor. */
+    public static Tensor scalar(float value) {
+        return new Tensor(DType.F32, new int[0], 0, new float[] {value}, null, null, null);
+    }
+
+    /** Wraps {@code data} (no copy) as an F32 tensor; without a shape it is 1-d. */
+    public static Tensor of(float[] data, int... shape) {
+        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
+        if (numel(s) != data.length) {
+            throw new IllegalArgumentException("Tensor.of: " + data.length + " values do not fill shape " + Arrays.toString(s));
+        }
+        return new Tensor(DType.F32, s, 0, data, null, null, null);
+    }
+
+    /** Wraps {@code data} (no copy) as an I32 tensor (token ids). */
+    public static Tensor ofInts(int[] data, int... shape) {
+        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
+        if (numel(s) != data.length) {
+            throw new IllegalArgumentException("Tensor.ofInts: " + data.length + " values do not fill shape " + Arrays.toString(s));
+        }
+        return new Tensor(DType.I32, s, 0, null, null, data, null);
+    }
+
+    /** Wraps {@code data} (no copy) as an I64 tensor. */
+    public static Tensor ofLongs(long[] data, int... shape) {
+        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
+        if (numel(s) != data.length) {
+            throw new IllegalArgumentException("Tensor.ofLongs: " + data.length + " values do not fill shape " + Arrays.toString(s));
+        }
+        return new Tensor(DType.I64, s, 0, null, null, null, data);
+    }
+
+    /** Wraps bf16 bit patterns (no copy). */
+    public static Tensor ofBf16(short[] data, int... shape) {
+        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
+        if (numel(s) != data.length) {
+            throw new IllegalArgumentException("Tensor.ofBf16: " + data.length + " values do not fill shape " + Arrays.toString(s));
+        }
+        return new Tensor(DType.BF16, s, 0, null, data, null, null);
+    }
+
+    // ---- metadata ----
+
+    public DType dtype() { return dtype; }
+
+    public Device device() { return device; }
+
+    /** A copy of the shape. */
+    public int[] shape() { return shape.clone(); }
+
+    /** Size of dimension {@code d}; negative counts from the end ({@code shape(-1)} = last dim). */
+    public int shape(int d) {
+        int r = shape.length;
+        int i = d < 0 ? d + r : d;
+        if (i < 0 || i >= r) throw new IllegalArgumentException("dim " + d + " out of range for shape " + Arrays.toString(shape));
+        return shape[i];
+    }
+
+    public int rank() { return shape.length; }
+
+    public int numel() { return numel; }
+
+    /** Element offset of this tensor's first element in its storage array. */
+    public int offset() { return offset; }
+
+    /** Size of the last dim (1 for a scalar). */
+    public int cols() { return shape.length == 0 ? 1 : shape[shape.length - 1]; }
+
+    /** Number of rows of the last dim: numel / cols (1 for a scalar). */
+    public int rows() { int c = cols(); return c == 0 ? 0 : numel / c; }
+
+    public boolean sameShape(Tensor o) { return Arrays.equals(shape, o.shape); }
+
+    public boolean hasShape(int... s) { return Arrays.equals(shape, s); }
+
+    // ---- storage (CPU) ----
+
+    /** The F32 storage array; elements [offset(), offset()+numel()) belong to this tensor. */
+    public float[] floats() {
+        if (dtype != DType.F32) throw new IllegalStateException("floats(): tensor " + this + " is " + dtype + ", not F32");
+        return f32;
+    }
+
+    /** The I32 storage array; elements [offset(), offset()+numel()) belong to this tensor. */
+    public int[] ints() {
+        if (dtype != DType.I32) throw new IllegalStateException("ints(): tensor " + this + " is " + dtype + ", not I32");
+        return i32;
+    }
+
+    /** The I64 storage array. */
+    public long[] longs() {
+        if (dtype != DType.I64) throw new IllegalStateException("longs(): tensor " + this + " is " + dtype + ", not I64");
+        return i64;
+    }
+
+    /** The BF16 storage array (bit patterns). */
+    public short[] shorts() {
+        if (dtype != DType.BF16) throw new IllegalStateException("shorts(): tensor " + this + " is " + dtype + ", not BF16");
+        return bf16;
+    }
+
+    // ---- views (share storage) ----
+
+    /** Same storage, new shape; one dim may be -1 (inferred). */
+    public Tensor reshape(int... newShape) {
+        int[] s = newShape.clone();
+        int infer = -1;
+        long known = 1;
+        for (int i = 0; i < s.length; i++) {
+            if (s[i] == -1) {
+                if (infer >= 0) throw new IllegalArgumentException("reshape " + Arrays.toString(newShape) + ": more than one -1");
+                infer = i;
+            } else {
+                if (s[i] < 0) throw new IllegalArgumentException("reshape " + Arrays.toString(newShape) + ": negative dim");
+                known *= s[i];
+            }
+        }
+        if (infer >= 0) {
+            if (known == 0 || numel % known != 0) {
+                throw new IllegalArgumentException("reshape " + this + " to " + Arrays.toString(newShape) + ": cannot infer -1");
+            }
+            s[infer] = (int) (numel / known);
+        }
+        if (numel(s) != numel) throw new IllegalArgumentException("reshape " + this + " to " + Arrays.toString(newShape) + ": element count differs");
+        return new Tensor(dtype, s, offset, f32, bf16, i32, i64);
+    }
+
+    /** Rows [start, end) along dim 0, sharing storage. */
+    public Tensor slice(int start, int end) {
+        if (shape.length == 0) throw new IllegalArgumentException("slice of a scalar tensor");
+        if (start < 0 || end > shape[0] || start > end) {
+            throw new IllegalArgumentException("slice [" + start + ", " + end + ") out of range for " + this);
+        }
+        int inner = shape[0] == 0 ? 0 : numel / shape[0];
+        int[] s = shape.clone();
+        s[0] = end - start;
+        return new Tensor(dtype, s, offset + start * inner, f32, bf16, i32, i64);
+    }
+
+    /** Index {@code i} along dim 0 (the dim is dropped), sharing storage. */
+    public Tensor select(int i) {
+        if (shape.length == 0) throw new IllegalArgumentException("select of a scalar tensor");
+        if (i < 0 || i >= shape[0]) throw new IllegalArgumentException("select " + i + " out of range for " + this);
+        int inner = numel / shape[0];
+        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner, f32, bf16, i32, i64);
+    }
+
+    // ---- copies and element access ----
+
+    /** A contiguous copy with its own storage. */
+    public Tensor copy() {
+        return switch (dtype) {
+            case F32 -> new Tensor(dtype, shape.clone(), 0, Arrays.copyOfRange(f32, offset, offset + numel), null, null, null);
+            case BF16 -> new Tensor(dtype, shape.clone(), 0, null, Arrays.copyOfRange(bf16, offset, offset + numel), null, null);
+            case I32 -> new Tensor(dtype, shape.clone(), 0, null, null, Arrays.copyOfRange(i32, offset, offset + numel), null);
+            case I64 -> new Tensor(dtype, shape.clone(), 0, null, null, null, Arrays.copyOfRange(i64, offset, offset + numel));
+        };
+    }
+
+    /** Copies {@code src} (same shape and dtype) into this tensor's storage. */
+    public void copyFrom(Tensor src) {
+        if (!Arrays.equals(shape, src.shape) || dtype != src.dtype) {
+            throw new IllegalArgumentException("copyFrom: " + src + " into " + this + ": shapes/dtypes differ");
+        }
+        switch (dtype) {
+            case F32 -> System.arraycopy(src.f32, src.offset, f32, offset, numel);
+            case BF16 -> System.arraycopy(src.bf16, src.offset, bf16, offset, numel);
+            case I32 -> System.arraycopy(src.i32, src.offset, i32, offset, numel);
+            case I64 -> System.arraycopy(src.i64, src.offset, i64, offset, numel);
+        }
+    }
+
+    /** Sets every element to {@code value}. */
+    public Tensor fill(float value) {
+        switch (dtype) {
+            case F32 -> Arrays.fill(f32, offset, offset + numel, value);
+            case BF16 -> Arrays.fill(bf16, offset, offset + numel, DType.toBf16(value));
+            case I32 -> Arrays.fill(i32, offset, offset + numel, (int) value);
+            case I64 -> Arrays.fill(i64, offset, offset + numel, (long) value);
+        }
+        return this;
+    }
+
+    /** The values as a new float array (bf16 widened, ints converted). */
+    public float[] toFloatArray() {
+        float[] out = new float[numel];
+        for (int i = 0; i < numel; i++) out[i] = getFlat(i);
+        return out;
+    }
+
+    /** The values as a new int array (I32/I64 only). */
+    public int[] toIntArray() {
+        int[] out = new int[numel];
+        if (dtype == DType.I32) {
+            System.arraycopy(i32, offset, out, 0, numel);
+        } else if (dtype == DType.I64) {
+            for (int i = 0; i < numel; i++) out[i] = Math.toIntExact(i64[offset + i]);
+        } else {
+            throw new IllegalStateException("toIntArray(): tensor " + this + " is " + dtype + ", not an integer type");
+        }
+        return out;
+    }
+
+    /** The single value of a one-element tensor. */
+    public float item() {
+        if (numel != 1) throw new IllegalStateException("item(): tensor " + this + " has " + numel + " elements, not 1");
+        return getFlat(0);
+    }
+
+    /** Element at row-major flat index {@code i}, as float. */
+    public float getFlat(int i) {
+        if (i < 0 || i >= numel) throw new IndexOutOfBoundsException("flat index " + i + " out of range for " + this);
+        return switch (dtype) {
+            case F32 -> f32[offset + i];
+            case BF16 -> DType.fromBf16(bf16[offset + i]);
+            case I32 -> i32[offset + i];
+            case I64 -> i64[offset + i];
+        };
+    }
+
+    /** Element at the given multi-index, as float. */
+    public float get(int... idx) {
+        return getFlat(flatIndex(idx));
+    }
+
+    /** Sets the element at row-major flat index {@code i}. */
+    public void setFlat(int i, float v) {
+        if (i < 0 || i >= numel) throw new IndexOutOfBoundsException("flat index " + i + " out of range for " + this);
+        switch (dtype) {
+            case F32 -> f32[offset + i] = v;
+            case BF16 -> bf16[offset + i] = DType.toBf16(v);
+            case I32 -> i32[offset + i] = (int) v;
+            case I64 -> i64[offset + i] = (long) v;
+        }
+    }
+
+    /** Sets the element at the given multi-index. */
+    public void set(float v, int... idx) {
+        setFlat(flatIndex(idx), v);
+    }
+
+    private int flatIndex(int[] idx) {
+        if (idx.length != shape.length) throw new IllegalArgumentException("index " + Arrays.toString(idx) + " for " + this);
+        int flat = 0;
+        for (int d = 0; d < shape.length; d++) {
+            if (idx[d] < 0 || idx[d] >= shape[d]) throw new IndexOutOfBoundsException("index " + Arrays.toString(idx) + " out of range for " + this);
+            flat = flat * shape[d] + idx[d];
+        }
+        return flat;
+    }
+
+    @Override
+    public String toString() {
+        return "Tensor" + Arrays.toString(shape) + " " + dtype;
+    }
+
+    /** Product of dims, failing past 2^31−1. */
+    public static int numel(int[] shape) {
+        long n = 1;
+        for (int d : shape) n *= d;
+        if (n > Integer.MAX_VALUE) throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has more than 2^31-1 elements");
+        return (int) n;
+    }
+
+    private static int[] checkShape(int[] shape) {
+        for (int d : shape) {
+            if (d < 0) throw new IllegalArgumentException("negative dim in shape " + Arrays.toString(shape));
+        }
+        return shape.clone();
+    }
+}

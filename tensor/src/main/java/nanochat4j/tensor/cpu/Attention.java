@@ -1,0 +1,502 @@
+package nanochat4j.tensor.cpu;
+
+import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Causal self-attention with GQA and a left sliding window, flash-style: forward, backward and the KV-cache form.
+ * <ul>
+ *   <li>Mask: query head h reads kv head h/(H/KV); key j is visible to query i iff j &lt;= i and
+ *       (window &lt; 0 or i - j &lt;= window), so a window W sees W+1 keys. Blocks of keys no query of a block can
+ *       see are never visited (work is O(T·min(T, W))), fully visible blocks skip the mask.</li>
+ *   <li>Never a T×T matrix: queries go in blocks of {@link #BQ} rows against tiles of {@link #BK} keys with an
+ *       online softmax (running max m and sum l per row); scores live in a BQ×BK scratch tile. Base-2 inside:
+ *       p = 2^(s·scale·log2e − m), and lse = (m + log2 l)·ln2 is saved for the backward.</li>
+ *   <li>GQA without repeating K/V: the H/KV query heads of one kv head share each K/V tile (transposed once).</li>
+ *   <li>Backward (FlashAttention-2): recompute P = exp(S − lse); D_i = rowsum(dO∘O); dV += Pᵀ·dO, dP = dO·Vᵀ,
+ *       dS = P∘(dP − D_i), dK += scale·dSᵀ·Q, dQ += scale·dS·K. One task per (batch, kv head) owns its dQ rows,
+ *       so nothing is accumulated across threads.</li>
+ *   <li>Every product is the one register-tiled kernel {@link #gemm} (4 rows × 2 vectors of outputs, broadcast
+ *       scalar × vector FMAs); exp is a vector polynomial {@link #exp2}. Per-thread scratch, no allocation per tile.</li>
+ *   <li>Decode (a few query rows) skips the K transpose and scores with direct dot products; it is memory-bound
+ *       over the cache.</li>
+ * </ul>
+ */
+public final class Attention {
+    private Attention() {}
+
+    private static final VectorSpecies<Float> F = Vec.F;
+    private static final int L = Vec.LANES;
+    /** Query rows per block (per head) and keys per tile. */
+    static final int BQ = 64, BK = 64;
+    private static final float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Forward. q (B,T,H,D), k/v (B,T,KV,D) -> y (B,T,H,D), lse (B,H,T) natural-log sum-exp of scale·q·k per row.
+    // ---------------------------------------------------------------------------------------------------------
+
+    public static void forward(float[] q, float[] k, float[] v, float[] y, float[] lse,
+                               int B, int T, int H, int KV, int D, int window, float scale) {
+        checkForward("forward", q, k, v, y, lse, B, T, H, KV, D, scale);
+        run(q, k, v, y, lse, B, T, T, 0, H, KV, D, window, scale);
+    }
+
+    // KV-cache form: q (B,Tq,H,D) at absolute positions pos..pos+Tq-1; kCache/vCache (B,Tmax,KV,D) hold keys
+    // 0..pos+Tq-1 (the caller wrote the new ones); y (B,Tq,H,D). Tq=1 is decode, Tq>1 a prefill chunk.
+    public static void forwardCached(float[] q, float[] kCache, float[] vCache, float[] y,
+                                     int B, int Tq, int Tmax, int pos, int H, int KV, int D, int window, float scale) {
+        String shapes = "B=" + B + " Tq=" + Tq + " Tmax=" + Tmax + " pos=" + pos + " H=" + H + " KV=" + KV + " D=" + D
+                + " (q,y (B,Tq,H,D), kCache,vCache (B,Tmax,KV,D))";
+        if (B < 1 || Tq < 1 || Tmax < 1 || H < 1 || KV < 1 || D < 1 || pos < 0)
+            throw new IllegalArgumentException("attention forwardCached: sizes must be positive and pos >= 0, got " + shapes);
+        if (H % KV != 0) throw new IllegalArgumentException("attention forwardCached: H % KV != 0, got " + shapes);
+        if ((long) pos + Tq > Tmax)
+            throw new IllegalArgumentException("attention forwardCached: pos + Tq > Tmax (cache overflow), got " + shapes);
+        if (!(scale > 0 && Float.isFinite(scale)))
+            throw new IllegalArgumentException("attention forwardCached: scale must be positive and finite, got " + scale);
+        long qn = (long) B * Tq * H * D, cn = (long) B * Tmax * KV * D;
+        checkLen("forwardCached", "q", q, qn, shapes);
+        checkLen("forwardCached", "y", y, qn, shapes);
+        checkLen("forwardCached", "kCache", kCache, cn, shapes);
+        checkLen("forwardCached", "vCache", vCache, cn, shapes);
+        if (qn > Integer.MAX_VALUE || cn > Integer.MAX_VALUE)
+            throw new IllegalArgumentException("attention forwardCached: more than 2^31 elements, got " + shapes);
+        run(q, kCache, vCache, y, null, B, Tq, Tmax, pos, H, KV, D, window, scale);
+    }
+
+    /** Shared forward: Tq query rows at positions pos.. against keys of a (B,Tk,KV,D) store; lse may be null. */
+    private static void run(float[] q, float[] k, float[] v, float[] y, float[] lse,
+                            int B, int Tq, int Tk, int pos, int H, int KV, int D, int window, float scale) {
+        int qBlocks = (Tq + BQ - 1) / BQ;
+        Parallel.forRange(B * KV * qBlocks, (start, end) -> {
+            Scratch s = Scratch.get(H / KV, D);
+            for (int item = start; item < end; item++) {
+                int qb = item % qBlocks, bg = item / qBlocks;
+                forwardBlock(s, q, k, v, y, lse, bg / KV, bg % KV, qb * BQ, Math.min(BQ, Tq - qb * BQ),
+                        Tq, Tk, pos, H, KV, D, window, scale);
+            }
+        });
+    }
+
+    /** Rows t0..t0+rows-1 (positions pos+t) of the G query heads of kv head g in batch row b. */
+    private static void forwardBlock(Scratch sc, float[] q, float[] k, float[] v, float[] y, float[] lse,
+                                     int b, int g, int t0, int rows, int Tq, int Tk, int pos,
+                                     int H, int KV, int D, int window, float scale) {
+        int G = H / KV, qStride = H * D, kStride = KV * D;
+        int i0 = pos + t0, i1 = i0 + rows;                         // absolute positions [i0, i1)
+        float sc2 = scale * LOG2E;
+        float[] o = sc.o, m = sc.m, l = sc.l, s = sc.s, kt = sc.kt;
+        Arrays.fill(o, 0, G * rows * D, 0f);
+        Arrays.fill(m, 0, G * rows, Float.NEGATIVE_INFINITY);
+        Arrays.fill(l, 0, G * rows, 0f);
+        int kLo = window < 0 ? 0 : Math.max(0, i0 - window);
+        boolean direct = rows < 4;                                 // decode: dot products beat transposing K
+        for (int k0 = kLo; k0 < i1; k0 += BK) {
+            int n = Math.min(BK, i1 - k0), np = roundUp(n, 2 * L);
+            int kvOff = ((b * Tk + k0) * KV + g) * D;
+            if (!direct) transpose(k, kvOff, kStride, n, D, kt, np);
+            boolean full = k0 + n - 1 <= i0 && (window < 0 || i1 - 1 - k0 <= window);
+            for (int hh = 0; hh < G; hh++) {
+                int qOff = ((b * Tq + t0) * H + g * G + hh) * D;
+                if (direct) dots(q, qOff, qStride, rows, k, kvOff, kStride, n, D, s, np);
+                else gemm(q, qOff, qStride, 1, kt, 0, np, s, 0, np, rows, np, D, false);
+                int r0 = hh * rows;
+                for (int r = 0; r < rows; r++) {
+                    int i = i0 + r, c0 = 0, c1 = n;
+                    if (!full) {
+                        c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
+                        c1 = Math.min(n, i - k0 + 1);
+                    }
+                    int so = r * np;
+                    if (c1 <= c0) {                                // nothing visible to this row in this tile
+                        Arrays.fill(s, so, so + n, 0f);
+                        continue;
+                    }
+                    float mOld = m[r0 + r];
+                    float mNew = Math.max(mOld, rowMax(s, so + c0, c1 - c0) * sc2);
+                    float sum = expShift(s, so + c0, c1 - c0, sc2, mNew);
+                    Arrays.fill(s, so, so + c0, 0f);
+                    Arrays.fill(s, so + c1, so + n, 0f);
+                    float corr = mOld == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp((mOld - mNew) * LN2);
+                    l[r0 + r] = l[r0 + r] * corr + sum;
+                    m[r0 + r] = mNew;
+                    if (corr != 1f) scaleRow(o, (r0 + r) * D, D, corr);
+                }
+                // O += P·V   (rows×D, over the n keys)
+                gemm(s, 0, np, 1, v, kvOff, kStride, o, r0 * D, D, rows, D, n, true);
+            }
+        }
+        for (int hh = 0; hh < G; hh++) {
+            int h = g * G + hh;
+            for (int r = 0; r < rows; r++) {
+                int idx = hh * rows + r;
+                float inv = 1f / l[idx];
+                int yo = ((b * Tq + t0 + r) * H + h) * D;
+                for (int d = 0; d < D; d++) y[yo + d] = o[idx * D + d] * inv;
+                if (lse != null) lse[(b * H + h) * Tq + t0 + r] = (m[idx] + (float) (Math.log(l[idx]) / Math.log(2))) * LN2;
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Backward. Overwrites dq (B,T,H,D), dk/dv (B,T,KV,D) given dy (B,T,H,D) and the forward's y and lse.
+    // ---------------------------------------------------------------------------------------------------------
+
+    public static void backward(float[] q, float[] k, float[] v, float[] y, float[] lse, float[] dy,
+                                float[] dq, float[] dk, float[] dv,
+                                int B, int T, int H, int KV, int D, int window, float scale) {
+        checkForward("backward", q, k, v, y, lse, B, T, H, KV, D, scale);
+        String shapes = shapes(B, T, H, KV, D);
+        checkLen("backward", "dy", dy, (long) B * T * H * D, shapes);
+        checkLen("backward", "dq", dq, (long) B * T * H * D, shapes);
+        checkLen("backward", "dk", dk, (long) B * T * KV * D, shapes);
+        checkLen("backward", "dv", dv, (long) B * T * KV * D, shapes);
+        Parallel.forRange(B * KV, (start, end) -> {
+            Scratch s = Scratch.get(H / KV, D);
+            s.ensureRows(H / KV * T);
+            for (int bg = start; bg < end; bg++)
+                backwardItem(s, q, k, v, y, lse, dy, dq, dk, dv, bg / KV, bg % KV, T, H, KV, D, window, scale);
+        });
+    }
+
+    private static void backwardItem(Scratch sc, float[] q, float[] k, float[] v, float[] y, float[] lse, float[] dy,
+                                     float[] dq, float[] dk, float[] dv, int b, int g,
+                                     int T, int H, int KV, int D, int window, float scale) {
+        int G = H / KV, qStride = H * D, kStride = KV * D;
+        float sc2 = scale * LOG2E;
+        float[] s = sc.s, dp = sc.dp, kt = sc.kt, vt = sc.vt, dkAcc = sc.dkAcc, dvAcc = sc.dvAcc;
+        float[] rowD = sc.rowD, rowLse = sc.rowLse;
+        // dq rows of this (b, group) start at zero; D_i = rowsum(dO∘O) and lse·log2e per row
+        for (int hh = 0; hh < G; hh++) {
+            int h = g * G + hh;
+            for (int i = 0; i < T; i++) {
+                int off = ((b * T + i) * H + h) * D;
+                Arrays.fill(dq, off, off + D, 0f);
+                rowD[hh * T + i] = dot(dy, off, y, off, D);
+                rowLse[hh * T + i] = lse[(b * H + h) * T + i] * LOG2E;
+            }
+        }
+        for (int k0 = 0; k0 < T; k0 += BK) {
+            int n = Math.min(BK, T - k0), np = roundUp(n, 2 * L);
+            int kvOff = ((b * T + k0) * KV + g) * D;
+            transpose(k, kvOff, kStride, n, D, kt, np);
+            transpose(v, kvOff, kStride, n, D, vt, np);
+            Arrays.fill(dkAcc, 0, n * D, 0f);
+            Arrays.fill(dvAcc, 0, n * D, 0f);
+            int qHi = window < 0 ? T : (int) Math.min(T, (long) k0 + n + window);   // last query seeing key k0+n-1, +1
+            for (int i0 = k0; i0 < qHi; i0 += BQ) {
+                int rows = Math.min(BQ, qHi - i0);
+                boolean full = k0 + n - 1 <= i0 && (window < 0 || i0 + rows - 1 - k0 <= window);
+                for (int hh = 0; hh < G; hh++) {
+                    int qOff = ((b * T + i0) * H + g * G + hh) * D;
+                    gemm(q, qOff, qStride, 1, kt, 0, np, s, 0, np, rows, np, D, false);     // S  = Q·Kᵀ
+                    gemm(dy, qOff, qStride, 1, vt, 0, np, dp, 0, np, rows, np, D, false);   // dP = dO·Vᵀ
+                    for (int r = 0; r < rows; r++) {
+                        int i = i0 + r, c0 = 0, c1 = n;
+                        if (!full) {
+                            c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
+                            c1 = Math.min(n, i - k0 + 1);
+                        }
+                        int so = r * np;
+                        if (c1 <= c0) {
+                            Arrays.fill(s, so, so + n, 0f);
+                            Arrays.fill(dp, so, so + n, 0f);
+                            continue;
+                        }
+                        probsAndGrad(s, dp, so + c0, c1 - c0, sc2, rowLse[hh * T + i], rowD[hh * T + i], scale);
+                        Arrays.fill(s, so, so + c0, 0f);
+                        Arrays.fill(s, so + c1, so + n, 0f);
+                        Arrays.fill(dp, so, so + c0, 0f);
+                        Arrays.fill(dp, so + c1, so + n, 0f);
+                    }
+                    // s now holds P, dp holds scale·dS (rows × n)
+                    gemm(s, 0, 1, np, dy, qOff, qStride, dvAcc, 0, D, n, D, rows, true);   // dV += Pᵀ·dO
+                    gemm(dp, 0, 1, np, q, qOff, qStride, dkAcc, 0, D, n, D, rows, true);   // dK += dSᵀ·Q
+                    gemm(dp, 0, np, 1, k, kvOff, kStride, dq, qOff, qStride, rows, D, n, true); // dQ += dS·K
+                }
+            }
+            for (int j = 0; j < n; j++) {
+                System.arraycopy(dkAcc, j * D, dk, kvOff + j * kStride, D);
+                System.arraycopy(dvAcc, j * D, dv, kvOff + j * kStride, D);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Kernels
+    // ---------------------------------------------------------------------------------------------------------
+
+    /**
+     * c[r·cRs + n] (+)= Σ_k a[aOff + r·aRs + k·aCs] · b[bOff + k·bRs + n] for r &lt; rows, n &lt; cols, k &lt; inner.
+     * Register tile of 4 rows × 2 vectors (8 accumulators): per k, 2 vector loads, 4 broadcasts, 8 FMAs.
+     */
+    static void gemm(float[] a, int aOff, int aRs, int aCs, float[] b, int bOff, int bRs,
+                     float[] c, int cOff, int cRs, int rows, int cols, int inner, boolean accumulate) {
+        int r = 0;
+        for (; r + 4 <= rows; r += 4) {
+            int a0 = aOff + r * aRs, c0 = cOff + r * cRs;
+            int n = 0;
+            for (; n + 2 * L <= cols; n += 2 * L) {
+                FloatVector x00, x01, x10, x11, x20, x21, x30, x31;
+                if (accumulate) {
+                    x00 = FloatVector.fromArray(F, c, c0 + n);
+                    x01 = FloatVector.fromArray(F, c, c0 + n + L);
+                    x10 = FloatVector.fromArray(F, c, c0 + cRs + n);
+                    x11 = FloatVector.fromArray(F, c, c0 + cRs + n + L);
+                    x20 = FloatVector.fromArray(F, c, c0 + 2 * cRs + n);
+                    x21 = FloatVector.fromArray(F, c, c0 + 2 * cRs + n + L);
+                    x30 = FloatVector.fromArray(F, c, c0 + 3 * cRs + n);
+                    x31 = FloatVector.fromArray(F, c, c0 + 3 * cRs + n + L);
+                } else {
+                    x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = FloatVector.zero(F);
+                }
+                int ai = a0, bi = bOff + n;
+                for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
+                    FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
+                    FloatVector w = FloatVector.broadcast(F, a[ai]);
+                    x00 = w.fma(b0, x00);
+                    x01 = w.fma(b1, x01);
+                    w = FloatVector.broadcast(F, a[ai + aRs]);
+                    x10 = w.fma(b0, x10);
+                    x11 = w.fma(b1, x11);
+                    w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
+                    x20 = w.fma(b0, x20);
+                    x21 = w.fma(b1, x21);
+                    w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
+                    x30 = w.fma(b0, x30);
+                    x31 = w.fma(b1, x31);
+                }
+                x00.intoArray(c, c0 + n);
+                x01.intoArray(c, c0 + n + L);
+                x10.intoArray(c, c0 + cRs + n);
+                x11.intoArray(c, c0 + cRs + n + L);
+                x20.intoArray(c, c0 + 2 * cRs + n);
+                x21.intoArray(c, c0 + 2 * cRs + n + L);
+                x30.intoArray(c, c0 + 3 * cRs + n);
+                x31.intoArray(c, c0 + 3 * cRs + n + L);
+            }
+            for (int rr = 0; rr < 4; rr++) gemmRow(a, a0 + rr * aRs, aCs, b, bOff, bRs, c, c0 + rr * cRs, n, cols, inner, accumulate);
+        }
+        for (; r < rows; r++) gemmRow(a, aOff + r * aRs, aCs, b, bOff, bRs, c, cOff + r * cRs, 0, cols, inner, accumulate);
+    }
+
+    /** One output row, columns [n0, cols): vectors of 2L, then L, then scalars. */
+    private static void gemmRow(float[] a, int ai0, int aCs, float[] b, int bOff, int bRs,
+                                float[] c, int ci, int n0, int cols, int inner, boolean accumulate) {
+        int n = n0;
+        for (; n + 2 * L <= cols; n += 2 * L) {
+            FloatVector x0 = accumulate ? FloatVector.fromArray(F, c, ci + n) : FloatVector.zero(F);
+            FloatVector x1 = accumulate ? FloatVector.fromArray(F, c, ci + n + L) : FloatVector.zero(F);
+            int ai = ai0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
+                FloatVector w = FloatVector.broadcast(F, a[ai]);
+                x0 = w.fma(FloatVector.fromArray(F, b, bi), x0);
+                x1 = w.fma(FloatVector.fromArray(F, b, bi + L), x1);
+            }
+            x0.intoArray(c, ci + n);
+            x1.intoArray(c, ci + n + L);
+        }
+        for (; n + L <= cols; n += L) {
+            FloatVector x0 = accumulate ? FloatVector.fromArray(F, c, ci + n) : FloatVector.zero(F);
+            int ai = ai0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs)
+                x0 = FloatVector.broadcast(F, a[ai]).fma(FloatVector.fromArray(F, b, bi), x0);
+            x0.intoArray(c, ci + n);
+        }
+        for (; n < cols; n++) {
+            float acc = accumulate ? c[ci + n] : 0f;
+            int ai = ai0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) acc = Math.fma(a[ai], b[bi], acc);
+            c[ci + n] = acc;
+        }
+    }
+
+    /** s[r·np + j] = q_r·k_j for the decode path (few query rows): one K row load serves every row. */
+    private static void dots(float[] q, int qOff, int qStride, int rows, float[] k, int kOff, int kStride, int n, int D,
+                             float[] s, int np) {
+        for (int j = 0; j < n; j++)
+            for (int r = 0; r < rows; r++) s[r * np + j] = dot(q, qOff + r * qStride, k, kOff + j * kStride, D);
+    }
+
+    static float dot(float[] x, int xo, float[] z, int zo, int n) {
+        int d = 0;
+        float sum = 0f;
+        if (n >= L) {
+            FloatVector acc0 = FloatVector.zero(F), acc1 = FloatVector.zero(F);
+            for (; d + 2 * L <= n; d += 2 * L) {
+                acc0 = FloatVector.fromArray(F, x, xo + d).fma(FloatVector.fromArray(F, z, zo + d), acc0);
+                acc1 = FloatVector.fromArray(F, x, xo + d + L).fma(FloatVector.fromArray(F, z, zo + d + L), acc1);
+            }
+            for (; d + L <= n; d += L)
+                acc0 = FloatVector.fromArray(F, x, xo + d).fma(FloatVector.fromArray(F, z, zo + d), acc0);
+            sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+        }
+        for (; d < n; d++) sum = Math.fma(x[xo + d], z[zo + d], sum);
+        return sum;
+    }
+
+    /** dst[d·np + j] = src[off + j·stride + d] for j &lt; n, zero for n &lt;= j &lt; np. */
+    private static void transpose(float[] src, int off, int stride, int n, int D, float[] dst, int np) {
+        for (int j = 0; j < n; j++) {
+            int so = off + j * stride;
+            for (int d = 0; d < D; d++) dst[d * np + j] = src[so + d];
+        }
+        if (np > n) for (int d = 0; d < D; d++) Arrays.fill(dst, d * np + n, d * np + np, 0f);
+    }
+
+    private static float rowMax(float[] s, int off, int n) {
+        int j = 0;
+        float mx = Float.NEGATIVE_INFINITY;
+        if (n >= L) {
+            FloatVector acc = FloatVector.fromArray(F, s, off);
+            for (j = L; j + L <= n; j += L) acc = acc.max(FloatVector.fromArray(F, s, off + j));
+            mx = acc.reduceLanes(VectorOperators.MAX);
+        }
+        for (; j < n; j++) mx = Math.max(mx, s[off + j]);
+        return mx;
+    }
+
+    /** s[off+j] = 2^(s[off+j]·sc2 − m) in place; returns their sum. */
+    private static float expShift(float[] s, int off, int n, float sc2, float m) {
+        int j = 0;
+        float sum = 0f;
+        if (n >= L) {
+            FloatVector acc = FloatVector.zero(F), vs = FloatVector.broadcast(F, sc2), vm = FloatVector.broadcast(F, -m);
+            for (; j + L <= n; j += L) {
+                FloatVector p = exp2(FloatVector.fromArray(F, s, off + j).fma(vs, vm));
+                p.intoArray(s, off + j);
+                acc = acc.add(p);
+            }
+            sum = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (; j < n; j++) {
+            float p = exp2(s[off + j] * sc2 - m);
+            s[off + j] = p;
+            sum += p;
+        }
+        return sum;
+    }
+
+    /** P = 2^(s·sc2 − lse2) into s; scale·dS = scale·P·(dP − rowD) into dp. */
+    private static void probsAndGrad(float[] s, float[] dp, int off, int n, float sc2, float lse2, float rowD, float scale) {
+        int j = 0;
+        FloatVector vs = FloatVector.broadcast(F, sc2), vl = FloatVector.broadcast(F, -lse2);
+        FloatVector vd = FloatVector.broadcast(F, rowD), vscale = FloatVector.broadcast(F, scale);
+        for (; j + L <= n; j += L) {
+            FloatVector p = exp2(FloatVector.fromArray(F, s, off + j).fma(vs, vl));
+            p.intoArray(s, off + j);
+            p.mul(vscale).mul(FloatVector.fromArray(F, dp, off + j).sub(vd)).intoArray(dp, off + j);
+        }
+        for (; j < n; j++) {
+            float p = exp2(s[off + j] * sc2 - lse2);
+            s[off + j] = p;
+            dp[off + j] = p * scale * (dp[off + j] - rowD);
+        }
+    }
+
+    private static void scaleRow(float[] o, int off, int n, float f) {
+        int d = 0;
+        FloatVector vf = FloatVector.broadcast(F, f);
+        for (; d + L <= n; d += L) FloatVector.fromArray(F, o, off + d).mul(vf).intoArray(o, off + d);
+        for (; d < n; d++) o[off + d] *= f;
+    }
+
+    // 2^x for x <= 0 (softmax arguments): x = n + f with n = round(x), |f| <= 1/2; 2^f by a degree-6 Taylor
+    // polynomial of e^(f·ln2) (relative error ~1.2e-7); 2^n built in the exponent bits. x is clamped at -126.
+    private static final float ROUND = 12582912f;                 // 1.5·2^23: x + ROUND rounds x to an integer
+    private static final float C1 = 0.6931471805599453f, C2 = 0.2402265069591007f, C3 = 0.05550410866482158f,
+            C4 = 0.009618129107628477f, C5 = 0.0013333558146428443f, C6 = 1.5403530393381606e-4f;
+
+    static FloatVector exp2(FloatVector x) {
+        x = x.max(-126f);
+        FloatVector t = x.add(ROUND);
+        FloatVector f = x.sub(t.sub(ROUND));
+        FloatVector p = f.fma(C6, C5).fma(f, FloatVector.broadcast(F, C4)).fma(f, FloatVector.broadcast(F, C3))
+                .fma(f, FloatVector.broadcast(F, C2)).fma(f, FloatVector.broadcast(F, C1)).fma(f, FloatVector.broadcast(F, 1f));
+        FloatVector pow = ((IntVector) t.reinterpretAsInts()).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(pow);
+    }
+
+    static float exp2(float x) {
+        x = Math.max(x, -126f);
+        float t = x + ROUND;
+        float f = x - (t - ROUND);
+        float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(f, C6, C5), f, C4), f, C3), f, C2), f, C1), f, 1f);
+        return p * Float.intBitsToFloat((Float.floatToRawIntBits(t) + 127) << 23);
+    }
+
+    private static int roundUp(int n, int m) {
+        return (n + m - 1) / m * m;
+    }
+
+    /** Per-thread buffers, grown on demand and reused across calls (never allocated per tile). */
+    private static final class Scratch {
+        private static final ThreadLocal<Scratch> LOCAL = ThreadLocal.withInitial(Scratch::new);
+        float[] s = new float[0], dp, kt, vt, o, m, l, dkAcc, dvAcc, rowD = new float[0], rowLse = new float[0];
+        int g = -1, d = -1;
+
+        static Scratch get(int G, int D) {
+            Scratch s = LOCAL.get();
+            if (G > s.g || D > s.d) s.resize(Math.max(G, s.g), Math.max(D, s.d));
+            return s;
+        }
+
+        private void resize(int G, int D) {
+            int np = roundUp(BK, 2 * L);
+            s = new float[BQ * np];
+            dp = new float[BQ * np];
+            kt = new float[D * np];
+            vt = new float[D * np];
+            o = new float[G * BQ * D];
+            m = new float[G * BQ];
+            l = new float[G * BQ];
+            dkAcc = new float[BK * D];
+            dvAcc = new float[BK * D];
+            g = G;
+            d = D;
+        }
+
+        void ensureRows(int n) {
+            if (rowD.length < n) {
+                rowD = new float[n];
+                rowLse = new float[n];
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Argument checks
+    // ---------------------------------------------------------------------------------------------------------
+
+    private static void checkForward(String op, float[] q, float[] k, float[] v, float[] y, float[] lse,
+                                     int B, int T, int H, int KV, int D, float scale) {
+        String shapes = shapes(B, T, H, KV, D);
+        if (B < 1 || T < 1 || H < 1 || KV < 1 || D < 1)
+            throw new IllegalArgumentException("attention " + op + ": sizes must be positive, got " + shapes);
+        if (H % KV != 0)
+            throw new IllegalArgumentException("attention " + op + ": H % KV != 0 (query heads must split evenly over kv heads), got " + shapes);
+        if (!(scale > 0 && Float.isFinite(scale)))
+            throw new IllegalArgumentException("attention " + op + ": scale must be positive and finite, got " + scale);
+        if ((long) B * T * H * D > Integer.MAX_VALUE)
+            throw new IllegalArgumentException("attention " + op + ": more than 2^31 elements, got " + shapes);
+        checkLen(op, "q", q, (long) B * T * H * D, shapes);
+        checkLen(op, "k", k, (long) B * T * KV * D, shapes);
+        checkLen(op, "v", v, (long) B * T * KV * D, shapes);
+        checkLen(op, "y", y, (long) B * T * H * D, shapes);
+        checkLen(op, "lse", lse, (long) B * H * T, shapes);
+    }
+
+    private static void checkLen(String op, String name, float[] a, long expected, String shapes) {
+        if (a == null) throw new IllegalArgumentException("attention " + op + ": " + name + " is null for " + shapes);
+        if (a.length != expected)
+            throw new IllegalArgumentException("attention " + op + ": " + name + " has " + a.length + " floats, expected "
+                    + expected + " for " + shapes);
+    }
+
+    private static String shapes(int B, int T, int H, int KV, int D) {
+        return "B=" + B + " T=" + T + " H=" + H + " KV=" + KV + " D=" + D + " (q,y (B,T,H,D), k,v (B,T,KV,D), lse (B,H,T))";
+    }
+}

@@ -1,0 +1,146 @@
+package nanochat4j.tensor.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Binary elementwise ops (add, sub, mul) with NumPy broadcasting, and their gradient companion {@link #sumTo},
+ * which sums a broadcast result back down to an operand's shape.
+ * Shapes are right-aligned; each operand gets per-dim strides with 0 on broadcast dims, and the work is done one
+ * output row (last dim) at a time, with a vector loop for each of the four stride patterns of the last dim.
+ */
+final class Broadcast {
+    private Broadcast() {}
+
+    static final int ADD = 0, SUB = 1, MUL = 2;
+    private static final VectorSpecies<Float> S = Vec.F;
+
+    /** The broadcast shape of a and b, or null when they are incompatible. */
+    static int[] shape(int[] a, int[] b) {
+        int r = Math.max(a.length, b.length);
+        int[] out = new int[r];
+        for (int i = 0; i < r; i++) {
+            int da = i < r - a.length ? 1 : a[i - (r - a.length)];
+            int db = i < r - b.length ? 1 : b[i - (r - b.length)];
+            if (da != db && da != 1 && db != 1) return null;
+            out[i] = da == 1 ? db : da;
+        }
+        return out;
+    }
+
+    /** Row-major strides of {@code shape} aligned to {@code outShape}, with 0 on broadcast (size-1 or missing) dims. */
+    static int[] strides(int[] shape, int[] outShape) {
+        int r = outShape.length;
+        int[] st = new int[r];
+        int s = 1;
+        for (int i = r - 1; i >= 0; i--) {
+            int j = i - (r - shape.length);
+            int d = j < 0 ? 1 : shape[j];
+            st[i] = (d == 1 && outShape[i] != 1) || j < 0 ? 0 : s;
+            s *= d;
+        }
+        return st;
+    }
+
+    // out[i] = a[i] op b[i] with broadcasting; out is contiguous with shape outShape.
+    static void binary(int op, float[] a, int ao, int[] aShape, float[] b, int bo, int[] bShape,
+                       float[] out, int oo, int[] outShape) {
+        int r = outShape.length;
+        int n = r == 0 ? 1 : outShape[r - 1];
+        int total = 1;
+        for (int d : outShape) total *= d;
+        if (total == 0) return;
+        int rows = total / n;
+        int[] as = strides(aShape, outShape), bs = strides(bShape, outShape);
+        int aLast = r == 0 ? 0 : as[r - 1], bLast = r == 0 ? 0 : bs[r - 1];
+        if (r == 0) aLast = bLast = 0;
+        final int fa = aLast, fb = bLast;
+        Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), (s, e) -> {
+            for (int row = s; row < e; row++) {
+                int aOff = ao, bOff = bo, rem = row;
+                for (int d = r - 2; d >= 0; d--) {
+                    int idx = rem % outShape[d];
+                    rem /= outShape[d];
+                    aOff += idx * as[d];
+                    bOff += idx * bs[d];
+                }
+                row(op, a, aOff, fa, b, bOff, fb, out, oo + row * n, n);
+            }
+        });
+    }
+
+    private static void row(int op, float[] a, int ao, int aS, float[] b, int bo, int bS, float[] out, int oo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        if (aS == 1 && bS == 1) {
+            for (; i < ub; i += S.length()) {
+                apply(op, FloatVector.fromArray(S, a, ao + i), FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+            }
+            for (; i < n; i++) out[oo + i] = apply(op, a[ao + i], b[bo + i]);
+        } else if (aS == 1) {
+            float bv = b[bo];
+            var bb = FloatVector.broadcast(S, bv);
+            for (; i < ub; i += S.length()) apply(op, FloatVector.fromArray(S, a, ao + i), bb).intoArray(out, oo + i);
+            for (; i < n; i++) out[oo + i] = apply(op, a[ao + i], bv);
+        } else if (bS == 1) {
+            float av = a[ao];
+            var aa = FloatVector.broadcast(S, av);
+            for (; i < ub; i += S.length()) apply(op, aa, FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+            for (; i < n; i++) out[oo + i] = apply(op, av, b[bo + i]);
+        } else {
+            float v = apply(op, a[ao], b[bo]);
+            for (; i < n; i++) out[oo + i] = v;
+        }
+    }
+
+    private static FloatVector apply(int op, FloatVector x, FloatVector y) {
+        return switch (op) {
+            case ADD -> x.add(y);
+            case SUB -> x.sub(y);
+            default -> x.mul(y);
+        };
+    }
+
+    private static float apply(int op, float x, float y) {
+        return switch (op) {
+            case ADD -> x + y;
+            case SUB -> x - y;
+            default -> x * y;
+        };
+    }
+
+    /**
+     * out (shape {@code toShape}, zeroed here) = x summed over every dim where toShape broadcasts to xShape.
+     * Rows of x that land on the same output row are summed on one thread (split over the output's rows).
+     */
+    static void sumTo(float[] x, int xo, int[] xShape, float[] out, int oo, int[] toShape) {
+        int r = xShape.length;
+        int total = 1;
+        for (int d : xShape) total *= d;
+        int outTotal = 1;
+        for (int d : toShape) outTotal *= d;
+        java.util.Arrays.fill(out, oo, oo + outTotal, 0f);
+        if (total == 0) return;
+        int n = r == 0 ? 1 : xShape[r - 1];
+        int rows = total / n;
+        int[] ts = strides(toShape, xShape);
+        int tLast = r == 0 ? 0 : ts[r - 1];
+        for (int row = 0; row < rows; row++) {
+            int tOff = oo, rem = row;
+            for (int d = r - 2; d >= 0; d--) {
+                int idx = rem % xShape[d];
+                rem /= xShape[d];
+                tOff += idx * ts[d];
+            }
+            int xOff = xo + row * n;
+            if (tLast == 1) {
+                int i = 0, ub = S.loopBound(n);
+                for (; i < ub; i += S.length()) {
+                    FloatVector.fromArray(S, out, tOff + i).add(FloatVector.fromArray(S, x, xOff + i)).intoArray(out, tOff + i);
+                }
+                for (; i < n; i++) out[tOff + i] += x[xOff + i];
+            } else {
+                out[tOff] += Reduce.sum(x, xOff, n);
+            }
+        }
+    }
+}

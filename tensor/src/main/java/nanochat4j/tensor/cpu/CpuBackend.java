@@ -1,0 +1,829 @@
+package nanochat4j.tensor.cpu;
+
+import java.util.Arrays;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+
+/**
+ * The CPU implementation of {@link Backend}: checks shapes and dtypes (every message names the op and the
+ * shapes), allocates outputs, and hands flat arrays to the kernels of this package (Gemm, Attention, RmsNorm,
+ * Rotary, Elementwise, Broadcast, Reduce, CrossEntropy, Embedding, Layout).
+ */
+public final class CpuBackend implements Backend {
+    public static final CpuBackend INSTANCE = new CpuBackend();
+
+    private CpuBackend() {}
+
+    @Override
+    public Device device() {
+        return Device.CPU;
+    }
+
+    @Override
+    public Tensor zeros(int... shape) {
+        return Tensor.zeros(shape);
+    }
+
+    // ------------------------------------------------------------------ matmul
+
+    /** Resolved dims of a (batched) matmul. */
+    private record MM(int batch, int m, int n, int k, int strideA, int strideB, int[] outShape) {}
+
+    private static MM plan(String op, Tensor a, boolean transA, Tensor b, boolean transB) {
+        f32(op, "a", a);
+        f32(op, "b", b);
+        if (a.rank() < 2 || b.rank() < 2) throw bad(op, "operands must be at least 2-d", a, b);
+        int ar = a.rank(), br = b.rank();
+        int m = transA ? a.shape(-1) : a.shape(-2), ka = transA ? a.shape(-2) : a.shape(-1);
+        int kb = transB ? b.shape(-1) : b.shape(-2), n = transB ? b.shape(-2) : b.shape(-1);
+        if (ka != kb) throw bad(op, "inner dims differ (" + ka + " vs " + kb + ", transA=" + transA + ", transB=" + transB + ")", a, b);
+        int[] aLead = Arrays.copyOf(a.shape(), ar - 2), bLead = Arrays.copyOf(b.shape(), br - 2);
+        int[] lead;
+        int batch;
+        if (br == 2) {
+            lead = aLead;
+        } else if (ar == 2) {
+            lead = bLead;
+        } else if (Arrays.equals(aLead, bLead)) {
+            lead = aLead;
+        } else {
+            throw bad(op, "batch dims differ", a, b);
+        }
+        batch = Tensor.numel(lead);
+        int[] out = Arrays.copyOf(lead, lead.length + 2);
+        out[lead.length] = m;
+        out[lead.length + 1] = n;
+        return new MM(batch, m, n, ka, ar == 2 ? 0 : m * ka, br == 2 ? 0 : ka * n, out);
+    }
+
+    private static void runMatmul(MM p, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
+        int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
+        if (p.batch == 0 || p.m == 0 || p.n == 0) return;
+        if (p.strideB == 0 && p.strideA != 0 && !transA) {
+            // shared 2-d B and row-major A: the whole batch is one tall GEMM (better blocking than batch small ones)
+            Gemm.sgemm(false, transB, p.batch * p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, beta, c.floats(), c.offset(), p.n);
+        } else if (p.batch == 1) {
+            Gemm.sgemm(transA, transB, p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, beta, c.floats(), c.offset(), p.n);
+        } else {
+            Gemm.sgemmBatched(p.batch, transA, transB, p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda, p.strideA,
+                    b.floats(), b.offset(), ldb, p.strideB, beta, c.floats(), c.offset(), p.n, p.m * p.n);
+        }
+    }
+
+    @Override
+    public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
+        MM p = plan("matmul", a, transA, b, transB);
+        Tensor c = Tensor.zeros(p.outShape);
+        runMatmul(p, a, transA, b, transB, 1f, 0f, c);
+        return c;
+    }
+
+    @Override
+    public void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
+        MM p = plan("matmulInto", a, transA, b, transB);
+        f32("matmulInto", "c", c);
+        if (!c.hasShape(p.outShape)) {
+            throw bad("matmulInto", "c must have shape " + Arrays.toString(p.outShape), a, b, c);
+        }
+        runMatmul(p, a, transA, b, transB, alpha, beta, c);
+    }
+
+    @Override
+    public Tensor linear(Tensor x, Tensor w) {
+        f32("linear", "x", x);
+        f32("linear", "w", w);
+        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(1)) {
+            throw bad("linear", "need x (..., in) and W (out, in)", x, w);
+        }
+        int out = w.shape(0), in = w.shape(1), rows = x.rows();
+        int[] ys = x.shape();
+        ys[ys.length - 1] = out;
+        Tensor y = Tensor.zeros(ys);
+        if (rows > 0 && out > 0) {
+            Gemm.sgemm(false, true, rows, out, in, 1f, x.floats(), x.offset(), in, w.floats(), w.offset(), in, 0f, y.floats(), 0, out);
+        }
+        return y;
+    }
+
+    @Override
+    public Tensor linearBackwardInput(Tensor dy, Tensor w) {
+        f32("linearBackwardInput", "dy", dy);
+        f32("linearBackwardInput", "w", w);
+        if (w.rank() != 2 || dy.rank() < 1 || dy.shape(-1) != w.shape(0)) {
+            throw bad("linearBackwardInput", "need dy (..., out) and W (out, in)", dy, w);
+        }
+        int out = w.shape(0), in = w.shape(1), rows = dy.rows();
+        int[] xs = dy.shape();
+        xs[xs.length - 1] = in;
+        Tensor dx = Tensor.zeros(xs);
+        if (rows > 0 && in > 0) {
+            Gemm.sgemm(false, false, rows, in, out, 1f, dy.floats(), dy.offset(), out, w.floats(), w.offset(), in, 0f, dx.floats(), 0, in);
+        }
+        return dx;
+    }
+
+    @Override
+    public void linearBackwardWeight(Tensor dy, Tensor x, Tensor dW, boolean accumulate) {
+        String op = "linearBackwardWeight";
+        f32(op, "dy", dy);
+        f32(op, "x", x);
+        f32(op, "dW", dW);
+        if (dW.rank() != 2 || dy.rank() < 1 || x.rank() < 1 || dy.shape(-1) != dW.shape(0) || x.shape(-1) != dW.shape(1)
+                || dy.rows() != x.rows()) {
+            throw bad(op, "need dy (..., out), x (..., in) with the same rows, dW (out, in)", dy, x, dW);
+        }
+        int out = dW.shape(0), in = dW.shape(1), rows = dy.rows();
+        if (rows == 0) {
+            if (!accumulate) dW.fill(0f);
+            return;
+        }
+        Gemm.sgemm(true, false, out, in, rows, 1f, dy.floats(), dy.offset(), out, x.floats(), x.offset(), in,
+                accumulate ? 1f : 0f, dW.floats(), dW.offset(), in);
+    }
+
+    // ------------------------------------------------------------------ normalization, rotary
+
+    @Override
+    public Tensor rmsNorm(Tensor x, float scale) {
+        f32("rmsNorm", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        RmsNorm.forward(x.floats(), x.offset(), y.floats(), 0, x.rows(), x.cols(), scale, RMS_EPS);
+        return y;
+    }
+
+    @Override
+    public Tensor rmsNormBackward(Tensor x, Tensor dy, float scale) {
+        f32("rmsNormBackward", "x", x);
+        f32("rmsNormBackward", "dy", dy);
+        same("rmsNormBackward", x, dy);
+        Tensor dx = Tensor.zeros(x.shape());
+        RmsNorm.backward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.rows(), x.cols(), scale, RMS_EPS);
+        return dx;
+    }
+
+    @Override
+    public RotaryTables rotaryTables(int maxT, int headDim, double base) {
+        if (maxT < 0 || headDim <= 0 || headDim % 2 != 0) {
+            throw new IllegalArgumentException("rotaryTables: need maxT >= 0 and an even headDim > 0, got maxT=" + maxT + " headDim=" + headDim);
+        }
+        Tensor cos = Tensor.zeros(maxT, headDim / 2), sin = Tensor.zeros(maxT, headDim / 2);
+        Rotary.tables(maxT, headDim, base, cos.floats(), sin.floats());
+        return new RotaryTables(cos, sin);
+    }
+
+    private static Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, float sign) {
+        f32(op, "x", x);
+        f32(op, "cos", cos);
+        f32(op, "sin", sin);
+        if (x.rank() != 4 || x.shape(3) % 2 != 0) throw bad(op, "x must be (B, T, H, D) with even D", x);
+        int b = x.shape(0), t = x.shape(1), h = x.shape(2), d = x.shape(3);
+        if (cos.rank() != 2 || !cos.sameShape(sin) || cos.shape(1) != d / 2) {
+            throw bad(op, "cos/sin must both be (Tmax, D/2)", x, cos, sin);
+        }
+        if (offset < 0 || offset + t > cos.shape(0)) {
+            throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
+        }
+        Tensor y = Tensor.zeros(x.shape());
+        Rotary.apply(x.floats(), x.offset(), y.floats(), 0, cos.floats(), cos.offset(), sin.floats(), sin.offset(),
+                b, t, h, d, offset, sign);
+        return y;
+    }
+
+    @Override
+    public Tensor rotary(Tensor x, Tensor cos, Tensor sin, int offset) {
+        return rotary("rotary", x, cos, sin, offset, 1f);
+    }
+
+    @Override
+    public Tensor rotaryBackward(Tensor dy, Tensor cos, Tensor sin, int offset) {
+        return rotary("rotaryBackward", dy, cos, sin, offset, -1f);
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    @Override
+    public Tensor relu2(Tensor x) {
+        f32("relu2", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.relu2(x.floats(), x.offset(), y.floats(), 0, x.numel());
+        return y;
+    }
+
+    @Override
+    public Tensor relu2Backward(Tensor x, Tensor dy) {
+        f32("relu2Backward", "x", x);
+        f32("relu2Backward", "dy", dy);
+        same("relu2Backward", x, dy);
+        Tensor dx = Tensor.zeros(x.shape());
+        Elementwise.relu2Backward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.numel());
+        return dx;
+    }
+
+    @Override
+    public Tensor sigmoid(Tensor x) {
+        f32("sigmoid", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.sigmoid(x.floats(), x.offset(), y.floats(), 0, x.numel());
+        return y;
+    }
+
+    @Override
+    public Tensor sigmoidBackward(Tensor y, Tensor dy) {
+        f32("sigmoidBackward", "y", y);
+        f32("sigmoidBackward", "dy", dy);
+        same("sigmoidBackward", y, dy);
+        Tensor dx = Tensor.zeros(y.shape());
+        Elementwise.sigmoidBackward(y.floats(), y.offset(), dy.floats(), dy.offset(), dx.floats(), 0, y.numel());
+        return dx;
+    }
+
+    @Override
+    public Tensor tanh(Tensor x) {
+        f32("tanh", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.tanh(x.floats(), x.offset(), y.floats(), 0, x.numel());
+        return y;
+    }
+
+    @Override
+    public Tensor tanhBackward(Tensor y, Tensor dy) {
+        f32("tanhBackward", "y", y);
+        f32("tanhBackward", "dy", dy);
+        same("tanhBackward", y, dy);
+        Tensor dx = Tensor.zeros(y.shape());
+        Elementwise.tanhBackward(y.floats(), y.offset(), dy.floats(), dy.offset(), dx.floats(), 0, y.numel());
+        return dx;
+    }
+
+    @Override
+    public Tensor softcap(Tensor x, float cap) {
+        f32("softcap", "x", x);
+        positiveCap("softcap", cap);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.softcap(x.floats(), x.offset(), y.floats(), 0, x.numel(), cap);
+        return y;
+    }
+
+    @Override
+    public Tensor softcapBackward(Tensor x, Tensor dy, float cap) {
+        f32("softcapBackward", "x", x);
+        f32("softcapBackward", "dy", dy);
+        same("softcapBackward", x, dy);
+        positiveCap("softcapBackward", cap);
+        Tensor dx = Tensor.zeros(x.shape());
+        Elementwise.softcapBackward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.numel(), cap);
+        return dx;
+    }
+
+    private static void positiveCap(String op, float cap) {
+        if (!(cap > 0f) || Float.isInfinite(cap)) throw new IllegalArgumentException(op + ": cap must be a finite positive number, got " + cap);
+    }
+
+    // ------------------------------------------------------------------ elementwise with broadcasting
+
+    private static Tensor binary(String op, int code, Tensor a, Tensor b) {
+        f32(op, "a", a);
+        f32(op, "b", b);
+        int[] out = Broadcast.shape(a.shape(), b.shape());
+        if (out == null) throw bad(op, "shapes do not broadcast", a, b);
+        Tensor c = Tensor.zeros(out);
+        Broadcast.binary(code, a.floats(), a.offset(), a.shape(), b.floats(), b.offset(), b.shape(), c.floats(), 0, out);
+        return c;
+    }
+
+    @Override
+    public Tensor add(Tensor a, Tensor b) {
+        return binary("add", Broadcast.ADD, a, b);
+    }
+
+    @Override
+    public Tensor sub(Tensor a, Tensor b) {
+        return binary("sub", Broadcast.SUB, a, b);
+    }
+
+    @Override
+    public Tensor mul(Tensor a, Tensor b) {
+        return binary("mul", Broadcast.MUL, a, b);
+    }
+
+    @Override
+    public Tensor sumToShape(Tensor x, int... shape) {
+        f32("sumToShape", "x", x);
+        int[] bs = Broadcast.shape(x.shape(), shape);
+        if (bs == null || !Arrays.equals(bs, x.shape())) {
+            throw new IllegalArgumentException("sumToShape: " + Arrays.toString(shape) + " does not broadcast to x " + x);
+        }
+        Tensor out = Tensor.zeros(shape);
+        Broadcast.sumTo(x.floats(), x.offset(), x.shape(), out.floats(), 0, shape);
+        return out;
+    }
+
+    @Override
+    public Tensor scale(Tensor x, float s) {
+        f32("scale", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.axpby(s, x.floats(), x.offset(), 0f, null, 0, y.floats(), 0, x.numel());
+        return y;
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        f32("axpy", "x", x);
+        f32("axpy", "y", y);
+        same("axpy", x, y);
+        Elementwise.axpby(alpha, x.floats(), x.offset(), 1f, y.floats(), y.offset(), y.floats(), y.offset(), x.numel());
+    }
+
+    @Override
+    public Tensor axpby(float a, Tensor x, float b, Tensor y) {
+        f32("axpby", "x", x);
+        f32("axpby", "y", y);
+        same("axpby", x, y);
+        Tensor out = Tensor.zeros(x.shape());
+        if (b == 0f) {
+            Elementwise.axpby(a, x.floats(), x.offset(), 0f, null, 0, out.floats(), 0, x.numel());
+        } else {
+            Elementwise.axpby(a, x.floats(), x.offset(), b, y.floats(), y.offset(), out.floats(), 0, x.numel());
+        }
+        return out;
+    }
+
+    private static float oneElement(String op, String name, Tensor s) {
+        f32(op, name, s);
+        if (s.numel() != 1) throw bad(op, name + " must have exactly one element", s);
+        return s.item();
+    }
+
+    @Override
+    public Tensor lambdaMix(Tensor a, Tensor x, Tensor b, Tensor x0) {
+        float av = oneElement("lambdaMix", "a", a), bv = oneElement("lambdaMix", "b", b);
+        f32("lambdaMix", "x", x);
+        f32("lambdaMix", "x0", x0);
+        same("lambdaMix", x, x0);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.axpby(av, x.floats(), x.offset(), bv, x0.floats(), x0.offset(), y.floats(), 0, x.numel());
+        return y;
+    }
+
+    @Override
+    public MixGrads lambdaMixBackward(Tensor dy, Tensor a, Tensor x, Tensor b, Tensor x0) {
+        String op = "lambdaMixBackward";
+        float av = oneElement(op, "a", a), bv = oneElement(op, "b", b);
+        f32(op, "dy", dy);
+        f32(op, "x", x);
+        f32(op, "x0", x0);
+        same(op, dy, x);
+        same(op, dy, x0);
+        Tensor da = Tensor.zeros(a.shape()), db = Tensor.zeros(b.shape());
+        da.floats()[0] = (float) Reduce.dotParallel(dy.floats(), dy.offset(), x.floats(), x.offset(), x.numel());
+        db.floats()[0] = (float) Reduce.dotParallel(dy.floats(), dy.offset(), x0.floats(), x0.offset(), x.numel());
+        return new MixGrads(da, scale(dy, av), db, scale(dy, bv));
+    }
+
+    @Override
+    public Tensor lerp(Tensor a, Tensor b, float w) {
+        f32("lerp", "a", a);
+        f32("lerp", "b", b);
+        same("lerp", a, b);
+        Tensor out = Tensor.zeros(a.shape());
+        Elementwise.lerp(a.floats(), a.offset(), b.floats(), b.offset(), out.floats(), 0, a.numel(), w);
+        return out;
+    }
+
+    @Override
+    public Tensor clamp(Tensor x, float lo, float hi) {
+        f32("clamp", "x", x);
+        if (!(lo <= hi)) throw new IllegalArgumentException("clamp: lo " + lo + " > hi " + hi + " for " + x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.clamp(x.floats(), x.offset(), y.floats(), 0, x.numel(), lo, hi);
+        return y;
+    }
+
+    // ------------------------------------------------------------------ reductions
+
+    @Override
+    public Tensor sum(Tensor x) {
+        f32("sum", "x", x);
+        return Tensor.scalar((float) Reduce.sumParallel(x.floats(), x.offset(), x.numel()));
+    }
+
+    @Override
+    public Tensor mean(Tensor x) {
+        f32("mean", "x", x);
+        if (x.numel() == 0) throw bad("mean", "mean of an empty tensor", x);
+        return Tensor.scalar((float) (Reduce.sumParallel(x.floats(), x.offset(), x.numel()) / x.numel()));
+    }
+
+    @Override
+    public Tensor max(Tensor x) {
+        f32("max", "x", x);
+        if (x.numel() == 0) throw bad("max", "max of an empty tensor", x);
+        return Tensor.scalar(Reduce.max(x.floats(), x.offset(), x.numel()));
+    }
+
+    @Override
+    public Tensor dot(Tensor a, Tensor b) {
+        f32("dot", "a", a);
+        f32("dot", "b", b);
+        same("dot", a, b);
+        return Tensor.scalar((float) Reduce.dotParallel(a.floats(), a.offset(), b.floats(), b.offset(), a.numel()));
+    }
+
+    @Override
+    public Tensor frobeniusNorm(Tensor x) {
+        f32("frobeniusNorm", "x", x);
+        return Tensor.scalar((float) Math.sqrt(Reduce.dotParallel(x.floats(), x.offset(), x.floats(), x.offset(), x.numel())));
+    }
+
+    private static int[] dropLast(Tensor x) {
+        return Arrays.copyOf(x.shape(), Math.max(0, x.rank() - 1));
+    }
+
+    @Override
+    public Tensor rowNorms(Tensor x) {
+        f32("rowNorms", "x", x);
+        if (x.rank() < 1) throw bad("rowNorms", "needs at least 1 dim", x);
+        Tensor out = Tensor.zeros(dropLast(x));
+        Reduce.rowNorms(x.floats(), x.offset(), out.floats(), 0, x.rows(), x.cols());
+        return out;
+    }
+
+    @Override
+    public Tensor argmax(Tensor x) {
+        f32("argmax", "x", x);
+        if (x.rank() < 1 || x.cols() == 0) throw bad("argmax", "needs a non-empty last dim", x);
+        Tensor out = Tensor.zeros(DType.I32, dropLast(x));
+        Reduce.argmax(x.floats(), x.offset(), out.ints(), 0, x.rows(), x.cols());
+        return out;
+    }
+
+    @Override
+    public TopK topk(Tensor x, int k) {
+        f32("topk", "x", x);
+        if (x.rank() < 1 || k < 1 || k > x.cols()) throw bad("topk", "k = " + k + " must be in [1, last dim]", x);
+        int[] s = x.shape();
+        s[s.length - 1] = k;
+        Tensor vals = Tensor.zeros(s), idx = Tensor.zeros(DType.I32, s);
+        Arrays.fill(vals.floats(), Float.NEGATIVE_INFINITY);
+        Reduce.topk(x.floats(), x.offset(), vals.floats(), idx.ints(), x.rows(), x.cols(), k);
+        return new TopK(vals, idx);
+    }
+
+    @Override
+    public Tensor softmax(Tensor x) {
+        f32("softmax", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        if (x.numel() > 0) Reduce.softmax(x.floats(), x.offset(), y.floats(), 0, x.rows(), x.cols());
+        return y;
+    }
+
+    // ------------------------------------------------------------------ layout
+
+    private static int dim(String op, Tensor x, int dim) {
+        int d = dim < 0 ? dim + x.rank() : dim;
+        if (d < 0 || d >= x.rank()) throw bad(op, "dim " + dim + " out of range", x);
+        return d;
+    }
+
+    private static int outer(int[] s, int d) {
+        int n = 1;
+        for (int i = 0; i < d; i++) n *= s[i];
+        return n;
+    }
+
+    private static int inner(int[] s, int d) {
+        int n = 1;
+        for (int i = d + 1; i < s.length; i++) n *= s[i];
+        return n;
+    }
+
+    @Override
+    public Tensor narrow(Tensor x, int dim, int start, int length) {
+        f32("narrow", "x", x);
+        int d = dim("narrow", x, dim);
+        int size = x.shape(d);
+        if (start < 0 || length < 0 || start + length > size) {
+            throw bad("narrow", "range [" + start + ", " + (start + length) + ") outside dim " + d + " of size " + size, x);
+        }
+        int[] s = x.shape();
+        s[d] = length;
+        Tensor y = Tensor.zeros(s);
+        Layout.copyRuns(x.floats(), x.offset(), size, start, y.floats(), 0, length, 0, length, outer(s, d), inner(s, d));
+        return y;
+    }
+
+    @Override
+    public Tensor narrowBackward(Tensor dy, int dim, int start, int fullSize) {
+        f32("narrowBackward", "dy", dy);
+        int d = dim("narrowBackward", dy, dim);
+        int len = dy.shape(d);
+        if (start < 0 || start + len > fullSize) {
+            throw bad("narrowBackward", "range [" + start + ", " + (start + len) + ") outside full size " + fullSize, dy);
+        }
+        int[] s = dy.shape();
+        s[d] = fullSize;
+        Tensor dx = Tensor.zeros(s);
+        Layout.copyRuns(dy.floats(), dy.offset(), len, 0, dx.floats(), 0, fullSize, start, len, outer(s, d), inner(s, d));
+        return dx;
+    }
+
+    @Override
+    public Tensor concat(int dim, Tensor... parts) {
+        if (parts.length == 0) throw new IllegalArgumentException("concat: no tensors");
+        Tensor first = parts[0];
+        int d = dim("concat", first, dim);
+        int total = 0;
+        for (Tensor p : parts) {
+            f32("concat", "part", p);
+            if (p.rank() != first.rank()) throw bad("concat", "ranks differ", parts);
+            for (int i = 0; i < p.rank(); i++) {
+                if (i != d && p.shape(i) != first.shape(i)) throw bad("concat", "shapes differ outside dim " + d, parts);
+            }
+            total += p.shape(d);
+        }
+        int[] s = first.shape();
+        s[d] = total;
+        Tensor out = Tensor.zeros(s);
+        int at = 0;
+        for (Tensor p : parts) {
+            int len = p.shape(d);
+            Layout.copyRuns(p.floats(), p.offset(), len, 0, out.floats(), 0, total, at, len, outer(s, d), inner(s, d));
+            at += len;
+        }
+        return out;
+    }
+
+    @Override
+    public void narrowAssign(Tensor dst, int dim, int start, Tensor src) {
+        f32("narrowAssign", "dst", dst);
+        f32("narrowAssign", "src", src);
+        int d = dim("narrowAssign", dst, dim);
+        if (src.rank() != dst.rank()) throw bad("narrowAssign", "ranks differ", dst, src);
+        for (int i = 0; i < dst.rank(); i++) {
+            if (i != d && src.shape(i) != dst.shape(i)) throw bad("narrowAssign", "shapes differ outside dim " + d, dst, src);
+        }
+        int len = src.shape(d), size = dst.shape(d);
+        if (start < 0 || start + len > size) {
+            throw bad("narrowAssign", "range [" + start + ", " + (start + len) + ") outside dim " + d + " of size " + size, dst, src);
+        }
+        int[] s = dst.shape();
+        Layout.copyRuns(src.floats(), src.offset(), len, 0, dst.floats(), dst.offset(), size, start, len, outer(s, d), inner(s, d));
+    }
+
+    // ------------------------------------------------------------------ embedding
+
+    /** ids as an int array starting at index 0 (I64 is narrowed, with a range check). */
+    private static int[] ids(String op, Tensor ids) {
+        if (ids.dtype() == DType.I32) {
+            return ids.offset() == 0 && ids.ints().length == ids.numel() ? ids.ints() : ids.toIntArray();
+        }
+        if (ids.dtype() == DType.I64) {
+            long[] l = ids.longs();
+            int[] out = new int[ids.numel()];
+            for (int i = 0; i < out.length; i++) {
+                long v = l[ids.offset() + i];
+                if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) throw new IllegalArgumentException(op + ": id " + v + " at position " + i + " does not fit an int");
+                out[i] = (int) v;
+            }
+            return out;
+        }
+        throw new IllegalArgumentException(op + ": ids " + ids + " must be I32 or I64");
+    }
+
+    @Override
+    public Tensor embedding(Tensor table, Tensor ids) {
+        f32("embedding", "table", table);
+        if (table.rank() != 2) throw bad("embedding", "table must be (V, E)", table, ids);
+        int[] id = ids("embedding", ids);
+        int v = table.shape(0), e = table.shape(1);
+        try {
+            Embedding.checkIds(id, 0, id.length, v, "embedding");
+        } catch (IllegalArgumentException ex) {
+            throw new IllegalArgumentException(ex.getMessage() + " (table " + table + ", ids " + ids + ")", ex);
+        }
+        int[] s = Arrays.copyOf(ids.shape(), ids.rank() + 1);
+        s[ids.rank()] = e;
+        Tensor out = Tensor.zeros(s);
+        Embedding.forward(table.floats(), table.offset(), id, 0, id.length, e, out.floats(), 0);
+        return out;
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dy, Tensor ids, Tensor dTable) {
+        String op = "embeddingBackward";
+        f32(op, "dy", dy);
+        f32(op, "dTable", dTable);
+        if (dTable.rank() != 2 || dy.rank() != ids.rank() + 1 || dy.cols() != dTable.shape(1)
+                || !Arrays.equals(Arrays.copyOf(dy.shape(), ids.rank()), ids.shape())) {
+            throw bad(op, "need dy (ids..., E), dTable (V, E)", dy, ids, dTable);
+        }
+        int[] id = ids(op, ids);
+        try {
+            Embedding.checkIds(id, 0, id.length, dTable.shape(0), op);
+        } catch (IllegalArgumentException ex) {
+            throw new IllegalArgumentException(ex.getMessage() + " (dTable " + dTable + ", ids " + ids + ")", ex);
+        }
+        Embedding.backward(dy.floats(), dy.offset(), id, 0, id.length, dTable.shape(1), dTable.floats(), dTable.offset());
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    /** The Attention kernels take whole arrays: pass the storage when it is exactly this tensor, else a copy. */
+    private static float[] dense(Tensor t) {
+        float[] a = t.floats();
+        return t.offset() == 0 && a.length == t.numel() ? a : t.toFloatArray();
+    }
+
+    private static void checkQkv(String op, Tensor q, Tensor k, Tensor v) {
+        f32(op, "q", q);
+        f32(op, "k", k);
+        f32(op, "v", v);
+        if (q.rank() != 4 || k.rank() != 4 || !k.sameShape(v)) throw bad(op, "need q (B,T,H,D), k and v (B,T,KV,D)", q, k, v);
+        if (q.shape(0) != k.shape(0) || q.shape(1) != k.shape(1) || q.shape(3) != k.shape(3)
+                || k.shape(2) == 0 || q.shape(2) % k.shape(2) != 0) {
+            throw bad(op, "B, T, D must match and H must be a multiple of KV", q, k, v);
+        }
+    }
+
+    @Override
+    public AttentionOut attention(Tensor q, Tensor k, Tensor v, int window, float scale) {
+        checkQkv("attention", q, k, v);
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        Tensor y = Tensor.zeros(q.shape()), lse = Tensor.zeros(b, h, t);
+        Attention.forward(dense(q), dense(k), dense(v), y.floats(), lse.floats(), b, t, h, kv, d, window, scale);
+        return new AttentionOut(y, lse);
+    }
+
+    @Override
+    public AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
+        String op = "attentionBackward";
+        checkQkv(op, q, k, v);
+        f32(op, "y", y);
+        f32(op, "lse", lse);
+        f32(op, "dy", dy);
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
+        Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
+        Attention.backward(dense(q), dense(k), dense(v), dense(y), dense(lse), dense(dy), dq.floats(), dk.floats(), dv.floats(),
+                b, t, h, kv, d, window, scale);
+        return new AttentionGrads(dq, dk, dv);
+    }
+
+    @Override
+    public Tensor attentionCached(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale) {
+        String op = "attentionCached";
+        f32(op, "q", q);
+        f32(op, "kCache", kCache);
+        f32(op, "vCache", vCache);
+        if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) {
+            throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
+        }
+        int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
+        if (kCache.shape(0) != b || kCache.shape(3) != d || kv == 0 || h % kv != 0) {
+            throw bad(op, "B and D must match and H must be a multiple of KV", q, kCache, vCache);
+        }
+        if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
+        Tensor y = Tensor.zeros(q.shape());
+        Attention.forwardCached(dense(q), dense(kCache), dense(vCache), y.floats(), b, tq, tmax, pos, h, kv, d, window, scale);
+        return y;
+    }
+
+    // ------------------------------------------------------------------ loss
+
+    private static int[] targets(String op, Tensor targets, int n, Tensor other) {
+        if (targets.rank() != 1 || targets.shape(0) != n) throw bad(op, "targets must be (" + n + ")", other, targets);
+        return ids(op, targets);
+    }
+
+    /** Row weight for the reductions and the count used by MEAN. */
+    private static float uniformWeight(int[] t, Reduction r) {
+        if (r != Reduction.MEAN) return 1f;
+        int count = 0;
+        for (int x : t) if (x != -1) count++;
+        return count == 0 ? 0f : 1f / count;
+    }
+
+    private static Tensor reduceLoss(float[] rowLoss, Reduction r, int[] t) {
+        if (r == Reduction.NONE) return Tensor.of(rowLoss);
+        double s = 0;
+        for (float l : rowLoss) s += l;
+        if (r == Reduction.SUM) return Tensor.scalar((float) s);
+        int count = 0;
+        for (int x : t) if (x != -1) count++;
+        return Tensor.scalar(count == 0 ? 0f : (float) (s / count));
+    }
+
+    @Override
+    public Loss crossEntropy(Tensor logits, Tensor targets, float cap, Reduction reduction, boolean withGrad) {
+        String op = "crossEntropy";
+        f32(op, "logits", logits);
+        if (logits.rank() != 2 || logits.shape(1) == 0) throw bad(op, "logits must be (N, V) with V > 0", logits, targets);
+        int n = logits.shape(0), v = logits.shape(1);
+        int[] t = targets(op, targets, n, logits);
+        float[] rowLoss = new float[n];
+        Tensor g = withGrad ? Tensor.zeros(n, v) : null;
+        CrossEntropy.rows(logits.floats(), logits.offset(), n, v, t, 0, cap, uniformWeight(t, reduction), null, 0,
+                rowLoss, 0, g == null ? null : g.floats(), 0, 0, op + " " + logits);
+        return new Loss(reduceLoss(rowLoss, reduction, t), g);
+    }
+
+    private static void checkLinearCe(String op, Tensor x, Tensor w, int vocab) {
+        f32(op, "x", x);
+        f32(op, "w", w);
+        if (x.rank() != 2 || w.rank() != 2 || x.shape(1) != w.shape(1)) throw bad(op, "need x (N, C) and W (Vpad, C)", x, w);
+        if (vocab < 1 || vocab > w.shape(0)) throw bad(op, "vocab " + vocab + " must be in [1, Vpad]", x, w);
+    }
+
+    @Override
+    public LinearLoss linearSoftcapCrossEntropy(Tensor x, Tensor w, Tensor targets, int vocab, float cap,
+                                                Reduction reduction, boolean withGrad) {
+        String op = "linearSoftcapCrossEntropy";
+        checkLinearCe(op, x, w, vocab);
+        int n = x.shape(0), c = x.shape(1), vpad = w.shape(0);
+        int[] t = targets(op, targets, n, x);
+        float[] rowLoss = new float[n];
+        Tensor dx = withGrad ? Tensor.zeros(n, c) : null, dW = withGrad ? Tensor.zeros(vpad, c) : null;
+        if (n > 0) {
+            CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap,
+                    uniformWeight(t, reduction), null, rowLoss, dx == null ? null : dx.floats(), dW == null ? null : dW.floats(),
+                    0, op + " x " + x + " W " + w);
+        }
+        return new LinearLoss(reduceLoss(rowLoss, reduction, t), dx, dW);
+    }
+
+    @Override
+    public LinearLoss linearSoftcapCrossEntropyBackward(Tensor x, Tensor w, Tensor targets, int vocab, float cap, Tensor rowGrad) {
+        String op = "linearSoftcapCrossEntropyBackward";
+        checkLinearCe(op, x, w, vocab);
+        int n = x.shape(0), c = x.shape(1), vpad = w.shape(0);
+        int[] t = targets(op, targets, n, x);
+        f32(op, "rowGrad", rowGrad);
+        if (rowGrad.numel() != n) throw bad(op, "rowGrad must have N elements", x, rowGrad);
+        float[] weights = rowGrad.toFloatArray();
+        float[] rowLoss = new float[n];
+        Tensor dx = Tensor.zeros(n, c), dW = Tensor.zeros(vpad, c);
+        if (n > 0) {
+            CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap, 0f, weights,
+                    rowLoss, dx.floats(), dW.floats(), 0, op + " x " + x + " W " + w);
+        }
+        return new LinearLoss(Tensor.of(rowLoss), dx, dW);
+    }
+
+    // ------------------------------------------------------------------ dtype, checks
+
+    @Override
+    public Tensor toBf16(Tensor x) {
+        if (x.dtype() == DType.BF16) return x.copy();
+        f32("toBf16", "x", x);
+        Tensor y = Tensor.zeros(DType.BF16, x.shape());
+        Layout.toBf16(x.floats(), x.offset(), y.shorts(), 0, x.numel());
+        return y;
+    }
+
+    @Override
+    public Tensor toF32(Tensor x) {
+        if (x.dtype() == DType.F32) return x.copy();
+        Tensor y = Tensor.zeros(x.shape());
+        if (x.dtype() == DType.BF16) {
+            Layout.fromBf16(x.shorts(), x.offset(), y.floats(), 0, x.numel());
+        } else {
+            float[] f = x.toFloatArray();
+            System.arraycopy(f, 0, y.floats(), 0, f.length);
+        }
+        return y;
+    }
+
+    @Override
+    public void checkFinite(String what, Tensor x) {
+        f32("checkFinite", what, x);
+        float[] a = x.floats();
+        int o = x.offset();
+        for (int i = 0; i < x.numel(); i++) {
+            if (!Float.isFinite(a[o + i])) {
+                throw new IllegalArgumentException(what + ": non-finite value " + a[o + i] + " at flat index " + i + " of " + x);
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ checks
+
+    private static void f32(String op, String name, Tensor t) {
+        if (t == null) throw new IllegalArgumentException(op + ": " + name + " is null");
+        if (t.dtype() != DType.F32) throw new IllegalArgumentException(op + ": " + name + " " + t + " must be F32");
+    }
+
+    private static void same(String op, Tensor a, Tensor b) {
+        if (!a.sameShape(b)) throw bad(op, "shapes must be equal", a, b);
+    }
+
+    private static IllegalArgumentException bad(String op, String why, Tensor... ts) {
+        StringBuilder sb = new StringBuilder(op).append(": ").append(why).append(" (got");
+        for (Tensor t : ts) sb.append(' ').append(t == null ? "null" : Arrays.toString(t.shape()));
+        return new IllegalArgumentException(sb.append(')').toString());
+    }
+}

@@ -1,0 +1,141 @@
+package nanochat4j.tensor.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Logit softcap + cross-entropy, forward and backward fused in one pass pair per row, and the chunked
+ * lm_head + softcap + CE that never holds the (N, vocab) logits.
+ * Per row with logits z (V), target t (−1 = ignored), cap c, row weight w (1/count for MEAN, 1 for SUM/NONE):
+ * <pre>
+ *   s_j   = c·tanh(z_j/c)                    (s = z when c ≤ 0)
+ *   lse   = m + log Σ_j exp(s_j − m)         m = c when 0 < c ≤ 40 (|s| ≤ c: no overflow, no underflow), else max s
+ *   loss  = lse − s_t
+ *   dz_j  = w·(softmax(s)_j − [j = t])·(1 − (s_j/c)²)
+ * </pre>
+ * Pass 1 writes s into the gradient buffer (when there is one) and sums exp; pass 2 turns s into dz in place.
+ * A NaN/inf logit is caught by a z·0 accumulator riding along pass 1 (softcap alone would hide +inf).
+ * Chunked form, x (N, C), W (Vpad, C), R rows at a time: logits (R, vocab) = x_c·W[:vocab]ᵀ → the row kernel
+ * writes dlogits over them → dx_c = dlogits·W[:vocab], dW[:vocab] += dlogitsᵀ·x_c (rows ≥ vocab of dW stay 0).
+ */
+final class CrossEntropy {
+    private CrossEntropy() {}
+
+    private static final VectorSpecies<Float> S = Vec.F;
+    /** Floats of logits held at once by the chunked form (32 MiB). */
+    static final int CHUNK_FLOATS = 8 << 20;
+
+    /**
+     * Loss of one row; with g != null also writes dz (g may alias z). Returns NaN if the row holds a non-finite
+     * logit (the caller reports it). Ignored rows are handled by the caller.
+     */
+    static float row(float[] z, int zo, int v, int t, float cap, float w, float[] g, int go) {
+        boolean capped = cap > 0f;
+        float inv = capped ? 1f / cap : 0f;
+        float m;
+        int ub = S.loopBound(v);
+        var bad = FloatVector.zero(S);
+        float badTail = 0f;
+        if (capped && cap <= 40f) {
+            m = cap;
+        } else {
+            // max pass (no softcap, or a cap so large exp could overflow); tanh is monotonic so max s = c·tanh(max z/c)
+            float mz = Reduce.max(z, zo, v);
+            m = capped ? cap * (float) Math.tanh(mz * inv) : mz;
+        }
+        var mv = FloatVector.broadcast(S, m);
+        var acc = FloatVector.zero(S);
+        int i = 0;
+        for (; i < ub; i += S.length()) {
+            var zv = FloatVector.fromArray(S, z, zo + i);
+            bad = bad.add(zv.mul(0f));
+            var sv = capped ? zv.mul(inv).lanewise(VectorOperators.TANH).mul(cap) : zv;
+            if (g != null) sv.intoArray(g, go + i);
+            acc = acc.add(sv.sub(mv).lanewise(VectorOperators.EXP));
+        }
+        float sum = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < v; i++) {
+            float zz = z[zo + i];
+            badTail += zz * 0f;
+            float s = capped ? cap * (float) Math.tanh(zz * inv) : zz;
+            if (g != null) g[go + i] = s;
+            sum += (float) Math.exp(s - m);
+        }
+        if (Float.isNaN(bad.reduceLanes(VectorOperators.ADD) + badTail)) return Float.NaN;
+        float lse = m + (float) Math.log(sum);
+        float st = g != null ? g[go + t] : (capped ? cap * (float) Math.tanh(z[zo + t] * inv) : z[zo + t]);
+        float loss = lse - st;
+        if (g == null) return loss;
+        var lv = FloatVector.broadcast(S, lse);
+        i = 0;
+        for (; i < ub; i += S.length()) {
+            var sv = FloatVector.fromArray(S, g, go + i);
+            var p = sv.sub(lv).lanewise(VectorOperators.EXP).mul(w);
+            if (capped) {
+                var th = sv.mul(inv);
+                p = p.mul(th.mul(th).neg().add(1f));
+            }
+            p.intoArray(g, go + i);
+        }
+        for (; i < v; i++) {
+            float s = g[go + i];
+            float p = w * (float) Math.exp(s - lse);
+            g[go + i] = capped ? p * (1f - (s * inv) * (s * inv)) : p;
+        }
+        float pt = (float) Math.exp(st - lse);
+        float dt = capped ? 1f - (st * inv) * (st * inv) : 1f;
+        g[go + t] = w * (pt - 1f) * dt;
+        return loss;
+    }
+
+    /**
+     * Rows of logits (n, v) at zo (row stride v); losses[r] per row (0 for ignored); g (n, v) gets the gradient
+     * when non-null (may alias z). weights: null → every row weight wAll, else weights[r]. Throws on a bad
+     * target or a non-finite logit.
+     */
+    static void rows(float[] z, int zo, int n, int v, int[] targets, int to, float cap, float wAll, float[] weights, int wo,
+                     float[] losses, int lo, float[] g, int go, int rowBase, String op) {
+        Parallel.forRange(n, (s, e) -> {
+            for (int r = s; r < e; r++) {
+                int t = targets[to + r];
+                if (t == -1) {
+                    losses[lo + r] = 0f;
+                    if (g != null) java.util.Arrays.fill(g, go + r * v, go + (r + 1) * v, 0f);
+                    continue;
+                }
+                if (t < 0 || t >= v) {
+                    throw new IllegalArgumentException(op + ": target " + t + " at row " + (rowBase + r)
+                            + " is outside [0, " + v + ") (use -1 to ignore a position)");
+                }
+                float w = weights == null ? wAll : weights[wo + r];
+                float loss = row(z, zo + r * v, v, t, cap, w, g, g == null ? 0 : go + r * v);
+                if (Float.isNaN(loss)) {
+                    throw new IllegalArgumentException(op + ": non-finite logit in row " + (rowBase + r) + " (vocab " + v + ")");
+                }
+                losses[lo + r] = loss;
+            }
+        });
+    }
+
+    /**
+     * lm_head + softcap + CE over row chunks. x (n, c) at xo, W (vpad, c) at wo, targets (n). losses (n) get the
+     * per-row losses. With dx/dW non-null, dx (n, c) and dW (vpad, c) (overwritten) get the gradient of
+     * Σ_r weight_r·loss_r. chunkRows ≤ 0 picks the rows that fill {@link #CHUNK_FLOATS}.
+     */
+    static void linear(float[] x, int xo, float[] w, int wo, int n, int c, int vpad, int vocab, int[] targets, int to,
+                       float cap, float wAll, float[] weights, float[] losses, float[] dx, float[] dW, int chunkRows, String op) {
+        boolean grad = dx != null;
+        int chunk = Math.max(1, Math.min(n, chunkRows > 0 ? chunkRows : CHUNK_FLOATS / Math.max(vocab, 1)));
+        float[] buf = new float[chunk * vocab];
+        if (grad) java.util.Arrays.fill(dW, 0, vpad * c, 0f);
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rr = Math.min(chunk, n - r0);
+            Gemm.sgemm(false, true, rr, vocab, c, 1f, x, xo + r0 * c, c, w, wo, c, 0f, buf, 0, vocab);
+            rows(buf, 0, rr, vocab, targets, to + r0, cap, wAll, weights, r0, losses, r0, grad ? buf : null, 0, r0, op);
+            if (!grad) continue;
+            Gemm.sgemm(false, false, rr, c, vocab, 1f, buf, 0, vocab, w, wo, c, 0f, dx, r0 * c, c);
+            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, vocab, x, xo + r0 * c, c, 1f, dW, 0, c);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+package nanochat4j.tensor.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Elementwise kernels over flat fp32 ranges (array + offset + count), forward and backward side by side:
+ * relu², sigmoid, tanh, softcap, scale/axpy/axpby, lerp, clamp. All use {@link Vec#F} with a scalar tail and
+ * split long ranges over {@link Parallel}. exp/tanh use the Vector API's lanewise EXP/TANH (SVML on x86).
+ */
+final class Elementwise {
+    private Elementwise() {}
+
+    private static final VectorSpecies<Float> S = Vec.F;
+    /** Elements per parallel task: small ranges stay on the calling thread. */
+    static final int GRAIN = 1 << 15;
+
+    // relu²:  y = max(x,0)²          dx = 2·max(x,0)·dy
+    static void relu2(float[] x, int xo, float[] y, int yo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var r = FloatVector.fromArray(S, x, xo + i).max(0f);
+                r.mul(r).intoArray(y, yo + i);
+            }
+            for (; i < e; i++) { float r = Math.max(x[xo + i], 0f); y[yo + i] = r * r; }
+        });
+    }
+
+    static void relu2Backward(float[] x, int xo, float[] dy, int dyo, float[] dx, int dxo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var r = FloatVector.fromArray(S, x, xo + i).max(0f);
+                r.mul(2f).mul(FloatVector.fromArray(S, dy, dyo + i)).intoArray(dx, dxo + i);
+            }
+            for (; i < e; i++) dx[dxo + i] = 2f * Math.max(x[xo + i], 0f) * dy[dyo + i];
+        });
+    }
+
+    // sigmoid: y = 1/(1+exp(−x))     dx = dy·y·(1−y)
+    static void sigmoid(float[] x, int xo, float[] y, int yo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var ex = FloatVector.fromArray(S, x, xo + i).neg().lanewise(VectorOperators.EXP);
+                FloatVector.broadcast(S, 1f).div(ex.add(1f)).intoArray(y, yo + i);
+            }
+            for (; i < e; i++) y[yo + i] = sigmoid(x[xo + i]);
+        });
+    }
+
+    static float sigmoid(float x) {
+        return (float) (1.0 / (1.0 + Math.exp(-x)));
+    }
+
+    static void sigmoidBackward(float[] y, int yo, float[] dy, int dyo, float[] dx, int dxo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var yv = FloatVector.fromArray(S, y, yo + i);
+                yv.mul(yv.neg().add(1f)).mul(FloatVector.fromArray(S, dy, dyo + i)).intoArray(dx, dxo + i);
+            }
+            for (; i < e; i++) dx[dxo + i] = dy[dyo + i] * y[yo + i] * (1f - y[yo + i]);
+        });
+    }
+
+    // tanh: y = tanh(x)               dx = dy·(1−y²)
+    static void tanh(float[] x, int xo, float[] y, int yo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                FloatVector.fromArray(S, x, xo + i).lanewise(VectorOperators.TANH).intoArray(y, yo + i);
+            }
+            for (; i < e; i++) y[yo + i] = (float) Math.tanh(x[xo + i]);
+        });
+    }
+
+    static void tanhBackward(float[] y, int yo, float[] dy, int dyo, float[] dx, int dxo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var yv = FloatVector.fromArray(S, y, yo + i);
+                yv.mul(yv).neg().add(1f).mul(FloatVector.fromArray(S, dy, dyo + i)).intoArray(dx, dxo + i);
+            }
+            for (; i < e; i++) dx[dxo + i] = dy[dyo + i] * (1f - y[yo + i] * y[yo + i]);
+        });
+    }
+
+    // softcap: y = cap·tanh(x/cap)   dx = dy·(1 − tanh²(x/cap))
+    static void softcap(float[] x, int xo, float[] y, int yo, int n, float cap) {
+        float inv = 1f / cap;
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                FloatVector.fromArray(S, x, xo + i).mul(inv).lanewise(VectorOperators.TANH).mul(cap).intoArray(y, yo + i);
+            }
+            for (; i < e; i++) y[yo + i] = cap * (float) Math.tanh(x[xo + i] * inv);
+        });
+    }
+
+    static void softcapBackward(float[] x, int xo, float[] dy, int dyo, float[] dx, int dxo, int n, float cap) {
+        float inv = 1f / cap;
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var t = FloatVector.fromArray(S, x, xo + i).mul(inv).lanewise(VectorOperators.TANH);
+                t.mul(t).neg().add(1f).mul(FloatVector.fromArray(S, dy, dyo + i)).intoArray(dx, dxo + i);
+            }
+            for (; i < e; i++) {
+                float t = (float) Math.tanh(x[xo + i] * inv);
+                dx[dxo + i] = dy[dyo + i] * (1f - t * t);
+            }
+        });
+    }
+
+    // y = a·x + b·z (b = 0 never reads z; z may alias y)
+    static void axpby(float a, float[] x, int xo, float b, float[] z, int zo, float[] y, int yo, int n) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            if (b == 0f) {
+                for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xo + i).mul(a).intoArray(y, yo + i);
+                for (; i < e; i++) y[yo + i] = a * x[xo + i];
+            } else {
+                for (; i < ub; i += S.length()) {
+                    FloatVector.fromArray(S, z, zo + i).mul(b).add(FloatVector.fromArray(S, x, xo + i).mul(a)).intoArray(y, yo + i);
+                }
+                for (; i < e; i++) y[yo + i] = a * x[xo + i] + b * z[zo + i];
+            }
+        });
+    }
+
+    // torch.lerp: out = a + w·(b−a) if |w| < 0.5 else b − (b−a)·(1−w)
+    static void lerp(float[] a, int ao, float[] b, int bo, float[] out, int oo, int n, float w) {
+        boolean low = Math.abs(w) < 0.5f;
+        float w1 = 1f - w;
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                var av = FloatVector.fromArray(S, a, ao + i);
+                var bv = FloatVector.fromArray(S, b, bo + i);
+                var d = bv.sub(av);
+                (low ? av.add(d.mul(w)) : bv.sub(d.mul(w1))).intoArray(out, oo + i);
+            }
+            for (; i < e; i++) {
+                float d = b[bo + i] - a[ao + i];
+                out[oo + i] = low ? a[ao + i] + w * d : b[bo + i] - d * w1;
+            }
+        });
+    }
+
+    static void clamp(float[] x, int xo, float[] y, int yo, int n, float lo, float hi) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xo + i).max(lo).min(hi).intoArray(y, yo + i);
+            for (; i < e; i++) y[yo + i] = Math.min(Math.max(x[xo + i], lo), hi);
+        });
+    }
+}

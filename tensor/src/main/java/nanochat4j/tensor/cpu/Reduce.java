@@ -1,0 +1,144 @@
+package nanochat4j.tensor.cpu;
+
+import java.util.concurrent.atomic.DoubleAdder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Reductions: whole-tensor sum / max / dot / sum of squares, and per-row (last dim) norms, argmax, top-k and
+ * softmax. Sums accumulate in fp32 vector lanes over blocks of {@link #BLOCK} elements and in double across
+ * blocks, so error does not grow with the tensor size.
+ */
+final class Reduce {
+    private Reduce() {}
+
+    private static final VectorSpecies<Float> S = Vec.F;
+    private static final int BLOCK = 1024;
+
+    /** Σ x[o..o+n) (serial; a building block of the kernels). */
+    static float sum(float[] x, int o, int n) {
+        return (float) sumD(x, o, n);
+    }
+
+    static double sumD(float[] x, int o, int n) {
+        double total = 0;
+        for (int b = 0; b < n; b += BLOCK) {
+            int e = Math.min(n, b + BLOCK), i = b, ub = b + S.loopBound(e - b);
+            var acc = FloatVector.zero(S);
+            for (; i < ub; i += S.length()) acc = acc.add(FloatVector.fromArray(S, x, o + i));
+            float t = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < e; i++) t += x[o + i];
+            total += t;
+        }
+        return total;
+    }
+
+    /** Σ a·b over n elements (serial). */
+    static double dotD(float[] a, int ao, float[] b, int bo, int n) {
+        double total = 0;
+        for (int s = 0; s < n; s += BLOCK) {
+            int e = Math.min(n, s + BLOCK), i = s, ub = s + S.loopBound(e - s);
+            var acc = FloatVector.zero(S);
+            for (; i < ub; i += S.length()) {
+                acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
+            }
+            float t = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < e; i++) t += a[ao + i] * b[bo + i];
+            total += t;
+        }
+        return total;
+    }
+
+    /** Σ a·b, split over the pool. */
+    static double dotParallel(float[] a, int ao, float[] b, int bo, int n) {
+        DoubleAdder total = new DoubleAdder();
+        Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> total.add(dotD(a, ao + s, b, bo + s, e - s)));
+        return total.sum();
+    }
+
+    /** Σ x, split over the pool. */
+    static double sumParallel(float[] x, int o, int n) {
+        DoubleAdder total = new DoubleAdder();
+        Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> total.add(sumD(x, o + s, e - s)));
+        return total.sum();
+    }
+
+    /** max of x (NaN if any element is NaN); −inf for n = 0. */
+    static float max(float[] x, int o, int n) {
+        float m = Float.NEGATIVE_INFINITY;
+        int i = 0, ub = S.loopBound(n);
+        var acc = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+        for (; i < ub; i += S.length()) acc = acc.max(FloatVector.fromArray(S, x, o + i));
+        m = Math.max(m, acc.reduceLanes(VectorOperators.MAX));
+        for (; i < n; i++) m = Math.max(m, x[o + i]);
+        return m;
+    }
+
+    /** out[r] = sqrt(Σ_j x[r, j]²) for rows × n. */
+    static void rowNorms(float[] x, int xo, float[] out, int oo, int rows, int n) {
+        Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), (s, e) -> {
+            for (int r = s; r < e; r++) out[oo + r] = (float) Math.sqrt(dotD(x, xo + r * n, x, xo + r * n, n));
+        });
+    }
+
+    /** out[r] = index of the first maximum of row r (NaN counts as the maximum, as in torch). */
+    static void argmax(float[] x, int xo, int[] out, int oo, int rows, int n) {
+        Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), (s, e) -> {
+            for (int r = s; r < e; r++) {
+                int base = xo + r * n, best = 0;
+                float bv = x[base];
+                for (int j = 1; j < n && !Float.isNaN(bv); j++) {
+                    float v = x[base + j];
+                    if (v > bv || Float.isNaN(v)) { bv = v; best = j; }
+                }
+                out[oo + r] = best;
+            }
+        });
+    }
+
+    /** Top-k of each row, descending; ties keep the lower index first. */
+    static void topk(float[] x, int xo, float[] vals, int[] idx, int rows, int n, int k) {
+        Parallel.forRange(rows, (s, e) -> {
+            for (int r = s; r < e; r++) {
+                int base = xo + r * n, ob = r * k, filled = 0;
+                for (int j = 0; j < n; j++) {
+                    float v = x[base + j];
+                    if (filled == k && !(v > vals[ob + k - 1])) continue;
+                    int p = filled == k ? k - 1 : filled++;
+                    while (p > 0 && v > vals[ob + p - 1]) {
+                        vals[ob + p] = vals[ob + p - 1];
+                        idx[ob + p] = idx[ob + p - 1];
+                        p--;
+                    }
+                    vals[ob + p] = v;
+                    idx[ob + p] = j;
+                }
+            }
+        });
+    }
+
+    /** softmax over each row: y = exp(x − max) / Σ exp(x − max). */
+    static void softmax(float[] x, int xo, float[] y, int yo, int rows, int n) {
+        Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), (s, e) -> {
+            for (int r = s; r < e; r++) {
+                int xb = xo + r * n, yb = yo + r * n;
+                float m = max(x, xb, n);
+                var mv = FloatVector.broadcast(S, m);
+                var acc = FloatVector.zero(S);
+                int i = 0, ub = S.loopBound(n);
+                for (; i < ub; i += S.length()) {
+                    var ev = FloatVector.fromArray(S, x, xb + i).sub(mv).lanewise(VectorOperators.EXP);
+                    ev.intoArray(y, yb + i);
+                    acc = acc.add(ev);
+                }
+                float sum = acc.reduceLanes(VectorOperators.ADD);
+                for (; i < n; i++) { float ev = (float) Math.exp(x[xb + i] - m); y[yb + i] = ev; sum += ev; }
+                float inv = 1f / sum;
+                i = 0;
+                for (; i < ub; i += S.length()) FloatVector.fromArray(S, y, yb + i).mul(inv).intoArray(y, yb + i);
+                for (; i < n; i++) y[yb + i] *= inv;
+            }
+        });
+    }
+}

@@ -1,0 +1,71 @@
+package nanochat4j.tensor.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * rms_norm over the last dim without a weight (nanochat's {@code norm}), with an output scale (QK-norm uses 1.2).
+ * x (rows, D):
+ * <pre>
+ *   r  = 1/sqrt(mean_j x_j² + eps)             eps = 1.1920929e-7 (fp32 machine epsilon, PyTorch's default)
+ *   y  = s·r·x
+ *   dx = s·r·(dy − x·r²·(Σ_j dy_j·x_j)/D)       (backward recomputes r from x: one extra dot per row)
+ * </pre>
+ * One pass to reduce, one to write; rows split over the pool.
+ */
+final class RmsNorm {
+    private RmsNorm() {}
+
+    private static final VectorSpecies<Float> S = Vec.F;
+
+    static void forward(float[] x, int xo, float[] y, int yo, int rows, int d, float scale, float eps) {
+        Parallel.forRange(rows, grain(d), (s, e) -> {
+            for (int r = s; r < e; r++) {
+                int xb = xo + r * d, yb = yo + r * d;
+                float rs = rstd(x, xb, d, eps);
+                float k = scale * rs;
+                int i = 0, ub = S.loopBound(d);
+                for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xb + i).mul(k).intoArray(y, yb + i);
+                for (; i < d; i++) y[yb + i] = x[xb + i] * k;
+            }
+        });
+    }
+
+    static void backward(float[] x, int xo, float[] dy, int dyo, float[] dx, int dxo, int rows, int d, float scale, float eps) {
+        Parallel.forRange(rows, grain(d), (s, e) -> {
+            for (int r = s; r < e; r++) {
+                int xb = xo + r * d, gb = dyo + r * d, ob = dxo + r * d;
+                float rs = rstd(x, xb, d, eps);
+                var acc = FloatVector.zero(S);
+                int i = 0, ub = S.loopBound(d);
+                for (; i < ub; i += S.length()) acc = FloatVector.fromArray(S, dy, gb + i).fma(FloatVector.fromArray(S, x, xb + i), acc);
+                float dot = acc.reduceLanes(VectorOperators.ADD);
+                for (; i < d; i++) dot += dy[gb + i] * x[xb + i];
+                float a = scale * rs;                       // coefficient of dy
+                float b = -scale * rs * rs * rs * dot / d;  // coefficient of x
+                i = 0;
+                for (; i < ub; i += S.length()) {
+                    FloatVector.fromArray(S, x, xb + i).mul(b).add(FloatVector.fromArray(S, dy, gb + i).mul(a)).intoArray(dx, ob + i);
+                }
+                for (; i < d; i++) dx[ob + i] = a * dy[gb + i] + b * x[xb + i];
+            }
+        });
+    }
+
+    private static float rstd(float[] x, int xb, int d, float eps) {
+        var acc = FloatVector.zero(S);
+        int i = 0, ub = S.loopBound(d);
+        for (; i < ub; i += S.length()) {
+            var v = FloatVector.fromArray(S, x, xb + i);
+            acc = v.fma(v, acc);
+        }
+        float ss = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < d; i++) ss += x[xb + i] * x[xb + i];
+        return (float) (1.0 / Math.sqrt(ss / d + eps));
+    }
+
+    private static int grain(int d) {
+        return Math.max(1, 8192 / Math.max(d, 1));
+    }
+}
