@@ -5,8 +5,8 @@ import picocli.CommandLine.Command;
 
 /** {@code nanochat4j bench …}: the end-to-end benchmark commands, one sub-command per kind. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = "Benchmarks: model forward/backward throughput and more.",
-        subcommands = {ModelBench.class, InferBench.class})
+        description = "Benchmarks: CPU kernels against the machine's peak, model training and inference throughput, tokenizer speed.",
+        subcommands = {KernelsBench.class, ModelBench.class, InferBench.class, TokenizerBench.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -13,7 +13,7 @@ import picocli.CommandLine.Command;
         versionProvider = Nanochat4j.Version.class,
         description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
         subcommands = {CommandLine.HelpCommand.class, nanochat4j.train.dist.LaunchCommand.class,
-                nanochat4j.train.data.DatasetCommand.class,
+                nanochat4j.train.data.DatasetCommand.class, nanochat4j.train.base.BaseTrainCommand.class,
                 nanochat4j.serve.chat.ChatCommand.class})
 public final class Nanochat4j implements Runnable {
 

@@ -111,6 +111,15 @@ public interface Backend {
     /** a·b with broadcasting. */
     Tensor mul(Tensor a, Tensor b);
 
+    /** a / b with broadcasting. */
+    Tensor div(Tensor a, Tensor b);
+
+    /** sqrt(x). */
+    Tensor sqrt(Tensor x);
+
+    /** 1/sqrt(x). */
+    Tensor rsqrt(Tensor x);
+
     /** Sums x down to {@code shape} (the inverse of broadcasting {@code shape} up to x's shape): the gradient of a broadcast operand. */
     Tensor sumToShape(Tensor x, int... shape);
 

@@ -1,6 +1,9 @@
 package nanochat4j.model.tokenizer;
 
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -32,6 +35,7 @@ public final class Tokenizer {
 
     /** Byte-level tokens per merge-free piece of text cached per thread before the cache is cleared. */
     private static final int CACHE_ENTRIES = 1 << 18;
+    private static final VarHandle LONG_LE = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final String pattern;
     private final Pretokenizer pretokenizer;
@@ -39,6 +43,8 @@ public final class Tokenizer {
     private final int vocabSize;
     private final byte[] arena;   // bytes of every id, specials as their names
     private final int[] offsets;  // id -> start in arena; offsets[vocabSize] = end
+    private final int[] lengths;  // id -> byte length (specials: of the name)
+    private final long[] packed;  // id -> its bytes little-endian in a long, for tokens of up to 8 bytes
     private final int[] tokenByteLengths; // token_bytes: length of the raw bytes, 0 for specials
     private final BytesMap ranks;
     private final int maxTokenLength;
@@ -91,6 +97,12 @@ public final class Tokenizer {
             }
         }
         offsets[vocabSize] = o;
+        lengths = new int[vocabSize];
+        packed = new long[vocabSize];
+        for (int id = 0; id < vocabSize; id++) {
+            lengths[id] = offsets[id + 1] - offsets[id];
+            for (int k = Math.min(8, lengths[id]) - 1; k >= 0; k--) packed[id] = (packed[id] << 8) | (arena[offsets[id] + k] & 0xFF);
+        }
         maxTokenLength = maxLen;
         boolean raw = mergeable >= 256;
         for (int b = 0; raw && b < 256; b++) raw = tokens[b].length == 1 && (tokens[b][0] & 0xFF) == b;
@@ -263,23 +275,28 @@ public final class Tokenizer {
 
     /** Concatenated bytes of ids [off, off+len) (specials as their names). */
     public byte[] decodeBytes(int[] ids, int off, int len) {
-        int total = 0;
+        int[] n = new int[1];
+        byte[] out = concat(ids, off, len, n);
+        return n[0] == out.length ? out : Arrays.copyOf(out, n[0]);
+    }
+
+    /** Token bytes of ids [off, off+len) into a fresh buffer (possibly longer); the length goes to length[0]. */
+    private byte[] concat(int[] ids, int off, int len, int[] length) {
+        byte[] out = new byte[Math.max(64, len * 6 + 8)];
+        int o = 0;
         for (int i = off, end = off + len; i < end; i++) {
             int id = ids[i];
             if (id < 0 || id >= vocabSize) check(id);
-            total += offsets[id + 1] - offsets[id];
-        }
-        byte[] out = new byte[total];
-        int o = 0;
-        for (int i = off, end = off + len; i < end; i++) {
-            int id = ids[i], s = offsets[id], l = offsets[id + 1] - s;
+            int l = lengths[id];
+            if (o + Math.max(l, 8) > out.length) out = Arrays.copyOf(out, Math.max(out.length * 2, o + l + 8));
             if (l <= 8) {
-                for (int k = 0; k < l; k++) out[o + k] = arena[s + k];
+                LONG_LE.set(out, o, packed[id]); // one 8-byte store; the bytes past l are overwritten next
             } else {
-                System.arraycopy(arena, s, out, o, l);
+                System.arraycopy(arena, offsets[id], out, o, l);
             }
             o += l;
         }
+        length[0] = o;
         return out;
     }
 
@@ -289,11 +306,13 @@ public final class Tokenizer {
 
     /** Text of ids, invalid UTF-8 replaced by U+FFFD as Python's {@code errors='replace'} does. */
     public String decode(int[] ids) {
-        return Utf8.decode(decodeBytes(ids));
+        return decode(ids, 0, ids.length);
     }
 
     public String decode(int[] ids, int off, int len) {
-        return Utf8.decode(decodeBytes(ids, off, len));
+        int[] n = new int[1];
+        byte[] b = concat(ids, off, len, n);
+        return Utf8.decode(b, 0, n[0]).text();
     }
 
     // ---- chat --------------------------------------------------------------------------------------------------

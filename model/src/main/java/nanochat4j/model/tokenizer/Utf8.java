@@ -85,8 +85,12 @@ public final class Utf8 {
 
     /** Decodes bytes [off, off+len) with Python's replacement semantics, counting replacements. */
     public static Decoded decode(byte[] b, int off, int len) {
+        // Fast path: the JDK decoder (intrinsic) agrees with Python on valid input, and on invalid input it
+        // always inserts a U+FFFD, so a result without one came from valid bytes.
+        String fast = new String(b, off, len, StandardCharsets.UTF_8);
+        if (fast.indexOf('\uFFFD') < 0) return new Decoded(fast, 0);
         int bad = firstInvalid(b, off, len);
-        if (bad < 0) return new Decoded(new String(b, off, len, StandardCharsets.UTF_8), 0);
+        if (bad < 0) return new Decoded(fast, 0);
         StringBuilder sb = new StringBuilder(len);
         sb.append(new String(b, off, bad - off, StandardCharsets.UTF_8));
         long replaced = 0;

@@ -4,7 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Binary elementwise ops (add, sub, mul) with NumPy broadcasting, and their gradient companion {@link #sumTo},
+ * Binary elementwise ops (add, sub, mul, div) with NumPy broadcasting, and their gradient companion {@link #sumTo},
  * which sums a broadcast result back down to an operand's shape.
  * Shapes are right-aligned; each operand gets per-dim strides with 0 on broadcast dims, and the work is done one
  * output row (last dim) at a time, with a vector loop for each of the four stride patterns of the last dim.
@@ -12,7 +12,7 @@ import jdk.incubator.vector.VectorSpecies;
 final class Broadcast {
     private Broadcast() {}
 
-    static final int ADD = 0, SUB = 1, MUL = 2;
+    static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3;
     private static final VectorSpecies<Float> S = Vec.F;
 
     /** The broadcast shape of a and b, or null when they are incompatible. */
@@ -96,7 +96,8 @@ final class Broadcast {
         return switch (op) {
             case ADD -> x.add(y);
             case SUB -> x.sub(y);
-            default -> x.mul(y);
+            case MUL -> x.mul(y);
+            default -> x.div(y);
         };
     }
 
@@ -104,7 +105,8 @@ final class Broadcast {
         return switch (op) {
             case ADD -> x + y;
             case SUB -> x - y;
-            default -> x * y;
+            case MUL -> x * y;
+            default -> x / y;
         };
     }
 

@@ -312,6 +312,27 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public Tensor div(Tensor a, Tensor b) {
+        return binary("div", Broadcast.DIV, a, b);
+    }
+
+    @Override
+    public Tensor sqrt(Tensor x) {
+        f32("sqrt", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), false);
+        return y;
+    }
+
+    @Override
+    public Tensor rsqrt(Tensor x) {
+        f32("rsqrt", "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), true);
+        return y;
+    }
+
+    @Override
     public Tensor sumToShape(Tensor x, int... shape) {
         f32("sumToShape", "x", x);
         int[] bs = Broadcast.shape(x.shape(), shape);

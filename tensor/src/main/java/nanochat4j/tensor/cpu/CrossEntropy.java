@@ -14,7 +14,8 @@ import jdk.incubator.vector.VectorSpecies;
  *   loss  = lse − s_t
  *   dz_j  = w·(softmax(s)_j − [j = t])·(1 − (s_j/c)²)
  * </pre>
- * Pass 1 writes s into the gradient buffer (when there is one) and sums exp; pass 2 turns s into dz in place.
+ * Pass 1 keeps s in a per-thread scratch row (L2-resident) and exp(s − m) in the gradient buffer; pass 2 turns
+ * them into dz: two transcendentals (tanh, exp) per element, three streaming passes over memory.
  * A NaN/inf logit is caught by a z·0 accumulator riding along pass 1 (softcap alone would hide +inf).
  * Chunked form, x (N, C), W (Vpad, C), R rows at a time: logits (R, vocab) = x_c·W[:vocab]ᵀ → the row kernel
  * writes dlogits over them → dx_c = dlogits·W[:vocab], dW[:vocab] += dlogitsᵀ·x_c (rows ≥ vocab of dW stay 0).
@@ -27,16 +28,15 @@ final class CrossEntropy {
     static final int CHUNK_FLOATS = 8 << 20;
 
     /**
-     * Loss of one row; with g != null also writes dz (g may alias z). Returns NaN if the row holds a non-finite
-     * logit (the caller reports it). Ignored rows are handled by the caller.
+     * Loss of one row; with g != null also writes dz (g may alias z). scratch (≥ v floats, per thread) holds the
+     * softcapped row between the passes. Returns NaN if the row holds a non-finite logit (the caller reports it).
+     * Ignored rows are handled by the caller.
      */
-    static float row(float[] z, int zo, int v, int t, float cap, float w, float[] g, int go) {
+    static float row(float[] z, int zo, int v, int t, float cap, float w, float[] g, int go, float[] scratch) {
         boolean capped = cap > 0f;
         float inv = capped ? 1f / cap : 0f;
         float m;
         int ub = S.loopBound(v);
-        var bad = FloatVector.zero(S);
-        float badTail = 0f;
         if (capped && cap <= 40f) {
             m = cap;
         } else {
@@ -44,48 +44,58 @@ final class CrossEntropy {
             float mz = Reduce.max(z, zo, v);
             m = capped ? cap * (float) Math.tanh(mz * inv) : mz;
         }
+        float st = capped ? cap * (float) Math.tanh(z[zo + t] * inv) : z[zo + t];
+        // pass 1: s = c·tanh(z/c) → scratch, e = exp(s − m) → g, Σ e; z·0 accumulates NaN for any NaN/inf logit
         var mv = FloatVector.broadcast(S, m);
         var acc = FloatVector.zero(S);
+        var bad = FloatVector.zero(S);
         int i = 0;
         for (; i < ub; i += S.length()) {
             var zv = FloatVector.fromArray(S, z, zo + i);
             bad = bad.add(zv.mul(0f));
-            var sv = capped ? zv.mul(inv).lanewise(VectorOperators.TANH).mul(cap) : zv;
-            if (g != null) sv.intoArray(g, go + i);
-            acc = acc.add(sv.sub(mv).lanewise(VectorOperators.EXP));
+            var sv = zv;
+            if (capped) {
+                sv = zv.mul(inv).lanewise(VectorOperators.TANH).mul(cap);
+                if (g != null) sv.intoArray(scratch, i);
+            }
+            var ev = sv.sub(mv).lanewise(VectorOperators.EXP);
+            if (g != null) ev.intoArray(g, go + i);
+            acc = acc.add(ev);
         }
         float sum = acc.reduceLanes(VectorOperators.ADD);
+        float badTail = 0f;
         for (; i < v; i++) {
             float zz = z[zo + i];
             badTail += zz * 0f;
-            float s = capped ? cap * (float) Math.tanh(zz * inv) : zz;
-            if (g != null) g[go + i] = s;
-            sum += (float) Math.exp(s - m);
+            float sc = capped ? cap * (float) Math.tanh(zz * inv) : zz;
+            float e = (float) Math.exp(sc - m);
+            if (g != null) {
+                scratch[i] = sc;
+                g[go + i] = e;
+            }
+            sum += e;
         }
         if (Float.isNaN(bad.reduceLanes(VectorOperators.ADD) + badTail)) return Float.NaN;
-        float lse = m + (float) Math.log(sum);
-        float st = g != null ? g[go + t] : (capped ? cap * (float) Math.tanh(z[zo + t] * inv) : z[zo + t]);
-        float loss = lse - st;
+        float loss = m + (float) Math.log(sum) - st;
         if (g == null) return loss;
-        var lv = FloatVector.broadcast(S, lse);
+        // pass 2: dz = w·(e/Σe − [j = t])·(1 − (s/c)²)
+        float k = w / sum;
         i = 0;
-        for (; i < ub; i += S.length()) {
-            var sv = FloatVector.fromArray(S, g, go + i);
-            var p = sv.sub(lv).lanewise(VectorOperators.EXP).mul(w);
-            if (capped) {
-                var th = sv.mul(inv);
-                p = p.mul(th.mul(th).neg().add(1f));
+        if (capped) {
+            for (; i < ub; i += S.length()) {
+                var th = FloatVector.fromArray(S, scratch, i).mul(inv);
+                FloatVector.fromArray(S, g, go + i).mul(k).mul(th.mul(th).neg().add(1f)).intoArray(g, go + i);
             }
-            p.intoArray(g, go + i);
+            for (; i < v; i++) {
+                float th = scratch[i] * inv;
+                g[go + i] = g[go + i] * k * (1f - th * th);
+            }
+        } else {
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, g, go + i).mul(k).intoArray(g, go + i);
+            for (; i < v; i++) g[go + i] *= k;
         }
-        for (; i < v; i++) {
-            float s = g[go + i];
-            float p = w * (float) Math.exp(s - lse);
-            g[go + i] = capped ? p * (1f - (s * inv) * (s * inv)) : p;
-        }
-        float pt = (float) Math.exp(st - lse);
         float dt = capped ? 1f - (st * inv) * (st * inv) : 1f;
-        g[go + t] = w * (pt - 1f) * dt;
+        g[go + t] -= w * dt;
         return loss;
     }
 
@@ -97,6 +107,7 @@ final class CrossEntropy {
     static void rows(float[] z, int zo, int n, int v, int[] targets, int to, float cap, float wAll, float[] weights, int wo,
                      float[] losses, int lo, float[] g, int go, int rowBase, String op) {
         Parallel.forRange(n, (s, e) -> {
+            float[] scratch = g == null ? null : new float[v];
             for (int r = s; r < e; r++) {
                 int t = targets[to + r];
                 if (t == -1) {
@@ -109,7 +120,7 @@ final class CrossEntropy {
                             + " is outside [0, " + v + ") (use -1 to ignore a position)");
                 }
                 float w = weights == null ? wAll : weights[wo + r];
-                float loss = row(z, zo + r * v, v, t, cap, w, g, g == null ? 0 : go + r * v);
+                float loss = row(z, zo + r * v, v, t, cap, w, g, g == null ? 0 : go + r * v, scratch);
                 if (Float.isNaN(loss)) {
                     throw new IllegalArgumentException(op + ": non-finite logit in row " + (rowBase + r) + " (vocab " + v + ")");
                 }

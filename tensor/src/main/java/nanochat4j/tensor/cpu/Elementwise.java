@@ -6,7 +6,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Elementwise kernels over flat fp32 ranges (array + offset + count), forward and backward side by side:
- * relu², sigmoid, tanh, softcap, scale/axpy/axpby, lerp, clamp. All use {@link Vec#F} with a scalar tail and
+ * relu², sigmoid, tanh, softcap, scale/axpy/axpby, lerp, sqrt/rsqrt, clamp. All use {@link Vec#F} with a scalar tail and
  * split long ranges over {@link Parallel}. exp/tanh use the Vector API's lanewise EXP/TANH (SVML on x86).
  */
 final class Elementwise {
@@ -146,6 +146,22 @@ final class Elementwise {
             for (; i < e; i++) {
                 float d = b[bo + i] - a[ao + i];
                 out[oo + i] = low ? a[ao + i] + w * d : b[bo + i] - d * w1;
+            }
+        });
+    }
+
+    // y = sqrt(x), or 1/sqrt(x) when reciprocal
+    static void sqrt(float[] x, int xo, float[] y, int yo, int n, boolean reciprocal) {
+        Parallel.forRange(n, GRAIN, (s, e) -> {
+            int i = s, ub = s + S.loopBound(e - s);
+            var one = FloatVector.broadcast(S, 1f);
+            for (; i < ub; i += S.length()) {
+                var r = FloatVector.fromArray(S, x, xo + i).sqrt();
+                (reciprocal ? one.div(r) : r).intoArray(y, yo + i);
+            }
+            for (; i < e; i++) {
+                float r = (float) Math.sqrt(x[xo + i]);
+                y[yo + i] = reciprocal ? 1f / r : r;
             }
         });
     }

@@ -1,50 +1,386 @@
 package nanochat4j.tensor.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
 /**
  * Single-precision GEMM on row-major float arrays: C = alpha·op(A)·op(B) + beta·C, op(A) m×k, op(B) k×n.
  * lda/ldb/ldc are the row strides of the matrices as stored (A is stored k×m when transA, B n×k when transB).
  * beta == 0 overwrites C without reading it (NaN/garbage in C is ignored), as BLAS does.
+ *
+ * <p>GotoBLAS/BLIS structure, pure Vector API:
+ * <ul>
+ *   <li>op(B) is packed once per call (per NC block of columns when k·n is large) into NR-wide column panels,
+ *       each k×NR contiguous, by all threads together; every transpose is absorbed by the packing.</li>
+ *   <li>Each thread then owns a block of C rows (or of B panels when m is too short to split): for each MC×KC
+ *       block of op(A) it packs MR-row panels (KC×MR, k-major) into its own buffer (L2-resident), and runs the
+ *       micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1 across the A panels.</li>
+ *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
+ *       14×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2.</li>
+ *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
+ *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
+ *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
+ * </ul>
  */
 public final class Gemm {
     private Gemm() {}
 
+    private static final VectorSpecies<Float> F = Vec.F;
+    private static final int L = Vec.LANES;
+    /** 256-bit x86 (AVX2) has 16 vector registers; AVX-512 and NEON have 32. */
+    private static final boolean FEW_REGISTERS = Vec.F.vectorBitSize() == 256
+            && VectorShape.preferredShape().vectorBitSize() == 256;
+    static final int MR = FEW_REGISTERS ? 6 : 14;
+    static final int NR = 2 * L;
+    /** Depth of one packed block: a KC×NR B panel (48 KiB at 512 bits) fits L1 with the A panel streaming by. */
+    static final int KC = 384;
+    /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
+    static final int MC = MR * (FEW_REGISTERS ? 16 : 8);
+    /** Most floats of packed B held at once (16 MiB); wider problems are done in NC column blocks. */
+    private static final int B_PACK_LIMIT = 1 << 22;
+    /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
+    static final double PARALLEL_MIN_FLOPS = 4e6;
+
+    private static final class Workspace {
+        final float[] a = new float[MC * KC];
+        final float[] tile = new float[MR * NR];
+        float[] b = new float[0];
+    }
+
+    private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
+
     public static void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
             float[] a, int aOff, int lda, float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc) {
         check("sgemm", 1, transA, transB, m, n, k, a, aOff, lda, 0, b, bOff, ldb, 0, c, cOff, ldc, 0);
-        kernel(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+        gemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
     }
 
+    /** {@link #sgemm} for batch entries i at offsets off + i·stride (a stride of 0 shares that operand). */
     public static void sgemmBatched(int batch, boolean transA, boolean transB, int m, int n, int k, float alpha,
             float[] a, int aOff, int lda, int strideA, float[] b, int bOff, int ldb, int strideB,
             float beta, float[] c, int cOff, int ldc, int strideC) {
         check("sgemmBatched", batch, transA, transB, m, n, k, a, aOff, lda, strideA, b, bOff, ldb, strideB,
                 c, cOff, ldc, strideC);
-        for (int i = 0; i < batch; i++) {
-            kernel(transA, transB, m, n, k, alpha, a, aOff + (long) i * strideA, lda, b, bOff + (long) i * strideB, ldb,
-                    beta, c, cOff + (long) i * strideC, ldc);
+        // Many small products: one per thread (each runs serially inside the pool); few big ones: split each.
+        if (batch >= 2 * Parallel.threads() || 2.0 * m * n * k < 64 * PARALLEL_MIN_FLOPS) {
+            Parallel.forRange(batch, (i0, i1) -> {
+                for (int i = i0; i < i1; i++) {
+                    gemm(transA, transB, m, n, k, alpha, a, aOff + i * strideA, lda, b, bOff + i * strideB, ldb,
+                            beta, c, cOff + i * strideC, ldc);
+                }
+            });
+        } else {
+            for (int i = 0; i < batch; i++) {
+                gemm(transA, transB, m, n, k, alpha, a, aOff + i * strideA, lda, b, bOff + i * strideB, ldb,
+                        beta, c, cOff + i * strideC, ldc);
+            }
         }
     }
 
-    private static void kernel(boolean transA, boolean transB, int m, int n, int k, float alpha,
-            float[] a, long aOff, int lda, float[] b, long bOff, int ldb, float beta, float[] c, long cOff, int ldc) {
-        int ao = (int) aOff, bo = (int) bOff, co = (int) cOff;
-        for (int i = 0; i < m; i++) {
-            int ci = co + i * ldc;
-            if (beta == 0f) {
-                for (int j = 0; j < n; j++) c[ci + j] = 0f;
-            } else if (beta != 1f) {
-                for (int j = 0; j < n; j++) c[ci + j] *= beta;
+    private static void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
+            float[] a, int aOff, int lda, float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc) {
+        if (m == 0 || n == 0) return;
+        if (k == 0 || alpha == 0f) {
+            scale(m, n, beta, c, cOff, ldc);
+            return;
+        }
+        boolean parallel = 2.0 * m * n * k >= PARALLEL_MIN_FLOPS && Parallel.threads() > 1;
+        Workspace ws = WORKSPACE.get();
+        int panelsAll = (n + NR - 1) / NR;
+        int ncPanels = (int) Math.max(1, Math.min(panelsAll, B_PACK_LIMIT / ((long) k * NR)));
+        long bSize = (long) ncPanels * k * NR;
+        if (bSize > Integer.MAX_VALUE - 16) {
+            throw new IllegalArgumentException("sgemm: k=" + k + " is too deep to pack one " + NR + "-column panel");
+        }
+        if (ws.b.length < bSize) ws.b = new float[(int) bSize];
+        float[] bp = ws.b;
+        int mTiles = (m + MR - 1) / MR;
+        for (int jc = 0; jc < n; jc += ncPanels * NR) {
+            int panels = Math.min(ncPanels, (n - jc + NR - 1) / NR);
+            int j0 = jc;
+            if (parallel && (long) panels * k * NR >= (1 << 16)) {
+                Parallel.forRange(panels, (p0, p1) -> packB(transB, b, bOff, ldb, k, n, j0, p0, p1, bp));
+            } else {
+                packB(transB, b, bOff, ldb, k, n, j0, 0, panels, bp);
             }
-            if (alpha == 0f) continue;
-            for (int p = 0; p < k; p++) {
-                float aip = alpha * (transA ? a[ao + p * lda + i] : a[ao + i * lda + p]);
-                if (transB) {
-                    for (int j = 0; j < n; j++) c[ci + j] += aip * b[bo + j * ldb + p];
-                } else {
-                    int bp = bo + p * ldb;
-                    for (int j = 0; j < n; j++) c[ci + j] += aip * b[bp + j];
+            if (!parallel) {
+                block(0, m, 0, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+            } else if (imbalance(mTiles) <= imbalance(panels)) {
+                Parallel.forRange(mTiles, (t0, t1) -> block(t0 * MR, Math.min(m, t1 * MR), 0, panels, transA, k, n,
+                        j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc));
+            } else {
+                Parallel.forRange(panels, (p0, p1) -> block(0, m, p0, p1, transA, k, n, j0,
+                        alpha, a, aOff, lda, bp, beta, c, cOff, ldc));
+            }
+        }
+    }
+
+    /** Work of the busiest thread relative to a perfect split, for a split into units of equal cost. */
+    private static double imbalance(int units) {
+        int t = Parallel.threads();
+        return (double) ((units + t - 1) / t) * t / units;
+    }
+
+    /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block that starts at column jc. */
+    private static void block(int i0, int i1, int p0, int p1, boolean transA, int k, int n, int jc, float alpha,
+            float[] a, int aOff, int lda, float[] bp, float beta, float[] c, int cOff, int ldc) {
+        Workspace ws = WORKSPACE.get();
+        float[] ap = ws.a;
+        float[] tile = ws.tile;
+        for (int ic = i0; ic < i1; ic += MC) {
+            int mc = Math.min(MC, i1 - ic);
+            for (int pc = 0; pc < k; pc += KC) {
+                int kc = Math.min(KC, k - pc);
+                packA(transA, a, aOff, lda, ic, mc, pc, kc, ap);
+                float bet = pc == 0 ? beta : 1f; // later depth blocks accumulate onto the first
+                for (int jp = p0; jp < p1; jp++) {
+                    int col = jc + jp * NR;
+                    int nr = Math.min(NR, n - col);
+                    int bi = jp * k * NR + pc * NR;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = Math.min(MR, mc - ir);
+                        int ci = cOff + (ic + ir) * ldc + col;
+                        if (mr == MR && nr == NR) {
+                            kernel(kc, ap, ir * kc, bp, bi, c, ci, ldc, alpha, bet);
+                        } else {
+                            kernel(kc, ap, ir * kc, bp, bi, tile, 0, NR, alpha, 0f);
+                            for (int r = 0; r < mr; r++) {
+                                for (int q = 0; q < nr; q++) {
+                                    int x = ci + r * ldc + q;
+                                    c[x] = bet == 0f ? tile[r * NR + q] : tile[r * NR + q] + c[x] * bet;
+                                }
+                            }
+                        }
+                    }
                 }
             }
+        }
+    }
+
+    private static void kernel(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha,
+            float beta) {
+        if (FEW_REGISTERS) {
+            kernel6x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+        } else {
+            kernel14x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+        }
+    }
+
+    /** Packs op(A) rows [i0, i0+mc) × depth [p0, p0+kc) as MR-row panels, each kc×MR (k-major), zero-padded. */
+    private static void packA(boolean transA, float[] a, int aOff, int lda, int i0, int mc, int p0, int kc, float[] ap) {
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = Math.min(MR, mc - ir);
+            int base = ir * kc;
+            if (!transA) {
+                for (int r = 0; r < mr; r++) {
+                    int src = aOff + (i0 + ir + r) * lda + p0;
+                    for (int p = 0; p < kc; p++) ap[base + p * MR + r] = a[src + p];
+                }
+            } else {
+                for (int p = 0; p < kc; p++) {
+                    int src = aOff + (p0 + p) * lda + i0 + ir;
+                    int dst = base + p * MR;
+                    for (int r = 0; r < mr; r++) ap[dst + r] = a[src + r];
+                }
+            }
+            if (mr < MR) {
+                for (int p = 0; p < kc; p++) {
+                    for (int r = mr; r < MR; r++) ap[base + p * MR + r] = 0f;
+                }
+            }
+        }
+    }
+
+    /** Packs op(B) (all k rows) × panels [q0, q1) of NR columns from column jc: panel j is k×NR at j·k·NR. */
+    private static void packB(boolean transB, float[] b, int bOff, int ldb, int k, int n, int jc, int q0, int q1,
+            float[] bp) {
+        for (int jp = q0; jp < q1; jp++) {
+            int col = jc + jp * NR;
+            int nr = Math.min(NR, n - col);
+            int base = jp * k * NR;
+            if (!transB && nr == NR) {
+                for (int p = 0; p < k; p++) {
+                    int src = bOff + p * ldb + col;
+                    int dst = base + p * NR;
+                    FloatVector.fromArray(F, b, src).intoArray(bp, dst);
+                    FloatVector.fromArray(F, b, src + L).intoArray(bp, dst + L);
+                }
+            } else if (!transB) {
+                for (int p = 0; p < k; p++) {
+                    int src = bOff + p * ldb + col;
+                    int dst = base + p * NR;
+                    for (int q = 0; q < nr; q++) bp[dst + q] = b[src + q];
+                    for (int q = nr; q < NR; q++) bp[dst + q] = 0f;
+                }
+            } else {
+                // Stored B is n×k: read each column's row contiguously, in depth chunks that keep the panel in L1.
+                for (int pb = 0; pb < k; pb += 64) {
+                    int pe = Math.min(k, pb + 64);
+                    for (int q = 0; q < nr; q++) {
+                        int src = bOff + (col + q) * ldb;
+                        for (int p = pb; p < pe; p++) bp[base + p * NR + q] = b[src + p];
+                    }
+                    for (int q = nr; q < NR; q++) {
+                        for (int p = pb; p < pe; p++) bp[base + p * NR + q] = 0f;
+                    }
+                }
+            }
+        }
+    }
+
+    /** C = beta·C over m×n (beta == 0 writes zeros without reading C). */
+    private static void scale(int m, int n, float beta, float[] c, int cOff, int ldc) {
+        if (beta == 1f) return;
+        for (int i = 0; i < m; i++) {
+            int ci = cOff + i * ldc;
+            for (int j = 0; j < n; j++) c[ci + j] = beta == 0f ? 0f : c[ci + j] * beta;
+        }
+    }
+
+    /** 14×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
+    private static void kernel14x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+        FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
+        FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
+        FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
+        FloatVector c3_0 = FloatVector.zero(F), c3_1 = FloatVector.zero(F);
+        FloatVector c4_0 = FloatVector.zero(F), c4_1 = FloatVector.zero(F);
+        FloatVector c5_0 = FloatVector.zero(F), c5_1 = FloatVector.zero(F);
+        FloatVector c6_0 = FloatVector.zero(F), c6_1 = FloatVector.zero(F);
+        FloatVector c7_0 = FloatVector.zero(F), c7_1 = FloatVector.zero(F);
+        FloatVector c8_0 = FloatVector.zero(F), c8_1 = FloatVector.zero(F);
+        FloatVector c9_0 = FloatVector.zero(F), c9_1 = FloatVector.zero(F);
+        FloatVector c10_0 = FloatVector.zero(F), c10_1 = FloatVector.zero(F);
+        FloatVector c11_0 = FloatVector.zero(F), c11_1 = FloatVector.zero(F);
+        FloatVector c12_0 = FloatVector.zero(F), c12_1 = FloatVector.zero(F);
+        FloatVector c13_0 = FloatVector.zero(F), c13_1 = FloatVector.zero(F);
+        for (int p = 0; p < kc; p++, ai += 14, bi += 2 * L) {
+            FloatVector b0 = FloatVector.fromArray(F, bp, bi);
+            FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
+            FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);
+            c0_0 = a0.fma(b0, c0_0); c0_1 = a0.fma(b1, c0_1);
+            FloatVector a1 = FloatVector.broadcast(F, ap[ai + 1]);
+            c1_0 = a1.fma(b0, c1_0); c1_1 = a1.fma(b1, c1_1);
+            FloatVector a2 = FloatVector.broadcast(F, ap[ai + 2]);
+            c2_0 = a2.fma(b0, c2_0); c2_1 = a2.fma(b1, c2_1);
+            FloatVector a3 = FloatVector.broadcast(F, ap[ai + 3]);
+            c3_0 = a3.fma(b0, c3_0); c3_1 = a3.fma(b1, c3_1);
+            FloatVector a4 = FloatVector.broadcast(F, ap[ai + 4]);
+            c4_0 = a4.fma(b0, c4_0); c4_1 = a4.fma(b1, c4_1);
+            FloatVector a5 = FloatVector.broadcast(F, ap[ai + 5]);
+            c5_0 = a5.fma(b0, c5_0); c5_1 = a5.fma(b1, c5_1);
+            FloatVector a6 = FloatVector.broadcast(F, ap[ai + 6]);
+            c6_0 = a6.fma(b0, c6_0); c6_1 = a6.fma(b1, c6_1);
+            FloatVector a7 = FloatVector.broadcast(F, ap[ai + 7]);
+            c7_0 = a7.fma(b0, c7_0); c7_1 = a7.fma(b1, c7_1);
+            FloatVector a8 = FloatVector.broadcast(F, ap[ai + 8]);
+            c8_0 = a8.fma(b0, c8_0); c8_1 = a8.fma(b1, c8_1);
+            FloatVector a9 = FloatVector.broadcast(F, ap[ai + 9]);
+            c9_0 = a9.fma(b0, c9_0); c9_1 = a9.fma(b1, c9_1);
+            FloatVector a10 = FloatVector.broadcast(F, ap[ai + 10]);
+            c10_0 = a10.fma(b0, c10_0); c10_1 = a10.fma(b1, c10_1);
+            FloatVector a11 = FloatVector.broadcast(F, ap[ai + 11]);
+            c11_0 = a11.fma(b0, c11_0); c11_1 = a11.fma(b1, c11_1);
+            FloatVector a12 = FloatVector.broadcast(F, ap[ai + 12]);
+            c12_0 = a12.fma(b0, c12_0); c12_1 = a12.fma(b1, c12_1);
+            FloatVector a13 = FloatVector.broadcast(F, ap[ai + 13]);
+            c13_0 = a13.fma(b0, c13_0); c13_1 = a13.fma(b1, c13_1);
+        }
+        FloatVector va = FloatVector.broadcast(F, alpha);
+        if (beta == 0f) {
+            c0_0.mul(va).intoArray(c, ci + 0 * ldc); c0_1.mul(va).intoArray(c, ci + 0 * ldc + 1 * L);
+            c1_0.mul(va).intoArray(c, ci + 1 * ldc); c1_1.mul(va).intoArray(c, ci + 1 * ldc + 1 * L);
+            c2_0.mul(va).intoArray(c, ci + 2 * ldc); c2_1.mul(va).intoArray(c, ci + 2 * ldc + 1 * L);
+            c3_0.mul(va).intoArray(c, ci + 3 * ldc); c3_1.mul(va).intoArray(c, ci + 3 * ldc + 1 * L);
+            c4_0.mul(va).intoArray(c, ci + 4 * ldc); c4_1.mul(va).intoArray(c, ci + 4 * ldc + 1 * L);
+            c5_0.mul(va).intoArray(c, ci + 5 * ldc); c5_1.mul(va).intoArray(c, ci + 5 * ldc + 1 * L);
+            c6_0.mul(va).intoArray(c, ci + 6 * ldc); c6_1.mul(va).intoArray(c, ci + 6 * ldc + 1 * L);
+            c7_0.mul(va).intoArray(c, ci + 7 * ldc); c7_1.mul(va).intoArray(c, ci + 7 * ldc + 1 * L);
+            c8_0.mul(va).intoArray(c, ci + 8 * ldc); c8_1.mul(va).intoArray(c, ci + 8 * ldc + 1 * L);
+            c9_0.mul(va).intoArray(c, ci + 9 * ldc); c9_1.mul(va).intoArray(c, ci + 9 * ldc + 1 * L);
+            c10_0.mul(va).intoArray(c, ci + 10 * ldc); c10_1.mul(va).intoArray(c, ci + 10 * ldc + 1 * L);
+            c11_0.mul(va).intoArray(c, ci + 11 * ldc); c11_1.mul(va).intoArray(c, ci + 11 * ldc + 1 * L);
+            c12_0.mul(va).intoArray(c, ci + 12 * ldc); c12_1.mul(va).intoArray(c, ci + 12 * ldc + 1 * L);
+            c13_0.mul(va).intoArray(c, ci + 13 * ldc); c13_1.mul(va).intoArray(c, ci + 13 * ldc + 1 * L);
+        } else {
+            FloatVector vb = FloatVector.broadcast(F, beta);
+            c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
+            c0_1.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 0 * ldc + 1 * L);
+            c1_0.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc).mul(vb)).intoArray(c, ci + 1 * ldc);
+            c1_1.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 1 * ldc + 1 * L);
+            c2_0.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc).mul(vb)).intoArray(c, ci + 2 * ldc);
+            c2_1.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 2 * ldc + 1 * L);
+            c3_0.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc).mul(vb)).intoArray(c, ci + 3 * ldc);
+            c3_1.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 3 * ldc + 1 * L);
+            c4_0.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc).mul(vb)).intoArray(c, ci + 4 * ldc);
+            c4_1.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 4 * ldc + 1 * L);
+            c5_0.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc).mul(vb)).intoArray(c, ci + 5 * ldc);
+            c5_1.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 5 * ldc + 1 * L);
+            c6_0.mul(va).add(FloatVector.fromArray(F, c, ci + 6 * ldc).mul(vb)).intoArray(c, ci + 6 * ldc);
+            c6_1.mul(va).add(FloatVector.fromArray(F, c, ci + 6 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 6 * ldc + 1 * L);
+            c7_0.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc).mul(vb)).intoArray(c, ci + 7 * ldc);
+            c7_1.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 7 * ldc + 1 * L);
+            c8_0.mul(va).add(FloatVector.fromArray(F, c, ci + 8 * ldc).mul(vb)).intoArray(c, ci + 8 * ldc);
+            c8_1.mul(va).add(FloatVector.fromArray(F, c, ci + 8 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 8 * ldc + 1 * L);
+            c9_0.mul(va).add(FloatVector.fromArray(F, c, ci + 9 * ldc).mul(vb)).intoArray(c, ci + 9 * ldc);
+            c9_1.mul(va).add(FloatVector.fromArray(F, c, ci + 9 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 9 * ldc + 1 * L);
+            c10_0.mul(va).add(FloatVector.fromArray(F, c, ci + 10 * ldc).mul(vb)).intoArray(c, ci + 10 * ldc);
+            c10_1.mul(va).add(FloatVector.fromArray(F, c, ci + 10 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 10 * ldc + 1 * L);
+            c11_0.mul(va).add(FloatVector.fromArray(F, c, ci + 11 * ldc).mul(vb)).intoArray(c, ci + 11 * ldc);
+            c11_1.mul(va).add(FloatVector.fromArray(F, c, ci + 11 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 11 * ldc + 1 * L);
+            c12_0.mul(va).add(FloatVector.fromArray(F, c, ci + 12 * ldc).mul(vb)).intoArray(c, ci + 12 * ldc);
+            c12_1.mul(va).add(FloatVector.fromArray(F, c, ci + 12 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 12 * ldc + 1 * L);
+            c13_0.mul(va).add(FloatVector.fromArray(F, c, ci + 13 * ldc).mul(vb)).intoArray(c, ci + 13 * ldc);
+            c13_1.mul(va).add(FloatVector.fromArray(F, c, ci + 13 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 13 * ldc + 1 * L);
+        }
+    }
+
+    /** 6×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
+    private static void kernel6x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+        FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
+        FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
+        FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
+        FloatVector c3_0 = FloatVector.zero(F), c3_1 = FloatVector.zero(F);
+        FloatVector c4_0 = FloatVector.zero(F), c4_1 = FloatVector.zero(F);
+        FloatVector c5_0 = FloatVector.zero(F), c5_1 = FloatVector.zero(F);
+        for (int p = 0; p < kc; p++, ai += 6, bi += 2 * L) {
+            FloatVector b0 = FloatVector.fromArray(F, bp, bi);
+            FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
+            FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);
+            c0_0 = a0.fma(b0, c0_0); c0_1 = a0.fma(b1, c0_1);
+            FloatVector a1 = FloatVector.broadcast(F, ap[ai + 1]);
+            c1_0 = a1.fma(b0, c1_0); c1_1 = a1.fma(b1, c1_1);
+            FloatVector a2 = FloatVector.broadcast(F, ap[ai + 2]);
+            c2_0 = a2.fma(b0, c2_0); c2_1 = a2.fma(b1, c2_1);
+            FloatVector a3 = FloatVector.broadcast(F, ap[ai + 3]);
+            c3_0 = a3.fma(b0, c3_0); c3_1 = a3.fma(b1, c3_1);
+            FloatVector a4 = FloatVector.broadcast(F, ap[ai + 4]);
+            c4_0 = a4.fma(b0, c4_0); c4_1 = a4.fma(b1, c4_1);
+            FloatVector a5 = FloatVector.broadcast(F, ap[ai + 5]);
+            c5_0 = a5.fma(b0, c5_0); c5_1 = a5.fma(b1, c5_1);
+        }
+        FloatVector va = FloatVector.broadcast(F, alpha);
+        if (beta == 0f) {
+            c0_0.mul(va).intoArray(c, ci + 0 * ldc); c0_1.mul(va).intoArray(c, ci + 0 * ldc + 1 * L);
+            c1_0.mul(va).intoArray(c, ci + 1 * ldc); c1_1.mul(va).intoArray(c, ci + 1 * ldc + 1 * L);
+            c2_0.mul(va).intoArray(c, ci + 2 * ldc); c2_1.mul(va).intoArray(c, ci + 2 * ldc + 1 * L);
+            c3_0.mul(va).intoArray(c, ci + 3 * ldc); c3_1.mul(va).intoArray(c, ci + 3 * ldc + 1 * L);
+            c4_0.mul(va).intoArray(c, ci + 4 * ldc); c4_1.mul(va).intoArray(c, ci + 4 * ldc + 1 * L);
+            c5_0.mul(va).intoArray(c, ci + 5 * ldc); c5_1.mul(va).intoArray(c, ci + 5 * ldc + 1 * L);
+        } else {
+            FloatVector vb = FloatVector.broadcast(F, beta);
+            c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
+            c0_1.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 0 * ldc + 1 * L);
+            c1_0.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc).mul(vb)).intoArray(c, ci + 1 * ldc);
+            c1_1.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 1 * ldc + 1 * L);
+            c2_0.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc).mul(vb)).intoArray(c, ci + 2 * ldc);
+            c2_1.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 2 * ldc + 1 * L);
+            c3_0.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc).mul(vb)).intoArray(c, ci + 3 * ldc);
+            c3_1.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 3 * ldc + 1 * L);
+            c4_0.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc).mul(vb)).intoArray(c, ci + 4 * ldc);
+            c4_1.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 4 * ldc + 1 * L);
+            c5_0.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc).mul(vb)).intoArray(c, ci + 5 * ldc);
+            c5_1.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 5 * ldc + 1 * L);
         }
     }
 

@@ -45,6 +45,9 @@ class ElementwiseOpsTest {
             assertClose("relu2 n=" + len, map(xd, ElementwiseOpsTest::relu2), be.relu2(x), 1e-5, 0);
             assertClose("sigmoid n=" + len, map(xd, ElementwiseOpsTest::sigmoid), be.sigmoid(x), 1e-5, 0);
             assertClose("tanh n=" + len, map(xd, Math::tanh), be.tanh(x), 1e-5, 0);
+            Tensor pos = be.mul(x, x);
+            assertClose("sqrt n=" + len, map(d(pos), Math::sqrt), be.sqrt(pos), 1e-6, 0);
+            assertClose("rsqrt n=" + len, map(d(pos), v -> 1 / Math.sqrt(v)), be.rsqrt(pos), 1e-6, 0);
             Tensor wide = be.scale(x, 30f); // spans the whole softcap range, into saturation
             assertClose("softcap n=" + len, map(d(wide), ElementwiseOpsTest::softcap), be.softcap(wide, 15f), 1e-5, 0);
         }
@@ -90,13 +93,14 @@ class ElementwiseOpsTest {
             assertClose("add " + name, ref[0], sum, 1e-6, 0);
             assertClose("sub " + name, ref[1], be.sub(a, bb), 1e-6, 0);
             assertClose("mul " + name, ref[2], be.mul(a, bb), 1e-6, 0);
+            assertClose("div " + name, ref[3], be.div(a, bb), 1e-6, 0);
         }
     }
 
-    /** {a+b, a−b, a·b} in float64 with explicit broadcast index arithmetic. */
+    /** {a+b, a−b, a·b, a/b} in float64 with explicit broadcast index arithmetic. */
     private static double[][] refBinary(double[] a, int[] as, double[] b, int[] bs, int[] out) {
         int total = Tensor.numel(out);
-        double[][] res = new double[3][total];
+        double[][] res = new double[4][total];
         int r = out.length;
         for (int flat = 0; flat < total; flat++) {
             int rem = flat, ai = 0, bi = 0, aMul = 1, bMul = 1;
@@ -110,6 +114,7 @@ class ElementwiseOpsTest {
             res[0][flat] = a[ai] + b[bi];
             res[1][flat] = a[ai] - b[bi];
             res[2][flat] = a[ai] * b[bi];
+            res[3][flat] = a[ai] / b[bi];
         }
         return res;
     }

@@ -1,0 +1,252 @@
+package nanochat4j.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.Gemm;
+import nanochat4j.tensor.cpu.Parallel;
+import nanochat4j.tensor.cpu.Vec;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/**
+ * {@code nanochat4j bench kernels}: a quick timing of the CPU kernels against this machine's fp32 peak, measured in
+ * the same process by {@link FmaPeak} moments before each op (so a busy machine shows up in both numbers).
+ * <ul>
+ *   <li>GEMM: square 512/1024/2048, and every layer product of d4 (C=256) and d6 (C=384) at B·T = 4096 — forward
+ *       y = x·Wᵀ and the two backward products dX = dY·W, dW = dYᵀ·X for W in (C,C), (4C,C), (C,4C) and the
+ *       lm_head (32768, C).</li>
+ *   <li>Attention forward+backward (B=8, T=512, H=4 and 6, D=64, full causal), flops as nanochat's estimate_flops
+ *       attention term: 12·H·D·T per token.</li>
+ *   <li>Fused softcap + cross-entropy forward+backward (4096 × 32768), rms_norm and rotary forward+backward: memory
+ *       bound, so no GFLOP/s; the note gives GB/s (and for cross-entropy the time relative to the lm_head GEMM).</li>
+ * </ul>
+ * Each op: warm-up runs, then the median of several timed runs. {@code --json}: one object per line with keys
+ * op, shape, ms, gflops (null when not counted), peak_gflops, note. Hidden {@code --quick}: tiny sizes for tests.
+ */
+@Command(name = "kernels", mixinStandardHelpOptions = true,
+        description = "Time the CPU kernels (GEMM, attention, cross-entropy, rms_norm, rotary) against the FMA peak.")
+public final class KernelsBench implements Callable<Integer> {
+    @Option(names = "--json", description = "one JSON object per line (op, shape, ms, gflops, peak_gflops, note)")
+    boolean json;
+
+    @Option(names = "--ops", split = ",", description = "only these ops: gemm, attention, cross_entropy, rms_norm, rotary")
+    List<String> ops;
+
+    @Option(names = "--quick", hidden = true, description = "tiny sizes, a few milliseconds in all (tests)")
+    boolean quick;
+
+    @Spec
+    CommandSpec spec;
+
+    private final Backend be = Backend.cpu();
+    private final SplittableRandom rnd = new SplittableRandom(42);
+    private final ObjectMapper mapper = new ObjectMapper();
+    private PrintWriter out;
+    private double lmHeadMs = Double.NaN;
+    /** GEMM operands are read from one random array and written to one output array, both grown as needed. */
+    private float[] operands = new float[0], product = new float[0];
+
+    /** One timed op: flops < 0 when the op is memory bound (then bytes gives its traffic for the note). */
+    private record Result(String op, String shape, double ms, double flops, double bytes, double peak, String note) {}
+
+    @Override
+    public Integer call() {
+        out = spec.commandLine().getOut();
+        List<String> known = List.of("gemm", "attention", "cross_entropy", "rms_norm", "rotary");
+        if (ops != null) {
+            for (String o : ops) {
+                if (!known.contains(o)) throw new IllegalArgumentException("--ops: unknown op '" + o + "', use " + known);
+            }
+        }
+        if (!json) {
+            out.printf(Locale.ROOT, "CPU kernels: %d threads, %d-bit vectors; peak = Vector API FMA loop on all threads, "
+                    + "measured before each op; ms = median%n", Parallel.threads(), Vec.F.vectorBitSize());
+            out.printf(Locale.ROOT, "%-14s %-44s %10s %9s %9s %7s  %s%n", "op", "shape", "ms", "GFLOP/s", "peak", "%peak", "note");
+            out.flush();
+        }
+        if (wants("gemm")) {
+            gemms();
+            operands = product = null; // ~1 GB at full size: let the memory-bound ops have it
+        }
+        if (wants("attention")) attention();
+        if (wants("cross_entropy")) crossEntropy();
+        if (wants("rms_norm")) rmsNorm();
+        if (wants("rotary")) rotary();
+        return 0;
+    }
+
+    private boolean wants(String op) {
+        return ops == null || ops.contains(op);
+    }
+
+    // ------------------------------------------------------------------ GEMM
+
+    private void gemms() {
+        int bt = quick ? 64 : 4096, vocab = quick ? 256 : 32768;
+        int[] squares = quick ? new int[] {48} : new int[] {512, 1024, 2048};
+        for (int s : squares) gemm(s + "x" + s + "x" + s, s, s, s, false, false);
+        int[][] dims = quick ? new int[][] {{2, 16}} : new int[][] {{4, 256}, {6, 384}};
+        for (int[] d : dims) {
+            int c = d[1];
+            String tag = "d" + d[0] + " ";
+            int[][] weights = {{c, c}, {4 * c, c}, {c, 4 * c}, {vocab, c}}; // (out, in)
+            String[] names = {"attn CxC", "mlp c_fc", "mlp c_proj", "lm_head"};
+            for (int w = 0; w < weights.length; w++) {
+                int o = weights[w][0], i = weights[w][1];
+                String name = tag + names[w];
+                double ms = gemm(name + " fwd x*Wt " + bt + "x" + o + "x" + i, bt, o, i, false, true);
+                if (w == 3 && c == (quick ? 16 : 384)) lmHeadMs = ms;
+                gemm(name + " dX=dY*W " + bt + "x" + i + "x" + o, bt, i, o, false, false);
+                gemm(name + " dW=dYt*X " + o + "x" + i + "x" + bt, o, i, bt, true, false);
+            }
+        }
+    }
+
+    /** Times C = op(A)·op(B) with op(A) m×k, op(B) k×n; returns the median ms. */
+    private double gemm(String shape, int m, int n, int k, boolean ta, boolean tb) {
+        int need = Math.max(m * k, k * n);
+        if (operands.length < need) operands = random(need);
+        if (product.length < m * n) product = new float[m * n];
+        float[] ab = operands, c = product;
+        int lda = ta ? m : k, ldb = tb ? k : n;
+        Result r = time("gemm", shape, 2.0 * m * n * k, -1, () -> Gemm.sgemm(ta, tb, m, n, k, 1f, ab, 0, lda, ab, 0, ldb, 0f, c, 0, n));
+        print(r);
+        return r.ms;
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    private void attention() {
+        int batch = quick ? 1 : 8, t = quick ? 32 : 512, d = quick ? 16 : 64;
+        for (int h : quick ? new int[] {2} : new int[] {4, 6}) {
+            Tensor q = tensor(batch, t, h, d), k = tensor(batch, t, h, d), v = tensor(batch, t, h, d), dy = tensor(batch, t, h, d);
+            float scale = (float) (1 / Math.sqrt(d));
+            double flops = 12.0 * h * d * t * ((double) batch * t);
+            print(time("attention", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d + " causal", flops, -1, () -> {
+                Backend.AttentionOut y = be.attention(q, k, v, -1, scale);
+                be.attentionBackward(q, k, v, y.y(), y.lse(), dy, -1, scale);
+            }));
+        }
+    }
+
+    // ------------------------------------------------------------------ memory-bound fused ops
+
+    private void crossEntropy() {
+        int rows = quick ? 64 : 4096, vocab = quick ? 256 : 32768;
+        Tensor logits = be.scale(tensor(rows, vocab), 5f);
+        int[] tg = new int[rows];
+        for (int i = 0; i < rows; i++) tg[i] = rnd.nextInt(vocab);
+        Tensor targets = Tensor.ofInts(tg);
+        // reads the logits, writes dlogits
+        double bytes = 2.0 * 4 * rows * vocab;
+        Result r = time("cross_entropy", "softcap+CE fwd+bwd " + rows + "x" + vocab, -1, bytes,
+                () -> be.crossEntropy(logits, targets, 15f, Reduction.MEAN, true));
+        String vsGemm = Double.isNaN(lmHeadMs) ? null
+                : String.format(Locale.ROOT, "%.2fx the lm_head fwd GEMM above (target <= 1.3x)", r.ms / lmHeadMs);
+        print(new Result(r.op, r.shape, r.ms, r.flops, r.bytes, r.peak, vsGemm));
+    }
+
+    private void rmsNorm() {
+        int rows = quick ? 64 : 4096, c = quick ? 32 : 768;
+        Tensor x = tensor(rows, c), dy = tensor(rows, c);
+        double bytes = 5.0 * 4 * rows * c; // fwd: x in, y out; bwd: x, dy in, dx out
+        print(time("rms_norm", "fwd+bwd " + rows + "x" + c, -1, bytes, () -> {
+            be.rmsNorm(x, 1f);
+            be.rmsNormBackward(x, dy, 1f);
+        }));
+    }
+
+    private void rotary() {
+        int batch = quick ? 1 : 8, t = quick ? 32 : 512, h = quick ? 2 : 6, d = quick ? 16 : 64;
+        Tensor x = tensor(batch, t, h, d), dy = tensor(batch, t, h, d);
+        Backend.RotaryTables tables = be.rotaryTables(t, d, 100000);
+        double bytes = 4.0 * 4 * batch * t * h * d; // x in, y out; dy in, dx out (the tables stay in cache)
+        print(time("rotary", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d, -1, bytes, () -> {
+            be.rotary(x, tables.cos(), tables.sin(), 0);
+            be.rotaryBackward(dy, tables.cos(), tables.sin(), 0);
+        }));
+    }
+
+    // ------------------------------------------------------------------ timing and output
+
+    /** Warm-up, then the FMA peak, then the median of timed runs (as many as fit ~2 s, 3 to 15). */
+    private Result time(String op, String shape, double flops, double bytes, Runnable body) {
+        long w0 = System.nanoTime();
+        int warm = 0;
+        do {
+            body.run();
+            warm++;
+        } while (warm < 2 || (System.nanoTime() - w0 < (quick ? 0 : 300_000_000L) && warm < 20));
+        double oneMs = (System.nanoTime() - w0) / 1e6 / warm;
+        int reps = quick ? 2 : (int) Math.max(3, Math.min(15, 2000 / oneMs));
+        double peak = quick ? FmaPeak.measure(2, 20_000) : FmaPeak.measure(5, 2_000_000);
+        double[] ms = new double[reps];
+        for (int i = 0; i < reps; i++) {
+            long t0 = System.nanoTime();
+            body.run();
+            ms[i] = (System.nanoTime() - t0) / 1e6;
+        }
+        Arrays.sort(ms);
+        double med = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+        return new Result(op, shape, med, flops, bytes, peak, null);
+    }
+
+    private void print(Result r) {
+        Double gflops = r.flops > 0 ? r.flops / r.ms / 1e6 : null;
+        String note = r.note;
+        if (r.bytes > 0) {
+            String bw = String.format(Locale.ROOT, "%.1f GB/s", r.bytes / r.ms / 1e6);
+            note = note == null ? bw : bw + "; " + note;
+        }
+        if (json) {
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("op", r.op);
+            row.put("shape", r.shape);
+            row.put("ms", round(r.ms));
+            row.put("gflops", gflops == null ? null : round(gflops));
+            row.put("peak_gflops", round(r.peak));
+            row.put("note", note);
+            try {
+                out.println(mapper.writeValueAsString(row));
+            } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                throw new UncheckedIOException(e);
+            }
+        } else {
+            out.printf(Locale.ROOT, "%-14s %-44s %10.3f %9s %9.1f %7s  %s%n", r.op, r.shape, r.ms,
+                    gflops == null ? "-" : String.format(Locale.ROOT, "%.1f", gflops), r.peak,
+                    gflops == null ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * gflops / r.peak),
+                    note == null ? "" : note);
+        }
+        out.flush();
+    }
+
+    /** x to 5 significant digits (tiny --quick timings must not round to zero). */
+    private static double round(double x) {
+        return new java.math.BigDecimal(x).round(new java.math.MathContext(5)).doubleValue();
+    }
+
+    private float[] random(int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) (rnd.nextDouble() * 2 - 1);
+        return x;
+    }
+
+    private Tensor tensor(int... shape) {
+        int n = 1;
+        for (int s : shape) n *= s;
+        return Tensor.of(random(n), shape);
+    }
+}

@@ -1,0 +1,62 @@
+package nanochat4j.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+class KernelsBenchTest {
+
+    private static String run(String... args) {
+        CommandLine cl = Main.commandLine();
+        StringWriter out = new StringWriter();
+        cl.setOut(new PrintWriter(out));
+        assertEquals(0, cl.execute(args), "exit code of nanochat4j " + String.join(" ", args));
+        return out.toString();
+    }
+
+    @Test
+    void jsonModePrintsOneObjectPerOpWithTimingsAndPeak() throws Exception {
+        String out = run("bench", "kernels", "--quick", "--json");
+        ObjectMapper mapper = new ObjectMapper();
+        Set<String> ops = new TreeSet<>();
+        List<String> lines = out.lines().toList();
+        assertTrue(lines.size() >= 10, out);
+        for (String line : lines) {
+            JsonNode row = mapper.readTree(line);
+            for (String key : List.of("op", "shape", "ms", "gflops", "peak_gflops")) {
+                assertTrue(row.has(key), "key " + key + " in " + line);
+            }
+            ops.add(row.get("op").asText());
+            assertTrue(row.get("ms").asDouble() > 0, line);
+            assertTrue(row.get("peak_gflops").asDouble() > 0, line);
+            boolean flopBound = row.get("op").asText().equals("gemm") || row.get("op").asText().equals("attention");
+            assertEquals(flopBound, row.get("gflops").isNumber(), "gflops is a number exactly for flop-bound ops: " + line);
+            if (flopBound) assertTrue(row.get("gflops").asDouble() > 0, line);
+        }
+        assertEquals(new TreeSet<>(List.of("attention", "cross_entropy", "gemm", "rms_norm", "rotary")), ops);
+    }
+
+    @Test
+    void tableModeHasAHeaderAndTheRequestedOpsOnly() {
+        String out = run("bench", "kernels", "--quick", "--ops", "rms_norm,rotary");
+        assertTrue(out.contains("%peak"), out);
+        assertTrue(out.contains("rms_norm") && out.contains("rotary"), out);
+        assertTrue(!out.contains("gemm ") && !out.contains("attention "), out);
+    }
+
+    @Test
+    void unknownOpIsRejected() {
+        CommandLine cl = Main.commandLine();
+        cl.setErr(new PrintWriter(new StringWriter()));
+        assertTrue(cl.execute("bench", "kernels", "--quick", "--ops", "conv") != 0);
+    }
+}

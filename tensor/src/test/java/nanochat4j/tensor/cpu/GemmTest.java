@@ -1,0 +1,178 @@
+package nanochat4j.tensor.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.util.SplittableRandom;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Gemm against a float64 reference: every transpose combination, alpha/beta, offsets and padded strides, batches,
+ * odd sizes (1, primes, non-multiples of the lanes and tiles) and sizes spanning several cache blocks. Error bound:
+ * |C − ref| ≤ 1e-4 · (|alpha|·Σ|a||b| + |beta|·|c0|) per element. Seeds are fresh each run and printed on failure.
+ */
+class GemmTest {
+    private static final double TOL = 1e-4;
+    private final long seed = System.nanoTime();
+    private final SplittableRandom rnd = new SplittableRandom(seed);
+
+    /** Uniform in ±[0.1, 1): random signs and magnitudes, never zero. */
+    private float[] random(int size) {
+        float[] x = new float[size];
+        for (int i = 0; i < size; i++) {
+            float v = (float) (0.1 + 0.9 * rnd.nextDouble());
+            x[i] = rnd.nextBoolean() ? v : -v;
+        }
+        return x;
+    }
+
+    /** One problem: stored arrays with offsets and padded row strides, and its float64 reference. */
+    private void checkCase(boolean ta, boolean tb, int m, int n, int k, float alpha, float beta, int pad, int off) {
+        int aRows = ta ? k : m, aCols = ta ? m : k, bRows = tb ? n : k, bCols = tb ? k : n;
+        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
+        float[] a = random(off + aRows * lda), b = random(off + bRows * ldb), c = random(off + m * ldc);
+        float[] c0 = c.clone();
+        if (beta == 0f) for (int i = 0; i < m; i++) for (int j = 0; j < n; j++) c[off + i * ldc + j] = Float.NaN;
+        Gemm.sgemm(ta, tb, m, n, k, alpha, a, off, lda, b, off, ldb, beta, c, off, ldc);
+        String what = "sgemm(" + ta + "," + tb + ", m=" + m + ", n=" + n + ", k=" + k + ", alpha=" + alpha + ", beta=" + beta
+                + ", pad=" + pad + ", off=" + off + ") seed=" + seed;
+        assertMatches(what, ta, tb, m, n, k, alpha, a, off, lda, b, off, ldb, beta, c0, c, off, ldc);
+        for (int x = 0; x < off; x++) assertEquals(c0[x], c[x], what + ": wrote before C's offset");
+        for (int i = 0; i < m; i++) {
+            for (int j = n; j < ldc && off + i * ldc + j < c.length; j++) {
+                assertEquals(c0[off + i * ldc + j], c[off + i * ldc + j], what + ": wrote into C's row padding");
+            }
+        }
+    }
+
+    private static void assertMatches(String what, boolean ta, boolean tb, int m, int n, int k, float alpha,
+            float[] a, int aOff, int lda, float[] b, int bOff, int ldb, float beta, float[] c0, float[] c, int cOff, int ldc) {
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double s = 0, mag = 0;
+                for (int p = 0; p < k; p++) {
+                    double x = ta ? a[aOff + p * lda + i] : a[aOff + i * lda + p];
+                    double y = tb ? b[bOff + j * ldb + p] : b[bOff + p * ldb + j];
+                    s += x * y;
+                    mag += Math.abs(x * y);
+                }
+                double cOld = beta == 0f ? 0 : c0[cOff + i * ldc + j];
+                double ref = alpha * s + beta * cOld;
+                double bound = TOL * (Math.abs(alpha) * mag + Math.abs(beta) * Math.abs(cOld)) + 1e-30;
+                double got = c[cOff + i * ldc + j];
+                if (!(Math.abs(got - ref) <= bound)) {
+                    fail(what + ": C[" + i + "][" + j + "] = " + got + ", reference " + ref + " (bound " + bound + ")");
+                }
+            }
+        }
+    }
+
+    @Test
+    void oddAndTinySizesMatchReferenceForEveryTranspose() {
+        int[][] sizes = {{1, 1, 1}, {1, 7, 3}, {5, 1, 2}, {3, 4, 1}, {2, 3, 5}, {13, 17, 19}, {31, 37, 41}, {15, 33, 8},
+                {29, 65, 97}, {47, 131, 23}};
+        for (boolean ta : new boolean[] {false, true}) {
+            for (boolean tb : new boolean[] {false, true}) {
+                for (int[] s : sizes) checkCase(ta, tb, s[0], s[1], s[2], 1f, 0f, 0, 0);
+            }
+        }
+    }
+
+    @Test
+    void alphaBetaOffsetsAndPaddedStridesMatchReference() {
+        for (boolean ta : new boolean[] {false, true}) {
+            for (boolean tb : new boolean[] {false, true}) {
+                checkCase(ta, tb, 37, 53, 29, 0.75f, 0f, 3, 5);
+                checkCase(ta, tb, 37, 53, 29, -1.5f, 1f, 7, 11);
+                checkCase(ta, tb, 23, 71, 43, 2f, -0.5f, 1, 2);
+            }
+        }
+    }
+
+    @Test
+    void sizesSpanningSeveralCacheBlocksMatchReference() {
+        // k crosses the KC blocks, m the MC blocks, n many NR panels; none a multiple of a tile or of the lanes.
+        int m = Gemm.MC + Gemm.MR + 3, n = 2 * Gemm.NR + 13, k = Gemm.KC + 37;
+        checkCase(false, true, m, n, k, 1f, 0f, 0, 0);
+        checkCase(true, false, m, n, k, 0.5f, 2f, 2, 3);
+        checkCase(false, false, 7, 401, k, 1f, 1f, 0, 1);
+        checkCase(true, true, m, 61, 211, 1f, 0f, 5, 0);
+    }
+
+    @Test
+    void zeroAlphaOrEmptyKScalesC() {
+        float[] c = random(12);
+        float[] want = new float[12];
+        for (int i = 0; i < 12; i++) want[i] = c[i] * 3f;
+        Gemm.sgemm(false, false, 3, 4, 0, 1f, new float[0], 0, 1, new float[0], 0, 4, 3f, c, 0, 4);
+        assertArrayEquals(want, c);
+        float[] nan = new float[12];
+        java.util.Arrays.fill(nan, Float.NaN);
+        Gemm.sgemm(false, false, 3, 4, 2, 0f, random(6), 0, 2, random(8), 0, 4, 0f, nan, 0, 4);
+        assertArrayEquals(new float[12], nan);
+    }
+
+    @Test
+    void batchedMatchesReferencePerMatrixIncludingBroadcastOperand() {
+        for (boolean ta : new boolean[] {false, true}) {
+            for (boolean tb : new boolean[] {false, true}) {
+                int batch = 5, m = 19, n = 35, k = 26, pad = 2, off = 3;
+                int aRows = ta ? k : m, aCols = ta ? m : k, bRows = tb ? n : k, bCols = tb ? k : n;
+                int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
+                int strideA = aRows * lda + 4, strideB = 0, strideC = m * ldc + 1; // B shared by every batch entry
+                float[] a = random(off + batch * strideA), b = random(off + bRows * ldb), c = random(off + batch * strideC);
+                float[] c0 = c.clone();
+                Gemm.sgemmBatched(batch, ta, tb, m, n, k, 1.25f, a, off, lda, strideA, b, off, ldb, strideB,
+                        0.5f, c, off, ldc, strideC);
+                for (int e = 0; e < batch; e++) {
+                    assertMatches("sgemmBatched(" + ta + "," + tb + ") entry " + e + " seed=" + seed, ta, tb, m, n, k, 1.25f,
+                            a, off + e * strideA, lda, b, off, ldb, 0.5f, c0, c, off + e * strideC, ldc);
+                }
+            }
+        }
+    }
+
+    @Test
+    void multiThreadedResultEqualsSingleThreadedBitForBit() {
+        // Big enough to run on every thread, with two depth blocks; shapes that split over rows and over columns.
+        multiThreadedEqualsSingleThreaded(4 * Gemm.MR - 3, 4 * Gemm.NR + 7); // 4 row tiles, 5 panels: rows split
+        multiThreadedEqualsSingleThreaded(2 * Gemm.MR + 2, 5 * Gemm.NR + 7); // 3 row tiles, 6 panels: columns split
+    }
+
+    private void multiThreadedEqualsSingleThreaded(int m, int n) {
+        int k = (int) Math.max(2 * Gemm.KC + 29, Gemm.PARALLEL_MIN_FLOPS / (2.0 * m * n) + 1);
+        for (boolean ta : new boolean[] {false, true}) {
+            for (boolean tb : new boolean[] {false, true}) {
+                float[] a = random(m * k), b = random(k * n);
+                float[] cMt = new float[m * n], cSt = new float[m * n];
+                Gemm.sgemm(ta, tb, m, n, k, 1f, a, 0, ta ? m : k, b, 0, tb ? k : n, 0f, cMt, 0, n);
+                // Inside a pool worker every Parallel.forRange runs serially, so this is the one-thread result.
+                Parallel.forRange(Parallel.threads(), (s, e) -> {
+                    if (s == 0) Gemm.sgemm(ta, tb, m, n, k, 1f, a, 0, ta ? m : k, b, 0, tb ? k : n, 0f, cSt, 0, n);
+                });
+                assertArrayEquals(cSt, cMt, "transA=" + ta + " transB=" + tb + " seed=" + seed);
+            }
+        }
+    }
+
+    @Test
+    void badArgumentsAreRejectedWithCallAndShapes() {
+        float[] x = new float[16];
+        var e = assertThrows(IllegalArgumentException.class,
+                () -> Gemm.sgemm(false, false, 4, 4, 4, 1f, x, 0, 4, x, 0, 4, 0f, new float[15], 0, 4));
+        assertTrue(e.getMessage().contains("sgemm(") && e.getMessage().contains("m=4") && e.getMessage().contains("C"),
+                e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Gemm.sgemm(false, false, -1, 4, 4, 1f, x, 0, 4, x, 0, 4, 0f, x, 0, 4));
+        assertThrows(IllegalArgumentException.class, () -> Gemm.sgemm(false, true, 2, 2, 4, 1f, x, 0, 3, x, 0, 4, 0f, x, 0, 2));
+        assertThrows(IllegalArgumentException.class, () -> Gemm.sgemm(true, false, 4, 4, 4, 1f, x, 1, 4, x, 0, 4, 0f, x, 0, 4));
+        assertThrows(IllegalArgumentException.class, () -> Gemm.sgemm(false, false, 2, 2, 2, 1f, x, -1, 2, x, 0, 2, 0f, x, 0, 2));
+        var be = assertThrows(IllegalArgumentException.class, () -> Gemm.sgemmBatched(3, false, false, 2, 2, 2, 1f,
+                x, 0, 2, 8, x, 0, 2, 4, 0f, new float[64], 0, 2, 4)); // A's third entry ends at 20 > 16
+        assertTrue(be.getMessage().contains("sgemmBatched("), be.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> Gemm.sgemmBatched(2, false, false, 2, 2, 2, 1f,
+                x, 0, 2, 4, x, 0, 2, 4, 0f, x, 0, 2, 2)); // C entries would overlap
+    }
+}
