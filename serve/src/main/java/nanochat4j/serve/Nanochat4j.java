@@ -14,7 +14,7 @@ import picocli.CommandLine.Command;
         description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
         subcommands = {CommandLine.HelpCommand.class, nanochat4j.train.dist.LaunchCommand.class,
                 nanochat4j.train.data.DatasetCommand.class, nanochat4j.train.base.BaseTrainCommand.class,
-                nanochat4j.serve.chat.ChatCommand.class})
+                nanochat4j.train.eval.BaseEvalCommand.class, nanochat4j.serve.chat.ChatCommand.class})
 public final class Nanochat4j implements Runnable {
 
     @CommandLine.Spec
