@@ -69,3 +69,20 @@ echo "runcpu.sh: training data from $DATA"
   --warmup-steps=10 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --sample-every="$STEPS" \
   --data="$DATA" --model-tag=runcpu
 echo "runcpu.sh: checkpoints, metrics.jsonl and base_train.png in $NANOCHAT_BASE_DIR/base_checkpoints/runcpu"
+
+# 4) evaluate it: CORE on the bundle (16 examples per task), bpb on both splits, samples
+BUNDLE="${BUNDLE:-}"
+if [ -z "$BUNDLE" ]; then
+  if [ -f "$NANOCHAT_BASE_DIR/eval_bundle/core.yaml" ]; then BUNDLE="$NANOCHAT_BASE_DIR/eval_bundle";
+  elif [ -f ../shared/data/core_eval_bundle/core.yaml ]; then BUNDLE=../shared/data/core_eval_bundle; fi
+fi
+if [ -n "$BUNDLE" ]; then
+  ./nanochat4j base-eval -g runcpu --bundle "$BUNDLE" --max-per-task "${CORE_PER_TASK:-16}" --device-batch-size "$DEVICE_BATCH" \
+    --split-tokens "$EVAL_TOKENS" --data "$DATA"
+else
+  echo "runcpu.sh: no CORE eval bundle (./nanochat4j base-eval --download-bundle fetches it); evaluating bpb and samples only"
+  ./nanochat4j base-eval -g runcpu --eval bpb,sample --device-batch-size "$DEVICE_BATCH" --split-tokens "$EVAL_TOKENS" --data "$DATA"
+fi
+
+# 5) talk to it (a base model continues the prompt; `./nanochat4j chat -i base -g runcpu` for an interactive session)
+./nanochat4j chat -i base -g runcpu -t 0 -m 24 -p "The capital of France is"
