@@ -1,29 +1,35 @@
 package nanochat4j.tensor.cpu;
 
 import java.util.Arrays;
+import java.util.concurrent.atomic.AtomicLong;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Causal self-attention with GQA and a left sliding window, flash-style: forward, backward and the KV-cache form.
  * <ul>
  *   <li>Mask: query head h reads kv head h/(H/KV); key j is visible to query i iff j &lt;= i and
- *       (window &lt; 0 or i - j &lt;= window), so a window W sees W+1 keys. Blocks of keys no query of a block can
- *       see are never visited (work is O(T·min(T, W))), fully visible blocks skip the mask.</li>
+ *       (window &lt; 0 or i - j &lt;= window), so a window W sees W+1 keys. Key tiles no query of a block can see
+ *       are never visited (work is O(T·min(T, W))); fully visible tiles skip the mask, and partially visible ones
+ *       (diagonal, window edge) are computed in chunks of {@link #RC} rows over only the columns they can see.</li>
  *   <li>Never a T×T matrix: queries go in blocks of {@link #BQ} rows against tiles of {@link #BK} keys with an
  *       online softmax (running max m and sum l per row); scores live in a BQ×BK scratch tile. Base-2 inside:
  *       p = 2^(s·scale·log2e − m), and lse = (m + log2 l)·ln2 is saved for the backward.</li>
- *   <li>GQA without repeating K/V: the H/KV query heads of one kv head share each K/V tile (transposed once).</li>
+ *   <li>GQA without repeating K/V: the H/KV query heads of one kv head share every K/V tile. The forward keeps a
+ *       thread's transposed keys Kᵀ across the query blocks of one (batch, kv head) it walks.</li>
  *   <li>Backward (FlashAttention-2): recompute P = exp(S − lse); D_i = rowsum(dO∘O); dV += Pᵀ·dO, dP = dO·Vᵀ,
- *       dS = P∘(dP − D_i), dK += scale·dSᵀ·Q, dQ += scale·dS·K. One task per (batch, kv head) owns its dQ rows,
- *       so nothing is accumulated across threads.</li>
- *   <li>Every product is the one register-tiled kernel {@link #gemm} (4 rows × 2 vectors of outputs, broadcast
- *       scalar × vector FMAs); exp is a vector polynomial {@link #exp2}. Per-thread scratch, no allocation per tile.</li>
- *   <li>Decode (a few query rows) skips the K transpose and scores with direct dot products; it is memory-bound
- *       over the cache.</li>
+ *       dS = P∘(dP − D_i), dK += scale·dSᵀ·Q, dQ += scale·dS·K. One task per (batch, kv head) walks its key tiles
+ *       and owns its dQ rows, so nothing is accumulated across threads.</li>
+ *   <li>Every product is the one register-tiled kernel {@link #gemm}: broadcast-scalar × vector FMAs over tiles of
+ *       4 rows × 4 vectors (32-register ISAs) or 4 rows × 2 vectors (AVX2). exp is a vector polynomial
+ *       {@link #exp2}. Per-thread scratch, reused across calls: no allocation per tile.</li>
+ *   <li>Decode (fewer than 4 query rows) skips the K transpose and scores with direct dot products; it is
+ *       memory-bound over the cache.</li>
  * </ul>
+ * Parallel over (batch, kv head, query block) forward and (batch, kv head) backward with {@link Parallel}.
  */
 public final class Attention {
     private Attention() {}
@@ -32,7 +38,14 @@ public final class Attention {
     private static final int L = Vec.LANES;
     /** Query rows per block (per head) and keys per tile. */
     static final int BQ = 64, BK = 64;
+    /** Rows per chunk of a partially visible tile: each chunk only computes the key columns its rows can see. */
+    private static final int RC = 16;
     private static final float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
+    /** True where the ISA has 32 vector registers, so a 16-accumulator tile does not spill. */
+    private static final boolean WIDE = System.getProperty("os.arch", "").equals("aarch64")
+            || VectorShape.preferredShape().vectorBitSize() >= 512;
+    /** Numbers forward calls, so a thread's transposed keys are never reused across calls. */
+    private static final AtomicLong CALLS = new AtomicLong();
 
     // ---------------------------------------------------------------------------------------------------------
     // Forward. q (B,T,H,D), k/v (B,T,KV,D) -> y (B,T,H,D), lse (B,H,T) natural-log sum-exp of scale·q·k per row.
@@ -71,62 +84,72 @@ public final class Attention {
     private static void run(float[] q, float[] k, float[] v, float[] y, float[] lse,
                             int B, int Tq, int Tk, int pos, int H, int KV, int D, int window, float scale) {
         int qBlocks = (Tq + BQ - 1) / BQ;
+        long call = CALLS.incrementAndGet();
         Parallel.forRange(B * KV * qBlocks, (start, end) -> {
             Scratch s = Scratch.get(H / KV, D);
             for (int item = start; item < end; item++) {
                 int qb = item % qBlocks, bg = item / qBlocks;
-                forwardBlock(s, q, k, v, y, lse, bg / KV, bg % KV, qb * BQ, Math.min(BQ, Tq - qb * BQ),
+                forwardBlock(s, call, q, k, v, y, lse, bg / KV, bg % KV, qb * BQ, Math.min(BQ, Tq - qb * BQ),
                         Tq, Tk, pos, H, KV, D, window, scale);
             }
         });
     }
 
     /** Rows t0..t0+rows-1 (positions pos+t) of the G query heads of kv head g in batch row b. */
-    private static void forwardBlock(Scratch sc, float[] q, float[] k, float[] v, float[] y, float[] lse,
+    private static void forwardBlock(Scratch sc, long call, float[] q, float[] k, float[] v, float[] y, float[] lse,
                                      int b, int g, int t0, int rows, int Tq, int Tk, int pos,
                                      int H, int KV, int D, int window, float scale) {
         int G = H / KV, qStride = H * D, kStride = KV * D;
         int i0 = pos + t0, i1 = i0 + rows;                         // absolute positions [i0, i1)
         float sc2 = scale * LOG2E;
-        float[] o = sc.o, m = sc.m, l = sc.l, s = sc.s, kt = sc.kt;
+        float[] o = sc.o, m = sc.m, l = sc.l, s = sc.s;
         Arrays.fill(o, 0, G * rows * D, 0f);
         Arrays.fill(m, 0, G * rows, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0, G * rows, 0f);
         int kLo = window < 0 ? 0 : Math.max(0, i0 - window);
         boolean direct = rows < 4;                                 // decode: dot products beat transposing K
+        float[] kt = direct ? null : sc.keysTransposed(call, k, b, g, kLo, i1, Tk, KV, D);   // kt[d·ld + j]
+        int ld = direct ? 0 : sc.ktLd;
         for (int k0 = kLo; k0 < i1; k0 += BK) {
             int n = Math.min(BK, i1 - k0), np = roundUp(n, 2 * L);
             int kvOff = ((b * Tk + k0) * KV + g) * D;
-            if (!direct) transpose(k, kvOff, kStride, n, D, kt, np);
             boolean full = k0 + n - 1 <= i0 && (window < 0 || i1 - 1 - k0 <= window);
             for (int hh = 0; hh < G; hh++) {
-                int qOff = ((b * Tq + t0) * H + g * G + hh) * D;
+                int qOff = ((b * Tq + t0) * H + g * G + hh) * D, oRow = hh * rows;
                 if (direct) dots(q, qOff, qStride, rows, k, kvOff, kStride, n, D, s, np);
-                else gemm(q, qOff, qStride, 1, kt, 0, np, s, 0, np, rows, np, D, false);
-                int r0 = hh * rows;
-                for (int r = 0; r < rows; r++) {
-                    int i = i0 + r, c0 = 0, c1 = n;
+                // Chunks of RC rows only touch the columns [lo, hi) some row of theirs can see (diagonal/window edge)
+                for (int r0 = 0; r0 < rows; r0 += RC) {
+                    int rc = Math.min(RC, rows - r0), lo = 0, hi = n;
                     if (!full) {
-                        c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
-                        c1 = Math.min(n, i - k0 + 1);
+                        lo = Math.max(0, (window < 0 ? 0 : i0 + r0 - window) - k0) / (2 * L) * (2 * L);
+                        hi = Math.min(n, i0 + r0 + rc - k0);
+                        if (hi <= lo) continue;
                     }
-                    int so = r * np;
-                    if (c1 <= c0) {                                // nothing visible to this row in this tile
-                        Arrays.fill(s, so, so + n, 0f);
-                        continue;
+                    if (!direct) gemm(q, qOff + r0 * qStride, qStride, 1, kt, k0 + lo, ld, s, r0 * np + lo, np,
+                            rc, roundUp(hi - lo, 2 * L), D, false);                           // S = Q·Kᵀ
+                    for (int r = r0; r < r0 + rc; r++) {
+                        int i = i0 + r, c0 = 0, c1 = n, so = r * np;
+                        if (!full) {
+                            c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
+                            c1 = Math.min(n, i - k0 + 1);
+                        }
+                        if (c1 <= c0) {                            // nothing visible to this row in this tile
+                            Arrays.fill(s, so + lo, so + hi, 0f);
+                            continue;
+                        }
+                        float mOld = m[oRow + r];
+                        float mNew = Math.max(mOld, rowMax(s, so + c0, c1 - c0) * sc2);
+                        float sum = expShift(s, so + c0, c1 - c0, sc2, mNew);
+                        Arrays.fill(s, so + lo, so + c0, 0f);
+                        Arrays.fill(s, so + c1, so + hi, 0f);
+                        float corr = mOld == Float.NEGATIVE_INFINITY ? 0f : exp2(mOld - mNew);
+                        l[oRow + r] = l[oRow + r] * corr + sum;
+                        m[oRow + r] = mNew;
+                        if (corr != 1f) scaleRow(o, (oRow + r) * D, D, corr);
                     }
-                    float mOld = m[r0 + r];
-                    float mNew = Math.max(mOld, rowMax(s, so + c0, c1 - c0) * sc2);
-                    float sum = expShift(s, so + c0, c1 - c0, sc2, mNew);
-                    Arrays.fill(s, so, so + c0, 0f);
-                    Arrays.fill(s, so + c1, so + n, 0f);
-                    float corr = mOld == Float.NEGATIVE_INFINITY ? 0f : (float) Math.exp((mOld - mNew) * LN2);
-                    l[r0 + r] = l[r0 + r] * corr + sum;
-                    m[r0 + r] = mNew;
-                    if (corr != 1f) scaleRow(o, (r0 + r) * D, D, corr);
+                    gemm(s, r0 * np + lo, np, 1, v, kvOff + lo * kStride, kStride, o, (oRow + r0) * D, D,
+                            rc, D, hi - lo, true);                                          // O += P·V
                 }
-                // O += P·V   (rows×D, over the n keys)
-                gemm(s, 0, np, 1, v, kvOff, kStride, o, r0 * D, D, rows, D, n, true);
             }
         }
         for (int hh = 0; hh < G; hh++) {
@@ -169,6 +192,7 @@ public final class Attention {
         float sc2 = scale * LOG2E;
         float[] s = sc.s, dp = sc.dp, kt = sc.kt, vt = sc.vt, dkAcc = sc.dkAcc, dvAcc = sc.dvAcc;
         float[] rowD = sc.rowD, rowLse = sc.rowLse;
+        int[] chunkLo = sc.chunkLo, chunkHi = sc.chunkHi;
         // dq rows of this (b, group) start at zero; D_i = rowsum(dO∘O) and lse·log2e per row
         for (int hh = 0; hh < G; hh++) {
             int h = g * G + hh;
@@ -182,8 +206,8 @@ public final class Attention {
         for (int k0 = 0; k0 < T; k0 += BK) {
             int n = Math.min(BK, T - k0), np = roundUp(n, 2 * L);
             int kvOff = ((b * T + k0) * KV + g) * D;
-            transpose(k, kvOff, kStride, n, D, kt, np);
-            transpose(v, kvOff, kStride, n, D, vt, np);
+            transpose(k, kvOff, kStride, n, D, kt, np, 0);          // columns n..np-1 are never read
+            transpose(v, kvOff, kStride, n, D, vt, np, 0);
             Arrays.fill(dkAcc, 0, n * D, 0f);
             Arrays.fill(dvAcc, 0, n * D, 0f);
             int qHi = window < 0 ? T : (int) Math.min(T, (long) k0 + n + window);   // last query seeing key k0+n-1, +1
@@ -192,30 +216,51 @@ public final class Attention {
                 boolean full = k0 + n - 1 <= i0 && (window < 0 || i0 + rows - 1 - k0 <= window);
                 for (int hh = 0; hh < G; hh++) {
                     int qOff = ((b * T + i0) * H + g * G + hh) * D;
-                    gemm(q, qOff, qStride, 1, kt, 0, np, s, 0, np, rows, np, D, false);     // S  = Q·Kᵀ
-                    gemm(dy, qOff, qStride, 1, vt, 0, np, dp, 0, np, rows, np, D, false);   // dP = dO·Vᵀ
-                    for (int r = 0; r < rows; r++) {
-                        int i = i0 + r, c0 = 0, c1 = n;
+                    for (int r0 = 0; r0 < rows; r0 += RC) {
+                        int rc = Math.min(RC, rows - r0), lo = 0, hi = n;
                         if (!full) {
-                            c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
-                            c1 = Math.min(n, i - k0 + 1);
+                            lo = Math.max(0, (window < 0 ? 0 : i0 + r0 - window) - k0) / (2 * L) * (2 * L);
+                            hi = Math.min(n, i0 + r0 + rc - k0);
                         }
-                        int so = r * np;
-                        if (c1 <= c0) {
-                            Arrays.fill(s, so, so + n, 0f);
-                            Arrays.fill(dp, so, so + n, 0f);
-                            continue;
+                        chunkLo[r0 / RC] = lo;
+                        chunkHi[r0 / RC] = hi;
+                        if (hi <= lo) continue;
+                        int cols = roundUp(hi - lo, 2 * L), qo = qOff + r0 * qStride;
+                        gemm(q, qo, qStride, 1, kt, lo, np, s, r0 * np + lo, np, rc, cols, D, false);   // S  = Q·Kᵀ
+                        gemm(dy, qo, qStride, 1, vt, lo, np, dp, r0 * np + lo, np, rc, cols, D, false); // dP = dO·Vᵀ
+                        for (int r = r0; r < r0 + rc; r++) {
+                            int i = i0 + r, c0 = 0, c1 = n, so = r * np;
+                            if (!full) {
+                                c0 = Math.max(0, (window < 0 ? 0 : i - window) - k0);
+                                c1 = Math.min(n, i - k0 + 1);
+                            }
+                            if (c1 <= c0) {
+                                Arrays.fill(s, so + lo, so + hi, 0f);
+                                Arrays.fill(dp, so + lo, so + hi, 0f);
+                                continue;
+                            }
+                            probsAndGrad(s, dp, so + c0, c1 - c0, sc2, rowLse[hh * T + i], rowD[hh * T + i], scale);
+                            Arrays.fill(s, so + lo, so + c0, 0f);
+                            Arrays.fill(s, so + c1, so + hi, 0f);
+                            Arrays.fill(dp, so + lo, so + c0, 0f);
+                            Arrays.fill(dp, so + c1, so + hi, 0f);
                         }
-                        probsAndGrad(s, dp, so + c0, c1 - c0, sc2, rowLse[hh * T + i], rowD[hh * T + i], scale);
-                        Arrays.fill(s, so, so + c0, 0f);
-                        Arrays.fill(s, so + c1, so + n, 0f);
-                        Arrays.fill(dp, so, so + c0, 0f);
-                        Arrays.fill(dp, so + c1, so + n, 0f);
+                        // s holds P, dp holds scale·dS on [lo, hi) of these rows
+                        gemm(dp, r0 * np + lo, np, 1, k, kvOff + lo * kStride, kStride, dq, qo, qStride,
+                                rc, D, hi - lo, true);                                                 // dQ += dS·K
                     }
-                    // s now holds P, dp holds scale·dS (rows × n)
-                    gemm(s, 0, 1, np, dy, qOff, qStride, dvAcc, 0, D, n, D, rows, true);   // dV += Pᵀ·dO
-                    gemm(dp, 0, 1, np, q, qOff, qStride, dkAcc, 0, D, n, D, rows, true);   // dK += dSᵀ·Q
-                    gemm(dp, 0, np, 1, k, kvOff, kStride, dq, qOff, qStride, rows, D, n, true); // dQ += dS·K
+                    if (full) {                                    // one product over all rows: longest inner loop
+                        gemm(s, 0, 1, np, dy, qOff, qStride, dvAcc, 0, D, n, D, rows, true);          // dV += Pᵀ·dO
+                        gemm(dp, 0, 1, np, q, qOff, qStride, dkAcc, 0, D, n, D, rows, true);          // dK += dSᵀ·Q
+                    } else {
+                        for (int r0 = 0; r0 < rows; r0 += RC) {
+                            int rc = Math.min(RC, rows - r0), lo = chunkLo[r0 / RC], hi = chunkHi[r0 / RC];
+                            if (hi <= lo) continue;
+                            int qo = qOff + r0 * qStride;
+                            gemm(s, r0 * np + lo, 1, np, dy, qo, qStride, dvAcc, lo * D, D, hi - lo, D, rc, true);
+                            gemm(dp, r0 * np + lo, 1, np, q, qo, qStride, dkAcc, lo * D, D, hi - lo, D, rc, true);
+                        }
+                    }
                 }
             }
             for (int j = 0; j < n; j++) {
@@ -231,56 +276,94 @@ public final class Attention {
 
     /**
      * c[r·cRs + n] (+)= Σ_k a[aOff + r·aRs + k·aCs] · b[bOff + k·bRs + n] for r &lt; rows, n &lt; cols, k &lt; inner.
-     * Register tile of 4 rows × 2 vectors (8 accumulators): per k, 2 vector loads, 4 broadcasts, 8 FMAs.
+     * Register tiles of broadcast-scalar × vector FMAs: 4 rows × 4 vectors (16 accumulators) where the CPU has 32
+     * vector registers (AVX-512, NEON), then 4 rows × 2 vectors (8 accumulators, fits AVX2's 16), then single rows.
      */
     static void gemm(float[] a, int aOff, int aRs, int aCs, float[] b, int bOff, int bRs,
                      float[] c, int cOff, int cRs, int rows, int cols, int inner, boolean accumulate) {
         int r = 0;
         for (; r + 4 <= rows; r += 4) {
             int a0 = aOff + r * aRs, c0 = cOff + r * cRs;
-            int n = 0;
-            for (; n + 2 * L <= cols; n += 2 * L) {
-                FloatVector x00, x01, x10, x11, x20, x21, x30, x31;
-                if (accumulate) {
-                    x00 = FloatVector.fromArray(F, c, c0 + n);
-                    x01 = FloatVector.fromArray(F, c, c0 + n + L);
-                    x10 = FloatVector.fromArray(F, c, c0 + cRs + n);
-                    x11 = FloatVector.fromArray(F, c, c0 + cRs + n + L);
-                    x20 = FloatVector.fromArray(F, c, c0 + 2 * cRs + n);
-                    x21 = FloatVector.fromArray(F, c, c0 + 2 * cRs + n + L);
-                    x30 = FloatVector.fromArray(F, c, c0 + 3 * cRs + n);
-                    x31 = FloatVector.fromArray(F, c, c0 + 3 * cRs + n + L);
-                } else {
-                    x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = FloatVector.zero(F);
-                }
-                int ai = a0, bi = bOff + n;
-                for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
-                    FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
-                    FloatVector w = FloatVector.broadcast(F, a[ai]);
-                    x00 = w.fma(b0, x00);
-                    x01 = w.fma(b1, x01);
-                    w = FloatVector.broadcast(F, a[ai + aRs]);
-                    x10 = w.fma(b0, x10);
-                    x11 = w.fma(b1, x11);
-                    w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
-                    x20 = w.fma(b0, x20);
-                    x21 = w.fma(b1, x21);
-                    w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
-                    x30 = w.fma(b0, x30);
-                    x31 = w.fma(b1, x31);
-                }
-                x00.intoArray(c, c0 + n);
-                x01.intoArray(c, c0 + n + L);
-                x10.intoArray(c, c0 + cRs + n);
-                x11.intoArray(c, c0 + cRs + n + L);
-                x20.intoArray(c, c0 + 2 * cRs + n);
-                x21.intoArray(c, c0 + 2 * cRs + n + L);
-                x30.intoArray(c, c0 + 3 * cRs + n);
-                x31.intoArray(c, c0 + 3 * cRs + n + L);
-            }
+            int n = WIDE ? tile4x4(a, a0, aRs, aCs, b, bOff, bRs, c, c0, cRs, cols, inner, accumulate) : 0;
+            n = tile4x2(a, a0, aRs, aCs, b, bOff, bRs, c, c0, cRs, n, cols, inner, accumulate);
             for (int rr = 0; rr < 4; rr++) gemmRow(a, a0 + rr * aRs, aCs, b, bOff, bRs, c, c0 + rr * cRs, n, cols, inner, accumulate);
         }
         for (; r < rows; r++) gemmRow(a, aOff + r * aRs, aCs, b, bOff, bRs, c, cOff + r * cRs, 0, cols, inner, accumulate);
+    }
+
+    /** Rows r..r+3, columns [0, cols) in steps of 4 vectors; returns the first column not done. */
+    private static int tile4x4(float[] a, int a0, int aRs, int aCs, float[] b, int bOff, int bRs,
+                               float[] c, int c0, int cRs, int cols, int inner, boolean accumulate) {
+        int n = 0;
+        int c1 = c0 + cRs, c2 = c0 + 2 * cRs, c3 = c0 + 3 * cRs;
+        for (; n + 4 * L <= cols; n += 4 * L) {
+            FloatVector x00, x01, x02, x03, x10, x11, x12, x13, x20, x21, x22, x23, x30, x31, x32, x33;
+            if (accumulate) {
+                x00 = FloatVector.fromArray(F, c, c0 + n); x01 = FloatVector.fromArray(F, c, c0 + n + L);
+                x02 = FloatVector.fromArray(F, c, c0 + n + 2 * L); x03 = FloatVector.fromArray(F, c, c0 + n + 3 * L);
+                x10 = FloatVector.fromArray(F, c, c1 + n); x11 = FloatVector.fromArray(F, c, c1 + n + L);
+                x12 = FloatVector.fromArray(F, c, c1 + n + 2 * L); x13 = FloatVector.fromArray(F, c, c1 + n + 3 * L);
+                x20 = FloatVector.fromArray(F, c, c2 + n); x21 = FloatVector.fromArray(F, c, c2 + n + L);
+                x22 = FloatVector.fromArray(F, c, c2 + n + 2 * L); x23 = FloatVector.fromArray(F, c, c2 + n + 3 * L);
+                x30 = FloatVector.fromArray(F, c, c3 + n); x31 = FloatVector.fromArray(F, c, c3 + n + L);
+                x32 = FloatVector.fromArray(F, c, c3 + n + 2 * L); x33 = FloatVector.fromArray(F, c, c3 + n + 3 * L);
+            } else {
+                x00 = x01 = x02 = x03 = x10 = x11 = x12 = x13 = x20 = x21 = x22 = x23 = x30 = x31 = x32 = x33 = FloatVector.zero(F);
+            }
+            int ai = a0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
+                FloatVector b2 = FloatVector.fromArray(F, b, bi + 2 * L), b3 = FloatVector.fromArray(F, b, bi + 3 * L);
+                FloatVector w = FloatVector.broadcast(F, a[ai]);
+                x00 = w.fma(b0, x00); x01 = w.fma(b1, x01); x02 = w.fma(b2, x02); x03 = w.fma(b3, x03);
+                w = FloatVector.broadcast(F, a[ai + aRs]);
+                x10 = w.fma(b0, x10); x11 = w.fma(b1, x11); x12 = w.fma(b2, x12); x13 = w.fma(b3, x13);
+                w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
+                x20 = w.fma(b0, x20); x21 = w.fma(b1, x21); x22 = w.fma(b2, x22); x23 = w.fma(b3, x23);
+                w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
+                x30 = w.fma(b0, x30); x31 = w.fma(b1, x31); x32 = w.fma(b2, x32); x33 = w.fma(b3, x33);
+            }
+            x00.intoArray(c, c0 + n); x01.intoArray(c, c0 + n + L); x02.intoArray(c, c0 + n + 2 * L); x03.intoArray(c, c0 + n + 3 * L);
+            x10.intoArray(c, c1 + n); x11.intoArray(c, c1 + n + L); x12.intoArray(c, c1 + n + 2 * L); x13.intoArray(c, c1 + n + 3 * L);
+            x20.intoArray(c, c2 + n); x21.intoArray(c, c2 + n + L); x22.intoArray(c, c2 + n + 2 * L); x23.intoArray(c, c2 + n + 3 * L);
+            x30.intoArray(c, c3 + n); x31.intoArray(c, c3 + n + L); x32.intoArray(c, c3 + n + 2 * L); x33.intoArray(c, c3 + n + 3 * L);
+        }
+        return n;
+    }
+
+    /** Rows r..r+3, columns [n0, cols) in steps of 2 vectors; returns the first column not done. */
+    private static int tile4x2(float[] a, int a0, int aRs, int aCs, float[] b, int bOff, int bRs,
+                               float[] c, int c0, int cRs, int n0, int cols, int inner, boolean accumulate) {
+        int n = n0;
+        int c1 = c0 + cRs, c2 = c0 + 2 * cRs, c3 = c0 + 3 * cRs;
+        for (; n + 2 * L <= cols; n += 2 * L) {
+            FloatVector x00, x01, x10, x11, x20, x21, x30, x31;
+            if (accumulate) {
+                x00 = FloatVector.fromArray(F, c, c0 + n); x01 = FloatVector.fromArray(F, c, c0 + n + L);
+                x10 = FloatVector.fromArray(F, c, c1 + n); x11 = FloatVector.fromArray(F, c, c1 + n + L);
+                x20 = FloatVector.fromArray(F, c, c2 + n); x21 = FloatVector.fromArray(F, c, c2 + n + L);
+                x30 = FloatVector.fromArray(F, c, c3 + n); x31 = FloatVector.fromArray(F, c, c3 + n + L);
+            } else {
+                x00 = x01 = x10 = x11 = x20 = x21 = x30 = x31 = FloatVector.zero(F);
+            }
+            int ai = a0, bi = bOff + n;
+            for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) {
+                FloatVector b0 = FloatVector.fromArray(F, b, bi), b1 = FloatVector.fromArray(F, b, bi + L);
+                FloatVector w = FloatVector.broadcast(F, a[ai]);
+                x00 = w.fma(b0, x00); x01 = w.fma(b1, x01);
+                w = FloatVector.broadcast(F, a[ai + aRs]);
+                x10 = w.fma(b0, x10); x11 = w.fma(b1, x11);
+                w = FloatVector.broadcast(F, a[ai + 2 * aRs]);
+                x20 = w.fma(b0, x20); x21 = w.fma(b1, x21);
+                w = FloatVector.broadcast(F, a[ai + 3 * aRs]);
+                x30 = w.fma(b0, x30); x31 = w.fma(b1, x31);
+            }
+            x00.intoArray(c, c0 + n); x01.intoArray(c, c0 + n + L);
+            x10.intoArray(c, c1 + n); x11.intoArray(c, c1 + n + L);
+            x20.intoArray(c, c2 + n); x21.intoArray(c, c2 + n + L);
+            x30.intoArray(c, c3 + n); x31.intoArray(c, c3 + n + L);
+        }
+        return n;
     }
 
     /** One output row, columns [n0, cols): vectors of 2L, then L, then scalars. */
@@ -338,21 +421,35 @@ public final class Attention {
         return sum;
     }
 
-    /** dst[d·np + j] = src[off + j·stride + d] for j &lt; n, zero for n &lt;= j &lt; np. */
-    private static void transpose(float[] src, int off, int stride, int n, int D, float[] dst, int np) {
-        for (int j = 0; j < n; j++) {
-            int so = off + j * stride;
-            for (int d = 0; d < D; d++) dst[d * np + j] = src[so + d];
+    /** dst[d·ld + col0 + j] = src[off + j·stride + d] for j &lt; n. */
+    private static void transpose(float[] src, int off, int stride, int n, int D, float[] dst, int ld, int col0) {
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {                               // 4 source rows at a time: 4 adjacent stores
+            int s0 = off + j * stride, s1 = s0 + stride, s2 = s1 + stride, s3 = s2 + stride;
+            for (int d = 0; d < D; d++) {
+                int o = d * ld + col0 + j;
+                dst[o] = src[s0 + d];
+                dst[o + 1] = src[s1 + d];
+                dst[o + 2] = src[s2 + d];
+                dst[o + 3] = src[s3 + d];
+            }
         }
-        if (np > n) for (int d = 0; d < D; d++) Arrays.fill(dst, d * np + n, d * np + np, 0f);
+        for (; j < n; j++) {
+            int so = off + j * stride;
+            for (int d = 0; d < D; d++) dst[d * ld + col0 + j] = src[so + d];
+        }
     }
 
+    /** max of s[off..off+n); compare+blend instead of max(), whose Java NaN/±0 semantics cost extra instructions. */
     private static float rowMax(float[] s, int off, int n) {
         int j = 0;
         float mx = Float.NEGATIVE_INFINITY;
         if (n >= L) {
             FloatVector acc = FloatVector.fromArray(F, s, off);
-            for (j = L; j + L <= n; j += L) acc = acc.max(FloatVector.fromArray(F, s, off + j));
+            for (j = L; j + L <= n; j += L) {
+                FloatVector x = FloatVector.fromArray(F, s, off + j);
+                acc = acc.blend(x, acc.compare(VectorOperators.LT, x));
+            }
             mx = acc.reduceLanes(VectorOperators.MAX);
         }
         for (; j < n; j++) mx = Math.max(mx, s[off + j]);
@@ -405,13 +502,14 @@ public final class Attention {
     }
 
     // 2^x for x <= 0 (softmax arguments): x = n + f with n = round(x), |f| <= 1/2; 2^f by a degree-6 Taylor
-    // polynomial of e^(f·ln2) (relative error ~1.2e-7); 2^n built in the exponent bits. x is clamped at -126.
+    // polynomial of e^(f·ln2) (relative error ~1.2e-7); 2^n built in the exponent bits. x is clamped at -127,
+    // where the exponent field becomes 0 and the result exactly 0 (true value < 1e-38).
     private static final float ROUND = 12582912f;                 // 1.5·2^23: x + ROUND rounds x to an integer
     private static final float C1 = 0.6931471805599453f, C2 = 0.2402265069591007f, C3 = 0.05550410866482158f,
             C4 = 0.009618129107628477f, C5 = 0.0013333558146428443f, C6 = 1.5403530393381606e-4f;
 
     static FloatVector exp2(FloatVector x) {
-        x = x.max(-126f);
+        x = x.blend(-127f, x.compare(VectorOperators.LT, -127f));  // 2^-127 comes out as exactly 0 below
         FloatVector t = x.add(ROUND);
         FloatVector f = x.sub(t.sub(ROUND));
         FloatVector p = f.fma(C6, C5).fma(f, FloatVector.broadcast(F, C4)).fma(f, FloatVector.broadcast(F, C3))
@@ -421,7 +519,7 @@ public final class Attention {
     }
 
     static float exp2(float x) {
-        x = Math.max(x, -126f);
+        x = Math.max(x, -127f);
         float t = x + ROUND;
         float f = x - (t - ROUND);
         float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(f, C6, C5), f, C4), f, C3), f, C2), f, C1), f, 1f);
@@ -437,6 +535,31 @@ public final class Attention {
         private static final ThreadLocal<Scratch> LOCAL = ThreadLocal.withInitial(Scratch::new);
         float[] s = new float[0], dp, kt, vt, o, m, l, dkAcc, dvAcc, rowD = new float[0], rowLse = new float[0];
         int g = -1, d = -1;
+        final int[] chunkLo = new int[BQ / RC], chunkHi = new int[BQ / RC];
+        /** Keys [ktLo, ktHi) of (call, b, g) transposed into ktAll[d·ktLd + j], kept while a thread walks query blocks. */
+        float[] ktAll = new float[0];
+        long ktCall = -1;
+        int ktB, ktG, ktLo, ktHi, ktLd;
+
+        float[] keysTransposed(long call, float[] k, int b, int g, int lo, int hi, int Tk, int KV, int D) {
+            int ld = Tk + 2 * L;                                   // room for a tile's padding past the last key
+            if (ktAll.length < D * ld) {
+                ktAll = new float[D * ld];
+                ktCall = -1;
+            }
+            if (ktCall != call || ktB != b || ktG != g || ktLd != ld || lo < ktLo || lo > ktHi) {
+                ktCall = call;
+                ktB = b;
+                ktG = g;
+                ktLd = ld;
+                ktLo = ktHi = lo;
+            }
+            if (hi > ktHi) {
+                transpose(k, ((b * Tk + ktHi) * KV + g) * D, KV * D, hi - ktHi, D, ktAll, ld, ktHi);
+                ktHi = hi;
+            }
+            return ktAll;
+        }
 
         static Scratch get(int G, int D) {
             Scratch s = LOCAL.get();

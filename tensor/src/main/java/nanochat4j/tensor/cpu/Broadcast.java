@@ -112,7 +112,7 @@ final class Broadcast {
 
     /**
      * out (shape {@code toShape}, zeroed here) = x summed over every dim where toShape broadcasts to xShape.
-     * Rows of x that land on the same output row are summed on one thread (split over the output's rows).
+     * Split over threads only when every x row has its own output row; otherwise one thread sums them all.
      */
     static void sumTo(float[] x, int xo, int[] xShape, float[] out, int oo, int[] toShape) {
         int r = xShape.length;
@@ -122,27 +122,38 @@ final class Broadcast {
         for (int d : toShape) outTotal *= d;
         java.util.Arrays.fill(out, oo, oo + outTotal, 0f);
         if (total == 0) return;
+        if (outTotal == 1) {
+            out[oo] = (float) Reduce.sumParallel(x, xo, total);
+            return;
+        }
         int n = r == 0 ? 1 : xShape[r - 1];
         int rows = total / n;
         int[] ts = strides(toShape, xShape);
         int tLast = r == 0 ? 0 : ts[r - 1];
-        for (int row = 0; row < rows; row++) {
-            int tOff = oo, rem = row;
-            for (int d = r - 2; d >= 0; d--) {
-                int idx = rem % xShape[d];
-                rem /= xShape[d];
-                tOff += idx * ts[d];
-            }
-            int xOff = xo + row * n;
-            if (tLast == 1) {
-                int i = 0, ub = S.loopBound(n);
-                for (; i < ub; i += S.length()) {
-                    FloatVector.fromArray(S, out, tOff + i).add(FloatVector.fromArray(S, x, xOff + i)).intoArray(out, tOff + i);
+        // rows of x map to distinct output rows when no leading dim is broadcast: then split rows over threads
+        boolean injective = true;
+        for (int d = 0; d < r - 1; d++) if (ts[d] == 0 && xShape[d] != 1) injective = false;
+        Parallel.RangeBody body = (s, e) -> {
+            for (int row = s; row < e; row++) {
+                int tOff = oo, rem = row;
+                for (int d = r - 2; d >= 0; d--) {
+                    int idx = rem % xShape[d];
+                    rem /= xShape[d];
+                    tOff += idx * ts[d];
                 }
-                for (; i < n; i++) out[tOff + i] += x[xOff + i];
-            } else {
-                out[tOff] += Reduce.sum(x, xOff, n);
+                int xOff = xo + row * n;
+                if (tLast == 1) {
+                    int i = 0, ub = S.loopBound(n);
+                    for (; i < ub; i += S.length()) {
+                        FloatVector.fromArray(S, out, tOff + i).add(FloatVector.fromArray(S, x, xOff + i)).intoArray(out, tOff + i);
+                    }
+                    for (; i < n; i++) out[tOff + i] += x[xOff + i];
+                } else {
+                    out[tOff] += Reduce.sum(x, xOff, n);
+                }
             }
-        }
+        };
+        if (injective) Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), body);
+        else body.run(0, rows);
     }
 }

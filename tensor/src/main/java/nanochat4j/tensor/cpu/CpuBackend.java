@@ -822,12 +822,9 @@ public final class CpuBackend implements Backend {
     @Override
     public void checkFinite(String what, Tensor x) {
         f32("checkFinite", what, x);
-        float[] a = x.floats();
-        int o = x.offset();
-        for (int i = 0; i < x.numel(); i++) {
-            if (!Float.isFinite(a[o + i])) {
-                throw new IllegalArgumentException(what + ": non-finite value " + a[o + i] + " at flat index " + i + " of " + x);
-            }
+        int i = Reduce.firstNonFinite(x.floats(), x.offset(), x.numel());
+        if (i >= 0) {
+            throw new IllegalArgumentException(what + ": non-finite value " + x.floats()[x.offset() + i] + " at flat index " + i + " of " + x);
         }
     }
 

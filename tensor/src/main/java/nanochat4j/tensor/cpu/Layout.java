@@ -1,5 +1,13 @@
 package nanochat4j.tensor.cpu;
 
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+import nanochat4j.tensor.DType;
+
 /**
  * Copies that change layout: narrow along a dim and its backward (zero pad), concat, assign into a slice (the
  * KV-cache insert), and bf16 ↔ f32 conversion. A tensor of shape (outer, D, inner) narrowed to [start, start+len)
@@ -20,15 +28,40 @@ final class Layout {
         });
     }
 
+    private static final VectorSpecies<Float> S = Vec.F;
+    private static final VectorSpecies<Integer> I = S.withLanes(int.class);
+    /** Shorts with the same lane count as {@link #S} (half its bits). */
+    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
+
+    /**
+     * fp32 → bf16 bits, round to nearest even: (bits + 0x7fff + lsb) >>> 16, NaN kept quiet (as
+     * {@link DType#toBf16}), lanes narrowed int → short.
+     */
     static void toBf16(float[] x, int xo, short[] y, int yo, int n) {
         Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> {
-            for (int i = s; i < e; i++) y[yo + i] = nanochat4j.tensor.DType.toBf16(x[xo + i]);
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                IntVector bits = FloatVector.fromArray(S, x, xo + i).reinterpretAsInts();
+                IntVector hi = bits.lanewise(VectorOperators.LSHR, 16);
+                IntVector rounded = bits.add(hi.and(1).add(0x7fff)).lanewise(VectorOperators.LSHR, 16);
+                var nan = bits.and(0x7fffffff).compare(VectorOperators.GT, 0x7f800000);
+                rounded = rounded.blend(hi.or(0x40), nan);
+                rounded.convertShape(VectorOperators.I2S, H, 0).reinterpretAsShorts().intoArray(y, yo + i);
+            }
+            for (; i < e; i++) y[yo + i] = DType.toBf16(x[xo + i]);
         });
     }
 
+    /** bf16 bits → fp32: widen short → int (sign bits shift out) and move to the high half. */
     static void fromBf16(short[] x, int xo, float[] y, int yo, int n) {
         Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> {
-            for (int i = s; i < e; i++) y[yo + i] = Float.intBitsToFloat((x[xo + i] & 0xffff) << 16);
+            int i = s, ub = s + S.loopBound(e - s);
+            for (; i < ub; i += S.length()) {
+                ShortVector h = ShortVector.fromArray(H, x, xo + i);
+                ((IntVector) h.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
+                        .reinterpretAsFloats().intoArray(y, yo + i);
+            }
+            for (; i < e; i++) y[yo + i] = DType.fromBf16(x[xo + i]);
         });
     }
 }

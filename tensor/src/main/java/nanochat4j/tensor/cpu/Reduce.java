@@ -82,19 +82,36 @@ final class Reduce {
         });
     }
 
-    /** out[r] = index of the first maximum of row r (NaN counts as the maximum, as in torch). */
+    /**
+     * out[r] = index of the first maximum of row r (NaN counts as the maximum, as in torch): a vector max, then
+     * a scan for the first element equal to it.
+     */
     static void argmax(float[] x, int xo, int[] out, int oo, int rows, int n) {
         Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), (s, e) -> {
             for (int r = s; r < e; r++) {
-                int base = xo + r * n, best = 0;
-                float bv = x[base];
-                for (int j = 1; j < n && !Float.isNaN(bv); j++) {
-                    float v = x[base + j];
-                    if (v > bv || Float.isNaN(v)) { bv = v; best = j; }
+                int base = xo + r * n;
+                float m = max(x, base, n);
+                int j = 0;
+                if (Float.isNaN(m)) {
+                    while (!Float.isNaN(x[base + j])) j++;
+                } else {
+                    while (x[base + j] != m) j++;
                 }
-                out[oo + r] = best;
+                out[oo + r] = j;
             }
         });
+    }
+
+    /** Flat index of the first NaN/±inf in x[o..o+n), or −1 (a vector x·0 pass first: NaN iff non-finite). */
+    static int firstNonFinite(float[] x, int o, int n) {
+        var acc = FloatVector.zero(S);
+        int i = 0, ub = S.loopBound(n);
+        for (; i < ub; i += S.length()) acc = acc.add(FloatVector.fromArray(S, x, o + i).mul(0f));
+        float tail = 0f;
+        for (; i < n; i++) tail += x[o + i] * 0f;
+        if (!Float.isNaN(acc.reduceLanes(VectorOperators.ADD) + tail)) return -1;
+        for (int j = 0; j < n; j++) if (!Float.isFinite(x[o + j])) return j;
+        return -1;
     }
 
     /** Top-k of each row, descending; ties keep the lower index first. */

@@ -133,6 +133,17 @@ class ElementwiseOpsTest {
             assertClose("sumToShape " + java.util.Arrays.toString(ts), rhs, (float) lhs, 1e-4);
         }
         assertThrows(IllegalArgumentException.class, () -> be.sumToShape(g, t + 1));
+        // large enough to split over threads: per-row sums (B·T, C) → (B·T, 1) and a full sum to (1)
+        int rows = size(96, 97), cols = size(1024, 1031);
+        Tensor big = randT(r, 1f, rows, cols);
+        double[] bd = d(big), rowSums = new double[rows];
+        double all = 0, abs = 0;
+        for (int i = 0; i < rows; i++) for (int j = 0; j < cols; j++) { rowSums[i] += bd[i * cols + j]; all += bd[i * cols + j]; abs += Math.abs(bd[i * cols + j]); }
+        double[] rowAbs = new double[rows];
+        for (int i = 0; i < rows; i++) for (int j = 0; j < cols; j++) rowAbs[i] += Math.abs(bd[i * cols + j]);
+        float[] got = be.sumToShape(big, rows, 1).toFloatArray();
+        for (int i = 0; i < rows; i++) assertEquals(rowSums[i], got[i], 1e-5 * rowAbs[i], "row sum " + i + ", seed " + Ref.SEED);
+        assertEquals(all, be.sumToShape(big, 1).item(), 1e-5 * abs, "full sum, seed " + Ref.SEED);
     }
 
     @Test

@@ -107,6 +107,22 @@ class LayoutEmbeddingTest {
     }
 
     @Test
+    void vectorBf16ConversionIsBitExactWithTheScalarRuleOnRandomBitPatterns() {
+        Random r = Ref.rng("bf16-bits");
+        int n = size(4099, 997);
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = Float.intBitsToFloat(r.nextInt()); // every class: NaN, inf, subnormal, ties
+        x[0] = Float.intBitsToFloat(0x3f808000);
+        x[1] = Float.intBitsToFloat(0x7f7fffff);
+        short[] h = be.toBf16(Tensor.of(x)).shorts();
+        float[] back = be.toF32(Tensor.ofBf16(h)).toFloatArray();
+        for (int i = 0; i < n; i++) {
+            assertEquals(DType.toBf16(x[i]), h[i], "bf16 bits of 0x" + Integer.toHexString(Float.floatToRawIntBits(x[i])));
+            assertEquals(Float.floatToRawIntBits(DType.fromBf16(h[i])), Float.floatToRawIntBits(back[i]), "widened bits at " + i);
+        }
+    }
+
+    @Test
     void checkFiniteNamesTheOffendingIndex() {
         Tensor x = Tensor.zeros(2, 3);
         be.checkFinite("grad", x);
