@@ -1,5 +1,6 @@
 package nanochat4j.tensor.cpu;
 
+import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -12,12 +13,16 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>GotoBLAS/BLIS structure, pure Vector API:
  * <ul>
  *   <li>op(B) is packed once per call (per NC block of columns when k·n is large) into NR-wide column panels,
- *       each k×NR contiguous, by all threads together; every transpose is absorbed by the packing.</li>
- *   <li>Each thread then owns a block of C rows (or of B panels when m is too short to split): for each MC×KC
- *       block of op(A) it packs MR-row panels (KC×MR, k-major) into its own buffer (L2-resident), and runs the
- *       micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1 across the A panels.</li>
+ *       (KC×NR k-major slices, all panels of one depth block contiguous), by all threads together; every
+ *       transpose is absorbed by the packing.</li>
+ *   <li>The threads then take chunks of C rows (or of B panels when m is too short to split) from a shared
+ *       counter: for each MC×KC block of op(A) a thread packs MR-row panels (KC×MR, k-major) into its own buffer
+ *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
+ *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
- *       14×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2.</li>
+ *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2. It runs at the
+ *       FMA-loop peak in isolation; taller tiles (12×2, 14×2) are no faster and make C1 bail out ("out of virtual
+ *       registers"), which can leave the kernel in slow non-intrinsified code for tens of seconds.</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
@@ -31,12 +36,12 @@ public final class Gemm {
     /** 256-bit x86 (AVX2) has 16 vector registers; AVX-512 and NEON have 32. */
     private static final boolean FEW_REGISTERS = Vec.F.vectorBitSize() == 256
             && VectorShape.preferredShape().vectorBitSize() == 256;
-    static final int MR = FEW_REGISTERS ? 6 : 14;
+    static final int MR = FEW_REGISTERS ? 6 : 8;
     static final int NR = 2 * L;
     /** Depth of one packed block: a KC×NR B panel (48 KiB at 512 bits) fits L1 with the A panel streaming by. */
     static final int KC = 384;
     /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
-    static final int MC = MR * (FEW_REGISTERS ? 16 : 8);
+    static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
     /** Most floats of packed B held at once (16 MiB); wider problems are done in NC column blocks. */
     private static final int B_PACK_LIMIT = 1 << 22;
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
@@ -96,34 +101,46 @@ public final class Gemm {
         if (ws.b.length < bSize) ws.b = new float[(int) bSize];
         float[] bp = ws.b;
         int mTiles = (m + MR - 1) / MR;
+        int threads = Parallel.threads();
         for (int jc = 0; jc < n; jc += ncPanels * NR) {
             int panels = Math.min(ncPanels, (n - jc + NR - 1) / NR);
             int j0 = jc;
             if (parallel && (long) panels * k * NR >= (1 << 16)) {
-                Parallel.forRange(panels, (p0, p1) -> packB(transB, b, bOff, ldb, k, n, j0, p0, p1, bp));
+                Parallel.forRange(panels, (p0, p1) -> packB(transB, b, bOff, ldb, k, n, j0, panels, p0, p1, bp));
             } else {
-                packB(transB, b, bOff, ldb, k, n, j0, 0, panels, bp);
+                packB(transB, b, bOff, ldb, k, n, j0, panels, 0, panels, bp);
             }
             if (!parallel) {
-                block(0, m, 0, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
-            } else if (imbalance(mTiles) <= imbalance(panels)) {
-                Parallel.forRange(mTiles, (t0, t1) -> block(t0 * MR, Math.min(m, t1 * MR), 0, panels, transA, k, n,
-                        j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc));
+                block(0, m, 0, panels, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+            } else if (mTiles >= 2 * threads) {
+                // Chunks of row tiles handed out on demand: a thread that loses its core to another process
+                // leaves its share to the others instead of holding up the whole call.
+                int chunk = Math.clamp((mTiles + 4 * threads - 1) / (4 * threads), 1, MC / MR);
+                int chunks = (mTiles + chunk - 1) / chunk;
+                AtomicInteger next = new AtomicInteger();
+                Parallel.forRange(threads, (s0, s1) -> {
+                    for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                        block(ch * chunk * MR, Math.min(m, (ch + 1) * chunk * MR), 0, panels, panels, transA, k, n, j0,
+                                alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                    }
+                });
             } else {
-                Parallel.forRange(panels, (p0, p1) -> block(0, m, p0, p1, transA, k, n, j0,
-                        alpha, a, aOff, lda, bp, beta, c, cOff, ldc));
+                // Too few rows to share: chunks of B panels instead (each chunk packs the short op(A) again).
+                int chunk = Math.max(1, (panels + 4 * threads - 1) / (4 * threads));
+                int chunks = (panels + chunk - 1) / chunk;
+                AtomicInteger next = new AtomicInteger();
+                Parallel.forRange(threads, (s0, s1) -> {
+                    for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                        block(0, m, ch * chunk, Math.min(panels, (ch + 1) * chunk), panels, transA, k, n, j0,
+                                alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                    }
+                });
             }
         }
     }
 
-    /** Work of the busiest thread relative to a perfect split, for a split into units of equal cost. */
-    private static double imbalance(int units) {
-        int t = Parallel.threads();
-        return (double) ((units + t - 1) / t) * t / units;
-    }
-
-    /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block that starts at column jc. */
-    private static void block(int i0, int i1, int p0, int p1, boolean transA, int k, int n, int jc, float alpha,
+    /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block (of {@code panels} panels) that starts at column jc. */
+    private static void block(int i0, int i1, int p0, int p1, int panels, boolean transA, int k, int n, int jc, float alpha,
             float[] a, int aOff, int lda, float[] bp, float beta, float[] c, int cOff, int ldc) {
         Workspace ws = WORKSPACE.get();
         float[] ap = ws.a;
@@ -137,7 +154,7 @@ public final class Gemm {
                 for (int jp = p0; jp < p1; jp++) {
                     int col = jc + jp * NR;
                     int nr = Math.min(NR, n - col);
-                    int bi = jp * k * NR + pc * NR;
+                    int bi = pc * panels * NR + jp * kc * NR;
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = Math.min(MR, mc - ir);
                         int ci = cOff + (ic + ir) * ldc + col;
@@ -163,7 +180,7 @@ public final class Gemm {
         if (FEW_REGISTERS) {
             kernel6x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
         } else {
-            kernel14x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+            kernel8x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
         }
     }
 
@@ -181,7 +198,11 @@ public final class Gemm {
                 for (int p = 0; p < kc; p++) {
                     int src = aOff + (p0 + p) * lda + i0 + ir;
                     int dst = base + p * MR;
-                    for (int r = 0; r < mr; r++) ap[dst + r] = a[src + r];
+                    if (mr == MR) {
+                        for (int r = 0; r < MR; r++) ap[dst + r] = a[src + r]; // constant trip count: unrolled
+                    } else {
+                        for (int r = 0; r < mr; r++) ap[dst + r] = a[src + r];
+                    }
                 }
             }
             if (mr < MR) {
@@ -192,37 +213,44 @@ public final class Gemm {
         }
     }
 
-    /** Packs op(B) (all k rows) × panels [q0, q1) of NR columns from column jc: panel j is k×NR at j·k·NR. */
-    private static void packB(boolean transB, float[] b, int bOff, int ldb, int k, int n, int jc, int q0, int q1,
-            float[] bp) {
+    /**
+     * Packs op(B) (all k rows) × panels [q0, q1) of the NC block (of {@code panels} panels) starting at column jc.
+     * Depth-block-major: the KC-deep slices of all panels lie together (block pc at pc·panels·NR, panel jp of it at
+     * + jp·kc·NR, kc×NR k-major), so one depth block of B is one contiguous stream for the prefetchers.
+     */
+    private static void packB(boolean transB, float[] b, int bOff, int ldb, int k, int n, int jc, int panels,
+            int q0, int q1, float[] bp) {
         for (int jp = q0; jp < q1; jp++) {
             int col = jc + jp * NR;
             int nr = Math.min(NR, n - col);
-            int base = jp * k * NR;
-            if (!transB && nr == NR) {
-                for (int p = 0; p < k; p++) {
-                    int src = bOff + p * ldb + col;
-                    int dst = base + p * NR;
-                    FloatVector.fromArray(F, b, src).intoArray(bp, dst);
-                    FloatVector.fromArray(F, b, src + L).intoArray(bp, dst + L);
-                }
-            } else if (!transB) {
-                for (int p = 0; p < k; p++) {
-                    int src = bOff + p * ldb + col;
-                    int dst = base + p * NR;
-                    for (int q = 0; q < nr; q++) bp[dst + q] = b[src + q];
-                    for (int q = nr; q < NR; q++) bp[dst + q] = 0f;
-                }
-            } else {
-                // Stored B is n×k: read each column's row contiguously, in depth chunks that keep the panel in L1.
-                for (int pb = 0; pb < k; pb += 64) {
-                    int pe = Math.min(k, pb + 64);
-                    for (int q = 0; q < nr; q++) {
-                        int src = bOff + (col + q) * ldb;
-                        for (int p = pb; p < pe; p++) bp[base + p * NR + q] = b[src + p];
+            for (int pc = 0; pc < k; pc += KC) {
+                int kc = Math.min(KC, k - pc);
+                int base = pc * panels * NR + jp * kc * NR;
+                if (!transB && nr == NR) {
+                    for (int p = 0; p < kc; p++) {
+                        int src = bOff + (pc + p) * ldb + col;
+                        int dst = base + p * NR;
+                        FloatVector.fromArray(F, b, src).intoArray(bp, dst);
+                        FloatVector.fromArray(F, b, src + L).intoArray(bp, dst + L);
                     }
-                    for (int q = nr; q < NR; q++) {
-                        for (int p = pb; p < pe; p++) bp[base + p * NR + q] = 0f;
+                } else if (!transB) {
+                    for (int p = 0; p < kc; p++) {
+                        int src = bOff + (pc + p) * ldb + col;
+                        int dst = base + p * NR;
+                        for (int q = 0; q < nr; q++) bp[dst + q] = b[src + q];
+                        for (int q = nr; q < NR; q++) bp[dst + q] = 0f;
+                    }
+                } else {
+                    // Stored B is n×k: read each column's row contiguously, in depth chunks that stay in L1.
+                    for (int pb = 0; pb < kc; pb += 64) {
+                        int pe = Math.min(kc, pb + 64);
+                        for (int q = 0; q < nr; q++) {
+                            int src = bOff + (col + q) * ldb + pc;
+                            for (int p = pb; p < pe; p++) bp[base + p * NR + q] = b[src + p];
+                        }
+                        for (int q = nr; q < NR; q++) {
+                            for (int p = pb; p < pe; p++) bp[base + p * NR + q] = 0f;
+                        }
                     }
                 }
             }
@@ -238,8 +266,8 @@ public final class Gemm {
         }
     }
 
-    /** 14×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel14x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    /** 8×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
+    private static void kernel8x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
@@ -248,13 +276,7 @@ public final class Gemm {
         FloatVector c5_0 = FloatVector.zero(F), c5_1 = FloatVector.zero(F);
         FloatVector c6_0 = FloatVector.zero(F), c6_1 = FloatVector.zero(F);
         FloatVector c7_0 = FloatVector.zero(F), c7_1 = FloatVector.zero(F);
-        FloatVector c8_0 = FloatVector.zero(F), c8_1 = FloatVector.zero(F);
-        FloatVector c9_0 = FloatVector.zero(F), c9_1 = FloatVector.zero(F);
-        FloatVector c10_0 = FloatVector.zero(F), c10_1 = FloatVector.zero(F);
-        FloatVector c11_0 = FloatVector.zero(F), c11_1 = FloatVector.zero(F);
-        FloatVector c12_0 = FloatVector.zero(F), c12_1 = FloatVector.zero(F);
-        FloatVector c13_0 = FloatVector.zero(F), c13_1 = FloatVector.zero(F);
-        for (int p = 0; p < kc; p++, ai += 14, bi += 2 * L) {
+        for (int p = 0; p < kc; p++, ai += 8, bi += 2 * L) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bi);
             FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
             FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);
@@ -273,18 +295,6 @@ public final class Gemm {
             c6_0 = a6.fma(b0, c6_0); c6_1 = a6.fma(b1, c6_1);
             FloatVector a7 = FloatVector.broadcast(F, ap[ai + 7]);
             c7_0 = a7.fma(b0, c7_0); c7_1 = a7.fma(b1, c7_1);
-            FloatVector a8 = FloatVector.broadcast(F, ap[ai + 8]);
-            c8_0 = a8.fma(b0, c8_0); c8_1 = a8.fma(b1, c8_1);
-            FloatVector a9 = FloatVector.broadcast(F, ap[ai + 9]);
-            c9_0 = a9.fma(b0, c9_0); c9_1 = a9.fma(b1, c9_1);
-            FloatVector a10 = FloatVector.broadcast(F, ap[ai + 10]);
-            c10_0 = a10.fma(b0, c10_0); c10_1 = a10.fma(b1, c10_1);
-            FloatVector a11 = FloatVector.broadcast(F, ap[ai + 11]);
-            c11_0 = a11.fma(b0, c11_0); c11_1 = a11.fma(b1, c11_1);
-            FloatVector a12 = FloatVector.broadcast(F, ap[ai + 12]);
-            c12_0 = a12.fma(b0, c12_0); c12_1 = a12.fma(b1, c12_1);
-            FloatVector a13 = FloatVector.broadcast(F, ap[ai + 13]);
-            c13_0 = a13.fma(b0, c13_0); c13_1 = a13.fma(b1, c13_1);
         }
         FloatVector va = FloatVector.broadcast(F, alpha);
         if (beta == 0f) {
@@ -296,12 +306,6 @@ public final class Gemm {
             c5_0.mul(va).intoArray(c, ci + 5 * ldc); c5_1.mul(va).intoArray(c, ci + 5 * ldc + 1 * L);
             c6_0.mul(va).intoArray(c, ci + 6 * ldc); c6_1.mul(va).intoArray(c, ci + 6 * ldc + 1 * L);
             c7_0.mul(va).intoArray(c, ci + 7 * ldc); c7_1.mul(va).intoArray(c, ci + 7 * ldc + 1 * L);
-            c8_0.mul(va).intoArray(c, ci + 8 * ldc); c8_1.mul(va).intoArray(c, ci + 8 * ldc + 1 * L);
-            c9_0.mul(va).intoArray(c, ci + 9 * ldc); c9_1.mul(va).intoArray(c, ci + 9 * ldc + 1 * L);
-            c10_0.mul(va).intoArray(c, ci + 10 * ldc); c10_1.mul(va).intoArray(c, ci + 10 * ldc + 1 * L);
-            c11_0.mul(va).intoArray(c, ci + 11 * ldc); c11_1.mul(va).intoArray(c, ci + 11 * ldc + 1 * L);
-            c12_0.mul(va).intoArray(c, ci + 12 * ldc); c12_1.mul(va).intoArray(c, ci + 12 * ldc + 1 * L);
-            c13_0.mul(va).intoArray(c, ci + 13 * ldc); c13_1.mul(va).intoArray(c, ci + 13 * ldc + 1 * L);
         } else {
             FloatVector vb = FloatVector.broadcast(F, beta);
             c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
@@ -320,18 +324,6 @@ public final class Gemm {
             c6_1.mul(va).add(FloatVector.fromArray(F, c, ci + 6 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 6 * ldc + 1 * L);
             c7_0.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc).mul(vb)).intoArray(c, ci + 7 * ldc);
             c7_1.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 7 * ldc + 1 * L);
-            c8_0.mul(va).add(FloatVector.fromArray(F, c, ci + 8 * ldc).mul(vb)).intoArray(c, ci + 8 * ldc);
-            c8_1.mul(va).add(FloatVector.fromArray(F, c, ci + 8 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 8 * ldc + 1 * L);
-            c9_0.mul(va).add(FloatVector.fromArray(F, c, ci + 9 * ldc).mul(vb)).intoArray(c, ci + 9 * ldc);
-            c9_1.mul(va).add(FloatVector.fromArray(F, c, ci + 9 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 9 * ldc + 1 * L);
-            c10_0.mul(va).add(FloatVector.fromArray(F, c, ci + 10 * ldc).mul(vb)).intoArray(c, ci + 10 * ldc);
-            c10_1.mul(va).add(FloatVector.fromArray(F, c, ci + 10 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 10 * ldc + 1 * L);
-            c11_0.mul(va).add(FloatVector.fromArray(F, c, ci + 11 * ldc).mul(vb)).intoArray(c, ci + 11 * ldc);
-            c11_1.mul(va).add(FloatVector.fromArray(F, c, ci + 11 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 11 * ldc + 1 * L);
-            c12_0.mul(va).add(FloatVector.fromArray(F, c, ci + 12 * ldc).mul(vb)).intoArray(c, ci + 12 * ldc);
-            c12_1.mul(va).add(FloatVector.fromArray(F, c, ci + 12 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 12 * ldc + 1 * L);
-            c13_0.mul(va).add(FloatVector.fromArray(F, c, ci + 13 * ldc).mul(vb)).intoArray(c, ci + 13 * ldc);
-            c13_1.mul(va).add(FloatVector.fromArray(F, c, ci + 13 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 13 * ldc + 1 * L);
         }
     }
 

@@ -138,8 +138,9 @@ class GemmTest {
     @Test
     void multiThreadedResultEqualsSingleThreadedBitForBit() {
         // Big enough to run on every thread, with two depth blocks; shapes that split over rows and over columns.
-        multiThreadedEqualsSingleThreaded(4 * Gemm.MR - 3, 4 * Gemm.NR + 7); // 4 row tiles, 5 panels: rows split
-        multiThreadedEqualsSingleThreaded(2 * Gemm.MR + 2, 5 * Gemm.NR + 7); // 3 row tiles, 6 panels: columns split
+        int t = Parallel.threads();
+        multiThreadedEqualsSingleThreaded((2 * t + 1) * Gemm.MR - 3, 4 * Gemm.NR + 7); // >= 2 row tiles per thread: rows split
+        multiThreadedEqualsSingleThreaded(Gemm.MR + 2, 5 * Gemm.NR + 7); // 2 row tiles: columns split
     }
 
     private void multiThreadedEqualsSingleThreaded(int m, int n) {
