@@ -103,13 +103,22 @@ public final class Attention {
         int i0 = pos + t0, i1 = i0 + rows;                         // absolute positions [i0, i1)
         float sc2 = scale * LOG2E;
         float[] o = sc.o, m = sc.m, l = sc.l, s = sc.s;
+        boolean[] fixed = sc.fixedMax;
         Arrays.fill(o, 0, G * rows * D, 0f);
-        Arrays.fill(m, 0, G * rows, Float.NEGATIVE_INFINITY);
         Arrays.fill(l, 0, G * rows, 0f);
         int kLo = window < 0 ? 0 : Math.max(0, i0 - window);
         boolean direct = rows < 4;                                 // decode: dot products beat transposing K
         float[] kt = direct ? null : sc.keysTransposed(call, k, b, g, kLo, i1, Tk, KV, D);   // kt[d·ld + j]
         int ld = direct ? 0 : sc.ktLd;
+        // A row whose scores are bounded, |s·scale·log2e| <= |q|·max|k|·scale·log2e <= 60 (always so with QK-norm),
+        // keeps m = 0: p = 2^(s·sc2) stays within 2^±60, so no running max, no rescaling. Others run the online max.
+        for (int hh = 0; hh < G; hh++) {
+            for (int r = 0; r < rows; r++) {
+                int qo = ((b * Tq + t0 + r) * H + g * G + hh) * D;
+                fixed[hh * rows + r] = !direct && (float) Math.sqrt(dot(q, qo, q, qo, D)) * sc.ktMaxNorm * sc2 <= 60f;
+                m[hh * rows + r] = fixed[hh * rows + r] ? 0f : Float.NEGATIVE_INFINITY;
+            }
+        }
         for (int k0 = kLo; k0 < i1; k0 += BK) {
             int n = Math.min(BK, i1 - k0), np = roundUp(n, 2 * L);
             int kvOff = ((b * Tk + k0) * KV + g) * D;
@@ -135,6 +144,12 @@ public final class Attention {
                         }
                         if (c1 <= c0) {                            // nothing visible to this row in this tile
                             Arrays.fill(s, so + lo, so + hi, 0f);
+                            continue;
+                        }
+                        if (fixed[oRow + r]) {
+                            l[oRow + r] += expShift(s, so + c0, c1 - c0, sc2, 0f);
+                            Arrays.fill(s, so + lo, so + c0, 0f);
+                            Arrays.fill(s, so + c1, so + hi, 0f);
                             continue;
                         }
                         float mOld = m[oRow + r];
@@ -536,10 +551,13 @@ public final class Attention {
         float[] s = new float[0], dp, kt, vt, o, m, l, dkAcc, dvAcc, rowD = new float[0], rowLse = new float[0];
         int g = -1, d = -1;
         final int[] chunkLo = new int[BQ / RC], chunkHi = new int[BQ / RC];
+        boolean[] fixedMax;
         /** Keys [ktLo, ktHi) of (call, b, g) transposed into ktAll[d·ktLd + j], kept while a thread walks query blocks. */
         float[] ktAll = new float[0];
         long ktCall = -1;
         int ktB, ktG, ktLo, ktHi, ktLd;
+        /** Largest |k_j| over the transposed keys: bounds every score of a query row (Cauchy-Schwarz). */
+        float ktMaxNorm;
 
         float[] keysTransposed(long call, float[] k, int b, int g, int lo, int hi, int Tk, int KV, int D) {
             int ld = Tk + 2 * L;                                   // room for a tile's padding past the last key
@@ -553,9 +571,15 @@ public final class Attention {
                 ktG = g;
                 ktLd = ld;
                 ktLo = ktHi = lo;
+                ktMaxNorm = 0f;
             }
             if (hi > ktHi) {
-                transpose(k, ((b * Tk + ktHi) * KV + g) * D, KV * D, hi - ktHi, D, ktAll, ld, ktHi);
+                int off = ((b * Tk + ktHi) * KV + g) * D;
+                transpose(k, off, KV * D, hi - ktHi, D, ktAll, ld, ktHi);
+                for (int j = 0; j < hi - ktHi; j++) {
+                    int o = off + j * KV * D;
+                    ktMaxNorm = Math.max(ktMaxNorm, (float) Math.sqrt(dot(k, o, k, o, D)));
+                }
                 ktHi = hi;
             }
             return ktAll;
@@ -575,6 +599,7 @@ public final class Attention {
             vt = new float[D * np];
             o = new float[G * BQ * D];
             m = new float[G * BQ];
+            fixedMax = new boolean[G * BQ];
             l = new float[G * BQ];
             dkAcc = new float[BK * D];
             dvAcc = new float[BK * D];

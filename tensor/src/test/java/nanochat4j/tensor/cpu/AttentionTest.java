@@ -163,6 +163,31 @@ class AttentionTest {
         }
     }
 
+    @Test
+    void largeScoresUseTheRunningMaxAndStayExact() {
+        // Rows whose scores can exceed 2^±60 take the online-max path; bounded rows keep m = 0. Mix both in a block.
+        SplittableRandom r = new SplittableRandom(0x1A46E);
+        for (Case c : new Case[] {new Case(2, 150, 4, 2, 32, -1), new Case(1, 130, 2, 1, 16, 40)}) {
+            float[] q = randn(r, c.B * c.T * c.H * c.D, 1.0), k = randn(r, c.B * c.T * c.KV * c.D, 1.0);
+            float[] v = randn(r, k.length, 1.0), dy = randn(r, q.length, 1.0);
+            for (int row = 0; row < c.B * c.T * c.H; row += 3)
+                for (int d = 0; d < c.D; d++) q[row * c.D + d] *= 40f;   // scores up to ~±500
+            float scale = (float) (1 / Math.sqrt(c.D));
+            float[] y = new float[q.length], lse = new float[c.B * c.H * c.T];
+            Attention.forward(q, k, v, y, lse, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
+            double[] lseRef = new double[lse.length];
+            double[] yRef = refForward(toDouble(q), toDouble(k), toDouble(v), lseRef, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
+            assertClose("y " + c, yRef, y, 1e-4);
+            assertClose("lse " + c, lseRef, lse, 1e-4);
+            float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length];
+            Attention.backward(q, k, v, y, lse, dy, dq, dk, dv, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
+            double[][] ref = refBackward(toDouble(q), toDouble(k), toDouble(v), toDouble(dy), c.B, c.T, c.H, c.KV, c.D, c.window, scale);
+            assertClose("dq " + c, ref[0], dq, 1e-4);
+            assertClose("dk " + c, ref[1], dk, 1e-4);
+            assertClose("dv " + c, ref[2], dv, 1e-4);
+        }
+    }
+
     // ---- backward ----
 
     @Test
