@@ -1,0 +1,276 @@
+package nanochat4j.autograd;
+
+import java.util.Arrays;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+
+/**
+ * The differentiable ops of nanochat's GPT, each ONE tape node whose backward calls the tensor backend's backward
+ * kernels (no graphs of scalar ops). Forward and backward sit side by side; shapes in the comments.
+ * <ul>
+ *   <li>parameters' weight gradients (linear, embedding, fused lm_head loss) are accumulated straight into the
+ *       parameter's persistent gradient, without a temporary;</li>
+ *   <li>the lm_head loss is the backend's chunked linear+softcap+cross-entropy, so (B·T)×vocab logits never exist
+ *       whole in training;</li>
+ *   <li>the smear gate, value-embedding gate, lambda mix and backout are single nodes too (a few backend calls each).</li>
+ * </ul>
+ */
+public final class Ops {
+    private Ops() {}
+
+    static final Backend B = Backend.cpu();
+
+    private static Var rec(String op, Tensor out, Node.Backward bw, Var... inputs) {
+        return Tape.current().record(op, out, inputs, bw);
+    }
+
+    private static void acc(Var v, Tensor g) {
+        Tape.accumulate(v, g);
+    }
+
+    // ---------------------------------------------------------------- linear algebra
+
+    /** y = x·Wᵀ. x (..., in), w (out, in) → (..., out). dx = dy·W, dW += dyᵀ·x. */
+    public static Var linear(Var x, Var w) {
+        return rec("linear", B.linear(x.value, w.value), dy -> {
+            if (x.requiresGrad) acc(x, B.linearBackwardInput(dy, w.value));
+            if (w.requiresGrad) {
+                Tensor sink = Tape.sink(w);
+                if (sink != null) {
+                    B.linearBackwardWeight(dy, x.value, sink, true);
+                } else {
+                    Tensor dW = B.zeros(w.value.shape());
+                    B.linearBackwardWeight(dy, x.value, dW, false);
+                    acc(w, dW);
+                }
+            }
+        }, x, w);
+    }
+
+    /** table (V, E) gathered by ids (any shape) → (ids..., E). dTable[ids] += dy (scatter-add). */
+    public static Var embedding(Var table, Tensor ids) {
+        return rec("embedding", B.embedding(table.value, ids), dy -> {
+            Tensor sink = Tape.sink(table);
+            if (sink != null) {
+                B.embeddingBackward(dy, ids, sink);
+            } else {
+                Tensor dT = B.zeros(table.value.shape());
+                B.embeddingBackward(dy, ids, dT);
+                acc(table, dT);
+            }
+        }, table);
+    }
+
+    // ---------------------------------------------------------------- norms, rotary, activations
+
+    /** scale·x/sqrt(mean(x²)+eps) over the last dim (nanochat's norm; QK-norm with scale 1.2). */
+    public static Var rmsNorm(Var x, float scale) {
+        return rec("rms_norm", B.rmsNorm(x.value, scale), dy -> acc(x, B.rmsNormBackward(x.value, dy, scale)), x);
+    }
+
+    /** Rotary (halves, rotation by −θ) of x (B,T,H,D) at positions offset.. ; backward rotates dy by +θ. */
+    public static Var rotary(Var x, Tensor cos, Tensor sin, int offset) {
+        return rec("rotary", B.rotary(x.value, cos, sin, offset), dy -> acc(x, B.rotaryBackward(dy, cos, sin, offset)), x);
+    }
+
+    /** relu(x)²; dx = 2·relu(x)·dy. */
+    public static Var relu2(Var x) {
+        return rec("relu2", B.relu2(x.value), dy -> acc(x, B.relu2Backward(x.value, dy)), x);
+    }
+
+    /** cap·tanh(x/cap). */
+    public static Var softcap(Var x, float cap) {
+        return rec("softcap", B.softcap(x.value, cap), dy -> acc(x, B.softcapBackward(x.value, dy, cap)), x);
+    }
+
+    // ---------------------------------------------------------------- elementwise, layout
+
+    /** a + b (same shape; residual connections). */
+    public static Var add(Var a, Var b) {
+        if (!Arrays.equals(a.value.shape(), b.value.shape())) {
+            throw new IllegalArgumentException("add: shapes " + Arrays.toString(a.value.shape()) + " and " + Arrays.toString(b.value.shape()) + " differ");
+        }
+        return rec("add", B.add(a.value, b.value), dy -> {
+            acc(a, dy);
+            acc(b, dy);
+        }, a, b);
+    }
+
+    /** s·x. */
+    public static Var scale(Var x, float s) {
+        return rec("scale", B.scale(x.value, s), dy -> acc(x, B.scale(dy, s)), x);
+    }
+
+    /** A view with a new shape (one dim may be −1). */
+    public static Var reshape(Var x, int... shape) {
+        int[] in = x.value.shape();
+        return rec("reshape", x.value.reshape(shape), dy -> acc(x, dy.reshape(in)), x);
+    }
+
+    /** x[..., start:start+length, ...] along dim (a copy). */
+    public static Var narrow(Var x, int dim, int start, int length) {
+        int full = x.value.shape(dim);
+        return rec("narrow", B.narrow(x.value, dim, start, length), dy -> acc(x, B.narrowBackward(dy, dim, start, full)), x);
+    }
+
+    /** Σ y·r over all elements as a 0-d var (a fixed random cotangent turns any output into a scalar for gradcheck). */
+    public static Var dot(Var y, Tensor r) {
+        return rec("dot", B.dot(y.value, r), dy -> acc(y, B.scale(r, dy.item())), y);
+    }
+
+    /**
+     * nanochat's per-layer mix y = a[ia]·x + b[ib]·x0 with a, b the resid/x0 lambda vectors (n_layer). x and x0 may be
+     * the same var (layer 0). da[ia] = Σ dy·x, dx = a·dy, db[ib] = Σ dy·x0, dx0 = b·dy.
+     */
+    public static Var lambdaMix(Var a, int ia, Var x, Var b, int ib, Var x0) {
+        Tensor av = a.value.slice(ia, ia + 1), bv = b.value.slice(ib, ib + 1);
+        return rec("lambda_mix", B.lambdaMix(av, x.value, bv, x0.value), dy -> {
+            Backend.MixGrads g = B.lambdaMixBackward(dy, av, x.value, bv, x0.value);
+            acc(x, g.dx());
+            acc(x0, g.dx0());
+            accAt(a, ia, g.da().item());
+            accAt(b, ib, g.db().item());
+        }, a, x, b, x0);
+    }
+
+    private static void accAt(Var v, int i, float g) {
+        if (!v.requiresGrad) return;
+        Tensor d = B.zeros(v.value.shape());
+        d.setFlat(i, g);
+        acc(v, d);
+    }
+
+    // ---------------------------------------------------------------- nanochat's gates
+
+    /**
+     * Smear (mix the previous position's embedding into the current one), x (B,T,C), T ≥ 2, w (1,24), lambda (1):
+     * gate_t = λ·σ(x_t[0:24]·w) for t ≥ 1; y_t = x_t + gate_t·x_{t−1}; y_0 = x_0 (pre-smear x on both sides).
+     * Backward with s = σ(z), cur = x[:,1:], prev = x[:,:−1], d = dy[:,1:]:
+     * dprev = gate·d; dgate = Σ_c d·prev; dλ = Σ dgate·s; dz = λ·dgate·s(1−s); dw = Σ dz·cur[0:24]; dcur[0:24] += dz·w.
+     */
+    public static Var smear(Var x, Var w, Var lambda, int channels) {
+        int[] s = x.value.shape();
+        int bsz = s[0], t = s[1], c = s[2];
+        if (t < 2) throw new IllegalArgumentException("smear: needs T >= 2 in a full-sequence forward, got x " + Arrays.toString(s));
+        Tensor cur = B.narrow(x.value, 1, 1, t - 1), prev = B.narrow(x.value, 1, 0, t - 1);   // (B,T-1,C)
+        Tensor cur24 = B.narrow(cur, 2, 0, channels);                                           // (B,T-1,24)
+        Tensor sig = B.sigmoid(B.linear(cur24, w.value));                                      // (B,T-1,1)
+        Tensor gate = B.mul(lambda.value, sig);                                                 // (B,T-1,1)
+        Tensor mixed = B.add(cur, B.mul(gate, prev));
+        Tensor y = B.concat(1, B.narrow(x.value, 1, 0, 1), mixed);
+        return rec("smear", y, dy -> {
+            Tensor d = B.narrow(dy, 1, 1, t - 1);                                               // (B,T-1,C)
+            Tensor dgate = B.sumToShape(B.mul(d, prev), bsz, t - 1, 1);
+            if (lambda.requiresGrad) acc(lambda, B.sumToShape(B.mul(dgate, sig), 1));
+            Tensor dz = B.sigmoidBackward(sig, B.mul(lambda.value, dgate));                     // (B,T-1,1)
+            if (w.requiresGrad) {
+                Tensor sink = Tape.sink(w);
+                if (sink != null) {
+                    B.linearBackwardWeight(dz, cur24, sink, true);
+                } else {
+                    Tensor dW = B.zeros(w.value.shape());
+                    B.linearBackwardWeight(dz, cur24, dW, false);
+                    acc(w, dW);
+                }
+            }
+            if (x.requiresGrad) {
+                Tensor dcur = B.add(d, B.narrowBackward(B.linearBackwardInput(dz, w.value), 2, 0, c));
+                Tensor dx = B.add(B.narrowBackward(dcur, 1, 1, t), B.narrowBackward(B.mul(gate, d), 1, 0, t));
+                Tensor d0 = B.narrowBackward(B.narrow(dy, 1, 0, 1), 1, 0, t);
+                acc(x, B.add(dx, d0));
+            }
+        }, x, w, lambda);
+    }
+
+    /**
+     * Value-embedding mix of one attention layer: v (B,T,KV,D), h (B,T,C) the normed block input, wg (KV,12),
+     * ve (B,T,KV·D) the layer's value embedding of the tokens. g = 3·σ(h[...,0:12]·wgᵀ) (B,T,KV);
+     * y = v + g[...,None]·ve. Backward: dv = dy; dve = g·dy; dg = Σ_D dy·ve; dz = 3·dg·s(1−s); dwg += dzᵀ·h12;
+     * dh[...,0:12] = dz·wg.
+     */
+    public static Var valueEmbedMix(Var v, Var h, Var wg, Var ve, int channels) {
+        int[] vs = v.value.shape();
+        int bsz = vs[0], t = vs[1], kv = vs[2], d = vs[3];
+        int c = h.value.shape(-1);
+        Tensor h12 = B.narrow(h.value, 2, 0, channels);                   // (B,T,12)
+        Tensor sig = B.sigmoid(B.linear(h12, wg.value));                  // (B,T,KV)
+        Tensor g4 = B.scale(sig, 3f).reshape(bsz, t, kv, 1);
+        Tensor ve4 = ve.value.reshape(bsz, t, kv, d);
+        Tensor y = B.add(v.value, B.mul(g4, ve4));
+        return rec("value_embed_mix", y, dy -> {
+            acc(v, dy);
+            if (ve.requiresGrad) acc(ve, B.mul(g4, dy).reshape(ve.value.shape()));
+            if (wg.requiresGrad || h.requiresGrad) {
+                Tensor dg = B.sumToShape(B.mul(dy, ve4), bsz, t, kv, 1).reshape(bsz, t, kv);
+                Tensor dz = B.sigmoidBackward(sig, B.scale(dg, 3f));       // (B,T,KV)
+                if (wg.requiresGrad) {
+                    Tensor sink = Tape.sink(wg);
+                    if (sink != null) {
+                        B.linearBackwardWeight(dz, h12, sink, true);
+                    } else {
+                        Tensor dW = B.zeros(wg.value.shape());
+                        B.linearBackwardWeight(dz, h12, dW, false);
+                        acc(wg, dW);
+                    }
+                }
+                if (h.requiresGrad) acc(h, B.narrowBackward(B.linearBackwardInput(dz, wg.value), 2, 0, c));
+            }
+        }, v, h, wg, ve);
+    }
+
+    /** Backout: y = x − λ·xMid (λ one element). dx = dy, dxMid = −λ·dy, dλ = −Σ dy·xMid. */
+    public static Var backout(Var x, Var lambda, Var xMid) {
+        float lam = lambda.value.item();
+        Tensor y = B.axpby(1f, x.value, -lam, xMid.value);
+        return rec("backout", y, dy -> {
+            acc(x, dy);
+            acc(xMid, B.scale(dy, -lam));
+            if (lambda.requiresGrad) acc(lambda, Tensor.full(-B.dot(dy, xMid.value).item(), lambda.value.shape()));
+        }, x, lambda, xMid);
+    }
+
+    // ---------------------------------------------------------------- attention, loss
+
+    /** Causal GQA attention with a left window: q (B,T,H,D), k/v (B,T,KV,D) → (B,T,H,D). */
+    public static Var attention(Var q, Var k, Var v, int window, float scale) {
+        Backend.AttentionOut o = B.attention(q.value, k.value, v.value, window, scale);
+        return rec("attention", o.y(), dy -> {
+            Backend.AttentionGrads g = B.attentionBackward(q.value, k.value, v.value, o.y(), o.lse(), dy, window, scale);
+            acc(q, g.dq());
+            acc(k, g.dk());
+            acc(v, g.dv());
+        }, q, k, v);
+    }
+
+    /**
+     * lm_head + softcap + cross-entropy (ignore −1), fused and chunked over rows: x (N,C), w (Vpad,C), targets (N).
+     * MEAN/SUM give a 0-d loss whose gradients the backend computes during the forward (scaled by the upstream
+     * gradient in backward); NONE gives per-row losses (N) and recomputes the chunks in backward for the per-row
+     * upstream gradient.
+     */
+    public static Var linearSoftcapCrossEntropy(Var x, Var w, Tensor targets, int vocab, float cap, Reduction reduction) {
+        boolean needGrad = Tape.current().recording() && (x.requiresGrad || w.requiresGrad);
+        boolean eager = needGrad && reduction != Reduction.NONE;
+        Backend.LinearLoss r = B.linearSoftcapCrossEntropy(x.value, w.value, targets, vocab, cap, reduction, eager);
+        return rec("linear_softcap_cross_entropy", r.loss(), dy -> {
+            Tensor dx, dW;
+            float s = 1f;
+            if (reduction == Reduction.NONE) {
+                Backend.LinearLoss g = B.linearSoftcapCrossEntropyBackward(x.value, w.value, targets, vocab, cap, dy);
+                dx = g.dx();
+                dW = g.dW();
+            } else {
+                dx = r.dx();
+                dW = r.dW();
+                s = dy.item();
+            }
+            if (x.requiresGrad) acc(x, s == 1f ? dx : B.scale(dx, s));
+            if (w.requiresGrad) {
+                Tensor sink = Tape.sink(w);
+                if (sink != null) B.axpy(s, dW, sink);
+                else acc(w, s == 1f ? dW : B.scale(dW, s));
+            }
+        }, x, w);
+    }
+}

@@ -1,0 +1,97 @@
+package nanochat4j.autograd;
+
+import java.util.ArrayList;
+import java.util.List;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Tensor;
+
+/**
+ * The per-thread record of ops, in execution order. {@link #backward} walks it once in reverse: each node whose
+ * output received a gradient runs its backward closure, then is dropped together with its saved tensors and its
+ * output's gradient, so activation memory falls as the backward pass proceeds. The tape is empty afterwards.
+ */
+final class Tape {
+    private static final ThreadLocal<Tape> CURRENT = ThreadLocal.withInitial(Tape::new);
+
+    private final List<Node> nodes = new ArrayList<>();
+    int noGradDepth;
+
+    static Tape current() {
+        return CURRENT.get();
+    }
+
+    boolean recording() {
+        return noGradDepth == 0;
+    }
+
+    int size() {
+        return nodes.size();
+    }
+
+    void clear() {
+        for (Node n : nodes) {
+            if (n != null && n.output != null) n.output.node = null;
+        }
+        nodes.clear();
+    }
+
+    /**
+     * The output var of an op on {@code inputs}: recorded with its backward closure when grad mode is on and some
+     * input requires a gradient, else a constant.
+     */
+    Var record(String op, Tensor out, Var[] inputs, Node.Backward backward) {
+        boolean needs = false;
+        if (recording()) {
+            for (Var v : inputs) needs |= v != null && v.requiresGrad;
+        }
+        Var result = new Var(out, needs, null, false);
+        if (needs) {
+            Node n = new Node(op, inputs, backward);
+            n.output = result;
+            result.node = n;
+            nodes.add(n);
+        }
+        return result;
+    }
+
+    void backward(Var root, Tensor seed) {
+        if (root.node == null) {
+            if (!root.leaf) throw new IllegalStateException("backward(): " + root + " was already consumed by a backward pass");
+            accumulate(root, seed);
+            return;
+        }
+        int at = nodes.lastIndexOf(root.node);
+        if (at < 0) throw new IllegalStateException("backward(): " + root + " is not on this thread's tape (backward already ran?)");
+        root.grad = seed;
+        try {
+            for (int i = nodes.size() - 1; i >= 0; i--) {
+                Node n = nodes.set(i, null);
+                if (n == null) continue;
+                Var out = n.output;
+                Tensor g = out.grad;
+                out.grad = null;
+                out.node = null;
+                if (g != null && i <= at) n.backward.apply(g);
+            }
+        } finally {
+            clear();
+        }
+    }
+
+    /** Adds {@code g} to v's gradient: into the parameter's persistent gradient, else into the var's own (new tensor). */
+    static void accumulate(Var v, Tensor g) {
+        if (v == null || !v.requiresGrad || g == null) return;
+        if (v.param != null) {
+            Backend.cpu().axpy(1f, g, v.param.grad());
+        } else if (v.grad == null) {
+            v.grad = g;
+        } else {
+            v.grad = Backend.cpu().add(v.grad, g);
+        }
+    }
+
+    /** The persistent gradient of v if it is a parameter leaf (ops accumulate straight into it), else null. */
+    static Tensor sink(Var v) {
+        return v != null && v.requiresGrad && v.param != null ? v.param.grad() : null;
+    }
+}

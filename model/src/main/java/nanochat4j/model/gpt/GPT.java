@@ -1,0 +1,399 @@
+package nanochat4j.model.gpt;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.TreeMap;
+import nanochat4j.autograd.Autograd;
+import nanochat4j.autograd.Ops;
+import nanochat4j.autograd.Parameter;
+import nanochat4j.autograd.Var;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+
+/**
+ * nanochat's GPT (gpt.py, master 92d63d4), read top to bottom:
+ * <ul>
+ *   <li>token embedding + rms_norm (no learnable weights anywhere in the norms), then the smear gate: each position
+ *       mixes in the previous position's pre-smear embedding with gate λ·σ(w·x_t[0:24]);</li>
+ *   <li>per layer x = resid_λ[i]·x + x0_λ[i]·x0, then a pre-norm block: attention (q,k,v projections; value
+ *       embeddings on alternating layers gated by 3·σ(ve_gate(x̂[..., :12])); RoPE, then QK-norm ×1.2; GQA; causal
+ *       sliding window per layer, last layer full) and a ReLU² MLP;</li>
+ *   <li>backout: the output of block n//2 scaled by backout_λ is subtracted before the final norm;</li>
+ *   <li>untied lm_head over the vocab padded to 64, cropped back, softcap 15, cross-entropy with ignore −1.</li>
+ * </ul>
+ * Training goes through autograd {@link Var}s; the loss uses the backend's chunked lm_head+softcap+CE, so the
+ * (B·T)×vocab logits never exist whole. The per-layer pieces ({@link #embed}, {@link #block}, {@link #head}) are
+ * public so a KV-cache engine can drive them ({@link #forwardCached} is the reference use).
+ */
+public final class GPT {
+    public static final float SOFTCAP = 15f;
+    public static final float QK_SCALE = 1.2f;
+    public static final double ROPE_BASE = 100000;
+
+    private static final Backend BE = Backend.cpu();
+
+    private final GPTConfig config;
+    private final Map<String, Parameter> params = new LinkedHashMap<>();
+    private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
+    private final Layer[] layers;
+    private final Tensor cos, sin;
+
+    /** One block's parameters; {@code veGate} and {@code valueEmbed} are null on layers without a value embedding. */
+    private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
+                         Parameter mlpProj, Parameter valueEmbed) {}
+
+    /** A model with every parameter zero; call {@link #initWeights} or load a checkpoint. */
+    public GPT(GPTConfig config) {
+        this.config = config;
+        config.parameterShapes().forEach((name, shape) -> params.put(name, new Parameter(name, Tensor.zeros(shape))));
+        wte = params.get("transformer.wte.weight");
+        lmHead = params.get("lm_head.weight");
+        residLambdas = params.get("resid_lambdas");
+        x0Lambdas = params.get("x0_lambdas");
+        smearGate = params.get("smear_gate.weight");
+        smearLambda = params.get("smear_lambda");
+        backoutLambda = params.get("backout_lambda");
+        layers = new Layer[config.nLayer()];
+        for (int i = 0; i < layers.length; i++) {
+            String p = "transformer.h." + i + ".";
+            layers[i] = new Layer(params.get(p + "attn.c_q.weight"), params.get(p + "attn.c_k.weight"),
+                    params.get(p + "attn.c_v.weight"), params.get(p + "attn.c_proj.weight"), params.get(p + "attn.ve_gate.weight"),
+                    params.get(p + "mlp.c_fc.weight"), params.get(p + "mlp.c_proj.weight"), params.get("value_embeds." + i + ".weight"));
+        }
+        Backend.RotaryTables rt = BE.rotaryTables(10 * config.sequenceLen(), config.headDim(), ROPE_BASE);
+        cos = rt.cos();
+        sin = rt.sin();
+    }
+
+    /** A model initialised like nanochat's {@code init_weights()} from {@code seed}. */
+    public static GPT create(GPTConfig config, long seed) {
+        GPT g = new GPT(config);
+        g.initWeights(seed);
+        return g;
+    }
+
+    public GPTConfig config() { return config; }
+
+    /** Every parameter in nanochat's state-dict order. */
+    public List<Parameter> parameters() { return List.copyOf(params.values()); }
+
+    /** Parameters by state-dict name (read-only view, nanochat order). */
+    public Map<String, Parameter> namedParameters() { return Collections.unmodifiableMap(params); }
+
+    public Parameter parameter(String name) {
+        Parameter p = params.get(name);
+        if (p == null) throw new IllegalArgumentException("GPT has no parameter named " + name);
+        return p;
+    }
+
+    public void zeroGrad() {
+        for (Parameter p : params.values()) p.zeroGrad();
+    }
+
+    // ------------------------------------------------------------------ init
+
+    /**
+     * nanochat's init_weights (the code, not its docstring): wte ~ N(0, 0.8), lm_head ~ N(0, 0.001); with
+     * s = √3/√C: c_q, c_k, c_v ~ U(−s, s), c_fc ~ U(−0.4s, 0.4s), both c_proj = 0; resid_λ[i] = 1.15 − 0.10·i/(n−1),
+     * x0_λ[i] = 0.20 − 0.15·i/(n−1); smear_λ = 0, backout_λ = 0.2; smear_gate ~ U(0, 0.02); value_embeds ~ U(−s, s);
+     * ve_gate ~ U(0, 0.02). Draws in nanochat's order from one seeded generator (not torch's stream).
+     */
+    public void initWeights(long seed) {
+        SplittableRandom rnd = new SplittableRandom(seed);
+        int n = config.nLayer();
+        float s = (float) (Math.sqrt(3) * Math.pow(config.nEmbd(), -0.5));
+        normal(wte, rnd, 0.8);
+        normal(lmHead, rnd, 0.001);
+        for (Layer l : layers) {
+            uniform(l.cQ, rnd, -s, s);
+            uniform(l.cK, rnd, -s, s);
+            uniform(l.cV, rnd, -s, s);
+            l.cProj.tensor().fill(0f);
+            uniform(l.cFc, rnd, -s * 0.4f, s * 0.4f);
+            l.mlpProj.tensor().fill(0f);
+        }
+        for (int i = 0; i < n; i++) {
+            residLambdas.tensor().setFlat(i, (float) (1.15 - 0.10 * i / Math.max(n - 1, 1)));
+            x0Lambdas.tensor().setFlat(i, (float) (0.20 - 0.15 * i / Math.max(n - 1, 1)));
+        }
+        smearLambda.tensor().fill(0f);
+        backoutLambda.tensor().fill(0.2f);
+        uniform(smearGate, rnd, 0f, 0.02f);
+        for (Layer l : layers) if (l.valueEmbed != null) uniform(l.valueEmbed, rnd, -s, s);
+        for (Layer l : layers) if (l.veGate != null) uniform(l.veGate, rnd, 0f, 0.02f);
+    }
+
+    private static void normal(Parameter p, SplittableRandom rnd, double std) {
+        float[] a = p.tensor().floats();
+        int o = p.tensor().offset();
+        for (int i = 0; i < p.numel(); i++) a[o + i] = (float) (rnd.nextGaussian() * std);
+    }
+
+    private static void uniform(Parameter p, SplittableRandom rnd, float lo, float hi) {
+        float[] a = p.tensor().floats();
+        int o = p.tensor().offset();
+        for (int i = 0; i < p.numel(); i++) a[o + i] = lo + (hi - lo) * (float) rnd.nextDouble();
+    }
+
+    // ------------------------------------------------------------------ state dict
+
+    /** Copies of every parameter's values (row-major) by state-dict name. */
+    public Map<String, float[]> stateDict() {
+        Map<String, float[]> m = new LinkedHashMap<>();
+        params.forEach((k, p) -> m.put(k, p.tensor().toFloatArray()));
+        return m;
+    }
+
+    /** Loads values by name; every parameter must be present with its element count, and nothing else. */
+    public void loadStateDict(Map<String, float[]> state) {
+        for (String k : state.keySet()) {
+            if (!params.containsKey(k)) throw new IllegalArgumentException("loadStateDict: unexpected tensor " + k + " for " + config);
+        }
+        params.forEach((k, p) -> {
+            float[] v = state.get(k);
+            if (v == null) throw new IllegalArgumentException("loadStateDict: missing tensor " + k);
+            if (v.length != p.numel()) {
+                throw new IllegalArgumentException("loadStateDict: tensor " + k + " has " + v.length + " values, shape "
+                        + Arrays.toString(p.shape()) + " needs " + p.numel());
+            }
+            p.tensor().copyFrom(Tensor.of(v, p.shape()));
+        });
+    }
+
+    // ------------------------------------------------------------------ optimizer groups
+
+    /** One optimizer group as nanochat's {@code setup_optimizer} forms it; {@code lr} is the initial lr. */
+    public record ParamGroup(String name, Kind kind, List<Parameter> params, double lr, double beta1, double beta2,
+                             double eps, double weightDecay, double momentum, int nsSteps) {
+        public enum Kind { ADAMW, MUON }
+    }
+
+    /**
+     * nanochat's groups: AdamW for lm_head (unembedding_lr·s, β (0.8,0.96), wd 0.01), wte (embedding_lr·s,
+     * (0.8,0.995), wd 0.001), value_embeds (embedding_lr·s·0.5, (0.8,0.995), wd 0.01), resid_lambdas (scalar_lr·0.01,
+     * (0.8,0.95), wd 0.05), x0_lambdas (scalar_lr, (0.96,0.95), wd 0), smear gate/λ + backout λ (0.2, (0.8,0.95),
+     * wd 0), all eps 1e-10, s = (C/768)^−0.5; then one Muon group per distinct block-matrix shape, shapes sorted
+     * (lr matrix_lr, momentum 0.95, β2 0.9, 5 Newton–Schulz steps, wd weight_decay).
+     */
+    public List<ParamGroup> paramGroups(double unembeddingLr, double embeddingLr, double matrixLr, double weightDecay,
+                                        double scalarLr) {
+        double scale = Math.pow(config.nEmbd() / 768.0, -0.5);
+        List<ParamGroup> g = new ArrayList<>();
+        g.add(adamw("lm_head", List.of(lmHead), unembeddingLr * scale, 0.8, 0.96, 0.01));
+        g.add(adamw("wte", List.of(wte), embeddingLr * scale, 0.8, 0.995, 0.001));
+        List<Parameter> ve = new ArrayList<>();
+        for (Layer l : layers) if (l.valueEmbed != null) ve.add(l.valueEmbed);
+        g.add(adamw("value_embeds", ve, embeddingLr * scale * 0.5, 0.8, 0.995, 0.01));
+        g.add(adamw("resid_lambdas", List.of(residLambdas), scalarLr * 0.01, 0.8, 0.95, 0.05));
+        g.add(adamw("x0_lambdas", List.of(x0Lambdas), scalarLr, 0.96, 0.95, 0.0));
+        g.add(adamw("scalars", List.of(smearGate, smearLambda, backoutLambda), 0.2, 0.8, 0.95, 0.0));
+        TreeMap<List<Integer>, List<Parameter>> byShape = new TreeMap<>((a, b) -> {
+            for (int i = 0; i < Math.min(a.size(), b.size()); i++) {
+                int c = Integer.compare(a.get(i), b.get(i));
+                if (c != 0) return c;
+            }
+            return Integer.compare(a.size(), b.size());
+        });
+        for (Parameter p : params.values()) {
+            if (!p.name().startsWith("transformer.h.")) continue;
+            List<Integer> key = Arrays.stream(p.shape()).boxed().toList();
+            byShape.computeIfAbsent(key, k -> new ArrayList<>()).add(p);
+        }
+        byShape.forEach((shape, ps) -> g.add(new ParamGroup("muon_" + shape.get(0) + "x" + shape.get(1), ParamGroup.Kind.MUON,
+                List.copyOf(ps), matrixLr, Double.NaN, 0.9, Double.NaN, weightDecay, 0.95, 5)));
+        return g;
+    }
+
+    /** nanochat's setup_optimizer defaults (unembedding 0.004, embedding 0.2, matrix 0.02, wd 0, scalar 0.5). */
+    public List<ParamGroup> paramGroups() {
+        return paramGroups(0.004, 0.2, 0.02, 0.0, 0.5);
+    }
+
+    private static ParamGroup adamw(String name, List<Parameter> ps, double lr, double b1, double b2, double wd) {
+        return new ParamGroup(name, ParamGroup.Kind.ADAMW, ps, lr, b1, b2, 1e-10, wd, Double.NaN, 0);
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    /**
+     * Mean (or sum / per-position) cross-entropy of the soft-capped logits against {@code targets} (B,T), −1 =
+     * ignored. Returns a 0-d var for MEAN/SUM, a (B,T) var for NONE (0 at ignored positions). With grad mode on,
+     * {@code loss.backward()} fills every parameter's gradient.
+     */
+    public Var loss(Tensor idx, Tensor targets, Reduction reduction) {
+        return loss(idx, targets, reduction, null);
+    }
+
+    /** {@link #loss} that also records named activations into {@code trace} (fixture parity, debugging). */
+    public Var loss(Tensor idx, Tensor targets, Reduction reduction, Map<String, Tensor> trace) {
+        checkBatch(idx, targets);
+        int b = idx.shape(0), t = idx.shape(1);
+        Var x = hidden(idx, trace);
+        Var loss = Ops.linearSoftcapCrossEntropy(Ops.reshape(x, b * t, config.nEmbd()), lmHead.var(),
+                targets.reshape(b * t), config.vocabSize(), SOFTCAP, reduction);
+        return reduction == Reduction.NONE ? Ops.reshape(loss, b, t) : loss;
+    }
+
+    /** Soft-capped logits (B,T,vocab) without recording a tape (evaluation, sampling). */
+    public Tensor logits(Tensor idx) {
+        checkBatch(idx, null);
+        try (var g = Autograd.noGrad()) {
+            return head(hidden(idx, null)).value();
+        }
+    }
+
+    /** Differentiable soft-capped logits (B,T,vocab) (materializes them; training uses {@link #loss}). */
+    public Var forwardLogits(Tensor idx) {
+        checkBatch(idx, null);
+        return head(hidden(idx, null));
+    }
+
+    /** Everything up to and including the final norm: (B,T,C). */
+    private Var hidden(Tensor idx, Map<String, Tensor> trace) {
+        Var x = embed(idx);
+        put(trace, "embed_norm", x);
+        if (idx.shape(1) > 1) x = smear(x);   // a single position has no predecessor to smear in
+        Var x0 = x;
+        put(trace, "x0", x0);
+        Var xMid = null;
+        for (int i = 0; i < layers.length; i++) {
+            x = Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0);
+            put(trace, "block" + i + ".in", x);
+            x = block(i, x, idx, null, trace);
+            if (i == config.backoutLayer()) xMid = x;
+        }
+        x = Ops.rmsNorm(Ops.backout(x, backoutLambda.var(), xMid), 1f);
+        put(trace, "final_norm", x);
+        return x;
+    }
+
+    private static void put(Map<String, Tensor> trace, String name, Var v) {
+        if (trace != null) trace.put(name, v.value());
+    }
+
+    /** x = rms_norm(wte[idx]): (B,T) ids → (B,T,C). */
+    public Var embed(Tensor idx) {
+        return Ops.rmsNorm(Ops.embedding(wte.var(), idx), 1f);
+    }
+
+    /** The smear gate over a whole chunk (T ≥ 2): position t mixes in position t−1. */
+    public Var smear(Var x) {
+        return Ops.smear(x, smearGate.var(), smearLambda.var(), GPTConfig.SMEAR_CHANNELS);
+    }
+
+    /**
+     * Block i on x (B,T,C) (after the lambda mix). {@code cache} null: training/full-sequence attention over this
+     * chunk. Otherwise k, v are written into the layer's cache at positions {@code cache.pos()}.. and attention runs
+     * over everything cached so far (the caller advances the position after the last layer).
+     */
+    public Var block(int i, Var x, Tensor idx, KVCache cache, Map<String, Tensor> trace) {
+        Layer l = layers[i];
+        int[] s = x.value().shape();
+        int b = s[0], t = s[1], c = s[2], h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
+        int pos = cache == null ? 0 : cache.pos();
+        Var hn = Ops.rmsNorm(x, 1f);
+        Var q = Ops.reshape(Ops.linear(hn, l.cQ.var()), b, t, h, d);
+        Var k = Ops.reshape(Ops.linear(hn, l.cK.var()), b, t, kv, d);
+        Var v = Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d);
+        if (l.valueEmbed != null) {
+            Var ve = Ops.embedding(l.valueEmbed.var(), idx);
+            v = Ops.valueEmbedMix(v, hn, l.veGate.var(), ve, GPTConfig.VE_GATE_CHANNELS);
+        }
+        q = Ops.rmsNorm(Ops.rotary(q, cos, sin, pos), QK_SCALE);
+        k = Ops.rmsNorm(Ops.rotary(k, cos, sin, pos), QK_SCALE);
+        float scale = (float) (1.0 / Math.sqrt(d));
+        Var y;
+        if (cache == null) {
+            y = Ops.attention(q, k, v, config.windowSize(i), scale);
+        } else {
+            if (Autograd.isRecording()) throw new IllegalStateException("block with a KV cache is inference-only: wrap it in Autograd.noGrad()");
+            BE.narrowAssign(cache.keys(i), 1, pos, k.value());
+            BE.narrowAssign(cache.values(i), 1, pos, v.value());
+            y = Var.constant(BE.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
+        }
+        put(trace, "block" + i + ".attn_y", y);
+        Var attnOut = Ops.linear(Ops.reshape(y, b, t, c), l.cProj.var());
+        put(trace, "block" + i + ".attn_out", attnOut);
+        x = Ops.add(x, attnOut);
+        Var mlpOut = Ops.linear(Ops.relu2(Ops.linear(Ops.rmsNorm(x, 1f), l.cFc.var())), l.mlpProj.var());
+        put(trace, "block" + i + ".mlp_out", mlpOut);
+        x = Ops.add(x, mlpOut);
+        put(trace, "block" + i + ".out", x);
+        return x;
+    }
+
+    /** lm_head on the final-normed x (B,T,C) → cropped, soft-capped logits (B,T,vocab). */
+    public Var head(Var x) {
+        Var logits = Ops.linear(x, lmHead.var());
+        if (config.paddedVocab() != config.vocabSize()) logits = Ops.narrow(logits, 2, 0, config.vocabSize());
+        return Ops.softcap(logits, SOFTCAP);
+    }
+
+    /**
+     * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): logits (B,T,vocab) for the new
+     * positions; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself and stores its last
+     * pre-smear embedding; a single token mixes in the stored one.
+     */
+    public Tensor forwardCached(Tensor idx, KVCache cache) {
+        checkBatch(idx, null);
+        int t = idx.shape(1);
+        if (cache.pos() + t > cache.maxLen()) {
+            throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
+        }
+        try (var g = Autograd.noGrad()) {
+            Var x = embed(idx);
+            Tensor last = BE.narrow(x.value(), 1, t - 1, 1);
+            if (t > 1) {
+                x = smear(x);
+            } else if (cache.prevEmbedding() != null) {
+                Tensor z = BE.linear(BE.narrow(x.value(), 2, 0, GPTConfig.SMEAR_CHANNELS), smearGate.tensor());  // (B,1,1)
+                Tensor gate = BE.mul(smearLambda.tensor(), BE.sigmoid(z));
+                x = Var.constant(BE.add(x.value(), BE.mul(gate, cache.prevEmbedding())));
+            }
+            cache.setPrevEmbedding(last);
+            Var x0 = x, xMid = null;
+            for (int i = 0; i < layers.length; i++) {
+                x = Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0);
+                x = block(i, x, idx, cache, null);
+                if (i == config.backoutLayer()) xMid = x;
+            }
+            cache.advance(t);
+            return head(Ops.rmsNorm(Ops.backout(x, backoutLambda.var(), xMid), 1f)).value();
+        }
+    }
+
+    /** Ids must be I32 (B,T) in [0, vocab); targets (B,T) in [−1, vocab); T within the rotary table. Checked before any kernel. */
+    private void checkBatch(Tensor idx, Tensor targets) {
+        if (idx.dtype() != DType.I32 || idx.rank() != 2) throw new IllegalArgumentException("GPT: idx must be an I32 (B,T) tensor, got " + idx);
+        if (idx.shape(1) > cos.shape(0)) {
+            throw new IllegalArgumentException("GPT: sequence of " + idx.shape(1) + " tokens exceeds the rotary table (" + cos.shape(0) + ")");
+        }
+        int[] a = idx.ints();
+        int o = idx.offset(), n = idx.numel(), v = config.vocabSize(), t = idx.shape(1);
+        for (int i = 0; i < n; i++) {
+            int id = a[o + i];
+            if (id < 0 || id >= v) {
+                throw new IllegalArgumentException("GPT: token id " + id + " at (" + i / t + ", " + i % t + ") is outside [0, " + v + ")");
+            }
+        }
+        if (targets == null) return;
+        if (targets.dtype() != DType.I32 || !targets.sameShape(idx)) {
+            throw new IllegalArgumentException("GPT: targets must be I32 with the shape of idx " + Arrays.toString(idx.shape()) + ", got " + targets);
+        }
+        int[] tg = targets.ints();
+        int to = targets.offset();
+        for (int i = 0; i < n; i++) {
+            int id = tg[to + i];
+            if (id < -1 || id >= v) {
+                throw new IllegalArgumentException("GPT: target " + id + " at (" + i / t + ", " + i % t + ") is outside [-1, " + v + ")");
+            }
+        }
+    }
+}
