@@ -1,0 +1,279 @@
+package nanochat4j.train.base;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import nanochat4j.autograd.Autograd;
+import nanochat4j.autograd.Var;
+import nanochat4j.model.checkpoint.Checkpoint;
+import nanochat4j.model.checkpoint.Safetensors;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.train.BaseDir;
+import nanochat4j.train.ProgressBar;
+import nanochat4j.train.data.DataLoader;
+import nanochat4j.train.data.DataSource;
+import nanochat4j.train.data.DatasetDownload;
+import nanochat4j.train.data.LoaderState;
+import nanochat4j.train.eval.BitsPerByte;
+import nanochat4j.train.optim.MuonAdamW;
+import nanochat4j.train.optim.Schedules;
+
+/**
+ * nanochat's base_train.py on one process: the depth dial, MuonAdamW with batch-scaled LRs, gradient accumulation
+ * to the total batch, nanochat's schedules, and a loop that runs N+1 times (the last pass only evaluates and saves).
+ * <ul>
+ *   <li>a line per step: step, debiased EMA loss (β 0.9), LR multiplier, dt, tok/s, MFU against the CPU FMA peak
+ *       measured at start, epoch, training time (steps after the 10th), ETA; a progress bar on a terminal;</li>
+ *   <li>val bpb every --eval-every steps (fresh val loader, --eval-tokens tokens), greedy samples of nanochat's 7
+ *       prompts every --sample-every steps;</li>
+ *   <li>checkpoints in {@code base_checkpoints/<tag>/}: optimizer state, then the model, then the meta file last, so
+ *       a meta file means a complete step. The meta holds the loader state before the prefetched batch and the loop
+ *       state, so a resumed run continues bitwise (same losses, same parameters);</li>
+ *   <li>metrics as JSONL ({@code metrics.jsonl}) and a PNG plot of train loss and val bpb in the checkpoint folder.</li>
+ * </ul>
+ */
+public final class BaseTrain {
+    static final List<String> PROMPTS = List.of("The capital of France is", "The chemical symbol of gold is",
+            "If yesterday was Friday, then tomorrow will be", "The opposite of hot is", "The planets of the solar system are:",
+            "My favorite color is", "If 5*x + 3 = 13, then x is");
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What a run reports back: every step's raw train loss, the val bpb evaluations, where it saved. */
+    public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, Path checkpointDir,
+                         List<String> samples) {}
+
+    private BaseTrain() {}
+
+    public static Result run(BaseTrainOptions o, TokenizerView tok, PrintStream out) throws IOException {
+        DepthDial dial = DepthDial.derive(o.depth, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, tok.vocabSize(),
+                o.targetParamDataRatio, o.totalBatchSize, o.numIterations, o.targetFlops, o.weightDecay);
+        GPTConfig config = dial.config();
+        long tokensPerMicro = (long) o.deviceBatchSize * o.maxSeqLen;
+        if (dial.totalBatch() % tokensPerMicro != 0) {
+            throw new IllegalArgumentException("--total-batch-size " + dial.totalBatch() + " is not a multiple of --device-batch-size × "
+                    + "--max-seq-len = " + o.deviceBatchSize + " × " + o.maxSeqLen + " = " + tokensPerMicro);
+        }
+        int accum = (int) (dial.totalBatch() / tokensPerMicro);
+        int n = dial.numIterations();
+        Path ckptDir = o.checkpointDir != null ? o.checkpointDir : BaseDir.get().resolve("base_checkpoints").resolve(o.tag());
+        Path dataDir = o.data != null ? o.data : DatasetDownload.defaultDir();
+
+        out.printf(Locale.ROOT, "Model: %s%n", config);
+        out.printf(Locale.ROOT, "Parameters: %,d (scaling %,d); FLOPs per token %.3e%n", config.numScalingParams().total(),
+                dial.scalingParams(), (double) dial.flopsPerToken());
+        out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps; LR scale %.4f; weight decay %.6f%n",
+                dial.totalBatch(), o.deviceBatchSize, o.maxSeqLen, accum, dial.batchLrScale(), dial.weightDecay());
+        out.printf(Locale.ROOT, "Horizon: %,d steps (%,d tokens, %.2f tokens/param, %.3e FLOPs)%n", n, n * dial.totalBatch(),
+                n * dial.totalBatch() / (double) dial.scalingParams(), (double) dial.flopsPerToken() * dial.totalBatch() * n);
+
+        GPT model = GPT.create(config, 42);
+        double s = dial.batchLrScale();
+        MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(),
+                o.scalarLr * s));
+        Schedules sched = new Schedules(n, o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
+
+        int step = 0;
+        double minValBpb = Double.POSITIVE_INFINITY, smoothLoss = 0, trainingTime = 0, valBpb = Double.NaN;
+        LoaderState loaderState = null;
+        if (o.resumeFromStep >= 0) {
+            Path meta = Checkpoint.metaFile(ckptDir, o.resumeFromStep);
+            if (!Files.exists(meta)) {
+                throw new IllegalArgumentException("--resume-from-step " + o.resumeFromStep + ": no checkpoint " + meta.getFileName() + " in "
+                        + ckptDir + " (" + availableSteps(ckptDir) + ")");
+            }
+            Checkpoint.Loaded loaded = Checkpoint.load(ckptDir, o.resumeFromStep);
+            if (!loaded.meta().config().equals(config)) {
+                throw new IllegalArgumentException("checkpoint step " + o.resumeFromStep + " in " + ckptDir + " is a different model: "
+                        + loaded.meta().config() + "; these flags build " + config);
+            }
+            model.loadStateDict(loaded.params());
+            opt.load(ckptDir, o.resumeFromStep);
+            Map<String, Object> extra = loaded.meta().extra();
+            loaderState = JSON.convertValue(extra.get("dataloader_state_dict"), LoaderState.class);
+            Map<?, ?> loop = (Map<?, ?>) extra.get("loop_state");
+            minValBpb = number(loop.get("min_val_bpb"));
+            smoothLoss = number(loop.get("smooth_train_loss"));
+            trainingTime = number(loop.get("total_training_time"));
+            step = o.resumeFromStep;
+            out.printf(Locale.ROOT, "Resumed from step %d of %s%n", step, ckptDir);
+        }
+
+        if (!Files.isDirectory(dataDir)) {
+            throw new IllegalArgumentException("no training data: " + dataDir + " does not exist; give --data DIR (a folder of *.parquet, "
+                    + "*.jsonl or *.txt files, the last one by name is validation) or download shards with 'nanochat4j dataset -n 8'");
+        }
+        DataSource data = DataSource.open(dataDir, o.stripGutenberg);
+        double peak = CpuPeak.measure(150);
+        out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", peak / 1e9);
+        Files.createDirectories(ckptDir);
+        Path metricsFile = ckptDir.resolve("metrics.jsonl");
+        ProgressBar bar = new ProgressBar(out);
+        List<Float> losses = new ArrayList<>();
+        Map<Integer, Double> valHistory = new LinkedHashMap<>();
+        List<String> samples = new ArrayList<>();
+        int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro);
+
+        try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), o.deviceBatchSize, o.maxSeqLen,
+                0, 1, loaderState)) {
+            LoaderState consumed = train.state(); // the state before the prefetched batch: what a checkpoint saves
+            DataLoader.Batch batch = train.next();
+            int resumeStep = o.resumeFromStep;
+            while (true) {
+                boolean last = step == n;
+                if (o.evalEvery > 0 && (last || step % o.evalEvery == 0)) {
+                    bar.clear();
+                    valBpb = evaluateBpb(model, data, tok, o.deviceBatchSize, o.maxSeqLen, evalSteps);
+                    minValBpb = Math.min(minValBpb, valBpb);
+                    valHistory.put(step, valBpb);
+                    out.printf(Locale.ROOT, "Step %05d | Validation bpb: %.6f%n", step, valBpb);
+                    appendMetric(metricsFile, Map.of("step", step, "val_bpb", valBpb));
+                }
+                if (o.sampleEvery > 0 && (last || (step > 0 && step % o.sampleEvery == 0))) {
+                    bar.clear();
+                    for (String prompt : PROMPTS) {
+                        String line = prompt + sample(model, tok, prompt, 16);
+                        samples.add(line);
+                        out.println(line);
+                    }
+                }
+                if (last || (step > 0 && step != resumeStep && o.saveEvery > 0 && step % o.saveEvery == 0)) {
+                    bar.clear();
+                    save(ckptDir, model, opt, step, valBpb, o, dial, consumed, minValBpb, smoothLoss, trainingTime, tok);
+                    out.printf(Locale.ROOT, "Saved checkpoint step %d to %s%n", step, ckptDir);
+                }
+                if (last) break;
+
+                long t0 = System.nanoTime();
+                float trainLoss = 0;
+                for (int micro = 0; micro < accum; micro++) {
+                    Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
+                            Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
+                    trainLoss = loss.item();
+                    loss.backward(1f / accum);
+                    consumed = batch.state();
+                    batch = train.next();
+                }
+                if (!Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + step);
+                double lrm = sched.lrMultiplier(step);
+                opt.setLrMultiplier(lrm);
+                opt.setMuonMomentum(sched.muonMomentum(step));
+                opt.setMuonWeightDecay(sched.muonWeightDecay(step));
+                opt.step();
+                opt.zeroGrad();
+                double dt = (System.nanoTime() - t0) / 1e9;
+
+                smoothLoss = 0.9 * smoothLoss + 0.1 * trainLoss;
+                double debiased = smoothLoss / (1 - Math.pow(0.9, step + 1));
+                double tokPerSec = dial.totalBatch() / dt;
+                double mfu = 100.0 * dial.flopsPerToken() * dial.totalBatch() / dt / peak;
+                if (step > 10) trainingTime += dt;
+                int done = step + 1;
+                double eta = step > 10 ? trainingTime / (step - 10) * (n - done) : Double.NaN;
+                losses.add(trainLoss);
+                bar.clear();
+                out.printf(Locale.ROOT, "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %,.0f | mfu: %.2f%% | epoch: %d | total time: %.2fm | eta: %s%n",
+                        done, n, 100.0 * done / n, debiased, lrm, dt * 1e3, tokPerSec, mfu, consumed.epoch(), trainingTime / 60,
+                        Double.isNaN(eta) ? "-" : String.format(Locale.ROOT, "%.1fm", eta / 60));
+                bar.update(done, n, String.format(Locale.ROOT, "loss %.4f", debiased), true);
+                Map<String, Object> m = new LinkedHashMap<>();
+                m.put("step", done);
+                m.put("loss", trainLoss);
+                m.put("smooth_loss", debiased);
+                m.put("lrm", lrm);
+                m.put("dt", dt);
+                m.put("tok_per_sec", tokPerSec);
+                m.put("mfu", mfu);
+                appendMetric(metricsFile, m);
+                step++;
+            }
+            bar.clear();
+        }
+        out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
+        MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
+        return new Result(step, losses, valHistory, minValBpb, ckptDir, samples);
+    }
+
+    /** nanochat's evaluate_bpb over a fresh val loader. */
+    static double evaluateBpb(GPT model, DataSource data, TokenizerView tok, int b, int t, int steps) {
+        try (DataLoader val = new DataLoader(data.files(DataSource.Split.VAL), tok.encode(), tok.bos(), b, t, 0, 1, null);
+                var noGrad = Autograd.noGrad()) {
+            return BitsPerByte.evaluate(val, steps, (x, y) -> model.loss(Tensor.ofInts(x, b, t), Tensor.ofInts(y, b, t), Reduction.NONE)
+                    .value().toFloatArray(), tok.tokenBytes()).value();
+        }
+    }
+
+    /** Greedy continuation of {@code prompt} (BOS prepended) by {@code tokens} tokens. */
+    static String sample(GPT model, TokenizerView tok, String prompt, int tokens) {
+        int[] p = tok.encode().apply(prompt);
+        int[] ids = new int[p.length + 1 + tokens];
+        ids[0] = tok.bos();
+        System.arraycopy(p, 0, ids, 1, p.length);
+        int len = p.length + 1;
+        int vocab = model.config().vocabSize();
+        for (int i = 0; i < tokens; i++) {
+            int ctx = Math.min(len, model.config().sequenceLen());
+            int[] window = java.util.Arrays.copyOfRange(ids, len - ctx, len);
+            float[] logits = model.logits(Tensor.ofInts(window, 1, ctx)).toFloatArray();
+            int row = (ctx - 1) * (logits.length / ctx);
+            int best = 0;
+            for (int v = 1; v < vocab; v++) if (logits[row + v] > logits[row + best]) best = v;
+            ids[len++] = best;
+        }
+        return tok.decode().apply(java.util.Arrays.copyOfRange(ids, p.length + 1, len));
+    }
+
+    private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, BaseTrainOptions o, DepthDial dial,
+                             LoaderState loader, double minValBpb, double smoothLoss, double trainingTime, TokenizerView tok)
+            throws IOException {
+        opt.save(dir, step); // optimizer first, model next, meta last: a meta file means the step is complete
+        Map<String, Object> extra = new LinkedHashMap<>();
+        extra.put("val_bpb", Double.isNaN(valBpb) ? null : valBpb);
+        extra.put("user_config", o.userConfig());
+        extra.put("device_batch_size", o.deviceBatchSize);
+        extra.put("max_seq_len", o.maxSeqLen);
+        extra.put("total_batch_size", dial.totalBatch());
+        extra.put("dataloader_state_dict", JSON.convertValue(loader, Map.class));
+        Map<String, Object> loop = new LinkedHashMap<>();
+        loop.put("min_val_bpb", Double.toString(minValBpb));
+        loop.put("smooth_train_loss", Double.toString(smoothLoss));
+        loop.put("total_training_time", Double.toString(trainingTime));
+        extra.put("loop_state", loop);
+        Map<String, Object> metrics = new LinkedHashMap<>();
+        if (!Double.isNaN(valBpb)) metrics.put("val_bpb", valBpb);
+        Checkpoint.save(dir, model, new Checkpoint.Meta(model.config(), step, tok.name(), metrics, extra), Safetensors.DType.F32);
+    }
+
+    /** Loop-state numbers are stored as strings so that ∞ (no evaluation yet) and every double bit survive JSON. */
+    private static double number(Object o) {
+        if (o == null) throw new IllegalArgumentException("checkpoint meta lacks a loop_state value");
+        return Double.parseDouble(o.toString());
+    }
+
+    private static String availableSteps(Path dir) {
+        if (!Files.isDirectory(dir)) return "the folder does not exist";
+        try (var files = Files.list(dir)) {
+            List<String> steps = files.map(p -> p.getFileName().toString()).filter(f -> f.matches("meta_\\d+\\.json"))
+                    .map(f -> f.substring(5, f.length() - 5)).sorted().toList();
+            return steps.isEmpty() ? "it has no checkpoints" : "available steps: " + String.join(", ", steps);
+        } catch (IOException e) {
+            return "cannot list it: " + e.getMessage();
+        }
+    }
+
+    private static void appendMetric(Path file, Map<String, Object> m) throws IOException {
+        Files.write(file, (JSON.writeValueAsString(m) + "\n").getBytes(StandardCharsets.UTF_8), StandardOpenOption.CREATE,
+                StandardOpenOption.APPEND);
+    }
+}

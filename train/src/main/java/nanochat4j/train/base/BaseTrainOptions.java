@@ -1,0 +1,109 @@
+package nanochat4j.train.base;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import picocli.CommandLine.Option;
+
+/**
+ * base_train's flags, with nanochat's names and defaults (reference §6). A picocli mixin: the
+ * {@code base-train} command parses them, tests build them the same way ({@code CommandLine.populateCommand}).
+ */
+public final class BaseTrainOptions {
+    // model
+    @Option(names = "--depth", defaultValue = "20", description = "depth of the Transformer (default: ${DEFAULT-VALUE})")
+    public int depth;
+    @Option(names = "--aspect-ratio", defaultValue = "64", description = "model_dim = depth * aspect_ratio, rounded up to head dim (default: ${DEFAULT-VALUE})")
+    public int aspectRatio;
+    @Option(names = "--head-dim", defaultValue = "128", description = "target head dimension (default: ${DEFAULT-VALUE})")
+    public int headDim;
+    @Option(names = "--max-seq-len", defaultValue = "2048", description = "max context length (default: ${DEFAULT-VALUE})")
+    public int maxSeqLen;
+    @Option(names = "--window-pattern", defaultValue = "SSSL", description = "sliding window pattern over layers: L = full, S = quarter context (default: ${DEFAULT-VALUE})")
+    public String windowPattern;
+    // horizon (first that is set wins)
+    @Option(names = "--num-iterations", defaultValue = "-1", description = "explicit number of optimizer steps (-1 = derive)")
+    public int numIterations;
+    @Option(names = "--target-flops", defaultValue = "-1", description = "derive steps from this FLOP budget (-1 = off)")
+    public double targetFlops;
+    @Option(names = "--target-param-data-ratio", defaultValue = "12", description = "derive steps as ratio * scaling params tokens (default: ${DEFAULT-VALUE})")
+    public double targetParamDataRatio;
+    // batch
+    @Option(names = "--device-batch-size", defaultValue = "32", description = "sequences per forward/backward (default: ${DEFAULT-VALUE})")
+    public int deviceBatchSize;
+    @Option(names = "--total-batch-size", defaultValue = "-1", description = "tokens per optimizer step (-1 = derive, Power-Lines rule)")
+    public long totalBatchSize;
+    // optimizer
+    @Option(names = "--embedding-lr", defaultValue = "0.3", description = "AdamW LR of the embedding (default: ${DEFAULT-VALUE})")
+    public double embeddingLr;
+    @Option(names = "--unembedding-lr", defaultValue = "0.008", description = "AdamW LR of lm_head (default: ${DEFAULT-VALUE})")
+    public double unembeddingLr;
+    @Option(names = "--matrix-lr", defaultValue = "0.02", description = "Muon LR of the matrices (default: ${DEFAULT-VALUE})")
+    public double matrixLr;
+    @Option(names = "--scalar-lr", defaultValue = "0.5", description = "LR of the scalars (default: ${DEFAULT-VALUE})")
+    public double scalarLr;
+    @Option(names = "--weight-decay", defaultValue = "0.28", description = "Muon weight decay before the T_epoch scaling (default: ${DEFAULT-VALUE})")
+    public double weightDecay;
+    @Option(names = "--warmup-steps", defaultValue = "40", description = "LR warmup steps (default: ${DEFAULT-VALUE})")
+    public int warmupSteps;
+    @Option(names = "--warmdown-ratio", defaultValue = "0.65", description = "fraction of steps for the LR warmdown (default: ${DEFAULT-VALUE})")
+    public double warmdownRatio;
+    @Option(names = "--final-lr-frac", defaultValue = "0.05", description = "final LR as a fraction of the initial (default: ${DEFAULT-VALUE})")
+    public double finalLrFrac;
+    @Option(names = "--resume-from-step", defaultValue = "-1", description = "resume from this checkpoint step (-1 = fresh)")
+    public int resumeFromStep;
+    // evaluation and output
+    @Option(names = "--eval-every", defaultValue = "250", description = "val bpb every N steps, -1 = off (default: ${DEFAULT-VALUE})")
+    public int evalEvery;
+    @Option(names = "--eval-tokens", defaultValue = "41943040", description = "tokens per val bpb evaluation (default: 80*524288)")
+    public long evalTokens;
+    @Option(names = "--sample-every", defaultValue = "2000", description = "greedy samples every N steps, -1 = off (default: ${DEFAULT-VALUE})")
+    public int sampleEvery;
+    @Option(names = "--save-every", defaultValue = "-1", description = "checkpoint every N steps, -1 = only at the end")
+    public int saveEvery;
+    @Option(names = "--model-tag", description = "checkpoint folder name (default: d<depth>)")
+    public String modelTag;
+    @Option(names = "--data", description = "data directory (*.parquet, *.jsonl, *.txt; last file = val) (default: $NANOCHAT_BASE_DIR/base_data_climbmix)")
+    public Path data;
+    @Option(names = "--strip-gutenberg", defaultValue = "true", negatable = true, fallbackValue = "true",
+            description = "keep only the text between Project Gutenberg START/END markers in .txt files (default: ${DEFAULT-VALUE})")
+    public boolean stripGutenberg;
+    @Option(names = "--checkpoint-dir", description = "where checkpoints go (default: $NANOCHAT_BASE_DIR/base_checkpoints/<model-tag>)")
+    public Path checkpointDir;
+
+    public String tag() {
+        return modelTag != null ? modelTag : "d" + depth;
+    }
+
+    /** Every flag by nanochat's argument name, for the meta file's {@code user_config}. */
+    public Map<String, Object> userConfig() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("depth", depth);
+        m.put("aspect_ratio", aspectRatio);
+        m.put("head_dim", headDim);
+        m.put("max_seq_len", maxSeqLen);
+        m.put("window_pattern", windowPattern);
+        m.put("num_iterations", numIterations);
+        m.put("target_flops", targetFlops);
+        m.put("target_param_data_ratio", targetParamDataRatio);
+        m.put("device_batch_size", deviceBatchSize);
+        m.put("total_batch_size", totalBatchSize);
+        m.put("embedding_lr", embeddingLr);
+        m.put("unembedding_lr", unembeddingLr);
+        m.put("matrix_lr", matrixLr);
+        m.put("scalar_lr", scalarLr);
+        m.put("weight_decay", weightDecay);
+        m.put("warmup_steps", warmupSteps);
+        m.put("warmdown_ratio", warmdownRatio);
+        m.put("final_lr_frac", finalLrFrac);
+        m.put("resume_from_step", resumeFromStep);
+        m.put("eval_every", evalEvery);
+        m.put("eval_tokens", evalTokens);
+        m.put("sample_every", sampleEvery);
+        m.put("save_every", saveEvery);
+        m.put("model_tag", tag());
+        m.put("data", data == null ? null : data.toString());
+        m.put("strip_gutenberg", stripGutenberg);
+        return m;
+    }
+}

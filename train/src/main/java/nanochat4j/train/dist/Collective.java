@@ -1,0 +1,326 @@
+package nanochat4j.train.dist;
+
+import io.aeron.Aeron;
+import io.aeron.driver.MediaDriver;
+import io.aeron.exceptions.AeronException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * The collective operations of a data-parallel job over flat buffers — fp32 {@code float[]} ranges, or bf16 as
+ * {@code short[]} bits reduced in fp32 — as a bandwidth-optimal ring over Aeron (see {@link Schedule} for the
+ * algorithms, {@link Ring} for the transport). All operations are in place on {@code buf[off, off+len)}:
+ * <ul>
+ * <li>{@code allReduce}: every rank ends with the reduction over all ranks (bit-identical on every rank).</li>
+ * <li>{@code reduceScatter}: rank r's shard {@code [shardStart(len, r), shardStart(len, r+1))} (relative to off) ends
+ *     with the reduction; the rest of the range is scratch afterwards (partial sums).</li>
+ * <li>{@code allGather}: every rank contributes its own shard (already in place) and ends with all of them.</li>
+ * <li>{@code broadcast}: the root's range is copied to every rank.</li>
+ * </ul>
+ * Shards are as even as possible and may be empty: shard i = [i·len/N, (i+1)·len/N).
+ * Every rank must call the same operations in the same order with the same sizes (checked: a mismatch fails with a
+ * message). The first operation performs a handshake comparing world size and the caller's config fingerprint.
+ * {@code …Async} variants run on one communication thread, in call order, and return a {@link Pending}; the caller
+ * must leave the buffer alone until {@link Pending#await()}. A synchronous call first waits for pending ones. Not
+ * thread-safe: one thread per rank drives it. A world of one does no communication (AVG divides by 1).
+ */
+public final class Collective implements AutoCloseable {
+    private final DistEnv env;
+    private final String fingerprint;
+    private final MediaDriver driver;
+    private final Aeron aeron;
+    private final Ring ring;
+    private boolean greeted;
+    private volatile RuntimeException broken;
+    private ExecutorService comm;
+    private CompletableFuture<Void> last = CompletableFuture.completedFuture(null);
+
+    /** This process's collective, from torchrun-style environment variables (see {@link DistEnv}). */
+    public static Collective fromEnvironment(String fingerprint) {
+        return create(DistEnv.fromEnvironment(), fingerprint);
+    }
+
+    /**
+     * Joins the ring described by {@code env}; blocks until both neighbours are connected (at most the env's timeout).
+     * {@code fingerprint} is compared across ranks at the first operation: pass e.g. the model config.
+     */
+    public static Collective create(DistEnv env, String fingerprint) {
+        return new Collective(env, fingerprint);
+    }
+
+    private Collective(DistEnv env, String fingerprint) {
+        this.env = env;
+        this.fingerprint = fingerprint;
+        if (env.worldSize() == 1) {
+            driver = null;
+            aeron = null;
+            ring = null;
+            return;
+        }
+        driver = env.ownsDriver() ? LocalDriver.launch(env.aeronDir()) : null;
+        Aeron a = null;
+        Ring r;
+        try {
+            a = connect(env);
+            r = new Ring(a, env);
+        } catch (RuntimeException e) {
+            if (a != null) a.close();
+            if (driver != null) driver.close();
+            throw e;
+        }
+        aeron = a;
+        ring = r;
+    }
+
+    private static Aeron connect(DistEnv env) {
+        long deadline = System.nanoTime() + env.timeout().toNanos();
+        while (true) {
+            try {
+                return Aeron.connect(new Aeron.Context().aeronDirectoryName(env.aeronDir().toString())
+                        .driverTimeoutMs(10_000).errorHandler(e -> {}));
+            } catch (AeronException | IllegalStateException e) {
+                if (System.nanoTime() > deadline)
+                    throw new CollectiveException("rank " + env.rank() + ": no Aeron media driver at " + env.aeronDir()
+                            + " after " + env.timeout().toSeconds() + " s (start the job with ./nanochat4j launch)", e);
+                try {
+                    Thread.sleep(100);
+                } catch (InterruptedException ie) {
+                    Thread.currentThread().interrupt();
+                    throw new CollectiveException("interrupted while connecting to the media driver", ie);
+                }
+            }
+        }
+    }
+
+    public int rank() {
+        return env.rank();
+    }
+
+    public int worldSize() {
+        return env.worldSize();
+    }
+
+    public DistEnv env() {
+        return env;
+    }
+
+    /** First element of rank's shard of a range of len elements (shard i = [i·len/N, (i+1)·len/N)). */
+    public static int shardStart(int len, int rank, int world) {
+        return Schedule.segmentStart(len, rank, world);
+    }
+
+    /** First element of this rank's shard of a range of len elements. */
+    public int shardStart(int len) {
+        return shardStart(len, rank(), worldSize());
+    }
+
+    /** Length of this rank's shard of a range of len elements. */
+    public int shardLength(int len) {
+        return shardStart(len, rank() + 1, worldSize()) - shardStart(len, rank(), worldSize());
+    }
+
+    // ---- synchronous operations
+
+    public void allReduce(float[] buf, int off, int len, ReduceOp op) {
+        await(allReduceAsync(buf, off, len, op, false));
+    }
+
+    public void allReduce(short[] bf16, int off, int len, ReduceOp op) {
+        await(allReduceAsync(bf16, off, len, op, false));
+    }
+
+    public void reduceScatter(float[] buf, int off, int len, ReduceOp op) {
+        await(reduceScatterAsync(buf, off, len, op, false));
+    }
+
+    public void reduceScatter(short[] bf16, int off, int len, ReduceOp op) {
+        await(reduceScatterAsync(bf16, off, len, op, false));
+    }
+
+    public void allGather(float[] buf, int off, int len) {
+        await(allGatherAsync(buf, off, len, false));
+    }
+
+    public void allGather(short[] bf16, int off, int len) {
+        await(allGatherAsync(bf16, off, len, false));
+    }
+
+    public void broadcast(float[] buf, int off, int len, int root) {
+        broadcastAsync(buf, off, len, root);
+    }
+
+    public void broadcast(short[] bf16, int off, int len, int root) {
+        broadcastAsync(bf16, off, len, root);
+    }
+
+    /** Returns once every rank has called barrier. */
+    public void barrier() {
+        allReduce(new float[0], 0, 0, ReduceOp.SUM);
+    }
+
+    // ---- asynchronous operations (run in call order on the communication thread)
+
+    public Pending allReduceAsync(float[] buf, int off, int len, ReduceOp op) {
+        return allReduceAsync(buf, off, len, op, true);
+    }
+
+    public Pending allReduceAsync(short[] bf16, int off, int len, ReduceOp op) {
+        return allReduceAsync(bf16, off, len, op, true);
+    }
+
+    public Pending reduceScatterAsync(float[] buf, int off, int len, ReduceOp op) {
+        return reduceScatterAsync(buf, off, len, op, true);
+    }
+
+    public Pending reduceScatterAsync(short[] bf16, int off, int len, ReduceOp op) {
+        return reduceScatterAsync(bf16, off, len, op, true);
+    }
+
+    public Pending allGatherAsync(float[] buf, int off, int len) {
+        return allGatherAsync(buf, off, len, true);
+    }
+
+    public Pending allGatherAsync(short[] bf16, int off, int len) {
+        return allGatherAsync(bf16, off, len, true);
+    }
+
+    private void broadcastAsync(Object buf, int off, int len, int root) {
+        checkRange(length(buf), off, len);
+        checkRoot(root);
+        await(submit(() -> Schedule.broadcast(off, len, rank(), worldSize(), root), payload(buf), 1, false));
+    }
+
+    private Pending allReduceAsync(Object buf, int off, int len, ReduceOp op, boolean async) {
+        checkRange(length(buf), off, len);
+        return submit(() -> Schedule.allReduce(off, len, rank(), worldSize(), op),
+                payload(buf), worldSize(), async);
+    }
+
+    private Pending reduceScatterAsync(Object buf, int off, int len, ReduceOp op, boolean async) {
+        checkRange(length(buf), off, len);
+        return submit(() -> Schedule.reduceScatter(off, len, rank(), worldSize(), op),
+                payload(buf), worldSize(), async);
+    }
+
+    private Pending allGatherAsync(Object buf, int off, int len, boolean async) {
+        checkRange(length(buf), off, len);
+        return submit(() -> Schedule.allGather(off, len, rank(), worldSize()),
+                payload(buf), 1, async);
+    }
+
+    /** An operation started with an {@code …Async} call. */
+    public static final class Pending {
+        private final CompletableFuture<Void> done;
+
+        private Pending(CompletableFuture<Void> done) {
+            this.done = done;
+        }
+
+        /** Waits until the operation is complete on this rank; rethrows its failure. */
+        public void await() {
+            try {
+                done.get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CollectiveException("interrupted while waiting for a collective", e);
+            } catch (ExecutionException e) {
+                if (e.getCause() instanceof RuntimeException re) throw re;
+                throw new CollectiveException(String.valueOf(e.getCause()), e.getCause());
+            }
+        }
+
+        public boolean isDone() {
+            return done.isDone();
+        }
+    }
+
+    private interface ScheduleMaker {
+        Schedule make();
+    }
+
+    private Pending submit(ScheduleMaker schedule, Payload payload, int divisor, boolean async) {
+        if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
+                + broken.getMessage(), broken);
+        if (ring == null) return new Pending(CompletableFuture.completedFuture(null)); // a world of one: nothing to do
+        Schedule s = schedule.make();
+        Runnable op = () -> execute(s, payload, divisor);
+        if (!async) {
+            await(new Pending(last)); // everything submitted before runs first
+            op.run();
+            return new Pending(CompletableFuture.completedFuture(null));
+        }
+        if (comm == null) comm = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "nanochat4j-collective-rank" + rank());
+            t.setDaemon(true);
+            return t;
+        });
+        last = CompletableFuture.runAsync(op, comm);
+        return new Pending(last);
+    }
+
+    private void execute(Schedule s, Payload p, int divisor) {
+        try {
+            if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
+                    + broken.getMessage(), broken);
+            if (!greeted) {
+                ring.hello(fingerprint);
+                greeted = true;
+            }
+            ring.run(s, p, divisor);
+        } catch (RuntimeException e) {
+            if (broken == null) broken = e;
+            throw e;
+        }
+    }
+
+    private static void await(Pending p) {
+        p.await();
+    }
+
+    private static Payload payload(Object buf) {
+        return buf instanceof float[] f ? new Payload.F32(f) : new Payload.Bf16((short[]) buf);
+    }
+
+    private static int length(Object buf) {
+        return buf instanceof float[] f ? f.length : ((short[]) buf).length;
+    }
+
+    private static void checkRange(int arrayLength, int off, int len) {
+        if (off < 0 || len < 0 || off > arrayLength - len)
+            throw new IndexOutOfBoundsException("range [" + off + ", " + off + "+" + len + ") of a buffer of " + arrayLength);
+    }
+
+    private void checkRoot(int root) {
+        if (root < 0 || root >= worldSize())
+            throw new IllegalArgumentException("broadcast root " + root + " outside [0, " + worldSize() + ")");
+    }
+
+    /** After a failure this rank has sent an ABORT; its links stay up a moment so the next rank can read it. */
+    private static void lingerForAbortToArrive() {
+        try {
+            Thread.sleep(300);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * Leaves the job: when healthy, a barrier first (no rank tears down links another still reads), then closes
+     * the links, the Aeron client and the driver this rank started (deleting its directory).
+     */
+    @Override
+    public void close() {
+        if (ring == null) return;
+        try {
+            if (broken == null) barrier();
+            else lingerForAbortToArrive();
+        } finally {
+            if (comm != null) comm.shutdownNow();
+            ring.close();
+            aeron.close();
+            if (driver != null) driver.close();
+        }
+    }
+}

@@ -1,0 +1,127 @@
+package nanochat4j.train.dist;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import nanochat4j.tensor.cpu.Vec;
+
+/**
+ * The caller's flat buffer as the ring sees it: copy a range out to the wire (an Aeron log buffer), or combine a
+ * range arriving from the wire into it. Two element types: fp32 ({@code float[]}) and bf16 ({@code short[]} of bf16
+ * bits) whose reductions are done in fp32 and rounded to bf16 (nearest-even) once per hop.
+ * Wire format: the elements in native byte order (little-endian on every supported platform; the handshake checks).
+ */
+abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
+
+    /** How an arriving chunk is combined into the buffer. */
+    static final int COPY = 0, SUM = 1, MAX = 2, SUM_DIVIDE = 3;
+
+    abstract int elementBytes();
+
+    /** buffer[at, at+n) → wire. */
+    abstract void store(int at, int n, MemorySegment wire);
+
+    /** buffer[at, at+n) = combine(buffer[at, at+n), wire); {@code SUM_DIVIDE} divides the sum by {@code divisor}. */
+    abstract void load(int action, int at, int n, MemorySegment wire, float divisor);
+
+    static final class F32 extends Payload {
+        private static final VectorSpecies<Float> S = Vec.F;
+        private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+        private final float[] a;
+
+        F32(float[] a) {
+            this.a = a;
+        }
+
+        @Override
+        int elementBytes() {
+            return Float.BYTES;
+        }
+
+        @Override
+        void store(int at, int n, MemorySegment wire) {
+            MemorySegment.copy(a, at, wire, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, n);
+        }
+
+        @Override
+        void load(int action, int at, int n, MemorySegment wire, float divisor) {
+            if (action == COPY) {
+                MemorySegment.copy(wire, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, a, at, n);
+                return;
+            }
+            float[] a = this.a;
+            int i = 0;
+            int bound = S.loopBound(n);
+            for (; i < bound; i += S.length()) {
+                FloatVector x = FloatVector.fromMemorySegment(S, wire, (long) i * Float.BYTES, ORDER);
+                FloatVector y = FloatVector.fromArray(S, a, at + i);
+                FloatVector r = switch (action) {
+                    case SUM -> x.add(y);
+                    case MAX -> x.max(y);
+                    default -> x.add(y).div(divisor);
+                };
+                r.intoArray(a, at + i);
+            }
+            for (; i < n; i++) {
+                float x = wire.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+                float y = a[at + i];
+                a[at + i] = switch (action) {
+                    case SUM -> x + y;
+                    case MAX -> Math.max(x, y);
+                    default -> (x + y) / divisor;
+                };
+            }
+        }
+    }
+
+    static final class Bf16 extends Payload {
+        private final short[] a;
+
+        Bf16(short[] a) {
+            this.a = a;
+        }
+
+        @Override
+        int elementBytes() {
+            return Short.BYTES;
+        }
+
+        @Override
+        void store(int at, int n, MemorySegment wire) {
+            MemorySegment.copy(a, at, wire, ValueLayout.JAVA_SHORT_UNALIGNED, 0, n);
+        }
+
+        @Override
+        void load(int action, int at, int n, MemorySegment wire, float divisor) {
+            if (action == COPY) {
+                MemorySegment.copy(wire, ValueLayout.JAVA_SHORT_UNALIGNED, 0, a, at, n);
+                return;
+            }
+            short[] a = this.a;
+            for (int i = 0; i < n; i++) {
+                float x = toFloat(wire.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
+                float y = toFloat(a[at + i]);
+                float r = switch (action) {
+                    case SUM -> x + y;
+                    case MAX -> Math.max(x, y);
+                    default -> (x + y) / divisor;
+                };
+                a[at + i] = fromFloat(r);
+            }
+        }
+    }
+
+    /** bf16 bits → fp32 (exact). */
+    static float toFloat(short bits) {
+        return Float.intBitsToFloat(bits << 16);
+    }
+
+    /** fp32 → bf16 bits, round to nearest even; NaN stays a (quiet) NaN. */
+    static short fromFloat(float f) {
+        int b = Float.floatToRawIntBits(f);
+        if ((b & 0x7fffffff) > 0x7f800000) return (short) ((b >>> 16) | 0x40);
+        return (short) ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16);
+    }
+}

@@ -1,0 +1,6 @@
+package nanochat4j.train.dist;
+
+/** How a collective combines the ranks' values: sum, mean (the sum divided by the world size once), or maximum. */
+public enum ReduceOp {
+    SUM, AVG, MAX
+}

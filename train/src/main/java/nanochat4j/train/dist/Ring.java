@@ -1,0 +1,393 @@
+package nanochat4j.train.dist;
+
+import io.aeron.Aeron;
+import io.aeron.ExclusivePublication;
+import io.aeron.Image;
+import io.aeron.Publication;
+import io.aeron.Subscription;
+import io.aeron.logbuffer.BufferClaim;
+import io.aeron.logbuffer.ControlledFragmentHandler;
+import io.aeron.logbuffer.ControlledFragmentHandler.Action;
+import io.aeron.logbuffer.Header;
+import java.lang.foreign.MemorySegment;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.TimeUnit;
+import org.agrona.DirectBuffer;
+import org.agrona.MutableDirectBuffer;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+
+/**
+ * One rank's two links of the ring over Aeron — a publication to rank r+1, a subscription from rank r−1 — and the
+ * engine that runs a {@link Schedule} over them. Notable:
+ * <ul>
+ * <li>Links between ranks of one host are {@code aeron:ipc} (shared-memory log buffers of the host's one driver);
+ *     a link that crosses hosts is UDP to the receiver's host, port MASTER_PORT + 1 + receiver rank.</li>
+ * <li>Every message is one frame ({@code tryClaim}: the data is copied straight into the log buffer, and reduced
+ *     straight out of it on the other side — no reassembly, no staging copies). A 32-byte header names the sender,
+ *     the operation's sequence number, the step and the element offset, so ranks that disagree about which collective
+ *     they are in fail with a message instead of mixing data.</li>
+ * <li>Receiving never blocks on sending (arriving data is combined into the caller's buffer), and sends go out in
+ *     order as soon as their input has arrived, so a ring of back-pressured links cannot deadlock.</li>
+ * <li>Back-pressure and waiting go through a backoff idle strategy (spin, yield, then park ≤ 100 µs).</li>
+ * <li>Failures: a neighbour that dies is noticed through the driver (its link closes, within a few seconds) and the
+ *     detecting rank sends an ABORT naming it around the ring, so every rank throws a {@link CollectiveException}
+ *     naming the dead rank; a live but silent peer is given up on after the job's timeout.</li>
+ * </ul>
+ */
+final class Ring implements AutoCloseable {
+    static final int HEADER = 32;
+    private static final int DATA = 1, HELLO = 2, ABORT = 3;
+    // header layout (native order): type, sender, sequence (long), step, offset, count, element bytes
+    private static final int T_TYPE = 0, T_SENDER = 4, T_SEQ = 8, T_STEP = 16, T_OFFSET = 20, T_COUNT = 24, T_ELEM = 28;
+    private static final int STREAM_BASE = 1000;
+    private static final int IPC_TERM = 16 << 20;
+    private static final int IPC_MTU = 65504; // the largest frame Aeron allows (multiple of 32)
+    private static final int UDP_TERM = 16 << 20;
+    private static final int UDP_MTU = 8192;
+    private static final long CHECK_EVERY_NS = TimeUnit.MILLISECONDS.toNanos(20);
+
+    final int rank, world, prev, next;
+    private final Aeron aeron;
+    private final ExclusivePublication out;
+    private final Subscription in;
+    private final long timeoutNs;
+    private final BufferClaim claim = new BufferClaim();
+    private final IdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
+            TimeUnit.MICROSECONDS.toNanos(100));
+    private Image upstream;
+    private long sequence;
+
+    // state of the running schedule, read by the fragment handler
+    private Schedule schedule;
+    private Payload payload;
+    private float divisor;
+    private int recvStep, recvPos;
+    private String failure;
+    private final ControlledFragmentHandler onData = this::onData;
+    private final io.aeron.logbuffer.FragmentHandler onControl = this::onControl;
+
+    Ring(Aeron aeron, DistEnv env) {
+        this.aeron = aeron;
+        this.rank = env.rank();
+        this.world = env.worldSize();
+        this.prev = Math.floorMod(rank - 1, world);
+        this.next = (rank + 1) % world;
+        this.timeoutNs = env.timeout().toNanos();
+        this.in = aeron.addSubscription(subscribeChannel(env), STREAM_BASE + rank);
+        this.out = aeron.addExclusivePublication(publishChannel(env), STREAM_BASE + next);
+        connect(env);
+    }
+
+    private String subscribeChannel(DistEnv env) {
+        return env.nodeOf(prev) == env.nodeOf(rank) ? "aeron:ipc"
+                : "aeron:udp?endpoint=0.0.0.0:" + (env.masterPort() + 1 + rank);
+    }
+
+    private String publishChannel(DistEnv env) {
+        if (env.nodeOf(next) == env.nodeOf(rank)) return "aeron:ipc?term-length=" + IPC_TERM + "|mtu=" + IPC_MTU;
+        return "aeron:udp?endpoint=" + env.nodes().get(env.nodeOf(next)) + ":" + (env.masterPort() + 1 + next)
+                + "|term-length=" + UDP_TERM + "|mtu=" + UDP_MTU + "|so-sndbuf=2m|so-rcvbuf=2m|rcv-wnd=2m";
+    }
+
+    private void connect(DistEnv env) {
+        long deadline = System.nanoTime() + timeoutNs;
+        while (!out.isConnected() || in.imageCount() == 0) {
+            if (System.nanoTime() > deadline) {
+                String who = !out.isConnected() ? "rank " + next + " (next in the ring) has no subscription on our link"
+                        : "rank " + prev + " (previous in the ring) has not connected to us";
+                throw new CollectiveException("rank " + rank + ": " + who + " after " + env.timeout().toSeconds()
+                        + " s — is it running, with WORLD_SIZE=" + world + " and MASTER_PORT=" + env.masterPort()
+                        + ", on the same media driver (" + env.aeronDir() + ")?");
+            }
+            sleepMillis(1);
+        }
+        upstream = in.imageAtIndex(0);
+    }
+
+    /** Largest number of elements of the given size that fit in one frame, a multiple of 16 (whole vectors). */
+    int chunkElements(int elementBytes) {
+        return (out.maxPayloadLength() - HEADER) / elementBytes / 16 * 16;
+    }
+
+    /**
+     * Handshake at the first collective: every rank's "world size + byte order + config fingerprint" goes around the
+     * ring; any difference from ours aborts the job on every rank with a message naming both sides.
+     */
+    void hello(String fingerprint) {
+        String mine = "WORLD_SIZE=" + world + ", " + java.nio.ByteOrder.nativeOrder() + ", config=" + fingerprint;
+        byte[] bytes = mine.getBytes(StandardCharsets.UTF_8);
+        if (bytes.length > out.maxPayloadLength() - HEADER - 4)
+            throw new IllegalArgumentException("config fingerprint of " + bytes.length + " bytes is too long for the handshake");
+        sendControl(HELLO, rank, bytes);
+        for (int i = 1; i < world; i++) {
+            ControlMessage m = receiveHello();
+            if (!m.text.equals(mine)) {
+                String why = "rank " + m.origin + " runs with [" + m.text + "] but rank " + rank + " with [" + mine
+                        + "]: every rank must use the same world size and model config";
+                abort(why);
+                throw new CollectiveException(why);
+            }
+            if (i < world - 1) sendControl(HELLO, m.origin, m.text.getBytes(StandardCharsets.UTF_8));
+        }
+    }
+
+    private record ControlMessage(int origin, String text) {}
+
+    private ControlMessage received;
+
+    private ControlMessage receiveHello() {
+        received = null;
+        long lastProgress = System.nanoTime(), lastCheck = lastProgress;
+        while (received == null) {
+            int work = in.poll(onControl, 1);
+            if (failure != null) throw fail(failure);
+            if (work > 0) continue;
+            idle.idle();
+            long now = System.nanoTime();
+            if (now - lastCheck > CHECK_EVERY_NS) {
+                lastCheck = now;
+                checkLinks(now, lastProgress, "the handshake", true, true);
+            }
+        }
+        idle.reset();
+        return received;
+    }
+
+    private void onControl(DirectBuffer buf, int offset, int length, Header header) {
+        if (failure != null) return;
+        int type = buf.getInt(offset + T_TYPE);
+        if (!checkSender(buf, offset)) return;
+        if (type == ABORT) {
+            onAbort(buf, offset, length);
+            return;
+        }
+        if (type != HELLO) {
+            failure = "rank " + rank + ": rank " + prev + " sent data (operation #" + buf.getLong(offset + T_SEQ)
+                    + ") before finishing the handshake: ranks called different collectives";
+            return;
+        }
+        int origin = buf.getInt(offset + HEADER);
+        received = new ControlMessage(origin, buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4));
+    }
+
+    /** Runs one collective. On return this rank's part of the schedule is complete. */
+    void run(Schedule s, Payload p, float divisor) {
+        long seq = ++sequence;
+        this.schedule = s;
+        this.payload = p;
+        this.divisor = divisor;
+        recvStep = 0;
+        recvPos = 0;
+        int eb = p.elementBytes();
+        int maxElements = chunkElements(eb);
+        int sendStep = 0, sendPos = 0;
+        int nSend = s.sends(), nRecv = s.receives();
+        long lastProgress = System.nanoTime(), lastCheck = lastProgress;
+        try {
+            while (sendStep < nSend || recvStep < nRecv) {
+                int work = 0;
+                while (sendStep < nSend) { // send whatever is ready and fits
+                    int len = s.sendLen()[sendStep], dep = s.sendDep()[sendStep];
+                    boolean depDone = dep < 0 || recvStep > dep;
+                    int ready = depDone ? len : recvStep == dep ? recvPos : 0;
+                    int n = Math.min(maxElements, ready - sendPos);
+                    if (len == 0 ? !depDone : n <= 0) break;
+                    if (!claim(HEADER + n * eb)) break;
+                    MutableDirectBuffer b = claim.buffer();
+                    int o = claim.offset();
+                    b.putInt(o + T_TYPE, DATA);
+                    b.putInt(o + T_SENDER, rank);
+                    b.putLong(o + T_SEQ, seq);
+                    b.putInt(o + T_STEP, sendStep);
+                    b.putInt(o + T_OFFSET, sendPos);
+                    b.putInt(o + T_COUNT, n);
+                    b.putInt(o + T_ELEM, eb);
+                    if (n > 0) p.store(s.sendOff()[sendStep] + sendPos, n, wire(b, o + HEADER, n * eb));
+                    claim.commit();
+                    work++;
+                    sendPos += n;
+                    if (sendPos == len) {
+                        sendStep++;
+                        sendPos = 0;
+                    }
+                }
+                if (recvStep < nRecv) {
+                    work += in.controlledPoll(onData, 8);
+                    if (failure != null) throw fail(failure);
+                }
+                long now = 0;
+                if (work > 0) {
+                    idle.reset();
+                    lastProgress = now = System.nanoTime();
+                } else {
+                    idle.idle();
+                    now = System.nanoTime();
+                }
+                if (now - lastCheck > CHECK_EVERY_NS) {
+                    lastCheck = now;
+                    checkLinks(now, lastProgress, "operation #" + seq, recvStep < nRecv, sendStep < nSend);
+                }
+            }
+        } finally {
+            this.schedule = null;
+            this.payload = null;
+        }
+    }
+
+    private Action onData(DirectBuffer buf, int offset, int length, Header header) {
+        // a fast neighbour may already be sending the next operation: leave its messages in the log for that one
+        if (failure != null || recvStep >= schedule.receives()) return Action.ABORT;
+        if (!checkSender(buf, offset)) return Action.ABORT;
+        int type = buf.getInt(offset + T_TYPE);
+        if (type == ABORT) {
+            onAbort(buf, offset, length);
+            return Action.CONTINUE;
+        }
+        long seq = buf.getLong(offset + T_SEQ);
+        int step = buf.getInt(offset + T_STEP), at = buf.getInt(offset + T_OFFSET), n = buf.getInt(offset + T_COUNT);
+        int eb = buf.getInt(offset + T_ELEM);
+        int len = schedule.recvLen()[recvStep];
+        if (type != DATA || seq != sequence || step != recvStep || at != recvPos || eb != payload.elementBytes()
+                || n < 0 || at + n > len || length != HEADER + n * eb) {
+            failure = "rank " + rank + ": out of step with rank " + prev + ": expected operation #" + sequence + " step "
+                    + recvStep + " at element " + recvPos + " of " + len + " (" + payload.elementBytes()
+                    + "-byte elements), got " + (type == HELLO ? "a handshake" : "operation #" + seq + " step " + step
+                    + " at element " + at + " (" + n + " of " + eb + "-byte elements)")
+                    + ": ranks called different collectives or sizes";
+            return Action.ABORT;
+        }
+        if (n > 0) payload.load(schedule.recvAction()[recvStep], schedule.recvOff()[recvStep] + at, n,
+                wire(buf, offset + HEADER, n * eb), divisor);
+        recvPos += n;
+        if (recvPos == len) {
+            recvStep++;
+            recvPos = 0;
+        }
+        return Action.CONTINUE;
+    }
+
+    private boolean checkSender(DirectBuffer buf, int offset) {
+        int sender = buf.getInt(offset + T_SENDER);
+        if (sender == prev) return true;
+        failure = "rank " + rank + ": received a message from rank " + sender + " on the link from rank " + prev
+                + ": ranks disagree about the world size (this rank has WORLD_SIZE=" + world + ")";
+        return false;
+    }
+
+    private void onAbort(DirectBuffer buf, int offset, int length) {
+        int origin = buf.getInt(offset + HEADER);
+        String why = buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4);
+        if (origin != rank) trySendControl(ABORT, origin, why.getBytes(StandardCharsets.UTF_8));
+        failure = why;
+        aborted = true;
+    }
+
+    private boolean aborted;
+
+    /** Fails the collective: tells the rest of the ring (unless this failure came from it) and makes the exception. */
+    private CollectiveException fail(String why) {
+        if (!aborted) abort(why);
+        return new CollectiveException(why);
+    }
+
+    /**
+     * A neighbour's link closed. A rank that gives up sends its reason (ABORT) before leaving, so look for one among
+     * the messages still unread: "rank 1: config mismatch …" explains more than "rank 1 left".
+     */
+    private CollectiveException linkFailure(String why) {
+        if (failure == null) {
+            for (int i = 0; i < 1000 && failure == null && in.poll(seekAbort, 16) > 0; i++) {
+                // skip data, stop at an ABORT
+            }
+        }
+        return fail(failure != null ? failure : why);
+    }
+
+    private final io.aeron.logbuffer.FragmentHandler seekAbort = (buf, offset, length, header) -> {
+        if (failure == null && buf.getInt(offset + T_TYPE) == ABORT) onAbort(buf, offset, length);
+    };
+
+    /** Best effort: tells the next rank (and through it the whole ring) why this rank gives up. */
+    void abort(String why) {
+        aborted = true;
+        trySendControl(ABORT, rank, why.getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Links are checked only while this rank still needs them: a neighbour that finished may already be gone. */
+    private void checkLinks(long now, long lastProgress, String what, boolean needIn, boolean needOut) {
+        if (aeron.isClosed())
+            throw fail("rank " + rank + ": lost its Aeron media driver (the launcher died?) during " + what);
+        if (needIn && (upstream.isClosed() || in.imageCount() == 0))
+            throw linkFailure("rank " + rank + ": rank " + prev + " died or left the job (its link closed) during " + what);
+        if (needOut && !out.isConnected())
+            throw linkFailure("rank " + rank + ": rank " + next + " died or left the job (its link closed) during " + what);
+        if (now - lastProgress > timeoutNs)
+            throw fail("rank " + rank + ": nothing from rank " + prev + " for " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs)
+                    + " s during " + what + " (NANOCHAT4J_DIST_TIMEOUT): a rank is stuck");
+    }
+
+    /** One tryClaim; false when back-pressured (the caller does other work and comes back). */
+    private boolean claim(int bytes) {
+        long r = out.tryClaim(bytes, claim);
+        if (r > 0) return true;
+        if (r == Publication.BACK_PRESSURED || r == Publication.ADMIN_ACTION) return false;
+        if (r == Publication.NOT_CONNECTED)
+            throw linkFailure("rank " + rank + ": rank " + next + " died or left the job (its link closed)");
+        throw fail("rank " + rank + ": the link to rank " + next + " failed (" + Publication.errorString(r) + ")");
+    }
+
+    private void sendControl(int type, int origin, byte[] text) {
+        long deadline = System.nanoTime() + timeoutNs;
+        while (!claim(HEADER + 4 + text.length)) {
+            if (System.nanoTime() > deadline)
+                throw fail("rank " + rank + ": rank " + next + " accepts nothing for " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs) + " s");
+            idle.idle();
+        }
+        idle.reset();
+        writeControl(type, origin, text);
+    }
+
+    private void trySendControl(int type, int origin, byte[] text) {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(200);
+        while (System.nanoTime() < deadline) {
+            long r = out.tryClaim(HEADER + 4 + text.length, claim);
+            if (r > 0) {
+                writeControl(type, origin, text);
+                return;
+            }
+            if (r != Publication.BACK_PRESSURED && r != Publication.ADMIN_ACTION) return;
+            sleepMillis(1);
+        }
+    }
+
+    private void writeControl(int type, int origin, byte[] text) {
+        MutableDirectBuffer b = claim.buffer();
+        int o = claim.offset();
+        b.putInt(o + T_TYPE, type);
+        b.putInt(o + T_SENDER, rank);
+        b.putLong(o + T_SEQ, sequence);
+        b.putInt(o + HEADER, origin);
+        b.putBytes(o + HEADER + 4, text);
+        claim.commit();
+    }
+
+    private static MemorySegment wire(DirectBuffer b, int offset, int bytes) {
+        return MemorySegment.ofAddress(b.addressOffset() + offset).reinterpret(bytes);
+    }
+
+    private static void sleepMillis(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CollectiveException("interrupted while waiting for the ring", e);
+        }
+    }
+
+    @Override
+    public void close() {
+        out.close();
+        in.close();
+    }
+}

@@ -1,0 +1,123 @@
+package nanochat4j.train.dist;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** The collective with ranks as threads of this JVM (each its own Aeron client): results, handshake, misuse. */
+@Timeout(120)
+class CollectiveTest {
+
+    @ParameterizedTest(name = "world {0}")
+    @ValueSource(ints = {1, 2, 3, 4})
+    void everyCollectiveEqualsTheRingOrderSerialReferenceBitForBit(int world) throws Exception {
+        List<Integer> ops = InProcessRing.run(world, "cfg", CollectiveChecks::runAll);
+        assertEquals(world, ops.size());
+    }
+
+    @Test
+    void udpLinksBetweenNodesGiveTheSameResultsAsIpc() throws Exception {
+        // 2 nodes × 2 ranks on the loopback interface: links 1→2 and 3→0 are UDP, 0→1 and 2→3 IPC
+        InProcessRing.run(4, 2, r -> "cfg", Duration.ofSeconds(60), c -> {
+            for (int len : new int[] {0, 3, 5000, 3 * CollectiveChecks.CHUNK_F32 + 7}) {
+                CollectiveChecks.allReduceF32(c, len, ReduceOp.SUM);
+                CollectiveChecks.allReduceBf16(c, len, ReduceOp.AVG);
+                CollectiveChecks.reduceScatterF32(c, len, ReduceOp.MAX);
+                CollectiveChecks.allGatherF32(c, len);
+                CollectiveChecks.broadcastF32(c, len, 3);
+            }
+            return null;
+        });
+    }
+
+    @Test
+    void asyncOperationsCompleteInCallOrderAndMatchTheReference() throws Exception {
+        InProcessRing.run(3, "cfg", c -> {
+            int len = 40_001;
+            List<float[]> bufs = new ArrayList<>();
+            List<Collective.Pending> pending = new ArrayList<>();
+            for (int k = 0; k < 4; k++) {
+                float[] a = CollectiveChecks.input(c.rank(), len, 100 + k);
+                bufs.add(a);
+                pending.add(k % 2 == 0 ? c.reduceScatterAsync(a, 0, len, ReduceOp.AVG) : c.allReduceAsync(a, 0, len, ReduceOp.SUM));
+            }
+            c.barrier(); // a synchronous call waits for the pending ones first
+            for (Collective.Pending p : pending) assertTrue(p.isDone());
+            for (int k = 0; k < 4; k++) {
+                float[][] xs = new float[3][];
+                for (int r = 0; r < 3; r++) xs[r] = CollectiveChecks.input(r, len, 100 + k);
+                float[] ref = CollectiveChecks.reference(xs, k % 2 == 0 ? ReduceOp.AVG : ReduceOp.SUM);
+                int s = k % 2 == 0 ? c.shardStart(len) : 0, e = k % 2 == 0 ? s + c.shardLength(len) : len;
+                assertArrayEquals(java.util.Arrays.copyOfRange(ref, s, e), java.util.Arrays.copyOfRange(bufs.get(k), s, e));
+            }
+            return null;
+        });
+    }
+
+    @Test
+    void aConfigMismatchIsRefusedAtTheFirstCollectiveOnEveryRank() throws Exception {
+        List<Object> res = InProcessRing.runCollecting(3, 1, r -> r == 1 ? "d4-other" : "d4", Duration.ofSeconds(30), c -> {
+            c.allReduce(new float[10], 0, 10, ReduceOp.SUM);
+            return "completed";
+        });
+        for (int r = 0; r < 3; r++) {
+            CollectiveException e = assertInstanceOf(CollectiveException.class, res.get(r), "rank " + r);
+            assertTrue(e.getMessage().contains("config=d4-other") && e.getMessage().contains("config=d4]"), e.getMessage());
+            assertTrue(e.getMessage().contains("same world size and model config"), e.getMessage());
+        }
+    }
+
+    @Test
+    void ranksThatCallDifferentSizesFailWithAMessageInsteadOfMixingData() throws Exception {
+        List<Object> res = InProcessRing.runCollecting(2, 1, r -> "cfg", Duration.ofSeconds(30), c -> {
+            int len = c.rank() == 0 ? 1000 : 1001;
+            c.allReduce(new float[len], 0, len, ReduceOp.SUM);
+            return "completed";
+        });
+        for (int r = 0; r < 2; r++) {
+            CollectiveException e = assertInstanceOf(CollectiveException.class, res.get(r), "rank " + r);
+            assertTrue(e.getMessage().contains("different collectives or sizes"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aRankWithAnotherWorldSizeIsRefusedOnEveryRank() throws Exception {
+        // rank 1 believes WORLD_SIZE=2: it sends to rank 0, which expects rank 2, and rank 2 never hears from anyone
+        List<Object> res = InProcessRing.runCollecting(3, 1, r -> "cfg", Duration.ofSeconds(8), r -> r == 1 ? 2 : 3, c -> {
+            c.allReduce(new float[10], 0, 10, ReduceOp.SUM);
+            return "completed";
+        });
+        for (int r = 0; r < 3; r++) {
+            Throwable t = assertInstanceOf(CollectiveException.class, res.get(r), "rank " + r);
+            assertTrue(t.getMessage().contains("WORLD_SIZE"), "rank " + r + ": " + t.getMessage());
+        }
+    }
+
+    @Test
+    void aCollectiveAfterAFailureThrowsImmediately() throws Exception {
+        List<Object> res = InProcessRing.runCollecting(2, 1, r -> r == 0 ? "a" : "b", Duration.ofSeconds(30), c -> {
+            try {
+                c.barrier();
+            } catch (CollectiveException first) {
+                long t0 = System.nanoTime();
+                try {
+                    c.barrier();
+                } catch (CollectiveException second) {
+                    assertTrue(second.getMessage().startsWith("collective unusable after an earlier failure"));
+                    return (System.nanoTime() - t0) / 1_000_000;
+                }
+            }
+            return -1L;
+        });
+        for (Object o : res) assertTrue(o instanceof Long l && l >= 0 && l < 100, String.valueOf(o));
+    }
+}
