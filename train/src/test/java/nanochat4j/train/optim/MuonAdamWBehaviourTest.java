@@ -228,6 +228,26 @@ class MuonAdamWBehaviourTest {
     }
 
     @Test
+    void stateFileRoundTripsAndAMismatchNamesTheFile(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        List<Parameter> ps = menagerie(3, 0);
+        MuonAdamW opt = new MuonAdamW(menagerieGroups(ps));
+        Schedules sched = Schedules.nanochat(10, 0.2);
+        for (int step = 0; step < 2; step++) runStep(opt, ps, sched, step);
+        java.nio.file.Path file = opt.save(dir, 2);
+        assertEquals(dir.resolve("optim_000002_rank0.safetensors"), file);
+        MuonAdamW other = new MuonAdamW(menagerieGroups(menagerie(3, 0)));
+        other.load(dir, 2);
+        MuonAdamW.State a = opt.state(), b = other.state();
+        assertEquals(a.metadata(), b.metadata());
+        for (String k : a.tensors().keySet()) assertArrayEquals(a.tensors().get(k).data(), b.tensors().get(k).data(), k);
+        // an optimizer over other groups refuses the file, naming it
+        List<Parameter> fewer = menagerie(3, 0);
+        MuonAdamW different = new MuonAdamW(menagerieGroups(fewer).subList(0, 3));
+        var e = assertThrows(IllegalArgumentException.class, () -> different.load(dir, 2));
+        assertTrue(e.getMessage().contains(file.toString()) && e.getMessage().contains("groups"), e.getMessage());
+    }
+
+    @Test
     void stateNamesShapesAndMetadata() {
         MuonAdamW opt = new MuonAdamW(menagerieGroups(menagerie(1, 0)));
         MuonAdamW.State st = opt.state();

@@ -42,7 +42,8 @@ class MuonAdamWDistributedTest {
         Path dir = Files.createTempDirectory(base, "nanochat4j-optim-test-").resolve("aeron");
         int port = 42000 + (int) (ProcessHandle.current().pid() % 2000) * 8;
         ExecutorService pool = Executors.newFixedThreadPool(world);
-        try (MediaDriver driver = LocalDriver.launch(dir)) {
+        MediaDriver driver = LocalDriver.launch(dir);
+        try {
             List<Future<T>> fs = new ArrayList<>();
             for (int r = 0; r < world; r++) {
                 DistEnv env = new DistEnv(r, world, r, world, 0, List.of("127.0.0.1"), port, dir, false, Duration.ofSeconds(60));
@@ -57,6 +58,7 @@ class MuonAdamWDistributedTest {
             return out;
         } finally {
             pool.shutdownNow();
+            driver.close();
             Files.deleteIfExists(dir.getParent());
         }
     }
