@@ -2,6 +2,7 @@ package nanochat4j.train.base;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -26,14 +27,20 @@ import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
+import nanochat4j.train.dist.Collective;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.optim.Schedules;
 
 /**
- * nanochat's base_train.py on one process: the depth dial, MuonAdamW with batch-scaled LRs, gradient accumulation
- * to the total batch, nanochat's schedules, and a loop that runs N+1 times (the last pass only evaluates and saves).
+ * nanochat's base_train.py: the depth dial, MuonAdamW with batch-scaled LRs, gradient accumulation to the total
+ * batch, nanochat's schedules, and a loop that runs N+1 times (the last pass only evaluates and saves).
  * <ul>
+ *   <li>data-parallel under {@code nanochat4j launch --nproc W}: rank r reads row groups r, r+W, … ; gradient
+ *       accumulation shrinks to total / (B·T·W) so the total batch is unchanged; gradients are averaged inside the
+ *       optimizer (nanochat's ZeRO-2 MuonAdamW, optimizer state sharded); val bpb sums every rank's shard; rank 0
+ *       prints, samples and writes the model, the meta and the metrics, every rank its {@code optim_<step>_rank<r>}
+ *       file and (in the meta, through rank 0) its exact loader state, so a W-rank run resumes exactly with W ranks;</li>
  *   <li>a line per step: step, debiased EMA loss (β 0.9), LR multiplier, dt, tok/s, MFU against the CPU FMA peak
  *       measured at start, epoch, training time (steps after the 10th), ETA; a progress bar on a terminal;</li>
  *   <li>val bpb every --eval-every steps (fresh val loader, --eval-tokens tokens), greedy samples of nanochat's 7
@@ -56,14 +63,33 @@ public final class BaseTrain {
 
     private BaseTrain() {}
 
+    /** Runs on this process's rank of the job the environment describes (a world of one without a launcher). */
     public static Result run(BaseTrainOptions o, TokenizerView tok, PrintStream out) throws IOException {
         DepthDial dial = DepthDial.derive(o.depth, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, tok.vocabSize(),
                 o.targetParamDataRatio, o.totalBatchSize, o.numIterations, o.targetFlops, o.weightDecay);
+        String fingerprint = "base-train " + dial.config() + " total batch " + dial.totalBatch() + " device batch "
+                + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize();
+        try (Collective comm = Collective.fromEnvironment(fingerprint)) {
+            try {
+                return run(o, tok, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()), comm);
+            } catch (IOException | RuntimeException | Error e) {
+                comm.abort("rank " + comm.rank() + " failed: " + e); // the others stop instead of waiting for it
+                throw e;
+            }
+        }
+    }
+
+    /** Runs one rank of a data-parallel job over {@code comm}; {@code out} gets the log (pass a null stream off rank 0). */
+    public static Result run(BaseTrainOptions o, TokenizerView tok, PrintStream out, Collective comm) throws IOException {
+        int rank = comm.rank(), world = comm.worldSize();
+        boolean master = rank == 0;
+        DepthDial dial = DepthDial.derive(o.depth, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, tok.vocabSize(),
+                o.targetParamDataRatio, o.totalBatchSize, o.numIterations, o.targetFlops, o.weightDecay);
         GPTConfig config = dial.config();
-        long tokensPerMicro = (long) o.deviceBatchSize * o.maxSeqLen;
+        long tokensPerMicro = (long) o.deviceBatchSize * o.maxSeqLen * world; // one micro-step of every rank
         if (dial.totalBatch() % tokensPerMicro != 0) {
             throw new IllegalArgumentException("--total-batch-size " + dial.totalBatch() + " is not a multiple of --device-batch-size × "
-                    + "--max-seq-len = " + o.deviceBatchSize + " × " + o.maxSeqLen + " = " + tokensPerMicro);
+                    + "--max-seq-len × ranks = " + o.deviceBatchSize + " × " + o.maxSeqLen + " × " + world + " = " + tokensPerMicro);
         }
         int accum = (int) (dial.totalBatch() / tokensPerMicro);
         int n = dial.numIterations();
@@ -73,15 +99,16 @@ public final class BaseTrain {
         out.printf(Locale.ROOT, "Model: %s%n", config);
         out.printf(Locale.ROOT, "Parameters: %,d (scaling %,d); FLOPs per token %.3e%n", config.numScalingParams().total(),
                 dial.scalingParams(), (double) dial.flopsPerToken());
-        out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps; LR scale %.4f; weight decay %.6f%n",
-                dial.totalBatch(), o.deviceBatchSize, o.maxSeqLen, accum, dial.batchLrScale(), dial.weightDecay());
+        out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps × %d rank%s; LR scale %.4f; weight decay %.6f%n",
+                dial.totalBatch(), o.deviceBatchSize, o.maxSeqLen, accum, world, world == 1 ? "" : "s", dial.batchLrScale(),
+                dial.weightDecay());
         out.printf(Locale.ROOT, "Horizon: %,d steps (%,d tokens, %.2f tokens/param, %.3e FLOPs)%n", n, n * dial.totalBatch(),
                 n * dial.totalBatch() / (double) dial.scalingParams(), (double) dial.flopsPerToken() * dial.totalBatch() * n);
 
         GPT model = GPT.create(config, 42);
         double s = dial.batchLrScale();
         MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(),
-                o.scalarLr * s));
+                o.scalarLr * s), comm);
         Schedules sched = new Schedules(n, o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
 
         int step = 0;
@@ -102,6 +129,14 @@ public final class BaseTrain {
             opt.load(ckptDir, o.resumeFromStep);
             Map<String, Object> extra = loaded.meta().extra();
             loaderState = JSON.convertValue(extra.get("dataloader_state_dict"), LoaderState.class);
+            if (world > 1) { // each rank continues from its own exact position
+                List<?> perRank = (List<?>) extra.get("dataloader_state_per_rank");
+                if (perRank == null || perRank.size() != world) {
+                    throw new IllegalArgumentException("checkpoint step " + o.resumeFromStep + " in " + ckptDir + " was saved by "
+                            + (perRank == null ? 1 : perRank.size()) + " rank(s); resume it with the same number (this job has " + world + ")");
+                }
+                loaderState = JSON.convertValue(perRank.get(rank), LoaderState.class);
+            }
             Map<?, ?> loop = (Map<?, ?>) extra.get("loop_state");
             minValBpb = number(loop.get("min_val_bpb"));
             smoothLoss = number(loop.get("smooth_train_loss"));
@@ -117,16 +152,17 @@ public final class BaseTrain {
         DataSource data = DataSource.open(dataDir, o.stripGutenberg);
         double peak = CpuPeak.measure(150);
         out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", peak / 1e9);
-        Files.createDirectories(ckptDir);
+        if (master) Files.createDirectories(ckptDir);
+        comm.barrier(); // the folder exists for every rank
         Path metricsFile = ckptDir.resolve("metrics.jsonl");
         ProgressBar bar = new ProgressBar(out);
         List<Float> losses = new ArrayList<>();
         Map<Integer, Double> valHistory = new LinkedHashMap<>();
         List<String> samples = new ArrayList<>();
-        int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro);
+        int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro); // per rank, as nanochat
 
         try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), o.deviceBatchSize, o.maxSeqLen,
-                0, 1, loaderState)) {
+                rank, world, loaderState)) {
             LoaderState consumed = train.state(); // the state before the prefetched batch: what a checkpoint saves
             DataLoader.Batch batch = train.next();
             int resumeStep = o.resumeFromStep;
@@ -134,13 +170,13 @@ public final class BaseTrain {
                 boolean last = step == n;
                 if (o.evalEvery > 0 && (last || step % o.evalEvery == 0)) {
                     bar.clear();
-                    valBpb = evaluateBpb(model, data, tok, o.deviceBatchSize, o.maxSeqLen, evalSteps);
+                    valBpb = evaluateBpb(model, data, tok, o.deviceBatchSize, o.maxSeqLen, evalSteps, comm);
                     minValBpb = Math.min(minValBpb, valBpb);
                     valHistory.put(step, valBpb);
                     out.printf(Locale.ROOT, "Step %05d | Validation bpb: %.6f%n", step, valBpb);
-                    appendMetric(metricsFile, Map.of("step", step, "val_bpb", valBpb));
+                    if (master) appendMetric(metricsFile, Map.of("step", step, "val_bpb", valBpb));
                 }
-                if (o.sampleEvery > 0 && (last || (step > 0 && step % o.sampleEvery == 0))) {
+                if (master && o.sampleEvery > 0 && (last || (step > 0 && step % o.sampleEvery == 0))) {
                     bar.clear();
                     for (String prompt : PROMPTS) {
                         String line = prompt + sample(model, tok, prompt, 16);
@@ -150,7 +186,7 @@ public final class BaseTrain {
                 }
                 if (last || (step > 0 && step != resumeStep && o.saveEvery > 0 && step % o.saveEvery == 0)) {
                     bar.clear();
-                    save(ckptDir, model, opt, step, valBpb, o, dial, consumed, minValBpb, smoothLoss, trainingTime, tok);
+                    save(ckptDir, model, opt, step, valBpb, o, dial, consumed, minValBpb, smoothLoss, trainingTime, tok, comm);
                     out.printf(Locale.ROOT, "Saved checkpoint step %d to %s%n", step, ckptDir);
                 }
                 if (last) break;
@@ -195,22 +231,31 @@ public final class BaseTrain {
                 m.put("dt", dt);
                 m.put("tok_per_sec", tokPerSec);
                 m.put("mfu", mfu);
-                appendMetric(metricsFile, m);
+                if (master) appendMetric(metricsFile, m);
                 step++;
             }
             bar.clear();
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
-        MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
+        if (master) MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
         return new Result(step, losses, valHistory, minValBpb, ckptDir, samples);
     }
 
-    /** nanochat's evaluate_bpb over a fresh val loader. */
-    static double evaluateBpb(GPT model, DataSource data, TokenizerView tok, int b, int t, int steps) {
-        try (DataLoader val = new DataLoader(data.files(DataSource.Split.VAL), tok.encode(), tok.bos(), b, t, 0, 1, null);
-                var noGrad = Autograd.noGrad()) {
-            return BitsPerByte.evaluate(val, steps, (x, y) -> model.loss(Tensor.ofInts(x, b, t), Tensor.ofInts(y, b, t), Reduction.NONE)
-                    .value().toFloatArray(), tok.tokenBytes()).value();
+    /** nanochat's evaluate_bpb over a fresh val loader: every rank its shard, the nats and bytes summed over ranks. */
+    static double evaluateBpb(GPT model, DataSource data, TokenizerView tok, int b, int t, int steps, Collective comm) {
+        try (DataLoader val = new DataLoader(data.files(DataSource.Split.VAL), tok.encode(), tok.bos(), b, t, comm.rank(),
+                comm.worldSize(), null); var noGrad = Autograd.noGrad()) {
+            BitsPerByte mine = BitsPerByte.evaluate(val, steps, (x, y) -> model.loss(Tensor.ofInts(x, b, t), Tensor.ofInts(y, b, t),
+                    Reduction.NONE).value().toFloatArray(), tok.tokenBytes());
+            if (comm.worldSize() == 1) return mine.value();
+            double[] all = comm.allGatherDoubles(mine.nats(), mine.bytes()); // exact, summed in rank order on every rank
+            double nats = 0;
+            long bytes = 0;
+            for (int r = 0; r < comm.worldSize(); r++) {
+                nats += all[2 * r];
+                bytes += (long) all[2 * r + 1];
+            }
+            return BitsPerByte.bpb(nats, bytes);
         }
     }
 
@@ -235,9 +280,12 @@ public final class BaseTrain {
     }
 
     private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, BaseTrainOptions o, DepthDial dial,
-                             LoaderState loader, double minValBpb, double smoothLoss, double trainingTime, TokenizerView tok)
-            throws IOException {
-        opt.save(dir, step); // optimizer first, model next, meta last: a meta file means the step is complete
+                             LoaderState loader, double minValBpb, double smoothLoss, double trainingTime, TokenizerView tok,
+                             Collective comm) throws IOException {
+        opt.save(dir, step); // optimizer first (every rank its shard), model next, meta last: a meta file means a complete step
+        List<LoaderState> loaders = gatherLoaderStates(loader, comm);
+        comm.barrier(); // every rank's optimizer file is on disk before rank 0 writes the meta
+        if (comm.rank() != 0) return;
         Map<String, Object> extra = new LinkedHashMap<>();
         extra.put("val_bpb", Double.isNaN(valBpb) ? null : valBpb);
         extra.put("user_config", o.userConfig());
@@ -245,6 +293,7 @@ public final class BaseTrain {
         extra.put("max_seq_len", o.maxSeqLen);
         extra.put("total_batch_size", dial.totalBatch());
         extra.put("dataloader_state_dict", JSON.convertValue(loader, Map.class));
+        if (comm.worldSize() > 1) extra.put("dataloader_state_per_rank", loaders.stream().map(l -> JSON.convertValue(l, Map.class)).toList());
         Map<String, Object> loop = new LinkedHashMap<>();
         loop.put("min_val_bpb", Double.toString(minValBpb));
         loop.put("smooth_train_loss", Double.toString(smoothLoss));
@@ -253,6 +302,29 @@ public final class BaseTrain {
         Map<String, Object> metrics = new LinkedHashMap<>();
         if (!Double.isNaN(valBpb)) metrics.put("val_bpb", valBpb);
         Checkpoint.save(dir, model, new Checkpoint.Meta(model.config(), step, tok.name(), metrics, extra), Safetensors.DType.F32);
+    }
+
+    /** Every rank's exact loader state, on every rank (rank 0 writes them into the meta). */
+    private static List<LoaderState> gatherLoaderStates(LoaderState mine, Collective comm) {
+        if (comm.worldSize() == 1) return List.of(mine);
+        int w = comm.worldSize();
+        double[] lengths = comm.allGatherDoubles(mine.buffer().length);
+        int max = 0;
+        for (double l : lengths) max = Math.max(max, (int) l);
+        double[] v = new double[6 + max];
+        int[] head = {mine.epoch(), mine.fileIndex(), mine.rowGroup(), mine.docOffset(), mine.rank(), mine.world()};
+        for (int i = 0; i < 6; i++) v[i] = head[i];
+        for (int i = 0; i < mine.buffer().length; i++) v[6 + i] = mine.buffer()[i];
+        double[] all = comm.allGatherDoubles(v);
+        List<LoaderState> out = new ArrayList<>();
+        for (int r = 0; r < w; r++) {
+            int o = r * v.length;
+            int[] buffer = new int[(int) lengths[r]];
+            for (int i = 0; i < buffer.length; i++) buffer[i] = (int) all[o + 6 + i];
+            out.add(new LoaderState((int) all[o], (int) all[o + 1], (int) all[o + 2], (int) all[o + 3], (int) all[o + 4],
+                    (int) all[o + 5], buffer));
+        }
+        return out;
     }
 
     /** Loop-state numbers are stored as strings so that ∞ (no evaluation yet) and every double bit survive JSON. */

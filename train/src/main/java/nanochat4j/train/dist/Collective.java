@@ -155,6 +155,46 @@ public final class Collective implements AutoCloseable {
         broadcastAsync(bf16, off, len, root);
     }
 
+    /**
+     * Every rank's values, rank-major ({@code worldSize × values.length}), identical on every rank and exact (each
+     * double travels as four 16-bit pieces): for small metadata such as eval sums or data-loader positions.
+     * Every rank must pass the same number of values.
+     */
+    public double[] allGatherDoubles(double... values) {
+        int k = values.length, w = worldSize();
+        float[] buf = new float[w * k * 4];
+        for (int i = 0; i < k; i++) {
+            long bits = Double.doubleToRawLongBits(values[i]);
+            for (int j = 0; j < 4; j++) buf[(rank() * k + i) * 4 + j] = (float) ((bits >>> (16 * j)) & 0xffff);
+        }
+        allGather(buf, 0, buf.length);
+        double[] out = new double[w * k];
+        for (int i = 0; i < w * k; i++) {
+            long bits = 0;
+            for (int j = 0; j < 4; j++) bits |= ((long) buf[i * 4 + j]) << (16 * j);
+            out[i] = Double.longBitsToDouble(bits);
+        }
+        return out;
+    }
+
+    /**
+     * This rank gives up (e.g. its training step threw): the other ranks' current or next collective fails with
+     * {@code why}, instead of waiting for this rank, and this collective becomes unusable.
+     */
+    public void abort(String why) {
+        if (ring == null || broken != null) return;
+        broken = new CollectiveException(why);
+        if (comm != null) { // stop an operation in flight first: the ring's links have one writer
+            comm.shutdownNow();
+            try {
+                comm.awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        ring.abort(why);
+    }
+
     /** Returns once every rank has called barrier. */
     public void barrier() {
         allReduce(new float[0], 0, 0, ReduceOp.SUM);

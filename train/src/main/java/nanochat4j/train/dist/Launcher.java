@@ -16,6 +16,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 
 /**
@@ -54,10 +55,23 @@ public final class Launcher {
         Path jobDir = Files.createTempDirectory(DistEnv.jobBaseDir(), "nanochat4j-job-");
         List<Process> workers = new ArrayList<>();
         List<Thread> pumps = new ArrayList<>();
-        MediaDriver driver = null;
-        Thread hook = new Thread(() -> stopAll(workers, err, "launcher interrupted or terminated"));
+        MediaDriver[] driver = {null};
+        AtomicBoolean cleaned = new AtomicBoolean();
+        Runnable cleanUp = () -> {
+            if (!cleaned.compareAndSet(false, true)) return;
+            stopAll(workers, err, null);
+            if (driver[0] != null) driver[0].close();
+            deleteTree(jobDir);
+        };
+        // SIGINT/SIGTERM: the JVM runs the hooks and exits, so the hook does the whole clean-up
+        Thread hook = new Thread(() -> {
+            if (cleaned.get()) return;
+            stopping = true;
+            stopAll(workers, err, "launcher interrupted or terminated");
+            cleanUp.run();
+        }, "launch-shutdown");
         try {
-            driver = LocalDriver.launch(jobDir.resolve("aeron"));
+            driver[0] = LocalDriver.launch(jobDir.resolve("aeron"));
             Runtime.getRuntime().addShutdownHook(hook);
             int world = spec.nproc() * spec.nodes().size();
             for (int local = 0; local < spec.nproc(); local++) {
@@ -89,16 +103,17 @@ public final class Launcher {
             stopAll(workers, err, "interrupted");
             return 130;
         } finally {
-            stopAll(workers, err, null);
+            cleanUp.run();
             try {
                 Runtime.getRuntime().removeShutdownHook(hook);
             } catch (IllegalStateException shuttingDown) {
                 // the hook is running or has run: nothing to remove
             }
-            if (driver != null) driver.close();
-            deleteTree(jobDir);
         }
     }
+
+    /** Set when the launcher itself is being stopped: workers dying then is expected, not news. */
+    private static volatile boolean stopping;
 
     /** Waits for every worker; on the first failure stops the rest. Returns the job's exit code. */
     private static int waitAll(List<Process> workers, Spec spec, PrintStream err) throws InterruptedException {
@@ -111,6 +126,7 @@ public final class Launcher {
         for (int done = 0; done < workers.size(); done++) {
             int local = exited.take();
             int code = workers.get(local).exitValue();
+            if (code != 0 && firstFailure == 0 && stopping) firstFailure = code;
             if (code != 0 && firstFailure == 0) {
                 firstFailure = code;
                 int rank = spec.nodeRank() * spec.nproc() + local;

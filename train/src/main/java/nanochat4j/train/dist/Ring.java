@@ -41,7 +41,9 @@ final class Ring implements AutoCloseable {
     // header layout (native order): type, sender, sequence (long), step, offset, count, element bytes
     private static final int T_TYPE = 0, T_SENDER = 4, T_SEQ = 8, T_STEP = 16, T_OFFSET = 20, T_COUNT = 24, T_ELEM = 28;
     private static final int STREAM_BASE = 1000;
-    private static final int IPC_TERM = 16 << 20;
+    // small terms keep the shared log buffers in cache (sender writes, receiver reads them right after): measured
+    // ~25% less CPU per all-reduced byte than 16 MB terms; the window (half a term) still holds 16 frames
+    private static final int IPC_TERM = 2 << 20;
     private static final int IPC_MTU = 65504; // the largest frame Aeron allows (multiple of 32)
     private static final int UDP_TERM = 16 << 20;
     private static final int UDP_MTU = 8192;
@@ -316,6 +318,8 @@ final class Ring implements AutoCloseable {
 
     /** Links are checked only while this rank still needs them: a neighbour that finished may already be gone. */
     private void checkLinks(long now, long lastProgress, String what, boolean needIn, boolean needOut) {
+        if (Thread.currentThread().isInterrupted())
+            throw fail("rank " + rank + ": interrupted during " + what);
         if (aeron.isClosed())
             throw fail("rank " + rank + ": lost its Aeron media driver (the launcher died?) during " + what);
         if (needIn && (upstream.isClosed() || in.imageCount() == 0))

@@ -73,9 +73,10 @@ class MultiProcessTest {
         Path job = Files.createTempDirectory(DistEnv.jobBaseDir(), "nanochat4j-test-");
         List<Process> ps = List.of();
         try (MediaDriver d = LocalDriver.launch(job.resolve("aeron"))) {
-            ps = startWorkers(3, "loop", job.resolve("aeron"), job);
+            // 4 ranks: 0 and 2 are rank 1's neighbours and see its links close; 3 learns it from the ABORT sent round the ring
+            ps = startWorkers(4, "loop", job.resolve("aeron"), job);
             long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            for (int r = 0; r < 3; r++) {
+            for (int r = 0; r < 4; r++) {
                 while (!log(job, r).contains("looping")) {
                     assertTrue(System.nanoTime() < until && ps.get(r).isAlive(), "rank " + r + " never looped: " + log(job, r));
                     Thread.sleep(50);
@@ -83,11 +84,12 @@ class MultiProcessTest {
             }
             ps.get(1).destroyForcibly(); // SIGKILL: no chance to say goodbye
             long killed = System.nanoTime();
-            for (int r : new int[] {0, 2}) {
+            for (int r : new int[] {0, 2, 3}) {
                 assertTrue(ps.get(r).waitFor(30, TimeUnit.SECONDS), "rank " + r + " still running 30 s after rank 1 died");
                 String out = log(job, r);
                 assertEquals(3, ps.get(r).exitValue(), out);
                 assertTrue(out.contains("rank 1 died"), "rank " + r + " does not name rank 1: " + out);
+                System.out.println(out.lines().filter(l -> l.contains("stopped")).findFirst().orElse(""));
             }
             System.out.printf("others stopped %.1f s after rank 1 was killed%n", (System.nanoTime() - killed) / 1e9);
         } finally {

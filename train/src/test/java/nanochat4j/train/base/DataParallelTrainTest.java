@@ -1,0 +1,201 @@
+package nanochat4j.train.base;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import nanochat4j.model.checkpoint.Checkpoint;
+import nanochat4j.train.dist.Launcher;
+import nanochat4j.train.optim.MuonAdamW;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+/**
+ * Data-parallel base-train: 2 worker processes with device batch B against 1 process with 2 micro-batches of B.
+ * The data is built so both see the same rows: every document is exactly T tokens (a row holds one whole document,
+ * in stream order) and every row group of the JSONL files holds exactly B documents (the rest of its 1024 lines are
+ * blank), so the single process's micro-batches k = 0, 1 of step s are row groups 2s and 2s+1 — exactly what ranks
+ * 0 and 1 read at step s. Losses and parameters then agree up to the order of the gradient sums. Depth 3, not 2:
+ * at depth 2 the backout layer is the last block, so x − λ·x_mid = (1−λ)·x and the RMS norm after it makes the loss
+ * independent of backout_λ; its gradient is pure rounding noise, which Adam turns into ±lr steps.
+ */
+@Timeout(300)
+class DataParallelTrainTest {
+    @TempDir
+    static Path tmp;
+
+    static Path data;
+
+    static final int T = 32, B = 2;
+
+    @BeforeAll
+    static void writeData() throws IOException {
+        data = tmp.resolve("data");
+        Files.createDirectories(data);
+        Random r = new Random(7);
+        String letters = "abcdefghijklmnopqrstuvwxyz    ";
+        for (String name : new String[] {"a_train.jsonl", "z_val.jsonl"}) {
+            StringBuilder sb = new StringBuilder();
+            for (int group = 0; group < 16; group++) {
+                for (int line = 0; line < 1024; line++) {
+                    if (line >= B) {
+                        sb.append('\n');
+                        continue;
+                    }
+                    StringBuilder doc = new StringBuilder();
+                    for (int i = 0; i < T; i++) doc.append(letters.charAt(r.nextInt(letters.length())));
+                    sb.append("{\"text\":\"").append(doc).append("\"}\n");
+                }
+            }
+            Files.writeString(data.resolve(name), sb);
+        }
+    }
+
+    static List<String> args(Path ckpt, String... extra) {
+        List<String> a = new ArrayList<>(List.of("--depth=3", "--aspect-ratio=32", "--head-dim=32", "--max-seq-len=" + T,
+                "--window-pattern=L", "--device-batch-size=" + B, "--total-batch-size=" + 2 * B * T, "--num-iterations=5",
+                "--warmup-steps=2", "--eval-every=5", "--eval-tokens=" + 2 * B * T, "--sample-every=-1",
+                "--data=" + data, "--checkpoint-dir=" + ckpt));
+        a.addAll(List.of(extra));
+        return a;
+    }
+
+    static BaseTrainOptions options(List<String> args) {
+        BaseTrainOptions o = new BaseTrainOptions();
+        new CommandLine(o).setOverwrittenOptionsAllowed(true).parseArgs(args.toArray(String[]::new));
+        return o;
+    }
+
+    /** A worker of the 2-process runs: base-train on the byte tokenizer, then its own losses and val bpb. */
+    public static final class Worker {
+        public static void main(String[] args) throws Exception {
+            BaseTrain.Result r = BaseTrain.run(options(List.of(args)), BaseTrainTest.bytes(), System.out);
+            String rank = System.getenv("RANK");
+            System.out.println("LOSSES " + rank + " " + r.trainLosses());
+            System.out.println("BPB " + rank + " " + r.valBpb());
+        }
+    }
+
+    /**
+     * Runs nproc workers through the launcher; returns their output. The workers run with the Vector API intrinsics
+     * off: C2-intrinsified vector EXP/TANH and lane reductions differ in the last bit from the other tiers, so
+     * without this two identical runs can differ wherever the JIT changed tiers at different moments (see
+     * BaseTrainTest) — and Adam turns last-bit noise in a near-zero gradient into visible parameter differences.
+     */
+    static String runProcesses(int nproc, List<String> args) throws IOException {
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
+            if (a.startsWith("--add-") || a.startsWith("--enable-native") || a.startsWith("-Xss")) cmd.add(a);
+        }
+        cmd.addAll(List.of("-XX:+UseParallelGC", "-XX:+UnlockExperimentalVMOptions", "-XX:-EnableVectorSupport", "-cp",
+                System.getProperty("java.class.path"), Worker.class.getName()));
+        cmd.addAll(args);
+        var out = new ByteArrayOutputStream();
+        PrintStream ps = new PrintStream(out, true, StandardCharsets.UTF_8);
+        int code = Launcher.run(cmd, Launcher.Spec.local(nproc), ps, ps);
+        String log = out.toString(StandardCharsets.UTF_8);
+        assertEquals(0, code, log);
+        return log;
+    }
+
+    static List<Float> losses(String log, int rank) {
+        Matcher m = Pattern.compile("\\[rank " + rank + "] LOSSES " + rank + " \\[(.*)]").matcher(log);
+        assertTrue(m.find(), log);
+        return Arrays.stream(m.group(1).split(", ")).map(Float::parseFloat).toList();
+    }
+
+    static double bpbAt(String log, int rank, int step) {
+        Matcher m = Pattern.compile("\\[rank " + rank + "] BPB " + rank + " \\{.*\\b" + step + "=([0-9.eE-]+)").matcher(log);
+        assertTrue(m.find(), log);
+        return Double.parseDouble(m.group(1));
+    }
+
+    static void assertClose(Map<String, float[]> expected, Map<String, float[]> actual, double atol, String what) {
+        assertEquals(expected.keySet(), actual.keySet());
+        double worst = 0;
+        List<String> bad = new ArrayList<>();
+        for (var e : expected.entrySet()) {
+            float[] x = e.getValue(), y = actual.get(e.getKey());
+            assertEquals(x.length, y.length, e.getKey());
+            double tensorWorst = 0;
+            for (int i = 0; i < x.length; i++) {
+                double d = Math.abs(x[i] - y[i]);
+                tensorWorst = Math.max(tensorWorst, d);
+                if (d > atol + 1e-3 * Math.abs(x[i]) && bad.size() < 20) bad.add(e.getKey() + "[" + i + "] " + x[i] + " vs " + y[i]);
+            }
+            System.out.printf("%s: %s largest difference %.3g%n", what, e.getKey(), tensorWorst);
+            worst = Math.max(worst, tensorWorst);
+        }
+        System.out.printf("%s: largest parameter difference %.3g%n", what, worst);
+        assertTrue(bad.isEmpty(), what + ": " + bad);
+    }
+
+    private static String dpLog;
+
+    /** The 2-process run both tests use (checkpoints at steps 3 and 5), run once. */
+    static synchronized String dpRun() throws IOException {
+        if (dpLog == null) dpLog = runProcesses(2, args(tmp.resolve("dp"), "--save-every=3"));
+        return dpLog;
+    }
+
+    @Test
+    void twoProcessesWithBatchBEqualOneProcessWithTwoMicroBatchesOfB() throws IOException {
+        Path single = tmp.resolve("single"), dp = tmp.resolve("dp");
+        String oneLog = runProcesses(1, args(single));
+        String log = dpRun();
+        assertTrue(oneLog.contains("[rank 0] Batch: 128 tokens/step = 2 × 32 × 2 micro-steps × 1 rank;"), oneLog);
+        assertTrue(log.contains("[rank 0] Batch: 128 tokens/step = 2 × 32 × 1 micro-steps × 2 ranks"), log);
+        assertFalse(log.contains("[rank 1] Batch:"), "only rank 0 logs: " + log);
+
+        // the single process logs its last micro-batch's loss: that is rank 1's batch
+        List<Float> expected = losses(oneLog, 0), actual = losses(log, 1);
+        assertEquals(5, actual.size());
+        for (int i = 0; i < 5; i++) assertEquals(expected.get(i), actual.get(i), 2e-4 * Math.abs(expected.get(i)), "loss of step " + (i + 1));
+        assertEquals(bpbAt(oneLog, 0, 5), bpbAt(log, 0, 5), 1e-4, "val bpb after 5 steps (every rank's shard summed)");
+        assertEquals(bpbAt(log, 0, 5), bpbAt(log, 1, 5), 0.0, "every rank computes the same val bpb");
+
+        assertClose(Checkpoint.load(single, 5).params(), Checkpoint.load(dp, 5).params(), 1e-5, "2 processes vs 1");
+        assertTrue(Files.exists(MuonAdamW.stateFile(dp, 5, 0)) && Files.exists(MuonAdamW.stateFile(dp, 5, 1)), "per-rank optimizer files");
+        assertFalse(Files.exists(MuonAdamW.stateFile(single, 5, 1)));
+    }
+
+    @Test
+    void aTwoProcessRunResumedFromItsCheckpointContinuesLikeTheUninterruptedOne() throws IOException {
+        String a = dpRun();
+        Path straight = tmp.resolve("dp"), resumed = tmp.resolve("resumed");
+        Files.createDirectories(resumed);
+        try (var files = Files.list(straight)) { // a copy of the run with only step 3 to resume from
+            for (Path f : files.toList()) {
+                String n = f.getFileName().toString();
+                if (n.contains("_000003")) Files.copy(f, resumed.resolve(n));
+            }
+        }
+        String b = runProcesses(2, args(resumed, "--resume-from-step=3"));
+        for (int rank = 0; rank < 2; rank++) {
+            List<Float> full = losses(a, rank), tail = losses(b, rank);
+            assertEquals(2, tail.size());
+            for (int i = 0; i < 2; i++)
+                assertEquals(full.get(3 + i), tail.get(i), "rank " + rank + " loss of step " + (4 + i)); // bitwise
+        }
+        Map<String, float[]> x = Checkpoint.load(straight, 5).params(), y = Checkpoint.load(resumed, 5).params();
+        assertEquals(x.keySet(), y.keySet());
+        for (String k : x.keySet()) assertArrayEquals(x.get(k), y.get(k), k + " differs after resuming"); // bitwise
+    }
+}
