@@ -12,12 +12,6 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Nanochat4j.Version.class,
         description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
-        subcommands = {CommandLine.HelpCommand.class,
-                nanochat4j.train.tokenizer.TokTrainCommand.class,
-                nanochat4j.train.tokenizer.TokEvalCommand.class,
-                nanochat4j.train.data.DatasetCommand.class,
-                nanochat4j.train.base.BaseTrainCommand.class,
-                nanochat4j.train.dist.LaunchCommand.class})
 public final class Nanochat4j implements Runnable {
 
     @CommandLine.Spec
@@ -30,7 +24,24 @@ public final class Nanochat4j implements Runnable {
 
     /** The root command line; callers add the sub-commands that live in later modules (bench). */
     public static CommandLine commandLine() {
-        return new CommandLine(new Nanochat4j()).setCaseInsensitiveEnumValuesAllowed(true);
+        return new CommandLine(new Nanochat4j()).setCaseInsensitiveEnumValuesAllowed(true)
+                .setExecutionExceptionHandler(Nanochat4j::reportFailure);
+    }
+
+    /**
+     * Failures a user can act on (bad files, bad arguments, missing data) print one line naming what and where and
+     * exit 1; anything else is a bug and keeps its stack trace.
+     */
+    static int reportFailure(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
+        boolean userFacing = e instanceof java.io.IOException || e instanceof IllegalArgumentException
+                || e instanceof IllegalStateException || e instanceof java.io.UncheckedIOException;
+        if (!userFacing) {
+            e.printStackTrace(cl.getErr());
+            return 2;
+        }
+        cl.getErr().println(cl.getCommandSpec().qualifiedName() + ": " + e.getMessage());
+        if (e.getCause() != null && System.getenv("NANOCHAT4J_DEBUG") != null) e.printStackTrace(cl.getErr());
+        return 1;
     }
 
     /** Version from the jar manifest (set by the build), "dev" when run from classes. */

@@ -1,0 +1,137 @@
+package nanochat4j.bench;
+
+import java.io.PrintStream;
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import nanochat4j.model.engine.Sampler;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.model.gpt.KVCache;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.Parallel;
+import nanochat4j.tensor.cpu.Vec;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code nanochat4j bench infer}: KV-cache inference speed with runcpu.sh's sizing (head dim 64, window L,
+ * vocab 32768): prefill of a 16-token prompt, greedy decode of 128 tokens at batch 1, and the same with 8 sample
+ * rows. Batch-1 decode is bound by reading the weights, so it also reports the weight bytes streamed per second next
+ * to this machine's memory read bandwidth, measured in the same run.
+ */
+@Command(name = "infer", mixinStandardHelpOptions = true,
+        description = "Time KV-cache prefill and decode (tokens/s, weight GB/s vs memory bandwidth).")
+public final class InferBench implements Callable<Integer> {
+    @Option(names = "--depth", description = "model depth (default ${DEFAULT-VALUE})")
+    int depth = 4;
+    @Option(names = "--seq", description = "model context length (default ${DEFAULT-VALUE})")
+    int seq = 512;
+    @Option(names = "--vocab", description = "vocab size (default ${DEFAULT-VALUE})")
+    int vocab = 32768;
+    @Option(names = "--prompt-tokens", description = "prompt length (default ${DEFAULT-VALUE})")
+    int promptTokens = 16;
+    @Option(names = "--decode-tokens", description = "tokens decoded per run (default ${DEFAULT-VALUE})")
+    int decodeTokens = 128;
+    @Option(names = "--iters", description = "timed runs, median reported (default ${DEFAULT-VALUE})")
+    int iters = 5;
+    @Option(names = "--bandwidth-mb", description = "array size of the memory bandwidth probe (default ${DEFAULT-VALUE})")
+    int bandwidthMb = 1024;
+    @Option(names = "--json", description = "one JSON object")
+    boolean json;
+
+    PrintStream out = System.out;
+
+    @Override
+    public Integer call() {
+        if (iters < 1 || promptTokens < 1 || decodeTokens < 1) throw new IllegalArgumentException("--iters, --prompt-tokens and --decode-tokens must be >= 1");
+        if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
+        GPTConfig cfg = GPTConfig.fromDepth(depth, 64, 64, seq, "L", vocab);
+        GPT model = GPT.create(cfg, 42);
+        int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
+        double memBw = memoryBandwidth(bandwidthMb);
+        double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(cfg, 1, promptTokens)));
+        double decode1 = median(() -> decode(model, prompt, 1));
+        double decode8 = median(() -> decode(model, prompt, 8));
+        double tps1 = decodeTokens / decode1;
+        double tps8 = 8.0 * decodeTokens / decode8;
+        // Bytes a decode step must read: every matmul weight (fp32) plus the KV cache read at mid-decode.
+        double weightBytes = 4.0 * cfg.numMatmulParams();
+        double kvBytes = cfg.kvBytesReadPerDecodeStep(promptTokens + decodeTokens / 2, 4);
+        double weightsGbs = (weightBytes + kvBytes) * tps1 / 1e9;
+        if (json) {
+            out.printf(Locale.ROOT, "{\"depth\": %d, \"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, "
+                    + "\"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f}%n", depth, prefill * 1e3, tps1, tps8, weightsGbs, memBw);
+        } else {
+            out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, vocab %d), %d threads, %.1f MB of weights%n", depth, cfg.nEmbd(), cfg.nLayer(),
+                    vocab, Parallel.threads(), weightBytes / 1e6);
+            out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
+            out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%d tokens)%n", tps1, decodeTokens);
+            out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);
+            out.printf(Locale.ROOT, "weights streamed    %8.2f GB/s   (memory read bandwidth %.2f GB/s: %.0f%%)%n", weightsGbs, memBw,
+                    100 * weightsGbs / memBw);
+        }
+        return 0;
+    }
+
+    /** Prefill at batch 1, copy into {@code rows} rows, then greedy-decode {@code decodeTokens} columns. */
+    private void decode(GPT model, int[] prompt, int rows) {
+        GPTConfig cfg = model.config();
+        KVCache single = new KVCache(cfg, 1, prompt.length);
+        float[] logits = model.forwardCached(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
+        KVCache cache = new KVCache(cfg, rows, prompt.length + decodeTokens);
+        cache.prefillFrom(single);
+        int v = cfg.vocabSize();
+        int[] column = new int[rows];
+        Arrays.fill(column, sampleArgmax(logits, (prompt.length - 1) * v, v));
+        for (int s = 1; s < decodeTokens; s++) {
+            logits = model.forwardCached(Tensor.ofInts(column, rows, 1), cache).toFloatArray();
+            for (int r = 0; r < rows; r++) column[r] = sampleArgmax(logits, r * v, v);
+        }
+    }
+
+    private static int sampleArgmax(float[] logits, int off, int v) {
+        return new Sampler(0).sample(logits, off, v, 0.0, 0);
+    }
+
+    private double median(Runnable r) {
+        r.run(); // warm-up
+        double[] t = new double[iters];
+        for (int i = 0; i < iters; i++) {
+            long t0 = System.nanoTime();
+            r.run();
+            t[i] = (System.nanoTime() - t0) / 1e9;
+        }
+        Arrays.sort(t);
+        return t[iters / 2];
+    }
+
+    /** Read bandwidth (GB/s) of summing an array much larger than the caches, on all kernel threads; best of 3. */
+    static double memoryBandwidth(int mb) {
+        float[] a = new float[mb * 256 * 1024];
+        Arrays.fill(a, 1f);
+        double best = 0;
+        float[] sink = new float[Parallel.threads()];
+        for (int rep = 0; rep < 3; rep++) {
+            long t0 = System.nanoTime();
+            Parallel.forRange(a.length, Vec.LANES * 1024, (s, e) -> {
+                FloatVector acc0 = FloatVector.zero(Vec.F), acc1 = FloatVector.zero(Vec.F);
+                int i = s;
+                for (; i + 2 * Vec.LANES <= e; i += 2 * Vec.LANES) {
+                    acc0 = acc0.add(FloatVector.fromArray(Vec.F, a, i));
+                    acc1 = acc1.add(FloatVector.fromArray(Vec.F, a, i + Vec.LANES));
+                }
+                float x = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+                for (; i < e; i++) x += a[i];
+                sink[(int) ((long) s * sink.length / a.length)] += x;
+            });
+            double secs = (System.nanoTime() - t0) / 1e9;
+            best = Math.max(best, 4.0 * a.length / secs / 1e9);
+        }
+        if (sink[0] < 0) throw new AssertionError(); // keeps the sums alive
+        return best;
+    }
+}

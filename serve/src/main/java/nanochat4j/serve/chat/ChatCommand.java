@@ -1,0 +1,118 @@
+package nanochat4j.serve.chat;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import nanochat4j.model.checkpoint.ModelSource;
+import nanochat4j.model.engine.Engine;
+import nanochat4j.model.tokenizer.TokenizerFiles;
+import org.jline.reader.EndOfFileException;
+import org.jline.reader.LineReader;
+import org.jline.reader.LineReaderBuilder;
+import org.jline.reader.UserInterruptException;
+import org.jline.terminal.Terminal;
+import org.jline.terminal.TerminalBuilder;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code nanochat4j chat}: talk to a trained model in the terminal (nanochat's chat_cli). */
+@Command(name = "chat", mixinStandardHelpOptions = true,
+        description = "Chat with a trained model in the terminal (streaming; /clear, Ctrl-D to quit; -p for one shot).")
+public final class ChatCommand implements Callable<Integer> {
+
+    @Option(names = {"-i", "--source"}, description = "Checkpoint source: base, sft or rl (default: sft if any, else base in completion mode).")
+    String source;
+
+    @Option(names = {"-g", "--model-tag"}, description = "Model tag (default: the largest d<N>).")
+    String tag;
+
+    @Option(names = {"-s", "--step"}, description = "Checkpoint step (default: the latest).")
+    Long step;
+
+    @Option(names = {"-p", "--prompt"}, description = "Answer this one prompt, print the answer and exit.")
+    String prompt;
+
+    @Option(names = {"-t", "--temperature"}, defaultValue = "0.6", description = "Sampling temperature; 0 is greedy (default: ${DEFAULT-VALUE}).")
+    double temperature;
+
+    @Option(names = {"-k", "--top-k"}, defaultValue = "50", description = "Top-k sampling; 0 for the whole vocabulary (default: ${DEFAULT-VALUE}).")
+    int topK;
+
+    @Option(names = {"-m", "--max-tokens"}, defaultValue = "256", description = "Most tokens per reply (default: ${DEFAULT-VALUE}).")
+    int maxTokens;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Seed of the first reply's sampling (default: ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Option(names = "--base-dir", description = "Base dir (default: $NANOCHAT_BASE_DIR or ~/.cache/nanochat4j).")
+    Path baseDir;
+
+    @Override
+    public Integer call() throws IOException {
+        Path base = baseDir != null ? baseDir : TokenizerFiles.baseDir();
+        ModelSource src = source != null ? ModelSource.parse(source)
+                : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;
+        boolean completion = src == ModelSource.BASE;
+        ModelSource.Loaded m = src.load(base, tag, step, base.resolve("tokenizer"));
+        PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
+        ChatSession session = new ChatSession(new Engine(m.model(), m.tokenizer()), completion, maxTokens, temperature, topK, seed);
+        if (prompt != null) {
+            session.turn(prompt, out);
+            return 0;
+        }
+        System.err.println("nanochat4j chat: " + src.name().toLowerCase() + " model " + m.dir().getFileName() + " step " + m.step()
+                + (completion ? " (base model: completion mode — each line is continued)" : "")
+                + ". /clear starts over, Ctrl-D quits.");
+        if (System.console() == null) {
+            // Piped input: plain lines (no editing to do, and no per-keystroke redisplay of megabyte pastes).
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            return repl(session, completion, in::readLine, out);
+        }
+        try (Terminal terminal = TerminalBuilder.builder().system(true).build()) {
+            LineReader reader = LineReaderBuilder.builder().terminal(terminal).appName("nanochat4j")
+                    .variable(LineReader.HISTORY_FILE, base.resolve("chat_history"))
+                    .option(LineReader.Option.BRACKETED_PASTE, true)
+                    .build();
+            String promptText = completion ? "prompt> " : "you> ";
+            return repl(session, completion, () -> {
+                while (true) {
+                    try {
+                        return reader.readLine(promptText);
+                    } catch (UserInterruptException e) {
+                        // Ctrl-C drops the line being typed; Ctrl-D quits
+                    } catch (EndOfFileException e) {
+                        return null;
+                    }
+                }
+            }, out);
+        }
+    }
+
+    /** Where the loop gets lines: the next one, or null at end of input. */
+    @FunctionalInterface
+    interface Lines {
+        String next() throws IOException;
+    }
+
+    /** The interactive loop: commands, empty lines, turns. */
+    static int repl(ChatSession session, boolean completion, Lines lines, PrintStream out) throws IOException {
+        while (true) {
+            String line = lines.next();
+            if (line == null) return 0;
+            String cmd = line.strip();
+            if (cmd.isEmpty()) continue;
+            if (cmd.equals("/clear") || cmd.equals("clear")) {
+                session.clear();
+                out.println("[conversation cleared]");
+                continue;
+            }
+            if (cmd.equals("/quit") || cmd.equals("quit") || cmd.equals("exit")) return 0;
+            if (!completion) out.print("nanochat> ");
+            session.turn(line, out);
+        }
+    }
+}

@@ -1,0 +1,109 @@
+package nanochat4j.serve.chat;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.BufferedReader;
+import java.io.StringReader;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import nanochat4j.model.checkpoint.Checkpoint;
+import nanochat4j.model.checkpoint.Safetensors;
+import nanochat4j.model.engine.Engine;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.serve.Nanochat4j;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+class ChatCommandTest {
+    @TempDir
+    static Path base;
+    static Tokenizer tok;
+    static GPT model;
+
+    @BeforeAll
+    static void tinyBaseCheckpoint() throws Exception {
+        List<String> docs = new ArrayList<>();
+        for (int i = 0; i < 8; i++) docs.add("hello world, hello tokenizer, the quick brown fox " + i);
+        tok = Tokenizer.train(docs, 300);
+        tok.save(base.resolve("tokenizer"));
+        model = GPT.create(new GPTConfig(64, tok.vocabSize(), 2, 2, 2, 32, "L"), 1);
+        Checkpoint.save(base.resolve("base_checkpoints/d2"), model,
+                new Checkpoint.Meta(model.config(), 5, "test", null, null), Safetensors.DType.F32);
+    }
+
+    private static String[] run(String... args) {
+        CommandLine cl = Nanochat4j.commandLine();
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err));
+        PrintStream old = System.out;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+        int code;
+        try {
+            code = cl.execute(args);
+        } finally {
+            System.setOut(old);
+        }
+        return new String[] {Integer.toString(code), out.toString(StandardCharsets.UTF_8), err.toString()};
+    }
+
+    @Test
+    void oneShotPromptPrintsTheCompletionAndExits() {
+        String[] r = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].startsWith("hello"), "base models continue the prompt: " + r[1]);
+    }
+
+    @Test
+    void noCheckpointsIsAOneLineErrorNamingTheFolder(@TempDir Path empty) {
+        String[] r = run("chat", "--base-dir", empty.toString(), "-p", "hi");
+        assertEquals("1", r[0]);
+        assertTrue(r[2].contains("base_checkpoints") && r[2].contains("does not exist"), r[2]);
+        assertEquals(1, r[2].strip().lines().count(), r[2]);
+    }
+
+    @Test
+    void chatTurnsGrowTheHistoryInNanochatsFormat() {
+        ChatSession s = new ChatSession(new Engine(model, tok), false, 4, 0.0, 0, 1);
+        s.turn("hi", new PrintStream(new ByteArrayOutputStream()));
+        List<Integer> h = s.history();
+        assertEquals(tok.bosId(), h.get(0));
+        assertEquals(tok.encodeSpecial("<|user_start|>"), h.get(1));
+        assertEquals(tok.encodeSpecial("<|assistant_end|>"), h.get(h.size() - 1));
+        assertTrue(h.contains(tok.encodeSpecial("<|assistant_start|>")));
+        s.clear();
+        assertEquals(List.of(tok.bosId()), s.history());
+    }
+
+    @Test
+    void controlCharactersAndHugePastesAreTamed() {
+        assertEquals("ab\tc", ChatSession.sanitize("a\u0000b\u001b\t\u007fc"));
+        assertEquals(ChatSession.MAX_INPUT_CHARS, ChatSession.sanitize("x".repeat(ChatSession.MAX_INPUT_CHARS * 2)).length());
+    }
+
+    @Test
+    void theInteractiveLoopSurvivesOddInputAndQuitsAtEndOfInput() throws Exception {
+        String input = "\n   \n\u0001\u0002\nhello\n/clear\n" + "z".repeat(1_000_000) + "\n";
+        ByteArrayOutputStream replies = new ByteArrayOutputStream();
+        ChatSession s = new ChatSession(new Engine(model, tok), false, 3, 0.0, 0, 1);
+        BufferedReader in = new BufferedReader(new StringReader(input));
+        assertTimeoutPreemptively(Duration.ofSeconds(60),
+                () -> assertEquals(0, ChatCommand.repl(s, false, in::readLine, new PrintStream(replies, true, StandardCharsets.UTF_8))));
+        String out = replies.toString(StandardCharsets.UTF_8);
+        assertTrue(out.contains("[conversation cleared]"), out);
+        assertTrue(out.contains("left out"), "the pasted megabyte is cut to the context and the user is told: " + out);
+    }
+}
