@@ -12,6 +12,14 @@ import picocli.CommandLine.Command;
         mixinStandardHelpOptions = true,
         versionProvider = Nanochat4j.Version.class,
         description = "nanochat on the JVM: tokenizer, pretraining, fine-tuning, evaluation and chat.",
+        subcommands = {CommandLine.HelpCommand.class,
+                nanochat4j.train.tokenizer.TokTrainCommand.class,
+                nanochat4j.train.tokenizer.TokEvalCommand.class,
+                nanochat4j.train.data.DatasetCommand.class,
+                nanochat4j.train.base.BaseTrainCommand.class,
+                nanochat4j.train.eval.BaseEvalCommand.class,
+                nanochat4j.serve.chat.ChatCommand.class,
+                nanochat4j.train.dist.LaunchCommand.class})
 public final class Nanochat4j implements Runnable {
 
     @CommandLine.Spec
