@@ -9,6 +9,7 @@ import java.util.Arrays;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import nanochat4j.autograd.OpTimes;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.Reduction;
@@ -25,7 +26,8 @@ import picocli.CommandLine.Option;
  * base_train's default LRs scaled for that depth by the depth dial (Power-Lines batch, sqrt(B/B_REF) LR scale,
  * T_epoch weight decay). The step time is the median of {@code --iters} steps after {@code --warmup}.
  * Peak memory is the process's peak resident set ({@code VmHWM} in /proc/self/status) on Linux; elsewhere the
- * JVM's committed heap + non-heap, flagged as such.
+ * JVM's committed heap + non-heap, flagged as such. The human output splits the step into forward, backward,
+ * optimizer and zero grads; with {@code -Dnanochat4j.opTimes=true} it adds the tape's per-op profile.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = "Time a full training step (forward, backward, MuonAdamW) in tokens/s, with peak memory.")
@@ -67,17 +69,18 @@ public final class TrainBench implements Callable<Integer> {
             out.printf(Locale.ROOT, "train d%d (C=%d, H=%d, seq %d, vocab %d, window %s), batch %d, %d threads%n", depth, cfg.nEmbd(),
                     cfg.nHead(), seq, vocab, cfg.windowPattern(), batch, Parallel.threads());
         }
-        for (int i = 0; i < warmup; i++) step(model, opt, idx, targets);
+        double[][] phases = new double[4][iters]; // forward, backward, optimizer, zero grads
+        for (int i = 0; i < warmup; i++) step(model, opt, idx, targets, new double[4][1], 0);
+        if (OpTimes.ENABLED) OpTimes.reset();
         double[] t = new double[iters];
         float loss = 0;
         for (int i = 0; i < iters; i++) {
             long t0 = System.nanoTime();
-            loss = step(model, opt, idx, targets);
+            loss = step(model, opt, idx, targets, phases, i);
             t[i] = (System.nanoTime() - t0) / 1e9;
         }
         if (!Float.isFinite(loss)) throw new IllegalStateException("train bench: loss is " + loss + " after " + (warmup + iters) + " steps");
-        Arrays.sort(t);
-        double stepS = iters % 2 == 1 ? t[iters / 2] : (t[iters / 2 - 1] + t[iters / 2]) / 2;
+        double stepS = median(t);
         double tokPerSec = (double) batch * seq / stepS;
         PeakMemory mem = PeakMemory.read();
         if (json) {
@@ -85,19 +88,41 @@ public final class TrainBench implements Callable<Integer> {
                     + "\"peak_rss_gb\": %.3f, \"peak_rss_source\": \"%s\"}%n", depth, batch, seq, stepS, tokPerSec, mem.gb(), mem.source());
         } else {
             out.printf(Locale.ROOT, "step %.3f s  (%.0f tok/s), loss %.4f%n", stepS, tokPerSec, loss);
+            out.printf(Locale.ROOT, "  forward %.3f s, backward %.3f s, optimizer %.3f s, zero grads %.3f s (medians)%n",
+                    median(phases[0]), median(phases[1]), median(phases[2]), median(phases[3]));
+            if (OpTimes.ENABLED) out.print(OpTimes.table(iters));
             out.printf(Locale.ROOT, "peak memory %.2f GB (%s)%n", mem.gb(), mem.source());
         }
         return 0;
     }
 
-    /** One base-train step with a single micro-batch: forward, backward, optimizer, zero grads. Returns the loss. */
-    private static float step(GPT model, MuonAdamW opt, Tensor idx, Tensor targets) {
+    /**
+     * One base-train step with a single micro-batch: forward, backward, optimizer, zero grads; the phases' seconds
+     * go to {@code phases[0..3][i]}. Returns the loss.
+     */
+    private static float step(GPT model, MuonAdamW opt, Tensor idx, Tensor targets, double[][] phases, int i) {
+        long t0 = System.nanoTime();
         var loss = model.loss(idx, targets, Reduction.MEAN);
         float v = loss.item();
+        long t1 = System.nanoTime();
         loss.backward();
+        long t2 = System.nanoTime();
         opt.step();
+        long t3 = System.nanoTime();
         opt.zeroGrad();
+        long t4 = System.nanoTime();
+        phases[0][i] = (t1 - t0) / 1e9;
+        phases[1][i] = (t2 - t1) / 1e9;
+        phases[2][i] = (t3 - t2) / 1e9;
+        phases[3][i] = (t4 - t3) / 1e9;
         return v;
+    }
+
+    private static double median(double[] a) {
+        double[] t = a.clone();
+        Arrays.sort(t);
+        int n = t.length;
+        return n % 2 == 1 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
     }
 
     /** The process's peak memory in GB and where the figure comes from. */
