@@ -33,6 +33,11 @@ public final class OpTimes {
         t[3]++;
     }
 
+    /** Starts the clock for the next op's forward time (call before a forward, so it excludes what ran before). */
+    public static void mark() {
+        last = System.nanoTime();
+    }
+
     /** Forgets everything recorded; the next op's forward time counts from now. */
     public static void reset() {
         TIMES.clear();

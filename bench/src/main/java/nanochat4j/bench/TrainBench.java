@@ -101,6 +101,7 @@ public final class TrainBench implements Callable<Integer> {
      * go to {@code phases[0..3][i]}. Returns the loss.
      */
     private static float step(GPT model, MuonAdamW opt, Tensor idx, Tensor targets, double[][] phases, int i) {
+        if (OpTimes.ENABLED) OpTimes.mark();
         long t0 = System.nanoTime();
         var loss = model.loss(idx, targets, Reduction.MEAN);
         float v = loss.item();
