@@ -40,6 +40,7 @@ final class Tape {
      * input requires a gradient, else a constant.
      */
     Var record(String op, Tensor out, Var[] inputs, Node.Backward backward) {
+        if (OpTimes.ENABLED) OpTimes.forward(op);
         boolean needs = false;
         if (recording()) {
             for (Var v : inputs) needs |= v != null && v.requiresGrad;
@@ -71,7 +72,15 @@ final class Tape {
                 Tensor g = out.grad;
                 out.grad = null;
                 out.node = null;
-                if (g != null && i <= at) n.backward.apply(g);
+                if (g != null && i <= at) {
+                    if (OpTimes.ENABLED) {
+                        long t0 = System.nanoTime();
+                        n.backward.apply(g);
+                        OpTimes.backward(n.op, System.nanoTime() - t0);
+                    } else {
+                        n.backward.apply(g);
+                    }
+                }
             }
         } finally {
             clear();
