@@ -2,6 +2,7 @@ package nanochat4j.tensor.cpu;
 
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -90,6 +91,10 @@ public final class Gemm {
             scale(m, n, beta, c, cOff, ldc);
             return;
         }
+        if (m <= GEMV_MAX_ROWS && transB && !transA) {
+            gemv(m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+            return;
+        }
         boolean parallel = 2.0 * m * n * k >= PARALLEL_MIN_FLOPS && Parallel.threads() > 1;
         Workspace ws = WORKSPACE.get();
         int panelsAll = (n + NR - 1) / NR;
@@ -137,6 +142,43 @@ public final class Gemm {
                 });
             }
         }
+    }
+
+    /** Up to this many rows of x·Wᵀ go through {@link #gemv} (KV-cache decode is 1 row per sample). */
+    static final int GEMV_MAX_ROWS = 8;
+
+    /**
+     * Decode-sized x·Wᵀ (a few rows against a weight stored (n, k)): every output is a dot product of two contiguous
+     * rows, so nothing is packed — packing would copy the whole weight to use it for one row. It is bound by reading
+     * W, so it streams each W row once (from L1 for the other rows of x), split over n across the pool.
+     */
+    private static void gemv(int m, int n, int k, float alpha, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
+                             float beta, float[] c, int cOff, int ldc) {
+        int grain = (long) n * k < (1 << 16) ? n : Math.max(8, (1 << 14) / Math.max(1, k));
+        Parallel.forRange(n, grain, (j0, j1) -> {
+            VectorSpecies<Float> sp = Vec.F;
+            int lanes = sp.length();
+            for (int j = j0; j < j1; j++) {
+                int bj = bOff + j * ldb;
+                for (int i = 0; i < m; i++) {
+                    int ai = aOff + i * lda;
+                    FloatVector acc0 = FloatVector.zero(sp);
+                    FloatVector acc1 = FloatVector.zero(sp);
+                    int p = 0;
+                    for (; p + 2 * lanes <= k; p += 2 * lanes) {
+                        acc0 = FloatVector.fromArray(sp, a, ai + p).fma(FloatVector.fromArray(sp, b, bj + p), acc0);
+                        acc1 = FloatVector.fromArray(sp, a, ai + p + lanes).fma(FloatVector.fromArray(sp, b, bj + p + lanes), acc1);
+                    }
+                    for (; p + lanes <= k; p += lanes) {
+                        acc0 = FloatVector.fromArray(sp, a, ai + p).fma(FloatVector.fromArray(sp, b, bj + p), acc0);
+                    }
+                    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+                    for (; p < k; p++) sum += a[ai + p] * b[bj + p];
+                    int ci = cOff + i * ldc + j;
+                    c[ci] = beta == 0f ? alpha * sum : alpha * sum + beta * c[ci];
+                }
+            }
+        });
     }
 
     /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block (of {@code panels} panels) that starts at column jc. */
