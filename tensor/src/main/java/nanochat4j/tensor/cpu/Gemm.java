@@ -59,6 +59,12 @@ public final class Gemm {
     public static void sgemm(boolean transA, boolean transB, int m, int n, int k, float alpha,
             float[] a, int aOff, int lda, float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc) {
         check("sgemm", 1, transA, transB, m, n, k, a, aOff, lda, 0, b, bOff, ldb, 0, c, cOff, ldc, 0);
+        // Only here, not in the batched entry: batched callers (Muon's symmetric products) rely on every block of a
+        // product summing in the packed kernel's order.
+        if (m > 0 && m <= GEMV_MAX_ROWS && transB && !transA && k > 0 && alpha != 0f) {
+            gemv(m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+            return;
+        }
         gemm(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
     }
 
@@ -89,10 +95,6 @@ public final class Gemm {
         if (m == 0 || n == 0) return;
         if (k == 0 || alpha == 0f) {
             scale(m, n, beta, c, cOff, ldc);
-            return;
-        }
-        if (m <= GEMV_MAX_ROWS && transB && !transA) {
-            gemv(m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
             return;
         }
         boolean parallel = 2.0 * m * n * k >= PARALLEL_MIN_FLOPS && Parallel.threads() > 1;
