@@ -86,15 +86,11 @@ public final class InferBench implements Callable<Integer> {
         cache.copyFrom(single);
         int v = cfg.vocabSize();
         int[] column = new int[rows];
-        Arrays.fill(column, sampleArgmax(logits, (prompt.length - 1) * v, v));
+        Arrays.fill(column, Sampler.argmax(logits, (prompt.length - 1) * v, v));
         for (int s = 1; s < decodeTokens; s++) {
             logits = model.forwardCached(Tensor.ofInts(column, rows, 1), cache).toFloatArray();
-            for (int r = 0; r < rows; r++) column[r] = sampleArgmax(logits, r * v, v);
+            for (int r = 0; r < rows; r++) column[r] = Sampler.argmax(logits, r * v, v);
         }
-    }
-
-    private static int sampleArgmax(float[] logits, int off, int v) {
-        return new Sampler(0).sample(logits, off, v, 0.0, 0);
     }
 
     private double median(Runnable r) {

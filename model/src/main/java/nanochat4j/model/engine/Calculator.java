@@ -212,7 +212,7 @@ public final class Calculator {
         }
     }
 
-    private static double toDouble(Object v) throws CalcException {
+    private static double asDouble(Object v) throws CalcException {
         if (v instanceof Double d) return d;
         double d = ((BigInteger) v).doubleValue();
         if (Double.isInfinite(d)) throw new CalcException("int too large to convert to float");
@@ -221,17 +221,17 @@ public final class Calculator {
 
     private static Object add(Object a, Object b) throws CalcException {
         if (a instanceof BigInteger x && b instanceof BigInteger y) return x.add(y);
-        return toDouble(a) + toDouble(b);
+        return asDouble(a) + asDouble(b);
     }
 
     private static Object sub(Object a, Object b) throws CalcException {
         if (a instanceof BigInteger x && b instanceof BigInteger y) return x.subtract(y);
-        return toDouble(a) - toDouble(b);
+        return asDouble(a) - asDouble(b);
     }
 
     private static Object mul(Object a, Object b) throws CalcException {
         if (a instanceof BigInteger x && b instanceof BigInteger y) return x.multiply(y);
-        return toDouble(a) * toDouble(b);
+        return asDouble(a) * asDouble(b);
     }
 
     private static Object neg(Object a) {
@@ -247,9 +247,9 @@ public final class Calculator {
             if (Double.isInfinite(d)) throw new CalcException("integer division result too large for a float");
             return d;
         }
-        double y = toDouble(b);
+        double y = asDouble(b);
         if (y == 0.0) throw new CalcException("float division by zero");
-        return toDouble(a) / y;
+        return asDouble(a) / y;
     }
 
     /** Python's floor division: ints floor exactly; floats follow CPython's float_divmod. */
@@ -259,8 +259,8 @@ public final class Calculator {
             BigInteger[] qr = x.divideAndRemainder(y);
             return qr[1].signum() != 0 && (qr[1].signum() != y.signum()) ? qr[0].subtract(BigInteger.ONE) : qr[0];
         }
-        double vx = toDouble(a);
-        double wx = toDouble(b);
+        double vx = asDouble(a);
+        double wx = asDouble(b);
         if (wx == 0.0) throw new CalcException("float floor division by zero");
         double mod = vx % wx; // C fmod
         double div = (vx - mod) / wx;

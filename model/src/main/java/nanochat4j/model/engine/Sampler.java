@@ -39,7 +39,8 @@ public final class Sampler {
         return ids == null ? 0 : ids[0];
     }
 
-    static int argmax(float[] logits, int off, int vocab) {
+    /** Greedy choice: the largest logit, the lowest id on ties. */
+    public static int argmax(float[] logits, int off, int vocab) {
         int best = 0;
         for (int j = 1; j < vocab; j++) if (logits[off + j] > logits[off + best]) best = j;
         return best;

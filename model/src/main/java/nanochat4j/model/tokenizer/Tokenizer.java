@@ -339,7 +339,7 @@ public final class Tokenizer {
 
     /** {@code $NANOCHAT_BASE_DIR/tokenizer} (default {@code ~/.cache/nanochat4j/tokenizer}). */
     public static Path defaultDir() {
-        return TokenizerFiles.baseDir().resolve("tokenizer");
+        return nanochat4j.model.BaseDir.get().resolve("tokenizer");
     }
 
     /** Writes {@code tokenizer.bpe} and {@code token_bytes.bin} into {@code dir} (atomically, file by file). */

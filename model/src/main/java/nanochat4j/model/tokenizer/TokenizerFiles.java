@@ -36,13 +36,6 @@ public final class TokenizerFiles {
     static final int VERSION = 1;
     static final String TOKEN_BYTES_MAGIC = "nanochat4j-token-bytes";
 
-    /** {@code $NANOCHAT_BASE_DIR}, default {@code ~/.cache/nanochat4j}. */
-    public static Path baseDir() {
-        String env = System.getenv("NANOCHAT_BASE_DIR");
-        if (env != null && !env.isBlank()) return Path.of(env);
-        return Path.of(System.getProperty("user.home"), ".cache", "nanochat4j");
-    }
-
     static void save(Tokenizer tok, Path dir) throws IOException {
         int[][] merges = tok.merges();
         if (merges == null) merges = deriveMerges(tok);

@@ -9,7 +9,7 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
-import nanochat4j.model.tokenizer.TokenizerFiles;
+import nanochat4j.model.BaseDir;
 import org.jline.reader.EndOfFileException;
 import org.jline.reader.LineReader;
 import org.jline.reader.LineReaderBuilder;
@@ -53,7 +53,7 @@ public final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        Path base = baseDir != null ? baseDir : TokenizerFiles.baseDir();
+        Path base = baseDir != null ? baseDir : BaseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source)
                 : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;
         boolean completion = src == ModelSource.BASE;

@@ -21,7 +21,7 @@ import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.train.BaseDir;
+import nanochat4j.model.BaseDir;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;

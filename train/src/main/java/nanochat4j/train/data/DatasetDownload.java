@@ -33,7 +33,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
-import nanochat4j.train.BaseDir;
+import nanochat4j.model.BaseDir;
 import nanochat4j.train.ProgressBar;
 
 /**

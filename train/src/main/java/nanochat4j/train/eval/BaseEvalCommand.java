@@ -23,7 +23,7 @@ import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.train.BaseDir;
+import nanochat4j.model.BaseDir;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import picocli.CommandLine.Command;

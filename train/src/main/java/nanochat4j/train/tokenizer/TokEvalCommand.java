@@ -20,7 +20,7 @@ import java.util.concurrent.Callable;
 import java.util.zip.GZIPInputStream;
 import nanochat4j.model.tokenizer.TiktokenFormat;
 import nanochat4j.model.tokenizer.Tokenizer;
-import nanochat4j.train.BaseDir;
+import nanochat4j.model.BaseDir;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataFile;
 import picocli.CommandLine.Command;

@@ -11,7 +11,7 @@ import java.util.concurrent.Callable;
 import nanochat4j.model.tokenizer.BpeTrainer;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.model.tokenizer.TokenizerFiles;
-import nanochat4j.train.BaseDir;
+import nanochat4j.model.BaseDir;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataFile;
 import picocli.CommandLine.Command;

@@ -1,4 +1,4 @@
-package nanochat4j.train;
+package nanochat4j.model;
 
 import java.nio.file.Path;
 
