@@ -66,7 +66,7 @@ echo "runcpu.sh: training data from $DATA"
 # 3) a tiny base model: its val bpb and greedy samples of nanochat's 7 prompts
 ./nanochat4j base-train --depth="$DEPTH" --head-dim=64 --window-pattern=L --max-seq-len="$SEQ" \
   --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" --num-iterations="$STEPS" \
-  --warmup-steps=10 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --sample-every="$STEPS" \
+  --warmup-steps=10 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --core-metric-every=-1 --sample-every="$STEPS" \
   --data="$DATA" --model-tag=runcpu
 echo "runcpu.sh: checkpoints, metrics.jsonl and base_train.png in $NANOCHAT_BASE_DIR/base_checkpoints/runcpu"
 

@@ -29,6 +29,11 @@ import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
 import nanochat4j.train.dist.Collective;
 import nanochat4j.train.eval.BitsPerByte;
+import nanochat4j.train.eval.CoreBundle;
+import nanochat4j.train.eval.CoreEval;
+import nanochat4j.train.eval.CoreTask;
+import nanochat4j.train.eval.EvalBundleDownload;
+import nanochat4j.train.eval.ModelScorer;
 import nanochat4j.train.eval.UnigramBaseline;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.optim.Schedules;
@@ -44,8 +49,10 @@ import nanochat4j.train.optim.Schedules;
  *       file and (in the meta, through rank 0) its exact loader state, so a W-rank run resumes exactly with W ranks;</li>
  *   <li>a line per step: step, debiased EMA loss (β 0.9), LR multiplier, dt, tok/s, MFU against the CPU FMA peak
  *       measured at start, epoch, training time (steps after the 10th), ETA; a progress bar on a terminal;</li>
- *   <li>val bpb every --eval-every steps (fresh val loader, --eval-tokens tokens), greedy samples of nanochat's 7
- *       prompts every --sample-every steps;</li>
+ *   <li>val bpb every --eval-every steps (fresh val loader, --eval-tokens tokens), the CORE metric every
+ *       --core-metric-every steps and at the end (the same {@link CoreEval} as base-eval, examples split over the
+ *       ranks; the bundle is checked, or downloaded like nanochat does, before the first step), greedy samples of
+ *       nanochat's 7 prompts every --sample-every steps;</li>
  *   <li>checkpoints in {@code base_checkpoints/<tag>/}: optimizer state, then the model, then the meta file last, so
  *       a meta file means a complete step. The meta holds the loader state before the prefetched batch and the loop
  *       state, so a resumed run continues bitwise (same losses, same parameters);</li>
@@ -60,7 +67,7 @@ public final class BaseTrain {
 
     /** What a run reports back: every step's raw train loss, the val bpb evaluations, where it saved. */
     public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, double unigramBpb,
-                         Path checkpointDir, List<String> samples) {}
+                         Map<Integer, Double> core, Path checkpointDir, List<String> samples) {}
 
     private BaseTrain() {}
 
@@ -157,6 +164,8 @@ public final class BaseTrain {
                     + "*.jsonl or *.txt files, the last one by name is validation) or download shards with 'nanochat4j dataset -n 8'");
         }
         DataSource data = DataSource.open(dataDir, o.stripGutenberg);
+        CoreBundle bundle = o.coreMetricEvery > 0 ? coreBundle(o.bundle, comm, out) : null;
+        CoreEval core = bundle == null ? null : new CoreEval(new ModelScorer(model), encoderWithBos(tok));
         double peak = CpuPeak.measure(150);
         out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", peak / 1e9);
         if (master) Files.createDirectories(ckptDir);
@@ -165,6 +174,7 @@ public final class BaseTrain {
         ProgressBar bar = new ProgressBar(out);
         List<Float> losses = new ArrayList<>();
         Map<Integer, Double> valHistory = new LinkedHashMap<>();
+        Map<Integer, Double> coreHistory = new LinkedHashMap<>();
         List<String> samples = new ArrayList<>();
         int evalSteps = (int) Math.max(1, o.evalTokens / tokensPerMicro); // per rank, as nanochat
         double unigramBpb = Double.NaN;
@@ -189,6 +199,13 @@ public final class BaseTrain {
                     out.printf(Locale.ROOT, "Step %05d | Validation bpb: %.6f%n", step, valBpb);
                     if (master) appendMetric(metricsFile, Map.of("step", step, "val_bpb", valBpb));
                 }
+                if (core != null && (last || (step > 0 && step % o.coreMetricEvery == 0))) {
+                    bar.clear();
+                    double coreMetric = evaluateCore(core, bundle, o.coreMetricMaxPerTask, comm);
+                    coreHistory.put(step, coreMetric);
+                    out.printf(Locale.ROOT, "Step %05d | CORE metric: %.4f%n", step, coreMetric);
+                    if (master) appendMetric(metricsFile, Map.of("step", step, "core_metric", coreMetric));
+                }
                 if (master && o.sampleEvery > 0 && (last || (step > 0 && step % o.sampleEvery == 0))) {
                     bar.clear();
                     for (String prompt : PROMPTS) {
@@ -199,7 +216,8 @@ public final class BaseTrain {
                 }
                 if (last || (step > 0 && step != resumeStep && o.saveEvery > 0 && step % o.saveEvery == 0)) {
                     bar.clear();
-                    save(ckptDir, model, opt, step, valBpb, o, dial, consumed, minValBpb, smoothLoss, trainingTime, tok, comm);
+                    save(ckptDir, model, opt, step, valBpb, coreHistory.getOrDefault(step, Double.NaN), o, dial, consumed, minValBpb,
+                            smoothLoss, trainingTime, tok, comm);
                     out.printf(Locale.ROOT, "Saved checkpoint step %d to %s%n", step, ckptDir);
                 }
                 if (last) break;
@@ -252,7 +270,7 @@ public final class BaseTrain {
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
         if (master) MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
-        return new Result(step, losses, valHistory, minValBpb, unigramBpb, ckptDir, samples);
+        return new Result(step, losses, valHistory, minValBpb, unigramBpb, coreHistory, ckptDir, samples);
     }
 
     /** The unigram bar: token frequencies over {@code countSteps} train batches, scored on the val batches bpb uses. */
@@ -286,6 +304,66 @@ public final class BaseTrain {
         }
     }
 
+    /**
+     * The CORE bundle, checked before the first step so that a missing or malformed one fails now, not after hours
+     * of training: {@code dir} if given, else {@code <base>/eval_bundle}, downloaded there (by rank 0) when absent as
+     * nanochat does. Every example line is read once here, so a malformed line stops the run with its file and line.
+     */
+    static CoreBundle coreBundle(Path dir, Collective comm, PrintStream out) throws IOException {
+        Path path = dir != null ? dir : BaseDir.get().resolve("eval_bundle");
+        if (dir == null && comm.rank() == 0 && !Files.isRegularFile(path.resolve("core.yaml"))) {
+            out.println("CORE metric: no eval bundle in " + path + "; downloading " + EvalBundleDownload.URL);
+            try {
+                EvalBundleDownload.download(EvalBundleDownload.URL, path);
+            } catch (IOException e) {
+                throw new IOException("CORE metric: no eval bundle in " + path + " and the download failed (" + e.getMessage()
+                        + "); pass --bundle DIR, fetch it with 'nanochat4j base-eval --download-bundle', or turn CORE off "
+                        + "with --core-metric-every -1", e);
+            }
+        }
+        comm.barrier(); // rank 0's download is complete before the others read it
+        CoreBundle bundle = CoreBundle.load(path);
+        List<String> warnings = new ArrayList<>();
+        for (CoreTask task : bundle.tasks()) CoreBundle.readExamples(task, CoreBundle.OnBadLine.STOP, warnings);
+        if (!bundle.missing().isEmpty()) {
+            out.println("CORE metric: " + bundle.missing().size() + " task(s) listed in core.yaml have no data file and are left out: "
+                    + bundle.missing());
+        }
+        return bundle;
+    }
+
+    /** CORE over every task, each rank scoring its share of the examples; the counts are summed over ranks. */
+    static double evaluateCore(CoreEval core, CoreBundle bundle, int maxPerTask, Collective comm) throws IOException {
+        CoreEval.Result r = core.run(bundle, maxPerTask, label -> true, CoreBundle.OnBadLine.STOP, task -> {}, comm.rank(),
+                comm.worldSize(), counts -> {
+                    if (comm.worldSize() == 1) return counts;
+                    double[] all = comm.allGatherDoubles(counts[0], counts[1]);
+                    long[] sum = new long[2];
+                    for (int i = 0; i < all.length; i++) sum[i % 2] += (long) all[i];
+                    return sum;
+                });
+        return r.core();
+    }
+
+    /** CORE's tokenizer view: BOS, then the text's ids (what base-eval's {@code encode(text, bos)} gives). */
+    static CoreEval.Encoder encoderWithBos(TokenizerView tok) {
+        return new CoreEval.Encoder() {
+            @Override
+            public int[] encodeWithBos(String text) {
+                int[] ids = tok.encode().apply(text);
+                int[] out = new int[ids.length + 1];
+                out[0] = tok.bos();
+                System.arraycopy(ids, 0, out, 1, ids.length);
+                return out;
+            }
+
+            @Override
+            public int bosId() {
+                return tok.bos();
+            }
+        };
+    }
+
     /** Greedy continuation of {@code prompt} (BOS prepended) by {@code tokens} tokens. */
     static String sample(GPT model, TokenizerView tok, String prompt, int tokens) {
         int[] p = tok.encode().apply(prompt);
@@ -306,7 +384,7 @@ public final class BaseTrain {
         return tok.decode().apply(java.util.Arrays.copyOfRange(ids, p.length + 1, len));
     }
 
-    private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, BaseTrainOptions o, DepthDial dial,
+    private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, double coreMetric, BaseTrainOptions o, DepthDial dial,
                              LoaderState loader, double minValBpb, double smoothLoss, double trainingTime, TokenizerView tok,
                              Collective comm) throws IOException {
         // A meta file means the step is complete: drop an old one of the same step first, then write the optimizer
@@ -333,6 +411,7 @@ public final class BaseTrain {
         extra.put("loop_state", loop);
         Map<String, Object> metrics = new LinkedHashMap<>();
         if (!Double.isNaN(valBpb)) metrics.put("val_bpb", valBpb);
+        if (!Double.isNaN(coreMetric)) metrics.put("core_metric", coreMetric);
         Checkpoint.save(dir, model, new Checkpoint.Meta(model.config(), step, tok.name(), metrics, extra), Safetensors.DType.F32);
     }
 

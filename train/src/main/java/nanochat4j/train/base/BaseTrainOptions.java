@@ -57,6 +57,12 @@ public final class BaseTrainOptions {
     public int evalEvery;
     @Option(names = "--eval-tokens", defaultValue = "41943040", description = "tokens per val bpb evaluation (default: 80*524288)")
     public long evalTokens;
+    @Option(names = "--core-metric-every", defaultValue = "2000", description = "CORE metric every N steps and at the end, -1 = off (default: ${DEFAULT-VALUE})")
+    public int coreMetricEvery;
+    @Option(names = "--core-metric-max-per-task", defaultValue = "500", description = "examples per task for the CORE metric, -1 = all (default: ${DEFAULT-VALUE})")
+    public int coreMetricMaxPerTask;
+    @Option(names = "--bundle", description = "CORE eval bundle folder (default: $NANOCHAT_BASE_DIR/eval_bundle, downloaded there when missing)")
+    public Path bundle;
     @Option(names = "--sample-every", defaultValue = "2000", description = "greedy samples every N steps, -1 = off (default: ${DEFAULT-VALUE})")
     public int sampleEvery;
     @Option(names = "--save-every", defaultValue = "-1", description = "checkpoint every N steps, -1 = only at the end")
@@ -99,6 +105,8 @@ public final class BaseTrainOptions {
         m.put("resume_from_step", resumeFromStep);
         m.put("eval_every", evalEvery);
         m.put("eval_tokens", evalTokens);
+        m.put("core_metric_every", coreMetricEvery);
+        m.put("core_metric_max_per_task", coreMetricMaxPerTask);
         m.put("sample_every", sampleEvery);
         m.put("save_every", saveEvery);
         m.put("model_tag", tag());

@@ -5,6 +5,9 @@ import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.Predicate;
+import java.util.function.UnaryOperator;
 import java.util.stream.IntStream;
 import nanochat4j.tensor.cpu.Parallel;
 
@@ -256,8 +259,19 @@ public final class CoreEval {
     }
 
     /** Runs every task of the bundle (optionally filtered) on one process. */
-    public Result run(CoreBundle bundle, int maxPerTask, java.util.function.Predicate<String> taskFilter,
-                      CoreBundle.OnBadLine onBad, java.util.function.Consumer<TaskResult> progress) throws IOException {
+    public Result run(CoreBundle bundle, int maxPerTask, Predicate<String> taskFilter,
+                      CoreBundle.OnBadLine onBad, Consumer<TaskResult> progress) throws IOException {
+        return run(bundle, maxPerTask, taskFilter, onBad, progress, 0, 1, counts -> counts);
+    }
+
+    /**
+     * {@link #run} as one rank of a data-parallel job (base-train's CORE): this rank scores the examples
+     * idx ≡ rank (mod world) of each task and {@code sumOverRanks} adds every rank's {correct, evaluated}, so all
+     * ranks get the same result, equal to the single-process one.
+     */
+    public Result run(CoreBundle bundle, int maxPerTask, Predicate<String> taskFilter,
+                      CoreBundle.OnBadLine onBad, Consumer<TaskResult> progress, int rank, int world,
+                      UnaryOperator<long[]> sumOverRanks) throws IOException {
         List<TaskResult> results = new ArrayList<>();
         List<String> warnings = new ArrayList<>();
         for (CoreTask task : bundle.tasks()) {
@@ -267,7 +281,7 @@ public final class CoreEval {
                 warnings.add(task.label() + ": no usable examples in " + task.file() + "; left out of CORE");
                 continue;
             }
-            long[] cn = evaluateTask(task, data, 0, 1);
+            long[] cn = sumOverRanks.apply(evaluateTask(task, data, rank, world));
             double acc = (double) cn[0] / cn[1];
             TaskResult r = new TaskResult(task, (int) cn[1], acc, task.centered(acc));
             results.add(r);

@@ -17,6 +17,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import nanochat4j.model.checkpoint.Checkpoint;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.train.dist.InProcessRing;
+import nanochat4j.train.eval.CoreBundle;
+import nanochat4j.train.eval.CoreEval;
+import nanochat4j.train.eval.ModelScorer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -69,7 +75,7 @@ class BaseTrainTest {
     BaseTrainOptions options(Path ckpt, String... extra) throws IOException {
         List<String> args = new ArrayList<>(List.of("--depth=2", "--aspect-ratio=32", "--head-dim=32", "--max-seq-len=32",
                 "--window-pattern=L", "--device-batch-size=2", "--total-batch-size=128", "--num-iterations=6",
-                "--warmup-steps=2", "--eval-every=3", "--eval-tokens=128", "--sample-every=-1",
+                "--warmup-steps=2", "--eval-every=3", "--eval-tokens=128", "--sample-every=-1", "--core-metric-every=-1",
                 "--data=" + data(shared), "--checkpoint-dir=" + ckpt));
         args.addAll(List.of(extra));
         BaseTrainOptions o = new BaseTrainOptions();
@@ -152,6 +158,81 @@ class BaseTrainTest {
         assertEquals(7, r.samples().size());
         assertTrue(r.samples().getFirst().startsWith("The capital of France is"), r.samples().getFirst());
         assertEquals(Double.POSITIVE_INFINITY, r.minValBpb());
+    }
+
+    /** A bundle with one task of each CORE type (byte tokens, so prompts longer than 32 get cropped from the left). */
+    static Path coreBundle(Path dir, String mcLines) throws IOException {
+        Files.createDirectories(dir.resolve("eval_data/t"));
+        Files.writeString(dir.resolve("core.yaml"), """
+                icl_tasks:
+                - {label: mc, dataset_uri: t/mc.jsonl, num_fewshot: [1], icl_task_type: multiple_choice}
+                - {label: sc, dataset_uri: t/sc.jsonl, num_fewshot: [0], icl_task_type: schema}
+                - {label: lm, dataset_uri: t/lm.jsonl, num_fewshot: [0], icl_task_type: language_modeling}
+                """);
+        Files.writeString(dir.resolve("eval_meta_data.csv"), "Eval Task,Task Category,Random baseline,Description\nmc,x,50,d\nsc,x,50,d\nlm,x,0,d\n");
+        Files.writeString(dir.resolve("eval_data/t/mc.jsonl"), mcLines);
+        Files.writeString(dir.resolve("eval_data/t/sc.jsonl"), """
+                {"context_options":["the cat sat","the dog ran"],"continuation":"on a mat","gold":0}
+                {"context_options":["a bird","the park"],"continuation":"sang","gold":0}
+                """);
+        Files.writeString(dir.resolve("eval_data/t/lm.jsonl"), """
+                {"context":"the cat sat on","continuation":"a mat"}
+                {"context":"then the dog ran to the","continuation":"park"}
+                {"context":"where a bird","continuation":"sang"}
+                """);
+        return dir;
+    }
+
+    static final String MC = """
+            {"query":"the cat sat on a","choices":["mat","park"],"gold":0}
+            {"query":"the dog ran to the","choices":["sang","park"],"gold":1}
+            {"query":"where a bird sang and then the dog ran to the park where a bird","choices":["sang","mat"],"gold":0}
+            """;
+
+    /** The loop's CORE (every 3 steps and at the end) is base-eval's CoreEval on the model the run saved. */
+    @Test
+    void coreMetricEveryNStepsAndAtTheEndIsBaseEvalsCore() throws IOException {
+        Path bundle = coreBundle(tmp.resolve("bundle"), MC);
+        Path ckpt = tmp.resolve("core");
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        BaseTrain.Result r = run(options(ckpt, "--core-metric-every=4", "--core-metric-max-per-task=2", "--bundle=" + bundle), log);
+        String out = log.toString(StandardCharsets.UTF_8);
+        assertEquals(List.of(4, 6), List.copyOf(r.core().keySet()), out);
+        assertTrue(out.contains("Step 00004 | CORE metric: ") && out.contains("Step 00006 | CORE metric: "), out);
+
+        GPT saved = new GPT(Checkpoint.load(ckpt, 6).meta().config());
+        saved.loadStateDict(Checkpoint.load(ckpt, 6).params());
+        CoreEval.Result direct = new CoreEval(new ModelScorer(saved), BaseTrain.encoderWithBos(BYTES))
+                .run(CoreBundle.load(bundle), 2, label -> true, CoreBundle.OnBadLine.STOP, t -> {});
+        assertEquals(3, direct.tasks().size());
+        assertEquals(direct.core(), r.core().get(6), 0.0);
+        assertEquals(direct.core(), ((Number) Checkpoint.load(ckpt, 6).meta().metrics().get("core_metric")).doubleValue(), 0.0);
+        assertTrue(Files.readString(ckpt.resolve("metrics.jsonl")).contains("\"core_metric\""));
+    }
+
+    /** base-train's CORE with the examples split over 2 ranks (in-process ring) equals the one-process CORE. */
+    @Test
+    void coreSplitOverTwoRanksEqualsOneProcess() throws Exception {
+        Path bundleDir = coreBundle(tmp.resolve("bundle2"), MC);
+        CoreBundle bundle = CoreBundle.load(bundleDir);
+        GPT model = GPT.create(GPTConfig.fromDepth(2, 32, 32, 32, "L", 257), 7);
+        CoreEval core = new CoreEval(new ModelScorer(model), BaseTrain.encoderWithBos(BYTES));
+        double single = core.run(bundle, -1, label -> true, CoreBundle.OnBadLine.STOP, t -> {}).core();
+        List<Double> ranks = InProcessRing.run(2, "core", c -> BaseTrain.evaluateCore(core, bundle, -1, c));
+        assertEquals(List.of(single, single), ranks);
+    }
+
+    /** A missing or malformed bundle stops the run before the first step, naming the file (and line). */
+    @Test
+    void aBadCoreBundleFailsBeforeTraining() throws IOException {
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        IOException e = assertThrows(IOException.class, () -> run(options(tmp.resolve("m"), "--core-metric-every=2",
+                "--bundle=" + tmp.resolve("nobundle")), log));
+        assertTrue(e.getMessage().contains("nobundle") && e.getMessage().contains("--download-bundle"), e.getMessage());
+        Path bad = coreBundle(tmp.resolve("bad"), MC + "{\"query\": oops\n");
+        e = assertThrows(IOException.class, () -> run(options(tmp.resolve("m"), "--core-metric-every=2", "--bundle=" + bad), log));
+        assertTrue(e.getMessage().contains("mc.jsonl") && e.getMessage().contains("line 4"), e.getMessage());
+        assertTrue(!log.toString(StandardCharsets.UTF_8).contains("step 00001"), "no step may run before the bundle is checked");
     }
 
     @Test

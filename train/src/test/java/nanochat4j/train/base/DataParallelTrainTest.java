@@ -71,7 +71,7 @@ class DataParallelTrainTest {
     static List<String> args(Path ckpt, String... extra) {
         List<String> a = new ArrayList<>(List.of("--depth=3", "--aspect-ratio=32", "--head-dim=32", "--max-seq-len=" + T,
                 "--window-pattern=L", "--device-batch-size=" + B, "--total-batch-size=" + 2 * B * T, "--num-iterations=5",
-                "--warmup-steps=2", "--eval-every=5", "--eval-tokens=" + 2 * B * T, "--sample-every=-1",
+                "--warmup-steps=2", "--eval-every=5", "--eval-tokens=" + 2 * B * T, "--sample-every=-1", "--core-metric-every=-1",
                 "--data=" + data, "--checkpoint-dir=" + ckpt));
         a.addAll(List.of(extra));
         return a;

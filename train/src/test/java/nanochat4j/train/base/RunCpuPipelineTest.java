@@ -44,7 +44,7 @@ class RunCpuPipelineTest {
         BaseTrainOptions o = new BaseTrainOptions();
         new CommandLine(o).parseArgs("--depth=2", "--aspect-ratio=32", "--head-dim=32", "--max-seq-len=64", "--window-pattern=L",
                 "--device-batch-size=2", "--total-batch-size=256", "--num-iterations=3", "--warmup-steps=1", "--eval-every=3",
-                "--eval-tokens=256", "--sample-every=3", "--data=" + books, "--checkpoint-dir=" + tmp.resolve("ckpt"));
+                "--eval-tokens=256", "--sample-every=3", "--core-metric-every=-1", "--data=" + books, "--checkpoint-dir=" + tmp.resolve("ckpt"));
         ByteArrayOutputStream log = new ByteArrayOutputStream();
         BaseTrain.Result r = BaseTrain.run(o, view, new PrintStream(log, true, StandardCharsets.UTF_8));
         String out = log.toString(StandardCharsets.UTF_8);

@@ -16,17 +16,17 @@ import java.util.concurrent.TimeUnit;
  * Test harness: N ranks as threads of this JVM, each with its own Aeron client, over IPC through one media driver
  * (or one driver per "node" to exercise UDP between nodes on the loopback interface).
  */
-final class InProcessRing {
+public final class InProcessRing {
     private InProcessRing() {}
 
-    interface Body<T> {
+    public interface Body<T> {
         T run(Collective c) throws Exception;
     }
 
     private static int nextPort = 31000 + (int) (ProcessHandle.current().pid() % 1000) * 20;
 
     /** Runs body on every rank (one node, IPC); returns each rank's result, or throws the first failure. */
-    static <T> List<T> run(int world, String fingerprint, Body<T> body) throws Exception {
+    public static <T> List<T> run(int world, String fingerprint, Body<T> body) throws Exception {
         return run(world, 1, i -> fingerprint, Duration.ofSeconds(60), body);
     }
 
