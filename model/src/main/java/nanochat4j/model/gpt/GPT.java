@@ -249,6 +249,20 @@ public final class GPT {
         }
     }
 
+    /**
+     * Soft-capped logits (B, to−from, vocab) of positions [from, to) only, without a tape. Scoring a short
+     * continuation (CORE) needs a few positions, and at vocab 32768 the lm_head is most of a small model's forward.
+     */
+    public Tensor logits(Tensor idx, int from, int to) {
+        checkBatch(idx, null);
+        if (from < 0 || to > idx.shape(1) || from >= to) {
+            throw new IllegalArgumentException("GPT.logits: positions [" + from + ", " + to + ") outside a sequence of " + idx.shape(1));
+        }
+        try (var g = Autograd.noGrad()) {
+            return head(Ops.narrow(hidden(idx, null), 1, from, to - from)).value();
+        }
+    }
+
     /** Differentiable soft-capped logits (B,T,vocab) (materializes them; training uses {@link #loss}). */
     public Var forwardLogits(Tensor idx) {
         checkBatch(idx, null);

@@ -37,17 +37,18 @@ public final class CoreEval {
 
     /**
      * What CORE needs from a model. {@code rows} all have the same length; the result holds, for every row and
-     * position t, the cross-entropy (nats) of predicting {@code rows[r][t+1]} and the argmax token at t (the last
-     * position's loss is unused). Must be safe to call from several threads at once.
+     * position t in [from, to), the cross-entropy (nats) of predicting {@code rows[r][t+1]} and the argmax token at
+     * t, at index [r][t − from] (only the positions that predict a scored token are asked for). Must be safe to
+     * call from several threads at once.
      */
     public interface Scorer {
-        Scores score(int[][] rows);
+        Scores score(int[][] rows, int from, int to);
 
         /** Longest sequence the model accepts; longer prompts are cropped from the left. */
         int maxSeqLen();
     }
 
-    /** Per-position losses and argmax predictions, [row][position]. */
+    /** Per-position losses and argmax predictions, [row][position − from]. */
     public record Scores(float[][] losses, int[][] argmax) {}
 
     /** One task's outcome. */
@@ -213,10 +214,13 @@ public final class CoreEval {
             Arrays.fill(rows[i], tokenizer.bosId());
             System.arraycopy(b.tokens[i], 0, rows[i], 0, b.tokens[i].length);
         }
-        Scores s = model.score(rows);
+        // Position t − 1 predicts token t: the scored spans [start, end) need positions [min start − 1, max end − 1).
+        int from = Arrays.stream(b.start).min().orElseThrow() - 1;
+        int to = Arrays.stream(b.end).max().orElseThrow() - 1;
+        Scores s = model.score(rows, from, to);
         if (task.type() == CoreTask.Type.LANGUAGE_MODELING) {
             for (int t = b.start[0]; t < b.end[0]; t++) {
-                if (s.argmax()[0][t - 1] != rows[0][t]) return false;
+                if (s.argmax()[0][t - 1 - from] != rows[0][t]) return false;
             }
             return true;
         }
@@ -224,7 +228,7 @@ public final class CoreEval {
         double bestLoss = Double.POSITIVE_INFINITY;
         for (int i = 0; i < rows.length; i++) {
             double sum = 0;
-            for (int t = b.start[i]; t < b.end[i]; t++) sum += s.losses()[i][t - 1];
+            for (int t = b.start[i]; t < b.end[i]; t++) sum += s.losses()[i][t - 1 - from];
             double mean = sum / (b.end[i] - b.start[i]);
             if (best < 0 || mean < bestLoss) {
                 best = i;

@@ -5,17 +5,19 @@ import nanochat4j.tensor.Tensor;
 
 /**
  * CORE's view of a GPT: per-position cross-entropy of the next token and the argmax prediction, from one batched
- * forward of the soft-capped logits. Thread-safe (each thread has its own autograd tape; inference records none).
+ * forward whose lm_head runs only on the asked positions. Thread-safe (each thread has its own autograd tape;
+ * inference records none).
  */
 public record ModelScorer(GPT model) implements CoreEval.Scorer {
 
     @Override
-    public CoreEval.Scores score(int[][] rows) {
+    public CoreEval.Scores score(int[][] rows, int from, int to) {
         int b = rows.length;
-        int t = rows[0].length;
-        int[] ids = new int[b * t];
-        for (int r = 0; r < b; r++) System.arraycopy(rows[r], 0, ids, r * t, t);
-        float[] logits = model.logits(Tensor.ofInts(ids, b, t)).toFloatArray();
+        int len = rows[0].length;
+        int[] ids = new int[b * len];
+        for (int r = 0; r < b; r++) System.arraycopy(rows[r], 0, ids, r * len, len);
+        float[] logits = model.logits(Tensor.ofInts(ids, b, len), from, to).toFloatArray();
+        int t = to - from;
         int v = model.config().vocabSize();
         float[][] losses = new float[b][t];
         int[][] argmax = new int[b][t];
@@ -31,10 +33,10 @@ public record ModelScorer(GPT model) implements CoreEval.Scorer {
                     }
                 }
                 argmax[r][p] = best;
-                if (p + 1 < t) {
+                if (from + p + 1 < len) {
                     double sum = 0;
                     for (int j = 0; j < v; j++) sum += Math.exp(logits[off + j] - max);
-                    losses[r][p] = (float) (max + Math.log(sum) - logits[off + rows[r][p + 1]]);
+                    losses[r][p] = (float) (max + Math.log(sum) - logits[off + rows[r][from + p + 1]]);
                 } else {
                     losses[r][p] = Float.NaN; // nothing follows the last position
                 }

@@ -45,17 +45,14 @@ class CoreEvalTest {
      */
     record StubModel(String cheap, int favourite, int maxSeqLen) implements CoreEval.Scorer {
         @Override
-        public CoreEval.Scores score(int[][] rows) {
-            float[][] loss = new float[rows.length][];
-            int[][] argmax = new int[rows.length][];
+        public CoreEval.Scores score(int[][] rows, int from, int to) {
+            float[][] loss = new float[rows.length][to - from];
+            int[][] argmax = new int[rows.length][to - from];
             for (int r = 0; r < rows.length; r++) {
-                loss[r] = new float[rows[r].length];
-                argmax[r] = new int[rows[r].length];
-                for (int t = 0; t + 1 < rows[r].length; t++) {
-                    loss[r][t] = cheap.indexOf(rows[r][t + 1]) >= 0 ? 0.25f : 2.0f;
-                    argmax[r][t] = favourite;
+                for (int t = from; t < to; t++) {
+                    loss[r][t - from] = t + 1 < rows[r].length ? cheap.indexOf(rows[r][t + 1]) >= 0 ? 0.25f : 2.0f : Float.NaN;
+                    argmax[r][t - from] = favourite;
                 }
-                loss[r][rows[r].length - 1] = Float.NaN;
             }
             return new CoreEval.Scores(loss, argmax);
         }
@@ -215,11 +212,11 @@ class CoreEvalTest {
         List<String> seenPrompts = new ArrayList<>();
         CoreEval.Scorer recording = new CoreEval.Scorer() {
             @Override
-            public CoreEval.Scores score(int[][] rows) {
+            public CoreEval.Scores score(int[][] rows, int from, int to) {
                 StringBuilder sb = new StringBuilder();
                 for (int t = 1; t < rows[0].length; t++) sb.append((char) rows[0][t]);
                 seenPrompts.add(sb.toString());
-                return new StubModel("", 0, 4096).score(rows);
+                return new StubModel("", 0, 4096).score(rows, from, to);
             }
 
             @Override
