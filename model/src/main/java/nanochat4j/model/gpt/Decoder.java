@@ -1,5 +1,6 @@
 package nanochat4j.model.gpt;
 
+import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -9,11 +10,12 @@ import nanochat4j.tensor.cpu.Team;
 import nanochat4j.tensor.cpu.Vec;
 
 /**
- * The KV-cache decode step — one new token in each of B sample rows — as plain loops over buffers planned once per
- * cache; the math of {@link GPT#forwardCached} (which keeps running prefill chunks), without a tensor or autograd
- * node per op:
+ * The KV-cache forward of a short chunk — one new token in each of B sample rows (decode), or a short prompt — as
+ * plain loops over buffers planned once per cache: the math of {@link GPT#forwardCached} (whose tensor path runs long
+ * prefill chunks) without a tensor or autograd node per op. Rows are the B·T (row, position) pairs:
  * <ul>
- *   <li>x = rms_norm(wte[tok]); smear: x += λ·σ(w·x[0:24])·prev, prev = the last pre-smear embedding; x0 = x;</li>
+ *   <li>x = rms_norm(wte[tok]); smear: x_t += λ·σ(w·x_t[0:24])·x_{t−1} inside the chunk, and a single token mixes in
+ *       the cached last pre-smear embedding of the previous call; x0 = x;</li>
  *   <li>per layer x = resid_λ·x + x0_λ·x0; hn = rms_norm(x); q,k,v = W·hn; v += 3·σ(W_gate·hn[0:12])·ve[tok];
  *       RoPE, then QK-norm ×1.2; k, v into the cache; causal windowed GQA attention over the cache;
  *       x += W_proj·y; x += W_mlp·relu²(W_fc·rms_norm(x)); backout: x −= λ·x_mid (after block n//2);</li>
@@ -29,6 +31,8 @@ import nanochat4j.tensor.cpu.Vec;
 final class Decoder {
     private static final VectorSpecies<Float> F = Vec.F;
     private static final int L = Vec.LANES;
+    /** Most (row, position) pairs a chunk may have here: the GEMVs keep that many input rows in L1/L2. */
+    static final int MAX_ROWS = 32;
     /** Weight floats per GEMV chunk (128 KB): large enough that claiming it costs nothing, small enough to balance. */
     private static final int CHUNK_FLOATS = 1 << 15;
 
@@ -78,137 +82,148 @@ final class Decoder {
         }
     }
 
-    /** Activations of one decode step for a cache of B rows, allocated with the cache's first decode step. */
+    /** Activations of one call for up to {@code rows} (row, position) pairs, allocated with the cache's first call. */
     static final class Scratch {
+        final int rows;
         final int[] tokens;
-        final float[] emb, x, x0, xMid, hn;     // (B, C)
-        final float[] q, y;                     // (B, H·D)
-        final float[] k, v;                     // (B, KV·D)
-        final float[] u;                        // (B, 4C)
+        final float[] emb, x, x0, xMid, hn;     // (rows, C)
+        final float[] q, y;                     // (rows, H·D)
+        final float[] k, v;                     // (rows, KV·D)
+        final float[] u;                        // (rows, 4C)
         final float[] scores;                   // (B, H, maxLen)
 
-        Scratch(GPTConfig cfg, int batch, int maxLen) {
+        Scratch(GPTConfig cfg, int batch, int rows, int maxLen) {
             int c = cfg.nEmbd(), hd = cfg.nHead() * cfg.headDim(), kvd = cfg.kvDim();
-            tokens = new int[batch];
-            emb = new float[batch * c];
-            x = new float[batch * c];
-            x0 = new float[batch * c];
-            xMid = new float[batch * c];
-            hn = new float[batch * c];
-            q = new float[batch * hd];
-            y = new float[batch * hd];
-            k = new float[batch * kvd];
-            v = new float[batch * kvd];
-            u = new float[batch * 4 * c];
+            this.rows = rows;
+            tokens = new int[rows];
+            emb = new float[rows * c];
+            x = new float[rows * c];
+            x0 = new float[rows * c];
+            xMid = new float[rows * c];
+            hn = new float[rows * c];
+            q = new float[rows * hd];
+            y = new float[rows * hd];
+            k = new float[rows * kvd];
+            v = new float[rows * kvd];
+            u = new float[rows * 4 * c];
             scores = new float[batch * cfg.nHead() * maxLen];
         }
     }
 
-    /** Soft-capped logits (B, vocab) of one token per row of {@code idx} (B,1); advances the cache by one. */
+    /** Soft-capped logits (B·T, vocab) of the chunk {@code idx} (B,T) (T = 1, or B·T ≤ {@link #MAX_ROWS}); advances the cache by T. */
     float[] step(Tensor idx, KVCache cache) {
-        int b = cache.batch(), p = cache.pos();
+        int b = cache.batch(), t = idx.shape(1), rows = b * t, p = cache.pos();
         if (idx.shape(0) != b) {
             throw new IllegalArgumentException("forwardCached: " + idx.shape(0) + " rows of tokens for a cache of batch " + b);
         }
-        if (p >= cos.shape(0)) throw new IllegalArgumentException("forwardCached: position " + p + " is past the rotary table (" + cos.shape(0) + ")");
-        if (cache.scratch == null) cache.scratch = new Scratch(cfg, b, cache.maxLen());
+        if (p + t > cos.shape(0)) throw new IllegalArgumentException("forwardCached: position " + (p + t - 1) + " is past the rotary table (" + cos.shape(0) + ")");
+        if (cache.scratch == null || cache.scratch.rows < rows) cache.scratch = new Scratch(cfg, b, rows, cache.maxLen());
         Scratch s = cache.scratch;
-        System.arraycopy(idx.ints(), idx.offset(), s.tokens, 0, b);
+        System.arraycopy(idx.ints(), idx.offset(), s.tokens, 0, rows);
 
-        embed(s, cache, b);
-        System.arraycopy(s.x, 0, s.x0, 0, b * c);
+        embed(s, cache, b, t);
+        System.arraycopy(s.x, 0, s.x0, 0, rows * c);
         for (int i = 0; i < cfg.nLayer(); i++) {
-            block(i, s, cache, b, p);
-            if (i == cfg.backoutLayer()) System.arraycopy(s.x, 0, s.xMid, 0, b * c);
+            block(i, s, cache, rows, t, p);
+            if (i == cfg.backoutLayer()) System.arraycopy(s.x, 0, s.xMid, 0, rows * c);
         }
         float lam = backoutLambda.floats()[backoutLambda.offset()];
-        for (int j = 0; j < b * c; j++) s.x[j] -= lam * s.xMid[j];
-        rmsNorm(s.x, s.hn, b, c);
-        float[] logits = new float[b * vocab];
-        gemv(b, Epilogue.SOFTCAP, new Gemv(lmHead, vocab, s.hn, logits));
-        cache.advance(1);
+        for (int j = 0; j < rows * c; j++) s.x[j] -= lam * s.xMid[j];
+        rmsNorm(s.x, s.hn, rows, c);
+        float[] logits = new float[rows * vocab];
+        gemv(rows, Epilogue.SOFTCAP, new Gemv(lmHead, vocab, s.hn, logits));
+        cache.advance(t);
         return logits;
     }
 
-    /** x = rms_norm(wte[tok]) + λ·σ(w·e[0:24])·prev (when a previous embedding is cached); prev ← e. */
-    private void embed(Scratch s, KVCache cache, int b) {
+    /**
+     * e = rms_norm(wte[tok]); x_t = e_t + λ·σ(w·e_t[0:24])·e_{t−1} for t ≥ 1, and for a single token with e_{−1} the
+     * cached previous embedding (when there is one); the cache keeps e of the chunk's last position.
+     */
+    private void embed(Scratch s, KVCache cache, int b, int t) {
         float[] w = wte.floats();
-        for (int r = 0; r < b; r++) rmsNorm(w, wte.offset() + s.tokens[r] * c, s.emb, r * c, c, 1f);
-        System.arraycopy(s.emb, 0, s.x, 0, b * c);
+        for (int r = 0; r < b * t; r++) rmsNorm(w, wte.offset() + s.tokens[r] * c, s.emb, r * c, c, 1f);
+        System.arraycopy(s.emb, 0, s.x, 0, b * t * c);
         float[] prev = cache.prev();
-        if (cache.hasPrev()) {
-            float lam = smearLambda.floats()[smearLambda.offset()];
-            float[] sg = smearGate.floats();
-            for (int r = 0; r < b; r++) {
-                float z = 0f;
-                for (int j = 0; j < GPTConfig.SMEAR_CHANNELS; j++) z += s.emb[r * c + j] * sg[smearGate.offset() + j];
-                float gate = lam * sigmoid(z);
-                for (int j = 0; j < c; j++) s.x[r * c + j] += gate * prev[r * c + j];
-            }
+        float lam = smearLambda.floats()[smearLambda.offset()];
+        float[] sg = smearGate.floats();
+        for (int r = 0; r < b * t; r++) {
+            float[] src = r % t > 0 ? s.emb : t == 1 && cache.hasPrev() ? prev : null;
+            if (src == null) continue;
+            int so = r % t > 0 ? (r - 1) * c : r * c;
+            float z = 0f;
+            for (int j = 0; j < GPTConfig.SMEAR_CHANNELS; j++) z += s.emb[r * c + j] * sg[smearGate.offset() + j];
+            float gate = lam * sigmoid(z);
+            for (int j = 0; j < c; j++) s.x[r * c + j] += gate * src[so + j];
         }
-        System.arraycopy(s.emb, 0, prev, 0, b * c);
+        for (int r = 0; r < b; r++) System.arraycopy(s.emb, (r * t + t - 1) * c, prev, r * c, c);
         cache.markPrev();
     }
 
-    /** Block i on s.x in place for the token at position p. */
-    private void block(int i, Scratch s, KVCache cache, int b, int p) {
+    /** Block i on s.x in place for chunks of t tokens at positions p.. (rows = B·t). */
+    private void block(int i, Scratch s, KVCache cache, int rows, int t, int p) {
         float rl = residLambdas.floats()[residLambdas.offset() + i], xl = x0Lambdas.floats()[x0Lambdas.offset() + i];
-        for (int j = 0; j < b * c; j++) s.x[j] = rl * s.x[j] + xl * s.x0[j];
-        rmsNorm(s.x, s.hn, b, c);
-        gemv(b, Epilogue.STORE, new Gemv(cq[i], h * d, s.hn, s.q), new Gemv(ck[i], kv * d, s.hn, s.k),
+        for (int j = 0; j < rows * c; j++) s.x[j] = rl * s.x[j] + xl * s.x0[j];
+        rmsNorm(s.x, s.hn, rows, c);
+        gemv(rows, Epilogue.STORE, new Gemv(cq[i], h * d, s.hn, s.q), new Gemv(ck[i], kv * d, s.hn, s.k),
                 new Gemv(cv[i], kv * d, s.hn, s.v));
-        Team.run(b * kv, (t, unused) -> attend(i, s, cache, t / kv, t % kv, p));
-        gemv(b, Epilogue.ADD, new Gemv(cProj[i], c, s.y, s.x));
-        rmsNorm(s.x, s.hn, b, c);
-        gemv(b, Epilogue.RELU2, new Gemv(cFc[i], 4 * c, s.hn, s.u));
-        gemv(b, Epilogue.ADD, new Gemv(mlpProj[i], c, s.u, s.x));
+        Team.run(rows / t * kv, (task, unused) -> attend(i, s, cache, task / kv, task % kv, t, p));
+        gemv(rows, Epilogue.ADD, new Gemv(cProj[i], c, s.y, s.x));
+        rmsNorm(s.x, s.hn, rows, c);
+        gemv(rows, Epilogue.RELU2, new Gemv(cFc[i], 4 * c, s.hn, s.u));
+        gemv(rows, Epilogue.ADD, new Gemv(mlpProj[i], c, s.u, s.x));
     }
 
     // ------------------------------------------------------------------ attention of one (row, kv head)
 
     /**
-     * Row r, kv head kh of layer i at position p: v += 3·σ(W_gate[kh]·hn[0:12])·ve[tok] (value-embedding layers);
-     * k, q ← rms_norm(rope(·))·1.2; k, v into the cache; then for each query head of kh, over the keys j it sees
-     * (p − window ≤ j ≤ p): y = Σ_j softmax_j(q·k_j/√D)·v_j.
+     * Cache row bb, kv head kh of layer i, positions p..p+t−1 (rows r = bb·t + τ): first every new key and value —
+     * v += 3·σ(W_gate[kh]·hn[0:12])·ve[tok] (value-embedding layers); k ← rms_norm(rope(k))·1.2; k, v into the
+     * cache — then each query head of kh at each position i = p+τ, q ← rms_norm(rope(q))·1.2, over the keys j it sees
+     * (i − window ≤ j ≤ i): y = Σ_j softmax_j(q·k_j/√D)·v_j.
      */
-    private void attend(int i, Scratch s, KVCache cache, int r, int kh, int p) {
-        int kvo = (r * kv + kh) * d;
-        if (valueEmbed[i] != null) {
-            float[] wg = veGate[i].floats(), ve = valueEmbed[i].floats();
-            int go = veGate[i].offset() + kh * GPTConfig.VE_GATE_CHANNELS;
-            float z = 0f;
-            for (int j = 0; j < GPTConfig.VE_GATE_CHANNELS; j++) z += wg[go + j] * s.hn[r * c + j];
-            float gate = 3f * sigmoid(z);
-            int vo = valueEmbed[i].offset() + s.tokens[r] * kv * d + kh * d;
-            for (int j = 0; j < d; j++) s.v[kvo + j] += gate * ve[vo + j];
-        }
-        rope(s.k, kvo, p);
-        rmsNorm(s.k, kvo, s.k, kvo, d, GPT.QK_SCALE);
+    private void attend(int i, Scratch s, KVCache cache, int bb, int kh, int t, int p) {
         Tensor keys = cache.keys(i), values = cache.values(i);
-        int co = ((r * cache.maxLen() + p) * kv + kh) * d;
-        System.arraycopy(s.k, kvo, keys.floats(), keys.offset() + co, d);
-        System.arraycopy(s.v, kvo, values.floats(), values.offset() + co, d);
-
-        int window = cfg.windowSize(i);
-        int lo = window < 0 ? 0 : Math.max(0, p - window), n = p - lo + 1;
-        float scale = (float) (1.0 / Math.sqrt(d));
         float[] kc = keys.floats(), vc = values.floats();
-        int stride = kv * d, base0 = ((r * cache.maxLen() + lo) * kv + kh) * d;
-        for (int hh = 0; hh < g; hh++) {
-            int qo = (r * h + kh * g + hh) * d, so = (r * h + kh * g + hh) * cache.maxLen();
-            rope(s.q, qo, p);
-            rmsNorm(s.q, qo, s.q, qo, d, GPT.QK_SCALE);
-            float[] sc = s.scores;
-            float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < n; j++) {
-                float z = dot(s.q, qo, kc, keys.offset() + base0 + j * stride, d) * scale;
-                sc[so + j] = z;
-                max = Math.max(max, z);
+        int maxLen = cache.maxLen(), stride = kv * d;
+        for (int tau = 0; tau < t; tau++) {
+            int r = bb * t + tau, kvo = (r * kv + kh) * d;
+            if (valueEmbed[i] != null) {
+                float[] wg = veGate[i].floats(), ve = valueEmbed[i].floats();
+                int go = veGate[i].offset() + kh * GPTConfig.VE_GATE_CHANNELS;
+                float z = 0f;
+                for (int j = 0; j < GPTConfig.VE_GATE_CHANNELS; j++) z += wg[go + j] * s.hn[r * c + j];
+                float gate = 3f * sigmoid(z);
+                int vo = valueEmbed[i].offset() + s.tokens[r] * kv * d + kh * d;
+                for (int j = 0; j < d; j++) s.v[kvo + j] += gate * ve[vo + j];
             }
-            float sum = expShift(sc, so, n, max);
-            float inv = 1f / sum;
-            java.util.Arrays.fill(s.y, qo, qo + d, 0f);
-            for (int j = 0; j < n; j++) axpy(sc[so + j] * inv, vc, values.offset() + base0 + j * stride, s.y, qo, d);
+            rope(s.k, kvo, p + tau);
+            rmsNorm(s.k, kvo, s.k, kvo, d, GPT.QK_SCALE);
+            int co = ((bb * maxLen + p + tau) * kv + kh) * d;
+            System.arraycopy(s.k, kvo, kc, keys.offset() + co, d);
+            System.arraycopy(s.v, kvo, vc, values.offset() + co, d);
+        }
+        int window = cfg.windowSize(i);
+        float scale = (float) (1.0 / Math.sqrt(d));
+        for (int tau = 0; tau < t; tau++) {
+            int r = bb * t + tau, pi = p + tau;
+            int lo = window < 0 ? 0 : Math.max(0, pi - window), n = pi - lo + 1;
+            int base0 = ((bb * maxLen + lo) * kv + kh) * d;
+            for (int hh = 0; hh < g; hh++) {
+                int qo = (r * h + kh * g + hh) * d, so = (bb * h + kh * g + hh) * maxLen;
+                rope(s.q, qo, pi);
+                rmsNorm(s.q, qo, s.q, qo, d, GPT.QK_SCALE);
+                float[] sc = s.scores;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < n; j++) {
+                    float z = dot(s.q, qo, kc, keys.offset() + base0 + j * stride, d) * scale;
+                    sc[so + j] = z;
+                    max = Math.max(max, z);
+                }
+                float inv = 1f / expShift(sc, so, n, max);
+                Arrays.fill(s.y, qo, qo + d, 0f);
+                for (int j = 0; j < n; j++) axpy(sc[so + j] * inv, vc, values.offset() + base0 + j * stride, s.y, qo, d);
+            }
         }
     }
 
@@ -274,55 +289,85 @@ final class Decoder {
 
     /**
      * y[b·ys + r] = W[r,:]·x[b·k ..] (+= when {@code add}) for r in [r0, r1) and every b in [0, nb); W (·, k) at wo.
-     * Four W rows per pass (four independent FMA chains), streamed from memory for b = 0 and from L1 after.
+     * Four W rows × two input rows per pass (eight independent FMA chains); the four W rows come from memory for the
+     * first pair and from L1 after.
      */
     static void rows(float[] w, int wo, int k, float[] x, int nb, float[] y, int ys, int r0, int r1, boolean add) {
-        int ub = k / L * L;
         int r = r0;
         for (; r + 4 <= r1; r += 4) {
-            int w0 = wo + r * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k;
-            for (int b = 0; b < nb; b++) {
-                int xb = b * k;
-                var a0 = FloatVector.zero(F);
-                var a1 = FloatVector.zero(F);
-                var a2 = FloatVector.zero(F);
-                var a3 = FloatVector.zero(F);
-                int j = 0;
-                for (; j < ub; j += L) {
-                    var xv = FloatVector.fromArray(F, x, xb + j);
-                    a0 = FloatVector.fromArray(F, w, w0 + j).fma(xv, a0);
-                    a1 = FloatVector.fromArray(F, w, w1 + j).fma(xv, a1);
-                    a2 = FloatVector.fromArray(F, w, w2 + j).fma(xv, a2);
-                    a3 = FloatVector.fromArray(F, w, w3 + j).fma(xv, a3);
-                }
-                float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-                float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-                for (; j < k; j++) {
-                    float xj = x[xb + j];
-                    s0 += w[w0 + j] * xj;
-                    s1 += w[w1 + j] * xj;
-                    s2 += w[w2 + j] * xj;
-                    s3 += w[w3 + j] * xj;
-                }
-                int yo = b * ys + r;
-                if (add) {
-                    y[yo] += s0;
-                    y[yo + 1] += s1;
-                    y[yo + 2] += s2;
-                    y[yo + 3] += s3;
-                } else {
-                    y[yo] = s0;
-                    y[yo + 1] = s1;
-                    y[yo + 2] = s2;
-                    y[yo + 3] = s3;
-                }
-            }
+            int b = 0;
+            for (; b + 2 <= nb; b += 2) quad(w, wo + r * k, k, x, b * k, k, y, b * ys + r, ys, add);
+            if (b < nb) quad(w, wo + r * k, k, x, b * k, 0, y, b * ys + r, 0, add);
         }
         for (; r < r1; r++) {
             for (int b = 0; b < nb; b++) {
                 float s = dot(w, wo + r * k, x, b * k, k);
                 y[b * ys + r] = add ? y[b * ys + r] + s : s;
             }
+        }
+    }
+
+    /**
+     * Four outputs for each of the input rows at xa and xa + dx (dx = 0: one input row, computed twice, stored once):
+     * y[ya + q] and y[ya + dy + q] for W rows q = 0..3 at wa.
+     */
+    private static void quad(float[] w, int wa, int k, float[] x, int xa, int dx, float[] y, int ya, int dy, boolean add) {
+        int w0 = wa, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k, xb = xa + dx;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            var xw = FloatVector.fromArray(F, x, xb + j);
+            var v0 = FloatVector.fromArray(F, w, w0 + j);
+            var v1 = FloatVector.fromArray(F, w, w1 + j);
+            var v2 = FloatVector.fromArray(F, w, w2 + j);
+            var v3 = FloatVector.fromArray(F, w, w3 + j);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            b0 = v0.fma(xw, b0);
+            b1 = v1.fma(xw, b1);
+            b2 = v2.fma(xw, b2);
+            b3 = v3.fma(xw, b3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
+        float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
+        for (; j < k; j++) {
+            float xj = x[xa + j], xk = x[xb + j];
+            s0 += w[w0 + j] * xj;
+            s1 += w[w1 + j] * xj;
+            s2 += w[w2 + j] * xj;
+            s3 += w[w3 + j] * xj;
+            t0 += w[w0 + j] * xk;
+            t1 += w[w1 + j] * xk;
+            t2 += w[w2 + j] * xk;
+            t3 += w[w3 + j] * xk;
+        }
+        put(y, ya, s0, s1, s2, s3, add);
+        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, add);
+    }
+
+    private static void put(float[] y, int o, float s0, float s1, float s2, float s3, boolean add) {
+        if (add) {
+            y[o] += s0;
+            y[o + 1] += s1;
+            y[o + 2] += s2;
+            y[o + 3] += s3;
+        } else {
+            y[o] = s0;
+            y[o + 1] = s1;
+            y[o + 2] = s2;
+            y[o + 3] = s3;
         }
     }
 

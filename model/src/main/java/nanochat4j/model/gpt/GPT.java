@@ -340,8 +340,9 @@ public final class GPT {
     /**
      * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): logits (B,T,vocab) for the new
      * positions; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself and stores its last
-     * pre-smear embedding; a single token mixes in the stored one. A single token runs the {@link Decoder} (the same
-     * math in fused loops over the cache's buffers); a chunk runs the blocks above.
+     * pre-smear embedding; a single token mixes in the stored one. Decode steps and short chunks (B·T ≤
+     * {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the cache's buffers); longer
+     * chunks run the blocks above.
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
@@ -349,9 +350,9 @@ public final class GPT {
         if (cache.pos() + t > cache.maxLen()) {
             throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
         }
-        if (t == 1) {
+        if (t == 1 || idx.numel() <= Decoder.MAX_ROWS) {
             if (decoder == null) decoder = new Decoder(this, cos, sin);
-            return Tensor.of(decoder.step(idx, cache), idx.shape(0), 1, config.vocabSize());
+            return Tensor.of(decoder.step(idx, cache), idx.shape(0), t, config.vocabSize());
         }
         try (var g = Autograd.noGrad()) {
             Var x = embed(idx);
