@@ -44,6 +44,7 @@ public final class GPT {
     private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
     private final Layer[] layers;
     private final Tensor cos, sin;
+    private Decoder decoder;   // made by the first decode step
 
     /** One block's parameters; {@code veGate} and {@code valueEmbed} are null on layers without a value embedding. */
     private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
@@ -353,7 +354,9 @@ public final class GPT {
     /**
      * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): logits (B,T,vocab) for the new
      * positions; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself and stores its last
-     * pre-smear embedding; a single token mixes in the stored one.
+     * pre-smear embedding; a single token mixes in the stored one. Decode steps and short chunks (B·T ≤
+     * {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the cache's buffers); longer
+     * chunks run the blocks above.
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
@@ -361,16 +364,14 @@ public final class GPT {
         if (cache.pos() + t > cache.maxLen()) {
             throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
         }
+        if (t == 1 || idx.numel() <= Decoder.MAX_ROWS) {
+            if (decoder == null) decoder = new Decoder(this, cos, sin);
+            return Tensor.of(decoder.step(idx, cache), idx.shape(0), t, config.vocabSize());
+        }
         try (var g = Autograd.noGrad()) {
             Var x = embed(idx);
             Tensor last = BE.narrow(x.value(), 1, t - 1, 1);
-            if (t > 1) {
-                x = smear(x);
-            } else if (cache.prevEmbedding() != null) {
-                Tensor z = BE.linear(BE.narrow(x.value(), 2, 0, GPTConfig.SMEAR_CHANNELS), smearGate.tensor());  // (B,1,1)
-                Tensor gate = BE.mul(smearLambda.tensor(), BE.sigmoid(z));
-                x = Var.constant(BE.add(x.value(), BE.mul(gate, cache.prevEmbedding())));
-            }
+            x = smear(x);
             cache.setPrevEmbedding(last);
             Var x0 = x, xMid = null;
             for (int i = 0; i < layers.length; i++) {

@@ -3,19 +3,23 @@ package nanochat4j.model.gpt;
 import nanochat4j.tensor.Tensor;
 
 /**
- * Per-layer key/value buffers (B, maxLen, KV, D) for inference, the shared position (tokens already cached) and
- * the last pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in.
+ * Per-layer key/value buffers (B, maxLen, KV, D) for inference, the shared position (tokens already cached),
+ * the last pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in, and the
+ * decode step's activation buffers ({@link Decoder.Scratch}, made by the first decode step).
  */
 public final class KVCache {
     private final Tensor[] keys, values;
     private final int batch, maxLen;
     private int pos;
-    private Tensor prevEmbedding;
+    private final float[] prev;
+    private boolean hasPrev;
+    Decoder.Scratch scratch;
 
     public KVCache(GPTConfig config, int batch, int maxLen) {
         if (batch < 1 || maxLen < 1) throw new IllegalArgumentException("KVCache: batch " + batch + " and maxLen " + maxLen + " must be >= 1");
         this.batch = batch;
         this.maxLen = maxLen;
+        prev = new float[batch * config.nEmbd()];
         keys = new Tensor[config.nLayer()];
         values = new Tensor[config.nLayer()];
         for (int i = 0; i < keys.length; i++) {
@@ -35,9 +39,24 @@ public final class KVCache {
 
     public Tensor values(int layer) { return values[layer]; }
 
-    public Tensor prevEmbedding() { return prevEmbedding; }
+    /** The last pre-smear embedding (B,1,C) (a view of the cache's buffer), or null before the first token. */
+    public Tensor prevEmbedding() { return hasPrev ? Tensor.of(prev, batch, 1, prev.length / batch) : null; }
 
-    public void setPrevEmbedding(Tensor e) { prevEmbedding = e; }
+    /** Stores a copy of {@code e} (B,1,C) as the previous embedding. */
+    public void setPrevEmbedding(Tensor e) {
+        if (e.numel() != prev.length) {
+            throw new IllegalArgumentException("KVCache.setPrevEmbedding: " + e + " does not hold " + batch + " rows of " + prev.length / batch);
+        }
+        System.arraycopy(e.floats(), e.offset(), prev, 0, prev.length);
+        hasPrev = true;
+    }
+
+    /** The previous-embedding buffer (B·C), written in place by the decode step, which then calls {@link #markPrev}. */
+    float[] prev() { return prev; }
+
+    boolean hasPrev() { return hasPrev; }
+
+    void markPrev() { hasPrev = true; }
 
     public void advance(int t) {
         if (pos + t > maxLen) throw new IllegalArgumentException("KVCache: advancing " + t + " from " + pos + " past maxLen " + maxLen);
@@ -67,21 +86,15 @@ public final class KVCache {
             }
         }
         pos = src.pos;
-        if (src.prevEmbedding == null) {
-            prevEmbedding = null;
-        } else {
-            int c = src.prevEmbedding.shape(2);
-            float[] e = new float[batch * c];
-            float[] se = src.prevEmbedding.toFloatArray();
-            for (int b = 0; b < batch; b++) System.arraycopy(se, (src.batch == 1 ? 0 : b) * c, e, b * c, c);
-            prevEmbedding = Tensor.of(e, batch, 1, c);
-        }
+        hasPrev = src.hasPrev;
+        int c = prev.length / batch;
+        for (int b = 0; b < batch; b++) System.arraycopy(src.prev, (src.batch == 1 ? 0 : b) * c, prev, b * c, c);
     }
 
     /** Empties the cache (buffers are overwritten by the next prefill). */
     public void reset() {
         pos = 0;
-        prevEmbedding = null;
+        hasPrev = false;
     }
 
 }

@@ -182,6 +182,49 @@ class GPTTest {
     }
 
     @Test
+    void decoderStepsAndShortChunksMatchTheFullForwardWithSmearBackoutGqaAndWindows() {
+        // GQA 4/2, layer 0 sees 128 keys back; every plan runs on to position 150 in single decode steps.
+        // (from, length) chunks: ≤ 32 (row, position) pairs run the Decoder, longer ones the tensor path.
+        GPT smeared = perturbed(CFG, 21);
+        smeared.parameter("smear_lambda").tensor().fill(0.7f);
+        smeared.parameter("backout_lambda").tensor().fill(0.3f);
+        check(smeared, 1, new int[][] {{0, 20}, {20, 1}});                 // a first chunk smears within itself
+        check(smeared, 2, new int[][] {{0, 100}, {100, 1}});
+        // A chunk appended to a non-empty cache does not smear its first token with the cached one (nanochat's KV
+        // mode), unlike the full forward: with smear off, chunks anywhere (across the window edge too) must match.
+        GPT unsmeared = perturbed(CFG, 21);
+        unsmeared.parameter("smear_lambda").tensor().fill(0f);
+        unsmeared.parameter("backout_lambda").tensor().fill(0.3f);
+        check(unsmeared, 1, new int[][] {{0, 20}, {20, 1}, {21, 1}, {22, 100}, {122, 16}});
+        check(unsmeared, 2, new int[][] {{0, 100}, {100, 1}, {101, 1}, {102, 16}, {118, 1}, {119, 1}, {120, 16}});
+    }
+
+    /** Feeds b rows of 150 tokens through a KV cache in the planned chunks, then single steps; logits vs the full forward. */
+    private static void check(GPT m, int b, int[][] plan) {
+        int t = 150;
+        Tensor x = ids(22 + b, b, t, 70);
+        float[] full = m.logits(x).toFloatArray();
+        KVCache cache = new KVCache(CFG, b, t);
+        int p = 0, chunk = 0;
+        while (p < t) {
+            int len = chunk < plan.length ? plan[chunk][1] : 1;
+            if (chunk < plan.length) assertEquals(plan[chunk][0], p);
+            chunk++;
+            float[] got = m.forwardCached(slice(x.ints(), b, t, p, len), cache).toFloatArray();
+            for (int bi = 0; bi < b; bi++) {
+                for (int tau = 0; tau < len; tau++) {
+                    for (int v = 0; v < 70; v++) {
+                        assertEquals(full[(bi * t + p + tau) * 70 + v], got[(bi * len + tau) * 70 + v], 1e-4,
+                                "B=" + b + " row " + bi + " position " + (p + tau) + " logit " + v);
+                    }
+                }
+            }
+            p += len;
+        }
+        assertEquals(t, cache.pos());
+    }
+
+    @Test
     void batchOnePrefillCopiedToRowsDecodesLikeEachRowAlone() {
         GPT m = perturbed(CFG, 13);
         Tensor prompt = ids(14, 1, 12, 70);
