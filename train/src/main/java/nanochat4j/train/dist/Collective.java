@@ -337,11 +337,6 @@ public final class Collective implements AutoCloseable {
             throw new IllegalArgumentException("broadcast root " + root + " outside [0, " + worldSize() + ")");
     }
 
-    /** Frames the last operation forwarded straight from a received frame (fused combine-and-forward); for tests. */
-    int fusedFrames() {
-        return ring == null ? 0 : ring.fusedFrames();
-    }
-
     /** After a failure this rank has sent an ABORT; its links stay up a moment so the next rank can read it. */
     private static void lingerForAbortToArrive() {
         try {
