@@ -30,6 +30,9 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
     /** buffer[at, at+n) = combine(buffer[at, at+n), wire); {@code SUM_DIVIDE} divides the sum by {@code divisor}. */
     abstract void load(int action, int at, int n, MemorySegment wire, float divisor);
 
+    /** {@link #load}, and the combined range also written to {@code forward} (the next hop's frame) in the same pass. */
+    abstract void loadForward(int action, int at, int n, MemorySegment wire, MemorySegment forward, float divisor);
+
     static final class F32 extends Payload {
         private static final VectorSpecies<Float> S = Vec.F;
         private static final ByteOrder ORDER = ByteOrder.nativeOrder();
@@ -52,11 +55,21 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
         @Override
         void load(int action, int at, int n, MemorySegment wire, float divisor) {
             if (action == COPY) MemorySegment.copy(wire, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, a, at, n);
-            else combine(action, at, n, wire, divisor);
+            else combine(action, at, n, wire, null, divisor);
         }
 
-        /** a[at, at+n) = wire ⊕ a[at, at+n). */
-        private void combine(int action, int at, int n, MemorySegment wire, float divisor) {
+        @Override
+        void loadForward(int action, int at, int n, MemorySegment wire, MemorySegment forward, float divisor) {
+            if (action != COPY) {
+                combine(action, at, n, wire, forward, divisor);
+                return;
+            }
+            MemorySegment.copy(wire, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, a, at, n);
+            MemorySegment.copy(wire, 0, forward, 0, (long) n * Float.BYTES);
+        }
+
+        /** a[at, at+n) = wire ⊕ a[at, at+n), also into forward when not null. */
+        private void combine(int action, int at, int n, MemorySegment wire, MemorySegment forward, float divisor) {
             float[] a = this.a;
             int i = 0;
             int bound = S.loopBound(n);
@@ -69,6 +82,7 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
                     default -> x.add(y).div(divisor);
                 };
                 r.intoArray(a, at + i);
+                if (forward != null) r.intoMemorySegment(forward, (long) i * Float.BYTES, ORDER);
             }
             for (; i < n; i++) {
                 float x = wire.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
@@ -79,6 +93,7 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
                     default -> (x + y) / divisor;
                 };
                 a[at + i] = r;
+                if (forward != null) forward.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, r);
             }
         }
     }
@@ -109,14 +124,24 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
         @Override
         void load(int action, int at, int n, MemorySegment wire, float divisor) {
             if (action == COPY) MemorySegment.copy(wire, ValueLayout.JAVA_SHORT_UNALIGNED, 0, a, at, n);
-            else combine(action, at, n, wire, divisor);
+            else combine(action, at, n, wire, null, divisor);
+        }
+
+        @Override
+        void loadForward(int action, int at, int n, MemorySegment wire, MemorySegment forward, float divisor) {
+            if (action != COPY) {
+                combine(action, at, n, wire, forward, divisor);
+                return;
+            }
+            MemorySegment.copy(wire, ValueLayout.JAVA_SHORT_UNALIGNED, 0, a, at, n);
+            MemorySegment.copy(wire, 0, forward, 0, (long) n * Short.BYTES);
         }
 
         /**
-         * a[at, at+n) = wire ⊕ a[at, at+n), vectorized: widen both sides to fp32,
+         * a[at, at+n) = wire ⊕ a[at, at+n) (also into forward when not null), vectorized: widen both sides to fp32,
          * combine, round back exactly as {@link #fromFloat}; the tail is scalar.
          */
-        private void combine(int action, int at, int n, MemorySegment wire, float divisor) {
+        private void combine(int action, int at, int n, MemorySegment wire, MemorySegment forward, float divisor) {
             short[] a = this.a;
             int i = 0;
             int bound = H.loopBound(n);
@@ -130,6 +155,7 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
                 };
                 ShortVector h = narrow(r);
                 h.intoArray(a, at + i);
+                if (forward != null) h.intoMemorySegment(forward, (long) i * Short.BYTES, ORDER);
             }
             for (; i < n; i++) {
                 float x = toFloat(wire.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i));
@@ -141,6 +167,7 @@ abstract sealed class Payload permits Payload.F32, Payload.Bf16 {
                 };
                 short h = fromFloat(r);
                 a[at + i] = h;
+                if (forward != null) forward.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, h);
             }
         }
 

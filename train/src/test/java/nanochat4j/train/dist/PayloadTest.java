@@ -1,5 +1,6 @@
 package nanochat4j.train.dist;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
@@ -64,6 +65,18 @@ class PayloadTest {
                     assertEquals(expected[i], a[i], "action " + action + " at " + at + " element " + i + ": wire 0x"
                             + Integer.toHexString(wire[Math.max(0, i - at)] & 0xffff) + " (vector lanes " + Vec.LANES + ")");
                 }
+                // fused combine-and-forward: the same bits in the buffer and in the forwarded frame
+                short[] b = new short[n + at];
+                System.arraycopy(buf, 0, b, at, n);
+                short[] forwarded = new short[n];
+                try (Arena arena = Arena.ofConfined()) {
+                    MemorySegment w = arena.allocate((long) n * Short.BYTES), f = arena.allocate((long) n * Short.BYTES);
+                    MemorySegment.copy(wire, 0, w, ValueLayout.JAVA_SHORT_UNALIGNED, 0, n);
+                    new Payload.Bf16(b).loadForward(action, at, n, w, f, 3f);
+                    MemorySegment.copy(f, ValueLayout.JAVA_SHORT_UNALIGNED, 0, forwarded, 0, n);
+                }
+                assertArrayEquals(expected, b, "loadForward action " + action);
+                assertArrayEquals(java.util.Arrays.copyOfRange(expected, at, at + n), forwarded, "forwarded frame, action " + action);
             }
         }
     }
