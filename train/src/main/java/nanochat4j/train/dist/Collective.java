@@ -337,10 +337,19 @@ public final class Collective implements AutoCloseable {
             throw new IllegalArgumentException("broadcast root " + root + " outside [0, " + worldSize() + ")");
     }
 
-    /** After a failure this rank has sent an ABORT; its links stay up a moment so the next rank can read it. */
+    /** Frames the last operation forwarded straight from a received frame (fused combine-and-forward); for tests. */
+    int fusedFrames() {
+        return ring == null ? 0 : ring.fusedFrames();
+    }
+
+    /**
+     * After a failure this rank has sent an ABORT; its links stay up a while so the next rank can read it, and so
+     * that when this rank's successor died, the ABORT naming it (sent by the successor's successor, whose link from
+     * the dead rank closes a little later) reaches the ranks after it before they see this rank leave.
+     */
     private static void lingerForAbortToArrive() {
         try {
-            Thread.sleep(300);
+            Thread.sleep(3000);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }

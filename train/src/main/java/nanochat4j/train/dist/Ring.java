@@ -11,6 +11,7 @@ import io.aeron.logbuffer.ControlledFragmentHandler.Action;
 import io.aeron.logbuffer.Header;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
@@ -27,6 +28,14 @@ import org.agrona.concurrent.IdleStrategy;
  *     straight out of it on the other side — no reassembly, no staging copies). A 32-byte header names the sender,
  *     the operation's sequence number, the step and the element offset, so ranks that disagree about which collective
  *     they are in fail with a message instead of mixing data.</li>
+ * <li>Fused combine-and-forward: a received chunk whose result the next send step forwards (the reduce-scatter
+ *     partial sums, the reduced segment that starts the all-gather, all-gather copies for N &gt; 2) is combined from
+ *     the received frame straight into the caller's buffer <em>and</em> the next hop's claimed frame, in one pass
+ *     (when that frame is next in its step and the link has room; otherwise it is sent from the buffer later).</li>
+ * <li>Steps interleave on a link: frames of one step go in order, but a forward may go out before this rank's own
+ *     data (send step 0) is all sent; the own data leads the forwarding by at most {@link #LEAD_CHUNKS} frames,
+ *     which keeps room in the window for fused forwards. Interleaving is safe because a value is only ever
+ *     overwritten after this rank's contribution from it has been sent (the overwrite depends on it).</li>
  * <li>Receiving never blocks on sending (arriving data is combined into the caller's buffer), and sends go out in
  *     order as soon as their input has arrived, so a ring of back-pressured links cannot deadlock.</li>
  * <li>Back-pressure and waiting go through a backoff idle strategy (spin, yield, then park ≤ 100 µs).</li>
@@ -47,6 +56,9 @@ final class Ring implements AutoCloseable {
     private static final int IPC_MTU = 65504; // the largest frame Aeron allows (multiple of 32)
     private static final int UDP_TERM = 16 << 20;
     private static final int UDP_MTU = 8192;
+    private static final int DONE = -1;
+    /** Frames of its own data a rank may send ahead of what it forwards (leaves window for fused forwards). */
+    private static final int LEAD_CHUNKS = 4;
     private static final long CHECK_EVERY_NS = TimeUnit.MILLISECONDS.toNanos(20);
 
     final int rank, world, prev, next;
@@ -64,7 +76,9 @@ final class Ring implements AutoCloseable {
     private Schedule schedule;
     private Payload payload;
     private float divisor;
-    private int recvStep, recvPos;
+    private int maxElements, throttled, sendsLeft, recvsLeft, sendFirst, recvFirst, fused;
+    /** Per step: elements sent / received so far, or {@link #DONE}; per receive step, the send step forwarding it. */
+    private int[] sendPos = new int[0], recvPos = new int[0], forward = new int[0];
     private String failure;
     private final ControlledFragmentHandler onData = this::onData;
     private final io.aeron.logbuffer.FragmentHandler onControl = this::onControl;
@@ -176,45 +190,30 @@ final class Ring implements AutoCloseable {
     /** Runs one collective. On return this rank's part of the schedule is complete. */
     void run(Schedule s, Payload p, float divisor) {
         long seq = ++sequence;
+        int nSend = s.sends(), nRecv = s.receives();
         this.schedule = s;
         this.payload = p;
         this.divisor = divisor;
-        recvStep = 0;
-        recvPos = 0;
-        int eb = p.elementBytes();
-        int maxElements = chunkElements(eb);
-        int sendStep = 0, sendPos = 0;
-        int nSend = s.sends(), nRecv = s.receives();
+        this.maxElements = chunkElements(p.elementBytes());
+        this.fused = 0;
+        sendPos = reuse(sendPos, nSend);
+        recvPos = reuse(recvPos, nRecv);
+        forward = reuse(forward, nRecv);
+        Arrays.fill(sendPos, 0, nSend, 0);
+        Arrays.fill(recvPos, 0, nRecv, 0);
+        Arrays.fill(forward, 0, nRecv, -1);
+        for (int k = 0; k < nSend; k++) if (s.sendDep()[k] >= 0) forward[s.sendDep()[k]] = k;
+        // the own data (send step 0, when it depends on nothing) may lead step 1's forwarding by LEAD_CHUNKS frames
+        throttled = nSend > 1 && s.sendDep()[0] < 0 && s.sendDep()[1] >= 0 ? 1 : -1;
+        sendsLeft = nSend;
+        recvsLeft = nRecv;
+        sendFirst = 0;
+        recvFirst = 0;
         long lastProgress = System.nanoTime(), lastCheck = lastProgress;
         try {
-            while (sendStep < nSend || recvStep < nRecv) {
-                int work = 0;
-                while (sendStep < nSend) { // send whatever is ready and fits
-                    int len = s.sendLen()[sendStep], dep = s.sendDep()[sendStep];
-                    boolean depDone = dep < 0 || recvStep > dep;
-                    int ready = depDone ? len : recvStep == dep ? recvPos : 0;
-                    int n = Math.min(maxElements, ready - sendPos);
-                    if (len == 0 ? !depDone : n <= 0) break;
-                    if (!claim(HEADER + n * eb)) break;
-                    MutableDirectBuffer b = claim.buffer();
-                    int o = claim.offset();
-                    b.putInt(o + T_TYPE, DATA);
-                    b.putInt(o + T_SENDER, rank);
-                    b.putLong(o + T_SEQ, seq);
-                    b.putInt(o + T_STEP, sendStep);
-                    b.putInt(o + T_OFFSET, sendPos);
-                    b.putInt(o + T_COUNT, n);
-                    b.putInt(o + T_ELEM, eb);
-                    if (n > 0) p.store(s.sendOff()[sendStep] + sendPos, n, wire(b, o + HEADER, n * eb));
-                    claim.commit();
-                    work++;
-                    sendPos += n;
-                    if (sendPos == len) {
-                        sendStep++;
-                        sendPos = 0;
-                    }
-                }
-                if (recvStep < nRecv) {
+            while (sendsLeft > 0 || recvsLeft > 0) {
+                int work = sendReady(seq);
+                if (recvsLeft > 0) {
                     work += in.controlledPoll(onData, 8);
                     if (failure != null) throw fail(failure);
                 }
@@ -228,7 +227,7 @@ final class Ring implements AutoCloseable {
                 }
                 if (now - lastCheck > CHECK_EVERY_NS) {
                     lastCheck = now;
-                    checkLinks(now, lastProgress, "operation #" + seq, recvStep < nRecv, sendStep < nSend);
+                    checkLinks(now, lastProgress, "operation #" + seq, recvsLeft > 0, sendsLeft > 0);
                 }
             }
         } finally {
@@ -237,35 +236,115 @@ final class Ring implements AutoCloseable {
         }
     }
 
+    /** Frames sent by the last {@link #run} straight from a received frame (fused combine-and-forward). */
+    int fusedFrames() {
+        return fused;
+    }
+
+    private static int[] reuse(int[] a, int n) {
+        return a.length >= n ? a : new int[Math.max(n, 2 * a.length)];
+    }
+
+    /** Sends whatever is ready and fits, every unfinished step in order; returns the number of frames sent. */
+    private int sendReady(long seq) {
+        Schedule s = schedule;
+        int work = 0;
+        for (int k = sendFirst; k < s.sends(); k++) {
+            while (sendPos[k] != DONE) {
+                int len = s.sendLen()[k], dep = s.sendDep()[k], pos = sendPos[k];
+                int ready = dep < 0 || recvPos[dep] == DONE ? len : recvPos[dep];
+                if (k == 0 && throttled > 0 && sendPos[throttled] != DONE)
+                    ready = (int) Math.min(ready, sendPos[throttled] + (long) LEAD_CHUNKS * maxElements);
+                int n = Math.min(maxElements, ready - pos);
+                boolean depDone = dep < 0 || recvPos[dep] == DONE;
+                if (len == 0 ? !depDone : n <= 0) break;
+                if (!claim(HEADER + n * payload.elementBytes())) return work; // back-pressured: no step can go
+                MutableDirectBuffer b = claim.buffer();
+                int o = claim.offset();
+                writeDataHeader(b, o, seq, k, pos, n);
+                if (n > 0) payload.store(s.sendOff()[k] + pos, n, wire(b, o + HEADER, n * payload.elementBytes()));
+                claim.commit();
+                work++;
+                sent(k, pos + n);
+            }
+        }
+        return work;
+    }
+
+    private void writeDataHeader(MutableDirectBuffer b, int o, long seq, int step, int at, int n) {
+        b.putInt(o + T_TYPE, DATA);
+        b.putInt(o + T_SENDER, rank);
+        b.putLong(o + T_SEQ, seq);
+        b.putInt(o + T_STEP, step);
+        b.putInt(o + T_OFFSET, at);
+        b.putInt(o + T_COUNT, n);
+        b.putInt(o + T_ELEM, payload.elementBytes());
+    }
+
+    private void sent(int k, int pos) {
+        if (pos < schedule.sendLen()[k]) {
+            sendPos[k] = pos;
+            return;
+        }
+        sendPos[k] = DONE;
+        sendsLeft--;
+        while (sendFirst < schedule.sends() && sendPos[sendFirst] == DONE) sendFirst++;
+    }
+
+    private void received(int j, int pos) {
+        if (pos < schedule.recvLen()[j]) {
+            recvPos[j] = pos;
+            return;
+        }
+        recvPos[j] = DONE;
+        recvsLeft--;
+        while (recvFirst < schedule.receives() && recvPos[recvFirst] == DONE) recvFirst++;
+    }
+
     private Action onData(DirectBuffer buf, int offset, int length, Header header) {
         // a fast neighbour may already be sending the next operation: leave its messages in the log for that one
-        if (failure != null || recvStep >= schedule.receives()) return Action.ABORT;
+        if (failure != null || recvsLeft == 0) return Action.ABORT;
         if (!checkSender(buf, offset)) return Action.ABORT;
         int type = buf.getInt(offset + T_TYPE);
         if (type == ABORT) {
             onAbort(buf, offset, length);
             return Action.CONTINUE;
         }
+        Schedule s = schedule;
+        int eb = payload.elementBytes();
         long seq = buf.getLong(offset + T_SEQ);
         int step = buf.getInt(offset + T_STEP), at = buf.getInt(offset + T_OFFSET), n = buf.getInt(offset + T_COUNT);
-        int eb = buf.getInt(offset + T_ELEM);
-        int len = schedule.recvLen()[recvStep];
-        if (type != DATA || seq != sequence || step != recvStep || at != recvPos || eb != payload.elementBytes()
+        int frameEb = buf.getInt(offset + T_ELEM);
+        int len = step >= 0 && step < s.receives() ? s.recvLen()[step] : -1;
+        if (type != DATA || seq != sequence || len < 0 || recvPos[step] == DONE || at != recvPos[step] || frameEb != eb
                 || n < 0 || at + n > len || length != HEADER + n * eb) {
+            int first = recvFirst;
             failure = "rank " + rank + ": out of step with rank " + prev + ": expected operation #" + sequence + " step "
-                    + recvStep + " at element " + recvPos + " of " + len + " (" + payload.elementBytes()
+                    + first + " at element " + recvPos[first] + " of " + s.recvLen()[first] + " (" + eb
                     + "-byte elements), got " + (type == HELLO ? "a handshake" : "operation #" + seq + " step " + step
-                    + " at element " + at + " (" + n + " of " + eb + "-byte elements)")
+                    + " at element " + at + " (" + n + " of " + frameEb + "-byte elements)")
                     + ": ranks called different collectives or sizes";
             return Action.ABORT;
         }
-        if (n > 0) payload.load(schedule.recvAction()[recvStep], schedule.recvOff()[recvStep] + at, n,
-                wire(buf, offset + HEADER, n * eb), divisor);
-        recvPos += n;
-        if (recvPos == len) {
-            recvStep++;
-            recvPos = 0;
+        if (n > 0) {
+            MemorySegment data = wire(buf, offset + HEADER, n * eb);
+            int action = s.recvAction()[step], to = s.recvOff()[step] + at;
+            int k = forward[step];
+            // fused: when this chunk is the next thing its forwarding step sends, combine straight into that frame
+            if (k >= 0 && sendPos[k] == at && n <= maxElements && out.tryClaim(HEADER + n * eb, claim) > 0) {
+                MutableDirectBuffer b = claim.buffer();
+                int o = claim.offset();
+                writeDataHeader(b, o, sequence, k, at, n);
+                payload.loadForward(action, to, n, data, wire(b, o + HEADER, n * eb), divisor);
+                claim.commit();
+                fused++;
+                received(step, at + n);
+                sent(k, at + n);
+                return Action.CONTINUE;
+            }
+            payload.load(action, to, n, data, divisor);
         }
+        received(step, at + n);
         return Action.CONTINUE;
     }
 

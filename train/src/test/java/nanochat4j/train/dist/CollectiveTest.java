@@ -39,6 +39,26 @@ class CollectiveTest {
         });
     }
 
+    @ParameterizedTest(name = "world {0}")
+    @ValueSource(ints = {2, 3})
+    void largeAllReducesForwardChunksStraightFromTheReceivedFrameAndMatchTheReference(int world) throws Exception {
+        // many frames per segment, so interleaved steps and the fused combine-and-forward path carry most of the data
+        int len = 40 * CollectiveChecks.CHUNK_F32 + 5;
+        List<Integer> fused = InProcessRing.run(world, "cfg", c -> {
+            int total = 0;
+            for (ReduceOp op : ReduceOp.values()) {
+                CollectiveChecks.allReduceF32(c, len, op);
+                total += c.fusedFrames();
+                CollectiveChecks.allReduceBf16(c, 2 * len, op);
+                total += c.fusedFrames();
+            }
+            CollectiveChecks.reduceScatterF32(c, len, ReduceOp.AVG);
+            CollectiveChecks.allGatherBf16(c, len);
+            return total;
+        });
+        for (int r = 0; r < world; r++) assertTrue(fused.get(r) > 0, "rank " + r + " fused no frame");
+    }
+
     @Test
     void asyncOperationsCompleteInCallOrderAndMatchTheReference() throws Exception {
         InProcessRing.run(3, "cfg", c -> {
