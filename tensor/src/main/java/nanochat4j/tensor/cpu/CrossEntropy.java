@@ -24,8 +24,12 @@ final class CrossEntropy {
     private CrossEntropy() {}
 
     private static final VectorSpecies<Float> S = Vec.F;
-    /** Floats of logits held at once by the chunked form (32 MiB). */
-    static final int CHUNK_FLOATS = 8 << 20;
+    /**
+     * Floats of logits held at once by the chunked form (128 MiB: 1024 rows at vocab 32768). Each chunk packs W
+     * twice (forward, dx) and re-reads all of dW, and dW's product has k = chunk rows, so big chunks pay: 1024 rows
+     * run the d4 lm_head ~25% faster than 256.
+     */
+    static final int CHUNK_FLOATS = 32 << 20;
 
     /**
      * Loss of one row; with g != null also writes dz (g may alias z). scratch (≥ v floats, per thread) holds the
