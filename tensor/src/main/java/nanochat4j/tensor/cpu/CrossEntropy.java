@@ -31,6 +31,18 @@ final class CrossEntropy {
      */
     static final int CHUNK_FLOATS = 32 << 20;
 
+    /** The calling thread's logits chunk, kept across calls: a fresh 128 MiB array per step would churn the old generation. */
+    private static final ThreadLocal<float[]> CHUNK = ThreadLocal.withInitial(() -> new float[0]);
+
+    private static float[] chunkBuffer(int floats) {
+        float[] buf = CHUNK.get();
+        if (buf.length < floats) {
+            buf = new float[floats];
+            CHUNK.set(buf);
+        }
+        return buf;
+    }
+
     /**
      * Loss of one row; with g != null also writes dz (g may alias z). scratch (≥ v floats, per thread) holds the
      * softcapped row between the passes. Returns NaN if the row holds a non-finite logit (the caller reports it).
@@ -142,15 +154,15 @@ final class CrossEntropy {
                        float cap, float wAll, float[] weights, float[] losses, float[] dx, float[] dW, int chunkRows, String op) {
         boolean grad = dx != null;
         int chunk = Math.max(1, Math.min(n, chunkRows > 0 ? chunkRows : CHUNK_FLOATS / Math.max(vocab, 1)));
-        float[] buf = new float[chunk * vocab];
-        if (grad) java.util.Arrays.fill(dW, 0, vpad * c, 0f);
+        float[] buf = chunkBuffer(chunk * vocab);
+        if (grad) java.util.Arrays.fill(dW, vocab * c, vpad * c, 0f); // padding rows; the first chunk overwrites the rest
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rr = Math.min(chunk, n - r0);
             Gemm.sgemm(false, true, rr, vocab, c, 1f, x, xo + r0 * c, c, w, wo, c, 0f, buf, 0, vocab);
             rows(buf, 0, rr, vocab, targets, to + r0, cap, wAll, weights, r0, losses, r0, grad ? buf : null, 0, r0, op);
             if (!grad) continue;
             Gemm.sgemm(false, false, rr, c, vocab, 1f, buf, 0, vocab, w, wo, c, 0f, dx, r0 * c, c);
-            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, vocab, x, xo + r0 * c, c, 1f, dW, 0, c);
+            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, vocab, x, xo + r0 * c, c, r0 == 0 ? 0f : 1f, dW, 0, c);
         }
     }
 }
