@@ -13,7 +13,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>GotoBLAS/BLIS structure, pure Vector API:
  * <ul>
- *   <li>op(B) is packed once per call (per NC block of columns when k·n exceeds 64 MiB) into NR-wide column panels,
+ *   <li>op(B) is packed once per call (per NC block of columns when k·n is large) into NR-wide column panels,
  *       (KC×NR k-major slices, all panels of one depth block contiguous), by all threads together; every
  *       transpose is absorbed by the packing.</li>
  *   <li>The threads then take chunks of C rows (or of B panels when m is too short to split) from a shared
@@ -25,8 +25,7 @@ import jdk.incubator.vector.VectorSpecies;
  *       FMA-loop peak in isolation; taller tiles (12×2, 14×2) are no faster and make C1 bail out ("out of virtual
  *       registers"), which can leave the kernel in slow non-intrinsified code for tens of seconds.</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
- *   <li>Packing buffers live per thread and are reused across calls; only a packed B over 16 MiB (the lm_head's dx)
- *       is allocated per call.</li>
+ *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
  * </ul>
  */
@@ -44,17 +43,8 @@ public final class Gemm {
     static final int KC = 384;
     /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
     static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
-    /**
-     * Most floats of packed B held at once (64 MiB); wider problems are done in NC column blocks, and each block
-     * packs op(A) again. 64 MiB keeps the lm_head's dx (k = vocab 32768, n = C ≤ 512) in one block: its long op(A)
-     * is packed once (16 MiB cut that product's speed by ~20% at C = 256–384).
-     */
-    static final int B_PACK_LIMIT = 1 << 24;
-    /**
-     * Packed B up to this size (16 MiB) stays in the thread's workspace; a bigger one is allocated per call and dies
-     * young: kept, it would sit in the old generation and push the peak RSS of a d6 32×512 step over 12 GB.
-     */
-    private static final int B_KEEP_LIMIT = 1 << 22;
+    /** Most floats of packed B held at once (16 MiB); wider problems are done in NC column blocks. */
+    static final int B_PACK_LIMIT = 1 << 22;
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
     static final double PARALLEL_MIN_FLOPS = 4e6;
 
@@ -115,13 +105,8 @@ public final class Gemm {
         if (bSize > Integer.MAX_VALUE - 16) {
             throw new IllegalArgumentException("sgemm: k=" + k + " is too deep to pack one " + NR + "-column panel");
         }
-        float[] bp;
-        if (bSize > B_KEEP_LIMIT) {
-            bp = new float[(int) bSize];
-        } else {
-            if (ws.b.length < bSize) ws.b = new float[(int) bSize];
-            bp = ws.b;
-        }
+        if (ws.b.length < bSize) ws.b = new float[(int) bSize];
+        float[] bp = ws.b;
         int mTiles = (m + MR - 1) / MR;
         int threads = Parallel.threads();
         for (int jc = 0; jc < n; jc += ncPanels * NR) {
