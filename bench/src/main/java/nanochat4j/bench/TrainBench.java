@@ -26,7 +26,8 @@ import picocli.CommandLine.Option;
  * base_train's default LRs scaled for that depth by the depth dial (Power-Lines batch, sqrt(B/B_REF) LR scale,
  * T_epoch weight decay). The step time is the median of {@code --iters} steps after {@code --warmup}.
  * Peak memory is the process's peak resident set ({@code VmHWM} in /proc/self/status) on Linux; elsewhere the
- * JVM's committed heap + non-heap, flagged as such. The human output splits the step into forward, backward,
+ * JVM's committed heap + non-heap, flagged as such. {@code cpu_s_per_step} is the median process CPU time of a step
+ * (all threads), which tells a change in work apart from a loaded machine. The human output splits the step into forward, backward,
  * optimizer and zero grads; with {@code -Dnanochat4j.opTimes=true} it adds the tape's per-op profile.
  */
 @Command(name = "train", mixinStandardHelpOptions = true,
@@ -72,12 +73,13 @@ public final class TrainBench implements Callable<Integer> {
         double[][] phases = new double[4][iters]; // forward, backward, optimizer, zero grads
         for (int i = 0; i < warmup; i++) step(model, opt, idx, targets, new double[4][1], 0);
         if (OpTimes.ENABLED) OpTimes.reset();
-        double[] t = new double[iters];
+        double[] t = new double[iters], cpu = new double[iters];
         float loss = 0;
         for (int i = 0; i < iters; i++) {
-            long t0 = System.nanoTime();
+            long c0 = processCpuNanos(), t0 = System.nanoTime();
             loss = step(model, opt, idx, targets, phases, i);
             t[i] = (System.nanoTime() - t0) / 1e9;
+            cpu[i] = (processCpuNanos() - c0) / 1e9;
         }
         if (!Float.isFinite(loss)) throw new IllegalStateException("train bench: loss is " + loss + " after " + (warmup + iters) + " steps");
         double stepS = median(t);
@@ -85,9 +87,10 @@ public final class TrainBench implements Callable<Integer> {
         PeakMemory mem = PeakMemory.read();
         if (json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"batch\": %d, \"seq\": %d, \"step_s\": %.6f, \"tok_per_sec\": %.1f, "
-                    + "\"peak_rss_gb\": %.3f, \"peak_rss_source\": \"%s\"}%n", depth, batch, seq, stepS, tokPerSec, mem.gb(), mem.source());
+                    + "\"cpu_s_per_step\": %.3f, \"peak_rss_gb\": %.3f, \"peak_rss_source\": \"%s\"}%n", depth, batch, seq, stepS,
+                    tokPerSec, median(cpu), mem.gb(), mem.source());
         } else {
-            out.printf(Locale.ROOT, "step %.3f s  (%.0f tok/s), loss %.4f%n", stepS, tokPerSec, loss);
+            out.printf(Locale.ROOT, "step %.3f s  (%.0f tok/s), %.3f CPU s, loss %.4f%n", stepS, tokPerSec, median(cpu), loss);
             out.printf(Locale.ROOT, "  forward %.3f s, backward %.3f s, optimizer %.3f s, zero grads %.3f s (medians)%n",
                     median(phases[0]), median(phases[1]), median(phases[2]), median(phases[3]));
             if (OpTimes.ENABLED) out.print(OpTimes.table(iters));
@@ -117,6 +120,15 @@ public final class TrainBench implements Callable<Integer> {
         phases[2][i] = (t3 - t2) / 1e9;
         phases[3][i] = (t4 - t3) / 1e9;
         return v;
+    }
+
+    /**
+     * CPU time of the whole process (all threads, GC and JIT included) in ns, or 0 where the JVM cannot tell. On a
+     * machine shared with other work it shows a change in the step's work where wall-clock time is too noisy.
+     */
+    private static long processCpuNanos() {
+        return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
+                ? Math.max(0, os.getProcessCpuTime()) : 0;
     }
 
     private static double median(double[] a) {

@@ -35,6 +35,8 @@ class TrainBenchTest {
         assertEquals(64.0, tps * stepS, 0.5, "tok/s × s/step = tokens per step");
         // a JVM with a loaded model needs tens of MB at least and, for this toy, far less than 64 GB
         assertTrue(rss > 0.02 && rss < 64, lines[0]);
+        // a step does work on the CPU: the process's CPU seconds for it are positive (0 only where the JVM cannot tell)
+        assertTrue(j.get("cpu_s_per_step").asDouble() > 0, lines[0]);
     }
 
     @Test

@@ -24,7 +24,11 @@ final class CrossEntropy {
     private CrossEntropy() {}
 
     private static final VectorSpecies<Float> S = Vec.F;
-    /** Floats of logits held at once by the chunked form (32 MiB). */
+    /**
+     * Floats of logits held at once by the chunked form (32 MiB: 256 rows at vocab 32768). 1024 rows (32 << 20) run
+     * the lm_head 15–27% faster in CPU time (W packed and dW re-read 4× less often), but the peak RSS of a d6 32×512
+     * step, 11.6–12.5 GB with this setting on a loaded machine, leaves no clear room under 12 GB for 96 MiB more.
+     */
     static final int CHUNK_FLOATS = 8 << 20;
 
     /**
@@ -139,14 +143,15 @@ final class CrossEntropy {
         boolean grad = dx != null;
         int chunk = Math.max(1, Math.min(n, chunkRows > 0 ? chunkRows : CHUNK_FLOATS / Math.max(vocab, 1)));
         float[] buf = new float[chunk * vocab];
-        if (grad) java.util.Arrays.fill(dW, 0, vpad * c, 0f);
+        // the padding rows; the first chunk overwrites the rest (beta 0)
+        if (grad) java.util.Arrays.fill(dW, n == 0 ? 0 : vocab * c, vpad * c, 0f);
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rr = Math.min(chunk, n - r0);
             Gemm.sgemm(false, true, rr, vocab, c, 1f, x, xo + r0 * c, c, w, wo, c, 0f, buf, 0, vocab);
             rows(buf, 0, rr, vocab, targets, to + r0, cap, wAll, weights, r0, losses, r0, grad ? buf : null, 0, r0, op);
             if (!grad) continue;
             Gemm.sgemm(false, false, rr, c, vocab, 1f, buf, 0, vocab, w, wo, c, 0f, dx, r0 * c, c);
-            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, vocab, x, xo + r0 * c, c, 1f, dW, 0, c);
+            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, vocab, x, xo + r0 * c, c, r0 == 0 ? 0f : 1f, dW, 0, c);
         }
     }
 }

@@ -44,7 +44,7 @@ public final class Gemm {
     /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
     static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
     /** Most floats of packed B held at once (16 MiB); wider problems are done in NC column blocks. */
-    private static final int B_PACK_LIMIT = 1 << 22;
+    static final int B_PACK_LIMIT = 1 << 22;
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
     static final double PARALLEL_MIN_FLOPS = 4e6;
 

@@ -103,6 +103,14 @@ class GemmTest {
     }
 
     @Test
+    void columnsBeyondThePackLimitRunInSeveralColumnBlocksAndMatchReference() {
+        // k·n over the packed-B limit: two NC column blocks, the last one partial and not a whole panel
+        int k = 2 * Gemm.KC + 5, n = Gemm.B_PACK_LIMIT / k + 2 * Gemm.NR + 7;
+        checkCase(false, false, 13, n, k, 1f, 0f, 0, 0);
+        checkCase(true, true, 5, n, k, 0.5f, 1f, 1, 2);
+    }
+
+    @Test
     void zeroAlphaOrEmptyKScalesC() {
         float[] c = random(12);
         float[] want = new float[12];
