@@ -43,8 +43,11 @@ public final class Gemm {
     static final int KC = 384;
     /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
     static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
-    /** Most floats of packed B held at once (16 MiB); wider problems are done in NC column blocks. */
-    static final int B_PACK_LIMIT = 1 << 22;
+    /**
+     * Most floats of packed B held at once (64 MiB); wider problems are done in NC column blocks. 64 rather than 16
+     * lets the lm_head's dx (k = vocab) pack its operand once instead of per column block.
+     */
+    static final int B_PACK_LIMIT = 1 << 24;
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
     static final double PARALLEL_MIN_FLOPS = 4e6;
 
