@@ -245,9 +245,7 @@ public final class GPT {
     /** Soft-capped logits (B,T,vocab) without recording a tape (evaluation, sampling). */
     public Tensor logits(Tensor idx) {
         checkBatch(idx, null);
-        try (var g = Autograd.noGrad()) {
-            return head(hidden(idx, null)).value();
-        }
+        return logitsAt(idx, 0, idx.shape(1));
     }
 
     /**
@@ -259,8 +257,13 @@ public final class GPT {
         if (from < 0 || to > idx.shape(1) || from >= to) {
             throw new IllegalArgumentException("GPT.logits: positions [" + from + ", " + to + ") outside a sequence of " + idx.shape(1));
         }
+        return logitsAt(idx, from, to);
+    }
+
+    private Tensor logitsAt(Tensor idx, int from, int to) {
         try (var g = Autograd.noGrad()) {
-            return head(Ops.narrow(hidden(idx, null), 1, from, to - from)).value();
+            Var x = hidden(idx, null);
+            return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from)).value();
         }
     }
 
