@@ -48,6 +48,15 @@ public final class Gemm {
      * lets the lm_head's dx (k = vocab) pack its operand once instead of per column block.
      */
     static final int B_PACK_LIMIT = 1 << 24;
+    /**
+     * Vocab-wide products (the lm_head's x·Wᵀ: ≥ WIDE_PANELS panels, op(A) at most A_PACK_LIMIT floats) go through
+     * {@link #wide}: op(A) packed once, B read from memory once. Row blocks over a whole packed B instead stream
+     * all of B (50 MB at d6) from memory once per MC rows.
+     */
+    static final int WIDE_PANELS = 64;
+    /** Columns per chunk of the wide path: a KC-deep slice (384×256 floats, 384 KiB) stays in L2. */
+    static final int WIDE_CHUNK_COLUMNS = 256;
+    static final int A_PACK_LIMIT = 1 << 22;
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
     static final double PARALLEL_MIN_FLOPS = 4e6;
 
@@ -55,6 +64,8 @@ public final class Gemm {
         final float[] a = new float[MC * KC];
         final float[] tile = new float[MR * NR];
         float[] b = new float[0];
+        /** All of op(A), packed by {@link #wide}. */
+        float[] aAll = new float[0];
     }
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
@@ -103,6 +114,12 @@ public final class Gemm {
         boolean parallel = 2.0 * m * n * k >= PARALLEL_MIN_FLOPS && Parallel.threads() > 1;
         Workspace ws = WORKSPACE.get();
         int panelsAll = (n + NR - 1) / NR;
+        int mTiles = (m + MR - 1) / MR;
+        int threads = Parallel.threads();
+        if (parallel && mTiles >= 2 * threads && panelsAll >= WIDE_PANELS && (long) mTiles * MR * k <= A_PACK_LIMIT) {
+            wide(transA, transB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc, ws);
+            return;
+        }
         int ncPanels = (int) Math.max(1, Math.min(panelsAll, B_PACK_LIMIT / ((long) k * NR)));
         long bSize = (long) ncPanels * k * NR;
         if (bSize > Integer.MAX_VALUE - 16) {
@@ -110,8 +127,6 @@ public final class Gemm {
         }
         if (ws.b.length < bSize) ws.b = new float[(int) bSize];
         float[] bp = ws.b;
-        int mTiles = (m + MR - 1) / MR;
-        int threads = Parallel.threads();
         for (int jc = 0; jc < n; jc += ncPanels * NR) {
             int panels = Math.min(ncPanels, (n - jc + NR - 1) / NR);
             int j0 = jc;
@@ -121,7 +136,7 @@ public final class Gemm {
                 packB(transB, b, bOff, ldb, k, n, j0, panels, 0, panels, bp);
             }
             if (!parallel) {
-                block(0, m, 0, panels, panels, transA, k, n, j0, alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                block(0, m, 0, panels, panels, transA, k, n, j0, alpha, a, aOff, lda, null, bp, beta, c, cOff, ldc);
             } else if (mTiles >= 2 * threads) {
                 // Chunks of row tiles handed out on demand: a thread that loses its core to another process
                 // leaves its share to the others instead of holding up the whole call.
@@ -131,7 +146,7 @@ public final class Gemm {
                 Parallel.forRange(threads, (s0, s1) -> {
                     for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                         block(ch * chunk * MR, Math.min(m, (ch + 1) * chunk * MR), 0, panels, panels, transA, k, n, j0,
-                                alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                                alpha, a, aOff, lda, null, bp, beta, c, cOff, ldc);
                     }
                 });
             } else {
@@ -142,11 +157,45 @@ public final class Gemm {
                 Parallel.forRange(threads, (s0, s1) -> {
                     for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                         block(0, m, ch * chunk, Math.min(panels, (ch + 1) * chunk), panels, transA, k, n, j0,
-                                alpha, a, aOff, lda, bp, beta, c, cOff, ldc);
+                                alpha, a, aOff, lda, null, bp, beta, c, cOff, ldc);
                     }
                 });
             }
         }
+    }
+
+    /**
+     * The wide path: all of op(A) packed once (MC-row blocks, each depth block of one at ic·k + pc·mcPadded, as
+     * {@link #packA} lays them out) by all threads; then threads take chunks of WIDE_CHUNK_COLUMNS columns from a
+     * shared counter, pack that slice of op(B) into their own buffer and run every row block over it. Same k-order
+     * per element as the other paths (bit-identical results).
+     */
+    private static void wide(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int aOff, int lda,
+            float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc, Workspace ws) {
+        int mPad = (m + MR - 1) / MR * MR;
+        if (ws.aAll.length < mPad * k) ws.aAll = new float[mPad * k];
+        float[] aAll = ws.aAll;
+        int rowBlocks = (m + MC - 1) / MC;
+        Parallel.forRange(rowBlocks, (r0, r1) -> {
+            for (int ib = r0; ib < r1; ib++) {
+                int ic = ib * MC, mc = Math.min(MC, m - ic), mcPad = (mc + MR - 1) / MR * MR;
+                for (int pc = 0; pc < k; pc += KC) {
+                    packA(transA, a, aOff, lda, ic, mc, pc, Math.min(KC, k - pc), aAll, ic * k + pc * mcPad);
+                }
+            }
+        });
+        int chunkPanels = Math.max(1, WIDE_CHUNK_COLUMNS / NR), chunkColumns = chunkPanels * NR;
+        int chunks = (n + chunkColumns - 1) / chunkColumns;
+        AtomicInteger next = new AtomicInteger();
+        Parallel.forRange(Parallel.threads(), (s0, s1) -> {
+            Workspace own = WORKSPACE.get();
+            if (own.b.length < chunkPanels * k * NR) own.b = new float[chunkPanels * k * NR];
+            for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
+                int jc = ch * chunkColumns, panels = Math.min(chunkPanels, (n - jc + NR - 1) / NR);
+                packB(transB, b, bOff, ldb, k, n, jc, panels, 0, panels, own.b);
+                block(0, m, 0, panels, panels, transA, k, n, jc, alpha, a, aOff, lda, aAll, own.b, beta, c, cOff, ldc);
+            }
+        });
     }
 
     /** Up to this many rows of x·Wᵀ go through {@link #gemv} (KV-cache decode is 1 row per sample). */
@@ -186,17 +235,21 @@ public final class Gemm {
         });
     }
 
-    /** C rows [i0, i1) × packed B panels [p0, p1) of the NC block (of {@code panels} panels) that starts at column jc. */
+    /**
+     * C rows [i0, i1) × packed B panels [p0, p1) of the NC block (of {@code panels} panels) that starts at column jc.
+     * op(A) is packed here block by block, or read from {@code aAll} when {@link #wide} packed it already (i0 = 0).
+     */
     private static void block(int i0, int i1, int p0, int p1, int panels, boolean transA, int k, int n, int jc, float alpha,
-            float[] a, int aOff, int lda, float[] bp, float beta, float[] c, int cOff, int ldc) {
+            float[] a, int aOff, int lda, float[] aAll, float[] bp, float beta, float[] c, int cOff, int ldc) {
         Workspace ws = WORKSPACE.get();
-        float[] ap = ws.a;
         float[] tile = ws.tile;
         for (int ic = i0; ic < i1; ic += MC) {
-            int mc = Math.min(MC, i1 - ic);
+            int mc = Math.min(MC, i1 - ic), mcPad = (mc + MR - 1) / MR * MR;
             for (int pc = 0; pc < k; pc += KC) {
                 int kc = Math.min(KC, k - pc);
-                packA(transA, a, aOff, lda, ic, mc, pc, kc, ap);
+                float[] ap = aAll != null ? aAll : ws.a;
+                int ao = aAll != null ? ic * k + pc * mcPad : 0;
+                if (aAll == null) packA(transA, a, aOff, lda, ic, mc, pc, kc, ap, 0);
                 float bet = pc == 0 ? beta : 1f; // later depth blocks accumulate onto the first
                 for (int jp = p0; jp < p1; jp++) {
                     int col = jc + jp * NR;
@@ -206,9 +259,9 @@ public final class Gemm {
                         int mr = Math.min(MR, mc - ir);
                         int ci = cOff + (ic + ir) * ldc + col;
                         if (mr == MR && nr == NR) {
-                            kernel(kc, ap, ir * kc, bp, bi, c, ci, ldc, alpha, bet);
+                            kernel(kc, ap, ao + ir * kc, bp, bi, c, ci, ldc, alpha, bet);
                         } else {
-                            kernel(kc, ap, ir * kc, bp, bi, tile, 0, NR, alpha, 0f);
+                            kernel(kc, ap, ao + ir * kc, bp, bi, tile, 0, NR, alpha, 0f);
                             for (int r = 0; r < mr; r++) {
                                 for (int q = 0; q < nr; q++) {
                                     int x = ci + r * ldc + q;
@@ -231,11 +284,11 @@ public final class Gemm {
         }
     }
 
-    /** Packs op(A) rows [i0, i0+mc) × depth [p0, p0+kc) as MR-row panels, each kc×MR (k-major), zero-padded. */
-    private static void packA(boolean transA, float[] a, int aOff, int lda, int i0, int mc, int p0, int kc, float[] ap) {
+    /** Packs op(A) rows [i0, i0+mc) × depth [p0, p0+kc) at ap[apOff..] as MR-row panels, each kc×MR (k-major), zero-padded. */
+    private static void packA(boolean transA, float[] a, int aOff, int lda, int i0, int mc, int p0, int kc, float[] ap, int apOff) {
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = Math.min(MR, mc - ir);
-            int base = ir * kc;
+            int base = apOff + ir * kc;
             if (!transA) {
                 for (int r = 0; r < mr; r++) {
                     int src = aOff + (i0 + ir + r) * lda + p0;

@@ -111,6 +111,14 @@ class GemmTest {
     }
 
     @Test
+    void wideProductsSplitIntoColumnChunksMatchReference() {
+        // ≥ WIDE_PANELS panels and enough rows to share: the column-chunk path (last chunk and panel partial)
+        int m = 4 * Parallel.threads() * Gemm.MR + 5, n = Gemm.WIDE_PANELS * Gemm.NR + Gemm.WIDE_CHUNK_COLUMNS / 2 + 3;
+        checkCase(false, true, m, n, 45, 1f, 0f, 0, 0);
+        checkCase(true, false, m, n, Gemm.KC + 9, 0.5f, 1f, 1, 2);
+    }
+
+    @Test
     void zeroAlphaOrEmptyKScalesC() {
         float[] c = random(12);
         float[] want = new float[12];
@@ -149,6 +157,7 @@ class GemmTest {
         int t = Parallel.threads();
         multiThreadedEqualsSingleThreaded((2 * t + 1) * Gemm.MR - 3, 4 * Gemm.NR + 7); // >= 2 row tiles per thread: rows split
         multiThreadedEqualsSingleThreaded(Gemm.MR + 2, 5 * Gemm.NR + 7); // 2 row tiles: columns split
+        multiThreadedEqualsSingleThreaded((2 * t + 1) * Gemm.MR, Gemm.WIDE_PANELS * Gemm.NR + 5); // wide: column chunks
     }
 
     private void multiThreadedEqualsSingleThreaded(int m, int n) {

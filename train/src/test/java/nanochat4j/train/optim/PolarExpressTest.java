@@ -40,7 +40,8 @@ class PolarExpressTest {
     @Test
     void blockRowsSplitLargeSidesIntoAboutSixBlocks() {
         assertEquals(100, PolarExpress.blockRows(100));
-        assertEquals(384, PolarExpress.blockRows(384)); // d6: one plain GEMM
+        assertEquals(256, PolarExpress.blockRows(256)); // d4: one plain GEMM
+        assertEquals(96, PolarExpress.blockRows(384));  // d6: four blocks
         assertEquals(128, PolarExpress.blockRows(768)); // d12
         assertEquals(216, PolarExpress.blockRows(1280));
     }
