@@ -47,7 +47,7 @@ final class Decoder {
     private static final VectorSpecies<Integer> I = F.withLanes(int.class);
     /** Most (row, position) pairs a chunk may have here: the GEMVs keep that many input rows in L1/L2. */
     static final int MAX_ROWS = 32;
-    /** Weight floats per GEMV chunk (128 KB): large enough that claiming it costs nothing, small enough to balance. */
+    /** Weight elements per GEMV chunk (128 KB fp32, 64 KB bf16): large enough that claiming it costs nothing, small enough to balance. */
     private static final int CHUNK_FLOATS = 1 << 15;
 
     private final GPTConfig cfg;
