@@ -8,6 +8,7 @@ import java.util.concurrent.Callable;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import nanochat4j.model.engine.Sampler;
+import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.gpt.KVCache;
@@ -21,7 +22,8 @@ import picocli.CommandLine.Option;
  * {@code nanochat4j bench infer}: KV-cache inference speed with runcpu.sh's sizing (head dim 64, window L,
  * vocab 32768): prefill of a 16-token prompt, greedy decode of 128 tokens at batch 1, and the same with 8 sample
  * rows. Batch-1 decode is bound by reading the weights, so it also reports the weight bytes streamed per second next
- * to this machine's memory read bandwidth, measured in the same run.
+ * to this machine's memory read bandwidth, measured in the same run. {@code --weights bf16} decodes with a bf16 copy
+ * of the matrices (half the bytes; prefills of more than 32 tokens still run on the fp32 weights).
  */
 @Command(name = "infer", mixinStandardHelpOptions = true,
         description = "Time KV-cache prefill and decode (tokens/s, weight GB/s vs memory bandwidth).")
@@ -40,6 +42,9 @@ public final class InferBench implements Callable<Integer> {
     int iters = 5;
     @Option(names = "--bandwidth-mb", description = "array size of the memory bandwidth probe (default ${DEFAULT-VALUE})")
     int bandwidthMb = 1024;
+    @Option(names = "--weights", defaultValue = "fp32",
+            description = "weights the decode streams: ${COMPLETION-CANDIDATES} (default ${DEFAULT-VALUE})")
+    DecodeWeights weights;
     @Option(names = "--json", description = "one JSON object")
     boolean json;
 
@@ -51,6 +56,7 @@ public final class InferBench implements Callable<Integer> {
         if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
         GPTConfig cfg = GPTConfig.fromDepth(depth, 64, 64, seq, "L", vocab);
         GPT model = GPT.create(cfg, 42);
+        model.decodeWeights(weights);
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
         double memBw = memoryBandwidth(bandwidthMb);
         double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(cfg, 1, promptTokens)));
@@ -58,16 +64,17 @@ public final class InferBench implements Callable<Integer> {
         double decode8 = median(() -> decode(model, prompt, 8));
         double tps1 = decodeTokens / decode1;
         double tps8 = 8.0 * decodeTokens / decode8;
-        // Bytes a decode step must read: every matmul weight (fp32) plus the KV cache read at mid-decode.
-        double weightBytes = 4.0 * cfg.numMatmulParams();
+        // Bytes a decode step reads: every streamed matrix at its dtype (+ embedding rows) plus the KV cache at mid-decode.
+        double weightBytes = model.decodeWeightBytes();
         double kvBytes = cfg.kvBytesReadPerDecodeStep(promptTokens + decodeTokens / 2, 4);
         double weightsGbs = (weightBytes + kvBytes) * tps1 / 1e9;
         if (json) {
-            out.printf(Locale.ROOT, "{\"depth\": %d, \"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, "
-                    + "\"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f}%n", depth, prefill * 1e3, tps1, tps8, weightsGbs, memBw);
+            out.printf(Locale.ROOT, "{\"depth\": %d, \"weights\": \"%s\", \"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, "
+                    + "\"batch8_tok_per_sec\": %.1f, \"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f}%n", depth, weights, prefill * 1e3,
+                    tps1, tps8, weightsGbs, memBw);
         } else {
-            out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, vocab %d), %d threads, %.1f MB of weights%n", depth, cfg.nEmbd(), cfg.nLayer(),
-                    vocab, Parallel.threads(), weightBytes / 1e6);
+            out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, vocab %d), %d threads, %.1f MB of %s weights per token%n", depth, cfg.nEmbd(),
+                    cfg.nLayer(), vocab, Parallel.threads(), weightBytes / 1e6, weights);
             out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
             out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%d tokens)%n", tps1, decodeTokens);
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);

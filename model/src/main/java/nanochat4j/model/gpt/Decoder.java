@@ -2,9 +2,13 @@ package nanochat4j.model.gpt;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.Team;
 import nanochat4j.tensor.cpu.Vec;
@@ -27,22 +31,34 @@ import nanochat4j.tensor.cpu.Vec;
  * (one task per row and kv head: ve mix, RoPE, QK-norm, cache write, then its query heads) is split over
  * {@link Team}, whose helpers spin between phases: a d6 step is ~30 phases of 10–300 µs. Norms and lambda mixes over
  * B·C floats run on the caller.
+ * <p>
+ * The streamed matrices (q, k, v, proj, fc, mlp proj, lm_head) are either the fp32 parameters themselves (live views:
+ * training updates show) or, with {@link DecodeWeights#BF16}, a bf16 copy made once when the decoder is built (a
+ * snapshot: half the bytes per token); each dtype has its GEMV kernel ({@link #rows}, {@link #rowsBf16}), which widens
+ * bf16 to fp32 in registers and accumulates in fp32. The fp32 parameters stay the model's weights either way:
+ * training, and {@link GPT#forwardCached}'s tensor path for long prompt chunks, read them. Embedding rows (wte, value
+ * embeddings: one row per token) and the tiny gates are always read from the fp32 parameters.
  */
 final class Decoder {
     private static final VectorSpecies<Float> F = Vec.F;
     private static final int L = Vec.LANES;
+    /** bf16 weights: shorts with F's lane count (half its bits), widened through ints of F's shape. */
+    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    private static final VectorSpecies<Integer> I = F.withLanes(int.class);
     /** Most (row, position) pairs a chunk may have here: the GEMVs keep that many input rows in L1/L2. */
     static final int MAX_ROWS = 32;
-    /** Weight floats per GEMV chunk (128 KB): large enough that claiming it costs nothing, small enough to balance. */
+    /** Weight elements per GEMV chunk (128 KB fp32, 64 KB bf16): large enough that claiming it costs nothing, small enough to balance. */
     private static final int CHUNK_FLOATS = 1 << 15;
 
     private final GPTConfig cfg;
+    private final DecodeWeights weights;
     private final int c, h, kv, d, g, vocab;
     private final Tensor wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda, cos, sin;
     private final Tensor[] cq, ck, cv, cProj, veGate, cFc, mlpProj, valueEmbed;
 
-    Decoder(GPT model, Tensor cos, Tensor sin) {
+    Decoder(GPT model, Tensor cos, Tensor sin, DecodeWeights weights) {
         cfg = model.config();
+        this.weights = weights;
         c = cfg.nEmbd();
         h = cfg.nHead();
         kv = cfg.nKvHead();
@@ -52,7 +68,7 @@ final class Decoder {
         this.cos = cos;
         this.sin = sin;
         wte = model.parameter("transformer.wte.weight").tensor();
-        lmHead = model.parameter("lm_head.weight").tensor();
+        lmHead = matrix(model.parameter("lm_head.weight").tensor().slice(0, vocab));   // the padding rows are never read
         residLambdas = model.parameter("resid_lambdas").tensor();
         x0Lambdas = model.parameter("x0_lambdas").tensor();
         smearGate = model.parameter("smear_gate.weight").tensor();
@@ -69,17 +85,41 @@ final class Decoder {
         valueEmbed = new Tensor[n];
         for (int i = 0; i < n; i++) {
             String p = "transformer.h." + i + ".";
-            cq[i] = model.parameter(p + "attn.c_q.weight").tensor();
-            ck[i] = model.parameter(p + "attn.c_k.weight").tensor();
-            cv[i] = model.parameter(p + "attn.c_v.weight").tensor();
-            cProj[i] = model.parameter(p + "attn.c_proj.weight").tensor();
-            cFc[i] = model.parameter(p + "mlp.c_fc.weight").tensor();
-            mlpProj[i] = model.parameter(p + "mlp.c_proj.weight").tensor();
+            cq[i] = matrix(model.parameter(p + "attn.c_q.weight").tensor());
+            ck[i] = matrix(model.parameter(p + "attn.c_k.weight").tensor());
+            cv[i] = matrix(model.parameter(p + "attn.c_v.weight").tensor());
+            cProj[i] = matrix(model.parameter(p + "attn.c_proj.weight").tensor());
+            cFc[i] = matrix(model.parameter(p + "mlp.c_fc.weight").tensor());
+            mlpProj[i] = matrix(model.parameter(p + "mlp.c_proj.weight").tensor());
             if (cfg.hasValueEmbed(i)) {
                 veGate[i] = model.parameter(p + "attn.ve_gate.weight").tensor();
                 valueEmbed[i] = model.parameter("value_embeds." + i + ".weight").tensor();
             }
         }
+    }
+
+    /** A streamed matrix as this decoder reads it: the fp32 parameter (a view), or its bf16 copy (nearest even). */
+    private Tensor matrix(Tensor w) {
+        return weights == DecodeWeights.BF16 ? Backend.cpu().toBf16(w) : w;
+    }
+
+    DecodeWeights weights() { return weights; }
+
+    /**
+     * Weight bytes one decode step reads for each sample row's token: every streamed matrix at its dtype, plus the
+     * fp32 embedding row, value-embedding rows and gates (the KV cache comes on top).
+     */
+    long bytesPerStep() {
+        long n = bytes(lmHead) + (long) c * Float.BYTES + (long) GPTConfig.SMEAR_CHANNELS * Float.BYTES;
+        for (int i = 0; i < cfg.nLayer(); i++) {
+            n += bytes(cq[i]) + bytes(ck[i]) + bytes(cv[i]) + bytes(cProj[i]) + bytes(cFc[i]) + bytes(mlpProj[i]);
+            if (valueEmbed[i] != null) n += bytes(veGate[i]) + (long) kv * d * Float.BYTES;
+        }
+        return n;
+    }
+
+    private static long bytes(Tensor t) {
+        return (long) t.numel() * t.dtype().bytes();
     }
 
     /** Activations of one call for up to {@code rows} (row, position) pairs, allocated with the cache's first call. */
@@ -261,7 +301,7 @@ final class Decoder {
 
     private enum Epilogue { STORE, ADD, RELU2, SOFTCAP }
 
-    /** y[b, r] for the first {@code rows} rows of W (rows, k); x has stride k, y stride {@code rows}. */
+    /** y[b, r] for the first {@code rows} rows of W (rows, k), fp32 or bf16; x has stride k, y stride {@code rows}. */
     private record Gemv(Tensor w, int rows, float[] x, float[] y) {
         int k() { return w.shape(1); }
 
@@ -279,7 +319,8 @@ final class Decoder {
             while (chunk >= start[i + 1]) i++;
             Gemv m = gs[i];
             int r0 = (chunk - start[i]) * m.rowsPerChunk(), r1 = Math.min(m.rows, r0 + m.rowsPerChunk());
-            rows(m.w.floats(), m.w.offset(), m.k(), m.x, b, m.y, m.rows, r0, r1, e == Epilogue.ADD);
+            if (m.w.dtype() == DType.BF16) rowsBf16(m.w.shorts(), m.w.offset(), m.k(), m.x, b, m.y, m.rows, r0, r1, e == Epilogue.ADD);
+            else rows(m.w.floats(), m.w.offset(), m.k(), m.x, b, m.y, m.rows, r0, r1, e == Epilogue.ADD);
             for (int r = 0; r < b; r++) {
                 if (e == Epilogue.RELU2) relu2(m.y, r * m.rows + r0, r1 - r0);
                 if (e == Epilogue.SOFTCAP) softcap(m.y, r * m.rows + r0, r1 - r0, GPT.SOFTCAP);
@@ -369,6 +410,89 @@ final class Decoder {
             y[o + 2] = s2;
             y[o + 3] = s3;
         }
+    }
+
+    /**
+     * {@link #rows} over bf16 weights: the same passes (four W rows × two input rows), each W vector loaded as L
+     * shorts and widened to fp32 in registers; accumulation in fp32.
+     */
+    static void rowsBf16(short[] w, int wo, int k, float[] x, int nb, float[] y, int ys, int r0, int r1, boolean add) {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int b = 0;
+            for (; b + 2 <= nb; b += 2) quadBf16(w, wo + r * k, k, x, b * k, k, y, b * ys + r, ys, add);
+            if (b < nb) quadBf16(w, wo + r * k, k, x, b * k, 0, y, b * ys + r, 0, add);
+        }
+        for (; r < r1; r++) {
+            for (int b = 0; b < nb; b++) {
+                float s = dotBf16(w, wo + r * k, x, b * k, k);
+                y[b * ys + r] = add ? y[b * ys + r] + s : s;
+            }
+        }
+    }
+
+    /** {@link #quad} over bf16 weights. */
+    private static void quadBf16(short[] w, int wa, int k, float[] x, int xa, int dx, float[] y, int ya, int dy, boolean add) {
+        int w0 = wa, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k, xb = xa + dx;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            var xw = FloatVector.fromArray(F, x, xb + j);
+            var v0 = widen(w, w0 + j);
+            var v1 = widen(w, w1 + j);
+            var v2 = widen(w, w2 + j);
+            var v3 = widen(w, w3 + j);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            b0 = v0.fma(xw, b0);
+            b1 = v1.fma(xw, b1);
+            b2 = v2.fma(xw, b2);
+            b3 = v3.fma(xw, b3);
+        }
+        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
+        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+        float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
+        float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
+        for (; j < k; j++) {
+            float xj = x[xa + j], xk = x[xb + j];
+            float u0 = DType.fromBf16(w[w0 + j]), u1 = DType.fromBf16(w[w1 + j]);
+            float u2 = DType.fromBf16(w[w2 + j]), u3 = DType.fromBf16(w[w3 + j]);
+            s0 += u0 * xj;
+            s1 += u1 * xj;
+            s2 += u2 * xj;
+            s3 += u3 * xj;
+            t0 += u0 * xk;
+            t1 += u1 * xk;
+            t2 += u2 * xk;
+            t3 += u3 * xk;
+        }
+        put(y, ya, s0, s1, s2, s3, add);
+        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, add);
+    }
+
+    /** L bf16 values from w[o..] as fp32: widen short → int (the sign bits shift out) and move to the high half. */
+    private static FloatVector widen(short[] w, int o) {
+        return ((IntVector) ShortVector.fromArray(H, w, o).convertShape(VectorOperators.S2I, I, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static float dotBf16(short[] w, int wo, float[] x, int xo, int n) {
+        var acc = FloatVector.zero(F);
+        int j = 0;
+        for (; j + L <= n; j += L) acc = widen(w, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; j < n; j++) s += DType.fromBf16(w[wo + j]) * x[xo + j];
+        return s;
     }
 
     private static void relu2(float[] y, int o, int n) {

@@ -44,7 +44,7 @@ public final class GPT {
     private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
     private final Layer[] layers;
     private final Tensor cos, sin;
-    private Decoder decoder;   // made by the first decode step
+    private Decoder decoder;   // made by the first decode step (fp32), or by decodeWeights(BF16)
 
     /** One block's parameters; {@code veGate} and {@code valueEmbed} are null on layers without a value embedding. */
     private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
@@ -358,8 +358,8 @@ public final class GPT {
      * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): logits (B,T,vocab) for the new
      * positions; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself and stores its last
      * pre-smear embedding; a single token mixes in the stored one. Decode steps and short chunks (B·T ≤
-     * {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the cache's buffers); longer
-     * chunks run the blocks above.
+     * {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the cache's buffers, with
+     * the {@link #decodeWeights()} chosen); longer chunks run the blocks above on the fp32 parameters.
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
@@ -368,8 +368,7 @@ public final class GPT {
             throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
         }
         if (t == 1 || idx.numel() <= Decoder.MAX_ROWS) {
-            if (decoder == null) decoder = new Decoder(this, cos, sin);
-            return Tensor.of(decoder.step(idx, cache), idx.shape(0), t, config.vocabSize());
+            return Tensor.of(decoder().step(idx, cache), idx.shape(0), t, config.vocabSize());
         }
         try (var g = Autograd.noGrad()) {
             Var x = embed(idx);
@@ -385,6 +384,30 @@ public final class GPT {
             cache.advance(t);
             return head(Ops.rmsNorm(Ops.backout(x, backoutLambda.var(), xMid), 1f)).value();
         }
+    }
+
+    /**
+     * Which weights the decode steps of {@link #forwardCached} stream: {@link DecodeWeights#FP32} (the default) reads
+     * the parameters; {@link DecodeWeights#BF16} makes a bf16 copy of every streamed matrix now (+50% of their memory;
+     * a snapshot — call again after the weights change) and decodes with it. The fp32 parameters stay: training and
+     * the tensor path of long prompt chunks use them.
+     */
+    public void decodeWeights(DecodeWeights w) {
+        decoder = w == DecodeWeights.FP32 ? null : new Decoder(this, cos, sin, w);
+    }
+
+    public DecodeWeights decodeWeights() {
+        return decoder == null ? DecodeWeights.FP32 : decoder.weights();
+    }
+
+    /** Weight bytes one decode step reads per sample row's token at the current {@link #decodeWeights()} (KV cache not counted). */
+    public long decodeWeightBytes() {
+        return decoder().bytesPerStep();
+    }
+
+    private Decoder decoder() {
+        if (decoder == null) decoder = new Decoder(this, cos, sin, DecodeWeights.FP32);
+        return decoder;
     }
 
     /** Ids must be I32 (B,T) in [0, vocab); targets (B,T) in [−1, vocab); T within the rotary table. Checked before any kernel. */

@@ -68,6 +68,16 @@ class ChatCommandTest {
     }
 
     @Test
+    void bf16WeightsAnswerTooAndAnotherWeightsValueIsAPicocliError() {
+        String[] r = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--weights", "bf16");
+        assertEquals("0", r[0], r[2]);
+        assertTrue(r[1].startsWith("hello"), r[1]);
+        r = run("chat", "--base-dir", base.toString(), "-p", "hello", "--weights", "fp16");
+        assertEquals("2", r[0]);
+        assertTrue(r[2].contains("Invalid value for option '--weights'") && r[2].contains("bf16") && r[2].contains("'fp16'"), r[2]);
+    }
+
+    @Test
     void noCheckpointsIsAOneLineErrorNamingTheFolder(@TempDir Path empty) {
         String[] r = run("chat", "--base-dir", empty.toString(), "-p", "hi");
         assertEquals("1", r[0]);
