@@ -69,36 +69,76 @@ final class Broadcast {
         });
     }
 
+    /**
+     * One output row; aS/bS are the last-dim strides (1, or 0 for a broadcast scalar). One loop per op: a vector
+     * op chosen by a switch inside the loop merges the results at a branch, and C2 boxes merged vectors (a heap
+     * allocation per lane group). The scalar tail also covers rows where both operands are broadcast.
+     */
     private static void row(int op, float[] a, int ao, int aS, float[] b, int bo, int bS, float[] out, int oo, int n) {
-        int i = 0, ub = S.loopBound(n);
-        if (aS == 1 && bS == 1) {
-            for (; i < ub; i += S.length()) {
-                apply(op, FloatVector.fromArray(S, a, ao + i), FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
-            }
-            for (; i < n; i++) out[oo + i] = apply(op, a[ao + i], b[bo + i]);
-        } else if (aS == 1) {
-            float bv = b[bo];
-            var bb = FloatVector.broadcast(S, bv);
-            for (; i < ub; i += S.length()) apply(op, FloatVector.fromArray(S, a, ao + i), bb).intoArray(out, oo + i);
-            for (; i < n; i++) out[oo + i] = apply(op, a[ao + i], bv);
-        } else if (bS == 1) {
-            float av = a[ao];
-            var aa = FloatVector.broadcast(S, av);
-            for (; i < ub; i += S.length()) apply(op, aa, FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
-            for (; i < n; i++) out[oo + i] = apply(op, av, b[bo + i]);
-        } else {
-            float v = apply(op, a[ao], b[bo]);
-            for (; i < n; i++) out[oo + i] = v;
-        }
+        int i = switch (op) {
+            case ADD -> add(a, ao, aS, b, bo, bS, out, oo, n);
+            case SUB -> sub(a, ao, aS, b, bo, bS, out, oo, n);
+            case MUL -> mul(a, ao, aS, b, bo, bS, out, oo, n);
+            default -> div(a, ao, aS, b, bo, bS, out, oo, n);
+        };
+        for (; i < n; i++) out[oo + i] = apply(op, a[ao + aS * i], b[bo + bS * i]);
     }
 
-    private static FloatVector apply(int op, FloatVector x, FloatVector y) {
-        return switch (op) {
-            case ADD -> x.add(y);
-            case SUB -> x.sub(y);
-            case MUL -> x.mul(y);
-            default -> x.div(y);
-        };
+    // Each returns how far its vector loop got; it does nothing when both operands are broadcast.
+    private static int add(float[] a, int ao, int aS, float[] b, int bo, int bS, float[] out, int oo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        if (aS == 1 && bS == 1) {
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).add(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        } else if (aS == 1) {
+            var y = FloatVector.broadcast(S, b[bo]);
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).add(y).intoArray(out, oo + i);
+        } else if (bS == 1) {
+            var x = FloatVector.broadcast(S, a[ao]);
+            for (; i < ub; i += S.length()) x.add(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        }
+        return i;
+    }
+
+    private static int sub(float[] a, int ao, int aS, float[] b, int bo, int bS, float[] out, int oo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        if (aS == 1 && bS == 1) {
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).sub(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        } else if (aS == 1) {
+            var y = FloatVector.broadcast(S, b[bo]);
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).sub(y).intoArray(out, oo + i);
+        } else if (bS == 1) {
+            var x = FloatVector.broadcast(S, a[ao]);
+            for (; i < ub; i += S.length()) x.sub(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        }
+        return i;
+    }
+
+    private static int mul(float[] a, int ao, int aS, float[] b, int bo, int bS, float[] out, int oo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        if (aS == 1 && bS == 1) {
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).mul(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        } else if (aS == 1) {
+            var y = FloatVector.broadcast(S, b[bo]);
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).mul(y).intoArray(out, oo + i);
+        } else if (bS == 1) {
+            var x = FloatVector.broadcast(S, a[ao]);
+            for (; i < ub; i += S.length()) x.mul(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        }
+        return i;
+    }
+
+    private static int div(float[] a, int ao, int aS, float[] b, int bo, int bS, float[] out, int oo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        if (aS == 1 && bS == 1) {
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).div(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        } else if (aS == 1) {
+            var y = FloatVector.broadcast(S, b[bo]);
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, a, ao + i).div(y).intoArray(out, oo + i);
+        } else if (bS == 1) {
+            var x = FloatVector.broadcast(S, a[ao]);
+            for (; i < ub; i += S.length()) x.div(FloatVector.fromArray(S, b, bo + i)).intoArray(out, oo + i);
+        }
+        return i;
     }
 
     private static float apply(int op, float x, float y) {
