@@ -347,21 +347,13 @@ public final class BaseTrain {
 
     /** CORE's tokenizer view: BOS, then the text's ids (what base-eval's {@code encode(text, bos)} gives). */
     static CoreEval.Encoder encoderWithBos(TokenizerView tok) {
-        return new CoreEval.Encoder() {
-            @Override
-            public int[] encodeWithBos(String text) {
-                int[] ids = tok.encode().apply(text);
-                int[] out = new int[ids.length + 1];
-                out[0] = tok.bos();
-                System.arraycopy(ids, 0, out, 1, ids.length);
-                return out;
-            }
-
-            @Override
-            public int bosId() {
-                return tok.bos();
-            }
-        };
+        return new CoreEval.Encoder(text -> {
+            int[] ids = tok.encode().apply(text);
+            int[] out = new int[ids.length + 1];
+            out[0] = tok.bos();
+            System.arraycopy(ids, 0, out, 1, ids.length);
+            return out;
+        }, tok.bos());
     }
 
     /** Greedy continuation of {@code prompt} (BOS prepended) by {@code tokens} tokens. */

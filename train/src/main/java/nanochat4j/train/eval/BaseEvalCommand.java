@@ -163,17 +163,8 @@ public final class BaseEvalCommand implements Callable<Integer> {
                 if (b.tasks().stream().noneMatch(x -> x.label().equals(t))) throw new IllegalArgumentException("--tasks: no task '" + t + "' with data in " + dir);
             }
         }
-        CoreEval eval = new CoreEval(new ModelScorer(model), new CoreEval.Encoder() {
-            @Override
-            public int[] encodeWithBos(String text) {
-                return tok.encode(text, tok.bosId(), -1);
-            }
-
-            @Override
-            public int bosId() {
-                return tok.bosId();
-            }
-        });
+        CoreEval eval = new CoreEval(new ModelScorer(model),
+                new CoreEval.Encoder(text -> tok.encode(text, tok.bosId(), -1), tok.bosId()));
         out.printf(Locale.ROOT, "%-34s %-18s %5s %8s %9s %8s%n", "task", "type", "shots", "examples", "accuracy", "centered");
         long t0 = System.nanoTime();
         CoreEval.Result r = eval.run(b, maxPerTask, l -> tasks == null || tasks.contains(l), onBad, tr ->

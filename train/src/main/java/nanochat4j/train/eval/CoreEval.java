@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.Consumer;
+import java.util.function.Function;
 import java.util.function.Predicate;
 import java.util.function.UnaryOperator;
 import java.util.stream.IntStream;
@@ -27,13 +28,8 @@ import nanochat4j.tensor.cpu.Parallel;
  */
 public final class CoreEval {
 
-    /** What CORE needs from a tokenizer. */
-    public interface Encoder {
-        /** Token ids of {@code text} with BOS prepended. */
-        int[] encodeWithBos(String text);
-
-        int bosId();
-    }
+    /** What CORE needs from a tokenizer: the ids of a text with BOS prepended, and the BOS id (row padding). */
+    public record Encoder(Function<String, int[]> encodeWithBos, int bosId) {}
 
     /**
      * What CORE needs from a model. {@code rows} all have the same length; the result holds, for every row and
@@ -125,7 +121,7 @@ public final class CoreEval {
 
     Batch batch(CoreTask.Type type, List<String> prompts, String where) {
         int[][] tokens = new int[prompts.size()][];
-        for (int i = 0; i < tokens.length; i++) tokens[i] = tokenizer.encodeWithBos(prompts.get(i));
+        for (int i = 0; i < tokens.length; i++) tokens[i] = tokenizer.encodeWithBos().apply(prompts.get(i));
         int[] start = new int[tokens.length];
         int[] end = new int[tokens.length];
         switch (type) {

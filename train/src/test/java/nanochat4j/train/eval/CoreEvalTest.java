@@ -23,21 +23,13 @@ class CoreEvalTest {
     private static final int BOS = 256;
 
     /** Byte-level tokenizer: BOS then the UTF-8 bytes. */
-    static final CoreEval.Encoder BYTES = new CoreEval.Encoder() {
-        @Override
-        public int[] encodeWithBos(String text) {
-            byte[] b = text.getBytes(StandardCharsets.UTF_8);
-            int[] out = new int[b.length + 1];
-            out[0] = BOS;
-            for (int i = 0; i < b.length; i++) out[i + 1] = b[i] & 0xff;
-            return out;
-        }
-
-        @Override
-        public int bosId() {
-            return BOS;
-        }
-    };
+    static final CoreEval.Encoder BYTES = new CoreEval.Encoder(text -> {
+        byte[] b = text.getBytes(StandardCharsets.UTF_8);
+        int[] out = new int[b.length + 1];
+        out[0] = BOS;
+        for (int i = 0; i < b.length; i++) out[i + 1] = b[i] & 0xff;
+        return out;
+    }, BOS);
 
     /**
      * A model whose loss for predicting byte c is cost(c) and whose argmax is always {@code favourite}: it
