@@ -247,13 +247,14 @@ public final class Gemm {
             float[] a, int aOff, int lda, float[] aAll, float[] bp, float beta, float[] c, int cOff, int ldc) {
         Workspace ws = WORKSPACE.get();
         float[] tile = ws.tile;
+        float[] ap = aAll != null ? aAll : ws.a;
         for (int ic = i0; ic < i1; ic += MC) {
             int mc = Math.min(MC, i1 - ic), mcPad = (mc + MR - 1) / MR * MR;
             for (int pc = 0; pc < k; pc += KC) {
                 int kc = Math.min(KC, k - pc);
-                float[] ap = aAll != null ? aAll : ws.a;
-                int ao = aAll != null ? ic * k + pc * mcPad : 0;
-                if (aAll == null) packA(transA, a, aOff, lda, ic, mc, pc, kc, ap, 0);
+                int ao = 0;
+                if (aAll != null) ao = ic * k + pc * mcPad;
+                else packA(transA, a, aOff, lda, ic, mc, pc, kc, ap, 0);
                 float bet = pc == 0 ? beta : 1f; // later depth blocks accumulate onto the first
                 for (int jp = p0; jp < p1; jp++) {
                     int col = jc + jp * NR;
