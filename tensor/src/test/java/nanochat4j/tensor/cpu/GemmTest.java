@@ -119,6 +119,17 @@ class GemmTest {
     }
 
     @Test
+    void deepProductsSplitIntoRowAndColumnBlocksMatchReference() {
+        // k ≥ DEEP_MIN_K and k·n ≥ DEEP_MIN_B: the deep path, over three column blocks (the last one partial and not a
+        // whole panel), and with one narrow column block over a row chunk per thread
+        int n = 2 * Gemm.DEEP_MAX_COLUMNS + Gemm.NR + 5, k = Gemm.DEEP_MIN_B / n + 1;
+        checkCase(false, false, 4 * Gemm.MR + 1, n, k, 0.75f, 1f, 2, 3);
+        checkCase(true, true, 13, n, k, 1f, 0f, 0, 0);
+        int narrow = 3 * Gemm.NR + 1;
+        checkCase(true, false, 4 * Gemm.MR + 5, narrow, Gemm.DEEP_MIN_B / narrow + 7, 1f, 0f, 1, 0);
+    }
+
+    @Test
     void zeroAlphaOrEmptyKScalesC() {
         float[] c = random(12);
         float[] want = new float[12];
@@ -158,10 +169,16 @@ class GemmTest {
         multiThreadedEqualsSingleThreaded((2 * t + 1) * Gemm.MR - 3, 4 * Gemm.NR + 7); // >= 2 row tiles per thread: rows split
         multiThreadedEqualsSingleThreaded(Gemm.MR + 2, 5 * Gemm.NR + 7); // 2 row tiles: columns split
         multiThreadedEqualsSingleThreaded((2 * t + 1) * Gemm.MR, Gemm.WIDE_PANELS * Gemm.NR + 5); // wide: column chunks
+        int n = Gemm.DEEP_MAX_COLUMNS + Gemm.NR + 5, narrow = 3 * Gemm.NR + 1; // deep: two column blocks; row chunks
+        multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, n, Gemm.DEEP_MIN_B / n + Gemm.KC / 2);
+        multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, narrow, Gemm.DEEP_MIN_B / narrow + Gemm.KC / 2);
     }
 
     private void multiThreadedEqualsSingleThreaded(int m, int n) {
-        int k = (int) Math.max(2 * Gemm.KC + 29, Gemm.PARALLEL_MIN_FLOPS / (2.0 * m * n) + 1);
+        multiThreadedEqualsSingleThreaded(m, n, (int) Math.max(2 * Gemm.KC + 29, Gemm.PARALLEL_MIN_FLOPS / (2.0 * m * n) + 1));
+    }
+
+    private void multiThreadedEqualsSingleThreaded(int m, int n, int k) {
         for (boolean ta : new boolean[] {false, true}) {
             for (boolean tb : new boolean[] {false, true}) {
                 float[] a = random(m * k), b = random(k * n);

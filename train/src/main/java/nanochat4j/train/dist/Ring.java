@@ -53,7 +53,10 @@ final class Ring implements AutoCloseable {
     // small terms keep the shared log buffers in cache (sender writes, receiver reads them right after): measured
     // ~25% less CPU per all-reduced byte than 16 MB terms; the window (half a term) still holds 16 frames.
     // 1 MB and 4 MB terms, LEAD_CHUNKS 8 and a driver that spins/yields longer were measured back to back against
-    // this on the shared 2-core machine: all within run-to-run noise (64 MB bus 2.36–2.73 GB/s for every variant)
+    // this on the shared 2-core machine: all within run-to-run noise (64 MB bus 2.36–2.73 GB/s for every variant).
+    // 16 and 64 MB terms: slower (1.6–1.9). The driver in INVOKER mode, hosted by local rank 0 and run from its
+    // ring loop (no third busy thread): 2.6 against 2.3–2.5; with ranks that yield instead of parking as well:
+    // 2.9–3.1 (~32% of memcpy) — not enough to pay for a driver that dies with rank 0 (docs/BENCHMARKS.md)
     private static final int IPC_TERM = 2 << 20;
     private static final int IPC_MTU = 65504; // the largest frame Aeron allows (multiple of 32)
     private static final int UDP_TERM = 16 << 20;
