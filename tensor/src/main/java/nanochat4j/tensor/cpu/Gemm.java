@@ -62,11 +62,13 @@ public final class Gemm {
     static final int WIDE_CHUNK_COLUMNS = 256;
     static final int A_PACK_LIMIT = 1 << 22;
     /**
-     * Deep products whose packed op(B) would not stay in cache (the lm_head's dx: k = vocab, B = the 32768×C
-     * weight) go through {@link #deep}: at least DEEP_MIN_K deep and DEEP_MIN_B floats of B.
+     * Deep products whose packed op(B) would not stay in L2 go through {@link #deep}: at least DEEP_MIN_K deep and
+     * DEEP_MIN_B floats (4 MiB) of B. These are the lm_head's dx (k = vocab, B = the 32768×C weight) and the weight
+     * gradients dW = dYᵀ·X (k = tokens). Measured in one process on cpu-2c at d6, 8×512: the lm_head dx chain went
+     * from 0.82 to 0.69 s per step, and the layers' dW products ran 14–34% faster.
      */
     static final int DEEP_MIN_K = 8 * KC;
-    static final int DEEP_MIN_B = 1 << 22;
+    static final int DEEP_MIN_B = 1 << 20;
     /** Columns of one deep work item: its KC-deep slice of B is at most KC·512 floats (768 KiB). */
     static final int DEEP_MAX_COLUMNS = 512;
     /** Floats of C one deep work item keeps in L2 (768 KiB), beside its B slice and A block. */

@@ -122,11 +122,16 @@ class GemmTest {
     void deepProductsSplitIntoRowAndColumnBlocksMatchReference() {
         // k ≥ DEEP_MIN_K and k·n ≥ DEEP_MIN_B: the deep path, over three column blocks (the last one partial and not a
         // whole panel), and with one narrow column block over a row chunk per thread
-        int n = 2 * Gemm.DEEP_MAX_COLUMNS + Gemm.NR + 5, k = Gemm.DEEP_MIN_B / n + 1;
+        int n = 2 * Gemm.DEEP_MAX_COLUMNS + Gemm.NR + 5, k = deepK(n);
         checkCase(false, false, 4 * Gemm.MR + 1, n, k, 0.75f, 1f, 2, 3);
         checkCase(true, true, 13, n, k, 1f, 0f, 0, 0);
         int narrow = 3 * Gemm.NR + 1;
-        checkCase(true, false, 4 * Gemm.MR + 5, narrow, Gemm.DEEP_MIN_B / narrow + 7, 1f, 0f, 1, 0);
+        checkCase(true, false, 4 * Gemm.MR + 5, narrow, deepK(narrow) + 7, 1f, 0f, 1, 0);
+    }
+
+    /** The least depth that sends a product with n columns down the deep path. */
+    private static int deepK(int n) {
+        return Math.max(Gemm.DEEP_MIN_K, Gemm.DEEP_MIN_B / n + 1);
     }
 
     @Test
@@ -170,8 +175,8 @@ class GemmTest {
         multiThreadedEqualsSingleThreaded(Gemm.MR + 2, 5 * Gemm.NR + 7); // 2 row tiles: columns split
         multiThreadedEqualsSingleThreaded((2 * t + 1) * Gemm.MR, Gemm.WIDE_PANELS * Gemm.NR + 5); // wide: column chunks
         int n = Gemm.DEEP_MAX_COLUMNS + Gemm.NR + 5, narrow = 3 * Gemm.NR + 1; // deep: two column blocks; row chunks
-        multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, n, Gemm.DEEP_MIN_B / n + Gemm.KC / 2);
-        multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, narrow, Gemm.DEEP_MIN_B / narrow + Gemm.KC / 2);
+        multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, n, deepK(n) + Gemm.KC / 2);
+        multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, narrow, deepK(narrow) + Gemm.KC / 2);
     }
 
     private void multiThreadedEqualsSingleThreaded(int m, int n) {
