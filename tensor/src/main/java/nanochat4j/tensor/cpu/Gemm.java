@@ -43,9 +43,12 @@ public final class Gemm {
             && VectorShape.preferredShape().vectorBitSize() == 256;
     static final int MR = FEW_REGISTERS ? 6 : 8;
     static final int NR = 2 * L;
-    /** Depth of one packed block: a KC×NR B panel (48 KiB at 512 bits) fits L1 with the A panel streaming by. */
-    static final int KC = 384;
-    /** Rows of op(A) packed at once: MC×KC floats (~170 KiB) stay in L2 while every B panel passes over them. */
+    /**
+     * Depth of one packed block: a KC×NR B panel (32 KiB at 512 bits) stays in the 48 KiB L1 beside the 8 KiB A
+     * panel streaming by. At 384 the panel alone filled L1: the d6 train step took 4–5% more CPU time (cpu-2c).
+     */
+    static final int KC = 256;
+    /** Rows of op(A) packed at once: MC×KC floats (~110 KiB) stay in L2 while every B panel passes over them. */
     static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
     /**
      * Most floats of packed B held at once (64 MiB); wider problems are done in NC column blocks. 64 rather than 16
@@ -58,7 +61,7 @@ public final class Gemm {
      * all of B (50 MB at d6) from memory once per MC rows.
      */
     static final int WIDE_PANELS = 64;
-    /** Columns per chunk of the wide path: a KC-deep slice (384×256 floats, 384 KiB) stays in L2. */
+    /** Columns per chunk of the wide path: a KC-deep slice (256×256 floats, 256 KiB) stays in L2. */
     static final int WIDE_CHUNK_COLUMNS = 256;
     static final int A_PACK_LIMIT = 1 << 22;
     /**
@@ -67,9 +70,9 @@ public final class Gemm {
      * gradients dW = dYᵀ·X (k = tokens). Measured in one process on cpu-2c at d6, 8×512: the lm_head dx chain went
      * from 0.82 to 0.69 s per step, and the layers' dW products ran 14–34% faster.
      */
-    static final int DEEP_MIN_K = 8 * KC;
+    static final int DEEP_MIN_K = 12 * KC;
     static final int DEEP_MIN_B = 1 << 20;
-    /** Columns of one deep work item: its KC-deep slice of B is at most KC·512 floats (768 KiB). */
+    /** Columns of one deep work item: its KC-deep slice of B is at most KC·512 floats (512 KiB). */
     static final int DEEP_MAX_COLUMNS = 512;
     /** Floats of C one deep work item keeps in L2 (768 KiB), beside its B slice and A block. */
     static final int DEEP_C_BLOCK = 3 << 16;
