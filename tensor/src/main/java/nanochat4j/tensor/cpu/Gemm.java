@@ -26,8 +26,10 @@ import jdk.incubator.vector.VectorSpecies;
  *       registers"), which can leave the kernel in slow non-intrinsified code for tens of seconds.</li>
  *   <li>Vocab-wide products (the lm_head forward) pack op(A) once and hand out column chunks instead, each thread
  *       packing its slice of B into L2 ({@link #wide}): B is read from memory once rather than once per MC rows.</li>
+ *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
+ *       walking the whole depth with its own KC-deep slices of B packed into L2 ({@link #deep}).</li>
  *   <li>Row-major A is packed with 8×16 register transposes on AVX-512 (two-vector lane selections), scalar
- *       elsewhere.</li>
+ *       elsewhere; transposed A depth-major, with 256-bit copies where the hardware has them.</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
@@ -67,8 +69,8 @@ public final class Gemm {
     /**
      * Deep products whose packed op(B) would not stay in L2 go through {@link #deep}: at least DEEP_MIN_K deep and
      * DEEP_MIN_B floats (4 MiB) of B. These are the lm_head's dx (k = vocab, B = the 32768×C weight) and the weight
-     * gradients dW = dYᵀ·X (k = tokens). Measured in one process on cpu-2c at d6, 8×512: the lm_head dx chain went
-     * from 0.82 to 0.69 s per step, and the layers' dW products ran 14–34% faster.
+     * gradients dW = dYᵀ·X (k = tokens). Measured in one process on cpu-2c at d6, 8×512 (with KC 384): the lm_head
+     * dx GEMMs went from 0.82 to 0.69 s per step, and the layers' dW products ran 14–34% faster.
      */
     static final int DEEP_MIN_K = 12 * KC;
     static final int DEEP_MIN_B = 1 << 20;
