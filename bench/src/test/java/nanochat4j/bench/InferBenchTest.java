@@ -10,19 +10,14 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
 class InferBenchTest {
     @Test
     void jsonReportHasEveryKeyWithPlausibleValues() throws Exception {
-        InferBench b = new InferBench();
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        b.out = new PrintStream(buf, true, StandardCharsets.UTF_8);
-        int code = new CommandLine(b).execute("--depth", "1", "--vocab", "512", "--seq", "64", "--prompt-tokens", "8",
-                "--decode-tokens", "8", "--iters", "1", "--bandwidth-mb", "32", "--json");
-        assertEquals(0, code);
-        JsonNode j = new ObjectMapper().readTree(buf.toString(StandardCharsets.UTF_8));
+        JsonNode j = tinyRun();
         for (String k : new String[] {"depth", "prefill_ms", "decode_tok_per_sec", "batch8_tok_per_sec", "weights_gb_per_s", "mem_bw_gb_per_s"}) {
             assertTrue(j.has(k), k);
         }
@@ -33,13 +28,7 @@ class InferBenchTest {
 
     @Test
     void bf16WeightsAreReportedAndAnotherValueIsRejected() throws Exception {
-        InferBench b = new InferBench();
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        b.out = new PrintStream(buf, true, StandardCharsets.UTF_8);
-        int code = new CommandLine(b).execute("--depth", "1", "--vocab", "512", "--seq", "64", "--prompt-tokens", "8",
-                "--decode-tokens", "8", "--iters", "1", "--bandwidth-mb", "32", "--weights", "bf16", "--json");
-        assertEquals(0, code);
-        JsonNode j = new ObjectMapper().readTree(buf.toString(StandardCharsets.UTF_8));
+        JsonNode j = tinyRun("--weights", "bf16");
         assertEquals("bf16", j.get("weights").asText());
         assertTrue(j.get("weights_gb_per_s").asDouble() > 0, j.toString());
 
@@ -48,5 +37,17 @@ class InferBenchTest {
         cl.setErr(new PrintWriter(err));
         assertEquals(2, cl.execute("--weights", "int8"));
         assertTrue(err.toString().contains("Invalid value for option '--weights'") && err.toString().contains("'int8'"), err.toString());
+    }
+
+    /** A d1 run small enough for a test, with {@code extra} options; returns its JSON report. */
+    private static JsonNode tinyRun(String... extra) throws Exception {
+        InferBench b = new InferBench();
+        ByteArrayOutputStream buf = new ByteArrayOutputStream();
+        b.out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        String[] args = Stream.concat(Stream.of("--depth", "1", "--vocab", "512", "--seq", "64",
+                "--prompt-tokens", "8", "--decode-tokens", "8", "--iters", "1", "--bandwidth-mb", "32", "--json"),
+                Stream.of(extra)).toArray(String[]::new);
+        assertEquals(0, new CommandLine(b).execute(args));
+        return new ObjectMapper().readTree(buf.toString(StandardCharsets.UTF_8));
     }
 }

@@ -2,10 +2,7 @@ package nanochat4j.model.gpt;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
@@ -42,9 +39,6 @@ import nanochat4j.tensor.cpu.Vec;
 final class Decoder {
     private static final VectorSpecies<Float> F = Vec.F;
     private static final int L = Vec.LANES;
-    /** bf16 weights: shorts with F's lane count (half its bits), widened through ints of F's shape. */
-    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
-    private static final VectorSpecies<Integer> I = F.withLanes(int.class);
     /** Most (row, position) pairs a chunk may have here: the GEMVs keep that many input rows in L1/L2. */
     static final int MAX_ROWS = 32;
     /** Weight elements per GEMV chunk (128 KB fp32, 64 KB bf16): large enough that claiming it costs nothing, small enough to balance. */
@@ -446,10 +440,10 @@ final class Decoder {
         for (; j < ub; j += L) {
             var xv = FloatVector.fromArray(F, x, xa + j);
             var xw = FloatVector.fromArray(F, x, xb + j);
-            var v0 = widen(w, w0 + j);
-            var v1 = widen(w, w1 + j);
-            var v2 = widen(w, w2 + j);
-            var v3 = widen(w, w3 + j);
+            var v0 = Vec.fromBf16(w, w0 + j);
+            var v1 = Vec.fromBf16(w, w1 + j);
+            var v2 = Vec.fromBf16(w, w2 + j);
+            var v3 = Vec.fromBf16(w, w3 + j);
             a0 = v0.fma(xv, a0);
             a1 = v1.fma(xv, a1);
             a2 = v2.fma(xv, a2);
@@ -480,16 +474,10 @@ final class Decoder {
         if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, add);
     }
 
-    /** L bf16 values from w[o..] as fp32: widen short → int (the sign bits shift out) and move to the high half. */
-    private static FloatVector widen(short[] w, int o) {
-        return ((IntVector) ShortVector.fromArray(H, w, o).convertShape(VectorOperators.S2I, I, 0))
-                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-    }
-
     private static float dotBf16(short[] w, int wo, float[] x, int xo, int n) {
         var acc = FloatVector.zero(F);
         int j = 0;
-        for (; j + L <= n; j += L) acc = widen(w, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
+        for (; j + L <= n; j += L) acc = Vec.fromBf16(w, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
         float s = acc.reduceLanes(VectorOperators.ADD);
         for (; j < n; j++) s += DType.fromBf16(w[wo + j]) * x[xo + j];
         return s;

@@ -245,8 +245,7 @@ public final class Gemm {
             if (own.b.length < blockPanels * KC * NR) own.b = new float[blockPanels * KC * NR];
             for (int item; (item = next.getAndIncrement()) < items; ) {
                 int i0 = item / colBlocks * chunkTiles * MR, i1 = Math.min(m, i0 + chunkTiles * MR);
-                int jc = item % colBlocks * blockPanels * NR;
-                if (jc >= n) continue;
+                int jc = item % colBlocks * blockPanels * NR; // < n: DEEP_MAX_COLUMNS is a multiple of NR
                 int panels = Math.min(blockPanels, (n - jc + NR - 1) / NR);
                 for (int pc = 0; pc < k; pc += KC) {
                     int kc = Math.min(KC, k - pc);

@@ -2,7 +2,6 @@ package nanochat4j.tensor.cpu;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -29,7 +28,6 @@ final class Layout {
     }
 
     private static final VectorSpecies<Float> S = Vec.F;
-    private static final VectorSpecies<Integer> I = S.withLanes(int.class);
     /** Shorts with the same lane count as {@link #S} (half its bits). */
     private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(S.vectorBitSize() / 2));
 
@@ -52,15 +50,11 @@ final class Layout {
         });
     }
 
-    /** bf16 bits → fp32: widen short → int (sign bits shift out) and move to the high half. */
+    /** bf16 bits → fp32, exact ({@link Vec#fromBf16}). */
     static void fromBf16(short[] x, int xo, float[] y, int yo, int n) {
         Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> {
             int i = s, ub = s + S.loopBound(e - s);
-            for (; i < ub; i += S.length()) {
-                ShortVector h = ShortVector.fromArray(H, x, xo + i);
-                ((IntVector) h.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16)
-                        .reinterpretAsFloats().intoArray(y, yo + i);
-            }
+            for (; i < ub; i += S.length()) Vec.fromBf16(x, xo + i).intoArray(y, yo + i);
             for (; i < e; i++) y[yo + i] = DType.fromBf16(x[xo + i]);
         });
     }

@@ -1,6 +1,9 @@
 package nanochat4j.tensor.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -15,6 +18,16 @@ public final class Vec {
     public static final VectorSpecies<Float> F = species();
     /** Lanes of {@link #F}. */
     public static final int LANES = F.length();
+
+    /** Shorts with the lane count of {@link #F} (half its bits), and ints of F's shape: for widening bf16. */
+    private static final VectorSpecies<Short> BF16 = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
+    private static final VectorSpecies<Integer> INTS = F.withLanes(int.class);
+
+    /** {@link #LANES} bf16 values from h[o..] as fp32 (exact): widen short → int (the sign bits shift out), move to the high half. */
+    public static FloatVector fromBf16(short[] h, int o) {
+        return ((IntVector) ShortVector.fromArray(BF16, h, o).convertShape(VectorOperators.S2I, INTS, 0))
+                .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
 
     private static VectorSpecies<Float> species() {
         String bits = System.getProperty("nanochat4j.vectorBits");
