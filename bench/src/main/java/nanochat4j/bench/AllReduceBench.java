@@ -99,7 +99,7 @@ public final class AllReduceBench implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "{\"nproc\": %d, \"size_bytes\": 8, \"latency_us\": %.2f}%n", nproc, latency * 1e6);
             return;
         }
-        System.out.printf(Locale.ROOT, "fp32 ring all-reduce, %d processes over Aeron (GB/s = 1e9 bytes/s)%n", nproc);
+        System.out.printf(Locale.ROOT, "fp32 ring all-reduce, %d processes on one host: shared-memory links, Aeron for control (GB/s = 1e9 bytes/s)%n", nproc);
         System.out.printf(Locale.ROOT, "%12s %12s %11s %11s %12s %11s %11s%n", "size", "time (us)", "algbw", "busbw",
                 "memcpy", "bus/memcpy", "(CPU time)");
         for (Row r : rows) {

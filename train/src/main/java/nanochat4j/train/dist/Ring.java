@@ -11,6 +11,7 @@ import io.aeron.logbuffer.ControlledFragmentHandler.Action;
 import io.aeron.logbuffer.Header;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.agrona.DirectBuffer;
@@ -22,10 +23,12 @@ import org.agrona.concurrent.IdleStrategy;
  * One rank's two links of the ring over Aeron — a publication to rank r+1, a subscription from rank r−1 — and the
  * engine that runs a {@link Schedule} over them. Notable:
  * <ul>
- * <li>Links between ranks of one host are {@code aeron:ipc} (shared-memory log buffers of the host's one driver);
- *     a link that crosses hosts is UDP to the receiver's host, port MASTER_PORT + 1 + receiver rank.</li>
- * <li>Every message is one frame ({@code tryClaim}: the data is copied straight into the log buffer, and reduced
- *     straight out of it on the other side — no reassembly, no staging copies). A 32-byte header names the sender,
+ * <li>A link that crosses hosts is UDP to the receiver's host, port MASTER_PORT + 1 + receiver rank, and carries
+ *     everything. A link between ranks of one host is {@code aeron:ipc} (the host's one driver) for control
+ *     messages and liveness, and its data goes through a {@link ShmLink} (a frame queue in shared memory that needs
+ *     no driver thread); the producer announces the queue's file on the Aeron link when the ring is set up.</li>
+ * <li>Every message is one frame (claimed in place: the data is copied straight into the log buffer or queue, and
+ *     reduced straight out of it on the other side — no reassembly, no staging copies). A 32-byte header names the sender,
  *     the operation's sequence number, the step and the element offset, so ranks that disagree about which collective
  *     they are in fail with a message instead of mixing data.</li>
  * <li>Fused combine-and-forward: a received chunk whose result the next send step forwards (the reduce-scatter
@@ -46,21 +49,19 @@ import org.agrona.concurrent.IdleStrategy;
  */
 final class Ring implements AutoCloseable {
     static final int HEADER = 32;
-    private static final int DATA = 1, HELLO = 2, ABORT = 3;
+    private static final int DATA = 1, HELLO = 2, ABORT = 3, LINK = 4;
     // header layout (native order): type, sender, sequence (long), step, offset, count, element bytes
     private static final int T_TYPE = 0, T_SENDER = 4, T_SEQ = 8, T_STEP = 16, T_OFFSET = 20, T_COUNT = 24, T_ELEM = 28;
     private static final int STREAM_BASE = 1000;
-    // small terms keep the shared log buffers in cache (sender writes, receiver reads them right after): measured
-    // ~25% less CPU per all-reduced byte than 16 MB terms; the window (half a term) still holds 16 frames.
-    // 1 MB and 4 MB terms, LEAD_CHUNKS 8 and a driver that spins/yields longer were measured back to back against
-    // this on the shared 2-core machine: all within run-to-run noise (64 MB bus 2.36–2.73 GB/s for every variant).
-    // 16 and 64 MB terms: slower (1.6–1.9). The driver in INVOKER mode, hosted by local rank 0 and run from its
-    // ring loop (no third busy thread): 2.6 against 2.3–2.5; with ranks that yield instead of parking as well:
-    // 2.9–3.1 (~32% of memcpy) — not enough to pay for a driver that dies with rank 0 (docs/BENCHMARKS.md)
+    // IPC links carry control messages only (the data has its ShmLink); the terms are sparse files
     private static final int IPC_TERM = 2 << 20;
     private static final int IPC_MTU = 65504; // the largest frame Aeron allows (multiple of 32)
     private static final int UDP_TERM = 16 << 20;
     private static final int UDP_MTU = 8192;
+    // shared-memory links (ranks of one host): 16 frames of 64 KB in flight, the ring within one core's L2. 512 KB to
+    // 4 MB rings and 16 to 128 KB frames measured within run-to-run noise of this, smaller frames slower (BENCHMARKS)
+    private static final int SHM_RING = 1 << 20;
+    private static final int SHM_FRAME = 64 << 10;
     private static final int DONE = -1;
     /** Frames of its own data a rank may send ahead of what it forwards (leaves window for fused forwards). */
     private static final int LEAD_CHUNKS = 4;
@@ -72,6 +73,11 @@ final class Ring implements AutoCloseable {
     private final Subscription in;
     private final long timeoutNs;
     private final BufferClaim claim = new BufferClaim();
+    /** Data paths of the links within this host (null for a link to or from another host: its data goes over Aeron). */
+    private final ShmLink shmOut, shmIn;
+    /** Where {@link #claimData} put the frame to write. */
+    private MutableDirectBuffer frame;
+    private int frameAt;
     private final IdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
             TimeUnit.MICROSECONDS.toNanos(100));
     private Image upstream;
@@ -87,6 +93,7 @@ final class Ring implements AutoCloseable {
     private String failure;
     private final ControlledFragmentHandler onData = this::onData;
     private final io.aeron.logbuffer.FragmentHandler onControl = this::onControl;
+    private final io.aeron.logbuffer.FragmentHandler onRunControl = this::onRunControl;
 
     Ring(Aeron aeron, DistEnv env) {
         this.aeron = aeron;
@@ -98,6 +105,16 @@ final class Ring implements AutoCloseable {
         this.in = aeron.addSubscription(subscribeChannel(env), STREAM_BASE + rank);
         this.out = aeron.addExclusivePublication(publishChannel(env), STREAM_BASE + next);
         connect(env);
+        shmOut = env.nodeOf(next) == env.nodeOf(rank) ? announceShmLink(env) : null;
+        shmIn = env.nodeOf(prev) == env.nodeOf(rank) ? ShmLink.open(Path.of(receiveControl(LINK, "the link setup").text)) : null;
+    }
+
+    /** Creates the shared-memory data path to the next rank (same host) and tells it where the file is. */
+    private ShmLink announceShmLink(DistEnv env) {
+        Path file = env.aeronDir().resolve("ring-" + rank + "-to-" + next + "-" + Long.toHexString(System.nanoTime()) + ".shm");
+        ShmLink link = ShmLink.create(file, SHM_RING);
+        sendControl(LINK, rank, file.toAbsolutePath().toString().getBytes(StandardCharsets.UTF_8));
+        return link;
     }
 
     private String subscribeChannel(DistEnv env) {
@@ -128,7 +145,8 @@ final class Ring implements AutoCloseable {
 
     /** Largest number of elements of the given size that fit in one frame, a multiple of 16 (whole vectors). */
     int chunkElements(int elementBytes) {
-        return (out.maxPayloadLength() - HEADER) / elementBytes / 16 * 16;
+        int frameBytes = shmOut != null ? Math.min(SHM_FRAME, shmOut.maxFrameLength()) : out.maxPayloadLength();
+        return (frameBytes - HEADER) / elementBytes / 16 * 16;
     }
 
     /**
@@ -142,7 +160,7 @@ final class Ring implements AutoCloseable {
             throw new IllegalArgumentException("config fingerprint of " + bytes.length + " bytes is too long for the handshake");
         sendControl(HELLO, rank, bytes);
         for (int i = 1; i < world; i++) {
-            ControlMessage m = receiveHello();
+            ControlMessage m = receiveControl(HELLO, "the handshake");
             if (!m.text.equals(mine)) {
                 String why = "rank " + m.origin + " runs with [" + m.text + "] but rank " + rank + " with [" + mine
                         + "]: every rank must use the same world size and model config";
@@ -153,11 +171,12 @@ final class Ring implements AutoCloseable {
         }
     }
 
-    private record ControlMessage(int origin, String text) {}
+    private record ControlMessage(int type, int origin, String text) {}
 
     private ControlMessage received;
 
-    private ControlMessage receiveHello() {
+    /** Waits for the next control message from the previous rank, which must be of the given type. */
+    private ControlMessage receiveControl(int type, String during) {
         received = null;
         long lastProgress = System.nanoTime(), lastCheck = lastProgress;
         while (received == null) {
@@ -168,10 +187,13 @@ final class Ring implements AutoCloseable {
             long now = System.nanoTime();
             if (now - lastCheck > CHECK_EVERY_NS) {
                 lastCheck = now;
-                checkLinks(now, lastProgress, "the handshake", true, true);
+                checkLinks(now, lastProgress, during, true, true);
             }
         }
         idle.reset();
+        if (received.type != type)
+            throw fail("rank " + rank + ": rank " + prev + " sent " + (received.type == LINK ? "a link setup" : "a handshake")
+                    + " during " + during + ": ranks run different versions or called different collectives");
         return received;
     }
 
@@ -183,13 +205,13 @@ final class Ring implements AutoCloseable {
             onAbort(buf, offset, length);
             return;
         }
-        if (type != HELLO) {
+        if (type != HELLO && type != LINK) {
             failure = "rank " + rank + ": rank " + prev + " sent data (operation #" + buf.getLong(offset + T_SEQ)
                     + ") before finishing the handshake: ranks called different collectives";
             return;
         }
         int origin = buf.getInt(offset + HEADER);
-        received = new ControlMessage(origin, buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4));
+        received = new ControlMessage(type, origin, buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4));
     }
 
     /** Runs one collective. On return this rank's part of the schedule is complete. */
@@ -219,7 +241,7 @@ final class Ring implements AutoCloseable {
             while (sendsLeft > 0 || recvsLeft > 0) {
                 int work = sendReady(seq);
                 if (recvsLeft > 0) {
-                    work += in.controlledPoll(onData, 8);
+                    work += pollData();
                     if (failure != null) throw fail(failure);
                 }
                 long now = 0;
@@ -263,12 +285,10 @@ final class Ring implements AutoCloseable {
                 int n = Math.min(maxElements, ready - pos);
                 boolean depDone = dep < 0 || recvPos[dep] == DONE;
                 if (len == 0 ? !depDone : n <= 0) break;
-                if (!claim(HEADER + n * payload.elementBytes())) return work; // back-pressured: no step can go
-                MutableDirectBuffer b = claim.buffer();
-                int o = claim.offset();
-                writeDataHeader(b, o, seq, k, pos, n);
-                if (n > 0) payload.store(s.sendOff()[k] + pos, n, wire(b, o + HEADER, n * payload.elementBytes()));
-                claim.commit();
+                if (!claimData(HEADER + n * payload.elementBytes())) return work; // back-pressured: no step can go
+                writeDataHeader(frame, frameAt, seq, k, pos, n);
+                if (n > 0) payload.store(s.sendOff()[k] + pos, n, wire(frame, frameAt + HEADER, n * payload.elementBytes()));
+                commitData();
                 work++;
                 sent(k, pos + n);
             }
@@ -336,12 +356,10 @@ final class Ring implements AutoCloseable {
             int action = s.recvAction()[step], to = s.recvOff()[step] + at;
             int k = forward[step];
             // fused: when this chunk is the next thing its forwarding step sends, combine straight into that frame
-            if (k >= 0 && sendPos[k] == at && n <= maxElements && out.tryClaim(HEADER + n * eb, claim) > 0) {
-                MutableDirectBuffer b = claim.buffer();
-                int o = claim.offset();
-                writeDataHeader(b, o, sequence, k, at, n);
-                payload.loadForward(action, to, n, data, wire(b, o + HEADER, n * eb), divisor);
-                claim.commit();
+            if (k >= 0 && sendPos[k] == at && n <= maxElements && tryClaimData(HEADER + n * eb)) {
+                writeDataHeader(frame, frameAt, sequence, k, at, n);
+                payload.loadForward(action, to, n, data, wire(frame, frameAt + HEADER, n * eb), divisor);
+                commitData();
                 fused++;
                 received(step, at + n);
                 sent(k, at + n);
@@ -362,8 +380,10 @@ final class Ring implements AutoCloseable {
     }
 
     private void onAbort(DirectBuffer buf, int offset, int length) {
-        int origin = buf.getInt(offset + HEADER);
-        String why = buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4);
+        onAbort(buf.getInt(offset + HEADER), buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4));
+    }
+
+    private void onAbort(int origin, String why) {
         if (origin != rank) trySendControl(ABORT, origin, why.getBytes(StandardCharsets.UTF_8));
         failure = why;
         aborted = true;
@@ -413,6 +433,61 @@ final class Ring implements AutoCloseable {
         if (now - lastProgress > timeoutNs)
             throw fail("rank " + rank + ": nothing from rank " + prev + " for " + TimeUnit.NANOSECONDS.toSeconds(timeoutNs)
                     + " s during " + what + " (NANOCHAT4J_DIST_TIMEOUT): a rank is stuck");
+    }
+
+    /** Data arriving from the previous rank, handed to {@link #onData}; on a shared-memory link, also an ABORT. */
+    private int pollData() {
+        if (shmIn == null) return in.controlledPoll(onData, 8);
+        // An ABORT travels apart from the data, so it takes effect only when the queue holds nothing more: whatever
+        // the previous rank sent before it (e.g. the rest of an operation it finished) is visible once it is read.
+        int work = abortAfterData == null ? in.poll(onRunControl, 1) : 0;
+        int frames = shmIn.poll(onData, 8);
+        if (frames == 0 && abortAfterData != null && failure == null) {
+            onAbort(abortAfterData.origin, abortAfterData.text);
+            abortAfterData = null;
+        }
+        return work + frames;
+    }
+
+    private ControlMessage abortAfterData;
+
+    /** A control message during an operation on a shared-memory link: only an ABORT may come. */
+    private void onRunControl(DirectBuffer buf, int offset, int length, Header header) {
+        if (failure != null || !checkSender(buf, offset)) return;
+        if (buf.getInt(offset + T_TYPE) == ABORT) {
+            abortAfterData = new ControlMessage(ABORT, buf.getInt(offset + HEADER),
+                    buf.getStringWithoutLengthUtf8(offset + HEADER + 4, length - HEADER - 4));
+            return;
+        }
+        failure = "rank " + rank + ": rank " + prev + " sent a handshake during operation #" + sequence
+                + ": ranks called different collectives";
+    }
+
+    /** Claims a data frame to the next rank at {@link #frame}/{@link #frameAt}; false when back-pressured. */
+    private boolean claimData(int bytes) {
+        if (shmOut != null) return tryClaimData(bytes);
+        if (!claim(bytes)) return false;
+        frame = claim.buffer();
+        frameAt = claim.offset();
+        return true;
+    }
+
+    /** {@link #claimData} that never throws (a dead link is noticed by the link checks instead). */
+    private boolean tryClaimData(int bytes) {
+        if (shmOut != null) {
+            frame = shmOut.buffer();
+            frameAt = shmOut.tryClaim(bytes);
+            return frameAt >= 0;
+        }
+        if (out.tryClaim(bytes, claim) <= 0) return false;
+        frame = claim.buffer();
+        frameAt = claim.offset();
+        return true;
+    }
+
+    private void commitData() {
+        if (shmOut != null) shmOut.commit();
+        else claim.commit();
     }
 
     /** One tryClaim; false when back-pressured (the caller does other work and comes back). */
@@ -477,5 +552,14 @@ final class Ring implements AutoCloseable {
     public void close() {
         out.close();
         in.close();
+        if (shmOut != null) deleteQuietly(shmOut.file()); // gone already when the next rank opened it
+    }
+
+    private static void deleteQuietly(Path file) {
+        try {
+            java.nio.file.Files.deleteIfExists(file);
+        } catch (java.io.IOException e) {
+            // the media driver deletes its directory on close
+        }
     }
 }
