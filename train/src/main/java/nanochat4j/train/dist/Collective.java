@@ -3,6 +3,10 @@ package nanochat4j.train.dist;
 import io.aeron.Aeron;
 import io.aeron.driver.MediaDriver;
 import io.aeron.exceptions.AeronException;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -32,6 +36,7 @@ public final class Collective implements AutoCloseable {
     private final MediaDriver driver;
     private final Aeron aeron;
     private final Ring ring;
+    private final PeerReduce peers;
     private boolean greeted;
     private volatile RuntimeException broken;
     private ExecutorService comm;
@@ -57,6 +62,7 @@ public final class Collective implements AutoCloseable {
             driver = null;
             aeron = null;
             ring = null;
+            peers = null;
             return;
         }
         driver = env.ownsDriver() ? LocalDriver.launch(env.aeronDir()) : null;
@@ -72,6 +78,7 @@ public final class Collective implements AutoCloseable {
         }
         aeron = a;
         ring = r;
+        peers = new PeerReduce(r, env.rank(), env.worldSize());
     }
 
     private static Aeron connect(DistEnv env) {
@@ -147,12 +154,61 @@ public final class Collective implements AutoCloseable {
         await(allGatherAsync(bf16, off, len, false));
     }
 
+    public void allReduce(SharedFloats buf, int off, int len, ReduceOp op) {
+        await(allReduceAsync(buf, off, len, op, false));
+    }
+
+    public void reduceScatter(SharedFloats buf, int off, int len, ReduceOp op) {
+        await(reduceScatterAsync(buf, off, len, op, false));
+    }
+
+    public void allGather(SharedFloats buf, int off, int len) {
+        await(allGatherAsync(buf, off, len, false));
+    }
+
     public void broadcast(float[] buf, int off, int len, int root) {
         broadcastAsync(buf, off, len, root);
     }
 
     public void broadcast(short[] bf16, int off, int len, int root) {
         broadcastAsync(bf16, off, len, root);
+    }
+
+    /**
+     * A buffer of {@code length} floats (zeros) for collectives without copies: every rank must call this with the same
+     * length, in the same order among its collectives. When all ranks share this host, each rank's buffer is a
+     * memory-mapped file that the others map too, and operations on it read the peers' buffers directly
+     * ({@link PeerReduce}); on several hosts they run over the ring like those on arrays.
+     */
+    public SharedFloats sharedFloats(int length) {
+        if (length < 0) throw new IllegalArgumentException("negative length " + length);
+        if (ring == null || env.localWorldSize() != env.worldSize()) return SharedFloats.local(length);
+        long id = java.util.concurrent.ThreadLocalRandom.current().nextLong() >>> 12; // < 2^52: exact as a double
+        Path own = sharedFile(rank(), id);
+        MemorySegment[] files = new MemorySegment[worldSize()];
+        try {
+            files[rank()] = SharedFloats.create(own, length);
+            double[] ids = allGatherDoubles(id); // also a barrier: every rank's file exists after it
+            for (int p = 0; p < worldSize(); p++)
+                if (p != rank()) files[p] = SharedFloats.map(sharedFile(p, (long) ids[p]), length);
+        } catch (CollectiveException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            String why = "rank " + rank() + ": cannot set up a shared buffer of " + length + " floats: " + e.getMessage();
+            abort(why);
+            throw new CollectiveException(why, e);
+        }
+        barrier(); // every rank has mapped every file: the names can go
+        try {
+            Files.deleteIfExists(own);
+        } catch (IOException e) {
+            // the media driver deletes its directory on close
+        }
+        return SharedFloats.of(files, rank(), length);
+    }
+
+    private Path sharedFile(int rank, long id) {
+        return env.aeronDir().resolve("shared-" + rank + "-" + Long.toHexString(id) + ".f32");
     }
 
     /**
@@ -218,6 +274,18 @@ public final class Collective implements AutoCloseable {
         return reduceScatterAsync(bf16, off, len, op, true);
     }
 
+    public Pending allReduceAsync(SharedFloats buf, int off, int len, ReduceOp op) {
+        return allReduceAsync(buf, off, len, op, true);
+    }
+
+    public Pending reduceScatterAsync(SharedFloats buf, int off, int len, ReduceOp op) {
+        return reduceScatterAsync(buf, off, len, op, true);
+    }
+
+    public Pending allGatherAsync(SharedFloats buf, int off, int len) {
+        return allGatherAsync(buf, off, len, true);
+    }
+
     public Pending allGatherAsync(float[] buf, int off, int len) {
         return allGatherAsync(buf, off, len, true);
     }
@@ -229,24 +297,30 @@ public final class Collective implements AutoCloseable {
     private void broadcastAsync(Object buf, int off, int len, int root) {
         checkRange(length(buf), off, len);
         checkRoot(root);
-        await(submit(() -> Schedule.broadcast(off, len, rank(), worldSize(), root), payload(buf), 1, false));
+        await(submitRing(() -> Schedule.broadcast(off, len, rank(), worldSize(), root), payload(buf), 1, false));
     }
 
     private Pending allReduceAsync(Object buf, int off, int len, ReduceOp op, boolean async) {
         checkRange(length(buf), off, len);
-        return submit(() -> Schedule.allReduce(off, len, rank(), worldSize(), op),
+        if (buf instanceof SharedFloats b && b.peersMapped())
+            return submit(() -> peers.run(PeerReduce.ALL_REDUCE, b, off, len, op), async);
+        return submitRing(() -> Schedule.allReduce(off, len, rank(), worldSize(), op),
                 payload(buf), worldSize(), async);
     }
 
     private Pending reduceScatterAsync(Object buf, int off, int len, ReduceOp op, boolean async) {
         checkRange(length(buf), off, len);
-        return submit(() -> Schedule.reduceScatter(off, len, rank(), worldSize(), op),
+        if (buf instanceof SharedFloats b && b.peersMapped())
+            return submit(() -> peers.run(PeerReduce.REDUCE_SCATTER, b, off, len, op), async);
+        return submitRing(() -> Schedule.reduceScatter(off, len, rank(), worldSize(), op),
                 payload(buf), worldSize(), async);
     }
 
     private Pending allGatherAsync(Object buf, int off, int len, boolean async) {
         checkRange(length(buf), off, len);
-        return submit(() -> Schedule.allGather(off, len, rank(), worldSize()),
+        if (buf instanceof SharedFloats b && b.peersMapped())
+            return submit(() -> peers.run(PeerReduce.ALL_GATHER, b, off, len, null), async);
+        return submitRing(() -> Schedule.allGather(off, len, rank(), worldSize()),
                 payload(buf), 1, async);
     }
 
@@ -280,12 +354,17 @@ public final class Collective implements AutoCloseable {
         Schedule make();
     }
 
-    private Pending submit(ScheduleMaker schedule, Payload payload, int divisor, boolean async) {
+    private Pending submitRing(ScheduleMaker schedule, Payload payload, int divisor, boolean async) {
+        if (ring == null) return submit(() -> {}, async);
+        Schedule s = schedule.make();
+        return submit(() -> ring.run(s, payload, divisor), async);
+    }
+
+    private Pending submit(Runnable collective, boolean async) {
         if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
                 + broken.getMessage(), broken);
         if (ring == null) return new Pending(CompletableFuture.completedFuture(null)); // a world of one: nothing to do
-        Schedule s = schedule.make();
-        Runnable op = () -> execute(s, payload, divisor);
+        Runnable op = () -> execute(collective);
         if (!async) {
             await(new Pending(last)); // everything submitted before runs first
             op.run();
@@ -300,7 +379,7 @@ public final class Collective implements AutoCloseable {
         return new Pending(last);
     }
 
-    private void execute(Schedule s, Payload p, int divisor) {
+    private void execute(Runnable collective) {
         try {
             if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
                     + broken.getMessage(), broken);
@@ -308,7 +387,7 @@ public final class Collective implements AutoCloseable {
                 ring.hello(fingerprint);
                 greeted = true;
             }
-            ring.run(s, p, divisor);
+            collective.run();
         } catch (RuntimeException e) {
             if (broken == null) broken = e;
             throw e;
@@ -320,11 +399,19 @@ public final class Collective implements AutoCloseable {
     }
 
     private static Payload payload(Object buf) {
-        return buf instanceof float[] f ? new Payload.F32(f) : new Payload.Bf16((short[]) buf);
+        return switch (buf) {
+            case float[] f -> new Payload.F32(f);
+            case SharedFloats b -> new Payload.F32Segment(b.segment());
+            default -> new Payload.Bf16((short[]) buf);
+        };
     }
 
     private static int length(Object buf) {
-        return buf instanceof float[] f ? f.length : ((short[]) buf).length;
+        return switch (buf) {
+            case float[] f -> f.length;
+            case SharedFloats b -> b.length();
+            default -> ((short[]) buf).length;
+        };
     }
 
     private static void checkRange(int arrayLength, int off, int len) {

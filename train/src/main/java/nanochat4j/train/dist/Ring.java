@@ -435,6 +435,16 @@ final class Ring implements AutoCloseable {
                     + " s during " + what + " (NANOCHAT4J_DIST_TIMEOUT): a rank is stuck");
     }
 
+    /**
+     * For waits outside {@link #run} (shared-buffer collectives: all ranks on one host, so the Aeron links carry only
+     * control messages): fails on an ABORT from the ring, a dead neighbour, or no progress for the job's timeout.
+     */
+    void checkAlive(long lastProgress, String what) {
+        in.poll(onControl, 16);
+        if (failure != null) throw fail(failure);
+        checkLinks(System.nanoTime(), lastProgress, what, true, true);
+    }
+
     /** Data arriving from the previous rank, handed to {@link #onData}; on a shared-memory link, also an ABORT. */
     private int pollData() {
         if (shmIn == null) return in.controlledPoll(onData, 8);

@@ -12,6 +12,7 @@ import nanochat4j.autograd.Parameter;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT.ParamGroup;
 import nanochat4j.train.dist.Collective;
+import nanochat4j.train.dist.SharedFloats;
 import nanochat4j.train.dist.ReduceOp;
 
 /**
@@ -93,12 +94,17 @@ public final class MuonAdamW {
         /** Owned params: indices [first, first + muon.count) of {@link #params}. */
         final int first;
         final Muon muon;
-        /** (chunk·world, rows, cols) gradient/parameter stack for the collective; null on one rank. */
-        final float[] stack;
+        /**
+         * (chunk·world, rows, cols) gradient/parameter stack for the collective, in a shared buffer so that ranks of
+         * one host reduce and gather it without copies; null on one rank.
+         */
+        final SharedFloats stack;
+        /** This rank's reduced chunk of the stack, as Muon reads it; null on one rank. */
+        final float[] ownGrads;
         double momentum, weightDecay;
         Collective.Pending pending;
 
-        MuonState(ParamGroup spec, int rank, int world) {
+        MuonState(ParamGroup spec, int rank, int world, Collective comm) {
             super(spec);
             this.params = spec.params();
             this.rows = params.getFirst().shape()[0];
@@ -107,7 +113,8 @@ public final class MuonAdamW {
             this.chunk = (k + world - 1) / world;
             this.first = Math.min(k, rank * chunk);
             this.muon = new Muon(Math.min(k, first + chunk) - first, rows, cols);
-            this.stack = world == 1 ? null : new float[Math.multiplyExact(chunk * world, rows * cols)];
+            this.stack = world == 1 ? null : comm.sharedFloats(Math.multiplyExact(chunk * world, rows * cols));
+            this.ownGrads = world == 1 ? null : new float[chunk * rows * cols];
             this.momentum = spec.momentum();
             this.weightDecay = spec.weightDecay();
         }
@@ -167,7 +174,7 @@ public final class MuonAdamW {
                                     + " have the same shape " + Arrays.toString(shape) + " (one group per shape)");
                         }
                     }
-                    this.groups.add(new MuonState(g, rank, world));
+                    this.groups.add(new MuonState(g, rank, world, comm));
                 }
             }
         }
@@ -229,10 +236,10 @@ public final class MuonAdamW {
         int mn = m.rows * m.cols;
         for (int j = 0; j < m.params.size(); j++) {
             var grad = m.params.get(j).grad();
-            System.arraycopy(grad.floats(), grad.offset(), m.stack, j * mn, mn);
+            m.stack.copyFrom(grad.floats(), grad.offset(), j * mn, mn);
         }
-        Arrays.fill(m.stack, m.params.size() * mn, m.stack.length, 0f);
-        m.pending = comm.reduceScatterAsync(m.stack, 0, m.stack.length, ReduceOp.AVG);
+        m.stack.fill(m.params.size() * mn, m.stack.length(), 0f);
+        m.pending = comm.reduceScatterAsync(m.stack, 0, m.stack.length(), ReduceOp.AVG);
     }
 
     private static void awaitPending(AdamWSlot s) {
@@ -262,6 +269,7 @@ public final class MuonAdamW {
         if (comm != null) {
             g.pending.await();
             g.pending = null;
+            g.stack.copyTo(rank * g.chunk * mn, g.ownGrads, 0, n * mn);
         }
         for (int j = 0; j < n; j++) {
             Parameter q = g.params.get(g.first + j);
@@ -271,17 +279,17 @@ public final class MuonAdamW {
                 gr[j] = q.grad().floats();
                 gOff[j] = q.grad().offset();
             } else { // this rank's reduced chunk of the stack
-                gr[j] = g.stack;
-                gOff[j] = (rank * g.chunk + j) * mn;
+                gr[j] = g.ownGrads;
+                gOff[j] = j * mn;
             }
         }
         g.muon.step(p, pOff, gr, gOff, Muon.effectiveLr(g.lr, g.rows, g.cols), g.momentum, g.spec.beta2(), g.weightDecay,
                 g.spec.nsSteps());
         if (comm != null) {
             int base = rank * g.chunk * mn;
-            for (int j = 0; j < n; j++) System.arraycopy(p[j], pOff[j], g.stack, base + j * mn, mn);
-            Arrays.fill(g.stack, base + n * mn, base + g.chunk * mn, 0f);
-            g.pending = comm.allGatherAsync(g.stack, 0, g.stack.length);
+            for (int j = 0; j < n; j++) g.stack.copyFrom(p[j], pOff[j], base + j * mn, mn);
+            g.stack.fill(base + n * mn, base + g.chunk * mn, 0f);
+            g.pending = comm.allGatherAsync(g.stack, 0, g.stack.length());
         }
     }
 
@@ -291,7 +299,7 @@ public final class MuonAdamW {
         int mn = g.rows * g.cols;
         for (int j = 0; j < g.params.size(); j++) {
             var t = g.params.get(j).tensor();
-            System.arraycopy(g.stack, j * mn, t.floats(), t.offset(), mn);
+            g.stack.copyTo(j * mn, t.floats(), t.offset(), mn);
         }
     }
 

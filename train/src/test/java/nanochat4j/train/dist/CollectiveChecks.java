@@ -135,11 +135,39 @@ final class CollectiveChecks {
         return xs;
     }
 
+    /** The collectives on a {@link SharedFloats} of every kind and op, sizes as {@link #SIZES}; returns the ops run. */
+    static int runShared(Collective c) {
+        SharedFloats b = c.sharedFloats(SIZES[SIZES.length - 1] + 2 * MARGIN);
+        int ops = 0;
+        for (int len : SIZES) {
+            for (ReduceOp op : ReduceOp.values()) {
+                allReduceF32(c, len, op, b);
+                reduceScatterF32(c, len, op, b);
+                ops += 2;
+            }
+            allGatherF32(c, len, b);
+            ops++;
+        }
+        return ops;
+    }
+
     static void allReduceF32(Collective c, int len, ReduceOp op) {
+        allReduceF32(c, len, op, null);
+    }
+
+    /** With {@code shared}: the data goes through that buffer (async when the op is AVG), else a heap array. */
+    static void allReduceF32(Collective c, int len, ReduceOp op, SharedFloats shared) {
         float[][] xs = inputs(c.worldSize(), len, 1 + op.ordinal());
         float[] a = embed(xs[c.rank()]);
-        c.allReduce(a, MARGIN, len, op);
-        String what = "allReduce fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize();
+        if (shared == null) c.allReduce(a, MARGIN, len, op);
+        else {
+            shared.copyFrom(a, 0, 0, a.length);
+            if (op == ReduceOp.AVG) c.allReduceAsync(shared, MARGIN, len, op).await();
+            else c.allReduce(shared, MARGIN, len, op);
+            shared.copyTo(0, a, 0, a.length);
+        }
+        String what = "allReduce fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize()
+                + (shared == null ? "" : " (shared buffer)");
         assertArrayEquals(reference(xs, op), java.util.Arrays.copyOfRange(a, MARGIN, MARGIN + len), what);
         assertMargins(a, what);
     }
@@ -154,11 +182,22 @@ final class CollectiveChecks {
     }
 
     static void reduceScatterF32(Collective c, int len, ReduceOp op) {
+        reduceScatterF32(c, len, op, null);
+    }
+
+    static void reduceScatterF32(Collective c, int len, ReduceOp op, SharedFloats shared) {
         float[][] xs = inputs(c.worldSize(), len, 21 + op.ordinal());
         float[] a = embed(xs[c.rank()]);
-        c.reduceScatter(a, MARGIN, len, op);
+        if (shared == null) c.reduceScatter(a, MARGIN, len, op);
+        else {
+            shared.copyFrom(a, 0, 0, a.length);
+            if (op == ReduceOp.AVG) c.reduceScatterAsync(shared, MARGIN, len, op).await();
+            else c.reduceScatter(shared, MARGIN, len, op);
+            shared.copyTo(0, a, 0, a.length);
+        }
         int s = c.shardStart(len), e = s + c.shardLength(len);
-        String what = "reduceScatter fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize();
+        String what = "reduceScatter fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize()
+                + (shared == null ? "" : " (shared buffer)");
         assertArrayEquals(java.util.Arrays.copyOfRange(reference(xs, op), s, e),
                 java.util.Arrays.copyOfRange(a, MARGIN + s, MARGIN + e), what);
         assertMargins(a, what);
@@ -176,13 +215,23 @@ final class CollectiveChecks {
     }
 
     static void allGatherF32(Collective c, int len) {
+        allGatherF32(c, len, null);
+    }
+
+    static void allGatherF32(Collective c, int len, SharedFloats shared) {
         float[] full = input(99, len, 41);
         float[] a = embed(new float[len]);
         java.util.Arrays.fill(a, MARGIN, MARGIN + len, Float.NaN);
         int s = c.shardStart(len), e = s + c.shardLength(len);
         System.arraycopy(full, s, a, MARGIN + s, e - s);
-        c.allGather(a, MARGIN, len);
-        String what = "allGather fp32 of " + len + " on rank " + c.rank() + "/" + c.worldSize();
+        if (shared == null) c.allGather(a, MARGIN, len);
+        else {
+            shared.copyFrom(a, 0, 0, a.length);
+            c.allGatherAsync(shared, MARGIN, len).await();
+            shared.copyTo(0, a, 0, a.length);
+        }
+        String what = "allGather fp32 of " + len + " on rank " + c.rank() + "/" + c.worldSize()
+                + (shared == null ? "" : " (shared buffer)");
         assertArrayEquals(full, java.util.Arrays.copyOfRange(a, MARGIN, MARGIN + len), what);
         assertMargins(a, what);
     }

@@ -24,6 +24,70 @@ class CollectiveTest {
         assertEquals(world, ops.size());
     }
 
+    @ParameterizedTest(name = "world {0}")
+    @ValueSource(ints = {1, 2, 3, 4})
+    void sharedBufferCollectivesReadingThePeersDirectlyEqualTheSameReferenceBitForBit(int world) throws Exception {
+        List<Integer> ops = InProcessRing.run(world, "cfg", CollectiveChecks::runShared);
+        assertEquals(world, ops.size());
+    }
+
+    @Test
+    void sharedBuffersAcrossHostsGoOverTheRingWithTheSameResults() throws Exception {
+        // 2 nodes × 2 ranks: the buffers cannot be mapped across hosts, so the ring carries them (UDP between nodes)
+        InProcessRing.run(4, 2, r -> "cfg", Duration.ofSeconds(60), c -> {
+            SharedFloats b = c.sharedFloats(5000 + 6);
+            for (int len : new int[] {0, 3, 5000}) {
+                CollectiveChecks.allReduceF32(c, len, ReduceOp.AVG, b);
+                CollectiveChecks.reduceScatterF32(c, len, ReduceOp.MAX, b);
+                CollectiveChecks.allGatherF32(c, len, b);
+            }
+            return null;
+        });
+    }
+
+    @Test
+    void sharedBuffersOfDifferentSizesOrOperationsAreRefusedWithAMessage() throws Exception {
+        List<Object> sizes = InProcessRing.runCollecting(2, 1, r -> "cfg", Duration.ofSeconds(60),
+                c -> c.sharedFloats(100 + c.rank()));
+        for (Object r : sizes) {
+            assertInstanceOf(CollectiveException.class, r);
+            assertTrue(((Exception) r).getMessage().contains("ranks allocated shared buffers of different sizes"),
+                    String.valueOf(r));
+        }
+        List<Object> ops = InProcessRing.runCollecting(2, 1, r -> "cfg", Duration.ofSeconds(60), c -> {
+            SharedFloats b = c.sharedFloats(100);
+            if (c.rank() == 0) c.allReduce(b, 0, 100, ReduceOp.SUM);
+            else c.allReduce(b, 0, 90, ReduceOp.SUM);
+            return "completed";
+        });
+        for (Object r : ops) {
+            assertInstanceOf(CollectiveException.class, r);
+            assertTrue(((Exception) r).getMessage().contains("allReduce(SUM) of 100 elements at 0"), String.valueOf(r));
+        }
+    }
+
+    @Test
+    void aRankThatAbortsWhileOthersWaitInASharedBufferOperationStopsThemWithItsReason() throws Exception {
+        List<Object> res = InProcessRing.runCollecting(3, 1, r -> "cfg", Duration.ofSeconds(60), c -> {
+            SharedFloats b = c.sharedFloats(1000);
+            c.allReduce(b, 0, 1000, ReduceOp.SUM);
+            if (c.rank() == 1) {
+                c.abort("rank 1 failed: out of memory");
+                return "aborted";
+            }
+            long t0 = System.nanoTime();
+            try {
+                c.allReduce(b, 0, 1000, ReduceOp.SUM); // waits for rank 1, which never comes
+            } catch (CollectiveException e) {
+                assertTrue(e.getMessage().contains("rank 1 failed: out of memory"), e.getMessage());
+                return (System.nanoTime() - t0) / 1_000_000_000.0;
+            }
+            return "completed";
+        });
+        assertEquals("aborted", res.get(1));
+        for (int r : new int[] {0, 2}) assertTrue(res.get(r) instanceof Double d && d < 10, "rank " + r + ": " + res.get(r));
+    }
+
     @Test
     void udpLinksBetweenNodesGiveTheSameResultsAsIpc() throws Exception {
         // 2 nodes × 2 ranks on the loopback interface: links 1→2 and 3→0 are UDP, 0→1 and 2→3 IPC

@@ -1,0 +1,185 @@
+package nanochat4j.train.dist;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.concurrent.TimeUnit;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import nanochat4j.tensor.cpu.Vec;
+import org.agrona.concurrent.BackoffIdleStrategy;
+import org.agrona.concurrent.IdleStrategy;
+
+/**
+ * Collectives on {@link SharedFloats} whose ranks all share a host: every rank reads the others' buffers directly,
+ * with no copy through a queue. Rank r owns segment r (the same segments as the ring, see {@link Schedule}):
+ * <ol>
+ * <li>each rank announces the operation on its control area (kind, offset, length; checked against the others);</li>
+ * <li>reduce: the owner of segment g sums it over all buffers in the ring's order, x[g+1] + x[g+2] + … + x[g] (AVG
+ *     divides once, at the end), into its own buffer, publishing its progress every {@link #CHUNK} elements — so
+ *     the results are bit for bit those of the ring;</li>
+ * <li>gather: every rank copies each other segment from its owner's buffer as far as the owner has published;</li>
+ * <li>each rank announces it is done, and returns when all are: until then another rank may still read its buffer.
+ *     </li>
+ * </ol>
+ * Per rank that reads (N−1)/N of the buffer from the peers for the reduction and as much for the gather, like the ring,
+ * but without the ring's copies into and out of shared memory (docs/BENCHMARKS.md). The counters are release-stored
+ * and acquire-loaded on cache lines of their own. While waiting, the ring's Aeron links are watched: a dead rank, an
+ * ABORT or the job's timeout ends the wait with a {@link CollectiveException}.
+ */
+final class PeerReduce {
+    static final int ALL_REDUCE = 1, REDUCE_SCATTER = 2, ALL_GATHER = 3;
+    private static final String[] KIND_NAMES = {"", "allReduce", "reduceScatter", "allGather"};
+    // control area: counters on separate cache-line pairs, then the operation's description
+    private static final long ARRIVED = 0, REDUCED = 128, FINISHED = 256, KIND = 384, OFF = 392, LEN = 400, OP = 408;
+    private static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();
+    private static final VectorSpecies<Float> S = Vec.F;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    /** Elements reduced between two progress updates: 64 KB, so gathering follows the reduction closely. */
+    private static final int CHUNK = 16 << 10;
+    private static final long CHECK_EVERY_NS = TimeUnit.MILLISECONDS.toNanos(20);
+
+    private final Ring ring;
+    private final int rank, world;
+    private final IdleStrategy idle = new BackoffIdleStrategy(64, 16, TimeUnit.MICROSECONDS.toNanos(1),
+            TimeUnit.MICROSECONDS.toNanos(100));
+    private long sequence;
+    /** Partial sums of one chunk when more than two ranks reduce. */
+    private final MemorySegment scratch = java.lang.foreign.Arena.ofAuto().allocate((long) CHUNK * Float.BYTES, 64);
+
+    PeerReduce(Ring ring, int rank, int world) {
+        this.ring = ring;
+        this.rank = rank;
+        this.world = world;
+    }
+
+    void run(int kind, SharedFloats b, int off, int len, ReduceOp op) {
+        long k = ++sequence;
+        MemorySegment mine = b.control[rank];
+        mine.set(ValueLayout.JAVA_LONG, KIND, kind);
+        mine.set(ValueLayout.JAVA_LONG, OFF, off);
+        mine.set(ValueLayout.JAVA_LONG, LEN, len);
+        mine.set(ValueLayout.JAVA_LONG, OP, op == null ? -1 : op.ordinal());
+        LONG.setRelease(mine, ARRIVED, k);
+        for (int p = 0; p < world; p++) {
+            if (p == rank) continue;
+            awaitAtLeast(b.control[p], ARRIVED, k, p, "to start shared-buffer operation #" + k);
+            checkSame(b.control[p], p, k, kind, off, len, op);
+        }
+        int start = off + Schedule.segmentStart(len, rank, world), end = off + Schedule.segmentStart(len, rank + 1, world);
+        if (kind == ALL_GATHER) publishReduced(mine, k, end - start);
+        else reduce(b, start, end, k, op);
+        if (kind != REDUCE_SCATTER) gather(b, off, len, k);
+        LONG.setRelease(mine, FINISHED, k);
+        for (int p = 0; p < world; p++)
+            if (p != rank) awaitAtLeast(b.control[p], FINISHED, k, p, "to finish shared-buffer operation #" + k);
+    }
+
+    /**
+     * Reduces segment [start, end) over every rank's buffer into this rank's, in the ring's order, chunk by chunk:
+     * partial = x[g+1] ⊕ x[g+2] ⊕ … in a scratch chunk (in cache between the passes), then out = partial ⊕ x[g],
+     * since out is x[g] itself.
+     */
+    private void reduce(SharedFloats b, int start, int end, long k, ReduceOp op) {
+        MemorySegment out = b.data[rank];
+        for (int c = start; c < end; c += CHUNK) {
+            int n = Math.min(CHUNK, end - c);
+            long at = (long) c * Float.BYTES;
+            MemorySegment partial = b.data[(rank + 1) % world];
+            long partialAt = at;
+            for (int t = 2; t < world; t++) {
+                combine(partial, partialAt, b.data[(rank + t) % world], at, scratch, 0, n, op, false);
+                partial = scratch;
+                partialAt = 0;
+            }
+            combine(partial, partialAt, out, at, out, at, n, op, op == ReduceOp.AVG);
+            publishReduced(b.control[rank], k, c + n - start);
+        }
+        if (start == end) publishReduced(b.control[rank], k, 0);
+    }
+
+    /** out = x ⊕ y over n floats at the given byte offsets (divided by the world size when {@code divide}). */
+    private void combine(MemorySegment x, long xAt, MemorySegment y, long yAt, MemorySegment out, long outAt, int n,
+                         ReduceOp op, boolean divide) {
+        float divisor = world;
+        boolean max = op == ReduceOp.MAX;
+        int i = 0;
+        for (int bound = S.loopBound(n); i < bound; i += S.length()) {
+            long o = (long) i * Float.BYTES;
+            FloatVector a = FloatVector.fromMemorySegment(S, x, xAt + o, ORDER);
+            FloatVector v = FloatVector.fromMemorySegment(S, y, yAt + o, ORDER);
+            FloatVector r = max ? a.max(v) : a.add(v);
+            if (divide) r = r.div(divisor);
+            r.intoMemorySegment(out, outAt + o, ORDER);
+        }
+        for (; i < n; i++) {
+            long o = (long) i * Float.BYTES;
+            float a = x.get(ValueLayout.JAVA_FLOAT, xAt + o), v = y.get(ValueLayout.JAVA_FLOAT, yAt + o);
+            float r = max ? Math.max(a, v) : a + v;
+            out.set(ValueLayout.JAVA_FLOAT, outAt + o, divide ? r / divisor : r);
+        }
+    }
+
+    /** Progress of the own segment in operation k: (k, elements done) in one long. */
+    private static void publishReduced(MemorySegment control, long k, int done) {
+        LONG.setRelease(control, REDUCED, (k << 32) | done);
+    }
+
+    /** Copies every other rank's segment from its buffer as far as its owner has reduced it. */
+    private void gather(SharedFloats b, int off, int len, long k) {
+        MemorySegment out = b.data[rank];
+        for (int s = 1; s < world; s++) {
+            int p = (rank + s) % world;
+            int start = off + Schedule.segmentStart(len, p, world), end = off + Schedule.segmentStart(len, p + 1, world);
+            int done = 0;
+            long lastProgress = System.nanoTime(), lastCheck = lastProgress;
+            while (done < end - start) {
+                long v = (long) LONG.getAcquire(b.control[p], REDUCED);
+                int ready = (v >>> 32) == (k & 0xffffffffL) ? (int) v : 0;
+                if (ready > done) {
+                    MemorySegment.copy(b.data[p], (long) (start + done) * Float.BYTES, out,
+                            (long) (start + done) * Float.BYTES, (long) (ready - done) * Float.BYTES);
+                    done = ready;
+                    idle.reset();
+                    lastProgress = System.nanoTime();
+                    continue;
+                }
+                idle.idle();
+                long now = System.nanoTime();
+                if (now - lastCheck > CHECK_EVERY_NS) {
+                    lastCheck = now;
+                    ring.checkAlive(lastProgress, "waiting for rank " + p + " to reduce its segment (shared-buffer operation #" + k + ")");
+                }
+            }
+        }
+    }
+
+    private void awaitAtLeast(MemorySegment control, long counter, long k, int p, String what) {
+        long lastProgress = System.nanoTime(), lastCheck = lastProgress;
+        while ((long) LONG.getAcquire(control, counter) < k) {
+            idle.idle();
+            long now = System.nanoTime();
+            if (now - lastCheck > CHECK_EVERY_NS) {
+                lastCheck = now;
+                ring.checkAlive(lastProgress, "waiting for rank " + p + " " + what);
+            }
+        }
+        idle.reset();
+    }
+
+    private void checkSame(MemorySegment theirs, int p, long k, int kind, int off, int len, ReduceOp op) {
+        long tk = theirs.get(ValueLayout.JAVA_LONG, KIND), to = theirs.get(ValueLayout.JAVA_LONG, OFF);
+        long tl = theirs.get(ValueLayout.JAVA_LONG, LEN), top = theirs.get(ValueLayout.JAVA_LONG, OP);
+        if (tk == kind && to == off && tl == len && top == (op == null ? -1 : op.ordinal())) return;
+        String why = "rank " + rank + ": shared-buffer operation #" + k + " is " + describe(kind, off, len, op == null ? -1 : op.ordinal())
+                + " here but " + describe(tk, to, tl, top) + " on rank " + p + ": ranks called different collectives or sizes";
+        ring.abort(why);
+        throw new CollectiveException(why);
+    }
+
+    private static String describe(long kind, long off, long len, long op) {
+        String name = kind > 0 && kind < KIND_NAMES.length ? KIND_NAMES[(int) kind] : "operation " + kind;
+        return name + (op >= 0 ? "(" + ReduceOp.values()[(int) op] + ")" : "") + " of " + len + " elements at " + off;
+    }
+}
