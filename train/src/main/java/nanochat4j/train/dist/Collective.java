@@ -15,7 +15,9 @@ import java.util.concurrent.Executors;
 /**
  * The collective operations of a data-parallel job over flat buffers — fp32 {@code float[]} ranges, or bf16 as
  * {@code short[]} bits reduced in fp32 — as a bandwidth-optimal ring over Aeron (see {@link Schedule} for the
- * algorithms, {@link Ring} for the transport). All operations are in place on {@code buf[off, off+len)}:
+ * algorithms, {@link Ring} for the transport); and over {@link SharedFloats}, which the ranks of one host read from
+ * each other directly, without the ring's copies ({@link PeerReduce}; across hosts they go over the ring too), with
+ * the same segments and bit-identical results. All operations are in place on {@code buf[off, off+len)}:
  * <ul>
  * <li>{@code allReduce}: every rank ends with the reduction over all ranks (bit-identical on every rank).</li>
  * <li>{@code reduceScatter}: rank r's shard {@code [shardStart(len, r), shardStart(len, r+1))} (relative to off) ends
