@@ -18,7 +18,7 @@ import java.util.Objects;
  * Training uses it for the buffers it reduces in bulk (the Muon gradient stacks).
  */
 public final class SharedFloats {
-    /** Bytes before the data in each rank's file: the rank's progress counters (see {@link PeerReduce}). */
+    /** Bytes before the data in each rank's file: its counters and its current operation (see {@link PeerReduce}). */
     static final int CONTROL_BYTES = 4096;
 
     private final int length;
@@ -88,16 +88,6 @@ public final class SharedFloats {
 
     public int length() {
         return length;
-    }
-
-    public float get(int i) {
-        Objects.checkIndex(i, length);
-        return segment().getAtIndex(ValueLayout.JAVA_FLOAT, i);
-    }
-
-    public void set(int i, float v) {
-        Objects.checkIndex(i, length);
-        segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, v);
     }
 
     /** this[at, at+n) = src[srcOff, srcOff+n). */
