@@ -5,7 +5,9 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Objects;
@@ -44,9 +46,26 @@ public final class SharedFloats {
     static MemorySegment create(Path file, int length) {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
                 StandardOpenOption.WRITE)) {
+            // write the zeros now: a full file system (a small /dev/shm) fails here with ENOSPC, not later with SIGBUS
+            ByteBuffer zeros = ByteBuffer.allocateDirect(1 << 20);
+            long size = bytes(length);
+            for (long at = 0; at < size; ) {
+                zeros.clear().limit((int) Math.min(zeros.capacity(), size - at));
+                at += ch.write(zeros, at);
+            }
             return ch.map(FileChannel.MapMode.READ_WRITE, 0, bytes(length), Arena.ofAuto());
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot create " + file, e);
+            throw new UncheckedIOException("cannot create " + file + " (" + bytes(length) + " bytes; "
+                    + usableSpace(file) + "): give its file system more room (e.g. docker --shm-size) or set "
+                    + "NANOCHAT4J_AERON_DIR to a larger one", e);
+        }
+    }
+
+    private static String usableSpace(Path file) {
+        try {
+            return Files.getFileStore(file.getParent()).getUsableSpace() + " bytes free there";
+        } catch (IOException | RuntimeException e) {
+            return "free space unknown";
         }
     }
 
