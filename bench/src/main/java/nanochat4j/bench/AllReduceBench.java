@@ -140,7 +140,6 @@ public final class AllReduceBench implements Callable<Integer> {
             float[] buf = new float[(int) (maxBytes / 4)];
             SharedFloats shared = c.sharedFloats(buf.length);
             float[] copy = c.rank() == 0 ? new float[buf.length] : null;
-            float[] time = new float[1];
             for (long bytes = 1024; bytes <= maxBytes; bytes *= 2) {
                 int n = (int) (bytes / 4);
                 int iters = (int) Math.max(3, Math.min(1000, (256L << 20) / bytes));
@@ -170,15 +169,8 @@ public final class AllReduceBench implements Callable<Integer> {
             float[] tiny = new float[2];
             for (int i = 0; i < 200; i++) c.allReduce(tiny, 0, 2, ReduceOp.SUM);
             double latency = Double.MAX_VALUE;
-            for (int round = 0; round < ROUNDS; round++) {
-                c.barrier();
-                int iters = 1000;
-                long t0 = System.nanoTime();
-                for (int i = 0; i < iters; i++) c.allReduce(tiny, 0, 2, ReduceOp.SUM);
-                time[0] = (float) ((System.nanoTime() - t0) / 1e9 / iters);
-                c.allReduce(time, 0, 1, ReduceOp.MAX);
-                latency = Math.min(latency, time[0]);
-            }
+            for (int round = 0; round < ROUNDS; round++)
+                latency = Math.min(latency, slowestRank(c, 1000, () -> c.allReduce(tiny, 0, 2, ReduceOp.SUM))[0]);
             out.append("latency ").append(latency).append('\n');
             if (c.rank() == 0 && workerOut != null) Files.writeString(workerOut, out, StandardCharsets.UTF_8);
             else if (c.rank() == 0) { // started by `nanochat4j launch`: rank 0 reports

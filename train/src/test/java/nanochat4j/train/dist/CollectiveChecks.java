@@ -155,19 +155,30 @@ final class CollectiveChecks {
         allReduceF32(c, len, op, null);
     }
 
+    /** Runs onHeap on the array a, or copies a into shared, runs onShared and copies the result back into a. */
+    private static void run(SharedFloats shared, float[] a, Runnable onHeap, Runnable onShared) {
+        if (shared == null) {
+            onHeap.run();
+            return;
+        }
+        shared.copyFrom(a, 0, 0, a.length);
+        onShared.run();
+        shared.copyTo(0, a, 0, a.length);
+    }
+
+    private static String label(SharedFloats shared) {
+        return shared == null ? "" : " (shared buffer)";
+    }
+
     /** With {@code shared}: the data goes through that buffer (async when the op is AVG), else a heap array. */
     static void allReduceF32(Collective c, int len, ReduceOp op, SharedFloats shared) {
         float[][] xs = inputs(c.worldSize(), len, 1 + op.ordinal());
         float[] a = embed(xs[c.rank()]);
-        if (shared == null) c.allReduce(a, MARGIN, len, op);
-        else {
-            shared.copyFrom(a, 0, 0, a.length);
+        run(shared, a, () -> c.allReduce(a, MARGIN, len, op), () -> {
             if (op == ReduceOp.AVG) c.allReduceAsync(shared, MARGIN, len, op).await();
             else c.allReduce(shared, MARGIN, len, op);
-            shared.copyTo(0, a, 0, a.length);
-        }
-        String what = "allReduce fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize()
-                + (shared == null ? "" : " (shared buffer)");
+        });
+        String what = "allReduce fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize() + label(shared);
         assertArrayEquals(reference(xs, op), java.util.Arrays.copyOfRange(a, MARGIN, MARGIN + len), what);
         assertMargins(a, what);
     }
@@ -188,16 +199,12 @@ final class CollectiveChecks {
     static void reduceScatterF32(Collective c, int len, ReduceOp op, SharedFloats shared) {
         float[][] xs = inputs(c.worldSize(), len, 21 + op.ordinal());
         float[] a = embed(xs[c.rank()]);
-        if (shared == null) c.reduceScatter(a, MARGIN, len, op);
-        else {
-            shared.copyFrom(a, 0, 0, a.length);
+        run(shared, a, () -> c.reduceScatter(a, MARGIN, len, op), () -> {
             if (op == ReduceOp.AVG) c.reduceScatterAsync(shared, MARGIN, len, op).await();
             else c.reduceScatter(shared, MARGIN, len, op);
-            shared.copyTo(0, a, 0, a.length);
-        }
+        });
         int s = c.shardStart(len), e = s + c.shardLength(len);
-        String what = "reduceScatter fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize()
-                + (shared == null ? "" : " (shared buffer)");
+        String what = "reduceScatter fp32 " + op + " of " + len + " on rank " + c.rank() + "/" + c.worldSize() + label(shared);
         assertArrayEquals(java.util.Arrays.copyOfRange(reference(xs, op), s, e),
                 java.util.Arrays.copyOfRange(a, MARGIN + s, MARGIN + e), what);
         assertMargins(a, what);
@@ -224,14 +231,8 @@ final class CollectiveChecks {
         java.util.Arrays.fill(a, MARGIN, MARGIN + len, Float.NaN);
         int s = c.shardStart(len), e = s + c.shardLength(len);
         System.arraycopy(full, s, a, MARGIN + s, e - s);
-        if (shared == null) c.allGather(a, MARGIN, len);
-        else {
-            shared.copyFrom(a, 0, 0, a.length);
-            c.allGatherAsync(shared, MARGIN, len).await();
-            shared.copyTo(0, a, 0, a.length);
-        }
-        String what = "allGather fp32 of " + len + " on rank " + c.rank() + "/" + c.worldSize()
-                + (shared == null ? "" : " (shared buffer)");
+        run(shared, a, () -> c.allGather(a, MARGIN, len), () -> c.allGatherAsync(shared, MARGIN, len).await());
+        String what = "allGather fp32 of " + len + " on rank " + c.rank() + "/" + c.worldSize() + label(shared);
         assertArrayEquals(full, java.util.Arrays.copyOfRange(a, MARGIN, MARGIN + len), what);
         assertMargins(a, what);
     }
