@@ -448,18 +448,15 @@ final class Ring implements AutoCloseable {
     /** Data arriving from the previous rank, handed to {@link #onData}; on a shared-memory link, also an ABORT. */
     private int pollData() {
         if (shmIn == null) return in.controlledPoll(onData, 8);
+        // An ABORT travels apart from the data, so it takes effect only when the queue holds nothing more: whatever
+        // the previous rank sent before it (e.g. the rest of an operation it finished) is visible once it is read.
+        int work = abortAfterData == null ? in.poll(onRunControl, 1) : 0;
         int frames = shmIn.poll(onData, 8);
-        if (frames > 0) return frames;
-        // The queue is empty: look for an ABORT. It travels apart from the data, so it takes effect only if the queue
-        // is still empty after it was read: whatever the previous rank sent before it (e.g. the rest of an operation
-        // it finished) is visible by then.
-        if (abortAfterData == null && in.poll(onRunControl, 1) == 0) return 0;
-        frames = shmIn.poll(onData, 8);
-        if (frames == 0 && failure == null) {
+        if (frames == 0 && abortAfterData != null && failure == null) {
             onAbort(abortAfterData.origin, abortAfterData.text);
             abortAfterData = null;
         }
-        return frames + 1;
+        return work + frames;
     }
 
     private ControlMessage abortAfterData;
