@@ -2,13 +2,13 @@ package nanochat4j.model.gpt;
 
 import java.util.Arrays;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.Team;
 import nanochat4j.tensor.cpu.Vec;
+import nanochat4j.tensor.cpu.VecMath;
 
 /**
  * The KV-cache forward of a short chunk — one new token in each of B sample rows (decode), or a short prompt — as
@@ -278,13 +278,13 @@ final class Decoder {
         var acc = FloatVector.zero(F);
         int j = 0;
         for (; j + L <= n; j += L) {
-            var e = FloatVector.fromArray(F, sc, o + j).sub(max).lanewise(VectorOperators.EXP);
+            var e = VecMath.exp(FloatVector.fromArray(F, sc, o + j).sub(max));
             e.intoArray(sc, o + j);
             acc = acc.add(e);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = VecMath.sum(acc);
         for (; j < n; j++) {
-            float e = (float) Math.exp(sc[o + j] - max);
+            float e = VecMath.exp(sc[o + j] - max);
             sc[o + j] = e;
             sum += e;
         }
@@ -373,10 +373,10 @@ final class Decoder {
             b2 = v2.fma(xw, b2);
             b3 = v3.fma(xw, b3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-        float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
-        float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        float t0 = VecMath.sum(b0), t1 = VecMath.sum(b1);
+        float t2 = VecMath.sum(b2), t3 = VecMath.sum(b3);
         for (; j < k; j++) {
             float xj = x[xa + j], xk = x[xb + j];
             s0 += w[w0 + j] * xj;
@@ -453,10 +453,10 @@ final class Decoder {
             b2 = v2.fma(xw, b2);
             b3 = v3.fma(xw, b3);
         }
-        float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD);
-        float s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-        float t0 = b0.reduceLanes(VectorOperators.ADD), t1 = b1.reduceLanes(VectorOperators.ADD);
-        float t2 = b2.reduceLanes(VectorOperators.ADD), t3 = b3.reduceLanes(VectorOperators.ADD);
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        float t0 = VecMath.sum(b0), t1 = VecMath.sum(b1);
+        float t2 = VecMath.sum(b2), t3 = VecMath.sum(b3);
         for (; j < k; j++) {
             float xj = x[xa + j], xk = x[xb + j];
             float u0 = DType.fromBf16(w[w0 + j]), u1 = DType.fromBf16(w[w1 + j]);
@@ -478,7 +478,7 @@ final class Decoder {
         var acc = FloatVector.zero(F);
         int j = 0;
         for (; j + L <= n; j += L) acc = Vec.fromBf16(w, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VecMath.sum(acc);
         for (; j < n; j++) s += DType.fromBf16(w[wo + j]) * x[xo + j];
         return s;
     }
@@ -499,9 +499,9 @@ final class Decoder {
         float inv = 1f / cap;
         int j = 0;
         for (; j + L <= n; j += L) {
-            FloatVector.fromArray(F, y, o + j).mul(inv).lanewise(VectorOperators.TANH).mul(cap).intoArray(y, o + j);
+            VecMath.tanh(FloatVector.fromArray(F, y, o + j).mul(inv)).mul(cap).intoArray(y, o + j);
         }
-        for (; j < n; j++) y[o + j] = cap * (float) Math.tanh(y[o + j] * inv);
+        for (; j < n; j++) y[o + j] = cap * VecMath.tanh(y[o + j] * inv);
     }
 
     // ------------------------------------------------------------------ small vector helpers
@@ -510,7 +510,7 @@ final class Decoder {
         var acc = FloatVector.zero(F);
         int j = 0;
         for (; j + L <= n; j += L) acc = FloatVector.fromArray(F, a, ao + j).fma(FloatVector.fromArray(F, b, bo + j), acc);
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = VecMath.sum(acc);
         for (; j < n; j++) s += a[ao + j] * b[bo + j];
         return s;
     }
@@ -538,6 +538,6 @@ final class Decoder {
     }
 
     private static float sigmoid(float z) {
-        return (float) (1.0 / (1.0 + Math.exp(-z)));
+        return VecMath.sigmoid(z);
     }
 }

@@ -430,7 +430,7 @@ public final class Attention {
             }
             for (; d + L <= n; d += L)
                 acc0 = FloatVector.fromArray(F, x, xo + d).fma(FloatVector.fromArray(F, z, zo + d), acc0);
-            sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+            sum = VecMath.sum(acc0.add(acc1));
         }
         for (; d < n; d++) sum = Math.fma(x[xo + d], z[zo + d], sum);
         return sum;
@@ -482,7 +482,7 @@ public final class Attention {
                 p.intoArray(s, off + j);
                 acc = acc.add(p);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = VecMath.sum(acc);
         }
         for (; j < n; j++) {
             float p = exp2(s[off + j] * sc2 - m);

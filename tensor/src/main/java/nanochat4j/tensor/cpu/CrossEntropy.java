@@ -46,9 +46,9 @@ final class CrossEntropy {
         } else {
             // max pass (no softcap, or a cap so large exp could overflow); tanh is monotonic so max s = c·tanh(max z/c)
             float mz = Reduce.max(z, zo, v);
-            m = capped ? cap * (float) Math.tanh(mz * inv) : mz;
+            m = capped ? cap * VecMath.tanh(mz * inv) : mz;
         }
-        float st = capped ? cap * (float) Math.tanh(z[zo + t] * inv) : z[zo + t];
+        float st = capped ? cap * VecMath.tanh(z[zo + t] * inv) : z[zo + t];
         // pass 1: s = c·tanh(z/c) → scratch, e = exp(s − m) → g, Σ e; z·0 accumulates NaN for any NaN/inf logit
         var mv = FloatVector.broadcast(S, m);
         var acc = FloatVector.zero(S);
@@ -59,20 +59,20 @@ final class CrossEntropy {
             bad = bad.add(zv.mul(0f));
             var sv = zv;
             if (capped) {
-                sv = zv.mul(inv).lanewise(VectorOperators.TANH).mul(cap);
+                sv = VecMath.tanh(zv.mul(inv)).mul(cap);
                 if (g != null) sv.intoArray(scratch, i);
             }
-            var ev = sv.sub(mv).lanewise(VectorOperators.EXP);
+            var ev = VecMath.exp(sv.sub(mv));
             if (g != null) ev.intoArray(g, go + i);
             acc = acc.add(ev);
         }
-        float sum = acc.reduceLanes(VectorOperators.ADD);
+        float sum = VecMath.sum(acc);
         float badTail = 0f;
         for (; i < v; i++) {
             float zz = z[zo + i];
             badTail += zz * 0f;
-            float sc = capped ? cap * (float) Math.tanh(zz * inv) : zz;
-            float e = (float) Math.exp(sc - m);
+            float sc = capped ? cap * VecMath.tanh(zz * inv) : zz;
+            float e = VecMath.exp(sc - m);
             if (g != null) {
                 scratch[i] = sc;
                 g[go + i] = e;

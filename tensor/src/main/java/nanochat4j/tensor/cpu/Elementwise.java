@@ -44,15 +44,14 @@ final class Elementwise {
         Parallel.forRange(n, GRAIN, (s, e) -> {
             int i = s, ub = s + S.loopBound(e - s);
             for (; i < ub; i += S.length()) {
-                var ex = FloatVector.fromArray(S, x, xo + i).neg().lanewise(VectorOperators.EXP);
-                FloatVector.broadcast(S, 1f).div(ex.add(1f)).intoArray(y, yo + i);
+                VecMath.sigmoid(FloatVector.fromArray(S, x, xo + i)).intoArray(y, yo + i);
             }
             for (; i < e; i++) y[yo + i] = sigmoid(x[xo + i]);
         });
     }
 
     static float sigmoid(float x) {
-        return (float) (1.0 / (1.0 + Math.exp(-x)));
+        return VecMath.sigmoid(x);
     }
 
     static void sigmoidBackward(float[] y, int yo, float[] dy, int dyo, float[] dx, int dxo, int n) {
@@ -71,9 +70,9 @@ final class Elementwise {
         Parallel.forRange(n, GRAIN, (s, e) -> {
             int i = s, ub = s + S.loopBound(e - s);
             for (; i < ub; i += S.length()) {
-                FloatVector.fromArray(S, x, xo + i).lanewise(VectorOperators.TANH).intoArray(y, yo + i);
+                VecMath.tanh(FloatVector.fromArray(S, x, xo + i)).intoArray(y, yo + i);
             }
-            for (; i < e; i++) y[yo + i] = (float) Math.tanh(x[xo + i]);
+            for (; i < e; i++) y[yo + i] = VecMath.tanh(x[xo + i]);
         });
     }
 
@@ -94,9 +93,9 @@ final class Elementwise {
         Parallel.forRange(n, GRAIN, (s, e) -> {
             int i = s, ub = s + S.loopBound(e - s);
             for (; i < ub; i += S.length()) {
-                FloatVector.fromArray(S, x, xo + i).mul(inv).lanewise(VectorOperators.TANH).mul(cap).intoArray(y, yo + i);
+                VecMath.tanh(FloatVector.fromArray(S, x, xo + i).mul(inv)).mul(cap).intoArray(y, yo + i);
             }
-            for (; i < e; i++) y[yo + i] = cap * (float) Math.tanh(x[xo + i] * inv);
+            for (; i < e; i++) y[yo + i] = cap * VecMath.tanh(x[xo + i] * inv);
         });
     }
 
@@ -105,11 +104,11 @@ final class Elementwise {
         Parallel.forRange(n, GRAIN, (s, e) -> {
             int i = s, ub = s + S.loopBound(e - s);
             for (; i < ub; i += S.length()) {
-                var t = FloatVector.fromArray(S, x, xo + i).mul(inv).lanewise(VectorOperators.TANH);
+                var t = VecMath.tanh(FloatVector.fromArray(S, x, xo + i).mul(inv));
                 t.mul(t).neg().add(1f).mul(FloatVector.fromArray(S, dy, dyo + i)).intoArray(dx, dxo + i);
             }
             for (; i < e; i++) {
-                float t = (float) Math.tanh(x[xo + i] * inv);
+                float t = VecMath.tanh(x[xo + i] * inv);
                 dx[dxo + i] = dy[dyo + i] * (1f - t * t);
             }
         });

@@ -285,7 +285,7 @@ public final class Gemm {
                     for (; p + lanes <= k; p += lanes) {
                         acc0 = FloatVector.fromArray(sp, a, ai + p).fma(FloatVector.fromArray(sp, b, bj + p), acc0);
                     }
-                    float sum = acc0.add(acc1).reduceLanes(VectorOperators.ADD);
+                    float sum = VecMath.sum(acc0.add(acc1));
                     for (; p < k; p++) sum += a[ai + p] * b[bj + p];
                     int ci = cOff + i * ldc + j;
                     c[ci] = beta == 0f ? alpha * sum : alpha * sum + beta * c[ci];

@@ -1,6 +1,5 @@
 package nanochat4j.tensor.cpu;
 
-import java.util.concurrent.atomic.DoubleAdder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -27,7 +26,7 @@ final class Reduce {
             int e = Math.min(n, b + BLOCK), i = b, ub = b + S.loopBound(e - b);
             var acc = FloatVector.zero(S);
             for (; i < ub; i += S.length()) acc = acc.add(FloatVector.fromArray(S, x, o + i));
-            float t = acc.reduceLanes(VectorOperators.ADD);
+            float t = VecMath.sum(acc);
             for (; i < e; i++) t += x[o + i];
             total += t;
         }
@@ -43,25 +42,38 @@ final class Reduce {
             for (; i < ub; i += S.length()) {
                 acc = FloatVector.fromArray(S, a, ao + i).fma(FloatVector.fromArray(S, b, bo + i), acc);
             }
-            float t = acc.reduceLanes(VectorOperators.ADD);
+            float t = VecMath.sum(acc);
             for (; i < e; i++) t += a[ao + i] * b[bo + i];
             total += t;
         }
         return total;
     }
 
-    /** Σ a·b, split over the pool. */
+    /**
+     * Σ a·b, split over the pool by BLOCKs, whose double partials are then added in order: the same value as
+     * {@link #dotD} whatever the thread count (an accumulator shared by threads would add in arrival order).
+     */
     static double dotParallel(float[] a, int ao, float[] b, int bo, int n) {
-        DoubleAdder total = new DoubleAdder();
-        Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> total.add(dotD(a, ao + s, b, bo + s, e - s)));
-        return total.sum();
+        double[] part = new double[(n + BLOCK - 1) / BLOCK];
+        Parallel.forRange(part.length, Math.max(1, Elementwise.GRAIN / BLOCK), (s, e) -> {
+            for (int i = s; i < e; i++) part[i] = dotD(a, ao + i * BLOCK, b, bo + i * BLOCK, Math.min(BLOCK, n - i * BLOCK));
+        });
+        return inOrder(part);
     }
 
-    /** Σ x, split over the pool. */
+    /** Σ x, split over the pool like {@link #dotParallel}: the same value as {@link #sumD}. */
     static double sumParallel(float[] x, int o, int n) {
-        DoubleAdder total = new DoubleAdder();
-        Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> total.add(sumD(x, o + s, e - s)));
-        return total.sum();
+        double[] part = new double[(n + BLOCK - 1) / BLOCK];
+        Parallel.forRange(part.length, Math.max(1, Elementwise.GRAIN / BLOCK), (s, e) -> {
+            for (int i = s; i < e; i++) part[i] = sumD(x, o + i * BLOCK, Math.min(BLOCK, n - i * BLOCK));
+        });
+        return inOrder(part);
+    }
+
+    private static double inOrder(double[] part) {
+        double total = 0;
+        for (double p : part) total += p;
+        return total;
     }
 
     /** max of x (NaN if any element is NaN); −inf for n = 0. */
@@ -145,12 +157,12 @@ final class Reduce {
                 var acc = FloatVector.zero(S);
                 int i = 0, ub = S.loopBound(n);
                 for (; i < ub; i += S.length()) {
-                    var ev = FloatVector.fromArray(S, x, xb + i).sub(mv).lanewise(VectorOperators.EXP);
+                    var ev = VecMath.exp(FloatVector.fromArray(S, x, xb + i).sub(mv));
                     ev.intoArray(y, yb + i);
                     acc = acc.add(ev);
                 }
-                float sum = acc.reduceLanes(VectorOperators.ADD);
-                for (; i < n; i++) { float ev = (float) Math.exp(x[xb + i] - m); y[yb + i] = ev; sum += ev; }
+                float sum = VecMath.sum(acc);
+                for (; i < n; i++) { float ev = VecMath.exp(x[xb + i] - m); y[yb + i] = ev; sum += ev; }
                 float inv = 1f / sum;
                 i = 0;
                 for (; i < ub; i += S.length()) FloatVector.fromArray(S, y, yb + i).mul(inv).intoArray(y, yb + i);

@@ -40,7 +40,7 @@ final class RmsNorm {
                 var acc = FloatVector.zero(S);
                 int i = 0, ub = S.loopBound(d);
                 for (; i < ub; i += S.length()) acc = FloatVector.fromArray(S, dy, gb + i).fma(FloatVector.fromArray(S, x, xb + i), acc);
-                float dot = acc.reduceLanes(VectorOperators.ADD);
+                float dot = VecMath.sum(acc);
                 for (; i < d; i++) dot += dy[gb + i] * x[xb + i];
                 float a = scale * rs;                       // coefficient of dy
                 float b = -scale * rs * rs * rs * dot / d;  // coefficient of x
@@ -60,7 +60,7 @@ final class RmsNorm {
             var v = FloatVector.fromArray(S, x, xb + i);
             acc = v.fma(v, acc);
         }
-        float ss = acc.reduceLanes(VectorOperators.ADD);
+        float ss = VecMath.sum(acc);
         for (; i < d; i++) ss += x[xb + i] * x[xb + i];
         return (float) (1.0 / Math.sqrt(ss / d + eps));
     }

@@ -88,38 +88,13 @@ class BaseTrainTest {
     }
 
     /**
-     * Bitwise resume. The kernels' vector EXP/TANH and lane reductions give different last bits when C2 has
-     * intrinsified them than in the interpreter or C1, so two runs in one JVM can differ wherever the JIT changed
-     * tiers in between. The check therefore runs in a child JVM with the Vector API intrinsics off
-     * ({@code -XX:-EnableVectorSupport}): the same math in every tier, hence a fair bitwise comparison.
+     * Bitwise resume, in this JVM with the Vector API intrinsics on: the first run's kernels start interpreted and
+     * end compiled by C2, the resumed run's are compiled throughout, so this also checks that every kernel gives
+     * the same bits in every JIT tier (VecMath; JitTierDeterminismTest checks the kernels one by one).
      */
     @Test
     void resumingFromAMidRunCheckpointGivesIdenticalLossesAndParameters() throws Exception {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            if (a.startsWith("--add-") || a.startsWith("--enable-native") || a.startsWith("--sun-misc") || a.startsWith("-Xss")
-                    || a.startsWith("-Dshared.dir")) cmd.add(a);
-        }
-        cmd.addAll(List.of("-XX:+UnlockExperimentalVMOptions", "-XX:-EnableVectorSupport", "-cp", System.getProperty("java.class.path"),
-                ResumeCheck.class.getName(), tmp.toString(), data(shared).toString()));
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), out);
-        assertTrue(out.contains("RESUME OK"), out);
-    }
-
-    /** The resume scenario, run in a child JVM by the test above. */
-    public static final class ResumeCheck {
-        public static void main(String[] args) throws Exception {
-            Path tmp = Path.of(args[0]);
-            BaseTrainTest t = new BaseTrainTest();
-            shared = Path.of(args[1]).getParent();
-            t.tmp = tmp;
-            t.resumeScenario();
-            System.out.println("RESUME OK");
-            System.exit(0);
-        }
+        resumeScenario();
     }
 
     void resumeScenario() throws IOException {
