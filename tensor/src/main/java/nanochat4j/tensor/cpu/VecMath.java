@@ -61,35 +61,40 @@ public final class VecMath {
     /** 1/k! for k = 7 … 2: Taylor on |r| ≤ ln2/2 (error r^8/8! ≤ 6e-9 relative, below half an ulp). */
     private static final float C7 = 1f / 5040, C6 = 1f / 720, C5 = 1f / 120, C4 = 1f / 24, C3 = 1f / 6, C2 = 0.5f;
 
-    /** e^x per lane: x = n·ln2 + r, e^r by Taylor, times 2^n built in two halves (subnormal results too). */
+    private static final FloatVector V_LOG2E = FloatVector.broadcast(F, LOG2E), V_ROUND = FloatVector.broadcast(F, ROUND),
+            V_NLN2_HI = FloatVector.broadcast(F, -LN2_HI), V_NLN2_LO = FloatVector.broadcast(F, -LN2_LO),
+            V_C7 = FloatVector.broadcast(F, C7), V_C6 = FloatVector.broadcast(F, C6), V_C5 = FloatVector.broadcast(F, C5),
+            V_C4 = FloatVector.broadcast(F, C4), V_C3 = FloatVector.broadcast(F, C3), V_C2 = FloatVector.broadcast(F, C2),
+            V_ONE = FloatVector.broadcast(F, 1f), V_TWO = FloatVector.broadcast(F, 2f),
+            V_LO = FloatVector.broadcast(F, EXP_LO), V_HI = FloatVector.broadcast(F, EXP_HI);
+
+    /**
+     * e^x per lane: x = n·ln2 + r, e^r by Taylor, times 2^n built in two halves (subnormal results too). Clamped by
+     * compare and blend (NaN compares false and stays NaN), cheaper than max/min's Java semantics.
+     */
     public static FloatVector exp(FloatVector x) {
-        x = x.max(EXP_LO).min(EXP_HI); // NaN stays NaN (Math.max/min semantics)
-        FloatVector t = x.fma(FloatVector.broadcast(F, LOG2E), FloatVector.broadcast(F, ROUND));
-        FloatVector n = t.sub(ROUND);
-        FloatVector r = n.fma(FloatVector.broadcast(F, -LN2_HI), x);
-        r = n.fma(FloatVector.broadcast(F, -LN2_LO), r);
-        FloatVector p = r.fma(FloatVector.broadcast(F, C7), FloatVector.broadcast(F, C6));
-        p = p.fma(r, FloatVector.broadcast(F, C5));
-        p = p.fma(r, FloatVector.broadcast(F, C4));
-        p = p.fma(r, FloatVector.broadcast(F, C3));
-        p = p.fma(r, FloatVector.broadcast(F, C2));
-        p = p.fma(r, FloatVector.broadcast(F, 1f));
-        p = p.fma(r, FloatVector.broadcast(F, 1f));
+        x = x.blend(V_LO, x.lt(V_LO)).blend(V_HI, x.compare(VectorOperators.GT, V_HI));
+        FloatVector t = x.fma(V_LOG2E, V_ROUND);
+        FloatVector n = t.sub(V_ROUND);
+        FloatVector r = n.fma(V_NLN2_HI, x).add(n.mul(V_NLN2_LO));
+        FloatVector p = r.fma(V_C7, V_C6).fma(r, V_C5).fma(r, V_C4).fma(r, V_C3).fma(r, V_C2).fma(r, V_ONE).fma(r, V_ONE);
         // n as int from t's low mantissa bits; 2^n = 2^h · 2^(n−h) with h = n >> 1, each factor a normal float
-        IntVector ni = t.reinterpretAsInts().sub(Float.floatToRawIntBits(ROUND));
+        IntVector ni = t.reinterpretAsInts().sub(ROUND_BITS);
         IntVector h = ni.lanewise(VectorOperators.ASHR, 1);
         FloatVector s1 = h.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         FloatVector s2 = ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return p.mul(s1).mul(s2);
     }
 
+    private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
+
     /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, so the same bits. */
     public static float exp(float x) {
-        x = Math.min(Math.max(x, EXP_LO), EXP_HI);
+        if (x < EXP_LO) x = EXP_LO;
+        if (x > EXP_HI) x = EXP_HI;
         float t = Math.fma(x, LOG2E, ROUND);
         float n = t - ROUND;
-        float r = Math.fma(n, -LN2_HI, x);
-        r = Math.fma(n, -LN2_LO, r);
+        float r = Math.fma(n, -LN2_HI, x) + n * -LN2_LO;
         float p = Math.fma(r, C7, C6);
         p = Math.fma(p, r, C5);
         p = Math.fma(p, r, C4);
@@ -111,23 +116,30 @@ public final class VecMath {
     private static final float T3 = -1f / 3, T5 = 2f / 15, T7 = -17f / 315, T9 = 62f / 2835, T11 = -1382f / 155925,
             T13 = 21844f / 6081075, T15 = -929569f / 638512875, T17 = 6404582f / 10854718875f;
 
-    /** tanh per lane (tanh(±inf) = ±1, NaN stays NaN). */
+    private static final FloatVector V_T3 = FloatVector.broadcast(F, T3), V_T5 = FloatVector.broadcast(F, T5),
+            V_T7 = FloatVector.broadcast(F, T7), V_T9 = FloatVector.broadcast(F, T9), V_T11 = FloatVector.broadcast(F, T11),
+            V_T13 = FloatVector.broadcast(F, T13), V_T15 = FloatVector.broadcast(F, T15), V_T17 = FloatVector.broadcast(F, T17);
+
+    /**
+     * tanh per lane (tanh(±inf) = ±1, NaN stays NaN). Each branch is computed only when some lane needs it: softcapped
+     * logits are mostly all-small or all-large per vector.
+     */
     public static FloatVector tanh(FloatVector x) {
         FloatVector ax = x.abs();
-        FloatVector e = exp(ax.add(ax));
-        FloatVector big = FloatVector.broadcast(F, 1f).sub(FloatVector.broadcast(F, 2f).div(e.add(1f)));
-        FloatVector x2 = x.mul(x);
-        FloatVector p = x2.fma(FloatVector.broadcast(F, T17), FloatVector.broadcast(F, T15));
-        p = p.fma(x2, FloatVector.broadcast(F, T13));
-        p = p.fma(x2, FloatVector.broadcast(F, T11));
-        p = p.fma(x2, FloatVector.broadcast(F, T9));
-        p = p.fma(x2, FloatVector.broadcast(F, T7));
-        p = p.fma(x2, FloatVector.broadcast(F, T5));
-        p = p.fma(x2, FloatVector.broadcast(F, T3));
-        FloatVector small = p.mul(x2).fma(x, x); // x + x·x²·p
-        VectorMask<Float> isSmall = ax.compare(VectorOperators.LT, TANH_SMALL);
-        FloatVector signed = big.blend(big.neg(), x.compare(VectorOperators.LT, 0f)); // |tanh| came from |x|
-        return signed.blend(small, isSmall.or(x.test(VectorOperators.IS_NAN)));
+        VectorMask<Float> small = ax.lt(TANH_SMALL).or(x.test(VectorOperators.IS_NAN));
+        FloatVector result = x;
+        if (!small.allTrue()) {
+            FloatVector e = exp(ax.add(ax));
+            FloatVector big = V_ONE.sub(V_TWO.div(e.add(V_ONE)));
+            result = big.blend(big.neg(), x.lt(0f)); // |tanh| came from |x|
+        }
+        if (small.anyTrue()) {
+            FloatVector x2 = x.mul(x);
+            FloatVector p = x2.fma(V_T17, V_T15).fma(x2, V_T13).fma(x2, V_T11).fma(x2, V_T9).fma(x2, V_T7).fma(x2, V_T5)
+                    .fma(x2, V_T3);
+            result = result.blend(p.mul(x2).fma(x, x), small); // x + x·x²·p
+        }
+        return result;
     }
 
     /** The scalar twin of {@link #tanh(FloatVector)}. */
@@ -150,7 +162,7 @@ public final class VecMath {
 
     /** 1/(1 + e^−x) per lane. */
     public static FloatVector sigmoid(FloatVector x) {
-        return FloatVector.broadcast(F, 1f).div(exp(x.neg()).add(1f));
+        return V_ONE.div(exp(x.neg()).add(V_ONE));
     }
 
     /** The scalar twin of {@link #sigmoid(FloatVector)}. */
