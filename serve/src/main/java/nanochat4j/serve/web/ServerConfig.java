@@ -55,4 +55,9 @@ public record ServerConfig(String host, int port, int queueLimit, Duration timeo
         return new ServerConfig(host, port, queueLimit, t, maxBodyBytes, maxMessages, maxMessageChars, maxTotalChars,
                 maxTokensLimit, defaultMaxTokens, defaultTemperature, defaultTopK, apiKey, modelId);
     }
+
+    public ServerConfig withDefaultMaxTokens(int m) {
+        return new ServerConfig(host, port, queueLimit, timeout, maxBodyBytes, maxMessages, maxMessageChars, maxTotalChars,
+                maxTokensLimit, m, defaultTemperature, defaultTopK, apiKey, modelId);
+    }
 }

@@ -25,7 +25,8 @@ function renderText(parent, text) {
       parent.appendChild(pre);
       return;
     }
-    for (const para of piece.split(/\n{2,}/)) {
+    for (const raw of piece.split(/\n{2,}/)) {
+      const para = raw.replace(/^\n+|\n+$/g, "");
       if (!para.trim()) continue;
       const p = document.createElement("p");
       para.split(/`([^`\n]+)`/).forEach((bit, j) => {
@@ -33,9 +34,18 @@ function renderText(parent, text) {
           const c = document.createElement("code");
           c.textContent = bit;
           p.appendChild(c);
-        } else if (bit) {
-          p.appendChild(document.createTextNode(bit));
+          return;
         }
+        bit.split(/\*\*([^*\n]+)\*\*/).forEach((run, k) => {   // **bold**
+          if (!run) return;
+          if (k % 2 === 1) {
+            const b = document.createElement("strong");
+            b.textContent = run;
+            p.appendChild(b);
+          } else {
+            p.appendChild(document.createTextNode(run));
+          }
+        });
       });
       parent.appendChild(p);
     }
@@ -204,7 +214,7 @@ async function send(text) {
     else messages.pop();
     setBusy(false);
     input.focus();
-    probe();
+    setTimeout(probe, 400);   // by then the server has seen a stopped stream's connection close
   }
 }
 
