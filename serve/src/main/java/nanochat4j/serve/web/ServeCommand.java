@@ -90,11 +90,12 @@ public final class ServeCommand implements Callable<Integer> {
     Path baseDir;
 
     @Override
-    public Integer call() throws IOException, InterruptedException {
+    public Integer call() throws IOException {
         if (device == DeviceType.CUDA) {
             throw new IllegalArgumentException("--device cuda: this build decodes on the CPU only (no CUDA backend yet); use --device cpu");
         }
         if (workers < 1) throw new IllegalArgumentException("--workers " + workers + " must be >= 1");
+        if (port < 0 || port > 65535) throw new IllegalArgumentException("--port " + port + " is not in 0..65535");   // before the slow load
         Path base = baseDir != null ? baseDir : BaseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source)
                 : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;
@@ -106,23 +107,31 @@ public final class ServeCommand implements Callable<Integer> {
                 "nanochat4j-" + name + "-" + m.dir().getFileName());
         List<Engine> engines = replicas(m, workers, weights);
         ChatServer server = new ChatServer(config, engines, System.err);
-        CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        Thread hook = new Thread(server::close, "serve-shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);   // Ctrl-C: stop accepting, end the streams
+        try {
+            server.start();
+            if (src == ModelSource.BASE) {
+                System.err.println("nanochat4j serve: note: a base model has not learned the chat format; replies continue the text (train SFT for chat)");
+            }
+            if (!InetAddress.getByName(host).isLoopbackAddress() && key == null) {
+                System.err.println("nanochat4j serve: warning: listening on " + host + " without --api-key: anyone who reaches this port can use the model");
+            }
+            System.out.println("nanochat4j serve: " + name + " model " + m.dir().getFileName() + " step " + m.step() + " on " + workers
+                    + " worker" + (workers == 1 ? "" : "s") + " (model id " + config.modelId() + ")");
+            System.out.println("open " + server.url() + "   API: " + server.url() + "v1/chat/completions   Ctrl-C stops");
+            System.out.flush();
+            new CountDownLatch(1).await();                // serve until the JVM exits or this thread is interrupted
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
             server.close();
-            stopped.countDown();
-        }, "serve-shutdown"));
-        server.start();
-        if (src == ModelSource.BASE) {
-            System.err.println("nanochat4j serve: note: a base model has not learned the chat format; replies continue the text (train SFT for chat)");
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running or has run
+            }
         }
-        if (!InetAddress.getByName(host).isLoopbackAddress() && key == null) {
-            System.err.println("nanochat4j serve: warning: listening on " + host + " without --api-key: anyone who reaches this port can use the model");
-        }
-        System.out.println("nanochat4j serve: " + name + " model " + m.dir().getFileName() + " step " + m.step() + " on " + workers
-                + " worker" + (workers == 1 ? "" : "s") + " (model id " + config.modelId() + ")");
-        System.out.println("open " + server.url() + "   API: " + server.url() + "v1/chat/completions   Ctrl-C stops");
-        System.out.flush();
-        stopped.await();
         return 0;
     }
 
