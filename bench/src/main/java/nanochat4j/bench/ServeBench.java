@@ -93,14 +93,14 @@ public final class ServeBench implements Callable<Integer> {
                 serverRates[i] = stream(http, server.url(), prompt, i + 1).decodeTokPerSec();
             }
             Arrays.sort(engineRates);
-            Arrays.sort(serverRates);
+            serverRates = Arrays.stream(serverRates).filter(r -> !Double.isNaN(r)).sorted().toArray();
             double engine = median(engineRates);
             double overhead = 1 - median(serverRates) / engine;
             for (int n : streams) {
                 Round round = round(http, server.url(), prompt, n);
                 List<Timing> runs = round.streams();
                 double[] ttft = runs.stream().mapToDouble(Timing::ttft).sorted().toArray();
-                double[] rate = runs.stream().mapToDouble(Timing::decodeTokPerSec).sorted().toArray();
+                double[] rate = runs.stream().mapToDouble(Timing::decodeTokPerSec).filter(r -> !Double.isNaN(r)).sorted().toArray();
                 int tokens = runs.stream().mapToInt(Timing::tokens).sum();
                 if (json) {
                     out.printf(Locale.ROOT, "{\"depth\": %d, \"weights\": \"%s\", \"workers\": %d, \"streams\": %d, \"ttft_ms_median\": %.1f, "
@@ -161,9 +161,10 @@ public final class ServeBench implements Callable<Integer> {
             if (first < 0) first = now;
             last = now;
         }
-        if (first < 0 || tokens < 2) throw new IOException("a stream brought no text or no usage");
+        if (first < 0) throw new IOException("a stream brought no text");
         // Pieces leave at whole UTF-8 characters, so count tokens from the usage, time from the first to the last piece.
-        double decode = (tokens - 1) / ((last - first) / 1e9);
+        // A reply the model ended after one piece has no decode rate (NaN, left out of the medians).
+        double decode = tokens >= 2 && last > first ? (tokens - 1) / ((last - first) / 1e9) : Double.NaN;
         return new Timing((first - t0) / 1e9, decode, tokens);
     }
 
@@ -197,6 +198,6 @@ public final class ServeBench implements Callable<Integer> {
     }
 
     private static double median(double[] sorted) {
-        return sorted[sorted.length / 2];
+        return sorted.length == 0 ? Double.NaN : sorted[sorted.length / 2];
     }
 }

@@ -52,6 +52,13 @@ public final class ChatServer implements AutoCloseable {
     private static final String CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
             + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+    static {
+        // A client gets this long to send its request line, headers and body; without it one that trickles bytes
+        // (slowloris) holds a handler thread forever. The JDK server reads the property once, when its first
+        // instance is made; responses (long streams) stay unbounded here: the per-request timeout ends those.
+        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) System.setProperty("sun.net.httpserver.maxReqTime", "30");
+    }
+
     /** A file of the page, kept in memory. */
     private record Asset(byte[] bytes, String type) {}
 
@@ -323,7 +330,11 @@ public final class ChatServer implements AutoCloseable {
         ObjectNode first = chunk(id, now);
         first.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
                 .put("role", "assistant").put("content", "");
-        event(os, first);
+        try {
+            event(os, first);
+        } catch (IOException e) {
+            return "cancelled";
+        }
         StopFilter filter = new StopFilter(req.stop(), text -> {
             ObjectNode c = chunk(id, now);
             c.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta").put("content", text);
