@@ -196,11 +196,13 @@ async function send(text) {
               note(view, `(the conversation is longer than the model's context: its first ${data.truncated_prompt_tokens} tokens were left out)`);
             }
           } else if (data.error) {
+            finished = true;
             note(view, "(" + data.error.message + ")");
           }
         }
       }
     }
+    if (!finished) note(view, "(the reply ended early: the connection closed)");
   } catch (e) {
     if (e.name === "AbortError") note(view, "(stopped)");
     else if (!finished) note(view, "(error: " + e.message + ")");
