@@ -65,6 +65,8 @@ public final class ChatServer implements AutoCloseable {
     private final ServerConfig config;
     private final WorkerPool pool;
     private final Tokenizer tok;
+    /** The models' context length: prompt and reply together fit in it. */
+    private final int context;
     private final HttpServer server;
     private final ThreadPoolExecutor executor;
     private final Map<String, Asset> assets;
@@ -78,6 +80,12 @@ public final class ChatServer implements AutoCloseable {
         this.config = config;
         this.pool = new WorkerPool(engines, config.queueLimit());
         this.tok = engines.get(0).tokenizer();
+        this.context = engines.get(0).model().config().sequenceLen();
+        for (Engine e : engines) {
+            if (e.tokenizer() != tok || e.model().config().sequenceLen() != context) {
+                throw new IllegalArgumentException("every worker must share one tokenizer and context length");
+            }
+        }
         this.log = log;
         this.assets = Map.of(
                 "/", asset("index.html", "text/html; charset=utf-8"),
@@ -230,12 +238,13 @@ public final class ChatServer implements AutoCloseable {
         if (openAi && req.model() != null && !req.model().equals(config.modelId())) {
             throw ApiError.notFound("model_not_found", "model '" + req.model() + "' does not exist; this server serves '" + config.modelId() + "'");
         }
-        int[] prompt;
+        Generation.Fit fit;
         try {
-            prompt = Generation.prompt(tok, req.conversation());
+            fit = Generation.fit(Generation.prompt(tok, req.conversation()), req.maxTokens(), context);
         } catch (IllegalArgumentException e) {
             throw ApiError.badRequest("messages", e.getMessage());
         }
+        int[] prompt = fit.prompt();
         WorkerPool.Worker w;
         try {
             w = pool.acquire(deadline - System.nanoTime());
@@ -243,13 +252,13 @@ public final class ChatServer implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new ApiError(503, "server_error", "shutting_down", null, "the server is shutting down", 1);
         }
-        Engine.Settings settings = new Engine.Settings(1, req.maxTokens(), req.temperature(), req.topK(), req.seed());
+        Engine.Settings settings = new Engine.Settings(1, fit.maxTokens(), req.temperature(), req.topK(), req.seed());
         int[] counts = new int[1];
         String outcome = "failed";
         try {
             outcome = openAi ? (req.stream() ? openAiStream(ex, req, w, prompt, settings, deadline, counts)
                     : openAiJson(ex, req, w, prompt, settings, deadline, counts))
-                    : nanochatStream(ex, w, prompt, settings, deadline, counts);
+                    : nanochatStream(ex, w, prompt, fit.truncated(), settings, deadline, counts);
         } catch (ApiError e) {
             if ("timeout".equals(e.code)) outcome = "timeout";
             throw e;
@@ -376,7 +385,7 @@ public final class ChatServer implements AutoCloseable {
      * nanochat's stream: {@code data: {"token": text, "gpu": worker}} per piece — here with {@code "part"}: text,
      * python (a calculator call) or python_output (its result) — then {@code data: {"done": true, …}}.
      */
-    private String nanochatStream(HttpExchange ex, WorkerPool.Worker w, int[] prompt, Engine.Settings settings, long deadline,
+    private String nanochatStream(HttpExchange ex, WorkerPool.Worker w, int[] prompt, int truncated, Engine.Settings settings, long deadline,
                                   int[] counts) throws IOException {
         OutputStream os = startEvents(ex);
         Generation.Result result;
@@ -395,7 +404,7 @@ public final class ChatServer implements AutoCloseable {
             ObjectNode d = JSON.createObjectNode();
             d.put("done", true);
             d.put("finish_reason", result.finishReason());
-            d.put("truncated_prompt_tokens", result.truncatedPromptTokens());
+            d.put("truncated_prompt_tokens", truncated);
             d.set("usage", usage(prompt, counts));
             event(os, d);
         } catch (IOException e) {

@@ -11,8 +11,8 @@ import nanochat4j.model.tokenizer.Tokenizer;
 /**
  * One reply generated on one worker's {@link Engine}, streamed as text pieces:
  * <ul>
- *   <li>the prompt is the conversation rendered as in training ({@link ChatRenderer}) plus {@code <|assistant_start|>};
- *       the engine cuts it from the left when it does not fit the context;</li>
+ *   <li>the prompt is the conversation rendered as in training ({@link ChatRenderer}) plus {@code <|assistant_start|>},
+ *       fitted with the reply into the model's context ({@link #fit});</li>
  *   <li>tokens become text only at whole UTF-8 characters (a token may end inside one), each piece tagged with the
  *       part it belongs to: plain text, a calculator call ({@code <|python_start|>…<|python_end|>}) or the calculator's
  *       output, which the engine forces into the stream;</li>
@@ -56,11 +56,25 @@ final class Generation {
         }
     }
 
+    /** What happened: tokens generated, and whether the model ended its reply ({@code "stop"}) or hit the limit ({@code "length"}). */
+    record Result(int completionTokens, String finishReason) {}
+
+    /** A prompt and reply length that fit the model's context together; {@code truncated} tokens were cut from the left. */
+    record Fit(int[] prompt, int maxTokens, int truncated) {}
+
     /**
-     * What happened: prompt tokens the model saw (after any cut), tokens generated, whether the model ended its reply
-     * itself ({@code "stop"}) or ran into the token limit ({@code "length"}).
+     * Fits a prompt and a requested reply length into {@code context} tokens. A reply never runs past the context:
+     * with room left after the prompt it gets at most that room (and ends with finish reason "length" there); a
+     * conversation that (nearly) fills the context keeps its newest tokens and leaves a quarter of the context for
+     * the reply — rather than cutting the prompt down to make room for a large {@code max_tokens}.
      */
-    record Result(int promptTokens, int completionTokens, int truncatedPromptTokens, String finishReason) {}
+    static Fit fit(int[] prompt, int maxTokens, int context) {
+        if (prompt.length + maxTokens <= context) return new Fit(prompt, maxTokens, 0);
+        int reply = Math.max(1, Math.min(maxTokens, Math.max(context - prompt.length, context / 4)));
+        int keep = Math.min(prompt.length, context - reply);
+        int cut = prompt.length - keep;
+        return new Fit(cut == 0 ? prompt : java.util.Arrays.copyOfRange(prompt, cut, prompt.length), reply, cut);
+    }
 
     /** The tokens the model reads for a reply to {@code conversation}. */
     static int[] prompt(Tokenizer tok, Conversation conversation) {
@@ -83,7 +97,7 @@ final class Generation {
         Utf8Pieces pending = new Utf8Pieces();
         Part[] part = {Part.TEXT};
         boolean[] ended = {false};
-        Engine.Run run = engine.generate(prompt, settings, (column, sampled) -> {
+        engine.generate(prompt, settings, (column, sampled) -> {
             int t = column[0];
             counts[0]++;
             try {
@@ -107,8 +121,7 @@ final class Generation {
         } catch (IOException e) {
             throw new Stopped(Stopped.Why.CLIENT_GONE, e);
         }
-        int promptTokens = prompt.length - run.truncatedPromptTokens();
-        return new Result(promptTokens, counts[0], run.truncatedPromptTokens(), ended[0] ? "stop" : "length");
+        return new Result(counts[0], ended[0] ? "stop" : "length");
     }
 
     private static void flush(Sink sink, Part part, String text) throws IOException {

@@ -298,6 +298,26 @@ class ServeApiTest {
     }
 
     @Test
+    void repliesFitTheContextAndALongConversationIsCutFromTheLeft() throws Exception {
+        List<nanochat4j.model.engine.Engine> small = List.of(new nanochat4j.model.engine.Engine(
+                nanochat4j.model.gpt.GPT.create(new nanochat4j.model.gpt.GPTConfig(64, TOK.vocabSize(), 2, 2, 2, 32, "L"), 3), TOK));
+        try (ChatServer s = TestServers.start(TestServers.config(), small)) {
+            JsonNode j = post(s, "/v1/chat/completions", chat("\"max_tokens\": 4000, \"temperature\": 0", "hi")).json();
+            int prompt = j.at("/usage/prompt_tokens").asInt();
+            assertTrue(j.at("/usage/total_tokens").asInt() <= 64, "prompt and reply fit the context of 64: " + j);
+            assertTrue(prompt == Generation.prompt(TOK, Conversation.of(Conversation.Message.user("hi"))).length, j.toString());
+            String longText = "the quick brown fox jumps over the lazy dog ".repeat(20);
+            TestServers.Reply r = post(s, "/chat/completions", chat("\"max_tokens\": 4000, \"temperature\": 0", longText));
+            List<String> ev = events(r.body());
+            JsonNode done = JSON.readTree(ev.getLast());
+            int full = Generation.prompt(TOK, Conversation.of(Conversation.Message.user(longText))).length;
+            assertEquals(48, done.at("/usage/prompt_tokens").asInt(), r.body());
+            assertEquals(full - 48, done.get("truncated_prompt_tokens").asInt(), "the page is told how much was left out");
+            assertTrue(done.at("/usage/completion_tokens").asInt() <= 16, r.body());
+        }
+    }
+
+    @Test
     void withAnApiKeyTheApiNeedsTheBearerTokenButThePageAndHealthDoNot() throws Exception {
         try (ChatServer keyed = TestServers.start(TestServers.config().withApiKey("sk-test-123"), TestServers.engines(1))) {
             TestServers.Reply r = get(keyed, "/v1/models");
