@@ -65,6 +65,8 @@ public final class ChatServer implements AutoCloseable {
     private final ServerConfig config;
     private final WorkerPool pool;
     private final Tokenizer tok;
+    /** Bound to a loopback address: requests must name this machine ({@link #checkHost}). */
+    private final boolean loopbackOnly;
     /** The models' context length: prompt and reply together fit in it. */
     private final int context;
     private final HttpServer server;
@@ -81,6 +83,7 @@ public final class ChatServer implements AutoCloseable {
         this.pool = new WorkerPool(engines, config.queueLimit());
         this.tok = engines.get(0).tokenizer();
         this.context = engines.get(0).model().config().sequenceLen();
+        this.loopbackOnly = java.net.InetAddress.getByName(config.host()).isLoopbackAddress();
         for (Engine e : engines) {
             if (e.tokenizer() != tok || e.model().config().sequenceLen() != context) {
                 throw new IllegalArgumentException("every worker must share one tokenizer and context length");
@@ -138,6 +141,7 @@ public final class ChatServer implements AutoCloseable {
         try {
             String path = ex.getRequestURI().getRawPath();
             String method = ex.getRequestMethod();
+            checkHost(ex);
             Asset asset = assets.get(path.equals("/index.html") ? "/" : path);
             if (asset != null) {
                 allow(method, "GET", "HEAD");
@@ -157,11 +161,13 @@ public final class ChatServer implements AutoCloseable {
                 case "/chat/completions" -> {
                     allow(method, "POST");
                     authorize(ex);
+                    requireJson(ex);
                     complete(ex, false);
                 }
                 case "/v1/chat/completions" -> {
                     allow(method, "POST");
                     authorize(ex);
+                    requireJson(ex);
                     complete(ex, true);
                 }
                 default -> throw ApiError.notFound("not_found", "no such endpoint: " + method + " " + path);
@@ -177,6 +183,35 @@ public final class ChatServer implements AutoCloseable {
             trySendError(ex, new ApiError(500, "server_error", null, null, "internal error: " + e, 0));
         } finally {
             ex.close();
+        }
+    }
+
+    /**
+     * On a loopback address, only requests that name this machine (localhost, 127.0.0.1, ::1) are served: a web page
+     * elsewhere could otherwise reach the local server through DNS rebinding (its own name resolving to 127.0.0.1).
+     */
+    private void checkHost(HttpExchange ex) throws ApiError {
+        if (!loopbackOnly) return;
+        String host = ex.getRequestHeaders().getFirst("Host");
+        String name = host == null ? "" : host.startsWith("[") ? host.substring(0, host.indexOf(']') + 1)
+                : host.contains(":") ? host.substring(0, host.lastIndexOf(':')) : host;
+        name = name.toLowerCase(java.util.Locale.ROOT);
+        if (!(name.equals("localhost") || name.startsWith("127.") || name.equals("[::1]") || name.equals(config.host()))) {
+            throw new ApiError(403, "invalid_request_error", "host_not_allowed", null, "this server listens on "
+                    + config.host() + " and answers only requests addressed to localhost, not '" + host + "'", 0);
+        }
+    }
+
+    /**
+     * POSTs must say they carry JSON: a page on another site can send a form or plain text to localhost without
+     * asking first, but a JSON request makes the browser ask (CORS preflight), which this server never grants.
+     */
+    private static void requireJson(HttpExchange ex) throws ApiError {
+        String type = ex.getRequestHeaders().getFirst("Content-Type");
+        String media = type == null ? "" : type.split(";")[0].strip().toLowerCase(java.util.Locale.ROOT);
+        if (!media.equals("application/json")) {
+            throw new ApiError(415, "invalid_request_error", "unsupported_media_type", null,
+                    "Content-Type must be application/json" + (type == null ? "" : ", not '" + type + "'"), 0);
         }
     }
 

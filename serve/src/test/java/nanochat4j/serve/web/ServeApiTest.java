@@ -15,6 +15,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.net.Socket;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -215,7 +218,29 @@ class ServeApiTest {
             assertEquals(404, p.status(), path);
             assertFalse(p.body().contains("root:"), path);
         }
+        HttpRequest form = HttpRequest.newBuilder(server.url().resolve("/v1/chat/completions"))
+                .header("Content-Type", "text/plain").POST(HttpRequest.BodyPublishers.ofString(chat("", "hi"))).build();
+        HttpResponse<String> f = TestServers.HTTP.send(form, HttpResponse.BodyHandlers.ofString());
+        assertEquals(415, f.statusCode(), "a cross-site page may send text/plain without a preflight: " + f.body());
         assertEquals(2, health(server).get("available_workers").asInt(), "refused requests never take a worker");
+    }
+
+    @Test
+    void onLocalhostOnlyRequestsNamingThisMachineAreServed() throws Exception {
+        for (String host : List.of("evil.example", "evil.example:" + server.url().getPort(), "192.168.1.5")) {
+            try (Socket s = new Socket(server.url().getHost(), server.url().getPort())) {
+                s.getOutputStream().write(("GET /health HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.UTF_8));
+                OpenAiClientTest.Http r = OpenAiClientTest.read(s.getInputStream());
+                assertEquals(403, r.status(), host);
+                assertEquals("host_not_allowed", JSON.readTree(r.body()).at("/error/code").asText());
+            }
+        }
+        for (String host : List.of("localhost:" + server.url().getPort(), "127.0.0.1:" + server.url().getPort(), "LOCALHOST")) {
+            try (Socket s = new Socket(server.url().getHost(), server.url().getPort())) {
+                s.getOutputStream().write(("GET /health HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n").getBytes(StandardCharsets.UTF_8));
+                assertEquals(200, OpenAiClientTest.read(s.getInputStream()).status(), host);
+            }
+        }
     }
 
     @Test

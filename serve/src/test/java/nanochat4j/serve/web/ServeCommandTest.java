@@ -65,6 +65,7 @@ class ServeCommandTest {
             JsonNode health = TestServers.JSON.readTree(h.body());
             assertEquals(2, health.get("num_workers").asInt());
             HttpResponse<String> r = TestServers.HTTP.send(HttpRequest.newBuilder(u.resolve("/v1/chat/completions"))
+                    .header("Content-Type", "application/json")
                     .POST(HttpRequest.BodyPublishers.ofString(TestServers.chat("\"max_tokens\": 3", "hello"))).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertEquals(200, r.statusCode(), r.body());
