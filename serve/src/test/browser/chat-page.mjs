@@ -64,6 +64,20 @@ async function chatAndStop(page, message) {
 const page = await openPage({ width: 1280, height: 800 });
 const desktop = await chatAndStop(page, "Hello! What is 12*7?");
 
+// Regenerate replaces the last reply with a new stream; clicking a question puts it back in the input for editing.
+assert.equal(await page.locator(".regenerate").count(), 1, "one Regenerate, under the last reply");
+await page.click(".regenerate");
+await page.waitForSelector("#stop:visible");
+await page.waitForFunction(() => [...document.querySelectorAll(".msg.assistant .bubble")].pop().innerText.length > 10);
+await page.click("#stop");
+await page.waitForSelector("#send:visible");
+assert.equal(await page.locator(".msg.assistant").count(), 1, "the old reply was replaced");
+assert.equal(await page.locator(".msg.user").count(), 1);
+await page.click(".msg.user .bubble");
+assert.equal(await page.inputValue("#input"), "Hello! What is 12*7?");
+assert.equal(await page.locator(".msg").count(), 0, "editing a question drops it and what follows");
+await page.fill("#input", "");
+
 // The server's replies come from a random model; the look of a calculator call, its result and a code block is
 // checked on a scripted stream in nanochat's event format.
 await page.route("**/chat/completions", (route) => route.fulfill({
@@ -85,7 +99,7 @@ assert.match(tools[0], /calculator[\s\S]*12\*7/i);
 assert.match(tools[1], /result[\s\S]*84/i);
 assert.equal(await page.locator(".msg.assistant").last().locator("pre code").innerText(), "print(12 * 7)");
 assert.equal(await page.locator(".msg.assistant").last().locator("strong").innerText(), "84");
-assert.equal(await page.locator(".msg.user").count(), 2);
+assert.equal(await page.locator(".msg.user").count(), 1);
 await page.unroute("**/chat/completions");
 await page.screenshot({ path: path.join(outDir, "chat-desktop.png") });
 

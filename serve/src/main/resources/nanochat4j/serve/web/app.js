@@ -138,9 +138,55 @@ function clampNumber(el, lo, hi, fallback) {
   return Number.isFinite(v) ? Math.min(hi, Math.max(lo, v)) : fallback;
 }
 
-async function send(text) {
+/** Adds a user turn; clicking it later puts its text back in the input and drops it and everything after it. */
+function addUser(text) {
   messages.push({role: "user", content: text});
-  addMessageView("user").bubble.textContent = text;
+  const view = addMessageView("user");
+  view.bubble.textContent = text;
+  view.bubble.title = "Click to edit";
+  view.row.dataset.index = String(messages.length - 1);
+  view.bubble.addEventListener("click", () => {
+    if (controller) return;
+    truncateFrom(Number(view.row.dataset.index));
+    input.value = text;
+    autosize();
+    input.focus();
+  });
+}
+
+/** Drops message i and every later one, in the conversation and on the page. */
+function truncateFrom(i) {
+  messages.length = i;
+  for (const row of [...chat.querySelectorAll(".msg")]) {
+    if (Number(row.dataset.index) >= i) row.remove();
+  }
+  if (messages.length === 0) $("empty").hidden = false;
+}
+
+/** A Regenerate button under the last reply only. */
+function offerRegenerate(view) {
+  for (const b of [...chat.querySelectorAll(".regenerate")]) b.remove();
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "regenerate";
+  b.textContent = "↻ Regenerate";
+  b.addEventListener("click", () => {
+    if (controller) return;
+    truncateFrom(Number(view.row.dataset.index));   // the reply (or a failed attempt) goes; the question stays
+    reply();
+  });
+  view.row.appendChild(b);
+}
+
+async function send(text) {
+  // A question whose reply failed is replaced by the new one: the roles must alternate.
+  if (messages.length && messages[messages.length - 1].role === "user") truncateFrom(messages.length - 1);
+  addUser(text);
+  await reply();
+}
+
+/** Streams the assistant's answer to the conversation so far (which ends with a user turn). */
+async function reply() {
   const parts = [];
   const view = addMessageView("assistant");
   view.row.classList.add("streaming");
@@ -212,8 +258,14 @@ async function send(text) {
     renderAssistant(view.bubble, parts);
     if (parts.length === 0 && !finished) view.row.classList.add("failed");
     // The reply, even a stopped one, becomes part of the conversation the model sees next.
-    if (parts.length > 0) messages.push({role: "assistant", content: parts.map((p) => ({type: p.type, text: p.text}))});
-    else messages.pop();
+    if (parts.length > 0) {
+      messages.push({role: "assistant", content: parts.map((p) => ({type: p.type, text: p.text}))});
+      view.row.dataset.index = String(messages.length - 1);
+      offerRegenerate(view);
+    } else {
+      view.row.dataset.index = String(messages.length);   // no turn of its own: a retry removes just this row
+      offerRegenerate(view);
+    }
     setBusy(false);
     input.focus();
     setTimeout(probe, 400);   // by then the server has seen a stopped stream's connection close
