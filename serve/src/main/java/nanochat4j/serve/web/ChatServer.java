@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
@@ -18,6 +19,7 @@ import java.security.MessageDigest;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
@@ -83,7 +85,7 @@ public final class ChatServer implements AutoCloseable {
         this.pool = new WorkerPool(engines, config.queueLimit());
         this.tok = engines.get(0).tokenizer();
         this.context = engines.get(0).model().config().sequenceLen();
-        this.loopbackOnly = java.net.InetAddress.getByName(config.host()).isLoopbackAddress();
+        this.loopbackOnly = InetAddress.getByName(config.host()).isLoopbackAddress();
         for (Engine e : engines) {
             if (e.tokenizer() != tok || e.model().config().sequenceLen() != context) {
                 throw new IllegalArgumentException("every worker must share one tokenizer and context length");
@@ -195,7 +197,7 @@ public final class ChatServer implements AutoCloseable {
         String host = ex.getRequestHeaders().getFirst("Host");
         String name = host == null ? "" : host.startsWith("[") ? host.substring(0, host.indexOf(']') + 1)
                 : host.contains(":") ? host.substring(0, host.lastIndexOf(':')) : host;
-        name = name.toLowerCase(java.util.Locale.ROOT);
+        name = name.toLowerCase(Locale.ROOT);
         if (!(name.equals("localhost") || name.startsWith("127.") || name.equals("[::1]") || name.equals(config.host()))) {
             throw new ApiError(403, "invalid_request_error", "host_not_allowed", null, "this server listens on "
                     + config.host() + " and answers only requests addressed to localhost, not '" + host + "'", 0);
@@ -208,7 +210,7 @@ public final class ChatServer implements AutoCloseable {
      */
     private static void requireJson(HttpExchange ex) throws ApiError {
         String type = ex.getRequestHeaders().getFirst("Content-Type");
-        String media = type == null ? "" : type.split(";")[0].strip().toLowerCase(java.util.Locale.ROOT);
+        String media = type == null ? "" : type.split(";")[0].strip().toLowerCase(Locale.ROOT);
         if (!media.equals("application/json")) {
             throw new ApiError(415, "invalid_request_error", "unsupported_media_type", null,
                     "Content-Type must be application/json" + (type == null ? "" : ", not '" + type + "'"), 0);
