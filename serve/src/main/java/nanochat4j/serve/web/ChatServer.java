@@ -1,0 +1,567 @@
+package nanochat4j.serve.web;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.time.Instant;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import nanochat4j.model.engine.Engine;
+import nanochat4j.model.tokenizer.Tokenizer;
+
+/**
+ * The web chat and its API on the JDK's own HTTP server (module jdk.httpserver), in the spirit of nanochat's
+ * chat_web.py:
+ * <ul>
+ *   <li>{@code GET /} the chat page and its three assets, from the jar — nothing fetched from elsewhere, which the
+ *       Content-Security-Policy also enforces in the browser; only these names are served (no file system access);</li>
+ *   <li>{@code POST /chat/completions}: nanochat's API (always streams {@code data: {"token", "gpu"}} events, then
+ *       {@code data: {"done": true}}), with a {@code part} field telling text from calculator calls and results;</li>
+ *   <li>{@code POST /v1/chat/completions} and {@code GET /v1/models}: OpenAI's shapes, streamed ({@code
+ *       chat.completion.chunk} events and {@code data: [DONE]}) or not, errors as {@code {"error": {…}}};</li>
+ *   <li>{@code GET /health}: worker and queue status.</li>
+ * </ul>
+ * Requests run on a fixed pool of handler threads (workers + queue + a few for the cheap endpoints), each holding a
+ * {@link WorkerPool} worker while it generates. With an API key, everything but the page and /health needs it.
+ */
+public final class ChatServer implements AutoCloseable {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    /** Handler threads beyond workers + queue: health probes, the page, and refusing requests while the queue is full. */
+    private static final int SPARE_THREADS = 8;
+    /** Connections accepted but not yet handled, beyond which the server closes new ones. */
+    private static final int PENDING_CONNECTIONS = 256;
+    private static final String CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+    static {
+        // A client gets this long to send its request line, headers and body; without it one that trickles bytes
+        // (slowloris) holds a handler thread forever. The JDK server reads the property once, when its first
+        // instance is made; responses (long streams) stay unbounded here: the per-request timeout ends those.
+        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) System.setProperty("sun.net.httpserver.maxReqTime", "30");
+    }
+
+    /** A file of the page, kept in memory. */
+    private record Asset(byte[] bytes, String type) {}
+
+    private final ServerConfig config;
+    private final WorkerPool pool;
+    private final Tokenizer tok;
+    /** Bound to a loopback address: requests must name this machine ({@link #checkHost}). */
+    private final boolean loopbackOnly;
+    /** The models' context length: prompt and reply together fit in it. */
+    private final int context;
+    private final HttpServer server;
+    private final ThreadPoolExecutor executor;
+    private final Map<String, Asset> assets;
+    private final long created = Instant.now().getEpochSecond();
+    private final PrintStream log;
+    private final AtomicLong completed = new AtomicLong(), cancelled = new AtomicLong(), timedOut = new AtomicLong(),
+            refused = new AtomicLong();
+
+    /** Binds the port (not yet serving); one engine per worker, all with the same tokenizer. */
+    public ChatServer(ServerConfig config, List<Engine> engines, PrintStream log) throws IOException {
+        this.config = config;
+        this.pool = new WorkerPool(engines, config.queueLimit());
+        this.tok = engines.get(0).tokenizer();
+        this.context = engines.get(0).model().config().sequenceLen();
+        this.loopbackOnly = InetAddress.getByName(config.host()).isLoopbackAddress();
+        for (Engine e : engines) {
+            if (e.tokenizer() != tok || e.model().config().sequenceLen() != context) {
+                throw new IllegalArgumentException("every worker must share one tokenizer and context length");
+            }
+        }
+        this.log = log;
+        this.assets = Map.of(
+                "/", asset("index.html", "text/html; charset=utf-8"),
+                "/app.js", asset("app.js", "text/javascript; charset=utf-8"),
+                "/style.css", asset("style.css", "text/css; charset=utf-8"),
+                "/logo.svg", asset("logo.svg", "image/svg+xml"));
+        int threads = engines.size() + config.queueLimit() + SPARE_THREADS;
+        AtomicInteger n = new AtomicInteger();
+        executor = new ThreadPoolExecutor(threads, threads, 60, TimeUnit.SECONDS, new ArrayBlockingQueue<>(PENDING_CONNECTIONS), r -> {
+            Thread t = new Thread(r, "serve-http-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            server = HttpServer.create(new InetSocketAddress(config.host(), config.port()), PENDING_CONNECTIONS);
+        } catch (IOException e) {
+            executor.shutdown();
+            throw new IOException("cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage(), e);
+        }
+        server.setExecutor(executor);
+        server.createContext("/", this::handle);
+    }
+
+    public void start() {
+        server.start();
+    }
+
+    /** The page's address, e.g. {@code http://127.0.0.1:8000/}. */
+    public URI url() {
+        String host = config.host().contains(":") ? "[" + config.host() + "]" : config.host();
+        return URI.create("http://" + host + ":" + server.getAddress().getPort() + "/");
+    }
+
+    @Override
+    public void close() {
+        server.stop(0);
+        executor.shutdownNow();
+    }
+
+    private static Asset asset(String name, String type) throws IOException {
+        try (InputStream in = ChatServer.class.getResourceAsStream(name)) {
+            if (in == null) throw new IOException("the web page's " + name + " is missing from the jar (nanochat4j/serve/web/" + name + ")");
+            return new Asset(in.readAllBytes(), type);
+        }
+    }
+
+    // ------------------------------------------------------------------ routing
+
+    private void handle(HttpExchange ex) {
+        try {
+            String path = ex.getRequestURI().getRawPath();
+            String method = ex.getRequestMethod();
+            checkHost(ex);
+            Asset asset = assets.get(path.equals("/index.html") ? "/" : path);
+            if (asset != null) {
+                allow(method, "GET", "HEAD");
+                sendAsset(ex, asset, method.equals("HEAD"));
+                return;
+            }
+            switch (path) {
+                case "/health" -> {
+                    allow(method, "GET");
+                    sendJson(ex, 200, health());
+                }
+                case "/v1/models" -> {
+                    allow(method, "GET");
+                    authorize(ex);
+                    sendJson(ex, 200, models());
+                }
+                case "/chat/completions" -> {
+                    allow(method, "POST");
+                    authorize(ex);
+                    requireJson(ex);
+                    complete(ex, false);
+                }
+                case "/v1/chat/completions" -> {
+                    allow(method, "POST");
+                    authorize(ex);
+                    requireJson(ex);
+                    complete(ex, true);
+                }
+                default -> throw ApiError.notFound("not_found", "no such endpoint: " + method + " " + path);
+            }
+        } catch (ApiError e) {
+            if (e.status == 429) refused.incrementAndGet();
+            trySendError(ex, e);
+        } catch (IOException e) {
+            // the client went away while we answered: nothing to tell it
+        } catch (RuntimeException e) {
+            log.println("[serve] " + ex.getRequestMethod() + " " + ex.getRequestURI() + " failed: " + e);
+            e.printStackTrace(log);
+            trySendError(ex, new ApiError(500, "server_error", null, null, "internal error: " + e, 0));
+        } finally {
+            ex.close();
+        }
+    }
+
+    /**
+     * On a loopback address, only requests that name this machine (localhost, 127.0.0.1, ::1) are served: a web page
+     * elsewhere could otherwise reach the local server through DNS rebinding (its own name resolving to 127.0.0.1).
+     */
+    private void checkHost(HttpExchange ex) throws ApiError {
+        if (!loopbackOnly) return;
+        String host = ex.getRequestHeaders().getFirst("Host");
+        String name = host == null ? "" : host.startsWith("[") ? host.substring(0, host.indexOf(']') + 1)
+                : host.contains(":") ? host.substring(0, host.lastIndexOf(':')) : host;
+        name = name.toLowerCase(Locale.ROOT);
+        if (!(name.equals("localhost") || name.startsWith("127.") || name.equals("[::1]") || name.equals(config.host()))) {
+            throw new ApiError(403, "invalid_request_error", "host_not_allowed", null, "this server listens on "
+                    + config.host() + " and answers only requests addressed to localhost, not '" + host + "'", 0);
+        }
+    }
+
+    /**
+     * POSTs must say they carry JSON: a page on another site can send a form or plain text to localhost without
+     * asking first, but a JSON request makes the browser ask (CORS preflight), which this server never grants.
+     */
+    private static void requireJson(HttpExchange ex) throws ApiError {
+        String type = ex.getRequestHeaders().getFirst("Content-Type");
+        String media = type == null ? "" : type.split(";")[0].strip().toLowerCase(Locale.ROOT);
+        if (!media.equals("application/json")) {
+            throw new ApiError(415, "invalid_request_error", "unsupported_media_type", null,
+                    "Content-Type must be application/json" + (type == null ? "" : ", not '" + type + "'"), 0);
+        }
+    }
+
+    private static void allow(String method, String... allowed) throws ApiError {
+        for (String a : allowed) if (a.equals(method)) return;
+        throw new ApiError(405, "invalid_request_error", "method_not_allowed", null,
+                "method " + method + " is not allowed here (use " + String.join(" or ", allowed) + ")", 0);
+    }
+
+    private void authorize(HttpExchange ex) throws ApiError {
+        if (config.apiKey() == null) return;
+        String header = ex.getRequestHeaders().getFirst("Authorization");
+        byte[] given = header == null ? new byte[0] : header.getBytes(StandardCharsets.UTF_8);
+        byte[] wanted = ("Bearer " + config.apiKey()).getBytes(StandardCharsets.UTF_8);
+        if (!MessageDigest.isEqual(given, wanted)) {   // constant time: the comparison does not leak the key
+            ex.getResponseHeaders().set("WWW-Authenticate", "Bearer");
+            throw new ApiError(401, "invalid_request_error", "invalid_api_key", null,
+                    header == null ? "missing API key: send the header 'Authorization: Bearer <key>'" : "incorrect API key", 0);
+        }
+    }
+
+    // ------------------------------------------------------------------ simple endpoints
+
+    private ObjectNode health() {
+        ObjectNode h = JSON.createObjectNode();
+        h.put("status", "ok");
+        h.put("ready", true);
+        h.put("model", config.modelId());
+        h.put("num_workers", pool.workers().size());
+        h.put("available_workers", pool.available());
+        h.put("busy_workers", pool.workers().size() - pool.available());
+        h.put("queued", pool.waiting());
+        h.put("queue_limit", pool.queueLimit());
+        h.put("completed", completed.get());
+        h.put("cancelled", cancelled.get());
+        h.put("timed_out", timedOut.get());
+        h.put("refused", refused.get());
+        ArrayNode ws = h.putArray("workers");
+        for (WorkerPool.Worker w : pool.workers()) {
+            ws.addObject().put("id", w.id).put("busy", w.busy).put("requests", w.served.get()).put("tokens", w.tokens.get());
+        }
+        return h;
+    }
+
+    private ObjectNode models() {
+        ObjectNode m = JSON.createObjectNode();
+        m.put("object", "list");
+        m.putArray("data").addObject().put("id", config.modelId()).put("object", "model").put("created", created)
+                .put("owned_by", "nanochat4j");
+        return m;
+    }
+
+    // ------------------------------------------------------------------ completions
+
+    private void complete(HttpExchange ex, boolean openAi) throws ApiError, IOException {
+        long start = System.nanoTime();
+        long deadline = start + config.timeout().toNanos();
+        ChatRequest req = ChatRequest.parse(readJson(ex), config);
+        if (openAi && req.model() != null && !req.model().equals(config.modelId())) {
+            throw ApiError.notFound("model_not_found", "model '" + req.model() + "' does not exist; this server serves '" + config.modelId() + "'");
+        }
+        Generation.Fit fit;
+        try {
+            fit = Generation.fit(Generation.prompt(tok, req.conversation()), req.maxTokens(), context);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.badRequest("messages", e.getMessage());
+        }
+        int[] prompt = fit.prompt();
+        WorkerPool.Worker w;
+        try {
+            w = pool.acquire(deadline - System.nanoTime());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new ApiError(503, "server_error", "shutting_down", null, "the server is shutting down", 1);
+        }
+        Engine.Settings settings = new Engine.Settings(1, fit.maxTokens(), req.temperature(), req.topK(), req.seed());
+        int[] counts = new int[1];
+        String outcome = "failed";
+        try {
+            outcome = openAi ? (req.stream() ? openAiStream(ex, req, w, prompt, settings, deadline, counts)
+                    : openAiJson(ex, req, w, prompt, settings, deadline, counts))
+                    : nanochatStream(ex, w, prompt, fit.truncated(), settings, deadline, counts);
+        } catch (ApiError e) {
+            if ("timeout".equals(e.code)) outcome = "timeout";
+            throw e;
+        } finally {
+            w.tokens.addAndGet(counts[0]);
+            pool.release(w);
+            switch (outcome) {
+                case "ok" -> completed.incrementAndGet();
+                case "cancelled" -> cancelled.incrementAndGet();
+                case "timeout" -> timedOut.incrementAndGet();
+                default -> { }
+            }
+            double s = (System.nanoTime() - start) / 1e9;
+            log.printf("[serve] POST %s worker %d: %d prompt + %d tokens in %.2f s (%s)%n", ex.getRequestURI().getPath(), w.id,
+                    prompt.length, counts[0], s, outcome);
+        }
+    }
+
+    private JsonNode readJson(HttpExchange ex) throws ApiError, IOException {
+        String length = ex.getRequestHeaders().getFirst("Content-Length");
+        long declared = -1;
+        if (length != null) {
+            try {
+                declared = Long.parseLong(length.strip());
+            } catch (NumberFormatException e) {
+                throw ApiError.badRequest(null, "Content-Length '" + length + "' is not a number");
+            }
+        }
+        if (declared > config.maxBodyBytes()) throw tooLarge(declared);
+        byte[] body = ex.getRequestBody().readNBytes(config.maxBodyBytes() + 1);
+        if (body.length > config.maxBodyBytes()) throw tooLarge(-1);
+        try {
+            return JSON.readTree(body);
+        } catch (JsonProcessingException e) {
+            throw ApiError.badRequest(null, "invalid JSON: " + e.getOriginalMessage()
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr()));
+        }
+    }
+
+    private ApiError tooLarge(long declared) {
+        return new ApiError(413, "invalid_request_error", "request_too_large", null, "the request body is "
+                + (declared >= 0 ? declared + " bytes" : "larger than that") + "; at most " + config.maxBodyBytes() + " bytes are accepted", 0);
+    }
+
+    /** OpenAI, not streamed: one {@code chat.completion} object. */
+    private String openAiJson(HttpExchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
+                              long deadline, int[] counts) throws IOException, ApiError {
+        StringBuilder content = new StringBuilder();
+        StopFilter filter = new StopFilter(req.stop(), content::append);
+        String finish;
+        try {
+            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts).finishReason();
+            filter.finish();
+        } catch (Generation.Stopped s) {
+            if (s.why != Generation.Stopped.Why.STOP_SEQUENCE) {
+                throw new ApiError(504, "server_error", "timeout", null, "the reply took longer than the request timeout of "
+                        + config.timeout().toSeconds() + " s; ask for fewer max_tokens", 0);
+            }
+            finish = "stop";
+        }
+        ObjectNode r = completionObject("chat.completion");
+        ObjectNode choice = r.putArray("choices").addObject();
+        choice.put("index", 0);
+        choice.putObject("message").put("role", "assistant").put("content", content.toString());
+        choice.putNull("logprobs");
+        choice.put("finish_reason", finish);
+        r.set("usage", usage(prompt, counts));
+        sendJson(ex, 200, r);
+        return "ok";
+    }
+
+    /** OpenAI, streamed: a role chunk, content chunks, a chunk with the finish reason, optionally usage, then [DONE]. */
+    private String openAiStream(HttpExchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
+                                long deadline, int[] counts) throws IOException {
+        OutputStream os = startEvents(ex);
+        String id = completionId();
+        long now = Instant.now().getEpochSecond();
+        ObjectNode first = chunk(id, now);
+        first.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
+                .put("role", "assistant").put("content", "");
+        try {
+            event(os, first);
+        } catch (IOException e) {
+            return "cancelled";
+        }
+        StopFilter filter = new StopFilter(req.stop(), text -> {
+            ObjectNode c = chunk(id, now);
+            c.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta").put("content", text);
+            event(os, c);
+        });
+        String finish;
+        try {
+            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts).finishReason();
+            filter.finish();
+        } catch (Generation.Stopped s) {
+            switch (s.why) {
+                case CLIENT_GONE -> {
+                    return "cancelled";
+                }
+                case TIMEOUT -> {
+                    return streamTimeout(os);
+                }
+                default -> finish = "stop";
+            }
+        }
+        try {
+            ObjectNode last = chunk(id, now);
+            last.withArray("choices").addObject().put("index", 0).put("finish_reason", finish).putObject("delta");
+            event(os, last);
+            if (req.includeUsage()) {
+                ObjectNode u = chunk(id, now);
+                u.putArray("choices");
+                u.set("usage", usage(prompt, counts));
+                event(os, u);
+            }
+            done(os);
+        } catch (IOException e) {
+            return "cancelled";
+        }
+        return "ok";
+    }
+
+    /**
+     * nanochat's stream: {@code data: {"token": text, "gpu": worker}} per piece — here with {@code "part"}: text,
+     * python (a calculator call) or python_output (its result) — then {@code data: {"done": true, …}}.
+     */
+    private String nanochatStream(HttpExchange ex, WorkerPool.Worker w, int[] prompt, int truncated, Engine.Settings settings, long deadline,
+                                  int[] counts) throws IOException {
+        OutputStream os = startEvents(ex);
+        Generation.Result result;
+        try {
+            result = Generation.run(w.engine, prompt, settings, deadline, (part, delta) -> {
+                ObjectNode e = JSON.createObjectNode();
+                e.put("token", delta);
+                e.put("gpu", w.id);
+                e.put("part", part.json);
+                event(os, e);
+            }, counts);
+        } catch (Generation.Stopped s) {
+            return s.why == Generation.Stopped.Why.TIMEOUT ? streamTimeout(os) : "cancelled";
+        }
+        try {
+            ObjectNode d = JSON.createObjectNode();
+            d.put("done", true);
+            d.put("finish_reason", result.finishReason());
+            d.put("truncated_prompt_tokens", truncated);
+            d.set("usage", usage(prompt, counts));
+            event(os, d);
+        } catch (IOException e) {
+            return "cancelled";
+        }
+        return "ok";
+    }
+
+    /** Calculator parts reach OpenAI clients as the model wrote them: special-token markers around the call and result. */
+    private static Generation.Sink sinkTo(StopFilter filter) {
+        return new Generation.Sink() {
+            @Override
+            public void text(Generation.Part part, String delta) throws IOException {
+                filter.add(delta);
+            }
+
+            @Override
+            public void marker(String special) throws IOException {
+                filter.add(special);
+            }
+        };
+    }
+
+    private String streamTimeout(OutputStream os) {
+        try {
+            ApiError e = new ApiError(504, "server_error", "timeout", null, "the reply took longer than the request timeout of "
+                    + config.timeout().toSeconds() + " s", 0);
+            event(os, e.toJson(JSON));
+            done(os);
+        } catch (IOException ignored) {
+            // the client left as well
+        }
+        return "timeout";
+    }
+
+    private ObjectNode completionObject(String object) {
+        ObjectNode r = JSON.createObjectNode();
+        r.put("id", completionId());
+        r.put("object", object);
+        r.put("created", Instant.now().getEpochSecond());
+        r.put("model", config.modelId());
+        return r;
+    }
+
+    private ObjectNode chunk(String id, long createdAt) {
+        ObjectNode r = JSON.createObjectNode();
+        r.put("id", id);
+        r.put("object", "chat.completion.chunk");
+        r.put("created", createdAt);
+        r.put("model", config.modelId());
+        r.putNull("system_fingerprint");
+        r.putArray("choices");
+        return r;
+    }
+
+    private static ObjectNode usage(int[] prompt, int[] counts) {
+        ObjectNode u = JSON.createObjectNode();
+        u.put("prompt_tokens", prompt.length);
+        u.put("completion_tokens", counts[0]);
+        u.put("total_tokens", prompt.length + counts[0]);
+        return u;
+    }
+
+    private static String completionId() {
+        byte[] b = new byte[12];
+        ThreadLocalRandom.current().nextBytes(b);
+        return "chatcmpl-" + HexFormat.of().formatHex(b);
+    }
+
+    // ------------------------------------------------------------------ responses
+
+    private static OutputStream startEvents(HttpExchange ex) throws IOException {
+        ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+        ex.getResponseHeaders().set("Cache-Control", "no-cache");
+        ex.getResponseHeaders().set("X-Accel-Buffering", "no");   // a reverse proxy must pass tokens on at once
+        ex.sendResponseHeaders(200, 0);
+        return ex.getResponseBody();
+    }
+
+    /** One server-sent event, flushed so the client sees it now; fails when the client is gone. */
+    private static void event(OutputStream os, JsonNode data) throws IOException {
+        os.write(("data: " + JSON.writeValueAsString(data) + "\n\n").getBytes(StandardCharsets.UTF_8));
+        os.flush();
+    }
+
+    private static void done(OutputStream os) throws IOException {
+        os.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+        os.flush();
+    }
+
+    private static void sendJson(HttpExchange ex, int status, JsonNode body) throws IOException {
+        byte[] bytes = JSON.writeValueAsBytes(body);
+        ex.getResponseHeaders().set("Content-Type", "application/json");
+        ex.sendResponseHeaders(status, bytes.length);
+        ex.getResponseBody().write(bytes);
+    }
+
+    private static void sendAsset(HttpExchange ex, Asset a, boolean head) throws IOException {
+        var h = ex.getResponseHeaders();
+        h.set("Content-Type", a.type());
+        h.set("Cache-Control", "no-cache");
+        h.set("Content-Security-Policy", CSP);
+        h.set("X-Content-Type-Options", "nosniff");
+        h.set("Referrer-Policy", "no-referrer");
+        if (head) {
+            ex.sendResponseHeaders(200, -1);
+            return;
+        }
+        ex.sendResponseHeaders(200, a.bytes().length);
+        ex.getResponseBody().write(a.bytes());
+    }
+
+    /** Answers with the error unless a response already started (then the connection just closes). */
+    private static void trySendError(HttpExchange ex, ApiError e) {
+        if (ex.getResponseCode() != -1) return;
+        try {
+            if (e.retryAfter > 0) ex.getResponseHeaders().set("Retry-After", Integer.toString(e.retryAfter));
+            sendJson(ex, e.status, e.toJson(JSON));
+        } catch (IOException ignored) {
+            // the client is gone
+        }
+    }
+}
