@@ -44,6 +44,7 @@ extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, 
         loss[r] = ignored || tg < 0 || tg >= v ? 0.f : lse - capz(row[tg], cap);
     }
     if (dl == 0) return;
+    __syncthreads(); // dl may alias logits: thread 0 read row[tg] above
     float* grow = dl + (long long) r * ld;
     float w = ignored ? 0.f : (rowWeight != 0 ? rowWeight[r] : uniformW);
     for (int c = threadIdx.x; c < ld; c += blockDim.x) {
