@@ -7,6 +7,12 @@
 #endif
 #define WARP 32
 #define NEG_INF (__int_as_float(0xff800000))
+#define NEG_INF_D (__longlong_as_double(0xfff0000000000000LL))
+
+// Not NaN and not ±inf (spelled out: NVRTC has no <cmath>).
+__device__ __forceinline__ bool finite_f(float x) {
+    return (__float_as_uint(x) & 0x7f800000u) != 0x7f800000u;
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -20,7 +20,7 @@ extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, 
     int finite = 1;
     for (int c = threadIdx.x; c < v; c += blockDim.x) {
         float l = row[c];
-        if (!isfinite(l)) finite = 0;
+        if (!finite_f(l)) finite = 0;
         float z = capz(l, cap);
         if (z > m) {
             s = s * expf(m - z) + 1.f;

@@ -10,7 +10,7 @@
 // Pass 1: each block reduces a grid-stride share of n elements into partial[blockIdx.x].
 extern "C" __global__ void reduce_partial(const float* __restrict__ a, const float* __restrict__ b, int n, int mode,
                                           double* __restrict__ partial) {
-    double acc = mode == RED_MAX ? -1.0 / 0.0 : 0.0;
+    double acc = mode == RED_MAX ? NEG_INF_D : 0.0;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float v = a[i];
         if (mode == RED_MAX) acc = (v != v || acc != acc) ? (double) v + acc : fmax(acc, (double) v);
@@ -28,7 +28,7 @@ extern "C" __global__ void reduce_partial(const float* __restrict__ a, const flo
 // Pass 2 (one block): out[0] = post(reduce(partial) * scale); post = sqrt when doSqrt.
 extern "C" __global__ void reduce_final(const double* __restrict__ partial, int count, int mode, double scale, int doSqrt,
                                         float* __restrict__ out) {
-    double acc = mode == RED_MAX ? -1.0 / 0.0 : 0.0;
+    double acc = mode == RED_MAX ? NEG_INF_D : 0.0;
     for (int i = threadIdx.x; i < count; i += blockDim.x) acc = mode == RED_MAX ? (partial[i] != partial[i] || acc != acc ? partial[i] + acc : fmax(acc, partial[i])) : acc + partial[i];
     if (mode == RED_MAX) {
         float m = block_max((float) acc);
@@ -131,6 +131,6 @@ extern "C" __global__ void softmax_rows(const float* __restrict__ x, float* __re
 // first[0] = min flat index holding NaN/±inf (caller initializes it to INT_MAX).
 extern "C" __global__ void first_non_finite(const float* __restrict__ x, int n, int* __restrict__ first) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        if (!isfinite(x[i])) atomicMin(first, i);
+        if (!finite_f(x[i])) atomicMin(first, i);
     }
 }
