@@ -331,10 +331,16 @@ public final class CudaContext {
         return (real ? "sm_" : "compute_") + cc + suffix;
     }
 
+    /** NVRTC options for {@code arch} (e.g. compute_90a): the first is always the architecture; defines sorted for a stable cache key. */
+    public static List<String> compileOptions(String arch, Map<String, String> defines) {
+        List<String> opts = new ArrayList<>(List.of("--gpu-architecture=" + arch, "--std=c++17", "-default-device"));
+        new java.util.TreeMap<>(defines).forEach((k, v) -> opts.add("-D" + k + "=" + v));
+        return opts;
+    }
+
     private Module load(String source, Map<String, String> defines) {
         String src = KernelSources.source(source);
-        List<String> opts = new ArrayList<>(List.of("--gpu-architecture=" + arch(false), "--std=c++17", "-default-device"));
-        defines.forEach((k, v) -> opts.add("-D" + k + "=" + v));
+        List<String> opts = compileOptions(arch(false), defines);
         Nvrtc nv = nvrtc();
         String nvVersion = nv.version();
         String key = PtxCache.key(src, opts, String.valueOf(driverVersion), nvVersion);

@@ -27,13 +27,22 @@ import java.util.function.Function;
  */
 public final class CudaLibraries {
 
-    /** A library to find: the property key, sonames newest first, and what to tell a user who lacks it. */
-    public record Spec(String key, List<String> sonames, String what) {}
+    /**
+     * A library to find: the property key, sonames newest first, what to tell a user who lacks it, and a glob of
+     * companion libraries it dlopens by soname at run time (loaded first from the same folder, so the loader finds
+     * them already resident when the folder is not on its path).
+     */
+    public record Spec(String key, List<String> sonames, String what, String companions) {
+        public Spec(String key, List<String> sonames, String what) {
+            this(key, sonames, what, null);
+        }
+    }
 
     public static final Spec DRIVER = new Spec("driver", List.of("libcuda.so.1", "libcuda.so"),
             "the NVIDIA driver library (no NVIDIA driver or GPU on this machine?)");
     public static final Spec NVRTC = new Spec("nvrtc",
-            List.of("libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"), "NVRTC, the CUDA runtime compiler (CUDA toolkit or the nvidia-cuda-nvrtc pip wheel)");
+            List.of("libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"), "NVRTC, the CUDA runtime compiler (CUDA toolkit or the nvidia-cuda-nvrtc pip wheel)",
+            "libnvrtc-builtins.so.[0-9]*");
     public static final Spec CUBLAS = new Spec("cublas",
             List.of("libcublas.so.13", "libcublas.so.12", "libcublas.so"), "cuBLAS (CUDA toolkit or the nvidia-cublas pip wheel)");
 
@@ -54,6 +63,7 @@ public final class CudaLibraries {
     static Opened open(Spec spec, Function<String, String> env, Function<String, String> props, Function<String, SymbolLookup> opener) {
         String explicit = props.apply("nanochat4j.cuda." + spec.key());
         if (explicit != null && !explicit.isBlank()) {
+            loadCompanions(spec, Path.of(explicit).getParent(), opener);
             SymbolLookup l = opener.apply(explicit);
             if (l == null) {
                 throw new CudaUnavailableException("CUDA: cannot open " + spec.sonames().getFirst() + " at -Dnanochat4j.cuda."
@@ -70,6 +80,7 @@ public final class CudaLibraries {
             for (String soname : spec.sonames()) {
                 Path p = dir.resolve(soname);
                 if (Files.isRegularFile(p) || Files.isSymbolicLink(p)) {
+                    loadCompanions(spec, dir, opener);
                     SymbolLookup l = opener.apply(p.toString());
                     if (l != null) return new Opened(l, p.toString());
                 }
@@ -78,6 +89,11 @@ public final class CudaLibraries {
         throw new CudaUnavailableException("CUDA: " + spec.sonames().getFirst() + " not found: " + spec.what()
                 + "; searched the loader path, " + (dirs.isEmpty() ? "no directories" : dirs.size() + " directories ($CUDA_HOME, /usr/local/cuda/lib64, pip wheels …)")
                 + "; set -Dnanochat4j.cuda." + spec.key() + "=/path/to/" + spec.sonames().getFirst());
+    }
+
+    private static void loadCompanions(Spec spec, Path dir, Function<String, SymbolLookup> opener) {
+        if (spec.companions() == null || dir == null) return;
+        for (Path c : list(dir, spec.companions())) opener.apply(c.toString());
     }
 
     /** Directories searched after the loader, in order, existing ones only. */

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.SymbolLookup;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -53,22 +52,6 @@ class CudaLibrariesTest {
         CudaUnavailableException bad = assertThrows(CudaUnavailableException.class,
                 () -> CudaLibraries.open(CudaLibraries.NVRTC, k -> null, k -> k.equals("nanochat4j.cuda.nvrtc") ? "/nope/libnvrtc.so" : null, c -> null));
         assertTrue(bad.getMessage().contains("/nope/libnvrtc.so"), bad.getMessage());
-    }
-
-    @Test
-    void theRealOpenerLoadsARealLibraryAndRejectsGarbage(@TempDir Path tmp) throws Exception {
-        Path junk = tmp.resolve("libcuda.so.1");
-        Files.writeString(junk, "not an ELF file");
-        CudaUnavailableException e = assertThrows(CudaUnavailableException.class, () -> CudaLibraries.open(CudaLibraries.DRIVER,
-                k -> null, k -> k.equals("nanochat4j.cuda.driver") ? junk.toString() : null,
-                c -> {
-                    try {
-                        return SymbolLookup.libraryLookup(c, Arena.global());
-                    } catch (IllegalArgumentException ex) {
-                        return null;
-                    }
-                }));
-        assertTrue(e.getMessage().contains(junk.toString()), e.getMessage());
     }
 
     @Test
