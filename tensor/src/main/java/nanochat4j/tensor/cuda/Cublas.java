@@ -14,7 +14,8 @@ import java.lang.invoke.MethodHandle;
 /**
  * cuBLAS through FFM: a handle bound to one stream, fp32 SGEMM (plain and strided-batched) and the mixed-precision
  * GemmEx family (bf16 operands, fp32 accumulation). cuBLAS is column-major: callers pass row-major problems as
- * their transpose (see {@code CudaBackend}). alpha/beta live in host memory (the default pointer mode).
+ * their transpose (see {@code CudaBackend}). alpha/beta live in host memory (the default pointer mode), in one
+ * scratch pair per handle: a handle serves one stream, called from one thread at a time, like the backend's.
  */
 public final class Cublas implements AutoCloseable {
     public static final int OP_N = 0, OP_T = 1;

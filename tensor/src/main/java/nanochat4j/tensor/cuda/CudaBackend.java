@@ -112,6 +112,7 @@ public final class CudaBackend implements Backend {
         int lda = transA ? m : k, ldb = transB ? k : n;
         int opA = transA ? Cublas.OP_T : Cublas.OP_N, opB = transB ? Cublas.OP_T : Cublas.OP_N;
         if (k == 0) return; // callers handle C = beta·C themselves
+        ctx.bind();
         Cublas blas = ctx.cublas();
         if (batch == 1) {
             blas.sgemm(opB, opA, n, m, k, alpha, b, ldb, a, lda, beta, c, n);

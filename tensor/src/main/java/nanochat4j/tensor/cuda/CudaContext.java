@@ -248,6 +248,7 @@ public final class CudaContext {
 
     /** A zero-filled device tensor. */
     public Tensor zeros(DType dtype, int... shape) {
+        bind();
         Tensor t = empty(dtype, shape);
         long bytes = (long) t.numel() * dtype.bytes();
         if (bytes > 0) driver.memsetAsync(t.deviceAddress(), 0, bytes, stream);
@@ -256,6 +257,7 @@ public final class CudaContext {
 
     /** Sets every byte of {@code t} to {@code value}. */
     public void memset(Tensor t, int value) {
+        bind();
         long bytes = (long) t.numel() * t.dtype().bytes();
         if (bytes > 0) driver.memsetAsync(t.deviceAddress(), value, bytes, stream);
     }
@@ -287,6 +289,7 @@ public final class CudaContext {
          * MemorySegment holding a struct passed by value. Dynamic shared memory above 48 KiB is opted into once.
          */
         public void launch(String fn, int gx, int gy, int gz, int block, int sharedBytes, Object... args) {
+            bind(); // any thread may call an op; the context must be current on it
             MemorySegment f = function(fn);
             if (sharedBytes > 48 * 1024 && sharedSet.getOrDefault(fn, 0) < sharedBytes) {
                 if (sharedBytes > maxSharedOptin) {

@@ -44,7 +44,8 @@ public final class CudaLibraries {
             List.of("libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"), "NVRTC, the CUDA runtime compiler (CUDA toolkit or the nvidia-cuda-nvrtc pip wheel)",
             "libnvrtc-builtins.so.[0-9]*");
     public static final Spec CUBLAS = new Spec("cublas",
-            List.of("libcublas.so.13", "libcublas.so.12", "libcublas.so"), "cuBLAS (CUDA toolkit or the nvidia-cublas pip wheel)");
+            List.of("libcublas.so.13", "libcublas.so.12", "libcublas.so"), "cuBLAS (CUDA toolkit or the nvidia-cublas pip wheel)",
+            "libcublasLt.so.[0-9]*");
 
     private CudaLibraries() {}
 
