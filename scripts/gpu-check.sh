@@ -3,7 +3,8 @@
 #   1. unpacks the jlinked runtime
 #   2. probe: the device, its memory and the driver library, or the one-line reason CUDA is unusable (exit 3)
 #   3. the backend conformance suite (CPU and CUDA against float64 references) through JUnit's console launcher
-#   4. kernel timings (launch overhead, cuBLAS fp32/bf16 GEMM, attention fwd/bwd/decode) as JSON lines
+#   4. kernel timings (launch overhead, cuBLAS fp32/bf16 GEMM, attention fwd/bwd/decode) as JSON lines, then
+#      `bench kernels --device cuda --json` (every backend op family at nanochat's shapes)
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl (one JSON object per line); OUT defaults to
 # ./out beside this script. Exit 0 only when the probe found a GPU and every conformance test passed.
 # Usage: [OUT=dir] ./gpu-check.sh [pack-dir]
@@ -52,5 +53,10 @@ say "kernel timings ..."
 timeout 180 "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck bench >> "$jsonl" 2>> "$log"
 bench=$?
 say "bench exit $bench"
+
+say "bench kernels --device cuda ..."
+timeout 240 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --json >> "$jsonl" 2>> "$log"
+kernels=$?
+say "bench kernels exit $kernels"
 cat "$jsonl" >> "$log"
-[ "$conf" -eq 0 ] && [ "$bench" -eq 0 ]
+[ "$conf" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$kernels" -eq 0 ]
