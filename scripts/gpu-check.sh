@@ -24,7 +24,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 tar -xzf "$pack/runtime.tgz" -C "$work" || { say "cannot unpack runtime.tgz"; exit 2; }
 java="$work/runtime/bin/java"
-flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m -Dnanochat4j.cuda.cache="$work/ptx-cache")
+flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m -Dnanochat4j.cuda.cache="$work/ptx-cache"
+  -Dshared.dir="$pack/shared")
 say "$("$java" -version 2>&1 | head -n 1); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 
 timeout 120 "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck probe >> "$jsonl" 2>> "$log"
@@ -40,7 +41,7 @@ say "conformance suite ..."
 CI=true timeout 360 "$java" "${flags[@]}" -jar "$pack/junit-console.jar" execute \
   --class-path "$pack/nanochat4j.jar:$pack/tensor-tests.jar" \
   --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.CudaBackendTest \
-  --select-class nanochat4j.tensor.cuda.NvrtcCompileTest \
+  --select-class nanochat4j.tensor.cuda.NvrtcCompileTest --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest \
   --details=tree --disable-banner --reports-dir "$out/junit" >> "$log" 2>&1
 conf=$?
 summary="$(grep -E 'tests (successful|failed|skipped|aborted)' "$log" | tr -s ' []' | tr '\n' ';')"

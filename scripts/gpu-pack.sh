@@ -6,6 +6,7 @@
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
 #   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
 #   gpu-check.sh     what to run there
+#   shared/fixtures/nanochat-tiny/ops.*  the PyTorch op fixtures (from ../shared)
 # Usage: scripts/gpu-pack.sh [out-dir]   (default target/gpu-pack). Fails when the folder exceeds 64 MiB.
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
@@ -40,9 +41,17 @@ cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
 "$JAVA_HOME/bin/jar" --create --file "$out/tensor-tests.jar" -C tensor/target/test-classes .
 cp "$console" "$out/junit-console.jar"
 cp scripts/gpu-check.sh "$out/gpu-check.sh"
+# the PyTorch op fixtures (0.5 MB) for PyTorchFixturesConformanceTest, when this checkout has shared/ beside it
+fixtures="${NANOCHAT4J_SHARED:-$root/../shared}/fixtures/nanochat-tiny"
+if [ -f "$fixtures/ops.json" ]; then
+  mkdir -p "$out/shared/fixtures/nanochat-tiny"
+  cp "$fixtures/ops.json" "$fixtures/ops.bin" "$out/shared/fixtures/nanochat-tiny/"
+else
+  echo "gpu-pack: no $fixtures/ops.json: the PyTorch fixture cases will fail there (CI=true)" >&2
+fi
 chmod +x "$out/gpu-check.sh"
 
-total=$(du -cb "$out"/* | tail -n 1 | cut -f1)
+total=$(du -cbs "$out" | tail -n 1 | cut -f1)
 ls -l "$out" >&2
 printf 'gpu-pack: %s, %.1f MiB of the 64 MiB that travel\n' "$out" "$(echo "$total / 1048576" | bc -l)" >&2
 if [ "$total" -gt "$limit" ]; then
