@@ -76,4 +76,17 @@ class DeviceTensorTest {
         assertThrows(IllegalStateException.class, Tensor.zeros(1)::deviceStorage);
         assertThrows(IllegalArgumentException.class, () -> Tensor.of(new float[] {1, 2, 3}).toDevice(new FakeStorage(8)));
     }
+
+    @Test
+    void backendOfATensorIsItsDevicesBackend() {
+        assertSame(Backend.cpu(), Backend.of(Tensor.zeros(2)));
+        assertSame(Backend.cpu(), Backend.forDevice(Device.CPU));
+        Tensor dev = Tensor.of(new float[] {1}).toDevice(new FakeStorage(4));
+        if (nanochat4j.tensor.cuda.CudaContext.unavailableReason() != null) {
+            RuntimeException e = assertThrows(nanochat4j.tensor.cuda.CudaUnavailableException.class, () -> Backend.of(dev));
+            assertTrue(e.getMessage().startsWith("CUDA"), e.getMessage());
+        } else {
+            assertEquals(Device.CUDA, Backend.of(dev).device());
+        }
+    }
 }
