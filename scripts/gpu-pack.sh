@@ -4,6 +4,7 @@
 #                    jdk.httpserver, java.logging for JUnit), --compress=zip-9, as a .tgz
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
+#   bench-tests.jar  the bench module's test classes (the GPU decoder against the CPU model)
 #   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
 #   gpu-check.sh     what to run there
 #   shared/fixtures/nanochat-tiny/ops.*  the PyTorch op fixtures (from ../shared)
@@ -19,7 +20,7 @@ cd "$root"
 mvn() { ./mvnw -B -q -ntp -o "$@" || ./mvnw -B -q -ntp "$@"; }
 echo "gpu-pack: building the jar and the test classes ..." >&2
 mvn -DskipTests package -pl bench -am
-mvn test-compile -pl tensor
+mvn test-compile -pl tensor,bench
 
 junit_version=$(sed -n 's:.*<junit.version>\(.*\)</junit.version>.*:\1:p' pom.xml | head -n 1)
 platform_version="1.${junit_version#5.}" # JUnit 5.x.y ships platform 1.x.y
@@ -39,6 +40,8 @@ echo "gpu-pack: jlink ..." >&2
 tar -C "$tmp" -czf "$out/runtime.tgz" runtime
 cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
 "$JAVA_HOME/bin/jar" --create --file "$out/tensor-tests.jar" -C tensor/target/test-classes .
+# bench's tests: only DeviceDecoderTest runs there (the GPU decoder against the CPU model)
+"$JAVA_HOME/bin/jar" --create --file "$out/bench-tests.jar" -C bench/target/test-classes .
 cp "$console" "$out/junit-console.jar"
 cp scripts/gpu-check.sh "$out/gpu-check.sh"
 # the PyTorch op fixtures (0.5 MB) for PyTorchFixturesConformanceTest, when this checkout has shared/ beside it

@@ -23,17 +23,17 @@ import nanochat4j.tensor.cuda.CudaBackend;
 final class DeviceDecoder {
     private final Backend be;
     private final GPTConfig cfg;
-    private final int batch, maxLen, c, h, kv, d, vocab;
+    private final int c, h, kv, d, vocab;
+    private int batch, maxLen;
     private final Tensor wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, negBackout, one, cos, sin;
-    private final Tensor[] cq, ck, cv, cProj, veGate, cFc, mlpProj, valueEmbed, keys, values;
+    private final Tensor[] cq, ck, cv, cProj, veGate, cFc, mlpProj, valueEmbed;
+    private Tensor[] keys, values;
     private Tensor prev; // (B,1,C) last pre-smear embedding of the previous call
     private int pos;
 
     DeviceDecoder(GPT model, Backend be, int batch, int maxLen) {
         this.be = be;
         this.cfg = model.config();
-        this.batch = batch;
-        this.maxLen = maxLen;
         c = cfg.nEmbd();
         h = cfg.nHead();
         kv = cfg.nKvHead();
@@ -59,8 +59,6 @@ final class DeviceDecoder {
         cFc = new Tensor[n];
         mlpProj = new Tensor[n];
         valueEmbed = new Tensor[n];
-        keys = new Tensor[n];
-        values = new Tensor[n];
         for (int i = 0; i < n; i++) {
             String p = "transformer.h." + i + ".";
             cq[i] = w(model, p + "attn.c_q.weight");
@@ -73,9 +71,23 @@ final class DeviceDecoder {
                 veGate[i] = w(model, p + "attn.ve_gate.weight");
                 valueEmbed[i] = w(model, "value_embeds." + i + ".weight");
             }
+        }
+        reset(batch, maxLen);
+    }
+
+    /** A fresh, empty KV cache for {@code batch} rows of up to {@code maxLen} positions (the weights stay). */
+    void reset(int batch, int maxLen) {
+        this.batch = batch;
+        this.maxLen = maxLen;
+        int n = cfg.nLayer();
+        keys = new Tensor[n];
+        values = new Tensor[n];
+        for (int i = 0; i < n; i++) {
             keys[i] = be.zeros(batch, maxLen, kv, d);
             values[i] = be.zeros(batch, maxLen, kv, d);
         }
+        prev = null;
+        pos = 0;
     }
 
     private Tensor w(GPT model, String name) {
@@ -84,7 +96,7 @@ final class DeviceDecoder {
 
     /** A copy on this decoder's device (the tensor itself on the CPU: the parameters are live there). */
     private Tensor up(Tensor host) {
-        return be.device() == Device.CPU ? host : ((CudaBackend) be).upload(host.copy());
+        return be.device() == Device.CPU ? host : ((CudaBackend) be).upload(host);
     }
 
     int pos() {

@@ -41,6 +41,9 @@ class DeviceDecoderTest {
             assertArrayEquals(ref, next, "greedy tokens at step " + s);
         }
         assertEquals(maxLen, dec.pos());
+        dec.reset(batch, maxLen);
+        close("prefill after reset", model.forwardCached(Tensor.ofInts(tokens.clone(), batch, prompt), new KVCache(CFG, batch, maxLen)).toFloatArray(),
+                dec.step(tokens, prompt).toFloatArray());
     }
 
     static int argmax(float[] a, int off, int n) {
