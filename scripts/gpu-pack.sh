@@ -20,7 +20,7 @@ cd "$root"
 mvn() { ./mvnw -B -q -ntp -o "$@" || ./mvnw -B -q -ntp "$@"; }
 echo "gpu-pack: building the jar and the test classes ..." >&2
 mvn -DskipTests package -pl bench -am
-mvn test-compile -pl tensor,bench
+mvn test-compile -pl bench -am
 
 junit_version=$(sed -n 's:.*<junit.version>\(.*\)</junit.version>.*:\1:p' pom.xml | head -n 1)
 platform_version="1.${junit_version#5.}" # JUnit 5.x.y ships platform 1.x.y
