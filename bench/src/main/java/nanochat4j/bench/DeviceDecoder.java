@@ -107,8 +107,11 @@ final class DeviceDecoder {
     Tensor step(int[] tokens, int t) {
         if (tokens.length != batch * t) throw new IllegalArgumentException("step: " + tokens.length + " tokens for batch " + batch + " x " + t);
         if (pos + t > maxLen) throw new IllegalArgumentException("step: " + t + " tokens at position " + pos + " overflow the cache of " + maxLen);
+        for (int i = 0; i < tokens.length; i++) {
+            if (tokens[i] < 0 || tokens[i] >= vocab) throw new IllegalArgumentException("step: token " + tokens[i] + " at " + i + " is outside [0, " + vocab + ")");
+        }
         Tensor idx = up(Tensor.ofInts(tokens.clone(), batch, t));
-        Tensor e = be.rmsNorm(be.embedding(wte, idx), 1f); // (B,T,C)
+        Tensor e = be.rmsNorm(embed(wte, idx), 1f); // (B,T,C)
         Tensor x = smear(e, t);
         prev = be.narrow(e, 1, t - 1, 1);
         Tensor x0 = x, xMid = null;
@@ -121,7 +124,7 @@ final class DeviceDecoder {
             Tensor v = be.linear(hn, cv[i]).reshape(batch, t, kv, d);
             if (valueEmbed[i] != null) {
                 Tensor gate = be.scale(be.sigmoid(be.linear(be.narrow(hn, 2, 0, GPTConfig.VE_GATE_CHANNELS), veGate[i])), 3f);
-                Tensor ve = be.embedding(valueEmbed[i], idx).reshape(batch, t, kv, d);
+                Tensor ve = embed(valueEmbed[i], idx).reshape(batch, t, kv, d);
                 v = be.add(v, be.mul(gate.reshape(batch, t, kv, 1), ve));
             }
             q = be.rmsNorm(be.rotary(q, cos, sin, pos), GPT.QK_SCALE);
@@ -136,6 +139,11 @@ final class DeviceDecoder {
         x = be.lambdaMix(one, x, negBackout, xMid);
         pos += t;
         return be.softcap(be.linear(be.rmsNorm(x, 1f), lmHead), GPT.SOFTCAP);
+    }
+
+    /** Ids were checked on the host in step(): on the GPU, skip the check's device → host wait. */
+    private Tensor embed(Tensor table, Tensor idx) {
+        return be instanceof CudaBackend cuda ? cuda.embedding(table, idx, false) : be.embedding(table, idx);
     }
 
     /** x_t = e_t + λ·σ(w·e_t[0:24])·e_{t−1}; position 0 of a chunk uses the previous call's last embedding if any. */

@@ -688,6 +688,16 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor embedding(Tensor table, Tensor ids) {
+        return embedding(table, ids, true);
+    }
+
+    /**
+     * {@link #embedding(Tensor, Tensor)}; with {@code checkIds} false the caller has range-checked the ids itself
+     * (e.g. on the host before uploading them), which saves the device → host wait the check costs — a decode
+     * step would otherwise stall once per embedding table. Out-of-range ids are still never read (their rows are
+     * left unwritten), so a wrong promise cannot fault the device.
+     */
+    public Tensor embedding(Tensor table, Tensor ids, boolean checkIds) {
         f32("embedding", "table", table);
         idType("embedding", "ids", ids);
         if (table.rank() != 2) throw bad("embedding", "table must be (V, E)", table, ids);
@@ -699,7 +709,7 @@ public final class CudaBackend implements Backend {
         Tensor bad = flag(1);
         mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), ids.dtype() == DType.I64 ? 1 : 0,
                 v, e, p(out), p(bad));
-        checkIdFlag("embedding", bad, ids, v, "table " + table);
+        if (checkIds) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
     }
 

@@ -69,4 +69,15 @@ class CudaBackendTest {
         assertEquals(cpuLoss, be.crossEntropy(dev, ids, 15f, nanochat4j.tensor.Reduction.SUM, false).loss().item(), 1e-4f * Math.abs(cpuLoss));
         assertEquals(DType.I32, be.argmax(dev).dtype());
     }
+
+    @Test
+    void uncheckedEmbeddingSkipsTheWaitButNeverReadsABadRow() {
+        Tensor table = be.upload(Tensor.of(new float[] {1, 2, 3, 4}, 2, 2));
+        Tensor ok = be.embedding(table, be.upload(Tensor.ofInts(new int[] {1, 0})), false);
+        assertArrayEquals(new float[] {3, 4, 1, 2}, ok.toFloatArray());
+        Tensor bad = be.upload(Tensor.ofInts(new int[] {7}));
+        be.embedding(table, bad, false); // no throw, no fault: the row is skipped
+        assertThrows(IllegalArgumentException.class, () -> be.embedding(table, bad));
+        assertEquals(10f, be.sum(table).item(), "the device is still healthy");
+    }
 }
