@@ -117,7 +117,7 @@ final class DeviceDecoder {
         Tensor x0 = x, xMid = null;
         float scale = (float) (1.0 / Math.sqrt(d));
         for (int i = 0; i < cfg.nLayer(); i++) {
-            x = be.lambdaMix(be.narrow(residLambdas, 0, i, 1), x, be.narrow(x0Lambdas, 0, i, 1), x0);
+            x = be.lambdaMix(residLambdas.slice(i, i + 1), x, x0Lambdas.slice(i, i + 1), x0); // views: no copy kernels
             Tensor hn = be.rmsNorm(x, 1f);
             Tensor q = be.linear(hn, cq[i]).reshape(batch, t, h, d);
             Tensor k = be.linear(hn, ck[i]).reshape(batch, t, kv, d);
