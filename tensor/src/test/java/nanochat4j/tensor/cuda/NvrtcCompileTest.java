@@ -33,9 +33,12 @@ class NvrtcCompileTest {
     @Test
     void everySourceCompilesToPtxWithEveryEntryPoint() {
         Assumptions.assumeTrue(nvrtc != null, "NVRTC not found (set -Dnanochat4j.cuda.libdirs): NVRTC compile check skipped");
+        java.util.Set<String> seen = new java.util.HashSet<>();
         Pattern global = Pattern.compile("extern \"C\" __global__ void(?: __launch_bounds__\\([^)]*\\))?\\s+(\\w+)\\(");
-        for (String name : KernelSources.ALL) {
-            Map<String, String> defs = name.equals("attention") ? Map.of("BLOCK", "256", "HEAD_DIM", "128", "ROWS", "8") : Map.of("BLOCK", "256");
+        for (String variant : List.of("elementwise", "reduce", "norm", "embedding", "crossentropy", "attention:16", "attention:64", "attention:128")) {
+            String name = variant.split(":")[0];
+            Map<String, String> defs = name.equals("attention")
+                    ? Map.of("BLOCK", "256", "HEAD_DIM", variant.split(":")[1], "ROWS", "8") : Map.of("BLOCK", "256");
             List<String> opts = CudaContext.compileOptions("compute_90a", defs);
             String src = KernelSources.source(name);
             String ptx = new String(nvrtc.compile(name + ".cu", src, opts, false), StandardCharsets.UTF_8);
@@ -46,8 +49,10 @@ class NvrtcCompileTest {
                 assertTrue(ptx.contains(".entry " + m.group(1)), name + ".cu: PTX has no entry " + m.group(1));
             }
             assertTrue(n > 0, name + ".cu: no kernels found in the source");
+            seen.add(name);
             assertTrue(ptx.contains(".target sm_90a"), name + ".cu: PTX not for sm_90a");
         }
+        assertTrue(seen.containsAll(KernelSources.ALL), "every source compiled: " + seen);
     }
 
     @Test
