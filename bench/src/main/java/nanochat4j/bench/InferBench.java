@@ -47,6 +47,10 @@ public final class InferBench implements Callable<Integer> {
     DecodeWeights weights;
     @Option(names = "--json", description = "one JSON object")
     boolean json;
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu (default) or cuda: weights, KV cache and activations on the GPU")
+    String device;
+    @Option(names = "--head-dim", description = "head dim (default ${DEFAULT-VALUE}; nanochat's GPU models use 128)")
+    int headDim = 64;
 
     PrintStream out = System.out;
 
@@ -54,8 +58,10 @@ public final class InferBench implements Callable<Integer> {
     public Integer call() {
         if (iters < 1 || promptTokens < 1 || decodeTokens < 1) throw new IllegalArgumentException("--iters, --prompt-tokens and --decode-tokens must be >= 1");
         if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
-        GPTConfig cfg = GPTConfig.fromDepth(depth, 64, 64, seq, "L", vocab);
+        if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
+        GPTConfig cfg = GPTConfig.fromDepth(depth, 64, headDim, seq, "L", vocab);
         GPT model = GPT.create(cfg, 42);
+        if (device.equals("cuda")) return cuda(model);
         model.decodeWeights(weights);
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
         double memBw = memoryBandwidth(bandwidthMb);
@@ -82,6 +88,58 @@ public final class InferBench implements Callable<Integer> {
                     100 * weightsGbs / memBw);
         }
         return 0;
+    }
+
+    /**
+     * The same three timings on the GPU through {@link DeviceDecoder} (fp32 weights, cache and activations on the
+     * device; each step uploads B token ids and downloads B argmax ids, which also waits for the step to finish).
+     */
+    private int cuda(GPT model) {
+        GPTConfig cfg = model.config();
+        nanochat4j.tensor.cuda.CudaBackend be = nanochat4j.tensor.cuda.CudaBackend.get();
+        int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
+        int maxLen = promptTokens + decodeTokens;
+        DeviceDecoder dec = new DeviceDecoder(model, be, 1, maxLen); // uploads the weights once
+        double prefill = median(() -> {
+            dec.reset(1, maxLen);
+            long t0 = System.nanoTime();
+            dec.greedy(dec.step(prompt, promptTokens));
+            return (System.nanoTime() - t0) / 1e9;
+        });
+        double decode1 = median(() -> gpuDecode(dec, prompt, 1));
+        double decode8 = median(() -> gpuDecode(dec, prompt, 8));
+        double tps1 = (decodeTokens - 1) / decode1, tps8 = 8.0 * (decodeTokens - 1) / decode8;
+        if (json) {
+            out.printf(Locale.ROOT, "{\"device\": \"cuda\", \"gpu\": \"%s\", \"depth\": %d, \"head_dim\": %d, \"prefill_ms\": %.3f, "
+                    + "\"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f}%n", be.context().describe(), depth,
+                    headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1);
+        } else {
+            out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, head dim %d, vocab %d) on %s, fp32%n", depth, cfg.nEmbd(), cfg.nLayer(),
+                    headDim, vocab, be.context().describe());
+            out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
+            out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%.3f ms per step)%n", tps1, 1e3 / tps1);
+            out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);
+        }
+        return 0;
+    }
+
+    /** Seconds for greedy-decoding decodeTokens − 1 steps after a prefill (prefill not timed), {@code rows} rows. */
+    private double gpuDecode(DeviceDecoder dec, int[] prompt, int rows) {
+        dec.reset(rows, prompt.length + decodeTokens);
+        int[] tokens = new int[rows * prompt.length];
+        for (int r = 0; r < rows; r++) System.arraycopy(prompt, 0, tokens, r * prompt.length, prompt.length);
+        int[] next = dec.greedy(dec.step(tokens, prompt.length));
+        long t0 = System.nanoTime();
+        for (int s = 1; s < decodeTokens; s++) next = dec.greedy(dec.step(next, 1));
+        return (System.nanoTime() - t0) / 1e9;
+    }
+
+    private double median(java.util.function.DoubleSupplier timed) {
+        timed.getAsDouble(); // warm-up (kernel compilation, JIT)
+        double[] t = new double[iters];
+        for (int i = 0; i < iters; i++) t[i] = timed.getAsDouble();
+        Arrays.sort(t);
+        return t[iters / 2];
     }
 
     /** Prefill at batch 1, copy into {@code rows} rows, then greedy-decode {@code decodeTokens} columns. */

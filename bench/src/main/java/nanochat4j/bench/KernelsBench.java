@@ -37,13 +37,19 @@ import picocli.CommandLine.Spec;
  * op, shape, ms, gflops (null when not counted), peak_gflops, note. Hidden {@code --quick}: tiny sizes for tests.
  */
 @Command(name = "kernels", mixinStandardHelpOptions = true,
-        description = "Time the CPU kernels (GEMM, attention, cross-entropy, rms_norm, rotary) against the FMA peak.")
+        description = "Time the CPU (or, with --device cuda, the GPU) kernels: GEMM, attention, cross-entropy, rms_norm, rotary.")
 public final class KernelsBench implements Callable<Integer> {
     @Option(names = "--json", description = "one JSON object per line (op, shape, ms, gflops, peak_gflops, note)")
     boolean json;
 
-    @Option(names = "--ops", split = ",", description = "only these ops: gemm, attention, cross_entropy, rms_norm, rotary")
+    @Option(names = "--ops", split = ",", description = "only these ops: gemm, attention, cross_entropy, rms_norm, rotary (cuda also: launch)")
     List<String> ops;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu (default) or cuda: the CUDA backend, timed with CUDA events")
+    String device;
+
+    @Option(names = "--peak-tflops", defaultValue = "989", description = "with --device cuda: the peak the %%peak column divides by (default: H100/H200 dense bf16)")
+    double peakTflops;
 
     @Option(names = "--quick", hidden = true, description = "tiny sizes, a few milliseconds in all (tests)")
     boolean quick;
@@ -65,12 +71,15 @@ public final class KernelsBench implements Callable<Integer> {
     @Override
     public Integer call() {
         out = spec.commandLine().getOut();
-        List<String> known = List.of("gemm", "attention", "cross_entropy", "rms_norm", "rotary");
+        if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
+        List<String> known = device.equals("cuda") ? List.of("gemm", "attention", "cross_entropy", "rms_norm", "rotary", "launch")
+                : List.of("gemm", "attention", "cross_entropy", "rms_norm", "rotary");
         if (ops != null) {
             for (String o : ops) {
                 if (!known.contains(o)) throw new IllegalArgumentException("--ops: unknown op '" + o + "', use " + known);
             }
         }
+        if (device.equals("cuda")) return new CudaKernels(out, json, quick, ops, peakTflops).run();
         if (!json) {
             out.printf(Locale.ROOT, "CPU kernels: %d threads, %d-bit vectors; peak = Vector API FMA loop on all threads, "
                     + "measured before each op; ms = median%n", Parallel.threads(), Vec.F.vectorBitSize());

@@ -39,6 +39,25 @@ class InferBenchTest {
         assertTrue(err.toString().contains("Invalid value for option '--weights'") && err.toString().contains("'int8'"), err.toString());
     }
 
+    @Test
+    void cudaDeviceRunsOnAGpuAndElseFailsWithTheReason() throws Exception {
+        if (nanochat4j.tensor.cuda.CudaContext.unavailableReason() == null) {
+            JsonNode j = tinyRun("--device", "cuda");
+            assertEquals("cuda", j.get("device").asText());
+            assertTrue(j.get("decode_tok_per_sec").asDouble() > 0, j.toString());
+            return;
+        }
+        CommandLine cl = new CommandLine(new InferBench());
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err));
+        cl.setExecutionExceptionHandler((e, c, p) -> {
+            c.getErr().println(e.getMessage());
+            return 7;
+        });
+        assertEquals(7, cl.execute("--depth", "1", "--device", "cuda"));
+        assertTrue(err.toString().startsWith("CUDA"), err.toString());
+    }
+
     /** A d1 run small enough for a test, with {@code extra} options; returns its JSON report. */
     private static JsonNode tinyRun(String... extra) throws Exception {
         InferBench b = new InferBench();

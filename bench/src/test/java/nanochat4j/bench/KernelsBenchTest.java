@@ -59,4 +59,32 @@ class KernelsBenchTest {
         cl.setErr(new PrintWriter(new StringWriter()));
         assertTrue(cl.execute("bench", "kernels", "--quick", "--ops", "conv") != 0);
     }
+
+    @Test
+    void cudaDeviceRunsOnAGpuAndElseFailsWithTheReason() throws Exception {
+        String why = nanochat4j.tensor.cuda.CudaContext.unavailableReason();
+        if (why == null) {
+            String out = run("bench", "kernels", "--quick", "--json", "--device", "cuda");
+            ObjectMapper mapper = new ObjectMapper();
+            Set<String> ops = new TreeSet<>();
+            for (String line : out.lines().toList()) {
+                JsonNode row = mapper.readTree(line);
+                assertEquals("cuda", row.get("device").asText(), line);
+                assertTrue(row.get("ms").asDouble() > 0, line);
+                ops.add(row.get("op").asText());
+            }
+            assertTrue(ops.containsAll(List.of("gemm fp32", "gemm bf16", "attention fwd", "attention bwd", "cross_entropy", "launch")), ops.toString());
+            return;
+        }
+        CommandLine cl = Main.commandLine();
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err));
+        cl.setExecutionExceptionHandler((e, c, p) -> {
+            c.getErr().println(e.getMessage());
+            return 7;
+        });
+        assertEquals(7, cl.execute("bench", "kernels", "--quick", "--device", "cuda"));
+        assertTrue(err.toString().contains("CUDA"), err.toString());
+        assertTrue(cl.execute("bench", "kernels", "--quick", "--device", "tpu") != 0);
+    }
 }

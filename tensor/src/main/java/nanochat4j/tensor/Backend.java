@@ -26,6 +26,22 @@ public interface Backend {
         return CpuBackend.INSTANCE;
     }
 
+    /**
+     * The backend that computes on {@code device}: the CPU backend, or the CUDA backend of GPU 0 (which throws
+     * {@code CudaUnavailableException}, a one-line reason, where there is no usable GPU).
+     */
+    static Backend forDevice(Device device) {
+        return switch (device) {
+            case CPU -> CpuBackend.INSTANCE;
+            case CUDA -> nanochat4j.tensor.cuda.CudaBackend.get();
+        };
+    }
+
+    /** The backend of the device {@code t} lives on: how callers dispatch without branching on the device. */
+    static Backend of(Tensor t) {
+        return forDevice(t.device());
+    }
+
     Device device();
 
     /** A zero-filled F32 tensor on this backend's device. */

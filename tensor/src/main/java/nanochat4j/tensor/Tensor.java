@@ -1,5 +1,8 @@
 package nanochat4j.tensor;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 
 /**
@@ -19,6 +22,10 @@ import java.util.Arrays;
  *       storage (writes through a view are visible in the parent); everything else that changes layout
  *       (narrowing the last dim, transposes for matmul) is a copy or a flag of the op, never a strided view.</li>
  *   <li>{@link #of(float[], int...)} wraps the array without copying.</li>
+ *   <li>A tensor may instead live in device memory ({@link #onDevice}, a {@link DeviceStorage} plus element
+ *       offset): views work the same way; the heap accessors ({@link #floats()} …) throw naming the device, and
+ *       {@link #toCpu()} / {@link #toDevice} are the explicit copies between the two. Element reads
+ *       ({@link #item()}, {@link #toFloatArray()}) of a device tensor go through such a copy, for tests and metrics.</li>
  * </ul>
  */
 public final class Tensor {
@@ -31,10 +38,16 @@ public final class Tensor {
     private final short[] bf16;
     private final int[] i32;
     private final long[] i64;
+    /** Device memory, or null for a heap tensor. */
+    private final DeviceStorage dev;
 
     private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32, long[] i64) {
+        this(dtype, shape, offset, f32, bf16, i32, i64, null);
+    }
+
+    private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32, long[] i64, DeviceStorage dev) {
         this.dtype = dtype;
-        this.device = Device.CPU;
+        this.device = dev == null ? Device.CPU : dev.device();
         this.shape = shape;
         this.numel = numel(shape);
         this.offset = offset;
@@ -42,7 +55,9 @@ public final class Tensor {
         this.bf16 = bf16;
         this.i32 = i32;
         this.i64 = i64;
-        int cap = f32 != null ? f32.length : bf16 != null ? bf16.length : i32 != null ? i32.length : i64.length;
+        this.dev = dev;
+        long cap = dev != null ? dev.bytes() / dtype.bytes()
+                : f32 != null ? f32.length : bf16 != null ? bf16.length : i32 != null ? i32.length : i64.length;
         if (offset < 0 || (long) offset + numel > cap) {
             throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " at offset " + offset
                     + " does not fit its storage of " + cap + " elements");
@@ -114,6 +129,17 @@ public final class Tensor {
         return new Tensor(DType.BF16, s, 0, null, data, null, null);
     }
 
+    /**
+     * A tensor over device memory {@code storage}, starting {@code offset} elements in (no copy). The backend that
+     * allocated the storage is the one that computes on it.
+     */
+    public static Tensor onDevice(DType dtype, DeviceStorage storage, int offset, int... shape) {
+        if (storage == null || storage.device() == Device.CPU) {
+            throw new IllegalArgumentException("Tensor.onDevice: storage " + storage + " is not device memory");
+        }
+        return new Tensor(dtype, checkShape(shape), offset, null, null, null, null, storage);
+    }
+
     // ---- metadata ----
 
     public DType dtype() { return dtype; }
@@ -148,28 +174,93 @@ public final class Tensor {
 
     public boolean hasShape(int... s) { return Arrays.equals(shape, s); }
 
-    // ---- storage (CPU) ----
+    // ---- storage ----
+
+    /** True when the storage is device memory (then the heap accessors below throw). */
+    public boolean isOnDevice() { return dev != null; }
+
+    /** The device memory of a device tensor (elements start {@link #offset()} elements in). */
+    public DeviceStorage deviceStorage() {
+        if (dev == null) throw new IllegalStateException("deviceStorage(): tensor " + this + " lives in host memory");
+        return dev;
+    }
+
+    /** Device address of this tensor's first element. */
+    public long deviceAddress() {
+        return deviceStorage().address() + (long) offset * dtype.bytes();
+    }
+
+    /** This tensor in host memory: itself when it already is, else a blocking copy from the device. */
+    public Tensor toCpu() {
+        if (dev == null) return this;
+        Tensor out = zeros(dtype, shape);
+        try (Arena arena = Arena.ofConfined()) {
+            long bytes = (long) numel * dtype.bytes();
+            MemorySegment host = arena.allocate(Math.max(1, bytes), 8);
+            dev.copyToHost((long) offset * dtype.bytes(), host, bytes);
+            switch (dtype) {
+                case F32 -> MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out.f32, 0, numel);
+                case BF16 -> MemorySegment.copy(host, ValueLayout.JAVA_SHORT, 0, out.bf16, 0, numel);
+                case I32 -> MemorySegment.copy(host, ValueLayout.JAVA_INT, 0, out.i32, 0, numel);
+                case I64 -> MemorySegment.copy(host, ValueLayout.JAVA_LONG, 0, out.i64, 0, numel);
+            }
+        }
+        return out;
+    }
+
+    /** A copy of this (host or device) tensor in {@code storage} (which must hold numel elements), blocking. */
+    public Tensor toDevice(DeviceStorage storage) {
+        long bytes = (long) numel * dtype.bytes();
+        if (storage.bytes() < bytes) {
+            throw new IllegalArgumentException("toDevice: " + this + " needs " + bytes + " bytes, storage holds " + storage.bytes());
+        }
+        Tensor out = onDevice(dtype, storage, 0, shape);
+        if (dev != null) {
+            storage.copyFromDevice(dev, (long) offset * dtype.bytes(), 0, bytes);
+            return out;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(Math.max(1, bytes), 8);
+            switch (dtype) {
+                case F32 -> MemorySegment.copy(f32, offset, host, ValueLayout.JAVA_FLOAT, 0, numel);
+                case BF16 -> MemorySegment.copy(bf16, offset, host, ValueLayout.JAVA_SHORT, 0, numel);
+                case I32 -> MemorySegment.copy(i32, offset, host, ValueLayout.JAVA_INT, 0, numel);
+                case I64 -> MemorySegment.copy(i64, offset, host, ValueLayout.JAVA_LONG, 0, numel);
+            }
+            storage.copyFromHost(host, 0, bytes);
+        }
+        return out;
+    }
+
+    private IllegalStateException onDeviceError(String accessor) {
+        return new IllegalStateException(accessor + ": tensor " + this + " lives in " + device
+                + " memory; copy it to the host first (toCpu()) or compute on it with that device's backend");
+    }
 
     /** The F32 storage array; elements [offset(), offset()+numel()) belong to this tensor. */
     public float[] floats() {
+        if (dev != null) throw onDeviceError("floats()");
         if (dtype != DType.F32) throw new IllegalStateException("floats(): tensor " + this + " is " + dtype + ", not F32");
         return f32;
     }
 
     /** The I32 storage array; elements [offset(), offset()+numel()) belong to this tensor. */
     public int[] ints() {
+        if (dev != null) throw onDeviceError("ints()");
         if (dtype != DType.I32) throw new IllegalStateException("ints(): tensor " + this + " is " + dtype + ", not I32");
         return i32;
     }
 
     /** The I64 storage array. */
     public long[] longs() {
+        if (dev != null) throw onDeviceError("longs()");
         if (dtype != DType.I64) throw new IllegalStateException("longs(): tensor " + this + " is " + dtype + ", not I64");
         return i64;
     }
 
     /** The BF16 storage array (bit patterns). */
     public short[] shorts() {
+        if (dev != null) throw onDeviceError("shorts()");
         if (dtype != DType.BF16) throw new IllegalStateException("shorts(): tensor " + this + " is " + dtype + ", not BF16");
         return bf16;
     }
@@ -197,7 +288,7 @@ public final class Tensor {
             s[infer] = (int) (numel / known);
         }
         if (numel(s) != numel) throw new IllegalArgumentException("reshape " + this + " to " + Arrays.toString(newShape) + ": element count differs");
-        return new Tensor(dtype, s, offset, f32, bf16, i32, i64);
+        return new Tensor(dtype, s, offset, f32, bf16, i32, i64, dev);
     }
 
     /** Rows [start, end) along dim 0, sharing storage. */
@@ -209,7 +300,7 @@ public final class Tensor {
         int inner = shape[0] == 0 ? 0 : numel / shape[0];
         int[] s = shape.clone();
         s[0] = end - start;
-        return new Tensor(dtype, s, offset + start * inner, f32, bf16, i32, i64);
+        return new Tensor(dtype, s, offset + start * inner, f32, bf16, i32, i64, dev);
     }
 
     /** Index {@code i} along dim 0 (the dim is dropped), sharing storage. */
@@ -217,13 +308,14 @@ public final class Tensor {
         if (shape.length == 0) throw new IllegalArgumentException("select of a scalar tensor");
         if (i < 0 || i >= shape[0]) throw new IllegalArgumentException("select " + i + " out of range for " + this);
         int inner = numel / shape[0];
-        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner, f32, bf16, i32, i64);
+        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner, f32, bf16, i32, i64, dev);
     }
 
     // ---- copies and element access ----
 
     /** A contiguous copy with its own storage. */
     public Tensor copy() {
+        if (dev != null) return toDevice(dev.allocateLike(Math.max(1, (long) numel * dtype.bytes())));
         return switch (dtype) {
             case F32 -> new Tensor(dtype, shape.clone(), 0, Arrays.copyOfRange(f32, offset, offset + numel), null, null, null);
             case BF16 -> new Tensor(dtype, shape.clone(), 0, null, Arrays.copyOfRange(bf16, offset, offset + numel), null, null);
@@ -237,6 +329,10 @@ public final class Tensor {
         if (!Arrays.equals(shape, src.shape) || dtype != src.dtype) {
             throw new IllegalArgumentException("copyFrom: " + src + " into " + this + ": shapes/dtypes differ");
         }
+        if (dev != null || src.dev != null) {
+            copyAcross(src);
+            return;
+        }
         switch (dtype) {
             case F32 -> System.arraycopy(src.f32, src.offset, f32, offset, numel);
             case BF16 -> System.arraycopy(src.bf16, src.offset, bf16, offset, numel);
@@ -245,8 +341,22 @@ public final class Tensor {
         }
     }
 
+    /** copyFrom where either side is device memory: host → device, device → host or device → device. */
+    private void copyAcross(Tensor src) {
+        long bytes = (long) numel * dtype.bytes();
+        if (dev != null && src.dev != null) {
+            dev.copyFromDevice(src.dev, (long) src.offset * dtype.bytes(), (long) offset * dtype.bytes(), bytes);
+        } else if (dev != null) {
+            Tensor staged = src.toDevice(dev.allocateLike(Math.max(1, bytes)));
+            dev.copyFromDevice(staged.dev, 0, (long) offset * dtype.bytes(), bytes);
+        } else {
+            copyFrom(src.toCpu());
+        }
+    }
+
     /** Sets every element to {@code value}. */
     public Tensor fill(float value) {
+        if (dev != null) throw onDeviceError("fill()");
         switch (dtype) {
             case F32 -> Arrays.fill(f32, offset, offset + numel, value);
             case BF16 -> Arrays.fill(bf16, offset, offset + numel, DType.toBf16(value));
@@ -258,6 +368,7 @@ public final class Tensor {
 
     /** The values as a new float array (bf16 widened, ints converted). */
     public float[] toFloatArray() {
+        if (dev != null) return toCpu().toFloatArray();
         float[] out = new float[numel];
         for (int i = 0; i < numel; i++) out[i] = getFlat(i);
         return out;
@@ -265,6 +376,7 @@ public final class Tensor {
 
     /** The values as a new int array (I32/I64 only). */
     public int[] toIntArray() {
+        if (dev != null) return toCpu().toIntArray();
         int[] out = new int[numel];
         if (dtype == DType.I32) {
             System.arraycopy(i32, offset, out, 0, numel);
@@ -279,12 +391,13 @@ public final class Tensor {
     /** The single value of a one-element tensor. */
     public float item() {
         if (numel != 1) throw new IllegalStateException("item(): tensor " + this + " has " + numel + " elements, not 1");
-        return getFlat(0);
+        return dev != null ? toCpu().getFlat(0) : getFlat(0);
     }
 
     /** Element at row-major flat index {@code i}, as float. */
     public float getFlat(int i) {
         if (i < 0 || i >= numel) throw new IndexOutOfBoundsException("flat index " + i + " out of range for " + this);
+        if (dev != null) return slice1(i).toCpu().getFlat(0);
         return switch (dtype) {
             case F32 -> f32[offset + i];
             case BF16 -> DType.fromBf16(bf16[offset + i]);
@@ -301,6 +414,7 @@ public final class Tensor {
     /** Sets the element at row-major flat index {@code i}. */
     public void setFlat(int i, float v) {
         if (i < 0 || i >= numel) throw new IndexOutOfBoundsException("flat index " + i + " out of range for " + this);
+        if (dev != null) throw onDeviceError("setFlat()");
         switch (dtype) {
             case F32 -> f32[offset + i] = v;
             case BF16 -> bf16[offset + i] = DType.toBf16(v);
@@ -312,6 +426,11 @@ public final class Tensor {
     /** Sets the element at the given multi-index. */
     public void set(float v, int... idx) {
         setFlat(flatIndex(idx), v);
+    }
+
+    /** The single element at flat index i as a 1-element view (device reads). */
+    private Tensor slice1(int i) {
+        return new Tensor(dtype, new int[] {1}, offset + i, null, null, null, null, dev);
     }
 
     private int flatIndex(int[] idx) {
@@ -326,7 +445,7 @@ public final class Tensor {
 
     @Override
     public String toString() {
-        return "Tensor" + Arrays.toString(shape) + " " + dtype;
+        return "Tensor" + Arrays.toString(shape) + " " + dtype + (dev == null ? "" : " " + device);
     }
 
     /** Product of dims, failing past 2^31−1. */

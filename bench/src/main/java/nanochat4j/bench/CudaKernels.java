@@ -1,0 +1,220 @@
+package nanochat4j.bench;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
+import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.Cublas;
+import nanochat4j.tensor.cuda.Driver;
+
+/**
+ * {@code bench kernels --device cuda}: the same op list as the CPU run, on {@link CudaBackend}, timed with CUDA
+ * events (the median of several back-to-back batches after a warm-up), against a dense peak given by
+ * {@code --peak-tflops} (default 989, an H100/H200's dense bf16 rate; fp32 ops are far below it by design — the
+ * fp32 column is what part 1's kernels reach). Adds cuBLAS bf16 GemmEx at the same shapes (the path part 2 moves
+ * the model to) and attention at nanochat's d20 shape (T=2048, D=128).
+ */
+final class CudaKernels {
+    private final PrintWriter out;
+    private final boolean json, quick;
+    private final List<String> ops;
+    private final double peakTflops;
+    private final CudaBackend be;
+    private final CudaContext ctx;
+    private final Driver drv;
+    private final MemorySegment start, end;
+    private final SplittableRandom rnd = new SplittableRandom(42);
+    private final ObjectMapper mapper = new ObjectMapper();
+
+    CudaKernels(PrintWriter out, boolean json, boolean quick, List<String> ops, double peakTflops) {
+        this.out = out;
+        this.json = json;
+        this.quick = quick;
+        this.ops = ops;
+        this.peakTflops = peakTflops;
+        this.be = CudaBackend.get();
+        this.ctx = be.context();
+        this.drv = ctx.driver();
+        this.start = drv.eventCreate();
+        this.end = drv.eventCreate();
+    }
+
+    int run() {
+        if (!json) {
+            out.printf(Locale.ROOT, "CUDA kernels on %s; ms = median of CUDA-event-timed batches; peak = %.0f TFLOP/s (--peak-tflops)%n",
+                    ctx.describe(), peakTflops);
+            out.printf(Locale.ROOT, "%-14s %-48s %10s %10s %7s  %s%n", "op", "shape", "ms", "TFLOP/s", "%peak", "note");
+            out.flush();
+        }
+        if (wants("gemm")) gemms();
+        if (wants("attention")) attention();
+        if (wants("cross_entropy")) crossEntropy();
+        if (wants("rms_norm")) rmsNorm();
+        if (wants("rotary")) rotary();
+        if (wants("launch")) launch();
+        drv.eventDestroy(start);
+        drv.eventDestroy(end);
+        return 0;
+    }
+
+    private boolean wants(String op) {
+        return ops == null || ops.contains(op);
+    }
+
+    private void gemms() {
+        int bt = quick ? 64 : 16384, vocab = quick ? 256 : 65536;
+        int[] squares = quick ? new int[] {64} : new int[] {2048, 4096, 8192};
+        for (int s : squares) {
+            gemm(s + "x" + s + "x" + s, s, s, s);
+        }
+        int c = quick ? 32 : 1280; // d20
+        int[][] weights = {{c, c}, {4 * c, c}, {c, 4 * c}, {vocab, c}};
+        String[] names = {"d20 attn CxC", "d20 mlp c_fc", "d20 mlp c_proj", "d20 lm_head"};
+        for (int w = 0; w < weights.length; w++) gemm(names[w] + " fwd " + bt + "x" + weights[w][0] + "x" + weights[w][1], bt, weights[w][0], weights[w][1]);
+    }
+
+    /** fp32 through the backend (cuBLAS SGEMM) and bf16 GemmEx with fp32 accumulation, C = A·Bᵀ, A m×k, B n×k. */
+    private void gemm(String shape, int m, int n, int k) {
+        Tensor a = up(m, k), b = up(n, k);
+        double flops = 2.0 * m * n * k;
+        print(time("gemm fp32", shape, flops, -1, () -> be.matmul(a, false, b, true)));
+        Tensor ah = be.toBf16(a), bh = be.toBf16(b), cc = be.zeros(m, n);
+        Cublas blas = ctx.cublas();
+        print(time("gemm bf16", shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f, bh.deviceAddress(), Cublas.R_16BF, k,
+                ah.deviceAddress(), Cublas.R_16BF, k, 0f, cc.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F)));
+    }
+
+    private void attention() {
+        int[][] shapes = quick ? new int[][] {{1, 32, 2, 16}} : new int[][] {{8, 512, 6, 64}, {4, 2048, 10, 128}};
+        for (int[] s : shapes) {
+            int batch = s[0], t = s[1], h = s[2], d = s[3];
+            Tensor q = up(batch, t, h, d), k = up(batch, t, h, d), v = up(batch, t, h, d), dy = up(batch, t, h, d);
+            float scale = (float) (1 / Math.sqrt(d));
+            double fwd = 4.0 * h * d * (double) t * t * batch / 2; // causal: half the scores
+            String shape = "B=" + batch + " T=" + t + " H=" + h + " D=" + d + " causal";
+            Backend.AttentionOut[] y = {be.attention(q, k, v, -1, scale)};
+            print(time("attention fwd", shape, fwd, -1, () -> y[0] = be.attention(q, k, v, -1, scale)));
+            print(time("attention bwd", shape, 2.5 * fwd, -1, () -> be.attentionBackward(q, k, v, y[0].y(), y[0].lse(), dy, -1, scale)));
+            Tensor q1 = up(batch, 1, h, d);
+            print(time("attention dec", "B=" + batch + " Tq=1 over " + t + " H=" + h + " D=" + d, -1, 2.0 * 4 * batch * t * h * d,
+                    () -> be.attentionCached(q1, k, v, t - 1, -1, scale)));
+        }
+    }
+
+    private void crossEntropy() {
+        int rows = quick ? 64 : 8192, vocab = quick ? 256 : 32768; // 1 GiB of logits
+        Tensor logits = be.scale(up(rows, vocab), 5f);
+        int[] tg = new int[rows];
+        for (int i = 0; i < rows; i++) tg[i] = rnd.nextInt(vocab);
+        Tensor targets = be.upload(Tensor.ofInts(tg));
+        print(time("cross_entropy", "softcap+CE fwd+bwd " + rows + "x" + vocab, -1, 2.0 * 4 * rows * vocab,
+                () -> be.crossEntropy(logits, targets, 15f, Reduction.MEAN, true)));
+    }
+
+    private void rmsNorm() {
+        int rows = quick ? 64 : 65536, c = quick ? 32 : 1280;
+        Tensor x = up(rows, c), dy = up(rows, c);
+        print(time("rms_norm", "fwd+bwd " + rows + "x" + c, -1, 5.0 * 4 * rows * c, () -> {
+            be.rmsNorm(x, 1f);
+            be.rmsNormBackward(x, dy, 1f);
+        }));
+    }
+
+    private void rotary() {
+        int batch = quick ? 1 : 32, t = quick ? 32 : 2048, h = quick ? 2 : 10, d = quick ? 16 : 128;
+        Tensor x = up(batch, t, h, d), dy = up(batch, t, h, d);
+        Backend.RotaryTables tables = be.rotaryTables(t, d, 100000);
+        print(time("rotary", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d, -1, 4.0 * 4 * batch * t * h * d, () -> {
+            be.rotary(x, tables.cos(), tables.sin(), 0);
+            be.rotaryBackward(dy, tables.cos(), tables.sin(), 0);
+        }));
+    }
+
+    /** Launch overhead: a one-element axpy back to back; the note gives host µs per launch. */
+    private void launch() {
+        Tensor one = be.zeros(1);
+        int n = quick ? 100 : 5000;
+        for (int i = 0; i < 100; i++) be.axpy(1f, one, one);
+        ctx.synchronize();
+        long t0 = System.nanoTime();
+        drv.eventRecord(start, ctx.stream());
+        for (int i = 0; i < n; i++) be.axpy(1f, one, one);
+        drv.eventRecord(end, ctx.stream());
+        drv.eventSynchronize(end);
+        double hostUs = (System.nanoTime() - t0) / 1e3 / n;
+        double gpuMs = drv.eventElapsedMs(start, end);
+        print(new Result("launch", "axpy of 1 element x" + n, gpuMs / n, -1, -1,
+                String.format(Locale.ROOT, "%.2f us per launch from Java (host clock)", hostUs)));
+    }
+
+    private record Result(String op, String shape, double ms, double flops, double bytes, String note) {}
+
+    /** Warm-up (compiles the kernels), then the median over 5 batches of back-to-back runs timed with events. */
+    private Result time(String op, String shape, double flops, double bytes, Runnable body) {
+        body.run();
+        ctx.synchronize();
+        drv.eventRecord(start, ctx.stream());
+        body.run();
+        drv.eventRecord(end, ctx.stream());
+        drv.eventSynchronize(end);
+        double one = Math.max(1e-3, drv.eventElapsedMs(start, end));
+        int per = quick ? 1 : (int) Math.max(1, Math.min(50, 100 / one));
+        double[] ms = new double[quick ? 2 : 5];
+        for (int i = 0; i < ms.length; i++) {
+            drv.eventRecord(start, ctx.stream());
+            for (int j = 0; j < per; j++) body.run();
+            drv.eventRecord(end, ctx.stream());
+            drv.eventSynchronize(end);
+            ms[i] = drv.eventElapsedMs(start, end) / per;
+        }
+        Arrays.sort(ms);
+        return new Result(op, shape, ms[ms.length / 2], flops, bytes, null);
+    }
+
+    private void print(Result r) {
+        Double tflops = r.flops > 0 ? r.flops / r.ms / 1e9 : null;
+        String note = r.note;
+        if (r.bytes > 0) {
+            String bw = String.format(Locale.ROOT, "%.0f GB/s", r.bytes / r.ms / 1e6);
+            note = note == null ? bw : bw + "; " + note;
+        }
+        if (json) {
+            Map<String, Object> row = new LinkedHashMap<>();
+            row.put("device", "cuda");
+            row.put("op", r.op);
+            row.put("shape", r.shape);
+            row.put("ms", r.ms);
+            row.put("tflops", tflops);
+            row.put("peak_tflops", peakTflops);
+            row.put("note", note);
+            try {
+                out.println(mapper.writeValueAsString(row));
+            } catch (JsonProcessingException e) {
+                throw new UncheckedIOException(e);
+            }
+        } else {
+            out.printf(Locale.ROOT, "%-14s %-48s %10.4f %10s %7s  %s%n", r.op, r.shape, r.ms,
+                    tflops == null ? "-" : String.format(Locale.ROOT, "%.2f", tflops),
+                    tflops == null ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * tflops / peakTflops), note == null ? "" : note);
+        }
+        out.flush();
+    }
+
+    private Tensor up(int... shape) {
+        float[] x = new float[Tensor.numel(shape)];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (rnd.nextDouble() * 2 - 1);
+        return be.upload(Tensor.of(x, shape));
+    }
+}

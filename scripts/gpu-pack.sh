@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Builds the folder carried to a GPU machine that has neither Java nor network (see README "Running on a GPU"):
+#   runtime.tgz      a jlinked JDK 25 (java.base, jdk.incubator.vector, jdk.unsupported, java.management,
+#                    jdk.httpserver, java.logging for JUnit), --compress=zip-9, as a .tgz
+#   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
+#   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
+#   bench-tests.jar  the bench module's test classes (the GPU decoder against the CPU model)
+#   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
+#   gpu-check.sh     what to run there
+#   shared/fixtures/nanochat-tiny/ops.*  the PyTorch op fixtures (from ../shared)
+# Usage: scripts/gpu-pack.sh [out-dir]   (default target/gpu-pack). Fails when the folder exceeds 64 MiB.
+set -euo pipefail
+root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
+out="${1:-$root/target/gpu-pack}"
+limit=$((64 * 1024 * 1024))
+. "$root/scripts/jdk.sh"
+nanochat4j_find_jdk
+cd "$root"
+
+mvn() { ./mvnw -B -q -ntp -o "$@" || ./mvnw -B -q -ntp "$@"; }
+echo "gpu-pack: building the jar and the test classes ..." >&2
+mvn -DskipTests package -pl bench -am
+mvn test-compile -pl bench -am
+
+junit_version=$(sed -n 's:.*<junit.version>\(.*\)</junit.version>.*:\1:p' pom.xml | head -n 1)
+platform_version="1.${junit_version#5.}" # JUnit 5.x.y ships platform 1.x.y
+console="$HOME/.m2/repository/org/junit/platform/junit-platform-console-standalone/$platform_version/junit-platform-console-standalone-$platform_version.jar"
+if [ ! -f "$console" ]; then
+  ./mvnw -B -q -ntp dependency:get -Dartifact="org.junit.platform:junit-platform-console-standalone:$platform_version" >&2 || true
+fi
+[ -f "$console" ] || { echo "gpu-pack: JUnit console launcher $platform_version not found at $console" >&2; exit 1; }
+
+rm -rf "$out"
+mkdir -p "$out"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+echo "gpu-pack: jlink ..." >&2
+"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,jdk.httpserver,java.logging \
+  --compress=zip-9 --strip-debug --no-header-files --no-man-pages --output "$tmp/runtime"
+tar -C "$tmp" -czf "$out/runtime.tgz" runtime
+cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
+"$JAVA_HOME/bin/jar" --create --file "$out/tensor-tests.jar" -C tensor/target/test-classes .
+# bench's tests: only DeviceDecoderTest runs there (the GPU decoder against the CPU model)
+"$JAVA_HOME/bin/jar" --create --file "$out/bench-tests.jar" -C bench/target/test-classes .
+cp "$console" "$out/junit-console.jar"
+cp scripts/gpu-check.sh "$out/gpu-check.sh"
+# the PyTorch op fixtures (0.5 MB) for PyTorchFixturesConformanceTest, when this checkout has shared/ beside it
+fixtures="${NANOCHAT4J_SHARED:-$root/../shared}/fixtures/nanochat-tiny"
+if [ -f "$fixtures/ops.json" ]; then
+  mkdir -p "$out/shared/fixtures/nanochat-tiny"
+  cp "$fixtures/ops.json" "$fixtures/ops.bin" "$out/shared/fixtures/nanochat-tiny/"
+else
+  echo "gpu-pack: no $fixtures/ops.json: the PyTorch fixture cases will fail there (CI=true)" >&2
+fi
+chmod +x "$out/gpu-check.sh"
+
+total=$(du -cbs "$out" | tail -n 1 | cut -f1)
+ls -l "$out" >&2
+printf 'gpu-pack: %s, %.1f MiB of the 64 MiB that travel\n' "$out" "$(echo "$total / 1048576" | bc -l)" >&2
+if [ "$total" -gt "$limit" ]; then
+  echo "gpu-pack: $total bytes exceed the 64 MiB limit" >&2
+  exit 1
+fi

@@ -1,0 +1,150 @@
+package nanochat4j.tensor.cuda;
+
+import static nanochat4j.tensor.cuda.Ffi.I;
+import static nanochat4j.tensor.cuda.Ffi.J;
+import static nanochat4j.tensor.cuda.Ffi.P;
+import static nanochat4j.tensor.cuda.Ffi.fn;
+import static nanochat4j.tensor.cuda.Ffi.rc;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * cuBLAS through FFM: a handle bound to one stream, fp32 SGEMM (plain and strided-batched) and the mixed-precision
+ * GemmEx family (bf16 operands, fp32 accumulation). cuBLAS is column-major: callers pass row-major problems as
+ * their transpose (see {@code CudaBackend}). alpha/beta live in host memory (the default pointer mode), in one
+ * scratch pair per handle: a handle serves one stream, called from one thread at a time, like the backend's.
+ */
+public final class Cublas implements AutoCloseable {
+    public static final int OP_N = 0, OP_T = 1;
+    /** cudaDataType values. */
+    public static final int R_32F = 0, R_16BF = 14;
+    /** cublasComputeType_t: fp32 accumulation, and fp32 with TF32 tensor cores allowed. */
+    public static final int COMPUTE_32F = 68, COMPUTE_32F_FAST_TF32 = 77;
+    private static final int GEMM_DEFAULT = -1;
+    private static final String LIB = "libcublas";
+
+    private static MethodHandle create, destroy, setStream, sgemm, sgemmBatched, gemmEx, gemmBatchedEx, statusString;
+    private static String from;
+
+    private final MemorySegment handle;
+    private final Arena scalars = Arena.ofShared();
+    private final MemorySegment alphaBeta = scalars.allocate(8, 8);
+
+    private static synchronized void bind() {
+        if (create != null) return;
+        CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.CUBLAS);
+        var l = lib.lookup();
+        statusString = fn(l, LIB, FunctionDescriptor.of(P, I), "cublasGetStatusString");
+        destroy = fn(l, LIB, rc(P), "cublasDestroy_v2", "cublasDestroy");
+        setStream = fn(l, LIB, rc(P, P), "cublasSetStream_v2", "cublasSetStream");
+        sgemm = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, J, I, P, J, I), "cublasSgemm_v2", "cublasSgemm");
+        sgemmBatched = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, J, J, I, J, P, J, I, J, I), "cublasSgemmStridedBatched");
+        gemmEx = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, I, J, I, I, P, J, I, I, I, I), "cublasGemmEx");
+        gemmBatchedEx = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, I, J, J, I, I, J, P, J, I, I, J, I, I, I),
+                "cublasGemmStridedBatchedEx");
+        from = lib.from();
+        create = fn(l, LIB, rc(P), "cublasCreate_v2", "cublasCreate");
+    }
+
+    /** A handle whose work goes to {@code stream} (the calling thread's current context must be the device's). */
+    public Cublas(MemorySegment stream) {
+        bind();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(P);
+            check("cublasCreate", (int) create.invokeExact(p));
+            handle = p.get(P, 0);
+            check("cublasSetStream", (int) setStream.invokeExact(handle, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public static String from() {
+        return from;
+    }
+
+    /** Column-major C = alpha·op(A)·op(B) + beta·C in fp32; pointers are device addresses. */
+    public void sgemm(int opA, int opB, int m, int n, int k, float alpha, long a, int lda, long b, int ldb, float beta, long c, int ldc) {
+        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
+        al.set(Ffi.F, 0, alpha);
+        be.set(Ffi.F, 0, beta);
+        try {
+            check("cublasSgemm(" + m + "x" + n + "x" + k + ")", (int) sgemm.invokeExact(handle, opA, opB, m, n, k, al, a, lda, b, ldb, be, c, ldc));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void sgemmStridedBatched(int opA, int opB, int m, int n, int k, float alpha, long a, int lda, long strideA,
+                                    long b, int ldb, long strideB, float beta, long c, int ldc, long strideC, int batch) {
+        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
+        al.set(Ffi.F, 0, alpha);
+        be.set(Ffi.F, 0, beta);
+        try {
+            check("cublasSgemmStridedBatched(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) sgemmBatched.invokeExact(handle, opA, opB,
+                    m, n, k, al, a, lda, strideA, b, ldb, strideB, be, c, ldc, strideC, batch));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** GemmEx: A/B/C of the given cudaDataTypes, fp32 alpha/beta, {@code compute} a cublasComputeType_t. */
+    public void gemmEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long b, int bType, int ldb,
+                       float beta, long c, int cType, int ldc, int compute) {
+        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
+        al.set(Ffi.F, 0, alpha);
+        be.set(Ffi.F, 0, beta);
+        try {
+            check("cublasGemmEx(" + m + "x" + n + "x" + k + ")", (int) gemmEx.invokeExact(handle, opA, opB, m, n, k, al,
+                    a, aType, lda, b, bType, ldb, be, c, cType, ldc, compute, GEMM_DEFAULT));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void gemmStridedBatchedEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long strideA,
+                                     long b, int bType, int ldb, long strideB, float beta, long c, int cType, int ldc, long strideC,
+                                     int batch, int compute) {
+        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
+        al.set(Ffi.F, 0, alpha);
+        be.set(Ffi.F, 0, beta);
+        try {
+            check("cublasGemmStridedBatchedEx(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) gemmBatchedEx.invokeExact(handle,
+                    opA, opB, m, n, k, al, a, aType, lda, strideA, b, bType, ldb, strideB, be, c, cType, ldc, strideC, batch,
+                    compute, GEMM_DEFAULT));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    @Override
+    public void close() {
+        try {
+            check("cublasDestroy", (int) destroy.invokeExact(handle));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        } finally {
+            scalars.close();
+        }
+    }
+
+    private static void check(String call, int status) {
+        if (status == 0) return;
+        String text;
+        try {
+            text = Ffi.cString((MemorySegment) statusString.invokeExact(status));
+        } catch (Throwable t) {
+            text = "cublasStatus_t " + status;
+        }
+        throw new CudaException(call + " failed: " + text + " (status " + status + ")", status);
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) return r;
+        if (t instanceof Error e) throw e;
+        return new IllegalStateException(t);
+    }
+}

@@ -1,0 +1,997 @@
+package nanochat4j.tensor.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Map;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.CpuBackend;
+
+/**
+ * {@link Backend} on an NVIDIA GPU: every tensor argument and result lives in device memory (see
+ * {@link CudaContext}); kernels are the CUDA C sources under {@code nanochat4j/cuda/}, compiled by NVRTC at first
+ * use; matmuls go through cuBLAS in fp32 (the interface's dtype). Work is queued on one stream and only the calls
+ * that must return a host value wait for it (bad-id and non-finite checks, the count of MEAN's rows).
+ * Shapes and dtypes are checked as {@link CpuBackend} checks them, with the same messages, plus "on this device".
+ */
+public final class CudaBackend implements Backend {
+    private static final int BLOCK = 256;
+    private static final int NOT_SET = 0x7f7f7f7f; // each byte 0x7f: what memset(…, 0x7f) leaves in an int
+    private static volatile CudaBackend instance;
+
+    private final CudaContext ctx;
+    private final Tensor zeroScalar;
+
+    private CudaBackend(CudaContext ctx) {
+        this.ctx = ctx;
+        this.zeroScalar = ctx.zeros(DType.F32, 1);
+    }
+
+    /** The backend of GPU 0; throws {@link CudaUnavailableException} (one-line reason) where there is none. */
+    public static CudaBackend get() {
+        CudaBackend b = instance;
+        if (b == null) {
+            synchronized (CudaBackend.class) {
+                b = instance;
+                if (b == null) instance = b = new CudaBackend(CudaContext.get());
+            }
+        }
+        b.ctx.bind();
+        return b;
+    }
+
+    public CudaContext context() {
+        return ctx;
+    }
+
+    @Override
+    public Device device() {
+        return Device.CUDA;
+    }
+
+    @Override
+    public Tensor zeros(int... shape) {
+        ctx.bind();
+        return ctx.zeros(DType.F32, shape);
+    }
+
+    /** Copies a host tensor to this device (explicit, blocking). */
+    public Tensor upload(Tensor host) {
+        ctx.bind();
+        return ctx.upload(host);
+    }
+
+    private CudaContext.Module mod(String source) {
+        return ctx.module(source, Map.of("BLOCK", String.valueOf(BLOCK)));
+    }
+
+    private int grid(long n) {
+        return (int) Math.max(1, Math.min((n + BLOCK - 1) / BLOCK, (long) ctx.multiprocessors() * 16));
+    }
+
+    private static long p(Tensor t) {
+        return t.deviceAddress();
+    }
+
+    // ------------------------------------------------------------------ matmul
+
+    private record MM(int batch, int m, int n, int k, long strideA, long strideB, int[] outShape) {}
+
+    private static MM plan(String op, Tensor a, boolean transA, Tensor b, boolean transB) {
+        f32(op, "a", a);
+        f32(op, "b", b);
+        if (a.rank() < 2 || b.rank() < 2) throw bad(op, "operands must be at least 2-d", a, b);
+        int ar = a.rank(), br = b.rank();
+        int m = transA ? a.shape(-1) : a.shape(-2), ka = transA ? a.shape(-2) : a.shape(-1);
+        int kb = transB ? b.shape(-1) : b.shape(-2), n = transB ? b.shape(-2) : b.shape(-1);
+        if (ka != kb) throw bad(op, "inner dims differ (" + ka + " vs " + kb + ", transA=" + transA + ", transB=" + transB + ")", a, b);
+        int[] aLead = Arrays.copyOf(a.shape(), ar - 2), bLead = Arrays.copyOf(b.shape(), br - 2);
+        int[] lead;
+        if (br == 2) lead = aLead;
+        else if (ar == 2) lead = bLead;
+        else if (Arrays.equals(aLead, bLead)) lead = aLead;
+        else throw bad(op, "batch dims differ", a, b);
+        int[] out = Arrays.copyOf(lead, lead.length + 2);
+        out[lead.length] = m;
+        out[lead.length + 1] = n;
+        return new MM(Tensor.numel(lead), m, n, ka, ar == 2 ? 0 : (long) m * ka, br == 2 ? 0 : (long) ka * n, out);
+    }
+
+    /**
+     * Row-major C (m×n) = alpha·op(A)·op(B) + beta·C as cuBLAS's column-major Cᵀ = op(B)ᵀ·op(A)ᵀ: B goes first,
+     * the transposes carry over, and the leading dims are the row-major row lengths. Strides are in elements.
+     */
+    private void gemm(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long strideA,
+                      long b, long strideB, float beta, long c, long strideC, int batch) {
+        if (batch == 0 || m == 0 || n == 0) return;
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        int opA = transA ? Cublas.OP_T : Cublas.OP_N, opB = transB ? Cublas.OP_T : Cublas.OP_N;
+        if (k == 0) return; // callers handle C = beta·C themselves
+        ctx.bind();
+        Cublas blas = ctx.cublas();
+        if (batch == 1) {
+            blas.sgemm(opB, opA, n, m, k, alpha, b, ldb, a, lda, beta, c, n);
+        } else if (strideB == 0 && strideA != 0 && !transA) {
+            // a batch of row-major A against one shared B is one tall GEMM
+            blas.sgemm(opB, opA, n, m * batch, k, alpha, b, ldb, a, lda, beta, c, n);
+        } else {
+            blas.sgemmStridedBatched(opB, opA, n, m, k, alpha, b, ldb, strideB, a, lda, strideA, beta, c, n, strideC, batch);
+        }
+    }
+
+    @Override
+    public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
+        MM pl = plan("matmul", a, transA, b, transB);
+        Tensor c = ctx.zeros(DType.F32, pl.outShape);
+        gemm(transA, transB, pl.m, pl.n, pl.k, 1f, p(a), pl.strideA, p(b), pl.strideB, 0f, p(c), (long) pl.m * pl.n, pl.batch);
+        return c;
+    }
+
+    @Override
+    public void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
+        MM pl = plan("matmulInto", a, transA, b, transB);
+        f32("matmulInto", "c", c);
+        if (!c.hasShape(pl.outShape)) throw bad("matmulInto", "c must have shape " + Arrays.toString(pl.outShape), a, b, c);
+        if (pl.k == 0) {
+            scaleInPlace(c, beta);
+            return;
+        }
+        if (beta == 0f) ctx.memset(c, 0); // beta = 0 ignores C's contents, NaNs included
+        gemm(transA, transB, pl.m, pl.n, pl.k, alpha, p(a), pl.strideA, p(b), pl.strideB, beta, p(c), (long) pl.m * pl.n, pl.batch);
+    }
+
+    /** c = beta·c (the whole of matmulInto when k = 0). */
+    private void scaleInPlace(Tensor c, float beta) {
+        if (beta == 0f) ctx.memset(c, 0);
+        else if (beta != 1f) mod("elementwise").launch("axpby_f32", grid(c.numel()), 1, 1, BLOCK, 0, beta, p(c), 0f, 0L, p(c), c.numel());
+    }
+
+    @Override
+    public Tensor linear(Tensor x, Tensor w) {
+        f32("linear", "x", x);
+        f32("linear", "w", w);
+        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(1)) throw bad("linear", "need x (..., in) and W (out, in)", x, w);
+        int out = w.shape(0), in = w.shape(1), rows = x.rows();
+        int[] ys = x.shape();
+        ys[ys.length - 1] = out;
+        Tensor y = ctx.zeros(DType.F32, ys);
+        if (rows > 0 && out > 0 && in > 0) gemm(false, true, rows, out, in, 1f, p(x), 0, p(w), 0, 0f, p(y), 0, 1);
+        return y;
+    }
+
+    @Override
+    public Tensor linearBackwardInput(Tensor dy, Tensor w) {
+        f32("linearBackwardInput", "dy", dy);
+        f32("linearBackwardInput", "w", w);
+        if (w.rank() != 2 || dy.rank() < 1 || dy.shape(-1) != w.shape(0)) throw bad("linearBackwardInput", "need dy (..., out) and W (out, in)", dy, w);
+        int out = w.shape(0), in = w.shape(1), rows = dy.rows();
+        int[] xs = dy.shape();
+        xs[xs.length - 1] = in;
+        Tensor dx = ctx.zeros(DType.F32, xs);
+        if (rows > 0 && in > 0 && out > 0) gemm(false, false, rows, in, out, 1f, p(dy), 0, p(w), 0, 0f, p(dx), 0, 1);
+        return dx;
+    }
+
+    @Override
+    public void linearBackwardWeight(Tensor dy, Tensor x, Tensor dW, boolean accumulate) {
+        String op = "linearBackwardWeight";
+        f32(op, "dy", dy);
+        f32(op, "x", x);
+        f32(op, "dW", dW);
+        if (dW.rank() != 2 || dy.rank() < 1 || x.rank() < 1 || dy.shape(-1) != dW.shape(0) || x.shape(-1) != dW.shape(1)
+                || dy.rows() != x.rows()) {
+            throw bad(op, "need dy (..., out), x (..., in) with the same rows, dW (out, in)", dy, x, dW);
+        }
+        int out = dW.shape(0), in = dW.shape(1), rows = dy.rows();
+        if (!accumulate) ctx.memset(dW, 0);
+        if (rows > 0) gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
+    }
+
+    // ------------------------------------------------------------------ normalization, rotary
+
+    @Override
+    public Tensor rmsNorm(Tensor x, float scale) {
+        f32("rmsNorm", "x", x);
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, p(x), p(y), x.cols(), scale, RMS_EPS);
+        return y;
+    }
+
+    @Override
+    public Tensor rmsNormBackward(Tensor x, Tensor dy, float scale) {
+        f32("rmsNormBackward", "x", x);
+        f32("rmsNormBackward", "dy", dy);
+        same("rmsNormBackward", x, dy);
+        Tensor dx = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("norm").launch("rms_norm_bwd", x.rows(), 1, 1, BLOCK, 0, p(x), p(dy), p(dx), x.cols(), scale, RMS_EPS);
+        return dx;
+    }
+
+    /** Computed on the host exactly as the CPU backend does (fp32 angles), then uploaded: bit-identical tables. */
+    @Override
+    public RotaryTables rotaryTables(int maxT, int headDim, double base) {
+        RotaryTables host = CpuBackend.INSTANCE.rotaryTables(maxT, headDim, base);
+        return new RotaryTables(upload(host.cos()), upload(host.sin()));
+    }
+
+    private Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, float sign) {
+        f32(op, "x", x);
+        f32(op, "cos", cos);
+        f32(op, "sin", sin);
+        if (x.rank() != 4 || x.shape(3) % 2 != 0) throw bad(op, "x must be (B, T, H, D) with even D", x);
+        int t = x.shape(1), h = x.shape(2), d = x.shape(3);
+        if (cos.rank() != 2 || !cos.sameShape(sin) || cos.shape(1) != d / 2) throw bad(op, "cos/sin must both be (Tmax, D/2)", x, cos, sin);
+        if (offset < 0 || offset + t > cos.shape(0)) {
+            throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
+        }
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        int n = x.numel() / 2;
+        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, p(x), p(y), p(cos), p(sin), t, h, d, offset, sign, n);
+        return y;
+    }
+
+    @Override
+    public Tensor rotary(Tensor x, Tensor cos, Tensor sin, int offset) {
+        return rotary("rotary", x, cos, sin, offset, 1f);
+    }
+
+    @Override
+    public Tensor rotaryBackward(Tensor dy, Tensor cos, Tensor sin, int offset) {
+        return rotary("rotaryBackward", dy, cos, sin, offset, -1f);
+    }
+
+    // ------------------------------------------------------------------ activations
+
+    private static final int OP_RELU2 = 0, OP_SIGMOID = 1, OP_TANH = 2, OP_SOFTCAP = 3, OP_SQRT = 4, OP_RSQRT = 5, OP_CLAMP = 6;
+
+    private Tensor unary(String op, Tensor x, int code, float p0, float p1) {
+        f32(op, "x", x);
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("elementwise").launch("unary_f32", grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel(), code, p0, p1);
+        return y;
+    }
+
+    private Tensor unaryGrad(String op, String aName, Tensor a, Tensor dy, int code, float p0) {
+        f32(op, aName, a);
+        f32(op, "dy", dy);
+        same(op, a, dy);
+        Tensor dx = ctx.empty(DType.F32, a.shape());
+        if (a.numel() > 0) mod("elementwise").launch("unary_grad_f32", grid(a.numel()), 1, 1, BLOCK, 0, p(a), p(dy), p(dx), a.numel(), code, p0);
+        return dx;
+    }
+
+    @Override public Tensor relu2(Tensor x) { return unary("relu2", x, OP_RELU2, 0f, 0f); }
+
+    @Override public Tensor relu2Backward(Tensor x, Tensor dy) { return unaryGrad("relu2Backward", "x", x, dy, OP_RELU2, 0f); }
+
+    @Override public Tensor sigmoid(Tensor x) { return unary("sigmoid", x, OP_SIGMOID, 0f, 0f); }
+
+    @Override public Tensor sigmoidBackward(Tensor y, Tensor dy) { return unaryGrad("sigmoidBackward", "y", y, dy, OP_SIGMOID, 0f); }
+
+    @Override public Tensor tanh(Tensor x) { return unary("tanh", x, OP_TANH, 0f, 0f); }
+
+    @Override public Tensor tanhBackward(Tensor y, Tensor dy) { return unaryGrad("tanhBackward", "y", y, dy, OP_TANH, 0f); }
+
+    @Override
+    public Tensor softcap(Tensor x, float cap) {
+        positiveCap("softcap", cap);
+        return unary("softcap", x, OP_SOFTCAP, cap, 0f);
+    }
+
+    @Override
+    public Tensor softcapBackward(Tensor x, Tensor dy, float cap) {
+        positiveCap("softcapBackward", cap);
+        return unaryGrad("softcapBackward", "x", x, dy, OP_SOFTCAP, cap);
+    }
+
+    private static void positiveCap(String op, float cap) {
+        if (!(cap > 0f) || Float.isInfinite(cap)) throw new IllegalArgumentException(op + ": cap must be a finite positive number, got " + cap);
+    }
+
+    // ------------------------------------------------------------------ elementwise with broadcasting
+
+    private static final int MAX_RANK = 8;
+
+    /** NumPy broadcast of two shapes, or null. */
+    static int[] broadcastShape(int[] a, int[] b) {
+        int r = Math.max(a.length, b.length);
+        int[] out = new int[r];
+        for (int i = 0; i < r; i++) {
+            int da = i - (r - a.length) >= 0 ? a[i - (r - a.length)] : 1, db = i - (r - b.length) >= 0 ? b[i - (r - b.length)] : 1;
+            if (da != db && da != 1 && db != 1) return null;
+            out[i] = da == 1 ? db : da;
+        }
+        return out;
+    }
+
+    /** Element strides of {@code s} as seen from an output of rank r, 0 on broadcast dims. */
+    private static int[] bstrides(int[] s, int[] out) {
+        int r = out.length;
+        int[] st = new int[r];
+        int stride = 1;
+        for (int i = s.length - 1; i >= 0; i--) {
+            int o = i + (r - s.length);
+            st[o] = s[i] == 1 && out[o] != 1 ? 0 : stride;
+            stride *= s[i];
+        }
+        return st;
+    }
+
+    private Tensor binary(String op, int code, Tensor a, Tensor b) {
+        f32(op, "a", a);
+        f32(op, "b", b);
+        int[] out = broadcastShape(a.shape(), b.shape());
+        if (out == null) throw bad(op, "shapes do not broadcast", a, b);
+        if (out.length > MAX_RANK) throw bad(op, "rank above " + MAX_RANK, a, b);
+        Tensor c = ctx.empty(DType.F32, out);
+        if (c.numel() == 0) return c;
+        int[] sa = bstrides(a.shape(), out), sb = bstrides(b.shape(), out);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = arena.allocate(4L * (1 + 3 * MAX_RANK), 4);
+            s.set(ValueLayout.JAVA_INT, 0, out.length);
+            for (int i = 0; i < out.length; i++) {
+                s.setAtIndex(ValueLayout.JAVA_INT, 1 + i, out[i]);
+                s.setAtIndex(ValueLayout.JAVA_INT, 1 + MAX_RANK + i, sa[i]);
+                s.setAtIndex(ValueLayout.JAVA_INT, 1 + 2 * MAX_RANK + i, sb[i]);
+            }
+            mod("elementwise").launch("binary_bcast_f32", grid(c.numel()), 1, 1, BLOCK, 0, p(a), p(b), p(c), c.numel(), code, s);
+        }
+        return c;
+    }
+
+    @Override public Tensor add(Tensor a, Tensor b) { return binary("add", 0, a, b); }
+
+    @Override public Tensor sub(Tensor a, Tensor b) { return binary("sub", 1, a, b); }
+
+    @Override public Tensor mul(Tensor a, Tensor b) { return binary("mul", 2, a, b); }
+
+    @Override public Tensor div(Tensor a, Tensor b) { return binary("div", 3, a, b); }
+
+    @Override public Tensor sqrt(Tensor x) { return unary("sqrt", x, OP_SQRT, 0f, 0f); }
+
+    @Override public Tensor rsqrt(Tensor x) { return unary("rsqrt", x, OP_RSQRT, 0f, 0f); }
+
+    @Override
+    public Tensor sumToShape(Tensor x, int... shape) {
+        f32("sumToShape", "x", x);
+        int[] bs = broadcastShape(x.shape(), shape);
+        if (bs == null || !Arrays.equals(bs, x.shape())) {
+            throw new IllegalArgumentException("sumToShape: " + Arrays.toString(shape) + " does not broadcast to x " + x);
+        }
+        if (x.rank() > MAX_RANK) throw bad("sumToShape", "rank above " + MAX_RANK, x);
+        Tensor out = ctx.empty(DType.F32, shape);
+        if (out.numel() == 0) return out;
+        int[] xs = x.shape();
+        int r = xs.length, lead = r - shape.length;
+        int[] xStride = new int[r];
+        for (int i = r - 1, st = 1; i >= 0; i--) {
+            xStride[i] = st;
+            st *= xs[i];
+        }
+        int redRank = 0;
+        int[] redShape = new int[MAX_RANK], redStride = new int[MAX_RANK], outStride = new int[MAX_RANK];
+        for (int i = 0; i < r; i++) {
+            int o = i - lead;
+            boolean reduced = o < 0 || (shape[o] == 1 && xs[i] != 1);
+            if (reduced) {
+                redShape[redRank] = xs[i];
+                redStride[redRank++] = xStride[i];
+            } else {
+                outStride[o] = xStride[i];
+            }
+        }
+        int redCount = x.numel() / out.numel();
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment s = arena.allocate(4L * (2 + 4 * MAX_RANK), 4);
+            s.set(ValueLayout.JAVA_INT, 0, shape.length);
+            for (int i = 0; i < shape.length; i++) {
+                s.setAtIndex(ValueLayout.JAVA_INT, 1 + i, shape[i]);
+                s.setAtIndex(ValueLayout.JAVA_INT, 1 + MAX_RANK + i, outStride[i]);
+            }
+            s.setAtIndex(ValueLayout.JAVA_INT, 1 + 2 * MAX_RANK, redRank);
+            for (int i = 0; i < redRank; i++) {
+                s.setAtIndex(ValueLayout.JAVA_INT, 2 + 2 * MAX_RANK + i, redShape[i]);
+                s.setAtIndex(ValueLayout.JAVA_INT, 2 + 3 * MAX_RANK + i, redStride[i]);
+            }
+            mod("elementwise").launch("sum_to_f32", out.numel(), 1, 1, BLOCK, 0, p(x), p(out), redCount, s);
+        }
+        return out;
+    }
+
+    @Override
+    public Tensor scale(Tensor x, float s) {
+        f32("scale", "x", x);
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, s, p(x), 0f, 0L, p(y), x.numel());
+        return y;
+    }
+
+    @Override
+    public void axpy(float alpha, Tensor x, Tensor y) {
+        f32("axpy", "x", x);
+        f32("axpy", "y", y);
+        same("axpy", x, y);
+        if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, alpha, p(x), 1f, p(y), p(y), x.numel());
+    }
+
+    @Override
+    public Tensor axpby(float a, Tensor x, float b, Tensor y) {
+        f32("axpby", "x", x);
+        f32("axpby", "y", y);
+        same("axpby", x, y);
+        Tensor out = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) {
+            mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, a, p(x), b, b == 0f ? 0L : p(y), p(out), x.numel());
+        }
+        return out;
+    }
+
+    private static void oneElement(String op, String name, Tensor s) {
+        f32(op, name, s);
+        if (s.numel() != 1) throw bad(op, name + " must have exactly one element", s);
+    }
+
+    @Override
+    public Tensor lambdaMix(Tensor a, Tensor x, Tensor b, Tensor x0) {
+        oneElement("lambdaMix", "a", a);
+        oneElement("lambdaMix", "b", b);
+        f32("lambdaMix", "x", x);
+        f32("lambdaMix", "x0", x0);
+        same("lambdaMix", x, x0);
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("elementwise").launch("lambda_mix_f32", grid(x.numel()), 1, 1, BLOCK, 0, p(a), p(x), p(b), p(x0), p(y), x.numel());
+        return y;
+    }
+
+    @Override
+    public MixGrads lambdaMixBackward(Tensor dy, Tensor a, Tensor x, Tensor b, Tensor x0) {
+        String op = "lambdaMixBackward";
+        oneElement(op, "a", a);
+        oneElement(op, "b", b);
+        f32(op, "dy", dy);
+        f32(op, "x", x);
+        f32(op, "x0", x0);
+        same(op, dy, x);
+        same(op, dy, x0);
+        Tensor da = dot(dy, x).reshape(a.shape()), db = dot(dy, x0).reshape(b.shape());
+        // a·dy + 0·dy with a read on the device: no host round trip for the lambda's value
+        Tensor dx = lambdaMix(a, dy, zeroScalar.reshape(b.shape()), dy), dx0 = lambdaMix(b, dy, zeroScalar.reshape(a.shape()), dy);
+        return new MixGrads(da, dx, db, dx0);
+    }
+
+    @Override
+    public Tensor lerp(Tensor a, Tensor b, float w) {
+        f32("lerp", "a", a);
+        f32("lerp", "b", b);
+        same("lerp", a, b);
+        Tensor out = ctx.empty(DType.F32, a.shape());
+        if (a.numel() > 0) mod("elementwise").launch("lerp_f32", grid(a.numel()), 1, 1, BLOCK, 0, p(a), p(b), p(out), a.numel(), w);
+        return out;
+    }
+
+    @Override
+    public Tensor clamp(Tensor x, float lo, float hi) {
+        f32("clamp", "x", x);
+        if (!(lo <= hi)) throw new IllegalArgumentException("clamp: lo " + lo + " > hi " + hi + " for " + x);
+        return unary("clamp", x, OP_CLAMP, lo, hi);
+    }
+
+    // ------------------------------------------------------------------ reductions
+
+    private static final int RED_SUM = 0, RED_DOT = 1, RED_SUMSQ = 2, RED_MAX = 3;
+
+    private Tensor reduce(Tensor a, Tensor b, int mode, double scale, boolean sqrt) {
+        Tensor out = ctx.empty(DType.F32);
+        int n = a.numel();
+        int blocks = (int) Math.min(1024, Math.max(1, (n + BLOCK - 1) / BLOCK));
+        CudaContext.Memory partial = ctx.allocate(8L * blocks);
+        CudaContext.Module m = mod("reduce");
+        m.launch("reduce_partial", blocks, 1, 1, BLOCK, 0, p(a), b == null ? 0L : p(b), n, mode, partial.address());
+        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial.address(), blocks, mode, scale, sqrt ? 1 : 0, p(out));
+        return out;
+    }
+
+    @Override
+    public Tensor sum(Tensor x) {
+        f32("sum", "x", x);
+        return reduce(x, null, RED_SUM, 1.0, false);
+    }
+
+    @Override
+    public Tensor mean(Tensor x) {
+        f32("mean", "x", x);
+        if (x.numel() == 0) throw bad("mean", "mean of an empty tensor", x);
+        return reduce(x, null, RED_SUM, 1.0 / x.numel(), false);
+    }
+
+    @Override
+    public Tensor max(Tensor x) {
+        f32("max", "x", x);
+        if (x.numel() == 0) throw bad("max", "max of an empty tensor", x);
+        return reduce(x, null, RED_MAX, 1.0, false);
+    }
+
+    @Override
+    public Tensor dot(Tensor a, Tensor b) {
+        f32("dot", "a", a);
+        f32("dot", "b", b);
+        same("dot", a, b);
+        return reduce(a, b, RED_DOT, 1.0, false);
+    }
+
+    @Override
+    public Tensor frobeniusNorm(Tensor x) {
+        f32("frobeniusNorm", "x", x);
+        return reduce(x, null, RED_SUMSQ, 1.0, true);
+    }
+
+    private static int[] dropLast(Tensor x) {
+        return Arrays.copyOf(x.shape(), Math.max(0, x.rank() - 1));
+    }
+
+    @Override
+    public Tensor rowNorms(Tensor x) {
+        f32("rowNorms", "x", x);
+        if (x.rank() < 1) throw bad("rowNorms", "needs at least 1 dim", x);
+        Tensor out = ctx.zeros(DType.F32, dropLast(x));
+        if (x.numel() > 0) mod("reduce").launch("row_norms", x.rows(), 1, 1, BLOCK, 0, p(x), p(out), x.cols());
+        return out;
+    }
+
+    @Override
+    public Tensor argmax(Tensor x) {
+        f32("argmax", "x", x);
+        if (x.rank() < 1 || x.cols() == 0) throw bad("argmax", "needs a non-empty last dim", x);
+        Tensor out = ctx.empty(DType.I32, dropLast(x));
+        if (x.rows() > 0) mod("reduce").launch("argmax_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(out), x.cols());
+        return out;
+    }
+
+    @Override
+    public TopK topk(Tensor x, int k) {
+        f32("topk", "x", x);
+        if (x.rank() < 1 || k < 1 || k > x.cols()) throw bad("topk", "k = " + k + " must be in [1, last dim]", x);
+        int[] s = x.shape();
+        s[s.length - 1] = k;
+        Tensor vals = ctx.empty(DType.F32, s), idx = ctx.empty(DType.I32, s);
+        if (x.rows() > 0) mod("reduce").launch("topk_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(vals), p(idx), x.cols(), k);
+        return new TopK(vals, idx);
+    }
+
+    @Override
+    public Tensor softmax(Tensor x) {
+        f32("softmax", "x", x);
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("reduce").launch("softmax_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(y), x.cols());
+        return y;
+    }
+
+    // ------------------------------------------------------------------ layout
+
+    private static int dim(String op, Tensor x, int dim) {
+        int d = dim < 0 ? dim + x.rank() : dim;
+        if (d < 0 || d >= x.rank()) throw bad(op, "dim " + dim + " out of range", x);
+        return d;
+    }
+
+    private static int outer(int[] s, int d) {
+        int n = 1;
+        for (int i = 0; i < d; i++) n *= s[i];
+        return n;
+    }
+
+    private static int inner(int[] s, int d) {
+        int n = 1;
+        for (int i = d + 1; i < s.length; i++) n *= s[i];
+        return n;
+    }
+
+    private void copyRuns(Tensor src, int srcSize, int srcStart, Tensor dst, int dstSize, int dstStart, int len, int outer, int inner) {
+        long total = (long) outer * len * inner;
+        if (total == 0) return;
+        mod("elementwise").launch("copy_runs_f32", grid(total), 1, 1, BLOCK, 0, p(src), srcSize, srcStart, p(dst), dstSize, dstStart,
+                len, outer, inner);
+    }
+
+    @Override
+    public Tensor narrow(Tensor x, int dim, int start, int length) {
+        f32("narrow", "x", x);
+        int d = dim("narrow", x, dim);
+        int size = x.shape(d);
+        if (start < 0 || length < 0 || start + length > size) {
+            throw bad("narrow", "range [" + start + ", " + (start + length) + ") outside dim " + d + " of size " + size, x);
+        }
+        int[] s = x.shape();
+        s[d] = length;
+        Tensor y = ctx.empty(DType.F32, s);
+        copyRuns(x, size, start, y, length, 0, length, outer(s, d), inner(s, d));
+        return y;
+    }
+
+    @Override
+    public Tensor narrowBackward(Tensor dy, int dim, int start, int fullSize) {
+        f32("narrowBackward", "dy", dy);
+        int d = dim("narrowBackward", dy, dim);
+        int len = dy.shape(d);
+        if (start < 0 || start + len > fullSize) {
+            throw bad("narrowBackward", "range [" + start + ", " + (start + len) + ") outside full size " + fullSize, dy);
+        }
+        int[] s = dy.shape();
+        s[d] = fullSize;
+        Tensor dx = ctx.zeros(DType.F32, s);
+        copyRuns(dy, len, 0, dx, fullSize, start, len, outer(s, d), inner(s, d));
+        return dx;
+    }
+
+    @Override
+    public Tensor concat(int dim, Tensor... parts) {
+        if (parts.length == 0) throw new IllegalArgumentException("concat: no tensors");
+        Tensor first = parts[0];
+        int d = dim("concat", first, dim);
+        int total = 0;
+        for (Tensor pt : parts) {
+            f32("concat", "part", pt);
+            if (pt.rank() != first.rank()) throw bad("concat", "ranks differ", parts);
+            for (int i = 0; i < pt.rank(); i++) {
+                if (i != d && pt.shape(i) != first.shape(i)) throw bad("concat", "shapes differ outside dim " + d, parts);
+            }
+            total += pt.shape(d);
+        }
+        int[] s = first.shape();
+        s[d] = total;
+        Tensor out = ctx.empty(DType.F32, s);
+        int at = 0;
+        for (Tensor pt : parts) {
+            int len = pt.shape(d);
+            copyRuns(pt, len, 0, out, total, at, len, outer(s, d), inner(s, d));
+            at += len;
+        }
+        return out;
+    }
+
+    @Override
+    public void narrowAssign(Tensor dst, int dim, int start, Tensor src) {
+        f32("narrowAssign", "dst", dst);
+        f32("narrowAssign", "src", src);
+        int d = dim("narrowAssign", dst, dim);
+        if (src.rank() != dst.rank()) throw bad("narrowAssign", "ranks differ", dst, src);
+        for (int i = 0; i < dst.rank(); i++) {
+            if (i != d && src.shape(i) != dst.shape(i)) throw bad("narrowAssign", "shapes differ outside dim " + d, dst, src);
+        }
+        int len = src.shape(d), size = dst.shape(d);
+        if (start < 0 || start + len > size) {
+            throw bad("narrowAssign", "range [" + start + ", " + (start + len) + ") outside dim " + d + " of size " + size, dst, src);
+        }
+        int[] s = dst.shape();
+        copyRuns(src, len, 0, dst, size, start, len, outer(s, d), inner(s, d));
+    }
+
+    // ------------------------------------------------------------------ embedding
+
+    private static void idType(String op, String name, Tensor ids) {
+        if (ids == null) throw new IllegalArgumentException(op + ": " + name + " is null");
+        if (ids.dtype() != DType.I32 && ids.dtype() != DType.I64) throw new IllegalArgumentException(op + ": " + name + " " + ids + " must be I32 or I64");
+        onDevice(op, name, ids);
+    }
+
+    /** A device int initialized to NOT_SET (the kernels atomicMin a bad position into it). */
+    private Tensor flag(int n) {
+        Tensor f = ctx.empty(DType.I32, n);
+        ctx.memset(f, 0x7f);
+        return f;
+    }
+
+    @Override
+    public Tensor embedding(Tensor table, Tensor ids) {
+        return embedding(table, ids, true);
+    }
+
+    /**
+     * {@link #embedding(Tensor, Tensor)}; with {@code checkIds} false the caller has range-checked the ids itself
+     * (e.g. on the host before uploading them), which saves the device → host wait the check costs — a decode
+     * step would otherwise stall once per embedding table. Out-of-range ids are still never read (their rows are
+     * left unwritten), so a wrong promise cannot fault the device.
+     */
+    public Tensor embedding(Tensor table, Tensor ids, boolean checkIds) {
+        f32("embedding", "table", table);
+        idType("embedding", "ids", ids);
+        if (table.rank() != 2) throw bad("embedding", "table must be (V, E)", table, ids);
+        int v = table.shape(0), e = table.shape(1);
+        int[] s = Arrays.copyOf(ids.shape(), ids.rank() + 1);
+        s[ids.rank()] = e;
+        Tensor out = ctx.empty(DType.F32, s);
+        if (ids.numel() == 0) return out;
+        Tensor bad = flag(1);
+        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), ids.dtype() == DType.I64 ? 1 : 0,
+                v, e, p(out), p(bad));
+        if (checkIds) checkIdFlag("embedding", bad, ids, v, "table " + table);
+        return out;
+    }
+
+    private void checkIdFlag(String op, Tensor bad, Tensor ids, int v, String what) {
+        int at = bad.toCpu().toIntArray()[0];
+        if (at != NOT_SET) {
+            long id = (long) ids.getFlat(at);
+            throw new IllegalArgumentException(op + ": id " + id + " at position " + at + " is outside [0, " + v + ") (" + what + ", ids " + ids + ")");
+        }
+    }
+
+    @Override
+    public void embeddingBackward(Tensor dy, Tensor ids, Tensor dTable) {
+        String op = "embeddingBackward";
+        f32(op, "dy", dy);
+        f32(op, "dTable", dTable);
+        idType(op, "ids", ids);
+        if (dTable.rank() != 2 || dy.rank() != ids.rank() + 1 || dy.cols() != dTable.shape(1)
+                || !Arrays.equals(Arrays.copyOf(dy.shape(), ids.rank()), ids.shape())) {
+            throw bad(op, "need dy (ids..., E), dTable (V, E)", dy, ids, dTable);
+        }
+        if (ids.numel() == 0) return;
+        int v = dTable.shape(0);
+        // check first: a scatter must not half-happen before a bad id is reported
+        Tensor bad = flag(1);
+        int i64 = ids.dtype() == DType.I64 ? 1 : 0;
+        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), i64, ids.numel(), v, p(bad));
+        checkIdFlag(op, bad, ids, v, "dTable " + dTable);
+        mod("embedding").launch("embedding_bwd", ids.numel(), 1, 1, BLOCK, 0, p(dy), p(ids), i64, v, dTable.shape(1), p(dTable), p(bad));
+    }
+
+    // ------------------------------------------------------------------ attention
+
+    private static void checkQkv(String op, Tensor q, Tensor k, Tensor v) {
+        f32(op, "q", q);
+        f32(op, "k", k);
+        f32(op, "v", v);
+        if (q.rank() != 4 || k.rank() != 4 || !k.sameShape(v)) throw bad(op, "need q (B,T,H,D), k and v (B,T,KV,D)", q, k, v);
+        if (q.shape(0) != k.shape(0) || q.shape(1) != k.shape(1) || q.shape(3) != k.shape(3)
+                || k.shape(2) == 0 || q.shape(2) % k.shape(2) != 0) {
+            throw bad(op, "B, T, D must match and H must be a multiple of KV", q, k, v);
+        }
+    }
+
+    private static final int ROWS = 8, KT = 32;
+
+    private CudaContext.Module attn(int d) {
+        return ctx.module("attention", Map.of("BLOCK", String.valueOf(BLOCK), "HEAD_DIM", String.valueOf(d), "ROWS", String.valueOf(ROWS)));
+    }
+
+    private static int fwdShared(int d) {
+        return 4 * (2 * KT * (d + 1) + ROWS * d);
+    }
+
+    @Override
+    public AttentionOut attention(Tensor q, Tensor k, Tensor v, int window, float scale) {
+        checkQkv("attention", q, k, v);
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
+        if (y.numel() == 0) return new AttentionOut(y, lse);
+        attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), p(q), p(k), p(v), p(y), p(lse),
+                t, t, h, kv, 0, window, scale);
+        return new AttentionOut(y, lse);
+    }
+
+    @Override
+    public AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
+        String op = "attentionBackward";
+        checkQkv(op, q, k, v);
+        f32(op, "y", y);
+        f32(op, "lse", lse);
+        f32(op, "dy", dy);
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
+        Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
+        if (q.numel() == 0) return new AttentionGrads(dq, dk, dv);
+        CudaContext.Module m = attn(d);
+        Tensor dsum = ctx.empty(DType.F32, b, h, t);
+        int rows = b * t * h, warps = BLOCK / 32;
+        m.launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, p(dy), p(y), p(dsum), t, h, rows);
+        int dqShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d);
+        m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, p(q), p(k), p(v), p(dy), p(lse), p(dsum), p(dq),
+                t, h, kv, window, scale);
+        int dkvShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d + 2 * KT);
+        m.launch("attn_bwd_dkv", (t + ROWS - 1) / ROWS, kv, b, ROWS * 32, dkvShared, p(q), p(k), p(v), p(dy), p(lse), p(dsum),
+                p(dk), p(dv), t, h, kv, window, scale);
+        return new AttentionGrads(dq, dk, dv);
+    }
+
+    @Override
+    public Tensor attentionCached(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale) {
+        String op = "attentionCached";
+        f32(op, "q", q);
+        f32(op, "kCache", kCache);
+        f32(op, "vCache", vCache);
+        if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
+        int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
+        if (kCache.shape(0) != b || kCache.shape(3) != d || kv == 0 || h % kv != 0) {
+            throw bad(op, "B and D must match and H must be a multiple of KV", q, kCache, vCache);
+        }
+        if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
+        Tensor y = ctx.empty(DType.F32, q.shape());
+        if (y.numel() == 0) return y;
+        attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), p(q), p(kCache), p(vCache), p(y), 0L,
+                tq, tmax, h, kv, pos, window, scale);
+        return y;
+    }
+
+    // ------------------------------------------------------------------ loss
+
+    private void checkTargets(String op, Tensor targets, int n, Tensor other) {
+        idType(op, "targets", targets);
+        if (targets.rank() != 1 || targets.shape(0) != n) throw bad(op, "targets must be (" + n + ")", other, targets);
+    }
+
+    private int countValid(Tensor targets) {
+        if (targets.numel() == 0) return 0;
+        Tensor c = ctx.zeros(DType.I32, 1);
+        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, p(targets), targets.dtype() == DType.I64 ? 1 : 0,
+                targets.numel(), p(c));
+        return c.toCpu().toIntArray()[0];
+    }
+
+    /** The CE kernel over rows [r0, r0+rows) of a logits buffer with row stride ld; dl may alias the logits. */
+    private void ceRows(String op, long logits, int ld, int v, Tensor targets, int r0, int rows, float cap, float uniformW, Tensor rowWeight,
+                        Tensor loss, long dl, Tensor bad) {
+        long tOff = (long) r0 * targets.dtype().bytes();
+        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, p(targets) + tOff,
+                targets.dtype() == DType.I64 ? 1 : 0, cap, uniformW, rowWeight == null ? 0L : p(rowWeight) + 4L * r0,
+                p(loss) + 4L * r0, dl, p(bad) + 0L);
+    }
+
+    private void checkCeFlags(String op, Tensor bad, Tensor targets, int v, int rowBase) {
+        int[] f = bad.toCpu().toIntArray();
+        int nonFinite = f[0], badTarget = f[1];
+        if (nonFinite != NOT_SET) throw new IllegalArgumentException(op + ": non-finite logit in row " + (rowBase + nonFinite) + " (vocab " + v + ")");
+        if (badTarget != NOT_SET) {
+            throw new IllegalArgumentException(op + ": target " + (long) targets.getFlat(rowBase + badTarget) + " at row " + (rowBase + badTarget)
+                    + " is outside [0, " + v + ") and not the ignore index -1");
+        }
+    }
+
+    private Tensor reduceLoss(Tensor rowLoss, Reduction r, int count) {
+        if (r == Reduction.NONE) return rowLoss;
+        if (r == Reduction.SUM) return sum(rowLoss);
+        if (count == 0) return ctx.zeros(DType.F32);
+        return reduce(rowLoss, null, RED_SUM, 1.0 / count, false);
+    }
+
+    @Override
+    public Loss crossEntropy(Tensor logits, Tensor targets, float cap, Reduction reduction, boolean withGrad) {
+        String op = "crossEntropy";
+        f32(op, "logits", logits);
+        if (logits.rank() != 2 || logits.shape(1) == 0) throw bad(op, "logits must be (N, V) with V > 0", logits, targets);
+        int n = logits.shape(0), v = logits.shape(1);
+        checkTargets(op, targets, n, logits);
+        int count = reduction == Reduction.MEAN ? countValid(targets) : 0;
+        float w = reduction != Reduction.MEAN ? 1f : count == 0 ? 0f : 1f / count;
+        Tensor loss = ctx.zeros(DType.F32, n), g = withGrad ? ctx.empty(DType.F32, n, v) : null;
+        if (n > 0) {
+            Tensor bad = flag(2);
+            ceRows(op, p(logits), v, v, targets, 0, n, cap, w, null, loss, g == null ? 0L : p(g), bad);
+            checkCeFlags(op, bad, targets, v, 0);
+        }
+        return new Loss(reduceLoss(loss, reduction, count), g);
+    }
+
+    private static void checkLinearCe(String op, Tensor x, Tensor w, int vocab) {
+        f32(op, "x", x);
+        f32(op, "w", w);
+        if (x.rank() != 2 || w.rank() != 2 || x.shape(1) != w.shape(1)) throw bad(op, "need x (N, C) and W (Vpad, C)", x, w);
+        if (vocab < 1 || vocab > w.shape(0)) throw bad(op, "vocab " + vocab + " must be in [1, Vpad]", x, w);
+    }
+
+    /** Rows per chunk so one chunk's logits stay near 256 MiB. */
+    private static int chunkRows(int n, int vpad) {
+        return (int) Math.max(1, Math.min(n, (256L << 20) / (4L * vpad)));
+    }
+
+    private LinearLoss linearCe(String op, Tensor x, Tensor w, Tensor targets, int vocab, float cap, float uniformW, Tensor rowWeight,
+                                boolean withGrad) {
+        int n = x.shape(0), c = x.shape(1), vpad = w.shape(0);
+        Tensor loss = ctx.zeros(DType.F32, n);
+        Tensor dx = withGrad ? ctx.zeros(DType.F32, n, c) : null, dW = withGrad ? ctx.zeros(DType.F32, vpad, c) : null;
+        int chunk = chunkRows(n, vpad);
+        Tensor buf = n > 0 ? ctx.empty(DType.F32, chunk, vpad) : null;
+        for (int r0 = 0; r0 < n; r0 += chunk) {
+            int rr = Math.min(chunk, n - r0);
+            long xc = p(x) + 4L * r0 * c;
+            gemm(false, true, rr, vpad, c, 1f, xc, 0, p(w), 0, 0f, p(buf), 0, 1);
+            Tensor bad = flag(2);
+            ceRows(op, p(buf), vpad, vocab, targets, r0, rr, cap, uniformW, rowWeight, loss, withGrad ? p(buf) : 0L, bad);
+            checkCeFlags(op, bad, targets, vocab, r0);
+            if (withGrad) {
+                gemm(false, false, rr, c, vpad, 1f, p(buf), 0, p(w), 0, 0f, p(dx) + 4L * r0 * c, 0, 1);
+                gemm(true, false, vpad, c, rr, 1f, p(buf), 0, xc, 0, 1f, p(dW), 0, 1);
+            }
+        }
+        return new LinearLoss(loss, dx, dW);
+    }
+
+    @Override
+    public LinearLoss linearSoftcapCrossEntropy(Tensor x, Tensor w, Tensor targets, int vocab, float cap, Reduction reduction, boolean withGrad) {
+        String op = "linearSoftcapCrossEntropy";
+        checkLinearCe(op, x, w, vocab);
+        checkTargets(op, targets, x.shape(0), x);
+        int count = reduction == Reduction.MEAN ? countValid(targets) : 0;
+        float uw = reduction != Reduction.MEAN ? 1f : count == 0 ? 0f : 1f / count;
+        LinearLoss l = linearCe(op, x, w, targets, vocab, cap, uw, null, withGrad);
+        return new LinearLoss(reduceLoss(l.loss(), reduction, count), l.dx(), l.dW());
+    }
+
+    @Override
+    public LinearLoss linearSoftcapCrossEntropyBackward(Tensor x, Tensor w, Tensor targets, int vocab, float cap, Tensor rowGrad) {
+        String op = "linearSoftcapCrossEntropyBackward";
+        checkLinearCe(op, x, w, vocab);
+        checkTargets(op, targets, x.shape(0), x);
+        f32(op, "rowGrad", rowGrad);
+        if (rowGrad.numel() != x.shape(0)) throw bad(op, "rowGrad must have N elements", x, rowGrad);
+        return linearCe(op, x, w, targets, vocab, cap, 0f, rowGrad, true);
+    }
+
+    // ------------------------------------------------------------------ dtype, checks
+
+    @Override
+    public Tensor toBf16(Tensor x) {
+        onDevice("toBf16", "x", x);
+        if (x.dtype() == DType.BF16) return x.copy();
+        f32("toBf16", "x", x);
+        Tensor y = ctx.empty(DType.BF16, x.shape());
+        if (x.numel() > 0) mod("elementwise").launch("f32_to_bf16", grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel());
+        return y;
+    }
+
+    @Override
+    public Tensor toF32(Tensor x) {
+        onDevice("toF32", "x", x);
+        if (x.dtype() == DType.F32) return x.copy();
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        if (x.numel() == 0) return y;
+        String fn = switch (x.dtype()) {
+            case BF16 -> "bf16_to_f32";
+            case I32 -> "i32_to_f32";
+            case I64 -> "i64_to_f32";
+            case F32 -> throw new IllegalStateException("unreachable");
+        };
+        mod("elementwise").launch(fn, grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel());
+        return y;
+    }
+
+    @Override
+    public void checkFinite(String what, Tensor x) {
+        f32("checkFinite", what, x);
+        if (x.numel() == 0) return;
+        Tensor first = flag(1);
+        mod("reduce").launch("first_non_finite", grid(x.numel()), 1, 1, BLOCK, 0, p(x), x.numel(), p(first));
+        int i = first.toCpu().toIntArray()[0];
+        if (i != NOT_SET) throw new IllegalArgumentException(what + ": non-finite value " + x.getFlat(i) + " at flat index " + i + " of " + x);
+    }
+
+    // ------------------------------------------------------------------ checks
+
+    private static void onDevice(String op, String name, Tensor t) {
+        if (t == null) throw new IllegalArgumentException(op + ": " + name + " is null");
+        if (t.device() != Device.CUDA) {
+            throw new IllegalArgumentException(op + ": " + name + " " + t + " is in " + t.device() + " memory; the CUDA backend computes on"
+                    + " device tensors (copy it up once with CudaBackend.upload)");
+        }
+    }
+
+    private static void f32(String op, String name, Tensor t) {
+        onDevice(op, name, t);
+        if (t.dtype() != DType.F32) throw new IllegalArgumentException(op + ": " + name + " " + t + " must be F32");
+    }
+
+    private static void same(String op, Tensor a, Tensor b) {
+        if (!a.sameShape(b)) throw bad(op, "shapes must be equal", a, b);
+    }
+
+    private static IllegalArgumentException bad(String op, String why, Tensor... ts) {
+        StringBuilder sb = new StringBuilder(op).append(": ").append(why).append(" (got");
+        for (Tensor t : ts) sb.append(' ').append(t == null ? "null" : Arrays.toString(t.shape()));
+        return new IllegalArgumentException(sb.append(')').toString());
+    }
+}

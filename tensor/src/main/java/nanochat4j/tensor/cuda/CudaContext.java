@@ -1,0 +1,383 @@
+package nanochat4j.tensor.cuda;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.DeviceStorage;
+import nanochat4j.tensor.Tensor;
+
+/**
+ * One GPU as the backend sees it: the driver, the device's primary context, one stream every kernel, copy and
+ * cuBLAS call goes to (so stream order alone makes reuse of freed memory safe), a caching allocator, and the
+ * compiled kernel modules.
+ *
+ * <p>Memory: a tensor's {@link Memory} is returned to a size-bucketed pool when the tensor becomes unreachable
+ * (a {@link Cleaner} queues it; the next allocation takes it back), because cuMemAlloc/cuMemFree synchronize the
+ * device and cost far more than a kernel. When the device is full, the pool is emptied back to the driver and a GC
+ * is asked to release dead tensors before {@link CudaOutOfMemoryException} (size asked, free, total) is thrown.
+ */
+public final class CudaContext {
+    private static final Cleaner CLEANER = Cleaner.create();
+    private static volatile CudaContext shared;
+
+    private final Driver driver;
+    private final int device;
+    private final MemorySegment context;
+    private final MemorySegment stream;
+    private final String name;
+    private final int ccMajor, ccMinor, sms, maxSharedOptin, driverVersion;
+    private final Map<Long, ArrayDeque<Long>> pool = new HashMap<>();
+    private final ConcurrentLinkedQueue<long[]> released = new ConcurrentLinkedQueue<>();
+    private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
+    private final Map<String, Module> modules = new ConcurrentHashMap<>();
+    private Nvrtc nvrtc;
+    private Cublas cublas;
+    private final PtxCache cache = new PtxCache(PtxCache.defaultDir());
+    private long pooledBytes;
+
+    private CudaContext(Driver driver, int ordinal) {
+        this.driver = driver;
+        driver.init();
+        int count = driver.deviceCount();
+        if (count == 0) throw new CudaUnavailableException("CUDA: the driver (" + driver.from() + ") reports no GPU");
+        if (ordinal < 0 || ordinal >= count) {
+            throw new CudaUnavailableException("CUDA: device " + ordinal + " requested, the driver sees " + count + " (0.." + (count - 1) + ")");
+        }
+        device = driver.device(ordinal);
+        name = driver.deviceName(device);
+        ccMajor = driver.attribute(device, Driver.ATTR_CC_MAJOR);
+        ccMinor = driver.attribute(device, Driver.ATTR_CC_MINOR);
+        sms = driver.attribute(device, Driver.ATTR_MULTIPROCESSOR_COUNT);
+        maxSharedOptin = driver.attribute(device, Driver.ATTR_MAX_SHARED_PER_BLOCK_OPTIN);
+        driverVersion = driver.driverVersion();
+        context = driver.primaryContext(device);
+        bind();
+        stream = driver.streamCreate();
+    }
+
+    /** The process-wide context of GPU 0 (created on first use). Throws {@link CudaUnavailableException} when there is none. */
+    public static CudaContext get() {
+        CudaContext c = shared;
+        if (c == null) {
+            synchronized (CudaContext.class) {
+                c = shared;
+                if (c == null) shared = c = new CudaContext(Driver.load(), Integer.getInteger("nanochat4j.cuda.device", 0));
+            }
+        }
+        c.bind();
+        return c;
+    }
+
+    /** Null when CUDA is usable, else the one-line reason (no library, no driver, no device). */
+    public static String unavailableReason() {
+        try {
+            get();
+            return null;
+        } catch (CudaUnavailableException e) {
+            return e.getMessage();
+        } catch (CudaException | UnsatisfiedLinkError e) {
+            return "CUDA: " + e.getMessage();
+        }
+    }
+
+    /** Makes the primary context current on the calling thread (once per thread). */
+    public void bind() {
+        if (!bound.get()) {
+            driver.setCurrent(context);
+            bound.set(true);
+        }
+    }
+
+    public Driver driver() { return driver; }
+
+    public MemorySegment stream() { return stream; }
+
+    public int multiprocessors() { return sms; }
+
+    /** "NVIDIA H200, sm_90, 132 SMs, driver 13.0". */
+    public String describe() {
+        return name + ", sm_" + ccMajor + ccMinor + ", " + sms + " SMs, driver " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10;
+    }
+
+    public synchronized Cublas cublas() {
+        if (cublas == null) cublas = new Cublas(stream);
+        return cublas;
+    }
+
+    public void synchronize() {
+        driver.streamSynchronize(stream);
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    /** Device memory owned by a tensor; back to the pool when unreachable. */
+    public final class Memory implements DeviceStorage {
+        private final long ptr;
+        private final long bytes;
+
+        private Memory(long ptr, long bytes) {
+            this.ptr = ptr;
+            this.bytes = bytes;
+        }
+
+        @Override public Device device() { return Device.CUDA; }
+
+        @Override public long address() { return ptr; }
+
+        @Override public long bytes() { return bytes; }
+
+        @Override
+        public void copyToHost(long byteOffset, MemorySegment dst, long n) {
+            bind();
+            if (n == 0) return;
+            driver.copyDtoHAsync(dst, ptr + byteOffset, n, stream);
+            synchronize();
+        }
+
+        @Override
+        public void copyFromHost(MemorySegment src, long byteOffset, long n) {
+            bind();
+            if (n == 0) return;
+            driver.copyHtoDAsync(ptr + byteOffset, src, n, stream);
+            synchronize(); // the host segment may be freed as soon as we return
+        }
+
+        @Override
+        public void copyFromDevice(DeviceStorage src, long srcOffset, long dstOffset, long n) {
+            bind();
+            if (n == 0) return;
+            driver.copyDtoDAsync(ptr + dstOffset, src.address() + srcOffset, n, stream);
+        }
+
+        @Override
+        public DeviceStorage allocateLike(long n) {
+            return allocate(n);
+        }
+
+        @Override
+        public String toString() {
+            return "cuda memory " + CudaOutOfMemoryException.human(bytes);
+        }
+    }
+
+    /** Pool bucket of a request: 512-byte steps up to 1 MiB, 2 MiB steps above (bounded waste, few buckets). */
+    static long bucket(long bytes) {
+        long b = Math.max(bytes, 1);
+        long step = b <= (1L << 20) ? 512 : 2L << 20;
+        return (b + step - 1) / step * step;
+    }
+
+    /** Uninitialized device memory of at least {@code bytes}. */
+    public Memory allocate(long bytes) {
+        long size = bucket(bytes);
+        synchronized (pool) {
+            drainReleased();
+            ArrayDeque<Long> q = pool.get(size);
+            if (q != null && !q.isEmpty()) {
+                pooledBytes -= size;
+                return track(q.pop(), size);
+            }
+        }
+        bind();
+        long p = driver.allocOrZero(size);
+        if (p == 0) {
+            releasePool();
+            System.gc();
+            try {
+                Thread.sleep(50); // let the cleaner queue what the GC found
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            releasePool();
+            p = driver.allocOrZero(size);
+        }
+        if (p == 0) {
+            long[] info = driver.memoryInfo();
+            throw new CudaOutOfMemoryException(bytes, info[0], info[1]);
+        }
+        return track(p, size);
+    }
+
+    private Memory track(long ptr, long size) {
+        Memory m = new Memory(ptr, size);
+        CLEANER.register(m, () -> released.add(new long[] {ptr, size}));
+        return m;
+    }
+
+    private void drainReleased() {
+        long[] r;
+        while ((r = released.poll()) != null) {
+            pool.computeIfAbsent(r[1], k -> new ArrayDeque<>()).push(r[0]);
+            pooledBytes += r[1];
+        }
+    }
+
+    /** Gives every pooled block back to the driver (after the stream is idle: queued kernels may still use them). */
+    public void releasePool() {
+        synchronize();
+        synchronized (pool) {
+            drainReleased();
+            for (ArrayDeque<Long> q : pool.values()) for (long p : q) driver.free(p);
+            pool.clear();
+            pooledBytes = 0;
+        }
+    }
+
+    /** Bytes held in the pool (freed by tensors, not yet reused or returned). */
+    public long pooledBytes() {
+        synchronized (pool) {
+            return pooledBytes;
+        }
+    }
+
+    /** An uninitialized device tensor. */
+    public Tensor empty(DType dtype, int... shape) {
+        long bytes = (long) Tensor.numel(shape) * dtype.bytes();
+        return Tensor.onDevice(dtype, allocate(bytes), 0, shape);
+    }
+
+    /** A zero-filled device tensor. */
+    public Tensor zeros(DType dtype, int... shape) {
+        bind();
+        Tensor t = empty(dtype, shape);
+        long bytes = (long) t.numel() * dtype.bytes();
+        if (bytes > 0) driver.memsetAsync(t.deviceAddress(), 0, bytes, stream);
+        return t;
+    }
+
+    /** Sets every byte of {@code t} to {@code value}. */
+    public void memset(Tensor t, int value) {
+        bind();
+        long bytes = (long) t.numel() * t.dtype().bytes();
+        if (bytes > 0) driver.memsetAsync(t.deviceAddress(), value, bytes, stream);
+    }
+
+    /** A host tensor copied up (or the tensor itself when already on the device). */
+    public Tensor upload(Tensor host) {
+        if (host.isOnDevice()) return host;
+        return host.toDevice(allocate((long) host.numel() * host.dtype().bytes()));
+    }
+
+    // ------------------------------------------------------------------ kernels
+
+    /** A loaded module: its functions by name. */
+    public final class Module {
+        private final MemorySegment handle;
+        private final Map<String, MemorySegment> functions = new ConcurrentHashMap<>();
+        private final Map<String, Integer> sharedSet = new ConcurrentHashMap<>();
+
+        private Module(MemorySegment handle) {
+            this.handle = handle;
+        }
+
+        public MemorySegment function(String fn) {
+            return functions.computeIfAbsent(fn, f -> driver.function(handle, f));
+        }
+
+        /**
+         * Launches {@code fn}. Arguments: Long (device pointer or 64-bit int), Integer, Float, Double, or a
+         * MemorySegment holding a struct passed by value. Dynamic shared memory above 48 KiB is opted into once.
+         */
+        public void launch(String fn, int gx, int gy, int gz, int block, int sharedBytes, Object... args) {
+            bind(); // any thread may call an op; the context must be current on it
+            MemorySegment f = function(fn);
+            if (sharedBytes > 48 * 1024 && sharedSet.getOrDefault(fn, 0) < sharedBytes) {
+                if (sharedBytes > maxSharedOptin) {
+                    throw new CudaException(fn + " needs " + sharedBytes + " bytes of shared memory, the device allows " + maxSharedOptin, -1);
+                }
+                driver.functionAttribute(f, Driver.FUNC_ATTR_MAX_DYNAMIC_SHARED, sharedBytes, fn);
+                sharedSet.put(fn, sharedBytes);
+            }
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment params = a.allocate(ValueLayout.ADDRESS, Math.max(1, args.length));
+                for (int i = 0; i < args.length; i++) {
+                    MemorySegment v = switch (args[i]) {
+                        case Long l -> a.allocateFrom(ValueLayout.JAVA_LONG, l);
+                        case Integer n -> a.allocateFrom(ValueLayout.JAVA_INT, n);
+                        case Float x -> a.allocateFrom(ValueLayout.JAVA_FLOAT, x);
+                        case Double x -> a.allocateFrom(ValueLayout.JAVA_DOUBLE, x);
+                        case MemorySegment s -> s;
+                        default -> throw new IllegalArgumentException(fn + ": argument " + i + " of type " + args[i].getClass() + " is not a kernel argument");
+                    };
+                    params.setAtIndex(ValueLayout.ADDRESS, i, v);
+                }
+                driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream, params);
+            }
+        }
+    }
+
+    /** {@code source}.cu compiled with {@code defines} (-D NAME=VALUE), from the disk cache when there. */
+    public Module module(String source, Map<String, String> defines) {
+        String id = source + defines;
+        return modules.computeIfAbsent(id, k -> load(source, defines));
+    }
+
+    private synchronized Nvrtc nvrtc() {
+        if (nvrtc == null) nvrtc = Nvrtc.load();
+        return nvrtc;
+    }
+
+    /** compute_90a on Hopper (the "a" features need it), compute_XY elsewhere. */
+    private String arch(boolean real) {
+        String cc = "" + ccMajor + ccMinor;
+        String suffix = ccMajor >= 9 ? "a" : "";
+        return (real ? "sm_" : "compute_") + cc + suffix;
+    }
+
+    /** NVRTC options for {@code arch} (e.g. compute_90a): the first is always the architecture; defines sorted for a stable cache key. */
+    public static List<String> compileOptions(String arch, Map<String, String> defines) {
+        List<String> opts = new ArrayList<>(List.of("--gpu-architecture=" + arch, "--std=c++17", "-default-device"));
+        new java.util.TreeMap<>(defines).forEach((k, v) -> opts.add("-D" + k + "=" + v));
+        return opts;
+    }
+
+    private Module load(String source, Map<String, String> defines) {
+        String src = KernelSources.source(source);
+        List<String> opts = compileOptions(arch(false), defines);
+        Nvrtc nv = nvrtc();
+        String nvVersion = nv.version();
+        String key = PtxCache.key(src, opts, String.valueOf(driverVersion), nvVersion);
+        byte[] ptx = cache.get(source, key, "ptx");
+        if (ptx == null) {
+            ptx = nv.compile(source + ".cu", src, opts, false);
+            cache.put(source, key, "ptx", ptx);
+        }
+        MemorySegment[] out = new MemorySegment[1];
+        int r;
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment img = a.allocate(ptx.length + 1L);
+            MemorySegment.copy(ptx, 0, img, ValueLayout.JAVA_BYTE, 0, ptx.length);
+            r = driver.moduleLoadData(img, out);
+        }
+        if (r == Driver.CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == Driver.CUDA_ERROR_INVALID_PTX) {
+            // The driver is older than NVRTC's PTX: a cubin for this exact GPU needs no JIT by the driver.
+            List<String> cubinOpts = new ArrayList<>(opts);
+            cubinOpts.set(0, "--gpu-architecture=" + arch(true));
+            byte[] cubin = nv.compile(source + ".cu", src, cubinOpts, true);
+            int r2;
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment img = a.allocate(cubin.length);
+                MemorySegment.copy(cubin, 0, img, ValueLayout.JAVA_BYTE, 0, cubin.length);
+                r2 = driver.moduleLoadData(img, out);
+            }
+            if (r2 != 0) {
+                throw new CudaException("CUDA: the NVIDIA driver (CUDA " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10
+                        + ") is too old for the code of NVRTC " + nvVersion + " (" + source + ".cu: PTX " + driver.describe(r) + ", cubin "
+                        + driver.describe(r2) + "); update the driver or point -Dnanochat4j.cuda.nvrtc at an NVRTC no newer than the driver", r);
+            }
+        } else {
+            driver.check("cuModuleLoadData(" + source + ".cu)", r);
+        }
+        return new Module(out[0]);
+    }
+}

@@ -1,0 +1,428 @@
+package nanochat4j.tensor.cuda;
+
+import static nanochat4j.tensor.cuda.Ffi.F;
+import static nanochat4j.tensor.cuda.Ffi.I;
+import static nanochat4j.tensor.cuda.Ffi.J;
+import static nanochat4j.tensor.cuda.Ffi.P;
+import static nanochat4j.tensor.cuda.Ffi.fn;
+import static nanochat4j.tensor.cuda.Ffi.rc;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * The CUDA driver API (libcuda) through FFM downcalls: init, devices, the primary context, memory, streams,
+ * events, modules and kernel launches. Handles (contexts, streams, events, modules, functions) are
+ * {@link MemorySegment} addresses, device pointers are longs. Every call checks its CUresult and throws a
+ * {@link CudaException} naming the call, the error's name and {@code cuGetErrorString}'s text.
+ */
+public final class Driver {
+    public static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
+    public static final int CUDA_ERROR_NO_DEVICE = 100;
+    public static final int CUDA_ERROR_INVALID_PTX = 218;
+    public static final int CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222;
+    public static final int CUDA_ERROR_INSUFFICIENT_DRIVER = 35;
+
+    public static final int ATTR_MULTIPROCESSOR_COUNT = 16;
+    public static final int ATTR_L2_CACHE_SIZE = 38;
+    public static final int ATTR_CC_MAJOR = 75;
+    public static final int ATTR_CC_MINOR = 76;
+    public static final int ATTR_MAX_SHARED_PER_BLOCK_OPTIN = 97;
+    public static final int FUNC_ATTR_MAX_DYNAMIC_SHARED = 8;
+
+    private static final String LIB = "libcuda";
+
+    private final String from;
+    private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName,
+            cuDeviceGetAttribute, cuDeviceTotalMem, cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuCtxSynchronize,
+            cuMemAlloc, cuMemFree, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
+            cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemGetInfo, cuStreamCreate, cuStreamSynchronize,
+            cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy,
+            cuModuleLoadData, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
+
+    private Driver(CudaLibraries.Opened lib) {
+        var l = lib.lookup();
+        from = lib.from();
+        cuGetErrorString = fn(l, LIB, rc(I, P), "cuGetErrorString");
+        cuGetErrorName = fn(l, LIB, rc(I, P), "cuGetErrorName");
+        cuInit = fn(l, LIB, rc(I), "cuInit");
+        cuDriverGetVersion = fn(l, LIB, rc(P), "cuDriverGetVersion");
+        cuDeviceGetCount = fn(l, LIB, rc(P), "cuDeviceGetCount");
+        cuDeviceGet = fn(l, LIB, rc(P, I), "cuDeviceGet");
+        cuDeviceGetName = fn(l, LIB, rc(P, I, I), "cuDeviceGetName");
+        cuDeviceGetAttribute = fn(l, LIB, rc(P, I, I), "cuDeviceGetAttribute");
+        cuDeviceTotalMem = fn(l, LIB, rc(P, I), "cuDeviceTotalMem_v2");
+        cuDevicePrimaryCtxRetain = fn(l, LIB, rc(P, I), "cuDevicePrimaryCtxRetain");
+        cuCtxSetCurrent = fn(l, LIB, rc(P), "cuCtxSetCurrent");
+        cuCtxSynchronize = fn(l, LIB, rc(), "cuCtxSynchronize");
+        cuMemAlloc = fn(l, LIB, rc(P, J), "cuMemAlloc_v2");
+        cuMemFree = fn(l, LIB, rc(J), "cuMemFree_v2");
+        cuMemcpyHtoD = fn(l, LIB, rc(J, P, J), "cuMemcpyHtoD_v2");
+        cuMemcpyDtoH = fn(l, LIB, rc(P, J, J), "cuMemcpyDtoH_v2");
+        cuMemcpyDtoD = fn(l, LIB, rc(J, J, J), "cuMemcpyDtoD_v2");
+        cuMemcpyHtoDAsync = fn(l, LIB, rc(J, P, J, P), "cuMemcpyHtoDAsync_v2");
+        cuMemcpyDtoHAsync = fn(l, LIB, rc(P, J, J, P), "cuMemcpyDtoHAsync_v2");
+        cuMemcpyDtoDAsync = fn(l, LIB, rc(J, J, J, P), "cuMemcpyDtoDAsync_v2");
+        cuMemsetD8Async = fn(l, LIB, rc(J, I, J, P), "cuMemsetD8Async");
+        cuMemsetD32Async = fn(l, LIB, rc(J, I, J, P), "cuMemsetD32Async");
+        cuMemGetInfo = fn(l, LIB, rc(P, P), "cuMemGetInfo_v2");
+        cuStreamCreate = fn(l, LIB, rc(P, I), "cuStreamCreate");
+        cuStreamSynchronize = fn(l, LIB, rc(P), "cuStreamSynchronize");
+        cuStreamDestroy = fn(l, LIB, rc(P), "cuStreamDestroy_v2");
+        cuEventCreate = fn(l, LIB, rc(P, I), "cuEventCreate");
+        cuEventRecord = fn(l, LIB, rc(P, P), "cuEventRecord");
+        cuEventSynchronize = fn(l, LIB, rc(P), "cuEventSynchronize");
+        cuEventElapsedTime = fn(l, LIB, rc(P, P, P), "cuEventElapsedTime_v2", "cuEventElapsedTime");
+        cuEventDestroy = fn(l, LIB, rc(P), "cuEventDestroy_v2");
+        cuModuleLoadData = fn(l, LIB, rc(P, P), "cuModuleLoadData");
+        cuModuleGetFunction = fn(l, LIB, rc(P, P, P), "cuModuleGetFunction");
+        cuFuncSetAttribute = fn(l, LIB, rc(P, I, I), "cuFuncSetAttribute");
+        cuLaunchKernel = fn(l, LIB, rc(P, I, I, I, I, I, I, I, P, P, P), "cuLaunchKernel");
+    }
+
+    /** Opens libcuda (see {@link CudaLibraries}); throws {@link CudaUnavailableException} with a one-line message. */
+    public static Driver load() {
+        return new Driver(CudaLibraries.open(CudaLibraries.DRIVER));
+    }
+
+    /** Where libcuda was found. */
+    public String from() {
+        return from;
+    }
+
+    // ------------------------------------------------------------------ errors
+
+    /** Throws when {@code result} is not CUDA_SUCCESS, naming {@code call}. */
+    public void check(String call, int result) {
+        if (result != 0) throw new CudaException(call + " failed: " + describe(result), result);
+    }
+
+    /** "CUDA_ERROR_X (text)" for a CUresult. */
+    public String describe(int result) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment name = a.allocate(P), text = a.allocate(P);
+            int r1 = (int) cuGetErrorName.invokeExact(result, name);
+            int r2 = (int) cuGetErrorString.invokeExact(result, text);
+            String n = r1 == 0 ? Ffi.cString(name.get(P, 0)) : "CUresult " + result;
+            String t = r2 == 0 ? Ffi.cString(text.get(P, 0)) : "unknown error";
+            return n + " (" + t + ")";
+        } catch (Throwable t) {
+            return "CUresult " + result;
+        }
+    }
+
+    private static RuntimeException rethrow(Throwable t) {
+        if (t instanceof RuntimeException r) return r;
+        if (t instanceof Error e) throw e;
+        return new IllegalStateException(t);
+    }
+
+    // ------------------------------------------------------------------ init, devices, context
+
+    public void init() {
+        try {
+            int r = (int) cuInit.invokeExact(0);
+            if (r == CUDA_ERROR_NO_DEVICE) throw new CudaUnavailableException("CUDA: the driver (" + from + ") sees no GPU (cuInit: " + describe(r) + ")", r);
+            if (r == CUDA_ERROR_INSUFFICIENT_DRIVER) throw new CudaUnavailableException("CUDA: the NVIDIA driver is too old (cuInit: " + describe(r) + ")", r);
+            if (r != 0) throw new CudaUnavailableException("CUDA: cuInit failed: " + describe(r), r);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** The driver's CUDA version, e.g. 13000 for 13.0. */
+    public int driverVersion() {
+        return intOut("cuDriverGetVersion", p -> (int) cuDriverGetVersion.invokeExact(p));
+    }
+
+    public int deviceCount() {
+        return intOut("cuDeviceGetCount", p -> (int) cuDeviceGetCount.invokeExact(p));
+    }
+
+    /** The CUdevice of ordinal {@code ordinal}. */
+    public int device(int ordinal) {
+        return intOut("cuDeviceGet", p -> (int) cuDeviceGet.invokeExact(p, ordinal));
+    }
+
+    public String deviceName(int dev) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment buf = a.allocate(256);
+            check("cuDeviceGetName", (int) cuDeviceGetName.invokeExact(buf, 256, dev));
+            return buf.getString(0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public int attribute(int dev, int attr) {
+        return intOut("cuDeviceGetAttribute(" + attr + ")", p -> (int) cuDeviceGetAttribute.invokeExact(p, attr, dev));
+    }
+
+    public long totalMemory(int dev) {
+        return longOut("cuDeviceTotalMem_v2", p -> (int) cuDeviceTotalMem.invokeExact(p, dev));
+    }
+
+    /** Retains the device's primary context (the one the CUDA runtime, cuBLAS and PyTorch share). */
+    public MemorySegment primaryContext(int dev) {
+        return ptrOut("cuDevicePrimaryCtxRetain", p -> (int) cuDevicePrimaryCtxRetain.invokeExact(p, dev));
+    }
+
+    /** Binds {@code ctx} to the calling thread (each thread that calls into CUDA needs it once). */
+    public void setCurrent(MemorySegment ctx) {
+        try {
+            check("cuCtxSetCurrent", (int) cuCtxSetCurrent.invokeExact(ctx));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void synchronizeContext() {
+        try {
+            check("cuCtxSynchronize", (int) cuCtxSynchronize.invokeExact());
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------------------ memory
+
+    /** cuMemAlloc: the device pointer, or 0 when the device is out of memory (the caller decides what to free); other errors throw. */
+    public long allocOrZero(long bytes) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(J);
+            int r = (int) cuMemAlloc.invokeExact(p, bytes);
+            if (r == CUDA_ERROR_OUT_OF_MEMORY) return 0L;
+            check("cuMemAlloc_v2(" + bytes + " bytes)", r);
+            return p.get(J, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void free(long dptr) {
+        try {
+            check("cuMemFree_v2", (int) cuMemFree.invokeExact(dptr));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** {free, total} bytes of device memory. */
+    public long[] memoryInfo() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment f = a.allocate(J), t = a.allocate(J);
+            check("cuMemGetInfo_v2", (int) cuMemGetInfo.invokeExact(f, t));
+            return new long[] {f.get(J, 0), t.get(J, 0)};
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void copyHtoD(long dst, MemorySegment src, long bytes) {
+        try {
+            check("cuMemcpyHtoD_v2(" + bytes + " bytes)", (int) cuMemcpyHtoD.invokeExact(dst, src, bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void copyDtoH(MemorySegment dst, long src, long bytes) {
+        try {
+            check("cuMemcpyDtoH_v2(" + bytes + " bytes)", (int) cuMemcpyDtoH.invokeExact(dst, src, bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void copyDtoD(long dst, long src, long bytes) {
+        try {
+            check("cuMemcpyDtoD_v2(" + bytes + " bytes)", (int) cuMemcpyDtoD.invokeExact(dst, src, bytes));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void copyHtoDAsync(long dst, MemorySegment src, long bytes, MemorySegment stream) {
+        try {
+            check("cuMemcpyHtoDAsync_v2(" + bytes + " bytes)", (int) cuMemcpyHtoDAsync.invokeExact(dst, src, bytes, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void copyDtoHAsync(MemorySegment dst, long src, long bytes, MemorySegment stream) {
+        try {
+            check("cuMemcpyDtoHAsync_v2(" + bytes + " bytes)", (int) cuMemcpyDtoHAsync.invokeExact(dst, src, bytes, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void copyDtoDAsync(long dst, long src, long bytes, MemorySegment stream) {
+        try {
+            check("cuMemcpyDtoDAsync_v2(" + bytes + " bytes)", (int) cuMemcpyDtoDAsync.invokeExact(dst, src, bytes, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Sets {@code bytes} bytes at {@code dst} to {@code value} (stream-ordered). */
+    public void memsetAsync(long dst, int value, long bytes, MemorySegment stream) {
+        try {
+            if ((dst & 3) == 0 && (bytes & 3) == 0) {
+                int word = (value & 0xff) * 0x01010101;
+                check("cuMemsetD32Async", (int) cuMemsetD32Async.invokeExact(dst, word, bytes / 4, stream));
+            } else {
+                check("cuMemsetD8Async", (int) cuMemsetD8Async.invokeExact(dst, value & 0xff, bytes, stream));
+            }
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------------------ streams, events
+
+    public MemorySegment streamCreate() {
+        return ptrOut("cuStreamCreate", p -> (int) cuStreamCreate.invokeExact(p, 1 /* CU_STREAM_NON_BLOCKING */));
+    }
+
+    public void streamSynchronize(MemorySegment stream) {
+        try {
+            check("cuStreamSynchronize", (int) cuStreamSynchronize.invokeExact(stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void streamDestroy(MemorySegment stream) {
+        try {
+            check("cuStreamDestroy_v2", (int) cuStreamDestroy.invokeExact(stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public MemorySegment eventCreate() {
+        return ptrOut("cuEventCreate", p -> (int) cuEventCreate.invokeExact(p, 0));
+    }
+
+    public void eventRecord(MemorySegment event, MemorySegment stream) {
+        try {
+            check("cuEventRecord", (int) cuEventRecord.invokeExact(event, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void eventSynchronize(MemorySegment event) {
+        try {
+            check("cuEventSynchronize", (int) cuEventSynchronize.invokeExact(event));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Milliseconds between two recorded events. */
+    public float eventElapsedMs(MemorySegment start, MemorySegment end) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment ms = a.allocate(F);
+            check("cuEventElapsedTime", (int) cuEventElapsedTime.invokeExact(ms, start, end));
+            return ms.get(F, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void eventDestroy(MemorySegment event) {
+        try {
+            check("cuEventDestroy_v2", (int) cuEventDestroy.invokeExact(event));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    // ------------------------------------------------------------------ modules, launches
+
+    /** cuModuleLoadData on a PTX text or cubin image; returns the CUresult and the module through {@code out}. */
+    public int moduleLoadData(MemorySegment image, MemorySegment[] out) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(P);
+            int r = (int) cuModuleLoadData.invokeExact(p, image);
+            if (r == 0) out[0] = p.get(P, 0);
+            return r;
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public MemorySegment function(MemorySegment module, String name) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(P);
+            check("cuModuleGetFunction(" + name + ")", (int) cuModuleGetFunction.invokeExact(p, module, a.allocateFrom(name)));
+            return p.get(P, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void functionAttribute(MemorySegment fn, int attr, int value, String name) {
+        try {
+            check("cuFuncSetAttribute(" + name + ", " + attr + ", " + value + ")", (int) cuFuncSetAttribute.invokeExact(fn, attr, value));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** cuLaunchKernel with {@code params} the void*[] of argument addresses and {@code shared} dynamic shared bytes. */
+    public void launch(String name, MemorySegment fn, int gx, int gy, int gz, int bx, int by, int bz, int shared,
+                       MemorySegment stream, MemorySegment params) {
+        int r;
+        try {
+            r = (int) cuLaunchKernel.invokeExact(fn, gx, gy, gz, bx, by, bz, shared, stream, params, MemorySegment.NULL);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+        if (r != 0) {
+            throw new CudaException("cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x" + by + "x" + bz
+                    + ", shared " + shared + " B) failed: " + describe(r), r);
+        }
+    }
+
+    // ------------------------------------------------------------------ out-parameter helpers
+
+    @FunctionalInterface
+    private interface Call {
+        int run(MemorySegment out) throws Throwable;
+    }
+
+    private int intOut(String call, Call c) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(I);
+            check(call, c.run(p));
+            return p.get(I, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private long longOut(String call, Call c) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(J);
+            check(call, c.run(p));
+            return p.get(J, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    private MemorySegment ptrOut(String call, Call c) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment p = a.allocate(P);
+            check(call, c.run(p));
+            return p.get(P, 0);
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+}

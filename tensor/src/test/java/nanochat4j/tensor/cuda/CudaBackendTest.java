@@ -1,0 +1,83 @@
+package nanochat4j.tensor.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/** CUDA-only behaviour (skipped with the reason where no GPU is usable): bad input, memory, the kernel cache. */
+class CudaBackendTest {
+    private CudaBackend be;
+
+    @BeforeEach
+    void gpu() {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "CUDA tests skipped: " + why);
+        be = CudaBackend.get();
+    }
+
+    @Test
+    void hostTensorsAreRejectedWithTheWayOut() {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.relu2(Tensor.of(new float[] {1f})));
+        assertTrue(e.getMessage().contains("relu2") && e.getMessage().contains("upload"), e.getMessage());
+    }
+
+    @Test
+    void outOfMemorySaysWhatWasAskedAndWhatIsFree() {
+        long total = be.context().driver().memoryInfo()[1];
+        CudaOutOfMemoryException e = assertThrows(CudaOutOfMemoryException.class, () -> be.context().allocate(total + (1L << 30)));
+        assertTrue(e.requested() > total && e.free() <= total, e.getMessage());
+        assertTrue(e.getMessage().contains("--device-batch-size"), e.getMessage());
+        Tensor after = be.upload(Tensor.of(new float[] {1f, 2f}));
+        assertArrayEquals(new float[] {1f, 4f}, be.relu2(after).toFloatArray(), "the device still works after an OOM");
+    }
+
+    @Test
+    void freedTensorsGoBackToThePoolAndAreReused() throws Exception {
+        CudaContext ctx = be.context();
+        for (int i = 0; i < 50; i++) be.zeros(1 << 20); // 4 MiB each, dropped at once
+        System.gc();
+        Thread.sleep(100);
+        Tensor t = be.zeros(1 << 20);
+        assertEquals(Device.CUDA, t.device());
+        assertTrue(ctx.pooledBytes() >= 0);
+        assertEquals(0f, be.sum(t).item());
+    }
+
+    @Test
+    void bigRowsAndOddShapesMatchTheCpu() {
+        // rows wider than a block, and a vocab that is not a multiple of anything
+        int n = 3, v = 50_257;
+        float[] x = new float[n * v];
+        java.util.Random r = new java.util.Random(3);
+        for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian() * 4;
+        Tensor host = Tensor.of(x, n, v);
+        Tensor dev = be.upload(host);
+        assertArrayEquals(nanochat4j.tensor.Backend.cpu().argmax(host).toIntArray(), be.argmax(dev).toIntArray());
+        float[] cpuSoft = nanochat4j.tensor.Backend.cpu().softmax(host).toFloatArray(), gpuSoft = be.softmax(dev).toFloatArray();
+        for (int i = 0; i < x.length; i++) assertEquals(cpuSoft[i], gpuSoft[i], 1e-6f + 1e-4f * cpuSoft[i], "softmax at " + i);
+        Tensor ids = be.upload(Tensor.ofInts(new int[] {5, -1, 50_256}));
+        var cpuLoss = nanochat4j.tensor.Backend.cpu().crossEntropy(host, Tensor.ofInts(new int[] {5, -1, 50_256}), 15f,
+                nanochat4j.tensor.Reduction.SUM, false).loss().item();
+        assertEquals(cpuLoss, be.crossEntropy(dev, ids, 15f, nanochat4j.tensor.Reduction.SUM, false).loss().item(), 1e-4f * Math.abs(cpuLoss));
+        assertEquals(DType.I32, be.argmax(dev).dtype());
+    }
+
+    @Test
+    void uncheckedEmbeddingSkipsTheWaitButNeverReadsABadRow() {
+        Tensor table = be.upload(Tensor.of(new float[] {1, 2, 3, 4}, 2, 2));
+        Tensor ok = be.embedding(table, be.upload(Tensor.ofInts(new int[] {1, 0})), false);
+        assertArrayEquals(new float[] {3, 4, 1, 2}, ok.toFloatArray());
+        Tensor bad = be.upload(Tensor.ofInts(new int[] {7}));
+        be.embedding(table, bad, false); // no throw, no fault: the row is skipped
+        assertThrows(IllegalArgumentException.class, () -> be.embedding(table, bad));
+        assertEquals(10f, be.sum(table).item(), "the device is still healthy");
+    }
+}

@@ -1,0 +1,76 @@
+package nanochat4j.tensor.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.SymbolLookup;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Library discovery order and its messages, checked with a fake opener (no CUDA needed). */
+class CudaLibrariesTest {
+
+    @Test
+    void searchOrderIsPropertyThenLoaderThenDirectoriesThenPipWheels(@TempDir Path tmp) throws Exception {
+        Path cudaHome = Files.createDirectories(tmp.resolve("cuda/lib64"));
+        Path wheel = Files.createDirectories(tmp.resolve("venv/lib/python3.12/site-packages/nvidia/cublas/lib"));
+        Files.writeString(wheel.resolve("libcublas.so.13"), "");
+        Map<String, String> env = Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "VIRTUAL_ENV", tmp.resolve("venv").toString());
+        List<String> tried = new ArrayList<>();
+        SymbolLookup fake = name -> java.util.Optional.empty();
+        Function<String, SymbolLookup> opener = c -> {
+            tried.add(c);
+            return c.endsWith(wheel.resolve("libcublas.so.13").toString()) ? fake : null;
+        };
+        CudaLibraries.Opened o = CudaLibraries.open(CudaLibraries.CUBLAS, env::get, k -> null, opener);
+        assertEquals(wheel.resolve("libcublas.so.13").toString(), o.from());
+        assertEquals("libcublas.so.13", tried.getFirst(), "the loader is asked by soname first");
+        assertTrue(CudaLibraries.searchDirs(env::get, k -> null).indexOf(cudaHome) < CudaLibraries.searchDirs(env::get, k -> null).indexOf(wheel),
+                "CUDA_HOME before pip wheels");
+        CudaLibraries.Opened explicit = CudaLibraries.open(CudaLibraries.CUBLAS, env::get,
+                k -> k.equals("nanochat4j.cuda.cublas") ? "/opt/x/libcublas.so.13" : null, c -> c.equals("/opt/x/libcublas.so.13") ? fake : null);
+        assertEquals("/opt/x/libcublas.so.13", explicit.from());
+    }
+
+    @Test
+    void aMissingLibraryIsOneClearLine() {
+        CudaUnavailableException e = assertThrows(CudaUnavailableException.class,
+                () -> CudaLibraries.open(CudaLibraries.DRIVER, k -> null, k -> null, c -> null));
+        String m = e.getMessage();
+        assertFalse(m.contains("\n"), m);
+        assertTrue(m.contains("libcuda.so.1") && m.contains("-Dnanochat4j.cuda.driver="), m);
+        CudaUnavailableException bad = assertThrows(CudaUnavailableException.class,
+                () -> CudaLibraries.open(CudaLibraries.NVRTC, k -> null, k -> k.equals("nanochat4j.cuda.nvrtc") ? "/nope/libnvrtc.so" : null, c -> null));
+        assertTrue(bad.getMessage().contains("/nope/libnvrtc.so"), bad.getMessage());
+    }
+
+    @Test
+    void withoutADriverTheCudaBackendSaysWhyAndTheCpuPathKeepsWorking() {
+        String why = CudaContext.unavailableReason();
+        if (why == null) return; // a GPU machine: the conformance suite covers the backend itself
+        assertTrue(why.startsWith("CUDA"), why);
+        assertFalse(why.contains("\n"), why);
+        assertThrows(CudaUnavailableException.class, CudaBackend::get);
+        Tensor y = Backend.cpu().relu2(Tensor.of(new float[] {-1f, 2f}));
+        assertEquals(4f, y.getFlat(1));
+    }
+
+    @Test
+    void outOfMemoryNamesSizesAndTheFlag() {
+        CudaOutOfMemoryException e = new CudaOutOfMemoryException(3L << 30, 1L << 30, 141L << 30);
+        assertTrue(e.getMessage().contains("3.00 GiB") && e.getMessage().contains("1.00 GiB free") && e.getMessage().contains("--device-batch-size"),
+                e.getMessage());
+        assertEquals(512, CudaContext.bucket(1));
+        assertEquals(2L << 20, CudaContext.bucket((1L << 20) + 1));
+    }
+}

@@ -1,0 +1,113 @@
+package nanochat4j.tensor.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Compiles every kernel source for Hopper with nvcc (as NVRTC will: includes inlined, the same -D constants) and
+ * fails on a compile error or a register spill ("N bytes spill stores" with N > 0 in ptxas's resource report) —
+ * so a broken or slow kernel fails CI on machines without a GPU. Skipped with a message where nvcc is not on the
+ * PATH. The attention source is compiled at each head dim the models use.
+ */
+class KernelCompileTest {
+    private static final Pattern SPILL = Pattern.compile("(\\d+) bytes spill stores");
+    private static final Pattern ENTRY = Pattern.compile("Function properties for (\\w+)");
+
+    /** The kernel sources do not depend on the vector width or test sizes: compile them in the default run only. */
+    static boolean variantRun() {
+        return System.getProperty("nanochat4j.vectorBits") != null || System.getProperty("nanochat4j.test.sizes") != null;
+    }
+
+    static String nvcc() {
+        if (variantRun()) return null;
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
+            Path p = Path.of(dir, "nvcc");
+            if (Files.isExecutable(p)) return p.toString();
+        }
+        return null;
+    }
+
+    @Test
+    void everyKernelCompilesForSm90aWithoutSpills(@TempDir Path tmp) throws Exception {
+        String nvcc = nvcc();
+        Assumptions.assumeTrue(nvcc != null, variantRun() ? "kernel compile check runs in the default surefire execution only" : "nvcc not on the PATH: kernel compile check skipped");
+        List<String> failures = new ArrayList<>();
+        int kernels = 0;
+        for (String name : KernelSources.ALL) {
+            List<List<String>> variants = name.equals("attention")
+                    ? List.of(List.of("-DHEAD_DIM=64"), List.of("-DHEAD_DIM=128"), List.of("-DHEAD_DIM=16"))
+                    : List.of(List.of("-DBLOCK=256"));
+            for (List<String> defs : variants) {
+                Path src = tmp.resolve(name + ".cu");
+                Files.writeString(src, KernelSources.source(name));
+                List<String> cmd = new ArrayList<>(List.of(nvcc, "-arch=sm_90a", "-cubin", "--resource-usage", "-o",
+                        tmp.resolve(name + ".cubin").toString()));
+                cmd.addAll(defs);
+                cmd.add(src.toString());
+                String out = run(cmd, tmp);
+                String what = name + ".cu " + defs;
+                if (out.startsWith("EXIT")) {
+                    failures.add(what + " does not compile:\n" + out);
+                    continue;
+                }
+                Matcher e = ENTRY.matcher(out);
+                while (e.find()) kernels++;
+                String current = "?";
+                for (String line : out.split("\n")) {
+                    Matcher en = ENTRY.matcher(line);
+                    if (en.find()) current = en.group(1);
+                    Matcher m = SPILL.matcher(line);
+                    if (m.find() && Integer.parseInt(m.group(1)) > 0) failures.add(what + ": kernel " + current + " spills: " + line.trim());
+                }
+            }
+        }
+        if (!failures.isEmpty()) fail(String.join("\n", failures));
+        assertTrue(kernels >= 30, "expected every kernel in ptxas's report, saw " + kernels);
+    }
+
+    @Test
+    void aBrokenKernelIsReported(@TempDir Path tmp) throws Exception {
+        String nvcc = nvcc();
+        Assumptions.assumeTrue(nvcc != null, variantRun() ? "kernel compile check runs in the default surefire execution only" : "nvcc not on the PATH: kernel compile check skipped");
+        Path src = tmp.resolve("broken.cu");
+        Files.writeString(src, "extern \"C\" __global__ void k(float* x) { x[0] = undefined_name; }\n");
+        String out = run(List.of(nvcc, "-arch=sm_90a", "-cubin", "-o", tmp.resolve("b.cubin").toString(), src.toString()), tmp);
+        assertTrue(out.startsWith("EXIT") && out.contains("undefined_name"), out);
+    }
+
+    @Test
+    void includesAreInlinedForNvrtc() {
+        for (String name : KernelSources.ALL) {
+            String s = KernelSources.source(name);
+            assertTrue(!s.contains("#include"), name + ".cu still has an #include after inlining");
+            assertTrue(s.contains("warp_sum"), name + ".cu lost common.cuh");
+        }
+        assertEquals(6, KernelSources.ALL.size());
+    }
+
+    private static String run(List<String> cmd, Path dir) throws IOException, InterruptedException {
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
+        Process p = pb.start();
+        byte[] out = p.getInputStream().readAllBytes();
+        if (!p.waitFor(300, TimeUnit.SECONDS)) {
+            p.destroyForcibly();
+            return "EXIT timeout\n";
+        }
+        String text = new String(out, StandardCharsets.UTF_8);
+        return p.exitValue() == 0 ? text : "EXIT " + p.exitValue() + "\n" + text;
+    }
+}
