@@ -83,6 +83,8 @@ public final class KernelsBench implements Callable<Integer> {
         if (!json) {
             out.printf(Locale.ROOT, "CPU kernels: %d threads, %d-bit vectors; peak = Vector API FMA loop on all threads, "
                     + "measured before each op; ms = median%n", Parallel.threads(), Vec.F.vectorBitSize());
+            out.printf(Locale.ROOT, "paths: %s; %s; exp/tanh/sigmoid: VecMath polynomials (plain vector arithmetic, no SVML call)%n",
+                    Gemm.describe(), nanochat4j.tensor.cpu.Attention.describe());
             out.printf(Locale.ROOT, "%-14s %-44s %10s %9s %9s %7s  %s%n", "op", "shape", "ms", "GFLOP/s", "peak", "%peak", "note");
             out.flush();
         }

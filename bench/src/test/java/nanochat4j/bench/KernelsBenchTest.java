@@ -49,6 +49,7 @@ class KernelsBenchTest {
     void tableModeHasAHeaderAndTheRequestedOpsOnly() {
         String out = run("bench", "kernels", "--quick", "--ops", "rms_norm,rotary");
         assertTrue(out.contains("%peak"), out);
+        assertTrue(out.contains("paths: GEMM ") && out.contains("micro-kernel") && out.contains("VecMath"), out);
         assertTrue(out.contains("rms_norm") && out.contains("rotary"), out);
         assertTrue(!out.contains("gemm ") && !out.contains("attention "), out);
     }

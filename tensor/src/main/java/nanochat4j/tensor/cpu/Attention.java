@@ -44,6 +44,11 @@ public final class Attention {
     /** True where the ISA has 32 vector registers, so a 16-accumulator tile does not spill. */
     private static final boolean WIDE = System.getProperty("os.arch", "").equals("aarch64")
             || VectorShape.preferredShape().vectorBitSize() >= 512;
+    /** The code path this JVM runs, for {@code bench kernels}. */
+    public static String describe() {
+        return "flash attention: tiles " + BQ + "x" + BK + ", " + (WIDE ? "4x4" : "4x2") + "-vector score tile, exp2 polynomial";
+    }
+
     /** Numbers forward calls, so a thread's transposed keys are never reused across calls. */
     private static final AtomicLong CALLS = new AtomicLong();
 

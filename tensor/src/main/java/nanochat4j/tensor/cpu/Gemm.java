@@ -81,6 +81,12 @@ public final class Gemm {
     /** Below this many flops a call stays on the calling thread (a fork-join costs tens of microseconds). */
     static final double PARALLEL_MIN_FLOPS = 4e6;
 
+    /** The code path this JVM runs, for {@code bench kernels}: width and micro-kernel. */
+    public static String describe() {
+        return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
+                + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA") + ")";
+    }
+
     private static final class Workspace {
         final float[] a = new float[MC * KC];
         final float[] tile = new float[MR * NR];
