@@ -444,7 +444,9 @@ public final class TorchZip implements Closeable {
         e.setSize(size);
         e.setCompressedSize(size);
         e.setCrc(crc);
-        e.setTimeLocal(LocalDateTime.of(1980, 1, 1, 0, 0));
+        // A fixed time, for reproducible files. Not torch's 1980-01-01 00:00: Java stores exactly that instant as an extra
+        // 9-byte timestamp field, which would shift the data off its alignment.
+        e.setTimeLocal(LocalDateTime.of(2000, 1, 1, 0, 0));
         int nameLen = name.getBytes(StandardCharsets.UTF_8).length;
         long dataStart = c.count + 30 + nameLen;
         int pad = (int) ((ALIGN - dataStart % ALIGN) % ALIGN);
