@@ -9,7 +9,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.Set;
+import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -37,7 +37,7 @@ public final class NanochatCheckpoint {
 
     private static final Pattern MODEL_FILE = Pattern.compile("model_(\\d+)\\.pt");
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-    private static final Set<String> CONFIG_FIELDS = Set.of("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "window_pattern");
+    private static final List<String> CONFIG_FIELDS = List.of("sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "window_pattern");
 
     /** A checkpoint read from nanochat's files: its meta, parameters by our (= nanochat's) names, the dtype to keep them in. */
     public record Loaded(Checkpoint.Meta meta, Map<String, float[]> params, Safetensors.DType dtype) {}
@@ -71,8 +71,8 @@ public final class NanochatCheckpoint {
         }
     }
 
-    /** Reads and validates step {@code step} of {@code dir}. */
-    public static Loaded read(Path dir, long step) throws IOException {
+    /** Reads {@code meta_<step>.json}, refusing a {@code model_config} field our GPT does not know. */
+    public static Checkpoint.Meta readMeta(Path dir, long step) throws IOException {
         Path metaFile = Checkpoint.metaFile(dir, step);
         if (!Files.isRegularFile(metaFile)) throw new IOException(metaFile + ": meta file not found (nanochat writes it next to the model file)");
         JsonNode root;
@@ -90,7 +90,12 @@ public final class NanochatCheckpoint {
                         + "nanochat's GPT from " + CONFIG_FIELDS);
             }
         }
-        Checkpoint.Meta meta = Checkpoint.readMeta(dir, step);
+        return Checkpoint.readMeta(dir, step);
+    }
+
+    /** Reads and validates step {@code step} of {@code dir}. */
+    public static Loaded read(Path dir, long step) throws IOException {
+        Checkpoint.Meta meta = readMeta(dir, step);
         GPTConfig config = meta.config();
         Path file = modelFile(dir, step);
         Map<String, int[]> expected = config.parameterShapes();

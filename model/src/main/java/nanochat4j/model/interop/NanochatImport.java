@@ -81,7 +81,7 @@ public final class NanochatImport {
             // every checkpoint's vocabulary is checked before anything is written
             Path from = tagDirs.get(i);
             steps[i] = o.step() != null ? o.step() : NanochatCheckpoint.lastStep(from);
-            Checkpoint.Meta meta = Checkpoint.readMeta(from, steps[i]);
+            Checkpoint.Meta meta = NanochatCheckpoint.readMeta(from, steps[i]);
             if (meta.config().vocabSize() != tok.vocabSize()) {
                 throw new IOException(NanochatCheckpoint.modelFile(from, steps[i]) + " was trained with vocab_size " + meta.config().vocabSize()
                         + " but the tokenizer " + nanochatDir.resolve("tokenizer").resolve(NanochatTokenizer.PICKLE) + " has " + tok.vocabSize() + " tokens");
