@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
@@ -69,6 +70,17 @@ class NanochatFixtureTest {
         for (int id = 0; id < tok.vocabSize(); id++) assertArrayEquals(tok.tokenBytes(id), tok2.tokenBytes(id));
         assertEquals(tok.pattern(), tok2.pattern());
         check(exp, tok2, ck2.meta().config(), ck2.params());
+    }
+
+    @Test
+    void commandsPointedAtANanochatBaseDirLoadItInPlace() throws IOException {
+        Path dir = fixture();
+        JsonNode exp = JSON.readTree(dir.resolve("expected.json").toFile());
+        assertEquals(true, ModelSource.BASE.exists(dir));
+        ModelSource.Loaded m = ModelSource.BASE.load(dir, null, null, dir.resolve("tokenizer"));
+        assertEquals(120, m.step());
+        assertEquals(dir.resolve("base_checkpoints/d2"), m.dir());
+        check(exp, m.tokenizer(), m.meta().config(), m.model().stateDict());
     }
 
     static void check(JsonNode exp, Tokenizer tok, GPTConfig config, Map<String, float[]> params) {
