@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 /** {@code nanochat4j bench …}: the end-to-end benchmark commands, one sub-command per kind. */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: CPU kernels against the machine's peak, model training and inference throughput, tokenizer speed, all-reduce bandwidth.",
-        subcommands = {KernelsBench.class, ModelBench.class, TrainBench.class, InferBench.class, TokenizerBench.class, AllReduceBench.class})
+        subcommands = {KernelsBench.class, ModelBench.class, TrainBench.class, InferBench.class, TokenizerBench.class, AllReduceBench.class,
+                ImportBench.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;
