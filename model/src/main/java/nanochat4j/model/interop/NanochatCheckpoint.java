@@ -97,42 +97,60 @@ public final class NanochatCheckpoint {
     public static Loaded read(Path dir, long step) throws IOException {
         Checkpoint.Meta meta = readMeta(dir, step);
         GPTConfig config = meta.config();
-        Path file = modelFile(dir, step);
-        Map<String, int[]> expected = config.parameterShapes();
         Map<String, float[]> params = new LinkedHashMap<>();
         boolean allBf16 = true;
-        try (TorchZip z = TorchZip.open(file)) {
-            Map<String, TorchZip.TensorRef> raw = new LinkedHashMap<>();
-            for (Map.Entry<String, TorchZip.TensorRef> e : z.stateDict().entrySet()) {
-                String name = e.getKey().startsWith("_orig_mod.") ? e.getKey().substring("_orig_mod.".length()) : e.getKey();
-                if (!expected.containsKey(name)) {
-                    throw new IOException(file + ": unexpected tensor " + e.getKey() + " (not a parameter of nanochat's GPT for " + config + ")");
-                }
-                raw.put(name, e.getValue());
-            }
-            for (Map.Entry<String, int[]> e : expected.entrySet()) {
-                String name = e.getKey();
-                TorchZip.TensorRef t = raw.get(name);
+        try (TorchZip z = TorchZip.open(modelFile(dir, step))) {
+            for (Map.Entry<String, TorchZip.TensorRef> e : tensors(z, config).entrySet()) {
+                TorchZip.TensorRef t = e.getValue();
                 if (t == null) {
-                    if (name.equals("resid_lambdas") || name.equals("x0_lambdas")) {
-                        // older nanochat had neither; these values make both a no-op (checkpoint_manager._patch_missing_keys)
-                        float[] v = new float[config.nLayer()];
-                        if (name.equals("resid_lambdas")) Arrays.fill(v, 1f);
-                        params.put(name, v);
-                        continue;
-                    }
-                    throw new IOException(file + ": missing tensor " + name + " (shape " + Arrays.toString(e.getValue()) + " for " + config + ")");
+                    // older nanochat had neither lambda; 1 and 0 make both a no-op (checkpoint_manager._patch_missing_keys)
+                    float[] v = new float[config.nLayer()];
+                    if (e.getKey().equals("resid_lambdas")) Arrays.fill(v, 1f);
+                    params.put(e.getKey(), v);
+                    continue;
                 }
-                if (!Arrays.equals(t.shape(), e.getValue())) {
-                    throw new IOException(file + ": tensor " + name + " has shape " + Arrays.toString(t.shape()) + " but " + config + " needs "
-                            + Arrays.toString(e.getValue()));
-                }
-                if (!t.dtype().isFloat()) throw new IOException(file + ": tensor " + name + " is " + t.dtype() + ", not a float tensor");
                 allBf16 &= t.dtype() == TorchZip.DType.BF16;
-                params.put(name, z.floats(t));
+                params.put(e.getKey(), z.floats(t));
             }
         }
         return new Loaded(meta, params, allBf16 ? Safetensors.DType.BF16 : Safetensors.DType.F32);
+    }
+
+    /** Checks the meta and every tensor's name, shape and dtype, reading no tensor data (pickle only). */
+    public static void validate(Path dir, long step) throws IOException {
+        Checkpoint.Meta meta = readMeta(dir, step);
+        try (TorchZip z = TorchZip.open(modelFile(dir, step))) {
+            tensors(z, meta.config());
+        }
+    }
+
+    /** Our parameter name → its tensor in the file (null: a lambda nanochat patches in), after every check. */
+    private static Map<String, TorchZip.TensorRef> tensors(TorchZip z, GPTConfig config) throws IOException {
+        Path file = z.file();
+        Map<String, int[]> expected = config.parameterShapes();
+        Map<String, TorchZip.TensorRef> raw = new LinkedHashMap<>();
+        for (Map.Entry<String, TorchZip.TensorRef> e : z.stateDict().entrySet()) {
+            String name = e.getKey().startsWith("_orig_mod.") ? e.getKey().substring("_orig_mod.".length()) : e.getKey();
+            if (!expected.containsKey(name)) {
+                throw new IOException(file + ": unexpected tensor " + e.getKey() + " (not a parameter of nanochat's GPT for " + config + ")");
+            }
+            raw.put(name, e.getValue());
+        }
+        Map<String, TorchZip.TensorRef> out = new LinkedHashMap<>();
+        for (Map.Entry<String, int[]> e : expected.entrySet()) {
+            String name = e.getKey();
+            TorchZip.TensorRef t = raw.get(name);
+            if (t == null && !name.equals("resid_lambdas") && !name.equals("x0_lambdas")) {
+                throw new IOException(file + ": missing tensor " + name + " (shape " + Arrays.toString(e.getValue()) + " for " + config + ")");
+            }
+            if (t != null && !Arrays.equals(t.shape(), e.getValue())) {
+                throw new IOException(file + ": tensor " + name + " has shape " + Arrays.toString(t.shape()) + " but " + config + " needs "
+                        + Arrays.toString(e.getValue()));
+            }
+            if (t != null && !t.dtype().isFloat()) throw new IOException(file + ": tensor " + name + " is " + t.dtype() + ", not a float tensor");
+            out.put(name, t);
+        }
+        return out;
     }
 
     /**

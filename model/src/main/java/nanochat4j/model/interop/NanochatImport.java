@@ -78,9 +78,10 @@ public final class NanochatImport {
         }
         long[] steps = new long[found.size()];
         for (int i = 0; i < found.size(); i++) {
-            // every checkpoint's vocabulary is checked before anything is written
+            // every checkpoint's config, tensor names, shapes and vocabulary are checked before anything is written
             Path from = tagDirs.get(i);
             steps[i] = o.step() != null ? o.step() : NanochatCheckpoint.lastStep(from);
+            NanochatCheckpoint.validate(from, steps[i]);
             Checkpoint.Meta meta = NanochatCheckpoint.readMeta(from, steps[i]);
             if (meta.config().vocabSize() != tok.vocabSize()) {
                 throw new IOException(NanochatCheckpoint.modelFile(from, steps[i]) + " was trained with vocab_size " + meta.config().vocabSize()

@@ -104,6 +104,9 @@ class NanochatImportTest {
         TorchZip.writeStateDict(pt, t);
         IOException e = assertThrows(IOException.class, () -> NanochatCheckpoint.read(ck, 7));
         assertTrue(e.getMessage().startsWith(pt.toString()) && e.getMessage().contains("missing tensor lm_head.weight"), e.getMessage());
+        e = assertThrows(IOException.class, () -> NanochatImport.run(dir, tmp.resolve("ours"), new NanochatImport.Options(null, null, null, null, false)));
+        assertTrue(e.getMessage().contains("missing tensor lm_head.weight"), e.getMessage());
+        assertTrue(!Files.exists(tmp.resolve("ours")), "an import that fails its checks writes nothing");
 
         t = tensors(c, p);
         t.put("transformer.h.9.attn.c_q.weight", TorchZip.OutTensor.ofFloats(new float[4], TorchZip.DType.F32, 2, 2));

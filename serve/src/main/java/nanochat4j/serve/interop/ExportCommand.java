@@ -21,10 +21,10 @@ public final class ExportCommand implements Callable<Integer> {
 
     /** The two output layouts. */
     enum Format {
-        nanochat, safetensors_hf;
+        NANOCHAT, SAFETENSORS_HF;
 
         @Override
-        public String toString() { return name().replace('_', '-'); }
+        public String toString() { return name().toLowerCase(Locale.ROOT).replace('_', '-'); }
     }
 
     @Parameters(index = "0", paramLabel = "DIR", description = "Where to write (created if missing).")
@@ -52,8 +52,8 @@ public final class ExportCommand implements Callable<Integer> {
         @Override
         public Format convert(String s) {
             return switch (s.toLowerCase(Locale.ROOT)) {
-                case "nanochat" -> Format.nanochat;
-                case "safetensors-hf", "hf" -> Format.safetensors_hf;
+                case "nanochat" -> Format.NANOCHAT;
+                case "safetensors-hf", "hf" -> Format.SAFETENSORS_HF;
                 default -> throw new IllegalArgumentException("unknown --format '" + s + "' (use nanochat or safetensors-hf)");
             };
         }
@@ -68,8 +68,8 @@ public final class ExportCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("unknown --dtype '" + dtype + "' (use fp32 or bf16)");
         };
         NanochatExport.Options o = new NanochatExport.Options(ModelSource.parse(source), tag, step, dt);
-        Path written = format == Format.nanochat ? NanochatExport.toNanochat(base, o, out) : NanochatExport.toHuggingFace(base, o, out);
-        System.out.println("wrote " + written + (format == Format.nanochat ? " (and tokenizer/ beside; point NANOCHAT_BASE_DIR at " + out + ")" : " + config.json + tokenizer.tiktoken"));
+        Path written = format == Format.NANOCHAT ? NanochatExport.toNanochat(base, o, out) : NanochatExport.toHuggingFace(base, o, out);
+        System.out.println("wrote " + written + (format == Format.NANOCHAT ? " (and tokenizer/ beside; point NANOCHAT_BASE_DIR at " + out + ")" : " + config.json + tokenizer.tiktoken"));
         return 0;
     }
 }
