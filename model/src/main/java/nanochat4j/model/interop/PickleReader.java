@@ -75,8 +75,13 @@ public final class PickleReader {
 
     /** The object the pickle in {@code data} describes. */
     public Object read(byte[] data) throws IOException {
+        return read(data, 0);
+    }
+
+    /** The object of the pickle starting at {@code from}; {@link #end()} is then the offset just past its STOP. */
+    public Object read(byte[] data, int from) throws IOException {
         b = data;
-        pos = 0;
+        pos = from;
         stack.clear();
         marks.clear();
         memo.clear();
@@ -197,6 +202,11 @@ public final class PickleReader {
                 default -> throw error(at, "opcode 0x" + Integer.toHexString(op) + " is not one nanochat's files use (or this is not a pickle)");
             }
         }
+    }
+
+    /** Offset just past the STOP of the last pickle read. */
+    public int end() {
+        return pos;
     }
 
     private Py.Global allow(int at, String module, String name) throws IOException {

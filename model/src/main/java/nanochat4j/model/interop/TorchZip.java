@@ -40,7 +40,8 @@ import java.util.zip.ZipOutputStream;
  *       {@link TensorRef} descriptors (storage, offset, shape, stride) and their values are read one tensor at a time,
  *       streamed from the zip in 1 MiB chunks, so a checkpoint never sits in memory twice. Any strides and storage
  *       offsets (views, shared storages) are honoured. The archive folder may be {@code archive/} (older torch) or
- *       the file's stem (newer torch).</li>
+ *       the file's stem (newer torch). torch's legacy non-zip format (before 1.6, or
+ *       {@code _use_new_zipfile_serialization=False}) is read too: the same pickle, storages stored back to back.</li>
  *   <li>Writing: one contiguous storage per tensor, data aligned to 64 bytes within the file (torch's
  *       {@code .storage_alignment}, which {@code torch.load(mmap=True)} relies on), atomically (temp file, fsync,
  *       rename).</li>
@@ -69,8 +70,11 @@ public final class TorchZip implements Closeable {
         }
     }
 
-    /** A storage record of the archive: its element type, key ({@code data/<key>}) and element count. */
-    public record Storage(DType dtype, String key, long numel) {}
+    /**
+     * A storage of the file: element type, key ({@code data/<key>} in a zip) and element count; {@code base} > 0 only for
+     * a legacy-format view into storage {@code key} (its first element there).
+     */
+    public record Storage(DType dtype, String key, long numel, long base) {}
 
     /** A tensor: a strided view of a storage, as {@code torch._utils._rebuild_tensor_v2} describes it. */
     public record TensorRef(Storage storage, long offset, int[] shape, long[] stride) {
@@ -115,18 +119,34 @@ public final class TorchZip implements Closeable {
     private static final Py.Global REBUILD_V2 = new Py.Global("torch._utils", "_rebuild_tensor_v2");
     private static final Py.Global REBUILD_PARAM = new Py.Global("torch._utils", "_rebuild_parameter");
 
+    /** The pickle torch writes first in a legacy file: protocol 2, the magic number 0x1950a86a20f9469cfc6c as LONG1. */
+    private static final byte[] LEGACY_MAGIC = {(byte) 0x80, 2, (byte) 0x8a, 10, 0x6c, (byte) 0xfc, (byte) 0x9c, 0x46, (byte) 0xf9, 0x20,
+            0x6a, (byte) 0xa8, 0x50, 0x19, '.'};
+
     private final Path file;
-    private final ZipFile zip;
+    private final ZipFile zip;                   // null for a legacy file
     private final String prefix;
-    private final Map<String, Storage> storages = new HashMap<>();
+    private final Map<String, Storage> storages = new HashMap<>(); // root storages by key
+    private final Map<String, Long> legacyData = new HashMap<>();  // legacy: key -> file offset of its first element
     private final Object root;
 
     private TorchZip(Path file) throws IOException {
         this.file = file;
+        byte[] head = new byte[LEGACY_MAGIC.length];
+        try (InputStream in = Files.newInputStream(file)) {
+            head = Arrays.copyOf(head, in.readNBytes(head, 0, head.length));
+        }
+        if (Arrays.equals(head, LEGACY_MAGIC)) {
+            zip = null;
+            prefix = "";
+            root = readLegacy();
+            return;
+        }
         try {
             this.zip = new ZipFile(file.toFile());
         } catch (ZipException e) {
-            throw new IOException(file + ": not a torch.save zip archive, or truncated (" + e.getMessage() + ")", e);
+            throw new IOException(file + ": not a torch.save file (neither a zip archive nor torch's legacy format), or truncated ("
+                    + e.getMessage() + ")", e);
         }
         try {
             String p = null;
@@ -137,7 +157,7 @@ public final class TorchZip implements Closeable {
                     p = name.substring(0, name.length() - "data.pkl".length());
                 }
             }
-            if (p == null) throw new IOException(file + ": no <archive>/data.pkl record: not a torch.save file (or saved by torch < 1.6, which this reader does not support)");
+            if (p == null) throw new IOException(file + ": no <archive>/data.pkl record: not a torch.save file");
             prefix = p;
             ZipEntry order = zip.getEntry(prefix + "byteorder");
             if (order != null) {
@@ -147,9 +167,68 @@ public final class TorchZip implements Closeable {
             ZipEntry pkl = zip.getEntry(prefix + "data.pkl");
             byte[] data = readEntry(pkl, 1 << 28);
             root = new PickleReader(file + " (" + prefix + "data.pkl)", this::call, this::persistent).read(data);
+            for (Storage st : storages.values()) {
+                ZipEntry e = zip.getEntry(prefix + "data/" + st.key());
+                if (e == null) throw new IOException(file + ": storage record " + prefix + "data/" + st.key() + " is missing");
+                if (e.getSize() != st.numel() * st.dtype().bytes) {
+                    throw new IOException(file + ": storage record data/" + st.key() + " holds " + e.getSize() + " bytes but data.pkl says "
+                            + st.numel() + " " + st.dtype() + " elements (" + st.numel() * st.dtype().bytes + " bytes)");
+                }
+            }
         } catch (IOException | RuntimeException e) {
             zip.close();
             throw e;
+        }
+    }
+
+    /**
+     * torch's format before 1.6 ({@code _use_new_zipfile_serialization=False}): five pickles in a row — magic number,
+     * protocol version 1001, sys info, the object, the sorted storage keys — then each storage in key order as an
+     * int64 element count and its raw bytes.
+     */
+    private Object readLegacy() throws IOException {
+        long size = Files.size(file);
+        // the pickles are small (a state dict's is tens of KB); read a prefix, growing it if a pickle runs past it
+        for (long want = 1 << 20; ; want *= 4) {
+            int n = (int) Math.min(size, Math.min(want, 1L << 30));
+            byte[] b;
+            try (InputStream in = Files.newInputStream(file)) {
+                b = in.readNBytes(n);
+            }
+            storages.clear();
+            try {
+                PickleReader r = new PickleReader(file + " (legacy format)", this::call, this::persistent);
+                Object version = r.read(b, LEGACY_MAGIC.length);
+                if (!Long.valueOf(1001).equals(version)) throw new IOException(file + ": legacy torch file of protocol version " + version + ", expected 1001");
+                Object sys = r.read(b, r.end());
+                if (sys instanceof Map<?, ?> m && Boolean.FALSE.equals(m.get("little_endian"))) {
+                    throw new IOException(file + ": saved on a big-endian machine; only little-endian files are supported");
+                }
+                Object obj = r.read(b, r.end());
+                Object keys = r.read(b, r.end());
+                if (!(keys instanceof List<?> kl)) throw new IOException(file + ": legacy storage key list is missing");
+                long pos = r.end();
+                try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+                    ByteBuffer count = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
+                    for (Object k : kl) {
+                        Storage st = storages.get(String.valueOf(k));
+                        if (st == null) throw new IOException(file + ": storage " + k + " is listed but no tensor uses it");
+                        count.clear();
+                        while (count.hasRemaining()) {
+                            if (ch.read(count, pos + count.position()) < 0) throw new IOException(file + ": truncated before storage " + k);
+                        }
+                        long numel = count.flip().getLong();
+                        if (numel != st.numel()) throw new IOException(file + ": storage " + k + " holds " + numel + " elements, the pickle says " + st.numel());
+                        legacyData.put(st.key(), pos + 8);
+                        pos += 8 + numel * st.dtype().bytes;
+                        if (pos > size) throw new IOException(file + ": truncated inside storage " + k + " (needs " + pos + " bytes, has " + size + ")");
+                    }
+                }
+                for (String k : storages.keySet()) if (!legacyData.containsKey(k)) throw new IOException(file + ": storage " + k + " has no data");
+                return obj;
+            } catch (IOException e) {
+                if (n == size || n >= (1L << 30) || !e.getMessage().contains("truncated file")) throw e;
+            }
         }
     }
 
@@ -211,13 +290,7 @@ public final class TorchZip implements Closeable {
 
     private void read(TensorRef t, Sink sink, int n) throws IOException {
         Storage s = t.storage();
-        ZipEntry e = zip.getEntry(prefix + "data/" + s.key());
-        if (e == null) throw new IOException(file + ": storage record " + prefix + "data/" + s.key() + " is missing");
         int es = s.dtype().bytes;
-        if (e.getSize() != s.numel() * es) {
-            throw new IOException(file + ": storage record data/" + s.key() + " holds " + e.getSize() + " bytes but data.pkl says "
-                    + s.numel() + " " + s.dtype() + " elements (" + s.numel() * es + " bytes)");
-        }
         if (n == 0) return;
         long last = t.offset();
         for (int d = 0; d < t.shape().length; d++) last += (long) (t.shape()[d] - 1) * t.stride()[d];
@@ -225,8 +298,7 @@ public final class TorchZip implements Closeable {
             throw new IOException(file + ": a tensor of shape " + Arrays.toString(t.shape()) + " at offset " + t.offset() + " with strides "
                     + Arrays.toString(t.stride()) + " reaches element " + last + " of storage " + s.key() + ", which has " + s.numel());
         }
-        try (InputStream in = zip.getInputStream(e)) {
-            in.skipNBytes(t.offset() * es);
+        try (InputStream in = open(s.key(), (s.base() + t.offset()) * es)) {
             if (t.contiguous()) {
                 ByteBuffer buf = ByteBuffer.allocate((int) Math.min(CHUNK, (long) n * es)).order(ByteOrder.LITTLE_ENDIAN);
                 long left = (long) n * es;
@@ -264,6 +336,18 @@ public final class TorchZip implements Closeable {
         }
     }
 
+    /** The bytes of storage {@code key} from byte {@code from} on. */
+    private InputStream open(String key, long from) throws IOException {
+        if (zip != null) {
+            InputStream in = zip.getInputStream(zip.getEntry(prefix + "data/" + key));
+            in.skipNBytes(from);
+            return in;
+        }
+        FileChannel ch = FileChannel.open(file, StandardOpenOption.READ);
+        ch.position(legacyData.get(key) + from);
+        return new java.io.BufferedInputStream(Channels.newInputStream(ch), CHUNK);
+    }
+
     private Object persistent(Object pid) throws IOException {
         // ('storage', torch.<T>Storage, key, location, numel)
         if (!(pid instanceof Py.Tuple t) || t.size() < 5 || !"storage".equals(t.get(0))) {
@@ -275,9 +359,19 @@ public final class TorchZip implements Closeable {
         if (!(t.get(2) instanceof String key) || !(t.get(4) instanceof Long numel) || numel < 0) {
             throw new IOException("malformed storage reference " + pid);
         }
-        Storage s = new Storage(DType.ofStorageClass(g), key, numel);
-        Storage prev = storages.putIfAbsent(key, s);
-        if (prev != null && !prev.equals(s)) throw new IOException("storage " + key + " is described twice differently: " + prev + " and " + s);
+        DType dt = DType.ofStorageClass(g);
+        Storage rootStorage = new Storage(dt, key, numel, 0);
+        Storage prev = storages.putIfAbsent(key, rootStorage);
+        if (prev != null && !prev.equals(rootStorage)) throw new IOException("storage " + key + " is described twice differently: " + prev + " and " + rootStorage);
+        Storage s = rootStorage;
+        if (t.size() >= 6 && t.get(5) != null) {
+            // legacy view_metadata (view_key, offset, size): a window of the root storage
+            if (!(t.get(5) instanceof Py.Tuple v) || v.size() != 3 || !(v.get(1) instanceof Long off) || !(v.get(2) instanceof Long len)
+                    || off < 0 || len < 0 || off + len > numel) {
+                throw new IOException("malformed storage view " + t.get(5) + " of storage " + key + " (" + numel + " elements)");
+            }
+            s = new Storage(dt, key, len, off);
+        }
         return s;
     }
 
@@ -320,7 +414,7 @@ public final class TorchZip implements Closeable {
 
     @Override
     public void close() throws IOException {
-        zip.close();
+        if (zip != null) zip.close();
     }
 
     // ------------------------------------------------------------------ writing

@@ -104,6 +104,48 @@ class TorchZipTest {
         }
     }
 
+    /**
+     * torch's pre-1.6 format ({@code torch.save(..., _use_new_zipfile_serialization=False)}), built here byte by byte
+     * as {@code torch.serialization._legacy_save} writes it: magic, protocol 1001, sys info, the object (storages as
+     * ('storage', type, key, location, numel, view_metadata)), the sorted keys, then per key an int64 count and the data.
+     */
+    @Test
+    void readsTheLegacyNonZipFormatWithViews(@TempDir Path tmp) throws IOException {
+        java.io.ByteArrayOutputStream f = new java.io.ByteArrayOutputStream();
+        f.writeBytes(new byte[] {(byte) 0x80, 2, (byte) 0x8a, 10, 0x6c, (byte) 0xfc, (byte) 0x9c, 0x46, (byte) 0xf9, 0x20, 0x6a, (byte) 0xa8, 0x50, 0x19, '.'});
+        f.writeBytes(PickleWriter.write(1001L));
+        f.writeBytes(PickleWriter.write(Map.of("protocol_version", 1001L, "little_endian", true, "type_sizes", Map.of("short", 2L, "int", 4L, "long", 4L))));
+        Py.Global rebuild = new Py.Global("torch._utils", "_rebuild_tensor_v2");
+        Py.PersistentId a = new Py.PersistentId(Py.Tuple.of("storage", new Py.Global("torch", "FloatStorage"), "94001", "cpu", 6L, null));
+        Py.PersistentId aView = new Py.PersistentId(Py.Tuple.of("storage", new Py.Global("torch", "FloatStorage"), "94001", "cpu", 6L,
+                Py.Tuple.of("94001_v", 2L, 3L)));
+        Py.PersistentId b = new Py.PersistentId(Py.Tuple.of("storage", new Py.Global("torch", "BFloat16Storage"), "95002", "cpu", 2L, null));
+        Map<String, Object> sd = new LinkedHashMap<>();
+        sd.put("a", new Py.Reduce(rebuild, Py.Tuple.of(a, 0L, Py.Tuple.of(2L, 3L), Py.Tuple.of(3L, 1L), false, Map.of())));
+        sd.put("view", new Py.Reduce(rebuild, Py.Tuple.of(aView, 1L, Py.Tuple.of(2L), Py.Tuple.of(1L), false, Map.of())));
+        sd.put("b", new Py.Reduce(rebuild, Py.Tuple.of(b, 0L, Py.Tuple.of(2L), Py.Tuple.of(1L), false, Map.of())));
+        f.writeBytes(PickleWriter.write(sd));
+        f.writeBytes(PickleWriter.write(List.of("94001", "95002")));
+        ByteBuffer data = ByteBuffer.allocate(8 + 24 + 8 + 4).order(ByteOrder.LITTLE_ENDIAN);
+        data.putLong(6);
+        for (int i = 0; i < 6; i++) data.putFloat(10 + i);
+        data.putLong(2);
+        data.putShort(TorchZip.toBf16(1.5f)).putShort(TorchZip.toBf16(-2f));
+        f.writeBytes(data.array());
+        Path file = tmp.resolve("legacy.pt");
+        Files.write(file, f.toByteArray());
+        try (TorchZip z = TorchZip.open(file)) {
+            Map<String, TorchZip.TensorRef> t = z.stateDict();
+            assertArrayEquals(new float[] {10, 11, 12, 13, 14, 15}, z.floats(t.get("a")));
+            assertArrayEquals(new float[] {13, 14}, z.floats(t.get("view")), "view at element 2, tensor offset 1");
+            assertArrayEquals(new float[] {1.5f, -2f}, z.floats(t.get("b")));
+        }
+        Path cut = tmp.resolve("legacy-cut.pt");
+        Files.write(cut, java.util.Arrays.copyOf(f.toByteArray(), f.size() - 3));
+        IOException e = assertThrows(IOException.class, () -> TorchZip.open(cut));
+        assertTrue(e.getMessage().startsWith(cut.toString()) && e.getMessage().contains("truncated inside storage 95002"), e.getMessage());
+    }
+
     @Test
     void truncatedZipAndShortStorageFailNamingTheFile(@TempDir Path tmp) throws IOException {
         Path f = tmp.resolve("model_000001.pt");
@@ -120,10 +162,8 @@ class TorchZipTest {
                 Py.Tuple.of(pid, 0L, Py.Tuple.of(100L), Py.Tuple.of(1L), false, Map.of())));
         Path shortRec = tmp.resolve("short.pt");
         writeZip(shortRec, Map.of("archive/data.pkl", PickleWriter.write(sd), "archive/data/0", new byte[200]));
-        try (TorchZip z = TorchZip.open(shortRec)) {
-            IOException e2 = assertThrows(IOException.class, () -> z.floats(z.stateDict().get("w")));
-            assertTrue(e2.getMessage().contains("short.pt") && e2.getMessage().contains("holds 200 bytes"), e2.getMessage());
-        }
+        IOException e2 = assertThrows(IOException.class, () -> TorchZip.open(shortRec));
+        assertTrue(e2.getMessage().contains("short.pt") && e2.getMessage().contains("holds 200 bytes"), e2.getMessage());
         Path notZip = tmp.resolve("notzip.pt");
         Files.writeString(notZip, "hello");
         IOException e3 = assertThrows(IOException.class, () -> TorchZip.open(notZip));
