@@ -53,13 +53,24 @@ public final class NanochatExport {
         if (!Files.isDirectory(root)) throw new IOException("no " + o.source().name().toLowerCase() + " checkpoints: " + root + " does not exist");
         String tag = o.tag() != null ? o.tag() : Checkpoint.largestTag(root);
         Path dir = root.resolve(tag);
-        long step = o.step() != null ? o.step() : Checkpoint.lastStep(dir);
-        Safetensors.DType stored = storedDtype(Checkpoint.modelFile(dir, step));
-        Checkpoint.Loaded ck = Checkpoint.load(dir, step);
-        Tokenizer tok = Tokenizer.load(baseDir.resolve("tokenizer"));
+        Checkpoint.Loaded ck;
+        long step;
+        Safetensors.DType stored;
+        if (!hasOwnCheckpoints(dir) && NanochatCheckpoint.exists(dir)) {
+            // a nanochat base dir given as --base-dir: convert straight from its .pt (e.g. to the HF layout)
+            step = o.step() != null ? o.step() : NanochatCheckpoint.lastStep(dir);
+            NanochatCheckpoint.Loaded l = NanochatCheckpoint.read(dir, step);
+            ck = new Checkpoint.Loaded(l.meta(), l.params());
+            stored = l.dtype();
+        } else {
+            step = o.step() != null ? o.step() : Checkpoint.lastStep(dir);
+            stored = storedDtype(Checkpoint.modelFile(dir, step));
+            ck = Checkpoint.load(dir, step);
+        }
+        Tokenizer tok = ModelSource.loadTokenizer(baseDir.resolve("tokenizer"));
         if (tok.vocabSize() != ck.meta().config().vocabSize()) {
-            throw new IOException("tokenizer in " + baseDir.resolve("tokenizer") + " has " + tok.vocabSize() + " tokens but "
-                    + Checkpoint.modelFile(dir, step) + " has vocab " + ck.meta().config().vocabSize());
+            throw new IOException("tokenizer in " + baseDir.resolve("tokenizer") + " has " + tok.vocabSize() + " tokens but the checkpoint of step "
+                    + step + " in " + dir + " has vocab " + ck.meta().config().vocabSize());
         }
         return new Source(dir, step, ck, tok, o.dtype() != null ? o.dtype() : stored);
     }
@@ -114,6 +125,15 @@ public final class NanochatExport {
         cfg.put("step", s.step());
         TokenizerFiles.writeAtomically(out.resolve("config.json"), JSON.writeValueAsBytes(cfg));
         return weights;
+    }
+
+    private static boolean hasOwnCheckpoints(Path dir) {
+        try {
+            Checkpoint.lastStep(dir);
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
     }
 
     /** BF16 when every tensor of a safetensors file is stored as BF16, else F32 (reads the header only). */

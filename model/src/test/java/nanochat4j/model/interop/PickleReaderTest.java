@@ -123,7 +123,7 @@ class PickleReaderTest {
         e = assertThrows(IOException.class, () -> new PickleReader("lie.pkl", null, null).read(lying));
         assertTrue(e.getMessage().contains("truncated"), e.getMessage());
         e = assertThrows(IOException.class, () -> new PickleReader("text.pkl", null, null).read("hello".getBytes(StandardCharsets.US_ASCII)));
-        assertTrue(e.getMessage().contains("text.pkl: pickle byte 0: opcode 0x68") || e.getMessage().contains("text.pkl"), e.getMessage());
+        assertTrue(e.getMessage().startsWith("text.pkl: pickle byte 0: "), e.getMessage()); // 'h' is BINGET of a key never stored
     }
 
     @Test

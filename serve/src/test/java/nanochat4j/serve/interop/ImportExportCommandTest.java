@@ -57,6 +57,11 @@ class ImportExportCommandTest {
         assertEquals(0, run("export", "--format", "safetensors-hf", "-i", "sft", "--dtype", "bf16", tmp.resolve("hf").toString(),
                 "--base-dir", base.toString()).code());
         assertEquals(Safetensors.DType.BF16, Safetensors.read(tmp.resolve("hf/model.safetensors")).tensors().get("lm_head.weight").dtype());
+        // straight from a nanochat base dir to the HF layout, no import step
+        assertEquals(0, run("export", "--format", "safetensors-hf", "-i", "sft", tmp.resolve("hf2").toString(),
+                "--base-dir", tmp.resolve("nano").toString()).code());
+        assertEquals(Safetensors.read(tmp.resolve("hf2/model.safetensors")).tensors().get("lm_head.weight").values().length,
+                Safetensors.read(tmp.resolve("hf/model.safetensors")).tensors().get("lm_head.weight").values().length);
         Result bad = run("export", "--format", "onnx", tmp.resolve("x").toString(), "--base-dir", base.toString());
         assertTrue(bad.code() != 0 && bad.err().contains("onnx"), bad.err());
     }
