@@ -53,13 +53,13 @@ public final class NanochatTokenizer {
         if (specials == null) throw new IOException(file + ": special_tokens is not a dict");
         for (Object k : state.keySet()) {
             if (!List.of("name", "pat_str", "mergeable_ranks", "special_tokens", "explicit_n_vocab").contains(k)) {
-                throw new IOException(file + ": the Encoding has an unknown field '" + k + "'");
+                throw new IOException(file + ": the Encoding has an unknown field " + Py.brief(k));
             }
         }
         byte[][] tokens = new byte[ranks.size()][];
         for (Map.Entry<?, ?> e : ranks.entrySet()) {
             if (!(e.getKey() instanceof Py.Bytes b) || !(e.getValue() instanceof Long r)) {
-                throw new IOException(file + ": mergeable_ranks entry " + e.getKey() + " → " + e.getValue() + " is not bytes → int");
+                throw new IOException(file + ": mergeable_ranks entry " + Py.brief(e.getKey()) + " → " + Py.brief(e.getValue()) + " is not bytes → int");
             }
             if (r < 0 || r >= tokens.length) throw new IOException(file + ": rank " + r + " of " + b + " is outside 0.." + (tokens.length - 1));
             if (tokens[(int) (long) r] != null) throw new IOException(file + ": rank " + r + " appears twice");
@@ -68,12 +68,12 @@ public final class NanochatTokenizer {
         int n = tokens.length;
         List<String> want = Tokenizer.SPECIAL_TOKENS;
         if (specials.size() != want.size()) {
-            throw new IOException(file + ": has " + specials.size() + " special tokens " + specials.keySet() + "; nanochat4j knows nanochat's " + want.size() + " " + want);
+            throw new IOException(file + ": has " + specials.size() + " special tokens " + Py.brief(new java.util.ArrayList<>(specials.keySet())) + "; nanochat4j knows nanochat's " + want.size() + " " + want);
         }
         for (int i = 0; i < want.size(); i++) {
             Object id = specials.get(want.get(i));
             if (!(id instanceof Long l) || l != n + i) {
-                throw new IOException(file + ": special token " + want.get(i) + " has id " + id + ", nanochat's layout puts it at " + (n + i));
+                throw new IOException(file + ": special token " + want.get(i) + " has id " + Py.brief(id) + ", nanochat's layout puts it at " + (n + i));
             }
         }
         Tokenizer tok;

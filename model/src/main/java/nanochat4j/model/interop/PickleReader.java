@@ -196,7 +196,7 @@ public final class PickleReader {
                 }
                 case 0x51 -> { // BINPERSID
                     Object pid = pop(at);
-                    if (persistent == null) throw error(at, "persistent id " + pid + " in a file that may not reference storages");
+                    if (persistent == null) throw error(at, "persistent id " + Py.brief(pid) + " in a file that may not reference storages");
                     push(persistent.load(pid));
                 }
                 default -> throw error(at, "opcode 0x" + Integer.toHexString(op) + " is not one nanochat's files use (or this is not a pickle)");
@@ -222,7 +222,7 @@ public final class PickleReader {
         if (g.module().equals("_codecs") && g.name().equals("encode")) {
             // protocol 2's spelling of bytes: _codecs.encode(str, 'latin1')
             if (args.size() != 2 || !(args.get(0) instanceof String s) || !"latin1".equals(args.get(1))) {
-                throw error(at, "_codecs.encode is only accepted as (str, 'latin1'), got " + args);
+                throw error(at, "_codecs.encode is only accepted as (str, 'latin1'), got " + Py.brief(args));
             }
             return new Py.Bytes(s.getBytes(StandardCharsets.ISO_8859_1));
         }

@@ -12,6 +12,52 @@ import java.util.List;
 public final class Py {
     private Py() {}
 
+    /**
+     * A short rendering of a value for an error message: nesting cut at depth 3 and length at 160 characters, so a
+     * hostile file (a list that contains itself, a million-item dict) cannot blow up the message.
+     */
+    public static String brief(Object o) {
+        StringBuilder sb = new StringBuilder();
+        brief(o, sb, 0);
+        return sb.length() > 160 ? sb.substring(0, 160) + "…" : sb.toString();
+    }
+
+    private static void brief(Object o, StringBuilder sb, int depth) {
+        if (sb.length() > 160) return;
+        if (depth > 3) {
+            sb.append("…");
+            return;
+        }
+        switch (o) {
+            case Tuple t -> seq(t.items(), sb, depth, "(", ")");
+            case java.util.List<?> l -> seq(l, sb, depth, "[", "]");
+            case java.util.Map<?, ?> m -> {
+                sb.append('{');
+                int n = 0;
+                for (java.util.Map.Entry<?, ?> e : m.entrySet()) {
+                    if (n++ > 0) sb.append(", ");
+                    if (sb.length() > 160) break;
+                    brief(e.getKey(), sb, depth + 1);
+                    sb.append(": ");
+                    brief(e.getValue(), sb, depth + 1);
+                }
+                sb.append('}');
+            }
+            case String str -> sb.append('\'').append(str.length() > 60 ? str.substring(0, 60) + "…" : str).append('\'');
+            case null -> sb.append("None");
+            default -> sb.append(o);
+        }
+    }
+
+    private static void seq(java.util.List<?> items, StringBuilder sb, int depth, String open, String close) {
+        sb.append(open);
+        for (int i = 0; i < items.size() && sb.length() <= 160; i++) {
+            if (i > 0) sb.append(", ");
+            brief(items.get(i), sb, depth + 1);
+        }
+        sb.append(close);
+    }
+
     /** A tuple (immutable, so a record over an unmodifiable list). */
     public record Tuple(List<Object> items) {
         public Tuple {

@@ -199,7 +199,7 @@ public final class TorchZip implements Closeable {
             try {
                 PickleReader r = new PickleReader(file + " (legacy format)", this::call, this::persistent);
                 Object version = r.read(b, LEGACY_MAGIC.length);
-                if (!Long.valueOf(1001).equals(version)) throw new IOException(file + ": legacy torch file of protocol version " + version + ", expected 1001");
+                if (!Long.valueOf(1001).equals(version)) throw new IOException(file + ": legacy torch file of protocol version " + Py.brief(version) + ", expected 1001");
                 Object sys = r.read(b, r.end());
                 if (sys instanceof Map<?, ?> m && Boolean.FALSE.equals(m.get("little_endian"))) {
                     throw new IOException(file + ": saved on a big-endian machine; only little-endian files are supported");
@@ -212,7 +212,7 @@ public final class TorchZip implements Closeable {
                     ByteBuffer count = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN);
                     for (Object k : kl) {
                         Storage st = storages.get(String.valueOf(k));
-                        if (st == null) throw new IOException(file + ": storage " + k + " is listed but no tensor uses it");
+                        if (st == null) throw new IOException(file + ": storage " + Py.brief(k) + " is listed but no tensor uses it");
                         count.clear();
                         while (count.hasRemaining()) {
                             if (ch.read(count, pos + count.position()) < 0) throw new IOException(file + ": truncated before storage " + k);
@@ -248,7 +248,7 @@ public final class TorchZip implements Closeable {
         if (!(root instanceof Map<?, ?> m)) throw new IOException(file + ": holds a " + describe(root) + ", not a state dict");
         Map<String, TensorRef> out = new LinkedHashMap<>();
         for (Map.Entry<?, ?> e : m.entrySet()) {
-            if (!(e.getKey() instanceof String k)) throw new IOException(file + ": state dict key " + e.getKey() + " is not a string");
+            if (!(e.getKey() instanceof String k)) throw new IOException(file + ": state dict key " + Py.brief(e.getKey()) + " is not a string");
             if (!(e.getValue() instanceof TensorRef t)) throw new IOException(file + ": state dict entry " + k + " is a " + describe(e.getValue()) + ", not a tensor");
             out.put(k, t);
         }
@@ -351,13 +351,13 @@ public final class TorchZip implements Closeable {
     private Object persistent(Object pid) throws IOException {
         // ('storage', torch.<T>Storage, key, location, numel)
         if (!(pid instanceof Py.Tuple t) || t.size() < 5 || !"storage".equals(t.get(0))) {
-            throw new IOException("unexpected persistent id " + pid + " (torch writes ('storage', type, key, location, numel))");
+            throw new IOException("unexpected persistent id " + Py.brief(pid) + " (torch writes ('storage', type, key, location, numel))");
         }
         if (!(t.get(1) instanceof Py.Global g) || DType.ofStorageClass(g) == null) {
-            throw new IOException("storage type " + t.get(1) + " is not one of " + Arrays.toString(DType.values()) + " (torch.*Storage)");
+            throw new IOException("storage type " + Py.brief(t.get(1)) + " is not one of " + Arrays.toString(DType.values()) + " (torch.*Storage)");
         }
         if (!(t.get(2) instanceof String key) || !(t.get(4) instanceof Long numel) || numel < 0) {
-            throw new IOException("malformed storage reference " + pid);
+            throw new IOException("malformed storage reference " + Py.brief(pid));
         }
         DType dt = DType.ofStorageClass(g);
         Storage rootStorage = new Storage(dt, key, numel, 0);
@@ -368,7 +368,7 @@ public final class TorchZip implements Closeable {
             // legacy view_metadata (view_key, offset, size): a window of the root storage
             if (!(t.get(5) instanceof Py.Tuple v) || v.size() != 3 || !(v.get(1) instanceof Long off) || !(v.get(2) instanceof Long len)
                     || off < 0 || len < 0 || off + len > numel) {
-                throw new IOException("malformed storage view " + t.get(5) + " of storage " + key + " (" + numel + " elements)");
+                throw new IOException("malformed storage view " + Py.brief(t.get(5)) + " of storage " + key + " (" + numel + " elements)");
             }
             s = new Storage(dt, key, len, off);
         }
@@ -380,13 +380,13 @@ public final class TorchZip implements Closeable {
             // _rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
             if (a.size() < 6 || !(a.get(0) instanceof Storage s) || !(a.get(1) instanceof Long off)
                     || !(a.get(2) instanceof Py.Tuple size) || !(a.get(3) instanceof Py.Tuple stride) || size.size() != stride.size()) {
-                throw new IOException("malformed torch._utils._rebuild_tensor_v2 arguments " + a);
+                throw new IOException("malformed torch._utils._rebuild_tensor_v2 arguments " + Py.brief(a));
             }
             int[] shape = new int[size.size()];
             long[] str = new long[size.size()];
             for (int i = 0; i < shape.length; i++) {
                 if (!(size.get(i) instanceof Long d) || d < 0 || d > Integer.MAX_VALUE || !(stride.get(i) instanceof Long st) || st < 0) {
-                    throw new IOException("bad tensor size " + size + " / stride " + stride);
+                    throw new IOException("bad tensor size " + Py.brief(size) + " / stride " + Py.brief(stride));
                 }
                 shape[i] = (int) (long) d;
                 str[i] = st;
@@ -395,7 +395,7 @@ public final class TorchZip implements Closeable {
         }
         if (g.equals(REBUILD_PARAM)) {
             // _rebuild_parameter(data, requires_grad, backward_hooks): a Parameter is its data here
-            if (a.size() != 3 || !(a.get(0) instanceof TensorRef t)) throw new IOException("malformed torch._utils._rebuild_parameter arguments " + a);
+            if (a.size() != 3 || !(a.get(0) instanceof TensorRef t)) throw new IOException("malformed torch._utils._rebuild_parameter arguments " + Py.brief(a));
             return t;
         }
         throw new IOException(g + " may not be called (it is only valid as a storage type)");

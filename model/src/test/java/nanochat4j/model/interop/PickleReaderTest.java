@@ -127,6 +127,17 @@ class PickleReaderTest {
     }
 
     @Test
+    void aListThatContainsItselfGivesABoundedMessage() {
+        // _rebuild_tensor_v2(l) where l = []; l.append(l): EMPTY_LIST DUP APPEND TUPLE1 REDUCE
+        byte[] p = {(byte) 0x80, 2, 'c', 't', 'o', 'r', 'c', 'h', '.', '_', 'u', 't', 'i', 'l', 's', '\n', '_', 'r', 'e', 'b', 'u', 'i', 'l', 'd',
+                '_', 't', 'e', 'n', 's', 'o', 'r', '_', 'v', '2', '\n', ']', '2', 'a', (byte) 0x85, 'R', '.'};
+        IOException e = assertThrows(IOException.class, () -> new PickleReader("loop.pkl", (g, a) -> {
+            throw new IOException("malformed " + g + " arguments " + Py.brief(a));
+        }, null).read(p));
+        assertTrue(e.getMessage().startsWith("loop.pkl: pickle byte ") && e.getMessage().contains("arguments ([[[…]]])"), e.getMessage());
+    }
+
+    @Test
     void readsProtocolTwoBytesSpelledWithCodecsEncode() throws IOException {
         // pickle.dumps(b'\x00\xff', protocol=2) == b'\x80\x02c_codecs\nencode\nq\x00X\x03\x00\x00\x00\x00\xc3\xbfq\x01X\x06\x00\x00\x00latin1q\x02\x86q\x03Rq\x04.'
         byte[] p = {(byte) 0x80, 2, 'c', '_', 'c', 'o', 'd', 'e', 'c', 's', '\n', 'e', 'n', 'c', 'o', 'd', 'e', '\n', 'q', 0,
