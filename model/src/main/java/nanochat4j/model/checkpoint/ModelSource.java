@@ -9,6 +9,7 @@ import nanochat4j.model.interop.NanochatCheckpoint;
 import nanochat4j.model.interop.NanochatTokenizer;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.model.tokenizer.TokenizerFiles;
+import nanochat4j.tensor.Tensor;
 
 /**
  * Where each training stage keeps its checkpoints under the base dir (nanochat's layout), and loading "the model a
@@ -77,10 +78,11 @@ public enum ModelSource {
         Checkpoint.Meta meta;
         GPT model;
         if (nanochat) {
-            NanochatCheckpoint.Loaded l = NanochatCheckpoint.read(dir, s);
-            meta = l.meta();
-            model = new GPT(meta.config());
-            model.loadStateDict(l.params());
+            meta = NanochatCheckpoint.readMeta(dir, s);
+            GPT m = new GPT(meta.config());
+            // tensor by tensor into the model: the checkpoint is never held beside it
+            NanochatCheckpoint.read(dir, s, (name, v) -> m.parameter(name).tensor().copyFrom(Tensor.of(v, m.parameter(name).shape())));
+            model = m;
         } else {
             meta = Checkpoint.readMeta(dir, s);
             model = Checkpoint.loadModel(dir, s);

@@ -95,9 +95,24 @@ public final class NanochatCheckpoint {
 
     /** Reads and validates step {@code step} of {@code dir}. */
     public static Loaded read(Path dir, long step) throws IOException {
+        Map<String, float[]> params = new LinkedHashMap<>();
+        Safetensors.DType dtype = read(dir, step, params::put);
+        return new Loaded(readMeta(dir, step), params, dtype);
+    }
+
+    /** Receives each parameter as it is read. */
+    @FunctionalInterface
+    public interface TensorSink {
+        void accept(String name, float[] values) throws IOException;
+    }
+
+    /**
+     * Validates step {@code step} of {@code dir}, then hands the parameters one by one to {@code sink} (so a caller that
+     * copies them into a model never holds two copies); returns BF16 if every tensor was stored as bf16, else F32.
+     */
+    public static Safetensors.DType read(Path dir, long step, TensorSink sink) throws IOException {
         Checkpoint.Meta meta = readMeta(dir, step);
         GPTConfig config = meta.config();
-        Map<String, float[]> params = new LinkedHashMap<>();
         boolean allBf16 = true;
         try (TorchZip z = TorchZip.open(modelFile(dir, step))) {
             for (Map.Entry<String, TorchZip.TensorRef> e : tensors(z, config).entrySet()) {
@@ -106,14 +121,14 @@ public final class NanochatCheckpoint {
                     // older nanochat had neither lambda; 1 and 0 make both a no-op (checkpoint_manager._patch_missing_keys)
                     float[] v = new float[config.nLayer()];
                     if (e.getKey().equals("resid_lambdas")) Arrays.fill(v, 1f);
-                    params.put(e.getKey(), v);
+                    sink.accept(e.getKey(), v);
                     continue;
                 }
                 allBf16 &= t.dtype() == TorchZip.DType.BF16;
-                params.put(e.getKey(), z.floats(t));
+                sink.accept(e.getKey(), z.floats(t));
             }
         }
-        return new Loaded(meta, params, allBf16 ? Safetensors.DType.BF16 : Safetensors.DType.F32);
+        return allBf16 ? Safetensors.DType.BF16 : Safetensors.DType.F32;
     }
 
     /** Checks the meta and every tensor's name, shape and dtype, reading no tensor data (pickle only). */
