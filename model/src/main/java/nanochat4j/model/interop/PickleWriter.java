@@ -7,7 +7,7 @@ import java.util.Map;
 
 /**
  * Writes the Python values of {@link Py} as a pickle that Python's {@code pickle.load} (and so {@code torch.load})
- * reads: protocol 3 (bytes need it), no memo (nothing is shared), dict and list items in batches of 1000 like
+ * reads: protocol 2 (what {@code torch.save} writes; {@code torch.load} warns about others) or 3 (bytes need it), no memo (nothing is shared), dict and list items in batches of 1000 like
  * CPython. Only {@link Py.Reduce}, {@link Py.NewObj} and {@link Py.PersistentId} name callables, and only the ones
  * the caller puts there.
  */
@@ -15,14 +15,23 @@ public final class PickleWriter {
     private static final int BATCH = 1000;
 
     private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+    private final int protocol;
 
-    private PickleWriter() {}
+    private PickleWriter(int protocol) {
+        this.protocol = protocol;
+    }
 
-    /** The pickle of {@code value}. */
+    /** The pickle of {@code value}, protocol 3. */
     public static byte[] write(Object value) {
-        PickleWriter w = new PickleWriter();
+        return write(value, 3);
+    }
+
+    /** The pickle of {@code value} in protocol 2 or 3 (bytes need 3). */
+    public static byte[] write(Object value, int protocol) {
+        if (protocol != 2 && protocol != 3) throw new IllegalArgumentException("pickle protocol " + protocol + ": only 2 and 3 are written");
+        PickleWriter w = new PickleWriter(protocol);
         w.out.write(0x80);
-        w.out.write(3);
+        w.out.write(protocol);
         w.value(value);
         w.out.write('.');
         return w.out.toByteArray();
@@ -46,6 +55,7 @@ public final class PickleWriter {
                 out.writeBytes(u);
             }
             case Py.Bytes by -> {
+                if (protocol < 3) throw new IllegalArgumentException("bytes need pickle protocol 3");
                 byte[] u = by.value();
                 if (u.length < 256) {
                     out.write('C');

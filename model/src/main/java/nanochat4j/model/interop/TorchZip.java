@@ -277,7 +277,11 @@ public final class TorchZip implements Closeable {
         int[] out = new int[Math.toIntExact(t.numel())];
         read(t, (buf, i) -> {
             if (t.dtype() == DType.I32) while (buf.remaining() >= 4) out[i++] = buf.getInt();
-            else while (buf.remaining() >= 8) out[i++] = Math.toIntExact(buf.getLong());
+            else while (buf.remaining() >= 8) {
+                long v = buf.getLong();
+                if (v != (int) v) throw new IllegalStateException(file + ": int64 value " + v + " of storage " + t.storage().key() + " does not fit an int");
+                out[i++] = (int) v;
+            }
             return i;
         }, out.length);
         return out;
@@ -459,7 +463,7 @@ public final class TorchZip implements Closeable {
             try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 Counting counting = new Counting(new BufferedOutputStream(Channels.newOutputStream(ch), CHUNK));
                 try (ZipOutputStream zos = new ZipOutputStream(counting)) {
-                    small(zos, counting, archive + "data.pkl", PickleWriter.write(root));
+                    small(zos, counting, archive + "data.pkl", PickleWriter.write(root, 2));
                     small(zos, counting, archive + ".format_version", "1".getBytes(StandardCharsets.US_ASCII));
                     small(zos, counting, archive + ".storage_alignment", Integer.toString(ALIGN).getBytes(StandardCharsets.US_ASCII));
                     small(zos, counting, archive + "byteorder", "little".getBytes(StandardCharsets.US_ASCII));
