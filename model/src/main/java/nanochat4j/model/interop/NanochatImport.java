@@ -54,10 +54,16 @@ public final class NanochatImport {
                 if (o.sources() != null) throw new IOException(nanochatDir + ": no " + root.getFileName() + " folder");
                 continue;
             }
-            String tag = o.tag() != null ? o.tag() : Checkpoint.largestTag(root);
+            String tag;
+            try {
+                tag = o.tag() != null ? o.tag() : Checkpoint.largestTag(root);
+            } catch (IOException e) {
+                if (o.sources() != null) throw e;
+                continue; // an empty folder of a source nobody asked for
+            }
             Path dir = root.resolve(tag);
             if (!NanochatCheckpoint.exists(dir)) {
-                if (o.sources() != null || o.tag() != null) throw new IOException(dir + ": no nanochat model_<step>.pt checkpoints found");
+                if (o.sources() != null) throw new IOException(dir + ": no nanochat model_<step>.pt checkpoints found");
                 continue;
             }
             tagDirs.add(dir);
@@ -65,7 +71,7 @@ public final class NanochatImport {
         }
         if (found.isEmpty()) {
             throw new IOException(nanochatDir + ": no nanochat checkpoints found (looked for base_checkpoints, chatsft_checkpoints and "
-                    + "chatrl_checkpoints/<tag>/model_<step>.pt)");
+                    + "chatrl_checkpoints/" + (o.tag() != null ? o.tag() : "<tag>") + "/model_<step>.pt)");
         }
 
         Path ourTok = baseDir.resolve("tokenizer");
