@@ -69,7 +69,7 @@ public enum ModelSource {
         String t = tag != null ? tag : Checkpoint.largestTag(root);
         Path dir = root.resolve(t);
         if (!Files.isDirectory(dir)) throw new IOException("no checkpoint tag '" + t + "' in " + root);
-        boolean nanochat = !hasOwnCheckpoints(dir) && NanochatCheckpoint.exists(dir);
+        boolean nanochat = NanochatCheckpoint.onlyNanochat(dir);
         long s = step != null ? step : nanochat ? NanochatCheckpoint.lastStep(dir) : Checkpoint.lastStep(dir);
         Path modelFile = nanochat ? NanochatCheckpoint.modelFile(dir, s) : Checkpoint.modelFile(dir, s);
         if (!Files.isRegularFile(modelFile)) {
@@ -93,15 +93,6 @@ public enum ModelSource {
                     + modelFile + " was trained with vocab " + meta.config().vocabSize());
         }
         return new Loaded(model, tok, meta, dir, s);
-    }
-
-    private static boolean hasOwnCheckpoints(Path dir) {
-        try {
-            Checkpoint.lastStep(dir);
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
     }
 
     /** Our {@code tokenizer.bpe}, else nanochat's {@code tokenizer.pkl} (read in place), from {@code dir}. */

@@ -71,6 +71,17 @@ public final class NanochatCheckpoint {
         }
     }
 
+    /** True when {@code dir} holds nanochat {@code .pt} checkpoints and none of ours (then commands read those in place). */
+    public static boolean onlyNanochat(Path dir) {
+        if (!exists(dir)) return false;
+        try {
+            Checkpoint.lastStep(dir);
+            return false;
+        } catch (IOException e) {
+            return true;
+        }
+    }
+
     /** Reads {@code meta_<step>.json}, refusing a {@code model_config} field our GPT does not know. */
     public static Checkpoint.Meta readMeta(Path dir, long step) throws IOException {
         Path metaFile = Checkpoint.metaFile(dir, step);

@@ -56,7 +56,7 @@ public final class NanochatExport {
         Checkpoint.Loaded ck;
         long step;
         Safetensors.DType stored;
-        if (!hasOwnCheckpoints(dir) && NanochatCheckpoint.exists(dir)) {
+        if (NanochatCheckpoint.onlyNanochat(dir)) {
             // a nanochat base dir given as --base-dir: convert straight from its .pt (e.g. to the HF layout)
             step = o.step() != null ? o.step() : NanochatCheckpoint.lastStep(dir);
             NanochatCheckpoint.Loaded l = NanochatCheckpoint.read(dir, step);
@@ -125,15 +125,6 @@ public final class NanochatExport {
         cfg.put("step", s.step());
         TokenizerFiles.writeAtomically(out.resolve("config.json"), JSON.writeValueAsBytes(cfg));
         return weights;
-    }
-
-    private static boolean hasOwnCheckpoints(Path dir) {
-        try {
-            Checkpoint.lastStep(dir);
-            return true;
-        } catch (IOException e) {
-            return false;
-        }
     }
 
     /** BF16 when every tensor of a safetensors file is stored as BF16, else F32 (reads the header only). */
