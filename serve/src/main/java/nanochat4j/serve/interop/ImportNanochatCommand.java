@@ -51,7 +51,7 @@ public final class ImportNanochatCommand implements Callable<Integer> {
             System.out.printf(Locale.ROOT, "imported %s %s step %d (%,d parameters, %s, %s) -> %s%n", i.source().name().toLowerCase(Locale.ROOT),
                     i.from().getParent().getFileName(), i.step(), i.parameters(), i.dtype(), i.config(), Checkpoint.modelFile(i.to(), i.step()));
         }
-        System.out.printf(Locale.ROOT, "tokenizer -> %s (%.1f s)%n", base.resolve("tokenizer"), (System.nanoTime() - t0) / 1e9);
+        System.out.printf(Locale.ROOT, "imported tokenizer -> %s%ndone in %.1f s%n", base.resolve("tokenizer"), (System.nanoTime() - t0) / 1e9);
         return 0;
     }
 }
