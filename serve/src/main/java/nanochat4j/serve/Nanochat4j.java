@@ -20,6 +20,8 @@ import picocli.CommandLine.Command;
                 nanochat4j.train.eval.BaseEvalCommand.class,
                 nanochat4j.serve.chat.ChatCommand.class,
                 nanochat4j.serve.web.ServeCommand.class,
+                nanochat4j.serve.interop.ImportNanochatCommand.class,
+                nanochat4j.serve.interop.ExportCommand.class,
                 nanochat4j.train.dist.LaunchCommand.class})
 public final class Nanochat4j implements Runnable {
 

@@ -5,12 +5,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 import nanochat4j.model.gpt.GPT;
+import nanochat4j.model.interop.NanochatCheckpoint;
+import nanochat4j.model.interop.NanochatTokenizer;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.model.tokenizer.TokenizerFiles;
+import nanochat4j.tensor.Tensor;
 
 /**
  * Where each training stage keeps its checkpoints under the base dir (nanochat's layout), and loading "the model a
  * user means": a source, an optional tag (default: largest {@code d<N>}) and an optional step (default: latest),
- * together with the tokenizer it was trained with.
+ * together with the tokenizer it was trained with. A nanochat base dir (PyTorch {@code model_<step>.pt},
+ * {@code tokenizer.pkl}) loads the same way, read in place through {@code interop} (nothing is converted on disk).
  */
 public enum ModelSource {
     BASE("base_checkpoints"),
@@ -32,6 +37,7 @@ public enum ModelSource {
     public boolean exists(Path baseDir) {
         try {
             Path tagDir = dir(baseDir).resolve(Checkpoint.largestTag(dir(baseDir)));
+            if (NanochatCheckpoint.exists(tagDir)) return true;
             Checkpoint.lastStep(tagDir);
             return true;
         } catch (IOException e) {
@@ -63,17 +69,35 @@ public enum ModelSource {
         String t = tag != null ? tag : Checkpoint.largestTag(root);
         Path dir = root.resolve(t);
         if (!Files.isDirectory(dir)) throw new IOException("no checkpoint tag '" + t + "' in " + root);
-        long s = step != null ? step : Checkpoint.lastStep(dir);
-        if (!Files.isRegularFile(Checkpoint.modelFile(dir, s))) {
-            throw new IOException(dir + ": no checkpoint for step " + s + " (" + Checkpoint.modelFile(dir, s).getFileName() + " missing)");
+        boolean nanochat = NanochatCheckpoint.onlyNanochat(dir);
+        long s = step != null ? step : nanochat ? NanochatCheckpoint.lastStep(dir) : Checkpoint.lastStep(dir);
+        Path modelFile = nanochat ? NanochatCheckpoint.modelFile(dir, s) : Checkpoint.modelFile(dir, s);
+        if (!Files.isRegularFile(modelFile)) {
+            throw new IOException(dir + ": no checkpoint for step " + s + " (" + modelFile.getFileName() + " missing)");
         }
-        Checkpoint.Meta meta = Checkpoint.readMeta(dir, s);
-        GPT model = Checkpoint.loadModel(dir, s);
-        Tokenizer tok = Tokenizer.load(tokenizerDir);
+        Checkpoint.Meta meta;
+        GPT model;
+        if (nanochat) {
+            meta = NanochatCheckpoint.readMeta(dir, s);
+            GPT m = new GPT(meta.config());
+            // tensor by tensor into the model: the checkpoint is never held beside it
+            NanochatCheckpoint.read(dir, s, (name, v) -> m.parameter(name).tensor().copyFrom(Tensor.of(v, m.parameter(name).shape())));
+            model = m;
+        } else {
+            meta = Checkpoint.readMeta(dir, s);
+            model = Checkpoint.loadModel(dir, s);
+        }
+        Tokenizer tok = loadTokenizer(tokenizerDir);
         if (tok.vocabSize() != meta.config().vocabSize()) {
             throw new IOException("tokenizer in " + tokenizerDir + " has " + tok.vocabSize() + " tokens but the checkpoint "
-                    + Checkpoint.modelFile(dir, s) + " was trained with vocab " + meta.config().vocabSize());
+                    + modelFile + " was trained with vocab " + meta.config().vocabSize());
         }
         return new Loaded(model, tok, meta, dir, s);
+    }
+
+    /** Our {@code tokenizer.bpe}, else nanochat's {@code tokenizer.pkl} (read in place), from {@code dir}. */
+    public static Tokenizer loadTokenizer(Path dir) throws IOException {
+        if (!Files.isRegularFile(dir.resolve(TokenizerFiles.MODEL_FILE)) && NanochatTokenizer.exists(dir)) return NanochatTokenizer.read(dir);
+        return Tokenizer.load(dir);
     }
 }
