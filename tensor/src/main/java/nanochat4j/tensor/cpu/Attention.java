@@ -5,7 +5,6 @@ import java.util.concurrent.atomic.AtomicLong;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -42,8 +41,7 @@ public final class Attention {
     private static final int RC = 16;
     private static final float LOG2E = 1.4426950408889634f, LN2 = 0.6931471805599453f;
     /** True where the ISA has 32 vector registers, so a 16-accumulator tile does not spill. */
-    private static final boolean WIDE = System.getProperty("os.arch", "").equals("aarch64")
-            || VectorShape.preferredShape().vectorBitSize() >= 512;
+    private static final boolean WIDE = Vec.REGISTERS == 32;
     /** The code path this JVM runs, for {@code bench kernels}. */
     public static String describe() {
         return "flash attention: tiles " + BQ + "x" + BK + ", " + (WIDE ? "4x4" : "4x2") + "-vector score tile, exp2 polynomial";

@@ -3,7 +3,6 @@ package nanochat4j.tensor.cpu;
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -21,9 +20,9 @@ import jdk.incubator.vector.VectorSpecies;
  *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
  *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
- *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 6×2 on 16-register AVX2. It runs at the
- *       FMA-loop peak in isolation; taller tiles (12×2, 14×2) are no faster and make C1 bail out ("out of virtual
- *       registers"), which can leave the kernel in slow non-intrinsified code for tens of seconds.</li>
+ *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 4×2 on 16-register AVX2. On AVX2 a 6×2
+ *       tile (15 live vectors) fits the register file on paper, but C2's code for it runs at a third of the 4×2
+ *       tile's speed (docs/BENCHMARKS.md); taller tiles on 32 registers are no faster and make C1 bail out.</li>
  *   <li>Vocab-wide products (the lm_head forward) pack op(A) once and hand out column chunks instead, each thread
  *       packing its slice of B into L2 ({@link #wide}): B is read from memory once rather than once per MC rows.</li>
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
@@ -40,14 +39,12 @@ public final class Gemm {
 
     private static final VectorSpecies<Float> F = Vec.F;
     private static final int L = Vec.LANES;
-    /** 256-bit x86 (AVX2) has 16 vector registers; AVX-512 and NEON have 32. */
-    private static final boolean FEW_REGISTERS = Vec.F.vectorBitSize() == 256
-            && VectorShape.preferredShape().vectorBitSize() == 256;
-    static final int MR = FEW_REGISTERS ? 6 : 8;
+    private static final boolean FEW_REGISTERS = Vec.REGISTERS == 16;
+    static final int MR = FEW_REGISTERS ? 4 : 8;
     static final int NR = 2 * L;
     /**
-     * Depth of one packed block: a KC×NR B panel (32 KiB at 512 bits) stays in the 48 KiB L1 beside the 8 KiB A
-     * panel streaming by. At 384 the panel alone filled L1: the d6 train step took 4–5% more CPU time (cpu-2c).
+     * Depth of one packed block: a KC×NR B panel (32 KiB at 512 bits) stays in a 48 KiB L1 beside the 8 KiB A
+     * panel streaming by; a deeper one fills L1 by itself (A/B in docs/BENCHMARKS.md).
      */
     static final int KC = 256;
     /** Rows of op(A) packed at once: MC×KC floats (~110 KiB) stay in L2 while every B panel passes over them. */
@@ -69,8 +66,7 @@ public final class Gemm {
     /**
      * Deep products whose packed op(B) would not stay in L2 go through {@link #deep}: at least DEEP_MIN_K deep and
      * DEEP_MIN_B floats (4 MiB) of B. These are the lm_head's dx (k = vocab, B = the 32768×C weight) and the weight
-     * gradients dW = dYᵀ·X (k = tokens). Measured in one process on cpu-2c at d6, 8×512 (with KC 384): the lm_head
-     * dx GEMMs went from 0.82 to 0.69 s per step, and the layers' dW products ran 14–34% faster.
+     * gradients dW = dYᵀ·X (k = tokens); the A/B is in docs/BENCHMARKS.md.
      */
     static final int DEEP_MIN_K = 12 * KC;
     static final int DEEP_MIN_B = 1 << 20;
@@ -344,7 +340,7 @@ public final class Gemm {
     private static void kernel(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha,
             float beta) {
         if (FEW_REGISTERS) {
-            kernel6x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+            kernel4x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
         } else {
             kernel8x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
         }
@@ -567,15 +563,13 @@ public final class Gemm {
         }
     }
 
-    /** 6×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel6x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    /** 4×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
+    private static void kernel4x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
         FloatVector c3_0 = FloatVector.zero(F), c3_1 = FloatVector.zero(F);
-        FloatVector c4_0 = FloatVector.zero(F), c4_1 = FloatVector.zero(F);
-        FloatVector c5_0 = FloatVector.zero(F), c5_1 = FloatVector.zero(F);
-        for (int p = 0; p < kc; p++, ai += 6, bi += 2 * L) {
+        for (int p = 0; p < kc; p++, ai += 4, bi += 2 * L) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bi);
             FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
             FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);
@@ -586,10 +580,6 @@ public final class Gemm {
             c2_0 = a2.fma(b0, c2_0); c2_1 = a2.fma(b1, c2_1);
             FloatVector a3 = FloatVector.broadcast(F, ap[ai + 3]);
             c3_0 = a3.fma(b0, c3_0); c3_1 = a3.fma(b1, c3_1);
-            FloatVector a4 = FloatVector.broadcast(F, ap[ai + 4]);
-            c4_0 = a4.fma(b0, c4_0); c4_1 = a4.fma(b1, c4_1);
-            FloatVector a5 = FloatVector.broadcast(F, ap[ai + 5]);
-            c5_0 = a5.fma(b0, c5_0); c5_1 = a5.fma(b1, c5_1);
         }
         FloatVector va = FloatVector.broadcast(F, alpha);
         if (beta == 0f) {
@@ -597,8 +587,6 @@ public final class Gemm {
             c1_0.mul(va).intoArray(c, ci + 1 * ldc); c1_1.mul(va).intoArray(c, ci + 1 * ldc + 1 * L);
             c2_0.mul(va).intoArray(c, ci + 2 * ldc); c2_1.mul(va).intoArray(c, ci + 2 * ldc + 1 * L);
             c3_0.mul(va).intoArray(c, ci + 3 * ldc); c3_1.mul(va).intoArray(c, ci + 3 * ldc + 1 * L);
-            c4_0.mul(va).intoArray(c, ci + 4 * ldc); c4_1.mul(va).intoArray(c, ci + 4 * ldc + 1 * L);
-            c5_0.mul(va).intoArray(c, ci + 5 * ldc); c5_1.mul(va).intoArray(c, ci + 5 * ldc + 1 * L);
         } else {
             FloatVector vb = FloatVector.broadcast(F, beta);
             c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
@@ -609,10 +597,6 @@ public final class Gemm {
             c2_1.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 2 * ldc + 1 * L);
             c3_0.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc).mul(vb)).intoArray(c, ci + 3 * ldc);
             c3_1.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 3 * ldc + 1 * L);
-            c4_0.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc).mul(vb)).intoArray(c, ci + 4 * ldc);
-            c4_1.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 4 * ldc + 1 * L);
-            c5_0.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc).mul(vb)).intoArray(c, ci + 5 * ldc);
-            c5_1.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 5 * ldc + 1 * L);
         }
     }
 

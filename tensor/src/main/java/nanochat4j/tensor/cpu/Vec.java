@@ -18,6 +18,12 @@ public final class Vec {
     public static final VectorSpecies<Float> F = species();
     /** Lanes of {@link #F}. */
     public static final int LANES = F.length();
+    /**
+     * Architectural vector registers: 32 on AVX-512 and arm64 (NEON/SVE), 16 on AVX2 (also when -XX:UseAVX=2 runs an
+     * AVX-512 CPU as AVX2). Register-tiled kernels size their tiles by it.
+     */
+    public static final int REGISTERS = System.getProperty("os.arch", "").equals("aarch64")
+            || VectorShape.preferredShape().vectorBitSize() >= 512 ? 32 : 16;
 
     /** Shorts with the lane count of {@link #F} (half its bits), and ints of F's shape: for widening bf16. */
     private static final VectorSpecies<Short> BF16 = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
