@@ -18,6 +18,9 @@ import picocli.CommandLine.Command;
                 nanochat4j.train.data.DatasetCommand.class,
                 nanochat4j.train.base.BaseTrainCommand.class,
                 nanochat4j.train.eval.BaseEvalCommand.class,
+                nanochat4j.train.chat.ChatSftCommand.class,
+                nanochat4j.train.chat.ChatEvalCommand.class,
+                nanochat4j.train.report.ReportCommand.class,
                 nanochat4j.serve.chat.ChatCommand.class,
                 nanochat4j.train.dist.LaunchCommand.class})
 public final class Nanochat4j implements Runnable {
