@@ -29,7 +29,7 @@ import picocli.CommandLine.Option;
 /**
  * {@code nanochat4j chat-eval}: nanochat's {@code scripts/chat_eval.py} — ARC-Easy, ARC-Challenge, MMLU (categorical),
  * GSM8K and HumanEval (generative) on their test splits, ChatCORE when all five ran. Results go to
- * {@code <base>/chat_eval/<source>_<tag>_<step>.{csv,json}}. HumanEval needs python3; without it the task is reported
+ * {@code <base>/chat_eval/<source>_<tag>_<step>[_<tasks>].{csv,json}}. HumanEval needs python3; without it the task is reported
  * as skipped with the reason (and ChatCORE is not computed), never guessed.
  */
 @Command(name = "chat-eval", mixinStandardHelpOptions = true,
@@ -119,7 +119,9 @@ public final class ChatEvalCommand implements Callable<Integer> {
             throws IOException {
         Path dir = base.resolve("chat_eval");
         Files.createDirectories(dir);
-        String stem = String.format(Locale.ROOT, "%s_%s_%06d", src.name().toLowerCase(Locale.ROOT), m.dir().getFileName(), m.step());
+        // a run of some tasks gets its own file, so it does not replace the table of all five
+        String stem = String.format(Locale.ROOT, "%s_%s_%06d", src.name().toLowerCase(Locale.ROOT), m.dir().getFileName(), m.step())
+                + (taskName == null ? "" : "_" + taskName.replace('|', '-'));
         StringBuilder csv = new StringBuilder("Task, Accuracy, Centered\n");
         for (var e : acc.entrySet()) {
             double b = TaskData.baseline(e.getKey());

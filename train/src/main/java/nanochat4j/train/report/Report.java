@@ -129,7 +129,7 @@ public final class Report {
         }
         if (meta.extra().get("val_bpb") != null) item(md, "final val bpb", String.format(Locale.ROOT, "%.4f", ((Number) meta.extra().get("val_bpb")).doubleValue()));
         JsonNode lastStep = lastMetric(ck.resolve("metrics.jsonl"), "mfu");
-        if (lastStep != null) item(md, "MFU (last step, vs the CPU FMA peak)", String.format(Locale.ROOT, "%.2f%%", lastStep.get("mfu").asDouble()));
+        if (lastStep != null) item(md, "MFU (last step, as base-train logged it)", String.format(Locale.ROOT, "%.2f%%", lastStep.get("mfu").asDouble()));
         copyPlot(ck.resolve("base_train.png"), base.resolve("base_train.png"), md, "base training loss and val bpb");
         Path eval = base.resolve("base_eval").resolve(String.format(Locale.ROOT, "base_model_%06d.json", step));
         md.append("\n### Base model evaluation\n\n");

@@ -48,7 +48,11 @@ public final class PythonSandbox {
 
     /** The sandbox with the interpreter {@code python3} (or {@code $NANOCHAT4J_PYTHON}) resolves to, or null when none runs. */
     public static PythonSandbox find(Limits limits) {
-        String exe = System.getenv().getOrDefault("NANOCHAT4J_PYTHON", "python3");
+        return find(System.getenv().getOrDefault("NANOCHAT4J_PYTHON", "python3"), limits);
+    }
+
+    /** The sandbox for interpreter {@code exe} (a name on the PATH or a path), or null when it does not run Python 3.8+. */
+    public static PythonSandbox find(String exe, Limits limits) {
         try {
             // Ask the interpreter for its real path: a launcher shim (pyenv) needs an environment the sandbox will not give.
             Process p = new ProcessBuilder(exe, "-c", "import sys; assert sys.version_info >= (3, 8); print(sys.executable)")

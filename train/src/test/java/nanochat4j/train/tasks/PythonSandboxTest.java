@@ -106,4 +106,11 @@ class PythonSandboxTest {
     static String pyString(String s) {
         return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'";
     }
+
+    @Test
+    void aMissingInterpreterIsNoSandbox() {
+        assertEquals(null, PythonSandbox.find("/nonexistent/python3", LIMITS));
+        assertEquals(null, PythonSandbox.find("/bin/false", LIMITS));
+        assertTrue(PythonSandbox.missingReason().contains("not on the PATH"));
+    }
 }
