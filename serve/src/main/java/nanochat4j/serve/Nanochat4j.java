@@ -18,6 +18,7 @@ import picocli.CommandLine.Command;
                 nanochat4j.train.data.DatasetCommand.class,
                 nanochat4j.train.base.BaseTrainCommand.class,
                 nanochat4j.train.eval.BaseEvalCommand.class,
+                nanochat4j.train.tasks.TaskDataCommand.class,
                 nanochat4j.train.chat.ChatSftCommand.class,
                 nanochat4j.train.chat.ChatEvalCommand.class,
                 nanochat4j.train.report.ReportCommand.class,

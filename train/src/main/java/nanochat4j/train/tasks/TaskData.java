@@ -33,7 +33,8 @@ public record TaskData(Path root, JsonLines.OnBadLine onBadLine, List<String> wa
         if (!Files.isDirectory(root)) {
             throw new IOException("no chat task data: " + root + " does not exist. Give --task-data DIR, a folder with arc/ARC-Easy/"
                     + "ARC-Easy-Test.jsonl, mmlu/test/*_test.csv, gsm8k/test.jsonl, humaneval/HumanEval.jsonl.gz (the original "
-                    + "AI2 ARC, MMLU, GSM8K and HumanEval files), e.g. ../shared/data in this project's checkout");
+                    + "AI2 ARC, MMLU, GSM8K and HumanEval files), e.g. ../shared/data in this project's checkout, or download them with "
+                    + "'nanochat4j chat-data'");
         }
         return new TaskData(root, onBad, warnings);
     }
