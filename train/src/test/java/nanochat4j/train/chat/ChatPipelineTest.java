@@ -52,9 +52,15 @@ class ChatPipelineTest {
 
         ChatSftOptions so = new ChatSftOptions();
         new CommandLine(so).parseArgs("--task-data=" + data, "--max-conversations=200", "--mmlu-epochs=1", "--gsm8k-epochs=1",
-                "--num-iterations=3", "--eval-every=-1", "--eval-tokens=1024", "--chatcore-every=-1");
-        ChatSft.Result sft = ChatSft.run(so, base, quiet);
+                "--num-iterations=3", "--eval-every=-1", "--eval-tokens=1024", "--chatcore-every=100", "--chatcore-max-cat=2",
+                "--chatcore-max-sample=1");
+        ByteArrayOutputStream sftLog = new ByteArrayOutputStream();
+        ChatSft.Result sft = ChatSft.run(so, base, new PrintStream(sftLog, true, StandardCharsets.UTF_8));
         assertEquals(3, sft.finalStep());
+        // ChatCORE at the last step over the five tasks (NaN, and not recorded, only where python3 is missing)
+        boolean python = nanochat4j.train.tasks.PythonSandbox.find(nanochat4j.train.tasks.PythonSandbox.Limits.DEFAULT) != null;
+        assertEquals(python, sft.chatCore().containsKey(3), sftLog.toString(StandardCharsets.UTF_8));
+        assertTrue(sftLog.toString(StandardCharsets.UTF_8).contains("Step 00003 | ChatCORE: "), sftLog.toString(StandardCharsets.UTF_8));
         assertTrue(Files.exists(base.resolve("chatsft_checkpoints/d2/model_000003.safetensors")));
 
         ByteArrayOutputStream evalLog = new ByteArrayOutputStream();
