@@ -101,7 +101,7 @@ public final class ChatEvalCommand implements Callable<Integer> {
                 warnings.clear();
                 long t0 = System.nanoTime();
                 ChatEval.Score s = ChatEval.run(task, m.tokenizer(), ChatEval.scorer(m.model()), gen, batchSize, maxProblems, comm.rank(),
-                        comm.worldSize(), ChatEval.reducer(comm), comm.rank() == 0 ? out : null);
+                        comm.worldSize(), ChatEval.reducer(comm), comm.rank() == 0 && System.console() != null ? out : null); // the in-place line only on a terminal
                 acc.put(n, s.accuracy());
                 out.printf(Locale.ROOT, "%s accuracy: %.2f%% (%d/%d, %.1fs)%n", n, 100 * s.accuracy(), s.passed(), s.total(),
                         (System.nanoTime() - t0) / 1e9);
