@@ -6,7 +6,8 @@
 #
 # Data: --data DIR if given, else downloaded shards in $NANOCHAT_BASE_DIR/base_data_climbmix, else
 # ../shared/data/pretrain_text/gutenberg_books, else a few shards are downloaded. Sizes can be overridden for a
-# quick run: DEPTH, SEQ, DEVICE_BATCH, TOTAL_BATCH, STEPS, EVAL_EVERY, EVAL_TOKENS, VOCAB, TOK_CHARS.
+# quick run: DEPTH, SEQ, DEVICE_BATCH, TOTAL_BATCH, STEPS, EVAL_EVERY, EVAL_TOKENS, VOCAB, TOK_CHARS; for the chat stages
+# SFT_STEPS, EVAL_PROBLEMS and TASK_DATA (ARC/MMLU/GSM8K/HumanEval/alpaca files, default ../shared/data when present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
     --data=*) DATA="${1#--data=}"; shift ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "runcpu.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -86,3 +87,26 @@ fi
 
 # 5) talk to it (a base model continues the prompt; `./nanochat4j chat -i base -g runcpu` for an interactive session)
 ./nanochat4j chat -i base -g runcpu -t 0 -m 24 -p "The capital of France is"
+
+# 6) chat SFT on a small mixture (alpaca conversations + ARC train + GSM8K train), then the chat tasks on a few problems
+TASK_DATA="${TASK_DATA:-}"
+if [ -z "$TASK_DATA" ]; then
+  if [ -d "$NANOCHAT_BASE_DIR/task_data/gsm8k" ]; then TASK_DATA="$NANOCHAT_BASE_DIR/task_data";
+  elif [ -d ../shared/data/gsm8k ]; then TASK_DATA=../shared/data; fi
+fi
+if [ -z "$TASK_DATA" ]; then
+  echo "runcpu.sh: no chat task data (TASK_DATA=DIR with arc/, mmlu/, gsm8k/, humaneval/, sft/); stopping after the base model"
+  exit 0
+fi
+SFT_STEPS="${SFT_STEPS:-150}"
+EVAL_PROBLEMS="${EVAL_PROBLEMS:-24}"
+./nanochat4j chat-sft --model-tag=runcpu --max-seq-len="$SEQ" --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" \
+  --num-iterations="$SFT_STEPS" --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --chatcore-every=-1 \
+  --mmlu-epochs=1 --gsm8k-epochs=1 --task-data="$TASK_DATA"
+./nanochat4j chat-eval -i sft -g runcpu -x "$EVAL_PROBLEMS" -m 128 -b "$DEVICE_BATCH" --task-data="$TASK_DATA"
+# multiple choice on ARC-Easy's first 200 test problems, against the 25% of guessing
+./nanochat4j chat-eval -i sft -g runcpu -a ARC-Easy -x 200 -b "$DEVICE_BATCH" --task-data="$TASK_DATA"
+
+# 7) the report card, and one answer from the chat model (the calculator tool runs inside the Engine)
+./nanochat4j report
+./nanochat4j chat -g runcpu -t 0 -m 64 -p "What is 12 times 7?"

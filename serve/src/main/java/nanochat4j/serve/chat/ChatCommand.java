@@ -25,7 +25,7 @@ import picocli.CommandLine.Option;
         description = "Chat with a trained model in the terminal (streaming; /clear, Ctrl-D to quit; -p for one shot).")
 public final class ChatCommand implements Callable<Integer> {
 
-    @Option(names = {"-i", "--source"}, description = "Checkpoint source: base, sft or rl (default: sft if any, else base in completion mode).")
+    @Option(names = {"-i", "--source"}, description = "Checkpoint source: base, sft or rl (default: sft if any, else rl, else base in completion mode).")
     String source;
 
     @Option(names = {"-g", "--model-tag"}, description = "Model tag (default: the largest d<N>).")
@@ -59,8 +59,7 @@ public final class ChatCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         Path base = baseDir != null ? baseDir : BaseDir.get();
-        ModelSource src = source != null ? ModelSource.parse(source)
-                : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;
+        ModelSource src = source != null ? ModelSource.parse(source) : defaultSource(base);
         boolean completion = src == ModelSource.BASE;
         ModelSource.Loaded m = src.load(base, tag, step, base.resolve("tokenizer"));
         m.model().decodeWeights(weights);
@@ -96,6 +95,12 @@ public final class ChatCommand implements Callable<Integer> {
                 }
             }, out);
         }
+    }
+
+    /** The model a plain {@code chat} talks to: the SFT model if there is one, else the RL model, else the base model. */
+    static ModelSource defaultSource(Path base) {
+        for (ModelSource s : new ModelSource[] {ModelSource.SFT, ModelSource.RL}) if (s.exists(base)) return s;
+        return ModelSource.BASE;
     }
 
     /** Where the loop gets lines: the next one, or null at end of input. */

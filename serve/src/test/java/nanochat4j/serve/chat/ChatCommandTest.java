@@ -116,4 +116,13 @@ class ChatCommandTest {
         assertTrue(out.contains("[conversation cleared]"), out);
         assertTrue(out.contains("left out"), "the pasted megabyte is cut to the context and the user is told: " + out);
     }
+
+    @Test
+    void theDefaultSourceIsSftThenRlThenBase(@TempDir Path dir) throws Exception {
+        assertEquals(nanochat4j.model.checkpoint.ModelSource.BASE, ChatCommand.defaultSource(dir));
+        Checkpoint.save(dir.resolve("chatrl_checkpoints/d2"), model, new Checkpoint.Meta(model.config(), 1, "test", null, null), Safetensors.DType.F32);
+        assertEquals(nanochat4j.model.checkpoint.ModelSource.RL, ChatCommand.defaultSource(dir));
+        Checkpoint.save(dir.resolve("chatsft_checkpoints/d2"), model, new Checkpoint.Meta(model.config(), 1, "test", null, null), Safetensors.DType.F32);
+        assertEquals(nanochat4j.model.checkpoint.ModelSource.SFT, ChatCommand.defaultSource(dir));
+    }
 }

@@ -5,15 +5,15 @@ import java.util.List;
 /**
  * Python's {@code random.Random} (MT19937, seeded by {@code init_by_array}), so that CORE's example shuffle
  * ({@code Random(1337)}) and few-shot choice ({@code Random(1234 + idx).sample(...)}) pick exactly the examples
- * nanochat picks. Only what CORE uses: integer seeds, getrandbits, randbelow, shuffle, sample.
+ * nanochat picks. Only what CORE and the chat tasks use: integer seeds, getrandbits, randbelow, shuffle, sample.
  */
-final class PyRandom {
+public final class PyRandom {
     private static final int N = 624;
     private static final int M = 397;
     private final int[] mt = new int[N];
     private int mti;
 
-    PyRandom(long seed) {
+    public PyRandom(long seed) {
         // Python seeds with the 32-bit words of |seed|, least significant first; 0 gives the key [0].
         long s = Math.abs(seed);
         int words = s == 0 ? 1 : (64 - Long.numberOfLeadingZeros(s) + 31) / 32;
@@ -87,7 +87,7 @@ final class PyRandom {
     }
 
     /** random.shuffle: Fisher-Yates from the end. */
-    <T> void shuffle(List<T> x) {
+    public <T> void shuffle(List<T> x) {
         for (int i = x.size() - 1; i > 0; i--) {
             int j = randbelow(i + 1);
             T t = x.get(i);

@@ -8,7 +8,7 @@ import java.util.Map;
  * Written for this project (nanochat's own samples are copied web text), with the same mix of features: curly
  * quotes and dates, Hangul, indented code, LaTeX, sub/superscripts.
  */
-final class EvalSamples {
+public final class EvalSamples {
     private EvalSamples() {}
 
     static final String NEWS = """
@@ -81,7 +81,7 @@ final class EvalSamples {
             I–IV of the inner membrane, pumping H⁺ into the intermembrane space; ATP synthase uses the resulting \
             proton-motive force (Δp ≈ 180–200 mV) to phosphorylate ADP, for a total of roughly 30–32 ATP per glucose.""";
 
-    static Map<String, String> all() {
+    public static Map<String, String> all() {
         Map<String, String> m = new LinkedHashMap<>();
         m.put("news", NEWS);
         m.put("korean", KOREAN);

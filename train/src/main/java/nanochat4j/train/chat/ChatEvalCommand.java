@@ -1,0 +1,145 @@
+package nanochat4j.train.chat;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import nanochat4j.autograd.Autograd;
+import nanochat4j.model.BaseDir;
+import nanochat4j.model.checkpoint.ModelSource;
+import nanochat4j.model.engine.Engine;
+import nanochat4j.train.dist.Collective;
+import nanochat4j.train.tasks.JsonLines;
+import nanochat4j.train.tasks.PythonSandbox;
+import nanochat4j.train.tasks.Task;
+import nanochat4j.train.tasks.TaskData;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code nanochat4j chat-eval}: nanochat's {@code scripts/chat_eval.py} — ARC-Easy, ARC-Challenge, MMLU (categorical),
+ * GSM8K and HumanEval (generative) on their test splits, ChatCORE when all five ran. Results go to
+ * {@code <base>/chat_eval/<source>_<tag>_<step>[_<tasks>].{csv,json}}. HumanEval needs python3; without it the task is reported
+ * as skipped with the reason (and ChatCORE is not computed), never guessed.
+ */
+@Command(name = "chat-eval", mixinStandardHelpOptions = true,
+        description = "Evaluate a chat model on ARC-Easy/Challenge, MMLU, GSM8K, HumanEval and ChatCORE (nanochat's chat_eval).")
+public final class ChatEvalCommand implements Callable<Integer> {
+    @Option(names = {"-i", "--source"}, required = true, description = "model source: sft, rl or base")
+    String source;
+    @Option(names = {"-a", "--task-name"}, description = "tasks separated by | (default: all five: ARC-Easy|ARC-Challenge|MMLU|GSM8K|HumanEval)")
+    String taskName;
+    @Option(names = {"-t", "--temperature"}, defaultValue = "0.0", description = "sampling temperature (default: ${DEFAULT-VALUE})")
+    double temperature;
+    @Option(names = {"-m", "--max-new-tokens"}, defaultValue = "512", description = "tokens per completion (default: ${DEFAULT-VALUE})")
+    int maxNewTokens;
+    @Option(names = {"-n", "--num-samples"}, defaultValue = "1", description = "samples per generative problem; pass if any passes (default: ${DEFAULT-VALUE})")
+    int numSamples;
+    @Option(names = {"-k", "--top-k"}, defaultValue = "50", description = "top-k sampling (default: ${DEFAULT-VALUE})")
+    int topK;
+    @Option(names = {"-b", "--batch-size"}, defaultValue = "8", description = "problems per forward in categorical tasks (default: ${DEFAULT-VALUE})")
+    int batchSize;
+    @Option(names = {"-g", "--model-tag"}, description = "model tag (default: the largest d<N>)")
+    String tag;
+    @Option(names = {"-s", "--step"}, description = "checkpoint step (default: the last)")
+    Long step;
+    @Option(names = {"-x", "--max-problems"}, defaultValue = "-1", description = "problems per task, -1 = all (default: ${DEFAULT-VALUE})")
+    int maxProblems;
+    @Option(names = "--seed", defaultValue = "42", description = "sampling seed (problem i uses seed + i) (default: ${DEFAULT-VALUE})")
+    long seed;
+    @Option(names = "--task-data", description = "folder of the task files (default: $NANOCHAT_BASE_DIR/task_data)")
+    Path taskData;
+    @Option(names = "--on-bad-line", defaultValue = "STOP", description = "a malformed data line: stop or skip (default: ${DEFAULT-VALUE})")
+    JsonLines.OnBadLine onBadLine;
+
+    @Override
+    public Integer call() throws IOException {
+        try (Collective comm = Collective.fromEnvironment("chat-eval " + source + " " + tag + " " + step)) {
+            PrintStream out = comm.rank() == 0 ? System.out : new PrintStream(OutputStream.nullOutputStream());
+            run(BaseDir.get(), out, comm);
+        }
+        return 0;
+    }
+
+    /** What one invocation measured: accuracy per task that ran, skipped tasks with reasons, ChatCORE (NaN if not all ran). */
+    public record Results(Map<String, Double> accuracy, Map<String, String> skipped, double chatCore, Path csv) {}
+
+    Results run(Path base, PrintStream out, Collective comm) throws IOException {
+        ModelSource src = ModelSource.parse(source);
+        List<String> names = taskName == null ? TaskData.EVAL_TASKS : List.of(taskName.split("\\|"));
+        for (String n : names) {
+            if (!TaskData.EVAL_TASKS.contains(n)) throw new IllegalArgumentException("unknown task '" + n + "' (tasks: " + String.join(", ", TaskData.EVAL_TASKS) + ")");
+        }
+        ModelSource.Loaded m = ChatModels.load(src, base, tag, step);
+        out.printf(Locale.ROOT, "%s model %s step %d%n", src.name().toLowerCase(Locale.ROOT), m.dir(), m.step());
+        List<String> warnings = new ArrayList<>();
+        TaskData data = TaskData.open(taskData, onBadLine, warnings);
+        PythonSandbox sandbox = names.contains("HumanEval") ? PythonSandbox.find(PythonSandbox.Limits.DEFAULT) : null;
+        Engine engine = new Engine(m.model(), m.tokenizer());
+        ChatEval.Generator gen = ChatEval.generator(engine, new ChatEval.Sampling(numSamples, maxNewTokens, temperature, topK), seed);
+        Map<String, Double> acc = new LinkedHashMap<>();
+        Map<String, String> skipped = new LinkedHashMap<>();
+        try (var g = Autograd.noGrad()) {
+            for (String n : names) {
+                if (n.equals("HumanEval") && sandbox == null) {
+                    skipped.put(n, PythonSandbox.missingReason());
+                    out.println("HumanEval: skipped (" + PythonSandbox.missingReason() + ")");
+                    continue;
+                }
+                Task task = data.evalTask(n, sandbox);
+                for (String w : warnings) out.println("warning: " + w);
+                warnings.clear();
+                long t0 = System.nanoTime();
+                ChatEval.Score s = ChatEval.run(task, m.tokenizer(), ChatEval.scorer(m.model()), gen, batchSize, maxProblems, comm.rank(),
+                        comm.worldSize(), ChatEval.reducer(comm), comm.rank() == 0 && System.console() != null ? out : null); // the in-place line only on a terminal
+                acc.put(n, s.accuracy());
+                out.printf(Locale.ROOT, "%s accuracy: %.2f%% (%d/%d, %.1fs)%n", n, 100 * s.accuracy(), s.passed(), s.total(),
+                        (System.nanoTime() - t0) / 1e9);
+            }
+        }
+        double chatCore = ChatEval.chatCore(acc);
+        if (!Double.isNaN(chatCore)) out.printf(Locale.ROOT, "ChatCORE metric: %.4f%n", chatCore);
+        Path csv = null;
+        if (comm.rank() == 0) csv = write(base, src, m, acc, skipped, chatCore);
+        if (csv != null) out.println("Results: " + csv + " (and .json)");
+        return new Results(acc, skipped, chatCore, csv);
+    }
+
+    private Path write(Path base, ModelSource src, ModelSource.Loaded m, Map<String, Double> acc, Map<String, String> skipped, double chatCore)
+            throws IOException {
+        Path dir = base.resolve("chat_eval");
+        Files.createDirectories(dir);
+        // a run of some tasks gets its own file, so it does not replace the table of all five
+        String stem = String.format(Locale.ROOT, "%s_%s_%06d", src.name().toLowerCase(Locale.ROOT), m.dir().getFileName(), m.step())
+                + (taskName == null ? "" : "_" + taskName.replace('|', '-'));
+        StringBuilder csv = new StringBuilder("Task, Accuracy, Centered\n");
+        for (var e : acc.entrySet()) {
+            double b = TaskData.baseline(e.getKey());
+            csv.append(String.format(Locale.ROOT, "%s, %.6f, %.6f%n", e.getKey(), e.getValue(), (e.getValue() - b) / (1 - b)));
+        }
+        for (var e : skipped.entrySet()) csv.append(e.getKey()).append(", skipped, \n");
+        if (!Double.isNaN(chatCore)) csv.append(String.format(Locale.ROOT, "ChatCORE, %.6f, %n", chatCore));
+        Path csvFile = dir.resolve(stem + ".csv");
+        nanochat4j.model.tokenizer.TokenizerFiles.writeAtomically(csvFile, csv.toString().getBytes(StandardCharsets.UTF_8));
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("source", src.name().toLowerCase(Locale.ROOT));
+        json.put("model_tag", m.dir().getFileName().toString());
+        json.put("step", m.step());
+        json.put("max_problems", maxProblems);
+        json.put("accuracy", acc);
+        json.put("skipped", skipped);
+        json.put("chatcore", Double.isNaN(chatCore) ? null : chatCore);
+        nanochat4j.model.tokenizer.TokenizerFiles.writeAtomically(dir.resolve(stem + ".json"), new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsBytes(json));
+        return csvFile;
+    }
+}
