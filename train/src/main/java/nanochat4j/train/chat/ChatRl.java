@@ -102,8 +102,7 @@ public final class ChatRl {
         out.printf(Locale.ROOT, "Steps: %d | sequences per step: %d (%d questions × %d samples) | questions per rank: %d%n", numSteps,
                 o.examplesPerStep * o.numSamples, o.examplesPerStep, o.numSamples, perRank);
 
-        double f = o.initLrFrac; // nanochat multiplies every group's LR (scalars included) by init_lr_frac
-        MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * f, o.embeddingLr * f, o.matrixLr * f, o.weightDecay, 0.5 * f), comm);
+        MuonAdamW opt = new MuonAdamW(scaled(model.paramGroups(o.unembeddingLr, o.embeddingLr, o.matrixLr, o.weightDecay, 0.5), o.initLrFrac), comm);
         int step = 0;
         if (o.resumeFromStep >= 0) {
             resume(o, ckptDir, model, opt, perRank, world);
@@ -180,6 +179,12 @@ public final class ChatRl {
         }
         if (comm.rank() == 0) plot(metrics, ckptDir.resolve("chat_rl.png"));
         return new Result(step, rewards, passes, ckptDir);
+    }
+
+    /** nanochat sets every group's LR (the fixed 0.2 of the smear/backout scalars too) to lr × init_lr_frac. */
+    static List<GPT.ParamGroup> scaled(List<GPT.ParamGroup> groups, double f) {
+        return groups.stream().map(g -> new GPT.ParamGroup(g.name(), g.kind(), g.params(), g.lr() * f, g.beta1(), g.beta2(), g.eps(), g.weightDecay(),
+                g.momentum(), g.nsSteps())).toList();
     }
 
     /**
