@@ -244,15 +244,23 @@ public final class ChatRl {
             int passes = g.rows() / deviceBatch;
             for (int p = 0; p < passes; p++) {
                 int r0 = p * deviceBatch, r1 = r0 + deviceBatch;
+                float[] w = Rollouts.lossWeights(g, ro.advantages().get(e), r0, r1, passes, perRank);
+                // every advantage 0 (all samples right, or all wrong): the pass adds exactly 0 to the gradient and the
+                // loss, so its forward/backward is skipped (nanochat computes it anyway)
+                if (allZero(w)) continue;
                 Var nll = model.loss(Tensor.ofInts(g.inputs(r0, r1), deviceBatch, g.len()), Tensor.ofInts(g.targets(r0, r1), deviceBatch, g.len()),
                         Reduction.NONE);
-                float[] w = Rollouts.lossWeights(g, ro.advantages().get(e), r0, r1, passes, perRank);
                 Var loss = Ops.dot(nll, Tensor.of(w, deviceBatch, g.len()));
                 total += loss.item();
                 loss.backward();
             }
         }
         return total;
+    }
+
+    private static boolean allZero(float[] w) {
+        for (float x : w) if (x != 0) return false;
+        return true;
     }
 
     /** pass@k for k = 1..device-batch-size over the first eval-examples test problems (T = 1), summed over ranks. */

@@ -107,6 +107,11 @@ class RlTest {
         boolean anyGrad = false;
         for (var p : model.parameters()) if (p.grad() != null) for (float x : p.grad().toFloatArray()) anyGrad |= x != 0;
         assertTrue(anyGrad, "the loss reached no parameter");
+        // a group whose samples all got the same reward teaches nothing: loss 0, gradients exactly 0 (passes skipped)
+        model.zeroGrad();
+        ChatRl.StepRollouts same = new ChatRl.StepRollouts(List.of(g), List.of(Rollouts.advantages(new float[] {1, 1, 1, 1})), List.of(5, 3, 6, 4), 4, 0, 0, 0);
+        assertEquals(0.0, ChatRl.update(model, same, 2, 1));
+        for (var p : model.parameters()) for (float x : p.grad().toFloatArray()) assertEquals(0f, x, p.name());
     }
 
     @Test
