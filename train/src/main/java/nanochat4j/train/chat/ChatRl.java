@@ -112,6 +112,7 @@ public final class ChatRl {
         if (comm.rank() == 0) Files.createDirectories(ckptDir);
         comm.barrier();
         Path metrics = ckptDir.resolve("metrics.jsonl");
+        if (comm.rank() == 0 && o.resumeFromStep >= 0) truncateMetrics(metrics, o.resumeFromStep);
         Engine engine = new Engine(model, tok);
         List<Double> rewards = new ArrayList<>();
         Map<Integer, double[]> passes = new LinkedHashMap<>();
@@ -334,6 +335,17 @@ public final class ChatRl {
         loop.put("questions_consumed_per_rank", (long) step * perRank); // the data position: rank r's next question is its cycle's entry at this index
         extra.put("loop_state", loop);
         Checkpoint.save(dir, model, new Checkpoint.Meta(model.config(), step, sft.meta().tokenizer(), Map.of(), extra), Safetensors.DType.F32);
+    }
+
+    /** Drops the lines of steps ≥ {@code from} (an interrupted run's tail, about to be redone), atomically. */
+    static void truncateMetrics(Path file, int from) throws IOException {
+        if (!Files.exists(file)) return;
+        StringBuilder kept = new StringBuilder();
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            if (line.isBlank()) continue;
+            if (JSON.readTree(line).path("step").asInt() < from) kept.append(line).append('\n');
+        }
+        nanochat4j.model.tokenizer.TokenizerFiles.writeAtomically(file, kept.toString().getBytes(StandardCharsets.UTF_8));
     }
 
     private static void appendMetric(Path file, Map<String, Object> m) throws IOException {
