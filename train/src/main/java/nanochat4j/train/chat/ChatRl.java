@@ -196,7 +196,6 @@ public final class ChatRl {
     static StepRollouts rollouts(Engine engine, Task train, ChatRlOptions o, int step, int rank, int world, int perRank) {
         Tokenizer tok = engine.tokenizer();
         int pad = tok.encodeSpecial("<|assistant_end|>"); // only padding: its targets are −1
-        int perCycle = (train.size() - rank + world - 1) / world;
         List<Rollouts.Group> groups = new ArrayList<>();
         List<float[]> advs = new ArrayList<>();
         List<Integer> lengths = new ArrayList<>();
@@ -204,8 +203,7 @@ public final class ChatRl {
         long generated = 0;
         try (var g = Autograd.noGrad()) {
             for (int e = 0; e < perRank; e++) {
-                long position = (long) step * perRank + e;
-                int idx = rank + world * (int) (position % perCycle);
+                int idx = questionIndex(step, e, rank, world, perRank, train.size());
                 Task.Example ex = train.get(idx);
                 int[] prompt = ChatRenderer.renderForCompletion(tok, ex.conversation());
                 long t0 = System.nanoTime();
@@ -235,6 +233,16 @@ public final class ChatRl {
             }
         }
         return new StepRollouts(groups, advs, lengths, rewardSum, generated, sampling, scoring);
+    }
+
+    /**
+     * The train question of rank {@code rank}'s {@code e}-th example at {@code step}: nanochat's
+     * {@code itertools.cycle(range(rank, size, world))} advanced by step·perRank + e.
+     */
+    static int questionIndex(int step, int e, int rank, int world, int perRank, int size) {
+        int perCycle = (size - rank + world - 1) / world;
+        long position = (long) step * perRank + e;
+        return rank + world * (int) (position % perCycle);
     }
 
     /** Forward/backward over every pass of every group; gradients accumulate in the parameters. Returns Σ pass losses. */

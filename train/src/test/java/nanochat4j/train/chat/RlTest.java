@@ -66,6 +66,11 @@ class RlTest {
         assertArrayEquals(new long[] {1, 2, 2}, Rollouts.passAtK(List.of(new boolean[] {false, true, false}, new boolean[3],
                 new boolean[] {true, true, true}), 3));
         assertNotEquals(Rollouts.seed(0, 1, 2, 0), Rollouts.seed(0, 1, 2, 1));
+        // 7 questions, 2 ranks, 2 per rank and step: rank 0 cycles 0 2 4 6, rank 1 cycles 1 3 5
+        int[][] seen = new int[2][6];
+        for (int rank = 0; rank < 2; rank++) for (int i = 0; i < 6; i++) seen[rank][i] = ChatRl.questionIndex(i / 2, i % 2, rank, 2, 2, 7);
+        assertArrayEquals(new int[] {0, 2, 4, 6, 0, 2}, seen[0]);
+        assertArrayEquals(new int[] {1, 3, 5, 1, 3, 5}, seen[1]);
         assertEquals(Rollouts.seed(3, 1, 2, 0), Rollouts.seed(3, 1, 2, 0));
     }
 
