@@ -7,7 +7,7 @@
 # Data: --data DIR if given, else downloaded shards in $NANOCHAT_BASE_DIR/base_data_climbmix, else
 # ../shared/data/pretrain_text/gutenberg_books, else a few shards are downloaded. Sizes can be overridden for a
 # quick run: DEPTH, SEQ, DEVICE_BATCH, TOTAL_BATCH, STEPS, EVAL_EVERY, EVAL_TOKENS, VOCAB, TOK_CHARS; for the chat stages
-# SFT_STEPS, EVAL_PROBLEMS and TASK_DATA (ARC/MMLU/GSM8K/HumanEval/alpaca files, default ../shared/data when present).
+# SFT_STEPS, RL_STEPS, EVAL_PROBLEMS and TASK_DATA (ARC/MMLU/GSM8K/HumanEval/alpaca files, default ../shared/data when present).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,6 +106,12 @@ EVAL_PROBLEMS="${EVAL_PROBLEMS:-24}"
 ./nanochat4j chat-eval -i sft -g runcpu -x "$EVAL_PROBLEMS" -m 128 -b "$DEVICE_BATCH" --task-data="$TASK_DATA"
 # multiple choice on ARC-Easy's first 200 test problems, against the 25% of guessing
 ./nanochat4j chat-eval -i sft -g runcpu -a ARC-Easy -x 200 -b "$DEVICE_BATCH" --task-data="$TASK_DATA"
+
+# 6b) a few RL steps on GSM8K from the SFT model (nanochat's chat_rl, scaled down), then GSM8K on the RL model
+RL_STEPS="${RL_STEPS:-3}"
+./nanochat4j chat-rl --model-tag=runcpu --num-steps="$RL_STEPS" --examples-per-step=2 --num-samples=4 --device-batch-size=4 \
+  --max-new-tokens=64 --eval-every="$RL_STEPS" --eval-examples=8 --task-data="$TASK_DATA"
+./nanochat4j chat-eval -i rl -g runcpu -a GSM8K -x "$EVAL_PROBLEMS" -m 128 --task-data="$TASK_DATA"
 
 # 7) the report card, and one answer from the chat model (the calculator tool runs inside the Engine)
 ./nanochat4j report

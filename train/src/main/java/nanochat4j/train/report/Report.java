@@ -27,7 +27,7 @@ import nanochat4j.train.tokenizer.EvalSamples;
 
 /**
  * The report card (nanochat's historical report.py, generated from what the stages left in the base dir rather than
- * from section files each stage logs): system, tokenizer, base training, base eval (CORE), SFT, chat-eval, and a
+ * from section files each stage logs): system, tokenizer, base training, base eval (CORE), SFT, RL (when run), chat-eval, and a
  * summary table Metric × {BASE, SFT, RL} with ChatCORE, plus the total wall-clock time from the tokenizer's files to
  * the newest result. Writes {@code <base>/report.md} atomically with the training plots copied beside it. Stages that
  * did not run are named as missing.
@@ -47,6 +47,7 @@ public final class Report {
         Map<String, Map<String, String>> summary = new LinkedHashMap<>(); // metric -> stage -> value
         base(base, md, times, summary);
         sft(base, md, times);
+        rl(base, md, times);
         chatEval(base, md, times, summary);
         md.append("## Summary\n\n| Metric | BASE | SFT | RL |\n|---|---|---|---|\n");
         List<String> rows = new ArrayList<>(List.of("CORE"));
@@ -177,6 +178,40 @@ public final class Report {
             item(md, "val bpb (first → last)", String.format(Locale.ROOT, "%.4f → %.4f", vals.getFirst().get("val_bpb").asDouble(), vals.getLast().get("val_bpb").asDouble()));
         }
         copyPlot(ck.resolve("chat_sft.png"), base.resolve("chat_sft.png"), md, "SFT loss and val bpb");
+        md.append('\n');
+    }
+
+    private static void rl(Path base, StringBuilder md, List<FileTime> times) throws IOException {
+        Path ck = latest(base.resolve("chatrl_checkpoints"));
+        if (ck == null) return; // RL is optional in nanochat's pipeline: no section, not "missing"
+        md.append("## Chat RL\n\n");
+        long step = Checkpoint.lastStep(ck);
+        Checkpoint.Meta meta = Checkpoint.readMeta(ck, step);
+        times.add(Files.getLastModifiedTime(Checkpoint.metaFile(ck, step)));
+        item(md, "checkpoint", ck + " step " + step);
+        if (meta.extra().get("sft_checkpoint") != null) item(md, "from SFT", String.valueOf(meta.extra().get("sft_checkpoint")));
+        List<JsonNode> steps = metrics(ck.resolve("metrics.jsonl"), "reward");
+        if (!steps.isEmpty()) {
+            item(md, "mean reward (first → last step)", String.format(Locale.ROOT, "%.4f → %.4f", steps.getFirst().get("reward").asDouble(),
+                    steps.getLast().get("reward").asDouble()));
+            double sampling = 0, tokens = 0;
+            for (JsonNode n : steps) {
+                sampling += n.path("sampling_seconds").asDouble();
+                tokens += n.path("sampled_tokens").asDouble();
+            }
+            if (sampling > 0) item(md, "sampling", String.format(Locale.ROOT, "%,.0f tokens in %.1f s (%,.0f tok/s)", tokens, sampling, tokens / sampling));
+        }
+        List<JsonNode> evals = metrics(ck.resolve("metrics.jsonl"), "pass@1");
+        if (!evals.isEmpty()) {
+            JsonNode last = evals.getLast();
+            StringBuilder pk = new StringBuilder();
+            for (var it = last.fieldNames(); it.hasNext(); ) {
+                String k = it.next();
+                if (k.startsWith("pass@")) pk.append(pk.isEmpty() ? "" : ", ").append(k).append(String.format(Locale.ROOT, " %.4f", last.get(k).asDouble()));
+            }
+            item(md, "GSM8K test at step " + last.path("step").asInt(), pk.toString());
+        }
+        copyPlot(ck.resolve("chat_rl.png"), base.resolve("chat_rl.png"), md, "RL mean reward and pass@k");
         md.append('\n');
     }
 

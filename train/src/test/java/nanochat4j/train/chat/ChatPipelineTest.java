@@ -28,7 +28,8 @@ import picocli.CommandLine;
 
 /**
  * runs/runcpu.sh after the tokenizer, in seconds at depth 2: base-train → chat-sft → chat-eval (every task, a few
- * problems, HumanEval through the sandbox) → report → one chat answer from the SFT model.
+ * problems, HumanEval through the sandbox) → one chat answer from the SFT model → two chat-rl steps → chat-eval -i rl
+ * (GSM8K) → report.
  */
 class ChatPipelineTest {
     @TempDir
@@ -87,6 +88,20 @@ class ChatPipelineTest {
                 (col, sampled) -> answer.append(m.tokenizer().decode(col)));
         assertTrue(run.columns() >= 1 && !answer.isEmpty(), "no answer");
 
+        // a couple of RL steps from the SFT model, then GSM8K on the RL model
+        ChatRlOptions ro = new ChatRlOptions();
+        new CommandLine(ro).parseArgs("--task-data=" + data, "--examples-per-step=1", "--num-samples=2", "--device-batch-size=2",
+                "--max-new-tokens=16", "--num-steps=2", "--eval-every=2", "--eval-examples=2");
+        ChatRl.Result rl = ChatRl.run(ro, base, quiet);
+        assertEquals(2, rl.finalStep());
+        for (double reward : rl.meanReward()) assertTrue(reward >= 0 && reward <= 1, rl.meanReward().toString());
+        assertTrue(Files.exists(base.resolve("chatrl_checkpoints/d2/model_000002.safetensors")));
+        ChatEvalCommand rlEval = new ChatEvalCommand();
+        new CommandLine(rlEval).parseArgs("-i", "rl", "-a", "GSM8K", "-x", "2", "-m", "8", "--task-data=" + data);
+        try (Collective comm = Collective.fromEnvironment("test")) {
+            assertEquals(java.util.Set.of("GSM8K"), rlEval.run(base, quiet, comm).accuracy().keySet());
+        }
+
         // an unknown task, and a base checkpoint where an SFT one is expected
         ChatEvalCommand wrong = new ChatEvalCommand();
         new CommandLine(wrong).parseArgs("-i", "sft", "-a", "ARC-Hard", "--task-data=" + data);
@@ -102,10 +117,10 @@ class ChatPipelineTest {
         Path report = Report.write(base);
         String md = Files.readString(report);
         for (String s : new String[] {"## System", "## Tokenizer", "## Base model training", "## Chat SFT", "## Chat evaluation", "## Summary",
-                "| ARC-Easy |", "bytes/token"}) {
+                "| ARC-Easy |", "bytes/token", "## Chat RL", "mean reward", "### rl"}) {
             assertTrue(md.contains(s), s + " missing from\n" + md);
         }
-        assertTrue(Files.exists(base.resolve("chat_sft.png")) && Files.exists(base.resolve("base_train.png")), md);
+        assertTrue(Files.exists(base.resolve("chat_sft.png")) && Files.exists(base.resolve("base_train.png")) && Files.exists(base.resolve("chat_rl.png")), md);
 
     }
 }

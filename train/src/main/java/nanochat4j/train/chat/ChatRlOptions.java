@@ -1,0 +1,87 @@
+package nanochat4j.train.chat;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import nanochat4j.train.tasks.JsonLines;
+import picocli.CommandLine.Option;
+
+/**
+ * chat_rl's flags with nanochat's names and defaults (reference §8). Ours: --num-steps (a shorter run; the LR ramp
+ * then spans it), --seed, the data folder, checkpoints and resume.
+ */
+public final class ChatRlOptions {
+    @Option(names = "--model-tag", description = "SFT model tag to load, and the RL checkpoint folder name (default: the largest d<N>)")
+    public String modelTag;
+    @Option(names = "--model-step", description = "SFT model step to load (default: the last)")
+    public Long modelStep;
+    @Option(names = "--num-epochs", defaultValue = "1", description = "epochs over GSM8K train (default: ${DEFAULT-VALUE})")
+    public int numEpochs;
+    @Option(names = "--device-batch-size", defaultValue = "8", description = "max rows per forward pass (default: ${DEFAULT-VALUE})")
+    public int deviceBatchSize;
+    @Option(names = "--examples-per-step", defaultValue = "16", description = "questions per optimizer step across all ranks (default: ${DEFAULT-VALUE})")
+    public int examplesPerStep;
+    @Option(names = "--num-samples", defaultValue = "16", description = "completions sampled per question (default: ${DEFAULT-VALUE})")
+    public int numSamples;
+    @Option(names = "--max-new-tokens", defaultValue = "256", description = "max tokens per completion (default: ${DEFAULT-VALUE})")
+    public int maxNewTokens;
+    @Option(names = "--temperature", defaultValue = "1.0", description = "sampling temperature (default: ${DEFAULT-VALUE})")
+    public double temperature;
+    @Option(names = "--top-k", defaultValue = "50", description = "top-k sampling, 0 = whole vocabulary (default: ${DEFAULT-VALUE})")
+    public int topK;
+    @Option(names = "--embedding-lr", defaultValue = "0.2", description = "AdamW LR of the embedding (default: ${DEFAULT-VALUE})")
+    public double embeddingLr;
+    @Option(names = "--unembedding-lr", defaultValue = "0.004", description = "AdamW LR of lm_head (default: ${DEFAULT-VALUE})")
+    public double unembeddingLr;
+    @Option(names = "--matrix-lr", defaultValue = "0.02", description = "Muon LR (default: ${DEFAULT-VALUE})")
+    public double matrixLr;
+    @Option(names = "--weight-decay", defaultValue = "0.0", description = "weight decay (default: ${DEFAULT-VALUE})")
+    public double weightDecay;
+    @Option(names = "--init-lr-frac", defaultValue = "0.05", description = "initial LR as a fraction of the base LR (default: ${DEFAULT-VALUE})")
+    public double initLrFrac;
+    @Option(names = "--eval-every", defaultValue = "60", description = "pass@k every N steps, -1 = never (default: ${DEFAULT-VALUE})")
+    public int evalEvery;
+    @Option(names = "--eval-examples", defaultValue = "400", description = "GSM8K test problems for pass@k (default: ${DEFAULT-VALUE})")
+    public int evalExamples;
+    @Option(names = "--save-every", defaultValue = "60", description = "checkpoint every N steps (and at the end) (default: ${DEFAULT-VALUE})")
+    public int saveEvery;
+    // ours
+    @Option(names = "--num-steps", defaultValue = "-1", description = "optimizer steps, -1 = (GSM8K train // examples-per-step) × epochs (default: ${DEFAULT-VALUE})")
+    public int numSteps;
+    @Option(names = "--seed", defaultValue = "0", description = "mixed into every sampling seed (default: ${DEFAULT-VALUE})")
+    public long seed;
+    @Option(names = "--task-data", description = "folder with gsm8k/train.jsonl and test.jsonl (default: $NANOCHAT_BASE_DIR/task_data)")
+    public Path taskData;
+    @Option(names = "--on-bad-line", defaultValue = "STOP", description = "a malformed data line: stop or skip (default: ${DEFAULT-VALUE})")
+    public JsonLines.OnBadLine onBadLine;
+    @Option(names = "--resume-from-step", defaultValue = "-1", description = "resume this RL run from its checkpoint step (-1 = fresh)")
+    public int resumeFromStep;
+    @Option(names = "--checkpoint-dir", description = "where RL checkpoints go (default: $NANOCHAT_BASE_DIR/chatrl_checkpoints/<tag>)")
+    public Path checkpointDir;
+
+    /** Every flag by nanochat's argument name, for the meta file's {@code user_config}. */
+    public Map<String, Object> userConfig() {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model_tag", modelTag);
+        m.put("model_step", modelStep);
+        m.put("num_epochs", numEpochs);
+        m.put("device_batch_size", deviceBatchSize);
+        m.put("examples_per_step", examplesPerStep);
+        m.put("num_samples", numSamples);
+        m.put("max_new_tokens", maxNewTokens);
+        m.put("temperature", temperature);
+        m.put("top_k", topK);
+        m.put("embedding_lr", embeddingLr);
+        m.put("unembedding_lr", unembeddingLr);
+        m.put("matrix_lr", matrixLr);
+        m.put("weight_decay", weightDecay);
+        m.put("init_lr_frac", initLrFrac);
+        m.put("eval_every", evalEvery);
+        m.put("eval_examples", evalExamples);
+        m.put("save_every", saveEvery);
+        m.put("num_steps", numSteps);
+        m.put("seed", seed);
+        m.put("task_data", taskData == null ? null : taskData.toString());
+        return m;
+    }
+}
