@@ -94,17 +94,15 @@ class DataParallelTrainTest {
     }
 
     /**
-     * Runs nproc workers through the launcher; returns their output. The workers run with the Vector API intrinsics
-     * off: C2-intrinsified vector EXP/TANH and lane reductions differ in the last bit from the other tiers, so
-     * without this two identical runs can differ wherever the JIT changed tiers at different moments (see
-     * BaseTrainTest) — and Adam turns last-bit noise in a near-zero gradient into visible parameter differences.
+     * Runs nproc workers through the launcher; returns their output. The workers run the real vector kernels, whose
+     * results do not depend on when the JIT compiled them (VecMath), so runs can be compared bit for bit.
      */
     static String runProcesses(int nproc, List<String> args) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
             if (a.startsWith("--add-") || a.startsWith("--enable-native") || a.startsWith("-Xss")) cmd.add(a);
         }
-        cmd.addAll(List.of("-XX:+UseParallelGC", "-XX:+UnlockExperimentalVMOptions", "-XX:-EnableVectorSupport", "-cp",
+        cmd.addAll(List.of("-XX:+UseParallelGC", "-cp",
                 System.getProperty("java.class.path"), Worker.class.getName()));
         cmd.addAll(args);
         var out = new ByteArrayOutputStream();
