@@ -60,7 +60,14 @@ public final class CudaBackend implements Backend {
         return ctx.zeros(DType.F32, shape);
     }
 
-    /** Copies a host tensor to this device (explicit, blocking). */
+    @Override
+    public void zero(Tensor x) {
+        onDevice("zero", "x", x);
+        ctx.memset(x, 0);
+    }
+
+    /** Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. */
+    @Override
     public Tensor upload(Tensor host) {
         ctx.bind();
         return ctx.upload(host);

@@ -11,6 +11,8 @@ import java.util.Map;
 import nanochat4j.autograd.Parameter;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT.ParamGroup;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Tensor;
 import nanochat4j.train.dist.Collective;
 import nanochat4j.train.dist.SharedFloats;
 import nanochat4j.train.dist.ReduceOp;
@@ -33,6 +35,10 @@ import nanochat4j.train.dist.ReduceOp;
  *   <li>State (moments, step counts, Muon buffers, current hyperparameters) is exported as named fp32 tensors plus
  *       string metadata ({@link #state()}) and saved as {@code optim_<step>_rank<r>.safetensors}
  *       ({@link #save}/{@link #load}); a resumed run continues bitwise. Resuming needs the same world size.</li>
+ *   <li>Parameters on a device (a GPT on CUDA) are staged: each step copies their values and gradients down into
+ *       host mirrors, runs the same host math (and, with several ranks, the same host collective), and copies the
+ *       values back up. The update is therefore bitwise the CPU optimizer's; the cost is two copies of the
+ *       parameters and one of the gradients per step over PCIe, plus the host math.</li>
  * </ul>
  */
 public final class MuonAdamW {
@@ -126,6 +132,11 @@ public final class MuonAdamW {
 
     private final List<GroupState> groups = new ArrayList<>();
     private final List<Parameter> params = new ArrayList<>();
+    /** Device parameters and the host mirrors the optimizer updates in their place (empty for a CPU model). */
+    private final List<Staged> staged = new ArrayList<>();
+
+    /** A device parameter and its host mirror (value and gradient in heap arrays). */
+    private record Staged(Parameter device, Parameter host) {}
     /** Null on a single rank (no communication). */
     private final Collective comm;
     private final int rank, world;
@@ -140,6 +151,7 @@ public final class MuonAdamW {
      * rank keeps the state of its shard. A null collective or a world of one is the single-process optimizer.
      */
     public MuonAdamW(List<ParamGroup> groups, Collective collective) {
+        groups = stageOnHost(groups);
         this.comm = collective == null || collective.worldSize() == 1 ? null : collective;
         this.rank = comm == null ? 0 : comm.rank();
         this.world = comm == null ? 1 : comm.worldSize();
@@ -180,6 +192,39 @@ public final class MuonAdamW {
         }
     }
 
+    /**
+     * The groups with every device parameter replaced by a host mirror (recorded in {@link #staged}); groups of CPU
+     * parameters unchanged. Every parameter must be on one device.
+     */
+    private List<ParamGroup> stageOnHost(List<ParamGroup> groups) {
+        Device device = null;
+        String first = null;
+        for (ParamGroup g : groups) {
+            for (Parameter p : g.params()) {
+                if (device == null) {
+                    device = p.device();
+                    first = p.name();
+                } else if (p.device() != device) {
+                    throw new IllegalArgumentException("optimizer: parameter " + p.name() + " is in " + p.device() + " memory but "
+                            + first + " is in " + device + " memory; move the whole model to one device");
+                }
+            }
+        }
+        if (device == null || device == Device.CPU) return groups;
+        List<ParamGroup> out = new ArrayList<>();
+        for (ParamGroup g : groups) {
+            List<Parameter> mirrors = new ArrayList<>();
+            for (Parameter p : g.params()) {
+                Parameter h = new Parameter(p.name(), Tensor.zeros(p.shape()));
+                staged.add(new Staged(p, h));
+                mirrors.add(h);
+            }
+            out.add(new ParamGroup(g.name(), g.kind(), List.copyOf(mirrors), g.lr(), g.beta1(), g.beta2(), g.eps(), g.weightDecay(),
+                    g.momentum(), g.nsSteps()));
+        }
+        return out;
+    }
+
     private AdamWSlot adamwSlot(ParamGroup g, Parameter p) {
         int n = p.numel();
         if (world == 1 || n < SMALL_PARAM) return new AdamWSlot(p, true, 0, n);
@@ -195,6 +240,15 @@ public final class MuonAdamW {
 
     /** One optimizer step over every group, from the parameters' accumulated gradients. */
     public void step() {
+        for (Staged s : staged) { // values and gradients down (the values may have been loaded since the last step)
+            s.host.tensor().copyFrom(s.device.tensor());
+            s.host.grad().copyFrom(s.device.grad());
+        }
+        stepHost();
+        for (Staged s : staged) s.device.tensor().copyFrom(s.host.tensor()); // updated values up
+    }
+
+    private void stepHost() {
         // Phase 1: start every group's gradient reduction, in group order (nothing to do on one rank).
         if (comm != null) {
             for (GroupState g : groups) {
@@ -306,6 +360,7 @@ public final class MuonAdamW {
     /** Sets every gradient to zero. */
     public void zeroGrad() {
         for (Parameter p : params) p.zeroGrad();
+        for (Staged s : staged) s.device.zeroGrad();
     }
 
     // ------------------------------------------------------------------ schedules
