@@ -84,7 +84,8 @@ public final class BaseTrain {
         DepthDial dial = DepthDial.derive(o.depth, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, tok.vocabSize(),
                 o.targetParamDataRatio, o.totalBatchSize, o.numIterations, o.targetFlops, o.weightDecay);
         String fingerprint = "base-train " + dial.config() + " total batch " + dial.totalBatch() + " device batch "
-                + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize();
+                + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize()
+                + " device " + o.deviceKind(); // ranks that disagree on the device stop at the handshake, naming both
         try (Collective comm = Collective.fromEnvironment(fingerprint)) {
             try {
                 return run(o, tok, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()), comm);
