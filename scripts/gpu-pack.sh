@@ -5,6 +5,7 @@
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
 #   bench-tests.jar  the bench module's test classes (the GPU decoder against the CPU model)
+#   train-tests.jar  the train module's test classes (GPU training step == CPU, exact resume on the GPU)
 #   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
 #   gpu-check.sh     what to run there
 #   shared/fixtures/nanochat-tiny/ops.*  the PyTorch op fixtures (from ../shared)
@@ -42,6 +43,8 @@ cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
 "$JAVA_HOME/bin/jar" --create --file "$out/tensor-tests.jar" -C tensor/target/test-classes .
 # bench's tests: only DeviceDecoderTest runs there (the GPU decoder against the CPU model)
 "$JAVA_HOME/bin/jar" --create --file "$out/bench-tests.jar" -C bench/target/test-classes .
+# train's tests: GpuTrainStepTest and BaseTrainTest's GPU resume run there
+"$JAVA_HOME/bin/jar" --create --file "$out/train-tests.jar" -C train/target/test-classes .
 cp "$console" "$out/junit-console.jar"
 cp scripts/gpu-check.sh "$out/gpu-check.sh"
 # the PyTorch op fixtures (0.5 MB) for PyTorchFixturesConformanceTest, when this checkout has shared/ beside it
