@@ -60,6 +60,24 @@ public final class CudaBackend implements Backend {
         return ctx.zeros(DType.F32, shape);
     }
 
+    /**
+     * nanochat's fused AdamW step in place on the device (optim.cu's adamw_f32): p, its gradient g and the moments
+     * m, v (same element count, F32). The scalars are AdamW's fp32 ones (decay = 1 − lr·wd, w1 = 1 − β1,
+     * w2 = 1 − β2, bias2 = 1 − β2^t, stepSize = lr/(1 − β1^t)); the result equals the CPU kernel's bit for bit.
+     */
+    public void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize) {
+        f32("adamw", "p", p);
+        f32("adamw", "g", g);
+        f32("adamw", "m", m);
+        f32("adamw", "v", v);
+        int n = p.numel();
+        if (g.numel() != n || m.numel() != n || v.numel() != n) throw bad("adamw", "p, g, m and v must have the same element count", p, g, m, v);
+        if (n > 0) {
+            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
+                    p(p), p(g), p(m), p(v), n, decay, w1, w2, bias2, eps, stepSize);
+        }
+    }
+
     @Override
     public void zero(Tensor x) {
         onDevice("zero", "x", x);

@@ -11,8 +11,11 @@ import java.util.Map;
 import nanochat4j.autograd.Parameter;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT.ParamGroup;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.train.dist.Collective;
 import nanochat4j.train.dist.SharedFloats;
 import nanochat4j.train.dist.ReduceOp;
@@ -35,10 +38,11 @@ import nanochat4j.train.dist.ReduceOp;
  *   <li>State (moments, step counts, Muon buffers, current hyperparameters) is exported as named fp32 tensors plus
  *       string metadata ({@link #state()}) and saved as {@code optim_<step>_rank<r>.safetensors}
  *       ({@link #save}/{@link #load}); a resumed run continues bitwise. Resuming needs the same world size.</li>
- *   <li>Parameters on a device (a GPT on CUDA) are staged: each step copies their values and gradients down into
- *       host mirrors, runs the same host math (and, with several ranks, the same host collective), and copies the
- *       values back up. The update is therefore bitwise the CPU optimizer's; the cost is two copies of the
- *       parameters and one of the gradients per step over PCIe, plus the host math.</li>
+ *   <li>Parameters on a device (a GPT on CUDA): on one rank the AdamW groups are updated in place on the GPU by
+ *       the fused kernel (moments in device memory, bit for bit the CPU update). The Muon groups, and every group
+ *       with several ranks, are staged: each step copies their values and gradients down into host mirrors, runs
+ *       the same host math (and the same host collective), and copies the values back up — bitwise the CPU
+ *       optimizer's, at the cost of PCIe copies and the host math.</li>
  * </ul>
  */
 public final class MuonAdamW {
@@ -60,7 +64,10 @@ public final class MuonAdamW {
         final Parameter param;
         final boolean replicated;
         final int begin, end;
+        /** The moments on the host (for a device slot: the copy {@link #state()} and {@link #loadState} go through). */
         final float[] expAvg, expAvgSq;
+        /** The moments in device memory for a parameter updated on the GPU, else null. */
+        Tensor devAvg, devAvgSq;
         long step;
         Collective.Pending pending;
 
@@ -151,7 +158,7 @@ public final class MuonAdamW {
      * rank keeps the state of its shard. A null collective or a world of one is the single-process optimizer.
      */
     public MuonAdamW(List<ParamGroup> groups, Collective collective) {
-        groups = stageOnHost(groups);
+        groups = stageOnHost(groups, collective == null || collective.worldSize() == 1);
         this.comm = collective == null || collective.worldSize() == 1 ? null : collective;
         this.rank = comm == null ? 0 : comm.rank();
         this.world = comm == null ? 1 : comm.worldSize();
@@ -161,8 +168,13 @@ public final class MuonAdamW {
             for (Parameter p : g.params()) {
                 String prev = seen.put(p, g.name());
                 if (prev != null) throw new IllegalArgumentException("parameter " + p.name() + " is in groups " + prev + " and " + g.name());
-                p.tensor().floats(); // fp32 master weights: fails with the tensor's dtype otherwise
-                p.grad().floats();
+                if (p.device() == Device.CPU) {
+                    p.tensor().floats(); // fp32 master weights: fails with the tensor's dtype otherwise
+                    p.grad().floats();
+                } else if (p.tensor().dtype() != DType.F32 || p.grad().dtype() != DType.F32) {
+                    throw new IllegalArgumentException("parameter " + p.name() + " is " + p.tensor().dtype() + " with a "
+                            + p.grad().dtype() + " gradient: the optimizer keeps fp32 master weights");
+                }
                 params.add(p);
             }
             switch (g.kind()) {
@@ -196,7 +208,7 @@ public final class MuonAdamW {
      * The groups with every device parameter replaced by a host mirror (recorded in {@link #staged}); groups of CPU
      * parameters unchanged. Every parameter must be on one device.
      */
-    private List<ParamGroup> stageOnHost(List<ParamGroup> groups) {
+    private List<ParamGroup> stageOnHost(List<ParamGroup> groups, boolean singleRank) {
         Device device = null;
         String first = null;
         for (ParamGroup g : groups) {
@@ -213,6 +225,10 @@ public final class MuonAdamW {
         if (device == null || device == Device.CPU) return groups;
         List<ParamGroup> out = new ArrayList<>();
         for (ParamGroup g : groups) {
+            if (singleRank && g.kind() == ParamGroup.Kind.ADAMW && device == Device.CUDA) { // updated on the GPU
+                out.add(g);
+                continue;
+            }
             List<Parameter> mirrors = new ArrayList<>();
             for (Parameter p : g.params()) {
                 Parameter h = new Parameter(p.name(), Tensor.zeros(p.shape()));
@@ -227,6 +243,12 @@ public final class MuonAdamW {
 
     private AdamWSlot adamwSlot(ParamGroup g, Parameter p) {
         int n = p.numel();
+        if (p.device() == Device.CUDA) { // one rank, updated whole on the GPU (several ranks stage it on the host)
+            AdamWSlot s = new AdamWSlot(p, true, 0, n);
+            s.devAvg = Backend.of(p.tensor()).zeros(n);
+            s.devAvgSq = Backend.of(p.tensor()).zeros(n);
+            return s;
+        }
         if (world == 1 || n < SMALL_PARAM) return new AdamWSlot(p, true, 0, n);
         int rows = p.shape()[0];
         if (rows % world != 0) {
@@ -310,6 +332,11 @@ public final class MuonAdamW {
             AdamW.Scalars sc = AdamW.Scalars.of(g.lr, g.spec.beta1(), g.spec.beta2(), g.spec.eps(), g.spec.weightDecay(), s.step);
             var p = s.param.tensor();
             var grad = s.param.grad();
+            if (s.devAvg != null) {
+                CudaBackend.get().adamw(p.reshape(-1), grad.reshape(-1), s.devAvg, s.devAvgSq, sc.decay(), sc.w1(), sc.w2(),
+                        sc.bias2(), sc.eps(), sc.stepSize());
+                continue;
+            }
             AdamW.update(p.floats(), p.offset() + s.begin, grad.floats(), grad.offset() + s.begin, s.expAvg, s.expAvgSq, 0,
                     s.end - s.begin, sc);
             if (comm != null && !s.replicated) s.pending = comm.allGatherAsync(p.floats(), p.offset(), s.param.numel());
@@ -476,6 +503,10 @@ public final class MuonAdamW {
                     for (AdamWSlot s : a.slots) {
                         String k = "adamw." + s.param.name();
                         int[] shape = sliceShape(s);
+                        if (s.devAvg != null) { // the device moments come down for the file
+                            System.arraycopy(s.devAvg.toFloatArray(), 0, s.expAvg, 0, s.expAvg.length);
+                            System.arraycopy(s.devAvgSq.toFloatArray(), 0, s.expAvgSq, 0, s.expAvgSq.length);
+                        }
                         t.put(k + ".exp_avg", new StateTensor(shape, s.expAvg.clone()));
                         t.put(k + ".exp_avg_sq", new StateTensor(shape, s.expAvgSq.clone()));
                         md.put(k + ".step", Long.toString(s.step));
@@ -553,6 +584,10 @@ public final class MuonAdamW {
                         String k = "adamw." + s.param.name();
                         copy(state, k + ".exp_avg", s.expAvg);
                         copy(state, k + ".exp_avg_sq", s.expAvgSq);
+                        if (s.devAvg != null) { // and go up to the device
+                            s.devAvg.copyFrom(Tensor.of(s.expAvg));
+                            s.devAvgSq.copyFrom(Tensor.of(s.expAvgSq));
+                        }
                         s.step = num.get(k + ".step").longValue();
                     }
                 }
