@@ -26,3 +26,13 @@ extern "C" __global__ void adamw_f32(float* __restrict__ p, const float* __restr
         v[i] = vi;
     }
 }
+
+// Muon's cautious update of one matrix, u the NorMuon-scaled orthogonalised update:
+// p ← p − (lr·u + [u·p ≥ 0]·lrWd·p), rounded as Muon.update on the CPU.
+extern "C" __global__ void muon_cautious_f32(float* __restrict__ p, const float* __restrict__ u, int n, float lr, float lrWd) {
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        float pi = p[i], ui = u[i];
+        float decay = __fmul_rn(ui, pi) >= 0.0f ? __fmul_rn(lrWd, pi) : 0.0f;
+        p[i] = __fsub_rn(pi, __fadd_rn(__fmul_rn(lr, ui), decay));
+    }
+}

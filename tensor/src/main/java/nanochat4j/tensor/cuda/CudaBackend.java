@@ -78,6 +78,17 @@ public final class CudaBackend implements Backend {
         }
     }
 
+    /** Muon's cautious update in place (optim.cu's muon_cautious_f32): p ← p − (lr·u + [u·p ≥ 0]·lrWd·p), p and u of equal size. */
+    public void muonCautious(Tensor p, Tensor u, float lr, float lrWd) {
+        f32("muonCautious", "p", p);
+        f32("muonCautious", "u", u);
+        if (p.numel() != u.numel()) throw bad("muonCautious", "p and u must have the same element count", p, u);
+        if (p.numel() > 0) {
+            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
+                    p(p), p(u), p.numel(), lr, lrWd);
+        }
+    }
+
     @Override
     public void zero(Tensor x) {
         onDevice("zero", "x", x);
