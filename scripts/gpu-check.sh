@@ -78,7 +78,7 @@ say "GPU training tests ..."
 tlog="$work/train-tests.log"
 CI=true timeout 300 "$java" "${flags[@]}" -jar "$pack/junit-console.jar" execute \
   --class-path "$pack/nanochat4j.jar:$pack/train-tests.jar" \
-  --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
+  --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest --select-class nanochat4j.train.optim.DeviceMuonTest \
   --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
   --details=tree --disable-banner --reports-dir "$out/junit-train" > "$tlog" 2>&1
 trainconf=$?

@@ -38,11 +38,11 @@ import nanochat4j.train.dist.ReduceOp;
  *   <li>State (moments, step counts, Muon buffers, current hyperparameters) is exported as named fp32 tensors plus
  *       string metadata ({@link #state()}) and saved as {@code optim_<step>_rank<r>.safetensors}
  *       ({@link #save}/{@link #load}); a resumed run continues bitwise. Resuming needs the same world size.</li>
- *   <li>Parameters on a device (a GPT on CUDA): on one rank the AdamW groups are updated in place on the GPU by
- *       the fused kernel (moments in device memory, bit for bit the CPU update). The Muon groups, and every group
- *       with several ranks, are staged: each step copies their values and gradients down into host mirrors, runs
- *       the same host math (and the same host collective), and copies the values back up — bitwise the CPU
- *       optimizer's, at the cost of PCIe copies and the host math.</li>
+ *   <li>Parameters on a device (a GPT on CUDA): on one rank every group is updated in place on the GPU — AdamW by
+ *       the fused kernel (bit for bit the CPU update), Muon by {@link DeviceMuon} (batched GEMMs; equal to the CPU
+ *       Muon to float rounding) — with the state in device memory (copied through host arrays to save and load).
+ *       With several ranks every group is staged: each step copies values and gradients down into host mirrors,
+ *       runs the host math and the host collective, and copies the values back up.</li>
  * </ul>
  */
 public final class MuonAdamW {
@@ -107,6 +107,8 @@ public final class MuonAdamW {
         /** Owned params: indices [first, first + muon.count) of {@link #params}. */
         final int first;
         final Muon muon;
+        /** The update on the GPU for a one-rank device model ({@link #muon} then only holds the state for files), else null. */
+        final DeviceMuon device;
         /**
          * (chunk·world, rows, cols) gradient/parameter stack for the collective, in a shared buffer so that ranks of
          * one host reduce and gather it without copies; null on one rank.
@@ -126,6 +128,8 @@ public final class MuonAdamW {
             this.chunk = (k + world - 1) / world;
             this.first = Math.min(k, rank * chunk);
             this.muon = new Muon(Math.min(k, first + chunk) - first, rows, cols);
+            Parameter p0 = params.getFirst();
+            this.device = p0.device() == Device.CUDA ? new DeviceMuon(Backend.of(p0.tensor()), k, rows, cols) : null;
             this.stack = world == 1 ? null : comm.sharedFloats(Math.multiplyExact(chunk * world, rows * cols));
             this.ownGrads = world == 1 ? null : new float[chunk * rows * cols];
             this.momentum = spec.momentum();
@@ -225,7 +229,7 @@ public final class MuonAdamW {
         if (device == null || device == Device.CPU) return groups;
         List<ParamGroup> out = new ArrayList<>();
         for (ParamGroup g : groups) {
-            if (singleRank && g.kind() == ParamGroup.Kind.ADAMW && device == Device.CUDA) { // updated on the GPU
+            if (singleRank && device == Device.CUDA) { // updated on the GPU (AdamW kernel, DeviceMuon)
                 out.add(g);
                 continue;
             }
@@ -344,6 +348,15 @@ public final class MuonAdamW {
     }
 
     private void updateMuon(MuonState g) {
+        if (g.device != null) {
+            Tensor[] p = new Tensor[g.params.size()], gr = new Tensor[p.length];
+            for (int j = 0; j < p.length; j++) {
+                p[j] = g.params.get(j).tensor();
+                gr[j] = g.params.get(j).grad();
+            }
+            g.device.step(p, gr, Muon.effectiveLr(g.lr, g.rows, g.cols), g.momentum, g.spec.beta2(), g.weightDecay, g.spec.nsSteps());
+            return;
+        }
         int n = g.muon.count, mn = g.rows * g.cols;
         float[][] p = new float[n][], gr = new float[n][];
         int[] pOff = new int[n], gOff = new int[n];
@@ -516,6 +529,10 @@ public final class MuonAdamW {
                     md.put(pre + "momentum", Double.toString(m.momentum));
                     md.put(pre + "weight_decay", Double.toString(m.weightDecay));
                     int n = m.muon.count;
+                    if (m.device != null) { // the device state comes down for the file
+                        System.arraycopy(m.device.momentum.toFloatArray(), 0, m.muon.momentum, 0, m.muon.momentum.length);
+                        System.arraycopy(m.device.second.toFloatArray(), 0, m.muon.second, 0, m.muon.second.length);
+                    }
                     t.put(m.key() + ".momentum_buffer", new StateTensor(new int[] {n, m.rows, m.cols}, m.muon.momentum.clone()));
                     int[] sShape = m.muon.perRow ? new int[] {n, m.rows, 1} : new int[] {n, 1, m.cols};
                     t.put(m.key() + ".second_momentum_buffer", new StateTensor(sShape, m.muon.second.clone()));
@@ -596,6 +613,10 @@ public final class MuonAdamW {
                     m.weightDecay = num.get(pre + "weight_decay");
                     copy(state, m.key() + ".momentum_buffer", m.muon.momentum);
                     copy(state, m.key() + ".second_momentum_buffer", m.muon.second);
+                    if (m.device != null) { // and goes up to the device
+                        m.device.momentum.copyFrom(Tensor.of(m.muon.momentum, m.device.momentum.shape()));
+                        m.device.second.copyFrom(Tensor.of(m.muon.second, m.device.second.shape()));
+                    }
                 }
             }
         }
