@@ -55,12 +55,22 @@ if [ "$NPROC" -gt 1 ]; then RUN=(./nanochat4j launch --nproc "$NPROC"); else RUN
   --data "$DATA" --model-tag "$TAG" --core-metric-max-per-task "$CORE_MAX"
 ./nanochat4j base-eval --model-tag "$TAG" --device-batch-size "$DEVICE_BATCH" --max-per-task "$CORE_MAX"
 
-# chat stages, as far as this build has them (chat-sft / chat-rl are added by their own issues)
-for stage in chat-sft chat-rl; do
-  if ./nanochat4j "$stage" --help > /dev/null 2>&1; then
-    "${RUN[@]}" "$stage" --device cuda
-  else
-    echo "speedrun.sh: this build has no '$stage' stage yet; skipped" >&2
-  fi
-done
+# chat stages, as far as this build has them (chat-data, chat-sft, chat-eval come with the chat issue); a stage
+# gets --device cuda when its --help offers it, else it runs on its default device (said here)
+has() { ./nanochat4j "$1" --help > /dev/null 2>&1; }
+offers() { ./nanochat4j "$1" --help 2>&1 | grep -q -- "$2"; }
+dev() { if offers "$1" --device; then echo --device cuda; else echo "speedrun.sh: $1 has no --device flag: it runs on the CPU" >&2; fi; }
+if has chat-data; then ./nanochat4j chat-data; else echo "speedrun.sh: this build has no 'chat-data' stage; skipped" >&2; fi
+if has chat-sft; then
+  # shellcheck disable=SC2046
+  "${RUN[@]}" chat-sft --model-tag "$TAG" --device-batch-size "$DEVICE_BATCH" $(dev chat-sft)
+else
+  echo "speedrun.sh: this build has no 'chat-sft' stage; skipped" >&2
+fi
+if has chat-eval; then
+  # shellcheck disable=SC2046
+  ./nanochat4j chat-eval -i sft -g "$TAG" $(dev chat-eval)
+else
+  echo "speedrun.sh: this build has no 'chat-eval' stage; skipped" >&2
+fi
 echo "speedrun.sh: done. Talk to the model: ./nanochat4j chat -g $TAG   (or ./nanochat4j serve)"
