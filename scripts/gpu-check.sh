@@ -47,7 +47,7 @@ CI=true timeout 360 "$java" "${flags[@]}" -jar "$pack/junit-console.jar" execute
   --class-path "$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/bench-tests.jar" \
   --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.CudaBackendTest \
   --select-class nanochat4j.tensor.cuda.NvrtcCompileTest --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest \
-  --select-class nanochat4j.bench.DeviceDecoderTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest \
+  --select-class nanochat4j.bench.DeviceDecoderTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest --select-class nanochat4j.tensor.cuda.DeterministicScatterTest \
   --details=tree --disable-banner --reports-dir "$out/junit" >> "$log" 2>&1
 conf=$?
 summary="$(grep -E 'tests (successful|failed|skipped|aborted)' "$log" | tr -s ' []' | tr '\n' ';')"

@@ -774,7 +774,28 @@ public final class CudaBackend implements Backend {
         int i64 = ids.dtype() == DType.I64 ? 1 : 0;
         mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), i64, ids.numel(), v, p(bad));
         checkIdFlag(op, bad, ids, v, "dTable " + dTable);
-        mod("embedding").launch("embedding_bwd", ids.numel(), 1, 1, BLOCK, 0, p(dy), p(ids), i64, v, dTable.shape(1), p(dTable), p(bad));
+        // Deterministic: a stable counting sort of the ids on the host (they are read back once, n ints), then one
+        // block per distinct id sums its rows in position order (atomics would make every run's sums differ).
+        int[] idv = ids.toIntArray();
+        int n = idv.length;
+        int[] start = new int[v + 1];
+        for (int id : idv) start[id + 1]++;
+        int segments = 0;
+        for (int id = 0; id < v; id++) {
+            if (start[id + 1] > 0) segments++;
+            start[id + 1] += start[id];
+        }
+        int[] perm = new int[n], next = Arrays.copyOf(start, v), segStart = new int[segments + 1], segIds = new int[segments];
+        for (int i = 0; i < n; i++) perm[next[idv[i]]++] = i;
+        for (int id = 0, s = 0; id < v; id++) {
+            if (start[id + 1] > start[id]) {
+                segIds[s] = id;
+                segStart[s++] = start[id];
+            }
+        }
+        segStart[segments] = n;
+        Tensor dPerm = ctx.upload(Tensor.ofInts(perm)), dStart = ctx.upload(Tensor.ofInts(segStart)), dIds = ctx.upload(Tensor.ofInts(segIds));
+        mod("embedding").launch("embedding_bwd_sorted", segments, 1, 1, BLOCK, 0, p(dy), p(dPerm), p(dStart), p(dIds), dTable.shape(1), p(dTable));
     }
 
     // ------------------------------------------------------------------ attention
