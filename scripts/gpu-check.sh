@@ -76,8 +76,10 @@ done
 
 say "GPU training tests ..."
 tlog="$work/train-tests.log"
-CI=true timeout 300 "$java" "${flags[@]}" -jar "$pack/junit-console.jar" execute \
-  --class-path "$pack/nanochat4j.jar:$pack/train-tests.jar" \
+# on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
+CI=true timeout 300 "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/train-tests.jar" \
+  org.junit.platform.console.ConsoleLauncher execute \
+  --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
   --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest --select-class nanochat4j.train.optim.DeviceMuonTest \
   --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
   --details=tree --disable-banner --reports-dir "$out/junit-train" > "$tlog" 2>&1
