@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Builds the folder carried to a GPU machine that has neither Java nor network (see README "Running on a GPU"):
 #   runtime.tgz      a jlinked JDK 25 (java.base, jdk.incubator.vector, jdk.unsupported, java.management,
-#                    jdk.httpserver, java.logging for JUnit), --compress=zip-9, as a .tgz
+#                    jdk.httpserver, java.logging for JUnit, java.net.http for the commands that download),
+#                    --compress=zip-9, as a .tgz
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
 #   bench-tests.jar  the bench module's test classes (the GPU decoder against the CPU model)
+#   train-tests.jar  the train module's test classes (GPU training step == CPU, exact resume on the GPU)
 #   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
 #   gpu-check.sh     what to run there
 #   shared/fixtures/nanochat-tiny/ops.*  the PyTorch op fixtures (from ../shared)
@@ -35,13 +37,15 @@ mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "gpu-pack: jlink ..." >&2
-"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,jdk.httpserver,java.logging \
+"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,jdk.httpserver,java.logging,java.net.http \
   --compress=zip-9 --strip-debug --no-header-files --no-man-pages --output "$tmp/runtime"
 tar -C "$tmp" -czf "$out/runtime.tgz" runtime
 cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
 "$JAVA_HOME/bin/jar" --create --file "$out/tensor-tests.jar" -C tensor/target/test-classes .
 # bench's tests: only DeviceDecoderTest runs there (the GPU decoder against the CPU model)
 "$JAVA_HOME/bin/jar" --create --file "$out/bench-tests.jar" -C bench/target/test-classes .
+# train's tests: GpuTrainStepTest and BaseTrainTest's GPU resume run there
+"$JAVA_HOME/bin/jar" --create --file "$out/train-tests.jar" -C train/target/test-classes .
 cp "$console" "$out/junit-console.jar"
 cp scripts/gpu-check.sh "$out/gpu-check.sh"
 # the PyTorch op fixtures (0.5 MB) for PyTorchFixturesConformanceTest, when this checkout has shared/ beside it

@@ -19,7 +19,13 @@ import nanochat4j.tensor.Tensor;
 public final class Ops {
     private Ops() {}
 
-    static final Backend B = Backend.cpu();
+    /**
+     * The backend of the device {@code v} lives on: every op computes where its first input is (the CPU backend for
+     * heap tensors, the CUDA backend for device tensors), so the model code never names a device.
+     */
+    static Backend be(Var v) {
+        return Backend.of(v.value);
+    }
 
     private static Var rec(String op, Tensor out, Node.Backward bw, Var... inputs) {
         return Tape.current().record(op, out, inputs, bw);
@@ -33,6 +39,7 @@ public final class Ops {
 
     /** y = x·Wᵀ. x (..., in), w (out, in) → (..., out). dx = dy·W, dW += dyᵀ·x. */
     public static Var linear(Var x, Var w) {
+        Backend B = be(x);
         return rec("linear", B.linear(x.value, w.value), dy -> {
             if (x.requiresGrad) acc(x, B.linearBackwardInput(dy, w.value));
             if (w.requiresGrad) {
@@ -50,6 +57,7 @@ public final class Ops {
 
     /** table (V, E) gathered by ids (any shape) → (ids..., E). dTable[ids] += dy (scatter-add). */
     public static Var embedding(Var table, Tensor ids) {
+        Backend B = be(table);
         return rec("embedding", B.embedding(table.value, ids), dy -> {
             Tensor sink = Tape.sink(table);
             if (sink != null) {
@@ -66,21 +74,25 @@ public final class Ops {
 
     /** scale·x/sqrt(mean(x²)+eps) over the last dim (nanochat's norm; QK-norm with scale 1.2). */
     public static Var rmsNorm(Var x, float scale) {
+        Backend B = be(x);
         return rec("rms_norm", B.rmsNorm(x.value, scale), dy -> acc(x, B.rmsNormBackward(x.value, dy, scale)), x);
     }
 
     /** Rotary (halves, rotation by −θ) of x (B,T,H,D) at positions offset.. ; backward rotates dy by +θ. */
     public static Var rotary(Var x, Tensor cos, Tensor sin, int offset) {
+        Backend B = be(x);
         return rec("rotary", B.rotary(x.value, cos, sin, offset), dy -> acc(x, B.rotaryBackward(dy, cos, sin, offset)), x);
     }
 
     /** relu(x)²; dx = 2·relu(x)·dy. */
     public static Var relu2(Var x) {
+        Backend B = be(x);
         return rec("relu2", B.relu2(x.value), dy -> acc(x, B.relu2Backward(x.value, dy)), x);
     }
 
     /** cap·tanh(x/cap). */
     public static Var softcap(Var x, float cap) {
+        Backend B = be(x);
         return rec("softcap", B.softcap(x.value, cap), dy -> acc(x, B.softcapBackward(x.value, dy, cap)), x);
     }
 
@@ -88,6 +100,7 @@ public final class Ops {
 
     /** a + b (same shape; residual connections). */
     public static Var add(Var a, Var b) {
+        Backend B = be(a);
         if (!Arrays.equals(a.value.shape(), b.value.shape())) {
             throw new IllegalArgumentException("add: shapes " + Arrays.toString(a.value.shape()) + " and " + Arrays.toString(b.value.shape()) + " differ");
         }
@@ -99,6 +112,7 @@ public final class Ops {
 
     /** s·x. */
     public static Var scale(Var x, float s) {
+        Backend B = be(x);
         return rec("scale", B.scale(x.value, s), dy -> acc(x, B.scale(dy, s)), x);
     }
 
@@ -110,12 +124,14 @@ public final class Ops {
 
     /** x[..., start:start+length, ...] along dim (a copy). */
     public static Var narrow(Var x, int dim, int start, int length) {
+        Backend B = be(x);
         int full = x.value.shape(dim);
         return rec("narrow", B.narrow(x.value, dim, start, length), dy -> acc(x, B.narrowBackward(dy, dim, start, full)), x);
     }
 
     /** Σ y·r over all elements as a 0-d var (a fixed random cotangent turns any output into a scalar for gradcheck). */
     public static Var dot(Var y, Tensor r) {
+        Backend B = be(y);
         return rec("dot", B.dot(y.value, r), dy -> acc(y, B.scale(r, dy.item())), y);
     }
 
@@ -124,20 +140,28 @@ public final class Ops {
      * the same var (layer 0). da[ia] = Σ dy·x, dx = a·dy, db[ib] = Σ dy·x0, dx0 = b·dy.
      */
     public static Var lambdaMix(Var a, int ia, Var x, Var b, int ib, Var x0) {
+        Backend B = be(x);
         Tensor av = a.value.slice(ia, ia + 1), bv = b.value.slice(ib, ib + 1);
         return rec("lambda_mix", B.lambdaMix(av, x.value, bv, x0.value), dy -> {
             Backend.MixGrads g = B.lambdaMixBackward(dy, av, x.value, bv, x0.value);
             acc(x, g.dx());
             acc(x0, g.dx0());
-            accAt(a, ia, g.da().item());
-            accAt(b, ib, g.db().item());
+            accAt(B, a, ia, g.da());
+            accAt(B, b, ib, g.db());
         }, a, x, b, x0);
     }
 
-    private static void accAt(Var v, int i, float g) {
+    /** v[i] += g (one element) on v's device: straight into a parameter's gradient, else via a one-hot tensor. */
+    private static void accAt(Backend B, Var v, int i, Tensor g) {
         if (!v.requiresGrad) return;
+        Tensor one = g.reshape(1);
+        Tensor sink = Tape.sink(v);
+        if (sink != null) {
+            B.axpy(1f, one, sink.reshape(-1).slice(i, i + 1));
+            return;
+        }
         Tensor d = B.zeros(v.value.shape());
-        d.setFlat(i, g);
+        B.narrowAssign(d.reshape(-1), 0, i, one);
         acc(v, d);
     }
 
@@ -150,6 +174,7 @@ public final class Ops {
      * dprev = gate·d; dgate = Σ_c d·prev; dλ = Σ dgate·s; dz = λ·dgate·s(1−s); dw = Σ dz·cur[0:24]; dcur[0:24] += dz·w.
      */
     public static Var smear(Var x, Var w, Var lambda, int channels) {
+        Backend B = be(x);
         int[] s = x.value.shape();
         int bsz = s[0], t = s[1], c = s[2];
         if (t < 2) throw new IllegalArgumentException("smear: needs T >= 2 in a full-sequence forward, got x " + Arrays.toString(s));
@@ -190,6 +215,7 @@ public final class Ops {
      * dh[...,0:12] = dz·wg.
      */
     public static Var valueEmbedMix(Var v, Var h, Var wg, Var ve, int channels) {
+        Backend B = be(v);
         int[] vs = v.value.shape();
         int bsz = vs[0], t = vs[1], kv = vs[2], d = vs[3];
         int c = h.value.shape(-1);
@@ -221,12 +247,13 @@ public final class Ops {
 
     /** Backout: y = x − λ·xMid (λ one element). dx = dy, dxMid = −λ·dy, dλ = −Σ dy·xMid. */
     public static Var backout(Var x, Var lambda, Var xMid) {
+        Backend B = be(x);
         float lam = lambda.value.item();
         Tensor y = B.axpby(1f, x.value, -lam, xMid.value);
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, B.scale(dy, -lam));
-            if (lambda.requiresGrad) acc(lambda, Tensor.full(-B.dot(dy, xMid.value).item(), lambda.value.shape()));
+            if (lambda.requiresGrad) acc(lambda, B.scale(B.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
         }, x, lambda, xMid);
     }
 
@@ -234,6 +261,7 @@ public final class Ops {
 
     /** Causal GQA attention with a left window: q (B,T,H,D), k/v (B,T,KV,D) → (B,T,H,D). */
     public static Var attention(Var q, Var k, Var v, int window, float scale) {
+        Backend B = be(q);
         Backend.AttentionOut o = B.attention(q.value, k.value, v.value, window, scale);
         return rec("attention", o.y(), dy -> {
             Backend.AttentionGrads g = B.attentionBackward(q.value, k.value, v.value, o.y(), o.lse(), dy, window, scale);
@@ -250,6 +278,7 @@ public final class Ops {
      * upstream gradient.
      */
     public static Var linearSoftcapCrossEntropy(Var x, Var w, Tensor targets, int vocab, float cap, Reduction reduction) {
+        Backend B = be(x);
         boolean needGrad = Tape.current().recording() && (x.requiresGrad || w.requiresGrad);
         boolean eager = needGrad && reduction != Reduction.NONE;
         Backend.LinearLoss r = B.linearSoftcapCrossEntropy(x.value, w.value, targets, vocab, cap, reduction, eager);

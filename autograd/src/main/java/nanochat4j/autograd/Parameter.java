@@ -1,6 +1,8 @@
 package nanochat4j.autograd;
 
 import java.util.Arrays;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
 
 /**
@@ -17,7 +19,7 @@ public final class Parameter {
     public Parameter(String name, Tensor tensor) {
         this.name = name;
         this.tensor = tensor;
-        this.grad = Tensor.zeros(tensor.shape());
+        this.grad = Backend.of(tensor).zeros(tensor.shape());   // on the value's device
         this.var = new Var(tensor, true, this, true);
     }
 
@@ -33,10 +35,13 @@ public final class Parameter {
     /** The accumulated gradient (zeros until a backward pass reaches this parameter). */
     public Tensor grad() { return grad; }
 
-    public void zeroGrad() { grad.fill(0f); }
+    public void zeroGrad() { Backend.of(grad).zero(grad); }
 
     /** The leaf var through which this parameter enters a graph. */
     public Var var() { return var; }
+
+    /** The device the value and its gradient live on. */
+    public Device device() { return tensor.device(); }
 
     @Override
     public String toString() {

@@ -91,11 +91,11 @@ final class Tape {
     static void accumulate(Var v, Tensor g) {
         if (v == null || !v.requiresGrad || g == null) return;
         if (v.param != null) {
-            Backend.cpu().axpy(1f, g, v.param.grad());
+            Backend.of(g).axpy(1f, g, v.param.grad());
         } else if (v.grad == null) {
             v.grad = g;
         } else {
-            v.grad = Backend.cpu().add(v.grad, g);
+            v.grad = Backend.of(g).add(v.grad, g);
         }
     }
 

@@ -61,7 +61,10 @@ public final class Var {
             throw new IllegalArgumentException("backward() needs a one-element var, got shape " + Arrays.toString(value.shape()));
         }
         if (!requiresGrad) throw new IllegalStateException("backward(): this var does not require grad (made under noGrad, or from constants only)");
-        Tape.current().backward(this, Tensor.full(seed, value.shape()));
+        Tensor seedT = Tensor.full(seed, value.shape());
+        // the seed goes up to the loss's device (the only host → device copy of a backward pass)
+        if (value.isOnDevice()) seedT = seedT.toDevice(value.deviceStorage().allocateLike(Float.BYTES));
+        Tape.current().backward(this, seedT);
     }
 
     @Override

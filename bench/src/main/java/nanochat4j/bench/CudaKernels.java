@@ -17,6 +17,7 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.cuda.Cublas;
+import nanochat4j.tensor.cuda.TensorCoreGemm;
 import nanochat4j.tensor.cuda.Driver;
 
 /**
@@ -59,6 +60,7 @@ final class CudaKernels {
             out.flush();
         }
         if (wants("gemm")) gemms();
+        if (wants("gemm")) ownGemms();
         if (wants("attention")) attention();
         if (wants("cross_entropy")) crossEntropy();
         if (wants("rms_norm")) rmsNorm();
@@ -94,6 +96,46 @@ final class CudaKernels {
         Cublas blas = ctx.cublas();
         print(time("gemm bf16", shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f, bh.deviceAddress(), Cublas.R_16BF, k,
                 ah.deviceAddress(), Cublas.R_16BF, k, 0f, cc.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F)));
+    }
+
+    /**
+     * Our tensor-core GEMM (every generated tile) beside cuBLAS bf16 GemmEx on the layer shapes of d12 (batch 32),
+     * d20 and d24 (batch 16) at 2048 tokens a row: y = x·Wᵀ for the attention projections, the MLP and lm_head. The
+     * note names the faster per shape — the one a caller should take there.
+     */
+    private void ownGemms() {
+        TensorCoreGemm own = new TensorCoreGemm(ctx);
+        Cublas blas = ctx.cublas();
+        int[][] models = quick ? new int[][] {{0, 128, 1}} : new int[][] {{12, 768, 32}, {20, 1280, 16}, {24, 1536, 16}};
+        for (int[] md : models) {
+            int c = md[1], rows = quick ? 128 : md[2] * 2048, vocab = quick ? 256 : 32768;
+            int[][] nk = quick ? new int[][] {{128, 64}} : new int[][] {{c, c}, {4 * c, c}, {c, 4 * c}, {vocab, c}};
+            String[] names = quick ? new String[] {"tiny"} : new String[] {"attn CxC", "mlp c_fc", "mlp c_proj", "lm_head"};
+            for (int i = 0; i < nk.length; i++) {
+                int n = nk[i][0], k = nk[i][1];
+                // lm_head runs over row chunks (the chunked loss), and a whole 65536×32768 C would pass 2^31 elements
+                int m = n == vocab && !quick ? 16384 : rows;
+                String shape = "d" + md[0] + " " + names[i] + " " + m + "x" + n + "x" + k;
+                Tensor a = be.toBf16(up(m, k)), b = be.toBf16(up(n, k)), cc = be.zeros(m, n);
+                double flops = 2.0 * m * n * k;
+                Result cublas = time("gemm cublas", shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f,
+                        b.deviceAddress(), Cublas.R_16BF, k, a.deviceAddress(), Cublas.R_16BF, k, 0f, cc.deviceAddress(), Cublas.R_32F, n,
+                        Cublas.COMPUTE_32F));
+                print(cublas);
+                Result best = null;
+                for (TensorCoreGemm.Tile tile : TensorCoreGemm.TILES) {
+                    if (!tile.fits(m, n, k)) continue;
+                    Result r = time("gemm ours", shape, flops, -1, () -> own.run(a, b, cc, 1f, 0f, tile));
+                    r = new Result(r.op(), r.shape(), r.ms(), r.flops(), r.bytes(),
+                            String.format(Locale.ROOT, "tile %s, %.0f%% of cuBLAS", tile, 100 * cublas.ms() / r.ms()));
+                    print(r);
+                    if (best == null || r.ms() < best.ms()) best = r;
+                }
+                String pick = best == null || best.ms() >= cublas.ms() ? "cuBLAS" : "ours (" + best.note().substring(5, best.note().indexOf(',')) + ")";
+                print(new Result("gemm pick", shape, Math.min(cublas.ms(), best == null ? cublas.ms() : best.ms()), flops, -1, "faster: " + pick));
+                ctx.releasePool(); // the next shape's operands may be larger
+            }
+        }
     }
 
     private void attention() {

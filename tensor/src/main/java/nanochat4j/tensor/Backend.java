@@ -47,6 +47,22 @@ public interface Backend {
     /** A zero-filled F32 tensor on this backend's device. */
     Tensor zeros(int... shape);
 
+    /** Sets every element of {@code x} (on this backend's device) to zero in place (gradients between steps). */
+    default void zero(Tensor x) {
+        x.fill(0f);
+    }
+
+    /**
+     * A copy of {@code x} on this backend's device (the tensor itself when it already lives there): the explicit
+     * host → device move of a token batch or of loaded weights.
+     */
+    default Tensor upload(Tensor x) {
+        if (x.device() != device()) {
+            throw new IllegalArgumentException("upload: " + x + " cannot move to " + device() + " with this backend");
+        }
+        return x;
+    }
+
     // ------------------------------------------------------------------ matmul
 
     /**

@@ -20,18 +20,21 @@ extern "C" __global__ void embedding_fwd(const float* __restrict__ table, const 
     for (int c = threadIdx.x; c < e; c += blockDim.x) dst[c] = src[c];
 }
 
-// dTable[ids[i]] += dy[i]; repeated ids meet in atomicAdd (order of the fp32 sums is not fixed).
-extern "C" __global__ void embedding_bwd(const float* __restrict__ dy, const void* __restrict__ ids, int ids64, int v, int e,
-                                         float* __restrict__ dTable, int* __restrict__ bad) {
-    int i = blockIdx.x;
-    long long id = id_at(ids, i, ids64);
-    if (id < 0 || id >= v) {
-        if (threadIdx.x == 0) atomicMin(bad, i);
-        return;
+// Deterministic scatter-add: the ids stably sorted on the host (perm = positions in id order, segment s = the
+// positions of id segIds[s], perm[segStart[s]..segStart[s+1])). One block per distinct id adds its rows in position
+// order, the order the CPU backend adds them in: no atomics, so a run's gradients are the same every time (exact
+// resume) and equal the CPU's.
+extern "C" __global__ void embedding_bwd_sorted(const float* __restrict__ dy, const int* __restrict__ perm,
+                                                const int* __restrict__ segStart, const int* __restrict__ segIds, int e,
+                                                float* __restrict__ dTable) {
+    int s = blockIdx.x;
+    int j0 = segStart[s], j1 = segStart[s + 1];
+    float* dst = dTable + (long long) segIds[s] * e;
+    for (int c = threadIdx.x; c < e; c += blockDim.x) {
+        float acc = dst[c];
+        for (int j = j0; j < j1; j++) acc = __fadd_rn(acc, dy[(long long) perm[j] * e + c]);
+        dst[c] = acc;
     }
-    const float* src = dy + (long long) i * e;
-    float* dst = dTable + id * e;
-    for (int c = threadIdx.x; c < e; c += blockDim.x) atomicAdd(dst + c, src[c]);
 }
 
 // Ids (I32 or I64) out of range check alone (used before launches that must not run on bad ids).

@@ -14,6 +14,7 @@ import nanochat4j.autograd.Parameter;
 import nanochat4j.autograd.Var;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 
@@ -37,9 +38,10 @@ public final class GPT {
     public static final float QK_SCALE = 1.2f;
     public static final double ROPE_BASE = 100000;
 
-    private static final Backend BE = Backend.cpu();
 
     private final GPTConfig config;
+    /** The backend of the device every parameter, gradient and activation of this model lives on. */
+    private final Backend be;
     private final Map<String, Parameter> params = new LinkedHashMap<>();
     private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
     private final Layer[] layers;
@@ -50,10 +52,19 @@ public final class GPT {
     private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
                          Parameter mlpProj, Parameter valueEmbed) {}
 
-    /** A model with every parameter zero; call {@link #initWeights} or load a checkpoint. */
+    /** A model with every parameter zero, on the CPU; call {@link #initWeights} or load a checkpoint. */
     public GPT(GPTConfig config) {
+        this(config, Device.CPU);
+    }
+
+    /**
+     * A model with every parameter zero on {@code device} (parameters, their gradients and the rotary tables are
+     * allocated there; throws the CUDA backend's one-line reason where that device is unavailable).
+     */
+    public GPT(GPTConfig config, Device device) {
         this.config = config;
-        config.parameterShapes().forEach((name, shape) -> params.put(name, new Parameter(name, Tensor.zeros(shape))));
+        this.be = Backend.forDevice(device);
+        config.parameterShapes().forEach((name, shape) -> params.put(name, new Parameter(name, be.zeros(shape))));
         wte = params.get("transformer.wte.weight");
         lmHead = params.get("lm_head.weight");
         residLambdas = params.get("resid_lambdas");
@@ -68,19 +79,37 @@ public final class GPT {
                     params.get(p + "attn.c_v.weight"), params.get(p + "attn.c_proj.weight"), params.get(p + "attn.ve_gate.weight"),
                     params.get(p + "mlp.c_fc.weight"), params.get(p + "mlp.c_proj.weight"), params.get("value_embeds." + i + ".weight"));
         }
-        Backend.RotaryTables rt = BE.rotaryTables(10 * config.sequenceLen(), config.headDim(), ROPE_BASE);
+        Backend.RotaryTables rt = be.rotaryTables(10 * config.sequenceLen(), config.headDim(), ROPE_BASE);
         cos = rt.cos();
         sin = rt.sin();
     }
 
     /** A model initialised like nanochat's {@code init_weights()} from {@code seed}. */
     public static GPT create(GPTConfig config, long seed) {
-        GPT g = new GPT(config);
+        return create(config, seed, Device.CPU);
+    }
+
+    /** {@link #create(GPTConfig, long)} on {@code device}: the same values on either device (drawn on the host). */
+    public static GPT create(GPTConfig config, long seed, Device device) {
+        GPT g = new GPT(config, device);
         g.initWeights(seed);
         return g;
     }
 
     public GPTConfig config() { return config; }
+
+    /** The device the parameters live on. */
+    public Device device() { return be.device(); }
+
+    /** The backend this model computes with ({@link #device()}'s). */
+    public Backend backend() { return be; }
+
+    /** A copy of this model's parameters on {@code device} (checkpoints and models move between devices this way). */
+    public GPT to(Device device) {
+        GPT g = new GPT(config, device);
+        g.loadStateDict(stateDict());
+        return g;
+    }
 
     /** Every parameter in nanochat's state-dict order. */
     public List<Parameter> parameters() { return List.copyOf(params.values()); }
@@ -116,31 +145,43 @@ public final class GPT {
             uniform(l.cQ, rnd, -s, s);
             uniform(l.cK, rnd, -s, s);
             uniform(l.cV, rnd, -s, s);
-            l.cProj.tensor().fill(0f);
+            be.zero(l.cProj.tensor());
             uniform(l.cFc, rnd, -s * 0.4f, s * 0.4f);
-            l.mlpProj.tensor().fill(0f);
+            be.zero(l.mlpProj.tensor());
         }
+        float[] resid = new float[n], x0 = new float[n];
         for (int i = 0; i < n; i++) {
-            residLambdas.tensor().setFlat(i, (float) (1.15 - 0.10 * i / Math.max(n - 1, 1)));
-            x0Lambdas.tensor().setFlat(i, (float) (0.20 - 0.15 * i / Math.max(n - 1, 1)));
+            resid[i] = (float) (1.15 - 0.10 * i / Math.max(n - 1, 1));
+            x0[i] = (float) (0.20 - 0.15 * i / Math.max(n - 1, 1));
         }
-        smearLambda.tensor().fill(0f);
-        backoutLambda.tensor().fill(0.2f);
+        residLambdas.tensor().copyFrom(Tensor.of(resid, n));
+        x0Lambdas.tensor().copyFrom(Tensor.of(x0, n));
+        be.zero(smearLambda.tensor());
+        backoutLambda.tensor().copyFrom(Tensor.full(0.2f, backoutLambda.shape()));
         uniform(smearGate, rnd, 0f, 0.02f);
         for (Layer l : layers) if (l.valueEmbed != null) uniform(l.valueEmbed, rnd, -s, s);
         for (Layer l : layers) if (l.veGate != null) uniform(l.veGate, rnd, 0f, 0.02f);
     }
 
     private static void normal(Parameter p, SplittableRandom rnd, double std) {
-        float[] a = p.tensor().floats();
-        int o = p.tensor().offset();
+        Tensor host = hostView(p);
+        float[] a = host.floats();
+        int o = host.offset();
         for (int i = 0; i < p.numel(); i++) a[o + i] = (float) (rnd.nextGaussian() * std);
+        if (host != p.tensor()) p.tensor().copyFrom(host);
     }
 
     private static void uniform(Parameter p, SplittableRandom rnd, float lo, float hi) {
-        float[] a = p.tensor().floats();
-        int o = p.tensor().offset();
+        Tensor host = hostView(p);
+        float[] a = host.floats();
+        int o = host.offset();
         for (int i = 0; i < p.numel(); i++) a[o + i] = lo + (hi - lo) * (float) rnd.nextDouble();
+        if (host != p.tensor()) p.tensor().copyFrom(host);
+    }
+
+    /** The parameter's own storage on the CPU (drawn in place), else a host buffer that is copied up after drawing. */
+    private static Tensor hostView(Parameter p) {
+        return p.tensor().isOnDevice() ? Tensor.zeros(p.shape()) : p.tensor();
     }
 
     // ------------------------------------------------------------------ state dict
@@ -236,13 +277,15 @@ public final class GPT {
     public Var loss(Tensor idx, Tensor targets, Reduction reduction, Map<String, Tensor> trace) {
         checkBatch(idx, targets);
         int b = idx.shape(0), t = idx.shape(1);
+        idx = be.upload(idx);   // the token batch goes up (a no-op on the CPU)
+        targets = be.upload(targets);
         Var x = hidden(idx, trace);
         Var loss = Ops.linearSoftcapCrossEntropy(Ops.reshape(x, b * t, config.nEmbd()), lmHead.var(),
                 targets.reshape(b * t), config.vocabSize(), SOFTCAP, reduction);
         return reduction == Reduction.NONE ? Ops.reshape(loss, b, t) : loss;
     }
 
-    /** Soft-capped logits (B,T,vocab) without recording a tape (evaluation, sampling). */
+    /** Soft-capped logits (B,T,vocab) without recording a tape (evaluation, sampling); in host memory on any device. */
     public Tensor logits(Tensor idx) {
         checkBatch(idx, null);
         return logitsAt(idx, 0, idx.shape(1));
@@ -262,15 +305,17 @@ public final class GPT {
 
     private Tensor logitsAt(Tensor idx, int from, int to) {
         try (var g = Autograd.noGrad()) {
-            Var x = hidden(idx, null);
-            return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from)).value();
+            Tensor ids = be.upload(idx);
+            Var x = hidden(ids, null);
+            // evaluation reads the logits on the host: they come down here, once
+            return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from)).value().toCpu();
         }
     }
 
     /** Differentiable soft-capped logits (B,T,vocab) (materializes them; training uses {@link #loss}). */
     public Var forwardLogits(Tensor idx) {
         checkBatch(idx, null);
-        return head(hidden(idx, null));
+        return head(hidden(be.upload(idx), null));
     }
 
     /** Everything up to and including the final norm: (B,T,C). */
@@ -332,9 +377,9 @@ public final class GPT {
             y = Ops.attention(q, k, v, config.windowSize(i), scale);
         } else {
             if (Autograd.isRecording()) throw new IllegalStateException("block with a KV cache is inference-only: wrap it in Autograd.noGrad()");
-            BE.narrowAssign(cache.keys(i), 1, pos, k.value());
-            BE.narrowAssign(cache.values(i), 1, pos, v.value());
-            y = Var.constant(BE.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
+            be.narrowAssign(cache.keys(i), 1, pos, k.value());
+            be.narrowAssign(cache.values(i), 1, pos, v.value());
+            y = Var.constant(be.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
         }
         put(trace, "block" + i + ".attn_y", y);
         Var attnOut = Ops.linear(Ops.reshape(y, b, t, c), l.cProj.var());
@@ -363,6 +408,10 @@ public final class GPT {
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
+        if (be.device() != Device.CPU) {
+            throw new IllegalStateException("GPT.forwardCached runs on the CPU (its KV cache and fused decoder are host code); this model is on "
+                    + be.device() + ": decode with bench's DeviceDecoder, or move a copy to the CPU with model.to(Device.CPU)");
+        }
         int t = idx.shape(1);
         if (cache.pos() + t > cache.maxLen()) {
             throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
@@ -372,7 +421,7 @@ public final class GPT {
         }
         try (var g = Autograd.noGrad()) {
             Var x = embed(idx);
-            Tensor last = BE.narrow(x.value(), 1, t - 1, 1);
+            Tensor last = be.narrow(x.value(), 1, t - 1, 1);
             x = smear(x);
             cache.setPrevEmbedding(last);
             Var x0 = x, xMid = null;
@@ -413,6 +462,8 @@ public final class GPT {
     /** Ids must be I32 (B,T) in [0, vocab); targets (B,T) in [−1, vocab); T within the rotary table. Checked before any kernel. */
     private void checkBatch(Tensor idx, Tensor targets) {
         if (idx.dtype() != DType.I32 || idx.rank() != 2) throw new IllegalArgumentException("GPT: idx must be an I32 (B,T) tensor, got " + idx);
+        idx = idx.toCpu();   // checked on the host (a batch already on a device is read back: callers pass host batches)
+        if (targets != null) targets = targets.toCpu();
         if (idx.shape(1) > cos.shape(0)) {
             throw new IllegalArgumentException("GPT: sequence of " + idx.shape(1) + " tokens exceeds the rotary table (" + cos.shape(0) + ")");
         }

@@ -60,7 +60,43 @@ public final class CudaBackend implements Backend {
         return ctx.zeros(DType.F32, shape);
     }
 
-    /** Copies a host tensor to this device (explicit, blocking). */
+    /**
+     * nanochat's fused AdamW step in place on the device (optim.cu's adamw_f32): p, its gradient g and the moments
+     * m, v (same element count, F32). The scalars are AdamW's fp32 ones (decay = 1 − lr·wd, w1 = 1 − β1,
+     * w2 = 1 − β2, bias2 = 1 − β2^t, stepSize = lr/(1 − β1^t)); the result equals the CPU kernel's bit for bit.
+     */
+    public void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize) {
+        f32("adamw", "p", p);
+        f32("adamw", "g", g);
+        f32("adamw", "m", m);
+        f32("adamw", "v", v);
+        int n = p.numel();
+        if (g.numel() != n || m.numel() != n || v.numel() != n) throw bad("adamw", "p, g, m and v must have the same element count", p, g, m, v);
+        if (n > 0) {
+            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
+                    p(p), p(g), p(m), p(v), n, decay, w1, w2, bias2, eps, stepSize);
+        }
+    }
+
+    /** Muon's cautious update in place (optim.cu's muon_cautious_f32): p ← p − (lr·u + [u·p ≥ 0]·lrWd·p), p and u of equal size. */
+    public void muonCautious(Tensor p, Tensor u, float lr, float lrWd) {
+        f32("muonCautious", "p", p);
+        f32("muonCautious", "u", u);
+        if (p.numel() != u.numel()) throw bad("muonCautious", "p and u must have the same element count", p, u);
+        if (p.numel() > 0) {
+            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
+                    p(p), p(u), p.numel(), lr, lrWd);
+        }
+    }
+
+    @Override
+    public void zero(Tensor x) {
+        onDevice("zero", "x", x);
+        ctx.memset(x, 0);
+    }
+
+    /** Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. */
+    @Override
     public Tensor upload(Tensor host) {
         ctx.bind();
         return ctx.upload(host);
@@ -738,7 +774,28 @@ public final class CudaBackend implements Backend {
         int i64 = ids.dtype() == DType.I64 ? 1 : 0;
         mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), i64, ids.numel(), v, p(bad));
         checkIdFlag(op, bad, ids, v, "dTable " + dTable);
-        mod("embedding").launch("embedding_bwd", ids.numel(), 1, 1, BLOCK, 0, p(dy), p(ids), i64, v, dTable.shape(1), p(dTable), p(bad));
+        // Deterministic: a stable counting sort of the ids on the host (they are read back once, n ints), then one
+        // block per distinct id sums its rows in position order (atomics would make every run's sums differ).
+        int[] idv = ids.toIntArray();
+        int n = idv.length;
+        int[] start = new int[v + 1];
+        for (int id : idv) start[id + 1]++;
+        int segments = 0;
+        for (int id = 0; id < v; id++) {
+            if (start[id + 1] > 0) segments++;
+            start[id + 1] += start[id];
+        }
+        int[] perm = new int[n], next = Arrays.copyOf(start, v), segStart = new int[segments + 1], segIds = new int[segments];
+        for (int i = 0; i < n; i++) perm[next[idv[i]]++] = i;
+        for (int id = 0, s = 0; id < v; id++) {
+            if (start[id + 1] > start[id]) {
+                segIds[s] = id;
+                segStart[s++] = start[id];
+            }
+        }
+        segStart[segments] = n;
+        Tensor dPerm = ctx.upload(Tensor.ofInts(perm)), dStart = ctx.upload(Tensor.ofInts(segStart)), dIds = ctx.upload(Tensor.ofInts(segIds));
+        mod("embedding").launch("embedding_bwd_sorted", segments, 1, 1, BLOCK, 0, p(dy), p(dPerm), p(dStart), p(dIds), dTable.shape(1), p(dTable));
     }
 
     // ------------------------------------------------------------------ attention

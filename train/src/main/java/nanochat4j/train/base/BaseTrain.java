@@ -19,9 +19,14 @@ import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.model.BaseDir;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.model.BaseDir;
+import nanochat4j.tensor.cuda.CudaBackend;
+import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
+import nanochat4j.tensor.cuda.CudaUnavailableException;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
@@ -71,12 +76,16 @@ public final class BaseTrain {
 
     private BaseTrain() {}
 
+    /** The dense bf16 peak nanochat's MFU divides by on H100/H200 (989 TFLOP/s). */
+    static final double GPU_PEAK_FLOPS = 989e12;
+
     /** Runs on this process's rank of the job the environment describes (a world of one without a launcher). */
     public static Result run(BaseTrainOptions o, TokenizerView tok, PrintStream out) throws IOException {
         DepthDial dial = DepthDial.derive(o.depth, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, tok.vocabSize(),
                 o.targetParamDataRatio, o.totalBatchSize, o.numIterations, o.targetFlops, o.weightDecay);
         String fingerprint = "base-train " + dial.config() + " total batch " + dial.totalBatch() + " device batch "
-                + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize();
+                + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize()
+                + " device " + o.deviceKind(); // ranks that disagree on the device stop at the handshake, naming both
         try (Collective comm = Collective.fromEnvironment(fingerprint)) {
             try {
                 return run(o, tok, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()), comm);
@@ -114,7 +123,15 @@ public final class BaseTrain {
         out.printf(Locale.ROOT, "Horizon: %,d steps (%,d tokens, %.2f tokens/param, %.3e FLOPs)%n", n, n * dial.totalBatch(),
                 n * dial.totalBatch() / (double) dial.scalingParams(), (double) dial.flopsPerToken() * dial.totalBatch() * n);
 
-        GPT model = GPT.create(config, 42);
+        Device device = o.deviceKind();
+        Backend backend;
+        try {
+            backend = Backend.forDevice(device);
+        } catch (CudaUnavailableException e) {
+            throw new IllegalArgumentException("--device cuda: " + e.getMessage() + " (--device cpu always works)", e);
+        }
+        out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb ? " (" + cb.context().describe() + ")" : "");
+        GPT model = GPT.create(config, 42, device);
         double s = dial.batchLrScale();
         MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(),
                 o.scalarLr * s), comm);
@@ -166,8 +183,14 @@ public final class BaseTrain {
         DataSource data = DataSource.open(dataDir, o.stripGutenberg);
         CoreBundle bundle = o.coreMetricEvery > 0 ? coreBundle(o.bundle, comm, out) : null;
         CoreEval core = bundle == null ? null : new CoreEval(new ModelScorer(model), encoderWithBos(tok));
-        double peak = CpuPeak.measure(150);
-        out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", peak / 1e9);
+        double peak;
+        if (device == Device.CPU) {
+            peak = CpuPeak.measure(150);
+            out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", peak / 1e9);
+        } else {
+            peak = GPU_PEAK_FLOPS;
+            out.printf(Locale.ROOT, "GPU peak: %.0f TFLOP/s dense bf16 (H100/H200, as nanochat counts MFU)%n", peak / 1e12);
+        }
         if (master) Files.createDirectories(ckptDir);
         comm.barrier(); // the folder exists for every rank
         Path metricsFile = ckptDir.resolve("metrics.jsonl");
@@ -224,13 +247,21 @@ public final class BaseTrain {
 
                 long t0 = System.nanoTime();
                 float trainLoss = 0;
-                for (int micro = 0; micro < accum; micro++) {
-                    Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
-                            Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
-                    trainLoss = loss.item();
-                    loss.backward(1f / accum);
-                    consumed = batch.state();
-                    batch = train.next();
+                try {
+                    for (int micro = 0; micro < accum; micro++) {
+                        Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
+                                Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
+                        trainLoss = loss.item();
+                        loss.backward(1f / accum);
+                        consumed = batch.state();
+                        batch = train.next();
+                    }
+                } catch (CudaOutOfMemoryException e) {
+                    // the checkpoints on disk were written atomically before this step and stay as they are
+                    throw new IllegalStateException("out of GPU memory in step " + step + " (device batch " + o.deviceBatchSize + " × "
+                            + o.maxSeqLen + " tokens, " + config + "): " + e.getMessage() + "; checkpoints in " + ckptDir
+                            + " are intact; rerun with a smaller --device-batch-size (e.g. " + Math.max(1, o.deviceBatchSize / 2)
+                            + ", gradient accumulation keeps the total batch)", e);
                 }
                 if (!Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + step);
                 double lrm = sched.lrMultiplier(step);

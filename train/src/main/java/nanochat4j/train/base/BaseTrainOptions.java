@@ -2,7 +2,9 @@ package nanochat4j.train.base;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
+import nanochat4j.tensor.Device;
 import picocli.CommandLine.Option;
 
 /**
@@ -76,6 +78,17 @@ public final class BaseTrainOptions {
     public boolean stripGutenberg;
     @Option(names = "--checkpoint-dir", description = "where checkpoints go (default: $NANOCHAT_BASE_DIR/base_checkpoints/<model-tag>)")
     public Path checkpointDir;
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
+    public String device;
+
+    /** {@link #device} as a {@link Device}; a clear message for anything but cpu/cuda. */
+    public Device deviceKind() {
+        return switch (device == null ? "cpu" : device.toLowerCase(Locale.ROOT)) {
+            case "cpu" -> Device.CPU;
+            case "cuda" -> Device.CUDA;
+            default -> throw new IllegalArgumentException("--device " + device + ": expected cpu or cuda");
+        };
+    }
 
     public String tag() {
         return modelTag != null ? modelTag : "d" + depth;
@@ -112,6 +125,7 @@ public final class BaseTrainOptions {
         m.put("model_tag", tag());
         m.put("data", data == null ? null : data.toString());
         m.put("strip_gutenberg", stripGutenberg);
+        m.put("device_type", device);
         return m;
     }
 }

@@ -74,6 +74,7 @@ public final class Launcher {
             driver[0] = LocalDriver.launch(jobDir.resolve("aeron"));
             Runtime.getRuntime().addShutdownHook(hook);
             int world = spec.nproc() * spec.nodes().size();
+            int gpus = gpuCount();
             for (int local = 0; local < spec.nproc(); local++) {
                 int rank = spec.nodeRank() * spec.nproc() + local;
                 ProcessBuilder pb = new ProcessBuilder(command);
@@ -87,6 +88,8 @@ public final class Launcher {
                 env.put("MASTER_PORT", Integer.toString(spec.masterPort()));
                 env.put("NANOCHAT4J_NODES", String.join(",", spec.nodes()));
                 env.put("NANOCHAT4J_AERON_DIR", jobDir.resolve("aeron").toString());
+                String gpu = gpuFor(local, System.getenv("CUDA_VISIBLE_DEVICES"), gpus);
+                if (gpu != null) env.put("CUDA_VISIBLE_DEVICES", gpu); // the worker's "GPU 0" is its own GPU
                 Process p = pb.start();
                 p.getOutputStream().close(); // workers read no input
                 synchronized (workers) {
@@ -114,6 +117,29 @@ public final class Launcher {
 
     /** Set when the launcher itself is being stopped: workers dying then is expected, not news. */
     private static volatile boolean stopping;
+
+    /**
+     * The CUDA_VISIBLE_DEVICES of local worker {@code local}, as torchrun users set it: the local-th of the GPUs the
+     * launcher may use (its own CUDA_VISIBLE_DEVICES list, else the {@code gpus} of this machine), round-robin when
+     * there are more workers than GPUs (several workers then share a GPU); null where there is no GPU (CPU runs
+     * leave the variable alone).
+     */
+    static String gpuFor(int local, String visible, int gpus) {
+        if (visible != null && !visible.isBlank()) {
+            String[] ids = visible.split(",");
+            return ids[local % ids.length].trim();
+        }
+        return gpus > 0 ? Integer.toString(local % gpus) : null;
+    }
+
+    /** GPUs the NVIDIA driver exposes (one folder each under /proc/driver/nvidia/gpus); 0 without the driver. */
+    static int gpuCount() {
+        try (var s = Files.list(Path.of("/proc/driver/nvidia/gpus"))) {
+            return (int) s.count();
+        } catch (IOException | RuntimeException e) {
+            return 0;
+        }
+    }
 
     /** Waits for every worker; on the first failure stops the rest. Returns the job's exit code. */
     private static int waitAll(List<Process> workers, Spec spec, PrintStream err) throws InterruptedException {

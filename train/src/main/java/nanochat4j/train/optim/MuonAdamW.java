@@ -11,6 +11,11 @@ import java.util.Map;
 import nanochat4j.autograd.Parameter;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT.ParamGroup;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.train.dist.Collective;
 import nanochat4j.train.dist.SharedFloats;
 import nanochat4j.train.dist.ReduceOp;
@@ -33,6 +38,11 @@ import nanochat4j.train.dist.ReduceOp;
  *   <li>State (moments, step counts, Muon buffers, current hyperparameters) is exported as named fp32 tensors plus
  *       string metadata ({@link #state()}) and saved as {@code optim_<step>_rank<r>.safetensors}
  *       ({@link #save}/{@link #load}); a resumed run continues bitwise. Resuming needs the same world size.</li>
+ *   <li>Parameters on a device (a GPT on CUDA): on one rank every group is updated in place on the GPU — AdamW by
+ *       the fused kernel (bit for bit the CPU update), Muon by {@link DeviceMuon} (batched GEMMs; equal to the CPU
+ *       Muon to float rounding) — with the state in device memory (copied through host arrays to save and load).
+ *       With several ranks every group is staged: each step copies values and gradients down into host mirrors,
+ *       runs the host math and the host collective, and copies the values back up.</li>
  * </ul>
  */
 public final class MuonAdamW {
@@ -54,7 +64,10 @@ public final class MuonAdamW {
         final Parameter param;
         final boolean replicated;
         final int begin, end;
+        /** The moments on the host (for a device slot: the copy {@link #state()} and {@link #loadState} go through). */
         final float[] expAvg, expAvgSq;
+        /** The moments in device memory for a parameter updated on the GPU, else null. */
+        Tensor devAvg, devAvgSq;
         long step;
         Collective.Pending pending;
 
@@ -94,6 +107,8 @@ public final class MuonAdamW {
         /** Owned params: indices [first, first + muon.count) of {@link #params}. */
         final int first;
         final Muon muon;
+        /** The update on the GPU for a one-rank device model ({@link #muon} then only holds the state for files), else null. */
+        final DeviceMuon device;
         /**
          * (chunk·world, rows, cols) gradient/parameter stack for the collective, in a shared buffer so that ranks of
          * one host reduce and gather it without copies; null on one rank.
@@ -113,6 +128,8 @@ public final class MuonAdamW {
             this.chunk = (k + world - 1) / world;
             this.first = Math.min(k, rank * chunk);
             this.muon = new Muon(Math.min(k, first + chunk) - first, rows, cols);
+            Parameter p0 = params.getFirst();
+            this.device = p0.device() == Device.CUDA ? new DeviceMuon(Backend.of(p0.tensor()), k, rows, cols) : null;
             this.stack = world == 1 ? null : comm.sharedFloats(Math.multiplyExact(chunk * world, rows * cols));
             this.ownGrads = world == 1 ? null : new float[chunk * rows * cols];
             this.momentum = spec.momentum();
@@ -126,6 +143,11 @@ public final class MuonAdamW {
 
     private final List<GroupState> groups = new ArrayList<>();
     private final List<Parameter> params = new ArrayList<>();
+    /** Device parameters and the host mirrors the optimizer updates in their place (empty for a CPU model). */
+    private final List<Staged> staged = new ArrayList<>();
+
+    /** A device parameter and its host mirror (value and gradient in heap arrays). */
+    private record Staged(Parameter device, Parameter host) {}
     /** Null on a single rank (no communication). */
     private final Collective comm;
     private final int rank, world;
@@ -140,6 +162,7 @@ public final class MuonAdamW {
      * rank keeps the state of its shard. A null collective or a world of one is the single-process optimizer.
      */
     public MuonAdamW(List<ParamGroup> groups, Collective collective) {
+        groups = stageOnHost(groups, collective == null || collective.worldSize() == 1);
         this.comm = collective == null || collective.worldSize() == 1 ? null : collective;
         this.rank = comm == null ? 0 : comm.rank();
         this.world = comm == null ? 1 : comm.worldSize();
@@ -149,8 +172,13 @@ public final class MuonAdamW {
             for (Parameter p : g.params()) {
                 String prev = seen.put(p, g.name());
                 if (prev != null) throw new IllegalArgumentException("parameter " + p.name() + " is in groups " + prev + " and " + g.name());
-                p.tensor().floats(); // fp32 master weights: fails with the tensor's dtype otherwise
-                p.grad().floats();
+                if (p.device() == Device.CPU) {
+                    p.tensor().floats(); // fp32 master weights: fails with the tensor's dtype otherwise
+                    p.grad().floats();
+                } else if (p.tensor().dtype() != DType.F32 || p.grad().dtype() != DType.F32) {
+                    throw new IllegalArgumentException("parameter " + p.name() + " is " + p.tensor().dtype() + " with a "
+                            + p.grad().dtype() + " gradient: the optimizer keeps fp32 master weights");
+                }
                 params.add(p);
             }
             switch (g.kind()) {
@@ -180,8 +208,51 @@ public final class MuonAdamW {
         }
     }
 
+    /**
+     * The groups with every device parameter replaced by a host mirror (recorded in {@link #staged}); groups of CPU
+     * parameters unchanged. Every parameter must be on one device.
+     */
+    private List<ParamGroup> stageOnHost(List<ParamGroup> groups, boolean singleRank) {
+        Device device = null;
+        String first = null;
+        for (ParamGroup g : groups) {
+            for (Parameter p : g.params()) {
+                if (device == null) {
+                    device = p.device();
+                    first = p.name();
+                } else if (p.device() != device) {
+                    throw new IllegalArgumentException("optimizer: parameter " + p.name() + " is in " + p.device() + " memory but "
+                            + first + " is in " + device + " memory; move the whole model to one device");
+                }
+            }
+        }
+        if (device == null || device == Device.CPU) return groups;
+        List<ParamGroup> out = new ArrayList<>();
+        for (ParamGroup g : groups) {
+            if (singleRank && device == Device.CUDA) { // updated on the GPU (AdamW kernel, DeviceMuon)
+                out.add(g);
+                continue;
+            }
+            List<Parameter> mirrors = new ArrayList<>();
+            for (Parameter p : g.params()) {
+                Parameter h = new Parameter(p.name(), Tensor.zeros(p.shape()));
+                staged.add(new Staged(p, h));
+                mirrors.add(h);
+            }
+            out.add(new ParamGroup(g.name(), g.kind(), List.copyOf(mirrors), g.lr(), g.beta1(), g.beta2(), g.eps(), g.weightDecay(),
+                    g.momentum(), g.nsSteps()));
+        }
+        return out;
+    }
+
     private AdamWSlot adamwSlot(ParamGroup g, Parameter p) {
         int n = p.numel();
+        if (p.device() == Device.CUDA) { // one rank, updated whole on the GPU (several ranks stage it on the host)
+            AdamWSlot s = new AdamWSlot(p, true, 0, n);
+            s.devAvg = Backend.of(p.tensor()).zeros(n);
+            s.devAvgSq = Backend.of(p.tensor()).zeros(n);
+            return s;
+        }
         if (world == 1 || n < SMALL_PARAM) return new AdamWSlot(p, true, 0, n);
         int rows = p.shape()[0];
         if (rows % world != 0) {
@@ -195,6 +266,15 @@ public final class MuonAdamW {
 
     /** One optimizer step over every group, from the parameters' accumulated gradients. */
     public void step() {
+        for (Staged s : staged) { // values and gradients down (the values may have been loaded since the last step)
+            s.host.tensor().copyFrom(s.device.tensor());
+            s.host.grad().copyFrom(s.device.grad());
+        }
+        stepHost();
+        for (Staged s : staged) s.device.tensor().copyFrom(s.host.tensor()); // updated values up
+    }
+
+    private void stepHost() {
         // Phase 1: start every group's gradient reduction, in group order (nothing to do on one rank).
         if (comm != null) {
             for (GroupState g : groups) {
@@ -256,6 +336,11 @@ public final class MuonAdamW {
             AdamW.Scalars sc = AdamW.Scalars.of(g.lr, g.spec.beta1(), g.spec.beta2(), g.spec.eps(), g.spec.weightDecay(), s.step);
             var p = s.param.tensor();
             var grad = s.param.grad();
+            if (s.devAvg != null) {
+                CudaBackend.get().adamw(p.reshape(-1), grad.reshape(-1), s.devAvg, s.devAvgSq, sc.decay(), sc.w1(), sc.w2(),
+                        sc.bias2(), sc.eps(), sc.stepSize());
+                continue;
+            }
             AdamW.update(p.floats(), p.offset() + s.begin, grad.floats(), grad.offset() + s.begin, s.expAvg, s.expAvgSq, 0,
                     s.end - s.begin, sc);
             if (comm != null && !s.replicated) s.pending = comm.allGatherAsync(p.floats(), p.offset(), s.param.numel());
@@ -263,6 +348,15 @@ public final class MuonAdamW {
     }
 
     private void updateMuon(MuonState g) {
+        if (g.device != null) {
+            Tensor[] p = new Tensor[g.params.size()], gr = new Tensor[p.length];
+            for (int j = 0; j < p.length; j++) {
+                p[j] = g.params.get(j).tensor();
+                gr[j] = g.params.get(j).grad();
+            }
+            g.device.step(p, gr, Muon.effectiveLr(g.lr, g.rows, g.cols), g.momentum, g.spec.beta2(), g.weightDecay, g.spec.nsSteps());
+            return;
+        }
         int n = g.muon.count, mn = g.rows * g.cols;
         float[][] p = new float[n][], gr = new float[n][];
         int[] pOff = new int[n], gOff = new int[n];
@@ -306,6 +400,7 @@ public final class MuonAdamW {
     /** Sets every gradient to zero. */
     public void zeroGrad() {
         for (Parameter p : params) p.zeroGrad();
+        for (Staged s : staged) s.device.zeroGrad();
     }
 
     // ------------------------------------------------------------------ schedules
@@ -421,6 +516,10 @@ public final class MuonAdamW {
                     for (AdamWSlot s : a.slots) {
                         String k = "adamw." + s.param.name();
                         int[] shape = sliceShape(s);
+                        if (s.devAvg != null) { // the device moments come down for the file
+                            System.arraycopy(s.devAvg.toFloatArray(), 0, s.expAvg, 0, s.expAvg.length);
+                            System.arraycopy(s.devAvgSq.toFloatArray(), 0, s.expAvgSq, 0, s.expAvgSq.length);
+                        }
                         t.put(k + ".exp_avg", new StateTensor(shape, s.expAvg.clone()));
                         t.put(k + ".exp_avg_sq", new StateTensor(shape, s.expAvgSq.clone()));
                         md.put(k + ".step", Long.toString(s.step));
@@ -430,6 +529,10 @@ public final class MuonAdamW {
                     md.put(pre + "momentum", Double.toString(m.momentum));
                     md.put(pre + "weight_decay", Double.toString(m.weightDecay));
                     int n = m.muon.count;
+                    if (m.device != null) { // the device state comes down for the file
+                        System.arraycopy(m.device.momentum.toFloatArray(), 0, m.muon.momentum, 0, m.muon.momentum.length);
+                        System.arraycopy(m.device.second.toFloatArray(), 0, m.muon.second, 0, m.muon.second.length);
+                    }
                     t.put(m.key() + ".momentum_buffer", new StateTensor(new int[] {n, m.rows, m.cols}, m.muon.momentum.clone()));
                     int[] sShape = m.muon.perRow ? new int[] {n, m.rows, 1} : new int[] {n, 1, m.cols};
                     t.put(m.key() + ".second_momentum_buffer", new StateTensor(sShape, m.muon.second.clone()));
@@ -498,6 +601,10 @@ public final class MuonAdamW {
                         String k = "adamw." + s.param.name();
                         copy(state, k + ".exp_avg", s.expAvg);
                         copy(state, k + ".exp_avg_sq", s.expAvgSq);
+                        if (s.devAvg != null) { // and go up to the device
+                            s.devAvg.copyFrom(Tensor.of(s.expAvg));
+                            s.devAvgSq.copyFrom(Tensor.of(s.expAvgSq));
+                        }
                         s.step = num.get(k + ".step").longValue();
                     }
                 }
@@ -506,6 +613,10 @@ public final class MuonAdamW {
                     m.weightDecay = num.get(pre + "weight_decay");
                     copy(state, m.key() + ".momentum_buffer", m.muon.momentum);
                     copy(state, m.key() + ".second_momentum_buffer", m.muon.second);
+                    if (m.device != null) { // and goes up to the device
+                        m.device.momentum.copyFrom(Tensor.of(m.muon.momentum, m.device.momentum.shape()));
+                        m.device.second.copyFrom(Tensor.of(m.muon.second, m.device.second.shape()));
+                    }
                 }
             }
         }

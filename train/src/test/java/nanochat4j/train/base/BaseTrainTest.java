@@ -19,10 +19,12 @@ import java.util.Random;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.train.dist.InProcessRing;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
 import nanochat4j.train.eval.ModelScorer;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -83,6 +85,12 @@ class BaseTrainTest {
         return o;
     }
 
+    static String[] concat(String[] a, String... b) {
+        String[] r = Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+
     static BaseTrain.Result run(BaseTrainOptions o, ByteArrayOutputStream log) throws IOException {
         return BaseTrain.run(o, BYTES, new PrintStream(log, true, StandardCharsets.UTF_8));
     }
@@ -97,9 +105,29 @@ class BaseTrainTest {
         resumeScenario();
     }
 
-    void resumeScenario() throws IOException {
+    /** The same run and bitwise resume with the model, gradients and activations on the GPU (skipped without one). */
+    @Test
+    void resumingOnTheGpuIsExact() throws Exception {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "GPU resume skipped: " + why);
+        resumeScenario("--device=cuda");
+    }
+
+    @Test
+    void deviceFlagGetsClearMessages() throws IOException {
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> run(options(tmp.resolve("x"), "--device=tpu"), new ByteArrayOutputStream()));
+        assertTrue(e.getMessage().contains("--device tpu: expected cpu or cuda"), e.getMessage());
+        String why = CudaContext.unavailableReason();
+        if (why != null) { // no GPU here: a one-line reason instead of a stack of FFM errors
+            e = assertThrows(IllegalArgumentException.class, () -> run(options(tmp.resolve("x"), "--device=cuda"), new ByteArrayOutputStream()));
+            assertTrue(e.getMessage().startsWith("--device cuda: ") && e.getMessage().contains("--device cpu always works"), e.getMessage());
+        }
+    }
+
+    void resumeScenario(String... device) throws IOException {
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        BaseTrain.Result straight = run(options(tmp.resolve("a")), log);
+        BaseTrain.Result straight = run(options(tmp.resolve("a"), device), log);
         assertEquals(6, straight.trainLosses().size());
         assertEquals(6, straight.finalStep());
         String out = log.toString(StandardCharsets.UTF_8);
@@ -113,11 +141,11 @@ class BaseTrainTest {
                 straight.trainLosses().toString());
 
         Path b = tmp.resolve("b");
-        BaseTrain.Result firstHalf = run(options(b, "--save-every=3"), new ByteArrayOutputStream());
+        BaseTrain.Result firstHalf = run(options(b, concat(device, "--save-every=3")), new ByteArrayOutputStream());
         assertEquals(straight.trainLosses(), firstHalf.trainLosses());
         Map<String, float[]> straightParams = Checkpoint.load(tmp.resolve("a"), 6).params();
         Files.delete(Checkpoint.metaFile(b, 6)); // only step 3 remains to resume from
-        BaseTrain.Result resumed = run(options(b, "--resume-from-step=3"), new ByteArrayOutputStream());
+        BaseTrain.Result resumed = run(options(b, concat(device, "--resume-from-step=3")), new ByteArrayOutputStream());
         assertEquals(straight.trainLosses().subList(3, 6), resumed.trainLosses(), "losses after resuming");
         assertEquals(straight.valBpb().get(6), resumed.valBpb().get(6));
         Map<String, float[]> resumedParams = Checkpoint.load(b, 6).params();

@@ -19,8 +19,10 @@ import java.util.Random;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import nanochat4j.model.checkpoint.Checkpoint;
+import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.train.dist.Launcher;
 import nanochat4j.train.optim.MuonAdamW;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -172,6 +174,24 @@ class DataParallelTrainTest {
         assertClose(Checkpoint.load(single, 5).params(), Checkpoint.load(dp, 5).params(), 1e-5, "2 processes vs 1");
         assertTrue(Files.exists(MuonAdamW.stateFile(dp, 5, 0)) && Files.exists(MuonAdamW.stateFile(dp, 5, 1)), "per-rank optimizer files");
         assertFalse(Files.exists(MuonAdamW.stateFile(single, 5, 1)));
+    }
+
+    /**
+     * Two worker processes sharing one GPU (launch gives both CUDA_VISIBLE_DEVICES of the only card; their gradients
+     * go device → host → ring → device) equal one GPU process with two micro-batches, to GPU float tolerance.
+     * Skipped without a GPU.
+     */
+    @Test
+    void twoGpuWorkersOnOneGpuEqualOneGpuProcess() throws IOException {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "2 GPU workers skipped: " + why);
+        Path single = tmp.resolve("gpu-single"), dp = tmp.resolve("gpu-dp");
+        String oneLog = runProcesses(1, args(single, "--device=cuda"));
+        String log = runProcesses(2, args(dp, "--device=cuda"));
+        assertTrue(log.contains("[rank 0] Device: CUDA"), log);
+        List<Float> expected = losses(oneLog, 0), actual = losses(log, 1);
+        for (int i = 0; i < 5; i++) assertEquals(expected.get(i), actual.get(i), 2e-3 * Math.abs(expected.get(i)), "loss of step " + (i + 1));
+        assertClose(Checkpoint.load(single, 5).params(), Checkpoint.load(dp, 5).params(), 1e-4, "2 GPU workers vs 1");
     }
 
     @Test

@@ -1,0 +1,84 @@
+package nanochat4j.tensor.cuda;
+
+import java.util.List;
+import java.util.Map;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Tensor;
+
+/**
+ * Our own tensor-core GEMM ({@code gemm.cu}: mma.sync m16n8k16, bf16 in, fp32 accumulate), generated per tile
+ * shape: each {@link Tile} is an NVRTC compile of the same source with its sizes as -D constants. Computes
+ * C = alpha·A·Bᵀ + beta·C for A (batch…, M, K) and B (N, K) or (batch…, N, K) in bf16, C (batch…, M, N) fp32 — the
+ * layout of y = x·Wᵀ. {@code bench kernels --device cuda} times every tile beside cuBLAS on the model's layer
+ * shapes and reports the faster per shape.
+ */
+public final class TensorCoreGemm {
+    /**
+     * Block tile BM×BN×BK split into warps of WM×WN. The static shared memory of the double-buffered, padded bf16
+     * tiles, 2·(BM+BN)·(BK+8)·2 bytes, stays within the 48 KiB a kernel may declare statically.
+     */
+    public record Tile(int bm, int bn, int bk, int wm, int wn) {
+        public int threads() { return (bm / wm) * (bn / wn) * 32; }
+
+        public Map<String, String> defines() {
+            return Map.of("BM", String.valueOf(bm), "BN", String.valueOf(bn), "BK", String.valueOf(bk), "WM", String.valueOf(wm),
+                    "WN", String.valueOf(wn), "BLOCK", "256");
+        }
+
+        /** The -D options nvcc gets for this tile (the compile test). */
+        public List<String> nvccDefines() {
+            return defines().entrySet().stream().sorted(Map.Entry.comparingByKey()).map(e -> "-D" + e.getKey() + "=" + e.getValue()).toList();
+        }
+
+        public boolean fits(int m, int n, int k) {
+            return m % bm == 0 && n % bn == 0 && k % bk == 0;
+        }
+
+        @Override
+        public String toString() {
+            return bm + "x" + bn + "x" + bk + "/" + wm + "x" + wn;
+        }
+    }
+
+    /** The tiles tried per shape: 8 warps of 64×32 on 128×128, and 8 warps of 32×32 on 64×128 (more blocks for small M·N). */
+    public static final List<Tile> TILES = List.of(new Tile(128, 128, 32, 64, 32), new Tile(64, 128, 32, 32, 32));
+
+    private final CudaContext ctx;
+
+    public TensorCoreGemm(CudaContext ctx) {
+        this.ctx = ctx;
+    }
+
+    /** The first tile that divides the shape, or null (then only cuBLAS can run it). */
+    public static Tile firstFitting(int m, int n, int k) {
+        for (Tile t : TILES) if (t.fits(m, n, k)) return t;
+        return null;
+    }
+
+    /** C = alpha·A·Bᵀ + beta·C with {@code tile} (see the class comment for the shapes); beta = 0 ignores C's contents. */
+    public void run(Tensor a, Tensor b, Tensor c, float alpha, float beta, Tile tile) {
+        for (Tensor t : new Tensor[] {a, b, c}) {
+            if (!t.isOnDevice()) throw new IllegalArgumentException("TensorCoreGemm: " + t + " is not in device memory");
+        }
+        if (a.dtype() != DType.BF16 || b.dtype() != DType.BF16 || c.dtype() != DType.F32) {
+            throw new IllegalArgumentException("TensorCoreGemm: needs bf16 A and B and an fp32 C, got " + a + ", " + b + ", " + c);
+        }
+        if (a.rank() < 2 || b.rank() < 2 || c.rank() != a.rank()) {
+            throw new IllegalArgumentException("TensorCoreGemm: A " + a + ", B " + b + ", C " + c + ": expected (…, M, K), (…, N, K), (…, M, N)");
+        }
+        int m = a.shape(-2), k = a.shape(-1), n = b.shape(-2);
+        int batch = a.numel() / (m * k);
+        boolean sharedB = b.rank() == 2;
+        if (b.shape(-1) != k || c.shape(-2) != m || c.shape(-1) != n || c.numel() != batch * m * n
+                || (!sharedB && b.numel() != batch * n * k)) {
+            throw new IllegalArgumentException("TensorCoreGemm: shapes A " + a + ", B " + b + ", C " + c + " do not make C = A·Bᵀ");
+        }
+        if (!tile.fits(m, n, k)) {
+            throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " does not divide M=" + m + " N=" + n + " K=" + k);
+        }
+        if (batch == 0 || m == 0 || n == 0) return;
+        ctx.module("gemm", tile.defines()).launch("gemm_bf16_nt", n / tile.bn(), m / tile.bm(), batch, tile.threads(), 0,
+                a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, alpha, beta,
+                (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
+    }
+}

@@ -1,0 +1,95 @@
+package nanochat4j.tensor.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.SplittableRandom;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
+import nanochat4j.tensor.Tensor;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Our tensor-core GEMM: every tile against a float64 reference on the same bf16-rounded inputs and against cuBLAS
+ * bf16 GemmEx (where a GPU exists), single and batched, shared and per-batch B, beta accumulation; the tile
+ * arithmetic without one.
+ */
+class TensorCoreGemmTest {
+    @Test
+    void tilesDivideTheModelsLayerShapes() {
+        for (int c : new int[] {768, 1280, 1536}) { // d12, d20, d24 widths; 32 × 2048 tokens
+            int m = 32 * 2048;
+            for (int[] nk : new int[][] {{c, c}, {4 * c, c}, {c, 4 * c}, {32768, c}}) {
+                assertEquals(TensorCoreGemm.TILES.getFirst(), TensorCoreGemm.firstFitting(m, nk[0], nk[1]), c + " " + nk[0] + "x" + nk[1]);
+            }
+        }
+        assertNull(TensorCoreGemm.firstFitting(100, 128, 32), "M not a multiple of any tile: cuBLAS only");
+        for (TensorCoreGemm.Tile t : TensorCoreGemm.TILES) {
+            assertEquals(256, t.threads(), t.toString());
+            assertTrue(2 * (t.bm() + t.bn()) * (t.bk() + 8) * 2 <= 48 * 1024, t + " fits static shared memory");
+        }
+    }
+
+    static Tensor bf16(CudaBackend be, SplittableRandom r, int... shape) {
+        float[] x = new float[Tensor.numel(shape)];
+        for (int i = 0; i < x.length; i++) x[i] = (float) (r.nextDouble() * 2 - 1);
+        return be.toBf16(be.upload(Tensor.of(x, shape)));
+    }
+
+    @Test
+    void matchesFloat64AndCublasOnTheGpu() {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "tensor-core GEMM skipped: " + why);
+        CudaBackend be = CudaBackend.get();
+        SplittableRandom r = new SplittableRandom(4);
+        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}};
+        for (TensorCoreGemm.Tile tile : TensorCoreGemm.TILES) {
+            for (int[] s : shapes) {
+                int batch = s[0], m = s[1], n = s[2], k = s[3];
+                if (!tile.fits(m, n, k)) continue;
+                for (boolean sharedB : new boolean[] {true, false}) {
+                    Tensor a = bf16(be, r, batch, m, k), b = sharedB ? bf16(be, r, n, k) : bf16(be, r, batch, n, k);
+                    Tensor c0 = be.upload(Tensor.of(new float[batch * m * n], batch, m, n));
+                    float[] init = new float[batch * m * n];
+                    for (int i = 0; i < init.length; i++) init[i] = (float) r.nextGaussian();
+                    Tensor c = be.upload(Tensor.of(init.clone(), batch, m, n));
+                    new TensorCoreGemm(be.context()).run(a, b, c, 0.5f, 2f, tile);
+                    new TensorCoreGemm(be.context()).run(a, b, c0, 1f, 0f, tile);
+                    float[] ah = be.toF32(a).toFloatArray(), bh = be.toF32(b).toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
+                    double worst = 0;
+                    for (int q = 0; q < batch; q++) {
+                        for (int i = 0; i < m; i++) {
+                            for (int j = 0; j < n; j++) {
+                                double sum = 0;
+                                int bo = sharedB ? 0 : q * n * k;
+                                for (int l = 0; l < k; l++) sum += (double) ah[(q * m + i) * k + l] * bh[bo + j * k + l];
+                                int o = (q * m + i) * n + j;
+                                worst = Math.max(worst, Math.abs(plain[o] - sum));
+                                worst = Math.max(worst, Math.abs(got[o] - (0.5 * sum + 2.0 * init[o])));
+                            }
+                        }
+                    }
+                    // fp32 accumulation of k products of magnitude ≤ 1
+                    assertTrue(worst < 1e-5 * k + 1e-4, tile + " " + batch + "x" + m + "x" + n + "x" + k + (sharedB ? " shared B" : "") + ": max error " + worst);
+                    if (batch == 1) {
+                        Tensor cb = be.zeros(m, n);
+                        be.context().cublas().gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f, b.deviceAddress(), Cublas.R_16BF, k,
+                                a.deviceAddress(), Cublas.R_16BF, k, 0f, cb.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F);
+                        float[] ref = cb.toFloatArray();
+                        for (int i = 0; i < ref.length; i++) {
+                            assertEquals(ref[i], plain[i], 1e-5 * k + 1e-4, tile + " vs cuBLAS at " + i);
+                        }
+                    }
+                }
+            }
+        }
+        Tensor f32 = be.zeros(128, 32);
+        assertThrows(IllegalArgumentException.class, () -> new TensorCoreGemm(be.context()).run(f32, f32, be.zeros(128, 128), 1f, 0f,
+                TensorCoreGemm.TILES.getFirst()), "fp32 operands are refused");
+        assertEquals(DType.BF16, be.toBf16(f32).dtype());
+        assertTrue(Backend.of(f32) == be);
+    }
+}

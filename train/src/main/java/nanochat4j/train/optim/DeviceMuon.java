@@ -1,0 +1,124 @@
+package nanochat4j.train.optim;
+
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
+
+/**
+ * {@link Muon}'s update written against {@link Backend} only, so that it runs where the parameters live: on a GPU
+ * the matrices, momentum and second moment never leave device memory, and the polar-express iterations are
+ * batched GEMMs over the whole stack (the CUDA backend's matmul is cuBLAS strided-batched). The same math as
+ * {@link Muon} / {@link PolarExpress}, step for step:
+ * <pre>
+ *   M ← lerp(M, G, 1−μ);  X ← lerp(G, M, μ)                              Nesterov
+ *   MuonEq rows, X ← X/(1.01‖X‖+1e-6), polar express (a·X + (b·A + c·A²)·X), Muon+ to ‖X‖ = √min(R, C)
+ *   NorMuon: v = mean(X², red), S ← lerp(S, v, 1−β2), X ← X·rsqrt(max(S,1e-10))·‖X‖/max(‖X′‖, 1e-10)
+ *   P ← P − (lr·X + [X·P ≥ 0]·lr·wd·P)                                    cautious weight decay (one fused kernel)
+ * </pre>
+ * Results agree with {@link Muon} to float rounding, not bitwise: the GEMMs and reductions sum in another order.
+ * State: momentum (count, rows, cols) and second moment (count, rows) per row when rows ≥ cols, else (count, cols),
+ * in the backend's memory.
+ */
+final class DeviceMuon {
+    final int count, rows, cols;
+    final boolean perRow;
+    private final Backend be;
+    /** Momentum M (count, rows, cols) and factored second moment S (count, secondLen), on the backend's device. */
+    Tensor momentum, second;
+    private final int secondLen;
+
+    DeviceMuon(Backend be, int count, int rows, int cols) {
+        if (count < 1 || rows < 1 || cols < 1) throw new IllegalArgumentException("DeviceMuon: bad shape " + count + "x" + rows + "x" + cols);
+        this.be = be;
+        this.count = count;
+        this.rows = rows;
+        this.cols = cols;
+        this.perRow = rows >= cols;
+        this.secondLen = perRow ? rows : cols;
+        this.momentum = be.zeros(count, rows, cols);
+        this.second = be.zeros(count, secondLen);
+    }
+
+    /**
+     * One update of the count matrices {@code p[j]} from their gradients {@code g[j]} (rows×cols each, on the
+     * backend's device). {@code lrEff} is {@link Muon#effectiveLr}.
+     */
+    void step(Tensor[] p, Tensor[] g, double lrEff, double mu, double beta2, double wd, int nsSteps) {
+        if (p.length != count || g.length != count) {
+            throw new IllegalArgumentException("DeviceMuon.step: expected " + count + " matrices, got " + p.length + " params and " + g.length + " grads");
+        }
+        if (nsSteps < 0 || nsSteps > PolarExpress.COEFFS.length) {
+            throw new IllegalArgumentException("polar express: ns_steps=" + nsSteps + ", must be in 0.." + PolarExpress.COEFFS.length);
+        }
+        Tensor[] parts = new Tensor[count];
+        for (int j = 0; j < count; j++) parts[j] = g[j].reshape(1, rows, cols);
+        Tensor grads = count == 1 ? parts[0] : be.concat(0, parts);
+        float muF = (float) mu;
+        momentum = be.lerp(momentum, grads, 1f - muF);
+        Tensor x = be.lerp(grads, momentum, muF);
+        x = orthogonalize(x, nsSteps);
+        Tensor u = normuon(x, 1f - (float) beta2);
+        float lr = (float) lrEff, lrWd = lr * (float) wd;
+        for (int j = 0; j < count; j++) cautious(p[j], u.select(j), lr, lrWd);
+    }
+
+    private Tensor constant(float v) {
+        return be.upload(Tensor.scalar(v));
+    }
+
+    /** ‖X_k‖_F per matrix as (count, 1, 1), from the row norms (count, rows). */
+    private Tensor frobenius(Tensor rowNorms) {
+        return be.sqrt(be.sumToShape(be.mul(rowNorms, rowNorms), count, 1)).reshape(count, 1, 1);
+    }
+
+    Tensor orthogonalize(Tensor x, int steps) {
+        // MuonEq: row r scaled by (‖X‖/√rows)/max(‖X_r‖, 1e-6)
+        Tensor rn = be.rowNorms(x);                                                    // (K, R)
+        Tensor target = be.scale(frobenius(rn).reshape(count, 1), 1f / (float) Math.sqrt(rows));
+        x = be.mul(x, be.div(target, be.clamp(rn, 1e-6f, Float.MAX_VALUE)).reshape(count, rows, 1));
+        // X ← X/(1.01·‖X‖ + 1e-6)
+        Tensor denom = be.add(be.scale(frobenius(be.rowNorms(x)), 1.01f), constant(1e-6f));
+        x = be.div(x, denom);
+        boolean tall = rows > cols;
+        for (int it = 0; it < steps; it++) {
+            float a = (float) PolarExpress.COEFFS[it][0], b = (float) PolarExpress.COEFFS[it][1], c = (float) PolarExpress.COEFFS[it][2];
+            Tensor gram = tall ? be.matmul(x, true, x, false) : be.matmul(x, false, x, true);   // XᵀX or XXᵀ, batched
+            Tensor poly = be.axpby(b, gram, c, be.matmul(gram, false, gram, false));          // b·A + c·A²
+            Tensor xn = tall ? be.matmul(x, false, poly, false) : be.matmul(poly, false, x, false);
+            x = be.axpby(a, x, 1f, xn);
+        }
+        // Muon+: ‖X‖ = √min(rows, cols)
+        Tensor fro = be.clamp(frobenius(be.rowNorms(x)), 1e-6f, Float.MAX_VALUE);
+        return be.mul(x, be.div(constant((float) Math.sqrt(Math.min(rows, cols))), fro));
+    }
+
+    /** NorMuon on the orthogonalised X: updates S and returns X scaled per row (rows ≥ cols) or per column. */
+    Tensor normuon(Tensor x, float wSecond) {
+        int red = perRow ? cols : rows;
+        Tensor v = perRow
+                ? be.scale(be.sumToShape(be.mul(x, x), count, rows, 1), 1f / red).reshape(count, rows)
+                : be.scale(be.sumToShape(be.mul(x, x), count, 1, cols), 1f / red).reshape(count, cols);
+        Tensor vn = be.scale(v, red);                                                   // v·N
+        Tensor vNorm = be.sqrt(be.sumToShape(vn, count, 1));                            // (K, 1)
+        second = be.lerp(second, v, wSecond);
+        Tensor sigma = be.rsqrt(be.clamp(second, 1e-10f, Float.MAX_VALUE));
+        Tensor sumNew = be.sumToShape(be.mul(vn, be.mul(sigma, sigma)), count, 1);
+        Tensor ratio = be.div(vNorm, be.clamp(be.sqrt(sumNew), 1e-10f, Float.MAX_VALUE));
+        Tensor factor = be.mul(sigma, ratio);
+        return be.mul(x, perRow ? factor.reshape(count, rows, 1) : factor.reshape(count, 1, cols));
+    }
+
+    private void cautious(Tensor p, Tensor u, float lr, float lrWd) {
+        if (be instanceof CudaBackend cuda) {
+            cuda.muonCautious(p, u, lr, lrWd);
+            return;
+        }
+        float[] pa = p.floats(), ua = u.floats();
+        int po = p.offset(), uo = u.offset();
+        for (int i = 0; i < p.numel(); i++) { // Muon.update's rounding
+            float pi = pa[po + i], ui = ua[uo + i];
+            float decay = ui * pi >= 0f ? lrWd * pi : 0f;
+            pa[po + i] = pi - (lr * ui + decay);
+        }
+    }
+}
