@@ -324,14 +324,38 @@ public final class ChatServer implements AutoCloseable {
                 throw ApiError.badRequest(null, "Content-Length '" + length + "' is not a number");
             }
         }
-        if (declared > config.maxBodyBytes()) throw tooLarge(declared);
+        if (declared > config.maxBodyBytes()) {
+            drain(ex);
+            throw tooLarge(declared);
+        }
         byte[] body = ex.getRequestBody().readNBytes(config.maxBodyBytes() + 1);
-        if (body.length > config.maxBodyBytes()) throw tooLarge(-1);
+        if (body.length > config.maxBodyBytes()) {
+            drain(ex);
+            throw tooLarge(-1);
+        }
         try {
             return JSON.readTree(body);
         } catch (JsonProcessingException e) {
             throw ApiError.badRequest(null, "invalid JSON: " + e.getOriginalMessage()
                     + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr()));
+        }
+    }
+
+    /** Bodies up to this size are read to the end before a 413, beyond it the connection is just closed. */
+    private static final long DRAIN_LIMIT = 64L << 20;
+
+    /**
+     * Reads and drops the rest of a refused body (bounded, and by the server's request time limit): closing a
+     * socket with unread data resets it, and the client, still sending, would see "connection reset" instead of
+     * the 413 that says why.
+     */
+    private static void drain(HttpExchange ex) throws IOException {
+        InputStream in = ex.getRequestBody();
+        byte[] sink = new byte[1 << 16];
+        for (long total = 0; total < DRAIN_LIMIT; ) {
+            int n = in.read(sink);
+            if (n < 0) return;
+            total += n;
         }
     }
 
