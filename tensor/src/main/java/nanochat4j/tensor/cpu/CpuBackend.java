@@ -1,5 +1,7 @@
 package nanochat4j.tensor.cpu;
 
+import static nanochat4j.tensor.OpChecks.*;
+
 import java.util.Arrays;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
@@ -280,9 +282,6 @@ public final class CpuBackend implements Backend {
         return dx;
     }
 
-    private static void positiveCap(String op, float cap) {
-        if (!(cap > 0f) || Float.isInfinite(cap)) throw new IllegalArgumentException(op + ": cap must be a finite positive number, got " + cap);
-    }
 
     // ------------------------------------------------------------------ elementwise with broadcasting
 
@@ -461,9 +460,6 @@ public final class CpuBackend implements Backend {
         return Tensor.scalar((float) Math.sqrt(Reduce.dotParallel(x.floats(), x.offset(), x.floats(), x.offset(), x.numel())));
     }
 
-    private static int[] dropLast(Tensor x) {
-        return Arrays.copyOf(x.shape(), Math.max(0, x.rank() - 1));
-    }
 
     @Override
     public Tensor rowNorms(Tensor x) {
@@ -505,23 +501,8 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ layout
 
-    private static int dim(String op, Tensor x, int dim) {
-        int d = dim < 0 ? dim + x.rank() : dim;
-        if (d < 0 || d >= x.rank()) throw bad(op, "dim " + dim + " out of range", x);
-        return d;
-    }
 
-    private static int outer(int[] s, int d) {
-        int n = 1;
-        for (int i = 0; i < d; i++) n *= s[i];
-        return n;
-    }
 
-    private static int inner(int[] s, int d) {
-        int n = 1;
-        for (int i = d + 1; i < s.length; i++) n *= s[i];
-        return n;
-    }
 
     @Override
     public Tensor narrow(Tensor x, int dim, int start, int length) {
@@ -835,13 +816,5 @@ public final class CpuBackend implements Backend {
         if (t.dtype() != DType.F32) throw new IllegalArgumentException(op + ": " + name + " " + t + " must be F32");
     }
 
-    private static void same(String op, Tensor a, Tensor b) {
-        if (!a.sameShape(b)) throw bad(op, "shapes must be equal", a, b);
-    }
 
-    private static IllegalArgumentException bad(String op, String why, Tensor... ts) {
-        StringBuilder sb = new StringBuilder(op).append(": ").append(why).append(" (got");
-        for (Tensor t : ts) sb.append(' ').append(t == null ? "null" : Arrays.toString(t.shape()));
-        return new IllegalArgumentException(sb.append(')').toString());
-    }
 }
