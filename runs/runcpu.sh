@@ -32,10 +32,6 @@ EVAL_TOKENS="${EVAL_TOKENS:-16384}"
 VOCAB="${VOCAB:-8192}"
 TOK_CHARS="${TOK_CHARS:-20000000}"
 
-# C2 only: with tiered compilation the big Vector API GEMM micro-kernel can sit in C1 code (not intrinsified,
-# ~100x slower) for minutes; -XX:-TieredCompilation compiles it with C2 after a few steps.
-export NANOCHAT4J_JAVA_OPTS="${NANOCHAT4J_JAVA_OPTS:--XX:-TieredCompilation}"
-
 ./nanochat4j --version
 
 # 1) data

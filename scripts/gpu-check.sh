@@ -77,7 +77,7 @@ done
 say "GPU training tests ..."
 tlog="$work/train-tests.log"
 # on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
-CI=true timeout 300 "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/train-tests.jar" \
+CI=true timeout 300 "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
   org.junit.platform.console.ConsoleLauncher execute \
   --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
   --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest --select-class nanochat4j.train.optim.DeviceMuonTest \

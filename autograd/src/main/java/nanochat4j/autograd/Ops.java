@@ -39,16 +39,16 @@ public final class Ops {
 
     /** y = x·Wᵀ. x (..., in), w (out, in) → (..., out). dx = dy·W, dW += dyᵀ·x. */
     public static Var linear(Var x, Var w) {
-        Backend B = be(x);
-        return rec("linear", B.linear(x.value, w.value), dy -> {
-            if (x.requiresGrad) acc(x, B.linearBackwardInput(dy, w.value));
+        Backend be = be(x);
+        return rec("linear", be.linear(x.value, w.value), dy -> {
+            if (x.requiresGrad) acc(x, be.linearBackwardInput(dy, w.value));
             if (w.requiresGrad) {
                 Tensor sink = Tape.sink(w);
                 if (sink != null) {
-                    B.linearBackwardWeight(dy, x.value, sink, true);
+                    be.linearBackwardWeight(dy, x.value, sink, true);
                 } else {
-                    Tensor dW = B.zeros(w.value.shape());
-                    B.linearBackwardWeight(dy, x.value, dW, false);
+                    Tensor dW = be.zeros(w.value.shape());
+                    be.linearBackwardWeight(dy, x.value, dW, false);
                     acc(w, dW);
                 }
             }
@@ -57,14 +57,14 @@ public final class Ops {
 
     /** table (V, E) gathered by ids (any shape) → (ids..., E). dTable[ids] += dy (scatter-add). */
     public static Var embedding(Var table, Tensor ids) {
-        Backend B = be(table);
-        return rec("embedding", B.embedding(table.value, ids), dy -> {
+        Backend be = be(table);
+        return rec("embedding", be.embedding(table.value, ids), dy -> {
             Tensor sink = Tape.sink(table);
             if (sink != null) {
-                B.embeddingBackward(dy, ids, sink);
+                be.embeddingBackward(dy, ids, sink);
             } else {
-                Tensor dT = B.zeros(table.value.shape());
-                B.embeddingBackward(dy, ids, dT);
+                Tensor dT = be.zeros(table.value.shape());
+                be.embeddingBackward(dy, ids, dT);
                 acc(table, dT);
             }
         }, table);
@@ -74,37 +74,37 @@ public final class Ops {
 
     /** scale·x/sqrt(mean(x²)+eps) over the last dim (nanochat's norm; QK-norm with scale 1.2). */
     public static Var rmsNorm(Var x, float scale) {
-        Backend B = be(x);
-        return rec("rms_norm", B.rmsNorm(x.value, scale), dy -> acc(x, B.rmsNormBackward(x.value, dy, scale)), x);
+        Backend be = be(x);
+        return rec("rms_norm", be.rmsNorm(x.value, scale), dy -> acc(x, be.rmsNormBackward(x.value, dy, scale)), x);
     }
 
     /** Rotary (halves, rotation by −θ) of x (B,T,H,D) at positions offset.. ; backward rotates dy by +θ. */
     public static Var rotary(Var x, Tensor cos, Tensor sin, int offset) {
-        Backend B = be(x);
-        return rec("rotary", B.rotary(x.value, cos, sin, offset), dy -> acc(x, B.rotaryBackward(dy, cos, sin, offset)), x);
+        Backend be = be(x);
+        return rec("rotary", be.rotary(x.value, cos, sin, offset), dy -> acc(x, be.rotaryBackward(dy, cos, sin, offset)), x);
     }
 
     /** relu(x)²; dx = 2·relu(x)·dy. */
     public static Var relu2(Var x) {
-        Backend B = be(x);
-        return rec("relu2", B.relu2(x.value), dy -> acc(x, B.relu2Backward(x.value, dy)), x);
+        Backend be = be(x);
+        return rec("relu2", be.relu2(x.value), dy -> acc(x, be.relu2Backward(x.value, dy)), x);
     }
 
     /** cap·tanh(x/cap). */
     public static Var softcap(Var x, float cap) {
-        Backend B = be(x);
-        return rec("softcap", B.softcap(x.value, cap), dy -> acc(x, B.softcapBackward(x.value, dy, cap)), x);
+        Backend be = be(x);
+        return rec("softcap", be.softcap(x.value, cap), dy -> acc(x, be.softcapBackward(x.value, dy, cap)), x);
     }
 
     // ---------------------------------------------------------------- elementwise, layout
 
     /** a + b (same shape; residual connections). */
     public static Var add(Var a, Var b) {
-        Backend B = be(a);
+        Backend be = be(a);
         if (!Arrays.equals(a.value.shape(), b.value.shape())) {
             throw new IllegalArgumentException("add: shapes " + Arrays.toString(a.value.shape()) + " and " + Arrays.toString(b.value.shape()) + " differ");
         }
-        return rec("add", B.add(a.value, b.value), dy -> {
+        return rec("add", be.add(a.value, b.value), dy -> {
             acc(a, dy);
             acc(b, dy);
         }, a, b);
@@ -112,8 +112,8 @@ public final class Ops {
 
     /** s·x. */
     public static Var scale(Var x, float s) {
-        Backend B = be(x);
-        return rec("scale", B.scale(x.value, s), dy -> acc(x, B.scale(dy, s)), x);
+        Backend be = be(x);
+        return rec("scale", be.scale(x.value, s), dy -> acc(x, be.scale(dy, s)), x);
     }
 
     /** A view with a new shape (one dim may be −1). */
@@ -124,15 +124,15 @@ public final class Ops {
 
     /** x[..., start:start+length, ...] along dim (a copy). */
     public static Var narrow(Var x, int dim, int start, int length) {
-        Backend B = be(x);
+        Backend be = be(x);
         int full = x.value.shape(dim);
-        return rec("narrow", B.narrow(x.value, dim, start, length), dy -> acc(x, B.narrowBackward(dy, dim, start, full)), x);
+        return rec("narrow", be.narrow(x.value, dim, start, length), dy -> acc(x, be.narrowBackward(dy, dim, start, full)), x);
     }
 
     /** Σ y·r over all elements as a 0-d var (a fixed random cotangent turns any output into a scalar for gradcheck). */
     public static Var dot(Var y, Tensor r) {
-        Backend B = be(y);
-        return rec("dot", B.dot(y.value, r), dy -> acc(y, B.scale(r, dy.item())), y);
+        Backend be = be(y);
+        return rec("dot", be.dot(y.value, r), dy -> acc(y, be.scale(r, dy.item())), y);
     }
 
     /**
@@ -140,28 +140,28 @@ public final class Ops {
      * the same var (layer 0). da[ia] = Σ dy·x, dx = a·dy, db[ib] = Σ dy·x0, dx0 = b·dy.
      */
     public static Var lambdaMix(Var a, int ia, Var x, Var b, int ib, Var x0) {
-        Backend B = be(x);
+        Backend be = be(x);
         Tensor av = a.value.slice(ia, ia + 1), bv = b.value.slice(ib, ib + 1);
-        return rec("lambda_mix", B.lambdaMix(av, x.value, bv, x0.value), dy -> {
-            Backend.MixGrads g = B.lambdaMixBackward(dy, av, x.value, bv, x0.value);
+        return rec("lambda_mix", be.lambdaMix(av, x.value, bv, x0.value), dy -> {
+            Backend.MixGrads g = be.lambdaMixBackward(dy, av, x.value, bv, x0.value);
             acc(x, g.dx());
             acc(x0, g.dx0());
-            accAt(B, a, ia, g.da());
-            accAt(B, b, ib, g.db());
+            accAt(be, a, ia, g.da());
+            accAt(be, b, ib, g.db());
         }, a, x, b, x0);
     }
 
     /** v[i] += g (one element) on v's device: straight into a parameter's gradient, else via a one-hot tensor. */
-    private static void accAt(Backend B, Var v, int i, Tensor g) {
+    private static void accAt(Backend be, Var v, int i, Tensor g) {
         if (!v.requiresGrad) return;
         Tensor one = g.reshape(1);
         Tensor sink = Tape.sink(v);
         if (sink != null) {
-            B.axpy(1f, one, sink.reshape(-1).slice(i, i + 1));
+            be.axpy(1f, one, sink.reshape(-1).slice(i, i + 1));
             return;
         }
-        Tensor d = B.zeros(v.value.shape());
-        B.narrowAssign(d.reshape(-1), 0, i, one);
+        Tensor d = be.zeros(v.value.shape());
+        be.narrowAssign(d.reshape(-1), 0, i, one);
         acc(v, d);
     }
 
@@ -174,36 +174,36 @@ public final class Ops {
      * dprev = gate·d; dgate = Σ_c d·prev; dλ = Σ dgate·s; dz = λ·dgate·s(1−s); dw = Σ dz·cur[0:24]; dcur[0:24] += dz·w.
      */
     public static Var smear(Var x, Var w, Var lambda, int channels) {
-        Backend B = be(x);
+        Backend be = be(x);
         int[] s = x.value.shape();
         int bsz = s[0], t = s[1], c = s[2];
         if (t < 2) throw new IllegalArgumentException("smear: needs T >= 2 in a full-sequence forward, got x " + Arrays.toString(s));
-        Tensor cur = B.narrow(x.value, 1, 1, t - 1), prev = B.narrow(x.value, 1, 0, t - 1);   // (B,T-1,C)
-        Tensor cur24 = B.narrow(cur, 2, 0, channels);                                           // (B,T-1,24)
-        Tensor sig = B.sigmoid(B.linear(cur24, w.value));                                      // (B,T-1,1)
-        Tensor gate = B.mul(lambda.value, sig);                                                 // (B,T-1,1)
-        Tensor mixed = B.add(cur, B.mul(gate, prev));
-        Tensor y = B.concat(1, B.narrow(x.value, 1, 0, 1), mixed);
+        Tensor cur = be.narrow(x.value, 1, 1, t - 1), prev = be.narrow(x.value, 1, 0, t - 1);   // (B,T-1,C)
+        Tensor cur24 = be.narrow(cur, 2, 0, channels);                                           // (B,T-1,24)
+        Tensor sig = be.sigmoid(be.linear(cur24, w.value));                                      // (B,T-1,1)
+        Tensor gate = be.mul(lambda.value, sig);                                                 // (B,T-1,1)
+        Tensor mixed = be.add(cur, be.mul(gate, prev));
+        Tensor y = be.concat(1, be.narrow(x.value, 1, 0, 1), mixed);
         return rec("smear", y, dy -> {
-            Tensor d = B.narrow(dy, 1, 1, t - 1);                                               // (B,T-1,C)
-            Tensor dgate = B.sumToShape(B.mul(d, prev), bsz, t - 1, 1);
-            if (lambda.requiresGrad) acc(lambda, B.sumToShape(B.mul(dgate, sig), 1));
-            Tensor dz = B.sigmoidBackward(sig, B.mul(lambda.value, dgate));                     // (B,T-1,1)
+            Tensor d = be.narrow(dy, 1, 1, t - 1);                                               // (B,T-1,C)
+            Tensor dgate = be.sumToShape(be.mul(d, prev), bsz, t - 1, 1);
+            if (lambda.requiresGrad) acc(lambda, be.sumToShape(be.mul(dgate, sig), 1));
+            Tensor dz = be.sigmoidBackward(sig, be.mul(lambda.value, dgate));                     // (B,T-1,1)
             if (w.requiresGrad) {
                 Tensor sink = Tape.sink(w);
                 if (sink != null) {
-                    B.linearBackwardWeight(dz, cur24, sink, true);
+                    be.linearBackwardWeight(dz, cur24, sink, true);
                 } else {
-                    Tensor dW = B.zeros(w.value.shape());
-                    B.linearBackwardWeight(dz, cur24, dW, false);
+                    Tensor dW = be.zeros(w.value.shape());
+                    be.linearBackwardWeight(dz, cur24, dW, false);
                     acc(w, dW);
                 }
             }
             if (x.requiresGrad) {
-                Tensor dcur = B.add(d, B.narrowBackward(B.linearBackwardInput(dz, w.value), 2, 0, c));
-                Tensor dx = B.add(B.narrowBackward(dcur, 1, 1, t), B.narrowBackward(B.mul(gate, d), 1, 0, t));
-                Tensor d0 = B.narrowBackward(B.narrow(dy, 1, 0, 1), 1, 0, t);
-                acc(x, B.add(dx, d0));
+                Tensor dcur = be.add(d, be.narrowBackward(be.linearBackwardInput(dz, w.value), 2, 0, c));
+                Tensor dx = be.add(be.narrowBackward(dcur, 1, 1, t), be.narrowBackward(be.mul(gate, d), 1, 0, t));
+                Tensor d0 = be.narrowBackward(be.narrow(dy, 1, 0, 1), 1, 0, t);
+                acc(x, be.add(dx, d0));
             }
         }, x, w, lambda);
     }
@@ -215,45 +215,45 @@ public final class Ops {
      * dh[...,0:12] = dz·wg.
      */
     public static Var valueEmbedMix(Var v, Var h, Var wg, Var ve, int channels) {
-        Backend B = be(v);
+        Backend be = be(v);
         int[] vs = v.value.shape();
         int bsz = vs[0], t = vs[1], kv = vs[2], d = vs[3];
         int c = h.value.shape(-1);
-        Tensor h12 = B.narrow(h.value, 2, 0, channels);                   // (B,T,12)
-        Tensor sig = B.sigmoid(B.linear(h12, wg.value));                  // (B,T,KV)
-        Tensor g4 = B.scale(sig, 3f).reshape(bsz, t, kv, 1);
+        Tensor h12 = be.narrow(h.value, 2, 0, channels);                   // (B,T,12)
+        Tensor sig = be.sigmoid(be.linear(h12, wg.value));                  // (B,T,KV)
+        Tensor g4 = be.scale(sig, 3f).reshape(bsz, t, kv, 1);
         Tensor ve4 = ve.value.reshape(bsz, t, kv, d);
-        Tensor y = B.add(v.value, B.mul(g4, ve4));
+        Tensor y = be.add(v.value, be.mul(g4, ve4));
         return rec("value_embed_mix", y, dy -> {
             acc(v, dy);
-            if (ve.requiresGrad) acc(ve, B.mul(g4, dy).reshape(ve.value.shape()));
+            if (ve.requiresGrad) acc(ve, be.mul(g4, dy).reshape(ve.value.shape()));
             if (wg.requiresGrad || h.requiresGrad) {
-                Tensor dg = B.sumToShape(B.mul(dy, ve4), bsz, t, kv, 1).reshape(bsz, t, kv);
-                Tensor dz = B.sigmoidBackward(sig, B.scale(dg, 3f));       // (B,T,KV)
+                Tensor dg = be.sumToShape(be.mul(dy, ve4), bsz, t, kv, 1).reshape(bsz, t, kv);
+                Tensor dz = be.sigmoidBackward(sig, be.scale(dg, 3f));       // (B,T,KV)
                 if (wg.requiresGrad) {
                     Tensor sink = Tape.sink(wg);
                     if (sink != null) {
-                        B.linearBackwardWeight(dz, h12, sink, true);
+                        be.linearBackwardWeight(dz, h12, sink, true);
                     } else {
-                        Tensor dW = B.zeros(wg.value.shape());
-                        B.linearBackwardWeight(dz, h12, dW, false);
+                        Tensor dW = be.zeros(wg.value.shape());
+                        be.linearBackwardWeight(dz, h12, dW, false);
                         acc(wg, dW);
                     }
                 }
-                if (h.requiresGrad) acc(h, B.narrowBackward(B.linearBackwardInput(dz, wg.value), 2, 0, c));
+                if (h.requiresGrad) acc(h, be.narrowBackward(be.linearBackwardInput(dz, wg.value), 2, 0, c));
             }
         }, v, h, wg, ve);
     }
 
     /** Backout: y = x − λ·xMid (λ one element). dx = dy, dxMid = −λ·dy, dλ = −Σ dy·xMid. */
     public static Var backout(Var x, Var lambda, Var xMid) {
-        Backend B = be(x);
+        Backend be = be(x);
         float lam = lambda.value.item();
-        Tensor y = B.axpby(1f, x.value, -lam, xMid.value);
+        Tensor y = be.axpby(1f, x.value, -lam, xMid.value);
         return rec("backout", y, dy -> {
             acc(x, dy);
-            acc(xMid, B.scale(dy, -lam));
-            if (lambda.requiresGrad) acc(lambda, B.scale(B.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
+            acc(xMid, be.scale(dy, -lam));
+            if (lambda.requiresGrad) acc(lambda, be.scale(be.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
         }, x, lambda, xMid);
     }
 
@@ -261,10 +261,10 @@ public final class Ops {
 
     /** Causal GQA attention with a left window: q (B,T,H,D), k/v (B,T,KV,D) → (B,T,H,D). */
     public static Var attention(Var q, Var k, Var v, int window, float scale) {
-        Backend B = be(q);
-        Backend.AttentionOut o = B.attention(q.value, k.value, v.value, window, scale);
+        Backend be = be(q);
+        Backend.AttentionOut o = be.attention(q.value, k.value, v.value, window, scale);
         return rec("attention", o.y(), dy -> {
-            Backend.AttentionGrads g = B.attentionBackward(q.value, k.value, v.value, o.y(), o.lse(), dy, window, scale);
+            Backend.AttentionGrads g = be.attentionBackward(q.value, k.value, v.value, o.y(), o.lse(), dy, window, scale);
             acc(q, g.dq());
             acc(k, g.dk());
             acc(v, g.dv());
@@ -278,15 +278,15 @@ public final class Ops {
      * upstream gradient.
      */
     public static Var linearSoftcapCrossEntropy(Var x, Var w, Tensor targets, int vocab, float cap, Reduction reduction) {
-        Backend B = be(x);
+        Backend be = be(x);
         boolean needGrad = Tape.current().recording() && (x.requiresGrad || w.requiresGrad);
         boolean eager = needGrad && reduction != Reduction.NONE;
-        Backend.LinearLoss r = B.linearSoftcapCrossEntropy(x.value, w.value, targets, vocab, cap, reduction, eager);
+        Backend.LinearLoss r = be.linearSoftcapCrossEntropy(x.value, w.value, targets, vocab, cap, reduction, eager);
         return rec("linear_softcap_cross_entropy", r.loss(), dy -> {
             Tensor dx, dW;
             float s = 1f;
             if (reduction == Reduction.NONE) {
-                Backend.LinearLoss g = B.linearSoftcapCrossEntropyBackward(x.value, w.value, targets, vocab, cap, dy);
+                Backend.LinearLoss g = be.linearSoftcapCrossEntropyBackward(x.value, w.value, targets, vocab, cap, dy);
                 dx = g.dx();
                 dW = g.dW();
             } else {
@@ -294,11 +294,11 @@ public final class Ops {
                 dW = r.dW();
                 s = dy.item();
             }
-            if (x.requiresGrad) acc(x, s == 1f ? dx : B.scale(dx, s));
+            if (x.requiresGrad) acc(x, s == 1f ? dx : be.scale(dx, s));
             if (w.requiresGrad) {
                 Tensor sink = Tape.sink(w);
-                if (sink != null) B.axpy(s, dW, sink);
-                else acc(w, s == 1f ? dW : B.scale(dW, s));
+                if (sink != null) be.axpy(s, dW, sink);
+                else acc(w, s == 1f ? dW : be.scale(dW, s));
             }
         }, x, w);
     }

@@ -9,10 +9,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import nanochat4j.train.dist.Collective;
-import nanochat4j.train.dist.Launcher;
-import nanochat4j.train.dist.ReduceOp;
-import nanochat4j.train.dist.SharedFloats;
+import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.Launcher;
+import nanochat4j.train.collective.ReduceOp;
+import nanochat4j.train.collective.SharedFloats;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 

@@ -9,7 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import nanochat4j.train.dist.Launcher;
+import nanochat4j.train.collective.Launcher;
 import org.junit.jupiter.api.Test;
 
 /** {@code bench allreduce} end to end: a child JVM launches two workers and prints the agreed JSON. */

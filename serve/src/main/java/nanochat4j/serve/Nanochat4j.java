@@ -27,7 +27,7 @@ import picocli.CommandLine.Command;
                 nanochat4j.serve.web.ServeCommand.class,
                 nanochat4j.serve.interop.ImportNanochatCommand.class,
                 nanochat4j.serve.interop.ExportCommand.class,
-                nanochat4j.train.dist.LaunchCommand.class})
+                nanochat4j.train.collective.LaunchCommand.class})
 public final class Nanochat4j implements Runnable {
 
     @CommandLine.Spec

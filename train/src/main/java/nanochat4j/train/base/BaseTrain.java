@@ -32,7 +32,7 @@ import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
-import nanochat4j.train.dist.Collective;
+import nanochat4j.train.collective.Collective;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;

@@ -197,7 +197,7 @@ public final class ChatEval {
 
 
     /** Sums over the ranks of {@code comm}. */
-    public static Reducer reducer(nanochat4j.train.dist.Collective comm) {
+    public static Reducer reducer(nanochat4j.train.collective.Collective comm) {
         if (comm.worldSize() == 1) return Reducer.LOCAL;
         return (p, t) -> {
             double[] all = comm.allGatherDoubles(p, t);

@@ -18,7 +18,7 @@ import nanochat4j.autograd.Autograd;
 import nanochat4j.model.BaseDir;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
-import nanochat4j.train.dist.Collective;
+import nanochat4j.train.collective.Collective;
 import nanochat4j.train.tasks.JsonLines;
 import nanochat4j.train.tasks.PythonSandbox;
 import nanochat4j.train.tasks.Task;

@@ -27,7 +27,7 @@ import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.train.dist.Collective;
+import nanochat4j.train.collective.Collective;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.tasks.Gsm8k;
 import nanochat4j.train.tasks.Task;

@@ -25,7 +25,7 @@ import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.base.MetricsPlot;
-import nanochat4j.train.dist.Collective;
+import nanochat4j.train.collective.Collective;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.tasks.Arc;

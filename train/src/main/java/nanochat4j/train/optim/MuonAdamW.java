@@ -16,9 +16,9 @@ import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
-import nanochat4j.train.dist.Collective;
-import nanochat4j.train.dist.SharedFloats;
-import nanochat4j.train.dist.ReduceOp;
+import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.SharedFloats;
+import nanochat4j.train.collective.ReduceOp;
 
 /**
  * nanochat's MuonAdamW (reference §5): AdamW for embeddings, lm_head and scalars; Muon for the transformer

@@ -20,7 +20,7 @@ import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.cuda.CudaContext;
-import nanochat4j.train.dist.InProcessRing;
+import nanochat4j.train.collective.InProcessRing;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
 import nanochat4j.train.eval.ModelScorer;

@@ -20,7 +20,7 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.tensor.cuda.CudaContext;
-import nanochat4j.train.dist.Launcher;
+import nanochat4j.train.collective.Launcher;
 import nanochat4j.train.optim.MuonAdamW;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;

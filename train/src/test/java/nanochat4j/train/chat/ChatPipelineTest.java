@@ -20,7 +20,7 @@ import nanochat4j.tensor.fixture.SharedDir;
 import nanochat4j.train.base.BaseTrain;
 import nanochat4j.train.base.BaseTrainOptions;
 import nanochat4j.train.base.TokenizerView;
-import nanochat4j.train.dist.Collective;
+import nanochat4j.train.collective.Collective;
 import nanochat4j.train.report.Report;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -18,9 +18,9 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import nanochat4j.autograd.Parameter;
 import nanochat4j.model.gpt.GPT.ParamGroup;
-import nanochat4j.train.dist.Collective;
-import nanochat4j.train.dist.DistEnv;
-import nanochat4j.train.dist.LocalDriver;
+import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.DistEnv;
+import nanochat4j.train.collective.LocalDriver;
 import org.junit.jupiter.api.Test;
 
 /**

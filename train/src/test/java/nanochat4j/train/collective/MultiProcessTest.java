@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

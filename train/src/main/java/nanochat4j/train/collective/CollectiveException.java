@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 /**
  * A collective could not complete: a peer died or closed, a peer runs with another configuration or world size, or

@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 import io.aeron.logbuffer.ControlledFragmentHandler;
 import io.aeron.logbuffer.ControlledFragmentHandler.Action;

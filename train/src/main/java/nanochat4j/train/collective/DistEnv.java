@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 /**
  * The ring algorithms, as what one rank sends to its successor and receives from its predecessor, step by step.

@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 /** How a collective combines the ranks' values: sum, mean (the sum divided by the world size once), or maximum. */
 public enum ReduceOp {

@@ -1,4 +1,4 @@
-package nanochat4j.train.dist;
+package nanochat4j.train.collective;
 
 /**
  * Main class of the worker JVMs the multi-process tests start (with the test classpath). Modes:
