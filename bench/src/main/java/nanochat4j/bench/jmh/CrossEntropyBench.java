@@ -19,7 +19,7 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * Fused softcap + cross-entropy forward+backward on (N, V) logits (the issue's 4096 × 32768 case), and the
- * chunked lm_head form (x (N, C) · Wᵀ → CE → dx, dW) whose GEMMs dominate. Target: the fused CE within 1.3× of
+ * chunked lm_head form (x (N, C) · Wᵀ → CE → dx, dW) whose GEMMs dominate. Target: the fused CE within 0.4× of
  * the lm_head GEMM that produces the logits (compare with GemmBench at m=4096, n=32768, k=C).
  * Run: {@code java -cp bench/target/nanochat4j.jar org.openjdk.jmh.Main CrossEntropyBench}.
  */

@@ -1,7 +1,6 @@
 package nanochat4j.tensor.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -14,8 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
  *   loss  = lse − s_t
  *   dz_j  = w·(softmax(s)_j − [j = t])·(1 − (s_j/c)²)
  * </pre>
- * Pass 1 keeps s in a per-thread scratch row (L2-resident) and exp(s − m) in the gradient buffer; pass 2 turns
- * them into dz: two transcendentals (tanh, exp) per element, three streaming passes over memory.
+ * Pass 1 keeps s (at the usual cap, q below) in a per-thread scratch row (L2-resident) and exp(s − m) in the
+ * gradient buffer; pass 2 turns them into dz: two exponentials and a division per element, two passes over the row.
  * A NaN/inf logit is caught by a z·0 accumulator riding along pass 1 (softcap alone would hide +inf).
  * Chunked form, x (N, C), W (Vpad, C), R rows at a time: logits (R, vocab) = x_c·W[:vocab]ᵀ → the row kernel
  * writes dlogits over them → dx_c = dlogits·W[:vocab], dW[:vocab] += dlogitsᵀ·x_c (rows ≥ vocab of dW stay 0).
@@ -37,17 +36,13 @@ final class CrossEntropy {
      * Ignored rows are handled by the caller.
      */
     static float row(float[] z, int zo, int v, int t, float cap, float w, float[] g, int go, float[] scratch) {
+        if (cap > 0f && cap <= 40f) return cappedRow(z, zo, v, t, cap, w, g, go, scratch);
         boolean capped = cap > 0f;
         float inv = capped ? 1f / cap : 0f;
-        float m;
         int ub = S.loopBound(v);
-        if (capped && cap <= 40f) {
-            m = cap;
-        } else {
-            // max pass (no softcap, or a cap so large exp could overflow); tanh is monotonic so max s = c·tanh(max z/c)
-            float mz = Reduce.max(z, zo, v);
-            m = capped ? cap * VecMath.tanh(mz * inv) : mz;
-        }
+        // max pass (no softcap, or a cap so large exp could overflow); tanh is monotonic so max s = c·tanh(max z/c)
+        float mz = Reduce.max(z, zo, v);
+        float m = capped ? cap * VecMath.tanh(mz * inv) : mz;
         float st = capped ? cap * VecMath.tanh(z[zo + t] * inv) : z[zo + t];
         // pass 1: s = c·tanh(z/c) → scratch, e = exp(s − m) → g, Σ e; z·0 accumulates NaN for any NaN/inf logit
         var mv = FloatVector.broadcast(S, m);
@@ -79,7 +74,7 @@ final class CrossEntropy {
             }
             sum += e;
         }
-        if (Float.isNaN(bad.reduceLanes(VectorOperators.ADD) + badTail)) return Float.NaN;
+        if (Float.isNaN(VecMath.sum(bad) + badTail)) return Float.NaN;
         float loss = m + (float) Math.log(sum) - st;
         if (g == null) return loss;
         // pass 2: dz = w·(e/Σe − [j = t])·(1 − (s/c)²)
@@ -100,6 +95,65 @@ final class CrossEntropy {
         }
         float dt = capped ? 1f - (st * inv) * (st * inv) : 1f;
         g[go + t] -= w * dt;
+        return loss;
+    }
+
+    /**
+     * {@link #row} for the usual cap (0 < c ≤ 40, so m = c needs no max pass), with one exponential less per element.
+     * With q = 2/(e^{2z/c} + 1): c·tanh(z/c) = c·(1 − q), so s − m = −c·q and the softcap's derivative
+     * 1 − (s/c)² = q·(2 − q). Pass 1 computes E = e^{2z/c}, q and e = e^{−c·q} (no tanh, whose small-|x| branch
+     * and blends cost as much as an exp) and keeps q in scratch; pass 2 forms dz = w·(e/Σe)·q·(2 − q). s itself is
+     * only needed at the target, for the loss, and is computed there with tanh.
+     */
+    private static float cappedRow(float[] z, int zo, int v, int t, float cap, float w, float[] g, int go, float[] scratch) {
+        float twoInv = 2f / cap, negCap = -cap;
+        float st = cap * VecMath.tanh(z[zo + t] * (1f / cap));
+        var acc = FloatVector.zero(S);
+        var bad = FloatVector.zero(S);
+        var vTwoInv = FloatVector.broadcast(S, twoInv);
+        var vNegCap = FloatVector.broadcast(S, negCap);
+        var two = FloatVector.broadcast(S, 2f);
+        var one = FloatVector.broadcast(S, 1f);
+        int ub = S.loopBound(v), i = 0;
+        for (; i < ub; i += S.length()) {
+            var zv = FloatVector.fromArray(S, z, zo + i);
+            bad = bad.add(zv.mul(0f));
+            var q = two.div(VecMath.exp(zv.mul(vTwoInv)).add(one));
+            var ev = VecMath.exp(q.mul(vNegCap));
+            if (g != null) {
+                q.intoArray(scratch, i);
+                ev.intoArray(g, go + i);
+            }
+            acc = acc.add(ev);
+        }
+        float sum = VecMath.sum(acc);
+        float badTail = 0f;
+        for (; i < v; i++) {
+            float zz = z[zo + i];
+            badTail += zz * 0f;
+            float q = 2f / (VecMath.exp(zz * twoInv) + 1f);
+            float e = VecMath.exp(q * negCap);
+            if (g != null) {
+                scratch[i] = q;
+                g[go + i] = e;
+            }
+            sum += e;
+        }
+        if (Float.isNaN(VecMath.sum(bad) + badTail)) return Float.NaN;
+        float loss = cap + (float) Math.log(sum) - st;
+        if (g == null) return loss;
+        float k = w / sum;
+        var vk = FloatVector.broadcast(S, k);
+        for (i = 0; i < ub; i += S.length()) {
+            var q = FloatVector.fromArray(S, scratch, i);
+            FloatVector.fromArray(S, g, go + i).mul(vk).mul(q.mul(two.sub(q))).intoArray(g, go + i);
+        }
+        for (; i < v; i++) {
+            float q = scratch[i];
+            g[go + i] = g[go + i] * k * (q * (2f - q));
+        }
+        float qt = scratch[t];
+        g[go + t] -= w * (qt * (2f - qt));
         return loss;
     }
 
