@@ -62,6 +62,10 @@ public final class KernelsBench implements Callable<Integer> {
     private final ObjectMapper mapper = new ObjectMapper();
     private PrintWriter out;
     private double lmHeadMs = Double.NaN;
+    /** The triad bandwidth (GB/s) the memory-bound ops are judged against; NaN until measured. */
+    private double bandwidth = Double.NaN;
+    /** gcc's FMA loop at the JVM's vector width: the flop-bound rows also say their share of it. */
+    private CFmaPeak.Peak cPeak;
     /** GEMM operands are read from one random array and written to one output array, both grown as needed. */
     private float[] operands = new float[0], product = new float[0];
 
@@ -88,11 +92,13 @@ public final class KernelsBench implements Callable<Integer> {
             out.printf(Locale.ROOT, "%-14s %-44s %10s %9s %9s %7s  %s%n", "op", "shape", "ms", "GFLOP/s", "peak", "%peak", "note");
             out.flush();
         }
+        if (wants("gemm") || wants("attention")) cPeak();
         if (wants("gemm")) {
             gemms();
             operands = product = null; // ~1 GB at full size: let the memory-bound ops have it
         }
         if (wants("attention")) attention();
+        if (wants("cross_entropy") || wants("rms_norm") || wants("rotary")) bandwidth();
         if (wants("cross_entropy")) crossEntropy();
         if (wants("rms_norm")) rmsNorm();
         if (wants("rotary")) rotary();
@@ -154,6 +160,21 @@ public final class KernelsBench implements Callable<Integer> {
     }
 
     // ------------------------------------------------------------------ memory-bound fused ops
+
+    /** Builds and runs the C FMA loop once, and prints its figure (or why there is none) as its own row. */
+    private void cPeak() {
+        cPeak = CFmaPeak.measure(Parallel.threads(), Vec.F.vectorBitSize(), quick ? 100_000 : 20_000_000);
+        String note = cPeak.measured() ? cPeak.how() : "no C peak: " + cPeak.reason();
+        print(new Result("c_fma_peak", Vec.F.vectorBitSize() + "-bit, " + Parallel.threads() + " threads", Double.NaN,
+                cPeak.measured() ? 0 : -1, -1, cPeak.gflops(), note));
+    }
+
+    /** Measures the memory bandwidth the memory-bound ops' notes compare with, and prints it as its own row. */
+    private void bandwidth() {
+        bandwidth = quick ? MemBandwidth.measure(1, 1 << 16) : MemBandwidth.measure(5, 1 << 24);
+        String note = "STREAM triad a = b + s*c, 3 x " + (quick ? "256 KiB" : "64 MiB") + " arrays, all threads";
+        print(new Result("bandwidth", "triad", Double.NaN, -1, -1, Double.NaN, String.format(Locale.ROOT, "%.1f GB/s; %s", bandwidth, note)));
+    }
 
     private void crossEntropy() {
         int rows = quick ? 64 : 4096, vocab = quick ? 256 : 32768;
@@ -223,10 +244,18 @@ public final class KernelsBench implements Callable<Integer> {
     }
 
     private void print(Result r) {
-        Double gflops = r.flops > 0 ? r.flops / r.ms / 1e6 : null;
+        boolean cRow = r.op.equals("c_fma_peak");
+        Double gflops = cRow ? (Double.isNaN(r.peak) ? null : r.peak) : r.flops > 0 ? r.flops / r.ms / 1e6 : null;
         String note = r.note;
+        if (!cRow && gflops != null && cPeak != null && cPeak.measured()) {
+            String share = String.format(Locale.ROOT, "%.0f%% of the C peak", 100 * gflops / cPeak.gflops());
+            note = note == null ? share : share + "; " + note;
+        }
         if (r.bytes > 0) {
-            String bw = String.format(Locale.ROOT, "%.1f GB/s", r.bytes / r.ms / 1e6);
+            double gbs = r.bytes / r.ms / 1e6;
+            String bw = Double.isNaN(bandwidth) ? String.format(Locale.ROOT, "%.1f GB/s", gbs)
+                    : String.format(Locale.ROOT, "%.1f GB/s = %.0f%% of the triad%s", gbs, 100 * gbs / bandwidth,
+                            r.op.equals("cross_entropy") ? "" : " (target >= 50%)");
             note = note == null ? bw : bw + "; " + note;
         }
         if (json) {
@@ -243,16 +272,22 @@ public final class KernelsBench implements Callable<Integer> {
                 throw new UncheckedIOException(e);
             }
         } else {
-            out.printf(Locale.ROOT, "%-14s %-44s %10.3f %9s %9.1f %7s  %s%n", r.op, r.shape, r.ms,
-                    gflops == null ? "-" : String.format(Locale.ROOT, "%.1f", gflops), r.peak,
-                    gflops == null ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * gflops / r.peak),
+            out.printf(Locale.ROOT, "%-14s %-44s %10s %9s %9s %7s  %s%n", r.op, r.shape, fixed(r.ms, 3),
+                    gflops == null ? "-" : fixed(gflops, 1), fixed(r.peak, 1),
+                    gflops == null || cRow ? "-" : String.format(Locale.ROOT, "%.1f%%", 100 * gflops / r.peak),
                     note == null ? "" : note);
         }
         out.flush();
     }
 
+    /** x with the given decimals, or "-" when there is no such figure (NaN). */
+    private static String fixed(double x, int decimals) {
+        return Double.isNaN(x) ? "-" : String.format(Locale.ROOT, "%." + decimals + "f", x);
+    }
+
     /** x to 5 significant digits (tiny --quick timings must not round to zero). */
-    private static double round(double x) {
+    private static Double round(double x) {
+        if (Double.isNaN(x)) return null;   // the bandwidth row has no time or FMA peak
         return new java.math.BigDecimal(x).round(new java.math.MathContext(5)).doubleValue();
     }
 

@@ -36,13 +36,26 @@ class KernelsBenchTest {
                 assertTrue(row.has(key), "key " + key + " in " + line);
             }
             ops.add(row.get("op").asText());
+            if (row.get("op").asText().equals("c_fma_peak")) {
+                // gcc's FMA loop: a figure where gcc builds it, else the reason in the note
+                assertTrue(row.get("ms").isNull(), line);
+                if (row.get("gflops").isNumber()) assertTrue(row.get("gflops").asDouble() > 0 && row.get("note").asText().startsWith("gcc -O2 -march=native"), line);
+                else assertTrue(row.get("note").asText().startsWith("no C peak: "), line);
+                continue;
+            }
+            if (row.get("op").asText().equals("bandwidth")) {
+                // measured, not timed: its figure is in the note, and the memory-bound rows are judged against it
+                assertTrue(row.get("ms").isNull() && row.get("note").asText().matches("\\d+\\.\\d GB/s; STREAM triad.*"), line);
+                continue;
+            }
             assertTrue(row.get("ms").asDouble() > 0, line);
             assertTrue(row.get("peak_gflops").asDouble() > 0, line);
             boolean flopBound = row.get("op").asText().equals("gemm") || row.get("op").asText().equals("attention");
             assertEquals(flopBound, row.get("gflops").isNumber(), "gflops is a number exactly for flop-bound ops: " + line);
             if (flopBound) assertTrue(row.get("gflops").asDouble() > 0, line);
         }
-        assertEquals(new TreeSet<>(List.of("attention", "cross_entropy", "gemm", "rms_norm", "rotary")), ops);
+        assertEquals(new TreeSet<>(List.of("attention", "bandwidth", "c_fma_peak", "cross_entropy", "gemm", "rms_norm", "rotary")), ops);
+        assertTrue(out.contains("of the triad"), "memory-bound ops say their share of the bandwidth: " + out);
     }
 
     @Test
@@ -51,7 +64,22 @@ class KernelsBenchTest {
         assertTrue(out.contains("%peak"), out);
         assertTrue(out.contains("paths: GEMM ") && out.contains("micro-kernel") && out.contains("VecMath"), out);
         assertTrue(out.contains("rms_norm") && out.contains("rotary"), out);
+        assertTrue(out.lines().anyMatch(l -> l.startsWith("bandwidth ") && l.contains("GB/s; STREAM triad")), out);
         assertTrue(!out.contains("gemm ") && !out.contains("attention "), out);
+    }
+
+    @Test
+    void theCFmaLoopBuildsWhereGccIsAndItsFigureIsPlausible() {
+        CFmaPeak.Peak p = CFmaPeak.measure(1, nanochat4j.tensor.cpu.Vec.F.vectorBitSize(), 100_000);
+        boolean gcc = java.util.stream.Stream.of(System.getenv("PATH").split(java.io.File.pathSeparator))
+                .anyMatch(d -> java.nio.file.Files.isExecutable(java.nio.file.Path.of(d, "gcc")));
+        if (!gcc) {
+            assertTrue(!p.measured() && p.reason().contains("gcc"), "without gcc the reason names it: " + p);
+            return;
+        }
+        assertTrue(p.measured(), "gcc is on the PATH, so the loop must build and run: " + p);
+        // one thread's FMA peak: above a scalar core's (~1 GFLOP/s), below any CPU core's (~500 GFLOP/s)
+        assertTrue(p.gflops() > 1 && p.gflops() < 500, p.toString());
     }
 
     @Test
