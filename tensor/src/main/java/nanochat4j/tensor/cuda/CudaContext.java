@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.function.Consumer;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.DeviceStorage;
@@ -44,6 +45,8 @@ public final class CudaContext {
     private Cublas cublas;
     private final PtxCache cache = new PtxCache(PtxCache.defaultDir());
     private long pooledBytes;
+    /** Told of every explicit copy into device memory (the backend's bf16 weight copies of it become stale). */
+    private volatile Consumer<DeviceStorage> onCopyInto = s -> {};
 
     private CudaContext(Driver driver, int ordinal) {
         this.driver = driver;
@@ -109,6 +112,11 @@ public final class CudaContext {
         return name + ", sm_" + ccMajor + ccMinor + ", " + sms + " SMs, driver " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10;
     }
 
+    /** Sets what is told of every copy into a device storage (one listener: the backend's bf16 weight cache). */
+    void onCopyInto(Consumer<DeviceStorage> listener) {
+        onCopyInto = listener;
+    }
+
     public synchronized Cublas cublas() {
         if (cublas == null) cublas = new Cublas(stream);
         return cublas;
@@ -148,6 +156,7 @@ public final class CudaContext {
         public void copyFromHost(MemorySegment src, long byteOffset, long n) {
             bind();
             if (n == 0) return;
+            onCopyInto.accept(this);
             driver.copyHtoDAsync(ptr + byteOffset, src, n, stream);
             synchronize(); // the host segment may be freed as soon as we return
         }
@@ -156,6 +165,7 @@ public final class CudaContext {
         public void copyFromDevice(DeviceStorage src, long srcOffset, long dstOffset, long n) {
             bind();
             if (n == 0) return;
+            onCopyInto.accept(this);
             driver.copyDtoDAsync(ptr + dstOffset, src.address() + srcOffset, n, stream);
         }
 

@@ -27,6 +27,7 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
 import nanochat4j.tensor.cuda.CudaUnavailableException;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
@@ -130,7 +131,10 @@ public final class BaseTrain {
         } catch (CudaUnavailableException e) {
             throw new IllegalArgumentException("--device cuda: " + e.getMessage() + " (--device cpu always works)", e);
         }
-        out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb ? " (" + cb.context().describe() + ")" : "");
+        MatmulPrecision precision = MatmulPrecision.parse(o.precision);
+        if (backend instanceof CudaBackend cb) cb.setMatmulPrecision(precision);
+        out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb
+                ? " (" + cb.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
         GPT model = GPT.create(config, 42, device);
         double s = dial.batchLrScale();
         MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(),

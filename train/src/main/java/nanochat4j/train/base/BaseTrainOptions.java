@@ -80,6 +80,9 @@ public final class BaseTrainOptions {
     public Path checkpointDir;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
     public String device;
+    @Option(names = "--precision", defaultValue = "bf16",
+            description = "linear layers on CUDA: bf16 (nanochat's: bf16 operands, fp32 accumulation, fp32 master weights) or fp32; the CPU computes in fp32 (default: ${DEFAULT-VALUE})")
+    public String precision;
 
     /** {@link #device} as a {@link Device}; a clear message for anything but cpu/cuda. */
     public Device deviceKind() {
