@@ -34,6 +34,7 @@ import nanochat4j.train.data.DataSource;
 import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
 import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.OverlappedGradReduce;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
@@ -137,8 +138,12 @@ public final class BaseTrain {
                 ? " (" + cb.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
         GPT model = GPT.create(config, 42, device);
         double s = dial.batchLrScale();
-        MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(),
-                o.scalarLr * s), comm);
+        var groups = model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(), o.scalarLr * s);
+        // GPU ranks average their gradients while the backward runs, then each runs the whole optimizer on its GPU
+        OverlappedGradReduce overlap = world > 1 && device == Device.CUDA
+                ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
+        MuonAdamW opt = overlap != null ? MuonAdamW.replicated(groups, rank) : new MuonAdamW(groups, comm);
+        double reduceWait = 0, stepTime = 0;
         Schedules sched = new Schedules(n, o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
 
         int step = 0;
@@ -256,7 +261,13 @@ public final class BaseTrain {
                         Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
                                 Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
                         trainLoss = loss.item();
-                        loss.backward(1f / accum);
+                        if (overlap != null && micro == accum - 1) {
+                            try (var reducing = overlap.duringBackward()) {
+                                loss.backward(1f / accum);
+                            }
+                        } else {
+                            loss.backward(1f / accum);
+                        }
                         consumed = batch.state();
                         batch = train.next();
                     }
@@ -267,6 +278,7 @@ public final class BaseTrain {
                             + " are intact; rerun with a smaller --device-batch-size (e.g. " + Math.max(1, o.deviceBatchSize / 2)
                             + ", gradient accumulation keeps the total batch)", e);
                 }
+                double waited = overlap == null ? 0 : overlap.await();
                 if (!Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + step);
                 double lrm = sched.lrMultiplier(step);
                 opt.setLrMultiplier(lrm);
@@ -298,10 +310,20 @@ public final class BaseTrain {
                 m.put("dt", dt);
                 m.put("tok_per_sec", tokPerSec);
                 m.put("mfu", mfu);
+                if (overlap != null) {
+                    m.put("reduce_wait", waited);
+                    reduceWait += waited;
+                    stepTime += dt;
+                }
                 if (master) appendMetric(metricsFile, m);
                 step++;
             }
             bar.clear();
+        }
+        if (overlap != null) {
+            overlap.close();
+            out.printf(Locale.ROOT, "Gradient all-reduce (%d buckets, overlapped with the backward): waited %.1f%% of the step time%n",
+                    overlap.bucketCount(), stepTime > 0 ? 100 * reduceWait / stepTime : 0.0);
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
         if (master) MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
