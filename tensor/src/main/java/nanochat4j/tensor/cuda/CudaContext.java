@@ -12,6 +12,8 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.Consumer;
+import java.util.function.LongUnaryOperator;
+import java.util.function.Supplier;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.DeviceStorage;
@@ -199,8 +201,7 @@ public final class CudaContext {
             }
         }
         bind();
-        long p = driver.allocOrZero(size);
-        if (p == 0) {
+        return track(allocateOrThrow(bytes, size, driver::allocOrZero, () -> {
             releasePool();
             System.gc();
             try {
@@ -209,13 +210,26 @@ public final class CudaContext {
                 Thread.currentThread().interrupt();
             }
             releasePool();
-            p = driver.allocOrZero(size);
+        }, driver::memoryInfo), size);
+    }
+
+    /**
+     * cuMemAlloc's policy on a full device: {@code alloc} (a pointer, or 0 when out of memory); on 0,
+     * {@code freeCached} (the pool back to the driver, dead tensors collected) and one more try; still 0: a
+     * {@link CudaOutOfMemoryException} naming the {@code requested} size and {@code memoryInfo}'s free and total.
+     */
+    static long allocateOrThrow(long requested, long size, LongUnaryOperator alloc, Runnable freeCached,
+                                Supplier<long[]> memoryInfo) {
+        long p = alloc.applyAsLong(size);
+        if (p == 0) {
+            freeCached.run();
+            p = alloc.applyAsLong(size);
         }
         if (p == 0) {
-            long[] info = driver.memoryInfo();
-            throw new CudaOutOfMemoryException(bytes, info[0], info[1]);
+            long[] info = memoryInfo.get();
+            throw new CudaOutOfMemoryException(requested, info[0], info[1]);
         }
-        return track(p, size);
+        return p;
     }
 
     private Memory track(long ptr, long size) {
