@@ -104,7 +104,7 @@ if t=$(stage conformance 110); then
     --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest \
     --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.bench.DeviceDecoderTest \
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
-    --select-class nanochat4j.train.optim.DeviceMuonTest \
+    --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
     --details=tree --disable-banner --reports-dir "$out/junit" > "$clog" 2>&1
   conf=$(junit_exit $? "$clog")
   cat "$clog" >> "$log"

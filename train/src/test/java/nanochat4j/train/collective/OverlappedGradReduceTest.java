@@ -12,9 +12,12 @@ import nanochat4j.autograd.Autograd;
 import nanochat4j.autograd.Parameter;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.train.optim.MuonAdamW;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -103,6 +106,33 @@ class OverlappedGradReduceTest {
                 assertArrayEquals(results.getFirst().paramsOverlap().get(i), r.paramsOverlap().get(i), names.get(i) + " equal on both ranks");
             }
         }
+    }
+
+    /**
+     * The device path (gradients device → host buffer → ring → device on the reducer thread, while the main thread
+     * queues the rest of the backward on the same stream): two in-process ranks on one GPU, against one all-reduce
+     * of the downloaded gradients after the backward pass, bit for bit. Skipped without a GPU.
+     */
+    @Test
+    void onTheGpuTheOverlappedReduceEqualsReducingAfterBackward() throws Exception {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "GPU overlapped reduce skipped: " + why);
+        List<Boolean> ok = InProcessRing.run(WORLD, "overlap-gpu", comm -> {
+            GPT overlap = GPT.create(CFG, 5, Device.CUDA), plain = GPT.create(CFG, 5, Device.CUDA);
+            try (OverlappedGradReduce reduce = new OverlappedGradReduce(overlap.parameters(), comm, BUCKET)) {
+                backward(overlap, comm.rank(), 0, reduce);
+                reduce.await();
+            }
+            backward(plain, comm.rank(), 0, null);
+            List<Parameter> po = overlap.parameters(), pp = plain.parameters();
+            for (int i = 0; i < po.size(); i++) {
+                float[] want = pp.get(i).grad().toFloatArray();
+                comm.allReduce(want, 0, want.length, ReduceOp.AVG);
+                assertArrayEquals(want, po.get(i).grad().toFloatArray(), "rank " + comm.rank() + " " + po.get(i).name());
+            }
+            return true;
+        });
+        assertEquals(List.of(true, true), ok);
     }
 
     @Test
