@@ -12,8 +12,8 @@
 #   4. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1
 #   5. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
 #      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi)
-#   6. real nanochat on this GPU (120 s): its own model and optimizer, bf16, torch.compile, d12 batch 32 x 2048 for
-#      30 steps (tok/s, MFU, peak memory) and d20 batch-1 decode (tok/s) — the side-by-side in the same session
+#   6. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
+#      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
 #   7. with time left: the two-GPU-worker training test and the exact GPU resume test
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
 # Exit 0 only when the probe found a GPU and every stage that ran passed; 3 when CUDA is unusable here.
@@ -175,7 +175,7 @@ if [ -z "$py" ] || [ ! -d "$pack/nanochat_src" ] || [ ! -f "$pack/gpu-nanochat-b
   say "nanochat side-by-side skipped: python ${py:-missing}, nanochat_src/gpu-nanochat-bench.py in the pack?"
   json "{\"kind\":\"nanochat\",\"skipped\":\"no python or no nanochat_src\"}"
 elif t=$(stage nanochat 120); then
-  say "nanochat (torch) d12 train 30 steps + d20 decode (${t}s) ..."
+  say "nanochat (torch) d20 decode + d12 train 30 steps (${t}s) ..."
   smi_start
   timeout "$t" "$py" "$pack/gpu-nanochat-bench.py" --src "$pack/nanochat_src" --depth 12 --batch 32 --steps 30 --decode-depth 20 \
     >> "$jsonl" 2>> "$log"
