@@ -46,7 +46,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * Sets how the linear layers compute from now on (see {@link MatmulPrecision}; FP32 until set, so the fp32
-     * conformance of every op holds) and returns the previous setting. base-train and the benchmarks set BF16.
+     * conformance of every op holds) and returns the previous setting. base-train sets it from --precision (bf16).
      */
     public MatmulPrecision setMatmulPrecision(MatmulPrecision p) {
         MatmulPrecision old = precision;
