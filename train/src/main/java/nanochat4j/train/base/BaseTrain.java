@@ -139,8 +139,8 @@ public final class BaseTrain {
         GPT model = GPT.create(config, 42, device);
         double s = dial.batchLrScale();
         var groups = model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(), o.scalarLr * s);
-        // GPU ranks average their gradients while the backward runs, then each runs the whole optimizer on its GPU
-        OverlappedGradReduce overlap = world > 1 && device == Device.CUDA
+        // ranks (GPU ones by default) average their gradients while the backward runs, then each runs the whole optimizer
+        OverlappedGradReduce overlap = o.overlapReduce(world, device)
                 ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
         MuonAdamW opt = overlap != null ? MuonAdamW.replicated(groups, rank) : new MuonAdamW(groups, comm);
         double reduceWait = 0, stepTime = 0;
