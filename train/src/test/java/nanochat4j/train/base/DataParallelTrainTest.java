@@ -193,6 +193,7 @@ class DataParallelTrainTest {
         for (String k : x.keySet()) assertArrayEquals(x.get(k), y.get(k), k + " differs from the ZeRO-2 run");
         assertTrue(Files.exists(MuonAdamW.stateFile(overlap, 5, 0)) && !Files.exists(MuonAdamW.stateFile(overlap, 5, 1)),
                 "rank 0 writes the replicated optimizer state");
+        log.lines().filter(l -> l.contains("Gradient all-reduce")).forEach(System.out::println);
         assertTrue(log.matches("(?s).*\\[rank 0] Gradient all-reduce \\(\\d+ buckets, overlapped with the backward\\): waited [0-9.]+% of the step time.*"), log);
     }
 
