@@ -2,11 +2,12 @@
 # nanochat's runs/speedrun.sh for one GPU node: dataset → tokenizer → base-train on CUDA (one worker per GPU over
 # the ring) → base-eval → the chat stages this build has. Sized by the depth dial like nanochat.
 #
-#   runs/speedrun.sh [--depth N] [--nproc N] [--device-batch-size N] [--quick]
+#   runs/speedrun.sh [--depth N] [--nproc N] [--device-batch-size N] [--precision bf16|fp32] [--quick]
 #
 # --depth 24 is nanochat's speedrun model (default); --quick is the d12 variant (depth 12, fewer shards, fewer
 # CORE examples). --nproc defaults to the GPUs the driver exposes (1 when it cannot tell). Data: ClimbMix shards
-# in $NANOCHAT_BASE_DIR/base_data_climbmix (downloaded when missing) or --data DIR.
+# in $NANOCHAT_BASE_DIR/base_data_climbmix (downloaded when missing) or --data DIR. --precision: the linear layers'
+# operands (bf16 as nanochat on CUDA, the default; fp32 master weights either way).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ DEVICE_BATCH=16
 SHARDS=170
 DATA=""
 CORE_MAX=-1
+PRECISION=bf16
 while [ $# -gt 0 ]; do
   case "$1" in
     --depth) DEPTH="$2"; shift 2 ;;
@@ -24,6 +26,8 @@ while [ $# -gt 0 ]; do
     --nproc=*) NPROC="${1#--nproc=}"; shift ;;
     --device-batch-size) DEVICE_BATCH="$2"; shift 2 ;;
     --device-batch-size=*) DEVICE_BATCH="${1#--device-batch-size=}"; shift ;;
+    --precision) PRECISION="$2"; shift 2 ;;
+    --precision=*) PRECISION="${1#--precision=}"; shift ;;
     --data) DATA="$2"; shift 2 ;;
     --data=*) DATA="${1#--data=}"; shift ;;
     --quick) DEPTH=12; DEVICE_BATCH=32; SHARDS=24; CORE_MAX=500; shift ;;
@@ -51,7 +55,7 @@ fi
 
 TAG="d$DEPTH"
 if [ "$NPROC" -gt 1 ]; then RUN=(./nanochat4j launch --nproc "$NPROC"); else RUN=(./nanochat4j); fi
-"${RUN[@]}" base-train --device cuda --depth "$DEPTH" --target-param-data-ratio 8 --device-batch-size "$DEVICE_BATCH" \
+"${RUN[@]}" base-train --device cuda --precision "$PRECISION" --depth "$DEPTH" --target-param-data-ratio 8 --device-batch-size "$DEVICE_BATCH" \
   --data "$DATA" --model-tag "$TAG" --core-metric-max-per-task "$CORE_MAX"
 ./nanochat4j base-eval --model-tag "$TAG" --device-batch-size "$DEVICE_BATCH" --max-per-task "$CORE_MAX"
 

@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Runs on a GPU machine with no Java and no network, from the folder scripts/gpu-pack.sh built:
-#   1. unpacks the jlinked runtime
-#   2. probe: the device, its memory and the driver library, or the one-line reason CUDA is unusable (exit 3)
-#   3. the backend conformance suite (CPU and CUDA against float64 references and the PyTorch fixtures), the CUDA
-#      checks, the NVRTC compile of every kernel and the GPU decoder against the CPU model, via JUnit's console
-#   4. kernel timings (launch overhead, cuBLAS fp32/bf16 GEMM, attention fwd/bwd/decode) as JSON lines, then
-#      `bench kernels --device cuda --json` (every backend op family at nanochat's shapes), then
-#      `bench infer --device cuda` at d12 and d20 (head dim 128, GPU-resident weights and KV cache)
-#   5. training on the GPU: the GPU-vs-CPU training step and GPU resume tests, then a 30-step d12 base-train
-#      --device cuda (batch 32 x 2048, SSSL, head dim 128) on synthetic text with a tokenizer trained here
-#      (vocab 8192), printing its tok/s and MFU (of 989 TFLOP/s) as a JSON line
-# Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl (one JSON object per line); OUT defaults to
-# ./out beside this script. Exit 0 only when the probe found a GPU and every conformance test passed.
-# Usage: [OUT=dir] ./gpu-check.sh [pack-dir]
+# Runs on a GPU machine with no Java and no network, from the folder scripts/gpu-pack.sh built, within 8 minutes
+# (a deadline of GPU_CHECK_BUDGET seconds, default 470: each stage runs under `timeout` with the smaller of its own
+# budget and the time left, and a stage with under 15 s left is skipped with a JSON line saying so). Stages, most
+# important first, each appending its JSON lines to $OUT/gpu-check.jsonl as it ends:
+#   1. probe (40 s): the device, its memory and the driver library, or the one-line reason CUDA is unusable (exit 3)
+#   2. conformance (110 s): the backend suite on CPU and CUDA (fp32, and bf16 matmuls at bf16 tolerance), the
+#      PyTorch fixtures, NVRTC compiles, our tensor-core GEMM, the GPU decoder, the GPU training step against the
+#      CPU one in fp32 and bf16, the device optimizer — one JUnit run
+#   3. bench kernels --device cuda --ops gemm,attention (70 s): cuBLAS fp32/bf16 and our GEMM per d12/d20/d24 layer
+#      shape (TFLOP/s, % of cuBLAS), attention fwd/bwd/decode
+#   4. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1
+#   5. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
+#      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi)
+#   6. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
+#      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
+#   7. with time left: the two-GPU-worker training test and the exact GPU resume test
+# Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
+# Exit 0 only when the probe found a GPU and every stage that ran passed; 3 when CUDA is unusable here.
+# Usage: [OUT=dir] [GPU_CHECK_BUDGET=s] ./gpu-check.sh [pack-dir]
 set -uo pipefail
+t_start=$(date +%s)
+budget="${GPU_CHECK_BUDGET:-470}"
 pack="$(cd "${1:-$(dirname "$(readlink -f "$0")")}" && pwd)"
 out="${OUT:-$pack/out}"
 mkdir -p "$out"
@@ -22,104 +29,179 @@ jsonl="$out/gpu-check.jsonl"
 : > "$log"
 : > "$jsonl"
 say() { echo "gpu-check: $*" | tee -a "$log" >&2; }
+json() { echo "$1" >> "$jsonl"; }
+# seconds a stage may run: its budget, or what is left before the deadline
+left() { local l=$((t_start + budget - $(date +%s))); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+# starts a stage: prints its timeout, or returns 1 (and records the skip) when under 15 s are left
+stage() {
+  local t
+  t=$(left "$2")
+  if [ "$t" -lt 15 ]; then
+    say "skipping $1: ${t}s left of the ${budget}s budget"
+    json "{\"kind\":\"$1\",\"skipped\":\"budget\"}"
+    return 1
+  fi
+  echo "$t"
+}
+failed=0
+
 for f in runtime.tgz nanochat4j.jar tensor-tests.jar bench-tests.jar train-tests.jar junit-console.jar; do
   [ -f "$pack/$f" ] || { say "missing $pack/$f (build the folder with scripts/gpu-pack.sh)"; exit 2; }
 done
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+smi_pid=""
+trap '[ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null; rm -rf "$work"' EXIT
 tar -xzf "$pack/runtime.tgz" -C "$work" || { say "cannot unpack runtime.tgz"; exit 2; }
 java="$work/runtime/bin/java"
 flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m -Dnanochat4j.cuda.cache="$work/ptx-cache"
   -Dshared.dir="$pack/shared")
 say "$("$java" -version 2>&1 | head -n 1); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 
-timeout 120 "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck probe >> "$jsonl" 2>> "$log"
+# peak GPU memory used while a command runs (nvidia-smi, MiB, the whole device: the same measure for both sides)
+smi_start() {
+  : > "$work/smi.txt"
+  if command -v nvidia-smi > /dev/null; then
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 > "$work/smi.txt" 2>/dev/null &
+    smi_pid=$!
+  fi
+}
+smi_peak() {
+  [ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null && wait "$smi_pid" 2>/dev/null
+  smi_pid=""
+  local m
+  m=$(sort -n "$work/smi.txt" 2>/dev/null | tail -n 1 | tr -dc '0-9')
+  [ -n "$m" ] && awk -v m="$m" 'BEGIN { printf "%.2f", m / 1024 }' || echo null
+}
+# "tests successful/failed/aborted" of a JUnit console log, and its exit turned into 4 when CUDA cases were skipped
+junit_summary() { grep -E 'tests (successful|failed|skipped|aborted)' "$1" | tr -s ' []' | tr '\n' ';'; }
+junit_exit() {
+  local rc=$1 aborted
+  aborted="$(grep -E 'tests aborted' "$2" | tr -dc '0-9')"
+  # an aborted (assumption-skipped) case means a GPU half did not run: a failure on a GPU machine
+  if [ "$rc" -eq 0 ] && [ "${aborted:-0}" -ne 0 ]; then echo 4; else echo "$rc"; fi
+}
+
+# ---- 1. probe
+t=$(stage probe 40) || exit 3
+timeout "$t" "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck probe >> "$jsonl" 2>> "$log"
 rc=$?
 if [ "$rc" -ne 0 ]; then
   reason="$(tail -n 1 "$log")"
   if [ "$rc" -eq 3 ]; then say "no CUDA driver or GPU usable here: $reason"; else say "probe failed (exit $rc): $reason"; fi
+  json "{\"kind\":\"probe-failed\",\"exit\":$rc}"
   exit 3
 fi
 say "probe: $(tail -n 1 "$jsonl")"
 
-say "conformance suite ..."
-CI=true timeout 360 "$java" "${flags[@]}" -jar "$pack/junit-console.jar" execute \
-  --class-path "$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/bench-tests.jar" \
-  --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.CudaBackendTest \
-  --select-class nanochat4j.tensor.cuda.NvrtcCompileTest --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest \
-  --select-class nanochat4j.bench.DeviceDecoderTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest --select-class nanochat4j.tensor.cuda.DeterministicScatterTest \
-  --details=tree --disable-banner --reports-dir "$out/junit" >> "$log" 2>&1
-conf=$?
-summary="$(grep -E 'tests (successful|failed|skipped|aborted)' "$log" | tr -s ' []' | tr '\n' ';')"
-aborted="$(grep -E 'tests aborted' "$log" | tr -dc '0-9')"
-# an aborted (assumption-skipped) case here means the CUDA half did not run: that is a failure on a GPU machine
-if [ "$conf" -eq 0 ] && [ "${aborted:-0}" -ne 0 ]; then conf=4; fi
-echo "{\"kind\":\"conformance\",\"exit\":$conf,\"summary\":\"$summary\"}" >> "$jsonl"
-say "conformance exit $conf: $summary"
-
-say "kernel timings ..."
-timeout 180 "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck bench >> "$jsonl" 2>> "$log"
-bench=$?
-say "bench exit $bench"
-
-say "bench kernels --device cuda ..."
-timeout 240 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --json >> "$jsonl" 2>> "$log"
-kernels=$?
-say "bench kernels exit $kernels"
-
-infer=0
-for depth in 12 20; do
-  say "bench infer --device cuda --depth $depth ..."
-  timeout 150 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench infer --device cuda --depth "$depth" --head-dim 128 --seq 2048 --json \
-    >> "$jsonl" 2>> "$log" || { infer=$?; say "bench infer d$depth failed (exit $infer)"; }
-done
-
-say "GPU training tests ..."
-tlog="$work/train-tests.log"
-# on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
-CI=true timeout 300 "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
-  org.junit.platform.console.ConsoleLauncher execute \
-  --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
-  --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest --select-class nanochat4j.train.optim.DeviceMuonTest \
-  --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
-  --details=tree --disable-banner --reports-dir "$out/junit-train" > "$tlog" 2>&1
-trainconf=$?
-cat "$tlog" >> "$log"
-tsummary="$(grep -E 'tests (successful|failed|skipped|aborted)' "$tlog" | tr -s ' []' | tr '\n' ';')"
-taborted="$(grep -E 'tests aborted' "$tlog" | tr -dc '0-9')"
-if [ "$trainconf" -eq 0 ] && [ "${taborted:-0}" -ne 0 ]; then trainconf=4; fi
-echo "{\"kind\":\"train-tests\",\"exit\":$trainconf,\"summary\":\"$tsummary\"}" >> "$jsonl"
-say "GPU training tests exit $trainconf: $tsummary"
-
-say "base-train --device cuda, d12, 30 steps ..."
-base="$work/base"
-mkdir -p "$base/data"
-# synthetic text: pseudo-words from a fixed seed, enough distinct pieces for 8192 BPE merges (no network here)
-for f in 0 1 2; do
-  awk -v seed=$((f + 1)) 'BEGIN { srand(seed); c = "etaoinshrdlucmfwypvbgkjqxz";
-    for (d = 0; d < 4000; d++) { line = "{\"text\":\"";
-      for (w = 0; w < 60 + int(rand() * 200); w++) { n = 1 + int(rand() * 9); s = "";
-        for (i = 0; i < n; i++) s = s substr(c, 1 + int(rand() * rand() * 26), 1);
-        line = line (w ? " " : "") s }
-      print line ".\"}" } }' > "$base/data/part_$f.jsonl"
-done
-trainrc=0
-NANOCHAT_BASE_DIR="$base" timeout 180 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" tok-train --data "$base/data" --vocab-size 8192 \
-  >> "$log" 2>&1 || { trainrc=$?; say "tok-train failed (exit $trainrc)"; }
-blog="$work/base-train.log"
-if [ "$trainrc" -eq 0 ]; then
-  NANOCHAT_BASE_DIR="$base" timeout 420 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" base-train --device cuda --depth 12 \
-    --device-batch-size 32 --max-seq-len 2048 --total-batch-size 65536 --num-iterations 30 --warmup-steps 5 --eval-every -1 \
-    --core-metric-every -1 --sample-every -1 --data "$base/data" --checkpoint-dir "$base/ckpt" > "$blog" 2>&1
-  trainrc=$?
-  cat "$blog" >> "$log"
-  last="$(grep -E '^step 000(2[0-9]|30)/' "$blog" | tail -n 1)"
-  tok="$(echo "$last" | sed -n 's/.*tok\/sec: \([0-9,]*\).*/\1/p' | tr -d ,)"
-  mfu="$(echo "$last" | sed -n 's/.*mfu: \([0-9.]*\)%.*/\1/p')"
-  dt="$(echo "$last" | sed -n 's/.*dt: \([0-9.]*\)ms.*/\1/p')"
-  echo "{\"kind\":\"base-train\",\"depth\":12,\"batch\":32,\"seq\":2048,\"exit\":$trainrc,\"tok_per_s\":${tok:-null},\"mfu_pct\":${mfu:-null},\"dt_ms\":${dt:-null}}" >> "$jsonl"
-  say "base-train d12 exit $trainrc: ${tok:-?} tok/s, MFU ${mfu:-?}%, step ${dt:-?} ms ($(tail -n 1 "$blog"))"
+# ---- 2. conformance: fp32 and bf16, the GPU training step, the device optimizer
+if t=$(stage conformance 110); then
+  say "conformance suite (${t}s) ..."
+  clog="$work/conformance.log"
+  CI=true timeout "$t" "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/bench-tests.jar:$pack/train-tests.jar" \
+    org.junit.platform.console.ConsoleLauncher execute \
+    --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.Bf16MatmulConformanceTest \
+    --select-class nanochat4j.tensor.cuda.CudaBackendTest --select-class nanochat4j.tensor.cuda.NvrtcCompileTest \
+    --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest \
+    --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.bench.DeviceDecoderTest \
+    --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
+    --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
+    --details=tree --disable-banner --reports-dir "$out/junit" > "$clog" 2>&1
+  conf=$(junit_exit $? "$clog")
+  cat "$clog" >> "$log"
+  json "{\"kind\":\"conformance\",\"exit\":$conf,\"summary\":\"$(junit_summary "$clog")\"}"
+  say "conformance exit $conf: $(junit_summary "$clog")"
+  [ "$conf" -eq 0 ] || failed=1
 fi
 
+# ---- 3. kernels: cuBLAS vs our tensor-core GEMM on the layer shapes, attention
+if t=$(stage bench-kernels 70); then
+  say "bench kernels --device cuda --ops gemm,attention (${t}s) ..."
+  timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --ops gemm,attention --json >> "$jsonl" 2>> "$log"
+  rc=$?
+  say "bench kernels exit $rc"
+  [ "$rc" -eq 0 ] || { failed=1; json "{\"kind\":\"bench-kernels\",\"exit\":$rc}"; }
+fi
+
+# ---- 4. decode speed at d20 (helper "forward"'s command, unchanged)
+if t=$(stage bench-infer 60); then
+  say "bench infer --device cuda --depth 20 (${t}s) ..."
+  timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench infer --device cuda --depth 20 --head-dim 128 --seq 2048 --json \
+    >> "$jsonl" 2>> "$log"
+  rc=$?
+  say "bench infer d20 exit $rc"
+  [ "$rc" -eq 0 ] || { failed=1; json "{\"kind\":\"bench-infer\",\"depth\":20,\"exit\":$rc}"; }
+fi
+
+# ---- 5. base-train d12, batch 32 x 2048, bf16, 30 steps
+base="$work/base"
+mkdir -p "$base/data"
+trainrc=0
+if [ -f "$pack/data.tgz" ]; then
+  tar -xzf "$pack/data.tgz" -C "$base/data" || trainrc=2
+else
+  say "no data.tgz in the pack: base-train skipped"
+  trainrc=2
+fi
+tokok=0
+if [ "$trainrc" -eq 0 ] && t=$(stage tok-train 30); then
+  NANOCHAT_BASE_DIR="$base" timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" tok-train --data "$base/data" --vocab-size 32768 \
+    >> "$log" 2>&1 && tokok=1 || { trainrc=$?; say "tok-train failed (exit $trainrc)"; json "{\"kind\":\"tok-train\",\"exit\":$trainrc}"; }
+fi
+if [ "$tokok" -eq 1 ] && t=$(stage base-train 110); then
+  say "base-train --device cuda d12, 32 x 2048, bf16, 30 steps (${t}s) ..."
+  blog="$work/base-train.log"
+  smi_start
+  NANOCHAT_BASE_DIR="$base" timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" base-train --device cuda --precision bf16 \
+    --depth 12 --head-dim 128 --window-pattern SSSL --device-batch-size 32 --max-seq-len 2048 --total-batch-size 65536 \
+    --num-iterations 30 --warmup-steps 5 --eval-every -1 --core-metric-every -1 --sample-every -1 --data "$base/data" \
+    --checkpoint-dir "$base/ckpt" > "$blog" 2>&1
+  trainrc=$?
+  peak=$(smi_peak)
+  cat "$blog" >> "$log"
+  # medians over steps 6..30 (the first steps compile kernels and time the GEMM choices)
+  med() { grep -E '^step 000(0[6-9]|[12][0-9]|30)/' "$blog" | sed -n "s/.*$1.*/\\1/p" | tr -d , | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "null" }'; }
+  dt=$(med 'dt: \([0-9.]*\)ms')
+  tok=$(med 'tok\/sec: \([0-9,]*\)')
+  mfu=$(med 'mfu: \([0-9.]*\)%')
+  steps=$(grep -cE '^step [0-9]+/' "$blog")
+  json "{\"kind\":\"base-train\",\"depth\":12,\"batch\":32,\"seq\":2048,\"precision\":\"bf16\",\"exit\":$trainrc,\"steps\":$steps,\"dt_ms\":$dt,\"tok_per_s\":$tok,\"mfu_pct\":$mfu,\"peak_gpu_mem_gib\":$peak}"
+  say "base-train d12 exit $trainrc: $tok tok/s, MFU $mfu%, step $dt ms, peak $peak GiB ($(tail -n 1 "$blog"))"
+fi
+[ "$trainrc" -eq 0 ] || failed=1
+
+# ---- 6. real nanochat on the same GPU: d12 training step, d20 decode
+py="$(command -v python3 || command -v python || true)"
+if [ -z "$py" ] || [ ! -d "$pack/nanochat_src" ] || [ ! -f "$pack/gpu-nanochat-bench.py" ]; then
+  say "nanochat side-by-side skipped: python ${py:-missing}, nanochat_src/gpu-nanochat-bench.py in the pack?"
+  json "{\"kind\":\"nanochat\",\"skipped\":\"no python or no nanochat_src\"}"
+elif t=$(stage nanochat 120); then
+  say "nanochat (torch) d20 decode + d12 train 30 steps (${t}s) ..."
+  smi_start
+  timeout "$t" "$py" "$pack/gpu-nanochat-bench.py" --src "$pack/nanochat_src" --depth 12 --batch 32 --steps 30 --decode-depth 20 \
+    >> "$jsonl" 2>> "$log"
+  rc=$?
+  peak=$(smi_peak)
+  json "{\"kind\":\"nanochat-run\",\"exit\":$rc,\"peak_gpu_mem_gib\":$peak}"
+  say "nanochat exit $rc, peak $peak GiB (nvidia-smi, train and decode together)"
+fi
+
+# ---- 7. extras while time is left: two GPU workers over the ring, exact resume on the GPU
+if t=$(stage train-extras 120); then
+  say "GPU data-parallel and resume tests (${t}s) ..."
+  tlog="$work/train-tests.log"
+  # on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
+  CI=true timeout "$t" "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
+    org.junit.platform.console.ConsoleLauncher execute \
+    --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
+    --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
+    --details=tree --disable-banner --reports-dir "$out/junit-train" > "$tlog" 2>&1
+  trc=$(junit_exit $? "$tlog")
+  cat "$tlog" >> "$log"
+  json "{\"kind\":\"train-tests\",\"exit\":$trc,\"summary\":\"$(junit_summary "$tlog")\"}"
+  say "GPU training tests exit $trc: $(junit_summary "$tlog")"
+  [ "$trc" -eq 0 ] || failed=1
+fi
+
+say "done in $(( $(date +%s) - t_start ))s of the ${budget}s budget"
 cat "$jsonl" >> "$log"
-[ "$conf" -eq 0 ] && [ "$bench" -eq 0 ] && [ "$kernels" -eq 0 ] && [ "$infer" -eq 0 ] && [ "$trainconf" -eq 0 ] && [ "$trainrc" -eq 0 ]
+exit "$failed"

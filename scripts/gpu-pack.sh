@@ -10,6 +10,9 @@
 #   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
 #   gpu-check.sh     what to run there
 #   shared/fixtures/nanochat-tiny/ops.*  the PyTorch op fixtures (from ../shared)
+#   data.tgz         ~16 MB of Gutenberg text (../shared/data/pretrain_text, the largest books) for the d12 base-train
+#   nanochat_src/    real nanochat (../shared/tools/reference/nanochat_src, ~0.4 MB) and gpu-nanochat-bench.py, which
+#                    runs it on the GPU's PyTorch for the side-by-side
 # Usage: scripts/gpu-pack.sh [out-dir]   (default target/gpu-pack). Fails when the folder exceeds 64 MiB.
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
@@ -55,6 +58,23 @@ if [ -f "$fixtures/ops.json" ]; then
   cp "$fixtures/ops.json" "$fixtures/ops.bin" "$out/shared/fixtures/nanochat-tiny/"
 else
   echo "gpu-pack: no $fixtures/ops.json: the PyTorch fixture cases will fail there (CI=true)" >&2
+fi
+# text for base-train there (tokenizer trained there too: 2 s for 100 MB here); the last file by name is validation
+books="${NANOCHAT4J_SHARED:-$root/../shared}/data/pretrain_text/gutenberg_books"
+if [ -d "$books" ]; then
+  mapfile -t picked < <(cd "$books" && ls -S -- *.txt | head -n 6 | sort)
+  tar -C "$books" -czf "$out/data.tgz" "${picked[@]}"
+else
+  echo "gpu-pack: no $books: the base-train stage will be skipped there" >&2
+fi
+# real nanochat, unmodified, and the harness that runs it on the GPU's PyTorch (bf16, torch.compile)
+nanochat="${NANOCHAT4J_SHARED:-$root/../shared}/tools/reference/nanochat_src"
+if [ -d "$nanochat/nanochat" ]; then
+  mkdir -p "$out/nanochat_src"
+  cp -r "$nanochat/nanochat" "$nanochat/LICENSE" "$out/nanochat_src/"
+  cp scripts/gpu-nanochat-bench.py "$out/gpu-nanochat-bench.py"
+else
+  echo "gpu-pack: no $nanochat: the nanochat side-by-side will be skipped there" >&2
 fi
 chmod +x "$out/gpu-check.sh"
 

@@ -29,6 +29,31 @@ public final class Autograd {
         Tape.current().clear();
     }
 
+    /** Told during a backward pass of each parameter whose gradient that pass will not add to again. */
+    @FunctionalInterface
+    public interface GradReady {
+        void ready(Parameter p);
+    }
+
+    /**
+     * Calls {@code listener} from this thread's next backward passes as each parameter's gradient becomes final
+     * (the last node that uses the parameter has run), until the returned handle is closed: how a data-parallel
+     * job starts reducing gradients while the backward pass is still running. Parameters the pass never reaches
+     * are not reported.
+     */
+    public static GradReadyScope onGradReady(GradReady listener) {
+        Tape t = Tape.current();
+        GradReady previous = t.gradReady;
+        t.gradReady = listener;
+        return () -> t.gradReady = previous;
+    }
+
+    /** Removes the listener {@link #onGradReady} installed (restoring any earlier one). */
+    public interface GradReadyScope extends AutoCloseable {
+        @Override
+        void close();
+    }
+
     public static final class Scope implements AutoCloseable {
         private final Tape tape;
         private boolean closed;

@@ -1,7 +1,9 @@
 package nanochat4j.autograd;
 
 import java.util.ArrayList;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
 
@@ -15,6 +17,8 @@ final class Tape {
 
     private final List<Node> nodes = new ArrayList<>();
     int noGradDepth;
+    /** See {@link Autograd#onGradReady}; null when nobody listens. */
+    Autograd.GradReady gradReady;
 
     static Tape current() {
         return CURRENT.get();
@@ -64,6 +68,8 @@ final class Tape {
         int at = nodes.lastIndexOf(root.node);
         if (at < 0) throw new IllegalStateException("backward(): " + root + " is not on this thread's tape (backward already ran?)");
         root.grad = seed;
+        Autograd.GradReady ready = gradReady;
+        Map<Parameter, int[]> uses = ready == null ? null : parameterUses(at);
         try {
             for (int i = nodes.size() - 1; i >= 0; i--) {
                 Node n = nodes.set(i, null);
@@ -81,9 +87,30 @@ final class Tape {
                         n.backward.apply(g);
                     }
                 }
+                if (uses != null && i <= at) releaseUses(n, uses, ready);
             }
         } finally {
             clear();
+        }
+    }
+
+    /** How many nodes of this pass (those up to the root, index ≤ at) take each parameter as an input. */
+    private Map<Parameter, int[]> parameterUses(int at) {
+        Map<Parameter, int[]> uses = new IdentityHashMap<>();
+        for (int i = 0; i <= at; i++) {
+            Node n = nodes.get(i);
+            if (n == null) continue;
+            for (Var v : n.inputs) if (v != null && v.param != null && v.requiresGrad) uses.computeIfAbsent(v.param, k -> new int[1])[0]++;
+        }
+        return uses;
+    }
+
+    /** Node n has run: a parameter it was the last user of has its final gradient. */
+    private static void releaseUses(Node n, Map<Parameter, int[]> uses, Autograd.GradReady ready) {
+        for (Var v : n.inputs) {
+            if (v == null || v.param == null || !v.requiresGrad) continue;
+            int[] c = uses.get(v.param);
+            if (c != null && --c[0] == 0) ready.ready(v.param);
         }
     }
 

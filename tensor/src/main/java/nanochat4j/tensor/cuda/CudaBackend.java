@@ -17,7 +17,10 @@ import nanochat4j.tensor.cpu.CpuBackend;
 /**
  * {@link Backend} on an NVIDIA GPU: every tensor argument and result lives in device memory (see
  * {@link CudaContext}); kernels are the CUDA C sources under {@code nanochat4j/cuda/}, compiled by NVRTC at first
- * use; matmuls go through cuBLAS in fp32 (the interface's dtype). Work is queued on one stream and only the calls
+ * use; matmuls go through cuBLAS in fp32 (the interface's dtype), except the linear layers under
+ * {@link MatmulPrecision#BF16} (nanochat's CUDA policy: bf16 operands, fp32 accumulation and output; each weight
+ * cast once until it changes, {@link Bf16WeightCache}; our tensor-core GEMM where {@link GemmChooser} timed it
+ * faster than cuBLAS). Work is queued on one stream and only the calls
  * that must return a host value wait for it (bad-id and non-finite checks, the count of MEAN's rows).
  * Shapes and dtypes are checked as {@link CpuBackend} checks them, with the same messages, plus "on this device".
  */
@@ -28,10 +31,46 @@ public final class CudaBackend implements Backend {
 
     private final CudaContext ctx;
     private final Tensor zeroScalar;
+    private volatile MatmulPrecision precision = MatmulPrecision.FP32;
+    private final Bf16WeightCache weightCopies = new Bf16WeightCache();
+    private final TensorCoreGemm ownGemm;
+    private final GemmChooser chooser;
 
     private CudaBackend(CudaContext ctx) {
         this.ctx = ctx;
         this.zeroScalar = ctx.zeros(DType.F32, 1);
+        this.ownGemm = new TensorCoreGemm(ctx);
+        this.chooser = GemmChooser.forBackend(this::timeMs);
+        ctx.onCopyInto(weightCopies::forget);
+    }
+
+    /**
+     * Sets how the linear layers compute from now on (see {@link MatmulPrecision}; FP32 until set, so the fp32
+     * conformance of every op holds) and returns the previous setting. base-train sets it from --precision (bf16).
+     */
+    public MatmulPrecision setMatmulPrecision(MatmulPrecision p) {
+        MatmulPrecision old = precision;
+        precision = p;
+        return old;
+    }
+
+    public MatmulPrecision matmulPrecision() {
+        return precision;
+    }
+
+    /** bf16 weight casts made and cache hits so far. */
+    public long[] weightCastCounts() {
+        return weightCopies.counts();
+    }
+
+    /** The per-shape GEMM choices made so far (bf16 GEMMs: cuBLAS or our kernel). */
+    public GemmChooser gemmChooser() {
+        return chooser;
+    }
+
+    /** A write in place into {@code t}'s storage: bf16 copies made from it are stale. */
+    private void writes(Tensor t) {
+        weightCopies.forget(t.deviceStorage());
     }
 
     /** The backend of GPU 0; throws {@link CudaUnavailableException} (one-line reason) where there is none. */
@@ -74,6 +113,7 @@ public final class CudaBackend implements Backend {
         f32("adamw", "v", v);
         int n = p.numel();
         if (g.numel() != n || m.numel() != n || v.numel() != n) throw bad("adamw", "p, g, m and v must have the same element count", p, g, m, v);
+        writes(p);
         if (n > 0) {
             ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
                     p(p), p(g), p(m), p(v), n, decay, w1, w2, bias2, eps, stepSize);
@@ -85,6 +125,7 @@ public final class CudaBackend implements Backend {
         f32("muonCautious", "p", p);
         f32("muonCautious", "u", u);
         if (p.numel() != u.numel()) throw bad("muonCautious", "p and u must have the same element count", p, u);
+        writes(p);
         if (p.numel() > 0) {
             ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
                     p(p), p(u), p.numel(), lr, lrWd);
@@ -94,6 +135,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void zero(Tensor x) {
         onDevice("zero", "x", x);
+        writes(x);
         ctx.memset(x, 0);
     }
 
@@ -175,6 +217,7 @@ public final class CudaBackend implements Backend {
         MM pl = plan("matmulInto", a, transA, b, transB);
         f32("matmulInto", "c", c);
         if (!c.hasShape(pl.outShape)) throw bad("matmulInto", "c must have shape " + Arrays.toString(pl.outShape), a, b, c);
+        writes(c);
         if (pl.k == 0) {
             scaleInPlace(c, beta);
             return;
@@ -189,6 +232,73 @@ public final class CudaBackend implements Backend {
         else if (beta != 1f) mod("elementwise").launch("axpby_f32", grid(c.numel()), 1, 1, BLOCK, 0, beta, p(c), 0f, 0L, p(c), c.numel());
     }
 
+    // ------------------------------------------------------------------ bf16 GEMMs (MatmulPrecision.BF16)
+
+    private boolean bf16() {
+        return precision == MatmulPrecision.BF16;
+    }
+
+    /** {@code n} fp32 values at device address {@code src}, rounded to a new bf16 tensor of that many elements. */
+    private Tensor castBf16(long src, long n) {
+        Tensor y = ctx.empty(DType.BF16, Math.toIntExact(n));
+        if (n > 0) mod("elementwise").launch("f32_to_bf16", grid(n), 1, 1, BLOCK, 0, src, p(y), n);
+        return y;
+    }
+
+    /** An activation as it enters a bf16 GEMM (cast at each use: activations are new every step). */
+    private Tensor activationBf16(Tensor x) {
+        return castBf16(p(x), x.numel());
+    }
+
+    /** A weight's bf16 copy, cast once until the weight is written (see {@link Bf16WeightCache}). */
+    private Tensor weightBf16(Tensor w) {
+        return weightCopies.get(w, t -> castBf16(p(t), t.numel()));
+    }
+
+    /**
+     * Row-major C (m×n) = alpha·op(A)·op(B) + beta·C with bf16 A and B (device addresses), fp32 accumulation and C:
+     * cuBLAS GemmEx, or our tensor-core kernel where the chooser timed it faster for this shape (A·Bᵀ, beta = 0).
+     */
+    private void gemmBf16(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
+        if (m == 0 || n == 0 || k == 0) return;
+        ctx.bind();
+        Runnable cublas = () -> {
+            int lda = transA ? m : k, ldb = transB ? k : n;
+            ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, alpha, b, Cublas.R_16BF, ldb,
+                    a, Cublas.R_16BF, lda, beta, c, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+        };
+        if (beta != 0f) {
+            cublas.run();
+            return;
+        }
+        GemmChooser.Choice choice = chooser.choose(new GemmChooser.Shape(m, n, k, transA, transB), cublas,
+                tile -> () -> ownGemm.run(a, b, c, m, n, k, 1, true, alpha, 0f, tile));
+        if (choice.ours()) ownGemm.run(a, b, c, m, n, k, 1, true, alpha, 0f, choice.tile());
+        else cublas.run();
+    }
+
+    /** Device milliseconds of one run of {@code body}: a warm-up (compiles, picks algorithms), then the median of 3. */
+    private double timeMs(Runnable body) {
+        Driver drv = ctx.driver();
+        MemorySegment start = drv.eventCreate(), end = drv.eventCreate();
+        try {
+            body.run();
+            double[] ms = new double[3];
+            for (int i = 0; i < ms.length; i++) {
+                drv.eventRecord(start, ctx.stream());
+                body.run();
+                drv.eventRecord(end, ctx.stream());
+                drv.eventSynchronize(end);
+                ms[i] = drv.eventElapsedMs(start, end);
+            }
+            Arrays.sort(ms);
+            return ms[1];
+        } finally {
+            drv.eventDestroy(start);
+            drv.eventDestroy(end);
+        }
+    }
+
     @Override
     public Tensor linear(Tensor x, Tensor w) {
         f32("linear", "x", x);
@@ -197,8 +307,14 @@ public final class CudaBackend implements Backend {
         int out = w.shape(0), in = w.shape(1), rows = x.rows();
         int[] ys = x.shape();
         ys[ys.length - 1] = out;
+        if (rows == 0 || out == 0 || in == 0) return ctx.zeros(DType.F32, ys);
+        if (bf16()) {
+            Tensor y = ctx.empty(DType.F32, ys);
+            gemmBf16(false, true, rows, out, in, 1f, p(activationBf16(x)), p(weightBf16(w)), 0f, p(y));
+            return y;
+        }
         Tensor y = ctx.zeros(DType.F32, ys);
-        if (rows > 0 && out > 0 && in > 0) gemm(false, true, rows, out, in, 1f, p(x), 0, p(w), 0, 0f, p(y), 0, 1);
+        gemm(false, true, rows, out, in, 1f, p(x), 0, p(w), 0, 0f, p(y), 0, 1);
         return y;
     }
 
@@ -210,8 +326,14 @@ public final class CudaBackend implements Backend {
         int out = w.shape(0), in = w.shape(1), rows = dy.rows();
         int[] xs = dy.shape();
         xs[xs.length - 1] = in;
+        if (rows == 0 || in == 0 || out == 0) return ctx.zeros(DType.F32, xs);
+        if (bf16()) {
+            Tensor dx = ctx.empty(DType.F32, xs);
+            gemmBf16(false, false, rows, in, out, 1f, p(activationBf16(dy)), p(weightBf16(w)), 0f, p(dx));
+            return dx;
+        }
         Tensor dx = ctx.zeros(DType.F32, xs);
-        if (rows > 0 && in > 0 && out > 0) gemm(false, false, rows, in, out, 1f, p(dy), 0, p(w), 0, 0f, p(dx), 0, 1);
+        gemm(false, false, rows, in, out, 1f, p(dy), 0, p(w), 0, 0f, p(dx), 0, 1);
         return dx;
     }
 
@@ -226,8 +348,11 @@ public final class CudaBackend implements Backend {
             throw bad(op, "need dy (..., out), x (..., in) with the same rows, dW (out, in)", dy, x, dW);
         }
         int out = dW.shape(0), in = dW.shape(1), rows = dy.rows();
+        writes(dW);
         if (!accumulate) ctx.memset(dW, 0);
-        if (rows > 0) gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
+        if (rows == 0) return;
+        if (bf16()) gemmBf16(true, false, out, in, rows, 1f, p(activationBf16(dy)), p(activationBf16(x)), 1f, p(dW));
+        else gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
     }
 
     // ------------------------------------------------------------------ normalization, rotary
@@ -451,6 +576,7 @@ public final class CudaBackend implements Backend {
         f32("axpy", "x", x);
         f32("axpy", "y", y);
         same("axpy", x, y);
+        writes(y);
         if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, alpha, p(x), 1f, p(y), p(y), x.numel());
     }
 
@@ -675,6 +801,7 @@ public final class CudaBackend implements Backend {
     public void narrowAssign(Tensor dst, int dim, int start, Tensor src) {
         f32("narrowAssign", "dst", dst);
         f32("narrowAssign", "src", src);
+        writes(dst);
         int d = dim("narrowAssign", dst, dim);
         if (src.rank() != dst.rank()) throw bad("narrowAssign", "ranks differ", dst, src);
         for (int i = 0; i < dst.rank(); i++) {
@@ -749,6 +876,7 @@ public final class CudaBackend implements Backend {
             throw bad(op, "need dy (ids..., E), dTable (V, E)", dy, ids, dTable);
         }
         if (ids.numel() == 0) return;
+        writes(dTable);
         int v = dTable.shape(0);
         // check first: a scatter must not half-happen before a bad id is reported
         Tensor bad = flag(1);
@@ -934,14 +1062,21 @@ public final class CudaBackend implements Backend {
         Tensor dx = withGrad ? ctx.zeros(DType.F32, n, c) : null, dW = withGrad ? ctx.zeros(DType.F32, vpad, c) : null;
         int chunk = chunkRows(n, vpad);
         Tensor buf = n > 0 ? ctx.empty(DType.F32, chunk, vpad) : null;
+        boolean half = bf16() && c > 0; // the lm_head GEMMs in bf16; the logits, softcap and CE stay fp32 (nanochat's logits.float())
+        Tensor xh = half && n > 0 ? activationBf16(x) : null, wh = half && n > 0 ? weightBf16(w) : null;
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rr = Math.min(chunk, n - r0);
             long xc = p(x) + 4L * r0 * c;
-            gemm(false, true, rr, vpad, c, 1f, xc, 0, p(w), 0, 0f, p(buf), 0, 1);
+            if (half) gemmBf16(false, true, rr, vpad, c, 1f, p(xh) + 2L * r0 * c, p(wh), 0f, p(buf));
+            else gemm(false, true, rr, vpad, c, 1f, xc, 0, p(w), 0, 0f, p(buf), 0, 1);
             Tensor bad = flag(2);
             ceRows(op, p(buf), vpad, vocab, targets, r0, rr, cap, uniformW, rowWeight, loss, withGrad ? p(buf) : 0L, bad);
             checkCeFlags(op, bad, targets, vocab, r0);
-            if (withGrad) {
+            if (withGrad && half) {
+                Tensor gh = castBf16(p(buf), (long) rr * vpad); // the gradient enters the lm_head backward in bf16
+                gemmBf16(false, false, rr, c, vpad, 1f, p(gh), p(wh), 0f, p(dx) + 4L * r0 * c);
+                gemmBf16(true, false, vpad, c, rr, 1f, p(gh), p(xh) + 2L * r0 * c, 1f, p(dW));
+            } else if (withGrad) {
                 gemm(false, false, rr, c, vpad, 1f, p(buf), 0, p(w), 0, 0f, p(dx) + 4L * r0 * c, 0, 1);
                 gemm(true, false, vpad, c, rr, 1f, p(buf), 0, xc, 0, 1f, p(dW), 0, 1);
             }

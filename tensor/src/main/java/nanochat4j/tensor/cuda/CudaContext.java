@@ -11,6 +11,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.function.Consumer;
+import java.util.function.LongUnaryOperator;
+import java.util.function.Supplier;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.DeviceStorage;
@@ -44,6 +47,8 @@ public final class CudaContext {
     private Cublas cublas;
     private final PtxCache cache = new PtxCache(PtxCache.defaultDir());
     private long pooledBytes;
+    /** Told of every explicit copy into device memory (the backend's bf16 weight copies of it become stale). */
+    private volatile Consumer<DeviceStorage> onCopyInto = s -> {};
 
     private CudaContext(Driver driver, int ordinal) {
         this.driver = driver;
@@ -109,6 +114,11 @@ public final class CudaContext {
         return name + ", sm_" + ccMajor + ccMinor + ", " + sms + " SMs, driver " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10;
     }
 
+    /** Sets what is told of every copy into a device storage (one listener: the backend's bf16 weight cache). */
+    void onCopyInto(Consumer<DeviceStorage> listener) {
+        onCopyInto = listener;
+    }
+
     public synchronized Cublas cublas() {
         if (cublas == null) cublas = new Cublas(stream);
         return cublas;
@@ -148,6 +158,7 @@ public final class CudaContext {
         public void copyFromHost(MemorySegment src, long byteOffset, long n) {
             bind();
             if (n == 0) return;
+            onCopyInto.accept(this);
             driver.copyHtoDAsync(ptr + byteOffset, src, n, stream);
             synchronize(); // the host segment may be freed as soon as we return
         }
@@ -156,6 +167,7 @@ public final class CudaContext {
         public void copyFromDevice(DeviceStorage src, long srcOffset, long dstOffset, long n) {
             bind();
             if (n == 0) return;
+            onCopyInto.accept(this);
             driver.copyDtoDAsync(ptr + dstOffset, src.address() + srcOffset, n, stream);
         }
 
@@ -189,8 +201,7 @@ public final class CudaContext {
             }
         }
         bind();
-        long p = driver.allocOrZero(size);
-        if (p == 0) {
+        return track(allocateOrThrow(bytes, size, driver::allocOrZero, () -> {
             releasePool();
             System.gc();
             try {
@@ -199,13 +210,26 @@ public final class CudaContext {
                 Thread.currentThread().interrupt();
             }
             releasePool();
-            p = driver.allocOrZero(size);
+        }, driver::memoryInfo), size);
+    }
+
+    /**
+     * cuMemAlloc's policy on a full device: {@code alloc} (a pointer, or 0 when out of memory); on 0,
+     * {@code freeCached} (the pool back to the driver, dead tensors collected) and one more try; still 0: a
+     * {@link CudaOutOfMemoryException} naming the {@code requested} size and {@code memoryInfo}'s free and total.
+     */
+    static long allocateOrThrow(long requested, long size, LongUnaryOperator alloc, Runnable freeCached,
+                                Supplier<long[]> memoryInfo) {
+        long p = alloc.applyAsLong(size);
+        if (p == 0) {
+            freeCached.run();
+            p = alloc.applyAsLong(size);
         }
         if (p == 0) {
-            long[] info = driver.memoryInfo();
-            throw new CudaOutOfMemoryException(bytes, info[0], info[1]);
+            long[] info = memoryInfo.get();
+            throw new CudaOutOfMemoryException(requested, info[0], info[1]);
         }
-        return track(p, size);
+        return p;
     }
 
     private Memory track(long ptr, long size) {

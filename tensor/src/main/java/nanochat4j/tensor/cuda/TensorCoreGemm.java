@@ -76,9 +76,16 @@ public final class TensorCoreGemm {
         if (!tile.fits(m, n, k)) {
             throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " does not divide M=" + m + " N=" + n + " K=" + k);
         }
+        run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, batch, sharedB, alpha, beta, tile);
+    }
+
+    /**
+     * The same on device addresses (bf16 A (batch, m, k), B (n, k) when {@code sharedB} else (batch, n, k), fp32 C),
+     * for the backend's GEMMs on windows of larger buffers; the caller has checked the shapes and that the tile fits.
+     */
+    void run(long a, long b, long c, int m, int n, int k, int batch, boolean sharedB, float alpha, float beta, Tile tile) {
         if (batch == 0 || m == 0 || n == 0) return;
         ctx.module("gemm", tile.defines()).launch("gemm_bf16_nt", n / tile.bn(), m / tile.bm(), batch, tile.threads(), 0,
-                a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, alpha, beta,
-                (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
+                a, b, c, m, n, k, alpha, beta, (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
     }
 }

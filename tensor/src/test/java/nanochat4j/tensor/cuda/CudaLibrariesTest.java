@@ -73,4 +73,24 @@ class CudaLibrariesTest {
         assertEquals(512, CudaContext.bucket(1));
         assertEquals(2L << 20, CudaContext.bucket((1L << 20) + 1));
     }
+
+    /** The allocation policy on a full device, with a fake driver: free the cache, retry once, then say the sizes. */
+    @Test
+    void aFullDeviceFreesTheCacheRetriesOnceThenNamesTheSizes() {
+        int[] calls = new int[2];
+        long p = CudaContext.allocateOrThrow(1000, 1024, size -> ++calls[0] == 1 ? 0L : 0x7000L, () -> calls[1]++,
+                () -> new long[] {0, 0});
+        assertEquals(0x7000L, p, "the retry after freeing the cache succeeds");
+        assertEquals(2, calls[0]);
+        assertEquals(1, calls[1]);
+        calls[0] = calls[1] = 0;
+        CudaOutOfMemoryException e = assertThrows(CudaOutOfMemoryException.class, () -> CudaContext.allocateOrThrow(6L << 30,
+                6L << 30, size -> { calls[0]++; return 0L; }, () -> calls[1]++, () -> new long[] {5L << 29, 141L << 30}));
+        assertEquals(2, calls[0], "one retry, not a loop");
+        assertEquals(1, calls[1], "the cache freed once");
+        assertEquals(6L << 30, e.requested());
+        assertEquals(5L << 29, e.free());
+        assertTrue(e.getMessage().contains("asked for 6.00 GiB") && e.getMessage().contains("2.50 GiB free of 141.00 GiB")
+                && e.getMessage().contains("smaller --device-batch-size"), e.getMessage());
+    }
 }

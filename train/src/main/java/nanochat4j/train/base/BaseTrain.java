@@ -27,12 +27,14 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
 import nanochat4j.tensor.cuda.CudaUnavailableException;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
 import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.OverlappedGradReduce;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
@@ -130,11 +132,18 @@ public final class BaseTrain {
         } catch (CudaUnavailableException e) {
             throw new IllegalArgumentException("--device cuda: " + e.getMessage() + " (--device cpu always works)", e);
         }
-        out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb ? " (" + cb.context().describe() + ")" : "");
+        MatmulPrecision precision = MatmulPrecision.parse(o.precision);
+        if (backend instanceof CudaBackend cb) cb.setMatmulPrecision(precision);
+        out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb
+                ? " (" + cb.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
         GPT model = GPT.create(config, 42, device);
         double s = dial.batchLrScale();
-        MuonAdamW opt = new MuonAdamW(model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(),
-                o.scalarLr * s), comm);
+        var groups = model.paramGroups(o.unembeddingLr * s, o.embeddingLr * s, o.matrixLr * s, dial.weightDecay(), o.scalarLr * s);
+        // ranks (GPU ones by default) average their gradients while the backward runs, then each runs the whole optimizer
+        OverlappedGradReduce overlap = o.overlapReduce(world, device)
+                ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
+        MuonAdamW opt = overlap != null ? MuonAdamW.replicated(groups, rank) : new MuonAdamW(groups, comm);
+        double reduceWait = 0, stepTime = 0;
         Schedules sched = new Schedules(n, o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
 
         int step = 0;
@@ -252,7 +261,13 @@ public final class BaseTrain {
                         Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
                                 Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
                         trainLoss = loss.item();
-                        loss.backward(1f / accum);
+                        if (overlap != null && micro == accum - 1) {
+                            try (var reducing = overlap.duringBackward()) {
+                                loss.backward(1f / accum);
+                            }
+                        } else {
+                            loss.backward(1f / accum);
+                        }
                         consumed = batch.state();
                         batch = train.next();
                     }
@@ -263,6 +278,7 @@ public final class BaseTrain {
                             + " are intact; rerun with a smaller --device-batch-size (e.g. " + Math.max(1, o.deviceBatchSize / 2)
                             + ", gradient accumulation keeps the total batch)", e);
                 }
+                double waited = overlap == null ? 0 : overlap.await();
                 if (!Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + step);
                 double lrm = sched.lrMultiplier(step);
                 opt.setLrMultiplier(lrm);
@@ -294,10 +310,20 @@ public final class BaseTrain {
                 m.put("dt", dt);
                 m.put("tok_per_sec", tokPerSec);
                 m.put("mfu", mfu);
+                if (overlap != null) {
+                    m.put("reduce_wait", waited);
+                    reduceWait += waited;
+                    stepTime += dt;
+                }
                 if (master) appendMetric(metricsFile, m);
                 step++;
             }
             bar.clear();
+        }
+        if (overlap != null) {
+            overlap.close();
+            out.printf(Locale.ROOT, "Gradient all-reduce (%d buckets, overlapped with the backward): waited %.1f%% of the step time%n",
+                    overlap.bucketCount(), stepTime > 0 ? 100 * reduceWait / stepTime : 0.0);
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", minValBpb);
         if (master) MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));

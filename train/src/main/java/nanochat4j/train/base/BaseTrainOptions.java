@@ -80,6 +80,23 @@ public final class BaseTrainOptions {
     public Path checkpointDir;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
     public String device;
+    @Option(names = "--precision", defaultValue = "bf16",
+            description = "linear layers on CUDA: bf16 (nanochat's: bf16 operands, fp32 accumulation, fp32 master weights) or fp32; the CPU computes in fp32 (default: ${DEFAULT-VALUE})")
+    public String precision;
+    @Option(names = "--overlap-reduce", defaultValue = "auto",
+            description = "several ranks: average the gradients while the backward runs, then an unsharded optimizer on every rank (on), or ZeRO-2 reduce-scatter after it (off); auto = on for cuda (default: ${DEFAULT-VALUE})")
+    public String overlapReduce;
+
+    /** Whether a job of {@code world} ranks on {@code device} overlaps its gradient all-reduce with the backward pass. */
+    public boolean overlapReduce(int world, Device device) {
+        boolean on = switch (overlapReduce == null ? "auto" : overlapReduce.toLowerCase(Locale.ROOT)) {
+            case "auto" -> device == Device.CUDA;
+            case "on", "true" -> true;
+            case "off", "false" -> false;
+            default -> throw new IllegalArgumentException("--overlap-reduce " + overlapReduce + ": expected auto, on or off");
+        };
+        return world > 1 && on;
+    }
 
     /** {@link #device} as a {@link Device}; a clear message for anything but cpu/cuda. */
     public Device deviceKind() {

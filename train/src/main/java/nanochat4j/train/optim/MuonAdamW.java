@@ -152,6 +152,20 @@ public final class MuonAdamW {
     private final Collective comm;
     private final int rank, world;
 
+    /**
+     * For a data-parallel job whose gradients arrive already averaged ({@code OverlappedGradReduce}): every rank runs
+     * the whole optimizer as a world of one (on a GPU: in place on the device), so the state is the same on every
+     * rank; rank 0 writes it ({@code optim_<step>_rank0}) and every rank reads that file to resume.
+     */
+    public static MuonAdamW replicated(List<ParamGroup> groups, int jobRank) {
+        MuonAdamW o = new MuonAdamW(groups, null);
+        o.replicaRank = jobRank;
+        return o;
+    }
+
+    /** This process's rank in a job running {@link #replicated} optimizers, else -1. */
+    private int replicaRank = -1;
+
     /** Single-process optimizer over the model's groups ({@code GPT.paramGroups(...)}). */
     public MuonAdamW(List<ParamGroup> groups) {
         this(groups, null);
@@ -465,6 +479,7 @@ public final class MuonAdamW {
     /** Writes {@link #state()} atomically to {@code stateFile(dir, step, rank())}. */
     public Path save(Path dir, long step) throws IOException {
         Path file = stateFile(dir, step, rank);
+        if (replicaRank > 0) return file; // a replica of rank 0's state: rank 0 writes it
         State st = state();
         List<Safetensors.Entry> entries = new ArrayList<>();
         st.tensors().forEach((name, t) -> entries.add(new Safetensors.Entry(name, t.shape(), Safetensors.DType.F32, t.data())));

@@ -177,6 +177,27 @@ class DataParallelTrainTest {
     }
 
     /**
+     * The gradient all-reduce overlapped with the backward pass (what GPU ranks do), forced on for two CPU processes:
+     * the same losses, val bpb and parameters as the ZeRO-2 run that reduces after the backward pass, bit for bit;
+     * rank 0 alone writes the (replicated) optimizer state, and the log gives the wait's share of the step.
+     */
+    @Test
+    void overlappedGradientReduceEqualsReducingAfterBackwardBitForBit() throws IOException {
+        Path overlap = tmp.resolve("overlap");
+        String log = runProcesses(2, args(overlap, "--save-every=3", "--overlap-reduce=on"));
+        String zero = dpRun();
+        for (int rank = 0; rank < 2; rank++) assertEquals(losses(zero, rank), losses(log, rank), "rank " + rank + " losses");
+        assertEquals(bpbAt(zero, 0, 5), bpbAt(log, 0, 5), 0.0, "val bpb after 5 steps");
+        Map<String, float[]> x = Checkpoint.load(tmp.resolve("dp"), 5).params(), y = Checkpoint.load(overlap, 5).params();
+        assertEquals(x.keySet(), y.keySet());
+        for (String k : x.keySet()) assertArrayEquals(x.get(k), y.get(k), k + " differs from the ZeRO-2 run");
+        assertTrue(Files.exists(MuonAdamW.stateFile(overlap, 5, 0)) && !Files.exists(MuonAdamW.stateFile(overlap, 5, 1)),
+                "rank 0 writes the replicated optimizer state");
+        log.lines().filter(l -> l.contains("Gradient all-reduce")).forEach(System.out::println);
+        assertTrue(log.matches("(?s).*\\[rank 0] Gradient all-reduce \\(\\d+ buckets, overlapped with the backward\\): waited [0-9.]+% of the step time.*"), log);
+    }
+
+    /**
      * Two worker processes sharing one GPU (launch gives both CUDA_VISIBLE_DEVICES of the only card; their gradients
      * go device → host → ring → device) equal one GPU process with two micro-batches, to GPU float tolerance.
      * Skipped without a GPU.

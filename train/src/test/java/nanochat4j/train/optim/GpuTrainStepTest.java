@@ -12,7 +12,9 @@ import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -77,6 +79,52 @@ class GpuTrainStepTest {
         for (int i = 0; i < pc.size(); i++) {
             double e = relErr(pc.get(i).tensor().toFloatArray(), pg.get(i).tensor().toFloatArray());
             assertTrue(e < 1e-2, "parameter " + pc.get(i).name() + " after 2 steps: relative error " + e);
+        }
+    }
+
+    /**
+     * nanochat's CUDA precision (bf16 operands for every linear layer and the lm_head, fp32 accumulation, fp32
+     * master weights and optimizer) against the fp32 CPU step, to bf16 tolerance: loss, gradients, and parameters
+     * after two optimizer steps; each weight is cast to bf16 once per step, not once per use.
+     */
+    @Test
+    void twoOptimizerStepsInBf16MatchTheCpuToBf16Tolerance() {
+        CudaBackend be = CudaBackend.get();
+        MatmulPrecision before = be.setMatmulPrecision(MatmulPrecision.BF16);
+        try {
+            GPT cpu = GPT.create(CFG, 11), gpu = GPT.create(CFG, 11, Device.CUDA);
+            MuonAdamW oc = new MuonAdamW(cpu.paramGroups()), og = new MuonAdamW(gpu.paramGroups());
+            long matrices = gpu.parameters().stream().filter(p -> p.shape().length == 2 && !p.name().contains("wte")
+                    && !p.name().contains("value_embeds")).count();
+            for (int step = 0; step < 2; step++) {
+                long casts0 = be.weightCastCounts()[0];
+                for (int micro = 0; micro < 2; micro++) {
+                    Tensor x = ids(100 + 10 * step + micro, 2, 16, 0), y = ids(200 + 10 * step + micro, 2, 16, 0);
+                    Var lc = cpu.loss(x, y, Reduction.MEAN), lg = gpu.loss(x, y, Reduction.MEAN);
+                    assertEquals(lc.item(), lg.item(), 2e-2 * Math.abs(lc.item()), "bf16 loss at step " + step + " micro " + micro);
+                    lc.backward(0.5f);
+                    lg.backward(0.5f);
+                }
+                long casts = be.weightCastCounts()[0] - casts0;
+                assertTrue(casts <= matrices, "at most one bf16 cast per weight matrix in a step of 2 micro-batches: " + casts + " for "
+                        + matrices);
+                List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
+                for (int i = 0; i < pc.size(); i++) {
+                    double e = relErr(pc.get(i).grad().toFloatArray(), pg.get(i).grad().toFloatArray());
+                    assertTrue(e < 8e-2, "bf16 gradient of " + pc.get(i).name() + " at step " + step + ": relative error " + e);
+                }
+                oc.step();
+                og.step();
+                oc.zeroGrad();
+                og.zeroGrad();
+            }
+            List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
+            for (int i = 0; i < pc.size(); i++) {
+                double e = relErr(pc.get(i).tensor().toFloatArray(), pg.get(i).tensor().toFloatArray());
+                assertTrue(e < 3e-2, "bf16: parameter " + pc.get(i).name() + " after 2 steps: relative error " + e);
+            }
+        } finally {
+            be.setMatmulPrecision(before);
         }
     }
 

@@ -1,0 +1,140 @@
+package nanochat4j.tensor.cuda;
+
+import static nanochat4j.tensor.cuda.BackendConformanceTest.close;
+import static nanochat4j.tensor.cuda.BackendConformanceTest.mm;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import java.util.Random;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The CUDA backend under {@link MatmulPrecision#BF16} (nanochat's CUDA policy): linear forward, both backward GEMMs
+ * and the lm_head GEMMs of the chunked softcap + CE, against float64 references computed on the same
+ * bf16-rounded operands (so the tolerance only covers fp32 accumulation, and one bf16 rounding of the loss
+ * gradient for the lm_head backward). Also: a weight is cast once while it is unchanged, and a write into it in
+ * place (optimizer kernel, accumulation, copy from the host) is seen by the next GEMM. Runs where a GPU is usable;
+ * elsewhere each case is skipped with the one-line reason.
+ */
+class Bf16MatmulConformanceTest {
+    private CudaBackend be;
+    private MatmulPrecision before;
+
+    @BeforeEach
+    void bf16() {
+        be = (CudaBackend) BackendConformanceTest.backend("cuda");
+        before = be.setMatmulPrecision(MatmulPrecision.BF16);
+    }
+
+    @AfterEach
+    void restore() {
+        if (be != null) be.setMatmulPrecision(before);
+    }
+
+    /** Values rounded to bf16 (round to nearest even, as the cast kernel), as doubles. */
+    static double[] bf(Tensor host) {
+        float[] f = Backend.cpu().toF32(Backend.cpu().toBf16(host)).toFloatArray();
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
+    }
+
+    static double bf(double v) {
+        return bf(Tensor.of(new float[] {(float) v}))[0];
+    }
+
+    @Test
+    void linearAndItsGradientsOnBf16Operands() {
+        Random r = BackendConformanceTest.rng("bf16 linear");
+        // an odd shape (cuBLAS only) and one our tensor-core tiles divide (the chooser times both and keeps the faster)
+        for (int[] s : new int[][] {{14, 33, 19}, {256, 128, 128}}) {
+            int rows = s[0], in = s[1], out = s[2];
+            Tensor x = BackendConformanceTest.randT(r, 1f, rows, in), w = BackendConformanceTest.randT(r, 1f, out, in);
+            Tensor dy = BackendConformanceTest.randT(r, 1f, rows, out);
+            double[] xd = bf(x), wd = bf(w), dyd = bf(dy);
+            String at = " " + rows + "x" + in + "→" + out;
+            Tensor wDev = be.upload(w);
+            close("bf16 linear" + at, mm(xd, false, wd, true, rows, out, in, 0, 0), be.linear(be.upload(x), wDev), 1e-4, 1e-4);
+            close("bf16 linearBackwardInput" + at, mm(dyd, false, wd, false, rows, in, out, 0, 0), be.linearBackwardInput(be.upload(dy), wDev),
+                    1e-4, 1e-4);
+            Tensor dW = be.upload(Tensor.full(1f, out, in));
+            be.linearBackwardWeight(be.upload(dy), be.upload(x), dW, true);
+            double[] want = mm(dyd, true, xd, false, out, in, rows, 0, 0);
+            for (int i = 0; i < want.length; i++) want[i] += 1;
+            close("bf16 linearBackwardWeight accumulate" + at, want, dW, 1e-4, 1e-4);
+        }
+    }
+
+    @Test
+    void aWeightIsCastOnceUntilItIsWrittenInPlace() {
+        Random r = BackendConformanceTest.rng("bf16 cache");
+        int rows = 8, in = 16, out = 12;
+        Tensor x = BackendConformanceTest.randT(r, 1f, rows, in), w = BackendConformanceTest.randT(r, 1f, out, in);
+        Tensor step = BackendConformanceTest.randT(r, 1f, out, in);
+        Tensor xDev = be.upload(x), wDev = be.upload(w);
+        long casts0 = be.weightCastCounts()[0];
+        be.linear(xDev, wDev);
+        be.linearBackwardInput(be.upload(BackendConformanceTest.randT(r, 1f, rows, out)), wDev);
+        be.linear(xDev, wDev);
+        assertEquals(1, be.weightCastCounts()[0] - casts0, "one cast for three GEMMs on an unchanged weight");
+        // an in-place update (as the optimizer's) must reach the next GEMM, not the stale copy
+        be.axpy(1f, be.upload(step), wDev);
+        double[] w2 = new double[out * in];
+        float[] wf = w.toFloatArray(), sf = step.toFloatArray();
+        for (int i = 0; i < w2.length; i++) w2[i] = wf[i] + sf[i];
+        double[] w2b = bf(Tensor.of(toFloats(w2), out, in));
+        close("bf16 linear after axpy into W", mm(bf(x), false, w2b, true, rows, out, in, 0, 0), be.linear(xDev, wDev), 1e-4, 1e-4);
+        // a copy from the host into the weight's storage, likewise
+        wDev.copyFrom(w);
+        close("bf16 linear after copyFrom", mm(bf(x), false, bf(w), true, rows, out, in, 0, 0), be.linear(xDev, wDev), 1e-4, 1e-4);
+        assertEquals(3, be.weightCastCounts()[0] - casts0, "a cast after each write");
+    }
+
+    private static float[] toFloats(double[] d) {
+        float[] f = new float[d.length];
+        for (int i = 0; i < d.length; i++) f[i] = (float) d[i];
+        return f;
+    }
+
+    @Test
+    void lmHeadGemmsOfTheChunkedLossInBf16() {
+        Random r = BackendConformanceTest.rng("bf16 ce");
+        int n = 6, c = 12, vocab = 50, vpad = 56;
+        float cap = 15f;
+        Tensor x = BackendConformanceTest.randT(r, 1f, n, c), w = BackendConformanceTest.randT(r, 1f, vpad, c);
+        int[] tg = {3, -1, 49, 0, 17, -1};
+        double[] xd = bf(x), wd = bf(w);
+        double[] logits = mm(xd, false, wd, true, n, vpad, c, 0, 0);
+        int count = 4;
+        double mean = 0;
+        double[] dl = new double[n * vpad];
+        for (int i = 0; i < n; i++) {
+            if (tg[i] == -1) continue;
+            double m = Double.NEGATIVE_INFINITY;
+            double[] z = new double[vocab];
+            for (int j = 0; j < vocab; j++) {
+                z[j] = cap * Math.tanh(logits[i * vpad + j] / cap);
+                m = Math.max(m, z[j]);
+            }
+            double s = 0;
+            for (int j = 0; j < vocab; j++) s += Math.exp(z[j] - m);
+            double lse = m + Math.log(s);
+            mean += (lse - z[tg[i]]) / count;
+            for (int j = 0; j < vocab; j++) {
+                double th = Math.tanh(logits[i * vpad + j] / cap);
+                dl[i * vpad + j] = bf((Math.exp(z[j] - lse) - (j == tg[i] ? 1 : 0)) * (1 - th * th) / count); // enters the GEMM in bf16
+            }
+        }
+        Backend.LinearLoss ll = be.linearSoftcapCrossEntropy(be.upload(x), be.upload(w), be.upload(Tensor.ofInts(tg)), vocab, cap,
+                Reduction.MEAN, true);
+        close("bf16 linearSoftcapCrossEntropy loss", new double[] {mean}, ll.loss(), 1e-4, 1e-5);
+        double[] dx = mm(dl, false, wd, false, n, c, vpad, 0, 0), dW = mm(dl, true, xd, false, vpad, c, n, 0, 0);
+        // a gradient entry within an ulp of a bf16 rounding boundary may round the other way: one bf16 ulp of slack
+        close("bf16 linearSoftcapCrossEntropy dx", dx, ll.dx(), 1e-2, 1e-4);
+        close("bf16 linearSoftcapCrossEntropy dW", dW, ll.dW(), 1e-2, 1e-4);
+    }
+}
