@@ -1,7 +1,6 @@
 package nanochat4j.train.base;
 
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,6 +15,7 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.Job;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
@@ -64,14 +64,7 @@ public final class BaseTrain {
         String fingerprint = "base-train " + dial.config() + " total batch " + dial.totalBatch() + " device batch "
                 + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize()
                 + " device " + o.deviceKind(); // ranks that disagree on the device stop at the handshake, naming both
-        try (Collective comm = Collective.fromEnvironment(fingerprint)) {
-            try {
-                return run(o, dial, tok, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()), comm);
-            } catch (IOException | RuntimeException | Error e) {
-                comm.abort("rank " + comm.rank() + " failed: " + e); // the others stop instead of waiting for it
-                throw e;
-            }
-        }
+        return Job.run(fingerprint, out, (comm, log) -> run(o, dial, tok, log, comm));
     }
 
     /** Runs one rank of a data-parallel job over {@code comm}; {@code out} gets the log (pass a null stream off rank 0). */

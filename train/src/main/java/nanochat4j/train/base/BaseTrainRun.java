@@ -86,7 +86,7 @@ final class BaseTrainRun {
         int world = comm.worldSize();
         tokensPerMicro = (long) o.deviceBatchSize * o.maxSeqLen * world; // one micro-step of every rank
         accum = accumulation();
-        ckptDir = o.checkpointDir != null ? o.checkpointDir : BaseDir.get().resolve("base_checkpoints").resolve(o.tag());
+        ckptDir = o.resume.checkpointDir(BaseDir.get().resolve("base_checkpoints"), o.tag());
         Path dataDir = o.data != null ? o.data : DatasetDownload.defaultDir();
         printPlan();
 
@@ -96,7 +96,7 @@ final class BaseTrainRun {
         model = GPT.create(dial.config(), 42, device);
         opt = new MuonAdamW(BaseTrain.paramGroups(model, o, dial), comm);
         sched = new Schedules(dial.numIterations(), o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
-        resumedLoader = o.resumeFromStep >= 0 ? resume() : null;
+        resumedLoader = o.resume.resuming() ? resume() : null;
 
         if (!Files.isDirectory(dataDir)) {
             throw new IllegalArgumentException("no training data: " + dataDir + " does not exist; give --data DIR (a folder of *.parquet, "
@@ -248,7 +248,7 @@ final class BaseTrainRun {
     /** A --save-every step, except the one a resumed run starts at (its checkpoint is on disk). */
     private boolean saveDue() {
         int step = state.step();
-        return step > 0 && step != o.resumeFromStep && o.saveEvery > 0 && step % o.saveEvery == 0;
+        return step > 0 && step != o.resume.resumeFromStep && o.saveEvery > 0 && step % o.saveEvery == 0;
     }
 
     /** The step's log line, progress bar and metrics line; advances the loop state. */
@@ -310,7 +310,7 @@ final class BaseTrainRun {
 
     /** Loads the --resume-from-step checkpoint into the model, the optimizer and the loop state; returns this rank's loader state. */
     private LoaderState resume() throws IOException {
-        int from = o.resumeFromStep, world = comm.worldSize();
+        int from = o.resume.resumeFromStep, world = comm.worldSize();
         Path meta = Checkpoint.metaFile(ckptDir, from);
         if (!Files.exists(meta)) {
             throw new IllegalArgumentException("--resume-from-step " + from + ": no checkpoint " + meta.getFileName() + " in "
