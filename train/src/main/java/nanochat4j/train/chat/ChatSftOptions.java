@@ -61,7 +61,7 @@ public final class ChatSftOptions {
     // ours: data files, checkpoints
     @Mixin
     public TaskDataOptions tasks = new TaskDataOptions();
-    @Option(names = "--conversations", description = "general conversations, JSONL of {\"messages\":[…]} or alpaca records; its last 5% is validation (default: <task-data>/sft/alpaca_5000/alpaca_5000.json)")
+    @Option(names = "--conversations", description = "general conversations, JSONL of {\"messages\":[…]} or alpaca records; its last 5%% is validation (default: <task-data>/sft/alpaca_5000/alpaca_5000.json)")
     public Path conversations;
     @Option(names = "--max-conversations", defaultValue = "-1", description = "use only the first N general conversations, -1 = all (default: ${DEFAULT-VALUE})")
     public int maxConversations;
