@@ -45,10 +45,6 @@ import nanochat4j.train.eval.UnigramBaseline;
  * </ul>
  */
 public final class BaseTrain {
-    static final List<String> PROMPTS = List.of("The capital of France is", "The chemical symbol of gold is",
-            "If yesterday was Friday, then tomorrow will be", "The opposite of hot is", "The planets of the solar system are:",
-            "My favorite color is", "If 5*x + 3 = 13, then x is");
-
     /** What a run reports back: every step's raw train loss, the val bpb evaluations, where it saved. */
     public record Result(int finalStep, List<Float> trainLosses, Map<Integer, Double> valBpb, double minValBpb, double unigramBpb,
                          Map<Integer, Double> core, Path checkpointDir, List<String> samples) {}

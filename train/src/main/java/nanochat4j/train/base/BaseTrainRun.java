@@ -31,6 +31,7 @@ import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.data.DatasetDownload;
 import nanochat4j.train.data.LoaderState;
+import nanochat4j.train.eval.BaseEvalCommand;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
 import nanochat4j.train.eval.ModelScorer;
@@ -237,7 +238,7 @@ final class BaseTrainRun {
         }
         if (master && o.sampleEvery > 0 && (last || (step > 0 && step % o.sampleEvery == 0))) {
             bar.clear();
-            for (String prompt : BaseTrain.PROMPTS) {
+            for (String prompt : BaseEvalCommand.PROMPTS) {
                 String line = prompt + BaseTrain.sample(model, tok, prompt, 16);
                 samples.add(line);
                 out.println(line);

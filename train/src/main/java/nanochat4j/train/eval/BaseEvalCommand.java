@@ -39,7 +39,8 @@ import picocli.CommandLine.Option;
 @Command(name = "base-eval", mixinStandardHelpOptions = true,
         description = "Evaluate a base model: CORE metric, train/val bits per byte, samples.")
 public final class BaseEvalCommand implements Callable<Integer> {
-    static final List<String> PROMPTS = List.of("The capital of France is", "The chemical symbol of gold is",
+    /** nanochat's prompts for greedy samples of a base model (base_train and base_eval use the same). */
+    public static final List<String> PROMPTS = List.of("The capital of France is", "The chemical symbol of gold is",
             "If yesterday was Friday, then tomorrow will be", "The opposite of hot is", "The planets of the solar system are:",
             "My favorite color is", "If 5*x + 3 = 13, then x is");
 
