@@ -40,6 +40,7 @@ final class ChatSftRun {
     private final ModelSource.Loaded base;
     private final GPT model;
     private final Tokenizer tok;
+    private final int[] tokenBytes;
     private final ChatSft.Resolved r;
     private final int accum, evalSteps;
     private final Path ckptDir, metrics;
@@ -69,6 +70,7 @@ final class ChatSftRun {
         }
         model = base.model();
         tok = base.tokenizer();
+        tokenBytes = tok.tokenByteLengths();
         r = ChatSft.resolve(o, base.meta(), out);
         long perMicro = (long) r.batch() * r.seq() * world;
         if (r.totalBatch() % perMicro != 0) {
@@ -129,7 +131,7 @@ final class ChatSftRun {
     /** Val loss and bpb, and ChatCORE, each when its interval comes round and at the end. */
     private void evaluate(boolean last) throws IOException {
         if (last || (o.evalEvery > 0 && step % o.evalEvery == 0)) {
-            double[] v = ChatSft.validate(model, mix.val(), tok, r, evalSteps, tok.tokenByteLengths(), comm);
+            double[] v = ChatSft.validate(model, mix.val(), tok, r, evalSteps, tokenBytes, comm);
             lastVal = v[1];
             valLoss.put(step, v[0]);
             valBpb.put(step, v[1]);
