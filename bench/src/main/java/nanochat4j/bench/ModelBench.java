@@ -4,9 +4,7 @@ import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
-import java.util.Arrays;
 import java.util.Locale;
-import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.model.gpt.GPT;
@@ -15,6 +13,7 @@ import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.Parallel;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -28,42 +27,26 @@ import picocli.CommandLine.Option;
 @Command(name = "model", mixinStandardHelpOptions = true,
         description = "Time GPT forward and forward+backward (tokens/s, GFLOP/s).")
 public final class ModelBench implements Callable<Integer> {
-    @Option(names = "--depth", description = "model depth (default ${DEFAULT-VALUE})")
-    int depth = 4;
-    @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
-    int batch = 8;
-    @Option(names = "--seq", description = "sequence length (default ${DEFAULT-VALUE})")
-    int seq = 512;
-    @Option(names = "--vocab", description = "vocab size (default ${DEFAULT-VALUE})")
-    int vocab = 32768;
+    @Mixin
+    StepBenchOptions s;
     @Option(names = "--head-dim", description = "head dim (default ${DEFAULT-VALUE})")
     int headDim = 64;
     @Option(names = "--aspect-ratio", description = "width = depth·aspect rounded up to head dim (default ${DEFAULT-VALUE})")
     int aspect = 64;
     @Option(names = "--window-pattern", description = "window pattern (default ${DEFAULT-VALUE})")
     String windowPattern = "L";
-    @Option(names = "--warmup", description = "untimed runs first (default ${DEFAULT-VALUE})")
-    int warmup = 2;
-    @Option(names = "--iters", description = "timed runs, median reported (default ${DEFAULT-VALUE})")
-    int iters = 5;
-    @Option(names = "--json", description = "one JSON object per line")
-    boolean json;
 
     PrintStream out = System.out;
 
     @Override
     public Integer call() {
-        if (warmup < 0 || iters < 1) throw new IllegalArgumentException("--warmup must be >= 0 and --iters >= 1");
+        s.check();
+        int depth = s.depth, batch = s.batch, seq = s.seq, vocab = s.vocab;
         GPTConfig cfg = GPTConfig.fromDepth(depth, aspect, headDim, seq, windowPattern, vocab);
         GPT model = GPT.create(cfg, 42);
-        SplittableRandom r = new SplittableRandom(1);
-        int[] x = new int[batch * seq], y = new int[batch * seq];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = r.nextInt(vocab);
-            y[i] = r.nextInt(vocab);
-        }
-        Tensor idx = Tensor.ofInts(x, batch, seq), targets = Tensor.ofInts(y, batch, seq);
-        if (!json) {
+        StepBenchOptions.Batch b = s.randomBatch();
+        Tensor idx = b.inputs(), targets = b.targets();
+        if (!s.json) {
             out.printf(Locale.ROOT, "model d%d (C=%d, H=%d, seq %d, vocab %d, window %s), batch %d, %d threads%n", depth, cfg.nEmbd(),
                     cfg.nHead(), seq, vocab, cfg.windowPattern(), batch, Parallel.threads());
         }
@@ -91,7 +74,7 @@ public final class ModelBench implements Callable<Integer> {
         double tokens = (double) batch * seq;
         double tokPerSec = tokens / fwdBwd;
         double gflops = cfg.estimateFlops() * tokens / fwdBwd / 1e9;
-        if (json) {
+        if (s.json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"batch\": %d, \"seq\": %d, \"fwd_s\": %.6f, \"fwdbwd_s\": %.6f, "
                     + "\"tok_per_sec\": %.1f, \"gflops\": %.3f, \"live_heap_mb\": %.1f, \"activations_mb\": %.1f, \"peak_heap_mb\": %.1f}%n",
                     depth, batch, seq, fwd, fwdBwd, tokPerSec, gflops, afterForward / 1048576.0, (afterForward - base) / 1048576.0,
@@ -113,14 +96,13 @@ public final class ModelBench implements Callable<Integer> {
     }
 
     private double median(Runnable step) {
-        for (int i = 0; i < warmup; i++) step.run();
-        double[] t = new double[iters];
-        for (int i = 0; i < iters; i++) {
+        for (int i = 0; i < s.warmup; i++) step.run();
+        double[] t = new double[s.iters];
+        for (int i = 0; i < s.iters; i++) {
             long t0 = System.nanoTime();
             step.run();
             t[i] = (System.nanoTime() - t0) / 1e9;
         }
-        Arrays.sort(t);
-        return iters % 2 == 1 ? t[iters / 2] : (t[iters / 2 - 1] + t[iters / 2]) / 2;
+        return StepBenchOptions.median(t);
     }
 }

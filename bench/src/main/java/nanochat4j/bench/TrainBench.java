@@ -1,13 +1,13 @@
 package nanochat4j.bench;
 
+import static nanochat4j.bench.StepBenchOptions.median;
+
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.Locale;
-import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import nanochat4j.autograd.OpTimes;
 import nanochat4j.model.gpt.GPT;
@@ -15,10 +15,13 @@ import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.Parallel;
+import nanochat4j.train.base.BaseTrain;
+import nanochat4j.train.base.BaseTrainOptions;
 import nanochat4j.train.base.DepthDial;
 import nanochat4j.train.optim.MuonAdamW;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
+import picocli.CommandLine.Mixin;
 
 /**
  * {@code nanochat4j bench train}: one full base-train step on random tokens — forward, backward, MuonAdamW step,
@@ -33,40 +36,25 @@ import picocli.CommandLine.Option;
 @Command(name = "train", mixinStandardHelpOptions = true,
         description = "Time a full training step (forward, backward, MuonAdamW) in tokens/s, with peak memory.")
 public final class TrainBench implements Callable<Integer> {
-    @Option(names = "--depth", description = "model depth (default ${DEFAULT-VALUE})")
-    int depth = 4;
-    @Option(names = "--batch", description = "sequences per step (default ${DEFAULT-VALUE})")
-    int batch = 8;
-    @Option(names = "--seq", description = "sequence length (default ${DEFAULT-VALUE})")
-    int seq = 512;
-    @Option(names = "--vocab", description = "vocab size (default ${DEFAULT-VALUE})")
-    int vocab = 32768;
-    @Option(names = "--warmup", description = "untimed steps first (default ${DEFAULT-VALUE})")
-    int warmup = 2;
-    @Option(names = "--iters", description = "timed steps, median reported (default ${DEFAULT-VALUE})")
-    int iters = 5;
-    @Option(names = "--json", description = "one JSON object per line")
-    boolean json;
+    @Mixin
+    StepBenchOptions s;
 
     PrintStream out = System.out;
 
     @Override
     public Integer call() {
-        if (warmup < 0 || iters < 1) throw new IllegalArgumentException("--warmup must be >= 0 and --iters >= 1");
-        // base_train's defaults: aspect 64, ratio 12, derived total batch, wd 0.28; runcpu's head dim 64 and window L
-        DepthDial dial = DepthDial.derive(depth, 64, 64, seq, "L", vocab, 12, -1, -1, -1, 0.28);
+        s.check();
+        int depth = s.depth, batch = s.batch, seq = s.seq, vocab = s.vocab, warmup = s.warmup, iters = s.iters;
+        // base_train's defaults at runcpu.sh's shape (head dim 64, window pattern L)
+        BaseTrainOptions o = CommandLine.populateCommand(new BaseTrainOptions(), "--depth=" + depth, "--head-dim=64",
+                "--max-seq-len=" + seq, "--window-pattern=L");
+        DepthDial dial = DepthDial.derive(o, vocab);
         GPTConfig cfg = dial.config();
         GPT model = GPT.create(cfg, 42);
-        double s = dial.batchLrScale();
-        MuonAdamW opt = new MuonAdamW(model.paramGroups(0.008 * s, 0.3 * s, 0.02 * s, dial.weightDecay(), 0.5 * s));
-        SplittableRandom r = new SplittableRandom(1);
-        int[] x = new int[batch * seq], y = new int[batch * seq];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = r.nextInt(vocab);
-            y[i] = r.nextInt(vocab);
-        }
-        Tensor idx = Tensor.ofInts(x, batch, seq), targets = Tensor.ofInts(y, batch, seq);
-        if (!json) {
+        MuonAdamW opt = new MuonAdamW(BaseTrain.paramGroups(model, o, dial));
+        StepBenchOptions.Batch b = s.randomBatch();
+        Tensor idx = b.inputs(), targets = b.targets();
+        if (!s.json) {
             out.printf(Locale.ROOT, "train d%d (C=%d, H=%d, seq %d, vocab %d, window %s), batch %d, %d threads%n", depth, cfg.nEmbd(),
                     cfg.nHead(), seq, vocab, cfg.windowPattern(), batch, Parallel.threads());
         }
@@ -85,7 +73,7 @@ public final class TrainBench implements Callable<Integer> {
         double stepS = median(t);
         double tokPerSec = (double) batch * seq / stepS;
         PeakMemory mem = PeakMemory.read();
-        if (json) {
+        if (s.json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"batch\": %d, \"seq\": %d, \"step_s\": %.6f, \"tok_per_sec\": %.1f, "
                     + "\"cpu_s_per_step\": %.3f, \"peak_rss_gb\": %.3f, \"peak_rss_source\": \"%s\"}%n", depth, batch, seq, stepS,
                     tokPerSec, median(cpu), mem.gb(), mem.source());
@@ -129,13 +117,6 @@ public final class TrainBench implements Callable<Integer> {
     private static long processCpuNanos() {
         return ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os
                 ? Math.max(0, os.getProcessCpuTime()) : 0;
-    }
-
-    private static double median(double[] a) {
-        double[] t = a.clone();
-        Arrays.sort(t);
-        int n = t.length;
-        return n % 2 == 1 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
     }
 
     /** The process's peak memory in GB and where the figure comes from. */

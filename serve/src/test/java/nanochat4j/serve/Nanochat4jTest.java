@@ -31,6 +31,29 @@ class Nanochat4jTest {
         }
     }
 
+    /** picocli formats option descriptions with String.format: a stray '%' makes --help print a warning and the raw text. */
+    @Test
+    void everyCommandsHelpRendersWithoutAPicocliWarning() {
+        java.io.ByteArrayOutputStream err = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream old = System.err;
+        System.setErr(new java.io.PrintStream(err, true, java.nio.charset.StandardCharsets.UTF_8));
+        int rendered = 0;
+        try {
+            java.util.ArrayDeque<CommandLine> todo = new java.util.ArrayDeque<>(java.util.List.of(Nanochat4j.commandLine()));
+            while (!todo.isEmpty()) {
+                CommandLine c = todo.pop();
+                todo.addAll(c.getSubcommands().values());
+                c.getUsageMessage(CommandLine.Help.Ansi.OFF);
+                rendered++;
+            }
+        } finally {
+            System.setErr(old);
+        }
+        String warnings = err.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertTrue(!warnings.contains("picocli WARN"), warnings);
+        assertTrue(rendered > 15, "commands rendered: " + rendered);
+    }
+
     @Test
     void versionNamesTheProjectAndTheJavaRuntime() {
         String v = run("--version");

@@ -10,7 +10,8 @@ import java.util.concurrent.Callable;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
-import nanochat4j.model.BaseDir;
+import nanochat4j.train.cli.BaseDirOption;
+import nanochat4j.train.cli.CheckpointChoice;
 import org.jline.reader.EndOfFileException;
 import org.jline.reader.LineReader;
 import org.jline.reader.LineReaderBuilder;
@@ -18,6 +19,7 @@ import org.jline.reader.UserInterruptException;
 import org.jline.terminal.Terminal;
 import org.jline.terminal.TerminalBuilder;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code nanochat4j chat}: talk to a trained model in the terminal (nanochat's chat_cli). */
@@ -28,11 +30,8 @@ public final class ChatCommand implements Callable<Integer> {
     @Option(names = {"-i", "--source"}, description = "Checkpoint source: base, sft or rl (default: sft if any, else rl, else base in completion mode).")
     String source;
 
-    @Option(names = {"-g", "--model-tag"}, description = "Model tag (default: the largest d<N>).")
-    String tag;
-
-    @Option(names = {"-s", "--step"}, description = "Checkpoint step (default: the latest).")
-    Long step;
+    @Mixin
+    CheckpointChoice checkpoint;
 
     @Option(names = {"-p", "--prompt"}, description = "Answer this one prompt, print the answer and exit.")
     String prompt;
@@ -53,15 +52,15 @@ public final class ChatCommand implements Callable<Integer> {
             description = "Weights the decode steps read: fp32 (exact) or bf16 (a rounded copy: half the bytes, about twice the tokens/s; default: ${DEFAULT-VALUE}).")
     DecodeWeights weights;
 
-    @Option(names = "--base-dir", description = "Base dir (default: $NANOCHAT_BASE_DIR or ~/.cache/nanochat4j).")
-    Path baseDir;
+    @Mixin
+    BaseDirOption baseDir;
 
     @Override
     public Integer call() throws IOException {
-        Path base = baseDir != null ? baseDir : BaseDir.get();
+        Path base = baseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source) : defaultSource(base);
         boolean completion = src == ModelSource.BASE;
-        ModelSource.Loaded m = src.load(base, tag, step, base.resolve("tokenizer"));
+        ModelSource.Loaded m = checkpoint.load(src, base);
         m.model().decodeWeights(weights);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
         ChatSession session = new ChatSession(new Engine(m.model(), m.tokenizer()), completion, maxTokens, temperature, topK, seed);

@@ -2,15 +2,19 @@ package nanochat4j.serve.chat;
 
 import java.io.PrintStream;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import nanochat4j.model.engine.Engine;
+import nanochat4j.model.tokenizer.ChatRenderer;
+import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
 
 /**
- * One terminal conversation, as nanochat's chat_cli: the token history starts at {@code <|bos|>}; each user turn
- * appends {@code <|user_start|>text<|user_end|><|assistant_start|>}, the reply streams out token by token and is
- * appended (closed with {@code <|assistant_end|>}). A base model has no chat format: there each input is a prompt
- * completed on its own ({@code completion} mode).
+ * One terminal conversation, as nanochat's chat_cli: the conversation's messages, rendered for each turn by
+ * {@link ChatRenderer} (the training format: {@code <|bos|>}, then {@code <|user_start|>text<|user_end|>} and
+ * {@code <|assistant_start|>reply<|assistant_end|>} per exchange) with {@code <|assistant_start|>} appended; the reply
+ * streams out token by token and is kept as nanochat's assistant message, its calculator calls and their outputs as
+ * parts. A base model has no chat format: there each input is a prompt completed on its own ({@code completion} mode).
  */
 public final class ChatSession {
     /** Longest input line kept; the engine also cuts over-long prompts from the left. */
@@ -22,7 +26,7 @@ public final class ChatSession {
     private final int maxTokens;
     private final double temperature;
     private final int topK;
-    private final List<Integer> history = new ArrayList<>();
+    private final List<Conversation.Message> messages = new ArrayList<>();
     private long seed;
 
     public ChatSession(Engine engine, boolean completion, int maxTokens, double temperature, int topK, long seed) {
@@ -37,13 +41,63 @@ public final class ChatSession {
     }
 
     public void clear() {
-        history.clear();
-        history.add(tok.bosId());
+        messages.clear();
     }
 
     /** Tokens of the conversation so far (chat mode). */
     List<Integer> history() {
-        return history;
+        int[] ids = messages.isEmpty() ? new int[] {tok.bosId()} : ChatRenderer.render(tok, new Conversation(messages), Integer.MAX_VALUE).ids();
+        return Arrays.stream(ids).boxed().toList();
+    }
+
+    /** The tokens the model reads to answer {@code user} after the exchanges so far: their rendering and {@code <|assistant_start|>}. */
+    int[] prompt(Conversation.Message user) {
+        List<Conversation.Message> next = new ArrayList<>(messages);
+        next.add(user);
+        int[] rendered = ChatRenderer.render(tok, new Conversation(next), Integer.MAX_VALUE).ids();
+        int[] ids = Arrays.copyOf(rendered, rendered.length + 1);
+        ids[rendered.length] = tok.encodeSpecial("<|assistant_start|>");
+        return ids;
+    }
+
+    /** Keeps a finished exchange: {@code user}'s message and the reply's tokens (without {@code <|assistant_end|>}). */
+    void record(Conversation.Message user, List<Integer> reply) {
+        messages.add(user);
+        messages.add(assistantMessage(reply));
+    }
+
+    /**
+     * The reply as nanochat's assistant message: plain text, or parts split at the calculator's special tokens
+     * ({@code <|python_start|>code<|python_end|>}, {@code <|output_start|>result<|output_end|>}) around the text.
+     */
+    private Conversation.Message assistantMessage(List<Integer> reply) {
+        int pythonStart = tok.encodeSpecial("<|python_start|>"), pythonEnd = tok.encodeSpecial("<|python_end|>");
+        int outputStart = tok.encodeSpecial("<|output_start|>"), outputEnd = tok.encodeSpecial("<|output_end|>");
+        List<Conversation.Part> parts = new ArrayList<>();
+        String type = "text";
+        List<Integer> run = new ArrayList<>();
+        for (int t : reply) {
+            if (t == pythonStart || t == pythonEnd || t == outputStart || t == outputEnd) {
+                addPart(parts, type, run);
+                type = t == pythonStart ? "python" : t == outputStart ? "python_output" : "text";
+            } else {
+                run.add(t);
+            }
+        }
+        addPart(parts, type, run);
+        if (parts.isEmpty()) return Conversation.Message.assistant("");
+        if (parts.size() == 1 && parts.getFirst().type().equals("text")) return Conversation.Message.assistant(parts.getFirst().text());
+        return Conversation.Message.assistant(parts);
+    }
+
+    /** Adds {@code run}'s text as a part (a tool part even when empty: its markers were generated) and empties it. */
+    private void addPart(List<Conversation.Part> parts, String type, List<Integer> run) {
+        if (!run.isEmpty() || !type.equals("text")) parts.add(new Conversation.Part(type, tok.decode(ids(run))));
+        run.clear();
+    }
+
+    private static int[] ids(List<Integer> tokens) {
+        return tokens.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /**
@@ -63,17 +117,9 @@ public final class ChatSession {
     public String turn(String input, PrintStream out) {
         String text = sanitize(input).strip();
         if (text.isEmpty()) return "";
-        int[] prompt;
-        if (completion) {
-            prompt = tok.encode(text, tok.bosId(), -1);
-            out.print(text);
-        } else {
-            history.add(tok.encodeSpecial("<|user_start|>"));
-            for (int t : tok.encode(text)) history.add(t);
-            history.add(tok.encodeSpecial("<|user_end|>"));
-            history.add(tok.encodeSpecial("<|assistant_start|>"));
-            prompt = history.stream().mapToInt(Integer::intValue).toArray();
-        }
+        Conversation.Message user = Conversation.Message.user(text);
+        int[] prompt = completion ? tok.encode(text, tok.bosId(), -1) : prompt(user);
+        if (completion) out.print(text);
         int assistantEnd = tok.encodeSpecial("<|assistant_end|>");
         List<Integer> reply = new ArrayList<>();
         StringBuilder shown = new StringBuilder();
@@ -82,7 +128,7 @@ public final class ChatSession {
             if (t == assistantEnd || t == tok.bosId()) return;
             reply.add(t);
             // Print only whole characters: a token may end in the middle of a UTF-8 sequence.
-            String all = tok.decode(reply.stream().mapToInt(Integer::intValue).toArray());
+            String all = tok.decode(ids(reply));
             if (!all.endsWith("\uFFFD") && all.length() > shown.length()) {
                 out.print(all.substring(shown.length()));
                 out.flush();
@@ -90,17 +136,14 @@ public final class ChatSession {
                 shown.append(all);
             }
         });
-        String all = tok.decode(reply.stream().mapToInt(Integer::intValue).toArray());
+        String all = tok.decode(ids(reply));
         if (all.length() > shown.length()) out.print(all.substring(shown.length()));
         out.println();
         if (run.truncatedPromptTokens() > 0) {
             out.println("[the conversation is longer than the model's context: its first " + run.truncatedPromptTokens()
                     + " tokens were left out]");
         }
-        if (!completion) {
-            history.addAll(reply);
-            history.add(assistantEnd);
-        }
+        if (!completion) record(user, reply);
         return all;
     }
 }

@@ -9,12 +9,14 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
-import nanochat4j.model.BaseDir;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
+import nanochat4j.train.cli.BaseDirOption;
+import nanochat4j.train.cli.CheckpointChoice;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -31,11 +33,8 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-i", "--source"}, description = "Checkpoint source: base, sft or rl (default: sft if any, else base).")
     String source;
 
-    @Option(names = {"-g", "--model-tag"}, description = "Model tag (default: the largest d<N>).")
-    String tag;
-
-    @Option(names = {"-s", "--step"}, description = "Checkpoint step (default: the latest).")
-    Long step;
+    @Mixin
+    CheckpointChoice checkpoint;
 
     @Option(names = {"-p", "--port"}, defaultValue = "8000", description = "TCP port (default: ${DEFAULT-VALUE}; 0: any free one).")
     int port;
@@ -86,8 +85,8 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = "--weights", defaultValue = "fp32", description = "Decode weights: fp32 (exact) or bf16 (about twice the tokens/s; default: ${DEFAULT-VALUE}).")
     DecodeWeights weights;
 
-    @Option(names = "--base-dir", description = "Base dir (default: $NANOCHAT_BASE_DIR or ~/.cache/nanochat4j).")
-    Path baseDir;
+    @Mixin
+    BaseDirOption baseDir;
 
     @Override
     public Integer call() throws IOException {
@@ -96,10 +95,10 @@ public final class ServeCommand implements Callable<Integer> {
         }
         if (workers < 1) throw new IllegalArgumentException("--workers " + workers + " must be >= 1");
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port " + port + " is not in 0..65535");   // before the slow load
-        Path base = baseDir != null ? baseDir : BaseDir.get();
+        Path base = baseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source)
                 : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;
-        ModelSource.Loaded m = src.load(base, tag, step, base.resolve("tokenizer"));
+        ModelSource.Loaded m = checkpoint.load(src, base);
         String key = apiKey != null ? apiKey : System.getenv("NANOCHAT4J_API_KEY");
         String name = src.name().toLowerCase(Locale.ROOT);
         ServerConfig config = new ServerConfig(host, port, queue, Duration.ofSeconds(timeoutSeconds), maxBody, maxMessages,

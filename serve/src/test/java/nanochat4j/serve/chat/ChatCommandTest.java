@@ -1,5 +1,6 @@
 package nanochat4j.serve.chat;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,6 +21,7 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.serve.Nanochat4j;
 import org.junit.jupiter.api.BeforeAll;
@@ -96,6 +98,44 @@ class ChatCommandTest {
         assertTrue(h.contains(tok.encodeSpecial("<|assistant_start|>")));
         s.clear();
         assertEquals(List.of(tok.bosId()), s.history());
+    }
+
+    /**
+     * Two exchanges, the first with a calculator call, through the session's rendering: the second prompt is
+     * nanochat's format written out by hand — BOS; user_start, text, user_end; assistant_start, python_start, code,
+     * python_end, output_start, result, output_end, text, assistant_end; the next user message; assistant_start.
+     */
+    @Test
+    void aTwoTurnChatWithACalculatorCallIsRenderedAsNanochatRendersIt() {
+        ChatSession s = new ChatSession(new Engine(model, tok), false, 4, 0.0, 0, 1);
+        int bos = tok.bosId(), us = special("user_start"), ue = special("user_end"), as = special("assistant_start"),
+                ae = special("assistant_end"), ps = special("python_start"), pe = special("python_end"), os = special("output_start"),
+                oe = special("output_end");
+        Conversation.Message q1 = Conversation.Message.user("what is 2+3?"), q2 = Conversation.Message.user("thanks");
+        assertArrayEquals(ids(List.of(bos, us), tok.encode("what is 2+3?"), List.of(ue, as)), s.prompt(q1));
+        // the reply as the engine streams it: the model's call, the calculator's forced output, then the model's text
+        int[] reply = ids(List.of(ps), tok.encode("2+3"), List.of(pe, os), tok.encode("5"), List.of(oe), tok.encode(" It is 5."));
+        s.record(q1, java.util.Arrays.stream(reply).boxed().toList());
+        int[] firstExchange = ids(List.of(bos, us), tok.encode("what is 2+3?"), List.of(ue, as), List.of(ps), tok.encode("2+3"),
+                List.of(pe, os), tok.encode("5"), List.of(oe), tok.encode(" It is 5."), List.of(ae));
+        assertArrayEquals(ids(firstExchange, List.of(us), tok.encode("thanks"), List.of(ue, as)), s.prompt(q2));
+        s.record(q2, java.util.Arrays.stream(tok.encode("bye")).boxed().toList());
+        assertArrayEquals(ids(firstExchange, List.of(us), tok.encode("thanks"), List.of(ue, as), tok.encode("bye"), List.of(ae)),
+                s.history().stream().mapToInt(Integer::intValue).toArray());
+    }
+
+    private static int special(String name) {
+        return tok.encodeSpecial("<|" + name + "|>");
+    }
+
+    /** The concatenation of int arrays and lists of ints. */
+    private static int[] ids(Object... pieces) {
+        List<Integer> all = new ArrayList<>();
+        for (Object p : pieces) {
+            if (p instanceof int[] a) for (int v : a) all.add(v);
+            else for (Object v : (List<?>) p) all.add((Integer) v);
+        }
+        return all.stream().mapToInt(Integer::intValue).toArray();
     }
 
     @Test

@@ -1,14 +1,17 @@
 package nanochat4j.train.base;
 
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import nanochat4j.tensor.Device;
+import nanochat4j.train.cli.ResumeOptions;
+import nanochat4j.train.cli.UserConfig;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * base_train's flags, with nanochat's names and defaults (reference §6). A picocli mixin: the
+ * base_train's flags, with nanochat's names and defaults. A picocli mixin: the
  * {@code base-train} command parses them, tests build them the same way ({@code CommandLine.populateCommand}).
  */
 public final class BaseTrainOptions {
@@ -52,8 +55,8 @@ public final class BaseTrainOptions {
     public double warmdownRatio;
     @Option(names = "--final-lr-frac", defaultValue = "0.05", description = "final LR as a fraction of the initial (default: ${DEFAULT-VALUE})")
     public double finalLrFrac;
-    @Option(names = "--resume-from-step", defaultValue = "-1", description = "resume from this checkpoint step (-1 = fresh)")
-    public int resumeFromStep;
+    @Mixin
+    public ResumeOptions resume = new ResumeOptions();
     // evaluation and output
     @Option(names = "--eval-every", defaultValue = "250", description = "val bpb every N steps, -1 = off (default: ${DEFAULT-VALUE})")
     public int evalEvery;
@@ -76,8 +79,6 @@ public final class BaseTrainOptions {
     @Option(names = "--strip-gutenberg", defaultValue = "true", negatable = true, fallbackValue = "true",
             description = "keep only the text between Project Gutenberg START/END markers in .txt files (default: ${DEFAULT-VALUE})")
     public boolean stripGutenberg;
-    @Option(names = "--checkpoint-dir", description = "where checkpoints go (default: $NANOCHAT_BASE_DIR/base_checkpoints/<model-tag>)")
-    public Path checkpointDir;
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
     public String device;
     @Option(names = "--precision", defaultValue = "bf16",
@@ -111,38 +112,15 @@ public final class BaseTrainOptions {
         return modelTag != null ? modelTag : "d" + depth;
     }
 
-    /** Every flag by nanochat's argument name, for the meta file's {@code user_config}. */
+    /**
+     * Every flag by nanochat's argument name, for the meta file's {@code user_config}; --model-tag as resolved, --device
+     * under nanochat's name. Left out: where this machine keeps the eval bundle and the checkpoints (--data stays:
+     * base-eval reads it to score the data the model was trained on).
+     */
     public Map<String, Object> userConfig() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("depth", depth);
-        m.put("aspect_ratio", aspectRatio);
-        m.put("head_dim", headDim);
-        m.put("max_seq_len", maxSeqLen);
-        m.put("window_pattern", windowPattern);
-        m.put("num_iterations", numIterations);
-        m.put("target_flops", targetFlops);
-        m.put("target_param_data_ratio", targetParamDataRatio);
-        m.put("device_batch_size", deviceBatchSize);
-        m.put("total_batch_size", totalBatchSize);
-        m.put("embedding_lr", embeddingLr);
-        m.put("unembedding_lr", unembeddingLr);
-        m.put("matrix_lr", matrixLr);
-        m.put("scalar_lr", scalarLr);
-        m.put("weight_decay", weightDecay);
-        m.put("warmup_steps", warmupSteps);
-        m.put("warmdown_ratio", warmdownRatio);
-        m.put("final_lr_frac", finalLrFrac);
-        m.put("resume_from_step", resumeFromStep);
-        m.put("eval_every", evalEvery);
-        m.put("eval_tokens", evalTokens);
-        m.put("core_metric_every", coreMetricEvery);
-        m.put("core_metric_max_per_task", coreMetricMaxPerTask);
-        m.put("sample_every", sampleEvery);
-        m.put("save_every", saveEvery);
+        Map<String, Object> m = UserConfig.of(this, Set.of("--bundle", "--checkpoint-dir"));
         m.put("model_tag", tag());
-        m.put("data", data == null ? null : data.toString());
-        m.put("strip_gutenberg", stripGutenberg);
-        m.put("device_type", device);
+        m.put("device_type", m.remove("device"));
         return m;
     }
 }

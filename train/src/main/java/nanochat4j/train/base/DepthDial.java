@@ -3,7 +3,7 @@ package nanochat4j.train.base;
 import nanochat4j.model.gpt.GPTConfig;
 
 /**
- * base_train's one dial (reference §6): from --depth and the shape flags, everything else.
+ * base_train's one dial: from --depth and the shape flags, everything else.
  * <ol>
  *   <li>model: C = ceil(depth·aspect/head_dim)·head_dim, heads = C/head_dim ({@link GPTConfig#fromDepth});</li>
  *   <li>horizon: target_tokens = int(ratio·scaling_params), scaling_params = transformer matrices + lm_head;</li>
@@ -25,30 +25,29 @@ public record DepthDial(GPTConfig config, long scalingParams, long targetTokens,
     public static final long B_REF = 1L << 19;
     public static final int REFERENCE_DEPTH = 12;
 
-    public static DepthDial derive(int depth, int aspectRatio, int headDim, int maxSeqLen, String windowPattern, int vocabSize,
-                                   double targetParamDataRatio, long totalBatchSize, int numIterations, double targetFlops,
-                                   double weightDecayArg) {
-        GPTConfig config = GPTConfig.fromDepth(depth, aspectRatio, headDim, maxSeqLen, windowPattern, vocabSize);
+    /** The dial for base-train's options {@code o} and a tokenizer of {@code vocabSize} tokens. */
+    public static DepthDial derive(BaseTrainOptions o, int vocabSize) {
+        GPTConfig config = GPTConfig.fromDepth(o.depth, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, vocabSize);
         long scaling = config.numScalingParams().scaling();
-        long targetTokens = (long) (targetParamDataRatio * scaling); // Python int(): truncation toward zero
-        GPTConfig ref = GPTConfig.fromDepth(REFERENCE_DEPTH, aspectRatio, headDim, maxSeqLen, windowPattern, vocabSize);
-        double dRef = targetParamDataRatio * ref.numScalingParams().scaling();
-        long batch = totalBatchSize;
+        long targetTokens = (long) (o.targetParamDataRatio * scaling); // Python int(): truncation toward zero
+        GPTConfig ref = GPTConfig.fromDepth(REFERENCE_DEPTH, o.aspectRatio, o.headDim, o.maxSeqLen, o.windowPattern, vocabSize);
+        double dRef = o.targetParamDataRatio * ref.numScalingParams().scaling();
+        long batch = o.totalBatchSize;
         if (batch == -1) {
             double ideal = B_REF * Math.pow(targetTokens / dRef, 0.383);
             batch = 1L << (long) Math.rint(Math.log(ideal) / Math.log(2));
         } else if (batch <= 0) {
-            throw new IllegalArgumentException("--total-batch-size must be positive, or -1 to derive it: " + totalBatchSize);
+            throw new IllegalArgumentException("--total-batch-size must be positive, or -1 to derive it: " + o.totalBatchSize);
         }
         double lrScale = batch == B_REF ? 1.0 : Math.sqrt(batch / (double) B_REF);
-        double wd = weightDecayArg * Math.sqrt(batch / (double) B_REF) * (dRef / targetTokens);
+        double wd = o.weightDecay * Math.sqrt(batch / (double) B_REF) * (dRef / targetTokens);
         long flopsPerToken = config.estimateFlops();
         int iters;
-        if (numIterations > 0) {
-            iters = numIterations;
-        } else if (targetFlops > 0) {
-            iters = (int) Math.rint(targetFlops / ((double) flopsPerToken * batch));
-        } else if (targetParamDataRatio > 0) {
+        if (o.numIterations > 0) {
+            iters = o.numIterations;
+        } else if (o.targetFlops > 0) {
+            iters = (int) Math.rint(o.targetFlops / ((double) flopsPerToken * batch));
+        } else if (o.targetParamDataRatio > 0) {
             iters = (int) (targetTokens / batch);
         } else {
             throw new IllegalArgumentException("no training horizon: give --num-iterations, --target-flops or a positive --target-param-data-ratio");

@@ -3,7 +3,6 @@ package nanochat4j.train.chat;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -18,12 +17,15 @@ import nanochat4j.autograd.Autograd;
 import nanochat4j.model.BaseDir;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
+import nanochat4j.train.cli.CheckpointChoice;
+import nanochat4j.train.cli.TaskDataOptions;
 import nanochat4j.train.collective.Collective;
-import nanochat4j.train.tasks.JsonLines;
+import nanochat4j.train.collective.Job;
 import nanochat4j.train.tasks.PythonSandbox;
 import nanochat4j.train.tasks.Task;
 import nanochat4j.train.tasks.TaskData;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -49,25 +51,18 @@ public final class ChatEvalCommand implements Callable<Integer> {
     int topK;
     @Option(names = {"-b", "--batch-size"}, defaultValue = "8", description = "problems per forward in categorical tasks (default: ${DEFAULT-VALUE})")
     int batchSize;
-    @Option(names = {"-g", "--model-tag"}, description = "model tag (default: the largest d<N>)")
-    String tag;
-    @Option(names = {"-s", "--step"}, description = "checkpoint step (default: the last)")
-    Long step;
+    @Mixin
+    CheckpointChoice checkpoint;
     @Option(names = {"-x", "--max-problems"}, defaultValue = "-1", description = "problems per task, -1 = all (default: ${DEFAULT-VALUE})")
     int maxProblems;
     @Option(names = "--seed", defaultValue = "42", description = "sampling seed (problem i uses seed + i) (default: ${DEFAULT-VALUE})")
     long seed;
-    @Option(names = "--task-data", description = "folder of the task files (default: $NANOCHAT_BASE_DIR/task_data)")
-    Path taskData;
-    @Option(names = "--on-bad-line", defaultValue = "STOP", description = "a malformed data line: stop or skip (default: ${DEFAULT-VALUE})")
-    JsonLines.OnBadLine onBadLine;
+    @Mixin
+    TaskDataOptions tasks;
 
     @Override
     public Integer call() throws IOException {
-        try (Collective comm = Collective.fromEnvironment("chat-eval " + source + " " + tag + " " + step)) {
-            PrintStream out = comm.rank() == 0 ? System.out : new PrintStream(OutputStream.nullOutputStream());
-            run(BaseDir.get(), out, comm);
-        }
+        Job.run("chat-eval " + source + " " + checkpoint.tag + " " + checkpoint.step, System.out, (comm, out) -> run(BaseDir.get(), out, comm));
         return 0;
     }
 
@@ -80,10 +75,10 @@ public final class ChatEvalCommand implements Callable<Integer> {
         for (String n : names) {
             if (!TaskData.EVAL_TASKS.contains(n)) throw new IllegalArgumentException("unknown task '" + n + "' (tasks: " + String.join(", ", TaskData.EVAL_TASKS) + ")");
         }
-        ModelSource.Loaded m = ChatModels.load(src, base, tag, step);
+        ModelSource.Loaded m = ChatModels.load(src, base, checkpoint.tag, checkpoint.step);
         out.printf(Locale.ROOT, "%s model %s step %d%n", src.name().toLowerCase(Locale.ROOT), m.dir(), m.step());
         List<String> warnings = new ArrayList<>();
-        TaskData data = TaskData.open(taskData, onBadLine, warnings);
+        TaskData data = tasks.open(warnings);
         PythonSandbox sandbox = names.contains("HumanEval") ? PythonSandbox.find(PythonSandbox.Limits.DEFAULT) : null;
         Engine engine = new Engine(m.model(), m.tokenizer());
         ChatEval.Generator gen = ChatEval.generator(engine, new ChatEval.Sampling(numSamples, maxNewTokens, temperature, topK), seed);

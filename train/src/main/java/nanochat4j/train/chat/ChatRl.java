@@ -2,7 +2,6 @@ package nanochat4j.train.chat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -28,6 +27,7 @@ import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.Job;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.tasks.Gsm8k;
 import nanochat4j.train.tasks.Task;
@@ -68,14 +68,7 @@ public final class ChatRl {
                         long generatedTokens, double samplingSeconds, double scoringSeconds) {}
 
     public static Result run(ChatRlOptions o, Path baseDir, PrintStream out) throws IOException {
-        try (Collective comm = Collective.fromEnvironment("chat-rl " + o.userConfig())) {
-            try {
-                return run(o, baseDir, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()), comm);
-            } catch (IOException | RuntimeException | Error e) {
-                comm.abort("rank " + comm.rank() + " failed: " + e);
-                throw e;
-            }
-        }
+        return Job.run("chat-rl " + o.userConfig(), out, (comm, log) -> run(o, baseDir, log, comm));
     }
 
     public static Result run(ChatRlOptions o, Path baseDir, PrintStream out, Collective comm) throws IOException {
@@ -86,14 +79,14 @@ public final class ChatRl {
         if (o.deviceBatchSize < 1 || o.numSamples < 1 || o.numSamples % o.deviceBatchSize != 0) {
             throw new IllegalArgumentException("--num-samples " + o.numSamples + " must be a positive multiple of --device-batch-size " + o.deviceBatchSize);
         }
-        ModelSource.Loaded sft = ChatModels.load(ModelSource.SFT, baseDir, o.modelTag, o.modelStep);
+        ModelSource.Loaded sft = ChatModels.load(ModelSource.SFT, baseDir, o.start.modelTag, o.start.modelStep);
         GPT model = sft.model();
         Tokenizer tok = sft.tokenizer();
         String tag = sft.dir().getFileName().toString();
-        Path ckptDir = o.checkpointDir != null ? o.checkpointDir : ModelSource.RL.dir(baseDir).resolve(o.modelTag != null ? o.modelTag : tag);
+        Path ckptDir = o.resume.checkpointDir(ModelSource.RL.dir(baseDir), o.start.tagOr(tag));
         List<String> warnings = new ArrayList<>();
-        TaskData data = TaskData.open(o.taskData, o.onBadLine, warnings);
-        Task train = new Gsm8k(data.root(), "train", o.onBadLine, warnings), val = new Gsm8k(data.root(), "test", o.onBadLine, warnings);
+        TaskData data = o.tasks.open(warnings);
+        Task train = new Gsm8k(data.root(), "train", o.tasks.onBadLine, warnings), val = new Gsm8k(data.root(), "test", o.tasks.onBadLine, warnings);
         for (String w : warnings) out.println("warning: " + w);
         int numSteps = o.numSteps > 0 ? o.numSteps : (train.size() / o.examplesPerStep) * o.numEpochs;
         if (numSteps < 1) throw new IllegalArgumentException("no steps: GSM8K train has " + train.size() + " questions < --examples-per-step " + o.examplesPerStep);
@@ -104,34 +97,20 @@ public final class ChatRl {
 
         MuonAdamW opt = new MuonAdamW(scaled(model.paramGroups(o.unembeddingLr, o.embeddingLr, o.matrixLr, o.weightDecay, 0.5), o.initLrFrac), comm);
         int step = 0;
-        if (o.resumeFromStep >= 0) {
+        if (o.resume.resumeFromStep >= 0) {
             resume(o, ckptDir, model, opt, perRank, world);
-            step = o.resumeFromStep;
+            step = o.resume.resumeFromStep;
             out.printf(Locale.ROOT, "Resumed from step %d of %s%n", step, ckptDir);
         }
         if (comm.rank() == 0) Files.createDirectories(ckptDir);
         comm.barrier();
         Path metrics = ckptDir.resolve("metrics.jsonl");
-        if (comm.rank() == 0 && o.resumeFromStep >= 0) truncateMetrics(metrics, o.resumeFromStep);
+        if (comm.rank() == 0 && o.resume.resumeFromStep >= 0) truncateMetrics(metrics, o.resume.resumeFromStep);
         Engine engine = new Engine(model, tok);
         List<Double> rewards = new ArrayList<>();
         Map<Integer, double[]> passes = new LinkedHashMap<>();
         for (; step < numSteps; step++) {
-            if (o.evalEvery > 0 && step % o.evalEvery == 0) {
-                long t0 = System.nanoTime();
-                double[] pk = passAtK(engine, val, o, comm);
-                passes.put(step, pk);
-                StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "Step %d |", step));
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("step", step);
-                for (int k = 1; k <= pk.length; k++) {
-                    line.append(String.format(Locale.ROOT, " Pass@%d: %.4f", k, pk[k - 1]));
-                    m.put("pass@" + k, pk[k - 1]);
-                }
-                m.put("eval_seconds", (System.nanoTime() - t0) / 1e9);
-                out.println(line);
-                if (comm.rank() == 0) appendMetric(metrics, m);
-            }
+            if (o.evalEvery > 0 && step % o.evalEvery == 0) passes.put(step, evaluate(engine, val, o, step, comm, metrics, out));
             StepRollouts ro = rollouts(engine, train, o, step, rank, world, perRank);
             long t0 = System.nanoTime();
             double lossSum = update(model, ro, o.deviceBatchSize, perRank);
@@ -140,38 +119,13 @@ public final class ChatRl {
             opt.step();
             opt.zeroGrad();
             double updateSeconds = (System.nanoTime() - t0) / 1e9;
-            double meanLen = ro.sequenceLengths().stream().mapToInt(Integer::intValue).average().orElse(0);
-            double[] all = comm.allGatherDoubles(ro.rewardSum() / ((double) perRank * o.numSamples), meanLen, ro.generatedTokens(), ro.samplingSeconds(),
-                    ro.scoringSeconds(), updateSeconds, lossSum);
-            double reward = 0, len = 0, tokens = 0, sampling = 0, scoring = 0, upd = 0, loss = 0;
-            for (int i = 0; i < all.length; i += 7) {
-                reward += all[i] / world; // nanochat all-reduces the rank means with AVG
-                len += all[i + 1] / world;
-                tokens += all[i + 2];
-                sampling = Math.max(sampling, all[i + 3]);
-                scoring = Math.max(scoring, all[i + 4]);
-                upd = Math.max(upd, all[i + 5]);
-                loss += all[i + 6] / world;
+            StepStats stats = StepStats.gather(ro, (double) perRank * o.numSamples, updateSeconds, lossSum, comm);
+            if (!Double.isFinite(stats.reward()) || !Double.isFinite(stats.loss())) {
+                throw new IllegalStateException("step " + step + ": mean reward " + stats.reward() + ", loss " + stats.loss());
             }
-            if (!Double.isFinite(reward) || !Double.isFinite(loss)) throw new IllegalStateException("step " + step + ": mean reward " + reward + ", loss " + loss);
-            rewards.add(reward);
-            double tokPerSec = tokens / Math.max(sampling, 1e-9);
-            out.printf(Locale.ROOT, "Step %d/%d | Average reward: %.4f | Average sequence length: %.2f | loss: %.6f | lrm: %.4f | "
-                    + "sampling %.2fs (%,.0f tok/s) | scoring %.3fs | update %.2fs%n", step, numSteps, reward, len, loss, lrm, sampling, tokPerSec, scoring, upd);
-            if (comm.rank() == 0) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("step", step);
-                m.put("reward", reward);
-                m.put("sequence_length", len);
-                m.put("loss", loss);
-                m.put("lrm", lrm);
-                m.put("sampling_seconds", sampling);
-                m.put("scoring_seconds", scoring);
-                m.put("update_seconds", upd);
-                m.put("sampled_tokens", (long) tokens);
-                m.put("sampling_tok_per_sec", tokPerSec);
-                appendMetric(metrics, m);
-            }
+            rewards.add(stats.reward());
+            stats.log(step, numSteps, lrm, out);
+            if (comm.rank() == 0) appendMetric(metrics, stats.metrics(step, lrm));
             int done = step + 1;
             if ((o.saveEvery > 0 && done % o.saveEvery == 0) || done == numSteps) {
                 save(ckptDir, model, opt, done, o, sft, perRank, world, comm);
@@ -180,6 +134,73 @@ public final class ChatRl {
         }
         if (comm.rank() == 0) plot(metrics, ckptDir.resolve("chat_rl.png"));
         return new Result(step, rewards, passes, ckptDir);
+    }
+
+    /** pass@k on the test problems, printed and written to the metrics; returns pass@1..k. */
+    private static double[] evaluate(Engine engine, Task val, ChatRlOptions o, int step, Collective comm, Path metrics, PrintStream out)
+            throws IOException {
+        long t0 = System.nanoTime();
+        double[] pk = passAtK(engine, val, o, comm);
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "Step %d |", step));
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("step", step);
+        for (int k = 1; k <= pk.length; k++) {
+            line.append(String.format(Locale.ROOT, " Pass@%d: %.4f", k, pk[k - 1]));
+            m.put("pass@" + k, pk[k - 1]);
+        }
+        m.put("eval_seconds", (System.nanoTime() - t0) / 1e9);
+        out.println(line);
+        if (comm.rank() == 0) appendMetric(metrics, m);
+        return pk;
+    }
+
+    /**
+     * One step's figures over all ranks: mean reward and sequence length and the loss averaged over the ranks (nanochat
+     * all-reduces the rank means with AVG), sampled tokens summed, and each phase's seconds as its slowest rank's.
+     */
+    record StepStats(double reward, double length, double tokens, double sampling, double scoring, double update, double loss) {
+        static StepStats gather(StepRollouts ro, double samplesPerRank, double updateSeconds, double lossSum, Collective comm) {
+            int world = comm.worldSize();
+            double meanLen = ro.sequenceLengths().stream().mapToInt(Integer::intValue).average().orElse(0);
+            double[] all = comm.allGatherDoubles(ro.rewardSum() / samplesPerRank, meanLen, ro.generatedTokens(), ro.samplingSeconds(),
+                    ro.scoringSeconds(), updateSeconds, lossSum);
+            double reward = 0, len = 0, tokens = 0, sampling = 0, scoring = 0, upd = 0, loss = 0;
+            for (int i = 0; i < all.length; i += 7) {
+                reward += all[i] / world;
+                len += all[i + 1] / world;
+                tokens += all[i + 2];
+                sampling = Math.max(sampling, all[i + 3]);
+                scoring = Math.max(scoring, all[i + 4]);
+                upd = Math.max(upd, all[i + 5]);
+                loss += all[i + 6] / world;
+            }
+            return new StepStats(reward, len, tokens, sampling, scoring, upd, loss);
+        }
+
+        double tokPerSec() {
+            return tokens / Math.max(sampling, 1e-9);
+        }
+
+        void log(int step, int numSteps, double lrm, PrintStream out) {
+            out.printf(Locale.ROOT, "Step %d/%d | Average reward: %.4f | Average sequence length: %.2f | loss: %.6f | lrm: %.4f | "
+                    + "sampling %.2fs (%,.0f tok/s) | scoring %.3fs | update %.2fs%n", step, numSteps, reward, length, loss, lrm, sampling,
+                    tokPerSec(), scoring, update);
+        }
+
+        Map<String, Object> metrics(int step, double lrm) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("step", step);
+            m.put("reward", reward);
+            m.put("sequence_length", length);
+            m.put("loss", loss);
+            m.put("lrm", lrm);
+            m.put("sampling_seconds", sampling);
+            m.put("scoring_seconds", scoring);
+            m.put("update_seconds", update);
+            m.put("sampled_tokens", (long) tokens);
+            m.put("sampling_tok_per_sec", tokPerSec());
+            return m;
+        }
     }
 
     /** nanochat sets every group's LR (the fixed 0.2 of the smear/backout scalars too) to lr × init_lr_frac. */
@@ -306,9 +327,9 @@ public final class ChatRl {
     }
 
     private static void resume(ChatRlOptions o, Path ckptDir, GPT model, MuonAdamW opt, int perRank, int world) throws IOException {
-        Path meta = Checkpoint.metaFile(ckptDir, o.resumeFromStep);
-        if (!Files.exists(meta)) throw new IllegalArgumentException("--resume-from-step " + o.resumeFromStep + ": no checkpoint " + meta);
-        Checkpoint.Loaded loaded = Checkpoint.load(ckptDir, o.resumeFromStep);
+        Path meta = Checkpoint.metaFile(ckptDir, o.resume.resumeFromStep);
+        if (!Files.exists(meta)) throw new IllegalArgumentException("--resume-from-step " + o.resume.resumeFromStep + ": no checkpoint " + meta);
+        Checkpoint.Loaded loaded = Checkpoint.load(ckptDir, o.resume.resumeFromStep);
         Map<String, Object> extra = loaded.meta().extra();
         if (!SOURCE.equals(extra.get("source"))) {
             throw new IllegalArgumentException(meta + " is not a chat-rl checkpoint (source " + extra.get("source") + "): cannot resume chat-rl from it");
@@ -323,7 +344,7 @@ public final class ChatRl {
                     + world + " × " + perRank + " now): the data position depends on both");
         }
         model.loadStateDict(loaded.params());
-        opt.load(ckptDir, o.resumeFromStep);
+        opt.load(ckptDir, o.resume.resumeFromStep);
     }
 
     private static void save(Path dir, GPT model, MuonAdamW opt, int step, ChatRlOptions o, ModelSource.Loaded sft, int perRank, int world,

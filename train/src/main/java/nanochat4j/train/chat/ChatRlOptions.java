@@ -1,20 +1,21 @@
 package nanochat4j.train.chat;
 
-import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
-import nanochat4j.train.tasks.JsonLines;
+import java.util.Set;
+import nanochat4j.train.cli.ResumeOptions;
+import nanochat4j.train.cli.StartModelOptions;
+import nanochat4j.train.cli.TaskDataOptions;
+import nanochat4j.train.cli.UserConfig;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * chat_rl's flags with nanochat's names and defaults (reference §8). Ours: --num-steps (a shorter run; the LR ramp
+ * chat_rl's flags with nanochat's names and defaults. Ours: --num-steps (a shorter run; the LR ramp
  * then spans it), --seed, the data folder, checkpoints and resume.
  */
 public final class ChatRlOptions {
-    @Option(names = "--model-tag", description = "SFT model tag to load, and the RL checkpoint folder name (default: the largest d<N>)")
-    public String modelTag;
-    @Option(names = "--model-step", description = "SFT model step to load (default: the last)")
-    public Long modelStep;
+    @Mixin
+    public StartModelOptions start = new StartModelOptions();
     @Option(names = "--num-epochs", defaultValue = "1", description = "epochs over GSM8K train (default: ${DEFAULT-VALUE})")
     public int numEpochs;
     @Option(names = "--device-batch-size", defaultValue = "8", description = "max rows per forward pass (default: ${DEFAULT-VALUE})")
@@ -50,38 +51,13 @@ public final class ChatRlOptions {
     public int numSteps;
     @Option(names = "--seed", defaultValue = "0", description = "mixed into every sampling seed (default: ${DEFAULT-VALUE})")
     public long seed;
-    @Option(names = "--task-data", description = "folder with gsm8k/train.jsonl and test.jsonl (default: $NANOCHAT_BASE_DIR/task_data)")
-    public Path taskData;
-    @Option(names = "--on-bad-line", defaultValue = "STOP", description = "a malformed data line: stop or skip (default: ${DEFAULT-VALUE})")
-    public JsonLines.OnBadLine onBadLine;
-    @Option(names = "--resume-from-step", defaultValue = "-1", description = "resume this RL run from its checkpoint step (-1 = fresh)")
-    public int resumeFromStep;
-    @Option(names = "--checkpoint-dir", description = "where RL checkpoints go (default: $NANOCHAT_BASE_DIR/chatrl_checkpoints/<tag>)")
-    public Path checkpointDir;
+    @Mixin
+    public TaskDataOptions tasks = new TaskDataOptions();
+    @Mixin
+    public ResumeOptions resume = new ResumeOptions();
 
     /** Every flag by nanochat's argument name, for the meta file's {@code user_config}. */
     public Map<String, Object> userConfig() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("model_tag", modelTag);
-        m.put("model_step", modelStep);
-        m.put("num_epochs", numEpochs);
-        m.put("device_batch_size", deviceBatchSize);
-        m.put("examples_per_step", examplesPerStep);
-        m.put("num_samples", numSamples);
-        m.put("max_new_tokens", maxNewTokens);
-        m.put("temperature", temperature);
-        m.put("top_k", topK);
-        m.put("embedding_lr", embeddingLr);
-        m.put("unembedding_lr", unembeddingLr);
-        m.put("matrix_lr", matrixLr);
-        m.put("weight_decay", weightDecay);
-        m.put("init_lr_frac", initLrFrac);
-        m.put("eval_every", evalEvery);
-        m.put("eval_examples", evalExamples);
-        m.put("save_every", saveEvery);
-        m.put("num_steps", numSteps);
-        m.put("seed", seed);
-        m.put("task_data", taskData == null ? null : taskData.toString());
-        return m;
+        return UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
     }
 }

@@ -2,7 +2,6 @@ package nanochat4j.train.chat;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -14,9 +13,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import nanochat4j.autograd.Autograd;
-import nanochat4j.autograd.Var;
 import nanochat4j.model.checkpoint.Checkpoint;
-import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
@@ -24,8 +21,8 @@ import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.train.base.MetricsPlot;
 import nanochat4j.train.collective.Collective;
+import nanochat4j.train.collective.Job;
 import nanochat4j.train.eval.BitsPerByte;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.tasks.Arc;
@@ -71,178 +68,12 @@ public final class ChatSft {
     record Resolved(int seq, int batch, long totalBatch, double embLr, double unembLr, double matLr) {}
 
     public static Result run(ChatSftOptions o, Path baseDir, PrintStream out) throws IOException {
-        try (Collective comm = Collective.fromEnvironment("chat-sft " + o.userConfig())) {
-            try {
-                return run(o, baseDir, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()), comm);
-            } catch (IOException | RuntimeException | Error e) {
-                comm.abort("rank " + comm.rank() + " failed: " + e);
-                throw e;
-            }
-        }
+        return Job.run("chat-sft " + o.userConfig(), out, (comm, log) -> run(o, baseDir, log, comm));
     }
 
+    /** Runs one rank of a data-parallel job over {@code comm}; {@code out} gets the log (pass a null stream off rank 0). */
     public static Result run(ChatSftOptions o, Path baseDir, PrintStream out, Collective comm) throws IOException {
-        int rank = comm.rank(), world = comm.worldSize();
-        boolean master = rank == 0;
-        ModelSource.Loaded base = ModelSource.BASE.load(baseDir, o.modelTag, o.modelStep, baseDir.resolve("tokenizer"));
-        if (SOURCE.equals(base.meta().extra().get("source"))) {
-            throw new IllegalArgumentException(base.dir() + " holds a chat-sft checkpoint, not a base model");
-        }
-        GPT model = base.model();
-        Tokenizer tok = base.tokenizer();
-        Resolved r = resolve(o, base.meta(), out);
-        long perMicro = (long) r.batch() * r.seq() * world;
-        if (r.totalBatch() % perMicro != 0) {
-            throw new IllegalArgumentException("--total-batch-size " + r.totalBatch() + " is not a multiple of --device-batch-size × --max-seq-len"
-                    + (world > 1 ? " × ranks" : "") + " = " + perMicro);
-        }
-        int accum = (int) (r.totalBatch() / perMicro);
-        String tag = base.dir().getFileName().toString();
-        Path ckptDir = o.checkpointDir != null ? o.checkpointDir : ModelSource.SFT.dir(baseDir).resolve(o.modelTag != null ? o.modelTag : tag);
-        out.printf(Locale.ROOT, "Base model: %s step %d (%s)%n", base.dir(), base.step(), model.config());
-        out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps × %d rank%s%n", r.totalBatch(), r.batch(), r.seq(), accum,
-                world, world == 1 ? "" : "s");
-
-        List<String> warnings = new ArrayList<>();
-        TaskData data = TaskData.open(o.taskData, o.onBadLine, warnings);
-        Mixtures mix = mixtures(o, data);
-        for (String w : warnings) out.println("warning: " + w);
-        out.printf(Locale.ROOT, "Training mixture: %,d conversations (%s); validation: %,d%n", mix.train().size(), mix.description(), mix.val().size());
-
-        // LRs are nanochat's CLI values × init-lr-frac (its initial_lr); the schedule multiplies them by lrm.
-        double f = o.initLrFrac;
-        MuonAdamW opt = new MuonAdamW(model.paramGroups(r.unembLr() * f, r.embLr() * f, r.matLr() * f, 0.0, o.scalarLr * f), comm);
-        int step = 0;
-        double minValBpb = Double.POSITIVE_INFINITY, smoothLoss = 0, trainingTime = 0, progress = 0;
-        long skipped = 0;
-        SftLoader.State loaderState = null;
-        if (o.resumeFromStep >= 0) {
-            Path meta = Checkpoint.metaFile(ckptDir, o.resumeFromStep);
-            if (!Files.exists(meta)) throw new IllegalArgumentException("--resume-from-step " + o.resumeFromStep + ": no checkpoint " + meta);
-            Checkpoint.Loaded loaded = Checkpoint.load(ckptDir, o.resumeFromStep);
-            Map<String, Object> extra = loaded.meta().extra();
-            if (!SOURCE.equals(extra.get("source"))) {
-                throw new IllegalArgumentException(meta + " is not a chat-sft checkpoint (source " + extra.get("source") + "): cannot resume chat-sft from it");
-            }
-            if (!loaded.meta().config().equals(model.config())) {
-                throw new IllegalArgumentException(meta + " is a different model (" + loaded.meta().config() + ") than the base " + model.config());
-            }
-            model.loadStateDict(loaded.params());
-            opt.load(ckptDir, o.resumeFromStep);
-            List<?> perRank = (List<?>) extra.get("dataloader_state_per_rank");
-            if (perRank == null || perRank.size() != world) {
-                throw new IllegalArgumentException(meta + " was saved by " + (perRank == null ? "?" : perRank.size()) + " rank(s); resume with the same number (" + world + " now)");
-            }
-            loaderState = JSON.convertValue(perRank.get(rank), SftLoader.State.class);
-            Map<?, ?> loop = (Map<?, ?>) extra.get("loop_state");
-            minValBpb = Double.parseDouble(loop.get("min_val_bpb").toString());
-            smoothLoss = Double.parseDouble(loop.get("smooth_train_loss").toString());
-            trainingTime = Double.parseDouble(loop.get("total_training_time").toString());
-            progress = Double.parseDouble(loop.get("progress").toString());
-            skipped = Long.parseLong(loop.get("skipped_micro_batches").toString());
-            step = o.resumeFromStep;
-            out.printf(Locale.ROOT, "Resumed from step %d of %s%n", step, ckptDir);
-        } else if (o.loadOptimizer == 1) {
-            warmStart(opt, base.dir(), base.step(), out);
-        }
-
-        ChatCoreRunner chatcore = o.chatcoreEvery > 0 ? new ChatCoreRunner(data, tok, model, r.batch(), o.chatcoreMaxCat, o.chatcoreMaxSample, comm, out) : null;
-        if (master) Files.createDirectories(ckptDir);
-        comm.barrier();
-        Path metrics = ckptDir.resolve("metrics.jsonl");
-        int evalSteps = (int) Math.max(1, o.evalTokens / perMicro);
-        List<Float> losses = new ArrayList<>();
-        Map<Integer, Double> valLoss = new LinkedHashMap<>(), valBpb = new LinkedHashMap<>(), core = new LinkedHashMap<>();
-        int[] tokenBytes = tok.tokenByteLengths();
-        SftLoader train = new SftLoader(mix.train(), c -> ChatRenderer.render(tok, c, Integer.MAX_VALUE), r.batch(), r.seq(), tok.bosId(), rank,
-                world, 100, loaderState);
-        int resumeStep = o.resumeFromStep;
-        double lastVal = Double.NaN;
-        boolean last = false;
-        while (true) {
-            SftLoader.State atStep = train.state();
-            if (o.numIterations > 0 && step >= o.numIterations) last = true;
-            last = agreeAny(last, comm);
-            if (last || (o.evalEvery > 0 && step % o.evalEvery == 0)) {
-                double[] v = validate(model, mix.val(), tok, r, evalSteps, tokenBytes, comm);
-                lastVal = v[1];
-                valLoss.put(step, v[0]);
-                valBpb.put(step, v[1]);
-                minValBpb = Math.min(minValBpb, v[1]);
-                out.printf(Locale.ROOT, "Step %05d | Validation loss: %.6f | bpb: %.6f%n", step, v[0], v[1]);
-                if (master) appendMetric(metrics, Map.of("step", step, "val_loss", v[0], "val_bpb", v[1]));
-            }
-            if (chatcore != null && (last || (step > 0 && step % o.chatcoreEvery == 0))) {
-                ChatCoreRunner.Outcome c = chatcore.run();
-                if (!Double.isNaN(c.chatCore())) core.put(step, c.chatCore());
-                out.printf(Locale.ROOT, "Step %05d | ChatCORE: %.4f | ChatCORE_cat: %.4f%n", step, c.chatCore(), c.chatCoreCat());
-                if (master) {
-                    Map<String, Object> m = new LinkedHashMap<>();
-                    m.put("step", step);
-                    if (!Double.isNaN(c.chatCore())) m.put("chatcore", c.chatCore());
-                    m.put("chatcore_cat", c.chatCoreCat());
-                    c.accuracy().forEach((k, a) -> m.put("chatcore/" + k, a));
-                    appendMetric(metrics, m);
-                }
-            }
-            if (last || (step > 0 && step != resumeStep && o.saveEvery > 0 && step % o.saveEvery == 0)) {
-                save(ckptDir, model, opt, step, lastVal, o, r, atStep, minValBpb, smoothLoss, trainingTime, progress, skipped, train.cropped(),
-                        base, comm);
-                out.printf(Locale.ROOT, "Saved checkpoint step %d to %s%n", step, ckptDir);
-            }
-            if (last) break;
-
-            long t0 = System.nanoTime();
-            List<SftLoader.Batch> micro = new ArrayList<>();
-            int withTokens = 0;
-            for (int m = 0; m < accum; m++) {
-                SftLoader.Batch b = train.next();
-                micro.add(b);
-                if (b.supervised() > 0) withTokens++;
-                if (b.epochDone()) last = true;
-                progress = Math.max(progress, o.numIterations > 0 ? (step + 1.0) / o.numIterations : b.progress());
-            }
-            float trainLoss = Float.NaN;
-            for (SftLoader.Batch b : micro) {
-                if (b.supervised() == 0) {
-                    skipped++;
-                    continue;
-                }
-                Var loss = model.loss(Tensor.ofInts(b.inputs(), r.batch(), r.seq()), Tensor.ofInts(b.targets(), r.batch(), r.seq()), Reduction.MEAN);
-                trainLoss = loss.item();
-                loss.backward(1f / withTokens);
-            }
-            if (withTokens > 0 && !Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + step);
-            double lrm = lrMultiplier(progress, o);
-            opt.setLrMultiplier(lrm);
-            opt.setMuonMomentum(muonMomentum(step));
-            boolean anyRank = agreeAny(withTokens > 0, comm);
-            if (anyRank) opt.step(); // every rank joins the optimizer's collectives, with zero gradients if it had none
-            opt.zeroGrad();
-            double dt = (System.nanoTime() - t0) / 1e9;
-            step++;
-            losses.add(trainLoss); // NaN for a step whose micro-batches were all skipped
-            if (!Float.isNaN(trainLoss)) smoothLoss = 0.9 * smoothLoss + 0.1 * trainLoss;
-            double debiased = smoothLoss / (1 - Math.pow(0.9, step + 1));
-            if (step > 10) trainingTime += dt;
-            out.printf(Locale.ROOT, "step %05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %,.0f | epoch: %d | skipped: %d | total time: %.2fm%n",
-                    step, 100 * progress, debiased, lrm, dt * 1e3, r.totalBatch() / dt, micro.get(micro.size() - 1).epoch(), skipped, trainingTime / 60);
-            if (master) {
-                Map<String, Object> m = new LinkedHashMap<>();
-                m.put("step", step);
-                m.put("loss", Float.isNaN(trainLoss) ? null : trainLoss);
-                m.put("smooth_loss", debiased);
-                m.put("lrm", lrm);
-                m.put("dt", dt);
-                m.put("progress", progress);
-                m.put("skipped_micro_batches", skipped);
-                appendMetric(metrics, m);
-            }
-        }
-        out.printf(Locale.ROOT, "Minimum validation bpb: %.6f; micro-batches skipped (no supervised token): %d; conversations cropped to the row: %d%n",
-                minValBpb, skipped, train.cropped());
-        if (master) MetricsPlot.write(metrics, ckptDir.resolve("chat_sft.png"));
-        return new Result(step, losses, valLoss, valBpb, core, skipped, train.cropped(), ckptDir);
+        return new ChatSftRun(o, baseDir, out, comm).run();
     }
 
     /** nanochat's LR multiplier by progress: warmup, constant, linear warmdown to final-lr-frac. */
@@ -378,46 +209,8 @@ public final class ChatSft {
         }
     }
 
-    private static void save(Path dir, GPT model, MuonAdamW opt, int step, double valBpb, ChatSftOptions o, Resolved r, SftLoader.State loader,
-                             double minValBpb, double smoothLoss, double trainingTime, double progress, long skipped, long cropped,
-                             ModelSource.Loaded base, Collective comm) throws IOException {
-        if (comm.rank() == 0) Files.deleteIfExists(Checkpoint.metaFile(dir, step));
-        comm.barrier();
-        opt.save(dir, step);
-        List<Map<?, ?>> loaders = gatherLoaderStates(loader, comm);
-        comm.barrier();
-        if (comm.rank() != 0) return;
-        Map<String, Object> uc = o.userConfig();
-        uc.put("max_seq_len", r.seq());
-        uc.put("device_batch_size", r.batch());
-        uc.put("total_batch_size", r.totalBatch());
-        uc.put("embedding_lr", r.embLr());
-        uc.put("unembedding_lr", r.unembLr());
-        uc.put("matrix_lr", r.matLr());
-        Map<String, Object> extra = new LinkedHashMap<>();
-        extra.put("source", SOURCE);
-        extra.put("base_checkpoint", base.dir().toString() + "#" + base.step());
-        extra.put("val_bpb", Double.isNaN(valBpb) ? null : valBpb);
-        extra.put("user_config", uc);
-        extra.put("device_batch_size", r.batch());
-        extra.put("max_seq_len", r.seq());
-        extra.put("total_batch_size", r.totalBatch());
-        extra.put("dataloader_state_per_rank", loaders);
-        Map<String, Object> loop = new LinkedHashMap<>();
-        loop.put("min_val_bpb", Double.toString(minValBpb));
-        loop.put("smooth_train_loss", Double.toString(smoothLoss));
-        loop.put("total_training_time", Double.toString(trainingTime));
-        loop.put("progress", Double.toString(progress));
-        loop.put("skipped_micro_batches", Long.toString(skipped));
-        loop.put("cropped_conversations", Long.toString(cropped));
-        extra.put("loop_state", loop);
-        Map<String, Object> metrics = new LinkedHashMap<>();
-        if (!Double.isNaN(valBpb)) metrics.put("val_bpb", valBpb);
-        Checkpoint.save(dir, model, new Checkpoint.Meta(model.config(), step, base.meta().tokenizer(), metrics, extra), Safetensors.DType.F32);
-    }
-
     /** Every rank's loader state (as JSON maps), on rank 0. Encoded as doubles: small ints only. */
-    private static List<Map<?, ?>> gatherLoaderStates(SftLoader.State mine, Collective comm) {
+    static List<Map<?, ?>> gatherLoaderStates(SftLoader.State mine, Collective comm) {
         if (comm.worldSize() == 1) return List.of(JSON.convertValue(mine, Map.class));
         int w = comm.worldSize();
         double[] lengths = comm.allGatherDoubles(mine.buffer().length);
@@ -440,7 +233,7 @@ public final class ChatSft {
         return out;
     }
 
-    private static void appendMetric(Path file, Map<String, Object> m) throws IOException {
+    static void appendMetric(Path file, Map<String, Object> m) throws IOException {
         Files.write(file, (JSON.writeValueAsString(m) + "\n").getBytes(StandardCharsets.UTF_8), StandardOpenOption.CREATE, StandardOpenOption.APPEND);
     }
 

@@ -1,21 +1,23 @@
 package nanochat4j.train.chat;
 
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
-import nanochat4j.train.tasks.JsonLines;
+import java.util.Set;
+import nanochat4j.train.cli.ResumeOptions;
+import nanochat4j.train.cli.StartModelOptions;
+import nanochat4j.train.cli.TaskDataOptions;
+import nanochat4j.train.cli.UserConfig;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * chat_sft's flags with nanochat's names and defaults (reference §8); null batch/LR values are inherited from the
+ * chat_sft's flags with nanochat's names and defaults; null batch/LR values are inherited from the
  * base checkpoint's meta (fallbacks 2048 / 32 / 524288 and 0.3 / 0.004 / 0.02), as nanochat does. The data flags
  * are ours: nanochat downloads SmolTalk, MMLU auxiliary_train and GSM8K from the Hub; here they are files.
  */
 public final class ChatSftOptions {
-    @Option(names = "--model-tag", description = "base model tag to load, and the SFT checkpoint folder name (default: the largest d<N>)")
-    public String modelTag;
-    @Option(names = "--model-step", description = "base model step to load (default: the last)")
-    public Long modelStep;
+    @Mixin
+    public StartModelOptions start = new StartModelOptions();
     @Option(names = "--load-optimizer", defaultValue = "1", description = "warm-start the optimizer from the base checkpoint, 0/1 (default: ${DEFAULT-VALUE})")
     public int loadOptimizer;
     @Option(names = "--num-iterations", defaultValue = "-1", description = "optimizer steps, -1 = one epoch of the mixture (default: ${DEFAULT-VALUE})")
@@ -57,9 +59,9 @@ public final class ChatSftOptions {
     @Option(names = "--gsm8k-epochs", defaultValue = "4", description = "epochs of GSM8K train in the mixture (default: ${DEFAULT-VALUE})")
     public int gsm8kEpochs;
     // ours: data files, checkpoints
-    @Option(names = "--task-data", description = "folder of the task files (arc/, mmlu/, gsm8k/, humaneval/, sft/) (default: $NANOCHAT_BASE_DIR/task_data)")
-    public Path taskData;
-    @Option(names = "--conversations", description = "general conversations, JSONL of {\"messages\":[…]} or alpaca records; its last 5% is validation (default: <task-data>/sft/alpaca_5000/alpaca_5000.json)")
+    @Mixin
+    public TaskDataOptions tasks = new TaskDataOptions();
+    @Option(names = "--conversations", description = "general conversations, JSONL of {\"messages\":[…]} or alpaca records; its last 5%% is validation (default: <task-data>/sft/alpaca_5000/alpaca_5000.json)")
     public Path conversations;
     @Option(names = "--max-conversations", defaultValue = "-1", description = "use only the first N general conversations, -1 = all (default: ${DEFAULT-VALUE})")
     public int maxConversations;
@@ -67,46 +69,13 @@ public final class ChatSftOptions {
     public Path extraConversations;
     @Option(names = "--extra-epochs", defaultValue = "2", description = "epochs of --extra-conversations (default: ${DEFAULT-VALUE})")
     public int extraEpochs;
-    @Option(names = "--on-bad-line", defaultValue = "STOP", description = "a malformed data line: stop or skip (default: ${DEFAULT-VALUE})")
-    public JsonLines.OnBadLine onBadLine;
     @Option(names = "--save-every", defaultValue = "-1", description = "checkpoint every N steps, -1 = only at the end (default: ${DEFAULT-VALUE})")
     public int saveEvery;
-    @Option(names = "--resume-from-step", defaultValue = "-1", description = "resume this SFT run from its checkpoint step (-1 = fresh)")
-    public int resumeFromStep;
-    @Option(names = "--checkpoint-dir", description = "where SFT checkpoints go (default: $NANOCHAT_BASE_DIR/chatsft_checkpoints/<tag>)")
-    public Path checkpointDir;
+    @Mixin
+    public ResumeOptions resume = new ResumeOptions();
 
-    /** Every flag by nanochat's argument name, for the meta file's {@code user_config} (after inheritance). */
+    /** Every flag by nanochat's argument name, for the meta file's {@code user_config} (chat-sft writes the inherited values over it). */
     public Map<String, Object> userConfig() {
-        Map<String, Object> m = new LinkedHashMap<>();
-        m.put("model_tag", modelTag);
-        m.put("model_step", modelStep);
-        m.put("load_optimizer", loadOptimizer);
-        m.put("num_iterations", numIterations);
-        m.put("max_seq_len", maxSeqLen);
-        m.put("device_batch_size", deviceBatchSize);
-        m.put("total_batch_size", totalBatchSize);
-        m.put("embedding_lr", embeddingLr);
-        m.put("unembedding_lr", unembeddingLr);
-        m.put("matrix_lr", matrixLr);
-        m.put("scalar_lr", scalarLr);
-        m.put("init_lr_frac", initLrFrac);
-        m.put("warmup_ratio", warmupRatio);
-        m.put("warmdown_ratio", warmdownRatio);
-        m.put("final_lr_frac", finalLrFrac);
-        m.put("eval_every", evalEvery);
-        m.put("eval_tokens", evalTokens);
-        m.put("chatcore_every", chatcoreEvery);
-        m.put("chatcore_max_cat", chatcoreMaxCat);
-        m.put("chatcore_max_sample", chatcoreMaxSample);
-        m.put("mmlu_epochs", mmluEpochs);
-        m.put("gsm8k_epochs", gsm8kEpochs);
-        m.put("task_data", taskData == null ? null : taskData.toString());
-        m.put("conversations", conversations == null ? null : conversations.toString());
-        m.put("max_conversations", maxConversations);
-        m.put("extra_conversations", extraConversations == null ? null : extraConversations.toString());
-        m.put("extra_epochs", extraEpochs);
-        m.put("save_every", saveEvery);
-        return m;
+        return UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
     }
 }

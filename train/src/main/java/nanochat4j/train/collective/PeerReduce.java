@@ -19,14 +19,14 @@ import org.agrona.concurrent.IdleStrategy;
  * <li>reduce (all-reduce, reduce-scatter): the owner of segment g sums it over all buffers in the ring's order,
  *     x[g+1] + x[g+2] + … + x[g] (AVG divides once, at the end), {@link #CHUNK} elements at a time, into its own
  *     buffer — so the results are bit for bit those of the ring — and, for an all-reduce, writes each finished chunk
- *     into every other rank's buffer too (pushing it while it is in cache: measured 20–40% faster than having every
- *     rank pull the other segments afterwards);</li>
+ *     into every other rank's buffer too (pushing it while it is in cache is faster than having every rank pull the
+ *     other segments afterwards);</li>
  * <li>gather (all-gather): every rank copies each other segment from its owner's buffer;</li>
  * <li>each rank announces it is done, and returns when all are: until then another rank may still read or write its
  *     buffer.</li>
  * </ol>
  * An all-reduce thus moves, per rank, one read of the buffer's size and one write of it: a memcpy's worth, against
- * twice that for the ring, which has to copy through shared memory (docs/BENCHMARKS.md). The counters are
+ * twice that for the ring, which has to copy through shared memory. The counters are
  * release-stored and acquire-loaded on cache lines of their own. While waiting, the ring's Aeron links are watched:
  * a dead rank, an ABORT or the job's timeout ends the wait with a {@link CollectiveException}.
  */

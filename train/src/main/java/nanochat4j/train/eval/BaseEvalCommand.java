@@ -23,10 +23,12 @@ import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.model.BaseDir;
+import nanochat4j.train.cli.BaseDirOption;
+import nanochat4j.train.cli.CheckpointChoice;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -37,15 +39,13 @@ import picocli.CommandLine.Option;
 @Command(name = "base-eval", mixinStandardHelpOptions = true,
         description = "Evaluate a base model: CORE metric, train/val bits per byte, samples.")
 public final class BaseEvalCommand implements Callable<Integer> {
-    static final List<String> PROMPTS = List.of("The capital of France is", "The chemical symbol of gold is",
+    /** nanochat's prompts for greedy samples of a base model (base_train and base_eval use the same). */
+    public static final List<String> PROMPTS = List.of("The capital of France is", "The chemical symbol of gold is",
             "If yesterday was Friday, then tomorrow will be", "The opposite of hot is", "The planets of the solar system are:",
             "My favorite color is", "If 5*x + 3 = 13, then x is");
 
-    @Option(names = {"-g", "--model-tag"}, description = "Model tag (default: the largest d<N>).")
-    String tag;
-
-    @Option(names = {"-s", "--step"}, description = "Checkpoint step (default: the latest).")
-    Long step;
+    @Mixin
+    CheckpointChoice checkpoint;
 
     @Option(names = "--eval", defaultValue = "core,bpb,sample", split = ",",
             description = "What to evaluate: core, bpb, sample (default: ${DEFAULT-VALUE}).")
@@ -75,14 +75,14 @@ public final class BaseEvalCommand implements Callable<Integer> {
     @Option(names = "--data", description = "Data folder for bpb (default: the one the model was trained on, else <base>/base_data_climbmix).")
     Path data;
 
-    @Option(names = "--base-dir", description = "Base dir (default: $NANOCHAT_BASE_DIR or ~/.cache/nanochat4j).")
-    Path baseDir;
+    @Mixin
+    BaseDirOption baseDir;
 
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
 
     @Override
     public Integer call() throws IOException {
-        Path base = baseDir != null ? baseDir : BaseDir.get();
+        Path base = baseDir.get();
         for (String w : what) {
             if (!Set.of("core", "bpb", "sample").contains(w)) throw new IllegalArgumentException("--eval: unknown '" + w + "' (use core, bpb, sample)");
         }
@@ -91,7 +91,7 @@ public final class BaseEvalCommand implements Callable<Integer> {
             case "skip" -> CoreBundle.OnBadLine.SKIP;
             default -> throw new IllegalArgumentException("--on-bad-line must be stop or skip, not '" + onBadLine + "'");
         };
-        ModelSource.Loaded m = ModelSource.BASE.load(base, tag, step, base.resolve("tokenizer"));
+        ModelSource.Loaded m = checkpoint.load(ModelSource.BASE, base);
         GPT model = m.model();
         Tokenizer tok = m.tokenizer();
         out.printf(Locale.ROOT, "base-eval: %s step %d (%s)%n", m.dir(), m.step(), model.config());

@@ -21,7 +21,7 @@ import nanochat4j.train.collective.SharedFloats;
 import nanochat4j.train.collective.ReduceOp;
 
 /**
- * nanochat's MuonAdamW (reference §5): AdamW for embeddings, lm_head and scalars; Muon for the transformer
+ * nanochat's MuonAdamW: AdamW for embeddings, lm_head and scalars; Muon for the transformer
  * matrices, one Muon group per distinct shape — the groups {@code GPT.paramGroups} forms.
  * <ul>
  *   <li>Every group keeps its {@code initialLr}; the training loop's {@link Schedules} set lr = initialLr·multiplier

@@ -147,9 +147,8 @@ final class PolarExpress {
     }
 
     /**
-     * Rows per block of a symmetric product: about a sixth of the side (multiple of 8, at least 96), from 384 on
-     * (d6: one iteration 10–20% faster with 4 blocks of 96, cpu-2c); below, the blocks would be too thin to repay
-     * packing B once per block (d4's 256 measured even), so one plain GEMM does the whole product.
+     * Rows per block of a symmetric product: about a sixth of the side (multiple of 8, at least 96), from 384 on;
+     * below, the blocks would be too thin to repay packing B once per block, so one plain GEMM does the whole product.
      */
     static int blockRows(int side) {
         return side < 384 ? side : Math.max(96, ((side + 5) / 6 + 7) / 8 * 8);

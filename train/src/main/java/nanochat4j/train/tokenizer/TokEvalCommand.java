@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,6 +21,7 @@ import nanochat4j.model.tokenizer.TiktokenFormat;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.model.BaseDir;
 import nanochat4j.train.ProgressBar;
+import nanochat4j.train.cli.OneLineErrors;
 import nanochat4j.train.data.DataFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -54,15 +54,7 @@ public final class TokEvalCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        try {
-            return run();
-        } catch (IOException | IllegalArgumentException | IllegalStateException e) {
-            System.err.println("tok-eval: " + e.getMessage());
-            return 1;
-        } catch (UncheckedIOException e) {
-            System.err.println("tok-eval: " + e.getCause().getMessage());
-            return 1;
-        }
+        return OneLineErrors.run("tok-eval", this::run);
     }
 
     private int run() throws IOException {

@@ -2,7 +2,6 @@ package nanochat4j.train.tokenizer;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
@@ -13,6 +12,7 @@ import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.model.tokenizer.TokenizerFiles;
 import nanochat4j.model.BaseDir;
 import nanochat4j.train.ProgressBar;
+import nanochat4j.train.cli.OneLineErrors;
 import nanochat4j.train.data.DataFile;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -50,15 +50,7 @@ public final class TokTrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        try {
-            return run();
-        } catch (IOException | IllegalArgumentException | IllegalStateException e) {
-            System.err.println("tok-train: " + e.getMessage());
-            return 1;
-        } catch (UncheckedIOException e) {
-            System.err.println("tok-train: " + e.getCause().getMessage());
-            return 1;
-        }
+        return OneLineErrors.run("tok-train", this::run);
     }
 
     private int run() throws IOException {

@@ -6,12 +6,18 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
 
-/** The depth dial against the reference's derived table (§6: ratio 12, CLI shape defaults, vocab 32768). */
+/** The depth dial against the reference's derived table (ratio 12, the CLI's shape defaults, vocab 32768). */
 class DepthDialTest {
 
+    /** base-train's flags at their defaults but for {@code args}, with nanochat's vocabulary. */
+    static DepthDial dial(String... args) {
+        return DepthDial.derive(CommandLine.populateCommand(new BaseTrainOptions(), args), 32768);
+    }
+
     static DepthDial dial(int depth) {
-        return DepthDial.derive(depth, 64, 128, 2048, "SSSL", 32768, 12, -1, -1, -1, 0.28);
+        return dial("--depth=" + depth);
     }
 
     @ParameterizedTest(name = "d{0}")
@@ -49,17 +55,17 @@ class DepthDialTest {
             assertEquals(0.28 * Math.sqrt(d.totalBatch() / (double) DepthDial.B_REF) * d.dRef() / d.targetTokens(), d.weightDecay(), 1e-15);
         }
         // the speedrun: d24 at ratio 8 → B = 1,048,576, 5,568 steps
-        DepthDial speedrun = DepthDial.derive(24, 64, 128, 2048, "SSSL", 32768, 8, -1, -1, -1, 0.28);
+        DepthDial speedrun = dial("--depth=24", "--target-param-data-ratio=8");
         assertEquals(1_048_576, speedrun.totalBatch());
         assertEquals(5568, speedrun.numIterations());
     }
 
     @Test
     void horizonPrecedenceAndBadInput() {
-        assertEquals(7, DepthDial.derive(4, 64, 128, 2048, "SSSL", 32768, 12, -1, 7, 1e18, 0.28).numIterations());
-        DepthDial flops = DepthDial.derive(12, 64, 128, 2048, "SSSL", 32768, -1, -1, -1, 1e18, 0.28);
+        assertEquals(7, dial("--depth=4", "--num-iterations=7", "--target-flops=1e18").numIterations());
+        DepthDial flops = dial("--depth=12", "--target-param-data-ratio=-1", "--target-flops=1e18");
         assertEquals(Math.rint(1e18 / ((double) flops.flopsPerToken() * flops.totalBatch())), flops.numIterations());
-        assertEquals(16384, DepthDial.derive(4, 64, 128, 512, "L", 32768, 12, 16384, -1, -1, 0.28).totalBatch());
-        assertThrows(IllegalArgumentException.class, () -> DepthDial.derive(4, 64, 128, 2048, "SSSL", 32768, -1, -1, -1, -1, 0.28));
+        assertEquals(16384, dial("--depth=4", "--max-seq-len=512", "--window-pattern=L", "--total-batch-size=16384").totalBatch());
+        assertThrows(IllegalArgumentException.class, () -> dial("--depth=4", "--target-param-data-ratio=-1"));
     }
 }
