@@ -120,15 +120,6 @@ public final class Tensor {
         return new Tensor(DType.I64, s, 0, null, null, null, data);
     }
 
-    /** Wraps bf16 bit patterns (no copy). */
-    public static Tensor ofBf16(short[] data, int... shape) {
-        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
-        if (numel(s) != data.length) {
-            throw new IllegalArgumentException("Tensor.ofBf16: " + data.length + " values do not fill shape " + Arrays.toString(s));
-        }
-        return new Tensor(DType.BF16, s, 0, null, data, null, null);
-    }
-
     /**
      * A tensor over device memory {@code storage}, starting {@code offset} elements in (no copy). The backend that
      * allocated the storage is the one that computes on it.
@@ -406,41 +397,9 @@ public final class Tensor {
         };
     }
 
-    /** Element at the given multi-index, as float. */
-    public float get(int... idx) {
-        return getFlat(flatIndex(idx));
-    }
-
-    /** Sets the element at row-major flat index {@code i}. */
-    public void setFlat(int i, float v) {
-        if (i < 0 || i >= numel) throw new IndexOutOfBoundsException("flat index " + i + " out of range for " + this);
-        if (dev != null) throw onDeviceError("setFlat()");
-        switch (dtype) {
-            case F32 -> f32[offset + i] = v;
-            case BF16 -> bf16[offset + i] = DType.toBf16(v);
-            case I32 -> i32[offset + i] = (int) v;
-            case I64 -> i64[offset + i] = (long) v;
-        }
-    }
-
-    /** Sets the element at the given multi-index. */
-    public void set(float v, int... idx) {
-        setFlat(flatIndex(idx), v);
-    }
-
     /** The single element at flat index i as a 1-element view (device reads). */
     private Tensor slice1(int i) {
         return new Tensor(dtype, new int[] {1}, offset + i, null, null, null, null, dev);
-    }
-
-    private int flatIndex(int[] idx) {
-        if (idx.length != shape.length) throw new IllegalArgumentException("index " + Arrays.toString(idx) + " for " + this);
-        int flat = 0;
-        for (int d = 0; d < shape.length; d++) {
-            if (idx[d] < 0 || idx[d] >= shape[d]) throw new IndexOutOfBoundsException("index " + Arrays.toString(idx) + " out of range for " + this);
-            flat = flat * shape[d] + idx[d];
-        }
-        return flat;
     }
 
     @Override

@@ -72,7 +72,6 @@ class DeviceTensorTest {
         IllegalStateException e = assertThrows(IllegalStateException.class, dev::floats);
         assertTrue(e.getMessage().contains("CUDA") && e.getMessage().contains("toCpu()"), e.getMessage());
         assertThrows(IllegalStateException.class, () -> dev.fill(0f));
-        assertThrows(IllegalStateException.class, () -> dev.setFlat(0, 1f));
         assertThrows(IllegalStateException.class, Tensor.zeros(1)::deviceStorage);
         assertThrows(IllegalArgumentException.class, () -> Tensor.of(new float[] {1, 2, 3}).toDevice(new FakeStorage(8)));
     }

@@ -86,16 +86,6 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
-        MM p = plan("matmulInto", a, transA, b, transB);
-        f32("matmulInto", "c", c);
-        if (!c.hasShape(p.outShape)) {
-            throw bad("matmulInto", "c must have shape " + Arrays.toString(p.outShape), a, b, c);
-        }
-        runMatmul(p, a, transA, b, transB, alpha, beta, c);
-    }
-
-    @Override
     public Tensor linear(Tensor x, Tensor w) {
         f32("linear", "x", x);
         f32("linear", "w", w);
@@ -245,24 +235,6 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public Tensor tanh(Tensor x) {
-        f32("tanh", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.tanh(x.floats(), x.offset(), y.floats(), 0, x.numel());
-        return y;
-    }
-
-    @Override
-    public Tensor tanhBackward(Tensor y, Tensor dy) {
-        f32("tanhBackward", "y", y);
-        f32("tanhBackward", "dy", dy);
-        same("tanhBackward", y, dy);
-        Tensor dx = Tensor.zeros(y.shape());
-        Elementwise.tanhBackward(y.floats(), y.offset(), dy.floats(), dy.offset(), dx.floats(), 0, y.numel());
-        return dx;
-    }
-
-    @Override
     public Tensor softcap(Tensor x, float cap) {
         f32("softcap", "x", x);
         positiveCap("softcap", cap);
@@ -298,11 +270,6 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor add(Tensor a, Tensor b) {
         return binary("add", Broadcast.ADD, a, b);
-    }
-
-    @Override
-    public Tensor sub(Tensor a, Tensor b) {
-        return binary("sub", Broadcast.SUB, a, b);
     }
 
     @Override
@@ -427,37 +394,11 @@ public final class CpuBackend implements Backend {
     // ------------------------------------------------------------------ reductions
 
     @Override
-    public Tensor sum(Tensor x) {
-        f32("sum", "x", x);
-        return Tensor.scalar((float) Reduce.sumParallel(x.floats(), x.offset(), x.numel()));
-    }
-
-    @Override
-    public Tensor mean(Tensor x) {
-        f32("mean", "x", x);
-        if (x.numel() == 0) throw bad("mean", "mean of an empty tensor", x);
-        return Tensor.scalar((float) (Reduce.sumParallel(x.floats(), x.offset(), x.numel()) / x.numel()));
-    }
-
-    @Override
-    public Tensor max(Tensor x) {
-        f32("max", "x", x);
-        if (x.numel() == 0) throw bad("max", "max of an empty tensor", x);
-        return Tensor.scalar(Reduce.max(x.floats(), x.offset(), x.numel()));
-    }
-
-    @Override
     public Tensor dot(Tensor a, Tensor b) {
         f32("dot", "a", a);
         f32("dot", "b", b);
         same("dot", a, b);
         return Tensor.scalar((float) Reduce.dotParallel(a.floats(), a.offset(), b.floats(), b.offset(), a.numel()));
-    }
-
-    @Override
-    public Tensor frobeniusNorm(Tensor x) {
-        f32("frobeniusNorm", "x", x);
-        return Tensor.scalar((float) Math.sqrt(Reduce.dotParallel(x.floats(), x.offset(), x.floats(), x.offset(), x.numel())));
     }
 
 
@@ -477,26 +418,6 @@ public final class CpuBackend implements Backend {
         Tensor out = Tensor.zeros(DType.I32, dropLast(x));
         Reduce.argmax(x.floats(), x.offset(), out.ints(), 0, x.rows(), x.cols());
         return out;
-    }
-
-    @Override
-    public TopK topk(Tensor x, int k) {
-        f32("topk", "x", x);
-        if (x.rank() < 1 || k < 1 || k > x.cols()) throw bad("topk", "k = " + k + " must be in [1, last dim]", x);
-        int[] s = x.shape();
-        s[s.length - 1] = k;
-        Tensor vals = Tensor.zeros(s), idx = Tensor.zeros(DType.I32, s);
-        Arrays.fill(vals.floats(), Float.NEGATIVE_INFINITY);
-        Reduce.topk(x.floats(), x.offset(), vals.floats(), idx.ints(), x.rows(), x.cols(), k);
-        return new TopK(vals, idx);
-    }
-
-    @Override
-    public Tensor softmax(Tensor x) {
-        f32("softmax", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        if (x.numel() > 0) Reduce.softmax(x.floats(), x.offset(), y.floats(), 0, x.rows(), x.cols());
-        return y;
     }
 
     // ------------------------------------------------------------------ layout
@@ -785,28 +706,6 @@ public final class CpuBackend implements Backend {
         Tensor y = Tensor.zeros(DType.BF16, x.shape());
         Layout.toBf16(x.floats(), x.offset(), y.shorts(), 0, x.numel());
         return y;
-    }
-
-    @Override
-    public Tensor toF32(Tensor x) {
-        if (x.dtype() == DType.F32) return x.copy();
-        Tensor y = Tensor.zeros(x.shape());
-        if (x.dtype() == DType.BF16) {
-            Layout.fromBf16(x.shorts(), x.offset(), y.floats(), 0, x.numel());
-        } else {
-            float[] f = x.toFloatArray();
-            System.arraycopy(f, 0, y.floats(), 0, f.length);
-        }
-        return y;
-    }
-
-    @Override
-    public void checkFinite(String what, Tensor x) {
-        f32("checkFinite", what, x);
-        int i = Reduce.firstNonFinite(x.floats(), x.offset(), x.numel());
-        if (i >= 0) {
-            throw new IllegalArgumentException(what + ": non-finite value " + x.floats()[x.offset() + i] + " at flat index " + i + " of " + x);
-        }
     }
 
     // ------------------------------------------------------------------ checks
