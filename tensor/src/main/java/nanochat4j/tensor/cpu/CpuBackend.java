@@ -61,62 +61,50 @@ public final class CpuBackend implements Backend {
         return new MM(batch, m, n, ka, ar == 2 ? 0 : m * ka, br == 2 ? 0 : ka * n, out);
     }
 
-    private static void runMatmul(MM p, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
-        int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
-        if (p.batch == 0 || p.m == 0 || p.n == 0) return;
-        if (p.strideB == 0 && p.strideA != 0 && !transA) {
-            // shared 2-d B and row-major A: the whole batch is one tall GEMM (better blocking than batch small ones)
-            Gemm.sgemm(false, transB, p.batch * p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda,
-                    b.floats(), b.offset(), ldb, beta, c.floats(), c.offset(), p.n);
-        } else if (p.batch == 1) {
-            Gemm.sgemm(transA, transB, p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda,
-                    b.floats(), b.offset(), ldb, beta, c.floats(), c.offset(), p.n);
-        } else {
-            Gemm.sgemmBatched(p.batch, transA, transB, p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda, p.strideA,
-                    b.floats(), b.offset(), ldb, p.strideB, beta, c.floats(), c.offset(), p.n, p.m * p.n);
-        }
-    }
-
     @Override
     public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
         MM p = plan("matmul", a, transA, b, transB);
         Tensor c = Tensor.zeros(p.outShape);
-        runMatmul(p, a, transA, b, transB, 1f, 0f, c);
+        int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
+        if (p.batch == 0 || p.m == 0 || p.n == 0) return c;
+        if (p.strideB == 0 && p.strideA != 0 && !transA) {
+            // shared 2-d B and row-major A: the whole batch is one tall GEMM (better blocking than batch small ones)
+            Gemm.sgemm(false, transB, p.batch * p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, p.n);
+        } else if (p.batch == 1) {
+            Gemm.sgemm(transA, transB, p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, p.n);
+        } else {
+            Gemm.sgemmBatched(p.batch, transA, transB, p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda, p.strideA,
+                    b.floats(), b.offset(), ldb, p.strideB, 0f, c.floats(), 0, p.n, p.m * p.n);
+        }
         return c;
     }
 
     @Override
     public Tensor linear(Tensor x, Tensor w) {
-        f32("linear", "x", x);
-        f32("linear", "w", w);
-        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(1)) {
-            throw bad("linear", "need x (..., in) and W (out, in)", x, w);
-        }
-        int out = w.shape(0), in = w.shape(1), rows = x.rows();
-        int[] ys = x.shape();
-        ys[ys.length - 1] = out;
-        Tensor y = Tensor.zeros(ys);
-        if (rows > 0 && out > 0) {
-            Gemm.sgemm(false, true, rows, out, in, 1f, x.floats(), x.offset(), in, w.floats(), w.offset(), in, 0f, y.floats(), 0, out);
-        }
-        return y;
+        return timesWeight("linear", "x", x, w, true, "need x (..., in) and W (out, in)");
     }
 
     @Override
     public Tensor linearBackwardInput(Tensor dy, Tensor w) {
-        f32("linearBackwardInput", "dy", dy);
-        f32("linearBackwardInput", "w", w);
-        if (w.rank() != 2 || dy.rank() < 1 || dy.shape(-1) != w.shape(0)) {
-            throw bad("linearBackwardInput", "need dy (..., out) and W (out, in)", dy, w);
+        return timesWeight("linearBackwardInput", "dy", dy, w, false, "need dy (..., out) and W (out, in)");
+    }
+
+    /** x (..., k)·op(W) → (..., n): op(W) = Wᵀ for linear (W is (n, k)), W itself for its input gradient (W is (k, n)). */
+    private static Tensor timesWeight(String op, String xName, Tensor x, Tensor w, boolean transW, String need) {
+        f32(op, xName, x);
+        f32(op, "w", w);
+        int kDim = transW ? 1 : 0;
+        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(kDim)) throw bad(op, need, x, w);
+        int n = w.shape(1 - kDim), k = w.shape(kDim), rows = x.rows();
+        int[] ys = x.shape();
+        ys[ys.length - 1] = n;
+        Tensor y = Tensor.zeros(ys);
+        if (rows > 0 && n > 0) {
+            Gemm.sgemm(false, transW, rows, n, k, 1f, x.floats(), x.offset(), k, w.floats(), w.offset(), w.shape(1), 0f, y.floats(), 0, n);
         }
-        int out = w.shape(0), in = w.shape(1), rows = dy.rows();
-        int[] xs = dy.shape();
-        xs[xs.length - 1] = in;
-        Tensor dx = Tensor.zeros(xs);
-        if (rows > 0 && in > 0) {
-            Gemm.sgemm(false, false, rows, in, out, 1f, dy.floats(), dy.offset(), out, w.floats(), w.offset(), in, 0f, dx.floats(), 0, in);
-        }
-        return dx;
+        return y;
     }
 
     @Override
