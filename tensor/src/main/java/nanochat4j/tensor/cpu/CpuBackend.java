@@ -186,62 +186,64 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ activations
 
+    /** An elementwise kernel y[yo, yo+n) = f(x[xo, xo+n)). */
+    private interface Map1 {
+        void apply(float[] x, int xo, float[] y, int yo, int n);
+    }
+
+    /** An elementwise gradient kernel dx[dxo, dxo+n) = g(a, dy), a being the forward's input or output. */
+    private interface Map2 {
+        void apply(float[] a, int ao, float[] dy, int dyo, float[] dx, int dxo, int n);
+    }
+
+    private static Tensor map(String op, Tensor x, Map1 kernel) {
+        f32(op, "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        kernel.apply(x.floats(), x.offset(), y.floats(), 0, x.numel());
+        return y;
+    }
+
+    private static Tensor mapGrad(String op, String aName, Tensor a, Tensor dy, Map2 kernel) {
+        f32(op, aName, a);
+        f32(op, "dy", dy);
+        same(op, a, dy);
+        Tensor dx = Tensor.zeros(a.shape());
+        kernel.apply(a.floats(), a.offset(), dy.floats(), dy.offset(), dx.floats(), 0, a.numel());
+        return dx;
+    }
+
     @Override
     public Tensor relu2(Tensor x) {
-        f32("relu2", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.relu2(x.floats(), x.offset(), y.floats(), 0, x.numel());
-        return y;
+        return map("relu2", x, Elementwise::relu2);
     }
 
     @Override
     public Tensor relu2Backward(Tensor x, Tensor dy) {
-        f32("relu2Backward", "x", x);
-        f32("relu2Backward", "dy", dy);
-        same("relu2Backward", x, dy);
-        Tensor dx = Tensor.zeros(x.shape());
-        Elementwise.relu2Backward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.numel());
-        return dx;
+        return mapGrad("relu2Backward", "x", x, dy, Elementwise::relu2Backward);
     }
 
     @Override
     public Tensor sigmoid(Tensor x) {
-        f32("sigmoid", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.sigmoid(x.floats(), x.offset(), y.floats(), 0, x.numel());
-        return y;
+        return map("sigmoid", x, Elementwise::sigmoid);
     }
 
     @Override
     public Tensor sigmoidBackward(Tensor y, Tensor dy) {
-        f32("sigmoidBackward", "y", y);
-        f32("sigmoidBackward", "dy", dy);
-        same("sigmoidBackward", y, dy);
-        Tensor dx = Tensor.zeros(y.shape());
-        Elementwise.sigmoidBackward(y.floats(), y.offset(), dy.floats(), dy.offset(), dx.floats(), 0, y.numel());
-        return dx;
+        return mapGrad("sigmoidBackward", "y", y, dy, Elementwise::sigmoidBackward);
     }
 
     @Override
     public Tensor softcap(Tensor x, float cap) {
-        f32("softcap", "x", x);
         positiveCap("softcap", cap);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.softcap(x.floats(), x.offset(), y.floats(), 0, x.numel(), cap);
-        return y;
+        return map("softcap", x, (a, ao, y, yo, n) -> Elementwise.softcap(a, ao, y, yo, n, cap));
     }
 
     @Override
     public Tensor softcapBackward(Tensor x, Tensor dy, float cap) {
-        f32("softcapBackward", "x", x);
-        f32("softcapBackward", "dy", dy);
-        same("softcapBackward", x, dy);
         positiveCap("softcapBackward", cap);
-        Tensor dx = Tensor.zeros(x.shape());
-        Elementwise.softcapBackward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.numel(), cap);
-        return dx;
+        return mapGrad("softcapBackward", "x", x, dy,
+                (a, ao, g, go, dx, dxo, n) -> Elementwise.softcapBackward(a, ao, g, go, dx, dxo, n, cap));
     }
-
 
     // ------------------------------------------------------------------ elementwise with broadcasting
 
@@ -272,18 +274,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor sqrt(Tensor x) {
-        f32("sqrt", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), false);
-        return y;
+        return map("sqrt", x, (a, ao, y, yo, n) -> Elementwise.sqrt(a, ao, y, yo, n, false));
     }
 
     @Override
     public Tensor rsqrt(Tensor x) {
-        f32("rsqrt", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), true);
-        return y;
+        return map("rsqrt", x, (a, ao, y, yo, n) -> Elementwise.sqrt(a, ao, y, yo, n, true));
     }
 
     @Override
