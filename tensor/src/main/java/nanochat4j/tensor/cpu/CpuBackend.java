@@ -385,7 +385,6 @@ public final class CpuBackend implements Backend {
         return Tensor.scalar((float) Reduce.dotParallel(a.floats(), a.offset(), b.floats(), b.offset(), a.numel()));
     }
 
-
     @Override
     public Tensor rowNorms(Tensor x) {
         f32("rowNorms", "x", x);
@@ -405,9 +404,6 @@ public final class CpuBackend implements Backend {
     }
 
     // ------------------------------------------------------------------ layout
-
-
-
 
     @Override
     public Tensor narrow(Tensor x, int dim, int start, int length) {
@@ -698,6 +694,4 @@ public final class CpuBackend implements Backend {
         if (t == null) throw new IllegalArgumentException(op + ": " + name + " is null");
         if (t.dtype() != DType.F32) throw new IllegalArgumentException(op + ": " + name + " " + t + " must be F32");
     }
-
-
 }
