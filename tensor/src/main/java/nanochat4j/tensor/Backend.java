@@ -9,7 +9,7 @@ import nanochat4j.tensor.cpu.CpuBackend;
  *
  * <p>Conventions:
  * <ul>
- *   <li>Float tensors are F32; ids are I32 (I64 accepted where noted). Ops return new tensors unless the name
+ *   <li>Float tensors are F32; ids are I32. Ops return new tensors unless the name
  *       says otherwise ({@code …Into}, {@code axpy}, {@code embeddingBackward}, {@code narrowAssign} write into
  *       an argument).</li>
  *   <li>"rows" = all leading dims flattened, "last dim" = the dim an op works along.</li>
@@ -192,7 +192,7 @@ public interface Backend {
 
     // ------------------------------------------------------------------ embedding
 
-    /** table (V, E) gathered by ids (any shape, I32 or I64) → (ids..., E); ids out of [0, V) throw. */
+    /** table (V, E) gathered by ids (any shape, I32) → (ids..., E); ids out of [0, V) throw. */
     Tensor embedding(Tensor table, Tensor ids);
 
     /** dTable[ids[i]] += dy[i] (scatter-add into the existing gradient). */

@@ -480,22 +480,10 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ embedding
 
-    /** ids as an int array starting at index 0 (I64 is narrowed, with a range check). */
+    /** ids as an int array starting at index 0. */
     private static int[] ids(String op, Tensor ids) {
-        if (ids.dtype() == DType.I32) {
-            return ids.offset() == 0 && ids.ints().length == ids.numel() ? ids.ints() : ids.toIntArray();
-        }
-        if (ids.dtype() == DType.I64) {
-            long[] l = ids.longs();
-            int[] out = new int[ids.numel()];
-            for (int i = 0; i < out.length; i++) {
-                long v = l[ids.offset() + i];
-                if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) throw new IllegalArgumentException(op + ": id " + v + " at position " + i + " does not fit an int");
-                out[i] = (int) v;
-            }
-            return out;
-        }
-        throw new IllegalArgumentException(op + ": ids " + ids + " must be I32 or I64");
+        if (ids.dtype() != DType.I32) throw new IllegalArgumentException(op + ": ids " + ids + " must be I32");
+        return ids.offset() == 0 && ids.ints().length == ids.numel() ? ids.ints() : ids.toIntArray();
     }
 
     @Override

@@ -627,7 +627,7 @@ public final class CudaBackend implements Backend {
 
     private static void idType(String op, String name, Tensor ids) {
         if (ids == null) throw new IllegalArgumentException(op + ": " + name + " is null");
-        if (ids.dtype() != DType.I32 && ids.dtype() != DType.I64) throw new IllegalArgumentException(op + ": " + name + " " + ids + " must be I32 or I64");
+        if (ids.dtype() != DType.I32) throw new IllegalArgumentException(op + ": " + name + " " + ids + " must be I32");
         onDevice(op, name, ids);
     }
 
@@ -659,8 +659,7 @@ public final class CudaBackend implements Backend {
         Tensor out = ctx.empty(DType.F32, s);
         if (ids.numel() == 0) return out;
         Tensor bad = flag(1);
-        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), ids.dtype() == DType.I64 ? 1 : 0,
-                v, e, p(out), p(bad));
+        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), v, e, p(out), p(bad));
         if (checkIds) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
     }
@@ -687,8 +686,7 @@ public final class CudaBackend implements Backend {
         int v = dTable.shape(0);
         // check first: a scatter must not half-happen before a bad id is reported
         Tensor bad = flag(1);
-        int i64 = ids.dtype() == DType.I64 ? 1 : 0;
-        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), i64, ids.numel(), v, p(bad));
+        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), ids.numel(), v, p(bad));
         checkIdFlag(op, bad, ids, v, "dTable " + dTable);
         // Deterministic: a stable counting sort of the ids on the host (they are read back once, n ints), then one
         // block per distinct id sums its rows in position order (atomics would make every run's sums differ).
@@ -801,17 +799,15 @@ public final class CudaBackend implements Backend {
     private int countValid(Tensor targets) {
         if (targets.numel() == 0) return 0;
         Tensor c = ctx.zeros(DType.I32, 1);
-        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, p(targets), targets.dtype() == DType.I64 ? 1 : 0,
-                targets.numel(), p(c));
+        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, p(targets), targets.numel(), p(c));
         return c.toCpu().toIntArray()[0];
     }
 
     /** The CE kernel over rows [r0, r0+rows) of a logits buffer with row stride ld; dl may alias the logits. */
     private void ceRows(String op, long logits, int ld, int v, Tensor targets, int r0, int rows, float cap, float uniformW, Tensor rowWeight,
                         Tensor loss, long dl, Tensor bad) {
-        long tOff = (long) r0 * targets.dtype().bytes();
-        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, p(targets) + tOff,
-                targets.dtype() == DType.I64 ? 1 : 0, cap, uniformW, rowWeight == null ? 0L : p(rowWeight) + 4L * r0,
+        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, p(targets) + 4L * r0,
+                cap, uniformW, rowWeight == null ? 0L : p(rowWeight) + 4L * r0,
                 p(loss) + 4L * r0, dl, p(bad) + 0L);
     }
 
