@@ -223,13 +223,8 @@ class AttentionTest {
             for (int which = 0; which < 3; which++) {
                 double[] x = xs[which];
                 for (int idx = 0; idx < x.length; idx++) {
-                    double save = x[idx], h = 1e-6;
-                    x[idx] = save + h;
-                    double fp = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                    x[idx] = save - h;
-                    double fm = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                    x[idx] = save;
-                    double fd = (fp - fm) / (2 * h);
+                    double fd = centralDifference(x, idx,
+                            () -> dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy));
                     assertEquals(fd, g[which][idx], 1e-6 + 1e-6 * Math.abs(fd), "d" + "qkv".charAt(which) + "[" + idx + "] " + c);
                 }
             }
@@ -254,16 +249,22 @@ class AttentionTest {
             double[] x = xs[which];
             double[] fd = new double[x.length];
             for (int idx = 0; idx < x.length; idx++) {
-                double save = x[idx], h = 1e-6;
-                x[idx] = save + h;
-                double fp = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                x[idx] = save - h;
-                double fm = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                x[idx] = save;
-                fd[idx] = (fp - fm) / (2 * h);
+                fd[idx] = centralDifference(x, idx,
+                        () -> dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy));
             }
             assertClose("finite-difference d" + "qkv".charAt(which) + " " + c, fd, gs[which], 1e-4);
         }
+    }
+
+    /** d f / d x[idx] by central differences (h = 1e-6); x[idx] is restored afterwards. */
+    static double centralDifference(double[] x, int idx, java.util.function.DoubleSupplier f) {
+        double save = x[idx], h = 1e-6;
+        x[idx] = save + h;
+        double fp = f.getAsDouble();
+        x[idx] = save - h;
+        double fm = f.getAsDouble();
+        x[idx] = save;
+        return (fp - fm) / (2 * h);
     }
 
     static double dotD(double[] a, double[] b) {
