@@ -19,16 +19,6 @@ public final class Autograd {
         return Tape.current().recording();
     }
 
-    /** Number of nodes on this thread's tape (a forward without backward leaves them; tests check it is 0). */
-    public static int tapeSize() {
-        return Tape.current().size();
-    }
-
-    /** Drops everything recorded on this thread's tape (a forward whose backward will never run). */
-    public static void clearTape() {
-        Tape.current().clear();
-    }
-
     /** Told during a backward pass of each parameter whose gradient that pass will not add to again. */
     @FunctionalInterface
     public interface GradReady {

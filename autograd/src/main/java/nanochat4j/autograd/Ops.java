@@ -110,12 +110,6 @@ public final class Ops {
         }, a, b);
     }
 
-    /** s·x. */
-    public static Var scale(Var x, float s) {
-        Backend be = be(x);
-        return rec("scale", be.scale(x.value, s), dy -> acc(x, be.scale(dy, s)), x);
-    }
-
     /** A view with a new shape (one dim may be −1). */
     public static Var reshape(Var x, int... shape) {
         int[] in = x.value.shape();

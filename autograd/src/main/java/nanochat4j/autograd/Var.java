@@ -33,16 +33,9 @@ public final class Var {
         return new Var(value, false, null, true);
     }
 
-    /** A leaf whose gradient is kept in {@link #grad()} after backward (tests, gradcheck). */
-    public static Var leaf(Tensor value) {
-        return new Var(value, true, null, true);
-    }
-
     public Tensor value() { return value; }
 
     public int[] shape() { return value.shape(); }
-
-    public boolean requiresGrad() { return requiresGrad; }
 
     /** The gradient of a leaf after {@link #backward()} (null if nothing flowed into it); parameters keep theirs in {@link Parameter#grad()}. */
     public Tensor grad() { return param != null ? param.grad() : grad; }

@@ -113,7 +113,7 @@ class OpsGradcheckTest {
     }
 
     @Test
-    void addScaleReshapeNarrow() {
+    void addReshapeNarrow() {
         check("add", new Tensor[] {rand(9, 1, 2, 3), rand(10, 1, 2, 3)}, v -> Ops.add(v[0], v[1]), x -> {
             double[] y = new double[6];
             for (int i = 0; i < 6; i++) y[i] = x[0][i] + x[1][i];
@@ -124,9 +124,9 @@ class OpsGradcheckTest {
             for (int i = 0; i < 6; i++) y[i] = 2 * x[0][i];
             return y;
         });
-        check("scale+reshape", new Tensor[] {rand(11, 1, 2, 6)}, v -> Ops.reshape(Ops.scale(v[0], -0.5f), 3, 4), x -> {
+        check("reshape", new Tensor[] {rand(11, 1, 2, 6)}, v -> Ops.reshape(v[0], 3, 4), x -> {
             double[] y = new double[12];
-            for (int i = 0; i < 12; i++) y[i] = -0.5 * x[0][i];
+            for (int i = 0; i < 12; i++) y[i] = x[0][i];
             return y;
         });
         check("narrow", new Tensor[] {rand(12, 1, 2, 3, 10)}, v -> Ops.narrow(v[0], 2, 2, 5), x -> {

@@ -9,7 +9,7 @@ import nanochat4j.tensor.cpu.CpuBackend;
  *
  * <p>Conventions:
  * <ul>
- *   <li>Float tensors are F32; ids are I32 (I64 accepted where noted). Ops return new tensors unless the name
+ *   <li>Float tensors are F32; ids are I32. Ops return new tensors unless the name
  *       says otherwise ({@code …Into}, {@code axpy}, {@code embeddingBackward}, {@code narrowAssign} write into
  *       an argument).</li>
  *   <li>"rows" = all leading dims flattened, "last dim" = the dim an op works along.</li>
@@ -72,9 +72,6 @@ public interface Backend {
      */
     Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
 
-    /** C = alpha·op(A)·op(B) + beta·C in place (same shape rules as {@link #matmul}); beta = 0 ignores C's contents. */
-    void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c);
-
     /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. */
     Tensor linear(Tensor x, Tensor w);
 
@@ -121,11 +118,6 @@ public interface Backend {
     /** dx = dy·y·(1−y) from the forward output y. */
     Tensor sigmoidBackward(Tensor y, Tensor dy);
 
-    Tensor tanh(Tensor x);
-
-    /** dx = dy·(1−y²) from the forward output y. */
-    Tensor tanhBackward(Tensor y, Tensor dy);
-
     /** cap·tanh(x/cap) (nanochat's logit softcap, cap = 15). */
     Tensor softcap(Tensor x, float cap);
 
@@ -136,9 +128,6 @@ public interface Backend {
 
     /** a + b with NumPy broadcasting (shapes right-aligned; a dim of 1 or a missing dim broadcasts). */
     Tensor add(Tensor a, Tensor b);
-
-    /** a − b with broadcasting. */
-    Tensor sub(Tensor a, Tensor b);
 
     /** a·b with broadcasting. */
     Tensor mul(Tensor a, Tensor b);
@@ -176,31 +165,16 @@ public interface Backend {
     /** min(max(x, lo), hi). */
     Tensor clamp(Tensor x, float lo, float hi);
 
-    // ------------------------------------------------------------------ reductions (results are 0-d tensors unless said)
-
-    Tensor sum(Tensor x);
-
-    Tensor mean(Tensor x);
-
-    Tensor max(Tensor x);
+    // ------------------------------------------------------------------ reductions
 
     /** Σ a·b over all elements (same shapes). */
     Tensor dot(Tensor a, Tensor b);
-
-    /** sqrt(Σ x²). */
-    Tensor frobeniusNorm(Tensor x);
 
     /** sqrt(Σ x²) over the last dim: (..., n) → (...). */
     Tensor rowNorms(Tensor x);
 
     /** Index of the first maximum over the last dim: (..., n) → (...) I32. */
     Tensor argmax(Tensor x);
-
-    /** The k largest values over the last dim, descending (ties: lower index first): values (..., k) F32, indices (..., k) I32. */
-    TopK topk(Tensor x, int k);
-
-    /** softmax over the last dim. */
-    Tensor softmax(Tensor x);
 
     // ------------------------------------------------------------------ layout (copies)
 
@@ -218,7 +192,7 @@ public interface Backend {
 
     // ------------------------------------------------------------------ embedding
 
-    /** table (V, E) gathered by ids (any shape, I32 or I64) → (ids..., E); ids out of [0, V) throw. */
+    /** table (V, E) gathered by ids (any shape, I32) → (ids..., E); ids out of [0, V) throw. */
     Tensor embedding(Tensor table, Tensor ids);
 
     /** dTable[ids[i]] += dy[i] (scatter-add into the existing gradient). */
@@ -268,24 +242,16 @@ public interface Backend {
      */
     LinearLoss linearSoftcapCrossEntropyBackward(Tensor x, Tensor w, Tensor targets, int vocab, float cap, Tensor rowGrad);
 
-    // ------------------------------------------------------------------ dtype, checks
+    // ------------------------------------------------------------------ dtype
 
     /** Round-to-nearest-even conversion to BF16 storage. */
     Tensor toBf16(Tensor x);
-
-    /** Widening conversion to F32 (copy if already F32). */
-    Tensor toF32(Tensor x);
-
-    /** Throws naming {@code what}, the shape and the first bad index if x holds a NaN or ±inf. */
-    void checkFinite(String what, Tensor x);
 
     // ------------------------------------------------------------------ results
 
     record RotaryTables(Tensor cos, Tensor sin) {}
 
     record MixGrads(Tensor da, Tensor dx, Tensor db, Tensor dx0) {}
-
-    record TopK(Tensor values, Tensor indices) {}
 
     record AttentionOut(Tensor y, Tensor lse) {}
 

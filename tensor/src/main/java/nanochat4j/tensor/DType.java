@@ -2,10 +2,10 @@ package nanochat4j.tensor;
 
 /**
  * Element types. F32 is the compute type of every CPU kernel; BF16 is a storage format (activations and matmul
- * operands on GPU, compact checkpoints) converted to and from F32 with round-to-nearest-even; I32/I64 hold token ids.
+ * operands on GPU, compact checkpoints) converted to and from F32 with round-to-nearest-even; I32 holds token ids.
  */
 public enum DType {
-    F32(4), BF16(2), I32(4), I64(8);
+    F32(4), BF16(2), I32(4);
 
     private final int bytes;
 

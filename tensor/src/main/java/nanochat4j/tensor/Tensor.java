@@ -11,13 +11,13 @@ import java.util.Arrays;
  * <p>Notable:
  * <ul>
  *   <li>CPU storage is a plain heap array plus an element offset ({@code float[]} for F32, {@code short[]} bf16 bits,
- *       {@code int[]}, {@code long[]}). Heap arrays because every kernel is written with the Vector API's
+ *       {@code int[]} for I32). Heap arrays because every kernel is written with the Vector API's
  *       {@code FloatVector.fromArray/intoArray}, which the JIT compiles to plain vector loads/stores with the bounds
  *       check hoisted; a {@code MemorySegment} adds a liveness/bounds check per access the JIT does not always
  *       hoist, and heap arrays let autograd and the optimizer write ordinary indexed loops. Limit: 2^31−1 elements
  *       per tensor, far above any tensor of the models we train (the largest, 4096×32768 logits, is 2^27).
- *       {@code bench/…/jmh/StorageBench} runs the same dot and axpy loops over both; on the loaded 2-core dev
- *       machine the two were within measurement noise, so the simpler heap arrays stay (re-measure quietly).</li>
+ *       {@code bench/…/jmh/StorageBench} runs the same dot and axpy loops over both; they do not differ measurably
+ *       (docs/BENCHMARKS.md), so the simpler heap arrays stay.</li>
  *   <li>Always contiguous. {@link #reshape}, {@link #slice} and {@link #select} along dim 0 are views that share
  *       storage (writes through a view are visible in the parent); everything else that changes layout
  *       (narrowing the last dim, transposes for matmul) is a copy or a flag of the op, never a strided view.</li>
@@ -37,15 +37,14 @@ public final class Tensor {
     private final float[] f32;
     private final short[] bf16;
     private final int[] i32;
-    private final long[] i64;
     /** Device memory, or null for a heap tensor. */
     private final DeviceStorage dev;
 
-    private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32, long[] i64) {
-        this(dtype, shape, offset, f32, bf16, i32, i64, null);
+    private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32) {
+        this(dtype, shape, offset, f32, bf16, i32, null);
     }
 
-    private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32, long[] i64, DeviceStorage dev) {
+    private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32, DeviceStorage dev) {
         this.dtype = dtype;
         this.device = dev == null ? Device.CPU : dev.device();
         this.shape = shape;
@@ -54,10 +53,9 @@ public final class Tensor {
         this.f32 = f32;
         this.bf16 = bf16;
         this.i32 = i32;
-        this.i64 = i64;
         this.dev = dev;
         long cap = dev != null ? dev.bytes() / dtype.bytes()
-                : f32 != null ? f32.length : bf16 != null ? bf16.length : i32 != null ? i32.length : i64.length;
+                : f32 != null ? f32.length : bf16 != null ? bf16.length : i32.length;
         if (offset < 0 || (long) offset + numel > cap) {
             throw new IllegalArgumentException("tensor of shape " + Arrays.toString(shape) + " at offset " + offset
                     + " does not fit its storage of " + cap + " elements");
@@ -74,10 +72,9 @@ public final class Tensor {
         int[] s = checkShape(shape);
         int n = numel(s);
         return switch (dtype) {
-            case F32 -> new Tensor(dtype, s, 0, new float[n], null, null, null);
-            case BF16 -> new Tensor(dtype, s, 0, null, new short[n], null, null);
-            case I32 -> new Tensor(dtype, s, 0, null, null, new int[n], null);
-            case I64 -> new Tensor(dtype, s, 0, null, null, null, new long[n]);
+            case F32 -> new Tensor(dtype, s, 0, new float[n], null, null);
+            case BF16 -> new Tensor(dtype, s, 0, null, new short[n], null);
+            case I32 -> new Tensor(dtype, s, 0, null, null, new int[n]);
         };
     }
 
@@ -90,7 +87,7 @@ public final class Tensor {
 
     /** A 0-d (scalar) F32 tensor. */
     public static Tensor scalar(float value) {
-        return new Tensor(DType.F32, new int[0], 0, new float[] {value}, null, null, null);
+        return new Tensor(DType.F32, new int[0], 0, new float[] {value}, null, null);
     }
 
     /** Wraps {@code data} (no copy) as an F32 tensor; without a shape it is 1-d. */
@@ -99,7 +96,7 @@ public final class Tensor {
         if (numel(s) != data.length) {
             throw new IllegalArgumentException("Tensor.of: " + data.length + " values do not fill shape " + Arrays.toString(s));
         }
-        return new Tensor(DType.F32, s, 0, data, null, null, null);
+        return new Tensor(DType.F32, s, 0, data, null, null);
     }
 
     /** Wraps {@code data} (no copy) as an I32 tensor (token ids). */
@@ -108,25 +105,7 @@ public final class Tensor {
         if (numel(s) != data.length) {
             throw new IllegalArgumentException("Tensor.ofInts: " + data.length + " values do not fill shape " + Arrays.toString(s));
         }
-        return new Tensor(DType.I32, s, 0, null, null, data, null);
-    }
-
-    /** Wraps {@code data} (no copy) as an I64 tensor. */
-    public static Tensor ofLongs(long[] data, int... shape) {
-        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
-        if (numel(s) != data.length) {
-            throw new IllegalArgumentException("Tensor.ofLongs: " + data.length + " values do not fill shape " + Arrays.toString(s));
-        }
-        return new Tensor(DType.I64, s, 0, null, null, null, data);
-    }
-
-    /** Wraps bf16 bit patterns (no copy). */
-    public static Tensor ofBf16(short[] data, int... shape) {
-        int[] s = shape.length == 0 ? new int[] {data.length} : checkShape(shape);
-        if (numel(s) != data.length) {
-            throw new IllegalArgumentException("Tensor.ofBf16: " + data.length + " values do not fill shape " + Arrays.toString(s));
-        }
-        return new Tensor(DType.BF16, s, 0, null, data, null, null);
+        return new Tensor(DType.I32, s, 0, null, null, data);
     }
 
     /**
@@ -137,7 +116,7 @@ public final class Tensor {
         if (storage == null || storage.device() == Device.CPU) {
             throw new IllegalArgumentException("Tensor.onDevice: storage " + storage + " is not device memory");
         }
-        return new Tensor(dtype, checkShape(shape), offset, null, null, null, null, storage);
+        return new Tensor(dtype, checkShape(shape), offset, null, null, null, storage);
     }
 
     // ---- metadata ----
@@ -202,7 +181,6 @@ public final class Tensor {
                 case F32 -> MemorySegment.copy(host, ValueLayout.JAVA_FLOAT, 0, out.f32, 0, numel);
                 case BF16 -> MemorySegment.copy(host, ValueLayout.JAVA_SHORT, 0, out.bf16, 0, numel);
                 case I32 -> MemorySegment.copy(host, ValueLayout.JAVA_INT, 0, out.i32, 0, numel);
-                case I64 -> MemorySegment.copy(host, ValueLayout.JAVA_LONG, 0, out.i64, 0, numel);
             }
         }
         return out;
@@ -225,7 +203,6 @@ public final class Tensor {
                 case F32 -> MemorySegment.copy(f32, offset, host, ValueLayout.JAVA_FLOAT, 0, numel);
                 case BF16 -> MemorySegment.copy(bf16, offset, host, ValueLayout.JAVA_SHORT, 0, numel);
                 case I32 -> MemorySegment.copy(i32, offset, host, ValueLayout.JAVA_INT, 0, numel);
-                case I64 -> MemorySegment.copy(i64, offset, host, ValueLayout.JAVA_LONG, 0, numel);
             }
             storage.copyFromHost(host, 0, bytes);
         }
@@ -249,13 +226,6 @@ public final class Tensor {
         if (dev != null) throw onDeviceError("ints()");
         if (dtype != DType.I32) throw new IllegalStateException("ints(): tensor " + this + " is " + dtype + ", not I32");
         return i32;
-    }
-
-    /** The I64 storage array. */
-    public long[] longs() {
-        if (dev != null) throw onDeviceError("longs()");
-        if (dtype != DType.I64) throw new IllegalStateException("longs(): tensor " + this + " is " + dtype + ", not I64");
-        return i64;
     }
 
     /** The BF16 storage array (bit patterns). */
@@ -288,7 +258,7 @@ public final class Tensor {
             s[infer] = (int) (numel / known);
         }
         if (numel(s) != numel) throw new IllegalArgumentException("reshape " + this + " to " + Arrays.toString(newShape) + ": element count differs");
-        return new Tensor(dtype, s, offset, f32, bf16, i32, i64, dev);
+        return new Tensor(dtype, s, offset, f32, bf16, i32, dev);
     }
 
     /** Rows [start, end) along dim 0, sharing storage. */
@@ -300,7 +270,7 @@ public final class Tensor {
         int inner = shape[0] == 0 ? 0 : numel / shape[0];
         int[] s = shape.clone();
         s[0] = end - start;
-        return new Tensor(dtype, s, offset + start * inner, f32, bf16, i32, i64, dev);
+        return new Tensor(dtype, s, offset + start * inner, f32, bf16, i32, dev);
     }
 
     /** Index {@code i} along dim 0 (the dim is dropped), sharing storage. */
@@ -308,7 +278,7 @@ public final class Tensor {
         if (shape.length == 0) throw new IllegalArgumentException("select of a scalar tensor");
         if (i < 0 || i >= shape[0]) throw new IllegalArgumentException("select " + i + " out of range for " + this);
         int inner = numel / shape[0];
-        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner, f32, bf16, i32, i64, dev);
+        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner, f32, bf16, i32, dev);
     }
 
     // ---- copies and element access ----
@@ -317,10 +287,9 @@ public final class Tensor {
     public Tensor copy() {
         if (dev != null) return toDevice(dev.allocateLike(Math.max(1, (long) numel * dtype.bytes())));
         return switch (dtype) {
-            case F32 -> new Tensor(dtype, shape.clone(), 0, Arrays.copyOfRange(f32, offset, offset + numel), null, null, null);
-            case BF16 -> new Tensor(dtype, shape.clone(), 0, null, Arrays.copyOfRange(bf16, offset, offset + numel), null, null);
-            case I32 -> new Tensor(dtype, shape.clone(), 0, null, null, Arrays.copyOfRange(i32, offset, offset + numel), null);
-            case I64 -> new Tensor(dtype, shape.clone(), 0, null, null, null, Arrays.copyOfRange(i64, offset, offset + numel));
+            case F32 -> new Tensor(dtype, shape.clone(), 0, Arrays.copyOfRange(f32, offset, offset + numel), null, null);
+            case BF16 -> new Tensor(dtype, shape.clone(), 0, null, Arrays.copyOfRange(bf16, offset, offset + numel), null);
+            case I32 -> new Tensor(dtype, shape.clone(), 0, null, null, Arrays.copyOfRange(i32, offset, offset + numel));
         };
     }
 
@@ -337,7 +306,6 @@ public final class Tensor {
             case F32 -> System.arraycopy(src.f32, src.offset, f32, offset, numel);
             case BF16 -> System.arraycopy(src.bf16, src.offset, bf16, offset, numel);
             case I32 -> System.arraycopy(src.i32, src.offset, i32, offset, numel);
-            case I64 -> System.arraycopy(src.i64, src.offset, i64, offset, numel);
         }
     }
 
@@ -361,7 +329,6 @@ public final class Tensor {
             case F32 -> Arrays.fill(f32, offset, offset + numel, value);
             case BF16 -> Arrays.fill(bf16, offset, offset + numel, DType.toBf16(value));
             case I32 -> Arrays.fill(i32, offset, offset + numel, (int) value);
-            case I64 -> Arrays.fill(i64, offset, offset + numel, (long) value);
         }
         return this;
     }
@@ -374,14 +341,12 @@ public final class Tensor {
         return out;
     }
 
-    /** The values as a new int array (I32/I64 only). */
+    /** The values as a new int array (I32 only). */
     public int[] toIntArray() {
         if (dev != null) return toCpu().toIntArray();
         int[] out = new int[numel];
         if (dtype == DType.I32) {
             System.arraycopy(i32, offset, out, 0, numel);
-        } else if (dtype == DType.I64) {
-            for (int i = 0; i < numel; i++) out[i] = Math.toIntExact(i64[offset + i]);
         } else {
             throw new IllegalStateException("toIntArray(): tensor " + this + " is " + dtype + ", not an integer type");
         }
@@ -402,45 +367,12 @@ public final class Tensor {
             case F32 -> f32[offset + i];
             case BF16 -> DType.fromBf16(bf16[offset + i]);
             case I32 -> i32[offset + i];
-            case I64 -> i64[offset + i];
         };
-    }
-
-    /** Element at the given multi-index, as float. */
-    public float get(int... idx) {
-        return getFlat(flatIndex(idx));
-    }
-
-    /** Sets the element at row-major flat index {@code i}. */
-    public void setFlat(int i, float v) {
-        if (i < 0 || i >= numel) throw new IndexOutOfBoundsException("flat index " + i + " out of range for " + this);
-        if (dev != null) throw onDeviceError("setFlat()");
-        switch (dtype) {
-            case F32 -> f32[offset + i] = v;
-            case BF16 -> bf16[offset + i] = DType.toBf16(v);
-            case I32 -> i32[offset + i] = (int) v;
-            case I64 -> i64[offset + i] = (long) v;
-        }
-    }
-
-    /** Sets the element at the given multi-index. */
-    public void set(float v, int... idx) {
-        setFlat(flatIndex(idx), v);
     }
 
     /** The single element at flat index i as a 1-element view (device reads). */
     private Tensor slice1(int i) {
-        return new Tensor(dtype, new int[] {1}, offset + i, null, null, null, null, dev);
-    }
-
-    private int flatIndex(int[] idx) {
-        if (idx.length != shape.length) throw new IllegalArgumentException("index " + Arrays.toString(idx) + " for " + this);
-        int flat = 0;
-        for (int d = 0; d < shape.length; d++) {
-            if (idx[d] < 0 || idx[d] >= shape[d]) throw new IndexOutOfBoundsException("index " + Arrays.toString(idx) + " out of range for " + this);
-            flat = flat * shape[d] + idx[d];
-        }
-        return flat;
+        return new Tensor(dtype, new int[] {1}, offset + i, null, null, null, dev);
     }
 
     @Override

@@ -43,6 +43,29 @@ __device__ __forceinline__ void load_tile(float* tile, const float* __restrict__
     }
 }
 
+// Stages rows [t0, t0+KT) of two (B, T, NH, D) head slices (K and V, or Q and dY) between barriers.
+__device__ __forceinline__ void stage_tiles(float* tileA, const float* __restrict__ a, float* tileB, const float* __restrict__ b,
+                                            long long rowBase, int t0, int last, int stride) {
+    __syncthreads();
+    load_tile(tileA, a, rowBase, t0, last, stride);
+    load_tile(tileB, b, rowBase, t0, last, stride);
+    __syncthreads();
+}
+
+// acc[c] += Σ_jj coef_jj · tile[jj][lane + 32c], coef_jj being lane jj's coef (rows with a zero coefficient skipped).
+__device__ __forceinline__ void add_weighted_rows(float (&acc)[DPL], float coef, const float* tile, int lane) {
+    for (int jj = 0; jj < KT; jj++) {
+        float cj = __shfl_sync(0xffffffffu, coef, jj);
+        if (cj == 0.f) continue;
+        const float* r = tile + jj * PAD;
+#pragma unroll
+        for (int c = 0; c < DPL; c++) {
+            int d = lane + 32 * c;
+            if (d < HEAD_DIM) acc[c] += cj * r[d];
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ y,
         float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int qpos, int window, float scale) {
@@ -65,10 +88,7 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
 #pragma unroll
     for (int c = 0; c < DPL; c++) acc[c] = 0.f;
     for (int t0 = lo; t0 <= pLast; t0 += KT) {
-        __syncthreads();
-        load_tile(Ks, k, kvBase, t0, pLast, kvStride);
-        load_tile(Vs, v, kvBase, t0, pLast, kvStride);
-        __syncthreads();
+        stage_tiles(Ks, k, Vs, v, kvBase, t0, pLast, kvStride);
         if (!rowOk) continue;
         int j = t0 + lane;
         bool ok = visible(p, j, window);
@@ -80,16 +100,7 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
         l = l * corr + warp_sum(pr);
 #pragma unroll
         for (int c = 0; c < DPL; c++) acc[c] *= corr;
-        for (int jj = 0; jj < KT; jj++) {
-            float pj = __shfl_sync(0xffffffffu, pr, jj);
-            if (pj == 0.f) continue;
-            const float* vr = Vs + jj * PAD;
-#pragma unroll
-            for (int c = 0; c < DPL; c++) {
-                int d = lane + 32 * c;
-                if (d < HEAD_DIM) acc[c] += pj * vr[d];
-            }
-        }
+        add_weighted_rows(acc, pr, Vs, lane);
         m = mNew;
     }
     if (!rowOk) return;
@@ -150,10 +161,7 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_bwd_dq(
 #pragma unroll
     for (int c = 0; c < DPL; c++) acc[c] = 0.f;
     for (int t0 = lo; t0 <= iLast; t0 += KT) {
-        __syncthreads();
-        load_tile(Ks, k, kvBase, t0, iLast, kvStride);
-        load_tile(Vs, v, kvBase, t0, iLast, kvStride);
-        __syncthreads();
+        stage_tiles(Ks, k, Vs, v, kvBase, t0, iLast, kvStride);
         if (!rowOk) continue;
         int j = t0 + lane;
         bool ok = visible(i, j, window);
@@ -162,16 +170,7 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_bwd_dq(
             float pr = expf(dot_row(qs, Ks, lane) * scale - rowLse);
             ds = pr * (dot_row(gs, Vs, lane) - rowD);
         }
-        for (int jj = 0; jj < KT; jj++) {
-            float dj = __shfl_sync(0xffffffffu, ds, jj);
-            if (dj == 0.f) continue;
-            const float* kr = Ks + jj * PAD;
-#pragma unroll
-            for (int c = 0; c < DPL; c++) {
-                int d = lane + 32 * c;
-                if (d < HEAD_DIM) acc[c] += dj * kr[d];
-            }
-        }
+        add_weighted_rows(acc, ds, Ks, lane);
     }
     if (!rowOk) return;
 #pragma unroll

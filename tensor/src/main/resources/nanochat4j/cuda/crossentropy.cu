@@ -10,12 +10,12 @@ __device__ __forceinline__ float capz(float l, float cap) {
     return cap > 0.f ? cap * tanhf(l / cap) : l;
 }
 
-extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, int v, const void* __restrict__ targets, int t64,
+extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, int v, const int* __restrict__ targets,
                                       float cap, float uniformW, const float* __restrict__ rowWeight,
                                       float* __restrict__ loss, float* __restrict__ dl, int* __restrict__ bad) {
     int r = blockIdx.x;
     const float* row = logits + (long long) r * ld;
-    long long tg = t64 ? ((const long long*) targets)[r] : (long long) ((const int*) targets)[r];
+    int tg = targets[r];
     float m = NEG_INF, s = 0.f;
     int finite = 1;
     for (int c = threadIdx.x; c < v; c += blockDim.x) {
@@ -64,11 +64,10 @@ extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, 
 }
 
 // count[0] += number of targets != −1 (MEAN's divisor).
-extern "C" __global__ void count_valid(const void* __restrict__ targets, int t64, int n, int* __restrict__ count) {
+extern "C" __global__ void count_valid(const int* __restrict__ targets, int n, int* __restrict__ count) {
     int c = 0;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        long long tg = t64 ? ((const long long*) targets)[i] : (long long) ((const int*) targets)[i];
-        c += tg != -1;
+        c += targets[i] != -1;
     }
     c = (int) block_sum((float) c);
     if (threadIdx.x == 0 && c != 0) atomicAdd(count, c);

@@ -1,4 +1,4 @@
-// Elementwise ops over flat F32 arrays: activations and their gradients, axpby, lerp, clamp, casts, and
+// Elementwise ops over flat F32 arrays: activations and their gradients, axpby, lerp, clamp, the fp32 → bf16 cast and
 // broadcasting binary ops. Grid-stride loops; n fits an int (Tensor's limit).
 #include "common.cuh"
 
@@ -65,18 +65,6 @@ extern "C" __global__ void lerp_f32(const float* __restrict__ a, const float* __
 
 extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, unsigned short* __restrict__ y, int n) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = f32_to_bf16(x[i]);
-}
-
-extern "C" __global__ void bf16_to_f32(const unsigned short* __restrict__ x, float* __restrict__ y, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = bf16_to_f32(x[i]);
-}
-
-extern "C" __global__ void i32_to_f32(const int* __restrict__ x, float* __restrict__ y, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = (float) x[i];
-}
-
-extern "C" __global__ void i64_to_f32(const long long* __restrict__ x, float* __restrict__ y, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = (float) x[i];
 }
 
 // Broadcast shapes: the output's dims right-aligned, with each operand's element stride per output dim

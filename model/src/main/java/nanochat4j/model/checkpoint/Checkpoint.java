@@ -160,16 +160,21 @@ public final class Checkpoint {
 
     /** The largest step with a model file in {@code dir}. */
     public static long lastStep(Path dir) throws IOException {
+        long best = largestStep(dir, MODEL_FILE);
+        if (best < 0) throw new IOException(dir + ": no model_<step>.safetensors checkpoints found");
+        return best;
+    }
+
+    /** The largest step (group 1) among the names in {@code dir} that {@code modelFile} matches; −1 when none does. */
+    public static long largestStep(Path dir, Pattern modelFile) throws IOException {
         long best = -1;
-        if (Files.isDirectory(dir)) {
-            try (Stream<Path> s = Files.list(dir)) {
-                for (Path p : (Iterable<Path>) s::iterator) {
-                    Matcher m = MODEL_FILE.matcher(p.getFileName().toString());
-                    if (m.matches()) best = Math.max(best, Long.parseLong(m.group(1)));
-                }
+        if (!Files.isDirectory(dir)) return best;
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : (Iterable<Path>) s::iterator) {
+                Matcher m = modelFile.matcher(p.getFileName().toString());
+                if (m.matches()) best = Math.max(best, Long.parseLong(m.group(1)));
             }
         }
-        if (best < 0) throw new IOException(dir + ": no model_<step>.safetensors checkpoints found");
         return best;
     }
 

@@ -10,9 +10,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.List;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import java.util.stream.Stream;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPTConfig;
@@ -48,15 +46,7 @@ public final class NanochatCheckpoint {
 
     /** The largest step with a {@code model_<step>.pt} in {@code dir}. */
     public static long lastStep(Path dir) throws IOException {
-        long best = -1;
-        if (Files.isDirectory(dir)) {
-            try (Stream<Path> s = Files.list(dir)) {
-                for (Path p : (Iterable<Path>) s::iterator) {
-                    Matcher m = MODEL_FILE.matcher(p.getFileName().toString());
-                    if (m.matches()) best = Math.max(best, Long.parseLong(m.group(1)));
-                }
-            }
-        }
+        long best = Checkpoint.largestStep(dir, MODEL_FILE);
         if (best < 0) throw new IOException(dir + ": no nanochat model_<step>.pt checkpoints found");
         return best;
     }

@@ -127,51 +127,37 @@ public final class Utf8 {
 
     /** Length of the valid sequence starting at i, or 0 when it is invalid or truncated. */
     private static int validLength(byte[] b, int i, int end) {
-        int c = b[i] & 0xFF;
-        if (c < 0x80) return 1;
-        int need, lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            else if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            else if (c == 0xF4) hi = 0x8F;
-        } else return 0;
-        if (i + need >= end) return 0;
-        int c1 = b[i + 1] & 0xFF;
-        if (c1 < lo || c1 > hi) return 0;
-        for (int k = 2; k <= need; k++) {
-            int ck = b[i + k] & 0xFF;
-            if (ck < 0x80 || ck > 0xBF) return 0;
-        }
-        return need + 1;
+        int n = sequenceLength(b[i] & 0xFF);
+        return n > 0 && wellFormedPrefix(b, i, end) == n ? n : 0;
     }
 
     /** Bytes covered by one U+FFFD at an invalid position i: the lead byte plus the valid prefix that follows. */
     private static int maximalSubpart(byte[] b, int i, int end) {
-        int c = b[i] & 0xFF;
-        int need, lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) need = 1;
-        else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            if (c == 0xE0) lo = 0xA0;
-            else if (c == 0xED) hi = 0x9F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            if (c == 0xF0) lo = 0x90;
-            else if (c == 0xF4) hi = 0x8F;
-        } else return 1;
+        return Math.max(1, wellFormedPrefix(b, i, end));
+    }
+
+    /** Bytes in the sequence a lead byte starts (1–4), or 0 for a byte that cannot start one. */
+    private static int sequenceLength(int c) {
+        if (c < 0x80) return 1;
+        if (c >= 0xC2 && c <= 0xDF) return 2;
+        if (c >= 0xE0 && c <= 0xEF) return 3;
+        if (c >= 0xF0 && c <= 0xF4) return 4;
+        return 0;
+    }
+
+    /**
+     * How many bytes from i are a well-formed prefix of a UTF-8 sequence (Unicode's table 3-7: the lead byte narrows
+     * the second byte's range): 0 when b[i] cannot start one, the sequence's full length when it is complete.
+     */
+    private static int wellFormedPrefix(byte[] b, int i, int end) {
+        int c = b[i] & 0xFF, n = sequenceLength(c);
+        if (n <= 1) return n;
+        int lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        int hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
         int k = 1;
-        if (i + k >= end) return k;
-        int c1 = b[i + 1] & 0xFF;
-        if (c1 < lo || c1 > hi) return 1;
-        k = 2;
-        while (k <= need && i + k < end) {
+        while (k < n && i + k < end) {
             int ck = b[i + k] & 0xFF;
-            if (ck < 0x80 || ck > 0xBF) return k;
+            if (k == 1 ? ck < lo || ck > hi : ck < 0x80 || ck > 0xBF) break;
             k++;
         }
         return k;

@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.autograd.Parameter;
+import nanochat4j.autograd.TapeProbe;
 import nanochat4j.autograd.Var;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.checkpoint.Safetensors;
@@ -55,7 +56,7 @@ class GPTTest {
         Tensor bad = Tensor.ofInts(new int[] {1, 2, 70, 3}, 2, 2);
         var e = assertThrows(IllegalArgumentException.class, () -> m.loss(bad, Tensor.ofInts(new int[] {1, 1, 1, 1}, 2, 2), Reduction.MEAN));
         assertTrue(e.getMessage().contains("token id 70 at (1, 0)"), e.getMessage());
-        assertEquals(0, Autograd.tapeSize(), "nothing ran");
+        assertEquals(0, TapeProbe.size(), "nothing ran");
         e = assertThrows(IllegalArgumentException.class, () -> m.logits(Tensor.ofInts(new int[] {-3, 0}, 1, 2)));
         assertTrue(e.getMessage().contains("token id -3"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
@@ -176,7 +177,7 @@ class GPTTest {
         }
         assertEquals(t, cache.pos());
         for (int i = 0; i < full.length; i++) assertEquals(full[i], got[i], 2e-4, "logit " + i);
-        assertEquals(0, Autograd.tapeSize());
+        assertEquals(0, TapeProbe.size());
         cache.reset();
         assertNull(cache.prevEmbedding());
     }

@@ -371,7 +371,7 @@ public final class ChatServer implements AutoCloseable {
         StopFilter filter = new StopFilter(req.stop(), content::append);
         String finish;
         try {
-            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts).finishReason();
+            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts);
             filter.finish();
         } catch (Generation.Stopped s) {
             if (s.why != Generation.Stopped.Why.STOP_SEQUENCE) {
@@ -412,7 +412,7 @@ public final class ChatServer implements AutoCloseable {
         });
         String finish;
         try {
-            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts).finishReason();
+            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts);
             filter.finish();
         } catch (Generation.Stopped s) {
             switch (s.why) {
@@ -449,9 +449,9 @@ public final class ChatServer implements AutoCloseable {
     private String nanochatStream(HttpExchange ex, WorkerPool.Worker w, int[] prompt, int truncated, Engine.Settings settings, long deadline,
                                   int[] counts) throws IOException {
         OutputStream os = startEvents(ex);
-        Generation.Result result;
+        String finish;
         try {
-            result = Generation.run(w.engine, prompt, settings, deadline, (part, delta) -> {
+            finish = Generation.run(w.engine, prompt, settings, deadline, (part, delta) -> {
                 ObjectNode e = JSON.createObjectNode();
                 e.put("token", delta);
                 e.put("gpu", w.id);
@@ -464,7 +464,7 @@ public final class ChatServer implements AutoCloseable {
         try {
             ObjectNode d = JSON.createObjectNode();
             d.put("done", true);
-            d.put("finish_reason", result.finishReason());
+            d.put("finish_reason", finish);
             d.put("truncated_prompt_tokens", truncated);
             d.set("usage", usage(prompt, counts));
             event(os, d);

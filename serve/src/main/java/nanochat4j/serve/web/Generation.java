@@ -56,9 +56,6 @@ final class Generation {
         }
     }
 
-    /** What happened: tokens generated, and whether the model ended its reply ({@code "stop"}) or hit the limit ({@code "length"}). */
-    record Result(int completionTokens, String finishReason) {}
-
     /** A prompt and reply length that fit the model's context together; {@code truncated} tokens were cut from the left. */
     record Fit(int[] prompt, int maxTokens, int truncated) {}
 
@@ -85,10 +82,11 @@ final class Generation {
     }
 
     /**
-     * Runs one reply. Throws {@link Stopped} when the client went away, the deadline passed, or (from the sink) a stop
-     * sequence was seen; the counts so far are in {@code counts} either way.
+     * Runs one reply; returns its finish reason: {@code "stop"} when the model ended it, {@code "length"} at the token
+     * limit. Throws {@link Stopped} when the client went away, the deadline passed, or (from the sink) a stop sequence
+     * was seen; the counts so far are in {@code counts} either way.
      */
-    static Result run(Engine engine, int[] prompt, Engine.Settings settings, long deadlineNanos, Sink sink, int[] counts) {
+    static String run(Engine engine, int[] prompt, Engine.Settings settings, long deadlineNanos, Sink sink, int[] counts) {
         Tokenizer tok = engine.tokenizer();
         int assistantEnd = tok.encodeSpecial("<|assistant_end|>");
         int bos = tok.bosId();
@@ -121,7 +119,7 @@ final class Generation {
         } catch (IOException e) {
             throw new Stopped(Stopped.Why.CLIENT_GONE, e);
         }
-        return new Result(counts[0], ended[0] ? "stop" : "length");
+        return ended[0] ? "stop" : "length";
     }
 
     private static void flush(Sink sink, Part part, String text) throws IOException {

@@ -46,18 +46,4 @@ public record ServerConfig(String host, int port, int queueLimit, Duration timeo
                 maxTokensLimit, defaultMaxTokens, defaultTemperature, defaultTopK, apiKey, modelId);
     }
 
-    public ServerConfig withApiKey(String key) {
-        return new ServerConfig(host, port, queueLimit, timeout, maxBodyBytes, maxMessages, maxMessageChars, maxTotalChars,
-                maxTokensLimit, defaultMaxTokens, defaultTemperature, defaultTopK, key, modelId);
-    }
-
-    public ServerConfig withTimeout(Duration t) {
-        return new ServerConfig(host, port, queueLimit, t, maxBodyBytes, maxMessages, maxMessageChars, maxTotalChars,
-                maxTokensLimit, defaultMaxTokens, defaultTemperature, defaultTopK, apiKey, modelId);
-    }
-
-    public ServerConfig withDefaultMaxTokens(int m) {
-        return new ServerConfig(host, port, queueLimit, timeout, maxBodyBytes, maxMessages, maxMessageChars, maxTotalChars,
-                maxTokensLimit, m, defaultTemperature, defaultTopK, apiKey, modelId);
-    }
 }

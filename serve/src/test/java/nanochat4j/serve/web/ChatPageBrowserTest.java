@@ -45,7 +45,7 @@ class ChatPageBrowserTest {
         Files.deleteIfExists(desktop);
         Files.deleteIfExists(phone);
         // One worker with long default replies: the random model, greedy, streams for many seconds until Stop.
-        try (ChatServer server = TestServers.start(TestServers.config().withDefaultMaxTokens(2000), TestServers.engines(1))) {
+        try (ChatServer server = TestServers.start(TestServers.config(null, null, 2000), TestServers.engines(1))) {
             Result r = run(List.of("node", "chat-page.mjs", server.url().toString(), WORK.toString()), WORK, 240);
             assertTrue(r.ok(), "the browser run failed:\n" + r.output());
             assertTrue(r.output().contains("\"ok\":true"), r.output());

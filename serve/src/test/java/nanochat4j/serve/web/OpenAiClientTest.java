@@ -40,7 +40,7 @@ class OpenAiClientTest {
 
     @BeforeAll
     static void start() throws Exception {
-        server = TestServers.start(TestServers.config().withApiKey("sk-test-123"), TestServers.engines(1));
+        server = TestServers.start(TestServers.config("sk-test-123", null, 0), TestServers.engines(1));
     }
 
     @AfterAll

@@ -344,7 +344,7 @@ class ServeApiTest {
 
     @Test
     void withAnApiKeyTheApiNeedsTheBearerTokenButThePageAndHealthDoNot() throws Exception {
-        try (ChatServer keyed = TestServers.start(TestServers.config().withApiKey("sk-test-123"), TestServers.engines(1))) {
+        try (ChatServer keyed = TestServers.start(TestServers.config("sk-test-123", null, 0), TestServers.engines(1))) {
             TestServers.Reply r = get(keyed, "/v1/models");
             assertEquals(401, r.status());
             assertEquals("invalid_api_key", error(r).get("code").asText());
@@ -362,7 +362,7 @@ class ServeApiTest {
 
     @Test
     void aRequestPastItsTimeoutIsEndedAndItsWorkerFreed() throws Exception {
-        try (ChatServer quick = TestServers.start(TestServers.config().withTimeout(java.time.Duration.ofMillis(300)), TestServers.engines(1))) {
+        try (ChatServer quick = TestServers.start(TestServers.config(null, java.time.Duration.ofMillis(300), 0), TestServers.engines(1))) {
             TestServers.Reply r = post(quick, "/v1/chat/completions", chat("\"max_tokens\": 2000, \"temperature\": 0", "slow"));
             assertEquals(504, r.status(), r.body());
             assertEquals("timeout", error(r).get("code").asText());

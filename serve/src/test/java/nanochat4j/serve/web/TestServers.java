@@ -49,6 +49,15 @@ final class TestServers {
         return ServerConfig.defaults("nanochat4j-test-d4").withPort(0);
     }
 
+    /** {@link #config()} with an API key, a request timeout or a default max_tokens of its own (null / 0: unchanged). */
+    static ServerConfig config(String apiKey, java.time.Duration timeout, int defaultMaxTokens) {
+        ServerConfig d = config();
+        return new ServerConfig(d.host(), d.port(), d.queueLimit(), timeout != null ? timeout : d.timeout(), d.maxBodyBytes(),
+                d.maxMessages(), d.maxMessageChars(), d.maxTotalChars(), d.maxTokensLimit(),
+                defaultMaxTokens > 0 ? defaultMaxTokens : d.defaultMaxTokens(), d.defaultTemperature(), d.defaultTopK(),
+                apiKey, d.modelId());
+    }
+
     static ChatServer start(ServerConfig config, List<Engine> engines) throws IOException {
         ChatServer s = new ChatServer(config, engines, new PrintStream(OutputStream.nullOutputStream()));
         s.start();

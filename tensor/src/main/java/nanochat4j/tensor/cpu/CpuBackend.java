@@ -61,72 +61,50 @@ public final class CpuBackend implements Backend {
         return new MM(batch, m, n, ka, ar == 2 ? 0 : m * ka, br == 2 ? 0 : ka * n, out);
     }
 
-    private static void runMatmul(MM p, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
-        int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
-        if (p.batch == 0 || p.m == 0 || p.n == 0) return;
-        if (p.strideB == 0 && p.strideA != 0 && !transA) {
-            // shared 2-d B and row-major A: the whole batch is one tall GEMM (better blocking than batch small ones)
-            Gemm.sgemm(false, transB, p.batch * p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda,
-                    b.floats(), b.offset(), ldb, beta, c.floats(), c.offset(), p.n);
-        } else if (p.batch == 1) {
-            Gemm.sgemm(transA, transB, p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda,
-                    b.floats(), b.offset(), ldb, beta, c.floats(), c.offset(), p.n);
-        } else {
-            Gemm.sgemmBatched(p.batch, transA, transB, p.m, p.n, p.k, alpha, a.floats(), a.offset(), lda, p.strideA,
-                    b.floats(), b.offset(), ldb, p.strideB, beta, c.floats(), c.offset(), p.n, p.m * p.n);
-        }
-    }
-
     @Override
     public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
         MM p = plan("matmul", a, transA, b, transB);
         Tensor c = Tensor.zeros(p.outShape);
-        runMatmul(p, a, transA, b, transB, 1f, 0f, c);
+        int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
+        if (p.batch == 0 || p.m == 0 || p.n == 0) return c;
+        if (p.strideB == 0 && p.strideA != 0 && !transA) {
+            // shared 2-d B and row-major A: the whole batch is one tall GEMM (better blocking than batch small ones)
+            Gemm.sgemm(false, transB, p.batch * p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, p.n);
+        } else if (p.batch == 1) {
+            Gemm.sgemm(transA, transB, p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, p.n);
+        } else {
+            Gemm.sgemmBatched(p.batch, transA, transB, p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda, p.strideA,
+                    b.floats(), b.offset(), ldb, p.strideB, 0f, c.floats(), 0, p.n, p.m * p.n);
+        }
         return c;
     }
 
     @Override
-    public void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
-        MM p = plan("matmulInto", a, transA, b, transB);
-        f32("matmulInto", "c", c);
-        if (!c.hasShape(p.outShape)) {
-            throw bad("matmulInto", "c must have shape " + Arrays.toString(p.outShape), a, b, c);
-        }
-        runMatmul(p, a, transA, b, transB, alpha, beta, c);
-    }
-
-    @Override
     public Tensor linear(Tensor x, Tensor w) {
-        f32("linear", "x", x);
-        f32("linear", "w", w);
-        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(1)) {
-            throw bad("linear", "need x (..., in) and W (out, in)", x, w);
-        }
-        int out = w.shape(0), in = w.shape(1), rows = x.rows();
-        int[] ys = x.shape();
-        ys[ys.length - 1] = out;
-        Tensor y = Tensor.zeros(ys);
-        if (rows > 0 && out > 0) {
-            Gemm.sgemm(false, true, rows, out, in, 1f, x.floats(), x.offset(), in, w.floats(), w.offset(), in, 0f, y.floats(), 0, out);
-        }
-        return y;
+        return timesWeight("linear", "x", x, w, true, "need x (..., in) and W (out, in)");
     }
 
     @Override
     public Tensor linearBackwardInput(Tensor dy, Tensor w) {
-        f32("linearBackwardInput", "dy", dy);
-        f32("linearBackwardInput", "w", w);
-        if (w.rank() != 2 || dy.rank() < 1 || dy.shape(-1) != w.shape(0)) {
-            throw bad("linearBackwardInput", "need dy (..., out) and W (out, in)", dy, w);
+        return timesWeight("linearBackwardInput", "dy", dy, w, false, "need dy (..., out) and W (out, in)");
+    }
+
+    /** x (..., k)·op(W) → (..., n): op(W) = Wᵀ for linear (W is (n, k)), W itself for its input gradient (W is (k, n)). */
+    private static Tensor timesWeight(String op, String xName, Tensor x, Tensor w, boolean transW, String need) {
+        f32(op, xName, x);
+        f32(op, "w", w);
+        int kDim = transW ? 1 : 0;
+        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(kDim)) throw bad(op, need, x, w);
+        int n = w.shape(1 - kDim), k = w.shape(kDim), rows = x.rows();
+        int[] ys = x.shape();
+        ys[ys.length - 1] = n;
+        Tensor y = Tensor.zeros(ys);
+        if (rows > 0 && n > 0) {
+            Gemm.sgemm(false, transW, rows, n, k, 1f, x.floats(), x.offset(), k, w.floats(), w.offset(), w.shape(1), 0f, y.floats(), 0, n);
         }
-        int out = w.shape(0), in = w.shape(1), rows = dy.rows();
-        int[] xs = dy.shape();
-        xs[xs.length - 1] = in;
-        Tensor dx = Tensor.zeros(xs);
-        if (rows > 0 && in > 0) {
-            Gemm.sgemm(false, false, rows, in, out, 1f, dy.floats(), dy.offset(), out, w.floats(), w.offset(), in, 0f, dx.floats(), 0, in);
-        }
-        return dx;
+        return y;
     }
 
     @Override
@@ -208,80 +186,64 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ activations
 
+    /** An elementwise kernel y[yo, yo+n) = f(x[xo, xo+n)). */
+    private interface Map1 {
+        void apply(float[] x, int xo, float[] y, int yo, int n);
+    }
+
+    /** An elementwise gradient kernel dx[dxo, dxo+n) = g(a, dy), a being the forward's input or output. */
+    private interface Map2 {
+        void apply(float[] a, int ao, float[] dy, int dyo, float[] dx, int dxo, int n);
+    }
+
+    private static Tensor map(String op, Tensor x, Map1 kernel) {
+        f32(op, "x", x);
+        Tensor y = Tensor.zeros(x.shape());
+        kernel.apply(x.floats(), x.offset(), y.floats(), 0, x.numel());
+        return y;
+    }
+
+    private static Tensor mapGrad(String op, String aName, Tensor a, Tensor dy, Map2 kernel) {
+        f32(op, aName, a);
+        f32(op, "dy", dy);
+        same(op, a, dy);
+        Tensor dx = Tensor.zeros(a.shape());
+        kernel.apply(a.floats(), a.offset(), dy.floats(), dy.offset(), dx.floats(), 0, a.numel());
+        return dx;
+    }
+
     @Override
     public Tensor relu2(Tensor x) {
-        f32("relu2", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.relu2(x.floats(), x.offset(), y.floats(), 0, x.numel());
-        return y;
+        return map("relu2", x, Elementwise::relu2);
     }
 
     @Override
     public Tensor relu2Backward(Tensor x, Tensor dy) {
-        f32("relu2Backward", "x", x);
-        f32("relu2Backward", "dy", dy);
-        same("relu2Backward", x, dy);
-        Tensor dx = Tensor.zeros(x.shape());
-        Elementwise.relu2Backward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.numel());
-        return dx;
+        return mapGrad("relu2Backward", "x", x, dy, Elementwise::relu2Backward);
     }
 
     @Override
     public Tensor sigmoid(Tensor x) {
-        f32("sigmoid", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.sigmoid(x.floats(), x.offset(), y.floats(), 0, x.numel());
-        return y;
+        return map("sigmoid", x, Elementwise::sigmoid);
     }
 
     @Override
     public Tensor sigmoidBackward(Tensor y, Tensor dy) {
-        f32("sigmoidBackward", "y", y);
-        f32("sigmoidBackward", "dy", dy);
-        same("sigmoidBackward", y, dy);
-        Tensor dx = Tensor.zeros(y.shape());
-        Elementwise.sigmoidBackward(y.floats(), y.offset(), dy.floats(), dy.offset(), dx.floats(), 0, y.numel());
-        return dx;
-    }
-
-    @Override
-    public Tensor tanh(Tensor x) {
-        f32("tanh", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.tanh(x.floats(), x.offset(), y.floats(), 0, x.numel());
-        return y;
-    }
-
-    @Override
-    public Tensor tanhBackward(Tensor y, Tensor dy) {
-        f32("tanhBackward", "y", y);
-        f32("tanhBackward", "dy", dy);
-        same("tanhBackward", y, dy);
-        Tensor dx = Tensor.zeros(y.shape());
-        Elementwise.tanhBackward(y.floats(), y.offset(), dy.floats(), dy.offset(), dx.floats(), 0, y.numel());
-        return dx;
+        return mapGrad("sigmoidBackward", "y", y, dy, Elementwise::sigmoidBackward);
     }
 
     @Override
     public Tensor softcap(Tensor x, float cap) {
-        f32("softcap", "x", x);
         positiveCap("softcap", cap);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.softcap(x.floats(), x.offset(), y.floats(), 0, x.numel(), cap);
-        return y;
+        return map("softcap", x, (a, ao, y, yo, n) -> Elementwise.softcap(a, ao, y, yo, n, cap));
     }
 
     @Override
     public Tensor softcapBackward(Tensor x, Tensor dy, float cap) {
-        f32("softcapBackward", "x", x);
-        f32("softcapBackward", "dy", dy);
-        same("softcapBackward", x, dy);
         positiveCap("softcapBackward", cap);
-        Tensor dx = Tensor.zeros(x.shape());
-        Elementwise.softcapBackward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.numel(), cap);
-        return dx;
+        return mapGrad("softcapBackward", "x", x, dy,
+                (a, ao, g, go, dx, dxo, n) -> Elementwise.softcapBackward(a, ao, g, go, dx, dxo, n, cap));
     }
-
 
     // ------------------------------------------------------------------ elementwise with broadcasting
 
@@ -301,11 +263,6 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public Tensor sub(Tensor a, Tensor b) {
-        return binary("sub", Broadcast.SUB, a, b);
-    }
-
-    @Override
     public Tensor mul(Tensor a, Tensor b) {
         return binary("mul", Broadcast.MUL, a, b);
     }
@@ -317,18 +274,12 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor sqrt(Tensor x) {
-        f32("sqrt", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), false);
-        return y;
+        return map("sqrt", x, (a, ao, y, yo, n) -> Elementwise.sqrt(a, ao, y, yo, n, false));
     }
 
     @Override
     public Tensor rsqrt(Tensor x) {
-        f32("rsqrt", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        Elementwise.sqrt(x.floats(), x.offset(), y.floats(), 0, x.numel(), true);
-        return y;
+        return map("rsqrt", x, (a, ao, y, yo, n) -> Elementwise.sqrt(a, ao, y, yo, n, true));
     }
 
     @Override
@@ -427,39 +378,12 @@ public final class CpuBackend implements Backend {
     // ------------------------------------------------------------------ reductions
 
     @Override
-    public Tensor sum(Tensor x) {
-        f32("sum", "x", x);
-        return Tensor.scalar((float) Reduce.sumParallel(x.floats(), x.offset(), x.numel()));
-    }
-
-    @Override
-    public Tensor mean(Tensor x) {
-        f32("mean", "x", x);
-        if (x.numel() == 0) throw bad("mean", "mean of an empty tensor", x);
-        return Tensor.scalar((float) (Reduce.sumParallel(x.floats(), x.offset(), x.numel()) / x.numel()));
-    }
-
-    @Override
-    public Tensor max(Tensor x) {
-        f32("max", "x", x);
-        if (x.numel() == 0) throw bad("max", "max of an empty tensor", x);
-        return Tensor.scalar(Reduce.max(x.floats(), x.offset(), x.numel()));
-    }
-
-    @Override
     public Tensor dot(Tensor a, Tensor b) {
         f32("dot", "a", a);
         f32("dot", "b", b);
         same("dot", a, b);
         return Tensor.scalar((float) Reduce.dotParallel(a.floats(), a.offset(), b.floats(), b.offset(), a.numel()));
     }
-
-    @Override
-    public Tensor frobeniusNorm(Tensor x) {
-        f32("frobeniusNorm", "x", x);
-        return Tensor.scalar((float) Math.sqrt(Reduce.dotParallel(x.floats(), x.offset(), x.floats(), x.offset(), x.numel())));
-    }
-
 
     @Override
     public Tensor rowNorms(Tensor x) {
@@ -479,30 +403,7 @@ public final class CpuBackend implements Backend {
         return out;
     }
 
-    @Override
-    public TopK topk(Tensor x, int k) {
-        f32("topk", "x", x);
-        if (x.rank() < 1 || k < 1 || k > x.cols()) throw bad("topk", "k = " + k + " must be in [1, last dim]", x);
-        int[] s = x.shape();
-        s[s.length - 1] = k;
-        Tensor vals = Tensor.zeros(s), idx = Tensor.zeros(DType.I32, s);
-        Arrays.fill(vals.floats(), Float.NEGATIVE_INFINITY);
-        Reduce.topk(x.floats(), x.offset(), vals.floats(), idx.ints(), x.rows(), x.cols(), k);
-        return new TopK(vals, idx);
-    }
-
-    @Override
-    public Tensor softmax(Tensor x) {
-        f32("softmax", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
-        if (x.numel() > 0) Reduce.softmax(x.floats(), x.offset(), y.floats(), 0, x.rows(), x.cols());
-        return y;
-    }
-
     // ------------------------------------------------------------------ layout
-
-
-
 
     @Override
     public Tensor narrow(Tensor x, int dim, int start, int length) {
@@ -579,22 +480,10 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ embedding
 
-    /** ids as an int array starting at index 0 (I64 is narrowed, with a range check). */
+    /** ids as an int array starting at index 0. */
     private static int[] ids(String op, Tensor ids) {
-        if (ids.dtype() == DType.I32) {
-            return ids.offset() == 0 && ids.ints().length == ids.numel() ? ids.ints() : ids.toIntArray();
-        }
-        if (ids.dtype() == DType.I64) {
-            long[] l = ids.longs();
-            int[] out = new int[ids.numel()];
-            for (int i = 0; i < out.length; i++) {
-                long v = l[ids.offset() + i];
-                if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) throw new IllegalArgumentException(op + ": id " + v + " at position " + i + " does not fit an int");
-                out[i] = (int) v;
-            }
-            return out;
-        }
-        throw new IllegalArgumentException(op + ": ids " + ids + " must be I32 or I64");
+        if (ids.dtype() != DType.I32) throw new IllegalArgumentException(op + ": ids " + ids + " must be I32");
+        return ids.offset() == 0 && ids.ints().length == ids.numel() ? ids.ints() : ids.toIntArray();
     }
 
     @Override
@@ -787,34 +676,10 @@ public final class CpuBackend implements Backend {
         return y;
     }
 
-    @Override
-    public Tensor toF32(Tensor x) {
-        if (x.dtype() == DType.F32) return x.copy();
-        Tensor y = Tensor.zeros(x.shape());
-        if (x.dtype() == DType.BF16) {
-            Layout.fromBf16(x.shorts(), x.offset(), y.floats(), 0, x.numel());
-        } else {
-            float[] f = x.toFloatArray();
-            System.arraycopy(f, 0, y.floats(), 0, f.length);
-        }
-        return y;
-    }
-
-    @Override
-    public void checkFinite(String what, Tensor x) {
-        f32("checkFinite", what, x);
-        int i = Reduce.firstNonFinite(x.floats(), x.offset(), x.numel());
-        if (i >= 0) {
-            throw new IllegalArgumentException(what + ": non-finite value " + x.floats()[x.offset() + i] + " at flat index " + i + " of " + x);
-        }
-    }
-
     // ------------------------------------------------------------------ checks
 
     private static void f32(String op, String name, Tensor t) {
         if (t == null) throw new IllegalArgumentException(op + ": " + name + " is null");
         if (t.dtype() != DType.F32) throw new IllegalArgumentException(op + ": " + name + " " + t + " must be F32");
     }
-
-
 }

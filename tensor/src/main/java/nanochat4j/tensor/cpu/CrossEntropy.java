@@ -25,8 +25,8 @@ final class CrossEntropy {
     private static final VectorSpecies<Float> S = Vec.F;
     /**
      * Floats of logits held at once by the chunked form (128 MiB: 1024 rows at vocab 32768). Against 256 rows, W is
-     * packed and dW re-read 4× less often and dW's product gets k = 1024: a d4 8×512 train step 3.55 → 2.84 s
-     * (idle cpu-2c, with Gemm's 64 MiB B-pack limit); the chunk is one humongous array that G1 frees young.
+     * packed and dW re-read 4× less often and dW's product gets k = 1024, a clearly faster train step
+     * (docs/BENCHMARKS.md); the chunk is one humongous array that G1 frees young.
      */
     static final int CHUNK_FLOATS = 32 << 20;
 

@@ -6,7 +6,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Elementwise kernels over flat fp32 ranges (array + offset + count), forward and backward side by side:
- * relu², sigmoid, tanh, softcap, scale/axpy/axpby, lerp, sqrt/rsqrt, clamp. All use {@link Vec#F} with a scalar tail and
+ * relu², sigmoid, softcap, scale/axpy/axpby, lerp, sqrt/rsqrt, clamp. All use {@link Vec#F} with a scalar tail and
  * split long ranges over {@link Parallel}. exp/tanh use the Vector API's lanewise EXP/TANH (SVML on x86).
  */
 final class Elementwise {
@@ -66,26 +66,6 @@ final class Elementwise {
     }
 
     // tanh: y = tanh(x)               dx = dy·(1−y²)
-    static void tanh(float[] x, int xo, float[] y, int yo, int n) {
-        Parallel.forRange(n, GRAIN, (s, e) -> {
-            int i = s, ub = s + S.loopBound(e - s);
-            for (; i < ub; i += S.length()) {
-                VecMath.tanh(FloatVector.fromArray(S, x, xo + i)).intoArray(y, yo + i);
-            }
-            for (; i < e; i++) y[yo + i] = VecMath.tanh(x[xo + i]);
-        });
-    }
-
-    static void tanhBackward(float[] y, int yo, float[] dy, int dyo, float[] dx, int dxo, int n) {
-        Parallel.forRange(n, GRAIN, (s, e) -> {
-            int i = s, ub = s + S.loopBound(e - s);
-            for (; i < ub; i += S.length()) {
-                var yv = FloatVector.fromArray(S, y, yo + i);
-                yv.mul(yv).neg().add(1f).mul(FloatVector.fromArray(S, dy, dyo + i)).intoArray(dx, dxo + i);
-            }
-            for (; i < e; i++) dx[dxo + i] = dy[dyo + i] * (1f - y[yo + i] * y[yo + i]);
-        });
-    }
 
     // softcap: y = cap·tanh(x/cap)   dx = dy·(1 − tanh²(x/cap))
     static void softcap(float[] x, int xo, float[] y, int yo, int n, float cap) {

@@ -21,8 +21,8 @@ import jdk.incubator.vector.VectorSpecies;
  *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
  *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 4×2 on 16-register AVX2. On AVX2 a 6×2
- *       tile (15 live vectors) fits the register file on paper, but C2's code for it runs at a third of the 4×2
- *       tile's speed (docs/BENCHMARKS.md); taller tiles on 32 registers are no faster and make C1 bail out.</li>
+ *       tile (15 live vectors) fits the register file on paper, but C2's code for it runs far slower than the 4×2
+ *       tile's (docs/BENCHMARKS.md); taller tiles on 32 registers are no faster and make C1 bail out.</li>
  *   <li>Vocab-wide products (the lm_head forward) pack op(A) once and hand out column chunks instead, each thread
  *       packing its slice of B into L2 ({@link #wide}): B is read from memory once rather than once per MC rows.</li>
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
@@ -393,7 +393,7 @@ public final class Gemm {
 
     /**
      * MR floats as one vector where the hardware has that width (8 floats = 256 bits on AVX-512; none on AVX2's MR = 6
-     * or 128-bit NEON): 1.8× faster transposed packing than the unrolled scalar copy (134 MB of lm_head dlogits).
+     * or 128-bit NEON): faster transposed packing of the lm_head's dlogits than the unrolled scalar copy.
      */
     private static final VectorSpecies<Float> PANEL_ROW = MR == 8 && F.vectorBitSize() >= 256 ? FloatVector.SPECIES_256 : null;
 

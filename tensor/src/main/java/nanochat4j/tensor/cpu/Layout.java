@@ -50,12 +50,4 @@ final class Layout {
         });
     }
 
-    /** bf16 bits → fp32, exact ({@link Vec#fromBf16}). */
-    static void fromBf16(short[] x, int xo, float[] y, int yo, int n) {
-        Parallel.forRange(n, Elementwise.GRAIN, (s, e) -> {
-            int i = s, ub = s + S.loopBound(e - s);
-            for (; i < ub; i += S.length()) Vec.fromBf16(x, xo + i).intoArray(y, yo + i);
-            for (; i < e; i++) y[yo + i] = DType.fromBf16(x[xo + i]);
-        });
-    }
 }

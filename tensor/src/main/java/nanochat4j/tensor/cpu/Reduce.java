@@ -5,8 +5,7 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Reductions: whole-tensor sum / max / dot / sum of squares, and per-row (last dim) norms, argmax, top-k and
- * softmax. Sums accumulate in fp32 vector lanes over blocks of {@link #BLOCK} elements and in double across
+ * Reductions: whole-tensor sum / max / dot, and per-row (last dim) norms and argmax. Sums accumulate in fp32 vector lanes over blocks of {@link #BLOCK} elements and in double across
  * blocks, so error does not grow with the tensor size.
  */
 final class Reduce {
@@ -114,60 +113,4 @@ final class Reduce {
         });
     }
 
-    /** Flat index of the first NaN/±inf in x[o..o+n), or −1 (a vector x·0 pass first: NaN iff non-finite). */
-    static int firstNonFinite(float[] x, int o, int n) {
-        var acc = FloatVector.zero(S);
-        int i = 0, ub = S.loopBound(n);
-        for (; i < ub; i += S.length()) acc = acc.add(FloatVector.fromArray(S, x, o + i).mul(0f));
-        float tail = 0f;
-        for (; i < n; i++) tail += x[o + i] * 0f;
-        if (!Float.isNaN(acc.reduceLanes(VectorOperators.ADD) + tail)) return -1;
-        for (int j = 0; j < n; j++) if (!Float.isFinite(x[o + j])) return j;
-        return -1;
-    }
-
-    /** Top-k of each row, descending; ties keep the lower index first. */
-    static void topk(float[] x, int xo, float[] vals, int[] idx, int rows, int n, int k) {
-        Parallel.forRange(rows, (s, e) -> {
-            for (int r = s; r < e; r++) {
-                int base = xo + r * n, ob = r * k, filled = 0;
-                for (int j = 0; j < n; j++) {
-                    float v = x[base + j];
-                    if (filled == k && !(v > vals[ob + k - 1])) continue;
-                    int p = filled == k ? k - 1 : filled++;
-                    while (p > 0 && v > vals[ob + p - 1]) {
-                        vals[ob + p] = vals[ob + p - 1];
-                        idx[ob + p] = idx[ob + p - 1];
-                        p--;
-                    }
-                    vals[ob + p] = v;
-                    idx[ob + p] = j;
-                }
-            }
-        });
-    }
-
-    /** softmax over each row: y = exp(x − max) / Σ exp(x − max). */
-    static void softmax(float[] x, int xo, float[] y, int yo, int rows, int n) {
-        Parallel.forRange(rows, Math.max(1, Elementwise.GRAIN / Math.max(n, 1)), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                int xb = xo + r * n, yb = yo + r * n;
-                float m = max(x, xb, n);
-                var mv = FloatVector.broadcast(S, m);
-                var acc = FloatVector.zero(S);
-                int i = 0, ub = S.loopBound(n);
-                for (; i < ub; i += S.length()) {
-                    var ev = VecMath.exp(FloatVector.fromArray(S, x, xb + i).sub(mv));
-                    ev.intoArray(y, yb + i);
-                    acc = acc.add(ev);
-                }
-                float sum = VecMath.sum(acc);
-                for (; i < n; i++) { float ev = VecMath.exp(x[xb + i] - m); y[yb + i] = ev; sum += ev; }
-                float inv = 1f / sum;
-                i = 0;
-                for (; i < ub; i += S.length()) FloatVector.fromArray(S, y, yb + i).mul(inv).intoArray(y, yb + i);
-                for (; i < n; i++) y[yb + i] *= inv;
-            }
-        });
-    }
 }

@@ -212,26 +212,6 @@ public final class CudaBackend implements Backend {
         return c;
     }
 
-    @Override
-    public void matmulInto(Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor c) {
-        MM pl = plan("matmulInto", a, transA, b, transB);
-        f32("matmulInto", "c", c);
-        if (!c.hasShape(pl.outShape)) throw bad("matmulInto", "c must have shape " + Arrays.toString(pl.outShape), a, b, c);
-        writes(c);
-        if (pl.k == 0) {
-            scaleInPlace(c, beta);
-            return;
-        }
-        if (beta == 0f) ctx.memset(c, 0); // beta = 0 ignores C's contents, NaNs included
-        gemm(transA, transB, pl.m, pl.n, pl.k, alpha, p(a), pl.strideA, p(b), pl.strideB, beta, p(c), (long) pl.m * pl.n, pl.batch);
-    }
-
-    /** c = beta·c (the whole of matmulInto when k = 0). */
-    private void scaleInPlace(Tensor c, float beta) {
-        if (beta == 0f) ctx.memset(c, 0);
-        else if (beta != 1f) mod("elementwise").launch("axpby_f32", grid(c.numel()), 1, 1, BLOCK, 0, beta, p(c), 0f, 0L, p(c), c.numel());
-    }
-
     // ------------------------------------------------------------------ bf16 GEMMs (MatmulPrecision.BF16)
 
     private boolean bf16() {
@@ -436,10 +416,6 @@ public final class CudaBackend implements Backend {
 
     @Override public Tensor sigmoidBackward(Tensor y, Tensor dy) { return unaryGrad("sigmoidBackward", "y", y, dy, OP_SIGMOID, 0f); }
 
-    @Override public Tensor tanh(Tensor x) { return unary("tanh", x, OP_TANH, 0f, 0f); }
-
-    @Override public Tensor tanhBackward(Tensor y, Tensor dy) { return unaryGrad("tanhBackward", "y", y, dy, OP_TANH, 0f); }
-
     @Override
     public Tensor softcap(Tensor x, float cap) {
         positiveCap("softcap", cap);
@@ -505,8 +481,6 @@ public final class CudaBackend implements Backend {
     }
 
     @Override public Tensor add(Tensor a, Tensor b) { return binary("add", 0, a, b); }
-
-    @Override public Tensor sub(Tensor a, Tensor b) { return binary("sub", 1, a, b); }
 
     @Override public Tensor mul(Tensor a, Tensor b) { return binary("mul", 2, a, b); }
 
@@ -644,37 +618,22 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ reductions
 
-    private static final int RED_SUM = 0, RED_DOT = 1, RED_SUMSQ = 2, RED_MAX = 3;
+    private static final int RED_SUM = 0, RED_DOT = 1;
 
-    private Tensor reduce(Tensor a, Tensor b, int mode, double scale, boolean sqrt) {
+    private Tensor reduce(Tensor a, Tensor b, int mode, double scale) {
         Tensor out = ctx.empty(DType.F32);
         int n = a.numel();
         int blocks = (int) Math.min(1024, Math.max(1, (n + BLOCK - 1) / BLOCK));
         CudaContext.Memory partial = ctx.allocate(8L * blocks);
         CudaContext.Module m = mod("reduce");
         m.launch("reduce_partial", blocks, 1, 1, BLOCK, 0, p(a), b == null ? 0L : p(b), n, mode, partial.address());
-        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial.address(), blocks, mode, scale, sqrt ? 1 : 0, p(out));
+        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial.address(), blocks, scale, p(out));
         return out;
     }
 
-    @Override
-    public Tensor sum(Tensor x) {
+    private Tensor sum(Tensor x) {
         f32("sum", "x", x);
-        return reduce(x, null, RED_SUM, 1.0, false);
-    }
-
-    @Override
-    public Tensor mean(Tensor x) {
-        f32("mean", "x", x);
-        if (x.numel() == 0) throw bad("mean", "mean of an empty tensor", x);
-        return reduce(x, null, RED_SUM, 1.0 / x.numel(), false);
-    }
-
-    @Override
-    public Tensor max(Tensor x) {
-        f32("max", "x", x);
-        if (x.numel() == 0) throw bad("max", "max of an empty tensor", x);
-        return reduce(x, null, RED_MAX, 1.0, false);
+        return reduce(x, null, RED_SUM, 1.0);
     }
 
     @Override
@@ -682,13 +641,7 @@ public final class CudaBackend implements Backend {
         f32("dot", "a", a);
         f32("dot", "b", b);
         same("dot", a, b);
-        return reduce(a, b, RED_DOT, 1.0, false);
-    }
-
-    @Override
-    public Tensor frobeniusNorm(Tensor x) {
-        f32("frobeniusNorm", "x", x);
-        return reduce(x, null, RED_SUMSQ, 1.0, true);
+        return reduce(a, b, RED_DOT, 1.0);
     }
 
 
@@ -708,25 +661,6 @@ public final class CudaBackend implements Backend {
         Tensor out = ctx.empty(DType.I32, dropLast(x));
         if (x.rows() > 0) mod("reduce").launch("argmax_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(out), x.cols());
         return out;
-    }
-
-    @Override
-    public TopK topk(Tensor x, int k) {
-        f32("topk", "x", x);
-        if (x.rank() < 1 || k < 1 || k > x.cols()) throw bad("topk", "k = " + k + " must be in [1, last dim]", x);
-        int[] s = x.shape();
-        s[s.length - 1] = k;
-        Tensor vals = ctx.empty(DType.F32, s), idx = ctx.empty(DType.I32, s);
-        if (x.rows() > 0) mod("reduce").launch("topk_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(vals), p(idx), x.cols(), k);
-        return new TopK(vals, idx);
-    }
-
-    @Override
-    public Tensor softmax(Tensor x) {
-        f32("softmax", "x", x);
-        Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("reduce").launch("softmax_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(y), x.cols());
-        return y;
     }
 
     // ------------------------------------------------------------------ layout
@@ -819,7 +753,7 @@ public final class CudaBackend implements Backend {
 
     private static void idType(String op, String name, Tensor ids) {
         if (ids == null) throw new IllegalArgumentException(op + ": " + name + " is null");
-        if (ids.dtype() != DType.I32 && ids.dtype() != DType.I64) throw new IllegalArgumentException(op + ": " + name + " " + ids + " must be I32 or I64");
+        if (ids.dtype() != DType.I32) throw new IllegalArgumentException(op + ": " + name + " " + ids + " must be I32");
         onDevice(op, name, ids);
     }
 
@@ -851,8 +785,7 @@ public final class CudaBackend implements Backend {
         Tensor out = ctx.empty(DType.F32, s);
         if (ids.numel() == 0) return out;
         Tensor bad = flag(1);
-        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), ids.dtype() == DType.I64 ? 1 : 0,
-                v, e, p(out), p(bad));
+        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), v, e, p(out), p(bad));
         if (checkIds) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
     }
@@ -880,8 +813,7 @@ public final class CudaBackend implements Backend {
         int v = dTable.shape(0);
         // check first: a scatter must not half-happen before a bad id is reported
         Tensor bad = flag(1);
-        int i64 = ids.dtype() == DType.I64 ? 1 : 0;
-        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), i64, ids.numel(), v, p(bad));
+        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), ids.numel(), v, p(bad));
         checkIdFlag(op, bad, ids, v, "dTable " + dTable);
         // Deterministic: a stable counting sort of the ids on the host (they are read back once, n ints), then one
         // block per distinct id sums its rows in position order (atomics would make every run's sums differ).
@@ -994,17 +926,15 @@ public final class CudaBackend implements Backend {
     private int countValid(Tensor targets) {
         if (targets.numel() == 0) return 0;
         Tensor c = ctx.zeros(DType.I32, 1);
-        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, p(targets), targets.dtype() == DType.I64 ? 1 : 0,
-                targets.numel(), p(c));
+        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, p(targets), targets.numel(), p(c));
         return c.toCpu().toIntArray()[0];
     }
 
     /** The CE kernel over rows [r0, r0+rows) of a logits buffer with row stride ld; dl may alias the logits. */
     private void ceRows(String op, long logits, int ld, int v, Tensor targets, int r0, int rows, float cap, float uniformW, Tensor rowWeight,
                         Tensor loss, long dl, Tensor bad) {
-        long tOff = (long) r0 * targets.dtype().bytes();
-        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, p(targets) + tOff,
-                targets.dtype() == DType.I64 ? 1 : 0, cap, uniformW, rowWeight == null ? 0L : p(rowWeight) + 4L * r0,
+        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, p(targets) + 4L * r0,
+                cap, uniformW, rowWeight == null ? 0L : p(rowWeight) + 4L * r0,
                 p(loss) + 4L * r0, dl, p(bad) + 0L);
     }
 
@@ -1022,7 +952,7 @@ public final class CudaBackend implements Backend {
         if (r == Reduction.NONE) return rowLoss;
         if (r == Reduction.SUM) return sum(rowLoss);
         if (count == 0) return ctx.zeros(DType.F32);
-        return reduce(rowLoss, null, RED_SUM, 1.0 / count, false);
+        return reduce(rowLoss, null, RED_SUM, 1.0 / count);
     }
 
     @Override
@@ -1115,32 +1045,6 @@ public final class CudaBackend implements Backend {
         Tensor y = ctx.empty(DType.BF16, x.shape());
         if (x.numel() > 0) mod("elementwise").launch("f32_to_bf16", grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel());
         return y;
-    }
-
-    @Override
-    public Tensor toF32(Tensor x) {
-        onDevice("toF32", "x", x);
-        if (x.dtype() == DType.F32) return x.copy();
-        Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() == 0) return y;
-        String fn = switch (x.dtype()) {
-            case BF16 -> "bf16_to_f32";
-            case I32 -> "i32_to_f32";
-            case I64 -> "i64_to_f32";
-            case F32 -> throw new IllegalStateException("unreachable");
-        };
-        mod("elementwise").launch(fn, grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel());
-        return y;
-    }
-
-    @Override
-    public void checkFinite(String what, Tensor x) {
-        f32("checkFinite", what, x);
-        if (x.numel() == 0) return;
-        Tensor first = flag(1);
-        mod("reduce").launch("first_non_finite", grid(x.numel()), 1, 1, BLOCK, 0, p(x), x.numel(), p(first));
-        int i = first.toCpu().toIntArray()[0];
-        if (i != NOT_SET) throw new IllegalArgumentException(what + ": non-finite value " + x.getFlat(i) + " at flat index " + i + " of " + x);
     }
 
     // ------------------------------------------------------------------ checks

@@ -2,23 +2,10 @@ package nanochat4j.tensor.cuda;
 
 /** cuMemAlloc failed for lack of device memory, even after returning every cached block to the driver. */
 public final class CudaOutOfMemoryException extends CudaException {
-    private final long requested;
-    private final long free;
-    private final long total;
-
     public CudaOutOfMemoryException(long requested, long free, long total) {
         super(String.format("CUDA out of memory: asked for %s, %s free of %s on the device; use a smaller"
                 + " --device-batch-size (or a shorter sequence / smaller model)", human(requested), human(free), human(total)), 2);
-        this.requested = requested;
-        this.free = free;
-        this.total = total;
     }
-
-    public long requested() { return requested; }
-
-    public long free() { return free; }
-
-    public long total() { return total; }
 
     static String human(long bytes) {
         if (bytes < 1024) return bytes + " B";

@@ -35,9 +35,8 @@ public final class Driver {
 
     private final String from;
     private final MethodHandle cuInit, cuDriverGetVersion, cuDeviceGetCount, cuDeviceGet, cuDeviceGetName,
-            cuDeviceGetAttribute, cuDeviceTotalMem, cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuCtxSynchronize,
-            cuMemAlloc, cuMemFree, cuMemcpyHtoD, cuMemcpyDtoH, cuMemcpyDtoD, cuMemcpyHtoDAsync, cuMemcpyDtoHAsync,
-            cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemGetInfo, cuStreamCreate, cuStreamSynchronize,
+            cuDeviceGetAttribute, cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuMemAlloc, cuMemFree, cuMemcpyHtoDAsync,
+            cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemGetInfo, cuStreamCreate, cuStreamSynchronize,
             cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy,
             cuModuleLoadData, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
 
@@ -52,15 +51,10 @@ public final class Driver {
         cuDeviceGet = fn(l, LIB, rc(P, I), "cuDeviceGet");
         cuDeviceGetName = fn(l, LIB, rc(P, I, I), "cuDeviceGetName");
         cuDeviceGetAttribute = fn(l, LIB, rc(P, I, I), "cuDeviceGetAttribute");
-        cuDeviceTotalMem = fn(l, LIB, rc(P, I), "cuDeviceTotalMem_v2");
         cuDevicePrimaryCtxRetain = fn(l, LIB, rc(P, I), "cuDevicePrimaryCtxRetain");
         cuCtxSetCurrent = fn(l, LIB, rc(P), "cuCtxSetCurrent");
-        cuCtxSynchronize = fn(l, LIB, rc(), "cuCtxSynchronize");
         cuMemAlloc = fn(l, LIB, rc(P, J), "cuMemAlloc_v2");
         cuMemFree = fn(l, LIB, rc(J), "cuMemFree_v2");
-        cuMemcpyHtoD = fn(l, LIB, rc(J, P, J), "cuMemcpyHtoD_v2");
-        cuMemcpyDtoH = fn(l, LIB, rc(P, J, J), "cuMemcpyDtoH_v2");
-        cuMemcpyDtoD = fn(l, LIB, rc(J, J, J), "cuMemcpyDtoD_v2");
         cuMemcpyHtoDAsync = fn(l, LIB, rc(J, P, J, P), "cuMemcpyHtoDAsync_v2");
         cuMemcpyDtoHAsync = fn(l, LIB, rc(P, J, J, P), "cuMemcpyDtoHAsync_v2");
         cuMemcpyDtoDAsync = fn(l, LIB, rc(J, J, J, P), "cuMemcpyDtoDAsync_v2");
@@ -159,10 +153,6 @@ public final class Driver {
         return intOut("cuDeviceGetAttribute(" + attr + ")", p -> (int) cuDeviceGetAttribute.invokeExact(p, attr, dev));
     }
 
-    public long totalMemory(int dev) {
-        return longOut("cuDeviceTotalMem_v2", p -> (int) cuDeviceTotalMem.invokeExact(p, dev));
-    }
-
     /** Retains the device's primary context (the one the CUDA runtime, cuBLAS and PyTorch share). */
     public MemorySegment primaryContext(int dev) {
         return ptrOut("cuDevicePrimaryCtxRetain", p -> (int) cuDevicePrimaryCtxRetain.invokeExact(p, dev));
@@ -172,14 +162,6 @@ public final class Driver {
     public void setCurrent(MemorySegment ctx) {
         try {
             check("cuCtxSetCurrent", (int) cuCtxSetCurrent.invokeExact(ctx));
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    public void synchronizeContext() {
-        try {
-            check("cuCtxSynchronize", (int) cuCtxSynchronize.invokeExact());
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -214,30 +196,6 @@ public final class Driver {
             MemorySegment f = a.allocate(J), t = a.allocate(J);
             check("cuMemGetInfo_v2", (int) cuMemGetInfo.invokeExact(f, t));
             return new long[] {f.get(J, 0), t.get(J, 0)};
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    public void copyHtoD(long dst, MemorySegment src, long bytes) {
-        try {
-            check("cuMemcpyHtoD_v2(" + bytes + " bytes)", (int) cuMemcpyHtoD.invokeExact(dst, src, bytes));
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    public void copyDtoH(MemorySegment dst, long src, long bytes) {
-        try {
-            check("cuMemcpyDtoH_v2(" + bytes + " bytes)", (int) cuMemcpyDtoH.invokeExact(dst, src, bytes));
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    public void copyDtoD(long dst, long src, long bytes) {
-        try {
-            check("cuMemcpyDtoD_v2(" + bytes + " bytes)", (int) cuMemcpyDtoD.invokeExact(dst, src, bytes));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -295,6 +253,7 @@ public final class Driver {
         }
     }
 
+    /** A second stream's end of life: issue 21 overlaps the gradient reduce with backward on its own stream. */
     public void streamDestroy(MemorySegment stream) {
         try {
             check("cuStreamDestroy_v2", (int) cuStreamDestroy.invokeExact(stream));
@@ -401,16 +360,6 @@ public final class Driver {
             MemorySegment p = a.allocate(I);
             check(call, c.run(p));
             return p.get(I, 0);
-        } catch (Throwable t) {
-            throw rethrow(t);
-        }
-    }
-
-    private long longOut(String call, Call c) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment p = a.allocate(J);
-            check(call, c.run(p));
-            return p.get(J, 0);
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -179,16 +179,23 @@ class AttentionTest {
             double[] yRef = refForward(toDouble(q), toDouble(k), toDouble(v), lseRef, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
             assertClose("y " + c, yRef, y, 1e-4);
             assertClose("lse " + c, lseRef, lse, 1e-4);
-            float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length];
-            Attention.backward(q, k, v, y, lse, dy, dq, dk, dv, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
-            double[][] ref = refBackward(toDouble(q), toDouble(k), toDouble(v), toDouble(dy), c.B, c.T, c.H, c.KV, c.D, c.window, scale);
-            assertClose("dq " + c, ref[0], dq, 1e-4);
-            assertClose("dk " + c, ref[1], dk, 1e-4);
-            assertClose("dv " + c, ref[2], dv, 1e-4);
+            assertBackwardMatchesReference(c, q, k, v, y, lse, dy, scale);
         }
     }
 
     // ---- backward ----
+
+    /** The kernel's dq, dk, dv (dk pre-filled with junk: it must be overwritten, not accumulated) against float64. */
+    private static void assertBackwardMatchesReference(Case c, float[] q, float[] k, float[] v, float[] y, float[] lse, float[] dy,
+                                                       float scale) {
+        float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length];
+        java.util.Arrays.fill(dk, 123f);
+        Attention.backward(q, k, v, y, lse, dy, dq, dk, dv, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
+        double[][] ref = refBackward(toDouble(q), toDouble(k), toDouble(v), toDouble(dy), c.B, c.T, c.H, c.KV, c.D, c.window, scale);
+        assertClose("dq " + c, ref[0], dq, 1e-4);
+        assertClose("dk " + c, ref[1], dk, 1e-4);
+        assertClose("dv " + c, ref[2], dv, 1e-4);
+    }
 
     @Test
     void backwardMatchesFloat64AnalyticGradients() {
@@ -199,13 +206,7 @@ class AttentionTest {
             float scale = (float) (1 / Math.sqrt(c.D)) * 2f;
             float[] y = new float[q.length], lse = new float[c.B * c.H * c.T];
             Attention.forward(q, k, v, y, lse, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
-            float[] dq = new float[q.length], dk = new float[k.length], dv = new float[v.length];
-            java.util.Arrays.fill(dk, 123f); // must be overwritten, not accumulated
-            Attention.backward(q, k, v, y, lse, dy, dq, dk, dv, c.B, c.T, c.H, c.KV, c.D, c.window, scale);
-            double[][] ref = refBackward(toDouble(q), toDouble(k), toDouble(v), toDouble(dy), c.B, c.T, c.H, c.KV, c.D, c.window, scale);
-            assertClose("dq " + c, ref[0], dq, 1e-4);
-            assertClose("dk " + c, ref[1], dk, 1e-4);
-            assertClose("dv " + c, ref[2], dv, 1e-4);
+            assertBackwardMatchesReference(c, q, k, v, y, lse, dy, scale);
         }
     }
 
@@ -222,13 +223,8 @@ class AttentionTest {
             for (int which = 0; which < 3; which++) {
                 double[] x = xs[which];
                 for (int idx = 0; idx < x.length; idx++) {
-                    double save = x[idx], h = 1e-6;
-                    x[idx] = save + h;
-                    double fp = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                    x[idx] = save - h;
-                    double fm = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                    x[idx] = save;
-                    double fd = (fp - fm) / (2 * h);
+                    double fd = centralDifference(x, idx,
+                            () -> dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy));
                     assertEquals(fd, g[which][idx], 1e-6 + 1e-6 * Math.abs(fd), "d" + "qkv".charAt(which) + "[" + idx + "] " + c);
                 }
             }
@@ -253,16 +249,22 @@ class AttentionTest {
             double[] x = xs[which];
             double[] fd = new double[x.length];
             for (int idx = 0; idx < x.length; idx++) {
-                double save = x[idx], h = 1e-6;
-                x[idx] = save + h;
-                double fp = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                x[idx] = save - h;
-                double fm = dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy);
-                x[idx] = save;
-                fd[idx] = (fp - fm) / (2 * h);
+                fd[idx] = centralDifference(x, idx,
+                        () -> dotD(refForward(q, k, v, null, c.B, c.T, c.H, c.KV, c.D, c.window, scale), dy));
             }
             assertClose("finite-difference d" + "qkv".charAt(which) + " " + c, fd, gs[which], 1e-4);
         }
+    }
+
+    /** d f / d x[idx] by central differences (h = 1e-6); x[idx] is restored afterwards. */
+    static double centralDifference(double[] x, int idx, java.util.function.DoubleSupplier f) {
+        double save = x[idx], h = 1e-6;
+        x[idx] = save + h;
+        double fp = f.getAsDouble();
+        x[idx] = save - h;
+        double fm = f.getAsDouble();
+        x[idx] = save;
+        return (fp - fm) / (2 * h);
     }
 
     static double dotD(double[] a, double[] b) {

@@ -57,20 +57,6 @@ class MatmulOpsTest {
     }
 
     @Test
-    void matmulIntoAccumulatesWithAlphaBeta() {
-        Random r = Ref.rng("matmulInto");
-        int m = size(9, 5), n = size(12, 3), k = size(8, 1);
-        Tensor a = randT(r, 1f, m, k), b = randT(r, 1f, k, n), c = randT(r, 1f, m, n);
-        double[] prod = ref(d(a), 0, false, d(b), 0, false, m, n, k), c0 = d(c);
-        double[] expect = new double[m * n];
-        for (int i = 0; i < expect.length; i++) expect[i] = -0.5 * prod[i] + 2 * c0[i];
-        be.matmulInto(a, false, b, false, -0.5f, 2f, c);
-        assertClose("matmulInto", expect, c, 1e-4, 1e-5);
-        var ex = assertThrows(IllegalArgumentException.class, () -> be.matmulInto(a, false, b, false, 1f, 0f, Tensor.zeros(m, n + 1)));
-        assertTrue(ex.getMessage().contains("matmulInto"), ex.getMessage());
-    }
-
-    @Test
     void linearAndItsTwoBackwardProducts() {
         Random r = Ref.rng("linear");
         int bsz = size(2, 1), t = size(8, 5), in = size(32, 11), out = size(48, 7);
@@ -138,7 +124,7 @@ class MatmulOpsTest {
     void polarExpressViaMatmulMatchesPyTorch() {
         for (String name : new String[] {"wide_64x96", "tall_96x64"}) {
             Tensor g = Fixtures.tensor("polar/" + name + "/G");
-            float norm = be.frobeniusNorm(g).item();
+            float norm = (float) Math.sqrt(be.dot(g, g).item());
             Tensor x0 = be.scale(g, 1f / (norm * 1.01f + 1e-6f));
             Fixtures.check("polar/" + name + "/X0", x0, 1e-5);
             Fixtures.check("polar/" + name + "/polar_express_X0", polarExpress(Fixtures.tensor("polar/" + name + "/X0")), 1e-4);

@@ -36,6 +36,13 @@ final class Ref {
         return a;
     }
 
+    /** The element of t at the multi-index idx (row-major). */
+    static float at(Tensor t, int... idx) {
+        int flat = 0;
+        for (int d = 0; d < idx.length; d++) flat = flat * t.shape(d) + idx[d];
+        return t.toFloatArray()[flat];
+    }
+
     static Tensor randT(Random r, float scale, int... shape) {
         return Tensor.of(rand(r, Tensor.numel(shape), scale), shape);
     }

@@ -119,11 +119,6 @@ class BackendConformanceTest {
                 }
                 close("matmul shared B ta=" + ta + " tb=" + tb, want2, be.matmul(up(be, a), ta, up(be, b2), tb));
                 close("matmul batched ta=" + ta + " tb=" + tb, want3, be.matmul(up(be, a), ta, up(be, b3), tb));
-                Tensor c = up(be, randT(r, 1f, batch, m, n));
-                double[] c0 = d(c), want = new double[c0.length];
-                for (int i = 0; i < want.length; i++) want[i] = 0.5 * want3[i] + 2 * c0[i];
-                be.matmulInto(up(be, a), ta, up(be, b3), tb, 0.5f, 2f, c);
-                close("matmulInto ta=" + ta + " tb=" + tb, want, c);
             }
         }
     }
@@ -208,14 +203,13 @@ class BackendConformanceTest {
         Tensor x = randT(r, 3f, 7, 11), dy = randT(r, 1f, 7, 11);
         double[] xd = d(x), g = d(dy);
         int n = xd.length;
-        double[] relu2 = new double[n], drelu2 = new double[n], sig = new double[n], th = new double[n], sc = new double[n], dsc = new double[n];
+        double[] relu2 = new double[n], drelu2 = new double[n], sig = new double[n], sc = new double[n], dsc = new double[n];
         double cap = 2.5;
         for (int i = 0; i < n; i++) {
             double m = Math.max(xd[i], 0);
             relu2[i] = m * m;
             drelu2[i] = 2 * m * g[i];
             sig[i] = 1 / (1 + Math.exp(-xd[i]));
-            th[i] = Math.tanh(xd[i]);
             sc[i] = cap * Math.tanh(xd[i] / cap);
             double t = Math.tanh(xd[i] / cap);
             dsc[i] = g[i] * (1 - t * t);
@@ -225,15 +219,9 @@ class BackendConformanceTest {
         close("relu2Backward", drelu2, be.relu2Backward(xs, dys));
         Tensor s = be.sigmoid(xs);
         close("sigmoid", sig, s);
-        double[] dsig = new double[n], dth = new double[n];
-        for (int i = 0; i < n; i++) {
-            dsig[i] = g[i] * sig[i] * (1 - sig[i]);
-            dth[i] = g[i] * (1 - th[i] * th[i]);
-        }
+        double[] dsig = new double[n];
+        for (int i = 0; i < n; i++) dsig[i] = g[i] * sig[i] * (1 - sig[i]);
         close("sigmoidBackward", dsig, be.sigmoidBackward(s, dys));
-        Tensor t = be.tanh(xs);
-        close("tanh", th, t);
-        close("tanhBackward", dth, be.tanhBackward(t, dys));
         close("softcap", sc, be.softcap(xs, (float) cap));
         close("softcapBackward", dsc, be.softcapBackward(xs, dys, (float) cap));
         assertThrows(IllegalArgumentException.class, () -> be.softcap(xs, 0f));
@@ -247,14 +235,13 @@ class BackendConformanceTest {
         Backend be = backend(name);
         Random r = rng("bcast");
         Tensor a = randT(r, 2f, 3, 4, 5), b = randT(r, 2f, 4, 1);
-        double[] ad = d(a), bd = d(b), add = new double[60], sub = new double[60], mul = new double[60], div = new double[60];
+        double[] ad = d(a), bd = d(b), add = new double[60], mul = new double[60], div = new double[60];
         for (int i = 0; i < 3; i++) {
             for (int j = 0; j < 4; j++) {
                 for (int k = 0; k < 5; k++) {
                     int o = (i * 4 + j) * 5 + k;
                     double x = ad[o], y = bd[j];
                     add[o] = x + y;
-                    sub[o] = x - y;
                     mul[o] = x * y;
                     div[o] = x / y;
                 }
@@ -262,7 +249,6 @@ class BackendConformanceTest {
         }
         Tensor as = up(be, a), bs = up(be, b);
         close("add", add, be.add(as, bs));
-        close("sub", sub, be.sub(as, bs));
         close("mul", mul, be.mul(as, bs));
         close("div", div, be.div(as, bs));
         close("add (b first)", add, be.add(bs, as));
@@ -283,7 +269,7 @@ class BackendConformanceTest {
         Random r = rng("mix");
         int n = 37;
         Tensor x = randT(r, 1f, n), y = randT(r, 1f, n), pos = Tensor.of(rand(r, n, 1f));
-        for (int i = 0; i < n; i++) pos.setFlat(i, Math.abs(pos.getFlat(i)) + 0.1f);
+        for (int i = 0; i < n; i++) pos.floats()[i] = Math.abs(pos.floats()[i]) + 0.1f;
         double[] xd = d(x), yd = d(y), pd = d(pos);
         double[] sc = new double[n], ax = new double[n], apb = new double[n], mix = new double[n], lerp = new double[n], lerp2 = new double[n],
                 cl = new double[n], sq = new double[n], rsq = new double[n];
@@ -335,26 +321,17 @@ class BackendConformanceTest {
         Random r = rng("red");
         int rows = 9, cols = 301;
         Tensor x = randT(r, 1f, rows, cols), y = randT(r, 1f, rows, cols);
-        x.set(5f, 4, 17); // a clear maximum
-        x.set(5f, 4, 200); // a tie after it: argmax takes the first
+        x.floats()[4 * cols + 17] = 5f; // a clear maximum
+        x.floats()[4 * cols + 200] = 5f; // a tie after it: argmax takes the first
         double[] xd = d(x), yd = d(y);
-        double sum = 0, dot = 0, sq = 0, max = Double.NEGATIVE_INFINITY;
-        for (int i = 0; i < xd.length; i++) {
-            sum += xd[i];
-            dot += xd[i] * yd[i];
-            sq += xd[i] * xd[i];
-            max = Math.max(max, xd[i]);
-        }
+        double dot = 0;
+        for (int i = 0; i < xd.length; i++) dot += xd[i] * yd[i];
         Tensor xs = up(be, x);
-        close("sum", new double[] {sum}, be.sum(xs), 1e-5, 1e-4);
-        close("mean", new double[] {sum / xd.length}, be.mean(xs), 1e-5, 1e-6);
-        close("max", new double[] {max}, be.max(xs));
         close("dot", new double[] {dot}, be.dot(xs, up(be, y)), 1e-5, 1e-4);
-        close("frobeniusNorm", new double[] {Math.sqrt(sq)}, be.frobeniusNorm(xs));
-        double[] norms = new double[rows], soft = new double[xd.length];
+        double[] norms = new double[rows];
         int[] amax = new int[rows];
         for (int i = 0; i < rows; i++) {
-            double s = 0, m = Double.NEGATIVE_INFINITY, z = 0;
+            double s = 0, m = Double.NEGATIVE_INFINITY;
             for (int j = 0; j < cols; j++) {
                 double v = xd[i * cols + j];
                 s += v * v;
@@ -363,31 +340,12 @@ class BackendConformanceTest {
                     amax[i] = j;
                 }
             }
-            for (int j = 0; j < cols; j++) z += Math.exp(xd[i * cols + j] - m);
-            for (int j = 0; j < cols; j++) soft[i * cols + j] = Math.exp(xd[i * cols + j] - m) / z;
             norms[i] = Math.sqrt(s);
         }
         close("rowNorms", norms, be.rowNorms(xs));
-        close("softmax", soft, be.softmax(xs), 1e-4, 1e-7);
         Tensor am = be.argmax(xs);
         assertEquals(DType.I32, am.dtype());
         assertArrayEquals(amax, am.toCpu().toIntArray(), "argmax (seed " + SEED + ")");
-        Backend.TopK top = be.topk(xs, 5);
-        int[] idx = top.indices().toCpu().toIntArray();
-        float[] vals = top.values().toCpu().toFloatArray();
-        for (int i = 0; i < rows; i++) {
-            Integer[] order = new Integer[cols];
-            for (int j = 0; j < cols; j++) order[j] = j;
-            final int row = i;
-            java.util.Arrays.sort(order, (p, q) -> {
-                int c = Double.compare(xd[row * cols + q], xd[row * cols + p]);
-                return c != 0 ? c : Integer.compare(p, q);
-            });
-            for (int k = 0; k < 5; k++) {
-                assertEquals(order[k], idx[i * 5 + k], "topk index row " + i + " rank " + k + " (seed " + SEED + ")");
-                assertEquals((float) xd[i * cols + order[k]], vals[i * 5 + k], "topk value row " + i);
-            }
-        }
         assertArrayEquals(new int[] {rows}, am.shape(), "argmax drops the last dim");
     }
 
@@ -429,8 +387,6 @@ class BackendConformanceTest {
         Tensor out = be.embedding(up(be, table), idT);
         assertArrayEquals(new int[] {2, 3, e}, out.shape());
         close("embedding", want, out, 0, 0);
-        Tensor id64 = up(be, Tensor.ofLongs(new long[] {3, 0, 10, 3, 5, 3}, 2, 3));
-        close("embedding I64 ids", want, be.embedding(up(be, table), id64), 0, 0);
         Tensor dy = randT(r, 1f, 2, 3, e);
         double[] dyd = d(dy), grad = new double[v * e];
         for (int i = 0; i < ids.length; i++) for (int c = 0; c < e; c++) grad[ids[i] * e + c] += dyd[i * e + c];
@@ -634,24 +590,16 @@ class BackendConformanceTest {
         assertTrue(ex.getMessage().contains("non-finite"), ex.getMessage());
     }
 
-    // ------------------------------------------------------------------ dtype, checks
+    // ------------------------------------------------------------------ dtype
 
     @ParameterizedTest
     @MethodSource("backends")
-    void castsAndFiniteCheck(String name) {
+    void bf16Cast(String name) {
         Backend be = backend(name);
         float[] vals = {1f, -2.5f, 3.14159f, 1e-3f, 65504f, Float.MIN_NORMAL, 0f, -0f, 1.00390625f, 1.01171875f};
-        Tensor x = up(be, Tensor.of(vals.clone()));
-        Tensor h = be.toBf16(x);
+        Tensor h = be.toBf16(up(be, Tensor.of(vals.clone())));
         assertEquals(DType.BF16, h.dtype());
         short[] bits = h.toCpu().shorts();
         for (int i = 0; i < vals.length; i++) assertEquals(DType.toBf16(vals[i]), bits[i], "bf16 of " + vals[i]);
-        Tensor back = be.toF32(h);
-        for (int i = 0; i < vals.length; i++) assertEquals(DType.fromBf16(bits[i]), back.toCpu().getFlat(i), "widen " + vals[i]);
-        be.checkFinite("ok", x);
-        float[] bad = vals.clone();
-        bad[6] = Float.POSITIVE_INFINITY;
-        IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, () -> be.checkFinite("grad w", up(be, Tensor.of(bad))));
-        assertTrue(ex.getMessage().contains("grad w") && ex.getMessage().contains("index 6"), ex.getMessage());
     }
 }

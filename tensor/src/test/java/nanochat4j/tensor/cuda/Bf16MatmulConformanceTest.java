@@ -37,7 +37,7 @@ class Bf16MatmulConformanceTest {
 
     /** Values rounded to bf16 (round to nearest even, as the cast kernel), as doubles. */
     static double[] bf(Tensor host) {
-        float[] f = Backend.cpu().toF32(Backend.cpu().toBf16(host)).toFloatArray();
+        float[] f = Backend.cpu().toBf16(host).toFloatArray();
         double[] d = new double[f.length];
         for (int i = 0; i < f.length; i++) d[i] = f[i];
         return d;

@@ -35,19 +35,24 @@ class Bf16WeightCacheTest {
         AtomicInteger casts = new AtomicInteger();
         FakeStorage s = new FakeStorage(4 * 64), other = new FakeStorage(4 * 64);
         Tensor w = Tensor.onDevice(DType.F32, s, 0, 8, 8);
-        Tensor first = cache.get(w, t -> { casts.incrementAndGet(); return Tensor.ofBf16(new short[64], 8, 8); });
+        Tensor first = cache.get(w, t -> { casts.incrementAndGet(); return bf16(64, 8, 8); });
         Tensor again = cache.get(Tensor.onDevice(DType.F32, s, 0, 8, 8), t -> { casts.incrementAndGet(); return null; });
         assertSame(first, again, "the same storage, offset and shape: the cached copy");
         // another window of the same storage (a different view), another shape, another storage: each its own copy
-        cache.get(Tensor.onDevice(DType.F32, s, 32, 4, 8), t -> { casts.incrementAndGet(); return Tensor.ofBf16(new short[32], 4, 8); });
-        cache.get(Tensor.onDevice(DType.F32, s, 0, 64), t -> { casts.incrementAndGet(); return Tensor.ofBf16(new short[64], 64); });
-        cache.get(Tensor.onDevice(DType.F32, other, 0, 8, 8), t -> { casts.incrementAndGet(); return Tensor.ofBf16(new short[64], 8, 8); });
+        cache.get(Tensor.onDevice(DType.F32, s, 32, 4, 8), t -> { casts.incrementAndGet(); return bf16(32, 4, 8); });
+        cache.get(Tensor.onDevice(DType.F32, s, 0, 64), t -> { casts.incrementAndGet(); return bf16(64, 64); });
+        cache.get(Tensor.onDevice(DType.F32, other, 0, 8, 8), t -> { casts.incrementAndGet(); return bf16(64, 8, 8); });
         assertArrayEquals(new long[] {4, 1}, cache.counts());
         cache.forget(s);
-        Tensor fresh = cache.get(w, t -> { casts.incrementAndGet(); return Tensor.ofBf16(new short[64], 8, 8); });
+        Tensor fresh = cache.get(w, t -> { casts.incrementAndGet(); return bf16(64, 8, 8); });
         assertNotSame(first, fresh, "a write into the storage makes the next use cast again");
         cache.get(Tensor.onDevice(DType.F32, other, 0, 8, 8), t -> { casts.incrementAndGet(); return null; });
         assertArrayEquals(new long[] {5, 2}, cache.counts(), "the other storage's copy survived");
         assertEquals(5, casts.get());
+    }
+
+    /** A bf16 tensor of zeros (what a cast would return; its values do not matter here). */
+    private static Tensor bf16(int n, int... shape) {
+        return nanochat4j.tensor.Backend.cpu().toBf16(Tensor.of(new float[n], shape));
     }
 }

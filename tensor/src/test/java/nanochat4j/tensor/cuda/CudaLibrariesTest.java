@@ -88,8 +88,6 @@ class CudaLibrariesTest {
                 6L << 30, size -> { calls[0]++; return 0L; }, () -> calls[1]++, () -> new long[] {5L << 29, 141L << 30}));
         assertEquals(2, calls[0], "one retry, not a loop");
         assertEquals(1, calls[1], "the cache freed once");
-        assertEquals(6L << 30, e.requested());
-        assertEquals(5L << 29, e.free());
         assertTrue(e.getMessage().contains("asked for 6.00 GiB") && e.getMessage().contains("2.50 GiB free of 141.00 GiB")
                 && e.getMessage().contains("smaller --device-batch-size"), e.getMessage());
     }

@@ -58,7 +58,7 @@ class TensorCoreGemmTest {
                     Tensor c = be.upload(Tensor.of(init.clone(), batch, m, n));
                     new TensorCoreGemm(be.context()).run(a, b, c, 0.5f, 2f, tile);
                     new TensorCoreGemm(be.context()).run(a, b, c0, 1f, 0f, tile);
-                    float[] ah = be.toF32(a).toFloatArray(), bh = be.toF32(b).toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
+                    float[] ah = a.toFloatArray(), bh = b.toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
                     double worst = 0;
                     for (int q = 0; q < batch; q++) {
                         for (int i = 0; i < m; i++) {

@@ -13,9 +13,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 
 /**
- * The collective operations of a data-parallel job over flat buffers — fp32 {@code float[]} ranges, or bf16 as
- * {@code short[]} bits reduced in fp32 — as a bandwidth-optimal ring over Aeron (see {@link Schedule} for the
- * algorithms, {@link Ring} for the transport); and over {@link SharedFloats}, which the ranks of one host read from
+ * The collective operations of a data-parallel job over flat fp32 buffers ({@code float[]} ranges) as a
+ * bandwidth-optimal ring over Aeron (see {@link Schedule} for the algorithms, {@link Ring} for the transport); and over {@link SharedFloats}, which the ranks of one host read from
  * each other directly, without the ring's copies ({@link PeerReduce}; across hosts they go over the ring too), with
  * the same segments and bit-identical results. All operations are in place on {@code buf[off, off+len)}:
  * <ul>
@@ -23,7 +22,6 @@ import java.util.concurrent.Executors;
  * <li>{@code reduceScatter}: rank r's shard {@code [shardStart(len, r), shardStart(len, r+1))} (relative to off) ends
  *     with the reduction; the rest of the range is scratch afterwards (partial sums).</li>
  * <li>{@code allGather}: every rank contributes its own shard (already in place) and ends with all of them.</li>
- * <li>{@code broadcast}: the root's range is copied to every rank.</li>
  * </ul>
  * Shards are as even as possible and may be empty: shard i = [i·len/N, (i+1)·len/N).
  * Every rank must call the same operations in the same order with the same sizes (checked: a mismatch fails with a
@@ -111,23 +109,9 @@ public final class Collective implements AutoCloseable {
         return env.worldSize();
     }
 
-    public DistEnv env() {
-        return env;
-    }
-
     /** First element of rank's shard of a range of len elements (shard i = [i·len/N, (i+1)·len/N)). */
     public static int shardStart(int len, int rank, int world) {
         return Schedule.segmentStart(len, rank, world);
-    }
-
-    /** First element of this rank's shard of a range of len elements. */
-    public int shardStart(int len) {
-        return shardStart(len, rank(), worldSize());
-    }
-
-    /** Length of this rank's shard of a range of len elements. */
-    public int shardLength(int len) {
-        return shardStart(len, rank() + 1, worldSize()) - shardStart(len, rank(), worldSize());
     }
 
     // ---- synchronous operations
@@ -136,44 +120,12 @@ public final class Collective implements AutoCloseable {
         await(allReduceAsync(buf, off, len, op, false));
     }
 
-    public void allReduce(short[] bf16, int off, int len, ReduceOp op) {
-        await(allReduceAsync(bf16, off, len, op, false));
-    }
-
-    public void reduceScatter(float[] buf, int off, int len, ReduceOp op) {
-        await(reduceScatterAsync(buf, off, len, op, false));
-    }
-
-    public void reduceScatter(short[] bf16, int off, int len, ReduceOp op) {
-        await(reduceScatterAsync(bf16, off, len, op, false));
-    }
-
     public void allGather(float[] buf, int off, int len) {
         await(allGatherAsync(buf, off, len, false));
     }
 
-    public void allGather(short[] bf16, int off, int len) {
-        await(allGatherAsync(bf16, off, len, false));
-    }
-
     public void allReduce(SharedFloats buf, int off, int len, ReduceOp op) {
         await(allReduceAsync(buf, off, len, op, false));
-    }
-
-    public void reduceScatter(SharedFloats buf, int off, int len, ReduceOp op) {
-        await(reduceScatterAsync(buf, off, len, op, false));
-    }
-
-    public void allGather(SharedFloats buf, int off, int len) {
-        await(allGatherAsync(buf, off, len, false));
-    }
-
-    public void broadcast(float[] buf, int off, int len, int root) {
-        broadcastAsync(buf, off, len, root);
-    }
-
-    public void broadcast(short[] bf16, int off, int len, int root) {
-        broadcastAsync(bf16, off, len, root);
     }
 
     /**
@@ -264,20 +216,8 @@ public final class Collective implements AutoCloseable {
         return allReduceAsync(buf, off, len, op, true);
     }
 
-    public Pending allReduceAsync(short[] bf16, int off, int len, ReduceOp op) {
-        return allReduceAsync(bf16, off, len, op, true);
-    }
-
     public Pending reduceScatterAsync(float[] buf, int off, int len, ReduceOp op) {
         return reduceScatterAsync(buf, off, len, op, true);
-    }
-
-    public Pending reduceScatterAsync(short[] bf16, int off, int len, ReduceOp op) {
-        return reduceScatterAsync(bf16, off, len, op, true);
-    }
-
-    public Pending allReduceAsync(SharedFloats buf, int off, int len, ReduceOp op) {
-        return allReduceAsync(buf, off, len, op, true);
     }
 
     public Pending reduceScatterAsync(SharedFloats buf, int off, int len, ReduceOp op) {
@@ -290,16 +230,6 @@ public final class Collective implements AutoCloseable {
 
     public Pending allGatherAsync(float[] buf, int off, int len) {
         return allGatherAsync(buf, off, len, true);
-    }
-
-    public Pending allGatherAsync(short[] bf16, int off, int len) {
-        return allGatherAsync(bf16, off, len, true);
-    }
-
-    private void broadcastAsync(Object buf, int off, int len, int root) {
-        checkRange(length(buf), off, len);
-        checkRoot(root);
-        await(submitRing(() -> Schedule.broadcast(off, len, rank(), worldSize(), root), payload(buf), 1, false));
     }
 
     private Pending allReduceAsync(Object buf, int off, int len, ReduceOp op, boolean async) {
@@ -404,7 +334,7 @@ public final class Collective implements AutoCloseable {
         return switch (buf) {
             case float[] f -> new Payload.F32(f);
             case SharedFloats b -> new Payload.F32Segment(b.segment());
-            default -> new Payload.Bf16((short[]) buf);
+            default -> throw new IllegalArgumentException("not a collective buffer: " + buf);
         };
     }
 
@@ -412,18 +342,13 @@ public final class Collective implements AutoCloseable {
         return switch (buf) {
             case float[] f -> f.length;
             case SharedFloats b -> b.length();
-            default -> ((short[]) buf).length;
+            default -> throw new IllegalArgumentException("not a collective buffer: " + buf);
         };
     }
 
     private static void checkRange(int arrayLength, int off, int len) {
         if (off < 0 || len < 0 || off > arrayLength - len)
             throw new IndexOutOfBoundsException("range [" + off + ", " + off + "+" + len + ") of a buffer of " + arrayLength);
-    }
-
-    private void checkRoot(int root) {
-        if (root < 0 || root >= worldSize())
-            throw new IllegalArgumentException("broadcast root " + root + " outside [0, " + worldSize() + ")");
     }
 
     /** Frames the last operation forwarded straight from a received frame (fused combine-and-forward); for tests. */

@@ -19,8 +19,8 @@ import org.agrona.concurrent.IdleStrategy;
  * <li>reduce (all-reduce, reduce-scatter): the owner of segment g sums it over all buffers in the ring's order,
  *     x[g+1] + x[g+2] + … + x[g] (AVG divides once, at the end), {@link #CHUNK} elements at a time, into its own
  *     buffer — so the results are bit for bit those of the ring — and, for an all-reduce, writes each finished chunk
- *     into every other rank's buffer too (pushing it while it is in cache is faster than having every rank pull the
- *     other segments afterwards);</li>
+ *     into every other rank's buffer too (pushing it while it is in cache is faster than having every rank pull
+ *     the other segments afterwards);</li>
  * <li>gather (all-gather): every rank copies each other segment from its owner's buffer;</li>
  * <li>each rank announces it is done, and returns when all are: until then another rank may still read or write its
  *     buffer.</li>

@@ -58,8 +58,8 @@ final class Ring implements AutoCloseable {
     private static final int IPC_MTU = 65504; // the largest frame Aeron allows (multiple of 32)
     private static final int UDP_TERM = 16 << 20;
     private static final int UDP_MTU = 8192;
-    // shared-memory links (ranks of one host): 16 frames of 64 KB in flight, the ring within one core's L2; larger
-    // rings and frames gain nothing, smaller frames are slower
+    // shared-memory links (ranks of one host): 16 frames of 64 KB in flight, the ring within one core's L2. Larger
+    // rings or frames gain nothing, smaller frames lose (docs/BENCHMARKS.md)
     private static final int SHM_RING = 1 << 20;
     private static final int SHM_FRAME = 64 << 10;
     private static final int DONE = -1;

@@ -11,7 +11,6 @@ package nanochat4j.train.collective;
  * <li>all-gather, steps t = 0..N−2: send segment r−t (own segment first), receive segment r−t−1 and copy it.</li>
  * <li>all-reduce = reduce-scatter then all-gather: each rank sends 2·(N−1)/N of the buffer (bandwidth-optimal), and
  *     every rank ends with the same bits.</li>
- * <li>broadcast from b: a pipelined chain b → b+1 → … → b−1.</li>
  * </ul>
  * Send step k (k ≥ 1) forwards what receive step {@code sendDep[k]} brought in (the same segment), so it may go out
  * chunk by chunk as soon as that prefix has arrived: sending chunk k+1 overlaps reducing chunk k on the next rank.
@@ -73,14 +72,6 @@ record Schedule(int[] sendOff, int[] sendLen, int[] sendDep, int[] recvOff, int[
             recvAction[t] = Payload.COPY;
         }
         return new Schedule(sendOff, sendLen, sendDep, recvOff, recvLen, recvAction);
-    }
-
-    static Schedule broadcast(int off, int len, int r, int n, int root) {
-        int p = Math.floorMod(r - root, n); // position in the chain
-        boolean sends = p < n - 1, receives = p > 0;
-        int[] one = {off}, size = {len}, none = {};
-        return new Schedule(sends ? one : none, sends ? size : none, sends ? new int[] {receives ? 0 : -1} : none,
-                receives ? one : none, receives ? size : none, receives ? new int[] {Payload.COPY} : none);
     }
 
     private static int[] concat(int[] a, int[] b) {

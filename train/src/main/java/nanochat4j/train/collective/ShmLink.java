@@ -15,8 +15,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  * written by one process and read by the other, over an Agrona {@link UnsafeBuffer}.
  * <p>Why not the Aeron IPC publication the link's control messages use: an IPC publication's window only moves when
  * the media driver's thread runs (it reads the subscriber's position and raises the publisher's limit), and the
- * driver cleans every term behind the reader. On a 2-core host that third busy thread competes with both ranks, and
- * a large all-reduce spends much of its time waiting for it. Here the producer reads the consumer's
+ * driver cleans every term behind the reader. On a host with few cores that third busy thread competes with both
+ * ranks, and a large all-reduce spends much of its time waiting (docs/BENCHMARKS.md). Here the producer reads the consumer's
  * position itself, nothing is cleaned, and the queue is small enough to stay in cache between the two cores.
  * <p>Layout: the producer's position (bytes ever written) and the consumer's position each on their own cache lines,
  * a check word, then a power-of-two ring of records. A record is a 4-byte frame length ({@link #PADDING} to skip to

@@ -21,6 +21,11 @@ import nanochat4j.tensor.Tensor;
 public final class Gradcheck {
     private Gradcheck() {}
 
+    /** A leaf var whose gradient is kept in {@link Var#grad()} after backward (what a gradient check differentiates). */
+    static Var leaf(Tensor value) {
+        return new Var(value, true, null, true);
+    }
+
     /** A float64 reference of the op: inputs (flat, row-major) → output (flat). */
     @FunctionalInterface
     public interface Ref64 {
@@ -37,7 +42,7 @@ public final class Gradcheck {
     public static Report check(String what, Tensor[] inputs, Function<Var[], Var> op, Ref64 ref, double rtol, double atolFrac,
                                long seed) {
         Var[] vars = new Var[inputs.length];
-        for (int i = 0; i < inputs.length; i++) vars[i] = Var.leaf(inputs[i]);
+        for (int i = 0; i < inputs.length; i++) vars[i] = leaf(inputs[i]);
         Var y = op.apply(vars);
         SplittableRandom rnd = new SplittableRandom(seed);
         float[] r = new float[y.value().numel()];
