@@ -219,8 +219,9 @@ public final class CudaBackend implements Backend {
     }
 
     /** {@code n} fp32 values at device address {@code src}, rounded to a new bf16 tensor of that many elements. */
-    private Tensor castBf16(long src, long n) {
-        Tensor y = ctx.empty(DType.BF16, Math.toIntExact(n));
+    private Tensor castBf16(long src, long count) {
+        int n = Math.toIntExact(count);   // the kernel's n is an int: a Long here would be read as its low 4 bytes
+        Tensor y = ctx.empty(DType.BF16, n);
         if (n > 0) mod("elementwise").launch("f32_to_bf16", grid(n), 1, 1, BLOCK, 0, src, p(y), n);
         return y;
     }

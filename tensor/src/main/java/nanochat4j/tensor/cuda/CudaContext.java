@@ -299,9 +299,12 @@ public final class CudaContext {
         private final MemorySegment handle;
         private final Map<String, MemorySegment> functions = new ConcurrentHashMap<>();
         private final Map<String, Integer> sharedSet = new ConcurrentHashMap<>();
+        /** The kernels' parameter lists from the source, each launch's arguments checked against them. */
+        private final Map<String, List<KernelSignatures.Param>> signatures;
 
-        private Module(MemorySegment handle) {
+        private Module(MemorySegment handle, Map<String, List<KernelSignatures.Param>> signatures) {
             this.handle = handle;
+            this.signatures = signatures;
         }
 
         public MemorySegment function(String fn) {
@@ -313,6 +316,9 @@ public final class CudaContext {
          * MemorySegment holding a struct passed by value. Dynamic shared memory above 48 KiB is opted into once.
          */
         public void launch(String fn, int gx, int gy, int gz, int block, int sharedBytes, Object... args) {
+            List<KernelSignatures.Param> declared = signatures.get(fn);
+            if (declared == null) throw new IllegalArgumentException("no extern \"C\" kernel " + fn + " in this module (kernels: " + signatures.keySet() + ")");
+            KernelSignatures.check(fn, declared, args);
             bind(); // any thread may call an op; the context must be current on it
             MemorySegment f = function(fn);
             if (sharedBytes > 48 * 1024 && sharedSet.getOrDefault(fn, 0) < sharedBytes) {
@@ -402,6 +408,6 @@ public final class CudaContext {
         } else {
             driver.check("cuModuleLoadData(" + source + ".cu)", r);
         }
-        return new Module(out[0]);
+        return new Module(out[0], KernelSignatures.parse(src));
     }
 }
