@@ -22,7 +22,7 @@ jsonl="$out/gpu-check.jsonl"
 : > "$log"
 : > "$jsonl"
 say() { echo "gpu-check: $*" | tee -a "$log" >&2; }
-for f in runtime.tgz nanochat4j.jar tensor-tests.jar bench-tests.jar train-tests.jar junit-console.jar; do
+for f in runtime.tgz nanochat4j.jar tensor-tests.jar model-tests.jar train-tests.jar junit-console.jar; do
   [ -f "$pack/$f" ] || { say "missing $pack/$f (build the folder with scripts/gpu-pack.sh)"; exit 2; }
 done
 work="$(mktemp -d)"
@@ -44,10 +44,10 @@ say "probe: $(tail -n 1 "$jsonl")"
 
 say "conformance suite ..."
 CI=true timeout 360 "$java" "${flags[@]}" -jar "$pack/junit-console.jar" execute \
-  --class-path "$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/bench-tests.jar" \
+  --class-path "$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar" \
   --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.CudaBackendTest \
   --select-class nanochat4j.tensor.cuda.NvrtcCompileTest --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest \
-  --select-class nanochat4j.bench.DeviceDecoderTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest --select-class nanochat4j.tensor.cuda.DeterministicScatterTest \
+  --select-class nanochat4j.model.gpt.GPTCudaTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest --select-class nanochat4j.tensor.cuda.DeterministicScatterTest \
   --details=tree --disable-banner --reports-dir "$out/junit" >> "$log" 2>&1
 conf=$?
 summary="$(grep -E 'tests (successful|failed|skipped|aborted)' "$log" | tr -s ' []' | tr '\n' ';')"
