@@ -2,7 +2,6 @@ package nanochat4j.model.gpt;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -113,9 +112,6 @@ public final class GPT {
 
     /** Every parameter in nanochat's state-dict order. */
     public List<Parameter> parameters() { return List.copyOf(params.values()); }
-
-    /** Parameters by state-dict name (read-only view, nanochat order). */
-    public Map<String, Parameter> namedParameters() { return Collections.unmodifiableMap(params); }
 
     public Parameter parameter(String name) {
         Parameter p = params.get(name);
