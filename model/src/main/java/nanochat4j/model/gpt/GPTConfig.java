@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * nanochat's {@code GPTConfig} plus everything derived from it (nanochat-reference.md §4, §6):
+ * nanochat's {@code GPTConfig} plus everything derived from it (gpt.py, and base_train.py's depth dial):
  * <ul>
  *   <li>{@link #fromDepth}: base_train's one dial — width = ceil(depth·aspect/head_dim)·head_dim, heads = width/head_dim,
  *       KV heads = heads;</li>
