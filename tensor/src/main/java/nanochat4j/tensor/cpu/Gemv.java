@@ -30,10 +30,17 @@ public final class Gemv {
         int r = r0;
         for (; r + 4 <= r1; r += 4) {
             int b = 0;
+            int w = wo + r * ldw;
             for (; b + 2 <= nb; b += 2) {
-                quad(wf, wb, wo + r * ldw, ldw, k, x, xo + b * ldx, ldx, y, yo + b * ldy + r, ldy, alpha, beta);
+                int xa = xo + b * ldx, ya = yo + b * ldy + r;
+                if (wf != null) quadF32(wf, w, ldw, k, x, xa, ldx, y, ya, ldy, alpha, beta);
+                else quadBf16(wb, w, ldw, k, x, xa, ldx, y, ya, ldy, alpha, beta);
             }
-            if (b < nb) quad(wf, wb, wo + r * ldw, ldw, k, x, xo + b * ldx, 0, y, yo + b * ldy + r, 0, alpha, beta);
+            if (b < nb) {
+                int xa = xo + b * ldx, ya = yo + b * ldy + r;
+                if (wf != null) quadF32(wf, w, ldw, k, x, xa, 0, y, ya, 0, alpha, beta);
+                else quadBf16(wb, w, ldw, k, x, xa, 0, y, ya, 0, alpha, beta);
+            }
         }
         for (; r < r1; r++) {
             for (int b = 0; b < nb; b++) {
@@ -52,12 +59,15 @@ public final class Gemv {
         return wf != null ? wf[i] : DType.fromBf16(wb[i]);
     }
 
-    /**
+    /*
      * Four outputs for each of the input rows at xa and xa + dx (dx = 0: one input row, computed twice, stored once):
-     * y[ya + q] and y[ya + dy + q] for W rows q = 0..3 starting at wa.
+     * y[ya + q] and y[ya + dy + q] for W rows q = 0..3 starting at wa. The two weight dtypes have a loop each: one loop
+     * that picks the load per dtype made C2 keep the FloatVectors in memory across the branch, and the GEMV slower
+     * (docs/BENCHMARKS.md).
      */
-    private static void quad(float[] wf, short[] wb, int wa, int ldw, int k, float[] x, int xa, int dx, float[] y, int ya, int dy,
-                             float alpha, float beta) {
+
+    private static void quadF32(float[] w, int wa, int ldw, int k, float[] x, int xa, int dx, float[] y, int ya, int dy,
+                                 float alpha, float beta) {
         int w0 = wa, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw, xb = xa + dx;
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
@@ -71,10 +81,10 @@ public final class Gemv {
         for (; j < ub; j += L) {
             var xv = FloatVector.fromArray(F, x, xa + j);
             var xw = FloatVector.fromArray(F, x, xb + j);
-            var v0 = load(wf, wb, w0 + j);
-            var v1 = load(wf, wb, w1 + j);
-            var v2 = load(wf, wb, w2 + j);
-            var v3 = load(wf, wb, w3 + j);
+            var v0 = FloatVector.fromArray(F, w, w0 + j);
+            var v1 = FloatVector.fromArray(F, w, w1 + j);
+            var v2 = FloatVector.fromArray(F, w, w2 + j);
+            var v3 = FloatVector.fromArray(F, w, w3 + j);
             a0 = v0.fma(xv, a0);
             a1 = v1.fma(xv, a1);
             a2 = v2.fma(xv, a2);
@@ -90,8 +100,56 @@ public final class Gemv {
         float t2 = VecMath.sum(b2), t3 = VecMath.sum(b3);
         for (; j < k; j++) {
             float xj = x[xa + j], xk = x[xb + j];
-            float u0 = at(wf, wb, w0 + j), u1 = at(wf, wb, w1 + j);
-            float u2 = at(wf, wb, w2 + j), u3 = at(wf, wb, w3 + j);
+            s0 += w[w0 + j] * xj;
+            s1 += w[w1 + j] * xj;
+            s2 += w[w2 + j] * xj;
+            s3 += w[w3 + j] * xj;
+            t0 += w[w0 + j] * xk;
+            t1 += w[w1 + j] * xk;
+            t2 += w[w2 + j] * xk;
+            t3 += w[w3 + j] * xk;
+        }
+        put(y, ya, s0, s1, s2, s3, alpha, beta);
+        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
+    }
+
+    /** {@link #quadF32} over bf16 weights, widened to fp32 in registers. */
+    private static void quadBf16(short[] w, int wa, int ldw, int k, float[] x, int xa, int dx, float[] y, int ya, int dy,
+                                 float alpha, float beta) {
+        int w0 = wa, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw, xb = xa + dx;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            var xw = FloatVector.fromArray(F, x, xb + j);
+            var v0 = Vec.fromBf16(w, w0 + j);
+            var v1 = Vec.fromBf16(w, w1 + j);
+            var v2 = Vec.fromBf16(w, w2 + j);
+            var v3 = Vec.fromBf16(w, w3 + j);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            b0 = v0.fma(xw, b0);
+            b1 = v1.fma(xw, b1);
+            b2 = v2.fma(xw, b2);
+            b3 = v3.fma(xw, b3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        float t0 = VecMath.sum(b0), t1 = VecMath.sum(b1);
+        float t2 = VecMath.sum(b2), t3 = VecMath.sum(b3);
+        for (; j < k; j++) {
+            float xj = x[xa + j], xk = x[xb + j];
+            float u0 = DType.fromBf16(w[w0 + j]), u1 = DType.fromBf16(w[w1 + j]);
+            float u2 = DType.fromBf16(w[w2 + j]), u3 = DType.fromBf16(w[w3 + j]);
             s0 += u0 * xj;
             s1 += u1 * xj;
             s2 += u2 * xj;
