@@ -54,7 +54,7 @@ class ServeCommandTest {
         System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         int[] code = {-1};
         Thread t = new Thread(() -> code[0] = Nanochat4j.commandLine().execute("serve", "--base-dir", base.toString(), "-i", "base",
-                "--port", "0", "--workers", "2"));
+                "--port", "0", "--workers", "2", "--device", "cpu"));
         try {
             t.start();
             Pattern url = Pattern.compile("open (http://127\\.0\\.0\\.1:\\d+/)");
