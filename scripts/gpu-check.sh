@@ -45,7 +45,7 @@ stage() {
 }
 failed=0
 
-for f in runtime.tgz nanochat4j.jar tensor-tests.jar bench-tests.jar train-tests.jar junit-console.jar; do
+for f in runtime.tgz nanochat4j.jar tensor-tests.jar model-tests.jar train-tests.jar junit-console.jar; do
   [ -f "$pack/$f" ] || { say "missing $pack/$f (build the folder with scripts/gpu-pack.sh)"; exit 2; }
 done
 work="$(mktemp -d)"
@@ -97,12 +97,12 @@ say "probe: $(tail -n 1 "$jsonl")"
 if t=$(stage conformance 110); then
   say "conformance suite (${t}s) ..."
   clog="$work/conformance.log"
-  CI=true timeout "$t" "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/bench-tests.jar:$pack/train-tests.jar" \
+  CI=true timeout "$t" "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     org.junit.platform.console.ConsoleLauncher execute \
     --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.Bf16MatmulConformanceTest \
     --select-class nanochat4j.tensor.cuda.CudaBackendTest --select-class nanochat4j.tensor.cuda.NvrtcCompileTest \
     --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest \
-    --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.bench.DeviceDecoderTest \
+    --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.model.gpt.GPTCudaTest \
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
     --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
     --details=tree --disable-banner --reports-dir "$out/junit" > "$clog" 2>&1

@@ -5,7 +5,7 @@
 #                    --compress=zip-9, as a .tgz
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
-#   bench-tests.jar  the bench module's test classes (the GPU decoder against the CPU model)
+#   model-tests.jar  the model module's test classes (GPTCudaTest: the KV-cache forward on the GPU against the CPU model)
 #   train-tests.jar  the train module's test classes (GPU training step == CPU, exact resume on the GPU)
 #   junit-console.jar JUnit's standalone console launcher (runs the suite without Maven)
 #   gpu-check.sh     what to run there
@@ -45,8 +45,8 @@ echo "gpu-pack: jlink ..." >&2
 tar -C "$tmp" -czf "$out/runtime.tgz" runtime
 cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
 "$JAVA_HOME/bin/jar" --create --file "$out/tensor-tests.jar" -C tensor/target/test-classes .
-# bench's tests: only DeviceDecoderTest runs there (the GPU decoder against the CPU model)
-"$JAVA_HOME/bin/jar" --create --file "$out/bench-tests.jar" -C bench/target/test-classes .
+# model's tests: only GPTCudaTest runs there (the model's KV-cache forward on the GPU against the CPU model)
+"$JAVA_HOME/bin/jar" --create --file "$out/model-tests.jar" -C model/target/test-classes .
 # train's tests: GpuTrainStepTest and BaseTrainTest's GPU resume run there
 "$JAVA_HOME/bin/jar" --create --file "$out/train-tests.jar" -C train/target/test-classes .
 cp "$console" "$out/junit-console.jar"

@@ -12,7 +12,9 @@ import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.gpt.KVCache;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cpu.Parallel;
 import nanochat4j.tensor.cpu.Vec;
 import picocli.CommandLine.Command;
@@ -23,7 +25,9 @@ import picocli.CommandLine.Option;
  * vocab 32768): prefill of a 16-token prompt, greedy decode of 128 tokens at batch 1, and the same with 8 sample
  * rows. Batch-1 decode is bound by reading the weights, so it also reports the weight bytes streamed per second next
  * to this machine's memory read bandwidth, measured in the same run. {@code --weights bf16} decodes with a bf16 copy
- * of the matrices (half the bytes; prefills of more than 32 tokens still run on the fp32 weights).
+ * of the matrices (half the bytes; prefills of more than 32 tokens still run on the fp32 weights). {@code --device cuda}
+ * runs the same timings through {@link GPT#forwardCached} with the model, its KV cache and every activation on the GPU
+ * (fp32; the logits come down once per step, and greedy picks on the host as {@code chat} does).
  */
 @Command(name = "infer", mixinStandardHelpOptions = true,
         description = "Time KV-cache prefill and decode (tokens/s, weight GB/s vs memory bandwidth).")
@@ -59,17 +63,20 @@ public final class InferBench implements Callable<Integer> {
         if (iters < 1 || promptTokens < 1 || decodeTokens < 1) throw new IllegalArgumentException("--iters, --prompt-tokens and --decode-tokens must be >= 1");
         if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
         if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
+        boolean cuda = device.equals("cuda");
+        if (cuda && weights != DecodeWeights.FP32) throw new IllegalArgumentException("--weights " + weights + " is a CPU decoder option; --device cuda decodes fp32");
         GPTConfig cfg = GPTConfig.fromDepth(depth, 64, headDim, seq, "L", vocab);
-        GPT model = GPT.create(cfg, 42);
-        if (device.equals("cuda")) return cuda(model);
+        GPT model = GPT.create(cfg, 42, cuda ? Device.CUDA : Device.CPU);   // on CUDA: the weights go up once, here
         model.decodeWeights(weights);
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
-        double memBw = memoryBandwidth(bandwidthMb);
-        double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(cfg, 1, promptTokens)));
-        double decode1 = median(() -> decode(model, prompt, 1));
-        double decode8 = median(() -> decode(model, prompt, 8));
-        double tps1 = decodeTokens / decode1;
-        double tps8 = 8.0 * decodeTokens / decode8;
+        double memBw = cuda ? Double.NaN : memoryBandwidth(bandwidthMb);
+        double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(model, 1, promptTokens)));
+        double tps1 = decodeTokens / median(() -> decode(model, prompt, 1));
+        double tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
+        if (cuda) {
+            reportCuda(model, prefill, tps1, tps8);
+            return 0;
+        }
         // Bytes a decode step reads: every streamed matrix at its dtype (+ embedding rows) plus the KV cache at mid-decode.
         double weightBytes = model.decodeWeightBytes();
         double kvBytes = cfg.kvBytesReadPerDecodeStep(promptTokens + decodeTokens / 2, 4);
@@ -90,64 +97,29 @@ public final class InferBench implements Callable<Integer> {
         return 0;
     }
 
-    /**
-     * The same three timings on the GPU through {@link DeviceDecoder} (fp32 weights, cache and activations on the
-     * device; each step uploads B token ids and downloads B argmax ids, which also waits for the step to finish).
-     */
-    private int cuda(GPT model) {
+    /** The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab logits down. */
+    private void reportCuda(GPT model, double prefill, double tps1, double tps8) {
         GPTConfig cfg = model.config();
-        nanochat4j.tensor.cuda.CudaBackend be = nanochat4j.tensor.cuda.CudaBackend.get();
-        int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
-        int maxLen = promptTokens + decodeTokens;
-        DeviceDecoder dec = new DeviceDecoder(model, be, 1, maxLen); // uploads the weights once
-        double prefill = median(() -> {
-            dec.reset(1, maxLen);
-            long t0 = System.nanoTime();
-            dec.greedy(dec.step(prompt, promptTokens));
-            return (System.nanoTime() - t0) / 1e9;
-        });
-        double decode1 = median(() -> gpuDecode(dec, prompt, 1));
-        double decode8 = median(() -> gpuDecode(dec, prompt, 8));
-        double tps1 = (decodeTokens - 1) / decode1, tps8 = 8.0 * (decodeTokens - 1) / decode8;
+        String gpu = ((CudaBackend) model.backend()).context().describe();
         if (json) {
             out.printf(Locale.ROOT, "{\"device\": \"cuda\", \"gpu\": \"%s\", \"depth\": %d, \"head_dim\": %d, \"prefill_ms\": %.3f, "
-                    + "\"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f}%n", be.context().describe(), depth,
+                    + "\"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f}%n", gpu, depth,
                     headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1);
         } else {
             out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, head dim %d, vocab %d) on %s, fp32%n", depth, cfg.nEmbd(), cfg.nLayer(),
-                    headDim, vocab, be.context().describe());
+                    headDim, vocab, gpu);
             out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
             out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%.3f ms per step)%n", tps1, 1e3 / tps1);
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);
         }
-        return 0;
-    }
-
-    /** Seconds for greedy-decoding decodeTokens − 1 steps after a prefill (prefill not timed), {@code rows} rows. */
-    private double gpuDecode(DeviceDecoder dec, int[] prompt, int rows) {
-        dec.reset(rows, prompt.length + decodeTokens);
-        int[] tokens = new int[rows * prompt.length];
-        for (int r = 0; r < rows; r++) System.arraycopy(prompt, 0, tokens, r * prompt.length, prompt.length);
-        int[] next = dec.greedy(dec.step(tokens, prompt.length));
-        long t0 = System.nanoTime();
-        for (int s = 1; s < decodeTokens; s++) next = dec.greedy(dec.step(next, 1));
-        return (System.nanoTime() - t0) / 1e9;
-    }
-
-    private double median(java.util.function.DoubleSupplier timed) {
-        timed.getAsDouble(); // warm-up (kernel compilation, JIT)
-        double[] t = new double[iters];
-        for (int i = 0; i < iters; i++) t[i] = timed.getAsDouble();
-        Arrays.sort(t);
-        return t[iters / 2];
     }
 
     /** Prefill at batch 1, copy into {@code rows} rows, then greedy-decode {@code decodeTokens} columns. */
     private void decode(GPT model, int[] prompt, int rows) {
         GPTConfig cfg = model.config();
-        KVCache single = new KVCache(cfg, 1, prompt.length);
+        KVCache single = new KVCache(model, 1, prompt.length);
         float[] logits = model.forwardCached(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
-        KVCache cache = new KVCache(cfg, rows, prompt.length + decodeTokens);
+        KVCache cache = new KVCache(model, rows, prompt.length + decodeTokens);
         cache.copyFrom(single);
         int v = cfg.vocabSize();
         int[] column = new int[rows];
@@ -159,7 +131,7 @@ public final class InferBench implements Callable<Integer> {
     }
 
     private double median(Runnable r) {
-        r.run(); // warm-up
+        r.run(); // warm-up (JIT; kernel compilation on the GPU)
         double[] t = new double[iters];
         for (int i = 0; i < iters; i++) {
             long t0 = System.nanoTime();

@@ -2,7 +2,6 @@ package nanochat4j.model.gpt;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,8 +29,8 @@ import nanochat4j.tensor.Tensor;
  *   <li>untied lm_head over the vocab padded to 64, cropped back, softcap 15, cross-entropy with ignore −1.</li>
  * </ul>
  * Training goes through autograd {@link Var}s; the loss uses the backend's chunked lm_head+softcap+CE, so the
- * (B·T)×vocab logits never exist whole. The per-layer pieces ({@link #embed}, {@link #block}, {@link #head}) are
- * public so a KV-cache engine can drive them ({@link #forwardCached} is the reference use).
+ * (B·T)×vocab logits never exist whole. One layer loop ({@code hidden}) serves training, logits and KV-cache
+ * inference on either device; on the CPU, decode steps take the fused {@link Decoder} instead.
  */
 public final class GPT {
     public static final float SOFTCAP = 15f;
@@ -113,9 +112,6 @@ public final class GPT {
 
     /** Every parameter in nanochat's state-dict order. */
     public List<Parameter> parameters() { return List.copyOf(params.values()); }
-
-    /** Parameters by state-dict name (read-only view, nanochat order). */
-    public Map<String, Parameter> namedParameters() { return Collections.unmodifiableMap(params); }
 
     public Parameter parameter(String name) {
         Parameter p = params.get(name);
@@ -279,7 +275,7 @@ public final class GPT {
         int b = idx.shape(0), t = idx.shape(1);
         idx = be.upload(idx);   // the token batch goes up (a no-op on the CPU)
         targets = be.upload(targets);
-        Var x = hidden(idx, trace);
+        Var x = hidden(idx, null, trace);
         Var loss = Ops.linearSoftcapCrossEntropy(Ops.reshape(x, b * t, config.nEmbd()), lmHead.var(),
                 targets.reshape(b * t), config.vocabSize(), SOFTCAP, reduction);
         return reduction == Reduction.NONE ? Ops.reshape(loss, b, t) : loss;
@@ -305,35 +301,62 @@ public final class GPT {
 
     private Tensor logitsAt(Tensor idx, int from, int to) {
         try (var g = Autograd.noGrad()) {
-            Tensor ids = be.upload(idx);
-            Var x = hidden(ids, null);
+            Var x = hidden(be.upload(idx), null, null);
             // evaluation reads the logits on the host: they come down here, once
             return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from)).value().toCpu();
         }
     }
 
-    /** Differentiable soft-capped logits (B,T,vocab) (materializes them; training uses {@link #loss}). */
-    public Var forwardLogits(Tensor idx) {
+    /**
+     * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): soft-capped logits (B,T,vocab) of
+     * the new positions, in host memory; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself
+     * and stores its last pre-smear embedding; a single token mixes in the stored one. On the CPU, decode steps and
+     * short chunks (B·T ≤ {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the
+     * cache's buffers, with the {@link #decodeWeights()} chosen); everything else runs the block loop below on the
+     * model's device, the cache staying there.
+     */
+    public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
-        return head(hidden(be.upload(idx), null));
+        int b = idx.shape(0), t = idx.shape(1);
+        if (b != cache.batch()) throw new IllegalArgumentException("forwardCached: " + b + " rows of tokens for a cache of batch " + cache.batch());
+        if (cache.pos() + t > cache.maxLen()) {
+            throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
+        }
+        if (cache.pos() + t > cos.shape(0)) {
+            throw new IllegalArgumentException("forwardCached: position " + (cache.pos() + t - 1) + " is past the rotary table (" + cos.shape(0) + ")");
+        }
+        if (cache.backend().device() != be.device()) {
+            throw new IllegalArgumentException("forwardCached: a KV cache on " + cache.backend().device() + " for a model on " + be.device());
+        }
+        if (be.device() == Device.CPU && (t == 1 || idx.numel() <= Decoder.MAX_ROWS)) {
+            return Tensor.of(decoder().step(idx, cache), b, t, config.vocabSize());
+        }
+        try (var g = Autograd.noGrad()) {
+            return head(hidden(be.upload(idx), cache, null)).value().toCpu();
+        }
     }
 
-    /** Everything up to and including the final norm: (B,T,C). */
-    private Var hidden(Tensor idx, Map<String, Tensor> trace) {
-        Var x = embed(idx);
+    /**
+     * THE forward, for training, logits and cached inference alike: rms_norm(wte[idx]), smear, per layer the lambda
+     * mix and the block, backout, final norm → (B,T,C). With a {@code cache} (inference only), each block writes its
+     * keys and values at the cache's position and attends over everything cached; the cache then advances by T.
+     */
+    private Var hidden(Tensor idx, KVCache cache, Map<String, Tensor> trace) {
+        Var x = Ops.rmsNorm(Ops.embedding(wte.var(), idx), 1f);
         put(trace, "embed_norm", x);
-        if (idx.shape(1) > 1) x = smear(x);   // a single position has no predecessor to smear in
+        x = smear(x, cache);
         Var x0 = x;
         put(trace, "x0", x0);
         Var xMid = null;
         for (int i = 0; i < layers.length; i++) {
             x = Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0);
             put(trace, "block" + i + ".in", x);
-            x = block(i, x, idx, null, trace);
+            x = block(i, x, idx, cache, trace);
             if (i == config.backoutLayer()) xMid = x;
         }
         x = Ops.rmsNorm(Ops.backout(x, backoutLambda.var(), xMid), 1f);
         put(trace, "final_norm", x);
+        if (cache != null) cache.advance(idx.shape(1));
         return x;
     }
 
@@ -341,22 +364,31 @@ public final class GPT {
         if (trace != null) trace.put(name, v.value());
     }
 
-    /** x = rms_norm(wte[idx]): (B,T) ids → (B,T,C). */
-    public Var embed(Tensor idx) {
-        return Ops.rmsNorm(Ops.embedding(wte.var(), idx), 1f);
-    }
-
-    /** The smear gate over a whole chunk (T ≥ 2): position t mixes in position t−1. */
-    public Var smear(Var x) {
-        return Ops.smear(x, smearGate.var(), smearLambda.var(), GPTConfig.SMEAR_CHANNELS);
+    /**
+     * The smear gate: over a chunk (T ≥ 2) position t mixes in position t−1; a single token mixes in the cache's
+     * previous embedding when there is one (and nothing without a cache: it has no predecessor). A cache keeps the
+     * chunk's last pre-smear embedding for the next single token.
+     */
+    private Var smear(Var e, KVCache cache) {
+        int t = e.value().shape(1);
+        Var x = e;
+        if (t > 1) {
+            x = Ops.smear(e, smearGate.var(), smearLambda.var(), GPTConfig.SMEAR_CHANNELS);
+        } else if (cache != null && cache.hasPrev()) {
+            Tensor ev = e.value();
+            Tensor gate = be.mul(smearLambda.tensor(), be.sigmoid(be.linear(be.narrow(ev, 2, 0, GPTConfig.SMEAR_CHANNELS), smearGate.tensor())));
+            x = Var.constant(be.add(ev, be.mul(gate, cache.prev())));   // (B,1,C) + (B,1,1)·(B,1,C)
+        }
+        if (cache != null) cache.setPrev(t == 1 ? e.value() : be.narrow(e.value(), 1, t - 1, 1));
+        return x;
     }
 
     /**
      * Block i on x (B,T,C) (after the lambda mix). {@code cache} null: training/full-sequence attention over this
      * chunk. Otherwise k, v are written into the layer's cache at positions {@code cache.pos()}.. and attention runs
-     * over everything cached so far (the caller advances the position after the last layer).
+     * over everything cached so far.
      */
-    public Var block(int i, Var x, Tensor idx, KVCache cache, Map<String, Tensor> trace) {
+    private Var block(int i, Var x, Tensor idx, KVCache cache, Map<String, Tensor> trace) {
         Layer l = layers[i];
         int[] s = x.value().shape();
         int b = s[0], t = s[1], c = s[2], h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
@@ -393,55 +425,22 @@ public final class GPT {
     }
 
     /** lm_head on the final-normed x (B,T,C) → cropped, soft-capped logits (B,T,vocab). */
-    public Var head(Var x) {
+    private Var head(Var x) {
         Var logits = Ops.linear(x, lmHead.var());
         if (config.paddedVocab() != config.vocabSize()) logits = Ops.narrow(logits, 2, 0, config.vocabSize());
         return Ops.softcap(logits, SOFTCAP);
     }
 
     /**
-     * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): logits (B,T,vocab) for the new
-     * positions; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself and stores its last
-     * pre-smear embedding; a single token mixes in the stored one. Decode steps and short chunks (B·T ≤
-     * {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the cache's buffers, with
-     * the {@link #decodeWeights()} chosen); longer chunks run the blocks above on the fp32 parameters.
-     */
-    public Tensor forwardCached(Tensor idx, KVCache cache) {
-        checkBatch(idx, null);
-        if (be.device() != Device.CPU) {
-            throw new IllegalStateException("GPT.forwardCached runs on the CPU (its KV cache and fused decoder are host code); this model is on "
-                    + be.device() + ": decode with bench's DeviceDecoder, or move a copy to the CPU with model.to(Device.CPU)");
-        }
-        int t = idx.shape(1);
-        if (cache.pos() + t > cache.maxLen()) {
-            throw new IllegalArgumentException("forwardCached: " + t + " tokens at position " + cache.pos() + " overflow the cache of " + cache.maxLen());
-        }
-        if (t == 1 || idx.numel() <= Decoder.MAX_ROWS) {
-            return Tensor.of(decoder().step(idx, cache), idx.shape(0), t, config.vocabSize());
-        }
-        try (var g = Autograd.noGrad()) {
-            Var x = embed(idx);
-            Tensor last = be.narrow(x.value(), 1, t - 1, 1);
-            x = smear(x);
-            cache.setPrevEmbedding(last);
-            Var x0 = x, xMid = null;
-            for (int i = 0; i < layers.length; i++) {
-                x = Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0);
-                x = block(i, x, idx, cache, null);
-                if (i == config.backoutLayer()) xMid = x;
-            }
-            cache.advance(t);
-            return head(Ops.rmsNorm(Ops.backout(x, backoutLambda.var(), xMid), 1f)).value();
-        }
-    }
-
-    /**
      * Which weights the decode steps of {@link #forwardCached} stream: {@link DecodeWeights#FP32} (the default) reads
      * the parameters; {@link DecodeWeights#BF16} makes a bf16 copy of every streamed matrix now (+50% of their memory;
      * a snapshot — call again after the weights change) and decodes with it. The fp32 parameters stay: training and
-     * the tensor path of long prompt chunks use them.
+     * the block loop of long prompt chunks use them. BF16 is a CPU option (the fused decoder's).
      */
     public void decodeWeights(DecodeWeights w) {
+        if (w != DecodeWeights.FP32 && be.device() != Device.CPU) {
+            throw new IllegalArgumentException("decode weights " + w + " are the CPU decoder's; on " + be.device() + " the model decodes with its fp32 parameters");
+        }
         decoder = w == DecodeWeights.FP32 ? null : new Decoder(this, cos, sin, w);
     }
 

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * nanochat's {@code GPTConfig} plus everything derived from it (nanochat-reference.md §4, §6):
+ * nanochat's {@code GPTConfig} plus everything derived from it (gpt.py, and base_train.py's depth dial):
  * <ul>
  *   <li>{@link #fromDepth}: base_train's one dial — width = ceil(depth·aspect/head_dim)·head_dim, heads = width/head_dim,
  *       KV heads = heads;</li>
@@ -141,8 +141,6 @@ public record GPTConfig(int sequenceLen, int vocabSize, int nLayer, int nHead, i
         return m;
     }
 
-    public List<String> parameterNames() { return new ArrayList<>(parameterShapes().keySet()); }
-
     /** nanochat's {@code num_scaling_params()} breakdown. */
     public record ParamCounts(long wte, long valueEmbeds, long lmHead, long transformerMatrices, long scalars, long total) {
         /** What the training horizon scales with: transformer matrices + lm_head. */
@@ -178,28 +176,6 @@ public record GPTConfig(int sequenceLen, int vocabSize, int nLayer, int nHead, i
         long attn = 0;
         for (int i = 0; i < nLayer; i++) attn += 12L * nHead * headDim() * effectiveWindow(windowSize(i), sequenceLen);
         return 6 * numMatmulParams() + attn;
-    }
-
-    /** Decode FLOPs for one token at context length c: 2·N_mm + Σ_l 4·H·D·min(c, window_l). */
-    public long decodeFlops(long context) {
-        long attn = 0;
-        for (int i = 0; i < nLayer; i++) attn += 4L * nHead * headDim() * effectiveWindow(windowSize(i), context);
-        return 2 * numMatmulParams() + attn;
-    }
-
-    /** Prefill FLOPs for n tokens: 2·N_mm·n + Σ_l 4·H·D·(w(w+1)/2 + (n−w)·w), w = min(window_l, n). */
-    public long prefillFlops(long n) {
-        long attn = 0;
-        for (int i = 0; i < nLayer; i++) {
-            long w = effectiveWindow(windowSize(i), n);
-            attn += 4L * nHead * headDim() * (w * (w + 1) / 2 + (n - w) * w);
-        }
-        return 2 * numMatmulParams() * n + attn;
-    }
-
-    /** KV-cache bytes stored per token: n_layer·2·KV·D·bytesPerElement. */
-    public long kvBytesPerToken(int bytesPerElement) {
-        return (long) nLayer * 2 * kvDim() * bytesPerElement;
     }
 
     /** KV-cache bytes read by one decode step at context c: Σ_l 2·KV·D·bytes·min(c, window_l). */

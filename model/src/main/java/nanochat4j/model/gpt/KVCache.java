@@ -1,30 +1,36 @@
 package nanochat4j.model.gpt;
 
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
 
 /**
- * Per-layer key/value buffers (B, maxLen, KV, D) for inference, the shared position (tokens already cached),
- * the last pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in, and the
- * decode step's activation buffers ({@link Decoder.Scratch}, made by the first decode step).
+ * Per-layer key/value buffers (B, maxLen, KV, D) for inference, the shared position (tokens already cached), the last
+ * pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in, and on the CPU the fused
+ * decode step's activation buffers ({@link Decoder.Scratch}, made by its first call). Everything but the scratch
+ * lives on the model's device: a step on the GPU moves only the token ids up and the logits down.
  */
 public final class KVCache {
+    private final Backend be;
     private final Tensor[] keys, values;
+    private final Tensor prev;
     private final int batch, maxLen;
     private int pos;
-    private final float[] prev;
     private boolean hasPrev;
     Decoder.Scratch scratch;
 
-    public KVCache(GPTConfig config, int batch, int maxLen) {
+    /** An empty cache for {@code model} (its shapes, on its device) of {@code batch} rows and up to {@code maxLen} positions. */
+    public KVCache(GPT model, int batch, int maxLen) {
         if (batch < 1 || maxLen < 1) throw new IllegalArgumentException("KVCache: batch " + batch + " and maxLen " + maxLen + " must be >= 1");
+        GPTConfig config = model.config();
+        this.be = model.backend();
         this.batch = batch;
         this.maxLen = maxLen;
-        prev = new float[batch * config.nEmbd()];
+        prev = be.zeros(batch, 1, config.nEmbd());
         keys = new Tensor[config.nLayer()];
         values = new Tensor[config.nLayer()];
         for (int i = 0; i < keys.length; i++) {
-            keys[i] = Tensor.zeros(batch, maxLen, config.nKvHead(), config.headDim());
-            values[i] = Tensor.zeros(batch, maxLen, config.nKvHead(), config.headDim());
+            keys[i] = be.zeros(batch, maxLen, config.nKvHead(), config.headDim());
+            values[i] = be.zeros(batch, maxLen, config.nKvHead(), config.headDim());
         }
     }
 
@@ -35,30 +41,26 @@ public final class KVCache {
     /** Number of positions already cached (the absolute position of the next token). */
     public int pos() { return pos; }
 
-    public Tensor keys(int layer) { return keys[layer]; }
+    Backend backend() { return be; }
 
-    public Tensor values(int layer) { return values[layer]; }
+    Tensor keys(int layer) { return keys[layer]; }
 
-    /** The last pre-smear embedding (B,1,C) (a view of the cache's buffer), or null before the first token. */
-    public Tensor prevEmbedding() { return hasPrev ? Tensor.of(prev, batch, 1, prev.length / batch) : null; }
+    Tensor values(int layer) { return values[layer]; }
 
-    /** Stores a copy of {@code e} (B,1,C) as the previous embedding. */
-    public void setPrevEmbedding(Tensor e) {
-        if (e.numel() != prev.length) {
-            throw new IllegalArgumentException("KVCache.setPrevEmbedding: " + e + " does not hold " + batch + " rows of " + prev.length / batch);
-        }
-        System.arraycopy(e.floats(), e.offset(), prev, 0, prev.length);
-        hasPrev = true;
-    }
-
-    /** The previous-embedding buffer (B·C), written in place by the decode step, which then calls {@link #markPrev}. */
-    float[] prev() { return prev; }
+    /** The previous-embedding buffer (B,1,C): the decode step writes it in place, then calls {@link #markPrev}. */
+    Tensor prev() { return prev; }
 
     boolean hasPrev() { return hasPrev; }
 
     void markPrev() { hasPrev = true; }
 
-    public void advance(int t) {
+    /** Stores {@code e} (B,1,C, on the cache's device) as the previous embedding. */
+    void setPrev(Tensor e) {
+        be.narrowAssign(prev, 1, 0, e);
+        hasPrev = true;
+    }
+
+    void advance(int t) {
         if (pos + t > maxLen) throw new IllegalArgumentException("KVCache: advancing " + t + " from " + pos + " past maxLen " + maxLen);
         pos += t;
     }
@@ -66,7 +68,7 @@ public final class KVCache {
     /**
      * Takes over {@code src}'s cached positions, position and previous embedding (nanochat's Engine prefills a
      * batch-1 cache once, then decodes N rows): {@code src} has batch 1 (replicated to every row) or this batch,
-     * the same layers/heads, and must fit.
+     * the same layers/heads and device, and must fit. Copies stay on the device.
      */
     public void copyFrom(KVCache src) {
         if (src.keys.length != keys.length || src.batch != 1 && src.batch != batch) {
@@ -74,27 +76,23 @@ public final class KVCache {
                     + " layers into batch " + batch + " / " + keys.length + " layers");
         }
         if (src.pos > maxLen) throw new IllegalArgumentException("KVCache.copyFrom: " + src.pos + " cached positions exceed maxLen " + maxLen);
-        int row = keys[0].shape(2) * keys[0].shape(3);
-        if (src.keys[0].shape(2) * src.keys[0].shape(3) != row) throw new IllegalArgumentException("KVCache.copyFrom: head layouts differ");
-        for (int l = 0; l < keys.length; l++) {
-            for (int b = 0; b < batch; b++) {
-                int sb = src.batch == 1 ? 0 : b;
-                System.arraycopy(src.keys[l].floats(), src.keys[l].offset() + sb * src.maxLen * row,
-                        keys[l].floats(), keys[l].offset() + b * maxLen * row, src.pos * row);
-                System.arraycopy(src.values[l].floats(), src.values[l].offset() + sb * src.maxLen * row,
-                        values[l].floats(), values[l].offset() + b * maxLen * row, src.pos * row);
+        if (!src.prev.sameShape(prev.slice(0, src.batch)) || src.keys[0].shape(2) != keys[0].shape(2) || src.keys[0].shape(3) != keys[0].shape(3)) {
+            throw new IllegalArgumentException("KVCache.copyFrom: head or embedding layouts differ");
+        }
+        if (src.be.device() != be.device()) {
+            throw new IllegalArgumentException("KVCache.copyFrom: a cache on " + src.be.device() + " into one on " + be.device());
+        }
+        for (int b = 0; b < batch; b++) {
+            int sb = src.batch == 1 ? 0 : b;
+            if (src.pos > 0) {
+                for (int l = 0; l < keys.length; l++) {
+                    keys[l].select(b).slice(0, src.pos).copyFrom(src.keys[l].select(sb).slice(0, src.pos));
+                    values[l].select(b).slice(0, src.pos).copyFrom(src.values[l].select(sb).slice(0, src.pos));
+                }
             }
+            prev.select(b).copyFrom(src.prev.select(sb));
         }
         pos = src.pos;
         hasPrev = src.hasPrev;
-        int c = prev.length / batch;
-        for (int b = 0; b < batch; b++) System.arraycopy(src.prev, (src.batch == 1 ? 0 : b) * c, prev, b * c, c);
     }
-
-    /** Empties the cache (buffers are overwritten by the next prefill). */
-    public void reset() {
-        pos = 0;
-        hasPrev = false;
-    }
-
 }

@@ -89,119 +89,159 @@ public final class PickleReader {
             if (pos >= b.length) throw error(pos, "pickle ends without a STOP opcode (truncated file)");
             int at = pos;
             int op = b[pos++] & 0xFF;
-            switch (op) {
-                case 0x80 -> { // PROTO
-                    int proto = u8();
-                    if (proto > 5) throw error(at, "pickle protocol " + proto + " is newer than 5");
-                }
-                case 0x95 -> le(8); // FRAME: a length hint only
-                case 0x2e -> { // STOP
-                    if (stack.size() != 1 || !marks.isEmpty()) throw error(at, "STOP with " + stack.size() + " values on the stack");
-                    return stack.getFirst();
-                }
-                case 0x28 -> marks.add(stack.size()); // MARK
-                case 0x30 -> pop(at); // POP
-                case 0x31 -> popMark(at); // POP_MARK
-                case 0x32 -> push(peek(at)); // DUP
-                case 0x4e -> push(null); // NONE
-                case 0x88 -> push(Boolean.TRUE);
-                case 0x89 -> push(Boolean.FALSE);
-                case 0x4a -> push((long) le(4).getInt()); // BININT
-                case 0x4b -> push((long) u8()); // BININT1
-                case 0x4d -> push((long) (le(2).getShort() & 0xFFFF)); // BININT2
-                case 0x8a -> push(longN(at, u8())); // LONG1
-                case 0x8b -> push(longN(at, le(4).getInt())); // LONG4
-                case 0x47 -> { // BINFLOAT: big-endian double
-                    need(8);
-                    push(ByteBuffer.wrap(b, pos, 8).order(ByteOrder.BIG_ENDIAN).getDouble());
-                    pos += 8;
-                }
-                case 0x58 -> push(utf8(at, le(4).getInt() & 0xFFFFFFFFL)); // BINUNICODE
-                case 0x8c -> push(utf8(at, u8())); // SHORT_BINUNICODE
-                case 0x8d -> push(utf8(at, le(8).getLong())); // BINUNICODE8
-                case 0x42 -> push(new Py.Bytes(bytes(at, le(4).getInt() & 0xFFFFFFFFL))); // BINBYTES
-                case 0x43 -> push(new Py.Bytes(bytes(at, u8()))); // SHORT_BINBYTES
-                case 0x8e -> push(new Py.Bytes(bytes(at, le(8).getLong()))); // BINBYTES8
-                case 0x55 -> push(new String(bytes(at, u8()), StandardCharsets.ISO_8859_1)); // SHORT_BINSTRING
-                case 0x54 -> push(new String(bytes(at, le(4).getInt() & 0xFFFFFFFFL), StandardCharsets.ISO_8859_1)); // BINSTRING
-                case 0x29 -> push(new Py.Tuple(List.of())); // EMPTY_TUPLE
-                case 0x85 -> push(Py.Tuple.of(pop(at))); // TUPLE1
-                case 0x86 -> { // TUPLE2
-                    Object y = pop(at), x = pop(at);
-                    push(Py.Tuple.of(x, y));
-                }
-                case 0x87 -> { // TUPLE3
-                    Object z = pop(at), y = pop(at), x = pop(at);
-                    push(Py.Tuple.of(x, y, z));
-                }
-                case 0x74 -> push(new Py.Tuple(popMark(at))); // TUPLE
-                case 0x5d -> push(new ArrayList<>()); // EMPTY_LIST
-                case 0x6c -> push(new ArrayList<>(popMark(at))); // LIST
-                case 0x61 -> { // APPEND
-                    Object v = pop(at);
-                    list(at, peek(at)).add(v);
-                }
-                case 0x65 -> { // APPENDS
-                    List<Object> items = popMark(at);
-                    list(at, peek(at)).addAll(items);
-                }
-                case 0x7d -> push(new LinkedHashMap<>()); // EMPTY_DICT
-                case 0x64 -> { // DICT
-                    List<Object> items = popMark(at);
-                    Map<Object, Object> d = new LinkedHashMap<>();
-                    putPairs(at, d, items);
-                    push(d);
-                }
-                case 0x73 -> { // SETITEM
-                    Object v = pop(at), k = pop(at);
-                    dict(at, peek(at)).put(key(at, k), v);
-                }
-                case 0x75 -> { // SETITEMS
-                    List<Object> items = popMark(at);
-                    putPairs(at, dict(at, peek(at)), items);
-                }
-                case 0x71 -> memo.put((long) u8(), peek(at)); // BINPUT
-                case 0x72 -> memo.put(le(4).getInt() & 0xFFFFFFFFL, peek(at)); // LONG_BINPUT
-                case 0x94 -> memo.put((long) memo.size(), peek(at)); // MEMOIZE
-                case 0x68 -> push(memoGet(at, u8())); // BINGET
-                case 0x6a -> push(memoGet(at, le(4).getInt() & 0xFFFFFFFFL)); // LONG_BINGET
-                case 0x63 -> push(allow(at, line(at), line(at))); // GLOBAL
-                case 0x93 -> { // STACK_GLOBAL
-                    Object name = pop(at), module = pop(at);
-                    if (!(module instanceof String m) || !(name instanceof String n)) throw error(at, "STACK_GLOBAL needs two strings");
-                    push(allow(at, m, n));
-                }
-                case 0x69 -> { // INST: a class named inline, called with the marked items
-                    Py.Global g = allow(at, line(at), line(at));
-                    throw error(at, "INST of " + g + " is not used by nanochat's files");
-                }
-                case 0x52 -> { // REDUCE
-                    Object args = pop(at), callable = pop(at);
-                    if (!(callable instanceof Py.Global g)) throw error(at, "REDUCE of a " + typeName(callable) + ", not a named callable");
-                    if (!(args instanceof Py.Tuple t)) throw error(at, "REDUCE of " + g + " with a " + typeName(args) + " instead of an argument tuple");
-                    push(call(at, g, t));
-                }
-                case 0x81 -> { // NEWOBJ: cls.__new__(cls, *args) — an inert instance
-                    Object args = pop(at), cls = pop(at);
-                    if (!(cls instanceof Py.Global g)) throw error(at, "NEWOBJ of a " + typeName(cls));
-                    if (!(args instanceof Py.Tuple t) || t.size() != 0) throw error(at, "NEWOBJ of " + g + " with arguments is not used by nanochat's files");
-                    if (!g.equals(new Py.Global("tiktoken.core", "Encoding"))) throw error(at, "NEWOBJ of " + g + " is not used by nanochat's files");
-                    push(new Py.Instance(g));
-                }
-                case 0x62 -> { // BUILD: obj.__setstate__(state) — only recorded
-                    Object state = pop(at), obj = peek(at);
-                    if (obj instanceof Py.Instance inst) inst.state(state);
-                    else if (!(obj instanceof Map<?, ?>)) throw error(at, "BUILD on a " + typeName(obj));
-                    // an OrderedDict's state is its attribute dict (torch's _metadata: module versions), not its items
-                }
-                case 0x51 -> { // BINPERSID
-                    Object pid = pop(at);
-                    if (persistent == null) throw error(at, "persistent id " + Py.brief(pid) + " in a file that may not reference storages");
-                    push(persistent.load(pid));
-                }
-                default -> throw error(at, "opcode 0x" + Integer.toHexString(op) + " is not one nanochat's files use (or this is not a pickle)");
+            if (op == 0x2e) { // STOP
+                if (stack.size() != 1 || !marks.isEmpty()) throw error(at, "STOP with " + stack.size() + " values on the stack");
+                return stack.getFirst();
+            }
+            if (!control(at, op) && !value(at, op) && !container(at, op) && !object(at, op)) {
+                throw error(at, "opcode 0x" + Integer.toHexString(op) + " is not one nanochat's files use (or this is not a pickle)");
             }
         }
+    }
+
+    /** Framing, the stack and the memo; false when {@code op} is not one of them. */
+    private boolean control(int at, int op) throws IOException {
+        switch (op) {
+            case 0x80 -> { // PROTO
+                int proto = u8();
+                if (proto > 5) throw error(at, "pickle protocol " + proto + " is newer than 5");
+            }
+            case 0x95 -> le(8); // FRAME: a length hint only
+            case 0x28 -> marks.add(stack.size()); // MARK
+            case 0x30 -> pop(at); // POP
+            case 0x31 -> popMark(at); // POP_MARK
+            case 0x32 -> push(peek(at)); // DUP
+            case 0x71 -> memo.put((long) u8(), peek(at)); // BINPUT
+            case 0x72 -> memo.put(le(4).getInt() & 0xFFFFFFFFL, peek(at)); // LONG_BINPUT
+            case 0x94 -> memo.put((long) memo.size(), peek(at)); // MEMOIZE
+            case 0x68 -> push(memoGet(at, u8())); // BINGET
+            case 0x6a -> push(memoGet(at, le(4).getInt() & 0xFFFFFFFFL)); // LONG_BINGET
+            default -> {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Pushes a scalar, string or bytes; false when {@code op} is not one of them. */
+    private boolean value(int at, int op) throws IOException {
+        switch (op) {
+            case 0x4e -> push(null); // NONE
+            case 0x88 -> push(Boolean.TRUE);
+            case 0x89 -> push(Boolean.FALSE);
+            case 0x4a -> push((long) le(4).getInt()); // BININT
+            case 0x4b -> push((long) u8()); // BININT1
+            case 0x4d -> push((long) (le(2).getShort() & 0xFFFF)); // BININT2
+            case 0x8a -> push(longN(at, u8())); // LONG1
+            case 0x8b -> push(longN(at, le(4).getInt())); // LONG4
+            case 0x47 -> { // BINFLOAT: big-endian double
+                need(8);
+                push(ByteBuffer.wrap(b, pos, 8).order(ByteOrder.BIG_ENDIAN).getDouble());
+                pos += 8;
+            }
+            case 0x58 -> push(utf8(at, le(4).getInt() & 0xFFFFFFFFL)); // BINUNICODE
+            case 0x8c -> push(utf8(at, u8())); // SHORT_BINUNICODE
+            case 0x8d -> push(utf8(at, le(8).getLong())); // BINUNICODE8
+            case 0x42 -> push(new Py.Bytes(bytes(at, le(4).getInt() & 0xFFFFFFFFL))); // BINBYTES
+            case 0x43 -> push(new Py.Bytes(bytes(at, u8()))); // SHORT_BINBYTES
+            case 0x8e -> push(new Py.Bytes(bytes(at, le(8).getLong()))); // BINBYTES8
+            case 0x55 -> push(new String(bytes(at, u8()), StandardCharsets.ISO_8859_1)); // SHORT_BINSTRING
+            case 0x54 -> push(new String(bytes(at, le(4).getInt() & 0xFFFFFFFFL), StandardCharsets.ISO_8859_1)); // BINSTRING
+            default -> {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Builds a tuple, list or dict; false when {@code op} is not one of them. */
+    private boolean container(int at, int op) throws IOException {
+        switch (op) {
+            case 0x29 -> push(new Py.Tuple(List.of())); // EMPTY_TUPLE
+            case 0x85 -> push(Py.Tuple.of(pop(at))); // TUPLE1
+            case 0x86 -> { // TUPLE2
+                Object y = pop(at), x = pop(at);
+                push(Py.Tuple.of(x, y));
+            }
+            case 0x87 -> { // TUPLE3
+                Object z = pop(at), y = pop(at), x = pop(at);
+                push(Py.Tuple.of(x, y, z));
+            }
+            case 0x74 -> push(new Py.Tuple(popMark(at))); // TUPLE
+            case 0x5d -> push(new ArrayList<>()); // EMPTY_LIST
+            case 0x6c -> push(new ArrayList<>(popMark(at))); // LIST
+            case 0x61 -> { // APPEND
+                Object v = pop(at);
+                list(at, peek(at)).add(v);
+            }
+            case 0x65 -> { // APPENDS
+                List<Object> items = popMark(at);
+                list(at, peek(at)).addAll(items);
+            }
+            case 0x7d -> push(new LinkedHashMap<>()); // EMPTY_DICT
+            case 0x64 -> { // DICT
+                List<Object> items = popMark(at);
+                Map<Object, Object> d = new LinkedHashMap<>();
+                putPairs(at, d, items);
+                push(d);
+            }
+            case 0x73 -> { // SETITEM
+                Object v = pop(at), k = pop(at);
+                dict(at, peek(at)).put(key(at, k), v);
+            }
+            case 0x75 -> { // SETITEMS
+                List<Object> items = popMark(at);
+                putPairs(at, dict(at, peek(at)), items);
+            }
+            default -> {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Names, calls and builds an object (allow-listed globals only), or loads a persistent id; false otherwise. */
+    private boolean object(int at, int op) throws IOException {
+        switch (op) {
+            case 0x63 -> push(allow(at, line(at), line(at))); // GLOBAL
+            case 0x93 -> { // STACK_GLOBAL
+                Object name = pop(at), module = pop(at);
+                if (!(module instanceof String m) || !(name instanceof String n)) throw error(at, "STACK_GLOBAL needs two strings");
+                push(allow(at, m, n));
+            }
+            case 0x69 -> { // INST: a class named inline, called with the marked items
+                Py.Global g = allow(at, line(at), line(at));
+                throw error(at, "INST of " + g + " is not used by nanochat's files");
+            }
+            case 0x52 -> { // REDUCE
+                Object args = pop(at), callable = pop(at);
+                if (!(callable instanceof Py.Global g)) throw error(at, "REDUCE of a " + typeName(callable) + ", not a named callable");
+                if (!(args instanceof Py.Tuple t)) throw error(at, "REDUCE of " + g + " with a " + typeName(args) + " instead of an argument tuple");
+                push(call(at, g, t));
+            }
+            case 0x81 -> { // NEWOBJ: cls.__new__(cls, *args) — an inert instance
+                Object args = pop(at), cls = pop(at);
+                if (!(cls instanceof Py.Global g)) throw error(at, "NEWOBJ of a " + typeName(cls));
+                if (!(args instanceof Py.Tuple t) || t.size() != 0) throw error(at, "NEWOBJ of " + g + " with arguments is not used by nanochat's files");
+                if (!g.equals(new Py.Global("tiktoken.core", "Encoding"))) throw error(at, "NEWOBJ of " + g + " is not used by nanochat's files");
+                push(new Py.Instance(g));
+            }
+            case 0x62 -> { // BUILD: obj.__setstate__(state) — only recorded
+                Object state = pop(at), obj = peek(at);
+                if (obj instanceof Py.Instance inst) inst.state(state);
+                else if (!(obj instanceof Map<?, ?>)) throw error(at, "BUILD on a " + typeName(obj));
+                // an OrderedDict's state is its attribute dict (torch's _metadata: module versions), not its items
+            }
+            case 0x51 -> { // BINPERSID
+                Object pid = pop(at);
+                if (persistent == null) throw error(at, "persistent id " + Py.brief(pid) + " in a file that may not reference storages");
+                push(persistent.load(pid));
+            }
+            default -> {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** Offset just past the STOP of the last pickle read. */

@@ -168,10 +168,6 @@ public final class Tokenizer {
         return id;
     }
 
-    public boolean isSpecial(int id) {
-        return id >= mergeable && id < vocabSize;
-    }
-
     /** The bytes of one token (a special's name for a special): nanochat's decode_single_token_bytes. */
     public byte[] tokenBytes(int id) {
         check(id);
@@ -186,14 +182,6 @@ public final class Tokenizer {
     /** A token as text (Python replacement for partial UTF-8), a special as its name. */
     public String idToToken(int id) {
         return decode(new int[] {id});
-    }
-
-    /** Id of a token given as text, or -1 when that text is not a single token. */
-    public int tokenToId(String text) {
-        Integer s = specialIds.get(text);
-        if (s != null) return s;
-        byte[] b = Utf8.encode(text);
-        return ranks.get(b, 0, b.length);
     }
 
     /** Rank of bytes [off, off+len) of {@code b} as one token, or -1. */

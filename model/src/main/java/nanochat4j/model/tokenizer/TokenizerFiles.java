@@ -83,26 +83,6 @@ public final class TokenizerFiles {
         return buf.array();
     }
 
-    /** Reads {@code token_bytes.bin}. */
-    public static int[] readTokenBytes(Path file) throws IOException {
-        byte[] all = Files.readAllBytes(file);
-        int nl = 0;
-        while (nl < all.length && nl < 100 && all[nl] != '\n') nl++;
-        String[] head = new String(all, 0, nl, StandardCharsets.US_ASCII).split(" ");
-        if (nl >= all.length || head.length != 3 || !head[0].equals(TOKEN_BYTES_MAGIC)) {
-            throw new IOException(file + " is not a nanochat4j token_bytes file (expected a first line '" + TOKEN_BYTES_MAGIC + " 1 <vocab>')");
-        }
-        if (!head[1].equals(String.valueOf(VERSION))) {
-            throw new IOException(file + " has token_bytes format version " + head[1] + ", this build reads version " + VERSION);
-        }
-        int n = Integer.parseInt(head[2]);
-        if (all.length - nl - 1 != 4L * n) throw new IOException(file + " should hold " + n + " int32 after its header but has " + (all.length - nl - 1) + " bytes");
-        ByteBuffer buf = ByteBuffer.wrap(all, nl + 1, 4 * n).order(ByteOrder.LITTLE_ENDIAN);
-        int[] out = new int[n];
-        for (int i = 0; i < n; i++) out[i] = buf.getInt();
-        return out;
-    }
-
     static Tokenizer load(Path dir) throws IOException {
         Path file = Files.isDirectory(dir) ? dir.resolve(MODEL_FILE) : dir;
         List<String> lines;

@@ -83,12 +83,12 @@ class EngineTest {
     void rowsPrefilledFromOneBatchOneCacheDecodeLikeBatchOne() {
         int[] p = prompt(30, 2);
         GPTConfig cfg = model.config();
-        KVCache single = new KVCache(cfg, 1, p.length);
+        KVCache single = new KVCache(model, 1, p.length);
         model.forwardCached(Tensor.ofInts(p, 1, p.length), single);
-        KVCache batch = new KVCache(cfg, 3, p.length + 2);
+        KVCache batch = new KVCache(model, 3, p.length + 2);
         batch.copyFrom(single);
         float[] rows = model.forwardCached(Tensor.ofInts(new int[] {5, 9, 5}, 3, 1), batch).toFloatArray();
-        KVCache alone = new KVCache(cfg, 1, p.length + 1);
+        KVCache alone = new KVCache(model, 1, p.length + 1);
         model.forwardCached(Tensor.ofInts(p, 1, p.length), alone);
         float[] one = model.forwardCached(Tensor.ofInts(new int[] {5}, 1, 1), alone).toFloatArray();
         int v = cfg.vocabSize();

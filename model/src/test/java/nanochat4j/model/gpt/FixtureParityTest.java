@@ -83,7 +83,7 @@ class FixtureParityTest {
         if (stage == 0) {
             state = fx.params0(kase, shapes(model));
         } else {
-            for (String n : cfg.parameterNames()) state.put(n, fx.floats(kase + "/params" + stage + "/" + n));
+            for (String n : cfg.parameterShapes().keySet()) state.put(n, fx.floats(kase + "/params" + stage + "/" + n));
         }
         model.loadStateDict(state);
         FixtureFile.Entry idxE = fx.get("inputs/idx"), tgtE = fx.get("inputs/targets");
@@ -105,7 +105,7 @@ class FixtureParityTest {
             compare(fx.get(p + "logits" + stage), model.logits(idx).toFloatArray(), failures);
             compared++;
         }
-        for (String n : cfg.parameterNames()) {
+        for (String n : cfg.parameterShapes().keySet()) {
             String key = p + "grads" + stage + "/" + n;
             if (fx.has(key)) {
                 compare(fx.get(key), model.parameter(n).grad().toFloatArray(), failures);
@@ -135,13 +135,13 @@ class FixtureParityTest {
     }
 
     static boolean storedComplete(FixtureFile fx, GPTConfig cfg, String prefix) {
-        for (String n : cfg.parameterNames()) if (!fx.has(prefix + n) || fx.get(prefix + n).sampled()) return false;
+        for (String n : cfg.parameterShapes().keySet()) if (!fx.has(prefix + n) || fx.get(prefix + n).sampled()) return false;
         return true;
     }
 
     static Map<String, int[]> shapes(GPT model) {
         Map<String, int[]> shapes = new LinkedHashMap<>();
-        model.namedParameters().forEach((n, p) -> shapes.put(n, p.shape()));
+        model.parameters().forEach(p -> shapes.put(p.name(), p.shape()));
         return shapes;
     }
 

@@ -10,6 +10,9 @@ import java.util.concurrent.Callable;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.serve.InferenceDevice;
+import nanochat4j.tensor.Device;
 import nanochat4j.train.cli.BaseDirOption;
 import nanochat4j.train.cli.CheckpointChoice;
 import org.jline.reader.EndOfFileException;
@@ -49,8 +52,12 @@ public final class ChatCommand implements Callable<Integer> {
     long seed;
 
     @Option(names = "--weights", defaultValue = "fp32",
-            description = "Weights the decode steps read: fp32 (exact) or bf16 (a rounded copy: half the bytes, about twice the tokens/s; default: ${DEFAULT-VALUE}).")
+            description = "Weights the CPU decode steps read: fp32 (exact) or bf16 (a rounded copy: half the bytes, about twice the tokens/s; default: ${DEFAULT-VALUE}).")
     DecodeWeights weights;
+
+    @Option(names = "--device", defaultValue = "auto",
+            description = "auto (the GPU when CUDA is usable, else the CPU), cpu or cuda (default: ${DEFAULT-VALUE}).")
+    InferenceDevice device;
 
     @Mixin
     BaseDirOption baseDir;
@@ -58,17 +65,19 @@ public final class ChatCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         Path base = baseDir.get();
+        Device where = device.resolve();   // before the slow load: a bad --device fails at once
         ModelSource src = source != null ? ModelSource.parse(source) : defaultSource(base);
         boolean completion = src == ModelSource.BASE;
         ModelSource.Loaded m = checkpoint.load(src, base);
-        m.model().decodeWeights(weights);
+        GPT model = InferenceDevice.place(m.model(), where);
+        model.decodeWeights(weights);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        ChatSession session = new ChatSession(new Engine(m.model(), m.tokenizer()), completion, maxTokens, temperature, topK, seed);
+        ChatSession session = new ChatSession(new Engine(model, m.tokenizer()), completion, maxTokens, temperature, topK, seed);
         if (prompt != null) {
             session.turn(prompt, out);
             return 0;
         }
-        System.err.println("nanochat4j chat: " + src.name().toLowerCase() + " model " + m.dir().getFileName() + " step " + m.step()
+        System.err.println("nanochat4j chat: " + src.name().toLowerCase() + " model " + m.dir().getFileName() + " step " + m.step() + " on " + where
                 + (completion ? " (base model: completion mode — each line is continued)" : "")
                 + ". /clear starts over, Ctrl-D quits.");
         if (System.console() == null) {

@@ -15,20 +15,20 @@ import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.train.cli.BaseDirOption;
 import nanochat4j.train.cli.CheckpointChoice;
+import nanochat4j.serve.InferenceDevice;
+import nanochat4j.tensor.Device;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
  * {@code nanochat4j serve}: nanochat's chat_web — the chat page and an OpenAI-compatible API over a pool of workers,
- * each with its own copy of the model (nanochat: one per GPU; here each worker decodes on the shared CPU team).
+ * each with its own copy of the model on {@code --device} (nanochat: one per GPU; on the CPU the workers share the
+ * decode team, on the GPU its stream).
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Serve a web chat page at / and an OpenAI-compatible API (/v1/chat/completions, /v1/models; nanochat's /chat/completions; /health).")
 public final class ServeCommand implements Callable<Integer> {
-
-    /** Where the model runs. */
-    enum DeviceType { CPU, CUDA }
 
     @Option(names = {"-i", "--source"}, description = "Checkpoint source: base, sft or rl (default: sft if any, else base).")
     String source;
@@ -46,8 +46,9 @@ public final class ServeCommand implements Callable<Integer> {
     @Option(names = {"-n", "--workers"}, defaultValue = "1", description = "Workers, each with its own model copy, serving one request at a time (default: ${DEFAULT-VALUE}).")
     int workers;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda (default: ${DEFAULT-VALUE}).")
-    DeviceType device;
+    @Option(names = "--device", defaultValue = "auto",
+            description = "auto (the GPU when CUDA is usable, else the CPU), cpu or cuda; every worker's model copy lives there (default: ${DEFAULT-VALUE}).")
+    InferenceDevice device;
 
     @Option(names = "--queue", defaultValue = "32", description = "Requests that may wait for a free worker; more are answered 429 (default: ${DEFAULT-VALUE}).")
     int queue;
@@ -90,11 +91,9 @@ public final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
-        if (device == DeviceType.CUDA) {
-            throw new IllegalArgumentException("--device cuda: this build decodes on the CPU only (no CUDA backend yet); use --device cpu");
-        }
         if (workers < 1) throw new IllegalArgumentException("--workers " + workers + " must be >= 1");
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port " + port + " is not in 0..65535");   // before the slow load
+        Device where = device.resolve();
         Path base = baseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source)
                 : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;
@@ -104,7 +103,7 @@ public final class ServeCommand implements Callable<Integer> {
         ServerConfig config = new ServerConfig(host, port, queue, Duration.ofSeconds(timeoutSeconds), maxBody, maxMessages,
                 maxMessageChars, maxTotalChars, maxTokensLimit, maxTokens, temperature, topK, key,
                 "nanochat4j-" + name + "-" + m.dir().getFileName());
-        List<Engine> engines = replicas(m, workers, weights);
+        List<Engine> engines = replicas(m, workers, weights, where);
         ChatServer server = new ChatServer(config, engines, System.err);
         Thread hook = new Thread(server::close, "serve-shutdown");
         Runtime.getRuntime().addShutdownHook(hook);   // Ctrl-C: stop accepting, end the streams
@@ -117,7 +116,7 @@ public final class ServeCommand implements Callable<Integer> {
                 System.err.println("nanochat4j serve: warning: listening on " + host + " without --api-key: anyone who reaches this port can use the model");
             }
             System.out.println("nanochat4j serve: " + name + " model " + m.dir().getFileName() + " step " + m.step() + " on " + workers
-                    + " worker" + (workers == 1 ? "" : "s") + " (model id " + config.modelId() + ")");
+                    + " worker" + (workers == 1 ? "" : "s") + " on " + where + " (model id " + config.modelId() + ")");
             System.out.println("open " + server.url() + "   API: " + server.url() + "v1/chat/completions   Ctrl-C stops");
             System.out.flush();
             new CountDownLatch(1).await();                // serve until the JVM exits or this thread is interrupted
@@ -134,17 +133,13 @@ public final class ServeCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** One model per worker: the loaded one, and copies of its weights for the others (read once from disk). */
-    static List<Engine> replicas(ModelSource.Loaded m, int n, DecodeWeights weights) {
+    /** One model per worker on {@code device}: the loaded one (moved there), and copies of its weights for the others (read once from disk). */
+    static List<Engine> replicas(ModelSource.Loaded m, int n, DecodeWeights weights, Device device) {
         List<Engine> engines = new ArrayList<>();
-        m.model().decodeWeights(weights);
-        engines.add(new Engine(m.model(), m.tokenizer()));
-        var state = n > 1 ? m.model().stateDict() : null;
-        for (int i = 1; i < n; i++) {
-            GPT copy = new GPT(m.model().config());
-            copy.loadStateDict(state);
-            copy.decodeWeights(weights);
-            engines.add(new Engine(copy, m.tokenizer()));
+        for (int i = 0; i < n; i++) {
+            GPT model = i == 0 ? InferenceDevice.place(m.model(), device) : m.model().to(device);
+            model.decodeWeights(weights);
+            engines.add(new Engine(model, m.tokenizer()));
         }
         return engines;
     }

@@ -24,6 +24,7 @@ import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.serve.Nanochat4j;
+import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -71,12 +72,31 @@ class ChatCommandTest {
 
     @Test
     void bf16WeightsAnswerTooAndAnotherWeightsValueIsAPicocliError() {
-        String[] r = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--weights", "bf16");
+        String[] r = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--weights", "bf16", "--device", "cpu");
         assertEquals("0", r[0], r[2]);
         assertTrue(r[1].startsWith("hello"), r[1]);
         r = run("chat", "--base-dir", base.toString(), "-p", "hello", "--weights", "fp16");
         assertEquals("2", r[0]);
         assertTrue(r[2].contains("Invalid value for option '--weights'") && r[2].contains("bf16") && r[2].contains("'fp16'"), r[2]);
+    }
+
+    @Test
+    void everyDeviceAnswersAndAnUnusableCudaIsAOneLineReason() {
+        String[] cpu = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--device", "cpu");
+        assertEquals("0", cpu[0], cpu[2]);
+        String[] auto = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5");
+        assertEquals("0", auto[0], auto[2]);
+        String[] cuda = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--device", "cuda");
+        if (CudaContext.unavailableReason() == null) {
+            // a freshly initialised model's logits nearly tie, so greedy text may differ between devices by rounding
+            assertEquals("0", cuda[0], cuda[2]);
+            assertTrue(cuda[1].startsWith("hello") && auto[1].startsWith("hello"), cuda[1] + " / " + auto[1]);
+        } else {
+            assertEquals(cpu[1], auto[1], "auto is the CPU here");
+            assertEquals("1", cuda[0]);
+            assertTrue(cuda[2].contains("--device cuda: CUDA") && cuda[2].contains("--device cpu always works"), cuda[2]);
+            assertEquals(1, cuda[2].strip().lines().count(), cuda[2]);
+        }
     }
 
     @Test

@@ -20,6 +20,7 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.serve.Nanochat4j;
+import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -53,14 +54,14 @@ class ServeCommandTest {
         System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         int[] code = {-1};
         Thread t = new Thread(() -> code[0] = Nanochat4j.commandLine().execute("serve", "--base-dir", base.toString(), "-i", "base",
-                "--port", "0", "--workers", "2"));
+                "--port", "0", "--workers", "2", "--device", "cpu"));
         try {
             t.start();
             Pattern url = Pattern.compile("open (http://127\\.0\\.0\\.1:\\d+/)");
             Matcher m = url.matcher("");
             assertTrue(TestServers.eventually(60, () -> m.reset(out.toString(StandardCharsets.UTF_8)).find()), "no URL printed: " + out);
             URI u = URI.create(m.group(1));
-            assertTrue(out.toString(StandardCharsets.UTF_8).contains("base model d2 step 5 on 2 workers (model id nanochat4j-base-d2)"), out.toString());
+            assertTrue(out.toString(StandardCharsets.UTF_8).contains("base model d2 step 5 on 2 workers on CPU (model id nanochat4j-base-d2)"), out.toString());
             HttpResponse<String> h = TestServers.HTTP.send(HttpRequest.newBuilder(u.resolve("/health")).build(), HttpResponse.BodyHandlers.ofString());
             JsonNode health = TestServers.JSON.readTree(h.body());
             assertEquals(2, health.get("num_workers").asInt());
@@ -90,10 +91,17 @@ class ServeCommandTest {
     }
 
     @Test
-    void cudaAndBadArgumentsAreRefusedWithTheReason() {
-        String[] r = run("serve", "--base-dir", base.toString(), "--device", "cuda");
-        assertEquals("1", r[0]);
-        assertTrue(r[1].contains("--device cuda") && r[1].contains("CPU"), r[1]);
+    void unusableCudaAndBadArgumentsAreRefusedWithTheReason() {
+        String[] r;
+        if (CudaContext.unavailableReason() != null) {
+            r = run("serve", "--base-dir", base.toString(), "--device", "cuda");
+            assertEquals("1", r[0]);
+            assertTrue(r[1].contains("--device cuda: CUDA") && r[1].contains("--device cpu always works"), r[1]);
+            assertEquals(1, r[1].strip().lines().count(), r[1]);
+        }
+        r = run("serve", "--base-dir", base.toString(), "--device", "tpu");
+        assertEquals("2", r[0]);
+        assertTrue(r[1].contains("--device") && r[1].contains("tpu"), r[1]);
         r = run("serve", "--base-dir", base.toString(), "--workers", "0");
         assertEquals("1", r[0]);
         assertTrue(r[1].contains("--workers 0"), r[1]);

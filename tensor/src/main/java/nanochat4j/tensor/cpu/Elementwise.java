@@ -7,9 +7,10 @@ import jdk.incubator.vector.VectorSpecies;
 /**
  * Elementwise kernels over flat fp32 ranges (array + offset + count), forward and backward side by side:
  * relu², sigmoid, softcap, scale/axpy/axpby, lerp, sqrt/rsqrt, clamp. All use {@link Vec#F} with a scalar tail and
- * split long ranges over {@link Parallel}. exp/tanh use the Vector API's lanewise EXP/TANH (SVML on x86).
+ * split long ranges over {@link Parallel}; the public {@code …Range} forms run one range on the calling thread, for
+ * kernels that schedule their own threads. exp/tanh/sigmoid are {@link VecMath}'s (the same bits in every JIT tier).
  */
-final class Elementwise {
+public final class Elementwise {
     private Elementwise() {}
 
     private static final VectorSpecies<Float> S = Vec.F;
@@ -18,14 +19,16 @@ final class Elementwise {
 
     // relu²:  y = max(x,0)²          dx = 2·max(x,0)·dy
     static void relu2(float[] x, int xo, float[] y, int yo, int n) {
-        Parallel.forRange(n, GRAIN, (s, e) -> {
-            int i = s, ub = s + S.loopBound(e - s);
-            for (; i < ub; i += S.length()) {
-                var r = FloatVector.fromArray(S, x, xo + i).max(0f);
-                r.mul(r).intoArray(y, yo + i);
-            }
-            for (; i < e; i++) { float r = Math.max(x[xo + i], 0f); y[yo + i] = r * r; }
-        });
+        Parallel.forRange(n, GRAIN, (s, e) -> relu2Range(x, xo + s, y, yo + s, e - s));
+    }
+
+    public static void relu2Range(float[] x, int xo, float[] y, int yo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        for (; i < ub; i += S.length()) {
+            var r = FloatVector.fromArray(S, x, xo + i).max(0f);
+            r.mul(r).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) { float r = Math.max(x[xo + i], 0f); y[yo + i] = r * r; }
     }
 
     static void relu2Backward(float[] x, int xo, float[] dy, int dyo, float[] dx, int dxo, int n) {
@@ -69,14 +72,16 @@ final class Elementwise {
 
     // softcap: y = cap·tanh(x/cap)   dx = dy·(1 − tanh²(x/cap))
     static void softcap(float[] x, int xo, float[] y, int yo, int n, float cap) {
+        Parallel.forRange(n, GRAIN, (s, e) -> softcapRange(x, xo + s, y, yo + s, e - s, cap));
+    }
+
+    public static void softcapRange(float[] x, int xo, float[] y, int yo, int n, float cap) {
         float inv = 1f / cap;
-        Parallel.forRange(n, GRAIN, (s, e) -> {
-            int i = s, ub = s + S.loopBound(e - s);
-            for (; i < ub; i += S.length()) {
-                VecMath.tanh(FloatVector.fromArray(S, x, xo + i).mul(inv)).mul(cap).intoArray(y, yo + i);
-            }
-            for (; i < e; i++) y[yo + i] = cap * VecMath.tanh(x[xo + i] * inv);
-        });
+        int i = 0, ub = S.loopBound(n);
+        for (; i < ub; i += S.length()) {
+            VecMath.tanh(FloatVector.fromArray(S, x, xo + i).mul(inv)).mul(cap).intoArray(y, yo + i);
+        }
+        for (; i < n; i++) y[yo + i] = cap * VecMath.tanh(x[xo + i] * inv);
     }
 
     static void softcapBackward(float[] x, int xo, float[] dy, int dyo, float[] dx, int dxo, int n, float cap) {
@@ -96,18 +101,20 @@ final class Elementwise {
 
     // y = a·x + b·z (b = 0 never reads z; z may alias y)
     static void axpby(float a, float[] x, int xo, float b, float[] z, int zo, float[] y, int yo, int n) {
-        Parallel.forRange(n, GRAIN, (s, e) -> {
-            int i = s, ub = s + S.loopBound(e - s);
-            if (b == 0f) {
-                for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xo + i).mul(a).intoArray(y, yo + i);
-                for (; i < e; i++) y[yo + i] = a * x[xo + i];
-            } else {
-                for (; i < ub; i += S.length()) {
-                    FloatVector.fromArray(S, z, zo + i).mul(b).add(FloatVector.fromArray(S, x, xo + i).mul(a)).intoArray(y, yo + i);
-                }
-                for (; i < e; i++) y[yo + i] = a * x[xo + i] + b * z[zo + i];
+        Parallel.forRange(n, GRAIN, (s, e) -> axpbyRange(a, x, xo + s, b, z, zo + s, y, yo + s, e - s));
+    }
+
+    public static void axpbyRange(float a, float[] x, int xo, float b, float[] z, int zo, float[] y, int yo, int n) {
+        int i = 0, ub = S.loopBound(n);
+        if (b == 0f) {
+            for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xo + i).mul(a).intoArray(y, yo + i);
+            for (; i < n; i++) y[yo + i] = a * x[xo + i];
+        } else {
+            for (; i < ub; i += S.length()) {
+                FloatVector.fromArray(S, z, zo + i).mul(b).add(FloatVector.fromArray(S, x, xo + i).mul(a)).intoArray(y, yo + i);
             }
-        });
+            for (; i < n; i++) y[yo + i] = a * x[xo + i] + b * z[zo + i];
+        }
     }
 
     // torch.lerp: out = a + w·(b−a) if |w| < 0.5 else b − (b−a)·(1−w)

@@ -263,37 +263,13 @@ public final class Gemm {
     static final int GEMV_MAX_ROWS = 8;
 
     /**
-     * Decode-sized x·Wᵀ (a few rows against a weight stored (n, k)): every output is a dot product of two contiguous
-     * rows, so nothing is packed — packing would copy the whole weight to use it for one row. It is bound by reading
-     * W, so it streams each W row once (from L1 for the other rows of x), split over n across the pool.
+     * Decode-sized x·Wᵀ (a few rows against a weight stored (n, k)): {@link Gemv#rows} over the n outputs, split over
+     * the pool (a whole small weight stays on the calling thread).
      */
     private static void gemv(int m, int n, int k, float alpha, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                              float beta, float[] c, int cOff, int ldc) {
         int grain = (long) n * k < (1 << 16) ? n : Math.max(8, (1 << 14) / Math.max(1, k));
-        Parallel.forRange(n, grain, (j0, j1) -> {
-            VectorSpecies<Float> sp = Vec.F;
-            int lanes = sp.length();
-            for (int j = j0; j < j1; j++) {
-                int bj = bOff + j * ldb;
-                for (int i = 0; i < m; i++) {
-                    int ai = aOff + i * lda;
-                    FloatVector acc0 = FloatVector.zero(sp);
-                    FloatVector acc1 = FloatVector.zero(sp);
-                    int p = 0;
-                    for (; p + 2 * lanes <= k; p += 2 * lanes) {
-                        acc0 = FloatVector.fromArray(sp, a, ai + p).fma(FloatVector.fromArray(sp, b, bj + p), acc0);
-                        acc1 = FloatVector.fromArray(sp, a, ai + p + lanes).fma(FloatVector.fromArray(sp, b, bj + p + lanes), acc1);
-                    }
-                    for (; p + lanes <= k; p += lanes) {
-                        acc0 = FloatVector.fromArray(sp, a, ai + p).fma(FloatVector.fromArray(sp, b, bj + p), acc0);
-                    }
-                    float sum = VecMath.sum(acc0.add(acc1));
-                    for (; p < k; p++) sum += a[ai + p] * b[bj + p];
-                    int ci = cOff + i * ldc + j;
-                    c[ci] = beta == 0f ? alpha * sum : alpha * sum + beta * c[ci];
-                }
-            }
-        });
+        Parallel.forRange(n, grain, (j0, j1) -> Gemv.rows(b, null, bOff, ldb, k, a, aOff, lda, m, c, cOff, ldc, j0, j1, alpha, beta));
     }
 
     /**

@@ -5,10 +5,12 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Reductions: whole-tensor sum / max / dot, and per-row (last dim) norms and argmax. Sums accumulate in fp32 vector lanes over blocks of {@link #BLOCK} elements and in double across
- * blocks, so error does not grow with the tensor size.
+ * Reductions: whole-tensor sum / max / dot, and per-row (last dim) norms and argmax, and one row's softmax. Sums
+ * accumulate in fp32 vector lanes over blocks of {@link #BLOCK} elements and in double across blocks, so error does
+ * not grow with the tensor size. The public forms ({@link #dot}, {@link #softmaxRow}) run on the calling thread, for
+ * kernels that schedule their own threads.
  */
-final class Reduce {
+public final class Reduce {
     private Reduce() {}
 
     private static final VectorSpecies<Float> S = Vec.F;
@@ -30,6 +32,11 @@ final class Reduce {
             total += t;
         }
         return total;
+    }
+
+    /** Σ a·b over n elements (serial), rounded to fp32. */
+    public static float dot(float[] a, int ao, float[] b, int bo, int n) {
+        return (float) dotD(a, ao, b, bo, n);
     }
 
     /** Σ a·b over n elements (serial). */
@@ -113,4 +120,22 @@ final class Reduce {
         });
     }
 
+    /** softmax of one row of n (in place when y, yb are x, xb). */
+    public static void softmaxRow(float[] x, int xb, float[] y, int yb, int n) {
+        float m = max(x, xb, n);
+        var mv = FloatVector.broadcast(S, m);
+        var acc = FloatVector.zero(S);
+        int i = 0, ub = S.loopBound(n);
+        for (; i < ub; i += S.length()) {
+            var ev = VecMath.exp(FloatVector.fromArray(S, x, xb + i).sub(mv));
+            ev.intoArray(y, yb + i);
+            acc = acc.add(ev);
+        }
+        float sum = VecMath.sum(acc);
+        for (; i < n; i++) { float ev = VecMath.exp(x[xb + i] - m); y[yb + i] = ev; sum += ev; }
+        float inv = 1f / sum;
+        i = 0;
+        for (; i < ub; i += S.length()) FloatVector.fromArray(S, y, yb + i).mul(inv).intoArray(y, yb + i);
+        for (; i < n; i++) y[yb + i] *= inv;
+    }
 }

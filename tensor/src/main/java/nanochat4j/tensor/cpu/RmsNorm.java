@@ -12,24 +12,26 @@ import jdk.incubator.vector.VectorSpecies;
  *   y  = s·r·x
  *   dx = s·r·(dy − x·r²·(Σ_j dy_j·x_j)/D)       (backward recomputes r from x: one extra dot per row)
  * </pre>
- * One pass to reduce, one to write; rows split over the pool.
+ * One pass to reduce, one to write; rows split over the pool ({@link #row} is one row on the calling thread, for
+ * kernels that schedule their own threads).
  */
-final class RmsNorm {
+public final class RmsNorm {
     private RmsNorm() {}
 
     private static final VectorSpecies<Float> S = Vec.F;
 
     static void forward(float[] x, int xo, float[] y, int yo, int rows, int d, float scale, float eps) {
         Parallel.forRange(rows, grain(d), (s, e) -> {
-            for (int r = s; r < e; r++) {
-                int xb = xo + r * d, yb = yo + r * d;
-                float rs = rstd(x, xb, d, eps);
-                float k = scale * rs;
-                int i = 0, ub = S.loopBound(d);
-                for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xb + i).mul(k).intoArray(y, yb + i);
-                for (; i < d; i++) y[yb + i] = x[xb + i] * k;
-            }
+            for (int r = s; r < e; r++) row(x, xo + r * d, y, yo + r * d, d, scale, eps);
         });
+    }
+
+    /** y[yo..yo+d) = scale·x/√(mean x² + eps) over one row of d (in place when y, yo are x, xo). */
+    public static void row(float[] x, int xb, float[] y, int yb, int d, float scale, float eps) {
+        float k = scale * rstd(x, xb, d, eps);
+        int i = 0, ub = S.loopBound(d);
+        for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xb + i).mul(k).intoArray(y, yb + i);
+        for (; i < d; i++) y[yb + i] = x[xb + i] * k;
     }
 
     static void backward(float[] x, int xo, float[] dy, int dyo, float[] dx, int dxo, int rows, int d, float scale, float eps) {

@@ -11,9 +11,10 @@ import jdk.incubator.vector.VectorSpecies;
  *   backward (+θ):  dx1 = dy1·cos − dy2·sin    dx2 =  dy1·sin + dy2·cos   (the transpose of the rotation)
  * </pre>
  * Both are one kernel with the sign of sin as a parameter. Tables follow nanochat in fp32:
- * inv_freq[i] = 1/base^(2i/D), angle = t·inv_freq[i] (fp32 product), cos/sin of that fp32 angle.
+ * inv_freq[i] = 1/base^(2i/D), angle = t·inv_freq[i] (fp32 product), cos/sin of that fp32 angle. {@link #head} is one
+ * head at one position on the calling thread, for kernels that schedule their own threads.
  */
-final class Rotary {
+public final class Rotary {
     private Rotary() {}
 
     private static final VectorSpecies<Float> S = Vec.F;
@@ -44,23 +45,31 @@ final class Rotary {
                 int cb = co + pos * half, sb = so + pos * half;
                 for (int hh = 0; hh < h; hh++) {
                     int base = (bt * h + hh) * d;
-                    int x1 = xo + base, x2 = x1 + half, y1 = yo + base, y2 = y1 + half;
-                    int i = 0, ub = S.loopBound(half);
-                    for (; i < ub; i += S.length()) {
-                        var c = FloatVector.fromArray(S, cos, cb + i);
-                        var sn = FloatVector.fromArray(S, sin, sb + i).mul(sign);
-                        var a = FloatVector.fromArray(S, x, x1 + i);
-                        var bb = FloatVector.fromArray(S, x, x2 + i);
-                        a.mul(c).add(bb.mul(sn)).intoArray(y, y1 + i);
-                        bb.mul(c).sub(a.mul(sn)).intoArray(y, y2 + i);
-                    }
-                    for (; i < half; i++) {
-                        float c = cos[cb + i], sn = sign * sin[sb + i], a = x[x1 + i], bb = x[x2 + i];
-                        y[y1 + i] = a * c + bb * sn;
-                        y[y2 + i] = bb * c - a * sn;
-                    }
+                    head(x, xo + base, y, yo + base, cos, cb, sin, sb, half, sign);
                 }
             }
         });
+    }
+
+    /**
+     * One head of 2·half at x1 into y1 (may be in place) with the angles of one position (cos at cb, sin at sb);
+     * sign as in {@link #apply}.
+     */
+    public static void head(float[] x, int x1, float[] y, int y1, float[] cos, int cb, float[] sin, int sb, int half, float sign) {
+        int x2 = x1 + half, y2 = y1 + half;
+        int i = 0, ub = S.loopBound(half);
+        for (; i < ub; i += S.length()) {
+            var c = FloatVector.fromArray(S, cos, cb + i);
+            var sn = FloatVector.fromArray(S, sin, sb + i).mul(sign);
+            var a = FloatVector.fromArray(S, x, x1 + i);
+            var bb = FloatVector.fromArray(S, x, x2 + i);
+            a.mul(c).add(bb.mul(sn)).intoArray(y, y1 + i);
+            bb.mul(c).sub(a.mul(sn)).intoArray(y, y2 + i);
+        }
+        for (; i < half; i++) {
+            float c = cos[cb + i], sn = sign * sin[sb + i], a = x[x1 + i], bb = x[x2 + i];
+            y[y1 + i] = a * c + bb * sn;
+            y[y2 + i] = bb * c - a * sn;
+        }
     }
 }

@@ -84,10 +84,7 @@ class RlTest {
         ChatRl.StepRollouts ro = new ChatRl.StepRollouts(List.of(g), List.of(adv), List.of(5, 3, 6, 4), 2, 0, 0, 0);
         double loss = ChatRl.update(model, ro, 2, 1);
         // by hand: logp of each trained target from the full logits, −Σ logp·adv / (valid · passes · examples)
-        float[] logits;
-        try (var ng = Autograd.noGrad()) {
-            logits = model.forwardLogits(Tensor.ofInts(g.inputs(), 4, g.len())).value().toFloatArray();
-        }
+        float[] logits = model.logits(Tensor.ofInts(g.inputs(), 4, g.len())).toFloatArray();
         int v = TOK.vocabSize();
         double expected = 0;
         for (int pass = 0; pass < 2; pass++) {

@@ -119,7 +119,7 @@ class MuonAdamWFixtureParityTest {
         int steps = cse.path("steps").asInt(0);
         GPT gpt = new GPT(GPTConfig.fromJson(fx.json().get("config")));
         Map<String, int[]> shapes = new LinkedHashMap<>();
-        gpt.namedParameters().forEach((n, p) -> shapes.put(n, p.shape()));
+        gpt.parameters().forEach(p -> shapes.put(p.name(), p.shape()));
         gpt.loadStateDict(fx.params0(caseName, shapes));
         List<ParamGroup> groups = groups(fx, gpt);
         MuonAdamW opt = new MuonAdamW(groups);

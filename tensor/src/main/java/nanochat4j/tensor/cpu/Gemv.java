@@ -1,0 +1,186 @@
+package nanochat4j.tensor.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import nanochat4j.tensor.DType;
+
+/**
+ * The decode-sized product: a few input rows x against a weight W stored (n, k), y[b, r] = α·W[r,:]·x[b,:] + β·y[b, r].
+ * It is bound by reading W, so nothing is packed (packing would copy the whole weight to use it a few times): four W
+ * rows per pass, each streamed from memory once for the first pair of input rows and from L1 for the others, with
+ * two input rows per pass (eight independent FMA chains). W is fp32 or bf16 (widened to fp32 in registers); every
+ * sum is fp32 in one fixed order — lanes by FMA over k, then {@link VecMath#sum}, then the scalar tail — the same
+ * for every row whatever range a thread is given, so any split of the rows gives the same bits.
+ * <p>
+ * Callers split the rows [r0, r1) over threads themselves: {@link Gemm} over its pool for x·Wᵀ with at most
+ * {@link Gemm#GEMV_MAX_ROWS} rows, the model's fused decode step over its spinning team.
+ */
+public final class Gemv {
+    private Gemv() {}
+
+    private static final VectorSpecies<Float> F = Vec.F;
+    private static final int L = Vec.LANES;
+
+    /**
+     * y[yo + b·ldy + r] = α·Σ_j W[r, j]·x[xo + b·ldx + j] + β·y[...] for r in [r0, r1), b in [0, nb); β = 0 never reads
+     * y. W row r starts at wo + r·ldw in {@code wf} (fp32) or, when {@code wf} is null, in {@code wb} (bf16 bits).
+     */
+    public static void rows(float[] wf, short[] wb, int wo, int ldw, int k, float[] x, int xo, int ldx, int nb,
+                            float[] y, int yo, int ldy, int r0, int r1, float alpha, float beta) {
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            int b = 0;
+            int w = wo + r * ldw;
+            for (; b + 2 <= nb; b += 2) {
+                int xa = xo + b * ldx, ya = yo + b * ldy + r;
+                if (wf != null) quadF32(wf, w, ldw, k, x, xa, ldx, y, ya, ldy, alpha, beta);
+                else quadBf16(wb, w, ldw, k, x, xa, ldx, y, ya, ldy, alpha, beta);
+            }
+            if (b < nb) {
+                int xa = xo + b * ldx, ya = yo + b * ldy + r;
+                if (wf != null) quadF32(wf, w, ldw, k, x, xa, 0, y, ya, 0, alpha, beta);
+                else quadBf16(wb, w, ldw, k, x, xa, 0, y, ya, 0, alpha, beta);
+            }
+        }
+        for (; r < r1; r++) {
+            for (int b = 0; b < nb; b++) {
+                int yi = yo + b * ldy + r;
+                y[yi] = out(dot(wf, wb, wo + r * ldw, k, x, xo + b * ldx), alpha, beta, y, yi);
+            }
+        }
+    }
+
+    /** W vector at i, fp32 or widened bf16 (the branch is the same on every call of a loop, so it predicts). */
+    private static FloatVector load(float[] wf, short[] wb, int i) {
+        return wf != null ? FloatVector.fromArray(F, wf, i) : Vec.fromBf16(wb, i);
+    }
+
+    private static float at(float[] wf, short[] wb, int i) {
+        return wf != null ? wf[i] : DType.fromBf16(wb[i]);
+    }
+
+    /*
+     * Four outputs for each of the input rows at xa and xa + dx (dx = 0: one input row, computed twice, stored once):
+     * y[ya + q] and y[ya + dy + q] for W rows q = 0..3 starting at wa. The two weight dtypes have a loop each: one loop
+     * that picks the load per dtype made C2 keep the FloatVectors in memory across the branch, and the GEMV slower
+     * (docs/BENCHMARKS.md).
+     */
+
+    private static void quadF32(float[] w, int wa, int ldw, int k, float[] x, int xa, int dx, float[] y, int ya, int dy,
+                                 float alpha, float beta) {
+        int w0 = wa, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw, xb = xa + dx;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            var xw = FloatVector.fromArray(F, x, xb + j);
+            var v0 = FloatVector.fromArray(F, w, w0 + j);
+            var v1 = FloatVector.fromArray(F, w, w1 + j);
+            var v2 = FloatVector.fromArray(F, w, w2 + j);
+            var v3 = FloatVector.fromArray(F, w, w3 + j);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            b0 = v0.fma(xw, b0);
+            b1 = v1.fma(xw, b1);
+            b2 = v2.fma(xw, b2);
+            b3 = v3.fma(xw, b3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        float t0 = VecMath.sum(b0), t1 = VecMath.sum(b1);
+        float t2 = VecMath.sum(b2), t3 = VecMath.sum(b3);
+        for (; j < k; j++) {
+            float xj = x[xa + j], xk = x[xb + j];
+            s0 += w[w0 + j] * xj;
+            s1 += w[w1 + j] * xj;
+            s2 += w[w2 + j] * xj;
+            s3 += w[w3 + j] * xj;
+            t0 += w[w0 + j] * xk;
+            t1 += w[w1 + j] * xk;
+            t2 += w[w2 + j] * xk;
+            t3 += w[w3 + j] * xk;
+        }
+        put(y, ya, s0, s1, s2, s3, alpha, beta);
+        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
+    }
+
+    /** {@link #quadF32} over bf16 weights, widened to fp32 in registers. */
+    private static void quadBf16(short[] w, int wa, int ldw, int k, float[] x, int xa, int dx, float[] y, int ya, int dy,
+                                 float alpha, float beta) {
+        int w0 = wa, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw, xb = xa + dx;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        var b0 = FloatVector.zero(F);
+        var b1 = FloatVector.zero(F);
+        var b2 = FloatVector.zero(F);
+        var b3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            var xw = FloatVector.fromArray(F, x, xb + j);
+            var v0 = Vec.fromBf16(w, w0 + j);
+            var v1 = Vec.fromBf16(w, w1 + j);
+            var v2 = Vec.fromBf16(w, w2 + j);
+            var v3 = Vec.fromBf16(w, w3 + j);
+            a0 = v0.fma(xv, a0);
+            a1 = v1.fma(xv, a1);
+            a2 = v2.fma(xv, a2);
+            a3 = v3.fma(xv, a3);
+            b0 = v0.fma(xw, b0);
+            b1 = v1.fma(xw, b1);
+            b2 = v2.fma(xw, b2);
+            b3 = v3.fma(xw, b3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        float t0 = VecMath.sum(b0), t1 = VecMath.sum(b1);
+        float t2 = VecMath.sum(b2), t3 = VecMath.sum(b3);
+        for (; j < k; j++) {
+            float xj = x[xa + j], xk = x[xb + j];
+            float u0 = DType.fromBf16(w[w0 + j]), u1 = DType.fromBf16(w[w1 + j]);
+            float u2 = DType.fromBf16(w[w2 + j]), u3 = DType.fromBf16(w[w3 + j]);
+            s0 += u0 * xj;
+            s1 += u1 * xj;
+            s2 += u2 * xj;
+            s3 += u3 * xj;
+            t0 += u0 * xk;
+            t1 += u1 * xk;
+            t2 += u2 * xk;
+            t3 += u3 * xk;
+        }
+        put(y, ya, s0, s1, s2, s3, alpha, beta);
+        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
+    }
+
+    private static void put(float[] y, int o, float s0, float s1, float s2, float s3, float alpha, float beta) {
+        y[o] = out(s0, alpha, beta, y, o);
+        y[o + 1] = out(s1, alpha, beta, y, o + 1);
+        y[o + 2] = out(s2, alpha, beta, y, o + 2);
+        y[o + 3] = out(s3, alpha, beta, y, o + 3);
+    }
+
+    private static float out(float s, float alpha, float beta, float[] y, int i) {
+        return beta == 0f ? alpha * s : alpha * s + beta * y[i];
+    }
+
+    /** One W row at wo against one input row at xo: the same operations, in the same order, as one lane of {@link #quad}. */
+    private static float dot(float[] wf, short[] wb, int wo, int k, float[] x, int xo) {
+        var acc = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) acc = load(wf, wb, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
+        float s = VecMath.sum(acc);
+        for (; j < k; j++) s += at(wf, wb, wo + j) * x[xo + j];
+        return s;
+    }
+}
