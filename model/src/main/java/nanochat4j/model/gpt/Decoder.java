@@ -185,7 +185,7 @@ final class Decoder {
             int so = r % t > 0 ? (r - 1) * c : po + r * c;
             float z = Reduce.dot(s.emb, r * c, smearGate.floats(), smearGate.offset(), GPTConfig.SMEAR_CHANNELS);
             float gate = lam * VecMath.sigmoid(z);
-            Elementwise.axpbyRange(gate, src, so, 1f, s.x, r * c, s.x, r * c, c);
+            Elementwise.axpyRange(gate, src, so, s.x, r * c, c);
         }
         for (int r = 0; r < b; r++) System.arraycopy(s.emb, (r * t + t - 1) * c, prev, po + r * c, c);
         cache.markPrev();
@@ -224,7 +224,7 @@ final class Decoder {
                 int go = veGate[i].offset() + kh * GPTConfig.VE_GATE_CHANNELS;
                 float gate = 3f * VecMath.sigmoid(Reduce.dot(wg, go, s.hn, r * c, GPTConfig.VE_GATE_CHANNELS));
                 int vo = valueEmbed[i].offset() + s.tokens[r] * kv * d + kh * d;
-                Elementwise.axpbyRange(gate, ve, vo, 1f, s.v, kvo, s.v, kvo, d);
+                Elementwise.axpyRange(gate, ve, vo, s.v, kvo, d);
             }
             rope(s.k, kvo, p + tau);
             RmsNorm.row(s.k, kvo, s.k, kvo, d, GPT.QK_SCALE, Backend.RMS_EPS);
@@ -246,7 +246,7 @@ final class Decoder {
                 for (int j = 0; j < n; j++) sc[so + j] = Reduce.dot(s.q, qo, kc, keys.offset() + base0 + j * stride, d) * scale;
                 Reduce.softmaxRow(sc, so, sc, so, n);
                 Arrays.fill(s.y, qo, qo + d, 0f);
-                for (int j = 0; j < n; j++) Elementwise.axpbyRange(sc[so + j], vc, values.offset() + base0 + j * stride, 1f, s.y, qo, s.y, qo, d);
+                for (int j = 0; j < n; j++) Elementwise.axpyRange(sc[so + j], vc, values.offset() + base0 + j * stride, s.y, qo, d);
             }
         }
     }

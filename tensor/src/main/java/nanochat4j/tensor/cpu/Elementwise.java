@@ -104,6 +104,14 @@ public final class Elementwise {
         Parallel.forRange(n, GRAIN, (s, e) -> axpbyRange(a, x, xo + s, b, z, zo + s, y, yo + s, e - s));
     }
 
+    /** y[yo..yo+n) += a·x[xo..xo+n) with one fused multiply-add per element, on the calling thread. */
+    public static void axpyRange(float a, float[] x, int xo, float[] y, int yo, int n) {
+        var av = FloatVector.broadcast(S, a);
+        int i = 0, ub = S.loopBound(n);
+        for (; i < ub; i += S.length()) FloatVector.fromArray(S, x, xo + i).fma(av, FloatVector.fromArray(S, y, yo + i)).intoArray(y, yo + i);
+        for (; i < n; i++) y[yo + i] = Math.fma(x[xo + i], a, y[yo + i]);
+    }
+
     public static void axpbyRange(float a, float[] x, int xo, float b, float[] z, int zo, float[] y, int yo, int n) {
         int i = 0, ub = S.loopBound(n);
         if (b == 0f) {
