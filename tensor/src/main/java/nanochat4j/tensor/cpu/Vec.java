@@ -15,6 +15,10 @@ import jdk.incubator.vector.VectorSpecies;
 public final class Vec {
     private Vec() {}
 
+    static {
+        JitInlining.register(); // every kernel reads Vec.F, so this runs before any of them is compiled
+    }
+
     public static final VectorSpecies<Float> F = species();
     /** Lanes of {@link #F}. */
     public static final int LANES = F.length();
