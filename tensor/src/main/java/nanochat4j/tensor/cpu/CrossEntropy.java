@@ -119,7 +119,7 @@ final class CrossEntropy {
             var zv = FloatVector.fromArray(S, z, zo + i);
             bad = bad.add(zv.mul(0f));
             var q = two.div(VecMath.exp(zv.mul(vTwoInv)).add(one));
-            var ev = VecMath.exp(q.mul(vNegCap));
+            var ev = VecMath.expNonPositive(q.mul(vNegCap)); // q ∈ [0, 2], c ≤ 40: −c·q ∈ [−80, 0]
             if (g != null) {
                 q.intoArray(scratch, i);
                 ev.intoArray(g, go + i);
@@ -132,7 +132,7 @@ final class CrossEntropy {
             float zz = z[zo + i];
             badTail += zz * 0f;
             float q = 2f / (VecMath.exp(zz * twoInv) + 1f);
-            float e = VecMath.exp(q * negCap);
+            float e = VecMath.expNonPositive(q * negCap);
             if (g != null) {
                 scratch[i] = q;
                 g[go + i] = e;

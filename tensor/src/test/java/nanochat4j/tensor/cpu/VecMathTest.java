@@ -74,6 +74,19 @@ class VecMathTest {
     }
 
     @Test
+    void expNonPositiveIsExpOnItsDomain() {
+        float[] swept = sweep(VecMath.EXP_NONPOSITIVE_LO, 0f, 1009), xs = new float[swept.length];
+        int n = 0;
+        for (float x : swept) if (x >= VecMath.EXP_NONPOSITIVE_LO && x <= 0f) xs[n++] = x; // the sweep's edges lie outside
+        assertTrue(n > 100_000, "sweep of the domain too short: " + n);
+        double[] e = check("expNonPositive", xs, VecMath::expNonPositive, VecMath::expNonPositive, Math::exp);
+        assertTrue(e[0] <= 2.0, "expNonPositive max error " + e[0] + " ulp");
+        for (float x : xs) {
+            assertEquals(Float.floatToIntBits(VecMath.exp(x)), Float.floatToIntBits(VecMath.expNonPositive(x)), "x = " + x);
+        }
+    }
+
+    @Test
     void expUnderflowsAndOverflowsLikeFloat() {
         assertEquals(0f, VecMath.exp(-200f));
         assertEquals(Float.POSITIVE_INFINITY, VecMath.exp(100f));
