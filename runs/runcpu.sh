@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The main job: a tiny end-to-end nanochat run on CPU (nanochat's runs/runcpu.sh, scaled to a 2-core machine).
+# Like nanochat's, its sizes are tuned to a time budget: about 20 minutes on a 2-core AVX2 machine (README).
 # Each stage of the pipeline adds its step here.
 #
 #   runs/runcpu.sh [--data DIR]
@@ -26,7 +27,7 @@ DEPTH="${DEPTH:-4}"
 SEQ="${SEQ:-512}"
 DEVICE_BATCH="${DEVICE_BATCH:-8}"
 TOTAL_BATCH="${TOTAL_BATCH:-4096}"
-STEPS="${STEPS:-500}"
+STEPS="${STEPS:-400}"
 EVAL_EVERY="${EVAL_EVERY:-100}"
 EVAL_TOKENS="${EVAL_TOKENS:-16384}"
 VOCAB="${VOCAB:-8192}"
