@@ -75,15 +75,20 @@ public final class VecMath {
     public static FloatVector exp(FloatVector x) {
         x = x.blend(V_LO, x.lt(V_LO)).blend(V_HI, x.compare(VectorOperators.GT, V_HI));
         FloatVector t = x.fma(V_LOG2E, V_ROUND);
-        FloatVector n = t.sub(V_ROUND);
-        FloatVector r = n.fma(V_NLN2_HI, x).add(n.mul(V_NLN2_LO));
-        FloatVector p = r.fma(V_C7, V_C6).fma(r, V_C5).fma(r, V_C4).fma(r, V_C3).fma(r, V_C2).fma(r, V_ONE).fma(r, V_ONE);
+        FloatVector p = expReduced(x, t);
         // n as int from t's low mantissa bits; 2^n = 2^h · 2^(n−h) with h = n >> 1, each factor a normal float
         IntVector ni = t.reinterpretAsInts().sub(ROUND_BITS);
         IntVector h = ni.lanewise(VectorOperators.ASHR, 1);
         FloatVector s1 = h.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         FloatVector s2 = ni.sub(h).add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return p.mul(s1).mul(s2);
+    }
+
+    /** e^r for x = n·ln2 + r, with t = x·log2e + ROUND holding n (Cody–Waite reduction, Taylor polynomial). */
+    private static FloatVector expReduced(FloatVector x, FloatVector t) {
+        FloatVector n = t.sub(V_ROUND);
+        FloatVector r = n.fma(V_NLN2_HI, x).add(n.mul(V_NLN2_LO));
+        return r.fma(V_C7, V_C6).fma(r, V_C5).fma(r, V_C4).fma(r, V_C3).fma(r, V_C2).fma(r, V_ONE).fma(r, V_ONE);
     }
 
     private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
@@ -99,27 +104,14 @@ public final class VecMath {
      */
     public static FloatVector expNonPositive(FloatVector x) {
         FloatVector t = x.fma(V_LOG2E, V_ROUND);
-        FloatVector n = t.sub(V_ROUND);
-        FloatVector r = n.fma(V_NLN2_HI, x).add(n.mul(V_NLN2_LO));
-        FloatVector p = r.fma(V_C7, V_C6).fma(r, V_C5).fma(r, V_C4).fma(r, V_C3).fma(r, V_C2).fma(r, V_ONE).fma(r, V_ONE);
         IntVector ni = t.reinterpretAsInts().sub(ROUND_BITS);
-        return p.mul(ni.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+        return expReduced(x, t).mul(ni.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
     }
 
     /** The scalar twin of {@link #expNonPositive(FloatVector)}. */
     public static float expNonPositive(float x) {
         float t = Math.fma(x, LOG2E, ROUND);
-        float n = t - ROUND;
-        float r = Math.fma(n, -LN2_HI, x) + n * -LN2_LO;
-        float p = Math.fma(r, C7, C6);
-        p = Math.fma(p, r, C5);
-        p = Math.fma(p, r, C4);
-        p = Math.fma(p, r, C3);
-        p = Math.fma(p, r, C2);
-        p = Math.fma(p, r, 1f);
-        p = Math.fma(p, r, 1f);
-        int ni = Float.floatToRawIntBits(t) - Float.floatToRawIntBits(ROUND);
-        return p * Float.intBitsToFloat((ni + 127) << 23);
+        return expReduced(x, t) * Float.intBitsToFloat((Float.floatToRawIntBits(t) - ROUND_BITS + 127) << 23);
     }
 
     /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, so the same bits. */
@@ -127,6 +119,15 @@ public final class VecMath {
         if (x < EXP_LO) x = EXP_LO;
         if (x > EXP_HI) x = EXP_HI;
         float t = Math.fma(x, LOG2E, ROUND);
+        float p = expReduced(x, t);
+        int ni = Float.floatToRawIntBits(t) - ROUND_BITS;
+        int h = ni >> 1;
+        float s1 = Float.intBitsToFloat((h + 127) << 23), s2 = Float.intBitsToFloat((ni - h + 127) << 23);
+        return p * s1 * s2;
+    }
+
+    /** The scalar twin of {@link #expReduced(FloatVector, FloatVector)}. */
+    private static float expReduced(float x, float t) {
         float n = t - ROUND;
         float r = Math.fma(n, -LN2_HI, x) + n * -LN2_LO;
         float p = Math.fma(r, C7, C6);
@@ -135,11 +136,7 @@ public final class VecMath {
         p = Math.fma(p, r, C3);
         p = Math.fma(p, r, C2);
         p = Math.fma(p, r, 1f);
-        p = Math.fma(p, r, 1f);
-        int ni = Float.floatToRawIntBits(t) - Float.floatToRawIntBits(ROUND);
-        int h = ni >> 1;
-        float s1 = Float.intBitsToFloat((h + 127) << 23), s2 = Float.intBitsToFloat((ni - h + 127) << 23);
-        return p * s1 * s2;
+        return Math.fma(p, r, 1f);
     }
 
     // ---- tanh, sigmoid ----
