@@ -115,7 +115,7 @@ public final class CudaBackend implements Backend {
         if (g.numel() != n || m.numel() != n || v.numel() != n) throw bad("adamw", "p, g, m and v must have the same element count", p, g, m, v);
         writes(p);
         if (n > 0) {
-            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
+            ctx.module("optim", blockDefines()).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
                     p(p), p(g), p(m), p(v), n, decay, w1, w2, bias2, eps, stepSize);
         }
     }
@@ -127,7 +127,7 @@ public final class CudaBackend implements Backend {
         if (p.numel() != u.numel()) throw bad("muonCautious", "p and u must have the same element count", p, u);
         writes(p);
         if (p.numel() > 0) {
-            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
+            ctx.module("optim", blockDefines()).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
                     p(p), p(u), p.numel(), lr, lrWd);
         }
     }
@@ -147,7 +147,7 @@ public final class CudaBackend implements Backend {
     }
 
     private CudaContext.Module mod(String source) {
-        return ctx.module(source, Map.of("BLOCK", String.valueOf(BLOCK)));
+        return ctx.module(source, blockDefines());
     }
 
     private int grid(long n) {
@@ -853,10 +853,22 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private static final int ROWS = 8, KT = 32;
+    /** Query (or key) rows per attention block, at every head dim: ptxas reports no spill for it (KernelCompileTest). */
+    static final int ROWS = 8;
+    private static final int KT = 32;
+
+    /** The -D constants the attention module is compiled with at head dim {@code d}; KernelCompileTest compiles the same. */
+    static Map<String, String> attentionDefines(int d) {
+        return Map.of("BLOCK", String.valueOf(BLOCK), "HEAD_DIM", String.valueOf(d), "ROWS", String.valueOf(ROWS));
+    }
+
+    /** The -D constants of every other (elementwise, reduce, norm, …) module. */
+    static Map<String, String> blockDefines() {
+        return Map.of("BLOCK", String.valueOf(BLOCK));
+    }
 
     private CudaContext.Module attn(int d) {
-        return ctx.module("attention", Map.of("BLOCK", String.valueOf(BLOCK), "HEAD_DIM", String.valueOf(d), "ROWS", String.valueOf(ROWS)));
+        return ctx.module("attention", attentionDefines(d));
     }
 
     private static int fwdShared(int d) {
