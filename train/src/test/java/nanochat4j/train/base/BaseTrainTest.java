@@ -20,6 +20,7 @@ import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
 import nanochat4j.train.collective.InProcessRing;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
@@ -236,6 +237,50 @@ class BaseTrainTest {
         e = assertThrows(IOException.class, () -> run(options(tmp.resolve("m"), "--core-metric-every=2", "--bundle=" + bad), log));
         assertTrue(e.getMessage().contains("mc.jsonl") && e.getMessage().contains("line 4"), e.getMessage());
         assertTrue(!log.toString(StandardCharsets.UTF_8).contains("step 00001"), "no step may run before the bundle is checked");
+    }
+
+    /**
+     * A device allocation failure mid-run (injected where the optimizer step starts, so no GPU is needed): one message
+     * with the phase, the sizes, the flag to lower and the last complete checkpoint, which then resumes.
+     */
+    @Test
+    void outOfDeviceMemoryInTheOptimizerNamesTheSizesAndTheIntactCheckpoint() throws IOException {
+        Path c = tmp.resolve("oom");
+        String m = failWithOutOfMemoryAt("the optimizer step of step 3", options(c, "--save-every=2", "--eval-every=-1"));
+        assertTrue(m.startsWith("out of GPU memory during the optimizer step of step 3: allocating 3.00 GiB failed with 512.0 MiB free "
+                + "of 141.00 GiB on the device (device batch 2 × 32 tokens); rerun with a smaller --device-batch-size (e.g. 1"), m);
+        assertTrue(m.contains("the last checkpoint on disk, step 2 (" + Checkpoint.metaFile(c, 2) + "), is intact")
+                && m.endsWith("--resume-from-step=2"), m);
+        BaseTrain.Result resumed = run(options(c, "--save-every=2", "--eval-every=-1", "--resume-from-step=2"), new ByteArrayOutputStream());
+        assertEquals(6, resumed.finalStep());
+        assertEquals(4, resumed.trainLosses().size());
+
+        // while a checkpoint is being written: the one before it is named, not the half-written one
+        Path d = tmp.resolve("oom-save");
+        m = failWithOutOfMemoryAt("saving checkpoint step 4 (model and optimizer state copied to the host)",
+                options(d, "--save-every=2", "--eval-every=-1"));
+        assertTrue(m.contains("during saving checkpoint step 4") && m.contains("step 2 (" + Checkpoint.metaFile(d, 2) + ")"), m);
+        // before any checkpoint, and at device batch 1 (nothing left to halve)
+        m = failWithOutOfMemoryAt("the forward/backward of step 1 (micro-step 1 of 2)",
+                options(tmp.resolve("oom-start"), "--device-batch-size=1", "--total-batch-size=64", "--eval-every=-1"));
+        assertTrue(m.contains("during the forward/backward of step 1 (micro-step 1 of 2)") && m.contains("--device-batch-size is already 1")
+                && m.contains("no checkpoint had been saved yet in " + tmp.resolve("oom-start")), m);
+    }
+
+    private static String failWithOutOfMemoryAt(String phase, BaseTrainOptions o) {
+        List<String> seen = new ArrayList<>();
+        BaseTrainRun.phaseProbe = p -> {
+            seen.add(p);
+            if (p.equals(phase)) throw new CudaOutOfMemoryException(3L << 30, 1L << 29, 141L << 30);
+        };
+        try {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> run(o, new ByteArrayOutputStream()));
+            assertTrue(e.getCause() instanceof CudaOutOfMemoryException, e.toString());
+            return e.getMessage();
+        } finally {
+            BaseTrainRun.phaseProbe = p -> {};
+            assertTrue(seen.contains(phase), "the run never entered '" + phase + "': " + seen);
+        }
     }
 
     @Test
