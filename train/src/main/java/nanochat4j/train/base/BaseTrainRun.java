@@ -12,7 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.function.Consumer;
+import java.util.function.BiConsumer;
 import nanochat4j.autograd.Var;
 import nanochat4j.model.BaseDir;
 import nanochat4j.model.checkpoint.Checkpoint;
@@ -85,8 +85,8 @@ final class BaseTrainRun {
     /** What the run is doing now, for the out-of-device-memory message ("the optimizer step of step 12"). */
     private String phase = "setting up";
 
-    /** Test seam: told of each phase as it starts (BaseTrainTest injects an allocation failure through it). */
-    static volatile Consumer<String> phaseProbe = p -> {};
+    /** Test seam: told of each phase as it starts, with the rank (BaseTrainTest injects device failures through it). */
+    static volatile BiConsumer<Integer, String> phaseProbe = (rank, p) -> {};
 
     BaseTrainRun(BaseTrainOptions o, DepthDial dial, TokenizerView tok, PrintStream out, Collective comm) throws IOException {
         this.o = o;
@@ -258,7 +258,7 @@ final class BaseTrainRun {
 
     private void enter(String what) {
         phase = what;
-        phaseProbe.accept(what);
+        phaseProbe.accept(comm.rank(), what);
     }
 
     /** A device allocation failure as one message: what ran, the sizes, the flag to lower, the last checkpoint on disk. */
