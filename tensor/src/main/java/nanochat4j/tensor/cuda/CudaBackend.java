@@ -238,24 +238,57 @@ public final class CudaBackend implements Backend {
 
     /**
      * Row-major C (m×n) = alpha·op(A)·op(B) + beta·C with bf16 A and B (device addresses), fp32 accumulation and C:
-     * cuBLAS GemmEx, or our tensor-core kernel where the chooser timed it faster for this shape (A·Bᵀ, beta = 0).
+     * cuBLAS GemmEx, or our tensor-core kernel where the chooser timed it faster for this shape and verified it.
      */
     private void gemmBf16(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
         if (m == 0 || n == 0 || k == 0) return;
         ctx.bind();
-        Runnable cublas = () -> {
-            int lda = transA ? m : k, ldb = transB ? k : n;
-            ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, alpha, b, Cublas.R_16BF, ldb,
-                    a, Cublas.R_16BF, lda, beta, c, Cublas.R_32F, n, Cublas.COMPUTE_32F);
-        };
-        if (beta != 0f) {
-            cublas.run();
+        if (!TensorCoreGemm.aligned(a, b, c)) { // a window our kernels cannot load: cuBLAS, leaving the shape undecided
+            cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
             return;
         }
-        GemmChooser.Choice choice = chooser.choose(new GemmChooser.Shape(m, n, k, transA, transB), cublas,
-                tile -> () -> ownGemm.run(a, b, c, m, n, k, 1, true, alpha, 0f, tile));
-        if (choice.ours()) ownGemm.run(a, b, c, m, n, k, 1, true, alpha, 0f, choice.tile());
-        else cublas.run();
+        GemmChooser.Shape shape = new GemmChooser.Shape(m, n, k, transA, transB);
+        GemmChooser.Choice choice = chooser.known(shape);
+        if (choice == null) choice = firstUse(shape, alpha, a, b, beta, c);
+        if (choice.ours()) ownGemm.run(a, b, c, m, n, k, 1, true, transA, transB, alpha, beta, choice.tile());
+        else cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
+    }
+
+    private void cublasBf16(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, alpha, b, Cublas.R_16BF, ldb,
+                a, Cublas.R_16BF, lda, beta, c, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+    }
+
+    /**
+     * The first GEMM of a shape: the chooser times cuBLAS and our tiles and verifies its candidate against cuBLAS on
+     * two scratch outputs, each a fresh copy of C before a verified run (so beta ≠ 0 reads the real C and nothing
+     * writes it); the caller then runs the chosen kernel once on the real C.
+     */
+    private GemmChooser.Choice firstUse(GemmChooser.Shape shape, float alpha, long a, long b, float beta, long c) {
+        int m = shape.m(), n = shape.n(), k = shape.k();
+        boolean transA = shape.transA(), transB = shape.transB();
+        long elems = (long) m * n;
+        if (elems > Integer.MAX_VALUE) return chooser.cublasFor(shape, "output too large to verify ours against cuBLAS on the host");
+        Tensor ref, mine;
+        try {
+            ref = ctx.empty(DType.F32, (int) elems);
+            mine = ctx.empty(DType.F32, (int) elems);
+        } catch (CudaOutOfMemoryException e) {
+            return chooser.cublasFor(shape, "no device memory for the scratch outputs that time and verify ours ("
+                    + CudaOutOfMemoryException.human(e.requested()) + ")");
+        }
+        Runnable cublas = () -> cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, p(ref));
+        java.util.function.Function<TensorCoreGemm.Tile, Runnable> ours =
+                tile -> () -> ownGemm.run(a, b, p(mine), m, n, k, 1, true, transA, transB, alpha, beta, tile);
+        GemmChooser.Verifier verify = tile -> {
+            ctx.driver().copyDtoDAsync(p(ref), c, 4 * elems, ctx.stream());
+            ctx.driver().copyDtoDAsync(p(mine), c, 4 * elems, ctx.stream());
+            cublas.run();
+            ours.apply(tile).run();
+            return GemmChooser.relativeError(ref.toFloatArray(), mine.toFloatArray());
+        };
+        return chooser.choose(shape, cublas, ours, verify);
     }
 
     /** Device milliseconds of one run of {@code body}: a warm-up (compiles, picks algorithms), then the median of 3. */
