@@ -33,6 +33,7 @@ public final class CudaBackend implements Backend {
     private final Tensor zeroScalar;
     private volatile MatmulPrecision precision = MatmulPrecision.FP32;
     private final Bf16WeightCache weightCopies = new Bf16WeightCache();
+    private final UploadedIdRanges idRanges = new UploadedIdRanges();
     private final TensorCoreGemm ownGemm;
     private final GemmChooser chooser;
 
@@ -41,7 +42,10 @@ public final class CudaBackend implements Backend {
         this.zeroScalar = ctx.zeros(DType.F32, 1);
         this.ownGemm = new TensorCoreGemm(ctx);
         this.chooser = GemmChooser.forBackend(this::timeMs);
-        ctx.onCopyInto(weightCopies::forget);
+        ctx.onCopyInto(s -> {
+            weightCopies.forget(s);
+            idRanges.forget(s);
+        });
     }
 
     /**
@@ -68,9 +72,10 @@ public final class CudaBackend implements Backend {
         return chooser;
     }
 
-    /** A write in place into {@code t}'s storage: bf16 copies made from it are stale. */
+    /** A write in place into {@code t}'s storage: bf16 copies made from it and the ids known in it are stale. */
     private void writes(Tensor t) {
         weightCopies.forget(t.deviceStorage());
+        idRanges.forget(t.deviceStorage());
     }
 
     /** The backend of GPU 0; throws {@link CudaUnavailableException} (one-line reason) where there is none. */
@@ -139,11 +144,17 @@ public final class CudaBackend implements Backend {
         ctx.memset(x, 0);
     }
 
-    /** Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. */
+    /**
+     * Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. The range of
+     * int ids is noted on the way, so embeddings of them need no device-side check (see {@link UploadedIdRanges}).
+     */
     @Override
     public Tensor upload(Tensor host) {
         ctx.bind();
-        return ctx.upload(host);
+        if (host.isOnDevice()) return host;
+        Tensor d = ctx.upload(host);
+        if (host.dtype() == DType.I32) idRanges.remember(d.deviceStorage(), host.toIntArray());
+        return d;
     }
 
     private CudaContext.Module mod(String source) {
@@ -820,7 +831,8 @@ public final class CudaBackend implements Backend {
         if (ids.numel() == 0) return out;
         Tensor bad = flag(1);
         mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), v, e, p(out), p(bad));
-        if (checkIds) checkIdFlag("embedding", bad, ids, v, "table " + table);
+        // ids uploaded by this backend were range-checked on the host as they went up: no device → host wait
+        if (checkIds && !idRanges.within(ids.deviceStorage(), v)) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
     }
 
