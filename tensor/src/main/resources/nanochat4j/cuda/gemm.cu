@@ -64,11 +64,13 @@ __device__ __forceinline__ void stage_rows(unsigned short* s, const unsigned sho
 }
 
 // The same tile of a (K, ld) matrix whose rows run along R: 16-byte loads of 8 consecutive r at one k, each element
-// stored transposed (s[r][k]), so the tile lands K-contiguous like stage_rows's.
+// stored transposed (s[r][k]), so the tile lands K-contiguous like stage_rows's. Consecutive threads take
+// consecutive k, so a warp's 2-byte stores fill 64 contiguous bytes of one tile row (no bank conflict; with r
+// fastest, every lane's row started in the same bank).
 template <int R>
 __device__ __forceinline__ void stage_cols(unsigned short* s, const unsigned short* src, int r0, int k0, int ld) {
     for (int c = threadIdx.x; c < R * BK / 8; c += GEMM_THREADS) {
-        int kk = c / (R / 8), r = (c % (R / 8)) * 8;
+        int kk = c % BK, r = (c / BK) * 8;
         uint4 v = *(const uint4*) (src + (size_t) (k0 + kk) * ld + r0 + r);
         unsigned w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
