@@ -154,7 +154,12 @@ public final class GemmChooser {
         TensorCoreGemm.Tile best = null;
         double bestMs = Double.POSITIVE_INFINITY;
         for (TensorCoreGemm.Tile t : fitting) {
-            double ms = timer.ms(ours.apply(t));
+            double ms;
+            try {
+                ms = timer.ms(ours.apply(t));
+            } catch (RuntimeException e) { // e.g. NVRTC refused the source: cuBLAS still works
+                return new Choice(null, cublasMs, Double.NaN, "WARNING: our kernel (tile " + t + ") failed, cuBLAS kept: " + e.getMessage());
+            }
             if (ms < bestMs) {
                 bestMs = ms;
                 best = t;
@@ -167,7 +172,12 @@ public final class GemmChooser {
 
     /** Our kernel at {@code tile} if its output matches cuBLAS's, else cuBLAS with the warning in {@code why}. */
     private static Choice verified(TensorCoreGemm.Tile tile, double cublasMs, double oursMs, String why, Verifier verify) {
-        double err = verify.error(tile);
+        double err;
+        try {
+            err = verify.error(tile);
+        } catch (RuntimeException e) {
+            return new Choice(null, cublasMs, oursMs, "WARNING: our kernel (tile " + tile + ") failed, cuBLAS kept: " + e.getMessage());
+        }
         if (err <= TOLERANCE) return new Choice(tile, cublasMs, oursMs, why + String.format(Locale.ROOT, "; matches cuBLAS (max error %.1e)", err));
         return new Choice(null, cublasMs, oursMs, String.format(Locale.ROOT,
                 "WARNING: our kernel (tile %s) disagrees with cuBLAS (max error %.3g of the output's largest magnitude, tolerance %.3g), "

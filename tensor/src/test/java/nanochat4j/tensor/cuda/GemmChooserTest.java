@@ -157,6 +157,23 @@ class GemmChooserTest {
         assertEquals(List.of(BIG), v.verified);
     }
 
+    /** Our kernel failing to build or run (an NVRTC error, say) while timed or verified: cuBLAS, and a warning naming it. */
+    @Test
+    void aKernelThatFailsLeavesCublas() {
+        Fake f = new Fake();
+        f.ms.put("cublas", 1.0);
+        List<String> log = new ArrayList<>();
+        GemmChooser c = chooser(f, log, GemmChooser.Mode.AUTO);
+        GemmChooser.Choice ch = c.choose(new GemmChooser.Shape(256, 256, 64, false, false), f.named("cublas"),
+                t -> () -> { throw new CudaException("nvrtcCompileProgram(gemm.cu): NVRTC_ERROR_COMPILATION", 6); }, t -> 0.0);
+        assertFalse(ch.ours());
+        assertTrue(log.getFirst().contains("WARNING: our kernel (tile " + BIG + ") failed, cuBLAS kept: nvrtcCompileProgram"), log.getFirst());
+        ch = chooser(f, log, GemmChooser.Mode.OURS).choose(new GemmChooser.Shape(256, 256, 64, true, false), f.named("cublas"),
+                t -> f.named("ours"), t -> { throw new CudaException("cuLaunchKernel(gemm_bf16_tn): CUDA_ERROR_LAUNCH_FAILED", 719); });
+        assertFalse(ch.ours());
+        assertTrue(log.getLast().contains("failed, cuBLAS kept: cuLaunchKernel(gemm_bf16_tn)"), log.getLast());
+    }
+
     @Test
     void relativeErrorIsAgainstTheLargestReferenceMagnitude() {
         assertEquals(0.0, GemmChooser.relativeError(new float[] {1, -2, 3}, new float[] {1, -2, 3}));
