@@ -277,6 +277,9 @@ public final class CudaBackend implements Backend {
      * writes it); the caller then runs the chosen kernel once on the real C.
      */
     private GemmChooser.Choice firstUse(GemmChooser.Shape shape, float alpha, long a, long b, float beta, long c) {
+        if (!chooser.runsKernelsToDecide(shape)) { // cuBLAS without a run: no scratch outputs needed
+            return chooser.choose(shape, () -> {}, tile -> () -> {}, tile -> Double.NaN);
+        }
         int m = shape.m(), n = shape.n(), k = shape.k();
         boolean transA = shape.transA(), transB = shape.transB();
         long elems = (long) m * n;

@@ -141,6 +141,13 @@ public final class GemmChooser {
         return c;
     }
 
+    /** Whether deciding {@code shape} would run any kernel (not forced to cuBLAS, a layout and a tile of ours fit). */
+    public boolean runsKernelsToDecide(Shape shape) {
+        if (mode == Mode.CUBLAS || !shape.ours()) return false;
+        for (TensorCoreGemm.Tile t : tiles) if (t.fits(shape.m(), shape.n(), shape.k())) return true;
+        return false;
+    }
+
     private Choice decide(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours, Verifier verify) {
         if (mode == Mode.CUBLAS) return new Choice(null, Double.NaN, Double.NaN, "forced (-Dnanochat4j.cuda.gemm=cublas)");
         if (!shape.ours()) return new Choice(null, Double.NaN, Double.NaN, "our kernels compute A·Bᵀ, A·B and Aᵀ·B only");

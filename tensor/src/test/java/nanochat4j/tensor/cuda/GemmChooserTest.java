@@ -199,6 +199,9 @@ class GemmChooserTest {
         assertTrue(f.timed.isEmpty(), "nothing timed: " + f.timed);
         assertTrue(v.verified.isEmpty(), "nothing verified: " + v.verified);
         assertEquals(3, c.choices().size());
+        for (GemmChooser.Shape s : c.choices().keySet()) assertFalse(c.runsKernelsToDecide(s), s.toString());
+        assertTrue(c.runsKernelsToDecide(new GemmChooser.Shape(128, 128, 128, true, false)));
+        assertFalse(chooser(f, new ArrayList<>(), GemmChooser.Mode.CUBLAS).runsKernelsToDecide(new GemmChooser.Shape(128, 128, 128, false, true)));
         GemmChooser.Shape big = new GemmChooser.Shape(1024, 1024, 1024, false, true);
         assertFalse(c.cublasFor(big, "no device memory for the scratch outputs").ours());
         assertFalse(choose(c, big, f, v).ours(), "settled on cuBLAS: not timed later");
