@@ -10,8 +10,10 @@ import java.util.Map;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.BaseDir;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.collective.Collective;
@@ -62,12 +64,16 @@ public final class BaseTrain {
 
     /**
      * What every rank must agree on, compared at the handshake: the model (and so every parameter and optimizer-state
-     * shape), the batch, the horizon, the tokenizer and the device kind. Fields are "; "-separated, so a mismatch is
-     * reported field by field ("device=CPU vs device=CUDA"), naming both ranks.
+     * shape), the batch, the horizon, the tokenizer, the device kind, the matmul precision and how the optimizer is
+     * split (sharded or replicated). Fields are "; "-separated, so a mismatch is reported field by field
+     * ("device=CPU vs device=CUDA"), naming both ranks.
      */
     static String fingerprint(BaseTrainOptions o, DepthDial dial, TokenizerView tok) {
+        Device device = o.deviceKind();
         return "base-train; model=" + dial.config() + "; total batch=" + dial.totalBatch() + "; device batch=" + o.deviceBatchSize
-                + "; steps=" + dial.numIterations() + "; tokenizer=" + tok.name() + "/" + tok.vocabSize() + "; device=" + o.deviceKind();
+                + "; steps=" + dial.numIterations() + "; tokenizer=" + tok.name() + "/" + tok.vocabSize() + "; device=" + device
+                + "; precision=" + MatmulPrecision.parse(o.precision).flag()
+                + "; optimizer=" + (o.overlapReduce(2, device) ? "replicated" : "sharded"); // as with several ranks
     }
 
     /** Runs one rank of a data-parallel job over {@code comm}; {@code out} gets the log (pass a null stream off rank 0). */

@@ -301,8 +301,13 @@ class BaseTrainTest {
             c.barrier(); // base-train's first collective
             return "completed";
         });
-        assertTrue(((Throwable) res.get(0)).getMessage().startsWith("ranks 1 and 0 disagree on device=CPU vs device=CUDA: "), res.get(0).toString());
-        assertTrue(((Throwable) res.get(1)).getMessage().startsWith("ranks 0 and 1 disagree on device=CUDA vs device=CPU: "), res.get(1).toString());
+        // auto --overlap-reduce follows the device: the optimizer split differs with it
+        assertTrue(((Throwable) res.get(0)).getMessage().startsWith("ranks 1 and 0 disagree on device=CPU vs device=CUDA, "
+                + "optimizer=sharded vs optimizer=replicated: "), res.get(0).toString());
+        assertTrue(((Throwable) res.get(1)).getMessage().startsWith("ranks 0 and 1 disagree on device=CUDA vs device=CPU, "
+                + "optimizer=replicated vs optimizer=sharded: "), res.get(1).toString());
+        String fp32 = BaseTrain.fingerprint(options(tmp.resolve("mix"), "--device=cpu", "--precision=fp32"), dial, BYTES);
+        assertEquals(cpuPrint.replace("; precision=bf16;", "; precision=fp32;"), fp32, "the matmul precision is agreed on too");
     }
 
     /**
