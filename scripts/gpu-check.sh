@@ -105,6 +105,7 @@ if t=$(stage conformance 110); then
     --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.model.gpt.GPTCudaTest \
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
     --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
+    --select-class nanochat4j.train.CudaDecodeHostWaitsTest \
     --details=tree --disable-banner --reports-dir "$out/junit" > "$clog" 2>&1
   conf=$(junit_exit $? "$clog")
   cat "$clog" >> "$log"

@@ -242,11 +242,29 @@ public final class Ops {
     /** Backout: y = x − λ·xMid (λ one element). dx = dy, dxMid = −λ·dy, dλ = −Σ dy·xMid. */
     public static Var backout(Var x, Var lambda, Var xMid) {
         Backend be = be(x);
+        if (x.value.isOnDevice()) return backoutOnDevice(be, x, lambda, xMid);
         float lam = lambda.value.item();
         Tensor y = be.axpby(1f, x.value, -lam, xMid.value);
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, be.scale(dy, -lam));
+            if (lambda.requiresGrad) acc(lambda, be.scale(be.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
+        }, x, lambda, xMid);
+    }
+
+    /**
+     * {@link #backout} with λ left on the device: reading it to the host (item()) would make the host wait for the
+     * whole forward so far, once per step and once per decoded token. −λ broadcasts as a (1, …, 1) tensor instead.
+     * Package-private so the gradient check runs it on the CPU too.
+     */
+    static Var backoutOnDevice(Backend be, Var x, Var lambda, Var xMid) {
+        int[] ones = new int[xMid.value.rank()];
+        java.util.Arrays.fill(ones, 1);
+        Tensor negLam = be.scale(lambda.value.reshape(1), -1f).reshape(ones);
+        Tensor y = be.add(x.value, be.mul(negLam, xMid.value));
+        return rec("backout", y, dy -> {
+            acc(x, dy);
+            acc(xMid, be.mul(negLam, dy));
             if (lambda.requiresGrad) acc(lambda, be.scale(be.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
         }, x, lambda, xMid);
     }

@@ -226,6 +226,17 @@ class OpsGradcheckTest {
                 });
     }
 
+    /** The device path of backout (λ never read to the host; run here on the CPU backend): same values and gradients. */
+    @Test
+    void backoutWithLambdaLeftOnTheDevice() {
+        check("backout (λ on the device)", new Tensor[] {rand(29, 1, 2, 3, 4), Tensor.of(new float[] {0.2f}, 1), rand(30, 1, 2, 3, 4)},
+                v -> Ops.backoutOnDevice(Backend.cpu(), v[0], v[1], v[2]), x -> {
+                    double[] y = new double[24];
+                    for (int i = 0; i < 24; i++) y[i] = x[0][i] - x[1][0] * x[2][i];
+                    return y;
+                });
+    }
+
     @ParameterizedTest
     @EnumSource(Reduction.class)
     void fusedLinearSoftcapCrossEntropyCropsPaddedVocabAndIgnoresMinusOne(Reduction red) {

@@ -182,7 +182,9 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_bwd_dq(
 
 // dk_j = scale · Σ_{h in group, i} P_ij (dP_ij − dsum_i) q_i, dv_j = Σ P_ij dy_i. Grid (ceil(T/ROWS), KV, B);
 // warp w owns key j; lane l scores query row i0 + l of the staged tile.
-extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_bwd_dkv(
+// The bound promises 1024 resident threads per SM (64 registers a thread): with the bare thread bound ptxas aimed
+// at 2048 and squeezed ROWS = 4 into 32 registers, spilling; shared memory caps residency near 1024 threads anyway.
+extern "C" __global__ void __launch_bounds__(ROWS * 32, 1024 / (ROWS * 32)) attn_bwd_dkv(
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
         const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dk, float* __restrict__ dv,
         int T, int H, int KV, int window, float scale) {

@@ -1,10 +1,15 @@
-// Our own tensor-core GEMM (the design card's "JIT its matmul kernels"): C = alpha·A·Bᵀ + beta·C, batched over
-// blockIdx.z, with A (M, K) and B (N, K) bf16 row-major (both K-contiguous: the shape of y = x·Wᵀ, nanochat's
-// linear) and C (M, N) fp32. mma.sync m16n8k16 (bf16 in, fp32 accumulate), BM×BN×BK block tiles split into
-// WM×WN warp tiles, cp.async double buffering of the bf16 tiles through shared memory padded by 8 elements a row
-// (the fragment loads of a warp then hit 32 distinct banks). Tile sizes are -D constants chosen per shape by the
-// host (NVRTC compiles one variant per tile set); M % BM, N % BN and K % BK must be 0 (the host falls back to
-// cuBLAS otherwise). Fragment layouts follow the PTX ISA for mma.m16n8k16 .row.col.
+// Our own tensor-core GEMM (the design card's "JIT its matmul kernels"): C = alpha·op(A)·op(B) + beta·C, batched
+// over blockIdx.z, bf16 A and B, fp32 C (M, N) row-major, in the three layouts the model's linear layers need:
+//   gemm_bf16_nt: A (M, K), B (N, K)  — y = x·Wᵀ (forward)
+//   gemm_bf16_nn: A (M, K), B (K, N)  — dx = dy·W
+//   gemm_bf16_tn: A (K, M), B (K, N)  — dW = dyᵀ·x
+// mma.sync m16n8k16 (bf16 in, fp32 accumulate), BM×BN×BK block tiles split into WM×WN warp tiles, double-buffered
+// bf16 tiles in shared memory padded by 8 elements a row (the fragment loads of a warp then hit 32 distinct banks).
+// Shared memory always holds both tiles K-contiguous, as the .row.col fragments read them: a K-contiguous operand is
+// copied by cp.async in 16-byte chunks; an operand whose rows run along M or N is read in 16-byte chunks along them
+// and stored element by element transposed. Tile sizes are -D constants chosen per shape by the host (NVRTC compiles
+// one variant per tile set); M % BM, N % BN and K % BK must be 0 and the operands 16-byte aligned (the host falls
+// back to cuBLAS otherwise). Fragment layouts follow the PTX ISA for mma.m16n8k16 .row.col.
 #include "common.cuh"
 #ifndef BM
 #define BM 128
@@ -49,21 +54,47 @@ __device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, const unsi
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-// One stage of tiles: A rows bm.., B rows bn.., columns k0..k0+BK, 16-byte chunks spread over the block.
-__device__ __forceinline__ void load_stage(unsigned short* sA, unsigned short* sB, const unsigned short* A,
-                                           const unsigned short* B, int bm, int bn, int k0, int K) {
-    for (int c = threadIdx.x; c < BM * BK / 8; c += GEMM_THREADS) {
+// Rows [r0, r0+R) × columns [k0, k0+BK) of a K-contiguous (rows, ld) matrix, by cp.async in 16-byte chunks.
+template <int R>
+__device__ __forceinline__ void stage_rows(unsigned short* s, const unsigned short* src, int r0, int k0, int ld) {
+    for (int c = threadIdx.x; c < R * BK / 8; c += GEMM_THREADS) {
         int r = c / (BK / 8), col = (c % (BK / 8)) * 8;
-        cp_async16(&sA[r * LDS + col], A + (size_t) (bm + r) * K + k0 + col);
+        cp_async16(&s[r * LDS + col], src + (size_t) (r0 + r) * ld + k0 + col);
     }
-    for (int c = threadIdx.x; c < BN * BK / 8; c += GEMM_THREADS) {
-        int r = c / (BK / 8), col = (c % (BK / 8)) * 8;
-        cp_async16(&sB[r * LDS + col], B + (size_t) (bn + r) * K + k0 + col);
-    }
-    cp_async_commit();
 }
 
-extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16_nt(
+// The same tile of a (K, ld) matrix whose rows run along R: 16-byte loads of 8 consecutive r at one k, each element
+// stored transposed (s[r][k]), so the tile lands K-contiguous like stage_rows's. Consecutive threads take
+// consecutive k, so a warp's 2-byte stores fill 64 contiguous bytes of one tile row (no bank conflict; with r
+// fastest, every lane's row started in the same bank).
+template <int R>
+__device__ __forceinline__ void stage_cols(unsigned short* s, const unsigned short* src, int r0, int k0, int ld) {
+    for (int c = threadIdx.x; c < R * BK / 8; c += GEMM_THREADS) {
+        int kk = c % BK, r = (c / BK) * 8;
+        uint4 v = *(const uint4*) (src + (size_t) (k0 + kk) * ld + r0 + r);
+        unsigned w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; e++) { // little-endian: the lower address is the low half
+            s[(r + 2 * e) * LDS + kk] = (unsigned short) (w[e] & 0xffffu);
+            s[(r + 2 * e + 1) * LDS + kk] = (unsigned short) (w[e] >> 16);
+        }
+    }
+}
+
+// One stage of tiles: op(A) rows bm.., op(B) rows bn.., k in k0..k0+BK. TA: A is stored (K, M); TB: B is stored
+// (N, K) (so "nt" is TA = false, TB = true).
+template <bool TA, bool TB>
+__device__ __forceinline__ void load_stage(unsigned short* sA, unsigned short* sB, const unsigned short* A,
+                                           const unsigned short* B, int bm, int bn, int k0, int M, int N, int K) {
+    if (TA) stage_cols<BM>(sA, A, bm, k0, M);
+    else stage_rows<BM>(sA, A, bm, k0, K);
+    if (TB) stage_rows<BN>(sB, B, bn, k0, K);
+    else stage_cols<BN>(sB, B, bn, k0, N);
+    cp_async_commit(); // an empty group when neither operand used cp.async: the waits below still hold
+}
+
+template <bool TA, bool TB>
+__device__ __forceinline__ void gemm_body(
         const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
         int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
     __shared__ __align__(16) unsigned short sA[2][BM * LDS];
@@ -84,10 +115,10 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16_nt(
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
 
     int tiles = K / BK;
-    load_stage(sA[0], sB[0], A, B, bm, bn, 0, K);
+    load_stage<TA, TB>(sA[0], sB[0], A, B, bm, bn, 0, M, N, K);
     for (int kt = 0; kt < tiles; kt++) {
         if (kt + 1 < tiles) {
-            load_stage(sA[(kt + 1) & 1], sB[(kt + 1) & 1], A, B, bm, bn, (kt + 1) * BK, K);
+            load_stage<TA, TB>(sA[(kt + 1) & 1], sB[(kt + 1) & 1], A, B, bm, bn, (kt + 1) * BK, M, N, K);
             cp_async_wait_all_but_one();
         } else {
             cp_async_wait_all();
@@ -137,4 +168,25 @@ extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16_nt(
             }
         }
     }
+}
+
+// C = alpha·A·Bᵀ + beta·C, A (M, K), B (N, K).
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16_nt(
+        const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
+        int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
+    gemm_body<false, true>(A, B, C, M, N, K, alpha, beta, strideA, strideB, strideC);
+}
+
+// C = alpha·A·B + beta·C, A (M, K), B (K, N).
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16_nn(
+        const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
+        int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
+    gemm_body<false, false>(A, B, C, M, N, K, alpha, beta, strideA, strideB, strideC);
+}
+
+// C = alpha·Aᵀ·B + beta·C, A (K, M), B (K, N).
+extern "C" __global__ void __launch_bounds__(GEMM_THREADS) gemm_bf16_tn(
+        const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
+        int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
+    gemm_body<true, false>(A, B, C, M, N, K, alpha, beta, strideA, strideB, strideC);
 }

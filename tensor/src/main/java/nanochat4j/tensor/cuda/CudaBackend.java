@@ -33,6 +33,7 @@ public final class CudaBackend implements Backend {
     private final Tensor zeroScalar;
     private volatile MatmulPrecision precision = MatmulPrecision.FP32;
     private final Bf16WeightCache weightCopies = new Bf16WeightCache();
+    private final UploadedIdRanges idRanges = new UploadedIdRanges();
     private final TensorCoreGemm ownGemm;
     private final GemmChooser chooser;
 
@@ -41,7 +42,10 @@ public final class CudaBackend implements Backend {
         this.zeroScalar = ctx.zeros(DType.F32, 1);
         this.ownGemm = new TensorCoreGemm(ctx);
         this.chooser = GemmChooser.forBackend(this::timeMs);
-        ctx.onCopyInto(weightCopies::forget);
+        ctx.onCopyInto(s -> {
+            weightCopies.forget(s);
+            idRanges.forget(s);
+        });
     }
 
     /**
@@ -68,9 +72,10 @@ public final class CudaBackend implements Backend {
         return chooser;
     }
 
-    /** A write in place into {@code t}'s storage: bf16 copies made from it are stale. */
+    /** A write in place into {@code t}'s storage: bf16 copies made from it and the ids known in it are stale. */
     private void writes(Tensor t) {
         weightCopies.forget(t.deviceStorage());
+        idRanges.forget(t.deviceStorage());
     }
 
     /** The backend of GPU 0; throws {@link CudaUnavailableException} (one-line reason) where there is none. */
@@ -115,7 +120,7 @@ public final class CudaBackend implements Backend {
         if (g.numel() != n || m.numel() != n || v.numel() != n) throw bad("adamw", "p, g, m and v must have the same element count", p, g, m, v);
         writes(p);
         if (n > 0) {
-            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
+            ctx.module("optim", blockDefines()).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
                     p(p), p(g), p(m), p(v), n, decay, w1, w2, bias2, eps, stepSize);
         }
     }
@@ -127,7 +132,7 @@ public final class CudaBackend implements Backend {
         if (p.numel() != u.numel()) throw bad("muonCautious", "p and u must have the same element count", p, u);
         writes(p);
         if (p.numel() > 0) {
-            ctx.module("optim", Map.of("BLOCK", String.valueOf(BLOCK))).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
+            ctx.module("optim", blockDefines()).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
                     p(p), p(u), p.numel(), lr, lrWd);
         }
     }
@@ -139,15 +144,21 @@ public final class CudaBackend implements Backend {
         ctx.memset(x, 0);
     }
 
-    /** Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. */
+    /**
+     * Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. The range of
+     * int ids is noted on the way, so embeddings of them need no device-side check (see {@link UploadedIdRanges}).
+     */
     @Override
     public Tensor upload(Tensor host) {
         ctx.bind();
-        return ctx.upload(host);
+        if (host.isOnDevice()) return host;
+        Tensor d = ctx.upload(host);
+        if (host.dtype() == DType.I32) idRanges.remember(d.deviceStorage(), host.toIntArray());
+        return d;
     }
 
     private CudaContext.Module mod(String source) {
-        return ctx.module(source, Map.of("BLOCK", String.valueOf(BLOCK)));
+        return ctx.module(source, blockDefines());
     }
 
     private int grid(long n) {
@@ -238,24 +249,68 @@ public final class CudaBackend implements Backend {
 
     /**
      * Row-major C (m×n) = alpha·op(A)·op(B) + beta·C with bf16 A and B (device addresses), fp32 accumulation and C:
-     * cuBLAS GemmEx, or our tensor-core kernel where the chooser timed it faster for this shape (A·Bᵀ, beta = 0).
+     * cuBLAS GemmEx, or our tensor-core kernel where the chooser timed it faster for this shape and verified it.
      */
     private void gemmBf16(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
         if (m == 0 || n == 0 || k == 0) return;
         ctx.bind();
-        Runnable cublas = () -> {
-            int lda = transA ? m : k, ldb = transB ? k : n;
-            ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, alpha, b, Cublas.R_16BF, ldb,
-                    a, Cublas.R_16BF, lda, beta, c, Cublas.R_32F, n, Cublas.COMPUTE_32F);
-        };
-        if (beta != 0f) {
-            cublas.run();
+        if (!TensorCoreGemm.aligned(a, b, c)) { // a window our kernels cannot load: cuBLAS, leaving the shape undecided
+            cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
             return;
         }
-        GemmChooser.Choice choice = chooser.choose(new GemmChooser.Shape(m, n, k, transA, transB), cublas,
-                tile -> () -> ownGemm.run(a, b, c, m, n, k, 1, true, alpha, 0f, tile));
-        if (choice.ours()) ownGemm.run(a, b, c, m, n, k, 1, true, alpha, 0f, choice.tile());
-        else cublas.run();
+        GemmChooser.Shape shape = new GemmChooser.Shape(m, n, k, transA, transB);
+        GemmChooser.Choice choice = chooser.known(shape);
+        if (choice == null) choice = firstUse(shape, alpha, a, b, beta, c);
+        if (choice.ours()) ownGemm.run(a, b, c, m, n, k, 1, true, transA, transB, alpha, beta, choice.tile());
+        else cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
+    }
+
+    private void cublasBf16(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, alpha, b, Cublas.R_16BF, ldb,
+                a, Cublas.R_16BF, lda, beta, c, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+    }
+
+    /**
+     * The first GEMM of a shape: the chooser times cuBLAS and our tiles and verifies its candidate against cuBLAS on
+     * two scratch outputs, each a fresh copy of C before a verified run (so beta ≠ 0 reads the real C and nothing
+     * writes it); the caller then runs the chosen kernel once on the real C.
+     */
+    private GemmChooser.Choice firstUse(GemmChooser.Shape shape, float alpha, long a, long b, float beta, long c) {
+        if (!chooser.runsKernelsToDecide(shape)) { // cuBLAS without a run: no scratch outputs needed
+            return chooser.choose(shape, () -> {}, tile -> () -> {}, tile -> Double.NaN);
+        }
+        int m = shape.m(), n = shape.n(), k = shape.k();
+        boolean transA = shape.transA(), transB = shape.transB();
+        long elems = (long) m * n;
+        if (elems > Integer.MAX_VALUE) return chooser.cublasFor(shape, "output too large to verify ours against cuBLAS on the host");
+        Tensor ref, mine;
+        try {
+            ref = ctx.empty(DType.F32, (int) elems);
+            mine = ctx.empty(DType.F32, (int) elems);
+        } catch (CudaOutOfMemoryException e) {
+            return chooser.cublasFor(shape, "no device memory for the scratch outputs that time and verify ours ("
+                    + CudaOutOfMemoryException.human(e.requested()) + ")");
+        }
+        Runnable cublas = () -> cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, p(ref));
+        java.util.function.Function<TensorCoreGemm.Tile, Runnable> ours =
+                tile -> () -> ownGemm.run(a, b, p(mine), m, n, k, 1, true, transA, transB, alpha, beta, tile);
+        GemmChooser.Verifier verify = tile -> {
+            ctx.driver().copyDtoDAsync(p(ref), c, 4 * elems, ctx.stream());
+            ctx.driver().copyDtoDAsync(p(mine), c, 4 * elems, ctx.stream());
+            float[] base = beta != 0f ? ref.toFloatArray() : null;
+            cublas.run();
+            ours.apply(tile).run();
+            float[] want = ref.toFloatArray(), got = mine.toFloatArray();
+            if (base != null) { // compare the products alone: a large accumulated C must not hide a wrong one
+                for (int i = 0; i < want.length; i++) {
+                    want[i] -= beta * base[i];
+                    got[i] -= beta * base[i];
+                }
+            }
+            return GemmChooser.relativeError(want, got);
+        };
+        return chooser.choose(shape, cublas, ours, verify);
     }
 
     /** Device milliseconds of one run of {@code body}: a warm-up (compiles, picks algorithms), then the median of 3. */
@@ -787,7 +842,8 @@ public final class CudaBackend implements Backend {
         if (ids.numel() == 0) return out;
         Tensor bad = flag(1);
         mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), v, e, p(out), p(bad));
-        if (checkIds) checkIdFlag("embedding", bad, ids, v, "table " + table);
+        // ids uploaded by this backend were range-checked on the host as they went up: no device → host wait
+        if (checkIds && !idRanges.within(ids.deviceStorage(), v)) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
     }
 
@@ -853,10 +909,22 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    private static final int ROWS = 8, KT = 32;
+    /** Query (or key) rows per attention block, at every head dim: ptxas reports no spill for it (KernelCompileTest). */
+    static final int ROWS = 8;
+    private static final int KT = 32;
+
+    /** The -D constants the attention module is compiled with at head dim {@code d}; KernelCompileTest compiles the same. */
+    static Map<String, String> attentionDefines(int d) {
+        return Map.of("BLOCK", String.valueOf(BLOCK), "HEAD_DIM", String.valueOf(d), "ROWS", String.valueOf(ROWS));
+    }
+
+    /** The -D constants of every other (elementwise, reduce, norm, …) module. */
+    static Map<String, String> blockDefines() {
+        return Map.of("BLOCK", String.valueOf(BLOCK));
+    }
 
     private CudaContext.Module attn(int d) {
-        return ctx.module("attention", Map.of("BLOCK", String.valueOf(BLOCK), "HEAD_DIM", String.valueOf(d), "ROWS", String.valueOf(ROWS)));
+        return ctx.module("attention", attentionDefines(d));
     }
 
     private static int fwdShared(int d) {

@@ -47,6 +47,7 @@ public final class CudaContext {
     private Cublas cublas;
     private final PtxCache cache = new PtxCache(PtxCache.defaultDir());
     private long pooledBytes;
+    private final java.util.concurrent.atomic.AtomicLong hostWaits = new java.util.concurrent.atomic.AtomicLong();
     /** Told of every explicit copy into device memory (the backend's bf16 weight copies of it become stale). */
     private volatile Consumer<DeviceStorage> onCopyInto = s -> {};
 
@@ -124,8 +125,15 @@ public final class CudaContext {
         return cublas;
     }
 
+    /** Waits for everything queued on the stream (every copy to or from the host does; counted, see {@link #hostWaits}). */
     public void synchronize() {
+        hostWaits.incrementAndGet();
         driver.streamSynchronize(stream);
+    }
+
+    /** Times the host has waited for the stream so far (a decode step's budget of them is tested). */
+    public long hostWaits() {
+        return hostWaits.get();
     }
 
     // ------------------------------------------------------------------ memory

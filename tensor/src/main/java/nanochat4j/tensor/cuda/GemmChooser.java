@@ -10,18 +10,26 @@ import java.util.function.Function;
 
 /**
  * Which kernel runs a bf16 GEMM of a given shape: cuBLAS GemmEx or our {@link TensorCoreGemm} at one of its tiles.
- * At the first GEMM of a shape both are timed ({@link Timer}: a warm-up, then the median of a few runs) and the
- * faster is kept for the rest of the run and logged once. Our kernel computes C = A·Bᵀ only, with every dim a
- * multiple of a tile; any other shape or layout goes to cuBLAS without timing. {@code -Dnanochat4j.cuda.gemm=}
- * {@code auto} (default), {@code cublas} or {@code ours} (the first fitting tile, untimed) overrides the choice.
- * The timed runs write the real output, so the chooser is only asked for GEMMs with beta = 0 (repeats are harmless).
+ * At the first GEMM of a shape both are timed ({@link Timer}: a warm-up, then the median of a few runs); before our
+ * kernel is kept it is verified: its output on the same inputs must match cuBLAS's within bf16's rounding
+ * ({@link #TOLERANCE} of the output's largest magnitude), else cuBLAS is kept and a warning logged, so a wrong kernel
+ * is never chosen. The choice holds for the rest of the run and is logged once. Our kernels compute A·Bᵀ, A·B and
+ * Aᵀ·B with every dim a multiple of a tile; any other shape or layout goes to cuBLAS untimed. {@code
+ * -Dnanochat4j.cuda.gemm=} {@code auto} (default), {@code cublas} or {@code ours} (the first fitting tile, untimed
+ * but still verified) overrides the choice. The caller's timed and verified runs must leave the real output alone
+ * (scratch outputs) when beta ≠ 0.
  */
 public final class GemmChooser {
     /** A row-major GEMM C (m×n) = op(A)·op(B) with inner dim k. */
     public record Shape(int m, int n, int k, boolean transA, boolean transB) {
-        /** The layout our kernel computes: A (m, k) and B (n, k), both k-contiguous. */
+        /** The layout of the forward linear, A (m, k) and B (n, k), both k-contiguous. */
         public boolean nt() {
             return !transA && transB;
+        }
+
+        /** A layout one of our kernels computes (A·Bᵀ, A·B, Aᵀ·B). */
+        public boolean ours() {
+            return TensorCoreGemm.supports(transA, transB);
         }
 
         @Override
@@ -46,6 +54,32 @@ public final class GemmChooser {
     @FunctionalInterface
     public interface Timer {
         double ms(Runnable body);
+    }
+
+    /**
+     * Largest difference allowed between our output and cuBLAS's on the same bf16 inputs, relative to the output's
+     * largest magnitude: bf16's unit roundoff (2^-8). Both accumulate in fp32, so a correct kernel differs by far less
+     * (summation order only); a wrong index or layout differs by about the output's own size.
+     */
+    public static final double TOLERANCE = 1.0 / 256;
+
+    /** Max |ours − reference| over max |reference| (NaN when either holds a NaN, or the lengths differ: not a match). */
+    public static double relativeError(float[] reference, float[] ours) {
+        if (reference.length != ours.length) return Double.NaN;
+        double maxRef = 0, maxDiff = 0;
+        for (int i = 0; i < reference.length; i++) {
+            double r = reference[i], o = ours[i];
+            if (Double.isNaN(r) || Double.isNaN(o)) return Double.NaN;
+            maxRef = Math.max(maxRef, Math.abs(r));
+            maxDiff = Math.max(maxDiff, Math.abs(o - r));
+        }
+        return maxDiff == 0 ? 0 : maxDiff / Math.max(maxRef, Float.MIN_NORMAL);
+    }
+
+    /** Our kernel's error against cuBLAS ({@link #relativeError}) on the GEMM at hand, with a tile. */
+    @FunctionalInterface
+    public interface Verifier {
+        double error(TensorCoreGemm.Tile tile);
     }
 
     public enum Mode {
@@ -80,31 +114,59 @@ public final class GemmChooser {
         return new GemmChooser(TensorCoreGemm.TILES, timer, line -> System.err.println("cuda: " + line), Mode.fromProperty());
     }
 
+    /** The choice made for {@code shape}, or null while it is undecided. */
+    public synchronized Choice known(Shape shape) {
+        return choices.get(shape);
+    }
+
     /**
-     * The kernel for {@code shape}, timing {@code cublas} and {@code ours.apply(tile)} at its first use; the
-     * runnables compute the real GEMM (beta = 0).
+     * The kernel for {@code shape}, timing {@code cublas} and {@code ours.apply(tile)} at its first use and verifying
+     * our candidate with {@code verify}; the runnables may be run several times (scratch outputs when beta ≠ 0).
      */
-    public synchronized Choice choose(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours) {
+    public synchronized Choice choose(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours, Verifier verify) {
         Choice c = choices.get(shape);
         if (c != null) return c;
-        c = decide(shape, cublas, ours);
+        return keep(shape, decide(shape, cublas, ours, verify));
+    }
+
+    /** Settles {@code shape} on cuBLAS without timing (e.g. no device memory for the scratch outputs); {@code why} is logged. */
+    public synchronized Choice cublasFor(Shape shape, String why) {
+        Choice c = choices.get(shape);
+        return c != null ? c : keep(shape, new Choice(null, Double.NaN, Double.NaN, why));
+    }
+
+    private Choice keep(Shape shape, Choice c) {
         choices.put(shape, c);
         log.accept("gemm " + shape + " → " + c);
         return c;
     }
 
-    private Choice decide(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours) {
+    /** Whether deciding {@code shape} would run any kernel (not forced to cuBLAS, a layout and a tile of ours fit). */
+    public boolean runsKernelsToDecide(Shape shape) {
+        if (mode == Mode.CUBLAS || !shape.ours()) return false;
+        for (TensorCoreGemm.Tile t : tiles) if (t.fits(shape.m(), shape.n(), shape.k())) return true;
+        return false;
+    }
+
+    private Choice decide(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours, Verifier verify) {
         if (mode == Mode.CUBLAS) return new Choice(null, Double.NaN, Double.NaN, "forced (-Dnanochat4j.cuda.gemm=cublas)");
-        if (!shape.nt()) return new Choice(null, Double.NaN, Double.NaN, "our kernel computes A·Bᵀ only");
+        if (!shape.ours()) return new Choice(null, Double.NaN, Double.NaN, "our kernels compute A·Bᵀ, A·B and Aᵀ·B only");
         List<TensorCoreGemm.Tile> fitting = new ArrayList<>();
         for (TensorCoreGemm.Tile t : tiles) if (t.fits(shape.m(), shape.n(), shape.k())) fitting.add(t);
         if (fitting.isEmpty()) return new Choice(null, Double.NaN, Double.NaN, "no tile of ours divides the shape");
-        if (mode == Mode.OURS) return new Choice(fitting.getFirst(), Double.NaN, Double.NaN, "forced (-Dnanochat4j.cuda.gemm=ours)");
+        if (mode == Mode.OURS) {
+            return verified(fitting.getFirst(), Double.NaN, Double.NaN, "forced (-Dnanochat4j.cuda.gemm=ours)", verify);
+        }
         double cublasMs = timer.ms(cublas);
         TensorCoreGemm.Tile best = null;
         double bestMs = Double.POSITIVE_INFINITY;
         for (TensorCoreGemm.Tile t : fitting) {
-            double ms = timer.ms(ours.apply(t));
+            double ms;
+            try {
+                ms = timer.ms(ours.apply(t));
+            } catch (RuntimeException e) { // e.g. NVRTC refused the source: cuBLAS still works
+                return new Choice(null, cublasMs, Double.NaN, "WARNING: our kernel (tile " + t + ") failed, cuBLAS kept: " + e.getMessage());
+            }
             if (ms < bestMs) {
                 bestMs = ms;
                 best = t;
@@ -112,7 +174,21 @@ public final class GemmChooser {
         }
         String times = String.format(Locale.ROOT, "%.4f ms ours (tile %s, %.0f%% of cuBLAS's speed) vs %.4f ms cuBLAS", bestMs, best,
                 100 * cublasMs / bestMs, cublasMs);
-        return bestMs < cublasMs ? new Choice(best, cublasMs, bestMs, times) : new Choice(null, cublasMs, bestMs, times);
+        return bestMs < cublasMs ? verified(best, cublasMs, bestMs, times, verify) : new Choice(null, cublasMs, bestMs, times);
+    }
+
+    /** Our kernel at {@code tile} if its output matches cuBLAS's, else cuBLAS with the warning in {@code why}. */
+    private static Choice verified(TensorCoreGemm.Tile tile, double cublasMs, double oursMs, String why, Verifier verify) {
+        double err;
+        try {
+            err = verify.error(tile);
+        } catch (RuntimeException e) {
+            return new Choice(null, cublasMs, oursMs, "WARNING: our kernel (tile " + tile + ") failed, cuBLAS kept: " + e.getMessage());
+        }
+        if (err <= TOLERANCE) return new Choice(tile, cublasMs, oursMs, why + String.format(Locale.ROOT, "; matches cuBLAS (max error %.1e)", err));
+        return new Choice(null, cublasMs, oursMs, String.format(Locale.ROOT,
+                "WARNING: our kernel (tile %s) disagrees with cuBLAS (max error %.3g of the output's largest magnitude, tolerance %.3g), "
+                        + "cuBLAS kept; %s", tile, err, TOLERANCE, why));
     }
 
     /** Every shape decided so far, in first-use order. */

@@ -31,7 +31,7 @@ public final class KernelSignatures {
     public record Param(String declaration, Kind kind) {}
 
     private static final Pattern KERNEL = Pattern.compile(
-            "extern\\s+\"C\"\\s+__global__\\s+void\\s+(?:__launch_bounds__\\s*\\([^)]*\\)\\s+)?(\\w+)\\s*\\(([^)]*)\\)");
+            "extern\\s+\"C\"\\s+__global__\\s+void\\s+(?:__launch_bounds__\\s*\\((?:[^()]|\\([^()]*\\))*\\)\\s+)?(\\w+)\\s*\\(([^)]*)\\)");
     private static final Pattern WORD = Pattern.compile("[A-Za-z_]\\w*");
 
     private KernelSignatures() {}

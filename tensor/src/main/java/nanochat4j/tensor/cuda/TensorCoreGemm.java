@@ -7,9 +7,9 @@ import nanochat4j.tensor.Tensor;
 
 /**
  * Our own tensor-core GEMM ({@code gemm.cu}: mma.sync m16n8k16, bf16 in, fp32 accumulate), generated per tile
- * shape: each {@link Tile} is an NVRTC compile of the same source with its sizes as -D constants. Computes
- * C = alpha·A·Bᵀ + beta·C for A (batch…, M, K) and B (N, K) or (batch…, N, K) in bf16, C (batch…, M, N) fp32 — the
- * layout of y = x·Wᵀ. {@code bench kernels --device cuda} times every tile beside cuBLAS on the model's layer
+ * shape: each {@link Tile} is an NVRTC compile of the same source with its sizes as -D constants. On tensors it
+ * computes C = alpha·A·Bᵀ + beta·C for A (batch…, M, K) and B (N, K) or (batch…, N, K) in bf16, C (batch…, M, N)
+ * fp32 — the layout of y = x·Wᵀ; on device addresses also A·B and Aᵀ·B (the backward's dx = dy·W and dW = dyᵀ·x). {@code bench kernels --device cuda} times every tile beside cuBLAS on the model's layer
  * shapes and reports the faster per shape.
  */
 public final class TensorCoreGemm {
@@ -84,8 +84,37 @@ public final class TensorCoreGemm {
      * for the backend's GEMMs on windows of larger buffers; the caller has checked the shapes and that the tile fits.
      */
     void run(long a, long b, long c, int m, int n, int k, int batch, boolean sharedB, float alpha, float beta, Tile tile) {
+        run(a, b, c, m, n, k, batch, sharedB, false, true, alpha, beta, tile);
+    }
+
+    /** Our kernels' layouts: A·Bᵀ, A·B and Aᵀ·B (not Aᵀ·Bᵀ, which no op of the model computes). */
+    public static boolean supports(boolean transA, boolean transB) {
+        return !(transA && transB);
+    }
+
+    /**
+     * Whether device addresses suit our kernels: 16-byte aligned operands (cp.async and the 16-byte loads of the
+     * transposed tiles) and an 8-byte aligned C (float2 stores).
+     */
+    public static boolean aligned(long a, long b, long c) {
+        return (a & 15) == 0 && (b & 15) == 0 && (c & 7) == 0;
+    }
+
+    /** The kernel of a layout: gemm_bf16_nt (A (m, k), B (n, k)), _nn (B (k, n)) or _tn (A (k, m), B (k, n)). */
+    static String kernel(boolean transA, boolean transB) {
+        if (!supports(transA, transB)) throw new IllegalArgumentException("TensorCoreGemm: no kernel for Aᵀ·Bᵀ");
+        return "gemm_bf16_" + (transA ? "t" : "n") + (transB ? "t" : "n");
+    }
+
+    /**
+     * Row-major C (m, n) = alpha·op(A)·op(B) + beta·C on device addresses, op(A) (m, k) being A stored (k, m) when
+     * {@code transA}, op(B) (k, n) being B stored (n, k) when {@code transB}; batch strides are the matrices' sizes
+     * (B's 0 when {@code sharedB}). The caller has checked the shapes, the alignment and that the tile fits.
+     */
+    void run(long a, long b, long c, int m, int n, int k, int batch, boolean sharedB, boolean transA, boolean transB, float alpha,
+             float beta, Tile tile) {
         if (batch == 0 || m == 0 || n == 0) return;
-        ctx.module("gemm", tile.defines()).launch("gemm_bf16_nt", n / tile.bn(), m / tile.bm(), batch, tile.threads(), 0,
+        ctx.module("gemm", tile.defines()).launch(kernel(transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(), 0,
                 a, b, c, m, n, k, alpha, beta, (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
     }
 }

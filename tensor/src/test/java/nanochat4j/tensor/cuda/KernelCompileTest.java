@@ -10,6 +10,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -21,7 +23,8 @@ import org.junit.jupiter.api.io.TempDir;
  * Compiles every kernel source for Hopper with nvcc (as NVRTC will: includes inlined, the same -D constants) and
  * fails on a compile error or a register spill ("N bytes spill stores" with N > 0 in ptxas's resource report) —
  * so a broken or slow kernel fails CI on machines without a GPU. Skipped with a message where nvcc is not on the
- * PATH. The attention source is compiled at each head dim the models use.
+ * PATH. Each source is compiled with the defines the backend launches it with (the attention module at each head
+ * dim the models and tests use).
  */
 class KernelCompileTest {
     private static final Pattern SPILL = Pattern.compile("(\\d+) bytes spill stores");
@@ -49,9 +52,9 @@ class KernelCompileTest {
         int kernels = 0;
         for (String name : KernelSources.ALL) {
             List<List<String>> variants = switch (name) {
-                case "attention" -> List.of(List.of("-DHEAD_DIM=64"), List.of("-DHEAD_DIM=128"), List.of("-DHEAD_DIM=16"));
+                case "attention" -> attentionVariants();
                 case "gemm" -> TensorCoreGemm.TILES.stream().map(TensorCoreGemm.Tile::nvccDefines).toList(); // every tile generated
-                default -> List.of(List.of("-DBLOCK=256"));
+                default -> List.of(dashD(CudaBackend.blockDefines()));
             };
             for (List<String> defs : variants) {
                 Path src = tmp.resolve(name + ".cu");
@@ -79,6 +82,31 @@ class KernelCompileTest {
         }
         if (!failures.isEmpty()) fail(String.join("\n", failures));
         assertTrue(kernels >= 30, "expected every kernel in ptxas's report, saw " + kernels);
+    }
+
+    /**
+     * The attention module exactly as the backend launches it (its defines, ROWS included) at the head dims the models
+     * (128; 64 at small widths) and the tests (16, 32) use, plus ROWS = 4 at head dim 64, the variant that once spilled.
+     */
+    static List<List<String>> attentionVariants() {
+        List<List<String>> v = new ArrayList<>();
+        for (int d : new int[] {16, 32, 64, 128}) v.add(dashD(CudaBackend.attentionDefines(d)));
+        Map<String, String> rows4 = new TreeMap<>(CudaBackend.attentionDefines(64));
+        rows4.put("ROWS", "4");
+        v.add(dashD(rows4));
+        return v;
+    }
+
+    /** -DNAME=VALUE flags in NVRTC's order (CudaContext.compileOptions). */
+    static List<String> dashD(Map<String, String> defines) {
+        return CudaContext.compileOptions("x", defines).stream().filter(o -> o.startsWith("-D")).toList();
+    }
+
+    @Test
+    void attentionIsCheckedAsLaunched() {
+        List<List<String>> v = attentionVariants();
+        assertTrue(v.contains(List.of("-DBLOCK=256", "-DHEAD_DIM=128", "-DROWS=" + CudaBackend.ROWS)), v.toString());
+        assertTrue(v.contains(List.of("-DBLOCK=256", "-DHEAD_DIM=64", "-DROWS=" + CudaBackend.ROWS)), v.toString());
     }
 
     @Test

@@ -48,9 +48,11 @@ class KernelSignaturesTest {
                 k1(const float* __restrict__ x, int n, float s, double d, long long big,
                    const __grid_constant__ Bcast b, unsigned short* __restrict__ y) {}
                 extern "C" __global__ void k2() {}
+                extern "C" __global__ void __launch_bounds__(ROWS * 32, 1024 / (ROWS * 32)) k3(float* y, int n) {}
                 """;
         Map<String, List<Param>> k = KernelSignatures.parse(src);
-        assertEquals(List.of("k1", "k2"), List.copyOf(k.keySet()));
+        assertEquals(List.of("k1", "k2", "k3"), List.copyOf(k.keySet()));
+        assertEquals(List.of(Kind.POINTER, Kind.INT), k.get("k3").stream().map(Param::kind).toList(), "bounds with nested parentheses");
         assertEquals(List.of(Kind.POINTER, Kind.INT, Kind.FLOAT, Kind.DOUBLE, Kind.LONG, Kind.STRUCT, Kind.POINTER),
                 k.get("k1").stream().map(Param::kind).toList());
         assertEquals(List.of(), k.get("k2"));

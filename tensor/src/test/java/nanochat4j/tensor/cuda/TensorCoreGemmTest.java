@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
@@ -91,5 +92,58 @@ class TensorCoreGemmTest {
                 TensorCoreGemm.TILES.getFirst()), "fp32 operands are refused");
         assertEquals(DType.BF16, be.toBf16(f32).dtype());
         assertTrue(Backend.of(f32) == be);
+    }
+
+    /** The backward's layouts, A·B (dx = dy·W) and Aᵀ·B (dW = dyᵀ·x), at every tile against float64, with and without beta. */
+    @Test
+    void backwardLayoutsMatchFloat64OnTheGpu() {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "tensor-core GEMM skipped: " + why);
+        CudaBackend be = CudaBackend.get();
+        SplittableRandom r = new SplittableRandom(5);
+        TensorCoreGemm own = new TensorCoreGemm(be.context());
+        int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}};
+        for (TensorCoreGemm.Tile tile : TensorCoreGemm.TILES) {
+            for (int[] s : shapes) {
+                int m = s[0], n = s[1], k = s[2];
+                if (!tile.fits(m, n, k)) continue;
+                for (boolean transA : new boolean[] {false, true}) {
+                    Tensor a = transA ? bf16(be, r, k, m) : bf16(be, r, m, k), b = bf16(be, r, k, n);
+                    float[] init = new float[m * n];
+                    for (int i = 0; i < init.length; i++) init[i] = (float) r.nextGaussian();
+                    Tensor c = be.upload(Tensor.of(init.clone(), m, n)), c0 = be.upload(Tensor.of(init.clone(), m, n));
+                    own.run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, 1, true, transA, false, 0.5f, 2f, tile);
+                    own.run(a.deviceAddress(), b.deviceAddress(), c0.deviceAddress(), m, n, k, 1, true, transA, false, 1f, 0f, tile);
+                    float[] ah = a.toFloatArray(), bh = b.toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
+                    double worst = 0;
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            double sum = 0;
+                            for (int l = 0; l < k; l++) sum += (double) (transA ? ah[l * m + i] : ah[i * k + l]) * bh[l * n + j];
+                            worst = Math.max(worst, Math.abs(plain[i * n + j] - sum));
+                            worst = Math.max(worst, Math.abs(got[i * n + j] - (0.5 * sum + 2.0 * init[i * n + j])));
+                        }
+                    }
+                    assertTrue(worst < 1e-5 * k + 1e-4, tile + (transA ? " TN " : " NN ") + m + "x" + n + "x" + k + ": max error " + worst);
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> TensorCoreGemm.kernel(true, true), "no Aᵀ·Bᵀ kernel");
+    }
+
+    @Test
+    void layoutsNameTheirKernelsAndAlignmentIsChecked() {
+        assertEquals("gemm_bf16_nt", TensorCoreGemm.kernel(false, true));
+        assertEquals("gemm_bf16_nn", TensorCoreGemm.kernel(false, false));
+        assertEquals("gemm_bf16_tn", TensorCoreGemm.kernel(true, false));
+        assertThrows(IllegalArgumentException.class, () -> TensorCoreGemm.kernel(true, true));
+        assertTrue(TensorCoreGemm.aligned(256, 4096, 8));
+        assertTrue(!TensorCoreGemm.aligned(256 + 8, 4096, 8) && !TensorCoreGemm.aligned(256, 4096 + 2, 8) && !TensorCoreGemm.aligned(256, 4096, 4));
+        // every kernel the layouts name is in gemm.cu, with the parameter list the launch passes
+        var kernels = KernelSignatures.parse(KernelSources.source("gemm"));
+        for (String k : List.of("gemm_bf16_nt", "gemm_bf16_nn", "gemm_bf16_tn")) {
+            assertTrue(kernels.containsKey(k), k + " is not in gemm.cu: " + kernels.keySet());
+            KernelSignatures.check(k, kernels.get(k), new Object[] {0L, 0L, 0L, 1, 1, 1, 1f, 0f, 0L, 0L, 0L});
+        }
     }
 }

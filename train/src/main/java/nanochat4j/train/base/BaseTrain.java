@@ -10,8 +10,10 @@ import java.util.Map;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.BaseDir;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
 import nanochat4j.train.collective.Collective;
@@ -57,10 +59,21 @@ public final class BaseTrain {
     /** Runs on this process's rank of the job the environment describes (a world of one without a launcher). */
     public static Result run(BaseTrainOptions o, TokenizerView tok, PrintStream out) throws IOException {
         DepthDial dial = DepthDial.derive(o, tok.vocabSize());
-        String fingerprint = "base-train " + dial.config() + " total batch " + dial.totalBatch() + " device batch "
-                + o.deviceBatchSize + " steps " + dial.numIterations() + " tokenizer " + tok.name() + "/" + tok.vocabSize()
-                + " device " + o.deviceKind(); // ranks that disagree on the device stop at the handshake, naming both
-        return Job.run(fingerprint, out, (comm, log) -> run(o, dial, tok, log, comm));
+        return Job.run(fingerprint(o, dial, tok), out, (comm, log) -> run(o, dial, tok, log, comm));
+    }
+
+    /**
+     * What every rank must agree on, compared at the handshake: the model (and so every parameter and optimizer-state
+     * shape), the batch, the horizon, the tokenizer, the device kind, the matmul precision and how the optimizer is
+     * split (sharded or replicated). Fields are "; "-separated, so a mismatch is reported field by field
+     * ("device=CPU vs device=CUDA"), naming both ranks.
+     */
+    static String fingerprint(BaseTrainOptions o, DepthDial dial, TokenizerView tok) {
+        Device device = o.deviceKind();
+        return "base-train; model=" + dial.config() + "; total batch=" + dial.totalBatch() + "; device batch=" + o.deviceBatchSize
+                + "; steps=" + dial.numIterations() + "; tokenizer=" + tok.name() + "/" + tok.vocabSize() + "; device=" + device
+                + "; precision=" + MatmulPrecision.parse(o.precision).flag()
+                + "; optimizer=" + (o.overlapReduce(2, device) ? "replicated" : "sharded"); // as with several ranks
     }
 
     /** Runs one rank of a data-parallel job over {@code comm}; {@code out} gets the log (pass a null stream off rank 0). */

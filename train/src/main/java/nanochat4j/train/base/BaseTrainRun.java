@@ -12,6 +12,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.BiConsumer;
 import nanochat4j.autograd.Var;
 import nanochat4j.model.BaseDir;
 import nanochat4j.model.checkpoint.Checkpoint;
@@ -81,6 +82,11 @@ final class BaseTrainRun {
     private double valBpb = Double.NaN; // the latest evaluation, for the checkpoint's meta
     private LoaderState consumed;       // the loader state before the batch in hand: what a checkpoint saves
     private DataLoader.Batch batch;
+    /** What the run is doing now, for the out-of-device-memory message ("the optimizer step of step 12"). */
+    private String phase = "setting up";
+
+    /** Test seam: told of each phase as it starts, with the rank (BaseTrainTest injects device failures through it). */
+    static volatile BiConsumer<Integer, String> phaseProbe = (rank, p) -> {};
 
     BaseTrainRun(BaseTrainOptions o, DepthDial dial, TokenizerView tok, PrintStream out, Collective comm) throws IOException {
         this.o = o;
@@ -102,14 +108,20 @@ final class BaseTrainRun {
         if (backend instanceof CudaBackend cb) cb.setMatmulPrecision(precision);
         out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb
                 ? " (" + cb.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
-        model = GPT.create(dial.config(), 42, device);
-        var groups = BaseTrain.paramGroups(model, o, dial);
-        // ranks (GPU ones by default) average their gradients while the backward runs, then each runs the whole optimizer
-        overlap = o.overlapReduce(world, device)
-                ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
-        opt = overlap != null ? MuonAdamW.replicated(groups, comm.rank()) : new MuonAdamW(groups, comm);
-        sched = new Schedules(dial.numIterations(), o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
-        resumedLoader = o.resume.resuming() ? resume() : null;
+        try {
+            enter("creating the model and optimizer on the " + device);
+            model = GPT.create(dial.config(), 42, device);
+            var groups = BaseTrain.paramGroups(model, o, dial);
+            // ranks (GPU ones by default) average their gradients while the backward runs, then each runs the whole optimizer
+            overlap = o.overlapReduce(world, device)
+                    ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
+            opt = overlap != null ? MuonAdamW.replicated(groups, comm.rank()) : new MuonAdamW(groups, comm);
+            sched = new Schedules(dial.numIterations(), o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
+            if (o.resume.resuming()) enter("loading checkpoint step " + o.resume.resumeFromStep + " onto the " + device);
+            resumedLoader = o.resume.resuming() ? resume() : null;
+        } catch (CudaOutOfMemoryException e) {
+            throw outOfMemory(e);
+        }
 
         if (!Files.isDirectory(dataDir)) {
             throw new IllegalArgumentException("no training data: " + dataDir + " does not exist; give --data DIR (a folder of *.parquet, "
@@ -186,22 +198,31 @@ final class BaseTrainRun {
             batch = train.next();
             while (true) {
                 boolean last = state.step() == dial.numIterations();
+                enter("the evaluation at step " + state.step());
                 evaluate(last);
-                if (last || saveDue()) save();
+                if (last || saveDue()) {
+                    enter("saving checkpoint step " + state.step() + " (model and optimizer state copied to the host)");
+                    save();
+                }
                 if (last) break;
 
                 long t0 = System.nanoTime();
                 float trainLoss = forwardBackward(train);
+                enter("the gradient all-reduce of step " + (state.step() + 1));
                 double waited = overlap == null ? 0 : overlap.await();
                 double lrm = sched.lrMultiplier(state.step());
                 opt.setLrMultiplier(lrm);
                 opt.setMuonMomentum(sched.muonMomentum(state.step()));
                 opt.setMuonWeightDecay(sched.muonWeightDecay(state.step()));
+                enter("the optimizer step of step " + (state.step() + 1));
                 opt.step();
                 opt.zeroGrad();
                 logStep(trainLoss, lrm, (System.nanoTime() - t0) / 1e9, waited);
             }
             bar.clear();
+        } catch (CudaOutOfMemoryException e) {
+            bar.clear();
+            throw outOfMemory(e);
         }
         if (overlap != null) {
             overlap.close();
@@ -216,30 +237,33 @@ final class BaseTrainRun {
     /** Gradient accumulation over the micro-steps of this step; returns the last micro-step's loss. */
     private float forwardBackward(DataLoader train) {
         float trainLoss = 0;
-        try {
-            for (int micro = 0; micro < accum; micro++) {
-                Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
-                        Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
-                trainLoss = loss.item();
-                if (overlap != null && micro == accum - 1) {
-                    try (var reducing = overlap.duringBackward()) {
-                        loss.backward(1f / accum);
-                    }
-                } else {
+        for (int micro = 0; micro < accum; micro++) {
+            enter("the forward/backward of step " + (state.step() + 1) + " (micro-step " + (micro + 1) + " of " + accum + ")");
+            Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
+                    Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
+            trainLoss = loss.item();
+            if (overlap != null && micro == accum - 1) {
+                try (var reducing = overlap.duringBackward()) {
                     loss.backward(1f / accum);
                 }
-                consumed = batch.state();
-                batch = train.next();
+            } else {
+                loss.backward(1f / accum);
             }
-        } catch (CudaOutOfMemoryException e) {
-            // the checkpoints on disk were written atomically before this step and stay as they are
-            throw new IllegalStateException("out of GPU memory in step " + state.step() + " (device batch " + o.deviceBatchSize + " × "
-                    + o.maxSeqLen + " tokens, " + dial.config() + "): " + e.getMessage() + "; checkpoints in " + ckptDir
-                    + " are intact; rerun with a smaller --device-batch-size (e.g. " + Math.max(1, o.deviceBatchSize / 2)
-                    + ", gradient accumulation keeps the total batch)", e);
+            consumed = batch.state();
+            batch = train.next();
         }
         if (!Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + state.step());
         return trainLoss;
+    }
+
+    private void enter(String what) {
+        phase = what;
+        phaseProbe.accept(comm.rank(), what);
+    }
+
+    /** A device allocation failure as one message: what ran, the sizes, the flag to lower, the last checkpoint on disk. */
+    private IllegalStateException outOfMemory(CudaOutOfMemoryException e) {
+        return OutOfDeviceMemory.explain(e, phase, comm.rank(), comm.worldSize(), o.deviceBatchSize, o.maxSeqLen, ckptDir);
     }
 
     /** Val bpb, CORE and samples, each when its interval comes round and at the end. */

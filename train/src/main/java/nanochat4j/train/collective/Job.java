@@ -20,12 +20,20 @@ public final class Job {
     /** Runs {@code body} on this rank; ranks whose {@code fingerprint}s differ stop at the handshake, naming both. */
     public static <T> T run(String fingerprint, PrintStream out, Body<T> body) throws IOException {
         try (Collective comm = Collective.fromEnvironment(fingerprint)) {
-            try {
-                return body.run(comm, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()));
-            } catch (IOException | RuntimeException | Error e) {
-                comm.abort("rank " + comm.rank() + " failed: " + e);
-                throw e;
-            }
+            return runOn(comm, out, body);
+        }
+    }
+
+    /**
+     * Runs {@code body} on {@code comm}'s rank: when it throws (a CUDA error, out of memory, bad data), the other
+     * ranks' current or next collective fails naming this rank and the error, instead of waiting for it.
+     */
+    public static <T> T runOn(Collective comm, PrintStream out, Body<T> body) throws IOException {
+        try {
+            return body.run(comm, comm.rank() == 0 ? out : new PrintStream(OutputStream.nullOutputStream()));
+        } catch (IOException | RuntimeException | Error e) {
+            comm.abort("rank " + comm.rank() + " failed: " + e);
+            throw e;
         }
     }
 }

@@ -12,7 +12,9 @@ import io.aeron.logbuffer.Header;
 import java.lang.foreign.MemorySegment;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.agrona.DirectBuffer;
 import org.agrona.MutableDirectBuffer;
@@ -162,13 +164,28 @@ final class Ring implements AutoCloseable {
         for (int i = 1; i < world; i++) {
             ControlMessage m = receiveControl(HELLO, "the handshake");
             if (!m.text.equals(mine)) {
-                String why = "rank " + m.origin + " runs with [" + m.text + "] but rank " + rank + " with [" + mine
-                        + "]: every rank must use the same world size and model config";
+                String why = "ranks " + m.origin + " and " + rank + " disagree on " + differences(m.text, mine) + ": rank " + m.origin
+                        + " runs with [" + m.text + "] but rank " + rank + " with [" + mine
+                        + "]: every rank must use the same world size and model config (and device)";
                 abort(why);
                 throw new CollectiveException(why);
             }
             if (i < world - 1) sendControl(HELLO, m.origin, m.text.getBytes(StandardCharsets.UTF_8));
         }
+    }
+
+    /**
+     * The fields of two handshakes that differ, "theirs vs mine" ("device=CPU vs device=CUDA"): handshakes and
+     * fingerprints are lists of fields separated by ", " or "; ".
+     */
+    static String differences(String theirs, String mine) {
+        String[] a = theirs.split("[,;] "), b = mine.split("[,;] ");
+        List<String> diff = new ArrayList<>();
+        for (int i = 0; i < Math.max(a.length, b.length); i++) {
+            String x = i < a.length ? a[i] : "(nothing)", y = i < b.length ? b[i] : "(nothing)";
+            if (!x.equals(y)) diff.add(x + " vs " + y);
+        }
+        return String.join(", ", diff);
     }
 
     private record ControlMessage(int type, int origin, String text) {}

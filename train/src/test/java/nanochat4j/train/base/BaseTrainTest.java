@@ -2,6 +2,7 @@ package nanochat4j.train.base;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,6 +12,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -20,7 +22,11 @@ import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.CudaException;
+import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
+import nanochat4j.train.collective.CollectiveException;
 import nanochat4j.train.collective.InProcessRing;
+import nanochat4j.train.collective.Job;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
 import nanochat4j.train.eval.ModelScorer;
@@ -236,6 +242,106 @@ class BaseTrainTest {
         e = assertThrows(IOException.class, () -> run(options(tmp.resolve("m"), "--core-metric-every=2", "--bundle=" + bad), log));
         assertTrue(e.getMessage().contains("mc.jsonl") && e.getMessage().contains("line 4"), e.getMessage());
         assertTrue(!log.toString(StandardCharsets.UTF_8).contains("step 00001"), "no step may run before the bundle is checked");
+    }
+
+    /**
+     * A device allocation failure mid-run (injected where the optimizer step starts, so no GPU is needed): one message
+     * with the phase, the sizes, the flag to lower and the last complete checkpoint, which then resumes.
+     */
+    @Test
+    void outOfDeviceMemoryInTheOptimizerNamesTheSizesAndTheIntactCheckpoint() throws IOException {
+        Path c = tmp.resolve("oom");
+        String m = failWithOutOfMemoryAt("the optimizer step of step 3", options(c, "--save-every=2", "--eval-every=-1"));
+        assertTrue(m.startsWith("out of GPU memory during the optimizer step of step 3: allocating 3.00 GiB failed with 512.0 MiB free "
+                + "of 141.00 GiB on the device (device batch 2 × 32 tokens); rerun with a smaller --device-batch-size (e.g. 1"), m);
+        assertTrue(m.contains("the last checkpoint on disk, step 2 (" + Checkpoint.metaFile(c, 2) + "), is intact")
+                && m.endsWith("--resume-from-step=2"), m);
+        BaseTrain.Result resumed = run(options(c, "--save-every=2", "--eval-every=-1", "--resume-from-step=2"), new ByteArrayOutputStream());
+        assertEquals(6, resumed.finalStep());
+        assertEquals(4, resumed.trainLosses().size());
+
+        // while a checkpoint is being written: the one before it is named, not the half-written one
+        Path d = tmp.resolve("oom-save");
+        m = failWithOutOfMemoryAt("saving checkpoint step 4 (model and optimizer state copied to the host)",
+                options(d, "--save-every=2", "--eval-every=-1"));
+        assertTrue(m.contains("during saving checkpoint step 4") && m.contains("step 2 (" + Checkpoint.metaFile(d, 2) + ")"), m);
+        // before any checkpoint, and at device batch 1 (nothing left to halve)
+        m = failWithOutOfMemoryAt("the forward/backward of step 1 (micro-step 1 of 2)",
+                options(tmp.resolve("oom-start"), "--device-batch-size=1", "--total-batch-size=64", "--eval-every=-1"));
+        assertTrue(m.contains("during the forward/backward of step 1 (micro-step 1 of 2)") && m.contains("--device-batch-size is already 1")
+                && m.contains("no checkpoint had been saved yet in " + tmp.resolve("oom-start")), m);
+    }
+
+    private static String failWithOutOfMemoryAt(String phase, BaseTrainOptions o) {
+        List<String> seen = new ArrayList<>();
+        BaseTrainRun.phaseProbe = (rank, p) -> {
+            seen.add(p);
+            if (p.equals(phase)) throw new CudaOutOfMemoryException(3L << 30, 1L << 29, 141L << 30);
+        };
+        try {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> run(o, new ByteArrayOutputStream()));
+            assertTrue(e.getCause() instanceof CudaOutOfMemoryException, e.toString());
+            return e.getMessage();
+        } finally {
+            BaseTrainRun.phaseProbe = (rank, p) -> {};
+            assertTrue(seen.contains(phase), "the run never entered '" + phase + "': " + seen);
+        }
+    }
+
+    /**
+     * Two ranks whose only difference is the device (one fell back to the CPU) stop at the handshake, each naming both
+     * ranks and the field that differs, before any step.
+     */
+    @Test
+    void ranksOnDifferentDevicesStopAtTheHandshakeNamingBoth() throws Exception {
+        BaseTrainOptions cpu = options(tmp.resolve("mix"), "--device=cpu"), cuda = options(tmp.resolve("mix"), "--device=cuda");
+        DepthDial dial = DepthDial.derive(cpu, BYTES.vocabSize());
+        String cpuPrint = BaseTrain.fingerprint(cpu, dial, BYTES), cudaPrint = BaseTrain.fingerprint(cuda, dial, BYTES);
+        List<Object> res = InProcessRing.runCollecting(2, 1, r -> r == 0 ? cudaPrint : cpuPrint, Duration.ofSeconds(30), c -> {
+            c.barrier(); // base-train's first collective
+            return "completed";
+        });
+        // auto --overlap-reduce follows the device: the optimizer split differs with it
+        assertTrue(((Throwable) res.get(0)).getMessage().startsWith("ranks 1 and 0 disagree on device=CPU vs device=CUDA, "
+                + "optimizer=sharded vs optimizer=replicated: "), res.get(0).toString());
+        assertTrue(((Throwable) res.get(1)).getMessage().startsWith("ranks 0 and 1 disagree on device=CUDA vs device=CPU, "
+                + "optimizer=replicated vs optimizer=sharded: "), res.get(1).toString());
+        String fp32 = BaseTrain.fingerprint(options(tmp.resolve("mix"), "--device=cpu", "--precision=fp32"), dial, BYTES);
+        assertEquals(cpuPrint.replace("; precision=bf16;", "; precision=fp32;"), fp32, "the matmul precision is agreed on too");
+    }
+
+    /**
+     * A rank whose GPU fails mid-run (a CUDA error injected into rank 1's step 2) stops the other rank with an error
+     * naming it and the CUDA error, within seconds instead of the job's timeout.
+     */
+    @Test
+    void aRankWhoseDeviceFailsStopsTheOthersNamingIt() throws Exception {
+        Path data = tmp.resolve("data2");
+        Files.createDirectories(data);
+        String docs = Files.readString(data(shared).resolve("part_0.jsonl"));
+        Files.writeString(data.resolve("a_train.jsonl"), docs.repeat(8)); // 2,400 lines: row groups of 1,024 for both ranks
+        Files.writeString(data.resolve("z_val.jsonl"), docs);
+        BaseTrainOptions o = options(tmp.resolve("dead"), "--eval-every=-1", "--total-batch-size=128", "--data=" + data);
+        DepthDial dial = DepthDial.derive(o, BYTES.vocabSize());
+        BaseTrainRun.phaseProbe = (rank, p) -> {
+            if (rank == 1 && p.startsWith("the forward/backward of step 2")) {
+                throw new CudaException("cuLaunchKernel(attn_fwd): CUDA_ERROR_ILLEGAL_ADDRESS (an illegal memory access was encountered)", 700);
+            }
+        };
+        long t0 = System.nanoTime();
+        List<Object> res;
+        try {
+            res = InProcessRing.runCollecting(2, 1, r -> BaseTrain.fingerprint(o, dial, BYTES), Duration.ofSeconds(120),
+                    c -> Job.runOn(c, new PrintStream(new ByteArrayOutputStream()), (comm, log) -> BaseTrain.run(o, dial, BYTES, log, comm)));
+        } finally {
+            BaseTrainRun.phaseProbe = (rank, p) -> {};
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        Object failed = res.get(1);
+        assertInstanceOf(CudaException.class, failed, () -> "rank 1: " + failed + (failed instanceof Throwable t ? " caused by " + t.getCause() : ""));
+        CollectiveException e = assertInstanceOf(CollectiveException.class, res.get(0), "rank 0 must fail, not finish or hang");
+        assertTrue(e.getMessage().contains("rank 1 failed: ") && e.getMessage().contains("CUDA_ERROR_ILLEGAL_ADDRESS"), e.getMessage());
+        assertTrue(seconds < 60, "took " + seconds + " s: rank 0 waited for the timeout instead of the abort");
     }
 
     @Test

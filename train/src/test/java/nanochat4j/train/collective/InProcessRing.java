@@ -30,7 +30,7 @@ public final class InProcessRing {
         return run(world, 1, i -> fingerprint, Duration.ofSeconds(60), body);
     }
 
-    interface Fingerprints {
+    public interface Fingerprints {
         String of(int rank);
     }
 
@@ -38,7 +38,7 @@ public final class InProcessRing {
         int of(int rank);
     }
 
-    static <T> List<Object> runCollecting(int world, int nodes, Fingerprints fp, Duration timeout, Body<T> body)
+    public static <T> List<Object> runCollecting(int world, int nodes, Fingerprints fp, Duration timeout, Body<T> body)
             throws Exception {
         return runCollecting(world, nodes, fp, timeout, r -> world, body);
     }
