@@ -2,14 +2,14 @@ package nanochat4j.bench;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.HttpURLConnection;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.time.Duration;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -18,7 +18,6 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.stream.Stream;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
@@ -37,7 +36,8 @@ import picocli.CommandLine.Option;
  * every client sends one streaming OpenAI request at the same moment and times its events: time to first token
  * (queueing and prefill included) and the decode rate of its stream after that. The server's cost per token is the
  * single-stream decode rate against the same {@link Engine} called directly, in the same process (sampling and the
- * calculator state machine included on both sides, so what differs is JSON, SSE and the socket).
+ * calculator state machine included on both sides, so what differs is JSON, SSE, the socket and the client reading
+ * the stream on the same cores).
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Load the web server: time to first token and tokens/s per stream for 1, 4, 16 concurrent streams; overhead vs the engine.")
@@ -84,20 +84,19 @@ public final class ServeBench implements Callable<Integer> {
         ServerConfig config = ServerConfig.defaults("bench-d" + depth).withPort(0).withQueueLimit(64);
         try (ChatServer server = new ChatServer(config, engines, new PrintStream(OutputStream.nullOutputStream()))) {
             server.start();
-            HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
-            for (int i = 0; i < WARMUP; i++) stream(http, server.url(), prompt, 1000 + i);   // compile the decode path (C2 only)
+            for (int i = 0; i < WARMUP; i++) stream(server.url(), prompt, 1000 + i);   // compile the decode path (C2 only)
             // Engine alone and one server stream, alternated so that a noisy neighbour hits both alike.
             double[] engineRates = new double[PAIRS], serverRates = new double[PAIRS];
             for (int i = 0; i < PAIRS; i++) {
                 engineRates[i] = engineTokPerSec(engines.get(0), tok, prompt, i + 1);
-                serverRates[i] = stream(http, server.url(), prompt, i + 1).decodeTokPerSec();
+                serverRates[i] = stream(server.url(), prompt, i + 1).decodeTokPerSec();
             }
             Arrays.sort(engineRates);
             serverRates = Arrays.stream(serverRates).filter(r -> !Double.isNaN(r)).sorted().toArray();
             double engine = median(engineRates);
             double overhead = 1 - median(serverRates) / engine;
             for (int n : streams) {
-                Round round = round(http, server.url(), prompt, n);
+                Round round = round(server.url(), prompt, n);
                 List<Timing> runs = round.streams();
                 double[] ttft = runs.stream().mapToDouble(Timing::ttft).sorted().toArray();
                 double[] rate = runs.stream().mapToDouble(Timing::decodeTokPerSec).filter(r -> !Double.isNaN(r)).sorted().toArray();
@@ -122,14 +121,14 @@ public final class ServeBench implements Callable<Integer> {
     /** The streams of one round and its wall time, from the common start to the end of the last stream. */
     record Round(List<Timing> streams, double wall) {}
 
-    private Round round(HttpClient http, URI base, String prompt, int n) throws Exception {
+    private Round round(URI base, String prompt, int n) throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(n);
         try {
             long t0 = System.nanoTime();
             List<Future<Timing>> fs = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 int seed = i + 1;
-                fs.add(pool.submit(() -> stream(http, base, prompt, seed)));
+                fs.add(pool.submit(() -> stream(base, prompt, seed)));
             }
             List<Timing> out = new ArrayList<>();
             for (Future<Timing> f : fs) out.add(f.get());
@@ -139,27 +138,44 @@ public final class ServeBench implements Callable<Integer> {
         }
     }
 
-    /** One streaming request: TTFT at the first content chunk, decode rate from there to the last. */
-    private Timing stream(HttpClient http, URI base, String prompt, int seed) throws IOException, InterruptedException {
-        String body = JSON.writeValueAsString(JSON.createObjectNode()
+    /**
+     * One streaming request: TTFT at the first content chunk, decode rate from there to the last. The stream is read
+     * with blocking reads on the calling thread ({@link HttpURLConnection}): client and server share this machine's
+     * cores, and the JDK's {@code HttpClient} passes every chunk from its selector thread through a worker thread to
+     * the reader: three thread wake-ups per token whose CPU time the decode loses, which read as server overhead
+     * (docs/BENCHMARKS.md).
+     */
+    Timing stream(URI base, String prompt, int seed) throws IOException {
+        byte[] body = JSON.writeValueAsBytes(JSON.createObjectNode()
                 .put("stream", true).put("max_tokens", maxTokens).put("temperature", 1.0).put("top_k", 50).put("seed", seed)
                 .<com.fasterxml.jackson.databind.node.ObjectNode>set("stream_options", JSON.createObjectNode().put("include_usage", true))
                 .set("messages", JSON.valueToTree(List.of(java.util.Map.of("role", "user", "content", prompt)))));
         long t0 = System.nanoTime();
-        HttpResponse<Stream<String>> r = http.send(HttpRequest.newBuilder(base.resolve("/v1/chat/completions"))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).header("Content-Type", "application/json").build(),
-                HttpResponse.BodyHandlers.ofLines());
-        if (r.statusCode() != 200) throw new IOException("server answered " + r.statusCode());
+        HttpURLConnection c = (HttpURLConnection) base.resolve("/v1/chat/completions").toURL().openConnection();
+        c.setConnectTimeout(10_000);
+        c.setRequestMethod("POST");
+        c.setRequestProperty("Content-Type", "application/json");
+        c.setDoOutput(true);
+        c.setFixedLengthStreamingMode(body.length);
+        try (OutputStream os = c.getOutputStream()) {
+            os.write(body);
+        }
+        if (c.getResponseCode() != 200) throw new IOException("server answered " + c.getResponseCode());
         long first = -1, last = -1;
         int tokens = 0;
-        for (String line : (Iterable<String>) r.body()::iterator) {
-            if (!line.startsWith("data: {")) continue;
-            JsonNode c = JSON.readTree(line.substring(6));
-            if (c.has("usage") && !c.get("usage").isNull()) tokens = c.at("/usage/completion_tokens").asInt();
-            if (c.at("/choices/0/delta/content").asText("").isEmpty()) continue;
-            long now = System.nanoTime();
-            if (first < 0) first = now;
-            last = now;
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(c.getInputStream(), StandardCharsets.UTF_8))) {
+            for (String line; (line = in.readLine()) != null; ) {
+                if (!line.startsWith("data: {")) continue;
+                JsonNode chunk = JSON.readTree(line.substring(6));
+                if (chunk.has("usage") && !chunk.get("usage").isNull()) tokens = chunk.at("/usage/completion_tokens").asInt();
+                if (chunk.at("/choices/0/delta/content").asText("").isEmpty()) continue;
+                long now = System.nanoTime();
+                if (first < 0) first = now;
+                last = now;
+            }
+        } catch (IOException e) {
+            c.disconnect();   // not to be reused: the stream broke off
+            throw e;
         }
         if (first < 0) throw new IOException("a stream brought no text");
         // Pieces leave at whole UTF-8 characters, so count tokens from the usage, time from the first to the last piece.
