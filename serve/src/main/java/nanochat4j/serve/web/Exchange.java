@@ -133,8 +133,13 @@ final class Exchange {
         @Override
         public void flush() throws IOException {
             if (clientGone()) throw new IOException("the client closed the connection");
-            send();
-            channel.flush();
+            if (pending.size() == 0) {
+                channel.flush();
+                return;
+            }
+            // one task for the event loop per flush (write and flush together): each task may wake it
+            channel.writeAndFlush(new DefaultHttpContent(Unpooled.wrappedBuffer(pending.toByteArray())), channel.voidPromise());
+            pending.reset();
         }
 
         void send() {
