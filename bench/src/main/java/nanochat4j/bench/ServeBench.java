@@ -1,13 +1,13 @@
 package nanochat4j.bench;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import java.io.BufferedReader;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.InputStreamReader;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.net.HttpURLConnection;
+import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -139,11 +139,11 @@ public final class ServeBench implements Callable<Integer> {
     }
 
     /**
-     * One streaming request: TTFT at the first content chunk, decode rate from there to the last. The stream is read
-     * with blocking reads on the calling thread ({@link HttpURLConnection}): client and server share this machine's
-     * cores, and the JDK's {@code HttpClient} passes every chunk from its selector thread through a worker thread to
-     * the reader: three thread wake-ups per token whose CPU time the decode loses, which read as server overhead
-     * (docs/BENCHMARKS.md).
+     * One streaming request: TTFT at the first content chunk, decode rate from there to the last. Client and server
+     * share this machine's cores, so the client costs the decode whatever CPU it spends per token: it reads the socket
+     * with blocking reads on the calling thread and decodes HTTP/1.1's chunks itself, like a load generator (the
+     * JDK's {@code HttpClient} woke three threads per token, {@code HttpURLConnection} + a JSON tree per event still
+     * cost the decode several times what the server does: docs/BENCHMARKS.md). Only the usage event is parsed.
      */
     Timing stream(URI base, String prompt, int seed) throws IOException {
         byte[] body = JSON.writeValueAsBytes(JSON.createObjectNode()
@@ -151,37 +151,72 @@ public final class ServeBench implements Callable<Integer> {
                 .<com.fasterxml.jackson.databind.node.ObjectNode>set("stream_options", JSON.createObjectNode().put("include_usage", true))
                 .set("messages", JSON.valueToTree(List.of(java.util.Map.of("role", "user", "content", prompt)))));
         long t0 = System.nanoTime();
-        HttpURLConnection c = (HttpURLConnection) base.resolve("/v1/chat/completions").toURL().openConnection();
-        c.setConnectTimeout(10_000);
-        c.setRequestMethod("POST");
-        c.setRequestProperty("Content-Type", "application/json");
-        c.setDoOutput(true);
-        c.setFixedLengthStreamingMode(body.length);
-        try (OutputStream os = c.getOutputStream()) {
+        try (Socket socket = new Socket(base.getHost(), base.getPort())) {
+            socket.setTcpNoDelay(true);
+            OutputStream os = socket.getOutputStream();
+            os.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: " + base.getHost() + ":" + base.getPort()
+                    + "\r\nContent-Type: application/json\r\nContent-Length: " + body.length + "\r\nConnection: close\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
             os.write(body);
-        }
-        if (c.getResponseCode() != 200) throw new IOException("server answered " + c.getResponseCode());
-        long first = -1, last = -1;
-        int tokens = 0;
-        try (BufferedReader in = new BufferedReader(new InputStreamReader(c.getInputStream(), StandardCharsets.UTF_8))) {
-            for (String line; (line = in.readLine()) != null; ) {
-                if (!line.startsWith("data: {")) continue;
-                JsonNode chunk = JSON.readTree(line.substring(6));
-                if (chunk.has("usage") && !chunk.get("usage").isNull()) tokens = chunk.at("/usage/completion_tokens").asInt();
-                if (chunk.at("/choices/0/delta/content").asText("").isEmpty()) continue;
-                long now = System.nanoTime();
-                if (first < 0) first = now;
-                last = now;
+            os.flush();
+            InputStream in = new BufferedInputStream(socket.getInputStream(), 1 << 16);
+            String status = line(in);
+            if (!status.startsWith("HTTP/1.1 200")) throw new IOException("server answered '" + status + "'");
+            boolean chunked = false;
+            for (String h = line(in); !h.isEmpty(); h = line(in)) {
+                chunked |= h.toLowerCase(java.util.Locale.ROOT).startsWith("transfer-encoding:") && h.toLowerCase(java.util.Locale.ROOT).contains("chunked");
             }
-        } catch (IOException e) {
-            c.disconnect();   // not to be reused: the stream broke off
-            throw e;
+            if (!chunked) throw new IOException("the stream is not chunked");
+            long first = -1, last = -1;
+            int tokens = 0;
+            ByteArrayOutputStream event = new ByteArrayOutputStream();
+            for (int size = chunkSize(in); size > 0; size = chunkSize(in)) {
+                byte[] data = in.readNBytes(size);
+                line(in);                                        // the CRLF after the chunk
+                long now = System.nanoTime();
+                for (byte b : data) {
+                    if (b != '\n') {
+                        event.write(b);
+                        continue;
+                    }
+                    String e = event.toString(StandardCharsets.UTF_8);
+                    event.reset();
+                    if (!e.startsWith("data: {")) continue;
+                    if (e.contains("\"usage\":{")) {
+                        tokens = JSON.readTree(e.substring(6)).at("/usage/completion_tokens").asInt();
+                    } else if (e.contains("\"delta\":{\"content\":\"") && !e.contains("\"delta\":{\"content\":\"\"")) {
+                        if (first < 0) first = now;
+                        last = now;
+                    }
+                }
+            }
+            if (first < 0) throw new IOException("a stream brought no text");
+            // Pieces leave at whole UTF-8 characters, so count tokens from the usage, time from the first to the last piece.
+            // A reply the model ended after one piece has no decode rate (NaN, left out of the medians).
+            double decode = tokens >= 2 && last > first ? (tokens - 1) / ((last - first) / 1e9) : Double.NaN;
+            return new Timing((first - t0) / 1e9, decode, tokens);
         }
-        if (first < 0) throw new IOException("a stream brought no text");
-        // Pieces leave at whole UTF-8 characters, so count tokens from the usage, time from the first to the last piece.
-        // A reply the model ended after one piece has no decode rate (NaN, left out of the medians).
-        double decode = tokens >= 2 && last > first ? (tokens - 1) / ((last - first) / 1e9) : Double.NaN;
-        return new Timing((first - t0) / 1e9, decode, tokens);
+    }
+
+    /** The size line of the next HTTP/1.1 chunk (0: the last). */
+    private static int chunkSize(InputStream in) throws IOException {
+        String l = line(in);
+        int semi = l.indexOf(';');
+        try {
+            return Integer.parseInt((semi < 0 ? l : l.substring(0, semi)).strip(), 16);
+        } catch (NumberFormatException e) {
+            throw new IOException("bad chunk size line '" + l + "'", e);
+        }
+    }
+
+    /** One CRLF- (or LF-) terminated line of ASCII, without its end; fails at the end of the stream. */
+    private static String line(InputStream in) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) throw new IOException("the connection closed mid-response");
+            if (c != '\r') sb.append((char) c);
+        }
+        return sb.toString();
     }
 
     /** Decode tokens/s of the engine called directly, with the server's prompt and sampling. */
