@@ -1,15 +1,15 @@
 package nanochat4j.bench;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.BufferedInputStream;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
+import java.net.Socket;
 import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.time.Duration;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -18,7 +18,6 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.stream.Stream;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
@@ -37,7 +36,8 @@ import picocli.CommandLine.Option;
  * every client sends one streaming OpenAI request at the same moment and times its events: time to first token
  * (queueing and prefill included) and the decode rate of its stream after that. The server's cost per token is the
  * single-stream decode rate against the same {@link Engine} called directly, in the same process (sampling and the
- * calculator state machine included on both sides, so what differs is JSON, SSE and the socket).
+ * calculator state machine included on both sides, so what differs is JSON, SSE, the socket and the client reading
+ * the stream on the same cores).
  */
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = "Load the web server: time to first token and tokens/s per stream for 1, 4, 16 concurrent streams; overhead vs the engine.")
@@ -84,20 +84,19 @@ public final class ServeBench implements Callable<Integer> {
         ServerConfig config = ServerConfig.defaults("bench-d" + depth).withPort(0).withQueueLimit(64);
         try (ChatServer server = new ChatServer(config, engines, new PrintStream(OutputStream.nullOutputStream()))) {
             server.start();
-            HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
-            for (int i = 0; i < WARMUP; i++) stream(http, server.url(), prompt, 1000 + i);   // compile the decode path (C2 only)
+            for (int i = 0; i < WARMUP; i++) stream(server.url(), prompt, 1000 + i);   // compile the decode path (C2 only)
             // Engine alone and one server stream, alternated so that a noisy neighbour hits both alike.
             double[] engineRates = new double[PAIRS], serverRates = new double[PAIRS];
             for (int i = 0; i < PAIRS; i++) {
                 engineRates[i] = engineTokPerSec(engines.get(0), tok, prompt, i + 1);
-                serverRates[i] = stream(http, server.url(), prompt, i + 1).decodeTokPerSec();
+                serverRates[i] = stream(server.url(), prompt, i + 1).decodeTokPerSec();
             }
             Arrays.sort(engineRates);
             serverRates = Arrays.stream(serverRates).filter(r -> !Double.isNaN(r)).sorted().toArray();
             double engine = median(engineRates);
             double overhead = 1 - median(serverRates) / engine;
             for (int n : streams) {
-                Round round = round(http, server.url(), prompt, n);
+                Round round = round(server.url(), prompt, n);
                 List<Timing> runs = round.streams();
                 double[] ttft = runs.stream().mapToDouble(Timing::ttft).sorted().toArray();
                 double[] rate = runs.stream().mapToDouble(Timing::decodeTokPerSec).filter(r -> !Double.isNaN(r)).sorted().toArray();
@@ -122,14 +121,14 @@ public final class ServeBench implements Callable<Integer> {
     /** The streams of one round and its wall time, from the common start to the end of the last stream. */
     record Round(List<Timing> streams, double wall) {}
 
-    private Round round(HttpClient http, URI base, String prompt, int n) throws Exception {
+    private Round round(URI base, String prompt, int n) throws Exception {
         ExecutorService pool = Executors.newFixedThreadPool(n);
         try {
             long t0 = System.nanoTime();
             List<Future<Timing>> fs = new ArrayList<>();
             for (int i = 0; i < n; i++) {
                 int seed = i + 1;
-                fs.add(pool.submit(() -> stream(http, base, prompt, seed)));
+                fs.add(pool.submit(() -> stream(base, prompt, seed)));
             }
             List<Timing> out = new ArrayList<>();
             for (Future<Timing> f : fs) out.add(f.get());
@@ -139,33 +138,85 @@ public final class ServeBench implements Callable<Integer> {
         }
     }
 
-    /** One streaming request: TTFT at the first content chunk, decode rate from there to the last. */
-    private Timing stream(HttpClient http, URI base, String prompt, int seed) throws IOException, InterruptedException {
-        String body = JSON.writeValueAsString(JSON.createObjectNode()
+    /**
+     * One streaming request: TTFT at the first content chunk, decode rate from there to the last. Client and server
+     * share this machine's cores, so the client costs the decode whatever CPU it spends per token: it reads the socket
+     * with blocking reads on the calling thread and decodes HTTP/1.1's chunks itself, like a load generator (the
+     * JDK's {@code HttpClient} woke three threads per token, {@code HttpURLConnection} + a JSON tree per event still
+     * cost the decode several times what the server does: docs/BENCHMARKS.md). Only the usage event is parsed.
+     */
+    Timing stream(URI base, String prompt, int seed) throws IOException {
+        byte[] body = JSON.writeValueAsBytes(JSON.createObjectNode()
                 .put("stream", true).put("max_tokens", maxTokens).put("temperature", 1.0).put("top_k", 50).put("seed", seed)
                 .<com.fasterxml.jackson.databind.node.ObjectNode>set("stream_options", JSON.createObjectNode().put("include_usage", true))
                 .set("messages", JSON.valueToTree(List.of(java.util.Map.of("role", "user", "content", prompt)))));
         long t0 = System.nanoTime();
-        HttpResponse<Stream<String>> r = http.send(HttpRequest.newBuilder(base.resolve("/v1/chat/completions"))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).header("Content-Type", "application/json").build(),
-                HttpResponse.BodyHandlers.ofLines());
-        if (r.statusCode() != 200) throw new IOException("server answered " + r.statusCode());
-        long first = -1, last = -1;
-        int tokens = 0;
-        for (String line : (Iterable<String>) r.body()::iterator) {
-            if (!line.startsWith("data: {")) continue;
-            JsonNode c = JSON.readTree(line.substring(6));
-            if (c.has("usage") && !c.get("usage").isNull()) tokens = c.at("/usage/completion_tokens").asInt();
-            if (c.at("/choices/0/delta/content").asText("").isEmpty()) continue;
-            long now = System.nanoTime();
-            if (first < 0) first = now;
-            last = now;
+        try (Socket socket = new Socket(base.getHost(), base.getPort())) {
+            socket.setTcpNoDelay(true);
+            OutputStream os = socket.getOutputStream();
+            os.write(("POST /v1/chat/completions HTTP/1.1\r\nHost: " + base.getHost() + ":" + base.getPort()
+                    + "\r\nContent-Type: application/json\r\nContent-Length: " + body.length + "\r\nConnection: close\r\n\r\n")
+                    .getBytes(StandardCharsets.US_ASCII));
+            os.write(body);
+            os.flush();
+            InputStream in = new BufferedInputStream(socket.getInputStream(), 1 << 16);
+            String status = line(in);
+            if (!status.startsWith("HTTP/1.1 200")) throw new IOException("server answered '" + status + "'");
+            boolean chunked = false;
+            for (String h = line(in); !h.isEmpty(); h = line(in)) {
+                chunked |= h.toLowerCase(java.util.Locale.ROOT).startsWith("transfer-encoding:") && h.toLowerCase(java.util.Locale.ROOT).contains("chunked");
+            }
+            if (!chunked) throw new IOException("the stream is not chunked");
+            long first = -1, last = -1;
+            int tokens = 0;
+            ByteArrayOutputStream event = new ByteArrayOutputStream();
+            for (int size = chunkSize(in); size > 0; size = chunkSize(in)) {
+                byte[] data = in.readNBytes(size);
+                line(in);                                        // the CRLF after the chunk
+                long now = System.nanoTime();
+                for (byte b : data) {
+                    if (b != '\n') {
+                        event.write(b);
+                        continue;
+                    }
+                    String e = event.toString(StandardCharsets.UTF_8);
+                    event.reset();
+                    if (!e.startsWith("data: {")) continue;
+                    if (e.contains("\"usage\":{")) {
+                        tokens = JSON.readTree(e.substring(6)).at("/usage/completion_tokens").asInt();
+                    } else if (e.contains("\"delta\":{\"content\":\"") && !e.contains("\"delta\":{\"content\":\"\"")) {
+                        if (first < 0) first = now;
+                        last = now;
+                    }
+                }
+            }
+            if (first < 0) throw new IOException("a stream brought no text");
+            // Pieces leave at whole UTF-8 characters, so count tokens from the usage, time from the first to the last piece.
+            // A reply the model ended after one piece has no decode rate (NaN, left out of the medians).
+            double decode = tokens >= 2 && last > first ? (tokens - 1) / ((last - first) / 1e9) : Double.NaN;
+            return new Timing((first - t0) / 1e9, decode, tokens);
         }
-        if (first < 0) throw new IOException("a stream brought no text");
-        // Pieces leave at whole UTF-8 characters, so count tokens from the usage, time from the first to the last piece.
-        // A reply the model ended after one piece has no decode rate (NaN, left out of the medians).
-        double decode = tokens >= 2 && last > first ? (tokens - 1) / ((last - first) / 1e9) : Double.NaN;
-        return new Timing((first - t0) / 1e9, decode, tokens);
+    }
+
+    /** The size line of the next HTTP/1.1 chunk (0: the last). */
+    private static int chunkSize(InputStream in) throws IOException {
+        String l = line(in);
+        int semi = l.indexOf(';');
+        try {
+            return Integer.parseInt((semi < 0 ? l : l.substring(0, semi)).strip(), 16);
+        } catch (NumberFormatException e) {
+            throw new IOException("bad chunk size line '" + l + "'", e);
+        }
+    }
+
+    /** One CRLF- (or LF-) terminated line of ASCII, without its end; fails at the end of the stream. */
+    private static String line(InputStream in) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int c = in.read(); c != '\n'; c = in.read()) {
+            if (c < 0) throw new IOException("the connection closed mid-response");
+            if (c != '\r') sb.append((char) c);
+        }
+        return sb.toString();
     }
 
     /** Decode tokens/s of the engine called directly, with the server's prompt and sampling. */

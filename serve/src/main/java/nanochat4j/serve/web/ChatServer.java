@@ -5,17 +5,15 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.HexFormat;
 import java.util.List;
@@ -31,8 +29,7 @@ import nanochat4j.model.engine.Engine;
 import nanochat4j.model.tokenizer.Tokenizer;
 
 /**
- * The web chat and its API on the JDK's own HTTP server (module jdk.httpserver), in the spirit of nanochat's
- * chat_web.py:
+ * The web chat and its API on a {@link WebServer} (Netty), in the spirit of nanochat's chat_web.py:
  * <ul>
  *   <li>{@code GET /} the chat page and its three assets, from the jar — nothing fetched from elsewhere, which the
  *       Content-Security-Policy also enforces in the browser; only these names are served (no file system access);</li>
@@ -43,7 +40,8 @@ import nanochat4j.model.tokenizer.Tokenizer;
  *   <li>{@code GET /health}: worker and queue status.</li>
  * </ul>
  * Requests run on a fixed pool of handler threads (workers + queue + a few for the cheap endpoints), each holding a
- * {@link WorkerPool} worker while it generates. With an API key, everything but the page and /health needs it.
+ * {@link WorkerPool} worker while it generates; a client that closes its connection ends its generation at the next
+ * token, streamed or not. With an API key, everything but the page and /health needs it.
  */
 public final class ChatServer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -54,12 +52,12 @@ public final class ChatServer implements AutoCloseable {
     private static final String CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
             + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-    static {
-        // A client gets this long to send its request line, headers and body; without it one that trickles bytes
-        // (slowloris) holds a handler thread forever. The JDK server reads the property once, when its first
-        // instance is made; responses (long streams) stay unbounded here: the per-request timeout ends those.
-        if (System.getProperty("sun.net.httpserver.maxReqTime") == null) System.setProperty("sun.net.httpserver.maxReqTime", "30");
-    }
+    /**
+     * A client gets this long to send its request line, headers and body; without it one that trickles bytes
+     * (slowloris) holds a connection forever. Responses (long streams) are not bounded by it: the per-request timeout
+     * ends those.
+     */
+    private static final Duration REQUEST_TIME = Duration.ofSeconds(30);
 
     /** A file of the page, kept in memory. */
     private record Asset(byte[] bytes, String type) {}
@@ -71,7 +69,7 @@ public final class ChatServer implements AutoCloseable {
     private final boolean loopbackOnly;
     /** The models' context length: prompt and reply together fit in it. */
     private final int context;
-    private final HttpServer server;
+    private final WebServer server;
     private final ThreadPoolExecutor executor;
     private final Map<String, Asset> assets;
     private final long created = Instant.now().getEpochSecond();
@@ -105,13 +103,12 @@ public final class ChatServer implements AutoCloseable {
             return t;
         });
         try {
-            server = HttpServer.create(new InetSocketAddress(config.host(), config.port()), PENDING_CONNECTIONS);
+            server = new WebServer(config.host(), config.port(), PENDING_CONNECTIONS, config.maxBodyBytes(), REQUEST_TIME, executor,
+                    this::handle);
         } catch (IOException e) {
             executor.shutdown();
             throw new IOException("cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage(), e);
         }
-        server.setExecutor(executor);
-        server.createContext("/", this::handle);
     }
 
     public void start() {
@@ -121,12 +118,12 @@ public final class ChatServer implements AutoCloseable {
     /** The page's address, e.g. {@code http://127.0.0.1:8000/}. */
     public URI url() {
         String host = config.host().contains(":") ? "[" + config.host() + "]" : config.host();
-        return URI.create("http://" + host + ":" + server.getAddress().getPort() + "/");
+        return URI.create("http://" + host + ":" + server.address().getPort() + "/");
     }
 
     @Override
     public void close() {
-        server.stop(0);
+        server.close();
         executor.shutdownNow();
     }
 
@@ -139,7 +136,7 @@ public final class ChatServer implements AutoCloseable {
 
     // ------------------------------------------------------------------ routing
 
-    private void handle(HttpExchange ex) {
+    private void handle(Exchange ex) {
         try {
             String path = ex.getRequestURI().getRawPath();
             String method = ex.getRequestMethod();
@@ -192,9 +189,9 @@ public final class ChatServer implements AutoCloseable {
      * On a loopback address, only requests that name this machine (localhost, 127.0.0.1, ::1) are served: a web page
      * elsewhere could otherwise reach the local server through DNS rebinding (its own name resolving to 127.0.0.1).
      */
-    private void checkHost(HttpExchange ex) throws ApiError {
+    private void checkHost(Exchange ex) throws ApiError {
         if (!loopbackOnly) return;
-        String host = ex.getRequestHeaders().getFirst("Host");
+        String host = ex.requestHeader("Host");
         String name = host == null ? "" : host.startsWith("[") ? host.substring(0, host.indexOf(']') + 1)
                 : host.contains(":") ? host.substring(0, host.lastIndexOf(':')) : host;
         name = name.toLowerCase(Locale.ROOT);
@@ -208,8 +205,8 @@ public final class ChatServer implements AutoCloseable {
      * POSTs must say they carry JSON: a page on another site can send a form or plain text to localhost without
      * asking first, but a JSON request makes the browser ask (CORS preflight), which this server never grants.
      */
-    private static void requireJson(HttpExchange ex) throws ApiError {
-        String type = ex.getRequestHeaders().getFirst("Content-Type");
+    private static void requireJson(Exchange ex) throws ApiError {
+        String type = ex.requestHeader("Content-Type");
         String media = type == null ? "" : type.split(";")[0].strip().toLowerCase(Locale.ROOT);
         if (!media.equals("application/json")) {
             throw new ApiError(415, "invalid_request_error", "unsupported_media_type", null,
@@ -223,9 +220,9 @@ public final class ChatServer implements AutoCloseable {
                 "method " + method + " is not allowed here (use " + String.join(" or ", allowed) + ")", 0);
     }
 
-    private void authorize(HttpExchange ex) throws ApiError {
+    private void authorize(Exchange ex) throws ApiError {
         if (config.apiKey() == null) return;
-        String header = ex.getRequestHeaders().getFirst("Authorization");
+        String header = ex.requestHeader("Authorization");
         byte[] given = header == null ? new byte[0] : header.getBytes(StandardCharsets.UTF_8);
         byte[] wanted = ("Bearer " + config.apiKey()).getBytes(StandardCharsets.UTF_8);
         if (!MessageDigest.isEqual(given, wanted)) {   // constant time: the comparison does not leak the key
@@ -268,7 +265,7 @@ public final class ChatServer implements AutoCloseable {
 
     // ------------------------------------------------------------------ completions
 
-    private void complete(HttpExchange ex, boolean openAi) throws ApiError, IOException {
+    private void complete(Exchange ex, boolean openAi) throws ApiError, IOException {
         long start = System.nanoTime();
         long deadline = start + config.timeout().toNanos();
         ChatRequest req = ChatRequest.parse(readJson(ex), config);
@@ -314,8 +311,8 @@ public final class ChatServer implements AutoCloseable {
         }
     }
 
-    private JsonNode readJson(HttpExchange ex) throws ApiError, IOException {
-        String length = ex.getRequestHeaders().getFirst("Content-Length");
+    private JsonNode readJson(Exchange ex) throws ApiError, IOException {
+        String length = ex.requestHeader("Content-Length");
         long declared = -1;
         if (length != null) {
             try {
@@ -324,38 +321,14 @@ public final class ChatServer implements AutoCloseable {
                 throw ApiError.badRequest(null, "Content-Length '" + length + "' is not a number");
             }
         }
-        if (declared > config.maxBodyBytes()) {
-            drain(ex);
-            throw tooLarge(declared);
-        }
-        byte[] body = ex.getRequestBody().readNBytes(config.maxBodyBytes() + 1);
-        if (body.length > config.maxBodyBytes()) {
-            drain(ex);
-            throw tooLarge(-1);
-        }
+        if (declared > config.maxBodyBytes()) throw tooLarge(declared);
+        byte[] body = ex.getRequestBody().readAllBytes();   // the server keeps at most the limit + 1 byte
+        if (body.length > config.maxBodyBytes()) throw tooLarge(-1);
         try {
             return JSON.readTree(body);
         } catch (JsonProcessingException e) {
             throw ApiError.badRequest(null, "invalid JSON: " + e.getOriginalMessage()
                     + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr()));
-        }
-    }
-
-    /** Bodies up to this size are read to the end before a 413, beyond it the connection is just closed. */
-    private static final long DRAIN_LIMIT = 64L << 20;
-
-    /**
-     * Reads and drops the rest of a refused body (bounded, and by the server's request time limit): closing a
-     * socket with unread data resets it, and the client, still sending, would see "connection reset" instead of
-     * the 413 that says why.
-     */
-    private static void drain(HttpExchange ex) throws IOException {
-        InputStream in = ex.getRequestBody();
-        byte[] sink = new byte[1 << 16];
-        for (long total = 0; total < DRAIN_LIMIT; ) {
-            int n = in.read(sink);
-            if (n < 0) return;
-            total += n;
         }
     }
 
@@ -365,15 +338,20 @@ public final class ChatServer implements AutoCloseable {
     }
 
     /** OpenAI, not streamed: one {@code chat.completion} object. */
-    private String openAiJson(HttpExchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
+    private String openAiJson(Exchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
                               long deadline, int[] counts) throws IOException, ApiError {
         StringBuilder content = new StringBuilder();
-        StopFilter filter = new StopFilter(req.stop(), content::append);
+        StopFilter filter = new StopFilter(req.stop(), text -> {
+            // nothing is written before the end, so ask the connection whether the client is still there
+            if (ex.clientGone()) throw new IOException("the client closed the connection");
+            content.append(text);
+        });
         String finish;
         try {
             finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts);
             filter.finish();
         } catch (Generation.Stopped s) {
+            if (s.why == Generation.Stopped.Why.CLIENT_GONE) return "cancelled";
             if (s.why != Generation.Stopped.Why.STOP_SEQUENCE) {
                 throw new ApiError(504, "server_error", "timeout", null, "the reply took longer than the request timeout of "
                         + config.timeout().toSeconds() + " s; ask for fewer max_tokens", 0);
@@ -392,7 +370,7 @@ public final class ChatServer implements AutoCloseable {
     }
 
     /** OpenAI, streamed: a role chunk, content chunks, a chunk with the finish reason, optionally usage, then [DONE]. */
-    private String openAiStream(HttpExchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
+    private String openAiStream(Exchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
                                 long deadline, int[] counts) throws IOException {
         OutputStream os = startEvents(ex);
         String id = completionId();
@@ -446,7 +424,7 @@ public final class ChatServer implements AutoCloseable {
      * nanochat's stream: {@code data: {"token": text, "gpu": worker}} per piece — here with {@code "part"}: text,
      * python (a calculator call) or python_output (its result) — then {@code data: {"done": true, …}}.
      */
-    private String nanochatStream(HttpExchange ex, WorkerPool.Worker w, int[] prompt, int truncated, Engine.Settings settings, long deadline,
+    private String nanochatStream(Exchange ex, WorkerPool.Worker w, int[] prompt, int truncated, Engine.Settings settings, long deadline,
                                   int[] counts) throws IOException {
         OutputStream os = startEvents(ex);
         String finish;
@@ -537,7 +515,7 @@ public final class ChatServer implements AutoCloseable {
 
     // ------------------------------------------------------------------ responses
 
-    private static OutputStream startEvents(HttpExchange ex) throws IOException {
+    private static OutputStream startEvents(Exchange ex) throws IOException {
         ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
         ex.getResponseHeaders().set("Cache-Control", "no-cache");
         ex.getResponseHeaders().set("X-Accel-Buffering", "no");   // a reverse proxy must pass tokens on at once
@@ -556,14 +534,14 @@ public final class ChatServer implements AutoCloseable {
         os.flush();
     }
 
-    private static void sendJson(HttpExchange ex, int status, JsonNode body) throws IOException {
+    private static void sendJson(Exchange ex, int status, JsonNode body) throws IOException {
         byte[] bytes = JSON.writeValueAsBytes(body);
         ex.getResponseHeaders().set("Content-Type", "application/json");
         ex.sendResponseHeaders(status, bytes.length);
         ex.getResponseBody().write(bytes);
     }
 
-    private static void sendAsset(HttpExchange ex, Asset a, boolean head) throws IOException {
+    private static void sendAsset(Exchange ex, Asset a, boolean head) throws IOException {
         var h = ex.getResponseHeaders();
         h.set("Content-Type", a.type());
         h.set("Cache-Control", "no-cache");
@@ -579,7 +557,7 @@ public final class ChatServer implements AutoCloseable {
     }
 
     /** Answers with the error unless a response already started (then the connection just closes). */
-    private static void trySendError(HttpExchange ex, ApiError e) {
+    private static void trySendError(Exchange ex, ApiError e) {
         if (ex.getResponseCode() != -1) return;
         try {
             if (e.retryAfter > 0) ex.getResponseHeaders().set("Retry-After", Integer.toString(e.retryAfter));

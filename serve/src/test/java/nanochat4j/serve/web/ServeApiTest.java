@@ -137,6 +137,26 @@ class ServeApiTest {
         assertEquals(200, post(server, "/v1/chat/completions", chat("\"max_tokens\": 2", "still there?")).status());
     }
 
+    @Test
+    void aNonStreamingClientThatDisconnectsFreesItsWorkerAtOnce() throws Exception {
+        long tokensBefore = tokens(health(server));
+        long cancelledBefore = health(server).get("cancelled").asLong();
+        try (Socket s = TestServers.openStream(server, "/v1/chat/completions",
+                chat("\"max_tokens\": 2000, \"temperature\": 0", "go on forever"))) {
+            // nothing comes back before the whole reply: the server can only learn from the connection that we left
+            assertTrue(eventually(10, () -> health(server).get("busy_workers").asInt() == 1), "the request holds a worker while it generates");
+        }
+        long closed = System.nanoTime();
+        assertTrue(eventually(5, () -> health(server).get("available_workers").asInt() == 2),
+                "the worker must come back once the client is gone: " + health(server));
+        double seconds = (System.nanoTime() - closed) / 1e9;
+        JsonNode h = health(server);
+        assertEquals(cancelledBefore + 1, h.get("cancelled").asLong(), "the reply was cancelled, not finished: " + h);
+        long generated = tokens(h) - tokensBefore;
+        assertTrue(generated < 2000, "the reply stopped early (" + generated + " of 2000 tokens, freed after " + seconds + " s)");
+        assertEquals(200, post(server, "/v1/chat/completions", chat("\"max_tokens\": 2", "still there?")).status());
+    }
+
     private static long tokens(JsonNode health) {
         long t = 0;
         for (JsonNode w : health.get("workers")) t += w.get("tokens").asLong();
