@@ -72,7 +72,10 @@ public interface Backend {
      */
     Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
 
-    /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. */
+    /**
+     * y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. W is F32; the CPU backend also takes a BF16 W (a
+     * decode copy of the weight, widened in registers, fp32 sums), for the few rows of KV-cache decode.
+     */
     Tensor linear(Tensor x, Tensor w);
 
     /** dx = dy·W: dy (..., out), W (out, in) → (..., in). */
