@@ -67,7 +67,7 @@ public final class InferBench implements Callable<Integer> {
         if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
         if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
         boolean cuda = device.equals("cuda");
-        if (cuda && weights != DecodeWeights.FP32) throw new IllegalArgumentException("--weights " + weights + " is a CPU decoder option; --device cuda decodes fp32");
+        if (cuda && weights != DecodeWeights.FP32) throw new IllegalArgumentException("--weights " + weights + " is a CPU option; --device cuda decodes fp32");
         GPTConfig cfg = GPTConfig.fromDepth(depth, 64, headDim, seq, "L", vocab);
         GPT model = GPT.create(cfg, 42, cuda ? Device.CUDA : Device.CPU);   // on CUDA: the weights go up once, here
         model.decodeWeights(weights);

@@ -271,11 +271,21 @@ public final class Gemm {
         gemv(m, n, k, alpha, a, aOff, lda, b, null, bOff, ldb, beta, c, cOff, ldc);
     }
 
-    /** {@link #gemv} over W in {@code bf} (fp32) or, when that is null, {@code bb} (bf16 bits). */
+    /** Weight elements per GEMV chunk (128 KiB fp32): large enough that claiming it costs nothing, small enough to balance. */
+    static final int GEMV_CHUNK = 1 << 15;
+
+    /**
+     * {@link #gemv} over W in {@code bf} (fp32) or, when that is null, {@code bb} (bf16 bits), in chunks of output rows
+     * over {@link Team}: a decode step is dozens of such products of 10–300 µs each, where a hand-off to the pool
+     * (and waiting for a worker another process has descheduled) would cost as much as the product.
+     */
     private static void gemv(int m, int n, int k, float alpha, float[] a, int aOff, int lda, float[] bf, short[] bb, int bOff,
                              int ldb, float beta, float[] c, int cOff, int ldc) {
-        int grain = (long) n * k < (1 << 16) ? n : Math.max(8, (1 << 14) / Math.max(1, k));
-        Parallel.forRange(n, grain, (j0, j1) -> Gemv.rows(bf, bb, bOff, ldb, k, a, aOff, lda, m, c, cOff, ldc, j0, j1, alpha, beta));
+        int rows = (long) n * k < (1 << 16) ? n : Math.max(4, GEMV_CHUNK / Math.max(1, k) / 4 * 4);
+        Team.run((n + rows - 1) / rows, (chunk, unused) -> {
+            int j0 = chunk * rows, j1 = Math.min(n, j0 + rows);
+            Gemv.rows(bf, bb, bOff, ldb, k, a, aOff, lda, m, c, cOff, ldc, j0, j1, alpha, beta);
+        });
     }
 
     /**
