@@ -37,13 +37,6 @@ public final class GPT {
     public static final float QK_SCALE = 1.2f;
     public static final double ROPE_BASE = 100000;
 
-
-    private final GPTConfig config;
-    /** The backend of the device every parameter, gradient and activation of this model lives on. */
-    private final Backend be;
-    private final Map<String, Parameter> params = new LinkedHashMap<>();
-    private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
-    private final Layer[] layers;
     /**
      * Most (row, position) pairs of a {@link #forwardCached} chunk that reads the {@link #decodeWeights} copies: decode
      * steps and short prompts, whose products are weight-bound GEMVs; longer chunks are compute-bound and read the
@@ -51,6 +44,13 @@ public final class GPT {
      */
     static final int DECODE_MAX_ROWS = 32;
 
+
+    private final GPTConfig config;
+    /** The backend of the device every parameter, gradient and activation of this model lives on. */
+    private final Backend be;
+    private final Map<String, Parameter> params = new LinkedHashMap<>();
+    private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
+    private final Layer[] layers;
     private final Tensor cos, sin;
     private DecodeWeights decodeWeights = DecodeWeights.FP32;
     /** The bf16 snapshots of the streamed matrices by parameter (lm_head: its real vocab rows); empty for FP32. */
