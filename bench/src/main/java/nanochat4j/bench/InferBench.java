@@ -7,7 +7,6 @@ import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import nanochat4j.autograd.OpTimes;
 import nanochat4j.model.engine.Sampler;
 import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
@@ -58,8 +57,6 @@ public final class InferBench implements Callable<Integer> {
     int headDim = 64;
 
     PrintStream out = System.out;
-    /** Set while the decode run that {@code -Dnanochat4j.opTimes=true} profiles runs: its steps alone are timed per op. */
-    private boolean profileDecode;
 
     @Override
     public Integer call() {
@@ -67,7 +64,7 @@ public final class InferBench implements Callable<Integer> {
         if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
         if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
         boolean cuda = device.equals("cuda");
-        if (cuda && weights != DecodeWeights.FP32) throw new IllegalArgumentException("--weights " + weights + " is a CPU option; --device cuda decodes fp32");
+        if (cuda && weights != DecodeWeights.FP32) throw new IllegalArgumentException("--weights " + weights + " is a CPU decoder option; --device cuda decodes fp32");
         GPTConfig cfg = GPTConfig.fromDepth(depth, 64, headDim, seq, "L", vocab);
         GPT model = GPT.create(cfg, 42, cuda ? Device.CUDA : Device.CPU);   // on CUDA: the weights go up once, here
         model.decodeWeights(weights);
@@ -96,13 +93,6 @@ public final class InferBench implements Callable<Integer> {
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);
             out.printf(Locale.ROOT, "weights streamed    %8.2f GB/s   (memory read bandwidth %.2f GB/s: %.0f%%)%n", weightsGbs, memBw,
                     100 * weightsGbs / memBw);
-            if (OpTimes.ENABLED) {
-                profileDecode = true;
-                decode(model, prompt, 1);
-                profileDecode = false;
-                out.println("per-op profile of one batch-1 decode run (ops of the tape; the backend calls between two ops count toward the later one)");
-                out.print(OpTimes.table(decodeTokens - 1));
-            }
         }
         return 0;
     }
@@ -134,7 +124,6 @@ public final class InferBench implements Callable<Integer> {
         int v = cfg.vocabSize();
         int[] column = new int[rows];
         Arrays.fill(column, Sampler.argmax(logits, (prompt.length - 1) * v, v));
-        if (profileDecode) OpTimes.reset();
         for (int s = 1; s < decodeTokens; s++) {
             logits = model.forwardCached(Tensor.ofInts(column, rows, 1), cache).toFloatArray();
             for (int r = 0; r < rows; r++) column[r] = Sampler.argmax(logits, r * v, v);

@@ -72,10 +72,7 @@ public interface Backend {
      */
     Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
 
-    /**
-     * y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. W is F32; the CPU backend also takes a BF16 W (a
-     * decode copy of the weight, widened in registers, fp32 sums), for the few rows of KV-cache decode.
-     */
+    /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. */
     Tensor linear(Tensor x, Tensor w);
 
     /** dx = dy·W: dy (..., out), W (out, in) → (..., in). */

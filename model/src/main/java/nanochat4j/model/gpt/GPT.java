@@ -30,19 +30,12 @@ import nanochat4j.tensor.Tensor;
  * </ul>
  * Training goes through autograd {@link Var}s; the loss uses the backend's chunked lm_head+softcap+CE, so the
  * (B·T)×vocab logits never exist whole. One layer loop ({@code hidden}) serves training, logits and KV-cache
- * inference (prefill and decode steps) on either device.
+ * inference on either device; on the CPU, decode steps take the fused {@link Decoder} instead.
  */
 public final class GPT {
     public static final float SOFTCAP = 15f;
     public static final float QK_SCALE = 1.2f;
     public static final double ROPE_BASE = 100000;
-
-    /**
-     * Most (row, position) pairs of a {@link #forwardCached} chunk that reads the {@link #decodeWeights} copies: decode
-     * steps and short prompts, whose products are weight-bound GEMVs; longer chunks are compute-bound and read the
-     * fp32 parameters.
-     */
-    static final int DECODE_MAX_ROWS = 32;
 
 
     private final GPTConfig config;
@@ -52,9 +45,7 @@ public final class GPT {
     private final Parameter wte, lmHead, residLambdas, x0Lambdas, smearGate, smearLambda, backoutLambda;
     private final Layer[] layers;
     private final Tensor cos, sin;
-    private DecodeWeights decodeWeights = DecodeWeights.FP32;
-    /** The bf16 snapshots of the streamed matrices by parameter (lm_head: its real vocab rows); empty for FP32. */
-    private Map<Parameter, Tensor> decodeCopies = Map.of();
+    private Decoder decoder;   // made by the first decode step (fp32), or by decodeWeights(BF16)
 
     /** One block's parameters; {@code veGate} and {@code valueEmbed} are null on layers without a value embedding. */
     private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
@@ -312,16 +303,17 @@ public final class GPT {
         try (var g = Autograd.noGrad()) {
             Var x = hidden(be.upload(idx), null, null);
             // evaluation reads the logits on the host: they come down here, once
-            return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from), false).value().toCpu();
+            return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from)).value().toCpu();
         }
     }
 
     /**
      * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): soft-capped logits (B,T,vocab) of
      * the new positions, in host memory; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself
-     * and stores its last pre-smear embedding; a single token mixes in the stored one. Runs the block loop below on
-     * the model's device, the cache staying there; chunks of at most {@link #DECODE_MAX_ROWS} (row, position) pairs
-     * multiply by the {@link #decodeWeights()} chosen.
+     * and stores its last pre-smear embedding; a single token mixes in the stored one. On the CPU, decode steps and
+     * short chunks (B·T ≤ {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the
+     * cache's buffers, with the {@link #decodeWeights()} chosen); everything else runs the block loop below on the
+     * model's device, the cache staying there.
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
@@ -336,8 +328,11 @@ public final class GPT {
         if (cache.backend().device() != be.device()) {
             throw new IllegalArgumentException("forwardCached: a KV cache on " + cache.backend().device() + " for a model on " + be.device());
         }
+        if (be.device() == Device.CPU && (t == 1 || idx.numel() <= Decoder.MAX_ROWS)) {
+            return Tensor.of(decoder().step(idx, cache), b, t, config.vocabSize());
+        }
         try (var g = Autograd.noGrad()) {
-            return head(hidden(be.upload(idx), cache, null), copies(b * t)).value().toCpu();
+            return head(hidden(be.upload(idx), cache, null)).value().toCpu();
         }
     }
 
@@ -398,11 +393,10 @@ public final class GPT {
         int[] s = x.value().shape();
         int b = s[0], t = s[1], c = s[2], h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
         int pos = cache == null ? 0 : cache.pos();
-        boolean copies = cache != null && copies(b * t);
         Var hn = Ops.rmsNorm(x, 1f);
-        Var q = Ops.reshape(linear(hn, l.cQ, copies), b, t, h, d);
-        Var k = Ops.reshape(linear(hn, l.cK, copies), b, t, kv, d);
-        Var v = Ops.reshape(linear(hn, l.cV, copies), b, t, kv, d);
+        Var q = Ops.reshape(Ops.linear(hn, l.cQ.var()), b, t, h, d);
+        Var k = Ops.reshape(Ops.linear(hn, l.cK.var()), b, t, kv, d);
+        Var v = Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d);
         if (l.valueEmbed != null) {
             Var ve = Ops.embedding(l.valueEmbed.var(), idx);
             v = Ops.valueEmbedMix(v, hn, l.veGate.var(), ve, GPTConfig.VE_GATE_CHANNELS);
@@ -420,32 +414,18 @@ public final class GPT {
             y = Var.constant(be.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
         }
         put(trace, "block" + i + ".attn_y", y);
-        Var attnOut = linear(Ops.reshape(y, b, t, c), l.cProj, copies);
+        Var attnOut = Ops.linear(Ops.reshape(y, b, t, c), l.cProj.var());
         put(trace, "block" + i + ".attn_out", attnOut);
         x = Ops.add(x, attnOut);
-        Var mlpOut = linear(Ops.relu2(linear(Ops.rmsNorm(x, 1f), l.cFc, copies)), l.mlpProj, copies);
+        Var mlpOut = Ops.linear(Ops.relu2(Ops.linear(Ops.rmsNorm(x, 1f), l.cFc.var())), l.mlpProj.var());
         put(trace, "block" + i + ".mlp_out", mlpOut);
         x = Ops.add(x, mlpOut);
         put(trace, "block" + i + ".out", x);
         return x;
     }
 
-    /** Whether a cached chunk of {@code rows} (row, position) pairs multiplies by the decode copies. */
-    private boolean copies(int rows) {
-        return !decodeCopies.isEmpty() && rows <= DECODE_MAX_ROWS;
-    }
-
-    /** x·Wᵀ with the parameter w, or with its decode copy (a constant: inference only). */
-    private Var linear(Var x, Parameter w, boolean copies) {
-        return Ops.linear(x, copies ? Var.constant(decodeCopies.get(w)) : w.var());
-    }
-
-    /**
-     * lm_head on the final-normed x (B,T,C) → cropped, soft-capped logits (B,T,vocab); with the decode copy (which
-     * holds the real vocab rows only), the padding rows are never computed.
-     */
-    private Var head(Var x, boolean copies) {
-        if (copies) return Ops.softcap(linear(x, lmHead, true), SOFTCAP);
+    /** lm_head on the final-normed x (B,T,C) → cropped, soft-capped logits (B,T,vocab). */
+    private Var head(Var x) {
         Var logits = Ops.linear(x, lmHead.var());
         if (config.paddedVocab() != config.vocabSize()) logits = Ops.narrow(logits, 2, 0, config.vocabSize());
         return Ops.softcap(logits, SOFTCAP);
@@ -454,53 +434,28 @@ public final class GPT {
     /**
      * Which weights the decode steps of {@link #forwardCached} stream: {@link DecodeWeights#FP32} (the default) reads
      * the parameters; {@link DecodeWeights#BF16} makes a bf16 copy of every streamed matrix now (+50% of their memory;
-     * a snapshot — call again after the weights change) and cached chunks of at most {@link #DECODE_MAX_ROWS} (row,
-     * position) pairs multiply by it. The fp32 parameters stay: training, logits and longer prompt chunks use them.
-     * BF16 is a CPU option (its GEMV reads bf16 weights).
+     * a snapshot — call again after the weights change) and decodes with it. The fp32 parameters stay: training and
+     * the block loop of long prompt chunks use them. BF16 is a CPU option (the fused decoder's).
      */
     public void decodeWeights(DecodeWeights w) {
         if (w != DecodeWeights.FP32 && be.device() != Device.CPU) {
-            throw new IllegalArgumentException("decode weights " + w + " are a CPU option; on " + be.device() + " the model decodes with its fp32 parameters");
+            throw new IllegalArgumentException("decode weights " + w + " are the CPU decoder's; on " + be.device() + " the model decodes with its fp32 parameters");
         }
-        Map<Parameter, Tensor> copies = new LinkedHashMap<>();
-        if (w == DecodeWeights.BF16) {
-            for (Parameter p : streamed()) {
-                Tensor t = p == lmHead ? p.tensor().slice(0, config.vocabSize()) : p.tensor();   // the padding rows are never read
-                copies.put(p, be.toBf16(t));
-            }
-        }
-        decodeCopies = copies;
-        decodeWeights = w;
+        decoder = w == DecodeWeights.FP32 ? null : new Decoder(this, cos, sin, w);
     }
 
     public DecodeWeights decodeWeights() {
-        return decodeWeights;
+        return decoder == null ? DecodeWeights.FP32 : decoder.weights();
     }
 
-    /** The matrices a decode step streams whole: every block's projections and lm_head. */
-    private List<Parameter> streamed() {
-        List<Parameter> ps = new ArrayList<>();
-        for (Layer l : layers) ps.addAll(List.of(l.cQ, l.cK, l.cV, l.cProj, l.cFc, l.mlpProj));
-        ps.add(lmHead);
-        return ps;
-    }
-
-    /**
-     * Weight bytes one decode step reads per sample row's token at the current {@link #decodeWeights()}: every
-     * streamed matrix at its dtype (lm_head: its real vocab rows), plus the fp32 embedding row, value-embedding rows
-     * and gates (the KV cache not counted).
-     */
+    /** Weight bytes one decode step reads per sample row's token at the current {@link #decodeWeights()} (KV cache not counted). */
     public long decodeWeightBytes() {
-        long n = (long) config.nEmbd() * Float.BYTES + (long) GPTConfig.SMEAR_CHANNELS * Float.BYTES;
-        for (Parameter p : streamed()) {
-            Tensor copy = decodeCopies.get(p);
-            long rows = p == lmHead ? config.vocabSize() : p.shape()[0];
-            n += rows * p.shape()[1] * (copy == null ? Float.BYTES : copy.dtype().bytes());
-        }
-        for (Layer l : layers) {
-            if (l.valueEmbed != null) n += (long) l.veGate.numel() * Float.BYTES + (long) config.kvDim() * Float.BYTES;
-        }
-        return n;
+        return decoder().bytesPerStep();
+    }
+
+    private Decoder decoder() {
+        if (decoder == null) decoder = new Decoder(this, cos, sin, DecodeWeights.FP32);
+        return decoder;
     }
 
     /** Ids must be I32 (B,T) in [0, vocab); targets (B,T) in [−1, vocab); T within the rotary table. Checked before any kernel. */

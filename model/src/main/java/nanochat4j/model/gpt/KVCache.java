@@ -5,8 +5,9 @@ import nanochat4j.tensor.Tensor;
 
 /**
  * Per-layer key/value buffers (B, maxLen, KV, D) for inference, the shared position (tokens already cached), the last
- * pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in. Everything lives on the
- * model's device: a step on the GPU moves only the token ids up and the logits down.
+ * pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in, and on the CPU the fused
+ * decode step's activation buffers ({@link Decoder.Scratch}, made by its first call). Everything but the scratch
+ * lives on the model's device: a step on the GPU moves only the token ids up and the logits down.
  */
 public final class KVCache {
     private final Backend be;
@@ -15,6 +16,7 @@ public final class KVCache {
     private final int batch, maxLen;
     private int pos;
     private boolean hasPrev;
+    Decoder.Scratch scratch;
 
     /** An empty cache for {@code model} (its shapes, on its device) of {@code batch} rows and up to {@code maxLen} positions. */
     public KVCache(GPT model, int batch, int maxLen) {
@@ -45,10 +47,12 @@ public final class KVCache {
 
     Tensor values(int layer) { return values[layer]; }
 
-    /** The previous embedding (B,1,C), valid when {@link #hasPrev()}. */
+    /** The previous-embedding buffer (B,1,C): the decode step writes it in place, then calls {@link #markPrev}. */
     Tensor prev() { return prev; }
 
     boolean hasPrev() { return hasPrev; }
+
+    void markPrev() { hasPrev = true; }
 
     /** Stores {@code e} (B,1,C, on the cache's device) as the previous embedding. */
     void setPrev(Tensor e) {

@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Assumptions;
 
 /**
  * The model's KV-cache forward on the GPU (cache, previous embedding and activations on the device; logits down once
- * per call) against the same model on the CPU (the same block loop on the CPU backend): a batch-2 prompt
+ * per call) against the same model on the CPU, whose decode steps run the fused {@link Decoder}: a batch-2 prompt
  * chunk, then single-token steps past a short window, with value embeddings, GQA, smear and backout; and a batch-1
  * prefill copied into 3 rows as the Engine does. Runs only where a GPU is usable (scripts/gpu-check.sh runs it there).
  */

@@ -180,9 +180,9 @@ class GPTTest {
     }
 
     @Test
-    void decodeStepsAndChunksMatchTheFullForwardWithSmearBackoutGqaAndWindows() {
+    void decoderStepsAndShortChunksMatchTheFullForwardWithSmearBackoutGqaAndWindows() {
         // GQA 4/2, layer 0 sees 128 keys back; every plan runs on to position 150 in single decode steps.
-        // (from, length) chunks: short ones (≤ 8 rows) take the GEMV, longer ones the packed GEMM.
+        // (from, length) chunks: ≤ 32 (row, position) pairs run the Decoder, longer ones the tensor path.
         GPT smeared = perturbed(CFG, 21);
         smeared.parameter("smear_lambda").tensor().fill(0.7f);
         smeared.parameter("backout_lambda").tensor().fill(0.3f);

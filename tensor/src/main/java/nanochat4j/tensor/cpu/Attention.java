@@ -28,8 +28,7 @@ import jdk.incubator.vector.VectorSpecies;
  *   <li>Decode (fewer than 4 query rows) skips the K transpose and scores with direct dot products; it is
  *       memory-bound over the cache.</li>
  * </ul>
- * Parallel over (batch, kv head, query block) forward and (batch, kv head) backward with {@link Parallel} (a decode
- * step's forward over {@link Team}).
+ * Parallel over (batch, kv head, query block) forward and (batch, kv head) backward with {@link Parallel}.
  */
 public final class Attention {
     private Attention() {}
@@ -89,18 +88,14 @@ public final class Attention {
                             int B, int Tq, int Tk, int pos, int H, int KV, int D, int window, float scale) {
         int qBlocks = (Tq + BQ - 1) / BQ;
         long call = CALLS.incrementAndGet();
-        Parallel.RangeBody body = (start, end) -> {
+        Parallel.forRange(B * KV * qBlocks, (start, end) -> {
             Scratch s = Scratch.get(H / KV, D);
             for (int item = start; item < end; item++) {
                 int qb = item % qBlocks, bg = item / qBlocks;
                 forwardBlock(s, call, q, k, v, y, lse, bg / KV, bg % KV, qb * BQ, Math.min(BQ, Tq - qb * BQ),
                         Tq, Tk, pos, H, KV, D, window, scale);
             }
-        };
-        // A decode step's attention (one query row per sample) is a few short items between the step's GEMVs: it
-        // splits over the same spinning Team they use rather than waking the pool.
-        if (Tq == 1) Team.run(B * KV * qBlocks, body);
-        else Parallel.forRange(B * KV * qBlocks, body);
+        });
     }
 
     /** Rows t0..t0+rows-1 (positions pos+t) of the G query heads of kv head g in batch row b. */

@@ -94,17 +94,14 @@ public final class CpuBackend implements Backend {
     /** x (..., k)·op(W) → (..., n): op(W) = Wᵀ for linear (W is (n, k)), W itself for its input gradient (W is (k, n)). */
     private static Tensor timesWeight(String op, String xName, Tensor x, Tensor w, boolean transW, String need) {
         f32(op, xName, x);
-        boolean bf16 = transW && w.dtype() == DType.BF16;   // a decode copy of the weight (GPT's DecodeWeights.BF16)
-        if (!bf16) f32(op, "w", w);
+        f32(op, "w", w);
         int kDim = transW ? 1 : 0;
         if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(kDim)) throw bad(op, need, x, w);
         int n = w.shape(1 - kDim), k = w.shape(kDim), rows = x.rows();
         int[] ys = x.shape();
         ys[ys.length - 1] = n;
         Tensor y = Tensor.zeros(ys);
-        if (bf16) {
-            Gemm.gemvBf16(rows, n, k, x.floats(), x.offset(), k, w.shorts(), w.offset(), w.shape(1), y.floats(), 0, n);
-        } else if (rows > 0 && n > 0) {
+        if (rows > 0 && n > 0) {
             Gemm.sgemm(false, transW, rows, n, k, 1f, x.floats(), x.offset(), k, w.floats(), w.offset(), w.shape(1), 0f, y.floats(), 0, n);
         }
         return y;

@@ -268,44 +268,8 @@ public final class Gemm {
      */
     private static void gemv(int m, int n, int k, float alpha, float[] a, int aOff, int lda, float[] b, int bOff, int ldb,
                              float beta, float[] c, int cOff, int ldc) {
-        gemv(m, n, k, alpha, a, aOff, lda, b, null, bOff, ldb, beta, c, cOff, ldc);
-    }
-
-    /** Weight elements per GEMV chunk (128 KiB fp32): large enough that claiming it costs nothing, small enough to balance. */
-    static final int GEMV_CHUNK = 1 << 15;
-
-    /**
-     * {@link #gemv} over W in {@code bf} (fp32) or, when that is null, {@code bb} (bf16 bits), in chunks of output rows
-     * over {@link Team}: a decode step is dozens of such products of 10–300 µs each, where a hand-off to the pool
-     * (and waiting for a worker another process has descheduled) would cost as much as the product.
-     */
-    private static void gemv(int m, int n, int k, float alpha, float[] a, int aOff, int lda, float[] bf, short[] bb, int bOff,
-                             int ldb, float beta, float[] c, int cOff, int ldc) {
-        int rows = (long) n * k < (1 << 16) ? n : Math.max(4, GEMV_CHUNK / Math.max(1, k) / 4 * 4);
-        Team.run((n + rows - 1) / rows, (chunk, unused) -> {
-            int j0 = chunk * rows, j1 = Math.min(n, j0 + rows);
-            Gemv.rows(bf, bb, bOff, ldb, k, a, aOff, lda, m, c, cOff, ldc, j0, j1, alpha, beta);
-        });
-    }
-
-    /**
-     * C (m, n) = A (m, k)·Wᵀ with W (n, k) in bf16 bits (a decode weight copy: half the bytes of a product bound by
-     * reading them), widened in registers, fp32 sums: {@link Gemv#rows} for every m, split over the pool like the fp32
-     * decode-sized products. Meant for the few rows of KV-cache decode; nothing is packed.
-     */
-    public static void gemvBf16(int m, int n, int k, float[] a, int aOff, int lda, short[] w, int wOff, int ldw,
-                                float[] c, int cOff, int ldc) {
-        if (m < 0 || n < 0 || k < 0 || lda < k || ldw < k || ldc < n) {
-            throw new IllegalArgumentException("gemvBf16: bad sizes m=" + m + " n=" + n + " k=" + k + " lda=" + lda + " ldw=" + ldw + " ldc=" + ldc);
-        }
-        if (m > 0 && (aOff < 0 || aOff + (long) (m - 1) * lda + k > a.length || cOff < 0 || cOff + (long) (m - 1) * ldc + n > c.length)) {
-            throw new IllegalArgumentException("gemvBf16: A or C too short for m=" + m + " n=" + n + " k=" + k);
-        }
-        if (n > 0 && (wOff < 0 || wOff + (long) (n - 1) * ldw + k > w.length)) {
-            throw new IllegalArgumentException("gemvBf16: W (" + w.length + " values) too short for n=" + n + " k=" + k + " at " + wOff);
-        }
-        if (m == 0 || n == 0) return;
-        gemv(m, n, k, 1f, a, aOff, lda, null, w, wOff, ldw, 0f, c, cOff, ldc);
+        int grain = (long) n * k < (1 << 16) ? n : Math.max(8, (1 << 14) / Math.max(1, k));
+        Parallel.forRange(n, grain, (j0, j1) -> Gemv.rows(b, null, bOff, ldb, k, a, aOff, lda, m, c, cOff, ldc, j0, j1, alpha, beta));
     }
 
     /**

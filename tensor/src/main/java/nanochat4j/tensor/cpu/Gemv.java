@@ -12,8 +12,8 @@ import nanochat4j.tensor.DType;
  * sum is fp32 in one fixed order — lanes by FMA over k, then {@link VecMath#sum}, then the scalar tail — the same
  * for every row whatever range a thread is given, so any split of the rows gives the same bits.
  * <p>
- * Callers split the rows [r0, r1) over threads themselves: {@link Gemm} over its pool, for fp32 x·Wᵀ with at most
- * {@link Gemm#GEMV_MAX_ROWS} rows and for every x·Wᵀ on a bf16 weight ({@link Gemm#gemvBf16}).
+ * Callers split the rows [r0, r1) over threads themselves: {@link Gemm} over its pool for x·Wᵀ with at most
+ * {@link Gemm#GEMV_MAX_ROWS} rows, the model's fused decode step over its spinning team.
  */
 public final class Gemv {
     private Gemv() {}

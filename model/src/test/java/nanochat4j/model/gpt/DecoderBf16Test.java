@@ -8,12 +8,12 @@ import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
-/** The bf16 decode weights: their only difference from fp32 is the rounding of the streamed matrices. */
-class GPTBf16DecodeTest {
+/** The bf16 decode store: its only difference from fp32 is the rounding of the streamed matrices; its GEMV kernel. */
+class DecoderBf16Test {
     static final GPTConfig CFG = GPTTest.CFG;   // GQA 4/2, vocab 70 (padded 128), layer 0 window 128
     static final int T = 150;
 
-    /** Parameters a decode step streams (and so holds in bf16). */
+    /** Parameters the Decoder streams (and so holds in bf16). */
     static boolean streamed(String name) {
         return name.equals("lm_head.weight") || name.endsWith("attn.c_q.weight") || name.endsWith("attn.c_k.weight")
                 || name.endsWith("attn.c_v.weight") || name.endsWith("attn.c_proj.weight") || name.endsWith("mlp.c_fc.weight")
@@ -44,7 +44,7 @@ class GPTBf16DecodeTest {
         GPT ref = rounded(m);
         m.decodeWeights(DecodeWeights.BF16);
         assertEquals(DecodeWeights.BF16, m.decodeWeights());
-        // Every chunk reads the bf16 copies (B·T ≤ 32): a first chunk that smears within itself, then single steps past
+        // Every chunk runs the Decoder (B·T ≤ 32): a first chunk that smears within itself, then single steps past
         // the 128-key window of layer 0.
         for (int b = 1; b <= 2; b++) {
             Tensor x = GPTTest.ids(30 + b, b, T, 70);
