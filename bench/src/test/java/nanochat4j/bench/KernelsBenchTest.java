@@ -48,13 +48,18 @@ class KernelsBenchTest {
                 assertTrue(row.get("ms").isNull() && row.get("note").asText().matches("\\d+\\.\\d GB/s; STREAM triad.*"), line);
                 continue;
             }
+            if (row.get("op").asText().equals("cross_entropy") && row.get("ms").isNull()) {
+                // the fused op minus its GEMMs: at --quick sizes timing noise may exceed it, and then it says so
+                assertTrue(row.get("note").asText().startsWith("not resolved: "), line);
+                continue;
+            }
             assertTrue(row.get("ms").asDouble() > 0, line);
             assertTrue(row.get("peak_gflops").asDouble() > 0, line);
-            boolean flopBound = row.get("op").asText().equals("gemm") || row.get("op").asText().equals("attention");
+            boolean flopBound = List.of("gemm", "attention", "lm_head_ce").contains(row.get("op").asText());
             assertEquals(flopBound, row.get("gflops").isNumber(), "gflops is a number exactly for flop-bound ops: " + line);
             if (flopBound) assertTrue(row.get("gflops").asDouble() > 0, line);
         }
-        assertEquals(new TreeSet<>(List.of("attention", "bandwidth", "c_fma_peak", "cross_entropy", "gemm", "rms_norm", "rotary")), ops);
+        assertEquals(new TreeSet<>(List.of("attention", "bandwidth", "c_fma_peak", "cross_entropy", "gemm", "lm_head_ce", "rms_norm", "rotary")), ops);
         assertTrue(out.contains("of the triad"), "memory-bound ops say their share of the bandwidth: " + out);
     }
 

@@ -22,8 +22,8 @@ import java.net.URI;
 
 /**
  * One request and its response on a {@link WebServer} connection, used from a handler thread: the request with its
- * whole body (cut at the size limit + 1 byte), and a response sent as headers, then body bytes on each flush, then the
- * end at {@link #close}. Writes are handed to the connection's event loop without waiting; a write fails at once
+ * whole body (cut at the size limit + 1 byte), and a response sent as headers, then body bytes on each flush (at most one
+ * send per {@link #COALESCE_NANOS}), then the end at {@link #close}. Writes are handed to the connection's event loop without waiting; a write fails at once
  * when the client has closed the connection, which the event loop notices while the handler runs, without a write.
  */
 final class Exchange {
@@ -116,8 +116,18 @@ final class Exchange {
         }
     }
 
+    /**
+     * A flush within this long of the previous send leaves its bytes pending for the next flush or the end. Each send
+     * is a task for the event loop, which may wake it; one wake-up per token took CPU from the decode on a small
+     * machine (docs/BENCHMARKS.md), while one per display frame shows the text as smoothly. The first event after a
+     * pause (the first token after prefill) still leaves at once.
+     */
+    static final long COALESCE_NANOS = 16_000_000L;
+
     private final class Body extends OutputStream {
         private final ByteArrayOutputStream pending = new ByteArrayOutputStream();
+        private boolean sentAny;
+        private long lastSend;
 
         @Override
         public void write(int b) throws IOException {
@@ -137,7 +147,11 @@ final class Exchange {
                 channel.flush();
                 return;
             }
-            // one task for the event loop per flush (write and flush together): each task may wake it
+            long now = System.nanoTime();
+            if (sentAny && now - lastSend < COALESCE_NANOS) return;
+            sentAny = true;
+            lastSend = now;
+            // one task for the event loop per send (write and flush together): each task may wake it
             channel.writeAndFlush(new DefaultHttpContent(Unpooled.wrappedBuffer(pending.toByteArray())), channel.voidPromise());
             pending.reset();
         }
