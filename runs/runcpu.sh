@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: a tiny end-to-end nanochat run on CPU (nanochat's runs/runcpu.sh, scaled to a 2-core machine).
-# Like nanochat's, its sizes are tuned to a time budget: about 20 minutes on a 2-core AVX2 machine (README).
+# Like nanochat's, its sizes are tuned to a time budget, 20 minutes on a 2-core AVX2 machine (README says how close it comes).
 # Each stage of the pipeline adds its step here.
 #
 #   runs/runcpu.sh [--data DIR]
