@@ -103,10 +103,10 @@ public final class ServeBench implements Callable<Integer> {
                 int tokens = runs.stream().mapToInt(Timing::tokens).sum();
                 if (json) {
                     out.printf(Locale.ROOT, "{\"depth\": %d, \"weights\": \"%s\", \"workers\": %d, \"streams\": %d, \"ttft_ms_median\": %.1f, "
-                                    + "\"ttft_ms_max\": %.1f, \"tok_per_sec_per_stream_median\": %.1f, \"tok_per_sec_total\": %.1f, \"tokens\": %d, "
+                                    + "\"ttft_ms_max\": %.1f, \"tok_per_sec_per_stream_median\": %s, \"tok_per_sec_total\": %.1f, \"tokens\": %d, "
                                     + "\"engine_tok_per_sec\": %.1f%s}%n", depth, weights, workers, n, 1e3 * median(ttft), 1e3 * ttft[ttft.length - 1],
-                            median(rate), tokens / round.wall(), tokens, engine,
-                            n == 1 ? String.format(Locale.ROOT, ", \"server_1_stream_tok_per_sec\": %.1f, \"overhead_pct\": %.1f", median(serverRates), 100 * overhead) : "");
+                            num(median(rate)), tokens / round.wall(), tokens, engine,
+                            n == 1 ? String.format(Locale.ROOT, ", \"server_1_stream_tok_per_sec\": %s, \"overhead_pct\": %s", num(median(serverRates)), num(100 * overhead)) : "");
                 } else {
                     out.printf(Locale.ROOT, "d%d %s, %d worker(s), %2d streams: TTFT median %7.1f ms (max %7.1f), per stream %6.1f tok/s, total %6.1f tok/s%s%n",
                             depth, weights, workers, n, 1e3 * median(ttft), 1e3 * ttft[ttft.length - 1], median(rate), tokens / round.wall(),
@@ -246,6 +246,11 @@ public final class ServeBench implements Callable<Integer> {
         int[][] m = new int[merges][];
         for (int k = 0; k < merges; k++) m[k] = new int[] {k / 256, k % 256};
         return Tokenizer.fromMerges(m, Pretokenizer.NANOCHAT_PATTERN);
+    }
+
+    /** x to one decimal for JSON, or null when there is no figure (no stream had two timed pieces). */
+    private static String num(double x) {
+        return Double.isNaN(x) ? "null" : String.format(Locale.ROOT, "%.1f", x);
     }
 
     private static double median(double[] sorted) {

@@ -119,14 +119,15 @@ final class Exchange {
     /**
      * A flush within this long of the previous send leaves its bytes pending for the next flush or the end. Each send
      * is a task for the event loop, which may wake it; one wake-up per token took CPU from the decode on a small
-     * machine (docs/BENCHMARKS.md), while one per display frame shows the text as smoothly. The first event after a
-     * pause (the first token after prefill) still leaves at once.
+     * machine (docs/BENCHMARKS.md), while one per display frame shows the text as smoothly. The first two sends leave
+     * at once (a stream's opening event and its first token, whose time to first token matters), and so does the
+     * first event after a pause.
      */
     static final long COALESCE_NANOS = 16_000_000L;
 
     private final class Body extends OutputStream {
         private final ByteArrayOutputStream pending = new ByteArrayOutputStream();
-        private boolean sentAny;
+        private int sends;
         private long lastSend;
 
         @Override
@@ -148,8 +149,8 @@ final class Exchange {
                 return;
             }
             long now = System.nanoTime();
-            if (sentAny && now - lastSend < COALESCE_NANOS) return;
-            sentAny = true;
+            if (sends >= 2 && now - lastSend < COALESCE_NANOS) return;
+            sends++;
             lastSend = now;
             // one task for the event loop per send (write and flush together): each task may wake it
             channel.writeAndFlush(new DefaultHttpContent(Unpooled.wrappedBuffer(pending.toByteArray())), channel.voidPromise());
