@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the folder carried to a GPU machine that has neither Java nor network (see README "Running on a GPU"):
 #   runtime.tgz      a jlinked JDK 25 (java.base, jdk.incubator.vector, jdk.unsupported, java.management,
-#                    jdk.httpserver, java.logging for JUnit, java.net.http for the commands that download),
+#                    java.logging for JUnit, java.net.http for the commands that download),
 #                    --compress=zip-9, as a .tgz
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
@@ -40,7 +40,7 @@ mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "gpu-pack: jlink ..." >&2
-"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,jdk.httpserver,java.logging,java.net.http \
+"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,java.logging,java.net.http \
   --compress=zip-9 --strip-debug --no-header-files --no-man-pages --output "$tmp/runtime"
 tar -C "$tmp" -czf "$out/runtime.tgz" runtime
 cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
