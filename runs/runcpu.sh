@@ -27,11 +27,15 @@ DEPTH="${DEPTH:-4}"
 SEQ="${SEQ:-512}"
 DEVICE_BATCH="${DEVICE_BATCH:-8}"
 TOTAL_BATCH="${TOTAL_BATCH:-4096}"
-STEPS="${STEPS:-400}"
+STEPS="${STEPS:-300}"
 EVAL_EVERY="${EVAL_EVERY:-100}"
 EVAL_TOKENS="${EVAL_TOKENS:-16384}"
 VOCAB="${VOCAB:-8192}"
 TOK_CHARS="${TOK_CHARS:-20000000}"
+
+# Each stage prints its wall time, so a run that misses the budget says where the minutes went.
+start=$SECONDS lap=$SECONDS
+took() { echo "runcpu.sh: $1 took $((SECONDS - lap)) s (run so far $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s)"; lap=$SECONDS; }
 
 ./nanochat4j --version
 
@@ -60,12 +64,14 @@ echo "runcpu.sh: training data from $DATA"
 
 # 2) tokenizer
 ./nanochat4j tok-train --data "$DATA" --vocab-size "$VOCAB" --max-chars "$TOK_CHARS"
+took "data + tokenizer"
 
 # 3) a tiny base model: its val bpb and greedy samples of nanochat's 7 prompts
 ./nanochat4j base-train --depth="$DEPTH" --head-dim=64 --window-pattern=L --max-seq-len="$SEQ" \
   --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" --num-iterations="$STEPS" \
   --warmup-steps=10 --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --core-metric-every=-1 --sample-every="$STEPS" \
   --data="$DATA" --model-tag=runcpu
+took "base-train"
 echo "runcpu.sh: checkpoints, metrics.jsonl and base_train.png in $NANOCHAT_BASE_DIR/base_checkpoints/runcpu"
 
 # 4) evaluate it: CORE on the bundle (16 examples per task), bpb on both splits, samples
@@ -81,9 +87,11 @@ else
   echo "runcpu.sh: no CORE eval bundle (./nanochat4j base-eval --download-bundle fetches it); evaluating bpb and samples only"
   ./nanochat4j base-eval -g runcpu --eval bpb,sample --device-batch-size "$DEVICE_BATCH" --split-tokens "$EVAL_TOKENS" --data "$DATA"
 fi
+took "base-eval"
 
 # 5) talk to it (a base model continues the prompt; `./nanochat4j chat -i base -g runcpu` for an interactive session)
 ./nanochat4j chat -i base -g runcpu -t 0 -m 24 -p "The capital of France is"
+took "chat (base)"
 
 # 6) chat SFT on a small mixture (alpaca conversations + ARC train + GSM8K train), then the chat tasks on a few problems
 TASK_DATA="${TASK_DATA:-}"
@@ -95,21 +103,26 @@ if [ -z "$TASK_DATA" ]; then
   echo "runcpu.sh: no chat task data (TASK_DATA=DIR with arc/, mmlu/, gsm8k/, humaneval/, sft/); stopping after the base model"
   exit 0
 fi
-SFT_STEPS="${SFT_STEPS:-150}"
+SFT_STEPS="${SFT_STEPS:-100}"
 EVAL_PROBLEMS="${EVAL_PROBLEMS:-24}"
 ./nanochat4j chat-sft --model-tag=runcpu --max-seq-len="$SEQ" --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" \
   --num-iterations="$SFT_STEPS" --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --chatcore-every=-1 \
   --mmlu-epochs=1 --gsm8k-epochs=1 --task-data="$TASK_DATA"
+took "chat-sft"
 ./nanochat4j chat-eval -i sft -g runcpu -x "$EVAL_PROBLEMS" -m 128 -b "$DEVICE_BATCH" --task-data="$TASK_DATA"
 # multiple choice on ARC-Easy's first 200 test problems, against the 25% of guessing
 ./nanochat4j chat-eval -i sft -g runcpu -a ARC-Easy -x 200 -b "$DEVICE_BATCH" --task-data="$TASK_DATA"
+took "chat-eval (sft)"
 
 # 6b) a few RL steps on GSM8K from the SFT model (nanochat's chat_rl, scaled down), then GSM8K on the RL model
 RL_STEPS="${RL_STEPS:-3}"
 ./nanochat4j chat-rl --model-tag=runcpu --num-steps="$RL_STEPS" --examples-per-step=2 --num-samples=4 --device-batch-size=4 \
   --max-new-tokens=64 --eval-every="$RL_STEPS" --eval-examples=8 --task-data="$TASK_DATA"
 ./nanochat4j chat-eval -i rl -g runcpu -a GSM8K -x "$EVAL_PROBLEMS" -m 128 --task-data="$TASK_DATA"
+took "chat-rl + its eval"
 
 # 7) the report card, and one answer from the chat model (the calculator tool runs inside the Engine)
 ./nanochat4j report
 ./nanochat4j chat -g runcpu -t 0 -m 64 -p "What is 12 times 7?"
+took "report + chat"
+echo "runcpu.sh: done in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
