@@ -61,8 +61,12 @@ public final class ServeBench implements Callable<Integer> {
 
     PrintStream out = System.out;
 
-    /** Streams run before anything is timed: with -XX:-TieredCompilation the decode path is slow until C2 compiled it. */
-    private static final int WARMUP = 6;
+    /**
+     * Streams run before anything is timed: with -XX:-TieredCompilation the decode path is slow until C2 compiled it, and
+     * the server's write path (a call per send, one send per 16 ms: ≈ 26 per reply at 300 tok/s) reaches the launcher's
+     * lowered threshold for serving code (200 calls) within them.
+     */
+    private static final int WARMUP = 10;
     /** Engine / single-stream pairs behind the overhead figure (medians). */
     private static final int PAIRS = 5;
 

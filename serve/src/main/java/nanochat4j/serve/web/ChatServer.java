@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.time.Instant;
+import java.util.EnumMap;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
@@ -383,10 +384,13 @@ public final class ChatServer implements AutoCloseable {
         } catch (IOException e) {
             return "cancelled";
         }
+        ObjectNode template = chunk(id, now);
+        template.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
+                .put("content", TextEvent.PLACEHOLDER);
+        TextEvent content = new TextEvent(JSON, template);
         StopFilter filter = new StopFilter(req.stop(), text -> {
-            ObjectNode c = chunk(id, now);
-            c.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta").put("content", text);
-            event(os, c);
+            content.write(os, text);
+            os.flush();
         });
         String finish;
         try {
@@ -427,14 +431,19 @@ public final class ChatServer implements AutoCloseable {
     private String nanochatStream(Exchange ex, WorkerPool.Worker w, int[] prompt, int truncated, Engine.Settings settings, long deadline,
                                   int[] counts) throws IOException {
         OutputStream os = startEvents(ex);
+        Map<Generation.Part, TextEvent> events = new EnumMap<>(Generation.Part.class);
+        for (Generation.Part part : Generation.Part.values()) {
+            ObjectNode e = JSON.createObjectNode();
+            e.put("token", TextEvent.PLACEHOLDER);
+            e.put("gpu", w.id);
+            e.put("part", part.json);
+            events.put(part, new TextEvent(JSON, e));
+        }
         String finish;
         try {
             finish = Generation.run(w.engine, prompt, settings, deadline, (part, delta) -> {
-                ObjectNode e = JSON.createObjectNode();
-                e.put("token", delta);
-                e.put("gpu", w.id);
-                e.put("part", part.json);
-                event(os, e);
+                events.get(part).write(os, delta);
+                os.flush();
             }, counts);
         } catch (Generation.Stopped s) {
             return s.why == Generation.Stopped.Why.TIMEOUT ? streamTimeout(os) : "cancelled";
