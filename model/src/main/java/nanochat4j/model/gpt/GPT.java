@@ -471,7 +471,7 @@ public final class GPT {
      * Which weights the decode steps of {@link #forwardCached} stream: {@link DecodeWeights#FP32} (the default) reads
      * the parameters; {@link DecodeWeights#BF16} makes a bf16 copy of every streamed matrix now (+50% of their memory;
      * a snapshot — call again after the weights change) and decodes with it. The fp32 parameters stay: training and
-     * the block loop of long prompt chunks use them. BF16 is a CPU option (the fused decoder's).
+     * the autograd executor of long prompt chunks use them. BF16 is a CPU option (the fused decoder's).
      */
     public void decodeWeights(DecodeWeights w) {
         if (w != DecodeWeights.FP32 && be.device() != Device.CPU) {
