@@ -309,10 +309,7 @@ final class Decoder {
         }
 
         @Override
-        public Rows attnResidual(int i, Rows x, Rows y) {
-            gemv(rows, Epilogue.ADD, new Product(cProj[i], c, y.a(), x.a()));
-            return x;
-        }
+        public Rows attnResidual(int i, Rows x, Rows y) { return addProduct(cProj[i], y, x); }
 
         @Override
         public Rows mlpHidden(int i, Rows hn) {
@@ -321,8 +318,11 @@ final class Decoder {
         }
 
         @Override
-        public Rows mlpResidual(int i, Rows x, Rows u) {
-            gemv(rows, Epilogue.ADD, new Product(mlpProj[i], c, u.a(), x.a()));
+        public Rows mlpResidual(int i, Rows x, Rows u) { return addProduct(mlpProj[i], u, x); }
+
+        /** x += W·in in place (the GEMV's β = 1), W (C, in's width). */
+        private Rows addProduct(Tensor w, Rows in, Rows x) {
+            gemv(rows, Epilogue.ADD, new Product(w, c, in.a(), x.a()));
             return x;
         }
 
