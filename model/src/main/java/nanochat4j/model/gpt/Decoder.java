@@ -13,31 +13,25 @@ import nanochat4j.tensor.cpu.Team;
 import nanochat4j.tensor.cpu.VecMath;
 
 /**
- * The CPU's fast path for {@link GPT#forwardCached}: a short chunk — one new token in each of B sample rows (decode),
- * or a short prompt — as plain loops over buffers planned once per cache, the math of GPT's block loop without a
- * tensor or autograd node per op. Rows are the B·T (row, position) pairs:
- * <ul>
- *   <li>x = rms_norm(wte[tok]); smear: x_t += λ·σ(w·x_t[0:24])·x_{t−1} inside the chunk, and a single token mixes in
- *       the cached last pre-smear embedding of the previous call; x0 = x;</li>
- *   <li>per layer x = resid_λ·x + x0_λ·x0; hn = rms_norm(x); q,k,v = W·hn; v += 3·σ(W_gate·hn[0:12])·ve[tok];
- *       RoPE, then QK-norm ×1.2; k, v into the cache; causal windowed GQA attention over the cache;
- *       x += W_proj·y; x += W_mlp·relu²(W_fc·rms_norm(x)); backout: x −= λ·x_mid (after block n//2);</li>
- *   <li>logits = 15·tanh(W_lm·rms_norm(x)/15) over the real vocab rows only (the padding is never computed).</li>
- * </ul>
- * A decode step is bound by reading the weights, so every matmul is {@link Gemv} for all B rows at once (each weight
- * row read once, reused from L1 by every sample row); the residual add is its β = 1, relu² and softcap run on each
+ * The CPU's fast executor of {@link Forward} for {@link GPT#forwardCached}: a short chunk — one new token in each of B
+ * sample rows (decode), or a short prompt — whose activations are rows of buffers planned once per cache
+ * ({@link Scratch}), updated in place, without a tensor or autograd node per op. Rows are the B·T (row, position) pairs.
+ * <p>
+ * A decode step is bound by reading the weights, so every matmul is {@link Gemv} for all B·T rows at once (each weight
+ * row read once, reused from L1 by every input row); the residual add is its β = 1, relu² and softcap run on each
  * finished slice while it is still in cache. Each weight-sized phase (q/k/v together, proj, fc, mlp proj, lm_head)
- * and the attention (one task per row and kv head: ve mix, RoPE, QK-norm, cache write, then its query heads) is split
- * over {@link Team}, whose helpers spin between the many short phases of a step. Norms and lambda mixes over B·C
- * floats run on the caller. The per-row kernels are tensor.cpu's ({@link RmsNorm}, {@link Rotary},
- * {@link Elementwise}, {@link Reduce}), the same code the backend runs.
+ * and the attention over the cache (one task per sample row and kv head) is split over {@link Team}, whose helpers
+ * spin between the many short phases of a step. The row-sized steps (norms, lambda mixes, smear, value-embedding
+ * gate, RoPE, QK-norm, cache write: B·T·C floats or less) run on the caller. The per-row kernels are tensor.cpu's
+ * ({@link RmsNorm}, {@link Rotary}, {@link Elementwise}, {@link Reduce}), the same code the backend runs; the order
+ * of the steps is {@link Forward}'s.
  * <p>
  * The streamed matrices (q, k, v, proj, fc, mlp proj, lm_head) are either the fp32 parameters themselves (live views:
  * training updates show) or, with {@link DecodeWeights#BF16}, a bf16 copy made once when the decoder is built (a
  * snapshot: half the bytes per token), widened to fp32 in registers with fp32 accumulation. The fp32 parameters stay
- * the model's weights either way: training, and {@link GPT#forwardCached}'s block loop for long prompt chunks, read
- * them. Embedding rows (wte, value embeddings: one row per token) and the tiny gates are always read from the fp32
- * parameters.
+ * the model's weights either way: training, and {@link GPT#forwardCached}'s autograd executor for long prompt chunks,
+ * read them. Embedding rows (wte, value embeddings: one row per token) and the tiny gates are always read from the
+ * fp32 parameters.
  */
 final class Decoder {
     /** Most (row, position) pairs a chunk may have here: the GEMVs keep that many input rows in L1/L2. */
@@ -117,144 +111,237 @@ final class Decoder {
         return (long) t.numel() * t.dtype().bytes();
     }
 
+    /** {@code width} floats per (row, position) pair, row-major: the decoder's activation handle. */
+    record Rows(float[] a, int width) {}
+
     /** Activations of one call for up to {@code rows} (row, position) pairs, allocated with the cache's first call. */
     static final class Scratch {
         final int rows;
         final int[] tokens;
-        final float[] emb, x, x0, xMid, hn;     // (rows, C)
-        final float[] q, y;                     // (rows, H·D)
-        final float[] k, v;                     // (rows, KV·D)
-        final float[] u;                        // (rows, 4C)
+        final Rows emb, x, hn;                  // (rows, C)
+        final Rows[] kept;                      // (rows, C) each: x0, x_mid
+        final Forward.Qkv<Rows> qkv;            // (rows, H·D), (rows, KV·D) ×2
+        final Rows y;                           // (rows, H·D)
+        final Rows u;                           // (rows, 4C)
         final float[] scores;                   // (B, H, maxLen)
 
         Scratch(GPTConfig cfg, int batch, int rows, int maxLen) {
             int c = cfg.nEmbd(), hd = cfg.nHead() * cfg.headDim(), kvd = cfg.kvDim();
             this.rows = rows;
             tokens = new int[rows];
-            emb = new float[rows * c];
-            x = new float[rows * c];
-            x0 = new float[rows * c];
-            xMid = new float[rows * c];
-            hn = new float[rows * c];
-            q = new float[rows * hd];
-            y = new float[rows * hd];
-            k = new float[rows * kvd];
-            v = new float[rows * kvd];
-            u = new float[rows * 4 * c];
+            emb = rows(rows, c);
+            x = rows(rows, c);
+            hn = rows(rows, c);
+            kept = new Rows[] {rows(rows, c), rows(rows, c)};
+            qkv = new Forward.Qkv<>(rows(rows, hd), rows(rows, kvd), rows(rows, kvd));
+            y = rows(rows, hd);
+            u = rows(rows, 4 * c);
             scores = new float[batch * cfg.nHead() * maxLen];
         }
+
+        private static Rows rows(int rows, int width) {
+            return new Rows(new float[rows * width], width);
+        }
     }
 
-    /** Soft-capped logits (B·T, vocab) of the chunk {@code idx} (B,T) (T = 1, or B·T ≤ {@link #MAX_ROWS}); advances the cache by T. */
+    /**
+     * Soft-capped logits (B·T, vocab) of the chunk {@code idx} (B,T) (T = 1, or B·T ≤ {@link #MAX_ROWS}); writes its
+     * keys and values at the cache's position (the caller advances the cache).
+     */
     float[] step(Tensor idx, KVCache cache) {
-        int b = cache.batch(), t = idx.shape(1), rows = b * t, p = cache.pos();
+        int b = cache.batch(), t = idx.shape(1), rows = b * t;
         if (cache.scratch == null || cache.scratch.rows < rows) cache.scratch = new Scratch(cfg, b, rows, cache.maxLen());
-        Scratch s = cache.scratch;
-        System.arraycopy(idx.ints(), idx.offset(), s.tokens, 0, rows);
+        System.arraycopy(idx.ints(), idx.offset(), cache.scratch.tokens, 0, rows);
+        return Forward.logits(cfg, new Step(cache, b, t)).a();
+    }
 
-        embed(s, cache, b, t);
-        System.arraycopy(s.x, 0, s.x0, 0, rows * c);
-        for (int i = 0; i < cfg.nLayer(); i++) {
-            block(i, s, cache, rows, t, p);
-            if (i == cfg.backoutLayer()) System.arraycopy(s.x, 0, s.xMid, 0, rows * c);
+    /** {@link Forward}'s steps for one chunk of t tokens in each of the cache's B rows, at positions p.. */
+    private final class Step implements Forward.Exec<Rows> {
+        private final Scratch s;
+        private final KVCache cache;
+        private final int b, t, rows, p;
+        private int kept;   // how many of s.kept this call has filled
+
+        Step(KVCache cache, int b, int t) {
+            this.s = cache.scratch;
+            this.cache = cache;
+            this.b = b;
+            this.t = t;
+            this.rows = b * t;
+            this.p = cache.pos();
         }
-        float lam = backoutLambda.floats()[backoutLambda.offset()];
-        Elementwise.axpbyRange(1f, s.x, 0, -lam, s.xMid, 0, s.x, 0, rows * c);
-        rmsNorm(s.x, s.hn, rows, c);
-        float[] logits = new float[rows * vocab];
-        gemv(rows, Epilogue.SOFTCAP, new Product(lmHead, vocab, s.hn, logits));
-        cache.advance(t);
-        return logits;
-    }
 
-    /**
-     * e = rms_norm(wte[tok]); x_t = e_t + λ·σ(w·e_t[0:24])·e_{t−1} for t ≥ 1, and for a single token with e_{−1} the
-     * cached previous embedding (when there is one); the cache keeps e of the chunk's last position.
-     */
-    private void embed(Scratch s, KVCache cache, int b, int t) {
-        float[] w = wte.floats();
-        for (int r = 0; r < b * t; r++) RmsNorm.row(w, wte.offset() + s.tokens[r] * c, s.emb, r * c, c, 1f, Backend.RMS_EPS);
-        System.arraycopy(s.emb, 0, s.x, 0, b * t * c);
-        Tensor prevT = cache.prev();
-        float[] prev = prevT.floats();
-        int po = prevT.offset();
-        float lam = smearLambda.floats()[smearLambda.offset()];
-        for (int r = 0; r < b * t; r++) {
-            float[] src = r % t > 0 ? s.emb : t == 1 && cache.hasPrev() ? prev : null;
-            if (src == null) continue;
-            int so = r % t > 0 ? (r - 1) * c : po + r * c;
-            float z = Reduce.dot(s.emb, r * c, smearGate.floats(), smearGate.offset(), GPTConfig.SMEAR_CHANNELS);
-            float gate = lam * VecMath.sigmoid(z);
-            Elementwise.axpyRange(gate, src, so, s.x, r * c, c);
+        @Override
+        public Rows embed() {
+            float[] w = wte.floats();
+            for (int r = 0; r < rows; r++) RmsNorm.row(w, wte.offset() + s.tokens[r] * c, s.emb.a(), r * c, c, 1f, Backend.RMS_EPS);
+            return s.emb;
         }
-        for (int r = 0; r < b; r++) System.arraycopy(s.emb, (r * t + t - 1) * c, prev, po + r * c, c);
-        cache.markPrev();
-    }
 
-    /** Block i on s.x in place for chunks of t tokens at positions p.. (rows = B·t). */
-    private void block(int i, Scratch s, KVCache cache, int rows, int t, int p) {
-        float rl = residLambdas.floats()[residLambdas.offset() + i], xl = x0Lambdas.floats()[x0Lambdas.offset() + i];
-        Elementwise.axpbyRange(rl, s.x, 0, xl, s.x0, 0, s.x, 0, rows * c);
-        rmsNorm(s.x, s.hn, rows, c);
-        gemv(rows, Epilogue.STORE, new Product(cq[i], h * d, s.hn, s.q), new Product(ck[i], kv * d, s.hn, s.k),
-                new Product(cv[i], kv * d, s.hn, s.v));
-        Team.run(rows / t * kv, (task, unused) -> attend(i, s, cache, task / kv, task % kv, t, p));
-        gemv(rows, Epilogue.ADD, new Product(cProj[i], c, s.y, s.x));
-        rmsNorm(s.x, s.hn, rows, c);
-        gemv(rows, Epilogue.RELU2, new Product(cFc[i], 4 * c, s.hn, s.u));
-        gemv(rows, Epilogue.ADD, new Product(mlpProj[i], c, s.u, s.x));
-    }
-
-    // ------------------------------------------------------------------ attention of one (row, kv head)
-
-    /**
-     * Cache row bb, kv head kh of layer i, positions p..p+t−1 (rows r = bb·t + τ): first every new key and value —
-     * v += 3·σ(W_gate[kh]·hn[0:12])·ve[tok] (value-embedding layers); k ← rms_norm(rope(k))·1.2; k, v into the
-     * cache — then each query head of kh at each position i = p+τ, q ← rms_norm(rope(q))·1.2, over the keys j it sees
-     * (i − window ≤ j ≤ i): y = Σ_j softmax_j(q·k_j/√D)·v_j.
-     */
-    private void attend(int i, Scratch s, KVCache cache, int bb, int kh, int t, int p) {
-        Tensor keys = cache.keys(i), values = cache.values(i);
-        float[] kc = keys.floats(), vc = values.floats();
-        int maxLen = cache.maxLen(), stride = kv * d;
-        for (int tau = 0; tau < t; tau++) {
-            int r = bb * t + tau, kvo = (r * kv + kh) * d;
-            if (valueEmbed[i] != null) {
-                float[] wg = veGate[i].floats(), ve = valueEmbed[i].floats();
-                int go = veGate[i].offset() + kh * GPTConfig.VE_GATE_CHANNELS;
-                float gate = 3f * VecMath.sigmoid(Reduce.dot(wg, go, s.hn, r * c, GPTConfig.VE_GATE_CHANNELS));
-                int vo = valueEmbed[i].offset() + s.tokens[r] * kv * d + kh * d;
-                Elementwise.axpyRange(gate, ve, vo, s.v, kvo, d);
+        /**
+         * x_t = e_t + λ·σ(w·e_t[0:24])·e_{t−1} for t ≥ 1, and for a single token with e_{−1} the cached previous
+         * embedding (when there is one); the cache keeps e of the chunk's last position.
+         */
+        @Override
+        public Rows smear(Rows e) {
+            float[] x = s.x.a();
+            System.arraycopy(e.a(), 0, x, 0, rows * c);
+            Tensor prevT = cache.prev();
+            float[] prev = prevT.floats();
+            int po = prevT.offset();
+            float lam = smearLambda.floats()[smearLambda.offset()];
+            for (int r = 0; r < rows; r++) {
+                float[] src = r % t > 0 ? e.a() : t == 1 && cache.hasPrev() ? prev : null;
+                if (src == null) continue;
+                int so = r % t > 0 ? (r - 1) * c : po + r * c;
+                float z = Reduce.dot(e.a(), r * c, smearGate.floats(), smearGate.offset(), GPTConfig.SMEAR_CHANNELS);
+                Elementwise.axpyRange(lam * VecMath.sigmoid(z), src, so, x, r * c, c);
             }
-            rope(s.k, kvo, p + tau);
-            RmsNorm.row(s.k, kvo, s.k, kvo, d, GPT.QK_SCALE, Backend.RMS_EPS);
-            int co = ((bb * maxLen + p + tau) * kv + kh) * d;
-            System.arraycopy(s.k, kvo, kc, keys.offset() + co, d);
-            System.arraycopy(s.v, kvo, vc, values.offset() + co, d);
+            for (int r = 0; r < b; r++) System.arraycopy(e.a(), (r * t + t - 1) * c, prev, po + r * c, c);
+            cache.markPrev();
+            return s.x;
         }
-        int window = cfg.windowSize(i);
-        float scale = (float) (1.0 / Math.sqrt(d));
-        for (int tau = 0; tau < t; tau++) {
-            int r = bb * t + tau, pi = p + tau;
-            int lo = window < 0 ? 0 : Math.max(0, pi - window), n = pi - lo + 1;
-            int base0 = ((bb * maxLen + lo) * kv + kh) * d;
-            for (int hh = 0; hh < g; hh++) {
-                int qo = (r * h + kh * g + hh) * d, so = (bb * h + kh * g + hh) * maxLen;
-                rope(s.q, qo, pi);
-                RmsNorm.row(s.q, qo, s.q, qo, d, GPT.QK_SCALE, Backend.RMS_EPS);
-                float[] sc = s.scores;
-                for (int j = 0; j < n; j++) sc[so + j] = Reduce.dot(s.q, qo, kc, keys.offset() + base0 + j * stride, d) * scale;
-                Reduce.softmaxRow(sc, so, sc, so, n);
-                Arrays.fill(s.y, qo, qo + d, 0f);
-                for (int j = 0; j < n; j++) Elementwise.axpyRange(sc[so + j], vc, values.offset() + base0 + j * stride, s.y, qo, d);
+
+        @Override
+        public Rows keep(Rows x) {
+            Rows copy = s.kept[kept++];
+            System.arraycopy(x.a(), 0, copy.a(), 0, rows * x.width());
+            return copy;
+        }
+
+        @Override
+        public Rows lambdaMix(int i, Rows x, Rows x0) {
+            float rl = residLambdas.floats()[residLambdas.offset() + i], xl = x0Lambdas.floats()[x0Lambdas.offset() + i];
+            Elementwise.axpbyRange(rl, x.a(), 0, xl, x0.a(), 0, s.x.a(), 0, rows * c);
+            return s.x;
+        }
+
+        @Override
+        public Rows norm(Rows x) {
+            for (int r = 0; r < rows; r++) RmsNorm.row(x.a(), r * c, s.hn.a(), r * c, c, 1f, Backend.RMS_EPS);
+            return s.hn;
+        }
+
+        @Override
+        public Forward.Qkv<Rows> qkv(int i, Rows hn) {
+            Forward.Qkv<Rows> o = s.qkv;
+            gemv(rows, Epilogue.STORE, new Product(cq[i], h * d, hn.a(), o.q().a()), new Product(ck[i], kv * d, hn.a(), o.k().a()),
+                    new Product(cv[i], kv * d, hn.a(), o.v().a()));
+            return o;
+        }
+
+        @Override
+        public Rows valueEmbedMix(int i, Rows v, Rows hn) {
+            float[] wg = veGate[i].floats(), ve = valueEmbed[i].floats();
+            for (int r = 0; r < rows; r++) {
+                for (int kh = 0; kh < kv; kh++) {
+                    int go = veGate[i].offset() + kh * GPTConfig.VE_GATE_CHANNELS;
+                    float gate = 3f * VecMath.sigmoid(Reduce.dot(wg, go, hn.a(), r * c, GPTConfig.VE_GATE_CHANNELS));
+                    int vo = valueEmbed[i].offset() + (s.tokens[r] * kv + kh) * d;
+                    Elementwise.axpyRange(gate, ve, vo, v.a(), (r * kv + kh) * d, d);
+                }
+            }
+            return v;
+        }
+
+        /** RoPE at position p + τ on every head of row r = bb·t + τ (halves layout, rotation by −θ), in place. */
+        @Override
+        public Rows rope(Rows heads) {
+            int half = d / 2;
+            for (int r = 0; r < rows; r++) {
+                int co = cos.offset() + (p + r % t) * half, so = sin.offset() + (p + r % t) * half;
+                for (int o = r * heads.width(); o < (r + 1) * heads.width(); o += d) {
+                    Rotary.head(heads.a(), o, heads.a(), o, cos.floats(), co, sin.floats(), so, half, 1f);
+                }
+            }
+            return heads;
+        }
+
+        @Override
+        public Rows qkNorm(Rows heads) {
+            for (int o = 0; o < rows * heads.width(); o += d) RmsNorm.row(heads.a(), o, heads.a(), o, d, GPT.QK_SCALE, Backend.RMS_EPS);
+            return heads;
+        }
+
+        /** Row r = bb·t + τ of k and v to cache row bb, position p + τ (the cache is (B, maxLen, KV, D): one copy each). */
+        @Override
+        public void cacheWrite(int i, Rows k, Rows v) {
+            Tensor keys = cache.keys(i), values = cache.values(i);
+            int kvd = kv * d;
+            for (int r = 0; r < rows; r++) {
+                int co = ((r / t) * cache.maxLen() + p + r % t) * kvd;
+                System.arraycopy(k.a(), r * kvd, keys.floats(), keys.offset() + co, kvd);
+                System.arraycopy(v.a(), r * kvd, values.floats(), values.offset() + co, kvd);
             }
         }
-    }
 
-    /** RoPE at position p on one head (halves layout, rotation by −θ), in place. */
-    private void rope(float[] x, int o, int p) {
-        int half = d / 2;
-        Rotary.head(x, o, x, o, cos.floats(), cos.offset() + p * half, sin.floats(), sin.offset() + p * half, half, 1f);
+        /** One task per cache row and kv head; the keys and values come from the cache (k, v were written there). */
+        @Override
+        public Rows attention(int i, Rows q, Rows k, Rows v) {
+            Team.run(b * kv, (task, unused) -> attend(i, q.a(), task / kv, task % kv));
+            return s.y;
+        }
+
+        /**
+         * Cache row bb, kv head kh of layer i: each query head of kh at each position i = p+τ (rows r = bb·t + τ of q,
+         * already rotated and normed) over the cached keys j it sees (i − window ≤ j ≤ i):
+         * y = Σ_j softmax_j(q·k_j/√D)·v_j.
+         */
+        private void attend(int i, float[] q, int bb, int kh) {
+            Tensor keys = cache.keys(i), values = cache.values(i);
+            float[] kc = keys.floats(), vc = values.floats(), y = s.y.a();
+            int maxLen = cache.maxLen(), stride = kv * d;
+            int window = cfg.windowSize(i);
+            float scale = (float) (1.0 / Math.sqrt(d));
+            for (int tau = 0; tau < t; tau++) {
+                int r = bb * t + tau, pi = p + tau;
+                int lo = window < 0 ? 0 : Math.max(0, pi - window), n = pi - lo + 1;
+                int base0 = ((bb * maxLen + lo) * kv + kh) * d;
+                for (int hh = 0; hh < g; hh++) {
+                    int qo = (r * h + kh * g + hh) * d, so = (bb * h + kh * g + hh) * maxLen;
+                    float[] sc = s.scores;
+                    for (int j = 0; j < n; j++) sc[so + j] = Reduce.dot(q, qo, kc, keys.offset() + base0 + j * stride, d) * scale;
+                    Reduce.softmaxRow(sc, so, sc, so, n);
+                    Arrays.fill(y, qo, qo + d, 0f);
+                    for (int j = 0; j < n; j++) Elementwise.axpyRange(sc[so + j], vc, values.offset() + base0 + j * stride, y, qo, d);
+                }
+            }
+        }
+
+        @Override
+        public Rows attnResidual(int i, Rows x, Rows y) { return addProduct(cProj[i], y, x); }
+
+        @Override
+        public Rows mlpHidden(int i, Rows hn) {
+            gemv(rows, Epilogue.RELU2, new Product(cFc[i], 4 * c, hn.a(), s.u.a()));
+            return s.u;
+        }
+
+        @Override
+        public Rows mlpResidual(int i, Rows x, Rows u) { return addProduct(mlpProj[i], u, x); }
+
+        /** x += W·in in place (the GEMV's β = 1), W (C, in's width). */
+        private Rows addProduct(Tensor w, Rows in, Rows x) {
+            gemv(rows, Epilogue.ADD, new Product(w, c, in.a(), x.a()));
+            return x;
+        }
+
+        @Override
+        public Rows backout(Rows x, Rows xMid) {
+            float lam = backoutLambda.floats()[backoutLambda.offset()];
+            Elementwise.axpbyRange(1f, x.a(), 0, -lam, xMid.a(), 0, x.a(), 0, rows * c);
+            return x;
+        }
+
+        @Override
+        public Rows logits(Rows x) {
+            float[] logits = new float[rows * vocab];
+            gemv(rows, Epilogue.SOFTCAP, new Product(lmHead, vocab, x.a(), logits));
+            return new Rows(logits, vocab);
+        }
+
+        @Override
+        public void trace(int layer, String name, Rows x) {}   // the decoder records nothing: traces come from GPT's executor
     }
 
     // ------------------------------------------------------------------ GEMV
@@ -288,10 +375,5 @@ final class Decoder {
                 if (e == Epilogue.SOFTCAP) Elementwise.softcapRange(m.y, o, m.y, o, r1 - r0, GPT.SOFTCAP);
             }
         });
-    }
-
-    /** Row-wise rms_norm of (rows, n) x into y (nanochat's norm: no weight, eps = fp32 machine epsilon). */
-    private static void rmsNorm(float[] x, float[] y, int rows, int n) {
-        for (int r = 0; r < rows; r++) RmsNorm.row(x, r * n, y, r * n, n, 1f, Backend.RMS_EPS);
     }
 }

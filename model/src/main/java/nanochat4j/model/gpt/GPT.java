@@ -29,8 +29,9 @@ import nanochat4j.tensor.Tensor;
  *   <li>untied lm_head over the vocab padded to 64, cropped back, softcap 15, cross-entropy with ignore −1.</li>
  * </ul>
  * Training goes through autograd {@link Var}s; the loss uses the backend's chunked lm_head+softcap+CE, so the
- * (B·T)×vocab logits never exist whole. One layer loop ({@code hidden}) serves training, logits and KV-cache
- * inference on either device; on the CPU, decode steps take the fused {@link Decoder} instead.
+ * (B·T)×vocab logits never exist whole. The dataflow is written once, in {@link Forward}: this class runs it on
+ * autograd ops and the model's backend (training, logits, KV-cache inference on either device), and on the CPU decode
+ * steps and short chunks run the same steps through the {@link Decoder}'s fused in-place executor.
  */
 public final class GPT {
     public static final float SOFTCAP = 15f;
@@ -275,7 +276,7 @@ public final class GPT {
         int b = idx.shape(0), t = idx.shape(1);
         idx = be.upload(idx);   // the token batch goes up (a no-op on the CPU)
         targets = be.upload(targets);
-        Var x = hidden(idx, null, trace);
+        Var x = hidden(idx, trace);
         Var loss = Ops.linearSoftcapCrossEntropy(Ops.reshape(x, b * t, config.nEmbd()), lmHead.var(),
                 targets.reshape(b * t), config.vocabSize(), SOFTCAP, reduction);
         return reduction == Reduction.NONE ? Ops.reshape(loss, b, t) : loss;
@@ -301,7 +302,7 @@ public final class GPT {
 
     private Tensor logitsAt(Tensor idx, int from, int to) {
         try (var g = Autograd.noGrad()) {
-            Var x = hidden(be.upload(idx), null, null);
+            Var x = hidden(be.upload(idx), null);
             // evaluation reads the logits on the host: they come down here, once
             return head(from == 0 && to == idx.shape(1) ? x : Ops.narrow(x, 1, from, to - from)).value().toCpu();
         }
@@ -311,9 +312,9 @@ public final class GPT {
      * Inference forward with a KV cache (prefill when T > 1, decode when T == 1): soft-capped logits (B,T,vocab) of
      * the new positions, in host memory; advances the cache. Smear as nanochat's KV mode: a chunk smears within itself
      * and stores its last pre-smear embedding; a single token mixes in the stored one. On the CPU, decode steps and
-     * short chunks (B·T ≤ {@link Decoder#MAX_ROWS}) run the {@link Decoder} (the same math in fused loops over the
-     * cache's buffers, with the {@link #decodeWeights()} chosen); everything else runs the block loop below on the
-     * model's device, the cache staying there.
+     * short chunks (B·T ≤ {@link Decoder#MAX_ROWS}) run {@link Forward} through the {@link Decoder} (fused loops over
+     * the cache's buffers, with the {@link #decodeWeights()} chosen); everything else runs it on autograd ops on the
+     * model's device (no tape), the cache staying there.
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         checkBatch(idx, null);
@@ -328,100 +329,21 @@ public final class GPT {
         if (cache.backend().device() != be.device()) {
             throw new IllegalArgumentException("forwardCached: a KV cache on " + cache.backend().device() + " for a model on " + be.device());
         }
+        Tensor logits;
         if (be.device() == Device.CPU && (t == 1 || idx.numel() <= Decoder.MAX_ROWS)) {
-            return Tensor.of(decoder().step(idx, cache), b, t, config.vocabSize());
-        }
-        try (var g = Autograd.noGrad()) {
-            return head(hidden(be.upload(idx), cache, null)).value().toCpu();
-        }
-    }
-
-    /**
-     * THE forward, for training, logits and cached inference alike: rms_norm(wte[idx]), smear, per layer the lambda
-     * mix and the block, backout, final norm → (B,T,C). With a {@code cache} (inference only), each block writes its
-     * keys and values at the cache's position and attends over everything cached; the cache then advances by T.
-     */
-    private Var hidden(Tensor idx, KVCache cache, Map<String, Tensor> trace) {
-        Var x = Ops.rmsNorm(Ops.embedding(wte.var(), idx), 1f);
-        put(trace, "embed_norm", x);
-        x = smear(x, cache);
-        Var x0 = x;
-        put(trace, "x0", x0);
-        Var xMid = null;
-        for (int i = 0; i < layers.length; i++) {
-            x = Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0);
-            put(trace, "block" + i + ".in", x);
-            x = block(i, x, idx, cache, trace);
-            if (i == config.backoutLayer()) xMid = x;
-        }
-        x = Ops.rmsNorm(Ops.backout(x, backoutLambda.var(), xMid), 1f);
-        put(trace, "final_norm", x);
-        if (cache != null) cache.advance(idx.shape(1));
-        return x;
-    }
-
-    private static void put(Map<String, Tensor> trace, String name, Var v) {
-        if (trace != null) trace.put(name, v.value());
-    }
-
-    /**
-     * The smear gate: over a chunk (T ≥ 2) position t mixes in position t−1; a single token mixes in the cache's
-     * previous embedding when there is one (and nothing without a cache: it has no predecessor). A cache keeps the
-     * chunk's last pre-smear embedding for the next single token.
-     */
-    private Var smear(Var e, KVCache cache) {
-        int t = e.value().shape(1);
-        Var x = e;
-        if (t > 1) {
-            x = Ops.smear(e, smearGate.var(), smearLambda.var(), GPTConfig.SMEAR_CHANNELS);
-        } else if (cache != null && cache.hasPrev()) {
-            Tensor ev = e.value();
-            Tensor gate = be.mul(smearLambda.tensor(), be.sigmoid(be.linear(be.narrow(ev, 2, 0, GPTConfig.SMEAR_CHANNELS), smearGate.tensor())));
-            x = Var.constant(be.add(ev, be.mul(gate, cache.prev())));   // (B,1,C) + (B,1,1)·(B,1,C)
-        }
-        if (cache != null) cache.setPrev(t == 1 ? e.value() : be.narrow(e.value(), 1, t - 1, 1));
-        return x;
-    }
-
-    /**
-     * Block i on x (B,T,C) (after the lambda mix). {@code cache} null: training/full-sequence attention over this
-     * chunk. Otherwise k, v are written into the layer's cache at positions {@code cache.pos()}.. and attention runs
-     * over everything cached so far.
-     */
-    private Var block(int i, Var x, Tensor idx, KVCache cache, Map<String, Tensor> trace) {
-        Layer l = layers[i];
-        int[] s = x.value().shape();
-        int b = s[0], t = s[1], c = s[2], h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
-        int pos = cache == null ? 0 : cache.pos();
-        Var hn = Ops.rmsNorm(x, 1f);
-        Var q = Ops.reshape(Ops.linear(hn, l.cQ.var()), b, t, h, d);
-        Var k = Ops.reshape(Ops.linear(hn, l.cK.var()), b, t, kv, d);
-        Var v = Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d);
-        if (l.valueEmbed != null) {
-            Var ve = Ops.embedding(l.valueEmbed.var(), idx);
-            v = Ops.valueEmbedMix(v, hn, l.veGate.var(), ve, GPTConfig.VE_GATE_CHANNELS);
-        }
-        q = Ops.rmsNorm(Ops.rotary(q, cos, sin, pos), QK_SCALE);
-        k = Ops.rmsNorm(Ops.rotary(k, cos, sin, pos), QK_SCALE);
-        float scale = (float) (1.0 / Math.sqrt(d));
-        Var y;
-        if (cache == null) {
-            y = Ops.attention(q, k, v, config.windowSize(i), scale);
+            logits = Tensor.of(decoder().step(idx, cache), b, t, config.vocabSize());
         } else {
-            if (Autograd.isRecording()) throw new IllegalStateException("block with a KV cache is inference-only: wrap it in Autograd.noGrad()");
-            be.narrowAssign(cache.keys(i), 1, pos, k.value());
-            be.narrowAssign(cache.values(i), 1, pos, v.value());
-            y = Var.constant(be.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
+            try (var g = Autograd.noGrad()) {
+                logits = Forward.logits(config, new Graph(be.upload(idx), cache, null)).value().toCpu();
+            }
         }
-        put(trace, "block" + i + ".attn_y", y);
-        Var attnOut = Ops.linear(Ops.reshape(y, b, t, c), l.cProj.var());
-        put(trace, "block" + i + ".attn_out", attnOut);
-        x = Ops.add(x, attnOut);
-        Var mlpOut = Ops.linear(Ops.relu2(Ops.linear(Ops.rmsNorm(x, 1f), l.cFc.var())), l.mlpProj.var());
-        put(trace, "block" + i + ".mlp_out", mlpOut);
-        x = Ops.add(x, mlpOut);
-        put(trace, "block" + i + ".out", x);
-        return x;
+        cache.advance(t);
+        return logits;
+    }
+
+    /** The final-normed hidden state (B,T,C) of {@link Forward}'s dataflow on autograd ops, attending within the call. */
+    private Var hidden(Tensor idx, Map<String, Tensor> trace) {
+        return Forward.hidden(config, new Graph(idx, null, trace));
     }
 
     /** lm_head on the final-normed x (B,T,C) → cropped, soft-capped logits (B,T,vocab). */
@@ -432,10 +354,124 @@ public final class GPT {
     }
 
     /**
+     * {@link Forward}'s steps as autograd ops on this model's backend (recorded on the tape when grad mode is on): one
+     * call's tokens (B,T) on the device and, for cached inference, the cache whose position {@code pos} they start at.
+     */
+    private final class Graph implements Forward.Exec<Var> {
+        private final Tensor idx;
+        private final KVCache cache;   // null: attention over the call's own tokens (training, logits)
+        private final Map<String, Tensor> trace;
+        private final int b, t, pos;
+
+        Graph(Tensor idx, KVCache cache, Map<String, Tensor> trace) {
+            this.idx = idx;
+            this.cache = cache;
+            this.trace = trace;
+            b = idx.shape(0);
+            t = idx.shape(1);
+            pos = cache == null ? 0 : cache.pos();
+        }
+
+        @Override
+        public Var embed() { return Ops.rmsNorm(Ops.embedding(wte.var(), idx), 1f); }
+
+        /**
+         * Over a chunk (T ≥ 2) position t mixes in position t−1; a single token mixes in the cache's previous
+         * embedding when there is one (and nothing without a cache: it has no predecessor). A cache keeps the chunk's
+         * last pre-smear embedding for the next single token.
+         */
+        @Override
+        public Var smear(Var e) {
+            Var x = e;
+            if (t > 1) {
+                x = Ops.smear(e, smearGate.var(), smearLambda.var(), GPTConfig.SMEAR_CHANNELS);
+            } else if (cache != null && cache.hasPrev()) {
+                Tensor ev = e.value();
+                Tensor gate = be.mul(smearLambda.tensor(), be.sigmoid(be.linear(be.narrow(ev, 2, 0, GPTConfig.SMEAR_CHANNELS), smearGate.tensor())));
+                x = Var.constant(be.add(ev, be.mul(gate, cache.prev())));   // (B,1,C) + (B,1,1)·(B,1,C)
+            }
+            if (cache != null) cache.setPrev(t == 1 ? e.value() : be.narrow(e.value(), 1, t - 1, 1));
+            return x;
+        }
+
+        @Override
+        public Var keep(Var x) { return x; }   // Vars are never updated in place
+
+        @Override
+        public Var lambdaMix(int i, Var x, Var x0) { return Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0); }
+
+        @Override
+        public Var norm(Var x) { return Ops.rmsNorm(x, 1f); }
+
+        @Override
+        public Forward.Qkv<Var> qkv(int i, Var hn) {
+            Layer l = layers[i];
+            int h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
+            return new Forward.Qkv<>(Ops.reshape(Ops.linear(hn, l.cQ.var()), b, t, h, d),
+                    Ops.reshape(Ops.linear(hn, l.cK.var()), b, t, kv, d), Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d));
+        }
+
+        @Override
+        public Var valueEmbedMix(int i, Var v, Var hn) {
+            Var ve = Ops.embedding(layers[i].valueEmbed.var(), idx);
+            return Ops.valueEmbedMix(v, hn, layers[i].veGate.var(), ve, GPTConfig.VE_GATE_CHANNELS);
+        }
+
+        @Override
+        public Var rope(Var heads) { return Ops.rotary(heads, cos, sin, pos); }
+
+        @Override
+        public Var qkNorm(Var heads) { return Ops.rmsNorm(heads, QK_SCALE); }
+
+        @Override
+        public void cacheWrite(int i, Var k, Var v) {
+            if (cache == null) return;
+            if (Autograd.isRecording()) throw new IllegalStateException("a forward with a KV cache is inference-only: wrap it in Autograd.noGrad()");
+            be.narrowAssign(cache.keys(i), 1, pos, k.value());
+            be.narrowAssign(cache.values(i), 1, pos, v.value());
+        }
+
+        @Override
+        public Var attention(int i, Var q, Var k, Var v) {
+            float scale = (float) (1.0 / Math.sqrt(config.headDim()));
+            if (cache == null) return Ops.attention(q, k, v, config.windowSize(i), scale);
+            return Var.constant(be.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
+        }
+
+        @Override
+        public Var attnResidual(int i, Var x, Var y) {
+            Var out = Ops.linear(Ops.reshape(y, b, t, config.nEmbd()), layers[i].cProj.var());
+            trace(i, "attn_out", out);
+            return Ops.add(x, out);
+        }
+
+        @Override
+        public Var mlpHidden(int i, Var hn) { return Ops.relu2(Ops.linear(hn, layers[i].cFc.var())); }
+
+        @Override
+        public Var mlpResidual(int i, Var x, Var u) {
+            Var out = Ops.linear(u, layers[i].mlpProj.var());
+            trace(i, "mlp_out", out);
+            return Ops.add(x, out);
+        }
+
+        @Override
+        public Var backout(Var x, Var xMid) { return Ops.backout(x, backoutLambda.var(), xMid); }
+
+        @Override
+        public Var logits(Var x) { return head(x); }
+
+        @Override
+        public void trace(int layer, String name, Var x) {
+            if (trace != null) trace.put(layer < 0 ? name : "block" + layer + "." + name, x.value());
+        }
+    }
+
+    /**
      * Which weights the decode steps of {@link #forwardCached} stream: {@link DecodeWeights#FP32} (the default) reads
      * the parameters; {@link DecodeWeights#BF16} makes a bf16 copy of every streamed matrix now (+50% of their memory;
      * a snapshot — call again after the weights change) and decodes with it. The fp32 parameters stay: training and
-     * the block loop of long prompt chunks use them. BF16 is a CPU option (the fused decoder's).
+     * the autograd executor of long prompt chunks use them. BF16 is a CPU option (the fused decoder's).
      */
     public void decodeWeights(DecodeWeights w) {
         if (w != DecodeWeights.FP32 && be.device() != Device.CPU) {

@@ -10,6 +10,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -195,6 +196,37 @@ class GPTTest {
         unsmeared.parameter("backout_lambda").tensor().fill(0.3f);
         check(unsmeared, 1, new int[][] {{0, 20}, {20, 1}, {21, 1}, {22, 100}, {122, 16}});
         check(unsmeared, 2, new int[][] {{0, 100}, {100, 1}, {101, 1}, {102, 16}, {118, 1}, {119, 1}, {120, 16}});
+    }
+
+    @Test
+    void bothExecutorsWriteTheSameKeysValuesAndPreviousEmbeddingIntoTheCache() {
+        // A 2×20 chunk (40 pairs) runs Forward on autograd ops, each row alone (20 pairs) through the Decoder: the
+        // cache contents (roped, QK-normed keys; values with their value-embedding mix; the last embedding) must agree.
+        GPT m = perturbed(CFG, 31);
+        m.parameter("smear_lambda").tensor().fill(0.7f);
+        Tensor x = ids(32, 2, 20, 70);
+        KVCache both = new KVCache(m, 2, 20);
+        m.forwardCached(x, both);
+        for (int bi = 0; bi < 2; bi++) {
+            KVCache one = new KVCache(m, 1, 20);
+            m.forwardCached(Tensor.ofInts(Arrays.copyOfRange(x.ints(), bi * 20, bi * 20 + 20), 1, 20), one);
+            for (int i = 0; i < CFG.nLayer(); i++) {
+                assertClose(both.keys(i).select(bi), one.keys(i).select(0), "layer " + i + " keys, row " + bi);
+                assertClose(both.values(i).select(bi), one.values(i).select(0), "layer " + i + " values, row " + bi);
+            }
+            assertClose(both.prev().select(bi), one.prev().select(0), "previous embedding, row " + bi);
+        }
+    }
+
+    private static void assertClose(Tensor want, Tensor got, String what) {
+        float[] w = want.toFloatArray(), g = got.toFloatArray();
+        assertEquals(w.length, g.length, what);
+        double sum = 0;
+        for (int i = 0; i < w.length; i++) {
+            assertEquals(w[i], g[i], 1e-5, what + " [" + i + "]");
+            sum += Math.abs(w[i]);
+        }
+        assertTrue(sum > 0, what + " were never written");
     }
 
     /** Feeds b rows of 150 tokens through a KV cache in the planned chunks, then single steps; logits vs the full forward. */
