@@ -27,7 +27,7 @@ DEPTH="${DEPTH:-4}"
 SEQ="${SEQ:-512}"
 DEVICE_BATCH="${DEVICE_BATCH:-8}"
 TOTAL_BATCH="${TOTAL_BATCH:-4096}"
-STEPS="${STEPS:-300}"
+STEPS="${STEPS:-400}"
 EVAL_EVERY="${EVAL_EVERY:-100}"
 EVAL_TOKENS="${EVAL_TOKENS:-16384}"
 VOCAB="${VOCAB:-8192}"
@@ -103,7 +103,7 @@ if [ -z "$TASK_DATA" ]; then
   echo "runcpu.sh: no chat task data (TASK_DATA=DIR with arc/, mmlu/, gsm8k/, humaneval/, sft/); stopping after the base model"
   exit 0
 fi
-SFT_STEPS="${SFT_STEPS:-100}"
+SFT_STEPS="${SFT_STEPS:-150}"
 EVAL_PROBLEMS="${EVAL_PROBLEMS:-24}"
 ./nanochat4j chat-sft --model-tag=runcpu --max-seq-len="$SEQ" --device-batch-size="$DEVICE_BATCH" --total-batch-size="$TOTAL_BATCH" \
   --num-iterations="$SFT_STEPS" --eval-every="$EVAL_EVERY" --eval-tokens="$EVAL_TOKENS" --chatcore-every=-1 \
