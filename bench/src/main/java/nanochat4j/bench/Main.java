@@ -16,6 +16,21 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        String missing = missingJvmOption();
+        if (missing != null) {
+            System.err.println("nanochat4j: " + missing);
+            System.exit(2);
+        }
         System.exit(commandLine().execute(args));
+    }
+
+    /**
+     * What the JVM lacks to run the engine, or null: every kernel uses the Vector API, an incubator module that a plain
+     * {@code java -jar} does not resolve (the commands would otherwise die in a NoClassDefFoundError stack trace).
+     */
+    static String missingJvmOption() {
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()) return null;
+        return "the JVM was started without the Vector API module; run ./nanochat4j (it passes the JVM flags the engine"
+                + " needs), or java --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -jar nanochat4j.jar";
     }
 }
