@@ -3,7 +3,6 @@ package nanochat4j.tensor.cpu;
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -29,7 +28,9 @@ import jdk.incubator.vector.VectorSpecies;
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
  *       walking the whole depth with its own KC-deep slices of B packed into L2 ({@link #deep}).</li>
  *   <li>Row-major A is packed with 8×16 register transposes on AVX-512 (two-vector lane selections), scalar
- *       elsewhere; transposed A depth-major, a panel row per vector copy where the hardware has that width.</li>
+ *       elsewhere; transposed A depth-major. Only the one species {@link Vec#F} is used: a second float species (a 256-bit panel-row
+ *       copy on AVX-512) polluted the Vector API's shared profiles, and attention compiled afterwards ran 15–20×
+ *       slower (docs/BENCHMARKS.md).</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
@@ -367,26 +368,15 @@ public final class Gemm {
         for (int p = 0; p < kc; p++) {
             int src = aOff + (p0 + p) * lda + i0;
             int dst = apOff + p * MR;
-            if (PANEL_ROW != null) {
-                for (int ir = 0; ir < full; ir += MR) FloatVector.fromArray(PANEL_ROW, a, src + ir).intoArray(ap, dst + ir * kc);
-            } else {
-                for (int ir = 0; ir < full; ir += MR) {
-                    int s = src + ir, d = dst + ir * kc;
-                    for (int r = 0; r < MR; r++) ap[d + r] = a[s + r]; // constant trip count: unrolled
-                }
+            for (int ir = 0; ir < full; ir += MR) {
+                int s = src + ir, d = dst + ir * kc;
+                for (int r = 0; r < MR; r++) ap[d + r] = a[s + r]; // constant trip count: unrolled
             }
             for (int r = full; r < mc; r++) ap[dst + full * kc + r - full] = a[src + r];
         }
         if (full < mc) zeroRows(ap, apOff + full * kc, kc, mc - full);
     }
 
-    /**
-     * One panel row (MR floats) as one vector where the hardware has that width (AVX-512's 8 = 256 bits, AVX2's and
-     * 128-bit x86's 4 = 128 bits; none for MR = 8 on NEON): the unrolled scalar copy made the AVX2 weight gradients
-     * 4–10% slower (docs/BENCHMARKS.md).
-     */
-    private static final VectorSpecies<Float> PANEL_ROW = MR * 32 <= F.vectorBitSize()
-            ? VectorSpecies.of(float.class, VectorShape.forBitSize(MR * 32)) : null;
 
     /** Zero rows [mr, MR) of a packed A panel (the padding of a short last panel). */
     private static void zeroRows(float[] ap, int base, int kc, int mr) {
