@@ -28,9 +28,9 @@ import jdk.incubator.vector.VectorSpecies;
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
  *       walking the whole depth with its own KC-deep slices of B packed into L2 ({@link #deep}).</li>
  *   <li>Row-major A is packed with 8×16 register transposes on AVX-512 (two-vector lane selections), scalar
- *       elsewhere; transposed A depth-major. Only the one species {@link Vec#F} is used: a second float species (a 256-bit panel-row
- *       copy on AVX-512) polluted the Vector API's shared profiles, and attention compiled afterwards ran 15–20×
- *       slower (docs/BENCHMARKS.md).</li>
+ *       elsewhere; transposed A depth-major. One float species only, {@link Vec#F}: a second one (a 256-bit
+ *       panel-row copy on AVX-512) polluted the Vector API's shared profiles, and the kernels C2 compiled after it
+ *       (attention, these weight gradients) ran slower, attention 15–20× (docs/BENCHMARKS.md).</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
@@ -91,8 +91,6 @@ public final class Gemm {
         float[] b = new float[0];
         /** All of op(A), packed by {@link #wide}. */
         float[] aAll = new float[0];
-        /** One deep work item's rows of a transposed op(A), one depth block ({@link #deep}). */
-        float[] aItem = new float[0];
     }
 
     private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
@@ -167,7 +165,7 @@ public final class Gemm {
                 packB(transB, b, bOff, ldb, k, n, j0, panels, 0, panels, bp);
             }
             if (!parallel) {
-                block(0, m, 0, panels, panels, transA, k, n, j0, alpha, a, aOff, lda, null, 0, bp, beta, c, cOff, ldc);
+                block(0, m, 0, panels, panels, transA, k, n, j0, alpha, a, aOff, lda, null, bp, beta, c, cOff, ldc);
             } else if (mTiles >= 2 * threads) {
                 // Chunks of row tiles handed out on demand: a thread that loses its core to another process
                 // leaves its share to the others instead of holding up the whole call.
@@ -177,7 +175,7 @@ public final class Gemm {
                 Parallel.forRange(threads, (s0, s1) -> {
                     for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                         block(ch * chunk * MR, Math.min(m, (ch + 1) * chunk * MR), 0, panels, panels, transA, k, n, j0,
-                                alpha, a, aOff, lda, null, 0, bp, beta, c, cOff, ldc);
+                                alpha, a, aOff, lda, null, bp, beta, c, cOff, ldc);
                     }
                 });
             } else {
@@ -188,7 +186,7 @@ public final class Gemm {
                 Parallel.forRange(threads, (s0, s1) -> {
                     for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                         block(0, m, ch * chunk, Math.min(panels, (ch + 1) * chunk), panels, transA, k, n, j0,
-                                alpha, a, aOff, lda, null, 0, bp, beta, c, cOff, ldc);
+                                alpha, a, aOff, lda, null, bp, beta, c, cOff, ldc);
                     }
                 });
             }
@@ -224,7 +222,7 @@ public final class Gemm {
             for (int ch; (ch = next.getAndIncrement()) < chunks; ) {
                 int jc = ch * chunkColumns, panels = Math.min(chunkPanels, (n - jc + NR - 1) / NR);
                 packB(transB, b, bOff, ldb, k, n, jc, panels, 0, panels, own.b);
-                block(0, m, 0, panels, panels, transA, k, n, jc, alpha, a, aOff, lda, aAll, 0, own.b, beta, c, cOff, ldc);
+                block(0, m, 0, panels, panels, transA, k, n, jc, alpha, a, aOff, lda, aAll, own.b, beta, c, cOff, ldc);
             }
         });
     }
@@ -233,9 +231,7 @@ public final class Gemm {
      * The deep path: C is cut into blocks of rows × columns (at most DEEP_C_BLOCK floats, DEEP_MAX_COLUMNS columns;
      * a multiple of the thread count) handed out from a shared counter. A block walks the whole depth, packing each
      * KC-deep slice of its columns of op(B) into its own buffer, so its C block and B slice stay in L2 instead of a
-     * packed B of k·n floats streaming from memory once per MC rows. A transposed op(A) (the weight gradients' dYᵀ) is
-     * packed for all of the item's rows per depth block: 12–15% faster on the AVX2 lm_head and MLP dW than packing MC
-     * rows at a time (docs/BENCHMARKS.md). Same k-order per element as the other paths.
+     * packed B of k·n floats streaming from memory once per MC rows. Same k-order per element as the other paths.
      */
     private static void deep(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int aOff, int lda,
             float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc) {
@@ -258,14 +254,8 @@ public final class Gemm {
                 for (int pc = 0; pc < k; pc += KC) {
                     int kc = Math.min(KC, k - pc);
                     packB(transB, b, bOff + (transB ? pc : pc * ldb), ldb, kc, n, jc, panels, 0, panels, own.b);
-                    float[] aItem = null;
-                    if (transA) {
-                        if (own.aItem.length < (i1 - i0 + MR) * kc) own.aItem = new float[(i1 - i0 + MR) * kc];
-                        aItem = own.aItem;
-                        packTransposedA(a, aOff + pc * lda, lda, i0, i1 - i0, 0, kc, aItem, 0);
-                    }
                     block(i0, i1, 0, panels, panels, transA, kc, n, jc, alpha, a, aOff + (transA ? pc * lda : pc), lda,
-                            aItem, i0, own.b, pc == 0 ? beta : 1f, c, cOff, ldc);
+                            null, own.b, pc == 0 ? beta : 1f, c, cOff, ldc);
                 }
             }
         });
@@ -286,11 +276,10 @@ public final class Gemm {
 
     /**
      * C rows [i0, i1) × packed B panels [p0, p1) of the NC block (of {@code panels} panels) that starts at column jc.
-     * op(A) is packed here block by block, or read from {@code aAll} when the caller packed it already: all of it
-     * ({@link #wide}, aRow0 = 0) or one deep work item's rows from aRow0 ({@link #deep}).
+     * op(A) is packed here block by block, or read from {@code aAll} when {@link #wide} packed it already (i0 = 0).
      */
     private static void block(int i0, int i1, int p0, int p1, int panels, boolean transA, int k, int n, int jc, float alpha,
-            float[] a, int aOff, int lda, float[] aAll, int aRow0, float[] bp, float beta, float[] c, int cOff, int ldc) {
+            float[] a, int aOff, int lda, float[] aAll, float[] bp, float beta, float[] c, int cOff, int ldc) {
         Workspace ws = WORKSPACE.get();
         float[] tile = ws.tile;
         float[] ap = aAll != null ? aAll : ws.a;
@@ -299,7 +288,7 @@ public final class Gemm {
             for (int pc = 0; pc < k; pc += KC) {
                 int kc = Math.min(KC, k - pc);
                 int ao = 0;
-                if (aAll != null) ao = (ic - aRow0) * k + pc * mcPad;
+                if (aAll != null) ao = ic * k + pc * mcPad;
                 else packA(transA, a, aOff, lda, ic, mc, pc, kc, ap, 0);
                 float bet = pc == 0 ? beta : 1f; // later depth blocks accumulate onto the first
                 for (int jp = p0; jp < p1; jp++) {
@@ -360,15 +349,19 @@ public final class Gemm {
     /**
      * {@link #packA} of a transposed A (stored k×m: dYᵀ of a weight gradient dW = dYᵀ·X): depth-major, so each stored
      * row's mc floats are read in one contiguous run and dealt out to the panels, instead of MR floats per stored
-     * row per panel (a 4·lda-byte stride that defeats the hardware prefetcher). {@link #deep} packs a whole work
-     * item's rows at once for the same reason: runs of 2–3 KB rather than MC floats.
+     * row per panel (a 4·lda-byte stride that defeats the hardware prefetcher).
      */
     private static void packTransposedA(float[] a, int aOff, int lda, int i0, int mc, int p0, int kc, float[] ap, int apOff) {
         int full = mc / MR * MR;
         for (int p = 0; p < kc; p++) {
             int src = aOff + (p0 + p) * lda + i0;
             int dst = apOff + p * MR;
-            for (int ir = 0; ir < full; ir += MR) {
+            int ir = 0;
+            // A panel row is one vector where it fills one (MR = L: 128-bit x86): dW 6–8% faster there. Wider vectors
+            // would need a second, narrower species (see OneFloatSpeciesTest); a full vector stored over the next
+            // depth's row instead was 4–17% slower on the deep path at 256 and 512 bits (docs/BENCHMARKS.md).
+            if (L == MR) for (; ir < full; ir += MR) FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
+            for (; ir < full; ir += MR) {
                 int s = src + ir, d = dst + ir * kc;
                 for (int r = 0; r < MR; r++) ap[d + r] = a[s + r]; // constant trip count: unrolled
             }
@@ -376,7 +369,6 @@ public final class Gemm {
         }
         if (full < mc) zeroRows(ap, apOff + full * kc, kc, mc - full);
     }
-
 
     /** Zero rows [mr, MR) of a packed A panel (the padding of a short last panel). */
     private static void zeroRows(float[] ap, int base, int kc, int mr) {
