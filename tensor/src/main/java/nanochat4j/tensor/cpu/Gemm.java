@@ -356,12 +356,7 @@ public final class Gemm {
         for (int p = 0; p < kc; p++) {
             int src = aOff + (p0 + p) * lda + i0;
             int dst = apOff + p * MR;
-            int ir = 0;
-            // A panel row is one vector where it fills one (MR = L: 128-bit x86): dW 6–8% faster there. Wider vectors
-            // would need a second, narrower species (see OneFloatSpeciesTest); a full vector stored over the next
-            // depth's row instead was 4–17% slower on the deep path at 256 and 512 bits (docs/BENCHMARKS.md).
-            if (L == MR) for (; ir < full; ir += MR) FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
-            for (; ir < full; ir += MR) {
+            for (int ir = 0; ir < full; ir += MR) {
                 int s = src + ir, d = dst + ir * kc;
                 for (int r = 0; r < MR; r++) ap[d + r] = a[s + r]; // constant trip count: unrolled
             }
