@@ -26,7 +26,10 @@ final class JitInlining {
             "nanochat4j/tensor/cpu/Elementwise.*Range",
             "nanochat4j/tensor/cpu/RmsNorm.row",
             "nanochat4j/tensor/cpu/Rotary.head",
-            "nanochat4j/tensor/cpu/Broadcast.row");
+            "nanochat4j/tensor/cpu/Broadcast.row",
+            // Vector helpers (exp, tanh, sum, …): left out of a kernel they pass their vectors as boxed objects, a
+            // heap allocation per call (18 GB over one CE phase of bench kernels, docs/BENCHMARKS.md).
+            "nanochat4j/tensor/cpu/VecMath.*");
 
     private static volatile boolean registered;
 
