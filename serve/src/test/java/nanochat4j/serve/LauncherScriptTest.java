@@ -27,11 +27,10 @@ class LauncherScriptTest {
 
     @Test
     void oldJdkInJavaHomeFailsFastWithAOneLineFix() throws Exception {
-        Path launcher = LAUNCHER;
         Path jdk17 = Path.of("/usr/lib/jvm/java-17-openjdk-amd64");
-        assumeTrue(Files.isExecutable(launcher), "skipped: launcher not found at " + launcher);
+        assumeTrue(Files.isExecutable(LAUNCHER), "skipped: launcher not found at " + LAUNCHER);
         assumeTrue(Files.isExecutable(jdk17.resolve("bin/java")), "skipped: no JDK 17 at " + jdk17 + " to test with");
-        ProcessBuilder pb = new ProcessBuilder("bash", launcher.toString(), "--help").redirectErrorStream(true);
+        ProcessBuilder pb = new ProcessBuilder("bash", LAUNCHER.toString(), "--help").redirectErrorStream(true);
         pb.environment().put("JAVA_HOME", jdk17.toString());
         Process p = pb.start();
         assertTrue(p.waitFor(30, TimeUnit.SECONDS), "launcher must fail fast, not build or hang");
