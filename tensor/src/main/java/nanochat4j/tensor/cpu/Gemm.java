@@ -28,7 +28,8 @@ import jdk.incubator.vector.VectorSpecies;
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
  *       walking the whole depth with its own KC-deep slices of B packed into L2 ({@link #deep}).</li>
  *   <li>Row-major A is packed with 8×16 register transposes on AVX-512 (two-vector lane selections), scalar
- *       elsewhere; transposed A depth-major. One float species only, {@link Vec#F}: a second one (a 256-bit
+ *       elsewhere; a transposed A is read in place by the micro-kernel ({@link #readsTransposedADirectly}), packed
+ *       depth-major only where its row stride is a multiple of 4 KiB. One float species only, {@link Vec#F}: a second one (a 256-bit
  *       panel-row copy on AVX-512) polluted the Vector API's shared profiles, and the kernels C2 compiled after it
  *       (attention, these weight gradients) ran slower, attention 15–20× (docs/BENCHMARKS.md).</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
@@ -283,13 +284,15 @@ public final class Gemm {
         Workspace ws = WORKSPACE.get();
         float[] tile = ws.tile;
         float[] ap = aAll != null ? aAll : ws.a;
+        boolean direct = transA && aAll == null && readsTransposedADirectly(lda);
         for (int ic = i0; ic < i1; ic += MC) {
-            int mc = Math.min(MC, i1 - ic), mcPad = (mc + MR - 1) / MR * MR;
+            int mc = Math.min(MC, i1 - ic), mcPad = (mc + MR - 1) / MR * MR, full = mc / MR * MR;
             for (int pc = 0; pc < k; pc += KC) {
                 int kc = Math.min(KC, k - pc);
                 int ao = 0;
                 if (aAll != null) ao = ic * k + pc * mcPad;
-                else packA(transA, a, aOff, lda, ic, mc, pc, kc, ap, 0);
+                else if (!direct) packA(transA, a, aOff, lda, ic, mc, pc, kc, ap, 0);
+                else if (full < mc) packTransposedA(a, aOff, lda, ic + full, mc - full, pc, kc, ap, 0);
                 float bet = pc == 0 ? beta : 1f; // later depth blocks accumulate onto the first
                 for (int jp = p0; jp < p1; jp++) {
                     int col = jc + jp * NR;
@@ -298,10 +301,14 @@ public final class Gemm {
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = Math.min(MR, mc - ir);
                         int ci = cOff + (ic + ir) * ldc + col;
+                        // A transposed A is read where it lies (MR floats per stored row); only a short last panel is packed.
+                        float[] aa = direct && mr == MR ? a : ap;
+                        int ai = !direct ? ao + ir * kc : mr == MR ? aOff + pc * lda + ic + ir : 0;
+                        int as = direct && mr == MR ? lda : MR;
                         if (mr == MR && nr == NR) {
-                            kernel(kc, ap, ao + ir * kc, bp, bi, c, ci, ldc, alpha, bet);
+                            kernel(kc, aa, ai, as, bp, bi, c, ci, ldc, alpha, bet);
                         } else {
-                            kernel(kc, ap, ao + ir * kc, bp, bi, tile, 0, NR, alpha, 0f);
+                            kernel(kc, aa, ai, as, bp, bi, tile, 0, NR, alpha, 0f);
                             for (int r = 0; r < mr; r++) {
                                 for (int q = 0; q < nr; q++) {
                                     int x = ci + r * ldc + q;
@@ -315,12 +322,23 @@ public final class Gemm {
         }
     }
 
-    private static void kernel(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha,
+    /**
+     * A transposed A (stored k×m: dYᵀ of a weight gradient) already holds each k's MR floats of a panel side by side,
+     * so the micro-kernel reads them in place (a stride of lda per k) instead of packing: 10–20% faster weight
+     * gradients at every width (docs/BENCHMARKS.md). Except where a row is a multiple of 4 KiB long: then all kc rows
+     * a micro-kernel walks fall into one L1 set and evict each other (d4's 1024-row MLP, the lm_head: 30–70% slower).
+     */
+    static boolean readsTransposedADirectly(int lda) {
+        return lda % 1024 != 0;
+    }
+
+    /** The MR×NR micro-kernel for this ISA; A's MR floats of depth p are at ap[ai + p·as …]. */
+    private static void kernel(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc, float alpha,
             float beta) {
         if (FEW_REGISTERS) {
-            kernel4x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+            kernel4x2(kc, ap, ai, as, bp, bi, c, ci, ldc, alpha, beta);
         } else {
-            kernel8x2(kc, ap, ai, bp, bi, c, ci, ldc, alpha, beta);
+            kernel8x2(kc, ap, ai, as, bp, bi, c, ci, ldc, alpha, beta);
         }
     }
 
@@ -471,7 +489,7 @@ public final class Gemm {
     }
 
     /** 8×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel8x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    private static void kernel8x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
@@ -480,7 +498,7 @@ public final class Gemm {
         FloatVector c5_0 = FloatVector.zero(F), c5_1 = FloatVector.zero(F);
         FloatVector c6_0 = FloatVector.zero(F), c6_1 = FloatVector.zero(F);
         FloatVector c7_0 = FloatVector.zero(F), c7_1 = FloatVector.zero(F);
-        for (int p = 0; p < kc; p++, ai += 8, bi += 2 * L) {
+        for (int p = 0; p < kc; p++, ai += as, bi += 2 * L) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bi);
             FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
             FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);
@@ -532,12 +550,12 @@ public final class Gemm {
     }
 
     /** 4×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel4x2(int kc, float[] ap, int ai, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    private static void kernel4x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
         FloatVector c3_0 = FloatVector.zero(F), c3_1 = FloatVector.zero(F);
-        for (int p = 0; p < kc; p++, ai += 4, bi += 2 * L) {
+        for (int p = 0; p < kc; p++, ai += as, bi += 2 * L) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bi);
             FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
             FloatVector a0 = FloatVector.broadcast(F, ap[ai + 0]);

@@ -2,6 +2,7 @@ package nanochat4j.tensor.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -100,6 +101,17 @@ class GemmTest {
         checkCase(true, false, m, n, k, 0.5f, 2f, 2, 3);
         checkCase(false, false, 7, 401, k, 1f, 1f, 0, 1);
         checkCase(true, true, m, 61, 211, 1f, 0f, 5, 0);
+    }
+
+    @Test
+    void transposedAIsReadInPlaceOrPackedByItsRowStrideAndBothMatchReference() {
+        // lda = m + pad: 1,021 + 3 = 1,024 floats (4 KiB rows) is packed, 1,021 + 2 read in place; m leaves a short panel
+        assertFalse(Gemm.readsTransposedADirectly(1024));
+        assertTrue(Gemm.readsTransposedADirectly(1023));
+        for (int pad : new int[] {3, 2}) {
+            checkCase(true, false, 1021, 2 * Gemm.NR + 5, Gemm.KC + 11, 1f, 0f, pad, 1);
+            checkCase(true, true, 1021, 37, 45, 0.5f, 1f, pad, 0);
+        }
     }
 
     @Test
