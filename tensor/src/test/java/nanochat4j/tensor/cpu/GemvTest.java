@@ -3,17 +3,36 @@ package nanochat4j.tensor.cpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import java.util.Arrays;
 import java.util.SplittableRandom;
+import java.util.stream.Stream;
 import nanochat4j.tensor.DType;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 class GemvTest {
 
-    @Test
-    void fp32AndBf16WeightsMatchAFloat64ReferenceWithTailsStridesAlphaAndBeta() {
+    /** {@link Gemv#rows}'s signature: the two loops it picks between by vector width, tested at every width. */
+    interface Loop {
+        void rows(float[] wf, short[] wb, int wo, int ldw, int k, float[] x, int xo, int ldx, int nb, float[] y, int yo,
+                  int ldy, int r0, int r1, float alpha, float beta);
+    }
+
+    static Stream<Arguments> loops() {
+        return Stream.concat(Stream.of(Arguments.of("rows", (Loop) Gemv::rows)), bothLoops());
+    }
+
+    static Stream<Arguments> bothLoops() {
+        return Stream.of(Arguments.of("streamRows", (Loop) Gemv::streamRows), Arguments.of("quadRows", (Loop) Gemv::quadRows));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("loops")
+    void fp32AndBf16WeightsMatchAFloat64ReferenceWithTailsStridesAlphaAndBeta(String name, Loop gemv) {
         SplittableRandom rnd = new SplittableRandom(5);
         int l = Vec.LANES;
-        for (int k : new int[] {1, 7, l - 1, l, l + 3, 3 * l + 5, 97}) {
+        for (int k : new int[] {1, 7, l - 1, l, l + 3, 3 * l + 5, 4 * l, 9 * l + 3, 97}) {
             for (int nb : new int[] {1, 2, 3}) {
                 for (float beta : new float[] {0f, 1f, 0.5f}) {
                     int rows = 11, r0 = 1, r1 = 10, wo = 3, ldw = k + 2, xo = 1, ldx = k + 1, yo = 2, ldy = rows + 1;
@@ -29,8 +48,8 @@ class GemvTest {
                     float[] y0 = new float[yo + nb * ldy];
                     for (int i = 0; i < y0.length; i++) y0[i] = (float) rnd.nextGaussian();
                     float[] yf = y0.clone(), yb = y0.clone();
-                    Gemv.rows(w, null, wo, ldw, k, x, xo, ldx, nb, yf, yo, ldy, r0, r1, alpha, beta);
-                    Gemv.rows(null, wb, wo, ldw, k, x, xo, ldx, nb, yb, yo, ldy, r0, r1, alpha, beta);
+                    gemv.rows(w, null, wo, ldw, k, x, xo, ldx, nb, yf, yo, ldy, r0, r1, alpha, beta);
+                    gemv.rows(null, wb, wo, ldw, k, x, xo, ldx, nb, yb, yo, ldy, r0, r1, alpha, beta);
                     assertArrayEquals(yf, yb, "fp32 and bf16 stores of the same values, k=" + k + " nb=" + nb);
                     for (int i = 0; i < y0.length; i++) {
                         int b = (i - yo) / ldy, r = (i - yo) % ldy;
@@ -53,20 +72,39 @@ class GemvTest {
         }
     }
 
-    @Test
-    void anySplitOfTheRowsGivesTheSameBits() {
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("loops")
+    void anySplitOfTheRowsGivesTheSameBits(String name, Loop gemv) {
         SplittableRandom rnd = new SplittableRandom(6);
-        int rows = 37, k = 3 * Vec.LANES + 5, nb = 3;
+        int rows = 37, k = 9 * Vec.LANES + 5, nb = 3;
         float[] w = new float[rows * k], x = new float[nb * k];
         for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian();
         for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
         float[] whole = new float[nb * rows], split = new float[nb * rows];
-        Gemv.rows(w, null, 0, k, k, x, 0, k, nb, whole, 0, rows, 0, rows, 1f, 0f);
+        gemv.rows(w, null, 0, k, k, x, 0, k, nb, whole, 0, rows, 0, rows, 1f, 0f);
         for (int r = 0; r < rows; ) {
             int e = Math.min(rows, r + 1 + r % 6);   // ranges of 1..6 rows: every quad/leftover alignment
-            Gemv.rows(w, null, 0, k, k, x, 0, k, nb, split, 0, rows, r, e, 1f, 0f);
+            gemv.rows(w, null, 0, k, k, x, 0, k, nb, split, 0, rows, r, e, 1f, 0f);
             r = e;
         }
         assertArrayEquals(whole, split);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("bothLoops")
+    void eachLoopGivesAnInputRowTheSameBitsAloneOrBesideOthers(String name, Loop gemv) {
+        // within one loop, input rows sharing a pass change nothing (rows picks its loop by batch size, so it may)
+        SplittableRandom rnd = new SplittableRandom(7);
+        int rows = 13, k = 9 * Vec.LANES + 3, nb = 3;
+        float[] w = new float[rows * k], x = new float[nb * k];
+        for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian();
+        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] batch = new float[nb * rows];
+        gemv.rows(w, null, 0, k, k, x, 0, k, nb, batch, 0, rows, 0, rows, 1f, 0f);
+        for (int b = 0; b < nb; b++) {
+            float[] alone = new float[rows];
+            gemv.rows(w, null, 0, k, k, x, b * k, k, 1, alone, 0, rows, 0, rows, 1f, 0f);
+            assertArrayEquals(alone, Arrays.copyOfRange(batch, b * rows, (b + 1) * rows), "input row " + b);
+        }
     }
 }
