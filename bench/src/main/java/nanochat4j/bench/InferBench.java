@@ -15,6 +15,7 @@ import nanochat4j.model.gpt.KVCache;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
+import nanochat4j.tensor.cpu.Gemv;
 import nanochat4j.tensor.cpu.Parallel;
 import nanochat4j.tensor.cpu.Vec;
 import picocli.CommandLine.Command;
@@ -83,11 +84,12 @@ public final class InferBench implements Callable<Integer> {
         double weightsGbs = (weightBytes + kvBytes) * tps1 / 1e9;
         if (json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"weights\": \"%s\", \"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, "
-                    + "\"batch8_tok_per_sec\": %.1f, \"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f}%n", depth, weights, prefill * 1e3,
-                    tps1, tps8, weightsGbs, memBw);
+                    + "\"batch8_tok_per_sec\": %.1f, \"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f, \"path\": \"%s\"}%n", depth, weights,
+                    prefill * 1e3, tps1, tps8, weightsGbs, memBw, Gemv.describe());
         } else {
             out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, vocab %d), %d threads, %.1f MB of %s weights per token%n", depth, cfg.nEmbd(),
                     cfg.nLayer(), vocab, Parallel.threads(), weightBytes / 1e6, weights);
+            out.println("path: " + Gemv.describe());
             out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
             out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%d tokens)%n", tps1, decodeTokens);
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);

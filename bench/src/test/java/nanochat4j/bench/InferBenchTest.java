@@ -11,6 +11,7 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.stream.Stream;
+import nanochat4j.tensor.cpu.Vec;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
@@ -24,6 +25,7 @@ class InferBenchTest {
         assertEquals(1, j.get("depth").asInt());
         assertTrue(j.get("decode_tok_per_sec").asDouble() > 0 && j.get("mem_bw_gb_per_s").asDouble() > 0, j.toString());
         assertEquals("fp32", j.get("weights").asText());
+        assertTrue(j.get("path").asText().startsWith("GEMV " + Vec.F.vectorBitSize() + "-bit: batch 1 "), j.toString());
     }
 
     @Test

@@ -33,6 +33,12 @@ public final class Gemv {
     /** The row-at-a-time loop for a single input row up to 256-bit vectors (see the class comment). */
     static final boolean STREAM_ROWS = L <= 8;
 
+    /** The loops this JVM runs, for {@code bench infer}. */
+    public static String describe() {
+        return "GEMV " + F.vectorBitSize() + "-bit: batch 1 " + (STREAM_ROWS ? "one weight row at a time (4 accumulators)" : "four weight rows per pass")
+                + ", batches four weight rows per pass";
+    }
+
     /**
      * y[yo + b·ldy + r] = α·Σ_j W[r, j]·x[xo + b·ldx + j] + β·y[...] for r in [r0, r1), b in [0, nb); β = 0 never reads
      * y. W row r starts at wo + r·ldw in {@code wf} (fp32) or, when {@code wf} is null, in {@code wb} (bf16 bits).
