@@ -164,13 +164,19 @@ final class CrossEntropy {
      */
     static void rows(float[] z, int zo, int n, int v, int[] targets, int to, float cap, float wAll, float[] weights, int wo,
                      float[] losses, int lo, float[] g, int go, int rowBase, String op) {
+        rows(z, zo, n, v, v, targets, to, cap, wAll, weights, wo, losses, lo, g, go, rowBase, op);
+    }
+
+    /** {@link #rows} with logit and gradient rows {@code ld} floats apart (ld ≥ v). */
+    private static void rows(float[] z, int zo, int n, int v, int ld, int[] targets, int to, float cap, float wAll, float[] weights,
+                             int wo, float[] losses, int lo, float[] g, int go, int rowBase, String op) {
         Parallel.forRange(n, (s, e) -> {
             float[] scratch = g == null ? null : new float[v];
             for (int r = s; r < e; r++) {
                 int t = targets[to + r];
                 if (t == -1) {
                     losses[lo + r] = 0f;
-                    if (g != null) java.util.Arrays.fill(g, go + r * v, go + (r + 1) * v, 0f);
+                    if (g != null) java.util.Arrays.fill(g, go + r * ld, go + r * ld + v, 0f);
                     continue;
                 }
                 if (t < 0 || t >= v) {
@@ -178,7 +184,7 @@ final class CrossEntropy {
                             + " is outside [0, " + v + ") (use -1 to ignore a position)");
                 }
                 float w = weights == null ? wAll : weights[wo + r];
-                float loss = row(z, zo + r * v, v, t, cap, w, g, g == null ? 0 : go + r * v, scratch);
+                float loss = row(z, zo + r * ld, v, t, cap, w, g, g == null ? 0 : go + r * ld, scratch);
                 if (Float.isNaN(loss)) {
                     throw new IllegalArgumentException(op + ": non-finite logit in row " + (rowBase + r) + " (vocab " + v + ")");
                 }
@@ -196,16 +202,19 @@ final class CrossEntropy {
                        float cap, float wAll, float[] weights, float[] losses, float[] dx, float[] dW, int chunkRows, String op) {
         boolean grad = dx != null;
         int chunk = Math.max(1, Math.min(n, chunkRows > 0 ? chunkRows : CHUNK_FLOATS / Math.max(vocab, 1)));
-        float[] buf = new float[chunk * vocab];
+        // Chunk rows one cache line longer than the vocab when it is a multiple of 1,024 (4 KiB rows), so the weight
+        // gradient reads the chunk's transposed logits gradient in place instead of packing it (Gemm): 13% faster.
+        int ld = Gemm.readsTransposedADirectly(vocab) ? vocab : vocab + 16;
+        float[] buf = new float[chunk * ld];
         // the padding rows; the first chunk overwrites the rest (beta 0)
         if (grad) java.util.Arrays.fill(dW, n == 0 ? 0 : vocab * c, vpad * c, 0f);
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rr = Math.min(chunk, n - r0);
-            Gemm.sgemm(false, true, rr, vocab, c, 1f, x, xo + r0 * c, c, w, wo, c, 0f, buf, 0, vocab);
-            rows(buf, 0, rr, vocab, targets, to + r0, cap, wAll, weights, r0, losses, r0, grad ? buf : null, 0, r0, op);
+            Gemm.sgemm(false, true, rr, vocab, c, 1f, x, xo + r0 * c, c, w, wo, c, 0f, buf, 0, ld);
+            rows(buf, 0, rr, vocab, ld, targets, to + r0, cap, wAll, weights, r0, losses, r0, grad ? buf : null, 0, r0, op);
             if (!grad) continue;
-            Gemm.sgemm(false, false, rr, c, vocab, 1f, buf, 0, vocab, w, wo, c, 0f, dx, r0 * c, c);
-            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, vocab, x, xo + r0 * c, c, r0 == 0 ? 0f : 1f, dW, 0, c);
+            Gemm.sgemm(false, false, rr, c, vocab, 1f, buf, 0, ld, w, wo, c, 0f, dx, r0 * c, c);
+            Gemm.sgemm(true, false, vocab, c, rr, 1f, buf, 0, ld, x, xo + r0 * c, c, r0 == 0 ? 0f : 1f, dW, 0, c);
         }
     }
 }

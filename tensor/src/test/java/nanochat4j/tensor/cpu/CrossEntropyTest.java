@@ -181,6 +181,28 @@ class CrossEntropyTest {
         assertArrayEquals(new int[] {vpad, c}, wl.dW().shape());
     }
 
+    @Test
+    void linearCrossEntropyWithA4KiBVocabRowMatchesThePlainOps() {
+        // vocab 1,024: the chunk's rows are padded to a 1,040-float stride (the weight gradient reads them in place)
+        Random r = Ref.rng("linear-ce-4k");
+        int n = 9, c = 8, vocab = 1024, vpad = 1088;
+        Tensor x = randT(r, 1f, n, c), w = randT(r, 2f, vpad, c);
+        int[] t = targets(r, n, vocab);
+        t[4] = -1;   // an ignored row: its padded gradient row is cleared, not its neighbour's
+        Tensor lg = be.narrow(be.linear(x, w), -1, 0, vocab);
+        Tensor dl = be.crossEntropy(lg, Tensor.ofInts(t), 15f, Reduction.SUM, true).dlogits();
+        Tensor dx = be.matmul(dl, false, be.narrow(w, 0, 0, vocab), false);
+        Tensor dW = be.narrowBackward(be.matmul(dl, true, x, false), 0, 0, vpad);
+        Tensor losses = be.crossEntropy(lg, Tensor.ofInts(t), 15f, Reduction.NONE, false).loss();
+        for (int chunk : new int[] {0, 2, n}) {
+            float[] loss = new float[n], gx = new float[n * c], gw = new float[vpad * c];
+            CrossEntropy.linear(x.floats(), 0, w.floats(), 0, n, c, vpad, vocab, t, 0, 15f, 1f, null, loss, gx, gw, chunk, "test");
+            assertClose("losses chunk " + chunk, d(losses), loss, 1e-5, 1e-6);
+            assertClose("dx chunk " + chunk, d(dx), gx, 1e-4, 1e-5);
+            assertClose("dW chunk " + chunk, d(dW), gw, 1e-4, 1e-5);
+        }
+    }
+
     private static int countKept(int[] t) {
         int c = 0;
         for (int v : t) if (v != -1) c++;
