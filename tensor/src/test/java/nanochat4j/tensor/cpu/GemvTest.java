@@ -77,9 +77,7 @@ class GemvTest {
     void anySplitOfTheRowsGivesTheSameBits(String name, Loop gemv) {
         SplittableRandom rnd = new SplittableRandom(6);
         int rows = 37, k = 9 * Vec.LANES + 5, nb = 3;
-        float[] w = new float[rows * k], x = new float[nb * k];
-        for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian();
-        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] w = gaussian(rnd, rows * k), x = gaussian(rnd, nb * k);
         float[] whole = new float[nb * rows], split = new float[nb * rows];
         gemv.rows(w, null, 0, k, k, x, 0, k, nb, whole, 0, rows, 0, rows, 1f, 0f);
         for (int r = 0; r < rows; ) {
@@ -96,9 +94,7 @@ class GemvTest {
         // within one loop, input rows sharing a pass change nothing (rows picks its loop by batch size, so it may)
         SplittableRandom rnd = new SplittableRandom(7);
         int rows = 13, k = 9 * Vec.LANES + 3, nb = 3;
-        float[] w = new float[rows * k], x = new float[nb * k];
-        for (int i = 0; i < w.length; i++) w[i] = (float) rnd.nextGaussian();
-        for (int i = 0; i < x.length; i++) x[i] = (float) rnd.nextGaussian();
+        float[] w = gaussian(rnd, rows * k), x = gaussian(rnd, nb * k);
         float[] batch = new float[nb * rows];
         gemv.rows(w, null, 0, k, k, x, 0, k, nb, batch, 0, rows, 0, rows, 1f, 0f);
         for (int b = 0; b < nb; b++) {
@@ -106,5 +102,11 @@ class GemvTest {
             gemv.rows(w, null, 0, k, k, x, b * k, k, 1, alone, 0, rows, 0, rows, 1f, 0f);
             assertArrayEquals(alone, Arrays.copyOfRange(batch, b * rows, (b + 1) * rows), "input row " + b);
         }
+    }
+
+    private static float[] gaussian(SplittableRandom rnd, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) rnd.nextGaussian();
+        return a;
     }
 }
