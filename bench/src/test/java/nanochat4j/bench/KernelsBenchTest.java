@@ -67,7 +67,8 @@ class KernelsBenchTest {
     void tableModeHasAHeaderAndTheRequestedOpsOnly() {
         String out = run("bench", "kernels", "--quick", "--ops", "rms_norm,rotary");
         assertTrue(out.contains("%peak"), out);
-        assertTrue(out.contains("paths: GEMM ") && out.contains("micro-kernel") && out.contains("VecMath"), out);
+        assertTrue(out.contains("paths: GEMM ") && out.contains("micro-kernel") && out.contains("transposed A read in place")
+                && out.contains("VecMath"), out);
         assertTrue(out.contains("rms_norm") && out.contains("rotary"), out);
         assertTrue(out.lines().anyMatch(l -> l.startsWith("bandwidth ") && l.contains("GB/s; STREAM triad")), out);
         assertTrue(!out.contains("gemm ") && !out.contains("attention "), out);

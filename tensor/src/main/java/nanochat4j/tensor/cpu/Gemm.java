@@ -83,7 +83,7 @@ public final class Gemm {
     /** The code path this JVM runs, for {@code bench kernels}: width and micro-kernel. */
     public static String describe() {
         return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
-                + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA") + ")";
+                + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA") + "), transposed A read in place unless its rows are 4 KiB multiples";
     }
 
     private static final class Workspace {
