@@ -168,8 +168,8 @@ final class CrossEntropy {
     }
 
     /** {@link #rows} with logit and gradient rows {@code ld} floats apart (ld ≥ v). */
-    private static void rows(float[] z, int zo, int n, int v, int ld, int[] targets, int to, float cap, float wAll, float[] weights,
-                             int wo, float[] losses, int lo, float[] g, int go, int rowBase, String op) {
+    private static void rows(float[] z, int zo, int n, int v, int ld, int[] targets, int to, float cap, float wAll,
+                             float[] weights, int wo, float[] losses, int lo, float[] g, int go, int rowBase, String op) {
         Parallel.forRange(n, (s, e) -> {
             float[] scratch = g == null ? null : new float[v];
             for (int r = s; r < e; r++) {

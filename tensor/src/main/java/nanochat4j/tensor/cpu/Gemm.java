@@ -29,9 +29,9 @@ import jdk.incubator.vector.VectorSpecies;
  *       walking the whole depth with its own KC-deep slices of B packed into L2 ({@link #deep}).</li>
  *   <li>Row-major A is packed with 8×16 register transposes on AVX-512 (two-vector lane selections), scalar
  *       elsewhere; a transposed A is read in place by the micro-kernel ({@link #readsTransposedADirectly}), packed
- *       depth-major only where its row stride is a multiple of 4 KiB. One float species only, {@link Vec#F}: a second one (a 256-bit
- *       panel-row copy on AVX-512) polluted the Vector API's shared profiles, and the kernels C2 compiled after it
- *       (attention, these weight gradients) ran slower, attention 15–20× (docs/BENCHMARKS.md).</li>
+ *       depth-major only where its row stride is a multiple of 4 KiB. One float species only, {@link Vec#F}: a
+ *       second one (a 256-bit panel-row copy on AVX-512) polluted the Vector API's shared profiles, and the kernels
+ *       C2 compiled after it (attention, these weight gradients) ran slower, attention 15–20× (docs/BENCHMARKS.md).</li>
  *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
@@ -83,7 +83,8 @@ public final class Gemm {
     /** The code path this JVM runs, for {@code bench kernels}: width and micro-kernel. */
     public static String describe() {
         return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
-                + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA") + "), transposed A read in place unless its rows are 4 KiB multiples";
+                + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA")
+                + "), transposed A read in place unless its rows are 4 KiB multiples";
     }
 
     private static final class Workspace {
@@ -301,10 +302,12 @@ public final class Gemm {
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = Math.min(MR, mc - ir);
                         int ci = cOff + (ic + ir) * ldc + col;
-                        // A transposed A is read where it lies (MR floats per stored row); only a short last panel is packed.
-                        float[] aa = direct && mr == MR ? a : ap;
-                        int ai = !direct ? ao + ir * kc : mr == MR ? aOff + pc * lda + ic + ir : 0;
-                        int as = direct && mr == MR ? lda : MR;
+                        // A transposed A is read where it lies (MR floats per stored row); a short last panel
+                        // was packed at ap[0].
+                        boolean inPlace = direct && mr == MR;
+                        float[] aa = inPlace ? a : ap;
+                        int ai = inPlace ? aOff + pc * lda + ic + ir : direct ? 0 : ao + ir * kc;
+                        int as = inPlace ? lda : MR;
                         if (mr == MR && nr == NR) {
                             kernel(kc, aa, ai, as, bp, bi, c, ci, ldc, alpha, bet);
                         } else {
@@ -365,9 +368,9 @@ public final class Gemm {
     }
 
     /**
-     * {@link #packA} of a transposed A (stored k×m: dYᵀ of a weight gradient dW = dYᵀ·X): depth-major, so each stored
-     * row's mc floats are read in one contiguous run and dealt out to the panels, instead of MR floats per stored
-     * row per panel (a 4·lda-byte stride that defeats the hardware prefetcher).
+     * {@link #packA} of a transposed A (stored k×m: dYᵀ of a weight gradient dW = dYᵀ·X), for the row strides the
+     * micro-kernel cannot read in place (4 KiB multiples) and a short last panel: depth-major, so each stored row's mc
+     * floats are read in one contiguous run and dealt out to the panels.
      */
     private static void packTransposedA(float[] a, int aOff, int lda, int i0, int mc, int p0, int kc, float[] ap, int apOff) {
         int full = mc / MR * MR;
@@ -489,7 +492,8 @@ public final class Gemm {
     }
 
     /** 8×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel8x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    private static void kernel8x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc,
+            float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
@@ -550,7 +554,8 @@ public final class Gemm {
     }
 
     /** 4×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel4x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc, float alpha, float beta) {
+    private static void kernel4x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc,
+            float alpha, float beta) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);

@@ -35,7 +35,8 @@ public final class Gemv {
 
     /** The loops this JVM runs, for {@code bench infer}. */
     public static String describe() {
-        return "GEMV " + F.vectorBitSize() + "-bit: batch 1 " + (STREAM_ROWS ? "one weight row at a time (4 accumulators)" : "four weight rows per pass")
+        return "GEMV " + F.vectorBitSize() + "-bit: batch 1 "
+                + (STREAM_ROWS ? "one weight row at a time (4 accumulators)" : "four weight rows per pass")
                 + ", batches four weight rows per pass";
     }
 
@@ -112,7 +113,7 @@ public final class Gemv {
         return s;
     }
 
-    /** {@link #rowF32} over bf16 weights, widened to fp32 in registers. */
+    /** {@link #rowF32} over bf16 weights, widened to fp32 in registers (a loop of its own, as {@link #quadBf16}). */
     private static float rowBf16(short[] w, int wa, int k, float[] x, int xa) {
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);
