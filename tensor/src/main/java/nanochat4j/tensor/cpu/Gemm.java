@@ -20,9 +20,11 @@ import jdk.incubator.vector.VectorSpecies;
  *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
  *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
- *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 4×2 on 16-register AVX2. On AVX2 a 6×2
- *       tile (15 live vectors) fits the register file on paper, but C2's code for it runs far slower than the 4×2
- *       tile's (docs/BENCHMARKS.md); taller tiles on 32 registers are no faster and make C1 bail out.</li>
+ *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 4×2 on 16-register AVX2. It writes its
+ *       sums to a per-thread tile and {@link #store} scales them into C. On AVX2 a 5×2 tile runs no faster (its
+ *       micro-kernel alone +5%, whole GEMMs level) and C2 spills one accumulator of a 6×2 tile (three broadcasts
+ *       live at once), which halves it; taller tiles on 32 registers are no faster and make C1 bail out
+ *       (docs/BENCHMARKS.md).</li>
  *   <li>Vocab-wide products (the lm_head forward) pack op(A) once and hand out column chunks instead, each thread
  *       packing its slice of B into L2 ({@link #wide}): B is read from memory once rather than once per MC rows.</li>
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
@@ -32,7 +34,7 @@ import jdk.incubator.vector.VectorSpecies;
  *       depth-major only where its row stride is a multiple of 4 KiB. One float species only, {@link Vec#F}: a
  *       second one (a 256-bit panel-row copy on AVX-512) polluted the Vector API's shared profiles, and the kernels
  *       C2 compiled after it (attention, these weight gradients) ran slower, attention 15–20× (docs/BENCHMARKS.md).</li>
- *   <li>Edge tiles run the same kernel into a scratch tile, then copy the valid part; packing pads with zeros.</li>
+ *   <li>Edge tiles run the same kernel; {@link #store} writes their valid part; packing pads with zeros.</li>
  *   <li>Packing buffers live per thread and are reused across calls; nothing is allocated per call but lambdas.</li>
  *   <li>The k-order of every sum is fixed by KC alone, so any thread split gives bit-identical results.</li>
  * </ul>
@@ -89,7 +91,8 @@ public final class Gemm {
 
     private static final class Workspace {
         final float[] a = new float[MC * KC];
-        final float[] tile = new float[MR * NR];
+        /** The micro-kernel's sums for one tile, before {@link #store} scales them into C. */
+        final float[] acc = new float[MR * NR];
         float[] b = new float[0];
         /** All of op(A), packed by {@link #wide}. */
         float[] aAll = new float[0];
@@ -283,7 +286,7 @@ public final class Gemm {
     private static void block(int i0, int i1, int p0, int p1, int panels, boolean transA, int k, int n, int jc, float alpha,
             float[] a, int aOff, int lda, float[] aAll, float[] bp, float beta, float[] c, int cOff, int ldc) {
         Workspace ws = WORKSPACE.get();
-        float[] tile = ws.tile;
+        float[] acc = ws.acc;
         float[] ap = aAll != null ? aAll : ws.a;
         boolean direct = transA && aAll == null && readsTransposedADirectly(lda);
         for (int ic = i0; ic < i1; ic += MC) {
@@ -308,17 +311,8 @@ public final class Gemm {
                         float[] aa = inPlace ? a : ap;
                         int ai = inPlace ? aOff + pc * lda + ic + ir : direct ? 0 : ao + ir * kc;
                         int as = inPlace ? lda : MR;
-                        if (mr == MR && nr == NR) {
-                            kernel(kc, aa, ai, as, bp, bi, c, ci, ldc, alpha, bet);
-                        } else {
-                            kernel(kc, aa, ai, as, bp, bi, tile, 0, NR, alpha, 0f);
-                            for (int r = 0; r < mr; r++) {
-                                for (int q = 0; q < nr; q++) {
-                                    int x = ci + r * ldc + q;
-                                    c[x] = bet == 0f ? tile[r * NR + q] : tile[r * NR + q] + c[x] * bet;
-                                }
-                            }
-                        }
+                        kernel(kc, aa, ai, as, bp, bi, acc);
+                        store(acc, mr, nr, c, ci, ldc, alpha, bet);
                     }
                 }
             }
@@ -335,13 +329,43 @@ public final class Gemm {
         return lda % 1024 != 0;
     }
 
-    /** The MR×NR micro-kernel for this ISA; A's MR floats of depth p are at ap[ai + p·as …]. */
-    private static void kernel(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc, float alpha,
-            float beta) {
+    /** The MR×NR micro-kernel for this ISA; A's MR floats of depth p are at ap[ai + p·as …]; the sums go to acc. */
+    private static void kernel(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
         if (FEW_REGISTERS) {
-            kernel4x2(kc, ap, ai, as, bp, bi, c, ci, ldc, alpha, beta);
+            kernel4x2(kc, ap, ai, as, bp, bi, acc);
         } else {
-            kernel8x2(kc, ap, ai, as, bp, bi, c, ci, ldc, alpha, beta);
+            kernel8x2(kc, ap, ai, as, bp, bi, acc);
+        }
+    }
+
+    /**
+     * C[r][q] = alpha·acc[r][q] + beta·C[r][q] over the valid mr×nr part of a tile (beta == 0 never reads C). Kept out
+     * of the micro-kernels on purpose: with this epilogue inside, C2 reached its inlining node limit while parsing
+     * them, left the alpha products as virtual calls on boxed vectors, and a 5×2 or 6×2 tile ran 2–7× slower
+     * (docs/BENCHMARKS.md).
+     */
+    private static void store(float[] acc, int mr, int nr, float[] c, int ci, int ldc, float alpha, float beta) {
+        if (nr == NR) {
+            FloatVector va = FloatVector.broadcast(F, alpha), vb = FloatVector.broadcast(F, beta);
+            for (int r = 0; r < mr; r++) {
+                int o = ci + r * ldc;
+                FloatVector x0 = FloatVector.fromArray(F, acc, r * NR).mul(va);
+                FloatVector x1 = FloatVector.fromArray(F, acc, r * NR + L).mul(va);
+                if (beta != 0f) {
+                    x0 = x0.add(FloatVector.fromArray(F, c, o).mul(vb));
+                    x1 = x1.add(FloatVector.fromArray(F, c, o + L).mul(vb));
+                }
+                x0.intoArray(c, o);
+                x1.intoArray(c, o + L);
+            }
+        } else {
+            for (int r = 0; r < mr; r++) {
+                for (int q = 0; q < nr; q++) {
+                    int x = ci + r * ldc + q;
+                    float v = alpha * acc[r * NR + q];
+                    c[x] = beta == 0f ? v : v + c[x] * beta;
+                }
+            }
         }
     }
 
@@ -491,9 +515,8 @@ public final class Gemm {
         }
     }
 
-    /** 8×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel8x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc,
-            float alpha, float beta) {
+    /** 8×2-vector tile: acc[r][v] = Σ_p A[p][r]·B[p][v·L…], written to acc (MR×NR, row-major) for {@link #store}. */
+    private static void kernel8x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
@@ -522,40 +545,18 @@ public final class Gemm {
             FloatVector a7 = FloatVector.broadcast(F, ap[ai + 7]);
             c7_0 = a7.fma(b0, c7_0); c7_1 = a7.fma(b1, c7_1);
         }
-        FloatVector va = FloatVector.broadcast(F, alpha);
-        if (beta == 0f) {
-            c0_0.mul(va).intoArray(c, ci + 0 * ldc); c0_1.mul(va).intoArray(c, ci + 0 * ldc + 1 * L);
-            c1_0.mul(va).intoArray(c, ci + 1 * ldc); c1_1.mul(va).intoArray(c, ci + 1 * ldc + 1 * L);
-            c2_0.mul(va).intoArray(c, ci + 2 * ldc); c2_1.mul(va).intoArray(c, ci + 2 * ldc + 1 * L);
-            c3_0.mul(va).intoArray(c, ci + 3 * ldc); c3_1.mul(va).intoArray(c, ci + 3 * ldc + 1 * L);
-            c4_0.mul(va).intoArray(c, ci + 4 * ldc); c4_1.mul(va).intoArray(c, ci + 4 * ldc + 1 * L);
-            c5_0.mul(va).intoArray(c, ci + 5 * ldc); c5_1.mul(va).intoArray(c, ci + 5 * ldc + 1 * L);
-            c6_0.mul(va).intoArray(c, ci + 6 * ldc); c6_1.mul(va).intoArray(c, ci + 6 * ldc + 1 * L);
-            c7_0.mul(va).intoArray(c, ci + 7 * ldc); c7_1.mul(va).intoArray(c, ci + 7 * ldc + 1 * L);
-        } else {
-            FloatVector vb = FloatVector.broadcast(F, beta);
-            c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
-            c0_1.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 0 * ldc + 1 * L);
-            c1_0.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc).mul(vb)).intoArray(c, ci + 1 * ldc);
-            c1_1.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 1 * ldc + 1 * L);
-            c2_0.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc).mul(vb)).intoArray(c, ci + 2 * ldc);
-            c2_1.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 2 * ldc + 1 * L);
-            c3_0.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc).mul(vb)).intoArray(c, ci + 3 * ldc);
-            c3_1.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 3 * ldc + 1 * L);
-            c4_0.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc).mul(vb)).intoArray(c, ci + 4 * ldc);
-            c4_1.mul(va).add(FloatVector.fromArray(F, c, ci + 4 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 4 * ldc + 1 * L);
-            c5_0.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc).mul(vb)).intoArray(c, ci + 5 * ldc);
-            c5_1.mul(va).add(FloatVector.fromArray(F, c, ci + 5 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 5 * ldc + 1 * L);
-            c6_0.mul(va).add(FloatVector.fromArray(F, c, ci + 6 * ldc).mul(vb)).intoArray(c, ci + 6 * ldc);
-            c6_1.mul(va).add(FloatVector.fromArray(F, c, ci + 6 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 6 * ldc + 1 * L);
-            c7_0.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc).mul(vb)).intoArray(c, ci + 7 * ldc);
-            c7_1.mul(va).add(FloatVector.fromArray(F, c, ci + 7 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 7 * ldc + 1 * L);
-        }
+        c0_0.intoArray(acc, 0 * L); c0_1.intoArray(acc, 1 * L);
+        c1_0.intoArray(acc, 2 * L); c1_1.intoArray(acc, 3 * L);
+        c2_0.intoArray(acc, 4 * L); c2_1.intoArray(acc, 5 * L);
+        c3_0.intoArray(acc, 6 * L); c3_1.intoArray(acc, 7 * L);
+        c4_0.intoArray(acc, 8 * L); c4_1.intoArray(acc, 9 * L);
+        c5_0.intoArray(acc, 10 * L); c5_1.intoArray(acc, 11 * L);
+        c6_0.intoArray(acc, 12 * L); c6_1.intoArray(acc, 13 * L);
+        c7_0.intoArray(acc, 14 * L); c7_1.intoArray(acc, 15 * L);
     }
 
-    /** 4×2-vector tile: acc[r][v] += A[p][r]·B[p][v·L…], then C = alpha·acc + beta·C (beta == 0 never reads C). */
-    private static void kernel4x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] c, int ci, int ldc,
-            float alpha, float beta) {
+    /** 4×2-vector tile: acc[r][v] = Σ_p A[p][r]·B[p][v·L…], written to acc (MR×NR, row-major) for {@link #store}. */
+    private static void kernel4x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
@@ -572,23 +573,10 @@ public final class Gemm {
             FloatVector a3 = FloatVector.broadcast(F, ap[ai + 3]);
             c3_0 = a3.fma(b0, c3_0); c3_1 = a3.fma(b1, c3_1);
         }
-        FloatVector va = FloatVector.broadcast(F, alpha);
-        if (beta == 0f) {
-            c0_0.mul(va).intoArray(c, ci + 0 * ldc); c0_1.mul(va).intoArray(c, ci + 0 * ldc + 1 * L);
-            c1_0.mul(va).intoArray(c, ci + 1 * ldc); c1_1.mul(va).intoArray(c, ci + 1 * ldc + 1 * L);
-            c2_0.mul(va).intoArray(c, ci + 2 * ldc); c2_1.mul(va).intoArray(c, ci + 2 * ldc + 1 * L);
-            c3_0.mul(va).intoArray(c, ci + 3 * ldc); c3_1.mul(va).intoArray(c, ci + 3 * ldc + 1 * L);
-        } else {
-            FloatVector vb = FloatVector.broadcast(F, beta);
-            c0_0.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc).mul(vb)).intoArray(c, ci + 0 * ldc);
-            c0_1.mul(va).add(FloatVector.fromArray(F, c, ci + 0 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 0 * ldc + 1 * L);
-            c1_0.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc).mul(vb)).intoArray(c, ci + 1 * ldc);
-            c1_1.mul(va).add(FloatVector.fromArray(F, c, ci + 1 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 1 * ldc + 1 * L);
-            c2_0.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc).mul(vb)).intoArray(c, ci + 2 * ldc);
-            c2_1.mul(va).add(FloatVector.fromArray(F, c, ci + 2 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 2 * ldc + 1 * L);
-            c3_0.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc).mul(vb)).intoArray(c, ci + 3 * ldc);
-            c3_1.mul(va).add(FloatVector.fromArray(F, c, ci + 3 * ldc + 1 * L).mul(vb)).intoArray(c, ci + 3 * ldc + 1 * L);
-        }
+        c0_0.intoArray(acc, 0 * L); c0_1.intoArray(acc, 1 * L);
+        c1_0.intoArray(acc, 2 * L); c1_1.intoArray(acc, 3 * L);
+        c2_0.intoArray(acc, 4 * L); c2_1.intoArray(acc, 5 * L);
+        c3_0.intoArray(acc, 6 * L); c3_1.intoArray(acc, 7 * L);
     }
 
     /** Validates dims, strides and that every element the call touches lies inside its array. */
