@@ -341,8 +341,8 @@ public final class Gemm {
     /**
      * C[r][q] = alpha·acc[r][q] + beta·C[r][q] over the valid mr×nr part of a tile (beta == 0 never reads C). Kept out
      * of the micro-kernels on purpose: with this epilogue inside, C2 reached its inlining node limit while parsing
-     * them, left the alpha products as virtual calls on boxed vectors, and a 5×2 or 6×2 tile ran 2–7× slower
-     * (docs/BENCHMARKS.md).
+     * them and left the alpha products as virtual calls on boxed vectors (a 6×2 AVX2 tile ran 7× slower, a 5×2 one
+     * twice; with the epilogue out, 5×2 runs level with 4×2; docs/BENCHMARKS.md).
      */
     private static void store(float[] acc, int mr, int nr, float[] c, int ci, int ldc, float alpha, float beta) {
         if (nr == NR) {
