@@ -171,6 +171,15 @@ final class BaseTrainRun {
         }
     }
 
+    /** Whether {@link #mfuAbove100} was printed (once a run). */
+    private boolean mfuNoted;
+
+    /** The line printed once when a step's MFU exceeds 100%: the peak it divides by must have read low. */
+    static String mfuAbove100(double peak) {
+        return String.format(Locale.ROOT, "note: MFU above 100%%: the peak it divides by (%.1f GFLOP/s, measured at the start) read"
+                + " low, most likely because the machine was busy then; this run's MFU figures are relative to it", peak / 1e9);
+    }
+
     /** The FLOP/s that MFU divides by: the CPU's FMA peak measured now, or the GPU's dense bf16 peak. */
     private double peakFlops(Device device) {
         if (device == Device.CPU) {
@@ -311,6 +320,10 @@ final class BaseTrainRun {
         double eta = state.etaSeconds(n);
         losses.add(trainLoss);
         bar.clear();
+        if (!mfuNoted && mfu > 100) {
+            mfuNoted = true;
+            out.println(mfuAbove100(peak));
+        }
         out.printf(Locale.ROOT, "step %05d/%05d (%.2f%%) | loss: %.6f | lrm: %.2f | dt: %.2fms | tok/sec: %,.0f | mfu: %.2f%% | epoch: %d | total time: %.2fm | eta: %s%n",
                 done, n, 100.0 * done / n, debiased, lrm, dt * 1e3, tokPerSec, mfu, consumed.epoch(), state.trainingTime() / 60,
                 Double.isNaN(eta) ? "-" : String.format(Locale.ROOT, "%.1fm", eta / 60));
