@@ -225,10 +225,11 @@ public final class KernelsBench implements Callable<Integer> {
         int rows = quick ? 64 : 4096, c = quick ? 32 : 768;
         Tensor x = tensor(rows, c), dy = tensor(rows, c);
         double bytes = 5.0 * 4 * rows * c; // fwd: x in, y out; bwd: x, dy in, dx out
-        print(time("rms_norm", "fwd+bwd " + rows + "x" + c, -1, bytes, () -> {
+        Result op = time("rms_norm", "fwd+bwd " + rows + "x" + c, -1, bytes, () -> {
             be.rmsNorm(x, 1f);
             be.rmsNormBackward(x, dy, 1f);
-        }));
+        });
+        print(withAllocation(op, 2, rows, c));
     }
 
     private void rotary() {
@@ -236,10 +237,35 @@ public final class KernelsBench implements Callable<Integer> {
         Tensor x = tensor(batch, t, h, d), dy = tensor(batch, t, h, d);
         Backend.RotaryTables tables = be.rotaryTables(t, d, 100000);
         double bytes = 4.0 * 4 * batch * t * h * d; // x in, y out; dy in, dx out (the tables stay in cache)
-        print(time("rotary", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d, -1, bytes, () -> {
+        Result op = time("rotary", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d, -1, bytes, () -> {
             be.rotary(x, tables.cos(), tables.sin(), 0);
             be.rotaryBackward(dy, tables.cos(), tables.sin(), 0);
-        }));
+        });
+        print(withAllocation(op, 2, batch, t, h, d));
+    }
+
+    /** Keeps the allocation timing's arrays reachable, so the JIT cannot drop them. */
+    private Tensor allocated;
+
+    /**
+     * The op's row with what its {@code outputs} fresh output tensors of this shape cost on their own: the JVM zeroes
+     * every new array (single-threaded; G1 zeroes humongous arrays even for Unsafe's "uninitialized" allocation), which
+     * a memory-bound op pays on top of its own traffic. The fastest of 15 allocations (after 5 to warm up) is taken,
+     * so a GC or a first touch of fresh heap during them does not count: a lower bound of the op's allocation cost.
+     */
+    private Result withAllocation(Result op, int outputs, int... shape) {
+        double allocMs = Double.MAX_VALUE;
+        for (int r = 0; r < (quick ? 2 : 20); r++) {
+            long t0 = System.nanoTime();
+            for (int i = 0; i < outputs; i++) allocated = Tensor.zeros(shape);
+            if (r >= (quick ? 0 : 5)) allocMs = Math.min(allocMs, (System.nanoTime() - t0) / 1e6);
+        }
+        double restMs = op.ms - allocMs;
+        String share = String.format(Locale.ROOT, "%.2f ms of it allocating %d fresh outputs (JVM zeroing)", allocMs, outputs);
+        if (restMs > 0 && !Double.isNaN(bandwidth) && bandwidth > 0) {
+            share += String.format(Locale.ROOT, "; the op less that: %.0f%% of the triad", 100 * op.bytes / restMs / 1e6 / bandwidth);
+        }
+        return new Result(op.op, op.shape, op.ms, op.flops, op.bytes, op.peak, op.note == null ? share : share + "; " + op.note);
     }
 
     // ------------------------------------------------------------------ timing and output

@@ -70,6 +70,9 @@ class KernelsBenchTest {
         assertTrue(out.contains("paths: GEMM ") && out.contains("micro-kernel") && out.contains("transposed A read in place")
                 && out.contains("VecMath"), out);
         assertTrue(out.contains("rms_norm") && out.contains("rotary"), out);
+        // the memory-bound rows say what allocating their fresh outputs costs, which the JVM zeroes
+        assertTrue(out.lines().filter(l -> l.startsWith("rms_norm ") || l.startsWith("rotary "))
+                .allMatch(l -> l.matches(".* [0-9.]+ ms of it allocating 2 fresh outputs \\(JVM zeroing\\).*")), out);
         assertTrue(out.lines().anyMatch(l -> l.startsWith("bandwidth ") && l.contains("GB/s; STREAM triad")), out);
         assertTrue(!out.contains("gemm ") && !out.contains("attention "), out);
     }
