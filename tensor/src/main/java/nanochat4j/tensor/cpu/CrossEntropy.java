@@ -14,7 +14,8 @@ import jdk.incubator.vector.VectorSpecies;
  *   dz_j  = w·(softmax(s)_j − [j = t])·(1 − (s_j/c)²)
  * </pre>
  * Pass 1 keeps s (at the usual cap, q below) in a per-thread scratch row (L2-resident) and exp(s − m) in the
- * gradient buffer; pass 2 turns them into dz: two exponentials and a division per element, two passes over the row.
+ * gradient buffer; pass 2 turns them into dz: two exponentials and a division per element, two passes over the row
+ * (three at the usual cap, whose pass 1 is two loops: {@link #cappedExps}).
  * A NaN/inf logit is caught by a z·0 accumulator riding along pass 1 (softcap alone would hide +inf).
  * Chunked form, x (N, C), W (Vpad, C), R rows at a time: logits (R, vocab) = x_c·W[:vocab]ᵀ → the row kernel
  * writes dlogits over them → dx_c = dlogits·W[:vocab], dW[:vocab] += dlogitsᵀ·x_c (rows ≥ vocab of dW stay 0).
@@ -107,28 +108,11 @@ final class CrossEntropy {
      */
     private static float cappedRow(float[] z, int zo, int v, int t, float cap, float w, float[] g, int go, float[] scratch) {
         float twoInv = 2f / cap, negCap = -cap;
-        float st = cap * VecMath.tanh(z[zo + t] * (1f / cap));
-        var acc = FloatVector.zero(S);
-        var bad = FloatVector.zero(S);
-        var vTwoInv = FloatVector.broadcast(S, twoInv);
-        var vNegCap = FloatVector.broadcast(S, negCap);
-        var two = FloatVector.broadcast(S, 2f);
-        var one = FloatVector.broadcast(S, 1f);
-        int ub = S.loopBound(v), i = 0;
-        for (; i < ub; i += S.length()) {
-            var zv = FloatVector.fromArray(S, z, zo + i);
-            bad = bad.add(zv.mul(0f));
-            var q = two.div(VecMath.exp(zv.mul(vTwoInv)).add(one));
-            var ev = VecMath.expNonPositive(q.mul(vNegCap)); // q ∈ [0, 2], c ≤ 40: −c·q ∈ [−80, 0]
-            if (g != null) {
-                q.intoArray(scratch, i);
-                ev.intoArray(g, go + i);
-            }
-            acc = acc.add(ev);
-        }
-        float sum = VecMath.sum(acc);
+        float st = cap * VecMath.tanh(z[zo + t] * (1f / cap));       // before pass 1: g may alias z
+        int ub = S.loopBound(v);
+        float sum = cappedExps(z, zo, ub, twoInv, negCap, g, go, scratch);
         float badTail = 0f;
-        for (; i < v; i++) {
+        for (int i = ub; i < v; i++) {
             float zz = z[zo + i];
             badTail += zz * 0f;
             float q = 2f / (VecMath.exp(zz * twoInv) + 1f);
@@ -139,22 +123,73 @@ final class CrossEntropy {
             }
             sum += e;
         }
-        if (Float.isNaN(VecMath.sum(bad) + badTail)) return Float.NaN;
+        if (Float.isNaN(sum + badTail)) return Float.NaN;
         float loss = cap + (float) Math.log(sum) - st;
         if (g == null) return loss;
         float k = w / sum;
-        var vk = FloatVector.broadcast(S, k);
-        for (i = 0; i < ub; i += S.length()) {
-            var q = FloatVector.fromArray(S, scratch, i);
-            FloatVector.fromArray(S, g, go + i).mul(vk).mul(q.mul(two.sub(q))).intoArray(g, go + i);
-        }
-        for (; i < v; i++) {
+        cappedGrads(g, go, ub, scratch, k);
+        for (int i = ub; i < v; i++) {
             float q = scratch[i];
             g[go + i] = g[go + i] * k * (q * (2f - q));
         }
         float qt = scratch[t];
         g[go + t] -= w * (qt * (2f - qt));
         return loss;
+    }
+
+    /**
+     * Pass 1 of {@link #cappedRow} over its whole vectors [0, ub): q → scratch, then e = e^{−c·q} → g (when g != null);
+     * returns Σe, or NaN if one of these logits is not finite. Two loops, each its own compilation ({@link JitInlining}
+     * keeps them out of line): in one compilation, the two vector exponentials reach C2's inlining node limit before
+     * the reduction after the loop is parsed, and a reduction left as a call boxes its loop-carried vector on every
+     * iteration (the whole softcap + CE then ran 3× slower, at every width).
+     */
+    private static float cappedExps(float[] z, int zo, int ub, float twoInv, float negCap, float[] g, int go, float[] scratch) {
+        boolean finite = cappedQ(z, zo, ub, twoInv, scratch);
+        float sum = cappedE(scratch, ub, negCap, g, go);
+        return finite ? sum : Float.NaN;
+    }
+
+    /** q = 2/(e^{2z/c} + 1) → scratch over [0, ub); false if one of these logits is NaN or infinite (z·0 is NaN). */
+    private static boolean cappedQ(float[] z, int zo, int ub, float twoInv, float[] scratch) {
+        float[] bad = new float[S.length()];                    // lane sums in memory: see cappedE
+        var vTwoInv = FloatVector.broadcast(S, twoInv);
+        var two = FloatVector.broadcast(S, 2f);
+        var one = FloatVector.broadcast(S, 1f);
+        for (int i = 0; i < ub; i += S.length()) {
+            var zv = FloatVector.fromArray(S, z, zo + i);
+            FloatVector.fromArray(S, bad, 0).add(zv.mul(0f)).intoArray(bad, 0);
+            two.div(VecMath.exp(zv.mul(vTwoInv)).add(one)).intoArray(scratch, i);
+        }
+        float b = VecMath.sum(bad);
+        return b == b;                                        // not NaN (Float.isNaN is a call C2 may not inline here)
+    }
+
+    /**
+     * e = e^{−c·q} over q in scratch [0, ub) → g (when g != null); returns Σe. The lane sums live in a small array,
+     * not in a vector carried around the loop: C2 boxed such an accumulator (and each e) on every iteration when the
+     * reduction after the loop went through a call it only devirtualized late (4.3 GB of boxes per 4096-row fused
+     * lm_head + CE at AVX2). Same lane sums, same reduction tree, same bits.
+     */
+    private static float cappedE(float[] scratch, int ub, float negCap, float[] g, int go) {
+        float[] acc = new float[S.length()];
+        var vNegCap = FloatVector.broadcast(S, negCap);
+        for (int i = 0; i < ub; i += S.length()) {
+            var ev = VecMath.expNonPositive(FloatVector.fromArray(S, scratch, i).mul(vNegCap)); // q ∈ [0, 2], c ≤ 40
+            if (g != null) ev.intoArray(g, go + i);
+            FloatVector.fromArray(S, acc, 0).add(ev).intoArray(acc, 0);
+        }
+        return VecMath.sum(acc);
+    }
+
+    /** Pass 2 of {@link #cappedRow} over its whole vectors: g = g·k·q·(2 − q), q from scratch (its own compilation too). */
+    private static void cappedGrads(float[] g, int go, int ub, float[] scratch, float k) {
+        var vk = FloatVector.broadcast(S, k);
+        var two = FloatVector.broadcast(S, 2f);
+        for (int i = 0; i < ub; i += S.length()) {
+            var q = FloatVector.fromArray(S, scratch, i);
+            FloatVector.fromArray(S, g, go + i).mul(vk).mul(q.mul(two.sub(q))).intoArray(g, go + i);
+        }
     }
 
     /**
@@ -171,7 +206,7 @@ final class CrossEntropy {
     private static void rows(float[] z, int zo, int n, int v, int ld, int[] targets, int to, float cap, float wAll,
                              float[] weights, int wo, float[] losses, int lo, float[] g, int go, int rowBase, String op) {
         Parallel.forRange(n, (s, e) -> {
-            float[] scratch = g == null ? null : new float[v];
+            float[] scratch = new float[v];
             for (int r = s; r < e; r++) {
                 int t = targets[to + r];
                 if (t == -1) {

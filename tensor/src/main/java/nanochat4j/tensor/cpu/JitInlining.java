@@ -8,7 +8,8 @@ import javax.management.ObjectName;
 
 /**
  * Tells C2 to inline the per-row and per-range kernels that the parallel ops share with the decoder into their
- * callers, in every JVM that runs the CPU kernels (the launcher, tests, JMH, an application embedding the library).
+ * callers (and to keep a few vector loops out of theirs, {@link #NOT_INLINED}), in every JVM that runs the CPU
+ * kernels (the launcher, tests, JMH, an application embedding the library).
  *
  * <p>Why: each of these methods runs a long vector loop per call and is called only a few hundred times per training
  * step, so C2 compiles it on its own first (from its loop's back-edges) and afterwards refuses to inline that
@@ -30,6 +31,16 @@ final class JitInlining {
             // Vector helpers (exp, tanh, sum, …): left out of a kernel they pass their vectors as boxed objects, a
             // heap allocation per call (18 GB over one CE phase of bench kernels, docs/BENCHMARKS.md).
             "nanochat4j/tensor/cpu/VecMath.*");
+
+    /**
+     * Methods never inlined: vector loops whose caller, compiled with them, reaches C2's inlining node limit
+     * ({@code NodeCountInliningCutoff}, a fixed 18,000 nodes): the vector helpers left over then run on boxed
+     * vectors. On their own each compiles with every helper inlined; nothing crosses the call but scalars and arrays.
+     */
+    static final List<String> NOT_INLINED = List.of(
+            "nanochat4j/tensor/cpu/CrossEntropy.cappedQ",
+            "nanochat4j/tensor/cpu/CrossEntropy.cappedE",
+            "nanochat4j/tensor/cpu/CrossEntropy.cappedGrads");
 
     private static volatile boolean registered;
 
@@ -65,6 +76,7 @@ final class JitInlining {
     static String directive() {
         StringBuilder inline = new StringBuilder();
         for (String m : METHODS) inline.append(inline.isEmpty() ? "" : ", ").append("\"+").append(m).append('"');
+        for (String m : NOT_INLINED) inline.append(", \"-").append(m).append('"');
         return "[{ match: \"nanochat4j/*.*\", c2: { inline: [" + inline + "] } }]";
     }
 }

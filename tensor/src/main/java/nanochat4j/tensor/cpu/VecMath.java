@@ -49,6 +49,15 @@ public final class VecMath {
         return v.lane(0);
     }
 
+    /** {@link #sum(FloatVector)} of lane values kept in an array (L floats): the same tree, scalar, so the same bits. */
+    public static float sum(float[] lanes) {
+        float[] v = lanes.clone();
+        for (int h = L / 2; h >= 1; h /= 2) {
+            for (int i = 0; i < h; i++) v[i] = v[i] + v[i + h];
+        }
+        return v[0];
+    }
+
     // ---- exp ----
 
     private static final float LOG2E = 1.44269504088896341f;

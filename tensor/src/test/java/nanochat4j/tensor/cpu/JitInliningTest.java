@@ -13,7 +13,7 @@ class JitInliningTest {
     /** A renamed kernel would silently drop out of the directive: every pattern must name existing methods. */
     @Test
     void everyPatternNamesAnExistingKernel() throws Exception {
-        for (String pattern : JitInlining.METHODS) {
+        for (String pattern : java.util.stream.Stream.concat(JitInlining.METHODS.stream(), JitInlining.NOT_INLINED.stream()).toList()) {
             int dot = pattern.lastIndexOf('.');
             Class<?> owner = Class.forName(pattern.substring(0, dot).replace('/', '.'));
             String method = pattern.substring(dot + 1);
@@ -35,6 +35,10 @@ class JitInliningTest {
         for (String m : JitInlining.METHODS) {
             String shown = "+" + m;
             assertTrue(printed.contains(shown), "HotSpot's directives do not force " + shown + ":\n" + printed);
+        }
+        for (String m : JitInlining.NOT_INLINED) {
+            String shown = "-" + m;
+            assertTrue(printed.contains(shown), "HotSpot's directives do not keep " + m + " out of line:\n" + printed);
         }
     }
 }

@@ -119,6 +119,9 @@ class VecMathTest {
                 for (int i = 0; i < h; i++) t[i] = t[i] + t[i + h];
             }
             assertEquals(Float.floatToIntBits(t[0]), Float.floatToIntBits(VecMath.sum(FloatVector.fromArray(Vec.F, x, 0))));
+            float[] lanes = x.clone();
+            assertEquals(Float.floatToIntBits(t[0]), Float.floatToIntBits(VecMath.sum(lanes)), "the array form, same tree");
+            assertEquals(java.util.Arrays.toString(x), java.util.Arrays.toString(lanes), "the array form leaves its lanes as they were");
         }
     }
 }
