@@ -61,6 +61,9 @@ class KernelsBenchTest {
         }
         assertEquals(new TreeSet<>(List.of("attention", "bandwidth", "c_fma_peak", "cross_entropy", "gemm", "lm_head_ce", "rms_norm", "rotary")), ops);
         assertTrue(out.contains("of the triad"), "memory-bound ops say their share of the bandwidth: " + out);
+        // the CE row kernel timed alone, judged against the lm_head forward GEMM
+        assertTrue(lines.stream().anyMatch(l -> l.contains("\"op\":\"cross_entropy\"") && l.contains(" alone\"")
+                && l.matches(".*\"note\":\"[^\"]*\\d+\\.\\d\\dx the lm_head fwd GEMM.*")), out);
     }
 
     @Test
