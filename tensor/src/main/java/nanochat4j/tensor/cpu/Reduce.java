@@ -1,7 +1,6 @@
 package nanochat4j.tensor.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -86,9 +85,14 @@ public final class Reduce {
     static float max(float[] x, int o, int n) {
         float m = Float.NEGATIVE_INFINITY;
         int i = 0, ub = S.loopBound(n);
-        var acc = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
-        for (; i < ub; i += S.length()) acc = acc.max(FloatVector.fromArray(S, x, o + i));
-        m = Math.max(m, acc.reduceLanes(VectorOperators.MAX));
+        // Lane maxima in a small array rather than a vector carried around the loop: C2 boxed such a vector on
+        // every iteration where the reduction after the loop was devirtualized late (see CrossEntropy.cappedE).
+        float[] lanes = new float[S.length()];
+        java.util.Arrays.fill(lanes, Float.NEGATIVE_INFINITY);
+        for (; i < ub; i += S.length()) {
+            FloatVector.fromArray(S, lanes, 0).max(FloatVector.fromArray(S, x, o + i)).intoArray(lanes, 0);
+        }
+        for (float l : lanes) m = Math.max(m, l);
         for (; i < n; i++) m = Math.max(m, x[o + i]);
         return m;
     }
@@ -124,12 +128,12 @@ public final class Reduce {
     public static void softmaxRow(float[] x, int xb, float[] y, int yb, int n) {
         float m = max(x, xb, n);
         var mv = FloatVector.broadcast(S, m);
-        var acc = FloatVector.zero(S);
+        float[] acc = new float[S.length()];                    // lane sums in memory: see max
         int i = 0, ub = S.loopBound(n);
         for (; i < ub; i += S.length()) {
             var ev = VecMath.exp(FloatVector.fromArray(S, x, xb + i).sub(mv));
             ev.intoArray(y, yb + i);
-            acc = acc.add(ev);
+            FloatVector.fromArray(S, acc, 0).add(ev).intoArray(acc, 0);
         }
         float sum = VecMath.sum(acc);
         for (; i < n; i++) { float ev = VecMath.exp(x[xb + i] - m); y[yb + i] = ev; sum += ev; }
