@@ -37,8 +37,9 @@ import picocli.CommandLine.Spec;
  *   <li>rms_norm and rotary forward+backward: memory bound, so no GFLOP/s; the note gives GB/s.</li>
  * </ul>
  * Each op: warm-up runs until the JIT has settled and the heap has stopped growing ({@link PageFaults}), then the
- * median of several timed runs; a row whose timed runs still faulted fresh pages in says so in its note. {@code --json}: one object per line with keys
- * op, shape, ms, gflops (null when not counted), peak_gflops, note. Hidden {@code --quick}: tiny sizes for tests.
+ * median of several timed runs; a row whose timed runs still faulted fresh pages in says so in its note.
+ * {@code --json}: one object per line with keys op, shape, ms, gflops (null when not counted), peak_gflops, note.
+ * Hidden {@code --quick}: tiny sizes for tests.
  */
 @Command(name = "kernels", mixinStandardHelpOptions = true,
         description = "Time the CPU (or, with --device cuda, the GPU) kernels: GEMM, attention, cross-entropy, rms_norm, rotary.")

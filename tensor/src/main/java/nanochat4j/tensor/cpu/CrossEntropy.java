@@ -140,9 +140,8 @@ final class CrossEntropy {
     /**
      * Pass 1 of {@link #cappedRow} over its whole vectors [0, ub): q → scratch, then e = e^{−c·q} → g (when g != null);
      * returns Σe, or NaN if one of these logits is not finite. Two loops, each its own compilation ({@link JitInlining}
-     * keeps them out of line): in one compilation, the two vector exponentials reach C2's inlining node limit before
-     * the reduction after the loop is parsed, and a reduction left as a call boxes its loop-carried vector on every
-     * iteration (the whole softcap + CE then ran 3× slower, at every width).
+     * keeps them out of line): in one compilation, the two vector exponentials reach C2's inlining node limit, and
+     * the helpers left as calls run on boxed vectors (the softcap + CE then took 3–4× as long at AVX2 and 128 bits).
      */
     private static float cappedExps(float[] z, int zo, int ub, float twoInv, float negCap, float[] g, int go, float[] scratch) {
         boolean finite = cappedQ(z, zo, ub, twoInv, scratch);
@@ -168,7 +167,7 @@ final class CrossEntropy {
     /**
      * e = e^{−c·q} over q in scratch [0, ub) → g (when g != null); returns Σe. The lane sums live in a small array,
      * not in a vector carried around the loop: C2 boxed such an accumulator (and each e) on every iteration when the
-     * reduction after the loop went through a call it only devirtualized late (4.3 GB of boxes per 4096-row fused
+     * reduction after the loop went through a call it only devirtualized late (1.8 GB of boxes per 4096-row fused
      * lm_head + CE at AVX2). Same lane sums, same reduction tree, same bits.
      */
     private static float cappedE(float[] scratch, int ub, float negCap, float[] g, int go) {
