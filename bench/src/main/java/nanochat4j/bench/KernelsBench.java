@@ -13,6 +13,7 @@ import java.util.concurrent.Callable;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.FmaPeak;
 import nanochat4j.tensor.cpu.Gemm;
 import nanochat4j.tensor.cpu.Parallel;
 import nanochat4j.tensor.cpu.Vec;

@@ -15,7 +15,7 @@ import jdk.incubator.vector.VectorSpecies;
  * </pre>
  * Pass 1 keeps s (at the usual cap, q below) in a per-thread scratch row (L2-resident) and exp(s − m) in the
  * gradient buffer; pass 2 turns them into dz: two exponentials and a division per element, two passes over the row
- * (three at the usual cap, whose pass 1 is two loops: {@link #cappedExps}).
+ * (three at the usual cap, whose pass 1 is two loops: {@link #cappedRow}).
  * A NaN/inf logit is caught by a z·0 accumulator riding along pass 1 (softcap alone would hide +inf).
  * Chunked form, x (N, C), W (Vpad, C), R rows at a time: logits (R, vocab) = x_c·W[:vocab]ᵀ → the row kernel
  * writes dlogits over them → dx_c = dlogits·W[:vocab], dW[:vocab] += dlogitsᵀ·x_c (rows ≥ vocab of dW stay 0).
@@ -110,7 +110,11 @@ final class CrossEntropy {
         float twoInv = 2f / cap, negCap = -cap;
         float st = cap * VecMath.tanh(z[zo + t] * (1f / cap));       // before pass 1: g may alias z
         int ub = S.loopBound(v);
-        float sum = cappedExps(z, zo, ub, twoInv, negCap, g, go, scratch);
+        // pass 1 in two loops, each its own compilation (JitInlining keeps them out of line): in one compilation the
+        // two vector exponentials reached C2's inlining node limit, and the helpers left as calls ran on boxed vectors
+        // (the softcap + CE then took 3–4× as long at AVX2 and 128 bits)
+        boolean finite = cappedQ(z, zo, ub, twoInv, scratch);
+        float sum = cappedE(scratch, ub, negCap, g, go);
         float badTail = 0f;
         for (int i = ub; i < v; i++) {
             float zz = z[zo + i];
@@ -123,7 +127,7 @@ final class CrossEntropy {
             }
             sum += e;
         }
-        if (Float.isNaN(sum + badTail)) return Float.NaN;
+        if (!finite || Float.isNaN(badTail)) return Float.NaN;
         float loss = cap + (float) Math.log(sum) - st;
         if (g == null) return loss;
         float k = w / sum;
@@ -137,18 +141,6 @@ final class CrossEntropy {
         return loss;
     }
 
-    /**
-     * Pass 1 of {@link #cappedRow} over its whole vectors [0, ub): q → scratch, then e = e^{−c·q} → g (when g != null);
-     * returns Σe, or NaN if one of these logits is not finite. Two loops, each its own compilation ({@link JitInlining}
-     * keeps them out of line): in one compilation, the two vector exponentials reach C2's inlining node limit, and
-     * the helpers left as calls run on boxed vectors (the softcap + CE then took 3–4× as long at AVX2 and 128 bits).
-     */
-    private static float cappedExps(float[] z, int zo, int ub, float twoInv, float negCap, float[] g, int go, float[] scratch) {
-        boolean finite = cappedQ(z, zo, ub, twoInv, scratch);
-        float sum = cappedE(scratch, ub, negCap, g, go);
-        return finite ? sum : Float.NaN;
-    }
-
     /** q = 2/(e^{2z/c} + 1) → scratch over [0, ub); false if one of these logits is NaN or infinite (z·0 is NaN). */
     private static boolean cappedQ(float[] z, int zo, int ub, float twoInv, float[] scratch) {
         float[] bad = new float[S.length()];                    // lane sums in memory: see cappedE
@@ -160,8 +152,7 @@ final class CrossEntropy {
             FloatVector.fromArray(S, bad, 0).add(zv.mul(0f)).intoArray(bad, 0);
             two.div(VecMath.exp(zv.mul(vTwoInv)).add(one)).intoArray(scratch, i);
         }
-        float b = VecMath.sum(bad);
-        return b == b;                                        // not NaN (Float.isNaN is a call C2 may not inline here)
+        return !Float.isNaN(VecMath.sum(bad));
     }
 
     /**

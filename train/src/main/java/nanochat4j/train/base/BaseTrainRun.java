@@ -23,6 +23,7 @@ import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.FmaPeak;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
 import nanochat4j.tensor.cuda.CudaUnavailableException;
@@ -183,7 +184,7 @@ final class BaseTrainRun {
     /** The FLOP/s that MFU divides by: the CPU's FMA peak measured now, or the GPU's dense bf16 peak. */
     private double peakFlops(Device device) {
         if (device == Device.CPU) {
-            double p = CpuPeak.measure(150);
+            double p = FmaPeak.measure(5, 2_000_000) * 1e9;
             out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", p / 1e9);
             return p;
         }

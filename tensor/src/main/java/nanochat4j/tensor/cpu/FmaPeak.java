@@ -1,24 +1,24 @@
-package nanochat4j.bench;
+package nanochat4j.tensor.cpu;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
-import nanochat4j.tensor.cpu.Parallel;
-import nanochat4j.tensor.cpu.Vec;
 
 /**
  * This machine's fp32 peak as the Vector API reaches it: every pool thread runs a loop of fused multiply-adds on
  * 12 independent accumulators (enough to cover the FMA latency on two ports), the kernels' own species. The peak
- * is the best of several short runs, so a busy machine lowers it only when it is busy for all of them.
+ * is the best of several short runs, so a busy machine lowers it only when it is busy for all of them. What
+ * base-train's MFU divides by on CPU and what {@code bench kernels} sets each op against (93% of gcc's FMA loop at
+ * AVX2, 98% at 512 bits on the Zen 5 host; a second probe with 8 chains in base-train read 59% / 87% of this one).
  */
-final class FmaPeak {
+public final class FmaPeak {
     private FmaPeak() {}
 
     private static final VectorSpecies<Float> F = Vec.F;
     private static final int ACCUMULATORS = 12;
 
     /** GFLOP/s over all {@link Parallel#threads()} threads: the best of {@code runs} runs of {@code iters} iterations. */
-    static double measure(int runs, long iters) {
+    public static double measure(int runs, long iters) {
         int threads = Parallel.threads();
         float[] sink = new float[threads];
         for (int i = 0; i < 20; i++) loop(Math.max(1, iters / 10)); // reach C2 before timing
