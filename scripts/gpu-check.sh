@@ -53,7 +53,7 @@ smi_pid=""
 trap '[ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null; rm -rf "$work"' EXIT
 tar -xzf "$pack/runtime.tgz" -C "$work" || { say "cannot unpack runtime.tgz"; exit 2; }
 java="$work/runtime/bin/java"
-flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m -Dnanochat4j.cuda.cache="$work/ptx-cache"
+flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m -XX:PerMethodRecompilationCutoff=10000 -Dnanochat4j.cuda.cache="$work/ptx-cache"
   -Dshared.dir="$pack/shared")
 say "$("$java" -version 2>&1 | head -n 1); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 

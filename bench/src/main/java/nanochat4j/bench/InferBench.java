@@ -71,11 +71,21 @@ public final class InferBench implements Callable<Integer> {
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
         double memBw = cuda ? Double.NaN : memoryBandwidth(bandwidthMb);
         double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(model, 1, promptTokens)));
-        double tps1 = decodeTokens / median(() -> decode(model, prompt, 1));
-        double tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
         if (cuda) {
+            double tps1 = decodeTokens / median(() -> decode(model, prompt, 1));
+            double tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
             reportCuda(model, prefill, tps1, tps8);
             return 0;
+        }
+        double tps1, tps8;
+        long deopts;
+        String storm;
+        try (Deopts jit = Deopts.start()) {
+            Deopts.Window w = jit.open();
+            tps1 = decodeTokens / median(() -> decode(model, prompt, 1));
+            deopts = jit.close(w);
+            storm = Deopts.note(w, "the batch-1 decode");
+            tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
         }
         // Bytes a decode step reads: every streamed matrix at its dtype (+ embedding rows) plus the KV cache at mid-decode.
         double weightBytes = model.decodeWeightBytes();
@@ -83,8 +93,8 @@ public final class InferBench implements Callable<Integer> {
         double weightsGbs = (weightBytes + kvBytes) * tps1 / 1e9;
         if (json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"weights\": \"%s\", \"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, "
-                    + "\"batch8_tok_per_sec\": %.1f, \"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f, \"path\": \"%s\"}%n", depth, weights,
-                    prefill * 1e3, tps1, tps8, weightsGbs, memBw, Gemv.describe());
+                    + "\"batch8_tok_per_sec\": %.1f, \"weights_gb_per_s\": %.2f, \"mem_bw_gb_per_s\": %.2f, \"path\": \"%s\", "
+                    + "\"decode_deopts\": %d}%n", depth, weights, prefill * 1e3, tps1, tps8, weightsGbs, memBw, Gemv.describe(), deopts);
         } else {
             out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, vocab %d), %d threads, %.1f MB of %s weights per token%n", depth, cfg.nEmbd(),
                     cfg.nLayer(), vocab, Parallel.threads(), weightBytes / 1e6, weights);
@@ -95,6 +105,7 @@ public final class InferBench implements Callable<Integer> {
             out.printf(Locale.ROOT, "weights streamed    %8.2f GB/s   (memory read bandwidth %.2f GB/s: %.0f%%)%n", weightsGbs, memBw,
                     100 * weightsGbs / memBw);
         }
+        if (storm != null) (json ? System.err : out).println("JIT: " + storm);
         return 0;
     }
 

@@ -100,18 +100,24 @@ public final class KernelsBench implements Callable<Integer> {
             out.printf(Locale.ROOT, "%-14s %-44s %10s %9s %9s %7s  %s%n", "op", "shape", "ms", "GFLOP/s", "peak", "%peak", "note");
             out.flush();
         }
-        if (wants("gemm") || wants("attention") || wants("cross_entropy")) cPeak();
-        if (wants("gemm")) {
-            gemms();
-            operands = product = null; // ~1 GB at full size: let the memory-bound ops have it
+        try (Deopts d = Deopts.start()) {
+            jit = d;
+            if (wants("gemm") || wants("attention") || wants("cross_entropy")) cPeak();
+            if (wants("gemm")) {
+                gemms();
+                operands = product = null; // ~1 GB at full size: let the memory-bound ops have it
+            }
+            if (wants("attention")) attention();
+            if (wants("cross_entropy") || wants("rms_norm") || wants("rotary")) bandwidth();
+            if (wants("cross_entropy")) crossEntropy();
+            if (wants("rms_norm")) rmsNorm();
+            if (wants("rotary")) rotary();
         }
-        if (wants("attention")) attention();
-        if (wants("cross_entropy") || wants("rms_norm") || wants("rotary")) bandwidth();
-        if (wants("cross_entropy")) crossEntropy();
-        if (wants("rms_norm")) rmsNorm();
-        if (wants("rotary")) rotary();
         return 0;
     }
+
+    /** Counts the JIT's deoptimizations over each op's timed runs (a storm goes into the row's note). */
+    private Deopts jit;
 
     private boolean wants(String op) {
         return ops == null || ops.contains(op);
@@ -314,16 +320,20 @@ public final class KernelsBench implements Callable<Integer> {
         double peak = quick ? FmaPeak.measure(2, 20_000) : FmaPeak.measure(5, 2_000_000);
         double[] ms = new double[reps];
         long f0 = PageFaults.minor();
+        Deopts.Window w = jit.open();
         for (int i = 0; i < reps; i++) {
             long t0 = System.nanoTime();
             body.run();
             ms[i] = (System.nanoTime() - t0) / 1e6;
         }
+        jit.close(w, false);   // a storm outlasts the ~1 s JFR takes to deliver its events; no wait per row
         long faults = f0 < 0 ? 0 : (PageFaults.minor() - f0) / reps;
         Arrays.sort(ms);
         double med = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
         String note = faults < SETTLED_FAULTS ? null
                 : String.format(Locale.ROOT, "%d page faults a run: the heap was still growing (first touches counted)", faults);
+        String storm = Deopts.note(w, "the timed runs");
+        if (storm != null) note = note == null ? storm : storm + "; " + note;
         return new Result(op, shape, med, flops, bytes, peak, note);
     }
 

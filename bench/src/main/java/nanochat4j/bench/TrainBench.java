@@ -63,11 +63,18 @@ public final class TrainBench implements Callable<Integer> {
         if (OpTimes.ENABLED) OpTimes.reset();
         double[] t = new double[iters], cpu = new double[iters];
         float loss = 0;
-        for (int i = 0; i < iters; i++) {
-            long c0 = processCpuNanos(), t0 = System.nanoTime();
-            loss = step(model, opt, idx, targets, phases, i);
-            t[i] = (System.nanoTime() - t0) / 1e9;
-            cpu[i] = (processCpuNanos() - c0) / 1e9;
+        long deopts;
+        String storm;
+        try (Deopts jit = Deopts.start()) {
+            Deopts.Window w = jit.open();
+            for (int i = 0; i < iters; i++) {
+                long c0 = processCpuNanos(), t0 = System.nanoTime();
+                loss = step(model, opt, idx, targets, phases, i);
+                t[i] = (System.nanoTime() - t0) / 1e9;
+                cpu[i] = (processCpuNanos() - c0) / 1e9;
+            }
+            deopts = jit.close(w);
+            storm = Deopts.note(w, "the timed steps");
         }
         if (!Float.isFinite(loss)) throw new IllegalStateException("train bench: loss is " + loss + " after " + (warmup + iters) + " steps");
         double stepS = median(t);
@@ -75,8 +82,8 @@ public final class TrainBench implements Callable<Integer> {
         PeakMemory mem = PeakMemory.read();
         if (s.json) {
             out.printf(Locale.ROOT, "{\"depth\": %d, \"batch\": %d, \"seq\": %d, \"step_s\": %.6f, \"tok_per_sec\": %.1f, "
-                    + "\"cpu_s_per_step\": %.3f, \"peak_rss_gb\": %.3f, \"peak_rss_source\": \"%s\"}%n", depth, batch, seq, stepS,
-                    tokPerSec, median(cpu), mem.gb(), mem.source());
+                    + "\"cpu_s_per_step\": %.3f, \"peak_rss_gb\": %.3f, \"peak_rss_source\": \"%s\", \"deopts\": %d}%n", depth, batch, seq,
+                    stepS, tokPerSec, median(cpu), mem.gb(), mem.source(), deopts);
         } else {
             out.printf(Locale.ROOT, "step %.3f s  (%.0f tok/s), %.3f CPU s, loss %.4f%n", stepS, tokPerSec, median(cpu), loss);
             out.printf(Locale.ROOT, "  forward %.3f s, backward %.3f s, optimizer %.3f s, zero grads %.3f s (medians)%n",
@@ -84,6 +91,7 @@ public final class TrainBench implements Callable<Integer> {
             if (OpTimes.ENABLED) out.print(OpTimes.table(iters));
             out.printf(Locale.ROOT, "peak memory %.2f GB (%s)%n", mem.gb(), mem.source());
         }
+        if (storm != null) (s.json ? System.err : out).println("JIT: " + storm);
         return 0;
     }
 

@@ -26,6 +26,9 @@ class InferBenchTest {
         assertTrue(j.get("decode_tok_per_sec").asDouble() > 0 && j.get("mem_bw_gb_per_s").asDouble() > 0, j.toString());
         assertEquals("fp32", j.get("weights").asText());
         assertTrue(j.get("path").asText().startsWith("GEMV " + Vec.F.vectorBitSize() + "-bit: batch 1 "), j.toString());
+        // the JIT's deoptimizations during the timed batch-1 decode: counted (jdk.jfr is in the full JDK), no storm
+        long deopts = j.get("decode_deopts").asLong();
+        assertTrue(deopts >= 0 && deopts < Deopts.STORM, j.toString());
     }
 
     @Test

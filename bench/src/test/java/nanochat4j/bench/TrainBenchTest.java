@@ -33,6 +33,8 @@ class TrainBenchTest {
         double stepS = j.get("step_s").asDouble(), tps = j.get("tok_per_sec").asDouble(), rss = j.get("peak_rss_gb").asDouble();
         assertTrue(stepS > 0 && stepS < 60, lines[0]);
         assertEquals(64.0, tps * stepS, 0.5, "tok/s × s/step = tokens per step");
+        long deopts = j.get("deopts").asLong();
+        assertTrue(deopts >= 0 && deopts < Deopts.STORM, "deoptimizations in the timed steps: " + lines[0]);
         // a JVM with a loaded model needs tens of MB at least and, for this toy, far less than 64 GB
         assertTrue(rss > 0.02 && rss < 64, lines[0]);
         // a step does work on the CPU: the process's CPU seconds for it are positive (0 only where the JVM cannot tell)

@@ -64,14 +64,15 @@ public final class Gemv {
             }
             if (b < nb) {
                 int xa = xo + b * ldx, ya = yo + b * ldy + r;
-                if (wf != null) quadF32(wf, w, ldw, k, x, xa, 0, y, ya, 0, alpha, beta);
-                else quadBf16(wb, w, ldw, k, x, xa, 0, y, ya, 0, alpha, beta);
+                if (wf != null) quadF32One(wf, w, ldw, k, x, xa, y, ya, alpha, beta);
+                else quadBf16One(wb, w, ldw, k, x, xa, y, ya, alpha, beta);
             }
         }
         for (; r < r1; r++) {
             for (int b = 0; b < nb; b++) {
                 int yi = yo + b * ldy + r;
-                y[yi] = out(dot(wf, wb, wo + r * ldw, k, x, xo + b * ldx), alpha, beta, y, yi);
+                float d = wf != null ? dotF32(wf, wo + r * ldw, k, x, xo + b * ldx) : dotBf16(wb, wo + r * ldw, k, x, xo + b * ldx);
+                y[yi] = out(d, alpha, beta, y, yi);
             }
         }
     }
@@ -132,20 +133,19 @@ public final class Gemv {
         return s;
     }
 
-    /** W vector at i, fp32 or widened bf16 (the branch is the same on every call of a loop, so it predicts). */
-    private static FloatVector load(float[] wf, short[] wb, int i) {
-        return wf != null ? FloatVector.fromArray(F, wf, i) : Vec.fromBf16(wb, i);
-    }
-
-    private static float at(float[] wf, short[] wb, int i) {
-        return wf != null ? wf[i] : DType.fromBf16(wb[i]);
-    }
-
     /*
-     * Four outputs for each of the input rows at xa and xa + dx (dx = 0: one input row, computed twice, stored once):
-     * y[ya + q] and y[ya + dy + q] for W rows q = 0..3 starting at wa. The two weight dtypes have a loop each: one loop
-     * that picks the load per dtype made C2 keep the FloatVectors in memory across the branch, and the GEMV slower
-     * (docs/BENCHMARKS.md).
+     * Four outputs for each of the input rows at xa and xa + dx: y[ya + q] and y[ya + dy + q] for W rows q = 0..3
+     * starting at wa; the *One kernels do the same for one input row, in the same order (a sample's sums do not depend
+     * on whether a second row ran beside it). The two weight dtypes have a loop each: one loop that picks the load per
+     * dtype made C2 keep the FloatVectors in memory across the branch, and the GEMV slower (docs/BENCHMARKS.md).
+     *
+     * No kernel here branches on how it is called (one row or two, fp32 or bf16): that choice is made by the scalar
+     * drivers above. A vector kernel is recompiled many times while its Vector API profiles settle, and once C2 counts
+     * too many recompiles of a method it compiles a branch its profile never saw taken as a trap that deoptimizes on
+     * every call and never recompiles. quadF32 had "one input row: store the second result or not" inside it; where the
+     * prompt's prefill (two rows at a time) compiled it first, every batch-1 decode call then went through the
+     * interpreter: 15 tok/s instead of 360 in about one JVM in four (JFR: millions of jdk.Deoptimization events,
+     * reason unstable_if, action none; docs/BENCHMARKS.md).
      */
 
     private static void quadF32(float[] w, int wa, int ldw, int k, float[] x, int xa, int dx, float[] y, int ya, int dy,
@@ -192,7 +192,7 @@ public final class Gemv {
             t3 += w[w3 + j] * xk;
         }
         put(y, ya, s0, s1, s2, s3, alpha, beta);
-        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
+        put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
     }
 
     /** {@link #quadF32} over bf16 weights, widened to fp32 in registers. */
@@ -242,7 +242,63 @@ public final class Gemv {
             t3 += u3 * xk;
         }
         put(y, ya, s0, s1, s2, s3, alpha, beta);
-        if (dy != 0) put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
+        put(y, ya + dy, t0, t1, t2, t3, alpha, beta);
+    }
+
+    /** {@link #quadF32}'s first input row alone (its a-sums, same operations and order). */
+    private static void quadF32One(float[] w, int wa, int ldw, int k, float[] x, int xa, float[] y, int ya,
+                                   float alpha, float beta) {
+        int w0 = wa, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            a0 = FloatVector.fromArray(F, w, w0 + j).fma(xv, a0);
+            a1 = FloatVector.fromArray(F, w, w1 + j).fma(xv, a1);
+            a2 = FloatVector.fromArray(F, w, w2 + j).fma(xv, a2);
+            a3 = FloatVector.fromArray(F, w, w3 + j).fma(xv, a3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        for (; j < k; j++) {
+            float xj = x[xa + j];
+            s0 += w[w0 + j] * xj;
+            s1 += w[w1 + j] * xj;
+            s2 += w[w2 + j] * xj;
+            s3 += w[w3 + j] * xj;
+        }
+        put(y, ya, s0, s1, s2, s3, alpha, beta);
+    }
+
+    /** {@link #quadBf16}'s first input row alone (its a-sums, same operations and order). */
+    private static void quadBf16One(short[] w, int wa, int ldw, int k, float[] x, int xa, float[] y, int ya,
+                                    float alpha, float beta) {
+        int w0 = wa, w1 = w0 + ldw, w2 = w1 + ldw, w3 = w2 + ldw;
+        var a0 = FloatVector.zero(F);
+        var a1 = FloatVector.zero(F);
+        var a2 = FloatVector.zero(F);
+        var a3 = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) {
+            var xv = FloatVector.fromArray(F, x, xa + j);
+            a0 = Vec.fromBf16(w, w0 + j).fma(xv, a0);
+            a1 = Vec.fromBf16(w, w1 + j).fma(xv, a1);
+            a2 = Vec.fromBf16(w, w2 + j).fma(xv, a2);
+            a3 = Vec.fromBf16(w, w3 + j).fma(xv, a3);
+        }
+        float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1);
+        float s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+        for (; j < k; j++) {
+            float xj = x[xa + j];
+            s0 += DType.fromBf16(w[w0 + j]) * xj;
+            s1 += DType.fromBf16(w[w1 + j]) * xj;
+            s2 += DType.fromBf16(w[w2 + j]) * xj;
+            s3 += DType.fromBf16(w[w3 + j]) * xj;
+        }
+        put(y, ya, s0, s1, s2, s3, alpha, beta);
     }
 
     private static void put(float[] y, int o, float s0, float s1, float s2, float s3, float alpha, float beta) {
@@ -257,12 +313,22 @@ public final class Gemv {
     }
 
     /** One W row at wo against one input row at xo: the same operations, in the same order, as one lane of {@link #quadF32}. */
-    private static float dot(float[] wf, short[] wb, int wo, int k, float[] x, int xo) {
+    private static float dotF32(float[] w, int wo, int k, float[] x, int xo) {
         var acc = FloatVector.zero(F);
         int j = 0, ub = k / L * L;
-        for (; j < ub; j += L) acc = load(wf, wb, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
+        for (; j < ub; j += L) acc = FloatVector.fromArray(F, w, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
         float s = VecMath.sum(acc);
-        for (; j < k; j++) s += at(wf, wb, wo + j) * x[xo + j];
+        for (; j < k; j++) s += w[wo + j] * x[xo + j];
+        return s;
+    }
+
+    /** {@link #dotF32} over bf16 weights, as one lane of {@link #quadBf16}. */
+    private static float dotBf16(short[] w, int wo, int k, float[] x, int xo) {
+        var acc = FloatVector.zero(F);
+        int j = 0, ub = k / L * L;
+        for (; j < ub; j += L) acc = Vec.fromBf16(w, wo + j).fma(FloatVector.fromArray(F, x, xo + j), acc);
+        float s = VecMath.sum(acc);
+        for (; j < k; j++) s += DType.fromBf16(w[wo + j]) * x[xo + j];
         return s;
     }
 }

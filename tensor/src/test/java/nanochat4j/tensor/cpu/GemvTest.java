@@ -95,12 +95,19 @@ class GemvTest {
         SplittableRandom rnd = new SplittableRandom(7);
         int rows = 13, k = 9 * Vec.LANES + 3, nb = 3;
         float[] w = gaussian(rnd, rows * k), x = gaussian(rnd, nb * k);
-        float[] batch = new float[nb * rows];
-        gemv.rows(w, null, 0, k, k, x, 0, k, nb, batch, 0, rows, 0, rows, 1f, 0f);
-        for (int b = 0; b < nb; b++) {
-            float[] alone = new float[rows];
-            gemv.rows(w, null, 0, k, k, x, b * k, k, 1, alone, 0, rows, 0, rows, 1f, 0f);
-            assertArrayEquals(alone, Arrays.copyOfRange(batch, b * rows, (b + 1) * rows), "input row " + b);
+        short[] wb = new short[w.length];
+        for (int i = 0; i < w.length; i++) wb[i] = DType.toBf16(w[i]);
+        for (boolean bf16 : new boolean[] {false, true}) {
+            float[] wf = bf16 ? null : w;
+            short[] ws = bf16 ? wb : null;
+            float[] batch = new float[nb * rows];
+            gemv.rows(wf, ws, 0, k, k, x, 0, k, nb, batch, 0, rows, 0, rows, 1f, 0f);
+            for (int b = 0; b < nb; b++) {
+                float[] alone = new float[rows];
+                gemv.rows(wf, ws, 0, k, k, x, b * k, k, 1, alone, 0, rows, 0, rows, 1f, 0f);
+                assertArrayEquals(alone, Arrays.copyOfRange(batch, b * rows, (b + 1) * rows),
+                        (bf16 ? "bf16" : "fp32") + " weights, input row " + b);
+            }
         }
     }
 
