@@ -44,7 +44,7 @@ final class Deopts implements AutoCloseable {
         if (ModuleLayer.boot().findModule("jdk.jfr").isEmpty()) return new Deopts(null);
         RecordingStream rs = new RecordingStream();
         Deopts d = new Deopts(rs);
-        rs.enable("jdk.Deoptimization").withStackTrace();
+        rs.enable("jdk.Deoptimization");   // the site is in the event itself: no stack trace per event
         rs.onEvent("jdk.Deoptimization", d::record);
         rs.onFlush(() -> d.flushed = Instant.now());
         rs.startAsync();

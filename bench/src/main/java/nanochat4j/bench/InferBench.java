@@ -71,12 +71,6 @@ public final class InferBench implements Callable<Integer> {
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
         double memBw = cuda ? Double.NaN : memoryBandwidth(bandwidthMb);
         double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(model, 1, promptTokens)));
-        if (cuda) {
-            double tps1 = decodeTokens / median(() -> decode(model, prompt, 1));
-            double tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
-            reportCuda(model, prefill, tps1, tps8);
-            return 0;
-        }
         double tps1, tps8;
         long deopts;
         String storm;
@@ -86,6 +80,10 @@ public final class InferBench implements Callable<Integer> {
             deopts = jit.close(w);
             storm = Deopts.note(w, "the batch-1 decode");
             tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
+        }
+        if (cuda) {
+            reportCuda(model, prefill, tps1, tps8);
+            return 0;
         }
         // Bytes a decode step reads: every streamed matrix at its dtype (+ embedding rows) plus the KV cache at mid-decode.
         double weightBytes = model.decodeWeightBytes();

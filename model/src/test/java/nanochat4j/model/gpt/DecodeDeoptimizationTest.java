@@ -12,7 +12,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import jdk.jfr.consumer.RecordedEvent;
-import jdk.jfr.consumer.RecordedFrame;
+import jdk.jfr.consumer.RecordedMethod;
 import jdk.jfr.consumer.RecordingStream;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
@@ -47,7 +47,7 @@ class DecodeDeoptimizationTest {
         AtomicLong count = new AtomicLong();
         Map<String, AtomicLong> sites = new ConcurrentHashMap<>();
         try (RecordingStream rs = new RecordingStream()) {
-            rs.enable("jdk.Deoptimization").withStackTrace();
+            rs.enable("jdk.Deoptimization");
             rs.onEvent("jdk.Deoptimization", e -> {
                 count.incrementAndGet();
                 sites.computeIfAbsent(site(e), k -> new AtomicLong()).incrementAndGet();
@@ -62,8 +62,7 @@ class DecodeDeoptimizationTest {
     }
 
     private static String site(RecordedEvent e) {
-        var method = e.getValue("method") instanceof jdk.jfr.consumer.RecordedMethod rm
-                ? rm.getType().getName() + "." + rm.getName() : "?";
+        String method = e.getValue("method") instanceof RecordedMethod rm ? rm.getType().getName() + "." + rm.getName() : "?";
         return method + " line " + e.getValue("lineNumber") + " (" + e.getValue("reason") + ", action " + e.getValue("action") + ")";
     }
 

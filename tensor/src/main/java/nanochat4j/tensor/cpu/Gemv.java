@@ -11,7 +11,8 @@ import nanochat4j.tensor.DType;
  * <ul>
  *   <li>Several input rows, and one input row at 512 bits: four W rows per pass, each streamed from memory once for
  *       the first pair of input rows and from L1 for the others, with two input rows per pass (eight independent FMA
- *       chains, six loads per eight FMAs).</li>
+ *       chains, six loads per eight FMAs); an odd last input row, or a single one, runs the one-row kernels (four
+ *       chains, the pair kernel's first-row sums).</li>
  *   <li>One input row (batch-1 decode) up to 256 bits ({@link #STREAM_ROWS}): one W row at a time, front to back,
  *       with four accumulators over k, so W is read as one sequential stream, which the hardware prefetcher follows:
  *       on the lm_head 20–45% faster than four rows side by side (four short streams restarted every four rows) at
