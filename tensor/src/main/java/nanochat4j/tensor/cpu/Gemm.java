@@ -241,12 +241,12 @@ public final class Gemm {
     private static void deep(boolean transA, boolean transB, int m, int n, int k, float alpha, float[] a, int aOff, int lda,
             float[] b, int bOff, int ldb, float beta, float[] c, int cOff, int ldc) {
         int threads = Parallel.threads();
-        int colBlocks = (n + DEEP_MAX_COLUMNS - 1) / DEEP_MAX_COLUMNS;
-        int blockPanels = ((n + colBlocks - 1) / colBlocks + NR - 1) / NR;
-        long perThread = ((long) m * n + (long) threads * DEEP_C_BLOCK - 1) / ((long) threads * DEEP_C_BLOCK);
-        int rowChunks = (int) Math.max(1, (threads * perThread + colBlocks - 1) / colBlocks);
+        int[] split = deepSplit(m, n, threads);
+        if (split == null) split = new int[] {threads, 1}; // some row count that no even split fits: one block per thread
+        int colBlocks = split[1];
+        int blockPanels = ((n + NR - 1) / NR + colBlocks - 1) / colBlocks;
         int mTiles = (m + MR - 1) / MR;
-        int chunkTiles = (mTiles + rowChunks - 1) / rowChunks;
+        int chunkTiles = (mTiles + split[0] - 1) / split[0];
         int rowBlocks = (mTiles + chunkTiles - 1) / chunkTiles, items = rowBlocks * colBlocks;
         AtomicInteger next = new AtomicInteger();
         Parallel.forRange(threads, (s0, s1) -> {
@@ -264,6 +264,40 @@ public final class Gemm {
                 }
             }
         });
+    }
+
+    /**
+     * How {@link #deep} cuts C: {row blocks, column blocks}, or null when no even split exists. Every work item packs
+     * its columns of op(B) over the whole depth and packs or streams its rows of op(A), so a split moves about
+     * k·(rowBlocks·n + colBlocks·m) floats on top of the products. The cheapest split wins whose items are a multiple
+     * of the threads and whose C blocks stay within DEEP_C_BLOCK floats and DEEP_MAX_COLUMNS columns; ties go to
+     * fewer items, then fewer column blocks. So d6's c_proj weight gradient (384×1536) packs its 25 MB B once over
+     * four column blocks instead of twice over 2×3 blocks (5–9% faster at 512 bits, docs/BENCHMARKS.md), and a
+     * 1536-row one keeps its row blocks. (Weighing A's in-place reads below B's packing also picked column blocks
+     * for the square dW products: level at 512 bits, 7–17% slower in two of three AVX2 runs.)
+     */
+    static int[] deepSplit(int m, int n, int threads) {
+        int mTiles = (m + MR - 1) / MR, panels = (n + NR - 1) / NR;
+        int[] best = null;
+        long bestCost = Long.MAX_VALUE;
+        int bestItems = Integer.MAX_VALUE;
+        for (int cb = (n + DEEP_MAX_COLUMNS - 1) / DEEP_MAX_COLUMNS; cb <= panels; cb++) {
+            int blockPanels = (panels + cb - 1) / cb, cols = Math.min(n, blockPanels * NR);
+            if (blockPanels * (cb - 1) >= panels || cols > DEEP_MAX_COLUMNS) continue; // an empty block, or too wide
+            for (int rb = 1; rb <= mTiles; rb++) {
+                int chunkTiles = (mTiles + rb - 1) / rb, items = rb * cb;
+                if (chunkTiles * (rb - 1) >= mTiles || items % threads != 0) continue; // an empty block, or uneven
+                if ((long) Math.min(m, chunkTiles * MR) * cols > DEEP_C_BLOCK) continue;
+                long cost = (long) rb * n + (long) cb * m;
+                if (cost < bestCost || (cost == bestCost && items < bestItems)) {
+                    best = new int[] {rb, cb};
+                    bestCost = cost;
+                    bestItems = items;
+                }
+                break; // more row blocks only cost more
+            }
+        }
+        return best;
     }
 
     /** Up to this many rows of x·Wᵀ go through {@link #gemv} (KV-cache decode is 1 row per sample). */

@@ -3,6 +3,7 @@ package nanochat4j.tensor.cpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -139,6 +140,47 @@ class GemmTest {
         checkCase(true, true, 13, n, k, 1f, 0f, 0, 0);
         int narrow = 3 * Gemm.NR + 1;
         checkCase(true, false, 4 * Gemm.MR + 5, narrow, deepK(narrow) + 7, 1f, 0f, 1, 0);
+    }
+
+    @Test
+    void deepSplitPacksEachOperandAsFewTimesAsItCan() {
+        // d6's weight gradients on two threads: c_proj (384×1536) packs its wide B once over four column blocks; c_fc
+        // (1536×384) and the square ones keep row blocks; the vocab-wide ones need many row blocks to fit C in L2
+        assertArrayEquals(new int[] {1, 4}, Gemm.deepSplit(384, 1536, 2));
+        assertArrayEquals(new int[] {4, 1}, Gemm.deepSplit(1536, 384, 2));
+        assertArrayEquals(new int[] {2, 1}, Gemm.deepSplit(384, 384, 2));
+        assertArrayEquals(new int[] {1, 2}, Gemm.deepSplit(256, 1024, 2));
+        assertArrayEquals(new int[] {64, 1}, Gemm.deepSplit(32768, 384, 2));
+        assertNull(Gemm.deepSplit(Gemm.MR, Gemm.NR, 2), "one tile cannot be shared by two threads");
+        for (int threads : new int[] {1, 2, 3, 4, 8}) {
+            for (int m : new int[] {7, 64, 384, 1000, 1536, 32768}) {
+                for (int n : new int[] {5, 256, 384, 700, 1536, 4000}) {
+                    int[] s = Gemm.deepSplit(m, n, threads);
+                    if (s == null) continue;
+                    int mTiles = (m + Gemm.MR - 1) / Gemm.MR, panels = (n + Gemm.NR - 1) / Gemm.NR;
+                    int rowTiles = (mTiles + s[0] - 1) / s[0], colPanels = (panels + s[1] - 1) / s[1];
+                    String what = m + "x" + n + " on " + threads + " threads: " + s[0] + "x" + s[1];
+                    assertEquals(0, s[0] * s[1] % threads, what + ": items not a multiple of the threads");
+                    assertTrue(rowTiles * (s[0] - 1) < mTiles && colPanels * (s[1] - 1) < panels, what + ": an empty block");
+                    assertTrue(Math.min(n, colPanels * Gemm.NR) <= Gemm.DEEP_MAX_COLUMNS, what + ": columns");
+                    assertTrue((long) Math.min(m, rowTiles * Gemm.MR) * Math.min(n, colPanels * Gemm.NR) <= Gemm.DEEP_C_BLOCK,
+                            what + ": C block");
+                }
+            }
+        }
+    }
+
+    @Test
+    void deepProductsSplitIntoMoreColumnBlocksThanTheirWidthNeedsMatchReference() {
+        // few rows, a wide B: three column blocks would do for DEEP_MAX_COLUMNS, but three items do not share evenly on
+        // two threads; four column blocks over one row block (B packed once) rather than 2×3 blocks (B packed twice)
+        int m = 3 * Gemm.MR + 1, n = 2 * Gemm.DEEP_MAX_COLUMNS + 5, k = deepK(n) + 3;
+        int[] split = Gemm.deepSplit(m, n, Parallel.threads());
+        assertEquals(1, split[0], "one row block");
+        if (Parallel.threads() == 2) assertEquals(4, split[1], "four column blocks");
+        checkCase(true, false, m, n, k, 1f, 0f, 1, 0);
+        checkCase(false, true, m, n, k, 0.5f, 1f, 0, 2);
+        multiThreadedEqualsSingleThreaded(m, n, k);
     }
 
     /** The least depth that sends a product with n columns down the deep path. */
