@@ -274,8 +274,8 @@ public final class Gemm {
      * of the threads and whose C blocks stay within DEEP_C_BLOCK floats and DEEP_MAX_COLUMNS columns; ties go to
      * fewer items, then fewer column blocks. So d6's c_proj weight gradient (384×1536) packs its 25 MB B once over
      * four column blocks instead of twice over 2×3 blocks (5–9% faster at 512 bits, docs/BENCHMARKS.md), and a
-     * 1536-row one keeps its row blocks. (Weighing A's in-place reads below B's packing also picked column blocks
-     * for the square dW products: level at 512 bits, 7–17% slower in two of three AVX2 runs.)
+     * 1536-row one keeps its row blocks. (Weighing A's in-place reads below B's packing also moved the square dW
+     * products to column blocks: mixed at 512 bits, 384×384 7–17% slower in two of three AVX2 runs.)
      */
     static int[] deepSplit(int m, int n, int threads) {
         int mTiles = (m + MR - 1) / MR, panels = (n + NR - 1) / NR;
@@ -439,7 +439,8 @@ public final class Gemm {
             int ir = 0;
             if (PANEL_PAIRS) {
                 // One vector holds two panels' MR floats: the low half goes to panel ir, the high half to panel ir + MR
-                // (stored from MR floats before its place, so only the high lanes land): a third of the scalar copy's time.
+                // (stored from MR floats before its place, so only the high lanes land). One float at a time, this copy
+                // took 22% of d4 c_fc dW's time beside the kernel's 58% (docs/BENCHMARKS.md).
                 for (; ir + 2 * MR <= full; ir += 2 * MR) {
                     FloatVector v = FloatVector.fromArray(F, a, src + ir);
                     v.intoArray(ap, dst + ir * kc, LOW_PANEL);
