@@ -4,6 +4,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -437,14 +438,23 @@ public final class Gemm {
             int src = aOff + (p0 + p) * lda + i0;
             int dst = apOff + p * MR;
             int ir = 0;
-            if (PANEL_PAIRS) {
-                // One vector holds two panels' MR floats: the low half goes to panel ir, the high half to panel ir + MR
-                // (stored from MR floats before its place, so only the high lanes land). One float at a time, this copy
-                // took 22% of d4 c_fc dW's time beside the kernel's 58% (docs/BENCHMARKS.md).
+            // One vector holds two panels' MR floats, its low half for panel ir and its high half for panel ir + MR.
+            // One float at a time, this copy took 22% of d4 c_fc dW's time beside the kernel's 58%; a vector at a time
+            // it packs 1.6-2x faster at 512 bits and AVX2 (docs/BENCHMARKS.md).
+            if (PANEL_PAIRS && MASKED_STORES) {
+                // the high half is stored from MR floats before its place, so only the high lanes land
                 for (; ir + 2 * MR <= full; ir += 2 * MR) {
                     FloatVector v = FloatVector.fromArray(F, a, src + ir);
                     v.intoArray(ap, dst + ir * kc, LOW_PANEL);
                     v.intoArray(ap, dst + (ir + MR) * kc - MR, HIGH_PANEL);
+                }
+            } else if (PANEL_PAIRS && p + 1 < kc) {
+                // whole-vector stores: each spills MR floats into its panel's next depth, which the next p overwrites
+                // (so not at the last depth: that one goes float by float below)
+                for (; ir + 2 * MR <= full; ir += 2 * MR) {
+                    FloatVector v = FloatVector.fromArray(F, a, src + ir);
+                    v.intoArray(ap, dst + ir * kc);
+                    v.rearrange(HIGH_HALF_DOWN).intoArray(ap, dst + (ir + MR) * kc);
                 }
             } else if (L == MR) {
                 for (; ir < full; ir += MR) FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
@@ -460,7 +470,13 @@ public final class Gemm {
 
     /** A vector spans two A panels' MR floats (AVX-512: 16 lanes, MR 8; AVX2: 8 lanes, MR 4). */
     private static final boolean PANEL_PAIRS = L == 2 * MR;
+    /**
+     * Masked stores where they are native (AVX-512's k-masks). AVX2's masked store (vmaskmovps) is microcode on some
+     * AMD cores, so there a lane shuffle and two whole-vector stores instead (as fast here, at AVX2, as the masked one).
+     */
+    private static final boolean MASKED_STORES = L == 16;
     private static final VectorMask<Float> LOW_PANEL = F.indexInRange(0, MR), HIGH_PANEL = LOW_PANEL.not();
+    private static final VectorShuffle<Float> HIGH_HALF_DOWN = VectorShuffle.fromOp(F, i -> (i + MR) % L);
 
     /** Zero rows [mr, MR) of a packed A panel (the padding of a short last panel). */
     private static void zeroRows(float[] ap, int base, int kc, int mr) {
