@@ -20,7 +20,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The launcher refuses an explicitly chosen JDK older than 25 at once, with a message naming the fix; it has the JIT
- * compile the serving code early, in packages that still exist.
+ * compile the serving code early, in packages that still exist; it asks for huge pages only where the kernel has them.
  */
 class LauncherScriptTest {
     private static final Path LAUNCHER = Path.of("..").toAbsolutePath().normalize().resolve("nanochat4j");
@@ -68,6 +68,33 @@ class LauncherScriptTest {
         assertEquals(0, p.exitValue(), out);
         assertEquals(options.size(), out.lines().filter(l -> l.startsWith("CompileCommand: CompileThresholdScaling")).count(),
                 "the JVM must echo every option it took: " + out);
+    }
+
+    /**
+     * Transparent huge pages for the heap only where the kernel offers them ([always] or [madvise]): elsewhere the JVM
+     * would print a warning on every command. The launcher's own test of the kernel setting is run here as it stands
+     * in the script, and where it adds the flag, the JVM takes it silently.
+     */
+    @Test
+    void hugePagesOnlyWhereTheKernelOffersThemAndWithoutAWarning() throws Exception {
+        assumeTrue(Files.isReadable(LAUNCHER), "skipped: launcher not found at " + LAUNCHER);
+        String script = Files.readString(LAUNCHER);
+        Matcher m = Pattern.compile("(?s)\nthp=\"\"\n(.*?\nfi)\n").matcher(script);
+        assertTrue(m.find(), "the launcher's huge-page block (thp=\"\" ... fi) is gone");
+        assertTrue(script.contains("$thp"), "the launcher computes $thp but does not pass it");
+        Process sh = new ProcessBuilder("bash", "-c", "thp=\"\"\n" + m.group(1) + "\nprintf '%s' \"$thp\"").redirectErrorStream(true).start();
+        assertTrue(sh.waitFor(30, TimeUnit.SECONDS), "the block did not end");
+        String flag = new String(sh.getInputStream().readAllBytes()).trim();
+        Path thp = Path.of("/sys/kernel/mm/transparent_hugepage/enabled");
+        String setting = Files.isReadable(thp) ? Files.readString(thp) : "";
+        boolean offered = setting.contains("[always]") || setting.contains("[madvise]");
+        assertEquals(offered ? "-XX:+UseTransparentHugePages" : "", flag, "kernel setting: " + setting.trim());
+        if (!offered) return;
+        Process p = new ProcessBuilder(ProcessHandle.current().info().command().orElseThrow(), flag, "-version").redirectErrorStream(true).start();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "java -version did not end");
+        String out = new String(p.getInputStream().readAllBytes());
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(!out.toLowerCase(java.util.Locale.ROOT).contains("warning"), "the JVM warned about " + flag + ": " + out);
     }
 
     /** HotSpot's class pattern: a trailing * matches any rest of the name. */
