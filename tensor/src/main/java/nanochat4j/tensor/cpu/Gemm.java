@@ -88,7 +88,9 @@ public final class Gemm {
     public static String describe() {
         return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
                 + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA")
-                + "), transposed A read in place unless its rows are 4 KiB multiples";
+                + "), transposed A read in place unless its rows are 4 KiB multiples (then packed "
+                + (PANEL_PAIRS ? (MASKED_STORES ? "two panels a vector, masked stores" : "two panels a vector, lane shuffles")
+                        : L == MR ? "a vector a panel" : "float by float") + ")";
     }
 
     private static final class Workspace {
