@@ -291,8 +291,11 @@ public final class KernelsBench implements Callable<Integer> {
 
     // ------------------------------------------------------------------ timing and output
 
-    /** A run that faults in fewer fresh pages than this (1 MiB of 4 KiB pages) no longer grows the heap. */
-    private static final long SETTLED_FAULTS = 256;
+    /**
+     * A run that faults in fewer fresh pages than this (1 MiB of 4 KiB pages) and whose resident set grows by less
+     * than SETTLED_BYTES no longer grows the heap (a huge page is one fault for 2 MiB: {@link PageFaults#resident}).
+     */
+    private static final long SETTLED_FAULTS = 256, SETTLED_BYTES = 1 << 20;
 
     /** Warm-up, then the FMA peak, then the median of timed runs (as many as fit ~2 s, 3 to 15). */
     private Result time(String op, String shape, double flops, double bytes, Runnable body) {
@@ -302,25 +305,26 @@ public final class KernelsBench implements Callable<Integer> {
         // (PageFaults). At most ~20 s either way.
         long w0 = System.nanoTime();
         double fastest = Double.MAX_VALUE, last;
-        long lastFaults;
+        long lastFaults, lastGrowth;
         int warm = 0;
         boolean jitSettled, heapSettled;
         do {
-            long f0 = PageFaults.minor(), t0 = System.nanoTime();
+            long f0 = PageFaults.minor(), r0 = PageFaults.resident(), t0 = System.nanoTime();
             body.run();
             last = (System.nanoTime() - t0) / 1e6;
             lastFaults = f0 < 0 ? 0 : PageFaults.minor() - f0;
+            lastGrowth = r0 < 0 ? 0 : PageFaults.resident() - r0;
             fastest = Math.min(fastest, last);
             warm++;
             jitSettled = warm >= 30 || (warm >= 3 && last <= 1.2 * fastest && System.nanoTime() - w0 >= 300_000_000L);
-            heapSettled = lastFaults < SETTLED_FAULTS;
+            heapSettled = lastFaults < SETTLED_FAULTS && lastGrowth < SETTLED_BYTES;
         } while (!quick && System.nanoTime() - w0 < 20_000_000_000L && !(jitSettled && heapSettled));
         double oneMs = fastest;
         int reps = quick ? 2 : (int) Math.max(3, Math.min(15, 2000 / oneMs));
         double peak = quick ? FmaPeak.measure(2, 20_000) : FmaPeak.measure(5, 2_000_000);
         double[] ms = new double[reps];
-        long f0 = PageFaults.minor();
         Deopts.Window w = jit.open();
+        long f0 = PageFaults.minor(), r0 = PageFaults.resident(); // after the JFR window opens: its buffers are not the op's
         for (int i = 0; i < reps; i++) {
             long t0 = System.nanoTime();
             body.run();
@@ -328,10 +332,12 @@ public final class KernelsBench implements Callable<Integer> {
         }
         jit.close(w, false);   // a storm outlasts the ~1 s JFR takes to deliver its events; no wait per row
         long faults = f0 < 0 ? 0 : (PageFaults.minor() - f0) / reps;
+        long growth = r0 < 0 ? 0 : (PageFaults.resident() - r0) / reps;
         Arrays.sort(ms);
         double med = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
-        String note = faults < SETTLED_FAULTS ? null
-                : String.format(Locale.ROOT, "%d page faults a run: the heap was still growing (first touches counted)", faults);
+        String note = faults < SETTLED_FAULTS && growth < SETTLED_BYTES ? null
+                : String.format(Locale.ROOT, "%.1f MB of fresh memory (%d page faults) a run: the heap was still growing (first touches counted)",
+                        growth / 1e6, faults);
         String storm = Deopts.note(w, "the timed runs");
         if (storm != null) note = note == null ? storm : storm + "; " + note;
         return new Result(op, shape, med, flops, bytes, peak, note);
