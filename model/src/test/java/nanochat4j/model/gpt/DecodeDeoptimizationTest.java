@@ -2,19 +2,15 @@ package nanochat4j.model.gpt;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.lang.management.ManagementFactory;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import jdk.jfr.consumer.RecordedEvent;
 import jdk.jfr.consumer.RecordedMethod;
 import jdk.jfr.consumer.RecordingStream;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.ChildJvm;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -77,38 +73,8 @@ class DecodeDeoptimizationTest {
         assertTrue(n < 1000, "the decode deoptimized " + n + " times, most at: " + line.substring(line.indexOf(' ', 7) + 1));
     }
 
-    private static String codeSource(Class<?> c) throws java.net.URISyntaxException {
-        return Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
-    }
-
     private static String child(String jitFlag) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("--add-modules=jdk.incubator.vector");
-        cmd.add("-XX:-TieredCompilation");   // as the launcher runs it
-        for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            // this JVM's vector flags, not surefire's agent or debug options
-            if (arg.startsWith("-XX:UseAVX") || arg.startsWith("-XX:MaxVectorSize") || arg.startsWith("-Dnanochat4j.")) {
-                cmd.add(arg);
-            }
-        }
-        cmd.add(jitFlag);
-        cmd.add("-cp");
-        cmd.add(codeSource(DecodeDeoptimizationTest.class) + java.io.File.pathSeparator + codeSource(GPT.class)
-                + java.io.File.pathSeparator + System.getProperty("java.class.path"));
-        cmd.add(DecodeDeoptimizationTest.class.getName());
-        Path log = java.nio.file.Files.createTempFile("decode-deopt", ".log");
-        try {
-            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-            if (!p.waitFor(300, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new AssertionError("child JVM did not finish in 300 s:\n" + java.nio.file.Files.readString(log));
-            }
-            String out = java.nio.file.Files.readString(log, StandardCharsets.UTF_8);
-            if (p.exitValue() != 0) throw new AssertionError("child JVM exited " + p.exitValue() + ":\n" + out);
-            return out;
-        } finally {
-            java.nio.file.Files.deleteIfExists(log);
-        }
+        // -XX:-TieredCompilation as the launcher runs it
+        return ChildJvm.run(DecodeDeoptimizationTest.class, 300, List.of("-XX:-TieredCompilation", jitFlag), GPT.class);
     }
 }

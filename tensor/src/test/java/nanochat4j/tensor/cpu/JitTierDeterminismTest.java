@@ -2,14 +2,9 @@ package nanochat4j.tensor.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import java.io.IOException;
-import java.lang.management.ManagementFactory;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -83,34 +78,11 @@ class JitTierDeterminismTest {
         assertEquals(compiled, child("-XX:TieredStopAtLevel=1"), "C1-only JVM differs from C2");
     }
 
-    private static String codeSource(Class<?> c) throws java.net.URISyntaxException {
-        return Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString();
-    }
-
     private static String child(String tierFlag) throws Exception {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("--add-modules=jdk.incubator.vector");
-        for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            // the vector flags of this JVM, not surefire's agent or debug options
-            if (arg.startsWith("-XX:UseAVX") || arg.startsWith("-XX:MaxVectorSize") || arg.startsWith("-Dnanochat4j.")) {
-                cmd.add(arg);
-            }
-        }
-        cmd.add(tierFlag);
-        cmd.add("-cp");
-        cmd.add(codeSource(JitTierDeterminismTest.class) + java.io.File.pathSeparator + codeSource(Gemm.class)
-                + java.io.File.pathSeparator + System.getProperty("java.class.path"));
-        cmd.add(JitTierDeterminismTest.class.getName());
-        Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (!p.waitFor(120, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            throw new AssertionError(tierFlag + " child JVM did not finish in 120 s");
-        }
+        String out = ChildJvm.run(JitTierDeterminismTest.class, 120, List.of(tierFlag), Gemm.class);
         for (String line : out.split("\n")) {
             if (line.startsWith("DIGEST ")) return line.substring(7);
         }
-        throw new AssertionError(tierFlag + " child JVM printed no digest (exit " + p.exitValue() + "):\n" + out);
+        throw new AssertionError(tierFlag + " child JVM printed no digest:\n" + out);
     }
 }
