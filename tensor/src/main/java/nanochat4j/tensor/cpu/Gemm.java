@@ -2,7 +2,6 @@ package nanochat4j.tensor.cpu;
 
 import java.util.concurrent.atomic.AtomicInteger;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -89,8 +88,7 @@ public final class Gemm {
         return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
                 + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA")
                 + "), transposed A read in place unless its rows are 4 KiB multiples (then packed "
-                + (PANEL_PAIRS ? (MASKED_STORES ? "two panels a vector, masked stores" : "two panels a vector, lane shuffles")
-                        : L == MR ? "a vector a panel" : "float by float") + ")";
+                + (PANEL_PAIRS ? "two panels a vector" : L == MR ? "a vector a panel" : "float by float") + ")";
     }
 
     private static final class Workspace {
@@ -440,19 +438,12 @@ public final class Gemm {
             int src = aOff + (p0 + p) * lda + i0;
             int dst = apOff + p * MR;
             int ir = 0;
-            // One vector holds two panels' MR floats, its low half for panel ir and its high half for panel ir + MR.
-            // One float at a time, this copy took 22% of d4 c_fc dW's time beside the kernel's 58%; a vector at a time
-            // it packs 1.6-2x faster at 512 bits and AVX2 (docs/BENCHMARKS.md).
-            if (PANEL_PAIRS && MASKED_STORES) {
-                // the high half is stored from MR floats before its place, so only the high lanes land
-                for (; ir + 2 * MR <= full; ir += 2 * MR) {
-                    FloatVector v = FloatVector.fromArray(F, a, src + ir);
-                    v.intoArray(ap, dst + ir * kc, LOW_PANEL);
-                    v.intoArray(ap, dst + (ir + MR) * kc - MR, HIGH_PANEL);
-                }
-            } else if (PANEL_PAIRS && p + 1 < kc) {
-                // whole-vector stores: each spills MR floats into its panel's next depth, which the next p overwrites
-                // (so not at the last depth: that one goes float by float below)
+            // One vector holds two panels' MR floats (AVX-512: 16 lanes, MR 8; AVX2: 8 lanes, MR 4): whole-vector
+            // stores, each spilling MR floats into its panel's next depth, which the next p overwrites (so not at the
+            // last depth: that one goes float by float below). One float at a time, this copy took 22% of d4 c_fc dW's
+            // time beside the kernel's 58%; a vector at a time it packs 1.6-2x faster (docs/BENCHMARKS.md). No masked
+            // stores: AVX2's vmaskmovps is microcode on some AMD cores.
+            if (PANEL_PAIRS && p + 1 < kc) {
                 for (; ir + 2 * MR <= full; ir += 2 * MR) {
                     FloatVector v = FloatVector.fromArray(F, a, src + ir);
                     v.intoArray(ap, dst + ir * kc);
@@ -470,14 +461,8 @@ public final class Gemm {
         if (full < mc) zeroRows(ap, apOff + full * kc, kc, mc - full);
     }
 
-    /** A vector spans two A panels' MR floats (AVX-512: 16 lanes, MR 8; AVX2: 8 lanes, MR 4). */
+    /** A vector spans two A panels' MR floats; the shuffle brings the second panel's down to the low lanes. */
     private static final boolean PANEL_PAIRS = L == 2 * MR;
-    /**
-     * Masked stores where they are native (AVX-512's k-masks). AVX2's masked store (vmaskmovps) is microcode on some
-     * AMD cores, so there a lane shuffle and two whole-vector stores instead (as fast here, at AVX2, as the masked one).
-     */
-    private static final boolean MASKED_STORES = L == 16;
-    private static final VectorMask<Float> LOW_PANEL = F.indexInRange(0, MR), HIGH_PANEL = LOW_PANEL.not();
     private static final VectorShuffle<Float> HIGH_HALF_DOWN = VectorShuffle.fromOp(F, i -> (i + MR) % L);
 
     /** Zero rows [mr, MR) of a packed A panel (the padding of a short last panel). */
