@@ -309,11 +309,12 @@ public final class KernelsBench implements Callable<Integer> {
         int warm = 0;
         boolean jitSettled, heapSettled;
         do {
-            long f0 = PageFaults.minor(), r0 = PageFaults.resident(), t0 = System.nanoTime();
+            PageFaults.Mark m = PageFaults.Mark.now();
+            long t0 = System.nanoTime();
             body.run();
             last = (System.nanoTime() - t0) / 1e6;
-            lastFaults = f0 < 0 ? 0 : PageFaults.minor() - f0;
-            lastGrowth = r0 < 0 ? 0 : PageFaults.resident() - r0;
+            lastFaults = m.faultsSince();
+            lastGrowth = m.growthSince();
             fastest = Math.min(fastest, last);
             warm++;
             jitSettled = warm >= 30 || (warm >= 3 && last <= 1.2 * fastest && System.nanoTime() - w0 >= 300_000_000L);
@@ -324,15 +325,14 @@ public final class KernelsBench implements Callable<Integer> {
         double peak = quick ? FmaPeak.measure(2, 20_000) : FmaPeak.measure(5, 2_000_000);
         double[] ms = new double[reps];
         Deopts.Window w = jit.open();
-        long f0 = PageFaults.minor(), r0 = PageFaults.resident(); // after the JFR window opens: its buffers are not the op's
+        PageFaults.Mark m = PageFaults.Mark.now(); // after the JFR window opens: its buffers are not the op's
         for (int i = 0; i < reps; i++) {
             long t0 = System.nanoTime();
             body.run();
             ms[i] = (System.nanoTime() - t0) / 1e6;
         }
         jit.close(w, false);   // a storm outlasts the ~1 s JFR takes to deliver its events; no wait per row
-        long faults = f0 < 0 ? 0 : (PageFaults.minor() - f0) / reps;
-        long growth = r0 < 0 ? 0 : (PageFaults.resident() - r0) / reps;
+        long faults = m.faultsSince() / reps, growth = m.growthSince() / reps;
         Arrays.sort(ms);
         double med = reps % 2 == 1 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
         String note = faults < SETTLED_FAULTS && growth < SETTLED_BYTES ? null

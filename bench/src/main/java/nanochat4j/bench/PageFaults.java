@@ -41,4 +41,19 @@ final class PageFaults {
             return -1;
         }
     }
+
+    /** The counters at one moment; what fresh memory the process has touched since (0 where /proc is absent). */
+    record Mark(long faults, long resident) {
+        static Mark now() {
+            return new Mark(minor(), PageFaults.resident());
+        }
+
+        long faultsSince() {
+            return faults < 0 ? 0 : minor() - faults;
+        }
+
+        long growthSince() {
+            return resident < 0 ? 0 : PageFaults.resident() - resident;
+        }
+    }
 }
