@@ -2,6 +2,7 @@ package nanochat4j.autograd;
 
 import java.util.Arrays;
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 
@@ -307,11 +308,13 @@ public final class Ops {
                 s = dy.item();
             }
             if (x.requiresGrad) acc(x, s == 1f ? dx : be.scale(dx, s));
+            if (s != 1f || !x.requiresGrad) Recycler.give(dx);   // not x's gradient itself: nothing reads it again
             if (w.requiresGrad) {
                 Tensor sink = Tape.sink(w);
                 if (sink != null) be.axpy(s, dW, sink);
                 else acc(w, s == 1f ? dW : be.scale(dW, s));
             }
+            if (!w.requiresGrad || Tape.sink(w) != null || s != 1f) Recycler.give(dW);
         }, x, w);
     }
 }

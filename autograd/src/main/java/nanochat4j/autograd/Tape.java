@@ -5,12 +5,23 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
 
 /**
  * The per-thread record of ops, in execution order. {@link #backward} walks it once in reverse: each node whose
  * output received a gradient runs its backward closure, then is dropped together with its saved tensors and its
  * output's gradient, so activation memory falls as the backward pass proceeds. The tape is empty afterwards.
+ *
+ * <p>Inside a {@link Recycler} scope the pass also gives the dropped node's output value and gradient back to the
+ * thread's pool, for the next ops to write into, when nothing can read them again:
+ * <ul>
+ *   <li>the output value: every op that read it came later on the tape and has been dropped already; it is kept if it
+ *       is (a view of) one of the node's inputs, or some var's gradient is a window on it;</li>
+ *   <li>the gradient: kept while some var's gradient is still a window on its storage (add hands one dy to both of
+ *       its inputs, reshape a view of it), which {@link #held} counts per storage;</li>
+ *   <li>the root and the nodes recorded after it are never given back: the caller holds them.</li>
+ * </ul>
  */
 final class Tape {
     private static final ThreadLocal<Tape> CURRENT = ThreadLocal.withInitial(Tape::new);
@@ -19,6 +30,13 @@ final class Tape {
     int noGradDepth;
     /** See {@link Autograd#onGradReady}; null when nobody listens. */
     Autograd.GradReady gradReady;
+    /**
+     * During a recycling backward pass: for each storage, how many vars' gradients are windows on it now (a
+     * storage at 0 is read by no var). Null otherwise.
+     */
+    private Map<Object, int[]> held;
+    /** During a recycling backward pass: gradients a sum replaced in the running closure, given back after it. */
+    private final List<Tensor> replaced = new ArrayList<>();
 
     static Tape current() {
         return CURRENT.get();
@@ -70,6 +88,7 @@ final class Tape {
         root.grad = seed;
         Autograd.GradReady ready = gradReady;
         Map<Parameter, int[]> uses = ready == null ? null : parameterUses(at);
+        held = Recycler.isOpen() ? new IdentityHashMap<>() : null;
         try {
             for (int i = nodes.size() - 1; i >= 0; i--) {
                 Node n = nodes.set(i, null);
@@ -78,6 +97,7 @@ final class Tape {
                 Tensor g = out.grad;
                 out.grad = null;
                 out.node = null;
+                if (held != null) unhold(g);
                 if (g != null && i <= at) {
                     if (OpTimes.ENABLED) {
                         long t0 = System.nanoTime();
@@ -88,10 +108,43 @@ final class Tape {
                     }
                 }
                 if (uses != null && i <= at) releaseUses(n, uses, ready);
+                if (held != null) {
+                    for (Tensor r : replaced) if (!isHeld(r)) Recycler.give(r);
+                    replaced.clear();
+                    if (i < at) giveBack(n, g);
+                }
             }
         } finally {
+            held = null;
+            replaced.clear();
             clear();
         }
+    }
+
+    /** Node n has been dropped: its output value and its gradient g go back to the pool unless something reads them. */
+    private void giveBack(Node n, Tensor g) {
+        Tensor y = n.output.value;
+        boolean input = false;
+        for (Var v : n.inputs) input |= v != null && v.value.storage() == y.storage();
+        if (!input && !isHeld(y)) Recycler.give(y);
+        if (g != null && !isHeld(g)) Recycler.give(g);
+    }
+
+    private boolean isHeld(Tensor t) {
+        int[] c = held.get(t.storage());
+        return c != null && c[0] > 0;
+    }
+
+    /** t became some var's gradient. */
+    private void hold(Tensor t) {
+        held.computeIfAbsent(t.storage(), k -> new int[1])[0]++;
+    }
+
+    /** t stopped being some var's gradient. */
+    private void unhold(Tensor t) {
+        if (t == null) return;
+        int[] c = held.get(t.storage());
+        if (c != null && c[0] > 0) c[0]--;
     }
 
     /** How many nodes of this pass (those up to the root, index ≤ at) take each parameter as an input. */
@@ -119,10 +172,17 @@ final class Tape {
         if (v == null || !v.requiresGrad || g == null) return;
         if (v.param != null) {
             Backend.of(g).axpy(1f, g, v.param.grad());
-        } else if (v.grad == null) {
-            v.grad = g;
-        } else {
-            v.grad = Backend.of(g).add(v.grad, g);
+            return;
+        }
+        Tensor old = v.grad;
+        v.grad = old == null ? g : Backend.of(g).add(old, g);
+        Tape t = current();
+        if (t.held != null) {
+            t.hold(v.grad);
+            if (old != null) {
+                t.unhold(old);
+                t.replaced.add(old);   // given back once the closure that is running has returned
+            }
         }
     }
 

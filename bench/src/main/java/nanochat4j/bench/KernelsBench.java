@@ -3,6 +3,7 @@ package nanochat4j.bench;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -10,7 +11,10 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import java.util.function.BiFunction;
+import java.util.function.Supplier;
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.FmaPeak;
@@ -244,49 +248,55 @@ public final class KernelsBench implements Callable<Integer> {
 
     private void rmsNorm() {
         int rows = quick ? 64 : 4096, c = quick ? 32 : 768;
-        Tensor x = tensor(rows, c), dy = tensor(rows, c);
         double bytes = 5.0 * 4 * rows * c; // fwd: x in, y out; bwd: x, dy in, dx out
-        Result op = time("rms_norm", "fwd+bwd " + rows + "x" + c, -1, bytes, () -> {
-            be.rmsNorm(x, 1f);
-            be.rmsNormBackward(x, dy, 1f);
-        });
-        print(withAllocation(op, 2, rows, c));
+        Rotation r = new Rotation(4L * 4 * rows * c, () -> tensor(rows, c), () -> tensor(rows, c));
+        print(r.row(time("rms_norm", "fwd+bwd " + rows + "x" + c, -1, bytes, () -> r.run((x, dy) -> new Tensor[] {
+                be.rmsNorm(x, 1f), be.rmsNormBackward(x, dy, 1f)}))));
     }
 
     private void rotary() {
         int batch = quick ? 1 : 8, t = quick ? 32 : 512, h = quick ? 2 : 6, d = quick ? 16 : 64;
-        Tensor x = tensor(batch, t, h, d), dy = tensor(batch, t, h, d);
         Backend.RotaryTables tables = be.rotaryTables(t, d, 100000);
         double bytes = 4.0 * 4 * batch * t * h * d; // x in, y out; dy in, dx out (the tables stay in cache)
-        Result op = time("rotary", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d, -1, bytes, () -> {
-            be.rotary(x, tables.cos(), tables.sin(), 0);
-            be.rotaryBackward(dy, tables.cos(), tables.sin(), 0);
-        });
-        print(withAllocation(op, 2, batch, t, h, d));
+        Rotation r = new Rotation(4L * 4 * batch * t * h * d, () -> tensor(batch, t, h, d), () -> tensor(batch, t, h, d));
+        print(r.row(time("rotary", "fwd+bwd B=" + batch + " T=" + t + " H=" + h + " D=" + d, -1, bytes, () -> r.run((x, dy) -> new Tensor[] {
+                be.rotary(x, tables.cos(), tables.sin(), 0), be.rotaryBackward(dy, tables.cos(), tables.sin(), 0)}))));
     }
 
-    /** Keeps the allocation timing's arrays reachable, so the JIT cannot drop them. */
-    private Tensor allocated;
-
     /**
-     * The op's row with what its {@code outputs} fresh output tensors of this shape cost on their own: the JVM zeroes
-     * every new array (single-threaded; G1 zeroes humongous arrays even for Unsafe's "uninitialized" allocation), which
-     * a memory-bound op pays on top of its own traffic. The fastest of 15 allocations (after 5 to warm up) is taken,
-     * so a GC or a first touch of fresh heap during them does not count: a lower bound of the op's allocation cost.
+     * A memory-bound op run as a training step runs it, from memory and not from cache: each run reads the next of
+     * {@code sets} input pairs and writes, inside a {@link Recycler} scope, into outputs given back by the run
+     * {@code sets − 1} runs earlier (in base-train the tape gives them back a step before they are reused, so the JVM
+     * clears no new array). Inputs and outputs in flight come to ≥ 1 GiB, four times the largest L3 we run on.
      */
-    private Result withAllocation(Result op, int outputs, int... shape) {
-        double allocMs = Double.MAX_VALUE;
-        for (int r = 0; r < (quick ? 2 : 20); r++) {
-            long t0 = System.nanoTime();
-            for (int i = 0; i < outputs; i++) allocated = Tensor.zeros(shape);
-            if (r >= (quick ? 0 : 5)) allocMs = Math.min(allocMs, (System.nanoTime() - t0) / 1e6);
+    private final class Rotation {
+        private final Tensor[] xs, dys;
+        private final ArrayDeque<Tensor> inFlight = new ArrayDeque<>();
+        private int next;
+
+        Rotation(long bytesPerSet, Supplier<Tensor> x, Supplier<Tensor> dy) {
+            int sets = quick ? 2 : (int) Math.max(2, Math.min(256, (1L << 30) / bytesPerSet + 1));
+            xs = new Tensor[sets];
+            dys = new Tensor[sets];
+            for (int i = 0; i < sets; i++) {
+                xs[i] = x.get();
+                dys[i] = dy.get();
+            }
         }
-        double restMs = op.ms - allocMs;
-        String share = String.format(Locale.ROOT, "%.2f ms of it allocating %d fresh outputs (JVM zeroing)", allocMs, outputs);
-        if (restMs > 0 && !Double.isNaN(bandwidth) && bandwidth > 0) {
-            share += String.format(Locale.ROOT, "; the op less that: %.0f%% of the triad", 100 * op.bytes / restMs / 1e6 / bandwidth);
+
+        void run(BiFunction<Tensor, Tensor, Tensor[]> op) {
+            int i = next++ % xs.length;
+            try (var step = Recycler.open()) {
+                Tensor[] out = op.apply(xs[i], dys[i]);
+                inFlight.addAll(Arrays.asList(out));
+                while (inFlight.size() > out.length * (xs.length - 1)) Recycler.give(inFlight.poll());
+            }
         }
-        return new Result(op.op, op.shape, op.ms, op.flops, op.bytes, op.peak, op.note == null ? share : share + "; " + op.note);
+
+        Result row(Result op) {
+            String how = String.format(Locale.ROOT, "outputs recycled as in a training step, %d input sets in rotation", xs.length);
+            return new Result(op.op, op.shape, op.ms, op.flops, op.bytes, op.peak, op.note == null ? how : how + "; " + op.note);
+        }
     }
 
     // ------------------------------------------------------------------ timing and output

@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.Parallel;
@@ -57,7 +58,9 @@ public final class ModelBench implements Callable<Integer> {
         });
         for (MemoryPoolMXBean p : ManagementFactory.getMemoryPoolMXBeans()) p.resetPeakUsage();
         double fwdBwd = median(() -> {
-            model.loss(idx, targets, Reduction.MEAN).backward();
+            try (var recycling = Recycler.open()) {   // as base-train: each step writes into the last one's buffers
+                model.loss(idx, targets, Reduction.MEAN).backward();
+            }
             model.zeroGrad();
         });
         long peak = 0;

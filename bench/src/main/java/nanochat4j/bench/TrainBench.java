@@ -12,6 +12,7 @@ import java.util.concurrent.Callable;
 import nanochat4j.autograd.OpTimes;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.Parallel;
@@ -101,12 +102,15 @@ public final class TrainBench implements Callable<Integer> {
      */
     private static float step(GPT model, MuonAdamW opt, Tensor idx, Tensor targets, double[][] phases, int i) {
         if (OpTimes.ENABLED) OpTimes.mark();
-        long t0 = System.nanoTime();
-        var loss = model.loss(idx, targets, Reduction.MEAN);
-        float v = loss.item();
-        long t1 = System.nanoTime();
-        loss.backward();
-        long t2 = System.nanoTime();
+        long t0 = System.nanoTime(), t1, t2;
+        float v;
+        try (var recycling = Recycler.open()) {   // as base-train: each step writes into the last one's buffers
+            var loss = model.loss(idx, targets, Reduction.MEAN);
+            v = loss.item();
+            t1 = System.nanoTime();
+            loss.backward();
+            t2 = System.nanoTime();
+        }
         opt.step();
         long t3 = System.nanoTime();
         opt.zeroGrad();

@@ -39,6 +39,8 @@ public final class Tensor {
     private final int[] i32;
     /** Device memory, or null for a heap tensor. */
     private final DeviceStorage dev;
+    /** Made by {@link #uninitialized} and not given back yet: its storage may go back to the {@link Recycler}. */
+    private boolean recyclable;
 
     private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32) {
         this(dtype, shape, offset, f32, bf16, i32, null);
@@ -76,6 +78,24 @@ public final class Tensor {
             case BF16 -> new Tensor(dtype, s, 0, null, new short[n], null);
             case I32 -> new Tensor(dtype, s, 0, null, null, new int[n]);
         };
+    }
+
+    /**
+     * An F32 tensor whose elements are undefined (the caller writes every one): inside a {@link Recycler} scope its
+     * storage comes from, and may go back to, the thread's pool of recycled arrays; elsewhere it is a new array.
+     */
+    public static Tensor uninitialized(int... shape) {
+        int[] s = checkShape(shape);
+        Tensor t = new Tensor(DType.F32, s, 0, Recycler.take(numel(s)), null, null);
+        t.recyclable = true;
+        return t;
+    }
+
+    /** This tensor's whole storage if it may be recycled (made by {@link #uninitialized}, not given back yet), else null. */
+    float[] releaseStorage() {
+        if (!recyclable) return null;
+        recyclable = false;
+        return f32;
     }
 
     /** A tensor filled with {@code value}. */
@@ -150,6 +170,14 @@ public final class Tensor {
     public int rows() { int c = cols(); return c == 0 ? 0 : numel / c; }
 
     public boolean sameShape(Tensor o) { return Arrays.equals(shape, o.shape); }
+
+    /**
+     * The storage this tensor is a window on (its heap array or device memory), for identity comparisons only: two
+     * tensors with the same storage are views of one another.
+     */
+    public Object storage() {
+        return dev != null ? dev : f32 != null ? f32 : bf16 != null ? bf16 : i32;
+    }
 
     public boolean hasShape(int... s) { return Arrays.equals(shape, s); }
 

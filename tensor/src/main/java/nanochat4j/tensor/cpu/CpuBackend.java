@@ -12,7 +12,9 @@ import nanochat4j.tensor.Tensor;
 /**
  * The CPU implementation of {@link Backend}: checks shapes and dtypes (every message names the op and the
  * shapes), allocates outputs, and hands flat arrays to the kernels of this package (Gemm, Attention, RmsNorm,
- * Rotary, Elementwise, Broadcast, Reduce, CrossEntropy, Embedding, Layout).
+ * Rotary, Elementwise, Broadcast, Reduce, CrossEntropy, Embedding, Layout). An output the kernel writes whole is
+ * {@link Tensor#uninitialized} (recycled inside a training step, see {@link nanochat4j.tensor.Recycler}); one it
+ * accumulates into or writes in part stays {@link Tensor#zeros}.
  */
 public final class CpuBackend implements Backend {
     public static final CpuBackend INSTANCE = new CpuBackend();
@@ -64,7 +66,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
         MM p = plan("matmul", a, transA, b, transB);
-        Tensor c = Tensor.zeros(p.outShape);
+        Tensor c = Tensor.uninitialized(p.outShape);
         int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
         if (p.batch == 0 || p.m == 0 || p.n == 0) return c;
         if (p.strideB == 0 && p.strideA != 0 && !transA) {
@@ -100,7 +102,7 @@ public final class CpuBackend implements Backend {
         int n = w.shape(1 - kDim), k = w.shape(kDim), rows = x.rows();
         int[] ys = x.shape();
         ys[ys.length - 1] = n;
-        Tensor y = Tensor.zeros(ys);
+        Tensor y = Tensor.uninitialized(ys);
         if (rows > 0 && n > 0) {
             Gemm.sgemm(false, transW, rows, n, k, 1f, x.floats(), x.offset(), k, w.floats(), w.offset(), w.shape(1), 0f, y.floats(), 0, n);
         }
@@ -131,7 +133,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor rmsNorm(Tensor x, float scale) {
         f32("rmsNorm", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
+        Tensor y = Tensor.uninitialized(x.shape());
         RmsNorm.forward(x.floats(), x.offset(), y.floats(), 0, x.rows(), x.cols(), scale, RMS_EPS);
         return y;
     }
@@ -141,7 +143,7 @@ public final class CpuBackend implements Backend {
         f32("rmsNormBackward", "x", x);
         f32("rmsNormBackward", "dy", dy);
         same("rmsNormBackward", x, dy);
-        Tensor dx = Tensor.zeros(x.shape());
+        Tensor dx = Tensor.uninitialized(x.shape());
         RmsNorm.backward(x.floats(), x.offset(), dy.floats(), dy.offset(), dx.floats(), 0, x.rows(), x.cols(), scale, RMS_EPS);
         return dx;
     }
@@ -168,7 +170,7 @@ public final class CpuBackend implements Backend {
         if (offset < 0 || offset + t > cos.shape(0)) {
             throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
         }
-        Tensor y = Tensor.zeros(x.shape());
+        Tensor y = Tensor.uninitialized(x.shape());
         Rotary.apply(x.floats(), x.offset(), y.floats(), 0, cos.floats(), cos.offset(), sin.floats(), sin.offset(),
                 b, t, h, d, offset, sign);
         return y;
@@ -198,7 +200,7 @@ public final class CpuBackend implements Backend {
 
     private static Tensor map(String op, Tensor x, Map1 kernel) {
         f32(op, "x", x);
-        Tensor y = Tensor.zeros(x.shape());
+        Tensor y = Tensor.uninitialized(x.shape());
         kernel.apply(x.floats(), x.offset(), y.floats(), 0, x.numel());
         return y;
     }
@@ -207,7 +209,7 @@ public final class CpuBackend implements Backend {
         f32(op, aName, a);
         f32(op, "dy", dy);
         same(op, a, dy);
-        Tensor dx = Tensor.zeros(a.shape());
+        Tensor dx = Tensor.uninitialized(a.shape());
         kernel.apply(a.floats(), a.offset(), dy.floats(), dy.offset(), dx.floats(), 0, a.numel());
         return dx;
     }
@@ -252,7 +254,7 @@ public final class CpuBackend implements Backend {
         f32(op, "b", b);
         int[] out = Broadcast.shape(a.shape(), b.shape());
         if (out == null) throw bad(op, "shapes do not broadcast", a, b);
-        Tensor c = Tensor.zeros(out);
+        Tensor c = Tensor.uninitialized(out);
         Broadcast.binary(code, a.floats(), a.offset(), a.shape(), b.floats(), b.offset(), b.shape(), c.floats(), 0, out);
         return c;
     }
@@ -297,7 +299,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor scale(Tensor x, float s) {
         f32("scale", "x", x);
-        Tensor y = Tensor.zeros(x.shape());
+        Tensor y = Tensor.uninitialized(x.shape());
         Elementwise.axpby(s, x.floats(), x.offset(), 0f, null, 0, y.floats(), 0, x.numel());
         return y;
     }
@@ -315,7 +317,7 @@ public final class CpuBackend implements Backend {
         f32("axpby", "x", x);
         f32("axpby", "y", y);
         same("axpby", x, y);
-        Tensor out = Tensor.zeros(x.shape());
+        Tensor out = Tensor.uninitialized(x.shape());
         if (b == 0f) {
             Elementwise.axpby(a, x.floats(), x.offset(), 0f, null, 0, out.floats(), 0, x.numel());
         } else {
@@ -336,7 +338,7 @@ public final class CpuBackend implements Backend {
         f32("lambdaMix", "x", x);
         f32("lambdaMix", "x0", x0);
         same("lambdaMix", x, x0);
-        Tensor y = Tensor.zeros(x.shape());
+        Tensor y = Tensor.uninitialized(x.shape());
         Elementwise.axpby(av, x.floats(), x.offset(), bv, x0.floats(), x0.offset(), y.floats(), 0, x.numel());
         return y;
     }
@@ -361,7 +363,7 @@ public final class CpuBackend implements Backend {
         f32("lerp", "a", a);
         f32("lerp", "b", b);
         same("lerp", a, b);
-        Tensor out = Tensor.zeros(a.shape());
+        Tensor out = Tensor.uninitialized(a.shape());
         Elementwise.lerp(a.floats(), a.offset(), b.floats(), b.offset(), out.floats(), 0, a.numel(), w);
         return out;
     }
@@ -370,7 +372,7 @@ public final class CpuBackend implements Backend {
     public Tensor clamp(Tensor x, float lo, float hi) {
         f32("clamp", "x", x);
         if (!(lo <= hi)) throw new IllegalArgumentException("clamp: lo " + lo + " > hi " + hi + " for " + x);
-        Tensor y = Tensor.zeros(x.shape());
+        Tensor y = Tensor.uninitialized(x.shape());
         Elementwise.clamp(x.floats(), x.offset(), y.floats(), 0, x.numel(), lo, hi);
         return y;
     }
@@ -415,7 +417,7 @@ public final class CpuBackend implements Backend {
         }
         int[] s = x.shape();
         s[d] = length;
-        Tensor y = Tensor.zeros(s);
+        Tensor y = Tensor.uninitialized(s);
         Layout.copyRuns(x.floats(), x.offset(), size, start, y.floats(), 0, length, 0, length, outer(s, d), inner(s, d));
         return y;
     }
@@ -451,7 +453,7 @@ public final class CpuBackend implements Backend {
         }
         int[] s = first.shape();
         s[d] = total;
-        Tensor out = Tensor.zeros(s);
+        Tensor out = Tensor.uninitialized(s);
         int at = 0;
         for (Tensor p : parts) {
             int len = p.shape(d);
@@ -499,7 +501,7 @@ public final class CpuBackend implements Backend {
         }
         int[] s = Arrays.copyOf(ids.shape(), ids.rank() + 1);
         s[ids.rank()] = e;
-        Tensor out = Tensor.zeros(s);
+        Tensor out = Tensor.uninitialized(s);
         Embedding.forward(table.floats(), table.offset(), id, 0, id.length, e, out.floats(), 0);
         return out;
     }
@@ -545,7 +547,7 @@ public final class CpuBackend implements Backend {
     public AttentionOut attention(Tensor q, Tensor k, Tensor v, int window, float scale) {
         checkQkv("attention", q, k, v);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
-        Tensor y = Tensor.zeros(q.shape()), lse = Tensor.zeros(b, h, t);
+        Tensor y = Tensor.uninitialized(q.shape()), lse = Tensor.uninitialized(b, h, t);
         Attention.forward(dense(q), dense(k), dense(v), y.floats(), lse.floats(), b, t, h, kv, d, window, scale);
         return new AttentionOut(y, lse);
     }
@@ -559,7 +561,7 @@ public final class CpuBackend implements Backend {
         f32(op, "dy", dy);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
-        Tensor dq = Tensor.zeros(q.shape()), dk = Tensor.zeros(k.shape()), dv = Tensor.zeros(v.shape());
+        Tensor dq = Tensor.uninitialized(q.shape()), dk = Tensor.uninitialized(k.shape()), dv = Tensor.uninitialized(v.shape());
         Attention.backward(dense(q), dense(k), dense(v), dense(y), dense(lse), dense(dy), dq.floats(), dk.floats(), dv.floats(),
                 b, t, h, kv, d, window, scale);
         return new AttentionGrads(dq, dk, dv);
@@ -579,7 +581,7 @@ public final class CpuBackend implements Backend {
             throw bad(op, "B and D must match and H must be a multiple of KV", q, kCache, vCache);
         }
         if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
-        Tensor y = Tensor.zeros(q.shape());
+        Tensor y = Tensor.uninitialized(q.shape());
         Attention.forwardCached(dense(q), dense(kCache), dense(vCache), y.floats(), b, tq, tmax, pos, h, kv, d, window, scale);
         return y;
     }
@@ -617,7 +619,7 @@ public final class CpuBackend implements Backend {
         int n = logits.shape(0), v = logits.shape(1);
         int[] t = targets(op, targets, n, logits);
         float[] rowLoss = new float[n];
-        Tensor g = withGrad ? Tensor.zeros(n, v) : null;
+        Tensor g = withGrad ? Tensor.uninitialized(n, v) : null;
         CrossEntropy.rows(logits.floats(), logits.offset(), n, v, t, 0, cap, uniformWeight(t, reduction), null, 0,
                 rowLoss, 0, g == null ? null : g.floats(), 0, 0, op + " " + logits);
         return new Loss(reduceLoss(rowLoss, reduction, t), g);
@@ -638,7 +640,7 @@ public final class CpuBackend implements Backend {
         int n = x.shape(0), c = x.shape(1), vpad = w.shape(0);
         int[] t = targets(op, targets, n, x);
         float[] rowLoss = new float[n];
-        Tensor dx = withGrad ? Tensor.zeros(n, c) : null, dW = withGrad ? Tensor.zeros(vpad, c) : null;
+        Tensor dx = withGrad ? Tensor.uninitialized(n, c) : null, dW = withGrad ? Tensor.uninitialized(vpad, c) : null;
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap,
                     uniformWeight(t, reduction), null, rowLoss, dx == null ? null : dx.floats(), dW == null ? null : dW.floats(),
@@ -657,7 +659,7 @@ public final class CpuBackend implements Backend {
         if (rowGrad.numel() != n) throw bad(op, "rowGrad must have N elements", x, rowGrad);
         float[] weights = rowGrad.toFloatArray();
         float[] rowLoss = new float[n];
-        Tensor dx = Tensor.zeros(n, c), dW = Tensor.zeros(vpad, c);
+        Tensor dx = Tensor.uninitialized(n, c), dW = Tensor.uninitialized(vpad, c);
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap, 0f, weights,
                     rowLoss, dx.floats(), dW.floats(), 0, op + " x " + x + " W " + w);

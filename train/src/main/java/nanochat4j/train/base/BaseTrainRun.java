@@ -21,6 +21,7 @@ import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.FmaPeak;
@@ -249,15 +250,17 @@ final class BaseTrainRun {
         float trainLoss = 0;
         for (int micro = 0; micro < accum; micro++) {
             enter("the forward/backward of step " + (state.step() + 1) + " (micro-step " + (micro + 1) + " of " + accum + ")");
-            Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
-                    Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
-            trainLoss = loss.item();
-            if (overlap != null && micro == accum - 1) {
-                try (var reducing = overlap.duringBackward()) {
+            try (var recycling = Recycler.open()) {   // this micro-step's activations are written into the last one's
+                Var loss = model.loss(Tensor.ofInts(batch.inputs(), o.deviceBatchSize, o.maxSeqLen),
+                        Tensor.ofInts(batch.targets(), o.deviceBatchSize, o.maxSeqLen), Reduction.MEAN);
+                trainLoss = loss.item();
+                if (overlap != null && micro == accum - 1) {
+                    try (var reducing = overlap.duringBackward()) {
+                        loss.backward(1f / accum);
+                    }
+                } else {
                     loss.backward(1f / accum);
                 }
-            } else {
-                loss.backward(1f / accum);
             }
             consumed = batch.state();
             batch = train.next();

@@ -24,6 +24,7 @@ import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.collective.Collective;
@@ -278,11 +279,13 @@ public final class ChatRl {
                 // every advantage 0 (all samples right, or all wrong): the pass adds exactly 0 to the gradient and the
                 // loss, so its forward/backward is skipped (nanochat computes it anyway)
                 if (allZero(w)) continue;
-                Var nll = model.loss(Tensor.ofInts(g.inputs(r0, r1), deviceBatch, g.len()), Tensor.ofInts(g.targets(r0, r1), deviceBatch, g.len()),
-                        Reduction.NONE);
-                Var loss = Ops.dot(nll, Tensor.of(w, deviceBatch, g.len()));
-                total += loss.item();
-                loss.backward();
+                try (var recycling = Recycler.open()) {   // activations written into the last pass's buffers
+                    Var nll = model.loss(Tensor.ofInts(g.inputs(r0, r1), deviceBatch, g.len()),
+                            Tensor.ofInts(g.targets(r0, r1), deviceBatch, g.len()), Reduction.NONE);
+                    Var loss = Ops.dot(nll, Tensor.of(w, deviceBatch, g.len()));
+                    total += loss.item();
+                    loss.backward();
+                }
             }
         }
         return total;

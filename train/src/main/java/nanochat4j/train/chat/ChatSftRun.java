@@ -17,6 +17,7 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.base.MetricsPlot;
@@ -191,9 +192,11 @@ final class ChatSftRun {
                 skipped++;
                 continue;
             }
-            Var loss = model.loss(Tensor.ofInts(b.inputs(), r.batch(), r.seq()), Tensor.ofInts(b.targets(), r.batch(), r.seq()), Reduction.MEAN);
-            trainLoss = loss.item();
-            loss.backward(1f / withTokens);
+            try (var recycling = Recycler.open()) {   // activations written into the last micro-batch's buffers
+                Var loss = model.loss(Tensor.ofInts(b.inputs(), r.batch(), r.seq()), Tensor.ofInts(b.targets(), r.batch(), r.seq()), Reduction.MEAN);
+                trainLoss = loss.item();
+                loss.backward(1f / withTokens);
+            }
         }
         if (withTokens > 0 && !Float.isFinite(trainLoss)) throw new IllegalStateException("train loss is " + trainLoss + " at step " + step);
         return trainLoss;
