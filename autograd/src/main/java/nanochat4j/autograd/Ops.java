@@ -177,8 +177,10 @@ public final class Ops {
         Tensor cur24 = be.narrow(cur, 2, 0, channels);                                           // (B,T-1,24)
         Tensor sig = be.sigmoid(be.linear(cur24, w.value));                                      // (B,T-1,1)
         Tensor gate = be.mul(lambda.value, sig);                                                 // (B,T-1,1)
-        Tensor mixed = be.add(cur, be.mul(gate, prev));
+        Tensor gatedPrev = be.mul(gate, prev);
+        Tensor mixed = be.add(cur, gatedPrev);
         Tensor y = be.concat(1, be.narrow(x.value, 1, 0, 1), mixed);
+        for (Tensor temp : new Tensor[] {cur, gatedPrev, mixed}) Recycler.give(temp);              // read by no closure
         return rec("smear", y, dy -> {
             Tensor d = be.narrow(dy, 1, 1, t - 1);                                               // (B,T-1,C)
             Tensor dgate = be.sumToShape(be.mul(d, prev), bsz, t - 1, 1);
@@ -218,12 +220,16 @@ public final class Ops {
         Tensor sig = be.sigmoid(be.linear(h12, wg.value));                  // (B,T,KV)
         Tensor g4 = be.scale(sig, 3f).reshape(bsz, t, kv, 1);
         Tensor ve4 = ve.value.reshape(bsz, t, kv, d);
-        Tensor y = be.add(v.value, be.mul(g4, ve4));
+        Tensor gated = be.mul(g4, ve4);
+        Tensor y = be.add(v.value, gated);
+        Recycler.give(gated);   // read by no closure
         return rec("value_embed_mix", y, dy -> {
             acc(v, dy);
             if (ve.requiresGrad) acc(ve, be.mul(g4, dy).reshape(ve.value.shape()));
             if (wg.requiresGrad || h.requiresGrad) {
-                Tensor dg = be.sumToShape(be.mul(dy, ve4), bsz, t, kv, 1).reshape(bsz, t, kv);
+                Tensor dyVe = be.mul(dy, ve4);
+                Tensor dg = be.sumToShape(dyVe, bsz, t, kv, 1).reshape(bsz, t, kv);
+                Recycler.give(dyVe);
                 Tensor dz = be.sigmoidBackward(sig, be.scale(dg, 3f));       // (B,T,KV)
                 if (wg.requiresGrad) {
                     Tensor sink = Tape.sink(wg);

@@ -19,7 +19,8 @@ import nanochat4j.tensor.Tensor;
  *   <li>the output value: every op that read it came later on the tape and has been dropped already; it is kept if it
  *       is (a view of) one of the node's inputs, or some var's gradient is a window on it;</li>
  *   <li>the gradient: kept while some var's gradient is still a window on its storage (add hands one dy to both of
- *       its inputs, reshape a view of it), which {@link #held} counts per storage;</li>
+ *       its inputs, reshape a view of it), which {@link #held} counts per storage; a view going free frees the
+ *       storage it views. So do the two gradients a sum into a var replaced, once the closure has returned;</li>
  *   <li>the root and the nodes recorded after it are never given back: the caller holds them.</li>
  * </ul>
  */
@@ -35,7 +36,7 @@ final class Tape {
      * storage at 0 is read by no var). Null otherwise.
      */
     private Map<Object, int[]> held;
-    /** During a recycling backward pass: gradients a sum replaced in the running closure, given back after it. */
+    /** During a recycling backward pass: gradients summed in the running closure, given back after it if unheld. */
     private final List<Tensor> replaced = new ArrayList<>();
 
     static Tape current() {
@@ -109,7 +110,7 @@ final class Tape {
                 }
                 if (uses != null && i <= at) releaseUses(n, uses, ready);
                 if (held != null) {
-                    for (Tensor r : replaced) if (!isHeld(r)) Recycler.give(r);
+                    for (Tensor r : replaced) if (!isHeld(r)) Recycler.giveStorage(r);
                     replaced.clear();
                     if (i < at) giveBack(n, g);
                 }
@@ -127,7 +128,7 @@ final class Tape {
         boolean input = false;
         for (Var v : n.inputs) input |= v != null && v.value.storage() == y.storage();
         if (!input && !isHeld(y)) Recycler.give(y);
-        if (g != null && !isHeld(g)) Recycler.give(g);
+        if (g != null && !isHeld(g)) Recycler.giveStorage(g);   // a reshaped view of a gradient frees what it views
     }
 
     private boolean isHeld(Tensor t) {
@@ -180,8 +181,11 @@ final class Tape {
         if (t.held != null) {
             t.hold(v.grad);
             if (old != null) {
+                // both summands may be dead now: given back once the running closure has returned (it may still
+                // read g, or hand it to another input) and if no var's gradient is a window on them by then
                 t.unhold(old);
-                t.replaced.add(old);   // given back once the closure that is running has returned
+                t.replaced.add(old);
+                t.replaced.add(g);
             }
         }
     }

@@ -91,6 +91,19 @@ public final class Recycler {
         return true;
     }
 
+    /**
+     * Gives back the storage t is a window on (t's own, or that of the tensor t is a view of) if that tensor was made
+     * by {@link Tensor#uninitialized}: for the autograd tape, which knows that no tensor on that storage is read again
+     * (a gradient passed on as a reshaped view). Returns whether it did.
+     */
+    public static boolean giveStorage(Tensor t) {
+        if (!isOpen() || t == null) return false;
+        float[] a = t.releaseViewedStorage();
+        if (a == null) return false;
+        give(a);
+        return true;
+    }
+
     /** How many arrays the pool holds now (tests). */
     public static int pooledCount() {
         Recycler r = POOL.get();

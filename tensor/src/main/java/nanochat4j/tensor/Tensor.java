@@ -41,6 +41,8 @@ public final class Tensor {
     private final DeviceStorage dev;
     /** Made by {@link #uninitialized} and not given back yet: its storage may go back to the {@link Recycler}. */
     private boolean recyclable;
+    /** For a view: the tensor that made the storage it is a window on (null for that tensor itself). */
+    private Tensor base;
 
     private Tensor(DType dtype, int[] shape, int offset, float[] f32, short[] bf16, int[] i32) {
         this(dtype, shape, offset, f32, bf16, i32, null);
@@ -96,6 +98,18 @@ public final class Tensor {
         if (!recyclable) return null;
         recyclable = false;
         return f32;
+    }
+
+    /** {@link #releaseStorage} of the tensor whose storage this one is a window on (itself, or a view's base). */
+    float[] releaseViewedStorage() {
+        return (base != null ? base : this).releaseStorage();
+    }
+
+    /** A view of this tensor's storage, remembering who made it. */
+    private Tensor view(int[] s, int off) {
+        Tensor v = new Tensor(dtype, s, off, f32, bf16, i32, dev);
+        v.base = base != null ? base : this;
+        return v;
     }
 
     /** A tensor filled with {@code value}. */
@@ -286,7 +300,7 @@ public final class Tensor {
             s[infer] = (int) (numel / known);
         }
         if (numel(s) != numel) throw new IllegalArgumentException("reshape " + this + " to " + Arrays.toString(newShape) + ": element count differs");
-        return new Tensor(dtype, s, offset, f32, bf16, i32, dev);
+        return view(s, offset);
     }
 
     /** Rows [start, end) along dim 0, sharing storage. */
@@ -298,7 +312,7 @@ public final class Tensor {
         int inner = shape[0] == 0 ? 0 : numel / shape[0];
         int[] s = shape.clone();
         s[0] = end - start;
-        return new Tensor(dtype, s, offset + start * inner, f32, bf16, i32, dev);
+        return view(s, offset + start * inner);
     }
 
     /** Index {@code i} along dim 0 (the dim is dropped), sharing storage. */
@@ -306,7 +320,7 @@ public final class Tensor {
         if (shape.length == 0) throw new IllegalArgumentException("select of a scalar tensor");
         if (i < 0 || i >= shape[0]) throw new IllegalArgumentException("select " + i + " out of range for " + this);
         int inner = numel / shape[0];
-        return new Tensor(dtype, Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner, f32, bf16, i32, dev);
+        return view(Arrays.copyOfRange(shape, 1, shape.length), offset + i * inner);
     }
 
     // ---- copies and element access ----
