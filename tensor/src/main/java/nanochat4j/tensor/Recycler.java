@@ -84,11 +84,7 @@ public final class Recycler {
      * nothing reads it any more. Returns whether it did.
      */
     public static boolean give(Tensor t) {
-        if (!isOpen() || t == null) return false;
-        float[] a = t.releaseStorage();
-        if (a == null) return false;
-        give(a);
-        return true;
+        return isOpen() && t != null && giveIfAny(t.releaseStorage());
     }
 
     /**
@@ -97,11 +93,12 @@ public final class Recycler {
      * (a gradient passed on as a reshaped view). Returns whether it did.
      */
     public static boolean giveStorage(Tensor t) {
-        if (!isOpen() || t == null) return false;
-        float[] a = t.releaseViewedStorage();
-        if (a == null) return false;
-        give(a);
-        return true;
+        return isOpen() && t != null && giveIfAny(t.releaseViewedStorage());
+    }
+
+    private static boolean giveIfAny(float[] a) {
+        if (a != null) give(a);
+        return a != null;
     }
 
     /** How many arrays the pool holds now (tests). */
