@@ -25,8 +25,18 @@ final class CFmaPeak {
         boolean measured() { return !Double.isNaN(gflops); }
     }
 
-    /** Builds and runs the loop on {@code threads} threads with {@code bits}-bit vectors (128, 256 or 512). */
+    /** Builds and runs the loop once on {@code threads} threads with {@code bits}-bit vectors (128, 256 or 512). */
     static Peak measure(int threads, int bits, long iters) {
+        try (Loop loop = build(threads, bits)) {
+            return loop.measure(iters);
+        }
+    }
+
+    /**
+     * The loop built once for this machine, to run beside each op: the host's speed drifts by a third within
+     * minutes on our shared machines, so a ratio holds only against a peak measured at the same moment.
+     */
+    static Loop build(int threads, int bits) {
         boolean x86 = System.getProperty("os.arch").matches("amd64|x86_64");
         List<String> cmd = new ArrayList<>(List.of("gcc", "-O2", "-march=native"));
         // below 512 bits an x86 build must not use AVX-512 at all: AVX2 has 16 vector registers, AVX-512VL 32
@@ -38,24 +48,55 @@ final class CFmaPeak {
             dir = Files.createTempDirectory("nanochat4j-fma");
             Path src = dir.resolve("fma_peak.c"), exe = dir.resolve("fma_peak");
             try (InputStream in = CFmaPeak.class.getResourceAsStream("/nanochat4j/bench/fma_peak.c")) {
-                if (in == null) return new Peak(Double.NaN, how, "fma_peak.c is missing from the jar");
+                if (in == null) return new Loop(dir, null, threads, how, "fma_peak.c is missing from the jar");
                 Files.copy(in, src);
             }
             cmd.addAll(List.of(src.toString(), "-o", exe.toString()));
             String built = run(cmd, 60);
-            if (!Files.isExecutable(exe)) return new Peak(Double.NaN, how, "gcc failed: " + firstLine(built));
-            String out = run(List.of(exe.toString(), Integer.toString(threads), Long.toString(iters)), 120);
-            for (String line : out.split("\n")) {
-                if (line.startsWith("GFLOP/s ")) return new Peak(Double.parseDouble(line.substring(8).trim()), how, null);
-            }
-            return new Peak(Double.NaN, how, "fma_peak printed no figure: " + firstLine(out));
+            if (!Files.isExecutable(exe)) return new Loop(dir, null, threads, how, "gcc failed: " + firstLine(built));
+            return new Loop(dir, exe, threads, how, null);
         } catch (IOException e) {
             String why = e.getMessage() != null && e.getMessage().contains("\"gcc\"") ? "no gcc on the PATH" : e.toString();
-            return new Peak(Double.NaN, how, why);
+            return new Loop(dir, null, threads, how, why);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            return new Peak(Double.NaN, how, "interrupted");
-        } finally {
+            return new Loop(dir, null, threads, how, "interrupted");
+        }
+    }
+
+    /** A built loop (or why there is none); {@link #close} deletes it. */
+    static final class Loop implements AutoCloseable {
+        private final Path dir, exe;
+        private final int threads;
+        private final String how, reason;
+
+        private Loop(Path dir, Path exe, int threads, String how, String reason) {
+            this.dir = dir;
+            this.exe = exe;
+            this.threads = threads;
+            this.how = how;
+            this.reason = reason;
+        }
+
+        /** Runs it for {@code iters} iterations on every thread: its GFLOP/s, or NaN and why. */
+        Peak measure(long iters) {
+            if (exe == null) return new Peak(Double.NaN, how, reason);
+            try {
+                String out = run(List.of(exe.toString(), Integer.toString(threads), Long.toString(iters)), 120);
+                for (String line : out.split("\n")) {
+                    if (line.startsWith("GFLOP/s ")) return new Peak(Double.parseDouble(line.substring(8).trim()), how, null);
+                }
+                return new Peak(Double.NaN, how, "fma_peak printed no figure: " + firstLine(out));
+            } catch (IOException e) {
+                return new Peak(Double.NaN, how, e.toString());
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return new Peak(Double.NaN, how, "interrupted");
+            }
+        }
+
+        @Override
+        public void close() {
             if (dir != null) deleteTree(dir);
         }
     }

@@ -43,7 +43,8 @@ import picocli.CommandLine.Spec;
  * </ul>
  * Each op: warm-up runs until the JIT has settled and the heap has stopped growing ({@link PageFaults}), then the
  * median of several timed runs; a row whose timed runs still faulted fresh pages in says so in its note.
- * {@code --json}: one object per line with keys op, shape, ms, gflops (null when not counted), peak_gflops, note.
+ * {@code --json}: one object per line with keys op, shape, ms, gflops (null when not counted), peak_gflops,
+ * c_peak_gflops (gcc's FMA loop run beside a flop-bound op; null for the others or without gcc), note.
  * Hidden {@code --quick}: tiny sizes for tests.
  */
 @Command(name = "kernels", mixinStandardHelpOptions = true,
@@ -78,11 +79,18 @@ public final class KernelsBench implements Callable<Integer> {
     private double bandwidth = Double.NaN;
     /** gcc's FMA loop at the JVM's vector width: the flop-bound rows also say their share of it. */
     private CFmaPeak.Peak cPeak;
+    /** The C loop, kept built to be run again beside each flop-bound op; null until {@link #cPeak()}. */
+    private CFmaPeak.Loop cLoop;
     /** GEMM operands are read from one random array and written to one output array, both grown as needed. */
     private float[] operands = new float[0], product = new float[0];
 
     /** One timed op: flops < 0 when the op is memory bound (then bytes gives its traffic for the note). */
-    private record Result(String op, String shape, double ms, double flops, double bytes, double peak, String note) {}
+    /** A row; {@code cPeak} is the C FMA loop's GFLOP/s measured beside a flop-bound op (NaN for the others). */
+    private record Result(String op, String shape, double ms, double flops, double bytes, double peak, String note, double cPeak) {
+        Result(String op, String shape, double ms, double flops, double bytes, double peak, String note) {
+            this(op, shape, ms, flops, bytes, peak, note, Double.NaN);
+        }
+    }
 
     @Override
     public Integer call() {
@@ -106,18 +114,29 @@ public final class KernelsBench implements Callable<Integer> {
         }
         try (Deopts d = Deopts.start()) {
             jit = d;
-            if (wants("gemm") || wants("attention") || wants("cross_entropy")) cPeak();
-            if (wants("gemm")) {
-                gemms();
-                operands = product = null; // ~1 GB at full size: let the memory-bound ops have it
-            }
-            if (wants("attention")) attention();
-            if (wants("cross_entropy") || wants("rms_norm") || wants("rotary")) bandwidth();
-            if (wants("cross_entropy")) crossEntropy();
-            if (wants("rms_norm")) rmsNorm();
-            if (wants("rotary")) rotary();
+            runOps();
+        } finally {
+            if (cLoop != null) cLoop.close();
         }
         return 0;
+    }
+
+    private void runOps() {
+        if (wants("gemm") || wants("attention") || wants("cross_entropy")) cPeak();
+        if (wants("gemm")) {
+            gemms();
+            operands = product = null; // ~1 GB at full size: let the memory-bound ops have it
+        }
+        if (wants("attention")) attention();
+        if (wants("cross_entropy") || wants("rms_norm") || wants("rotary")) bandwidth();
+        if (wants("cross_entropy")) crossEntropy();
+        if (wants("rms_norm")) rmsNorm();
+        if (wants("rotary")) rotary();
+    }
+
+    /** Iterations of the C loop: ~50 ms at full size. */
+    private long cIters() {
+        return quick ? 100_000 : 20_000_000;
     }
 
     /** Counts the JIT's deoptimizations over each op's timed runs (a storm goes into the row's note). */
@@ -187,9 +206,10 @@ public final class KernelsBench implements Callable<Integer> {
 
     // ------------------------------------------------------------------ memory-bound fused ops
 
-    /** Builds and runs the C FMA loop once, and prints its figure (or why there is none) as its own row. */
+    /** Builds the C FMA loop, runs it once and prints its figure (or why there is none) as its own row. */
     private void cPeak() {
-        cPeak = CFmaPeak.measure(Parallel.threads(), Vec.F.vectorBitSize(), quick ? 100_000 : 20_000_000);
+        cLoop = CFmaPeak.build(Parallel.threads(), Vec.F.vectorBitSize());
+        cPeak = cLoop.measure(cIters());
         String note = cPeak.measured() ? cPeak.how() : "no C peak: " + cPeak.reason();
         print(new Result("c_fma_peak", Vec.F.vectorBitSize() + "-bit, " + Parallel.threads() + " threads", Double.NaN,
                 cPeak.measured() ? 0 : -1, -1, cPeak.gflops(), note));
@@ -342,6 +362,8 @@ public final class KernelsBench implements Callable<Integer> {
         double oneMs = fastest;
         int reps = quick ? 2 : (int) Math.max(3, Math.min(15, 2000 / oneMs));
         double peak = quick ? FmaPeak.measure(2, 20_000) : FmaPeak.measure(5, 2_000_000);
+        // the C peak beside a flop-bound op, not only the one at the start: the host's speed drifts within minutes
+        double cBeside = flops > 0 && cLoop != null ? cLoop.measure(cIters()).gflops() : Double.NaN;
         double[] ms = new double[reps];
         Deopts.Window w = jit.open();
         PageFaults.Mark m = PageFaults.Mark.now(); // after the JFR window opens: its buffers are not the op's
@@ -359,14 +381,17 @@ public final class KernelsBench implements Callable<Integer> {
                         growth / 1e6, faults);
         String storm = Deopts.note(w, "the timed runs");
         if (storm != null) note = note == null ? storm : storm + "; " + note;
-        return new Result(op, shape, med, flops, bytes, peak, note);
+        return new Result(op, shape, med, flops, bytes, peak, note, cBeside);
     }
 
     private void print(Result r) {
         boolean cRow = r.op.equals("c_fma_peak");
         Double gflops = cRow ? (Double.isNaN(r.peak) ? null : r.peak) : r.flops > 0 ? r.flops / r.ms / 1e6 : null;
         String note = r.note;
-        if (!cRow && gflops != null && cPeak != null && cPeak.measured()) {
+        if (!cRow && gflops != null && !Double.isNaN(r.cPeak)) {
+            String share = String.format(Locale.ROOT, "%.0f%% of the C peak (%.1f GFLOP/s, run beside it)", 100 * gflops / r.cPeak, r.cPeak);
+            note = note == null ? share : share + "; " + note;
+        } else if (!cRow && gflops != null && cPeak != null && cPeak.measured()) {
             String share = String.format(Locale.ROOT, "%.0f%% of the C peak", 100 * gflops / cPeak.gflops());
             note = note == null ? share : share + "; " + note;
         }
@@ -384,6 +409,7 @@ public final class KernelsBench implements Callable<Integer> {
             row.put("ms", round(r.ms));
             row.put("gflops", gflops == null ? null : round(gflops));
             row.put("peak_gflops", round(r.peak));
+            row.put("c_peak_gflops", Double.isNaN(r.cPeak) ? null : round(r.cPeak));
             row.put("note", note);
             try {
                 out.println(mapper.writeValueAsString(row));
