@@ -313,14 +313,13 @@ public final class Ops {
                 dW = r.dW();
                 s = dy.item();
             }
+            Tensor sink = Tape.sink(w);
             if (x.requiresGrad) acc(x, s == 1f ? dx : be.scale(dx, s));
-            if (s != 1f || !x.requiresGrad) Recycler.give(dx);   // not x's gradient itself: nothing reads it again
-            if (w.requiresGrad) {
-                Tensor sink = Tape.sink(w);
-                if (sink != null) be.axpy(s, dW, sink);
-                else acc(w, s == 1f ? dW : be.scale(dW, s));
-            }
-            if (!w.requiresGrad || Tape.sink(w) != null || s != 1f) Recycler.give(dW);
+            if (sink != null) be.axpy(s, dW, sink);
+            else if (w.requiresGrad) acc(w, s == 1f ? dW : be.scale(dW, s));
+            // unless it became a var's gradient itself, nothing reads it again
+            if (!(x.requiresGrad && s == 1f)) Recycler.give(dx);
+            if (!(w.requiresGrad && sink == null && s == 1f)) Recycler.give(dW);
         }, x, w);
     }
 }

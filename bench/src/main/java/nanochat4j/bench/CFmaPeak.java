@@ -25,18 +25,11 @@ final class CFmaPeak {
         boolean measured() { return !Double.isNaN(gflops); }
     }
 
-    /** Builds and runs the loop once on {@code threads} threads with {@code bits}-bit vectors (128, 256 or 512). */
-    static Peak measure(int threads, int bits, long iters) {
-        try (Loop loop = build(threads, bits)) {
-            return loop.measure(iters);
-        }
-    }
-
     /**
      * The loop built once for this machine, to run beside each op: the host's speed drifts by a third within
      * minutes on our shared machines, so a ratio holds only against a peak measured at the same moment.
      */
-    static Loop build(int threads, int bits) {
+    static Loop build(int threads, int bits) {   // bits: 128, 256 or 512
         boolean x86 = System.getProperty("os.arch").matches("amd64|x86_64");
         List<String> cmd = new ArrayList<>(List.of("gcc", "-O2", "-march=native"));
         // below 512 bits an x86 build must not use AVX-512 at all: AVX2 has 16 vector registers, AVX-512VL 32

@@ -78,7 +78,6 @@ public final class KernelsBench implements Callable<Integer> {
     /** The triad bandwidth (GB/s) the memory-bound ops are judged against; NaN until measured. */
     private double bandwidth = Double.NaN;
     /** gcc's FMA loop at the JVM's vector width: the flop-bound rows also say their share of it. */
-    private CFmaPeak.Peak cPeak;
     /** The C loop, kept built to be run again beside each flop-bound op; null until {@link #cPeak()}. */
     private CFmaPeak.Loop cLoop;
     /** GEMM operands are read from one random array and written to one output array, both grown as needed. */
@@ -209,7 +208,7 @@ public final class KernelsBench implements Callable<Integer> {
     /** Builds the C FMA loop, runs it once and prints its figure (or why there is none) as its own row. */
     private void cPeak() {
         cLoop = CFmaPeak.build(Parallel.threads(), Vec.F.vectorBitSize());
-        cPeak = cLoop.measure(cIters());
+        CFmaPeak.Peak cPeak = cLoop.measure(cIters());
         String note = cPeak.measured() ? cPeak.how() : "no C peak: " + cPeak.reason();
         print(new Result("c_fma_peak", Vec.F.vectorBitSize() + "-bit, " + Parallel.threads() + " threads", Double.NaN,
                 cPeak.measured() ? 0 : -1, -1, cPeak.gflops(), note));
@@ -390,9 +389,6 @@ public final class KernelsBench implements Callable<Integer> {
         String note = r.note;
         if (!cRow && gflops != null && !Double.isNaN(r.cPeak)) {
             String share = String.format(Locale.ROOT, "%.0f%% of the C peak (%.1f GFLOP/s, run beside it)", 100 * gflops / r.cPeak, r.cPeak);
-            note = note == null ? share : share + "; " + note;
-        } else if (!cRow && gflops != null && cPeak != null && cPeak.measured()) {
-            String share = String.format(Locale.ROOT, "%.0f%% of the C peak", 100 * gflops / cPeak.gflops());
             note = note == null ? share : share + "; " + note;
         }
         if (r.bytes > 0) {

@@ -92,7 +92,10 @@ class KernelsBenchTest {
 
     @Test
     void theCFmaLoopBuildsWhereGccIsAndItsFigureIsPlausible() {
-        CFmaPeak.Peak p = CFmaPeak.measure(1, nanochat4j.tensor.cpu.Vec.F.vectorBitSize(), 100_000);
+        CFmaPeak.Peak p;
+        try (CFmaPeak.Loop loop = CFmaPeak.build(1, nanochat4j.tensor.cpu.Vec.F.vectorBitSize())) {
+            p = loop.measure(100_000);
+        }
         boolean gcc = java.util.stream.Stream.of(System.getenv("PATH").split(java.io.File.pathSeparator))
                 .anyMatch(d -> java.nio.file.Files.isExecutable(java.nio.file.Path.of(d, "gcc")));
         if (!gcc) {
