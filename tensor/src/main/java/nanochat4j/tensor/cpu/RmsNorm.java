@@ -39,14 +39,10 @@ public final class RmsNorm {
             for (int r = s; r < e; r++) {
                 int xb = xo + r * d, gb = dyo + r * d, ob = dxo + r * d;
                 float rs = rstd(x, xb, d, eps);
-                var acc = FloatVector.zero(S);
-                int i = 0, ub = S.loopBound(d);
-                for (; i < ub; i += S.length()) acc = FloatVector.fromArray(S, dy, gb + i).fma(FloatVector.fromArray(S, x, xb + i), acc);
-                float dot = VecMath.sum(acc);
-                for (; i < d; i++) dot += dy[gb + i] * x[xb + i];
+                float dot = dot(dy, gb, x, xb, d);
                 float a = scale * rs;                       // coefficient of dy
                 float b = -scale * rs * rs * rs * dot / d;  // coefficient of x
-                i = 0;
+                int i = 0, ub = S.loopBound(d);
                 for (; i < ub; i += S.length()) {
                     FloatVector.fromArray(S, x, xb + i).mul(b).add(FloatVector.fromArray(S, dy, gb + i).mul(a)).intoArray(dx, ob + i);
                 }
@@ -56,15 +52,29 @@ public final class RmsNorm {
     }
 
     private static float rstd(float[] x, int xb, int d, float eps) {
-        var acc = FloatVector.zero(S);
-        int i = 0, ub = S.loopBound(d);
-        for (; i < ub; i += S.length()) {
-            var v = FloatVector.fromArray(S, x, xb + i);
-            acc = v.fma(v, acc);
+        return (float) (1.0 / Math.sqrt(dot(x, xb, x, xb, d) / d + eps));
+    }
+
+    /**
+     * Σ a·b over one row, in a fixed order: four vector accumulators, so the FMAs do not wait on each other (one
+     * chain of 192 dependent FMAs a row at 128 bits and d = 768 took half of rms_norm's time), then the tail.
+     */
+    private static float dot(float[] a, int ab, float[] b, int bb, int d) {
+        int l = S.length(), i = 0, ub4 = d - d % (4 * l), ub = S.loopBound(d);
+        var acc0 = FloatVector.zero(S);
+        var acc1 = FloatVector.zero(S);
+        var acc2 = FloatVector.zero(S);
+        var acc3 = FloatVector.zero(S);
+        for (; i < ub4; i += 4 * l) {
+            acc0 = FloatVector.fromArray(S, a, ab + i).fma(FloatVector.fromArray(S, b, bb + i), acc0);
+            acc1 = FloatVector.fromArray(S, a, ab + i + l).fma(FloatVector.fromArray(S, b, bb + i + l), acc1);
+            acc2 = FloatVector.fromArray(S, a, ab + i + 2 * l).fma(FloatVector.fromArray(S, b, bb + i + 2 * l), acc2);
+            acc3 = FloatVector.fromArray(S, a, ab + i + 3 * l).fma(FloatVector.fromArray(S, b, bb + i + 3 * l), acc3);
         }
-        float ss = VecMath.sum(acc);
-        for (; i < d; i++) ss += x[xb + i] * x[xb + i];
-        return (float) (1.0 / Math.sqrt(ss / d + eps));
+        for (; i < ub; i += l) acc0 = FloatVector.fromArray(S, a, ab + i).fma(FloatVector.fromArray(S, b, bb + i), acc0);
+        float s = VecMath.sum(acc0.add(acc1).add(acc2.add(acc3)));
+        for (; i < d; i++) s += a[ab + i] * b[bb + i];
+        return s;
     }
 
     private static int grain(int d) {

@@ -194,7 +194,14 @@ class RlTest {
         assertArrayEquals(a.groups().get(0).inputs(), b.groups().get(0).inputs(), "same step and seed, same samples");
         assertArrayEquals(a.advantages().get(0), b.advantages().get(0));
         ChatRl.StepRollouts c = ChatRl.rollouts(engine, twoPlusThree, o, 1, 0, 1, 1);
-        assertTrue(!java.util.Arrays.equals(a.groups().get(0).inputs(), c.groups().get(0).inputs()), "another step samples anew");
+        // Whether the taught model draws other samples at another step depends on how peaked it came out (at 128-bit
+        // rounding it once drew the same 8), so the per-step seeding is checked on an untrained model, whose next-token
+        // distribution is near uniform: two steps drawing the same 8 × 24 tokens there means the step is not in the seed.
+        Engine fresh = new Engine(GPT.create(GPTConfig.fromDepth(1, 32, 16, 64, "L", TOK.vocabSize()), 11), TOK);
+        assertArrayEquals(ChatRl.rollouts(fresh, twoPlusThree, o, 0, 0, 1, 1).groups().get(0).inputs(),
+                ChatRl.rollouts(fresh, twoPlusThree, o, 0, 0, 1, 1).groups().get(0).inputs(), "same step and seed, same samples");
+        assertTrue(!java.util.Arrays.equals(ChatRl.rollouts(fresh, twoPlusThree, o, 0, 0, 1, 1).groups().get(0).inputs(),
+                ChatRl.rollouts(fresh, twoPlusThree, o, 1, 0, 1, 1).groups().get(0).inputs()), "another step samples anew");
         double meanReward = a.rewardSum() / 8;
         assertTrue(Double.isFinite(meanReward) && meanReward > 0, "the taught model solves some of its own question: " + meanReward);
         // every <|output_start|> … <|output_end|> span the calculator forced has no target
