@@ -97,7 +97,8 @@ say "probe: $(tail -n 1 "$jsonl")"
 if t=$(stage conformance 110); then
   say "conformance suite (${t}s) ..."
   clog="$work/conformance.log"
-  CI=true timeout "$t" "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
+  # poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it
+  CI=true timeout "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     org.junit.platform.console.ConsoleLauncher execute \
     --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.Bf16MatmulConformanceTest \
     --select-class nanochat4j.tensor.cuda.CudaBackendTest --select-class nanochat4j.tensor.cuda.NvrtcCompileTest \
@@ -191,7 +192,8 @@ if t=$(stage train-extras 120); then
   say "GPU data-parallel and resume tests (${t}s) ..."
   tlog="$work/train-tests.log"
   # on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
-  CI=true timeout "$t" "$java" "${flags[@]}" -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
+  # poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it
+  CI=true timeout "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
     org.junit.platform.console.ConsoleLauncher execute \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \

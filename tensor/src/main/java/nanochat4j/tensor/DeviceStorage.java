@@ -30,4 +30,11 @@ public interface DeviceStorage {
 
     /** New memory of {@code bytes} on the same device (contents undefined). */
     DeviceStorage allocateLike(long bytes);
+
+    /**
+     * Hands this memory back to its allocator now, for reuse by work queued after everything that read it; called
+     * once nothing will read it again (by the {@link Recycler}, for the autograd tape, and by backends for their own
+     * temporaries). The default does nothing: the memory then goes when unreachable.
+     */
+    default void recycle() {}
 }

@@ -23,6 +23,9 @@ import java.util.Set;
  *   <li>the autograd tape gives back, as its backward pass drops each node, the node's output and its gradient once
  *       nothing can read them again. Inside a scope the values of intermediate vars are therefore gone after
  *       {@code backward()}: read the loss (the root) and nothing else.</li>
+ *   <li>on a GPU the same give-backs hand an op output's device memory ({@link Tensor#uninitializedOn}) straight
+ *       back to the CUDA allocator's pool ({@link DeviceStorage#recycle}), so a step's device memory peaks at its
+ *       live set instead of growing until a GC finds the dead tensors.</li>
  * </ul>
  * The pool is bounded by one step: closing the outermost scope drops what the previous scope gave back and this
  * one did not take (shapes that stopped recurring), and every pooled array is softly held, so a pool never costs an
@@ -80,25 +83,21 @@ public final class Recycler {
     }
 
     /**
-     * Gives back t's storage if t was made by {@link Tensor#uninitialized} (not a view, not given back already) and
-     * nothing reads it any more. Returns whether it did.
+     * Gives back t's storage if t was made by {@link Tensor#uninitialized} or {@link Tensor#uninitializedOn} (not a
+     * view, not given back already) and nothing reads it any more: a heap array to this pool, device memory to its
+     * allocator at once. Returns whether it did; outside a scope it does nothing.
      */
     public static boolean give(Tensor t) {
-        return isOpen() && t != null && giveIfAny(t.releaseStorage());
+        return isOpen() && t != null && t.recycleStorage();
     }
 
     /**
      * Gives back the storage t is a window on (t's own, or that of the tensor t is a view of) if that tensor was made
-     * by {@link Tensor#uninitialized}: for the autograd tape, which knows that no tensor on that storage is read again
-     * (a gradient passed on as a reshaped view). Returns whether it did.
+     * by {@link Tensor#uninitialized} or {@link Tensor#uninitializedOn}: for the autograd tape, which knows that no
+     * tensor on that storage is read again (a gradient passed on as a reshaped view). Returns whether it did.
      */
     public static boolean giveStorage(Tensor t) {
-        return isOpen() && t != null && giveIfAny(t.releaseViewedStorage());
-    }
-
-    private static boolean giveIfAny(float[] a) {
-        if (a != null) give(a);
-        return a != null;
+        return isOpen() && t != null && t.recycleViewedStorage();
     }
 
     /** How many arrays the pool holds now (tests). */

@@ -93,16 +93,22 @@ public final class Tensor {
         return t;
     }
 
-    /** This tensor's whole storage if it may be recycled (made by {@link #uninitialized}, not given back yet), else null. */
-    float[] releaseStorage() {
-        if (!recyclable) return null;
+    /**
+     * Hands this tensor's whole storage back if it may be recycled (made by {@link #uninitialized} or
+     * {@link #uninitializedOn}, not given back yet): a heap array to the {@link Recycler}'s pool, device memory to its
+     * allocator ({@link DeviceStorage#recycle}). Returns whether it did.
+     */
+    boolean recycleStorage() {
+        if (!recyclable) return false;
         recyclable = false;
-        return f32;
+        if (dev != null) dev.recycle();
+        else Recycler.give(f32);
+        return true;
     }
 
-    /** {@link #releaseStorage} of the tensor whose storage this one is a window on (itself, or a view's base). */
-    float[] releaseViewedStorage() {
-        return (base != null ? base : this).releaseStorage();
+    /** {@link #recycleStorage} of the tensor whose storage this one is a window on (itself, or a view's base). */
+    boolean recycleViewedStorage() {
+        return (base != null ? base : this).recycleStorage();
     }
 
     /** A view of this tensor's storage, remembering who made it. */
@@ -151,6 +157,17 @@ public final class Tensor {
             throw new IllegalArgumentException("Tensor.onDevice: storage " + storage + " is not device memory");
         }
         return new Tensor(dtype, checkShape(shape), offset, null, null, null, storage);
+    }
+
+    /**
+     * A tensor on device memory that was just allocated for it alone and that an op writes whole: like
+     * {@link #uninitialized}, the autograd tape may give the memory back ({@link Recycler#give(Tensor)}) once nothing
+     * reads it.
+     */
+    public static Tensor uninitializedOn(DType dtype, DeviceStorage storage, int... shape) {
+        Tensor t = onDevice(dtype, storage, 0, shape);
+        t.recyclable = true;
+        return t;
     }
 
     // ---- metadata ----

@@ -36,6 +36,32 @@ class DeviceTensorTest {
         }
 
         @Override public DeviceStorage allocateLike(long n) { return new FakeStorage(n); }
+
+        int recycled;
+
+        @Override public void recycle() { recycled++; }
+    }
+
+    /** The autograd tape's give-backs reach device memory: once, inside a scope, for op outputs only. */
+    @Test
+    void theRecyclerHandsAnOpOutputsDeviceMemoryBackOnceAndNothingElse() {
+        FakeStorage out = new FakeStorage(24), param = new FakeStorage(24), viewed = new FakeStorage(24);
+        Tensor y = Tensor.uninitializedOn(DType.F32, out, 2, 3);
+        Tensor w = Tensor.onDevice(DType.F32, param, 0, 2, 3);
+        Tensor v = Tensor.uninitializedOn(DType.F32, viewed, 2, 3).reshape(6);
+        assertTrue(!Recycler.give(y), "outside a scope nothing goes back");
+        try (var s = Recycler.open()) {
+            assertTrue(Recycler.give(y));
+            assertTrue(!Recycler.give(y), "given back already");
+            assertTrue(!Recycler.give(w) && !Recycler.giveStorage(w), "memory the tensor does not own alone (a parameter's upload)");
+            assertTrue(!Recycler.give(v), "a view is not its storage's owner");
+            assertTrue(Recycler.giveStorage(v), "the tape frees what a dropped view views");
+            assertTrue(!Recycler.giveStorage(v));
+        }
+        assertEquals(1, out.recycled);
+        assertEquals(0, param.recycled);
+        assertEquals(1, viewed.recycled);
+        assertEquals(0, Recycler.pooledCount(), "device memory never enters the heap pool");
     }
 
     @Test

@@ -237,6 +237,15 @@ public final class CudaBackend implements Backend {
         return y;
     }
 
+    /**
+     * Temporaries of one op that no later kernel reads: their memory goes back to the pool now rather than when a GC
+     * finds them (stream order makes the reuse safe), so a step's bf16 activation copies and logits chunks do not
+     * pile up on the device.
+     */
+    private static void recycle(Tensor... temps) {
+        for (Tensor t : temps) if (t != null) t.deviceStorage().recycle();
+    }
+
     /** An activation as it enters a bf16 GEMM (cast at each use: activations are new every step). */
     private Tensor activationBf16(Tensor x) {
         return castBf16(p(x), x.numel());
@@ -345,8 +354,9 @@ public final class CudaBackend implements Backend {
         ys[ys.length - 1] = out;
         if (rows == 0 || out == 0 || in == 0) return ctx.zeros(DType.F32, ys);
         if (bf16()) {
-            Tensor y = ctx.empty(DType.F32, ys);
-            gemmBf16(false, true, rows, out, in, 1f, p(activationBf16(x)), p(weightBf16(w)), 0f, p(y));
+            Tensor y = ctx.empty(DType.F32, ys), xh = activationBf16(x);
+            gemmBf16(false, true, rows, out, in, 1f, p(xh), p(weightBf16(w)), 0f, p(y));
+            recycle(xh);
             return y;
         }
         Tensor y = ctx.zeros(DType.F32, ys);
@@ -364,8 +374,9 @@ public final class CudaBackend implements Backend {
         xs[xs.length - 1] = in;
         if (rows == 0 || in == 0 || out == 0) return ctx.zeros(DType.F32, xs);
         if (bf16()) {
-            Tensor dx = ctx.empty(DType.F32, xs);
-            gemmBf16(false, false, rows, in, out, 1f, p(activationBf16(dy)), p(weightBf16(w)), 0f, p(dx));
+            Tensor dx = ctx.empty(DType.F32, xs), dyh = activationBf16(dy);
+            gemmBf16(false, false, rows, in, out, 1f, p(dyh), p(weightBf16(w)), 0f, p(dx));
+            recycle(dyh);
             return dx;
         }
         Tensor dx = ctx.zeros(DType.F32, xs);
@@ -387,8 +398,13 @@ public final class CudaBackend implements Backend {
         writes(dW);
         if (!accumulate) ctx.memset(dW, 0);
         if (rows == 0) return;
-        if (bf16()) gemmBf16(true, false, out, in, rows, 1f, p(activationBf16(dy)), p(activationBf16(x)), 1f, p(dW));
-        else gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
+        if (bf16()) {
+            Tensor dyh = activationBf16(dy), xh = activationBf16(x);
+            gemmBf16(true, false, out, in, rows, 1f, p(dyh), p(xh), 1f, p(dW));
+            recycle(dyh, xh);
+        } else {
+            gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
+        }
     }
 
     // ------------------------------------------------------------------ normalization, rotary
@@ -1075,11 +1091,13 @@ public final class CudaBackend implements Backend {
                 Tensor gh = castBf16(p(buf), (long) rr * vpad); // the gradient enters the lm_head backward in bf16
                 gemmBf16(false, false, rr, c, vpad, 1f, p(gh), p(wh), 0f, p(dx) + 4L * r0 * c);
                 gemmBf16(true, false, vpad, c, rr, 1f, p(gh), p(xh) + 2L * r0 * c, 1f, p(dW));
+                recycle(gh);
             } else if (withGrad) {
                 gemm(false, false, rr, c, vpad, 1f, p(buf), 0, p(w), 0, 0f, p(dx) + 4L * r0 * c, 0, 1);
                 gemm(true, false, vpad, c, rr, 1f, p(buf), 0, xc, 0, 1f, p(dW), 0, 1);
             }
         }
+        recycle(buf, xh);
         return new LinearLoss(loss, dx, dW);
     }
 

@@ -3,20 +3,17 @@ package nanochat4j.tensor.cuda;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.ref.Cleaner;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.Consumer;
 import java.util.function.LongUnaryOperator;
 import java.util.function.Supplier;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.DeviceStorage;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
 
 /**
@@ -24,13 +21,15 @@ import nanochat4j.tensor.Tensor;
  * cuBLAS call goes to (so stream order alone makes reuse of freed memory safe), a caching allocator, and the
  * compiled kernel modules.
  *
- * <p>Memory: a tensor's {@link Memory} is returned to a size-bucketed pool when the tensor becomes unreachable
- * (a {@link Cleaner} queues it; the next allocation takes it back), because cuMemAlloc/cuMemFree synchronize the
- * device and cost far more than a kernel. When the device is full, the pool is emptied back to the driver and a GC
- * is asked to release dead tensors before {@link CudaOutOfMemoryException} (size asked, free, total) is thrown.
+ * <p>Memory: a tensor's {@link Memory} goes back to a size-bucketed pool ({@link DeviceMemoryPool}) as soon as the
+ * autograd tape or the backend is done with it ({@link Memory#recycle}), or else when the tensor becomes unreachable,
+ * because cuMemAlloc/cuMemFree synchronize the device and cost far more than a kernel. When the device is full, the
+ * pool is emptied back to the driver and a GC is asked to release dead tensors before {@link CudaOutOfMemoryException}
+ * (size asked, free, total) is thrown. Under {@code -Dnanochat4j.recycler.poison=true} (the test suites) every new
+ * and every recycled block is filled with 0xFF bytes (NaN as fp32 and bf16), so a kernel that leaves part of its
+ * output unwritten, or a read of memory already given back, shows up as NaN on the GPU as it does on the CPU.
  */
 public final class CudaContext {
-    private static final Cleaner CLEANER = Cleaner.create();
     private static volatile CudaContext shared;
 
     private final Driver driver;
@@ -39,14 +38,12 @@ public final class CudaContext {
     private final MemorySegment stream;
     private final String name;
     private final int ccMajor, ccMinor, sms, maxSharedOptin, driverVersion;
-    private final Map<Long, ArrayDeque<Long>> pool = new HashMap<>();
-    private final ConcurrentLinkedQueue<long[]> released = new ConcurrentLinkedQueue<>();
+    private final DeviceMemoryPool pool = new DeviceMemoryPool();
     private final ThreadLocal<Boolean> bound = ThreadLocal.withInitial(() -> false);
     private final Map<String, Module> modules = new ConcurrentHashMap<>();
     private Nvrtc nvrtc;
     private Cublas cublas;
     private final PtxCache cache = new PtxCache(PtxCache.defaultDir());
-    private long pooledBytes;
     private final java.util.concurrent.atomic.AtomicLong hostWaits = new java.util.concurrent.atomic.AtomicLong();
     /** Told of every explicit copy into device memory (the backend's bf16 weight copies of it become stale). */
     private volatile Consumer<DeviceStorage> onCopyInto = s -> {};
@@ -138,14 +135,26 @@ public final class CudaContext {
 
     // ------------------------------------------------------------------ memory
 
-    /** Device memory owned by a tensor; back to the pool when unreachable. */
+    /** Device memory owned by a tensor; back to the pool when recycled or unreachable. */
     public final class Memory implements DeviceStorage {
         private final long ptr;
         private final long bytes;
+        private final DeviceMemoryPool.Block block;
+        private boolean recycled;
 
         private Memory(long ptr, long bytes) {
             this.ptr = ptr;
             this.bytes = bytes;
+            this.block = pool.track(this, ptr, bytes);
+        }
+
+        /** Back to the pool now, for work queued later on this context's stream (which runs after every reader); once. */
+        @Override
+        public void recycle() {
+            if (recycled) return; // a second poison fill could land on the block's next owner
+            recycled = true;
+            if (Recycler.POISON) poison(ptr, bytes);
+            block.recycle();
         }
 
         @Override public Device device() { return Device.CUDA; }
@@ -190,26 +199,18 @@ public final class CudaContext {
         }
     }
 
-    /** Pool bucket of a request: 512-byte steps up to 1 MiB, 2 MiB steps above (bounded waste, few buckets). */
-    static long bucket(long bytes) {
-        long b = Math.max(bytes, 1);
-        long step = b <= (1L << 20) ? 512 : 2L << 20;
-        return (b + step - 1) / step * step;
-    }
-
     /** Uninitialized device memory of at least {@code bytes}. */
     public Memory allocate(long bytes) {
-        long size = bucket(bytes);
-        synchronized (pool) {
-            drainReleased();
-            ArrayDeque<Long> q = pool.get(size);
-            if (q != null && !q.isEmpty()) {
-                pooledBytes -= size;
-                return track(q.pop(), size);
-            }
-        }
+        long size = DeviceMemoryPool.bucket(bytes);
+        long ptr = pool.take(size);
+        if (ptr == 0) ptr = allocateNew(bytes, size);
+        if (Recycler.POISON) poison(ptr, size);
+        return new Memory(ptr, size);
+    }
+
+    private long allocateNew(long bytes, long size) {
         bind();
-        return track(allocateOrThrow(bytes, size, driver::allocOrZero, () -> {
+        return allocateOrThrow(bytes, size, driver::allocOrZero, () -> {
             releasePool();
             System.gc();
             try {
@@ -218,7 +219,13 @@ public final class CudaContext {
                 Thread.currentThread().interrupt();
             }
             releasePool();
-        }, driver::memoryInfo), size);
+        }, driver::memoryInfo);
+    }
+
+    /** Every byte 0xFF: NaN as fp32 and bf16 (the recycler's poison, for tests). */
+    private void poison(long ptr, long bytes) {
+        bind();
+        driver.memsetAsync(ptr, 0xff, bytes, stream);
     }
 
     /**
@@ -240,42 +247,24 @@ public final class CudaContext {
         return p;
     }
 
-    private Memory track(long ptr, long size) {
-        Memory m = new Memory(ptr, size);
-        CLEANER.register(m, () -> released.add(new long[] {ptr, size}));
-        return m;
-    }
-
-    private void drainReleased() {
-        long[] r;
-        while ((r = released.poll()) != null) {
-            pool.computeIfAbsent(r[1], k -> new ArrayDeque<>()).push(r[0]);
-            pooledBytes += r[1];
-        }
-    }
-
     /** Gives every pooled block back to the driver (after the stream is idle: queued kernels may still use them). */
     public void releasePool() {
         synchronize();
-        synchronized (pool) {
-            drainReleased();
-            for (ArrayDeque<Long> q : pool.values()) for (long p : q) driver.free(p);
-            pool.clear();
-            pooledBytes = 0;
-        }
+        pool.freeAll(driver::free);
     }
 
-    /** Bytes held in the pool (freed by tensors, not yet reused or returned). */
+    /** Bytes held in the pool (given back by tensors, not yet reused or returned). */
     public long pooledBytes() {
-        synchronized (pool) {
-            return pooledBytes;
-        }
+        return pool.pooledBytes();
     }
 
-    /** An uninitialized device tensor. */
+    /**
+     * An uninitialized device tensor that owns its memory alone: an op's output, which the autograd tape may give
+     * back through the {@link Recycler} once nothing reads it.
+     */
     public Tensor empty(DType dtype, int... shape) {
         long bytes = (long) Tensor.numel(shape) * dtype.bytes();
-        return Tensor.onDevice(dtype, allocate(bytes), 0, shape);
+        return Tensor.uninitializedOn(dtype, allocate(bytes), shape);
     }
 
     /** A zero-filled device tensor. */
