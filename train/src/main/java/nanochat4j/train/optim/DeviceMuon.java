@@ -1,6 +1,7 @@
 package nanochat4j.train.optim;
 
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 
@@ -50,16 +51,32 @@ final class DeviceMuon {
         if (nsSteps < 0 || nsSteps > PolarExpress.COEFFS.length) {
             throw new IllegalArgumentException("polar express: ns_steps=" + nsSteps + ", must be in 0.." + PolarExpress.COEFFS.length);
         }
-        Tensor[] parts = new Tensor[count];
-        for (int j = 0; j < count; j++) parts[j] = g[j].reshape(1, rows, cols);
-        Tensor grads = count == 1 ? parts[0] : be.concat(0, parts);
-        float muF = (float) mu;
-        momentum = be.lerp(momentum, grads, 1f - muF);
-        Tensor x = be.lerp(grads, momentum, muF);
-        x = orthogonalize(x, nsSteps);
-        Tensor u = normuon(x, 1f - (float) beta2);
-        float lr = (float) lrEff, lrWd = lr * (float) wd;
-        for (int j = 0; j < count; j++) cautious(p[j], u.select(j), lr, lrWd);
+        try (var temps = Recycler.open()) {
+            Tensor[] parts = new Tensor[count];
+            for (int j = 0; j < count; j++) parts[j] = g[j].reshape(1, rows, cols);
+            Tensor grads = count == 1 ? parts[0] : be.concat(0, parts);
+            float muF = (float) mu;
+            Tensor old = momentum;
+            momentum = be.lerp(momentum, grads, 1f - muF);
+            Tensor x = be.lerp(grads, momentum, muF);
+            done(old, grads);   // grads: the stack; with one matrix a view of its gradient, which stays
+            Tensor o = orthogonalize(x, nsSteps);
+            done(x);
+            Tensor u = normuon(o, 1f - (float) beta2);
+            done(o);
+            float lr = (float) lrEff, lrWd = lr * (float) wd;
+            for (int j = 0; j < count; j++) cautious(p[j], u.select(j), lr, lrWd);
+            done(u);
+        }
+    }
+
+    /**
+     * Full-size temporaries of this update that nothing reads again: on a GPU their memory goes back to the pool at
+     * once instead of when a GC finds them (an update makes about 20 of them per stack of matrices). Only what an op
+     * made goes back ({@link Recycler#give(Tensor)}): views, the parameters and their gradients never do.
+     */
+    private static void done(Tensor... temps) {
+        for (Tensor t : temps) Recycler.give(t);
     }
 
     private Tensor constant(float v) {
@@ -71,36 +88,47 @@ final class DeviceMuon {
         return be.sqrt(be.sumToShape(be.mul(rowNorms, rowNorms), count, 1)).reshape(count, 1, 1);
     }
 
+    /** The polar-express orthogonalisation of x (which stays the caller's: only this method's temporaries go back). */
     Tensor orthogonalize(Tensor x, int steps) {
         // MuonEq: row r scaled by (‖X‖/√rows)/max(‖X_r‖, 1e-6)
         Tensor rn = be.rowNorms(x);                                                    // (K, R)
         Tensor target = be.scale(frobenius(rn).reshape(count, 1), 1f / (float) Math.sqrt(rows));
-        x = be.mul(x, be.div(target, be.clamp(rn, 1e-6f, Float.MAX_VALUE)).reshape(count, rows, 1));
+        Tensor eq = be.mul(x, be.div(target, be.clamp(rn, 1e-6f, Float.MAX_VALUE)).reshape(count, rows, 1));
         // X ← X/(1.01·‖X‖ + 1e-6)
-        Tensor denom = be.add(be.scale(frobenius(be.rowNorms(x)), 1.01f), constant(1e-6f));
-        x = be.div(x, denom);
+        Tensor denom = be.add(be.scale(frobenius(be.rowNorms(eq)), 1.01f), constant(1e-6f));
+        Tensor cur = be.div(eq, denom);
+        done(eq);
         boolean tall = rows > cols;
         for (int it = 0; it < steps; it++) {
             float a = (float) PolarExpress.COEFFS[it][0], b = (float) PolarExpress.COEFFS[it][1], c = (float) PolarExpress.COEFFS[it][2];
-            Tensor gram = tall ? be.matmul(x, true, x, false) : be.matmul(x, false, x, true);   // XᵀX or XXᵀ, batched
-            Tensor poly = be.axpby(b, gram, c, be.matmul(gram, false, gram, false));          // b·A + c·A²
-            Tensor xn = tall ? be.matmul(x, false, poly, false) : be.matmul(poly, false, x, false);
-            x = be.axpby(a, x, 1f, xn);
+            Tensor gram = tall ? be.matmul(cur, true, cur, false) : be.matmul(cur, false, cur, true);   // XᵀX or XXᵀ, batched
+            Tensor gram2 = be.matmul(gram, false, gram, false);
+            Tensor poly = be.axpby(b, gram, c, gram2);                                         // b·A + c·A²
+            Tensor xn = tall ? be.matmul(cur, false, poly, false) : be.matmul(poly, false, cur, false);
+            Tensor next = be.axpby(a, cur, 1f, xn);
+            done(gram, gram2, poly, xn, cur);
+            cur = next;
         }
         // Muon+: ‖X‖ = √min(rows, cols)
-        Tensor fro = be.clamp(frobenius(be.rowNorms(x)), 1e-6f, Float.MAX_VALUE);
-        return be.mul(x, be.div(constant((float) Math.sqrt(Math.min(rows, cols))), fro));
+        Tensor fro = be.clamp(frobenius(be.rowNorms(cur)), 1e-6f, Float.MAX_VALUE);
+        Tensor out = be.mul(cur, be.div(constant((float) Math.sqrt(Math.min(rows, cols))), fro));
+        done(cur);
+        return out;
     }
 
     /** NorMuon on the orthogonalised X: updates S and returns X scaled per row (rows ≥ cols) or per column. */
     Tensor normuon(Tensor x, float wSecond) {
         int red = perRow ? cols : rows;
+        Tensor sq = be.mul(x, x);
         Tensor v = perRow
-                ? be.scale(be.sumToShape(be.mul(x, x), count, rows, 1), 1f / red).reshape(count, rows)
-                : be.scale(be.sumToShape(be.mul(x, x), count, 1, cols), 1f / red).reshape(count, cols);
+                ? be.scale(be.sumToShape(sq, count, rows, 1), 1f / red).reshape(count, rows)
+                : be.scale(be.sumToShape(sq, count, 1, cols), 1f / red).reshape(count, cols);
+        done(sq);
         Tensor vn = be.scale(v, red);                                                   // v·N
         Tensor vNorm = be.sqrt(be.sumToShape(vn, count, 1));                            // (K, 1)
+        Tensor oldSecond = second;
         second = be.lerp(second, v, wSecond);
+        done(oldSecond);
         Tensor sigma = be.rsqrt(be.clamp(second, 1e-10f, Float.MAX_VALUE));
         Tensor sumNew = be.sumToShape(be.mul(vn, be.mul(sigma, sigma)), count, 1);
         Tensor ratio = be.div(vNorm, be.clamp(be.sqrt(sumNew), 1e-10f, Float.MAX_VALUE));
