@@ -85,37 +85,13 @@ public final class Gemv {
             int w = wo + r * ldw;
             for (int b = 0; b < nb; b++) {
                 int yi = yo + b * ldy + r;
-                float s = wf != null ? rowF32(wf, w, k, x, xo + b * ldx) : rowBf16(wb, w, k, x, xo + b * ldx);
+                float s = wf != null ? Vec.dot(wf, w, x, xo + b * ldx, k) : rowBf16(wb, w, k, x, xo + b * ldx);
                 y[yi] = out(s, alpha, beta, y, yi);
             }
         }
     }
 
-    /*
-     * One W row at wa against the input row at xa: four accumulators over k in blocks of 4L (the FMA latency hidden
-     * inside the row), the leftover whole vectors into the first, then ((a0 + a1) + (a2 + a3)), VecMath.sum, and the
-     * scalar tail.
-     */
-
-    private static float rowF32(float[] w, int wa, int k, float[] x, int xa) {
-        var a0 = FloatVector.zero(F);
-        var a1 = FloatVector.zero(F);
-        var a2 = FloatVector.zero(F);
-        var a3 = FloatVector.zero(F);
-        int j = 0, ub4 = k / (4 * L) * (4 * L), ub = k / L * L;
-        for (; j < ub4; j += 4 * L) {
-            a0 = FloatVector.fromArray(F, w, wa + j).fma(FloatVector.fromArray(F, x, xa + j), a0);
-            a1 = FloatVector.fromArray(F, w, wa + j + L).fma(FloatVector.fromArray(F, x, xa + j + L), a1);
-            a2 = FloatVector.fromArray(F, w, wa + j + 2 * L).fma(FloatVector.fromArray(F, x, xa + j + 2 * L), a2);
-            a3 = FloatVector.fromArray(F, w, wa + j + 3 * L).fma(FloatVector.fromArray(F, x, xa + j + 3 * L), a3);
-        }
-        for (; j < ub; j += L) a0 = FloatVector.fromArray(F, w, wa + j).fma(FloatVector.fromArray(F, x, xa + j), a0);
-        float s = VecMath.sum(a0.add(a1).add(a2.add(a3)));
-        for (; j < k; j++) s += w[wa + j] * x[xa + j];
-        return s;
-    }
-
-    /** {@link #rowF32} over bf16 weights, widened to fp32 in registers (a loop of its own, as {@link #quadBf16}). */
+    /** {@link Vec#dot} over bf16 weights, widened to fp32 in registers (a loop of its own, as {@link #quadBf16}). */
     private static float rowBf16(short[] w, int wa, int k, float[] x, int xa) {
         var a0 = FloatVector.zero(F);
         var a1 = FloatVector.zero(F);

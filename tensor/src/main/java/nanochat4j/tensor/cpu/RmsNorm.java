@@ -39,7 +39,7 @@ public final class RmsNorm {
             for (int r = s; r < e; r++) {
                 int xb = xo + r * d, gb = dyo + r * d, ob = dxo + r * d;
                 float rs = rstd(x, xb, d, eps);
-                float dot = dot(dy, gb, x, xb, d);
+                float dot = Vec.dot(dy, gb, x, xb, d);
                 float a = scale * rs;                       // coefficient of dy
                 float b = -scale * rs * rs * rs * dot / d;  // coefficient of x
                 int i = 0, ub = S.loopBound(d);
@@ -52,30 +52,9 @@ public final class RmsNorm {
     }
 
     private static float rstd(float[] x, int xb, int d, float eps) {
-        return (float) (1.0 / Math.sqrt(dot(x, xb, x, xb, d) / d + eps));
+        return (float) (1.0 / Math.sqrt(Vec.dot(x, xb, x, xb, d) / d + eps));
     }
 
-    /**
-     * Σ a·b over one row, in a fixed order: four vector accumulators, so the FMAs do not wait on each other (one
-     * chain of 192 dependent FMAs a row at 128 bits and d = 768 took half of rms_norm's time), then the tail.
-     */
-    private static float dot(float[] a, int ab, float[] b, int bb, int d) {
-        int l = S.length(), i = 0, ub4 = d - d % (4 * l), ub = S.loopBound(d);
-        var acc0 = FloatVector.zero(S);
-        var acc1 = FloatVector.zero(S);
-        var acc2 = FloatVector.zero(S);
-        var acc3 = FloatVector.zero(S);
-        for (; i < ub4; i += 4 * l) {
-            acc0 = FloatVector.fromArray(S, a, ab + i).fma(FloatVector.fromArray(S, b, bb + i), acc0);
-            acc1 = FloatVector.fromArray(S, a, ab + i + l).fma(FloatVector.fromArray(S, b, bb + i + l), acc1);
-            acc2 = FloatVector.fromArray(S, a, ab + i + 2 * l).fma(FloatVector.fromArray(S, b, bb + i + 2 * l), acc2);
-            acc3 = FloatVector.fromArray(S, a, ab + i + 3 * l).fma(FloatVector.fromArray(S, b, bb + i + 3 * l), acc3);
-        }
-        for (; i < ub; i += l) acc0 = FloatVector.fromArray(S, a, ab + i).fma(FloatVector.fromArray(S, b, bb + i), acc0);
-        float s = VecMath.sum(acc0.add(acc1).add(acc2.add(acc3)));
-        for (; i < d; i++) s += a[ab + i] * b[bb + i];
-        return s;
-    }
 
     private static int grain(int d) {
         return Math.max(1, 8192 / Math.max(d, 1));
