@@ -32,12 +32,9 @@ final class DeviceMemoryPool {
 
     /** A block owned by {@code owner}: back to the pool on {@link Block#recycle} or when the owner is unreachable. */
     final class Block {
-        final long ptr, size;
         private final Cleaner.Cleanable cleanable;
 
         private Block(Object owner, long ptr, long size) {
-            this.ptr = ptr;
-            this.size = size;
             // the action must not capture the owner (or this block, which the owner holds), or it never becomes unreachable
             ConcurrentLinkedQueue<long[]> q = returned;
             this.cleanable = CLEANER.register(owner, () -> q.add(new long[] {ptr, size}));
