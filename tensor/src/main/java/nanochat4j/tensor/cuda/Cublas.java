@@ -3,7 +3,6 @@ package nanochat4j.tensor.cuda;
 import static nanochat4j.tensor.cuda.Ffi.I;
 import static nanochat4j.tensor.cuda.Ffi.J;
 import static nanochat4j.tensor.cuda.Ffi.P;
-import static nanochat4j.tensor.cuda.Ffi.fn;
 import static nanochat4j.tensor.cuda.Ffi.rc;
 
 import java.lang.foreign.Arena;
@@ -26,37 +25,52 @@ public final class Cublas implements AutoCloseable {
     private static final int GEMM_DEFAULT = -1;
     private static final String LIB = "libcublas";
 
-    private static MethodHandle create, destroy, setStream, sgemm, sgemmBatched, gemmEx, gemmBatchedEx, statusString;
+    private static Api api;
     private static String from;
 
+    private final Api calls;
     private final MemorySegment handle;
     private final Arena scalars = Arena.ofShared();
     private final MemorySegment alphaBeta = scalars.allocate(8, 8);
 
-    private static synchronized void bind() {
-        if (create != null) return;
-        CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.CUBLAS);
-        var l = lib.lookup();
-        statusString = fn(l, LIB, FunctionDescriptor.of(P, I), "cublasGetStatusString");
-        destroy = fn(l, LIB, rc(P), "cublasDestroy_v2", "cublasDestroy");
-        setStream = fn(l, LIB, rc(P, P), "cublasSetStream_v2", "cublasSetStream");
-        sgemm = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, J, I, P, J, I), "cublasSgemm_v2", "cublasSgemm");
-        sgemmBatched = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, J, J, I, J, P, J, I, J, I), "cublasSgemmStridedBatched");
-        gemmEx = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, I, J, I, I, P, J, I, I, I, I), "cublasGemmEx");
-        gemmBatchedEx = fn(l, LIB, rc(P, I, I, I, I, I, P, J, I, I, J, J, I, I, J, P, J, I, I, J, I, I, I),
-                "cublasGemmStridedBatchedEx");
-        from = lib.from();
-        create = fn(l, LIB, rc(P), "cublasCreate_v2", "cublasCreate");
+    /** cuBLAS's entry points; bound from the library once per process ({@link #api}). */
+    static final class Api {
+        final MethodHandle create, destroy, setStream, sgemm, sgemmBatched, gemmEx, gemmBatchedEx, statusString;
+
+        Api(Ffi.Binder lib) {
+            statusString = lib.fn(FunctionDescriptor.of(P, I), "cublasGetStatusString");
+            destroy = lib.fn(rc(P), "cublasDestroy_v2", "cublasDestroy");
+            setStream = lib.fn(rc(P, P), "cublasSetStream_v2", "cublasSetStream");
+            sgemm = lib.fn(rc(P, I, I, I, I, I, P, J, I, J, I, P, J, I), "cublasSgemm_v2", "cublasSgemm");
+            sgemmBatched = lib.fn(rc(P, I, I, I, I, I, P, J, I, J, J, I, J, P, J, I, J, I), "cublasSgemmStridedBatched");
+            gemmEx = lib.fn(rc(P, I, I, I, I, I, P, J, I, I, J, I, I, P, J, I, I, I, I), "cublasGemmEx");
+            gemmBatchedEx = lib.fn(rc(P, I, I, I, I, I, P, J, I, I, J, J, I, I, J, P, J, I, I, J, I, I, I),
+                    "cublasGemmStridedBatchedEx");
+            create = lib.fn(rc(P), "cublasCreate_v2", "cublasCreate");
+        }
+    }
+
+    private static synchronized Api api() {
+        if (api == null) {
+            CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.CUBLAS);
+            api = new Api(Ffi.Binder.of(lib, LIB));
+            from = lib.from();
+        }
+        return api;
     }
 
     /** A handle whose work goes to {@code stream} (the calling thread's current context must be the device's). */
     public Cublas(MemorySegment stream) {
-        bind();
+        this(api(), stream);
+    }
+
+    Cublas(Api calls, MemorySegment stream) {
+        this.calls = calls;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment p = a.allocate(P);
-            check("cublasCreate", (int) create.invokeExact(p));
+            check("cublasCreate", (int) calls.create.invokeExact(p));
             handle = p.get(P, 0);
-            check("cublasSetStream", (int) setStream.invokeExact(handle, stream));
+            check("cublasSetStream", (int) calls.setStream.invokeExact(handle, stream));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -72,7 +86,7 @@ public final class Cublas implements AutoCloseable {
         al.set(Ffi.F, 0, alpha);
         be.set(Ffi.F, 0, beta);
         try {
-            check("cublasSgemm(" + m + "x" + n + "x" + k + ")", (int) sgemm.invokeExact(handle, opA, opB, m, n, k, al, a, lda, b, ldb, be, c, ldc));
+            check("cublasSgemm(" + m + "x" + n + "x" + k + ")", (int) calls.sgemm.invokeExact(handle, opA, opB, m, n, k, al, a, lda, b, ldb, be, c, ldc));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -84,7 +98,7 @@ public final class Cublas implements AutoCloseable {
         al.set(Ffi.F, 0, alpha);
         be.set(Ffi.F, 0, beta);
         try {
-            check("cublasSgemmStridedBatched(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) sgemmBatched.invokeExact(handle, opA, opB,
+            check("cublasSgemmStridedBatched(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) calls.sgemmBatched.invokeExact(handle, opA, opB,
                     m, n, k, al, a, lda, strideA, b, ldb, strideB, be, c, ldc, strideC, batch));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -98,7 +112,7 @@ public final class Cublas implements AutoCloseable {
         al.set(Ffi.F, 0, alpha);
         be.set(Ffi.F, 0, beta);
         try {
-            check("cublasGemmEx(" + m + "x" + n + "x" + k + ")", (int) gemmEx.invokeExact(handle, opA, opB, m, n, k, al,
+            check("cublasGemmEx(" + m + "x" + n + "x" + k + ")", (int) calls.gemmEx.invokeExact(handle, opA, opB, m, n, k, al,
                     a, aType, lda, b, bType, ldb, be, c, cType, ldc, compute, GEMM_DEFAULT));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -113,7 +127,7 @@ public final class Cublas implements AutoCloseable {
         al.set(Ffi.F, 0, alpha);
         be.set(Ffi.F, 0, beta);
         try {
-            check("cublasGemmStridedBatchedEx(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) gemmBatchedEx.invokeExact(handle,
+            check("cublasGemmStridedBatchedEx(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) calls.gemmBatchedEx.invokeExact(handle,
                     opA, opB, m, n, k, al, a, aType, lda, strideA, b, bType, ldb, strideB, be, c, cType, ldc, strideC, batch,
                     compute, GEMM_DEFAULT));
         } catch (Throwable t) {
@@ -124,7 +138,7 @@ public final class Cublas implements AutoCloseable {
     @Override
     public void close() {
         try {
-            check("cublasDestroy", (int) destroy.invokeExact(handle));
+            check("cublasDestroy", (int) calls.destroy.invokeExact(handle));
         } catch (Throwable t) {
             throw rethrow(t);
         } finally {
@@ -132,11 +146,11 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    private static void check(String call, int status) {
+    private void check(String call, int status) {
         if (status == 0) return;
         String text;
         try {
-            text = Ffi.cString((MemorySegment) statusString.invokeExact(status));
+            text = Ffi.cString((MemorySegment) calls.statusString.invokeExact(status));
         } catch (Throwable t) {
             text = "cublasStatus_t " + status;
         }

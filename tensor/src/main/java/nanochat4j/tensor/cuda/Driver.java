@@ -4,7 +4,6 @@ import static nanochat4j.tensor.cuda.Ffi.F;
 import static nanochat4j.tensor.cuda.Ffi.I;
 import static nanochat4j.tensor.cuda.Ffi.J;
 import static nanochat4j.tensor.cuda.Ffi.P;
-import static nanochat4j.tensor.cuda.Ffi.fn;
 import static nanochat4j.tensor.cuda.Ffi.rc;
 
 import java.lang.foreign.Arena;
@@ -40,44 +39,44 @@ public final class Driver {
             cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy,
             cuModuleLoadData, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
 
-    private Driver(CudaLibraries.Opened lib) {
-        var l = lib.lookup();
-        from = lib.from();
-        cuGetErrorString = fn(l, LIB, rc(I, P), "cuGetErrorString");
-        cuGetErrorName = fn(l, LIB, rc(I, P), "cuGetErrorName");
-        cuInit = fn(l, LIB, rc(I), "cuInit");
-        cuDriverGetVersion = fn(l, LIB, rc(P), "cuDriverGetVersion");
-        cuDeviceGetCount = fn(l, LIB, rc(P), "cuDeviceGetCount");
-        cuDeviceGet = fn(l, LIB, rc(P, I), "cuDeviceGet");
-        cuDeviceGetName = fn(l, LIB, rc(P, I, I), "cuDeviceGetName");
-        cuDeviceGetAttribute = fn(l, LIB, rc(P, I, I), "cuDeviceGetAttribute");
-        cuDevicePrimaryCtxRetain = fn(l, LIB, rc(P, I), "cuDevicePrimaryCtxRetain");
-        cuCtxSetCurrent = fn(l, LIB, rc(P), "cuCtxSetCurrent");
-        cuMemAlloc = fn(l, LIB, rc(P, J), "cuMemAlloc_v2");
-        cuMemFree = fn(l, LIB, rc(J), "cuMemFree_v2");
-        cuMemcpyHtoDAsync = fn(l, LIB, rc(J, P, J, P), "cuMemcpyHtoDAsync_v2");
-        cuMemcpyDtoHAsync = fn(l, LIB, rc(P, J, J, P), "cuMemcpyDtoHAsync_v2");
-        cuMemcpyDtoDAsync = fn(l, LIB, rc(J, J, J, P), "cuMemcpyDtoDAsync_v2");
-        cuMemsetD8Async = fn(l, LIB, rc(J, I, J, P), "cuMemsetD8Async");
-        cuMemsetD32Async = fn(l, LIB, rc(J, I, J, P), "cuMemsetD32Async");
-        cuMemGetInfo = fn(l, LIB, rc(P, P), "cuMemGetInfo_v2");
-        cuStreamCreate = fn(l, LIB, rc(P, I), "cuStreamCreate");
-        cuStreamSynchronize = fn(l, LIB, rc(P), "cuStreamSynchronize");
-        cuStreamDestroy = fn(l, LIB, rc(P), "cuStreamDestroy_v2");
-        cuEventCreate = fn(l, LIB, rc(P, I), "cuEventCreate");
-        cuEventRecord = fn(l, LIB, rc(P, P), "cuEventRecord");
-        cuEventSynchronize = fn(l, LIB, rc(P), "cuEventSynchronize");
-        cuEventElapsedTime = fn(l, LIB, rc(P, P, P), "cuEventElapsedTime_v2", "cuEventElapsedTime");
-        cuEventDestroy = fn(l, LIB, rc(P), "cuEventDestroy_v2");
-        cuModuleLoadData = fn(l, LIB, rc(P, P), "cuModuleLoadData");
-        cuModuleGetFunction = fn(l, LIB, rc(P, P, P), "cuModuleGetFunction");
-        cuFuncSetAttribute = fn(l, LIB, rc(P, I, I), "cuFuncSetAttribute");
-        cuLaunchKernel = fn(l, LIB, rc(P, I, I, I, I, I, I, I, P, P, P), "cuLaunchKernel");
+    Driver(Ffi.Binder lib, String from) {
+        this.from = from;
+        cuGetErrorString = lib.fn(rc(I, P), "cuGetErrorString");
+        cuGetErrorName = lib.fn(rc(I, P), "cuGetErrorName");
+        cuInit = lib.fn(rc(I), "cuInit");
+        cuDriverGetVersion = lib.fn(rc(P), "cuDriverGetVersion");
+        cuDeviceGetCount = lib.fn(rc(P), "cuDeviceGetCount");
+        cuDeviceGet = lib.fn(rc(P, I), "cuDeviceGet");
+        cuDeviceGetName = lib.fn(rc(P, I, I), "cuDeviceGetName");
+        cuDeviceGetAttribute = lib.fn(rc(P, I, I), "cuDeviceGetAttribute");
+        cuDevicePrimaryCtxRetain = lib.fn(rc(P, I), "cuDevicePrimaryCtxRetain");
+        cuCtxSetCurrent = lib.fn(rc(P), "cuCtxSetCurrent");
+        cuMemAlloc = lib.fn(rc(P, J), "cuMemAlloc_v2");
+        cuMemFree = lib.fn(rc(J), "cuMemFree_v2");
+        cuMemcpyHtoDAsync = lib.fn(rc(J, P, J, P), "cuMemcpyHtoDAsync_v2");
+        cuMemcpyDtoHAsync = lib.fn(rc(P, J, J, P), "cuMemcpyDtoHAsync_v2");
+        cuMemcpyDtoDAsync = lib.fn(rc(J, J, J, P), "cuMemcpyDtoDAsync_v2");
+        cuMemsetD8Async = lib.fn(rc(J, I, J, P), "cuMemsetD8Async");
+        cuMemsetD32Async = lib.fn(rc(J, I, J, P), "cuMemsetD32Async");
+        cuMemGetInfo = lib.fn(rc(P, P), "cuMemGetInfo_v2");
+        cuStreamCreate = lib.fn(rc(P, I), "cuStreamCreate");
+        cuStreamSynchronize = lib.fn(rc(P), "cuStreamSynchronize");
+        cuStreamDestroy = lib.fn(rc(P), "cuStreamDestroy_v2");
+        cuEventCreate = lib.fn(rc(P, I), "cuEventCreate");
+        cuEventRecord = lib.fn(rc(P, P), "cuEventRecord");
+        cuEventSynchronize = lib.fn(rc(P), "cuEventSynchronize");
+        cuEventElapsedTime = lib.fn(rc(P, P, P), "cuEventElapsedTime_v2", "cuEventElapsedTime");
+        cuEventDestroy = lib.fn(rc(P), "cuEventDestroy_v2");
+        cuModuleLoadData = lib.fn(rc(P, P), "cuModuleLoadData");
+        cuModuleGetFunction = lib.fn(rc(P, P, P), "cuModuleGetFunction");
+        cuFuncSetAttribute = lib.fn(rc(P, I, I), "cuFuncSetAttribute");
+        cuLaunchKernel = lib.fn(rc(P, I, I, I, I, I, I, I, P, P, P), "cuLaunchKernel");
     }
 
     /** Opens libcuda (see {@link CudaLibraries}); throws {@link CudaUnavailableException} with a one-line message. */
     public static Driver load() {
-        return new Driver(CudaLibraries.open(CudaLibraries.DRIVER));
+        CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.DRIVER);
+        return new Driver(Ffi.Binder.of(lib, LIB), lib.from());
     }
 
     /** Where libcuda was found. */

@@ -5,7 +5,6 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
@@ -19,14 +18,25 @@ final class Ffi {
 
     private Ffi() {}
 
-    /** A downcall for {@code name}, trying each name in turn (versioned symbols such as {@code _v2} first). */
-    static MethodHandle fn(SymbolLookup lib, String libName, FunctionDescriptor fd, String... names) {
-        for (String n : names) {
-            var sym = lib.find(n);
-            if (sym.isPresent()) return LINKER.downcallHandle(sym.get(), fd);
+    /**
+     * Where a binding class gets its downcalls: {@link #of} a loaded library in production; FfiSignaturesTest binds
+     * the same classes to a recorder and checks every descriptor against the C prototypes in CUDA's headers.
+     */
+    @FunctionalInterface
+    interface Binder {
+        /** A downcall for the first of {@code names} the library has (versioned symbols such as {@code _v2} first). */
+        MethodHandle fn(FunctionDescriptor fd, String... names);
+
+        static Binder of(CudaLibraries.Opened lib, String libName) {
+            return (fd, names) -> {
+                for (String n : names) {
+                    var sym = lib.lookup().find(n);
+                    if (sym.isPresent()) return LINKER.downcallHandle(sym.get(), fd);
+                }
+                throw new CudaUnavailableException("CUDA: " + libName + " has no symbol " + String.join(" / ", names)
+                        + " (library too old for this build?)");
+            };
         }
-        throw new CudaUnavailableException("CUDA: " + libName + " has no symbol " + String.join(" / ", names)
-                + " (library too old for this build?)");
     }
 
     /** int f(args…): the CUresult / nvrtcResult / cublasStatus_t convention. */

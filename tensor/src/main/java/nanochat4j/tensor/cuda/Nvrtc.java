@@ -3,7 +3,6 @@ package nanochat4j.tensor.cuda;
 import static nanochat4j.tensor.cuda.Ffi.I;
 import static nanochat4j.tensor.cuda.Ffi.J;
 import static nanochat4j.tensor.cuda.Ffi.P;
-import static nanochat4j.tensor.cuda.Ffi.fn;
 import static nanochat4j.tensor.cuda.Ffi.rc;
 
 import java.lang.foreign.Arena;
@@ -21,24 +20,24 @@ public final class Nvrtc {
     private final String from;
     private final MethodHandle create, compile, logSize, log, ptxSize, ptx, cubinSize, cubin, destroy, errorString, version;
 
-    private Nvrtc(CudaLibraries.Opened lib) {
-        var l = lib.lookup();
-        from = lib.from();
-        create = fn(l, LIB, rc(P, P, P, I, P, P), "nvrtcCreateProgram");
-        compile = fn(l, LIB, rc(P, I, P), "nvrtcCompileProgram");
-        logSize = fn(l, LIB, rc(P, P), "nvrtcGetProgramLogSize");
-        log = fn(l, LIB, rc(P, P), "nvrtcGetProgramLog");
-        ptxSize = fn(l, LIB, rc(P, P), "nvrtcGetPTXSize");
-        ptx = fn(l, LIB, rc(P, P), "nvrtcGetPTX");
-        cubinSize = fn(l, LIB, rc(P, P), "nvrtcGetCUBINSize");
-        cubin = fn(l, LIB, rc(P, P), "nvrtcGetCUBIN");
-        destroy = fn(l, LIB, rc(P), "nvrtcDestroyProgram");
-        errorString = fn(l, LIB, FunctionDescriptor.of(P, I), "nvrtcGetErrorString");
-        version = fn(l, LIB, rc(P, P), "nvrtcVersion");
+    Nvrtc(Ffi.Binder lib, String from) {
+        this.from = from;
+        create = lib.fn(rc(P, P, P, I, P, P), "nvrtcCreateProgram");
+        compile = lib.fn(rc(P, I, P), "nvrtcCompileProgram");
+        logSize = lib.fn(rc(P, P), "nvrtcGetProgramLogSize");
+        log = lib.fn(rc(P, P), "nvrtcGetProgramLog");
+        ptxSize = lib.fn(rc(P, P), "nvrtcGetPTXSize");
+        ptx = lib.fn(rc(P, P), "nvrtcGetPTX");
+        cubinSize = lib.fn(rc(P, P), "nvrtcGetCUBINSize");
+        cubin = lib.fn(rc(P, P), "nvrtcGetCUBIN");
+        destroy = lib.fn(rc(P), "nvrtcDestroyProgram");
+        errorString = lib.fn(FunctionDescriptor.of(P, I), "nvrtcGetErrorString");
+        version = lib.fn(rc(P, P), "nvrtcVersion");
     }
 
     public static Nvrtc load() {
-        return new Nvrtc(CudaLibraries.open(CudaLibraries.NVRTC));
+        CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.NVRTC);
+        return new Nvrtc(Ffi.Binder.of(lib, LIB), lib.from());
     }
 
     public String from() {
