@@ -51,11 +51,7 @@ class KernelCompileTest {
         List<String> failures = new ArrayList<>();
         int kernels = 0;
         for (String name : KernelSources.ALL) {
-            List<List<String>> variants = switch (name) {
-                case "attention" -> attentionVariants();
-                case "gemm" -> TensorCoreGemm.TILES.stream().map(TensorCoreGemm.Tile::nvccDefines).toList(); // every tile generated
-                default -> List.of(dashD(CudaBackend.blockDefines()));
-            };
+            List<List<String>> variants = launchDefines(name).stream().map(KernelCompileTest::dashD).toList();
             for (List<String> defs : variants) {
                 Path src = tmp.resolve(name + ".cu");
                 Files.writeString(src, KernelSources.source(name));
@@ -85,16 +81,28 @@ class KernelCompileTest {
     }
 
     /**
-     * The attention module exactly as the backend launches it (its defines, ROWS included) at the head dims the models
-     * (128; 64 at small widths) and the tests (16, 32) use, plus ROWS = 4 at head dim 64, the variant that once spilled.
+     * The defines each source is compiled with as the backend launches it (NvrtcCompileTest compiles the same): every
+     * generated GEMM tile; the attention module with its defines (ROWS included) at the head dims the models (128; 64
+     * at small widths) and the tests (16, 32) use, plus ROWS = 4 at head dim 64, the variant that once spilled; the
+     * block size for the others.
      */
+    static List<Map<String, String>> launchDefines(String name) {
+        return switch (name) {
+            case "gemm" -> TensorCoreGemm.TILES.stream().map(TensorCoreGemm.Tile::defines).toList();
+            case "attention" -> {
+                List<Map<String, String>> v = new ArrayList<>();
+                for (int d : new int[] {16, 32, 64, 128}) v.add(CudaBackend.attentionDefines(d));
+                Map<String, String> rows4 = new TreeMap<>(CudaBackend.attentionDefines(64));
+                rows4.put("ROWS", "4");
+                v.add(rows4);
+                yield v;
+            }
+            default -> List.of(CudaBackend.blockDefines());
+        };
+    }
+
     static List<List<String>> attentionVariants() {
-        List<List<String>> v = new ArrayList<>();
-        for (int d : new int[] {16, 32, 64, 128}) v.add(dashD(CudaBackend.attentionDefines(d)));
-        Map<String, String> rows4 = new TreeMap<>(CudaBackend.attentionDefines(64));
-        rows4.put("ROWS", "4");
-        v.add(dashD(rows4));
-        return v;
+        return launchDefines("attention").stream().map(KernelCompileTest::dashD).toList();
     }
 
     /** -DNAME=VALUE flags in NVRTC's order (CudaContext.compileOptions). */
