@@ -56,4 +56,14 @@ class NvrtcCompileTest {
                 "extern \"C\" __global__ void k(float* x) { x[0] = no_such_name; }", List.of("--gpu-architecture=compute_90a"), false));
         assertTrue(e.getMessage().contains("broken.cu") && e.getMessage().contains("no_such_name"), e.getMessage());
     }
+
+    /** The fallback for a driver older than NVRTC's PTX (CudaContext.load): a cubin for the GPU itself, an ELF image. */
+    @Test
+    void theCubinFallbackCompiles() {
+        Assumptions.assumeTrue(nvrtc != null, "NVRTC not found (set -Dnanochat4j.cuda.libdirs): NVRTC compile check skipped");
+        List<String> opts = CudaContext.compileOptions("sm_90a", CudaBackend.blockDefines());
+        byte[] cubin = nvrtc.compile("elementwise.cu", KernelSources.source("elementwise"), opts, true);
+        assertTrue(cubin.length > 1024 && cubin[0] == 0x7f && cubin[1] == 'E' && cubin[2] == 'L' && cubin[3] == 'F',
+                "a cubin is an ELF image: " + cubin.length + " bytes");
+    }
 }
