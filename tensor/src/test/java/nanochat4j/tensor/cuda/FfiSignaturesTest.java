@@ -286,7 +286,8 @@ class FfiSignaturesTest {
             d.streamDestroy(stream);
         }
         d.check("cuInit", 0);
-        assertTrue(d.describe(2).startsWith("CUresult 2") || d.describe(2).contains("("), d.describe(2));
+        // describe swallows a failed call and says "CUresult 2"; the recorder's handles succeed with NULL names
+        assertEquals(" ()", d.describe(2), "cuGetErrorName / cuGetErrorString called as bound");
     }
 
     @Test
