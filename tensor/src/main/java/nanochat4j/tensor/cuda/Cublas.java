@@ -22,7 +22,7 @@ public final class Cublas implements AutoCloseable {
     public static final int R_32F = 0, R_16BF = 14;
     /** cublasComputeType_t: fp32 accumulation, and fp32 with TF32 tensor cores allowed. */
     public static final int COMPUTE_32F = 68, COMPUTE_32F_FAST_TF32 = 77;
-    private static final int GEMM_DEFAULT = -1;
+    static final int GEMM_DEFAULT = -1;
     private static final String LIB = "libcublas";
 
     private static Api api;

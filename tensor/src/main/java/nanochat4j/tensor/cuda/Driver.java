@@ -21,7 +21,8 @@ public final class Driver {
     public static final int CUDA_ERROR_NO_DEVICE = 100;
     public static final int CUDA_ERROR_INVALID_PTX = 218;
     public static final int CUDA_ERROR_UNSUPPORTED_PTX_VERSION = 222;
-    public static final int CUDA_ERROR_INSUFFICIENT_DRIVER = 35;
+    public static final int CUDA_ERROR_STUB_LIBRARY = 34;
+    public static final int CUDA_ERROR_SYSTEM_DRIVER_MISMATCH = 803;
 
     public static final int ATTR_MULTIPROCESSOR_COUNT = 16;
     public static final int ATTR_L2_CACHE_SIZE = 38;
@@ -117,7 +118,14 @@ public final class Driver {
         try {
             int r = (int) cuInit.invokeExact(0);
             if (r == CUDA_ERROR_NO_DEVICE) throw new CudaUnavailableException("CUDA: the driver (" + from + ") sees no GPU (cuInit: " + describe(r) + ")", r);
-            if (r == CUDA_ERROR_INSUFFICIENT_DRIVER) throw new CudaUnavailableException("CUDA: the NVIDIA driver is too old (cuInit: " + describe(r) + ")", r);
+            if (r == CUDA_ERROR_STUB_LIBRARY) {
+                throw new CudaUnavailableException("CUDA: " + from + " is the CUDA toolkit's stub libcuda, not a driver (no NVIDIA driver"
+                        + " on this machine?) (cuInit: " + describe(r) + ")", r);
+            }
+            if (r == CUDA_ERROR_SYSTEM_DRIVER_MISMATCH) {
+                throw new CudaUnavailableException("CUDA: the NVIDIA kernel driver and libcuda (" + from + ") are different versions"
+                        + " (a driver update without a reboot?) (cuInit: " + describe(r) + ")", r);
+            }
             if (r != 0) throw new CudaUnavailableException("CUDA: cuInit failed: " + describe(r), r);
         } catch (Throwable t) {
             throw rethrow(t);

@@ -38,6 +38,8 @@ import org.junit.jupiter.api.io.TempDir;
  *       the header are found (the property {@code nanochat4j.cuda.include}, path-separated, then the include folder
  *       beside each place {@link CudaLibraries} looks for the libraries: $CUDA_HOME, /usr/local/cuda, NVIDIA's pip
  *       wheels), skipped with the reason where not;</li>
+ *   <li>the enum values the bindings pass or test for (error codes, attributes, cuBLAS's data and compute types)
+ *       are checked against the same headers;</li>
  *   <li>every public method runs against handles that return success, so each call site's {@code invokeExact}
  *       matches its descriptor exactly.</li>
  * </ul>
@@ -62,7 +64,19 @@ class FfiSignaturesTest {
         Recorder r = new Recorder();
         new Driver(r, "recorder");
         assertEquals(30, r.bound.size(), "driver entry points bound: " + r.bound.keySet());
-        matchHeader(tmp, "cuda.h", r.bound);
+        matchHeader(tmp, "cuda.h", r.bound, Map.ofEntries(
+                Map.entry("CUDA_ERROR_OUT_OF_MEMORY", Driver.CUDA_ERROR_OUT_OF_MEMORY),
+                Map.entry("CUDA_ERROR_NO_DEVICE", Driver.CUDA_ERROR_NO_DEVICE),
+                Map.entry("CUDA_ERROR_INVALID_PTX", Driver.CUDA_ERROR_INVALID_PTX),
+                Map.entry("CUDA_ERROR_UNSUPPORTED_PTX_VERSION", Driver.CUDA_ERROR_UNSUPPORTED_PTX_VERSION),
+                Map.entry("CUDA_ERROR_STUB_LIBRARY", Driver.CUDA_ERROR_STUB_LIBRARY),
+                Map.entry("CUDA_ERROR_SYSTEM_DRIVER_MISMATCH", Driver.CUDA_ERROR_SYSTEM_DRIVER_MISMATCH),
+                Map.entry("CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT", Driver.ATTR_MULTIPROCESSOR_COUNT),
+                Map.entry("CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE", Driver.ATTR_L2_CACHE_SIZE),
+                Map.entry("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR", Driver.ATTR_CC_MAJOR),
+                Map.entry("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR", Driver.ATTR_CC_MINOR),
+                Map.entry("CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", Driver.ATTR_MAX_SHARED_PER_BLOCK_OPTIN),
+                Map.entry("CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", Driver.FUNC_ATTR_MAX_DYNAMIC_SHARED)));
     }
 
     @Test
@@ -70,7 +84,7 @@ class FfiSignaturesTest {
         Recorder r = new Recorder();
         new Nvrtc(r, "recorder");
         assertEquals(11, r.bound.size(), "NVRTC entry points bound: " + r.bound.keySet());
-        matchHeader(tmp, "nvrtc.h", r.bound);
+        matchHeader(tmp, "nvrtc.h", r.bound, Map.of());
     }
 
     @Test
@@ -78,7 +92,9 @@ class FfiSignaturesTest {
         Recorder r = new Recorder();
         new Cublas.Api(r);
         assertEquals(8, r.bound.size(), "cuBLAS entry points bound: " + r.bound.keySet());
-        matchHeader(tmp, "cublas_api.h", r.bound);
+        matchHeader(tmp, "cublas_api.h", r.bound, Map.of("CUBLAS_OP_N", Cublas.OP_N, "CUBLAS_OP_T", Cublas.OP_T,
+                "CUDA_R_32F", Cublas.R_32F, "CUDA_R_16BF", Cublas.R_16BF, "CUBLAS_COMPUTE_32F", Cublas.COMPUTE_32F,
+                "CUBLAS_COMPUTE_32F_FAST_TF32", Cublas.COMPUTE_32F_FAST_TF32, "CUBLAS_GEMM_DEFAULT", Cublas.GEMM_DEFAULT));
     }
 
     /** Prints the ABI class of a C expression's type: P pointer, F/D float/double, B/S/I/J integers of 1/2/4/8 bytes. */
@@ -101,7 +117,8 @@ class FfiSignaturesTest {
      * and cuBLAS's operands are device pointers: the same register either way), and an int for a char or short (the
      * callee reads the low bits of the same register).
      */
-    private static void matchHeader(Path tmp, String header, Map<String, FunctionDescriptor> bound) throws Exception {
+    private static void matchHeader(Path tmp, String header, Map<String, FunctionDescriptor> bound,
+            Map<String, Integer> constants) throws Exception {
         String gcc = onPath("gcc");
         Assumptions.assumeTrue(gcc != null, "gcc not on the PATH: " + header + " prototypes not checked");
         List<Path> dirs = includeDirs();
@@ -127,6 +144,7 @@ class FfiSignaturesTest {
             for (String t : params) src.append("    putchar(CLS(*(").append(t).append(" *) 0));\n");
             src.append("    putchar('\\n');\n");
         }
+        for (String k : constants.keySet()) src.append("    printf(\"= ").append(k).append(" %d\\n\", (int) ").append(k).append(");\n");
         src.append("    return 0;\n}\n");
         Path c = tmp.resolve("sig.c"), exe = tmp.resolve("sig");
         Files.writeString(c, src);
@@ -135,17 +153,26 @@ class FfiSignaturesTest {
         cmd.add(c.toString());
         out = run(cmd, tmp);
         assertTrue(Files.isExecutable(exe), "gcc could not compile the prototypes read from " + header + ":\n" + out);
-        Map<String, String> proto = new LinkedHashMap<>();
+        Map<String, String> proto = new LinkedHashMap<>(), value = new LinkedHashMap<>();
         for (String line : run(List.of(exe.toString()), tmp).split("\n")) {
             String[] f = line.trim().split(" ");
             if (f.length == 2) proto.put(f[0], f[1]);
+            if (f.length == 3 && f[0].equals("=")) value.put(f[1], f[2]);
         }
         List<String> wrong = new ArrayList<>();
+        for (var e : constants.entrySet()) {
+            if (!String.valueOf(e.getValue()).equals(value.get(e.getKey()))) {
+                wrong.add(e.getKey() + ": ours " + e.getValue() + ", the header's " + value.get(e.getKey()));
+            }
+        }
         for (var e : bound.entrySet()) {
             String java = classes(e.getValue()), cp = proto.get(e.getKey());
             if (cp == null || !compatible(java, cp)) wrong.add(e.getKey() + ": descriptor " + java + ", C prototype " + cp);
         }
-        if (!wrong.isEmpty()) fail("descriptors that disagree with " + header + " (return class, then one per argument):\n  " + String.join("\n  ", wrong));
+        if (!wrong.isEmpty()) {
+            fail("descriptors (return class, then one per argument) and constants that disagree with " + header + ":\n  "
+                    + String.join("\n  ", wrong));
+        }
     }
 
     /**
