@@ -93,7 +93,7 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
         int j = t0 + lane;
         bool ok = visible(p, j, window);
         float s = ok ? dot_row(qs, Ks, lane) * scale : NEG_INF;
-        float mNew = fmaxf(m, warp_max(s));
+        float mNew = nan_max(m, warp_max(s)); // fmaxf(-inf, NaN) is -inf: a NaN score would skip the tile
         if (mNew == NEG_INF) continue;
         float pr = ok ? expf(s - mNew) : 0.f;
         float corr = expf(m - mNew);

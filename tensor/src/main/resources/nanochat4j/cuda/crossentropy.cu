@@ -10,17 +10,19 @@ __device__ __forceinline__ float capz(float l, float cap) {
     return cap > 0.f ? cap * tanhf(l / cap) : l;
 }
 
-extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, int v, const int* __restrict__ targets,
+// logits and dl are not __restrict__: the fused lm_head loss writes the gradient over its logits chunk.
+extern "C" __global__ void softcap_ce(const float* logits, int ld, int v, const int* __restrict__ targets,
                                       float cap, float uniformW, const float* __restrict__ rowWeight,
-                                      float* __restrict__ loss, float* __restrict__ dl, int* __restrict__ bad) {
+                                      float* __restrict__ loss, float* dl, int* __restrict__ bad) {
     int r = blockIdx.x;
     const float* row = logits + (long long) r * ld;
     int tg = targets[r];
+    bool ignored = tg == -1;
     float m = NEG_INF, s = 0.f;
     int finite = 1;
     for (int c = threadIdx.x; c < v; c += blockDim.x) {
         float l = row[c];
-        if (!finite_f(l)) finite = 0;
+        if (!finite_f(l) && !ignored) finite = 0; // an ignored row's logits are not read, as on the CPU
         float z = capz(l, cap);
         if (z > m) {
             s = s * expf(m - z) + 1.f;
@@ -37,7 +39,6 @@ extern "C" __global__ void softcap_ce(const float* __restrict__ logits, int ld, 
         if (threadIdx.x == 0) atomicMin(bad, r);
         return;
     }
-    bool ignored = tg == -1;
     float lse = gm + logf(gs);
     if (threadIdx.x == 0) {
         if (!ignored && (tg < 0 || tg >= v)) atomicMin(bad + 1, r);

@@ -10,17 +10,23 @@
 #define OP_RSQRT 5
 #define OP_CLAMP 6
 
+// max(v, 0) that keeps a NaN, as the CPU's Math.max and PyTorch's relu do (fmaxf(NaN, 0) is 0: a NaN activation
+// would vanish from the loss and leave its weights' gradients 0).
+__device__ __forceinline__ float relu_nan(float v) {
+    return v != v ? v : fmaxf(v, 0.f);
+}
+
 extern "C" __global__ void unary_f32(const float* __restrict__ x, float* __restrict__ y, int n, int op, float p0, float p1) {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float v = x[i], r;
         switch (op) {
-            case OP_RELU2: { float m = fmaxf(v, 0.f); r = m * m; break; }
+            case OP_RELU2: { float m = relu_nan(v); r = m * m; break; }
             case OP_SIGMOID: r = 1.f / (1.f + expf(-v)); break;
             case OP_TANH: r = tanhf(v); break;
             case OP_SOFTCAP: r = p0 * tanhf(v / p0); break;
             case OP_SQRT: r = sqrtf(v); break;
             case OP_RSQRT: r = 1.f / sqrtf(v); break;
-            default: r = fminf(fmaxf(v, p0), p1); break;
+            default: r = v != v ? v : fminf(fmaxf(v, p0), p1); break; // NaN stays NaN, as on the CPU
         }
         y[i] = r;
     }
@@ -32,7 +38,7 @@ extern "C" __global__ void unary_grad_f32(const float* __restrict__ a, const flo
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
         float v = a[i], g = dy[i], r;
         switch (op) {
-            case OP_RELU2: r = 2.f * fmaxf(v, 0.f) * g; break;
+            case OP_RELU2: r = 2.f * relu_nan(v) * g; break;
             case OP_SIGMOID: r = g * v * (1.f - v); break;
             case OP_TANH: r = g * (1.f - v * v); break;
             default: { float t = tanhf(v / p0); r = g * (1.f - t * t); break; }

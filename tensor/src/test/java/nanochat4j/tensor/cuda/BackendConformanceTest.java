@@ -225,6 +225,12 @@ class BackendConformanceTest {
         close("softcap", sc, be.softcap(xs, (float) cap));
         close("softcapBackward", dsc, be.softcapBackward(xs, dys, (float) cap));
         assertThrows(IllegalArgumentException.class, () -> be.softcap(xs, 0f));
+        // NaN goes through relu² both ways (Math.max and PyTorch's relu keep it; a max that drops it hides a diverged run)
+        Tensor nan = up(be, Tensor.of(new float[] {Float.NaN, -1f, 2f, Float.NaN}, 4));
+        Tensor ones = up(be, Tensor.of(new float[] {1f, 1f, 1f, 1f}, 4));
+        float[] fw = be.relu2(nan).toCpu().toFloatArray(), bw = be.relu2Backward(nan, ones).toCpu().toFloatArray();
+        assertTrue(Float.isNaN(fw[0]) && fw[1] == 0f && fw[2] == 4f && Float.isNaN(fw[3]), java.util.Arrays.toString(fw));
+        assertTrue(Float.isNaN(bw[0]) && bw[1] == 0f && bw[2] == 4f && Float.isNaN(bw[3]), java.util.Arrays.toString(bw));
     }
 
     // ------------------------------------------------------------------ elementwise
@@ -308,6 +314,8 @@ class BackendConformanceTest {
         close("lerp w<0.5", lerp, be.lerp(xs, ys, 0.3f));
         close("lerp w>=0.5", lerp2, be.lerp(xs, ys, 0.8f));
         close("clamp", cl, be.clamp(xs, -0.3f, 0.4f));
+        float[] cn = be.clamp(up(be, Tensor.of(new float[] {Float.NaN, -1f, 1f}, 3)), -0.3f, 0.4f).toCpu().toFloatArray();
+        assertTrue(Float.isNaN(cn[0]) && cn[1] == -0.3f && cn[2] == 0.4f, "clamp keeps NaN: " + java.util.Arrays.toString(cn));
         close("sqrt", sq, be.sqrt(up(be, pos)));
         close("rsqrt", rsq, be.rsqrt(up(be, pos)));
     }
@@ -473,6 +481,37 @@ class BackendConformanceTest {
         }
     }
 
+    /**
+     * A NaN key poisons exactly the rows that see it, past the kernel's first 32-key tile too (a running max by
+     * IEEE maxNum once took NaN for "nothing seen yet" and skipped that tile, leaving later rows finite).
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void attentionPropagatesANanKeyToTheRowsThatSeeIt(String name) {
+        Backend be = backend(name);
+        Random r = rng("attn-nan");
+        int b = 2, t = 40, h = 4, kv = 2, dd = 16;
+        Tensor q = randT(r, 1f, b, t, h, dd), k = randT(r, 1f, b, t, kv, dd), v = randT(r, 1f, b, t, kv, dd);
+        float[] kf = k.toFloatArray();
+        kf[0] = Float.NaN; // batch 0, position 0, kv head 0: seen by query heads 0 and 1 of batch 0
+        Tensor kn = Tensor.of(kf, b, t, kv, dd);
+        for (int window : new int[] {-1, 5}) {
+            float[] y = be.attention(up(be, q), up(be, kn), up(be, v), window, (float) (1 / Math.sqrt(dd))).y().toCpu().toFloatArray();
+            for (int bb = 0; bb < b; bb++) {
+                for (int i = 0; i < t; i++) {
+                    for (int hh = 0; hh < h; hh++) {
+                        boolean sees = bb == 0 && hh / (h / kv) == 0 && (window < 0 || i <= window);
+                        for (int c = 0; c < dd; c++) {
+                            float x = y[((bb * t + i) * h + hh) * dd + c];
+                            assertTrue(sees == Float.isNaN(x), "window " + window + " batch " + bb + " row " + i + " head " + hh
+                                    + " channel " + c + ": " + x + (sees ? " (sees the NaN key)" : ""));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /** dq, dk, dv of Σ dy·y by the analytic softmax backward in float64. */
     static double[][] attnGradRef(double[] q, double[] k, double[] v, double[] dy, int b, int t, int h, int kv, int dd, int window, double scale) {
         double[] dq = new double[q.length], dk = new double[k.length], dv = new double[v.length];
@@ -584,6 +623,13 @@ class BackendConformanceTest {
         Backend.LinearLoss lb = be.linearSoftcapCrossEntropyBackward(up(be, x), up(be, w), targets, vocab, cap, up(be, Tensor.of(rg)));
         close("linearSoftcapCrossEntropyBackward dx", dx, lb.dx(), 1e-3, 1e-5);
         close("linearSoftcapCrossEntropyBackward losses", rowLoss, lb.loss(), 1e-4, 1e-5);
+        // an ignored row's logits are not read: a NaN there is no error, and the loss and its gradient stay as they were
+        float[] lgIgnored = lg.clone();
+        lgIgnored[vocab + 4] = Float.NaN; // row 1, target -1
+        lgIgnored[vocab + 9] = Float.POSITIVE_INFINITY;
+        Backend.Loss li = be.crossEntropy(up(be, Tensor.of(lgIgnored, n, vocab)), targets, cap, Reduction.MEAN, true);
+        close("crossEntropy MEAN, non-finite logits in an ignored row", new double[] {mean}, li.loss(), 1e-4, 1e-5);
+        close("crossEntropy dlogits, non-finite logits in an ignored row", dl, li.dlogits(), 1e-3, 1e-6);
         lg[7] = Float.NaN;
         IllegalArgumentException ex = assertThrows(IllegalArgumentException.class,
                 () -> be.crossEntropy(up(be, Tensor.of(lg, n, vocab)), targets, cap, Reduction.MEAN, true));
