@@ -319,7 +319,11 @@ public final class CudaBackend implements Backend {
             }
             return GemmChooser.relativeError(want, got);
         };
-        return chooser.choose(shape, cublas, ours, verify);
+        try {
+            return chooser.choose(shape, cublas, ours, verify);
+        } finally {
+            recycle(ref, mine); // stream-ordered after the runs that write them; an undecided shape comes back here
+        }
     }
 
     /** Device milliseconds of one run of {@code body}: a warm-up (compiles, picks algorithms), then the median of 3. */

@@ -13,7 +13,8 @@ import java.util.function.Function;
  * At the first GEMM of a shape both are timed ({@link Timer}: a warm-up, then the median of a few runs); before our
  * kernel is kept it is verified: its output on the same inputs must match cuBLAS's within bf16's rounding
  * ({@link #TOLERANCE} of the output's largest magnitude), else cuBLAS is kept and a warning logged, so a wrong kernel
- * is never chosen. The choice holds for the rest of the run and is logged once. Our kernels compute A·Bᵀ, A·B and
+ * is never chosen. A product that comes out all zeros verifies nothing ({@link #UNTESTABLE}): cuBLAS runs and the
+ * shape is decided at a later GEMM. The choice holds for the rest of the run and is logged once. Our kernels compute A·Bᵀ, A·B and
  * Aᵀ·B with every dim a multiple of a tile; any other shape or layout goes to cuBLAS untimed. {@code
  * -Dnanochat4j.cuda.gemm=} {@code auto} (default), {@code cublas} or {@code ours} (the first fitting tile, untimed
  * but still verified) overrides the choice. The caller's timed and verified runs must leave the real output alone
@@ -44,6 +45,11 @@ public final class GemmChooser {
             return tile != null;
         }
 
+        /** cuBLAS for this call only: our candidate could not be verified on it ({@link #UNTESTABLE}). */
+        public boolean undecided() {
+            return why.startsWith(UNDECIDED);
+        }
+
         @Override
         public String toString() {
             return (ours() ? "ours (tile " + tile + ")" : "cuBLAS") + ": " + why;
@@ -63,7 +69,18 @@ public final class GemmChooser {
      */
     public static final double TOLERANCE = 1.0 / 256;
 
-    /** Max |ours − reference| over max |reference| (NaN when either holds a NaN, or the lengths differ: not a match). */
+    /**
+     * {@link #relativeError} when both outputs are all zeros: such a GEMM cannot tell a wrong kernel from a right one
+     * (every linear mistake maps zeros to zeros), and at step 0 many are (nanochat zero-initialises c_proj, so its
+     * forward and the backward products through it are zero). The shape then stays undecided: cuBLAS runs, and the
+     * next GEMM of the shape tries again.
+     */
+    public static final double UNTESTABLE = Double.NEGATIVE_INFINITY;
+
+    /**
+     * Max |ours − reference| over max |reference| (NaN when either holds a NaN, or the lengths differ: not a match;
+     * {@link #UNTESTABLE} when both are all zeros).
+     */
     public static double relativeError(float[] reference, float[] ours) {
         if (reference.length != ours.length) return Double.NaN;
         double maxRef = 0, maxDiff = 0;
@@ -73,6 +90,7 @@ public final class GemmChooser {
             maxRef = Math.max(maxRef, Math.abs(r));
             maxDiff = Math.max(maxDiff, Math.abs(o - r));
         }
+        if (maxRef == 0 && maxDiff == 0) return UNTESTABLE;
         return maxDiff == 0 ? 0 : maxDiff / Math.max(maxRef, Float.MIN_NORMAL);
     }
 
@@ -126,8 +144,11 @@ public final class GemmChooser {
     public synchronized Choice choose(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours, Verifier verify) {
         Choice c = choices.get(shape);
         if (c != null) return c;
-        return keep(shape, decide(shape, cublas, ours, verify));
+        c = decide(shape, cublas, ours, verify);
+        return c.undecided() ? c : keep(shape, c);
     }
+
+    private static final String UNDECIDED = "undecided";
 
     /** Settles {@code shape} on cuBLAS without timing (e.g. no device memory for the scratch outputs); {@code why} is logged. */
     public synchronized Choice cublasFor(Shape shape, String why) {
@@ -184,6 +205,9 @@ public final class GemmChooser {
             err = verify.error(tile);
         } catch (RuntimeException e) {
             return new Choice(null, cublasMs, oursMs, "WARNING: our kernel (tile " + tile + ") failed, cuBLAS kept: " + e.getMessage());
+        }
+        if (err == UNTESTABLE) {
+            return new Choice(null, cublasMs, oursMs, UNDECIDED + ": both outputs all zeros, which cannot verify ours; cuBLAS this time");
         }
         if (err <= TOLERANCE) return new Choice(tile, cublasMs, oursMs, why + String.format(Locale.ROOT, "; matches cuBLAS (max error %.1e)", err));
         return new Choice(null, cublasMs, oursMs, String.format(Locale.ROOT,

@@ -157,6 +157,37 @@ class GemmChooserTest {
         assertEquals(List.of(BIG), v.verified);
     }
 
+    /**
+     * At step 0 a zero-initialised c_proj makes whole products zero in both kernels: that proves nothing about ours, so
+     * the shape stays undecided (cuBLAS runs, nothing is kept or logged) until a GEMM with a nonzero product decides it.
+     */
+    @Test
+    void anAllZeroProductLeavesTheShapeUndecided() {
+        Fake f = new Fake();
+        f.ms.put("cublas", 1.0);
+        f.ms.put("ours " + BIG, 0.5);
+        f.ms.put("ours " + SMALL, 0.6);
+        List<String> log = new ArrayList<>();
+        GemmChooser c = chooser(f, log, GemmChooser.Mode.AUTO);
+        GemmChooser.Shape s = new GemmChooser.Shape(65536, 768, 3072, false, true);
+        Check zeros = new Check();
+        zeros.err.put(BIG, GemmChooser.UNTESTABLE);
+        GemmChooser.Choice first = choose(c, s, f, zeros);
+        assertFalse(first.ours(), "cuBLAS while ours cannot be verified");
+        assertNull(c.known(s), "not kept");
+        assertTrue(log.isEmpty(), "nothing logged: " + log);
+        GemmChooser.Choice second = choose(c, s, f, new Check());
+        assertTrue(second.ours(), "decided by the first product that can verify it");
+        assertSame(second, c.known(s));
+        assertEquals(1, log.size());
+        // forced to ours: the same
+        Check z = new Check();
+        z.err.put(BIG, GemmChooser.UNTESTABLE);
+        GemmChooser forced = chooser(new Fake(), new ArrayList<>(), GemmChooser.Mode.OURS);
+        assertFalse(choose(forced, s, new Fake(), z).ours());
+        assertNull(forced.known(s));
+    }
+
     /** Our kernel failing to build or run (an NVRTC error, say) while timed or verified: cuBLAS, and a warning naming it. */
     @Test
     void aKernelThatFailsLeavesCublas() {
@@ -178,7 +209,7 @@ class GemmChooserTest {
     void relativeErrorIsAgainstTheLargestReferenceMagnitude() {
         assertEquals(0.0, GemmChooser.relativeError(new float[] {1, -2, 3}, new float[] {1, -2, 3}));
         assertEquals(0.25, GemmChooser.relativeError(new float[] {4, -1, 0}, new float[] {4, -1, 1}), 1e-12);
-        assertEquals(0.0, GemmChooser.relativeError(new float[] {0, 0}, new float[] {0, 0}));
+        assertEquals(GemmChooser.UNTESTABLE, GemmChooser.relativeError(new float[] {0, 0}, new float[] {0, 0}));
         assertTrue(GemmChooser.relativeError(new float[] {0, 0}, new float[] {0, 1e-30f}) > 1, "an all-zero reference: any difference fails");
         assertTrue(Double.isNaN(GemmChooser.relativeError(new float[] {1, 2}, new float[] {1, Float.NaN})));
         assertTrue(Double.isNaN(GemmChooser.relativeError(new float[] {1, 2}, new float[] {1})));
