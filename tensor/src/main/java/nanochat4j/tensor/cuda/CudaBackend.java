@@ -229,11 +229,17 @@ public final class CudaBackend implements Backend {
         return precision == MatmulPrecision.BF16;
     }
 
-    /** {@code n} fp32 values at device address {@code src}, rounded to a new bf16 tensor of that many elements. */
-    private Tensor castBf16(long src, long count) {
+    /**
+     * The first {@code count} fp32 values of {@code src}, rounded to a new bf16 tensor. src's address is taken only after
+     * the output is allocated, and src is fenced past the launch: were src unreachable during the allocation (a
+     * temporary that only its raw address still named), a GC could hand its block back to the pool and the allocation
+     * could return that very block as the output (the cast would then read its own output, or freed memory).
+     */
+    private Tensor castBf16(Tensor src, long count) {
         int n = Math.toIntExact(count);   // the kernel's n is an int: a Long here would be read as its low 4 bytes
         Tensor y = ctx.empty(DType.BF16, n);
-        if (n > 0) mod("elementwise").launch("f32_to_bf16", grid(n), 1, 1, BLOCK, 0, src, p(y), n);
+        if (n > 0) mod("elementwise").launch("f32_to_bf16", grid(n), 1, 1, BLOCK, 0, p(src), p(y), n);
+        java.lang.ref.Reference.reachabilityFence(src);
         return y;
     }
 
@@ -248,12 +254,12 @@ public final class CudaBackend implements Backend {
 
     /** An activation as it enters a bf16 GEMM (cast at each use: activations are new every step). */
     private Tensor activationBf16(Tensor x) {
-        return castBf16(p(x), x.numel());
+        return castBf16(x, x.numel());
     }
 
     /** A weight's bf16 copy, cast once until the weight is written (see {@link Bf16WeightCache}). */
     private Tensor weightBf16(Tensor w) {
-        return weightCopies.get(w, t -> castBf16(p(t), t.numel()));
+        return weightCopies.get(w, t -> castBf16(t, t.numel()));
     }
 
     /**
@@ -1092,7 +1098,7 @@ public final class CudaBackend implements Backend {
             ceRows(op, p(buf), vpad, vocab, targets, r0, rr, cap, uniformW, rowWeight, loss, withGrad ? p(buf) : 0L, bad);
             checkCeFlags(op, bad, targets, vocab, r0);
             if (withGrad && half) {
-                Tensor gh = castBf16(p(buf), (long) rr * vpad); // the gradient enters the lm_head backward in bf16
+                Tensor gh = castBf16(buf, (long) rr * vpad); // the gradient enters the lm_head backward in bf16
                 gemmBf16(false, false, rr, c, vpad, 1f, p(gh), p(wh), 0f, p(dx) + 4L * r0 * c);
                 gemmBf16(true, false, vpad, c, rr, 1f, p(gh), p(xh) + 2L * r0 * c, 1f, p(dW));
                 recycle(gh);
