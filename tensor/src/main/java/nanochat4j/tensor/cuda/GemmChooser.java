@@ -215,6 +215,50 @@ public final class GemmChooser {
                         + "cuBLAS kept; %s", tile, err, TOLERANCE, why));
     }
 
+    /**
+     * The decisions so far, one line per shape ("m n k NT 128,128,32,64,32" or "... cublas"), for a checkpoint: the two
+     * kernels sum in different orders, so a resumed run must run the kernel the first run chose for each shape to
+     * continue bit for bit, and a fresh timing could choose otherwise.
+     */
+    public synchronized List<String> saved() {
+        List<String> out = new ArrayList<>();
+        for (var e : choices.entrySet()) {
+            Shape s = e.getKey();
+            TensorCoreGemm.Tile t = e.getValue().tile();
+            out.add(s.m() + " " + s.n() + " " + s.k() + " " + (s.transA() ? "T" : "N") + (s.transB() ? "T" : "N") + " "
+                    + (t == null ? "cublas" : t.bm() + "," + t.bn() + "," + t.bk() + "," + t.wm() + "," + t.wn()));
+        }
+        return out;
+    }
+
+    /**
+     * Decides the shapes {@link #saved} listed as they were decided then (without timing; our kernel is still
+     * verified at the shape's first use only through the run that chose it). A line naming a tile this build lacks
+     * leaves its shape to be decided anew; a malformed line is an error naming it.
+     */
+    public synchronized void restore(List<String> lines) {
+        for (String line : lines) {
+            String[] f = line.trim().split(" ");
+            if (f.length != 5 || !f[3].matches("[NT][NT]")) throw new IllegalArgumentException("GEMM choice \"" + line + "\": expected \"m n k NT tile|cublas\"");
+            Shape s = new Shape(Integer.parseInt(f[0]), Integer.parseInt(f[1]), Integer.parseInt(f[2]), f[3].charAt(0) == 'T', f[3].charAt(1) == 'T');
+            if (choices.containsKey(s)) continue;
+            if (f[4].equals("cublas")) {
+                keep(s, new Choice(null, Double.NaN, Double.NaN, "as in the checkpoint"));
+                continue;
+            }
+            for (TensorCoreGemm.Tile t : tiles) {
+                if (f[4].equals(t.bm() + "," + t.bn() + "," + t.bk() + "," + t.wm() + "," + t.wn())) {
+                    keep(s, new Choice(t, Double.NaN, Double.NaN, "as in the checkpoint"));
+                }
+            }
+        }
+    }
+
+    /** Forgets every decision, as a new process starts with none (a test that resumes in the process that saved). */
+    public synchronized void forget() {
+        choices.clear();
+    }
+
     /** Every shape decided so far, in first-use order. */
     public synchronized Map<Shape, Choice> choices() {
         return new LinkedHashMap<>(choices);

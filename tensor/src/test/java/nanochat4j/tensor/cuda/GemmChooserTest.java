@@ -188,6 +188,42 @@ class GemmChooserTest {
         assertNull(forced.known(s));
     }
 
+    /**
+     * A resumed run takes the first run's kernel per shape from the checkpoint, untimed (the kernels' sums differ in the
+     * low bits, and fresh timings could choose otherwise); shapes not listed are decided as usual.
+     */
+    @Test
+    void savedChoicesComeBackUntimedOnResume() {
+        Fake f = new Fake();
+        f.ms.put("cublas", 1.0);
+        f.ms.put("ours " + BIG, 0.5);
+        f.ms.put("ours " + SMALL, 0.6);
+        GemmChooser first = chooser(f, new ArrayList<>(), GemmChooser.Mode.AUTO);
+        GemmChooser.Shape fwd = new GemmChooser.Shape(65536, 3072, 768, false, true), dw = new GemmChooser.Shape(3072, 768, 65536, true, false);
+        GemmChooser.Shape odd = new GemmChooser.Shape(100, 100, 100, false, true);
+        choose(first, fwd, f, new Check());
+        Check wrongDw = new Check();
+        wrongDw.err.put(BIG, 1.0);
+        choose(first, dw, f, wrongDw);
+        choose(first, odd, f, new Check());
+        List<String> saved = first.saved();
+        assertEquals(List.of("65536 3072 768 NT 128,128,32,64,32", "3072 768 65536 TN cublas", "100 100 100 NT cublas"), saved);
+
+        Fake later = new Fake(); // a resumed run where timings would now favour the other kernel
+        later.ms.put("cublas", 0.1);
+        later.ms.put("ours " + BIG, 0.9);
+        later.ms.put("ours " + SMALL, 0.9);
+        GemmChooser resumed = chooser(later, new ArrayList<>(), GemmChooser.Mode.AUTO);
+        resumed.restore(saved);
+        assertEquals(BIG, choose(resumed, fwd, later, new Check()).tile(), "the checkpoint's kernel, not a new timing");
+        assertFalse(choose(resumed, dw, later, new Check()).ours());
+        assertTrue(later.timed.isEmpty(), "restored shapes are not timed: " + later.timed);
+        assertEquals(saved, resumed.saved());
+        resumed.restore(List.of("8 8 8 NT 1,2,3,4,5")); // a tile this build lacks: decided anew
+        assertNull(resumed.known(new GemmChooser.Shape(8, 8, 8, false, true)));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> resumed.restore(List.of("8 8 NT cublas")));
+    }
+
     /** Our kernel failing to build or run (an NVRTC error, say) while timed or verified: cuBLAS, and a warning naming it. */
     @Test
     void aKernelThatFailsLeavesCublas() {

@@ -371,6 +371,8 @@ final class BaseTrainRun {
             extra.put("dataloader_state_dict", JSON.convertValue(consumed, Map.class));
             if (comm.worldSize() > 1) extra.put("dataloader_state_per_rank", loaders.stream().map(l -> JSON.convertValue(l, Map.class)).toList());
             extra.put("loop_state", state.toMeta());
+            // which GEMM kernel each bf16 shape runs: a resumed run must use the same ones to continue bit for bit
+            if (model.backend() instanceof CudaBackend cb) extra.put("gemm_choices", cb.gemmChooser().saved());
             Map<String, Object> metrics = new LinkedHashMap<>();
             if (!Double.isNaN(valBpb)) metrics.put("val_bpb", valBpb);
             if (!Double.isNaN(coreMetric)) metrics.put("core_metric", coreMetric);
@@ -410,6 +412,9 @@ final class BaseTrainRun {
             loader = JSON.convertValue(perRank.get(comm.rank()), LoaderState.class);
         }
         state = LoopState.fromMeta(extra.get("loop_state"), from);
+        if (model.backend() instanceof CudaBackend cb && extra.get("gemm_choices") instanceof List<?> choices) {
+            cb.gemmChooser().restore(choices.stream().map(String::valueOf).toList());
+        }
         out.printf(Locale.ROOT, "Resumed from step %d of %s%n", from, ckptDir);
         return loader;
     }

@@ -21,6 +21,7 @@ import java.util.Random;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
+import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.cuda.CudaException;
 import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
@@ -151,7 +152,15 @@ class BaseTrainTest {
         assertEquals(straight.trainLosses(), firstHalf.trainLosses());
         Map<String, float[]> straightParams = Checkpoint.load(tmp.resolve("a"), 6).params();
         Files.delete(Checkpoint.metaFile(b, 6)); // only step 3 remains to resume from
+        boolean cuda = List.of(device).contains("--device=cuda");
+        // as in a new process: the resumed half must take each GEMM shape's kernel from the checkpoint, not from memory
+        if (cuda) CudaBackend.get().gemmChooser().forget();
         BaseTrain.Result resumed = run(options(b, concat(device, "--resume-from-step=3")), new ByteArrayOutputStream());
+        if (cuda) {
+            List<?> saved = (List<?>) Checkpoint.load(b, 3).meta().extra().get("gemm_choices");
+            assertTrue(saved != null && !saved.isEmpty(), "the checkpoint names the GEMM kernels: " + saved);
+            assertTrue(CudaBackend.get().gemmChooser().saved().containsAll(saved), CudaBackend.get().gemmChooser().saved() + " vs " + saved);
+        }
         assertEquals(straight.trainLosses().subList(3, 6), resumed.trainLosses(), "losses after resuming");
         assertEquals(straight.valBpb().get(6), resumed.valBpb().get(6));
         Map<String, float[]> resumedParams = Checkpoint.load(b, 6).params();
