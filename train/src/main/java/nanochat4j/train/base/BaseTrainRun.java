@@ -115,7 +115,7 @@ final class BaseTrainRun {
             model = GPT.create(dial.config(), 42, device);
             var groups = BaseTrain.paramGroups(model, o, dial);
             // ranks (GPU ones by default) average their gradients while the backward runs, then each runs the whole optimizer
-            overlap = o.overlapReduce(world, device)
+            overlap = overlapReduce(world, device)
                     ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
             opt = overlap != null ? MuonAdamW.replicated(groups, comm.rank()) : new MuonAdamW(groups, comm);
             sched = new Schedules(dial.numIterations(), o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
@@ -163,6 +163,27 @@ final class BaseTrainRun {
                 dial.weightDecay());
         out.printf(Locale.ROOT, "Horizon: %,d steps (%,d tokens, %.2f tokens/param, %.3e FLOPs)%n", n, n * dial.totalBatch(),
                 n * dial.totalBatch() / (double) dial.scalingParams(), (double) dial.flopsPerToken() * dial.totalBatch() * n);
+    }
+
+    /**
+     * --overlap-reduce for this job. The two settings keep the optimizer's state in different layouts (on: one
+     * unsharded state, saved by rank 0; off: a ZeRO-2 shard per rank), and auto means on for cuda, off for cpu; so a
+     * resumed multi-rank run takes the layout its checkpoint recorded where the flag is auto (a GPU run's checkpoint
+     * resumes on CPU ranks and back), and says which flag to give where the flag asks for the other one.
+     */
+    private boolean overlapReduce(int world, Device device) throws IOException {
+        boolean on = o.overlapReduce(world, device);
+        if (!o.resume.resuming() || world == 1 || !Files.exists(Checkpoint.metaFile(ckptDir, o.resume.resumeFromStep))) return on;
+        Object saved = Checkpoint.readMeta(ckptDir, o.resume.resumeFromStep).extra().get("overlap_reduce");
+        if (!(saved instanceof Boolean was) || was == on) return on;
+        boolean auto = o.overlapReduce == null || o.overlapReduce.equalsIgnoreCase("auto");
+        if (!auto) {
+            throw new IllegalArgumentException("checkpoint step " + o.resume.resumeFromStep + " in " + ckptDir + " was saved with --overlap-reduce "
+                    + (was ? "on (one unsharded optimizer state)" : "off (an optimizer shard per rank)") + "; resume it with --overlap-reduce "
+                    + (was ? "on" : "off") + " or auto");
+        }
+        out.printf(Locale.ROOT, "--overlap-reduce auto: %s, as checkpoint step %d was saved%n", was ? "on" : "off", o.resume.resumeFromStep);
+        return was;
     }
 
     private static Backend backend(Device device) {
@@ -371,6 +392,7 @@ final class BaseTrainRun {
             extra.put("dataloader_state_dict", JSON.convertValue(consumed, Map.class));
             if (comm.worldSize() > 1) extra.put("dataloader_state_per_rank", loaders.stream().map(l -> JSON.convertValue(l, Map.class)).toList());
             extra.put("loop_state", state.toMeta());
+            extra.put("overlap_reduce", overlap != null); // the optimizer state's layout (see overlapReduce)
             // which GEMM kernel each bf16 shape runs: a resumed run must use the same ones to continue bit for bit
             if (model.backend() instanceof CudaBackend cb) extra.put("gemm_choices", cb.gemmChooser().saved());
             Map<String, Object> metrics = new LinkedHashMap<>();

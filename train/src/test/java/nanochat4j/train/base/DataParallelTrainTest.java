@@ -100,6 +100,11 @@ class DataParallelTrainTest {
      * results do not depend on when the JIT compiled them (VecMath), so runs can be compared bit for bit.
      */
     static String runProcesses(int nproc, List<String> args) throws IOException {
+        return runProcesses(nproc, args, true);
+    }
+
+    /** {@link #runProcesses}, asserting that the launcher exits 0 (ok) or not (a run that must fail). */
+    static String runProcesses(int nproc, List<String> args, boolean ok) throws IOException {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
         for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
             if (a.startsWith("--add-") || a.startsWith("--enable-native") || a.startsWith("-Xss")) cmd.add(a);
@@ -111,7 +116,8 @@ class DataParallelTrainTest {
         PrintStream ps = new PrintStream(out, true, StandardCharsets.UTF_8);
         int code = Launcher.run(cmd, Launcher.Spec.local(nproc), ps, ps);
         String log = out.toString(StandardCharsets.UTF_8);
-        assertEquals(0, code, log);
+        if (ok) assertEquals(0, code, log);
+        else assertTrue(code != 0, log);
         return log;
     }
 
@@ -195,6 +201,27 @@ class DataParallelTrainTest {
                 "rank 0 writes the replicated optimizer state");
         log.lines().filter(l -> l.contains("Gradient all-reduce")).forEach(System.out::println);
         assertTrue(log.matches("(?s).*\\[rank 0] Gradient all-reduce \\(\\d+ buckets, overlapped with the backward\\): waited [0-9.]+% of the step time.*"), log);
+
+        // a GPU run's layout resumed on CPU ranks: --overlap-reduce auto (off on CPU) takes the checkpoint's, bit for bit
+        Path again = copyStep(overlap, tmp.resolve("overlap-resumed"), 3);
+        String b = runProcesses(2, args(again, "--resume-from-step=3"));
+        assertTrue(b.contains("--overlap-reduce auto: on, as checkpoint step 3 was saved"), b);
+        for (int rank = 0; rank < 2; rank++) assertEquals(losses(log, rank).subList(3, 5), losses(b, rank), "rank " + rank + " losses after resuming");
+        Map<String, float[]> z = Checkpoint.load(again, 5).params();
+        for (String k : y.keySet()) assertArrayEquals(y.get(k), z.get(k), k + " differs after resuming");
+        // an explicit other layout says which flag to give
+        String c = runProcesses(2, args(copyStep(overlap, tmp.resolve("overlap-off"), 3), "--resume-from-step=3", "--overlap-reduce=off"), false);
+        assertTrue(c.contains("was saved with --overlap-reduce on") && c.contains("resume it with --overlap-reduce on or auto"), c);
+    }
+
+    /** A copy of {@code from}'s checkpoint at {@code step} alone (every rank's files) in a new folder {@code to}. */
+    static Path copyStep(Path from, Path to, int step) throws IOException {
+        Files.createDirectories(to);
+        String tag = String.format(java.util.Locale.ROOT, "_%06d", step);
+        try (var files = Files.list(from)) {
+            for (Path f : files.toList()) if (f.getFileName().toString().contains(tag)) Files.copy(f, to.resolve(f.getFileName()));
+        }
+        return to;
     }
 
     /**
@@ -218,14 +245,7 @@ class DataParallelTrainTest {
     @Test
     void aTwoProcessRunResumedFromItsCheckpointContinuesLikeTheUninterruptedOne() throws IOException {
         String a = dpRun();
-        Path straight = tmp.resolve("dp"), resumed = tmp.resolve("resumed");
-        Files.createDirectories(resumed);
-        try (var files = Files.list(straight)) { // a copy of the run with only step 3 to resume from
-            for (Path f : files.toList()) {
-                String n = f.getFileName().toString();
-                if (n.contains("_000003")) Files.copy(f, resumed.resolve(n));
-            }
-        }
+        Path straight = tmp.resolve("dp"), resumed = copyStep(straight, tmp.resolve("resumed"), 3); // only step 3 to resume from
         String b = runProcesses(2, args(resumed, "--resume-from-step=3"));
         for (int rank = 0; rank < 2; rank++) {
             List<Float> full = losses(a, rank), tail = losses(b, rank);
