@@ -45,15 +45,20 @@ stage() {
 }
 failed=0
 
-for f in runtime.tgz nanochat4j.jar tensor-tests.jar model-tests.jar train-tests.jar junit-console.jar; do
-  [ -f "$pack/$f" ] || { say "missing $pack/$f (build the folder with scripts/gpu-pack.sh)"; exit 2; }
+for f in runtime.tar.xz nanochat4j.jar tensor-tests.jar model-tests.jar train-tests.jar junit-console.jar; do
+  [ -f "$pack/$f" ] || { say "missing $pack/$f (build the folder with scripts/gpu-pack.sh)"; json "{\"kind\":\"pack-incomplete\",\"missing\":\"$f\"}"; exit 2; }
 done
 work="$(mktemp -d)"
 smi_pid=""
 trap '[ -n "$smi_pid" ] && kill "$smi_pid" 2>/dev/null; rm -rf "$work"' EXIT
-tar -xzf "$pack/runtime.tgz" -C "$work" || { say "cannot unpack runtime.tgz"; exit 2; }
+# xz may be missing on a bare image: Python's tarfile reads it too (PyTorch's machines have Python)
+tar -xJf "$pack/runtime.tar.xz" -C "$work" 2>> "$log" \
+  || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$pack/runtime.tar.xz" "$work" 2>> "$log" \
+  || { say "cannot unpack runtime.tar.xz"; json '{"kind":"pack-incomplete","missing":"runtime"}'; exit 2; }
 java="$work/runtime/bin/java"
-flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED -Xss4m -XX:PerMethodRecompilationCutoff=10000 -Dnanochat4j.cuda.cache="$work/ptx-cache"
+# the launcher's flags (./nanochat4j): the JUnit runs start with -cp, so they get none of the jar manifest's
+flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
+  --sun-misc-unsafe-memory-access=allow -Xss4m -XX:PerMethodRecompilationCutoff=10000 -Dnanochat4j.cuda.cache="$work/ptx-cache"
   -Dshared.dir="$pack/shared")
 say "$("$java" -version 2>&1 | head -n 1); $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 
@@ -73,17 +78,18 @@ smi_peak() {
   [ -n "$m" ] && awk -v m="$m" 'BEGIN { printf "%.2f", m / 1024 }' || echo null
 }
 # "tests successful/failed/aborted" of a JUnit console log, and its exit turned into 4 when CUDA cases were skipped
-junit_summary() { grep -E 'tests (successful|failed|skipped|aborted)' "$1" | tr -s ' []' | tr '\n' ';'; }
+# (the console's own summary lines only, "[        12 tests successful      ]": a test's output may say "tests skipped")
+junit_summary() { grep -E '^\[ *[0-9]+ tests (successful|failed|skipped|aborted)' "$1" | tr -s ' []' | tr -dc 'a-z0-9 ;\n' | tr '\n' ';'; }
 junit_exit() {
   local rc=$1 aborted
-  aborted="$(grep -E 'tests aborted' "$2" | tr -dc '0-9')"
+  aborted="$(grep -E '^\[ *[0-9]+ tests aborted' "$2" | tr -dc '0-9')"
   # an aborted (assumption-skipped) case means a GPU half did not run: a failure on a GPU machine
   if [ "$rc" -eq 0 ] && [ "${aborted:-0}" -ne 0 ]; then echo 4; else echo "$rc"; fi
 }
 
 # ---- 1. probe
 t=$(stage probe 40) || exit 3
-timeout "$t" "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck probe >> "$jsonl" 2>> "$log"
+timeout -k 10 "$t" "$java" "${flags[@]}" -cp "$pack/nanochat4j.jar" nanochat4j.tensor.cuda.CudaCheck probe >> "$jsonl" 2>> "$log"
 rc=$?
 if [ "$rc" -ne 0 ]; then
   reason="$(tail -n 1 "$log")"
@@ -96,9 +102,9 @@ say "probe: $(tail -n 1 "$jsonl")"
 # ---- 2. conformance: fp32 and bf16, the GPU training step, the device optimizer
 if t=$(stage conformance 110); then
   say "conformance suite (${t}s) ..."
-  clog="$work/conformance.log"
+  clog="$out/conformance.log"
   # poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it
-  CI=true timeout "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
+  CI=true timeout -k 10 "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     org.junit.platform.console.ConsoleLauncher execute \
     --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.Bf16MatmulConformanceTest \
     --select-class nanochat4j.tensor.cuda.CudaBackendTest --select-class nanochat4j.tensor.cuda.NvrtcCompileTest \
@@ -107,7 +113,7 @@ if t=$(stage conformance 110); then
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
     --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
     --select-class nanochat4j.train.CudaDecodeHostWaitsTest \
-    --details=tree --disable-banner --reports-dir "$out/junit" > "$clog" 2>&1
+    --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" > "$clog" 2>&1
   conf=$(junit_exit $? "$clog")
   cat "$clog" >> "$log"
   json "{\"kind\":\"conformance\",\"exit\":$conf,\"summary\":\"$(junit_summary "$clog")\"}"
@@ -118,7 +124,7 @@ fi
 # ---- 3. kernels: cuBLAS vs our tensor-core GEMM on the layer shapes, attention
 if t=$(stage bench-kernels 70); then
   say "bench kernels --device cuda --ops gemm,attention (${t}s) ..."
-  timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --ops gemm,attention --json >> "$jsonl" 2>> "$log"
+  timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --ops gemm,attention --json >> "$jsonl" 2>> "$log"
   rc=$?
   say "bench kernels exit $rc"
   [ "$rc" -eq 0 ] || { failed=1; json "{\"kind\":\"bench-kernels\",\"exit\":$rc}"; }
@@ -127,7 +133,7 @@ fi
 # ---- 4. decode speed at d20 (helper "forward"'s command, unchanged)
 if t=$(stage bench-infer 60); then
   say "bench infer --device cuda --depth 20 (${t}s) ..."
-  timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench infer --device cuda --depth 20 --head-dim 128 --seq 2048 --json \
+  timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench infer --device cuda --depth 20 --head-dim 128 --seq 2048 --json \
     >> "$jsonl" 2>> "$log"
   rc=$?
   say "bench infer d20 exit $rc"
@@ -146,14 +152,14 @@ else
 fi
 tokok=0
 if [ "$trainrc" -eq 0 ] && t=$(stage tok-train 30); then
-  NANOCHAT_BASE_DIR="$base" timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" tok-train --data "$base/data" --vocab-size 32768 \
+  NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" tok-train --data "$base/data" --vocab-size 32768 \
     >> "$log" 2>&1 && tokok=1 || { trainrc=$?; say "tok-train failed (exit $trainrc)"; json "{\"kind\":\"tok-train\",\"exit\":$trainrc}"; }
 fi
 if [ "$tokok" -eq 1 ] && t=$(stage base-train 110); then
   say "base-train --device cuda d12, 32 x 2048, bf16, 30 steps (${t}s) ..."
-  blog="$work/base-train.log"
+  blog="$out/base-train.log"
   smi_start
-  NANOCHAT_BASE_DIR="$base" timeout "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" base-train --device cuda --precision bf16 \
+  NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" base-train --device cuda --precision bf16 \
     --depth 12 --head-dim 128 --window-pattern SSSL --device-batch-size 32 --max-seq-len 2048 --total-batch-size 65536 \
     --num-iterations 30 --warmup-steps 5 --eval-every -1 --core-metric-every -1 --sample-every -1 --data "$base/data" \
     --checkpoint-dir "$base/ckpt" > "$blog" 2>&1
@@ -179,9 +185,12 @@ if [ -z "$py" ] || [ ! -d "$pack/nanochat_src" ] || [ ! -f "$pack/gpu-nanochat-b
 elif t=$(stage nanochat 120); then
   say "nanochat (torch) d20 decode + d12 train 30 steps (${t}s) ..."
   smi_start
-  timeout "$t" "$py" "$pack/gpu-nanochat-bench.py" --src "$pack/nanochat_src" --depth 12 --batch 32 --steps 30 --decode-depth 20 \
-    >> "$jsonl" 2>> "$log"
+  # nanochat prints lines of its own to stdout: only the JSON ones go to the jsonl, all of them to the log
+  timeout -k 10 "$t" "$py" "$pack/gpu-nanochat-bench.py" --src "$pack/nanochat_src" --depth 12 --batch 32 --steps 30 --decode-depth 20 \
+    > "$out/nanochat.out" 2>> "$log"
   rc=$?
+  grep -E '^\{' "$out/nanochat.out" >> "$jsonl"
+  cat "$out/nanochat.out" >> "$log"
   peak=$(smi_peak)
   json "{\"kind\":\"nanochat-run\",\"exit\":$rc,\"peak_gpu_mem_gib\":$peak}"
   say "nanochat exit $rc, peak $peak GiB (nvidia-smi, train and decode together)"
@@ -190,14 +199,14 @@ fi
 # ---- 7. extras while time is left: two GPU workers over the ring, exact resume on the GPU
 if t=$(stage train-extras 120); then
   say "GPU data-parallel and resume tests (${t}s) ..."
-  tlog="$work/train-tests.log"
+  tlog="$out/train-tests.log"
   # on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
   # poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it
-  CI=true timeout "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
+  CI=true timeout -k 10 "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
     org.junit.platform.console.ConsoleLauncher execute \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
-    --details=tree --disable-banner --reports-dir "$out/junit-train" > "$tlog" 2>&1
+    --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit-train" > "$tlog" 2>&1
   trc=$(junit_exit $? "$tlog")
   cat "$tlog" >> "$log"
   json "{\"kind\":\"train-tests\",\"exit\":$trc,\"summary\":\"$(junit_summary "$tlog")\"}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the folder carried to a GPU machine that has neither Java nor network (see README "Running on a GPU"):
-#   runtime.tgz      a jlinked JDK 25 (java.base, jdk.incubator.vector, jdk.unsupported, java.management,
-#                    java.logging for JUnit, java.net.http for the commands that download),
-#                    --compress=zip-9, as a .tgz
+#   runtime.tar.xz   a jlinked JDK 25 (java.base, jdk.incubator.vector, jdk.unsupported, java.management,
+#                    java.logging and java.xml for JUnit, java.net.http for the commands that download,
+#                    java.desktop for base-train's chart, jdk.management + jdk.jfr for the C2 inline directive), xz
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
 #   model-tests.jar  the model module's test classes (GPTCudaTest: the KV-cache forward on the GPU against the CPU model)
@@ -40,9 +40,12 @@ mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "gpu-pack: jlink ..." >&2
-"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,java.logging,java.net.http \
-  --compress=zip-9 --strip-debug --no-header-files --no-man-pages --output "$tmp/runtime"
-tar -C "$tmp" -czf "$out/runtime.tgz" runtime
+# Modules: the engine's, plus java.xml (the JUnit console's XML reports), java.desktop (base-train's loss chart),
+# jdk.management + jdk.jfr (the diagnostic command that installs the launcher's C2 inline directive). Stored
+# uncompressed and packed with xz: smaller than jlink's own zip-9 inside gzip (~23 MB against ~34 for these modules).
+"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,java.logging,java.net.http,java.xml,java.desktop,jdk.management,jdk.jfr \
+  --compress=zip-0 --strip-debug --no-header-files --no-man-pages --output "$tmp/runtime"
+tar -C "$tmp" -cJf "$out/runtime.tar.xz" runtime
 cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
 # The GPU machines are Linux x86-64: the carried copy drops the other platforms' native libraries (aircompressor's
 # codecs, JLine's terminal helper; ~2.5 MB of the jar), room under the 64 MiB. Without zip the whole jar goes.
@@ -88,7 +91,7 @@ chmod +x "$out/gpu-check.sh"
 
 total=$(du -cbs "$out" | tail -n 1 | cut -f1)
 ls -l "$out" >&2
-printf 'gpu-pack: %s, %.1f MiB of the 64 MiB that travel\n' "$out" "$(echo "$total / 1048576" | bc -l)" >&2
+awk -v o="$out" -v t="$total" 'BEGIN { printf "gpu-pack: %s, %.1f MiB of the 64 MiB that travel\n", o, t / 1048576 }' >&2
 if [ "$total" -gt "$limit" ]; then
   echo "gpu-pack: $total bytes exceed the 64 MiB limit" >&2
   exit 1
