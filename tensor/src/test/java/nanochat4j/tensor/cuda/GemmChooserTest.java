@@ -39,6 +39,15 @@ class GemmChooserTest {
         }
     }
 
+    /** A timer that reads cuBLAS, our big tile and our small tile at these milliseconds. */
+    private static Fake times(double cublas, double big, double small) {
+        Fake f = new Fake();
+        f.ms.put("cublas", cublas);
+        f.ms.put("ours " + BIG, big);
+        f.ms.put("ours " + SMALL, small);
+        return f;
+    }
+
     /** Our kernel's error against cuBLAS per tile (default: a correct kernel's rounding); records what it verified. */
     private static final class Check implements GemmChooser.Verifier {
         final Map<TensorCoreGemm.Tile, Double> err = new HashMap<>();
@@ -61,10 +70,7 @@ class GemmChooserTest {
 
     @Test
     void keepsTheFasterPerShapeAndDecidesOnce() {
-        Fake f = new Fake();
-        f.ms.put("cublas", 1.0);
-        f.ms.put("ours " + BIG, 0.8);
-        f.ms.put("ours " + SMALL, 0.9);
+        Fake f = times(1.0, 0.8, 0.9);
         List<String> log = new ArrayList<>();
         GemmChooser c = chooser(f, log, GemmChooser.Mode.AUTO);
         GemmChooser.Shape s = new GemmChooser.Shape(65536, 3072, 768, false, true);
@@ -86,10 +92,7 @@ class GemmChooserTest {
 
     @Test
     void cublasWinsTiesAndLosses() {
-        Fake f = new Fake();
-        f.ms.put("cublas", 1.0);
-        f.ms.put("ours " + BIG, 1.0);
-        f.ms.put("ours " + SMALL, 1.5);
+        Fake f = times(1.0, 1.0, 1.5);
         GemmChooser c = chooser(f, new ArrayList<>(), GemmChooser.Mode.AUTO);
         Check v = new Check();
         GemmChooser.Choice ch = choose(c, new GemmChooser.Shape(128, 128, 64, false, true), f, v);
@@ -116,10 +119,7 @@ class GemmChooserTest {
     void backwardLayoutsAreTimedAndVerifiedLikeTheForward() {
         for (GemmChooser.Shape s : List.of(new GemmChooser.Shape(65536, 768, 3072, false, false),   // dx = dy·W
                 new GemmChooser.Shape(3072, 768, 65536, true, false))) {                             // dW = dyᵀ·x
-            Fake f = new Fake();
-            f.ms.put("cublas", 1.0);
-            f.ms.put("ours " + BIG, 0.9);
-            f.ms.put("ours " + SMALL, 0.95);
+            Fake f = times(1.0, 0.9, 0.95);
             Check v = new Check();
             GemmChooser.Choice ch = choose(chooser(f, new ArrayList<>(), GemmChooser.Mode.AUTO), s, f, v);
             assertEquals(BIG, ch.tile(), s.toString());
@@ -132,10 +132,7 @@ class GemmChooserTest {
     @Test
     void aFasterKernelThatDisagreesWithCublasIsNotKept() {
         for (double bad : new double[] {0.5, GemmChooser.TOLERANCE * 1.01, Double.NaN}) {
-            Fake f = new Fake();
-            f.ms.put("cublas", 1.0);
-            f.ms.put("ours " + BIG, 0.5);
-            f.ms.put("ours " + SMALL, 0.6);
+            Fake f = times(1.0, 0.5, 0.6);
             Check v = new Check();
             v.err.put(BIG, bad);
             List<String> log = new ArrayList<>();
@@ -163,10 +160,7 @@ class GemmChooserTest {
      */
     @Test
     void anAllZeroProductLeavesTheShapeUndecided() {
-        Fake f = new Fake();
-        f.ms.put("cublas", 1.0);
-        f.ms.put("ours " + BIG, 0.5);
-        f.ms.put("ours " + SMALL, 0.6);
+        Fake f = times(1.0, 0.5, 0.6);
         List<String> log = new ArrayList<>();
         GemmChooser c = chooser(f, log, GemmChooser.Mode.AUTO);
         GemmChooser.Shape s = new GemmChooser.Shape(65536, 768, 3072, false, true);
@@ -194,10 +188,7 @@ class GemmChooserTest {
      */
     @Test
     void savedChoicesComeBackUntimedOnResume() {
-        Fake f = new Fake();
-        f.ms.put("cublas", 1.0);
-        f.ms.put("ours " + BIG, 0.5);
-        f.ms.put("ours " + SMALL, 0.6);
+        Fake f = times(1.0, 0.5, 0.6);
         GemmChooser first = chooser(f, new ArrayList<>(), GemmChooser.Mode.AUTO);
         GemmChooser.Shape fwd = new GemmChooser.Shape(65536, 3072, 768, false, true), dw = new GemmChooser.Shape(3072, 768, 65536, true, false);
         GemmChooser.Shape odd = new GemmChooser.Shape(100, 100, 100, false, true);
