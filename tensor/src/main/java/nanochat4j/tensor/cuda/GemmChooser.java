@@ -45,11 +45,6 @@ public final class GemmChooser {
             return tile != null;
         }
 
-        /** cuBLAS for this call only: our candidate could not be verified on it ({@link #UNTESTABLE}). */
-        public boolean undecided() {
-            return why.startsWith(UNDECIDED);
-        }
-
         @Override
         public String toString() {
             return (ours() ? "ours (tile " + tile + ")" : "cuBLAS") + ": " + why;
@@ -145,10 +140,11 @@ public final class GemmChooser {
         Choice c = choices.get(shape);
         if (c != null) return c;
         c = decide(shape, cublas, ours, verify);
-        return c.undecided() ? c : keep(shape, c);
+        return c == null ? UNDECIDED : keep(shape, c);
     }
 
-    private static final String UNDECIDED = "undecided";
+    /** cuBLAS for one call, the shape left undecided: our candidate could not be verified on it ({@link #UNTESTABLE}). */
+    static final Choice UNDECIDED = new Choice(null, Double.NaN, Double.NaN, "undecided: both outputs all zeros, which cannot verify ours");
 
     /** Settles {@code shape} on cuBLAS without timing (e.g. no device memory for the scratch outputs); {@code why} is logged. */
     public synchronized Choice cublasFor(Shape shape, String why) {
@@ -169,6 +165,7 @@ public final class GemmChooser {
         return false;
     }
 
+    /** The choice for {@code shape}, or null to leave it undecided this time ({@link #verified}). */
     private Choice decide(Shape shape, Runnable cublas, Function<TensorCoreGemm.Tile, Runnable> ours, Verifier verify) {
         if (mode == Mode.CUBLAS) return new Choice(null, Double.NaN, Double.NaN, "forced (-Dnanochat4j.cuda.gemm=cublas)");
         if (!shape.ours()) return new Choice(null, Double.NaN, Double.NaN, "our kernels compute A·Bᵀ, A·B and Aᵀ·B only");
@@ -198,7 +195,10 @@ public final class GemmChooser {
         return bestMs < cublasMs ? verified(best, cublasMs, bestMs, times, verify) : new Choice(null, cublasMs, bestMs, times);
     }
 
-    /** Our kernel at {@code tile} if its output matches cuBLAS's, else cuBLAS with the warning in {@code why}. */
+    /**
+     * Our kernel at {@code tile} if its output matches cuBLAS's, else cuBLAS with the warning in {@code why}; null when
+     * the output cannot tell ({@link #UNTESTABLE}).
+     */
     private static Choice verified(TensorCoreGemm.Tile tile, double cublasMs, double oursMs, String why, Verifier verify) {
         double err;
         try {
@@ -206,9 +206,7 @@ public final class GemmChooser {
         } catch (RuntimeException e) {
             return new Choice(null, cublasMs, oursMs, "WARNING: our kernel (tile " + tile + ") failed, cuBLAS kept: " + e.getMessage());
         }
-        if (err == UNTESTABLE) {
-            return new Choice(null, cublasMs, oursMs, UNDECIDED + ": both outputs all zeros, which cannot verify ours; cuBLAS this time");
-        }
+        if (err == UNTESTABLE) return null; // decided at a later GEMM of the shape
         if (err <= TOLERANCE) return new Choice(tile, cublasMs, oursMs, why + String.format(Locale.ROOT, "; matches cuBLAS (max error %.1e)", err));
         return new Choice(null, cublasMs, oursMs, String.format(Locale.ROOT,
                 "WARNING: our kernel (tile %s) disagrees with cuBLAS (max error %.3g of the output's largest magnitude, tolerance %.3g), "
@@ -226,7 +224,7 @@ public final class GemmChooser {
             Shape s = e.getKey();
             TensorCoreGemm.Tile t = e.getValue().tile();
             out.add(s.m() + " " + s.n() + " " + s.k() + " " + (s.transA() ? "T" : "N") + (s.transB() ? "T" : "N") + " "
-                    + (t == null ? "cublas" : t.bm() + "," + t.bn() + "," + t.bk() + "," + t.wm() + "," + t.wn()));
+                    + (t == null ? "cublas" : t.key()));
         }
         return out;
     }
@@ -246,11 +244,7 @@ public final class GemmChooser {
                 keep(s, new Choice(null, Double.NaN, Double.NaN, "as in the checkpoint"));
                 continue;
             }
-            for (TensorCoreGemm.Tile t : tiles) {
-                if (f[4].equals(t.bm() + "," + t.bn() + "," + t.bk() + "," + t.wm() + "," + t.wn())) {
-                    keep(s, new Choice(t, Double.NaN, Double.NaN, "as in the checkpoint"));
-                }
-            }
+            tiles.stream().filter(t -> t.key().equals(f[4])).findFirst().ifPresent(t -> keep(s, new Choice(t, Double.NaN, Double.NaN, "as in the checkpoint")));
         }
     }
 

@@ -20,6 +20,9 @@ public final class TensorCoreGemm {
     public record Tile(int bm, int bn, int bk, int wm, int wn) {
         public int threads() { return (bm / wm) * (bn / wn) * 32; }
 
+        /** "bm,bn,bk,wm,wn": how a checkpoint names the tile (GemmChooser.saved). */
+        public String key() { return bm + "," + bn + "," + bk + "," + wm + "," + wn; }
+
         public Map<String, String> defines() {
             return Map.of("BM", String.valueOf(bm), "BN", String.valueOf(bn), "BK", String.valueOf(bk), "WM", String.valueOf(wm),
                     "WN", String.valueOf(wn), "BLOCK", "256");
