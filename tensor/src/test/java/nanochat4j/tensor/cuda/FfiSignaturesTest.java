@@ -13,14 +13,12 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
@@ -119,7 +117,7 @@ class FfiSignaturesTest {
      */
     private static void matchHeader(Path tmp, String header, Map<String, FunctionDescriptor> bound,
             Map<String, Integer> constants) throws Exception {
-        String gcc = onPath("gcc");
+        String gcc = KernelCompileTest.onPath("gcc");
         Assumptions.assumeTrue(gcc != null, "gcc not on the PATH: " + header + " prototypes not checked");
         List<Path> dirs = includeDirs();
         Assumptions.assumeTrue(dirs.stream().anyMatch(d -> Files.isRegularFile(d.resolve(header))),
@@ -130,7 +128,7 @@ class FfiSignaturesTest {
         List<String> cmd = new ArrayList<>(List.of(gcc, "-E", "-P", "-x", "c", "-o", pre.toString()));
         cmd.addAll(includes);
         cmd.add(inc.toString());
-        String out = run(cmd, tmp);
+        String out = KernelCompileTest.run(cmd, tmp);
         assertTrue(Files.isRegularFile(pre), "gcc could not preprocess " + header + ":\n" + out);
         String text = Files.readString(pre);
         StringBuilder src = new StringBuilder("#include <" + header + ">\n").append(C_PRELUDE).append("int main(void) {\n");
@@ -151,10 +149,10 @@ class FfiSignaturesTest {
         cmd = new ArrayList<>(List.of(gcc, "-std=gnu11", "-o", exe.toString()));
         cmd.addAll(includes);
         cmd.add(c.toString());
-        out = run(cmd, tmp);
+        out = KernelCompileTest.run(cmd, tmp);
         assertTrue(Files.isExecutable(exe), "gcc could not compile the prototypes read from " + header + ":\n" + out);
         Map<String, String> proto = new LinkedHashMap<>(), value = new LinkedHashMap<>();
-        for (String line : run(List.of(exe.toString()), tmp).split("\n")) {
+        for (String line : KernelCompileTest.run(List.of(exe.toString()), tmp).split("\n")) {
             String[] f = line.trim().split(" ");
             if (f.length == 2) proto.put(f[0], f[1]);
             if (f.length == 3 && f[0].equals("=")) value.put(f[1], f[2]);
@@ -252,24 +250,6 @@ class FfiSignaturesTest {
             dirs.add(lib.resolveSibling("include")); // $CUDA_HOME/include, /usr/local/cuda/include, nvidia/<wheel>/include
         }
         return dirs.stream().filter(Files::isDirectory).distinct().toList();
-    }
-
-    private static String onPath(String exe) {
-        for (String dir : System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)) {
-            Path p = Path.of(dir, exe);
-            if (Files.isExecutable(p)) return p.toString();
-        }
-        return null;
-    }
-
-    private static String run(List<String> cmd, Path dir) throws Exception {
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
-        byte[] out = p.getInputStream().readAllBytes();
-        if (!p.waitFor(120, TimeUnit.SECONDS)) {
-            p.destroyForcibly();
-            fail("timed out: " + cmd);
-        }
-        return new String(out, StandardCharsets.UTF_8);
     }
 
     // ------------------------------------------------------------------ every call site against its handle

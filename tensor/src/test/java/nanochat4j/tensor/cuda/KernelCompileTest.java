@@ -36,9 +36,13 @@ class KernelCompileTest {
     }
 
     static String nvcc() {
-        if (variantRun()) return null;
+        return variantRun() ? null : onPath("nvcc");
+    }
+
+    /** The executable {@code exe} on the PATH, or null. */
+    static String onPath(String exe) {
         for (String dir : System.getenv().getOrDefault("PATH", "").split(":")) {
-            Path p = Path.of(dir, "nvcc");
+            Path p = Path.of(dir, exe);
             if (Files.isExecutable(p)) return p.toString();
         }
         return null;
@@ -137,7 +141,8 @@ class KernelCompileTest {
         assertEquals(8, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention, optim, gemm
     }
 
-    private static String run(List<String> cmd, Path dir) throws IOException, InterruptedException {
+    /** The command's output (stderr merged), prefixed "EXIT n" when it fails or "EXIT timeout" after 300 s. */
+    static String run(List<String> cmd, Path dir) throws IOException, InterruptedException {
         ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
         Process p = pb.start();
         byte[] out = p.getInputStream().readAllBytes();
