@@ -13,8 +13,9 @@ import java.lang.invoke.MethodHandle;
 /**
  * cuBLAS through FFM: a handle bound to one stream, fp32 SGEMM (plain and strided-batched) and the mixed-precision
  * GemmEx family (bf16 operands, fp32 accumulation). cuBLAS is column-major: callers pass row-major problems as
- * their transpose (see {@code CudaBackend}). alpha/beta live in host memory (the default pointer mode), in one
- * scratch pair per handle: a handle serves one stream, called from one thread at a time, like the backend's.
+ * their transpose (see {@code CudaBackend}). alpha/beta live in host memory (the default pointer mode), written
+ * for each call: the context's one handle serves every thread (serve's workers decode on one stream at once), and
+ * cuBLAS reads host scalars during the call, so a pair shared between calls could carry another thread's values.
  */
 public final class Cublas implements AutoCloseable {
     public static final int OP_N = 0, OP_T = 1;
@@ -30,8 +31,6 @@ public final class Cublas implements AutoCloseable {
 
     private final Api calls;
     private final MemorySegment handle;
-    private final Arena scalars = Arena.ofShared();
-    private final MemorySegment alphaBeta = scalars.allocate(8, 8);
 
     /** cuBLAS's entry points; bound from the library once per process ({@link #api}). */
     static final class Api {
@@ -82,10 +81,8 @@ public final class Cublas implements AutoCloseable {
 
     /** Column-major C = alpha·op(A)·op(B) + beta·C in fp32; pointers are device addresses. */
     public void sgemm(int opA, int opB, int m, int n, int k, float alpha, long a, int lda, long b, int ldb, float beta, long c, int ldc) {
-        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
-        al.set(Ffi.F, 0, alpha);
-        be.set(Ffi.F, 0, beta);
-        try {
+        try (Arena scalars = Arena.ofConfined()) {
+            MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
             check("cublasSgemm(" + m + "x" + n + "x" + k + ")", (int) calls.sgemm.invokeExact(handle, opA, opB, m, n, k, al, a, lda, b, ldb, be, c, ldc));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -94,10 +91,8 @@ public final class Cublas implements AutoCloseable {
 
     public void sgemmStridedBatched(int opA, int opB, int m, int n, int k, float alpha, long a, int lda, long strideA,
                                     long b, int ldb, long strideB, float beta, long c, int ldc, long strideC, int batch) {
-        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
-        al.set(Ffi.F, 0, alpha);
-        be.set(Ffi.F, 0, beta);
-        try {
+        try (Arena scalars = Arena.ofConfined()) {
+            MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
             check("cublasSgemmStridedBatched(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) calls.sgemmBatched.invokeExact(handle, opA, opB,
                     m, n, k, al, a, lda, strideA, b, ldb, strideB, be, c, ldc, strideC, batch));
         } catch (Throwable t) {
@@ -108,10 +103,8 @@ public final class Cublas implements AutoCloseable {
     /** GemmEx: A/B/C of the given cudaDataTypes, fp32 alpha/beta, {@code compute} a cublasComputeType_t. */
     public void gemmEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long b, int bType, int ldb,
                        float beta, long c, int cType, int ldc, int compute) {
-        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
-        al.set(Ffi.F, 0, alpha);
-        be.set(Ffi.F, 0, beta);
-        try {
+        try (Arena scalars = Arena.ofConfined()) {
+            MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
             check("cublasGemmEx(" + m + "x" + n + "x" + k + ")", (int) calls.gemmEx.invokeExact(handle, opA, opB, m, n, k, al,
                     a, aType, lda, b, bType, ldb, be, c, cType, ldc, compute, GEMM_DEFAULT));
         } catch (Throwable t) {
@@ -123,10 +116,8 @@ public final class Cublas implements AutoCloseable {
     public void gemmStridedBatchedEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long strideA,
                                      long b, int bType, int ldb, long strideB, float beta, long c, int cType, int ldc, long strideC,
                                      int batch, int compute) {
-        MemorySegment al = alphaBeta, be = alphaBeta.asSlice(4);
-        al.set(Ffi.F, 0, alpha);
-        be.set(Ffi.F, 0, beta);
-        try {
+        try (Arena scalars = Arena.ofConfined()) {
+            MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
             check("cublasGemmStridedBatchedEx(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) calls.gemmBatchedEx.invokeExact(handle,
                     opA, opB, m, n, k, al, a, aType, lda, strideA, b, bType, ldb, strideB, be, c, cType, ldc, strideC, batch,
                     compute, GEMM_DEFAULT));
@@ -141,8 +132,6 @@ public final class Cublas implements AutoCloseable {
             check("cublasDestroy", (int) calls.destroy.invokeExact(handle));
         } catch (Throwable t) {
             throw rethrow(t);
-        } finally {
-            scalars.close();
         }
     }
 
