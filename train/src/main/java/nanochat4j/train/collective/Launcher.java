@@ -17,7 +17,9 @@ import java.util.Map;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.IntSupplier;
 import java.util.stream.Stream;
+import nanochat4j.tensor.cuda.Driver;
 
 /**
  * torchrun for nanochat4j: starts this node's worker processes with the environment {@link DistEnv} reads, runs
@@ -74,7 +76,8 @@ public final class Launcher {
             driver[0] = LocalDriver.launch(jobDir.resolve("aeron"));
             Runtime.getRuntime().addShutdownHook(hook);
             int world = spec.nproc() * spec.nodes().size();
-            int gpus = gpuCount();
+            String visible = System.getenv("CUDA_VISIBLE_DEVICES");
+            int gpus = visible == null ? gpuCount() : 0; // the launcher's own list, where set, says which GPUs
             for (int local = 0; local < spec.nproc(); local++) {
                 int rank = spec.nodeRank() * spec.nproc() + local;
                 ProcessBuilder pb = new ProcessBuilder(command);
@@ -88,7 +91,7 @@ public final class Launcher {
                 env.put("MASTER_PORT", Integer.toString(spec.masterPort()));
                 env.put("NANOCHAT4J_NODES", String.join(",", spec.nodes()));
                 env.put("NANOCHAT4J_AERON_DIR", jobDir.resolve("aeron").toString());
-                String gpu = gpuFor(local, System.getenv("CUDA_VISIBLE_DEVICES"), gpus);
+                String gpu = gpuFor(local, visible, gpus);
                 if (gpu != null) env.put("CUDA_VISIBLE_DEVICES", gpu); // the worker's "GPU 0" is its own GPU
                 Process p = pb.start();
                 p.getOutputStream().close(); // workers read no input
@@ -122,23 +125,46 @@ public final class Launcher {
      * The CUDA_VISIBLE_DEVICES of local worker {@code local}, as torchrun users set it: the local-th of the GPUs the
      * launcher may use (its own CUDA_VISIBLE_DEVICES list, else the {@code gpus} of this machine), round-robin when
      * there are more workers than GPUs (several workers then share a GPU); null where there is no GPU (CPU runs
-     * leave the variable alone).
+     * leave the variable alone) and where the launcher's own variable is set but empty (CUDA then sees no GPU, and
+     * neither may the workers).
      */
     static String gpuFor(int local, String visible, int gpus) {
-        if (visible != null && !visible.isBlank()) {
+        if (visible != null) {
+            if (visible.isBlank()) return null;
             String[] ids = visible.split(",");
             return ids[local % ids.length].trim();
         }
         return gpus > 0 ? Integer.toString(local % gpus) : null;
     }
 
-    /** GPUs the NVIDIA driver exposes (one folder each under /proc/driver/nvidia/gpus); 0 without the driver. */
+    /** GPUs on this machine: {@link #gpuCount(Path, IntSupplier)} of the driver's /proc folder and the CUDA driver. */
     static int gpuCount() {
-        try (var s = Files.list(Path.of("/proc/driver/nvidia/gpus"))) {
-            return (int) s.count();
+        return gpuCount(Path.of("/proc/driver/nvidia/gpus"), Launcher::cudaDeviceCount);
+    }
+
+    /**
+     * GPUs the NVIDIA driver exposes: one folder each under {@code procGpus} (no CUDA call in the launcher); where that
+     * folder is absent or empty (containers that do not mount it), the CUDA driver's device count; 0 without either.
+     */
+    static int gpuCount(Path procGpus, IntSupplier cudaCount) {
+        try (var s = Files.list(procGpus)) {
+            int n = (int) s.count();
+            if (n > 0) return n;
         } catch (IOException | RuntimeException e) {
+            // no /proc entry: ask CUDA
+        }
+        try {
+            return Math.max(0, cudaCount.getAsInt());
+        } catch (RuntimeException | LinkageError e) {
             return 0;
         }
+    }
+
+    /** cuDeviceGetCount (throws where there is no usable driver). */
+    private static int cudaDeviceCount() {
+        Driver d = Driver.load();
+        d.init();
+        return d.deviceCount();
     }
 
     /** Waits for every worker; on the first failure stops the rest. Returns the job's exit code. */
