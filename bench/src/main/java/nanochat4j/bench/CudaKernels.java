@@ -4,7 +4,6 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
-import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -17,8 +16,8 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.cuda.Cublas;
+import nanochat4j.tensor.cuda.StreamTimer;
 import nanochat4j.tensor.cuda.TensorCoreGemm;
-import nanochat4j.tensor.cuda.Driver;
 
 /**
  * {@code bench kernels --device cuda}: the same op list as the CPU run, on {@link CudaBackend}, timed with CUDA
@@ -34,8 +33,7 @@ final class CudaKernels {
     private final double peakTflops;
     private final CudaBackend be;
     private final CudaContext ctx;
-    private final Driver drv;
-    private final MemorySegment start, end;
+    private StreamTimer timer; // for the length of run()
     private final SplittableRandom rnd = new SplittableRandom(42);
     private final ObjectMapper mapper = new ObjectMapper();
 
@@ -47,9 +45,6 @@ final class CudaKernels {
         this.peakTflops = peakTflops;
         this.be = CudaBackend.get();
         this.ctx = be.context();
-        this.drv = ctx.driver();
-        this.start = drv.eventCreate();
-        this.end = drv.eventCreate();
     }
 
     int run() {
@@ -59,15 +54,16 @@ final class CudaKernels {
             out.printf(Locale.ROOT, "%-14s %-48s %10s %10s %7s  %s%n", "op", "shape", "ms", "TFLOP/s", "%peak", "note");
             out.flush();
         }
-        if (wants("gemm")) gemms();
-        if (wants("gemm")) ownGemms();
-        if (wants("attention")) attention();
-        if (wants("cross_entropy")) crossEntropy();
-        if (wants("rms_norm")) rmsNorm();
-        if (wants("rotary")) rotary();
-        if (wants("launch")) launch();
-        drv.eventDestroy(start);
-        drv.eventDestroy(end);
+        try (StreamTimer t = new StreamTimer(ctx.driver(), ctx.stream())) {
+            timer = t;
+            if (wants("gemm")) gemms();
+            if (wants("gemm")) ownGemms();
+            if (wants("attention")) attention();
+            if (wants("cross_entropy")) crossEntropy();
+            if (wants("rms_norm")) rmsNorm();
+            if (wants("rotary")) rotary();
+            if (wants("launch")) launch();
+        }
         return 0;
     }
 
@@ -191,12 +187,10 @@ final class CudaKernels {
         for (int i = 0; i < 100; i++) be.axpy(1f, one, one);
         ctx.synchronize();
         long t0 = System.nanoTime();
-        drv.eventRecord(start, ctx.stream());
-        for (int i = 0; i < n; i++) be.axpy(1f, one, one);
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
+        double gpuMs = timer.ms(() -> {
+            for (int i = 0; i < n; i++) be.axpy(1f, one, one);
+        });
         double hostUs = (System.nanoTime() - t0) / 1e3 / n;
-        double gpuMs = drv.eventElapsedMs(start, end);
         print(new Result("launch", "axpy of 1 element x" + n, gpuMs / n, -1, -1,
                 String.format(Locale.ROOT, "%.2f us per launch from Java (host clock)", hostUs)));
     }
@@ -207,19 +201,13 @@ final class CudaKernels {
     private Result time(String op, String shape, double flops, double bytes, Runnable body) {
         body.run();
         ctx.synchronize();
-        drv.eventRecord(start, ctx.stream());
-        body.run();
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
-        double one = Math.max(1e-3, drv.eventElapsedMs(start, end));
+        double one = Math.max(1e-3, timer.ms(body));
         int per = quick ? 1 : (int) Math.max(1, Math.min(50, 100 / one));
         double[] ms = new double[quick ? 2 : 5];
         for (int i = 0; i < ms.length; i++) {
-            drv.eventRecord(start, ctx.stream());
-            for (int j = 0; j < per; j++) body.run();
-            drv.eventRecord(end, ctx.stream());
-            drv.eventSynchronize(end);
-            ms[i] = drv.eventElapsedMs(start, end) / per;
+            ms[i] = timer.ms(() -> {
+                for (int j = 0; j < per; j++) body.run();
+            }) / per;
         }
         Arrays.sort(ms);
         return new Result(op, shape, ms[ms.length / 2], flops, bytes, null);

@@ -334,23 +334,12 @@ public final class CudaBackend implements Backend {
 
     /** Device milliseconds of one run of {@code body}: a warm-up (compiles, picks algorithms), then the median of 3. */
     private double timeMs(Runnable body) {
-        Driver drv = ctx.driver();
-        MemorySegment start = drv.eventCreate(), end = drv.eventCreate();
-        try {
+        try (StreamTimer timer = new StreamTimer(ctx.driver(), ctx.stream())) {
             body.run();
             double[] ms = new double[3];
-            for (int i = 0; i < ms.length; i++) {
-                drv.eventRecord(start, ctx.stream());
-                body.run();
-                drv.eventRecord(end, ctx.stream());
-                drv.eventSynchronize(end);
-                ms[i] = drv.eventElapsedMs(start, end);
-            }
+            for (int i = 0; i < ms.length; i++) ms[i] = timer.ms(body);
             Arrays.sort(ms);
             return ms[1];
-        } finally {
-            drv.eventDestroy(start);
-            drv.eventDestroy(end);
         }
     }
 

@@ -1,6 +1,5 @@
 package nanochat4j.tensor.cuda;
 
-import java.lang.foreign.MemorySegment;
 import java.util.Locale;
 import java.util.Random;
 import nanochat4j.tensor.Backend;
@@ -32,21 +31,24 @@ public final class CudaCheck {
     }
 
     private static void bench(CudaContext ctx) {
+        try (StreamTimer timer = new StreamTimer(ctx.driver(), ctx.stream())) {
+            bench(ctx, timer);
+        }
+    }
+
+    private static void bench(CudaContext ctx, StreamTimer timer) {
         CudaBackend be = CudaBackend.get();
-        Driver drv = ctx.driver();
-        MemorySegment start = drv.eventCreate(), end = drv.eventCreate();
         // launch overhead: a 1-element axpy, back to back
         Tensor one = be.zeros(1);
         for (int i = 0; i < 200; i++) be.axpy(1f, one, one);
         int launches = 5000;
         long t0 = System.nanoTime();
-        drv.eventRecord(start, ctx.stream());
-        for (int i = 0; i < launches; i++) be.axpy(1f, one, one);
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
+        double launchMs = timer.ms(() -> {
+            for (int i = 0; i < launches; i++) be.axpy(1f, one, one);
+        });
         double hostUs = (System.nanoTime() - t0) / 1e3 / launches;
         System.out.println(json("bench", "op", "launch_axpy_1", "us_per_launch_host", hostUs,
-                "us_per_launch_gpu", drv.eventElapsedMs(start, end) * 1e3 / launches));
+                "us_per_launch_gpu", launchMs * 1e3 / launches));
         // cuBLAS fp32 and bf16
         int n = 4096;
         Random r = new Random(1);
@@ -55,56 +57,44 @@ public final class CudaCheck {
         Cublas blas = ctx.cublas();
         int reps = 10;
         blas.sgemm(Cublas.OP_N, Cublas.OP_N, n, n, n, 1f, a.deviceAddress(), n, b.deviceAddress(), n, 0f, c.deviceAddress(), n);
-        drv.eventRecord(start, ctx.stream());
+        timer.start();
         for (int i = 0; i < reps; i++) {
             blas.sgemm(Cublas.OP_N, Cublas.OP_N, n, n, n, 1f, a.deviceAddress(), n, b.deviceAddress(), n, 0f, c.deviceAddress(), n);
         }
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
-        double ms = drv.eventElapsedMs(start, end) / reps;
+        double ms = timer.stopMs() / reps;
         System.out.println(json("bench", "op", "sgemm_fp32_4096", "ms", ms, "tflops", 2.0 * n * n * n / (ms * 1e-3) / 1e12));
         Tensor ah = be.toBf16(a), bh = be.toBf16(b);
         blas.gemmEx(Cublas.OP_N, Cublas.OP_N, n, n, n, 1f, ah.deviceAddress(), Cublas.R_16BF, n, bh.deviceAddress(), Cublas.R_16BF, n,
                 0f, c.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F);
-        drv.eventRecord(start, ctx.stream());
+        timer.start();
         for (int i = 0; i < reps; i++) {
             blas.gemmEx(Cublas.OP_N, Cublas.OP_N, n, n, n, 1f, ah.deviceAddress(), Cublas.R_16BF, n, bh.deviceAddress(), Cublas.R_16BF, n,
                     0f, c.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F);
         }
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
-        ms = drv.eventElapsedMs(start, end) / reps;
+        ms = timer.stopMs() / reps;
         System.out.println(json("bench", "op", "gemmex_bf16_fp32acc_4096", "ms", ms, "tflops", 2.0 * n * n * n / (ms * 1e-3) / 1e12));
         // attention, nanochat d12-like: B=4, T=2048, H=6 (heads of 128), full causal
         int bsz = 4, t = 2048, h = 6, d = 128;
         Tensor q = be.upload(rand(r, bsz, t, h, d)), k = be.upload(rand(r, bsz, t, h, d)), v = be.upload(rand(r, bsz, t, h, d));
         float scale = (float) (1 / Math.sqrt(d));
         Backend.AttentionOut out = be.attention(q, k, v, -1, scale);
-        drv.eventRecord(start, ctx.stream());
+        timer.start();
         for (int i = 0; i < 3; i++) out = be.attention(q, k, v, -1, scale);
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
-        double fwdMs = drv.eventElapsedMs(start, end) / 3;
+        double fwdMs = timer.stopMs() / 3;
         double fwdFlops = 4.0 * bsz * h * (double) t * t * d / 2; // causal: half the score matrix
         System.out.println(json("bench", "op", "attention_fwd_fp32_T2048_D128", "ms", fwdMs, "tflops", fwdFlops / (fwdMs * 1e-3) / 1e12));
         Tensor dy = be.upload(rand(r, bsz, t, h, d));
         be.attentionBackward(q, k, v, out.y(), out.lse(), dy, -1, scale);
-        drv.eventRecord(start, ctx.stream());
+        timer.start();
         for (int i = 0; i < 3; i++) be.attentionBackward(q, k, v, out.y(), out.lse(), dy, -1, scale);
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
-        double bwdMs = drv.eventElapsedMs(start, end) / 3;
+        double bwdMs = timer.stopMs() / 3;
         System.out.println(json("bench", "op", "attention_bwd_fp32_T2048_D128", "ms", bwdMs, "tflops", 2.5 * fwdFlops / (bwdMs * 1e-3) / 1e12));
         // decode: one query over a 2048-long cache
         Tensor q1 = be.upload(rand(r, 1, 1, h, d));
         be.attentionCached(q1, k.slice(0, 1), v.slice(0, 1), t - 1, -1, scale);
-        drv.eventRecord(start, ctx.stream());
+        timer.start();
         for (int i = 0; i < 100; i++) be.attentionCached(q1, k.slice(0, 1), v.slice(0, 1), t - 1, -1, scale);
-        drv.eventRecord(end, ctx.stream());
-        drv.eventSynchronize(end);
-        System.out.println(json("bench", "op", "attention_decode_fp32_T2048_D128_H6", "us", drv.eventElapsedMs(start, end) * 1e3 / 100));
-        drv.eventDestroy(start);
-        drv.eventDestroy(end);
+        System.out.println(json("bench", "op", "attention_decode_fp32_T2048_D128_H6", "us", timer.stopMs() * 1e3 / 100));
     }
 
     private static Tensor rand(Random r, int... shape) {
