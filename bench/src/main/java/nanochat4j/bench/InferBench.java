@@ -70,7 +70,7 @@ public final class InferBench implements Callable<Integer> {
         model.decodeWeights(weights);
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
         double memBw = cuda ? Double.NaN : memoryBandwidth(bandwidthMb);
-        double prefill = median(() -> model.forwardCached(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(model, 1, promptTokens)));
+        double prefill = median(() -> model.forwardCachedLast(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(model, 1, promptTokens)));
         double tps1, tps8;
         long deopts;
         String storm;
@@ -128,12 +128,12 @@ public final class InferBench implements Callable<Integer> {
     private void decode(GPT model, int[] prompt, int rows) {
         GPTConfig cfg = model.config();
         KVCache single = new KVCache(model, 1, prompt.length);
-        float[] logits = model.forwardCached(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
+        float[] logits = model.forwardCachedLast(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
         KVCache cache = new KVCache(model, rows, prompt.length + decodeTokens);
         cache.copyFrom(single);
         int v = cfg.vocabSize();
         int[] column = new int[rows];
-        Arrays.fill(column, Sampler.argmax(logits, (prompt.length - 1) * v, v));
+        Arrays.fill(column, Sampler.argmax(logits, 0, v));
         for (int s = 1; s < decodeTokens; s++) {
             logits = model.forwardCached(Tensor.ofInts(column, rows, 1), cache).toFloatArray();
             for (int r = 0; r < rows; r++) column[r] = Sampler.argmax(logits, r * v, v);

@@ -86,8 +86,7 @@ public final class Engine {
 
         // Prefill once at batch 1, then copy the cache into every sample row.
         KVCache single = new KVCache(model, 1, tokens.length);
-        Tensor logits = model.forwardCached(Tensor.ofInts(tokens, 1, tokens.length), single);
-        float[] last = Arrays.copyOfRange(logits.toFloatArray(), (tokens.length - 1) * vocab, tokens.length * vocab);
+        float[] last = model.forwardCachedLast(Tensor.ofInts(tokens, 1, tokens.length), single).toFloatArray();
         float[] rowLogits = new float[n * vocab];
         for (int r = 0; r < n; r++) System.arraycopy(last, 0, rowLogits, r * vocab, vocab);
         KVCache cache = new KVCache(model, n, tokens.length + maxTokens);

@@ -317,6 +317,19 @@ public final class GPT {
      * model's device (no tape), the cache staying there.
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
+        return cached(idx, cache, false);
+    }
+
+    /**
+     * {@link #forwardCached} returning only each row's last position's logits (B, vocab): all a prefill samples from.
+     * The lm_head then runs on one position instead of the prompt's T (at T = 2048 and vocab 65536 the whole (T, vocab)
+     * block is 512 MB, computed and, from a GPU, copied down for one row).
+     */
+    public Tensor forwardCachedLast(Tensor idx, KVCache cache) {
+        return cached(idx, cache, true);
+    }
+
+    private Tensor cached(Tensor idx, KVCache cache, boolean lastOnly) {
         checkBatch(idx, null);
         int b = idx.shape(0), t = idx.shape(1);
         if (b != cache.batch()) throw new IllegalArgumentException("forwardCached: " + b + " rows of tokens for a cache of batch " + cache.batch());
@@ -329,12 +342,23 @@ public final class GPT {
         if (cache.backend().device() != be.device()) {
             throw new IllegalArgumentException("forwardCached: a KV cache on " + cache.backend().device() + " for a model on " + be.device());
         }
+        int vocab = config.vocabSize();
         Tensor logits;
         if (be.device() == Device.CPU && (t == 1 || idx.numel() <= Decoder.MAX_ROWS)) {
-            logits = Tensor.of(decoder().step(idx, cache), b, t, config.vocabSize());
+            float[] all = decoder().step(idx, cache); // a short chunk: its few extra rows cost next to nothing
+            if (!lastOnly) {
+                logits = Tensor.of(all, b, t, vocab);
+            } else {
+                float[] last = new float[b * vocab];
+                for (int r = 0; r < b; r++) System.arraycopy(all, (r * t + t - 1) * vocab, last, r * vocab, vocab);
+                logits = Tensor.of(last, b, vocab);
+            }
         } else {
             try (var g = Autograd.noGrad()) {
-                logits = Forward.logits(config, new Graph(be.upload(idx), cache, null)).value().toCpu();
+                Var x = Forward.hidden(config, new Graph(be.upload(idx), cache, null));
+                if (lastOnly) x = Ops.narrow(x, 1, t - 1, 1);
+                logits = head(x).value().toCpu();
+                if (lastOnly) logits = logits.reshape(b, vocab);
             }
         }
         cache.advance(t);

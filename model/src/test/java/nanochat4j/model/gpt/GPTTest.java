@@ -181,6 +181,28 @@ class GPTTest {
     }
 
     @Test
+    void aPrefillOfTheLastPositionOnlyGivesItsLogitsAndTheSameCache() {
+        GPT m = perturbed(CFG, 9);
+        // 2 rows × 10 tokens run the Decoder (≤ 32 pairs), 2 × 100 the tensor path (lm_head on one position a row)
+        for (int t : new int[] {10, 100}) {
+            Tensor x = ids(11, 2, t, 70);
+            KVCache all = new KVCache(m, 2, t + 1), last = new KVCache(m, 2, t + 1);
+            float[] full = m.forwardCached(x, all).toFloatArray();
+            Tensor lastOnly = m.forwardCachedLast(x, last);
+            assertArrayEquals(new int[] {2, 70}, lastOnly.shape());
+            float[] got = lastOnly.toFloatArray();
+            for (int bi = 0; bi < 2; bi++) {
+                for (int v = 0; v < 70; v++) {
+                    assertEquals(full[(bi * t + t - 1) * 70 + v], got[bi * 70 + v], 1e-5, "T=" + t + " row " + bi + " logit " + v);
+                }
+            }
+            assertEquals(t, last.pos());
+            Tensor next = Tensor.ofInts(new int[] {5, 9}, 2, 1);
+            assertArrayEquals(m.forwardCached(next, all).toFloatArray(), m.forwardCached(next, last).toFloatArray(), "T=" + t + ": the next step");
+        }
+    }
+
+    @Test
     void decoderStepsAndShortChunksMatchTheFullForwardWithSmearBackoutGqaAndWindows() {
         // GQA 4/2, layer 0 sees 128 keys back; every plan runs on to position 150 in single decode steps.
         // (from, length) chunks: ≤ 32 (row, position) pairs run the Decoder, longer ones the tensor path.
