@@ -67,7 +67,7 @@ extern "C" __global__ void softcap_ce(const float* logits, int ld, int v, const 
 // count[0] += number of targets != −1 (MEAN's divisor).
 extern "C" __global__ void count_valid(const int* __restrict__ targets, int n, int* __restrict__ count) {
     int c = 0;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         c += targets[i] != -1;
     }
     c = (int) block_sum((float) c);

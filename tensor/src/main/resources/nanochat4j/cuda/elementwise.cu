@@ -17,7 +17,7 @@ __device__ __forceinline__ float relu_nan(float v) {
 }
 
 extern "C" __global__ void unary_f32(const float* __restrict__ x, float* __restrict__ y, int n, int op, float p0, float p1) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float v = x[i], r;
         switch (op) {
             case OP_RELU2: { float m = relu_nan(v); r = m * m; break; }
@@ -35,7 +35,7 @@ extern "C" __global__ void unary_f32(const float* __restrict__ x, float* __restr
 // Gradients from the forward input or output a: relu2 (a = x), sigmoid (a = y), tanh (a = y), softcap (a = x, p0 = cap).
 extern "C" __global__ void unary_grad_f32(const float* __restrict__ a, const float* __restrict__ dy, float* __restrict__ dx,
                                           int n, int op, float p0) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float v = a[i], g = dy[i], r;
         switch (op) {
             case OP_RELU2: r = 2.f * relu_nan(v) * g; break;
@@ -49,7 +49,7 @@ extern "C" __global__ void unary_grad_f32(const float* __restrict__ a, const flo
 
 // out = a*x + b*y (y may be null when b == 0; out may alias y for axpy).
 extern "C" __global__ void axpby_f32(float a, const float* __restrict__ x, float b, const float* y, float* out, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         out[i] = y == 0 ? a * x[i] : a * x[i] + b * y[i];
     }
 }
@@ -58,19 +58,19 @@ extern "C" __global__ void axpby_f32(float a, const float* __restrict__ x, float
 extern "C" __global__ void lambda_mix_f32(const float* __restrict__ a, const float* __restrict__ x, const float* __restrict__ b,
                                           const float* __restrict__ x0, float* __restrict__ out, int n) {
     float av = a[0], bv = b[0];
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) out[i] = av * x[i] + bv * x0[i];
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) out[i] = av * x[i] + bv * x0[i];
 }
 
 // torch.lerp's two-sided formula.
 extern "C" __global__ void lerp_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ out, int n, float w) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float d = b[i] - a[i];
         out[i] = fabsf(w) < 0.5f ? a[i] + w * d : b[i] - d * (1.f - w);
     }
 }
 
 extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, unsigned short* __restrict__ y, int n) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) y[i] = f32_to_bf16(x[i]);
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) y[i] = f32_to_bf16(x[i]);
 }
 
 // Broadcast shapes: the output's dims right-aligned, with each operand's element stride per output dim
@@ -90,8 +90,8 @@ struct Bcast {
 
 extern "C" __global__ void binary_bcast_f32(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ c,
                                             int n, int op, const __grid_constant__ Bcast s) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int rem = i, ia = 0, ib = 0;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        int rem = (int) i, ia = 0, ib = 0; // i < n: fits
         for (int d = s.rank - 1; d >= 0; d--) {
             int q = rem / s.shape[d], idx = rem - q * s.shape[d];
             rem = q;

@@ -35,8 +35,8 @@ extern "C" __global__ void embedding_bwd_sorted(const float* __restrict__ dy, co
 
 // Ids out of range check alone (used before launches that must not run on bad ids).
 extern "C" __global__ void check_ids(const int* __restrict__ ids, int n, int v, int* __restrict__ bad) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         int id = ids[i];
-        if (id < 0 || id >= v) atomicMin(bad, i);
+        if (id < 0 || id >= v) atomicMin(bad, (int) i); // i < n: fits
     }
 }

@@ -32,8 +32,8 @@ extern "C" __global__ void rms_norm_bwd(const float* __restrict__ x, const float
 extern "C" __global__ void rotary(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT,
                                   const float* __restrict__ sinT, int t, int h, int d, int offset, float sign, int n) {
     int half = d / 2;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
-        int j = i % half, bth = i / half, bt = bth / h;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        int e = (int) i, j = e % half, bth = e / half, bt = bth / h; // i < n: 32-bit division
         int pos = offset + bt % t;
         float c = cosT[pos * half + j], s = sign * sinT[pos * half + j];
         long long base = (long long) bth * d;

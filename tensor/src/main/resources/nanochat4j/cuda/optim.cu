@@ -15,7 +15,7 @@ __device__ __forceinline__ float lerp_t(float a, float b, float w) {
 extern "C" __global__ void adamw_f32(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m,
                                      float* __restrict__ v, int n, float decay, float w1, float w2, float bias2,
                                      float eps, float stepSize) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float gi = g[i];
         float pi = __fmul_rn(p[i], decay);
         float mi = lerp_t(m[i], gi, w1);
@@ -30,7 +30,7 @@ extern "C" __global__ void adamw_f32(float* __restrict__ p, const float* __restr
 // Muon's cautious update of one matrix, u the NorMuon-scaled orthogonalised update:
 // p ← p − (lr·u + [u·p ≥ 0]·lrWd·p), rounded as Muon.update on the CPU.
 extern "C" __global__ void muon_cautious_f32(float* __restrict__ p, const float* __restrict__ u, int n, float lr, float lrWd) {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         float pi = p[i], ui = u[i];
         float decay = __fmul_rn(ui, pi) >= 0.0f ? __fmul_rn(lrWd, pi) : 0.0f;
         p[i] = __fsub_rn(pi, __fadd_rn(__fmul_rn(lr, ui), decay));

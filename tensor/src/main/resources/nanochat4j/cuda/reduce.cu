@@ -8,7 +8,7 @@
 extern "C" __global__ void reduce_partial(const float* __restrict__ a, const float* __restrict__ b, int n, int mode,
                                           double* __restrict__ partial) {
     double acc = 0.0;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x)
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x)
         acc += mode == RED_DOT ? (double) a[i] * (double) b[i] : (double) a[i];
     acc = block_sum_d(acc);
     if (threadIdx.x == 0) partial[blockIdx.x] = acc;
