@@ -5,9 +5,9 @@
 #   runs/speedrun.sh [--depth N] [--nproc N] [--device-batch-size N] [--precision bf16|fp32] [--quick]
 #
 # --depth 24 is nanochat's speedrun model (default); --quick is the d12 variant (depth 12, fewer shards, fewer
-# CORE examples). --nproc defaults to the GPUs the driver exposes (1 when it cannot tell). Data: ClimbMix shards
-# in $NANOCHAT_BASE_DIR/base_data_climbmix (downloaded when missing) or --data DIR. --precision: the linear layers'
-# operands (bf16 as nanochat on CUDA, the default; fp32 master weights either way).
+# CORE examples). --nproc defaults to the GPUs this job may use (CUDA_VISIBLE_DEVICES, else the driver's; 1 when
+# it cannot tell). Data: ClimbMix shards in $NANOCHAT_BASE_DIR/base_data_climbmix (downloaded when missing) or
+# --data DIR. --precision: the linear layers' operands (bf16 as nanochat on CUDA, the default; fp32 master weights).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,10 +37,19 @@ while [ $# -gt 0 ]; do
 done
 export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat4j}"
 if [ -z "$NPROC" ]; then
-  NPROC=$(ls -d /proc/driver/nvidia/gpus/* 2>/dev/null | wc -l)
+  # the GPUs this job may use: its CUDA_VISIBLE_DEVICES list, else the driver's /proc folders, else nvidia-smi
+  # (containers often mount neither /proc/driver/nvidia nor all of it)
+  if [ -n "${CUDA_VISIBLE_DEVICES:-}" ]; then
+    NPROC=$(tr ',' '\n' <<< "$CUDA_VISIBLE_DEVICES" | grep -c .)
+  else
+    NPROC=$(ls -d /proc/driver/nvidia/gpus/* 2>/dev/null | wc -l)
+    if [ "$NPROC" -eq 0 ] && command -v nvidia-smi > /dev/null; then
+      NPROC=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+    fi
+  fi
   [ "$NPROC" -ge 1 ] || NPROC=1
 fi
-[ -e /proc/driver/nvidia/version ] || echo "speedrun.sh: no NVIDIA driver here; base-train --device cuda will say why it cannot run" >&2
+[ -e /proc/driver/nvidia/version ] || command -v nvidia-smi > /dev/null || echo "speedrun.sh: no NVIDIA driver here; base-train --device cuda will say why it cannot run" >&2
 
 ./nanochat4j --version
 if [ -z "$DATA" ]; then
