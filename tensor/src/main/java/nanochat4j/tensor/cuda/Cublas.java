@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.util.function.Supplier;
 
 /**
  * cuBLAS through FFM: a handle bound to one stream, fp32 SGEMM (plain and strided-batched) and the mixed-precision
@@ -24,6 +25,8 @@ public final class Cublas implements AutoCloseable {
     /** cublasComputeType_t: fp32 accumulation, and fp32 with TF32 tensor cores allowed. */
     public static final int COMPUTE_32F = 68, COMPUTE_32F_FAST_TF32 = 77;
     static final int GEMM_DEFAULT = -1;
+    /** cublasStatus_t: cuBLAS could not allocate its workspace on the device. */
+    static final int STATUS_ALLOC_FAILED = 3;
     private static final String LIB = "libcublas";
 
     private static Api api;
@@ -31,6 +34,12 @@ public final class Cublas implements AutoCloseable {
 
     private final Api calls;
     private final MemorySegment handle;
+    private final OutOfMemory memory;
+
+    /** What a call does when cuBLAS finds no device memory for its workspace: free our cache, ask how much is free. */
+    public record OutOfMemory(Runnable freeCached, Supplier<long[]> memoryInfo) {
+        static final OutOfMemory NONE = new OutOfMemory(() -> {}, () -> new long[] {-1, -1});
+    }
 
     /** cuBLAS's entry points; bound from the library once per process ({@link #api}). */
     static final class Api {
@@ -58,13 +67,17 @@ public final class Cublas implements AutoCloseable {
         return api;
     }
 
-    /** A handle whose work goes to {@code stream} (the calling thread's current context must be the device's). */
-    public Cublas(MemorySegment stream) {
-        this(api(), stream);
+    /**
+     * A handle whose work goes to {@code stream} (the calling thread's current context must be the device's); a call
+     * that finds no memory for cuBLAS's workspace frees {@code memory}'s cache and tries once more.
+     */
+    public Cublas(MemorySegment stream, OutOfMemory memory) {
+        this(api(), stream, memory);
     }
 
-    Cublas(Api calls, MemorySegment stream) {
+    Cublas(Api calls, MemorySegment stream, OutOfMemory memory) {
         this.calls = calls;
+        this.memory = memory;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment p = a.allocate(P);
             check("cublasCreate", (int) calls.create.invokeExact(p));
@@ -83,7 +96,8 @@ public final class Cublas implements AutoCloseable {
     public void sgemm(int opA, int opB, int m, int n, int k, float alpha, long a, int lda, long b, int ldb, float beta, long c, int ldc) {
         try (Arena scalars = Arena.ofConfined()) {
             MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
-            check("cublasSgemm(" + m + "x" + n + "x" + k + ")", (int) calls.sgemm.invokeExact(handle, opA, opB, m, n, k, al, a, lda, b, ldb, be, c, ldc));
+            run("cublasSgemm(" + m + "x" + n + "x" + k + ")", () -> (int) calls.sgemm.invokeExact(handle, opA, opB, m, n, k, al, a, lda,
+                    b, ldb, be, c, ldc));
         } catch (Throwable t) {
             throw rethrow(t);
         }
@@ -93,7 +107,7 @@ public final class Cublas implements AutoCloseable {
                                     long b, int ldb, long strideB, float beta, long c, int ldc, long strideC, int batch) {
         try (Arena scalars = Arena.ofConfined()) {
             MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
-            check("cublasSgemmStridedBatched(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) calls.sgemmBatched.invokeExact(handle, opA, opB,
+            run("cublasSgemmStridedBatched(" + batch + " x " + m + "x" + n + "x" + k + ")", () -> (int) calls.sgemmBatched.invokeExact(handle, opA, opB,
                     m, n, k, al, a, lda, strideA, b, ldb, strideB, be, c, ldc, strideC, batch));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -105,7 +119,7 @@ public final class Cublas implements AutoCloseable {
                        float beta, long c, int cType, int ldc, int compute) {
         try (Arena scalars = Arena.ofConfined()) {
             MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
-            check("cublasGemmEx(" + m + "x" + n + "x" + k + ")", (int) calls.gemmEx.invokeExact(handle, opA, opB, m, n, k, al,
+            run("cublasGemmEx(" + m + "x" + n + "x" + k + ")", () -> (int) calls.gemmEx.invokeExact(handle, opA, opB, m, n, k, al,
                     a, aType, lda, b, bType, ldb, be, c, cType, ldc, compute, GEMM_DEFAULT));
         } catch (Throwable t) {
             throw rethrow(t);
@@ -118,7 +132,7 @@ public final class Cublas implements AutoCloseable {
                                      int batch, int compute) {
         try (Arena scalars = Arena.ofConfined()) {
             MemorySegment al = scalars.allocateFrom(Ffi.F, alpha), be = scalars.allocateFrom(Ffi.F, beta);
-            check("cublasGemmStridedBatchedEx(" + batch + " x " + m + "x" + n + "x" + k + ")", (int) calls.gemmBatchedEx.invokeExact(handle,
+            run("cublasGemmStridedBatchedEx(" + batch + " x " + m + "x" + n + "x" + k + ")", () -> (int) calls.gemmBatchedEx.invokeExact(handle,
                     opA, opB, m, n, k, al, a, aType, lda, strideA, b, bType, ldb, strideB, be, c, cType, ldc, strideC, batch,
                     compute, GEMM_DEFAULT));
         } catch (Throwable t) {
@@ -133,6 +147,25 @@ public final class Cublas implements AutoCloseable {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+    }
+
+    @FunctionalInterface
+    private interface Call {
+        int run() throws Throwable;
+    }
+
+    /** {@code call}, once more after freeing the cache if cuBLAS found no memory for its workspace; then checked. */
+    private void run(String call, Call c) throws Throwable {
+        int status = c.run();
+        if (status == STATUS_ALLOC_FAILED) {
+            memory.freeCached().run();
+            status = c.run();
+        }
+        if (status == STATUS_ALLOC_FAILED) {
+            long[] info = memory.memoryInfo().get();
+            throw new CudaOutOfMemoryException(call, -1, info[0], info[1]);
+        }
+        check(call, status);
     }
 
     private void check(String call, int status) {

@@ -118,7 +118,7 @@ public final class CudaContext {
     }
 
     public synchronized Cublas cublas() {
-        if (cublas == null) cublas = new Cublas(stream);
+        if (cublas == null) cublas = new Cublas(stream, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo));
         return cublas;
     }
 
@@ -210,16 +210,32 @@ public final class CudaContext {
 
     private long allocateNew(long bytes, long size) {
         bind();
-        return allocateOrThrow(bytes, size, driver::allocOrZero, () -> {
-            releasePool();
-            System.gc();
-            try {
-                Thread.sleep(50); // let the cleaner queue what the GC found
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-            releasePool();
-        }, driver::memoryInfo);
+        return allocateOrThrow(bytes, size, driver::allocOrZero, this::freeCached, driver::memoryInfo);
+    }
+
+    /** On a full device: the pool back to the driver, and the blocks of tensors the GC finds dead with it. */
+    private void freeCached() {
+        releasePool();
+        System.gc();
+        try {
+            Thread.sleep(50); // let the cleaner queue what the GC found
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        releasePool();
+    }
+
+    /**
+     * {@code attempt}, a CUDA call that allocates device memory for itself (a module's code, a launch's local
+     * memory); when it finds none, {@code freeCached} and one more try (a second failure propagates).
+     */
+    static <T> T retryOnOutOfMemory(Supplier<T> attempt, Runnable freeCached) {
+        try {
+            return attempt.get();
+        } catch (CudaOutOfMemoryException full) {
+            freeCached.run();
+        }
+        return attempt.get();
     }
 
     /** Every byte 0xFF: NaN as fp32 and bf16 (the recycler's poison, for tests). */
@@ -338,7 +354,10 @@ public final class CudaContext {
                     };
                     params.setAtIndex(ValueLayout.ADDRESS, i, v);
                 }
-                driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream, params);
+                retryOnOutOfMemory(() -> {
+                    driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream, params);
+                    return null;
+                }, CudaContext.this::freeCached);
             }
         }
     }
@@ -346,7 +365,7 @@ public final class CudaContext {
     /** {@code source}.cu compiled with {@code defines} (-D NAME=VALUE), from the disk cache when there. */
     public Module module(String source, Map<String, String> defines) {
         String id = source + defines;
-        return modules.computeIfAbsent(id, k -> load(source, defines));
+        return modules.computeIfAbsent(id, k -> retryOnOutOfMemory(() -> load(source, defines), this::freeCached));
     }
 
     private synchronized Nvrtc nvrtc() {
@@ -397,6 +416,7 @@ public final class CudaContext {
                 MemorySegment.copy(cubin, 0, img, ValueLayout.JAVA_BYTE, 0, cubin.length);
                 r2 = driver.moduleLoadData(img, out);
             }
+            if (r2 == Driver.CUDA_ERROR_OUT_OF_MEMORY) driver.check("cuModuleLoadData(" + source + ".cu, cubin)", r2);
             if (r2 != 0) {
                 throw new CudaException("CUDA: the NVIDIA driver (CUDA " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10
                         + ") is too old for the code of NVRTC " + nvVersion + " (" + source + ".cu: PTX " + driver.describe(r) + ", cubin "

@@ -87,9 +87,26 @@ public final class Driver {
 
     // ------------------------------------------------------------------ errors
 
-    /** Throws when {@code result} is not CUDA_SUCCESS, naming {@code call}. */
+    /**
+     * Throws when {@code result} is not CUDA_SUCCESS, naming {@code call}: CUDA_ERROR_OUT_OF_MEMORY as a
+     * {@link CudaOutOfMemoryException} (a module load or a launch allocates on the device too), with the free and total
+     * memory where the driver can still tell.
+     */
     public void check(String call, int result) {
-        if (result != 0) throw new CudaException(call + " failed: " + describe(result), result);
+        if (result == 0) return;
+        if (result == CUDA_ERROR_OUT_OF_MEMORY) throw outOfMemory(call);
+        throw new CudaException(call + " failed: " + describe(result), result);
+    }
+
+    /** {@code call} found no device memory for its own use: the error, with cuMemGetInfo's figures where it answers. */
+    CudaOutOfMemoryException outOfMemory(String call) {
+        long[] info;
+        try {
+            info = memoryInfo();
+        } catch (CudaException e) {
+            info = new long[] {-1, -1};
+        }
+        return new CudaOutOfMemoryException(call, -1, info[0], info[1]);
     }
 
     /** "CUDA_ERROR_X (text)" for a CUresult. */
@@ -201,7 +218,8 @@ public final class Driver {
     public long[] memoryInfo() {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment f = a.allocate(J), t = a.allocate(J);
-            check("cuMemGetInfo_v2", (int) cuMemGetInfo.invokeExact(f, t));
+            int r = (int) cuMemGetInfo.invokeExact(f, t);
+            if (r != 0) throw new CudaException("cuMemGetInfo_v2 failed: " + describe(r), r); // not check: its OOM path asks here
             return new long[] {f.get(J, 0), t.get(J, 0)};
         } catch (Throwable t) {
             throw rethrow(t);
@@ -350,8 +368,9 @@ public final class Driver {
             throw rethrow(t);
         }
         if (r != 0) {
-            throw new CudaException("cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x" + by + "x" + bz
-                    + ", shared " + shared + " B) failed: " + describe(r), r);
+            String call = "cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x" + by + "x" + bz
+                    + ", shared " + shared + " B)";
+            check(call, r);
         }
     }
 

@@ -52,7 +52,7 @@ class CublasThreadsTest {
 
     @Test
     void aCallFromAnotherThreadDoesNotChangeTheScalarsOfOneInFlight() {
-        blas = new Cublas(new Cublas.Api(this::standIn), MemorySegment.NULL);
+        blas = new Cublas(new Cublas.Api(this::standIn), MemorySegment.NULL, Cublas.OutOfMemory.NONE);
         call(1, 1f, 0f);
         assertEquals(2, seen.size());
         float[] inner = seen.get(0), outer = seen.get(1);

@@ -307,7 +307,7 @@ class FfiSignaturesTest {
 
     @Test
     void everyCublasCallSiteMatchesItsHandle() {
-        try (Cublas b = new Cublas(new Cublas.Api(new Recorder()), MemorySegment.NULL)) {
+        try (Cublas b = new Cublas(new Cublas.Api(new Recorder()), MemorySegment.NULL, Cublas.OutOfMemory.NONE)) {
             b.sgemm(Cublas.OP_N, Cublas.OP_T, 4, 4, 4, 1f, 0L, 4, 0L, 4, 0f, 0L, 4);
             b.sgemmStridedBatched(Cublas.OP_N, Cublas.OP_N, 4, 4, 4, 1f, 0L, 4, 16L, 0L, 4, 16L, 0f, 0L, 4, 16L, 2);
             b.gemmEx(Cublas.OP_T, Cublas.OP_N, 4, 4, 4, 1f, 0L, Cublas.R_16BF, 4, 0L, Cublas.R_16BF, 4, 0f, 0L, Cublas.R_32F, 4,

@@ -31,8 +31,9 @@ final class OutOfDeviceMemory {
                         + "; gradient accumulation keeps the total batch)"
                 : "--device-batch-size is already 1: use a shorter --max-seq-len or a smaller model";
         String msg = String.format(Locale.ROOT,
-                "%sout of GPU memory during %s: allocating %s failed with %s free of %s on the device (device batch %d × %d tokens); %s; %s",
-                who, during, CudaOutOfMemoryException.human(e.requested()), CudaOutOfMemoryException.human(e.free()),
+                "%sout of GPU memory during %s: %s with %s free of %s on the device (device batch %d × %d tokens); %s; %s",
+                who, during, e.requested() >= 0 ? "allocating " + CudaOutOfMemoryException.human(e.requested()) + " failed"
+                        : e.what() + " failed for lack of memory", CudaOutOfMemoryException.human(e.free()),
                 CudaOutOfMemoryException.human(e.total()), deviceBatchSize, maxSeqLen, advice, lastCheckpoint(ckptDir));
         return new IllegalStateException(msg, e);
     }

@@ -279,13 +279,22 @@ class BaseTrainTest {
                 options(tmp.resolve("oom-start"), "--device-batch-size=1", "--total-batch-size=64", "--eval-every=-1"));
         assertTrue(m.contains("during the forward/backward of step 1 (micro-step 1 of 2)") && m.contains("--device-batch-size is already 1")
                 && m.contains("no checkpoint had been saved yet in " + tmp.resolve("oom-start")), m);
+        // CUDA's own allocation (cuBLAS's workspace at the first optimizer step): the call is named, not a size
+        m = failWithOutOfMemoryAt("the optimizer step of step 1", options(tmp.resolve("oom-cublas"), "--eval-every=-1"),
+                new CudaOutOfMemoryException("cublasSgemm(64x64x64)", -1, 1L << 29, 141L << 30));
+        assertTrue(m.startsWith("out of GPU memory during the optimizer step of step 1: cublasSgemm(64x64x64) failed for lack of memory "
+                + "with 512.0 MiB free of 141.00 GiB on the device"), m);
     }
 
     private static String failWithOutOfMemoryAt(String phase, BaseTrainOptions o) {
+        return failWithOutOfMemoryAt(phase, o, new CudaOutOfMemoryException(3L << 30, 1L << 29, 141L << 30));
+    }
+
+    private static String failWithOutOfMemoryAt(String phase, BaseTrainOptions o, CudaOutOfMemoryException failure) {
         List<String> seen = new ArrayList<>();
         BaseTrainRun.phaseProbe = (rank, p) -> {
             seen.add(p);
-            if (p.equals(phase)) throw new CudaOutOfMemoryException(3L << 30, 1L << 29, 141L << 30);
+            if (p.equals(phase)) throw failure;
         };
         try {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> run(o, new ByteArrayOutputStream()));
