@@ -192,8 +192,12 @@ public final class Collective implements AutoCloseable {
      * {@code why}, instead of waiting for this rank, and this collective becomes unusable.
      */
     public void abort(String why) {
-        if (ring == null || broken != null) return;
-        broken = new CollectiveException(why);
+        ExecutorService comm;
+        synchronized (this) {
+            if (ring == null || broken != null) return;
+            broken = new CollectiveException(why);
+            comm = this.comm;
+        }
         if (comm != null) { // stop an operation in flight first: the ring's links have one writer
             comm.shutdownNow();
             try {
@@ -292,23 +296,28 @@ public final class Collective implements AutoCloseable {
         return submit(() -> ring.run(s, payload, divisor), async);
     }
 
+    /**
+     * Every collective runs on the one communication thread, in call order, the synchronous ones too (their caller
+     * waits): the ring's links have one writer, so {@link #abort} from any thread can stop the operation in flight
+     * before it writes its ABORT (the overlapped gradient reduce calls from its own thread).
+     */
     private Pending submit(Runnable collective, boolean async) {
-        if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
-                + broken.getMessage(), broken);
-        if (ring == null) return new Pending(CompletableFuture.completedFuture(null)); // a world of one: nothing to do
-        Runnable op = () -> execute(collective);
-        if (!async) {
-            await(new Pending(last)); // everything submitted before runs first
-            op.run();
-            return new Pending(CompletableFuture.completedFuture(null));
+        Pending p;
+        synchronized (this) {
+            if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
+                    + broken.getMessage(), broken);
+            if (ring == null) return new Pending(CompletableFuture.completedFuture(null)); // a world of one: nothing to do
+            if (comm == null) comm = Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "nanochat4j-collective-rank" + rank());
+                t.setDaemon(true);
+                return t;
+            });
+            last = CompletableFuture.runAsync(() -> execute(collective), comm);
+            p = new Pending(last);
         }
-        if (comm == null) comm = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "nanochat4j-collective-rank" + rank());
-            t.setDaemon(true);
-            return t;
-        });
-        last = CompletableFuture.runAsync(op, comm);
-        return new Pending(last);
+        if (async) return p;
+        await(p);
+        return new Pending(CompletableFuture.completedFuture(null));
     }
 
     private void execute(Runnable collective) {
