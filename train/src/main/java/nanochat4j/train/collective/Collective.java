@@ -11,6 +11,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The collective operations of a data-parallel job over flat fp32 buffers ({@code float[]} ranges) as a
@@ -40,6 +42,9 @@ public final class Collective implements AutoCloseable {
     private boolean greeted;
     private volatile RuntimeException broken;
     private ExecutorService comm;
+    /** Held by the thread running an operation on the ring (the communication thread, or a synchronous caller). */
+    private final ReentrantLock onRing = new ReentrantLock();
+    private volatile Thread runner;
     private CompletableFuture<Void> last = CompletableFuture.completedFuture(null);
 
     /** This process's collective, from torchrun-style environment variables (see {@link DistEnv}). */
@@ -198,15 +203,23 @@ public final class Collective implements AutoCloseable {
             broken = new CollectiveException(why);
             comm = this.comm;
         }
-        if (comm != null) { // stop an operation in flight first: the ring's links have one writer
-            comm.shutdownNow();
-            try {
-                comm.awaitTermination(5, java.util.concurrent.TimeUnit.SECONDS);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
+        // stop an operation in flight first, on whichever thread runs it (the communication thread, or the caller of a
+        // synchronous one, such as the overlapped gradient reduce's): the ring's links have one writer
+        ring.abortRequested(why);
+        if (comm != null) comm.shutdownNow();
+        Thread r = runner;
+        if (r != null && r != Thread.currentThread()) r.interrupt();
+        try {
+            if (!onRing.tryLock(5, TimeUnit.SECONDS)) return; // still running: it fails on its own and tells the ring
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
         }
-        ring.abort(why);
+        try {
+            ring.abort(why);
+        } finally {
+            onRing.unlock();
+        }
     }
 
     /** Returns once every rank has called barrier. */
@@ -296,32 +309,33 @@ public final class Collective implements AutoCloseable {
         return submit(() -> ring.run(s, payload, divisor), async);
     }
 
-    /**
-     * Every collective runs on the one communication thread, in call order, the synchronous ones too (their caller
-     * waits): the ring's links have one writer, so {@link #abort} from any thread can stop the operation in flight
-     * before it writes its ABORT (the overlapped gradient reduce calls from its own thread).
-     */
     private Pending submit(Runnable collective, boolean async) {
-        Pending p;
+        Runnable op = () -> execute(collective);
+        Pending before;
         synchronized (this) {
             if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
                     + broken.getMessage(), broken);
             if (ring == null) return new Pending(CompletableFuture.completedFuture(null)); // a world of one: nothing to do
-            if (comm == null) comm = Executors.newSingleThreadExecutor(r -> {
-                Thread t = new Thread(r, "nanochat4j-collective-rank" + rank());
-                t.setDaemon(true);
-                return t;
-            });
-            last = CompletableFuture.runAsync(() -> execute(collective), comm);
-            p = new Pending(last);
+            if (async) {
+                if (comm == null) comm = Executors.newSingleThreadExecutor(r -> {
+                    Thread t = new Thread(r, "nanochat4j-collective-rank" + rank());
+                    t.setDaemon(true);
+                    return t;
+                });
+                last = CompletableFuture.runAsync(op, comm);
+                return new Pending(last);
+            }
+            before = new Pending(last);
         }
-        if (async) return p;
-        await(p);
+        await(before); // everything submitted before runs first
+        op.run();      // on the calling thread: no hand-over to the communication thread (an 8-byte all-reduce in µs)
         return new Pending(CompletableFuture.completedFuture(null));
     }
 
     private void execute(Runnable collective) {
+        onRing.lock();
         try {
+            runner = Thread.currentThread();
             if (broken != null) throw new CollectiveException("collective unusable after an earlier failure: "
                     + broken.getMessage(), broken);
             if (!greeted) {
@@ -332,6 +346,9 @@ public final class Collective implements AutoCloseable {
         } catch (RuntimeException e) {
             if (broken == null) broken = e;
             throw e;
+        } finally {
+            runner = null;
+            onRing.unlock();
         }
     }
 

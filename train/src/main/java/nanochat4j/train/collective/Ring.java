@@ -431,16 +431,27 @@ final class Ring implements AutoCloseable {
         if (failure == null && buf.getInt(offset + T_TYPE) == ABORT) onAbort(buf, offset, length);
     };
 
-    /** Best effort: tells the next rank (and through it the whole ring) why this rank gives up. */
+    /** Best effort: tells the next rank (and through it the whole ring) why this rank gives up; once. */
     void abort(String why) {
+        if (aborted) return;
         aborted = true;
         trySendControl(ABORT, rank, why.getBytes(StandardCharsets.UTF_8));
     }
 
+    /**
+     * Another thread aborts this rank while an operation runs (and then interrupts it): the operation fails with
+     * {@code why} and sends it around the ring, rather than "interrupted".
+     */
+    void abortRequested(String why) {
+        abortRequested = why;
+    }
+
+    private volatile String abortRequested;
+
     /** Links are checked only while this rank still needs them: a neighbour that finished may already be gone. */
     private void checkLinks(long now, long lastProgress, String what, boolean needIn, boolean needOut) {
         if (Thread.currentThread().isInterrupted())
-            throw fail("rank " + rank + ": interrupted during " + what);
+            throw fail(abortRequested != null ? abortRequested : "rank " + rank + ": interrupted during " + what);
         if (aeron.isClosed())
             throw fail("rank " + rank + ": lost its Aeron media driver (the launcher died?) during " + what);
         if (needIn && (upstream.isClosed() || in.imageCount() == 0))

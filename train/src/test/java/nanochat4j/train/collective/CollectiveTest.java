@@ -8,6 +8,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -208,6 +211,51 @@ class CollectiveTest {
             float[] a = new float[1000];
             return () -> c.allReduce(a, 0, 1000, ReduceOp.SUM);
         });
+    }
+
+    /**
+     * The overlapped gradient reduce runs synchronous collectives on its own thread; when the training thread then
+     * fails, its abort must stop that operation (the ring's links have one writer) and tell the ring its reason. Rank 1
+     * takes no part meanwhile, so the operation in flight can only end through the abort (over UDP: two "nodes").
+     */
+    @Test
+    void anAbortFromAnotherThreadStopsTheOperationInFlightAndSendsItsReason() throws Exception {
+        CountDownLatch released = new CountDownLatch(1);
+        List<Object> res = InProcessRing.runCollecting(2, 2, r -> "cfg", Duration.ofSeconds(120), c -> {
+            float[] a = new float[1000];
+            c.allReduce(a, 0, 1000, ReduceOp.SUM);
+            if (c.rank() == 1) {
+                assertTrue(released.await(60, TimeUnit.SECONDS));
+                try {
+                    c.allReduce(a, 0, 1000, ReduceOp.SUM);
+                    return "completed";
+                } catch (CollectiveException e) {
+                    return e.getMessage();
+                }
+            }
+            CompletableFuture<Object> inFlight = new CompletableFuture<>();
+            Thread reducer = Thread.ofPlatform().name("reducer").start(() -> {
+                try {
+                    c.allReduce(a, 0, 1000, ReduceOp.SUM); // waits for rank 1
+                    inFlight.complete("completed");
+                } catch (CollectiveException e) {
+                    inFlight.complete(e);
+                }
+            });
+            Thread.sleep(300);
+            long t0 = System.nanoTime();
+            c.abort("rank 0 failed: out of memory");
+            try {
+                Object end = inFlight.get(30, TimeUnit.SECONDS);
+                return end instanceof CollectiveException e ? "stopped after " + (System.nanoTime() - t0) / 1e9 + " s: " + e.getMessage() : end;
+            } finally {
+                released.countDown();
+                reducer.join();
+            }
+        });
+        assertTrue(res.get(0) instanceof String s0 && s0.startsWith("stopped after ") && s0.contains("rank 0 failed: out of memory"),
+                String.valueOf(res.get(0)));
+        assertTrue(res.get(1) instanceof String s1 && s1.contains("rank 0 failed: out of memory"), String.valueOf(res.get(1)));
     }
 
     /**
