@@ -17,7 +17,8 @@ import org.junit.jupiter.api.Assumptions;
  * prefill copied into 3 rows as the Engine does. Runs only where a GPU is usable (scripts/gpu-check.sh runs it there).
  */
 class GPTCudaTest {
-    static final GPTConfig CFG = new GPTConfig(64, 97, 4, 4, 2, 32, "SL");   // layer 0 sees 16 keys back
+    // layer 0 (S) sees 128 keys back (nanochat rounds the short window, a quarter of the context, up to 128s)
+    static final GPTConfig CFG = new GPTConfig(512, 97, 4, 4, 2, 32, "SL");
 
     @BeforeEach
     void needsAGpu() {
@@ -35,7 +36,8 @@ class GPTCudaTest {
     @Test
     void prefillThenDecodeStepsMatchTheCpuModel() {
         GPT[] m = cpuAndGpu();
-        int batch = 2, prompt = 9, steps = 30;
+        int batch = 2, prompt = 100, steps = 40; // past the short window: from position 129 on, layer 0 drops keys
+        assertEquals(128, CFG.windowSize(0));
         KVCache cpu = new KVCache(m[0], batch, prompt + steps), gpu = new KVCache(m[1], batch, prompt + steps);
         int[] tokens = new SplittableRandom(3).ints(batch * prompt, 0, CFG.vocabSize()).toArray();
         float[] want = m[0].forwardCached(Tensor.ofInts(tokens.clone(), batch, prompt), cpu).toFloatArray();
