@@ -5,6 +5,7 @@ import static nanochat4j.tensor.OpChecks.*;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Reference;
 import java.util.Arrays;
 import java.util.Map;
 import nanochat4j.tensor.Backend;
@@ -121,7 +122,7 @@ public final class CudaBackend implements Backend {
         writes(p);
         if (n > 0) {
             ctx.module("optim", blockDefines()).launch("adamw_f32", grid(n), 1, 1, BLOCK, 0,
-                    p(p), p(g), p(m), p(v), n, decay, w1, w2, bias2, eps, stepSize);
+                    p, g, m, v, n, decay, w1, w2, bias2, eps, stepSize);
         }
     }
 
@@ -133,7 +134,7 @@ public final class CudaBackend implements Backend {
         writes(p);
         if (p.numel() > 0) {
             ctx.module("optim", blockDefines()).launch("muon_cautious_f32", grid(p.numel()), 1, 1, BLOCK, 0,
-                    p(p), p(u), p.numel(), lr, lrWd);
+                    p, u, p.numel(), lr, lrWd);
         }
     }
 
@@ -167,6 +168,14 @@ public final class CudaBackend implements Backend {
 
     private static long p(Tensor t) {
         return t.deviceAddress();
+    }
+
+    /**
+     * Keeps tensors whose raw addresses went to cuBLAS reachable until here, past the calls (kernel launches take the
+     * tensors themselves; see CudaContext.Module#launch for the race this prevents).
+     */
+    private static void fence(Tensor... used) {
+        Reference.reachabilityFence(used);
     }
 
     // ------------------------------------------------------------------ matmul
@@ -220,6 +229,7 @@ public final class CudaBackend implements Backend {
         MM pl = plan("matmul", a, transA, b, transB);
         Tensor c = ctx.zeros(DType.F32, pl.outShape);
         gemm(transA, transB, pl.m, pl.n, pl.k, 1f, p(a), pl.strideA, p(b), pl.strideB, 0f, p(c), (long) pl.m * pl.n, pl.batch);
+        fence(a, b);
         return c;
     }
 
@@ -230,16 +240,14 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The first {@code count} fp32 values of {@code src}, rounded to a new bf16 tensor. src's address is taken only after
-     * the output is allocated, and src is fenced past the launch: were src unreachable during the allocation (a
-     * temporary that only its raw address still named), a GC could hand its block back to the pool and the allocation
-     * could return that very block as the output (the cast would then read its own output, or freed memory).
+     * The first {@code count} fp32 values of {@code src}, rounded to a new bf16 tensor. src goes to the launch whole,
+     * which keeps it reachable through the output's allocation: were it a temporary that only its raw address still
+     * named, a GC could hand its block back to the pool and the allocation could return that very block as the output.
      */
     private Tensor castBf16(Tensor src, long count) {
         int n = Math.toIntExact(count);   // the kernel's n is an int: a Long here would be read as its low 4 bytes
         Tensor y = ctx.empty(DType.BF16, n);
-        if (n > 0) mod("elementwise").launch("f32_to_bf16", grid(n), 1, 1, BLOCK, 0, p(src), p(y), n);
-        java.lang.ref.Reference.reachabilityFence(src);
+        if (n > 0) mod("elementwise").launch("f32_to_bf16", grid(n), 1, 1, BLOCK, 0, src, y, n);
         return y;
     }
 
@@ -352,15 +360,20 @@ public final class CudaBackend implements Backend {
         int[] ys = x.shape();
         ys[ys.length - 1] = out;
         if (rows == 0 || out == 0 || in == 0) return ctx.zeros(DType.F32, ys);
-        if (bf16()) {
-            Tensor y = ctx.empty(DType.F32, ys), xh = activationBf16(x);
-            gemmBf16(false, true, rows, out, in, 1f, p(xh), p(weightBf16(w)), 0f, p(y));
-            recycle(xh);
+        try {
+            if (bf16()) {
+                Tensor y = ctx.empty(DType.F32, ys), xh = activationBf16(x), wh = weightBf16(w);
+                gemmBf16(false, true, rows, out, in, 1f, p(xh), p(wh), 0f, p(y));
+                fence(wh);
+                recycle(xh);
+                return y;
+            }
+            Tensor y = ctx.zeros(DType.F32, ys);
+            gemm(false, true, rows, out, in, 1f, p(x), 0, p(w), 0, 0f, p(y), 0, 1);
             return y;
+        } finally {
+            fence(x, w);
         }
-        Tensor y = ctx.zeros(DType.F32, ys);
-        gemm(false, true, rows, out, in, 1f, p(x), 0, p(w), 0, 0f, p(y), 0, 1);
-        return y;
     }
 
     @Override
@@ -372,15 +385,20 @@ public final class CudaBackend implements Backend {
         int[] xs = dy.shape();
         xs[xs.length - 1] = in;
         if (rows == 0 || in == 0 || out == 0) return ctx.zeros(DType.F32, xs);
-        if (bf16()) {
-            Tensor dx = ctx.empty(DType.F32, xs), dyh = activationBf16(dy);
-            gemmBf16(false, false, rows, in, out, 1f, p(dyh), p(weightBf16(w)), 0f, p(dx));
-            recycle(dyh);
+        try {
+            if (bf16()) {
+                Tensor dx = ctx.empty(DType.F32, xs), dyh = activationBf16(dy), wh = weightBf16(w);
+                gemmBf16(false, false, rows, in, out, 1f, p(dyh), p(wh), 0f, p(dx));
+                fence(wh);
+                recycle(dyh);
+                return dx;
+            }
+            Tensor dx = ctx.zeros(DType.F32, xs);
+            gemm(false, false, rows, in, out, 1f, p(dy), 0, p(w), 0, 0f, p(dx), 0, 1);
             return dx;
+        } finally {
+            fence(dy, w);
         }
-        Tensor dx = ctx.zeros(DType.F32, xs);
-        gemm(false, false, rows, in, out, 1f, p(dy), 0, p(w), 0, 0f, p(dx), 0, 1);
-        return dx;
     }
 
     @Override
@@ -404,6 +422,7 @@ public final class CudaBackend implements Backend {
         } else {
             gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
         }
+        fence(dy, x, dW);
     }
 
     // ------------------------------------------------------------------ normalization, rotary
@@ -412,7 +431,7 @@ public final class CudaBackend implements Backend {
     public Tensor rmsNorm(Tensor x, float scale) {
         f32("rmsNorm", "x", x);
         Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, p(x), p(y), x.cols(), scale, RMS_EPS);
+        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, x, y, x.cols(), scale, RMS_EPS);
         return y;
     }
 
@@ -422,7 +441,7 @@ public final class CudaBackend implements Backend {
         f32("rmsNormBackward", "dy", dy);
         same("rmsNormBackward", x, dy);
         Tensor dx = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("norm").launch("rms_norm_bwd", x.rows(), 1, 1, BLOCK, 0, p(x), p(dy), p(dx), x.cols(), scale, RMS_EPS);
+        if (x.numel() > 0) mod("norm").launch("rms_norm_bwd", x.rows(), 1, 1, BLOCK, 0, x, dy, dx, x.cols(), scale, RMS_EPS);
         return dx;
     }
 
@@ -445,7 +464,7 @@ public final class CudaBackend implements Backend {
         }
         Tensor y = ctx.empty(DType.F32, x.shape());
         int n = x.numel() / 2;
-        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, p(x), p(y), p(cos), p(sin), t, h, d, offset, sign, n);
+        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, x, y, cos, sin, t, h, d, offset, sign, n);
         return y;
     }
 
@@ -466,7 +485,7 @@ public final class CudaBackend implements Backend {
     private Tensor unary(String op, Tensor x, int code, float p0, float p1) {
         f32(op, "x", x);
         Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("elementwise").launch("unary_f32", grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel(), code, p0, p1);
+        if (x.numel() > 0) mod("elementwise").launch("unary_f32", grid(x.numel()), 1, 1, BLOCK, 0, x, y, x.numel(), code, p0, p1);
         return y;
     }
 
@@ -475,7 +494,7 @@ public final class CudaBackend implements Backend {
         f32(op, "dy", dy);
         same(op, a, dy);
         Tensor dx = ctx.empty(DType.F32, a.shape());
-        if (a.numel() > 0) mod("elementwise").launch("unary_grad_f32", grid(a.numel()), 1, 1, BLOCK, 0, p(a), p(dy), p(dx), a.numel(), code, p0);
+        if (a.numel() > 0) mod("elementwise").launch("unary_grad_f32", grid(a.numel()), 1, 1, BLOCK, 0, a, dy, dx, a.numel(), code, p0);
         return dx;
     }
 
@@ -546,7 +565,7 @@ public final class CudaBackend implements Backend {
                 s.setAtIndex(ValueLayout.JAVA_INT, 1 + MAX_RANK + i, sa[i]);
                 s.setAtIndex(ValueLayout.JAVA_INT, 1 + 2 * MAX_RANK + i, sb[i]);
             }
-            mod("elementwise").launch("binary_bcast_f32", grid(c.numel()), 1, 1, BLOCK, 0, p(a), p(b), p(c), c.numel(), code, s);
+            mod("elementwise").launch("binary_bcast_f32", grid(c.numel()), 1, 1, BLOCK, 0, a, b, c, c.numel(), code, s);
         }
         return c;
     }
@@ -603,7 +622,7 @@ public final class CudaBackend implements Backend {
                 s.setAtIndex(ValueLayout.JAVA_INT, 2 + 2 * MAX_RANK + i, redShape[i]);
                 s.setAtIndex(ValueLayout.JAVA_INT, 2 + 3 * MAX_RANK + i, redStride[i]);
             }
-            mod("elementwise").launch("sum_to_f32", out.numel(), 1, 1, BLOCK, 0, p(x), p(out), redCount, s);
+            mod("elementwise").launch("sum_to_f32", out.numel(), 1, 1, BLOCK, 0, x, out, redCount, s);
         }
         return out;
     }
@@ -612,7 +631,7 @@ public final class CudaBackend implements Backend {
     public Tensor scale(Tensor x, float s) {
         f32("scale", "x", x);
         Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, s, p(x), 0f, 0L, p(y), x.numel());
+        if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, s, x, 0f, 0L, y, x.numel());
         return y;
     }
 
@@ -622,7 +641,7 @@ public final class CudaBackend implements Backend {
         f32("axpy", "y", y);
         same("axpy", x, y);
         writes(y);
-        if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, alpha, p(x), 1f, p(y), p(y), x.numel());
+        if (x.numel() > 0) mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, alpha, x, 1f, y, y, x.numel());
     }
 
     @Override
@@ -632,7 +651,7 @@ public final class CudaBackend implements Backend {
         same("axpby", x, y);
         Tensor out = ctx.empty(DType.F32, x.shape());
         if (x.numel() > 0) {
-            mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, a, p(x), b, b == 0f ? 0L : p(y), p(out), x.numel());
+            mod("elementwise").launch("axpby_f32", grid(x.numel()), 1, 1, BLOCK, 0, a, x, b, b == 0f ? 0L : y, out, x.numel());
         }
         return out;
     }
@@ -650,7 +669,7 @@ public final class CudaBackend implements Backend {
         f32("lambdaMix", "x0", x0);
         same("lambdaMix", x, x0);
         Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("elementwise").launch("lambda_mix_f32", grid(x.numel()), 1, 1, BLOCK, 0, p(a), p(x), p(b), p(x0), p(y), x.numel());
+        if (x.numel() > 0) mod("elementwise").launch("lambda_mix_f32", grid(x.numel()), 1, 1, BLOCK, 0, a, x, b, x0, y, x.numel());
         return y;
     }
 
@@ -676,7 +695,7 @@ public final class CudaBackend implements Backend {
         f32("lerp", "b", b);
         same("lerp", a, b);
         Tensor out = ctx.empty(DType.F32, a.shape());
-        if (a.numel() > 0) mod("elementwise").launch("lerp_f32", grid(a.numel()), 1, 1, BLOCK, 0, p(a), p(b), p(out), a.numel(), w);
+        if (a.numel() > 0) mod("elementwise").launch("lerp_f32", grid(a.numel()), 1, 1, BLOCK, 0, a, b, out, a.numel(), w);
         return out;
     }
 
@@ -697,8 +716,8 @@ public final class CudaBackend implements Backend {
         int blocks = (int) Math.min(1024, Math.max(1, (n + BLOCK - 1) / BLOCK));
         CudaContext.Memory partial = ctx.allocate(8L * blocks);
         CudaContext.Module m = mod("reduce");
-        m.launch("reduce_partial", blocks, 1, 1, BLOCK, 0, p(a), b == null ? 0L : p(b), n, mode, partial.address());
-        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial.address(), blocks, scale, p(out));
+        m.launch("reduce_partial", blocks, 1, 1, BLOCK, 0, a, b == null ? 0L : b, n, mode, partial);
+        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial, blocks, scale, out);
         return out;
     }
 
@@ -721,7 +740,7 @@ public final class CudaBackend implements Backend {
         f32("rowNorms", "x", x);
         if (x.rank() < 1) throw bad("rowNorms", "needs at least 1 dim", x);
         Tensor out = ctx.zeros(DType.F32, dropLast(x));
-        if (x.numel() > 0) mod("reduce").launch("row_norms", x.rows(), 1, 1, BLOCK, 0, p(x), p(out), x.cols());
+        if (x.numel() > 0) mod("reduce").launch("row_norms", x.rows(), 1, 1, BLOCK, 0, x, out, x.cols());
         return out;
     }
 
@@ -730,7 +749,7 @@ public final class CudaBackend implements Backend {
         f32("argmax", "x", x);
         if (x.rank() < 1 || x.cols() == 0) throw bad("argmax", "needs a non-empty last dim", x);
         Tensor out = ctx.empty(DType.I32, dropLast(x));
-        if (x.rows() > 0) mod("reduce").launch("argmax_rows", x.rows(), 1, 1, BLOCK, 0, p(x), p(out), x.cols());
+        if (x.rows() > 0) mod("reduce").launch("argmax_rows", x.rows(), 1, 1, BLOCK, 0, x, out, x.cols());
         return out;
     }
 
@@ -742,7 +761,7 @@ public final class CudaBackend implements Backend {
     private void copyRuns(Tensor src, int srcSize, int srcStart, Tensor dst, int dstSize, int dstStart, int len, int outer, int inner) {
         long total = (long) outer * len * inner;
         if (total == 0) return;
-        mod("elementwise").launch("copy_runs_f32", grid(total), 1, 1, BLOCK, 0, p(src), srcSize, srcStart, p(dst), dstSize, dstStart,
+        mod("elementwise").launch("copy_runs_f32", grid(total), 1, 1, BLOCK, 0, src, srcSize, srcStart, dst, dstSize, dstStart,
                 len, outer, inner);
     }
 
@@ -856,7 +875,7 @@ public final class CudaBackend implements Backend {
         Tensor out = ctx.empty(DType.F32, s);
         if (ids.numel() == 0) return out;
         Tensor bad = flag(1);
-        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, p(table), p(ids), v, e, p(out), p(bad));
+        mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, table, ids, v, e, out, bad);
         // ids uploaded by this backend were range-checked on the host as they went up: no device → host wait
         if (checkIds && !idRanges.within(ids.deviceStorage(), v)) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
@@ -885,7 +904,7 @@ public final class CudaBackend implements Backend {
         int v = dTable.shape(0);
         // check first: a scatter must not half-happen before a bad id is reported
         Tensor bad = flag(1);
-        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, p(ids), ids.numel(), v, p(bad));
+        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, ids, ids.numel(), v, bad);
         checkIdFlag(op, bad, ids, v, "dTable " + dTable);
         // Deterministic: a stable counting sort of the ids on the host (they are read back once, n ints), then one
         // block per distinct id sums its rows in position order (atomics would make every run's sums differ).
@@ -908,7 +927,7 @@ public final class CudaBackend implements Backend {
         }
         segStart[segments] = n;
         Tensor dPerm = ctx.upload(Tensor.ofInts(perm)), dStart = ctx.upload(Tensor.ofInts(segStart)), dIds = ctx.upload(Tensor.ofInts(segIds));
-        mod("embedding").launch("embedding_bwd_sorted", segments, 1, 1, BLOCK, 0, p(dy), p(dPerm), p(dStart), p(dIds), dTable.shape(1), p(dTable));
+        mod("embedding").launch("embedding_bwd_sorted", segments, 1, 1, BLOCK, 0, dy, dPerm, dStart, dIds, dTable.shape(1), dTable);
     }
 
     // ------------------------------------------------------------------ attention
@@ -952,7 +971,7 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
         if (y.numel() == 0) return new AttentionOut(y, lse);
-        attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), p(q), p(k), p(v), p(y), p(lse),
+        attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
                 t, t, h, kv, 0, window, scale);
         return new AttentionOut(y, lse);
     }
@@ -971,13 +990,13 @@ public final class CudaBackend implements Backend {
         CudaContext.Module m = attn(d);
         Tensor dsum = ctx.empty(DType.F32, b, h, t);
         int rows = b * t * h, warps = BLOCK / 32;
-        m.launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, p(dy), p(y), p(dsum), t, h, rows);
+        m.launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows);
         int dqShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d);
-        m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, p(q), p(k), p(v), p(dy), p(lse), p(dsum), p(dq),
+        m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, q, k, v, dy, lse, dsum, dq,
                 t, h, kv, window, scale);
         int dkvShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d + 2 * KT);
-        m.launch("attn_bwd_dkv", (t + ROWS - 1) / ROWS, kv, b, ROWS * 32, dkvShared, p(q), p(k), p(v), p(dy), p(lse), p(dsum),
-                p(dk), p(dv), t, h, kv, window, scale);
+        m.launch("attn_bwd_dkv", (t + ROWS - 1) / ROWS, kv, b, ROWS * 32, dkvShared, q, k, v, dy, lse, dsum,
+                dk, dv, t, h, kv, window, scale);
         return new AttentionGrads(dq, dk, dv);
     }
 
@@ -995,7 +1014,7 @@ public final class CudaBackend implements Backend {
         if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
         Tensor y = ctx.empty(DType.F32, q.shape());
         if (y.numel() == 0) return y;
-        attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), p(q), p(kCache), p(vCache), p(y), 0L,
+        attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, pos, window, scale);
         return y;
     }
@@ -1010,16 +1029,16 @@ public final class CudaBackend implements Backend {
     private int countValid(Tensor targets) {
         if (targets.numel() == 0) return 0;
         Tensor c = ctx.zeros(DType.I32, 1);
-        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, p(targets), targets.numel(), p(c));
+        mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, targets, targets.numel(), c);
         return c.toCpu().toIntArray()[0];
     }
 
     /** The CE kernel over rows [r0, r0+rows) of a logits buffer with row stride ld; dl may alias the logits. */
-    private void ceRows(String op, long logits, int ld, int v, Tensor targets, int r0, int rows, float cap, float uniformW, Tensor rowWeight,
-                        Tensor loss, long dl, Tensor bad) {
-        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, p(targets) + 4L * r0,
-                cap, uniformW, rowWeight == null ? 0L : p(rowWeight) + 4L * r0,
-                p(loss) + 4L * r0, dl, p(bad) + 0L);
+    private void ceRows(String op, Tensor logits, int ld, int v, Tensor targets, int r0, int rows, float cap, float uniformW, Tensor rowWeight,
+                        Tensor loss, Tensor dl, Tensor bad) {
+        mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, new DevicePtr(targets, 4L * r0),
+                cap, uniformW, rowWeight == null ? (Object) 0L : new DevicePtr(rowWeight, 4L * r0),
+                new DevicePtr(loss, 4L * r0), dl == null ? (Object) 0L : dl, bad);
     }
 
     private void checkCeFlags(String op, Tensor bad, Tensor targets, int v, int rowBase) {
@@ -1051,7 +1070,7 @@ public final class CudaBackend implements Backend {
         Tensor loss = ctx.zeros(DType.F32, n), g = withGrad ? ctx.empty(DType.F32, n, v) : null;
         if (n > 0) {
             Tensor bad = flag(2);
-            ceRows(op, p(logits), v, v, targets, 0, n, cap, w, null, loss, g == null ? 0L : p(g), bad);
+            ceRows(op, logits, v, v, targets, 0, n, cap, w, null, loss, g, bad);
             checkCeFlags(op, bad, targets, v, 0);
         }
         return new Loss(reduceLoss(loss, reduction, count), g);
@@ -1084,7 +1103,7 @@ public final class CudaBackend implements Backend {
             if (half) gemmBf16(false, true, rr, vpad, c, 1f, p(xh) + 2L * r0 * c, p(wh), 0f, p(buf));
             else gemm(false, true, rr, vpad, c, 1f, xc, 0, p(w), 0, 0f, p(buf), 0, 1);
             Tensor bad = flag(2);
-            ceRows(op, p(buf), vpad, vocab, targets, r0, rr, cap, uniformW, rowWeight, loss, withGrad ? p(buf) : 0L, bad);
+            ceRows(op, buf, vpad, vocab, targets, r0, rr, cap, uniformW, rowWeight, loss, withGrad ? buf : null, bad);
             checkCeFlags(op, bad, targets, vocab, r0);
             if (withGrad && half) {
                 Tensor gh = castBf16(buf, (long) rr * vpad); // the gradient enters the lm_head backward in bf16
@@ -1097,6 +1116,7 @@ public final class CudaBackend implements Backend {
             }
         }
         recycle(buf, xh);
+        fence(x, w, wh, rowWeight);
         return new LinearLoss(loss, dx, dW);
     }
 
@@ -1129,7 +1149,7 @@ public final class CudaBackend implements Backend {
         if (x.dtype() == DType.BF16) return x.copy();
         f32("toBf16", "x", x);
         Tensor y = ctx.empty(DType.BF16, x.shape());
-        if (x.numel() > 0) mod("elementwise").launch("f32_to_bf16", grid(x.numel()), 1, 1, BLOCK, 0, p(x), p(y), x.numel());
+        if (x.numel() > 0) mod("elementwise").launch("f32_to_bf16", grid(x.numel()), 1, 1, BLOCK, 0, x, y, x.numel());
         return y;
     }
 

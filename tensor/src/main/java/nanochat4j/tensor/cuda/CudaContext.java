@@ -3,6 +3,7 @@ package nanochat4j.tensor.cuda;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -289,7 +290,7 @@ public final class CudaContext {
         Tensor t = empty(dtype, shape);
         long bytes = (long) t.numel() * dtype.bytes();
         if (bytes > 0) driver.memsetAsync(t.deviceAddress(), 0, bytes, stream);
-        return t;
+        return t; // t reachable past the call (see Module#launch)
     }
 
     /** Sets every byte of {@code t} to {@code value}. */
@@ -297,6 +298,7 @@ public final class CudaContext {
         bind();
         long bytes = (long) t.numel() * t.dtype().bytes();
         if (bytes > 0) driver.memsetAsync(t.deviceAddress(), value, bytes, stream);
+        Reference.reachabilityFence(t); // see Module#launch
     }
 
     /** A host tensor copied up (or the tensor itself when already on the device). */
@@ -325,8 +327,12 @@ public final class CudaContext {
         }
 
         /**
-         * Launches {@code fn}. Arguments: Long (device pointer or 64-bit int), Integer, Float, Double, or a
-         * MemorySegment holding a struct passed by value. Dynamic shared memory above 48 KiB is opted into once.
+         * Launches {@code fn}. Arguments: a Tensor, {@link DevicePtr} or DeviceStorage (a pointer into its memory),
+         * Long (a raw device pointer or 64-bit int), Integer, Float, Double, or a MemorySegment holding a struct
+         * passed by value. Dynamic shared memory above 48 KiB is opted into once. Tensors passed stay reachable until
+         * the kernel is queued: given only a raw address, a GC during the launch could return a dead input's block
+         * to the pool, where another thread (serve's workers share the stream) could take it and queue a write to it
+         * before this kernel reads it.
          */
         public void launch(String fn, int gx, int gy, int gz, int block, int sharedBytes, Object... args) {
             List<KernelSignatures.Param> declared = signatures.get(fn);
@@ -345,6 +351,9 @@ public final class CudaContext {
                 MemorySegment params = a.allocate(ValueLayout.ADDRESS, Math.max(1, args.length));
                 for (int i = 0; i < args.length; i++) {
                     MemorySegment v = switch (args[i]) {
+                        case Tensor t -> a.allocateFrom(ValueLayout.JAVA_LONG, t.deviceAddress());
+                        case DevicePtr d -> a.allocateFrom(ValueLayout.JAVA_LONG, d.address());
+                        case DeviceStorage d -> a.allocateFrom(ValueLayout.JAVA_LONG, d.address());
                         case Long l -> a.allocateFrom(ValueLayout.JAVA_LONG, l);
                         case Integer n -> a.allocateFrom(ValueLayout.JAVA_INT, n);
                         case Float x -> a.allocateFrom(ValueLayout.JAVA_FLOAT, x);
@@ -358,6 +367,8 @@ public final class CudaContext {
                     driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream, params);
                     return null;
                 }, CudaContext.this::freeCached);
+            } finally {
+                Reference.reachabilityFence(args);
             }
         }
     }

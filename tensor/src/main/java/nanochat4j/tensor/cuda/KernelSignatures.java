@@ -7,6 +7,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import nanochat4j.tensor.DeviceStorage;
+import nanochat4j.tensor.Tensor;
 
 /**
  * The parameter lists of a CUDA source's {@code extern "C" __global__} kernels, read from the source text, so a
@@ -16,7 +18,10 @@ import java.util.regex.Pattern;
  * the argument.
  */
 public final class KernelSignatures {
-    /** What one kernel parameter takes from Java: the boxed type {@link CudaContext.Module#launch} marshals. */
+    /**
+     * What one kernel parameter takes from Java: the boxed type {@link CudaContext.Module#launch} marshals; a pointer
+     * also takes the {@link Tensor}, {@link DevicePtr} or {@link DeviceStorage} it points into.
+     */
     public enum Kind {
         POINTER(Long.class), INT(Integer.class), LONG(Long.class), FLOAT(Float.class), DOUBLE(Double.class), STRUCT(MemorySegment.class);
 
@@ -24,6 +29,14 @@ public final class KernelSignatures {
 
         Kind(Class<?> java) {
             this.java = java;
+        }
+
+        boolean accepts(Object arg) {
+            return java.isInstance(arg) || this == POINTER && (arg instanceof Tensor || arg instanceof DevicePtr || arg instanceof DeviceStorage);
+        }
+
+        String wants() {
+            return this == POINTER ? "Tensor, DevicePtr, DeviceStorage or Long address" : java.getSimpleName();
         }
     }
 
@@ -83,9 +96,9 @@ public final class KernelSignatures {
         }
         for (int i = 0; i < args.length; i++) {
             Param p = params.get(i);
-            if (args[i] == null || !p.kind().java.isInstance(args[i])) {
+            if (args[i] == null || !p.kind().accepts(args[i])) {
                 throw new IllegalArgumentException("kernel " + kernel + ": argument " + i + " (" + p.declaration() + ") needs a Java "
-                        + p.kind().java.getSimpleName() + ", the launch passed " + (args[i] == null ? "null" : args[i].getClass().getSimpleName() + " " + args[i]));
+                        + p.kind().wants() + ", the launch passed " + (args[i] == null ? "null" : args[i].getClass().getSimpleName() + " " + args[i]));
             }
         }
     }

@@ -1,5 +1,6 @@
 package nanochat4j.tensor.cuda;
 
+import java.lang.ref.Reference;
 import java.util.List;
 import java.util.Map;
 import nanochat4j.tensor.DType;
@@ -80,6 +81,9 @@ public final class TensorCoreGemm {
             throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " does not divide M=" + m + " N=" + n + " K=" + k);
         }
         run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, batch, sharedB, alpha, beta, tile);
+        Reference.reachabilityFence(a); // raw addresses above: the tensors stay reachable past the launch
+        Reference.reachabilityFence(b); // (see CudaContext.Module#launch)
+        Reference.reachabilityFence(c);
     }
 
     /**

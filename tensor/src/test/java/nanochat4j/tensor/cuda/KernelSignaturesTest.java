@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.KernelSignatures.Kind;
 import nanochat4j.tensor.cuda.KernelSignatures.Param;
 import org.junit.jupiter.api.Test;
@@ -67,6 +68,12 @@ class KernelSignaturesTest {
         var type = assertThrows(IllegalArgumentException.class, () -> KernelSignatures.check("f", ps, new Object[] {1L, 2L, 3f}));
         assertTrue(type.getMessage().contains("argument 1 (int n) needs a Java Integer") && type.getMessage().contains("Long 2"), type.getMessage());
         assertThrows(IllegalArgumentException.class, () -> KernelSignatures.check("f", ps, new Object[] {1, 2, 3f}), "an int where a pointer goes");
+        // a pointer also takes the tensor it points into (launch keeps it reachable), an integer never does
+        Tensor t = Tensor.zeros(2);
+        KernelSignatures.check("f", ps, new Object[] {t, 2, 3f});
+        KernelSignatures.check("f", ps, new Object[] {new DevicePtr(t, 4), 2, 3f});
+        var tensorAsInt = assertThrows(IllegalArgumentException.class, () -> KernelSignatures.check("f", ps, new Object[] {t, t, 3f}));
+        assertTrue(tensorAsInt.getMessage().contains("argument 1 (int n) needs a Java Integer"), tensorAsInt.getMessage());
         List<Param> st = KernelSignatures.parse("extern \"C\" __global__ void g(const __grid_constant__ S s) {}").get("g");
         KernelSignatures.check("g", st, new Object[] {MemorySegment.ofArray(new byte[4])});
     }
@@ -107,7 +114,8 @@ class KernelSignaturesTest {
                         for (int i = 0; i < params.size(); i++) {
                             String javaType = javaType(args.get(6 + i), src.substring(0, m.start()));
                             String wants = switch (params.get(i).kind()) {
-                                case POINTER, LONG -> "long";
+                                case POINTER -> javaType != null && javaType.equals("pointer") ? "pointer" : "long";
+                                case LONG -> "long";
                                 case INT -> "int";
                                 case FLOAT -> "float";
                                 case DOUBLE -> "double";
@@ -145,11 +153,14 @@ class KernelSignaturesTest {
         if (a.startsWith("(int)")) return "int";
         if (a.matches("p\\([^()]*\\)") || a.matches("p\\([^()]*\\)\\s*\\+.*") || a.endsWith(".address()")) return "long";
         if (a.matches("\\w+\\.(numel|cols|rows)\\(\\)") || a.matches("\\w+\\.shape\\(\\d+\\)")) return "int";
+        if (a.startsWith("new DevicePtr(")) return "pointer";
         if (!NAME.matcher(a).matches()) return null;
-        Matcher d = Pattern.compile("\\b(int|long|float|double)\\s+(?:\\w+\\s*=[^,;]*,\\s*)*" + a + "\\b").matcher(before);
+        Matcher d = Pattern.compile("\\b(int|long|float|double|Tensor|DevicePtr|CudaContext\\.Memory)\\s+(?:\\w+\\s*=(?:[^,;()]|\\([^()]*\\))*,\\s*)*"
+                + a + "\\b").matcher(before);
         String type = null;
         while (d.find()) type = d.group(1);   // the nearest declaration before the call
-        return type;
+        // a tensor (or memory) passed whole: launch takes its address and keeps it reachable
+        return type == null || Character.isLowerCase(type.charAt(0)) ? type : "pointer";
     }
 
     @Test
@@ -161,6 +172,8 @@ class KernelSignaturesTest {
         assertEquals("int", javaType("n", "long n = 3; int k; int n = 2;"));
         assertEquals("float", javaType("scale", "float scale, int w"));
         assertEquals(null, javaType("a ? b : c", ""));
+        assertEquals("pointer", javaType("y", "Tensor x = f(), y = g();"));
+        assertEquals("pointer", javaType("new DevicePtr(loss, 4L * r0)", ""));
     }
 
     /** The top-level comma-separated arguments of the call whose '(' is at {@code open}. */
