@@ -133,8 +133,18 @@ class Bf16MatmulConformanceTest {
                 Reduction.MEAN, true);
         close("bf16 linearSoftcapCrossEntropy loss", new double[] {mean}, ll.loss(), 1e-4, 1e-5);
         double[] dx = mm(dl, false, wd, false, n, c, vpad, 0, 0), dW = mm(dl, true, xd, false, vpad, c, n, 0, 0);
-        // a gradient entry within an ulp of a bf16 rounding boundary may round the other way: one bf16 ulp of slack
-        close("bf16 linearSoftcapCrossEntropy dx", dx, ll.dx(), 1e-2, 1e-4);
-        close("bf16 linearSoftcapCrossEntropy dW", dW, ll.dW(), 1e-2, 1e-4);
+        // the device's fp32 gradient may sit on the other side of a bf16 rounding boundary than this float64 one, and
+        // round one bf16 ulp away: that much of every entry, through each GEMM, is allowed on top
+        double[] ulp = new double[dl.length];
+        for (int i = 0; i < dl.length; i++) ulp[i] = Math.ulp((float) dl[i]) * 65536.0; // bf16 keeps fp32's top 16 bits
+        double[] dxSlack = mm(ulp, false, abs(wd), false, n, c, vpad, 0, 0), dWSlack = mm(ulp, true, abs(xd), false, vpad, c, n, 0, 0);
+        close("bf16 linearSoftcapCrossEntropy dx", dx, ll.dx(), 1e-2, 1e-4, dxSlack);
+        close("bf16 linearSoftcapCrossEntropy dW", dW, ll.dW(), 1e-2, 1e-4, dWSlack);
+    }
+
+    private static double[] abs(double[] a) {
+        double[] r = new double[a.length];
+        for (int i = 0; i < a.length; i++) r[i] = Math.abs(a[i]);
+        return r;
     }
 }

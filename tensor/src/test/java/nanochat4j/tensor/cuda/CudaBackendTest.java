@@ -5,8 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
+import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
@@ -42,13 +46,20 @@ class CudaBackendTest {
     @Test
     void freedTensorsGoBackToThePoolAndAreReused() throws Exception {
         CudaContext ctx = be.context();
-        for (int i = 0; i < 50; i++) be.zeros(1 << 20); // 4 MiB each, dropped at once
-        System.gc();
-        Thread.sleep(100);
-        Tensor t = be.zeros(1 << 20);
+        ctx.releasePool();
+        int n = 1_800_000; // 7.2 MB: an 8 MiB bucket no other tensor here uses
+        Set<Long> dropped = new HashSet<>();
+        for (int i = 0; i < 20; i++) dropped.add(be.zeros(n).deviceAddress()); // dropped at once
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        while (ctx.pooledBytes() == 0 && System.nanoTime() < deadline) {
+            System.gc();
+            Thread.sleep(50);
+        }
+        assertTrue(ctx.pooledBytes() > 0, "the GC found the dropped tensors and their blocks came back to the pool");
+        Tensor t = be.zeros(n);
         assertEquals(Device.CUDA, t.device());
-        assertTrue(ctx.pooledBytes() >= 0);
-        assertArrayEquals(new float[1 << 20], t.toFloatArray(), "a reused block is zeroed");
+        assertTrue(dropped.contains(t.deviceAddress()), "the new tensor took a dropped one's block");
+        assertArrayEquals(new float[n], t.toFloatArray(), "a reused block is zeroed");
     }
 
     @Test
@@ -73,8 +84,15 @@ class CudaBackendTest {
         Tensor table = be.upload(Tensor.of(new float[] {1, 2, 3, 4}, 2, 2));
         Tensor ok = be.embedding(table, be.upload(Tensor.ofInts(new int[] {1, 0})), false);
         assertArrayEquals(new float[] {3, 4, 1, 2}, ok.toFloatArray());
-        Tensor bad = be.upload(Tensor.ofInts(new int[] {7}));
-        be.embedding(table, bad, false); // no throw, no fault: the row is skipped
+        Tensor bad = be.upload(Tensor.ofInts(new int[] {7, 1}));
+        long waits = be.context().hostWaits();
+        Tensor rows = be.embedding(table, bad, false); // no throw, no fault: the bad id's row is skipped
+        assertEquals(waits, be.context().hostWaits(), "no wait for the device's id check");
+        float[] got = rows.toFloatArray();
+        assertArrayEquals(new float[] {3, 4}, Arrays.copyOfRange(got, 2, 4), "the good id's row");
+        if (Recycler.POISON) { // the output is allocated poisoned: a row never written keeps its NaN
+            assertTrue(Float.isNaN(got[0]) && Float.isNaN(got[1]), "the bad id's row was read from somewhere: " + Arrays.toString(got));
+        }
         assertThrows(IllegalArgumentException.class, () -> be.embedding(table, bad));
         assertArrayEquals(new float[] {1, 2, 3, 4}, table.toFloatArray(), "the device is still healthy");
     }

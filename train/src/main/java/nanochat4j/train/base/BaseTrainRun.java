@@ -86,6 +86,8 @@ final class BaseTrainRun {
     private DataLoader.Batch batch;
     /** What the run is doing now, for the out-of-device-memory message ("the optimizer step of step 12"). */
     private String phase = "setting up";
+    private final MatmulPrecision precision;
+    private final CudaBackend cuda; // null on the CPU
 
     /** Test seam: told of each phase as it starts, with the rank (BaseTrainTest injects device failures through it). */
     static volatile BiConsumer<Integer, String> phaseProbe = (rank, p) -> {};
@@ -106,8 +108,8 @@ final class BaseTrainRun {
 
         Device device = o.deviceKind();
         Backend backend = backend(device);
-        MatmulPrecision precision = MatmulPrecision.parse(o.precision);
-        if (backend instanceof CudaBackend cb) cb.setMatmulPrecision(precision);
+        precision = MatmulPrecision.parse(o.precision);
+        cuda = backend instanceof CudaBackend cb ? cb : null;
         out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb
                 ? " (" + cb.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
         try {
@@ -223,7 +225,20 @@ final class BaseTrainRun {
         return bpb;
     }
 
+    /**
+     * The run, with the GPU's linear layers at {@code --precision} for its length only: the backend is the process's,
+     * and what runs after (a test of fp32 ops in the same JVM) must find it as it was.
+     */
     BaseTrain.Result run() throws IOException {
+        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(precision) : null;
+        try {
+            return train();
+        } finally {
+            if (cuda != null) cuda.setMatmulPrecision(before);
+        }
+    }
+
+    private BaseTrain.Result train() throws IOException {
         try (DataLoader train = new DataLoader(data.files(DataSource.Split.TRAIN), tok.encode(), tok.bos(), o.deviceBatchSize, o.maxSeqLen,
                 comm.rank(), comm.worldSize(), resumedLoader)) {
             consumed = train.state();
@@ -262,7 +277,7 @@ final class BaseTrainRun {
                     overlap.bucketCount(), stepTime > 0 ? 100 * reduceWait / stepTime : 0.0);
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", state.minValBpb());
-        if (master) MetricsPlot.write(metricsFile, ckptDir.resolve("base_train.png"));
+        if (master) MetricsPlot.drawOrSay(png -> MetricsPlot.write(metricsFile, png), ckptDir.resolve("base_train.png"), out);
         return new BaseTrain.Result(state.step(), losses, valHistory, state.minValBpb(), unigramBpb, coreHistory, ckptDir, samples);
     }
 

@@ -3,6 +3,7 @@ package nanochat4j.train.base;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -19,6 +20,35 @@ import org.knowm.xchart.XYSeries;
  */
 public final class MetricsPlot {
     private MetricsPlot() {}
+
+    /** Draws a chart to the given file. */
+    @FunctionalInterface
+    public interface Drawing {
+        void to(Path png) throws IOException;
+    }
+
+    /**
+     * {@code drawing} to {@code png}, or one line on {@code out} saying why there is no chart: a machine without fonts
+     * (slim GPU images) cannot draw text, and a finished run must not fail over its picture.
+     */
+    public static boolean drawOrSay(Drawing drawing, Path png, PrintStream out) {
+        try {
+            drawing.to(png);
+            return true;
+        } catch (VirtualMachineError e) {
+            throw e;
+        } catch (IOException | RuntimeException | Error e) { // AWT without fonts throws java.lang.Error
+            out.println("No chart " + png.getFileName() + " (" + e + ")");
+            return false;
+        }
+    }
+
+    /** A chart as PNG at {@code png}: through a temp file and a rename, so a reader never sees half of one. */
+    public static void save(XYChart chart, Path png) throws IOException {
+        Path tmp = png.resolveSibling(png.getFileName() + ".tmp.png");
+        BitmapEncoder.saveBitmap(chart, tmp.toString(), BitmapEncoder.BitmapFormat.PNG);
+        Files.move(tmp, png, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    }
 
     public static void write(Path metricsJsonl, Path png) throws IOException {
         System.setProperty("java.awt.headless", "true");
@@ -52,8 +82,6 @@ public final class MetricsPlot {
             bpb.setYAxisGroup(1);
         }
         if (lossX.isEmpty() && bpbX.isEmpty()) chart.addSeries("no data", new double[] {0}, new double[] {0});
-        Path tmp = png.resolveSibling(png.getFileName() + ".tmp.png");
-        BitmapEncoder.saveBitmap(chart, tmp.toString(), BitmapEncoder.BitmapFormat.PNG);
-        Files.move(tmp, png, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        save(chart, png);
     }
 }

@@ -6,7 +6,6 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -27,13 +26,13 @@ import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.train.base.MetricsPlot;
 import nanochat4j.train.collective.Collective;
 import nanochat4j.train.collective.Job;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.tasks.Gsm8k;
 import nanochat4j.train.tasks.Task;
 import nanochat4j.train.tasks.TaskData;
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 
@@ -133,7 +132,7 @@ public final class ChatRl {
                 out.printf(Locale.ROOT, "Saved checkpoint step %d to %s%n", done, ckptDir);
             }
         }
-        if (comm.rank() == 0) plot(metrics, ckptDir.resolve("chat_rl.png"));
+        if (comm.rank() == 0) MetricsPlot.drawOrSay(png -> plot(metrics, png), ckptDir.resolve("chat_rl.png"), out);
         return new Result(step, rewards, passes, ckptDir);
     }
 
@@ -418,8 +417,6 @@ public final class ChatRl {
             if (!"pass@1".equals(kName)) chart.addSeries(kName + " (test)", px, pk);
         }
         if (rx.isEmpty() && px.isEmpty()) chart.addSeries("no data", new double[] {0}, new double[] {0});
-        Path tmp = png.resolveSibling(png.getFileName() + ".tmp.png");
-        BitmapEncoder.saveBitmap(chart, tmp.toString(), BitmapEncoder.BitmapFormat.PNG);
-        Files.move(tmp, png, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        MetricsPlot.save(chart, png);
     }
 }

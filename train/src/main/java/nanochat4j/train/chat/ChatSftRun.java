@@ -125,7 +125,7 @@ final class ChatSftRun {
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f; micro-batches skipped (no supervised token): %d; conversations cropped to the row: %d%n",
                 minValBpb, skipped, train.cropped());
-        if (master) MetricsPlot.write(metrics, ckptDir.resolve("chat_sft.png"));
+        if (master) MetricsPlot.drawOrSay(png -> MetricsPlot.write(metrics, png), ckptDir.resolve("chat_sft.png"), out);
         return new ChatSft.Result(step, losses, valLoss, valBpb, core, skipped, train.cropped(), ckptDir);
     }
 

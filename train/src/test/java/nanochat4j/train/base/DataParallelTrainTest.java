@@ -109,6 +109,10 @@ class DataParallelTrainTest {
         for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()) {
             if (a.startsWith("--add-") || a.startsWith("--enable-native") || a.startsWith("-Xss")) cmd.add(a);
         }
+        // and the suite's own settings (poisoned recycling, the PTX cache folder): Maven sets them as properties
+        for (String k : System.getProperties().stringPropertyNames()) {
+            if (k.startsWith("nanochat4j.")) cmd.add("-D" + k + "=" + System.getProperty(k));
+        }
         cmd.addAll(List.of("-XX:+UseParallelGC", "-cp",
                 System.getProperty("java.class.path"), Worker.class.getName()));
         cmd.addAll(args);

@@ -50,10 +50,35 @@ class GpuTrainStepTest {
         return den == 0 ? Math.sqrt(num) : Math.sqrt(num / den);
     }
 
+    static List<float[]> values(GPT m) {
+        return m.parameters().stream().map(p -> p.tensor().toFloatArray()).toList();
+    }
+
+    /**
+     * What the two optimizer steps changed on each device agrees within {@code tol} (relative, per parameter):
+     * compared as updates, not as parameters, which moved only 1–5% in two steps, so a wrong or missing update on the
+     * GPU would pass a comparison of the parameters themselves.
+     */
+    static void updatesAgree(List<float[]> init, GPT cpu, GPT gpu, double tol, String what) {
+        List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
+        for (int i = 0; i < pc.size(); i++) {
+            float[] c = pc.get(i).tensor().toFloatArray(), g = pg.get(i).tensor().toFloatArray(), p0 = init.get(i);
+            for (int j = 0; j < c.length; j++) {
+                c[j] -= p0[j];
+                g[j] -= p0[j];
+            }
+            double e = relErr(c, g);
+            assertTrue(e < tol, what + ": the update of " + pc.get(i).name() + " over 2 steps: relative error " + e);
+        }
+    }
+
     @Test
     void twoOptimizerStepsOnTheGpuMatchTheCpu() {
+        CudaBackend.get().setMatmulPrecision(MatmulPrecision.FP32); // the default; set, so no earlier test decides it
         GPT cpu = GPT.create(CFG, 11), gpu = GPT.create(CFG, 11, Device.CUDA);
         assertEquals(Device.CUDA, gpu.parameters().getFirst().tensor().device());
+        List<float[]> init = values(cpu), initGpu = values(gpu);
+        for (int i = 0; i < init.size(); i++) org.junit.jupiter.api.Assertions.assertArrayEquals(init.get(i), initGpu.get(i));
         MuonAdamW oc = new MuonAdamW(cpu.paramGroups()), og = new MuonAdamW(gpu.paramGroups());
         for (int step = 0; step < 2; step++) {
             for (int micro = 0; micro < 2; micro++) { // gradient accumulation over two micro-batches
@@ -64,10 +89,11 @@ class GpuTrainStepTest {
                 lc.backward(0.5f);
                 lg.backward(0.5f);
             }
+            // true fp32 on the GPU (cuBLAS SGEMM without TF32): only the order of the sums differs, ~1e-6
             List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
             for (int i = 0; i < pc.size(); i++) {
                 double e = relErr(pc.get(i).grad().toFloatArray(), pg.get(i).grad().toFloatArray());
-                assertTrue(e < 2e-2, "gradient of " + pc.get(i).name() + " at step " + step + ": relative error " + e);
+                assertTrue(e < 2e-3, "gradient of " + pc.get(i).name() + " at step " + step + ": relative error " + e);
             }
             oc.step();
             og.step();
@@ -75,11 +101,8 @@ class GpuTrainStepTest {
             og.zeroGrad();
             for (Parameter p : pg) assertEquals(0f, maxAbs(p.grad().toFloatArray()), p.name() + " gradient zeroed on the GPU");
         }
-        List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
-        for (int i = 0; i < pc.size(); i++) {
-            double e = relErr(pc.get(i).tensor().toFloatArray(), pg.get(i).tensor().toFloatArray());
-            assertTrue(e < 1e-2, "parameter " + pc.get(i).name() + " after 2 steps: relative error " + e);
-        }
+        // gradients 1e-6 apart make updates ~3e-5 apart (CPU run with that much noise added to its gradients)
+        updatesAgree(init, cpu, gpu, 2e-3, "fp32");
     }
 
     /**
@@ -93,6 +116,7 @@ class GpuTrainStepTest {
         MatmulPrecision before = be.setMatmulPrecision(MatmulPrecision.BF16);
         try {
             GPT cpu = GPT.create(CFG, 11), gpu = GPT.create(CFG, 11, Device.CUDA);
+            List<float[]> init = values(cpu);
             MuonAdamW oc = new MuonAdamW(cpu.paramGroups()), og = new MuonAdamW(gpu.paramGroups());
             long matrices = gpu.parameters().stream().filter(p -> p.shape().length == 2 && !p.name().contains("wte")
                     && !p.name().contains("value_embeds")).count();
@@ -106,8 +130,9 @@ class GpuTrainStepTest {
                     lg.backward(0.5f);
                 }
                 long casts = be.weightCastCounts()[0] - casts0;
-                assertTrue(casts <= matrices, "at most one bf16 cast per weight matrix in a step of 2 micro-batches: " + casts + " for "
-                        + matrices);
+                long linears = 6L * CFG.nLayer() + 1; // q, k, v, proj, fc, mlp proj per block, and the lm_head
+                assertTrue(casts >= linears && casts <= matrices, "one bf16 cast per weight matrix in a step of 2 micro-batches (so bf16 is"
+                        + " on, and a weight is not cast per use): " + casts + " for " + linears + ".." + matrices);
                 List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
                 for (int i = 0; i < pc.size(); i++) {
                     double e = relErr(pc.get(i).grad().toFloatArray(), pg.get(i).grad().toFloatArray());
@@ -118,11 +143,9 @@ class GpuTrainStepTest {
                 oc.zeroGrad();
                 og.zeroGrad();
             }
-            List<Parameter> pc = cpu.parameters(), pg = gpu.parameters();
-            for (int i = 0; i < pc.size(); i++) {
-                double e = relErr(pc.get(i).tensor().toFloatArray(), pg.get(i).tensor().toFloatArray());
-                assertTrue(e < 3e-2, "bf16: parameter " + pc.get(i).name() + " after 2 steps: relative error " + e);
-            }
+            // bf16's rounding moves near-zero gradients, whose AdamW steps (the value embeddings') then differ: on the
+            // CPU, 2e-3 of noise on every gradient made those updates 0.12 apart. A missing update is 1.0 apart.
+            updatesAgree(init, cpu, gpu, 0.4, "bf16");
         } finally {
             be.setMatmulPrecision(before);
         }
