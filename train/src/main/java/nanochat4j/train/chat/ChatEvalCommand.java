@@ -15,8 +15,11 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.model.BaseDir;
+import nanochat4j.model.InferenceDevice;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
+import nanochat4j.model.gpt.GPT;
+import nanochat4j.tensor.Device;
 import nanochat4j.train.cli.CheckpointChoice;
 import nanochat4j.train.cli.TaskDataOptions;
 import nanochat4j.train.collective.Collective;
@@ -59,6 +62,9 @@ public final class ChatEvalCommand implements Callable<Integer> {
     long seed;
     @Mixin
     TaskDataOptions tasks;
+    @Option(names = "--device", defaultValue = "auto",
+            description = "auto (the GPU when CUDA is usable, else the CPU), cpu or cuda: where the model runs (default: ${DEFAULT-VALUE})")
+    InferenceDevice device;
 
     @Override
     public Integer call() throws IOException {
@@ -75,12 +81,14 @@ public final class ChatEvalCommand implements Callable<Integer> {
         for (String n : names) {
             if (!TaskData.EVAL_TASKS.contains(n)) throw new IllegalArgumentException("unknown task '" + n + "' (tasks: " + String.join(", ", TaskData.EVAL_TASKS) + ")");
         }
+        Device where = device.resolve(); // before the slow load: a bad --device fails at once
         ModelSource.Loaded m = ChatModels.load(src, base, checkpoint.tag, checkpoint.step);
-        out.printf(Locale.ROOT, "%s model %s step %d%n", src.name().toLowerCase(Locale.ROOT), m.dir(), m.step());
+        GPT model = InferenceDevice.place(m.model(), where);
+        out.printf(Locale.ROOT, "%s model %s step %d on %s%n", src.name().toLowerCase(Locale.ROOT), m.dir(), m.step(), where);
         List<String> warnings = new ArrayList<>();
         TaskData data = tasks.open(warnings);
         PythonSandbox sandbox = names.contains("HumanEval") ? PythonSandbox.find(PythonSandbox.Limits.DEFAULT) : null;
-        Engine engine = new Engine(m.model(), m.tokenizer());
+        Engine engine = new Engine(model, m.tokenizer());
         ChatEval.Generator gen = ChatEval.generator(engine, new ChatEval.Sampling(numSamples, maxNewTokens, temperature, topK), seed);
         Map<String, Double> acc = new LinkedHashMap<>();
         Map<String, String> skipped = new LinkedHashMap<>();
@@ -95,7 +103,7 @@ public final class ChatEvalCommand implements Callable<Integer> {
                 for (String w : warnings) out.println("warning: " + w);
                 warnings.clear();
                 long t0 = System.nanoTime();
-                ChatEval.Score s = ChatEval.run(task, m.tokenizer(), ChatEval.scorer(m.model()), gen, batchSize, maxProblems, comm.rank(),
+                ChatEval.Score s = ChatEval.run(task, m.tokenizer(), ChatEval.scorer(model), gen, batchSize, maxProblems, comm.rank(),
                         comm.worldSize(), ChatEval.reducer(comm), comm.rank() == 0 && System.console() != null ? out : null); // the in-place line only on a terminal
                 acc.put(n, s.accuracy());
                 out.printf(Locale.ROOT, "%s accuracy: %.2f%% (%d/%d, %.1fs)%n", n, 100 * s.accuracy(), s.passed(), s.total(),

@@ -17,10 +17,12 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.Callable;
 import nanochat4j.autograd.Autograd;
+import nanochat4j.model.InferenceDevice;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.cli.BaseDirOption;
@@ -72,6 +74,10 @@ public final class BaseEvalCommand implements Callable<Integer> {
     @Option(names = "--split-tokens", defaultValue = "20971520", description = "Tokens per split for bpb (default: ${DEFAULT-VALUE} = 40·524288).")
     long splitTokens;
 
+    @Option(names = "--device", defaultValue = "auto",
+            description = "auto (the GPU when CUDA is usable, else the CPU), cpu or cuda: where the model runs (default: ${DEFAULT-VALUE}).")
+    InferenceDevice device;
+
     @Option(names = "--data", description = "Data folder for bpb (default: the one the model was trained on, else <base>/base_data_climbmix).")
     Path data;
 
@@ -91,14 +97,15 @@ public final class BaseEvalCommand implements Callable<Integer> {
             case "skip" -> CoreBundle.OnBadLine.SKIP;
             default -> throw new IllegalArgumentException("--on-bad-line must be stop or skip, not '" + onBadLine + "'");
         };
+        Device where = device.resolve(); // before the slow load: a bad --device fails at once
         ModelSource.Loaded m = checkpoint.load(ModelSource.BASE, base);
-        GPT model = m.model();
+        GPT model = InferenceDevice.place(m.model(), where);
         Tokenizer tok = m.tokenizer();
-        out.printf(Locale.ROOT, "base-eval: %s step %d (%s)%n", m.dir(), m.step(), model.config());
+        out.printf(Locale.ROOT, "base-eval: %s step %d (%s) on %s%n", m.dir(), m.step(), model.config(), where);
         Map<String, Object> results = new LinkedHashMap<>();
         results.put("checkpoint", m.dir().toString());
         results.put("step", m.step());
-        if (what.contains("bpb")) results.putAll(bpb(m, base));
+        if (what.contains("bpb")) results.putAll(bpb(m, model, base));
         if (what.contains("sample")) results.put("samples", samples(model, tok));
         if (what.contains("core")) results.put("core", core(model, tok, base, onBad, m));
         Path json = base.resolve("base_eval").resolve(String.format("base_model_%06d.json", m.step()));
@@ -107,7 +114,7 @@ public final class BaseEvalCommand implements Callable<Integer> {
         return 0;
     }
 
-    private Map<String, Object> bpb(ModelSource.Loaded m, Path base) throws IOException {
+    private Map<String, Object> bpb(ModelSource.Loaded m, GPT model, Path base) throws IOException {
         Path dir = data;
         Object trainedOn = m.meta().extra().get("user_config") instanceof Map<?, ?> uc ? uc.get("data") : null;
         boolean strip = !(m.meta().extra().get("user_config") instanceof Map<?, ?> uc2) || !Boolean.FALSE.equals(uc2.get("strip_gutenberg"));
@@ -117,14 +124,14 @@ public final class BaseEvalCommand implements Callable<Integer> {
         }
         DataSource src = DataSource.open(dir, strip);
         int b = deviceBatchSize;
-        int t = m.model().config().sequenceLen();
+        int t = model.config().sequenceLen();
         int steps = (int) Math.max(1, splitTokens / ((long) b * t));
         Map<String, Object> r = new LinkedHashMap<>();
         for (DataSource.Split split : DataSource.Split.values()) {
             BitsPerByte acc;
             try (DataLoader loader = new DataLoader(src.files(split), text -> m.tokenizer().encode(text), m.tokenizer().bosId(), b, t, 0, 1, null);
                     var g = Autograd.noGrad()) {
-                acc = BitsPerByte.evaluate(loader, steps, (x, y) -> m.model().loss(Tensor.ofInts(x, b, t), Tensor.ofInts(y, b, t), Reduction.NONE)
+                acc = BitsPerByte.evaluate(loader, steps, (x, y) -> model.loss(Tensor.ofInts(x, b, t), Tensor.ofInts(y, b, t), Reduction.NONE)
                         .value().toFloatArray(), m.tokenizer().tokenByteLengths());
             }
             String key = split.name().toLowerCase(Locale.ROOT) + "_bpb";

@@ -16,6 +16,7 @@ import nanochat4j.model.engine.Engine;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.fixture.SharedDir;
 import nanochat4j.train.base.BaseTrain;
 import nanochat4j.train.base.BaseTrainOptions;
@@ -78,6 +79,7 @@ class ChatPipelineTest {
         for (double a : r.accuracy().values()) assertTrue(a >= 0 && a <= 1, log);
         assertTrue(Files.exists(r.csv()) && Files.exists(Path.of(r.csv().toString().replace(".csv", ".json"))), log);
         assertTrue(log.contains("ARC-Easy accuracy: ") && (log.contains("ChatCORE metric: ") || log.contains("HumanEval: skipped")), log);
+        assertTrue(log.contains("step 3 on " + (CudaContext.unavailableReason() == null ? "CUDA" : "CPU")), "--device auto: " + log);
 
         // one chat answer from the SFT model, as `nanochat4j chat -p` gives it
         ModelSource.Loaded m = ChatModels.load(ModelSource.SFT, base, null, null);
@@ -108,6 +110,12 @@ class ChatPipelineTest {
         try (Collective comm = Collective.fromEnvironment("test")) {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> wrong.run(base, quiet, comm));
             assertTrue(e.getMessage().contains("unknown task 'ARC-Hard'"), e.getMessage());
+            if (CudaContext.unavailableReason() != null) { // --device cuda without a GPU: the reason, in one line
+                ChatEvalCommand noGpu = new ChatEvalCommand();
+                new CommandLine(noGpu).parseArgs("-i", "sft", "--device", "cuda", "--task-data=" + data);
+                IllegalArgumentException d = assertThrows(IllegalArgumentException.class, () -> noGpu.run(base, quiet, comm));
+                assertTrue(d.getMessage().startsWith("--device cuda: ") && d.getMessage().endsWith("(--device cpu always works)"), d.getMessage());
+            }
         }
         Files.copy(base.resolve("base_checkpoints/d2/meta_000003.json"), base.resolve("chatsft_checkpoints/d2/meta_000003.json"),
                 java.nio.file.StandardCopyOption.REPLACE_EXISTING);

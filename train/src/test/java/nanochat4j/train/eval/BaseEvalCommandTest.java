@@ -23,6 +23,7 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -151,5 +152,24 @@ class BaseEvalCommandTest {
         } finally {
             server.stop(0);
         }
+    }
+    /** --device: the CPU always; CUDA where it is usable (the same bpb as the CPU), else a one-line reason. */
+    @Test
+    void theModelRunsOnTheDeviceAsked() throws IOException {
+        String cpu = run("--base-dir", base.toString(), "--eval", "bpb", "--device", "cpu", "--device-batch-size", "2", "--split-tokens", "256");
+        assertTrue(cpu.contains(") on CPU"), cpu);
+        double cpuBpb = new ObjectMapper().readTree(base.resolve("base_eval/base_model_000007.json").toFile()).get("val_bpb").asDouble();
+        String why = CudaContext.unavailableReason();
+        if (why != null) {
+            BaseEvalCommand cmd = new BaseEvalCommand();
+            new CommandLine(cmd).parseArgs("--base-dir", base.toString(), "--device", "cuda");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, cmd::call);
+            assertTrue(e.getMessage().startsWith("--device cuda: ") && e.getMessage().endsWith("(--device cpu always works)"), e.getMessage());
+            return;
+        }
+        String gpu = run("--base-dir", base.toString(), "--eval", "bpb", "--device", "cuda", "--device-batch-size", "2", "--split-tokens", "256");
+        assertTrue(gpu.contains(") on CUDA"), gpu);
+        double gpuBpb = new ObjectMapper().readTree(base.resolve("base_eval/base_model_000007.json").toFile()).get("val_bpb").asDouble();
+        assertEquals(cpuBpb, gpuBpb, 1e-4 * cpuBpb, "val bpb on the GPU");
     }
 }

@@ -1,4 +1,4 @@
-package nanochat4j.serve;
+package nanochat4j.model;
 
 import java.util.Locale;
 import nanochat4j.model.gpt.GPT;
@@ -6,8 +6,9 @@ import nanochat4j.tensor.Device;
 import nanochat4j.tensor.cuda.CudaContext;
 
 /**
- * The {@code --device} of {@code chat} and {@code serve}: {@code auto} (the GPU when CUDA is usable here, else the CPU),
- * {@code cpu} (always works) or {@code cuda} (a one-line error with the reason when it is not usable).
+ * The {@code --device} of the commands that run a trained model (chat, serve, base-eval, chat-eval): {@code auto}
+ * (the GPU when CUDA is usable here, else the CPU), {@code cpu} (always works) or {@code cuda} (a one-line error with
+ * the reason when it is not usable).
  */
 public enum InferenceDevice {
     AUTO, CPU, CUDA;
