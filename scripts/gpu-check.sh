@@ -7,7 +7,8 @@
 #   2. conformance (110 s): the backend suite on CPU and CUDA (fp32, and bf16 matmuls at bf16 tolerance), the
 #      PyTorch fixtures, NVRTC compiles, our tensor-core GEMM, the GPU decoder, the GPU training step against the
 #      CPU one in fp32 and bf16, the device optimizer — one JUnit run
-#   3. train extras (100 s): the two-GPU-worker training test and the exact GPU resume test (correctness first)
+#   3. train extras (100 s): the two-GPU-worker training test, the exact GPU resume test, base-eval's bpb on the
+#      GPU against the CPU (correctness first)
 #   4. bench kernels --device cuda --ops gemm,attention (70 s): cuBLAS fp32/bf16 and our GEMM per d12/d20/d24 layer
 #      shape (TFLOP/s, % of cuBLAS), attention fwd/bwd/decode
 #   5. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1
@@ -134,6 +135,7 @@ if t=$(stage train-extras 100); then
     org.junit.platform.console.ConsoleLauncher execute \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
+    --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked \
     --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit-train" > "$tlog" 2>&1
   trc=$(junit_exit $? "$tlog")
   cat "$tlog" >> "$log"
