@@ -2,6 +2,7 @@
 # Builds the folder carried to a GPU machine that has neither Java nor network (see README "Running on a GPU"):
 #   runtime.tar.xz   a jlinked JDK 25 (java.base, jdk.incubator.vector, jdk.unsupported, java.management,
 #                    java.logging and java.xml for JUnit, java.net.http for the commands that download,
+#                    jdk.httpserver for the test classes that serve a download locally,
 #                    java.desktop for base-train's chart, jdk.management + jdk.jfr for the C2 inline directive), xz
 #   nanochat4j.jar   the shaded jar (every command, the CUDA backend, its kernel sources)
 #   tensor-tests.jar the tensor module's test classes (the backend conformance suite)
@@ -40,10 +41,11 @@ mkdir -p "$out"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 echo "gpu-pack: jlink ..." >&2
-# Modules: the engine's, plus java.xml (the JUnit console's XML reports), java.desktop (base-train's loss chart),
+# Modules: the engine's, plus java.xml (the JUnit console's XML reports), jdk.httpserver (test classes with a local
+# download server: without it their whole class fails to load), java.desktop (base-train's loss chart),
 # jdk.management + jdk.jfr (the diagnostic command that installs the launcher's C2 inline directive). Stored
 # uncompressed and packed with xz: smaller than jlink's own zip-9 inside gzip (~23 MB against ~34 for these modules).
-"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,java.logging,java.net.http,java.xml,java.desktop,jdk.management,jdk.jfr \
+"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.incubator.vector,jdk.unsupported,java.management,java.logging,java.net.http,jdk.httpserver,java.xml,java.desktop,jdk.management,jdk.jfr \
   --compress=zip-0 --strip-debug --no-header-files --no-man-pages --output "$tmp/runtime"
 tar -C "$tmp" -cJf "$out/runtime.tar.xz" runtime
 cp bench/target/nanochat4j.jar "$out/nanochat4j.jar"
