@@ -68,8 +68,8 @@ if [ "$NPROC" -gt 1 ]; then RUN=(./nanochat4j launch --nproc "$NPROC"); else RUN
   --data "$DATA" --model-tag "$TAG" --core-metric-max-per-task "$CORE_MAX"
 ./nanochat4j base-eval --model-tag "$TAG" --device-batch-size "$DEVICE_BATCH" --max-per-task "$CORE_MAX"
 
-# chat stages: a stage gets --device cuda when its --help offers it (chat-eval), else it runs on its default device
-# (chat-sft trains on the CPU only so far: said here)
+# chat stages: a stage gets --device cuda when its --help offers it (chat-sft, chat-eval), else it runs on its
+# default device (said here)
 has() { ./nanochat4j "$1" --help > /dev/null 2>&1; }
 offers() { ./nanochat4j "$1" --help 2>&1 | grep -q -- "$2"; }
 dev() { if offers "$1" --device; then echo --device cuda; else echo "speedrun.sh: $1 has no --device flag: it runs on the CPU" >&2; fi; }

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.Set;
 import nanochat4j.tensor.Device;
 import nanochat4j.train.cli.ResumeOptions;
+import nanochat4j.train.cli.TrainDevice;
 import nanochat4j.train.cli.UserConfig;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -101,11 +102,7 @@ public final class BaseTrainOptions {
 
     /** {@link #device} as a {@link Device}; a clear message for anything but cpu/cuda. */
     public Device deviceKind() {
-        return switch (device == null ? "cpu" : device.toLowerCase(Locale.ROOT)) {
-            case "cpu" -> Device.CPU;
-            case "cuda" -> Device.CUDA;
-            default -> throw new IllegalArgumentException("--device " + device + ": expected cpu or cuda");
-        };
+        return TrainDevice.parse(device);
     }
 
     public String tag() {

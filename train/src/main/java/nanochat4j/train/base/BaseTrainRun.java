@@ -27,9 +27,9 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.FmaPeak;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
-import nanochat4j.tensor.cuda.CudaUnavailableException;
 import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.ProgressBar;
+import nanochat4j.train.cli.TrainDevice;
 import nanochat4j.train.collective.Collective;
 import nanochat4j.train.collective.OverlappedGradReduce;
 import nanochat4j.train.data.DataLoader;
@@ -107,7 +107,7 @@ final class BaseTrainRun {
         printPlan();
 
         Device device = o.deviceKind();
-        Backend backend = backend(device);
+        Backend backend = TrainDevice.backend(device);
         precision = MatmulPrecision.parse(o.precision);
         cuda = backend instanceof CudaBackend cb ? cb : null;
         out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb
@@ -186,14 +186,6 @@ final class BaseTrainRun {
         }
         out.printf(Locale.ROOT, "--overlap-reduce auto: %s, as checkpoint step %d was saved%n", was ? "on" : "off", o.resume.resumeFromStep);
         return was;
-    }
-
-    private static Backend backend(Device device) {
-        try {
-            return Backend.forDevice(device);
-        } catch (CudaUnavailableException e) {
-            throw new IllegalArgumentException("--device cuda: " + e.getMessage() + " (--device cpu always works)", e);
-        }
     }
 
     /** Whether {@link #mfuAbove100} was printed (once a run). */

@@ -6,6 +6,7 @@ import java.util.Set;
 import nanochat4j.train.cli.ResumeOptions;
 import nanochat4j.train.cli.StartModelOptions;
 import nanochat4j.train.cli.TaskDataOptions;
+import nanochat4j.train.cli.TrainDevice;
 import nanochat4j.train.cli.UserConfig;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -73,9 +74,13 @@ public final class ChatSftOptions {
     public int saveEvery;
     @Mixin
     public ResumeOptions resume = new ResumeOptions();
+    @Mixin
+    public TrainDevice device = new TrainDevice();
 
     /** Every flag by nanochat's argument name, for the meta file's {@code user_config} (chat-sft writes the inherited values over it). */
     public Map<String, Object> userConfig() {
-        return UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
+        Map<String, Object> m = UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
+        m.put("device_type", m.remove("device")); // nanochat's name
+        return m;
     }
 }

@@ -17,10 +17,15 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.CudaBackend;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.base.MetricsPlot;
+import nanochat4j.train.cli.TrainDevice;
 import nanochat4j.train.collective.Collective;
 import nanochat4j.train.optim.MuonAdamW;
 import nanochat4j.train.tasks.TaskData;
@@ -53,6 +58,9 @@ final class ChatSftRun {
     private final List<Float> losses = new ArrayList<>();
     private final Map<Integer, Double> valLoss = new LinkedHashMap<>(), valBpb = new LinkedHashMap<>(), core = new LinkedHashMap<>();
 
+    private final MatmulPrecision precision;
+    private final CudaBackend cuda; // null on the CPU
+
     // the loop state a checkpoint carries
     private int step;
     private double minValBpb = Double.POSITIVE_INFINITY, smoothLoss, trainingTime, progress;
@@ -69,7 +77,11 @@ final class ChatSftRun {
         if (ChatSft.SOURCE.equals(base.meta().extra().get("source"))) {
             throw new IllegalArgumentException(base.dir() + " holds a chat-sft checkpoint, not a base model");
         }
-        model = base.model();
+        Device device = o.device.kind();
+        Backend backend = TrainDevice.backend(device); // before anything slow: --device cuda without a GPU fails at once
+        precision = MatmulPrecision.parse(o.device.precision);
+        cuda = backend instanceof CudaBackend cb ? cb : null;
+        model = device == Device.CPU ? base.model() : base.model().to(device);
         tok = base.tokenizer();
         tokenBytes = tok.tokenByteLengths();
         r = ChatSft.resolve(o, base.meta(), out);
@@ -81,6 +93,8 @@ final class ChatSftRun {
         accum = (int) (r.totalBatch() / perMicro);
         ckptDir = o.resume.checkpointDir(ModelSource.SFT.dir(baseDir), o.start.tagOr(base.dir().getFileName().toString()));
         out.printf(Locale.ROOT, "Base model: %s step %d (%s)%n", base.dir(), base.step(), model.config());
+        out.printf(Locale.ROOT, "Device: %s%s%n", device, cuda != null
+                ? " (" + cuda.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
         out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps × %d rank%s%n", r.totalBatch(), r.batch(), r.seq(), accum,
                 world, world == 1 ? "" : "s");
 
@@ -109,7 +123,17 @@ final class ChatSftRun {
                 world, 100, loaderState);
     }
 
+    /** The run, with the GPU's linear layers at {@code --precision} for its length only (the backend is the process's). */
     ChatSft.Result run() throws IOException {
+        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(precision) : null;
+        try {
+            return train();
+        } finally {
+            if (cuda != null) cuda.setMatmulPrecision(before);
+        }
+    }
+
+    private ChatSft.Result train() throws IOException {
         boolean last = false;
         while (true) {
             SftLoader.State atStep = train.state();

@@ -18,6 +18,7 @@ import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.fixture.SharedDir;
 import nanochat4j.train.tasks.Task;
 import org.junit.jupiter.api.Test;
@@ -178,6 +179,40 @@ class SftTest {
         Path base = tmp.resolve("base");
         ChatFixtures.baseModel(base, ChatFixtures.tokenizer(base, data), 256, 2, 1024);
         ResumeCheck.check(tmp, data);
+    }
+
+    /**
+     * --device cuda: two steps on the GPU (fp32) give the CPU's losses to summation-order tolerance, and its checkpoint
+     * loads on the CPU; without a GPU, the one-line reason. A device that does not exist is named.
+     */
+    @Test
+    void sftOnTheGpuMatchesTheCpuOrSaysWhyItCannotRun() throws Exception {
+        Path data = SharedDir.locate("data");
+        assumeTrue(data != null && Files.isDirectory(data.resolve("gsm8k")), SharedDir.skipMessage("data"));
+        Path base = tmp.resolve("base");
+        ChatFixtures.baseModel(base, ChatFixtures.tokenizer(base, data), 256, 2, 1024);
+        String[] common = {"--task-data=" + data, "--max-conversations=200", "--mmlu-epochs=1", "--gsm8k-epochs=1", "--eval-tokens=128",
+                "--chatcore-every=-1", "--num-iterations=2", "--eval-every=-1", "--max-seq-len=128", "--device-batch-size=1",
+                "--total-batch-size=128", "--precision=fp32"};
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        IllegalArgumentException tpu = assertThrows(IllegalArgumentException.class,
+                () -> ChatSft.run(parse(common, "--device=tpu", "--checkpoint-dir=" + tmp.resolve("tpu")), base, quiet));
+        assertTrue(tpu.getMessage().contains("--device tpu: expected cpu or cuda"), tpu.getMessage());
+        if (CudaContext.unavailableReason() != null) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> ChatSft.run(parse(common, "--device=cuda", "--checkpoint-dir=" + tmp.resolve("gpu")), base, quiet));
+            assertTrue(e.getMessage().startsWith("--device cuda: ") && e.getMessage().endsWith("(--device cpu always works)"), e.getMessage());
+            return;
+        }
+        ChatSft.Result cpu = ChatSft.run(parse(common, "--checkpoint-dir=" + tmp.resolve("cpu")), base, quiet);
+        ChatSft.Result gpu = ChatSft.run(parse(common, "--device=cuda", "--checkpoint-dir=" + tmp.resolve("gpu")), base, quiet);
+        assertEquals(cpu.trainLosses().size(), gpu.trainLosses().size());
+        for (int i = 0; i < cpu.trainLosses().size(); i++) {
+            assertEquals(cpu.trainLosses().get(i), gpu.trainLosses().get(i), 2e-3 * Math.abs(cpu.trainLosses().get(i)), "loss at step " + (i + 1));
+        }
+        assertEquals(cpu.valBpb().get(2), gpu.valBpb().get(2), 2e-3 * cpu.valBpb().get(2), "val bpb");
+        Map<String, float[]> a = Checkpoint.load(tmp.resolve("cpu"), 2).params(), b = Checkpoint.load(tmp.resolve("gpu"), 2).params();
+        assertEquals(a.keySet(), b.keySet(), "the GPU checkpoint loads on the CPU");
     }
 
     /** The resume scenario: a straight run and one resumed from its step-2 checkpoint. */

@@ -40,7 +40,8 @@ class UserConfigTest {
                 "total_batch_size", "embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr", "init_lr_frac", "warmup_ratio",
                 "warmdown_ratio", "final_lr_frac", "eval_every", "eval_tokens", "chatcore_every", "chatcore_max_cat", "chatcore_max_sample",
                 "mmlu_epochs", "gsm8k_epochs", "task_data", "conversations", "max_conversations", "extra_conversations", "extra_epochs",
-                "save_every"), List.copyOf(sft.keySet()));
+                "save_every", "precision", "device_type"), List.copyOf(sft.keySet()));
+        assertEquals("cpu", sft.get("device_type"), "--device under nanochat's name");
         assertEquals("d2", sft.get("model_tag"));
         assertNull(sft.get("model_step"));
         assertNull(sft.get("embedding_lr"), "inherited from the base run when not given");
