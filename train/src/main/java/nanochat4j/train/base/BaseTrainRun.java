@@ -217,17 +217,9 @@ final class BaseTrainRun {
         return bpb;
     }
 
-    /**
-     * The run, with the GPU's linear layers at {@code --precision} for its length only: the backend is the process's,
-     * and what runs after (a test of fp32 ops in the same JVM) must find it as it was.
-     */
+    /** The run, with the GPU's linear layers at {@code --precision} for its length only. */
     BaseTrain.Result run() throws IOException {
-        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(precision) : null;
-        try {
-            return train();
-        } finally {
-            if (cuda != null) cuda.setMatmulPrecision(before);
-        }
+        return TrainDevice.withPrecision(cuda, precision, this::train);
     }
 
     private BaseTrain.Result train() throws IOException {

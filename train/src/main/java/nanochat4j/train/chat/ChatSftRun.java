@@ -123,14 +123,9 @@ final class ChatSftRun {
                 world, 100, loaderState);
     }
 
-    /** The run, with the GPU's linear layers at {@code --precision} for its length only (the backend is the process's). */
+    /** The run, with the GPU's linear layers at {@code --precision} for its length only. */
     ChatSft.Result run() throws IOException {
-        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(precision) : null;
-        try {
-            return train();
-        } finally {
-            if (cuda != null) cuda.setMatmulPrecision(before);
-        }
+        return TrainDevice.withPrecision(cuda, precision, this::train);
     }
 
     private ChatSft.Result train() throws IOException {

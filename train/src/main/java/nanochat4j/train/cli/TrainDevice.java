@@ -1,9 +1,12 @@
 package nanochat4j.train.cli;
 
+import java.io.IOException;
 import java.util.Locale;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
+import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaUnavailableException;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import picocli.CommandLine.Option;
 
 /**
@@ -29,6 +32,26 @@ public final class TrainDevice {
             case "cuda" -> Device.CUDA;
             default -> throw new IllegalArgumentException("--device " + device + ": expected cpu or cuda");
         };
+    }
+
+    /** A run's body. */
+    @FunctionalInterface
+    public interface Run<T> {
+        T run() throws IOException;
+    }
+
+    /**
+     * {@code body} with the GPU's linear layers at {@code precision} for its length only ({@code cuda} null: on the
+     * CPU, as is): the backend is the process's, and what runs after (a test of fp32 ops in the same JVM) must find it
+     * as it was.
+     */
+    public static <T> T withPrecision(CudaBackend cuda, MatmulPrecision precision, Run<T> body) throws IOException {
+        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(precision) : null;
+        try {
+            return body.run();
+        } finally {
+            if (cuda != null) cuda.setMatmulPrecision(before);
+        }
     }
 
     /** The backend of {@code device}; where CUDA is unusable, an error with the one-line reason. */

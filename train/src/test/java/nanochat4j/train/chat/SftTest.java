@@ -191,9 +191,7 @@ class SftTest {
         assumeTrue(data != null && Files.isDirectory(data.resolve("gsm8k")), SharedDir.skipMessage("data"));
         Path base = tmp.resolve("base");
         ChatFixtures.baseModel(base, ChatFixtures.tokenizer(base, data), 256, 2, 1024);
-        String[] common = {"--task-data=" + data, "--max-conversations=200", "--mmlu-epochs=1", "--gsm8k-epochs=1", "--eval-tokens=128",
-                "--chatcore-every=-1", "--num-iterations=2", "--eval-every=-1", "--max-seq-len=128", "--device-batch-size=1",
-                "--total-batch-size=128", "--precision=fp32"};
+        String[] common = ResumeCheck.small(data, "--num-iterations=2", "--precision=fp32");
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         IllegalArgumentException tpu = assertThrows(IllegalArgumentException.class,
                 () -> ChatSft.run(parse(common, "--device=tpu", "--checkpoint-dir=" + tmp.resolve("tpu")), base, quiet));
@@ -217,11 +215,18 @@ class SftTest {
 
     /** The resume scenario: a straight run and one resumed from its step-2 checkpoint. */
     static final class ResumeCheck {
+        /** A few steps of 128-token rows, one a step, on a small mixture; and {@code more}. */
+        static String[] small(Path data, String... more) {
+            List<String> a = new ArrayList<>(List.of("--task-data=" + data, "--max-conversations=200", "--mmlu-epochs=1", "--gsm8k-epochs=1",
+                    "--eval-tokens=128", "--chatcore-every=-1", "--eval-every=-1", "--max-seq-len=128", "--device-batch-size=1",
+                    "--total-batch-size=128"));
+            a.addAll(List.of(more));
+            return a.toArray(String[]::new);
+        }
+
         static void check(Path tmp, Path data) throws Exception {
             Path base = tmp.resolve("base");
-            String[] common = {"--task-data=" + data, "--max-conversations=200", "--mmlu-epochs=1", "--gsm8k-epochs=1", "--eval-tokens=128",
-                    "--chatcore-every=-1", "--num-iterations=4", "--eval-every=-1", "--max-seq-len=128", "--device-batch-size=1",
-                    "--total-batch-size=128"};
+            String[] common = small(data, "--num-iterations=4");
             PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
             ChatSft.Result full = ChatSft.run(parse(common, "--checkpoint-dir=" + tmp.resolve("full"), "--save-every=2"), base, quiet);
             Path resumed = tmp.resolve("resumed");
