@@ -88,6 +88,21 @@ junit_exit() {
   # an aborted (assumption-skipped) case means a GPU half did not run: a failure on a GPU machine
   if [ "$rc" -eq 0 ] && [ "${aborted:-0}" -ne 0 ]; then echo 4; else echo "$rc"; fi
 }
+# runs a JUnit test stage: junit KIND SECONDS LOG REPORTS-DIR TEST-JARS SELECTORS…; its JSON line, and failed=1 unless
+# it passed. On the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with
+# java.class.path. Poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it.
+junit() {
+  local kind=$1 t=$2 jlog=$3 reports=$4 jars=$5 rc
+  shift 5
+  CI=true timeout -k 10 "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$jars" \
+    org.junit.platform.console.ConsoleLauncher execute "$@" \
+    --details=tree --disable-banner --disable-ansi-colors --reports-dir "$reports" > "$jlog" 2>&1
+  rc=$(junit_exit $? "$jlog")
+  cat "$jlog" >> "$log"
+  json "{\"kind\":\"$kind\",\"exit\":$rc,\"summary\":\"$(junit_summary "$jlog")\"}"
+  say "$kind exit $rc: $(junit_summary "$jlog")"
+  [ "$rc" -eq 0 ] || failed=1
+}
 
 # ---- 1. probe
 t=$(stage probe 40) || exit 3
@@ -104,44 +119,25 @@ say "probe: $(tail -n 1 "$jsonl")"
 # ---- 2. conformance: fp32 and bf16, the GPU training step, the device optimizer
 if t=$(stage conformance 110); then
   say "conformance suite (${t}s) ..."
-  clog="$out/conformance.log"
-  # poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it
-  CI=true timeout -k 10 "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
-    org.junit.platform.console.ConsoleLauncher execute \
+  junit conformance "$t" "$out/conformance.log" "$out/junit" "$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.Bf16MatmulConformanceTest \
     --select-class nanochat4j.tensor.cuda.CudaBackendTest --select-class nanochat4j.tensor.cuda.NvrtcCompileTest \
     --select-class nanochat4j.tensor.cuda.PyTorchFixturesConformanceTest --select-class nanochat4j.tensor.cuda.TensorCoreGemmTest \
     --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.model.gpt.GPTCudaTest \
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
     --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
-    --select-class nanochat4j.train.CudaDecodeHostWaitsTest \
-    --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit" > "$clog" 2>&1
-  conf=$(junit_exit $? "$clog")
-  cat "$clog" >> "$log"
-  json "{\"kind\":\"conformance\",\"exit\":$conf,\"summary\":\"$(junit_summary "$clog")\"}"
-  say "conformance exit $conf: $(junit_summary "$clog")"
-  [ "$conf" -eq 0 ] || failed=1
+    --select-class nanochat4j.train.CudaDecodeHostWaitsTest
 else
   failed=1 # a test stage that did not run is not a pass
 fi
 
 # ---- 3. correctness across processes and runs: two GPU workers over the ring, exact resume on the GPU
 if t=$(stage train-extras 100); then
-  say "GPU data-parallel and resume tests (${t}s) ..."
-  tlog="$out/train-tests.log"
-  # on the JVM's own class path (not JUnit's --class-path): the two-worker test starts workers with java.class.path
-  # poisoned as in the Maven suites: new and recycled device memory reads as NaN until a kernel writes it
-  CI=true timeout -k 10 "$t" "$java" "${flags[@]}" -Dnanochat4j.recycler.poison=true -cp "$pack/junit-console.jar:$pack/nanochat4j.jar:$pack/tensor-tests.jar:$pack/train-tests.jar" \
-    org.junit.platform.console.ConsoleLauncher execute \
+  say "GPU data-parallel, resume and base-eval tests (${t}s) ..."
+  junit train-tests "$t" "$out/train-tests.log" "$out/junit-train" "$pack/tensor-tests.jar:$pack/train-tests.jar" \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
-    --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked \
-    --details=tree --disable-banner --disable-ansi-colors --reports-dir "$out/junit-train" > "$tlog" 2>&1
-  trc=$(junit_exit $? "$tlog")
-  cat "$tlog" >> "$log"
-  json "{\"kind\":\"train-tests\",\"exit\":$trc,\"summary\":\"$(junit_summary "$tlog")\"}"
-  say "GPU training tests exit $trc: $(junit_summary "$tlog")"
-  [ "$trc" -eq 0 ] || failed=1
+    --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked
 else
   failed=1
 fi
