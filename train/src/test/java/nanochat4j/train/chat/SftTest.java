@@ -138,11 +138,7 @@ class SftTest {
 
     @Test
     void sftLowersTheValidationLossOfTheMixture() throws Exception {
-        Path data = SharedDir.locate("data");
-        assumeTrue(data != null && Files.isDirectory(data.resolve("gsm8k")), SharedDir.skipMessage("data"));
-        Path base = tmp.resolve("base");
-        Tokenizer tok = ChatFixtures.tokenizer(base, data);
-        ChatFixtures.baseModel(base, tok, 256, 2, 1024);
+        Path data = smallBase(), base = tmp.resolve("base");
         String[] common = {"--task-data=" + data, "--max-conversations=300", "--mmlu-epochs=1", "--gsm8k-epochs=1", "--eval-tokens=4096",
                 "--chatcore-every=-1", "--num-iterations=8", "--eval-every=4", "--embedding-lr=0.05", "--matrix-lr=0.01"};
         ByteArrayOutputStream log = new ByteArrayOutputStream();
@@ -174,11 +170,16 @@ class SftTest {
      */
     @Test
     void resumingFromAMidRunCheckpointGivesIdenticalLossesAndParameters() throws Exception {
+        ResumeCheck.check(tmp, smallBase());
+    }
+
+    /** The task data (skipping without it) and a small untrained base model in tmp/base: context 256, 2 layers. */
+    private Path smallBase() throws Exception {
         Path data = SharedDir.locate("data");
         assumeTrue(data != null && Files.isDirectory(data.resolve("gsm8k")), SharedDir.skipMessage("data"));
         Path base = tmp.resolve("base");
         ChatFixtures.baseModel(base, ChatFixtures.tokenizer(base, data), 256, 2, 1024);
-        ResumeCheck.check(tmp, data);
+        return data;
     }
 
     /**
@@ -187,10 +188,7 @@ class SftTest {
      */
     @Test
     void sftOnTheGpuMatchesTheCpuOrSaysWhyItCannotRun() throws Exception {
-        Path data = SharedDir.locate("data");
-        assumeTrue(data != null && Files.isDirectory(data.resolve("gsm8k")), SharedDir.skipMessage("data"));
-        Path base = tmp.resolve("base");
-        ChatFixtures.baseModel(base, ChatFixtures.tokenizer(base, data), 256, 2, 1024);
+        Path data = smallBase(), base = tmp.resolve("base");
         String[] common = ResumeCheck.small(data, "--num-iterations=2", "--precision=fp32");
         PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
         IllegalArgumentException tpu = assertThrows(IllegalArgumentException.class,
