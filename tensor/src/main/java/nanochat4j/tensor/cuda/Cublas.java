@@ -155,16 +155,18 @@ public final class Cublas implements AutoCloseable {
     }
 
     /** {@code call}, once more after freeing the cache if cuBLAS found no memory for its workspace; then checked. */
-    private void run(String call, Call c) throws Throwable {
-        int status = c.run();
-        if (status == STATUS_ALLOC_FAILED) {
-            memory.freeCached().run();
-            status = c.run();
-        }
-        if (status == STATUS_ALLOC_FAILED) {
+    private void run(String call, Call c) {
+        int status = CudaContext.retryOnOutOfMemory(() -> {
+            int s;
+            try {
+                s = c.run();
+            } catch (Throwable t) {
+                throw rethrow(t);
+            }
+            if (s != STATUS_ALLOC_FAILED) return s;
             long[] info = memory.memoryInfo().get();
             throw new CudaOutOfMemoryException(call, -1, info[0], info[1]);
-        }
+        }, memory.freeCached());
         check(call, status);
     }
 

@@ -360,19 +360,28 @@ public final class CudaBackend implements Backend {
         int[] ys = x.shape();
         ys[ys.length - 1] = out;
         if (rows == 0 || out == 0 || in == 0) return ctx.zeros(DType.F32, ys);
+        return timesWeight(x, w, true, ys);
+    }
+
+    /**
+     * a (rows × k) · op(W) into a new tensor of {@code shape}: the linear forward (W transposed) and its input
+     * gradient (W as is); bf16 operands under {@link MatmulPrecision#BF16}, the weight's copy cached.
+     */
+    private Tensor timesWeight(Tensor a, Tensor w, boolean transW, int[] shape) {
+        int rows = a.rows(), n = transW ? w.shape(0) : w.shape(1), k = transW ? w.shape(1) : w.shape(0);
         try {
             if (bf16()) {
-                Tensor y = ctx.empty(DType.F32, ys), xh = activationBf16(x), wh = weightBf16(w);
-                gemmBf16(false, true, rows, out, in, 1f, p(xh), p(wh), 0f, p(y));
+                Tensor y = ctx.empty(DType.F32, shape), ah = activationBf16(a), wh = weightBf16(w);
+                gemmBf16(false, transW, rows, n, k, 1f, p(ah), p(wh), 0f, p(y));
                 fence(wh);
-                recycle(xh);
+                recycle(ah);
                 return y;
             }
-            Tensor y = ctx.zeros(DType.F32, ys);
-            gemm(false, true, rows, out, in, 1f, p(x), 0, p(w), 0, 0f, p(y), 0, 1);
+            Tensor y = ctx.zeros(DType.F32, shape);
+            gemm(false, transW, rows, n, k, 1f, p(a), 0, p(w), 0, 0f, p(y), 0, 1);
             return y;
         } finally {
-            fence(x, w);
+            fence(a, w);
         }
     }
 
@@ -385,20 +394,7 @@ public final class CudaBackend implements Backend {
         int[] xs = dy.shape();
         xs[xs.length - 1] = in;
         if (rows == 0 || in == 0 || out == 0) return ctx.zeros(DType.F32, xs);
-        try {
-            if (bf16()) {
-                Tensor dx = ctx.empty(DType.F32, xs), dyh = activationBf16(dy), wh = weightBf16(w);
-                gemmBf16(false, false, rows, in, out, 1f, p(dyh), p(wh), 0f, p(dx));
-                fence(wh);
-                recycle(dyh);
-                return dx;
-            }
-            Tensor dx = ctx.zeros(DType.F32, xs);
-            gemm(false, false, rows, in, out, 1f, p(dy), 0, p(w), 0, 0f, p(dx), 0, 1);
-            return dx;
-        } finally {
-            fence(dy, w);
-        }
+        return timesWeight(dy, w, false, xs);
     }
 
     @Override

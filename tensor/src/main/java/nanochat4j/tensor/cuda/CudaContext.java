@@ -227,8 +227,9 @@ public final class CudaContext {
     }
 
     /**
-     * {@code attempt}, a CUDA call that allocates device memory for itself (a module's code, a launch's local
-     * memory); when it finds none, {@code freeCached} and one more try (a second failure propagates).
+     * The one policy for a full device: {@code attempt} (our cuMemAlloc, or a CUDA call that allocates for itself: a
+     * module's code, a launch's local memory, cuBLAS's workspace); when it finds no memory, {@code freeCached} and one
+     * more try (a second failure propagates).
      */
     static <T> T retryOnOutOfMemory(Supplier<T> attempt, Runnable freeCached) {
         try {
@@ -252,16 +253,12 @@ public final class CudaContext {
      */
     static long allocateOrThrow(long requested, long size, LongUnaryOperator alloc, Runnable freeCached,
                                 Supplier<long[]> memoryInfo) {
-        long p = alloc.applyAsLong(size);
-        if (p == 0) {
-            freeCached.run();
-            p = alloc.applyAsLong(size);
-        }
-        if (p == 0) {
+        return retryOnOutOfMemory(() -> {
+            long p = alloc.applyAsLong(size);
+            if (p != 0) return p;
             long[] info = memoryInfo.get();
             throw new CudaOutOfMemoryException(requested, info[0], info[1]);
-        }
-        return p;
+        }, freeCached);
     }
 
     /** Gives every pooled block back to the driver (after the stream is idle: queued kernels may still use them). */

@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import nanochat4j.autograd.Var;
+import nanochat4j.model.InferenceDevice;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.checkpoint.Safetensors;
@@ -81,7 +82,7 @@ final class ChatSftRun {
         Backend backend = TrainDevice.backend(device); // before anything slow: --device cuda without a GPU fails at once
         precision = MatmulPrecision.parse(o.device.precision);
         cuda = backend instanceof CudaBackend cb ? cb : null;
-        model = device == Device.CPU ? base.model() : base.model().to(device);
+        model = InferenceDevice.place(base.model(), device);
         tok = base.tokenizer();
         tokenBytes = tok.tokenByteLengths();
         r = ChatSft.resolve(o, base.meta(), out);
