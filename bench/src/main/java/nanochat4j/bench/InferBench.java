@@ -11,13 +11,15 @@ import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.gpt.KVCache;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cpu.Gemv;
 import nanochat4j.tensor.cpu.Parallel;
 import nanochat4j.tensor.cpu.Vec;
+import nanochat4j.train.cli.PrecisionOption;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -26,8 +28,9 @@ import picocli.CommandLine.Option;
  * rows. Batch-1 decode is bound by reading the weights, so it also reports the weight bytes streamed per second next
  * to this machine's memory read bandwidth, measured in the same run. {@code --weights bf16} decodes with a bf16 copy
  * of the matrices (half the bytes; prefills of more than 32 tokens still run on the fp32 weights). {@code --device cuda}
- * runs the same timings through {@link GPT#forwardCached} with the model, its KV cache and every activation on the GPU
- * (fp32; the logits come down once per step, and greedy picks on the host as {@code chat} does).
+ * runs the same timings through {@link GPT#forwardCached} with the model, its KV cache and every activation on the GPU,
+ * the linear layers at {@code --precision} (bf16 by default, as nanochat's engine under autocast: each weight's bf16
+ * copy made once and kept); the logits come down once per step, and greedy picks on the host as {@code chat} does.
  */
 @Command(name = "infer", mixinStandardHelpOptions = true,
         description = "Time KV-cache prefill and decode (tokens/s, weight GB/s vs memory bandwidth).")
@@ -55,6 +58,8 @@ public final class InferBench implements Callable<Integer> {
     String device;
     @Option(names = "--head-dim", description = "head dim (default ${DEFAULT-VALUE}; nanochat's GPU models use 128)")
     int headDim = 64;
+    @Mixin
+    PrecisionOption precision = new PrecisionOption();
 
     PrintStream out = System.out;
 
@@ -64,7 +69,13 @@ public final class InferBench implements Callable<Integer> {
         if (promptTokens + decodeTokens > seq) throw new IllegalArgumentException("prompt + decode tokens exceed --seq " + seq);
         if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
         boolean cuda = device.equals("cuda");
-        if (cuda && weights != DecodeWeights.FP32) throw new IllegalArgumentException("--weights " + weights + " is a CPU decoder option; --device cuda decodes fp32");
+        if (cuda && weights != DecodeWeights.FP32) {
+            throw new IllegalArgumentException("--weights " + weights + " is a CPU decoder option; on --device cuda the linear layers compute at --precision");
+        }
+        return cuda ? precision.get().during(Backend.forDevice(Device.CUDA), () -> measure(true)) : measure(false);
+    }
+
+    private int measure(boolean cuda) {
         GPTConfig cfg = GPTConfig.fromDepth(depth, 64, headDim, seq, "L", vocab);
         GPT model = GPT.create(cfg, 42, cuda ? Device.CUDA : Device.CPU);   // on CUDA: the weights go up once, here
         model.decodeWeights(weights);
@@ -110,14 +121,14 @@ public final class InferBench implements Callable<Integer> {
     /** The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab logits down. */
     private void reportCuda(GPT model, double prefill, double tps1, double tps8) {
         GPTConfig cfg = model.config();
-        String gpu = ((CudaBackend) model.backend()).context().describe();
+        String gpu = model.backend().describe();
         if (json) {
-            out.printf(Locale.ROOT, "{\"device\": \"cuda\", \"gpu\": \"%s\", \"depth\": %d, \"head_dim\": %d, \"prefill_ms\": %.3f, "
-                    + "\"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f}%n", gpu, depth,
-                    headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1);
+            out.printf(Locale.ROOT, "{\"device\": \"cuda\", \"gpu\": \"%s\", \"precision\": \"%s\", \"depth\": %d, \"head_dim\": %d, "
+                    + "\"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f}%n", gpu,
+                    precision.get().flag(), depth, headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1);
         } else {
-            out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, head dim %d, vocab %d) on %s, fp32%n", depth, cfg.nEmbd(), cfg.nLayer(),
-                    headDim, vocab, gpu);
+            out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, head dim %d, vocab %d) on %s, linear layers in %s%n", depth, cfg.nEmbd(),
+                    cfg.nLayer(), headDim, vocab, gpu, precision.get().flag());
             out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
             out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%.3f ms per step)%n", tps1, 1e3 / tps1);
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);

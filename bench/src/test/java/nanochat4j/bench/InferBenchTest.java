@@ -11,7 +11,9 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.stream.Stream;
+import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.cpu.Vec;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
@@ -44,14 +46,21 @@ class InferBenchTest {
         assertTrue(err.toString().contains("Invalid value for option '--weights'") && err.toString().contains("'int8'"), err.toString());
     }
 
+    /** On a GPU, and on {@link StandInCuda} elsewhere: the device path reports, at bf16 unless told fp32. */
     @Test
-    void cudaDeviceRunsOnAGpuAndElseFailsWithTheReason() throws Exception {
-        if (nanochat4j.tensor.cuda.CudaContext.unavailableReason() == null) {
+    void cudaDeviceRunsOnTheDevicePathAtItsPrecision() throws Exception {
+        try (var device = StandInCuda.unlessGpu()) {
             JsonNode j = tinyRun("--device", "cuda");
             assertEquals("cuda", j.get("device").asText());
+            assertEquals("bf16", j.get("precision").asText(), j.toString());
             assertTrue(j.get("decode_tok_per_sec").asDouble() > 0, j.toString());
-            return;
+            assertEquals("fp32", tinyRun("--device", "cuda", "--precision", "fp32").get("precision").asText());
         }
+    }
+
+    @Test
+    void cudaDeviceElseFailsWithTheReason() throws Exception {
+        Assumptions.assumeTrue(!StandInCuda.gpu(), "a GPU is usable here");
         CommandLine cl = new CommandLine(new InferBench());
         StringWriter err = new StringWriter();
         cl.setErr(new PrintWriter(err));

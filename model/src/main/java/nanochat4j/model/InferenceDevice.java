@@ -3,7 +3,7 @@ package nanochat4j.model;
 import java.util.Locale;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.tensor.Device;
-import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.Backend;
 
 /**
  * The {@code --device} of the commands that run a trained model (chat, serve, base-eval, chat-eval): {@code auto}
@@ -17,9 +17,9 @@ public enum InferenceDevice {
     public Device resolve() {
         return switch (this) {
             case CPU -> Device.CPU;
-            case AUTO -> CudaContext.unavailableReason() == null ? Device.CUDA : Device.CPU;
+            case AUTO -> Backend.unavailableReason(Device.CUDA) == null ? Device.CUDA : Device.CPU;
             case CUDA -> {
-                String why = CudaContext.unavailableReason();
+                String why = Backend.unavailableReason(Device.CUDA);
                 if (why != null) throw new IllegalArgumentException("--device cuda: " + why + " (--device cpu always works)");
                 yield Device.CUDA;
             }

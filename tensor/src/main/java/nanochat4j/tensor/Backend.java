@@ -33,7 +33,18 @@ public interface Backend {
     static Backend forDevice(Device device) {
         return switch (device) {
             case CPU -> CpuBackend.INSTANCE;
-            case CUDA -> nanochat4j.tensor.cuda.CudaBackend.get();
+            case CUDA -> {
+                Backend standIn = DeviceStandIn.cuda();
+                yield standIn != null ? standIn : nanochat4j.tensor.cuda.CudaBackend.get();
+            }
+        };
+    }
+
+    /** Null when {@code device} can compute here, else the one-line reason (CUDA: no library, no driver, no GPU). */
+    static String unavailableReason(Device device) {
+        return switch (device) {
+            case CPU -> null;
+            case CUDA -> DeviceStandIn.cuda() != null ? null : nanochat4j.tensor.cuda.CudaContext.unavailableReason();
         };
     }
 
@@ -43,6 +54,11 @@ public interface Backend {
     }
 
     Device device();
+
+    /** What computes, for a run's log: the device, and for a GPU its name, architecture and driver. */
+    default String describe() {
+        return device().toString();
+    }
 
     /** A zero-filled F32 tensor on this backend's device. */
     Tensor zeros(int... shape);
@@ -241,6 +257,52 @@ public interface Backend {
      * NONE with a non-uniform upstream gradient); recomputes the logits chunk by chunk. Also returns the losses (N).
      */
     LinearLoss linearSoftcapCrossEntropyBackward(Tensor x, Tensor w, Tensor targets, int vocab, float cap, Tensor rowGrad);
+
+    // ------------------------------------------------------------------ optimizer state on the device
+
+    /**
+     * nanochat's fused AdamW step in place over p, its gradient g and its moments m, v (equal element counts):
+     * p ← p·decay; m ← lerp(m, g, w1); v ← lerp(v, g², w2); p ← p − (m / (√(v/bias2) + eps))·stepSize, the scalars
+     * made on the host ({@code AdamW.Scalars}). For optimizer state that lives with the parameters on this device;
+     * the CPU optimizer runs {@code AdamW.update}'s vector kernel over its own arrays, and this loop (for a backend
+     * without a kernel of its own) rounds as both it and optim.cu's adamw_f32 do: each operation on its own, torch's
+     * two-branch lerp as one fma.
+     */
+    default void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize) {
+        OpChecks.sameCount("adamw", p, g, m, v);
+        float[] pa = p.floats(), ga = g.floats(), ma = m.floats(), va = v.floats();
+        for (int i = 0; i < p.numel(); i++) {
+            float gi = ga[g.offset() + i];
+            float pi = pa[p.offset() + i] * decay;
+            float mi = lerp(ma[m.offset() + i], gi, w1);
+            float vi = lerp(va[v.offset() + i], gi * gi, w2);
+            float denom = (float) Math.sqrt(vi / bias2) + eps;
+            pa[p.offset() + i] = pi - (mi / denom) * stepSize;
+            ma[m.offset() + i] = mi;
+            va[v.offset() + i] = vi;
+        }
+    }
+
+    /** torch.lerp(a, b, w) as AdamW rounds it: a + w·(b−a) for |w| < 0.5, else b − (b−a)·(1−w), each one fma. */
+    private static float lerp(float a, float b, float w) {
+        float d = b - a;
+        return Math.abs(w) < 0.5f ? Math.fma(w, d, a) : Math.fma(w - 1f, d, b);
+    }
+
+    /**
+     * Muon's cautious update of one matrix in place, u its NorMuon-scaled orthogonalised update (equal element
+     * counts): p ← p − (lr·u + [u·p ≥ 0]·lrWd·p), rounded as the CPU Muon.update.
+     */
+    default void muonCautious(Tensor p, Tensor u, float lr, float lrWd) {
+        OpChecks.sameCount("muonCautious", p, u);
+        float[] pa = p.floats(), ua = u.floats();
+        int po = p.offset(), uo = u.offset();
+        for (int i = 0; i < p.numel(); i++) {
+            float pi = pa[po + i], ui = ua[uo + i];
+            float decay = ui * pi >= 0f ? lrWd * pi : 0f;
+            pa[po + i] = pi - (lr * ui + decay);
+        }
+    }
 
     // ------------------------------------------------------------------ dtype
 

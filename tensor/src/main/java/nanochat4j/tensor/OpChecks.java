@@ -39,6 +39,11 @@ public final class OpChecks {
         if (!a.sameShape(b)) throw bad(op, "shapes must be equal", a, b);
     }
 
+    /** Every tensor holds as many elements as the first (in-place updates over flat state). */
+    public static void sameCount(String op, Tensor... ts) {
+        for (Tensor t : ts) if (t.numel() != ts[0].numel()) throw bad(op, "element counts must be equal", ts);
+    }
+
     public static IllegalArgumentException bad(String op, String why, Tensor... ts) {
         StringBuilder sb = new StringBuilder(op).append(": ").append(why).append(" (got");
         for (Tensor t : ts) sb.append(' ').append(t == null ? "null" : Arrays.toString(t.shape()));

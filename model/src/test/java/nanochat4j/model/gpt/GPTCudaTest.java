@@ -5,25 +5,33 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.DeviceStandIn;
+import nanochat4j.tensor.StandInCuda;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.Assumptions;
 
 /**
  * The model's KV-cache forward on the GPU (cache, previous embedding and activations on the device; logits down once
  * per call) against the same model on the CPU, whose decode steps run the fused {@link Decoder}: a batch-2 prompt
  * chunk, then single-token steps past a short window, with value embeddings, GQA, smear and backout; and a batch-1
- * prefill copied into 3 rows as the Engine does. Runs only where a GPU is usable (scripts/gpu-check.sh runs it there).
+ * prefill copied into 3 rows as the Engine does. On a GPU (scripts/gpu-check.sh runs it there) and, elsewhere, on
+ * {@link StandInCuda}: the device code path with the CPU's arithmetic.
  */
 class GPTCudaTest {
     // layer 0 (S) sees 128 keys back (nanochat rounds the short window, a quarter of the context, up to 128s)
     static final GPTConfig CFG = new GPTConfig(512, 97, 4, 4, 2, 32, "SL");
 
+    private DeviceStandIn.Installed device;
+
     @BeforeEach
-    void needsAGpu() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "GPT on CUDA skipped: " + why);
+    void gpuOrStandIn() {
+        device = StandInCuda.unlessGpu();
+    }
+
+    @AfterEach
+    void putBack() {
+        device.close();
     }
 
     private static GPT[] cpuAndGpu() {

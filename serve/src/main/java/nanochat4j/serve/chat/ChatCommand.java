@@ -12,9 +12,11 @@ import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
 import nanochat4j.train.cli.BaseDirOption;
 import nanochat4j.train.cli.CheckpointChoice;
+import nanochat4j.train.cli.PrecisionOption;
 import org.jline.reader.EndOfFileException;
 import org.jline.reader.LineReader;
 import org.jline.reader.LineReaderBuilder;
@@ -62,10 +64,17 @@ public final class ChatCommand implements Callable<Integer> {
     @Mixin
     BaseDirOption baseDir;
 
+    @Mixin
+    PrecisionOption precision;
+
     @Override
     public Integer call() throws IOException {
-        Path base = baseDir.get();
         Device where = device.resolve();   // before the slow load: a bad --device fails at once
+        return precision.get().during(Backend.forDevice(where), () -> chat(where));
+    }
+
+    private int chat(Device where) throws IOException {
+        Path base = baseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source) : defaultSource(base);
         boolean completion = src == ModelSource.BASE;
         ModelSource.Loaded m = checkpoint.load(src, base);

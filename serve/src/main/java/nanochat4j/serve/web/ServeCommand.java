@@ -14,9 +14,11 @@ import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.DecodeWeights;
 import nanochat4j.model.gpt.GPT;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
 import nanochat4j.train.cli.BaseDirOption;
 import nanochat4j.train.cli.CheckpointChoice;
+import nanochat4j.train.cli.PrecisionOption;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -89,11 +91,18 @@ public final class ServeCommand implements Callable<Integer> {
     @Mixin
     BaseDirOption baseDir;
 
+    @Mixin
+    PrecisionOption precision;
+
     @Override
     public Integer call() throws IOException {
         if (workers < 1) throw new IllegalArgumentException("--workers " + workers + " must be >= 1");
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port " + port + " is not in 0..65535");   // before the slow load
         Device where = device.resolve();
+        return precision.get().during(Backend.forDevice(where), () -> serve(where));
+    }
+
+    private int serve(Device where) throws IOException {
         Path base = baseDir.get();
         ModelSource src = source != null ? ModelSource.parse(source)
                 : ModelSource.SFT.exists(base) ? ModelSource.SFT : ModelSource.BASE;

@@ -24,6 +24,7 @@ import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.serve.Nanochat4j;
+import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -87,16 +88,23 @@ class ChatCommandTest {
         String[] auto = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5");
         assertEquals("0", auto[0], auto[2]);
         String[] cuda = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--device", "cuda");
-        if (CudaContext.unavailableReason() == null) {
-            // a freshly initialised model's logits nearly tie, so greedy text may differ between devices by rounding
-            assertEquals("0", cuda[0], cuda[2]);
-            assertTrue(cuda[1].startsWith("hello") && auto[1].startsWith("hello"), cuda[1] + " / " + auto[1]);
-        } else {
+        if (CudaContext.unavailableReason() != null) {
             assertEquals(cpu[1], auto[1], "auto is the CPU here");
             assertEquals("1", cuda[0]);
             assertTrue(cuda[2].contains("--device cuda: CUDA") && cuda[2].contains("--device cpu always works"), cuda[2]);
             assertEquals(1, cuda[2].strip().lines().count(), cuda[2]);
         }
+        try (var device = StandInCuda.unlessGpu()) {   // without a GPU: the device code path with the CPU's arithmetic
+            for (String precision : new String[] {"bf16", "fp32"}) {
+                cuda = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--device", "cuda", "--precision", precision);
+                // a freshly initialised model's logits nearly tie, so greedy text may differ between devices by rounding
+                assertEquals("0", cuda[0], cuda[2]);
+                assertTrue(cuda[1].startsWith("hello"), cuda[1]);
+            }
+        }
+        String[] bad = run("chat", "--base-dir", base.toString(), "-p", "hello", "--precision", "fp16");
+        assertEquals("1", bad[0]);
+        assertTrue(bad[2].contains("--precision fp16: expected bf16") && bad[2].contains("or fp32"), bad[2]);
     }
 
     @Test

@@ -97,6 +97,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public String describe() {
+        return "CUDA (" + ctx.describe() + ")";
+    }
+
+    @Override
     public Device device() {
         return Device.CUDA;
     }
@@ -112,6 +117,7 @@ public final class CudaBackend implements Backend {
      * m, v (same element count, F32). The scalars are AdamW's fp32 ones (decay = 1 − lr·wd, w1 = 1 − β1,
      * w2 = 1 − β2, bias2 = 1 − β2^t, stepSize = lr/(1 − β1^t)); the result equals the CPU kernel's bit for bit.
      */
+    @Override
     public void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize) {
         f32("adamw", "p", p);
         f32("adamw", "g", g);
@@ -127,6 +133,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** Muon's cautious update in place (optim.cu's muon_cautious_f32): p ← p − (lr·u + [u·p ≥ 0]·lrWd·p), p and u of equal size. */
+    @Override
     public void muonCautious(Tensor p, Tensor u, float lr, float lrWd) {
         f32("muonCautious", "p", p);
         f32("muonCautious", "u", u);

@@ -1,6 +1,7 @@
 package nanochat4j.tensor.cuda;
 
 import java.util.Locale;
+import nanochat4j.tensor.Backend;
 
 /**
  * How the CUDA backend computes the model's linear layers (forward, both backward GEMMs, and the lm_head inside the
@@ -24,5 +25,26 @@ public enum MatmulPrecision {
 
     public String flag() {
         return name().toLowerCase(Locale.ROOT);
+    }
+
+    /** A run's body. */
+    @FunctionalInterface
+    public interface Body<T, E extends Exception> {
+        T run() throws E;
+    }
+
+    /**
+     * {@code body} with {@code backend}'s linear layers at this precision for its length only, when it is the CUDA
+     * backend (any other computes as it does): the setting is process-wide, and what runs after in the same JVM (a
+     * test of fp32 ops, the next command of a pipeline) must find it as it was.
+     */
+    public <T, E extends Exception> T during(Backend backend, Body<T, E> body) throws E {
+        CudaBackend cuda = backend instanceof CudaBackend cb ? cb : null;
+        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(this) : null;
+        try {
+            return body.run();
+        } finally {
+            if (cuda != null) cuda.setMatmulPrecision(before);
+        }
     }
 }

@@ -87,7 +87,6 @@ final class BaseTrainRun {
     /** What the run is doing now, for the out-of-device-memory message ("the optimizer step of step 12"). */
     private String phase = "setting up";
     private final MatmulPrecision precision;
-    private final CudaBackend cuda; // null on the CPU
 
     /** Test seam: told of each phase as it starts, with the rank (BaseTrainTest injects device failures through it). */
     static volatile BiConsumer<Integer, String> phaseProbe = (rank, p) -> {};
@@ -109,9 +108,7 @@ final class BaseTrainRun {
         Device device = o.deviceKind();
         Backend backend = TrainDevice.backend(device);
         precision = MatmulPrecision.parse(o.precision);
-        cuda = backend instanceof CudaBackend cb ? cb : null;
-        out.printf(Locale.ROOT, "Device: %s%s%n", device, backend instanceof CudaBackend cb
-                ? " (" + cb.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
+        out.println(TrainDevice.line(backend, precision));
         try {
             enter("creating the model and optimizer on the " + device);
             model = GPT.create(dial.config(), 42, device);
@@ -219,7 +216,7 @@ final class BaseTrainRun {
 
     /** The run, with the GPU's linear layers at {@code --precision} for its length only. */
     BaseTrain.Result run() throws IOException {
-        return TrainDevice.withPrecision(cuda, precision, this::train);
+        return precision.during(model.backend(), this::train);
     }
 
     private BaseTrain.Result train() throws IOException {

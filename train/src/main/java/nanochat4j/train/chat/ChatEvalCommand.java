@@ -19,8 +19,10 @@ import nanochat4j.model.InferenceDevice;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
 import nanochat4j.train.cli.CheckpointChoice;
+import nanochat4j.train.cli.PrecisionOption;
 import nanochat4j.train.cli.TaskDataOptions;
 import nanochat4j.train.collective.Collective;
 import nanochat4j.train.collective.Job;
@@ -65,6 +67,8 @@ public final class ChatEvalCommand implements Callable<Integer> {
     @Option(names = "--device", defaultValue = "auto",
             description = "auto (the GPU when CUDA is usable, else the CPU), cpu or cuda: where the model runs (default: ${DEFAULT-VALUE})")
     InferenceDevice device;
+    @Mixin
+    PrecisionOption precision;
 
     @Override
     public Integer call() throws IOException {
@@ -82,6 +86,10 @@ public final class ChatEvalCommand implements Callable<Integer> {
             if (!TaskData.EVAL_TASKS.contains(n)) throw new IllegalArgumentException("unknown task '" + n + "' (tasks: " + String.join(", ", TaskData.EVAL_TASKS) + ")");
         }
         Device where = device.resolve(); // before the slow load: a bad --device fails at once
+        return precision.get().during(Backend.forDevice(where), () -> evaluate(src, names, base, where, out, comm));
+    }
+
+    private Results evaluate(ModelSource src, List<String> names, Path base, Device where, PrintStream out, Collective comm) throws IOException {
         ModelSource.Loaded m = ChatModels.load(src, base, checkpoint.tag, checkpoint.step);
         GPT model = InferenceDevice.place(m.model(), where);
         out.printf(Locale.ROOT, "%s model %s step %d on %s%n", src.name().toLowerCase(Locale.ROOT), m.dir(), m.step(), where);

@@ -16,6 +16,7 @@ import java.util.Map;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.autograd.Ops;
 import nanochat4j.autograd.Var;
+import nanochat4j.model.InferenceDevice;
 import nanochat4j.model.checkpoint.Checkpoint;
 import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.checkpoint.Safetensors;
@@ -23,10 +24,14 @@ import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.base.MetricsPlot;
+import nanochat4j.train.cli.TrainDevice;
 import nanochat4j.train.collective.Collective;
 import nanochat4j.train.collective.Job;
 import nanochat4j.train.optim.MuonAdamW;
@@ -52,6 +57,8 @@ import org.knowm.xchart.XYChartBuilder;
  *       PNG; checkpoints in chatrl_checkpoints/&lt;tag&gt; with the optimizer (nanochat saves none) and the data
  *       position, so --resume-from-step continues exactly.</li>
  * </ul>
+ * On {@code --device cuda} the model, the KV caches of the rollouts, the gradients and the optimizer state live on the
+ * GPU (linear layers at {@code --precision}); the sampled tokens come down, each pass's rows and loss weights go up.
  * Checkpoint step s is the state after s updates (nanochat names its last one num_steps − 1).
  */
 public final class ChatRl {
@@ -72,15 +79,18 @@ public final class ChatRl {
     }
 
     public static Result run(ChatRlOptions o, Path baseDir, PrintStream out, Collective comm) throws IOException {
-        int rank = comm.rank(), world = comm.worldSize();
+        int world = comm.worldSize();
         if (o.examplesPerStep < 1 || o.examplesPerStep % world != 0) {
             throw new IllegalArgumentException("--examples-per-step " + o.examplesPerStep + " must be a positive multiple of the number of ranks (" + world + ")");
         }
         if (o.deviceBatchSize < 1 || o.numSamples < 1 || o.numSamples % o.deviceBatchSize != 0) {
             throw new IllegalArgumentException("--num-samples " + o.numSamples + " must be a positive multiple of --device-batch-size " + o.deviceBatchSize);
         }
+        Device device = o.device.kind();
+        Backend backend = TrainDevice.backend(device); // before anything slow: --device cuda without a GPU fails at once
+        MatmulPrecision precision = o.device.precision.get();
         ModelSource.Loaded sft = ChatModels.load(ModelSource.SFT, baseDir, o.start.modelTag, o.start.modelStep);
-        GPT model = sft.model();
+        GPT model = InferenceDevice.place(sft.model(), device);
         Tokenizer tok = sft.tokenizer();
         String tag = sft.dir().getFileName().toString();
         Path ckptDir = o.resume.checkpointDir(ModelSource.RL.dir(baseDir), o.start.tagOr(tag));
@@ -92,9 +102,17 @@ public final class ChatRl {
         if (numSteps < 1) throw new IllegalArgumentException("no steps: GSM8K train has " + train.size() + " questions < --examples-per-step " + o.examplesPerStep);
         int perRank = o.examplesPerStep / world;
         out.printf(Locale.ROOT, "SFT model: %s step %d (%s)%n", sft.dir(), sft.step(), model.config());
+        out.println(TrainDevice.line(backend, precision));
         out.printf(Locale.ROOT, "Steps: %d | sequences per step: %d (%d questions × %d samples) | questions per rank: %d%n", numSteps,
                 o.examplesPerStep * o.numSamples, o.examplesPerStep, o.numSamples, perRank);
 
+        return precision.during(backend, () -> train(o, model, tok, sft, train, val, numSteps, perRank, ckptDir, out, comm));
+    }
+
+    /** The loop: rollouts, update and logging per step, pass@k and checkpoints when due. */
+    private static Result train(ChatRlOptions o, GPT model, Tokenizer tok, ModelSource.Loaded sft, Task train, Task val, int numSteps,
+                                int perRank, Path ckptDir, PrintStream out, Collective comm) throws IOException {
+        int rank = comm.rank(), world = comm.worldSize();
         MuonAdamW opt = new MuonAdamW(scaled(model.paramGroups(o.unembeddingLr, o.embeddingLr, o.matrixLr, o.weightDecay, 0.5), o.initLrFrac), comm);
         int step = 0;
         if (o.resume.resumeFromStep >= 0) {
@@ -281,7 +299,7 @@ public final class ChatRl {
                 try (var recycling = Recycler.open()) {   // activations written into the last pass's buffers
                     Var nll = model.loss(Tensor.ofInts(g.inputs(r0, r1), deviceBatch, g.len()),
                             Tensor.ofInts(g.targets(r0, r1), deviceBatch, g.len()), Reduction.NONE);
-                    Var loss = Ops.dot(nll, Tensor.of(w, deviceBatch, g.len()));
+                    Var loss = Ops.dot(nll, model.backend().upload(Tensor.of(w, deviceBatch, g.len())));   // the weights go up with the batch
                     total += loss.item();
                     loss.backward();
                 }

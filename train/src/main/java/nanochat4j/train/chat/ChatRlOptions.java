@@ -5,13 +5,14 @@ import java.util.Set;
 import nanochat4j.train.cli.ResumeOptions;
 import nanochat4j.train.cli.StartModelOptions;
 import nanochat4j.train.cli.TaskDataOptions;
+import nanochat4j.train.cli.TrainDevice;
 import nanochat4j.train.cli.UserConfig;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
  * chat_rl's flags with nanochat's names and defaults. Ours: --num-steps (a shorter run; the LR ramp
- * then spans it), --seed, the data folder, checkpoints and resume.
+ * then spans it), --seed, the data folder, checkpoints and resume, --device and --precision.
  */
 public final class ChatRlOptions {
     @Mixin
@@ -55,9 +56,13 @@ public final class ChatRlOptions {
     public TaskDataOptions tasks = new TaskDataOptions();
     @Mixin
     public ResumeOptions resume = new ResumeOptions();
+    @Mixin
+    public TrainDevice device = new TrainDevice();
 
     /** Every flag by nanochat's argument name, for the meta file's {@code user_config}. */
     public Map<String, Object> userConfig() {
-        return UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
+        Map<String, Object> m = UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
+        m.put("device_type", m.remove("device")); // nanochat's name
+        return m;
     }
 }

@@ -23,7 +23,6 @@ import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.base.MetricsPlot;
 import nanochat4j.train.cli.TrainDevice;
@@ -60,7 +59,7 @@ final class ChatSftRun {
     private final Map<Integer, Double> valLoss = new LinkedHashMap<>(), valBpb = new LinkedHashMap<>(), core = new LinkedHashMap<>();
 
     private final MatmulPrecision precision;
-    private final CudaBackend cuda; // null on the CPU
+    private final Backend backend;
 
     // the loop state a checkpoint carries
     private int step;
@@ -79,9 +78,8 @@ final class ChatSftRun {
             throw new IllegalArgumentException(base.dir() + " holds a chat-sft checkpoint, not a base model");
         }
         Device device = o.device.kind();
-        Backend backend = TrainDevice.backend(device); // before anything slow: --device cuda without a GPU fails at once
-        precision = MatmulPrecision.parse(o.device.precision);
-        cuda = backend instanceof CudaBackend cb ? cb : null;
+        backend = TrainDevice.backend(device); // before anything slow: --device cuda without a GPU fails at once
+        precision = o.device.precision.get();
         model = InferenceDevice.place(base.model(), device);
         tok = base.tokenizer();
         tokenBytes = tok.tokenByteLengths();
@@ -94,8 +92,7 @@ final class ChatSftRun {
         accum = (int) (r.totalBatch() / perMicro);
         ckptDir = o.resume.checkpointDir(ModelSource.SFT.dir(baseDir), o.start.tagOr(base.dir().getFileName().toString()));
         out.printf(Locale.ROOT, "Base model: %s step %d (%s)%n", base.dir(), base.step(), model.config());
-        out.printf(Locale.ROOT, "Device: %s%s%n", device, cuda != null
-                ? " (" + cuda.context().describe() + "; linear layers in " + precision.flag() + ")" : "");
+        out.println(TrainDevice.line(backend, precision));
         out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps × %d rank%s%n", r.totalBatch(), r.batch(), r.seq(), accum,
                 world, world == 1 ? "" : "s");
 
@@ -126,7 +123,7 @@ final class ChatSftRun {
 
     /** The run, with the GPU's linear layers at {@code --precision} for its length only. */
     ChatSft.Result run() throws IOException {
-        return TrainDevice.withPrecision(cuda, precision, this::train);
+        return precision.during(backend, this::train);
     }
 
     private ChatSft.Result train() throws IOException {

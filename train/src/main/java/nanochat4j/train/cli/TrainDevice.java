@@ -1,12 +1,11 @@
 package nanochat4j.train.cli;
 
-import java.io.IOException;
 import java.util.Locale;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
-import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaUnavailableException;
 import nanochat4j.tensor.cuda.MatmulPrecision;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -17,9 +16,8 @@ import picocli.CommandLine.Option;
 public final class TrainDevice {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
     public String device = "cpu";
-    @Option(names = "--precision", defaultValue = "bf16",
-            description = "linear layers on CUDA: bf16 (nanochat's: bf16 operands, fp32 accumulation, fp32 master weights) or fp32; the CPU computes in fp32 (default: ${DEFAULT-VALUE})")
-    public String precision = "bf16";
+    @Mixin
+    public PrecisionOption precision = new PrecisionOption();
 
     public Device kind() {
         return parse(device);
@@ -34,24 +32,11 @@ public final class TrainDevice {
         };
     }
 
-    /** A run's body. */
-    @FunctionalInterface
-    public interface Run<T> {
-        T run() throws IOException;
-    }
-
-    /**
-     * {@code body} with the GPU's linear layers at {@code precision} for its length only ({@code cuda} null: on the
-     * CPU, as is): the backend is the process's, and what runs after (a test of fp32 ops in the same JVM) must find it
-     * as it was.
-     */
-    public static <T> T withPrecision(CudaBackend cuda, MatmulPrecision precision, Run<T> body) throws IOException {
-        MatmulPrecision before = cuda != null ? cuda.setMatmulPrecision(precision) : null;
-        try {
-            return body.run();
-        } finally {
-            if (cuda != null) cuda.setMatmulPrecision(before);
-        }
+    /** The log line that says where a run computes: "Device: CUDA (H100 …, sm_90, …; linear layers in bf16)" or "Device: CPU". */
+    public static String line(Backend backend, MatmulPrecision precision) {
+        String what = backend.describe();
+        if (backend.device() == Device.CPU) return "Device: " + what;
+        return "Device: " + (what.endsWith(")") ? what.substring(0, what.length() - 1) + "; " : what + " (") + "linear layers in " + precision.flag() + ")";
     }
 
     /** The backend of {@code device}; where CUDA is unusable, an error with the one-line reason. */

@@ -22,10 +22,12 @@ import nanochat4j.model.checkpoint.ModelSource;
 import nanochat4j.model.engine.Engine;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.cli.BaseDirOption;
+import nanochat4j.train.cli.PrecisionOption;
 import nanochat4j.train.cli.CheckpointChoice;
 import nanochat4j.train.data.DataLoader;
 import nanochat4j.train.data.DataSource;
@@ -84,6 +86,9 @@ public final class BaseEvalCommand implements Callable<Integer> {
     @Mixin
     BaseDirOption baseDir;
 
+    @Mixin
+    PrecisionOption precision;
+
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
 
     @Override
@@ -98,6 +103,10 @@ public final class BaseEvalCommand implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--on-bad-line must be stop or skip, not '" + onBadLine + "'");
         };
         Device where = device.resolve(); // before the slow load: a bad --device fails at once
+        return precision.get().during(Backend.forDevice(where), () -> evaluate(base, where, onBad));
+    }
+
+    private int evaluate(Path base, Device where, CoreBundle.OnBadLine onBad) throws IOException {
         ModelSource.Loaded m = checkpoint.load(ModelSource.BASE, base);
         GPT model = InferenceDevice.place(m.model(), where);
         Tokenizer tok = m.tokenizer();

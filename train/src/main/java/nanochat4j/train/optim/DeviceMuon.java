@@ -3,7 +3,6 @@ package nanochat4j.train.optim;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.tensor.cuda.CudaBackend;
 
 /**
  * {@link Muon}'s update written against {@link Backend} only, so that it runs where the parameters live: on a GPU
@@ -65,7 +64,7 @@ final class DeviceMuon {
             Tensor u = normuon(o, 1f - (float) beta2);
             done(o);
             float lr = (float) lrEff, lrWd = lr * (float) wd;
-            for (int j = 0; j < count; j++) cautious(p[j], u.select(j), lr, lrWd);
+            for (int j = 0; j < count; j++) be.muonCautious(p[j], u.select(j), lr, lrWd);
             done(u);
         }
     }
@@ -136,17 +135,4 @@ final class DeviceMuon {
         return be.mul(x, perRow ? factor.reshape(count, rows, 1) : factor.reshape(count, 1, cols));
     }
 
-    private void cautious(Tensor p, Tensor u, float lr, float lrWd) {
-        if (be instanceof CudaBackend cuda) {
-            cuda.muonCautious(p, u, lr, lrWd);
-            return;
-        }
-        float[] pa = p.floats(), ua = u.floats();
-        int po = p.offset(), uo = u.offset();
-        for (int i = 0; i < p.numel(); i++) { // Muon.update's rounding
-            float pi = pa[po + i], ui = ua[uo + i];
-            float decay = ui * pi >= 0f ? lrWd * pi : 0f;
-            pa[po + i] = pi - (lr * ui + decay);
-        }
-    }
 }

@@ -15,7 +15,6 @@ import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.train.collective.Collective;
 import nanochat4j.train.collective.SharedFloats;
 import nanochat4j.train.collective.ReduceOp;
@@ -351,7 +350,7 @@ public final class MuonAdamW {
             var p = s.param.tensor();
             var grad = s.param.grad();
             if (s.devAvg != null) {
-                CudaBackend.get().adamw(p.reshape(-1), grad.reshape(-1), s.devAvg, s.devAvgSq, sc.decay(), sc.w1(), sc.w2(),
+                Backend.of(p).adamw(p.reshape(-1), grad.reshape(-1), s.devAvg, s.devAvgSq, sc.decay(), sc.w1(), sc.w2(),
                         sc.bias2(), sc.eps(), sc.stepSize());
                 continue;
             }

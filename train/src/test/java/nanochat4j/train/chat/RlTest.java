@@ -24,6 +24,7 @@ import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Tokenizer;
 import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.train.collective.InProcessRing;
 import nanochat4j.train.optim.MuonAdamW;
@@ -315,6 +316,62 @@ class RlTest {
         Files.createDirectories(dir);
         for (String f : List.of("model_000003.safetensors", "meta_000003.json")) Files.copy(ckpt.resolve(f), dir.resolve(f));
         return base;
+    }
+
+    /**
+     * --device cuda: the same run on the GPU in fp32 (without one on {@link StandInCuda}, the device code path with
+     * the CPU's arithmetic): sampled rollouts of the taught model give the CPU's first-step rewards, losses agree to
+     * summation-order tolerance, the run resumes on the device and its checkpoint loads on the CPU. Without a GPU the
+     * real --device cuda gives the one-line reason.
+     */
+    @Test
+    void aRunOnTheGpuMatchesTheCpuAndResumesThere() throws IOException {
+        Path base = sftBase();
+        PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
+        // sampled at T = 1 from the same seeds: a draw lands on another token only if it falls within the devices'
+        // rounding of a boundary of the distribution (~1e-6 in fp32); greedy rollouts would all agree (advantage 0)
+        String[] sampled = {"--eval-every=-1", "--precision=fp32"};
+        if (!StandInCuda.gpu()) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> ChatRl.run(options(base, concat(sampled, "--device=cuda", "--checkpoint-dir=" + tmp.resolve("none"))), base, quiet));
+            assertTrue(e.getMessage().startsWith("--device cuda: ") && e.getMessage().endsWith("(--device cpu always works)"), e.getMessage());
+        }
+        ChatRl.Result cpu = ChatRl.run(options(base, concat(sampled, "--checkpoint-dir=" + tmp.resolve("cpu"))), base, quiet);
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        ChatRl.Result gpu, resumed;
+        try (var device = StandInCuda.unlessGpu()) {
+            gpu = ChatRl.run(options(base, concat(sampled, "--device=cuda", "--checkpoint-dir=" + tmp.resolve("gpu"))), base,
+                    new PrintStream(log, true, StandardCharsets.UTF_8));
+            Path again = tmp.resolve("again");
+            Files.createDirectories(again);
+            for (String f : List.of("model_000001.safetensors", "meta_000001.json", "optim_000001_rank0.safetensors", "metrics.jsonl")) {
+                Files.copy(tmp.resolve("gpu").resolve(f), again.resolve(f));
+            }
+            resumed = ChatRl.run(options(base, concat(sampled, "--device=cuda", "--checkpoint-dir=" + again, "--resume-from-step=1")), base, quiet);
+        }
+        String text = log.toString(StandardCharsets.UTF_8);
+        assertTrue(text.contains("Device: CUDA") && text.contains("linear layers in fp32"), text);
+        // up to the first step that trains (its samples neither all right nor all wrong) both devices hold the same
+        // parameters, so they draw the same rollouts and compute the same loss to summation order
+        List<com.fasterxml.jackson.databind.JsonNode> c = stepMetrics(tmp.resolve("cpu/metrics.jsonl")), g = stepMetrics(tmp.resolve("gpu/metrics.jsonl"));
+        boolean trained = false;
+        for (int i = 0; i < c.size() && !trained; i++) {
+            assertEquals(cpu.meanReward().get(i), gpu.meanReward().get(i), "rollouts of step " + i + " on either device");
+            double lc = c.get(i).get("loss").asDouble(), lg = g.get(i).get("loss").asDouble();
+            assertEquals(lc, lg, 2e-3 * Math.abs(lc), "loss of step " + i);
+            trained = lc != 0;
+        }
+        assertTrue(trained, "no step trained: " + c);
+        assertEquals(gpu.meanReward().subList(1, 3), resumed.meanReward(), "resumed on the device: the same steps 1 and 2");
+        Map<String, float[]> a = Checkpoint.load(tmp.resolve("gpu"), 3).params(), b = Checkpoint.load(tmp.resolve("again"), 3).params();
+        for (String k : a.keySet()) assertArrayEquals(a.get(k), b.get(k), k + " differs after resuming on the device");
+        assertEquals(Checkpoint.load(tmp.resolve("cpu"), 3).params().keySet(), a.keySet(), "the device checkpoint loads on the CPU");
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
     }
 
     @Test

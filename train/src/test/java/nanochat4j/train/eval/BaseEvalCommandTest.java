@@ -23,6 +23,7 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -153,7 +154,10 @@ class BaseEvalCommandTest {
             server.stop(0);
         }
     }
-    /** --device: the CPU always; CUDA where it is usable (the same bpb as the CPU), else a one-line reason. */
+    /**
+     * --device: the CPU always; CUDA where it is usable (the same bpb as the CPU), else a one-line reason and the same
+     * run on {@link StandInCuda}.
+     */
     @Test
     void theModelRunsOnTheDeviceAsked() throws IOException {
         String cpu = run("--base-dir", base.toString(), "--eval", "bpb", "--device", "cpu", "--device-batch-size", "2", "--split-tokens", "256");
@@ -165,9 +169,12 @@ class BaseEvalCommandTest {
             new CommandLine(cmd).parseArgs("--base-dir", base.toString(), "--device", "cuda");
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, cmd::call);
             assertTrue(e.getMessage().startsWith("--device cuda: ") && e.getMessage().endsWith("(--device cpu always works)"), e.getMessage());
-            return;
         }
-        String gpu = run("--base-dir", base.toString(), "--eval", "bpb", "--device", "cuda", "--device-batch-size", "2", "--split-tokens", "256");
+        String gpu;
+        try (var device = StandInCuda.unlessGpu()) {   // without a GPU: the device code path with the CPU's arithmetic
+            gpu = run("--base-dir", base.toString(), "--eval", "bpb", "--device", "cuda", "--precision", "fp32", "--device-batch-size", "2",
+                    "--split-tokens", "256");
+        }
         assertTrue(gpu.contains(") on CUDA"), gpu);
         double gpuBpb = new ObjectMapper().readTree(base.resolve("base_eval/base_model_000007.json").toFile()).get("val_bpb").asDouble();
         assertEquals(cpuBpb, gpuBpb, 1e-4 * cpuBpb, "val bpb on the GPU");

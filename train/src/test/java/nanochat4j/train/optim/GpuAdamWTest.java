@@ -3,28 +3,35 @@ package nanochat4j.train.optim;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
 import java.util.SplittableRandom;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
-/** The fused AdamW kernel on the GPU (optim.cu) equals {@link AdamW#update} bit for bit, over several steps. Skipped without a GPU. */
+/**
+ * The fused AdamW of a backend equals {@link AdamW#update} bit for bit, over several steps: the kernel on the GPU
+ * (optim.cu; skipped without one) and {@link Backend#adamw}'s own loop (what a backend without a kernel runs).
+ */
 class GpuAdamWTest {
-    @BeforeEach
-    void needsGpu() {
+    @Test
+    void deviceStepsEqualTheCpuKernelBitForBit() {
         String why = CudaContext.unavailableReason();
         Assumptions.assumeTrue(why == null, () -> "GPU AdamW skipped: " + why);
+        check(CudaBackend.get());
     }
 
     @Test
-    void deviceStepsEqualTheCpuKernelBitForBit() {
+    void theBackendsOwnLoopEqualsTheCpuKernelBitForBit() {
+        check(Backend.cpu());
+    }
+
+    private static void check(Backend be) {
         int n = 100_003; // not a multiple of the block or the vector width
         SplittableRandom r = new SplittableRandom(9);
         float[] p = new float[n], m = new float[n], v = new float[n];
         for (int i = 0; i < n; i++) p[i] = (float) r.nextGaussian();
-        CudaBackend be = CudaBackend.get();
         Tensor dp = be.upload(Tensor.of(p.clone())), dm = be.zeros(n), dv = be.zeros(n);
         // both lerp branches: β1 0.8 (w1 0.2 < 0.5) and β1 0.3 (w1 0.7)
         double[][] hp = {{0.004, 0.8, 0.95, 1e-10, 0.01}, {0.2, 0.3, 0.995, 1e-8, 0.0}, {0.05, 0.96, 0.95, 1e-10, 0.05}};
