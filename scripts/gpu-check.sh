@@ -8,10 +8,10 @@
 #      PyTorch fixtures, NVRTC compiles, our tensor-core GEMM, the GPU decoder, the GPU training step against the
 #      CPU one in fp32 and bf16, the device optimizer — one JUnit run
 #   3. train extras (100 s): the two-GPU-worker training test, the exact GPU resume test, base-eval's bpb on the
-#      GPU against the CPU (correctness first)
+#      GPU against the CPU, chat-rl on the GPU against the CPU and resumed there (correctness first)
 #   4. bench kernels --device cuda --ops gemm,attention (70 s): cuBLAS fp32/bf16 and our GEMM per d12/d20/d24 layer
 #      shape (TFLOP/s, % of cuBLAS), attention fwd/bwd/decode
-#   5. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1
+#   5. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1, linear layers in bf16 (nanochat's engine)
 #   6. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
 #      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi)
 #   7. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
@@ -133,11 +133,12 @@ fi
 
 # ---- 3. correctness across processes and runs: two GPU workers over the ring, exact resume on the GPU
 if t=$(stage train-extras 100); then
-  say "GPU data-parallel, resume and base-eval tests (${t}s) ..."
+  say "GPU data-parallel, resume, base-eval and chat-rl tests (${t}s) ..."
   junit train-tests "$t" "$out/train-tests.log" "$out/junit-train" "$pack/tensor-tests.jar:$pack/train-tests.jar" \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
-    --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked
+    --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked \
+    --select-method nanochat4j.train.chat.RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere
 else
   failed=1
 fi
