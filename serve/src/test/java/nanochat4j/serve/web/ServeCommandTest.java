@@ -20,6 +20,7 @@ import nanochat4j.model.checkpoint.Safetensors;
 import nanochat4j.model.gpt.GPT;
 import nanochat4j.model.gpt.GPTConfig;
 import nanochat4j.serve.Nanochat4j;
+import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.cuda.CudaContext;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -49,19 +50,32 @@ class ServeCommandTest {
 
     @Test
     void servesTheLatestBaseCheckpointOnTwoWorkersUntilInterrupted() throws Exception {
+        serveTwoWorkers("cpu", "CPU");
+    }
+
+    /** The same on the device path: the GPU, or {@link StandInCuda} without one (two workers' models on the device). */
+    @Test
+    void servesFromTheDeviceToo() throws Exception {
+        try (var device = StandInCuda.unlessGpu()) {
+            serveTwoWorkers("cuda", "CUDA");
+        }
+    }
+
+    private static void serveTwoWorkers(String device, String named) throws Exception {
         PrintStream old = System.out;
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
         int[] code = {-1};
         Thread t = new Thread(() -> code[0] = Nanochat4j.commandLine().execute("serve", "--base-dir", base.toString(), "-i", "base",
-                "--port", "0", "--workers", "2", "--device", "cpu"));
+                "--port", "0", "--workers", "2", "--device", device));
         try {
             t.start();
             Pattern url = Pattern.compile("open (http://127\\.0\\.0\\.1:\\d+/)");
             Matcher m = url.matcher("");
             assertTrue(TestServers.eventually(60, () -> m.reset(out.toString(StandardCharsets.UTF_8)).find()), "no URL printed: " + out);
             URI u = URI.create(m.group(1));
-            assertTrue(out.toString(StandardCharsets.UTF_8).contains("base model d2 step 5 on 2 workers on CPU (model id nanochat4j-base-d2)"), out.toString());
+            assertTrue(out.toString(StandardCharsets.UTF_8).contains("base model d2 step 5 on 2 workers on " + named + " (model id nanochat4j-base-d2)"),
+                    out.toString());
             HttpResponse<String> h = TestServers.HTTP.send(HttpRequest.newBuilder(u.resolve("/health")).build(), HttpResponse.BodyHandlers.ofString());
             JsonNode health = TestServers.JSON.readTree(h.body());
             assertEquals(2, health.get("num_workers").asInt());

@@ -16,6 +16,7 @@ import nanochat4j.model.engine.Engine;
 import nanochat4j.model.tokenizer.ChatRenderer;
 import nanochat4j.model.tokenizer.Conversation;
 import nanochat4j.model.tokenizer.Tokenizer;
+import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.fixture.SharedDir;
 import nanochat4j.train.base.BaseTrain;
@@ -103,6 +104,20 @@ class ChatPipelineTest {
         try (Collective comm = Collective.fromEnvironment("test")) {
             assertEquals(java.util.Set.of("GSM8K"), rlEval.run(base, quiet, comm).accuracy().keySet());
         }
+
+        // chat-eval on the device path (the GPU, or StandInCuda without one): the CPU's accuracy on a categorical task (the
+        // answer letters' logits), and a generative one runs there (its greedy text may differ where logits nearly tie)
+        ChatEvalCommand.Results[] both = new ChatEvalCommand.Results[2];
+        for (int d = 0; d < 2; d++) {
+            ChatEvalCommand e = new ChatEvalCommand();
+            new CommandLine(e).parseArgs("-i", "sft", "-a", "ARC-Easy|GSM8K", "-x", "4", "-m", "8", "--device", d == 0 ? "cpu" : "cuda",
+                    "--precision", "fp32", "--task-data=" + data);
+            try (var device = d == 1 ? StandInCuda.unlessGpu() : null; Collective comm = Collective.fromEnvironment("test")) {
+                both[d] = e.run(base, quiet, comm);
+            }
+        }
+        assertEquals(both[0].accuracy().get("ARC-Easy"), both[1].accuracy().get("ARC-Easy"), "ARC-Easy on either device");
+        assertTrue(both[1].accuracy().containsKey("GSM8K"), both[1].accuracy().toString());
 
         // an unknown task, and a base checkpoint where an SFT one is expected
         ChatEvalCommand wrong = new ChatEvalCommand();
