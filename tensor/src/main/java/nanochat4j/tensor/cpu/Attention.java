@@ -6,6 +6,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+import nanochat4j.tensor.OpChecks;
 
 /**
  * Causal self-attention with GQA and a left sliding window, flash-style: forward, backward and the KV-cache form.
@@ -64,15 +65,8 @@ public final class Attention {
     // 0..pos+Tq-1 (the caller wrote the new ones); y (B,Tq,H,D). Tq=1 is decode, Tq>1 a prefill chunk.
     public static void forwardCached(float[] q, float[] kCache, float[] vCache, float[] y,
                                      int B, int Tq, int Tmax, int pos, int H, int KV, int D, int window, float scale) {
-        String shapes = "B=" + B + " Tq=" + Tq + " Tmax=" + Tmax + " pos=" + pos + " H=" + H + " KV=" + KV + " D=" + D
-                + " (q,y (B,Tq,H,D), kCache,vCache (B,Tmax,KV,D))";
-        if (B < 1 || Tq < 1 || Tmax < 1 || H < 1 || KV < 1 || D < 1 || pos < 0)
-            throw new IllegalArgumentException("attention forwardCached: sizes must be positive and pos >= 0, got " + shapes);
-        if (H % KV != 0) throw new IllegalArgumentException("attention forwardCached: H % KV != 0, got " + shapes);
-        if ((long) pos + Tq > Tmax)
-            throw new IllegalArgumentException("attention forwardCached: pos + Tq > Tmax (cache overflow), got " + shapes);
-        if (!(scale > 0 && Float.isFinite(scale)))
-            throw new IllegalArgumentException("attention forwardCached: scale must be positive and finite, got " + scale);
+        OpChecks.attentionCached(B, Tq, Tmax, pos, H, KV, D, scale);
+        String shapes = OpChecks.attentionCachedShapes(B, Tq, Tmax, pos, H, KV, D);
         long qn = (long) B * Tq * H * D, cn = (long) B * Tmax * KV * D;
         checkLen("forwardCached", "q", q, qn, shapes);
         checkLen("forwardCached", "y", y, qn, shapes);
@@ -190,7 +184,7 @@ public final class Attention {
                                 float[] dq, float[] dk, float[] dv,
                                 int B, int T, int H, int KV, int D, int window, float scale) {
         checkForward("backward", q, k, v, y, lse, B, T, H, KV, D, scale);
-        String shapes = shapes(B, T, H, KV, D);
+        String shapes = OpChecks.attentionShapes(B, T, H, KV, D);
         checkLen("backward", "dy", dy, (long) B * T * H * D, shapes);
         checkLen("backward", "dq", dq, (long) B * T * H * D, shapes);
         checkLen("backward", "dk", dk, (long) B * T * KV * D, shapes);
@@ -624,13 +618,8 @@ public final class Attention {
 
     private static void checkForward(String op, float[] q, float[] k, float[] v, float[] y, float[] lse,
                                      int B, int T, int H, int KV, int D, float scale) {
-        String shapes = shapes(B, T, H, KV, D);
-        if (B < 1 || T < 1 || H < 1 || KV < 1 || D < 1)
-            throw new IllegalArgumentException("attention " + op + ": sizes must be positive, got " + shapes);
-        if (H % KV != 0)
-            throw new IllegalArgumentException("attention " + op + ": H % KV != 0 (query heads must split evenly over kv heads), got " + shapes);
-        if (!(scale > 0 && Float.isFinite(scale)))
-            throw new IllegalArgumentException("attention " + op + ": scale must be positive and finite, got " + scale);
+        OpChecks.attention(op, B, T, H, KV, D, scale);
+        String shapes = OpChecks.attentionShapes(B, T, H, KV, D);
         if ((long) B * T * H * D > Integer.MAX_VALUE)
             throw new IllegalArgumentException("attention " + op + ": more than 2^31 elements, got " + shapes);
         checkLen(op, "q", q, (long) B * T * H * D, shapes);
@@ -645,9 +634,5 @@ public final class Attention {
         if (a.length != expected)
             throw new IllegalArgumentException("attention " + op + ": " + name + " has " + a.length + " floats, expected "
                     + expected + " for " + shapes);
-    }
-
-    private static String shapes(int B, int T, int H, int KV, int D) {
-        return "B=" + B + " T=" + T + " H=" + H + " KV=" + KV + " D=" + D + " (q,y (B,T,H,D), k,v (B,T,KV,D), lse (B,H,T))";
     }
 }

@@ -6,6 +6,7 @@ import java.util.Arrays;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
+import nanochat4j.tensor.OpChecks;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 
@@ -102,6 +103,8 @@ public final class CpuBackend implements Backend {
         int n = w.shape(1 - kDim), k = w.shape(kDim), rows = x.rows();
         int[] ys = x.shape();
         ys[ys.length - 1] = n;
+        // k = 0: every output is a sum over nothing; x.rows() is 0 then (it divides by k), so sgemm would not run
+        if (k == 0) return Tensor.zeros(ys);
         Tensor y = Tensor.uninitialized(ys);
         if (rows > 0 && n > 0) {
             Gemm.sgemm(false, transW, rows, n, k, 1f, x.floats(), x.offset(), k, w.floats(), w.offset(), w.shape(1), 0f, y.floats(), 0, n);
@@ -628,8 +631,7 @@ public final class CpuBackend implements Backend {
     private static void checkLinearCe(String op, Tensor x, Tensor w, int vocab) {
         f32(op, "x", x);
         f32(op, "w", w);
-        if (x.rank() != 2 || w.rank() != 2 || x.shape(1) != w.shape(1)) throw bad(op, "need x (N, C) and W (Vpad, C)", x, w);
-        if (vocab < 1 || vocab > w.shape(0)) throw bad(op, "vocab " + vocab + " must be in [1, Vpad]", x, w);
+        OpChecks.linearCe(op, x, w, vocab);
     }
 
     @Override
@@ -645,6 +647,8 @@ public final class CpuBackend implements Backend {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap,
                     uniformWeight(t, reduction), null, rowLoss, dx == null ? null : dx.floats(), dW == null ? null : dW.floats(),
                     0, op + " x " + x + " W " + w);
+        } else if (dW != null) {
+            dW.fill(0f); // no rows: a sum over nothing, and CrossEntropy.linear (which zeroes dW first) never ran
         }
         return new LinearLoss(reduceLoss(rowLoss, reduction, t), dx, dW);
     }
@@ -663,6 +667,8 @@ public final class CpuBackend implements Backend {
         if (n > 0) {
             CrossEntropy.linear(x.floats(), x.offset(), w.floats(), w.offset(), n, c, vpad, vocab, t, 0, cap, 0f, weights,
                     rowLoss, dx.floats(), dW.floats(), 0, op + " x " + x + " W " + w);
+        } else {
+            dW.fill(0f); // no rows: a sum over nothing, and CrossEntropy.linear (which zeroes dW first) never ran
         }
         return new LinearLoss(Tensor.of(rowLoss), dx, dW);
     }

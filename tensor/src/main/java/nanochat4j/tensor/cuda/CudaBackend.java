@@ -11,6 +11,7 @@ import java.util.Map;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
+import nanochat4j.tensor.OpChecks;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.CpuBackend;
@@ -31,7 +32,6 @@ public final class CudaBackend implements Backend {
     private static volatile CudaBackend instance;
 
     private final CudaContext ctx;
-    private final Tensor zeroScalar;
     private volatile MatmulPrecision precision = MatmulPrecision.FP32;
     private final Bf16WeightCache weightCopies = new Bf16WeightCache();
     private final UploadedIdRanges idRanges = new UploadedIdRanges();
@@ -40,7 +40,6 @@ public final class CudaBackend implements Backend {
 
     private CudaBackend(CudaContext ctx) {
         this.ctx = ctx;
-        this.zeroScalar = ctx.zeros(DType.F32, 1);
         this.ownGemm = new TensorCoreGemm(ctx);
         this.chooser = GemmChooser.forBackend(this::timeMs);
         ctx.onCopyInto(s -> {
@@ -687,8 +686,11 @@ public final class CudaBackend implements Backend {
         same(op, dy, x);
         same(op, dy, x0);
         Tensor da = dot(dy, x).reshape(a.shape()), db = dot(dy, x0).reshape(b.shape());
-        // a·dy + 0·dy with a read on the device: no host round trip for the lambda's value
-        Tensor dx = lambdaMix(a, dy, zeroScalar.reshape(b.shape()), dy), dx0 = lambdaMix(b, dy, zeroScalar.reshape(a.shape()), dy);
+        // dx = a·dy as one product per element, the lambda read on the device (no host round trip for its value):
+        // mul broadcasts the (1) view over the flat dy with stride 0. Not lambdaMix(a, dy, 0, dy): its 0·dy turns an
+        // infinite dy into NaN where the CPU's scale(dy, a) keeps inf. The flat (n) view keeps any rank of dy legal.
+        Tensor flat = dy.reshape(dy.numel());
+        Tensor dx = mul(flat, a.reshape(1)).reshape(dy.shape()), dx0 = mul(flat, b.reshape(1)).reshape(dy.shape());
         return new MixGrads(da, dx, db, dx0);
     }
 
@@ -972,8 +974,8 @@ public final class CudaBackend implements Backend {
     public AttentionOut attention(Tensor q, Tensor k, Tensor v, int window, float scale) {
         checkQkv("attention", q, k, v);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        OpChecks.attention("forward", b, t, h, kv, d, scale); // before: an empty launch would hand back an unwritten lse
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
-        if (y.numel() == 0) return new AttentionOut(y, lse);
         attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
                 t, t, h, kv, 0, window, scale);
         return new AttentionOut(y, lse);
@@ -988,8 +990,8 @@ public final class CudaBackend implements Backend {
         f32(op, "dy", dy);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
+        OpChecks.attention("backward", b, t, h, kv, d, scale);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
-        if (q.numel() == 0) return new AttentionGrads(dq, dk, dv);
         CudaContext.Module m = attn(d);
         Tensor dsum = ctx.empty(DType.F32, b, h, t);
         int rows = b * t * h, warps = BLOCK / 32;
@@ -1015,8 +1017,8 @@ public final class CudaBackend implements Backend {
             throw bad(op, "B and D must match and H must be a multiple of KV", q, kCache, vCache);
         }
         if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
+        OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale);
         Tensor y = ctx.empty(DType.F32, q.shape());
-        if (y.numel() == 0) return y;
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, pos, window, scale);
         return y;
@@ -1082,8 +1084,7 @@ public final class CudaBackend implements Backend {
     private static void checkLinearCe(String op, Tensor x, Tensor w, int vocab) {
         f32(op, "x", x);
         f32(op, "w", w);
-        if (x.rank() != 2 || w.rank() != 2 || x.shape(1) != w.shape(1)) throw bad(op, "need x (N, C) and W (Vpad, C)", x, w);
-        if (vocab < 1 || vocab > w.shape(0)) throw bad(op, "vocab " + vocab + " must be in [1, Vpad]", x, w);
+        OpChecks.linearCe(op, x, w, vocab);
     }
 
     /** Rows per chunk so one chunk's logits stay near 256 MiB. */

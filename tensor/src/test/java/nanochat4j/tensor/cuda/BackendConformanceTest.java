@@ -14,6 +14,7 @@ import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -143,6 +144,19 @@ class BackendConformanceTest {
         double[] want = mm(dyd, true, xd, false, out, in, rows, 0, 0);
         for (int i = 0; i < want.length; i++) want[i] += 1;
         close("linearBackwardWeight accumulate", want, dW);
+    }
+
+    /** A product over an empty inner dimension is a sum of nothing: zeros, never what the allocator left there. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void productsOverAnEmptyInnerDimAreZeros(String name) {
+        Backend be = backend(name);
+        Tensor y = be.linear(up(be, Tensor.zeros(2, 3, 0)), up(be, Tensor.zeros(5, 0))); // in = 0
+        assertArrayEquals(new int[] {2, 3, 5}, y.shape());
+        assertArrayEquals(new float[30], y.toCpu().toFloatArray(), "linear with in = 0");
+        Tensor dx = be.linearBackwardInput(up(be, Tensor.zeros(3, 0)), up(be, Tensor.zeros(0, 4))); // out = 0
+        assertArrayEquals(new int[] {3, 4}, dx.shape());
+        assertArrayEquals(new float[12], dx.toCpu().toFloatArray(), "linearBackwardInput with out = 0");
     }
 
     // ------------------------------------------------------------------ norms, rotary, activations
@@ -325,6 +339,20 @@ class BackendConformanceTest {
         close("rsqrt", rsq, be.rsqrt(up(be, pos)));
     }
 
+    /** dx = a·dy and dx0 = b·dy are plain products: an infinite upstream gradient stays infinite (a·dy + 0·dy is NaN). */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void lambdaMixBackwardKeepsAnInfiniteGradientInfinite(String name) {
+        Backend be = backend(name);
+        float inf = Float.POSITIVE_INFINITY;
+        Tensor dy = up(be, Tensor.of(new float[] {inf, -inf, 1f}, 3)), x = up(be, Tensor.of(new float[] {1f, 1f, 1f}, 3));
+        Tensor a = up(be, Tensor.of(new float[] {2f})), b = up(be, Tensor.of(new float[] {0.5f}));
+        Backend.MixGrads g = be.lambdaMixBackward(dy, a, x, b, x);
+        assertArrayEquals(new float[] {inf, -inf, 2f}, g.dx().toCpu().toFloatArray(), "dx");
+        assertArrayEquals(new float[] {inf, -inf, 0.5f}, g.dx0().toCpu().toFloatArray(), "dx0");
+        assertArrayEquals(new int[] {3}, g.dx().shape());
+    }
+
     // ------------------------------------------------------------------ reductions
 
     @ParameterizedTest
@@ -491,6 +519,32 @@ class BackendConformanceTest {
         }
     }
 
+    /** Every backend refuses an empty attention (it would leave lse unwritten) and a scale that is not finite and positive. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void attentionRefusesEmptySizesAndBadScales(String name) {
+        Backend be = backend(name);
+        Tensor q = up(be, Tensor.zeros(1, 2, 2, 4)), k = up(be, Tensor.zeros(1, 2, 1, 4)), lse = up(be, Tensor.zeros(1, 2, 2));
+        Tensor q0 = up(be, Tensor.zeros(1, 2, 2, 0)), k0 = up(be, Tensor.zeros(1, 2, 1, 0));
+        refused("attention forward: sizes must be positive", () -> be.attention(q0, k0, k0, -1, 1f));
+        refused("attention backward: sizes must be positive", () -> be.attentionBackward(q0, k0, k0, q0, lse, q0, -1, 1f));
+        Tensor cache = up(be, Tensor.zeros(1, 4, 1, 0));
+        refused("attention forwardCached: sizes must be positive", () -> be.attentionCached(up(be, Tensor.zeros(1, 1, 2, 0)), cache, cache, 0, -1, 1f));
+        Tensor qt = up(be, Tensor.zeros(1, 0, 2, 4)), kt = up(be, Tensor.zeros(1, 0, 1, 4));
+        refused("attention forward: sizes must be positive", () -> be.attention(qt, kt, kt, -1, 1f));
+        Tensor kc = up(be, Tensor.zeros(1, 4, 1, 4));
+        for (float s : new float[] {0f, -0.5f, Float.NaN, Float.POSITIVE_INFINITY}) {
+            refused("attention forward: scale must be positive and finite", () -> be.attention(q, k, k, -1, s));
+            refused("attention backward: scale must be positive and finite", () -> be.attentionBackward(q, k, k, q, lse, q, -1, s));
+            refused("attention forwardCached: scale must be positive and finite", () -> be.attentionCached(q, kc, kc, 0, -1, s));
+        }
+    }
+
+    static void refused(String message, Executable call) {
+        IllegalArgumentException ex = assertThrows(IllegalArgumentException.class, call, message);
+        assertTrue(ex.getMessage().startsWith(message), ex.getMessage());
+    }
+
     /**
      * A NaN key poisons exactly the rows that see it, past the kernel's first 32-key tile too (a running max by
      * IEEE maxNum once took NaN for "nothing seen yet" and skipped that tile, leaving later rows finite).
@@ -644,6 +698,24 @@ class BackendConformanceTest {
         IllegalArgumentException ex = assertThrows(IllegalArgumentException.class,
                 () -> be.crossEntropy(up(be, Tensor.of(lg, n, vocab)), targets, cap, Reduction.MEAN, true));
         assertTrue(ex.getMessage().contains("non-finite"), ex.getMessage());
+    }
+
+    /** C = 0 (x without features) is refused by name; N = 0 is a loss over nothing with dW all zeros. */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void linearCrossEntropyRefusesNoFeaturesAndZeroesDwForNoRows(String name) {
+        Backend be = backend(name);
+        Tensor x = up(be, Tensor.zeros(2, 0)), w = up(be, Tensor.zeros(3, 0)), t = up(be, Tensor.ofInts(new int[] {0, 1}));
+        refused("linearSoftcapCrossEntropy: need C >= 1",
+                () -> be.linearSoftcapCrossEntropy(x, w, t, 3, 15f, Reduction.MEAN, true));
+        refused("linearSoftcapCrossEntropyBackward: need C >= 1",
+                () -> be.linearSoftcapCrossEntropyBackward(x, w, t, 3, 15f, up(be, Tensor.of(new float[] {1f, 1f}))));
+        Tensor x0 = up(be, Tensor.zeros(0, 4)), w6 = up(be, Tensor.zeros(6, 4)), none = up(be, Tensor.ofInts(new int[0]));
+        Backend.LinearLoss f = be.linearSoftcapCrossEntropy(x0, w6, none, 5, 15f, Reduction.SUM, true);
+        assertArrayEquals(new float[24], f.dW().toCpu().toFloatArray(), "dW of the forward with N = 0");
+        assertEquals(0f, f.loss().toCpu().item());
+        Backend.LinearLoss b = be.linearSoftcapCrossEntropyBackward(x0, w6, none, 5, 15f, up(be, Tensor.zeros(0)));
+        assertArrayEquals(new float[24], b.dW().toCpu().toFloatArray(), "dW of the backward with N = 0");
     }
 
     // ------------------------------------------------------------------ dtype
