@@ -16,7 +16,9 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
 import nanochat4j.tensor.cuda.Cublas;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.tensor.cuda.StreamTimer;
+import nanochat4j.tensor.cuda.TensorCoreAttention;
 import nanochat4j.tensor.cuda.TensorCoreGemm;
 
 /**
@@ -148,6 +150,27 @@ final class CudaKernels {
             Tensor q1 = up(batch, 1, h, d);
             print(time("attention dec", "B=" + batch + " Tq=1 over " + t + " H=" + h + " D=" + d, -1, 2.0 * 4 * batch * t * h * d,
                     () -> be.attentionCached(q1, k, v, t - 1, -1, scale)));
+            if (TensorCoreAttention.supports(d)) attentionTc(q, k, v, dy, scale, fwd, shape, 12.0 * batch * h * d * (double) t * t);
+        }
+    }
+
+    /**
+     * The training step's attention under bf16 (the tensor-core kernels, unchecked), and fwd+bwd at nanochat's flop
+     * count (12·H·D·T per token: the issue's figure for the card's bf16 peak).
+     */
+    private void attentionTc(Tensor q, Tensor k, Tensor v, Tensor dy, float scale, double fwd, String shape, double nanochatFlops) {
+        MatmulPrecision precision = be.setMatmulPrecision(MatmulPrecision.BF16);
+        TensorCoreAttention.Mode mode = be.tensorCoreAttention().setMode(TensorCoreAttention.Mode.TC);
+        try {
+            Backend.AttentionOut[] y = {be.attention(q, k, v, -1, scale)};
+            Result f = time("attention fwd tc", shape, fwd, -1, () -> y[0] = be.attention(q, k, v, -1, scale));
+            Result b = time("attention bwd tc", shape, 2.5 * fwd, -1, () -> be.attentionBackward(q, k, v, y[0].y(), y[0].lse(), dy, -1, scale));
+            print(f);
+            print(b);
+            print(new Result("attention fwd+bwd tc", shape, f.ms() + b.ms(), nanochatFlops, -1, "nanochat's count: 12·H·D·T flops a token"));
+        } finally {
+            be.tensorCoreAttention().setMode(mode);
+            be.setMatmulPrecision(precision);
         }
     }
 

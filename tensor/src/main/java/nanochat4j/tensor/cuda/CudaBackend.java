@@ -34,6 +34,7 @@ public final class CudaBackend implements Backend {
     private final CudaContext ctx;
     private volatile MatmulPrecision precision = MatmulPrecision.FP32;
     private final Bf16WeightCache weightCopies = new Bf16WeightCache();
+    private final TensorCoreAttention tcAttention = TensorCoreAttention.fromProperty();
     private final UploadedIdRanges idRanges = new UploadedIdRanges();
     private final TensorCoreGemm ownGemm;
     private final GemmChooser chooser;
@@ -966,6 +967,52 @@ public final class CudaBackend implements Backend {
         return ctx.module("attention", attentionDefines(d));
     }
 
+    /** Query (or key) rows per block of the tensor-core attention kernels: 4 warps × 16, one m16 tile each. */
+    static final int TC_ROWS = 64;
+
+    /** The tensor-core attention module of {@code pass} ("fwd" or "bwd") at head dim {@code d}. */
+    private CudaContext.Module attnTc(String pass, int d) {
+        return ctx.module("attention_tc_" + pass, attentionDefines(d));
+    }
+
+    /** Which attention kernels the training step runs (see {@link TensorCoreAttention}). */
+    public TensorCoreAttention tensorCoreAttention() {
+        return tcAttention;
+    }
+
+    private AttentionOut attentionTc(Tensor q, Tensor k, Tensor v, int window, float scale) {
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
+        attnTc("fwd", d).launch("attn_tc_fwd", (t + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, k, v, y, lse, t, t, h, kv, 0, window, scale);
+        return new AttentionOut(y, lse);
+    }
+
+    /** Whether every tensor starts on a 16-byte boundary: the tensor-core kernels read rows as float4 (a view may not). */
+    private static boolean aligned16(Tensor... ts) {
+        for (Tensor t : ts) if (t.deviceAddress() % 16 != 0) return false;
+        return true;
+    }
+
+    /**
+     * The first use of a pass at a head dim: both kernels on the same inputs, the fp32 one's outputs kept. Compared as
+     * row norms on the device (‖tc − fp32‖ against ‖fp32‖ per row of the last dim): at d12's batch an output is 200 MB,
+     * which need not come down.
+     */
+    private void checkTc(String pass, int d, Tensor[] reference, Tensor[] candidate) {
+        float[][] ref = new float[reference.length][], got = new float[candidate.length][];
+        for (int i = 0; i < ref.length; i++) {
+            Tensor r = reference[i].reshape(-1, reference[i].cols()), c = candidate[i].reshape(-1, candidate[i].cols());
+            Tensor diff = axpby(1f, c, -1f, r);
+            ref[i] = rowNorms(r).toFloatArray();
+            float[] dn = rowNorms(diff).toFloatArray();
+            got[i] = new float[dn.length];
+            for (int j = 0; j < dn.length; j++) got[i][j] = ref[i][j] + dn[j]; // so |got − ref| is the row's error norm
+            recycle(diff);
+        }
+        tcAttention.check(pass, d, ref, got);
+        recycle(candidate);
+    }
+
     private static int fwdShared(int d) {
         return 4 * (2 * KT * (d + 1) + ROWS * d);
     }
@@ -975,9 +1022,15 @@ public final class CudaBackend implements Backend {
         checkQkv("attention", q, k, v);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         OpChecks.attention("forward", b, t, h, kv, d, scale); // before: an empty launch would hand back an unwritten lse
+        TensorCoreAttention.Use use = aligned16(q, k, v) ? tcAttention.use("fwd", d, precision) : TensorCoreAttention.Use.FP32;
+        if (use == TensorCoreAttention.Use.TC) return attentionTc(q, k, v, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
         attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
                 t, t, h, kv, 0, window, scale);
+        if (use == TensorCoreAttention.Use.CHECK) {
+            AttentionOut tc = attentionTc(q, k, v, window, scale);
+            checkTc("fwd", d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()});
+        }
         return new AttentionOut(y, lse);
     }
 
@@ -991,11 +1044,34 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
         OpChecks.attention("backward", b, t, h, kv, d, scale);
-        Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         CudaContext.Module m = attn(d);
         Tensor dsum = ctx.empty(DType.F32, b, h, t);
         int rows = b * t * h, warps = BLOCK / 32;
         m.launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows);
+        TensorCoreAttention.Use use = aligned16(q, k, v, dy) ? tcAttention.use("bwd", d, precision) : TensorCoreAttention.Use.FP32;
+        AttentionGrads fp32 = use == TensorCoreAttention.Use.TC ? null : fp32Backward(m, q, k, v, dy, lse, dsum, window, scale);
+        if (use != TensorCoreAttention.Use.FP32) {
+            // FA2's split, as the fp32 kernels: dq by query blocks, dk/dv by key blocks over the group's heads; no atomics
+            Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
+            CudaContext.Module tc = attnTc("bwd", d);
+            int blocks = (t + TC_ROWS - 1) / TC_ROWS;
+            tc.launch("attn_tc_bwd_dq", blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
+            tc.launch("attn_tc_bwd_dkv", blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);
+            if (use == TensorCoreAttention.Use.TC) {
+                recycle(dsum);
+                return new AttentionGrads(dq, dk, dv);
+            }
+            checkTc("bwd", d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {dq, dk, dv});
+        }
+        recycle(dsum);
+        return fp32;
+    }
+
+    /** attention.cu's fp32 backward: dq by query blocks, dk/dv by key blocks (so no atomics). */
+    private AttentionGrads fp32Backward(CudaContext.Module m, Tensor q, Tensor k, Tensor v, Tensor dy, Tensor lse, Tensor dsum, int window,
+                                        float scale) {
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int dqShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d);
         m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, q, k, v, dy, lse, dsum, dq,
                 t, h, kv, window, scale);

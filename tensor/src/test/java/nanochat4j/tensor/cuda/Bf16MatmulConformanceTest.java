@@ -3,6 +3,7 @@ package nanochat4j.tensor.cuda;
 import static nanochat4j.tensor.cuda.BackendConformanceTest.close;
 import static nanochat4j.tensor.cuda.BackendConformanceTest.mm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import nanochat4j.tensor.Backend;
@@ -140,6 +141,61 @@ class Bf16MatmulConformanceTest {
         double[] dxSlack = mm(ulp, false, abs(wd), false, n, c, vpad, 0, 0), dWSlack = mm(ulp, true, abs(xd), false, vpad, c, n, 0, 0);
         close("bf16 linearSoftcapCrossEntropy dx", dx, ll.dx(), 1e-2, 1e-4, dxSlack);
         close("bf16 linearSoftcapCrossEntropy dW", dW, ll.dW(), 1e-2, 1e-4, dWSlack);
+    }
+
+    /**
+     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, run unchecked here): y, lse and the three gradients
+     * against float64 on the bf16-rounded q, k, v and dy, at head dims 16, 48, 64 and 128, GQA 2:1 and 1:1, the full
+     * context and windows of 5 and 40, T = 130 (two whole 64-row blocks and a partial one). Tolerance relative to
+     * each output's largest magnitude: the probabilities and dS round to bf16 inside the kernels; a wrong index, mask or
+     * fragment is off by about the output's size. Not window 0: there dq and dk are exactly zero (one key a row, dP =
+     * dsum), and the kernels' bf16 dP against the fp32 dsum leaves ~1% of a gradient's usual size (host simulation).
+     */
+    @Test
+    void attentionOnTheTensorCoresMatchesFloat64ToBf16Rounding() {
+        TensorCoreAttention.Mode mode = be.tensorCoreAttention().setMode(TensorCoreAttention.Mode.TC);
+        try {
+            Random r = BackendConformanceTest.rng("bf16 attention");
+            int b = 2, t = 130;
+            for (int dd : new int[] {16, 48, 64, 128}) {
+                for (int[] heads : new int[][] {{4, 2}, {2, 2}}) {
+                    int h = heads[0], kv = heads[1];
+                    float scale = (float) (1 / Math.sqrt(dd));
+                    Tensor q = BackendConformanceTest.randT(r, 1f, b, t, h, dd), k = BackendConformanceTest.randT(r, 1f, b, t, kv, dd);
+                    Tensor v = BackendConformanceTest.randT(r, 1f, b, t, kv, dd), dy = BackendConformanceTest.randT(r, 1f, b, t, h, dd);
+                    double[] qd = bf(q), kd = bf(k), vd = bf(v), dyd = bf(dy);
+                    for (int window : new int[] {-1, 5, 40}) {
+                        String at = " D=" + dd + " H=" + h + " KV=" + kv + " window=" + window;
+                        double[] lse = new double[b * h * t];
+                        double[] y = BackendConformanceTest.attnRef(qd, kd, vd, b, t, h, kv, dd, window, scale, lse);
+                        Backend.AttentionOut out = be.attention(be.upload(q), be.upload(k), be.upload(v), window, scale);
+                        closeToMax("tc attention y" + at, y, out.y(), 2e-2);
+                        closeToMax("tc attention lse" + at, lse, out.lse(), 1e-2);
+                        double[][] g = BackendConformanceTest.attnGradRef(qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
+                        Backend.AttentionGrads gr = be.attentionBackward(be.upload(q), be.upload(k), be.upload(v), out.y(), out.lse(),
+                                be.upload(dy), window, scale);
+                        closeToMax("tc attention dq" + at, g[0], gr.dq(), 4e-2);
+                        closeToMax("tc attention dk" + at, g[1], gr.dk(), 4e-2);
+                        closeToMax("tc attention dv" + at, g[2], gr.dv(), 4e-2);
+                    }
+                }
+            }
+        } finally {
+            be.tensorCoreAttention().setMode(mode);
+        }
+    }
+
+    /** max |got − want| ≤ tol · max |want| (and no NaN). */
+    private static void closeToMax(String what, double[] want, Tensor got, double tol) {
+        float[] g = got.toFloatArray();
+        assertEquals(want.length, g.length, what);
+        double max = 0, err = 0;
+        for (int i = 0; i < want.length; i++) {
+            max = Math.max(max, Math.abs(want[i]));
+            double e = Math.abs(g[i] - want[i]);
+            err = Double.isNaN(e) || Double.isNaN(err) ? Double.NaN : Math.max(err, e); // a NaN fails
+        }
+        assertTrue(err <= tol * max, what + ": max error " + err + " against largest magnitude " + max + " (allowed " + tol + " of it)");
     }
 
     private static double[] abs(double[] a) {

@@ -101,6 +101,9 @@ class KernelCompileTest {
                 v.add(rows4);
                 yield v;
             }
+            // the tensor-core kernels at head dims 16, 48 (not a power of two), 64 and 128
+            case "attention_tc_fwd", "attention_tc_bwd" -> List.of(CudaBackend.attentionDefines(16), CudaBackend.attentionDefines(48),
+                    CudaBackend.attentionDefines(64), CudaBackend.attentionDefines(128));
             default -> List.of(CudaBackend.blockDefines());
         };
     }
@@ -138,7 +141,7 @@ class KernelCompileTest {
             assertTrue(!s.contains("#include"), name + ".cu still has an #include after inlining");
             assertTrue(s.contains("warp_sum"), name + ".cu lost common.cuh");
         }
-        assertEquals(8, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention, optim, gemm
+        assertEquals(10, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention (fp32, tc fwd, tc bwd), optim, gemm
     }
 
     /** The command's output (stderr merged), prefixed "EXIT n" when it fails or "EXIT timeout" after 300 s. */

@@ -50,7 +50,9 @@ class UserConfigTest {
         Map<String, Object> rl = CommandLine.populateCommand(new ChatRlOptions(), "--num-steps=5").userConfig();
         assertEquals(List.of("model_tag", "model_step", "num_epochs", "device_batch_size", "examples_per_step", "num_samples",
                 "max_new_tokens", "temperature", "top_k", "embedding_lr", "unembedding_lr", "matrix_lr", "weight_decay", "init_lr_frac",
-                "eval_every", "eval_examples", "save_every", "num_steps", "seed", "task_data"), List.copyOf(rl.keySet()));
+                "eval_every", "eval_examples", "save_every", "num_steps", "seed", "task_data", "precision", "device_type"), List.copyOf(rl.keySet()));
+        assertEquals("cpu", rl.get("device_type"), "--device under nanochat's name");
+        assertEquals("bf16", rl.get("precision"));
         assertEquals(5, rl.get("num_steps"));
         assertEquals(0.2, rl.get("embedding_lr"));
     }

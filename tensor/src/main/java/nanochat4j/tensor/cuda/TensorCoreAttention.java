@@ -1,0 +1,105 @@
+package nanochat4j.tensor.cuda;
+
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
+
+/**
+ * Whether the training step's attention runs on the tensor cores ({@code attention_tc_fwd.cu},
+ * {@code attention_tc_bwd.cu}: bf16 operands, fp32 accumulation and softmax, as nanochat's attention under autocast)
+ * or on {@code attention.cu}'s fp32 kernels, which run on the CUDA cores: a few percent of the card's bf16 peak, and
+ * at T = 2048 most of a step. The tensor-core kernels serve {@link MatmulPrecision#BF16} at head dims that are
+ * multiples of 16 up to 128.
+ *
+ * <p>As {@link GemmChooser} does for our GEMM, the first use of each pass (forward, backward) at each head dim is
+ * checked against the fp32 kernels on the same inputs: every output's rows (along its last dim) within
+ * {@link #TOLERANCE} of the fp32 output's largest row norm, else the fp32 kernels keep that pass for the run and a
+ * warning says so. An fp32 output that is
+ * all zeros checks nothing (the backward at step 0, behind nanochat's zero-initialised projections): that call runs
+ * fp32 and the next one checks. {@code -Dnanochat4j.cuda.attention=auto} (default), {@code fp32}, or {@code tc}
+ * (the tensor-core kernels unchecked: the conformance test's setting).
+ */
+public final class TensorCoreAttention {
+    /**
+     * Largest difference from the fp32 kernels allowed, relative to their output's largest magnitude (row norm): bf16 operands
+     * (unit roundoff 2^-8) in the scores, the probabilities and the gradients' products put a correct kernel well
+     * inside 2^-4; a wrong index, mask or fragment is off by about the output's own size.
+     */
+    public static final double TOLERANCE = 1.0 / 16;
+
+    /** The -Dnanochat4j.cuda.attention setting. */
+    public enum Mode {
+        AUTO, FP32, TC;
+
+        static Mode fromProperty() {
+            String s = System.getProperty("nanochat4j.cuda.attention", "auto").toUpperCase(Locale.ROOT);
+            try {
+                return valueOf(s);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("-Dnanochat4j.cuda.attention=" + s.toLowerCase(Locale.ROOT) + ": expected auto, fp32 or tc");
+            }
+        }
+    }
+
+    /** What a call does: the fp32 kernels, the tensor-core ones, or both (the check). */
+    public enum Use { FP32, TC, CHECK }
+
+    private final Consumer<String> log;
+    private volatile Mode mode;
+    /** "fwd 128" → whether the tensor-core kernel passed its check (absent: not checked yet). */
+    private final Map<String, Boolean> verdicts = new ConcurrentHashMap<>();
+
+    TensorCoreAttention(Mode mode, Consumer<String> log) {
+        this.mode = mode;
+        this.log = log;
+    }
+
+    /** The backend's: the mode from the property, warnings to stderr. */
+    static TensorCoreAttention fromProperty() {
+        return new TensorCoreAttention(Mode.fromProperty(), line -> System.err.println("cuda: " + line));
+    }
+
+    /** Head dims the tensor-core kernels are written for. */
+    public static boolean supports(int headDim) {
+        return headDim >= 16 && headDim <= 128 && headDim % 16 == 0;
+    }
+
+    /** Sets the mode (tests); returns the previous one. */
+    public Mode setMode(Mode m) {
+        Mode old = mode;
+        mode = m;
+        return old;
+    }
+
+    /** What the {@code pass} ("fwd" or "bwd") at head dim {@code d} runs now, under {@code precision}. */
+    public Use use(String pass, int d, MatmulPrecision precision) {
+        if (precision != MatmulPrecision.BF16 || mode == Mode.FP32 || !supports(d)) return Use.FP32;
+        if (mode == Mode.TC) return Use.TC;
+        Boolean ok = verdicts.get(pass + " " + d);
+        return ok == null ? Use.CHECK : ok ? Use.TC : Use.FP32;
+    }
+
+    /**
+     * Records a check: {@code reference[i]} from the fp32 kernels, {@code candidate[i]} from the tensor cores, one pair
+     * per output. Undecided when every reference is all zeros. Returns whether the pass is now decided.
+     */
+    public boolean check(String pass, int d, float[][] reference, float[][] candidate) {
+        double worst = 0;
+        boolean testable = false;
+        for (int i = 0; i < reference.length; i++) {
+            double e = GemmChooser.relativeError(reference[i], candidate[i]);
+            if (e == GemmChooser.UNTESTABLE) continue;
+            testable = true;
+            worst = Double.isNaN(e) || Double.isNaN(worst) ? Double.NaN : Math.max(worst, e);
+        }
+        if (!testable) return false;
+        boolean ok = worst <= TOLERANCE; // NaN fails
+        verdicts.put(pass + " " + d, ok);
+        if (!ok) {
+            log.accept(String.format(Locale.ROOT, "attention %s at head dim %d: the tensor-core kernel differs from the fp32 one by %.3g of its"
+                    + " largest output (allowed %.3g); the fp32 kernel runs this pass from now on", pass, d, worst, TOLERANCE));
+        }
+        return true;
+    }
+}
