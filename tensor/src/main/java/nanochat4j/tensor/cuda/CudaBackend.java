@@ -994,11 +994,13 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * The first use of a pass at a head dim: both kernels on the same inputs, the fp32 one's outputs kept. Compared as
-     * row norms on the device (‖tc − fp32‖ against ‖fp32‖ per row of the last dim): at d12's batch an output is 200 MB,
-     * which need not come down.
+     * The first use of a pass at a head dim: both kernels on the same inputs; the call returns what runs from now on
+     * (the tensor cores' outputs when they pass, so a resumed process, which checks again at its first step, computes
+     * that step as the uninterrupted run did), the other outputs go back. Returns whether the tensor cores' are kept.
+     * Compared as row norms on the device (‖tc − fp32‖ against ‖fp32‖ per row of the last dim): at d12's batch an
+     * output is 200 MB, which need not come down.
      */
-    private void checkTc(String pass, int d, Tensor[] reference, Tensor[] candidate) {
+    private boolean checkTc(String pass, int d, Tensor[] reference, Tensor[] candidate) {
         float[][] ref = new float[reference.length][], got = new float[candidate.length][];
         for (int i = 0; i < ref.length; i++) {
             Tensor r = reference[i].reshape(-1, reference[i].cols()), c = candidate[i].reshape(-1, candidate[i].cols());
@@ -1009,8 +1011,9 @@ public final class CudaBackend implements Backend {
             for (int j = 0; j < dn.length; j++) got[i][j] = ref[i][j] + dn[j]; // so |got − ref| is the row's error norm
             recycle(diff);
         }
-        tcAttention.check(pass, d, ref, got);
-        recycle(candidate);
+        boolean tc = tcAttention.check(pass, d, ref, got) && tcAttention.use(pass, d, precision) == TensorCoreAttention.Use.TC;
+        recycle(tc ? reference : candidate);
+        return tc;
     }
 
     private static int fwdShared(int d) {
@@ -1029,7 +1032,7 @@ public final class CudaBackend implements Backend {
                 t, t, h, kv, 0, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
             AttentionOut tc = attentionTc(q, k, v, window, scale);
-            checkTc("fwd", d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()});
+            if (checkTc("fwd", d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
         }
         return new AttentionOut(y, lse);
     }
@@ -1061,7 +1064,10 @@ public final class CudaBackend implements Backend {
                 recycle(dsum);
                 return new AttentionGrads(dq, dk, dv);
             }
-            checkTc("bwd", d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {dq, dk, dv});
+            if (checkTc("bwd", d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {dq, dk, dv})) {
+                recycle(dsum);
+                return new AttentionGrads(dq, dk, dv);
+            }
         }
         recycle(dsum);
         return fp32;
@@ -1094,8 +1100,25 @@ public final class CudaBackend implements Backend {
         }
         if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
         OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale);
+        // a prefill chunk of at least one m16 tile runs on the tensor cores under bf16; decode steps stay fp32 (a row of
+        // queries against the cache: bound by reading it, not by arithmetic)
+        TensorCoreAttention.Use use = tq >= 16 && aligned16(q, kCache, vCache) ? tcAttention.use("prefill", d, precision)
+                : TensorCoreAttention.Use.FP32;
+        if (use == TensorCoreAttention.Use.TC) return attentionCachedTc(q, kCache, vCache, pos, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
+                tq, tmax, h, kv, pos, window, scale);
+        if (use == TensorCoreAttention.Use.CHECK) {
+            Tensor tc = attentionCachedTc(q, kCache, vCache, pos, window, scale);
+            if (checkTc("prefill", d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
+        }
+        return y;
+    }
+
+    private Tensor attentionCachedTc(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale) {
+        int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
+        Tensor y = ctx.empty(DType.F32, q.shape());
+        attnTc("fwd", d).launch("attn_tc_fwd", (tq + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, pos, window, scale);
         return y;
     }

@@ -10,15 +10,16 @@ import java.util.function.Consumer;
  * {@code attention_tc_bwd.cu}: bf16 operands, fp32 accumulation and softmax, as nanochat's attention under autocast)
  * or on {@code attention.cu}'s fp32 kernels, which run on the CUDA cores: a few percent of the card's bf16 peak, and
  * at T = 2048 most of a step. The tensor-core kernels serve {@link MatmulPrecision#BF16} at head dims that are
- * multiples of 16 up to 128.
+ * multiples of 16 up to 128, for training and for prefill chunks of 16 queries or more (decode steps stay fp32).
  *
- * <p>As {@link GemmChooser} does for our GEMM, the first use of each pass (forward, backward) at each head dim is
+ * <p>As {@link GemmChooser} does for our GEMM, the first use of each pass (forward, backward, prefill) at each head dim is
  * checked against the fp32 kernels on the same inputs: every output's rows (along its last dim) within
  * {@link #TOLERANCE} of the fp32 output's largest row norm, else the fp32 kernels keep that pass for the run and a
- * warning says so. An fp32 output that is
- * all zeros checks nothing (the backward at step 0, behind nanochat's zero-initialised projections): that call runs
- * fp32 and the next one checks. {@code -Dnanochat4j.cuda.attention=auto} (default), {@code fp32}, or {@code tc}
- * (the tensor-core kernels unchecked: the conformance test's setting).
+ * warning says so. The checking call returns the outputs that run from then on, so a resumed process (which checks
+ * again at its first step) computes that step as the uninterrupted run did. An fp32 output that is all zeros checks
+ * nothing (the backward at step 0, behind nanochat's zero-initialised projections; the tensor cores' are zeros then
+ * too): that call returns the fp32 outputs and the next one checks. {@code -Dnanochat4j.cuda.attention=auto}
+ * (default), {@code fp32}, or {@code tc} (the tensor-core kernels unchecked: the conformance test's setting).
  */
 public final class TensorCoreAttention {
     /**
@@ -72,7 +73,12 @@ public final class TensorCoreAttention {
         return old;
     }
 
-    /** What the {@code pass} ("fwd" or "bwd") at head dim {@code d} runs now, under {@code precision}. */
+    /** Forgets every check (a test's stand-in for a new process, as {@link GemmChooser#forget}). */
+    public void forget() {
+        verdicts.clear();
+    }
+
+    /** What the {@code pass} ("fwd", "bwd" or "prefill") at head dim {@code d} runs now, under {@code precision}. */
     public Use use(String pass, int d, MatmulPrecision precision) {
         if (precision != MatmulPrecision.BF16 || mode == Mode.FP32 || !supports(d)) return Use.FP32;
         if (mode == Mode.TC) return Use.TC;

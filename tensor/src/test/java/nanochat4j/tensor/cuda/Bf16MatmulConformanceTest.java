@@ -144,7 +144,8 @@ class Bf16MatmulConformanceTest {
     }
 
     /**
-     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, run unchecked here): y, lse and the three gradients
+     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, run unchecked here): y, lse, the three gradients and a
+     * prefill chunk against a KV cache
      * against float64 on the bf16-rounded q, k, v and dy, at head dims 16, 48, 64 and 128, GQA 2:1 and 1:1, the full
      * context and windows of 5 and 40, T = 130 (two whole 64-row blocks and a partial one). Tolerance relative to
      * each output's largest magnitude: the probabilities and dS round to bf16 inside the kernels; a wrong index, mask or
@@ -177,6 +178,18 @@ class Bf16MatmulConformanceTest {
                         closeToMax("tc attention dq" + at, g[0], gr.dq(), 4e-2);
                         closeToMax("tc attention dk" + at, g[1], gr.dk(), 4e-2);
                         closeToMax("tc attention dv" + at, g[2], gr.dv(), 4e-2);
+                        // a prefill chunk: the last 20 queries against caches holding all t keys (Tmax = t + 6)
+                        int tq = 20, pos = t - tq, tmax = t + 6;
+                        Tensor kc = Tensor.zeros(b, tmax, kv, dd), vc = Tensor.zeros(b, tmax, kv, dd), qtail = Tensor.zeros(b, tq, h, dd);
+                        double[] want = new double[b * tq * h * dd];
+                        for (int bb = 0; bb < b; bb++) {
+                            kc.select(bb).slice(0, t).copyFrom(k.select(bb));
+                            vc.select(bb).slice(0, t).copyFrom(v.select(bb));
+                            qtail.select(bb).copyFrom(q.select(bb).slice(pos, t));
+                            System.arraycopy(y, (bb * t + pos) * h * dd, want, bb * tq * h * dd, tq * h * dd);
+                        }
+                        closeToMax("tc prefill y" + at, want, be.attentionCached(be.upload(qtail), be.upload(kc), be.upload(vc), pos, window, scale),
+                                2e-2);
                     }
                 }
             }

@@ -161,8 +161,12 @@ class BaseTrainTest {
         assertEquals(straight.trainLosses(), firstHalf.trainLosses());
         Map<String, float[]> straightParams = Checkpoint.load(tmp.resolve("a"), 6).params();
         Files.delete(Checkpoint.metaFile(b, 6)); // only step 3 remains to resume from
-        // as in a new process: the resumed half must take each GEMM shape's kernel from the checkpoint, not from memory
-        if (cuda) CudaBackend.get().gemmChooser().forget();
+        // as in a new process: the resumed half must take each GEMM shape's kernel from the checkpoint, not from memory,
+        // and check the tensor-core attention again at its first step, computing it as the straight run did
+        if (cuda) {
+            CudaBackend.get().gemmChooser().forget();
+            CudaBackend.get().tensorCoreAttention().forget();
+        }
         BaseTrain.Result resumed = run(options(b, concat(device, "--resume-from-step=3")), new ByteArrayOutputStream());
         if (cuda) {
             List<?> saved = (List<?>) Checkpoint.load(b, 3).meta().extra().get("gemm_choices");
