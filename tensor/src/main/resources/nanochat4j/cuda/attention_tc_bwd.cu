@@ -1,6 +1,6 @@
 // Tensor-core flash-attention backward (FA2's split), the bf16 mma.sync twin of attention.cu's attn_bwd_dq /
 // attn_bwd_dkv: same arguments, same semantics, same layouts — q, dy, dq (B, T, H, D); k, v, dk, dv (B, T, KV, D);
-// lse, dsum (B, H, T), dsum = rowsum(dy∘y) from attn_bwd_dsum. Query row i sees key j iff j <= i and (window < 0 or
+// lse, dsum (B, H, T), dsum = rowsum(bf16(dy)∘y) from attn_tc_bwd_dsum below. Query row i sees key j iff j <= i and (window < 0 or
 // i − j <= window); head h reads kv head h / (H / KV). With P = exp(scale·q·k − lse), dP = dy·vᵀ, dS = P∘(dP − dsum):
 //   dq = scale·dS·k                  attn_tc_bwd_dq,  grid (ceil(T/64), H, B), 128 threads
 //   dk = scale·dSᵀ·q, dv = Pᵀ·dy     attn_tc_bwd_dkv, grid (ceil(T/64), KV, B), 128 threads, summed over the group
@@ -26,6 +26,14 @@
 // row reads of a phase then fall in distinct banks at every D % 16 == 0. Warps skip stream tiles they cannot see
 // (causal / window), and only tiles that straddle the mask edge or T pay for the per-element mask.
 // Pointers must be 16-byte aligned (fresh tensors are): rows are read as float4.
+// Difference from attn_bwd_dq/dkv: a NaN or inf in K or V (Q or dY for dk/dv) at a position a row cannot see, inside a
+// tile its warp computes, reaches that row's gradient (masked P and dS are 0, but 0 · NaN in the mma; the fp32
+// kernels skip zero weights). Only a forward that already made NaN feeds such values.
+//
+// dsum: dS = P∘(dP − dsum) cancels almost entirely in a peaked row (P ≈ 1 at one key, dP ≈ dsum there), so dsum must
+// be the rowsum of what dP is made of: dP = bf16(dy)·bf16(v)ᵀ here, hence dsum = Σ bf16(dy)·y (attn_tc_bwd_dsum). With
+// the fp32 dy of attn_bwd_dsum the two differ by dy's bf16 rounding, which in such rows is most of dS: dq and dk then
+// came out 5–50% off in a host emulation at T = 2048 (as far off as an emulated FA2-style bf16 pipeline), ≤ 1% with it.
 //
 // nvcc 13.0 -arch=sm_90a --resource-usage, registers / static shared bytes, 0 bytes spilled everywhere (NVRTC 13.0's
 // PTX through ptxas: the same within a few registers, no spill). dk/dv at D = 128 sits at 249 of 255 registers
@@ -178,6 +186,20 @@ __device__ __forceinline__ void tcb_accumulate(float (&acc)[TCB_NO][4], const fl
 }
 
 // dq: warp w owns query rows i0 + 16w …; streams K/V key tiles from the window's first key to the block's last row.
+// dsum[b, h, i] = Σ_d bf16(dy[b, i, h, d])·y[b, i, h, d]: one warp a row (rows = B·T·H, in (B, T, H) order).
+extern "C" __global__ void attn_tc_bwd_dsum(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dsum,
+                                            int T, int H, int rows) {
+    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
+    if (r >= rows) return;
+    const float* a = dy + (long long) r * HEAD_DIM;
+    const float* c = y + (long long) r * HEAD_DIM;
+    float s = 0.f;
+    for (int d = lane; d < HEAD_DIM; d += 32) s += bf16_to_f32(f32_to_bf16(a[d])) * c[d];
+    s = warp_sum(s);
+    int h = r % H, bi = r / H, i = bi % T, b = bi / T;
+    if (lane == 0) dsum[((long long) b * H + h) * T + i] = s;
+}
+
 extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dq(
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
         const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dq,

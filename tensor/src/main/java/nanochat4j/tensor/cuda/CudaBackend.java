@@ -1047,36 +1047,44 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
         OpChecks.attention("backward", b, t, h, kv, d, scale);
-        CudaContext.Module m = attn(d);
-        Tensor dsum = ctx.empty(DType.F32, b, h, t);
-        int rows = b * t * h, warps = BLOCK / 32;
-        m.launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows);
         TensorCoreAttention.Use use = aligned16(q, k, v, dy) ? tcAttention.use("bwd", d, precision) : TensorCoreAttention.Use.FP32;
-        AttentionGrads fp32 = use == TensorCoreAttention.Use.TC ? null : fp32Backward(m, q, k, v, dy, lse, dsum, window, scale);
-        if (use != TensorCoreAttention.Use.FP32) {
-            // FA2's split, as the fp32 kernels: dq by query blocks, dk/dv by key blocks over the group's heads; no atomics
-            Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
-            CudaContext.Module tc = attnTc("bwd", d);
-            int blocks = (t + TC_ROWS - 1) / TC_ROWS;
-            tc.launch("attn_tc_bwd_dq", blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
-            tc.launch("attn_tc_bwd_dkv", blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);
-            if (use == TensorCoreAttention.Use.TC) {
-                recycle(dsum);
-                return new AttentionGrads(dq, dk, dv);
-            }
-            if (checkTc("bwd", d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {dq, dk, dv})) {
-                recycle(dsum);
-                return new AttentionGrads(dq, dk, dv);
-            }
-        }
-        recycle(dsum);
-        return fp32;
+        AttentionGrads fp32 = use == TensorCoreAttention.Use.TC ? null : fp32Backward(q, k, v, y, lse, dy, window, scale);
+        if (use == TensorCoreAttention.Use.FP32) return fp32;
+        AttentionGrads tc = tcBackward(q, k, v, y, lse, dy, window, scale);
+        if (use == TensorCoreAttention.Use.TC) return tc;
+        boolean kept = checkTc("bwd", d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {tc.dq(), tc.dk(), tc.dv()});
+        return kept ? tc : fp32;
     }
 
-    /** attention.cu's fp32 backward: dq by query blocks, dk/dv by key blocks (so no atomics). */
-    private AttentionGrads fp32Backward(CudaContext.Module m, Tensor q, Tensor k, Tensor v, Tensor dy, Tensor lse, Tensor dsum, int window,
-                                        float scale) {
+    /** One warp a row: dsum = Σ dy∘y per (b, h, row) by {@code kernel} of {@code m}. */
+    private Tensor dsum(CudaContext.Module m, String kernel, Tensor dy, Tensor y) {
+        int b = dy.shape(0), t = dy.shape(1), h = dy.shape(2), rows = b * t * h, warps = BLOCK / 32;
+        Tensor dsum = ctx.empty(DType.F32, b, h, t);
+        m.launch(kernel, (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows);
+        return dsum;
+    }
+
+    /**
+     * The tensor cores' backward: FA2's split as the fp32 kernels (dq by query blocks, dk/dv by key blocks over the
+     * group's heads; no atomics), with dsum over bf16(dy) as their dP is made (see attention_tc_bwd.cu).
+     */
+    private AttentionGrads tcBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        CudaContext.Module tc = attnTc("bwd", d);
+        Tensor dsum = dsum(tc, "attn_tc_bwd_dsum", dy, y);
+        Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
+        int blocks = (t + TC_ROWS - 1) / TC_ROWS;
+        tc.launch("attn_tc_bwd_dq", blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
+        tc.launch("attn_tc_bwd_dkv", blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);
+        recycle(dsum);
+        return new AttentionGrads(dq, dk, dv);
+    }
+
+    /** attention.cu's fp32 backward: dsum, then dq by query blocks and dk/dv by key blocks (so no atomics). */
+    private AttentionGrads fp32Backward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        CudaContext.Module m = attn(d);
+        Tensor dsum = dsum(m, "attn_bwd_dsum", dy, y);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int dqShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d);
         m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, q, k, v, dy, lse, dsum, dq,
@@ -1084,6 +1092,7 @@ public final class CudaBackend implements Backend {
         int dkvShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d + 2 * KT);
         m.launch("attn_bwd_dkv", (t + ROWS - 1) / ROWS, kv, b, ROWS * 32, dkvShared, q, k, v, dy, lse, dsum,
                 dk, dv, t, h, kv, window, scale);
+        recycle(dsum);
         return new AttentionGrads(dq, dk, dv);
     }
 

@@ -1,7 +1,10 @@
 package nanochat4j.tensor.cuda;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
 
@@ -18,7 +21,8 @@ import java.util.function.Consumer;
  * warning says so. The checking call returns the outputs that run from then on, so a resumed process (which checks
  * again at its first step) computes that step as the uninterrupted run did. An fp32 output that is all zeros checks
  * nothing (the backward at step 0, behind nanochat's zero-initialised projections; the tensor cores' are zeros then
- * too): that call returns the fp32 outputs and the next one checks. {@code -Dnanochat4j.cuda.attention=auto}
+ * too): that call returns the fp32 outputs and the next one checks. base-train's checkpoints carry the checks
+ * ({@link #saved}), so a resumed run does not check again. {@code -Dnanochat4j.cuda.attention=auto}
  * (default), {@code fp32}, or {@code tc} (the tensor-core kernels unchecked: the conformance test's setting).
  */
 public final class TensorCoreAttention {
@@ -71,6 +75,28 @@ public final class TensorCoreAttention {
         Mode old = mode;
         mode = m;
         return old;
+    }
+
+    /**
+     * The checks made, for a checkpoint: "fwd 128 tc", "bwd 64 fp32", …. A resumed run {@link #restore}s them instead of
+     * checking at its first step, where attention has sharpened (bf16 and fp32 gradients differ more in peaked rows)
+     * and where the two kernels would be compared on a mixture the uninterrupted run never computed.
+     */
+    public List<String> saved() {
+        List<String> out = new ArrayList<>();
+        new TreeMap<>(verdicts).forEach((k, ok) -> out.add(k + " " + (ok ? "tc" : "fp32")));
+        return out;
+    }
+
+    /** Takes the checks {@link #saved} listed as made; a line not of that form is an error naming it. */
+    public void restore(List<String> lines) {
+        for (String line : lines) {
+            String[] f = line.trim().split(" ");
+            if (f.length != 3 || !f[1].matches("[0-9]+") || !(f[2].equals("tc") || f[2].equals("fp32"))) {
+                throw new IllegalArgumentException("attention check \"" + line + "\": expected \"fwd|bwd|prefill HEAD_DIM tc|fp32\"");
+            }
+            verdicts.put(f[0] + " " + f[1], f[2].equals("tc"));
+        }
     }
 
     /** Forgets every check (a test's stand-in for a new process, as {@link GemmChooser#forget}). */

@@ -54,6 +54,25 @@ class TensorCoreAttentionTest {
         assertEquals(Use.FP32, tc.use("bwd", 128, BF16), "a kernel that makes gradients out of none is wrong");
     }
 
+    /** A resumed run takes the checks from its checkpoint and does not check again at its (sharper) first step. */
+    @Test
+    void checksGoIntoACheckpointAndComeBackUntested() {
+        float[] ref = {1f, -2f}, off = {-1f, 2f};
+        tc.check("fwd", 128, new float[][] {ref}, new float[][] {ref.clone()});
+        tc.check("bwd", 128, new float[][] {ref}, new float[][] {off});
+        List<String> saved = tc.saved();
+        assertEquals(List.of("bwd 128 fp32", "fwd 128 tc"), saved);
+        TensorCoreAttention resumed = new TensorCoreAttention(Mode.AUTO, warnings::add);
+        resumed.restore(saved);
+        assertEquals(Use.TC, resumed.use("fwd", 128, BF16));
+        assertEquals(Use.FP32, resumed.use("bwd", 128, BF16));
+        assertEquals(Use.CHECK, resumed.use("fwd", 64, BF16), "what was never checked is checked");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> resumed.restore(List.of("fwd 128 fast")));
+        assertTrue(e.getMessage().contains("fwd 128 fast"), e.getMessage());
+        tc.forget();
+        assertEquals(Use.CHECK, tc.use("fwd", 128, BF16));
+    }
+
     @Test
     void theModeComesFromItsPropertyOrTheValuesAreNamed() {
         String old = System.getProperty("nanochat4j.cuda.attention");

@@ -390,7 +390,10 @@ final class BaseTrainRun {
             extra.put("loop_state", state.toMeta());
             extra.put("overlap_reduce", overlap != null); // the optimizer state's layout (see overlapReduce)
             // which GEMM kernel each bf16 shape runs: a resumed run must use the same ones to continue bit for bit
-            if (model.backend() instanceof CudaBackend cb) extra.put("gemm_choices", cb.gemmChooser().saved());
+            if (model.backend() instanceof CudaBackend cb) {
+                extra.put("gemm_choices", cb.gemmChooser().saved());
+                extra.put("attention_checks", cb.tensorCoreAttention().saved()); // and the attention kernels (TensorCoreAttention)
+            }
             Map<String, Object> metrics = new LinkedHashMap<>();
             if (!Double.isNaN(valBpb)) metrics.put("val_bpb", valBpb);
             if (!Double.isNaN(coreMetric)) metrics.put("core_metric", coreMetric);
@@ -432,6 +435,9 @@ final class BaseTrainRun {
         state = LoopState.fromMeta(extra.get("loop_state"), from);
         if (model.backend() instanceof CudaBackend cb && extra.get("gemm_choices") instanceof List<?> choices) {
             cb.gemmChooser().restore(choices.stream().map(String::valueOf).toList());
+        }
+        if (model.backend() instanceof CudaBackend cb && extra.get("attention_checks") instanceof List<?> checks) {
+            cb.tensorCoreAttention().restore(checks.stream().map(String::valueOf).toList());
         }
         out.printf(Locale.ROOT, "Resumed from step %d of %s%n", from, ckptDir);
         return loader;

@@ -161,8 +161,8 @@ class BaseTrainTest {
         assertEquals(straight.trainLosses(), firstHalf.trainLosses());
         Map<String, float[]> straightParams = Checkpoint.load(tmp.resolve("a"), 6).params();
         Files.delete(Checkpoint.metaFile(b, 6)); // only step 3 remains to resume from
-        // as in a new process: the resumed half must take each GEMM shape's kernel from the checkpoint, not from memory,
-        // and check the tensor-core attention again at its first step, computing it as the straight run did
+        // as in a new process: the resumed half must take each GEMM shape's kernel and each attention check from the
+        // checkpoint, not from memory
         if (cuda) {
             CudaBackend.get().gemmChooser().forget();
             CudaBackend.get().tensorCoreAttention().forget();
@@ -172,6 +172,9 @@ class BaseTrainTest {
             List<?> saved = (List<?>) Checkpoint.load(b, 3).meta().extra().get("gemm_choices");
             assertTrue(saved != null && !saved.isEmpty(), "the checkpoint names the GEMM kernels: " + saved);
             assertTrue(CudaBackend.get().gemmChooser().saved().containsAll(saved), CudaBackend.get().gemmChooser().saved() + " vs " + saved);
+            List<?> checks = (List<?>) Checkpoint.load(b, 3).meta().extra().get("attention_checks");
+            assertTrue(checks != null && checks.contains("fwd 32 tc"), "the checkpoint names the attention kernels: " + checks);
+            assertEquals(checks, CudaBackend.get().tensorCoreAttention().saved(), "restored, not checked again");
         }
         assertEquals(straight.trainLosses().subList(3, 6), resumed.trainLosses(), "losses after resuming");
         assertEquals(straight.valBpb().get(6), resumed.valBpb().get(6));
