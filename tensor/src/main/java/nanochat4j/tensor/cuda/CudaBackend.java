@@ -987,6 +987,15 @@ public final class CudaBackend implements Backend {
         return new AttentionOut(y, lse);
     }
 
+    /**
+     * The check a tensor-core call falls under: its pass, apart for calls whose sliding window drops keys of these
+     * {@code keys} positions — nanochat's S layers come first, so without this the plain causal mask of its L layers
+     * would never be checked.
+     */
+    private static String tcPass(String pass, int window, int keys) {
+        return window >= 0 && window < keys - 1 ? pass + "-window" : pass;
+    }
+
     /** Whether every tensor starts on a 16-byte boundary: the tensor-core kernels read rows as float4 (a view may not). */
     private static boolean aligned16(Tensor... ts) {
         for (Tensor t : ts) if (t.deviceAddress() % 16 != 0) return false;
@@ -1025,14 +1034,15 @@ public final class CudaBackend implements Backend {
         checkQkv("attention", q, k, v);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         OpChecks.attention("forward", b, t, h, kv, d, scale); // before: an empty launch would hand back an unwritten lse
-        TensorCoreAttention.Use use = aligned16(q, k, v) ? tcAttention.use("fwd", d, precision) : TensorCoreAttention.Use.FP32;
+        String pass = tcPass("fwd", window, t);
+        TensorCoreAttention.Use use = aligned16(q, k, v) ? tcAttention.use(pass, d, precision) : TensorCoreAttention.Use.FP32;
         if (use == TensorCoreAttention.Use.TC) return attentionTc(q, k, v, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
         attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
                 t, t, h, kv, 0, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
             AttentionOut tc = attentionTc(q, k, v, window, scale);
-            if (checkTc("fwd", d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
+            if (checkTc(pass, d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
         }
         return new AttentionOut(y, lse);
     }
@@ -1047,12 +1057,13 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
         OpChecks.attention("backward", b, t, h, kv, d, scale);
-        TensorCoreAttention.Use use = aligned16(q, k, v, dy) ? tcAttention.use("bwd", d, precision) : TensorCoreAttention.Use.FP32;
+        String pass = tcPass("bwd", window, t);
+        TensorCoreAttention.Use use = aligned16(q, k, v, dy) ? tcAttention.use(pass, d, precision) : TensorCoreAttention.Use.FP32;
         AttentionGrads fp32 = use == TensorCoreAttention.Use.TC ? null : fp32Backward(q, k, v, y, lse, dy, window, scale);
         if (use == TensorCoreAttention.Use.FP32) return fp32;
         AttentionGrads tc = tcBackward(q, k, v, y, lse, dy, window, scale);
         if (use == TensorCoreAttention.Use.TC) return tc;
-        boolean kept = checkTc("bwd", d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {tc.dq(), tc.dk(), tc.dv()});
+        boolean kept = checkTc(pass, d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {tc.dq(), tc.dk(), tc.dv()});
         return kept ? tc : fp32;
     }
 
@@ -1111,7 +1122,8 @@ public final class CudaBackend implements Backend {
         OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale);
         // a prefill chunk of at least one m16 tile runs on the tensor cores under bf16; decode steps stay fp32 (a row of
         // queries against the cache: bound by reading it, not by arithmetic)
-        TensorCoreAttention.Use use = tq >= 16 && aligned16(q, kCache, vCache) ? tcAttention.use("prefill", d, precision)
+        String pass = tcPass("prefill", window, pos + tq);
+        TensorCoreAttention.Use use = tq >= 16 && aligned16(q, kCache, vCache) ? tcAttention.use(pass, d, precision)
                 : TensorCoreAttention.Use.FP32;
         if (use == TensorCoreAttention.Use.TC) return attentionCachedTc(q, kCache, vCache, pos, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape());
@@ -1119,7 +1131,7 @@ public final class CudaBackend implements Backend {
                 tq, tmax, h, kv, pos, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
             Tensor tc = attentionCachedTc(q, kCache, vCache, pos, window, scale);
-            if (checkTc("prefill", d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
+            if (checkTc(pass, d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
         }
         return y;
     }

@@ -15,7 +15,8 @@ import java.util.function.Consumer;
  * at T = 2048 most of a step. The tensor-core kernels serve {@link MatmulPrecision#BF16} at head dims that are
  * multiples of 16 up to 128, for training and for prefill chunks of 16 queries or more (decode steps stay fp32).
  *
- * <p>As {@link GemmChooser} does for our GEMM, the first use of each pass (forward, backward, prefill) at each head dim is
+ * <p>As {@link GemmChooser} does for our GEMM, the first use of each pass (forward, backward, prefill; each apart with
+ * and without a sliding window that drops keys, so both masks are checked) at each head dim is
  * checked against the fp32 kernels on the same inputs: every output's rows (along its last dim) within
  * {@link #TOLERANCE} of the fp32 output's largest row norm, else the fp32 kernels keep that pass for the run and a
  * warning says so. The checking call returns the outputs that run from then on, so a resumed process (which checks
@@ -93,7 +94,7 @@ public final class TensorCoreAttention {
         for (String line : lines) {
             String[] f = line.trim().split(" ");
             if (f.length != 3 || !f[1].matches("[0-9]+") || !(f[2].equals("tc") || f[2].equals("fp32"))) {
-                throw new IllegalArgumentException("attention check \"" + line + "\": expected \"fwd|bwd|prefill HEAD_DIM tc|fp32\"");
+                throw new IllegalArgumentException("attention check \"" + line + "\": expected \"fwd|bwd|prefill[-window] HEAD_DIM tc|fp32\"");
             }
             verdicts.put(f[0] + " " + f[1], f[2].equals("tc"));
         }
@@ -104,7 +105,7 @@ public final class TensorCoreAttention {
         verdicts.clear();
     }
 
-    /** What the {@code pass} ("fwd", "bwd" or "prefill") at head dim {@code d} runs now, under {@code precision}. */
+    /** What the {@code pass} ("fwd", "bwd", "prefill", each maybe "-window") at head dim {@code d} runs now, under {@code precision}. */
     public Use use(String pass, int d, MatmulPrecision precision) {
         if (precision != MatmulPrecision.BF16 || mode == Mode.FP32 || !supports(d)) return Use.FP32;
         if (mode == Mode.TC) return Use.TC;
