@@ -138,7 +138,8 @@ if t=$(stage train-extras 100); then
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
     --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked \
-    --select-method nanochat4j.train.chat.RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere
+    --select-method nanochat4j.train.chat.RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere \
+    --select-method nanochat4j.train.chat.RlTest#anUpdateOnTheGpuGivesTheCpusLossAndGradients
 else
   failed=1
 fi
