@@ -45,12 +45,13 @@ public final class Nanochat4j implements Runnable {
     }
 
     /**
-     * Failures a user can act on (bad files, bad arguments, missing data) print one line naming what and where and
-     * exit 1; anything else is a bug and keeps its stack trace.
+     * Failures a user can act on (bad files, bad arguments, missing data, no usable GPU, a GPU out of memory) print one
+     * line naming what and where and exit 1; anything else is a bug and keeps its stack trace.
      */
     static int reportFailure(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
         boolean userFacing = e instanceof java.io.IOException || e instanceof IllegalArgumentException
-                || e instanceof IllegalStateException || e instanceof java.io.UncheckedIOException;
+                || e instanceof IllegalStateException || e instanceof java.io.UncheckedIOException
+                || e instanceof nanochat4j.tensor.cuda.CudaUnavailableException || e instanceof nanochat4j.tensor.cuda.CudaOutOfMemoryException;
         if (!userFacing) {
             e.printStackTrace(cl.getErr());
             return 2;

@@ -54,6 +54,23 @@ class Nanochat4jTest {
         assertTrue(rendered > 15, "commands rendered: " + rendered);
     }
 
+    /** No usable GPU and a GPU out of memory are a user's to act on: one line and exit 1; another CUDA error is a bug. */
+    @Test
+    void cudaFailuresAUserCanActOnAreOneLine() {
+        CommandLine cl = Nanochat4j.commandLine();
+        StringWriter err = new StringWriter();
+        cl.setErr(new PrintWriter(err, true));
+        assertEquals(1, Nanochat4j.reportFailure(new nanochat4j.tensor.cuda.CudaUnavailableException("CUDA: libcuda.so.1 not found"), cl, null));
+        assertEquals(1, Nanochat4j.reportFailure(new nanochat4j.tensor.cuda.CudaOutOfMemoryException(1L << 30, 1L << 20, 80L << 30), cl, null));
+        String lines = err.toString();
+        assertEquals(2, lines.strip().lines().count(), lines);
+        assertTrue(lines.contains("nanochat4j: CUDA: libcuda.so.1 not found") && lines.contains("CUDA out of memory: asked for 1.00 GiB"), lines);
+        StringWriter bug = new StringWriter();
+        cl.setErr(new PrintWriter(bug, true));
+        assertEquals(2, Nanochat4j.reportFailure(new nanochat4j.tensor.cuda.CudaException("cuLaunchKernel(attn_fwd): CUDA_ERROR_ILLEGAL_ADDRESS", 700), cl, null));
+        assertTrue(bug.toString().contains("\tat "), "a stack trace: " + bug);
+    }
+
     @Test
     void versionNamesTheProjectAndTheJavaRuntime() {
         String v = run("--version");
