@@ -114,14 +114,16 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
 }
 
 // dsum[b,h,i] = Σ_d dy·y over one row (the softmax backward's row term); one warp per row.
+// dsum[b, h, i] = Σ_d dy·y of row (b, i, h), one warp a row (rows = B·T·H); with bf16Dy, dy rounded to bf16 first,
+// as the tensor-core backward's dP is made (see attention_tc_bwd.cu).
 extern "C" __global__ void attn_bwd_dsum(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dsum,
-                                         int T, int H, int rows) {
+                                         int T, int H, int rows, int bf16Dy) {
     int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     const float* a = dy + (long long) r * HEAD_DIM;
     const float* c = y + (long long) r * HEAD_DIM;
     float s = 0.f;
-    for (int d = lane; d < HEAD_DIM; d += 32) s += a[d] * c[d];
+    for (int d = lane; d < HEAD_DIM; d += 32) s += (bf16Dy ? bf16_to_f32(f32_to_bf16(a[d])) : a[d]) * c[d];
     s = warp_sum(s);
     int h = r % H, bi = r / H, i = bi % T, b = bi / T;
     if (lane == 0) dsum[((long long) b * H + h) * T + i] = s;

@@ -1,6 +1,6 @@
 // Tensor-core flash-attention backward (FA2's split), the bf16 mma.sync twin of attention.cu's attn_bwd_dq /
 // attn_bwd_dkv: same arguments, same semantics, same layouts — q, dy, dq (B, T, H, D); k, v, dk, dv (B, T, KV, D);
-// lse, dsum (B, H, T), dsum = rowsum(bf16(dy)∘y) from attn_tc_bwd_dsum below. Query row i sees key j iff j <= i and (window < 0 or
+// lse, dsum (B, H, T), dsum = rowsum(bf16(dy)∘y) from attention.cu's attn_bwd_dsum (bf16Dy = 1). Query row i sees key j iff j <= i and (window < 0 or
 // i − j <= window); head h reads kv head h / (H / KV). With P = exp(scale·q·k − lse), dP = dy·vᵀ, dS = P∘(dP − dsum):
 //   dq = scale·dS·k                  attn_tc_bwd_dq,  grid (ceil(T/64), H, B), 128 threads
 //   dk = scale·dSᵀ·q, dv = Pᵀ·dy     attn_tc_bwd_dkv, grid (ceil(T/64), KV, B), 128 threads, summed over the group
@@ -31,7 +31,7 @@
 // kernels skip zero weights). Only a forward that already made NaN feeds such values.
 //
 // dsum: dS = P∘(dP − dsum) cancels almost entirely in a peaked row (P ≈ 1 at one key, dP ≈ dsum there), so dsum must
-// be the rowsum of what dP is made of: dP = bf16(dy)·bf16(v)ᵀ here, hence dsum = Σ bf16(dy)·y (attn_tc_bwd_dsum). With
+// be the rowsum of what dP is made of: dP = bf16(dy)·bf16(v)ᵀ here, hence dsum = Σ bf16(dy)·y (attn_bwd_dsum with bf16Dy). With
 // the fp32 dy of attn_bwd_dsum the two differ by dy's bf16 rounding, which in such rows is most of dS: dq and dk then
 // came out 5–50% off in a host emulation at T = 2048 (as far off as an emulated FA2-style bf16 pipeline), ≤ 1% with it.
 //
@@ -43,6 +43,7 @@
 //   HEAD_DIM 64:  dq 167 regs, 27648 B   dkv 213 regs, 27904 B
 //   HEAD_DIM 128: dq 168 regs, 43520 B   dkv 249 regs, 43648 B
 #include "common.cuh"
+#include "tensorcore.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -70,35 +71,8 @@ __device__ __forceinline__ bool tcb_visible(int i, int j, int window) {
     return j <= i && (window < 0 || i - j <= window);
 }
 
-// Two floats to a bf16 pair (round to nearest even), lo in the low half: the lower column of a fragment register.
-__device__ __forceinline__ unsigned tcb_pack(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-// "memory": the stream tiles are rewritten at the same addresses every iteration, so these loads must not be hoisted
-// or merged across the barriers.
-__device__ __forceinline__ void tcb_ldsm(unsigned (&r)[4], const unsigned short* p) {
-    unsigned a = (unsigned) __cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-}
-
-__device__ __forceinline__ void tcb_ldsm_t(unsigned (&r)[4], const unsigned short* p) {
-    unsigned a = (unsigned) __cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a) : "memory");
-}
-
-__device__ __forceinline__ void tcb_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 __device__ __forceinline__ void tcb_put4(unsigned short* s, float4 x) {
-    *(uint2*) s = make_uint2(tcb_pack(x.x, x.y), tcb_pack(x.z, x.w));
+    *(uint2*) s = make_uint2(tc_pack_bf16(x.x, x.y), tc_pack_bf16(x.z, x.w));
 }
 
 // Rows [r0, r0+TCB_BR) of one head of a (B, T, NH, D) tensor (base: row 0 of the head, stride: NH·D) into a bf16
@@ -132,6 +106,17 @@ __device__ __forceinline__ void tcb_put(unsigned short* s, const float4 (&p)[TCB
     }
 }
 
+// dk/dv's stream tile published: its queries' q and dy rows as bf16, their lse (in log2 units) and dsum.
+__device__ __forceinline__ void tcb_put_queries(unsigned short* Qs, unsigned short* Gs, float* Ls, float* Ds, const float4 (&pq)[TCB_PF],
+                                                const float4 (&pg)[TCB_PF], float pl, float pd) {
+    tcb_put(Qs, pq);
+    tcb_put(Gs, pg);
+    if (threadIdx.x < TCB_KT) {
+        Ls[threadIdx.x] = pl * TCB_LOG2E;
+        Ds[threadIdx.x] = pd;
+    }
+}
+
 // s = R1·S1ᵀ and dp = R2·S2ᵀ for a warp: R1, R2 its 16 resident rows (tiles at r1, r2), S1, S2 the KT streamed rows.
 // ldmatrix x4: lane l gives the address of row l & 7 of 8×8 matrix l >> 3. For A the matrices are (rows 0-7, k 0-7),
 // (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) = a0..a3; for B (n = streamed rows) they are
@@ -149,17 +134,17 @@ __device__ __forceinline__ void tcb_scores(float (&s)[TCB_NS][4], float (&dp)[TC
 #pragma unroll
     for (int kd = 0; kd < HEAD_DIM; kd += 16) {
         unsigned a1[4], a2[4];
-        tcb_ldsm(a1, r1 + aOff + kd);
-        tcb_ldsm(a2, r2 + aOff + kd);
+        tc_ldsm_x4(a1, r1 + aOff + kd);
+        tc_ldsm_x4(a2, r2 + aOff + kd);
 #pragma unroll
         for (int n = 0; n < TCB_NS / 2; n++) {
             unsigned b[4];
-            tcb_ldsm(b, s1 + bOff + n * 16 * TCB_LD + kd);
-            tcb_mma(s[2 * n], a1, b[0], b[1]);
-            tcb_mma(s[2 * n + 1], a1, b[2], b[3]);
-            tcb_ldsm(b, s2 + bOff + n * 16 * TCB_LD + kd);
-            tcb_mma(dp[2 * n], a2, b[0], b[1]);
-            tcb_mma(dp[2 * n + 1], a2, b[2], b[3]);
+            tc_ldsm_x4(b, s1 + bOff + n * 16 * TCB_LD + kd);
+            tc_mma(s[2 * n], a1, b[0], b[1]);
+            tc_mma(s[2 * n + 1], a1, b[2], b[3]);
+            tc_ldsm_x4(b, s2 + bOff + n * 16 * TCB_LD + kd);
+            tc_mma(dp[2 * n], a2, b[0], b[1]);
+            tc_mma(dp[2 * n + 1], a2, b[2], b[3]);
         }
     }
 }
@@ -173,33 +158,19 @@ __device__ __forceinline__ void tcb_accumulate(float (&acc)[TCB_NO][4], const fl
     int off = (r8 + (mi & 1) * 8) * TCB_LD + (mi >> 1) * 8;
 #pragma unroll
     for (int kk = 0; kk < TCB_KT / 16; kk++) {
-        unsigned a[4] = {tcb_pack(x[2 * kk][0], x[2 * kk][1]), tcb_pack(x[2 * kk][2], x[2 * kk][3]),
-                         tcb_pack(x[2 * kk + 1][0], x[2 * kk + 1][1]), tcb_pack(x[2 * kk + 1][2], x[2 * kk + 1][3])};
+        unsigned a[4] = {tc_pack_bf16(x[2 * kk][0], x[2 * kk][1]), tc_pack_bf16(x[2 * kk][2], x[2 * kk][3]),
+                         tc_pack_bf16(x[2 * kk + 1][0], x[2 * kk + 1][1]), tc_pack_bf16(x[2 * kk + 1][2], x[2 * kk + 1][3])};
 #pragma unroll
         for (int nd = 0; nd < HEAD_DIM / 16; nd++) {
             unsigned b[4];
-            tcb_ldsm_t(b, m + off + kk * 16 * TCB_LD + nd * 16);
-            tcb_mma(acc[2 * nd], a, b[0], b[1]);
-            tcb_mma(acc[2 * nd + 1], a, b[2], b[3]);
+            tc_ldsm_x4_t(b, m + off + kk * 16 * TCB_LD + nd * 16);
+            tc_mma(acc[2 * nd], a, b[0], b[1]);
+            tc_mma(acc[2 * nd + 1], a, b[2], b[3]);
         }
     }
 }
 
 // dq: warp w owns query rows i0 + 16w …; streams K/V key tiles from the window's first key to the block's last row.
-// dsum[b, h, i] = Σ_d bf16(dy[b, i, h, d])·y[b, i, h, d]: one warp a row (rows = B·T·H, in (B, T, H) order).
-extern "C" __global__ void attn_tc_bwd_dsum(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dsum,
-                                            int T, int H, int rows) {
-    int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
-    if (r >= rows) return;
-    const float* a = dy + (long long) r * HEAD_DIM;
-    const float* c = y + (long long) r * HEAD_DIM;
-    float s = 0.f;
-    for (int d = lane; d < HEAD_DIM; d += 32) s += bf16_to_f32(f32_to_bf16(a[d])) * c[d];
-    s = warp_sum(s);
-    int h = r % H, bi = r / H, i = bi % T, b = bi / T;
-    if (lane == 0) dsum[((long long) b * H + h) * T + i] = s;
-}
-
 extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dq(
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
         const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dq,
@@ -309,12 +280,7 @@ extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dkv(
             pl = lse[lBase + j0 + threadIdx.x];
             pd = dsum[lBase + j0 + threadIdx.x];
         }
-        tcb_put(Qs, pq);
-        tcb_put(Gs, pg);
-        if (threadIdx.x < TCB_KT) {
-            Ls[threadIdx.x] = pl * TCB_LOG2E;
-            Ds[threadIdx.x] = pd;
-        }
+        tcb_put_queries(Qs, Gs, Ls, Ds, pq, pg, pl, pd);
     }
     __syncthreads();
     float sl2 = scale * TCB_LOG2E;
@@ -357,14 +323,7 @@ extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dkv(
             tcb_accumulate(accK, dp, Qs, lane);
         }
         __syncthreads();
-        if (it + 1 < n) {
-            tcb_put(Qs, pq);
-            tcb_put(Gs, pg);
-            if (threadIdx.x < TCB_KT) {
-                Ls[threadIdx.x] = pl * TCB_LOG2E;
-                Ds[threadIdx.x] = pd;
-            }
-        }
+        if (it + 1 < n) tcb_put_queries(Qs, Gs, Ls, Ds, pq, pg, pl, pd);
         __syncthreads();
     }
 #pragma unroll

@@ -35,6 +35,7 @@
 //   HEAD_DIM  32:  94 regs, 10240 B    HEAD_DIM  64: 158 regs, 18432 B    HEAD_DIM 128: 242 regs, 34816 B
 // (242 registers still fit two blocks an SM; __launch_bounds__(128, 3) caps them at 168 and spills at D >= 96.)
 #include "common.cuh"
+#include "tensorcore.cuh"
 
 #ifndef HEAD_DIM
 #define HEAD_DIM 128
@@ -48,35 +49,6 @@
 #define TC_LN2 0.6931471805599453f
 
 static_assert(HEAD_DIM % 16 == 0 && HEAD_DIM >= 16 && HEAD_DIM <= 128, "attn_tc_fwd: HEAD_DIM must be 16, 32, …, 128");
-
-// Two floats → one register of two bf16, round to nearest even; lo in the low half (the lower k / column index).
-__device__ __forceinline__ unsigned tc_pack_bf16(float lo, float hi) {
-    unsigned r;
-    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(r) : "f"(hi), "f"(lo));
-    return r;
-}
-
-// d += a·b, m16n8k16, bf16 in, fp32 accumulate; fragment layouts per the PTX ISA (.row.col).
-__device__ __forceinline__ void tc_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// Four 8×8 bf16 matrices; lanes 8m..8m+7 give the row addresses of matrix m, and lane L gets, of each matrix, row
-// L/4, columns 2(L%4), +1 — or with .trans column L/4, rows 2(L%4), +1. "memory": the reads must stay between the
-// barriers that publish the tile and the stores that overwrite it.
-__device__ __forceinline__ void tc_ldsm_x4(unsigned (&r)[4], const unsigned short* p) {
-    unsigned s = (unsigned) __cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s) : "memory");
-}
-
-__device__ __forceinline__ void tc_ldsm_x4_t(unsigned (&r)[4], const unsigned short* p) {
-    unsigned s = (unsigned) __cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s) : "memory");
-}
 
 // Global → registers: keys [t0, t0 + KT) of one kv head, fp32; keys past `hi` read as zeros. Consecutive threads
 // take consecutive float4 of a row, so a warp reads 512 contiguous bytes at D = 128.

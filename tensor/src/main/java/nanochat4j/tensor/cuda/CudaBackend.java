@@ -1067,11 +1067,11 @@ public final class CudaBackend implements Backend {
         return kept ? tc : fp32;
     }
 
-    /** One warp a row: dsum = Σ dy∘y per (b, h, row) by {@code kernel} of {@code m}. */
-    private Tensor dsum(CudaContext.Module m, String kernel, Tensor dy, Tensor y) {
+    /** dsum = Σ dy∘y per (b, h, row) (attention.cu's attn_bwd_dsum, one warp a row), with dy rounded to bf16 if asked. */
+    private Tensor dsum(Tensor dy, Tensor y, boolean bf16Dy) {
         int b = dy.shape(0), t = dy.shape(1), h = dy.shape(2), rows = b * t * h, warps = BLOCK / 32;
         Tensor dsum = ctx.empty(DType.F32, b, h, t);
-        m.launch(kernel, (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows);
+        attn(dy.shape(3)).launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows, bf16Dy ? 1 : 0);
         return dsum;
     }
 
@@ -1082,7 +1082,7 @@ public final class CudaBackend implements Backend {
     private AttentionGrads tcBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         CudaContext.Module tc = attnTc("bwd", d);
-        Tensor dsum = dsum(tc, "attn_tc_bwd_dsum", dy, y);
+        Tensor dsum = dsum(dy, y, true);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int blocks = (t + TC_ROWS - 1) / TC_ROWS;
         tc.launch("attn_tc_bwd_dq", blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
@@ -1095,7 +1095,7 @@ public final class CudaBackend implements Backend {
     private AttentionGrads fp32Backward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         CudaContext.Module m = attn(d);
-        Tensor dsum = dsum(m, "attn_bwd_dsum", dy, y);
+        Tensor dsum = dsum(dy, y, false);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int dqShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d);
         m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, q, k, v, dy, lse, dsum, dq,
