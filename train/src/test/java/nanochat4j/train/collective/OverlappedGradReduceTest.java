@@ -17,7 +17,6 @@ import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.StandInCuda;
 import nanochat4j.train.optim.MuonAdamW;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
