@@ -1004,8 +1004,8 @@ public final class CudaBackend implements Backend {
 
     /**
      * The first use of a pass at a head dim: both kernels on the same inputs; the call returns what runs from now on
-     * (the tensor cores' outputs when they pass, so a resumed process, which checks again at its first step, computes
-     * that step as the uninterrupted run did), the other outputs go back. Returns whether the tensor cores' are kept.
+     * (the tensor cores' outputs when they pass, so the checking step computes as every later one), the other outputs
+     * go back. Returns whether the tensor cores' are kept.
      * Compared as row norms on the device (‖tc − fp32‖ against ‖fp32‖ per row of the last dim): at d12's batch an
      * output is 200 MB, which need not come down.
      */
