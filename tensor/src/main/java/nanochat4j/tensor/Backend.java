@@ -261,33 +261,12 @@ public interface Backend {
     // ------------------------------------------------------------------ optimizer state on the device
 
     /**
-     * nanochat's fused AdamW step in place over p, its gradient g and its moments m, v (equal element counts):
-     * p ← p·decay; m ← lerp(m, g, w1); v ← lerp(v, g², w2); p ← p − (m / (√(v/bias2) + eps))·stepSize, the scalars
-     * made on the host ({@code AdamW.Scalars}). For optimizer state that lives with the parameters on this device;
-     * the CPU optimizer runs {@code AdamW.update}'s vector kernel over its own arrays, and this loop (for a backend
-     * without a kernel of its own) rounds as both it and optim.cu's adamw_f32 do: each operation on its own, torch's
-     * two-branch lerp as one fma.
+     * nanochat's fused AdamW step in place over p, its gradient g and its moments m, v (equal element counts), for
+     * optimizer state that lives with the parameters on this device; the scalars made on the host
+     * ({@code AdamW.Scalars}). The CPU runs {@link nanochat4j.tensor.cpu.AdamWKernel}, CUDA optim.cu's adamw_f32,
+     * which rounds as it does.
      */
-    default void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize) {
-        OpChecks.sameCount("adamw", p, g, m, v);
-        float[] pa = p.floats(), ga = g.floats(), ma = m.floats(), va = v.floats();
-        for (int i = 0; i < p.numel(); i++) {
-            float gi = ga[g.offset() + i];
-            float pi = pa[p.offset() + i] * decay;
-            float mi = lerp(ma[m.offset() + i], gi, w1);
-            float vi = lerp(va[v.offset() + i], gi * gi, w2);
-            float denom = (float) Math.sqrt(vi / bias2) + eps;
-            pa[p.offset() + i] = pi - (mi / denom) * stepSize;
-            ma[m.offset() + i] = mi;
-            va[v.offset() + i] = vi;
-        }
-    }
-
-    /** torch.lerp(a, b, w) as AdamW rounds it: a + w·(b−a) for |w| < 0.5, else b − (b−a)·(1−w), each one fma. */
-    private static float lerp(float a, float b, float w) {
-        float d = b - a;
-        return Math.abs(w) < 0.5f ? Math.fma(w, d, a) : Math.fma(w - 1f, d, b);
-    }
+    void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize);
 
     /**
      * Muon's cautious update of one matrix in place, u its NorMuon-scaled orthogonalised update (equal element

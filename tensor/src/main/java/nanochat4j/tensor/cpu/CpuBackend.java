@@ -673,6 +673,15 @@ public final class CpuBackend implements Backend {
         return new LinearLoss(Tensor.of(rowLoss), dx, dW);
     }
 
+    @Override
+    public void adamw(Tensor p, Tensor g, Tensor m, Tensor v, float decay, float w1, float w2, float bias2, float eps, float stepSize) {
+        for (Tensor t : new Tensor[] {p, g, m, v}) f32("adamw", "p, g, m and v", t);
+        OpChecks.sameCount("adamw", p, g, m, v);
+        if (m.offset() != v.offset()) throw OpChecks.bad("adamw", "m and v must start at the same offset (the kernel walks them together)", m, v);
+        AdamWKernel.update(p.floats(), p.offset(), g.floats(), g.offset(), m.floats(), v.floats(), m.offset(), p.numel(), decay, w1, w2, bias2,
+                eps, stepSize);
+    }
+
     // ------------------------------------------------------------------ dtype, checks
 
     @Override

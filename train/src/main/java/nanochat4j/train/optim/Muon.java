@@ -4,6 +4,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
+import nanochat4j.tensor.cpu.AdamWKernel;
 import nanochat4j.tensor.cpu.Parallel;
 import nanochat4j.tensor.cpu.Vec;
 
@@ -101,14 +102,14 @@ final class Muon {
                 int t = 0, upper = F.loopBound(len);
                 for (; t < upper; t += F.length()) {
                     FloatVector gv = FloatVector.fromArray(F, gk, go + t);
-                    FloatVector mv = AdamW.lerp(FloatVector.fromArray(F, momentum, mo + t), gv, wMom);
+                    FloatVector mv = AdamWKernel.lerp(FloatVector.fromArray(F, momentum, mo + t), gv, wMom);
                     mv.intoArray(momentum, mo + t);
-                    AdamW.lerp(gv, mv, mu).intoArray(x, i + t);
+                    AdamWKernel.lerp(gv, mv, mu).intoArray(x, i + t);
                 }
                 for (; t < len; t++) {
-                    float mv = AdamW.lerp(momentum[mo + t], gk[go + t], wMom);
+                    float mv = AdamWKernel.lerp(momentum[mo + t], gk[go + t], wMom);
                     momentum[mo + t] = mv;
-                    x[i + t] = AdamW.lerp(gk[go + t], mv, mu);
+                    x[i + t] = AdamWKernel.lerp(gk[go + t], mv, mu);
                 }
                 i = stop;
             }
@@ -138,7 +139,7 @@ final class Muon {
             float vNorm = (float) Math.sqrt((float) sumV * nRed);
             double sumNew = 0;
             for (int i = 0; i < secondLen; i++) {
-                float s = AdamW.lerp(second[so + i], vMean[o + i], wSecond);
+                float s = AdamWKernel.lerp(second[so + i], vMean[o + i], wSecond);
                 second[so + i] = s;
                 float st = 1f / (float) Math.sqrt(Math.max(s, 1e-10f));
                 factor[o + i] = st;

@@ -12,7 +12,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The fused AdamW of a backend equals {@link AdamW#update} bit for bit, over several steps: the kernel on the GPU
- * (optim.cu; skipped without one) and {@link Backend#adamw}'s own loop (what a backend without a kernel runs).
+ * (optim.cu; skipped without one) and the CPU backend's (the optimizer's kernel over tensors, which the GPU stand-in
+ * of the device-path tests runs).
  */
 class GpuAdamWTest {
     @Test
@@ -23,7 +24,7 @@ class GpuAdamWTest {
     }
 
     @Test
-    void theBackendsOwnLoopEqualsTheCpuKernelBitForBit() {
+    void theCpuBackendsAdamwIsTheOptimizersKernel() {
         check(Backend.cpu());
     }
 
