@@ -981,10 +981,20 @@ public final class CudaBackend implements Backend {
     }
 
     private AttentionOut attentionTc(Tensor q, Tensor k, Tensor v, int window, float scale) {
-        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
-        Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
-        attnTc("fwd", d).launch("attn_tc_fwd", (t + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, k, v, y, lse, t, t, h, kv, 0, window, scale);
-        return new AttentionOut(y, lse);
+        Tensor lse = ctx.empty(DType.F32, q.shape(0), q.shape(2), q.shape(1));
+        return new AttentionOut(tcForward(q, k, v, lse, 0, window, scale), lse);
+    }
+
+    /**
+     * attn_tc_fwd: q (B,Tq,H,D) at positions pos.. against k, v (B,Tkv,KV,D) — the training step's (Tq = Tkv, pos 0)
+     * or a prefill chunk's against the KV cache; lse (B,H,Tq) written unless null.
+     */
+    private Tensor tcForward(Tensor q, Tensor k, Tensor v, Tensor lse, int pos, int window, float scale) {
+        int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tkv = k.shape(1), kv = k.shape(2);
+        Tensor y = ctx.empty(DType.F32, q.shape());
+        attnTc("fwd", d).launch("attn_tc_fwd", (tq + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, k, v, y, lse == null ? (Object) 0L : lse,
+                tq, tkv, h, kv, pos, window, scale);
+        return y;
     }
 
     /**
@@ -1010,17 +1020,14 @@ public final class CudaBackend implements Backend {
      * output is 200 MB, which need not come down.
      */
     private boolean checkTc(String pass, int d, Tensor[] reference, Tensor[] candidate) {
-        float[][] ref = new float[reference.length][], got = new float[candidate.length][];
-        for (int i = 0; i < ref.length; i++) {
-            Tensor r = reference[i].reshape(-1, reference[i].cols()), c = candidate[i].reshape(-1, candidate[i].cols());
-            Tensor diff = axpby(1f, c, -1f, r);
-            ref[i] = rowNorms(r).toFloatArray();
-            float[] dn = rowNorms(diff).toFloatArray();
-            got[i] = new float[dn.length];
-            for (int j = 0; j < dn.length; j++) got[i][j] = ref[i][j] + dn[j]; // so |got − ref| is the row's error norm
+        float[][] norms = new float[reference.length][], errors = new float[candidate.length][];
+        for (int i = 0; i < norms.length; i++) {
+            Tensor r = reference[i].reshape(-1, reference[i].cols()), diff = axpby(1f, candidate[i].reshape(-1, r.cols()), -1f, r);
+            norms[i] = rowNorms(r).toFloatArray();
+            errors[i] = rowNorms(diff).toFloatArray();
             recycle(diff);
         }
-        boolean tc = tcAttention.check(pass, d, ref, got) && tcAttention.use(pass, d, precision) == TensorCoreAttention.Use.TC;
+        boolean tc = tcAttention.check(pass, d, norms, errors) == TensorCoreAttention.Use.TC;
         recycle(tc ? reference : candidate);
         return tc;
     }
@@ -1115,32 +1122,21 @@ public final class CudaBackend implements Backend {
         f32(op, "vCache", vCache);
         if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
-        if (kCache.shape(0) != b || kCache.shape(3) != d || kv == 0 || h % kv != 0) {
-            throw bad(op, "B and D must match and H must be a multiple of KV", q, kCache, vCache);
-        }
-        if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
-        OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale);
+        if (kCache.shape(0) != b || kCache.shape(3) != d) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
+        OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale); // sizes, GQA split, positions within the cache, scale
         // a prefill chunk of at least one m16 tile runs on the tensor cores under bf16; decode steps stay fp32 (a row of
         // queries against the cache: bound by reading it, not by arithmetic)
         String pass = tcPass("prefill", window, pos + tq);
         TensorCoreAttention.Use use = tq >= 16 && aligned16(q, kCache, vCache) ? tcAttention.use(pass, d, precision)
                 : TensorCoreAttention.Use.FP32;
-        if (use == TensorCoreAttention.Use.TC) return attentionCachedTc(q, kCache, vCache, pos, window, scale);
+        if (use == TensorCoreAttention.Use.TC) return tcForward(q, kCache, vCache, null, pos, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, pos, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
-            Tensor tc = attentionCachedTc(q, kCache, vCache, pos, window, scale);
+            Tensor tc = tcForward(q, kCache, vCache, null, pos, window, scale);
             if (checkTc(pass, d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
         }
-        return y;
-    }
-
-    private Tensor attentionCachedTc(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale) {
-        int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
-        Tensor y = ctx.empty(DType.F32, q.shape());
-        attnTc("fwd", d).launch("attn_tc_fwd", (tq + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, kCache, vCache, y, 0L,
-                tq, tmax, h, kv, pos, window, scale);
         return y;
     }
 

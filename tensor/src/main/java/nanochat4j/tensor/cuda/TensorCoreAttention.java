@@ -114,25 +114,37 @@ public final class TensorCoreAttention {
     }
 
     /**
-     * Records a check: {@code reference[i]} from the fp32 kernels, {@code candidate[i]} from the tensor cores, one pair
-     * per output. Undecided when every reference is all zeros. Returns whether the pass is now decided.
+     * Records a check from each output's row norms: {@code norms[i]} of the fp32 kernels' output, {@code errors[i]} of
+     * the difference between the two kernels'. Returns what the pass runs from now on: {@link Use#CHECK} (undecided)
+     * when every fp32 output and every difference is all zeros, else {@link Use#TC} or {@link Use#FP32}.
      */
-    public boolean check(String pass, int d, float[][] reference, float[][] candidate) {
+    public Use check(String pass, int d, float[][] norms, float[][] errors) {
         double worst = 0;
         boolean testable = false;
-        for (int i = 0; i < reference.length; i++) {
-            double e = GemmChooser.relativeError(reference[i], candidate[i]);
-            if (e == GemmChooser.UNTESTABLE) continue;
+        for (int i = 0; i < norms.length; i++) {
+            double scale = max(norms[i]), err = max(errors[i]);
+            if (scale == 0 && err == 0) continue;
             testable = true;
+            double e = err / scale; // NaN or infinite (something where the fp32 kernel gave zeros) fails below
             worst = Double.isNaN(e) || Double.isNaN(worst) ? Double.NaN : Math.max(worst, e);
         }
-        if (!testable) return false;
-        boolean ok = worst <= TOLERANCE; // NaN fails
+        if (!testable) return Use.CHECK;
+        boolean ok = worst <= TOLERANCE;
         verdicts.put(pass + " " + d, ok);
         if (!ok) {
             log.accept(String.format(Locale.ROOT, "attention %s at head dim %d: the tensor-core kernel differs from the fp32 one by %.3g of its"
                     + " largest output (allowed %.3g); the fp32 kernel runs this pass from now on", pass, d, worst, TOLERANCE));
         }
-        return true;
+        return ok ? Use.TC : Use.FP32;
+    }
+
+    /** The largest value (NaN if any is). */
+    private static double max(float[] a) {
+        double m = 0;
+        for (float x : a) {
+            if (Float.isNaN(x)) return Double.NaN;
+            m = Math.max(m, x);
+        }
+        return m;
     }
 }
