@@ -106,6 +106,11 @@ public final class Tensor {
         return true;
     }
 
+    /** Whether {@link #recycleStorage} would give the storage back now (the CUDA stand-in of the tests mirrors it). */
+    boolean isRecyclable() {
+        return recyclable;
+    }
+
     /** {@link #recycleStorage} of the tensor whose storage this one is a window on (itself, or a view's base). */
     boolean recycleViewedStorage() {
         return (base != null ? base : this).recycleStorage();
@@ -376,6 +381,7 @@ public final class Tensor {
         } else if (dev != null) {
             Tensor staged = src.toDevice(dev.allocateLike(Math.max(1, bytes)));
             dev.copyFromDevice(staged.dev, 0, (long) offset * dtype.bytes(), bytes);
+            staged.dev.recycle();   // back to the pool now, not at a GC (work queued later on the stream runs after the copy)
         } else {
             copyFrom(src.toCpu());
         }

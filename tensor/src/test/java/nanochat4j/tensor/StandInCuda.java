@@ -64,6 +64,20 @@ public final class StandInCuda implements InvocationHandler {
         return t.toDevice(new HostStorage(Math.max(1, (long) t.numel() * t.dtype().bytes())));
     }
 
+    /**
+     * An op's result in new stand-in memory. A fresh output of the CPU backend ({@link Tensor#uninitialized}: its
+     * host copy goes back to the thread's pool here) becomes a fresh device output ({@link Tensor#uninitializedOn}),
+     * which the autograd tape and the ops give back as they would the CUDA backend's, into {@link HostStorage}'s
+     * poison; a view or a tensor the CPU backend keeps stays an ordinary device tensor.
+     */
+    private static Tensor upResult(Tensor t) {
+        if (!t.isRecyclable()) return up(t);
+        Tensor d = Tensor.uninitializedOn(t.dtype(), new HostStorage(Math.max(1, (long) t.numel() * t.dtype().bytes())), t.shape());
+        d.copyFrom(t);
+        Recycler.give(t);
+        return d;
+    }
+
     @Override
     public Object invoke(Object proxy, Method method, Object[] args) throws Throwable {
         String name = method.getName();
@@ -134,7 +148,8 @@ public final class StandInCuda implements InvocationHandler {
     private static Object up(Object r, Map<Tensor, Tensor> original) throws ReflectiveOperationException {
         if (r instanceof Tensor t) {
             Tensor arg = original.get(t);
-            return arg != null ? arg : up(t);   // an op that returns its argument returns the device tensor
+            if (arg != null) return arg;   // an op that returns its argument returns the device tensor
+            return upResult(t);
         }
         if (r instanceof Record rec) {
             RecordComponent[] cs = rec.getClass().getRecordComponents();
@@ -156,11 +171,22 @@ public final class StandInCuda implements InvocationHandler {
      * every access throws: on a GPU the pool would already have handed it to someone else.
      */
     public static final class HostStorage implements DeviceStorage {
+        private static final AtomicLong HANDED_OUT = new AtomicLong();
         private final MemorySegment mem;
         private volatile Throwable recycledAt;
 
         public HostStorage(long bytes) {
             mem = Arena.ofAuto().allocate(Math.max(1, bytes), 8);
+            HANDED_OUT.addAndGet(mem.byteSize());
+        }
+
+        /**
+         * Bytes of stand-in device memory made and not given back (by any thread, ever): what a GPU holds of them
+         * between two garbage collections, since device memory goes back to the CUDA pool when its tensor is given
+         * back or, for the rest, only when a GC finds the tensor dead. A test reads the difference across a step.
+         */
+        public static long handedOut() {
+            return HANDED_OUT.get();
         }
 
         private void live(String what) {
@@ -197,6 +223,7 @@ public final class StandInCuda implements InvocationHandler {
         @Override public void recycle() {
             live("a second recycle");
             recycledAt = new Throwable("recycled here");
+            HANDED_OUT.addAndGet(-mem.byteSize());
             for (long i = 0; i + 4 <= mem.byteSize(); i += 4) mem.set(ValueLayout.JAVA_FLOAT_UNALIGNED, i, Float.NaN);
         }
     }
