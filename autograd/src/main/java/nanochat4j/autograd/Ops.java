@@ -1,6 +1,7 @@
 package nanochat4j.autograd;
 
 import java.util.Arrays;
+import java.util.function.Consumer;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
@@ -14,7 +15,12 @@ import nanochat4j.tensor.Tensor;
  *       parameter's persistent gradient, without a temporary;</li>
  *   <li>the lm_head loss is the backend's chunked linear+softcap+cross-entropy, so (B·T)×vocab logits never exist
  *       whole in training;</li>
- *   <li>the smear gate, value-embedding gate, lambda mix and backout are single nodes too (a few backend calls each).</li>
+ *   <li>the smear gate, value-embedding gate, lambda mix and backout are single nodes too (a few backend calls each);</li>
+ *   <li>a node keeps for its backward what that backward reads and no more: the residual branches, RoPE + QK-norm
+ *       and the value embedding's gather are single nodes that give their intermediates back at once (on a GPU,
+ *       straight to the allocator) and recompute the cheap ones in backward (relu², RoPE, the gather), and every
+ *       closure gives back what it kept once it has run. A training step's activation memory is then what the
+ *       backward needs (ActivationMemoryTest holds it to a bound) instead of every intermediate.</li>
  * </ul>
  */
 public final class Ops {
@@ -41,34 +47,112 @@ public final class Ops {
     /** y = x·Wᵀ. x (..., in), w (out, in) → (..., out). dx = dy·W, dW += dyᵀ·x. */
     public static Var linear(Var x, Var w) {
         Backend be = be(x);
-        return rec("linear", be.linear(x.value, w.value), dy -> {
-            if (x.requiresGrad) acc(x, be.linearBackwardInput(dy, w.value));
-            if (w.requiresGrad) {
-                Tensor sink = Tape.sink(w);
-                if (sink != null) {
-                    be.linearBackwardWeight(dy, x.value, sink, true);
-                } else {
-                    Tensor dW = be.zeros(w.value.shape());
-                    be.linearBackwardWeight(dy, x.value, dW, false);
-                    acc(w, dW);
-                }
+        return rec("linear", be.linear(x.value, w.value), dy -> linearBackward(be, dy, x, x.value, w), x, w);
+    }
+
+    /** The gradients of y = in·Wᵀ for dy: dx = dy·W into x (when it needs one), dW += dyᵀ·in. */
+    private static void linearBackward(Backend be, Tensor dy, Var x, Tensor in, Var w) {
+        if (x != null && x.requiresGrad) acc(x, be.linearBackwardInput(dy, w.value));
+        weightGrad(be, dy, in, w);
+    }
+
+    /** dW += dyᵀ·in: straight into w's persistent gradient when it is a parameter, else through a new tensor. */
+    private static void weightGrad(Backend be, Tensor dy, Tensor in, Var w) {
+        if (!w.requiresGrad) return;
+        Tensor sink = Tape.sink(w);
+        if (sink != null) {
+            be.linearBackwardWeight(dy, in, sink, true);
+        } else {
+            Tensor dW = be.zeros(w.value.shape());
+            be.linearBackwardWeight(dy, in, dW, false);
+            acc(w, dW);
+        }
+    }
+
+    /**
+     * x + y·Wᵀ: a residual branch's output projection added to the stream, one node that keeps y (its backward's
+     * only activation) and gives the product back at once. {@code product}, when not null, receives the product
+     * instead (tracing; it then stays). dx = dy, dy_y = dy·W, dW += dyᵀ·y.
+     */
+    public static Var linearResidual(Var x, Var y, Var w, Consumer<Tensor> product) {
+        Backend be = be(x);
+        Tensor p = be.linear(y.value, w.value);
+        Tensor out = add(be, x.value, p);
+        release(p, product);
+        return rec("linear_residual", out, dy -> {
+            acc(x, dy);
+            linearBackward(be, dy, y, y.value, w);
+        }, x, y, w);
+    }
+
+    /**
+     * x + relu²(h·W_fcᵀ)·W_projᵀ with h = rms_norm(x): nanochat's MLP block on the stream x, one node that keeps only
+     * a = h·W_fcᵀ besides x. h is recomputed in backward and so is relu²(a) (as large as a); the product goes back at
+     * once (or to {@code product}, when not null, for tracing). With u = relu²(a): dx = dy + rms_norm's backward of
+     * dh, dh = da·W_fc, da = 2·relu(a)·(dy·W_proj), dW_proj += dyᵀ·u, dW_fc += daᵀ·h.
+     */
+    public static Var mlpResidual(Var x, Var wFc, Var wProj, Consumer<Tensor> product) {
+        Backend be = be(x);
+        Tensor h = be.rmsNorm(x.value, 1f);
+        Tensor a = be.linear(h, wFc.value);
+        Recycler.give(h);
+        Tensor u = be.relu2(a);
+        Tensor p = be.linear(u, wProj.value);
+        Recycler.give(u);
+        Tensor out = add(be, x.value, p);
+        release(p, product);
+        Var r = rec("mlp_residual", out, dy -> {
+            acc(x, dy);
+            Tensor u2 = be.relu2(a);
+            weightGrad(be, dy, u2, wProj);
+            Recycler.give(u2);
+            Tensor du = be.linearBackwardInput(dy, wProj.value);
+            Tensor da = be.relu2Backward(a, du);
+            give(du, a);
+            Tensor h2 = be.rmsNorm(x.value, 1f);
+            weightGrad(be, da, h2, wFc);
+            Recycler.give(h2);
+            if (x.requiresGrad) {
+                Tensor dh = be.linearBackwardInput(da, wFc.value);
+                acc(x, be.rmsNormBackward(x.value, dh, 1f));
+                Recycler.give(dh);
             }
-        }, x, w);
+            Recycler.give(da);
+        }, x, wFc, wProj);
+        if (r.node == null) Recycler.give(a);   // no backward will read it
+        return r;
+    }
+
+    /** a + b after the residual shape check. */
+    private static Tensor add(Backend be, Tensor a, Tensor b) {
+        if (!Arrays.equals(a.shape(), b.shape())) {
+            throw new IllegalArgumentException("residual add: shapes " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()) + " differ");
+        }
+        return be.add(a, b);
+    }
+
+    /** An intermediate nothing reads again: to the tracer when there is one, else back to the pool now. */
+    private static void release(Tensor t, Consumer<Tensor> tracer) {
+        if (tracer != null) tracer.accept(t);
+        else Recycler.give(t);
     }
 
     /** table (V, E) gathered by ids (any shape) → (ids..., E). dTable[ids] += dy (scatter-add). */
     public static Var embedding(Var table, Tensor ids) {
         Backend be = be(table);
-        return rec("embedding", be.embedding(table.value, ids), dy -> {
-            Tensor sink = Tape.sink(table);
-            if (sink != null) {
-                be.embeddingBackward(dy, ids, sink);
-            } else {
-                Tensor dT = be.zeros(table.value.shape());
-                be.embeddingBackward(dy, ids, dT);
-                acc(table, dT);
-            }
-        }, table);
+        return rec("embedding", be.embedding(table.value, ids), dy -> embeddingGrad(be, dy, ids, table), table);
+    }
+
+    /** dTable[ids] += dy: straight into the table's persistent gradient when it is a parameter. */
+    private static void embeddingGrad(Backend be, Tensor dy, Tensor ids, Var table) {
+        Tensor sink = Tape.sink(table);
+        if (sink != null) {
+            be.embeddingBackward(dy, ids, sink);
+        } else {
+            Tensor dT = be.zeros(table.value.shape());
+            be.embeddingBackward(dy, ids, dT);
+            acc(table, dT);
+        }
     }
 
     // ---------------------------------------------------------------- norms, rotary, activations
@@ -83,6 +167,24 @@ public final class Ops {
     public static Var rotary(Var x, Tensor cos, Tensor sin, int offset) {
         Backend be = be(x);
         return rec("rotary", be.rotary(x.value, cos, sin, offset), dy -> acc(x, be.rotaryBackward(dy, cos, sin, offset)), x);
+    }
+
+    /**
+     * rms_norm(rotary(x))·scale (RoPE, then QK-norm): one node that keeps x and recomputes the rotation in backward
+     * instead of keeping it. dr = rms_norm's backward at r = rotary(x), dx = rotary's backward of dr.
+     */
+    public static Var rotaryNorm(Var x, Tensor cos, Tensor sin, int offset, float scale) {
+        Backend be = be(x);
+        Tensor r = be.rotary(x.value, cos, sin, offset);
+        Tensor y = be.rmsNorm(r, scale);
+        Recycler.give(r);
+        return rec("rotary_norm", y, dy -> {
+            Tensor r2 = be.rotary(x.value, cos, sin, offset);
+            Tensor dr = be.rmsNormBackward(r2, dy, scale);
+            Recycler.give(r2);
+            acc(x, be.rotaryBackward(dr, cos, sin, offset));
+            Recycler.give(dr);
+        }, x);
     }
 
     /** relu(x)²; dx = 2·relu(x)·dy. */
@@ -179,71 +281,81 @@ public final class Ops {
         Tensor gate = be.mul(lambda.value, sig);                                                 // (B,T-1,1)
         Tensor gatedPrev = be.mul(gate, prev);
         Tensor mixed = be.add(cur, gatedPrev);
-        Tensor y = be.concat(1, be.narrow(x.value, 1, 0, 1), mixed);
-        for (Tensor temp : new Tensor[] {cur, gatedPrev, mixed}) Recycler.give(temp);              // read by no closure
-        return rec("smear", y, dy -> {
+        Tensor first = be.narrow(x.value, 1, 0, 1);
+        Tensor y = be.concat(1, first, mixed);
+        give(cur, gatedPrev, mixed, first);                                                      // read by no closure
+        Var r = rec("smear", y, dy -> {
             Tensor d = be.narrow(dy, 1, 1, t - 1);                                               // (B,T-1,C)
-            Tensor dgate = be.sumToShape(be.mul(d, prev), bsz, t - 1, 1);
+            Tensor dProd = be.mul(d, prev);
+            Tensor dgate = be.sumToShape(dProd, bsz, t - 1, 1);
+            Recycler.give(dProd);
             if (lambda.requiresGrad) acc(lambda, be.sumToShape(be.mul(dgate, sig), 1));
             Tensor dz = be.sigmoidBackward(sig, be.mul(lambda.value, dgate));                     // (B,T-1,1)
-            if (w.requiresGrad) {
-                Tensor sink = Tape.sink(w);
-                if (sink != null) {
-                    be.linearBackwardWeight(dz, cur24, sink, true);
-                } else {
-                    Tensor dW = be.zeros(w.value.shape());
-                    be.linearBackwardWeight(dz, cur24, dW, false);
-                    acc(w, dW);
-                }
-            }
+            weightGrad(be, dz, cur24, w);
             if (x.requiresGrad) {
-                Tensor dcur = be.add(d, be.narrowBackward(be.linearBackwardInput(dz, w.value), 2, 0, c));
-                Tensor dx = be.add(be.narrowBackward(dcur, 1, 1, t), be.narrowBackward(be.mul(gate, d), 1, 0, t));
-                Tensor d0 = be.narrowBackward(be.narrow(dy, 1, 0, 1), 1, 0, t);
+                Tensor dz24 = be.linearBackwardInput(dz, w.value), dzc = be.narrowBackward(dz24, 2, 0, c);
+                Tensor dcur = be.add(d, dzc), gd = be.mul(gate, d);
+                Tensor shiftedCur = be.narrowBackward(dcur, 1, 1, t), shiftedPrev = be.narrowBackward(gd, 1, 0, t);
+                Tensor dx = be.add(shiftedCur, shiftedPrev);
+                Tensor dFirst = be.narrow(dy, 1, 0, 1), d0 = be.narrowBackward(dFirst, 1, 0, t);
                 acc(x, be.add(dx, d0));
+                give(dz24, dzc, dcur, gd, shiftedCur, shiftedPrev, dx, dFirst, d0);
             }
+            give(d, prev, cur24, sig, gate);
         }, x, w, lambda);
+        if (r.node == null) give(prev, cur24, sig, gate);   // no backward will read them
+        return r;
+    }
+
+    /** Gives back intermediates nothing reads again (see {@link Recycler#give(Tensor)}). */
+    private static void give(Tensor... ts) {
+        for (Tensor t : ts) Recycler.give(t);
     }
 
     /**
-     * Value-embedding mix of one attention layer: v (B,T,KV,D), h (B,T,C) the normed block input, wg (KV,12),
-     * ve (B,T,KV·D) the layer's value embedding of the tokens. g = 3·σ(h[...,0:12]·wgᵀ) (B,T,KV);
-     * y = v + g[...,None]·ve. Backward: dv = dy; dve = g·dy; dg = Σ_D dy·ve; dz = 3·dg·s(1−s); dwg += dzᵀ·h12;
-     * dh[...,0:12] = dz·wg.
+     * Value-embedding mix of one attention layer: v (B,T,KV,D), h (B,T,C) the normed block input, wg (KV,12), table
+     * (V, KV·D) the layer's value embedding, gathered at ids (B,T) here: ve = table[ids]. g = 3·σ(h[...,0:12]·wgᵀ)
+     * (B,T,KV); y = v + g[...,None]·ve. One node that keeps the gate, not ve (the gather is recomputed in backward).
+     * Backward: dv = dy; dtable[ids] += g·dy; dg = Σ_D dy·ve; dz = 3·dg·s(1−s); dwg += dzᵀ·h12; dh[...,0:12] = dz·wg.
      */
-    public static Var valueEmbedMix(Var v, Var h, Var wg, Var ve, int channels) {
+    public static Var valueEmbedMix(Var v, Var h, Var wg, Var table, Tensor ids, int channels) {
         Backend be = be(v);
         int[] vs = v.value.shape();
         int bsz = vs[0], t = vs[1], kv = vs[2], d = vs[3];
         int c = h.value.shape(-1);
         Tensor h12 = be.narrow(h.value, 2, 0, channels);                   // (B,T,12)
-        Tensor sig = be.sigmoid(be.linear(h12, wg.value));                  // (B,T,KV)
-        Tensor g4 = be.scale(sig, 3f).reshape(bsz, t, kv, 1);
-        Tensor ve4 = ve.value.reshape(bsz, t, kv, d);
-        Tensor gated = be.mul(g4, ve4);
+        Tensor z = be.linear(h12, wg.value);
+        Tensor sig = be.sigmoid(z);                                         // (B,T,KV)
+        Tensor g = be.scale(sig, 3f), g4 = g.reshape(bsz, t, kv, 1);
+        Tensor ve = be.embedding(table.value, ids);                         // (B,T,KV·D)
+        Tensor gated = be.mul(g4, ve.reshape(bsz, t, kv, d));
         Tensor y = be.add(v.value, gated);
-        Recycler.give(gated);   // read by no closure
-        return rec("value_embed_mix", y, dy -> {
+        give(z, gated, ve);   // read by no closure
+        Var r = rec("value_embed_mix", y, dy -> {
             acc(v, dy);
-            if (ve.requiresGrad) acc(ve, be.mul(g4, dy).reshape(ve.value.shape()));
+            if (table.requiresGrad) {
+                Tensor dve = be.mul(g4, dy);
+                embeddingGrad(be, dve.reshape(bsz, t, kv * d), ids, table);
+                Recycler.give(dve);
+            }
             if (wg.requiresGrad || h.requiresGrad) {
-                Tensor dyVe = be.mul(dy, ve4);
+                Tensor ve2 = be.embedding(table.value, ids);
+                Tensor dyVe = be.mul(dy, ve2.reshape(bsz, t, kv, d));
+                Recycler.give(ve2);
                 Tensor dg = be.sumToShape(dyVe, bsz, t, kv, 1).reshape(bsz, t, kv);
                 Recycler.give(dyVe);
                 Tensor dz = be.sigmoidBackward(sig, be.scale(dg, 3f));       // (B,T,KV)
-                if (wg.requiresGrad) {
-                    Tensor sink = Tape.sink(wg);
-                    if (sink != null) {
-                        be.linearBackwardWeight(dz, h12, sink, true);
-                    } else {
-                        Tensor dW = be.zeros(wg.value.shape());
-                        be.linearBackwardWeight(dz, h12, dW, false);
-                        acc(wg, dW);
-                    }
+                weightGrad(be, dz, h12, wg);
+                if (h.requiresGrad) {
+                    Tensor dh12 = be.linearBackwardInput(dz, wg.value);
+                    acc(h, be.narrowBackward(dh12, 2, 0, c));
+                    Recycler.give(dh12);
                 }
-                if (h.requiresGrad) acc(h, be.narrowBackward(be.linearBackwardInput(dz, wg.value), 2, 0, c));
             }
-        }, v, h, wg, ve);
+            give(h12, sig, g);
+        }, v, h, wg, table);
+        if (r.node == null) give(h12, sig, g);   // no backward will read them
+        return r;
     }
 
     /** Backout: y = x − λ·xMid (λ one element). dx = dy, dxMid = −λ·dy, dλ = −Σ dy·xMid. */
@@ -268,7 +380,9 @@ public final class Ops {
         int[] ones = new int[xMid.value.rank()];
         java.util.Arrays.fill(ones, 1);
         Tensor negLam = be.scale(lambda.value.reshape(1), -1f).reshape(ones);
-        Tensor y = be.add(x.value, be.mul(negLam, xMid.value));
+        Tensor scaled = be.mul(negLam, xMid.value);
+        Tensor y = be.add(x.value, scaled);
+        Recycler.give(scaled);
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, be.mul(negLam, dy));

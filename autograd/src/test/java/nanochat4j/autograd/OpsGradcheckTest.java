@@ -202,18 +202,62 @@ class OpsGradcheckTest {
 
     @Test
     void valueEmbedGate() {
-        int b = 2, t = 3, kv = 2, d = 4, c = 16, ch = 12;
-        check("value_embed_mix", new Tensor[] {rand(25, 1, b, t, kv, d), rand(26, 1, b, t, c), rand(27, 0.5, kv, ch), rand(28, 1, b, t, kv * d)},
-                v -> Ops.valueEmbedMix(v[0], v[1], v[2], v[3], ch), x -> {
+        int b = 2, t = 3, kv = 2, d = 4, c = 16, ch = 12, vocab = 5;
+        int[] ids = {4, 0, 2, 2, 1, 4};   // repeated ids: their table rows' gradients add up
+        check("value_embed_mix", new Tensor[] {rand(25, 1, b, t, kv, d), rand(26, 1, b, t, c), rand(27, 0.5, kv, ch), rand(28, 1, vocab, kv * d)},
+                v -> Ops.valueEmbedMix(v[0], v[1], v[2], v[3], Tensor.ofInts(ids, b, t), ch), x -> {
                     double[] y = x[0].clone();
                     for (int r = 0; r < b * t; r++) for (int g = 0; g < kv; g++) {
                         double z = 0;
                         for (int k = 0; k < ch; k++) z += x[2][g * ch + k] * x[1][r * c + k];
                         double gate = 3 * sig(z);
-                        for (int di = 0; di < d; di++) y[(r * kv + g) * d + di] += gate * x[3][(r * kv + g) * d + di];
+                        for (int di = 0; di < d; di++) y[(r * kv + g) * d + di] += gate * x[3][(ids[r] * kv + g) * d + di];
                     }
                     return y;
                 });
+    }
+
+    @Test
+    void linearResidual() {
+        int n = 5, in = 4, out = 3;
+        check("linear_residual", new Tensor[] {rand(40, 1, n, out), rand(41, 1, n, in), rand(42, 1, out, in)},
+                v -> Ops.linearResidual(v[0], v[1], v[2], null), x -> {
+                    double[] y = linear64(x[1], x[2], n, in, out);
+                    for (int i = 0; i < y.length; i++) y[i] += x[0][i];
+                    return y;
+                });
+    }
+
+    @Test
+    void mlpResidual() {
+        int n = 6, c = 4, hidden = 8;
+        check("mlp_residual", new Tensor[] {rand(43, 1, 2, 3, c), rand(45, 0.7, hidden, c), rand(46, 0.7, c, hidden)},
+                v -> Ops.mlpResidual(v[0], v[1], v[2], null), x -> {
+                    double[] a = linear64(rms64(x[0], c, 1), x[1], n, c, hidden);
+                    for (int i = 0; i < a.length; i++) a[i] = Math.max(0, a[i]) * Math.max(0, a[i]);
+                    double[] y = linear64(a, x[2], n, hidden, c);
+                    for (int i = 0; i < y.length; i++) y[i] += x[0][i];
+                    return y;
+                });
+    }
+
+    @Test
+    void rotaryThenNorm() {
+        int b = 2, t = 3, h = 2, d = 8, off = 4;
+        Backend.RotaryTables tab = Backend.cpu().rotaryTables(16, d, 100000);
+        float[] cos = tab.cos().toFloatArray(), sin = tab.sin().toFloatArray();
+        check("rotary_norm", new Tensor[] {rand(47, 1, b, t, h, d)}, v -> Ops.rotaryNorm(v[0], tab.cos(), tab.sin(), off, 1.2f), x -> {
+            double[] r = new double[x[0].length];
+            int half = d / 2;
+            for (int bi = 0; bi < b; bi++) for (int ti = 0; ti < t; ti++) for (int hi = 0; hi < h; hi++) for (int i = 0; i < half; i++) {
+                int o = ((bi * t + ti) * h + hi) * d;
+                double cc = cos[(ti + off) * half + i], ss = sin[(ti + off) * half + i];
+                double x1 = x[0][o + i], x2 = x[0][o + half + i];
+                r[o + i] = x1 * cc + x2 * ss;
+                r[o + half + i] = -x1 * ss + x2 * cc;
+            }
+            return rms64(r, d, 1.2);
+        });
     }
 
     @Test

@@ -71,14 +71,15 @@ class RecyclingBackwardTest {
             Var x0 = Ops.rmsNorm(x, 1f);
             Var h = Ops.lambdaMix(lamA.var(), 0, x0, lamB.var(), 0, x0);              // the same var as x and x0
             Var hn = Ops.rmsNorm(h, 1f);
-            Var q = Ops.rmsNorm(Ops.rotary(Ops.reshape(Ops.linear(hn, wq.var()), B, T, H, D), rope.cos(), rope.sin(), 0), 1.2f);
+            Var q = Ops.rotaryNorm(Ops.reshape(Ops.linear(hn, wq.var()), B, T, H, D), rope.cos(), rope.sin(), 0, 1.2f);   // fused
             Var k = Ops.rmsNorm(Ops.rotary(Ops.reshape(Ops.linear(hn, wk.var()), B, T, KV, D), rope.cos(), rope.sin(), 0), 1.2f);
             Var v = Ops.reshape(Ops.linear(hn, wv.var()), B, T, KV, D);
-            v = Ops.valueEmbedMix(v, hn, veGate.var(), Ops.embedding(ve.var(), ids), 12);
+            v = Ops.valueEmbedMix(v, hn, veGate.var(), ve.var(), ids, 12);
             Var att = Ops.reshape(Ops.attention(q, k, v, 4, 0.35f), B, T, H * D);
             Var mid = Ops.add(h, Ops.linear(att, wo.var()));                           // one dy to h and to proj
             Var mlp = Ops.linear(Ops.relu2(Ops.linear(Ops.rmsNorm(mid, 1f), fc.var())), proj.var());
-            Var out = Ops.backout(Ops.add(mid, mlp), backL.var(), mid);
+            Var mid2 = Ops.mlpResidual(Ops.add(mid, mlp), fc.var(), proj.var(), null);   // fused, same weights
+            Var out = Ops.backout(Ops.linearResidual(mid2, att, wo.var(), null), backL.var(), mid);
             Var flat = Ops.reshape(Ops.rmsNorm(out, 1f), B * T, C);
             return Ops.linearSoftcapCrossEntropy(flat, lmHead.var(), targets, V, 15f, red);
         }

@@ -244,9 +244,13 @@ final class Decoder {
             return v;
         }
 
-        /** RoPE at position p + τ on every head of row r = bb·t + τ (halves layout, rotation by −θ), in place. */
         @Override
-        public Rows rope(Rows heads) {
+        public Rows ropeNorm(Rows heads) {
+            return qkNorm(rope(heads));
+        }
+
+        /** RoPE at position p + τ on every head of row r = bb·t + τ (halves layout, rotation by −θ), in place. */
+        private Rows rope(Rows heads) {
             int half = d / 2;
             for (int r = 0; r < rows; r++) {
                 int co = cos.offset() + (p + r % t) * half, so = sin.offset() + (p + r % t) * half;
@@ -257,8 +261,7 @@ final class Decoder {
             return heads;
         }
 
-        @Override
-        public Rows qkNorm(Rows heads) {
+        private Rows qkNorm(Rows heads) {
             for (int o = 0; o < rows * heads.width(); o += d) RmsNorm.row(heads.a(), o, heads.a(), o, d, GPT.QK_SCALE, Backend.RMS_EPS);
             return heads;
         }
@@ -312,13 +315,11 @@ final class Decoder {
         public Rows attnResidual(int i, Rows x, Rows y) { return addProduct(cProj[i], y, x); }
 
         @Override
-        public Rows mlpHidden(int i, Rows hn) {
-            gemv(rows, Epilogue.RELU2, new Product(cFc[i], 4 * c, hn.a(), s.u.a()));
-            return s.u;
+        public Rows mlp(int i, Rows x) {
+            Rows hn = norm(x);
+            gemv(rows, Epilogue.RELU2, new Product(cFc[i], 4 * c, hn.a(), s.u.a()));   // u = relu²(W_fc·hn)
+            return addProduct(mlpProj[i], s.u, x);
         }
-
-        @Override
-        public Rows mlpResidual(int i, Rows x, Rows u) { return addProduct(mlpProj[i], u, x); }
 
         /** x += W·in in place (the GEMV's β = 1), W (C, in's width). */
         private Rows addProduct(Tensor w, Rows in, Rows x) {

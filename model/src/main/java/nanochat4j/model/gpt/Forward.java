@@ -42,11 +42,8 @@ final class Forward {
         /** v + 3·σ(W_gate·hn[0:12])·ve[idx] per kv head. */
         X valueEmbedMix(int layer, X v, X hn);
 
-        /** RoPE at the call's positions, on every head of q or k. */
-        X rope(X heads);
-
-        /** rms_norm per head, times {@link GPT#QK_SCALE}. */
-        X qkNorm(X heads);
+        /** RoPE at the call's positions on every head of q or k, then rms_norm per head times {@link GPT#QK_SCALE}. */
+        X ropeNorm(X heads);
 
         /** Writes k, v at the call's positions of the layer's KV cache (nothing without a cache). */
         void cacheWrite(int layer, X k, X v);
@@ -57,11 +54,8 @@ final class Forward {
         /** x + W_proj·y; the trace sees W_proj·y as "attn_out". */
         X attnResidual(int layer, X x, X y);
 
-        /** relu²(W_fc·hn). */
-        X mlpHidden(int layer, X hn);
-
-        /** x + W_mlp·u; the trace sees W_mlp·u as "mlp_out". */
-        X mlpResidual(int layer, X x, X u);
+        /** x + W_mlp·relu²(W_fc·rms_norm(x)); the trace sees the product with W_mlp as "mlp_out". */
+        X mlp(int layer, X x);
 
         /** x − backout_λ·xMid. */
         X backout(X x, X xMid);
@@ -102,13 +96,13 @@ final class Forward {
         X hn = ex.norm(x);
         Qkv<X> a = ex.qkv(i, hn);
         X v = config.hasValueEmbed(i) ? ex.valueEmbedMix(i, a.v(), hn) : a.v();
-        X q = ex.qkNorm(ex.rope(a.q()));
-        X k = ex.qkNorm(ex.rope(a.k()));
+        X q = ex.ropeNorm(a.q());
+        X k = ex.ropeNorm(a.k());
         ex.cacheWrite(i, k, v);
         X y = ex.attention(i, q, k, v);
         ex.trace(i, "attn_y", y);
         x = ex.attnResidual(i, x, y);
-        x = ex.mlpResidual(i, x, ex.mlpHidden(i, ex.norm(x)));
+        x = ex.mlp(i, x);
         ex.trace(i, "out", x);
         return x;
     }

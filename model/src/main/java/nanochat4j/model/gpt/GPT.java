@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
+import java.util.function.Consumer;
 import nanochat4j.autograd.Autograd;
 import nanochat4j.autograd.Ops;
 import nanochat4j.autograd.Parameter;
@@ -437,15 +438,11 @@ public final class GPT {
 
         @Override
         public Var valueEmbedMix(int i, Var v, Var hn) {
-            Var ve = Ops.embedding(layers[i].valueEmbed.var(), idx);
-            return Ops.valueEmbedMix(v, hn, layers[i].veGate.var(), ve, GPTConfig.VE_GATE_CHANNELS);
+            return Ops.valueEmbedMix(v, hn, layers[i].veGate.var(), layers[i].valueEmbed.var(), idx, GPTConfig.VE_GATE_CHANNELS);
         }
 
         @Override
-        public Var rope(Var heads) { return Ops.rotary(heads, cos, sin, pos); }
-
-        @Override
-        public Var qkNorm(Var heads) { return Ops.rmsNorm(heads, QK_SCALE); }
+        public Var ropeNorm(Var heads) { return Ops.rotaryNorm(heads, cos, sin, pos, QK_SCALE); }
 
         @Override
         public void cacheWrite(int i, Var k, Var v) {
@@ -464,19 +461,18 @@ public final class GPT {
 
         @Override
         public Var attnResidual(int i, Var x, Var y) {
-            Var out = Ops.linear(Ops.reshape(y, b, t, config.nEmbd()), layers[i].cProj.var());
-            trace(i, "attn_out", out);
-            return Ops.add(x, out);
+            return Ops.linearResidual(x, Ops.reshape(y, b, t, config.nEmbd()), layers[i].cProj.var(), tracer(i, "attn_out"));
         }
 
         @Override
-        public Var mlpHidden(int i, Var hn) { return Ops.relu2(Ops.linear(hn, layers[i].cFc.var())); }
+        public Var mlp(int i, Var x) {
+            Layer l = layers[i];
+            return Ops.mlpResidual(x, l.cFc.var(), l.mlpProj.var(), tracer(i, "mlp_out"));
+        }
 
-        @Override
-        public Var mlpResidual(int i, Var x, Var u) {
-            Var out = Ops.linear(u, layers[i].mlpProj.var());
-            trace(i, "mlp_out", out);
-            return Ops.add(x, out);
+        /** Where a fused op hands an intermediate for the trace, or null (then the op gives it back at once). */
+        private Consumer<Tensor> tracer(int layer, String name) {
+            return trace == null ? null : p -> trace(layer, name, Var.constant(p));
         }
 
         @Override

@@ -1,0 +1,64 @@
+package nanochat4j.model.gpt;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Locale;
+import java.util.SplittableRandom;
+import nanochat4j.autograd.Var;
+import nanochat4j.tensor.Device;
+import nanochat4j.tensor.DeviceStandIn;
+import nanochat4j.tensor.Recycler;
+import nanochat4j.tensor.Reduction;
+import nanochat4j.tensor.StandInCuda;
+import nanochat4j.tensor.StandInCuda.HostStorage;
+import nanochat4j.tensor.Tensor;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The device memory a training step holds, counted on the CUDA stand-in (whose op outputs the tape and the ops give
+ * back as they would the CUDA backend's). On a GPU, memory not given back stays taken until a GC finds its tensor
+ * dead, and a full device then stalls on a GC and returns the whole pool to the driver, so the count that matters is
+ * memory handed out and not given back. In units of one fp32 activation of the residual stream (B·T·C·4 bytes) per
+ * layer:
+ * <ul>
+ *   <li>at the end of the forward, what the backward will read: 26.4 while every intermediate was kept, 16.6 with the
+ *       fused nodes (the residual branches, the MLP with its norm, RoPE + QK-norm, the value embedding's gather);</li>
+ *   <li>after the backward, what no one gave back: 77 while a host → device copy left its staging buffer behind, 3.5
+ *       while the smear, value-embedding and backout nodes left their intermediates to the GC, 1.6 now (the stand-in's
+ *       zero-filled CPU outputs, which the real backend's are not, and the model-wide nodes of this 4-layer model).</li>
+ * </ul>
+ */
+class ActivationMemoryTest {
+    @Test
+    void aTrainingStepHoldsWhatItsBackwardReadsAndGivesTheRestBack() {
+        GPTConfig cfg = new GPTConfig(64, 97, 4, 2, 2, 128, "SL");
+        int b = 2, t = 64;
+        double unit = 4.0 * b * t * cfg.nEmbd() * cfg.nLayer();
+        try (DeviceStandIn.Installed d = StandInCuda.install()) {
+            GPT m = GPTTest.perturbed(cfg, 7).to(Device.CUDA);
+            SplittableRandom r = new SplittableRandom(1);
+            double[] held = new double[2];
+            for (int step = 0; step < 3; step++) {   // step 0 allocates the gradients; the next ones must match it
+                Tensor idx = Tensor.ofInts(r.ints(b * t, 0, cfg.vocabSize()).toArray(), b, t);
+                Tensor tgt = Tensor.ofInts(r.ints(b * t, 0, cfg.vocabSize()).toArray(), b, t);
+                try (Recycler.Scope s = Recycler.open()) {
+                    long base = HostStorage.handedOut();
+                    Var loss = m.loss(idx, tgt, Reduction.MEAN);
+                    double forward = (HostStorage.handedOut() - base) / unit;
+                    loss.backward();
+                    double after = (HostStorage.handedOut() - base) / unit;
+                    String what = String.format(Locale.ROOT, "step %d: the forward holds %.2f, the step leaves %.2f", step, forward, after);
+                    System.out.println(what);
+                    assertTrue(forward <= 17.0, what);
+                    assertTrue(after <= 2.0, what);
+                    if (step > 0) {
+                        assertEquals(held[0], forward, 1e-9, what);
+                        assertEquals(held[1], after, 1e-9, what);
+                    }
+                    held = new double[] {forward, after};
+                }
+            }
+        }
+    }
+}
