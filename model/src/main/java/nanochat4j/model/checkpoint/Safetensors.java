@@ -20,6 +20,7 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 
 /**
  * The safetensors format (readable by Python's {@code safetensors}): an 8-byte little-endian header length N, N bytes
@@ -67,7 +68,7 @@ public final class Safetensors {
         ObjectNode header = JSON.createObjectNode();
         if (metadata != null && !metadata.isEmpty()) {
             ObjectNode meta = header.putObject("__metadata__");
-            metadata.forEach(meta::put);
+            new TreeMap<>(metadata).forEach(meta::put);   // sorted: Map.of's order changes from run to run, the file must not
         }
         long offset = 0;
         for (Entry t : tensors) {

@@ -98,6 +98,18 @@ class CheckpointTest {
         assertEquals((short) 0x3F80, bb.getShort((int) (8 + n + 16)));
     }
 
+    /** The same checkpoint is the same bytes: metadata in key order, whatever order the map iterates in this JVM. */
+    @Test
+    void metadataIsWrittenInKeyOrder() throws IOException {
+        Path f = dir.resolve("m.safetensors");
+        Map<String, String> meta = new java.util.LinkedHashMap<>();
+        meta.put("step", "6");
+        meta.put("format", "pt");
+        Safetensors.write(f, List.of(new Safetensors.Entry("a", new int[] {1}, Safetensors.DType.F32, new float[] {1})), meta);
+        String header = new String(Files.readAllBytes(f), StandardCharsets.UTF_8);
+        assertTrue(header.contains("\"__metadata__\":{\"format\":\"pt\",\"step\":\"6\"}"), header);
+    }
+
     @Test
     void missingTensorIsNamed() throws IOException {
         Map<String, float[]> p = randomParams(CFG, 3);
