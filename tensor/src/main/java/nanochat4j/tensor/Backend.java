@@ -290,6 +290,30 @@ public interface Backend {
 
     // ------------------------------------------------------------------ results
 
+    /**
+     * The memory of a backend whose tensors live in device memory, or null for the CPU's (the process's resident set
+     * measures that). {@code reset} starts the peaks again from the current figures.
+     */
+    default DeviceMemory deviceMemory(boolean reset) {
+        return null;
+    }
+
+    /**
+     * A device allocator's bytes: owned by tensors now and at the peak (PyTorch's max_memory_allocated, which nanochat
+     * prints), taken from the driver now and at the peak (what nvidia-smi sees of this process, besides the CUDA
+     * context), and how often a full device made it hand its pool back and wait for a GC to find dead tensors (each
+     * such flush stalls a step; a run that flushes every few steps holds memory that only the GC gives back).
+     */
+    record DeviceMemory(long inUse, long peakInUse, long reserved, long peakReserved, long flushes) {
+        /** One line for a run's log, in GiB. */
+        public String line() {
+            return String.format(java.util.Locale.ROOT, "Peak device memory: %.2f GiB in tensors, %.2f GiB reserved from the driver; %d pool flush%s",
+                    peakInUse / GIB, peakReserved / GIB, flushes, flushes == 1 ? "" : "es");
+        }
+
+        private static final double GIB = 1024.0 * 1024 * 1024;
+    }
+
     record RotaryTables(Tensor cos, Tensor sin) {}
 
     record MixGrads(Tensor da, Tensor dx, Tensor db, Tensor dx0) {}

@@ -90,6 +90,7 @@ public final class StandInCuda implements InvocationHandler {
         }
         if (name.equals("device")) return Device.CUDA;
         if (name.equals("describe")) return "CUDA (stand-in: host memory, CPU arithmetic)";
+        if (name.equals("deviceMemory")) return HostStorage.memory((Boolean) args[0]);
         OPS.incrementAndGet();
         if (name.equals("upload")) {
             Tensor x = (Tensor) args[0];
@@ -171,13 +172,20 @@ public final class StandInCuda implements InvocationHandler {
      * every access throws: on a GPU the pool would already have handed it to someone else.
      */
     public static final class HostStorage implements DeviceStorage {
-        private static final AtomicLong HANDED_OUT = new AtomicLong();
+        private static final AtomicLong HANDED_OUT = new AtomicLong(), PEAK = new AtomicLong();
         private final MemorySegment mem;
         private volatile Throwable recycledAt;
 
         public HostStorage(long bytes) {
             mem = Arena.ofAuto().allocate(Math.max(1, bytes), 8);
-            HANDED_OUT.addAndGet(mem.byteSize());
+            PEAK.accumulateAndGet(HANDED_OUT.addAndGet(mem.byteSize()), Math::max);
+        }
+
+        /** The stand-in's device memory as a backend reports it: handed out and not given back, no pool, no flush. */
+        static Backend.DeviceMemory memory(boolean reset) {
+            long now = HANDED_OUT.get(), peak = PEAK.get();
+            if (reset) PEAK.set(now);
+            return new Backend.DeviceMemory(now, peak, now, peak, 0);
         }
 
         /**

@@ -97,6 +97,11 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public DeviceMemory deviceMemory(boolean reset) {
+        return ctx.memory(reset);
+    }
+
+    @Override
     public String describe() {
         return "CUDA (" + ctx.describe() + ")";
     }

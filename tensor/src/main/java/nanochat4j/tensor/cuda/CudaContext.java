@@ -11,6 +11,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
 import java.util.function.LongUnaryOperator;
 import java.util.function.Supplier;
+import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.DeviceStorage;
@@ -211,11 +212,14 @@ public final class CudaContext {
 
     private long allocateNew(long bytes, long size) {
         bind();
-        return allocateOrThrow(bytes, size, driver::allocOrZero, this::freeCached, driver::memoryInfo);
+        long ptr = allocateOrThrow(bytes, size, driver::allocOrZero, this::freeCached, driver::memoryInfo);
+        pool.reserved(size);
+        return ptr;
     }
 
     /** On a full device: the pool back to the driver, and the blocks of tensors the GC finds dead with it. */
     private void freeCached() {
+        pool.flushed();
         releasePool();
         System.gc();
         try {
@@ -265,6 +269,11 @@ public final class CudaContext {
     public void releasePool() {
         synchronize();
         pool.freeAll(driver::free);
+    }
+
+    /** The allocator's figures now and at their peaks; {@code reset} starts the peaks again (a bench's phases). */
+    public Backend.DeviceMemory memory(boolean reset) {
+        return pool.memory(reset);
     }
 
     /** Bytes held in the pool (given back by tensors, not yet reused or returned). */

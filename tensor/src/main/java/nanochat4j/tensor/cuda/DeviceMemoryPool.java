@@ -5,7 +5,9 @@ import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongConsumer;
+import nanochat4j.tensor.Backend;
 
 /**
  * The caching allocator behind {@link CudaContext}: device blocks in size buckets, reused instead of going back to
@@ -29,6 +31,10 @@ final class DeviceMemoryPool {
     /** Blocks handed back (possibly by the Cleaner's thread) and not yet sorted into their bucket. */
     private final ConcurrentLinkedQueue<long[]> returned = new ConcurrentLinkedQueue<>();
     private long pooledBytes;
+    /** Bytes of blocks owned by tensors now (given back from any thread: atomic), and the most since the last reset. */
+    private final AtomicLong inUse = new AtomicLong(), peakInUse = new AtomicLong();
+    /** Bytes taken from the driver and not freed (in use + pooled), the most since the last reset, and full-device flushes. */
+    private long reserved, peakReserved, flushes;
 
     /** A block owned by {@code owner}: back to the pool on {@link Block#recycle} or when the owner is unreachable. */
     final class Block {
@@ -37,7 +43,11 @@ final class DeviceMemoryPool {
         private Block(Object owner, long ptr, long size) {
             // the action must not capture the owner (or this block, which the owner holds), or it never becomes unreachable
             ConcurrentLinkedQueue<long[]> q = returned;
-            this.cleanable = CLEANER.register(owner, () -> q.add(new long[] {ptr, size}));
+            AtomicLong used = inUse;
+            this.cleanable = CLEANER.register(owner, () -> {
+                used.addAndGet(-size);
+                q.add(new long[] {ptr, size});
+            });
         }
 
         /** Back to the pool now; a second call, or the owner's later collection, does nothing. */
@@ -64,7 +74,14 @@ final class DeviceMemoryPool {
 
     /** Ties {@code ptr} (size bytes, from {@link #take} or the driver) to {@code owner}. */
     Block track(Object owner, long ptr, long size) {
+        peakInUse.accumulateAndGet(inUse.addAndGet(size), Math::max);
         return new Block(owner, ptr, size);
+    }
+
+    /** A block of {@code size} bytes came from the driver (cuMemAlloc). */
+    synchronized void reserved(long size) {
+        reserved += size;
+        peakReserved = Math.max(peakReserved, reserved);
     }
 
     /** Hands every pooled block to {@code free} (the caller has waited for the stream) and empties the pool. */
@@ -72,7 +89,24 @@ final class DeviceMemoryPool {
         drainReturned();
         for (ArrayDeque<Long> q : buckets.values()) for (long p : q) free.accept(p);
         buckets.clear();
+        reserved -= pooledBytes;
         pooledBytes = 0;
+    }
+
+    /** A full device made the context hand the pool back and collect dead tensors. */
+    synchronized void flushed() {
+        flushes++;
+    }
+
+    /** What the pool accounts for now; {@code reset} starts the peaks again from the current figures. */
+    synchronized Backend.DeviceMemory memory(boolean reset) {
+        drainReturned();
+        Backend.DeviceMemory m = new Backend.DeviceMemory(inUse.get(), peakInUse.get(), reserved, peakReserved, flushes);
+        if (reset) {
+            peakInUse.set(inUse.get());
+            peakReserved = reserved;
+        }
+        return m;
     }
 
     /** Bytes held in the pool (given back, not yet reused or freed). */

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.ArrayList;
 import java.util.List;
+import nanochat4j.tensor.Backend;
 import org.junit.jupiter.api.Test;
 
 /** The caching allocator's bookkeeping, with made-up device addresses (no GPU needed). */
@@ -71,6 +72,27 @@ class DeviceMemoryPoolTest {
         assertEquals(0, pool.pooledBytes());
         assertEquals(0, pool.take(512));
         assertEquals(3, owners.size());
+    }
+
+    /** In tensors now and at the peak; from the driver now and at the peak; flushes; peaks restart on a reset. */
+    @Test
+    void itAccountsForTheBytesInTensorsAndFromTheDriver() {
+        DeviceMemoryPool pool = new DeviceMemoryPool();
+        Object o1 = new Object(), o2 = new Object(), o3 = new Object();
+        pool.reserved(4096);
+        DeviceMemoryPool.Block a = pool.track(o1, 0x1000, 4096);
+        pool.reserved(1024);
+        DeviceMemoryPool.Block b = pool.track(o2, 0x2000, 1024);
+        a.recycle();
+        assertEquals(new Backend.DeviceMemory(1024, 5120, 5120, 5120, 0), pool.memory(false));
+        assertEquals(0x1000, pool.take(4096));
+        pool.track(o3, 0x1000, 4096);   // the pooled block again: no new driver bytes
+        b.recycle();
+        assertEquals(new Backend.DeviceMemory(4096, 5120, 5120, 5120, 0), pool.memory(true));
+        pool.flushed();
+        pool.freeAll(ptr -> {});   // the pooled 1024 go back to the driver
+        assertEquals(new Backend.DeviceMemory(4096, 4096, 4096, 5120, 1), pool.memory(false));
+        java.lang.ref.Reference.reachabilityFence(List.of(o1, o2, o3));
     }
 
     /** The block of {@code size} the Cleaner returns once its owner is collected (0 after 10 s). */

@@ -151,6 +151,8 @@ class BaseTrainTest {
         // a GPU image may have no fonts to draw with: then the run says so instead of failing
         if (!(device.length > 0 && out.contains("No chart base_train.png"))) assertTrue(Files.size(tmp.resolve("a/base_train.png")) > 1000, out);
         assertTrue(Files.readString(tmp.resolve("a/metrics.jsonl")).contains("\"val_bpb\""));
+        // on a device, the allocator's peak (as nanochat's max_memory_allocated); on the CPU no such line
+        assertEquals(device.length > 0, out.matches("(?s).*\nPeak device memory: [0-9.]+ GiB in tensors, [0-9.]+ GiB reserved from the driver; [0-9]+ pool flush(es)?\n.*"), out);
         // loss goes down from the uniform-guess start (ln 257 = 5.55) within 6 steps
         assertTrue(straight.trainLosses().getFirst() > 5.0 && straight.trainLosses().getLast() < straight.trainLosses().getFirst(),
                 straight.trainLosses().toString());
