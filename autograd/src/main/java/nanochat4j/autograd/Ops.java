@@ -87,8 +87,9 @@ public final class Ops {
 
     /**
      * x + relu²(h·W_fcᵀ)·W_projᵀ with h = rms_norm(x): nanochat's MLP block on the stream x, one node that keeps only
-     * a = h·W_fcᵀ besides x. h is recomputed in backward and so is relu²(a) (as large as a); the product goes back at
-     * once (or to {@code product}, when not null, for tracing). With u = relu²(a): dx = dy + rms_norm's backward of
+     * a = h·W_fcᵀ besides x (as {@link Backend#saveForBackward} keeps it: in bf16 on a GPU under bf16 matmuls, as
+     * nanochat's autocast does). h is recomputed in backward and so is relu²(a) (as large as a); the product goes back
+     * at once (or to {@code product}, when not null, for tracing). With u = relu²(a): dx = dy + rms_norm's backward of
      * dh, dh = da·W_fc, da = 2·relu(a)·(dy·W_proj), dW_proj += dyᵀ·u, dW_fc += daᵀ·h.
      */
     public static Var mlpResidual(Var x, Var wFc, Var wProj, Consumer<Tensor> product) {
@@ -101,14 +102,17 @@ public final class Ops {
         Recycler.give(u);
         Tensor out = add(be, x.value, p);
         release(p, product);
+        Tensor kept = be.saveForBackward(a);   // bf16 where activations are (a GPU under bf16 matmuls): half of 4C
+        if (kept != a) Recycler.give(a);
         Var r = rec("mlp_residual", out, dy -> {
             acc(x, dy);
-            Tensor u2 = be.relu2(a);
+            Tensor av = be.savedValue(kept);
+            Tensor u2 = be.relu2(av);
             weightGrad(be, dy, u2, wProj);
             Recycler.give(u2);
             Tensor du = be.linearBackwardInput(dy, wProj.value);
-            Tensor da = be.relu2Backward(a, du);
-            give(du, a);
+            Tensor da = be.relu2Backward(av, du);
+            give(du, av, kept);
             Tensor h2 = be.rmsNorm(x.value, 1f);
             weightGrad(be, da, h2, wFc);
             Recycler.give(h2);
@@ -119,7 +123,7 @@ public final class Ops {
             }
             Recycler.give(da);
         }, x, wFc, wProj);
-        if (r.node == null) Recycler.give(a);   // no backward will read it
+        if (r.node == null) Recycler.give(kept);   // no backward will read it
         return r;
     }
 

@@ -288,6 +288,20 @@ public interface Backend {
     /** Round-to-nearest-even conversion to BF16 storage. */
     Tensor toBf16(Tensor x);
 
+    /**
+     * An activation that a backward pass reads at bf16 precision only, as it is kept until then: where activations are
+     * bf16 (the CUDA backend under bf16 matmuls: nanochat's autocast keeps the MLP's hidden layer in bf16) a bf16
+     * copy, half the memory, which the caller keeps instead of x; everywhere else x itself.
+     */
+    default Tensor saveForBackward(Tensor x) {
+        return x;
+    }
+
+    /** The fp32 values of what {@link #saveForBackward} returned: that tensor when it is fp32, else a new fp32 tensor. */
+    default Tensor savedValue(Tensor saved) {
+        return saved;
+    }
+
     // ------------------------------------------------------------------ results
 
     /**

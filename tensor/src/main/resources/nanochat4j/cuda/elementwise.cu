@@ -73,6 +73,11 @@ extern "C" __global__ void f32_to_bf16(const float* __restrict__ x, unsigned sho
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) y[i] = f32_to_bf16(x[i]);
 }
 
+// An activation kept in bf16 for a backward pass, back to fp32 (exact: bf16 is the top half of an fp32).
+extern "C" __global__ void bf16_to_f32(const unsigned short* __restrict__ x, float* __restrict__ y, int n) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) y[i] = bf16_to_f32(x[i]);
+}
+
 // Broadcast shapes: the output's dims right-aligned, with each operand's element stride per output dim
 // (0 where the operand broadcasts). Passed by value.
 #define MAX_RANK 8

@@ -1278,6 +1278,22 @@ public final class CudaBackend implements Backend {
         return y;
     }
 
+    /** Under bf16 matmuls a bf16 copy of x (nanochat's autocast keeps activations in bf16), else x. */
+    @Override
+    public Tensor saveForBackward(Tensor x) {
+        onDevice("saveForBackward", "x", x);
+        return bf16() && x.dtype() == DType.F32 ? toBf16(x) : x;
+    }
+
+    @Override
+    public Tensor savedValue(Tensor saved) {
+        onDevice("savedValue", "saved", saved);
+        if (saved.dtype() != DType.BF16) return saved;
+        Tensor y = ctx.empty(DType.F32, saved.shape());
+        if (saved.numel() > 0) mod("elementwise").launch("bf16_to_f32", grid(saved.numel()), 1, 1, BLOCK, 0, saved, y, saved.numel());
+        return y;
+    }
+
     // ------------------------------------------------------------------ checks
 
     private static void onDevice(String op, String name, Tensor t) {

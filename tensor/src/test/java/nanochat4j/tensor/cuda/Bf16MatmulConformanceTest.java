@@ -3,10 +3,12 @@ package nanochat4j.tensor.cuda;
 import static nanochat4j.tensor.cuda.BackendConformanceTest.close;
 import static nanochat4j.tensor.cuda.BackendConformanceTest.mm;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.AfterEach;
@@ -68,6 +70,22 @@ class Bf16MatmulConformanceTest {
             for (int i = 0; i < want.length; i++) want[i] += 1;
             close("bf16 linearBackwardWeight accumulate" + at, want, dW, 1e-4, 1e-4);
         }
+    }
+
+    /** An activation kept for a backward pass: bf16 under bf16 matmuls (back to fp32 exactly its bf16 value), as is under fp32. */
+    @Test
+    void activationsKeptForBackwardAreBf16UnderBf16Matmuls() {
+        float[] vals = {1f, -2.5f, 3.14159f, 1e-3f, 65504f, Float.MIN_NORMAL, 0f, -0f, 1.00390625f, 1.01171875f, Float.NaN};
+        Tensor x = be.upload(Tensor.of(vals.clone()));
+        Tensor kept = be.saveForBackward(x);
+        assertEquals(DType.BF16, kept.dtype());
+        float[] back = be.savedValue(kept).toCpu().toFloatArray();
+        for (int i = 0; i < vals.length; i++) {
+            assertEquals(Float.floatToRawIntBits(DType.fromBf16(DType.toBf16(vals[i]))), Float.floatToRawIntBits(back[i]), "kept " + vals[i]);
+        }
+        be.setMatmulPrecision(MatmulPrecision.FP32);
+        assertSame(x, be.saveForBackward(x), "fp32 matmuls keep the fp32 activation");
+        assertSame(x, be.savedValue(x));
     }
 
     @Test
