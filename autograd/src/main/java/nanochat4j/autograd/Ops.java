@@ -102,9 +102,10 @@ public final class Ops {
         Recycler.give(u);
         Tensor out = add(be, x.value, p);
         release(p, product);
-        Tensor kept = be.saveForBackward(a);   // bf16 where activations are (a GPU under bf16 matmuls): half of 4C
+        // for the backward (none without a tape): in bf16 where activations are (a GPU under bf16 matmuls), half of 4C
+        Tensor kept = Tape.current().records(x, wFc, wProj) ? be.saveForBackward(a) : null;
         if (kept != a) Recycler.give(a);
-        Var r = rec("mlp_residual", out, dy -> {
+        return rec("mlp_residual", out, dy -> {
             acc(x, dy);
             Tensor av = be.savedValue(kept);
             Tensor u2 = be.relu2(av);
@@ -123,8 +124,6 @@ public final class Ops {
             }
             Recycler.give(da);
         }, x, wFc, wProj);
-        if (r.node == null) Recycler.give(kept);   // no backward will read it
-        return r;
     }
 
     /** a + b after the residual shape check. */

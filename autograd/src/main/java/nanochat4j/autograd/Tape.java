@@ -64,10 +64,7 @@ final class Tape {
      */
     Var record(String op, Tensor out, Var[] inputs, Node.Backward backward) {
         if (OpTimes.ENABLED) OpTimes.forward(op);
-        boolean needs = false;
-        if (recording()) {
-            for (Var v : inputs) needs |= v != null && v.requiresGrad;
-        }
+        boolean needs = records(inputs);
         Var result = new Var(out, needs, null, false);
         if (needs) {
             Node n = new Node(op, inputs, backward);
@@ -76,6 +73,13 @@ final class Tape {
             nodes.add(n);
         }
         return result;
+    }
+
+    /** Whether an op on {@code inputs} is recorded now (grad mode on, some input requires a gradient). */
+    boolean records(Var... inputs) {
+        if (!recording()) return false;
+        for (Var v : inputs) if (v != null && v.requiresGrad) return true;
+        return false;
     }
 
     void backward(Var root, Tensor seed) {
