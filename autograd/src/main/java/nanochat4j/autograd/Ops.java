@@ -102,7 +102,8 @@ public final class Ops {
         Recycler.give(u);
         Tensor out = add(be, x.value, p);
         release(p, product);
-        // for the backward (none without a tape): in bf16 where activations are (a GPU under bf16 matmuls), half of 4C
+        // for the backward (none where rec records no node: records is its test): in bf16 where activations are (a GPU
+        // under bf16 matmuls), half of 4C
         Tensor kept = Tape.current().records(x, wFc, wProj) ? be.saveForBackward(a) : null;
         if (kept != a) Recycler.give(a);
         return rec("mlp_residual", out, dy -> {

@@ -291,13 +291,14 @@ public interface Backend {
     /**
      * An activation that a backward pass reads at bf16 precision only, as it is kept until then: where activations are
      * bf16 (the CUDA backend under bf16 matmuls: nanochat's autocast keeps the MLP's hidden layer in bf16) a bf16
-     * copy, half the memory, which the caller keeps instead of x; everywhere else x itself.
+     * copy, half the memory, which the caller keeps instead of x; everywhere else x itself. Either way the caller owns
+     * the result (it may give it back).
      */
     default Tensor saveForBackward(Tensor x) {
         return x;
     }
 
-    /** The fp32 values of what {@link #saveForBackward} returned: that tensor when it is fp32, else a new fp32 tensor. */
+    /** The fp32 values of what {@link #saveForBackward} returned: that tensor when it is fp32, else a new fp32 tensor (the caller's). */
     default Tensor savedValue(Tensor saved) {
         return saved;
     }
@@ -313,9 +314,10 @@ public interface Backend {
     }
 
     /**
-     * A device allocator's bytes: owned by tensors now and at the peak (PyTorch's max_memory_allocated, which nanochat
-     * prints), taken from the driver now and at the peak (what nvidia-smi sees of this process, besides the CUDA
-     * context), and how often a full device made it hand its pool back and wait for a GC to find dead tensors (each
+     * A device allocator's bytes: owned by tensors now and at the peak (as PyTorch's max_memory_allocated, which nanochat
+     * prints, but in the pool's bucket sizes, and counting tensors dead but not yet collected), taken from the driver now
+     * and at the peak (what nvidia-smi sees of this process besides the CUDA context, cuBLAS's workspace and the
+     * kernels' code), and how often a full device made it hand its pool back and wait for a GC to find dead tensors (each
      * such flush stalls a step; a run that flushes every few steps holds memory that only the GC gives back).
      */
     record DeviceMemory(long inUse, long peakInUse, long reserved, long peakReserved, long flushes) {

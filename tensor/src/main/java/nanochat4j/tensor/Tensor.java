@@ -380,8 +380,11 @@ public final class Tensor {
             dev.copyFromDevice(src.dev, (long) src.offset * dtype.bytes(), (long) offset * dtype.bytes(), bytes);
         } else if (dev != null) {
             Tensor staged = src.toDevice(dev.allocateLike(Math.max(1, bytes)));
-            dev.copyFromDevice(staged.dev, 0, (long) offset * dtype.bytes(), bytes);
-            staged.dev.recycle();   // back to the pool now, not at a GC (work queued later on the stream runs after the copy)
+            try {
+                dev.copyFromDevice(staged.dev, 0, (long) offset * dtype.bytes(), bytes);
+            } finally {
+                staged.dev.recycle();   // back to the pool now, not at a GC (work queued later on the stream runs after the copy)
+            }
         } else {
             copyFrom(src.toCpu());
         }

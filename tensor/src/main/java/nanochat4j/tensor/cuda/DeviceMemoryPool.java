@@ -104,6 +104,7 @@ final class DeviceMemoryPool {
         Backend.DeviceMemory m = new Backend.DeviceMemory(inUse.get(), peakInUse.get(), reserved, peakReserved, flushes);
         if (reset) {
             peakInUse.set(inUse.get());
+            peakInUse.accumulateAndGet(inUse.get(), Math::max);   // a block tracked meanwhile on another thread stays counted
             peakReserved = reserved;
         }
         return m;
