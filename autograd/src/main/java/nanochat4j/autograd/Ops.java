@@ -16,9 +16,10 @@ import nanochat4j.tensor.Tensor;
  *   <li>the lm_head loss is the backend's chunked linear+softcap+cross-entropy, so (B·T)×vocab logits never exist
  *       whole in training;</li>
  *   <li>the smear gate, value-embedding gate, lambda mix and backout are single nodes too (a few backend calls each);</li>
- *   <li>a node keeps for its backward what that backward reads and no more: the residual branches, RoPE + QK-norm
- *       and the value embedding's gather are single nodes that give their intermediates back at once (on a GPU,
- *       straight to the allocator) and recompute the cheap ones in backward (relu², RoPE, the gather), and every
+ *   <li>a node keeps for its backward what that backward reads and no more: the residual branches, the q and k
+ *       projections with RoPE and QK-norm (whose backward starts from their output) and the value embedding's gather
+ *       are single nodes that give their intermediates back at once (on a GPU, straight to the allocator) and
+ *       recompute the cheap ones in backward (relu², the MLP's norm, the gather), and every
  *       closure gives back what it kept once it has run. A training step's activation memory is then what the
  *       backward needs (ActivationMemoryTest holds it to a bound) instead of every intermediate.</li>
  * </ul>
@@ -174,21 +175,45 @@ public final class Ops {
     }
 
     /**
-     * rms_norm(rotary(x))·scale (RoPE, then QK-norm): one node that keeps x and recomputes the rotation in backward
-     * instead of keeping it. dr = rms_norm's backward at r = rotary(x), dx = rotary's backward of dr.
+     * rms_norm(rotary(x·Wᵀ as (B,T,heads,D)))·scale: a q or k projection with RoPE and QK-norm, one node that keeps only
+     * x (its input, which the other projections keep too), its output (which attention keeps) and each head's
+     * 1/rms; neither the projection nor its rotation is kept. Backward from the output y: dr = inv·(scale·dy −
+     * y·Σ_D(dy·y)/(D·scale)), dp = rotary's backward of dr, dx = dp·W, dW += dpᵀ·x. 1/rms is taken as
+     * 1/sqrt(max(‖r‖²/D, eps)) where rms_norm has 1/sqrt(‖r‖²/D + eps): the same to eps/(2·mean r²) relative.
      */
-    public static Var rotaryNorm(Var x, Tensor cos, Tensor sin, int offset, float scale) {
+    public static Var linearRotaryNorm(Var x, Var w, int heads, Tensor cos, Tensor sin, int offset, float scale) {
         Backend be = be(x);
-        Tensor r = be.rotary(x.value, cos, sin, offset);
+        int[] xs = x.value.shape();
+        if (xs.length != 3) throw new IllegalArgumentException("linear_rotary_norm: x must be (B,T,C), got " + Arrays.toString(xs));
+        int b = xs[0], t = xs[1], out = w.value.shape(0);
+        if (heads < 1 || out % heads != 0) throw new IllegalArgumentException("linear_rotary_norm: " + out + " outputs do not split into " + heads + " heads");
+        int d = out / heads;
+        Tensor p = be.linear(x.value, w.value);                                    // (B,T,heads·D)
+        Tensor r = be.rotary(p.reshape(b, t, heads, d), cos, sin, offset);
+        Recycler.give(p);
         Tensor y = be.rmsNorm(r, scale);
+        Tensor inv = null;
+        if (Tape.current().records(x, w)) {
+            Tensor norms = be.rowNorms(r), sq = be.mul(norms, norms), ms = be.scale(sq, 1f / d), msEps = be.clamp(ms, Backend.RMS_EPS, Float.MAX_VALUE);
+            inv = be.rsqrt(msEps).reshape(b, t, heads, 1);
+            give(norms, sq, ms, msEps);
+        }
         Recycler.give(r);
-        return rec("rotary_norm", y, dy -> {
-            Tensor r2 = be.rotary(x.value, cos, sin, offset);
-            Tensor dr = be.rmsNormBackward(r2, dy, scale);
-            Recycler.give(r2);
-            acc(x, be.rotaryBackward(dr, cos, sin, offset));
+        Tensor invRows = inv;
+        return rec("linear_rotary_norm", y, dy -> {
+            Tensor dyy = be.mul(dy, y);
+            Tensor sum = be.sumToShape(dyy, b, t, heads, 1);
+            Tensor coef = be.scale(sum, 1f / (d * scale));
+            Tensor yc = be.mul(y, coef);
+            Tensor diff = be.axpby(scale, dy, -1f, yc);
+            Tensor dr = be.mul(diff, invRows);
+            give(dyy, sum, coef, yc, diff);
+            Tensor dp = be.rotaryBackward(dr, cos, sin, offset);
             Recycler.give(dr);
-        }, x);
+            linearBackward(be, dp.reshape(b, t, out), x, x.value, w);
+            give(dp);
+            Recycler.giveStorage(invRows);
+        }, x, w);
     }
 
     /** relu(x)²; dx = 2·relu(x)·dy. */

@@ -242,17 +242,19 @@ class OpsGradcheckTest {
     }
 
     @Test
-    void rotaryThenNorm() {
-        int b = 2, t = 3, h = 2, d = 8, off = 4;
+    void projectionRotaryThenNorm() {
+        int b = 2, t = 3, c = 5, h = 2, d = 8, off = 4;
         Backend.RotaryTables tab = Backend.cpu().rotaryTables(16, d, 100000);
         float[] cos = tab.cos().toFloatArray(), sin = tab.sin().toFloatArray();
-        check("rotary_norm", new Tensor[] {rand(47, 1, b, t, h, d)}, v -> Ops.rotaryNorm(v[0], tab.cos(), tab.sin(), off, 1.2f), x -> {
-            double[] r = new double[x[0].length];
+        check("linear_rotary_norm", new Tensor[] {rand(47, 1, b, t, c), rand(48, 0.7, h * d, c)},
+                v -> Ops.linearRotaryNorm(v[0], v[1], h, tab.cos(), tab.sin(), off, 1.2f), x -> {
+            double[] p = linear64(x[0], x[1], b * t, c, h * d);
+            double[] r = new double[p.length];
             int half = d / 2;
             for (int bi = 0; bi < b; bi++) for (int ti = 0; ti < t; ti++) for (int hi = 0; hi < h; hi++) for (int i = 0; i < half; i++) {
                 int o = ((bi * t + ti) * h + hi) * d;
                 double cc = cos[(ti + off) * half + i], ss = sin[(ti + off) * half + i];
-                double x1 = x[0][o + i], x2 = x[0][o + half + i];
+                double x1 = p[o + i], x2 = p[o + half + i];
                 r[o + i] = x1 * cc + x2 * ss;
                 r[o + half + i] = -x1 * ss + x2 * cc;
             }

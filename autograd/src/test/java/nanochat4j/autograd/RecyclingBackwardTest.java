@@ -71,7 +71,7 @@ class RecyclingBackwardTest {
             Var x0 = Ops.rmsNorm(x, 1f);
             Var h = Ops.lambdaMix(lamA.var(), 0, x0, lamB.var(), 0, x0);              // the same var as x and x0
             Var hn = Ops.rmsNorm(h, 1f);
-            Var q = Ops.rotaryNorm(Ops.reshape(Ops.linear(hn, wq.var()), B, T, H, D), rope.cos(), rope.sin(), 0, 1.2f);   // fused
+            Var q = Ops.linearRotaryNorm(hn, wq.var(), H, rope.cos(), rope.sin(), 0, 1.2f);   // fused
             Var k = Ops.rmsNorm(Ops.rotary(Ops.reshape(Ops.linear(hn, wk.var()), B, T, KV, D), rope.cos(), rope.sin(), 0), 1.2f);
             Var v = Ops.reshape(Ops.linear(hn, wv.var()), B, T, KV, D);
             v = Ops.valueEmbedMix(v, hn, veGate.var(), ve.var(), ids, 12);

@@ -227,6 +227,8 @@ final class Decoder {
             Forward.Qkv<Rows> o = s.qkv;
             gemv(rows, Epilogue.STORE, new Product(cq[i], h * d, hn.a(), o.q().a()), new Product(ck[i], kv * d, hn.a(), o.k().a()),
                     new Product(cv[i], kv * d, hn.a(), o.v().a()));
+            qkNorm(rope(o.q()));
+            qkNorm(rope(o.k()));
             return o;
         }
 
@@ -242,11 +244,6 @@ final class Decoder {
                 }
             }
             return v;
-        }
-
-        @Override
-        public Rows ropeNorm(Rows heads) {
-            return qkNorm(rope(heads));
         }
 
         /** RoPE at position p + τ on every head of row r = bb·t + τ (halves layout, rotation by −θ), in place. */

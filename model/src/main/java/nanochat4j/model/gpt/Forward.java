@@ -37,13 +37,14 @@ final class Forward {
         /** rms_norm without a weight (eps: fp32 machine epsilon). */
         X norm(X x);
 
+        /**
+         * The projections of hn into heads: q and k with RoPE at the call's positions, then rms_norm per head times
+         * {@link GPT#QK_SCALE}; v as projected.
+         */
         Qkv<X> qkv(int layer, X hn);
 
         /** v + 3·σ(W_gate·hn[0:12])·ve[idx] per kv head. */
         X valueEmbedMix(int layer, X v, X hn);
-
-        /** RoPE at the call's positions on every head of q or k, then rms_norm per head times {@link GPT#QK_SCALE}. */
-        X ropeNorm(X heads);
 
         /** Writes k, v at the call's positions of the layer's KV cache (nothing without a cache). */
         void cacheWrite(int layer, X k, X v);
@@ -96,8 +97,7 @@ final class Forward {
         X hn = ex.norm(x);
         Qkv<X> a = ex.qkv(i, hn);
         X v = config.hasValueEmbed(i) ? ex.valueEmbedMix(i, a.v(), hn) : a.v();
-        X q = ex.ropeNorm(a.q());
-        X k = ex.ropeNorm(a.k());
+        X q = a.q(), k = a.k();
         ex.cacheWrite(i, k, v);
         X y = ex.attention(i, q, k, v);
         ex.trace(i, "attn_y", y);

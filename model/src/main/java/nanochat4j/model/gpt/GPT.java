@@ -432,17 +432,14 @@ public final class GPT {
         public Forward.Qkv<Var> qkv(int i, Var hn) {
             Layer l = layers[i];
             int h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
-            return new Forward.Qkv<>(Ops.reshape(Ops.linear(hn, l.cQ.var()), b, t, h, d),
-                    Ops.reshape(Ops.linear(hn, l.cK.var()), b, t, kv, d), Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d));
+            return new Forward.Qkv<>(Ops.linearRotaryNorm(hn, l.cQ.var(), h, cos, sin, pos, QK_SCALE),
+                    Ops.linearRotaryNorm(hn, l.cK.var(), kv, cos, sin, pos, QK_SCALE), Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d));
         }
 
         @Override
         public Var valueEmbedMix(int i, Var v, Var hn) {
             return Ops.valueEmbedMix(v, hn, layers[i].veGate.var(), layers[i].valueEmbed.var(), idx, GPTConfig.VE_GATE_CHANNELS);
         }
-
-        @Override
-        public Var ropeNorm(Var heads) { return Ops.rotaryNorm(heads, cos, sin, pos, QK_SCALE); }
 
         @Override
         public void cacheWrite(int i, Var k, Var v) {
