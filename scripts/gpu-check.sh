@@ -13,7 +13,8 @@
 #      shape (TFLOP/s, % of cuBLAS), attention fwd/bwd/decode
 #   5. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1, linear layers in bf16 (nanochat's engine)
 #   6. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
-#      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi)
+#      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi, and
+#      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes)
 #   7. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
 #      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
