@@ -48,13 +48,13 @@ public final class Ops {
     /** y = x·Wᵀ. x (..., in), w (out, in) → (..., out). dx = dy·W, dW += dyᵀ·x. */
     public static Var linear(Var x, Var w) {
         Backend be = be(x);
-        return rec("linear", be.linear(x.value, w.value), dy -> linearBackward(be, dy, x, x.value, w), x, w);
+        return rec("linear", be.linear(x.value, w.value), dy -> linearBackward(be, dy, x, w), x, w);
     }
 
-    /** The gradients of y = in·Wᵀ for dy: dx = dy·W into x (when it needs one), dW += dyᵀ·in. */
-    private static void linearBackward(Backend be, Tensor dy, Var x, Tensor in, Var w) {
-        if (x != null && x.requiresGrad) acc(x, be.linearBackwardInput(dy, w.value));
-        weightGrad(be, dy, in, w);
+    /** The gradients of x·Wᵀ for dy: dx = dy·W (when x needs one), dW += dyᵀ·x. */
+    private static void linearBackward(Backend be, Tensor dy, Var x, Var w) {
+        if (x.requiresGrad) acc(x, be.linearBackwardInput(dy, w.value));
+        weightGrad(be, dy, x.value, w);
     }
 
     /** dW += dyᵀ·in: straight into w's persistent gradient when it is a parameter, else through a new tensor. */
@@ -82,7 +82,7 @@ public final class Ops {
         release(p, product);
         return rec("linear_residual", out, dy -> {
             acc(x, dy);
-            linearBackward(be, dy, y, y.value, w);
+            linearBackward(be, dy, y, w);
         }, x, y, w);
     }
 
@@ -210,7 +210,7 @@ public final class Ops {
             give(dyy, sum, coef, yc, diff);
             Tensor dp = be.rotaryBackward(dr, cos, sin, offset);
             Recycler.give(dr);
-            linearBackward(be, dp.reshape(b, t, out), x, x.value, w);
+            linearBackward(be, dp.reshape(b, t, out), x, w);
             give(dp);
             Recycler.giveStorage(invRows);
         }, x, w);
