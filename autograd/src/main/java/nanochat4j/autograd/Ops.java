@@ -78,7 +78,7 @@ public final class Ops {
     public static Var linearResidual(Var x, Var y, Var w, Consumer<Tensor> product) {
         Backend be = be(x);
         Tensor p = be.linear(y.value, w.value);
-        Tensor out = add(be, x.value, p);
+        Tensor out = residual(be, x.value, p);
         release(p, product);
         return rec("linear_residual", out, dy -> {
             acc(x, dy);
@@ -101,7 +101,7 @@ public final class Ops {
         Tensor u = be.relu2(a);
         Tensor p = be.linear(u, wProj.value);
         Recycler.give(u);
-        Tensor out = add(be, x.value, p);
+        Tensor out = residual(be, x.value, p);
         release(p, product);
         // for the backward (none where rec records no node: records is its test): in bf16 where activations are (a GPU
         // under bf16 matmuls), half of 4C
@@ -128,8 +128,8 @@ public final class Ops {
         }, x, wFc, wProj);
     }
 
-    /** a + b after the residual shape check. */
-    private static Tensor add(Backend be, Tensor a, Tensor b) {
+    /** The stream a plus a branch's output b (same shapes). */
+    private static Tensor residual(Backend be, Tensor a, Tensor b) {
         if (!Arrays.equals(a.shape(), b.shape())) {
             throw new IllegalArgumentException("residual add: shapes " + Arrays.toString(a.shape()) + " and " + Arrays.toString(b.shape()) + " differ");
         }

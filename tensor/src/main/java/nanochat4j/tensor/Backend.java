@@ -306,10 +306,10 @@ public interface Backend {
     // ------------------------------------------------------------------ results
 
     /**
-     * The memory of a backend whose tensors live in device memory, or null for the CPU's (the process's resident set
-     * measures that). {@code reset} starts the peaks again from the current figures.
+     * The memory of a backend whose tensors live in device memory, now and at its peaks, or null for the CPU's (the
+     * process's resident set measures that).
      */
-    default DeviceMemory deviceMemory(boolean reset) {
+    default DeviceMemory deviceMemory() {
         return null;
     }
 

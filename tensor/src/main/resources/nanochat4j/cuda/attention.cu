@@ -113,9 +113,8 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
     if (lse != 0 && lane == 0) lse[((long long) b * H + h) * Tq + i] = m + logf(l);
 }
 
-// dsum[b,h,i] = Σ_d dy·y over one row (the softmax backward's row term); one warp per row.
-// dsum[b, h, i] = Σ_d dy·y of row (b, i, h), one warp a row (rows = B·T·H); with bf16Dy, dy rounded to bf16 first,
-// as the tensor-core backward's dP is made (see attention_tc_bwd.cu).
+// dsum[b, h, i] = Σ_d dy·y of row (b, i, h), the softmax backward's row term, one warp a row (rows = B·T·H); with
+// bf16Dy, dy rounded to bf16 first, as the tensor-core backward's dP is made (see attention_tc_bwd.cu).
 extern "C" __global__ void attn_bwd_dsum(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dsum,
                                          int T, int H, int rows, int bf16Dy) {
     int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;

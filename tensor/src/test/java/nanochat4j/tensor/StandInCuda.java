@@ -72,10 +72,10 @@ public final class StandInCuda implements InvocationHandler {
      */
     private static Tensor upResult(Tensor t) {
         if (!t.isRecyclable()) return up(t);
-        Tensor d = Tensor.uninitializedOn(t.dtype(), new HostStorage(Math.max(1, (long) t.numel() * t.dtype().bytes())), t.shape());
-        d.copyFrom(t);
+        HostStorage s = new HostStorage(Math.max(1, (long) t.numel() * t.dtype().bytes()));
+        t.toDevice(s);   // the copy; its tensor is not recyclable, so the storage is wrapped again as a fresh output
         Recycler.give(t);
-        return d;
+        return Tensor.uninitializedOn(t.dtype(), s, t.shape());
     }
 
     @Override
@@ -90,7 +90,7 @@ public final class StandInCuda implements InvocationHandler {
         }
         if (name.equals("device")) return Device.CUDA;
         if (name.equals("describe")) return "CUDA (stand-in: host memory, CPU arithmetic)";
-        if (name.equals("deviceMemory")) return HostStorage.memory((Boolean) args[0]);
+        if (name.equals("deviceMemory")) return HostStorage.memory();
         OPS.incrementAndGet();
         if (name.equals("upload")) {
             Tensor x = (Tensor) args[0];
@@ -182,9 +182,8 @@ public final class StandInCuda implements InvocationHandler {
         }
 
         /** The stand-in's device memory as a backend reports it: handed out and not given back, no pool, no flush. */
-        static Backend.DeviceMemory memory(boolean reset) {
+        static Backend.DeviceMemory memory() {
             long now = HANDED_OUT.get(), peak = PEAK.get();
-            if (reset) PEAK.set(now);
             return new Backend.DeviceMemory(now, peak, now, peak, 0);
         }
 

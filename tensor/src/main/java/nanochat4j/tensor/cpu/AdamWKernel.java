@@ -27,7 +27,7 @@ public final class AdamWKernel {
                               float decay, float w1, float w2, float bias2, float eps, float stepSize) {
         if (pOff < 0 || gOff < 0 || sOff < 0 || n < 0 || pOff + n > p.length || gOff + n > g.length
                 || sOff + n > m.length || sOff + n > v.length) {
-            throw new IllegalArgumentException("AdamW.update: range of " + n + " elements (p+" + pOff + ", g+" + gOff
+            throw new IllegalArgumentException("AdamWKernel.update: range of " + n + " elements (p+" + pOff + ", g+" + gOff
                     + ", state+" + sOff + ") exceeds p[" + p.length + "], g[" + g.length + "], m[" + m.length
                     + "], v[" + v.length + "]");
         }

@@ -97,8 +97,8 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public DeviceMemory deviceMemory(boolean reset) {
-        return ctx.memory(reset);
+    public DeviceMemory deviceMemory() {
+        return ctx.memory();
     }
 
     @Override

@@ -271,9 +271,9 @@ public final class CudaContext {
         pool.freeAll(driver::free);
     }
 
-    /** The allocator's figures now and at their peaks; {@code reset} starts the peaks again (a bench's phases). */
-    public Backend.DeviceMemory memory(boolean reset) {
-        return pool.memory(reset);
+    /** The allocator's figures now and at their peaks. */
+    public Backend.DeviceMemory memory() {
+        return pool.memory();
     }
 
     /** Bytes held in the pool (given back by tensors, not yet reused or returned). */

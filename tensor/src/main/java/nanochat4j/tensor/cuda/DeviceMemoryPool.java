@@ -31,9 +31,9 @@ final class DeviceMemoryPool {
     /** Blocks handed back (possibly by the Cleaner's thread) and not yet sorted into their bucket. */
     private final ConcurrentLinkedQueue<long[]> returned = new ConcurrentLinkedQueue<>();
     private long pooledBytes;
-    /** Bytes of blocks owned by tensors now (given back from any thread: atomic), and the most since the last reset. */
+    /** Bytes of blocks owned by tensors now (given back from any thread: atomic), and the most so far. */
     private final AtomicLong inUse = new AtomicLong(), peakInUse = new AtomicLong();
-    /** Bytes taken from the driver and not freed (in use + pooled), the most since the last reset, and full-device flushes. */
+    /** Bytes taken from the driver and not freed (in use + pooled), the most so far, and full-device flushes. */
     private long reserved, peakReserved, flushes;
 
     /** A block owned by {@code owner}: back to the pool on {@link Block#recycle} or when the owner is unreachable. */
@@ -98,16 +98,10 @@ final class DeviceMemoryPool {
         flushes++;
     }
 
-    /** What the pool accounts for now; {@code reset} starts the peaks again from the current figures. */
-    synchronized Backend.DeviceMemory memory(boolean reset) {
+    /** What the pool accounts for now and at its peaks. */
+    synchronized Backend.DeviceMemory memory() {
         drainReturned();
-        Backend.DeviceMemory m = new Backend.DeviceMemory(inUse.get(), peakInUse.get(), reserved, peakReserved, flushes);
-        if (reset) {
-            peakInUse.set(inUse.get());
-            peakInUse.accumulateAndGet(inUse.get(), Math::max);   // a block tracked meanwhile on another thread stays counted
-            peakReserved = reserved;
-        }
-        return m;
+        return new Backend.DeviceMemory(inUse.get(), peakInUse.get(), reserved, peakReserved, flushes);
     }
 
     /** Bytes held in the pool (given back, not yet reused or freed). */

@@ -19,8 +19,8 @@ import java.util.function.Consumer;
  * and without a sliding window that drops keys, so both masks are checked) at each head dim is
  * checked against the fp32 kernels on the same inputs: every output's rows (along its last dim) within
  * {@link #TOLERANCE} of the fp32 output's largest row norm, else the fp32 kernels keep that pass for the run and a
- * warning says so. The checking call returns the outputs that run from then on, so a resumed process (which checks
- * again at its first step) computes that step as the uninterrupted run did. An fp32 output that is all zeros checks
+ * warning says so. The checking call returns the outputs that run from then on, so the checking step computes as every
+ * later one does. An fp32 output that is all zeros checks
  * nothing (the backward at step 0, behind nanochat's zero-initialised projections; the tensor cores' are zeros then
  * too): that call returns the fp32 outputs and the next one checks. base-train's checkpoints carry the checks
  * ({@link #saved}), so a resumed run does not check again. {@code -Dnanochat4j.cuda.attention=auto}

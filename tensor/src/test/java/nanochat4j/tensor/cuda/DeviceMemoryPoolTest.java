@@ -74,7 +74,7 @@ class DeviceMemoryPoolTest {
         assertEquals(3, owners.size());
     }
 
-    /** In tensors now and at the peak; from the driver now and at the peak; flushes; peaks restart on a reset. */
+    /** In tensors now and at the peak; from the driver now and at the peak; flushes. */
     @Test
     void itAccountsForTheBytesInTensorsAndFromTheDriver() {
         DeviceMemoryPool pool = new DeviceMemoryPool();
@@ -84,14 +84,14 @@ class DeviceMemoryPoolTest {
         pool.reserved(1024);
         DeviceMemoryPool.Block b = pool.track(o2, 0x2000, 1024);
         a.recycle();
-        assertEquals(new Backend.DeviceMemory(1024, 5120, 5120, 5120, 0), pool.memory(false));
+        assertEquals(new Backend.DeviceMemory(1024, 5120, 5120, 5120, 0), pool.memory());
         assertEquals(0x1000, pool.take(4096));
         pool.track(o3, 0x1000, 4096);   // the pooled block again: no new driver bytes
         b.recycle();
-        assertEquals(new Backend.DeviceMemory(4096, 5120, 5120, 5120, 0), pool.memory(true));
+        assertEquals(new Backend.DeviceMemory(4096, 5120, 5120, 5120, 0), pool.memory());
         pool.flushed();
         pool.freeAll(ptr -> {});   // the pooled 1024 go back to the driver
-        assertEquals(new Backend.DeviceMemory(4096, 4096, 4096, 5120, 1), pool.memory(false));
+        assertEquals(new Backend.DeviceMemory(4096, 5120, 4096, 5120, 1), pool.memory());
         java.lang.ref.Reference.reachabilityFence(List.of(o1, o2, o3));
     }
 

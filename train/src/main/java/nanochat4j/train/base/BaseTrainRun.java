@@ -258,7 +258,7 @@ final class BaseTrainRun {
                     overlap.bucketCount(), stepTime > 0 ? 100 * reduceWait / stepTime : 0.0);
         }
         out.printf(Locale.ROOT, "Minimum validation bpb: %.6f%n", state.minValBpb());
-        Backend.DeviceMemory memory = model.backend().deviceMemory(false);
+        Backend.DeviceMemory memory = model.backend().deviceMemory();
         if (memory != null) out.println(memory.line());   // nanochat prints its max_memory_allocated here too
         if (master) MetricsPlot.drawOrSay(png -> MetricsPlot.write(metricsFile, png), ckptDir.resolve("base_train.png"), out);
         return new BaseTrain.Result(state.step(), losses, valHistory, state.minValBpb(), unigramBpb, coreHistory, ckptDir, samples);
