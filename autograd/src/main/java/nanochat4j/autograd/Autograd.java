@@ -19,6 +19,19 @@ public final class Autograd {
         return Tape.current().recording();
     }
 
+    /**
+     * Tells the tape that this thread's forward reads no value recorded so far again but those of {@code stillRead}
+     * (and of the leaves): each of the others is kept from now on as its backend keeps activations for a backward
+     * ({@link nanochat4j.tensor.Backend#saveForBackward}: a bf16 copy on a GPU under bf16 matmuls, as nanochat's bf16
+     * activations are) and its fp32 memory goes back to the pool at once. Backward closures read such values through
+     * {@link nanochat4j.tensor.Backend#savedValue}. Nothing happens where the backend keeps fp32 (the CPU), outside a
+     * {@link nanochat4j.tensor.Recycler} scope (the fp32 memory could not go back) or when no tape records.
+     * A training forward calls it after each block, which holds a step's activations near half of the fp32 ones.
+     */
+    public static void shelve(Var... stillRead) {
+        Tape.current().shelve(stillRead);
+    }
+
     /** Told during a backward pass of each parameter whose gradient that pass will not add to again. */
     @FunctionalInterface
     public interface GradReady {

@@ -16,12 +16,17 @@ final class Node {
 
     final String op;
     final Var[] inputs;
+    /** The inputs whose values the closure reads (all unless the op says fewer; {@link Autograd#shelve} drops the rest). */
+    Var[] reads;
+    /** Whether the closure reads the output's value too. */
+    boolean readsOutput;
     Var output;
     Backward backward;
 
     Node(String op, Var[] inputs, Backward backward) {
         this.op = op;
         this.inputs = inputs;
+        this.reads = inputs;
         this.backward = backward;
     }
 }

@@ -39,8 +39,48 @@ public final class Ops {
         return Tape.current().record(op, out, inputs, bw);
     }
 
+    /**
+     * A node whose backward also reads its own output, as {@code out} (through {@link #read}, like an input's value:
+     * {@link Autograd#shelve} may have replaced it).
+     */
+    private static Var recReadingOutput(String op, Tensor out, BackwardOfOutput bw, Var... inputs) {
+        Var[] self = new Var[1];
+        self[0] = rec(op, out, dy -> bw.apply(dy, self[0]), inputs);
+        if (self[0].node != null) self[0].node.readsOutput = true;
+        return self[0];
+    }
+
+    /**
+     * A node whose backward reads the values of {@code reads} only, of all its inputs: {@link Autograd#shelve} gives a
+     * value no backward reads back without keeping a copy (a value read here but left out is poison on the stand-in and
+     * garbage on a GPU, so say fewer only where the closure plainly reads none of the others).
+     */
+    private static Var recReading(Var[] reads, String op, Tensor out, Node.Backward bw, Var... inputs) {
+        Var r = rec(op, out, bw, inputs);
+        if (r.node != null) r.node.reads = reads;
+        return r;
+    }
+
+    @FunctionalInterface
+    private interface BackwardOfOutput {
+        void apply(Tensor dy, Var out);
+    }
+
     private static void acc(Var v, Tensor g) {
         Tape.accumulate(v, g);
+    }
+
+    /**
+     * v's value in fp32 for a backward: the value itself, or a new fp32 copy where {@link Autograd#shelve} kept it in
+     * bf16 (on a GPU), which {@link #done} gives back.
+     */
+    private static Tensor read(Backend be, Var v) {
+        return be.savedValue(v.value);
+    }
+
+    /** Gives back what {@link #read} made for v (nothing when it read the value itself). */
+    private static void done(Tensor read, Var v) {
+        if (read != v.value) Recycler.give(read);
     }
 
     // ---------------------------------------------------------------- linear algebra
@@ -54,10 +94,13 @@ public final class Ops {
     /** The gradients of x·Wᵀ for dy: dx = dy·W (when x needs one), dW += dyᵀ·x. */
     private static void linearBackward(Backend be, Tensor dy, Var x, Var w) {
         if (x.requiresGrad) acc(x, be.linearBackwardInput(dy, w.value));
-        weightGrad(be, dy, x.value, w);
+        weightGrad(be, dy, x.value, w);   // shelved or not: the weight-gradient GEMM takes x as the backend kept it
     }
 
-    /** dW += dyᵀ·in: straight into w's persistent gradient when it is a parameter, else through a new tensor. */
+    /**
+     * dW += dyᵀ·in: straight into w's persistent gradient when it is a parameter, else through a new tensor. in may be a
+     * shelved value (see {@link Backend#linearBackwardWeight}).
+     */
     private static void weightGrad(Backend be, Tensor dy, Tensor in, Var w) {
         if (!w.requiresGrad) return;
         Tensor sink = Tape.sink(w);
@@ -80,7 +123,7 @@ public final class Ops {
         Tensor p = be.linear(y.value, w.value);
         Tensor out = residual(be, x.value, p);
         release(p, product);
-        return rec("linear_residual", out, dy -> {
+        return recReading(new Var[] {y, w}, "linear_residual", out, dy -> {
             acc(x, dy);
             linearBackward(be, dy, y, w);
         }, x, y, w);
@@ -109,6 +152,7 @@ public final class Ops {
         if (kept != a) Recycler.give(a);
         return rec("mlp_residual", out, dy -> {
             acc(x, dy);
+            Tensor xv = read(be, x);
             Tensor av = be.savedValue(kept);
             Tensor u2 = be.relu2(av);
             weightGrad(be, dy, u2, wProj);
@@ -116,15 +160,16 @@ public final class Ops {
             Tensor du = be.linearBackwardInput(dy, wProj.value);
             Tensor da = be.relu2Backward(av, du);
             give(du, av, kept);
-            Tensor h2 = be.rmsNorm(x.value, 1f);
+            Tensor h2 = be.rmsNorm(xv, 1f);
             weightGrad(be, da, h2, wFc);
             Recycler.give(h2);
             if (x.requiresGrad) {
                 Tensor dh = be.linearBackwardInput(da, wFc.value);
-                acc(x, be.rmsNormBackward(x.value, dh, 1f));
+                acc(x, be.rmsNormBackward(xv, dh, 1f));
                 Recycler.give(dh);
             }
             Recycler.give(da);
+            done(xv, x);
         }, x, wFc, wProj);
     }
 
@@ -165,13 +210,17 @@ public final class Ops {
     /** scale·x/sqrt(mean(x²)+eps) over the last dim (nanochat's norm; QK-norm with scale 1.2). */
     public static Var rmsNorm(Var x, float scale) {
         Backend be = be(x);
-        return rec("rms_norm", be.rmsNorm(x.value, scale), dy -> acc(x, be.rmsNormBackward(x.value, dy, scale)), x);
+        return rec("rms_norm", be.rmsNorm(x.value, scale), dy -> {
+            Tensor xv = read(be, x);
+            acc(x, be.rmsNormBackward(xv, dy, scale));
+            done(xv, x);
+        }, x);
     }
 
     /** Rotary (halves, rotation by −θ) of x (B,T,H,D) at positions offset.. ; backward rotates dy by +θ. */
     public static Var rotary(Var x, Tensor cos, Tensor sin, int offset) {
         Backend be = be(x);
-        return rec("rotary", be.rotary(x.value, cos, sin, offset), dy -> acc(x, be.rotaryBackward(dy, cos, sin, offset)), x);
+        return recReading(new Var[0], "rotary", be.rotary(x.value, cos, sin, offset), dy -> acc(x, be.rotaryBackward(dy, cos, sin, offset)), x);
     }
 
     /**
@@ -200,14 +249,16 @@ public final class Ops {
         }
         Recycler.give(r);
         Tensor invRows = inv;
-        return rec("linear_rotary_norm", y, dy -> {
-            Tensor dyy = be.mul(dy, y);
+        return recReadingOutput("linear_rotary_norm", y, (dy, self) -> {
+            Tensor yv = read(be, self);
+            Tensor dyy = be.mul(dy, yv);
             Tensor sum = be.sumToShape(dyy, b, t, heads, 1);
             Tensor coef = be.scale(sum, 1f / (d * scale));
-            Tensor yc = be.mul(y, coef);
+            Tensor yc = be.mul(yv, coef);
             Tensor diff = be.axpby(scale, dy, -1f, yc);
             Tensor dr = be.mul(diff, invRows);
             give(dyy, sum, coef, yc, diff);
+            done(yv, self);
             Tensor dp = be.rotaryBackward(dr, cos, sin, offset);
             Recycler.give(dr);
             linearBackward(be, dp.reshape(b, t, out), x, w);
@@ -219,13 +270,21 @@ public final class Ops {
     /** relu(x)²; dx = 2·relu(x)·dy. */
     public static Var relu2(Var x) {
         Backend be = be(x);
-        return rec("relu2", be.relu2(x.value), dy -> acc(x, be.relu2Backward(x.value, dy)), x);
+        return rec("relu2", be.relu2(x.value), dy -> {
+            Tensor xv = read(be, x);
+            acc(x, be.relu2Backward(xv, dy));
+            done(xv, x);
+        }, x);
     }
 
     /** cap·tanh(x/cap). */
     public static Var softcap(Var x, float cap) {
         Backend be = be(x);
-        return rec("softcap", be.softcap(x.value, cap), dy -> acc(x, be.softcapBackward(x.value, dy, cap)), x);
+        return rec("softcap", be.softcap(x.value, cap), dy -> {
+            Tensor xv = read(be, x);
+            acc(x, be.softcapBackward(xv, dy, cap));
+            done(xv, x);
+        }, x);
     }
 
     // ---------------------------------------------------------------- elementwise, layout
@@ -236,7 +295,7 @@ public final class Ops {
         if (!Arrays.equals(a.value.shape(), b.value.shape())) {
             throw new IllegalArgumentException("add: shapes " + Arrays.toString(a.value.shape()) + " and " + Arrays.toString(b.value.shape()) + " differ");
         }
-        return rec("add", be.add(a.value, b.value), dy -> {
+        return recReading(new Var[0], "add", be.add(a.value, b.value), dy -> {
             acc(a, dy);
             acc(b, dy);
         }, a, b);
@@ -245,14 +304,14 @@ public final class Ops {
     /** A view with a new shape (one dim may be −1). */
     public static Var reshape(Var x, int... shape) {
         int[] in = x.value.shape();
-        return rec("reshape", x.value.reshape(shape), dy -> acc(x, dy.reshape(in)), x);
+        return recReading(new Var[0], "reshape", x.value.reshape(shape), dy -> acc(x, dy.reshape(in)), x);
     }
 
     /** x[..., start:start+length, ...] along dim (a copy). */
     public static Var narrow(Var x, int dim, int start, int length) {
         Backend be = be(x);
         int full = x.value.shape(dim);
-        return rec("narrow", be.narrow(x.value, dim, start, length), dy -> acc(x, be.narrowBackward(dy, dim, start, full)), x);
+        return recReading(new Var[0], "narrow", be.narrow(x.value, dim, start, length), dy -> acc(x, be.narrowBackward(dy, dim, start, full)), x);
     }
 
     /** Σ y·r over all elements as a 0-d var (a fixed random cotangent turns any output into a scalar for gradcheck). */
@@ -269,7 +328,10 @@ public final class Ops {
         Backend be = be(x);
         Tensor av = a.value.slice(ia, ia + 1), bv = b.value.slice(ib, ib + 1);
         return rec("lambda_mix", be.lambdaMix(av, x.value, bv, x0.value), dy -> {
-            Backend.MixGrads g = be.lambdaMixBackward(dy, av, x.value, bv, x0.value);
+            Tensor xv = read(be, x), x0v = read(be, x0);
+            Backend.MixGrads g = be.lambdaMixBackward(dy, av, xv, bv, x0v);
+            done(xv, x);
+            done(x0v, x0);
             acc(x, g.dx());
             acc(x0, g.dx0());
             accAt(be, a, ia, g.da());
@@ -313,7 +375,7 @@ public final class Ops {
         Tensor first = be.narrow(x.value, 1, 0, 1);
         Tensor y = be.concat(1, first, mixed);
         give(cur, gatedPrev, mixed, first);                                                      // read by no closure
-        Var r = rec("smear", y, dy -> {
+        Var r = recReading(new Var[] {w, lambda}, "smear", y, dy -> {
             Tensor d = be.narrow(dy, 1, 1, t - 1);                                               // (B,T-1,C)
             Tensor dProd = be.mul(d, prev);
             Tensor dgate = be.sumToShape(dProd, bsz, t - 1, 1);
@@ -360,7 +422,7 @@ public final class Ops {
         Tensor gated = be.mul(g4, ve.reshape(bsz, t, kv, d));
         Tensor y = be.add(v.value, gated);
         give(z, gated, ve);   // read by no closure
-        Var r = rec("value_embed_mix", y, dy -> {
+        Var r = recReading(new Var[] {wg, table}, "value_embed_mix", y, dy -> {
             acc(v, dy);
             if (table.requiresGrad) {
                 Tensor dve = be.mul(g4, dy);
@@ -396,7 +458,11 @@ public final class Ops {
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, be.scale(dy, -lam));
-            if (lambda.requiresGrad) acc(lambda, be.scale(be.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
+            if (lambda.requiresGrad) {
+                Tensor m = read(be, xMid);
+                acc(lambda, be.scale(be.dot(dy, m), -1f).reshape(lambda.value.shape()));
+                done(m, xMid);
+            }
         }, x, lambda, xMid);
     }
 
@@ -415,7 +481,11 @@ public final class Ops {
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, be.mul(negLam, dy));
-            if (lambda.requiresGrad) acc(lambda, be.scale(be.dot(dy, xMid.value), -1f).reshape(lambda.value.shape()));
+            if (lambda.requiresGrad) {
+                Tensor m = read(be, xMid);
+                acc(lambda, be.scale(be.dot(dy, m), -1f).reshape(lambda.value.shape()));
+                done(m, xMid);
+            }
         }, x, lambda, xMid);
     }
 
@@ -425,8 +495,14 @@ public final class Ops {
     public static Var attention(Var q, Var k, Var v, int window, float scale) {
         Backend be = be(q);
         Backend.AttentionOut o = be.attention(q.value, k.value, v.value, window, scale);
-        return rec("attention", o.y(), dy -> {
-            Backend.AttentionGrads g = be.attentionBackward(q.value, k.value, v.value, o.y(), o.lse(), dy, window, scale);
+        Tensor lse = o.lse();
+        return recReadingOutput("attention", o.y(), (dy, self) -> {
+            Tensor qv = read(be, q), kv = read(be, k), vv = read(be, v), y = read(be, self);
+            Backend.AttentionGrads g = be.attentionBackward(qv, kv, vv, y, lse, dy, window, scale);
+            done(qv, q);
+            done(kv, k);
+            done(vv, v);
+            done(y, self);
             acc(q, g.dq());
             acc(k, g.dk());
             acc(v, g.dv());
@@ -448,7 +524,9 @@ public final class Ops {
             Tensor dx, dW;
             float s = 1f;
             if (reduction == Reduction.NONE) {
-                Backend.LinearLoss g = be.linearSoftcapCrossEntropyBackward(x.value, w.value, targets, vocab, cap, dy);
+                Tensor xv = read(be, x);
+                Backend.LinearLoss g = be.linearSoftcapCrossEntropyBackward(xv, w.value, targets, vocab, cap, dy);
+                done(xv, x);
                 dx = g.dx();
                 dW = g.dW();
             } else {

@@ -82,6 +82,47 @@ final class Tape {
         return false;
     }
 
+    /**
+     * See {@link Autograd#shelve}. The recorded outputs are grouped by storage (an op's result and the views later ops
+     * made of it); a group is the whole of a fresh op output (its memory may go back) that no var of {@code stillRead}
+     * and no leaf shares. If some backward reads it (an input its node's closure reads, or an output read by its own
+     * node) and its backend keeps a different form, every var of the group then reads the new form (same shape) and the
+     * old storage goes back to the pool; if no backward reads it, it goes back at once, with no copy, on any backend.
+     */
+    void shelve(Var... stillRead) {
+        if (!recording() || !Recycler.isOpen() || nodes.isEmpty()) return;
+        Map<Object, List<Var>> groups = new IdentityHashMap<>();
+        Map<Object, Boolean> pinned = new IdentityHashMap<>(), read = new IdentityHashMap<>();
+        for (Var v : stillRead) if (v != null) pinned.put(v.value.storage(), true);
+        for (Node n : nodes) {
+            if (n == null) continue;
+            groups.computeIfAbsent(n.output.value.storage(), k -> new ArrayList<>()).add(n.output);
+            for (Var in : n.inputs) if (in != null && in.node == null) pinned.put(in.value.storage(), true);
+            for (Var in : n.reads) if (in != null) read.put(in.value.storage(), true);
+            if (n.readsOutput) read.put(n.output.value.storage(), true);
+        }
+        for (Map.Entry<Object, List<Var>> g : groups.entrySet()) {
+            if (!pinned.containsKey(g.getKey())) shelve(g.getValue(), read.containsKey(g.getKey()));
+        }
+    }
+
+    /**
+     * One storage's vars, all full-size views of one fresh output: kept in the backend's saved form when a backward
+     * reads them, else given back (the vars then name dead memory that nothing reads).
+     */
+    private static void shelve(List<Var> vars, boolean read) {
+        Tensor owner = null;
+        for (Var v : vars) if (v.value.isRecyclable()) owner = v.value;
+        if (owner == null) return;
+        for (Var v : vars) if (v.value.offset() != 0 || v.value.numel() != owner.numel()) return;
+        if (read) {
+            Tensor kept = Backend.of(owner).saveForBackward(owner);
+            if (kept == owner) return;
+            for (Var v : vars) v.value = v.value == owner ? kept : kept.reshape(v.value.shape());
+        }
+        Recycler.give(owner);
+    }
+
     void backward(Var root, Tensor seed) {
         if (root.node == null) {
             if (!root.leaf) throw new IllegalStateException("backward(): " + root + " was already consumed by a backward pass");

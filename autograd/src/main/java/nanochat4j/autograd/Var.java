@@ -14,7 +14,8 @@ import nanochat4j.tensor.Tensor;
  * </ul>
  */
 public final class Var {
-    final Tensor value;
+    /** Replaced only by {@link Autograd#shelve} (by the form its backward reads, the same values to bf16 precision). */
+    Tensor value;
     final boolean requiresGrad;
     final Parameter param;
     final boolean leaf;
@@ -33,6 +34,10 @@ public final class Var {
         return new Var(value, false, null, true);
     }
 
+    /**
+     * The value: as computed, or after {@link Autograd#shelve} has shelved it, in the form a backward reads (bf16 on a
+     * GPU under bf16 matmuls).
+     */
     public Tensor value() { return value; }
 
     public int[] shape() { return value.shape(); }

@@ -94,7 +94,10 @@ public interface Backend {
     /** dx = dy·W: dy (..., out), W (out, in) → (..., in). */
     Tensor linearBackwardInput(Tensor dy, Tensor w);
 
-    /** dW = dyᵀ·x (+ dW when accumulate): dy (..., out), x (..., in), dW (out, in). */
+    /**
+     * dW = dyᵀ·x (+ dW when accumulate): dy (..., out), x (..., in), dW (out, in). x may also be what
+     * {@link #saveForBackward} returned (a bf16 copy where this backend keeps one, which its bf16 GEMM takes as it is).
+     */
     void linearBackwardWeight(Tensor dy, Tensor x, Tensor dW, boolean accumulate);
 
     // ------------------------------------------------------------------ normalization, rotary

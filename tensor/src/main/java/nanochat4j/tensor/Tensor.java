@@ -106,8 +106,11 @@ public final class Tensor {
         return true;
     }
 
-    /** Whether {@link #recycleStorage} would give the storage back now (the CUDA stand-in of the tests mirrors it). */
-    boolean isRecyclable() {
+    /**
+     * Whether {@link #recycleStorage} would give the storage back now: a fresh op output not given back yet, not a view
+     * (the CUDA stand-in of the tests mirrors it; the tape's {@code shelve} replaces only such outputs).
+     */
+    public boolean isRecyclable() {
         return recyclable;
     }
 

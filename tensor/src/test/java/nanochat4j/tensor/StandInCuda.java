@@ -28,17 +28,37 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class StandInCuda implements InvocationHandler {
     private static final AtomicLong OPS = new AtomicLong();
     private final Backend cpu = Backend.cpu();
+    /** Whether saveForBackward keeps bf16 copies, as the CUDA backend does under bf16 matmuls. */
+    private final boolean bf16Saves;
 
-    private StandInCuda() {}
+    private StandInCuda(boolean bf16Saves) {
+        this.bf16Saves = bf16Saves;
+    }
 
-    /** A new stand-in backend (a proxy of {@link Backend}). */
+    /** A new stand-in backend (a proxy of {@link Backend}) that keeps activations for a backward in fp32. */
     public static Backend backend() {
-        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, new StandInCuda());
+        return backend(false);
+    }
+
+    /**
+     * A new stand-in backend; with {@code bf16Saves} its {@code saveForBackward} keeps a bf16 copy (rounded to nearest
+     * even, as the CUDA backend's {@code f32_to_bf16} kernel does under bf16 matmuls), a real BF16 tensor that every
+     * CPU kernel refuses, so a backward that reads it without {@code savedValue} fails here as it would compute garbage
+     * on a GPU; {@code linearBackwardWeight} takes such a copy as its x, as the CUDA backend's bf16 GEMM does. Every
+     * other op stays fp32 (the stand-in has no bf16 matmuls).
+     */
+    public static Backend backend(boolean bf16Saves) {
+        return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, new StandInCuda(bf16Saves));
     }
 
     /** Installs a stand-in for {@link Device#CUDA} until the handle closes. */
     public static DeviceStandIn.Installed install() {
         return DeviceStandIn.installForCuda(backend());
+    }
+
+    /** Installs a stand-in whose saved activations are bf16 ({@link #backend(boolean)}) until the handle closes. */
+    public static DeviceStandIn.Installed installWithBf16Saves() {
+        return DeviceStandIn.installForCuda(backend(true));
     }
 
     /**
@@ -96,6 +116,7 @@ public final class StandInCuda implements InvocationHandler {
             Tensor x = (Tensor) args[0];
             return x.isOnDevice() ? x : up(x);
         }
+        if (name.equals("saveForBackward") || name.equals("savedValue")) return saved(name, (Tensor) args[0]);
         Object[] down = args == null ? new Object[0] : args.clone();
         Map<Tensor, Tensor> original = new IdentityHashMap<>();   // host copy → the device tensor it came from
         Map<Tensor, float[]> before = new IdentityHashMap<>();
@@ -121,6 +142,24 @@ public final class StandInCuda implements InvocationHandler {
         return up(result, original);
     }
 
+    private static Tensor widen(Tensor bf16) {
+        Tensor out = Tensor.zeros(bf16.shape());
+        for (int i = 0; i < bf16.numel(); i++) out.floats()[i] = DType.fromBf16(bf16.shorts()[bf16.offset() + i]);
+        return out;
+    }
+
+    /** saveForBackward (a bf16 copy in bf16Saves mode, else x) and savedValue (bf16 widened to a new fp32 tensor). */
+    private Tensor saved(String op, Tensor x) {
+        Tensor host = down(op, x, new IdentityHashMap<>(), new IdentityHashMap<>());   // the checks every op's arguments get
+        boolean save = op.equals("saveForBackward");
+        if (save ? !bf16Saves || x.dtype() != DType.F32 : x.dtype() != DType.BF16) return x;
+        Tensor out = save ? Tensor.zeros(DType.BF16, x.shape()) : widen(host);
+        if (save) for (int i = 0; i < host.numel(); i++) out.shorts()[i] = DType.toBf16(host.floats()[host.offset() + i]);
+        Tensor dev = Tensor.uninitializedOn(out.dtype(), new HostStorage(Math.max(1, (long) out.numel() * out.dtype().bytes())), out.shape());
+        dev.copyFrom(out);
+        return dev;
+    }
+
     private static Tensor down(String op, Tensor t, Map<Tensor, Tensor> original, Map<Tensor, float[]> before) {
         if (t == null) return null;
         if (!t.isOnDevice()) {
@@ -128,6 +167,7 @@ public final class StandInCuda implements InvocationHandler {
                     + " (copy it up once with upload)");
         }
         Tensor host = t.toCpu();
+        if (op.equals("linearBackwardWeight") && t.dtype() == DType.BF16) return widen(host);   // a saved x, read only
         original.put(host, t);
         before.put(host, bits(host));
         return host;

@@ -48,6 +48,7 @@ public final class GPT {
     private final Layer[] layers;
     private final Tensor cos, sin;
     private Decoder decoder;   // made by the first decode step (fp32), or by decodeWeights(BF16)
+    private volatile boolean shelveActivations = true;
 
     /** One block's parameters; {@code veGate} and {@code valueEmbed} are null on layers without a value embedding. */
     private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
@@ -387,6 +388,8 @@ public final class GPT {
         private final KVCache cache;   // null: attention over the call's own tokens (training, logits)
         private final Map<String, Tensor> trace;
         private final int b, t, pos;
+        /** What the forward reads after the block it was made in: x0 and the backout's x_mid (see {@link #keep}). */
+        private final List<Var> kept = new ArrayList<>();
 
         Graph(Tensor idx, KVCache cache, Map<String, Tensor> trace) {
             this.idx = idx;
@@ -420,7 +423,10 @@ public final class GPT {
         }
 
         @Override
-        public Var keep(Var x) { return x; }   // Vars are never updated in place
+        public Var keep(Var x) {   // Vars are never updated in place; a kept one is read after its block
+            kept.add(x);
+            return x;
+        }
 
         @Override
         public Var lambdaMix(int i, Var x, Var x0) { return Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0); }
@@ -464,7 +470,15 @@ public final class GPT {
         @Override
         public Var mlp(int i, Var x) {
             Layer l = layers[i];
-            return Ops.mlpResidual(x, l.cFc.var(), l.mlpProj.var(), tracer(i, "mlp_out"));
+            Var out = Ops.mlpResidual(x, l.cFc.var(), l.mlpProj.var(), tracer(i, "mlp_out"));
+            // the block's last step: the forward reads nothing it made again but its output (and what keep kept), so the
+            // rest is shelved as its backward reads it (bf16 on a GPU under bf16 matmuls: half the activations' memory)
+            if (shelveActivations && trace == null && cache == null) {
+                kept.add(out);
+                Autograd.shelve(kept.toArray(Var[]::new));
+                kept.remove(kept.size() - 1);
+            }
+            return out;
         }
 
         /** Where a fused op hands an intermediate for the trace, or null (then the op gives it back at once). */
@@ -482,6 +496,16 @@ public final class GPT {
         public void trace(int layer, String name, Var x) {
             if (trace != null) trace.put(layer < 0 ? name : "block" + layer + "." + name, x.value());
         }
+    }
+
+    /**
+     * Whether a training forward shelves each block's activations once the block has run ({@link Autograd#shelve}: on a
+     * GPU under bf16 matmuls its backward then reads bf16 copies, nanochat's precision, and the step holds ~40% less
+     * activation memory, for a conversion per activation each way). On by default; no effect where the backend keeps
+     * activations in fp32 (the CPU, fp32 matmuls).
+     */
+    public void shelveActivations(boolean on) {
+        shelveActivations = on;
     }
 
     /**

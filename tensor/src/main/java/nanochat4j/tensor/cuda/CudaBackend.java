@@ -413,7 +413,8 @@ public final class CudaBackend implements Backend {
     public void linearBackwardWeight(Tensor dy, Tensor x, Tensor dW, boolean accumulate) {
         String op = "linearBackwardWeight";
         f32(op, "dy", dy);
-        f32(op, "x", x);
+        boolean saved = x != null && x.dtype() == DType.BF16;   // a saveForBackward copy (Autograd.shelve's)
+        if (!saved) f32(op, "x", x);
         f32(op, "dW", dW);
         if (dW.rank() != 2 || dy.rank() < 1 || x.rank() < 1 || dy.shape(-1) != dW.shape(0) || x.shape(-1) != dW.shape(1)
                 || dy.rows() != x.rows()) {
@@ -424,11 +425,14 @@ public final class CudaBackend implements Backend {
         if (!accumulate) ctx.memset(dW, 0);
         if (rows == 0) return;
         if (bf16()) {
-            Tensor dyh = activationBf16(dy), xh = activationBf16(x);
+            Tensor dyh = activationBf16(dy), xh = saved ? x : activationBf16(x);   // a saved copy is the GEMM's operand as is
             gemmBf16(true, false, out, in, rows, 1f, p(dyh), p(xh), 1f, p(dW));
-            recycle(dyh, xh);
+            recycle(dyh);
+            if (!saved) recycle(xh);
         } else {
-            gemm(true, false, out, in, rows, 1f, p(dy), 0, p(x), 0, 1f, p(dW), 0, 1);
+            Tensor xf = savedValue(x);
+            gemm(true, false, out, in, rows, 1f, p(dy), 0, p(xf), 0, 1f, p(dW), 0, 1);
+            if (xf != x) recycle(xf);
         }
         fence(dy, x, dW);
     }
