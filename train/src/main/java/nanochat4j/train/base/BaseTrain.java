@@ -64,15 +64,15 @@ public final class BaseTrain {
 
     /**
      * What every rank must agree on, compared at the handshake: the model (and so every parameter and optimizer-state
-     * shape), the batch, the horizon, the tokenizer, the device kind, the matmul precision and how the optimizer is
-     * split (sharded or replicated). Fields are "; "-separated, so a mismatch is reported field by field
+     * shape), the batch, the horizon, the tokenizer, the device kind, the matmul precision, the saved activations' form
+     * and how the optimizer is split (sharded or replicated). Fields are "; "-separated, so a mismatch is reported field by field
      * ("device=CPU vs device=CUDA"), naming both ranks.
      */
     static String fingerprint(BaseTrainOptions o, DepthDial dial, TokenizerView tok) {
         Device device = o.deviceKind();
         return "base-train; model=" + dial.config() + "; total batch=" + dial.totalBatch() + "; device batch=" + o.deviceBatchSize
                 + "; steps=" + dial.numIterations() + "; tokenizer=" + tok.name() + "/" + tok.vocabSize() + "; device=" + device
-                + "; precision=" + MatmulPrecision.parse(o.precision).flag()
+                + "; precision=" + MatmulPrecision.parse(o.precision).flag() + "; bf16 activations=" + o.bf16Activations
                 + "; optimizer=" + (o.overlapReduce(2, device) ? "replicated" : "sharded"); // as with several ranks
     }
 

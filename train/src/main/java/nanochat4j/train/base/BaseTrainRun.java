@@ -109,9 +109,13 @@ final class BaseTrainRun {
         Backend backend = TrainDevice.backend(device);
         precision = MatmulPrecision.parse(o.precision);
         out.println(TrainDevice.line(backend, precision));
+        if (device != Device.CPU && precision == MatmulPrecision.BF16) {
+            out.println("Activations kept for the backward: " + (o.bf16Activations ? "bf16 (--no-bf16-activations: fp32)" : "fp32"));
+        }
         try {
             enter("creating the model and optimizer on the " + device);
             model = GPT.create(dial.config(), 42, device);
+            model.shelveActivations(o.bf16Activations);
             var groups = BaseTrain.paramGroups(model, o, dial);
             // ranks (GPU ones by default) average their gradients while the backward runs, then each runs the whole optimizer
             overlap = overlapReduce(world, device)

@@ -152,6 +152,7 @@ class BaseTrainTest {
         if (!(device.length > 0 && out.contains("No chart base_train.png"))) assertTrue(Files.size(tmp.resolve("a/base_train.png")) > 1000, out);
         assertTrue(Files.readString(tmp.resolve("a/metrics.jsonl")).contains("\"val_bpb\""));
         // on a device, the allocator's peak (as nanochat's max_memory_allocated); on the CPU no such line
+        assertEquals(device.length > 0, out.contains("\nActivations kept for the backward: bf16 (--no-bf16-activations: fp32)\n"), out);
         assertEquals(device.length > 0, out.matches("(?s).*\nPeak device memory: [0-9.]+ GiB in tensors, [0-9.]+ GiB reserved from the driver; [0-9]+ pool flush(es)?\n.*"), out);
         // loss goes down from the uniform-guess start (ln 257 = 5.55) within 6 steps
         assertTrue(straight.trainLosses().getFirst() > 5.0 && straight.trainLosses().getLast() < straight.trainLosses().getFirst(),
@@ -342,6 +343,8 @@ class BaseTrainTest {
                 + "optimizer=replicated vs optimizer=sharded: "), res.get(1).toString());
         String fp32 = BaseTrain.fingerprint(options(tmp.resolve("mix"), "--device=cpu", "--precision=fp32"), dial, BYTES);
         assertEquals(cpuPrint.replace("; precision=bf16;", "; precision=fp32;"), fp32, "the matmul precision is agreed on too");
+        String fp32Saves = BaseTrain.fingerprint(options(tmp.resolve("mix"), "--device=cpu", "--no-bf16-activations"), dial, BYTES);
+        assertEquals(cpuPrint.replace("; bf16 activations=true;", "; bf16 activations=false;"), fp32Saves, "and the saved activations' form");
     }
 
     /**
