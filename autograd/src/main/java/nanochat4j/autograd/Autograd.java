@@ -19,17 +19,25 @@ public final class Autograd {
         return Tape.current().recording();
     }
 
+    /** How many nodes this thread's tape holds now: where a forward starts, for {@link #shelve}. */
+    public static int recorded() {
+        return Tape.current().size();
+    }
+
     /**
-     * Tells the tape that this thread's forward reads no value recorded so far again but those of {@code stillRead}
-     * (and of the leaves): each of the others is kept from now on as its backend keeps activations for a backward
+     * Tells the tape that this thread's forward, which began when the tape held {@code from} nodes, reads none of the
+     * values it has recorded since again but those of {@code stillRead} (and of the leaves). Each of the others that
+     * some backward reads is kept from now on as its backend keeps activations for a backward
      * ({@link nanochat4j.tensor.Backend#saveForBackward}: a bf16 copy on a GPU under bf16 matmuls, as nanochat's bf16
-     * activations are) and its fp32 memory goes back to the pool at once. Backward closures read such values through
-     * {@link nanochat4j.tensor.Backend#savedValue}. Nothing happens where the backend keeps fp32 (the CPU), outside a
-     * {@link nanochat4j.tensor.Recycler} scope (the fp32 memory could not go back) or when no tape records.
-     * A training forward calls it after each block, which holds a step's activations near half of the fp32 ones.
+     * activations are; the CPU keeps the value itself) and its fp32 memory goes back to the pool at once; backward
+     * closures read such values through {@link nanochat4j.tensor.Backend#savedValue}. One that no backward reads goes
+     * back at once, on any backend (its var then names dead memory: read the loss and nothing else of such a graph).
+     * Nothing happens outside a {@link nanochat4j.tensor.Recycler} scope (memory could not go back) or when no tape
+     * records. A training forward calls it after each block, which holds a step's activations near half of the fp32
+     * ones on a GPU.
      */
-    public static void shelve(Var... stillRead) {
-        Tape.current().shelve(stillRead);
+    public static void shelve(int from, Var... stillRead) {
+        Tape.current().shelve(from, stillRead);
     }
 
     /** Told during a backward pass of each parameter whose gradient that pass will not add to again. */

@@ -326,10 +326,9 @@ public final class Ops {
      */
     public static Var lambdaMix(Var a, int ia, Var x, Var b, int ib, Var x0) {
         Backend be = be(x);
-        Tensor av = a.value.slice(ia, ia + 1), bv = b.value.slice(ib, ib + 1);
-        return rec("lambda_mix", be.lambdaMix(av, x.value, bv, x0.value), dy -> {
+        return rec("lambda_mix", be.lambdaMix(a.value.slice(ia, ia + 1), x.value, b.value.slice(ib, ib + 1), x0.value), dy -> {
             Tensor xv = read(be, x), x0v = read(be, x0);
-            Backend.MixGrads g = be.lambdaMixBackward(dy, av, xv, bv, x0v);
+            Backend.MixGrads g = be.lambdaMixBackward(dy, a.value.slice(ia, ia + 1), xv, b.value.slice(ib, ib + 1), x0v);
             done(xv, x);
             done(x0v, x0);
             acc(x, g.dx());

@@ -83,18 +83,18 @@ final class Tape {
     }
 
     /**
-     * See {@link Autograd#shelve}. The recorded outputs are grouped by storage (an op's result and the views later ops
+     * See {@link Autograd#shelve}. The outputs recorded from index {@code from} on are grouped by storage (an op's result and the views later ops
      * made of it); a group is the whole of a fresh op output (its memory may go back) that no var of {@code stillRead}
      * and no leaf shares. If some backward reads it (an input its node's closure reads, or an output read by its own
      * node) and its backend keeps a different form, every var of the group then reads the new form (same shape) and the
      * old storage goes back to the pool; if no backward reads it, it goes back at once, with no copy, on any backend.
      */
-    void shelve(Var... stillRead) {
-        if (!recording() || !Recycler.isOpen() || nodes.isEmpty()) return;
+    void shelve(int from, Var... stillRead) {
+        if (!recording() || !Recycler.isOpen() || from >= nodes.size()) return;
         Map<Object, List<Var>> groups = new IdentityHashMap<>();
         Map<Object, Boolean> pinned = new IdentityHashMap<>(), read = new IdentityHashMap<>();
         for (Var v : stillRead) if (v != null) pinned.put(v.value.storage(), true);
-        for (Node n : nodes) {
+        for (Node n : nodes.subList(Math.max(0, from), nodes.size())) {
             if (n == null) continue;
             groups.computeIfAbsent(n.output.value.storage(), k -> new ArrayList<>()).add(n.output);
             for (Var in : n.inputs) if (in != null && in.node == null) pinned.put(in.value.storage(), true);

@@ -19,10 +19,12 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link Autograd#shelve}: what it replaces (every full-size view of a fresh op output the forward reads no more, on a
- * backend that keeps saved activations in another form) and what it leaves (the vars still read, the leaves, anything
- * outside a recycling scope or a recording tape, and everything on a backend that keeps fp32). The stand-in keeps
- * real BF16 tensors and poisons the fp32 memory given back, so a backward that read either wrongly fails here.
+ * {@link Autograd#shelve}: what it replaces (every full-size view of a fresh op output of this forward that it reads no
+ * more and some backward reads, on a backend that keeps saved activations in another form), what it gives back with no
+ * copy on any backend (such values that no backward reads), and what it leaves (the vars still read, the leaves, what
+ * an earlier forward recorded, anything outside a recycling scope or a recording tape, and the values a backward reads
+ * on a backend that keeps fp32). The stand-in keeps real BF16 tensors and poisons the memory given back, so a backward
+ * that read either wrongly fails here.
  */
 class ShelveTest {
     static final int N = 16, C = 32;
@@ -55,7 +57,7 @@ class ShelveTest {
             Graph g = graph(be);
             Tensor x = g.x().tensor(), yBefore = g.y().value();
             long before = HostStorage.handedOut();
-            Autograd.shelve(g.y());
+            Autograd.shelve(0, g.y());
             long freed = before - HostStorage.handedOut();
             assertEquals((long) N * C * (4 - 2), freed, "h's fp32 storage went back, a bf16 copy came");
             assertEquals(DType.BF16, g.h().value().dtype());
@@ -63,7 +65,7 @@ class ShelveTest {
             assertSame(g.h().value().storage(), g.r().value().storage(), "the reshape reads the same copy");
             assertSame(yBefore, g.y().value(), "a var still read stays");
             assertSame(x, g.x().var().value(), "a leaf stays");
-            Autograd.shelve(g.y());
+            Autograd.shelve(0, g.y());
             assertEquals(before - freed, HostStorage.handedOut(), "shelving again changes nothing");
             g.loss().backward();
             shelved = new float[][] {g.x().grad().toCpu().toFloatArray(), g.w().grad().toCpu().toFloatArray()};
@@ -87,33 +89,44 @@ class ShelveTest {
     }
 
     @Test
-    void nothingIsShelvedOutsideARecyclingScopeWithoutATapeOrWhereTheBackendKeepsFp32() {
+    void outsideAScopeWithoutATapeForAnEarlierForwardOrOnAnFp32BackendReadValuesStay() {
         try (DeviceStandIn.Installed d = StandInCuda.installWithBf16Saves()) {
             Graph g = graph(Backend.forDevice(Device.CUDA));
             Tensor h = g.h().value();
-            Autograd.shelve();   // no scope: the fp32 memory could not go back, a copy would only add
+            Autograd.shelve(0);   // no scope: the fp32 memory could not go back, a copy would only add
             assertSame(h, g.h().value());
             try (Recycler.Scope s = Recycler.open(); Autograd.Scope n = Autograd.noGrad()) {
-                Autograd.shelve();
+                Autograd.shelve(0);
                 assertSame(h, g.h().value());
             }
             try (Recycler.Scope s = Recycler.open()) {
-                Autograd.shelve(g.r());   // the group of a var still read stays whole
+                Autograd.shelve(0, g.r());   // the group of a var still read stays whole
                 assertSame(h, g.h().value());
             }
+        }
+        Tape.current().clear();
+        try (DeviceStandIn.Installed d = StandInCuda.installWithBf16Saves(); Recycler.Scope s = Recycler.open()) {
+            Backend be = Backend.forDevice(Device.CUDA);
+            Graph first = graph(be);
+            int from = Autograd.recorded();
+            Graph second = graph(be);
+            Tensor h = first.h().value();
+            Autograd.shelve(from, second.loss());
+            assertSame(h, first.h().value(), "an earlier forward's values are not this forward's to shelve");
+            assertEquals(DType.BF16, second.h().value().dtype());
         }
         Tape.current().clear();
         try (DeviceStandIn.Installed d = StandInCuda.install(); Recycler.Scope s = Recycler.open()) {
             Graph g = graph(Backend.forDevice(Device.CUDA));
             Tensor h = g.h().value();
-            Autograd.shelve();
+            Autograd.shelve(0);
             assertSame(h, g.h().value(), "a backend that keeps fp32 keeps the value itself");
         }
         Tape.current().clear();
         try (Recycler.Scope s = Recycler.open()) {
             Graph g = graph(Backend.cpu());
             Tensor h = g.h().value();
-            Autograd.shelve();
+            Autograd.shelve(0);
             assertSame(h, g.h().value(), "the CPU keeps fp32");
         }
     }
@@ -135,7 +148,7 @@ class ShelveTest {
                 Var loss = Ops.dot(y, Tensor.of(random(rnd, N * C, 1), N, C));
                 if (shelve == 1) {
                     Tensor sv = s.value();
-                    Autograd.shelve(loss);
+                    Autograd.shelve(0, loss);
                     assertTrue(!h.value().isRecyclable() && !u.value().isRecyclable(), "h and u went back");
                     assertTrue(sv == s.value() && sv.isRecyclable(), "s, which the product's backward reads, stays (fp32 on the CPU)");
                 }

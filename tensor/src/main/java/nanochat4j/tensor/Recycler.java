@@ -22,7 +22,9 @@ import java.util.Set;
  *       an array of that exact length from this thread's pool, or a new one;</li>
  *   <li>the autograd tape gives back, as its backward pass drops each node, the node's output and its gradient once
  *       nothing can read them again. Inside a scope the values of intermediate vars are therefore gone after
- *       {@code backward()}: read the loss (the root) and nothing else.</li>
+ *       {@code backward()}: read the loss (the root) and nothing else. A training forward goes further
+ *       ({@code Autograd.shelve}, after each block): what no backward reads goes back then, what one reads may be
+ *       replaced by a bf16 copy on a GPU;</li>
  *   <li>on a GPU the same give-backs hand an op output's device memory ({@link Tensor#uninitializedOn}) straight
  *       back to the CUDA allocator's pool ({@link DeviceStorage#recycle}), so a step's device memory peaks at its
  *       live set instead of growing until a GC finds the dead tensors.</li>

@@ -150,9 +150,10 @@ public final class StandInCuda implements InvocationHandler {
 
     /** saveForBackward (a bf16 copy in bf16Saves mode, else x) and savedValue (bf16 widened to a new fp32 tensor). */
     private Tensor saved(String op, Tensor x) {
-        Tensor host = down(op, x, new IdentityHashMap<>(), new IdentityHashMap<>());   // the checks every op's arguments get
         boolean save = op.equals("saveForBackward");
+        if (x == null || !x.isOnDevice()) down(op, x, new IdentityHashMap<>(), new IdentityHashMap<>());   // its message
         if (save ? !bf16Saves || x.dtype() != DType.F32 : x.dtype() != DType.BF16) return x;
+        Tensor host = x.toCpu();
         Tensor out = save ? Tensor.zeros(DType.BF16, x.shape()) : widen(host);
         if (save) for (int i = 0; i < host.numel(); i++) out.shorts()[i] = DType.toBf16(host.floats()[host.offset() + i]);
         Tensor dev = Tensor.uninitializedOn(out.dtype(), new HostStorage(Math.max(1, (long) out.numel() * out.dtype().bytes())), out.shape());

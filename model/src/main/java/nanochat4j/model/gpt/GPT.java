@@ -388,6 +388,8 @@ public final class GPT {
         private final KVCache cache;   // null: attention over the call's own tokens (training, logits)
         private final Map<String, Tensor> trace;
         private final int b, t, pos;
+        /** The tape's size when this forward began: what it records from there on is its own to shelve. */
+        private final int tapeStart = Autograd.recorded();
         /** What the forward reads after the block it was made in: x0 and the backout's x_mid (see {@link #keep}). */
         private final List<Var> kept = new ArrayList<>();
 
@@ -475,7 +477,7 @@ public final class GPT {
             // rest is shelved as its backward reads it (bf16 on a GPU under bf16 matmuls: half the activations' memory)
             if (shelveActivations && trace == null && cache == null) {
                 kept.add(out);
-                Autograd.shelve(kept.toArray(Var[]::new));
+                Autograd.shelve(tapeStart, kept.toArray(Var[]::new));
                 kept.remove(kept.size() - 1);
             }
             return out;
@@ -501,8 +503,8 @@ public final class GPT {
     /**
      * Whether a training forward shelves each block's activations once the block has run ({@link Autograd#shelve}: on a
      * GPU under bf16 matmuls its backward then reads bf16 copies, nanochat's precision, and the step holds ~40% less
-     * activation memory, for a conversion per activation each way). On by default; no effect where the backend keeps
-     * activations in fp32 (the CPU, fp32 matmuls).
+     * activation memory, for a conversion per activation each way; on any backend the values no backward reads go back
+     * at once, which changes no number). On by default.
      */
     public void shelveActivations(boolean on) {
         shelveActivations = on;

@@ -86,8 +86,7 @@ public final class BaseTrainOptions {
             description = "linear layers on CUDA: bf16 (nanochat's: bf16 operands, fp32 accumulation, fp32 master weights) or fp32; the CPU computes in fp32 (default: ${DEFAULT-VALUE})")
     public String precision;
     @Option(names = "--bf16-activations", defaultValue = "true", negatable = true, fallbackValue = "true",
-            description = "on CUDA under --precision bf16, keep each block's activations for the backward in bf16 as nanochat does"
-                    + " (~40%% less activation memory, a conversion each way); --no-bf16-activations keeps fp32 (default: ${DEFAULT-VALUE})")
+            description = TrainDevice.BF16_ACTIVATIONS)
     public boolean bf16Activations;
     @Option(names = "--overlap-reduce", defaultValue = "auto",
             description = "several ranks: average the gradients while the backward runs, then an unsharded optimizer on every rank (on), or ZeRO-2 reduce-scatter after it (off); auto = on for cuda (default: ${DEFAULT-VALUE})")

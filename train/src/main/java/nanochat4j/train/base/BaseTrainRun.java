@@ -109,9 +109,8 @@ final class BaseTrainRun {
         Backend backend = TrainDevice.backend(device);
         precision = MatmulPrecision.parse(o.precision);
         out.println(TrainDevice.line(backend, precision));
-        if (device != Device.CPU && precision == MatmulPrecision.BF16) {
-            out.println("Activations kept for the backward: " + (o.bf16Activations ? "bf16 (--no-bf16-activations: fp32)" : "fp32"));
-        }
+        String activations = TrainDevice.activationsLine(device, precision, o.bf16Activations);
+        if (activations != null) out.println(activations);
         try {
             enter("creating the model and optimizer on the " + device);
             model = GPT.create(dial.config(), 42, device);

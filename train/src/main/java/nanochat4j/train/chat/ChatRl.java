@@ -91,6 +91,7 @@ public final class ChatRl {
         MatmulPrecision precision = o.device.precision.get();
         ModelSource.Loaded sft = ChatModels.load(ModelSource.SFT, baseDir, o.start.modelTag, o.start.modelStep);
         GPT model = InferenceDevice.place(sft.model(), device);
+        model.shelveActivations(o.device.bf16Activations);
         Tokenizer tok = sft.tokenizer();
         String tag = sft.dir().getFileName().toString();
         Path ckptDir = o.resume.checkpointDir(ModelSource.RL.dir(baseDir), o.start.tagOr(tag));
@@ -103,6 +104,8 @@ public final class ChatRl {
         int perRank = o.examplesPerStep / world;
         out.printf(Locale.ROOT, "SFT model: %s step %d (%s)%n", sft.dir(), sft.step(), model.config());
         out.println(TrainDevice.line(backend, precision));
+        String activations = TrainDevice.activationsLine(device, precision, o.device.bf16Activations);
+        if (activations != null) out.println(activations);
         out.printf(Locale.ROOT, "Steps: %d | sequences per step: %d (%d questions × %d samples) | questions per rank: %d%n", numSteps,
                 o.examplesPerStep * o.numSamples, o.examplesPerStep, o.numSamples, perRank);
 

@@ -81,6 +81,7 @@ final class ChatSftRun {
         backend = TrainDevice.backend(device); // before anything slow: --device cuda without a GPU fails at once
         precision = o.device.precision.get();
         model = InferenceDevice.place(base.model(), device);
+        model.shelveActivations(o.device.bf16Activations);
         tok = base.tokenizer();
         tokenBytes = tok.tokenByteLengths();
         r = ChatSft.resolve(o, base.meta(), out);
@@ -93,6 +94,8 @@ final class ChatSftRun {
         ckptDir = o.resume.checkpointDir(ModelSource.SFT.dir(baseDir), o.start.tagOr(base.dir().getFileName().toString()));
         out.printf(Locale.ROOT, "Base model: %s step %d (%s)%n", base.dir(), base.step(), model.config());
         out.println(TrainDevice.line(backend, precision));
+        String activations = TrainDevice.activationsLine(device, precision, o.device.bf16Activations);
+        if (activations != null) out.println(activations);
         out.printf(Locale.ROOT, "Batch: %,d tokens/step = %d × %d × %d micro-steps × %d rank%s%n", r.totalBatch(), r.batch(), r.seq(), accum,
                 world, world == 1 ? "" : "s");
 

@@ -41,7 +41,7 @@ class UserConfigTest {
                 "total_batch_size", "embedding_lr", "unembedding_lr", "matrix_lr", "scalar_lr", "init_lr_frac", "warmup_ratio",
                 "warmdown_ratio", "final_lr_frac", "eval_every", "eval_tokens", "chatcore_every", "chatcore_max_cat", "chatcore_max_sample",
                 "mmlu_epochs", "gsm8k_epochs", "task_data", "conversations", "max_conversations", "extra_conversations", "extra_epochs",
-                "save_every", "precision", "device_type"), List.copyOf(sft.keySet()));
+                "save_every", "precision", "bf16_activations", "device_type"), List.copyOf(sft.keySet()));
         assertEquals("cpu", sft.get("device_type"), "--device under nanochat's name");
         assertEquals("d2", sft.get("model_tag"));
         assertNull(sft.get("model_step"));
@@ -51,9 +51,11 @@ class UserConfigTest {
         Map<String, Object> rl = CommandLine.populateCommand(new ChatRlOptions(), "--num-steps=5").userConfig();
         assertEquals(List.of("model_tag", "model_step", "num_epochs", "device_batch_size", "examples_per_step", "num_samples",
                 "max_new_tokens", "temperature", "top_k", "embedding_lr", "unembedding_lr", "matrix_lr", "weight_decay", "init_lr_frac",
-                "eval_every", "eval_examples", "save_every", "num_steps", "seed", "task_data", "precision", "device_type"), List.copyOf(rl.keySet()));
+                "eval_every", "eval_examples", "save_every", "num_steps", "seed", "task_data", "precision", "bf16_activations", "device_type"),
+                List.copyOf(rl.keySet()));
         assertEquals("cpu", rl.get("device_type"), "--device under nanochat's name");
         assertEquals("bf16", rl.get("precision"));
+        assertEquals(true, rl.get("bf16_activations"));
         assertEquals(5, rl.get("num_steps"));
         assertEquals(0.2, rl.get("embedding_lr"));
     }
