@@ -199,7 +199,7 @@ if [ "$tokok" -eq 1 ] && t=$(stage base-train 110); then
   # the allocator's own figures (nanochat's gpu-nanochat-bench.py reports torch.cuda.max_memory_allocated, the first)
   tensors=$(sed -n 's/^Peak device memory: \([0-9.]*\) GiB in tensors.*/\1/p' "$blog" | tail -n 1)
   flushes=$(sed -n 's/^Peak device memory: .*; \([0-9]*\) pool flush.*/\1/p' "$blog" | tail -n 1)
-  json "{\"kind\":\"base-train\",\"depth\":12,\"batch\":32,\"seq\":2048,\"precision\":\"bf16\",\"exit\":$trainrc,\"steps\":$steps,\"dt_ms\":$dt,\"tok_per_s\":$tok,\"mfu_pct\":$mfu,\"peak_gpu_mem_gib\":$peak,\"peak_tensors_gib\":${tensors:-null},\"pool_flushes\":${flushes:-null}}"
+  json "{\"kind\":\"base-train\",\"depth\":12,\"batch\":32,\"seq\":2048,\"precision\":\"bf16\",\"activations\":\"bf16\",\"exit\":$trainrc,\"steps\":$steps,\"dt_ms\":$dt,\"tok_per_s\":$tok,\"mfu_pct\":$mfu,\"peak_gpu_mem_gib\":$peak,\"peak_tensors_gib\":${tensors:-null},\"pool_flushes\":${flushes:-null}}"
   say "base-train d12 exit $trainrc: $tok tok/s, MFU $mfu%, step $dt ms, peak $peak GiB (nvidia-smi), ${tensors:-?} GiB in tensors, ${flushes:-?} pool flushes ($(tail -n 1 "$blog"))"
 fi
 [ "$trainrc" -eq 0 ] || failed=1

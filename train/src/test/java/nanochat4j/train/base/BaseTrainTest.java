@@ -2,6 +2,7 @@ package nanochat4j.train.base;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -33,6 +34,7 @@ import nanochat4j.train.collective.Job;
 import nanochat4j.train.eval.CoreBundle;
 import nanochat4j.train.eval.CoreEval;
 import nanochat4j.train.eval.ModelScorer;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -120,6 +122,26 @@ class BaseTrainTest {
     @Test
     void resumingOnTheGpuIsExact() throws Exception {
         try (var device = StandInCuda.unlessGpu()) {
+            resumeScenario("--device=cuda");
+        }
+    }
+
+    /**
+     * base-train on a device that keeps its saved activations in bf16, as a GPU under bf16 matmuls does (the stand-in's
+     * bf16 saves, with the CPU's arithmetic): each block's activations are shelved in bf16, which moves every parameter
+     * (bf16's rounding of the gradients) but no logged loss by more than 1e-3 over the run against
+     * {@code --no-bf16-activations}, and the run resumes bit for bit. Where a GPU is usable its own run covers this.
+     */
+    @Test
+    void withActivationsShelvedInBf16TheRunMovesByRoundingAndResumesExactly() throws Exception {
+        Assumptions.assumeFalse(StandInCuda.gpu(), "a GPU is usable: resumingOnTheGpuIsExact shelves on it");
+        try (var device = StandInCuda.installWithBf16Saves()) {
+            List<Float> shelved = run(options(tmp.resolve("bf"), "--device=cuda", "--eval-every=-1"), new ByteArrayOutputStream()).trainLosses();
+            List<Float> fp32 = run(options(tmp.resolve("fp"), "--device=cuda", "--eval-every=-1", "--no-bf16-activations"),
+                    new ByteArrayOutputStream()).trainLosses();
+            for (int i = 0; i < fp32.size(); i++) assertEquals(fp32.get(i), shelved.get(i), 1e-3 * fp32.get(i), "loss at step " + (i + 1));
+            Map<String, float[]> a = Checkpoint.load(tmp.resolve("bf"), 6).params(), b = Checkpoint.load(tmp.resolve("fp"), 6).params();
+            for (String k : a.keySet()) assertFalse(Arrays.equals(a.get(k), b.get(k)), k + " is the same bits: nothing was shelved");
             resumeScenario("--device=cuda");
         }
     }
