@@ -3,7 +3,9 @@ warp by warp, each warp's registers held as (32,) lane vectors; shared memory as
 kernel's formulas; ldmatrix (.x4, with/without .trans) and mma.m16n8k16.row.col bf16 emulated per the PTX ISA
 fragment layouts. Checked against float64 gradients and against a bf16-rounding-aware float64 reference.
 
-No GPU needed: rerun after changing the kernels (and change this transliteration with them). Cases as a JSON list of
+No GPU needed: rerun after changing the kernels (and change this transliteration with them). The _bf16 entry points
+(q, k, v read as bf16 bits, widened exactly by tcb_load4 and rounded back to the same bits by tcb_put4) stage the same
+tiles as the fp32 ones on the widened values: simulate them as those. Cases as a JSON list of
 [B, T, H, KV, D, window]; one JSON line of relative errors (float64, bf16-aware, nonzero?) per case:
     python3 attention_tc_bwd_sim.py '[[2, 130, 4, 2, 128, -1], [1, 100, 2, 1, 64, 40]]'
 """

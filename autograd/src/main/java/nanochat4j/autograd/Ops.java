@@ -496,12 +496,8 @@ public final class Ops {
         Backend.AttentionOut o = be.attention(q.value, k.value, v.value, window, scale);
         Tensor lse = o.lse();
         return recReadingOutput("attention", o.y(), (dy, self) -> {
-            Tensor qv = read(be, q), kv = read(be, k), vv = read(be, v), y = read(be, self);
-            Backend.AttentionGrads g = be.attentionBackward(qv, kv, vv, y, lse, dy, window, scale);
-            done(qv, q);
-            done(kv, k);
-            done(vv, v);
-            done(y, self);
+            // shelved or not: the backend's attention backward takes q, k, v and y as it kept them
+            Backend.AttentionGrads g = be.attentionBackward(q.value, k.value, v.value, self.value, lse, dy, window, scale);
             acc(q, g.dq());
             acc(k, g.dk());
             acc(v, g.dv());

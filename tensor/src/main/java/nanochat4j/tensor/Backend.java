@@ -226,7 +226,10 @@ public interface Backend {
      */
     AttentionOut attention(Tensor q, Tensor k, Tensor v, int window, float scale);
 
-    /** dq, dk, dv of {@link #attention}. */
+    /**
+     * dq, dk, dv of {@link #attention}. q, k, v and y may also be what {@link #saveForBackward} returned (bf16 copies where
+     * this backend keeps them, which its tensor-core kernels read as they are).
+     */
     AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale);
 
     /**

@@ -25,7 +25,8 @@
 // then converted and stored between the two barriers. Rows are padded by 8 bf16 (16 bytes): ldmatrix's eight 16-byte
 // row reads of a phase then fall in distinct banks at every D % 16 == 0. Warps skip stream tiles they cannot see
 // (causal / window), and only tiles that straddle the mask edge or T pay for the per-element mask.
-// Pointers must be 16-byte aligned (fresh tensors are): rows are read as float4.
+// Pointers must be 16-byte aligned (fresh tensors are): rows are read as float4 (8 bytes of bf16 in the _bf16 kernels,
+// which read q, k, v as the bf16 copies a training step keeps of them and are otherwise the same code).
 // Difference from attn_bwd_dq/dkv: a NaN or inf in K or V (Q or dY for dk/dv) at a position a row cannot see, inside a
 // tile its warp computes, reaches that row's gradient (masked P and dS are 0, but 0 · NaN in the mma; the fp32
 // kernels skip zero weights). Only a forward that already made NaN feeds such values.
@@ -42,6 +43,8 @@
 //   HEAD_DIM 32:  dq 208 regs, 20480 B   dkv 216 regs, 20992 B
 //   HEAD_DIM 64:  dq 167 regs, 27648 B   dkv 213 regs, 27904 B
 //   HEAD_DIM 128: dq 168 regs, 43520 B   dkv 249 regs, 43648 B
+// The _bf16 entries (q, k, v as bf16), same shared memory: dq_bf16 122 / 187 / 182 / 176 regs at HEAD_DIM 16 / 32 /
+// 64 / 128, dkv_bf16 164 / 214 / 213 / 249.
 #include "common.cuh"
 #include "tensorcore.cuh"
 
@@ -75,25 +78,39 @@ __device__ __forceinline__ void tcb_put4(unsigned short* s, float4 x) {
     *(uint2*) s = make_uint2(tc_pack_bf16(x.x, x.y), tc_pack_bf16(x.z, x.w));
 }
 
+// Four consecutive elements of an fp32 tensor (one float4), or of a bf16 one (8 bytes, widened: exact, so tcb_put4
+// rounds them back to the same bits) — the kernels read q, k, v either way (attn_tc_bwd_* / attn_tc_bwd_*_bf16).
+__device__ __forceinline__ float4 tcb_load4(const float* __restrict__ p) {
+    return *(const float4*) p;
+}
+
+__device__ __forceinline__ float4 tcb_load4(const unsigned short* __restrict__ p) {
+    uint2 u = *(const uint2*) p; // element 0 in the low half of u.x (little-endian)
+    return make_float4(__uint_as_float(u.x << 16), __uint_as_float(u.x & 0xffff0000u), __uint_as_float(u.y << 16),
+                       __uint_as_float(u.y & 0xffff0000u));
+}
+
 // Rows [r0, r0+TCB_BR) of one head of a (B, T, NH, D) tensor (base: row 0 of the head, stride: NH·D) into a bf16
 // tile; rows >= T are zero.
-__device__ __forceinline__ void tcb_stage_resident(unsigned short* s, const float* __restrict__ src, long long base, int r0,
-                                                   int T, int stride) {
+template <typename S>
+__device__ __forceinline__ void tcb_stage_resident(unsigned short* s, const S* __restrict__ src, long long base, int r0, int T,
+                                                   int stride) {
     for (int e = threadIdx.x; e < TCB_BR * TCB_C4; e += TCB_THREADS) {
         int r = e / TCB_C4, c = (e - r * TCB_C4) * 4;
-        float4 x = r0 + r < T ? *(const float4*) (src + base + (long long) (r0 + r) * stride + c) : make_float4(0.f, 0.f, 0.f, 0.f);
+        float4 x = r0 + r < T ? tcb_load4(src + base + (long long) (r0 + r) * stride + c) : make_float4(0.f, 0.f, 0.f, 0.f);
         tcb_put4(s + r * TCB_LD + c, x);
     }
 }
 
-// The stream tile's rows [r0, r0+TCB_KT) into registers (consecutive threads, consecutive 16 bytes of a row) …
-__device__ __forceinline__ void tcb_fetch(float4 (&p)[TCB_PF], const float* __restrict__ src, long long base, int r0, int T,
+// The stream tile's rows [r0, r0+TCB_KT) into registers (consecutive threads, consecutive 4 elements of a row) …
+template <typename S>
+__device__ __forceinline__ void tcb_fetch(float4 (&p)[TCB_PF], const S* __restrict__ src, long long base, int r0, int T,
                                           int stride) {
 #pragma unroll
     for (int c = 0; c < TCB_PF; c++) {
         int e = threadIdx.x + c * TCB_THREADS, r = e / TCB_C4, col = (e - r * TCB_C4) * 4;
         bool ok = e < TCB_KT * TCB_C4 && r0 + r < T;
-        p[c] = ok ? *(const float4*) (src + base + (long long) (r0 + r) * stride + col) : make_float4(0.f, 0.f, 0.f, 0.f);
+        p[c] = ok ? tcb_load4(src + base + (long long) (r0 + r) * stride + col) : make_float4(0.f, 0.f, 0.f, 0.f);
     }
 }
 
@@ -171,10 +188,11 @@ __device__ __forceinline__ void tcb_accumulate(float (&acc)[TCB_NO][4], const fl
 }
 
 // dq: warp w owns query rows i0 + 16w …; streams K/V key tiles from the window's first key to the block's last row.
-extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dq(
-        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
-        const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dq,
-        int T, int H, int KV, int window, float scale) {
+// S: the element type of q, k, v (float, or unsigned short for bf16 bits); dy is fp32 either way.
+template <typename S>
+__device__ __forceinline__ void tcb_dq(const S* __restrict__ q, const S* __restrict__ k, const S* __restrict__ v,
+                                       const float* __restrict__ dy, const float* __restrict__ lse, const float* __restrict__ dsum,
+                                       float* __restrict__ dq, int T, int H, int KV, int window, float scale) {
     __shared__ __align__(16) unsigned short Qs[TCB_BR * TCB_LD];
     __shared__ __align__(16) unsigned short Gs[TCB_BR * TCB_LD];
     __shared__ __align__(16) unsigned short Ks[TCB_KT * TCB_LD];
@@ -252,10 +270,10 @@ extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dq(
 
 // dk/dv: warp w owns key rows j0 + 16w …; streams Q/dY query tiles (with their lse, dsum) from the block's first key
 // to the window's last query, for each head of the group in turn (the flattened loop keeps the prefetch simple).
-extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dkv(
-        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
-        const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dk, float* __restrict__ dv,
-        int T, int H, int KV, int window, float scale) {
+template <typename S>
+__device__ __forceinline__ void tcb_dkv(const S* __restrict__ q, const S* __restrict__ k, const S* __restrict__ v,
+                                        const float* __restrict__ dy, const float* __restrict__ lse, const float* __restrict__ dsum,
+                                        float* __restrict__ dk, float* __restrict__ dv, int T, int H, int KV, int window, float scale) {
     __shared__ __align__(16) unsigned short Ks[TCB_BR * TCB_LD];
     __shared__ __align__(16) unsigned short Vs[TCB_BR * TCB_LD];
     __shared__ __align__(16) unsigned short Qs[TCB_KT * TCB_LD];
@@ -337,4 +355,36 @@ extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dkv(
             *(float2*) (dv + o + c * 8) = make_float2(accV[c][2 * r], accV[c][2 * r + 1]);
         }
     }
+}
+
+// The entry points: q, k, v in fp32, or as the bf16 copies a training step keeps for its backward (Autograd.shelve):
+// the same tiles, so the same bits.
+extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dq(
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
+        const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dq, int T, int H, int KV, int window,
+        float scale) {
+    tcb_dq(q, k, v, dy, lse, dsum, dq, T, H, KV, window, scale);
+}
+
+// (2 blocks an SM, which 255 registers a thread allow anyway: under plain bounds nvcc 13.0 capped this one at 128
+// registers at HEAD_DIM 16 and spilled 8 bytes)
+extern "C" __global__ void __launch_bounds__(TCB_THREADS, 2) attn_tc_bwd_dq_bf16(
+        const unsigned short* __restrict__ q, const unsigned short* __restrict__ k, const unsigned short* __restrict__ v,
+        const float* __restrict__ dy, const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dq, int T,
+        int H, int KV, int window, float scale) {
+    tcb_dq(q, k, v, dy, lse, dsum, dq, T, H, KV, window, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dkv(
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, const float* __restrict__ dy,
+        const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dk, float* __restrict__ dv, int T, int H,
+        int KV, int window, float scale) {
+    tcb_dkv(q, k, v, dy, lse, dsum, dk, dv, T, H, KV, window, scale);
+}
+
+extern "C" __global__ void __launch_bounds__(TCB_THREADS) attn_tc_bwd_dkv_bf16(
+        const unsigned short* __restrict__ q, const unsigned short* __restrict__ k, const unsigned short* __restrict__ v,
+        const float* __restrict__ dy, const float* __restrict__ lse, const float* __restrict__ dsum, float* __restrict__ dk,
+        float* __restrict__ dv, int T, int H, int KV, int window, float scale) {
+    tcb_dkv(q, k, v, dy, lse, dsum, dk, dv, T, H, KV, window, scale);
 }

@@ -28,6 +28,8 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class StandInCuda implements InvocationHandler {
     private static final AtomicLong OPS = new AtomicLong();
     private final Backend cpu = Backend.cpu();
+    /** The ops whose activation arguments may be saveForBackward's bf16 copies (as the CUDA backend's take them). */
+    private static final java.util.Set<String> TAKES_SAVED = java.util.Set.of("linearBackwardWeight", "attentionBackward");
     /** Whether saveForBackward keeps bf16 copies, as the CUDA backend does under bf16 matmuls. */
     private final boolean bf16Saves;
 
@@ -44,8 +46,9 @@ public final class StandInCuda implements InvocationHandler {
      * A new stand-in backend; with {@code bf16Saves} its {@code saveForBackward} keeps a bf16 copy (rounded to nearest
      * even, as the CUDA backend's {@code f32_to_bf16} kernel does under bf16 matmuls), a real BF16 tensor that every
      * CPU kernel refuses, so a backward that reads it without {@code savedValue} fails here as it would compute garbage
-     * on a GPU; {@code linearBackwardWeight} takes such a copy as its x, as the CUDA backend's bf16 GEMM does. Every
-     * other op stays fp32 (the stand-in has no bf16 matmuls).
+     * on a GPU; {@code linearBackwardWeight} (its x) and {@code attentionBackward} (q, k, v, y) take such copies, as the
+     * CUDA backend's bf16 GEMM and tensor-core attention do. Every other op stays fp32 (the stand-in has no bf16
+     * matmuls).
      */
     public static Backend backend(boolean bf16Saves) {
         return (Backend) Proxy.newProxyInstance(Backend.class.getClassLoader(), new Class<?>[] {Backend.class}, new StandInCuda(bf16Saves));
@@ -168,7 +171,7 @@ public final class StandInCuda implements InvocationHandler {
                     + " (copy it up once with upload)");
         }
         Tensor host = t.toCpu();
-        if (op.equals("linearBackwardWeight") && t.dtype() == DType.BF16) return widen(host);   // a saved x, read only
+        if (TAKES_SAVED.contains(op) && t.dtype() == DType.BF16) return widen(host);   // a saved activation, read only
         original.put(host, t);
         before.put(host, bits(host));
         return host;

@@ -951,6 +951,10 @@ public final class CudaBackend implements Backend {
         f32(op, "q", q);
         f32(op, "k", k);
         f32(op, "v", v);
+        qkvShapes(op, q, k, v);
+    }
+
+    private static void qkvShapes(String op, Tensor q, Tensor k, Tensor v) {
         if (q.rank() != 4 || k.rank() != 4 || !k.sameShape(v)) throw bad(op, "need q (B,T,H,D), k and v (B,T,KV,D)", q, k, v);
         if (q.shape(0) != k.shape(0) || q.shape(1) != k.shape(1) || q.shape(3) != k.shape(3)
                 || k.shape(2) == 0 || q.shape(2) % k.shape(2) != 0) {
@@ -1066,6 +1070,7 @@ public final class CudaBackend implements Backend {
     @Override
     public AttentionGrads attentionBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
         String op = "attentionBackward";
+        if (isSaved(q) || isSaved(k) || isSaved(v) || isSaved(y)) return savedBackward(op, q, k, v, y, lse, dy, window, scale);
         checkQkv(op, q, k, v);
         f32(op, "y", y);
         f32(op, "lse", lse);
@@ -1083,11 +1088,42 @@ public final class CudaBackend implements Backend {
         return kept ? tc : fp32;
     }
 
+    /**
+     * {@link #attentionBackward} from what {@link #saveForBackward} kept (bf16 copies, Autograd.shelve's): the tensor-core
+     * kernels read them as they are (the same tiles as from their fp32 widening, so the same bits); the fp32 kernels, a
+     * pass's first-use check and a mix of bf16 and fp32 inputs get the widening.
+     */
+    private AttentionGrads savedBackward(String op, Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
+        boolean all = isSaved(q) && isSaved(k) && isSaved(v) && isSaved(y);
+        if (all) {
+            for (Tensor t : new Tensor[] {q, k, v, y}) onDevice(op, "a saved input", t);
+            qkvShapes(op, q, k, v);
+            f32(op, "lse", lse);
+            f32(op, "dy", dy);
+            int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+            if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
+            OpChecks.attention("backward", b, t, h, kv, d, scale);
+            if (aligned16(q, k, v, dy) && tcAttention.use(tcPass("bwd", window, t), d, precision) == TensorCoreAttention.Use.TC) {
+                return tcBackward(q, k, v, y, lse, dy, window, scale);
+            }
+        }
+        Tensor qf = savedValue(q), kf = savedValue(k), vf = savedValue(v), yf = savedValue(y);
+        AttentionGrads g = attentionBackward(qf, kf, vf, yf, lse, dy, window, scale);
+        for (Tensor[] w : new Tensor[][] {{qf, q}, {kf, k}, {vf, v}, {yf, y}}) if (w[0] != w[1]) recycle(w[0]);
+        return g;
+    }
+
+    /** A bf16 copy {@link #saveForBackward} made (an fp32 tensor is not one). */
+    private static boolean isSaved(Tensor t) {
+        return t != null && t.dtype() == DType.BF16;
+    }
+
     /** dsum = Σ dy∘y per (b, h, row) (attention.cu's attn_bwd_dsum, one warp a row), with dy rounded to bf16 if asked. */
     private Tensor dsum(Tensor dy, Tensor y, boolean bf16Dy) {
         int b = dy.shape(0), t = dy.shape(1), h = dy.shape(2), rows = b * t * h, warps = BLOCK / 32;
         Tensor dsum = ctx.empty(DType.F32, b, h, t);
-        attn(dy.shape(3)).launch("attn_bwd_dsum", (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows, bf16Dy ? 1 : 0);
+        String kernel = isSaved(y) ? "attn_bwd_dsum_bf16y" : "attn_bwd_dsum";   // y as its bf16 copy (savedBackward)
+        attn(dy.shape(3)).launch(kernel, (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows, bf16Dy ? 1 : 0);
         return dsum;
     }
 
@@ -1101,8 +1137,9 @@ public final class CudaBackend implements Backend {
         Tensor dsum = dsum(dy, y, true);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int blocks = (t + TC_ROWS - 1) / TC_ROWS;
-        tc.launch("attn_tc_bwd_dq", blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
-        tc.launch("attn_tc_bwd_dkv", blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);
+        String in = isSaved(q) ? "_bf16" : "";   // q, k, v as bf16 copies (savedBackward), else fp32
+        tc.launch("attn_tc_bwd_dq" + in, blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
+        tc.launch("attn_tc_bwd_dkv" + in, blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);
         recycle(dsum);
         return new AttentionGrads(dq, dk, dv);
     }

@@ -88,6 +88,45 @@ class Bf16MatmulConformanceTest {
         assertSame(x, be.savedValue(x));
     }
 
+    /**
+     * What a training step's backward reads after Autograd.shelve: saveForBackward's bf16 copies. The weight-gradient
+     * GEMM and the attention backward (its tensor-core kernels read q, k, v and y as bf16, its fp32 kernels and a
+     * first use's check their widening) give the same bits as from the widened fp32 values, under bf16 matmuls and fp32.
+     */
+    @Test
+    void savedBf16ActivationsGiveTheSameBitsAsTheirWidening() {
+        Random r = BackendConformanceTest.rng("saved bf16");
+        int rows = 128, in = 64, out = 96;
+        Tensor x = be.upload(BackendConformanceTest.randT(r, 1f, rows, in)), dy = be.upload(BackendConformanceTest.randT(r, 1f, rows, out));
+        Tensor kept = be.saveForBackward(x), wide = be.savedValue(kept);
+        for (MatmulPrecision p : MatmulPrecision.values()) {
+            be.setMatmulPrecision(p);
+            Tensor a = be.upload(Tensor.zeros(out, in)), b = be.upload(Tensor.zeros(out, in));
+            be.linearBackwardWeight(dy, kept, a, false);
+            be.linearBackwardWeight(dy, wide, b, false);
+            assertEquals(java.util.Arrays.toString(b.toCpu().toFloatArray()), java.util.Arrays.toString(a.toCpu().toFloatArray()), "dW from saved x, " + p);
+        }
+        be.setMatmulPrecision(MatmulPrecision.BF16);
+        for (int d : new int[] {64, 128}) {
+            for (int window : new int[] {-1, 40}) {
+                int bsz = 2, t = 130, h = 4, kv = 2;
+                float scale = (float) (1 / Math.sqrt(d));
+                Tensor q = be.upload(BackendConformanceTest.randT(r, 1f, bsz, t, h, d)), k = be.upload(BackendConformanceTest.randT(r, 1f, bsz, t, kv, d));
+                Tensor v = be.upload(BackendConformanceTest.randT(r, 1f, bsz, t, kv, d)), g = be.upload(BackendConformanceTest.randT(r, 1f, bsz, t, h, d));
+                Backend.AttentionOut o = be.attention(q, k, v, window, scale);
+                Tensor sq = be.saveForBackward(q), sk = be.saveForBackward(k), sv = be.saveForBackward(v), sy = be.saveForBackward(o.y());
+                Tensor wq = be.savedValue(sq), wk = be.savedValue(sk), wv = be.savedValue(sv), wy = be.savedValue(sy);
+                be.attentionBackward(wq, wk, wv, wy, o.lse(), g, window, scale);   // a first use checks the tensor cores here
+                Backend.AttentionGrads want = be.attentionBackward(wq, wk, wv, wy, o.lse(), g, window, scale);
+                Backend.AttentionGrads got = be.attentionBackward(sq, sk, sv, sy, o.lse(), g, window, scale);
+                String at = " at head dim " + d + ", window " + window;
+                assertEquals(java.util.Arrays.toString(want.dq().toCpu().toFloatArray()), java.util.Arrays.toString(got.dq().toCpu().toFloatArray()), "dq" + at);
+                assertEquals(java.util.Arrays.toString(want.dk().toCpu().toFloatArray()), java.util.Arrays.toString(got.dk().toCpu().toFloatArray()), "dk" + at);
+                assertEquals(java.util.Arrays.toString(want.dv().toCpu().toFloatArray()), java.util.Arrays.toString(got.dv().toCpu().toFloatArray()), "dv" + at);
+            }
+        }
+    }
+
     @Test
     void aWeightIsCastOnceUntilItIsWrittenInPlace() {
         Random r = BackendConformanceTest.rng("bf16 cache");
