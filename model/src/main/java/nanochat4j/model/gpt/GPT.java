@@ -369,7 +369,11 @@ public final class GPT {
 
     /** The final-normed hidden state (B,T,C) of {@link Forward}'s dataflow on autograd ops, attending within the call. */
     private Var hidden(Tensor idx, Map<String, Tensor> trace) {
-        return Forward.hidden(config, new Graph(idx, null, trace));
+        Graph g = new Graph(idx, null, trace);
+        Var x = Forward.hidden(config, g);
+        // the blocks' tail (x0, the backout's x_mid and output) is read by no forward step but the head's, which reads x
+        if (shelveActivations && trace == null) Autograd.shelve(g.tapeStart, x);
+        return x;
     }
 
     /** lm_head on the final-normed x (B,T,C) → cropped, soft-capped logits (B,T,vocab). */
