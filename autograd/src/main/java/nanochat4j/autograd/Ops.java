@@ -151,15 +151,18 @@ public final class Ops {
         Tensor kept = Tape.current().records(x, wFc, wProj) ? be.saveForBackward(a) : null;
         if (kept != a) Recycler.give(a);
         return rec("mlp_residual", out, dy -> {
+            // in an order that keeps few 4C-wide tensors at once (the bf16 copy goes once widened, x is widened last):
+            // at most three, where a block's backward peaks
             acc(x, dy);
-            Tensor xv = read(be, x);
             Tensor av = be.savedValue(kept);
+            if (av != kept) Recycler.give(kept);
             Tensor u2 = be.relu2(av);
             weightGrad(be, dy, u2, wProj);
             Recycler.give(u2);
             Tensor du = be.linearBackwardInput(dy, wProj.value);
             Tensor da = be.relu2Backward(av, du);
-            give(du, av, kept);
+            give(du, av);
+            Tensor xv = read(be, x);
             Tensor h2 = be.rmsNorm(xv, 1f);
             weightGrad(be, da, h2, wFc);
             Recycler.give(h2);

@@ -240,6 +240,11 @@ public final class StandInCuda implements InvocationHandler {
             return HANDED_OUT.get();
         }
 
+        /** The most {@link #handedOut} has been since the last call (which starts the next period at the current count). */
+        public static long peakSinceLast() {
+            return PEAK.getAndSet(HANDED_OUT.get());
+        }
+
         private void live(String what) {
             if (recycledAt != null) {
                 throw new IllegalStateException(what + " of device memory that went back to the pool (recycled at the cause's stack)", recycledAt);
