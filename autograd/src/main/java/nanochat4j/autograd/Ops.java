@@ -44,9 +44,17 @@ public final class Ops {
      * {@link Autograd#shelve} may have replaced it).
      */
     private static Var recReadingOutput(String op, Tensor out, BackwardOfOutput bw, Var... inputs) {
+        return recReadingOutput(inputs, op, out, bw, inputs);
+    }
+
+    /** {@link #recReadingOutput} whose backward reads the values of {@code reads} only of its inputs (see {@link #recReading}). */
+    private static Var recReadingOutput(Var[] reads, String op, Tensor out, BackwardOfOutput bw, Var... inputs) {
         Var[] self = new Var[1];
         self[0] = rec(op, out, dy -> bw.apply(dy, self[0]), inputs);
-        if (self[0].node != null) self[0].node.readsOutput = true;
+        if (self[0].node != null) {
+            self[0].node.readsOutput = true;
+            self[0].node.reads = reads;
+        }
         return self[0];
     }
 
@@ -220,6 +228,52 @@ public final class Ops {
         }, x);
     }
 
+    /**
+     * {@link #rmsNorm} whose backward starts from its output y and each row's 1/rms instead of from x: it keeps y (which
+     * the ops after it keep anyway: the projections of a block's input, the head) and not x, so x — the residual stream
+     * — is read by no backward and goes back once the forward is past it ({@link Autograd#shelve}). dx = inv·(scale·dy −
+     * y·Σ(dy·y)/(D·scale)), with 1/rms recomputed from x in the forward (as a (..., 1) tensor).
+     */
+    public static Var rmsNormOut(Var x, float scale) {
+        Backend be = be(x);
+        Tensor y = be.rmsNorm(x.value, scale);
+        Tensor inv = Tape.current().records(x) ? invRms(be, x.value) : null;
+        return recReadingOutput(new Var[0], "rms_norm_out", y, (dy, self) -> {
+            Tensor yv = read(be, self);
+            Tensor dx = normBackwardFromOutput(be, dy, yv, inv, scale);
+            done(yv, self);
+            Recycler.giveStorage(inv);
+            acc(x, dx);
+        }, x);
+    }
+
+    /** 1/rms of each row of x (..., D), 1/sqrt(‖row‖²/D + eps) as rms_norm has it, shaped (..., 1). */
+    private static Tensor invRms(Backend be, Tensor x) {
+        int[] s = x.shape();
+        int d = s[s.length - 1];
+        s[s.length - 1] = 1;
+        Tensor zero = be.zeros(1), eps = be.clamp(zero, Backend.RMS_EPS, Backend.RMS_EPS);   // made where x is: no upload
+        Tensor norms = be.rowNorms(x), sq = be.mul(norms, norms), ms = be.scale(sq, 1f / d), msEps = be.add(ms, eps);
+        Tensor inv = be.rsqrt(msEps).reshape(s);
+        give(zero, eps, norms, sq, ms, msEps);
+        return inv;
+    }
+
+    /** The gradient of rms_norm(·)·scale from its output y (..., D) and inv = 1/rms (..., 1): inv·(scale·dy − y·Σ(dy·y)/(D·scale)). */
+    private static Tensor normBackwardFromOutput(Backend be, Tensor dy, Tensor y, Tensor inv, float scale) {
+        int[] s = y.shape();
+        int d = s[s.length - 1];
+        s[s.length - 1] = 1;
+        Tensor dyy = be.mul(dy, y);
+        Tensor sum = be.sumToShape(dyy, s);
+        Tensor coef = be.scale(sum, 1f / (d * scale));
+        Tensor yc = be.mul(y, coef);
+        Tensor diff = be.axpby(scale, dy, -1f, yc);
+        Tensor dx = be.mul(diff, inv);
+        give(dyy, sum, coef, yc, diff);
+        return dx;
+    }
+
     /** Rotary (halves, rotation by −θ) of x (B,T,H,D) at positions offset.. ; backward rotates dy by +θ. */
     public static Var rotary(Var x, Tensor cos, Tensor sin, int offset) {
         Backend be = be(x);
@@ -230,8 +284,7 @@ public final class Ops {
      * rms_norm(rotary(x·Wᵀ as (B,T,heads,D)))·scale: a q or k projection with RoPE and QK-norm, one node that keeps only
      * x (its input, which the other projections keep too), its output (which attention keeps) and each head's
      * 1/rms; neither the projection nor its rotation is kept. Backward from the output y: dr = inv·(scale·dy −
-     * y·Σ_D(dy·y)/(D·scale)), dp = rotary's backward of dr, dx = dp·W, dW += dpᵀ·x. 1/rms is taken as
-     * 1/sqrt(max(‖r‖²/D, eps)) where rms_norm has 1/sqrt(‖r‖²/D + eps): the same to eps/(2·mean r²) relative.
+     * y·Σ_D(dy·y)/(D·scale)), dp = rotary's backward of dr, dx = dp·W, dW += dpᵀ·x (see {@link #rmsNormOut}).
      */
     public static Var linearRotaryNorm(Var x, Var w, int heads, Tensor cos, Tensor sin, int offset, float scale) {
         Backend be = be(x);
@@ -244,23 +297,11 @@ public final class Ops {
         Tensor r = be.rotary(p.reshape(b, t, heads, d), cos, sin, offset);
         Recycler.give(p);
         Tensor y = be.rmsNorm(r, scale);
-        Tensor inv = null;
-        if (Tape.current().records(x, w)) {
-            Tensor norms = be.rowNorms(r), sq = be.mul(norms, norms), ms = be.scale(sq, 1f / d), msEps = be.clamp(ms, Backend.RMS_EPS, Float.MAX_VALUE);
-            inv = be.rsqrt(msEps).reshape(b, t, heads, 1);
-            give(norms, sq, ms, msEps);
-        }
+        Tensor invRows = Tape.current().records(x, w) ? invRms(be, r) : null;
         Recycler.give(r);
-        Tensor invRows = inv;
         return recReadingOutput("linear_rotary_norm", y, (dy, self) -> {
             Tensor yv = read(be, self);
-            Tensor dyy = be.mul(dy, yv);
-            Tensor sum = be.sumToShape(dyy, b, t, heads, 1);
-            Tensor coef = be.scale(sum, 1f / (d * scale));
-            Tensor yc = be.mul(yv, coef);
-            Tensor diff = be.axpby(scale, dy, -1f, yc);
-            Tensor dr = be.mul(diff, invRows);
-            give(dyy, sum, coef, yc, diff);
+            Tensor dr = normBackwardFromOutput(be, dy, yv, invRows, scale);
             done(yv, self);
             Tensor dp = be.rotaryBackward(dr, cos, sin, offset);
             Recycler.give(dr);

@@ -11,8 +11,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The fused nodes the GPT's training step is made of against the same function written with the primitive ops, at a
  * model's sizes (C = 128, 2 heads of 64, 128 tokens): values and every input's gradient. The nodes that recompute in
- * backward what the primitives keep give the same bits; the q/k node, whose backward starts from its output, agrees
- * to fp32 rounding (gradcheck holds every node to float64 at small sizes).
+ * backward what the primitives keep give the same bits; the q/k node and the norm whose backward starts from its
+ * output agree to fp32 rounding (gradcheck holds every node to float64 at small sizes).
  */
 class FusedOpsTest {
     static final int B = 2, T = 64, C = 128, H = 2, D = 64;
@@ -48,6 +48,20 @@ class FusedOpsTest {
         float[][] fused = run(in, v -> Ops.mlpResidual(v[0], v[1], v[2], null));
         float[][] plain = run(in, v -> Ops.add(v[0], Ops.linear(Ops.relu2(Ops.linear(Ops.rmsNorm(v[0], 1f), v[1])), v[2])));
         for (int i = 0; i < fused.length; i++) assertArrayEquals(plain[i], fused[i], "output " + i);
+    }
+
+    @Test
+    void normFromItsOutputEqualsRmsNormToRounding() {
+        Tensor[] in = {OpsGradcheckTest.rand(9, 1, B, T, C)};
+        float[][] fromOutput = run(in, v -> Ops.rmsNormOut(v[0], 1f));
+        float[][] plain = run(in, v -> Ops.rmsNorm(v[0], 1f));
+        assertArrayEquals(plain[0], fromOutput[0], "the forward is the same kernel");
+        double max = 0, diff = 0;
+        for (int j = 0; j < plain[1].length; j++) {
+            max = Math.max(max, Math.abs(plain[1][j]));
+            diff = Math.max(diff, Math.abs(plain[1][j] - fromOutput[1][j]));
+        }
+        assertTrue(diff <= 1e-5 * max && diff > 0, "dx: " + diff + " of " + max + " (another formula: not the same bits)");
     }
 
     @Test

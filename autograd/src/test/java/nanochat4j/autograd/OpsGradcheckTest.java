@@ -77,6 +77,9 @@ class OpsGradcheckTest {
     void rmsNormPlainAndQkScaled() {
         check("rms_norm", new Tensor[] {rand(4, 2, 3, 8)}, v -> Ops.rmsNorm(v[0], 1f), x -> rms64(x[0], 8, 1));
         check("rms_norm x1.2", new Tensor[] {rand(5, 0.01, 2, 2, 8)}, v -> Ops.rmsNorm(v[0], 1.2f), x -> rms64(x[0], 8, 1.2f));
+        // the backward from the output and 1/rms (the model's norm of a block's input and the final norm)
+        check("rms_norm_out", new Tensor[] {rand(6, 2, 3, 8)}, v -> Ops.rmsNormOut(v[0], 1f), x -> rms64(x[0], 8, 1));
+        check("rms_norm_out x1.2", new Tensor[] {rand(7, 0.01, 2, 2, 8)}, v -> Ops.rmsNormOut(v[0], 1.2f), x -> rms64(x[0], 8, 1.2f));
     }
 
     @Test

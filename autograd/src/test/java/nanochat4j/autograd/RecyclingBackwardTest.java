@@ -70,7 +70,7 @@ class RecyclingBackwardTest {
             Var x = Ops.smear(Ops.embedding(wte.var(), ids), smearW.var(), smearL.var(), 24);
             Var x0 = Ops.rmsNorm(x, 1f);
             Var h = Ops.lambdaMix(lamA.var(), 0, x0, lamB.var(), 0, x0);              // the same var as x and x0
-            Var hn = Ops.rmsNorm(h, 1f);
+            Var hn = Ops.rmsNormOut(h, 1f);                                              // backward from its output
             Var q = Ops.linearRotaryNorm(hn, wq.var(), H, rope.cos(), rope.sin(), 0, 1.2f);   // fused
             Var k = Ops.rmsNorm(Ops.rotary(Ops.reshape(Ops.linear(hn, wk.var()), B, T, KV, D), rope.cos(), rope.sin(), 0), 1.2f);
             Var v = Ops.reshape(Ops.linear(hn, wv.var()), B, T, KV, D);

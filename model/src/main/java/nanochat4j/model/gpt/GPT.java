@@ -438,7 +438,7 @@ public final class GPT {
         public Var lambdaMix(int i, Var x, Var x0) { return Ops.lambdaMix(residLambdas.var(), i, x, x0Lambdas.var(), i, x0); }
 
         @Override
-        public Var norm(Var x) { return Ops.rmsNorm(x, 1f); }
+        public Var norm(Var x) { return Ops.rmsNormOut(x, 1f); }   // keeps its output, not the residual stream x
 
         @Override
         public Forward.Qkv<Var> qkv(int i, Var hn) {
