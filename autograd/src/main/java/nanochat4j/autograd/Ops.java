@@ -247,7 +247,7 @@ public final class Ops {
         }, x);
     }
 
-    /** 1/rms of each row of x (..., D), 1/sqrt(‖row‖²/D + eps) as rms_norm has it, shaped (..., 1). */
+    /** 1/rms of each row of x (..., D), 1/sqrt(‖row‖²/D + eps): rms_norm's formula (its kernel's bits may differ), shaped (..., 1). */
     private static Tensor invRms(Backend be, Tensor x) {
         int[] s = x.shape();
         int d = s[s.length - 1];

@@ -1015,7 +1015,7 @@ public final class CudaBackend implements Backend {
      * {@code keys} positions — nanochat's S layers come first, so without this the plain causal mask of its L layers
      * would never be checked.
      */
-    private static String tcPass(String pass, int window, int keys) {
+    static String tcPass(String pass, int window, int keys) {
         return window >= 0 && window < keys - 1 ? pass + "-window" : pass;
     }
 
@@ -1137,6 +1137,7 @@ public final class CudaBackend implements Backend {
         Tensor dsum = dsum(dy, y, true);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int blocks = (t + TC_ROWS - 1) / TC_ROWS;
+        if (isSaved(q) != isSaved(k) || isSaved(q) != isSaved(v)) throw bad("attentionBackward", "q, k, v all bf16 copies or all fp32", q, k, v);
         String in = isSaved(q) ? "_bf16" : "";   // q, k, v as bf16 copies (savedBackward), else fp32
         tc.launch("attn_tc_bwd_dq" + in, blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
         tc.launch("attn_tc_bwd_dkv" + in, blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);

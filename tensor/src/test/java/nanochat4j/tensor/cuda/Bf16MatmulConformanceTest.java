@@ -107,7 +107,7 @@ class Bf16MatmulConformanceTest {
             assertEquals(java.util.Arrays.toString(b.toCpu().toFloatArray()), java.util.Arrays.toString(a.toCpu().toFloatArray()), "dW from saved x, " + p);
         }
         be.setMatmulPrecision(MatmulPrecision.BF16);
-        for (int d : new int[] {64, 128}) {
+        for (int d : new int[] {16, 32, 64, 128}) {   // each head dim's own tile shape
             for (int window : new int[] {-1, 40}) {
                 int bsz = 2, t = 130, h = 4, kv = 2;
                 float scale = (float) (1 / Math.sqrt(d));
@@ -117,6 +117,8 @@ class Bf16MatmulConformanceTest {
                 Tensor sq = be.saveForBackward(q), sk = be.saveForBackward(k), sv = be.saveForBackward(v), sy = be.saveForBackward(o.y());
                 Tensor wq = be.savedValue(sq), wk = be.savedValue(sk), wv = be.savedValue(sv), wy = be.savedValue(sy);
                 be.attentionBackward(wq, wk, wv, wy, o.lse(), g, window, scale);   // a first use checks the tensor cores here
+                assertEquals(TensorCoreAttention.Use.TC, be.tensorCoreAttention().use(CudaBackend.tcPass("bwd", window, t), d, MatmulPrecision.BF16),
+                        "the tensor cores run this backward (else the _bf16 kernels are not what is compared)");
                 Backend.AttentionGrads want = be.attentionBackward(wq, wk, wv, wy, o.lse(), g, window, scale);
                 Backend.AttentionGrads got = be.attentionBackward(sq, sk, sv, sy, o.lse(), g, window, scale);
                 String at = " at head dim " + d + ", window " + window;
