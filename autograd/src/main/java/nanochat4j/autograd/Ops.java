@@ -2,6 +2,7 @@ package nanochat4j.autograd;
 
 import java.util.Arrays;
 import java.util.function.Consumer;
+import java.util.function.UnaryOperator;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Reduction;
@@ -89,6 +90,13 @@ public final class Ops {
     /** Gives back what {@link #read} made for v (nothing when it read the value itself). */
     private static void done(Tensor read, Var v) {
         if (read != v.value) Recycler.give(read);
+    }
+
+    /** The backward of a one-input op whose gradient is a kernel of x's value: x read in fp32, the gradient sent to x. */
+    private static void accFromInput(Backend be, Var x, UnaryOperator<Tensor> gradOfValue) {
+        Tensor xv = read(be, x);
+        acc(x, gradOfValue.apply(xv));
+        done(xv, x);
     }
 
     // ---------------------------------------------------------------- linear algebra
@@ -221,11 +229,7 @@ public final class Ops {
     /** scale·x/sqrt(mean(x²)+eps) over the last dim (nanochat's norm; QK-norm with scale 1.2). */
     public static Var rmsNorm(Var x, float scale) {
         Backend be = be(x);
-        return rec("rms_norm", be.rmsNorm(x.value, scale), dy -> {
-            Tensor xv = read(be, x);
-            acc(x, be.rmsNormBackward(xv, dy, scale));
-            done(xv, x);
-        }, x);
+        return rec("rms_norm", be.rmsNorm(x.value, scale), dy -> accFromInput(be, x, xv -> be.rmsNormBackward(xv, dy, scale)), x);
     }
 
     /**
@@ -314,21 +318,13 @@ public final class Ops {
     /** relu(x)²; dx = 2·relu(x)·dy. */
     public static Var relu2(Var x) {
         Backend be = be(x);
-        return rec("relu2", be.relu2(x.value), dy -> {
-            Tensor xv = read(be, x);
-            acc(x, be.relu2Backward(xv, dy));
-            done(xv, x);
-        }, x);
+        return rec("relu2", be.relu2(x.value), dy -> accFromInput(be, x, xv -> be.relu2Backward(xv, dy)), x);
     }
 
     /** cap·tanh(x/cap). */
     public static Var softcap(Var x, float cap) {
         Backend be = be(x);
-        return rec("softcap", be.softcap(x.value, cap), dy -> {
-            Tensor xv = read(be, x);
-            acc(x, be.softcapBackward(xv, dy, cap));
-            done(xv, x);
-        }, x);
+        return rec("softcap", be.softcap(x.value, cap), dy -> accFromInput(be, x, xv -> be.softcapBackward(xv, dy, cap)), x);
     }
 
     // ---------------------------------------------------------------- elementwise, layout
