@@ -83,9 +83,9 @@ final class Tape {
     }
 
     /**
-     * See {@link Autograd#shelve}. The outputs recorded from index {@code from} on are grouped by storage (an op's result and the views later ops
-     * made of it); a group is the whole of a fresh op output (its memory may go back) that no var of {@code stillRead}
-     * and no leaf shares. If some backward reads it (an input its node's closure reads, or an output read by its own
+     * See {@link Autograd#shelve}. The outputs recorded from index {@code from} on are grouped by storage (an op's
+     * result and the views later ops made of it); a group is the whole of a fresh op output (its memory may go back)
+     * that no var of {@code stillRead} and no leaf shares. If some backward reads it (an input its node's closure reads, or an output read by its own
      * node) and its backend keeps a different form, every var of the group then reads the new form (same shape) and the
      * old storage goes back to the pool; if no backward reads it, it goes back at once, with no copy, on any backend.
      */
