@@ -497,11 +497,7 @@ public final class Ops {
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, be.scale(dy, -lam));
-            if (lambda.requiresGrad) {
-                Tensor m = read(be, xMid);
-                acc(lambda, be.scale(be.dot(dy, m), -1f).reshape(lambda.value.shape()));
-                done(m, xMid);
-            }
+            backoutLambdaGrad(be, dy, lambda, xMid);
         }, x, lambda, xMid);
     }
 
@@ -520,12 +516,16 @@ public final class Ops {
         return rec("backout", y, dy -> {
             acc(x, dy);
             acc(xMid, be.mul(negLam, dy));
-            if (lambda.requiresGrad) {
-                Tensor m = read(be, xMid);
-                acc(lambda, be.scale(be.dot(dy, m), -1f).reshape(lambda.value.shape()));
-                done(m, xMid);
-            }
+            backoutLambdaGrad(be, dy, lambda, xMid);
         }, x, lambda, xMid);
+    }
+
+    /** dλ = −Σ dy·xMid, xMid read as the backend kept it. */
+    private static void backoutLambdaGrad(Backend be, Tensor dy, Var lambda, Var xMid) {
+        if (!lambda.requiresGrad) return;
+        Tensor m = read(be, xMid);
+        acc(lambda, be.scale(be.dot(dy, m), -1f).reshape(lambda.value.shape()));
+        done(m, xMid);
     }
 
     // ---------------------------------------------------------------- attention, loss

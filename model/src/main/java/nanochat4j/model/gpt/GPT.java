@@ -480,9 +480,9 @@ public final class GPT {
             // the block's last step: the forward reads nothing it made again but its output (and what keep kept), so the
             // rest is shelved as its backward reads it (bf16 on a GPU under bf16 matmuls: half the activations' memory)
             if (shelveActivations && trace == null && cache == null) {
-                kept.add(out);
-                Autograd.shelve(tapeStart, kept.toArray(Var[]::new));
-                kept.remove(kept.size() - 1);
+                Var[] stillRead = kept.toArray(new Var[kept.size() + 1]);
+                stillRead[kept.size()] = out;
+                Autograd.shelve(tapeStart, stillRead);
             }
             return out;
         }
