@@ -11,6 +11,7 @@
 // one variant per tile set); M % BM, N % BN and K % BK must be 0 and the operands 16-byte aligned (the host falls
 // back to cuBLAS otherwise). Fragment layouts follow the PTX ISA for mma.m16n8k16 .row.col.
 #include "common.cuh"
+#include "tensorcore.cuh"
 #ifndef BM
 #define BM 128
 #endif
@@ -30,31 +31,6 @@
 #define LDS (BK + 8)
 #define MT (WM / 16)
 #define NT (WN / 8)
-
-// "memory" clobbers: the compiler must not move shared-memory reads or writes across these (the __syncthreads
-// beside each also orders them, but the asm should not depend on that).
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-    unsigned s = (unsigned) __cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(gmem) : "memory");
-}
-
-__device__ __forceinline__ void cp_async_commit() {
-    asm volatile("cp.async.commit_group;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void cp_async_wait_all_but_one() {
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void cp_async_wait_all() {
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
-
-__device__ __forceinline__ void mma_bf16(float* d, const unsigned* a, const unsigned* b) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
 
 // Rows [r0, r0+R) × columns [k0, k0+BK) of a K-contiguous (rows, ld) matrix, by cp.async in 16-byte chunks.
 template <int R>
@@ -148,7 +124,7 @@ __device__ __forceinline__ void gemm_body(
 #pragma unroll
             for (int i = 0; i < MT; i++)
 #pragma unroll
-                for (int j = 0; j < NT; j++) mma_bf16(acc[i][j], af[i], bf[j]);
+                for (int j = 0; j < NT; j++) tc_mma(acc[i][j], af[i], bf[j][0], bf[j][1]);
         }
         __syncthreads(); // the stage just read is the one the next iteration loads into
     }

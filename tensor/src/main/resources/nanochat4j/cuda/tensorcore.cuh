@@ -1,5 +1,6 @@
-// PTX wrappers of the tensor-core attention kernels (attention_tc_fwd.cu, attention_tc_bwd.cu): bf16 packing,
-// mma.sync m16n8k16 and ldmatrix, with the fragment layouts of the PTX ISA.
+// PTX wrappers of the tensor-core kernels (attention_tc_fwd.cu, attention_tc_bwd.cu, gemm.cu): bf16 packing,
+// mma.sync m16n8k16, ldmatrix and cp.async, with the fragment layouts of the PTX ISA. Every inline PTX of the kernels
+// is here and nowhere else: the CPU simulator (tools/cudasim) defines NC4J_TENSORCORE and supplies its own versions.
 #ifndef NC4J_TENSORCORE
 #define NC4J_TENSORCORE
 
@@ -31,5 +32,24 @@ __device__ __forceinline__ void tc_ldsm_x4_t(unsigned (&r)[4], const unsigned sh
     unsigned s = (unsigned) __cvta_generic_to_shared(p);
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(s) : "memory");
+}
+
+// 16 bytes global → shared, asynchronously. "memory" clobbers: the compiler must not move shared-memory reads or
+// writes across these (the __syncthreads beside each also orders them, but the asm should not depend on that).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+    unsigned s = (unsigned) __cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(gmem) : "memory");
+}
+
+__device__ __forceinline__ void cp_async_commit() {
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all_but_one() {
+    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void cp_async_wait_all() {
+    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
 }
 #endif

@@ -1,0 +1,1000 @@
+// cudasim: the CUDA driver API, NVRTC and cuBLAS as the CUDA backend calls them, run on the CPU — so the backend's
+// Java, its launch configurations and the kernel sources themselves run in tests on a machine with no GPU. One shared
+// object answers for all three libraries (scripts/cuda-sim-checks.sh links it as libcuda.so.1, libnvrtc.so and
+// libcublas.so and points the backend at them).
+//
+// - "NVRTC" turns a kernel source into C++ (cudasim.h first; each extern "C" __global__ kernel gets a thunk that
+//   unpacks cuLaunchKernel's parameters) and compiles it with g++ into a shared object, cached by a hash of the text;
+//   the "PTX" it hands back is that C++ text, which cuModuleLoadData compiles again if its object is not cached.
+// - A launch runs the grid one block at a time on the calling thread; each CUDA thread of a block is a fiber that
+//   runs until it finishes or waits at a barrier (__syncthreads, a warp shuffle, mma.sync, ldmatrix). A warp
+//   operation waits for exactly the lanes its mask names and fails the launch if one of them has exited or never
+//   existed; a block none of whose threads can move is a deadlock, reported with where each thread waits. Failures
+//   come back as CUDA_ERROR_LAUNCH_FAILED and cuGetErrorString gives the reason.
+// - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, so a kernel that
+//   reads memory nothing wrote shows NaN; copies and memsets must lie inside one allocation.
+// - cuBLAS multiplies in double from fp32 or bf16 operands (column-major, as cuBLAS), one output at a time.
+//
+// Environment: NC4JSIM_CACHE (compiled kernels; default /tmp/nc4jsim-$UID), NC4JSIM_INCLUDE (cudasim.h's folder;
+// default: the one this library was built from), NC4JSIM_MEMORY_MIB (the device's size, default 8192),
+// NC4JSIM_DEVICES (0 simulates a machine without a GPU), NC4JSIM_CXX (default g++).
+#define _GNU_SOURCE 1
+#include <dlfcn.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cudasim_abi.h"
+
+#ifndef CUDASIM_INCLUDE
+#define CUDASIM_INCLUDE "."
+#endif
+
+#define API extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+enum : int {
+    SUCCESS = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, INVALID_IMAGE = 200, INVALID_HANDLE = 400, NOT_FOUND = 500,
+    INVALID_PTX = 218, LAUNCH_FAILED = 719, NO_DEVICE = 100
+};
+
+std::mutex g_lock;                 // one launch, copy or allocation at a time (the fibers' state is global)
+std::string g_launchError;         // the last failed launch's reason, for cuGetErrorString(LAUNCH_FAILED)
+thread_local std::string t_strings; // keeps a returned C string alive
+
+std::string env(const char* name, const char* dflt) {
+    const char* v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+std::string format(const char* fmt, ...) {
+    char buf[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return buf;
+}
+
+// ---------------------------------------------------------------------------------------------------- memory
+
+// Each allocation has pages of its own with an inaccessible page on either side, its end flush with the upper one
+// (its start 256-byte aligned, as cuMemAlloc's): a kernel that reads or writes past either end faults, and the fault
+// handler below names the kernel, the thread and the allocation.
+struct Alloc {
+    size_t bytes;
+    char* map;
+    size_t mapBytes;
+};
+std::map<uintptr_t, Alloc> g_allocs;
+size_t g_used = 0;
+
+size_t deviceBytes() { return (size_t) std::stoull(env("NC4JSIM_MEMORY_MIB", "8192")) << 20; }
+size_t pageBytes() { return (size_t) sysconf(_SC_PAGESIZE); }
+
+// True when [p, p + n) lies inside one allocation.
+bool inside(uintptr_t p, size_t n) {
+    auto it = g_allocs.upper_bound(p);
+    if (it == g_allocs.begin()) return false;
+    --it;
+    return p >= it->first && p + n <= it->first + it->second.bytes;
+}
+
+// Where address a lies, in words: in or near a device allocation, or in a kernel module (its __shared__ arrays).
+std::string describeAddress(uintptr_t a) {
+    auto after = g_allocs.upper_bound(a);
+    uintptr_t pastEnd = UINTPTR_MAX, before = UINTPTR_MAX;
+    if (after != g_allocs.begin()) {
+        auto it = std::prev(after);
+        uintptr_t end = it->first + it->second.bytes;
+        if (a < end) return format("inside the allocation of %zu bytes at 0x%lx, offset %lu", it->second.bytes, (unsigned long) it->first, (unsigned long) (a - it->first));
+        pastEnd = a - end;
+    }
+    if (after != g_allocs.end()) before = after->first - a;
+    Dl_info info;
+    if (dladdr((void*) a, &info) && info.dli_fname && strstr(info.dli_fname, "nc4jsim")) {
+        return format("not device memory: %lu bytes after the symbol %s of the kernel module %s (a __shared__ array?)",
+                      (unsigned long) (a - (uintptr_t) info.dli_saddr), info.dli_sname ? info.dli_sname : "?", info.dli_fname);
+    }
+    if (pastEnd <= before && pastEnd < (1u << 20)) {
+        auto it = std::prev(after);
+        return format("%lu bytes past the end of the allocation of %zu bytes at 0x%lx", (unsigned long) pastEnd, it->second.bytes, (unsigned long) it->first);
+    }
+    if (before < (1u << 20)) {
+        return format("%lu bytes before the allocation of %zu bytes at 0x%lx", (unsigned long) before, after->second.bytes, (unsigned long) after->first);
+    }
+    return "not near any device allocation";
+}
+
+// ---------------------------------------------------------------------------------------------------- fibers
+
+// A fiber's saved context. On x86-64 a switch saves the callee-saved registers on the fiber's stack and swaps stack
+// pointers (ucontext's swapcontext makes a system call for the signal mask at every switch, and a block switches at
+// every barrier of every thread); elsewhere it is ucontext.
+#if defined(__x86_64__)
+extern "C" void cudasim_switch(void** save, void* to);
+asm(R"(
+    .text
+    .globl cudasim_switch
+    .hidden cudasim_switch
+    .type cudasim_switch, @function
+cudasim_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size cudasim_switch, .-cudasim_switch
+)");
+
+struct Context {
+    void* sp;
+};
+
+void switchContext(Context& save, Context& to) { cudasim_switch(&save.sp, to.sp); }
+
+// A fresh stack whose first switch "returns" into entry, as if entry had been called (rsp ≡ 8 mod 16 on entry).
+void makeContext(Context& c, char* stack, size_t bytes, void (*entry)()) {
+    uintptr_t top = ((uintptr_t) stack + bytes) & ~(uintptr_t) 15;
+    void** sp = (void**) top;
+    *--sp = nullptr;         // entry's return address: it never returns
+    *--sp = (void*) entry;   // where cudasim_switch's ret goes
+    for (int i = 0; i < 6; i++) *--sp = nullptr; // r15 … rbp
+    c.sp = sp;
+}
+#else
+struct Context {
+    ucontext_t uc;
+};
+
+void switchContext(Context& save, Context& to) { swapcontext(&save.uc, &to.uc); }
+
+void makeContext(Context& c, char* stack, size_t bytes, void (*entry)()) {
+    getcontext(&c.uc);
+    c.uc.uc_stack.ss_sp = stack;
+    c.uc.uc_stack.ss_size = bytes;
+    c.uc.uc_link = nullptr;
+    makecontext(&c.uc, entry, 0);
+}
+#endif
+
+struct Fiber {
+    Context ctx;
+    SimThread t;
+    bool done;
+    int warp, lane;
+    const char* waitingAt; // what a suspended thread waits for (for a deadlock's report)
+};
+
+struct Warp {
+    unsigned live;      // lanes that exist and have not exited
+    unsigned mask;      // the mask of the operation lanes are arriving at
+    unsigned arrived;
+    unsigned gen;
+    unsigned long long slot[32][8];
+    const void* ptr[32];
+};
+
+struct Launch {
+    std::vector<Fiber> fibers;
+    std::vector<Warp> warps;
+    std::vector<char*> stacks;
+    size_t stackBytes = 0;
+    Context sched;
+    Fiber* cur = nullptr;
+    int live = 0;
+    int arrived = 0;
+    unsigned gen = 0;
+    int andAcc = 1, andRes[2] = {1, 1};
+    unsigned long long progress = 0;
+    std::string error;
+    void (*thunk)(void**) = nullptr;
+    void** params = nullptr;
+    SimThread** curSlot = nullptr;
+};
+
+Launch g;
+
+[[noreturn]] void failHere(const std::string& why) {
+    Fiber* f = g.cur;
+    if (g.error.empty()) {
+        g.error = format("thread (%u,%u,%u) of block (%u,%u,%u): ", f->t.threadIdx.x, f->t.threadIdx.y, f->t.threadIdx.z,
+                         f->t.blockIdx.x, f->t.blockIdx.y, f->t.blockIdx.z) + why;
+    }
+    f->done = true;
+    switchContext(f->ctx, g.sched);
+    abort(); // never resumed
+}
+
+void yield(const char* what) {
+    Fiber* f = g.cur;
+    f->waitingAt = what;
+    switchContext(f->ctx, g.sched);
+    f->waitingAt = nullptr;
+}
+
+void releaseBlock() {
+    g.andRes[g.gen & 1] = g.andAcc;
+    g.andAcc = 1;
+    g.arrived = 0;
+    g.gen++;
+}
+
+int simSyncthreads(int predicate) {
+    g.progress++;
+    if (!predicate) g.andAcc = 0;
+    unsigned gen = g.gen;
+    if (++g.arrived >= g.live) releaseBlock();
+    else while (g.gen == gen) yield("__syncthreads");
+    return g.andRes[gen & 1];
+}
+
+// Waits until every lane of `mask` in this warp has arrived at an operation with the same mask.
+void warpBarrier(unsigned mask, const char* what) {
+    Fiber* f = g.cur;
+    Warp& w = g.warps[f->warp];
+    unsigned me = 1u << f->lane;
+    if (!(mask & me)) failHere(format("%s with mask 0x%08x, which does not name the calling lane %d", what, mask, f->lane));
+    if (mask & ~w.live) {
+        failHere(format("%s with mask 0x%08x names lanes 0x%08x of warp %d that have exited or do not exist", what, mask,
+                        mask & ~w.live, f->warp));
+    }
+    if (w.arrived == 0) w.mask = mask;
+    else if (w.mask != mask) failHere(format("%s with mask 0x%08x while lanes 0x%08x wait with mask 0x%08x", what, mask, w.arrived, w.mask));
+    g.progress++;
+    w.arrived |= me;
+    unsigned gen = w.gen;
+    if (w.arrived == w.mask) {
+        w.arrived = 0;
+        w.gen++;
+    } else {
+        while (w.gen == gen) yield(what);
+    }
+}
+
+unsigned long long simShfl(unsigned mask, unsigned long long v, int arg, int mode, int width) {
+    Fiber* f = g.cur;
+    Warp& w = g.warps[f->warp];
+    if (width <= 0 || width > 32 || (width & (width - 1))) failHere(format("shfl with width %d", width));
+    w.slot[f->lane][0] = v;
+    warpBarrier(mask, "__shfl_sync");
+    int lane = f->lane, base = lane & ~(width - 1), src = lane;
+    switch (mode) {
+        case SIM_SHFL_IDX: src = base + (((arg % width) + width) % width); break;
+        case SIM_SHFL_XOR: src = lane ^ arg; if (src < base || src >= base + width) src = lane; break;
+        case SIM_SHFL_DOWN: src = lane - base + arg < width ? lane + arg : lane; break;
+        case SIM_SHFL_UP: src = lane - base - arg >= 0 ? lane - arg : lane; break;
+    }
+    if (src < 0 || src > 31 || !(mask & (1u << src))) failHere(format("shfl reads lane %d, outside its mask 0x%08x", src, mask));
+    unsigned long long r = w.slot[src][0];
+    warpBarrier(mask, "__shfl_sync");
+    return r;
+}
+
+float bf16(unsigned bits16) {
+    unsigned u = (bits16 & 0xffffu) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32, fragments per the PTX ISA: lane L = 4g + t holds A's rows g and
+// g+8 at k 2t,2t+1 (a0, a1) and 8+2t,9+2t (a2, a3); B's column g at k 2t,2t+1 (b0) and 8+2t,9+2t (b1); D's rows g, g+8
+// at columns 2t, 2t+1. The lower half of a register is the lower k.
+void simMma(float* d, const unsigned* a, unsigned b0, unsigned b1) {
+    Fiber* f = g.cur;
+    Warp& w = g.warps[f->warp];
+    for (int i = 0; i < 4; i++) w.slot[f->lane][i] = a[i];
+    w.slot[f->lane][4] = b0;
+    w.slot[f->lane][5] = b1;
+    warpBarrier(0xffffffffu, "mma.sync");
+    auto A = [&](int row, int k) {
+        int gg = row & 7, reg = (row >= 8 ? 1 : 0) + (k >= 8 ? 2 : 0), kk = k & 7;
+        unsigned r = (unsigned) w.slot[gg * 4 + kk / 2][reg];
+        return bf16(kk & 1 ? r >> 16 : r);
+    };
+    auto B = [&](int k, int col) {
+        int kk = k & 7;
+        unsigned r = (unsigned) w.slot[col * 4 + kk / 2][k >= 8 ? 5 : 4];
+        return bf16(kk & 1 ? r >> 16 : r);
+    };
+    int gq = f->lane >> 2, t = f->lane & 3;
+    float out[4];
+    for (int e = 0; e < 4; e++) {
+        int row = gq + (e >= 2 ? 8 : 0), col = 2 * t + (e & 1);
+        double s = d[e];
+        for (int k = 0; k < 16; k++) s += (double) A(row, k) * (double) B(k, col);
+        out[e] = (float) s;
+    }
+    warpBarrier(0xffffffffu, "mma.sync");
+    for (int e = 0; e < 4; e++) d[e] = out[e];
+}
+
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: lanes 8m..8m+7 give the 16-byte rows of matrix m; lane L gets
+// row L/4, columns 2(L%4), +1 of each (with .trans: column L/4, rows 2(L%4), +1).
+void simLdsm(unsigned* r, const void* p, int trans) {
+    Fiber* f = g.cur;
+    Warp& w = g.warps[f->warp];
+    if ((uintptr_t) p & 15u) failHere("ldmatrix: a row address not 16-byte aligned");
+    w.ptr[f->lane] = p;
+    warpBarrier(0xffffffffu, "ldmatrix");
+    int L = f->lane;
+    unsigned out[4];
+    for (int m = 0; m < 4; m++) {
+        if (!trans) {
+            const uint16_t* row = (const uint16_t*) w.ptr[8 * m + L / 4];
+            out[m] = row[2 * (L % 4)] | ((unsigned) row[2 * (L % 4) + 1] << 16);
+        } else {
+            const uint16_t* r0 = (const uint16_t*) w.ptr[8 * m + 2 * (L % 4)];
+            const uint16_t* r1 = (const uint16_t*) w.ptr[8 * m + 2 * (L % 4) + 1];
+            out[m] = r0[L / 4] | ((unsigned) r1[L / 4] << 16);
+        }
+    }
+    warpBarrier(0xffffffffu, "ldmatrix");
+    for (int m = 0; m < 4; m++) r[m] = out[m];
+}
+
+void simFail(const char* what) { failHere(what); }
+
+const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail};
+
+void fiberMain() {
+    Fiber* f = g.cur;
+    g.thunk(g.params);
+    f->done = true;
+    g.progress++;
+    g.live--;
+    Warp& w = g.warps[f->warp];
+    w.live &= ~(1u << f->lane);
+    if (g.arrived > 0 && g.arrived >= g.live) releaseBlock();
+    switchContext(f->ctx, g.sched); // never resumed
+    abort();
+}
+
+// A fault on the thread running a launch ends the launch with a description of the address; any other fault goes to
+// the handler that was there before (the JVM's: it uses SIGSEGV itself). The handler runs on its own stack, so a
+// fiber's stack overflow is reported too.
+thread_local bool t_launching = false;
+struct sigaction g_prevSegv, g_prevBus;
+char g_altStack[1 << 16];
+
+void onFault(int sig, siginfo_t* si, void* uc) {
+    if (t_launching && g.cur && !g.cur->done) {
+        uintptr_t a = (uintptr_t) si->si_addr;
+        bool stack = false;
+        for (char* s : g.stacks) if (a >= (uintptr_t) s - pageBytes() && a < (uintptr_t) s) stack = true;
+        if (g.error.empty()) {
+            Fiber* f = g.cur;
+#if defined(__x86_64__)
+            uintptr_t pc = (uintptr_t) ((ucontext_t*) uc)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+            uintptr_t pc = (uintptr_t) ((ucontext_t*) uc)->uc_mcontext.pc;
+#else
+            uintptr_t pc = 0;
+#endif
+            Dl_info info;
+            std::string where = dladdr((void*) pc, &info) && info.dli_fname
+                    ? format("%s+0x%lx (%s; addr2line -Cfe on it gives the line)", info.dli_sname ? info.dli_sname : "?",
+                             (unsigned long) (pc - (uintptr_t) info.dli_fbase), info.dli_fname)
+                    : format("0x%lx", (unsigned long) pc);
+            g.error = format("thread (%u,%u,%u) of block (%u,%u,%u): %s at 0x%lx, %s; in %s", f->t.threadIdx.x, f->t.threadIdx.y, f->t.threadIdx.z,
+                             f->t.blockIdx.x, f->t.blockIdx.y, f->t.blockIdx.z, sig == SIGBUS ? "bus error" : "invalid memory access",
+                             (unsigned long) a, stack ? "the end of its stack (NC4JSIM_STACK_KIB)" : describeAddress(a).c_str(), where.c_str());
+        }
+        g.cur->done = true;
+        Context dead;
+        switchContext(dead, g.sched); // the scheduler abandons the launch; this signal frame is never returned to
+    }
+    struct sigaction& prev = sig == SIGBUS ? g_prevBus : g_prevSegv;
+    if (prev.sa_flags & SA_SIGINFO) {
+        prev.sa_sigaction(sig, si, uc);
+    } else if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    } else {
+        prev.sa_handler(sig);
+    }
+}
+
+void installFaultHandler() {
+    static bool done = false;
+    if (done) return;
+    done = true;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = onFault;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, &sa, &g_prevSegv);
+    sigaction(SIGBUS, &sa, &g_prevBus);
+}
+
+void ensureStacks(size_t n) {
+    size_t page = (size_t) sysconf(_SC_PAGESIZE);
+    if (g.stackBytes == 0) g.stackBytes = (size_t) std::stoul(env("NC4JSIM_STACK_KIB", "256")) << 10;
+    while (g.stacks.size() < n) {
+        char* s = (char*) mmap(nullptr, g.stackBytes + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (s == MAP_FAILED) {
+            perror("cudasim: mmap of a fiber stack");
+            abort();
+        }
+        mprotect(s, page, PROT_NONE); // a stack overflow faults instead of writing over the next stack
+        g.stacks.push_back(s + page);
+    }
+}
+
+// Runs one block; false (g.error set) when a thread failed or the block deadlocked.
+bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
+    int n = (int) (dims.x * dims.y * dims.z), nw = (n + 31) / 32;
+    g.fibers.assign(n, Fiber{});
+    g.warps.assign(nw, Warp{});
+    for (int i = 0; i < nw; i++) g.warps[i].live = i < n / 32 ? 0xffffffffu : (1u << (n % 32)) - 1u;
+    g.live = n;
+    g.arrived = 0;
+    g.andAcc = 1;
+    for (int i = 0; i < n; i++) {
+        Fiber& f = g.fibers[i];
+        f.t.threadIdx = {(unsigned) i % dims.x, ((unsigned) i / dims.x) % dims.y, (unsigned) i / (dims.x * dims.y)};
+        f.t.blockIdx = block;
+        f.t.blockDim = dims;
+        f.t.gridDim = grid;
+        f.t.dynamicShared = smem;
+        f.warp = i / 32;
+        f.lane = i % 32;
+        makeContext(f.ctx, g.stacks[i], g.stackBytes, fiberMain);
+    }
+    for (;;) {
+        bool any = false;
+        unsigned long long before = g.progress;
+        for (Fiber& f : g.fibers) {
+            if (f.done) continue;
+            any = true;
+            g.cur = &f;
+            *g.curSlot = &f.t;
+            switchContext(g.sched, f.ctx);
+            if (!g.error.empty()) return false;
+        }
+        if (!any) return true;
+        if (g.progress == before) {
+            std::map<std::string, int> where;
+            for (Fiber& f : g.fibers) if (!f.done) where[f.waitingAt ? f.waitingAt : "?"]++;
+            std::string s = format("deadlock in block (%u,%u,%u): %d of %d threads wait (", block.x, block.y, block.z, g.live, n);
+            bool first = true;
+            for (auto& [what, count] : where) {
+                s += format("%s%d at %s", first ? "" : ", ", count, what.c_str());
+                first = false;
+            }
+            g.error = s + "), none can move";
+            return false;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------- modules
+
+struct Module {
+    void* handle;
+    SimThread** curSlot;
+};
+
+struct Function {
+    Module* module;
+    std::string name;
+    void (*thunk)(void**);
+    int maxDynamicShared = 48 * 1024;
+};
+
+uint64_t fnv(const std::string& s) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+std::string readFile(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+std::string includeDir() { return env("NC4JSIM_INCLUDE", CUDASIM_INCLUDE); }
+
+std::string cacheDir() {
+    std::string d = env("NC4JSIM_CACHE", ("/tmp/nc4jsim-" + std::to_string(getuid())).c_str());
+    mkdir(d.c_str(), 0755);
+    return d;
+}
+
+const char* MARK = "//cudasim C++\n";
+
+// The kernel source as C++: the -D options as #defines, cudasim.h, the source with its extern __shared__ arrays
+// pointed at the block's dynamic shared memory, and a thunk per extern "C" __global__ kernel.
+std::string translate(const std::string& src, const std::vector<std::string>& options) {
+    std::string out = MARK;
+    for (const std::string& o : options) {
+        if (o.rfind("-D", 0) != 0) continue;
+        std::string def = o.substr(2);
+        size_t eq = def.find('=');
+        out += "#define " + (eq == std::string::npos ? def + " 1" : def.substr(0, eq) + " " + def.substr(eq + 1)) + "\n";
+    }
+    out += "#include \"cudasim.h\"\n";
+    static const std::regex dyn(R"(extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s*)?([A-Za-z_][\w\s]*?)\s+(\w+)\s*\[\s*\]\s*;)");
+    out += std::regex_replace(src, dyn, "$1* $2 = ($1*) __sim_cur->dynamicShared;");
+    out += "\n";
+    // extern "C" __global__ void [__launch_bounds__(...)] name(
+    size_t at = 0;
+    while ((at = src.find("__global__", at)) != std::string::npos) {
+        size_t i = at + 10;
+        auto skipSpace = [&] { while (i < src.size() && isspace((unsigned char) src[i])) i++; };
+        skipSpace();
+        if (src.compare(i, 4, "void") != 0) { at = i; continue; }
+        i += 4;
+        skipSpace();
+        if (src.compare(i, 17, "__launch_bounds__") == 0) {
+            i += 17;
+            skipSpace();
+            int depth = 0;
+            do {
+                if (src[i] == '(') depth++;
+                if (src[i] == ')') depth--;
+                i++;
+            } while (i < src.size() && depth > 0);
+            skipSpace();
+        }
+        size_t s = i;
+        while (i < src.size() && (isalnum((unsigned char) src[i]) || src[i] == '_')) i++;
+        std::string name = src.substr(s, i - s);
+        if (!name.empty()) out += "extern \"C\" __attribute__((visibility(\"default\"))) void __sim_thunk_" + name +
+                                  "(void** p) { __sim_invoke(" + name + ", p); }\n";
+        at = i;
+    }
+    return out;
+}
+
+// Compiles translated C++ into a cached shared object; returns its path, or "" with the compiler's output in log.
+std::string build(const std::string& cpp, std::string& log) {
+    std::string header = readFile(includeDir() + "/cudasim.h") + readFile(includeDir() + "/cudasim_abi.h");
+    if (header.empty()) {
+        log = "cudasim: no cudasim.h in " + includeDir() + " (set NC4JSIM_INCLUDE)";
+        return "";
+    }
+    char key[17];
+    snprintf(key, sizeof key, "%016llx", (unsigned long long) fnv(header + cpp));
+    std::string dir = cacheDir(), so = dir + "/" + key + ".so";
+    struct stat st;
+    if (stat(so.c_str(), &st) == 0) return so;
+    std::string src = dir + "/" + key + ".cpp", tmp = so + ".tmp" + std::to_string(getpid());
+    {
+        std::ofstream o(src + ".tmp", std::ios::binary);
+        o << cpp;
+    }
+    rename((src + ".tmp").c_str(), src.c_str());
+    std::string cmd = env("NC4JSIM_CXX", "g++") + " -std=c++17 -O2 -g -fPIC -shared -fno-gnu-unique -Wl,-Bsymbolic -w -ffp-contract=off -fno-strict-aliasing -I'" +
+                      includeDir() + "' -o '" + tmp + "' '" + src + "' 2>&1";
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) {
+        log = "cudasim: cannot run " + cmd;
+        return "";
+    }
+    char buf[4096];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, p)) > 0) log.append(buf, k);
+    int rc = pclose(p);
+    if (rc != 0) {
+        unlink(tmp.c_str());
+        log = "cudasim: g++ failed on " + src + "\n" + log;
+        return "";
+    }
+    rename(tmp.c_str(), so.c_str());
+    return so;
+}
+
+// ---------------------------------------------------------------------------------------------------- cuBLAS
+
+struct Matrix {
+    const void* p;
+    int type; // 0 CUDA_R_32F, 14 CUDA_R_16BF
+    int ld;
+    bool trans;
+    double at(long long r, long long c) const { // op(M)[r][c], column-major storage
+        long long i = trans ? c + r * (long long) ld : r + c * (long long) ld;
+        return type == 14 ? (double) bf16(((const uint16_t*) p)[i]) : (double) ((const float*) p)[i];
+    }
+};
+
+unsigned short toBf16(float f) {
+    unsigned b;
+    memcpy(&b, &f, 4);
+    if ((b & 0x7fffffffu) > 0x7f800000u) return (unsigned short) ((b >> 16) | 0x40u);
+    return (unsigned short) ((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+}
+
+int gemm(int ta, int tb, int m, int n, int k, float alpha, Matrix A, Matrix B, float beta, void* C, int ctype, int ldc) {
+    if (m < 0 || n < 0 || k < 0 || ldc < std::max(1, m)) return 7; // CUBLAS_STATUS_INVALID_VALUE
+    if ((ctype != 0 && ctype != 14) || (A.type != 0 && A.type != 14) || (B.type != 0 && B.type != 14)) return 15; // NOT_SUPPORTED
+    (void) ta;
+    (void) tb;
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < m; i++) {
+            double s = 0;
+            for (int l = 0; l < k; l++) s += A.at(i, l) * B.at(l, j);
+            long long ci = i + (long long) j * ldc;
+            float v = alpha * (float) s;
+            if (beta != 0) v += beta * (ctype == 14 ? bf16(((uint16_t*) C)[ci]) : ((float*) C)[ci]);
+            if (ctype == 14) ((uint16_t*) C)[ci] = toBf16(v);
+            else ((float*) C)[ci] = v;
+        }
+    }
+    return 0;
+}
+
+size_t typeBytes(int t) { return t == 14 ? 2 : 4; }
+
+} // namespace
+
+// ======================================================================================================== driver
+
+API int cuGetErrorString(int e, const char** s) {
+    switch (e) {
+        case SUCCESS: *s = "no error"; break;
+        case INVALID_VALUE: *s = "invalid argument"; break;
+        case OUT_OF_MEMORY: *s = "out of memory"; break;
+        case NO_DEVICE: *s = "no CUDA-capable device is detected (cudasim: NC4JSIM_DEVICES=0)"; break;
+        case INVALID_IMAGE: *s = "device kernel image is invalid"; break;
+        case INVALID_PTX: *s = "a PTX JIT compilation failed (cudasim: not an image of the simulator)"; break;
+        case INVALID_HANDLE: *s = "invalid resource handle"; break;
+        case NOT_FOUND: *s = "named symbol not found"; break;
+        case LAUNCH_FAILED:
+            t_strings = "unspecified launch failure (cudasim: " + g_launchError + ")";
+            *s = t_strings.c_str();
+            break;
+        default: *s = nullptr; return INVALID_VALUE;
+    }
+    return SUCCESS;
+}
+
+API int cuGetErrorName(int e, const char** s) {
+    switch (e) {
+        case SUCCESS: *s = "CUDA_SUCCESS"; break;
+        case INVALID_VALUE: *s = "CUDA_ERROR_INVALID_VALUE"; break;
+        case OUT_OF_MEMORY: *s = "CUDA_ERROR_OUT_OF_MEMORY"; break;
+        case NO_DEVICE: *s = "CUDA_ERROR_NO_DEVICE"; break;
+        case INVALID_IMAGE: *s = "CUDA_ERROR_INVALID_IMAGE"; break;
+        case INVALID_PTX: *s = "CUDA_ERROR_INVALID_PTX"; break;
+        case INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
+        case NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
+        case LAUNCH_FAILED: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
+        default: *s = nullptr; return INVALID_VALUE;
+    }
+    return SUCCESS;
+}
+
+API int cuInit(unsigned) { return std::stoi(env("NC4JSIM_DEVICES", "1")) > 0 ? SUCCESS : NO_DEVICE; }
+API int cuDriverGetVersion(int* v) { *v = 13000; return SUCCESS; }
+API int cuDeviceGetCount(int* n) { *n = std::stoi(env("NC4JSIM_DEVICES", "1")); return SUCCESS; }
+API int cuDeviceGet(int* d, int ordinal) {
+    if (ordinal < 0 || ordinal >= std::stoi(env("NC4JSIM_DEVICES", "1"))) return INVALID_VALUE;
+    *d = ordinal;
+    return SUCCESS;
+}
+API int cuDeviceGetName(char* name, int len, int) {
+    snprintf(name, (size_t) len, "cudasim (CPU simulation of an sm_90 GPU)");
+    return SUCCESS;
+}
+API int cuDeviceGetAttribute(int* v, int attr, int) {
+    switch (attr) {
+        case 1: *v = 1024; break;           // max threads per block
+        case 2: case 3: *v = 1024; break;   // max block dims x, y
+        case 4: *v = 64; break;             // max block dim z
+        case 5: *v = 2147483647; break;     // max grid dim x
+        case 6: case 7: *v = 65535; break;  // max grid dims y, z
+        case 8: *v = 49152; break;          // shared memory per block
+        case 10: *v = 32; break;            // warp size
+        case 13: *v = 1980000; break;       // clock rate, kHz
+        case 16: *v = 132; break;           // multiprocessors
+        case 36: *v = 2619000; break;       // memory clock, kHz
+        case 37: *v = 5120; break;          // memory bus width, bits
+        case 38: *v = 50 << 20; break;      // L2 bytes
+        case 39: *v = 2048; break;          // max threads per multiprocessor
+        case 75: *v = 9; break;             // compute capability
+        case 76: *v = 0; break;
+        case 81: *v = 233472; break;        // shared memory per multiprocessor
+        case 82: *v = 65536; break;         // registers per multiprocessor
+        case 97: *v = 232448; break;        // shared memory per block, opt-in
+        default: *v = 0;
+    }
+    return SUCCESS;
+}
+API int cuDevicePrimaryCtxRetain(void** ctx, int) { static int c; *ctx = &c; return SUCCESS; }
+API int cuCtxSetCurrent(void*) { return SUCCESS; }
+
+API int cuMemAlloc_v2(uintptr_t* p, size_t bytes) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (bytes == 0) return INVALID_VALUE;
+    if (g_used + bytes > deviceBytes()) return OUT_OF_MEMORY;
+    size_t page = pageBytes(), rounded = (bytes + 255) & ~(size_t) 255, span = (rounded + page - 1) & ~(page - 1);
+    char* m = (char*) mmap(nullptr, span + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return OUT_OF_MEMORY;
+    mprotect(m, page, PROT_NONE);
+    mprotect(m + page + span, page, PROT_NONE);
+    char* user = m + page + span - rounded;
+    memset(user, 0xff, rounded);
+    g_allocs[(uintptr_t) user] = Alloc{bytes, m, span + 2 * page};
+    g_used += bytes;
+    *p = (uintptr_t) user;
+    return SUCCESS;
+}
+API int cuMemFree_v2(uintptr_t p) {
+    std::lock_guard<std::mutex> l(g_lock);
+    auto it = g_allocs.find(p);
+    if (it == g_allocs.end()) return INVALID_VALUE;
+    g_used -= it->second.bytes;
+    munmap(it->second.map, it->second.mapBytes);
+    g_allocs.erase(it);
+    return SUCCESS;
+}
+API int cuMemGetInfo_v2(size_t* freeBytes, size_t* total) {
+    std::lock_guard<std::mutex> l(g_lock);
+    *total = deviceBytes();
+    *freeBytes = *total - g_used;
+    return SUCCESS;
+}
+API int cuMemcpyHtoDAsync_v2(uintptr_t dst, const void* src, size_t n, void*) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (n && !inside(dst, n)) return INVALID_VALUE;
+    memcpy((void*) dst, src, n);
+    return SUCCESS;
+}
+API int cuMemcpyDtoHAsync_v2(void* dst, uintptr_t src, size_t n, void*) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (n && !inside(src, n)) return INVALID_VALUE;
+    memcpy(dst, (const void*) src, n);
+    return SUCCESS;
+}
+API int cuMemcpyDtoDAsync_v2(uintptr_t dst, uintptr_t src, size_t n, void*) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (n && (!inside(dst, n) || !inside(src, n))) return INVALID_VALUE;
+    memmove((void*) dst, (const void*) src, n);
+    return SUCCESS;
+}
+API int cuMemsetD8Async(uintptr_t dst, unsigned char v, size_t n, void*) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (n && !inside(dst, n)) return INVALID_VALUE;
+    memset((void*) dst, v, n);
+    return SUCCESS;
+}
+API int cuMemsetD32Async(uintptr_t dst, unsigned v, size_t n, void*) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if ((dst & 3) || (n && !inside(dst, n * 4))) return INVALID_VALUE;
+    for (size_t i = 0; i < n; i++) ((unsigned*) dst)[i] = v;
+    return SUCCESS;
+}
+
+API int cuStreamCreate(void** s, unsigned) { *s = new int(0); return SUCCESS; }
+API int cuStreamSynchronize(void*) { return SUCCESS; }
+API int cuStreamDestroy_v2(void* s) { delete (int*) s; return SUCCESS; }
+
+using Clock = std::chrono::steady_clock;
+API int cuEventCreate(void** e, unsigned) { *e = new Clock::time_point(Clock::now()); return SUCCESS; }
+API int cuEventRecord(void* e, void*) { *(Clock::time_point*) e = Clock::now(); return SUCCESS; }
+API int cuEventSynchronize(void*) { return SUCCESS; }
+API int cuEventElapsedTime_v2(float* ms, void* a, void* b) {
+    *ms = std::chrono::duration<float, std::milli>(*(Clock::time_point*) b - *(Clock::time_point*) a).count();
+    return SUCCESS;
+}
+API int cuEventElapsedTime(float* ms, void* a, void* b) { return cuEventElapsedTime_v2(ms, a, b); }
+API int cuEventDestroy_v2(void* e) { delete (Clock::time_point*) e; return SUCCESS; }
+
+API int cuModuleLoadData(void** module, const void* image) {
+    std::string text = (const char*) image;
+    if (text.rfind(MARK, 0) != 0) return INVALID_PTX;
+    std::string log, so = build(text, log);
+    if (so.empty()) {
+        fprintf(stderr, "%s\n", log.c_str());
+        return INVALID_IMAGE;
+    }
+    void* h = dlopen(so.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        fprintf(stderr, "cudasim: dlopen %s: %s\n", so.c_str(), dlerror());
+        return INVALID_IMAGE;
+    }
+    auto api = (const SimApi**) dlsym(h, "__sim_api");
+    auto cur = (SimThread**) dlsym(h, "__sim_cur");
+    if (!api || !cur) return INVALID_IMAGE;
+    *api = &g_api;
+    *module = new Module{h, cur};
+    return SUCCESS;
+}
+
+API int cuModuleGetFunction(void** f, void* module, const char* name) {
+    Module* m = (Module*) module;
+    auto thunk = (void (*)(void**)) dlsym(m->handle, ("__sim_thunk_" + std::string(name)).c_str());
+    if (!thunk) return NOT_FOUND;
+    *f = new Function{m, name, thunk};
+    return SUCCESS;
+}
+
+API int cuFuncSetAttribute(void* f, int attr, int value) {
+    if (attr == 8) { // CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+        if (value < 0 || value > 232448) return INVALID_VALUE;
+        ((Function*) f)->maxDynamicShared = value;
+    }
+    return SUCCESS;
+}
+
+API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shared,
+                       void*, void** params, void** extra) {
+    Function* f = (Function*) fn;
+    if (extra) return INVALID_VALUE;
+    unsigned long long threads = (unsigned long long) bx * by * bz;
+    if (threads == 0 || threads > 1024 || bz > 64 || gx == 0 || gy == 0 || gz == 0 || gy > 65535 || gz > 65535) return INVALID_VALUE;
+    if ((int) shared > f->maxDynamicShared) return INVALID_VALUE; // above 48 KiB without the opt-in attribute
+    std::lock_guard<std::mutex> l(g_lock);
+    installFaultHandler();
+    ensureStacks(threads);
+    stack_t alt{}, oldAlt{};
+    alt.ss_sp = g_altStack;
+    alt.ss_size = sizeof g_altStack;
+    sigaltstack(&alt, &oldAlt);
+    struct Restore {
+        stack_t old;
+        ~Restore() {
+            t_launching = false;
+            sigaltstack(&old, nullptr);
+        }
+    } restore{oldAlt};
+    t_launching = true;
+    std::vector<unsigned char> smem(shared + 16);
+    g.thunk = f->thunk;
+    g.params = params;
+    g.curSlot = f->module->curSlot;
+    g.error.clear();
+    dim3 grid{gx, gy, gz}, dims{bx, by, bz};
+    for (unsigned z = 0; z < gz; z++) {
+        for (unsigned y = 0; y < gy; y++) {
+            for (unsigned x = 0; x < gx; x++) {
+                memset(smem.data(), 0xff, smem.size()); // a block's shared memory starts as garbage (NaN)
+                if (!runBlock(uint3{x, y, z}, grid, dims, smem.data())) {
+                    g_launchError = f->name + format(" (grid %u×%u×%u, block %u×%u×%u, %u bytes shared): ", gx, gy, gz, bx, by, bz, shared) + g.error;
+                    fprintf(stderr, "cudasim: %s\n", g_launchError.c_str());
+                    return LAUNCH_FAILED;
+                }
+            }
+        }
+    }
+    return SUCCESS;
+}
+
+// ======================================================================================================== NVRTC
+
+namespace {
+struct Program {
+    std::string source, name, log, image;
+};
+} // namespace
+
+API const char* nvrtcGetErrorString(int r) {
+    switch (r) {
+        case 0: return "NVRTC_SUCCESS";
+        case 3: return "NVRTC_ERROR_INVALID_INPUT";
+        case 5: return "NVRTC_ERROR_INVALID_OPTION";
+        case 6: return "NVRTC_ERROR_COMPILATION";
+        default: return "NVRTC_ERROR (cudasim)";
+    }
+}
+API int nvrtcVersion(int* major, int* minor) {
+    *major = 13;
+    *minor = 0;
+    return 0;
+}
+API int nvrtcCreateProgram(void** prog, const char* src, const char* name, int headers, const char**, const char**) {
+    if (!src || headers != 0) return 3;
+    *prog = new Program{src, name ? name : "default_program", "", ""};
+    return 0;
+}
+API int nvrtcCompileProgram(void* prog, int n, const char** options) {
+    Program* p = (Program*) prog;
+    std::vector<std::string> opts(options, options + n);
+    p->image = translate(p->source, opts);
+    std::string so = build(p->image, p->log);
+    return so.empty() ? 6 : 0;
+}
+API int nvrtcGetProgramLogSize(void* prog, size_t* n) { *n = ((Program*) prog)->log.size() + 1; return 0; }
+API int nvrtcGetProgramLog(void* prog, char* out) {
+    const std::string& s = ((Program*) prog)->log;
+    memcpy(out, s.c_str(), s.size() + 1);
+    return 0;
+}
+API int nvrtcGetPTXSize(void* prog, size_t* n) { *n = ((Program*) prog)->image.size() + 1; return 0; }
+API int nvrtcGetPTX(void* prog, char* out) {
+    const std::string& s = ((Program*) prog)->image;
+    memcpy(out, s.c_str(), s.size() + 1);
+    return 0;
+}
+API int nvrtcGetCUBINSize(void* prog, size_t* n) { return nvrtcGetPTXSize(prog, n); }
+API int nvrtcGetCUBIN(void* prog, char* out) { return nvrtcGetPTX(prog, out); }
+API int nvrtcDestroyProgram(void** prog) {
+    delete (Program*) *prog;
+    *prog = nullptr;
+    return 0;
+}
+
+// ======================================================================================================== cuBLAS
+
+API int cublasCreate_v2(void** h) { *h = new int(0); return 0; }
+API int cublasDestroy_v2(void* h) { delete (int*) h; return 0; }
+API int cublasSetStream_v2(void*, void*) { return 0; }
+API const char* cublasGetStatusString(int s) {
+    switch (s) {
+        case 0: return "CUBLAS_STATUS_SUCCESS";
+        case 3: return "CUBLAS_STATUS_ALLOC_FAILED";
+        case 7: return "CUBLAS_STATUS_INVALID_VALUE";
+        case 15: return "CUBLAS_STATUS_NOT_SUPPORTED";
+        default: return "CUBLAS_STATUS (cudasim)";
+    }
+}
+
+API int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, const float* b, int ldb,
+                       const float* beta, float* c, int ldc) {
+    std::lock_guard<std::mutex> l(g_lock);
+    return gemm(ta, tb, m, n, k, *alpha, Matrix{a, 0, lda, ta != 0}, Matrix{b, 0, ldb, tb != 0}, *beta, c, 0, ldc);
+}
+
+API int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, long long sa,
+                                  const float* b, int ldb, long long sb, const float* beta, float* c, int ldc, long long sc, int batch) {
+    std::lock_guard<std::mutex> l(g_lock);
+    for (int i = 0; i < batch; i++) {
+        int r = gemm(ta, tb, m, n, k, *alpha, Matrix{a + i * sa, 0, lda, ta != 0}, Matrix{b + i * sb, 0, ldb, tb != 0}, *beta, c + i * sc, 0, ldc);
+        if (r) return r;
+    }
+    return 0;
+}
+
+API int cublasGemmEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, const void* b, int bt,
+                     int ldb, const float* beta, void* c, int ct, int ldc, int compute, int) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (compute != 68 && compute != 0) return 15; // CUBLAS_COMPUTE_32F (or the legacy CUDA_R_32F)
+    return gemm(ta, tb, m, n, k, *alpha, Matrix{a, at, lda, ta != 0}, Matrix{b, bt, ldb, tb != 0}, *beta, c, ct, ldc);
+}
+
+API int cublasGemmStridedBatchedEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, long long sa,
+                                   const void* b, int bt, int ldb, long long sb, const float* beta, void* c, int ct, int ldc, long long sc,
+                                   int batch, int compute, int) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (compute != 68 && compute != 0) return 15;
+    for (int i = 0; i < batch; i++) {
+        int r = gemm(ta, tb, m, n, k, *alpha, Matrix{(const char*) a + i * sa * typeBytes(at), at, lda, ta != 0},
+                     Matrix{(const char*) b + i * sb * typeBytes(bt), bt, ldb, tb != 0}, *beta, (char*) c + i * sc * typeBytes(ct), ct, ldc);
+        if (r) return r;
+    }
+    return 0;
+}

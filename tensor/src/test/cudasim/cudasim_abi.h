@@ -1,0 +1,30 @@
+// What the simulated driver (cudasim.cpp) and a simulated kernel module (cudasim.h + a kernel source) share.
+// A module is its own shared object, opened RTLD_LOCAL; it reaches the driver only through the SimApi the driver
+// stores into it, and the driver points its __sim_cur at the CUDA thread it is about to run.
+#pragma once
+
+struct uint3 {
+    unsigned x, y, z;
+};
+
+struct dim3 {
+    unsigned x, y, z;
+};
+
+// One CUDA thread as a kernel sees it.
+struct SimThread {
+    uint3 threadIdx, blockIdx;
+    dim3 blockDim, gridDim;
+    unsigned char* dynamicShared; // this block's extern __shared__ memory
+};
+
+// Warp-wide and block-wide operations: each suspends the calling CUDA thread until the others it waits for arrive.
+struct SimApi {
+    int (*syncthreads)(int predicate);                                           // __syncthreads(_and)
+    unsigned long long (*shfl)(unsigned mask, unsigned long long v, int arg, int mode, int width);
+    void (*mma)(float* d, const unsigned* a, unsigned b0, unsigned b1);         // mma.sync m16n8k16 bf16 → f32
+    void (*ldsm)(unsigned* r, const void* rowAddress, int trans);                // ldmatrix m8n8.x4(.trans) b16
+    void (*fail)(const char* what);                                              // a kernel error: the launch fails
+};
+
+enum { SIM_SHFL_IDX = 0, SIM_SHFL_XOR = 1, SIM_SHFL_DOWN = 2, SIM_SHFL_UP = 3 };

@@ -1,0 +1,186 @@
+package nanochat4j.tensor.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The CPU simulator's checks (tensor/src/test/cudasim, run by scripts/cuda-sim-checks.sh) catch what they promise, and
+ * the tensor-core fragment layouts it implements are the hardware's: the mma test runs on any CUDA device, a real GPU
+ * included, so the same assertions hold the simulator to the GPU.
+ */
+class CudaSimulatorTest {
+    private CudaContext ctx;
+
+    @BeforeEach
+    void device() {
+        String why = CudaContext.unavailableReason();
+        Assumptions.assumeTrue(why == null, () -> "CUDA tests skipped: " + why);
+        ctx = CudaContext.get();
+    }
+
+    private void assumeSimulator() {
+        Assumptions.assumeTrue(ctx.describe().startsWith("cudasim"), "runs on the CPU simulator only (scripts/cuda-sim-checks.sh)");
+    }
+
+    private MemorySegment function(String source, String name) {
+        byte[] ptx = Nvrtc.load().compile(name + ".cu", source, List.of("--gpu-architecture=compute_80", "--std=c++17", "-default-device"), false);
+        MemorySegment[] module = new MemorySegment[1];
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment img = a.allocate(ptx.length + 1L);
+            MemorySegment.copy(ptx, 0, img, ValueLayout.JAVA_BYTE, 0, ptx.length);
+            ctx.driver().check("cuModuleLoadData(" + name + ")", ctx.driver().moduleLoadData(img, module));
+        }
+        return ctx.driver().function(module[0], name);
+    }
+
+    /** Launches {@code fn} on one block of {@code threads} with 64-bit pointer arguments. */
+    private void launch(MemorySegment fn, String name, int threads, long... pointers) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment params = a.allocate(ValueLayout.ADDRESS, Math.max(1, pointers.length));
+            for (int i = 0; i < pointers.length; i++) params.setAtIndex(ValueLayout.ADDRESS, i, a.allocateFrom(ValueLayout.JAVA_LONG, pointers[i]));
+            ctx.driver().launch(name, fn, 1, 1, 1, threads, 1, 1, 0, ctx.stream(), params);
+        }
+        ctx.synchronize();
+    }
+
+    private long upload(float[] x) {
+        long p = ctx.driver().allocOrZero(4L * x.length);
+        try (Arena a = Arena.ofConfined()) {
+            ctx.driver().copyHtoDAsync(p, a.allocateFrom(ValueLayout.JAVA_FLOAT, x), 4L * x.length, ctx.stream());
+            ctx.synchronize();
+        }
+        return p;
+    }
+
+    private float[] download(long p, int n) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment host = a.allocate(4L * n);
+            ctx.driver().copyDtoHAsync(host, p, 4L * n, ctx.stream());
+            ctx.synchronize();
+            return host.toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
+
+    private static short bf16(float f) {
+        return (short) (Float.floatToRawIntBits(f) >>> 16); // the test's values are exact in bf16
+    }
+
+    /** One m16n8k16 bf16 mma with its operands loaded straight from the PTX ISA's fragment layout. */
+    @Test
+    void mmaFragmentsFollowThePtxLayout() {
+        String src = """
+                extern "C" __global__ void mma_once(const unsigned short* A, const unsigned short* B, float* D) {
+                    int lane = threadIdx.x, g = lane >> 2, t = lane & 3;
+                    // A 16x16 row-major; B 16x8 stored as B[k][n] row-major; D 16x8 row-major
+                    unsigned a[4], b[2];
+                    a[0] = A[g * 16 + 2 * t] | (A[g * 16 + 2 * t + 1] << 16);
+                    a[1] = A[(g + 8) * 16 + 2 * t] | (A[(g + 8) * 16 + 2 * t + 1] << 16);
+                    a[2] = A[g * 16 + 8 + 2 * t] | (A[g * 16 + 9 + 2 * t] << 16);
+                    a[3] = A[(g + 8) * 16 + 8 + 2 * t] | (A[(g + 8) * 16 + 9 + 2 * t] << 16);
+                    b[0] = B[(2 * t) * 8 + g] | (B[(2 * t + 1) * 8 + g] << 16);
+                    b[1] = B[(2 * t + 8) * 8 + g] | (B[(2 * t + 9) * 8 + g] << 16);
+                    float d[4] = {0.f, 0.f, 0.f, 0.f};
+                    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n"
+                                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+                    D[g * 8 + 2 * t] = d[0];
+                    D[g * 8 + 2 * t + 1] = d[1];
+                    D[(g + 8) * 8 + 2 * t] = d[2];
+                    D[(g + 8) * 8 + 2 * t + 1] = d[3];
+                }
+                """;
+        // the simulator's NVRTC runs no inline PTX: it gets the wrapper tensorcore.cuh's kernels use
+        String sim = src.replace("""
+                    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\\n"
+                                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+                """, "    tc_mma(d, a, b[0], b[1]);\n");
+        boolean simulated = ctx.describe().startsWith("cudasim");
+        MemorySegment fn = function(simulated ? sim : src, "mma_once");
+        Random r = new Random(7);
+        float[] a = new float[16 * 16], b = new float[16 * 8];
+        for (int i = 0; i < a.length; i++) a[i] = r.nextInt(17) - 8; // small integers: every product and sum exact
+        for (int i = 0; i < b.length; i++) b[i] = r.nextInt(17) - 8;
+        short[] ab = new short[a.length], bb = new short[b.length];
+        for (int i = 0; i < a.length; i++) ab[i] = bf16(a[i]);
+        for (int i = 0; i < b.length; i++) bb[i] = bf16(b[i]);
+        long pa = ctx.driver().allocOrZero(2L * ab.length), pb = ctx.driver().allocOrZero(2L * bb.length), pd = ctx.driver().allocOrZero(4L * 128);
+        try (Arena ar = Arena.ofConfined()) {
+            ctx.driver().copyHtoDAsync(pa, ar.allocateFrom(ValueLayout.JAVA_SHORT, ab), 2L * ab.length, ctx.stream());
+            ctx.driver().copyHtoDAsync(pb, ar.allocateFrom(ValueLayout.JAVA_SHORT, bb), 2L * bb.length, ctx.stream());
+        }
+        launch(fn, "mma_once", 32, pa, pb, pd);
+        float[] d = download(pd, 128);
+        for (int i = 0; i < 16; i++) {
+            for (int j = 0; j < 8; j++) {
+                float want = 0;
+                for (int k = 0; k < 16; k++) want += a[i * 16 + k] * b[k * 8 + j];
+                assertEquals(want, d[i * 8 + j], "D[" + i + "][" + j + "]");
+            }
+        }
+        for (long p : new long[] {pa, pb, pd}) ctx.driver().free(p);
+    }
+
+    @Test
+    void aWritePastTheEndOfAnAllocationFailsTheLaunchAndNamesIt() {
+        assumeSimulator();
+        MemorySegment fn = function("""
+                extern "C" __global__ void overrun(float* x) { x[threadIdx.x + 1024] = 1.0f; }
+                """, "overrun");
+        long p = upload(new float[1024]);
+        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "overrun", 32, p));
+        assertTrue(e.getMessage().contains("overrun") && e.getMessage().contains("past the end of the allocation of 4096 bytes"), e.getMessage());
+        assertEquals(2f, download(upload(new float[] {2f}), 1)[0], "the device works after a failed launch");
+        ctx.driver().free(p);
+    }
+
+    @Test
+    void aShuffleThatWaitsForLanesAtABarrierIsADeadlock() {
+        assumeSimulator();
+        MemorySegment fn = function("""
+                extern "C" __global__ void stuck(float* x) {
+                    if (threadIdx.x < 48) x[threadIdx.x] = __shfl_sync(0xffffffffu, x[threadIdx.x], 0); // lanes 48..63 never come
+                    else __syncthreads();
+                    __syncthreads();
+                }
+                """, "stuck");
+        long p = upload(new float[64]);
+        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "stuck", 64, p));
+        assertTrue(e.getMessage().contains("deadlock") && e.getMessage().contains("__shfl_sync") && e.getMessage().contains("__syncthreads"),
+                e.getMessage());
+        ctx.driver().free(p);
+    }
+
+    @Test
+    void aShuffleNamingAnExitedLaneFailsTheLaunch() {
+        assumeSimulator();
+        MemorySegment fn = function("""
+                extern "C" __global__ void early(float* x) {
+                    if (threadIdx.x == 0) return;
+                    x[threadIdx.x] = __shfl_xor_sync(0xffffffffu, x[threadIdx.x], 1);
+                }
+                """, "early");
+        long p = upload(new float[32]);
+        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "early", 32, p));
+        assertTrue(e.getMessage().contains("exited"), e.getMessage());
+        ctx.driver().free(p);
+    }
+
+    @Test
+    void freshDeviceMemoryReadsAsNan() {
+        assumeSimulator();
+        long p = ctx.driver().allocOrZero(64);
+        for (float v : download(p, 16)) assertTrue(Float.isNaN(v), "memory nothing wrote is NaN, so a kernel that reads it shows");
+        ctx.driver().free(p);
+    }
+}
