@@ -53,7 +53,7 @@ class ActivationMemoryTest {
         int b = 2, t = 64;
         double unit = 4.0 * b * t * cfg.nEmbd() * cfg.nLayer();
         try (DeviceStandIn.Installed d = bf16Saves ? StandInCuda.installWithBf16Saves() : StandInCuda.install()) {
-            GPT m = GPTTest.perturbed(cfg, 7).to(Device.CUDA);
+            GPT m = TestModels.perturbed(cfg, 7).to(Device.CUDA);
             SplittableRandom r = new SplittableRandom(1);
             double[] held = new double[2];
             for (int step = 0; step < 3; step++) {   // step 0 allocates the gradients; the next ones must match it

@@ -38,7 +38,7 @@ class DecodeDeoptimizationTest {
 
     /** Child JVM entry: warms up, then prints the deoptimizations of one more prefill + decode, by site. */
     public static void main(String[] args) throws Exception {
-        GPT m = GPTTest.perturbed(CFG, 5);
+        GPT m = TestModels.perturbed(CFG, 5);
         for (int i = 0; i < 30; i++) prefillAndDecode(m, i);   // C2 compiles the prefill and decode paths
         AtomicLong count = new AtomicLong();
         Map<String, AtomicLong> sites = new ConcurrentHashMap<>();

@@ -21,7 +21,7 @@ class DecoderBf16Test {
     }
 
     static GPT smeared() {
-        GPT m = GPTTest.perturbed(CFG, 21);
+        GPT m = TestModels.perturbed(CFG, 21);
         m.parameter("smear_lambda").tensor().fill(0.7f);
         m.parameter("backout_lambda").tensor().fill(0.3f);
         return m;

@@ -35,7 +35,7 @@ class GPTCudaTest {
     }
 
     private static GPT[] cpuAndGpu() {
-        GPT cpu = GPTTest.perturbed(CFG, 7);
+        GPT cpu = TestModels.perturbed(CFG, 7);
         cpu.parameter("smear_lambda").tensor().fill(0.7f);
         cpu.parameter("backout_lambda").tensor().fill(0.3f);
         return new GPT[] {cpu, cpu.to(Device.CUDA)};

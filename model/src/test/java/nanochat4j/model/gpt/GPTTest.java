@@ -37,19 +37,6 @@ class GPTTest {
         return Tensor.ofInts(a, b, t);
     }
 
-    /** init + a perturbation like the fixture's 'pert' case, so every path carries signal. */
-    static GPT perturbed(GPTConfig cfg, long seed) {
-        GPT m = GPT.create(cfg, seed);
-        SplittableRandom r = new SplittableRandom(seed + 1);
-        for (Parameter p : m.parameters()) {
-            if (p.name().endsWith("c_proj.weight") || p.name().equals("smear_lambda") || p.name().equals("lm_head.weight")) {
-                float[] a = p.tensor().floats();
-                for (int i = 0; i < p.numel(); i++) a[p.tensor().offset() + i] = (float) (r.nextGaussian() * 0.1);
-            }
-        }
-        return m;
-    }
-
     @Test
     void tokenIdsOutsideTheVocabAreRejectedBeforeAnyKernel() {
         GPT m = GPT.create(CFG, 1);
@@ -115,7 +102,7 @@ class GPTTest {
 
     @Test
     void perTokenLossesAgreeWithTheMeanAndWithTheLogits() {
-        GPT m = perturbed(CFG, 3);
+        GPT m = TestModels.perturbed(CFG, 3);
         Tensor x = ids(4, 2, 20, 70);
         int[] tg = ids(5, 2, 20, 70).ints().clone();
         tg[3] = -1;
@@ -147,7 +134,7 @@ class GPTTest {
 
     @Test
     void perTokenLossBackwardEqualsMeanLossBackward() {
-        GPT a = perturbed(CFG, 6), b = perturbed(CFG, 6);
+        GPT a = TestModels.perturbed(CFG, 6), b = TestModels.perturbed(CFG, 6);
         Tensor x = ids(7, 2, 10, 70), y = ids(8, 2, 10, 70);
         a.loss(x, y, Reduction.MEAN).backward();
         Var per = b.loss(x, y, Reduction.NONE);
@@ -162,7 +149,7 @@ class GPTTest {
 
     @Test
     void kvCachePrefillThenDecodeMatchesTheFullForward() {
-        GPT m = perturbed(CFG, 9);
+        GPT m = TestModels.perturbed(CFG, 9);
         int t = 150, prefill = 100;   // beyond the 128-key short window of layer 0
         Tensor x = ids(10, 2, t, 70);
         float[] full = m.logits(x).toFloatArray();
@@ -182,7 +169,7 @@ class GPTTest {
 
     @Test
     void aPrefillOfTheLastPositionOnlyGivesItsLogitsAndTheSameCache() {
-        GPT m = perturbed(CFG, 9);
+        GPT m = TestModels.perturbed(CFG, 9);
         // 2 rows × 10 tokens run the Decoder (≤ 32 pairs), 2 × 100 the tensor path (lm_head on one position a row)
         for (int t : new int[] {10, 100}) {
             Tensor x = ids(11, 2, t, 70);
@@ -206,14 +193,14 @@ class GPTTest {
     void decoderStepsAndShortChunksMatchTheFullForwardWithSmearBackoutGqaAndWindows() {
         // GQA 4/2, layer 0 sees 128 keys back; every plan runs on to position 150 in single decode steps.
         // (from, length) chunks: ≤ 32 (row, position) pairs run the Decoder, longer ones the tensor path.
-        GPT smeared = perturbed(CFG, 21);
+        GPT smeared = TestModels.perturbed(CFG, 21);
         smeared.parameter("smear_lambda").tensor().fill(0.7f);
         smeared.parameter("backout_lambda").tensor().fill(0.3f);
         check(smeared, 1, new int[][] {{0, 20}, {20, 1}});                 // a first chunk smears within itself
         check(smeared, 2, new int[][] {{0, 100}, {100, 1}});
         // A chunk appended to a non-empty cache does not smear its first token with the cached one (nanochat's KV
         // mode), unlike the full forward: with smear off, chunks anywhere (across the window edge too) must match.
-        GPT unsmeared = perturbed(CFG, 21);
+        GPT unsmeared = TestModels.perturbed(CFG, 21);
         unsmeared.parameter("smear_lambda").tensor().fill(0f);
         unsmeared.parameter("backout_lambda").tensor().fill(0.3f);
         check(unsmeared, 1, new int[][] {{0, 20}, {20, 1}, {21, 1}, {22, 100}, {122, 16}});
@@ -224,7 +211,7 @@ class GPTTest {
     void bothExecutorsWriteTheSameKeysValuesAndPreviousEmbeddingIntoTheCache() {
         // A 2×20 chunk (40 pairs) runs Forward on autograd ops, each row alone (20 pairs) through the Decoder: the
         // cache contents (roped, QK-normed keys; values with their value-embedding mix; the last embedding) must agree.
-        GPT m = perturbed(CFG, 31);
+        GPT m = TestModels.perturbed(CFG, 31);
         m.parameter("smear_lambda").tensor().fill(0.7f);
         Tensor x = ids(32, 2, 20, 70);
         KVCache both = new KVCache(m, 2, 20);
@@ -278,7 +265,7 @@ class GPTTest {
 
     @Test
     void batchOnePrefillCopiedToRowsDecodesLikeEachRowAlone() {
-        GPT m = perturbed(CFG, 13);
+        GPT m = TestModels.perturbed(CFG, 13);
         Tensor prompt = ids(14, 1, 12, 70);
         KVCache one = new KVCache(m, 1, 20);
         m.forwardCached(prompt, one);
@@ -304,7 +291,7 @@ class GPTTest {
 
     @Test
     void checkpointRoundTripGivesTheSameModel(@TempDir Path dir) throws Exception {
-        GPT m = perturbed(CFG, 11);
+        GPT m = TestModels.perturbed(CFG, 11);
         Checkpoint.save(dir, m, new Checkpoint.Meta(CFG, 7, "tok", Map.of("loss", 1.0), null), Safetensors.DType.F32);
         GPT back = Checkpoint.loadModel(dir, Checkpoint.lastStep(dir));
         assertEquals(CFG, back.config());

@@ -32,7 +32,7 @@ class ShelvedActivationsTest {
     private static Map<String, float[]> step(boolean bf16Saves) {
         Map<String, float[]> out = new LinkedHashMap<>();
         try (DeviceStandIn.Installed d = bf16Saves ? StandInCuda.installWithBf16Saves() : StandInCuda.install()) {
-            GPT m = GPTTest.perturbed(CFG, 5).to(Device.CUDA);
+            GPT m = TestModels.perturbed(CFG, 5).to(Device.CUDA);
             SplittableRandom r = new SplittableRandom(2);
             for (int micro = 0; micro < 2; micro++) {
                 Tensor idx = Tensor.ofInts(r.ints(2 * 64, 0, CFG.vocabSize()).toArray(), 2, 64);
