@@ -8,7 +8,7 @@
 # (g++ does not fuse a*b+c where nvcc does), not bit for bit. scripts/gpu-check.sh on a real GPU is still the check.
 #
 #   scripts/cuda-sim-checks.sh                       the GPU tests of gpu-check.sh and the backend's own
-#   scripts/cuda-sim-checks.sh -Dtest=SomeGpuTest     any surefire selection instead (tensor, model and train modules)
+#   scripts/cuda-sim-checks.sh -Dtest=SomeGpuTest     any surefire selection instead (tensor, model, train, serve, bench)
 #
 # Needs g++ (apt-get install g++) and JDK 25; about 15 minutes on 2 cores. Compiled kernels are cached in
 # $NC4JSIM_CACHE (default /tmp/nc4jsim-$UID).
@@ -35,11 +35,13 @@ if [ ${#selection[@]} -eq 0 ]; then
   tests="$tests,DeterministicScatterTest,CudaOutOfMemoryTest,DeviceTensorTest,Bf16WeightCacheTest,UploadedIdRangesTest"
   tests="$tests,GPTCudaTest,GpuTrainStepTest,GpuAdamWTest,DeviceMuonTest,OverlappedGradReduceTest,CudaDecodeHostWaitsTest"
   tests="$tests,BaseTrainTest#resumingOnTheGpuIsExact,DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess"
-  tests="$tests,BaseEvalCommandTest#theModelRunsOnTheDeviceAsked,RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere"
+  tests="$tests,RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere"
   tests="$tests,RlTest#anUpdateOnTheGpuGivesTheCpusLossAndGradients"
+  # and the GPU halves of the stages' and commands' tests (the stand-in runs them in the Maven suite)
+  tests="$tests,SftTest,ChatPipelineTest,BaseEvalCommandTest,ChatCommandTest,ServeCommandTest,InferBenchTest,KernelsBenchTest"
   selection=("-Dtest=$tests")
 fi
 ./mvnw -B -ntp -q install -DskipTests
 # only each module's default surefire execution: the extra ones repeat CPU tests at other vector widths
-./mvnw -B -ntp -pl tensor,model,train test-compile surefire:test@default-test -Dsurefire.failIfNoSpecifiedTests=false \
+./mvnw -B -ntp -pl tensor,model,train,serve,bench test-compile surefire:test@default-test -Dsurefire.failIfNoSpecifiedTests=false \
   "${selection[@]}" "-Dtest.jvm.extra=$props"

@@ -9,8 +9,10 @@
 // - A launch runs the grid one block at a time on the calling thread; each CUDA thread of a block is a fiber that
 //   runs until it finishes or waits at a barrier (__syncthreads, a warp shuffle, mma.sync, ldmatrix). A warp
 //   operation waits for exactly the lanes its mask names and fails the launch if one of them has exited or never
-//   existed; a block none of whose threads can move is a deadlock, reported with where each thread waits. Failures
-//   come back as CUDA_ERROR_LAUNCH_FAILED and cuGetErrorString gives the reason.
+//   existed; a block none of whose threads can move is a deadlock, reported with where each thread waits. Odd blocks
+//   run their threads in reverse order, so a race on a missing barrier shows whichever way it reads. A block larger
+//   than the kernel's __launch_bounds__ is refused. Failures come back as CUDA_ERROR_LAUNCH_FAILED (or
+//   _OUT_OF_RESOURCES) and cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed.
 // - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, so a kernel that
 //   reads memory nothing wrote shows NaN; copies and memsets must lie inside one allocation.
 // - cuBLAS multiplies in double from fp32 or bf16 operands (column-major, as cuBLAS), one output at a time.
@@ -54,7 +56,7 @@ namespace {
 
 enum : int {
     SUCCESS = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, INVALID_IMAGE = 200, INVALID_HANDLE = 400, NOT_FOUND = 500,
-    INVALID_PTX = 218, LAUNCH_FAILED = 719, NO_DEVICE = 100
+    INVALID_PTX = 218, LAUNCH_FAILED = 719, NO_DEVICE = 100, OUT_OF_RESOURCES = 701
 };
 
 std::mutex g_lock;                 // one launch, copy or allocation at a time (the fibers' state is global)
@@ -472,10 +474,16 @@ bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
         f.lane = i % 32;
         makeContext(f.ctx, g.stacks[i], g.stackBytes, fiberMain);
     }
+    // Between two barriers each thread runs to its next one before the next thread starts, so a read of what another
+    // thread writes in the same interval (a missing __syncthreads or __syncwarp) sees the old value if the writer runs
+    // later and the new one if it ran earlier. Odd blocks run their threads in reverse order: a race then gives wrong
+    // values in one block or the other, whichever way it reads.
+    bool reverse = ((block.z * grid.y + block.y) * grid.x + block.x) & 1;
     for (;;) {
         bool any = false;
         unsigned long long before = g.progress;
-        for (Fiber& f : g.fibers) {
+        for (int k = 0; k < n; k++) {
+            Fiber& f = g.fibers[reverse ? n - 1 - k : k];
             if (f.done) continue;
             any = true;
             g.cur = &f;
@@ -511,6 +519,7 @@ struct Function {
     std::string name;
     void (*thunk)(void**);
     int maxDynamicShared = 48 * 1024;
+    int maxThreads = 1024; // __launch_bounds__: a GPU refuses a larger block (the kernel's registers were sized for it)
 };
 
 uint64_t fnv(const std::string& s) {
@@ -559,23 +568,30 @@ std::string translate(const std::string& src, const std::vector<std::string>& op
         if (src.compare(i, 4, "void") != 0) { at = i; continue; }
         i += 4;
         skipSpace();
+        std::string maxThreads; // __launch_bounds__'s first argument, evaluated by the compiler below
         if (src.compare(i, 17, "__launch_bounds__") == 0) {
             i += 17;
             skipSpace();
             int depth = 0;
+            size_t open = i;
             do {
                 if (src[i] == '(') depth++;
                 if (src[i] == ')') depth--;
+                if (src[i] == ',' && depth == 1 && maxThreads.empty()) maxThreads = src.substr(open + 1, i - open - 1);
                 i++;
             } while (i < src.size() && depth > 0);
+            if (maxThreads.empty()) maxThreads = src.substr(open + 1, i - open - 2);
             skipSpace();
         }
         size_t s = i;
         while (i < src.size() && (isalnum((unsigned char) src[i]) || src[i] == '_')) i++;
         std::string name = src.substr(s, i - s);
-        if (!name.empty()) out += "extern \"C\" __attribute__((visibility(\"default\"))) void __sim_thunk_" + name +
-                                  "(void** p) { __sim_invoke(" + name + ", p); }\n";
         at = i;
+        if (name.empty()) continue;
+        out += "extern \"C\" __attribute__((visibility(\"default\"))) void __sim_thunk_" + name + "(void** p) { __sim_invoke(" + name + ", p); }\n";
+        if (!maxThreads.empty()) {
+            out += "extern \"C\" __attribute__((visibility(\"default\"))) const int __sim_bounds_" + name + " = (" + maxThreads + ");\n";
+        }
     }
     return out;
 }
@@ -677,6 +693,10 @@ API int cuGetErrorString(int e, const char** s) {
             t_strings = "unspecified launch failure (cudasim: " + g_launchError + ")";
             *s = t_strings.c_str();
             break;
+        case OUT_OF_RESOURCES:
+            t_strings = "too many resources requested for launch (cudasim: " + g_launchError + ")";
+            *s = t_strings.c_str();
+            break;
         default: *s = nullptr; return INVALID_VALUE;
     }
     return SUCCESS;
@@ -693,6 +713,7 @@ API int cuGetErrorName(int e, const char** s) {
         case INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
         case NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
         case LAUNCH_FAILED: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
+        case OUT_OF_RESOURCES: *s = "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"; break;
         default: *s = nullptr; return INVALID_VALUE;
     }
     return SUCCESS;
@@ -839,7 +860,8 @@ API int cuModuleGetFunction(void** f, void* module, const char* name) {
     Module* m = (Module*) module;
     auto thunk = (void (*)(void**)) dlsym(m->handle, ("__sim_thunk_" + std::string(name)).c_str());
     if (!thunk) return NOT_FOUND;
-    *f = new Function{m, name, thunk};
+    auto bounds = (const int*) dlsym(m->handle, ("__sim_bounds_" + std::string(name)).c_str());
+    *f = new Function{m, name, thunk, 48 * 1024, bounds ? *bounds : 1024};
     return SUCCESS;
 }
 
@@ -858,6 +880,12 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
     unsigned long long threads = (unsigned long long) bx * by * bz;
     if (threads == 0 || threads > 1024 || bz > 64 || gx == 0 || gy == 0 || gz == 0 || gy > 65535 || gz > 65535) return INVALID_VALUE;
     if ((int) shared > f->maxDynamicShared) return INVALID_VALUE; // above 48 KiB without the opt-in attribute
+    if (threads > (unsigned long long) f->maxThreads) {
+        std::lock_guard<std::mutex> l(g_lock);
+        g_launchError = f->name + format(": a block of %llu threads, __launch_bounds__ allows %d", threads, f->maxThreads);
+        fprintf(stderr, "cudasim: %s\n", g_launchError.c_str());
+        return OUT_OF_RESOURCES;
+    }
     std::lock_guard<std::mutex> l(g_lock);
     installFaultHandler();
     ensureStacks(threads);

@@ -177,6 +177,55 @@ class CudaSimulatorTest {
     }
 
     @Test
+    void aBlockLargerThanTheKernelsLaunchBoundsIsRefused() {
+        assumeSimulator();
+        MemorySegment fn = function("""
+                extern "C" __global__ void __launch_bounds__(2 * 32, 1) small(float* x) { x[threadIdx.x] = 0.0f; }
+                """, "small");
+        long p = upload(new float[128]);
+        launch(fn, "small", 64, p);
+        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "small", 128, p));
+        assertTrue(e.getMessage().contains("128 threads, __launch_bounds__ allows 64"), e.getMessage());
+        ctx.driver().free(p);
+    }
+
+    /** A missing barrier: each thread reads what another thread of its block wrote in the same interval. */
+    @Test
+    void aMissingBarrierGivesWrongValuesWhicheverWayTheThreadsRead() {
+        assumeSimulator();
+        String src = """
+                extern "C" __global__ void mirror(const float* x, float* y) {
+                    __shared__ float s[64];
+                    s[threadIdx.x] = x[blockIdx.x * 64 + threadIdx.x];
+                    BARRIER
+                    y[blockIdx.x * 64 + threadIdx.x] = s[63 - threadIdx.x];
+                }
+                """;
+        float[] x = new float[128];
+        for (int i = 0; i < x.length; i++) x[i] = i + 1;
+        long px = upload(x), py = upload(new float[128]);
+        for (boolean barrier : new boolean[] {true, false}) {
+            String name = barrier ? "mirror" : "mirror_racy";
+            MemorySegment fn = function(src.replace("BARRIER", barrier ? "__syncthreads();" : "").replace("void mirror(", "void " + name + "("), name);
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment params = a.allocate(ValueLayout.ADDRESS, 2);
+                params.setAtIndex(ValueLayout.ADDRESS, 0, a.allocateFrom(ValueLayout.JAVA_LONG, px));
+                params.setAtIndex(ValueLayout.ADDRESS, 1, a.allocateFrom(ValueLayout.JAVA_LONG, py));
+                ctx.driver().launch(name, fn, 2, 1, 1, 64, 1, 1, 0, ctx.stream(), params);
+            }
+            float[] y = download(py, 128);
+            for (int b = 0; b < 2; b++) {
+                int wrong = 0;
+                for (int t = 0; t < 64; t++) if (y[b * 64 + t] != x[b * 64 + 63 - t]) wrong++;
+                if (barrier) assertEquals(0, wrong, "block " + b + " with its barrier");
+                else assertTrue(wrong > 0, "block " + b + " (threads run " + (b == 0 ? "forward" : "in reverse") + ") shows the race");
+            }
+        }
+        ctx.driver().free(px);
+        ctx.driver().free(py);
+    }
+
+    @Test
     void freshDeviceMemoryReadsAsNan() {
         assumeSimulator();
         long p = ctx.driver().allocOrZero(64);
