@@ -131,62 +131,59 @@ class CudaSimulatorTest {
         for (long p : new long[] {pa, pb, pd}) ctx.driver().free(p);
     }
 
+    /** The message of the failed launch of kernel {@code name} on one block of {@code threads}, given {@code floats} zeros. */
+    private String launchFailure(String source, String name, int threads, int floats) {
+        assumeSimulator();
+        MemorySegment fn = function(source, name);
+        long p = upload(new float[floats]);
+        try {
+            return assertThrows(CudaException.class, () -> launch(fn, name, threads, p)).getMessage();
+        } finally {
+            ctx.driver().free(p);
+        }
+    }
+
     @Test
     void aWritePastTheEndOfAnAllocationFailsTheLaunchAndNamesIt() {
-        assumeSimulator();
-        MemorySegment fn = function("""
+        String m = launchFailure("""
                 extern "C" __global__ void overrun(float* x) { x[threadIdx.x + 1024] = 1.0f; }
-                """, "overrun");
-        long p = upload(new float[1024]);
-        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "overrun", 32, p));
-        assertTrue(e.getMessage().contains("overrun") && e.getMessage().contains("past the end of the allocation of 4096 bytes"), e.getMessage());
+                """, "overrun", 32, 1024);
+        assertTrue(m.contains("overrun") && m.contains("past the end of the allocation of 4096 bytes"), m);
         assertEquals(2f, download(upload(new float[] {2f}), 1)[0], "the device works after a failed launch");
-        ctx.driver().free(p);
     }
 
     @Test
     void aShuffleThatWaitsForLanesAtABarrierIsADeadlock() {
-        assumeSimulator();
-        MemorySegment fn = function("""
+        String m = launchFailure("""
                 extern "C" __global__ void stuck(float* x) {
                     if (threadIdx.x < 48) x[threadIdx.x] = __shfl_sync(0xffffffffu, x[threadIdx.x], 0); // lanes 48..63 never come
                     else __syncthreads();
                     __syncthreads();
                 }
-                """, "stuck");
-        long p = upload(new float[64]);
-        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "stuck", 64, p));
-        assertTrue(e.getMessage().contains("deadlock") && e.getMessage().contains("__shfl_sync") && e.getMessage().contains("__syncthreads"),
-                e.getMessage());
-        ctx.driver().free(p);
+                """, "stuck", 64, 64);
+        assertTrue(m.contains("deadlock") && m.contains("__shfl_sync") && m.contains("__syncthreads"), m);
     }
 
     @Test
     void aShuffleNamingAnExitedLaneFailsTheLaunch() {
-        assumeSimulator();
-        MemorySegment fn = function("""
+        String m = launchFailure("""
                 extern "C" __global__ void early(float* x) {
                     if (threadIdx.x == 0) return;
                     x[threadIdx.x] = __shfl_xor_sync(0xffffffffu, x[threadIdx.x], 1);
                 }
-                """, "early");
-        long p = upload(new float[32]);
-        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "early", 32, p));
-        assertTrue(e.getMessage().contains("exited"), e.getMessage());
-        ctx.driver().free(p);
+                """, "early", 32, 32);
+        assertTrue(m.contains("exited"), m);
     }
 
     @Test
     void aBlockLargerThanTheKernelsLaunchBoundsIsRefused() {
         assumeSimulator();
-        MemorySegment fn = function("""
+        String src = """
                 extern "C" __global__ void __launch_bounds__(2 * 32, 1) small(float* x) { x[threadIdx.x] = 0.0f; }
-                """, "small");
-        long p = upload(new float[128]);
-        launch(fn, "small", 64, p);
-        CudaException e = assertThrows(CudaException.class, () -> launch(fn, "small", 128, p));
-        assertTrue(e.getMessage().contains("128 threads, __launch_bounds__ allows 64"), e.getMessage());
-        ctx.driver().free(p);
+                """;
+        launch(function(src, "small"), "small", 64, upload(new float[64])); // within its bounds
+        String m = launchFailure(src, "small", 128, 128);
+        assertTrue(m.contains("128 threads, __launch_bounds__ allows 64"), m);
     }
 
     /** A missing barrier: each thread reads what another thread of its block wrote in the same interval. */
