@@ -13,8 +13,9 @@
 //   run their threads in reverse order, so a race on a missing barrier shows whichever way it reads. A block larger
 //   than the kernel's __launch_bounds__ is refused. Failures come back as CUDA_ERROR_LAUNCH_FAILED (or
 //   _OUT_OF_RESOURCES) and cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed.
-// - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, so a kernel that
-//   reads memory nothing wrote shows NaN; copies and memsets must lie inside one allocation.
+// - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, and so is every
+//   block's shared memory (dynamic and static) when the block starts, so a kernel that reads memory nothing wrote
+//   shows NaN; each allocation sits between inaccessible pages; copies and memsets must lie inside one allocation.
 // - cuBLAS multiplies in double from fp32 or bf16 operands (column-major, as cuBLAS), one output at a time.
 //
 // Environment: NC4JSIM_CACHE (compiled kernels; default /tmp/nc4jsim-$UID), NC4JSIM_INCLUDE (cudasim.h's folder;
@@ -512,6 +513,8 @@ bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
 struct Module {
     void* handle;
     SimThread** curSlot;
+    char* sharedBegin; // the module's static __shared__ arrays (cudasim.h puts them in one section)
+    char* sharedEnd;
 };
 
 struct Function {
@@ -850,9 +853,10 @@ API int cuModuleLoadData(void** module, const void* image) {
     }
     auto api = (const SimApi**) dlsym(h, "__sim_api");
     auto cur = (SimThread**) dlsym(h, "__sim_cur");
-    if (!api || !cur) return INVALID_IMAGE;
+    auto bounds = (char* (*)(int)) dlsym(h, "__sim_shared_bounds");
+    if (!api || !cur || !bounds) return INVALID_IMAGE;
     *api = &g_api;
-    *module = new Module{h, cur};
+    *module = new Module{h, cur, bounds(0), bounds(1)};
     return SUCCESS;
 }
 
@@ -911,6 +915,7 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
         for (unsigned y = 0; y < gy; y++) {
             for (unsigned x = 0; x < gx; x++) {
                 memset(smem.data(), 0xff, smem.size()); // a block's shared memory starts as garbage (NaN)
+                if (f->module->sharedBegin) memset(f->module->sharedBegin, 0xff, f->module->sharedEnd - f->module->sharedBegin);
                 if (!runBlock(uint3{x, y, z}, grid, dims, smem.data())) {
                     g_launchError = f->name + format(" (grid %u×%u×%u, block %u×%u×%u, %u bytes shared): ", gx, gy, gz, bx, by, bz, shared) + g.error;
                     fprintf(stderr, "cudasim: %s\n", g_launchError.c_str());

@@ -18,6 +18,8 @@
 extern "C" {
 __attribute__((visibility("default"))) SimThread* __sim_cur = nullptr;
 __attribute__((visibility("default"))) const SimApi* __sim_api = nullptr;
+extern char __start_nc4jsim_shared[] __attribute__((weak)), __stop_nc4jsim_shared[] __attribute__((weak));
+__attribute__((visibility("default"))) char* __sim_shared_bounds(int end) { return end ? __stop_nc4jsim_shared : __start_nc4jsim_shared; }
 }
 
 #define __global__
@@ -27,7 +29,9 @@ __attribute__((visibility("default"))) const SimApi* __sim_api = nullptr;
 #define __noinline__
 #define __launch_bounds__(...)
 #define __grid_constant__
-#define __shared__ static
+// Every __shared__ array in one section, whose bounds the linker exports: the driver fills it with 0xFF (NaN) before
+// each block, so a read of shared memory the block did not write shows, as it would be garbage on a GPU.
+#define __shared__ static __attribute__((section("nc4jsim_shared")))
 #define __align__(n) __attribute__((aligned(n)))
 #define threadIdx (__sim_cur->threadIdx)
 #define blockIdx (__sim_cur->blockIdx)

@@ -222,11 +222,31 @@ class CudaSimulatorTest {
         ctx.driver().free(py);
     }
 
+    /** Device memory fresh from cuMemAlloc, and a block's __shared__ memory that block did not write (though the block
+     *  before it did), read as NaN: a kernel that reads what nothing wrote shows in its output. */
     @Test
-    void freshDeviceMemoryReadsAsNan() {
+    void memoryNothingWroteReadsAsNan() {
         assumeSimulator();
         long p = ctx.driver().allocOrZero(64);
-        for (float v : download(p, 16)) assertTrue(Float.isNaN(v), "memory nothing wrote is NaN, so a kernel that reads it shows");
+        for (float v : download(p, 16)) assertTrue(Float.isNaN(v), "fresh device memory");
         ctx.driver().free(p);
+        MemorySegment fn = function("""
+                extern "C" __global__ void partial(float* y) {
+                    __shared__ float s[64];
+                    if (threadIdx.x < (blockIdx.x == 0 ? 64 : 32)) s[threadIdx.x] = 1.0f;
+                    __syncthreads();
+                    y[blockIdx.x * 64 + threadIdx.x] = s[threadIdx.x];
+                }
+                """, "partial");
+        long y = upload(new float[128]);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment params = a.allocate(ValueLayout.ADDRESS, 1);
+            params.setAtIndex(ValueLayout.ADDRESS, 0, a.allocateFrom(ValueLayout.JAVA_LONG, y));
+            ctx.driver().launch("partial", fn, 2, 1, 1, 64, 1, 1, 0, ctx.stream(), params);
+        }
+        float[] out = download(y, 128);
+        for (int i = 0; i < 96; i++) assertEquals(1f, out[i], "written: " + i);
+        for (int i = 96; i < 128; i++) assertTrue(Float.isNaN(out[i]), "block 1's unwritten shared memory at " + (i - 64) + ": " + out[i]);
+        ctx.driver().free(y);
     }
 }
