@@ -10,7 +10,7 @@
 #   scripts/cuda-sim-checks.sh                       the GPU tests of gpu-check.sh and the backend's own
 #   scripts/cuda-sim-checks.sh -Dtest=SomeGpuTest     any surefire selection instead (tensor, model, train, serve, bench)
 #
-# Needs g++ (apt-get install g++) and JDK 25; about 15 minutes on 2 cores. Compiled kernels are cached in
+# Needs Linux, g++ (apt-get install g++) and JDK 25; about 6 minutes on 2 cores. Compiled kernels are cached in
 # $NC4JSIM_CACHE (default /tmp/nc4jsim-$UID).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -135,7 +135,7 @@ fi
 # ---- 3. correctness across processes and runs: two GPU workers over the ring, exact resume on the GPU
 if t=$(stage train-extras 100); then
   say "GPU data-parallel, resume, base-eval and chat-rl tests (${t}s) ..."
-  junit train-tests "$t" "$out/train-tests.log" "$out/junit-train" "$pack/tensor-tests.jar:$pack/train-tests.jar" \
+  junit train-tests "$t" "$out/train-tests.log" "$out/junit-train" "$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
     --select-method nanochat4j.train.base.DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess \
     --select-method nanochat4j.train.eval.BaseEvalCommandTest#theModelRunsOnTheDeviceAsked \

@@ -6,7 +6,9 @@ cd "$(dirname "$0")/.."
 . scripts/jdk.sh
 nanochat4j_find_jdk
 ./mvnw -B -ntp verify "$@"
-if command -v g++ > /dev/null; then
+if [ "$(uname -s)" != Linux ]; then
+  echo "test: the CUDA kernels' tests on cudasim run on Linux only: skipped" >&2
+elif command -v g++ > /dev/null; then
   exec scripts/cuda-sim-checks.sh
 elif [ "${CI:-}" = true ]; then
   echo "test: g++ not found (apt-get install g++): the CUDA kernels' tests on cudasim cannot run" >&2

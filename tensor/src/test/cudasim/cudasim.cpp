@@ -23,6 +23,7 @@
 // NC4JSIM_DEVICES (0 simulates a machine without a GPU), NC4JSIM_CXX (default g++).
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -201,6 +202,7 @@ struct Fiber {
 struct Warp {
     unsigned live;      // lanes that exist and have not exited
     unsigned mask;      // the mask of the operation lanes are arriving at
+    const char* op;     // and which operation it is
     unsigned arrived;
     unsigned gen;
     unsigned long long slot[32][8];
@@ -271,8 +273,13 @@ void warpBarrier(unsigned mask, const char* what) {
         failHere(format("%s with mask 0x%08x names lanes 0x%08x of warp %d that have exited or do not exist", what, mask,
                         mask & ~w.live, f->warp));
     }
-    if (w.arrived == 0) w.mask = mask;
-    else if (w.mask != mask) failHere(format("%s with mask 0x%08x while lanes 0x%08x wait with mask 0x%08x", what, mask, w.arrived, w.mask));
+    if (w.arrived == 0) {
+        w.mask = mask;
+        w.op = what;
+    } else if (w.mask != mask || strcmp(w.op, what) != 0) {
+        failHere(format("%s with mask 0x%08x while lanes 0x%08x wait at %s with mask 0x%08x (one pending warp operation at a time)", what,
+                        mask, w.arrived, w.op, w.mask));
+    }
     g.progress++;
     w.arrived |= me;
     unsigned gen = w.gen;
@@ -293,7 +300,7 @@ unsigned long long simShfl(unsigned mask, unsigned long long v, int arg, int mod
     int lane = f->lane, base = lane & ~(width - 1), src = lane;
     switch (mode) {
         case SIM_SHFL_IDX: src = base + (((arg % width) + width) % width); break;
-        case SIM_SHFL_XOR: src = lane ^ arg; if (src < base || src >= base + width) src = lane; break;
+        case SIM_SHFL_XOR: src = lane ^ (arg & 31); if (src > base + width - 1) src = lane; break; // shfl.bfly: j <= maxLane
         case SIM_SHFL_DOWN: src = lane - base + arg < width ? lane + arg : lane; break;
         case SIM_SHFL_UP: src = lane - base - arg >= 0 ? lane - arg : lane; break;
     }
@@ -368,7 +375,9 @@ void simLdsm(unsigned* r, const void* p, int trans) {
 
 void simFail(const char* what) { failHere(what); }
 
-const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail};
+void simSyncwarp(unsigned mask) { warpBarrier(mask, "__syncwarp"); }
+
+const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp};
 
 void fiberMain() {
     Fiber* f = g.cur;
@@ -386,12 +395,17 @@ void fiberMain() {
 // A fault on the thread running a launch ends the launch with a description of the address; any other fault goes to
 // the handler that was there before (the JVM's: it uses SIGSEGV itself). The handler runs on its own stack, so a
 // fiber's stack overflow is reported too.
-thread_local bool t_launching = false;
+// The thread running a launch (under g_lock), read by the handler without thread-local storage (a dlopened
+// library's TLS may allocate on first use, which a signal handler must not).
+volatile bool g_launching = false;
+pthread_t g_launchThread;
 struct sigaction g_prevSegv, g_prevBus;
 char g_altStack[1 << 16];
+sigset_t g_launchMask; // the launching thread's signal mask, put back after a fault abandons the handler
+uintptr_t g_smemBegin, g_smemEnd; // the launch's dynamic shared memory
 
 void onFault(int sig, siginfo_t* si, void* uc) {
-    if (t_launching && g.cur && !g.cur->done) {
+    if (g_launching && pthread_equal(pthread_self(), g_launchThread) && g.cur && !g.cur->done) {
         uintptr_t a = (uintptr_t) si->si_addr;
         bool stack = false;
         for (char* s : g.stacks) if (a >= (uintptr_t) s - pageBytes() && a < (uintptr_t) s) stack = true;
@@ -411,7 +425,11 @@ void onFault(int sig, siginfo_t* si, void* uc) {
                     : format("0x%lx", (unsigned long) pc);
             g.error = format("thread (%u,%u,%u) of block (%u,%u,%u): %s at 0x%lx, %s; in %s", f->t.threadIdx.x, f->t.threadIdx.y, f->t.threadIdx.z,
                              f->t.blockIdx.x, f->t.blockIdx.y, f->t.blockIdx.z, sig == SIGBUS ? "bus error" : "invalid memory access",
-                             (unsigned long) a, stack ? "the end of its stack (NC4JSIM_STACK_KIB)" : describeAddress(a).c_str(), where.c_str());
+                             (unsigned long) a, stack ? "the end of its stack (NC4JSIM_STACK_KIB)"
+                             : a >= g_smemEnd && a < g_smemEnd + pageBytes()
+                                     ? format("%lu bytes past the end of the block's %lu bytes of dynamic shared memory",
+                                              (unsigned long) (a - g_smemEnd), (unsigned long) (g_smemEnd - g_smemBegin)).c_str()
+                                     : describeAddress(a).c_str(), where.c_str());
         }
         g.cur->done = true;
         Context dead;
@@ -435,8 +453,13 @@ void installFaultHandler() {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = onFault;
+    // SA_NODEFER: a fault in a kernel leaves the handler by a stack switch, not a return, so SIGSEGV must not stay
+    // blocked; the signals the JVM's handler blocks stay blocked while it runs behind this one.
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
+    sigaction(SIGSEGV, nullptr, &g_prevSegv);
+    sa.sa_mask = g_prevSegv.sa_mask;
+    sigdelset(&sa.sa_mask, SIGSEGV);
+    sigdelset(&sa.sa_mask, SIGBUS);
     sigaction(SIGSEGV, &sa, &g_prevSegv);
     sigaction(SIGBUS, &sa, &g_prevBus);
 }
@@ -611,12 +634,12 @@ std::string build(const std::string& cpp, std::string& log) {
     std::string dir = cacheDir(), so = dir + "/" + key + ".so";
     struct stat st;
     if (stat(so.c_str(), &st) == 0) return so;
-    std::string src = dir + "/" + key + ".cpp", tmp = so + ".tmp" + std::to_string(getpid());
+    std::string pid = std::to_string(getpid()), src = dir + "/" + key + ".cpp", tmp = so + ".tmp" + pid;
     {
-        std::ofstream o(src + ".tmp", std::ios::binary);
+        std::ofstream o(src + ".tmp" + pid, std::ios::binary);
         o << cpp;
     }
-    rename((src + ".tmp").c_str(), src.c_str());
+    rename((src + ".tmp" + pid).c_str(), src.c_str());
     std::string cmd = env("NC4JSIM_CXX", "g++") + " -std=c++17 -O2 -g -fPIC -shared -fno-gnu-unique -Wl,-Bsymbolic -w -ffp-contract=off -fno-strict-aliasing -I'" +
                       includeDir() + "' -o '" + tmp + "' '" + src + "' 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
@@ -897,15 +920,28 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
     alt.ss_sp = g_altStack;
     alt.ss_size = sizeof g_altStack;
     sigaltstack(&alt, &oldAlt);
+    pthread_sigmask(SIG_SETMASK, nullptr, &g_launchMask);
+    // dynamic shared memory between inaccessible pages, its end flush with the upper one
+    size_t page = pageBytes(), span = (shared + 15 + page - 1) & ~(page - 1), smemBytes = (shared + 15) & ~(size_t) 15;
+    char* smemMap = (char*) mmap(nullptr, span + 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (smemMap == MAP_FAILED) return OUT_OF_MEMORY;
+    mprotect(smemMap, page, PROT_NONE);
+    mprotect(smemMap + page + span, page, PROT_NONE);
+    unsigned char* smem = (unsigned char*) smemMap + page + span - smemBytes;
+    g_smemBegin = (uintptr_t) smem;
+    g_smemEnd = g_smemBegin + smemBytes;
     struct Restore {
         stack_t old;
+        char* map;
+        size_t bytes;
         ~Restore() {
-            t_launching = false;
+            g_launching = false;
             sigaltstack(&old, nullptr);
+            munmap(map, bytes);
         }
-    } restore{oldAlt};
-    t_launching = true;
-    std::vector<unsigned char> smem(shared + 16);
+    } restore{oldAlt, smemMap, span + 2 * page};
+    g_launchThread = pthread_self();
+    g_launching = true;
     g.thunk = f->thunk;
     g.params = params;
     g.curSlot = f->module->curSlot;
@@ -914,9 +950,10 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
     for (unsigned z = 0; z < gz; z++) {
         for (unsigned y = 0; y < gy; y++) {
             for (unsigned x = 0; x < gx; x++) {
-                memset(smem.data(), 0xff, smem.size()); // a block's shared memory starts as garbage (NaN)
+                memset(smem, 0xff, smemBytes); // a block's shared memory starts as garbage (NaN)
                 if (f->module->sharedBegin) memset(f->module->sharedBegin, 0xff, f->module->sharedEnd - f->module->sharedBegin);
-                if (!runBlock(uint3{x, y, z}, grid, dims, smem.data())) {
+                if (!runBlock(uint3{x, y, z}, grid, dims, smem)) {
+                    pthread_sigmask(SIG_SETMASK, &g_launchMask, nullptr); // a fault left its handler's mask behind
                     g_launchError = f->name + format(" (grid %u×%u×%u, block %u×%u×%u, %u bytes shared): ", gx, gy, gz, bx, by, bz, shared) + g.error;
                     fprintf(stderr, "cudasim: %s\n", g_launchError.c_str());
                     return LAUNCH_FAILED;

@@ -97,7 +97,7 @@ template <class T> inline T __shfl_sync(unsigned m, T v, int src, int w = 32) { 
 template <class T> inline T __shfl_xor_sync(unsigned m, T v, int x, int w = 32) { return __sim_shfl(m, v, x, SIM_SHFL_XOR, w); }
 template <class T> inline T __shfl_down_sync(unsigned m, T v, int d, int w = 32) { return __sim_shfl(m, v, d, SIM_SHFL_DOWN, w); }
 template <class T> inline T __shfl_up_sync(unsigned m, T v, int d, int w = 32) { return __sim_shfl(m, v, d, SIM_SHFL_UP, w); }
-inline void __syncwarp(unsigned m = 0xffffffffu) { __sim_shfl(m, 0, 0, SIM_SHFL_IDX, 32); }
+inline void __syncwarp(unsigned m = 0xffffffffu) { __sim_api->syncwarp(m); }
 inline void __syncthreads() { __sim_api->syncthreads(1); }
 inline int __syncthreads_and(int p) { return __sim_api->syncthreads(p); }
 

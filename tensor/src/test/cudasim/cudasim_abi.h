@@ -25,6 +25,7 @@ struct SimApi {
     void (*mma)(float* d, const unsigned* a, unsigned b0, unsigned b1);         // mma.sync m16n8k16 bf16 → f32
     void (*ldsm)(unsigned* r, const void* rowAddress, int trans);                // ldmatrix m8n8.x4(.trans) b16
     void (*fail)(const char* what);                                              // a kernel error: the launch fails
+    void (*syncwarp)(unsigned mask);                                             // __syncwarp
 };
 
 enum { SIM_SHFL_IDX = 0, SIM_SHFL_XOR = 1, SIM_SHFL_DOWN = 2, SIM_SHFL_UP = 3 };

@@ -1,6 +1,6 @@
 // PTX wrappers of the tensor-core kernels (attention_tc_fwd.cu, attention_tc_bwd.cu, gemm.cu): bf16 packing,
 // mma.sync m16n8k16, ldmatrix and cp.async, with the fragment layouts of the PTX ISA. Every inline PTX of the kernels
-// is here and nowhere else: the CPU simulator (tools/cudasim) defines NC4J_TENSORCORE and supplies its own versions.
+// is here and nowhere else: the CPU simulator (tensor/src/test/cudasim) defines NC4J_TENSORCORE and supplies its own.
 #ifndef NC4J_TENSORCORE
 #define NC4J_TENSORCORE
 

@@ -153,6 +153,25 @@ class CudaSimulatorTest {
     }
 
     @Test
+    void aWritePastTheDynamicSharedMemoryFailsTheLaunch() {
+        assumeSimulator();
+        MemorySegment fn = function("""
+                extern "C" __global__ void spill(float* x) {
+                    extern __shared__ float sm[];
+                    sm[threadIdx.x + 16] = x[threadIdx.x];
+                }
+                """, "spill");
+        long p = upload(new float[32]);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment params = a.allocate(ValueLayout.ADDRESS, 1);
+            params.setAtIndex(ValueLayout.ADDRESS, 0, a.allocateFrom(ValueLayout.JAVA_LONG, p));
+            CudaException e = assertThrows(CudaException.class, () -> ctx.driver().launch("spill", fn, 1, 1, 1, 32, 1, 1, 64, ctx.stream(), params));
+            assertTrue(e.getMessage().contains("0 bytes past the end of the block's 64 bytes of dynamic shared memory"), e.getMessage());
+        }
+        ctx.driver().free(p);
+    }
+
+    @Test
     void aShuffleThatWaitsForLanesAtABarrierIsADeadlock() {
         String m = launchFailure("""
                 extern "C" __global__ void stuck(float* x) {
