@@ -9,6 +9,7 @@
 #
 #   scripts/cuda-sim-checks.sh                       the GPU tests of gpu-check.sh and the backend's own
 #   scripts/cuda-sim-checks.sh -Dtest=SomeGpuTest     any surefire selection instead (tensor, model, train, serve, bench)
+#   scripts/cuda-sim-checks.sh --installed ...       the modules are already installed (scripts/test.sh just did)
 #
 # Needs Linux, g++ (apt-get install g++) and JDK 25; about 6 minutes on 2 cores. Compiled kernels are cached in
 # $NC4JSIM_CACHE (default /tmp/nc4jsim-$UID).
@@ -27,6 +28,11 @@ for n in libcuda.so.1 libnvrtc.so.13 libcublas.so.13; do ln -sf libcudasim.so "$
 props="-Dnanochat4j.cuda.driver=$out/libcuda.so.1 -Dnanochat4j.cuda.nvrtc=$out/libnvrtc.so.13 -Dnanochat4j.cuda.cublas=$out/libcublas.so.13"
 props="$props -Dnanochat4j.cuda.cache=$out/ptx" # the simulator's "PTX" is C++: never mix it with a real GPU's cache
 
+installed=0
+if [ "${1:-}" = --installed ]; then
+  installed=1
+  shift
+fi
 selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
   # gpu-check.sh's conformance and train-extras stages, and the backend's own GPU tests (NvrtcCompileTest and
@@ -41,7 +47,7 @@ if [ ${#selection[@]} -eq 0 ]; then
   tests="$tests,SftTest,ChatPipelineTest,BaseEvalCommandTest,ChatCommandTest,ServeCommandTest,InferBenchTest,KernelsBenchTest"
   selection=("-Dtest=$tests")
 fi
-./mvnw -B -ntp -q install -DskipTests
+[ "$installed" -eq 1 ] || ./mvnw -B -ntp -q install -DskipTests
 # only each module's default surefire execution: the extra ones repeat CPU tests at other vector widths
 ./mvnw -B -ntp -pl tensor,model,train,serve,bench test-compile surefire:test@default-test -Dsurefire.failIfNoSpecifiedTests=false \
   "${selection[@]}" "-Dtest.jvm.extra=$props"

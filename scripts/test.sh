@@ -5,11 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/jdk.sh
 nanochat4j_find_jdk
-./mvnw -B -ntp verify "$@"
+./mvnw -B -ntp install "$@" # verify, and the modules installed for the cudasim stage's per-module run
 if [ "$(uname -s)" != Linux ]; then
   echo "test: the CUDA kernels' tests on cudasim run on Linux only: skipped" >&2
 elif command -v g++ > /dev/null; then
-  exec scripts/cuda-sim-checks.sh
+  exec scripts/cuda-sim-checks.sh --installed
 elif [ "${CI:-}" = true ]; then
   echo "test: g++ not found (apt-get install g++): the CUDA kernels' tests on cudasim cannot run" >&2
   exit 1

@@ -91,6 +91,7 @@ struct Alloc {
 };
 std::map<uintptr_t, Alloc> g_allocs;
 size_t g_used = 0;
+std::vector<std::pair<char*, char*>> g_sharedSections; // each loaded module's static __shared__ arrays
 
 size_t deviceBytes() { return (size_t) std::stoull(env("NC4JSIM_MEMORY_MIB", "8192")) << 20; }
 size_t pageBytes() { return (size_t) sysconf(_SC_PAGESIZE); }
@@ -103,7 +104,7 @@ bool inside(uintptr_t p, size_t n) {
     return p >= it->first && p + n <= it->first + it->second.bytes;
 }
 
-// Where address a lies, in words: in or near a device allocation, or in a kernel module (its __shared__ arrays).
+// Where address a lies, in words: in or near a device allocation, or a kernel module's static __shared__ arrays.
 std::string describeAddress(uintptr_t a) {
     auto after = g_allocs.upper_bound(a);
     uintptr_t pastEnd = UINTPTR_MAX, before = UINTPTR_MAX;
@@ -114,10 +115,13 @@ std::string describeAddress(uintptr_t a) {
         pastEnd = a - end;
     }
     if (after != g_allocs.end()) before = after->first - a;
-    Dl_info info;
-    if (dladdr((void*) a, &info) && info.dli_fname && strstr(info.dli_fname, "nc4jsim")) {
-        return format("not device memory: %lu bytes after the symbol %s of the kernel module %s (a __shared__ array?)",
-                      (unsigned long) (a - (uintptr_t) info.dli_saddr), info.dli_sname ? info.dli_sname : "?", info.dli_fname);
+    for (auto [begin, end] : g_sharedSections) {
+        if (a >= (uintptr_t) begin && a < (uintptr_t) end + pageBytes()) {
+            Dl_info info;
+            bool named = dladdr((void*) a, &info) && info.dli_sname;
+            return format("not device memory: %s a kernel module's static __shared__ arrays (%s+%lu)", a < (uintptr_t) end ? "in" : "just past",
+                          named ? info.dli_sname : "?", named ? (unsigned long) (a - (uintptr_t) info.dli_saddr) : 0ul);
+        }
     }
     if (pastEnd <= before && pastEnd < (1u << 20)) {
         auto it = std::prev(after);
@@ -229,12 +233,15 @@ struct Launch {
 
 Launch g;
 
+// "thread (x,y,z) of block (x,y,z)", for an error's first words.
+std::string threadName(const Fiber* f) {
+    return format("thread (%u,%u,%u) of block (%u,%u,%u)", f->t.threadIdx.x, f->t.threadIdx.y, f->t.threadIdx.z, f->t.blockIdx.x,
+                  f->t.blockIdx.y, f->t.blockIdx.z);
+}
+
 [[noreturn]] void failHere(const std::string& why) {
     Fiber* f = g.cur;
-    if (g.error.empty()) {
-        g.error = format("thread (%u,%u,%u) of block (%u,%u,%u): ", f->t.threadIdx.x, f->t.threadIdx.y, f->t.threadIdx.z,
-                         f->t.blockIdx.x, f->t.blockIdx.y, f->t.blockIdx.z) + why;
-    }
+    if (g.error.empty()) g.error = threadName(f) + ": " + why;
     f->done = true;
     switchContext(f->ctx, g.sched);
     abort(); // never resumed
@@ -423,8 +430,7 @@ void onFault(int sig, siginfo_t* si, void* uc) {
                     ? format("%s+0x%lx (%s; addr2line -Cfe on it gives the line)", info.dli_sname ? info.dli_sname : "?",
                              (unsigned long) (pc - (uintptr_t) info.dli_fbase), info.dli_fname)
                     : format("0x%lx", (unsigned long) pc);
-            g.error = format("thread (%u,%u,%u) of block (%u,%u,%u): %s at 0x%lx, %s; in %s", f->t.threadIdx.x, f->t.threadIdx.y, f->t.threadIdx.z,
-                             f->t.blockIdx.x, f->t.blockIdx.y, f->t.blockIdx.z, sig == SIGBUS ? "bus error" : "invalid memory access",
+            g.error = threadName(f) + format(": %s at 0x%lx, %s; in %s", sig == SIGBUS ? "bus error" : "invalid memory access",
                              (unsigned long) a, stack ? "the end of its stack (NC4JSIM_STACK_KIB)"
                              : a >= g_smemEnd && a < g_smemEnd + pageBytes()
                                      ? format("%lu bytes past the end of the block's %lu bytes of dynamic shared memory",
@@ -680,26 +686,32 @@ unsigned short toBf16(float f) {
     return (unsigned short) ((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
 }
 
-int gemm(int ta, int tb, int m, int n, int k, float alpha, Matrix A, Matrix B, float beta, void* C, int ctype, int ldc) {
-    if (m < 0 || n < 0 || k < 0 || ldc < std::max(1, m)) return 7; // CUBLAS_STATUS_INVALID_VALUE
-    if ((ctype != 0 && ctype != 14) || (A.type != 0 && A.type != 14) || (B.type != 0 && B.type != 14)) return 15; // NOT_SUPPORTED
-    (void) ta;
-    (void) tb;
-    for (int j = 0; j < n; j++) {
-        for (int i = 0; i < m; i++) {
-            double s = 0;
-            for (int l = 0; l < k; l++) s += A.at(i, l) * B.at(l, j);
-            long long ci = i + (long long) j * ldc;
-            float v = alpha * (float) s;
-            if (beta != 0) v += beta * (ctype == 14 ? bf16(((uint16_t*) C)[ci]) : ((float*) C)[ci]);
-            if (ctype == 14) ((uint16_t*) C)[ci] = toBf16(v);
-            else ((float*) C)[ci] = v;
+size_t typeBytes(int t) { return t == 14 ? 2 : 4; }
+
+// C_i = alpha·op(A_i)·op(B_i) + beta·C_i for i < batch, column-major, fp32 or bf16 (type 0 or 14) operands and output,
+// summed in double; C is not read where beta is 0 (as BLAS). Strides count elements. Every cuBLAS entry point is this.
+int gemm(int ta, int tb, int m, int n, int k, float alpha, const void* a, int at, int lda, long long sa, const void* b, int bt,
+         int ldb, long long sb, float beta, void* c, int ct, int ldc, long long sc, int batch) {
+    if (m < 0 || n < 0 || k < 0 || batch < 0 || ldc < std::max(1, m)) return 7; // CUBLAS_STATUS_INVALID_VALUE
+    if ((ct != 0 && ct != 14) || (at != 0 && at != 14) || (bt != 0 && bt != 14)) return 15; // NOT_SUPPORTED
+    std::lock_guard<std::mutex> l(g_lock);
+    for (int z = 0; z < batch; z++) {
+        Matrix A{(const char*) a + z * sa * typeBytes(at), at, lda, ta != 0}, B{(const char*) b + z * sb * typeBytes(bt), bt, ldb, tb != 0};
+        char* C = (char*) c + z * sc * typeBytes(ct);
+        for (int j = 0; j < n; j++) {
+            for (int i = 0; i < m; i++) {
+                double sum = 0;
+                for (int l = 0; l < k; l++) sum += A.at(i, l) * B.at(l, j);
+                long long ci = i + (long long) j * ldc;
+                float v = alpha * (float) sum;
+                if (beta != 0) v += beta * (ct == 14 ? bf16(((uint16_t*) C)[ci]) : ((float*) C)[ci]);
+                if (ct == 14) ((uint16_t*) C)[ci] = toBf16(v);
+                else ((float*) C)[ci] = v;
+            }
         }
     }
     return 0;
 }
-
-size_t typeBytes(int t) { return t == 14 ? 2 : 4; }
 
 } // namespace
 
@@ -880,6 +892,10 @@ API int cuModuleLoadData(void** module, const void* image) {
     if (!api || !cur || !bounds) return INVALID_IMAGE;
     *api = &g_api;
     *module = new Module{h, cur, bounds(0), bounds(1)};
+    if (bounds(0)) {
+        std::lock_guard<std::mutex> l(g_lock);
+        g_sharedSections.emplace_back(bounds(0), bounds(1));
+    }
     return SUCCESS;
 }
 
@@ -1035,36 +1051,24 @@ API const char* cublasGetStatusString(int s) {
 
 API int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, const float* b, int ldb,
                        const float* beta, float* c, int ldc) {
-    std::lock_guard<std::mutex> l(g_lock);
-    return gemm(ta, tb, m, n, k, *alpha, Matrix{a, 0, lda, ta != 0}, Matrix{b, 0, ldb, tb != 0}, *beta, c, 0, ldc);
+    return gemm(ta, tb, m, n, k, *alpha, a, 0, lda, 0, b, 0, ldb, 0, *beta, c, 0, ldc, 0, 1);
 }
 
 API int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, long long sa,
                                   const float* b, int ldb, long long sb, const float* beta, float* c, int ldc, long long sc, int batch) {
-    std::lock_guard<std::mutex> l(g_lock);
-    for (int i = 0; i < batch; i++) {
-        int r = gemm(ta, tb, m, n, k, *alpha, Matrix{a + i * sa, 0, lda, ta != 0}, Matrix{b + i * sb, 0, ldb, tb != 0}, *beta, c + i * sc, 0, ldc);
-        if (r) return r;
-    }
-    return 0;
+    return gemm(ta, tb, m, n, k, *alpha, a, 0, lda, sa, b, 0, ldb, sb, *beta, c, 0, ldc, sc, batch);
 }
 
+// compute: CUBLAS_COMPUTE_32F (68), or the legacy CUDA_R_32F (0)
 API int cublasGemmEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, const void* b, int bt,
                      int ldb, const float* beta, void* c, int ct, int ldc, int compute, int) {
-    std::lock_guard<std::mutex> l(g_lock);
-    if (compute != 68 && compute != 0) return 15; // CUBLAS_COMPUTE_32F (or the legacy CUDA_R_32F)
-    return gemm(ta, tb, m, n, k, *alpha, Matrix{a, at, lda, ta != 0}, Matrix{b, bt, ldb, tb != 0}, *beta, c, ct, ldc);
+    if (compute != 68 && compute != 0) return 15;
+    return gemm(ta, tb, m, n, k, *alpha, a, at, lda, 0, b, bt, ldb, 0, *beta, c, ct, ldc, 0, 1);
 }
 
 API int cublasGemmStridedBatchedEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, long long sa,
                                    const void* b, int bt, int ldb, long long sb, const float* beta, void* c, int ct, int ldc, long long sc,
                                    int batch, int compute, int) {
-    std::lock_guard<std::mutex> l(g_lock);
     if (compute != 68 && compute != 0) return 15;
-    for (int i = 0; i < batch; i++) {
-        int r = gemm(ta, tb, m, n, k, *alpha, Matrix{(const char*) a + i * sa * typeBytes(at), at, lda, ta != 0},
-                     Matrix{(const char*) b + i * sb * typeBytes(bt), bt, ldb, tb != 0}, *beta, (char*) c + i * sc * typeBytes(ct), ct, ldc);
-        if (r) return r;
-    }
-    return 0;
+    return gemm(ta, tb, m, n, k, *alpha, a, at, lda, sa, b, bt, ldb, sb, *beta, c, ct, ldc, sc, batch);
 }
