@@ -26,7 +26,8 @@ g++ -std=c++17 -O2 -fPIC -shared -Wall -Wno-unused-function -DCUDASIM_INCLUDE="\
 mv "$out/libcudasim.so.tmp" "$out/libcudasim.so"
 for n in libcuda.so.1 libnvrtc.so.13 libcublas.so.13; do ln -sf libcudasim.so "$out/$n"; done
 props="-Dnanochat4j.cuda.driver=$out/libcuda.so.1 -Dnanochat4j.cuda.nvrtc=$out/libnvrtc.so.13 -Dnanochat4j.cuda.cublas=$out/libcublas.so.13"
-props="$props -Dnanochat4j.cuda.cache=$out/ptx" # the simulator's "PTX" is C++: never mix it with a real GPU's cache
+# the simulator's "PTX" is C++ for this version of it: never mixed with a real GPU's cache, nor with an older simulator's
+props="$props -Dnanochat4j.cuda.cache=$out/ptx-$(cat "$sim"/cudasim* | sha1sum | cut -c1-12)"
 
 installed=0
 if [ "${1:-}" = --installed ]; then
@@ -37,7 +38,7 @@ selection=("$@")
 if [ ${#selection[@]} -eq 0 ]; then
   # gpu-check.sh's conformance and train-extras stages, and the backend's own GPU tests (NvrtcCompileTest and
   # KernelCompileTest check real NVRTC's PTX and nvcc's cubins: cuda-host-checks.sh runs them)
-  tests="CudaSimulatorTest,BackendConformanceTest,Bf16MatmulConformanceTest,CudaBackendTest,PyTorchFixturesConformanceTest,TensorCoreGemmTest"
+  tests="CudaSimulatorTest,CudaGraphTest,BackendConformanceTest,Bf16MatmulConformanceTest,CudaBackendTest,PyTorchFixturesConformanceTest,TensorCoreGemmTest"
   tests="$tests,DeterministicScatterTest,CudaOutOfMemoryTest,DeviceTensorTest,Bf16WeightCacheTest,UploadedIdRangesTest"
   tests="$tests,GPTCudaTest,GpuTrainStepTest,GpuAdamWTest,DeviceMuonTest,OverlappedGradReduceTest,CudaDecodeHostWaitsTest"
   tests="$tests,BaseTrainTest#resumingOnTheGpuIsExact,DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess"

@@ -39,6 +39,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <regex>
@@ -58,7 +59,8 @@ namespace {
 
 enum : int {
     SUCCESS = 0, INVALID_VALUE = 1, OUT_OF_MEMORY = 2, INVALID_IMAGE = 200, INVALID_HANDLE = 400, NOT_FOUND = 500,
-    INVALID_PTX = 218, LAUNCH_FAILED = 719, NO_DEVICE = 100, OUT_OF_RESOURCES = 701
+    INVALID_PTX = 218, LAUNCH_FAILED = 719, NO_DEVICE = 100, OUT_OF_RESOURCES = 701, ILLEGAL_STATE = 401,
+    CAPTURE_UNSUPPORTED = 900, CAPTURE_INVALIDATED = 901
 };
 
 std::mutex g_lock;                 // one launch, copy or allocation at a time (the fibers' state is global)
@@ -77,6 +79,49 @@ std::string format(const char* fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     return buf;
+}
+
+// Stream capture (CUDA graphs). A capturing stream records what is queued on it — launches with their arguments
+// copied, cuBLAS calls, device-to-device copies, memsets — instead of running it; a graph launch runs the record in
+// order. What a GPU refuses to record fails the same way here and invalidates the capture: a copy to or from host
+// memory, a wait for the capturing stream (CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED), so a caller that reads results
+// inside a recorded step is caught without a GPU.
+using Op = std::function<int()>;
+struct Graph {
+    std::vector<Op> ops;
+};
+struct Capture {
+    std::vector<Op> ops;
+    bool invalid = false;
+};
+std::map<void*, Capture> g_captures; // by stream, under g_lock
+
+// The capture of stream, or null (g_lock held).
+Capture* capturing(void* stream) {
+    auto it = stream ? g_captures.find(stream) : g_captures.end();
+    return it == g_captures.end() ? nullptr : &it->second;
+}
+
+// A call a capture cannot record: the capture is invalidated, the call fails (g_lock held).
+int unsupportedInCapture(Capture* c, const char* what) {
+    c->invalid = true;
+    fprintf(stderr, "cudasim: %s on a capturing stream\n", what);
+    return CAPTURE_UNSUPPORTED;
+}
+
+// NC4JSIM_TRACE=file: one line per launch, GEMM and copy (appended), so a caller's work per step can be counted
+void trace(const char* fmt, ...) {
+    static FILE* out = [] {
+        std::string path = env("NC4JSIM_TRACE", "");
+        return path.empty() ? nullptr : fopen(path.c_str(), "a");
+    }();
+    if (!out) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(out, fmt, ap);
+    va_end(ap);
+    fputc('\n', out);
+    fflush(out);
 }
 
 // ---------------------------------------------------------------------------------------------------- memory
@@ -550,6 +595,7 @@ struct Function {
     Module* module;
     std::string name;
     void (*thunk)(void**);
+    const int* argSizes; // each parameter's bytes, 0-terminated
     int maxDynamicShared = 48 * 1024;
     int maxThreads = 1024; // __launch_bounds__: a GPU refuses a larger block (the kernel's registers were sized for it)
 };
@@ -621,6 +667,7 @@ std::string translate(const std::string& src, const std::vector<std::string>& op
         at = i;
         if (name.empty()) continue;
         out += "extern \"C\" __attribute__((visibility(\"default\"))) void __sim_thunk_" + name + "(void** p) { __sim_invoke(" + name + ", p); }\n";
+        out += "extern \"C\" __attribute__((visibility(\"default\"))) const int* __sim_sizes_" + name + "() { return __sim_arg_sizes(" + name + "); }\n";
         if (!maxThreads.empty()) {
             out += "extern \"C\" __attribute__((visibility(\"default\"))) const int __sim_bounds_" + name + " = (" + maxThreads + ");\n";
         }
@@ -695,6 +742,7 @@ int gemm(int ta, int tb, int m, int n, int k, float alpha, const void* a, int at
     if (m < 0 || n < 0 || k < 0 || batch < 0 || ldc < std::max(1, m)) return 7; // CUBLAS_STATUS_INVALID_VALUE
     if ((ct != 0 && ct != 14) || (at != 0 && at != 14) || (bt != 0 && bt != 14)) return 15; // NOT_SUPPORTED
     std::lock_guard<std::mutex> l(g_lock);
+    trace("gemm %d %d %d x%d", m, n, k, batch);
     for (int z = 0; z < batch; z++) {
         Matrix A{(const char*) a + z * sa * typeBytes(at), at, lda, ta != 0}, B{(const char*) b + z * sb * typeBytes(bt), bt, ldb, tb != 0};
         char* C = (char*) c + z * sc * typeBytes(ct);
@@ -727,6 +775,9 @@ API int cuGetErrorString(int e, const char** s) {
         case INVALID_PTX: *s = "a PTX JIT compilation failed (cudasim: not an image of the simulator)"; break;
         case INVALID_HANDLE: *s = "invalid resource handle"; break;
         case NOT_FOUND: *s = "named symbol not found"; break;
+        case ILLEGAL_STATE: *s = "the operation cannot be performed in the present state"; break;
+        case CAPTURE_UNSUPPORTED: *s = "operation not permitted when stream is capturing"; break;
+        case CAPTURE_INVALIDATED: *s = "operation failed due to a previous error during capture"; break;
         case LAUNCH_FAILED:
             t_strings = "unspecified launch failure (cudasim: " + g_launchError + ")";
             *s = t_strings.c_str();
@@ -750,6 +801,9 @@ API int cuGetErrorName(int e, const char** s) {
         case INVALID_PTX: *s = "CUDA_ERROR_INVALID_PTX"; break;
         case INVALID_HANDLE: *s = "CUDA_ERROR_INVALID_HANDLE"; break;
         case NOT_FOUND: *s = "CUDA_ERROR_NOT_FOUND"; break;
+        case ILLEGAL_STATE: *s = "CUDA_ERROR_ILLEGAL_STATE"; break;
+        case CAPTURE_UNSUPPORTED: *s = "CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED"; break;
+        case CAPTURE_INVALIDATED: *s = "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED"; break;
         case LAUNCH_FAILED: *s = "CUDA_ERROR_LAUNCH_FAILED"; break;
         case OUT_OF_RESOURCES: *s = "CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES"; break;
         default: *s = nullptr; return INVALID_VALUE;
@@ -827,39 +881,95 @@ API int cuMemGetInfo_v2(size_t* freeBytes, size_t* total) {
     *freeBytes = *total - g_used;
     return SUCCESS;
 }
-API int cuMemcpyHtoDAsync_v2(uintptr_t dst, const void* src, size_t n, void*) {
+API int cuMemcpyHtoDAsync_v2(uintptr_t dst, const void* src, size_t n, void* stream) {
     std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) return unsupportedInCapture(c, "a copy from the host");
+    trace("copy htod %zu", n);
     if (n && !inside(dst, n)) return INVALID_VALUE;
     memcpy((void*) dst, src, n);
     return SUCCESS;
 }
-API int cuMemcpyDtoHAsync_v2(void* dst, uintptr_t src, size_t n, void*) {
+API int cuMemcpyDtoHAsync_v2(void* dst, uintptr_t src, size_t n, void* stream) {
     std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) return unsupportedInCapture(c, "a copy to the host");
+    trace("copy dtoh %zu", n);
     if (n && !inside(src, n)) return INVALID_VALUE;
     memcpy(dst, (const void*) src, n);
     return SUCCESS;
 }
-API int cuMemcpyDtoDAsync_v2(uintptr_t dst, uintptr_t src, size_t n, void*) {
+API int cuMemcpyDtoDAsync_v2(uintptr_t dst, uintptr_t src, size_t n, void* stream) {
     std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) {
+        c->ops.push_back([=] { return cuMemcpyDtoDAsync_v2(dst, src, n, nullptr); });
+        return SUCCESS;
+    }
+    trace("copy dtod %zu", n);
     if (n && (!inside(dst, n) || !inside(src, n))) return INVALID_VALUE;
     memmove((void*) dst, (const void*) src, n);
     return SUCCESS;
 }
-API int cuMemsetD8Async(uintptr_t dst, unsigned char v, size_t n, void*) {
+API int cuMemsetD8Async(uintptr_t dst, unsigned char v, size_t n, void* stream) {
     std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) {
+        c->ops.push_back([=] { return cuMemsetD8Async(dst, v, n, nullptr); });
+        return SUCCESS;
+    }
     if (n && !inside(dst, n)) return INVALID_VALUE;
     memset((void*) dst, v, n);
     return SUCCESS;
 }
-API int cuMemsetD32Async(uintptr_t dst, unsigned v, size_t n, void*) {
+API int cuMemsetD32Async(uintptr_t dst, unsigned v, size_t n, void* stream) {
     std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) {
+        c->ops.push_back([=] { return cuMemsetD32Async(dst, v, n, nullptr); });
+        return SUCCESS;
+    }
     if ((dst & 3) || (n && !inside(dst, n * 4))) return INVALID_VALUE;
     for (size_t i = 0; i < n; i++) ((unsigned*) dst)[i] = v;
     return SUCCESS;
 }
 
 API int cuStreamCreate(void** s, unsigned) { *s = new int(0); return SUCCESS; }
-API int cuStreamSynchronize(void*) { return SUCCESS; }
+API int cuStreamSynchronize(void* stream) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) return unsupportedInCapture(c, "cuStreamSynchronize");
+    return SUCCESS;
+}
+API int cuStreamBeginCapture_v2(void* stream, int mode) {
+    std::lock_guard<std::mutex> l(g_lock);
+    if (!stream) return CAPTURE_UNSUPPORTED; // the legacy stream cannot be captured
+    if (mode < 0 || mode > 2) return INVALID_VALUE;
+    if (capturing(stream)) return ILLEGAL_STATE;
+    g_captures[stream];
+    return SUCCESS;
+}
+API int cuStreamEndCapture(void* stream, void** graph) {
+    std::lock_guard<std::mutex> l(g_lock);
+    Capture* c = capturing(stream);
+    if (!c) return ILLEGAL_STATE;
+    bool invalid = c->invalid;
+    *graph = invalid ? nullptr : new Graph{std::move(c->ops)};
+    g_captures.erase(stream);
+    return invalid ? CAPTURE_INVALIDATED : SUCCESS;
+}
+API int cuGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long) {
+    if (!graph) return INVALID_VALUE;
+    *exec = new Graph(*(Graph*) graph);
+    return SUCCESS;
+}
+API int cuGraphLaunch(void* exec, void* stream) {
+    {
+        std::lock_guard<std::mutex> l(g_lock);
+        if (Capture* c = capturing(stream)) return unsupportedInCapture(c, "cuGraphLaunch"); // (a GPU nests it; we never do)
+        trace("graph %zu", ((Graph*) exec)->ops.size());
+    }
+    for (const Op& op : ((Graph*) exec)->ops) {
+        if (int r = op()) return r;
+    }
+    return SUCCESS;
+}
+API int cuGraphExecDestroy(void* exec) { delete (Graph*) exec; return SUCCESS; }
+API int cuGraphDestroy(void* graph) { delete (Graph*) graph; return SUCCESS; }
 API int cuStreamDestroy_v2(void* s) { delete (int*) s; return SUCCESS; }
 
 using Clock = std::chrono::steady_clock;
@@ -904,7 +1014,9 @@ API int cuModuleGetFunction(void** f, void* module, const char* name) {
     auto thunk = (void (*)(void**)) dlsym(m->handle, ("__sim_thunk_" + std::string(name)).c_str());
     if (!thunk) return NOT_FOUND;
     auto bounds = (const int*) dlsym(m->handle, ("__sim_bounds_" + std::string(name)).c_str());
-    *f = new Function{m, name, thunk, 48 * 1024, bounds ? *bounds : 1024};
+    auto sizes = (const int* (*)()) dlsym(m->handle, ("__sim_sizes_" + std::string(name)).c_str());
+    if (!sizes) return NOT_FOUND;
+    *f = new Function{m, name, thunk, sizes(), 48 * 1024, bounds ? *bounds : 1024};
     return SUCCESS;
 }
 
@@ -917,7 +1029,7 @@ API int cuFuncSetAttribute(void* f, int attr, int value) {
 }
 
 API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by, unsigned bz, unsigned shared,
-                       void*, void** params, void** extra) {
+                       void* stream, void** params, void** extra) {
     Function* f = (Function*) fn;
     if (extra) return INVALID_VALUE;
     unsigned long long threads = (unsigned long long) bx * by * bz;
@@ -930,6 +1042,17 @@ API int cuLaunchKernel(void* fn, unsigned gx, unsigned gy, unsigned gz, unsigned
         return OUT_OF_RESOURCES;
     }
     std::lock_guard<std::mutex> l(g_lock);
+    if (Capture* c = capturing(stream)) { // the arguments as they are now, copied by the kernel's parameter sizes
+        std::vector<std::vector<char>> args;
+        for (int i = 0; f->argSizes[i]; i++) args.emplace_back((char*) params[i], (char*) params[i] + f->argSizes[i]);
+        c->ops.push_back([=]() mutable {
+            std::vector<void*> p;
+            for (auto& a : args) p.push_back(a.data());
+            return cuLaunchKernel(f, gx, gy, gz, bx, by, bz, shared, nullptr, p.data(), nullptr);
+        });
+        return SUCCESS;
+    }
+    trace("launch %s %u %u %u %u %u %u %u", f->name.c_str(), gx, gy, gz, bx, by, bz, shared);
     installFaultHandler();
     ensureStacks(threads);
     stack_t alt{}, oldAlt{};
@@ -1036,9 +1159,27 @@ API int nvrtcDestroyProgram(void** prog) {
 
 // ======================================================================================================== cuBLAS
 
-API int cublasCreate_v2(void** h) { *h = new int(0); return 0; }
-API int cublasDestroy_v2(void* h) { delete (int*) h; return 0; }
-API int cublasSetStream_v2(void*, void*) { return 0; }
+namespace {
+struct Blas {
+    void* stream = nullptr;
+};
+
+// Runs a cuBLAS call now, or records it when the handle's stream is capturing.
+int blasCall(void* h, const Op& call) {
+    {
+        std::lock_guard<std::mutex> l(g_lock);
+        if (Capture* c = capturing(((Blas*) h)->stream)) {
+            c->ops.push_back(call);
+            return 0;
+        }
+    }
+    return call();
+}
+} // namespace
+
+API int cublasCreate_v2(void** h) { *h = new Blas(); return 0; }
+API int cublasDestroy_v2(void* h) { delete (Blas*) h; return 0; }
+API int cublasSetStream_v2(void* h, void* stream) { ((Blas*) h)->stream = stream; return 0; }
 API const char* cublasGetStatusString(int s) {
     switch (s) {
         case 0: return "CUBLAS_STATUS_SUCCESS";
@@ -1049,26 +1190,30 @@ API const char* cublasGetStatusString(int s) {
     }
 }
 
-API int cublasSgemm_v2(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, const float* b, int ldb,
+API int cublasSgemm_v2(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, const float* b, int ldb,
                        const float* beta, float* c, int ldc) {
-    return gemm(ta, tb, m, n, k, *alpha, a, 0, lda, 0, b, 0, ldb, 0, *beta, c, 0, ldc, 0, 1);
+    float al = *alpha, be = *beta;
+    return blasCall(h, [=] { return gemm(ta, tb, m, n, k, al, a, 0, lda, 0, b, 0, ldb, 0, be, c, 0, ldc, 0, 1); });
 }
 
-API int cublasSgemmStridedBatched(void*, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, long long sa,
+API int cublasSgemmStridedBatched(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const float* a, int lda, long long sa,
                                   const float* b, int ldb, long long sb, const float* beta, float* c, int ldc, long long sc, int batch) {
-    return gemm(ta, tb, m, n, k, *alpha, a, 0, lda, sa, b, 0, ldb, sb, *beta, c, 0, ldc, sc, batch);
+    float al = *alpha, be = *beta;
+    return blasCall(h, [=] { return gemm(ta, tb, m, n, k, al, a, 0, lda, sa, b, 0, ldb, sb, be, c, 0, ldc, sc, batch); });
 }
 
 // compute: CUBLAS_COMPUTE_32F (68), or the legacy CUDA_R_32F (0)
-API int cublasGemmEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, const void* b, int bt,
+API int cublasGemmEx(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, const void* b, int bt,
                      int ldb, const float* beta, void* c, int ct, int ldc, int compute, int) {
     if (compute != 68 && compute != 0) return 15;
-    return gemm(ta, tb, m, n, k, *alpha, a, at, lda, 0, b, bt, ldb, 0, *beta, c, ct, ldc, 0, 1);
+    float al = *alpha, be = *beta;
+    return blasCall(h, [=] { return gemm(ta, tb, m, n, k, al, a, at, lda, 0, b, bt, ldb, 0, be, c, ct, ldc, 0, 1); });
 }
 
-API int cublasGemmStridedBatchedEx(void*, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, long long sa,
+API int cublasGemmStridedBatchedEx(void* h, int ta, int tb, int m, int n, int k, const float* alpha, const void* a, int at, int lda, long long sa,
                                    const void* b, int bt, int ldb, long long sb, const float* beta, void* c, int ct, int ldc, long long sc,
                                    int batch, int compute, int) {
     if (compute != 68 && compute != 0) return 15;
-    return gemm(ta, tb, m, n, k, *alpha, a, at, lda, sa, b, bt, ldb, sb, *beta, c, ct, ldc, sc, batch);
+    float al = *alpha, be = *beta;
+    return blasCall(h, [=] { return gemm(ta, tb, m, n, k, al, a, at, lda, sa, b, bt, ldb, sb, be, c, ct, ldc, sc, batch); });
 }

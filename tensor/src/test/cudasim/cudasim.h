@@ -136,3 +136,6 @@ template <class... A, size_t... I> inline void __sim_call(void (*f)(A...), void*
     f(*(std::remove_cv_t<std::remove_reference_t<A>>*) p[I]...);
 }
 template <class... A> inline void __sim_invoke(void (*f)(A...), void** p) { __sim_call(f, p, std::index_sequence_for<A...>{}); }
+// each parameter's size, then 0: a launch recorded into a graph copies its arguments by these
+template <class... A> struct __sim_sizes { static constexpr int v[] = {(int) sizeof(std::remove_cv_t<std::remove_reference_t<A>>)..., 0}; };
+template <class... A> inline const int* __sim_arg_sizes(void (*)(A...)) { return __sim_sizes<A...>::v; }

@@ -309,6 +309,57 @@ public interface Backend {
         return saved;
     }
 
+    // ------------------------------------------------------------------ recorded work (CUDA graphs)
+
+    /**
+     * Device work recorded once and replayed whole: on a GPU a CUDA graph, which queues all of a decode step's kernels
+     * with one call instead of a launch each (~4 µs of host time apiece from Java, more than most of those kernels run).
+     */
+    interface Recording extends AutoCloseable {
+        /**
+         * Queues the recorded work again; false, queuing nothing, when what it was recorded against has changed since
+         * (a weight it read through a bf16 copy was written, the matmul precision was set): record it anew.
+         */
+        boolean replay();
+
+        /** Gives the recording and its buffers back. */
+        @Override
+        void close();
+    }
+
+    /**
+     * Records the device work {@code work} queues, without running it (its host side runs now, once), for
+     * {@link Recording#replay}: what it allocates stays the recording's, and it must not read results on the host.
+     * The values the work depends on at replay are those in device memory — positions through the {@code …At} ops
+     * below. Null where this backend records nothing (the CPU runs work as it is issued).
+     */
+    default Recording record(Runnable work) {
+        return null;
+    }
+
+    /** {@link #rotary} at positions offset.. where offset is the int32 scalar {@code offset} on this device, read when the work runs. */
+    default Tensor rotaryAt(Tensor x, Tensor cos, Tensor sin, Tensor offset) {
+        return rotary(x, cos, sin, offset.toIntArray()[0]);
+    }
+
+    /** {@link #narrowAssign} at the start held by the int32 scalar {@code start} on this device, read when the work runs. */
+    default void narrowAssignAt(Tensor dst, int dim, Tensor start, Tensor src) {
+        narrowAssign(dst, dim, start.toIntArray()[0], src);
+    }
+
+    /** {@link #attentionCached} at the position held by the int32 scalar {@code pos} on this device, read when the work runs. */
+    default Tensor attentionCachedAt(Tensor q, Tensor kCache, Tensor vCache, Tensor pos, int window, float scale) {
+        return attentionCached(q, kCache, vCache, pos.toIntArray()[0], window, scale);
+    }
+
+    /** Adds {@code by} to the int32 scalar {@code counter} on this device, in order with the work queued around it. */
+    default void addToInt(Tensor counter, int by) {
+        if (counter.dtype() != DType.I32 || counter.numel() != 1 || counter.isOnDevice()) {
+            throw new IllegalArgumentException("addToInt: " + counter + " is not a host int32 scalar");
+        }
+        counter.ints()[counter.offset()] += by;
+    }
+
     // ------------------------------------------------------------------ results
 
     /**

@@ -148,12 +148,19 @@ extern "C" __global__ void sum_to_f32(const float* __restrict__ x, float* __rest
 
 // Copies len runs of `inner` elements: dst[o][dstStart + j][:] = src[o][srcStart + j][:] for o < outer, j < len,
 // where the narrowed dim has srcSize / dstSize entries. narrow, narrowBackward (into zeros), concat, narrowAssign.
+// dst runs start at dstStart + *dstStartAt when given (a recorded decode step's KV-cache write at the position of the moment).
 extern "C" __global__ void copy_runs_f32(const float* __restrict__ src, int srcSize, int srcStart, float* __restrict__ dst,
-                                         int dstSize, int dstStart, int len, int outer, int inner) {
+                                         int dstSize, int dstStart, int len, int outer, int inner, const int* __restrict__ dstStartAt) {
+    if (dstStartAt) dstStart += *dstStartAt;
     long long total = (long long) outer * len * inner;
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < total; i += (long long) gridDim.x * blockDim.x) {
         long long o = i / ((long long) len * inner);
         int rest = (int) (i - o * len * inner), j = rest / inner, e = rest - j * inner;
         dst[(o * dstSize + dstStart + j) * inner + e] = src[(o * srcSize + srcStart + j) * inner + e];
     }
+}
+
+// *counter += by: a recorded decode step moves its own position on (one thread).
+extern "C" __global__ void add_to_int(int* counter, int by) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) *counter += by;
 }

@@ -29,8 +29,11 @@ extern "C" __global__ void rms_norm_bwd(const float* __restrict__ x, const float
 }
 
 // x (B,T,H,D) halves layout; one thread per (b,t,h,i<D/2). sign +1 forward (rotation by −θ), −1 backward.
+// Positions offset + *offsetAt (when given: a recorded decode step reads the position of the moment it runs) + t.
 extern "C" __global__ void rotary(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT,
-                                  const float* __restrict__ sinT, int t, int h, int d, int offset, float sign, int n) {
+                                  const float* __restrict__ sinT, int t, int h, int d, int offset, float sign, int n,
+                                  const int* __restrict__ offsetAt) {
+    if (offsetAt) offset += *offsetAt;
     int half = d / 2;
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         int e = (int) i, j = e % half, bth = e / half, bt = bth / h; // i < n: 32-bit division

@@ -15,7 +15,8 @@ import org.junit.jupiter.api.Test;
 /**
  * A cached decode step on the GPU makes the host wait for the device only where it must: the token going up and the
  * logits coming down — not for the embeddings' id checks (the ids were checked on the host as they went up) nor for
- * backout's λ (it stays on the device). Skipped without a GPU.
+ * backout's λ (it stays on the device), nor for its position (a replayed step moves it on itself). Skipped without a
+ * GPU.
  */
 class CudaDecodeHostWaitsTest {
     @Test
@@ -27,6 +28,7 @@ class CudaDecodeHostWaitsTest {
         KVCache cache = new KVCache(model, 1, 64);
         model.forwardCached(Tensor.ofInts(new int[] {1, 2, 3, 4}, 1, 4), cache); // prefill; compiles the kernels
         model.forwardCached(Tensor.ofInts(new int[] {5}, 1, 1), cache);           // the first step: warm
+        model.forwardCached(Tensor.ofInts(new int[] {7}, 1, 1), cache);           // the second: recorded, then replayed
         CudaContext ctx = CudaContext.get();
         long before = ctx.hostWaits();
         Tensor logits = model.forwardCached(Tensor.ofInts(new int[] {6}, 1, 1), cache);

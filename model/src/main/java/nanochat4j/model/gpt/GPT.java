@@ -49,6 +49,7 @@ public final class GPT {
     private final Tensor cos, sin;
     private Decoder decoder;   // made by the first decode step (fp32), or by decodeWeights(BF16)
     private volatile boolean shelveActivations = true;
+    private volatile boolean recordDecodeSteps = true;
 
     /** One block's parameters; {@code veGate} and {@code valueEmbed} are null on layers without a value embedding. */
     private record Layer(Parameter cQ, Parameter cK, Parameter cV, Parameter cProj, Parameter veGate, Parameter cFc,
@@ -355,6 +356,8 @@ public final class GPT {
                 for (int r = 0; r < b; r++) System.arraycopy(all, (r * t + t - 1) * vocab, last, r * vocab, vocab);
                 logits = Tensor.of(last, b, vocab);
             }
+        } else if (t == 1 && (logits = recordedStep(idx, cache)) != null) {
+            if (lastOnly) logits = logits.reshape(b, vocab);
         } else {
             try (var g = Autograd.noGrad()) {
                 Var x = Forward.hidden(config, new Graph(be.upload(idx), cache, null));
@@ -365,6 +368,67 @@ public final class GPT {
         }
         cache.advance(t);
         return logits;
+    }
+
+    /**
+     * A decode step on a GPU through the cache's {@link RecordedDecode} (its kernels queued by one call), or null to
+     * run it as issued: on the CPU, with recording off, before the cache holds a previous embedding (the step's smear
+     * differs), for the first step of a cache (it compiles kernels, makes the weights' bf16 copies and settles GEMM
+     * choices, none of which a recording may do), and the step after a recording went stale (a weight was written)
+     * or could not be made (the reason printed once).
+     */
+    private Tensor recordedStep(Tensor idx, KVCache cache) {
+        if (!recordDecodeSteps || cache.recordOff || !cache.hasPrev() || cache.backend().device() == Device.CPU) return null;
+        if (cache.recorded == null) {
+            if (!cache.warm) {
+                cache.warm = true;
+                return null;
+            }
+            try {
+                cache.recorded = recordDecode(idx, cache);
+            } catch (RuntimeException e) {
+                cache.recordOff = true;
+                System.err.println("nanochat4j: decode steps run kernel by kernel (recording one failed: " + e.getMessage() + ")");
+                return null;
+            }
+            if (cache.recorded == null) {
+                cache.recordOff = true;   // this backend records nothing
+                return null;
+            }
+        }
+        Tensor logits = cache.recorded.step(idx, cache.pos());
+        if (logits == null) {         // stale: this step as issued, the next one recorded anew
+            cache.recorded.close();
+            cache.recorded = null;
+        }
+        return logits;
+    }
+
+    /**
+     * Records one decode step of {@code cache} (B rows, one token each) with its inputs in device memory: the ids,
+     * copied up before each replay, and the position, which the step itself moves on. Null where the backend records
+     * nothing.
+     */
+    private RecordedDecode recordDecode(Tensor idx, KVCache cache) {
+        Tensor ids = be.upload(idx);   // the ids' range is noted on the way up: the embeddings need no device check
+        Tensor pos = be.upload(Tensor.ofInts(new int[] {cache.pos()}, 1));
+        Tensor[] logits = new Tensor[1];
+        Backend.Recording r = be.record(() -> {
+            try (var g = Autograd.noGrad()) {
+                Var x = Forward.hidden(config, new Graph(ids, cache, null, pos));
+                logits[0] = head(x).value();
+                be.addToInt(pos, 1);
+            }
+        });
+        return r == null ? null : new RecordedDecode(ids, pos, logits[0], r, cache.pos());
+    }
+
+    /**
+     * Whether decode steps on a GPU are recorded once per KV cache and replayed (a CUDA graph: the step's kernels
+     * queued by one call instead of a launch each); on by default, off to measure the difference or to rule it out.
+     */
+    public void recordDecodeSteps(boolean on) {
+        recordDecodeSteps = on;
     }
 
     /** The final-normed hidden state (B,T,C) of {@link Forward}'s dataflow on autograd ops, attending within the call. */
@@ -392,15 +456,22 @@ public final class GPT {
         private final KVCache cache;   // null: attention over the call's own tokens (training, logits)
         private final Map<String, Tensor> trace;
         private final int b, t, pos;
+        /** A recorded decode step's position: an int32 on the device that rotary, the cache write and attention read when they run (else null). */
+        private final Tensor posAt;
         /** The tape's size when this forward began: what it records from there on is its own to shelve. */
         private final int tapeStart = Autograd.recorded();
         /** What the forward reads after the block it was made in: x0 and the backout's x_mid (see {@link #keep}). */
         private final List<Var> kept = new ArrayList<>();
 
         Graph(Tensor idx, KVCache cache, Map<String, Tensor> trace) {
+            this(idx, cache, trace, null);
+        }
+
+        Graph(Tensor idx, KVCache cache, Map<String, Tensor> trace, Tensor posAt) {
             this.idx = idx;
             this.cache = cache;
             this.trace = trace;
+            this.posAt = posAt;
             b = idx.shape(0);
             t = idx.shape(1);
             pos = cache == null ? 0 : cache.pos();
@@ -444,6 +515,12 @@ public final class GPT {
         public Forward.Qkv<Var> qkv(int i, Var hn) {
             Layer l = layers[i];
             int h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
+            if (posAt != null) {   // inference only: linearRotaryNorm's forward with the position on the device
+                Tensor x = hn.value();
+                return new Forward.Qkv<>(Var.constant(be.rmsNorm(be.rotaryAt(be.linear(x, l.cQ.tensor()).reshape(b, t, h, d), cos, sin, posAt), QK_SCALE)),
+                        Var.constant(be.rmsNorm(be.rotaryAt(be.linear(x, l.cK.tensor()).reshape(b, t, kv, d), cos, sin, posAt), QK_SCALE)),
+                        Var.constant(be.linear(x, l.cV.tensor()).reshape(b, t, kv, d)));
+            }
             return new Forward.Qkv<>(Ops.linearRotaryNorm(hn, l.cQ.var(), h, cos, sin, pos, QK_SCALE),
                     Ops.linearRotaryNorm(hn, l.cK.var(), kv, cos, sin, pos, QK_SCALE), Ops.reshape(Ops.linear(hn, l.cV.var()), b, t, kv, d));
         }
@@ -457,6 +534,11 @@ public final class GPT {
         public void cacheWrite(int i, Var k, Var v) {
             if (cache == null) return;
             if (Autograd.isRecording()) throw new IllegalStateException("a forward with a KV cache is inference-only: wrap it in Autograd.noGrad()");
+            if (posAt != null) {
+                be.narrowAssignAt(cache.keys(i), 1, posAt, k.value());
+                be.narrowAssignAt(cache.values(i), 1, posAt, v.value());
+                return;
+            }
             be.narrowAssign(cache.keys(i), 1, pos, k.value());
             be.narrowAssign(cache.values(i), 1, pos, v.value());
         }
@@ -465,6 +547,7 @@ public final class GPT {
         public Var attention(int i, Var q, Var k, Var v) {
             float scale = (float) (1.0 / Math.sqrt(config.headDim()));
             if (cache == null) return Ops.attention(q, k, v, config.windowSize(i), scale);
+            if (posAt != null) return Var.constant(be.attentionCachedAt(q.value(), cache.keys(i), cache.values(i), posAt, config.windowSize(i), scale));
             return Var.constant(be.attentionCached(q.value(), cache.keys(i), cache.values(i), pos, config.windowSize(i), scale));
         }
 

@@ -6,8 +6,9 @@ import nanochat4j.tensor.Tensor;
 /**
  * Per-layer key/value buffers (B, maxLen, KV, D) for inference, the shared position (tokens already cached), the last
  * pre-smear token embedding (B,1,C) the smear gate of the next single-token step mixes in, and on the CPU the fused
- * decode step's activation buffers ({@link Decoder.Scratch}, made by its first call). Everything but the scratch
- * lives on the model's device: a step on the GPU moves only the token ids up and the logits down.
+ * decode step's activation buffers ({@link Decoder.Scratch}, made by its first call), on a GPU its recorded decode step
+ * ({@link RecordedDecode}). Everything but the scratch lives on the model's device: a step on the GPU moves only the
+ * token ids up and the logits down.
  */
 public final class KVCache {
     private final Backend be;
@@ -17,6 +18,9 @@ public final class KVCache {
     private int pos;
     private boolean hasPrev;
     Decoder.Scratch scratch;
+    /** On a GPU: the recorded decode step, whether the step that makes it a safe recording ran, and recording given up. */
+    RecordedDecode recorded;
+    boolean warm, recordOff;
 
     /** An empty cache for {@code model} (its shapes, on its device) of {@code batch} rows and up to {@code maxLen} positions. */
     public KVCache(GPT model, int batch, int maxLen) {

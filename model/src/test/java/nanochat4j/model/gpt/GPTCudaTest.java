@@ -1,12 +1,16 @@
 package nanochat4j.model.gpt;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
 
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.DeviceStandIn;
 import nanochat4j.tensor.StandInCuda;
+import nanochat4j.tensor.cuda.CudaBackend;
+import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.MatmulPrecision;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -57,6 +61,54 @@ class GPTCudaTest {
             close("decode step " + s, want, m[1].forwardCached(Tensor.ofInts(next.clone(), batch, 1), gpu).toFloatArray());
         }
         assertEquals(prompt + steps, gpu.pos());
+        // on a GPU, every step after the first (which runs as issued, then the second is recorded) is a replay
+        if (onGpu()) assertEquals(steps - 1, gpu.recorded.replays(), "decode steps replayed from the recording");
+    }
+
+    private static boolean onGpu() {
+        return CudaContext.unavailableReason() == null;
+    }
+
+    /**
+     * Replayed decode steps against the same steps issued kernel by kernel, under bf16 matmuls, where the recording
+     * reads the weights' bf16 copies: after a weight is written, the next step runs as issued (making the new copy) and
+     * the one after is recorded anew (a replay of the old recording would read the stale copy).
+     */
+    @Test
+    void replayedDecodeStepsFollowAWeightWrittenBetweenThem() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(onGpu(), "recorded decode steps need a GPU (the stand-in records nothing)");
+        MatmulPrecision old = CudaBackend.get().setMatmulPrecision(MatmulPrecision.BF16);
+        try {
+            GPT m = cpuAndGpu()[1];
+            KVCache rec = new KVCache(m, 2, 40), issued = new KVCache(m, 2, 40);
+            int[] prompt = new SplittableRandom(8).ints(2 * 10, 0, CFG.vocabSize()).toArray();
+            m.forwardCached(Tensor.ofInts(prompt.clone(), 2, 10), rec);
+            m.forwardCached(Tensor.ofInts(prompt.clone(), 2, 10), issued);
+            SplittableRandom r = new SplittableRandom(9);
+            RecordedDecode first = null;
+            for (int s = 0; s < 12; s++) {
+                if (s == 6) {   // a weight written between steps (as a training step between generations would)
+                    Tensor w = m.parameter("transformer.h.1.mlp.c_fc.weight").tensor();
+                    Tensor h = w.toCpu();
+                    float[] a = h.floats();
+                    for (int i = h.offset(); i < h.offset() + h.numel(); i++) a[i] *= 1.5f;
+                    w.copyFrom(h);
+                }
+                int[] next = r.ints(2, 0, CFG.vocabSize()).toArray();
+                m.recordDecodeSteps(true);
+                float[] got = m.forwardCached(Tensor.ofInts(next.clone(), 2, 1), rec).toFloatArray();
+                m.recordDecodeSteps(false);
+                float[] want = m.forwardCached(Tensor.ofInts(next.clone(), 2, 1), issued).toFloatArray();
+                close("step " + s, want, got);
+                if (s == 1) first = rec.recorded;
+            }
+            m.recordDecodeSteps(true);
+            assertNotSame(first, rec.recorded, "recorded anew after the weight changed");
+            assertEquals(5, rec.recorded.replays(), "steps 7–11 replayed from the new recording (6 ran as issued and made the new bf16 copy)");
+            assertEquals(5, first.replays(), "steps 1–5 replayed from the first");
+        } finally {
+            CudaBackend.get().setMatmulPrecision(old);
+        }
     }
 
     @Test

@@ -20,6 +20,8 @@ final class Bf16WeightCache {
 
     private final Map<DeviceStorage, List<Entry>> copies = new WeakHashMap<>();
     private long casts, hits;
+    /** Bumped whenever a copy is dropped: a recorded graph that read copies is stale once it moves. */
+    private long generation;
 
     /** The cached bf16 copy of {@code w}, made with {@code cast} when there is none. */
     synchronized Tensor get(Tensor w, Function<Tensor, Tensor> cast) {
@@ -39,12 +41,18 @@ final class Bf16WeightCache {
 
     /** Drops every copy made from {@code storage} (it is about to be, or was, written in place). */
     synchronized void forget(DeviceStorage storage) {
-        if (storage != null && !copies.isEmpty()) copies.remove(storage);
+        if (storage != null && !copies.isEmpty() && copies.remove(storage) != null) generation++;
     }
 
     /** Drops every copy (weights changed by a path that does not name its storage). */
     synchronized void clear() {
+        if (!copies.isEmpty()) generation++;
         copies.clear();
+    }
+
+    /** Changes whenever a copy is dropped (a weight was written). */
+    synchronized long generation() {
+        return generation;
     }
 
     /** Casts made and cache hits so far (the tests and the step log check one cast per weight per step). */

@@ -279,7 +279,12 @@ public final class CudaBackend implements Backend {
 
     /** A weight's bf16 copy, cast once until the weight is written (see {@link Bf16WeightCache}). */
     private Tensor weightBf16(Tensor w) {
-        return weightCopies.get(w, t -> castBf16(t, t.numel()));
+        return weightCopies.get(w, t -> {
+            // made inside a recording, the copy would hold its values only once the graph runs: eager work reading it
+            // from the cache before then would read garbage
+            if (ctx.recording()) throw new IllegalStateException("a bf16 copy of weight " + t + " would be made inside a recording: run the work once before recording it");
+            return castBf16(t, t.numel());
+        });
     }
 
     /**
@@ -465,6 +470,11 @@ public final class CudaBackend implements Backend {
     }
 
     private Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, float sign) {
+        return rotary(op, x, cos, sin, offset, null, sign);
+    }
+
+    /** Rotary at offset + (offsetAt's value when the kernel runs, when given: its range is the caller's to check). */
+    private Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, Tensor offsetAt, float sign) {
         f32(op, "x", x);
         f32(op, "cos", cos);
         f32(op, "sin", sin);
@@ -476,8 +486,24 @@ public final class CudaBackend implements Backend {
         }
         Tensor y = ctx.empty(DType.F32, x.shape());
         int n = x.numel() / 2;
-        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, x, y, cos, sin, t, h, d, offset, sign, n);
+        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, x, y, cos, sin, t, h, d, offset, sign, n, deviceInt(offsetAt));
         return y;
+    }
+
+    @Override
+    public Tensor rotaryAt(Tensor x, Tensor cos, Tensor sin, Tensor offset) {
+        scalarInt("rotaryAt", offset);
+        return rotary("rotaryAt", x, cos, sin, 0, offset, 1f);
+    }
+
+    /** A kernel's optional device-int argument: the scalar's address, or 0 (none). */
+    private static Object deviceInt(Tensor scalar) {
+        return scalar == null ? (Object) 0L : scalar;
+    }
+
+    private static void scalarInt(String op, Tensor t) {
+        idType(op, "position", t);
+        if (t.numel() != 1) throw new IllegalArgumentException(op + ": the position must be one int32 on the device, got " + t);
     }
 
     @Override
@@ -774,10 +800,16 @@ public final class CudaBackend implements Backend {
 
 
     private void copyRuns(Tensor src, int srcSize, int srcStart, Tensor dst, int dstSize, int dstStart, int len, int outer, int inner) {
+        copyRuns(src, srcSize, srcStart, dst, dstSize, dstStart, null, len, outer, inner);
+    }
+
+    /** copy_runs_f32 with the destination's runs starting at dstStart + (dstStartAt's value when it runs, when given). */
+    private void copyRuns(Tensor src, int srcSize, int srcStart, Tensor dst, int dstSize, int dstStart, Tensor dstStartAt, int len,
+                          int outer, int inner) {
         long total = (long) outer * len * inner;
         if (total == 0) return;
         mod("elementwise").launch("copy_runs_f32", grid(total), 1, 1, BLOCK, 0, src, srcSize, srcStart, dst, dstSize, dstStart,
-                len, outer, inner);
+                len, outer, inner, deviceInt(dstStartAt));
     }
 
     @Override
@@ -838,20 +870,31 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void narrowAssign(Tensor dst, int dim, int start, Tensor src) {
-        f32("narrowAssign", "dst", dst);
-        f32("narrowAssign", "src", src);
+        narrowAssign("narrowAssign", dst, dim, start, null, src);
+    }
+
+    @Override
+    public void narrowAssignAt(Tensor dst, int dim, Tensor start, Tensor src) {
+        scalarInt("narrowAssignAt", start);
+        narrowAssign("narrowAssignAt", dst, dim, 0, start, src);
+    }
+
+    /** dst's runs along dim from start + (startAt's value when the copy runs, when given: its range is the caller's to check). */
+    private void narrowAssign(String op, Tensor dst, int dim, int start, Tensor startAt, Tensor src) {
+        f32(op, "dst", dst);
+        f32(op, "src", src);
         writes(dst);
-        int d = dim("narrowAssign", dst, dim);
-        if (src.rank() != dst.rank()) throw bad("narrowAssign", "ranks differ", dst, src);
+        int d = dim(op, dst, dim);
+        if (src.rank() != dst.rank()) throw bad(op, "ranks differ", dst, src);
         for (int i = 0; i < dst.rank(); i++) {
-            if (i != d && src.shape(i) != dst.shape(i)) throw bad("narrowAssign", "shapes differ outside dim " + d, dst, src);
+            if (i != d && src.shape(i) != dst.shape(i)) throw bad(op, "shapes differ outside dim " + d, dst, src);
         }
         int len = src.shape(d), size = dst.shape(d);
         if (start < 0 || start + len > size) {
-            throw bad("narrowAssign", "range [" + start + ", " + (start + len) + ") outside dim " + d + " of size " + size, dst, src);
+            throw bad(op, "range [" + start + ", " + (start + len) + ") outside dim " + d + " of size " + size, dst, src);
         }
         int[] s = dst.shape();
-        copyRuns(src, len, 0, dst, size, start, len, outer(s, d), inner(s, d));
+        copyRuns(src, len, 0, dst, size, start, startAt, len, outer(s, d), inner(s, d));
     }
 
     // ------------------------------------------------------------------ embedding
@@ -1059,7 +1102,7 @@ public final class CudaBackend implements Backend {
         if (use == TensorCoreAttention.Use.TC) return attentionTc(q, k, v, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
         attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
-                t, t, h, kv, 0, window, scale);
+                t, t, h, kv, 0, window, scale, 0L);
         if (use == TensorCoreAttention.Use.CHECK) {
             AttentionOut tc = attentionTc(q, k, v, window, scale);
             if (checkTc(pass, d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
@@ -1179,12 +1222,65 @@ public final class CudaBackend implements Backend {
         if (use == TensorCoreAttention.Use.TC) return tcForward(q, kCache, vCache, null, pos, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
-                tq, tmax, h, kv, pos, window, scale);
+                tq, tmax, h, kv, pos, window, scale, 0L);
         if (use == TensorCoreAttention.Use.CHECK) {
             Tensor tc = tcForward(q, kCache, vCache, null, pos, window, scale);
             if (checkTc(pass, d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
         }
         return y;
+    }
+
+    /**
+     * {@link #attentionCached} at the position {@code pos} holds when the kernel runs (a recorded decode step), always on
+     * the fp32 kernel (decode steps are; a query chunk on the tensor cores needs its length on the host). The caller
+     * keeps pos + Tq within the cache.
+     */
+    @Override
+    public Tensor attentionCachedAt(Tensor q, Tensor kCache, Tensor vCache, Tensor pos, int window, float scale) {
+        String op = "attentionCachedAt";
+        f32(op, "q", q);
+        f32(op, "kCache", kCache);
+        f32(op, "vCache", vCache);
+        scalarInt(op, pos);
+        if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
+        int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
+        if (kCache.shape(0) != b || kCache.shape(3) != d) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
+        OpChecks.attentionCached(b, tq, tmax, 0, h, kv, d, scale);
+        Tensor y = ctx.empty(DType.F32, q.shape());
+        attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
+                tq, tmax, h, kv, 0, window, scale, pos);
+        return y;
+    }
+
+    @Override
+    public void addToInt(Tensor counter, int by) {
+        scalarInt("addToInt", counter);
+        writes(counter);
+        mod("elementwise").launch("add_to_int", 1, 1, 1, 32, 0, counter, by);
+    }
+
+    /**
+     * Records {@code work} into a CUDA graph ({@link CudaContext#record}). Its replay declines (false) once a bf16
+     * weight copy it read was dropped (the weight was written) or the matmul precision changed.
+     */
+    @Override
+    public Recording record(Runnable work) {
+        MatmulPrecision p = precision;
+        CudaContext.Graph g = ctx.record(work);
+        long generation = weightCopies.generation();
+        return new Recording() {
+            @Override
+            public boolean replay() {
+                if (precision != p || weightCopies.generation() != generation) return false;
+                g.launch();
+                return true;
+            }
+
+            @Override
+            public void close() {
+                g.close();
+            }
+        };
     }
 
     // ------------------------------------------------------------------ loss

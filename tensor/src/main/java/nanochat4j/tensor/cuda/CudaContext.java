@@ -3,6 +3,7 @@ package nanochat4j.tensor.cuda;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.List;
@@ -105,7 +106,11 @@ public final class CudaContext {
 
     public Driver driver() { return driver; }
 
-    public MemorySegment stream() { return stream; }
+    /** The stream the calling thread's work goes to: the context's one stream, or its capture lane's while it records. */
+    public MemorySegment stream() {
+        Capture c = capture.get();
+        return c == null ? stream : c.lane.stream;
+    }
 
     public int multiprocessors() { return sms; }
 
@@ -119,7 +124,13 @@ public final class CudaContext {
         onCopyInto = listener;
     }
 
-    public synchronized Cublas cublas() {
+    /** The cuBLAS handle of the calling thread's stream (see {@link #stream()}). */
+    public Cublas cublas() {
+        Capture c = capture.get();
+        return c == null ? mainCublas() : c.lane.blas;
+    }
+
+    private synchronized Cublas mainCublas() {
         if (cublas == null) cublas = new Cublas(stream, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo));
         return cublas;
     }
@@ -127,7 +138,7 @@ public final class CudaContext {
     /** Waits for everything queued on the stream (every copy to or from the host does; counted, see {@link #hostWaits}). */
     public void synchronize() {
         hostWaits.incrementAndGet();
-        driver.streamSynchronize(stream);
+        driver.streamSynchronize(stream());
     }
 
     /** Times the host has waited for the stream so far (a decode step's budget of them is tested). */
@@ -142,18 +153,26 @@ public final class CudaContext {
         private final long ptr;
         private final long bytes;
         private final DeviceMemoryPool.Block block;
+        private final boolean recorded; // taken while its thread recorded: the recording keeps it (see Capture)
         private boolean recycled;
 
         private Memory(long ptr, long bytes) {
             this.ptr = ptr;
             this.bytes = bytes;
             this.block = pool.track(this, ptr, bytes);
+            Capture c = capture.get();
+            recorded = c != null;
+            if (recorded) c.kept.add(this);
         }
 
-        /** Back to the pool now, for work queued later on this context's stream (which runs after every reader); once. */
+        /**
+         * Back to the pool now, for work queued later on this context's stream (which runs after every reader); once.
+         * Not memory taken during a recording: every replay of it uses the block again, so it goes back only when the
+         * recording is closed and the block unreachable.
+         */
         @Override
         public void recycle() {
-            if (recycled) return; // a second poison fill could land on the block's next owner
+            if (recycled || recorded) return; // a second poison fill could land on the block's next owner
             recycled = true;
             if (Recycler.POISON) poison(ptr, bytes);
             block.recycle();
@@ -169,7 +188,7 @@ public final class CudaContext {
         public void copyToHost(long byteOffset, MemorySegment dst, long n) {
             bind();
             if (n == 0) return;
-            driver.copyDtoHAsync(dst, ptr + byteOffset, n, stream);
+            driver.copyDtoHAsync(dst, ptr + byteOffset, n, stream());
             synchronize();
         }
 
@@ -178,7 +197,7 @@ public final class CudaContext {
             bind();
             if (n == 0) return;
             onCopyInto.accept(this);
-            driver.copyHtoDAsync(ptr + byteOffset, src, n, stream);
+            driver.copyHtoDAsync(ptr + byteOffset, src, n, stream());
             synchronize(); // the host segment may be freed as soon as we return
         }
 
@@ -187,7 +206,7 @@ public final class CudaContext {
             bind();
             if (n == 0) return;
             onCopyInto.accept(this);
-            driver.copyDtoDAsync(ptr + dstOffset, src.address() + srcOffset, n, stream);
+            driver.copyDtoDAsync(ptr + dstOffset, src.address() + srcOffset, n, stream());
         }
 
         @Override
@@ -247,7 +266,7 @@ public final class CudaContext {
     /** Every byte 0xFF: NaN as fp32 and bf16 (the recycler's poison, for tests). */
     private void poison(long ptr, long bytes) {
         bind();
-        driver.memsetAsync(ptr, 0xff, bytes, stream);
+        driver.memsetAsync(ptr, 0xff, bytes, stream());
     }
 
     /**
@@ -295,7 +314,7 @@ public final class CudaContext {
         bind();
         Tensor t = empty(dtype, shape);
         long bytes = (long) t.numel() * dtype.bytes();
-        if (bytes > 0) driver.memsetAsync(t.deviceAddress(), 0, bytes, stream);
+        if (bytes > 0) driver.memsetAsync(t.deviceAddress(), 0, bytes, stream());
         return t; // t reachable past the call (see Module#launch)
     }
 
@@ -303,7 +322,7 @@ public final class CudaContext {
     public void memset(Tensor t, int value) {
         bind();
         long bytes = (long) t.numel() * t.dtype().bytes();
-        if (bytes > 0) driver.memsetAsync(t.deviceAddress(), value, bytes, stream);
+        if (bytes > 0) driver.memsetAsync(t.deviceAddress(), value, bytes, stream());
         Reference.reachabilityFence(t); // see Module#launch
     }
 
@@ -312,6 +331,121 @@ public final class CudaContext {
         if (host.isOnDevice()) return host;
         return host.toDevice(allocate((long) host.numel() * host.dtype().bytes()));
     }
+
+    // ------------------------------------------------------------------ recordings (CUDA graphs)
+
+    /** A capture stream with its own cuBLAS handle: other threads' work on the main stream stays out of a recording. */
+    private record Lane(MemorySegment stream, Cublas blas) {}
+
+    /** A recording in progress on one thread: its lane, and the device memory taken meanwhile (the graph's buffers). */
+    private static final class Capture {
+        final Lane lane;
+        final List<Memory> kept = new ArrayList<>();
+
+        Capture(Lane lane) {
+            this.lane = lane;
+        }
+    }
+
+    private final ThreadLocal<Capture> capture = new ThreadLocal<>();
+
+    /** Whether the calling thread is recording (its device work is captured, not run). */
+    public boolean recording() {
+        return capture.get() != null;
+    }
+    private final java.util.concurrent.ConcurrentLinkedQueue<Lane> lanes = new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+    /**
+     * Records the device work {@code work} queues on the calling thread — kernels, cuBLAS calls, device copies — into a
+     * CUDA graph without running it (its host side runs now, once), for {@link Graph#launch} to queue whole on the
+     * context's stream. Everything {@code work} allocates stays the graph's until it is closed. A call that cannot be
+     * recorded (a copy to or from the host, a wait for the stream: reading a result inside the work) fails the
+     * recording with CUDA's error.
+     */
+    public Graph record(Runnable work) {
+        bind();
+        if (capture.get() != null) throw new IllegalStateException("CUDA: a recording inside a recording");
+        Lane lane = lanes.poll();
+        if (lane == null) {
+            MemorySegment s = driver.streamCreate();
+            lane = new Lane(s, new Cublas(s, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo)));
+        }
+        synchronize(); // the recorded work reads what the main stream has queued so far
+        Capture c = new Capture(lane);
+        MemorySegment graph;
+        driver.beginCapture(lane.stream);
+        capture.set(c);
+        try {
+            work.run();
+        } catch (RuntimeException | Error e) {
+            capture.remove();
+            try {
+                driver.graphDestroy(driver.endCapture(lane.stream));
+            } catch (CudaException ignored) {
+                // an invalidated capture has no graph; the work's own error says why
+            }
+            lanes.add(lane);
+            throw e;
+        }
+        capture.remove();
+        try {
+            graph = driver.endCapture(lane.stream);
+        } finally {
+            lanes.add(lane);
+        }
+        MemorySegment exec;
+        try {
+            exec = driver.graphInstantiate(graph);
+        } catch (CudaException e) {
+            driver.graphDestroy(graph);
+            throw e;
+        }
+        return new Graph(graph, exec, c.kept);
+    }
+
+    /** A recorded graph: launched whole on the context's stream; closing it gives its buffers back. */
+    public final class Graph implements AutoCloseable {
+        private final Cleaner.Cleanable cleanable;
+        private final MemorySegment exec;
+        private List<Memory> kept;
+
+        private Graph(MemorySegment graph, MemorySegment exec, List<Memory> kept) {
+            this.exec = exec;
+            this.kept = kept;
+            Driver d = driver;
+            MemorySegment s = stream;
+            // not capturing this graph (it would never become unreachable): the handles and the driver only
+            this.cleanable = GRAPHS.register(this, () -> {
+                bind();
+                d.streamSynchronize(s); // a launch still queued reads the graph
+                d.graphExecDestroy(exec);
+                d.graphDestroy(graph);
+            });
+        }
+
+        /** Queues one run of everything recorded on the context's stream (the calling thread must not be recording). */
+        public void launch() {
+            if (kept == null) throw new IllegalStateException("CUDA graph: launched after close");
+            bind();
+            driver.graphLaunch(exec, stream());
+        }
+
+        /** Device memory the graph's buffers hold. */
+        public long bytes() {
+            long n = 0;
+            if (kept != null) for (Memory m : kept) n += m.bytes;
+            return n;
+        }
+
+        /** Destroys the graph; its buffers go back to the pool once nothing else holds them. */
+        @Override
+        public void close() {
+            kept = null;
+            cleanable.clean();
+        }
+    }
+
+    private static final Cleaner GRAPHS = Cleaner.create();
 
     // ------------------------------------------------------------------ kernels
 
@@ -370,7 +504,7 @@ public final class CudaContext {
                     params.setAtIndex(ValueLayout.ADDRESS, i, v);
                 }
                 retryOnOutOfMemory(() -> {
-                    driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream, params);
+                    driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream(), params);
                     return null;
                 }, CudaContext.this::freeCached);
             } finally {

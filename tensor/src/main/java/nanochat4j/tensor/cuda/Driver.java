@@ -30,6 +30,8 @@ public final class Driver {
     public static final int ATTR_CC_MINOR = 76;
     public static final int ATTR_MAX_SHARED_PER_BLOCK_OPTIN = 97;
     public static final int FUNC_ATTR_MAX_DYNAMIC_SHARED = 8;
+    /** Stream capture that lets other threads' calls go on (theirs go to other streams); cuMemAlloc stays allowed. */
+    public static final int STREAM_CAPTURE_MODE_RELAXED = 2;
 
     private static final String LIB = "libcuda";
 
@@ -38,7 +40,8 @@ public final class Driver {
             cuDeviceGetAttribute, cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuMemAlloc, cuMemFree, cuMemcpyHtoDAsync,
             cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemGetInfo, cuStreamCreate, cuStreamSynchronize,
             cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy,
-            cuModuleLoadData, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName;
+            cuModuleLoadData, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName,
+            cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
 
     Driver(Ffi.Binder lib, String from) {
         this.from = from;
@@ -72,6 +75,12 @@ public final class Driver {
         cuModuleGetFunction = lib.fn(rc(P, P, P), "cuModuleGetFunction");
         cuFuncSetAttribute = lib.fn(rc(P, I, I), "cuFuncSetAttribute");
         cuLaunchKernel = lib.fn(rc(P, I, I, I, I, I, I, I, P, P, P), "cuLaunchKernel");
+        cuStreamBeginCapture = lib.fn(rc(P, I), "cuStreamBeginCapture_v2");
+        cuStreamEndCapture = lib.fn(rc(P, P), "cuStreamEndCapture");
+        cuGraphInstantiate = lib.fn(rc(P, P, J), "cuGraphInstantiateWithFlags");
+        cuGraphLaunch = lib.fn(rc(P, P), "cuGraphLaunch");
+        cuGraphExecDestroy = lib.fn(rc(P), "cuGraphExecDestroy");
+        cuGraphDestroy = lib.fn(rc(P), "cuGraphDestroy");
     }
 
     /** Opens libcuda (see {@link CudaLibraries}); throws {@link CudaUnavailableException} with a one-line message. */
@@ -371,6 +380,52 @@ public final class Driver {
             String call = "cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x" + by + "x" + bz
                     + ", shared " + shared + " B)";
             check(call, r);
+        }
+    }
+
+    // ------------------------------------------------------------------ graphs (stream capture)
+
+    /** From here on, what is queued on {@code stream} is recorded into a graph instead of run. */
+    public void beginCapture(MemorySegment stream) {
+        try {
+            check("cuStreamBeginCapture_v2", (int) cuStreamBeginCapture.invokeExact(stream, STREAM_CAPTURE_MODE_RELAXED));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    /** Ends {@code stream}'s capture: the recorded graph (a call during it that cannot be recorded fails here too). */
+    public MemorySegment endCapture(MemorySegment stream) {
+        return ptrOut("cuStreamEndCapture", p -> (int) cuStreamEndCapture.invokeExact(stream, p));
+    }
+
+    /** An executable instance of {@code graph}. */
+    public MemorySegment graphInstantiate(MemorySegment graph) {
+        return ptrOut("cuGraphInstantiateWithFlags", p -> (int) cuGraphInstantiate.invokeExact(p, graph, 0L));
+    }
+
+    /** Queues one run of the whole graph on {@code stream}: one call for all its kernels. */
+    public void graphLaunch(MemorySegment exec, MemorySegment stream) {
+        try {
+            check("cuGraphLaunch", (int) cuGraphLaunch.invokeExact(exec, stream));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void graphExecDestroy(MemorySegment exec) {
+        try {
+            check("cuGraphExecDestroy", (int) cuGraphExecDestroy.invokeExact(exec));
+        } catch (Throwable t) {
+            throw rethrow(t);
+        }
+    }
+
+    public void graphDestroy(MemorySegment graph) {
+        try {
+            check("cuGraphDestroy", (int) cuGraphDestroy.invokeExact(graph));
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 

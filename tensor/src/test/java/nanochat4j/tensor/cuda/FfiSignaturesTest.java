@@ -61,7 +61,7 @@ class FfiSignaturesTest {
     void driverDescriptorsMatchCudaH(@TempDir Path tmp) throws Exception {
         Recorder r = new Recorder();
         new Driver(r, "recorder");
-        assertEquals(30, r.bound.size(), "driver entry points bound: " + r.bound.keySet());
+        assertEquals(36, r.bound.size(), "driver entry points bound: " + r.bound.keySet());
         matchHeader(tmp, "cuda.h", r.bound, Map.ofEntries(
                 Map.entry("CUDA_ERROR_OUT_OF_MEMORY", Driver.CUDA_ERROR_OUT_OF_MEMORY),
                 Map.entry("CUDA_ERROR_NO_DEVICE", Driver.CUDA_ERROR_NO_DEVICE),
@@ -74,7 +74,8 @@ class FfiSignaturesTest {
                 Map.entry("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR", Driver.ATTR_CC_MAJOR),
                 Map.entry("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR", Driver.ATTR_CC_MINOR),
                 Map.entry("CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", Driver.ATTR_MAX_SHARED_PER_BLOCK_OPTIN),
-                Map.entry("CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", Driver.FUNC_ATTR_MAX_DYNAMIC_SHARED)));
+                Map.entry("CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", Driver.FUNC_ATTR_MAX_DYNAMIC_SHARED),
+                Map.entry("CU_STREAM_CAPTURE_MODE_RELAXED", Driver.STREAM_CAPTURE_MODE_RELAXED)));
     }
 
     @Test
