@@ -5,13 +5,14 @@
 # important first, each appending its JSON lines to $OUT/gpu-check.jsonl as it ends:
 #   1. probe (40 s): the device, its memory and the driver library, or the one-line reason CUDA is unusable (exit 3)
 #   2. conformance (110 s): the backend suite on CPU and CUDA (fp32, and bf16 matmuls at bf16 tolerance), the
-#      PyTorch fixtures, NVRTC compiles, our tensor-core GEMM, the GPU decoder, the GPU training step against the
-#      CPU one in fp32 and bf16, the device optimizer — one JUnit run
+#      PyTorch fixtures, NVRTC compiles, our tensor-core GEMM, the GPU decoder (its steps replayed as CUDA graphs),
+#      the GPU training step against the CPU one in fp32 and bf16, the device optimizer — one JUnit run
 #   3. train extras (100 s): the two-GPU-worker training test, the exact GPU resume test, base-eval's bpb on the
 #      GPU against the CPU, chat-rl on the GPU against the CPU and resumed there (correctness first)
 #   4. bench kernels --device cuda --ops gemm,attention (70 s): cuBLAS fp32/bf16 and our GEMM per d12/d20/d24 layer
 #      shape (TFLOP/s, % of cuBLAS), attention fwd/bwd/decode
-#   5. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1, linear layers in bf16 (nanochat's engine)
+#   5. bench infer --device cuda --depth 20 (60 s): decode speed, batch 1, linear layers in bf16 (nanochat's engine),
+#      each step replayed from a CUDA graph and, again, launched kernel by kernel (the launch cost per step)
 #   6. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
 #      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi, and
 #      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes)
@@ -127,7 +128,8 @@ if t=$(stage conformance 110); then
     --select-class nanochat4j.tensor.cuda.DeterministicScatterTest --select-class nanochat4j.model.gpt.GPTCudaTest \
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
     --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
-    --select-class nanochat4j.train.CudaDecodeHostWaitsTest --select-class nanochat4j.tensor.cuda.CudaSimulatorTest
+    --select-class nanochat4j.train.CudaDecodeHostWaitsTest --select-class nanochat4j.tensor.cuda.CudaSimulatorTest \
+    --select-class nanochat4j.tensor.cuda.CudaGraphTest
 else
   failed=1 # a test stage that did not run is not a pass
 fi

@@ -31,6 +31,8 @@ import picocli.CommandLine.Option;
  * runs the same timings through {@link GPT#forwardCached} with the model, its KV cache and every activation on the GPU,
  * the linear layers at {@code --precision} (bf16 by default, as nanochat's engine under autocast: each weight's bf16
  * copy made once and kept); the logits come down once per step, and greedy picks on the host as {@code chat} does.
+ * There each cache's decode steps are recorded once and replayed (a CUDA graph per step); batch 1 is timed also with
+ * every kernel launched one by one, and the difference per step is what launching costs.
  */
 @Command(name = "infer", mixinStandardHelpOptions = true,
         description = "Time KV-cache prefill and decode (tokens/s, weight GB/s vs memory bandwidth).")
@@ -93,7 +95,12 @@ public final class InferBench implements Callable<Integer> {
             tps8 = 8.0 * decodeTokens / median(() -> decode(model, prompt, 8));
         }
         if (cuda) {
-            reportCuda(model, prefill, tps1, tps8);
+            // the same batch-1 decode with each step's kernels launched one by one: the difference is what launching
+            // them costs the host per step, which the recorded steps (CUDA graphs) save
+            model.recordDecodeSteps(false);
+            double issued = decodeTokens / median(() -> decode(model, prompt, 1));
+            model.recordDecodeSteps(true);
+            reportCuda(model, prefill, tps1, issued, tps8);
             return 0;
         }
         // Bytes a decode step reads: every streamed matrix at its dtype (+ embedding rows) plus the KV cache at mid-decode.
@@ -118,19 +125,25 @@ public final class InferBench implements Callable<Integer> {
         return 0;
     }
 
-    /** The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab logits down. */
-    private void reportCuda(GPT model, double prefill, double tps1, double tps8) {
+    /**
+     * The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab
+     * logits down. Batch-1 decode twice: replayed from a recording (the default) and issued kernel by kernel.
+     */
+    private void reportCuda(GPT model, double prefill, double tps1, double issued, double tps8) {
         GPTConfig cfg = model.config();
         String gpu = model.backend().describe();
+        double launchMs = 1e3 / issued - 1e3 / tps1;
         if (json) {
             out.printf(Locale.ROOT, "{\"device\": \"cuda\", \"gpu\": \"%s\", \"precision\": \"%s\", \"depth\": %d, \"head_dim\": %d, "
-                    + "\"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f}%n", gpu,
-                    precision.get().flag(), depth, headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1);
+                    + "\"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f, "
+                    + "\"issued_tok_per_sec\": %.1f, \"issued_ms_per_step\": %.3f, \"launch_ms_per_step\": %.3f}%n", gpu,
+                    precision.get().flag(), depth, headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1, issued, 1e3 / issued, launchMs);
         } else {
             out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, head dim %d, vocab %d) on %s, linear layers in %s%n", depth, cfg.nEmbd(),
                     cfg.nLayer(), headDim, vocab, gpu, precision.get().flag());
             out.printf(Locale.ROOT, "prefill %d tokens   %8.2f ms%n", promptTokens, prefill * 1e3);
-            out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%.3f ms per step)%n", tps1, 1e3 / tps1);
+            out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%.3f ms per step, each step one CUDA graph)%n", tps1, 1e3 / tps1);
+            out.printf(Locale.ROOT, "  kernel by kernel  %8.1f tok/s (%.3f ms per step: launching costs %.3f ms a step)%n", issued, 1e3 / issued, launchMs);
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);
         }
     }

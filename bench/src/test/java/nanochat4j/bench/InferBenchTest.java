@@ -53,7 +53,8 @@ class InferBenchTest {
             JsonNode j = tinyRun("--device", "cuda");
             assertEquals("cuda", j.get("device").asText());
             assertEquals("bf16", j.get("precision").asText(), j.toString());
-            assertTrue(j.get("decode_tok_per_sec").asDouble() > 0, j.toString());
+            assertTrue(j.get("decode_tok_per_sec").asDouble() > 0 && j.get("issued_tok_per_sec").asDouble() > 0, j.toString());
+            assertTrue(j.has("launch_ms_per_step"), j.toString());   // replayed against issued kernel by kernel
             assertEquals("fp32", tinyRun("--device", "cuda", "--precision", "fp32").get("precision").asText());
         }
     }

@@ -366,10 +366,7 @@ public final class CudaContext {
         bind();
         if (capture.get() != null) throw new IllegalStateException("CUDA: a recording inside a recording");
         Lane lane = lanes.poll();
-        if (lane == null) {
-            MemorySegment s = driver.streamCreate();
-            lane = new Lane(s, new Cublas(s, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo)));
-        }
+        if (lane == null) lane = newLane();
         synchronize(); // the recorded work reads what the main stream has queued so far
         Capture c = new Capture(lane);
         MemorySegment graph;
@@ -401,6 +398,21 @@ public final class CudaContext {
             throw e;
         }
         return new Graph(graph, exec, c.kept);
+    }
+
+    /**
+     * A capture stream and its cuBLAS handle, which has run one GEMM outside any capture: a handle's first call sets
+     * itself up (workspace, kernels), which a capture must not contain.
+     */
+    private Lane newLane() {
+        MemorySegment s = driver.streamCreate();
+        Cublas blas = new Cublas(s, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo));
+        Memory scratch = allocate(16);
+        driver.memsetAsync(scratch.ptr, 0, 16, s);
+        blas.sgemm(Cublas.OP_N, Cublas.OP_N, 1, 1, 1, 1f, scratch.ptr, 1, scratch.ptr + 4, 1, 0f, scratch.ptr + 8, 1);
+        driver.streamSynchronize(s);
+        Reference.reachabilityFence(scratch);
+        return new Lane(s, blas);
     }
 
     /** A recorded graph: launched whole on the context's stream; closing it gives its buffers back. */
