@@ -115,6 +115,131 @@ extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
     if (lse != 0 && lane == 0) lse[((long long) b * H + h) * Tq + i] = m + logf(l);
 }
 
+// ---- decode: one query row per (b, head), split over the cache ("flash decoding")
+// A decode step's query attends to up to the whole cache: one block per (b, head), as attn_fwd runs it, reads it all
+// with one warp busy. Here the cache is cut into DCH-key chunks, a block each (grid: chunks × H × B), so a long cache
+// spreads over the SMs: the block stages its chunk's keys and values in shared memory (every thread loading, many
+// loads in flight), each warp scores a key at a time (lanes across the head dim) with its own online softmax, the
+// warps merge, and the block leaves (max, sum, unnormalized output) of its chunk in part (B, H, chunks, 2 + D).
+// attn_decode_combine merges a row's chunks. Chunks past the query's position (or before its window) only mark
+// themselves empty, so the grid can be sized by the cache's capacity: a recorded step (qposAt) keeps its grid.
+#define DCH 32
+#define DWARPS 4
+
+extern "C" __global__ void __launch_bounds__(DWARPS * 32) attn_decode_part(
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ part,
+        int Tkv, int H, int KV, int qpos, int window, float scale, const int* __restrict__ qposAt, int chunks) {
+    extern __shared__ float dsm[];
+    float* Ks = dsm;
+    float* Vs = dsm + DCH * HEAD_DIM;
+    __shared__ float wm[DWARPS], wl[DWARPS], wacc[DWARPS][HEAD_DIM];
+    if (qposAt) qpos += *qposAt;
+    int chunk = blockIdx.x, h = blockIdx.y, b = blockIdx.z, g = h / (H / KV);
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    int lo = window < 0 ? 0 : max(0, qpos - window);
+    int j0 = max(chunk * DCH, lo), j1 = min(chunk * DCH + DCH, qpos + 1), n = j1 - j0; // visible keys [j0, j1)
+    float* out = part + (((long long) b * H + h) * chunks + chunk) * (HEAD_DIM + 2);
+    if (n <= 0) {
+        if (threadIdx.x == 0) {
+            out[0] = NEG_INF;
+            out[1] = 0.f;
+        }
+        return;
+    }
+    long long kvBase = ((long long) b * Tkv * KV + g) * HEAD_DIM;
+    int stride = KV * HEAD_DIM;
+    for (int e = threadIdx.x; e < n * HEAD_DIM; e += blockDim.x) {
+        int r = e / HEAD_DIM, d = e - r * HEAD_DIM;
+        long long at = kvBase + (long long) (j0 + r) * stride + d;
+        Ks[e] = k[at];
+        Vs[e] = v[at];
+    }
+    const float* qrow = q + ((long long) b * H + h) * HEAD_DIM; // q (B, 1, H, D)
+    float qr[DPL], acc[DPL];
+#pragma unroll
+    for (int c = 0; c < DPL; c++) {
+        int d = lane + 32 * c;
+        qr[c] = d < HEAD_DIM ? qrow[d] : 0.f;
+        acc[c] = 0.f;
+    }
+    __syncthreads();
+    float m = NEG_INF, l = 0.f;
+    for (int r = w; r < n; r += DWARPS) {
+        float s = 0.f;
+#pragma unroll
+        for (int c = 0; c < DPL; c++) {
+            int d = lane + 32 * c;
+            if (d < HEAD_DIM) s += qr[c] * Ks[r * HEAD_DIM + d];
+        }
+        s = warp_sum(s) * scale;
+        float mNew = nan_max(m, s); // a NaN score poisons the row, as in attn_fwd
+        float corr = expf(m - mNew), p = expf(s - mNew);
+        l = l * corr + p;
+#pragma unroll
+        for (int c = 0; c < DPL; c++) {
+            int d = lane + 32 * c;
+            if (d < HEAD_DIM) acc[c] = acc[c] * corr + p * Vs[r * HEAD_DIM + d];
+        }
+        m = mNew;
+    }
+    if (lane == 0) {
+        wm[w] = m;
+        wl[w] = l;
+    }
+#pragma unroll
+    for (int c = 0; c < DPL; c++) {
+        int d = lane + 32 * c;
+        if (d < HEAD_DIM) wacc[w][d] = acc[c];
+    }
+    __syncthreads();
+    if (w != 0) return;
+    float mAll = NEG_INF;
+    for (int i = 0; i < DWARPS; i++) mAll = nan_max(mAll, wm[i]);
+    float lAll = 0.f, o[DPL];
+#pragma unroll
+    for (int c = 0; c < DPL; c++) o[c] = 0.f;
+    for (int i = 0; i < DWARPS && i < n; i++) { // warp i saw keys only when i < n
+        float f = expf(wm[i] - mAll);
+        lAll += wl[i] * f;
+#pragma unroll
+        for (int c = 0; c < DPL; c++) {
+            int d = lane + 32 * c;
+            if (d < HEAD_DIM) o[c] += wacc[i][d] * f;
+        }
+    }
+    if (lane == 0) {
+        out[0] = mAll;
+        out[1] = lAll;
+    }
+#pragma unroll
+    for (int c = 0; c < DPL; c++) {
+        int d = lane + 32 * c;
+        if (d < HEAD_DIM) out[2 + d] = o[c];
+    }
+}
+
+// y (B, 1, H, D) of a decode step from its chunks' (max, sum, output): one block per (head, b).
+extern "C" __global__ void attn_decode_combine(const float* __restrict__ part, float* __restrict__ y, int H, int chunks) {
+    int h = blockIdx.x, b = blockIdx.y;
+    const float* p = part + ((long long) b * H + h) * chunks * (HEAD_DIM + 2);
+    float mAll = NEG_INF;
+    for (int c = 0; c < chunks; c++) mAll = nan_max(mAll, p[c * (HEAD_DIM + 2)]);
+    float lAll = 0.f;
+    for (int c = 0; c < chunks; c++) {
+        float mc = p[c * (HEAD_DIM + 2)];
+        if (mc != NEG_INF) lAll += p[c * (HEAD_DIM + 2) + 1] * expf(mc - mAll);
+    }
+    float* out = y + ((long long) b * H + h) * HEAD_DIM;
+    for (int d = threadIdx.x; d < HEAD_DIM; d += blockDim.x) {
+        float o = 0.f;
+        for (int c = 0; c < chunks; c++) {
+            float mc = p[c * (HEAD_DIM + 2)];
+            if (mc != NEG_INF) o += p[c * (HEAD_DIM + 2) + 2 + d] * expf(mc - mAll);
+        }
+        out[d] = o / lAll;
+    }
+}
+
 // dsum[b, h, i] = Σ_d dy·y of row (b, i, h), the softmax backward's row term, one warp a row (rows = B·T·H); with
 // bf16Dy, dy rounded to bf16 first, as the tensor-core backward's dP is made (see attention_tc_bwd.cu).
 __device__ __forceinline__ float dsum_y(const float* y, long long i) { return y[i]; }

@@ -1220,6 +1220,7 @@ public final class CudaBackend implements Backend {
         TensorCoreAttention.Use use = tq >= 16 && aligned16(q, kCache, vCache) ? tcAttention.use(pass, d, precision)
                 : TensorCoreAttention.Use.FP32;
         if (use == TensorCoreAttention.Use.TC) return tcForward(q, kCache, vCache, null, pos, window, scale);
+        if (tq == 1) return decodeAttention(q, kCache, vCache, pos, null, window, scale, (pos + DCH) / DCH);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, pos, window, scale, 0L);
@@ -1232,7 +1233,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * {@link #attentionCached} at the position {@code pos} holds when the kernel runs (a recorded decode step), always on
-     * the fp32 kernel (decode steps are; a query chunk on the tensor cores needs its length on the host). The caller
+     * the fp32 kernels (decode steps are; a query chunk on the tensor cores needs its length on the host). The caller
      * keeps pos + Tq within the cache.
      */
     @Override
@@ -1246,9 +1247,29 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
         if (kCache.shape(0) != b || kCache.shape(3) != d) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
         OpChecks.attentionCached(b, tq, tmax, 0, h, kv, d, scale);
+        if (tq == 1) return decodeAttention(q, kCache, vCache, 0, pos, window, scale, (tmax + DCH - 1) / DCH);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, 0, window, scale, pos);
+        return y;
+    }
+
+    /** Keys per block and warps per block of the decode kernels (attention.cu's DCH, DWARPS). */
+    static final int DCH = 32, DWARPS = 4;
+
+    /**
+     * A decode step's attention, one query row per (b, head), split over the cache in DCH-key chunks (attention.cu's
+     * attn_decode_part, then attn_decode_combine): {@code chunks} blocks per row, enough to cover the query's position
+     * (pos + posAt's value when the kernel runs; the grid by the cache's capacity when posAt is given).
+     */
+    private Tensor decodeAttention(Tensor q, Tensor kCache, Tensor vCache, int pos, Tensor posAt, int window, float scale, int chunks) {
+        int b = q.shape(0), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
+        Tensor part = ctx.empty(DType.F32, b, h, chunks, d + 2);
+        Tensor y = ctx.empty(DType.F32, q.shape());
+        attn(d).launch("attn_decode_part", chunks, h, b, DWARPS * 32, 2 * DCH * d * Float.BYTES, q, kCache, vCache, part, tmax, h, kv,
+                pos, window, scale, deviceInt(posAt), chunks);
+        attn(d).launch("attn_decode_combine", h, b, 1, Math.min(128, (d + 31) / 32 * 32), 0, part, y, h, chunks);
+        recycle(part);
         return y;
     }
 

@@ -515,6 +515,20 @@ class BackendConformanceTest {
                 }
                 close("attentionCached D=" + dd + " window=" + window, want,
                         be.attentionCached(up(be, qtail), up(be, kc), up(be, vc), pos, window, scale), 1e-4, 1e-5);
+                // decode steps: one query at positions across the decode kernel's 32-key chunks (the cache holding
+                // later keys too), with the position as an argument and as an int in device memory
+                for (int p : new int[] {0, 31, 32, t - 1}) {
+                    Tensor q1 = Tensor.zeros(b, 1, h, dd);
+                    double[] want1 = new double[b * h * dd];
+                    for (int bb = 0; bb < b; bb++) {
+                        q1.select(bb).copyFrom(q.select(bb).slice(p, p + 1));
+                        System.arraycopy(y, (bb * t + p) * h * dd, want1, bb * h * dd, h * dd);
+                    }
+                    String at = " D=" + dd + " window=" + window + " position " + p;
+                    close("decode" + at, want1, be.attentionCached(up(be, q1), up(be, kc), up(be, vc), p, window, scale), 1e-4, 1e-5);
+                    close("decode, position on the device," + at, want1, be.attentionCachedAt(up(be, q1), up(be, kc), up(be, vc),
+                            up(be, Tensor.ofInts(new int[] {p}, 1)), window, scale), 1e-4, 1e-5);
+                }
             }
         }
     }
