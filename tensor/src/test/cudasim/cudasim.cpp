@@ -17,10 +17,14 @@
 //   block's shared memory (dynamic and static) when the block starts, so a kernel that reads memory nothing wrote
 //   shows NaN; each allocation sits between inaccessible pages; copies and memsets must lie inside one allocation.
 // - cuBLAS multiplies in double from fp32 or bf16 operands (column-major, as cuBLAS), one output at a time.
+// - Stream capture (CUDA graphs): a capturing stream records launches, cuBLAS calls, device copies and memsets, run
+//   in order by cuGraphLaunch; a copy to or from the host or a wait for the stream inside a capture fails and
+//   invalidates it, as on a GPU.
 //
 // Environment: NC4JSIM_CACHE (compiled kernels; default /tmp/nc4jsim-$UID), NC4JSIM_INCLUDE (cudasim.h's folder;
 // default: the one this library was built from), NC4JSIM_MEMORY_MIB (the device's size, default 8192),
-// NC4JSIM_DEVICES (0 simulates a machine without a GPU), NC4JSIM_CXX (default g++).
+// NC4JSIM_DEVICES (0 simulates a machine without a GPU), NC4JSIM_CXX (default g++), NC4JSIM_TRACE (a file that gets
+// a line per launch, GEMM, copy and graph launch: the work of a step counted).
 #define _GNU_SOURCE 1
 #include <dlfcn.h>
 #include <pthread.h>
