@@ -35,7 +35,7 @@ public final class CudaBackend implements Backend {
     private volatile MatmulPrecision precision = MatmulPrecision.FP32;
     private final Bf16WeightCache weightCopies = new Bf16WeightCache();
     private final TensorCoreAttention tcAttention = TensorCoreAttention.fromProperty();
-    private final UploadedIdRanges idRanges = new UploadedIdRanges();
+    private final UploadedIds uploadedIds = new UploadedIds();
     private final TensorCoreGemm ownGemm;
     private final GemmChooser chooser;
 
@@ -45,7 +45,7 @@ public final class CudaBackend implements Backend {
         this.chooser = GemmChooser.forBackend(this::timeMs);
         ctx.onCopyInto(s -> {
             weightCopies.forget(s);
-            idRanges.forget(s);
+            uploadedIds.forget(s);
         });
     }
 
@@ -76,7 +76,7 @@ public final class CudaBackend implements Backend {
     /** A write in place into {@code t}'s storage: bf16 copies made from it and the ids known in it are stale. */
     private void writes(Tensor t) {
         weightCopies.forget(t.deviceStorage());
-        idRanges.forget(t.deviceStorage());
+        uploadedIds.forget(t.deviceStorage());
     }
 
     /** The backend of GPU 0; throws {@link CudaUnavailableException} (one-line reason) where there is none. */
@@ -159,14 +159,15 @@ public final class CudaBackend implements Backend {
 
     /**
      * Copies a host tensor to this device (explicit, blocking); a tensor already here is returned as is. The range of
-     * int ids is noted on the way, so embeddings of them need no device-side check (see {@link UploadedIdRanges}).
+     * int ids are noted on the way, so embeddings of them, their backward and a loss over them need no device → host
+     * wait (see {@link UploadedIds}).
      */
     @Override
     public Tensor upload(Tensor host) {
         ctx.bind();
         if (host.isOnDevice()) return host;
         Tensor d = ctx.upload(host);
-        if (host.dtype() == DType.I32) idRanges.remember(d.deviceStorage(), host.toIntArray());
+        if (host.dtype() == DType.I32) uploadedIds.remember(d.deviceStorage(), host.toIntArray());
         return d;
     }
 
@@ -935,7 +936,7 @@ public final class CudaBackend implements Backend {
         Tensor bad = flag(1);
         mod("embedding").launch("embedding_fwd", ids.numel(), 1, 1, BLOCK, 0, table, ids, v, e, out, bad);
         // ids uploaded by this backend were range-checked on the host as they went up: no device → host wait
-        if (checkIds && !idRanges.within(ids.deviceStorage(), v)) checkIdFlag("embedding", bad, ids, v, "table " + table);
+        if (checkIds && !uploadedIds.within(ids.deviceStorage(), v)) checkIdFlag("embedding", bad, ids, v, "table " + table);
         return out;
     }
 
@@ -960,32 +961,19 @@ public final class CudaBackend implements Backend {
         if (ids.numel() == 0) return;
         writes(dTable);
         int v = dTable.shape(0);
-        // check first: a scatter must not half-happen before a bad id is reported
-        Tensor bad = flag(1);
-        mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, ids, ids.numel(), v, bad);
-        checkIdFlag(op, bad, ids, v, "dTable " + dTable);
-        // Deterministic: a stable counting sort of the ids on the host (they are read back once, n ints), then one
-        // block per distinct id sums its rows in position order (atomics would make every run's sums differ).
-        int[] idv = ids.toIntArray();
-        int n = idv.length;
-        int[] start = new int[v + 1];
-        for (int id : idv) start[id + 1]++;
-        int segments = 0;
-        for (int id = 0; id < v; id++) {
-            if (start[id + 1] > 0) segments++;
-            start[id + 1] += start[id];
+        // check first: a scatter must not half-happen before a bad id is reported (ids uploaded by this backend were
+        // range-checked on the host as they went up)
+        if (!uploadedIds.within(ids.deviceStorage(), v)) {
+            Tensor bad = flag(1);
+            mod("embedding").launch("check_ids", grid(ids.numel()), 1, 1, BLOCK, 0, ids, ids.numel(), v, bad);
+            checkIdFlag(op, bad, ids, v, "dTable " + dTable);
         }
-        int[] perm = new int[n], next = Arrays.copyOf(start, v), segStart = new int[segments + 1], segIds = new int[segments];
-        for (int i = 0; i < n; i++) perm[next[idv[i]]++] = i;
-        for (int id = 0, s = 0; id < v; id++) {
-            if (start[id + 1] > start[id]) {
-                segIds[s] = id;
-                segStart[s++] = start[id];
-            }
-        }
-        segStart[segments] = n;
-        Tensor dPerm = ctx.upload(Tensor.ofInts(perm)), dStart = ctx.upload(Tensor.ofInts(segStart)), dIds = ctx.upload(Tensor.ofInts(segIds));
-        mod("embedding").launch("embedding_bwd_sorted", segments, 1, 1, BLOCK, 0, dy, dPerm, dStart, dIds, dTable.shape(1), dTable);
+        // Deterministic: the ids sorted into segments of one id (on the host, once per uploaded batch, for every table
+        // of the step), then one block per distinct id sums its rows in position order (atomics would make every
+        // run's sums differ)
+        UploadedIds.Segments seg = uploadedIds.segments(ids, packed -> ctx.upload(Tensor.ofInts(packed)));
+        mod("embedding").launch("embedding_bwd_sorted", seg.count(), 1, 1, BLOCK, 0, dy, seg.perm(), seg.starts(), seg.ids(), dTable.shape(1),
+                dTable);
     }
 
     // ------------------------------------------------------------------ attention
@@ -1204,15 +1192,19 @@ public final class CudaBackend implements Backend {
         return new AttentionGrads(dq, dk, dv);
     }
 
-    @Override
-    public Tensor attentionCached(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale) {
-        String op = "attentionCached";
+    /** fp32 q (B,Tq,H,D) and caches (B,Tmax,KV,D) of q's B and D on this device. */
+    private static void cachedOperands(String op, Tensor q, Tensor kCache, Tensor vCache) {
         f32(op, "q", q);
         f32(op, "kCache", kCache);
         f32(op, "vCache", vCache);
         if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
+        if (kCache.shape(0) != q.shape(0) || kCache.shape(3) != q.shape(3)) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
+    }
+
+    @Override
+    public Tensor attentionCached(Tensor q, Tensor kCache, Tensor vCache, int pos, int window, float scale) {
+        cachedOperands("attentionCached", q, kCache, vCache);
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
-        if (kCache.shape(0) != b || kCache.shape(3) != d) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
         OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale); // sizes, GQA split, positions within the cache, scale
         // a prefill chunk of at least one m16 tile runs on the tensor cores under bf16; decode steps stay fp32 (a row of
         // queries against the cache: bound by reading it, not by arithmetic)
@@ -1238,14 +1230,9 @@ public final class CudaBackend implements Backend {
      */
     @Override
     public Tensor attentionCachedAt(Tensor q, Tensor kCache, Tensor vCache, Tensor pos, int window, float scale) {
-        String op = "attentionCachedAt";
-        f32(op, "q", q);
-        f32(op, "kCache", kCache);
-        f32(op, "vCache", vCache);
-        scalarInt(op, pos);
-        if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
+        cachedOperands("attentionCachedAt", q, kCache, vCache);
+        scalarInt("attentionCachedAt", pos);
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
-        if (kCache.shape(0) != b || kCache.shape(3) != d) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
         OpChecks.attentionCached(b, tq, tmax, 0, h, kv, d, scale);
         if (tq == 1) return decodeAttention(q, kCache, vCache, 0, pos, window, scale, (tmax + DCH - 1) / DCH);
         Tensor y = ctx.empty(DType.F32, q.shape());
@@ -1313,6 +1300,8 @@ public final class CudaBackend implements Backend {
 
     private int countValid(Tensor targets) {
         if (targets.numel() == 0) return 0;
+        int ignored = uploadedIds.count(targets, -1);   // targets uploaded by this backend: counted on the host
+        if (ignored >= 0) return targets.numel() - ignored;
         Tensor c = ctx.zeros(DType.I32, 1);
         mod("crossentropy").launch("count_valid", grid(targets.numel()), 1, 1, BLOCK, 0, targets, targets.numel(), c);
         return c.toCpu().toIntArray()[0];

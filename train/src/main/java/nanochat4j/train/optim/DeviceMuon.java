@@ -1,5 +1,7 @@
 package nanochat4j.train.optim;
 
+import java.util.HashMap;
+import java.util.Map;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
@@ -78,9 +80,12 @@ final class DeviceMuon {
         for (Tensor t : temps) Recycler.give(t);
     }
 
+    /** The scalar {@code v} on the device, uploaded once per value (an upload waits for the stream: not every step). */
     private Tensor constant(float v) {
-        return be.upload(Tensor.scalar(v));
+        return constants.computeIfAbsent(v, k -> be.upload(Tensor.scalar(k)));
     }
+
+    private final Map<Float, Tensor> constants = new HashMap<>();
 
     /** ‖X_k‖_F per matrix as (count, 1, 1), from the row norms (count, rows). */
     private Tensor frobenius(Tensor rowNorms) {
