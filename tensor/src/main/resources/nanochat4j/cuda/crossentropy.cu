@@ -3,7 +3,8 @@
 // (target −1) get loss 0 and zero gradient. Logits rows are `ld` apart (ld >= v: the lm_head's padded width).
 //   loss[r]   = logsumexp(z) − z[t]                          (unweighted)
 //   dl[r][c]  = w_r·(softmax(z)[c] − [c == t])·dz/dl          (w_r = rowWeight[r] when given, else uniformW)
-// Columns v..ld−1 of dl are zeroed. A non-finite logit sets bad[0] = min row (caller checks).
+// Columns v..ld−1 of dl are zeroed. A non-finite logit sets bad[0] = min row, a target outside [0, v) bad[1], as rowBase
+// + r (a chunked caller's rows counted from its first chunk, so it checks the flags once after the last).
 #include "common.cuh"
 
 __device__ __forceinline__ float capz(float l, float cap) {
@@ -13,7 +14,7 @@ __device__ __forceinline__ float capz(float l, float cap) {
 // logits and dl are not __restrict__: the fused lm_head loss writes the gradient over its logits chunk.
 extern "C" __global__ void softcap_ce(const float* logits, int ld, int v, const int* __restrict__ targets,
                                       float cap, float uniformW, const float* __restrict__ rowWeight,
-                                      float* __restrict__ loss, float* dl, int* __restrict__ bad) {
+                                      float* __restrict__ loss, float* dl, int* __restrict__ bad, int rowBase) {
     int r = blockIdx.x;
     const float* row = logits + (long long) r * ld;
     int tg = targets[r];
@@ -36,12 +37,12 @@ extern "C" __global__ void softcap_ce(const float* logits, int ld, int v, const 
     float gs = block_sum(m == NEG_INF ? 0.f : s * expf(m - gm));
     int allFinite = __syncthreads_and(finite);
     if (!allFinite) {
-        if (threadIdx.x == 0) atomicMin(bad, r);
+        if (threadIdx.x == 0) atomicMin(bad, rowBase + r);
         return;
     }
     float lse = gm + logf(gs);
     if (threadIdx.x == 0) {
-        if (!ignored && (tg < 0 || tg >= v)) atomicMin(bad + 1, r);
+        if (!ignored && (tg < 0 || tg >= v)) atomicMin(bad + 1, rowBase + r);
         loss[r] = ignored || tg < 0 || tg >= v ? 0.f : lse - capz(row[tg], cap);
     }
     if (dl == 0) return;

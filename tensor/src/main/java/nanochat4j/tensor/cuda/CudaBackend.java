@@ -8,9 +8,11 @@ import java.lang.foreign.ValueLayout;
 import java.lang.ref.Reference;
 import java.util.Arrays;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicLong;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
+import nanochat4j.tensor.DeviceStorage;
 import nanochat4j.tensor.OpChecks;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
@@ -46,6 +48,7 @@ public final class CudaBackend implements Backend {
         ctx.onCopyInto(s -> {
             weightCopies.forget(s);
             uploadedIds.forget(s);
+            forgetCasts(s);
         });
     }
 
@@ -77,6 +80,7 @@ public final class CudaBackend implements Backend {
     private void writes(Tensor t) {
         weightCopies.forget(t.deviceStorage());
         uploadedIds.forget(t.deviceStorage());
+        forgetCasts(t.deviceStorage());
     }
 
     /** The backend of GPU 0; throws {@link CudaUnavailableException} (one-line reason) where there is none. */
@@ -273,9 +277,50 @@ public final class CudaBackend implements Backend {
         for (Tensor t : temps) if (t != null) t.deviceStorage().recycle();
     }
 
-    /** An activation as it enters a bf16 GEMM (cast at each use: activations are new every step). */
+    /** One activation cast: its source's storage and window, and the bf16 copy. */
+    private record Cast(DeviceStorage src, int offset, int numel, Tensor bf16) {}
+
+    /** The two latest activation casts of each thread (see {@link #activationBf16}). */
+    private final ThreadLocal<Cast[]> casts = ThreadLocal.withInitial(() -> new Cast[2]);
+    private final AtomicLong activationCasts = new AtomicLong(), activationReuses = new AtomicLong();
+
+    /** Activation casts to bf16 made and reused so far (see {@link #activationBf16}). */
+    public long[] activationCastCounts() {
+        return new long[] {activationCasts.get(), activationReuses.get()};
+    }
+
+    /**
+     * An activation as it enters a bf16 GEMM. A thread's two latest casts are kept until two more replace them: q, k
+     * and v take the same hn, and a linear's two backward GEMMs the same dy (the weight gradient's with x, the other
+     * cast kept), so each is cast once. A copy goes back to the pool when it is replaced (stream order: the GEMMs that
+     * read it are queued) or its source is written in place ({@link #writes}).
+     */
     private Tensor activationBf16(Tensor x) {
-        return castBf16(x, x.numel());
+        Cast[] c = casts.get();
+        DeviceStorage s = x.deviceStorage();
+        for (Cast k : c) {
+            if (k != null && k.src == s && k.offset == x.offset() && k.numel == x.numel()) {
+                activationReuses.incrementAndGet();
+                return k.bf16;
+            }
+        }
+        activationCasts.incrementAndGet();
+        Tensor h = castBf16(x, x.numel());
+        if (c[1] != null) recycle(c[1].bf16);
+        c[1] = c[0];
+        c[0] = new Cast(s, x.offset(), x.numel(), h);
+        return h;
+    }
+
+    /** Drops this thread's casts of {@code s} (written in place), or all of them (null: a recording starts or ends). */
+    private void forgetCasts(DeviceStorage s) {
+        Cast[] c = casts.get();
+        for (int i = 0; i < c.length; i++) {
+            if (c[i] != null && (s == null || c[i].src == s)) {
+                recycle(c[i].bf16);
+                c[i] = null;
+            }
+        }
     }
 
     /** A weight's bf16 copy, cast once until the weight is written (see {@link Bf16WeightCache}). */
@@ -391,8 +436,7 @@ public final class CudaBackend implements Backend {
             if (bf16()) {
                 Tensor y = ctx.empty(DType.F32, shape), ah = activationBf16(a), wh = weightBf16(w);
                 gemmBf16(false, transW, rows, n, k, 1f, p(ah), p(wh), 0f, p(y));
-                fence(wh);
-                recycle(ah);
+                fence(wh, ah);
                 return y;
             }
             Tensor y = ctx.zeros(DType.F32, shape);
@@ -433,8 +477,7 @@ public final class CudaBackend implements Backend {
         if (bf16()) {
             Tensor dyh = activationBf16(dy), xh = saved ? x : activationBf16(x);   // a saved copy is the GEMM's operand as is
             gemmBf16(true, false, out, in, rows, 1f, p(dyh), p(xh), 1f, p(dW));
-            recycle(dyh);
-            if (!saved) recycle(xh);
+            fence(dyh, xh);
         } else {
             Tensor xf = savedValue(x);
             gemm(true, false, out, in, rows, 1f, p(dy), 0, p(xf), 0, 1f, p(dW), 0, 1);
@@ -1274,7 +1317,13 @@ public final class CudaBackend implements Backend {
     @Override
     public Recording record(Runnable work) {
         MatmulPrecision p = precision;
-        CudaContext.Graph g = ctx.record(work);
+        forgetCasts(null);   // a cast made inside the recording holds its values only once the graph runs
+        CudaContext.Graph g;
+        try {
+            g = ctx.record(work);
+        } finally {
+            forgetCasts(null);
+        }
         long generation = weightCopies.generation();
         return new Recording() {
             @Override
@@ -1312,15 +1361,16 @@ public final class CudaBackend implements Backend {
                         Tensor loss, Tensor dl, Tensor bad) {
         mod("crossentropy").launch("softcap_ce", rows, 1, 1, BLOCK, 0, logits, ld, v, new DevicePtr(targets, 4L * r0),
                 cap, uniformW, rowWeight == null ? (Object) 0L : new DevicePtr(rowWeight, 4L * r0),
-                new DevicePtr(loss, 4L * r0), dl == null ? (Object) 0L : dl, bad);
+                new DevicePtr(loss, 4L * r0), dl == null ? (Object) 0L : dl, bad, r0);
     }
 
-    private void checkCeFlags(String op, Tensor bad, Tensor targets, int v, int rowBase) {
+    /** The flags every ceRows call of one loss set (rows counted from its first): one wait for the device per loss. */
+    private void checkCeFlags(String op, Tensor bad, Tensor targets, int v) {
         int[] f = bad.toCpu().toIntArray();
         int nonFinite = f[0], badTarget = f[1];
-        if (nonFinite != NOT_SET) throw new IllegalArgumentException(op + ": non-finite logit in row " + (rowBase + nonFinite) + " (vocab " + v + ")");
+        if (nonFinite != NOT_SET) throw new IllegalArgumentException(op + ": non-finite logit in row " + nonFinite + " (vocab " + v + ")");
         if (badTarget != NOT_SET) {
-            throw new IllegalArgumentException(op + ": target " + (long) targets.getFlat(rowBase + badTarget) + " at row " + (rowBase + badTarget)
+            throw new IllegalArgumentException(op + ": target " + (long) targets.getFlat(badTarget) + " at row " + badTarget
                     + " is outside [0, " + v + ") and not the ignore index -1");
         }
     }
@@ -1345,7 +1395,7 @@ public final class CudaBackend implements Backend {
         if (n > 0) {
             Tensor bad = flag(2);
             ceRows(op, logits, v, v, targets, 0, n, cap, w, null, loss, g, bad);
-            checkCeFlags(op, bad, targets, v, 0);
+            checkCeFlags(op, bad, targets, v);
         }
         return new Loss(reduceLoss(loss, reduction, count), g);
     }
@@ -1370,14 +1420,13 @@ public final class CudaBackend implements Backend {
         Tensor buf = n > 0 ? ctx.empty(DType.F32, chunk, vpad) : null;
         boolean half = bf16() && c > 0; // the lm_head GEMMs in bf16; the logits, softcap and CE stay fp32 (nanochat's logits.float())
         Tensor xh = half && n > 0 ? activationBf16(x) : null, wh = half && n > 0 ? weightBf16(w) : null;
+        Tensor bad = flag(2);   // checked once, after the last chunk (a check per chunk waited for the device each time)
         for (int r0 = 0; r0 < n; r0 += chunk) {
             int rr = Math.min(chunk, n - r0);
             long xc = p(x) + 4L * r0 * c;
             if (half) gemmBf16(false, true, rr, vpad, c, 1f, p(xh) + 2L * r0 * c, p(wh), 0f, p(buf));
             else gemm(false, true, rr, vpad, c, 1f, xc, 0, p(w), 0, 0f, p(buf), 0, 1);
-            Tensor bad = flag(2);
             ceRows(op, buf, vpad, vocab, targets, r0, rr, cap, uniformW, rowWeight, loss, withGrad ? buf : null, bad);
-            checkCeFlags(op, bad, targets, vocab, r0);
             if (withGrad && half) {
                 Tensor gh = castBf16(buf, (long) rr * vpad); // the gradient enters the lm_head backward in bf16
                 gemmBf16(false, false, rr, c, vpad, 1f, p(gh), p(wh), 0f, p(dx) + 4L * r0 * c);
@@ -1388,8 +1437,9 @@ public final class CudaBackend implements Backend {
                 gemm(true, false, vpad, c, rr, 1f, p(buf), 0, xc, 0, 1f, p(dW), 0, 1);
             }
         }
-        recycle(buf, xh);
-        fence(x, w, wh, rowWeight);
+        recycle(buf);
+        fence(x, w, wh, rowWeight, xh);
+        if (n > 0) checkCeFlags(op, bad, targets, vocab);
         return new LinearLoss(loss, dx, dW);
     }
 

@@ -27,6 +27,34 @@ class CudaBackendTest {
         be = CudaBackend.get();
     }
 
+    /**
+     * Under bf16 the backend keeps its latest activation casts for the GEMMs that take the same input (q, k, v; a
+     * linear's two backward GEMMs): an input written in place since, by any of the in-place ops or a copy, is cast
+     * again, never taken from the stale copy.
+     */
+    @Test
+    void anActivationWrittenInPlaceIsCastAgain() {
+        MatmulPrecision old = be.setMatmulPrecision(MatmulPrecision.BF16);
+        try {
+            Tensor w = be.upload(Tensor.of(new float[] {1, 0, 0, 1, 1, 1}, 3, 2));
+            Tensor x = be.upload(Tensor.of(new float[] {1, 2}, 1, 2));
+            assertArrayEquals(new float[] {1, 2, 3}, be.linear(x, w).toFloatArray());
+            long reused = be.activationCastCounts()[1];
+            assertArrayEquals(new float[] {1, 2, 3}, be.linear(x, w).toFloatArray());
+            assertEquals(reused + 1, be.activationCastCounts()[1], "the same input: its cast reused");
+            be.axpy(1f, be.upload(Tensor.of(new float[] {3, 3}, 1, 2)), x);
+            assertArrayEquals(new float[] {4, 5, 9}, be.linear(x, w).toFloatArray(), "after axpy into x");
+            x.copyFrom(Tensor.of(new float[] {-1, 1}, 1, 2));
+            assertArrayEquals(new float[] {-1, 1, 0}, be.linear(x, w).toFloatArray(), "after a copy into x");
+            be.narrowAssign(x, 1, 1, be.upload(Tensor.of(new float[] {2}, 1, 1)));
+            assertArrayEquals(new float[] {-1, 2, 1}, be.linear(x, w).toFloatArray(), "after narrowAssign into x");
+            be.zero(x);
+            assertArrayEquals(new float[] {0, 0, 0}, be.linear(x, w).toFloatArray(), "after zero");
+        } finally {
+            be.setMatmulPrecision(old);
+        }
+    }
+
     @Test
     void hostTensorsAreRejectedWithTheWayOut() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.relu2(Tensor.of(new float[] {1f})));

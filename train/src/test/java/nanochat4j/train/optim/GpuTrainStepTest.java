@@ -143,7 +143,7 @@ class GpuTrainStepTest {
                 // the two runs' parameters differ by bf16's updates, and a gradient of other parameters is not the
                 // error of this one (the CPU run's own trajectory is checked by the updates below).
                 GPT ref = gpu.to(Device.CPU);
-                long casts0 = be.weightCastCounts()[0];
+                long casts0 = be.weightCastCounts()[0], reuses0 = be.activationCastCounts()[1];
                 for (int micro = 0; micro < 2; micro++) {
                     Tensor x = ids(100 + 10 * step + micro, 2, 16, 0), y = ids(200 + 10 * step + micro, 2, 16, 0);
                     cpu.loss(x, y, Reduction.MEAN).backward(0.5f);   // one graph at a time (see the fp32 test)
@@ -160,6 +160,10 @@ class GpuTrainStepTest {
                 long linears = 6L * CFG.nLayer() + 1; // q, k, v, proj, fc, mlp proj per block, and the lm_head
                 assertTrue(casts >= linears && casts <= matrices, "one bf16 cast per weight matrix in a step of 2 micro-batches (so bf16 is"
                         + " on, and a weight is not cast per use): " + casts + " for " + linears + ".." + matrices);
+                // q, k and v take one cast of hn, and each linear's weight-gradient GEMM the cast of dy its input-gradient
+                // GEMM made: 2 + 6 reuses a layer a micro-step at least
+                long reuses = be.activationCastCounts()[1] - reuses0;
+                assertTrue(reuses >= 2L * 8 * CFG.nLayer(), "activation casts reused in a step of 2 micro-batches: " + reuses);
                 List<Parameter> pr = ref.parameters(), pg = gpu.parameters();
                 for (int i = 0; i < pr.size(); i++) {
                     double e = relErr(pr.get(i).grad().toFloatArray(), pg.get(i).grad().toFloatArray());
