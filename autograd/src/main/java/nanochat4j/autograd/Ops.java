@@ -157,7 +157,7 @@ public final class Ops {
         Tensor h = be.rmsNorm(x.value, 1f);
         Tensor a = be.linear(h, wFc.value);
         Recycler.give(h);
-        Tensor u = be.relu2(a);
+        Tensor u = be.relu2Operand(a);   // in bf16 where the GEMM reads bf16: one pass, not relu² then a cast
         Tensor p = be.linear(u, wProj.value);
         Recycler.give(u);
         Tensor out = residual(be, x.value, p);
@@ -167,17 +167,15 @@ public final class Ops {
         Tensor kept = Tape.current().records(x, wFc, wProj) ? be.saveForBackward(a) : null;
         if (kept != a) Recycler.give(a);
         return rec("mlp_residual", out, dy -> {
-            // in an order that keeps few 4C-wide tensors at once (the bf16 copy goes once widened, x is widened last):
-            // at most three, where a block's backward peaks
+            // in an order that keeps few 4C-wide tensors at once (x is widened last): at most three, where a block's
+            // backward peaks
             acc(x, dy);
-            Tensor av = be.savedValue(kept);
-            if (av != kept) Recycler.give(kept);
-            Tensor u2 = be.relu2(av);
+            Tensor u2 = be.relu2Operand(kept);   // from the bf16 copy where there is one, never widened whole
             weightGrad(be, dy, u2, wProj);
             Recycler.give(u2);
             Tensor du = be.linearBackwardInput(dy, wProj.value);
-            Tensor da = be.relu2Backward(av, du);
-            give(du, av);
+            Tensor da = be.relu2Backward(kept, du);
+            give(du, kept);
             Tensor xv = read(be, x);
             Tensor h2 = be.rmsNorm(xv, 1f);
             weightGrad(be, da, h2, wFc);

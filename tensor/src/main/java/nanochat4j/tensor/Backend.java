@@ -88,7 +88,7 @@ public interface Backend {
      */
     Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
 
-    /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. */
+    /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. x may also be what {@link #relu2Operand} returned. */
     Tensor linear(Tensor x, Tensor w);
 
     /** dx = dy·W: dy (..., out), W (out, in) → (..., in). */
@@ -128,8 +128,20 @@ public interface Backend {
     /** relu(x)². */
     Tensor relu2(Tensor x);
 
-    /** dx = 2·relu(x)·dy. */
+    /** dx = 2·relu(x)·dy. x may also be what {@link #saveForBackward} returned. */
     Tensor relu2Backward(Tensor x, Tensor dy);
+
+    /**
+     * relu(x)² as the GEMM that takes it next reads it ({@link #linear}, {@link #linearBackwardWeight}): bf16 where this
+     * backend's linear layers read bf16 (a GPU under bf16 matmuls: the MLP's hidden layer in one pass, not an fp32
+     * result and then its cast; the same bits), else fp32. x may also be what {@link #saveForBackward} returned.
+     */
+    default Tensor relu2Operand(Tensor x) {
+        Tensor xv = savedValue(x);
+        Tensor y = relu2(xv);
+        if (xv != x) Recycler.give(xv);
+        return y;
+    }
 
     /** 1/(1+exp(−x)). */
     Tensor sigmoid(Tensor x);

@@ -47,6 +47,30 @@ extern "C" __global__ void unary_grad_f32(const float* __restrict__ a, const flo
     }
 }
 
+// The MLP's hidden layer as a bf16 GEMM reads it: bf16(relu(a)²) from a in fp32, or in bf16 (the backward's saved copy),
+// one pass instead of an fp32 relu² and its cast (the same bits: relu² in fp32, rounded once).
+extern "C" __global__ void relu2_to_bf16(const float* __restrict__ a, unsigned short* __restrict__ u, int n) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        float m = relu_nan(a[i]);
+        u[i] = f32_to_bf16(m * m);
+    }
+}
+
+extern "C" __global__ void relu2_bf16_to_bf16(const unsigned short* __restrict__ a, unsigned short* __restrict__ u, int n) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        float m = relu_nan(bf16_to_f32(a[i]));
+        u[i] = f32_to_bf16(m * m);
+    }
+}
+
+// dx = 2·relu(a)·dy with a the saved bf16 copy, widened in registers (not in a widened fp32 copy first).
+extern "C" __global__ void relu2_grad_bf16a(const unsigned short* __restrict__ a, const float* __restrict__ dy, float* __restrict__ dx,
+                                            int n) {
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        dx[i] = 2.f * relu_nan(bf16_to_f32(a[i])) * dy[i];
+    }
+}
+
 // out = a*x + b*y (y may be null when b == 0; out may alias y for axpy).
 extern "C" __global__ void axpby_f32(float a, const float* __restrict__ x, float b, const float* y, float* out, int n) {
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {

@@ -296,6 +296,7 @@ public final class CudaBackend implements Backend {
      * read it are queued) or its source is written in place ({@link #writes}).
      */
     private Tensor activationBf16(Tensor x) {
+        if (x.dtype() == DType.BF16) return x;   // already the operand (relu2Operand's)
         Cast[] c = casts.get();
         DeviceStorage s = x.deviceStorage();
         for (Cast k : c) {
@@ -416,7 +417,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor linear(Tensor x, Tensor w) {
-        f32("linear", "x", x);
+        if (!(bf16() && x != null && x.dtype() == DType.BF16)) f32("linear", "x", x);   // bf16: relu2Operand's, taken as it is
         f32("linear", "w", w);
         if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(1)) throw bad("linear", "need x (..., in) and W (out, in)", x, w);
         int out = w.shape(0), in = w.shape(1), rows = x.rows();
@@ -582,7 +583,33 @@ public final class CudaBackend implements Backend {
 
     @Override public Tensor relu2(Tensor x) { return unary("relu2", x, OP_RELU2, 0f, 0f); }
 
-    @Override public Tensor relu2Backward(Tensor x, Tensor dy) { return unaryGrad("relu2Backward", "x", x, dy, OP_RELU2, 0f); }
+    @Override
+    public Tensor relu2Backward(Tensor x, Tensor dy) {
+        if (x == null || x.dtype() != DType.BF16) return unaryGrad("relu2Backward", "x", x, dy, OP_RELU2, 0f);
+        onDevice("relu2Backward", "x", x);   // the saved bf16 copy, widened in the kernel
+        f32("relu2Backward", "dy", dy);
+        same("relu2Backward", x, dy);
+        Tensor dx = ctx.empty(DType.F32, x.shape());
+        if (x.numel() > 0) mod("elementwise").launch("relu2_grad_bf16a", grid(x.numel()), 1, 1, BLOCK, 0, x, dy, dx, x.numel());
+        return dx;
+    }
+
+    /** Under bf16 matmuls relu(x)² straight to bf16 (from x in fp32 or its saved bf16 copy), else {@link #relu2} in fp32. */
+    @Override
+    public Tensor relu2Operand(Tensor x) {
+        onDevice("relu2Operand", "x", x);
+        boolean half = x.dtype() == DType.BF16;
+        if (!bf16()) {
+            Tensor xv = savedValue(x);
+            Tensor y = relu2(xv);
+            if (half) recycle(xv);
+            return y;
+        }
+        if (!half) f32("relu2Operand", "x", x);
+        Tensor u = ctx.empty(DType.BF16, x.shape());
+        if (x.numel() > 0) mod("elementwise").launch(half ? "relu2_bf16_to_bf16" : "relu2_to_bf16", grid(x.numel()), 1, 1, BLOCK, 0, x, u, x.numel());
+        return u;
+    }
 
     @Override public Tensor sigmoid(Tensor x) { return unary("sigmoid", x, OP_SIGMOID, 0f, 0f); }
 

@@ -82,7 +82,8 @@ class KernelSignaturesTest {
     void everyKernelOfEverySourceParses() {
         Map<String, List<Param>> all = allKernels();
         assertTrue(all.size() >= 25, "kernels found: " + all.keySet());
-        assertEquals(List.of(Kind.POINTER, Kind.INT, Kind.INT, Kind.POINTER, Kind.FLOAT, Kind.FLOAT, Kind.POINTER, Kind.POINTER, Kind.POINTER, Kind.POINTER),
+        assertEquals(List.of(Kind.POINTER, Kind.INT, Kind.INT, Kind.POINTER, Kind.FLOAT, Kind.FLOAT, Kind.POINTER, Kind.POINTER, Kind.POINTER, Kind.POINTER,
+                        Kind.INT),
                 all.get("softcap_ce").stream().map(Param::kind).toList(), "softcap_ce as declared in crossentropy.cu");
     }
 
