@@ -238,42 +238,15 @@ public final class Ops {
      */
     public static Var rmsNormOut(Var x, float scale) {
         Backend be = be(x);
-        Tensor y = be.rmsNorm(x.value, scale);
-        Tensor inv = Tape.current().records(x) ? invRms(be, x.value) : null;
+        Backend.NormOut n = Tape.current().records(x) ? be.rmsNormKeepingInv(x.value, scale) : null;
+        Tensor y = n != null ? n.y() : be.rmsNorm(x.value, scale), inv = n != null ? n.inv() : null;
         return recReadingOutput(new Var[0], "rms_norm_out", y, (dy, self) -> {
             Tensor yv = read(be, self);
-            Tensor dx = normBackwardFromOutput(be, dy, yv, inv, scale);
+            Tensor dx = be.rmsNormBackwardFromOutput(dy, yv, inv, scale);
             done(yv, self);
             Recycler.giveStorage(inv);
             acc(x, dx);
         }, x);
-    }
-
-    /** 1/rms of each row of x (..., D), 1/sqrt(‖row‖²/D + eps): rms_norm's formula (its kernel's bits may differ), shaped (..., 1). */
-    private static Tensor invRms(Backend be, Tensor x) {
-        int[] s = x.shape();
-        int d = s[s.length - 1];
-        s[s.length - 1] = 1;
-        Tensor zero = be.zeros(1), eps = be.clamp(zero, Backend.RMS_EPS, Backend.RMS_EPS);   // made where x is: no upload
-        Tensor norms = be.rowNorms(x), sq = be.mul(norms, norms), ms = be.scale(sq, 1f / d), msEps = be.add(ms, eps);
-        Tensor inv = be.rsqrt(msEps).reshape(s);
-        give(zero, eps, norms, sq, ms, msEps);
-        return inv;
-    }
-
-    /** The gradient of rms_norm(·)·scale from its output y (..., D) and inv = 1/rms (..., 1): inv·(scale·dy − y·Σ(dy·y)/(D·scale)). */
-    private static Tensor normBackwardFromOutput(Backend be, Tensor dy, Tensor y, Tensor inv, float scale) {
-        int[] s = y.shape();
-        int d = s[s.length - 1];
-        s[s.length - 1] = 1;
-        Tensor dyy = be.mul(dy, y);
-        Tensor sum = be.sumToShape(dyy, s);
-        Tensor coef = be.scale(sum, 1f / (d * scale));
-        Tensor yc = be.mul(y, coef);
-        Tensor diff = be.axpby(scale, dy, -1f, yc);
-        Tensor dx = be.mul(diff, inv);
-        give(dyy, sum, coef, yc, diff);
-        return dx;
     }
 
     /** Rotary (halves, rotation by −θ) of x (B,T,H,D) at positions offset.. ; backward rotates dy by +θ. */
@@ -286,7 +259,8 @@ public final class Ops {
      * rms_norm(rotary(x·Wᵀ as (B,T,heads,D)))·scale: a q or k projection with RoPE and QK-norm, one node that keeps only
      * x (its input, which the other projections keep too), its output (which attention keeps) and each head's
      * 1/rms; neither the projection nor its rotation is kept. Backward from the output y: dr = inv·(scale·dy −
-     * y·Σ_D(dy·y)/(D·scale)), dp = rotary's backward of dr, dx = dp·W, dW += dpᵀ·x (see {@link #rmsNormOut}).
+     * y·Σ_D(dy·y)/(D·scale)), dp = rotary's backward of dr (both {@link Backend#rotaryRmsNormBackward}), dx = dp·W,
+     * dW += dpᵀ·x (see {@link #rmsNormOut}).
      */
     public static Var linearRotaryNorm(Var x, Var w, int heads, Tensor cos, Tensor sin, int offset, float scale) {
         Backend be = be(x);
@@ -296,17 +270,13 @@ public final class Ops {
         if (heads < 1 || out % heads != 0) throw new IllegalArgumentException("linear_rotary_norm: " + out + " outputs do not split into " + heads + " heads");
         int d = out / heads;
         Tensor p = be.linear(x.value, w.value);                                    // (B,T,heads·D)
-        Tensor r = be.rotary(p.reshape(b, t, heads, d), cos, sin, offset);
+        Backend.NormOut n = be.rotaryRmsNorm(p.reshape(b, t, heads, d), cos, sin, offset, scale, Tape.current().records(x, w));
         Recycler.give(p);
-        Tensor y = be.rmsNorm(r, scale);
-        Tensor invRows = Tape.current().records(x, w) ? invRms(be, r) : null;
-        Recycler.give(r);
+        Tensor y = n.y(), invRows = n.inv();
         return recReadingOutput("linear_rotary_norm", y, (dy, self) -> {
             Tensor yv = read(be, self);
-            Tensor dr = normBackwardFromOutput(be, dy, yv, invRows, scale);
+            Tensor dp = be.rotaryRmsNormBackward(dy, yv, invRows, cos, sin, offset, scale);
             done(yv, self);
-            Tensor dp = be.rotaryBackward(dr, cos, sin, offset);
-            Recycler.give(dr);
             linearBackward(be, dp.reshape(b, t, out), x, w);
             give(dp);
             Recycler.giveStorage(invRows);

@@ -111,6 +111,43 @@ public interface Backend {
     /** dx of {@link #rmsNorm} for upstream dy (recomputes the row statistics from x). */
     Tensor rmsNormBackward(Tensor x, Tensor dy, float scale);
 
+    /** {@link #rmsNorm}'s output y and each row's 1/rms = 1/sqrt(mean(x²) + eps), shaped (..., 1). */
+    record NormOut(Tensor y, Tensor inv) {}
+
+    /**
+     * {@link #rmsNorm} keeping each row's 1/rms for {@link #rmsNormBackwardFromOutput}, so the backward needs y and not
+     * x (the residual stream, which then goes back after the forward). The GPU makes both in one pass over x.
+     */
+    default NormOut rmsNormKeepingInv(Tensor x, float scale) {
+        Tensor y = rmsNorm(x, scale);
+        int[] s = x.shape();
+        int d = s[s.length - 1];
+        s[s.length - 1] = 1;
+        Tensor zero = zeros(1), eps = clamp(zero, RMS_EPS, RMS_EPS);   // made where x is: no upload
+        Tensor norms = rowNorms(x), sq = mul(norms, norms), ms = scale(sq, 1f / d), msEps = add(ms, eps);
+        Tensor inv = rsqrt(msEps).reshape(s);
+        for (Tensor t : new Tensor[] {zero, eps, norms, sq, ms, msEps}) Recycler.give(t);
+        return new NormOut(y, inv);
+    }
+
+    /**
+     * dx of {@link #rmsNorm} from its output y (..., D) and inv = 1/rms (..., 1) ({@link #rmsNormKeepingInv}):
+     * inv·(scale·dy − y·Σ_D(dy·y)/(D·scale)). The GPU does it in one pass over dy and y.
+     */
+    default Tensor rmsNormBackwardFromOutput(Tensor dy, Tensor y, Tensor inv, float scale) {
+        int[] s = y.shape();
+        int d = s[s.length - 1];
+        s[s.length - 1] = 1;
+        Tensor dyy = mul(dy, y);
+        Tensor sum = sumToShape(dyy, s);
+        Tensor coef = scale(sum, 1f / (d * scale));
+        Tensor yc = mul(y, coef);
+        Tensor diff = axpby(scale, dy, -1f, yc);
+        Tensor dx = mul(diff, inv);
+        for (Tensor t : new Tensor[] {dyy, sum, coef, yc, diff}) Recycler.give(t);
+        return dx;
+    }
+
     /** cos/sin tables (maxT, headDim/2) with angle(t, i) = t·base^(−2i/headDim), computed in fp32 like nanochat. */
     RotaryTables rotaryTables(int maxT, int headDim, double base);
 
@@ -122,6 +159,26 @@ public interface Backend {
 
     /** dx of {@link #rotary}: rotation by +θ of dy. */
     Tensor rotaryBackward(Tensor dy, Tensor cos, Tensor sin, int offset);
+
+    /**
+     * QK-norm after RoPE: rms_norm(rotary(x))·scale over each head (x (B,T,H,D)) and, with {@code keepInv}, each head's
+     * 1/rms ((B,T,H,1)) for {@link #rotaryRmsNormBackward} (else null). The GPU does it in one pass over x, without the
+     * rotated tensor in between.
+     */
+    default NormOut rotaryRmsNorm(Tensor x, Tensor cos, Tensor sin, int offset, float scale, boolean keepInv) {
+        Tensor r = rotary(x, cos, sin, offset);
+        NormOut n = keepInv ? rmsNormKeepingInv(r, scale) : new NormOut(rmsNorm(r, scale), null);
+        Recycler.give(r);
+        return n;
+    }
+
+    /** dx of {@link #rotaryRmsNorm} from its output y and 1/rms: rotation by +θ of rms_norm's gradient from the output. */
+    default Tensor rotaryRmsNormBackward(Tensor dy, Tensor y, Tensor inv, Tensor cos, Tensor sin, int offset, float scale) {
+        Tensor dr = rmsNormBackwardFromOutput(dy, y, inv, scale);
+        Tensor dx = rotaryBackward(dr, cos, sin, offset);
+        Recycler.give(dr);
+        return dx;
+    }
 
     // ------------------------------------------------------------------ activations
 

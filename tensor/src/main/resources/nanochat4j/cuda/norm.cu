@@ -1,14 +1,29 @@
 // rms_norm (no weight, y = scale·x·rstd) forward/backward and rotary embeddings, one block per row.
 #include "common.cuh"
 
-extern "C" __global__ void rms_norm_fwd(const float* __restrict__ x, float* __restrict__ y, int d, float scale, float eps) {
+// inv (when given) gets each row's 1/rms, for the backward from the output (rms_norm_bwd_from_out).
+extern "C" __global__ void rms_norm_fwd(const float* __restrict__ x, float* __restrict__ y, int d, float scale, float eps,
+                                        float* __restrict__ inv) {
     const float* row = x + (long long) blockIdx.x * d;
     float* out = y + (long long) blockIdx.x * d;
     float ss = 0.f;
     for (int i = threadIdx.x; i < d; i += blockDim.x) ss += row[i] * row[i];
     ss = block_sum(ss);
-    float k = scale * rsqrtf(ss / d + eps);
+    float r = rsqrtf(ss / d + eps), k = scale * r;
     for (int i = threadIdx.x; i < d; i += blockDim.x) out[i] = row[i] * k;
+    if (inv && threadIdx.x == 0) inv[blockIdx.x] = r;
+}
+
+// dx = inv·(scale·dy − y·Σ(dy·y)/(d·scale)) from the output y and 1/rms: one pass over dy and y (composed of
+// broadcasting ops it was six kernels and ten passes).
+extern "C" __global__ void rms_norm_bwd_from_out(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
+                                                 float* __restrict__ dx, int d, float scale) {
+    long long base = (long long) blockIdx.x * d;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) s += dy[base + i] * y[base + i];
+    s = block_sum(s);
+    float coef = s * (1.f / (d * scale)), iv = inv[blockIdx.x];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = (scale * dy[base + i] - y[base + i] * coef) * iv;
 }
 
 // dx = a·dy + b·x with a = scale·rstd, b = −scale·rstd³·(dy·x)/d.
@@ -43,5 +58,51 @@ extern "C" __global__ void rotary(const float* __restrict__ x, float* __restrict
         float a = x[base + j], b = x[base + half + j];
         y[base + j] = a * c + b * s;
         y[base + half + j] = b * c - a * s;
+    }
+}
+
+// QK-norm after RoPE in one pass, one block per head row (b,t,h) of x (B,T,H,D): r = rotary(x) at position
+// offset + t (sign +1, as rotary), y = scale·r·rstd(r), inv (when given) = rstd. The rotated row is recomputed for the
+// write instead of kept (it costs two loads from cache, not a round trip through memory).
+extern "C" __global__ void rotary_rms_norm(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ inv,
+                                           const float* __restrict__ cosT, const float* __restrict__ sinT, int t, int h, int d,
+                                           int offset, float scale, float eps) {
+    int row = blockIdx.x, half = d / 2, pos = offset + (row / h) % t;
+    long long base = (long long) row * d;
+    const float* c = cosT + (long long) pos * half;
+    const float* s = sinT + (long long) pos * half;
+    float ss = 0.f;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float a = x[base + j], b = x[base + half + j];
+        float r1 = a * c[j] + b * s[j], r2 = b * c[j] - a * s[j];
+        ss += r1 * r1 + r2 * r2;
+    }
+    ss = block_sum(ss);
+    float rs = rsqrtf(ss / d + eps), k = scale * rs;
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float a = x[base + j], b = x[base + half + j];
+        y[base + j] = (a * c[j] + b * s[j]) * k;
+        y[base + half + j] = (b * c[j] - a * s[j]) * k;
+    }
+    if (inv && threadIdx.x == 0) inv[row] = rs;
+}
+
+// dx of rotary_rms_norm from its output y and inv: dr = inv·(scale·dy − y·Σ(dy·y)/(d·scale)), then dr rotated by +θ.
+extern "C" __global__ void rotary_rms_norm_bwd(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
+                                               const float* __restrict__ cosT, const float* __restrict__ sinT, float* __restrict__ dx,
+                                               int t, int h, int d, int offset, float scale) {
+    int row = blockIdx.x, half = d / 2, pos = offset + (row / h) % t;
+    long long base = (long long) row * d;
+    const float* c = cosT + (long long) pos * half;
+    const float* s = sinT + (long long) pos * half;
+    float dot = 0.f;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dot += dy[base + i] * y[base + i];
+    dot = block_sum(dot);
+    float coef = dot * (1.f / (d * scale)), iv = inv[row];
+    for (int j = threadIdx.x; j < half; j += blockDim.x) {
+        float g1 = (scale * dy[base + j] - y[base + j] * coef) * iv;
+        float g2 = (scale * dy[base + half + j] - y[base + half + j] * coef) * iv;
+        dx[base + j] = g1 * c[j] - g2 * s[j];
+        dx[base + half + j] = g2 * c[j] + g1 * s[j];
     }
 }

@@ -493,8 +493,33 @@ public final class CudaBackend implements Backend {
     public Tensor rmsNorm(Tensor x, float scale) {
         f32("rmsNorm", "x", x);
         Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, x, y, x.cols(), scale, RMS_EPS);
+        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, x, y, x.cols(), scale, RMS_EPS, 0L);
         return y;
+    }
+
+    /** rms_norm_fwd leaving each row's 1/rms too: one pass over x (composed, 1/rms took another pass and seven launches). */
+    @Override
+    public NormOut rmsNormKeepingInv(Tensor x, float scale) {
+        f32("rmsNormKeepingInv", "x", x);
+        Tensor y = ctx.empty(DType.F32, x.shape());
+        int[] s = x.shape();
+        s[s.length - 1] = 1;
+        Tensor inv = ctx.empty(DType.F32, s);
+        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, x, y, x.cols(), scale, RMS_EPS, inv);
+        return new NormOut(y, inv);
+    }
+
+    @Override
+    public Tensor rmsNormBackwardFromOutput(Tensor dy, Tensor y, Tensor inv, float scale) {
+        String op = "rmsNormBackwardFromOutput";
+        f32(op, "dy", dy);
+        f32(op, "y", y);
+        f32(op, "inv", inv);
+        same(op, dy, y);
+        if (inv.numel() != y.rows()) throw bad(op, "inv must hold one 1/rms per row of y", y, inv);
+        Tensor dx = ctx.empty(DType.F32, y.shape());
+        if (y.numel() > 0) mod("norm").launch("rms_norm_bwd_from_out", y.rows(), 1, 1, BLOCK, 0, dy, y, inv, dx, y.cols(), scale);
+        return dx;
     }
 
     @Override
@@ -520,19 +545,57 @@ public final class CudaBackend implements Backend {
 
     /** Rotary at offset + (offsetAt's value when the kernel runs, when given: its range is the caller's to check). */
     private Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, Tensor offsetAt, float sign) {
-        f32(op, "x", x);
-        f32(op, "cos", cos);
-        f32(op, "sin", sin);
-        if (x.rank() != 4 || x.shape(3) % 2 != 0) throw bad(op, "x must be (B, T, H, D) with even D", x);
+        rotaryOperands(op, x, cos, sin, offset);
         int t = x.shape(1), h = x.shape(2), d = x.shape(3);
-        if (cos.rank() != 2 || !cos.sameShape(sin) || cos.shape(1) != d / 2) throw bad(op, "cos/sin must both be (Tmax, D/2)", x, cos, sin);
-        if (offset < 0 || offset + t > cos.shape(0)) {
-            throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
-        }
         Tensor y = ctx.empty(DType.F32, x.shape());
         int n = x.numel() / 2;
         if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, x, y, cos, sin, t, h, d, offset, sign, n, deviceInt(offsetAt));
         return y;
+    }
+
+    /** rotary + QK-norm in one kernel per head row (norm.cu's rotary_rms_norm). */
+    @Override
+    public NormOut rotaryRmsNorm(Tensor x, Tensor cos, Tensor sin, int offset, float scale, boolean keepInv) {
+        String op = "rotaryRmsNorm";
+        rotaryOperands(op, x, cos, sin, offset);
+        int t = x.shape(1), h = x.shape(2), d = x.shape(3);
+        Tensor y = ctx.empty(DType.F32, x.shape()), inv = keepInv ? ctx.empty(DType.F32, x.shape(0), t, h, 1) : null;
+        if (x.numel() > 0) {
+            mod("norm").launch("rotary_rms_norm", x.rows(), 1, 1, BLOCK, 0, x, y, deviceFloat(inv), cos, sin, t, h, d, offset, scale, RMS_EPS);
+        }
+        return new NormOut(y, inv);
+    }
+
+    @Override
+    public Tensor rotaryRmsNormBackward(Tensor dy, Tensor y, Tensor inv, Tensor cos, Tensor sin, int offset, float scale) {
+        String op = "rotaryRmsNormBackward";
+        rotaryOperands(op, y, cos, sin, offset);
+        f32(op, "dy", dy);
+        f32(op, "inv", inv);
+        same(op, dy, y);
+        if (inv.numel() != y.rows()) throw bad(op, "inv must hold one 1/rms per head row of y", y, inv);
+        int t = y.shape(1), h = y.shape(2), d = y.shape(3);
+        Tensor dx = ctx.empty(DType.F32, y.shape());
+        if (y.numel() > 0) mod("norm").launch("rotary_rms_norm_bwd", y.rows(), 1, 1, BLOCK, 0, dy, y, inv, cos, sin, dx, t, h, d, offset, scale);
+        return dx;
+    }
+
+    /** An optional fp32 output of a kernel: the tensor, or a null pointer. */
+    private static Object deviceFloat(Tensor t) {
+        return t == null ? (Object) 0L : t;
+    }
+
+    /** x (B,T,H,D) with even D, fp32 cos/sin (Tmax, D/2) holding positions offset..offset+T−1. */
+    private static void rotaryOperands(String op, Tensor x, Tensor cos, Tensor sin, int offset) {
+        f32(op, "x", x);
+        f32(op, "cos", cos);
+        f32(op, "sin", sin);
+        if (x.rank() != 4 || x.shape(3) % 2 != 0) throw bad(op, "x must be (B, T, H, D) with even D", x);
+        int t = x.shape(1), d = x.shape(3);
+        if (cos.rank() != 2 || !cos.sameShape(sin) || cos.shape(1) != d / 2) throw bad(op, "cos/sin must both be (Tmax, D/2)", x, cos, sin);
+        if (offset < 0 || offset + t > cos.shape(0)) {
+            throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
+        }
     }
 
     @Override

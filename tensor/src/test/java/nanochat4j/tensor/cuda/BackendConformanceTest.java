@@ -166,24 +166,33 @@ class BackendConformanceTest {
     void rmsNormForwardBackward(String name) {
         Backend be = backend(name);
         Random r = rng("rms");
-        int rows = 6, dd = 40;
-        float scale = 1.2f;
-        Tensor x = randT(r, 2f, rows, dd), dy = randT(r, 1f, rows, dd);
-        double[] xd = d(x), g = d(dy), y = new double[xd.length], dx = new double[xd.length];
-        for (int i = 0; i < rows; i++) {
-            double ss = 0, dot = 0;
-            for (int j = 0; j < dd; j++) {
-                ss += xd[i * dd + j] * xd[i * dd + j];
-                dot += g[i * dd + j] * xd[i * dd + j];
+        for (int dd : new int[] {40, 300}) {   // under and over one block's threads a row
+            int rows = 6;
+            float scale = 1.2f;
+            Tensor x = randT(r, 2f, rows, dd), dy = randT(r, 1f, rows, dd);
+            double[] xd = d(x), g = d(dy), y = new double[xd.length], dx = new double[xd.length], inv = new double[rows];
+            for (int i = 0; i < rows; i++) {
+                double ss = 0, dot = 0;
+                for (int j = 0; j < dd; j++) {
+                    ss += xd[i * dd + j] * xd[i * dd + j];
+                    dot += g[i * dd + j] * xd[i * dd + j];
+                }
+                double rs = 1 / Math.sqrt(ss / dd + Backend.RMS_EPS);
+                inv[i] = rs;
+                for (int j = 0; j < dd; j++) {
+                    y[i * dd + j] = scale * xd[i * dd + j] * rs;
+                    dx[i * dd + j] = scale * rs * g[i * dd + j] - scale * rs * rs * rs * dot / dd * xd[i * dd + j];
+                }
             }
-            double rs = 1 / Math.sqrt(ss / dd + Backend.RMS_EPS);
-            for (int j = 0; j < dd; j++) {
-                y[i * dd + j] = scale * xd[i * dd + j] * rs;
-                dx[i * dd + j] = scale * rs * g[i * dd + j] - scale * rs * rs * rs * dot / dd * xd[i * dd + j];
-            }
+            close("rmsNorm D=" + dd, y, be.rmsNorm(up(be, x), scale));
+            close("rmsNormBackward D=" + dd, dx, be.rmsNormBackward(up(be, x), up(be, dy), scale));
+            // keeping 1/rms, and the backward from the output and 1/rms (the residual stream not read)
+            Backend.NormOut n = be.rmsNormKeepingInv(up(be, x), scale);
+            close("rmsNormKeepingInv y D=" + dd, y, n.y());
+            close("rmsNormKeepingInv 1/rms D=" + dd, inv, n.inv());
+            assertArrayEquals(new int[] {rows, 1}, n.inv().shape());
+            close("rmsNormBackwardFromOutput D=" + dd, dx, be.rmsNormBackwardFromOutput(up(be, dy), n.y(), n.inv(), scale));
         }
-        close("rmsNorm", y, be.rmsNorm(up(be, x), scale));
-        close("rmsNormBackward", dx, be.rmsNormBackward(up(be, x), up(be, dy), scale));
     }
 
     @ParameterizedTest
@@ -212,6 +221,36 @@ class BackendConformanceTest {
         assertEquals(Math.cos(3 * Math.pow(10000, -2.0 / dd)), cos[3 * half + 1], 1e-6, "rotary table entry");
         close("rotary", y, be.rotary(up(be, x), tab.cos(), tab.sin(), off));
         close("rotaryBackward", back, be.rotaryBackward(up(be, x), tab.cos(), tab.sin(), off));
+
+        // QK-norm after RoPE (rotaryRmsNorm) and its backward from the output: against rms_norm of the rotated rows
+        // above and the rotation by +θ of rms_norm's gradient, in float64
+        float scale = 1.2f;
+        Tensor dy = randT(r, 1f, b, t, h, dd);
+        double[] g = d(dy), yn = new double[xd.length], inv = new double[b * t * h], dr = new double[xd.length], dx = new double[xd.length];
+        for (int row = 0; row < b * t * h; row++) {
+            int base = row * dd, pos = off + (row / h) % t;
+            double ss = 0, dot = 0;
+            for (int i = 0; i < dd; i++) {
+                ss += y[base + i] * y[base + i];
+                dot += g[base + i] * y[base + i];
+            }
+            double rs = 1 / Math.sqrt(ss / dd + Backend.RMS_EPS);
+            inv[row] = rs;
+            for (int i = 0; i < dd; i++) {
+                yn[base + i] = scale * y[base + i] * rs;
+                dr[base + i] = scale * rs * g[base + i] - scale * rs * rs * rs * dot / dd * y[base + i];
+            }
+            for (int i = 0; i < half; i++) {
+                double c = cos[pos * half + i], sn = sin[pos * half + i], g1 = dr[base + i], g2 = dr[base + half + i];
+                dx[base + i] = g1 * c - g2 * sn;
+                dx[base + half + i] = g1 * sn + g2 * c;
+            }
+        }
+        Backend.NormOut n = be.rotaryRmsNorm(up(be, x), tab.cos(), tab.sin(), off, scale, true);
+        close("rotaryRmsNorm y", yn, n.y());
+        close("rotaryRmsNorm 1/rms", inv, n.inv());
+        close("rotaryRmsNormBackward", dx, be.rotaryRmsNormBackward(up(be, dy), n.y(), n.inv(), tab.cos(), tab.sin(), off, scale));
+        assertEquals(null, be.rotaryRmsNorm(up(be, x), tab.cos(), tab.sin(), off, scale, false).inv(), "no 1/rms unless asked");
     }
 
     @ParameterizedTest
