@@ -406,9 +406,12 @@ public interface Backend {
         return null;
     }
 
-    /** {@link #rotary} at positions offset.. where offset is the int32 scalar {@code offset} on this device, read when the work runs. */
-    default Tensor rotaryAt(Tensor x, Tensor cos, Tensor sin, Tensor offset) {
-        return rotary(x, cos, sin, offset.toIntArray()[0]);
+    /**
+     * {@link #rotaryRmsNorm}'s output (no 1/rms) at positions offset.. where offset is the int32 scalar {@code offset} on
+     * this device, read when the work runs.
+     */
+    default Tensor rotaryRmsNormAt(Tensor x, Tensor cos, Tensor sin, Tensor offset, float scale) {
+        return rotaryRmsNorm(x, cos, sin, offset.toIntArray()[0], scale, false).y();
     }
 
     /** {@link #narrowAssign} at the start held by the int32 scalar {@code start} on this device, read when the work runs. */

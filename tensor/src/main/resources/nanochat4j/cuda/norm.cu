@@ -44,11 +44,8 @@ extern "C" __global__ void rms_norm_bwd(const float* __restrict__ x, const float
 }
 
 // x (B,T,H,D) halves layout; one thread per (b,t,h,i<D/2). sign +1 forward (rotation by −θ), −1 backward.
-// Positions offset + *offsetAt (when given: a recorded decode step reads the position of the moment it runs) + t.
 extern "C" __global__ void rotary(const float* __restrict__ x, float* __restrict__ y, const float* __restrict__ cosT,
-                                  const float* __restrict__ sinT, int t, int h, int d, int offset, float sign, int n,
-                                  const int* __restrict__ offsetAt) {
-    if (offsetAt) offset += *offsetAt;
+                                  const float* __restrict__ sinT, int t, int h, int d, int offset, float sign, int n) {
     int half = d / 2;
     for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
         int e = (int) i, j = e % half, bth = e / half, bt = bth / h; // i < n: 32-bit division
@@ -62,11 +59,13 @@ extern "C" __global__ void rotary(const float* __restrict__ x, float* __restrict
 }
 
 // QK-norm after RoPE in one pass, one block per head row (b,t,h) of x (B,T,H,D): r = rotary(x) at position
-// offset + t (sign +1, as rotary), y = scale·r·rstd(r), inv (when given) = rstd. The rotated row is recomputed for the
-// write instead of kept (it costs two loads from cache, not a round trip through memory).
+// offset (+ *offsetAt when given: a recorded decode step reads the position of the moment it runs) + t (sign +1, as
+// rotary), y = scale·r·rstd(r), inv (when given) = rstd. The rotated row is recomputed for the write instead of kept
+// (it costs two loads from cache, not a round trip through memory).
 extern "C" __global__ void rotary_rms_norm(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ inv,
                                            const float* __restrict__ cosT, const float* __restrict__ sinT, int t, int h, int d,
-                                           int offset, float scale, float eps) {
+                                           int offset, float scale, float eps, const int* __restrict__ offsetAt) {
+    if (offsetAt) offset += *offsetAt;
     int row = blockIdx.x, half = d / 2, pos = offset + (row / h) % t;
     long long base = (long long) row * d;
     const float* c = cosT + (long long) pos * half;

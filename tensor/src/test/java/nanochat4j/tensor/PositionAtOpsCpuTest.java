@@ -29,7 +29,7 @@ class PositionAtOpsCpuTest {
         Backend.RotaryTables rt = be.rotaryTables(64, d, 10000);
         Tensor at = Tensor.ofInts(new int[] {pos}, 1);
         Tensor x = random(rnd, b, 1, h, d);
-        assertArrayEquals(be.rotary(x, rt.cos(), rt.sin(), pos).toFloatArray(), be.rotaryAt(x, rt.cos(), rt.sin(), at).toFloatArray());
+        assertArrayEquals(be.rotaryRmsNorm(x, rt.cos(), rt.sin(), pos, 1.2f, false).y().toFloatArray(), be.rotaryRmsNormAt(x, rt.cos(), rt.sin(), at, 1.2f).toFloatArray());
         Tensor k1 = random(rnd, b, tmax, kv, d), k2 = k1.copy(), v = random(rnd, b, tmax, kv, d), kNew = random(rnd, b, 1, kv, d);
         be.narrowAssign(k1, 1, pos, kNew);
         be.narrowAssignAt(k2, 1, at, kNew);

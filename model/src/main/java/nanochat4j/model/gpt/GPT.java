@@ -517,8 +517,8 @@ public final class GPT {
             int h = config.nHead(), kv = config.nKvHead(), d = config.headDim();
             if (posAt != null) {   // inference only: linearRotaryNorm's forward with the position on the device
                 Tensor x = hn.value();
-                return new Forward.Qkv<>(Var.constant(be.rmsNorm(be.rotaryAt(be.linear(x, l.cQ.tensor()).reshape(b, t, h, d), cos, sin, posAt), QK_SCALE)),
-                        Var.constant(be.rmsNorm(be.rotaryAt(be.linear(x, l.cK.tensor()).reshape(b, t, kv, d), cos, sin, posAt), QK_SCALE)),
+                return new Forward.Qkv<>(Var.constant(be.rotaryRmsNormAt(be.linear(x, l.cQ.tensor()).reshape(b, t, h, d), cos, sin, posAt, QK_SCALE)),
+                        Var.constant(be.rotaryRmsNormAt(be.linear(x, l.cK.tensor()).reshape(b, t, kv, d), cos, sin, posAt, QK_SCALE)),
                         Var.constant(be.linear(x, l.cV.tensor()).reshape(b, t, kv, d)));
             }
             return new Forward.Qkv<>(Ops.linearRotaryNorm(hn, l.cQ.var(), h, cos, sin, pos, QK_SCALE),

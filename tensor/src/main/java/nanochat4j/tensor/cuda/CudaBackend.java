@@ -540,30 +540,37 @@ public final class CudaBackend implements Backend {
     }
 
     private Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, float sign) {
-        return rotary(op, x, cos, sin, offset, null, sign);
-    }
-
-    /** Rotary at offset + (offsetAt's value when the kernel runs, when given: its range is the caller's to check). */
-    private Tensor rotary(String op, Tensor x, Tensor cos, Tensor sin, int offset, Tensor offsetAt, float sign) {
         rotaryOperands(op, x, cos, sin, offset);
         int t = x.shape(1), h = x.shape(2), d = x.shape(3);
         Tensor y = ctx.empty(DType.F32, x.shape());
         int n = x.numel() / 2;
-        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, x, y, cos, sin, t, h, d, offset, sign, n, deviceInt(offsetAt));
+        if (n > 0) mod("norm").launch("rotary", grid(n), 1, 1, BLOCK, 0, x, y, cos, sin, t, h, d, offset, sign, n);
         return y;
     }
 
     /** rotary + QK-norm in one kernel per head row (norm.cu's rotary_rms_norm). */
     @Override
     public NormOut rotaryRmsNorm(Tensor x, Tensor cos, Tensor sin, int offset, float scale, boolean keepInv) {
-        String op = "rotaryRmsNorm";
-        rotaryOperands(op, x, cos, sin, offset);
+        rotaryOperands("rotaryRmsNorm", x, cos, sin, offset);
+        return rotaryRmsNorm(x, cos, sin, offset, null, scale, keepInv);
+    }
+
+    /** At positions offset + (offsetAt's value when the kernel runs, when given: its range is the caller's to check). */
+    private NormOut rotaryRmsNorm(Tensor x, Tensor cos, Tensor sin, int offset, Tensor offsetAt, float scale, boolean keepInv) {
         int t = x.shape(1), h = x.shape(2), d = x.shape(3);
         Tensor y = ctx.empty(DType.F32, x.shape()), inv = keepInv ? ctx.empty(DType.F32, x.shape(0), t, h, 1) : null;
         if (x.numel() > 0) {
-            mod("norm").launch("rotary_rms_norm", x.rows(), 1, 1, BLOCK, 0, x, y, deviceFloat(inv), cos, sin, t, h, d, offset, scale, RMS_EPS);
+            mod("norm").launch("rotary_rms_norm", x.rows(), 1, 1, BLOCK, 0, x, y, deviceFloat(inv), cos, sin, t, h, d, offset, scale, RMS_EPS,
+                    deviceInt(offsetAt));
         }
         return new NormOut(y, inv);
+    }
+
+    @Override
+    public Tensor rotaryRmsNormAt(Tensor x, Tensor cos, Tensor sin, Tensor offset, float scale) {
+        scalarInt("rotaryRmsNormAt", offset);
+        rotaryOperands("rotaryRmsNormAt", x, cos, sin, 0);
+        return rotaryRmsNorm(x, cos, sin, 0, offset, scale, false).y();
     }
 
     @Override
@@ -596,12 +603,6 @@ public final class CudaBackend implements Backend {
         if (offset < 0 || offset + t > cos.shape(0)) {
             throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
         }
-    }
-
-    @Override
-    public Tensor rotaryAt(Tensor x, Tensor cos, Tensor sin, Tensor offset) {
-        scalarInt("rotaryAt", offset);
-        return rotary("rotaryAt", x, cos, sin, 0, offset, 1f);
     }
 
     /** A kernel's optional device-int argument: the scalar's address, or 0 (none). */

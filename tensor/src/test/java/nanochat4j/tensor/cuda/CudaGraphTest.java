@@ -116,7 +116,7 @@ class CudaGraphTest {
         Backend.RotaryTables rt = be.rotaryTables(64, d, 10000);
         Tensor x = be.upload(random(rnd, b, 1, h, d));
         Tensor at = be.upload(Tensor.ofInts(new int[] {pos}, 1));
-        assertArrayEquals(be.rotary(x, rt.cos(), rt.sin(), pos).toFloatArray(), be.rotaryAt(x, rt.cos(), rt.sin(), at).toFloatArray());
+        assertArrayEquals(be.rotaryRmsNorm(x, rt.cos(), rt.sin(), pos, 1.2f, false).y().toFloatArray(), be.rotaryRmsNormAt(x, rt.cos(), rt.sin(), at, 1.2f).toFloatArray());
 
         Tensor k1 = be.upload(random(rnd, b, tmax, kv, d)), k2 = be.upload(k1.toCpu());
         Tensor v = be.upload(random(rnd, b, tmax, kv, d));
