@@ -241,9 +241,7 @@ public final class Ops {
         Backend.NormOut n = Tape.current().records(x) ? be.rmsNormKeepingInv(x.value, scale) : null;
         Tensor y = n != null ? n.y() : be.rmsNorm(x.value, scale), inv = n != null ? n.inv() : null;
         return recReadingOutput(new Var[0], "rms_norm_out", y, (dy, self) -> {
-            Tensor yv = read(be, self);
-            Tensor dx = be.rmsNormBackwardFromOutput(dy, yv, inv, scale);
-            done(yv, self);
+            Tensor dx = be.rmsNormBackwardFromOutput(dy, self.value, inv, scale);   // y as kept (shelved: bf16)
             Recycler.giveStorage(inv);
             acc(x, dx);
         }, x);
@@ -274,9 +272,7 @@ public final class Ops {
         Recycler.give(p);
         Tensor y = n.y(), invRows = n.inv();
         return recReadingOutput("linear_rotary_norm", y, (dy, self) -> {
-            Tensor yv = read(be, self);
-            Tensor dp = be.rotaryRmsNormBackward(dy, yv, invRows, cos, sin, offset, scale);
-            done(yv, self);
+            Tensor dp = be.rotaryRmsNormBackward(dy, self.value, invRows, cos, sin, offset, scale);   // y as kept (shelved: bf16)
             linearBackward(be, dp.reshape(b, t, out), x, w);
             give(dp);
             Recycler.giveStorage(invRows);

@@ -132,9 +132,11 @@ public interface Backend {
 
     /**
      * dx of {@link #rmsNorm} from its output y (..., D) and inv = 1/rms (..., 1) ({@link #rmsNormKeepingInv}):
-     * inv·(scale·dy − y·Σ_D(dy·y)/(D·scale)). The GPU does it in one pass over dy and y.
+     * inv·(scale·dy − y·Σ_D(dy·y)/(D·scale)). y may also be what {@link #saveForBackward} returned. The GPU does it in
+     * one pass over dy and y.
      */
-    default Tensor rmsNormBackwardFromOutput(Tensor dy, Tensor y, Tensor inv, float scale) {
+    default Tensor rmsNormBackwardFromOutput(Tensor dy, Tensor saved, Tensor inv, float scale) {
+        Tensor y = savedValue(saved);
         int[] s = y.shape();
         int d = s[s.length - 1];
         s[s.length - 1] = 1;
@@ -145,6 +147,7 @@ public interface Backend {
         Tensor diff = axpby(scale, dy, -1f, yc);
         Tensor dx = mul(diff, inv);
         for (Tensor t : new Tensor[] {dyy, sum, coef, yc, diff}) Recycler.give(t);
+        if (y != saved) Recycler.give(y);
         return dx;
     }
 
@@ -172,7 +175,10 @@ public interface Backend {
         return n;
     }
 
-    /** dx of {@link #rotaryRmsNorm} from its output y and 1/rms: rotation by +θ of rms_norm's gradient from the output. */
+    /**
+     * dx of {@link #rotaryRmsNorm} from its output y (or what {@link #saveForBackward} returned for it) and 1/rms:
+     * rotation by +θ of rms_norm's gradient from the output.
+     */
     default Tensor rotaryRmsNormBackward(Tensor dy, Tensor y, Tensor inv, Tensor cos, Tensor sin, int offset, float scale) {
         Tensor dr = rmsNormBackwardFromOutput(dy, y, inv, scale);
         Tensor dx = rotaryBackward(dr, cos, sin, offset);

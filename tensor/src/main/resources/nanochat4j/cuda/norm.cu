@@ -14,16 +14,31 @@ extern "C" __global__ void rms_norm_fwd(const float* __restrict__ x, float* __re
     if (inv && threadIdx.x == 0) inv[blockIdx.x] = r;
 }
 
+// y as the backward finds it: fp32, or the bf16 copy Autograd.shelve kept (widened in registers, never whole).
+__device__ __forceinline__ float y_at(const float* y, long long i) { return y[i]; }
+__device__ __forceinline__ float y_at(const unsigned short* y, long long i) { return bf16_to_f32(y[i]); }
+
 // dx = inv·(scale·dy − y·Σ(dy·y)/(d·scale)) from the output y and 1/rms: one pass over dy and y (composed of
 // broadcasting ops it was six kernels and ten passes).
-extern "C" __global__ void rms_norm_bwd_from_out(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
-                                                 float* __restrict__ dx, int d, float scale) {
+template <typename Y>
+__device__ __forceinline__ void norm_bwd_from_out(const float* __restrict__ dy, const Y* __restrict__ y, const float* __restrict__ inv,
+                                                  float* __restrict__ dx, int d, float scale) {
     long long base = (long long) blockIdx.x * d;
     float s = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) s += dy[base + i] * y[base + i];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) s += dy[base + i] * y_at(y, base + i);
     s = block_sum(s);
     float coef = s * (1.f / (d * scale)), iv = inv[blockIdx.x];
-    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = (scale * dy[base + i] - y[base + i] * coef) * iv;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = (scale * dy[base + i] - y_at(y, base + i) * coef) * iv;
+}
+
+extern "C" __global__ void rms_norm_bwd_from_out(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
+                                                 float* __restrict__ dx, int d, float scale) {
+    norm_bwd_from_out(dy, y, inv, dx, d, scale);
+}
+
+extern "C" __global__ void rms_norm_bwd_from_out_bf16y(const float* __restrict__ dy, const unsigned short* __restrict__ y,
+                                                       const float* __restrict__ inv, float* __restrict__ dx, int d, float scale) {
+    norm_bwd_from_out(dy, y, inv, dx, d, scale);
 }
 
 // dx = a·dy + b·x with a = scale·rstd, b = −scale·rstd³·(dy·x)/d.
@@ -86,22 +101,37 @@ extern "C" __global__ void rotary_rms_norm(const float* __restrict__ x, float* _
     if (inv && threadIdx.x == 0) inv[row] = rs;
 }
 
-// dx of rotary_rms_norm from its output y and inv: dr = inv·(scale·dy − y·Σ(dy·y)/(d·scale)), then dr rotated by +θ.
-extern "C" __global__ void rotary_rms_norm_bwd(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
-                                               const float* __restrict__ cosT, const float* __restrict__ sinT, float* __restrict__ dx,
-                                               int t, int h, int d, int offset, float scale) {
+// dx of rotary_rms_norm from its output y (fp32 or its saved bf16 copy) and inv: dr = inv·(scale·dy −
+// y·Σ(dy·y)/(d·scale)), then dr rotated by +θ.
+template <typename Y>
+__device__ __forceinline__ void rotary_norm_bwd(const float* __restrict__ dy, const Y* __restrict__ y, const float* __restrict__ inv,
+                                                const float* __restrict__ cosT, const float* __restrict__ sinT, float* __restrict__ dx,
+                                                int t, int h, int d, int offset, float scale) {
     int row = blockIdx.x, half = d / 2, pos = offset + (row / h) % t;
     long long base = (long long) row * d;
     const float* c = cosT + (long long) pos * half;
     const float* s = sinT + (long long) pos * half;
     float dot = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) dot += dy[base + i] * y[base + i];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dot += dy[base + i] * y_at(y, base + i);
     dot = block_sum(dot);
     float coef = dot * (1.f / (d * scale)), iv = inv[row];
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
-        float g1 = (scale * dy[base + j] - y[base + j] * coef) * iv;
-        float g2 = (scale * dy[base + half + j] - y[base + half + j] * coef) * iv;
+        float g1 = (scale * dy[base + j] - y_at(y, base + j) * coef) * iv;
+        float g2 = (scale * dy[base + half + j] - y_at(y, base + half + j) * coef) * iv;
         dx[base + j] = g1 * c[j] - g2 * s[j];
         dx[base + half + j] = g2 * c[j] + g1 * s[j];
     }
+}
+
+extern "C" __global__ void rotary_rms_norm_bwd(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
+                                               const float* __restrict__ cosT, const float* __restrict__ sinT, float* __restrict__ dx,
+                                               int t, int h, int d, int offset, float scale) {
+    rotary_norm_bwd(dy, y, inv, cosT, sinT, dx, t, h, d, offset, scale);
+}
+
+extern "C" __global__ void rotary_rms_norm_bwd_bf16y(const float* __restrict__ dy, const unsigned short* __restrict__ y,
+                                                     const float* __restrict__ inv, const float* __restrict__ cosT,
+                                                     const float* __restrict__ sinT, float* __restrict__ dx, int t, int h, int d,
+                                                     int offset, float scale) {
+    rotary_norm_bwd(dy, y, inv, cosT, sinT, dx, t, h, d, offset, scale);
 }

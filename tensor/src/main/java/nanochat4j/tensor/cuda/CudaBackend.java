@@ -509,17 +509,25 @@ public final class CudaBackend implements Backend {
         return new NormOut(y, inv);
     }
 
+    /** y fp32 or its saved bf16 copy (read as it is, widened in the kernel). */
     @Override
     public Tensor rmsNormBackwardFromOutput(Tensor dy, Tensor y, Tensor inv, float scale) {
         String op = "rmsNormBackwardFromOutput";
         f32(op, "dy", dy);
-        f32(op, "y", y);
+        savedOrF32(op, "y", y);
         f32(op, "inv", inv);
         same(op, dy, y);
         if (inv.numel() != y.rows()) throw bad(op, "inv must hold one 1/rms per row of y", y, inv);
         Tensor dx = ctx.empty(DType.F32, y.shape());
-        if (y.numel() > 0) mod("norm").launch("rms_norm_bwd_from_out", y.rows(), 1, 1, BLOCK, 0, dy, y, inv, dx, y.cols(), scale);
+        String fn = y.dtype() == DType.BF16 ? "rms_norm_bwd_from_out_bf16y" : "rms_norm_bwd_from_out";
+        if (y.numel() > 0) mod("norm").launch(fn, y.rows(), 1, 1, BLOCK, 0, dy, y, inv, dx, y.cols(), scale);
         return dx;
+    }
+
+    /** An fp32 tensor, or a bf16 one (what {@link #saveForBackward} kept) on this device. */
+    private static void savedOrF32(String op, String name, Tensor t) {
+        if (t != null && t.dtype() == DType.BF16) onDevice(op, name, t);
+        else f32(op, name, t);
     }
 
     @Override
@@ -573,17 +581,19 @@ public final class CudaBackend implements Backend {
         return rotaryRmsNorm(x, cos, sin, 0, offset, scale, false).y();
     }
 
+    /** y fp32 or its saved bf16 copy (read as it is, widened in the kernel). */
     @Override
     public Tensor rotaryRmsNormBackward(Tensor dy, Tensor y, Tensor inv, Tensor cos, Tensor sin, int offset, float scale) {
         String op = "rotaryRmsNormBackward";
-        rotaryOperands(op, y, cos, sin, offset);
-        f32(op, "dy", dy);
+        rotaryOperands(op, dy, cos, sin, offset);
+        savedOrF32(op, "y", y);
         f32(op, "inv", inv);
         same(op, dy, y);
         if (inv.numel() != y.rows()) throw bad(op, "inv must hold one 1/rms per head row of y", y, inv);
         int t = y.shape(1), h = y.shape(2), d = y.shape(3);
         Tensor dx = ctx.empty(DType.F32, y.shape());
-        if (y.numel() > 0) mod("norm").launch("rotary_rms_norm_bwd", y.rows(), 1, 1, BLOCK, 0, dy, y, inv, cos, sin, dx, t, h, d, offset, scale);
+        String fn = y.dtype() == DType.BF16 ? "rotary_rms_norm_bwd_bf16y" : "rotary_rms_norm_bwd";
+        if (y.numel() > 0) mod("norm").launch(fn, y.rows(), 1, 1, BLOCK, 0, dy, y, inv, cos, sin, dx, t, h, d, offset, scale);
         return dx;
     }
 

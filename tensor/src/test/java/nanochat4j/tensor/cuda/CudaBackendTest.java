@@ -55,6 +55,30 @@ class CudaBackendTest {
         }
     }
 
+    /**
+     * The norms' backward from the output takes y as a shelved training step keeps it, in bf16, widened in the kernel:
+     * exactly what it computes from the widened copy.
+     */
+    @Test
+    void normBackwardsReadASavedBf16OutputAsItsWidenedCopy() {
+        java.util.Random r = new java.util.Random(3);
+        float[] xs = new float[2 * 3 * 4 * 16], gs = new float[xs.length];
+        for (int i = 0; i < xs.length; i++) {
+            xs[i] = (float) r.nextGaussian();
+            gs[i] = (float) r.nextGaussian();
+        }
+        Tensor x = be.upload(Tensor.of(xs, 2, 3, 4, 16)), dy = be.upload(Tensor.of(gs, 2, 3, 4, 16));
+        nanochat4j.tensor.Backend.RotaryTables rt = be.rotaryTables(8, 16, 10000);
+        nanochat4j.tensor.Backend.NormOut q = be.rotaryRmsNorm(x, rt.cos(), rt.sin(), 2, 1.2f, true);
+        Tensor saved = be.toBf16(q.y()), widened = be.savedValue(saved);
+        assertArrayEquals(be.rotaryRmsNormBackward(dy, widened, q.inv(), rt.cos(), rt.sin(), 2, 1.2f).toFloatArray(),
+                be.rotaryRmsNormBackward(dy, saved, q.inv(), rt.cos(), rt.sin(), 2, 1.2f).toFloatArray());
+        nanochat4j.tensor.Backend.NormOut n = be.rmsNormKeepingInv(x.reshape(6, 64), 1f);
+        Tensor savedN = be.toBf16(n.y());
+        assertArrayEquals(be.rmsNormBackwardFromOutput(dy.reshape(6, 64), be.savedValue(savedN), n.inv(), 1f).toFloatArray(),
+                be.rmsNormBackwardFromOutput(dy.reshape(6, 64), savedN, n.inv(), 1f).toFloatArray());
+    }
+
     @Test
     void hostTensorsAreRejectedWithTheWayOut() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.relu2(Tensor.of(new float[] {1f})));
