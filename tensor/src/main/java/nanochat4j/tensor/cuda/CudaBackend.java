@@ -290,18 +290,21 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * An activation as it enters a bf16 GEMM. A thread's two latest casts are kept until two more replace them: q, k
-     * and v take the same hn, and a linear's two backward GEMMs the same dy (the weight gradient's with x, the other
-     * cast kept), so each is cast once. A copy goes back to the pool when it is replaced (stream order: the GEMMs that
+     * An activation as it enters a bf16 GEMM. A thread's two most recently used casts are kept: q, k and v take the
+     * same hn, and a linear's two backward GEMMs the same dy (the weight gradient's with x, the other cast kept), so
+     * each is cast once; a GEMM's two operands are the two most recent, so neither replaces the other. A copy goes back to the pool when it is replaced (stream order: the GEMMs that
      * read it are queued) or its source is written in place ({@link #writes}).
      */
     private Tensor activationBf16(Tensor x) {
         if (x.dtype() == DType.BF16) return x;   // already the operand (relu2Operand's)
         Cast[] c = casts.get();
         DeviceStorage s = x.deviceStorage();
-        for (Cast k : c) {
+        for (int i = 0; i < c.length; i++) {
+            Cast k = c[i];
             if (k != null && k.src == s && k.offset == x.offset() && k.numel == x.numel()) {
                 activationReuses.incrementAndGet();
+                c[i] = c[0];   // the latest use first: a cast taken for a GEMM is never the one the next cast replaces
+                c[0] = k;
                 return k.bf16;
             }
         }

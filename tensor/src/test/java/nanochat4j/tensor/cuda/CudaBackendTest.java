@@ -50,6 +50,15 @@ class CudaBackendTest {
             assertArrayEquals(new float[] {-1, 2, 1}, be.linear(x, w).toFloatArray(), "after narrowAssign into x");
             be.zero(x);
             assertArrayEquals(new float[] {0, 0, 0}, be.linear(x, w).toFloatArray(), "after zero");
+            // a GEMM's operand taken from the older of the two kept casts is not the one its other operand's cast
+            // replaces (the suites poison a replaced copy: the product would be NaN)
+            Tensor a = be.upload(Tensor.of(new float[] {1, 2}, 1, 2)), b = be.upload(Tensor.of(new float[] {3, 4}, 1, 2));
+            Tensor w2 = be.upload(Tensor.of(new float[] {1, 0, 0, 1}, 2, 2));
+            be.linear(a, w2);
+            be.linear(b, w2);                                            // kept: b's cast, then a's
+            Tensor c = be.upload(Tensor.of(new float[] {5, 6}, 1, 2)), dW = be.upload(Tensor.zeros(2, 2));
+            be.linearBackwardWeight(a, c, dW, false);                    // dW = aᵀ·c: a's cast reused, c's made
+            assertArrayEquals(new float[] {5, 6, 10, 12}, dW.toFloatArray());
         } finally {
             be.setMatmulPrecision(old);
         }
