@@ -9,6 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.function.Consumer;
 import java.util.function.LongUnaryOperator;
 import java.util.function.Supplier;
@@ -348,12 +349,12 @@ public final class CudaContext {
     }
 
     private final ThreadLocal<Capture> capture = new ThreadLocal<>();
+    private final ConcurrentLinkedQueue<Lane> lanes = new ConcurrentLinkedQueue<>();
 
     /** Whether the calling thread is recording (its device work is captured, not run). */
     public boolean recording() {
         return capture.get() != null;
     }
-    private final java.util.concurrent.ConcurrentLinkedQueue<Lane> lanes = new java.util.concurrent.ConcurrentLinkedQueue<>();
 
     /**
      * Records the device work {@code work} queues on the calling thread — kernels, cuBLAS calls, device copies — into a
@@ -419,19 +420,19 @@ public final class CudaContext {
     public final class Graph implements AutoCloseable {
         private final Cleaner.Cleanable cleanable;
         private final MemorySegment exec;
+        /** The graph's buffers, held (not read) so their blocks stay allocated while the graph may run. */
         private List<Memory> kept;
 
         private Graph(MemorySegment graph, MemorySegment exec, List<Memory> kept) {
             this.exec = exec;
             this.kept = kept;
-            Driver d = driver;
-            MemorySegment s = stream;
-            // not capturing this graph (it would never become unreachable): the handles and the driver only
+            CudaContext ctx = CudaContext.this;
+            // not capturing this graph (it would never become unreachable): the context and the handles only
             this.cleanable = GRAPHS.register(this, () -> {
-                bind();
-                d.streamSynchronize(s); // a launch still queued reads the graph
-                d.graphExecDestroy(exec);
-                d.graphDestroy(graph);
+                ctx.bind();
+                ctx.driver.streamSynchronize(ctx.stream); // a launch still queued reads the graph
+                ctx.driver.graphExecDestroy(exec);
+                ctx.driver.graphDestroy(graph);
             });
         }
 
@@ -440,13 +441,6 @@ public final class CudaContext {
             if (kept == null) throw new IllegalStateException("CUDA graph: launched after close");
             bind();
             driver.graphLaunch(exec, stream());
-        }
-
-        /** Device memory the graph's buffers hold. */
-        public long bytes() {
-            long n = 0;
-            if (kept != null) for (Memory m : kept) n += m.bytes;
-            return n;
         }
 
         /** Destroys the graph; its buffers go back to the pool once nothing else holds them. */

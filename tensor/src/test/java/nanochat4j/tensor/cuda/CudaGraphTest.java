@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Recycler;
@@ -18,7 +20,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Recorded work on the GPU ({@link Backend#record}, CUDA graphs; skipped with the reason where no GPU is usable): a
  * recording runs nothing until replayed, a replay reads device memory as it is then, the buffers a recording took stay
- * its own (a temporary it gave back is not handed to later work a replay would overwrite), a host read inside a
+ * its own (a temporary it gave back is not handed to later work a replay would overwrite) until the recording is
+ * closed or collected, a host read inside a
  * recording fails with CUDA's error and leaves the device usable, a weight written after recording makes a bf16 replay
  * decline, and the position-reading ops agree with their host-position forms.
  */
@@ -75,6 +78,30 @@ class CudaGraphTest {
             for (int i = 0; i < n; i++) want[i] = 4 * av[i];
             assertArrayEquals(want, out[0].toFloatArray());
         }
+    }
+
+    /** A recording dropped without close is collected: its graph destroyed and its buffers back in the pool. */
+    @Test
+    void aRecordingDroppedUnclosedGivesItsBuffersBackAtAGc() throws Exception {
+        CudaContext ctx = be.context();
+        ctx.releasePool();
+        int n = 2_900_000; // 11.6 MB: a 12 MiB bucket no other tensor here uses
+        Tensor a = be.upload(Tensor.of(new float[n]));
+        long[] taken = new long[1];
+        Backend.Recording r = be.record(() -> taken[0] = be.scale(a, 2f).deviceAddress());
+        assertTrue(r.replay());
+        r = null;   // dropped, not closed
+        List<Tensor> held = new ArrayList<>();   // each try's tensor kept, so the next try takes another block
+        long deadline = System.nanoTime() + 10_000_000_000L;
+        boolean back = false;
+        while (!back && System.nanoTime() < deadline) {
+            System.gc();
+            Thread.sleep(50);
+            Tensor t = be.scale(a, 3f);
+            held.add(t);
+            back = t.deviceAddress() == taken[0];
+        }
+        assertTrue(back, "the GC found the dropped recording and a new tensor of its size took its block");
     }
 
     @Test
