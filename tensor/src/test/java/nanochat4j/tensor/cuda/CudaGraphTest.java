@@ -21,9 +21,9 @@ import org.junit.jupiter.api.Test;
  * Recorded work on the GPU ({@link Backend#record}, CUDA graphs; skipped with the reason where no GPU is usable): a
  * recording runs nothing until replayed, a replay reads device memory as it is then, the buffers a recording took stay
  * its own (a temporary it gave back is not handed to later work a replay would overwrite) until the recording is
- * closed or collected, a host read inside a
- * recording fails with CUDA's error and leaves the device usable, a weight written after recording makes a bf16 replay
- * decline, and the position-reading ops agree with their host-position forms.
+ * closed or collected, a host read inside a recording fails with CUDA's error and leaves the device usable, a weight
+ * written after recording makes a bf16 replay decline, and the position-reading ops agree with their host-position
+ * forms.
  */
 class CudaGraphTest {
     private CudaBackend be;
