@@ -317,7 +317,8 @@ public final class GPT {
      * and stores its last pre-smear embedding; a single token mixes in the stored one. On the CPU, decode steps and
      * short chunks (B·T ≤ {@link Decoder#MAX_ROWS}) run {@link Forward} through the {@link Decoder} (fused loops over
      * the cache's buffers, with the {@link #decodeWeights()} chosen); everything else runs it on autograd ops on the
-     * model's device (no tape), the cache staying there.
+     * model's device (no tape), the cache staying there; on a GPU a cache's decode steps are replayed from one
+     * recording of them ({@link #recordDecodeSteps}).
      */
     public Tensor forwardCached(Tensor idx, KVCache cache) {
         return cached(idx, cache, false);
@@ -456,7 +457,7 @@ public final class GPT {
         private final KVCache cache;   // null: attention over the call's own tokens (training, logits)
         private final Map<String, Tensor> trace;
         private final int b, t, pos;
-        /** A recorded decode step's position: an int32 on the device that rotary, the cache write and attention read when they run (else null). */
+        /** A recorded decode step's position: an int32 on the device that RoPE + QK-norm, the cache write and attention read when they run (else null). */
         private final Tensor posAt;
         /** The tape's size when this forward began: what it records from there on is its own to shelve. */
         private final int tapeStart = Autograd.recorded();
