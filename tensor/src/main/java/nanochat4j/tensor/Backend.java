@@ -425,8 +425,12 @@ public interface Backend {
         narrowAssign(dst, dim, start.toIntArray()[0], src);
     }
 
-    /** {@link #attentionCached} at the position held by the int32 scalar {@code pos} on this device, read when the work runs. */
+    /**
+     * {@link #attentionCached} of a decode step (q (B,1,H,D)) at the position held by the int32 scalar {@code pos} on
+     * this device, read when the work runs.
+     */
     default Tensor attentionCachedAt(Tensor q, Tensor kCache, Tensor vCache, Tensor pos, int window, float scale) {
+        if (q.rank() != 4 || q.shape(1) != 1) throw new IllegalArgumentException("attentionCachedAt: a decode step's q is (B, 1, H, D), got " + q);
         return attentionCached(q, kCache, vCache, pos.toIntArray()[0], window, scale);
     }
 

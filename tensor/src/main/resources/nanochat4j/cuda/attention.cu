@@ -8,8 +8,8 @@
 // owns output dims lane, lane+32, … (DPL of them) in registers. The forward pass keeps the online-softmax (m, l)
 // per row and writes lse = m + ln l for the backward pass, which recomputes P = exp(s − lse) tile by tile:
 // one kernel for dq (rows = queries), one for dk/dv (rows = keys, looping over the heads of the group), so no
-// atomics. Decode and chunked prefill are the forward kernel with Tq < Tkv and a position offset (an argument, plus
-// one read from device memory when given, so a recorded decode step, a CUDA graph, replays at the next position).
+// atomics. Chunked prefill is the forward kernel with Tq < Tkv and a position offset; a decode step (Tq = 1) has its
+// own split-cache kernels below.
 #include "common.cuh"
 
 #ifndef HEAD_DIM
@@ -69,9 +69,8 @@ __device__ __forceinline__ void add_weighted_rows(float (&acc)[DPL], float coef,
 
 extern "C" __global__ void __launch_bounds__(ROWS * 32) attn_fwd(
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ y,
-        float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int qpos, int window, float scale, const int* __restrict__ qposAt) {
+        float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int qpos, int window, float scale) {
     extern __shared__ float smem[];
-    if (qposAt) qpos += *qposAt; // a recorded decode step: the queries' position when it runs
     float* Ks = smem;
     float* Vs = Ks + KT * PAD;
     float* Qs = Vs + KT * PAD;

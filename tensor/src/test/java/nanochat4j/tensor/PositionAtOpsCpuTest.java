@@ -36,6 +36,8 @@ class PositionAtOpsCpuTest {
         assertArrayEquals(k1.toFloatArray(), k2.toFloatArray());
         Tensor q = random(rnd, b, 1, h, d);
         assertArrayEquals(be.attentionCached(q, k1, v, pos, 8, 0.2f).toFloatArray(), be.attentionCachedAt(q, k1, v, at, 8, 0.2f).toFloatArray());
+        Tensor chunk = random(rnd, b, 2, h, d);
+        assertThrows(IllegalArgumentException.class, () -> be.attentionCachedAt(chunk, k1, v, at, 8, 0.2f), "a decode step's, one query");
         be.addToInt(at, 3);
         assertEquals(pos + 3, at.toIntArray()[0]);
         assertThrows(IllegalArgumentException.class, () -> be.addToInt(Tensor.of(new float[] {1f}), 1));

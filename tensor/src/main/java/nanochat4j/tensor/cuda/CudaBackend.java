@@ -292,8 +292,9 @@ public final class CudaBackend implements Backend {
     /**
      * An activation as it enters a bf16 GEMM. A thread's two most recently used casts are kept: q, k and v take the
      * same hn, and a linear's two backward GEMMs the same dy (the weight gradient's with x, the other cast kept), so
-     * each is cast once; a GEMM's two operands are the two most recent, so neither replaces the other. A copy goes back to the pool when it is replaced (stream order: the GEMMs that
-     * read it are queued) or its source is written in place ({@link #writes}).
+     * each is cast once; a GEMM's two operands are the two most recent, so neither replaces the other. A copy goes
+     * back to the pool when it is replaced (stream order: the GEMMs that read it are queued) or its source is written
+     * in place ({@link #writes}).
      */
     private Tensor activationBf16(Tensor x) {
         if (x.dtype() == DType.BF16) return x;   // already the operand (relu2Operand's)
@@ -571,8 +572,8 @@ public final class CudaBackend implements Backend {
         int t = x.shape(1), h = x.shape(2), d = x.shape(3);
         Tensor y = ctx.empty(DType.F32, x.shape()), inv = keepInv ? ctx.empty(DType.F32, x.shape(0), t, h, 1) : null;
         if (x.numel() > 0) {
-            mod("norm").launch("rotary_rms_norm", x.rows(), 1, 1, BLOCK, 0, x, y, deviceFloat(inv), cos, sin, t, h, d, offset, scale, RMS_EPS,
-                    deviceInt(offsetAt));
+            mod("norm").launch("rotary_rms_norm", x.rows(), 1, 1, BLOCK, 0, x, y, optional(inv), cos, sin, t, h, d, offset, scale, RMS_EPS,
+                    optional(offsetAt));
         }
         return new NormOut(y, inv);
     }
@@ -600,11 +601,6 @@ public final class CudaBackend implements Backend {
         return dx;
     }
 
-    /** An optional fp32 output of a kernel: the tensor, or a null pointer. */
-    private static Object deviceFloat(Tensor t) {
-        return t == null ? (Object) 0L : t;
-    }
-
     /** x (B,T,H,D) with even D, fp32 cos/sin (Tmax, D/2) holding positions offset..offset+T−1. */
     private static void rotaryOperands(String op, Tensor x, Tensor cos, Tensor sin, int offset) {
         f32(op, "x", x);
@@ -618,9 +614,9 @@ public final class CudaBackend implements Backend {
         }
     }
 
-    /** A kernel's optional device-int argument: the scalar's address, or 0 (none). */
-    private static Object deviceInt(Tensor scalar) {
-        return scalar == null ? (Object) 0L : scalar;
+    /** A kernel's optional pointer argument: the tensor, or a null pointer. */
+    private static Object optional(Tensor t) {
+        return t == null ? (Object) 0L : t;
     }
 
     private static void scalarInt(String op, Tensor t) {
@@ -675,13 +671,8 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor relu2Operand(Tensor x) {
         onDevice("relu2Operand", "x", x);
+        if (!bf16()) return Backend.super.relu2Operand(x);   // fp32 GEMMs read fp32
         boolean half = x.dtype() == DType.BF16;
-        if (!bf16()) {
-            Tensor xv = savedValue(x);
-            Tensor y = relu2(xv);
-            if (half) recycle(xv);
-            return y;
-        }
         if (!half) f32("relu2Operand", "x", x);
         Tensor u = ctx.empty(DType.BF16, x.shape());
         if (x.numel() > 0) mod("elementwise").launch(half ? "relu2_bf16_to_bf16" : "relu2_to_bf16", grid(x.numel()), 1, 1, BLOCK, 0, x, u, x.numel());
@@ -957,7 +948,7 @@ public final class CudaBackend implements Backend {
         long total = (long) outer * len * inner;
         if (total == 0) return;
         mod("elementwise").launch("copy_runs_f32", grid(total), 1, 1, BLOCK, 0, src, srcSize, srcStart, dst, dstSize, dstStart,
-                len, outer, inner, deviceInt(dstStartAt));
+                len, outer, inner, optional(dstStartAt));
     }
 
     @Override
@@ -1237,7 +1228,7 @@ public final class CudaBackend implements Backend {
         if (use == TensorCoreAttention.Use.TC) return attentionTc(q, k, v, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
         attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
-                t, t, h, kv, 0, window, scale, 0L);
+                t, t, h, kv, 0, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
             AttentionOut tc = attentionTc(q, k, v, window, scale);
             if (checkTc(pass, d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
@@ -1362,7 +1353,7 @@ public final class CudaBackend implements Backend {
         if (tq == 1) return decodeAttention(q, kCache, vCache, pos, null, window, scale, (pos + DCH) / DCH);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
-                tq, tmax, h, kv, pos, window, scale, 0L);
+                tq, tmax, h, kv, pos, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
             Tensor tc = tcForward(q, kCache, vCache, null, pos, window, scale);
             if (checkTc(pass, d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
@@ -1371,9 +1362,8 @@ public final class CudaBackend implements Backend {
     }
 
     /**
-     * {@link #attentionCached} at the position {@code pos} holds when the kernel runs (a recorded decode step), always on
-     * the fp32 kernels (decode steps are; a query chunk on the tensor cores needs its length on the host). The caller
-     * keeps pos + Tq within the cache.
+     * {@link #attentionCached} of a decode step at the position {@code pos} holds when the kernels run (a recorded step):
+     * the split-cache decode kernels, their grid sized by the cache's capacity. The caller keeps pos within the cache.
      */
     @Override
     public Tensor attentionCachedAt(Tensor q, Tensor kCache, Tensor vCache, Tensor pos, int window, float scale) {
@@ -1381,11 +1371,8 @@ public final class CudaBackend implements Backend {
         scalarInt("attentionCachedAt", pos);
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
         OpChecks.attentionCached(b, tq, tmax, 0, h, kv, d, scale);
-        if (tq == 1) return decodeAttention(q, kCache, vCache, 0, pos, window, scale, (tmax + DCH - 1) / DCH);
-        Tensor y = ctx.empty(DType.F32, q.shape());
-        attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
-                tq, tmax, h, kv, 0, window, scale, pos);
-        return y;
+        if (tq != 1) throw bad("attentionCachedAt", "a decode step's q is (B, 1, H, D)", q);
+        return decodeAttention(q, kCache, vCache, 0, pos, window, scale, (tmax + DCH - 1) / DCH);
     }
 
     /** Keys per block and warps per block of the decode kernels (attention.cu's DCH, DWARPS). */
@@ -1401,7 +1388,7 @@ public final class CudaBackend implements Backend {
         Tensor part = ctx.empty(DType.F32, b, h, chunks, d + 2);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_decode_part", chunks, h, b, DWARPS * 32, 2 * DCH * d * Float.BYTES, q, kCache, vCache, part, tmax, h, kv,
-                pos, window, scale, deviceInt(posAt), chunks);
+                pos, window, scale, optional(posAt), chunks);
         attn(d).launch("attn_decode_combine", h, b, 1, Math.min(128, (d + 31) / 32 * 32), 0, part, y, h, chunks);
         recycle(part);
         return y;

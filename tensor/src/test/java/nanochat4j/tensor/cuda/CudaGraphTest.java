@@ -157,6 +157,9 @@ class CudaGraphTest {
             assertArrayEquals(be.attentionCached(q, k1, v, pos, window, 0.17f).toFloatArray(),
                     be.attentionCachedAt(q, k1, v, at, window, 0.17f).toFloatArray(), "window " + window);
         }
+        Tensor chunk = be.upload(random(rnd, b, 2, h, d));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.attentionCachedAt(chunk, k1, v, at, -1, 0.17f));
+        assertTrue(e.getMessage().contains("decode step"), e.getMessage());
         be.addToInt(at, 3);
         assertEquals(pos + 3, at.toIntArray()[0]);
     }
