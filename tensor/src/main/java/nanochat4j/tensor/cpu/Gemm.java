@@ -21,11 +21,12 @@ import jdk.incubator.vector.VectorSpecies;
  *       (L2-resident) and runs the micro-kernel over every (B panel, A panel) pair: the KC×NR B panel stays in L1
  *       across the A panels.</li>
  *   <li>The micro-kernel holds an MR×NR tile of C in registers (MR broadcasts of A times two B vectors per k):
- *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 4×2 on 16-register AVX2. It writes its
- *       sums to a per-thread tile and {@link #store} scales them into C. On AVX2 a 5×2 tile runs no faster (its
- *       micro-kernel alone +5%, whole GEMMs level) and C2 spills one accumulator of a 6×2 tile (three broadcasts
- *       live at once), which halves it; taller tiles on 32 registers are no faster and make C1 bail out
- *       (docs/BENCHMARKS.md).</li>
+ *       8×2 vectors where the ISA has 32 vector registers (AVX-512, NEON), 5×2 on 16-register AVX2. It writes its
+ *       sums to a per-thread tile and {@link #store} scales them into C. On AVX2 a 4×2 tile's 8 accumulators are
+ *       exactly the FMA latency times its two pipes, with no slack for a late load: the 5×2 tile's 10 run whole
+ *       GEMMs 3–12% faster, timed call by call against each other in one JVM. C2 spills one accumulator of a 6×2
+ *       tile (three broadcasts live at once), which halves it; taller tiles on 32 registers are no faster and make
+ *       C1 bail out (docs/BENCHMARKS.md).</li>
  *   <li>Vocab-wide products (the lm_head forward) pack op(A) once and hand out column chunks instead, each thread
  *       packing its slice of B into L2 ({@link #wide}): B is read from memory once rather than once per MC rows.</li>
  *   <li>Deep products with a big B (the lm_head's dx, the weight gradients) hand out blocks of C instead, each
@@ -46,15 +47,15 @@ public final class Gemm {
     private static final VectorSpecies<Float> F = Vec.F;
     private static final int L = Vec.LANES;
     private static final boolean FEW_REGISTERS = Vec.REGISTERS == 16;
-    static final int MR = FEW_REGISTERS ? 4 : 8;
+    static final int MR = FEW_REGISTERS ? 5 : 8;
     static final int NR = 2 * L;
     /**
      * Depth of one packed block: a KC×NR B panel (32 KiB at 512 bits) stays in a 48 KiB L1 beside the 8 KiB A
      * panel streaming by; a deeper one fills L1 by itself (A/B in docs/BENCHMARKS.md).
      */
     static final int KC = 256;
-    /** Rows of op(A) packed at once: MC×KC floats (~110 KiB) stay in L2 while every B panel passes over them. */
-    static final int MC = MR * (FEW_REGISTERS ? 16 : 14);
+    /** Rows of op(A) packed at once: MC×KC floats (65–112 KiB) stay in L2 while every B panel passes over them. */
+    static final int MC = MR * (FEW_REGISTERS ? 13 : 14);
     /**
      * Most floats of packed B held at once (64 MiB); wider problems are done in NC column blocks. 64 rather than 16
      * lets the lm_head's dx (k = vocab) pack its operand once instead of per column block.
@@ -88,7 +89,7 @@ public final class Gemm {
         return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
                 + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA")
                 + "), transposed A read in place unless its rows are 4 KiB multiples (then packed "
-                + (PANEL_PAIRS ? "two panels a vector" : L == MR ? "a vector a panel" : "float by float") + ")";
+                + (PANEL_PAIRS ? "two panels a vector" : PANEL_SPILL || L == MR ? "a vector a panel" : "float by float") + ")";
     }
 
     private static final class Workspace {
@@ -368,7 +369,7 @@ public final class Gemm {
     /** The MR×NR micro-kernel for this ISA; A's MR floats of depth p are at ap[ai + p·as …]; the sums go to acc. */
     private static void kernel(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
         if (FEW_REGISTERS) {
-            kernel4x2(kc, ap, ai, as, bp, bi, acc);
+            kernel5x2(kc, ap, ai, as, bp, bi, acc);
         } else {
             kernel8x2(kc, ap, ai, as, bp, bi, acc);
         }
@@ -449,6 +450,12 @@ public final class Gemm {
                     v.intoArray(ap, dst + ir * kc);
                     v.rearrange(HIGH_HALF_DOWN).intoArray(ap, dst + (ir + MR) * kc);
                 }
+            } else if (PANEL_SPILL && p + 1 < kc) {
+                // AVX2's 5-row panels: a vector a panel, its L - MR extra floats spilling into the next depth as
+                // above (they are read from this row's next columns or the next stored row, p + 1 < kc: inside a).
+                for (; ir < full; ir += MR) {
+                    FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
+                }
             } else if (L == MR) {
                 for (; ir < full; ir += MR) FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
             }
@@ -463,6 +470,8 @@ public final class Gemm {
 
     /** A vector spans two A panels' MR floats; the shuffle brings the second panel's down to the low lanes. */
     private static final boolean PANEL_PAIRS = L == 2 * MR;
+    /** A vector is wider than an A panel's MR floats but spills no further than the panel's next depth. */
+    private static final boolean PANEL_SPILL = MR < L && L < 2 * MR;
     private static final VectorShuffle<Float> HIGH_HALF_DOWN = VectorShuffle.fromOp(F, i -> (i + MR) % L);
 
     /** Zero rows [mr, MR) of a packed A panel (the padding of a short last panel). */
@@ -610,12 +619,13 @@ public final class Gemm {
         c7_0.intoArray(acc, 14 * L); c7_1.intoArray(acc, 15 * L);
     }
 
-    /** 4×2-vector tile: acc[r][v] = Σ_p A[p][r]·B[p][v·L…], written to acc (MR×NR, row-major) for {@link #store}. */
-    private static void kernel4x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
+    /** 5×2-vector tile: acc[r][v] = Σ_p A[p][r]·B[p][v·L…], written to acc (MR×NR, row-major) for {@link #store}. */
+    private static void kernel5x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);
         FloatVector c2_0 = FloatVector.zero(F), c2_1 = FloatVector.zero(F);
         FloatVector c3_0 = FloatVector.zero(F), c3_1 = FloatVector.zero(F);
+        FloatVector c4_0 = FloatVector.zero(F), c4_1 = FloatVector.zero(F);
         for (int p = 0; p < kc; p++, ai += as, bi += 2 * L) {
             FloatVector b0 = FloatVector.fromArray(F, bp, bi);
             FloatVector b1 = FloatVector.fromArray(F, bp, bi + 1 * L);
@@ -627,11 +637,14 @@ public final class Gemm {
             c2_0 = a2.fma(b0, c2_0); c2_1 = a2.fma(b1, c2_1);
             FloatVector a3 = FloatVector.broadcast(F, ap[ai + 3]);
             c3_0 = a3.fma(b0, c3_0); c3_1 = a3.fma(b1, c3_1);
+            FloatVector a4 = FloatVector.broadcast(F, ap[ai + 4]);
+            c4_0 = a4.fma(b0, c4_0); c4_1 = a4.fma(b1, c4_1);
         }
         c0_0.intoArray(acc, 0 * L); c0_1.intoArray(acc, 1 * L);
         c1_0.intoArray(acc, 2 * L); c1_1.intoArray(acc, 3 * L);
         c2_0.intoArray(acc, 4 * L); c2_1.intoArray(acc, 5 * L);
         c3_0.intoArray(acc, 6 * L); c3_1.intoArray(acc, 7 * L);
+        c4_0.intoArray(acc, 8 * L); c4_1.intoArray(acc, 9 * L);
     }
 
     /** Validates dims, strides and that every element the call touches lies inside its array. */

@@ -150,7 +150,8 @@ class GemmTest {
         assertArrayEquals(new int[] {4, 1}, Gemm.deepSplit(1536, 384, 2));
         assertArrayEquals(new int[] {2, 1}, Gemm.deepSplit(384, 384, 2));
         assertArrayEquals(new int[] {1, 2}, Gemm.deepSplit(256, 1024, 2));
-        assertArrayEquals(new int[] {64, 1}, Gemm.deepSplit(32768, 384, 2));
+        // 64 blocks of 512 rows with 8-row tiles; AVX2's 6,554 five-row tiles fit 102 to a block: 65, even for two threads
+        assertArrayEquals(new int[] {Gemm.MR == 5 ? 66 : 64, 1}, Gemm.deepSplit(32768, 384, 2));
         assertNull(Gemm.deepSplit(Gemm.MR, Gemm.NR, 2), "one tile cannot be shared by two threads");
         for (int threads : new int[] {1, 2, 3, 4, 8}) {
             for (int m : new int[] {7, 64, 384, 1000, 1536, 32768}) {
@@ -231,6 +232,25 @@ class GemmTest {
         int n = Gemm.DEEP_MAX_COLUMNS + Gemm.NR + 5, narrow = 3 * Gemm.NR + 1; // deep: two column blocks; row chunks
         multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, n, deepK(n) + Gemm.KC / 2);
         multiThreadedEqualsSingleThreaded(2 * t * Gemm.MR + 3, narrow, deepK(narrow) + Gemm.KC / 2);
+    }
+
+    @Test
+    void everyPathSumsInTheSameOrderBitForBit() {
+        // A vocab-wide product (op(A) packed once, the wide path) against the same product column slice by column
+        // slice (each too narrow for it: op(A) packed per block, or its rows read in place where READS_ROWS_IN_PLACE),
+        // two depth blocks each: equal bit for bit, whichever path read A.
+        int m = (2 * Parallel.threads() + 1) * Gemm.MR + 2, slice = 3 * Gemm.NR + 5, k = Gemm.KC + 41;
+        int n = Gemm.WIDE_PANELS * Gemm.NR + slice;
+        for (boolean tb : new boolean[] {false, true}) {
+            float[] a = random(m * k), b = random(k * n);
+            float[] whole = new float[m * n], sliced = new float[m * n];
+            Gemm.sgemm(false, tb, m, n, k, 1f, a, 0, k, b, 0, tb ? k : n, 0f, whole, 0, n);
+            for (int j = 0; j < n; j += slice) {
+                int w = Math.min(slice, n - j);
+                Gemm.sgemm(false, tb, m, w, k, 1f, a, 0, k, b, tb ? j * k : j, tb ? k : n, 0f, sliced, j, n);
+            }
+            assertArrayEquals(whole, sliced, "transB=" + tb + " seed=" + seed);
+        }
     }
 
     private void multiThreadedEqualsSingleThreaded(int m, int n) {
