@@ -331,10 +331,8 @@ public final class Ops {
     public static Var lambdaMix(Var a, int ia, Var x, Var b, int ib, Var x0) {
         Backend be = be(x);
         return rec("lambda_mix", be.lambdaMix(a.value.slice(ia, ia + 1), x.value, b.value.slice(ib, ib + 1), x0.value), dy -> {
-            Tensor xv = read(be, x), x0v = read(be, x0);
-            Backend.MixGrads g = be.lambdaMixBackward(dy, a.value.slice(ia, ia + 1), xv, b.value.slice(ib, ib + 1), x0v);
-            done(xv, x);
-            done(x0v, x0);
+            // x and x0 as the backend kept them (shelved: bf16), read as they are
+            Backend.MixGrads g = be.lambdaMixBackward(dy, a.value.slice(ia, ia + 1), x.value, b.value.slice(ib, ib + 1), x0.value);
             acc(x, g.dx());
             acc(x0, g.dx0());
             accAt(be, a, ia, g.da());

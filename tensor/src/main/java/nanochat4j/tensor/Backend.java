@@ -250,7 +250,10 @@ public interface Backend {
     /** y = a·x + b·x0 where a and b are one-element tensors (nanochat's per-layer resid/x0 lambdas). */
     Tensor lambdaMix(Tensor a, Tensor x, Tensor b, Tensor x0);
 
-    /** Gradients of {@link #lambdaMix}: dA = Σ dy·x, dx = a·dy, dB = Σ dy·x0, dx0 = b·dy (dA/dB have a's/b's shape). */
+    /**
+     * Gradients of {@link #lambdaMix}: dA = Σ dy·x, dx = a·dy, dB = Σ dy·x0, dx0 = b·dy (dA/dB have a's/b's shape).
+     * x and x0 as the forward kept them: fp32, or what {@link #saveForBackward} made of them.
+     */
     MixGrads lambdaMixBackward(Tensor dy, Tensor a, Tensor x, Tensor b, Tensor x0);
 
     /** torch.lerp(a, b, w) = a + w·(b−a) for |w| < 0.5, else b − (b−a)·(1−w). */

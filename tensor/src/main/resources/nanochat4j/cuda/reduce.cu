@@ -23,6 +23,33 @@ extern "C" __global__ void reduce_final(const double* __restrict__ partial, int 
     if (threadIdx.x == 0) out[0] = (float) (acc * scale);
 }
 
+// The lambda mix's backward in one pass over dy: dx = a[0]*dy, dx0 = b[0]*dy, and the partial sums of dy*x and dy*x0
+// (partial[blockIdx.x] and partial[gridDim.x + blockIdx.x], for reduce_final) with the grid and order of
+// reduce_partial, so da and db equal dot(dy, x) and dot(dy, x0) bit for bit. x and x0 are read as the forward kept
+// them, fp32 or the bf16 copy (xBf16/x0Bf16 != 0), widened in registers: no widened fp32 copy is written first.
+extern "C" __global__ void lambda_mix_backward_partial(const float* __restrict__ dy, const void* __restrict__ x, int xBf16,
+                                                       const void* __restrict__ x0, int x0Bf16, const float* __restrict__ a,
+                                                       const float* __restrict__ b, float* __restrict__ dx,
+                                                       float* __restrict__ dx0, int n, double* __restrict__ partial) {
+    float av = a[0], bv = b[0];
+    double accX = 0.0, accX0 = 0.0;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < n; i += (long long) gridDim.x * blockDim.x) {
+        float g = dy[i];
+        float xi = xBf16 ? bf16_to_f32(((const unsigned short*) x)[i]) : ((const float*) x)[i];
+        float x0i = x0Bf16 ? bf16_to_f32(((const unsigned short*) x0)[i]) : ((const float*) x0)[i];
+        accX += (double) g * (double) xi;
+        accX0 += (double) g * (double) x0i;
+        dx[i] = g * av;
+        dx0[i] = g * bv;
+    }
+    accX = block_sum_d(accX);
+    accX0 = block_sum_d(accX0);
+    if (threadIdx.x == 0) {
+        partial[blockIdx.x] = accX;
+        partial[gridDim.x + blockIdx.x] = accX0;
+    }
+}
+
 // One block per row.
 extern "C" __global__ void row_norms(const float* __restrict__ x, float* __restrict__ out, int cols) {
     const float* row = x + (long long) blockIdx.x * cols;

@@ -856,16 +856,26 @@ public final class CudaBackend implements Backend {
         oneElement(op, "a", a);
         oneElement(op, "b", b);
         f32(op, "dy", dy);
-        f32(op, "x", x);
-        f32(op, "x0", x0);
+        savedOrF32(op, "x", x);
+        savedOrF32(op, "x0", x0);
         same(op, dy, x);
         same(op, dy, x0);
-        Tensor da = dot(dy, x).reshape(a.shape()), db = dot(dy, x0).reshape(b.shape());
-        // dx = a·dy as one product per element, the lambda read on the device (no host round trip for its value):
-        // mul broadcasts the (1) view over the flat dy with stride 0. Not lambdaMix(a, dy, 0, dy): its 0·dy turns an
-        // infinite dy into NaN where the CPU's scale(dy, a) keeps inf. The flat (n) view keeps any rank of dy legal.
-        Tensor flat = dy.reshape(dy.numel());
-        Tensor dx = mul(flat, a.reshape(1)).reshape(dy.shape()), dx0 = mul(flat, b.reshape(1)).reshape(dy.shape());
+        // One pass over dy, x and x0 as the forward kept them (bf16 where shelved) instead of two widened copies, two
+        // dots and two products: dx = a·dy and dx0 = b·dy with the lambdas read on the device, da and db as dot()
+        // sums them (same grid, same order: equal bit for bit). a·dy, not lambdaMix(a, dy, 0, dy): 0·inf is NaN.
+        Tensor dx = ctx.empty(DType.F32, dy.shape());
+        Tensor dx0 = ctx.empty(DType.F32, dy.shape());
+        Tensor da = ctx.empty(DType.F32, a.shape());
+        Tensor db = ctx.empty(DType.F32, b.shape());
+        int n = dy.numel();
+        int blocks = reduceBlocks(n);
+        CudaContext.Memory partial = ctx.allocate(16L * blocks);
+        CudaContext.Module m = mod("reduce");
+        m.launch("lambda_mix_backward_partial", blocks, 1, 1, BLOCK, 0, dy, x, x.dtype() == DType.BF16 ? 1 : 0,
+                x0, x0.dtype() == DType.BF16 ? 1 : 0, a, b, dx, dx0, n, partial);
+        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial, blocks, 1.0, da);
+        m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial.address() + 8L * blocks, blocks, 1.0, db);
+        partial.recycle(); // the stream runs reduce_final before any later user of the block
         return new MixGrads(da, dx, db, dx0);
     }
 
@@ -890,10 +900,15 @@ public final class CudaBackend implements Backend {
 
     private static final int RED_SUM = 0, RED_DOT = 1;
 
+    /** Blocks of a whole-tensor reduction's first pass (grid-stride beyond): its grid fixes the order of the sum. */
+    private static int reduceBlocks(int n) {
+        return (int) Math.min(1024, Math.max(1, (n + BLOCK - 1) / BLOCK));
+    }
+
     private Tensor reduce(Tensor a, Tensor b, int mode, double scale) {
         Tensor out = ctx.empty(DType.F32);
         int n = a.numel();
-        int blocks = (int) Math.min(1024, Math.max(1, (n + BLOCK - 1) / BLOCK));
+        int blocks = reduceBlocks(n);
         CudaContext.Memory partial = ctx.allocate(8L * blocks);
         CudaContext.Module m = mod("reduce");
         m.launch("reduce_partial", blocks, 1, 1, BLOCK, 0, a, b == null ? 0L : b, n, mode, partial);

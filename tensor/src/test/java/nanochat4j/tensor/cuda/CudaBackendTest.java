@@ -88,6 +88,36 @@ class CudaBackendTest {
                 be.rmsNormBackwardFromOutput(dy.reshape(6, 64), savedN, n.inv(), 1f).toFloatArray());
     }
 
+    /**
+     * The lambda mix's backward takes x and x0 as a shelved step keeps them (bf16, or fp32 where not shelved), widened
+     * in its one kernel: the gradients it gives from the widened copies, with dA and dB equal to dot(dy, x) and
+     * dot(dy, x0) bit for bit.
+     */
+    @Test
+    void lambdaMixBackwardReadsSavedBf16InputsAsTheirWidenedCopies() {
+        java.util.Random r = new java.util.Random(5);
+        int n = 3 * 1024 * 300 + 17; // more elements than the reductions' 1,024 blocks take in one stride
+        float[] xs = new float[n], x0s = new float[n], gs = new float[n];
+        for (int i = 0; i < n; i++) {
+            xs[i] = (float) r.nextGaussian();
+            x0s[i] = (float) r.nextGaussian();
+            gs[i] = (float) r.nextGaussian();
+        }
+        Tensor x = be.upload(Tensor.of(xs, n)), x0 = be.upload(Tensor.of(x0s, n)), dy = be.upload(Tensor.of(gs, n));
+        Tensor a = be.upload(Tensor.of(new float[] {0.75f}, 1)), b = be.upload(Tensor.of(new float[] {-0.5f}, 1));
+        Tensor xKept = be.toBf16(x), x0Kept = be.toBf16(x0);
+        Tensor xw = be.savedValue(xKept), x0w = be.savedValue(x0Kept);
+        float[] dx = be.mul(dy, a).toFloatArray(), dx0 = be.mul(dy, b).toFloatArray();
+        for (Tensor[] in : new Tensor[][] {{xKept, x0Kept}, {xKept, x0w}, {xw, x0Kept}, {xw, x0w}}) {
+            nanochat4j.tensor.Backend.MixGrads g = be.lambdaMixBackward(dy, a, in[0], b, in[1]);
+            String what = in[0].dtype() + " x, " + in[1].dtype() + " x0";
+            assertEquals(be.dot(dy, xw).item(), g.da().item(), what);
+            assertEquals(be.dot(dy, x0w).item(), g.db().item(), what);
+            assertArrayEquals(dx, g.dx().toFloatArray(), what);
+            assertArrayEquals(dx0, g.dx0().toFloatArray(), what);
+        }
+    }
+
     @Test
     void hostTensorsAreRejectedWithTheWayOut() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> be.relu2(Tensor.of(new float[] {1f})));
