@@ -167,8 +167,7 @@ public final class Ops {
         Tensor kept = Tape.current().records(x, wFc, wProj) ? be.saveForBackward(a) : null;
         if (kept != a) Recycler.give(a);
         return rec("mlp_residual", out, dy -> {
-            // in an order that keeps few 4C-wide tensors at once (x is widened last): at most three, where a block's
-            // backward peaks
+            // in an order that keeps few 4C-wide tensors at once: at most three, where a block's backward peaks
             acc(x, dy);
             Tensor u2 = be.relu2Operand(kept);   // from the bf16 copy where there is one, never widened whole
             weightGrad(be, dy, u2, wProj);
@@ -176,17 +175,15 @@ public final class Ops {
             Tensor du = be.linearBackwardInput(dy, wProj.value);
             Tensor da = be.relu2Backward(kept, du);
             give(du, kept);
-            Tensor xv = read(be, x);
-            Tensor h2 = be.rmsNorm(xv, 1f);
+            Tensor h2 = be.rmsNorm(x.value, 1f);   // x as kept (shelved: bf16, widened in the kernel), not a widened copy
             weightGrad(be, da, h2, wFc);
             Recycler.give(h2);
             if (x.requiresGrad) {
                 Tensor dh = be.linearBackwardInput(da, wFc.value);
-                acc(x, be.rmsNormBackward(xv, dh, 1f));
+                acc(x, be.rmsNormBackward(x.value, dh, 1f));
                 Recycler.give(dh);
             }
             Recycler.give(da);
-            done(xv, x);
         }, x, wFc, wProj);
     }
 

@@ -105,10 +105,13 @@ public interface Backend {
     /** eps of nanochat's rms_norm: fp32 machine epsilon (PyTorch's default for an fp32 input). */
     float RMS_EPS = 1.1920929e-7f;
 
-    /** y = scale·x/sqrt(mean(x²) + eps) over the last dim, no weight. QK-norm is scale = 1.2 over head dim. */
+    /**
+     * y = scale·x/sqrt(mean(x²) + eps) over the last dim, no weight. QK-norm is scale = 1.2 over head dim. x may also
+     * be what {@link #saveForBackward} returned (a backward recomputing a norm from its kept input).
+     */
     Tensor rmsNorm(Tensor x, float scale);
 
-    /** dx of {@link #rmsNorm} for upstream dy (recomputes the row statistics from x). */
+    /** dx of {@link #rmsNorm} for upstream dy (recomputes the row statistics from x, which may be a saved copy as there). */
     Tensor rmsNormBackward(Tensor x, Tensor dy, float scale);
 
     /** {@link #rmsNorm}'s output y and each row's 1/rms = 1/sqrt(mean(x²) + eps), shaped (..., 1). */

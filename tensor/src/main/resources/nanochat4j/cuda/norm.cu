@@ -1,22 +1,37 @@
 // rms_norm (no weight, y = scale·x·rstd) forward/backward and rotary embeddings, one block per row.
 #include "common.cuh"
 
+// An activation as a backward finds it: fp32, or the bf16 copy Autograd.shelve kept (widened in registers, never whole).
+__device__ __forceinline__ float as_f32(const float* v, long long i) { return v[i]; }
+__device__ __forceinline__ float as_f32(const unsigned short* v, long long i) { return bf16_to_f32(v[i]); }
+
 // inv (when given) gets each row's 1/rms, for the backward from the output (rms_norm_bwd_from_out).
-extern "C" __global__ void rms_norm_fwd(const float* __restrict__ x, float* __restrict__ y, int d, float scale, float eps,
-                                        float* __restrict__ inv) {
-    const float* row = x + (long long) blockIdx.x * d;
-    float* out = y + (long long) blockIdx.x * d;
+template <typename X>
+__device__ __forceinline__ void norm_fwd(const X* __restrict__ x, float* __restrict__ y, int d, float scale, float eps,
+                                         float* __restrict__ inv) {
+    long long base = (long long) blockIdx.x * d;
+    float* out = y + base;
     float ss = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) ss += row[i] * row[i];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) {
+        float v = as_f32(x, base + i);
+        ss += v * v;
+    }
     ss = block_sum(ss);
     float r = rsqrtf(ss / d + eps), k = scale * r;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) out[i] = row[i] * k;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) out[i] = as_f32(x, base + i) * k;
     if (inv && threadIdx.x == 0) inv[blockIdx.x] = r;
 }
 
-// y as the backward finds it: fp32, or the bf16 copy Autograd.shelve kept (widened in registers, never whole).
-__device__ __forceinline__ float y_at(const float* y, long long i) { return y[i]; }
-__device__ __forceinline__ float y_at(const unsigned short* y, long long i) { return bf16_to_f32(y[i]); }
+extern "C" __global__ void rms_norm_fwd(const float* __restrict__ x, float* __restrict__ y, int d, float scale, float eps,
+                                        float* __restrict__ inv) {
+    norm_fwd(x, y, d, scale, eps, inv);
+}
+
+// The MLP's backward recomputes its norm from the block input as shelved (bf16).
+extern "C" __global__ void rms_norm_fwd_bf16x(const unsigned short* __restrict__ x, float* __restrict__ y, int d, float scale,
+                                              float eps, float* __restrict__ inv) {
+    norm_fwd(x, y, d, scale, eps, inv);
+}
 
 // dx = inv·(scale·dy − y·Σ(dy·y)/(d·scale)) from the output y and 1/rms: one pass over dy and y (composed of
 // broadcasting ops it was six kernels and ten passes).
@@ -25,10 +40,10 @@ __device__ __forceinline__ void norm_bwd_from_out(const float* __restrict__ dy, 
                                                   float* __restrict__ dx, int d, float scale) {
     long long base = (long long) blockIdx.x * d;
     float s = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) s += dy[base + i] * y_at(y, base + i);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) s += dy[base + i] * as_f32(y, base + i);
     s = block_sum(s);
     float coef = s * (1.f / (d * scale)), iv = inv[blockIdx.x];
-    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = (scale * dy[base + i] - y_at(y, base + i) * coef) * iv;
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = (scale * dy[base + i] - as_f32(y, base + i) * coef) * iv;
 }
 
 extern "C" __global__ void rms_norm_bwd_from_out(const float* __restrict__ dy, const float* __restrict__ y, const float* __restrict__ inv,
@@ -42,12 +57,13 @@ extern "C" __global__ void rms_norm_bwd_from_out_bf16y(const float* __restrict__
 }
 
 // dx = a·dy + b·x with a = scale·rstd, b = −scale·rstd³·(dy·x)/d.
-extern "C" __global__ void rms_norm_bwd(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx,
-                                        int d, float scale, float eps) {
+template <typename X>
+__device__ __forceinline__ void norm_bwd(const X* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx, int d,
+                                         float scale, float eps) {
     long long base = (long long) blockIdx.x * d;
     float ss = 0.f, dot = 0.f;
     for (int i = threadIdx.x; i < d; i += blockDim.x) {
-        float v = x[base + i];
+        float v = as_f32(x, base + i);
         ss += v * v;
         dot += dy[base + i] * v;
     }
@@ -55,7 +71,17 @@ extern "C" __global__ void rms_norm_bwd(const float* __restrict__ x, const float
     dot = block_sum(dot);
     float rs = rsqrtf(ss / d + eps);
     float a = scale * rs, b = -scale * rs * rs * rs * dot / d;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = a * dy[base + i] + b * x[base + i];
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dx[base + i] = a * dy[base + i] + b * as_f32(x, base + i);
+}
+
+extern "C" __global__ void rms_norm_bwd(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dx,
+                                        int d, float scale, float eps) {
+    norm_bwd(x, dy, dx, d, scale, eps);
+}
+
+extern "C" __global__ void rms_norm_bwd_bf16x(const unsigned short* __restrict__ x, const float* __restrict__ dy,
+                                             float* __restrict__ dx, int d, float scale, float eps) {
+    norm_bwd(x, dy, dx, d, scale, eps);
 }
 
 // x (B,T,H,D) halves layout; one thread per (b,t,h,i<D/2). sign +1 forward (rotation by −θ), −1 backward.
@@ -112,12 +138,12 @@ __device__ __forceinline__ void rotary_norm_bwd(const float* __restrict__ dy, co
     const float* c = cosT + (long long) pos * half;
     const float* s = sinT + (long long) pos * half;
     float dot = 0.f;
-    for (int i = threadIdx.x; i < d; i += blockDim.x) dot += dy[base + i] * y_at(y, base + i);
+    for (int i = threadIdx.x; i < d; i += blockDim.x) dot += dy[base + i] * as_f32(y, base + i);
     dot = block_sum(dot);
     float coef = dot * (1.f / (d * scale)), iv = inv[row];
     for (int j = threadIdx.x; j < half; j += blockDim.x) {
-        float g1 = (scale * dy[base + j] - y_at(y, base + j) * coef) * iv;
-        float g2 = (scale * dy[base + half + j] - y_at(y, base + half + j) * coef) * iv;
+        float g1 = (scale * dy[base + j] - as_f32(y, base + j) * coef) * iv;
+        float g2 = (scale * dy[base + half + j] - as_f32(y, base + half + j) * coef) * iv;
         dx[base + j] = g1 * c[j] - g2 * s[j];
         dx[base + half + j] = g2 * c[j] + g1 * s[j];
     }

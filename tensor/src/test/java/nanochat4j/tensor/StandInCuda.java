@@ -30,7 +30,8 @@ public final class StandInCuda implements InvocationHandler {
     private final Backend cpu = Backend.cpu();
     /** The ops whose activation arguments may be saveForBackward's bf16 copies (as the CUDA backend's take them). */
     private static final java.util.Set<String> TAKES_SAVED = java.util.Set.of("linearBackwardWeight", "attentionBackward", "relu2Operand",
-            "relu2Backward", "rmsNormBackwardFromOutput", "rotaryRmsNormBackward", "lambdaMixBackward");
+            "relu2Backward", "rmsNormBackwardFromOutput", "rotaryRmsNormBackward", "lambdaMixBackward", "rmsNorm",
+            "rmsNormBackward");
     /** Whether saveForBackward keeps bf16 copies, as the CUDA backend does under bf16 matmuls. */
     private final boolean bf16Saves;
 

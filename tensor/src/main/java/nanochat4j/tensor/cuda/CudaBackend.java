@@ -495,9 +495,10 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor rmsNorm(Tensor x, float scale) {
-        f32("rmsNorm", "x", x);
+        savedOrF32("rmsNorm", "x", x);
         Tensor y = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("norm").launch("rms_norm_fwd", x.rows(), 1, 1, BLOCK, 0, x, y, x.cols(), scale, RMS_EPS, 0L);
+        String fn = x.dtype() == DType.BF16 ? "rms_norm_fwd_bf16x" : "rms_norm_fwd";
+        if (x.numel() > 0) mod("norm").launch(fn, x.rows(), 1, 1, BLOCK, 0, x, y, x.cols(), scale, RMS_EPS, 0L);
         return y;
     }
 
@@ -536,11 +537,12 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor rmsNormBackward(Tensor x, Tensor dy, float scale) {
-        f32("rmsNormBackward", "x", x);
+        savedOrF32("rmsNormBackward", "x", x);
         f32("rmsNormBackward", "dy", dy);
         same("rmsNormBackward", x, dy);
         Tensor dx = ctx.empty(DType.F32, x.shape());
-        if (x.numel() > 0) mod("norm").launch("rms_norm_bwd", x.rows(), 1, 1, BLOCK, 0, x, dy, dx, x.cols(), scale, RMS_EPS);
+        String fn = x.dtype() == DType.BF16 ? "rms_norm_bwd_bf16x" : "rms_norm_bwd";
+        if (x.numel() > 0) mod("norm").launch(fn, x.rows(), 1, 1, BLOCK, 0, x, dy, dx, x.cols(), scale, RMS_EPS);
         return dx;
     }
 

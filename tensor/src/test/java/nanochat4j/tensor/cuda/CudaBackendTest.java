@@ -66,7 +66,7 @@ class CudaBackendTest {
 
     /**
      * The norms' backward from the output takes y as a shelved training step keeps it, in bf16, widened in the kernel:
-     * exactly what it computes from the widened copy.
+     * exactly what it computes from the widened copy; so do rms_norm and its backward from a kept input x.
      */
     @Test
     void normBackwardsReadASavedBf16OutputAsItsWidenedCopy() {
@@ -86,6 +86,11 @@ class CudaBackendTest {
         Tensor savedN = be.toBf16(n.y());
         assertArrayEquals(be.rmsNormBackwardFromOutput(dy.reshape(6, 64), be.savedValue(savedN), n.inv(), 1f).toFloatArray(),
                 be.rmsNormBackwardFromOutput(dy.reshape(6, 64), savedN, n.inv(), 1f).toFloatArray());
+        // the MLP's backward recomputes its norm, and its norm's backward, from the block input as shelved
+        Tensor savedX = be.toBf16(x.reshape(6, 64)), widenedX = be.savedValue(savedX);
+        assertArrayEquals(be.rmsNorm(widenedX, 1f).toFloatArray(), be.rmsNorm(savedX, 1f).toFloatArray());
+        assertArrayEquals(be.rmsNormBackward(widenedX, dy.reshape(6, 64), 1f).toFloatArray(),
+                be.rmsNormBackward(savedX, dy.reshape(6, 64), 1f).toFloatArray());
     }
 
     /**
