@@ -83,7 +83,11 @@ public final class InferBench implements Callable<Integer> {
         model.decodeWeights(weights);
         int[] prompt = new SplittableRandom(1).ints(promptTokens, 0, vocab).toArray();
         double memBw = cuda ? Double.NaN : memoryBandwidth(bandwidthMb);
-        double prefill = median(() -> model.forwardCachedLast(Tensor.ofInts(prompt, 1, promptTokens), new KVCache(model, 1, promptTokens)));
+        double prefill = median(() -> {
+            try (KVCache c = new KVCache(model, 1, promptTokens)) {
+                model.forwardCachedLast(Tensor.ofInts(prompt, 1, promptTokens), c);
+            }
+        });
         double tps1, tps8;
         long deopts;
         String storm;
@@ -151,16 +155,19 @@ public final class InferBench implements Callable<Integer> {
     /** Prefill at batch 1, copy into {@code rows} rows, then greedy-decode {@code decodeTokens} columns. */
     private void decode(GPT model, int[] prompt, int rows) {
         GPTConfig cfg = model.config();
-        KVCache single = new KVCache(model, 1, prompt.length);
-        float[] logits = model.forwardCachedLast(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
-        KVCache cache = new KVCache(model, rows, prompt.length + decodeTokens);
-        cache.copyFrom(single);
-        int v = cfg.vocabSize();
-        int[] column = new int[rows];
-        Arrays.fill(column, Sampler.argmax(logits, 0, v));
-        for (int s = 1; s < decodeTokens; s++) {
-            logits = model.forwardCached(Tensor.ofInts(column, rows, 1), cache).toFloatArray();
-            for (int r = 0; r < rows; r++) column[r] = Sampler.argmax(logits, r * v, v);
+        try (KVCache cache = new KVCache(model, rows, prompt.length + decodeTokens)) {
+            float[] logits;
+            try (KVCache single = new KVCache(model, 1, prompt.length)) {
+                logits = model.forwardCachedLast(Tensor.ofInts(prompt, 1, prompt.length), single).toFloatArray();
+                cache.copyFrom(single);
+            }
+            int v = cfg.vocabSize();
+            int[] column = new int[rows];
+            Arrays.fill(column, Sampler.argmax(logits, 0, v));
+            for (int s = 1; s < decodeTokens; s++) {
+                logits = model.forwardCached(Tensor.ofInts(column, rows, 1), cache).toFloatArray();
+                for (int r = 0; r < rows; r++) column[r] = Sampler.argmax(logits, r * v, v);
+            }
         }
     }
 

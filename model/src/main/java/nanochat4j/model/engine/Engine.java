@@ -81,16 +81,25 @@ public final class Engine {
         int keep = Math.min(prompt.length, context - maxTokens);
         int truncated = prompt.length - keep;
         int[] tokens = truncated > 0 ? Arrays.copyOfRange(prompt, truncated, prompt.length) : prompt;
-        int vocab = model.config().vocabSize();
         int n = s.numSamples();
 
-        // Prefill once at batch 1, then copy the cache into every sample row.
-        KVCache single = new KVCache(model, 1, tokens.length);
-        float[] last = model.forwardCachedLast(Tensor.ofInts(tokens, 1, tokens.length), single).toFloatArray();
+        // Prefill once at batch 1, then copy the cache into every sample row. Both caches give their device memory
+        // back as soon as they are done with (a server's next request takes it from the pool).
+        float[] last;
+        try (KVCache cache = new KVCache(model, n, tokens.length + maxTokens)) {
+            try (KVCache single = new KVCache(model, 1, tokens.length)) {
+                last = model.forwardCachedLast(Tensor.ofInts(tokens, 1, tokens.length), single).toFloatArray();
+                cache.copyFrom(single);
+            }
+            return decode(last, n, maxTokens, truncated, s, cache, listener);
+        }
+    }
+
+    /** Samples columns from the prefill's last logits on, decoding each through {@code cache}. */
+    private Run decode(float[] last, int n, int maxTokens, int truncated, Settings s, KVCache cache, ColumnListener listener) {
+        int vocab = model.config().vocabSize();
         float[] rowLogits = new float[n * vocab];
         for (int r = 0; r < n; r++) System.arraycopy(last, 0, rowLogits, r * vocab, vocab);
-        KVCache cache = new KVCache(model, n, tokens.length + maxTokens);
-        cache.copyFrom(single);
 
         Sampler sampler = new Sampler(s.seed());
         Row[] rows = new Row[n];

@@ -334,6 +334,7 @@ public final class GPT {
     }
 
     private Tensor cached(Tensor idx, KVCache cache, boolean lastOnly) {
+        cache.checkOpen("forwardCached");
         checkBatch(idx, null);
         int b = idx.shape(0), t = idx.shape(1);
         if (b != cache.batch()) throw new IllegalArgumentException("forwardCached: " + b + " rows of tokens for a cache of batch " + cache.batch());

@@ -46,8 +46,11 @@ final class RecordedDecode implements AutoCloseable {
         return replays;
     }
 
+    /** Gives the recording (and the buffers it took) back, and the ids' and position's device memory. */
     @Override
     public void close() {
         recording.close();
+        KVCache.release(ids);
+        KVCache.release(pos);
     }
 }

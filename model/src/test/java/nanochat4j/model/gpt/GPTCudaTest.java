@@ -111,6 +111,27 @@ class GPTCudaTest {
         }
     }
 
+    /**
+     * Closing a KV cache gives its device memory back at once (keys, values, the previous embedding and the recorded
+     * decode step's buffers), not when the collector finds it: what a server's next request allocates.
+     */
+    @Test
+    void aClosedCacheGivesItsDeviceMemoryBackAtOnce() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(onGpu(), "device memory accounting needs a GPU (the stand-in keeps host arrays)");
+        GPT m = cpuAndGpu()[1];
+        KVCache cache = new KVCache(m, 2, 40);
+        long buffers = 4L * cache.prev().numel();
+        for (int l = 0; l < CFG.nLayer(); l++) buffers += 4L * (cache.keys(l).numel() + cache.values(l).numel());
+        m.forwardCached(Tensor.ofInts(new SplittableRandom(6).ints(2 * 10, 0, CFG.vocabSize()).toArray(), 2, 10), cache);
+        for (int s = 0; s < 4; s++) m.forwardCached(Tensor.ofInts(new int[] {s, s + 1}, 2, 1), cache);
+        org.junit.jupiter.api.Assertions.assertNotNull(cache.recorded, "the decode steps were recorded");
+        long before = m.backend().deviceMemory().inUse();
+        cache.close();
+        long freed = before - m.backend().deviceMemory().inUse();
+        org.junit.jupiter.api.Assertions.assertTrue(freed > buffers,
+                "closing gave back " + freed + " bytes: more than its " + buffers + " bytes of buffers (the recording's too)");
+    }
+
     @Test
     void batchOnePrefillCopiedIntoRowsOnTheDeviceDecodesLikeTheCpu() {
         GPT[] m = cpuAndGpu();

@@ -283,6 +283,19 @@ class GPTTest {
         assertThrows(IllegalArgumentException.class, () -> new KVCache(m, 2, 20).copyFrom(new KVCache(m, 3, 20)));
     }
 
+    @Test
+    void aClosedCacheCannotBeUsed() {
+        GPT m = TestModels.perturbed(CFG, 13);
+        KVCache cache = new KVCache(m, 1, 20), other = new KVCache(m, 1, 20);
+        m.forwardCached(ids(14, 1, 4, 70), cache);
+        cache.close();
+        cache.close();   // idempotent
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> m.forwardCached(ids(15, 1, 1, 70), cache));
+        assertTrue(e.getMessage().contains("forwardCached") && e.getMessage().contains("closed"), e.getMessage());
+        assertThrows(IllegalStateException.class, () -> other.copyFrom(cache));
+        assertThrows(IllegalStateException.class, () -> cache.copyFrom(other));
+    }
+
     private static Tensor slice(int[] all, int b, int t, int from, int len) {
         int[] out = new int[b * len];
         for (int bi = 0; bi < b; bi++) System.arraycopy(all, bi * t + from, out, bi * len, len);
