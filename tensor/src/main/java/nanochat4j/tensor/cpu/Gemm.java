@@ -89,7 +89,7 @@ public final class Gemm {
         return "GEMM " + F.vectorBitSize() + "-bit, micro-kernel " + MR + "x" + NR + " floats (" + MR + "x2 vectors, "
                 + (FEW_REGISTERS ? "16-register ISA" : "32-register ISA")
                 + "), transposed A read in place unless its rows are 4 KiB multiples (then packed "
-                + (PANEL_PAIRS ? "two panels a vector" : PANEL_SPILL || L == MR ? "a vector a panel" : "float by float") + ")";
+                + (PANEL_PAIRS ? "two panels a vector" : PANEL_VECTORS ? "a vector a panel" : "float by float") + ")";
     }
 
     private static final class Workspace {
@@ -450,13 +450,9 @@ public final class Gemm {
                     v.intoArray(ap, dst + ir * kc);
                     v.rearrange(HIGH_HALF_DOWN).intoArray(ap, dst + (ir + MR) * kc);
                 }
-            } else if (PANEL_SPILL && p + 1 < kc) {
-                // AVX2's 5-row panels: a vector a panel, its L - MR extra floats spilling into the next depth as
-                // above (they are read from this row's next columns or the next stored row, p + 1 < kc: inside a).
-                for (; ir < full; ir += MR) {
-                    FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
-                }
-            } else if (L == MR) {
+            } else if (PANEL_VECTORS && (L == MR || p + 1 < kc)) {
+                // A vector a panel (AVX2's 5-row panels: its L - MR extra floats spill into the next depth as above,
+                // read from this row's next columns or the next stored row, p + 1 < kc: inside a).
                 for (; ir < full; ir += MR) FloatVector.fromArray(F, a, src + ir).intoArray(ap, dst + ir * kc);
             }
             for (; ir < full; ir += MR) {
@@ -470,8 +466,8 @@ public final class Gemm {
 
     /** A vector spans two A panels' MR floats; the shuffle brings the second panel's down to the low lanes. */
     private static final boolean PANEL_PAIRS = L == 2 * MR;
-    /** A vector is wider than an A panel's MR floats but spills no further than the panel's next depth. */
-    private static final boolean PANEL_SPILL = MR < L && L < 2 * MR;
+    /** A vector holds an A panel's MR floats, and any extra ones spill no further than the panel's next depth. */
+    private static final boolean PANEL_VECTORS = MR <= L && L < 2 * MR;
     private static final VectorShuffle<Float> HIGH_HALF_DOWN = VectorShuffle.fromOp(F, i -> (i + MR) % L);
 
     /** Zero rows [mr, MR) of a packed A panel (the padding of a short last panel). */

@@ -915,6 +915,7 @@ public final class CudaBackend implements Backend {
         CudaContext.Module m = mod("reduce");
         m.launch("reduce_partial", blocks, 1, 1, BLOCK, 0, a, b == null ? 0L : b, n, mode, partial);
         m.launch("reduce_final", 1, 1, 1, BLOCK, 0, partial, blocks, scale, out);
+        partial.recycle(); // the stream runs reduce_final before any later user of the block
         return out;
     }
 
