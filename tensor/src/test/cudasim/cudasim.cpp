@@ -45,6 +45,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <regex>
 #include <sstream>
@@ -244,12 +245,40 @@ void makeContext(Context& c, char* stack, size_t bytes, void (*entry)()) {
 }
 #endif
 
+// An asynchronous copy (cp.async) or warpgroup MMA (wgmma.mma_async) a thread has issued and not yet waited for.
+struct CopyOp {
+    void* dst;
+    const void* src;
+    int bytes;
+};
+// The shared memory a warpgroup's wgmma reads, from its issue until the last of its 128 threads has waited for it:
+// a cp.async into it meanwhile is a race (the GPU may land the copy before the tensor cores read).
+struct WgmmaReads {
+    uintptr_t lo[2], hi[2];
+    int pending; // threads that have not yet waited for it
+};
+struct WgmmaOp {
+    float* d;
+    int n;
+    unsigned long long descA, descB;
+    int scaleD, transA, transB;
+    std::shared_ptr<WgmmaReads> reads;
+};
+
 struct Fiber {
     Context ctx;
     SimThread t;
     bool done;
     int warp, lane;
     const char* waitingAt; // what a suspended thread waits for (for a deadlock's report)
+    std::vector<std::vector<CopyOp>> copies; // committed groups, oldest first, then the open one (last)
+    std::vector<std::vector<WgmmaOp>> wgmmas; // the same for wgmma
+};
+
+// The four warps of a warpgroup arriving at one wgmma.mma_async (it is .sync.aligned: all 128 threads, one operation).
+struct WarpGroup {
+    unsigned arrived = 0, gen = 0;
+    WgmmaOp op{};
 };
 
 struct Warp {
@@ -281,6 +310,9 @@ struct Launch {
 };
 
 Launch g;
+std::vector<WarpGroup> g_warpGroups; // of the block running
+std::vector<std::shared_ptr<WgmmaReads>> g_wgmmaReads; // the block's wgmma operands not yet waited for by every thread
+uintptr_t g_smemBegin, g_smemEnd; // the launch's dynamic shared memory
 
 // "thread (x,y,z) of block (x,y,z)", for an error's first words.
 std::string threadName(const Fiber* f) {
@@ -433,7 +465,145 @@ void simFail(const char* what) { failHere(what); }
 
 void simSyncwarp(unsigned mask) { warpBarrier(mask, "__syncwarp"); }
 
-const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp};
+template <class Op> std::vector<Op>& openGroup(std::vector<std::vector<Op>>& groups) {
+    if (groups.empty()) groups.emplace_back();
+    return groups.back();
+}
+
+// Lands every committed group but the newest `pending` (the open group is not committed: a wait leaves it alone).
+template <class Op, class Run> void landGroups(std::vector<std::vector<Op>>& groups, int pending, Run run) {
+    if (pending < 0) failHere(format("wait_group %d", pending));
+    size_t committed = groups.empty() ? 0 : groups.size() - 1;
+    size_t land = committed > (size_t) pending ? committed - pending : 0;
+    for (size_t i = 0; i < land; i++) for (const Op& op : groups[i]) run(op);
+    groups.erase(groups.begin(), groups.begin() + land);
+}
+
+void simCpAsync(void* dst, const void* src, int bytes) {
+    uintptr_t a = (uintptr_t) dst;
+    for (const auto& r : g_wgmmaReads) {
+        for (int o = 0; o < 2; o++) {
+            if (a < r->hi[o] && a + bytes > r->lo[o]) {
+                failHere(format("cp.async into byte %lu of dynamic shared memory, which a wgmma not yet waited for by %d threads still reads "
+                                "(wait_group first)", (unsigned long) (a - g_smemBegin), r->pending));
+            }
+        }
+    }
+    openGroup(g.cur->copies).push_back(CopyOp{dst, src, bytes});
+}
+void simCpCommit() {
+    std::vector<std::vector<CopyOp>>& c = g.cur->copies;
+    openGroup(c);
+    c.emplace_back();
+}
+void simCpWait(int pending) {
+    landGroups(g.cur->copies, pending, [](const CopyOp& op) { memcpy(op.dst, op.src, op.bytes); });
+}
+
+unsigned simSmemOffset(const void* p) {
+    uintptr_t a = (uintptr_t) p;
+    if (a < g_smemBegin || a >= g_smemEnd) failHere("a wgmma descriptor's address outside the block's dynamic shared memory (the simulator reads descriptors there only)");
+    return (unsigned) (a - g_smemBegin);
+}
+
+// Element (mn, k) of a wgmma operand from its descriptor: the no-swizzle ("interleaved") canonical layouts of the PTX
+// ISA, in 8×16-byte core matrices: K-major (transpose 0), a core matrix's 16-byte rows run along K, and MN-major
+// (transpose 1), along M or N. In both the leading byte offset steps between core matrices along K and the stride
+// byte offset between them along M or N (CUTLASS's make_gmma_desc, the INTERLEAVE layouts).
+float wgmmaOperand(unsigned long long desc, int mn, int k, int trans, const char* which) {
+    size_t start = (desc & 0x3fff) << 4, lbo = ((desc >> 16) & 0x3fff) << 4, sbo = ((desc >> 32) & 0x3fff) << 4;
+    int baseOffset = (int) ((desc >> 49) & 7), swizzle = (int) (desc >> 62);
+    if (swizzle != 0 || baseOffset != 0) {
+        failHere(format("wgmma: %s's descriptor asks for swizzle mode %d, base offset %d; the simulator reads the no-swizzle layout only", which,
+                        swizzle, baseOffset));
+    }
+    size_t off = start + (size_t) (mn / 8) * sbo + (size_t) (k / 8) * lbo + (trans ? (k % 8) * 16 + (mn % 8) * 2 : (mn % 8) * 16 + (k % 8) * 2);
+    if (off + 2 > g_smemEnd - g_smemBegin) {
+        failHere(format("wgmma: %s(%d, %d) at byte %zu of %zu bytes of dynamic shared memory (descriptor 0x%llx)", which, mn, k, off,
+                        (size_t) (g_smemEnd - g_smemBegin), desc));
+    }
+    uint16_t v;
+    memcpy(&v, (const char*) g_smemBegin + off, 2);
+    return bf16(v);
+}
+
+// D (64×N, fp32) = A (64×16) · B (16×N) [+ D]. Each thread owns N/2 of D's elements, as mma.sync's accumulators per
+// warp: warp w of the group holds rows 16w…16w+15; lane L = 4g + t holds, for each 8 columns j, rows g and g+8 at
+// columns 8j + 2t, +1 (d[4j … 4j+3]).
+void runWgmma(const WgmmaOp& op) {
+    if (--op.reads->pending == 0) {
+        for (size_t i = 0; i < g_wgmmaReads.size(); i++) {
+            if (g_wgmmaReads[i] == op.reads) {
+                g_wgmmaReads.erase(g_wgmmaReads.begin() + i);
+                break;
+            }
+        }
+    }
+    Fiber* f = g.cur;
+    int w = f->warp % 4, gq = f->lane >> 2, t = f->lane & 3;
+    std::vector<float> out(op.n / 2);
+    for (int e = 0; e < op.n / 2; e++) {
+        int row = 16 * w + gq + ((e >> 1) & 1) * 8, col = 8 * (e >> 2) + 2 * t + (e & 1);
+        double s = op.scaleD ? op.d[e] : 0.0;
+        for (int k = 0; k < 16; k++) {
+            s += (double) wgmmaOperand(op.descA, row, k, op.transA, "A") * (double) wgmmaOperand(op.descB, col, k, op.transB, "B");
+        }
+        out[e] = (float) s;
+    }
+    for (int e = 0; e < op.n / 2; e++) op.d[e] = out[e];
+}
+
+void simWgmma(float* d, int n, unsigned long long descA, unsigned long long descB, int scaleD, int transA, int transB) {
+    Fiber* f = g.cur;
+    int q = f->warp / 4;
+    if (n < 8 || n > 256 || n % 8) failHere(format("wgmma m64n%dk16: N must be a multiple of 8 in 8…256", n));
+    for (int w = 4 * q; w < 4 * q + 4; w++) {
+        if (w >= (int) g.warps.size() || g.warps[w].live != 0xffffffffu) {
+            failHere(format("wgmma needs all 128 threads of warpgroup %d (warps %d…%d); warp %d has lanes 0x%08x", q, 4 * q, 4 * q + 3, w,
+                            w < (int) g.warps.size() ? g.warps[w].live : 0u));
+        }
+    }
+    WgmmaOp op{d, n, descA, descB, scaleD, transA, transB, nullptr};
+    WarpGroup& wg = g_warpGroups[q];
+    if (wg.arrived == 0) {
+        // the bytes each operand's core matrices span (a bound: 64 rows of A, N of B, two core matrices along K)
+        auto reads = std::make_shared<WgmmaReads>();
+        int rows[2] = {64, n};
+        unsigned long long desc[2] = {descA, descB};
+        for (int o = 0; o < 2; o++) {
+            size_t start = (desc[o] & 0x3fff) << 4, lbo = ((desc[o] >> 16) & 0x3fff) << 4, sbo = ((desc[o] >> 32) & 0x3fff) << 4;
+            reads->lo[o] = g_smemBegin + start;
+            reads->hi[o] = g_smemBegin + start + (size_t) ((rows[o] - 1) / 8) * sbo + lbo + 128;
+        }
+        reads->pending = 128;
+        g_wgmmaReads.push_back(reads);
+        wg.op = op;
+        wg.op.reads = reads;
+    } else if (wg.op.n != n || wg.op.descA != descA || wg.op.descB != descB || wg.op.scaleD != scaleD || wg.op.transA != transA
+               || wg.op.transB != transB) {
+        failHere(format("wgmma: the threads of warpgroup %d disagree (n %d/%d, A 0x%llx/0x%llx, B 0x%llx/0x%llx, scale-d %d/%d)", q, n,
+                        wg.op.n, descA, wg.op.descA, descB, wg.op.descB, scaleD, wg.op.scaleD));
+    }
+    op.reads = wg.op.reads; // now: once released, the first thread on may issue the next wgmma, which replaces wg.op
+    g.progress++;
+    unsigned gen = wg.gen;
+    if (++wg.arrived == 128) {
+        wg.arrived = 0;
+        wg.gen++;
+    } else {
+        while (wg.gen == gen) yield("wgmma.mma_async");
+    }
+    openGroup(f->wgmmas).push_back(op);
+}
+void simWgCommit() {
+    std::vector<std::vector<WgmmaOp>>& c = g.cur->wgmmas;
+    openGroup(c);
+    c.emplace_back();
+}
+void simWgWait(int pending) { landGroups(g.cur->wgmmas, pending, runWgmma); }
+
+const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp, simCpAsync, simCpCommit, simCpWait,
+                      simWgmma, simWgCommit, simWgWait, simSmemOffset};
 
 void fiberMain() {
     Fiber* f = g.cur;
@@ -458,7 +628,6 @@ pthread_t g_launchThread;
 struct sigaction g_prevSegv, g_prevBus;
 char g_altStack[1 << 16];
 sigset_t g_launchMask; // the launching thread's signal mask, put back after a fault abandons the handler
-uintptr_t g_smemBegin, g_smemEnd; // the launch's dynamic shared memory
 
 void onFault(int sig, siginfo_t* si, void* uc) {
     if (g_launching && pthread_equal(pthread_self(), g_launchThread) && g.cur && !g.cur->done) {
@@ -538,6 +707,8 @@ bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
     int n = (int) (dims.x * dims.y * dims.z), nw = (n + 31) / 32;
     g.fibers.assign(n, Fiber{});
     g.warps.assign(nw, Warp{});
+    g_warpGroups.assign((nw + 3) / 4, WarpGroup{});
+    g_wgmmaReads.clear();
     for (int i = 0; i < nw; i++) g.warps[i].live = i < n / 32 ? 0xffffffffu : (1u << (n % 32)) - 1u;
     g.live = n;
     g.arrived = 0;

@@ -122,14 +122,27 @@ inline unsigned tc_pack_bf16(float lo, float hi) { return __sim_bf16_rn(lo) | (_
 inline void tc_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) { __sim_api->mma(d, a, b0, b1); }
 inline void tc_ldsm_x4(unsigned (&r)[4], const unsigned short* p) { __sim_api->ldsm(r, p, 0); }
 inline void tc_ldsm_x4_t(unsigned (&r)[4], const unsigned short* p) { __sim_api->ldsm(r, p, 1); }
-// cp.async done at once: a kernel that reads a tile before its wait_group is racy on a GPU, correct here.
+// cp.async lands at the thread's wait_group, as late as a GPU may land it: a kernel that reads a tile before its wait
+// (or waits for too few groups) reads what was there before, NaN or the previous tile, and its results show it.
 inline void cp_async16(void* smem, const void* gmem) {
     if ((((uintptr_t) smem) | ((uintptr_t) gmem)) & 15u) __sim_api->fail("cp.async.cg 16: an address not 16-byte aligned");
-    memcpy(smem, gmem, 16);
+    __sim_api->cpAsync(smem, gmem, 16);
 }
-inline void cp_async_commit() {}
-inline void cp_async_wait_all_but_one() {}
-inline void cp_async_wait_all() {}
+inline void cp_async_commit() { __sim_api->cpCommit(); }
+inline void cp_async_wait_all_but_one() { __sim_api->cpWait(1); }
+inline void cp_async_wait_all() { __sim_api->cpWait(0); }
+template <int N> inline void cp_async_wait() { __sim_api->cpWait(N); }
+// wgmma: run at the thread's wait_group, as late as a GPU may (a stage overwritten before its wait shows); the
+// proxy and register fences order nothing here (every access is a plain one) and are not checked.
+inline unsigned tc_smem_addr(const void* p) { return __sim_api->smemOffset(p); }
+inline void tc_fence_proxy_async() {}
+inline void wg_fence() {}
+inline void wg_commit() { __sim_api->wgCommit(); }
+template <int N> inline void wg_wait() { __sim_api->wgWait(N); }
+template <int N> inline void wg_fence_operand(float (&)[N]) {}
+template <int N, int TA, int TB> inline void wg_mma(float (&d)[N / 2], unsigned long long descA, unsigned long long descB, int scaleD) {
+    __sim_api->wgmma(d, N, descA, descB, scaleD, TA, TB);
+}
 
 // Calls kernel f with the arguments cuLaunchKernel's kernelParams point to, converted to f's parameter types.
 template <class... A, size_t... I> inline void __sim_call(void (*f)(A...), void** p, std::index_sequence<I...>) {

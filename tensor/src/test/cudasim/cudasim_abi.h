@@ -26,6 +26,17 @@ struct SimApi {
     void (*ldsm)(unsigned* r, const void* rowAddress, int trans);                // ldmatrix m8n8.x4(.trans) b16
     void (*fail)(const char* what);                                              // a kernel error: the launch fails
     void (*syncwarp)(unsigned mask);                                             // __syncwarp
+    // cp.async: queued in the calling thread's open group; commit closes it; wait_group(n) lands every group but the
+    // newest n (the latest a GPU may land them, so a read before its wait sees the old contents)
+    void (*cpAsync)(void* dst, const void* src, int bytes);
+    void (*cpCommit)();
+    void (*cpWait)(int pending);
+    // wgmma.mma_async m64nNk16 bf16 → f32 (d: the thread's N/2 accumulators), from descriptors of no-swizzle layouts
+    // in dynamic shared memory; queued like cp.async and run at wgmma.wait_group (commit closes a group)
+    void (*wgmma)(float* d, int n, unsigned long long descA, unsigned long long descB, int scaleD, int transA, int transB);
+    void (*wgCommit)();
+    void (*wgWait)(int pending);
+    unsigned (*smemOffset)(const void* p);                                       // a descriptor's address: dynamic shared only
 };
 
 enum { SIM_SHFL_IDX = 0, SIM_SHFL_XOR = 1, SIM_SHFL_DOWN = 2, SIM_SHFL_UP = 3 };

@@ -97,7 +97,7 @@ final class CudaKernels {
     }
 
     /**
-     * Our tensor-core GEMM (every generated tile) beside cuBLAS bf16 GemmEx on the layer shapes of d12 (batch 32),
+     * Our tensor-core GEMM (every generated tile: Hopper's wgmma ones, then the mma.sync ones) beside cuBLAS bf16 GemmEx on the layer shapes of d12 (batch 32),
      * d20 and d24 (batch 16) at 2048 tokens a row: y = x·Wᵀ for the attention projections, the MLP and lm_head. The
      * note names the faster per shape — the one a caller should take there.
      */
@@ -121,7 +121,7 @@ final class CudaKernels {
                         Cublas.COMPUTE_32F));
                 print(cublas);
                 Result best = null;
-                for (TensorCoreGemm.Tile tile : TensorCoreGemm.TILES) {
+                for (TensorCoreGemm.Tile tile : TensorCoreGemm.tiles(ctx.hopper())) {
                     if (!tile.fits(m, n, k)) continue;
                     Result r = time("gemm ours", shape, flops, -1, () -> own.run(a, b, cc, 1f, 0f, tile));
                     r = new Result(r.op(), r.shape(), r.ms(), r.flops(), r.bytes(),

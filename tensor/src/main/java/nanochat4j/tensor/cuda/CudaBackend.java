@@ -44,7 +44,7 @@ public final class CudaBackend implements Backend {
     private CudaBackend(CudaContext ctx) {
         this.ctx = ctx;
         this.ownGemm = new TensorCoreGemm(ctx);
-        this.chooser = GemmChooser.forBackend(this::timeMs);
+        this.chooser = GemmChooser.forBackend(TensorCoreGemm.tiles(ctx.hopper()), this::timeMs);
         ctx.onCopyInto(s -> {
             weightCopies.forget(s);
             uploadedIds.forget(s);

@@ -115,6 +115,9 @@ public final class CudaContext {
 
     public int multiprocessors() { return sms; }
 
+    /** Compute capability 9.x (H100, H200): NVRTC targets compute_90a, whose wgmma our Hopper GEMM needs. */
+    public boolean hopper() { return ccMajor == 9; }
+
     /** "NVIDIA H200, sm_90, 132 SMs, driver 13.0". */
     public String describe() {
         return name + ", sm_" + ccMajor + ccMinor + ", " + sms + " SMs, driver " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10;

@@ -122,9 +122,9 @@ public final class GemmChooser {
         this.mode = mode;
     }
 
-    /** The chooser the backend uses: our tiles, the mode from {@code -Dnanochat4j.cuda.gemm}, log lines to stderr. */
-    static GemmChooser forBackend(Timer timer) {
-        return new GemmChooser(TensorCoreGemm.TILES, timer, line -> System.err.println("cuda: " + line), Mode.fromProperty());
+    /** The chooser the backend uses: the device's tiles, the mode from {@code -Dnanochat4j.cuda.gemm}, log lines to stderr. */
+    static GemmChooser forBackend(List<TensorCoreGemm.Tile> tiles, Timer timer) {
+        return new GemmChooser(tiles, timer, line -> System.err.println("cuda: " + line), Mode.fromProperty());
     }
 
     /** The choice made for {@code shape}, or null while it is undecided. */

@@ -1,30 +1,55 @@
 package nanochat4j.tensor.cuda;
 
 import java.lang.ref.Reference;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Tensor;
 
 /**
- * Our own tensor-core GEMM ({@code gemm.cu}: mma.sync m16n8k16, bf16 in, fp32 accumulate), generated per tile
- * shape: each {@link Tile} is an NVRTC compile of the same source with its sizes as -D constants. On tensors it
- * computes C = alpha·A·Bᵀ + beta·C for A (batch…, M, K) and B (N, K) or (batch…, N, K) in bf16, C (batch…, M, N)
- * fp32 — the layout of y = x·Wᵀ; on device addresses also A·B and Aᵀ·B (the backward's dx = dy·W and dW = dyᵀ·x). {@code bench kernels --device cuda} times every tile beside cuBLAS on the model's layer
- * shapes and reports the faster per shape.
+ * Our own tensor-core GEMM, generated per tile shape: each {@link Tile} is an NVRTC compile of its source with its sizes
+ * as -D constants. Two kernels: {@code gemm_wgmma.cu} (Hopper's warpgroup MMA, wgmma.mma_async, operands read by the
+ * tensor cores from shared memory; sm_90a only) and {@code gemm.cu} (mma.sync m16n8k16, any tensor-core GPU). On
+ * tensors it computes C = alpha·A·Bᵀ + beta·C for A (batch…, M, K) and B (N, K) or (batch…, N, K) in bf16, C (batch…,
+ * M, N) fp32 — the layout of y = x·Wᵀ; on device addresses also A·B and Aᵀ·B (the backward's dx = dy·W and dW =
+ * dyᵀ·x). {@code bench kernels --device cuda} times every tile beside cuBLAS on the model's layer shapes and reports the
+ * faster per shape.
  */
 public final class TensorCoreGemm {
     /**
-     * Block tile BM×BN×BK split into warps of WM×WN. The static shared memory of the double-buffered, padded bf16
-     * tiles, 2·(BM+BN)·(BK+8)·2 bytes, stays within the 48 KiB a kernel may declare statically.
+     * A block tile BM×BN×BK. mma.sync ({@code stages} 0): split into warps of WM×WN; the static shared memory of the
+     * double-buffered, padded bf16 tiles, 2·(BM+BN)·(BK+8)·2 bytes, stays within the 48 KiB a kernel may declare
+     * statically. wgmma ({@link #wgmma(int, int, int)}): BM/64 warpgroups of 64 rows × BN (the wgmma's N) each, BK 64,
+     * {@code stages} stages of dynamic shared memory, (BM+BN)·64·2 bytes each.
      */
-    public record Tile(int bm, int bn, int bk, int wm, int wn) {
-        public int threads() { return (bm / wm) * (bn / wn) * 32; }
+    public record Tile(int bm, int bn, int bk, int wm, int wn, int stages) {
+        /** An mma.sync tile (gemm.cu). */
+        public Tile(int bm, int bn, int bk, int wm, int wn) {
+            this(bm, bn, bk, wm, wn, 0);
+        }
 
-        /** "bm,bn,bk,wm,wn": how a checkpoint names the tile (GemmChooser.saved). */
-        public String key() { return bm + "," + bn + "," + bk + "," + wm + "," + wn; }
+        /** A wgmma tile (gemm_wgmma.cu): BM/64 warpgroups, N = BN, depth 64 a stage. */
+        public static Tile wgmma(int bm, int bn, int stages) {
+            return new Tile(bm, bn, 64, 64, bn, stages);
+        }
+
+        /** Hopper's warpgroup-MMA kernel (sm_90a), not the mma.sync one. */
+        public boolean wgmma() { return stages > 0; }
+
+        public int threads() { return wgmma() ? bm / 64 * 128 : (bm / wm) * (bn / wn) * 32; }
+
+        /** Dynamic shared memory a block of this tile takes (the mma.sync kernel's is static). */
+        public int sharedBytes() { return wgmma() ? stages * (bm + bn) * bk * 2 : 0; }
+
+        /** The kernel source this tile compiles. */
+        public String source() { return wgmma() ? "gemm_wgmma" : "gemm"; }
+
+        /** "bm,bn,bk,wm,wn" or "wgmma,bm,bn,stages": how a checkpoint names the tile (GemmChooser.saved). */
+        public String key() { return wgmma() ? "wgmma," + bm + "," + bn + "," + stages : bm + "," + bn + "," + bk + "," + wm + "," + wn; }
 
         public Map<String, String> defines() {
+            if (wgmma()) return Map.of("BM", String.valueOf(bm), "BN", String.valueOf(bn), "STAGES", String.valueOf(stages), "BLOCK", "256");
             return Map.of("BM", String.valueOf(bm), "BN", String.valueOf(bn), "BK", String.valueOf(bk), "WM", String.valueOf(wm),
                     "WN", String.valueOf(wn), "BLOCK", "256");
         }
@@ -40,12 +65,27 @@ public final class TensorCoreGemm {
 
         @Override
         public String toString() {
-            return bm + "x" + bn + "x" + bk + "/" + wm + "x" + wn;
+            return wgmma() ? "wgmma " + bm + "x" + bn + "x" + bk + "/" + stages + " stages" : bm + "x" + bn + "x" + bk + "/" + wm + "x" + wn;
         }
     }
 
-    /** The tiles tried per shape: 8 warps of 64×32 on 128×128, and 8 warps of 32×32 on 64×128 (more blocks for small M·N). */
+    /** The mma.sync tiles: 8 warps of 64×32 on 128×128, and 8 warps of 32×32 on 64×128 (more blocks for small M·N). */
     public static final List<Tile> TILES = List.of(new Tile(128, 128, 32, 64, 32), new Tile(64, 128, 32, 32, 32));
+
+    /**
+     * The wgmma tiles (Hopper): two warpgroups on 128×256 (192 KiB of stages: one block an SM, the most work per byte
+     * loaded) and on 128×128 (128 KiB; twice the blocks for the narrower products). Four stages keep two tiles landing
+     * while one is multiplied and one is in flight.
+     */
+    public static final List<Tile> WGMMA_TILES = List.of(Tile.wgmma(128, 256, 4), Tile.wgmma(128, 128, 4));
+
+    /** The tiles a device runs: the wgmma ones first on Hopper (sm_90a), then the mma.sync ones everywhere. */
+    public static List<Tile> tiles(boolean hopper) {
+        if (!hopper) return TILES;
+        List<Tile> all = new ArrayList<>(WGMMA_TILES);
+        all.addAll(TILES);
+        return List.copyOf(all);
+    }
 
     private final CudaContext ctx;
 
@@ -113,6 +153,12 @@ public final class TensorCoreGemm {
         return "gemm_bf16_" + (transA ? "t" : "n") + (transB ? "t" : "n");
     }
 
+    /** The kernel of a layout for {@code tile}: gemm_bf16_… (mma.sync) or gemm_wgmma_… (Hopper). */
+    static String kernel(Tile tile, boolean transA, boolean transB) {
+        String k = kernel(transA, transB);
+        return tile.wgmma() ? k.replace("gemm_bf16_", "gemm_wgmma_") : k;
+    }
+
     /**
      * Row-major C (m, n) = alpha·op(A)·op(B) + beta·C on device addresses, op(A) (m, k) being A stored (k, m) when
      * {@code transA}, op(B) (k, n) being B stored (n, k) when {@code transB}; batch strides are the matrices' sizes
@@ -121,7 +167,8 @@ public final class TensorCoreGemm {
     void run(long a, long b, long c, int m, int n, int k, int batch, boolean sharedB, boolean transA, boolean transB, float alpha,
              float beta, Tile tile) {
         if (batch == 0 || m == 0 || n == 0) return;
-        ctx.module("gemm", tile.defines()).launch(kernel(transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(), 0,
-                a, b, c, m, n, k, alpha, beta, (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
+        if (tile.wgmma() && !ctx.hopper()) throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " needs a Hopper GPU (sm_90a), not " + ctx.describe());
+        ctx.module(tile.source(), tile.defines()).launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(),
+                tile.sharedBytes(), a, b, c, m, n, k, alpha, beta, (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
     }
 }

@@ -33,7 +33,11 @@ class CudaSimulatorTest {
     }
 
     private MemorySegment function(String source, String name) {
-        byte[] ptx = Nvrtc.load().compile(name + ".cu", source, List.of("--gpu-architecture=compute_80", "--std=c++17", "-default-device"), false);
+        return function(source, name, "compute_80");
+    }
+
+    private MemorySegment function(String source, String name, String arch) {
+        byte[] ptx = Nvrtc.load().compile(name + ".cu", source, List.of("--gpu-architecture=" + arch, "--std=c++17", "-default-device"), false);
         MemorySegment[] module = new MemorySegment[1];
         try (Arena a = Arena.ofConfined()) {
             MemorySegment img = a.allocate(ptx.length + 1L);
@@ -129,6 +133,125 @@ class CudaSimulatorTest {
             }
         }
         for (long p : new long[] {pa, pb, pd}) ctx.driver().free(p);
+    }
+
+    /**
+     * One m64n128k16 wgmma (Hopper) per operand layout: A and B K-major and M/N-major, in the no-swizzle core-matrix
+     * layouts gemm_wgmma.cu fills, the accumulators read back by the layout it stores. On a real H100/H200 this holds
+     * the simulator's reading of descriptors and fragments to the hardware's (the GEMM itself is checked against
+     * cuBLAS, but this names what is wrong).
+     */
+    @Test
+    void wgmmaDescriptorsAndAccumulatorsFollowThePtxLayout() {
+        Assumptions.assumeTrue(ctx.hopper(), "wgmma needs a Hopper GPU (sm_90a): " + ctx.describe());
+        String src = KernelSources.raw("tensorcore.cuh") + """
+                template <int TA, int TB>
+                __device__ void once(const unsigned short* A, const unsigned short* B, float* D) {
+                    extern __shared__ __align__(128) unsigned char sm[];
+                    unsigned short* sa = (unsigned short*) sm;          // A 64x16: 2 KiB
+                    unsigned short* sb = (unsigned short*) (sm + 2048); // B 16x128: 4 KiB
+                    // core matrices of 8 rows x 16 bytes (offsets in elements): K-major, LBO 128 B along K, SBO 256 B
+                    // along M/N; M/N-major, SBO 128 B along M/N, LBO (rows / 8) x 128 B along K
+                    for (int i = threadIdx.x; i < 64 * 16; i += 128) {
+                        int m = i / 16, k = i % 16;
+                        sa[TA ? (m / 8) * 64 + (k / 8) * 512 + (k % 8) * 8 + m % 8 : (m / 8) * 128 + (k / 8) * 64 + (m % 8) * 8 + k % 8] = A[i];
+                    }
+                    for (int i = threadIdx.x; i < 16 * 128; i += 128) {
+                        int k = i / 128, n = i % 128;
+                        sb[TB ? (n / 8) * 64 + (k / 8) * 1024 + (k % 8) * 8 + n % 8 : (n / 8) * 128 + (k / 8) * 64 + (n % 8) * 8 + k % 8] = B[i];
+                    }
+                    tc_fence_proxy_async();
+                    __syncthreads();
+                    unsigned a = tc_smem_addr(sa), b = tc_smem_addr(sb);
+                    unsigned long long da = ((a & 0x3ffffu) >> 4) | ((unsigned long long) ((TA ? 1024 : 128) >> 4) << 16) | ((unsigned long long) ((TA ? 128 : 256) >> 4) << 32);
+                    unsigned long long db = ((b & 0x3ffffu) >> 4) | ((unsigned long long) ((TB ? 2048 : 128) >> 4) << 16) | ((unsigned long long) ((TB ? 128 : 256) >> 4) << 32);
+                    float d[64];
+                    for (int i = 0; i < 64; i++) d[i] = 1000.0f; // scale-d 0 ignores them
+                    wg_fence();
+                    wg_mma<128, TA, TB>(d, da, db, 0);
+                    wg_commit();
+                    wg_wait<0>();
+                    wg_fence_operand(d);
+                    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                    for (int j = 0; j < 16; j++)
+                        for (int e = 0; e < 4; e++) D[(16 * warp + lane / 4 + 8 * (e / 2)) * 128 + 8 * j + 2 * (lane % 4) + e % 2] = d[4 * j + e];
+                }
+                extern "C" __global__ void wgmma_once(const unsigned short* A, const unsigned short* B, float* D, int layout) {
+                    switch (layout) {
+                        case 0: once<0, 0>(A, B, D); break;
+                        case 1: once<1, 0>(A, B, D); break;
+                        case 2: once<0, 1>(A, B, D); break;
+                        default: once<1, 1>(A, B, D); break;
+                    }
+                }
+                """;
+        MemorySegment fn = function(src, "wgmma_once", "compute_90a");
+        Random r = new Random(11);
+        float[] a = new float[64 * 16], b = new float[16 * 128];
+        for (int i = 0; i < a.length; i++) a[i] = r.nextInt(17) - 8; // small integers: every product and sum exact
+        for (int i = 0; i < b.length; i++) b[i] = r.nextInt(17) - 8;
+        short[] ab = new short[a.length], bb = new short[b.length];
+        for (int i = 0; i < a.length; i++) ab[i] = bf16(a[i]);
+        for (int i = 0; i < b.length; i++) bb[i] = bf16(b[i]);
+        long pa = ctx.driver().allocOrZero(2L * ab.length), pb = ctx.driver().allocOrZero(2L * bb.length), pd = ctx.driver().allocOrZero(4L * 64 * 128);
+        try (Arena ar = Arena.ofConfined()) {
+            ctx.driver().copyHtoDAsync(pa, ar.allocateFrom(ValueLayout.JAVA_SHORT, ab), 2L * ab.length, ctx.stream());
+            ctx.driver().copyHtoDAsync(pb, ar.allocateFrom(ValueLayout.JAVA_SHORT, bb), 2L * bb.length, ctx.stream());
+        }
+        String[] names = {"A K-major, B K-major", "A M-major, B K-major", "A K-major, B N-major", "A M-major, B N-major"};
+        for (int layout = 0; layout < 4; layout++) {
+            try (Arena ar = Arena.ofConfined()) {
+                MemorySegment params = ar.allocate(ValueLayout.ADDRESS, 4);
+                long[] ptrs = {pa, pb, pd};
+                for (int i = 0; i < 3; i++) params.setAtIndex(ValueLayout.ADDRESS, i, ar.allocateFrom(ValueLayout.JAVA_LONG, ptrs[i]));
+                params.setAtIndex(ValueLayout.ADDRESS, 3, ar.allocateFrom(ValueLayout.JAVA_INT, layout));
+                ctx.driver().launch("wgmma_once", fn, 1, 1, 1, 128, 1, 1, 6144, ctx.stream(), params);
+            }
+            ctx.synchronize();
+            float[] d = download(pd, 64 * 128);
+            for (int i = 0; i < 64; i++) {
+                for (int j = 0; j < 128; j++) {
+                    float want = 0;
+                    for (int k = 0; k < 16; k++) want += a[i * 16 + k] * b[k * 128 + j];
+                    assertEquals(want, d[i * 128 + j], names[layout] + ": D[" + i + "][" + j + "]");
+                }
+            }
+        }
+        for (long p : new long[] {pa, pb, pd}) ctx.driver().free(p);
+    }
+
+    /**
+     * cp.async lands at the issuing thread's wait_group (the latest a GPU may), group by group: a read before it sees
+     * the old contents, so a pipeline that waits for too few groups computes with stale tiles.
+     */
+    @Test
+    void cpAsyncLandsAtItsWait() {
+        assumeSimulator();
+        MemorySegment fn = function(KernelSources.raw("tensorcore.cuh") + """
+                extern "C" __global__ void landing(const float* x, float* y) {
+                    __shared__ __align__(16) float s[8];
+                    for (int i = 0; i < 8; i++) s[i] = -1.0f;
+                    cp_async16(s, x);
+                    cp_async_commit();
+                    cp_async16(s + 4, x + 4);
+                    cp_async_commit();
+                    for (int i = 0; i < 8; i++) y[i] = s[i]; // racy: before any wait
+                    cp_async_wait_all_but_one();              // the first group only
+                    for (int i = 0; i < 8; i++) y[8 + i] = s[i];
+                    cp_async_wait_all();
+                    for (int i = 0; i < 8; i++) y[16 + i] = s[i];
+                }
+                """, "landing");
+        long x = upload(new float[] {1f, 2f, 3f, 4f, 5f, 6f, 7f, 8f}), y = upload(new float[24]);
+        launch(fn, "landing", 1, x, y);
+        float[] got = download(y, 24), none = new float[8], first = new float[8], all = new float[8];
+        System.arraycopy(got, 0, none, 0, 8);
+        System.arraycopy(got, 8, first, 0, 8);
+        System.arraycopy(got, 16, all, 0, 8);
+        assertEquals("[-1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0]", java.util.Arrays.toString(none), "before any wait");
+        assertEquals("[1.0, 2.0, 3.0, 4.0, -1.0, -1.0, -1.0, -1.0]", java.util.Arrays.toString(first), "after wait_group 1");
+        assertEquals("[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]", java.util.Arrays.toString(all), "after wait_group 0");
+        for (long p : new long[] {x, y}) ctx.driver().free(p);
     }
 
     /** The message of the failed launch of kernel {@code name} on one block of {@code threads}, given {@code floats} zeros. */

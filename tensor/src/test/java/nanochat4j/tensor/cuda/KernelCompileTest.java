@@ -93,6 +93,7 @@ class KernelCompileTest {
     static List<Map<String, String>> launchDefines(String name) {
         return switch (name) {
             case "gemm" -> TensorCoreGemm.TILES.stream().map(TensorCoreGemm.Tile::defines).toList();
+            case "gemm_wgmma" -> TensorCoreGemm.WGMMA_TILES.stream().map(TensorCoreGemm.Tile::defines).toList();
             case "attention" -> {
                 List<Map<String, String>> v = new ArrayList<>();
                 for (int d : new int[] {16, 32, 64, 128}) v.add(CudaBackend.attentionDefines(d));
@@ -141,7 +142,7 @@ class KernelCompileTest {
             assertTrue(!s.contains("#include"), name + ".cu still has an #include after inlining");
             assertTrue(s.contains("warp_sum"), name + ".cu lost common.cuh");
         }
-        assertEquals(10, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention (fp32, tc fwd, tc bwd), optim, gemm
+        assertEquals(11, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention (fp32, tc fwd, tc bwd), optim, gemm (mma.sync, wgmma)
     }
 
     /** The command's output (stderr merged), prefixed "EXIT n" when it fails or "EXIT timeout" after 300 s. */

@@ -31,7 +31,32 @@ class TensorCoreGemmTest {
         for (TensorCoreGemm.Tile t : TensorCoreGemm.TILES) {
             assertEquals(256, t.threads(), t.toString());
             assertTrue(2 * (t.bm() + t.bn()) * (t.bk() + 8) * 2 <= 48 * 1024, t + " fits static shared memory");
+            assertEquals(0, t.sharedBytes(), t.toString());
         }
+        // the wgmma tiles divide them too (K a multiple of 64), their stages fit an H100's 227 KiB of opt-in shared memory
+        for (int c : new int[] {768, 1280, 1536}) {
+            for (int[] nk : new int[][] {{c, c}, {4 * c, c}, {c, 4 * c}, {32768, c}}) {
+                assertTrue(TensorCoreGemm.WGMMA_TILES.stream().anyMatch(t -> t.fits(32 * 2048, nk[0], nk[1])), c + " " + nk[0] + "x" + nk[1]);
+            }
+        }
+        for (TensorCoreGemm.Tile t : TensorCoreGemm.WGMMA_TILES) {
+            assertTrue(t.wgmma() && t.bk() == 64 && t.bm() % 64 == 0, t.toString());
+            assertEquals(t.bm() / 64 * 128, t.threads(), t.toString());
+            assertTrue(t.sharedBytes() == t.stages() * (t.bm() + t.bn()) * 64 * 2 && t.sharedBytes() <= 232448, t + ": " + t.sharedBytes());
+            assertTrue(t.key().startsWith("wgmma,") && t.toString().startsWith("wgmma "), t.key());
+        }
+        assertEquals(TensorCoreGemm.TILES, TensorCoreGemm.tiles(false), "no wgmma off Hopper");
+        assertEquals(TensorCoreGemm.WGMMA_TILES.getFirst(), TensorCoreGemm.tiles(true).getFirst(), "wgmma first on Hopper");
+        assertTrue(TensorCoreGemm.tiles(true).containsAll(TensorCoreGemm.TILES));
+    }
+
+    /**
+     * Every tile the simulated or real device offers (wgmma ones on Hopper). The shapes include a depth of 512: eight
+     * 64-deep tiles wrap the wgmma kernel's four stages, so a stage refilled too early shows (cudasim lands cp.async at
+     * the wait and fails a copy into shared memory a wgmma still reads).
+     */
+    static java.util.List<TensorCoreGemm.Tile> deviceTiles(CudaBackend be) {
+        return TensorCoreGemm.tiles(be.context().hopper());
     }
 
     static Tensor bf16(CudaBackend be, SplittableRandom r, int... shape) {
@@ -46,8 +71,8 @@ class TensorCoreGemmTest {
         Assumptions.assumeTrue(why == null, () -> "tensor-core GEMM skipped: " + why);
         CudaBackend be = CudaBackend.get();
         SplittableRandom r = new SplittableRandom(4);
-        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}};
-        for (TensorCoreGemm.Tile tile : TensorCoreGemm.TILES) {
+        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}, {2, 256, 256, 192}, {1, 128, 256, 512}};
+        for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
             for (int[] s : shapes) {
                 int batch = s[0], m = s[1], n = s[2], k = s[3];
                 if (!tile.fits(m, n, k)) continue;
@@ -102,8 +127,8 @@ class TensorCoreGemmTest {
         CudaBackend be = CudaBackend.get();
         SplittableRandom r = new SplittableRandom(5);
         TensorCoreGemm own = new TensorCoreGemm(be.context());
-        int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}};
-        for (TensorCoreGemm.Tile tile : TensorCoreGemm.TILES) {
+        int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}, {256, 256, 128}, {128, 384, 192}, {128, 256, 512}};
+        for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
             for (int[] s : shapes) {
                 int m = s[0], n = s[1], k = s[2];
                 if (!tile.fits(m, n, k)) continue;
@@ -144,6 +169,14 @@ class TensorCoreGemmTest {
         for (String k : List.of("gemm_bf16_nt", "gemm_bf16_nn", "gemm_bf16_tn")) {
             assertTrue(kernels.containsKey(k), k + " is not in gemm.cu: " + kernels.keySet());
             KernelSignatures.check(k, kernels.get(k), new Object[] {0L, 0L, 0L, 1, 1, 1, 1f, 0f, 0L, 0L, 0L});
+        }
+        TensorCoreGemm.Tile wg = TensorCoreGemm.WGMMA_TILES.getFirst(), mma = TensorCoreGemm.TILES.getFirst();
+        assertEquals("gemm_wgmma_tn", TensorCoreGemm.kernel(wg, true, false));
+        assertEquals("gemm_bf16_nn", TensorCoreGemm.kernel(mma, false, false));
+        var wgKernels = KernelSignatures.parse(KernelSources.source("gemm_wgmma"));
+        for (String k : List.of("gemm_wgmma_nt", "gemm_wgmma_nn", "gemm_wgmma_tn")) {
+            assertTrue(wgKernels.containsKey(k), k + " is not in gemm_wgmma.cu: " + wgKernels.keySet());
+            KernelSignatures.check(k, wgKernels.get(k), new Object[] {0L, 0L, 0L, 1, 1, 1, 1f, 0f, 0L, 0L, 0L});
         }
     }
 }
