@@ -37,6 +37,7 @@
 #define STAGES 4
 #endif
 #define BK 64
+#define GROUP_M 8
 #define WGS (BM / 64)
 #define WG_THREADS (WGS * 128)
 #define STAGE_BYTES ((BM + BN) * BK * 2)
@@ -80,7 +81,12 @@ __device__ __forceinline__ void wg_body(const unsigned short* __restrict__ A, co
     A += blockIdx.z * strideA;
     B += blockIdx.z * strideB;
     C += blockIdx.z * strideC;
-    const int bm = blockIdx.y * BM, bn = blockIdx.x * BN;
+    // Blocks in groups of GROUP_M row tiles, column tile by column tile: the SMs working at once share a few A row
+    // panels and sweep B's columns together, so both stay in L2 (in launch order, one A panel against every column
+    // tile of a vocab-wide B would stream B from HBM once per panel).
+    const int tilesM = gridDim.y, tilesN = gridDim.x, id = blockIdx.y * tilesN + blockIdx.x;
+    const int firstM = id / (GROUP_M * tilesN) * GROUP_M, groupM = min(tilesM - firstM, GROUP_M), inGroup = id % (GROUP_M * tilesN);
+    const int bm = (firstM + inGroup % groupM) * BM, bn = inGroup / groupM * BN;
     const int wg = threadIdx.x / 128;
     // wgmma's transpose bits: 1 where the operand's rows in shared memory run along M (A) or N (B)
     constexpr int TRANS_A = TA ? 1 : 0, TRANS_B = TB ? 0 : 1;

@@ -53,7 +53,8 @@ class TensorCoreGemmTest {
     /**
      * Every tile the simulated or real device offers (wgmma ones on Hopper). The shapes include a depth of 512: eight
      * 64-deep tiles wrap the wgmma kernel's four stages, so a stage refilled too early shows (cudasim lands cp.async at
-     * the wait and fails a copy into shared memory a wgmma still reads).
+     * the wait and fails a copy into shared memory a wgmma still reads); and ten row tiles of 128, one group of eight
+     * and a short one in the wgmma kernel's grouped block order.
      */
     static java.util.List<TensorCoreGemm.Tile> deviceTiles(CudaBackend be) {
         return TensorCoreGemm.tiles(be.context().hopper());
@@ -71,7 +72,7 @@ class TensorCoreGemmTest {
         Assumptions.assumeTrue(why == null, () -> "tensor-core GEMM skipped: " + why);
         CudaBackend be = CudaBackend.get();
         SplittableRandom r = new SplittableRandom(4);
-        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}, {2, 256, 256, 192}, {1, 128, 256, 512}};
+        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}, {2, 256, 256, 192}, {1, 128, 256, 512}, {1, 1280, 256, 64}};
         for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
             for (int[] s : shapes) {
                 int batch = s[0], m = s[1], n = s[2], k = s[3];
