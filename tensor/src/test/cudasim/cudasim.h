@@ -129,9 +129,9 @@ inline void cp_async16(void* smem, const void* gmem) {
     __sim_api->cpAsync(smem, gmem, 16);
 }
 inline void cp_async_commit() { __sim_api->cpCommit(); }
-inline void cp_async_wait_all_but_one() { __sim_api->cpWait(1); }
-inline void cp_async_wait_all() { __sim_api->cpWait(0); }
 template <int N> inline void cp_async_wait() { __sim_api->cpWait(N); }
+inline void cp_async_wait_all_but_one() { cp_async_wait<1>(); }
+inline void cp_async_wait_all() { cp_async_wait<0>(); }
 // wgmma: run at the thread's wait_group, as late as a GPU may (a stage overwritten before its wait shows); the
 // proxy and register fences order nothing here (every access is a plain one) and are not checked.
 inline unsigned tc_smem_addr(const void* p) { return __sim_api->smemOffset(p); }

@@ -45,13 +45,15 @@ __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
 
-__device__ __forceinline__ void cp_async_wait_all_but_one() {
-    asm volatile("cp.async.wait_group 1;\n" ::: "memory");
+// cp.async.wait_group N: all but this thread's newest N committed groups of cp.async have landed.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
-__device__ __forceinline__ void cp_async_wait_all() {
-    asm volatile("cp.async.wait_group 0;\n" ::: "memory");
-}
+__device__ __forceinline__ void cp_async_wait_all_but_one() { cp_async_wait<1>(); }
+
+__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) // compute_90a (wgmma and the async proxy are sm_90a's; other targets never see them)
 // ---- Hopper (sm_90a): warpgroup MMA (gemm_wgmma.cu). A warpgroup is 4 consecutive warps (128 threads) issuing one
@@ -63,12 +65,6 @@ __device__ __forceinline__ void cp_async_wait_all() {
 // A shared-memory address as a descriptor holds it (the shared window's byte address).
 __device__ __forceinline__ unsigned tc_smem_addr(const void* p) {
     return (unsigned) __cvta_generic_to_shared(p);
-}
-
-// cp.async.wait_group N: all but this thread's newest N groups of cp.async have landed.
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
 }
 
 // Shared memory written through the generic proxy (stores, cp.async) made visible to the async proxy wgmma reads with.

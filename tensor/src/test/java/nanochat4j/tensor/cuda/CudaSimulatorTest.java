@@ -75,8 +75,16 @@ class CudaSimulatorTest {
         }
     }
 
-    private static short bf16(float f) {
-        return (short) (Float.floatToRawIntBits(f) >>> 16); // the test's values are exact in bf16
+    /** {@code x} as bf16 in device memory (truncated: the tests' values are exact in bf16). */
+    private long uploadBf16(float[] x) {
+        short[] h = new short[x.length];
+        for (int i = 0; i < x.length; i++) h[i] = (short) (Float.floatToRawIntBits(x[i]) >>> 16);
+        long p = ctx.driver().allocOrZero(2L * h.length);
+        try (Arena a = Arena.ofConfined()) {
+            ctx.driver().copyHtoDAsync(p, a.allocateFrom(ValueLayout.JAVA_SHORT, h), 2L * h.length, ctx.stream());
+            ctx.synchronize();
+        }
+        return p;
     }
 
     /** One m16n8k16 bf16 mma with its operands loaded straight from the PTX ISA's fragment layout. */
@@ -115,14 +123,7 @@ class CudaSimulatorTest {
         float[] a = new float[16 * 16], b = new float[16 * 8];
         for (int i = 0; i < a.length; i++) a[i] = r.nextInt(17) - 8; // small integers: every product and sum exact
         for (int i = 0; i < b.length; i++) b[i] = r.nextInt(17) - 8;
-        short[] ab = new short[a.length], bb = new short[b.length];
-        for (int i = 0; i < a.length; i++) ab[i] = bf16(a[i]);
-        for (int i = 0; i < b.length; i++) bb[i] = bf16(b[i]);
-        long pa = ctx.driver().allocOrZero(2L * ab.length), pb = ctx.driver().allocOrZero(2L * bb.length), pd = ctx.driver().allocOrZero(4L * 128);
-        try (Arena ar = Arena.ofConfined()) {
-            ctx.driver().copyHtoDAsync(pa, ar.allocateFrom(ValueLayout.JAVA_SHORT, ab), 2L * ab.length, ctx.stream());
-            ctx.driver().copyHtoDAsync(pb, ar.allocateFrom(ValueLayout.JAVA_SHORT, bb), 2L * bb.length, ctx.stream());
-        }
+        long pa = uploadBf16(a), pb = uploadBf16(b), pd = ctx.driver().allocOrZero(4L * 128);
         launch(fn, "mma_once", 32, pa, pb, pd);
         float[] d = download(pd, 128);
         for (int i = 0; i < 16; i++) {
@@ -190,14 +191,7 @@ class CudaSimulatorTest {
         float[] a = new float[64 * 16], b = new float[16 * 128];
         for (int i = 0; i < a.length; i++) a[i] = r.nextInt(17) - 8; // small integers: every product and sum exact
         for (int i = 0; i < b.length; i++) b[i] = r.nextInt(17) - 8;
-        short[] ab = new short[a.length], bb = new short[b.length];
-        for (int i = 0; i < a.length; i++) ab[i] = bf16(a[i]);
-        for (int i = 0; i < b.length; i++) bb[i] = bf16(b[i]);
-        long pa = ctx.driver().allocOrZero(2L * ab.length), pb = ctx.driver().allocOrZero(2L * bb.length), pd = ctx.driver().allocOrZero(4L * 64 * 128);
-        try (Arena ar = Arena.ofConfined()) {
-            ctx.driver().copyHtoDAsync(pa, ar.allocateFrom(ValueLayout.JAVA_SHORT, ab), 2L * ab.length, ctx.stream());
-            ctx.driver().copyHtoDAsync(pb, ar.allocateFrom(ValueLayout.JAVA_SHORT, bb), 2L * bb.length, ctx.stream());
-        }
+        long pa = uploadBf16(a), pb = uploadBf16(b), pd = ctx.driver().allocOrZero(4L * 64 * 128);
         String[] names = {"A K-major, B K-major", "A M-major, B K-major", "A K-major, B N-major", "A M-major, B N-major"};
         for (int layout = 0; layout < 4; layout++) {
             try (Arena ar = Arena.ofConfined()) {
