@@ -88,6 +88,16 @@ public interface Backend {
      */
     Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB);
 
+    /**
+     * {@link #matmul} at the precision this backend's linear layers run at: where they take bf16 operands (the CUDA
+     * backend under bf16 matmuls) A and B are rounded to bf16 and multiplied with fp32 accumulation on the tensor
+     * cores, as nanochat runs Muon's polar-express iterations in bf16 on CUDA; elsewhere the fp32 {@link #matmul}. The
+     * result is fp32 either way.
+     */
+    default Tensor matmulAtPrecision(Tensor a, boolean transA, Tensor b, boolean transB) {
+        return matmul(a, transA, b, transB);
+    }
+
     /** y = x·Wᵀ: x (..., in), W (out, in) → (..., out). No bias. x may also be what {@link #relu2Operand} returned. */
     Tensor linear(Tensor x, Tensor w);
 

@@ -126,7 +126,7 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** bf16 batched GEMM: issue 21 runs Muon's polar-express iterations over the stacked matrices with it. */
+    /** bf16 batched GEMM (Muon's polar express takes one {@link #gemmEx} per matrix instead: CudaBackend.matmulAtPrecision). */
     public void gemmStridedBatchedEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long strideA,
                                      long b, int bType, int ldb, long strideB, float beta, long c, int cType, int ldc, long strideC,
                                      int batch, int compute) {

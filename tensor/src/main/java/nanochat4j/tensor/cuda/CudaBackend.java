@@ -250,6 +250,34 @@ public final class CudaBackend implements Backend {
         return c;
     }
 
+    /**
+     * Under bf16 matmuls: A and B cast to bf16 (one cast when they are the same tensor, as a Gram matrix's), then one
+     * cuBLAS GemmEx per matrix, bf16 in, fp32 accumulation and output. Muon's polar express in fp32 ran on the CUDA
+     * cores, ~1/15 of the tensor cores' rate (at d24 an estimated ~0.5 s an optimizer step). Per matrix, and never the
+     * chooser's kernel or a batched call: a matrix's product then does not depend on how many share its stack (each
+     * ZeRO-2 rank takes a slice) nor on a timing, for with bf16 operands the last bit of such a difference can become a
+     * whole rounding step in the next iteration.
+     */
+    @Override
+    public Tensor matmulAtPrecision(Tensor a, boolean transA, Tensor b, boolean transB) {
+        if (!bf16()) return matmul(a, transA, b, transB);
+        MM pl = plan("matmulAtPrecision", a, transA, b, transB);
+        Tensor c = ctx.zeros(DType.F32, pl.outShape);
+        if (pl.batch == 0 || pl.m == 0 || pl.n == 0 || pl.k == 0) return c;
+        Tensor ah = castBf16(a, a.numel()), bh = a == b ? ah : castBf16(b, b.numel());
+        ctx.bind();
+        Cublas blas = ctx.cublas();
+        int lda = transA ? pl.m : pl.k, ldb = transB ? pl.k : pl.n;
+        long pa = p(ah), pb = p(bh), pc = p(c), mn = (long) pl.m * pl.n;
+        for (int q = 0; q < pl.batch; q++) {
+            blas.gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, pl.n, pl.m, pl.k, 1f, pb + 2 * q * pl.strideB,
+                    Cublas.R_16BF, ldb, pa + 2 * q * pl.strideA, Cublas.R_16BF, lda, 0f, pc + 4 * q * mn, Cublas.R_32F, pl.n, Cublas.COMPUTE_32F);
+        }
+        recycle(ah, a == b ? null : bh); // stream-ordered after the GEMMs that read them
+        fence(a, b);
+        return c;
+    }
+
     // ------------------------------------------------------------------ bf16 GEMMs (MatmulPrecision.BF16)
 
     private boolean bf16() {

@@ -65,6 +65,70 @@ class CudaBackendTest {
     }
 
     /**
+     * matmulAtPrecision (Muon's polar express): fp32 under fp32 matmuls; under bf16 the product of the bf16-rounded
+     * operands with fp32 accumulation — one matrix, a batched stack, a shared B, both layouts of a Gram matrix (one
+     * operand twice) — and measurably not the fp32 product (so the bf16 path ran).
+     */
+    @Test
+    void matmulAtPrecisionRoundsTheOperandsToBf16UnderBf16Matmuls() {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(21);
+        int[][] cases = {{1, 128, 128, 64}, {3, 48, 40, 32}, {2, 32, 24, 16}};
+        for (int[] cs : cases) {
+            int batch = cs[0], m = cs[1], n = cs[2], k = cs[3];
+            for (int layout = 0; layout < 4; layout++) {
+                boolean gram = layout >= 2, transA = layout == 2, transB = layout == 1 || layout == 3;
+                // gram: XᵀX (transA, X (k, m)) or XXᵀ (transB, X (m, k)) from one tensor; else A (m, k), B (k, n) or (n, k)
+                int bn = gram ? m : n;
+                float[] av = new float[batch * m * k], bv = new float[(layout == 0 && batch == 2 ? 1 : batch) * k * bn];
+                for (int i = 0; i < av.length; i++) av[i] = (float) r.nextGaussian();
+                for (int i = 0; i < bv.length; i++) bv[i] = (float) r.nextGaussian();
+                Tensor a = be.upload(Tensor.of(av, batch, transA ? k : m, transA ? m : k));
+                boolean shared = bv.length == k * bn && batch > 1;
+                Tensor b = gram ? a : shared ? be.upload(Tensor.of(bv, transB ? bn : k, transB ? k : bn))
+                        : be.upload(Tensor.of(bv, batch, transB ? bn : k, transB ? k : bn));
+                boolean tb = gram ? !transA : transB;
+                String what = batch + "x" + m + "x" + bn + "x" + k + (gram ? transA ? " XᵀX" : " XXᵀ" : tb ? " A·Bᵀ" : " A·B") + (shared ? " shared B" : "");
+                MatmulPrecision old = be.setMatmulPrecision(MatmulPrecision.BF16);
+                float[] got, fp32;
+                try {
+                    got = be.matmulAtPrecision(a, transA, b, tb).toFloatArray();
+                    fp32 = be.matmul(a, transA, b, tb).toFloatArray();
+                } finally {
+                    be.setMatmulPrecision(old);
+                }
+                assertArrayEquals(fp32, be.matmulAtPrecision(a, transA, b, tb).toFloatArray(), what + ": fp32 under fp32 matmuls");
+                float[] ah = a.toFloatArray(), bh = b.toFloatArray();
+                double worst = 0, off = 0;
+                for (int q = 0; q < batch; q++) {
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < bn; j++) {
+                            double sum = 0;
+                            for (int l = 0; l < k; l++) {
+                                float x = transA ? ah[(q * k + l) * m + i] : ah[(q * m + i) * k + l];
+                                int bq = gram ? q : shared ? 0 : q;
+                                float y = gram ? (transA ? ah[(bq * k + l) * m + j] : ah[(bq * m + j) * k + l])
+                                        : tb ? bh[(bq * bn + j) * k + l] : bh[(bq * k + l) * bn + j];
+                                sum += (double) roundBf16(x) * roundBf16(y);
+                            }
+                            int o = (q * m + i) * bn + j;
+                            worst = Math.max(worst, Math.abs(got[o] - sum));
+                            off = Math.max(off, Math.abs(fp32[o] - sum));
+                        }
+                    }
+                }
+                assertTrue(worst < 1e-5 * k, what + ": max error " + worst + " against the bf16-rounded operands' product");
+                assertTrue(off > 100 * worst + 1e-3, what + ": the fp32 product is as close (" + off + "): the operands were not rounded");
+            }
+        }
+    }
+
+    /** fp32 → bf16 → fp32, round to nearest even (the cast kernel's). */
+    static float roundBf16(float x) {
+        int b = Float.floatToRawIntBits(x);
+        return Float.intBitsToFloat((b + 0x7fff + ((b >>> 16) & 1)) & 0xffff0000);
+    }
+
+    /**
      * The norms' backward from the output takes y as a shelved training step keeps it, in bf16, widened in the kernel:
      * exactly what it computes from the widened copy; so do rms_norm and its backward from a kept input x.
      */

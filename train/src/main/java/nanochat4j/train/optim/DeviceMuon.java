@@ -9,7 +9,8 @@ import nanochat4j.tensor.Tensor;
 /**
  * {@link Muon}'s update written against {@link Backend} only, so that it runs where the parameters live: on a GPU
  * the matrices, momentum and second moment never leave device memory, and the polar-express iterations are
- * batched GEMMs over the whole stack (the CUDA backend's matmul is cuBLAS strided-batched). The same math as
+ * batched GEMMs over the whole stack (cuBLAS strided-batched; with bf16 operands under bf16 matmuls, as nanochat runs
+ * them in bf16 on CUDA: {@link Backend#matmulAtPrecision}). The same math as
  * {@link Muon} / {@link PolarExpress}, step for step:
  * <pre>
  *   M ← lerp(M, G, 1−μ);  X ← lerp(G, M, μ)                              Nesterov
@@ -17,7 +18,8 @@ import nanochat4j.tensor.Tensor;
  *   NorMuon: v = mean(X², red), S ← lerp(S, v, 1−β2), X ← X·rsqrt(max(S,1e-10))·‖X‖/max(‖X′‖, 1e-10)
  *   P ← P − (lr·X + [X·P ≥ 0]·lr·wd·P)                                    cautious weight decay (one fused kernel)
  * </pre>
- * Results agree with {@link Muon} to float rounding, not bitwise: the GEMMs and reductions sum in another order.
+ * Results agree with {@link Muon} to float rounding (to bf16 rounding where the GEMMs take bf16 operands), not
+ * bitwise: the GEMMs and reductions sum in another order.
  * State: momentum (count, rows, cols) and second moment (count, rows) per row when rows ≥ cols, else (count, cols),
  * in the backend's memory.
  */
@@ -105,10 +107,11 @@ final class DeviceMuon {
         boolean tall = rows > cols;
         for (int it = 0; it < steps; it++) {
             float a = (float) PolarExpress.COEFFS[it][0], b = (float) PolarExpress.COEFFS[it][1], c = (float) PolarExpress.COEFFS[it][2];
-            Tensor gram = tall ? be.matmul(cur, true, cur, false) : be.matmul(cur, false, cur, true);   // XᵀX or XXᵀ, batched
-            Tensor gram2 = be.matmul(gram, false, gram, false);
+            // the GEMMs at the linear layers' precision: bf16 operands on a GPU under bf16 matmuls, as nanochat's
+            Tensor gram = tall ? be.matmulAtPrecision(cur, true, cur, false) : be.matmulAtPrecision(cur, false, cur, true); // XᵀX or XXᵀ
+            Tensor gram2 = be.matmulAtPrecision(gram, false, gram, false);
             Tensor poly = be.axpby(b, gram, c, gram2);                                         // b·A + c·A²
-            Tensor xn = tall ? be.matmul(cur, false, poly, false) : be.matmul(poly, false, cur, false);
+            Tensor xn = tall ? be.matmulAtPrecision(cur, false, poly, false) : be.matmulAtPrecision(poly, false, cur, false);
             Tensor next = be.axpby(a, cur, 1f, xn);
             done(gram, gram2, poly, xn, cur);
             cur = next;
