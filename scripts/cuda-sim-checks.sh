@@ -11,7 +11,7 @@
 #   scripts/cuda-sim-checks.sh -Dtest=SomeGpuTest     any surefire selection instead (tensor, model, train, serve, bench)
 #   scripts/cuda-sim-checks.sh --installed ...       the modules are already installed (scripts/test.sh just did)
 #
-# Needs Linux, g++ (apt-get install g++) and JDK 25; about 5 minutes on 2 cores. Compiled kernels are cached in
+# Needs Linux, g++ (apt-get install g++) and JDK 25; about 6 minutes on 2 cores. Compiled kernels are cached in
 # $NC4JSIM_CACHE (default /tmp/nc4jsim-$UID).
 set -euo pipefail
 cd "$(dirname "$0")/.."

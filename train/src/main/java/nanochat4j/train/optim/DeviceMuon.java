@@ -9,8 +9,8 @@ import nanochat4j.tensor.Tensor;
 /**
  * {@link Muon}'s update written against {@link Backend} only, so that it runs where the parameters live: on a GPU
  * the matrices, momentum and second moment never leave device memory, and the polar-express iterations are
- * batched GEMMs over the whole stack (cuBLAS strided-batched; with bf16 operands under bf16 matmuls, as nanochat runs
- * them in bf16 on CUDA: {@link Backend#matmulAtPrecision}). The same math as
+ * GEMMs over the whole stack (in fp32 cuBLAS strided-batched; under bf16 matmuls with bf16 operands, one GemmEx a
+ * matrix, as nanochat runs them in bf16 on CUDA: {@link Backend#matmulAtPrecision}). The same math as
  * {@link Muon} / {@link PolarExpress}, step for step:
  * <pre>
  *   M ← lerp(M, G, 1−μ);  X ← lerp(G, M, μ)                              Nesterov
@@ -18,8 +18,8 @@ import nanochat4j.tensor.Tensor;
  *   NorMuon: v = mean(X², red), S ← lerp(S, v, 1−β2), X ← X·rsqrt(max(S,1e-10))·‖X‖/max(‖X′‖, 1e-10)
  *   P ← P − (lr·X + [X·P ≥ 0]·lr·wd·P)                                    cautious weight decay (one fused kernel)
  * </pre>
- * Results agree with {@link Muon} to float rounding (to bf16 rounding where the GEMMs take bf16 operands), not
- * bitwise: the GEMMs and reductions sum in another order.
+ * Results agree with {@link Muon} to float rounding, not bitwise: the GEMMs and reductions sum in another order; with
+ * bf16 operands the polar express lands on another near-orthogonal matrix, a few percent from fp32's (DeviceMuonTest).
  * State: momentum (count, rows, cols) and second moment (count, rows) per row when rows ≥ cols, else (count, cols),
  * in the backend's memory.
  */
