@@ -506,26 +506,38 @@ unsigned simSmemOffset(const void* p) {
     return (unsigned) (a - g_smemBegin);
 }
 
-// Element (mn, k) of a wgmma operand from its descriptor: the no-swizzle ("interleaved") canonical layouts of the PTX
-// ISA, in 8×16-byte core matrices: K-major (transpose 0), a core matrix's 16-byte rows run along K, and MN-major
-// (transpose 1), along M or N. In both the leading byte offset steps between core matrices along K and the stride
-// byte offset between them along M or N (CUTLASS's make_gmma_desc, the INTERLEAVE layouts).
-float wgmmaOperand(unsigned long long desc, int mn, int k, int trans, const char* which) {
-    size_t start = (desc & 0x3fff) << 4, lbo = ((desc >> 16) & 0x3fff) << 4, sbo = ((desc >> 32) & 0x3fff) << 4;
-    int baseOffset = (int) ((desc >> 49) & 7), swizzle = (int) (desc >> 62);
-    if (swizzle != 0 || baseOffset != 0) {
-        failHere(format("wgmma: %s's descriptor asks for swizzle mode %d, base offset %d; the simulator reads the no-swizzle layout only", which,
-                        swizzle, baseOffset));
+// A wgmma operand as its descriptor gives it, in the no-swizzle ("interleaved") canonical layouts of the PTX ISA, in
+// 8×16-byte core matrices: K-major (transpose 0), a core matrix's 16-byte rows run along K, and MN-major (transpose
+// 1), along M or N. In both the leading byte offset steps between core matrices along K and the stride byte offset
+// between them along M or N (CUTLASS's make_gmma_desc, the INTERLEAVE layouts).
+struct WgmmaOperand {
+    size_t start, lbo, sbo;
+    int trans;
+    const char* which;
+
+    WgmmaOperand(unsigned long long desc, int transpose, const char* name) : trans(transpose), which(name) {
+        start = (desc & 0x3fff) << 4;
+        lbo = ((desc >> 16) & 0x3fff) << 4;
+        sbo = ((desc >> 32) & 0x3fff) << 4;
+        int baseOffset = (int) ((desc >> 49) & 7), swizzle = (int) (desc >> 62);
+        if (swizzle != 0 || baseOffset != 0) {
+            failHere(format("wgmma: %s's descriptor asks for swizzle mode %d, base offset %d; the simulator reads the no-swizzle layout only",
+                            which, swizzle, baseOffset));
+        }
     }
-    size_t off = start + (size_t) (mn / 8) * sbo + (size_t) (k / 8) * lbo + (trans ? (k % 8) * 16 + (mn % 8) * 2 : (mn % 8) * 16 + (k % 8) * 2);
-    if (off + 2 > g_smemEnd - g_smemBegin) {
-        failHere(format("wgmma: %s(%d, %d) at byte %zu of %zu bytes of dynamic shared memory (descriptor 0x%llx)", which, mn, k, off,
-                        (size_t) (g_smemEnd - g_smemBegin), desc));
+
+    // Element (mn, k).
+    float at(int mn, int k) const {
+        size_t off = start + (size_t) (mn / 8) * sbo + (size_t) (k / 8) * lbo + (trans ? (k % 8) * 16 + (mn % 8) * 2 : (mn % 8) * 16 + (k % 8) * 2);
+        if (off + 2 > g_smemEnd - g_smemBegin) {
+            failHere(format("wgmma: %s(%d, %d) at byte %zu of %zu bytes of dynamic shared memory", which, mn, k, off,
+                            (size_t) (g_smemEnd - g_smemBegin)));
+        }
+        uint16_t v;
+        memcpy(&v, (const char*) g_smemBegin + off, 2);
+        return bf16(v);
     }
-    uint16_t v;
-    memcpy(&v, (const char*) g_smemBegin + off, 2);
-    return bf16(v);
-}
+};
 
 // D (64×N, fp32) = A (64×16) · B (16×N) [+ D]. Each thread owns N/2 of D's elements, as mma.sync's accumulators per
 // warp: warp w of the group holds rows 16w…16w+15; lane L = 4g + t holds, for each 8 columns j, rows g and g+8 at
@@ -541,13 +553,16 @@ void runWgmma(const WgmmaOp& op) {
     }
     Fiber* f = g.cur;
     int w = f->warp % 4, gq = f->lane >> 2, t = f->lane & 3;
+    WgmmaOperand A(op.descA, op.transA, "A"), B(op.descB, op.transB, "B");
+    float a[2][16]; // this thread's two rows of A
+    for (int h = 0; h < 2; h++) {
+        for (int k = 0; k < 16; k++) a[h][k] = A.at(16 * w + gq + 8 * h, k);
+    }
     std::vector<float> out(op.n / 2);
     for (int e = 0; e < op.n / 2; e++) {
-        int row = 16 * w + gq + ((e >> 1) & 1) * 8, col = 8 * (e >> 2) + 2 * t + (e & 1);
+        int h = (e >> 1) & 1, col = 8 * (e >> 2) + 2 * t + (e & 1);
         double s = op.scaleD ? op.d[e] : 0.0;
-        for (int k = 0; k < 16; k++) {
-            s += (double) wgmmaOperand(op.descA, row, k, op.transA, "A") * (double) wgmmaOperand(op.descB, col, k, op.transB, "B");
-        }
+        for (int k = 0; k < 16; k++) s += (double) a[h][k] * (double) B.at(col, k);
         out[e] = (float) s;
     }
     for (int e = 0; e < op.n / 2; e++) op.d[e] = out[e];
