@@ -85,6 +85,10 @@ public final class BaseTrainOptions {
     @Option(names = "--precision", defaultValue = "bf16",
             description = "linear layers on CUDA: bf16 (nanochat's: bf16 operands, fp32 accumulation, fp32 master weights) or fp32; the CPU computes in fp32 (default: ${DEFAULT-VALUE})")
     public String precision;
+    @Option(names = "--muon-precision", defaultValue = "auto",
+            description = "Muon's polar-express GEMMs on CUDA: auto (as --precision: bf16 operands under bf16, as nanochat's) or fp32 (a run's "
+                    + "update then sums the same whatever the number of ranks; bf16 can turn a last-bit difference into a rounding step) (default: ${DEFAULT-VALUE})")
+    public String muonPrecision = "auto";
     @Option(names = "--bf16-activations", defaultValue = "true", negatable = true, fallbackValue = "true",
             description = TrainDevice.BF16_ACTIVATIONS)
     public boolean bf16Activations;

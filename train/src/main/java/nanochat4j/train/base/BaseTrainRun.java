@@ -120,6 +120,11 @@ final class BaseTrainRun {
             overlap = overlapReduce(world, device)
                     ? new OverlappedGradReduce(model.parameters(), comm, OverlappedGradReduce.DEFAULT_BUCKET_FLOATS) : null;
             opt = overlap != null ? MuonAdamW.replicated(groups, comm.rank()) : new MuonAdamW(groups, comm);
+            opt.setPolarExpressFp32(switch (o.muonPrecision) {
+                case "auto" -> false;
+                case "fp32" -> true;
+                default -> throw new IllegalArgumentException("--muon-precision=" + o.muonPrecision + ": expected auto or fp32");
+            });
             sched = new Schedules(dial.numIterations(), o.warmupSteps, o.warmdownRatio, o.finalLrFrac, dial.weightDecay());
             if (o.resume.resuming()) enter("loading checkpoint step " + o.resume.resumeFromStep + " onto the " + device);
             resumedLoader = o.resume.resuming() ? resume() : null;

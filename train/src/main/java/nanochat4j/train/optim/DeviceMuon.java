@@ -30,6 +30,8 @@ final class DeviceMuon {
     /** Momentum M (count, rows, cols) and factored second moment S (count, secondLen), on the backend's device. */
     Tensor momentum, second;
     private final int secondLen;
+    /** The polar express's GEMMs in fp32 whatever the backend's matmul precision ({@link MuonAdamW#setPolarExpressFp32}). */
+    boolean fp32Gemms;
 
     DeviceMuon(Backend be, int count, int rows, int cols) {
         if (count < 1 || rows < 1 || cols < 1) throw new IllegalArgumentException("DeviceMuon: bad shape " + count + "x" + rows + "x" + cols);
@@ -107,11 +109,10 @@ final class DeviceMuon {
         boolean tall = rows > cols;
         for (int it = 0; it < steps; it++) {
             float a = (float) PolarExpress.COEFFS[it][0], b = (float) PolarExpress.COEFFS[it][1], c = (float) PolarExpress.COEFFS[it][2];
-            // the GEMMs at the linear layers' precision: bf16 operands on a GPU under bf16 matmuls, as nanochat's
-            Tensor gram = tall ? be.matmulAtPrecision(cur, true, cur, false) : be.matmulAtPrecision(cur, false, cur, true); // XᵀX or XXᵀ
-            Tensor gram2 = be.matmulAtPrecision(gram, false, gram, false);
+            Tensor gram = tall ? mm(cur, true, cur, false) : mm(cur, false, cur, true);       // XᵀX or XXᵀ
+            Tensor gram2 = mm(gram, false, gram, false);
             Tensor poly = be.axpby(b, gram, c, gram2);                                         // b·A + c·A²
-            Tensor xn = tall ? be.matmulAtPrecision(cur, false, poly, false) : be.matmulAtPrecision(poly, false, cur, false);
+            Tensor xn = tall ? mm(cur, false, poly, false) : mm(poly, false, cur, false);
             Tensor next = be.axpby(a, cur, 1f, xn);
             done(gram, gram2, poly, xn, cur);
             cur = next;
@@ -121,6 +122,11 @@ final class DeviceMuon {
         Tensor out = be.mul(cur, be.div(constant((float) Math.sqrt(Math.min(rows, cols))), fro));
         done(cur);
         return out;
+    }
+
+    /** A polar-express GEMM: at the linear layers' precision (bf16 operands on a GPU under bf16 matmuls, as nanochat's), or fp32. */
+    private Tensor mm(Tensor a, boolean transA, Tensor b, boolean transB) {
+        return fp32Gemms ? be.matmul(a, transA, b, transB) : be.matmulAtPrecision(a, transA, b, transB);
     }
 
     /** NorMuon on the orthogonalised X: updates S and returns X scaled per row (rows ≥ cols) or per column. */

@@ -431,6 +431,14 @@ public final class MuonAdamW {
         for (GroupState g : groups) if (g instanceof MuonState m) m.weightDecay = weightDecay;
     }
 
+    /**
+     * Runs the GPU's polar express in fp32 even under bf16 matmuls (where it otherwise takes bf16 operands, as
+     * nanochat's): a run's update then sums the same way whatever the number of ranks (base-train's --muon-precision).
+     */
+    public void setPolarExpressFp32(boolean fp32) {
+        for (GroupState g : groups) if (g instanceof MuonState m && m.device != null) m.device.fp32Gemms = fp32;
+    }
+
     public int groupCount() {
         return groups.size();
     }

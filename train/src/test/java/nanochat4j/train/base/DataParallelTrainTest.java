@@ -231,19 +231,19 @@ class DataParallelTrainTest {
     /**
      * Two worker processes sharing one GPU (launch gives both CUDA_VISIBLE_DEVICES of the only card; their gradients
      * go device → host → ring → device) equal one GPU process with two micro-batches, to GPU float tolerance.
-     * Skipped without a GPU. At --precision fp32: the runs sum each gradient in another order (the single process
-     * accumulates its second micro-batch onto the first, the ring adds the two), and under bf16 the polar express
-     * rounds its operands to bf16, where such a last-bit difference can become a whole rounding step, and AdamW's
-     * near-zero value-embedding gradients turn that into steps of the learning rate — what this test would then
-     * measure is bf16's rounding, not the ring's. GpuTrainStepTest and DeviceMuonTest check the bf16 step.
+     * Skipped without a GPU. With --muon-precision fp32: the runs sum each gradient in another order (the single
+     * process accumulates its second micro-batch onto the first, the ring adds the two), and a polar express on bf16
+     * operands can turn such a last-bit difference into a whole rounding step, which AdamW's near-zero value-embedding
+     * gradients turn into steps of the learning rate (2.7e-3 apart after five steps) — what the test would then
+     * measure is bf16's rounding, not the ring's. The linear layers stay bf16; DeviceMuonTest checks the bf16 Muon.
      */
     @Test
     void twoGpuWorkersOnOneGpuEqualOneGpuProcess() throws IOException {
         String why = CudaContext.unavailableReason();
         Assumptions.assumeTrue(why == null, () -> "2 GPU workers skipped: " + why);
         Path single = tmp.resolve("gpu-single"), dp = tmp.resolve("gpu-dp");
-        String oneLog = runProcesses(1, args(single, "--device=cuda", "--precision=fp32"));
-        String log = runProcesses(2, args(dp, "--device=cuda", "--precision=fp32"));
+        String oneLog = runProcesses(1, args(single, "--device=cuda", "--muon-precision=fp32"));
+        String log = runProcesses(2, args(dp, "--device=cuda", "--muon-precision=fp32"));
         assertTrue(log.contains("[rank 0] Device: CUDA"), log);
         List<Float> expected = losses(oneLog, 0), actual = losses(log, 1);
         for (int i = 0; i < 5; i++) assertEquals(expected.get(i), actual.get(i), 2e-3 * Math.abs(expected.get(i)), "loss of step " + (i + 1));
