@@ -22,7 +22,7 @@ class UserConfigTest {
                 "target_param_data_ratio", "device_batch_size", "total_batch_size", "embedding_lr", "unembedding_lr", "matrix_lr",
                 "scalar_lr", "weight_decay", "warmup_steps", "warmdown_ratio", "final_lr_frac", "resume_from_step", "eval_every",
                 "eval_tokens", "core_metric_every", "core_metric_max_per_task", "sample_every", "save_every", "model_tag", "data",
-                "strip_gutenberg", "precision", "bf16_activations", "overlap_reduce", "device_type"), List.copyOf(m.keySet()));
+                "strip_gutenberg", "precision", "muon_precision", "bf16_activations", "overlap_reduce", "device_type"), List.copyOf(m.keySet()));
         assertEquals(4, m.get("depth"));
         assertEquals(0.008, m.get("unembedding_lr"));
         assertEquals(41943040L, m.get("eval_tokens"));
@@ -31,6 +31,7 @@ class UserConfigTest {
         assertEquals("/tmp/text", m.get("data"), "paths as strings");
         assertEquals(true, m.get("strip_gutenberg"));
         assertEquals(true, m.get("bf16_activations"));
+        assertEquals("auto", m.get("muon_precision"));
         assertEquals("cpu", m.get("device_type"), "--device under nanochat's name");
     }
 
