@@ -263,6 +263,8 @@ struct WgmmaOp {
     unsigned long long descA, descB;
     int scaleD, transA, transB;
     std::shared_ptr<WgmmaReads> reads;
+    // A from registers (wg_mma_rs): the 4 registers of each of the group's 128 threads as issued, else null
+    std::shared_ptr<std::vector<unsigned>> regsA;
 };
 
 struct Fiber {
@@ -553,10 +555,21 @@ void runWgmma(const WgmmaOp& op) {
     }
     Fiber* f = g.cur;
     int w = f->warp % 4, gq = f->lane >> 2, t = f->lane & 3;
-    WgmmaOperand A(op.descA, op.transA, "A"), B(op.descB, op.transB, "B");
+    WgmmaOperand B(op.descB, op.transB, "B");
     float a[2][16]; // this thread's two rows of A
-    for (int h = 0; h < 2; h++) {
-        for (int k = 0; k < 16; k++) a[h][k] = A.at(16 * w + gq + 8 * h, k);
+    if (op.regsA) {
+        // row 16w + gq + 8h, k: in lane 4gq + (k % 8) / 2 of warp w, register h + 2(k / 8), the half k % 2
+        for (int h = 0; h < 2; h++) {
+            for (int k = 0; k < 16; k++) {
+                unsigned r = (*op.regsA)[4 * (32 * w + 4 * gq + (k % 8) / 2) + h + 2 * (k / 8)];
+                a[h][k] = bf16((uint16_t) (r >> (16 * (k % 2))));
+            }
+        }
+    } else {
+        WgmmaOperand A(op.descA, op.transA, "A");
+        for (int h = 0; h < 2; h++) {
+            for (int k = 0; k < 16; k++) a[h][k] = A.at(16 * w + gq + 8 * h, k);
+        }
     }
     std::vector<float> out(op.n / 2);
     for (int e = 0; e < op.n / 2; e++) {
@@ -568,7 +581,9 @@ void runWgmma(const WgmmaOp& op) {
     for (int e = 0; e < op.n / 2; e++) op.d[e] = out[e];
 }
 
-void simWgmma(float* d, int n, unsigned long long descA, unsigned long long descB, int scaleD, int transA, int transB) {
+// Issues a wgmma (regsA: this thread's 4 registers of A, or null when A is in shared memory).
+void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA, unsigned long long descB, int scaleD, int transA,
+                int transB) {
     Fiber* f = g.cur;
     int q = f->warp / 4;
     if (n < 8 || n > 256 || n % 8) failHere(format("wgmma m64n%dk16: N must be a multiple of 8 in 8…256", n));
@@ -588,18 +603,21 @@ void simWgmma(float* d, int n, unsigned long long descA, unsigned long long desc
         for (int o = 0; o < 2; o++) {
             size_t start = (desc[o] & 0x3fff) << 4, lbo = ((desc[o] >> 16) & 0x3fff) << 4, sbo = ((desc[o] >> 32) & 0x3fff) << 4;
             reads->lo[o] = g_smemBegin + start;
-            reads->hi[o] = g_smemBegin + start + (size_t) ((rows[o] - 1) / 8) * sbo + lbo + 128;
+            reads->hi[o] = o == 0 && regsA ? reads->lo[o] : g_smemBegin + start + (size_t) ((rows[o] - 1) / 8) * sbo + lbo + 128;
         }
         reads->pending = 128;
         g_wgmmaReads.push_back(reads);
         wg.op = op;
         wg.op.reads = reads;
+        if (regsA) wg.op.regsA = std::make_shared<std::vector<unsigned>>(512);
     } else if (wg.op.n != n || wg.op.descA != descA || wg.op.descB != descB || wg.op.scaleD != scaleD || wg.op.transA != transA
-               || wg.op.transB != transB) {
+               || wg.op.transB != transB || (wg.op.regsA != nullptr) != (regsA != nullptr)) {
         failHere(format("wgmma: the threads of warpgroup %d disagree (n %d/%d, A 0x%llx/0x%llx, B 0x%llx/0x%llx, scale-d %d/%d)", q, n,
                         wg.op.n, descA, wg.op.descA, descB, wg.op.descB, scaleD, wg.op.scaleD));
     }
     op.reads = wg.op.reads; // now: once released, the first thread on may issue the next wgmma, which replaces wg.op
+    op.regsA = wg.op.regsA;
+    if (regsA) memcpy(op.regsA->data() + 4 * (32 * (f->warp % 4) + f->lane), regsA, 4 * sizeof(unsigned));
     g.progress++;
     unsigned gen = wg.gen;
     if (++wg.arrived == 128) {
@@ -610,6 +628,12 @@ void simWgmma(float* d, int n, unsigned long long descA, unsigned long long desc
     }
     openGroup(f->wgmmas).push_back(op);
 }
+void simWgmma(float* d, int n, unsigned long long descA, unsigned long long descB, int scaleD, int transA, int transB) {
+    issueWgmma(d, n, descA, nullptr, descB, scaleD, transA, transB);
+}
+void simWgmmaRs(float* d, int n, const unsigned* a, unsigned long long descB, int scaleD, int transB) {
+    issueWgmma(d, n, 0, a, descB, scaleD, 0, transB);
+}
 void simWgCommit() {
     std::vector<std::vector<WgmmaOp>>& c = g.cur->wgmmas;
     openGroup(c);
@@ -618,7 +642,7 @@ void simWgCommit() {
 void simWgWait(int pending) { landGroups(g.cur->wgmmas, pending, runWgmma); }
 
 const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp, simCpAsync, simCpCommit, simCpWait,
-                      simWgmma, simWgCommit, simWgWait, simSmemOffset};
+                      simWgmma, simWgCommit, simWgWait, simSmemOffset, simWgmmaRs};
 
 void fiberMain() {
     Fiber* f = g.cur;

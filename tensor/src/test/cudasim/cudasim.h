@@ -128,6 +128,10 @@ inline void cp_async16(void* smem, const void* gmem) {
     if ((((uintptr_t) smem) | ((uintptr_t) gmem)) & 15u) __sim_api->fail("cp.async.cg 16: an address not 16-byte aligned");
     __sim_api->cpAsync(smem, gmem, 16);
 }
+inline void cp_async4(void* smem, const void* gmem) {
+    if ((((uintptr_t) smem) | ((uintptr_t) gmem)) & 3u) __sim_api->fail("cp.async.ca 4: an address not 4-byte aligned");
+    __sim_api->cpAsync(smem, gmem, 4);
+}
 inline void cp_async_commit() { __sim_api->cpCommit(); }
 template <int N> inline void cp_async_wait() { __sim_api->cpWait(N); }
 inline void cp_async_wait_all_but_one() { cp_async_wait<1>(); }
@@ -140,8 +144,12 @@ inline void wg_fence() {}
 inline void wg_commit() { __sim_api->wgCommit(); }
 template <int N> inline void wg_wait() { __sim_api->wgWait(N); }
 template <int N> inline void wg_fence_operand(float (&)[N]) {}
+template <int N> inline void wg_fence_operand(unsigned (&)[N]) {}
 template <int N, int TA, int TB> inline void wg_mma(float (&d)[N / 2], unsigned long long descA, unsigned long long descB, int scaleD) {
     __sim_api->wgmma(d, N, descA, descB, scaleD, TA, TB);
+}
+template <int N, int TB> inline void wg_mma_rs(float (&d)[N / 2], const unsigned (&a)[4], unsigned long long descB, int scaleD) {
+    __sim_api->wgmmaRs(d, N, a, descB, scaleD, TB);
 }
 
 // Calls kernel f with the arguments cuLaunchKernel's kernelParams point to, converted to f's parameter types.

@@ -137,7 +137,7 @@ final class CudaKernels {
     }
 
     private void attention() {
-        int[][] shapes = quick ? new int[][] {{1, 32, 2, 16}} : new int[][] {{8, 512, 6, 64}, {4, 2048, 10, 128}};
+        int[][] shapes = quick ? new int[][] {{1, 32, 2, 128}} : new int[][] {{8, 512, 6, 64}, {4, 2048, 10, 128}};
         for (int[] s : shapes) {
             int batch = s[0], t = s[1], h = s[2], d = s[3];
             Tensor q = up(batch, t, h, d), k = up(batch, t, h, d), v = up(batch, t, h, d), dy = up(batch, t, h, d);
@@ -156,20 +156,32 @@ final class CudaKernels {
 
     /**
      * The training step's attention under bf16 (the tensor-core kernels, unchecked), and fwd+bwd at nanochat's flop
-     * count (12·H·D·T per token: the issue's figure for the card's bf16 peak).
+     * count (12·H·D·T per token: the issue's figure for the card's bf16 peak). The backward reads q, k, v and y as the
+     * bf16 copies a training step keeps; on Hopper at head dim 128 it is timed on the wgmma kernels and on the mma.sync
+     * ones.
      */
     private void attentionTc(Tensor q, Tensor k, Tensor v, Tensor dy, float scale, double fwd, String shape, double nanochatFlops) {
         MatmulPrecision precision = be.setMatmulPrecision(MatmulPrecision.BF16);
-        TensorCoreAttention.Mode mode = be.tensorCoreAttention().setMode(TensorCoreAttention.Mode.TC);
+        TensorCoreAttention tc = be.tensorCoreAttention();
+        TensorCoreAttention.Mode mode = tc.setMode(TensorCoreAttention.Mode.TC);
+        boolean wgmmaSetting = tc.setWgmma(true);
         try {
             Backend.AttentionOut[] y = {be.attention(q, k, v, -1, scale)};
             Result f = time("attention fwd tc", shape, fwd, -1, () -> y[0] = be.attention(q, k, v, -1, scale));
-            Result b = time("attention bwd tc", shape, 2.5 * fwd, -1, () -> be.attentionBackward(q, k, v, y[0].y(), y[0].lse(), dy, -1, scale));
             print(f);
-            print(b);
-            print(new Result("attention fwd+bwd tc", shape, f.ms() + b.ms(), nanochatFlops, -1, "nanochat's count: 12·H·D·T flops a token"));
+            Tensor qs = be.saveForBackward(q), ks = be.saveForBackward(k), vs = be.saveForBackward(v), ys = be.saveForBackward(y[0].y());
+            boolean hopper = tc.wgmma("bwd", q.shape(3), be.context().hopper());
+            for (boolean wgmma : hopper ? new boolean[] {true, false} : new boolean[] {false}) {
+                tc.setWgmma(wgmma);
+                String kernels = hopper ? (wgmma ? " (wgmma)" : " (mma.sync)") : "";
+                Result b = time("attention bwd tc" + kernels, shape, 2.5 * fwd, -1,
+                        () -> be.attentionBackward(qs, ks, vs, ys, y[0].lse(), dy, -1, scale));
+                print(b);
+                print(new Result("attention fwd+bwd tc" + kernels, shape, f.ms() + b.ms(), nanochatFlops, -1, "nanochat's count: 12·H·D·T flops a token"));
+            }
         } finally {
-            be.tensorCoreAttention().setMode(mode);
+            tc.setWgmma(wgmmaSetting);
+            tc.setMode(mode);
             be.setMatmulPrecision(precision);
         }
     }

@@ -240,33 +240,40 @@ extern "C" __global__ void attn_decode_combine(const float* __restrict__ part, f
 }
 
 // dsum[b, h, i] = Σ_d dy·y of row (b, i, h), the softmax backward's row term, one warp a row (rows = B·T·H); with
-// bf16Dy, dy rounded to bf16 first, as the tensor-core backward's dP is made (see attention_tc_bwd.cu).
+// bf16Dy, dy rounded to bf16 first, as the tensor-core backward's dP is made (see attention_tc_bwd.cu). dyOut, unless
+// null, gets that bf16 dy (attention_wgmma_bwd.cu streams it into shared memory as it is): written while dy is read
+// for the sum anyway, instead of in a pass of its own.
 __device__ __forceinline__ float dsum_y(const float* y, long long i) { return y[i]; }
 __device__ __forceinline__ float dsum_y(const unsigned short* y, long long i) { return bf16_to_f32(y[i]); }
 
 template <typename Y>
 __device__ __forceinline__ void dsum_rows(const float* __restrict__ dy, const Y* __restrict__ y, float* __restrict__ dsum, int T, int H,
-                                          int rows, int bf16Dy) {
+                                          int rows, int bf16Dy, unsigned short* __restrict__ dyOut) {
     int r = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5), lane = threadIdx.x & 31;
     if (r >= rows) return;
     const float* a = dy + (long long) r * HEAD_DIM;
     long long c = (long long) r * HEAD_DIM;
     float s = 0.f;
-    for (int d = lane; d < HEAD_DIM; d += 32) s += (bf16Dy ? bf16_to_f32(f32_to_bf16(a[d])) : a[d]) * dsum_y(y, c + d);
+    for (int d = lane; d < HEAD_DIM; d += 32) {
+        unsigned short hb = f32_to_bf16(a[d]);
+        if (dyOut != 0) dyOut[c + d] = hb;
+        s += (bf16Dy ? bf16_to_f32(hb) : a[d]) * dsum_y(y, c + d);
+    }
     s = warp_sum(s);
     int h = r % H, bi = r / H, i = bi % T, b = bi / T;
     if (lane == 0) dsum[((long long) b * H + h) * T + i] = s;
 }
 
 extern "C" __global__ void attn_bwd_dsum(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dsum,
-                                         int T, int H, int rows, int bf16Dy) {
-    dsum_rows(dy, y, dsum, T, H, rows, bf16Dy);
+                                         int T, int H, int rows, int bf16Dy, unsigned short* __restrict__ dyOut) {
+    dsum_rows(dy, y, dsum, T, H, rows, bf16Dy, dyOut);
 }
 
 // The same with y as the bf16 copy a training step keeps of it (Autograd.shelve): the same sum of the same values.
 extern "C" __global__ void attn_bwd_dsum_bf16y(const float* __restrict__ dy, const unsigned short* __restrict__ y,
-                                               float* __restrict__ dsum, int T, int H, int rows, int bf16Dy) {
-    dsum_rows(dy, y, dsum, T, H, rows, bf16Dy);
+                                               float* __restrict__ dsum, int T, int H, int rows, int bf16Dy,
+                                               unsigned short* __restrict__ dyOut) {
+    dsum_rows(dy, y, dsum, T, H, rows, bf16Dy, dyOut);
 }
 
 // dq_i = scale · Σ_j P_ij (dP_ij − dsum_i) k_j with P = exp(s − lse), dP = dy_i·v_j. Grid (ceil(T/ROWS), H, B).

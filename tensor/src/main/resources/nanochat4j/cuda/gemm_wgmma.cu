@@ -46,13 +46,6 @@ static_assert(BM % 64 == 0 && BM <= 256, "BM: 64, 128, 192 or 256 rows (a warpgr
 static_assert(BN == 128 || BN == 256, "BN: the wgmma N, 128 or 256");
 static_assert(STAGES >= 3, "STAGES: at least the tile being read, the one in flight and one landing");
 
-// A descriptor of the no-swizzle layout: start address, leading byte offset (between core matrices along K) and stride
-// byte offset (along M or N), each in 16-byte units.
-__device__ __forceinline__ unsigned long long wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
-    return (unsigned long long) ((addr & 0x3ffffu) >> 4) | ((unsigned long long) (lbo >> 4) << 16)
-           | ((unsigned long long) (sbo >> 4) << 32);
-}
-
 // One R-row tile of an operand, k in k0…k0+63, into shared memory (see the layouts above). KMAJOR: the operand is
 // stored (rows, ld) with K contiguous; else (K, ld) with the rows contiguous.
 template <int R, bool KMAJOR>

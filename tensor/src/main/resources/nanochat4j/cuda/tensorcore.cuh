@@ -1,5 +1,6 @@
-// PTX wrappers of the tensor-core kernels (attention_tc_fwd.cu, attention_tc_bwd.cu, gemm.cu): bf16 packing,
-// mma.sync m16n8k16, ldmatrix and cp.async, with the fragment layouts of the PTX ISA. Every inline PTX of the kernels
+// PTX wrappers of the tensor-core kernels (attention_tc_fwd.cu, attention_tc_bwd.cu, gemm.cu; on Hopper gemm_wgmma.cu
+// and attention_wgmma_bwd.cu): bf16 packing, mma.sync m16n8k16, ldmatrix, cp.async and the warpgroup MMA, with the
+// fragment layouts of the PTX ISA. Every inline PTX of the kernels
 // is here and nowhere else: the CPU simulator (tensor/src/test/cudasim) defines NC4J_TENSORCORE and supplies its own.
 #ifndef NC4J_TENSORCORE
 #define NC4J_TENSORCORE
@@ -41,6 +42,13 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" :: "r"(s), "l"(gmem) : "memory");
 }
 
+// 4 bytes global → shared, asynchronously (.ca: the only form below 16 bytes), for rows of per-row scalars whose
+// tiles need not start on 16 bytes (attention's lse and dsum at any T).
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem) {
+    unsigned s = (unsigned) __cvta_generic_to_shared(smem);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" :: "r"(s), "l"(gmem) : "memory");
+}
+
 __device__ __forceinline__ void cp_async_commit() {
     asm volatile("cp.async.commit_group;\n" ::: "memory");
 }
@@ -56,11 +64,11 @@ __device__ __forceinline__ void cp_async_wait_all_but_one() { cp_async_wait<1>()
 __device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) // compute_90a (wgmma and the async proxy are sm_90a's; other targets never see them)
-// ---- Hopper (sm_90a): warpgroup MMA (gemm_wgmma.cu). A warpgroup is 4 consecutive warps (128 threads) issuing one
-// wgmma.mma_async together: D (64×N fp32, in registers) += A (64×16) · B (16×N), A and B bf16 read by the tensor cores
-// from shared memory through 64-bit descriptors. The MMAs run asynchronously: wg_commit closes a group of them,
-// wg_wait<n> waits until at most n groups are in flight; only then may the accumulators be read or the shared memory
-// they read be overwritten.
+// ---- Hopper (sm_90a): warpgroup MMA (gemm_wgmma.cu, attention_wgmma_bwd.cu). A warpgroup is 4 consecutive warps
+// (128 threads) issuing one wgmma.mma_async together: D (64×N fp32, in registers) += A (64×16) · B (16×N), A and B
+// bf16 read by the tensor cores from shared memory through 64-bit descriptors (or A from registers: wg_mma_rs). The
+// MMAs run asynchronously: wg_commit closes a group of them, wg_wait<n> waits until at most n groups are in flight;
+// only then may the accumulators be read, A's registers reused or the shared memory they read be overwritten.
 
 // A shared-memory address as a descriptor holds it (the shared window's byte address).
 __device__ __forceinline__ unsigned tc_smem_addr(const void* p) {
@@ -94,13 +102,33 @@ __device__ __forceinline__ void wg_fence_operand(float (&d)[N]) {
     for (int i = 0; i < N; i++) asm volatile("" : "+f"(d[i])::"memory");
 }
 
+// The same for the registers of a wg_mma_rs's A: they must keep their values until the wait, so the compiler must
+// neither reuse them before it nor move their writes past the wgmma.
+template <int N>
+__device__ __forceinline__ void wg_fence_operand(unsigned (&r)[N]) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
+}
+
 // d (this thread's N/2 accumulators) = A·B + (scaleD ? d : 0), m64nNk16, bf16 in, fp32 accumulate. TA/TB = 0: the
 // operand is K-major in shared memory (A (M, K), B (N, K) rows); 1: M- or N-major (transposed). Each thread's
 // accumulators: warp w of the group holds rows 16w…16w+15; lane 4g + t, for each 8 columns j, rows g and g+8 at
 // columns 8j + 2t, +1 (d[4j … 4j+3]), as mma.sync's.
 template <int N, int TA, int TB>
 __device__ __forceinline__ void wg_mma(float (&d)[N / 2], unsigned long long descA, unsigned long long descB, int scaleD) {
-    static_assert(N == 128 || N == 256, "wg_mma: N is 128 or 256");
+    static_assert(N == 64 || N == 128 || N == 256, "wg_mma: N is 64, 128 or 256");
+    if constexpr (N == 64) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+                     "%32, %33, p, 1, 1, %35, %36;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(descA), "l"(descB), "r"(scaleD), "n"(TA), "n"(TB));
+    }
     if constexpr (N == 128) {
         asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
                      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
@@ -148,6 +176,32 @@ __device__ __forceinline__ void wg_mma(float (&d)[N / 2], unsigned long long des
                        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
                        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
                      : "l"(descA), "l"(descB), "r"(scaleD), "n"(TA), "n"(TB));
+    }
+}
+// The same with A (64×16) from registers instead of shared memory: each warp of the group gives its 16 rows as
+// mma.sync m16n8k16's A fragment (a[0] row g, k 2t and 2t+1; a[1] row g+8; a[2] row g, k 2t+8, +9; a[3] row g+8),
+// so an accumulator tile of this or an earlier wgmma, rounded to bf16 pairs, feeds the next one without a trip
+// through shared memory (flash attention's P and dS). Only B has a transpose bit.
+template <int N, int TB>
+__device__ __forceinline__ void wg_mma_rs(float (&d)[N / 2], const unsigned (&a)[4], unsigned long long descB, int scaleD) {
+    static_assert(N == 128, "wg_mma_rs: N is 128");
+    if constexpr (N == 128) {
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 {"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15,"
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31,"
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+                     "{%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(scaleD), "n"(TB));
     }
 }
 #endif // __CUDA_ARCH_FEAT_SM90_ALL

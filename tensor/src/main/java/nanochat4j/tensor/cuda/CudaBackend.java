@@ -1248,6 +1248,11 @@ public final class CudaBackend implements Backend {
      * output is 200 MB, which need not come down.
      */
     private boolean checkTc(String pass, int d, Tensor[] reference, Tensor[] candidate) {
+        return checkTc(pass, d, false, reference, candidate);
+    }
+
+    /** The same, {@code wgmma} saying the candidate is attention_wgmma_bwd.cu's (see {@link TensorCoreAttention#check}). */
+    private boolean checkTc(String pass, int d, boolean wgmma, Tensor[] reference, Tensor[] candidate) {
         float[][] norms = new float[reference.length][], errors = new float[candidate.length][];
         for (int i = 0; i < norms.length; i++) {
             Tensor r = reference[i].reshape(-1, reference[i].cols()), diff = axpby(1f, candidate[i].reshape(-1, r.cols()), -1f, r);
@@ -1255,7 +1260,7 @@ public final class CudaBackend implements Backend {
             errors[i] = rowNorms(diff).toFloatArray();
             recycle(diff);
         }
-        boolean tc = tcAttention.check(pass, d, norms, errors) == TensorCoreAttention.Use.TC;
+        boolean tc = tcAttention.check(pass, d, wgmma, norms, errors) == TensorCoreAttention.Use.TC;
         recycle(tc ? reference : candidate);
         return tc;
     }
@@ -1297,9 +1302,10 @@ public final class CudaBackend implements Backend {
         TensorCoreAttention.Use use = aligned16(q, k, v, dy) ? tcAttention.use(pass, d, precision) : TensorCoreAttention.Use.FP32;
         AttentionGrads fp32 = use == TensorCoreAttention.Use.TC ? null : fp32Backward(q, k, v, y, lse, dy, window, scale);
         if (use == TensorCoreAttention.Use.FP32) return fp32;
+        boolean wgmma = tcAttention.wgmma(pass, d, ctx.hopper());   // which tensor-core kernels tcBackward runs
         AttentionGrads tc = tcBackward(q, k, v, y, lse, dy, window, scale);
         if (use == TensorCoreAttention.Use.TC) return tc;
-        boolean kept = checkTc(pass, d, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {tc.dq(), tc.dk(), tc.dv()});
+        boolean kept = checkTc(pass, d, wgmma, new Tensor[] {fp32.dq(), fp32.dk(), fp32.dv()}, new Tensor[] {tc.dq(), tc.dk(), tc.dv()});
         return kept ? tc : fp32;
     }
 
@@ -1333,12 +1339,16 @@ public final class CudaBackend implements Backend {
         return t != null && t.dtype() == DType.BF16;
     }
 
-    /** dsum = Σ dy∘y per (b, h, row) (attention.cu's attn_bwd_dsum, one warp a row), with dy rounded to bf16 if asked. */
-    private Tensor dsum(Tensor dy, Tensor y, boolean bf16Dy) {
+    /**
+     * dsum = Σ dy∘y per (b, h, row) (attention.cu's attn_bwd_dsum, one warp a row), with dy rounded to bf16 if asked;
+     * dyOut, unless null, gets dy as bf16 in the same pass.
+     */
+    private Tensor dsum(Tensor dy, Tensor y, boolean bf16Dy, Tensor dyOut) {
         int b = dy.shape(0), t = dy.shape(1), h = dy.shape(2), rows = b * t * h, warps = BLOCK / 32;
         Tensor dsum = ctx.empty(DType.F32, b, h, t);
         String kernel = isSaved(y) ? "attn_bwd_dsum_bf16y" : "attn_bwd_dsum";   // y as its bf16 copy (savedBackward)
-        attn(dy.shape(3)).launch(kernel, (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows, bf16Dy ? 1 : 0);
+        attn(dy.shape(3)).launch(kernel, (rows + warps - 1) / warps, 1, 1, BLOCK, 0, dy, y, dsum, t, h, rows, bf16Dy ? 1 : 0,
+                dyOut == null ? (Object) 0L : dyOut);
         return dsum;
     }
 
@@ -1348,11 +1358,12 @@ public final class CudaBackend implements Backend {
      */
     private AttentionGrads tcBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        if (isSaved(q) != isSaved(k) || isSaved(q) != isSaved(v)) throw bad("attentionBackward", "q, k, v all bf16 copies or all fp32", q, k, v);
+        if (tcAttention.wgmma(tcPass("bwd", window, t), d, ctx.hopper())) return wgmmaBackward(q, k, v, y, lse, dy, window, scale);
         CudaContext.Module tc = attnTc("bwd", d);
-        Tensor dsum = dsum(dy, y, true);
+        Tensor dsum = dsum(dy, y, true, null);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int blocks = (t + TC_ROWS - 1) / TC_ROWS;
-        if (isSaved(q) != isSaved(k) || isSaved(q) != isSaved(v)) throw bad("attentionBackward", "q, k, v all bf16 copies or all fp32", q, k, v);
         String in = isSaved(q) ? "_bf16" : "";   // q, k, v as bf16 copies (savedBackward), else fp32
         tc.launch("attn_tc_bwd_dq" + in, blocks, h, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dq, t, h, kv, window, scale);
         tc.launch("attn_tc_bwd_dkv" + in, blocks, kv, b, 4 * 32, 0, q, k, v, dy, lse, dsum, dk, dv, t, h, kv, window, scale);
@@ -1360,11 +1371,39 @@ public final class CudaBackend implements Backend {
         return new AttentionGrads(dq, dk, dv);
     }
 
+    /** Rows a block of attention_wgmma_bwd.cu owns (two warpgroups of 64), and its kernels' dynamic shared memory. */
+    static final int WG_ROWS = 128, WG_DQ_SHARED = 4 * 128 * 128 * 2, WG_DKV_SHARED = WG_DQ_SHARED + 2 * 2 * 64 * 4;
+
+    /**
+     * The backward on Hopper's warpgroup MMA (attention_wgmma_bwd.cu, head dim 128): the same split and results as the
+     * mma.sync kernels, with every operand bf16 in memory so it streams by cp.async — q, k, v as the saved copies (made
+     * here from fp32 inputs: a check, a test), dy as the copy dsum's pass writes.
+     */
+    private AttentionGrads wgmmaBackward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
+        int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
+        Tensor dyb = ctx.empty(DType.BF16, dy.shape());
+        Tensor dsum = dsum(dy, y, true, dyb);
+        Tensor qb = bf16(q), kb = bf16(k), vb = bf16(v);
+        Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
+        CudaContext.Module m = ctx.module("attention_wgmma_bwd", attentionDefines(d));
+        int blocks = (t + WG_ROWS - 1) / WG_ROWS;
+        m.launch("attn_wg_bwd_dq", blocks, h, b, 2 * 128, WG_DQ_SHARED, qb, kb, vb, dyb, lse, dsum, dq, t, h, kv, window, scale);
+        m.launch("attn_wg_bwd_dkv", blocks, kv, b, 2 * 128, WG_DKV_SHARED, qb, kb, vb, dyb, lse, dsum, dk, dv, t, h, kv, window, scale);
+        recycle(dsum, dyb);
+        for (Tensor[] w : new Tensor[][] {{qb, q}, {kb, k}, {vb, v}}) if (w[0] != w[1]) recycle(w[0]);
+        return new AttentionGrads(dq, dk, dv);
+    }
+
+    /** t itself if a bf16 copy already, else a new bf16 tensor of its values (same shape). */
+    private Tensor bf16(Tensor t) {
+        return isSaved(t) ? t : castBf16(t, t.numel()).reshape(t.shape());
+    }
+
     /** attention.cu's fp32 backward: dsum, then dq by query blocks and dk/dv by key blocks (so no atomics). */
     private AttentionGrads fp32Backward(Tensor q, Tensor k, Tensor v, Tensor y, Tensor lse, Tensor dy, int window, float scale) {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         CudaContext.Module m = attn(d);
-        Tensor dsum = dsum(dy, y, false);
+        Tensor dsum = dsum(dy, y, false, null);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         int dqShared = 4 * (2 * KT * (d + 1) + 2 * ROWS * d);
         m.launch("attn_bwd_dq", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, dqShared, q, k, v, dy, lse, dsum, dq,

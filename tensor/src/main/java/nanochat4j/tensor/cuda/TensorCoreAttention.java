@@ -20,11 +20,14 @@ import java.util.function.Consumer;
  * checked against the fp32 kernels on the same inputs: every output's rows (along its last dim) within
  * {@link #TOLERANCE} of the fp32 output's largest row norm, else the fp32 kernels keep that pass for the run and a
  * warning says so. The checking call returns the outputs that run from then on, so the checking step computes as every
- * later one does. An fp32 output that is all zeros checks
+ * later one does. On Hopper the backward at head dim {@value #WGMMA_HEAD_DIM} has two tensor-core candidates: the
+ * warpgroup-MMA kernels ({@code attention_wgmma_bwd.cu}) are checked first; turned down, they leave the pass undecided
+ * and its next call checks the mma.sync ones. An fp32 output that is all zeros checks
  * nothing (the backward at step 0, behind nanochat's zero-initialised projections; the tensor cores' are zeros then
  * too): that call returns the fp32 outputs and the next one checks. base-train's checkpoints carry the checks
  * ({@link #saved}), so a resumed run does not check again. {@code -Dnanochat4j.cuda.attention=auto}
- * (default), {@code fp32}, or {@code tc} (the tensor-core kernels unchecked: the conformance test's setting).
+ * (default), {@code fp32}, or {@code tc} (the tensor-core kernels unchecked: the conformance test's setting);
+ * {@code -Dnanochat4j.cuda.attention.wgmma=false} keeps Hopper's backward on the mma.sync kernels.
  */
 public final class TensorCoreAttention {
     /**
@@ -33,6 +36,9 @@ public final class TensorCoreAttention {
      * inside 2^-4; a wrong index, mask or fragment is off by about the output's own size.
      */
     public static final double TOLERANCE = 1.0 / 16;
+
+    /** The head dim attention_wgmma_bwd.cu is written for (nanochat's at every depth). */
+    public static final int WGMMA_HEAD_DIM = 128;
 
     /** The -Dnanochat4j.cuda.attention setting. */
     public enum Mode {
@@ -53,6 +59,8 @@ public final class TensorCoreAttention {
 
     private final Consumer<String> log;
     private volatile Mode mode;
+    /** Whether Hopper's backward may run the wgmma kernels (-Dnanochat4j.cuda.attention.wgmma, default true). */
+    private volatile boolean wgmmaAllowed = !"false".equals(System.getProperty("nanochat4j.cuda.attention.wgmma"));
     /** "fwd 128" → whether the tensor-core kernel passed its check (absent: not checked yet). */
     private final Map<String, Boolean> verdicts = new ConcurrentHashMap<>();
 
@@ -78,12 +86,27 @@ public final class TensorCoreAttention {
         return old;
     }
 
+    /** Allows or forbids the wgmma backward (a benchmark's comparison, a test's); returns the previous setting. */
+    public boolean setWgmma(boolean allowed) {
+        boolean old = wgmmaAllowed;
+        wgmmaAllowed = allowed;
+        return old;
+    }
+
+    /**
+     * Whether the tensor-core kernels of {@code pass} at head dim {@code d} are attention_wgmma_bwd.cu's: a backward pass
+     * on a Hopper GPU at head dim {@value #WGMMA_HEAD_DIM}, unless a check turned them down.
+     */
+    public boolean wgmma(String pass, int d, boolean hopper) {
+        return wgmmaAllowed && hopper && d == WGMMA_HEAD_DIM && pass.startsWith("bwd") && !Boolean.FALSE.equals(verdicts.get(pass + "-wgmma " + d));
+    }
+
     /**
      * The checks made, for a checkpoint: "fwd 128 tc", "bwd 64 fp32", …. A resumed run {@link #restore}s them instead of
      * checking at its first step, where attention has sharpened (bf16 and fp32 gradients differ more in peaked rows)
      * and where the two kernels would be compared on a mixture the uninterrupted run never computed.
      */
-    public List<String> saved() {
+    public List<String> saved() { // "bwd-wgmma 128 fp32": the wgmma kernels turned down for that pass
         List<String> out = new ArrayList<>();
         new TreeMap<>(verdicts).forEach((k, ok) -> out.add(k + " " + (ok ? "tc" : "fp32")));
         return out;
@@ -94,7 +117,7 @@ public final class TensorCoreAttention {
         for (String line : lines) {
             String[] f = line.trim().split(" ");
             if (f.length != 3 || !f[1].matches("[0-9]+") || !(f[2].equals("tc") || f[2].equals("fp32"))) {
-                throw new IllegalArgumentException("attention check \"" + line + "\": expected \"fwd|bwd|prefill[-window] HEAD_DIM tc|fp32\"");
+                throw new IllegalArgumentException("attention check \"" + line + "\": expected \"fwd|bwd|prefill[-window][-wgmma] HEAD_DIM tc|fp32\"");
             }
             verdicts.put(f[0] + " " + f[1], f[2].equals("tc"));
         }
@@ -119,6 +142,14 @@ public final class TensorCoreAttention {
      * when every fp32 output and every difference is all zeros, else {@link Use#TC} or {@link Use#FP32}.
      */
     public Use check(String pass, int d, float[][] norms, float[][] errors) {
+        return check(pass, d, false, norms, errors);
+    }
+
+    /**
+     * The same for the candidate {@link #wgmma} named: passing, it decides the pass as {@link Use#TC}; failing, it is
+     * turned down for the pass and {@link Use#CHECK} leaves the pass to the mma.sync kernels' check.
+     */
+    public Use check(String pass, int d, boolean wgmma, float[][] norms, float[][] errors) {
         double worst = 0;
         boolean testable = false;
         for (int i = 0; i < norms.length; i++) {
@@ -130,6 +161,13 @@ public final class TensorCoreAttention {
         }
         if (!testable) return Use.CHECK;
         boolean ok = worst <= TOLERANCE;
+        if (wgmma) {
+            verdicts.put(pass + "-wgmma " + d, ok);
+            if (ok) verdicts.put(pass + " " + d, true);
+            else log.accept(String.format(Locale.ROOT, "attention %s at head dim %d: the wgmma kernels differ from the fp32 ones by %.3g of their"
+                    + " largest output (allowed %.3g); the mma.sync tensor-core kernels are checked next", pass, d, worst, TOLERANCE));
+            return ok ? Use.TC : Use.CHECK;
+        }
         verdicts.put(pass + " " + d, ok);
         if (!ok) {
             log.accept(String.format(Locale.ROOT, "attention %s at head dim %d: the tensor-core kernel differs from the fp32 one by %.3g of its"

@@ -203,8 +203,8 @@ class Bf16MatmulConformanceTest {
     }
 
     /**
-     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, run unchecked here): y, lse, the three gradients and a
-     * prefill chunk against a KV cache
+     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, and on Hopper attention_wgmma_bwd.cu at head dim 128 —
+     * the simulator is one; run unchecked here): y, lse, the three gradients and a prefill chunk against a KV cache
      * against float64 on the bf16-rounded q, k, v and dy, at head dims 16, 48, 64 and 128, GQA 2:1 and 1:1, the full
      * context and windows of 5 and 40, T = 130 (two whole 64-row blocks and a partial one). Tolerance relative to
      * each output's largest magnitude: the probabilities and dS round to bf16 inside the kernels; a wrong index, mask or
@@ -232,11 +232,27 @@ class Bf16MatmulConformanceTest {
                         closeToMax("tc attention y" + at, y, out.y(), 2e-2);
                         closeToMax("tc attention lse" + at, lse, out.lse(), 1e-2);
                         double[][] g = BackendConformanceTest.attnGradRef(qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
-                        Backend.AttentionGrads gr = be.attentionBackward(be.upload(q), be.upload(k), be.upload(v), out.y(), out.lse(),
-                                be.upload(dy), window, scale);
-                        closeToMax("tc attention dq" + at, g[0], gr.dq(), 4e-2);
-                        closeToMax("tc attention dk" + at, g[1], gr.dk(), 4e-2);
-                        closeToMax("tc attention dv" + at, g[2], gr.dv(), 4e-2);
+                        // on Hopper at head dim 128 the backward runs attention_wgmma_bwd.cu: that and the mma.sync kernels
+                        boolean hopperWgmma = be.tensorCoreAttention().wgmma("bwd", dd, be.context().hopper());
+                        for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
+                            boolean before = be.tensorCoreAttention().setWgmma(wgmma);
+                            try {
+                                String kernels = at + (wgmma ? " (wgmma)" : "");
+                                Backend.AttentionGrads gr = be.attentionBackward(be.upload(q), be.upload(k), be.upload(v), out.y(), out.lse(),
+                                        be.upload(dy), window, scale);
+                                closeToMax("tc attention dq" + kernels, g[0], gr.dq(), 4e-2);
+                                closeToMax("tc attention dk" + kernels, g[1], gr.dk(), 4e-2);
+                                closeToMax("tc attention dv" + kernels, g[2], gr.dv(), 4e-2);
+                                // as a training step calls it: q, k, v and y as the bf16 copies it keeps
+                                Backend.AttentionGrads gs = be.attentionBackward(be.saveForBackward(be.upload(q)), be.saveForBackward(be.upload(k)),
+                                        be.saveForBackward(be.upload(v)), be.saveForBackward(out.y()), out.lse(), be.upload(dy), window, scale);
+                                closeToMax("tc attention dq from saved copies" + kernels, g[0], gs.dq(), 4e-2);
+                                closeToMax("tc attention dk from saved copies" + kernels, g[1], gs.dk(), 4e-2);
+                                closeToMax("tc attention dv from saved copies" + kernels, g[2], gs.dv(), 4e-2);
+                            } finally {
+                                be.tensorCoreAttention().setWgmma(before);
+                            }
+                        }
                         // a prefill chunk: the last 20 queries against caches holding all t keys (Tmax = t + 6)
                         int tq = 20, pos = t - tq, tmax = t + 6;
                         Tensor kc = Tensor.zeros(b, tmax, kv, dd), vc = Tensor.zeros(b, tmax, kv, dd), qtail = Tensor.zeros(b, tq, h, dd);

@@ -138,14 +138,36 @@ class CudaSimulatorTest {
 
     /**
      * One m64n128k16 wgmma (Hopper) per operand layout: A and B K-major and M/N-major, in the no-swizzle core-matrix
-     * layouts gemm_wgmma.cu fills, the accumulators read back by the layout it stores. On a real H100/H200 this holds
-     * the simulator's reading of descriptors and fragments to the hardware's (the GEMM itself is checked against
-     * cuBLAS, but this names what is wrong).
+     * layouts gemm_wgmma.cu fills, the accumulators read back by the layout it stores; then A from registers (as
+     * mma.sync's A fragment, attention_wgmma_bwd.cu's P and dS) against B K-major and N-major, and one m64n64k16 (its
+     * scores). On a real H100/H200 this holds the simulator's reading of descriptors and fragments to the hardware's
+     * (the GEMM is checked against cuBLAS and the attention against the fp32 kernels, but this names what is wrong).
      */
     @Test
     void wgmmaDescriptorsAndAccumulatorsFollowThePtxLayout() {
         Assumptions.assumeTrue(ctx.hopper(), "wgmma needs a Hopper GPU (sm_90a): " + ctx.describe());
         String src = KernelSources.raw("tensorcore.cuh") + """
+                // B 16x128 into shared memory in core matrices of 8 rows x 16 bytes (offsets in elements): K-major, LBO
+                // 128 B along K, SBO 256 B along N; N-major, SBO 128 B along N, LBO 2048 B along K. Returns its descriptor.
+                template <int TB>
+                __device__ unsigned long long fill_b(const unsigned short* B, unsigned short* sb) {
+                    for (int i = threadIdx.x; i < 16 * 128; i += 128) {
+                        int k = i / 128, n = i % 128;
+                        sb[TB ? (n / 8) * 64 + (k / 8) * 1024 + (k % 8) * 8 + n % 8 : (n / 8) * 128 + (k / 8) * 64 + (n % 8) * 8 + k % 8] = B[i];
+                    }
+                    tc_fence_proxy_async();
+                    __syncthreads();
+                    unsigned b = tc_smem_addr(sb);
+                    return ((b & 0x3ffffu) >> 4) | ((unsigned long long) ((TB ? 2048 : 128) >> 4) << 16) | ((unsigned long long) ((TB ? 128 : 256) >> 4) << 32);
+                }
+                // D (64 x 128 floats) from a warpgroup's accumulators of an m64n(2N)k16: warp w rows 16w…, lane 4g + t
+                // rows g and g + 8 at columns 8j + 2t, +1; columns past 2N zero
+                template <int N>
+                __device__ void store_d(float* D, const float (&d)[N]) {
+                    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+                    for (int j = 0; j < 16; j++)
+                        for (int e = 0; e < 4; e++) D[(16 * warp + lane / 4 + 8 * (e / 2)) * 128 + 8 * j + 2 * (lane % 4) + e % 2] = 4 * j < N ? d[4 * j + e] : 0.0f;
+                }
                 template <int TA, int TB>
                 __device__ void once(const unsigned short* A, const unsigned short* B, float* D) {
                     extern __shared__ __align__(128) unsigned char sm[];
@@ -157,15 +179,9 @@ class CudaSimulatorTest {
                         int m = i / 16, k = i % 16;
                         sa[TA ? (m / 8) * 64 + (k / 8) * 512 + (k % 8) * 8 + m % 8 : (m / 8) * 128 + (k / 8) * 64 + (m % 8) * 8 + k % 8] = A[i];
                     }
-                    for (int i = threadIdx.x; i < 16 * 128; i += 128) {
-                        int k = i / 128, n = i % 128;
-                        sb[TB ? (n / 8) * 64 + (k / 8) * 1024 + (k % 8) * 8 + n % 8 : (n / 8) * 128 + (k / 8) * 64 + (n % 8) * 8 + k % 8] = B[i];
-                    }
-                    tc_fence_proxy_async();
-                    __syncthreads();
-                    unsigned a = tc_smem_addr(sa), b = tc_smem_addr(sb);
+                    unsigned long long db = fill_b<TB>(B, sb);
+                    unsigned a = tc_smem_addr(sa);
                     unsigned long long da = ((a & 0x3ffffu) >> 4) | ((unsigned long long) ((TA ? 1024 : 128) >> 4) << 16) | ((unsigned long long) ((TA ? 128 : 256) >> 4) << 32);
-                    unsigned long long db = ((b & 0x3ffffu) >> 4) | ((unsigned long long) ((TB ? 2048 : 128) >> 4) << 16) | ((unsigned long long) ((TB ? 128 : 256) >> 4) << 32);
                     float d[64];
                     for (int i = 0; i < 64; i++) d[i] = 1000.0f; // scale-d 0 ignores them
                     wg_fence();
@@ -173,16 +189,55 @@ class CudaSimulatorTest {
                     wg_commit();
                     wg_wait<0>();
                     wg_fence_operand(d);
-                    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-                    for (int j = 0; j < 16; j++)
-                        for (int e = 0; e < 4; e++) D[(16 * warp + lane / 4 + 8 * (e / 2)) * 128 + 8 * j + 2 * (lane % 4) + e % 2] = d[4 * j + e];
+                    store_d<64>(D, d);
+                }
+                // A from registers: each warp's 16 rows as mma.sync's A fragment
+                template <int TB>
+                __device__ void once_rs(const unsigned short* A, const unsigned short* B, float* D) {
+                    extern __shared__ __align__(128) unsigned char sm[];
+                    unsigned long long db = fill_b<TB>(B, (unsigned short*) (sm + 2048));
+                    int warp = threadIdx.x / 32, g = threadIdx.x % 32 / 4, t = threadIdx.x % 4;
+                    unsigned a[4];
+                    for (int i = 0; i < 4; i++) {
+                        int m = 16 * warp + g + 8 * (i % 2), k = 2 * t + 8 * (i / 2);
+                        a[i] = A[m * 16 + k] | ((unsigned) A[m * 16 + k + 1] << 16);
+                    }
+                    float d[64];
+                    for (int i = 0; i < 64; i++) d[i] = 1000.0f;
+                    wg_fence();
+                    wg_mma_rs<128, TB>(d, a, db, 0);
+                    wg_commit();
+                    wg_wait<0>();
+                    wg_fence_operand(d);
+                    wg_fence_operand(a);
+                    store_d<64>(D, d);
+                }
+                // m64n64k16, both K-major: B's first 64 columns (the other 64 of D written as zeros)
+                __device__ void once64(const unsigned short* A, const unsigned short* B, float* D) {
+                    extern __shared__ __align__(128) unsigned char sm[];
+                    unsigned short* sa = (unsigned short*) sm;
+                    for (int i = threadIdx.x; i < 64 * 16; i += 128) sa[(i / 16 / 8) * 128 + (i % 16 / 8) * 64 + (i / 16 % 8) * 8 + i % 8] = A[i];
+                    unsigned long long db = fill_b<0>(B, (unsigned short*) (sm + 2048));
+                    unsigned a = tc_smem_addr(sa);
+                    unsigned long long da = ((a & 0x3ffffu) >> 4) | ((unsigned long long) (128 >> 4) << 16) | ((unsigned long long) (256 >> 4) << 32);
+                    float d[32];
+                    for (int i = 0; i < 32; i++) d[i] = 1000.0f;
+                    wg_fence();
+                    wg_mma<64, 0, 0>(d, da, db, 0);
+                    wg_commit();
+                    wg_wait<0>();
+                    wg_fence_operand(d);
+                    store_d<32>(D, d);
                 }
                 extern "C" __global__ void wgmma_once(const unsigned short* A, const unsigned short* B, float* D, int layout) {
                     switch (layout) {
                         case 0: once<0, 0>(A, B, D); break;
                         case 1: once<1, 0>(A, B, D); break;
                         case 2: once<0, 1>(A, B, D); break;
-                        default: once<1, 1>(A, B, D); break;
+                        case 3: once<1, 1>(A, B, D); break;
+                        case 4: once_rs<0>(A, B, D); break;
+                        case 5: once_rs<1>(A, B, D); break;
+                        default: once64(A, B, D); break;
                     }
                 }
                 """;
@@ -192,8 +247,9 @@ class CudaSimulatorTest {
         for (int i = 0; i < a.length; i++) a[i] = r.nextInt(17) - 8; // small integers: every product and sum exact
         for (int i = 0; i < b.length; i++) b[i] = r.nextInt(17) - 8;
         long pa = uploadBf16(a), pb = uploadBf16(b), pd = ctx.driver().allocOrZero(4L * 64 * 128);
-        String[] names = {"A K-major, B K-major", "A M-major, B K-major", "A K-major, B N-major", "A M-major, B N-major"};
-        for (int layout = 0; layout < 4; layout++) {
+        String[] names = {"A K-major, B K-major", "A M-major, B K-major", "A K-major, B N-major", "A M-major, B N-major",
+            "A in registers, B K-major", "A in registers, B N-major", "m64n64k16, A and B K-major"};
+        for (int layout = 0; layout < names.length; layout++) {
             try (Arena ar = Arena.ofConfined()) {
                 MemorySegment params = ar.allocate(ValueLayout.ADDRESS, 4);
                 long[] ptrs = {pa, pb, pd};
@@ -207,6 +263,7 @@ class CudaSimulatorTest {
                 for (int j = 0; j < 128; j++) {
                     float want = 0;
                     for (int k = 0; k < 16; k++) want += a[i * 16 + k] * b[k * 128 + j];
+                    if (layout == 6 && j >= 64) want = 0;
                     assertEquals(want, d[i * 128 + j], names[layout] + ": D[" + i + "][" + j + "]");
                 }
             }

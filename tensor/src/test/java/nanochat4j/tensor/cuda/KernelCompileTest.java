@@ -105,6 +105,7 @@ class KernelCompileTest {
             // the tensor-core kernels at head dims 16, 48 (not a power of two), 64 and 128
             case "attention_tc_fwd", "attention_tc_bwd" -> List.of(CudaBackend.attentionDefines(16), CudaBackend.attentionDefines(48),
                     CudaBackend.attentionDefines(64), CudaBackend.attentionDefines(128));
+            case "attention_wgmma_bwd" -> List.of(CudaBackend.attentionDefines(TensorCoreAttention.WGMMA_HEAD_DIM));
             default -> List.of(CudaBackend.blockDefines());
         };
     }
@@ -142,7 +143,7 @@ class KernelCompileTest {
             assertTrue(!s.contains("#include"), name + ".cu still has an #include after inlining");
             assertTrue(s.contains("warp_sum"), name + ".cu lost common.cuh");
         }
-        assertEquals(11, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention (fp32, tc fwd, tc bwd), optim, gemm (mma.sync, wgmma)
+        assertEquals(12, KernelSources.ALL.size()); // elementwise, reduce, norm, embedding, crossentropy, attention (fp32, tc fwd, tc bwd, wgmma bwd), optim, gemm (mma.sync, wgmma)
     }
 
     /** The command's output (stderr merged), prefixed "EXIT n" when it fails or "EXIT timeout" after 300 s. */

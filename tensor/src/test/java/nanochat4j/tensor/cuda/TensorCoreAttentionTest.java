@@ -56,6 +56,36 @@ class TensorCoreAttentionTest {
         assertEquals(Use.FP32, tc.use("bwd", 128, BF16));
     }
 
+    /**
+     * Hopper's backward at head dim 128 checks the wgmma kernels first; turned down (with a warning), they leave the pass
+     * undecided and the mma.sync kernels take the next check — a resumed run remembers both.
+     */
+    @Test
+    void theWgmmaBackwardIsCheckedFirstOnHopperAndTurnedDownFallsBackToMmaSync() {
+        assertTrue(tc.wgmma("bwd", 128, true));
+        assertTrue(tc.wgmma("bwd-window", 128, true));
+        assertTrue(!tc.wgmma("bwd", 128, false), "not Hopper");
+        assertTrue(!tc.wgmma("bwd", 64, true), "written for head dim 128");
+        assertTrue(!tc.wgmma("fwd", 128, true), "the backward only");
+        float[] norms = {1f, 2f}, near = {0.01f, 0f}, off = {0f, 4f};
+        assertEquals(Use.CHECK, tc.check("bwd", 128, true, new float[][] {norms}, new float[][] {off}), "wrong wgmma: still undecided");
+        assertEquals(1, warnings.size(), warnings.toString());
+        assertTrue(warnings.getFirst().contains("wgmma kernels differ") && warnings.getFirst().contains("mma.sync"), warnings.toString());
+        assertTrue(!tc.wgmma("bwd", 128, true), "turned down for the pass");
+        assertTrue(tc.wgmma("bwd-window", 128, true), "each pass on its own");
+        assertEquals(Use.CHECK, tc.use("bwd", 128, BF16), "the mma.sync kernels are checked next");
+        assertEquals(Use.TC, tc.check("bwd", 128, false, new float[][] {norms}, new float[][] {near}));
+        assertEquals(Use.TC, tc.check("bwd-window", 128, true, new float[][] {norms}, new float[][] {near}));
+        assertEquals(Use.TC, tc.use("bwd-window", 128, BF16), "a passing wgmma check decides the pass");
+        assertEquals(List.of("bwd 128 tc", "bwd-wgmma 128 fp32", "bwd-window 128 tc", "bwd-window-wgmma 128 tc"), tc.saved());
+        TensorCoreAttention resumed = new TensorCoreAttention(Mode.AUTO, warnings::add);
+        resumed.restore(tc.saved());
+        assertTrue(!resumed.wgmma("bwd", 128, true) && resumed.wgmma("bwd-window", 128, true));
+        assertEquals(Use.TC, resumed.use("bwd", 128, BF16));
+        boolean before = resumed.setWgmma(false);
+        assertTrue(before && !resumed.wgmma("bwd-window", 128, true), "switched off");
+    }
+
     /** A resumed run takes the checks from its checkpoint and does not check again at its (sharper) first step. */
     @Test
     void checksGoIntoACheckpointAndComeBackUntested() {
