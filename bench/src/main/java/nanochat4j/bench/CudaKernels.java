@@ -157,8 +157,7 @@ final class CudaKernels {
     /**
      * The training step's attention under bf16 (the tensor-core kernels, unchecked), and fwd+bwd at nanochat's flop
      * count (12·H·D·T per token: the issue's figure for the card's bf16 peak). The backward reads q, k, v and y as the
-     * bf16 copies a training step keeps; on Hopper at head dim 128 it is timed on the wgmma kernels and on the mma.sync
-     * ones.
+     * bf16 copies a training step keeps. On Hopper at head dim 128 both kernel families are timed: wgmma and mma.sync.
      */
     private void attentionTc(Tensor q, Tensor k, Tensor v, Tensor dy, float scale, double fwd, String shape, double nanochatFlops) {
         MatmulPrecision precision = be.setMatmulPrecision(MatmulPrecision.BF16);
@@ -166,16 +165,16 @@ final class CudaKernels {
         TensorCoreAttention.Mode mode = tc.setMode(TensorCoreAttention.Mode.TC);
         boolean wgmmaSetting = tc.setWgmma(true);
         try {
-            Backend.AttentionOut[] y = {be.attention(q, k, v, -1, scale)};
-            Result f = time("attention fwd tc", shape, fwd, -1, () -> y[0] = be.attention(q, k, v, -1, scale));
-            print(f);
-            Tensor qs = be.saveForBackward(q), ks = be.saveForBackward(k), vs = be.saveForBackward(v), ys = be.saveForBackward(y[0].y());
-            boolean hopper = tc.wgmma("bwd", q.shape(3), be.context().hopper());
+            boolean hopper = tc.wgmma("fwd", q.shape(3), be.context().hopper());
             for (boolean wgmma : hopper ? new boolean[] {true, false} : new boolean[] {false}) {
                 tc.setWgmma(wgmma);
                 String kernels = hopper ? (wgmma ? " (wgmma)" : " (mma.sync)") : "";
+                Backend.AttentionOut[] y = {be.attention(q, k, v, -1, scale)};
+                Result f = time("attention fwd tc" + kernels, shape, fwd, -1, () -> y[0] = be.attention(q, k, v, -1, scale));
+                Tensor qs = be.saveForBackward(q), ks = be.saveForBackward(k), vs = be.saveForBackward(v), ys = be.saveForBackward(y[0].y());
                 Result b = time("attention bwd tc" + kernels, shape, 2.5 * fwd, -1,
                         () -> be.attentionBackward(qs, ks, vs, ys, y[0].lse(), dy, -1, scale));
+                print(f);
                 print(b);
                 print(new Result("attention fwd+bwd tc" + kernels, shape, f.ms() + b.ms(), nanochatFlops, -1, "nanochat's count: 12·H·D·T flops a token"));
             }

@@ -128,9 +128,10 @@ class KernelsBenchTest {
                 ops.add(row.get("op").asText());
             }
             assertTrue(ops.containsAll(List.of("gemm fp32", "gemm bf16", "attention fwd", "attention bwd", "cross_entropy", "launch")), ops.toString());
-            // head dim 128 (--quick too): on Hopper both tensor-core backwards, each with its fwd+bwd figure
+            // head dim 128 (--quick too): on Hopper both tensor-core kernel families, each with its fwd+bwd figure
             if (nanochat4j.tensor.cuda.CudaBackend.get().context().hopper()) {
-                assertTrue(ops.containsAll(List.of("attention bwd tc (wgmma)", "attention bwd tc (mma.sync)", "attention fwd+bwd tc (wgmma)")), ops.toString());
+                assertTrue(ops.containsAll(List.of("attention fwd tc (wgmma)", "attention bwd tc (wgmma)", "attention fwd+bwd tc (wgmma)",
+                        "attention fwd tc (mma.sync)", "attention bwd tc (mma.sync)", "attention fwd+bwd tc (mma.sync)")), ops.toString());
             }
             return;
         }

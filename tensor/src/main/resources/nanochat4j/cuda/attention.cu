@@ -241,7 +241,7 @@ extern "C" __global__ void attn_decode_combine(const float* __restrict__ part, f
 
 // dsum[b, h, i] = Σ_d dy·y of row (b, i, h), the softmax backward's row term, one warp a row (rows = B·T·H); with
 // bf16Dy, dy rounded to bf16 first, as the tensor-core backward's dP is made (see attention_tc_bwd.cu). dyOut, unless
-// null, gets that bf16 dy (attention_wgmma_bwd.cu streams it into shared memory as it is): written while dy is read
+// null, gets that bf16 dy (attention_wgmma.cu streams it into shared memory as it is): written while dy is read
 // for the sum anyway, instead of in a pass of its own.
 __device__ __forceinline__ float dsum_y(const float* y, long long i) { return y[i]; }
 __device__ __forceinline__ float dsum_y(const unsigned short* y, long long i) { return bf16_to_f32(y[i]); }

@@ -61,7 +61,7 @@ __device__ __forceinline__ float bf16_to_f32(unsigned short h) {
     return __uint_as_float(((unsigned int) h) << 16);
 }
 
-// A wgmma shared-memory descriptor of the no-swizzle layout (gemm_wgmma.cu, attention_wgmma_bwd.cu): start address,
+// A wgmma shared-memory descriptor of the no-swizzle layout (gemm_wgmma.cu, attention_wgmma.cu): start address,
 // leading byte offset (between core matrices along K) and stride byte offset (along M or N), each in 16-byte units.
 // Plain bit arithmetic, so it lives here and not among tensorcore.cuh's PTX wrappers, which the simulator replaces.
 __device__ __forceinline__ unsigned long long wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {

@@ -1,5 +1,5 @@
 // PTX wrappers of the tensor-core kernels (attention_tc_fwd.cu, attention_tc_bwd.cu, gemm.cu; on Hopper gemm_wgmma.cu
-// and attention_wgmma_bwd.cu): bf16 packing, mma.sync m16n8k16, ldmatrix, cp.async and the warpgroup MMA, with the
+// and attention_wgmma.cu): bf16 packing, mma.sync m16n8k16, ldmatrix, cp.async and the warpgroup MMA, with the
 // fragment layouts of the PTX ISA. Every inline PTX of the kernels
 // is here and nowhere else: the CPU simulator (tensor/src/test/cudasim) defines NC4J_TENSORCORE and supplies its own.
 #ifndef NC4J_TENSORCORE
@@ -64,7 +64,7 @@ __device__ __forceinline__ void cp_async_wait_all_but_one() { cp_async_wait<1>()
 __device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
 
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL) // compute_90a (wgmma and the async proxy are sm_90a's; other targets never see them)
-// ---- Hopper (sm_90a): warpgroup MMA (gemm_wgmma.cu, attention_wgmma_bwd.cu). A warpgroup is 4 consecutive warps
+// ---- Hopper (sm_90a): warpgroup MMA (gemm_wgmma.cu, attention_wgmma.cu). A warpgroup is 4 consecutive warps
 // (128 threads) issuing one wgmma.mma_async together: D (64×N fp32, in registers) += A (64×16) · B (16×N), A and B
 // bf16 read by the tensor cores from shared memory through 64-bit descriptors (or A from registers: wg_mma_rs). The
 // MMAs run asynchronously: wg_commit closes a group of them, wg_wait<n> waits until at most n groups are in flight;

@@ -1208,20 +1208,27 @@ public final class CudaBackend implements Backend {
         return tcAttention;
     }
 
-    private AttentionOut attentionTc(Tensor q, Tensor k, Tensor v, int window, float scale) {
+    private AttentionOut attentionTc(String pass, Tensor q, Tensor k, Tensor v, int window, float scale) {
         Tensor lse = ctx.empty(DType.F32, q.shape(0), q.shape(2), q.shape(1));
-        return new AttentionOut(tcForward(q, k, v, lse, 0, window, scale), lse);
+        return new AttentionOut(tcForward(pass, q, k, v, lse, 0, window, scale), lse);
     }
 
     /**
-     * attn_tc_fwd: q (B,Tq,H,D) at positions pos.. against k, v (B,Tkv,KV,D) — the training step's (Tq = Tkv, pos 0)
-     * or a prefill chunk's against the KV cache; lse (B,H,Tq) written unless null.
+     * attn_tc_fwd, or on Hopper attention_wgmma.cu's attn_wg_fwd (see {@link TensorCoreAttention#wgmma}): q (B,Tq,H,D)
+     * at positions pos.. against k, v (B,Tkv,KV,D) — the training step's (Tq = Tkv, pos 0) or a prefill chunk's against
+     * the KV cache; lse (B,H,Tq) written unless null. {@code pass}: the check it falls under.
      */
-    private Tensor tcForward(Tensor q, Tensor k, Tensor v, Tensor lse, int pos, int window, float scale) {
+    private Tensor tcForward(String pass, Tensor q, Tensor k, Tensor v, Tensor lse, int pos, int window, float scale) {
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tkv = k.shape(1), kv = k.shape(2);
         Tensor y = ctx.empty(DType.F32, q.shape());
-        attnTc("fwd", d).launch("attn_tc_fwd", (tq + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, k, v, y, lse == null ? (Object) 0L : lse,
-                tq, tkv, h, kv, pos, window, scale);
+        Object lseArg = lse == null ? (Object) 0L : lse;
+        if (tcAttention.wgmma(pass, d, ctx.hopper())) {
+            wgmma(d).launch("attn_wg_fwd", (tq + WG_ROWS - 1) / WG_ROWS, h, b, 2 * 128, WG_FWD_SHARED, q, k, v, y, lseArg,
+                    tq, tkv, h, kv, pos, window, scale);
+        } else {
+            attnTc("fwd", d).launch("attn_tc_fwd", (tq + TC_ROWS - 1) / TC_ROWS, h, b, 4 * 32, 0, q, k, v, y, lseArg,
+                    tq, tkv, h, kv, pos, window, scale);
+        }
         return y;
     }
 
@@ -1251,7 +1258,7 @@ public final class CudaBackend implements Backend {
         return checkTc(pass, d, false, reference, candidate);
     }
 
-    /** The same, {@code wgmma} saying the candidate is attention_wgmma_bwd.cu's (see {@link TensorCoreAttention#check}). */
+    /** The same, {@code wgmma} saying the candidate is attention_wgmma.cu's (see {@link TensorCoreAttention#check}). */
     private boolean checkTc(String pass, int d, boolean wgmma, Tensor[] reference, Tensor[] candidate) {
         float[][] norms = new float[reference.length][], errors = new float[candidate.length][];
         for (int i = 0; i < norms.length; i++) {
@@ -1276,13 +1283,14 @@ public final class CudaBackend implements Backend {
         OpChecks.attention("forward", b, t, h, kv, d, scale); // before: an empty launch would hand back an unwritten lse
         String pass = tcPass("fwd", window, t);
         TensorCoreAttention.Use use = aligned16(q, k, v) ? tcAttention.use(pass, d, precision) : TensorCoreAttention.Use.FP32;
-        if (use == TensorCoreAttention.Use.TC) return attentionTc(q, k, v, window, scale);
+        if (use == TensorCoreAttention.Use.TC) return attentionTc(pass, q, k, v, window, scale);
         Tensor y = ctx.empty(DType.F32, q.shape()), lse = ctx.empty(DType.F32, b, h, t);
         attn(d).launch("attn_fwd", (t + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, k, v, y, lse,
                 t, t, h, kv, 0, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
-            AttentionOut tc = attentionTc(q, k, v, window, scale);
-            if (checkTc(pass, d, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
+            boolean wgmma = tcAttention.wgmma(pass, d, ctx.hopper());
+            AttentionOut tc = attentionTc(pass, q, k, v, window, scale);
+            if (checkTc(pass, d, wgmma, new Tensor[] {y, lse}, new Tensor[] {tc.y(), tc.lse()})) return tc;
         }
         return new AttentionOut(y, lse);
     }
@@ -1371,11 +1379,17 @@ public final class CudaBackend implements Backend {
         return new AttentionGrads(dq, dk, dv);
     }
 
-    /** Rows a block of attention_wgmma_bwd.cu owns (two warpgroups of 64), and its kernels' dynamic shared memory. */
-    static final int WG_ROWS = 128, WG_DQ_SHARED = 4 * 128 * 128 * 2, WG_DKV_SHARED = WG_DQ_SHARED + 2 * 2 * 64 * 4;
+    /** Rows a block of attention_wgmma.cu owns (two warpgroups of 64), and its kernels' dynamic shared memory. */
+    static final int WG_ROWS = 128, WG_FWD_SHARED = 3 * 128 * 128 * 2, WG_DQ_SHARED = 4 * 128 * 128 * 2,
+            WG_DKV_SHARED = WG_DQ_SHARED + 2 * 2 * 64 * 4;
+
+    /** attention_wgmma.cu at head dim {@code d} (Hopper only). */
+    private CudaContext.Module wgmma(int d) {
+        return ctx.module("attention_wgmma", attentionDefines(d));
+    }
 
     /**
-     * The backward on Hopper's warpgroup MMA (attention_wgmma_bwd.cu, head dim 128): the same split and results as the
+     * The backward on Hopper's warpgroup MMA (attention_wgmma.cu, head dim 128): the same split and results as the
      * mma.sync kernels, with every operand bf16 in memory so it streams by cp.async — q, k, v as the saved copies (made
      * here from fp32 inputs: a check, a test), dy as the copy dsum's pass writes.
      */
@@ -1385,7 +1399,7 @@ public final class CudaBackend implements Backend {
         Tensor dsum = dsum(dy, y, true, dyb);
         Tensor qb = bf16(q), kb = bf16(k), vb = bf16(v);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
-        CudaContext.Module m = ctx.module("attention_wgmma_bwd", attentionDefines(d));
+        CudaContext.Module m = wgmma(d);
         int blocks = (t + WG_ROWS - 1) / WG_ROWS;
         m.launch("attn_wg_bwd_dq", blocks, h, b, 2 * 128, WG_DQ_SHARED, qb, kb, vb, dyb, lse, dsum, dq, t, h, kv, window, scale);
         m.launch("attn_wg_bwd_dkv", blocks, kv, b, 2 * 128, WG_DKV_SHARED, qb, kb, vb, dyb, lse, dsum, dk, dv, t, h, kv, window, scale);
@@ -1434,14 +1448,15 @@ public final class CudaBackend implements Backend {
         String pass = tcPass("prefill", window, pos + tq);
         TensorCoreAttention.Use use = tq >= 16 && aligned16(q, kCache, vCache) ? tcAttention.use(pass, d, precision)
                 : TensorCoreAttention.Use.FP32;
-        if (use == TensorCoreAttention.Use.TC) return tcForward(q, kCache, vCache, null, pos, window, scale);
+        if (use == TensorCoreAttention.Use.TC) return tcForward(pass, q, kCache, vCache, null, pos, window, scale);
         if (tq == 1) return decodeAttention(q, kCache, vCache, pos, null, window, scale, (pos + DCH) / DCH);
         Tensor y = ctx.empty(DType.F32, q.shape());
         attn(d).launch("attn_fwd", (tq + ROWS - 1) / ROWS, h, b, ROWS * 32, fwdShared(d), q, kCache, vCache, y, 0L,
                 tq, tmax, h, kv, pos, window, scale);
         if (use == TensorCoreAttention.Use.CHECK) {
-            Tensor tc = tcForward(q, kCache, vCache, null, pos, window, scale);
-            if (checkTc(pass, d, new Tensor[] {y}, new Tensor[] {tc})) return tc;
+            boolean wgmma = tcAttention.wgmma(pass, d, ctx.hopper());
+            Tensor tc = tcForward(pass, q, kCache, vCache, null, pos, window, scale);
+            if (checkTc(pass, d, wgmma, new Tensor[] {y}, new Tensor[] {tc})) return tc;
         }
         return y;
     }

@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
 public final class KernelSources {
     /** Every .cu source, for the compile test and the GPU check. */
     public static final List<String> ALL = List.of("elementwise", "reduce", "norm", "embedding", "crossentropy", "attention",
-            "attention_tc_fwd", "attention_tc_bwd", "attention_wgmma_bwd", "optim", "gemm", "gemm_wgmma");
+            "attention_tc_fwd", "attention_tc_bwd", "attention_wgmma", "optim", "gemm", "gemm_wgmma");
     private static final Pattern INCLUDE = Pattern.compile("(?m)^#include \"([A-Za-z0-9_]+\\.cuh)\"\\s*$");
 
     private KernelSources() {}

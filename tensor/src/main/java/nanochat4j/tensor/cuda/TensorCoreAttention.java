@@ -20,14 +20,14 @@ import java.util.function.Consumer;
  * checked against the fp32 kernels on the same inputs: every output's rows (along its last dim) within
  * {@link #TOLERANCE} of the fp32 output's largest row norm, else the fp32 kernels keep that pass for the run and a
  * warning says so. The checking call returns the outputs that run from then on, so the checking step computes as every
- * later one does. On Hopper the backward at head dim {@value #WGMMA_HEAD_DIM} has two tensor-core candidates: the
- * warpgroup-MMA kernels ({@code attention_wgmma_bwd.cu}) are checked first; turned down, they leave the pass undecided
+ * later one does. On Hopper every pass at head dim {@value #WGMMA_HEAD_DIM} has two tensor-core candidates: the
+ * warpgroup-MMA kernels ({@code attention_wgmma.cu}) are checked first; turned down, they leave the pass undecided
  * and its next call checks the mma.sync ones. An fp32 output that is all zeros checks
  * nothing (the backward at step 0, behind nanochat's zero-initialised projections; the tensor cores' are zeros then
  * too): that call returns the fp32 outputs and the next one checks. base-train's checkpoints carry the checks
  * ({@link #saved}), so a resumed run does not check again. {@code -Dnanochat4j.cuda.attention=auto}
  * (default), {@code fp32}, or {@code tc} (the tensor-core kernels unchecked: the conformance test's setting);
- * {@code -Dnanochat4j.cuda.attention.wgmma=false} keeps Hopper's backward on the mma.sync kernels.
+ * {@code -Dnanochat4j.cuda.attention.wgmma=false} keeps Hopper on the mma.sync kernels.
  */
 public final class TensorCoreAttention {
     /**
@@ -37,7 +37,7 @@ public final class TensorCoreAttention {
      */
     public static final double TOLERANCE = 1.0 / 16;
 
-    /** The head dim attention_wgmma_bwd.cu is written for (nanochat's at every depth). */
+    /** The head dim attention_wgmma.cu is written for (nanochat's at every depth). */
     public static final int WGMMA_HEAD_DIM = 128;
 
     /** The -Dnanochat4j.cuda.attention setting. */
@@ -59,7 +59,7 @@ public final class TensorCoreAttention {
 
     private final Consumer<String> log;
     private volatile Mode mode;
-    /** Whether Hopper's backward may run the wgmma kernels (-Dnanochat4j.cuda.attention.wgmma, default true). */
+    /** Whether Hopper may run the wgmma kernels (-Dnanochat4j.cuda.attention.wgmma, default true). */
     private volatile boolean wgmmaAllowed = !"false".equals(System.getProperty("nanochat4j.cuda.attention.wgmma"));
     /** "fwd 128" → whether the tensor-core kernel passed its check (absent: not checked yet). */
     private final Map<String, Boolean> verdicts = new ConcurrentHashMap<>();
@@ -86,7 +86,7 @@ public final class TensorCoreAttention {
         return old;
     }
 
-    /** Allows or forbids the wgmma backward (a benchmark's comparison, a test's); returns the previous setting. */
+    /** Allows or forbids the wgmma kernels (a benchmark's comparison, a test's); returns the previous setting. */
     public boolean setWgmma(boolean allowed) {
         boolean old = wgmmaAllowed;
         wgmmaAllowed = allowed;
@@ -94,11 +94,11 @@ public final class TensorCoreAttention {
     }
 
     /**
-     * Whether the tensor-core kernels of {@code pass} at head dim {@code d} are attention_wgmma_bwd.cu's: a backward pass
-     * on a Hopper GPU at head dim {@value #WGMMA_HEAD_DIM}, unless a check turned them down.
+     * Whether the tensor-core kernels of {@code pass} at head dim {@code d} are attention_wgmma.cu's: on a Hopper GPU at
+     * head dim {@value #WGMMA_HEAD_DIM}, unless a check turned them down for the pass.
      */
     public boolean wgmma(String pass, int d, boolean hopper) {
-        return wgmmaAllowed && hopper && d == WGMMA_HEAD_DIM && pass.startsWith("bwd") && !Boolean.FALSE.equals(verdicts.get(pass + "-wgmma " + d));
+        return wgmmaAllowed && hopper && d == WGMMA_HEAD_DIM && !Boolean.FALSE.equals(verdicts.get(pass + "-wgmma " + d));
     }
 
     /**

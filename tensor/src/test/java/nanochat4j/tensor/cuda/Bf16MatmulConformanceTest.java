@@ -203,10 +203,11 @@ class Bf16MatmulConformanceTest {
     }
 
     /**
-     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, and on Hopper attention_wgmma_bwd.cu at head dim 128 —
+     * Attention on the tensor cores (attention_tc_fwd/bwd.cu, and on Hopper attention_wgmma.cu at head dim 128 too —
      * the simulator is one; run unchecked here): y, lse, the three gradients and a prefill chunk against a KV cache
      * against float64 on the bf16-rounded q, k, v and dy, at head dims 16, 48, 64 and 128, GQA 2:1 and 1:1, the full
-     * context and windows of 5 and 40, T = 130 (two whole 64-row blocks and a partial one). Tolerance relative to
+     * context and windows of 5 and 40, T = 130 (two whole 64-row blocks and a partial one; one 128-row block and a
+     * partial for the wgmma kernels). Tolerance relative to
      * each output's largest magnitude: the probabilities and dS round to bf16 inside the kernels; a wrong index, mask or
      * fragment is off by about the output's size. Not window 0: there dq and dk are exactly zero (one key a row, dP =
      * dsum), and the kernels' bf16 dP against the fp32 dsum leaves ~1% of a gradient's usual size (host simulation).
@@ -224,53 +225,56 @@ class Bf16MatmulConformanceTest {
                     Tensor q = BackendConformanceTest.randT(r, 1f, b, t, h, dd), k = BackendConformanceTest.randT(r, 1f, b, t, kv, dd);
                     Tensor v = BackendConformanceTest.randT(r, 1f, b, t, kv, dd), dy = BackendConformanceTest.randT(r, 1f, b, t, h, dd);
                     double[] qd = bf(q), kd = bf(k), vd = bf(v), dyd = bf(dy);
-                    for (int window : new int[] {-1, 5, 40}) {
-                        String at = " D=" + dd + " H=" + h + " KV=" + kv + " window=" + window;
-                        double[] lse = new double[b * h * t];
-                        double[] y = BackendConformanceTest.attnRef(qd, kd, vd, b, t, h, kv, dd, window, scale, lse);
-                        Backend.AttentionOut out = be.attention(be.upload(q), be.upload(k), be.upload(v), window, scale);
-                        closeToMax("tc attention y" + at, y, out.y(), 2e-2);
-                        closeToMax("tc attention lse" + at, lse, out.lse(), 1e-2);
-                        double[][] g = BackendConformanceTest.attnGradRef(qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
-                        // on Hopper at head dim 128 the backward runs attention_wgmma_bwd.cu: that and the mma.sync kernels
-                        boolean hopperWgmma = be.tensorCoreAttention().wgmma("bwd", dd, be.context().hopper());
-                        for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
-                            boolean before = be.tensorCoreAttention().setWgmma(wgmma);
-                            try {
-                                String kernels = at + (wgmma ? " (wgmma)" : "");
-                                Backend.AttentionGrads gr = be.attentionBackward(be.upload(q), be.upload(k), be.upload(v), out.y(), out.lse(),
-                                        be.upload(dy), window, scale);
-                                closeToMax("tc attention dq" + kernels, g[0], gr.dq(), 4e-2);
-                                closeToMax("tc attention dk" + kernels, g[1], gr.dk(), 4e-2);
-                                closeToMax("tc attention dv" + kernels, g[2], gr.dv(), 4e-2);
-                                // as a training step calls it: q, k, v and y as the bf16 copies it keeps
-                                Backend.AttentionGrads gs = be.attentionBackward(be.saveForBackward(be.upload(q)), be.saveForBackward(be.upload(k)),
-                                        be.saveForBackward(be.upload(v)), be.saveForBackward(out.y()), out.lse(), be.upload(dy), window, scale);
-                                closeToMax("tc attention dq from saved copies" + kernels, g[0], gs.dq(), 4e-2);
-                                closeToMax("tc attention dk from saved copies" + kernels, g[1], gs.dk(), 4e-2);
-                                closeToMax("tc attention dv from saved copies" + kernels, g[2], gs.dv(), 4e-2);
-                            } finally {
-                                be.tensorCoreAttention().setWgmma(before);
+                    // on Hopper at head dim 128 the passes run attention_wgmma.cu: that and the mma.sync kernels
+                    boolean hopperWgmma = be.tensorCoreAttention().wgmma("fwd", dd, be.context().hopper());
+                    for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
+                        boolean before = be.tensorCoreAttention().setWgmma(wgmma);
+                        try {
+                            for (int window : new int[] {-1, 5, 40}) {
+                                String at = " D=" + dd + " H=" + h + " KV=" + kv + " window=" + window + (wgmma ? " (wgmma)" : "");
+                                attentionCase(at, q, k, v, dy, qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
                             }
+                        } finally {
+                            be.tensorCoreAttention().setWgmma(before);
                         }
-                        // a prefill chunk: the last 20 queries against caches holding all t keys (Tmax = t + 6)
-                        int tq = 20, pos = t - tq, tmax = t + 6;
-                        Tensor kc = Tensor.zeros(b, tmax, kv, dd), vc = Tensor.zeros(b, tmax, kv, dd), qtail = Tensor.zeros(b, tq, h, dd);
-                        double[] want = new double[b * tq * h * dd];
-                        for (int bb = 0; bb < b; bb++) {
-                            kc.select(bb).slice(0, t).copyFrom(k.select(bb));
-                            vc.select(bb).slice(0, t).copyFrom(v.select(bb));
-                            qtail.select(bb).copyFrom(q.select(bb).slice(pos, t));
-                            System.arraycopy(y, (bb * t + pos) * h * dd, want, bb * tq * h * dd, tq * h * dd);
-                        }
-                        closeToMax("tc prefill y" + at, want, be.attentionCached(be.upload(qtail), be.upload(kc), be.upload(vc), pos, window, scale),
-                                2e-2);
                     }
                 }
             }
         } finally {
             be.tensorCoreAttention().setMode(mode);
         }
+    }
+
+    /** One shape and window of {@link #attentionOnTheTensorCoresMatchesFloat64ToBf16Rounding}. */
+    private void attentionCase(String at, Tensor q, Tensor k, Tensor v, Tensor dy, double[] qd, double[] kd, double[] vd, double[] dyd,
+                               int b, int t, int h, int kv, int dd, int window, float scale) {
+        double[] lse = new double[b * h * t];
+        double[] y = BackendConformanceTest.attnRef(qd, kd, vd, b, t, h, kv, dd, window, scale, lse);
+        Backend.AttentionOut out = be.attention(be.upload(q), be.upload(k), be.upload(v), window, scale);
+        closeToMax("tc attention y" + at, y, out.y(), 2e-2);
+        closeToMax("tc attention lse" + at, lse, out.lse(), 1e-2);
+        double[][] g = BackendConformanceTest.attnGradRef(qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
+        Backend.AttentionGrads gr = be.attentionBackward(be.upload(q), be.upload(k), be.upload(v), out.y(), out.lse(), be.upload(dy), window, scale);
+        closeToMax("tc attention dq" + at, g[0], gr.dq(), 4e-2);
+        closeToMax("tc attention dk" + at, g[1], gr.dk(), 4e-2);
+        closeToMax("tc attention dv" + at, g[2], gr.dv(), 4e-2);
+        // as a training step calls it: q, k, v and y as the bf16 copies it keeps
+        Backend.AttentionGrads gs = be.attentionBackward(be.saveForBackward(be.upload(q)), be.saveForBackward(be.upload(k)),
+                be.saveForBackward(be.upload(v)), be.saveForBackward(out.y()), out.lse(), be.upload(dy), window, scale);
+        closeToMax("tc attention dq from saved copies" + at, g[0], gs.dq(), 4e-2);
+        closeToMax("tc attention dk from saved copies" + at, g[1], gs.dk(), 4e-2);
+        closeToMax("tc attention dv from saved copies" + at, g[2], gs.dv(), 4e-2);
+        // a prefill chunk: the last 20 queries against caches holding all t keys (Tmax = t + 6)
+        int tq = 20, pos = t - tq, tmax = t + 6;
+        Tensor kc = Tensor.zeros(b, tmax, kv, dd), vc = Tensor.zeros(b, tmax, kv, dd), qtail = Tensor.zeros(b, tq, h, dd);
+        double[] want = new double[b * tq * h * dd];
+        for (int bb = 0; bb < b; bb++) {
+            kc.select(bb).slice(0, t).copyFrom(k.select(bb));
+            vc.select(bb).slice(0, t).copyFrom(v.select(bb));
+            qtail.select(bb).copyFrom(q.select(bb).slice(pos, t));
+            System.arraycopy(y, (bb * t + pos) * h * dd, want, bb * tq * h * dd, tq * h * dd);
+        }
+        closeToMax("tc prefill y" + at, want, be.attentionCached(be.upload(qtail), be.upload(kc), be.upload(vc), pos, window, scale), 2e-2);
     }
 
     /** max |got − want| ≤ tol · max |want| (and no NaN). */

@@ -139,7 +139,7 @@ class CudaSimulatorTest {
     /**
      * One m64n128k16 wgmma (Hopper) per operand layout: A and B K-major and M/N-major, in the no-swizzle core-matrix
      * layouts gemm_wgmma.cu fills, the accumulators read back by the layout it stores; then A from registers (as
-     * mma.sync's A fragment, attention_wgmma_bwd.cu's P and dS) against B K-major and N-major, and one m64n64k16 (its
+     * mma.sync's A fragment, attention_wgmma.cu's P and dS) against B K-major and N-major, and one m64n64k16 (its
      * scores). On a real H100/H200 this holds the simulator's reading of descriptors and fragments to the hardware's
      * (the GEMM is checked against cuBLAS and the attention against the fp32 kernels, but this names what is wrong).
      */

@@ -57,16 +57,16 @@ class TensorCoreAttentionTest {
     }
 
     /**
-     * Hopper's backward at head dim 128 checks the wgmma kernels first; turned down (with a warning), they leave the pass
+     * On Hopper at head dim 128 a pass checks the wgmma kernels first; turned down (with a warning), they leave the pass
      * undecided and the mma.sync kernels take the next check — a resumed run remembers both.
      */
     @Test
-    void theWgmmaBackwardIsCheckedFirstOnHopperAndTurnedDownFallsBackToMmaSync() {
+    void theWgmmaKernelsAreCheckedFirstOnHopperAndTurnedDownFallBackToMmaSync() {
         assertTrue(tc.wgmma("bwd", 128, true));
         assertTrue(tc.wgmma("bwd-window", 128, true));
         assertTrue(!tc.wgmma("bwd", 128, false), "not Hopper");
         assertTrue(!tc.wgmma("bwd", 64, true), "written for head dim 128");
-        assertTrue(!tc.wgmma("fwd", 128, true), "the backward only");
+        assertTrue(tc.wgmma("fwd", 128, true) && tc.wgmma("prefill-window", 128, true), "every pass");
         float[] norms = {1f, 2f}, near = {0.01f, 0f}, off = {0f, 4f};
         assertEquals(Use.CHECK, tc.check("bwd", 128, true, new float[][] {norms}, new float[][] {off}), "wrong wgmma: still undecided");
         assertEquals(1, warnings.size(), warnings.toString());

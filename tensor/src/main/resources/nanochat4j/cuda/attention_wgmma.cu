@@ -1,20 +1,23 @@
-// Flash-attention backward on Hopper's warpgroup MMA (sm_90a only), head dim 128: the wgmma twin of
-// attention_tc_bwd.cu's _bf16 kernels — the same split, arguments and semantics, but dy read as its bf16 copy too
-// (attn_bwd_dsum writes it while it reads dy for dsum), so every operand streams into shared memory by cp.async:
+// Flash attention on Hopper's warpgroup MMA (sm_90a only), head dim 128: the wgmma twins of attention_tc_fwd.cu's
+// attn_tc_fwd and attention_tc_bwd.cu's _bf16 kernels — the same arguments, split and semantics:
+//   y, lse                           attn_wg_fwd,     grid (ceil(Tq/128), H, B), 256 threads
 //   dq = scale·dS·k                  attn_wg_bwd_dq,  grid (ceil(T/128), H, B), 256 threads
 //   dk = scale·dSᵀ·q, dv = Pᵀ·dy     attn_wg_bwd_dkv, grid (ceil(T/128), KV, B), 256 threads, summed over the group
-// with P = exp(scale·q·k − lse), dP = dy·vᵀ, dS = P∘(dP − dsum); query row i sees key j iff j <= i and (window < 0 or
-// i − j <= window); head h reads kv head h / (H / KV). q, dy (B, T, H, D) and k, v (B, T, KV, D) bf16; lse, dsum
-// (B, H, T) fp32; dq, dk, dv fp32. Each output element is written once, by one thread, after a fixed-order loop: no
-// atomics, bitwise reproducible like the mma.sync kernels.
+// with P = exp(scale·q·k − lse), dP = dy·vᵀ, dS = P∘(dP − dsum); query row i (at position pos + i in the forward) sees
+// key j iff j <= its position and (window < 0 or position − j <= window); head h reads kv head h / (H / KV). The
+// forward reads q (B, Tq, H, D), k, v (B, Tkv, KV, D) fp32 and writes y fp32, lse (B, H, Tq) unless null; the backward
+// reads q, dy (B, T, H, D) and k, v (B, T, KV, D) as bf16 copies (dy's written by attn_bwd_dsum while it reads dy for
+// dsum), lse, dsum (B, H, T) fp32, and writes dq, dk, dv fp32. Each output element is written once, by one thread,
+// after a fixed-order loop: no atomics, bitwise reproducible like the mma.sync kernels.
 //
-// Why: mma.sync (attention_tc_bwd.cu) cannot feed an H100's tensor cores at full rate, and the backward is 5/7 of
-// attention's flops. Here a block is two warpgroups, each owning 64 "resident" rows (K and V for dk/dv, Q and dY for
-// dq) that stay in shared memory as the wgmma A operand; the other pair streams through two stages of 64-row tiles
-// that both warpgroups share. Per streamed tile, a warpgroup computes with m64nNk16 wgmmas:
-//   dkv: Sᵀ = K·Qᵀ, dPᵀ = V·dYᵀ  (N = 64 queries, A and B from shared memory)
-//        Pᵀ, dSᵀ in fp32 registers, then dV += Pᵀ·dY, dK += dSᵀ·Q  (N = 128, A = Pᵀ / dSᵀ from registers, B read
-//        transposed: the streamed tile's rows are now the K dimension)
+// Why: mma.sync cannot feed an H100's tensor cores at full rate; only the warpgroup MMA does. A block is two
+// warpgroups, each owning 64 "resident" rows (Q for the forward, K and V for dk/dv, Q and dY for dq) that stay in
+// shared memory as the wgmma A operand; the other operands stream through two stages of 64-row tiles that both
+// warpgroups share. Per streamed tile, a warpgroup computes with m64nNk16 wgmmas:
+//   fwd: S = Q·Kᵀ (N = 64 keys, A and B from shared memory); the online softmax in fp32 registers; O += P·V (N = 128,
+//        A = P from registers, V read transposed: its rows are the K dimension)
+//   dkv: Sᵀ = K·Qᵀ, dPᵀ = V·dYᵀ (N = 64 queries); Pᵀ, dSᵀ in fp32 registers; dV += Pᵀ·dY, dK += dSᵀ·Q (N = 128, A
+//        from registers, B read transposed)
 //   dq:  S = Q·Kᵀ, dP = dY·Vᵀ (N = 64 keys); dQ += dS·K (N = 128, A = dS from registers, K read transposed)
 // A wgmma accumulator's fragment (rows g and g+8 of a warp's 16, columns 2t, 2t+1 of each 8) is, two 8-column blocks
 // at a time, exactly the register-A fragment of the next wgmma, so P and dS reach the tensor cores as bf16 without a
@@ -23,22 +26,25 @@
 // Shared memory (dynamic, 128-byte aligned): every 64- or 128-row bf16 tile in 8×16-byte core matrices, core matrix
 // (row r/8, dims 8c…8c+7) at byte (r/8·16 + c)·128, row r%8 at 16·(r%8) inside it. The same bytes are a K-major
 // operand (K = dims: leading byte offset 128, stride 2048) and an MN-major one (K = rows: leading 2048, stride 128),
-// so one copy of a streamed tile serves both products. cp.async chunk c fills bytes 16c…16c+15 (row 8·(c/128) + c%8,
-// dims 8·((c/8)%16)…): 8 consecutive threads fill 128 contiguous bytes from 8 rows, a warp reads 64 bytes of each.
-// Rows past T are read as row T−1 (never out of bounds) and masked: such a row's P and dS are 0 and its outputs not
-// written.
+// so one copy of a streamed tile serves both products. 16-byte chunk c holds bytes 16c…16c+15 (row 8·(c/128) + c%8,
+// dims 8·((c/8)%16)…): 8 consecutive threads fill 128 contiguous bytes from 8 rows.
+//   fwd: Q resident (32 KB), 2 stages of K, V (2 × 32 KB): 98,304 bytes
 //   dkv: K, V resident (2 × 32 KB), 2 stages of Q, dY (2 × 16 KB) and lse, dsum (2 × 256 B): 132,096 bytes
 //   dq:  Q, dY resident (2 × 32 KB), 2 stages of K, V (2 × 16 KB): 131,072 bytes
 // One block an SM (8 warps, up to 255 registers a thread).
 //
-// Pipeline, per streamed tile it: wait for this thread's copies of tile it and make them visible to the async proxy;
-// barrier (everyone's copies are in, every warpgroup is done with tile it−1); queue the copies of tile it+1 into the
-// stage tile it−1 used; the wgmmas of tile it. Warpgroups skip tiles none of their rows see, and only tiles that cross
-// the mask's edge or T pay for the per-element mask. Differences from the mma.sync kernels: dy enters the products as
-// bf16 from the start (theirs round it in registers: the same values), and the NaN caveat of attention_tc_bwd.cu holds.
+// The backward's operands are bf16 in memory and stream by cp.async: per tile it, wait for this thread's copies of
+// tile it and make them visible to the async proxy; barrier (everyone's copies are in, every warpgroup is done with
+// tile it−1); queue the copies of tile it+1 into the stage tile it−1 used; the wgmmas of tile it. Rows past T are read
+// as row T−1 (never out of bounds) and masked: such a row's P and dS are 0 and its outputs are not written. The
+// forward's are fp32 (the bf16 copies are made after it, for the backward), and cp.async cannot convert: tile it+1's
+// K and V are loaded into registers (16 float4 a thread) before tile it's wgmmas and stored, as bf16, after them, as
+// attention_tc_fwd.cu does; keys past the block's last visible one are zeros. Warpgroups skip tiles none of their rows
+// see, and only tiles that cross the mask's edge pay for the per-element mask. The NaN caveats of the mma.sync
+// kernels hold (a NaN in V at a masked key inside a computed tile reaches the row: 0 · NaN in the MMA).
 //
-// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_bwd_dq 170 registers, attn_wg_bwd_dkv 236, 0 bytes spilled, no
-// wgmma serialization warning (recheck after any change: dkv's dK and dV accumulators alone are 128 registers).
+// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 214 registers, attn_wg_bwd_dq 170, attn_wg_bwd_dkv 236, 0 bytes
+// spilled, no wgmma serialization warning (recheck after any change: dkv's dK and dV accumulators alone are 128).
 #include "common.cuh"
 #include "tensorcore.cuh"
 
@@ -46,7 +52,7 @@
 #define HEAD_DIM 128
 #endif
 #if HEAD_DIM != 128
-#error "attention_wgmma_bwd.cu: HEAD_DIM 128 only (the N of the dq, dk and dv wgmmas)"
+#error "attention_wgmma.cu: HEAD_DIM 128 only (the N of the O, dq, dk and dv wgmmas)"
 #endif
 #define WB_THREADS 256                   // two warpgroups
 #define WB_RES 128                       // resident rows a block: 64 a warpgroup
@@ -56,6 +62,7 @@
 #define WB_RES_BYTES (WB_RES * HEAD_DIM * 2)
 #define WB_ST_BYTES (WB_ST * HEAD_DIM * 2)
 #define WB_LOG2E 1.4426950408889634f
+#define WB_LN2 0.6931471805599453f
 
 __device__ __forceinline__ bool wb_visible(int i, int j, int T, int window) {
     return i < T && j <= i && (window < 0 || i - j <= window);
@@ -299,4 +306,166 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
     }
     cp_async_wait<0>();
     wb_store(dq, qBase, qStride, qr, T, dqa, scale, t);
+}
+
+// ---- forward
+
+// Keys [t0, t0 + 64) of one kv head, fp32 (keys past hi read as zeros), into registers: 4 chunks of 8 dims a thread,
+// two float4 each — the chunks this thread stores (wf_put) into the core-matrix layout.
+__device__ __forceinline__ void wf_get(float4 (&pre)[8], const float* __restrict__ src, long long base, int stride, int t0, int hi) {
+#pragma unroll
+    for (int n = 0; n < 4; n++) {
+        int c = threadIdx.x + n * WB_THREADS, r = 8 * (c / 128) + c % 8, d = 8 * ((c / 8) % 16), j = t0 + r;
+        const float4* p = (const float4*) (src + base + (long long) j * stride + d);
+        pre[2 * n] = j <= hi ? p[0] : make_float4(0.f, 0.f, 0.f, 0.f);
+        pre[2 * n + 1] = j <= hi ? p[1] : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+}
+
+__device__ __forceinline__ void wf_put(unsigned char* s, const float4 (&pre)[8]) {
+#pragma unroll
+    for (int n = 0; n < 4; n++) {
+        int c = threadIdx.x + n * WB_THREADS;
+        float4 a = pre[2 * n], b = pre[2 * n + 1];
+        *(uint4*) (s + 16 * c) = make_uint4(tc_pack_bf16(a.x, a.y), tc_pack_bf16(a.z, a.w), tc_pack_bf16(b.x, b.y), tc_pack_bf16(b.z, b.w));
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ y,
+        float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int pos, int window, float scale) {
+    extern __shared__ __align__(128) unsigned char wb_smem[];
+    unsigned char* resQ = wb_smem;
+    int wg = threadIdx.x >> 7, w = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
+    int h = blockIdx.y, b = blockIdx.z, kvh = h / (H / KV);
+    // Keys [lo, hi] are the union of what the block's rows see.
+    int i0 = blockIdx.x * WB_RES;
+    int pFirst = pos + i0, pLast = pos + min(Tq - 1, i0 + WB_RES - 1);
+    int lo = window < 0 ? 0 : max(0, pFirst - window), hi = min(pLast, Tkv - 1);
+    int n = hi >= lo ? (hi - lo) / WB_ST + 1 : 0;
+    // This warpgroup's rows, and this thread's: accumulator elements with (e >> 1) & 1 = rr are row qr[rr].
+    int iw0 = i0 + 64 * wg;
+    bool wgOk = iw0 < Tq;
+    int wpFirst = pos + iw0, wpLast = pos + min(Tq - 1, iw0 + 63);
+    int qr[2] = {iw0 + 16 * w + g, iw0 + 16 * w + g + 8};
+    int p[2] = {pos + qr[0], pos + qr[1]};
+    int lim[2] = {min(p[0], Tkv - 1), min(p[1], Tkv - 1)}; // the causal limit, never past the keys that exist
+    long long qBase = ((long long) b * Tq * H + h) * HEAD_DIM, kvBase = ((long long) b * Tkv * KV + kvh) * HEAD_DIM;
+    int qStride = H * HEAD_DIM, kvStride = KV * HEAD_DIM;
+    float sl2 = scale * WB_LOG2E;
+
+    // Q: 128 rows (past Tq: zeros), converted once.
+#pragma unroll 1
+    for (int c = threadIdx.x; c < WB_RES * HEAD_DIM / 8; c += WB_THREADS) {
+        int r = 8 * (c / 128) + c % 8, d = 8 * ((c / 8) % 16), i = i0 + r;
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f), bb = a;
+        if (i < Tq) {
+            const float4* src = (const float4*) (q + qBase + (long long) i * qStride + d);
+            a = src[0];
+            bb = src[1];
+        }
+        *(uint4*) (resQ + 16 * c) = make_uint4(tc_pack_bf16(a.x, a.y), tc_pack_bf16(a.z, a.w), tc_pack_bf16(bb.x, bb.y), tc_pack_bf16(bb.z, bb.w));
+    }
+    auto stage = [&](int s) { return wb_smem + WB_RES_BYTES + s * 2 * WB_ST_BYTES; };
+    float4 pk[8], pv[8];
+    if (n > 0) {
+        wf_get(pk, k, kvBase, kvStride, lo, hi);
+        wf_get(pv, v, kvBase, kvStride, lo, hi);
+        wf_put(stage(0), pk);
+        wf_put(stage(0) + WB_ST_BYTES, pv);
+    }
+    tc_fence_proxy_async();
+
+    float o[64];
+#pragma unroll
+    for (int e = 0; e < 64; e++) o[e] = 0.f;
+    float m[2] = {NEG_INF, NEG_INF}, l[2] = {0.f, 0.f}; // l: this lane's partial sums over its own columns
+    unsigned aQ = tc_smem_addr(resQ) + wg * 64 / 8 * WB_RL;
+#pragma unroll 1
+    for (int it = 0; it < n; it++) {
+        __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1 (the other stage)
+        int t0 = lo + it * WB_ST;
+        bool more = it + 1 < n;
+        if (more) {
+            wf_get(pk, k, kvBase, kvStride, t0 + WB_ST, hi);
+            wf_get(pv, v, kvBase, kvStride, t0 + WB_ST, hi);
+        }
+        // Warpgroup-uniform: does any of its rows see a key of the tile; does every row see every key.
+        bool active = wgOk && t0 <= wpLast && (window < 0 || t0 + WB_ST - 1 >= wpFirst - window);
+        bool full = t0 + WB_ST - 1 <= min(wpFirst, hi) && (window < 0 || wpLast - t0 <= window);
+        if (active) {
+            unsigned sK = tc_smem_addr(stage(it & 1)), sV = sK + WB_ST_BYTES;
+            float s[32];
+#pragma unroll
+            for (int e = 0; e < 32; e++) s[e] = 0.f;
+            wg_fence();
+            wb_scores(s, aQ, sK);
+            wg_commit();
+            wg_wait<0>();
+            wg_fence_operand(s);
+            // Element e: key t0 + 8(e/4) + 2t + (e&1), row qr[(e>>1)&1]. Scores in log2 units.
+            float mx[2] = {m[0], m[1]};
+#pragma unroll
+            for (int e = 0; e < 32; e++) {
+                int rr = (e >> 1) & 1;
+                float x = s[e] * sl2;
+                if (!full) {
+                    int j = t0 + 8 * (e >> 2) + 2 * t + (e & 1);
+                    bool vis = j <= lim[rr] && (window < 0 || p[rr] - j <= window);
+                    x = vis ? x : NEG_INF;
+                }
+                s[e] = x;
+                mx[rr] = nan_max(mx[rr], x);
+            }
+            float corr[2], mUse[2];
+#pragma unroll
+            for (int rr = 0; rr < 2; rr++) {
+                mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
+                mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
+                mUse[rr] = mx[rr] == NEG_INF ? 0.f : mx[rr]; // nothing seen yet: exp2(−inf − 0) = 0, not NaN
+                corr[rr] = exp2f(m[rr] - mUse[rr]);
+                m[rr] = mx[rr];
+                l[rr] *= corr[rr];
+            }
+#pragma unroll
+            for (int e = 0; e < 32; e++) {
+                float pr = exp2f(s[e] - mUse[(e >> 1) & 1]);
+                s[e] = pr;
+                l[(e >> 1) & 1] += pr;
+            }
+            unsigned pa[4][4];
+            wb_pack(pa, s);
+            wg_fence_operand(o);
+#pragma unroll
+            for (int e = 0; e < 64; e++) o[e] *= corr[(e >> 1) & 1];
+            wg_fence();
+            wb_accumulate(o, pa, sV); // O += P·V
+            wg_commit();
+            wg_wait<0>();
+            wg_fence_operand(o);
+            wb_fence_fragments(pa);
+        }
+        if (more) {
+            unsigned char* next = stage((it + 1) & 1); // last read by tile it − 1's wgmmas, waited before the barrier
+            wf_put(next, pk);
+            wf_put(next + WB_ST_BYTES, pv);
+            tc_fence_proxy_async();
+        }
+    }
+
+    if (!wgOk) return; // warpgroup-uniform, after the last barrier
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+    }
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        if (qr[rr] >= Tq) continue;
+        float inv = 1.f / l[rr];
+        float* yr = y + qBase + (long long) qr[rr] * qStride;
+#pragma unroll
+        for (int j = 0; j < HEAD_DIM / 8; j++) *(float2*) (yr + 8 * j + 2 * t) = make_float2(o[4 * j + 2 * rr] * inv, o[4 * j + 2 * rr + 1] * inv);
+        if (lse != 0 && t == 0) lse[((long long) b * H + h) * Tq + qr[rr]] = m[rr] * WB_LN2 + logf(l[rr]);
+    }
 }
