@@ -43,8 +43,12 @@
 // see, and only tiles that cross the mask's edge pay for the per-element mask. The NaN caveats of the mma.sync
 // kernels hold (a NaN in V at a masked key inside a computed tile reaches the row: 0 · NaN in the MMA).
 //
-// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 214 registers, attn_wg_bwd_dq 170, attn_wg_bwd_dkv 236, 0 bytes
-// spilled, no wgmma serialization warning (recheck after any change: dkv's dK and dV accumulators alone are 128).
+// Inside a warpgroup the backward overlaps its softmax with its own MMAs: S and dP are two groups, so P is computed
+// while dP is still on the tensor cores, and (dk/dv) dS while dV += Pᵀ·dY is.
+//
+// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 214 registers, attn_wg_bwd_dq 191, attn_wg_bwd_dkv 250, 0 bytes
+// spilled, no wgmma serialization warning (recheck after any change: dkv sits 5 registers under the limit, its dK
+// and dV accumulators alone 128).
 #include "common.cuh"
 #include "tensorcore.cuh"
 
@@ -190,28 +194,38 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
         float s[32], dp[32];
 #pragma unroll
         for (int e = 0; e < 32; e++) s[e] = dp[e] = 0.f;
+        // Sᵀ and dPᵀ as two groups: P is computed while dPᵀ is still on the tensor cores, and dS while dV += Pᵀ·dY is.
         wg_fence();
         wb_scores(s, aK, sQ);   // Sᵀ: keys × queries
+        wg_commit();
         wb_scores(dp, aV, sD);  // dPᵀ
         wg_commit();
-        wg_wait<0>();
+        wg_wait<1>();
         wg_fence_operand(s);
-        wg_fence_operand(dp);
+        unsigned vis = 0; // bit e: element e is a visible (key, query) pair
 #pragma unroll
         for (int e = 0; e < 32; e++) {
-            int c = 8 * (e >> 2) + 2 * t + (e & 1), j = kr[(e >> 1) & 1];
-            bool vis = full || wb_visible(q0 + c, j, T, window);
-            float p = vis ? exp2f(s[e] * sl2 - sLse[c] * WB_LOG2E) : 0.f;
-            dp[e] = vis ? p * (dp[e] - sDsum[c]) : 0.f;
-            s[e] = p;
+            int c = 8 * (e >> 2) + 2 * t + (e & 1);
+            bool v = full || wb_visible(q0 + c, kr[(e >> 1) & 1], T, window);
+            vis |= (unsigned) v << e;
+            s[e] = v ? exp2f(s[e] * sl2 - sLse[c] * WB_LOG2E) : 0.f;
         }
         unsigned pa[4][4], da[4][4];
         wb_pack(pa, s);
-        wb_pack(da, dp);
         wg_fence();
         wg_fence_operand(dva);
-        wg_fence_operand(dka);
         wb_accumulate(dva, pa, sD);  // dV += Pᵀ·dY
+        wg_commit();
+        wg_wait<1>();                // dPᵀ's group (the one before dV's) has landed
+        wg_fence_operand(dp);
+#pragma unroll
+        for (int e = 0; e < 32; e++) {
+            int c = 8 * (e >> 2) + 2 * t + (e & 1);
+            dp[e] = (vis >> e) & 1 ? s[e] * (dp[e] - sDsum[c]) : 0.f;
+        }
+        wb_pack(da, dp);
+        wg_fence();
+        wg_fence_operand(dka);
         wb_accumulate(dka, da, sQ);  // dK += dSᵀ·Q
         wg_commit();
         wg_wait<0>();
@@ -282,18 +296,23 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
         for (int e = 0; e < 32; e++) s[e] = dp[e] = 0.f;
         wg_fence();
         wb_scores(s, aQ, sK);   // S: queries × keys
-        wb_scores(dp, aD, sV);  // dP
         wg_commit();
-        wg_wait<0>();
+        wb_scores(dp, aD, sV);  // dP, on the tensor cores while P is computed
+        wg_commit();
+        wg_wait<1>();
         wg_fence_operand(s);
-        wg_fence_operand(dp);
+        unsigned vis = 0; // bit e: element e is a visible (query, key) pair
 #pragma unroll
         for (int e = 0; e < 32; e++) {
             int rr = (e >> 1) & 1, j = j0 + 8 * (e >> 2) + 2 * t + (e & 1);
-            bool vis = full || wb_visible(qr[rr], j, T, window);
-            float p = vis ? exp2f(s[e] * sl2 - rowLse[rr]) : 0.f;
-            dp[e] = vis ? p * (dp[e] - rowDsum[rr]) : 0.f;
+            bool v = full || wb_visible(qr[rr], j, T, window);
+            vis |= (unsigned) v << e;
+            s[e] = v ? exp2f(s[e] * sl2 - rowLse[rr]) : 0.f;
         }
+        wg_wait<0>();
+        wg_fence_operand(dp);
+#pragma unroll
+        for (int e = 0; e < 32; e++) dp[e] = (vis >> e) & 1 ? s[e] * (dp[e] - rowDsum[(e >> 1) & 1]) : 0.f;
         unsigned da[4][4];
         wb_pack(da, dp);
         wg_fence();
