@@ -1,11 +1,13 @@
 // Flash attention on Hopper's warpgroup MMA (sm_90a only), head dim 128: the wgmma twins of attention_tc_fwd.cu's
 // attn_tc_fwd and attention_tc_bwd.cu's _bf16 kernels — the same arguments, split and semantics:
-//   y, lse                           attn_wg_fwd,     grid (ceil(Tq/128), H, B), 256 threads
+//   y, lse                           attn_wg_fwd(_bf16), grid (ceil(Tq/128), H, B), 256 threads
 //   dq = scale·dS·k                  attn_wg_bwd_dq,  grid (ceil(T/128), H, B), 256 threads
 //   dk = scale·dSᵀ·q, dv = Pᵀ·dy     attn_wg_bwd_dkv, grid (ceil(T/128), KV, B), 256 threads, summed over the group
 // with P = exp(scale·q·k − lse), dP = dy·vᵀ, dS = P∘(dP − dsum); query row i (at position pos + i in the forward) sees
 // key j iff j <= its position and (window < 0 or position − j <= window); head h reads kv head h / (H / KV). The
-// forward reads q (B, Tq, H, D), k, v (B, Tkv, KV, D) fp32 and writes y fp32, lse (B, H, Tq) unless null; the backward
+// forward reads q (B, Tq, H, D), k, v (B, Tkv, KV, D) — fp32 (attn_wg_fwd: a prefill chunk against the KV cache) or
+// bf16 (attn_wg_fwd_bf16: the training step's, from the copies its backward keeps) — and writes y fp32, lse
+// (B, H, Tq) unless null; the backward
 // reads q, dy (B, T, H, D) and k, v (B, T, KV, D) as bf16 copies (dy's written by attn_bwd_dsum while it reads dy for
 // dsum), lse, dsum (B, H, T) fp32, and writes dq, dk, dv fp32. Each output element is written once, by one thread,
 // after a fixed-order loop: no atomics, bitwise reproducible like the mma.sync kernels.
@@ -33,22 +35,23 @@
 //   dq:  Q, dY resident (2 × 32 KB), 2 stages of K, V (2 × 16 KB): 131,072 bytes
 // One block an SM (8 warps, up to 255 registers a thread).
 //
-// The backward's operands are bf16 in memory and stream by cp.async: per tile it, wait for this thread's copies of
-// tile it and make them visible to the async proxy; barrier (everyone's copies are in, every warpgroup is done with
-// tile it−1); queue the copies of tile it+1 into the stage tile it−1 used; the wgmmas of tile it. Rows past T are read
-// as row T−1 (never out of bounds) and masked: such a row's P and dS are 0 and its outputs are not written. The
-// forward's are fp32 (the bf16 copies are made after it, for the backward), and cp.async cannot convert: tile it+1's
-// K and V are loaded into registers (16 float4 a thread) before tile it's wgmmas and stored, as bf16, after them, as
-// attention_tc_fwd.cu does; keys past the block's last visible one are zeros. Warpgroups skip tiles none of their rows
-// see, and only tiles that cross the mask's edge pay for the per-element mask. The NaN caveats of the mma.sync
-// kernels hold (a NaN in V at a masked key inside a computed tile reaches the row: 0 · NaN in the MMA).
+// bf16 operands stream by cp.async: per tile it, wait for this thread's copies of tile it and make them visible to
+// the async proxy; barrier (everyone's copies are in, every warpgroup is done with tile it−1); queue the copies of
+// tile it+1 into the stage tile it−1 used; the wgmmas of tile it. Rows past T (keys past the block's last visible
+// one) are read as the last row (never out of bounds) and masked: their P and dS are 0 and their outputs are not
+// written. fp32 inputs cannot go through cp.async (it does not convert): attn_wg_fwd loads tile it+1's K and V into
+// registers (16 float4 a thread) before tile it's wgmmas and stores them, as bf16, after them, as attention_tc_fwd.cu
+// does — and reads twice the bytes from L2 for the same flops, which is why training feeds the bf16 kernel.
+// Warpgroups skip tiles none of their rows see, and only tiles that cross the mask's edge pay for the per-element
+// mask. The NaN caveats of the mma.sync kernels hold (a NaN in V at a masked key inside a computed tile reaches the
+// row: 0 · NaN in the MMA).
 //
 // Inside a warpgroup the backward overlaps its softmax with its own MMAs: S and dP are two groups, so P is computed
 // while dP is still on the tensor cores, and (dk/dv) dS while dV += Pᵀ·dY is.
 //
-// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 214 registers, attn_wg_bwd_dq 191, attn_wg_bwd_dkv 250, 0 bytes
-// spilled, no wgmma serialization warning (recheck after any change: dkv sits 5 registers under the limit, its dK
-// and dV accumulators alone 128).
+// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 215 registers, attn_wg_fwd_bf16 154, attn_wg_bwd_dq 191,
+// attn_wg_bwd_dkv 250; 0 bytes spilled, no wgmma serialization warning (recheck after any change: dkv sits 5
+// registers under the limit, its dK and dV accumulators alone 128).
 #include "common.cuh"
 #include "tensorcore.cuh"
 
@@ -350,11 +353,13 @@ __device__ __forceinline__ void wf_put(unsigned char* s, const float4 (&pre)[8])
     }
 }
 
-extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
-        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ y,
-        float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int pos, int window, float scale) {
-    extern __shared__ __align__(128) unsigned char wb_smem[];
-    unsigned char* resQ = wb_smem;
+// The forward from fp32 (In = float: K and V converted through registers) or bf16 (unsigned short: cp.async) inputs.
+template <typename In>
+__device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __restrict__ k, const In* __restrict__ v, float* __restrict__ y,
+                                        float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int pos, int window, float scale) {
+    constexpr bool BF16 = sizeof(In) == 2;
+    extern __shared__ __align__(128) unsigned char wf_smem[]; // (C++ linkage: not the kernels' wb_smem)
+    unsigned char* resQ = wf_smem;
     int wg = threadIdx.x >> 7, w = (threadIdx.x >> 5) & 3, lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
     int h = blockIdx.y, b = blockIdx.z, kvh = h / (H / KV);
     // Keys [lo, hi] are the union of what the block's rows see.
@@ -373,27 +378,37 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
     int qStride = H * HEAD_DIM, kvStride = KV * HEAD_DIM;
     float sl2 = scale * WB_LOG2E;
 
-    // Q: 128 rows (past Tq: zeros), converted once.
-#pragma unroll 1
-    for (int c = threadIdx.x; c < WB_RES * HEAD_DIM / 8; c += WB_THREADS) {
-        int r = 8 * (c / 128) + c % 8, d = 8 * ((c / 8) % 16), i = i0 + r;
-        float4 a = make_float4(0.f, 0.f, 0.f, 0.f), bb = a;
-        if (i < Tq) {
-            const float4* src = (const float4*) (q + qBase + (long long) i * qStride + d);
-            a = src[0];
-            bb = src[1];
+    auto stage = [&](int s) { return wf_smem + WB_RES_BYTES + s * 2 * WB_ST_BYTES; };
+    float4 pk[8], pv[8]; // fp32 inputs: the next tile's K and V on their way through registers
+    if constexpr (BF16) {
+        // Q (rows past Tq as row Tq − 1), and the first K, V tile (keys past hi as key hi: masked)
+        wb_stage<WB_RES>(resQ, (const unsigned short*) q, qBase, qStride, i0, Tq);
+        if (n > 0) {
+            wb_stage<WB_ST>(stage(0), (const unsigned short*) k, kvBase, kvStride, lo, hi + 1);
+            wb_stage<WB_ST>(stage(0) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, lo, hi + 1);
         }
-        *(uint4*) (resQ + 16 * c) = make_uint4(tc_pack_bf16(a.x, a.y), tc_pack_bf16(a.z, a.w), tc_pack_bf16(bb.x, bb.y), tc_pack_bf16(bb.z, bb.w));
+        cp_async_commit();
+    } else {
+        // Q: 128 rows (past Tq: zeros), converted once.
+#pragma unroll 1
+        for (int c = threadIdx.x; c < WB_RES * HEAD_DIM / 8; c += WB_THREADS) {
+            int r = 8 * (c / 128) + c % 8, d = 8 * ((c / 8) % 16), i = i0 + r;
+            float4 a = make_float4(0.f, 0.f, 0.f, 0.f), bb = a;
+            if (i < Tq) {
+                const float4* src = (const float4*) ((const float*) q + qBase + (long long) i * qStride + d);
+                a = src[0];
+                bb = src[1];
+            }
+            *(uint4*) (resQ + 16 * c) = make_uint4(tc_pack_bf16(a.x, a.y), tc_pack_bf16(a.z, a.w), tc_pack_bf16(bb.x, bb.y), tc_pack_bf16(bb.z, bb.w));
+        }
+        if (n > 0) {
+            wf_get(pk, (const float*) k, kvBase, kvStride, lo, hi);
+            wf_get(pv, (const float*) v, kvBase, kvStride, lo, hi);
+            wf_put(stage(0), pk);
+            wf_put(stage(0) + WB_ST_BYTES, pv);
+        }
+        tc_fence_proxy_async();
     }
-    auto stage = [&](int s) { return wb_smem + WB_RES_BYTES + s * 2 * WB_ST_BYTES; };
-    float4 pk[8], pv[8];
-    if (n > 0) {
-        wf_get(pk, k, kvBase, kvStride, lo, hi);
-        wf_get(pv, v, kvBase, kvStride, lo, hi);
-        wf_put(stage(0), pk);
-        wf_put(stage(0) + WB_ST_BYTES, pv);
-    }
-    tc_fence_proxy_async();
 
     float o[64];
 #pragma unroll
@@ -402,12 +417,22 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
     unsigned aQ = tc_smem_addr(resQ) + wg * 64 / 8 * WB_RL;
 #pragma unroll 1
     for (int it = 0; it < n; it++) {
-        __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1 (the other stage)
         int t0 = lo + it * WB_ST;
         bool more = it + 1 < n;
-        if (more) {
-            wf_get(pk, k, kvBase, kvStride, t0 + WB_ST, hi);
-            wf_get(pv, v, kvBase, kvStride, t0 + WB_ST, hi);
+        if constexpr (BF16) {
+            cp_async_wait<0>();
+            tc_fence_proxy_async();
+        }
+        __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1 (the other stage)
+        if constexpr (BF16) {
+            if (more) {
+                wb_stage<WB_ST>(stage((it + 1) & 1), (const unsigned short*) k, kvBase, kvStride, t0 + WB_ST, hi + 1);
+                wb_stage<WB_ST>(stage((it + 1) & 1) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, t0 + WB_ST, hi + 1);
+            }
+            cp_async_commit();
+        } else if (more) {
+            wf_get(pk, (const float*) k, kvBase, kvStride, t0 + WB_ST, hi);
+            wf_get(pv, (const float*) v, kvBase, kvStride, t0 + WB_ST, hi);
         }
         // Warpgroup-uniform: does any of its rows see a key of the tile; does every row see every key.
         bool active = wgOk && t0 <= wpLast && (window < 0 || t0 + WB_ST - 1 >= wpFirst - window);
@@ -464,13 +489,14 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
             wg_fence_operand(o);
             wb_fence_fragments(pa);
         }
-        if (more) {
+        if (!BF16 && more) {
             unsigned char* next = stage((it + 1) & 1); // last read by tile it − 1's wgmmas, waited before the barrier
             wf_put(next, pk);
             wf_put(next + WB_ST_BYTES, pv);
             tc_fence_proxy_async();
         }
     }
+    if constexpr (BF16) cp_async_wait<0>();
 
     if (!wgOk) return; // warpgroup-uniform, after the last barrier
 #pragma unroll
@@ -487,4 +513,17 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
         for (int j = 0; j < HEAD_DIM / 8; j++) *(float2*) (yr + 8 * j + 2 * t) = make_float2(o[4 * j + 2 * rr] * inv, o[4 * j + 2 * rr + 1] * inv);
         if (lse != 0 && t == 0) lse[((long long) b * H + h) * Tq + qr[rr]] = m[rr] * WB_LN2 + logf(l[rr]);
     }
+}
+
+extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd(
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v, float* __restrict__ y,
+        float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int pos, int window, float scale) {
+    wf_body(q, k, v, y, lse, Tq, Tkv, H, KV, pos, window, scale);
+}
+
+// The same with q, k, v as bf16 (the copies a training step keeps for the backward, made before the forward).
+extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_fwd_bf16(
+        const unsigned short* __restrict__ q, const unsigned short* __restrict__ k, const unsigned short* __restrict__ v,
+        float* __restrict__ y, float* __restrict__ lse, int Tq, int Tkv, int H, int KV, int pos, int window, float scale) {
+    wf_body(q, k, v, y, lse, Tq, Tkv, H, KV, pos, window, scale);
 }

@@ -6,7 +6,9 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.ref.Reference;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import nanochat4j.tensor.Backend;
@@ -354,6 +356,52 @@ public final class CudaBackend implements Backend {
                 c[i] = null;
             }
         }
+        attentionCopies.get().removeIf(a -> {
+            boolean stale = s == null || a.src() == s;
+            if (stale) recycle(a.bf16());
+            return stale;
+        });
+    }
+
+    /** The latest training attention forward's bf16 copies of q, k, v on this thread (see {@link #attentionInputsBf16}). */
+    private final ThreadLocal<List<Cast>> attentionCopies = ThreadLocal.withInitial(ArrayList::new);
+    private final AtomicLong attentionHandovers = new AtomicLong();
+
+    /** How many of the attention forward's bf16 copies {@link #saveForBackward} has handed over instead of casting. */
+    public long attentionCopiesHandedOver() {
+        return attentionHandovers.get();
+    }
+
+    /**
+     * q, k, v as bf16 for attn_wg_fwd_bf16 (streamed by cp.async, half the bytes of fp32). A training step's backward
+     * keeps exactly these copies — {@link #saveForBackward} at the block's shelve hands them over instead of casting
+     * again — so the forward pays no cast of its own. Copies an earlier forward left untaken (an eval forward's, which
+     * nothing shelves) go back to the pool here.
+     */
+    private Tensor[] attentionInputsBf16(Tensor... qkv) {
+        List<Cast> held = attentionCopies.get();
+        for (Cast c : held) recycle(c.bf16());
+        held.clear();
+        Tensor[] out = new Tensor[qkv.length];
+        for (int i = 0; i < qkv.length; i++) {
+            Tensor x = qkv[i];
+            if (x.dtype() == DType.BF16) {
+                out[i] = x;
+                continue;
+            }
+            Cast same = heldCopy(x);   // k and v may be one tensor (a test's)
+            out[i] = same != null ? same.bf16().reshape(x.shape()) : castBf16(x, x.numel()).reshape(x.shape());
+            if (same == null) held.add(new Cast(x.deviceStorage(), x.offset(), x.numel(), out[i]));
+        }
+        return out;
+    }
+
+    /** This thread's held attention copy of exactly x's elements, or null. */
+    private Cast heldCopy(Tensor x) {
+        for (Cast c : attentionCopies.get()) {
+            if (c.src() == x.deviceStorage() && c.offset() == x.offset() && c.numel() == x.numel()) return c;
+        }
+        return null;
     }
 
     /** A weight's bf16 copy, cast once until the weight is written (see {@link Bf16WeightCache}). */
@@ -1222,7 +1270,13 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tkv = k.shape(1), kv = k.shape(2);
         Tensor y = ctx.empty(DType.F32, q.shape());
         Object lseArg = lse == null ? (Object) 0L : lse;
-        if (tcAttention.wgmma(pass, d, ctx.hopper())) {
+        if (tcAttention.wgmma(pass, d, ctx.hopper()) && pass.startsWith("fwd")) {
+            // the training step's: from bf16 copies of q, k, v, which its backward keeps (see attentionInputsBf16)
+            Tensor[] in = attentionInputsBf16(q, k, v);
+            wgmma(d).launch("attn_wg_fwd_bf16", (tq + WG_ROWS - 1) / WG_ROWS, h, b, 2 * 128, WG_FWD_SHARED, in[0], in[1], in[2], y, lseArg,
+                    tq, tkv, h, kv, pos, window, scale);
+        } else if (tcAttention.wgmma(pass, d, ctx.hopper())) {
+            // a prefill chunk against the fp32 KV cache: converted as the kernel stages it
             wgmma(d).launch("attn_wg_fwd", (tq + WG_ROWS - 1) / WG_ROWS, h, b, 2 * 128, WG_FWD_SHARED, q, k, v, y, lseArg,
                     tq, tkv, h, kv, pos, window, scale);
         } else {
@@ -1671,7 +1725,12 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor saveForBackward(Tensor x) {
         onDevice("saveForBackward", "x", x);
-        return bf16() && x.dtype() == DType.F32 ? toBf16(x) : x;
+        if (!bf16() || x.dtype() != DType.F32) return x;
+        Cast held = heldCopy(x);   // the attention forward's copy of q, k or v: the same bits as a cast now
+        if (held == null) return toBf16(x);
+        attentionCopies.get().remove(held);
+        attentionHandovers.incrementAndGet();
+        return held.bf16().reshape(x.shape());
     }
 
     @Override

@@ -2,6 +2,7 @@ package nanochat4j.tensor.cuda;
 
 import static nanochat4j.tensor.cuda.BackendConformanceTest.close;
 import static nanochat4j.tensor.cuda.BackendConformanceTest.mm;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -12,6 +13,7 @@ import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -240,6 +242,40 @@ class Bf16MatmulConformanceTest {
                     }
                 }
             }
+        } finally {
+            be.tensorCoreAttention().setMode(mode);
+        }
+    }
+
+    /**
+     * On Hopper the training forward reads q, k, v as bf16 copies it makes, and those are the copies the backward keeps:
+     * saveForBackward hands each over once (the same bits as a cast), and a write in place into its source drops it.
+     */
+    @Test
+    void theWgmmaForwardsBf16CopiesAreTheOnesSavedForTheBackward() {
+        Assumptions.assumeTrue(be.tensorCoreAttention().wgmma("fwd", TensorCoreAttention.WGMMA_HEAD_DIM, be.context().hopper()),
+                "the wgmma forward runs on Hopper only: " + be.context().describe());
+        TensorCoreAttention.Mode mode = be.tensorCoreAttention().setMode(TensorCoreAttention.Mode.TC);
+        try {
+            Random r = BackendConformanceTest.rng("bf16 attention copies");
+            Tensor q = be.upload(BackendConformanceTest.randT(r, 1f, 1, 70, 2, 128)), k = be.upload(BackendConformanceTest.randT(r, 1f, 1, 70, 1, 128));
+            Tensor v = be.upload(BackendConformanceTest.randT(r, 1f, 1, 70, 1, 128));
+            be.attention(q, k, v, -1, 0.1f);
+            long before = be.attentionCopiesHandedOver();
+            Tensor sq = be.saveForBackward(q), sk = be.saveForBackward(k), sv = be.saveForBackward(v);
+            assertEquals(3, be.attentionCopiesHandedOver() - before, "q, k and v: the forward's copies");
+            for (Tensor[] pair : new Tensor[][] {{q, sq}, {k, sk}, {v, sv}}) {
+                assertEquals(DType.BF16, pair[1].dtype());
+                assertArrayEquals(be.toBf16(pair[0]).toFloatArray(), pair[1].toFloatArray(), "the same bits as a cast");
+            }
+            be.saveForBackward(q);
+            assertEquals(3, be.attentionCopiesHandedOver() - before, "each handed over once");
+            be.attention(q, k, v, -1, 0.1f);
+            Tensor k2 = BackendConformanceTest.randT(r, 1f, 1, 70, 1, 128);
+            k.copyFrom(k2);   // a write into k's storage: the copy made from the old values is stale
+            Tensor fresh = be.saveForBackward(k);
+            assertEquals(3, be.attentionCopiesHandedOver() - before, "a stale copy is not handed over");
+            assertArrayEquals(be.toBf16(be.upload(k2)).toFloatArray(), fresh.toFloatArray());
         } finally {
             be.tensorCoreAttention().setMode(mode);
         }
