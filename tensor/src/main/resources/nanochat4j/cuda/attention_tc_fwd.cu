@@ -169,15 +169,7 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) attn_tc_fwd(
                 }
             }
             float corr[2], mUse[2];
-#pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-                mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
-                mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
-                mUse[rr] = mx[rr] == NEG_INF ? 0.f : mx[rr]; // nothing seen yet: exp2(−inf − 0) = 0, not NaN
-                corr[rr] = exp2f(m[rr] - mUse[rr]);
-                m[rr] = mx[rr];
-                l[rr] *= corr[rr];
-            }
+            online_softmax_step(m, l, mx, mUse, corr);
 #pragma unroll
             for (int jn = 0; jn < TC_KT / 8; jn++) {
 #pragma unroll

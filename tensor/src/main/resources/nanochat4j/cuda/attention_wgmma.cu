@@ -90,6 +90,18 @@ __device__ __forceinline__ void wb_stage_rows(float* s, const float* src, long l
     if (threadIdx.x < WB_ST) cp_async4(s + threadIdx.x, src + base + min(i0 + (int) threadIdx.x, T - 1));
 }
 
+// The head of streamed tile it's iteration: this thread's copies of tile it landed and made visible to the async
+// proxy, the barrier (everyone's copies are in; every warpgroup is done with tile it − 1, so its stage is free), then
+// tile it + 1's copies queued into that stage by load(it + 1).
+template <typename Load>
+__device__ __forceinline__ void wb_advance(int it, int n, Load load) {
+    cp_async_wait<0>();
+    tc_fence_proxy_async();
+    __syncthreads();
+    if (it + 1 < n) load(it + 1);
+    cp_async_commit();
+}
+
 // Descriptors of a tile's k-step: K-major (k = dims 16ks…, the tile's rows are M or N) and MN-major (k = rows
 // 16ks…, the dims are N).
 __device__ __forceinline__ unsigned long long wb_kmajor(unsigned addr, int ks) { return wg_desc(addr + 2 * WB_KL * ks, WB_KL, WB_RL); }
@@ -180,11 +192,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
     unsigned aK = tc_smem_addr(resK) + wg * 64 / 8 * WB_RL, aV = tc_smem_addr(resV) + wg * 64 / 8 * WB_RL;
 #pragma unroll 1
     for (int it = 0; it < n; it++) {
-        cp_async_wait<0>();
-        tc_fence_proxy_async();
-        __syncthreads();
-        if (it + 1 < n) load(it + 1);
-        cp_async_commit();
+        wb_advance(it, n, load);
         int q0 = (qt0 + it % nq) * WB_ST;
         // Warpgroup-uniform: does a query of the tile see a key of ours; does every query see every key.
         bool active = kw0 < T && q0 + WB_ST - 1 >= kw0 && (window < 0 || q0 - (kw0 + 63) <= window);
@@ -284,11 +292,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
     unsigned aQ = tc_smem_addr(resQ) + wg * 64 / 8 * WB_RL, aD = tc_smem_addr(resD) + wg * 64 / 8 * WB_RL;
 #pragma unroll 1
     for (int it = 0; it < n; it++) {
-        cp_async_wait<0>();
-        tc_fence_proxy_async();
-        __syncthreads();
-        if (it + 1 < n) load(it + 1);
-        cp_async_commit();
+        wb_advance(it, n, load);
         int j0 = (kt0 + it) * WB_ST;
         bool active = iw0 < T && j0 <= iw0 + 63 && (window < 0 || iw0 - (j0 + WB_ST - 1) <= window);
         bool full = j0 + WB_ST - 1 <= iw0 && iw0 + 63 < T && (window < 0 || iw0 + 63 - j0 <= window);
@@ -379,14 +383,17 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
     float sl2 = scale * WB_LOG2E;
 
     auto stage = [&](int s) { return wf_smem + WB_RES_BYTES + s * 2 * WB_ST_BYTES; };
+    // bf16 inputs: tile it's K and V (keys past hi as key hi: masked) by cp.async into its stage
+    auto load = [&](int it) {
+        int t0 = lo + it * WB_ST;
+        wb_stage<WB_ST>(stage(it & 1), (const unsigned short*) k, kvBase, kvStride, t0, hi + 1);
+        wb_stage<WB_ST>(stage(it & 1) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, t0, hi + 1);
+    };
     float4 pk[8], pv[8]; // fp32 inputs: the next tile's K and V on their way through registers
     if constexpr (BF16) {
-        // Q (rows past Tq as row Tq − 1), and the first K, V tile (keys past hi as key hi: masked)
+        // Q (rows past Tq as row Tq − 1) and the first K, V tile
         wb_stage<WB_RES>(resQ, (const unsigned short*) q, qBase, qStride, i0, Tq);
-        if (n > 0) {
-            wb_stage<WB_ST>(stage(0), (const unsigned short*) k, kvBase, kvStride, lo, hi + 1);
-            wb_stage<WB_ST>(stage(0) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, lo, hi + 1);
-        }
+        if (n > 0) load(0);
         cp_async_commit();
     } else {
         // Q: 128 rows (past Tq: zeros), converted once.
@@ -420,19 +427,13 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
         int t0 = lo + it * WB_ST;
         bool more = it + 1 < n;
         if constexpr (BF16) {
-            cp_async_wait<0>();
-            tc_fence_proxy_async();
-        }
-        __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1 (the other stage)
-        if constexpr (BF16) {
+            wb_advance(it, n, load);
+        } else {
+            __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1 (the other stage)
             if (more) {
-                wb_stage<WB_ST>(stage((it + 1) & 1), (const unsigned short*) k, kvBase, kvStride, t0 + WB_ST, hi + 1);
-                wb_stage<WB_ST>(stage((it + 1) & 1) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, t0 + WB_ST, hi + 1);
+                wf_get(pk, (const float*) k, kvBase, kvStride, t0 + WB_ST, hi);
+                wf_get(pv, (const float*) v, kvBase, kvStride, t0 + WB_ST, hi);
             }
-            cp_async_commit();
-        } else if (more) {
-            wf_get(pk, (const float*) k, kvBase, kvStride, t0 + WB_ST, hi);
-            wf_get(pv, (const float*) v, kvBase, kvStride, t0 + WB_ST, hi);
         }
         // Warpgroup-uniform: does any of its rows see a key of the tile; does every row see every key.
         bool active = wgOk && t0 <= wpLast && (window < 0 || t0 + WB_ST - 1 >= wpFirst - window);
@@ -462,15 +463,7 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
                 mx[rr] = nan_max(mx[rr], x);
             }
             float corr[2], mUse[2];
-#pragma unroll
-            for (int rr = 0; rr < 2; rr++) {
-                mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
-                mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
-                mUse[rr] = mx[rr] == NEG_INF ? 0.f : mx[rr]; // nothing seen yet: exp2(−inf − 0) = 0, not NaN
-                corr[rr] = exp2f(m[rr] - mUse[rr]);
-                m[rr] = mx[rr];
-                l[rr] *= corr[rr];
-            }
+            online_softmax_step(m, l, mx, mUse, corr);
 #pragma unroll
             for (int e = 0; e < 32; e++) {
                 float pr = exp2f(s[e] - mUse[(e >> 1) & 1]);

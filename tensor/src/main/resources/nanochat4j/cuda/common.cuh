@@ -61,6 +61,23 @@ __device__ __forceinline__ float bf16_to_f32(unsigned short h) {
     return __uint_as_float(((unsigned int) h) << 16);
 }
 
+// Flash attention's online softmax (attention_tc_fwd.cu, attention_wgmma.cu) for the two rows a lane holds of an m16
+// accumulator tile, each shared by the 4 lanes of a quad, scores in log2 units: reduces this tile's row maxima mx
+// (this lane's so far, NaN-propagating) over the quad and moves the running max m and the lane's partial sum l on.
+// mUse: the max to subtract (0 for a row that has seen nothing yet, so exp2(−inf − 0) = 0 rather than NaN); corr:
+// the factor the row's output so far is rescaled by.
+__device__ __forceinline__ void online_softmax_step(float (&m)[2], float (&l)[2], float (&mx)[2], float (&mUse)[2], float (&corr)[2]) {
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 1));
+        mx[rr] = nan_max(mx[rr], __shfl_xor_sync(0xffffffffu, mx[rr], 2));
+        mUse[rr] = mx[rr] == NEG_INF ? 0.f : mx[rr];
+        corr[rr] = exp2f(m[rr] - mUse[rr]);
+        m[rr] = mx[rr];
+        l[rr] *= corr[rr];
+    }
+}
+
 // A wgmma shared-memory descriptor of the no-swizzle layout (gemm_wgmma.cu, attention_wgmma.cu): start address,
 // leading byte offset (between core matrices along K) and stride byte offset (along M or N), each in 16-byte units.
 // Plain bit arithmetic, so it lives here and not among tensorcore.cuh's PTX wrappers, which the simulator replaces.
