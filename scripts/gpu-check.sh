@@ -154,6 +154,11 @@ if t=$(stage bench-kernels 70); then
   rc=$?
   say "bench kernels exit $rc"
   [ "$rc" -eq 0 ] || { failed=1; json "{\"kind\":\"bench-kernels\",\"exit\":$rc}"; }
+  # attention fwd+bwd at nanochat's flop count, per kernel family (issue 20's target: >= 40% of the bf16 peak)
+  grep -E '"op":"attention fwd\+bwd' "$jsonl" \
+    | sed -E 's/.*"op":"([^"]*)","shape":"([^"]*)","ms":[^,]*,"tflops":([0-9.eE+-]+),"peak_tflops":([0-9.eE+-]+).*/\1|\2|\3|\4/' \
+    | awk -F'|' 'NF == 4 { printf "%s, %s: %.1f TFLOP/s, %.1f%% of peak\n", $1, $2, $3, 100 * $3 / $4 }' \
+    | while IFS= read -r line; do say "$line"; done
 fi
 
 # ---- 5. decode speed at d20 (helper "forward"'s command, unchanged)
