@@ -14,7 +14,7 @@
 //
 // Why: mma.sync cannot feed an H100's tensor cores at full rate; only the warpgroup MMA does. A block is two
 // warpgroups, each owning 64 "resident" rows (Q for the forward, K and V for dk/dv, Q and dY for dq) that stay in
-// shared memory as the wgmma A operand; the other operands stream through two stages of 64-row tiles that both
+// shared memory as the wgmma A operand; the other operands stream through three stages of 64-row tiles that both
 // warpgroups share. Per streamed tile, a warpgroup computes with m64nNk16 wgmmas:
 //   fwd: S = Q·Kᵀ (N = 64 keys, A and B from shared memory); the online softmax in fp32 registers; O += P·V (N = 128,
 //        A = P from registers, V read transposed: its rows are the K dimension)
@@ -30,14 +30,15 @@
 // operand (K = dims: leading byte offset 128, stride 2048) and an MN-major one (K = rows: leading 2048, stride 128),
 // so one copy of a streamed tile serves both products. 16-byte chunk c holds bytes 16c…16c+15 (row 8·(c/128) + c%8,
 // dims 8·((c/8)%16)…): 8 consecutive threads fill 128 contiguous bytes from 8 rows.
-//   fwd: Q resident (32 KB), 2 stages of K, V (2 × 32 KB): 98,304 bytes
-//   dkv: K, V resident (2 × 32 KB), 2 stages of Q, dY (2 × 16 KB) and lse, dsum (2 × 256 B): 132,096 bytes
-//   dq:  Q, dY resident (2 × 32 KB), 2 stages of K, V (2 × 16 KB): 131,072 bytes
+//   fwd: Q resident (32 KB), 3 stages of K and V (16 KB each): 131,072 bytes
+//   dkv: K, V resident (32 KB each), 3 stages of Q and dY (16 KB each) and lse, dsum (256 B each): 165,376 bytes
+//   dq:  Q, dY resident (32 KB each), 3 stages of K and V (16 KB each): 163,840 bytes
 // One block an SM (8 warps, up to 255 registers a thread).
 //
-// bf16 operands stream by cp.async: per tile it, wait for this thread's copies of tile it and make them visible to
-// the async proxy; barrier (everyone's copies are in, every warpgroup is done with tile it−1); queue the copies of
-// tile it+1 into the stage tile it−1 used; the wgmmas of tile it. Rows past T (keys past the block's last visible
+// bf16 operands stream by cp.async, two tiles ahead: per tile it, wait for this thread's copies of tile it (tile
+// it+1's may still be in flight) and make them visible to the async proxy; barrier (everyone's copies are in, every
+// warpgroup is done with tile it−1); queue the copies of tile it+2 into the stage tile it−1 used; the wgmmas of tile
+// it. Rows past T (keys past the block's last visible
 // one) are read as the last row (never out of bounds) and masked: their P and dS are 0 and their outputs are not
 // written. fp32 inputs cannot go through cp.async (it does not convert): attn_wg_fwd loads tile it+1's K and V into
 // registers (16 float4 a thread) before tile it's wgmmas and stores them, as bf16, after them, as attention_tc_fwd.cu
@@ -49,8 +50,8 @@
 // Inside a warpgroup the backward overlaps its softmax with its own MMAs: S and dP are two groups, so P is computed
 // while dP is still on the tensor cores, and (dk/dv) dS while dV += Pᵀ·dY is.
 //
-// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 215 registers, attn_wg_fwd_bf16 154, attn_wg_bwd_dq 191,
-// attn_wg_bwd_dkv 250; 0 bytes spilled, no wgmma serialization warning (recheck after any change: dkv sits 5
+// nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 215 registers, attn_wg_fwd_bf16 155, attn_wg_bwd_dq 192,
+// attn_wg_bwd_dkv 251; 0 bytes spilled, no wgmma serialization warning (recheck after any change: dkv sits 4
 // registers under the limit, its dK and dV accumulators alone 128).
 #include "common.cuh"
 #include "tensorcore.cuh"
@@ -68,6 +69,7 @@
 #define WB_RL (HEAD_DIM / 8 * 128)       // bytes between 8-row groups (2048)
 #define WB_RES_BYTES (WB_RES * HEAD_DIM * 2)
 #define WB_ST_BYTES (WB_ST * HEAD_DIM * 2)
+#define WB_STAGES 3                      // streamed tiles in shared memory: the one read, two landing
 #define WB_LOG2E 1.4426950408889634f
 #define WB_LN2 0.6931471805599453f
 
@@ -90,15 +92,27 @@ __device__ __forceinline__ void wb_stage_rows(float* s, const float* src, long l
     if (threadIdx.x < WB_ST) cp_async4(s + threadIdx.x, src + base + min(i0 + (int) threadIdx.x, T - 1));
 }
 
-// The head of streamed tile it's iteration: this thread's copies of tile it landed and made visible to the async
-// proxy, the barrier (everyone's copies are in; every warpgroup is done with tile it − 1, so its stage is free), then
-// tile it + 1's copies queued into that stage by load(it + 1).
+// Queues the copies of the first WB_STAGES − 1 streamed tiles, a group each (the resident rows' copies, queued
+// before, go with tile 0's).
+template <typename Load>
+__device__ __forceinline__ void wb_prologue(int n, Load load) {
+#pragma unroll
+    for (int i = 0; i < WB_STAGES - 1; i++) {
+        if (i < n) load(i);
+        cp_async_commit();
+    }
+}
+
+// The head of streamed tile it's iteration: this thread's copies of tile it landed (later tiles' may still be in
+// flight) and made visible to the async proxy; the barrier (everyone's copies of tile it are in; every warpgroup is
+// done with tile it − 1, so its stage is free); then tile it + WB_STAGES − 1's copies queued into that stage. A group
+// is committed every iteration, empty or not, so the wait's count stays exact.
 template <typename Load>
 __device__ __forceinline__ void wb_advance(int it, int n, Load load) {
-    cp_async_wait<0>();
+    cp_async_wait<WB_STAGES - 2>();
     tc_fence_proxy_async();
     __syncthreads();
-    if (it + 1 < n) load(it + 1);
+    if (it + WB_STAGES - 1 < n) load(it + WB_STAGES - 1);
     cp_async_commit();
 }
 
@@ -173,7 +187,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
     // Stage s of the stream: Q, dY, lse, dsum.
     auto stage = [&](int s) { return wb_smem + 2 * WB_RES_BYTES + s * (2 * WB_ST_BYTES + 2 * WB_ST * 4); };
     auto load = [&](int it) {
-        unsigned char* st = stage(it & 1);
+        unsigned char* st = stage(it % WB_STAGES);
         int hh = kvh * G + it / nq, q0 = (qt0 + it % nq) * WB_ST;
         long long qBase = ((long long) b * T * H + hh) * HEAD_DIM, rowBase = ((long long) b * H + hh) * T;
         wb_stage<WB_ST>(st, q, qBase, qStride, q0, T);
@@ -183,8 +197,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
     };
     wb_stage<WB_RES>(resK, k, kvBase, kvStride, k0, T);
     wb_stage<WB_RES>(resV, v, kvBase, kvStride, k0, T);
-    if (n > 0) load(0);
-    cp_async_commit();
+    wb_prologue(n, load);
 
     float dka[64], dva[64];
 #pragma unroll
@@ -198,7 +211,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
         bool active = kw0 < T && q0 + WB_ST - 1 >= kw0 && (window < 0 || q0 - (kw0 + 63) <= window);
         bool full = q0 >= kw0 + 63 && q0 + WB_ST - 1 < T && (window < 0 || q0 + WB_ST - 1 - kw0 <= window);
         if (!active) continue;
-        unsigned char* st = stage(it & 1);
+        unsigned char* st = stage(it % WB_STAGES);
         unsigned sQ = tc_smem_addr(st), sD = sQ + WB_ST_BYTES;
         const float* sLse = (const float*) (st + 2 * WB_ST_BYTES);
         const float* sDsum = sLse + WB_ST;
@@ -276,15 +289,14 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
 
     auto stage = [&](int s) { return wb_smem + 2 * WB_RES_BYTES + s * 2 * WB_ST_BYTES; };
     auto load = [&](int it) {
-        unsigned char* st = stage(it & 1);
+        unsigned char* st = stage(it % WB_STAGES);
         int j0 = (kt0 + it) * WB_ST;
         wb_stage<WB_ST>(st, k, kvBase, kvStride, j0, T);
         wb_stage<WB_ST>(st + WB_ST_BYTES, v, kvBase, kvStride, j0, T);
     };
     wb_stage<WB_RES>(resQ, q, qBase, qStride, i0, T);
     wb_stage<WB_RES>(resD, dy, qBase, qStride, i0, T);
-    load(0);
-    cp_async_commit();
+    wb_prologue(n, load);
 
     float dqa[64];
 #pragma unroll
@@ -297,7 +309,7 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
         bool active = iw0 < T && j0 <= iw0 + 63 && (window < 0 || iw0 - (j0 + WB_ST - 1) <= window);
         bool full = j0 + WB_ST - 1 <= iw0 && iw0 + 63 < T && (window < 0 || iw0 + 63 - j0 <= window);
         if (!active) continue;
-        unsigned sK = tc_smem_addr(stage(it & 1)), sV = sK + WB_ST_BYTES;
+        unsigned sK = tc_smem_addr(stage(it % WB_STAGES)), sV = sK + WB_ST_BYTES;
         float s[32], dp[32];
 #pragma unroll
         for (int e = 0; e < 32; e++) s[e] = dp[e] = 0.f;
@@ -386,15 +398,14 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
     // bf16 inputs: tile it's K and V (keys past hi as key hi: masked) by cp.async into its stage
     auto load = [&](int it) {
         int t0 = lo + it * WB_ST;
-        wb_stage<WB_ST>(stage(it & 1), (const unsigned short*) k, kvBase, kvStride, t0, hi + 1);
-        wb_stage<WB_ST>(stage(it & 1) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, t0, hi + 1);
+        wb_stage<WB_ST>(stage(it % WB_STAGES), (const unsigned short*) k, kvBase, kvStride, t0, hi + 1);
+        wb_stage<WB_ST>(stage(it % WB_STAGES) + WB_ST_BYTES, (const unsigned short*) v, kvBase, kvStride, t0, hi + 1);
     };
     float4 pk[8], pv[8]; // fp32 inputs: the next tile's K and V on their way through registers
     if constexpr (BF16) {
         // Q (rows past Tq as row Tq − 1) and the first K, V tile
         wb_stage<WB_RES>(resQ, (const unsigned short*) q, qBase, qStride, i0, Tq);
-        if (n > 0) load(0);
-        cp_async_commit();
+        wb_prologue(n, load);
     } else {
         // Q: 128 rows (past Tq: zeros), converted once.
 #pragma unroll 1
@@ -439,7 +450,7 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
         bool active = wgOk && t0 <= wpLast && (window < 0 || t0 + WB_ST - 1 >= wpFirst - window);
         bool full = t0 + WB_ST - 1 <= min(wpFirst, hi) && (window < 0 || wpLast - t0 <= window);
         if (active) {
-            unsigned sK = tc_smem_addr(stage(it & 1)), sV = sK + WB_ST_BYTES;
+            unsigned sK = tc_smem_addr(stage(it % WB_STAGES)), sV = sK + WB_ST_BYTES;
             float s[32];
 #pragma unroll
             for (int e = 0; e < 32; e++) s[e] = 0.f;
@@ -483,7 +494,7 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
             wb_fence_fragments(pa);
         }
         if (!BF16 && more) {
-            unsigned char* next = stage((it + 1) & 1); // last read by tile it − 1's wgmmas, waited before the barrier
+            unsigned char* next = stage((it + 1) % WB_STAGES); // last read by tile it − 2's wgmmas, waited before a barrier
             wf_put(next, pk);
             wf_put(next + WB_ST_BYTES, pv);
             tc_fence_proxy_async();

@@ -1433,9 +1433,14 @@ public final class CudaBackend implements Backend {
         return new AttentionGrads(dq, dk, dv);
     }
 
-    /** Rows a block of attention_wgmma.cu owns (two warpgroups of 64), and its kernels' dynamic shared memory. */
-    static final int WG_ROWS = 128, WG_FWD_SHARED = 3 * 128 * 128 * 2, WG_DQ_SHARED = 4 * 128 * 128 * 2,
-            WG_DKV_SHARED = WG_DQ_SHARED + 2 * 2 * 64 * 4;
+    /**
+     * Rows a block of attention_wgmma.cu owns (two warpgroups of 64), and its kernels' dynamic shared memory: resident
+     * 128-row bf16 tiles (32 KiB each: Q; K and V; Q and dY) and WB_STAGES = 3 stages of two streamed 64-row ones
+     * (16 KiB each), dk/dv's stages with 64 lse and 64 dsum floats.
+     */
+    static final int WG_ROWS = 128, WG_RES = WG_ROWS * 128 * 2, WG_STAGE = 2 * 64 * 128 * 2, WG_STAGES = 3;
+    static final int WG_FWD_SHARED = WG_RES + WG_STAGES * WG_STAGE, WG_DQ_SHARED = 2 * WG_RES + WG_STAGES * WG_STAGE,
+            WG_DKV_SHARED = 2 * WG_RES + WG_STAGES * (WG_STAGE + 2 * 64 * 4);
 
     /** attention_wgmma.cu at head dim {@code d} (Hopper only). */
     private CudaContext.Module wgmma(int d) {

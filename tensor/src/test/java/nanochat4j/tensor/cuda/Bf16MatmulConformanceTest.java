@@ -209,7 +209,7 @@ class Bf16MatmulConformanceTest {
      * the simulator is one; run unchecked here): y, lse, the three gradients and a prefill chunk against a KV cache
      * against float64 on the bf16-rounded q, k, v and dy, at head dims 16, 48, 64 and 128, GQA 2:1 and 1:1, the full
      * context and windows of 5 and 40, T = 130 (two whole 64-row blocks and a partial one; one 128-row block and a
-     * partial for the wgmma kernels). Tolerance relative to
+     * partial for the wgmma kernels; and T = 300 at head dim 128, so their stages are reused). Tolerance relative to
      * each output's largest magnitude: the probabilities and dS round to bf16 inside the kernels; a wrong index, mask or
      * fragment is off by about the output's size. Not window 0: there dq and dk are exactly zero (one key a row, dP =
      * dsum), and the kernels' bf16 dP against the fp32 dsum leaves ~1% of a gradient's usual size (host simulation).
@@ -240,6 +240,23 @@ class Bf16MatmulConformanceTest {
                             be.tensorCoreAttention().setWgmma(before);
                         }
                     }
+                }
+            }
+            // T = 300 at head dim 128: five 64-row tiles a pass, so the wgmma kernels' three stages are each reused
+            int b1 = 1, t1 = 300, h1 = 2, kv1 = 1, d1 = 128;
+            float scale = (float) (1 / Math.sqrt(d1));
+            Tensor q = BackendConformanceTest.randT(r, 1f, b1, t1, h1, d1), k = BackendConformanceTest.randT(r, 1f, b1, t1, kv1, d1);
+            Tensor v = BackendConformanceTest.randT(r, 1f, b1, t1, kv1, d1), dy = BackendConformanceTest.randT(r, 1f, b1, t1, h1, d1);
+            boolean hopperWgmma = be.tensorCoreAttention().wgmma("fwd", d1, be.context().hopper());
+            for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
+                boolean before = be.tensorCoreAttention().setWgmma(wgmma);
+                try {
+                    for (int window : new int[] {-1, 150}) {
+                        String at = " D=128 T=300 window=" + window + (wgmma ? " (wgmma)" : "");
+                        attentionCase(at, q, k, v, dy, bf(q), bf(k), bf(v), bf(dy), b1, t1, h1, kv1, d1, window, scale);
+                    }
+                } finally {
+                    be.tensorCoreAttention().setWgmma(before);
                 }
             }
         } finally {
