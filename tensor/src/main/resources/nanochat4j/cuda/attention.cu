@@ -255,9 +255,13 @@ __device__ __forceinline__ void dsum_rows(const float* __restrict__ dy, const Y*
     long long c = (long long) r * HEAD_DIM;
     float s = 0.f;
     for (int d = lane; d < HEAD_DIM; d += 32) {
-        unsigned short hb = f32_to_bf16(a[d]);
-        if (dyOut != 0) dyOut[c + d] = hb;
-        s += (bf16Dy ? bf16_to_f32(hb) : a[d]) * dsum_y(y, c + d);
+        float x = a[d];
+        if (bf16Dy || dyOut != 0) { // the fp32 backward's pass asks for neither and pays no rounding
+            unsigned short hb = f32_to_bf16(x);
+            if (dyOut != 0) dyOut[c + d] = hb;
+            if (bf16Dy) x = bf16_to_f32(hb);
+        }
+        s += x * dsum_y(y, c + d);
     }
     s = warp_sum(s);
     int h = r % H, bi = r / H, i = bi % T, b = bi / T;

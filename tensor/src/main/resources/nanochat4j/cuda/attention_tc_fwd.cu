@@ -212,11 +212,7 @@ extern "C" __global__ void __launch_bounds__(TC_THREADS) attn_tc_fwd(
     }
 
     if (!warpOk) return; // warp-uniform, after the last barrier
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
-        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
-    }
+    online_softmax_total(l);
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         if (row[rr] >= Tq) continue;

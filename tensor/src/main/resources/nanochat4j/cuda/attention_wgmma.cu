@@ -503,11 +503,7 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
     if constexpr (BF16) cp_async_wait<0>();
 
     if (!wgOk) return; // warpgroup-uniform, after the last barrier
-#pragma unroll
-    for (int rr = 0; rr < 2; rr++) {
-        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
-        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
-    }
+    online_softmax_total(l);
 #pragma unroll
     for (int rr = 0; rr < 2; rr++) {
         if (qr[rr] >= Tq) continue;

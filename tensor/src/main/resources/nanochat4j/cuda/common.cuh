@@ -78,6 +78,15 @@ __device__ __forceinline__ void online_softmax_step(float (&m)[2], float (&l)[2]
     }
 }
 
+// The end of the online softmax: each lane's partial row sums l, over its own columns, summed over its quad.
+__device__ __forceinline__ void online_softmax_total(float (&l)[2]) {
+#pragma unroll
+    for (int rr = 0; rr < 2; rr++) {
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 1);
+        l[rr] += __shfl_xor_sync(0xffffffffu, l[rr], 2);
+    }
+}
+
 // A wgmma shared-memory descriptor of the no-swizzle layout (gemm_wgmma.cu, attention_wgmma.cu): start address,
 // leading byte offset (between core matrices along K) and stride byte offset (along M or N), each in 16-byte units.
 // Plain bit arithmetic, so it lives here and not among tensorcore.cuh's PTX wrappers, which the simulator replaces.
