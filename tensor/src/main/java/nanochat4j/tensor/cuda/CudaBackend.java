@@ -1270,12 +1270,13 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tkv = k.shape(1), kv = k.shape(2);
         Tensor y = ctx.empty(DType.F32, q.shape());
         Object lseArg = lse == null ? (Object) 0L : lse;
-        if (tcAttention.wgmma(pass, d, ctx.hopper()) && pass.startsWith("fwd")) {
+        boolean wgmma = tcAttention.wgmma(pass, d, ctx.hopper());
+        if (wgmma && pass.startsWith("fwd")) {
             // the training step's: from bf16 copies of q, k, v, which its backward keeps (see attentionInputsBf16)
             Tensor[] in = attentionInputsBf16(q, k, v);
             wgmma(d).launch("attn_wg_fwd_bf16", (tq + WG_ROWS - 1) / WG_ROWS, h, b, 2 * 128, WG_FWD_SHARED, in[0], in[1], in[2], y, lseArg,
                     tq, tkv, h, kv, pos, window, scale);
-        } else if (tcAttention.wgmma(pass, d, ctx.hopper())) {
+        } else if (wgmma) {
             // a prefill chunk against the fp32 KV cache: converted as the kernel stages it
             wgmma(d).launch("attn_wg_fwd", (tq + WG_ROWS - 1) / WG_ROWS, h, b, 2 * 128, WG_FWD_SHARED, q, k, v, y, lseArg,
                     tq, tkv, h, kv, pos, window, scale);
@@ -1304,15 +1305,10 @@ public final class CudaBackend implements Backend {
     /**
      * The first use of a pass at a head dim: both kernels on the same inputs; the call returns what runs from now on
      * (the tensor cores' outputs when they pass, so the checking step computes as every later one), the other outputs
-     * go back. Returns whether the tensor cores' are kept.
-     * Compared as row norms on the device (‖tc − fp32‖ against ‖fp32‖ per row of the last dim): at d12's batch an
+     * go back. Returns whether the tensor cores' are kept. {@code wgmma}: the candidate is attention_wgmma.cu's (see
+     * {@link TensorCoreAttention#check}). Compared as row norms on the device (‖tc − fp32‖ against ‖fp32‖ per row of the last dim): at d12's batch an
      * output is 200 MB, which need not come down.
      */
-    private boolean checkTc(String pass, int d, Tensor[] reference, Tensor[] candidate) {
-        return checkTc(pass, d, false, reference, candidate);
-    }
-
-    /** The same, {@code wgmma} saying the candidate is attention_wgmma.cu's (see {@link TensorCoreAttention#check}). */
     private boolean checkTc(String pass, int d, boolean wgmma, Tensor[] reference, Tensor[] candidate) {
         float[][] norms = new float[reference.length][], errors = new float[candidate.length][];
         for (int i = 0; i < norms.length; i++) {
@@ -1456,7 +1452,7 @@ public final class CudaBackend implements Backend {
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
         Tensor dyb = ctx.empty(DType.BF16, dy.shape());
         Tensor dsum = dsum(dy, y, true, dyb);
-        Tensor qb = bf16(q), kb = bf16(k), vb = bf16(v);
+        Tensor qb = asBf16(q), kb = asBf16(k), vb = asBf16(v);
         Tensor dq = ctx.empty(DType.F32, q.shape()), dk = ctx.empty(DType.F32, k.shape()), dv = ctx.empty(DType.F32, v.shape());
         CudaContext.Module m = wgmma(d);
         int blocks = (t + WG_ROWS - 1) / WG_ROWS;
@@ -1468,7 +1464,7 @@ public final class CudaBackend implements Backend {
     }
 
     /** t itself if a bf16 copy already, else a new bf16 tensor of its values (same shape). */
-    private Tensor bf16(Tensor t) {
+    private Tensor asBf16(Tensor t) {
         return isSaved(t) ? t : castBf16(t, t.numel()).reshape(t.shape());
     }
 

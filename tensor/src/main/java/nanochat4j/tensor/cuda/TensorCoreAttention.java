@@ -139,15 +139,9 @@ public final class TensorCoreAttention {
     /**
      * Records a check from each output's row norms: {@code norms[i]} of the fp32 kernels' output, {@code errors[i]} of
      * the difference between the two kernels'. Returns what the pass runs from now on: {@link Use#CHECK} (undecided)
-     * when every fp32 output and every difference is all zeros, else {@link Use#TC} or {@link Use#FP32}.
-     */
-    public Use check(String pass, int d, float[][] norms, float[][] errors) {
-        return check(pass, d, false, norms, errors);
-    }
-
-    /**
-     * The same for the candidate {@link #wgmma} named: passing, it decides the pass as {@link Use#TC}; failing, it is
-     * turned down for the pass and {@link Use#CHECK} leaves the pass to the mma.sync kernels' check.
+     * when every fp32 output and every difference is all zeros, else {@link Use#TC} or {@link Use#FP32}. With
+     * {@code wgmma} the candidate was the one {@link #wgmma} named: passing, it decides the pass as {@link Use#TC};
+     * failing, it is turned down for the pass and {@link Use#CHECK} leaves the pass to the mma.sync kernels' check.
      */
     public Use check(String pass, int d, boolean wgmma, float[][] norms, float[][] errors) {
         double worst = 0;

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Random;
+import java.util.function.Consumer;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Reduction;
@@ -227,19 +228,12 @@ class Bf16MatmulConformanceTest {
                     Tensor q = BackendConformanceTest.randT(r, 1f, b, t, h, dd), k = BackendConformanceTest.randT(r, 1f, b, t, kv, dd);
                     Tensor v = BackendConformanceTest.randT(r, 1f, b, t, kv, dd), dy = BackendConformanceTest.randT(r, 1f, b, t, h, dd);
                     double[] qd = bf(q), kd = bf(k), vd = bf(v), dyd = bf(dy);
-                    // on Hopper at head dim 128 the passes run attention_wgmma.cu: that and the mma.sync kernels
-                    boolean hopperWgmma = be.tensorCoreAttention().wgmma("fwd", dd, be.context().hopper());
-                    for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
-                        boolean before = be.tensorCoreAttention().setWgmma(wgmma);
-                        try {
-                            for (int window : new int[] {-1, 5, 40}) {
-                                String at = " D=" + dd + " H=" + h + " KV=" + kv + " window=" + window + (wgmma ? " (wgmma)" : "");
-                                attentionCase(at, q, k, v, dy, qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
-                            }
-                        } finally {
-                            be.tensorCoreAttention().setWgmma(before);
+                    eachKernelFamily(dd, family -> {
+                        for (int window : new int[] {-1, 5, 40}) {
+                            String at = " D=" + dd + " H=" + h + " KV=" + kv + " window=" + window + family;
+                            attentionCase(at, q, k, v, dy, qd, kd, vd, dyd, b, t, h, kv, dd, window, scale);
                         }
-                    }
+                    });
                 }
             }
             // T = 300 at head dim 128: five 64-row tiles a pass, so the wgmma kernels' three stages are each reused
@@ -247,18 +241,12 @@ class Bf16MatmulConformanceTest {
             float scale = (float) (1 / Math.sqrt(d1));
             Tensor q = BackendConformanceTest.randT(r, 1f, b1, t1, h1, d1), k = BackendConformanceTest.randT(r, 1f, b1, t1, kv1, d1);
             Tensor v = BackendConformanceTest.randT(r, 1f, b1, t1, kv1, d1), dy = BackendConformanceTest.randT(r, 1f, b1, t1, h1, d1);
-            boolean hopperWgmma = be.tensorCoreAttention().wgmma("fwd", d1, be.context().hopper());
-            for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
-                boolean before = be.tensorCoreAttention().setWgmma(wgmma);
-                try {
-                    for (int window : new int[] {-1, 150}) {
-                        String at = " D=128 T=300 window=" + window + (wgmma ? " (wgmma)" : "");
-                        attentionCase(at, q, k, v, dy, bf(q), bf(k), bf(v), bf(dy), b1, t1, h1, kv1, d1, window, scale);
-                    }
-                } finally {
-                    be.tensorCoreAttention().setWgmma(before);
+            eachKernelFamily(d1, family -> {
+                for (int window : new int[] {-1, 150}) {
+                    attentionCase(" D=128 T=300 window=" + window + family, q, k, v, dy, bf(q), bf(k), bf(v), bf(dy), b1, t1, h1, kv1, d1,
+                            window, scale);
                 }
-            }
+            });
         } finally {
             be.tensorCoreAttention().setMode(mode);
         }
@@ -295,6 +283,22 @@ class Bf16MatmulConformanceTest {
             assertArrayEquals(be.toBf16(be.upload(k2)).toFloatArray(), fresh.toFloatArray());
         } finally {
             be.tensorCoreAttention().setMode(mode);
+        }
+    }
+
+    /**
+     * Runs {@code body} once per tensor-core kernel family at head dim {@code d}: on Hopper at head dim 128
+     * attention_wgmma.cu's (" (wgmma)") and then the mma.sync ones (""), elsewhere the mma.sync ones only.
+     */
+    private void eachKernelFamily(int d, Consumer<String> body) {
+        boolean hopperWgmma = be.tensorCoreAttention().wgmma("fwd", d, be.context().hopper());
+        for (boolean wgmma : hopperWgmma ? new boolean[] {true, false} : new boolean[] {false}) {
+            boolean before = be.tensorCoreAttention().setWgmma(wgmma);
+            try {
+                body.accept(wgmma ? " (wgmma)" : "");
+            } finally {
+                be.tensorCoreAttention().setWgmma(before);
+            }
         }
     }
 

@@ -32,26 +32,26 @@ class TensorCoreAttentionTest {
     void aPassIsCheckedOnceAtEachHeadDimAndAWrongKernelIsDroppedWithAWarning() {
         // row norms of the fp32 outputs, and of the differences: within 1/16 of the largest norm, or not
         float[] norms = {1f, 2f, 0.5f}, near = {0.01f, 0.02f, 0f}, off = {0f, 4f, 0f};
-        assertEquals(Use.TC, tc.check("fwd", 128, new float[][] {norms, {3f}}, new float[][] {near, {0.01f}}));
+        assertEquals(Use.TC, tc.check("fwd", 128, false, new float[][] {norms, {3f}}, new float[][] {near, {0.01f}}));
         assertEquals(Use.TC, tc.use("fwd", 128, BF16));
         assertEquals(Use.CHECK, tc.use("fwd", 64, BF16), "each head dim on its own");
         assertEquals(Use.CHECK, tc.use("bwd", 128, BF16), "each pass on its own");
-        assertEquals(Use.FP32, tc.check("bwd", 128, new float[][] {norms, norms}, new float[][] {near, off}), "one output off fails the pass");
+        assertEquals(Use.FP32, tc.check("bwd", 128, false, new float[][] {norms, norms}, new float[][] {near, off}), "one output off fails the pass");
         assertEquals(Use.FP32, tc.use("bwd", 128, BF16));
         assertEquals(1, warnings.size(), warnings.toString());
         assertTrue(warnings.getFirst().contains("attention bwd at head dim 128") && warnings.getFirst().contains("fp32 kernel runs"), warnings.toString());
-        assertEquals(Use.FP32, tc.check("fwd", 64, new float[][] {norms}, new float[][] {{Float.NaN, 0f, 0f}}), "a NaN difference fails");
+        assertEquals(Use.FP32, tc.check("fwd", 64, false, new float[][] {norms}, new float[][] {{Float.NaN, 0f, 0f}}), "a NaN difference fails");
         assertEquals(Use.FP32, tc.use("fwd", 64, BF16));
     }
 
     @Test
     void allZeroReferencesDecideNothing() {
         float[] zeros = new float[4];
-        assertEquals(Use.CHECK, tc.check("bwd", 128, new float[][] {zeros, zeros}, new float[][] {zeros.clone(), zeros.clone()}),
+        assertEquals(Use.CHECK, tc.check("bwd", 128, false, new float[][] {zeros, zeros}, new float[][] {zeros.clone(), zeros.clone()}),
                 "step 0: dy is zero");
         assertEquals(Use.CHECK, tc.use("bwd", 128, BF16), "the next call checks");
         assertTrue(warnings.isEmpty());
-        assertEquals(Use.FP32, tc.check("bwd", 128, new float[][] {zeros}, new float[][] {{1, 2, 3, 4}}),
+        assertEquals(Use.FP32, tc.check("bwd", 128, false, new float[][] {zeros}, new float[][] {{1, 2, 3, 4}}),
                 "a kernel that makes gradients out of none is wrong");
         assertEquals(Use.FP32, tc.use("bwd", 128, BF16));
     }
@@ -90,8 +90,8 @@ class TensorCoreAttentionTest {
     @Test
     void checksGoIntoACheckpointAndComeBackUntested() {
         float[] norms = {1f, 2f};
-        tc.check("fwd", 128, new float[][] {norms}, new float[][] {{0f, 0f}});
-        tc.check("bwd", 128, new float[][] {norms}, new float[][] {{2f, 4f}});
+        tc.check("fwd", 128, false, new float[][] {norms}, new float[][] {{0f, 0f}});
+        tc.check("bwd", 128, false, new float[][] {norms}, new float[][] {{2f, 4f}});
         List<String> saved = tc.saved();
         assertEquals(List.of("bwd 128 fp32", "fwd 128 tc"), saved);
         TensorCoreAttention resumed = new TensorCoreAttention(Mode.AUTO, warnings::add);
