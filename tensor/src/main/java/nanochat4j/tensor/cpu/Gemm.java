@@ -615,7 +615,14 @@ public final class Gemm {
         c7_0.intoArray(acc, 14 * L); c7_1.intoArray(acc, 15 * L);
     }
 
-    /** 5×2-vector tile: acc[r][v] = Σ_p A[p][r]·B[p][v·L…], written to acc (MR×NR, row-major) for {@link #store}. */
+    /**
+     * 5×2-vector tile: acc[r][v] = Σ_p A[p][r]·B[p][v·L…], written to acc (MR×NR, row-major) for {@link #store}.
+     * Its 10 accumulators and 2 B vectors leave AVX2's 16 registers room for few broadcasts in flight, and how many
+     * C2 schedules ahead depends on the profiles the Vector API's methods share with every other kernel: a second
+     * micro-kernel method compiled before this one turned it, in most JVMs, into a form that keeps one accumulator
+     * on the stack (each FMA of that chain waits for a store and a reload: GEMMs and the d6 step 1.5–2× slower,
+     * docs/BENCHMARKS.md session 28). Check its compiled form when adding vector kernels beside it.
+     */
     private static void kernel5x2(int kc, float[] ap, int ai, int as, float[] bp, int bi, float[] acc) {
         FloatVector c0_0 = FloatVector.zero(F), c0_1 = FloatVector.zero(F);
         FloatVector c1_0 = FloatVector.zero(F), c1_1 = FloatVector.zero(F);

@@ -33,7 +33,6 @@ public final class Vec {
     private static final VectorSpecies<Short> BF16 = VectorSpecies.of(short.class, VectorShape.forBitSize(F.vectorBitSize() / 2));
     private static final VectorSpecies<Integer> INTS = F.withLanes(int.class);
 
-    /** {@link #LANES} bf16 values from h[o..] as fp32 (exact): widen short → int (the sign bits shift out), move to the high half. */
     /**
      * Σ a[ao+i]·b[bo+i] over n floats in a fixed order: four vector accumulators, so the FMAs do not wait on each other
      * (one chain of 192 dependent FMAs at 128 bits and n = 768 took half of rms_norm's time), summed as
@@ -57,6 +56,7 @@ public final class Vec {
         return s;
     }
 
+    /** {@link #LANES} bf16 values from h[o..] as fp32 (exact): widen short → int (the sign bits shift out), move to the high half. */
     public static FloatVector fromBf16(short[] h, int o) {
         return ((IntVector) ShortVector.fromArray(BF16, h, o).convertShape(VectorOperators.S2I, INTS, 0))
                 .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
