@@ -42,7 +42,8 @@ import picocli.CommandLine.Spec;
  *   <li>rms_norm and rotary forward+backward: memory bound, so no GFLOP/s; the note gives GB/s.</li>
  * </ul>
  * Each op: warm-up runs until the JIT has settled and the heap has stopped growing ({@link PageFaults}), then the
- * median of several timed runs; a row whose timed runs still faulted fresh pages in says so in its note.
+ * FMA peaks, 200 ms of untimed runs again (the pool idles while the C loop runs), then the median of several timed
+ * runs; a row whose timed runs still faulted fresh pages in says so in its note.
  * {@code --json}: one object per line with keys op, shape, ms, gflops (null when not counted), peak_gflops,
  * c_peak_gflops (gcc's FMA loop run beside a flop-bound op; null for the others or without gcc), note.
  * Hidden {@code --quick}: tiny sizes for tests.
@@ -363,6 +364,12 @@ public final class KernelsBench implements Callable<Integer> {
         double peak = quick ? FmaPeak.measure(2, 20_000) : FmaPeak.measure(5, 2_000_000);
         // the C peak beside a flop-bound op, not only the one at the start: the host's speed drifts within minutes
         double cBeside = flops > 0 && cLoop != null ? cLoop.measure(cIters()).gflops() : Double.NaN;
+        // The peaks leave this JVM's threads idle for most of a second (the C loop is another process), and on our
+        // 2-vCPU guests the fork-joins that follow such a pause ran both halves on one CPU for a while: 512³ timed
+        // right after them ran at one thread's speed (86 against 155 GFLOP/s, docs/BENCHMARKS.md session 28). So
+        // the op runs again, untimed, for 200 ms first (20 ms was not enough, 100 ms was).
+        long r0 = System.nanoTime();
+        do body.run(); while (!quick && System.nanoTime() - r0 < 200_000_000L);
         double[] ms = new double[reps];
         Deopts.Window w = jit.open();
         PageFaults.Mark m = PageFaults.Mark.now(); // after the JFR window opens: its buffers are not the op's
