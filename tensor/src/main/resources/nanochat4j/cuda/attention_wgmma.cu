@@ -69,7 +69,11 @@
 #define WB_RL (HEAD_DIM / 8 * 128)       // bytes between 8-row groups (2048)
 #define WB_RES_BYTES (WB_RES * HEAD_DIM * 2)
 #define WB_ST_BYTES (WB_ST * HEAD_DIM * 2)
-#define WB_STAGES 3                      // streamed tiles in shared memory: the one read, two landing
+// WB_STAGES: streamed tiles in shared memory (3: the one read, two landing), passed by the backend, whose
+// CudaBackend.WG_STAGES also sizes the dynamic shared memory
+#if !defined(WB_STAGES) || WB_STAGES < 2
+#error "WB_STAGES (>= 2) comes from CudaBackend.wgmmaAttentionDefines"
+#endif
 #define WB_LOG2E 1.4426950408889634f
 #define WB_LN2 0.6931471805599453f
 
@@ -440,7 +444,7 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
         if constexpr (BF16) {
             wb_advance(it, n, load);
         } else {
-            __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1 (the other stage)
+            __syncthreads(); // tile it is in its stage; every warpgroup is done with tile it − 1
             if (more) {
                 wf_get(pk, (const float*) k, kvBase, kvStride, t0 + WB_ST, hi);
                 wf_get(pv, (const float*) v, kvBase, kvStride, t0 + WB_ST, hi);

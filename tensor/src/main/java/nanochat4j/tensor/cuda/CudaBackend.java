@@ -10,6 +10,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.atomic.AtomicLong;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
@@ -1431,7 +1432,7 @@ public final class CudaBackend implements Backend {
 
     /**
      * Rows a block of attention_wgmma.cu owns (two warpgroups of 64), and its kernels' dynamic shared memory: resident
-     * 128-row bf16 tiles (32 KiB each: Q; K and V; Q and dY) and WB_STAGES = 3 stages of two streamed 64-row ones
+     * 128-row bf16 tiles (32 KiB each: Q; K and V; Q and dY) and WG_STAGES stages (the kernels' WB_STAGES) of two streamed 64-row ones
      * (16 KiB each), dk/dv's stages with 64 lse and 64 dsum floats.
      */
     static final int WG_ROWS = 128, WG_RES = WG_ROWS * 128 * 2, WG_STAGE = 2 * 64 * 128 * 2, WG_STAGES = 3;
@@ -1440,7 +1441,14 @@ public final class CudaBackend implements Backend {
 
     /** attention_wgmma.cu at head dim {@code d} (Hopper only). */
     private CudaContext.Module wgmma(int d) {
-        return ctx.module("attention_wgmma", attentionDefines(d));
+        return ctx.module("attention_wgmma", wgmmaAttentionDefines(d));
+    }
+
+    /** The -D constants of attention_wgmma.cu: the attention ones and its stage count, which WG_*_SHARED are sized by. */
+    static Map<String, String> wgmmaAttentionDefines(int d) {
+        Map<String, String> m = new TreeMap<>(attentionDefines(d));
+        m.put("WB_STAGES", String.valueOf(WG_STAGES));
+        return m;
     }
 
     /**

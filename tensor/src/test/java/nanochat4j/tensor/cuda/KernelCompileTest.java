@@ -105,7 +105,7 @@ class KernelCompileTest {
             // the tensor-core kernels at head dims 16, 48 (not a power of two), 64 and 128
             case "attention_tc_fwd", "attention_tc_bwd" -> List.of(CudaBackend.attentionDefines(16), CudaBackend.attentionDefines(48),
                     CudaBackend.attentionDefines(64), CudaBackend.attentionDefines(128));
-            case "attention_wgmma" -> List.of(CudaBackend.attentionDefines(TensorCoreAttention.WGMMA_HEAD_DIM));
+            case "attention_wgmma" -> List.of(CudaBackend.wgmmaAttentionDefines(TensorCoreAttention.WGMMA_HEAD_DIM));
             default -> List.of(CudaBackend.blockDefines());
         };
     }
