@@ -18,6 +18,8 @@
 #      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes)
 #   7. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
 #      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
+#   then `bench gpu-targets` (seconds): issues 20-21's targets beside what this run measured, ours against nanochat's,
+#      each MET, MISSED or NOT MEASURED, in the log and as one JSON line (kind "targets")
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
 # Exit 0 only when the probe found a GPU, both test stages (2, 3) ran and passed, and every other stage that ran
 # passed; 3 when CUDA is unusable here.
@@ -209,7 +211,8 @@ if [ "$tokok" -eq 1 ] && t=$(stage base-train 110); then
   json "{\"kind\":\"base-train\",\"depth\":12,\"batch\":32,\"seq\":2048,\"precision\":\"bf16\",\"activations\":\"bf16\",\"exit\":$trainrc,\"steps\":$steps,\"dt_ms\":$dt,\"tok_per_s\":$tok,\"mfu_pct\":$mfu,\"peak_gpu_mem_gib\":$peak,\"peak_tensors_gib\":${tensors:-null},\"pool_flushes\":${flushes:-null}}"
   say "base-train d12 exit $trainrc: $tok tok/s, MFU $mfu%, step $dt ms, peak $peak GiB (nvidia-smi), ${tensors:-?} GiB in tensors, ${flushes:-?} pool flushes ($(tail -n 1 "$blog"))"
   # a kernel of ours the first-use checks turned down (attention's wgmma or mma.sync, a GEMM tile): named here
-  grep -E 'WARNING|differs? from the fp32' "$blog" | head -n 8 | while IFS= read -r line; do say "base-train: $line"; done
+  # (not the JVM's own "WARNING: Using incubator modules" line)
+  grep -E 'WARNING|differs? from the fp32' "$blog" | grep -v 'incubator modules' | head -n 8 | while IFS= read -r line; do say "base-train: $line"; done
 fi
 [ "$trainrc" -eq 0 ] || failed=1
 
@@ -230,6 +233,14 @@ elif t=$(stage nanochat 120); then
   peak=$(smi_peak)
   json "{\"kind\":\"nanochat-run\",\"exit\":$rc,\"peak_gpu_mem_gib\":$peak}"
   say "nanochat exit $rc, peak $peak GiB (nvidia-smi, train and decode together)"
+fi
+
+# ---- the issues' targets beside this run's figures, ours against nanochat's (a report: the exit status ignores it)
+if timeout -k 5 30 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench gpu-targets "$jsonl" > "$work/targets.txt" 2>> "$log"; then
+  while IFS= read -r line; do say "$line"; done < "$work/targets.txt"
+  timeout -k 5 30 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench gpu-targets --json "$jsonl" >> "$jsonl" 2>> "$log"
+else
+  say "bench gpu-targets failed (see the log)"
 fi
 
 say "done in $(( $(date +%s) - t_start ))s of the ${budget}s budget"

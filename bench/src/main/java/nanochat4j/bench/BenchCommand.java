@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Benchmarks: CPU kernels against the machine's peak, model training and inference throughput, tokenizer speed, all-reduce bandwidth.",
         subcommands = {KernelsBench.class, ModelBench.class, TrainBench.class, InferBench.class, TokenizerBench.class, AllReduceBench.class,
-                ServeBench.class, ImportBench.class})
+                ServeBench.class, ImportBench.class, GpuTargets.class})
 public final class BenchCommand implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

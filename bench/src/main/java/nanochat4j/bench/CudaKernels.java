@@ -29,6 +29,9 @@ import nanochat4j.tensor.cuda.TensorCoreGemm;
  * the model to) and attention at nanochat's d20 shape (T=2048, D=128).
  */
 final class CudaKernels {
+    /** Row names {@link GpuTargets} reads back from the JSON lines. */
+    static final String GEMM_CUBLAS = "gemm cublas", GEMM_OURS = "gemm ours", ATTENTION_FWD_BWD_TC = "attention fwd+bwd tc";
+
     private final PrintWriter out;
     private final boolean json, quick;
     private final List<String> ops;
@@ -116,14 +119,14 @@ final class CudaKernels {
                 String shape = "d" + md[0] + " " + names[i] + " " + m + "x" + n + "x" + k;
                 Tensor a = be.toBf16(up(m, k)), b = be.toBf16(up(n, k)), cc = be.zeros(m, n);
                 double flops = 2.0 * m * n * k;
-                Result cublas = time("gemm cublas", shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f,
+                Result cublas = time(GEMM_CUBLAS, shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f,
                         b.deviceAddress(), Cublas.R_16BF, k, a.deviceAddress(), Cublas.R_16BF, k, 0f, cc.deviceAddress(), Cublas.R_32F, n,
                         Cublas.COMPUTE_32F));
                 print(cublas);
                 Result best = null;
                 for (TensorCoreGemm.Tile tile : TensorCoreGemm.tiles(ctx.hopper())) {
                     if (!tile.fits(m, n, k)) continue;
-                    Result r = time("gemm ours", shape, flops, -1, () -> own.run(a, b, cc, 1f, 0f, tile));
+                    Result r = time(GEMM_OURS, shape, flops, -1, () -> own.run(a, b, cc, 1f, 0f, tile));
                     r = new Result(r.op(), r.shape(), r.ms(), r.flops(), r.bytes(),
                             String.format(Locale.ROOT, "tile %s, %.0f%% of cuBLAS", tile, 100 * cublas.ms() / r.ms()));
                     print(r);
@@ -176,7 +179,7 @@ final class CudaKernels {
                         () -> be.attentionBackward(qs, ks, vs, ys, y[0].lse(), dy, -1, scale));
                 print(f);
                 print(b);
-                print(new Result("attention fwd+bwd tc" + kernels, shape, f.ms() + b.ms(), nanochatFlops, -1, "nanochat's count: 12·H·D·T flops a token"));
+                print(new Result(ATTENTION_FWD_BWD_TC + kernels, shape, f.ms() + b.ms(), nanochatFlops, -1, "nanochat's count: 12·H·D·T flops a token"));
             }
         } finally {
             tc.setWgmma(wgmmaSetting);

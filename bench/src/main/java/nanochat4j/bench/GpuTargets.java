@@ -1,0 +1,266 @@
+package nanochat4j.bench;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code nanochat4j bench gpu-targets gpu-check.jsonl}: the GPU issues' targets beside what one run of
+ * {@code scripts/gpu-check.sh} measured — ours against real nanochat run on the same GPU in the same session — each
+ * MET, MISSED or NOT MEASURED (with why). gpu-check ends with it; it reads only the JSON lines the stages wrote, so
+ * it can be run again on a copied {@code $OUT}. A report, not a check: it exits 0 whatever the verdicts.
+ */
+@Command(name = "gpu-targets", mixinStandardHelpOptions = true,
+        description = "The GPU issues' speed and memory targets against a gpu-check.jsonl (ours beside nanochat on the same GPU).")
+public final class GpuTargets implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "JSONL", description = "gpu-check.jsonl (scripts/gpu-check.sh writes it under $OUT)")
+    Path jsonl;
+
+    @Option(names = "--json", description = "one JSON object (kind \"targets\") instead of text")
+    boolean json;
+
+    PrintStream out = System.out;
+
+    enum Verdict { MET, MISSED, NOT_MEASURED }
+
+    /** One target: its issue, what it asks, what the run measured (text), and the verdict. */
+    record Target(int issue, String name, String goal, String measured, Verdict verdict) {}
+
+    // The issues' figures (20: GPU offload part 1, 21: part 2).
+    static final double DECODE_VS_NANOCHAT = 2.0, ATTENTION_PEAK_FRACTION = 0.40;
+    static final double TRAIN_VS_NANOCHAT = 1.2, TRAIN_MFU_PCT = 40, GEMM_VS_CUBLAS = 0.90;
+
+    @Override
+    public Integer call() throws IOException {
+        if (!Files.isRegularFile(jsonl)) throw new IOException(jsonl + ": no such file (gpu-check.sh writes gpu-check.jsonl under $OUT)");
+        List<JsonNode> rows = read(jsonl);
+        List<Target> targets = evaluate(rows);
+        String device = rows.stream().filter(r -> "probe".equals(r.path("kind").asText())).map(r -> r.path("device").asText()).findFirst()
+                .orElse("an unknown device (no probe line)");
+        if (json) out.println(toJson(device, targets));
+        else {
+            out.println("targets of issues 20-21 on " + device + " (ours beside nanochat, same GPU, same run):");
+            for (Target t : targets) {
+                out.printf(Locale.ROOT, "  %-12s [%d] %s: %s (target %s)%n", t.verdict().toString().replace('_', ' '), t.issue(), t.name(),
+                        t.measured(), t.goal());
+            }
+            out.printf(Locale.ROOT, "  %d met, %d missed, %d not measured%n", count(targets, Verdict.MET), count(targets, Verdict.MISSED),
+                    count(targets, Verdict.NOT_MEASURED));
+        }
+        return 0;
+    }
+
+    /** The JSON objects of a gpu-check.jsonl; other lines (a stage's stray output) are skipped. */
+    static List<JsonNode> read(Path file) throws IOException {
+        ObjectMapper m = new ObjectMapper();
+        List<JsonNode> rows = new ArrayList<>();
+        for (String line : Files.readAllLines(file, StandardCharsets.UTF_8)) {
+            if (!line.startsWith("{")) continue;
+            try {
+                JsonNode n = m.readTree(line);
+                if (n != null && n.isObject()) rows.add(n);
+            } catch (JsonProcessingException e) {
+                // a line cut short by a stage's timeout: nothing to read in it
+            }
+        }
+        return rows;
+    }
+
+    static List<Target> evaluate(List<JsonNode> rows) {
+        List<Target> t = new ArrayList<>();
+        t.add(tests(rows));
+        t.add(decode(rows));
+        t.add(launch(rows));
+        t.add(attention(rows));
+        t.add(train(rows));
+        t.add(memory(rows));
+        t.add(gemm(rows));
+        t.add(new Target(21, "d24 batch 16 x 2048 training step and its peak memory", ">= 1.2x nanochat's tok/s, memory <= nanochat's",
+                "gpu-check runs d12 only: base-train --device cuda --depth 24 --device-batch-size 16 beside gpu-nanochat-bench.py "
+                        + "--depth 24 --batch 16", Verdict.NOT_MEASURED));
+        return t;
+    }
+
+    private static Target tests(List<JsonNode> rows) {
+        String goal = "both test stages pass";
+        JsonNode conf = kind(rows, "conformance"), extras = kind(rows, "train-tests");
+        if (conf == null || extras == null) {
+            return new Target(20, "conformance and GPU training tests", goal, (conf == null ? "conformance" : "train-extras")
+                    + " stage did not report", Verdict.NOT_MEASURED);
+        }
+        int a = conf.path("exit").asInt(-1), b = extras.path("exit").asInt(-1);
+        String measured = "conformance exit " + a + summary(conf) + ", train-extras exit " + b + summary(extras);
+        return new Target(20, "conformance and GPU training tests", goal, measured, a == 0 && b == 0 ? Verdict.MET : Verdict.MISSED);
+    }
+
+    /** A JUnit stage's counts, " (12 tests successful; …)", or nothing when it printed none (killed by its timeout). */
+    private static String summary(JsonNode stage) {
+        String s = stage.path("summary").asText().strip();
+        return s.isEmpty() ? "" : " (" + s.replaceAll(";$", "").replace(";", "; ") + ")";
+    }
+
+    private static Target decode(List<JsonNode> rows) {
+        String name = "decode d20 batch 1, bf16", goal = ">= " + fmt(DECODE_VS_NANOCHAT) + "x nanochat's engine";
+        JsonNode ours = oursDecode(rows), theirs = depth(kinds(rows, "nanochat-decode"), 20);
+        if (ours == null || theirs == null) return missing(20, name, goal, ours == null ? "bench infer --device cuda --depth 20" : "nanochat's decode");
+        double a = ours.path("decode_tok_per_sec").asDouble(), b = theirs.path("tok_per_s").asDouble();
+        return ratio(20, name, goal, a, b, "tok/s", DECODE_VS_NANOCHAT);
+    }
+
+    private static Target launch(List<JsonNode> rows) {
+        String name = "launch overhead per decode step, d20", goal = "written down";
+        JsonNode ours = oursDecode(rows);
+        if (ours == null || !ours.has("launch_ms_per_step")) return missing(20, name, goal, "bench infer --device cuda --depth 20");
+        String measured = String.format(Locale.ROOT, "%.3f ms a step launched kernel by kernel (%.3f ms a step, %.3f replayed as a CUDA graph)",
+                ours.path("launch_ms_per_step").asDouble(), ours.path("issued_ms_per_step").asDouble(), ours.path("ms_per_step").asDouble());
+        return new Target(20, name, goal, measured, Verdict.MET);
+    }
+
+    /** Attention fwd+bwd at T = 2048, head dim 128, nanochat's flop count: the best kernel family, every family listed. */
+    private static Target attention(List<JsonNode> rows) {
+        String name = "attention fwd+bwd T=2048 D=128", goal = ">= " + Math.round(100 * ATTENTION_PEAK_FRACTION) + "% of the bf16 peak";
+        List<String> parts = new ArrayList<>();
+        double best = -1;
+        for (JsonNode r : rows) {
+            String op = r.path("op").asText(), shape = r.path("shape").asText();
+            if (!op.startsWith(CudaKernels.ATTENTION_FWD_BWD_TC) || !shape.contains(" T=2048 ") || !shape.contains(" D=128 ")) continue;
+            double frac = r.path("tflops").asDouble() / r.path("peak_tflops").asDouble();
+            String family = op.substring(CudaKernels.ATTENTION_FWD_BWD_TC.length()).trim();
+            parts.add(String.format(Locale.ROOT, "%s%.1f TFLOP/s = %.1f%%", family.isEmpty() ? "" : family + " ", r.path("tflops").asDouble(), 100 * frac));
+            best = Math.max(best, frac);
+        }
+        if (parts.isEmpty()) return missing(20, name, goal, "bench kernels --device cuda --ops attention");
+        return new Target(20, name, goal, String.join(", ", parts), best >= ATTENTION_PEAK_FRACTION ? Verdict.MET : Verdict.MISSED);
+    }
+
+    private static Target train(List<JsonNode> rows) {
+        String name = "d12 batch 32 x 2048 training step, bf16";
+        String goal = ">= " + fmt(TRAIN_VS_NANOCHAT) + "x nanochat's tok/s and >= " + fmt(TRAIN_MFU_PCT) + "% MFU";
+        JsonNode ours = kind(rows, "base-train"), theirs = depth(kinds(rows, "nanochat-train"), 12);
+        if (ours == null || !ours.path("tok_per_s").isNumber()) return missing(21, name, goal, "base-train --device cuda");
+        if (theirs == null) return missing(21, name, goal, "nanochat's training step");
+        double a = ours.path("tok_per_s").asDouble(), b = theirs.path("tok_per_s").asDouble(), mfu = ours.path("mfu_pct").asDouble();
+        String measured = String.format(Locale.ROOT, "%,.0f tok/s (MFU %.1f%%) = %.2fx nanochat's %,.0f (MFU %.1f%%)%s", a, mfu, a / b, b,
+                theirs.path("mfu_pct").asDouble(), ours.path("exit").asInt(0) == 0 ? "" : "; base-train exit " + ours.path("exit").asInt());
+        boolean met = a >= TRAIN_VS_NANOCHAT * b && mfu >= TRAIN_MFU_PCT && ours.path("exit").asInt(0) == 0;
+        return new Target(21, name, goal, measured, met ? Verdict.MET : Verdict.MISSED);
+    }
+
+    /** Peak memory of the d12 step, like for like: our allocator's bytes in tensors against torch's max_memory_allocated. */
+    private static Target memory(List<JsonNode> rows) {
+        String name = "d12 training step peak device memory", goal = "<= nanochat's (torch.cuda.max_memory_allocated)";
+        JsonNode ours = kind(rows, "base-train"), theirs = depth(kinds(rows, "nanochat-train"), 12);
+        if (ours == null || !ours.path("peak_tensors_gib").isNumber()) return missing(21, name, goal, "base-train --device cuda");
+        if (theirs == null || !theirs.path("peak_mem_gib").isNumber()) return missing(21, name, goal, "nanochat's training step");
+        double a = ours.path("peak_tensors_gib").asDouble(), b = theirs.path("peak_mem_gib").asDouble();
+        JsonNode smi = kind(rows, "nanochat-run");
+        String measured = String.format(Locale.ROOT, "%.2f GiB in tensors against %.2f GiB (nvidia-smi, whole device: ours %s, nanochat's %s)", a, b,
+                gib(ours.path("peak_gpu_mem_gib")), smi == null ? "-" : gib(smi.path("peak_gpu_mem_gib")));
+        return new Target(21, name, goal, measured, a <= b ? Verdict.MET : Verdict.MISSED);
+    }
+
+    /** Our tensor-core GEMM per layer shape: its best tile's speed against cuBLAS's on the same shape. */
+    private static Target gemm(List<JsonNode> rows) {
+        String name = "our GEMM on the d12/d20/d24 layer shapes", goal = ">= " + Math.round(100 * GEMM_VS_CUBLAS) + "% of cuBLAS on every shape";
+        Map<String, Double> cublas = new LinkedHashMap<>(), ours = new LinkedHashMap<>();
+        for (JsonNode r : rows) {
+            String op = r.path("op").asText(), shape = r.path("shape").asText();
+            double ms = r.path("ms").asDouble();
+            if (op.equals(CudaKernels.GEMM_CUBLAS)) cublas.put(shape, ms);
+            else if (op.equals(CudaKernels.GEMM_OURS)) ours.merge(shape, ms, Math::min);
+        }
+        if (cublas.isEmpty()) return missing(21, name, goal, "bench kernels --device cuda --ops gemm");
+        List<String> below = new ArrayList<>();
+        int at = 0;
+        double lo = Double.MAX_VALUE, hi = 0;
+        for (Map.Entry<String, Double> e : cublas.entrySet()) {
+            Double own = ours.get(e.getKey());
+            if (own == null) {
+                below.add(e.getKey() + " (no tile of ours fits)");
+                continue;
+            }
+            double r = e.getValue() / own;
+            lo = Math.min(lo, r);
+            hi = Math.max(hi, r);
+            if (r >= GEMM_VS_CUBLAS) at++;
+            else below.add(String.format(Locale.ROOT, "%s %.0f%%", e.getKey(), 100 * r));
+        }
+        String measured = String.format(Locale.ROOT, "%d of %d shapes", at, cublas.size())
+                + (hi > 0 ? String.format(Locale.ROOT, ", ours %.0f-%.0f%% of cuBLAS", 100 * lo, 100 * hi) : "")
+                + (below.isEmpty() ? "" : "; below: " + String.join(", ", below));
+        return new Target(21, name, goal, measured, below.isEmpty() ? Verdict.MET : Verdict.MISSED);
+    }
+
+    /** Ours against theirs: a ratio target on a rate (higher is better). */
+    private static Target ratio(int issue, String name, String goal, double ours, double theirs, String unit, double want) {
+        String measured = String.format(Locale.ROOT, "%,.1f %s = %.2fx nanochat's %,.1f", ours, unit, ours / theirs, theirs);
+        return new Target(issue, name, goal, measured, ours >= want * theirs ? Verdict.MET : Verdict.MISSED);
+    }
+
+    private static Target missing(int issue, String name, String goal, String what) {
+        return new Target(issue, name, goal, "no figure from " + what + " in this run (its stage failed, timed out or was skipped)",
+                Verdict.NOT_MEASURED);
+    }
+
+    /** Our batch-1 decode at d20 (bench infer's CUDA line). */
+    private static JsonNode oursDecode(List<JsonNode> rows) {
+        return depth(rows.stream().filter(r -> "cuda".equals(r.path("device").asText()) && r.has("decode_tok_per_sec")).toList(), 20);
+    }
+
+    private static List<JsonNode> kinds(List<JsonNode> rows, String kind) {
+        return rows.stream().filter(r -> kind.equals(r.path("kind").asText())).toList();
+    }
+
+    /** The last line of that kind (a stage appends one). */
+    private static JsonNode kind(List<JsonNode> rows, String kind) {
+        List<JsonNode> k = kinds(rows, kind);
+        return k.isEmpty() ? null : k.get(k.size() - 1);
+    }
+
+    private static JsonNode depth(List<JsonNode> rows, int depth) {
+        return rows.stream().filter(r -> r.path("depth").asInt() == depth).reduce((a, b) -> b).orElse(null);
+    }
+
+    private static String gib(JsonNode n) {
+        return n.isNumber() ? String.format(Locale.ROOT, "%.2f GiB", n.asDouble()) : "-";
+    }
+
+    private static String fmt(double x) {
+        return x == Math.rint(x) ? String.valueOf((long) x) : String.valueOf(x);
+    }
+
+    private static long count(List<Target> t, Verdict v) {
+        return t.stream().filter(x -> x.verdict() == v).count();
+    }
+
+    static String toJson(String device, List<Target> targets) {
+        ObjectMapper m = new ObjectMapper();
+        ObjectNode o = m.createObjectNode();
+        o.put("kind", "targets");
+        o.put("device", device);
+        for (Verdict v : Verdict.values()) o.put(v.name().toLowerCase(Locale.ROOT), count(targets, v));
+        ArrayNode a = o.putArray("targets");
+        for (Target t : targets) {
+            a.addObject().put("issue", t.issue()).put("name", t.name()).put("target", t.goal()).put("measured", t.measured())
+                    .put("verdict", t.verdict().name().toLowerCase(Locale.ROOT));
+        }
+        return o.toString();
+    }
+}
