@@ -62,6 +62,10 @@ tar -xJf "$pack/runtime.tar.xz" -C "$work" 2>> "$log" \
   || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$pack/runtime.tar.xz" "$work" 2>> "$log" \
   || { say "cannot unpack runtime.tar.xz"; json '{"kind":"pack-incomplete","missing":"runtime"}'; exit 2; }
 java="$work/runtime/bin/java"
+# The driver compiles our PTX to machine code at each module's first load and caches it (~/.nv/ComputeCache by
+# default, which a bare machine may lack or not let us write): here, in a folder this run owns, so every stage's JVM
+# after the first loads the modules without compiling them again.
+export CUDA_CACHE_DISABLE=0 CUDA_CACHE_PATH="$work/nv-compute-cache" CUDA_CACHE_MAXSIZE=1073741824
 # the launcher's flags (./nanochat4j): the JUnit runs start with -cp, so they get none of the jar manifest's
 flags=(--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED --add-opens java.base/jdk.internal.misc=ALL-UNNAMED
   --sun-misc-unsafe-memory-access=allow -Xss4m -XX:PerMethodRecompilationCutoff=10000 -Dnanochat4j.cuda.cache="$work/ptx-cache"

@@ -98,22 +98,24 @@ public final class GpuTargets implements Callable<Integer> {
         return t;
     }
 
+    /** The two JUnit stages: met when both ran and passed, missed when one ran and failed, else not measured. */
     private static Target tests(List<JsonNode> rows) {
-        String goal = "both test stages pass";
+        String name = "conformance and GPU training tests", goal = "both test stages pass";
+        // gpu-check's JUnit line for stage 3 is kind "train-tests"; its skip line carries the stage's name
         JsonNode conf = kind(rows, "conformance"), extras = kind(rows, "train-tests");
-        if (conf == null || extras == null) {
-            return new Target(20, "conformance and GPU training tests", goal, (conf == null ? "conformance" : "train-extras")
-                    + " stage did not report", Verdict.NOT_MEASURED);
-        }
-        int a = conf.path("exit").asInt(-1), b = extras.path("exit").asInt(-1);
-        String measured = "conformance exit " + a + summary(conf) + ", train-extras exit " + b + summary(extras);
-        return new Target(20, "conformance and GPU training tests", goal, measured, a == 0 && b == 0 ? Verdict.MET : Verdict.MISSED);
+        if (extras == null) extras = kind(rows, "train-extras");
+        String measured = "conformance " + stage(conf) + ", train-extras " + stage(extras);
+        boolean failed = (conf != null && conf.path("exit").asInt(0) != 0) || (extras != null && extras.path("exit").asInt(0) != 0);
+        boolean passed = conf != null && extras != null && conf.has("exit") && extras.has("exit") && !failed;
+        return new Target(20, name, goal, measured, passed ? Verdict.MET : failed ? Verdict.MISSED : Verdict.NOT_MEASURED);
     }
 
-    /** A JUnit stage's counts, " (12 tests successful; …)", or nothing when it printed none (killed by its timeout). */
-    private static String summary(JsonNode stage) {
+    /** How a JUnit stage ended: "exit 0 (12 tests successful; …)", "skipped (budget)" or "did not report". */
+    private static String stage(JsonNode stage) {
+        if (stage == null) return "did not report";
+        if (!stage.has("exit")) return "skipped (" + stage.path("skipped").asText() + ")";
         String s = stage.path("summary").asText().strip();
-        return s.isEmpty() ? "" : " (" + s.replaceAll(";$", "").replace(";", "; ") + ")";
+        return "exit " + stage.path("exit").asInt() + (s.isEmpty() ? "" : " (" + s.replaceAll(";$", "").replace(";", "; ") + ")");
     }
 
     private static Target decode(List<JsonNode> rows) {

@@ -139,6 +139,15 @@ class GpuTargetsTest {
             assertEquals(GpuTargets.Verdict.NOT_MEASURED, t.get(name).verdict(), t.get(name).toString());
             assertTrue(t.get(name).measured().startsWith("no figure from "), t.get(name).measured());
         }
+        assertEquals("conformance exit 0 (101 tests successful; 0 tests failed), train-extras exit 124", t.get("conformance and GPU training tests").measured());
+        // conformance timed out and the next test stage was skipped for the budget (gpu-check's skip line): missed
+        GpuTargets.Target timedOut = byName(evaluate(dir, List.of("{\"kind\":\"conformance\",\"exit\":124,\"summary\":\"\"}",
+                "{\"kind\":\"train-extras\",\"skipped\":\"budget\"}"))).get("conformance and GPU training tests");
+        assertEquals(GpuTargets.Verdict.MISSED, timedOut.verdict());
+        assertEquals("conformance exit 124, train-extras skipped (budget)", timedOut.measured());
+        // passed, then skipped: not measured (nothing failed, but the second stage never ran)
+        assertEquals(GpuTargets.Verdict.NOT_MEASURED, byName(evaluate(dir, List.of("{\"kind\":\"conformance\",\"exit\":0,\"summary\":\"\"}",
+                "{\"kind\":\"train-extras\",\"skipped\":\"budget\"}"))).get("conformance and GPU training tests").verdict());
         // an empty file (the probe found no GPU): nothing measured, nothing met
         assertTrue(evaluate(dir, List.of()).stream().allMatch(x -> x.verdict() == GpuTargets.Verdict.NOT_MEASURED));
     }
