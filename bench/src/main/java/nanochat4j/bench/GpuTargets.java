@@ -95,6 +95,9 @@ public final class GpuTargets implements Callable<Integer> {
         t.add(new Target(21, "d24 batch 16 x 2048 training step and its peak memory", ">= 1.2x nanochat's tok/s, memory <= nanochat's",
                 "gpu-check runs d12 only: base-train --device cuda --depth 24 --device-batch-size 16 beside gpu-nanochat-bench.py "
                         + "--depth 24 --batch 16", Verdict.NOT_MEASURED));
+        t.add(new Target(21, "the gradient all-reduce's share of a step, one process a GPU", "measured",
+                "gpu-check has one GPU: on a node with N, launch --nproc N base-train --device cuda prints the share its ranks "
+                        + "waited for the overlapped all-reduce", Verdict.NOT_MEASURED));
         return t;
     }
 
