@@ -124,8 +124,8 @@ public final class GpuTargets implements Callable<Integer> {
     private static Target decode(List<JsonNode> rows) {
         String name = "decode d20 batch 1, bf16", goal = ">= " + fmt(DECODE_VS_NANOCHAT) + "x nanochat's engine";
         JsonNode ours = oursDecode(rows), theirs = depth(kinds(rows, "nanochat-decode"), 20);
-        if (ours == null || theirs == null) return missing(20, name, goal, ours == null ? "bench infer --device cuda --depth 20" : "nanochat's decode");
-        double a = ours.path("decode_tok_per_sec").asDouble(), b = theirs.path("tok_per_s").asDouble();
+        double a = positive(ours, "decode_tok_per_sec"), b = positive(theirs, "tok_per_s");
+        if (Double.isNaN(a) || Double.isNaN(b)) return missing(20, name, goal, Double.isNaN(a) ? "bench infer --device cuda --depth 20" : "nanochat's decode");
         return ratio(20, name, goal, a, b, "tok/s", DECODE_VS_NANOCHAT);
     }
 
@@ -146,7 +146,8 @@ public final class GpuTargets implements Callable<Integer> {
         for (JsonNode r : rows) {
             String op = r.path("op").asText(), shape = r.path("shape").asText();
             if (!op.startsWith(CudaKernels.ATTENTION_FWD_BWD_TC) || !shape.contains(" T=2048 ") || !shape.contains(" D=128 ")) continue;
-            double frac = r.path("tflops").asDouble() / r.path("peak_tflops").asDouble();
+            double frac = positive(r, "tflops") / positive(r, "peak_tflops");
+            if (Double.isNaN(frac)) continue;
             String family = op.substring(CudaKernels.ATTENTION_FWD_BWD_TC.length()).trim();
             parts.add(String.format(Locale.ROOT, "%s%.1f TFLOP/s = %.1f%%", family.isEmpty() ? "" : family + " ", r.path("tflops").asDouble(), 100 * frac));
             best = Math.max(best, frac);
@@ -159,9 +160,10 @@ public final class GpuTargets implements Callable<Integer> {
         String name = "d12 batch 32 x 2048 training step, bf16";
         String goal = ">= " + fmt(TRAIN_VS_NANOCHAT) + "x nanochat's tok/s and >= " + fmt(TRAIN_MFU_PCT) + "% MFU";
         JsonNode ours = kind(rows, "base-train"), theirs = depth(kinds(rows, "nanochat-train"), 12);
-        if (ours == null || !ours.path("tok_per_s").isNumber()) return missing(21, name, goal, "base-train --device cuda");
-        if (theirs == null) return missing(21, name, goal, "nanochat's training step");
-        double a = ours.path("tok_per_s").asDouble(), b = theirs.path("tok_per_s").asDouble(), mfu = ours.path("mfu_pct").asDouble();
+        double a = positive(ours, "tok_per_s"), b = positive(theirs, "tok_per_s");
+        if (Double.isNaN(a)) return missing(21, name, goal, "base-train --device cuda");
+        if (Double.isNaN(b)) return missing(21, name, goal, "nanochat's training step");
+        double mfu = ours.path("mfu_pct").asDouble();
         String measured = String.format(Locale.ROOT, "%,.0f tok/s (MFU %.1f%%) = %.2fx nanochat's %,.0f (MFU %.1f%%)%s", a, mfu, a / b, b,
                 theirs.path("mfu_pct").asDouble(), ours.path("exit").asInt(0) == 0 ? "" : "; base-train exit " + ours.path("exit").asInt());
         boolean met = a >= TRAIN_VS_NANOCHAT * b && mfu >= TRAIN_MFU_PCT && ours.path("exit").asInt(0) == 0;
@@ -172,9 +174,9 @@ public final class GpuTargets implements Callable<Integer> {
     private static Target memory(List<JsonNode> rows) {
         String name = "d12 training step peak device memory", goal = "<= nanochat's (torch.cuda.max_memory_allocated)";
         JsonNode ours = kind(rows, "base-train"), theirs = depth(kinds(rows, "nanochat-train"), 12);
-        if (ours == null || !ours.path("peak_tensors_gib").isNumber()) return missing(21, name, goal, "base-train --device cuda");
-        if (theirs == null || !theirs.path("peak_mem_gib").isNumber()) return missing(21, name, goal, "nanochat's training step");
-        double a = ours.path("peak_tensors_gib").asDouble(), b = theirs.path("peak_mem_gib").asDouble();
+        double a = positive(ours, "peak_tensors_gib"), b = positive(theirs, "peak_mem_gib");
+        if (Double.isNaN(a)) return missing(21, name, goal, "base-train --device cuda");
+        if (Double.isNaN(b)) return missing(21, name, goal, "nanochat's training step");
         JsonNode smi = kind(rows, "nanochat-run");
         String measured = String.format(Locale.ROOT, "%.2f GiB in tensors against %.2f GiB (nvidia-smi, whole device: ours %s, nanochat's %s)", a, b,
                 gib(ours.path("peak_gpu_mem_gib")), smi == null ? "-" : gib(smi.path("peak_gpu_mem_gib")));
@@ -187,7 +189,8 @@ public final class GpuTargets implements Callable<Integer> {
         Map<String, Double> cublas = new LinkedHashMap<>(), ours = new LinkedHashMap<>();
         for (JsonNode r : rows) {
             String op = r.path("op").asText(), shape = r.path("shape").asText();
-            double ms = r.path("ms").asDouble();
+            double ms = positive(r, "ms");
+            if (Double.isNaN(ms)) continue;
             if (op.equals(CudaKernels.GEMM_CUBLAS)) cublas.put(shape, ms);
             else if (op.equals(CudaKernels.GEMM_OURS)) ours.merge(shape, ms, Math::min);
         }
@@ -217,6 +220,13 @@ public final class GpuTargets implements Callable<Integer> {
     private static Target ratio(int issue, String name, String goal, double ours, double theirs, String unit, double want) {
         String measured = String.format(Locale.ROOT, "%,.1f %s = %.2fx nanochat's %,.1f", ours, unit, ours / theirs, theirs);
         return new Target(issue, name, goal, measured, ours >= want * theirs ? Verdict.MET : Verdict.MISSED);
+    }
+
+    /** A figure of a line, or NaN when the line, the field or a positive number is missing (a stage that failed). */
+    private static double positive(JsonNode row, String field) {
+        if (row == null || !row.path(field).isNumber()) return Double.NaN;
+        double v = row.path(field).asDouble();
+        return v > 0 && Double.isFinite(v) ? v : Double.NaN;
     }
 
     private static Target missing(int issue, String name, String goal, String what) {

@@ -140,6 +140,14 @@ class GpuTargetsTest {
             assertTrue(t.get(name).measured().startsWith("no figure from "), t.get(name).measured());
         }
         assertEquals("conformance exit 0 (101 tests successful; 0 tests failed), train-extras exit 124", t.get("conformance and GPU training tests").measured());
+        // a figure that is there but zero or null (a side that failed mid-run) is no figure: never "infinitely faster"
+        List<String> zero = run(500, 569_000, 42, 25, 445);
+        zero.replaceAll(l -> l.replace("\"tok_per_s\": 200.0", "\"tok_per_s\": 0.0").replace("\"tok_per_s\": 437712", "\"tok_per_s\": null")
+                .replace("\"peak_tflops\":989.0", "\"peak_tflops\":0"));
+        Map<String, GpuTargets.Target> z = byName(evaluate(dir, zero));
+        for (String name : List.of("decode d20 batch 1, bf16", "d12 batch 32 x 2048 training step, bf16", "attention fwd+bwd T=2048 D=128")) {
+            assertEquals(GpuTargets.Verdict.NOT_MEASURED, z.get(name).verdict(), z.get(name).toString());
+        }
         // conformance timed out and the next test stage was skipped for the budget (gpu-check's skip line): missed
         GpuTargets.Target timedOut = byName(evaluate(dir, List.of("{\"kind\":\"conformance\",\"exit\":124,\"summary\":\"\"}",
                 "{\"kind\":\"train-extras\",\"skipped\":\"budget\"}"))).get("conformance and GPU training tests");
