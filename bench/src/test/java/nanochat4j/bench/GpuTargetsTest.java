@@ -34,14 +34,10 @@ class GpuTargetsTest {
 
     /** Our decode line: bench infer's real CUDA-path JSON (on StandInCuda here), moved to depth 20 and given figures. */
     private static String decodeLine(double tokPerS) throws Exception {
-        InferBench b = new InferBench();
-        ByteArrayOutputStream buf = new ByteArrayOutputStream();
-        b.out = new PrintStream(buf, true, StandardCharsets.UTF_8);
+        ObjectNode j;
         try (var device = StandInCuda.unlessGpu()) {
-            assertEquals(0, new CommandLine(b).execute("--depth", "1", "--vocab", "512", "--seq", "64", "--prompt-tokens", "8",
-                    "--decode-tokens", "8", "--iters", "1", "--bandwidth-mb", "32", "--json", "--device", "cuda"));
+            j = (ObjectNode) InferBenchTest.tinyRun("--device", "cuda");
         }
-        ObjectNode j = (ObjectNode) M.readTree(buf.toString(StandardCharsets.UTF_8));
         j.put("depth", 20).put("decode_tok_per_sec", tokPerS).put("ms_per_step", 1e3 / tokPerS).put("issued_ms_per_step", 1e3 / tokPerS + 2.5)
                 .put("launch_ms_per_step", 2.5);
         return j.toString();

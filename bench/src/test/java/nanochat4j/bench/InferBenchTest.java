@@ -74,7 +74,7 @@ class InferBenchTest {
     }
 
     /** A d1 run small enough for a test, with {@code extra} options; returns its JSON report. */
-    private static JsonNode tinyRun(String... extra) throws Exception {
+    static JsonNode tinyRun(String... extra) throws Exception {
         InferBench b = new InferBench();
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
         b.out = new PrintStream(buf, true, StandardCharsets.UTF_8);
