@@ -20,13 +20,30 @@
 #      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
 #   then `bench gpu-targets` (seconds): issues 20-21's targets beside what this run measured, ours against nanochat's,
 #      each MET, MISSED or NOT MEASURED, in the log and as one JSON line (kind "targets")
+# GPU_CHECK_STAGES (comma-separated) picks the stages after the probe; the default is the list above. Two more, for
+# a second call (about 8 minutes, GPU_CHECK_STAGES=d24,allreduce) that measures what the first leaves NOT MEASURED:
+#   d24 (ours 150 s, nanochat's 150 s): base-train --depth 24 at 16 x 2048, bf16, 12 steps, and nanochat's own d24
+#      step at batch 16 with torch.compile (tok/s, MFU, peak memory; the tokenizer stage runs first, as for d12)
+#   allreduce (100 s): launch --nproc 2 base-train --device cuda d12, 2 ranks x 16 x 2048, 10 steps, one rank a GPU
+#      where the machine has two (else both ranks share its one GPU, a proxy): the share of a step the ranks waited
+#      for the gradient all-reduce that overlaps the backward
+#   `bench gpu-targets OUT1/gpu-check.jsonl OUT2/gpu-check.jsonl` then judges both calls' figures together.
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
-# Exit 0 only when the probe found a GPU, both test stages (2, 3) ran and passed, and every other stage that ran
-# passed; 3 when CUDA is unusable here.
-# Usage: [OUT=dir] [GPU_CHECK_BUDGET=s] ./gpu-check.sh [pack-dir]
+# Exit 0 only when the probe found a GPU, the test stages asked for (2, 3) ran and passed, and every other stage
+# that ran passed; 3 when CUDA is unusable here.
+# Usage: [OUT=dir] [GPU_CHECK_BUDGET=s] [GPU_CHECK_STAGES=list] ./gpu-check.sh [pack-dir]
 set -uo pipefail
 t_start=$(date +%s)
 budget="${GPU_CHECK_BUDGET:-470}"
+stages="${GPU_CHECK_STAGES:-conformance,train-extras,bench-kernels,bench-infer,base-train,nanochat}"
+for s in ${stages//,/ }; do
+  case "$s" in
+    conformance|train-extras|bench-kernels|bench-infer|base-train|nanochat|d24|allreduce) ;;
+    *) echo "gpu-check: GPU_CHECK_STAGES=$stages: unknown stage '$s' (conformance, train-extras, bench-kernels, bench-infer, base-train, nanochat, d24, allreduce)" >&2; exit 2 ;;
+  esac
+done
+# whether a stage was asked for
+want() { [[ ",$stages," == *",$1,"* ]]; }
 pack="$(cd "${1:-$(dirname "$(readlink -f "$0")")}" && pwd)"
 out="${OUT:-$pack/out}"
 mkdir -p "$out"
@@ -125,7 +142,8 @@ fi
 say "probe: $(tail -n 1 "$jsonl")"
 
 # ---- 2. conformance: fp32 and bf16, the GPU training step, the device optimizer
-if t=$(stage conformance 110); then
+if ! want conformance; then :
+elif t=$(stage conformance 110); then
   say "conformance suite (${t}s) ..."
   junit conformance "$t" "$out/conformance.log" "$out/junit" "$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     --select-class nanochat4j.tensor.cuda.BackendConformanceTest --select-class nanochat4j.tensor.cuda.Bf16MatmulConformanceTest \
@@ -141,7 +159,8 @@ else
 fi
 
 # ---- 3. correctness across processes and runs: two GPU workers over the ring, exact resume on the GPU
-if t=$(stage train-extras 100); then
+if ! want train-extras; then :
+elif t=$(stage train-extras 100); then
   say "GPU data-parallel, resume, base-eval and chat-rl tests (${t}s) ..."
   junit train-tests "$t" "$out/train-tests.log" "$out/junit-train" "$pack/tensor-tests.jar:$pack/model-tests.jar:$pack/train-tests.jar" \
     --select-method nanochat4j.train.base.BaseTrainTest#resumingOnTheGpuIsExact \
@@ -154,7 +173,7 @@ else
 fi
 
 # ---- 4. kernels: cuBLAS vs our tensor-core GEMM on the layer shapes, attention
-if t=$(stage bench-kernels 70); then
+if want bench-kernels && t=$(stage bench-kernels 70); then
   say "bench kernels --device cuda --ops gemm,attention (${t}s) ..."
   timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --ops gemm,attention --json >> "$jsonl" 2>> "$log"
   rc=$?
@@ -168,7 +187,7 @@ if t=$(stage bench-kernels 70); then
 fi
 
 # ---- 5. decode speed at d20 (helper "forward"'s command, unchanged)
-if t=$(stage bench-infer 60); then
+if want bench-infer && t=$(stage bench-infer 60); then
   say "bench infer --device cuda --depth 20 (${t}s) ..."
   timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench infer --device cuda --depth 20 --head-dim 128 --seq 2048 --json \
     >> "$jsonl" 2>> "$log"
@@ -177,66 +196,104 @@ if t=$(stage bench-infer 60); then
   [ "$rc" -eq 0 ] || { failed=1; json "{\"kind\":\"bench-infer\",\"depth\":20,\"exit\":$rc}"; }
 fi
 
-# ---- 6. base-train d12, batch 32 x 2048, bf16, 30 steps
+# ---- 6. base-train on the GPU (d12 here; d24 and the two-rank all-reduce below), on the carried Gutenberg text
 base="$work/base"
 mkdir -p "$base/data"
 trainrc=0
-if [ -f "$pack/data.tgz" ]; then
+if ! want base-train && ! want d24 && ! want allreduce; then :
+elif [ -f "$pack/data.tgz" ]; then
   tar -xzf "$pack/data.tgz" -C "$base/data" || trainrc=2
 else
   say "no data.tgz in the pack: base-train skipped"
   trainrc=2
 fi
 tokok=0
-if [ "$trainrc" -eq 0 ] && t=$(stage tok-train 30); then
+if (want base-train || want d24 || want allreduce) && [ "$trainrc" -eq 0 ] && t=$(stage tok-train 30); then
   NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" tok-train --data "$base/data" --vocab-size 32768 \
     >> "$log" 2>&1 && tokok=1 || { trainrc=$?; say "tok-train failed (exit $trainrc)"; json "{\"kind\":\"tok-train\",\"exit\":$trainrc}"; }
 fi
-if [ "$tokok" -eq 1 ] && t=$(stage base-train 110); then
-  say "base-train --device cuda d12, 32 x 2048, bf16, 30 steps (${t}s) ..."
-  blog="$out/base-train.log"
+# median of a figure over a training log's steps after the first five (they compile kernels and time the GEMM choices):
+# med LOG SED-PATTERN (one \(…\) group); "null" when no step got that far
+med() {
+  grep -E '^(\[rank 0\] )?step [0-9]+/' "$1" | sed -E 's/^\[rank 0\] //' | awk -F'[ /]' '$2 + 0 > 5' | sed -n "s/.*$2.*/\\1/p" | tr -d , \
+    | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "null" }'
+}
+# train KIND SECONDS LOG DEPTH BATCH STEPS [launch --nproc N]: base-train --device cuda in bf16 at batch BATCH x 2048 (one
+# micro-step a rank and step), its JSON line (medians, peak memory by nvidia-smi and by our allocator), trainrc
+train() {
+  local kind=$1 t=$2 blog=$3 depth=$4 batch=$5 steps=$6 ranks=1 peak dt tok mfu n tensors flushes waited
+  shift 6
+  [ "$#" -gt 0 ] && ranks=$3
   smi_start
-  NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" base-train --device cuda --precision bf16 \
-    --depth 12 --head-dim 128 --window-pattern SSSL --device-batch-size 32 --max-seq-len 2048 --total-batch-size 65536 \
-    --num-iterations 30 --warmup-steps 5 --eval-every -1 --core-metric-every -1 --sample-every -1 --data "$base/data" \
-    --checkpoint-dir "$base/ckpt" > "$blog" 2>&1
+  NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" "$@" base-train --device cuda --precision bf16 \
+    --depth "$depth" --head-dim 128 --window-pattern SSSL --device-batch-size "$batch" --max-seq-len 2048 \
+    --total-batch-size $((ranks * batch * 2048)) --num-iterations "$steps" --warmup-steps 5 --eval-every -1 --core-metric-every -1 \
+    --sample-every -1 --data "$base/data" --checkpoint-dir "$base/ckpt-$kind-d$depth" > "$blog" 2>&1
   trainrc=$?
   peak=$(smi_peak)
   cat "$blog" >> "$log"
-  # medians over steps 6..30 (the first steps compile kernels and time the GEMM choices)
-  med() { grep -E '^step 000(0[6-9]|[12][0-9]|30)/' "$blog" | sed -n "s/.*$1.*/\\1/p" | tr -d , | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "null" }'; }
-  dt=$(med 'dt: \([0-9.]*\)ms')
-  tok=$(med 'tok\/sec: \([0-9,]*\)')
-  mfu=$(med 'mfu: \([0-9.]*\)%')
-  steps=$(grep -cE '^step [0-9]+/' "$blog")
+  dt=$(med "$blog" 'dt: \([0-9.]*\)ms')
+  tok=$(med "$blog" 'tok\/sec: \([0-9,]*\)')
+  mfu=$(med "$blog" 'mfu: \([0-9.]*\)%')
+  n=$(grep -cE '^(\[rank 0\] )?step [0-9]+/' "$blog")
   # the allocator's own figures (nanochat's gpu-nanochat-bench.py reports torch.cuda.max_memory_allocated, the first)
-  tensors=$(sed -n 's/^Peak device memory: \([0-9.]*\) GiB in tensors.*/\1/p' "$blog" | tail -n 1)
-  flushes=$(sed -n 's/^Peak device memory: .*; \([0-9]*\) pool flush.*/\1/p' "$blog" | tail -n 1)
-  json "{\"kind\":\"base-train\",\"depth\":12,\"batch\":32,\"seq\":2048,\"precision\":\"bf16\",\"activations\":\"bf16\",\"exit\":$trainrc,\"steps\":$steps,\"dt_ms\":$dt,\"tok_per_s\":$tok,\"mfu_pct\":$mfu,\"peak_gpu_mem_gib\":$peak,\"peak_tensors_gib\":${tensors:-null},\"pool_flushes\":${flushes:-null}}"
-  say "base-train d12 exit $trainrc: $tok tok/s, MFU $mfu%, step $dt ms, peak $peak GiB (nvidia-smi), ${tensors:-?} GiB in tensors, ${flushes:-?} pool flushes ($(tail -n 1 "$blog"))"
+  tensors=$(sed -En 's/^(\[rank 0\] )?Peak device memory: ([0-9.]*) GiB in tensors.*/\2/p' "$blog" | tail -n 1)
+  flushes=$(sed -En 's/^(\[rank 0\] )?Peak device memory: .*; ([0-9]*) pool flush.*/\2/p' "$blog" | tail -n 1)
+  waited=$(sed -En 's/^(\[rank 0\] )?Gradient all-reduce .*: waited ([0-9.]*)% of the step time.*/\2/p' "$blog" | tail -n 1)
+  json "{\"kind\":\"$kind\",\"depth\":$depth,\"batch\":$batch,\"seq\":2048,\"precision\":\"bf16\",\"activations\":\"bf16\",\"ranks\":$ranks,\"gpus\":$gpus,\"exit\":$trainrc,\"steps\":$n,\"dt_ms\":$dt,\"tok_per_s\":$tok,\"mfu_pct\":$mfu,\"peak_gpu_mem_gib\":$peak,\"peak_tensors_gib\":${tensors:-null},\"pool_flushes\":${flushes:-null},\"reduce_wait_pct\":${waited:-null}}"
+  say "$kind d$depth exit $trainrc: $tok tok/s, MFU $mfu%, step $dt ms, peak $peak GiB (nvidia-smi), ${tensors:-?} GiB in tensors, ${flushes:-?} pool flushes${waited:+, waited $waited% of the step for the all-reduce} ($(tail -n 1 "$blog"))"
   # a kernel of ours the first-use checks turned down (attention's wgmma or mma.sync, a GEMM tile): named here
   # (not the JVM's own "WARNING: Using incubator modules" line)
-  grep -E 'WARNING|differs? from the fp32' "$blog" | grep -v 'incubator modules' | head -n 8 | while IFS= read -r line; do say "base-train: $line"; done
-fi
+  grep -E 'WARNING|differs? from the fp32' "$blog" | grep -v 'incubator modules' | head -n 8 | while IFS= read -r line; do say "$kind: $line"; done
+  [ "$trainrc" -eq 0 ] || failed=1
+}
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')
+[ "$gpus" -ge 1 ] 2>/dev/null || gpus=1
 [ "$trainrc" -eq 0 ] || failed=1
+if [ "$tokok" -eq 1 ] && want base-train && t=$(stage base-train 110); then
+  say "base-train --device cuda d12, 32 x 2048, bf16, 30 steps (${t}s) ..."
+  train base-train "$t" "$out/base-train.log" 12 32 30
+fi
+if [ "$tokok" -eq 1 ] && want d24 && t=$(stage d24 150); then
+  say "base-train --device cuda d24, 16 x 2048, bf16, 12 steps (${t}s) ..."
+  train base-train "$t" "$out/base-train-d24.log" 24 16 12
+fi
 
-# ---- 7. real nanochat on the same GPU: d12 training step, d20 decode
+# ---- 7. real nanochat on the same GPU: d12 training step and d20 decode; d24's step where asked
 py="$(command -v python3 || command -v python || true)"
-if [ -z "$py" ] || [ ! -d "$pack/nanochat_src" ] || [ ! -f "$pack/gpu-nanochat-bench.py" ]; then
-  say "nanochat side-by-side skipped: python ${py:-missing}, nanochat_src/gpu-nanochat-bench.py in the pack?"
-  json "{\"kind\":\"nanochat\",\"skipped\":\"no python or no nanochat_src\"}"
-elif t=$(stage nanochat 120); then
-  say "nanochat (torch) d20 decode + d12 train 30 steps (${t}s) ..."
+# nanochat KIND SECONDS ARGS…: gpu-nanochat-bench.py's JSON lines, with nvidia-smi's peak over the run
+nanochat() {
+  local kind=$1 t=$2 rc peak
+  shift 2
   smi_start
   # nanochat prints lines of its own to stdout: only the JSON ones go to the jsonl, all of them to the log
-  timeout -k 10 "$t" "$py" "$pack/gpu-nanochat-bench.py" --src "$pack/nanochat_src" --depth 12 --batch 32 --steps 30 --decode-depth 20 \
-    > "$out/nanochat.out" 2>> "$log"
+  timeout -k 10 "$t" "$py" "$pack/gpu-nanochat-bench.py" --src "$pack/nanochat_src" "$@" > "$out/$kind.out" 2>> "$log"
   rc=$?
-  grep -E '^\{' "$out/nanochat.out" >> "$jsonl"
-  cat "$out/nanochat.out" >> "$log"
+  grep -E '^\{' "$out/$kind.out" >> "$jsonl"
+  cat "$out/$kind.out" >> "$log"
   peak=$(smi_peak)
-  json "{\"kind\":\"nanochat-run\",\"exit\":$rc,\"peak_gpu_mem_gib\":$peak}"
-  say "nanochat exit $rc, peak $peak GiB (nvidia-smi, train and decode together)"
+  json "{\"kind\":\"$kind-run\",\"exit\":$rc,\"peak_gpu_mem_gib\":$peak}"
+  say "$kind exit $rc, peak $peak GiB (nvidia-smi)"
+}
+if ! want nanochat && ! want d24; then :
+elif [ -z "$py" ] || [ ! -d "$pack/nanochat_src" ] || [ ! -f "$pack/gpu-nanochat-bench.py" ]; then
+  say "nanochat side-by-side skipped: python ${py:-missing}, nanochat_src/gpu-nanochat-bench.py in the pack?"
+  json "{\"kind\":\"nanochat\",\"skipped\":\"no python or no nanochat_src\"}"
+else
+  if want nanochat && t=$(stage nanochat 120); then
+    say "nanochat (torch) d20 decode + d12 train 30 steps (${t}s) ..."
+    nanochat nanochat "$t" --depth 12 --batch 32 --steps 30 --decode-depth 20
+  fi
+  if want d24 && t=$(stage nanochat-d24 150); then
+    say "nanochat (torch) d24 train, batch 16, 12 steps (${t}s) ..."
+    nanochat nanochat-d24 "$t" --part train --depth 24 --batch 16 --steps 12
+  fi
+fi
+
+# ---- 8. the gradient all-reduce's share of a step: two ranks over the ring, one a GPU where there are two
+if [ "$tokok" -eq 1 ] && want allreduce && t=$(stage allreduce 100); then
+  say "launch --nproc 2 base-train --device cuda d12, 2 ranks x 16 x 2048, bf16, 10 steps, $gpus GPU(s) (${t}s) ..."
+  train allreduce "$t" "$out/allreduce.log" 12 16 10 launch --nproc 2
 fi
 
 # ---- the issues' targets beside this run's figures, ours against nanochat's (a report: the exit status ignores it)
