@@ -15,19 +15,6 @@ final class Broadcast {
     static final int ADD = 0, SUB = 1, MUL = 2, DIV = 3;
     private static final VectorSpecies<Float> S = Vec.F;
 
-    /** The broadcast shape of a and b, or null when they are incompatible. */
-    static int[] shape(int[] a, int[] b) {
-        int r = Math.max(a.length, b.length);
-        int[] out = new int[r];
-        for (int i = 0; i < r; i++) {
-            int da = i < r - a.length ? 1 : a[i - (r - a.length)];
-            int db = i < r - b.length ? 1 : b[i - (r - b.length)];
-            if (da != db && da != 1 && db != 1) return null;
-            out[i] = da == 1 ? db : da;
-        }
-        return out;
-    }
-
     /** Row-major strides of {@code shape} aligned to {@code outShape}, with 0 on broadcast (size-1 or missing) dims. */
     static int[] strides(int[] shape, int[] outShape) {
         int r = outShape.length;

@@ -2,7 +2,6 @@ package nanochat4j.tensor.cpu;
 
 import static nanochat4j.tensor.OpChecks.*;
 
-import java.util.Arrays;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
@@ -34,75 +33,49 @@ public final class CpuBackend implements Backend {
 
     // ------------------------------------------------------------------ matmul
 
-    /** Resolved dims of a (batched) matmul. */
-    private record MM(int batch, int m, int n, int k, int strideA, int strideB, int[] outShape) {}
-
-    private static MM plan(String op, Tensor a, boolean transA, Tensor b, boolean transB) {
-        f32(op, "a", a);
-        f32(op, "b", b);
-        if (a.rank() < 2 || b.rank() < 2) throw bad(op, "operands must be at least 2-d", a, b);
-        int ar = a.rank(), br = b.rank();
-        int m = transA ? a.shape(-1) : a.shape(-2), ka = transA ? a.shape(-2) : a.shape(-1);
-        int kb = transB ? b.shape(-1) : b.shape(-2), n = transB ? b.shape(-2) : b.shape(-1);
-        if (ka != kb) throw bad(op, "inner dims differ (" + ka + " vs " + kb + ", transA=" + transA + ", transB=" + transB + ")", a, b);
-        int[] aLead = Arrays.copyOf(a.shape(), ar - 2), bLead = Arrays.copyOf(b.shape(), br - 2);
-        int[] lead;
-        int batch;
-        if (br == 2) {
-            lead = aLead;
-        } else if (ar == 2) {
-            lead = bLead;
-        } else if (Arrays.equals(aLead, bLead)) {
-            lead = aLead;
-        } else {
-            throw bad(op, "batch dims differ", a, b);
-        }
-        batch = Tensor.numel(lead);
-        int[] out = Arrays.copyOf(lead, lead.length + 2);
-        out[lead.length] = m;
-        out[lead.length + 1] = n;
-        return new MM(batch, m, n, ka, ar == 2 ? 0 : m * ka, br == 2 ? 0 : ka * n, out);
-    }
-
     @Override
     public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
-        MM p = plan("matmul", a, transA, b, transB);
-        Tensor c = Tensor.uninitialized(p.outShape);
-        int lda = transA ? p.m : p.k, ldb = transB ? p.k : p.n;
-        if (p.batch == 0 || p.m == 0 || p.n == 0) return c;
-        if (p.strideB == 0 && p.strideA != 0 && !transA) {
+        f32("matmul", "a", a);
+        f32("matmul", "b", b);
+        OpChecks.Matmul p = OpChecks.matmul("matmul", a, transA, b, transB);
+        Tensor c = Tensor.uninitialized(p.outShape());
+        int m = p.m(), n = p.n(), k = p.k(), lda = transA ? m : k, ldb = transB ? k : n;
+        if (p.batch() == 0 || m == 0 || n == 0) return c;
+        if (!p.batchedB() && p.batchedA() && !transA) {
             // shared 2-d B and row-major A: the whole batch is one tall GEMM (better blocking than batch small ones)
-            Gemm.sgemm(false, transB, p.batch * p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda,
-                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, p.n);
-        } else if (p.batch == 1) {
-            Gemm.sgemm(transA, transB, p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda,
-                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, p.n);
+            Gemm.sgemm(false, transB, p.batch() * m, n, k, 1f, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, n);
+        } else if (p.batch() == 1) {
+            Gemm.sgemm(transA, transB, m, n, k, 1f, a.floats(), a.offset(), lda,
+                    b.floats(), b.offset(), ldb, 0f, c.floats(), 0, n);
         } else {
-            Gemm.sgemmBatched(p.batch, transA, transB, p.m, p.n, p.k, 1f, a.floats(), a.offset(), lda, p.strideA,
-                    b.floats(), b.offset(), ldb, p.strideB, 0f, c.floats(), 0, p.n, p.m * p.n);
+            Gemm.sgemmBatched(p.batch(), transA, transB, m, n, k, 1f, a.floats(), a.offset(), lda, (int) p.strideA(),
+                    b.floats(), b.offset(), ldb, (int) p.strideB(), 0f, c.floats(), 0, n, m * n);
         }
         return c;
     }
 
     @Override
     public Tensor linear(Tensor x, Tensor w) {
-        return timesWeight("linear", "x", x, w, true, "need x (..., in) and W (out, in)");
+        f32("linear", "x", x);
+        f32("linear", "w", w);
+        return timesWeight(x, w, true, OpChecks.linear(x, w));
     }
 
     @Override
     public Tensor linearBackwardInput(Tensor dy, Tensor w) {
-        return timesWeight("linearBackwardInput", "dy", dy, w, false, "need dy (..., out) and W (out, in)");
+        f32("linearBackwardInput", "dy", dy);
+        f32("linearBackwardInput", "w", w);
+        return timesWeight(dy, w, false, OpChecks.linearBackwardInput(dy, w));
     }
 
-    /** x (..., k)·op(W) → (..., n): op(W) = Wᵀ for linear (W is (n, k)), W itself for its input gradient (W is (k, n)). */
-    private static Tensor timesWeight(String op, String xName, Tensor x, Tensor w, boolean transW, String need) {
-        f32(op, xName, x);
-        f32(op, "w", w);
+    /**
+     * x (..., k)·op(W) into a new tensor of shape {@code ys} (..., n): op(W) = Wᵀ for linear (W is (n, k)), W itself
+     * for its input gradient (W is (k, n)).
+     */
+    private static Tensor timesWeight(Tensor x, Tensor w, boolean transW, int[] ys) {
         int kDim = transW ? 1 : 0;
-        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(kDim)) throw bad(op, need, x, w);
         int n = w.shape(1 - kDim), k = w.shape(kDim), rows = x.rows();
-        int[] ys = x.shape();
-        ys[ys.length - 1] = n;
         // k = 0: every output is a sum over nothing; x.rows() is 0 then (it divides by k), so sgemm would not run
         if (k == 0) return Tensor.zeros(ys);
         Tensor y = Tensor.uninitialized(ys);
@@ -118,10 +91,7 @@ public final class CpuBackend implements Backend {
         f32(op, "dy", dy);
         f32(op, "x", x);
         f32(op, "dW", dW);
-        if (dW.rank() != 2 || dy.rank() < 1 || x.rank() < 1 || dy.shape(-1) != dW.shape(0) || x.shape(-1) != dW.shape(1)
-                || dy.rows() != x.rows()) {
-            throw bad(op, "need dy (..., out), x (..., in) with the same rows, dW (out, in)", dy, x, dW);
-        }
+        OpChecks.linearBackwardWeight(dy, x, dW);
         int out = dW.shape(0), in = dW.shape(1), rows = dy.rows();
         if (rows == 0) {
             if (!accumulate) dW.fill(0f);
@@ -165,14 +135,8 @@ public final class CpuBackend implements Backend {
         f32(op, "x", x);
         f32(op, "cos", cos);
         f32(op, "sin", sin);
-        if (x.rank() != 4 || x.shape(3) % 2 != 0) throw bad(op, "x must be (B, T, H, D) with even D", x);
+        OpChecks.rotary(op, x, cos, sin, offset);
         int b = x.shape(0), t = x.shape(1), h = x.shape(2), d = x.shape(3);
-        if (cos.rank() != 2 || !cos.sameShape(sin) || cos.shape(1) != d / 2) {
-            throw bad(op, "cos/sin must both be (Tmax, D/2)", x, cos, sin);
-        }
-        if (offset < 0 || offset + t > cos.shape(0)) {
-            throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
-        }
         Tensor y = Tensor.uninitialized(x.shape());
         Rotary.apply(x.floats(), x.offset(), y.floats(), 0, cos.floats(), cos.offset(), sin.floats(), sin.offset(),
                 b, t, h, d, offset, sign);
@@ -255,8 +219,7 @@ public final class CpuBackend implements Backend {
     private static Tensor binary(String op, int code, Tensor a, Tensor b) {
         f32(op, "a", a);
         f32(op, "b", b);
-        int[] out = Broadcast.shape(a.shape(), b.shape());
-        if (out == null) throw bad(op, "shapes do not broadcast", a, b);
+        int[] out = OpChecks.broadcast(op, a, b);
         Tensor c = Tensor.uninitialized(out);
         Broadcast.binary(code, a.floats(), a.offset(), a.shape(), b.floats(), b.offset(), b.shape(), c.floats(), 0, out);
         return c;
@@ -290,10 +253,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor sumToShape(Tensor x, int... shape) {
         f32("sumToShape", "x", x);
-        int[] bs = Broadcast.shape(x.shape(), shape);
-        if (bs == null || !Arrays.equals(bs, x.shape())) {
-            throw new IllegalArgumentException("sumToShape: " + Arrays.toString(shape) + " does not broadcast to x " + x);
-        }
+        OpChecks.sumToShape(x, shape);
         Tensor out = Tensor.zeros(shape);
         Broadcast.sumTo(x.floats(), x.offset(), x.shape(), out.floats(), 0, shape);
         return out;
@@ -331,7 +291,7 @@ public final class CpuBackend implements Backend {
 
     private static float oneElement(String op, String name, Tensor s) {
         f32(op, name, s);
-        if (s.numel() != 1) throw bad(op, name + " must have exactly one element", s);
+        OpChecks.oneElement(op, name, s);
         return s.item();
     }
 
@@ -374,7 +334,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor clamp(Tensor x, float lo, float hi) {
         f32("clamp", "x", x);
-        if (!(lo <= hi)) throw new IllegalArgumentException("clamp: lo " + lo + " > hi " + hi + " for " + x);
+        OpChecks.clamp(x, lo, hi);
         Tensor y = Tensor.uninitialized(x.shape());
         Elementwise.clamp(x.floats(), x.offset(), y.floats(), 0, x.numel(), lo, hi);
         return y;
@@ -393,7 +353,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor rowNorms(Tensor x) {
         f32("rowNorms", "x", x);
-        if (x.rank() < 1) throw bad("rowNorms", "needs at least 1 dim", x);
+        OpChecks.rowNorms(x);
         Tensor out = Tensor.zeros(dropLast(x));
         Reduce.rowNorms(x.floats(), x.offset(), out.floats(), 0, x.rows(), x.cols());
         return out;
@@ -402,7 +362,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor argmax(Tensor x) {
         f32("argmax", "x", x);
-        if (x.rank() < 1 || x.cols() == 0) throw bad("argmax", "needs a non-empty last dim", x);
+        OpChecks.argmax(x);
         Tensor out = Tensor.zeros(DType.I32, dropLast(x));
         Reduce.argmax(x.floats(), x.offset(), out.ints(), 0, x.rows(), x.cols());
         return out;
@@ -413,11 +373,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor narrow(Tensor x, int dim, int start, int length) {
         f32("narrow", "x", x);
-        int d = dim("narrow", x, dim);
-        int size = x.shape(d);
-        if (start < 0 || length < 0 || start + length > size) {
-            throw bad("narrow", "range [" + start + ", " + (start + length) + ") outside dim " + d + " of size " + size, x);
-        }
+        int d = OpChecks.narrow(x, dim, start, length), size = x.shape(d);
         int[] s = x.shape();
         s[d] = length;
         Tensor y = Tensor.uninitialized(s);
@@ -428,11 +384,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor narrowBackward(Tensor dy, int dim, int start, int fullSize) {
         f32("narrowBackward", "dy", dy);
-        int d = dim("narrowBackward", dy, dim);
-        int len = dy.shape(d);
-        if (start < 0 || start + len > fullSize) {
-            throw bad("narrowBackward", "range [" + start + ", " + (start + len) + ") outside full size " + fullSize, dy);
-        }
+        int d = OpChecks.narrowBackward(dy, dim, start, fullSize), len = dy.shape(d);
         int[] s = dy.shape();
         s[d] = fullSize;
         Tensor dx = Tensor.zeros(s);
@@ -442,20 +394,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public Tensor concat(int dim, Tensor... parts) {
-        if (parts.length == 0) throw new IllegalArgumentException("concat: no tensors");
-        Tensor first = parts[0];
-        int d = dim("concat", first, dim);
-        int total = 0;
-        for (Tensor p : parts) {
-            f32("concat", "part", p);
-            if (p.rank() != first.rank()) throw bad("concat", "ranks differ", parts);
-            for (int i = 0; i < p.rank(); i++) {
-                if (i != d && p.shape(i) != first.shape(i)) throw bad("concat", "shapes differ outside dim " + d, parts);
-            }
-            total += p.shape(d);
-        }
-        int[] s = first.shape();
-        s[d] = total;
+        for (Tensor p : parts) f32("concat", "part", p);
+        int[] s = OpChecks.concat(dim, parts);
+        int d = dim("concat", parts[0], dim), total = s[d];
         Tensor out = Tensor.uninitialized(s);
         int at = 0;
         for (Tensor p : parts) {
@@ -470,15 +411,8 @@ public final class CpuBackend implements Backend {
     public void narrowAssign(Tensor dst, int dim, int start, Tensor src) {
         f32("narrowAssign", "dst", dst);
         f32("narrowAssign", "src", src);
-        int d = dim("narrowAssign", dst, dim);
-        if (src.rank() != dst.rank()) throw bad("narrowAssign", "ranks differ", dst, src);
-        for (int i = 0; i < dst.rank(); i++) {
-            if (i != d && src.shape(i) != dst.shape(i)) throw bad("narrowAssign", "shapes differ outside dim " + d, dst, src);
-        }
+        int d = OpChecks.narrowAssign("narrowAssign", dst, dim, start, src);
         int len = src.shape(d), size = dst.shape(d);
-        if (start < 0 || start + len > size) {
-            throw bad("narrowAssign", "range [" + start + ", " + (start + len) + ") outside dim " + d + " of size " + size, dst, src);
-        }
         int[] s = dst.shape();
         Layout.copyRuns(src.floats(), src.offset(), len, 0, dst.floats(), dst.offset(), size, start, len, outer(s, d), inner(s, d));
     }
@@ -494,7 +428,7 @@ public final class CpuBackend implements Backend {
     @Override
     public Tensor embedding(Tensor table, Tensor ids) {
         f32("embedding", "table", table);
-        if (table.rank() != 2) throw bad("embedding", "table must be (V, E)", table, ids);
+        int[] s = OpChecks.embedding(table, ids);
         int[] id = ids("embedding", ids);
         int v = table.shape(0), e = table.shape(1);
         try {
@@ -502,8 +436,6 @@ public final class CpuBackend implements Backend {
         } catch (IllegalArgumentException ex) {
             throw new IllegalArgumentException(ex.getMessage() + " (table " + table + ", ids " + ids + ")", ex);
         }
-        int[] s = Arrays.copyOf(ids.shape(), ids.rank() + 1);
-        s[ids.rank()] = e;
         Tensor out = Tensor.uninitialized(s);
         Embedding.forward(table.floats(), table.offset(), id, 0, id.length, e, out.floats(), 0);
         return out;
@@ -514,10 +446,7 @@ public final class CpuBackend implements Backend {
         String op = "embeddingBackward";
         f32(op, "dy", dy);
         f32(op, "dTable", dTable);
-        if (dTable.rank() != 2 || dy.rank() != ids.rank() + 1 || dy.cols() != dTable.shape(1)
-                || !Arrays.equals(Arrays.copyOf(dy.shape(), ids.rank()), ids.shape())) {
-            throw bad(op, "need dy (ids..., E), dTable (V, E)", dy, ids, dTable);
-        }
+        OpChecks.embeddingBackward(dy, ids, dTable);
         int[] id = ids(op, ids);
         try {
             Embedding.checkIds(id, 0, id.length, dTable.shape(0), op);
@@ -539,11 +468,7 @@ public final class CpuBackend implements Backend {
         f32(op, "q", q);
         f32(op, "k", k);
         f32(op, "v", v);
-        if (q.rank() != 4 || k.rank() != 4 || !k.sameShape(v)) throw bad(op, "need q (B,T,H,D), k and v (B,T,KV,D)", q, k, v);
-        if (q.shape(0) != k.shape(0) || q.shape(1) != k.shape(1) || q.shape(3) != k.shape(3)
-                || k.shape(2) == 0 || q.shape(2) % k.shape(2) != 0) {
-            throw bad(op, "B, T, D must match and H must be a multiple of KV", q, k, v);
-        }
+        OpChecks.qkv(op, q, k, v);
     }
 
     @Override
@@ -562,8 +487,8 @@ public final class CpuBackend implements Backend {
         f32(op, "y", y);
         f32(op, "lse", lse);
         f32(op, "dy", dy);
+        OpChecks.attentionBackward(op, q, y, lse, dy);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
-        if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
         Tensor dq = Tensor.uninitialized(q.shape()), dk = Tensor.uninitialized(k.shape()), dv = Tensor.uninitialized(v.shape());
         Attention.backward(dense(q), dense(k), dense(v), dense(y), dense(lse), dense(dy), dq.floats(), dk.floats(), dv.floats(),
                 b, t, h, kv, d, window, scale);
@@ -576,14 +501,9 @@ public final class CpuBackend implements Backend {
         f32(op, "q", q);
         f32(op, "kCache", kCache);
         f32(op, "vCache", vCache);
-        if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) {
-            throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
-        }
+        OpChecks.caches(op, q, kCache, vCache);
         int b = q.shape(0), tq = q.shape(1), h = q.shape(2), d = q.shape(3), tmax = kCache.shape(1), kv = kCache.shape(2);
-        if (kCache.shape(0) != b || kCache.shape(3) != d || kv == 0 || h % kv != 0) {
-            throw bad(op, "B and D must match and H must be a multiple of KV", q, kCache, vCache);
-        }
-        if (pos < 0 || pos + tq > tmax) throw bad(op, "positions " + pos + ".." + (pos + tq - 1) + " exceed the cache length " + tmax, q, kCache);
+        OpChecks.attentionCached(b, tq, tmax, pos, h, kv, d, scale); // sizes, GQA split, positions within the cache, scale
         Tensor y = Tensor.uninitialized(q.shape());
         Attention.forwardCached(dense(q), dense(kCache), dense(vCache), y.floats(), b, tq, tmax, pos, h, kv, d, window, scale);
         return y;
@@ -592,7 +512,7 @@ public final class CpuBackend implements Backend {
     // ------------------------------------------------------------------ loss
 
     private static int[] targets(String op, Tensor targets, int n, Tensor other) {
-        if (targets.rank() != 1 || targets.shape(0) != n) throw bad(op, "targets must be (" + n + ")", other, targets);
+        OpChecks.targets(op, targets, n, other);
         return ids(op, targets);
     }
 
@@ -618,7 +538,7 @@ public final class CpuBackend implements Backend {
     public Loss crossEntropy(Tensor logits, Tensor targets, float cap, Reduction reduction, boolean withGrad) {
         String op = "crossEntropy";
         f32(op, "logits", logits);
-        if (logits.rank() != 2 || logits.shape(1) == 0) throw bad(op, "logits must be (N, V) with V > 0", logits, targets);
+        OpChecks.logits(op, logits, targets);
         int n = logits.shape(0), v = logits.shape(1);
         int[] t = targets(op, targets, n, logits);
         float[] rowLoss = new float[n];
@@ -660,7 +580,7 @@ public final class CpuBackend implements Backend {
         int n = x.shape(0), c = x.shape(1), vpad = w.shape(0);
         int[] t = targets(op, targets, n, x);
         f32(op, "rowGrad", rowGrad);
-        if (rowGrad.numel() != n) throw bad(op, "rowGrad must have N elements", x, rowGrad);
+        OpChecks.rowGrad(op, x, rowGrad);
         float[] weights = rowGrad.toFloatArray();
         float[] rowLoss = new float[n];
         Tensor dx = Tensor.uninitialized(n, c), dW = Tensor.uninitialized(vpad, c);

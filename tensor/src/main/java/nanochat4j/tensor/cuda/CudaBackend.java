@@ -200,26 +200,10 @@ public final class CudaBackend implements Backend {
 
     // ------------------------------------------------------------------ matmul
 
-    private record MM(int batch, int m, int n, int k, long strideA, long strideB, int[] outShape) {}
-
-    private static MM plan(String op, Tensor a, boolean transA, Tensor b, boolean transB) {
+    private static OpChecks.Matmul plan(String op, Tensor a, boolean transA, Tensor b, boolean transB) {
         f32(op, "a", a);
         f32(op, "b", b);
-        if (a.rank() < 2 || b.rank() < 2) throw bad(op, "operands must be at least 2-d", a, b);
-        int ar = a.rank(), br = b.rank();
-        int m = transA ? a.shape(-1) : a.shape(-2), ka = transA ? a.shape(-2) : a.shape(-1);
-        int kb = transB ? b.shape(-1) : b.shape(-2), n = transB ? b.shape(-2) : b.shape(-1);
-        if (ka != kb) throw bad(op, "inner dims differ (" + ka + " vs " + kb + ", transA=" + transA + ", transB=" + transB + ")", a, b);
-        int[] aLead = Arrays.copyOf(a.shape(), ar - 2), bLead = Arrays.copyOf(b.shape(), br - 2);
-        int[] lead;
-        if (br == 2) lead = aLead;
-        else if (ar == 2) lead = bLead;
-        else if (Arrays.equals(aLead, bLead)) lead = aLead;
-        else throw bad(op, "batch dims differ", a, b);
-        int[] out = Arrays.copyOf(lead, lead.length + 2);
-        out[lead.length] = m;
-        out[lead.length + 1] = n;
-        return new MM(Tensor.numel(lead), m, n, ka, ar == 2 ? 0 : (long) m * ka, br == 2 ? 0 : (long) ka * n, out);
+        return OpChecks.matmul(op, a, transA, b, transB);
     }
 
     /**
@@ -246,9 +230,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor matmul(Tensor a, boolean transA, Tensor b, boolean transB) {
-        MM pl = plan("matmul", a, transA, b, transB);
-        Tensor c = ctx.zeros(DType.F32, pl.outShape);
-        gemm(transA, transB, pl.m, pl.n, pl.k, 1f, p(a), pl.strideA, p(b), pl.strideB, 0f, p(c), (long) pl.m * pl.n, pl.batch);
+        OpChecks.Matmul pl = plan("matmul", a, transA, b, transB);
+        Tensor c = ctx.zeros(DType.F32, pl.outShape());
+        gemm(transA, transB, pl.m(), pl.n(), pl.k(), 1f, p(a), pl.strideA(), p(b), pl.strideB(), 0f, p(c), (long) pl.m() * pl.n(), pl.batch());
         fence(a, b);
         return c;
     }
@@ -264,17 +248,17 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor matmulAtPrecision(Tensor a, boolean transA, Tensor b, boolean transB) {
         if (!bf16()) return matmul(a, transA, b, transB);
-        MM pl = plan("matmulAtPrecision", a, transA, b, transB);
-        Tensor c = ctx.zeros(DType.F32, pl.outShape);
-        if (pl.batch == 0 || pl.m == 0 || pl.n == 0 || pl.k == 0) return c;
+        OpChecks.Matmul pl = plan("matmulAtPrecision", a, transA, b, transB);
+        Tensor c = ctx.zeros(DType.F32, pl.outShape());
+        if (pl.batch() == 0 || pl.m() == 0 || pl.n() == 0 || pl.k() == 0) return c;
         Tensor ah = castBf16(a, a.numel()), bh = a == b ? ah : castBf16(b, b.numel());
         ctx.bind();
         Cublas blas = ctx.cublas();
-        int lda = transA ? pl.m : pl.k, ldb = transB ? pl.k : pl.n;
-        long pa = p(ah), pb = p(bh), pc = p(c), mn = (long) pl.m * pl.n;
-        for (int q = 0; q < pl.batch; q++) {
-            blas.gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, pl.n, pl.m, pl.k, 1f, pb + 2 * q * pl.strideB,
-                    Cublas.R_16BF, ldb, pa + 2 * q * pl.strideA, Cublas.R_16BF, lda, 0f, pc + 4 * q * mn, Cublas.R_32F, pl.n, Cublas.COMPUTE_32F);
+        int m = pl.m(), n = pl.n(), k = pl.k(), lda = transA ? m : k, ldb = transB ? k : n;
+        long pa = p(ah), pb = p(bh), pc = p(c), mn = (long) m * n;
+        for (int q = 0; q < pl.batch(); q++) {
+            blas.gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, 1f, pb + 2 * q * pl.strideB(),
+                    Cublas.R_16BF, ldb, pa + 2 * q * pl.strideA(), Cublas.R_16BF, lda, 0f, pc + 4 * q * mn, Cublas.R_32F, n, Cublas.COMPUTE_32F);
         }
         recycle(ah, a == b ? null : bh); // stream-ordered after the GEMMs that read them
         fence(a, b);
@@ -500,10 +484,8 @@ public final class CudaBackend implements Backend {
     public Tensor linear(Tensor x, Tensor w) {
         if (!(bf16() && x != null && x.dtype() == DType.BF16)) f32("linear", "x", x);   // bf16: relu2Operand's, taken as it is
         f32("linear", "w", w);
-        if (w.rank() != 2 || x.rank() < 1 || x.shape(-1) != w.shape(1)) throw bad("linear", "need x (..., in) and W (out, in)", x, w);
+        int[] ys = OpChecks.linear(x, w);
         int out = w.shape(0), in = w.shape(1), rows = x.rows();
-        int[] ys = x.shape();
-        ys[ys.length - 1] = out;
         if (rows == 0 || out == 0 || in == 0) return ctx.zeros(DType.F32, ys);
         return timesWeight(x, w, true, ys);
     }
@@ -533,10 +515,8 @@ public final class CudaBackend implements Backend {
     public Tensor linearBackwardInput(Tensor dy, Tensor w) {
         f32("linearBackwardInput", "dy", dy);
         f32("linearBackwardInput", "w", w);
-        if (w.rank() != 2 || dy.rank() < 1 || dy.shape(-1) != w.shape(0)) throw bad("linearBackwardInput", "need dy (..., out) and W (out, in)", dy, w);
+        int[] xs = OpChecks.linearBackwardInput(dy, w);
         int out = w.shape(0), in = w.shape(1), rows = dy.rows();
-        int[] xs = dy.shape();
-        xs[xs.length - 1] = in;
         if (rows == 0 || in == 0 || out == 0) return ctx.zeros(DType.F32, xs);
         return timesWeight(dy, w, false, xs);
     }
@@ -548,10 +528,7 @@ public final class CudaBackend implements Backend {
         boolean saved = x != null && x.dtype() == DType.BF16;   // a saveForBackward copy (Autograd.shelve's)
         if (!saved) f32(op, "x", x);
         f32(op, "dW", dW);
-        if (dW.rank() != 2 || dy.rank() < 1 || x.rank() < 1 || dy.shape(-1) != dW.shape(0) || x.shape(-1) != dW.shape(1)
-                || dy.rows() != x.rows()) {
-            throw bad(op, "need dy (..., out), x (..., in) with the same rows, dW (out, in)", dy, x, dW);
-        }
+        OpChecks.linearBackwardWeight(dy, x, dW);
         int out = dW.shape(0), in = dW.shape(1), rows = dy.rows();
         writes(dW);
         if (!accumulate) ctx.memset(dW, 0);
@@ -685,12 +662,7 @@ public final class CudaBackend implements Backend {
         f32(op, "x", x);
         f32(op, "cos", cos);
         f32(op, "sin", sin);
-        if (x.rank() != 4 || x.shape(3) % 2 != 0) throw bad(op, "x must be (B, T, H, D) with even D", x);
-        int t = x.shape(1), d = x.shape(3);
-        if (cos.rank() != 2 || !cos.sameShape(sin) || cos.shape(1) != d / 2) throw bad(op, "cos/sin must both be (Tmax, D/2)", x, cos, sin);
-        if (offset < 0 || offset + t > cos.shape(0)) {
-            throw bad(op, "positions " + offset + ".." + (offset + t - 1) + " exceed the tables' " + cos.shape(0) + " rows", x, cos);
-        }
+        OpChecks.rotary(op, x, cos, sin, offset);
     }
 
     /** A kernel's optional pointer argument: the tensor, or a null pointer. */
@@ -779,18 +751,6 @@ public final class CudaBackend implements Backend {
 
     private static final int MAX_RANK = 8;
 
-    /** NumPy broadcast of two shapes, or null. */
-    static int[] broadcastShape(int[] a, int[] b) {
-        int r = Math.max(a.length, b.length);
-        int[] out = new int[r];
-        for (int i = 0; i < r; i++) {
-            int da = i - (r - a.length) >= 0 ? a[i - (r - a.length)] : 1, db = i - (r - b.length) >= 0 ? b[i - (r - b.length)] : 1;
-            if (da != db && da != 1 && db != 1) return null;
-            out[i] = da == 1 ? db : da;
-        }
-        return out;
-    }
-
     /** Element strides of {@code s} as seen from an output of rank r, 0 on broadcast dims. */
     private static int[] bstrides(int[] s, int[] out) {
         int r = out.length;
@@ -807,8 +767,7 @@ public final class CudaBackend implements Backend {
     private Tensor binary(String op, int code, Tensor a, Tensor b) {
         f32(op, "a", a);
         f32(op, "b", b);
-        int[] out = broadcastShape(a.shape(), b.shape());
-        if (out == null) throw bad(op, "shapes do not broadcast", a, b);
+        int[] out = OpChecks.broadcast(op, a, b);
         if (out.length > MAX_RANK) throw bad(op, "rank above " + MAX_RANK, a, b);
         Tensor c = ctx.empty(DType.F32, out);
         if (c.numel() == 0) return c;
@@ -839,10 +798,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor sumToShape(Tensor x, int... shape) {
         f32("sumToShape", "x", x);
-        int[] bs = broadcastShape(x.shape(), shape);
-        if (bs == null || !Arrays.equals(bs, x.shape())) {
-            throw new IllegalArgumentException("sumToShape: " + Arrays.toString(shape) + " does not broadcast to x " + x);
-        }
+        OpChecks.sumToShape(x, shape);
         if (x.rank() > MAX_RANK) throw bad("sumToShape", "rank above " + MAX_RANK, x);
         Tensor out = ctx.empty(DType.F32, shape);
         if (out.numel() == 0) return out;
@@ -914,7 +870,7 @@ public final class CudaBackend implements Backend {
 
     private static void oneElement(String op, String name, Tensor s) {
         f32(op, name, s);
-        if (s.numel() != 1) throw bad(op, name + " must have exactly one element", s);
+        OpChecks.oneElement(op, name, s);
     }
 
     @Override
@@ -971,7 +927,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor clamp(Tensor x, float lo, float hi) {
         f32("clamp", "x", x);
-        if (!(lo <= hi)) throw new IllegalArgumentException("clamp: lo " + lo + " > hi " + hi + " for " + x);
+        OpChecks.clamp(x, lo, hi);
         return unary("clamp", x, OP_CLAMP, lo, hi);
     }
 
@@ -1013,7 +969,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor rowNorms(Tensor x) {
         f32("rowNorms", "x", x);
-        if (x.rank() < 1) throw bad("rowNorms", "needs at least 1 dim", x);
+        OpChecks.rowNorms(x);
         Tensor out = ctx.zeros(DType.F32, dropLast(x));
         if (x.numel() > 0) mod("reduce").launch("row_norms", x.rows(), 1, 1, BLOCK, 0, x, out, x.cols());
         return out;
@@ -1022,7 +978,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor argmax(Tensor x) {
         f32("argmax", "x", x);
-        if (x.rank() < 1 || x.cols() == 0) throw bad("argmax", "needs a non-empty last dim", x);
+        OpChecks.argmax(x);
         Tensor out = ctx.empty(DType.I32, dropLast(x));
         if (x.rows() > 0) mod("reduce").launch("argmax_rows", x.rows(), 1, 1, BLOCK, 0, x, out, x.cols());
         return out;
@@ -1049,11 +1005,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor narrow(Tensor x, int dim, int start, int length) {
         f32("narrow", "x", x);
-        int d = dim("narrow", x, dim);
-        int size = x.shape(d);
-        if (start < 0 || length < 0 || start + length > size) {
-            throw bad("narrow", "range [" + start + ", " + (start + length) + ") outside dim " + d + " of size " + size, x);
-        }
+        int d = OpChecks.narrow(x, dim, start, length), size = x.shape(d);
         int[] s = x.shape();
         s[d] = length;
         Tensor y = ctx.empty(DType.F32, s);
@@ -1064,11 +1016,7 @@ public final class CudaBackend implements Backend {
     @Override
     public Tensor narrowBackward(Tensor dy, int dim, int start, int fullSize) {
         f32("narrowBackward", "dy", dy);
-        int d = dim("narrowBackward", dy, dim);
-        int len = dy.shape(d);
-        if (start < 0 || start + len > fullSize) {
-            throw bad("narrowBackward", "range [" + start + ", " + (start + len) + ") outside full size " + fullSize, dy);
-        }
+        int d = OpChecks.narrowBackward(dy, dim, start, fullSize), len = dy.shape(d);
         int[] s = dy.shape();
         s[d] = fullSize;
         Tensor dx = ctx.zeros(DType.F32, s);
@@ -1078,20 +1026,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public Tensor concat(int dim, Tensor... parts) {
-        if (parts.length == 0) throw new IllegalArgumentException("concat: no tensors");
-        Tensor first = parts[0];
-        int d = dim("concat", first, dim);
-        int total = 0;
-        for (Tensor pt : parts) {
-            f32("concat", "part", pt);
-            if (pt.rank() != first.rank()) throw bad("concat", "ranks differ", parts);
-            for (int i = 0; i < pt.rank(); i++) {
-                if (i != d && pt.shape(i) != first.shape(i)) throw bad("concat", "shapes differ outside dim " + d, parts);
-            }
-            total += pt.shape(d);
-        }
-        int[] s = first.shape();
-        s[d] = total;
+        for (Tensor pt : parts) f32("concat", "part", pt);
+        int[] s = OpChecks.concat(dim, parts);
+        int d = dim("concat", parts[0], dim), total = s[d];
         Tensor out = ctx.empty(DType.F32, s);
         int at = 0;
         for (Tensor pt : parts) {
@@ -1118,15 +1055,8 @@ public final class CudaBackend implements Backend {
         f32(op, "dst", dst);
         f32(op, "src", src);
         writes(dst);
-        int d = dim(op, dst, dim);
-        if (src.rank() != dst.rank()) throw bad(op, "ranks differ", dst, src);
-        for (int i = 0; i < dst.rank(); i++) {
-            if (i != d && src.shape(i) != dst.shape(i)) throw bad(op, "shapes differ outside dim " + d, dst, src);
-        }
+        int d = OpChecks.narrowAssign(op, dst, dim, start, src);
         int len = src.shape(d), size = dst.shape(d);
-        if (start < 0 || start + len > size) {
-            throw bad(op, "range [" + start + ", " + (start + len) + ") outside dim " + d + " of size " + size, dst, src);
-        }
         int[] s = dst.shape();
         copyRuns(src, len, 0, dst, size, start, startAt, len, outer(s, d), inner(s, d));
     }
@@ -1160,10 +1090,8 @@ public final class CudaBackend implements Backend {
     public Tensor embedding(Tensor table, Tensor ids, boolean checkIds) {
         f32("embedding", "table", table);
         idType("embedding", "ids", ids);
-        if (table.rank() != 2) throw bad("embedding", "table must be (V, E)", table, ids);
+        int[] s = OpChecks.embedding(table, ids);
         int v = table.shape(0), e = table.shape(1);
-        int[] s = Arrays.copyOf(ids.shape(), ids.rank() + 1);
-        s[ids.rank()] = e;
         Tensor out = ctx.empty(DType.F32, s);
         if (ids.numel() == 0) return out;
         Tensor bad = flag(1);
@@ -1187,10 +1115,7 @@ public final class CudaBackend implements Backend {
         f32(op, "dy", dy);
         f32(op, "dTable", dTable);
         idType(op, "ids", ids);
-        if (dTable.rank() != 2 || dy.rank() != ids.rank() + 1 || dy.cols() != dTable.shape(1)
-                || !Arrays.equals(Arrays.copyOf(dy.shape(), ids.rank()), ids.shape())) {
-            throw bad(op, "need dy (ids..., E), dTable (V, E)", dy, ids, dTable);
-        }
+        OpChecks.embeddingBackward(dy, ids, dTable);
         if (ids.numel() == 0) return;
         writes(dTable);
         int v = dTable.shape(0);
@@ -1215,15 +1140,7 @@ public final class CudaBackend implements Backend {
         f32(op, "q", q);
         f32(op, "k", k);
         f32(op, "v", v);
-        qkvShapes(op, q, k, v);
-    }
-
-    private static void qkvShapes(String op, Tensor q, Tensor k, Tensor v) {
-        if (q.rank() != 4 || k.rank() != 4 || !k.sameShape(v)) throw bad(op, "need q (B,T,H,D), k and v (B,T,KV,D)", q, k, v);
-        if (q.shape(0) != k.shape(0) || q.shape(1) != k.shape(1) || q.shape(3) != k.shape(3)
-                || k.shape(2) == 0 || q.shape(2) % k.shape(2) != 0) {
-            throw bad(op, "B, T, D must match and H must be a multiple of KV", q, k, v);
-        }
+        OpChecks.qkv(op, q, k, v);
     }
 
     /** Query (or key) rows per attention block, at every head dim: ptxas reports no spill for it (KernelCompileTest). */
@@ -1354,8 +1271,8 @@ public final class CudaBackend implements Backend {
         f32(op, "y", y);
         f32(op, "lse", lse);
         f32(op, "dy", dy);
+        OpChecks.attentionBackward(op, q, y, lse, dy);
         int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
-        if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
         OpChecks.attention("backward", b, t, h, kv, d, scale);
         String pass = tcPass("bwd", window, t);
         TensorCoreAttention.Use use = aligned16(q, k, v, dy) ? tcAttention.use(pass, d, precision) : TensorCoreAttention.Use.FP32;
@@ -1377,11 +1294,11 @@ public final class CudaBackend implements Backend {
         boolean all = isSaved(q) && isSaved(k) && isSaved(v) && isSaved(y);
         if (all) {
             for (Tensor t : new Tensor[] {q, k, v, y}) onDevice(op, "a saved input", t);
-            qkvShapes(op, q, k, v);
+            OpChecks.qkv(op, q, k, v);
             f32(op, "lse", lse);
             f32(op, "dy", dy);
+            OpChecks.attentionBackward(op, q, y, lse, dy);
             int b = q.shape(0), t = q.shape(1), h = q.shape(2), kv = k.shape(2), d = q.shape(3);
-            if (!y.sameShape(q) || !dy.sameShape(q) || !lse.hasShape(b, h, t)) throw bad(op, "need y, dy like q and lse (B,H,T)", q, y, dy, lse);
             OpChecks.attention("backward", b, t, h, kv, d, scale);
             if (aligned16(q, k, v, dy) && tcAttention.use(tcPass("bwd", window, t), d, precision) == TensorCoreAttention.Use.TC) {
                 return tcBackward(q, k, v, y, lse, dy, window, scale);
@@ -1497,8 +1414,7 @@ public final class CudaBackend implements Backend {
         f32(op, "q", q);
         f32(op, "kCache", kCache);
         f32(op, "vCache", vCache);
-        if (q.rank() != 4 || kCache.rank() != 4 || !kCache.sameShape(vCache)) throw bad(op, "need q (B,Tq,H,D), caches (B,Tmax,KV,D)", q, kCache, vCache);
-        if (kCache.shape(0) != q.shape(0) || kCache.shape(3) != q.shape(3)) throw bad(op, "B and D of q and the caches must match", q, kCache, vCache);
+        OpChecks.caches(op, q, kCache, vCache);
     }
 
     @Override
@@ -1598,7 +1514,7 @@ public final class CudaBackend implements Backend {
 
     private void checkTargets(String op, Tensor targets, int n, Tensor other) {
         idType(op, "targets", targets);
-        if (targets.rank() != 1 || targets.shape(0) != n) throw bad(op, "targets must be (" + n + ")", other, targets);
+        OpChecks.targets(op, targets, n, other);
     }
 
     private int countValid(Tensor targets) {
@@ -1640,7 +1556,7 @@ public final class CudaBackend implements Backend {
     public Loss crossEntropy(Tensor logits, Tensor targets, float cap, Reduction reduction, boolean withGrad) {
         String op = "crossEntropy";
         f32(op, "logits", logits);
-        if (logits.rank() != 2 || logits.shape(1) == 0) throw bad(op, "logits must be (N, V) with V > 0", logits, targets);
+        OpChecks.logits(op, logits, targets);
         int n = logits.shape(0), v = logits.shape(1);
         checkTargets(op, targets, n, logits);
         int count = reduction == Reduction.MEAN ? countValid(targets) : 0;
@@ -1714,7 +1630,7 @@ public final class CudaBackend implements Backend {
         checkLinearCe(op, x, w, vocab);
         checkTargets(op, targets, x.shape(0), x);
         f32(op, "rowGrad", rowGrad);
-        if (rowGrad.numel() != x.shape(0)) throw bad(op, "rowGrad must have N elements", x, rowGrad);
+        OpChecks.rowGrad(op, x, rowGrad);
         return linearCe(op, x, w, targets, vocab, cap, 0f, rowGrad, true);
     }
 

@@ -13,6 +13,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Random;
 import java.util.function.DoubleUnaryOperator;
 import nanochat4j.tensor.Backend;
+import nanochat4j.tensor.OpChecks;
 import nanochat4j.tensor.Tensor;
 import org.junit.jupiter.api.Test;
 
@@ -83,7 +84,7 @@ class ElementwiseOpsTest {
         };
         for (int[][] cs : cases) {
             Tensor a = randT(r, 2f, cs[0]), bb = randT(r, 2f, cs[1]);
-            int[] out = Broadcast.shape(cs[0], cs[1]);
+            int[] out = OpChecks.broadcastShape(cs[0], cs[1]);
             double[][] ref = refBinary(d(a), cs[0], d(bb), cs[1], out);
             String name = java.util.Arrays.toString(cs[0]) + " ∘ " + java.util.Arrays.toString(cs[1]);
             Tensor sum = be.add(a, bb);

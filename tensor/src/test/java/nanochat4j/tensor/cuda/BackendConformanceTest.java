@@ -572,6 +572,70 @@ class BackendConformanceTest {
         }
     }
 
+    /**
+     * Bad shapes get the same message from every backend (OpChecks holds each op's shape rules): each call here is
+     * refused on the CPU and on this backend, with one message but for the device the tensors name.
+     */
+    @ParameterizedTest
+    @MethodSource("backends")
+    void badShapesGetTheSameMessageOnEveryBackend(String name) {
+        Backend be = backend(name), cpu = Backend.cpu();
+        String[] cases = {"matmul 1-d", "matmul inner", "matmul batch", "linear", "linearBackwardInput", "linearBackwardWeight", "rotary odd D",
+                "rotary tables", "rotary positions", "add", "sumToShape", "lambdaMix", "clamp", "rowNorms", "argmax", "narrow", "narrowBackward",
+                "concat none", "concat ranks", "concat shapes", "narrowAssign shapes", "narrowAssign range", "embedding", "embeddingBackward",
+                "attention qkv", "attentionBackward lse", "attentionCached caches", "attentionCached GQA", "attentionCached overflow",
+                "crossEntropy logits", "crossEntropy targets", "linearSoftcapCrossEntropyBackward rowGrad"};
+        for (String c : cases) {
+            String want = refusal(cpu, c), got = refusal(be, c);
+            assertTrue(want.contains(":"), c + ": " + want);
+            assertEquals(want, got.replace(" " + Device.CUDA, ""), c);
+        }
+    }
+
+    /** The message {@code be} refuses the bad call {@code c} with. */
+    private static String refusal(Backend be, String c) {
+        Tensor m23 = up(be, Tensor.zeros(2, 3)), m45 = up(be, Tensor.zeros(4, 5)), v4 = up(be, Tensor.zeros(4));
+        Tensor x = up(be, Tensor.zeros(1, 2, 2, 4)), k = up(be, Tensor.zeros(1, 2, 1, 4)), cs = up(be, Tensor.zeros(8, 2));
+        Tensor ids = up(be, Tensor.ofInts(new int[] {0, 1}, 2)), one = up(be, Tensor.scalar(1f));
+        Executable call = switch (c) {
+            case "matmul 1-d" -> () -> be.matmul(v4, false, m23, false);
+            case "matmul inner" -> () -> be.matmul(m23, false, m45, false);
+            case "matmul batch" -> () -> be.matmul(up(be, Tensor.zeros(2, 2, 3)), false, up(be, Tensor.zeros(3, 3, 2)), false);
+            case "linear" -> () -> be.linear(m23, m45);
+            case "linearBackwardInput" -> () -> be.linearBackwardInput(m23, m45);
+            case "linearBackwardWeight" -> () -> be.linearBackwardWeight(m23, up(be, Tensor.zeros(3, 5)), up(be, Tensor.zeros(3, 5)), false);
+            case "rotary odd D" -> () -> be.rotary(up(be, Tensor.zeros(1, 2, 1, 3)), cs, cs, 0);
+            case "rotary tables" -> () -> be.rotary(x, up(be, Tensor.zeros(8, 3)), cs, 0);
+            case "rotary positions" -> () -> be.rotary(x, cs, cs, 7);
+            case "add" -> () -> be.add(m23, v4);
+            case "sumToShape" -> () -> be.sumToShape(m23, 4);
+            case "lambdaMix" -> () -> be.lambdaMix(up(be, Tensor.zeros(2)), m23, one, m23);
+            case "clamp" -> () -> be.clamp(m23, 1f, -1f);
+            case "rowNorms" -> () -> be.rowNorms(one);
+            case "argmax" -> () -> be.argmax(up(be, Tensor.zeros(2, 0)));
+            case "narrow" -> () -> be.narrow(m23, 1, 2, 2);
+            case "narrowBackward" -> () -> be.narrowBackward(m23, 1, 2, 4);
+            case "concat none" -> () -> be.concat(0);
+            case "concat ranks" -> () -> be.concat(0, m23, v4);
+            case "concat shapes" -> () -> be.concat(0, m23, m45);
+            case "narrowAssign shapes" -> () -> be.narrowAssign(m45, 1, 0, m23);
+            case "narrowAssign range" -> () -> be.narrowAssign(up(be, Tensor.zeros(2, 4)), 1, 2, m23);
+            case "embedding" -> () -> be.embedding(v4, ids);
+            case "embeddingBackward" -> () -> be.embeddingBackward(m23, ids, m45);
+            case "attention qkv" -> () -> be.attention(x, up(be, Tensor.zeros(1, 3, 1, 4)), up(be, Tensor.zeros(1, 3, 1, 4)), -1, 0.5f);
+            case "attentionBackward lse" -> () -> be.attentionBackward(x, k, k, x, up(be, Tensor.zeros(1, 2, 3)), x, -1, 0.5f);
+            case "attentionCached caches" -> () -> be.attentionCached(x, up(be, Tensor.zeros(1, 8, 1, 2)), up(be, Tensor.zeros(1, 8, 1, 2)), 0, -1, 0.5f);
+            case "attentionCached GQA" -> () -> be.attentionCached(up(be, Tensor.zeros(1, 1, 3, 4)), up(be, Tensor.zeros(1, 8, 2, 4)),
+                    up(be, Tensor.zeros(1, 8, 2, 4)), 0, -1, 0.5f);
+            case "attentionCached overflow" -> () -> be.attentionCached(x, up(be, Tensor.zeros(1, 8, 1, 4)), up(be, Tensor.zeros(1, 8, 1, 4)), 7, -1, 0.5f);
+            case "crossEntropy logits" -> () -> be.crossEntropy(v4, ids, 15f, Reduction.MEAN, false);
+            case "crossEntropy targets" -> () -> be.crossEntropy(m23, up(be, Tensor.ofInts(new int[] {0, 1, 2}, 3)), 15f, Reduction.MEAN, false);
+            case "linearSoftcapCrossEntropyBackward rowGrad" -> () -> be.linearSoftcapCrossEntropyBackward(m23, up(be, Tensor.zeros(8, 3)), ids, 8, 15f, v4);
+            default -> throw new IllegalArgumentException("no such case " + c);
+        };
+        return assertThrows(IllegalArgumentException.class, call, c + " on " + be.device()).getMessage();
+    }
+
     /** Every backend refuses an empty attention (it would leave lse unwritten) and a scale that is not finite and positive. */
     @ParameterizedTest
     @MethodSource("backends")
