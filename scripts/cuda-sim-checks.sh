@@ -39,7 +39,7 @@ if [ ${#selection[@]} -eq 0 ]; then
   # gpu-check.sh's conformance and train-extras stages, and the backend's own GPU tests (NvrtcCompileTest and
   # KernelCompileTest check real NVRTC's PTX and nvcc's cubins: cuda-host-checks.sh runs them)
   tests="CudaSimulatorTest,CudaGraphTest,BackendConformanceTest,Bf16MatmulConformanceTest,CudaBackendTest,PyTorchFixturesConformanceTest,TensorCoreGemmTest"
-  tests="$tests,DeterministicScatterTest,CudaOutOfMemoryTest,DeviceTensorTest,Bf16WeightCacheTest,UploadedIdsTest"
+  tests="$tests,DeterministicScatterTest,CudaOutOfMemoryTest,DeviceTensorTest,Bf16WeightCacheTest,UploadedIdsTest,KernelProfileTest"
   tests="$tests,GPTCudaTest,GpuTrainStepTest,GpuAdamWTest,DeviceMuonTest,OverlappedGradReduceTest,CudaDecodeHostWaitsTest,CudaTrainStepHostWaitsTest"
   tests="$tests,BaseTrainTest#resumingOnTheGpuIsExact,DataParallelTrainTest#twoGpuWorkersOnOneGpuEqualOneGpuProcess"
   tests="$tests,RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere"

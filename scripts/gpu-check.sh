@@ -15,7 +15,8 @@
 #      each step replayed from a CUDA graph and, again, launched kernel by kernel (the launch cost per step)
 #   6. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
 #      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi, and
-#      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes)
+#      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes), and
+#      where the last step's device time went, kernel by kernel (--profile-step; that step is left out of the medians)
 #   7. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
 #      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
 #   then `bench gpu-targets` (seconds): issues 20-21's targets beside what this run measured, ours against nanochat's,
@@ -153,7 +154,8 @@ elif t=$(stage conformance 110); then
     --select-class nanochat4j.train.optim.GpuTrainStepTest --select-class nanochat4j.train.optim.GpuAdamWTest \
     --select-class nanochat4j.train.optim.DeviceMuonTest --select-class nanochat4j.train.collective.OverlappedGradReduceTest \
     --select-class nanochat4j.train.CudaDecodeHostWaitsTest --select-class nanochat4j.tensor.cuda.CudaSimulatorTest \
-    --select-class nanochat4j.tensor.cuda.CudaGraphTest --select-class nanochat4j.train.CudaTrainStepHostWaitsTest
+    --select-class nanochat4j.tensor.cuda.CudaGraphTest --select-class nanochat4j.train.CudaTrainStepHostWaitsTest \
+    --select-class nanochat4j.tensor.cuda.KernelProfileTest
 else
   failed=1 # a test stage that did not run is not a pass
 fi
@@ -212,14 +214,17 @@ if (want base-train || want d24 || want allreduce) && [ "$trainrc" -eq 0 ] && t=
   NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" tok-train --data "$base/data" --vocab-size 32768 \
     >> "$log" 2>&1 && tokok=1 || { trainrc=$?; say "tok-train failed (exit $trainrc)"; json "{\"kind\":\"tok-train\",\"exit\":$trainrc}"; }
 fi
-# median of a figure over a training log's steps after the first five (they compile kernels and time the GEMM choices):
-# med LOG SED-PATTERN (one \(…\) group); "null" when no step got that far
+# median of a figure over a training log's steps after the first five (they compile kernels and time the GEMM choices),
+# the profiled one left out (its events slow it a little): med LOG SED-PATTERN (one \(…\) group) [PROFILED-STEP];
+# "null" when no step got that far
 med() {
-  grep -E '^(\[rank 0\] )?step [0-9]+/' "$1" | sed -E 's/^\[rank 0\] //' | awk -F'[ /]' '$2 + 0 > 5' | sed -n "s/.*$2.*/\\1/p" | tr -d , \
+  grep -E '^(\[rank 0\] )?step [0-9]+/' "$1" | sed -E 's/^\[rank 0\] //' | awk -F'[ /]' -v p="${3:-0}" '$2 + 0 > 5 && $2 + 0 != p' \
+    | sed -n "s/.*$2.*/\\1/p" | tr -d , \
     | sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "null" }'
 }
 # train KIND SECONDS LOG DEPTH BATCH STEPS [launch --nproc N]: base-train --device cuda in bf16 at batch BATCH x 2048 (one
-# micro-step a rank and step), its JSON line (medians, peak memory by nvidia-smi and by our allocator), trainrc
+# micro-step a rank and step), its JSON line (medians, peak memory by nvidia-smi and by our allocator), trainrc; the
+# last step's device time by kernel (--profile-step) to the log, its top lines to the summary
 train() {
   local kind=$1 t=$2 blog=$3 depth=$4 batch=$5 steps=$6 ranks=1 peak dt tok mfu n tensors flushes waited
   shift 6
@@ -228,13 +233,13 @@ train() {
   NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" "$@" base-train --device cuda --precision bf16 \
     --depth "$depth" --head-dim 128 --window-pattern SSSL --device-batch-size "$batch" --max-seq-len 2048 \
     --total-batch-size $((ranks * batch * 2048)) --num-iterations "$steps" --warmup-steps 5 --eval-every -1 --core-metric-every -1 \
-    --sample-every -1 --data "$base/data" --checkpoint-dir "$base/ckpt-$kind-d$depth" > "$blog" 2>&1
+    --sample-every -1 --data "$base/data" --checkpoint-dir "$base/ckpt-$kind-d$depth" --profile-step "$steps" > "$blog" 2>&1
   trainrc=$?
   peak=$(smi_peak)
   cat "$blog" >> "$log"
-  dt=$(med "$blog" 'dt: \([0-9.]*\)ms')
-  tok=$(med "$blog" 'tok\/sec: \([0-9,]*\)')
-  mfu=$(med "$blog" 'mfu: \([0-9.]*\)%')
+  dt=$(med "$blog" 'dt: \([0-9.]*\)ms' "$steps")
+  tok=$(med "$blog" 'tok\/sec: \([0-9,]*\)' "$steps")
+  mfu=$(med "$blog" 'mfu: \([0-9.]*\)%' "$steps")
   n=$(grep -cE '^(\[rank 0\] )?step [0-9]+/' "$blog")
   # the allocator's own figures (nanochat's gpu-nanochat-bench.py reports torch.cuda.max_memory_allocated, the first)
   tensors=$(sed -En 's/^(\[rank 0\] )?Peak device memory: ([0-9.]*) GiB in tensors.*/\2/p' "$blog" | tail -n 1)
@@ -245,6 +250,9 @@ train() {
   # a kernel of ours the first-use checks turned down (attention's wgmma or mma.sync, a GEMM tile): named here
   # (not the JVM's own "WARNING: Using incubator modules" line)
   grep -E 'WARNING|differs? from the fp32' "$blog" | grep -v 'incubator modules' | head -n 8 | while IFS= read -r line; do say "$kind: $line"; done
+  # where the profiled step's device time went: its header and the ten longest kernels (all of them in the log)
+  awk '{ sub(/^\[rank 0\] /, "") } /^Device time of step/ { on = 1; print; next } on && /^  / { print; next } { on = 0 }' "$blog" \
+    | head -n 12 | while IFS= read -r line; do say "$kind d$depth: $line"; done
   [ "$trainrc" -eq 0 ] || failed=1
 }
 gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ')

@@ -1,5 +1,6 @@
 package nanochat4j.tensor;
 
+import java.util.List;
 import nanochat4j.tensor.cpu.CpuBackend;
 
 /**
@@ -484,6 +485,22 @@ public interface Backend {
 
         private static final double GIB = 1024.0 * 1024 * 1024;
     }
+
+    /**
+     * Starts timing every kernel this backend queues, for {@link #stopProfile}: a GPU backend's (CUDA events around each
+     * launch); false where there is nothing to time that way (the CPU backend runs its ops as they are called).
+     */
+    default boolean startProfile() {
+        return false;
+    }
+
+    /** Waits for the work queued since {@link #startProfile} and returns its device time by kernel, the longest first. */
+    default List<KernelTime> stopProfile() {
+        return List.of();
+    }
+
+    /** A kernel's (or cuBLAS call's) share of a profiled stretch: how often it ran and its milliseconds in all. */
+    record KernelTime(String name, int calls, double ms) {}
 
     record RotaryTables(Tensor cos, Tensor sin) {}
 

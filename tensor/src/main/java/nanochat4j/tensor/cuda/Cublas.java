@@ -35,6 +35,15 @@ public final class Cublas implements AutoCloseable {
     private final Api calls;
     private final MemorySegment handle;
     private final OutOfMemory memory;
+    private final Timed timed;
+
+    /** How a call is queued: as it is, or between a profile's events ({@link CudaContext#startProfile}). */
+    @FunctionalInterface
+    public interface Timed {
+        void queue(String name, Runnable call);
+
+        Timed UNTIMED = (name, call) -> call.run();
+    }
 
     /** What a call does when cuBLAS finds no device memory for its workspace: free our cache, ask how much is free. */
     public record OutOfMemory(Runnable freeCached, Supplier<long[]> memoryInfo) {
@@ -72,12 +81,22 @@ public final class Cublas implements AutoCloseable {
      * that finds no memory for cuBLAS's workspace frees {@code memory}'s cache and tries once more.
      */
     public Cublas(MemorySegment stream, OutOfMemory memory) {
-        this(api(), stream, memory);
+        this(api(), stream, memory, Timed.UNTIMED);
+    }
+
+    /** The same, each call queued through {@code timed} (a context's profile). */
+    public Cublas(MemorySegment stream, OutOfMemory memory, Timed timed) {
+        this(api(), stream, memory, timed);
     }
 
     Cublas(Api calls, MemorySegment stream, OutOfMemory memory) {
+        this(calls, stream, memory, Timed.UNTIMED);
+    }
+
+    private Cublas(Api calls, MemorySegment stream, OutOfMemory memory, Timed timed) {
         this.calls = calls;
         this.memory = memory;
+        this.timed = timed;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment p = a.allocate(P);
             check("cublasCreate", (int) calls.create.invokeExact(p));
@@ -156,6 +175,10 @@ public final class Cublas implements AutoCloseable {
 
     /** {@code call}, once more after freeing the cache if cuBLAS found no memory for its workspace; then checked. */
     private void run(String call, Call c) {
+        timed.queue(call, () -> runUntimed(call, c));
+    }
+
+    private void runUntimed(String call, Call c) {
         int status = CudaContext.retryOnOutOfMemory(() -> {
             int s;
             try {

@@ -109,6 +109,17 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public boolean startProfile() {
+        ctx.startProfile();
+        return true;
+    }
+
+    @Override
+    public List<KernelTime> stopProfile() {
+        return ctx.stopProfile();
+    }
+
+    @Override
     public String describe() {
         return "CUDA (" + ctx.describe() + ")";
     }

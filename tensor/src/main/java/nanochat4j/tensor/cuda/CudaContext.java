@@ -135,8 +135,35 @@ public final class CudaContext {
     }
 
     private synchronized Cublas mainCublas() {
-        if (cublas == null) cublas = new Cublas(stream, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo));
+        if (cublas == null) cublas = new Cublas(stream, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo), this::timed);
         return cublas;
+    }
+
+    // ------------------------------------------------------------------ profile
+
+    private volatile KernelProfile profile;
+
+    /** Starts timing each kernel, cuBLAS call and graph launch queued on the stream ({@link KernelProfile}). */
+    public synchronized void startProfile() {
+        if (profile != null) throw new IllegalStateException("CUDA: a profile is already on");
+        bind();
+        profile = new KernelProfile(driver, stream);
+    }
+
+    /** Ends the profile: the device time of what was queued since {@link #startProfile}, by kernel (empty when none was on). */
+    public synchronized List<Backend.KernelTime> stopProfile() {
+        KernelProfile p = profile;
+        profile = null;
+        if (p == null) return List.of();
+        bind();
+        return p.finish();
+    }
+
+    /** Queues {@code work} (one launch), timed under {@code name} while a profile is on and this thread is not recording. */
+    void timed(String name, Runnable work) {
+        KernelProfile p = profile;
+        if (p == null || capture.get() != null) work.run();
+        else p.time(name, work);
     }
 
     /** Waits for everything queued on the stream (every copy to or from the host does; counted, see {@link #hostWaits}). */
@@ -443,7 +470,7 @@ public final class CudaContext {
         public void launch() {
             if (kept == null) throw new IllegalStateException("CUDA graph: launched after close");
             bind();
-            driver.graphLaunch(exec, stream());
+            timed("CUDA graph", () -> driver.graphLaunch(exec, stream()));
         }
 
         /** Destroys the graph; its buffers go back to the pool once nothing else holds them. */
@@ -512,10 +539,10 @@ public final class CudaContext {
                     };
                     params.setAtIndex(ValueLayout.ADDRESS, i, v);
                 }
-                retryOnOutOfMemory(() -> {
+                timed(fn, () -> retryOnOutOfMemory(() -> {
                     driver.launch(fn, f, gx, gy, gz, block, 1, 1, sharedBytes, stream(), params);
                     return null;
-                }, CudaContext.this::freeCached);
+                }, CudaContext.this::freeCached));
             } finally {
                 Reference.reachabilityFence(args);
             }

@@ -95,6 +95,9 @@ public final class BaseTrainOptions {
     @Option(names = "--overlap-reduce", defaultValue = "auto",
             description = "several ranks: average the gradients while the backward runs, then an unsharded optimizer on every rank (on), or ZeRO-2 reduce-scatter after it (off); auto = on for cuda (default: ${DEFAULT-VALUE})")
     public String overlapReduce;
+    @Option(names = "--profile-step", defaultValue = "-1",
+            description = "on CUDA: time every kernel of optimizer step N (CUDA events around each launch) and print where the step's device time went, -1 = off (default: ${DEFAULT-VALUE})")
+    public int profileStep;
 
     /** Whether a job of {@code world} ranks on {@code device} overlaps its gradient all-reduce with the backward pass. */
     public boolean overlapReduce(int world, Device device) {
@@ -119,10 +122,10 @@ public final class BaseTrainOptions {
     /**
      * Every flag by nanochat's argument name, for the meta file's {@code user_config}; --model-tag as resolved, --device
      * under nanochat's name. Left out: where this machine keeps the eval bundle and the checkpoints (--data stays:
-     * base-eval reads it to score the data the model was trained on).
+     * base-eval reads it to score the data the model was trained on), and the profiled step (a diagnostic).
      */
     public Map<String, Object> userConfig() {
-        Map<String, Object> m = UserConfig.of(this, Set.of("--bundle", "--checkpoint-dir"));
+        Map<String, Object> m = UserConfig.of(this, Set.of("--bundle", "--checkpoint-dir", "--profile-step"));
         m.put("model_tag", tag());
         m.put("device_type", m.remove("device"));
         return m;

@@ -243,6 +243,7 @@ final class BaseTrainRun {
                 if (last) break;
 
                 long t0 = System.nanoTime();
+                boolean profiled = startProfile(state.step() + 1);
                 float trainLoss = forwardBackward(train);
                 enter("the gradient all-reduce of step " + (state.step() + 1));
                 double waited = overlap == null ? 0 : overlap.await();
@@ -253,7 +254,10 @@ final class BaseTrainRun {
                 enter("the optimizer step of step " + (state.step() + 1));
                 opt.step();
                 opt.zeroGrad();
-                logStep(trainLoss, lrm, (System.nanoTime() - t0) / 1e9, waited);
+                double dt = (System.nanoTime() - t0) / 1e9;
+                List<Backend.KernelTime> kernels = profiled ? model.backend().stopProfile() : null;
+                logStep(trainLoss, lrm, dt, waited);
+                if (kernels != null && master) out.print(StepProfile.table(state.step(), kernels, dt * 1e3));
             }
             bar.clear();
         } catch (CudaOutOfMemoryException e) {
@@ -338,6 +342,14 @@ final class BaseTrainRun {
     private boolean saveDue() {
         int step = state.step();
         return step > 0 && step != o.resume.resumeFromStep && o.saveEvery > 0 && step % o.saveEvery == 0;
+    }
+
+    /** Whether step {@code step} (counted from 1) is --profile-step's and its kernels are now being timed. */
+    private boolean startProfile(int step) {
+        if (step != o.profileStep) return false;
+        if (model.backend().startProfile()) return true;
+        if (master) out.println("--profile-step " + step + ": per-kernel device times need a GPU (--device cuda); the CPU runs each op as it is called, and a JFR recording shows where its time goes");
+        return false;
     }
 
     /** The step's log line, progress bar and metrics line; advances the loop state. */

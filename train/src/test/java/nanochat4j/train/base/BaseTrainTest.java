@@ -162,7 +162,7 @@ class BaseTrainTest {
         boolean cuda = List.of(device).contains("--device=cuda") && StandInCuda.gpu(); // the real one: its precision and GEMM choices
         MatmulPrecision before = cuda ? CudaBackend.get().matmulPrecision() : null;
         ByteArrayOutputStream log = new ByteArrayOutputStream();
-        BaseTrain.Result straight = run(options(tmp.resolve("a"), device), log);
+        BaseTrain.Result straight = run(options(tmp.resolve("a"), concat(device, "--profile-step=2")), log);
         if (cuda) assertEquals(before, CudaBackend.get().matmulPrecision(), "the run's --precision ends with the run");
         assertEquals(6, straight.trainLosses().size());
         assertEquals(6, straight.finalStep());
@@ -176,6 +176,14 @@ class BaseTrainTest {
         // on a device, the allocator's peak (as nanochat's max_memory_allocated); on the CPU no such line
         assertEquals(device.length > 0, out.contains("\nActivations kept for the backward: bf16 (--no-bf16-activations: fp32)\n"), out);
         assertEquals(device.length > 0, out.matches("(?s).*\nPeak device memory: [0-9.]+ GiB in tensors, [0-9.]+ GiB reserved from the driver; [0-9]+ pool flush(es)?\n.*"), out);
+        // --profile-step (and the unprofiled first half below gives the same losses): on a GPU, step 2's kernels by
+        // device time; elsewhere (the CPU, the stand-in) a line that says why not
+        if (cuda) {
+            assertTrue(out.matches("(?s).*\nDevice time of step 2 by kernel \\(CUDA events around each of its [0-9,]+ launches\\): [0-9.]+ ms busy.*"), out);
+            assertTrue(out.contains("  share  calls  kernel\n") && out.contains("cublasGemmEx("), out);
+        } else {
+            assertTrue(out.contains("--profile-step 2: per-kernel device times need a GPU (--device cuda)"), out);
+        }
         // loss goes down from the uniform-guess start (ln 257 = 5.55) within 6 steps
         assertTrue(straight.trainLosses().getFirst() > 5.0 && straight.trainLosses().getLast() < straight.trainLosses().getFirst(),
                 straight.trainLosses().toString());
