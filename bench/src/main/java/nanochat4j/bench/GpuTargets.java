@@ -136,7 +136,9 @@ public final class GpuTargets implements Callable<Integer> {
         JsonNode ours = oursDecode(rows);
         if (ours == null || !ours.has("launch_ms_per_step")) return missing(20, name, goal, "bench infer --device cuda --depth 20");
         String measured = String.format(Locale.ROOT, "launching kernel by kernel costs %.3f ms a step (%.3f ms a step issued so, %.3f replayed "
-                + "as a CUDA graph)", ours.path("launch_ms_per_step").asDouble(), ours.path("issued_ms_per_step").asDouble(), ours.path("ms_per_step").asDouble());
+                + "as a CUDA graph%s)", ours.path("launch_ms_per_step").asDouble(), ours.path("issued_ms_per_step").asDouble(), ours.path("ms_per_step").asDouble(),
+                ours.path("device_busy_ms_per_step").isNumber()
+                        ? String.format(Locale.ROOT, "; its kernels keep the device busy %.3f ms of it", ours.path("device_busy_ms_per_step").asDouble()) : "");
         return new Target(20, name, goal, measured, Verdict.MET);
     }
 

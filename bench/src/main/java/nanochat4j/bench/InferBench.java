@@ -2,6 +2,7 @@ package nanochat4j.bench;
 
 import java.io.PrintStream;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
@@ -32,7 +33,8 @@ import picocli.CommandLine.Option;
  * the linear layers at {@code --precision} (bf16 by default, as nanochat's engine under autocast: each weight's bf16
  * copy made once and kept); the logits come down once per step, and greedy picks on the host as {@code chat} does.
  * There each cache's decode steps are recorded once and replayed (a CUDA graph per step); batch 1 is timed also with
- * every kernel launched one by one, and the difference per step is what launching costs.
+ * every kernel launched one by one, and the difference per step is what launching costs; one more such run with each
+ * kernel timed by CUDA events says where a step's device time goes ({@code decode_kernels}, the longest first).
  */
 @Command(name = "infer", mixinStandardHelpOptions = true,
         description = "Time KV-cache prefill and decode (tokens/s, weight GB/s vs memory bandwidth).")
@@ -103,8 +105,17 @@ public final class InferBench implements Callable<Integer> {
             // them costs the host per step, which the recorded steps (CUDA graphs) save
             model.recordDecodeSteps(false);
             double issued = decodeTokens / median(() -> decode(model, prompt, 1));
+            // once more, each kernel timed (CUDA events): where a decode step's device time goes
+            List<Backend.KernelTime> kernels = List.of();
+            if (model.backend().startProfile()) {
+                try {
+                    decode(model, prompt, 1);
+                } finally {
+                    kernels = model.backend().stopProfile();
+                }
+            }
             model.recordDecodeSteps(true);
-            reportCuda(model, prefill, tps1, issued, tps8);
+            reportCuda(model, prefill, tps1, issued, tps8, kernels);
             return 0;
         }
         // Bytes a decode step reads: every streamed matrix at its dtype (+ embedding rows) plus the KV cache at mid-decode.
@@ -133,15 +144,30 @@ public final class InferBench implements Callable<Integer> {
      * The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab
      * logits down. Batch-1 decode twice: replayed from a recording (the default) and issued kernel by kernel.
      */
-    private void reportCuda(GPT model, double prefill, double tps1, double issued, double tps8) {
+    /** Kernels of the profiled decode run reported, the longest first. */
+    static final int TOP_KERNELS = 12;
+
+    /**
+     * The CUDA figures; {@code kernels} the device time of one batch-1 run launched kernel by kernel (its prompt's
+     * prefill and {@link #decodeTokens} steps), reported per decode step.
+     */
+    private void reportCuda(GPT model, double prefill, double tps1, double issued, double tps8, List<Backend.KernelTime> kernels) {
         GPTConfig cfg = model.config();
         String gpu = model.backend().describe();
         double launchMs = 1e3 / issued - 1e3 / tps1;
+        List<Backend.KernelTime> top = kernels.subList(0, Math.min(TOP_KERNELS, kernels.size()));
+        double busy = kernels.stream().mapToDouble(Backend.KernelTime::ms).sum() / decodeTokens;
         if (json) {
+            StringBuilder k = new StringBuilder();
+            for (Backend.KernelTime t : top) {
+                k.append(k.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "{\"name\": \"%s\", \"calls_per_step\": %.2f, \"ms_per_step\": %.4f}",
+                        t.name(), (double) t.calls() / decodeTokens, t.ms() / decodeTokens));
+            }
             out.printf(Locale.ROOT, "{\"device\": \"cuda\", \"gpu\": \"%s\", \"precision\": \"%s\", \"depth\": %d, \"head_dim\": %d, "
                     + "\"prefill_ms\": %.3f, \"decode_tok_per_sec\": %.1f, \"batch8_tok_per_sec\": %.1f, \"ms_per_step\": %.3f, "
-                    + "\"issued_tok_per_sec\": %.1f, \"issued_ms_per_step\": %.3f, \"launch_ms_per_step\": %.3f}%n", gpu,
-                    precision.get().flag(), depth, headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1, issued, 1e3 / issued, launchMs);
+                    + "\"issued_tok_per_sec\": %.1f, \"issued_ms_per_step\": %.3f, \"launch_ms_per_step\": %.3f, \"device_busy_ms_per_step\": %s, "
+                    + "\"decode_kernels\": [%s]}%n", gpu, precision.get().flag(), depth, headDim, prefill * 1e3, tps1, tps8, 1e3 / tps1, issued,
+                    1e3 / issued, launchMs, kernels.isEmpty() ? "null" : String.format(Locale.ROOT, "%.4f", busy), k);
         } else {
             out.printf(Locale.ROOT, "model d%d (C=%d, %d layers, head dim %d, vocab %d) on %s, linear layers in %s%n", depth, cfg.nEmbd(),
                     cfg.nLayer(), headDim, vocab, gpu, precision.get().flag());
@@ -149,6 +175,12 @@ public final class InferBench implements Callable<Integer> {
             out.printf(Locale.ROOT, "decode batch 1      %8.1f tok/s (%.3f ms per step, each step one CUDA graph)%n", tps1, 1e3 / tps1);
             out.printf(Locale.ROOT, "  kernel by kernel  %8.1f tok/s (%.3f ms per step: launching costs %.3f ms a step)%n", issued, 1e3 / issued, launchMs);
             out.printf(Locale.ROOT, "decode batch 8      %8.1f tok/s%n", tps8);
+            if (!kernels.isEmpty()) {
+                out.printf(Locale.ROOT, "device time of a batch-1 decode step, kernel by kernel (CUDA events): %.3f ms busy%n", busy);
+                for (Backend.KernelTime t : top) {
+                    out.printf(Locale.ROOT, "  %8.4f ms %6.2f calls  %s%n", t.ms() / decodeTokens, (double) t.calls() / decodeTokens, t.name());
+                }
+            }
         }
     }
 

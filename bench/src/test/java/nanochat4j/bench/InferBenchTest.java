@@ -55,6 +55,10 @@ class InferBenchTest {
             assertEquals("bf16", j.get("precision").asText(), j.toString());
             assertTrue(j.get("decode_tok_per_sec").asDouble() > 0 && j.get("issued_tok_per_sec").asDouble() > 0, j.toString());
             assertTrue(j.has("launch_ms_per_step"), j.toString());   // replayed against issued kernel by kernel
+            // a run's kernels timed one by one on a GPU (the stand-in runs no kernels: none, and no busy time)
+            assertEquals(StandInCuda.gpu(), !j.get("decode_kernels").isEmpty(), j.toString());
+            assertEquals(StandInCuda.gpu(), j.get("device_busy_ms_per_step").isNumber(), j.toString());
+            if (StandInCuda.gpu()) assertTrue(j.get("decode_kernels").get(0).get("ms_per_step").asDouble() > 0, j.toString());
             assertEquals("fp32", tinyRun("--device", "cuda", "--precision", "fp32").get("precision").asText());
         }
     }
