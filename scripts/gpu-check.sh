@@ -28,11 +28,12 @@
 #   allreduce (100 s): launch --nproc 2 base-train --device cuda d12, 2 ranks x 16 x 2048, 10 steps, one rank a GPU
 #      where the machine has two (else both ranks share its one GPU, a proxy): the share of a step the ranks waited
 #      for the gradient all-reduce that overlaps the backward
-#   `bench gpu-targets OUT1/gpu-check.jsonl OUT2/gpu-check.jsonl` then judges both calls' figures together.
+#   `bench gpu-targets OUT1/gpu-check.jsonl OUT2/gpu-check.jsonl` then judges both calls' figures together; given
+#   GPU_CHECK_EARLIER=OUT1/gpu-check.jsonl (carried to the machine), the second call's own summary does.
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
 # Exit 0 only when the probe found a GPU, the test stages asked for (2, 3) ran and passed, and every other stage
 # that ran passed; 3 when CUDA is unusable here.
-# Usage: [OUT=dir] [GPU_CHECK_BUDGET=s] [GPU_CHECK_STAGES=list] ./gpu-check.sh [pack-dir]
+# Usage: [OUT=dir] [GPU_CHECK_BUDGET=s] [GPU_CHECK_STAGES=list] [GPU_CHECK_EARLIER=jsonl] ./gpu-check.sh [pack-dir]
 set -uo pipefail
 t_start=$(date +%s)
 budget="${GPU_CHECK_BUDGET:-470}"
@@ -304,10 +305,17 @@ if [ "$tokok" -eq 1 ] && want allreduce && t=$(stage allreduce 100); then
   train allreduce "$t" "$out/allreduce.log" 12 16 10 launch --nproc 2
 fi
 
-# ---- the issues' targets beside this run's figures, ours against nanochat's (a report: the exit status ignores it)
-if timeout -k 5 30 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench gpu-targets "$jsonl" > "$work/targets.txt" 2>> "$log"; then
+# ---- the issues' targets beside this run's figures, ours against nanochat's (a report: the exit status ignores it);
+# an earlier call's figures first where GPU_CHECK_EARLIER names its jsonl (this run's replace them where both measured)
+runs=("$jsonl")
+if [ -n "${GPU_CHECK_EARLIER:-}" ]; then
+  if [ -f "$GPU_CHECK_EARLIER" ]; then runs=("$GPU_CHECK_EARLIER" "$jsonl"); say "targets with the earlier call's figures in $GPU_CHECK_EARLIER"
+  else say "GPU_CHECK_EARLIER=$GPU_CHECK_EARLIER: no such file; the targets are this run's alone"; fi
+fi
+if timeout -k 5 30 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench gpu-targets "${runs[@]}" > "$work/targets.txt" 2>> "$log"; then
   while IFS= read -r line; do say "$line"; done < "$work/targets.txt"
-  timeout -k 5 30 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench gpu-targets --json "$jsonl" >> "$jsonl" 2>> "$log"
+  timeout -k 5 30 "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench gpu-targets --json "${runs[@]}" > "$work/targets.json" 2>> "$log"
+  cat "$work/targets.json" >> "$jsonl"
 else
   say "bench gpu-targets failed (see the log)"
 fi

@@ -61,7 +61,8 @@ public final class GpuTargets implements Callable<Integer> {
                 .orElse("an unknown device (no probe line)");
         if (json) out.println(toJson(device, targets));
         else {
-            out.println("targets of issues 20-21 on " + device + " (ours beside nanochat, same GPU, same run):");
+            out.println("targets of issues 20-21 on " + device + " (ours beside nanochat, same GPU, "
+                    + (jsonl.size() == 1 ? "same run" : jsonl.size() + " gpu-check calls") + "):");
             for (Target t : targets) {
                 out.printf(Locale.ROOT, "  %-12s [%d] %s: %s (target %s)%n", t.verdict().toString().replace('_', ' '), t.issue(), t.name(),
                         t.measured(), t.goal());
@@ -255,7 +256,7 @@ public final class GpuTargets implements Callable<Integer> {
     }
 
     private static Target missing(int issue, String name, String goal, String what) {
-        return new Target(issue, name, goal, "no figure from " + what + " in this run (its stage failed, timed out or was skipped)",
+        return new Target(issue, name, goal, "no figure from " + what + " (its stage failed, timed out or was skipped)",
                 Verdict.NOT_MEASURED);
     }
 
