@@ -101,6 +101,10 @@ final class BaseTrainRun {
         int world = comm.worldSize();
         tokensPerMicro = (long) o.deviceBatchSize * o.maxSeqLen * world; // one micro-step of every rank
         accum = accumulation();
+        if (o.profileStep != -1 && (o.profileStep < 1 || o.profileStep > dial.numIterations())) {
+            throw new IllegalArgumentException("--profile-step " + o.profileStep + ": expected -1 (off) or a step from 1 to "
+                    + dial.numIterations() + " (the run's last)");
+        }
         ckptDir = o.resume.checkpointDir(BaseDir.get().resolve("base_checkpoints"), o.tag());
         Path dataDir = o.data != null ? o.data : DatasetDownload.defaultDir();
         printPlan();

@@ -147,6 +147,15 @@ class BaseTrainTest {
     }
 
     @Test
+    void aProfileStepOutsideTheRunIsRefused() {
+        for (String step : List.of("0", "7", "-2")) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> run(options(tmp.resolve("p"), "--profile-step=" + step), new ByteArrayOutputStream()));
+            assertEquals("--profile-step " + step + ": expected -1 (off) or a step from 1 to 6 (the run's last)", e.getMessage());
+        }
+    }
+
+    @Test
     void deviceFlagGetsClearMessages() throws IOException {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> run(options(tmp.resolve("x"), "--device=tpu"), new ByteArrayOutputStream()));
