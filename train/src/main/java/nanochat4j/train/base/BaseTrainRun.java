@@ -116,7 +116,7 @@ final class BaseTrainRun {
         String activations = TrainDevice.activationsLine(device, precision, o.bf16Activations);
         if (activations != null) out.println(activations);
         try {
-            enter("creating the model and optimizer on the " + device);
+            enter(OutOfDeviceMemory.SETUP + " on the " + device);
             model = GPT.create(dial.config(), 42, device);
             model.shelveActivations(o.bf16Activations);
             var groups = BaseTrain.paramGroups(model, o, dial);
@@ -311,7 +311,8 @@ final class BaseTrainRun {
 
     /** A device allocation failure as one message: what ran, the sizes, the flag to lower, the last checkpoint on disk. */
     private IllegalStateException outOfMemory(CudaOutOfMemoryException e) {
-        return OutOfDeviceMemory.explain(e, phase, comm.rank(), comm.worldSize(), o.deviceBatchSize, o.maxSeqLen, ckptDir);
+        return OutOfDeviceMemory.explain(e, phase, comm.rank(), comm.worldSize(), o.deviceBatchSize, o.maxSeqLen,
+                dial.config().numScalingParams().total(), ckptDir);
     }
 
     /** Val bpb, CORE and samples, each when its interval comes round and at the end. */

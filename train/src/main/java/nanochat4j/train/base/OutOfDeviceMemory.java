@@ -19,14 +19,28 @@ final class OutOfDeviceMemory {
 
     private OutOfDeviceMemory() {}
 
+    /** The phase that creates the model and its optimizer state, before any activation exists. */
+    static final String SETUP = "creating the model and optimizer";
+
+    /**
+     * Device bytes a parameter holds before any activation: its fp32 weight and gradient, and the optimizer state
+     * (AdamW's two moments; Muon's momentum and the bf16 weight copy the GEMMs read come to less).
+     */
+    static final long BYTES_PER_PARAMETER = 16;
+
     /**
      * The message for {@code e}, raised while {@code during} ran ("the optimizer step of step 12"); {@code rank} is
-     * named when {@code world} > 1.
+     * named when {@code world} > 1. While the model of {@code parameters} is being set up the batch is not the cause:
+     * the advice is a smaller model.
      */
     static IllegalStateException explain(CudaOutOfMemoryException e, String during, int rank, int world, int deviceBatchSize,
-                                         int maxSeqLen, Path ckptDir) {
+                                         int maxSeqLen, long parameters, Path ckptDir) {
         String who = world > 1 ? "rank " + rank + ": " : "";
-        String advice = deviceBatchSize > 1
+        String advice = during.startsWith(SETUP)
+                ? String.format(Locale.ROOT, "the model alone needs about %s (its %,d parameters' fp32 weights, gradients and optimizer state, ~%d bytes "
+                        + "each) before any activation: use a smaller --depth (--device-batch-size does not change this)",
+                        CudaOutOfMemoryException.human(parameters * BYTES_PER_PARAMETER), parameters, BYTES_PER_PARAMETER)
+                : deviceBatchSize > 1
                 ? "rerun with a smaller --device-batch-size (e.g. " + Math.max(1, deviceBatchSize / 2)
                         + "; gradient accumulation keeps the total batch)"
                 : "--device-batch-size is already 1: use a shorter --max-seq-len or a smaller model";

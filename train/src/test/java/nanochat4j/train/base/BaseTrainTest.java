@@ -335,6 +335,14 @@ class BaseTrainTest {
                 options(tmp.resolve("oom-start"), "--device-batch-size=1", "--total-batch-size=64", "--eval-every=-1"));
         assertTrue(m.contains("during the forward/backward of step 1 (micro-step 1 of 2)") && m.contains("--device-batch-size is already 1")
                 && m.contains("no checkpoint had been saved yet in " + tmp.resolve("oom-start")), m);
+        // while the model and its optimizer state are created: the batch is not the cause, the model's size is
+        BaseTrainOptions small = options(tmp.resolve("oom-model"), "--eval-every=-1");
+        long params = DepthDial.derive(small, BYTES.vocabSize()).config().numScalingParams().total();
+        m = failWithOutOfMemoryAt("creating the model and optimizer on the CPU", small);
+        assertTrue(m.startsWith("out of GPU memory during creating the model and optimizer on the CPU: allocating 3.00 GiB failed")
+                && m.contains(String.format(java.util.Locale.ROOT, "the model alone needs about %s (its %,d parameters' fp32 weights, gradients and "
+                        + "optimizer state, ~16 bytes each) before any activation: use a smaller --depth", CudaOutOfMemoryException.human(16 * params), params))
+                && !m.contains("smaller --device-batch-size"), m);
         // CUDA's own allocation (cuBLAS's workspace at the first optimizer step): the call is named, not a size
         m = failWithOutOfMemoryAt("the optimizer step of step 1", options(tmp.resolve("oom-cublas"), "--eval-every=-1"),
                 new CudaOutOfMemoryException("cublasSgemm(64x64x64)", -1, 1L << 29, 141L << 30));
