@@ -23,6 +23,8 @@ final class KernelProfile {
     /** Created events, reused: pair i is events 2i (start) and 2i+1 (end). */
     private final List<MemorySegment> events = new ArrayList<>();
     private final List<String> names = new ArrayList<>();
+    /** Set by {@link #finish}: a launch another thread queues after it runs untimed (no event is left to leak). */
+    private boolean finished;
 
     KernelProfile(Driver driver, MemorySegment stream) {
         this.driver = driver;
@@ -31,6 +33,10 @@ final class KernelProfile {
 
     /** Queues {@code work} (one launch) between two events, under {@code name}. */
     synchronized void time(String name, Runnable work) {
+        if (finished) {
+            work.run();
+            return;
+        }
         int i = names.size();
         MemorySegment start = event(2 * i), end = event(2 * i + 1);
         driver.eventRecord(start, stream);
@@ -46,6 +52,7 @@ final class KernelProfile {
 
     /** Waits for the timed work, then its milliseconds by name, the longest first; the events are destroyed. */
     synchronized List<Backend.KernelTime> finish() {
+        finished = true;
         try {
             Map<String, double[]> byName = new LinkedHashMap<>();   // name → {calls, ms}
             if (!names.isEmpty()) driver.eventSynchronize(events.get(2 * names.size() - 1));

@@ -248,16 +248,23 @@ final class BaseTrainRun {
 
                 long t0 = System.nanoTime();
                 boolean profiled = startProfile(state.step() + 1);
-                float trainLoss = forwardBackward(train);
-                enter("the gradient all-reduce of step " + (state.step() + 1));
-                double waited = overlap == null ? 0 : overlap.await();
-                double lrm = sched.lrMultiplier(state.step());
-                opt.setLrMultiplier(lrm);
-                opt.setMuonMomentum(sched.muonMomentum(state.step()));
-                opt.setMuonWeightDecay(sched.muonWeightDecay(state.step()));
-                enter("the optimizer step of step " + (state.step() + 1));
-                opt.step();
-                opt.zeroGrad();
+                float trainLoss;
+                double waited, lrm;
+                try {
+                    trainLoss = forwardBackward(train);
+                    enter("the gradient all-reduce of step " + (state.step() + 1));
+                    waited = overlap == null ? 0 : overlap.await();
+                    lrm = sched.lrMultiplier(state.step());
+                    opt.setLrMultiplier(lrm);
+                    opt.setMuonMomentum(sched.muonMomentum(state.step()));
+                    opt.setMuonWeightDecay(sched.muonWeightDecay(state.step()));
+                    enter("the optimizer step of step " + (state.step() + 1));
+                    opt.step();
+                    opt.zeroGrad();
+                } catch (RuntimeException | Error e) {
+                    if (profiled) StepProfile.abandon(model.backend(), e); // the profile never outlives its step
+                    throw e;
+                }
                 double dt = (System.nanoTime() - t0) / 1e9;
                 List<Backend.KernelTime> kernels = profiled ? model.backend().stopProfile() : null;
                 logStep(trainLoss, lrm, dt, waited);

@@ -8,6 +8,15 @@ import nanochat4j.tensor.Backend;
 final class StepProfile {
     private StepProfile() {}
 
+    /** Ends a profile whose step failed with {@code failure}; a failure to end it is added to that one, never hides it. */
+    static void abandon(Backend backend, Throwable failure) {
+        try {
+            backend.stopProfile();
+        } catch (RuntimeException e) {
+            failure.addSuppressed(e);
+        }
+    }
+
     /** Kernels listed by name; the rest are summed on one line. */
     static final int TOP = 24;
 

@@ -155,6 +155,17 @@ class BaseTrainTest {
         }
     }
 
+    /** A profiled step that fails ends its profile: the next run (the same process, the same GPU) can profile again. */
+    @Test
+    void aProfiledStepThatFailsLeavesNoProfileOn() throws IOException {
+        Assumptions.assumeTrue(StandInCuda.gpu(), "needs a GPU (or cudasim): the stand-in has no kernels to profile");
+        String m = failWithOutOfMemoryAt("the optimizer step of step 2",
+                options(tmp.resolve("oom-profiled"), "--device=cuda", "--profile-step=2", "--eval-every=-1"));
+        assertTrue(m.startsWith("out of GPU memory during the optimizer step of step 2"), m);
+        assertTrue(CudaBackend.get().startProfile(), "a profile was left on");
+        CudaBackend.get().stopProfile();
+    }
+
     @Test
     void deviceFlagGetsClearMessages() throws IOException {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
