@@ -12,7 +12,8 @@ import java.util.Map;
  * {@code RANK}, {@code WORLD_SIZE}, {@code LOCAL_RANK}, {@code LOCAL_WORLD_SIZE}, {@code NODE_RANK},
  * {@code MASTER_ADDR}, {@code MASTER_PORT}, plus ours: {@code NANOCHAT4J_NODES} (comma-separated host of every node,
  * in node-rank order; ranks are node-major), {@code NANOCHAT4J_AERON_DIR} (the media driver of this host; when
- * unset, local rank 0 starts one) and {@code NANOCHAT4J_DIST_TIMEOUT} (seconds: connecting, and the longest a
+ * unset, local rank 0 starts one, in {@link #jobBaseDir}: {@code NANOCHAT4J_SHM_DIR} picks that folder, for
+ * {@code launch} too) and {@code NANOCHAT4J_DIST_TIMEOUT} (seconds: connecting, and the longest a
  * collective waits on a live but silent peer; default 600, like NCCL's watchdog).
  * A process with no {@code WORLD_SIZE} is a world of one.
  */
@@ -72,10 +73,32 @@ public record DistEnv(int rank, int worldSize, int localRank, int localWorldSize
         return r / localWorldSize;
     }
 
-    /** Shared memory when the OS has it (Aeron's log buffers are memory-mapped files), else the temp dir. */
+    /**
+     * Free space below which /dev/shm is passed over: a job's files there (Aeron's log buffers, and the shared gradient
+     * buffers of GPU ranks, the size of the model's gradients per rank) outgrow Docker's default 64 MiB at once.
+     */
+    static final long SHM_MIN_FREE = 1L << 30;
+
+    /**
+     * Where a job's memory-mapped files go (Aeron's log buffers, shared buffers): {@code NANOCHAT4J_SHM_DIR} when set,
+     * else shared memory when the OS has it with at least {@link #SHM_MIN_FREE} free, else the temp dir (files in the
+     * page cache: slower to set up, the same once mapped).
+     */
     static Path jobBaseDir() {
-        Path shm = Path.of("/dev/shm");
-        return Files.isDirectory(shm) && Files.isWritable(shm) ? shm : Path.of(System.getProperty("java.io.tmpdir"));
+        return jobBaseDir(System.getenv("NANOCHAT4J_SHM_DIR"), Path.of("/dev/shm"), SHM_MIN_FREE);
+    }
+
+    static Path jobBaseDir(String override, Path shm, long minFree) {
+        if (override != null && !override.isBlank()) return Path.of(override);
+        return Files.isDirectory(shm) && Files.isWritable(shm) && usableSpace(shm) >= minFree ? shm : Path.of(System.getProperty("java.io.tmpdir"));
+    }
+
+    private static long usableSpace(Path dir) {
+        try {
+            return Files.getFileStore(dir).getUsableSpace();
+        } catch (java.io.IOException | RuntimeException e) {
+            return 0;
+        }
     }
 
     private static Path defaultAeronDir(int port, int nodeRank) {

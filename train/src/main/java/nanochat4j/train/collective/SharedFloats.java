@@ -57,7 +57,7 @@ public final class SharedFloats {
         } catch (IOException e) {
             throw new UncheckedIOException("cannot create " + file + " (" + bytes(length) + " bytes; "
                     + usableSpace(file) + "): give its file system more room (e.g. docker --shm-size) or set "
-                    + "NANOCHAT4J_AERON_DIR to a larger one", e);
+                    + "NANOCHAT4J_SHM_DIR to a folder on a larger one", e);
         }
     }
 

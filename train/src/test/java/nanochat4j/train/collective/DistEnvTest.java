@@ -33,6 +33,19 @@ class DistEnvTest {
         assertEquals(4000, e.masterPort());
     }
 
+    /** NANOCHAT4J_SHM_DIR first; shared memory only with room for a job's files (not Docker's 64 MiB), else the temp dir. */
+    @Test
+    void jobFilesGoWhereThereIsRoom(@org.junit.jupiter.api.io.TempDir Path dir) {
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        long min = DistEnv.SHM_MIN_FREE;
+        assertEquals(dir.resolve("x"), DistEnv.jobBaseDir(dir.resolve("x").toString(), Path.of("/dev/shm"), min));
+        assertEquals(tmp, DistEnv.jobBaseDir(null, dir.resolve("no-such-shm"), min));
+        assertEquals(tmp, DistEnv.jobBaseDir(" ", dir.resolve("no-such-shm"), min));
+        // an existing, writable folder: taken with room to spare, passed over without
+        assertEquals(dir, DistEnv.jobBaseDir(null, dir, 1));
+        assertEquals(tmp, DistEnv.jobBaseDir(null, dir, Long.MAX_VALUE));
+    }
+
     @Test
     void withoutALauncherLocalRankZeroStartsTheDriver() {
         DistEnv r0 = DistEnv.fromEnvironment(Map.of("RANK", "0", "WORLD_SIZE", "2", "MASTER_PORT", "4100"));

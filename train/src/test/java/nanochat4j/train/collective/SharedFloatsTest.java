@@ -47,6 +47,6 @@ class SharedFloatsTest {
     void aFileThatCannotBeCreatedSaysWhereAndWhatToDo() {
         Path f = dir.resolve("missing-dir").resolve("r0.f32");
         UncheckedIOException e = assertThrows(UncheckedIOException.class, () -> SharedFloats.create(f, 10));
-        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("NANOCHAT4J_AERON_DIR"), e.getMessage());
+        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("NANOCHAT4J_SHM_DIR"), e.getMessage());
     }
 }
