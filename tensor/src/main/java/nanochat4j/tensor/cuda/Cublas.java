@@ -145,7 +145,7 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
-    /** bf16 batched GEMM (Muon's polar express takes one {@link #gemmEx} per matrix instead: CudaBackend.matmulAtPrecision). */
+    /** bf16 batched GEMM: strides in elements, 0 for an operand every batch entry shares (Muon's polar express, CudaBackend.matmulAtPrecision). */
     public void gemmStridedBatchedEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long strideA,
                                      long b, int bType, int ldb, long strideB, float beta, long c, int cType, int ldc, long strideC,
                                      int batch, int compute) {

@@ -250,11 +250,13 @@ public final class CudaBackend implements Backend {
 
     /**
      * Under bf16 matmuls: A and B cast to bf16 (one cast when they are the same tensor, as a Gram matrix's), then one
-     * cuBLAS GemmEx per matrix, bf16 in, fp32 accumulation and output. Muon's polar express in fp32 ran on the CUDA
-     * cores, ~1/15 of the tensor cores' rate (at d24 an estimated ~0.5 s an optimizer step). Per matrix, and never the
-     * chooser's kernel or a batched call: a matrix's product then does not depend on how many share its stack (each
-     * ZeRO-2 rank takes a slice) nor on a timing, for with bf16 operands the last bit of such a difference can become a
-     * whole rounding step in the next iteration.
+     * cuBLAS call for the whole batch (GemmEx, or GemmStridedBatchedEx over a stack), bf16 in, fp32 accumulation and
+     * output. Muon's polar express in fp32 ran on the CUDA cores, ~1/15 of the tensor cores' rate (at d24 an estimated
+     * ~0.5 s an optimizer step). One batched call rather than a GemmEx a matrix: one by one, a d12 stack's 768×768
+     * products are too small to fill the GPU (a few dozen 128×128 tiles each), and a d24 step would launch ~2,000 of them. Never the chooser's kernel: a
+     * product must not depend on a timing, for with bf16 operands the last bit of such a difference can become a whole
+     * rounding step in the next iteration. The batch is always a whole stack (DeviceMuon is never split between ranks),
+     * so cuBLAS's choice of kernel, and with it every bit, is the same at every step and on every rank.
      */
     @Override
     public Tensor matmulAtPrecision(Tensor a, boolean transA, Tensor b, boolean transB) {
@@ -267,9 +269,12 @@ public final class CudaBackend implements Backend {
         Cublas blas = ctx.cublas();
         int m = pl.m(), n = pl.n(), k = pl.k(), lda = transA ? m : k, ldb = transB ? k : n;
         long pa = p(ah), pb = p(bh), pc = p(c), mn = (long) m * n;
-        for (int q = 0; q < pl.batch(); q++) {
-            blas.gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, 1f, pb + 2 * q * pl.strideB(),
-                    Cublas.R_16BF, ldb, pa + 2 * q * pl.strideA(), Cublas.R_16BF, lda, 0f, pc + 4 * q * mn, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+        int opA = transB ? Cublas.OP_T : Cublas.OP_N, opB = transA ? Cublas.OP_T : Cublas.OP_N;   // row-major C as column-major Cᵀ
+        if (pl.batch() == 1) {
+            blas.gemmEx(opA, opB, n, m, k, 1f, pb, Cublas.R_16BF, ldb, pa, Cublas.R_16BF, lda, 0f, pc, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+        } else {
+            blas.gemmStridedBatchedEx(opA, opB, n, m, k, 1f, pb, Cublas.R_16BF, ldb, pl.strideB(), pa, Cublas.R_16BF, lda, pl.strideA(), 0f,
+                    pc, Cublas.R_32F, n, mn, pl.batch(), Cublas.COMPUTE_32F);
         }
         recycle(ah, a == b ? null : bh); // stream-ordered after the GEMMs that read them
         fence(a, b);

@@ -9,8 +9,8 @@ import nanochat4j.tensor.Tensor;
 /**
  * {@link Muon}'s update written against {@link Backend} only, so that it runs where the parameters live: on a GPU
  * the matrices, momentum and second moment never leave device memory, and the polar-express iterations are
- * GEMMs over the whole stack (in fp32 cuBLAS strided-batched; under bf16 matmuls with bf16 operands, one GemmEx a
- * matrix, as nanochat runs them in bf16 on CUDA: {@link Backend#matmulAtPrecision}). The same math as
+ * GEMMs over the whole stack (cuBLAS strided-batched, in fp32, or under bf16 matmuls with bf16 operands as nanochat
+ * runs them in bf16 on CUDA: {@link Backend#matmulAtPrecision}). The same math as
  * {@link Muon} / {@link PolarExpress}, step for step:
  * <pre>
  *   M ← lerp(M, G, 1−μ);  X ← lerp(G, M, μ)                              Nesterov
