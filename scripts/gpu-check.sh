@@ -225,7 +225,8 @@ med() {
 }
 # train KIND SECONDS LOG DEPTH BATCH STEPS [launch --nproc N]: base-train --device cuda in bf16 at batch BATCH x 2048 (one
 # micro-step a rank and step), its JSON line (medians, peak memory by nvidia-smi and by our allocator), trainrc; the
-# last step's device time by kernel (--profile-step) to the log, its top lines to the summary
+# last step's device time by kernel (--profile-step) to the log, its top lines to the summary; no checkpoint (writing
+# d24's model and optimizer state, ~16 GB, would take the stage's time and the disk)
 train() {
   local kind=$1 t=$2 blog=$3 depth=$4 batch=$5 steps=$6 ranks=1 peak dt tok mfu n tensors flushes waited
   shift 6
@@ -234,7 +235,7 @@ train() {
   NANOCHAT_BASE_DIR="$base" timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" "$@" base-train --device cuda --precision bf16 \
     --depth "$depth" --head-dim 128 --window-pattern SSSL --device-batch-size "$batch" --max-seq-len 2048 \
     --total-batch-size $((ranks * batch * 2048)) --num-iterations "$steps" --warmup-steps 5 --eval-every -1 --core-metric-every -1 \
-    --sample-every -1 --data "$base/data" --checkpoint-dir "$base/ckpt-$kind-d$depth" --profile-step "$steps" > "$blog" 2>&1
+    --sample-every -1 --data "$base/data" --checkpoint-dir "$base/ckpt-$kind-d$depth" --profile-step "$steps" --no-save-final > "$blog" 2>&1
   trainrc=$?
   peak=$(smi_peak)
   cat "$blog" >> "$log"

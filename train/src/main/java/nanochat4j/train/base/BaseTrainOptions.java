@@ -73,6 +73,9 @@ public final class BaseTrainOptions {
     public int sampleEvery;
     @Option(names = "--save-every", defaultValue = "-1", description = "checkpoint every N steps, -1 = only at the end")
     public int saveEvery;
+    @Option(names = "--save-final", defaultValue = "true", negatable = true, fallbackValue = "true",
+            description = "checkpoint at the end (--no-save-final: a benchmark run that keeps nothing, e.g. gpu-check's) (default: ${DEFAULT-VALUE})")
+    public boolean saveFinal = true;
     @Option(names = "--model-tag", description = "checkpoint folder name (default: d<depth>)")
     public String modelTag;
     @Option(names = "--data", description = "data directory (*.parquet, *.jsonl, *.txt; last file = val) (default: $NANOCHAT_BASE_DIR/base_data_climbmix)")
@@ -122,10 +125,10 @@ public final class BaseTrainOptions {
     /**
      * Every flag by nanochat's argument name, for the meta file's {@code user_config}; --model-tag as resolved, --device
      * under nanochat's name. Left out: where this machine keeps the eval bundle and the checkpoints (--data stays:
-     * base-eval reads it to score the data the model was trained on), and the profiled step (a diagnostic).
+     * base-eval reads it to score the data the model was trained on), and the diagnostics (--profile-step, --no-save-final).
      */
     public Map<String, Object> userConfig() {
-        Map<String, Object> m = UserConfig.of(this, Set.of("--bundle", "--checkpoint-dir", "--profile-step"));
+        Map<String, Object> m = UserConfig.of(this, Set.of("--bundle", "--checkpoint-dir", "--profile-step", "--save-final"));
         m.put("model_tag", tag());
         m.put("device_type", m.remove("device"));
         return m;

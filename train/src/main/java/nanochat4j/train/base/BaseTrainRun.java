@@ -240,7 +240,7 @@ final class BaseTrainRun {
                 boolean last = state.step() == dial.numIterations();
                 enter("the evaluation at step " + state.step());
                 evaluate(last);
-                if (last || saveDue()) {
+                if ((last && o.saveFinal) || saveDue()) {
                     enter("saving checkpoint step " + state.step() + " (model and optimizer state copied to the host)");
                     save();
                 }

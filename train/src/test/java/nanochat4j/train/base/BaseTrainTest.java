@@ -146,6 +146,20 @@ class BaseTrainTest {
         }
     }
 
+    /** --no-save-final: the run trains and reports, and leaves no checkpoint; --save-every still saves on its steps. */
+    @Test
+    void noSaveFinalKeepsNoCheckpointButTheIntervalOnes() throws IOException {
+        Path c = tmp.resolve("nosave");
+        ByteArrayOutputStream log = new ByteArrayOutputStream();
+        BaseTrain.Result r = run(options(c, "--no-save-final", "--eval-every=-1"), log);
+        assertEquals(6, r.finalStep());
+        assertFalse(Files.exists(Checkpoint.metaFile(c, 6)), "a checkpoint at the end");
+        assertFalse(log.toString(StandardCharsets.UTF_8).contains("Saved checkpoint"), log.toString(StandardCharsets.UTF_8));
+        run(options(tmp.resolve("nosave2"), "--no-save-final", "--save-every=4", "--eval-every=-1"), new ByteArrayOutputStream());
+        assertTrue(Files.exists(Checkpoint.metaFile(tmp.resolve("nosave2"), 4)));
+        assertFalse(Files.exists(Checkpoint.metaFile(tmp.resolve("nosave2"), 6)));
+    }
+
     @Test
     void aProfileStepOutsideTheRunIsRefused() {
         for (String step : List.of("0", "7", "-2")) {
