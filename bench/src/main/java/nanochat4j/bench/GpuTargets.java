@@ -167,9 +167,8 @@ public final class GpuTargets implements Callable<Integer> {
         String goal = ">= " + fmt(TRAIN_VS_NANOCHAT) + "x nanochat's tok/s and >= " + fmt(mfuPct) + "% MFU";
         JsonNode ours = step(rows, "base-train", depth, batch), theirs = step(rows, "nanochat-train", depth, batch);
         double a = positive(ours, "tok_per_s"), b = positive(theirs, "tok_per_s");
-        String stage = depth == 12 ? "" : " (GPU_CHECK_STAGES=d24)";
-        if (Double.isNaN(a)) return missing(21, name, goal, "base-train --device cuda --depth " + depth + stage);
-        if (Double.isNaN(b)) return missing(21, name, goal, "nanochat's d" + depth + " training step" + stage);
+        Target missing = missingStep(name, goal, depth, a, b);
+        if (missing != null) return missing;
         double mfu = ours.path("mfu_pct").asDouble();
         String measured = String.format(Locale.ROOT, "%,.0f tok/s (MFU %.1f%%) = %.2fx nanochat's %,.0f (MFU %.1f%%)%s", a, mfu, a / b, b,
                 theirs.path("mfu_pct").asDouble(), ours.path("exit").asInt(0) == 0 ? "" : "; base-train exit " + ours.path("exit").asInt());
@@ -182,13 +181,20 @@ public final class GpuTargets implements Callable<Integer> {
         String name = "d" + depth + " training step peak device memory", goal = "<= nanochat's (torch.cuda.max_memory_allocated)";
         JsonNode ours = step(rows, "base-train", depth, batch), theirs = step(rows, "nanochat-train", depth, batch);
         double a = positive(ours, "peak_tensors_gib"), b = positive(theirs, "peak_mem_gib");
-        String stage = depth == 12 ? "" : " (GPU_CHECK_STAGES=d24)";
-        if (Double.isNaN(a)) return missing(21, name, goal, "base-train --device cuda --depth " + depth + stage);
-        if (Double.isNaN(b)) return missing(21, name, goal, "nanochat's d" + depth + " training step" + stage);
+        Target missing = missingStep(name, goal, depth, a, b);
+        if (missing != null) return missing;
         JsonNode smi = kind(rows, depth == 12 ? "nanochat-run" : "nanochat-d" + depth + "-run");
         String measured = String.format(Locale.ROOT, "%.2f GiB in tensors against %.2f GiB (nvidia-smi, whole device: ours %s, nanochat's %s)", a, b,
                 gib(ours.path("peak_gpu_mem_gib")), smi == null ? "-" : gib(smi.path("peak_gpu_mem_gib")));
         return new Target(21, name, goal, measured, a <= b ? Verdict.MET : Verdict.MISSED);
+    }
+
+    /** A training target at {@code depth} without our figure or nanochat's (NaN): which stage to run; null when both are there. */
+    private static Target missingStep(String name, String goal, int depth, double ours, double theirs) {
+        String stage = depth == 12 ? "" : " (GPU_CHECK_STAGES=d24)";
+        if (Double.isNaN(ours)) return missing(21, name, goal, "base-train --device cuda --depth " + depth + stage);
+        if (Double.isNaN(theirs)) return missing(21, name, goal, "nanochat's d" + depth + " training step" + stage);
+        return null;
     }
 
     /**

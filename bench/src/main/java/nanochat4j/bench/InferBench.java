@@ -140,23 +140,21 @@ public final class InferBench implements Callable<Integer> {
         return 0;
     }
 
-    /**
-     * The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab
-     * logits down. Batch-1 decode twice: replayed from a recording (the default) and issued kernel by kernel.
-     */
     /** Kernels of the profiled decode run reported, the longest first. */
     static final int TOP_KERNELS = 12;
 
     /**
-     * The CUDA figures; {@code kernels} the device time of one batch-1 run launched kernel by kernel (its prompt's
-     * prefill and {@link #decodeTokens} steps), reported per decode step.
+     * The GPU's figures: weights, KV cache and activations stay on the device; each step sends B ids up and B·vocab
+     * logits down. Batch-1 decode twice: replayed from a recording (the default) and issued kernel by kernel;
+     * {@code kernels} is the device time of one more batch-1 run issued so (its prompt's prefill and
+     * {@link #decodeTokens} steps), reported per decode step.
      */
     private void reportCuda(GPT model, double prefill, double tps1, double issued, double tps8, List<Backend.KernelTime> kernels) {
         GPTConfig cfg = model.config();
         String gpu = model.backend().describe();
         double launchMs = 1e3 / issued - 1e3 / tps1;
         List<Backend.KernelTime> top = kernels.subList(0, Math.min(TOP_KERNELS, kernels.size()));
-        double busy = kernels.stream().mapToDouble(Backend.KernelTime::ms).sum() / decodeTokens;
+        double busy = Backend.KernelTime.totalMs(kernels) / decodeTokens;
         if (json) {
             StringBuilder k = new StringBuilder();
             for (Backend.KernelTime t : top) {

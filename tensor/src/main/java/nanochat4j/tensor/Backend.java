@@ -500,7 +500,17 @@ public interface Backend {
     }
 
     /** A kernel's (or cuBLAS call's) share of a profiled stretch: how often it ran and its milliseconds in all. */
-    record KernelTime(String name, int calls, double ms) {}
+    record KernelTime(String name, int calls, double ms) {
+        /** The device's busy milliseconds over a profile: every kernel's time summed. */
+        public static double totalMs(List<KernelTime> times) {
+            return times.stream().mapToDouble(KernelTime::ms).sum();
+        }
+
+        /** The launches of a profile. */
+        public static int totalCalls(List<KernelTime> times) {
+            return times.stream().mapToInt(KernelTime::calls).sum();
+        }
+    }
 
     record RotaryTables(Tensor cos, Tensor sin) {}
 

@@ -26,8 +26,8 @@ final class StepProfile {
      * host (launches, host reads, the data).
      */
     static String table(int step, List<Backend.KernelTime> times, double wallMs) {
-        double busy = times.stream().mapToDouble(Backend.KernelTime::ms).sum();
-        int launches = times.stream().mapToInt(Backend.KernelTime::calls).sum();
+        double busy = Backend.KernelTime.totalMs(times);
+        int launches = Backend.KernelTime.totalCalls(times);
         StringBuilder sb = new StringBuilder(String.format(Locale.ROOT,
                 "Device time of step %d by kernel (CUDA events around each of its %,d launches): %.1f ms busy in a step of %.1f ms (%.0f%%)%n",
                 step, launches, busy, wallMs, wallMs > 0 ? 100 * busy / wallMs : 0));
