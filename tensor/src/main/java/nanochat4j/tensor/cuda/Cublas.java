@@ -56,20 +56,23 @@ public final class Cublas implements AutoCloseable {
 
         Api(Ffi.Binder lib) {
             statusString = lib.fn(FunctionDescriptor.of(P, I), "cublasGetStatusString");
-            destroy = lib.fn(rc(P), "cublasDestroy_v2", "cublasDestroy");
-            setStream = lib.fn(rc(P, P), "cublasSetStream_v2", "cublasSetStream");
-            sgemm = lib.fn(rc(P, I, I, I, I, I, P, J, I, J, I, P, J, I), "cublasSgemm_v2", "cublasSgemm");
+            // Only the _v2 names: the undecorated cublasSgemm (and cublasCreate…, where a library still exports them)
+            // is the legacy cublas.h API, no handle and scalars by value, which these descriptors would call wrongly.
+            destroy = lib.fn(rc(P), "cublasDestroy_v2");
+            setStream = lib.fn(rc(P, P), "cublasSetStream_v2");
+            sgemm = lib.fn(rc(P, I, I, I, I, I, P, J, I, J, I, P, J, I), "cublasSgemm_v2");
             sgemmBatched = lib.fn(rc(P, I, I, I, I, I, P, J, I, J, J, I, J, P, J, I, J, I), "cublasSgemmStridedBatched");
             gemmEx = lib.fn(rc(P, I, I, I, I, I, P, J, I, I, J, I, I, P, J, I, I, I, I), "cublasGemmEx");
             gemmBatchedEx = lib.fn(rc(P, I, I, I, I, I, P, J, I, I, J, J, I, I, J, P, J, I, I, J, I, I, I),
                     "cublasGemmStridedBatchedEx");
-            create = lib.fn(rc(P), "cublasCreate_v2", "cublasCreate");
+            create = lib.fn(rc(P), "cublasCreate_v2");
         }
     }
 
-    private static synchronized Api api() {
+    /** cuBLAS bound once per process: of the sonames found, one the driver ({@code cudaVersion}) can run first. */
+    private static synchronized Api api(int cudaVersion) {
         if (api == null) {
-            CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.CUBLAS);
+            CudaLibraries.Opened lib = CudaLibraries.open(CudaLibraries.CUBLAS, cudaVersion);
             api = new Api(Ffi.Binder.of(lib, LIB));
             from = lib.from();
         }
@@ -77,29 +80,35 @@ public final class Cublas implements AutoCloseable {
     }
 
     /**
-     * A handle whose work goes to {@code stream} (the calling thread's current context must be the device's); a call
-     * that finds no memory for cuBLAS's workspace frees {@code memory}'s cache and tries once more.
+     * A handle whose work goes to {@code stream} (the calling thread's current context must be the device's, whose
+     * driver supports CUDA {@code cudaVersion}, e.g. 12080); a call that finds no memory for cuBLAS's workspace frees
+     * {@code memory}'s cache and tries once more.
      */
-    public Cublas(MemorySegment stream, OutOfMemory memory) {
-        this(api(), stream, memory, Timed.UNTIMED);
+    public Cublas(MemorySegment stream, OutOfMemory memory, int cudaVersion) {
+        this(api(cudaVersion), stream, memory, Timed.UNTIMED, cudaVersion);
     }
 
     /** The same, each call queued through {@code timed} (a context's profile). */
-    public Cublas(MemorySegment stream, OutOfMemory memory, Timed timed) {
-        this(api(), stream, memory, timed);
+    public Cublas(MemorySegment stream, OutOfMemory memory, Timed timed, int cudaVersion) {
+        this(api(cudaVersion), stream, memory, timed, cudaVersion);
     }
 
     Cublas(Api calls, MemorySegment stream, OutOfMemory memory) {
-        this(calls, stream, memory, Timed.UNTIMED);
+        this(calls, stream, memory, Timed.UNTIMED, 0);
     }
 
-    private Cublas(Api calls, MemorySegment stream, OutOfMemory memory, Timed timed) {
+    private Cublas(Api calls, MemorySegment stream, OutOfMemory memory, Timed timed, int cudaVersion) {
         this.calls = calls;
         this.memory = memory;
         this.timed = timed;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment p = a.allocate(P);
-            check("cublasCreate", (int) calls.create.invokeExact(p));
+            try {
+                check("cublasCreate", (int) calls.create.invokeExact(p));
+            } catch (CudaException e) {
+                String hint = newerThanDriver(from, cudaVersion);
+                throw hint == null ? e : new CudaException(e.getMessage() + "; " + hint, e.code(), e);
+            }
             handle = p.get(P, 0);
             check("cublasSetStream", (int) calls.setStream.invokeExact(handle, stream));
         } catch (Throwable t) {
@@ -109,6 +118,18 @@ public final class Cublas implements AutoCloseable {
 
     public static String from() {
         return from;
+    }
+
+    /**
+     * Why cuBLAS at {@code lib} may not run on a driver of CUDA {@code cudaVersion} (a CUDA 13 cuBLAS needs a CUDA 13
+     * driver, ≥ 580), or null when its soname's major is not newer than the driver's.
+     */
+    static String newerThanDriver(String lib, int cudaVersion) {
+        int major = CudaLibraries.sonameMajor(lib);
+        if (major < 0 || cudaVersion <= 0 || major <= cudaVersion / 1000) return null;
+        return "this cuBLAS (" + lib + ") is CUDA " + major + "'s and the NVIDIA driver supports CUDA " + cudaVersion / 1000 + "."
+                + (cudaVersion % 1000) / 10 + ": update the driver, or point -Dnanochat4j.cuda.cublas at a libcublas.so."
+                + cudaVersion / 1000;
     }
 
     /** Column-major C = alpha·op(A)·op(B) + beta·C in fp32; pointers are device addresses. */

@@ -135,7 +135,7 @@ public final class CudaContext {
     }
 
     private synchronized Cublas mainCublas() {
-        if (cublas == null) cublas = new Cublas(stream, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo), this::timed);
+        if (cublas == null) cublas = new Cublas(stream, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo), this::timed, driverVersion);
         return cublas;
     }
 
@@ -437,7 +437,7 @@ public final class CudaContext {
      */
     private Lane newLane() {
         MemorySegment s = driver.streamCreate();
-        Cublas blas = new Cublas(s, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo));
+        Cublas blas = new Cublas(s, new Cublas.OutOfMemory(this::freeCached, driver::memoryInfo), driverVersion);
         Memory scratch = allocate(16);
         driver.memsetAsync(scratch.ptr, 0, 16, s);
         blas.sgemm(Cublas.OP_N, Cublas.OP_N, 1, 1, 1, 1f, scratch.ptr, 1, scratch.ptr + 4, 1, 0f, scratch.ptr + 8, 1);

@@ -11,6 +11,8 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Function;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Finds and opens the CUDA shared libraries (driver, NVRTC, cuBLAS) without JNI. Order, first hit wins:
@@ -18,7 +20,8 @@ import java.util.function.Function;
  *   <li>an explicit file: system property {@code nanochat4j.cuda.<key>} (key = driver, nvrtc, cublas);</li>
  *   <li>the dynamic loader's own search (LD_LIBRARY_PATH, the ldconfig cache) by soname;</li>
  *   <li>directories: property {@code nanochat4j.cuda.libdirs} (path-separated), {@code $CUDA_HOME}/lib64,
- *       {@code $CUDA_PATH}/lib64, /usr/local/cuda/lib64, /usr/local/nvidia/lib64, the distribution's lib dirs;</li>
+ *       {@code $CUDA_PATH}/lib64, /usr/local/cuda/lib64, /usr/local/nvidia/lib64, the distribution's lib dirs,
+ *       {@code $CONDA_PREFIX}/lib (conda-forge's CUDA packages);</li>
  *   <li>NVIDIA's pip wheels: {@code nvidia/*}{@code /lib} under the site-packages of $VIRTUAL_ENV, $CONDA_PREFIX,
  *       ~/.local, /usr/local, /usr and /opt/conda (where PyTorch's CUDA libraries live).</li>
  * </ol>
@@ -36,7 +39,29 @@ public final class CudaLibraries {
         public Spec(String key, List<String> sonames, String what) {
             this(key, sonames, what, null);
         }
+
+        /**
+         * The same library with only the sonames a driver of CUDA {@code cudaVersion} (e.g. 12080) can run: those of
+         * its major or older, and the unversioned one ({@link #open(Spec, int)}).
+         */
+        Spec runnableOn(int cudaVersion) {
+            List<String> runs = new ArrayList<>();
+            for (String s : sonames) {
+                int major = sonameMajor(s);
+                if (major <= cudaVersion / 1000) runs.add(s);
+            }
+            return new Spec(key, List.copyOf(runs), what, companions);
+        }
     }
+
+    /** The major version in a library's file name ({@code …/libcublas.so.13} → 13), or −1 when it has none. */
+    static int sonameMajor(String nameOrPath) {
+        if (nameOrPath == null) return -1;
+        Matcher m = SONAME_MAJOR.matcher(nameOrPath);
+        return m.find() ? Integer.parseInt(m.group(1)) : -1;
+    }
+
+    private static final Pattern SONAME_MAJOR = Pattern.compile("\\.so\\.(\\d+)");
 
     public static final Spec DRIVER = new Spec("driver", List.of("libcuda.so.1", "libcuda.so"),
             "the NVIDIA driver library (no NVIDIA driver or GPU on this machine?)");
@@ -52,6 +77,29 @@ public final class CudaLibraries {
     /** Opens {@code spec} from the real environment. */
     public static Opened open(Spec spec) {
         return open(spec, System::getenv, System.getProperties()::getProperty, CudaLibraries::dlopen);
+    }
+
+    /**
+     * Opens {@code spec} for a driver of CUDA {@code cudaVersion} (≤ 0: unknown): first a soname the driver can run,
+     * wherever it is, then any. A CUDA 13 cuBLAS fails on a CUDA 12 driver, so where both are installed (a CUDA 13
+     * toolkit beside PyTorch's CUDA 12 wheels, say) the .so.12 must win there; with only a newer one the user gets
+     * its own error, which {@link Cublas} explains.
+     */
+    public static Opened open(Spec spec, int cudaVersion) {
+        return open(spec, cudaVersion, System::getenv, System.getProperties()::getProperty, CudaLibraries::dlopen);
+    }
+
+    static Opened open(Spec spec, int cudaVersion, Function<String, String> env, Function<String, String> props,
+                       Function<String, SymbolLookup> opener) {
+        Spec runnable = cudaVersion > 0 ? spec.runnableOn(cudaVersion) : spec;
+        if (!runnable.sonames().isEmpty() && !runnable.sonames().equals(spec.sonames())) {
+            try {
+                return open(runnable, env, props, opener);
+            } catch (CudaUnavailableException e) {
+                // none the driver runs: any the machine has (the next call says what was searched)
+            }
+        }
+        return open(spec, env, props, opener);
     }
 
     /** An opened library and the place it came from (for the log). */
@@ -120,6 +168,10 @@ public final class CudaLibraries {
             String v = env.apply(var);
             if (v != null && !v.isBlank()) roots.add(Path.of(v));
         }
+        // conda-forge's libcublas and cuda-nvrtc packages install into the environment's lib, which its programs
+        // reach through their RPATH, not the loader's path
+        String conda = env.apply("CONDA_PREFIX");
+        if (conda != null && !conda.isBlank()) out.add(Path.of(conda, "lib"));
         String home = props.apply("user.home");
         if (home != null) roots.add(Path.of(home, ".local"));
         roots.add(Path.of("/usr/local"));
@@ -131,10 +183,16 @@ public final class CudaLibraries {
         return existing;
     }
 
-    /** {@code <root>/lib/python3*}{@code /(site|dist)-packages/nvidia/*}{@code /lib}. */
+    /**
+     * {@code <root>/lib/python3*}{@code /(site|dist)-packages/nvidia/*}{@code /lib}, and the same under lib64 (where
+     * pip puts platform wheels on Fedora and RHEL). CUDA 13's wheels share one folder, nvidia/cu13/lib; CUDA 12's
+     * have one a library, nvidia/cublas/lib: the glob finds both.
+     */
     static List<Path> pipWheelLibDirs(Path root) {
         List<Path> out = new ArrayList<>();
-        for (Path py : list(root.resolve("lib"), "python3*")) {
+        List<Path> pythons = new ArrayList<>(list(root.resolve("lib"), "python3*"));
+        pythons.addAll(list(root.resolve("lib64"), "python3*"));
+        for (Path py : pythons) {
             for (String pk : List.of("site-packages", "dist-packages")) {
                 for (Path pkg : list(py.resolve(pk).resolve("nvidia"), "*")) {
                     Path lib = pkg.resolve("lib");

@@ -120,6 +120,10 @@ public final class TensorCoreGemm {
         if (!tile.fits(m, n, k)) {
             throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " does not divide M=" + m + " N=" + n + " K=" + k);
         }
+        if (!aligned(a.deviceAddress(), b.deviceAddress(), c.deviceAddress())) { // a misaligned cp.async faults the whole context
+            throw new IllegalArgumentException("TensorCoreGemm: A " + a + " and B " + b + " must start 16-byte aligned and C " + c
+                    + " 8-byte aligned in device memory (a view at an odd offset: copy it, or use cuBLAS)");
+        }
         run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, batch, sharedB, alpha, beta, tile);
         Reference.reachabilityFence(a); // raw addresses above: the tensors stay reachable past the launch
         Reference.reachabilityFence(b); // (see CudaContext.Module#launch)

@@ -42,6 +42,44 @@ class CudaLibrariesTest {
         assertEquals("/opt/x/libcublas.so.13", explicit.from());
     }
 
+    /** A CUDA 13 cuBLAS fails on a CUDA 12 driver: where both are installed, the driver's major wins, wherever it is. */
+    @Test
+    void aLibraryTheDriverCanRunComesFirst(@TempDir Path tmp) throws Exception {
+        Path cudaHome = Files.createDirectories(tmp.resolve("cuda/lib64"));
+        Files.writeString(cudaHome.resolve("libcublas.so.13"), "");
+        Path wheel = Files.createDirectories(tmp.resolve("venv/lib64/python3.12/site-packages/nvidia/cublas/lib"));
+        Files.writeString(wheel.resolve("libcublas.so.12"), "");
+        Map<String, String> env = Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "VIRTUAL_ENV", tmp.resolve("venv").toString());
+        SymbolLookup fake = name -> java.util.Optional.empty();
+        Function<String, SymbolLookup> files = c -> c.startsWith("/") && Files.exists(Path.of(c)) ? fake : null;
+        assertEquals(wheel.resolve("libcublas.so.12").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+                "a CUDA 12.8 driver: the .so.12 in a pip wheel under lib64 before CUDA_HOME's .so.13");
+        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 13000, env::get, k -> null, files).from(),
+                "a CUDA 13 driver: the search order as it is");
+        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 0, env::get, k -> null, files).from(),
+                "driver version unknown: the search order as it is");
+        Files.delete(wheel.resolve("libcublas.so.12"));
+        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+                "nothing the driver runs: what there is (cuBLAS's own error then says why, with Cublas.newerThanDriver)");
+        assertEquals(13, CudaLibraries.sonameMajor("libcublas.so.13 (loader path)"));
+        assertEquals(-1, CudaLibraries.sonameMajor("/usr/lib/libcublas.so"));
+        String hint = Cublas.newerThanDriver(cudaHome.resolve("libcublas.so.13").toString(), 12080);
+        assertTrue(hint != null && hint.contains("CUDA 13") && hint.contains("12.8") && hint.contains("-Dnanochat4j.cuda.cublas")
+                && hint.contains("libcublas.so.12"), hint);
+        assertEquals(null, Cublas.newerThanDriver("libcublas.so.12 (loader path)", 12080));
+        assertEquals(null, Cublas.newerThanDriver("libcublas.so.13 (loader path)", 13010));
+    }
+
+    @Test
+    void condaEnvironmentsLibFolderIsSearched(@TempDir Path tmp) throws Exception {
+        Path lib = Files.createDirectories(tmp.resolve("env/lib"));
+        Files.writeString(lib.resolve("libnvrtc.so.13"), "");
+        Map<String, String> env = Map.of("CONDA_PREFIX", tmp.resolve("env").toString());
+        SymbolLookup fake = name -> java.util.Optional.empty();
+        assertEquals(lib.resolve("libnvrtc.so.13").toString(), CudaLibraries.open(CudaLibraries.NVRTC, env::get, k -> null,
+                c -> c.startsWith("/") && Files.exists(Path.of(c)) ? fake : null).from());
+    }
+
     @Test
     void aMissingLibraryIsOneClearLine() {
         CudaUnavailableException e = assertThrows(CudaUnavailableException.class,

@@ -116,6 +116,10 @@ class TensorCoreGemmTest {
         Tensor f32 = be.zeros(128, 32);
         assertThrows(IllegalArgumentException.class, () -> new TensorCoreGemm(be.context()).run(f32, f32, be.zeros(128, 128), 1f, 0f,
                 TensorCoreGemm.TILES.getFirst()), "fp32 operands are refused");
+        Tensor odd = be.toBf16(be.zeros(128 * 32 + 1)).slice(1, 128 * 32 + 1).reshape(128, 32); // starts 2 bytes in
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new TensorCoreGemm(be.context()).run(odd, odd,
+                be.zeros(128, 128), 1f, 0f, TensorCoreGemm.TILES.getFirst()), "a misaligned view is refused before cp.async faults the context");
+        assertTrue(e.getMessage().contains("16-byte aligned"), e.getMessage());
         assertEquals(DType.BF16, be.toBf16(f32).dtype());
         assertTrue(Backend.of(f32) == be);
     }
