@@ -1223,6 +1223,32 @@ API int cuModuleLoadData(void** module, const void* image) {
     return SUCCESS;
 }
 
+// With the JIT's logs, as the backend asks for them (CUjit_option: 3/4 the info log and its size, 5/6 the error log and
+// its size, 12 verbose). No ptxas runs here, so the info log stays empty (size 0 written back, as the driver writes what it
+// filled); a failed build's compiler output goes to the error log, truncated to its buffer.
+API int cuModuleLoadDataEx(void** module, const void* image, unsigned numOptions, int* options, void** values) {
+    char* errorLog = nullptr;
+    size_t errorSize = 0;
+    for (unsigned i = 0; i < numOptions; i++) {
+        if (options[i] == 3 && values[i]) ((char*) values[i])[0] = 0;
+        if (options[i] == 4) values[i] = (void*) (uintptr_t) 0;
+        if (options[i] == 5) errorLog = (char*) values[i];
+        if (options[i] == 6) errorSize = (size_t) (uintptr_t) values[i];
+    }
+    std::string text = (const char*) image;
+    if (errorLog && errorSize > 0 && text.rfind(MARK, 0) == 0) {
+        std::string log, so = build(text, log);
+        if (so.empty()) {
+            size_t n = std::min(log.size(), errorSize - 1);
+            memcpy(errorLog, log.data(), n);
+            errorLog[n] = 0;
+            for (unsigned i = 0; i < numOptions; i++) if (options[i] == 6) values[i] = (void*) (uintptr_t) n;
+            return INVALID_IMAGE;
+        }
+    }
+    return cuModuleLoadData(module, image);
+}
+
 API int cuModuleGetFunction(void** f, void* module, const char* name) {
     Module* m = (Module*) module;
     auto thunk = (void (*)(void**)) dlsym(m->handle, ("__sim_thunk_" + std::string(name)).c_str());

@@ -51,8 +51,13 @@
 // while dP is still on the tensor cores, and (dk/dv) dS while dV += Pᵀ·dY is.
 //
 // nvcc 13.0 -arch=sm_90a --resource-usage: attn_wg_fwd 215 registers, attn_wg_fwd_bf16 155, attn_wg_bwd_dq 192,
-// attn_wg_bwd_dkv 251; 0 bytes spilled, no wgmma serialization warning (recheck after any change: dkv sits 4
+// attn_wg_bwd_dkv 251; 0 bytes spilled, no wgmma serialization note (KernelCompileTest fails on either: dkv sits 4
 // registers under the limit, its dK and dV accumulators alone 128).
+//
+// Register operands are fenced as CUTLASS and FlashAttention-3 do: wg_fence_operand on the accumulators and the
+// register A fragments right before wg_fence(), and on them again after the wait, so the compiler can move no
+// ordinary write of them (zeroing S, packing P or dS, rescaling O) between wgmma.fence and the wgmma, nor a read
+// before the wait.
 #include "common.cuh"
 #include "tensorcore.cuh"
 
@@ -223,6 +228,8 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
 #pragma unroll
         for (int e = 0; e < 32; e++) s[e] = dp[e] = 0.f;
         // Sᵀ and dPᵀ as two groups: P is computed while dPᵀ is still on the tensor cores, and dS while dV += Pᵀ·dY is.
+        wg_fence_operand(s);
+        wg_fence_operand(dp);
         wg_fence();
         wb_scores(s, aK, sQ);   // Sᵀ: keys × queries
         wg_commit();
@@ -240,8 +247,9 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
         }
         unsigned pa[4][4], da[4][4];
         wb_pack(pa, s);
-        wg_fence();
+        wb_fence_fragments(pa);
         wg_fence_operand(dva);
+        wg_fence();
         wb_accumulate(dva, pa, sD);  // dV += Pᵀ·dY
         wg_commit();
         wg_wait<1>();                // dPᵀ's group (the one before dV's) has landed
@@ -252,8 +260,9 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dkv(
             dp[e] = (vis >> e) & 1 ? s[e] * (dp[e] - sDsum[c]) : 0.f;
         }
         wb_pack(da, dp);
-        wg_fence();
+        wb_fence_fragments(da);
         wg_fence_operand(dka);
+        wg_fence();
         wb_accumulate(dka, da, sQ);  // dK += dSᵀ·Q
         wg_commit();
         wg_wait<0>();
@@ -317,6 +326,8 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
         float s[32], dp[32];
 #pragma unroll
         for (int e = 0; e < 32; e++) s[e] = dp[e] = 0.f;
+        wg_fence_operand(s);
+        wg_fence_operand(dp);
         wg_fence();
         wb_scores(s, aQ, sK);   // S: queries × keys
         wg_commit();
@@ -338,8 +349,9 @@ extern "C" __global__ void __launch_bounds__(WB_THREADS, 1) attn_wg_bwd_dq(
         for (int e = 0; e < 32; e++) dp[e] = (vis >> e) & 1 ? s[e] * (dp[e] - rowDsum[(e >> 1) & 1]) : 0.f;
         unsigned da[4][4];
         wb_pack(da, dp);
-        wg_fence();
+        wb_fence_fragments(da);
         wg_fence_operand(dqa);
+        wg_fence();
         wb_accumulate(dqa, da, sK);  // dQ += dS·K
         wg_commit();
         wg_wait<0>();
@@ -458,6 +470,7 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
             float s[32];
 #pragma unroll
             for (int e = 0; e < 32; e++) s[e] = 0.f;
+            wg_fence_operand(s);
             wg_fence();
             wb_scores(s, aQ, sK);
             wg_commit();
@@ -487,9 +500,10 @@ __device__ __forceinline__ void wf_body(const In* __restrict__ q, const In* __re
             }
             unsigned pa[4][4];
             wb_pack(pa, s);
-            wg_fence_operand(o);
 #pragma unroll
             for (int e = 0; e < 64; e++) o[e] *= corr[(e >> 1) & 1];
+            wb_fence_fragments(pa);
+            wg_fence_operand(o);
             wg_fence();
             wb_accumulate(o, pa, sV); // O += P·V
             wg_commit();

@@ -574,6 +574,14 @@ public final class CudaContext {
         return opts;
     }
 
+    /** "; the JIT said: …" with the first lines of a failed load's error log, or "" when it wrote none. */
+    static String jitError(Driver.Loaded loaded) {
+        String log = loaded.errorLog().strip();
+        if (log.isEmpty()) return "";
+        List<String> lines = log.lines().limit(8).toList();
+        return "; the JIT said: " + String.join(" | ", lines);
+    }
+
     private Module load(String source, Map<String, String> defines) {
         String src = KernelSources.source(source);
         List<String> opts = compileOptions(arch(false), defines);
@@ -585,33 +593,39 @@ public final class CudaContext {
             ptx = nv.compile(source + ".cu", src, opts, false);
             cache.put(source, key, "ptx", ptx);
         }
-        MemorySegment[] out = new MemorySegment[1];
-        int r;
+        Driver.Loaded loaded;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment img = a.allocate(ptx.length + 1L);
             MemorySegment.copy(ptx, 0, img, ValueLayout.JAVA_BYTE, 0, ptx.length);
-            r = driver.moduleLoadData(img, out);
+            loaded = driver.moduleLoad(img);
         }
+        int r = loaded.result();
         if (r == Driver.CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == Driver.CUDA_ERROR_INVALID_PTX) {
             // The driver is older than NVRTC's PTX: a cubin for this exact GPU needs no JIT by the driver.
             List<String> cubinOpts = new ArrayList<>(opts);
             cubinOpts.set(0, "--gpu-architecture=" + arch(true));
             byte[] cubin = nv.compile(source + ".cu", src, cubinOpts, true);
-            int r2;
+            Driver.Loaded fromCubin;
             try (Arena a = Arena.ofConfined()) {
                 MemorySegment img = a.allocate(cubin.length);
                 MemorySegment.copy(cubin, 0, img, ValueLayout.JAVA_BYTE, 0, cubin.length);
-                r2 = driver.moduleLoadData(img, out);
+                fromCubin = driver.moduleLoad(img);
             }
+            int r2 = fromCubin.result();
             if (r2 == Driver.CUDA_ERROR_OUT_OF_MEMORY) driver.check("cuModuleLoadData(" + source + ".cu, cubin)", r2);
             if (r2 != 0) {
                 throw new CudaException("CUDA: the NVIDIA driver (CUDA " + driverVersion / 1000 + "." + (driverVersion % 1000) / 10
                         + ") is too old for the code of NVRTC " + nvVersion + " (" + source + ".cu: PTX " + driver.describe(r) + ", cubin "
-                        + driver.describe(r2) + "); update the driver or point -Dnanochat4j.cuda.nvrtc at an NVRTC no newer than the driver", r);
+                        + driver.describe(r2) + jitError(loaded) + "); update the driver or point -Dnanochat4j.cuda.nvrtc at an NVRTC no newer than the driver", r);
             }
-        } else {
-            driver.check("cuModuleLoadData(" + source + ".cu)", r);
+            loaded = fromCubin;
+        } else if (r != 0) {
+            if (r == Driver.CUDA_ERROR_OUT_OF_MEMORY) driver.check("cuModuleLoadData(" + source + ".cu)", r);
+            throw new CudaException("cuModuleLoadData(" + source + ".cu) failed: " + driver.describe(r) + jitError(loaded), r);
         }
-        return new Module(out[0], KernelSignatures.parse(src));
+        for (String w : JitLog.warnings(loaded.infoLog())) {
+            System.err.println("cuda: warning: " + source + ".cu " + defines + ", the driver's JIT: " + w);
+        }
+        return new Module(loaded.module(), KernelSignatures.parse(src));
     }
 }

@@ -8,6 +8,7 @@ import static nanochat4j.tensor.cuda.Ffi.rc;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 
 /**
@@ -32,6 +33,11 @@ public final class Driver {
     public static final int FUNC_ATTR_MAX_DYNAMIC_SHARED = 8;
     /** Stream capture that lets other threads' calls go on (theirs go to other streams); cuMemAlloc stays allowed. */
     public static final int STREAM_CAPTURE_MODE_RELAXED = 2;
+    /** CUjit_option: the JIT's info and error logs (buffer, then its size in bytes, which the driver sets to what it wrote), verbose. */
+    static final int JIT_INFO_LOG_BUFFER = 3, JIT_INFO_LOG_BUFFER_SIZE_BYTES = 4, JIT_ERROR_LOG_BUFFER = 5,
+            JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6, JIT_LOG_VERBOSE = 12;
+    /** Bytes kept of each JIT log (a verbose report is a few lines a kernel). */
+    private static final int JIT_LOG_BYTES = 32 * 1024;
 
     private static final String LIB = "libcuda";
 
@@ -40,7 +46,7 @@ public final class Driver {
             cuDeviceGetAttribute, cuDevicePrimaryCtxRetain, cuCtxSetCurrent, cuMemAlloc, cuMemFree, cuMemcpyHtoDAsync,
             cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemGetInfo, cuStreamCreate, cuStreamSynchronize,
             cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy,
-            cuModuleLoadData, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName,
+            cuModuleLoadDataEx, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName,
             cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
 
     Driver(Ffi.Binder lib, String from) {
@@ -71,7 +77,7 @@ public final class Driver {
         cuEventSynchronize = lib.fn(rc(P), "cuEventSynchronize");
         cuEventElapsedTime = lib.fn(rc(P, P, P), "cuEventElapsedTime_v2", "cuEventElapsedTime");
         cuEventDestroy = lib.fn(rc(P), "cuEventDestroy_v2");
-        cuModuleLoadData = lib.fn(rc(P, P), "cuModuleLoadData");
+        cuModuleLoadDataEx = lib.fn(rc(P, P, I, P, P), "cuModuleLoadDataEx");
         cuModuleGetFunction = lib.fn(rc(P, P, P), "cuModuleGetFunction");
         cuFuncSetAttribute = lib.fn(rc(P, I, I), "cuFuncSetAttribute");
         cuLaunchKernel = lib.fn(rc(P, I, I, I, I, I, I, I, P, P, P), "cuLaunchKernel");
@@ -337,13 +343,24 @@ public final class Driver {
 
     // ------------------------------------------------------------------ modules, launches
 
-    /** cuModuleLoadData on a PTX text or cubin image; returns the CUresult and the module through {@code out}. */
-    public int moduleLoadData(MemorySegment image, MemorySegment[] out) {
+    /**
+     * A module load: its CUresult, the module (null when it failed), and the JIT's logs (empty where nothing was
+     * compiled: a cubin, or PTX the driver's cache already held).
+     */
+    public record Loaded(int result, MemorySegment module, String infoLog, String errorLog) {}
+
+    /** cuModuleLoadDataEx on a PTX text or cubin image, asking the JIT for its verbose info log and its error log. */
+    public Loaded moduleLoad(MemorySegment image) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment p = a.allocate(P);
-            int r = (int) cuModuleLoadData.invokeExact(p, image);
-            if (r == 0) out[0] = p.get(P, 0);
-            return r;
+            MemorySegment info = a.allocate(JIT_LOG_BYTES), error = a.allocate(JIT_LOG_BYTES); // zeroed: empty strings
+            MemorySegment options = a.allocateFrom(ValueLayout.JAVA_INT, JIT_INFO_LOG_BUFFER, JIT_INFO_LOG_BUFFER_SIZE_BYTES,
+                    JIT_ERROR_LOG_BUFFER, JIT_ERROR_LOG_BUFFER_SIZE_BYTES, JIT_LOG_VERBOSE);
+            // void* values: the two buffers' addresses, their sizes (less a byte, so each log stays NUL-terminated), 1
+            MemorySegment values = a.allocateFrom(ValueLayout.JAVA_LONG, info.address(), JIT_LOG_BYTES - 1, error.address(),
+                    JIT_LOG_BYTES - 1, 1L);
+            int r = (int) cuModuleLoadDataEx.invokeExact(p, image, 5, options, values);
+            return new Loaded(r, r == 0 ? p.get(P, 0) : null, info.getString(0), error.getString(0));
         } catch (Throwable t) {
             throw rethrow(t);
         }

@@ -38,13 +38,14 @@ class CudaSimulatorTest {
 
     private MemorySegment function(String source, String name, String arch) {
         byte[] ptx = Nvrtc.load().compile(name + ".cu", source, List.of("--gpu-architecture=" + arch, "--std=c++17", "-default-device"), false);
-        MemorySegment[] module = new MemorySegment[1];
+        Driver.Loaded module;
         try (Arena a = Arena.ofConfined()) {
             MemorySegment img = a.allocate(ptx.length + 1L);
             MemorySegment.copy(ptx, 0, img, ValueLayout.JAVA_BYTE, 0, ptx.length);
-            ctx.driver().check("cuModuleLoadData(" + name + ")", ctx.driver().moduleLoadData(img, module));
+            module = ctx.driver().moduleLoad(img);
+            ctx.driver().check("cuModuleLoadData(" + name + ")", module.result());
         }
-        return ctx.driver().function(module[0], name);
+        return ctx.driver().function(module.module(), name);
     }
 
     /** Launches {@code fn} on one block of {@code threads} with 64-bit pointer arguments. */

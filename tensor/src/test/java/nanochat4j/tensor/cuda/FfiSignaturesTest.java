@@ -98,7 +98,12 @@ class FfiSignaturesTest {
                 Map.entry("CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR", Driver.ATTR_CC_MINOR),
                 Map.entry("CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN", Driver.ATTR_MAX_SHARED_PER_BLOCK_OPTIN),
                 Map.entry("CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES", Driver.FUNC_ATTR_MAX_DYNAMIC_SHARED),
-                Map.entry("CU_STREAM_CAPTURE_MODE_RELAXED", Driver.STREAM_CAPTURE_MODE_RELAXED)));
+                Map.entry("CU_STREAM_CAPTURE_MODE_RELAXED", Driver.STREAM_CAPTURE_MODE_RELAXED),
+                Map.entry("CU_JIT_INFO_LOG_BUFFER", Driver.JIT_INFO_LOG_BUFFER),
+                Map.entry("CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES", Driver.JIT_INFO_LOG_BUFFER_SIZE_BYTES),
+                Map.entry("CU_JIT_ERROR_LOG_BUFFER", Driver.JIT_ERROR_LOG_BUFFER),
+                Map.entry("CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES", Driver.JIT_ERROR_LOG_BUFFER_SIZE_BYTES),
+                Map.entry("CU_JIT_LOG_VERBOSE", Driver.JIT_LOG_VERBOSE)));
     }
 
     @Test
@@ -309,9 +314,10 @@ class FfiSignaturesTest {
             assertEquals(0f, d.eventElapsedMs(e0, e1));
             d.eventDestroy(e0);
             d.eventDestroy(e1);
-            MemorySegment[] module = new MemorySegment[1];
-            assertEquals(0, d.moduleLoadData(a.allocateFrom("ptx"), module));
-            MemorySegment fn = d.function(module[0], "k");
+            Driver.Loaded module = d.moduleLoad(a.allocateFrom("ptx"));
+            assertEquals(0, module.result());
+            assertEquals("", module.infoLog());
+            MemorySegment fn = d.function(module.module(), "k");
             d.functionAttribute(fn, Driver.FUNC_ATTR_MAX_DYNAMIC_SHARED, 1 << 16, "k");
             d.launch("k", fn, 1, 1, 1, 32, 1, 1, 0, stream, a.allocate(ValueLayout.ADDRESS, 2));
             d.streamDestroy(stream);

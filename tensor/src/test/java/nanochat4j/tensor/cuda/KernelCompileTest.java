@@ -13,22 +13,20 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Compiles every kernel source for Hopper with nvcc (as NVRTC will: includes inlined, the same -D constants) and
- * fails on a compile error or a register spill ("N bytes spill stores" with N > 0 in ptxas's resource report) —
- * so a broken or slow kernel fails CI on machines without a GPU. Skipped with a message where nvcc is not on the
- * PATH. Each source is compiled with the defines the backend launches it with (the attention module at each head
+ * fails on a compile error, a register spill ("N bytes spill stores" with N > 0 in ptxas's resource report) or a
+ * wgmma pipeline ptxas had to serialize (its C7511-style "Potential Performance Loss" notes, and the waits it injects
+ * when a register a wgmma writes is touched before its wait; {@link JitLog}, which reads the same report from the
+ * driver's JIT on a GPU machine) — so a broken or slow kernel fails CI on machines without a GPU. Skipped with a
+ * message where nvcc is not on the PATH. Each source is compiled with the defines the backend launches it with (the attention module at each head
  * dim the models and tests use).
  */
 class KernelCompileTest {
-    private static final Pattern SPILL = Pattern.compile("(\\d+) bytes spill stores");
-    private static final Pattern ENTRY = Pattern.compile("Function properties for (\\w+)");
 
     /** The kernel sources do not depend on the vector width or test sizes: compile them in the default run only. */
     static boolean variantRun() {
@@ -69,19 +67,38 @@ class KernelCompileTest {
                     failures.add(what + " does not compile:\n" + out);
                     continue;
                 }
-                Matcher e = ENTRY.matcher(out);
-                while (e.find()) kernels++;
-                String current = "?";
-                for (String line : out.split("\n")) {
-                    Matcher en = ENTRY.matcher(line);
-                    if (en.find()) current = en.group(1);
-                    Matcher m = SPILL.matcher(line);
-                    if (m.find() && Integer.parseInt(m.group(1)) > 0) failures.add(what + ": kernel " + current + " spills: " + line.trim());
-                }
+                kernels += JitLog.kernels(out);
+                for (String w : JitLog.warnings(out)) failures.add(what + ": " + w); // the report the driver's JIT is asked for too
             }
         }
         if (!failures.isEmpty()) fail(String.join("\n", failures));
         assertTrue(kernels >= 30, "expected every kernel in ptxas's report, saw " + kernels);
+    }
+
+    /** The check above sees a serialized wgmma pipeline: an accumulator touched between a wgmma and its wait. */
+    @Test
+    void aSerializedWgmmaPipelineIsSeen(@TempDir Path tmp) throws Exception {
+        String nvcc = nvcc();
+        Assumptions.assumeTrue(nvcc != null, variantRun() ? "kernel compile check runs in the default surefire execution only" : "nvcc not on the PATH: kernel compile check skipped");
+        Path src = tmp.resolve("serialized.cu");
+        Files.writeString(src, KernelSources.raw("common.cuh") + KernelSources.raw("tensorcore.cuh") + """
+                extern "C" __global__ void __launch_bounds__(128, 1) touched(float* out, unsigned long long da, unsigned long long db) {
+                    float d[32];
+                    for (int i = 0; i < 32; i++) d[i] = 0.f;
+                    wg_fence();
+                    wg_mma<64, 0, 0>(d, da, db, 0);
+                    wg_commit();
+                    d[0] += 1.f; // no wait before it: ptxas must wait here, and says so
+                    wg_fence();
+                    wg_mma<64, 0, 0>(d, da, db, 1);
+                    wg_commit();
+                    wg_wait<0>();
+                    wg_fence_operand(d);
+                    for (int i = 0; i < 32; i++) out[threadIdx.x * 32 + i] = d[i];
+                }
+                """);
+        String out = run(List.of(nvcc, "-arch=sm_90a", "-cubin", "--resource-usage", "-o", tmp.resolve("s.cubin").toString(), src.toString()), tmp);
+        assertTrue(!out.startsWith("EXIT") && !JitLog.warnings(out).isEmpty(), out);
     }
 
     /**
