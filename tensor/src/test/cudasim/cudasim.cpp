@@ -11,7 +11,8 @@
 //   operation waits for exactly the lanes its mask names and fails the launch if one of them has exited or never
 //   existed; a block none of whose threads can move is a deadlock, reported with where each thread waits. Odd blocks
 //   run their threads in reverse order, so a race on a missing barrier shows whichever way it reads. A block larger
-//   than the kernel's __launch_bounds__ is refused. Failures come back as CUDA_ERROR_LAUNCH_FAILED (or
+//   than the kernel's __launch_bounds__ is refused. A cp.async lands at its thread's wait_group in even blocks and at
+//   issue in odd ones, the latest and the earliest a GPU may land it. Failures come back as CUDA_ERROR_LAUNCH_FAILED (or
 //   _OUT_OF_RESOURCES) and cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed.
 // - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, and so is every
 //   block's shared memory (dynamic and static) when the block starts, so a kernel that reads memory nothing wrote
@@ -481,6 +482,11 @@ template <class Op, class Run> void landGroups(std::vector<std::vector<Op>>& gro
     groups.erase(groups.begin(), groups.begin() + land);
 }
 
+// Where a block's cp.async copies land: at the issuing thread's wait_group in even blocks (as late as a GPU may: a read
+// before the wait sees the old bytes), at issue in odd ones (as early as it may: a refill of a stage that another warp
+// has not finished reading, for want of a barrier before it, changes what that warp reads).
+bool g_landAtIssue = false;
+
 void simCpAsync(void* dst, const void* src, int bytes) {
     uintptr_t a = (uintptr_t) dst;
     for (const auto& r : g_wgmmaReads) {
@@ -491,7 +497,12 @@ void simCpAsync(void* dst, const void* src, int bytes) {
             }
         }
     }
-    openGroup(g.cur->copies).push_back(CopyOp{dst, src, bytes});
+    if (g_landAtIssue) {
+        memcpy(dst, src, bytes);
+        openGroup(g.cur->copies); // the group still counts for wait_group
+    } else {
+        openGroup(g.cur->copies).push_back(CopyOp{dst, src, bytes});
+    }
 }
 void simCpCommit() {
     std::vector<std::vector<CopyOp>>& c = g.cur->copies;
@@ -768,6 +779,7 @@ bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
     // later and the new one if it ran earlier. Odd blocks run their threads in reverse order: a race then gives wrong
     // values in one block or the other, whichever way it reads.
     bool reverse = ((block.z * grid.y + block.y) * grid.x + block.x) & 1;
+    g_landAtIssue = reverse;
     for (;;) {
         bool any = false;
         unsigned long long before = g.progress;

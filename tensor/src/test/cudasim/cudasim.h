@@ -122,8 +122,9 @@ inline unsigned tc_pack_bf16(float lo, float hi) { return __sim_bf16_rn(lo) | (_
 inline void tc_mma(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) { __sim_api->mma(d, a, b0, b1); }
 inline void tc_ldsm_x4(unsigned (&r)[4], const unsigned short* p) { __sim_api->ldsm(r, p, 0); }
 inline void tc_ldsm_x4_t(unsigned (&r)[4], const unsigned short* p) { __sim_api->ldsm(r, p, 1); }
-// cp.async lands at the thread's wait_group, as late as a GPU may land it: a kernel that reads a tile before its wait
-// (or waits for too few groups) reads what was there before, NaN or the previous tile, and its results show it.
+// cp.async lands at the thread's wait_group in even blocks, as late as a GPU may land it: a kernel that reads a tile
+// before its wait (or waits for too few groups) reads what was there before, NaN or the previous tile, and its results
+// show it. In odd blocks it lands at issue, as early as a GPU may: a refill of a stage another warp still reads shows.
 inline void cp_async16(void* smem, const void* gmem) {
     if ((((uintptr_t) smem) | ((uintptr_t) gmem)) & 15u) __sim_api->fail("cp.async.cg 16: an address not 16-byte aligned");
     __sim_api->cpAsync(smem, gmem, 16);

@@ -306,6 +306,55 @@ class CudaSimulatorTest {
         for (long p : new long[] {x, y}) ctx.driver().free(p);
     }
 
+    /**
+     * In odd blocks cp.async lands at issue (the earliest a GPU may): a refill of a stage that other threads have not
+     * finished reading — no barrier between their reads and the refill — changes what they read. Even blocks land it
+     * at the wait, as late as a GPU may, where the same race reads right: only the odd block can show it.
+     */
+    @Test
+    void aRefillBeforeEveryThreadHasReadShowsInOddBlocks() {
+        assumeSimulator();
+        String src = KernelSources.raw("tensorcore.cuh") + """
+                extern "C" __global__ void refill(const float* x, const float* z, float* y) {
+                    __shared__ __align__(16) float s[64];
+                    if (threadIdx.x < 16) cp_async16(s + 4 * threadIdx.x, x + blockIdx.x * 64 + 4 * threadIdx.x);
+                    cp_async_commit();
+                    cp_async_wait_all();
+                    __syncthreads();
+                    y[blockIdx.x * 64 + threadIdx.x] = s[63 - threadIdx.x];
+                    BARRIER
+                    if (threadIdx.x < 16) cp_async16(s + 4 * threadIdx.x, z + 4 * threadIdx.x); // the next tile into the same stage
+                    cp_async_commit();
+                    __syncthreads();
+                    cp_async_wait_all();
+                }
+                """;
+        float[] x = new float[128];
+        for (int i = 0; i < x.length; i++) x[i] = i + 1;
+        long px = upload(x), pz = upload(new float[64]), py = upload(new float[128]);
+        for (boolean barrier : new boolean[] {true, false}) {
+            String name = barrier ? "refill" : "refill_racy";
+            MemorySegment fn = function(src.replace("BARRIER", barrier ? "__syncthreads();" : "").replace("void refill(", "void " + name + "("), name);
+            try (Arena a = Arena.ofConfined()) {
+                MemorySegment params = a.allocate(ValueLayout.ADDRESS, 3);
+                params.setAtIndex(ValueLayout.ADDRESS, 0, a.allocateFrom(ValueLayout.JAVA_LONG, px));
+                params.setAtIndex(ValueLayout.ADDRESS, 1, a.allocateFrom(ValueLayout.JAVA_LONG, pz));
+                params.setAtIndex(ValueLayout.ADDRESS, 2, a.allocateFrom(ValueLayout.JAVA_LONG, py));
+                ctx.driver().launch(name, fn, 2, 1, 1, 64, 1, 1, 0, ctx.stream(), params);
+            }
+            float[] y = download(py, 128);
+            int[] wrong = new int[2];
+            for (int b = 0; b < 2; b++) for (int t = 0; t < 64; t++) if (y[b * 64 + t] != x[b * 64 + 63 - t]) wrong[b]++;
+            if (barrier) {
+                assertEquals(0, wrong[0] + wrong[1], "with the barrier before the refill");
+            } else {
+                assertEquals(0, wrong[0], "block 0: copies land at the wait, after every read");
+                assertTrue(wrong[1] > 0, "block 1: copies land at issue, before the reads of the threads that run after");
+            }
+        }
+        for (long p : new long[] {px, pz, py}) ctx.driver().free(p);
+    }
+
     /** The message of the failed launch of kernel {@code name} on one block of {@code threads}, given {@code floats} zeros. */
     private String launchFailure(String source, String name, int threads, int floats) {
         assumeSimulator();
