@@ -50,10 +50,15 @@ class CudaSimulatorTest {
 
     /** Launches {@code fn} on one block of {@code threads} with 64-bit pointer arguments. */
     private void launch(MemorySegment fn, String name, int threads, long... pointers) {
+        launchBlocks(fn, name, 1, threads, pointers);
+    }
+
+    /** Launches {@code fn} on {@code blocks} blocks (along x) of {@code threads}, with 64-bit pointer arguments. */
+    private void launchBlocks(MemorySegment fn, String name, int blocks, int threads, long... pointers) {
         try (Arena a = Arena.ofConfined()) {
             MemorySegment params = a.allocate(ValueLayout.ADDRESS, Math.max(1, pointers.length));
             for (int i = 0; i < pointers.length; i++) params.setAtIndex(ValueLayout.ADDRESS, i, a.allocateFrom(ValueLayout.JAVA_LONG, pointers[i]));
-            ctx.driver().launch(name, fn, 1, 1, 1, threads, 1, 1, 0, ctx.stream(), params);
+            ctx.driver().launch(name, fn, blocks, 1, 1, threads, 1, 1, 0, ctx.stream(), params);
         }
         ctx.synchronize();
     }
@@ -335,13 +340,7 @@ class CudaSimulatorTest {
         for (boolean barrier : new boolean[] {true, false}) {
             String name = barrier ? "refill" : "refill_racy";
             MemorySegment fn = function(src.replace("BARRIER", barrier ? "__syncthreads();" : "").replace("void refill(", "void " + name + "("), name);
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment params = a.allocate(ValueLayout.ADDRESS, 3);
-                params.setAtIndex(ValueLayout.ADDRESS, 0, a.allocateFrom(ValueLayout.JAVA_LONG, px));
-                params.setAtIndex(ValueLayout.ADDRESS, 1, a.allocateFrom(ValueLayout.JAVA_LONG, pz));
-                params.setAtIndex(ValueLayout.ADDRESS, 2, a.allocateFrom(ValueLayout.JAVA_LONG, py));
-                ctx.driver().launch(name, fn, 2, 1, 1, 64, 1, 1, 0, ctx.stream(), params);
-            }
+            launchBlocks(fn, name, 2, 64, px, pz, py);
             float[] y = download(py, 128);
             int[] wrong = new int[2];
             for (int b = 0; b < 2; b++) for (int t = 0; t < 64; t++) if (y[b * 64 + t] != x[b * 64 + 63 - t]) wrong[b]++;
@@ -447,12 +446,7 @@ class CudaSimulatorTest {
         for (boolean barrier : new boolean[] {true, false}) {
             String name = barrier ? "mirror" : "mirror_racy";
             MemorySegment fn = function(src.replace("BARRIER", barrier ? "__syncthreads();" : "").replace("void mirror(", "void " + name + "("), name);
-            try (Arena a = Arena.ofConfined()) {
-                MemorySegment params = a.allocate(ValueLayout.ADDRESS, 2);
-                params.setAtIndex(ValueLayout.ADDRESS, 0, a.allocateFrom(ValueLayout.JAVA_LONG, px));
-                params.setAtIndex(ValueLayout.ADDRESS, 1, a.allocateFrom(ValueLayout.JAVA_LONG, py));
-                ctx.driver().launch(name, fn, 2, 1, 1, 64, 1, 1, 0, ctx.stream(), params);
-            }
+            launchBlocks(fn, name, 2, 64, px, py);
             float[] y = download(py, 128);
             for (int b = 0; b < 2; b++) {
                 int wrong = 0;
