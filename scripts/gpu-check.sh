@@ -306,6 +306,18 @@ if [ "$tokok" -eq 1 ] && want allreduce && t=$(stage allreduce 100); then
   train allreduce "$t" "$out/allreduce.log" 12 16 10 launch --nproc 2
 fi
 
+# ---- the driver JIT's own ptxas report on our modules (CudaContext asks for it at each module load, JitLog reads it):
+# spills or serialized wgmma pipelines there that nvcc's build did not have (KernelCompileTest) cost speed silently
+jitw=$(cat "$out"/*.log 2>/dev/null | grep -h "cuda: warning: .*the driver's JIT" | sort -u)
+if [ -n "$jitw" ]; then
+  say "the driver's JIT: $(echo "$jitw" | wc -l) spill or wgmma serialization warning(s) on our kernels:"
+  echo "$jitw" | head -n 8 | while IFS= read -r line; do say "  $line"; done
+  json "{\"kind\":\"jit-warnings\",\"count\":$(echo "$jitw" | wc -l)}"
+else
+  say "the driver's JIT: no spill or serialized wgmma pipeline in the modules it compiled (none where its cache held them)"
+  json '{"kind":"jit-warnings","count":0}'
+fi
+
 # ---- the issues' targets beside this run's figures, ours against nanochat's (a report: the exit status ignores it);
 # an earlier call's figures first where GPU_CHECK_EARLIER names its jsonl (this run's replace them where both measured)
 runs=("$jsonl")
