@@ -9,7 +9,7 @@ import nanochat4j.model.gpt.KVCache;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaContext;
-import org.junit.jupiter.api.Assumptions;
+import nanochat4j.tensor.cuda.CudaTesting;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -21,8 +21,7 @@ import org.junit.jupiter.api.Test;
 class CudaDecodeHostWaitsTest {
     @Test
     void aDecodeStepWaitsOnlyForItsTokenAndItsLogits() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "decode host-wait count skipped: " + why);
+        CudaTesting.assumeGpu("decode host-wait count");
         GPTConfig config = GPTConfig.fromDepth(4, 32, 32, 64, "L", 257); // two value-embedding layers
         GPT model = GPT.create(config, 1, Device.CUDA);
         KVCache cache = new KVCache(model, 1, 64);

@@ -14,9 +14,9 @@ import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.CudaTesting;
 import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.optim.MuonAdamW;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -30,9 +30,7 @@ import org.junit.jupiter.api.Test;
 class CudaTrainStepHostWaitsTest {
     @Test
     void aTrainingStepWaitsForTheDeviceAFixedNumberOfTimes() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "training-step host-wait count skipped: " + why);
-        CudaBackend be = CudaBackend.get();
+        CudaBackend be = CudaTesting.gpu("training-step host-wait count");
         MatmulPrecision before = be.setMatmulPrecision(MatmulPrecision.BF16);
         try {
             GPTConfig cfg = new GPTConfig(64, 70, 4, 4, 4, 32, "SSSL");   // value embeddings on two layers: three tables

@@ -13,7 +13,6 @@ import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Reduction;
 import nanochat4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -34,9 +33,7 @@ class BackendConformanceTest {
 
     static Backend backend(String name) {
         if (name.equals("cpu")) return Backend.cpu();
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "CUDA backend skipped: " + why);
-        return CudaBackend.get();
+        return CudaTesting.gpu("CUDA backend");
     }
 
     static Tensor up(Backend be, Tensor host) {

@@ -12,7 +12,6 @@ import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Device;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -22,9 +21,7 @@ class CudaBackendTest {
 
     @BeforeEach
     void gpu() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "CUDA tests skipped: " + why);
-        be = CudaBackend.get();
+        be = CudaTesting.gpu("CUDA tests");
     }
 
     /**

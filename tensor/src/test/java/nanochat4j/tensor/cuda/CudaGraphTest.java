@@ -13,7 +13,6 @@ import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Recycler;
 import nanochat4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -30,9 +29,7 @@ class CudaGraphTest {
 
     @BeforeEach
     void gpu() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "CUDA graph tests skipped: " + why);
-        be = CudaBackend.get();
+        be = CudaTesting.gpu("CUDA graph tests");
     }
 
     @Test

@@ -23,8 +23,7 @@ class CudaSimulatorTest {
 
     @BeforeEach
     void device() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "CUDA tests skipped: " + why);
+        CudaTesting.assumeGpu("CUDA tests");
         ctx = CudaContext.get();
     }
 

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -15,9 +14,7 @@ import org.junit.jupiter.api.Test;
 class DeterministicScatterTest {
     @Test
     void repeatedIdsSumInPositionOrderEveryRun() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "GPU scatter-add skipped: " + why);
-        CudaBackend be = CudaBackend.get();
+        CudaBackend be = CudaTesting.gpu("GPU scatter-add");
         SplittableRandom r = new SplittableRandom(2);
         int v = 50, n = 4096, e = 96;
         int[] ids = new int[n];

@@ -11,7 +11,6 @@ import java.util.Map;
 import java.util.stream.Collectors;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -25,9 +24,7 @@ class KernelProfileTest {
 
     @BeforeEach
     void gpu() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "CUDA profile tests skipped: " + why);
-        be = CudaBackend.get();
+        be = CudaTesting.gpu("CUDA profile tests");
     }
 
     private static Map<String, Backend.KernelTime> byName(List<Backend.KernelTime> t) {

@@ -10,7 +10,6 @@ import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Tensor;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -68,9 +67,7 @@ class TensorCoreGemmTest {
 
     @Test
     void matchesFloat64AndCublasOnTheGpu() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "tensor-core GEMM skipped: " + why);
-        CudaBackend be = CudaBackend.get();
+        CudaBackend be = CudaTesting.gpu("tensor-core GEMM");
         SplittableRandom r = new SplittableRandom(4);
         int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}, {2, 256, 256, 192}, {1, 128, 256, 512}, {1, 1280, 256, 64}};
         for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
@@ -127,9 +124,7 @@ class TensorCoreGemmTest {
     /** The backward's layouts, A·B (dx = dy·W) and Aᵀ·B (dW = dyᵀ·x), at every tile against float64, with and without beta. */
     @Test
     void backwardLayoutsMatchFloat64OnTheGpu() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "tensor-core GEMM skipped: " + why);
-        CudaBackend be = CudaBackend.get();
+        CudaBackend be = CudaTesting.gpu("tensor-core GEMM");
         SplittableRandom r = new SplittableRandom(5);
         TensorCoreGemm own = new TensorCoreGemm(be.context());
         int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}, {256, 256, 128}, {128, 384, 192}, {128, 256, 512}};

@@ -19,10 +19,9 @@ import java.util.Random;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import nanochat4j.model.checkpoint.Checkpoint;
-import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.CudaTesting;
 import nanochat4j.train.collective.Launcher;
 import nanochat4j.train.optim.MuonAdamW;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -239,8 +238,7 @@ class DataParallelTrainTest {
      */
     @Test
     void twoGpuWorkersOnOneGpuEqualOneGpuProcess() throws IOException {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "2 GPU workers skipped: " + why);
+        CudaTesting.assumeGpu("2 GPU workers");
         Path single = tmp.resolve("gpu-single"), dp = tmp.resolve("gpu-dp");
         String oneLog = runProcesses(1, args(single, "--device=cuda", "--muon-precision=fp32"));
         String log = runProcesses(2, args(dp, "--device=cuda", "--muon-precision=fp32"));

@@ -7,9 +7,8 @@ import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.StandInCuda;
 import nanochat4j.tensor.cuda.CudaBackend;
-import nanochat4j.tensor.cuda.CudaContext;
+import nanochat4j.tensor.cuda.CudaTesting;
 import nanochat4j.tensor.cuda.MatmulPrecision;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -41,9 +40,7 @@ class DeviceMuonTest {
      */
     @Test
     void cudaBackendUnderBf16MatmulsMatchesMuonToBf16Rounding() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "needs a GPU or cudasim: " + why);
-        CudaBackend be = CudaBackend.get();
+        CudaBackend be = CudaTesting.gpu("device Muon (needs a GPU or cudasim)");
         MatmulPrecision old = be.setMatmulPrecision(MatmulPrecision.BF16);
         try {
             for (int[] s : SHAPES) check(be, s[0], s[1], s[2], BF16_PARAMS, BF16_SECOND);

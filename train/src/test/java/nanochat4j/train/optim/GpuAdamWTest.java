@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.Tensor;
-import nanochat4j.tensor.cuda.CudaBackend;
-import nanochat4j.tensor.cuda.CudaContext;
-import org.junit.jupiter.api.Assumptions;
+import nanochat4j.tensor.cuda.CudaTesting;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -18,9 +16,7 @@ import org.junit.jupiter.api.Test;
 class GpuAdamWTest {
     @Test
     void deviceStepsEqualTheCpuKernelBitForBit() {
-        String why = CudaContext.unavailableReason();
-        Assumptions.assumeTrue(why == null, () -> "GPU AdamW skipped: " + why);
-        check(CudaBackend.get());
+        check(CudaTesting.gpu("GPU AdamW"));
     }
 
     @Test
