@@ -12,8 +12,13 @@
 //   existed; a block none of whose threads can move is a deadlock, reported with where each thread waits. Odd blocks
 //   run their threads in reverse order, so a race on a missing barrier shows whichever way it reads. A block larger
 //   than the kernel's __launch_bounds__ is refused. A cp.async lands at its thread's wait_group in even blocks and at
-//   issue in odd ones, the latest and the earliest a GPU may land it. Failures come back as CUDA_ERROR_LAUNCH_FAILED (or
-//   _OUT_OF_RESOURCES) and cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed.
+//   issue in odd ones, the latest and the earliest a GPU may land it. A wgmma reads its operands when the last of its
+//   warpgroup's 128 threads issues it and computes at each thread's wait_group; it fails the launch where a GPU would
+//   silently compute something else: an operand byte a cp.async or a store wrote that no fence.proxy.async published
+//   to the async proxy, the first wgmma on accumulators with no wgmma.fence since the thread's last wait, an operand
+//   changed before a wait for it, accumulators or register A fragments written before the thread's own wait (the
+//   accumulators read as NaN meanwhile). Failures come back as CUDA_ERROR_LAUNCH_FAILED (or _OUT_OF_RESOURCES) and
+//   cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed.
 // - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, and so is every
 //   block's shared memory (dynamic and static) when the block starts, so a kernel that reads memory nothing wrote
 //   shows NaN; each allocation sits between inaccessible pages; copies and memsets must lie inside one allocation.
@@ -36,6 +41,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdarg>
@@ -253,10 +259,15 @@ struct CopyOp {
     int bytes;
 };
 // The shared memory a warpgroup's wgmma reads, from its issue until the last of its 128 threads has waited for it:
-// a cp.async into it meanwhile is a race (the GPU may land the copy before the tensor cores read).
+// a cp.async into it meanwhile is a race (the GPU may land the copy before the tensor cores read). The operands are
+// read when the last of the 128 threads issues it; each thread's wait checks that none changed since (a store by a
+// thread that has not waited itself races with the tensor cores; the rule is as strict as the cp.async one).
 struct WgmmaReads {
     uintptr_t lo[2], hi[2];
     int pending; // threads that have not yet waited for it
+    std::vector<uint16_t> a, b;   // A (64×16, empty when A is in registers) and B (N×16) as read, [row·16 + k]
+    std::vector<uint32_t> rows;   // the 16-byte core-matrix rows they were read from (offsets in dynamic shared memory)
+    std::vector<unsigned char> bytes; // and those rows' bytes at issue
 };
 struct WgmmaOp {
     float* d;
@@ -266,7 +277,19 @@ struct WgmmaOp {
     std::shared_ptr<WgmmaReads> reads;
     // A from registers (wg_mma_rs): the 4 registers of each of the group's 128 threads as issued, else null
     std::shared_ptr<std::vector<unsigned>> regsA;
+    const unsigned* regsAt; // where this thread's 4 are: they must keep their values until its wait
 };
+
+// Accumulators a thread's wgmmas own, from the first wgmma issued on them until the wait that lands the last: they
+// hold kPoison meanwhile (a read shows as NaN, as a GPU's read of registers in flight gives garbage) and their values
+// are kept here; anything but kPoison in them at the wait was written while the tensor cores owned them.
+struct InFlight {
+    float* d;
+    int n;
+    std::vector<float> values;
+    int ops; // issued, not yet landed
+};
+const uint32_t kPoison = 0x7fc0deadu;
 
 struct Fiber {
     Context ctx;
@@ -276,6 +299,9 @@ struct Fiber {
     const char* waitingAt; // what a suspended thread waits for (for a deadlock's report)
     std::vector<std::vector<CopyOp>> copies; // committed groups, oldest first, then the open one (last)
     std::vector<std::vector<WgmmaOp>> wgmmas; // the same for wgmma
+    std::vector<InFlight> inFlight;
+    bool wgFenced; // a wgmma.fence since its last wgmma.wait_group (or its start)
+    std::vector<std::pair<uint32_t, int>> unfenced; // its landed cp.async copies into dynamic shared memory (offset, bytes) not fenced since
 };
 
 // The four warps of a warpgroup arriving at one wgmma.mma_async (it is .sync.aligned: all 128 threads, one operation).
@@ -316,6 +342,12 @@ Launch g;
 std::vector<WarpGroup> g_warpGroups; // of the block running
 std::vector<std::shared_ptr<WgmmaReads>> g_wgmmaReads; // the block's wgmma operands not yet waited for by every thread
 uintptr_t g_smemBegin, g_smemEnd; // the launch's dynamic shared memory
+// The async proxy's view of dynamic shared memory (wgmma reads through it): the bytes as they were at the block's last
+// fence.proxy.async. A byte a wgmma reads that differs from it was stored since by a plain store no fence published.
+std::vector<unsigned char> g_asyncView;
+// For each byte of dynamic shared memory, the thread (index + 1) whose cp.async landed there and which has not run
+// fence.proxy.async since (0: none). A proxy fence orders its own thread's writes, so each thread fences its copies.
+std::vector<int> g_unfencedBy;
 
 // "thread (x,y,z) of block (x,y,z)", for an error's first words.
 std::string threadName(const Fiber* f) {
@@ -487,6 +519,17 @@ template <class Op, class Run> void landGroups(std::vector<std::vector<Op>>& gro
 // has not finished reading, for want of a barrier before it, changes what that warp reads).
 bool g_landAtIssue = false;
 
+// Lands a copy of the current thread's; in dynamic shared memory, its bytes are the thread's, unfenced.
+void landCopy(const CopyOp& op) {
+    memcpy(op.dst, op.src, op.bytes);
+    uintptr_t a = (uintptr_t) op.dst;
+    if (a < g_smemBegin || a >= g_smemEnd) return;
+    uint32_t off = (uint32_t) (a - g_smemBegin);
+    int me = (int) (g.cur - g.fibers.data()) + 1;
+    for (int i = 0; i < op.bytes; i++) g_unfencedBy[off + i] = me;
+    g.cur->unfenced.emplace_back(off, op.bytes);
+}
+
 void simCpAsync(void* dst, const void* src, int bytes) {
     uintptr_t a = (uintptr_t) dst;
     for (const auto& r : g_wgmmaReads) {
@@ -498,7 +541,7 @@ void simCpAsync(void* dst, const void* src, int bytes) {
         }
     }
     if (g_landAtIssue) {
-        memcpy(dst, src, bytes);
+        landCopy(CopyOp{dst, src, bytes});
         openGroup(g.cur->copies); // the group still counts for wait_group
     } else {
         openGroup(g.cur->copies).push_back(CopyOp{dst, src, bytes});
@@ -510,8 +553,20 @@ void simCpCommit() {
     c.emplace_back();
 }
 void simCpWait(int pending) {
-    landGroups(g.cur->copies, pending, [](const CopyOp& op) { memcpy(op.dst, op.src, op.bytes); });
+    landGroups(g.cur->copies, pending, landCopy);
 }
+
+void simFenceProxyAsync() {
+    Fiber* f = g.cur;
+    int me = (int) (f - g.fibers.data()) + 1;
+    for (auto [off, bytes] : f->unfenced) {
+        for (int i = 0; i < bytes; i++) if (g_unfencedBy[off + i] == me) g_unfencedBy[off + i] = 0;
+    }
+    f->unfenced.clear();
+    if (!g_asyncView.empty()) memcpy(g_asyncView.data(), (const void*) g_smemBegin, g_asyncView.size());
+}
+
+void simWgFence() { g.cur->wgFenced = true; }
 
 unsigned simSmemOffset(const void* p) {
     uintptr_t a = (uintptr_t) p;
@@ -539,23 +594,81 @@ struct WgmmaOperand {
         }
     }
 
-    // Element (mn, k).
-    float at(int mn, int k) const {
+    // The byte offset of element (mn, k) in dynamic shared memory.
+    uint32_t at(int mn, int k) const {
         size_t off = start + (size_t) (mn / 8) * sbo + (size_t) (k / 8) * lbo + (trans ? (k % 8) * 16 + (mn % 8) * 2 : (mn % 8) * 16 + (k % 8) * 2);
         if (off + 2 > g_smemEnd - g_smemBegin) {
             failHere(format("wgmma: %s(%d, %d) at byte %zu of %zu bytes of dynamic shared memory", which, mn, k, off,
                             (size_t) (g_smemEnd - g_smemBegin)));
         }
-        uint16_t v;
-        memcpy(&v, (const char*) g_smemBegin + off, 2);
-        return bf16(v);
+        return (uint32_t) off;
+    }
+
+    // Reads rows × 16 elements as the tensor cores do at issue, through the async proxy: each byte must have been
+    // published to it (a cp.async by a fence.proxy.async of its own thread; a store by one since it). Adds the
+    // 16-byte rows read to `at_`.
+    void read(int rows, std::vector<uint16_t>& v, std::vector<uint32_t>& at_) const {
+        v.resize(16 * rows);
+        const unsigned char* live = (const unsigned char*) g_smemBegin;
+        for (int mn = 0; mn < rows; mn++) {
+            for (int k = 0; k < 16; k++) {
+                uint32_t off = at(mn, k);
+                for (uint32_t b = off; b < off + 2; b++) {
+                    if (g_unfencedBy[b]) {
+                        const Fiber& w = g.fibers[g_unfencedBy[b] - 1];
+                        failHere(format("wgmma: %s(%d, %d) at byte %u of dynamic shared memory was written by a cp.async of %s, which has "
+                                        "not run fence.proxy.async since it landed (the tensor cores read through the async proxy: "
+                                        "wait_group, then the fence, then the barrier)",
+                                        which, mn, k, b, threadName(&w).c_str()));
+                    }
+                    if (live[b] != g_asyncView[b]) {
+                        failHere(format("wgmma: %s(%d, %d) at byte %u of dynamic shared memory was stored to after the block's last "
+                                        "fence.proxy.async (the tensor cores read through the async proxy: store, fence, barrier)",
+                                        which, mn, k, b));
+                    }
+                }
+                memcpy(&v[16 * mn + k], live + off, 2);
+                at_.push_back(off & ~15u);
+            }
+        }
     }
 };
+
+// Keeps the 16-byte rows a wgmma read, once each, and their bytes.
+void keepRows(WgmmaReads& r) {
+    std::sort(r.rows.begin(), r.rows.end());
+    r.rows.erase(std::unique(r.rows.begin(), r.rows.end()), r.rows.end());
+    r.bytes.resize(16 * r.rows.size());
+    for (size_t i = 0; i < r.rows.size(); i++) memcpy(&r.bytes[16 * i], (const char*) g_smemBegin + r.rows[i], 16);
+}
+
+// A thread's wait for a wgmma: the shared memory it read at issue must be as it was (a store or a copy into it while
+// the tensor cores may still be reading is a race the GPU resolves either way).
+void checkUnchanged(const WgmmaReads& r) {
+    const unsigned char* live = (const unsigned char*) g_smemBegin;
+    for (size_t i = 0; i < r.rows.size(); i++) {
+        if (memcmp(live + r.rows[i], &r.bytes[16 * i], 16) != 0) {
+            failHere(format("wgmma: the operand bytes %u…%u of dynamic shared memory changed between the wgmma's issue and this "
+                            "thread's wait_group for it (a store or copy into an operand the tensor cores may still read)",
+                            r.rows[i], r.rows[i] + 15));
+        }
+    }
+}
+
+InFlight* findInFlight(Fiber* f, const float* d) {
+    for (InFlight& x : f->inFlight) if (x.d == d) return &x;
+    return nullptr;
+}
+
+void poison(float* d, int count) {
+    for (int e = 0; e < count; e++) memcpy(&d[e], &kPoison, 4);
+}
 
 // D (64×N, fp32) = A (64×16) · B (16×N) [+ D]. Each thread owns N/2 of D's elements, as mma.sync's accumulators per
 // warp: warp w of the group holds rows 16w…16w+15; lane L = 4g + t holds, for each 8 columns j, rows g and g+8 at
 // columns 8j + 2t, +1 (d[4j … 4j+3]).
 void runWgmma(const WgmmaOp& op) {
+    checkUnchanged(*op.reads);
     if (--op.reads->pending == 0) {
         for (size_t i = 0; i < g_wgmmaReads.size(); i++) {
             if (g_wgmmaReads[i] == op.reads) {
@@ -566,9 +679,13 @@ void runWgmma(const WgmmaOp& op) {
     }
     Fiber* f = g.cur;
     int w = f->warp % 4, gq = f->lane >> 2, t = f->lane & 3;
-    WgmmaOperand B(op.descB, op.transB, "B");
     float a[2][16]; // this thread's two rows of A
     if (op.regsA) {
+        const unsigned* issued = op.regsA->data() + 4 * (32 * w + f->lane);
+        if (memcmp(op.regsAt, issued, 4 * sizeof(unsigned)) != 0) {
+            failHere("wgmma: its A registers (wg_mma_rs) changed between its issue and this thread's wait_group (the tensor cores "
+                     "read them until the wait)");
+        }
         // row 16w + gq + 8h, k: in lane 4gq + (k % 8) / 2 of warp w, register h + 2(k / 8), the half k % 2
         for (int h = 0; h < 2; h++) {
             for (int k = 0; k < 16; k++) {
@@ -577,19 +694,29 @@ void runWgmma(const WgmmaOp& op) {
             }
         }
     } else {
-        WgmmaOperand A(op.descA, op.transA, "A");
         for (int h = 0; h < 2; h++) {
-            for (int k = 0; k < 16; k++) a[h][k] = A.at(16 * w + gq + 8 * h, k);
+            for (int k = 0; k < 16; k++) a[h][k] = bf16(op.reads->a[16 * (16 * w + gq + 8 * h) + k]);
         }
     }
-    std::vector<float> out(op.n / 2);
+    InFlight* acc = findInFlight(f, op.d);
+    for (int e = 0; e < op.n / 2; e++) {
+        uint32_t bits;
+        memcpy(&bits, &op.d[e], 4);
+        if (bits != kPoison) {
+            failHere(format("wgmma: accumulator %d (of %d) was written between the wgmma's issue and this thread's wait_group "
+                            "(the tensor cores own the accumulators until the wait)", e, op.n / 2));
+        }
+    }
+    const std::vector<uint16_t>& b = op.reads->b;
     for (int e = 0; e < op.n / 2; e++) {
         int h = (e >> 1) & 1, col = 8 * (e >> 2) + 2 * t + (e & 1);
-        double s = op.scaleD ? op.d[e] : 0.0;
-        for (int k = 0; k < 16; k++) s += (double) a[h][k] * (double) B.at(col, k);
-        out[e] = (float) s;
+        double s = op.scaleD ? acc->values[e] : 0.0;
+        for (int k = 0; k < 16; k++) s += (double) a[h][k] * (double) bf16(b[16 * col + k]);
+        acc->values[e] = (float) s;
     }
-    for (int e = 0; e < op.n / 2; e++) op.d[e] = out[e];
+    if (--acc->ops > 0) return; // the accumulators stay the tensor cores' (poisoned) until the last wgmma on them lands
+    memcpy(op.d, acc->values.data(), 4 * (size_t) (op.n / 2));
+    f->inFlight.erase(f->inFlight.begin() + (acc - f->inFlight.data()));
 }
 
 // Issues a wgmma (regsA: this thread's 4 registers of A, or null when A is in shared memory).
@@ -604,7 +731,20 @@ void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA
                             w < (int) g.warps.size() ? g.warps[w].live : 0u));
         }
     }
-    WgmmaOp op{d, n, descA, descB, scaleD, transA, transB, nullptr};
+    // The accumulators: the same as a wgmma in flight's (its shape too: the hardware orders those), or new ones, which
+    // need a wgmma.fence after this thread's last access of its registers (its last wait is where those begin).
+    InFlight* acc = findInFlight(f, d);
+    if (acc && acc->n != n) failHere(format("wgmma m64n%dk16 on accumulators an m64n%dk16 in flight owns", n, acc->n));
+    if (!acc) {
+        for (const InFlight& x : f->inFlight) {
+            if (d < x.d + x.n / 2 && x.d < d + n / 2) failHere("wgmma on accumulators that overlap another wgmma's in flight");
+        }
+        if (!f->wgFenced) {
+            failHere("wgmma without a wgmma.fence (wg_fence) since this thread's last wgmma.wait_group or its start: the tensor "
+                     "cores may read its registers before the writes to them land");
+        }
+    }
+    WgmmaOp op{d, n, descA, descB, scaleD, transA, transB, nullptr, nullptr, regsA};
     WarpGroup& wg = g_warpGroups[q];
     if (wg.arrived == 0) {
         // the bytes each operand's core matrices span (a bound: 64 rows of A, N of B, two core matrices along K)
@@ -632,10 +772,21 @@ void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA
     g.progress++;
     unsigned gen = wg.gen;
     if (++wg.arrived == 128) {
+        // every thread of the warpgroup has issued it: the tensor cores read the operands now
+        WgmmaOperand(descB, transB, "B").read(n, op.reads->b, op.reads->rows);
+        if (!regsA) WgmmaOperand(descA, transA, "A").read(64, op.reads->a, op.reads->rows);
+        keepRows(*op.reads);
         wg.arrived = 0;
         wg.gen++;
     } else {
         while (wg.gen == gen) yield("wgmma.mma_async");
+    }
+    acc = findInFlight(f, d);
+    if (acc) {
+        acc->ops++;
+    } else {
+        f->inFlight.push_back(InFlight{d, n, std::vector<float>(d, d + n / 2), 1});
+        poison(d, n / 2);
     }
     openGroup(f->wgmmas).push_back(op);
 }
@@ -650,10 +801,13 @@ void simWgCommit() {
     openGroup(c);
     c.emplace_back();
 }
-void simWgWait(int pending) { landGroups(g.cur->wgmmas, pending, runWgmma); }
+void simWgWait(int pending) {
+    landGroups(g.cur->wgmmas, pending, runWgmma);
+    g.cur->wgFenced = false; // the thread reads or writes registers the landed wgmmas wrote next
+}
 
 const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp, simCpAsync, simCpCommit, simCpWait,
-                      simWgmma, simWgCommit, simWgWait, simSmemOffset, simWgmmaRs};
+                      simWgmma, simWgCommit, simWgWait, simSmemOffset, simWgmmaRs, simFenceProxyAsync, simWgFence};
 
 void fiberMain() {
     Fiber* f = g.cur;
@@ -759,6 +913,8 @@ bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
     g.warps.assign(nw, Warp{});
     g_warpGroups.assign((nw + 3) / 4, WarpGroup{});
     g_wgmmaReads.clear();
+    g_asyncView.assign(g_smemEnd - g_smemBegin, 0xff); // as the block's shared memory starts
+    g_unfencedBy.assign(g_smemEnd - g_smemBegin, 0);
     for (int i = 0; i < nw; i++) g.warps[i].live = i < n / 32 ? 0xffffffffu : (1u << (n % 32)) - 1u;
     g.live = n;
     g.arrived = 0;

@@ -137,11 +137,14 @@ inline void cp_async_commit() { __sim_api->cpCommit(); }
 template <int N> inline void cp_async_wait() { __sim_api->cpWait(N); }
 inline void cp_async_wait_all_but_one() { cp_async_wait<1>(); }
 inline void cp_async_wait_all() { cp_async_wait<0>(); }
-// wgmma: run at the thread's wait_group, as late as a GPU may (a stage overwritten before its wait shows); the
-// proxy and register fences order nothing here (every access is a plain one) and are not checked.
+// wgmma: its operands are read at issue and must not change until the first wait_group of its warpgroup; its
+// accumulators (and A registers) belong to it until the thread's own wait: they read as NaN meanwhile, and a write to
+// them fails the launch. The fences are checked: a wgmma reading shared memory that a cp.async or a store wrote with
+// no fence.proxy.async since fails, and so does one that starts on accumulators with no wgmma.fence since the
+// thread's last wait. wg_fence_operand only keeps nvcc from moving register accesses; here it does nothing.
 inline unsigned tc_smem_addr(const void* p) { return __sim_api->smemOffset(p); }
-inline void tc_fence_proxy_async() {}
-inline void wg_fence() {}
+inline void tc_fence_proxy_async() { __sim_api->fenceProxyAsync(); }
+inline void wg_fence() { __sim_api->wgFence(); }
 inline void wg_commit() { __sim_api->wgCommit(); }
 template <int N> inline void wg_wait() { __sim_api->wgWait(N); }
 template <int N> inline void wg_fence_operand(float (&)[N]) {}

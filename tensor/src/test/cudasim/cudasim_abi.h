@@ -39,6 +39,10 @@ struct SimApi {
     unsigned (*smemOffset)(const void* p);                                       // a descriptor's address: dynamic shared only
     // the same with A from registers: a, this thread's 4 registers of its warp's 16 rows (mma.sync's A fragment)
     void (*wgmmaRs)(float* d, int n, const unsigned* a, unsigned long long descB, int scaleD, int transB);
+    // fence.proxy.async: this thread's shared-memory writes (stores, landed cp.async) made visible to wgmma's reads
+    void (*fenceProxyAsync)();
+    // wgmma.fence: this thread's register writes ordered before the wgmmas it issues next
+    void (*wgFence)();
 };
 
 enum { SIM_SHFL_IDX = 0, SIM_SHFL_XOR = 1, SIM_SHFL_DOWN = 2, SIM_SHFL_UP = 3 };

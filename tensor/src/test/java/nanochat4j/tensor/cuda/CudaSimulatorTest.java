@@ -277,6 +277,106 @@ class CudaSimulatorTest {
     }
 
     /**
+     * The wgmma hazards a GPU would not report, only compute wrong: operands a cp.async or a store wrote that no
+     * fence.proxy.async published to the tensor cores; the first wgmma on accumulators with no wgmma.fence before it;
+     * an operand in shared memory, an accumulator or a register A fragment changed between the wgmma's issue and its
+     * wait; an accumulator read meanwhile (NaN). One kernel, one hazard a mode; mode 0 (none) computes A·B exactly.
+     */
+    @Test
+    void wgmmaHazardsFailTheLaunchOrReadAsNan() {
+        assumeSimulator();
+        Assumptions.assumeTrue(ctx.hopper(), "wgmma needs sm_90a: " + ctx.describe());
+        MemorySegment fn = function(KernelSources.raw("tensorcore.cuh") + """
+                // D (64x64) = A (64x16) · B, B given as Bt (64x16, row n = column n of B); both K-major in shared
+                // memory (core matrices of 8 rows x 16 bytes, LBO 128 B along K, SBO 256 B along M/N), a cp.async a row
+                extern "C" __global__ void hazard(const unsigned short* A, const unsigned short* Bt, float* D, int mode) {
+                    extern __shared__ __align__(128) unsigned char sm[];
+                    unsigned short* sb = (unsigned short*) (sm + 2048);
+                    int t = threadIdx.x, r = t / 2, h = t % 2, warp = t / 32, g = t % 32 / 4, q = t % 4;
+                    cp_async16(sm + (r / 8) * 256 + h * 128 + (r % 8) * 16, A + r * 16 + 8 * h);
+                    cp_async16(sm + 2048 + (r / 8) * 256 + h * 128 + (r % 8) * 16, Bt + r * 16 + 8 * h);
+                    cp_async_commit();
+                    cp_async_wait_all();
+                    if (mode != 1) tc_fence_proxy_async();
+                    __syncthreads();
+                    if (mode == 2) {
+                        if (t == 0) sb[0] ^= 0x8000; // a store after the fence, none after it
+                        __syncthreads();
+                    }
+                    unsigned long long da = ((tc_smem_addr(sm) & 0x3ffffu) >> 4) | (8ull << 16) | (16ull << 32);
+                    unsigned long long db = ((tc_smem_addr(sb) & 0x3ffffu) >> 4) | (8ull << 16) | (16ull << 32);
+                    unsigned a[4]; // this thread's A fragment (mma.sync's layout), for mode 7's wg_mma_rs
+                    for (int i = 0; i < 4; i++) {
+                        int m = 16 * warp + g + 8 * (i % 2), k = 2 * q + 8 * (i / 2);
+                        a[i] = A[m * 16 + k] | ((unsigned) A[m * 16 + k + 1] << 16);
+                    }
+                    float d[32];
+                    for (int i = 0; i < 32; i++) d[i] = 0.0f;
+                    if (mode != 3) wg_fence();
+                    if (mode == 7) wg_mma_rs<64, 0>(d, a, db, 0);
+                    else wg_mma<64, 0, 0>(d, da, db, 0);
+                    wg_commit();
+                    if (mode == 4 && t == 0) sb[0] ^= 0x8000; // an operand changed in flight
+                    if (mode == 5) d[0] = 1.0f;                  // an accumulator written in flight
+                    float early = d[1];                          // read in flight: D's slot of d[1] in mode 6
+                    if (mode == 7) a[0] ^= 1u;                   // a register A fragment changed in flight
+                    wg_wait<0>();
+                    wg_fence_operand(d);
+                    wg_fence_operand(a);
+                    if (mode == 6) d[1] = early;
+                    for (int j = 0; j < 8; j++)
+                        for (int e = 0; e < 4; e++) D[(16 * warp + g + 8 * (e / 2)) * 64 + 8 * j + 2 * q + e % 2] = d[4 * j + e];
+                }
+                """, "hazard", "compute_90a");
+        Random rnd = new Random(5);
+        float[] a = new float[64 * 16], bt = new float[64 * 16];
+        for (int i = 0; i < a.length; i++) a[i] = rnd.nextInt(17) - 8; // small integers: exact in bf16 and in the sums
+        for (int i = 0; i < bt.length; i++) bt[i] = rnd.nextInt(17) - 8;
+        long pa = uploadBf16(a), pb = uploadBf16(bt), pd = ctx.driver().allocOrZero(4L * 64 * 64);
+        java.util.function.IntFunction<String> run = mode -> {
+            try (Arena ar = Arena.ofConfined()) {
+                MemorySegment params = ar.allocate(ValueLayout.ADDRESS, 4);
+                long[] ptrs = {pa, pb, pd};
+                for (int i = 0; i < 3; i++) params.setAtIndex(ValueLayout.ADDRESS, i, ar.allocateFrom(ValueLayout.JAVA_LONG, ptrs[i]));
+                params.setAtIndex(ValueLayout.ADDRESS, 3, ar.allocateFrom(ValueLayout.JAVA_INT, mode));
+                ctx.driver().launch("hazard", fn, 1, 1, 1, 128, 1, 1, 4096, ctx.stream(), params);
+                ctx.synchronize();
+                return null;
+            } catch (CudaException e) {
+                return e.getMessage();
+            }
+        };
+        for (int mode : new int[] {0, 6}) {
+            assertEquals(null, run.apply(mode), "mode " + mode);
+            float[] d = download(pd, 64 * 64);
+            for (int i = 0; i < 64; i++) {
+                for (int j = 0; j < 64; j++) {
+                    float want = 0;
+                    for (int k = 0; k < 16; k++) want += a[i * 16 + k] * bt[j * 16 + k];
+                    if (mode == 6 && j < 8 && j % 2 == 1 && i % 16 < 8) { // every thread's d[1]: row 16w + g, column 2q + 1
+                        assertTrue(Float.isNaN(d[i * 64 + j]), "an accumulator read in flight, D[" + i + "][" + j + "] = " + d[i * 64 + j]);
+                        continue;
+                    }
+                    assertEquals(want, d[i * 64 + j], "mode " + mode + ": D[" + i + "][" + j + "]");
+                }
+            }
+        }
+        String[][] failures = {
+            {"1", "has not run fence.proxy.async since it landed"},
+            {"2", "was stored to after the block's last fence.proxy.async"},
+            {"3", "without a wgmma.fence"},
+            {"4", "changed between the wgmma's issue and this thread's wait_group"},
+            {"5", "was written between the wgmma's issue and this thread's wait_group"},
+            {"7", "A registers (wg_mma_rs) changed between its issue"},
+        };
+        for (String[] f : failures) {
+            String m = run.apply(Integer.parseInt(f[0]));
+            assertTrue(m != null && m.contains(f[1]), "mode " + f[0] + " fails with \"" + f[1] + "\": " + m);
+        }
+        for (long p : new long[] {pa, pb, pd}) ctx.driver().free(p);
+    }
+
+    /**
      * cp.async lands at the issuing thread's wait_group (the latest a GPU may), group by group: a read before it sees
      * the old contents, so a pipeline that waits for too few groups computes with stale tiles.
      */
