@@ -18,7 +18,9 @@
 //   to the async proxy, the first wgmma on accumulators with no wgmma.fence since the thread's last wait, an operand
 //   changed before a wait for it, accumulators or register A fragments written before the thread's own wait (the
 //   accumulators read as NaN meanwhile). Failures come back as CUDA_ERROR_LAUNCH_FAILED (or _OUT_OF_RESOURCES) and
-//   cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed.
+//   cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed, and a misaligned load or
+//   store (a GPU's CUDA_ERROR_MISALIGNED_ADDRESS: kernels are compiled with g++'s trapping alignment sanitizer) the
+//   instruction.
 // - Device memory is host memory filled with 0xFF bytes (NaN as fp32 and bf16) when allocated, and so is every
 //   block's shared memory (dynamic and static) when the block starts, so a kernel that reads memory nothing wrote
 //   shows NaN; each allocation sits between inaccessible pages; copies and memsets must lie inside one allocation.
@@ -822,14 +824,15 @@ void fiberMain() {
     abort();
 }
 
-// A fault on the thread running a launch ends the launch with a description of the address; any other fault goes to
-// the handler that was there before (the JVM's: it uses SIGSEGV itself). The handler runs on its own stack, so a
+// A fault on the thread running a launch ends the launch with a description of the address (SIGILL: a misaligned
+// access, trapped by the kernels' -fsanitize=alignment); any other fault goes to the handler that was there before
+// (the JVM's: it uses SIGSEGV itself). The handler runs on its own stack, so a
 // fiber's stack overflow is reported too.
 // The thread running a launch (under g_lock), read by the handler without thread-local storage (a dlopened
 // library's TLS may allocate on first use, which a signal handler must not).
 volatile bool g_launching = false;
 pthread_t g_launchThread;
-struct sigaction g_prevSegv, g_prevBus;
+struct sigaction g_prevSegv, g_prevBus, g_prevIll;
 char g_altStack[1 << 16];
 sigset_t g_launchMask; // the launching thread's signal mask, put back after a fault abandons the handler
 
@@ -852,18 +855,23 @@ void onFault(int sig, siginfo_t* si, void* uc) {
                     ? format("%s+0x%lx (%s; addr2line -Cfe on it gives the line)", info.dli_sname ? info.dli_sname : "?",
                              (unsigned long) (pc - (uintptr_t) info.dli_fbase), info.dli_fname)
                     : format("0x%lx", (unsigned long) pc);
-            g.error = threadName(f) + format(": %s at 0x%lx, %s; in %s", sig == SIGBUS ? "bus error" : "invalid memory access",
+            if (sig == SIGILL) { // ud2 of -fsanitize=alignment: the only trap in a kernel's code
+                g.error = threadName(f) + format(": misaligned access (a load or store of a type at an address not a multiple of its "
+                                                 "alignment: CUDA_ERROR_MISALIGNED_ADDRESS on a GPU); in %s", where.c_str());
+            } else {
+                g.error = threadName(f) + format(": %s at 0x%lx, %s; in %s", sig == SIGBUS ? "bus error" : "invalid memory access",
                              (unsigned long) a, stack ? "the end of its stack (NC4JSIM_STACK_KIB)"
                              : a >= g_smemEnd && a < g_smemEnd + pageBytes()
                                      ? format("%lu bytes past the end of the block's %lu bytes of dynamic shared memory",
                                               (unsigned long) (a - g_smemEnd), (unsigned long) (g_smemEnd - g_smemBegin)).c_str()
                                      : describeAddress(a).c_str(), where.c_str());
+            }
         }
         g.cur->done = true;
         Context dead;
         switchContext(dead, g.sched); // the scheduler abandons the launch; this signal frame is never returned to
     }
-    struct sigaction& prev = sig == SIGBUS ? g_prevBus : g_prevSegv;
+    struct sigaction& prev = sig == SIGBUS ? g_prevBus : sig == SIGILL ? g_prevIll : g_prevSegv;
     if (prev.sa_flags & SA_SIGINFO) {
         prev.sa_sigaction(sig, si, uc);
     } else if (prev.sa_handler == SIG_DFL || prev.sa_handler == SIG_IGN) {
@@ -888,8 +896,10 @@ void installFaultHandler() {
     sa.sa_mask = g_prevSegv.sa_mask;
     sigdelset(&sa.sa_mask, SIGSEGV);
     sigdelset(&sa.sa_mask, SIGBUS);
+    sigdelset(&sa.sa_mask, SIGILL);
     sigaction(SIGSEGV, &sa, &g_prevSegv);
     sigaction(SIGBUS, &sa, &g_prevBus);
+    sigaction(SIGILL, &sa, &g_prevIll);
 }
 
 void ensureStacks(size_t n) {
@@ -1075,7 +1085,10 @@ std::string build(const std::string& cpp, std::string& log) {
         o << cpp;
     }
     rename((src + ".tmp" + pid).c_str(), src.c_str());
-    std::string cmd = env("NC4JSIM_CXX", "g++") + " -std=c++17 -O2 -g -fPIC -shared -fno-gnu-unique -Wl,-Bsymbolic -w -ffp-contract=off -fno-strict-aliasing -I'" +
+    // -fsanitize=alignment (trapping, no runtime): a load or store of a type at an address its size does not divide
+    // faults on a GPU (CUDA_ERROR_MISALIGNED_ADDRESS); here it executes ud2, which the fault handler reports
+    std::string cmd = env("NC4JSIM_CXX", "g++") + " -std=c++17 -O2 -g -fPIC -shared -fno-gnu-unique -Wl,-Bsymbolic -w -ffp-contract=off -fno-strict-aliasing"
+                      " -fsanitize=alignment -fsanitize-undefined-trap-on-error -I'" +
                       includeDir() + "' -o '" + tmp + "' '" + src + "' 2>&1";
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) {

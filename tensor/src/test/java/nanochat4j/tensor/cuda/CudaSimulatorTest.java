@@ -80,6 +80,18 @@ class CudaSimulatorTest {
         }
     }
 
+    /** Launches {@code fn(a, b, d, mode)} on one warpgroup (128 threads) with {@code shared} bytes of dynamic shared memory. */
+    private void launchWarpgroup(MemorySegment fn, String name, int shared, long a, long b, long d, int mode) {
+        try (Arena ar = Arena.ofConfined()) {
+            MemorySegment params = ar.allocate(ValueLayout.ADDRESS, 4);
+            long[] ptrs = {a, b, d};
+            for (int i = 0; i < 3; i++) params.setAtIndex(ValueLayout.ADDRESS, i, ar.allocateFrom(ValueLayout.JAVA_LONG, ptrs[i]));
+            params.setAtIndex(ValueLayout.ADDRESS, 3, ar.allocateFrom(ValueLayout.JAVA_INT, mode));
+            ctx.driver().launch(name, fn, 1, 1, 1, 128, 1, 1, shared, ctx.stream(), params);
+        }
+        ctx.synchronize();
+    }
+
     /** {@code x} as bf16 in device memory (truncated: the tests' values are exact in bf16). */
     private long uploadBf16(float[] x) {
         short[] h = new short[x.length];
@@ -255,14 +267,7 @@ class CudaSimulatorTest {
         String[] names = {"A K-major, B K-major", "A M-major, B K-major", "A K-major, B N-major", "A M-major, B N-major",
             "A in registers, B K-major", "A in registers, B N-major", "m64n64k16, A and B K-major"};
         for (int layout = 0; layout < names.length; layout++) {
-            try (Arena ar = Arena.ofConfined()) {
-                MemorySegment params = ar.allocate(ValueLayout.ADDRESS, 4);
-                long[] ptrs = {pa, pb, pd};
-                for (int i = 0; i < 3; i++) params.setAtIndex(ValueLayout.ADDRESS, i, ar.allocateFrom(ValueLayout.JAVA_LONG, ptrs[i]));
-                params.setAtIndex(ValueLayout.ADDRESS, 3, ar.allocateFrom(ValueLayout.JAVA_INT, layout));
-                ctx.driver().launch("wgmma_once", fn, 1, 1, 1, 128, 1, 1, 6144, ctx.stream(), params);
-            }
-            ctx.synchronize();
+            launchWarpgroup(fn, "wgmma_once", 6144, pa, pb, pd, layout);
             float[] d = download(pd, 64 * 128);
             for (int i = 0; i < 64; i++) {
                 for (int j = 0; j < 128; j++) {
@@ -334,13 +339,8 @@ class CudaSimulatorTest {
         for (int i = 0; i < bt.length; i++) bt[i] = rnd.nextInt(17) - 8;
         long pa = uploadBf16(a), pb = uploadBf16(bt), pd = ctx.driver().allocOrZero(4L * 64 * 64);
         java.util.function.IntFunction<String> run = mode -> {
-            try (Arena ar = Arena.ofConfined()) {
-                MemorySegment params = ar.allocate(ValueLayout.ADDRESS, 4);
-                long[] ptrs = {pa, pb, pd};
-                for (int i = 0; i < 3; i++) params.setAtIndex(ValueLayout.ADDRESS, i, ar.allocateFrom(ValueLayout.JAVA_LONG, ptrs[i]));
-                params.setAtIndex(ValueLayout.ADDRESS, 3, ar.allocateFrom(ValueLayout.JAVA_INT, mode));
-                ctx.driver().launch("hazard", fn, 1, 1, 1, 128, 1, 1, 4096, ctx.stream(), params);
-                ctx.synchronize();
+            try {
+                launchWarpgroup(fn, "hazard", 4096, pa, pb, pd, mode);
                 return null;
             } catch (CudaException e) {
                 return e.getMessage();
@@ -472,6 +472,19 @@ class CudaSimulatorTest {
                 """, "overrun", 32, 1024);
         assertTrue(m.contains("overrun") && m.contains("past the end of the allocation of 4096 bytes"), m);
         assertEquals(2f, download(upload(new float[] {2f}), 1)[0], "the device works after a failed launch");
+    }
+
+    /** A float2 load at an address 4 bytes off its 8-byte alignment: a GPU's CUDA_ERROR_MISALIGNED_ADDRESS. */
+    @Test
+    void aMisalignedVectorLoadFailsTheLaunch() {
+        String m = launchFailure("""
+                extern "C" __global__ void skew(float* x) {
+                    float2 v = *(const float2*) (x + 2 * threadIdx.x + (threadIdx.x == 5));
+                    x[64 + threadIdx.x] = v.x + v.y;
+                }
+                """, "skew", 32, 128);
+        assertTrue(m.contains("thread (5,0,0) of block (0,0,0): misaligned access"), m);
+        assertTrue(m.contains("CUDA_ERROR_MISALIGNED_ADDRESS on a GPU"), m);
     }
 
     @Test
