@@ -63,6 +63,24 @@ public final class CudaLibraries {
 
     private static final Pattern SONAME_MAJOR = Pattern.compile("\\.so\\.(\\d+)");
 
+    /**
+     * The major version of the library file at {@code p}: in its name, else in the name of the file it links to (the
+     * unversioned {@code libcublas.so} → {@code libcublas.so.13.1.0.3}: 13); −1 when neither name has one.
+     */
+    static int fileMajor(Path p) {
+        int major = sonameMajor(p.getFileName().toString());
+        return major >= 0 ? major : sonameMajor(linkedName(p));
+    }
+
+    /** The name of the file {@code p} is or links to, null when it cannot be resolved. */
+    private static String linkedName(Path p) {
+        try {
+            return p.toRealPath().getFileName().toString();
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
     public static final Spec DRIVER = new Spec("driver", List.of("libcuda.so.1", "libcuda.so"),
             "the NVIDIA driver library (no NVIDIA driver or GPU on this machine?)");
     public static final Spec NVRTC = new Spec("nvrtc",
@@ -94,7 +112,7 @@ public final class CudaLibraries {
         Spec runnable = cudaVersion > 0 ? spec.runnableOn(cudaVersion) : spec;
         if (!runnable.sonames().isEmpty() && !runnable.sonames().equals(spec.sonames())) {
             try {
-                return open(runnable, env, props, opener);
+                return openUpTo(runnable, cudaVersion / 1000, env, props, opener);
             } catch (CudaUnavailableException e) {
                 // none the driver runs: any the machine has (the next call says what was searched)
             }
@@ -110,6 +128,16 @@ public final class CudaLibraries {
      * (a soname or a file path) with {@code opener}, which returns null when it cannot be opened (tests replace it).
      */
     static Opened open(Spec spec, Function<String, String> env, Function<String, String> props, Function<String, SymbolLookup> opener) {
+        return openUpTo(spec, Integer.MAX_VALUE, env, props, opener);
+    }
+
+    /**
+     * The same, skipping in the directories a file whose major version (its name's, or for an unversioned name the
+     * one of the file it links to) is above {@code maxMajor}: a CUDA toolkit's {@code libcublas.so} links to its
+     * .so.13, which a CUDA 12 driver cannot run. (By soname on the loader path the file is the loader's to choose.)
+     */
+    private static Opened openUpTo(Spec spec, int maxMajor, Function<String, String> env, Function<String, String> props,
+                               Function<String, SymbolLookup> opener) {
         String explicit = props.apply("nanochat4j.cuda." + spec.key());
         if (explicit != null && !explicit.isBlank()) {
             loadCompanions(spec, Path.of(explicit).getParent(), opener);
@@ -129,9 +157,13 @@ public final class CudaLibraries {
             for (String soname : spec.sonames()) {
                 Path p = dir.resolve(soname);
                 if (Files.isRegularFile(p) || Files.isSymbolicLink(p)) {
+                    int major = fileMajor(p);
+                    if (major > maxMajor) continue;
                     loadCompanions(spec, dir, opener);
                     SymbolLookup l = opener.apply(p.toString());
-                    if (l != null) return new Opened(l, p.toString());
+                    // an unversioned name says which library it is (Cublas.newerThanDriver reads the major from it)
+                    String from = major >= 0 && sonameMajor(soname) < 0 ? p + " -> " + linkedName(p) : p.toString();
+                    if (l != null) return new Opened(l, from);
                 }
             }
         }

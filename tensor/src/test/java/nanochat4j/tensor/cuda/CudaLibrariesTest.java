@@ -70,6 +70,34 @@ class CudaLibrariesTest {
         assertEquals(null, Cublas.newerThanDriver("libcublas.so.13 (loader path)", 13010));
     }
 
+    /**
+     * A CUDA 13 toolkit's unversioned libcublas.so links to its .so.13: on a CUDA 12 driver the .so.12 of a pip wheel
+     * found after it comes first; with nothing else, the unversioned one opens under a name that says which it is, so
+     * cuBLAS's failure carries the hint.
+     */
+    @Test
+    void anUnversionedNameCountsAsTheLibraryItLinksTo(@TempDir Path tmp) throws Exception {
+        Path cudaHome = Files.createDirectories(tmp.resolve("cuda/lib64"));
+        Files.writeString(cudaHome.resolve("libcublas.so.13.1.0.3"), "");
+        Files.createSymbolicLink(cudaHome.resolve("libcublas.so"), Path.of("libcublas.so.13.1.0.3"));
+        Path wheel = Files.createDirectories(tmp.resolve("venv/lib/python3.12/site-packages/nvidia/cublas/lib"));
+        Files.writeString(wheel.resolve("libcublas.so.12"), "");
+        Map<String, String> env = Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "VIRTUAL_ENV", tmp.resolve("venv").toString());
+        SymbolLookup fake = name -> java.util.Optional.empty();
+        Function<String, SymbolLookup> files = c -> c.startsWith("/") && Files.exists(Path.of(c)) ? fake : null;
+        assertEquals(wheel.resolve("libcublas.so.12").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+                "a CUDA 12.8 driver: the wheel's .so.12, not CUDA_HOME's libcublas.so (a .so.13)");
+        String unversioned = cudaHome.resolve("libcublas.so") + " -> libcublas.so.13.1.0.3";
+        assertEquals(unversioned, CudaLibraries.open(CudaLibraries.CUBLAS, 13000, env::get, k -> null, files).from(), "a CUDA 13 driver");
+        Files.delete(wheel.resolve("libcublas.so.12"));
+        assertEquals(unversioned, CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+                "nothing the driver runs: what there is");
+        String hint = Cublas.newerThanDriver(unversioned, 12080);
+        assertTrue(hint != null && hint.contains("CUDA 13") && hint.contains("libcublas.so.12"), hint);
+        assertEquals(13, CudaLibraries.fileMajor(cudaHome.resolve("libcublas.so")));
+        assertEquals(-1, CudaLibraries.fileMajor(tmp.resolve("missing/libcublas.so")));
+    }
+
     @Test
     void condaEnvironmentsLibFolderIsSearched(@TempDir Path tmp) throws Exception {
         Path lib = Files.createDirectories(tmp.resolve("env/lib"));
