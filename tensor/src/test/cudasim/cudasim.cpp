@@ -15,9 +15,9 @@
 //   issue in odd ones, the latest and the earliest a GPU may land it. A wgmma reads its operands when the last of its
 //   warpgroup's 128 threads issues it and computes at each thread's wait_group; it fails the launch where a GPU would
 //   silently compute something else: an operand byte a cp.async or a store wrote that no fence.proxy.async published
-//   to the async proxy, the first wgmma on accumulators with no wgmma.fence since the thread's last wait, an operand
-//   changed before a wait for it, accumulators or register A fragments written before the thread's own wait (the
-//   accumulators read as NaN meanwhile). Failures come back as CUDA_ERROR_LAUNCH_FAILED (or _OUT_OF_RESOURCES) and
+//   to the async proxy, the first wgmma on accumulators with no wgmma.fence since the thread's last wait that landed
+//   one, an operand changed before a wait for it, accumulators or register A fragments written before the thread's
+//   own wait (the accumulators read as NaN meanwhile). Failures come back as CUDA_ERROR_LAUNCH_FAILED (or _OUT_OF_RESOURCES) and
 //   cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed, and a misaligned load or
 //   store (a GPU's CUDA_ERROR_MISALIGNED_ADDRESS: kernels are compiled with g++'s trapping alignment sanitizer) the
 //   instruction.
@@ -302,7 +302,7 @@ struct Fiber {
     std::vector<std::vector<CopyOp>> copies; // committed groups, oldest first, then the open one (last)
     std::vector<std::vector<WgmmaOp>> wgmmas; // the same for wgmma
     std::vector<InFlight> inFlight;
-    bool wgFenced; // a wgmma.fence since its last wgmma.wait_group (or its start)
+    bool wgFenced; // a wgmma.fence since its last wgmma.wait_group that landed a group (or its start)
     std::vector<std::pair<uint32_t, int>> unfenced; // its landed cp.async copies into dynamic shared memory (offset, bytes) not fenced since
 };
 
@@ -734,7 +734,8 @@ void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA
         }
     }
     // The accumulators: the same as a wgmma in flight's (its shape too: the hardware orders those), or new ones, which
-    // need a wgmma.fence after this thread's last access of its registers (its last wait is where those begin).
+    // need a wgmma.fence after this thread's last access of its registers (the simulator takes its last wait that
+    // landed a group as where those begin: it reads or writes the accumulators that wait finished).
     InFlight* acc = findInFlight(f, d);
     if (acc && acc->n != n) failHere(format("wgmma m64n%dk16 on accumulators an m64n%dk16 in flight owns", n, acc->n));
     if (!acc) {
@@ -742,8 +743,8 @@ void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA
             if (d < x.d + x.n / 2 && x.d < d + n / 2) failHere("wgmma on accumulators that overlap another wgmma's in flight");
         }
         if (!f->wgFenced) {
-            failHere("wgmma without a wgmma.fence (wg_fence) since this thread's last wgmma.wait_group or its start: the tensor "
-                     "cores may read its registers before the writes to them land");
+            failHere("wgmma without a wgmma.fence (wg_fence) since this thread's last wgmma.wait_group that landed a group, or "
+                     "its start: the tensor cores may read its registers before the writes to them land");
         }
     }
     WgmmaOp op{d, n, descA, descB, scaleD, transA, transB, nullptr, nullptr, regsA};
@@ -804,8 +805,9 @@ void simWgCommit() {
     c.emplace_back();
 }
 void simWgWait(int pending) {
+    size_t groups = g.cur->wgmmas.size();
     landGroups(g.cur->wgmmas, pending, runWgmma);
-    g.cur->wgFenced = false; // the thread reads or writes registers the landed wgmmas wrote next
+    if (g.cur->wgmmas.size() < groups) g.cur->wgFenced = false; // it reads or writes what the landed wgmmas wrote next
 }
 
 const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp, simCpAsync, simCpCommit, simCpWait,

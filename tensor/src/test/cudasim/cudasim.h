@@ -141,7 +141,7 @@ inline void cp_async_wait_all() { cp_async_wait<0>(); }
 // accumulators (and A registers) belong to it until the thread's own wait: they read as NaN meanwhile, and a write to
 // them fails the launch. The fences are checked: a wgmma reading shared memory that a cp.async or a store wrote with
 // no fence.proxy.async since fails, and so does one that starts on accumulators with no wgmma.fence since the
-// thread's last wait. wg_fence_operand only keeps nvcc from moving register accesses; here it does nothing.
+// thread's last wait that landed a group. wg_fence_operand only keeps nvcc from moving register accesses; here it does nothing.
 inline unsigned tc_smem_addr(const void* p) { return __sim_api->smemOffset(p); }
 inline void tc_fence_proxy_async() { __sim_api->fenceProxyAsync(); }
 inline void wg_fence() { __sim_api->wgFence(); }

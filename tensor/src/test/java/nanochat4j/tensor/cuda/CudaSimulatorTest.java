@@ -285,7 +285,8 @@ class CudaSimulatorTest {
      * The wgmma hazards a GPU would not report, only compute wrong: operands a cp.async or a store wrote that no
      * fence.proxy.async published to the tensor cores; the first wgmma on accumulators with no wgmma.fence before it;
      * an operand in shared memory, an accumulator or a register A fragment changed between the wgmma's issue and its
-     * wait; an accumulator read meanwhile (NaN). One kernel, one hazard a mode; mode 0 (none) computes A·B exactly.
+     * wait; an accumulator read meanwhile (NaN). One kernel, one hazard a mode; mode 0 (none) computes A·B exactly,
+     * and so does mode 8, a second chain issued after a wait that landed nothing (its fence still holds).
      */
     @Test
     void wgmmaHazardsFailTheLaunchOrReadAsNan() {
@@ -315,20 +316,28 @@ class CudaSimulatorTest {
                         int m = 16 * warp + g + 8 * (i % 2), k = 2 * q + 8 * (i / 2);
                         a[i] = A[m * 16 + k] | ((unsigned) A[m * 16 + k + 1] << 16);
                     }
-                    float d[32];
-                    for (int i = 0; i < 32; i++) d[i] = 0.0f;
+                    float d[32], e[32];
+                    for (int i = 0; i < 32; i++) d[i] = e[i] = 0.0f;
                     if (mode != 3) wg_fence();
                     if (mode == 7) wg_mma_rs<64, 0>(d, a, db, 0);
                     else wg_mma<64, 0, 0>(d, da, db, 0);
                     wg_commit();
+                    if (mode == 8) { // a wait that lands nothing: e, written before the fence, needs no other
+                        wg_wait<1>();
+                        wg_mma<64, 0, 0>(e, da, db, 0);
+                        wg_commit();
+                    }
                     if (mode == 4 && t == 0) sb[0] ^= 0x8000; // an operand changed in flight
                     if (mode == 5) d[0] = 1.0f;                  // an accumulator written in flight
                     float early = d[1];                          // read in flight: D's slot of d[1] in mode 6
                     if (mode == 7) a[0] ^= 1u;                   // a register A fragment changed in flight
                     wg_wait<0>();
                     wg_fence_operand(d);
+                    wg_fence_operand(e);
                     wg_fence_operand(a);
                     if (mode == 6) d[1] = early;
+                    if (mode == 8)
+                        for (int i = 0; i < 32; i++) d[i] = e[i];
                     for (int j = 0; j < 8; j++)
                         for (int e = 0; e < 4; e++) D[(16 * warp + g + 8 * (e / 2)) * 64 + 8 * j + 2 * q + e % 2] = d[4 * j + e];
                 }
@@ -346,7 +355,7 @@ class CudaSimulatorTest {
                 return e.getMessage();
             }
         };
-        for (int mode : new int[] {0, 6}) {
+        for (int mode : new int[] {0, 6, 8}) {
             assertEquals(null, run.apply(mode), "mode " + mode);
             float[] d = download(pd, 64 * 64);
             for (int i = 0; i < 64; i++) {
