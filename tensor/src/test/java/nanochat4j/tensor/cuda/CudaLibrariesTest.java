@@ -42,6 +42,17 @@ class CudaLibrariesTest {
         assertEquals("/opt/x/libcublas.so.13", explicit.from());
     }
 
+    /**
+     * Where cuBLAS is opened from for a driver of CUDA {@code cudaVersion}, with $CUDA_HOME at tmp/cuda and a Python
+     * environment at tmp/venv (a file found is opened; nothing is on the loader path).
+     */
+    private static String cublasFrom(Path tmp, int cudaVersion) {
+        Map<String, String> env = Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "VIRTUAL_ENV", tmp.resolve("venv").toString());
+        SymbolLookup fake = name -> java.util.Optional.empty();
+        Function<String, SymbolLookup> files = c -> c.startsWith("/") && Files.exists(Path.of(c)) ? fake : null;
+        return CudaLibraries.open(CudaLibraries.CUBLAS, cudaVersion, env::get, k -> null, files).from();
+    }
+
     /** A CUDA 13 cuBLAS fails on a CUDA 12 driver: where both are installed, the driver's major wins, wherever it is. */
     @Test
     void aLibraryTheDriverCanRunComesFirst(@TempDir Path tmp) throws Exception {
@@ -49,17 +60,14 @@ class CudaLibrariesTest {
         Files.writeString(cudaHome.resolve("libcublas.so.13"), "");
         Path wheel = Files.createDirectories(tmp.resolve("venv/lib64/python3.12/site-packages/nvidia/cublas/lib"));
         Files.writeString(wheel.resolve("libcublas.so.12"), "");
-        Map<String, String> env = Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "VIRTUAL_ENV", tmp.resolve("venv").toString());
-        SymbolLookup fake = name -> java.util.Optional.empty();
-        Function<String, SymbolLookup> files = c -> c.startsWith("/") && Files.exists(Path.of(c)) ? fake : null;
-        assertEquals(wheel.resolve("libcublas.so.12").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+        assertEquals(wheel.resolve("libcublas.so.12").toString(), cublasFrom(tmp, 12080),
                 "a CUDA 12.8 driver: the .so.12 in a pip wheel under lib64 before CUDA_HOME's .so.13");
-        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 13000, env::get, k -> null, files).from(),
+        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), cublasFrom(tmp, 13000),
                 "a CUDA 13 driver: the search order as it is");
-        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 0, env::get, k -> null, files).from(),
+        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), cublasFrom(tmp, 0),
                 "driver version unknown: the search order as it is");
         Files.delete(wheel.resolve("libcublas.so.12"));
-        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+        assertEquals(cudaHome.resolve("libcublas.so.13").toString(), cublasFrom(tmp, 12080),
                 "nothing the driver runs: what there is (cuBLAS's own error then says why, with Cublas.newerThanDriver)");
         assertEquals(13, CudaLibraries.sonameMajor("libcublas.so.13 (loader path)"));
         assertEquals(-1, CudaLibraries.sonameMajor("/usr/lib/libcublas.so"));
@@ -82,15 +90,12 @@ class CudaLibrariesTest {
         Files.createSymbolicLink(cudaHome.resolve("libcublas.so"), Path.of("libcublas.so.13.1.0.3"));
         Path wheel = Files.createDirectories(tmp.resolve("venv/lib/python3.12/site-packages/nvidia/cublas/lib"));
         Files.writeString(wheel.resolve("libcublas.so.12"), "");
-        Map<String, String> env = Map.of("CUDA_HOME", tmp.resolve("cuda").toString(), "VIRTUAL_ENV", tmp.resolve("venv").toString());
-        SymbolLookup fake = name -> java.util.Optional.empty();
-        Function<String, SymbolLookup> files = c -> c.startsWith("/") && Files.exists(Path.of(c)) ? fake : null;
-        assertEquals(wheel.resolve("libcublas.so.12").toString(), CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+        assertEquals(wheel.resolve("libcublas.so.12").toString(), cublasFrom(tmp, 12080),
                 "a CUDA 12.8 driver: the wheel's .so.12, not CUDA_HOME's libcublas.so (a .so.13)");
         String unversioned = cudaHome.resolve("libcublas.so") + " -> libcublas.so.13.1.0.3";
-        assertEquals(unversioned, CudaLibraries.open(CudaLibraries.CUBLAS, 13000, env::get, k -> null, files).from(), "a CUDA 13 driver");
+        assertEquals(unversioned, cublasFrom(tmp, 13000), "a CUDA 13 driver");
         Files.delete(wheel.resolve("libcublas.so.12"));
-        assertEquals(unversioned, CudaLibraries.open(CudaLibraries.CUBLAS, 12080, env::get, k -> null, files).from(),
+        assertEquals(unversioned, cublasFrom(tmp, 12080),
                 "nothing the driver runs: what there is");
         String hint = Cublas.newerThanDriver(unversioned, 12080);
         assertTrue(hint != null && hint.contains("CUDA 13") && hint.contains("libcublas.so.12"), hint);
