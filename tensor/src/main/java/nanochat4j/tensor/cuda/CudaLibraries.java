@@ -137,7 +137,7 @@ public final class CudaLibraries {
      * .so.13, which a CUDA 12 driver cannot run. (By soname on the loader path the file is the loader's to choose.)
      */
     private static Opened openUpTo(Spec spec, int maxMajor, Function<String, String> env, Function<String, String> props,
-                               Function<String, SymbolLookup> opener) {
+                                   Function<String, SymbolLookup> opener) {
         String explicit = props.apply("nanochat4j.cuda." + spec.key());
         if (explicit != null && !explicit.isBlank()) {
             loadCompanions(spec, Path.of(explicit).getParent(), opener);
