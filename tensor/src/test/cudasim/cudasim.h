@@ -137,11 +137,12 @@ inline void cp_async_commit() { __sim_api->cpCommit(); }
 template <int N> inline void cp_async_wait() { __sim_api->cpWait(N); }
 inline void cp_async_wait_all_but_one() { cp_async_wait<1>(); }
 inline void cp_async_wait_all() { cp_async_wait<0>(); }
-// wgmma: its operands are read at issue and must not change until the first wait_group of its warpgroup; its
-// accumulators (and A registers) belong to it until the thread's own wait: they read as NaN meanwhile, and a write to
-// them fails the launch. The fences are checked: a wgmma reading shared memory that a cp.async or a store wrote with
-// no fence.proxy.async since fails, and so does one that starts on accumulators with no wgmma.fence since the
-// thread's last wait that landed a group. wg_fence_operand only keeps nvcc from moving register accesses; here it does nothing.
+// wgmma: its operands are read at issue and must not change until every thread of its warpgroup has waited for it;
+// its accumulators (and A registers) belong to it until the thread's own wait: the accumulators read as NaN meanwhile,
+// and a write to either fails the launch. The fences are checked: a wgmma reading shared memory that a cp.async or a
+// store wrote with no fence.proxy.async since fails, and so does one that starts on accumulators with no wgmma.fence
+// since the thread's last wait that landed a group. wg_fence_operand only keeps nvcc from moving register accesses;
+// here it does nothing.
 inline unsigned tc_smem_addr(const void* p) { return __sim_api->smemOffset(p); }
 inline void tc_fence_proxy_async() { __sim_api->fenceProxyAsync(); }
 inline void wg_fence() { __sim_api->wgFence(); }
