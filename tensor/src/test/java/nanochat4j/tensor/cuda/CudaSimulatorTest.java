@@ -316,15 +316,15 @@ class CudaSimulatorTest {
                         int m = 16 * warp + g + 8 * (i % 2), k = 2 * q + 8 * (i / 2);
                         a[i] = A[m * 16 + k] | ((unsigned) A[m * 16 + k + 1] << 16);
                     }
-                    float d[32], e[32];
-                    for (int i = 0; i < 32; i++) d[i] = e[i] = 0.0f;
+                    float d[32], d2[32];
+                    for (int i = 0; i < 32; i++) d[i] = d2[i] = 0.0f;
                     if (mode != 3) wg_fence();
                     if (mode == 7) wg_mma_rs<64, 0>(d, a, db, 0);
                     else wg_mma<64, 0, 0>(d, da, db, 0);
                     wg_commit();
-                    if (mode == 8) { // a wait that lands nothing: e, written before the fence, needs no other
+                    if (mode == 8) { // a wait that lands nothing: d2, written before the fence, needs no other
                         wg_wait<1>();
-                        wg_mma<64, 0, 0>(e, da, db, 0);
+                        wg_mma<64, 0, 0>(d2, da, db, 0);
                         wg_commit();
                     }
                     if (mode == 4 && t == 0) sb[0] ^= 0x8000; // an operand changed in flight
@@ -333,11 +333,11 @@ class CudaSimulatorTest {
                     if (mode == 7) a[0] ^= 1u;                   // a register A fragment changed in flight
                     wg_wait<0>();
                     wg_fence_operand(d);
-                    wg_fence_operand(e);
+                    wg_fence_operand(d2);
                     wg_fence_operand(a);
                     if (mode == 6) d[1] = early;
                     if (mode == 8)
-                        for (int i = 0; i < 32; i++) d[i] = e[i];
+                        for (int i = 0; i < 32; i++) d[i] = d2[i];
                     for (int j = 0; j < 8; j++)
                         for (int e = 0; e < 4; e++) D[(16 * warp + g + 8 * (e / 2)) * 64 + 8 * j + 2 * q + e % 2] = d[4 * j + e];
                 }
