@@ -39,19 +39,6 @@ public final class CudaLibraries {
         public Spec(String key, List<String> sonames, String what) {
             this(key, sonames, what, null);
         }
-
-        /**
-         * The same library with only the sonames a driver of CUDA {@code cudaVersion} (e.g. 12080) can run: those of
-         * its major or older, and the unversioned one ({@link #open(Spec, int)}).
-         */
-        Spec runnableOn(int cudaVersion) {
-            List<String> runs = new ArrayList<>();
-            for (String s : sonames) {
-                int major = sonameMajor(s);
-                if (major <= cudaVersion / 1000) runs.add(s);
-            }
-            return new Spec(key, List.copyOf(runs), what, companions);
-        }
     }
 
     /** The major version in a library's file name ({@code …/libcublas.so.13} → 13), or −1 when it has none. */
@@ -109,10 +96,9 @@ public final class CudaLibraries {
 
     static Opened open(Spec spec, int cudaVersion, Function<String, String> env, Function<String, String> props,
                        Function<String, SymbolLookup> opener) {
-        Spec runnable = cudaVersion > 0 ? spec.runnableOn(cudaVersion) : spec;
-        if (!runnable.sonames().isEmpty() && !runnable.sonames().equals(spec.sonames())) {
+        if (cudaVersion > 0) {
             try {
-                return openUpTo(runnable, cudaVersion / 1000, env, props, opener);
+                return openUpTo(spec, cudaVersion / 1000, env, props, opener);
             } catch (CudaUnavailableException e) {
                 // none the driver runs: any the machine has (the next call says what was searched)
             }
@@ -132,9 +118,10 @@ public final class CudaLibraries {
     }
 
     /**
-     * The same, skipping in the directories a file whose major version (its name's, or for an unversioned name the
-     * one of the file it links to) is above {@code maxMajor}: a CUDA toolkit's {@code libcublas.so} links to its
-     * .so.13, which a CUDA 12 driver cannot run. (By soname on the loader path the file is the loader's to choose.)
+     * The same, skipping a library whose CUDA major is above {@code maxMajor}: on the loader path a soname that names
+     * one (the unversioned one is the loader's to choose), in the directories a file whose name, or for an
+     * unversioned name the file it links to, names one (a CUDA toolkit's {@code libcublas.so} links to its .so.13,
+     * which a CUDA 12 driver cannot run).
      */
     private static Opened openUpTo(Spec spec, int maxMajor, Function<String, String> env, Function<String, String> props,
                                    Function<String, SymbolLookup> opener) {
@@ -149,6 +136,7 @@ public final class CudaLibraries {
             return new Opened(l, explicit);
         }
         for (String soname : spec.sonames()) {
+            if (sonameMajor(soname) > maxMajor) continue;
             SymbolLookup l = opener.apply(soname);
             if (l != null) return new Opened(l, soname + " (loader path)");
         }
