@@ -265,11 +265,10 @@ struct CopyOp {
 // read when the last of the 128 threads issues it; each thread's wait checks that none changed since (a store by a
 // thread that has not waited itself races with the tensor cores; the rule is as strict as the cp.async one).
 struct WgmmaReads {
-    uintptr_t lo[2], hi[2];
     int pending; // threads that have not yet waited for it
+    std::vector<uint32_t> rows;   // the 16-byte core-matrix rows its operands lie in (offsets in dynamic shared memory, sorted)
     std::vector<uint16_t> a, b;   // A (64×16, empty when A is in registers) and B (N×16) as read, [row·16 + k]
-    std::vector<uint32_t> rows;   // the 16-byte core-matrix rows they were read from (offsets in dynamic shared memory)
-    std::vector<unsigned char> bytes; // and those rows' bytes at issue
+    std::vector<unsigned char> bytes; // the rows' bytes as read
 };
 struct WgmmaOp {
     float* d;
@@ -534,12 +533,12 @@ void landCopy(const CopyOp& op) {
 
 void simCpAsync(void* dst, const void* src, int bytes) {
     uintptr_t a = (uintptr_t) dst;
+    // a copy (4 or 16 bytes, aligned) lies in one 16-byte row
+    uint32_t row = (uint32_t) (a - g_smemBegin) & ~15u;
     for (const auto& r : g_wgmmaReads) {
-        for (int o = 0; o < 2; o++) {
-            if (a < r->hi[o] && a + bytes > r->lo[o]) {
-                failHere(format("cp.async into byte %lu of dynamic shared memory, which a wgmma not yet waited for by %d threads still reads "
-                                "(wait_group first)", (unsigned long) (a - g_smemBegin), r->pending));
-            }
+        if (a >= g_smemBegin && a < g_smemEnd && std::binary_search(r->rows.begin(), r->rows.end(), row)) {
+            failHere(format("cp.async into byte %lu of dynamic shared memory, which a wgmma not yet waited for by %d threads still reads "
+                            "(wait_group first)", (unsigned long) (a - g_smemBegin), r->pending));
         }
     }
     if (g_landAtIssue) {
@@ -606,10 +605,16 @@ struct WgmmaOperand {
         return (uint32_t) off;
     }
 
+    // Adds the 16-byte rows that rows × 16 elements lie in to `out`.
+    void rowsOf(int rows, std::vector<uint32_t>& out) const {
+        for (int mn = 0; mn < rows; mn++) {
+            for (int k = 0; k < 16; k++) out.push_back(at(mn, k) & ~15u); // the caller sorts them and drops repeats
+        }
+    }
+
     // Reads rows × 16 elements as the tensor cores do at issue, through the async proxy: each byte must have been
-    // published to it (a cp.async by a fence.proxy.async of its own thread; a store by one since it). Adds the
-    // 16-byte rows read to `at_`.
-    void read(int rows, std::vector<uint16_t>& v, std::vector<uint32_t>& at_) const {
+    // published to it (a cp.async by a fence.proxy.async of its own thread; a store by one since it).
+    void read(int rows, std::vector<uint16_t>& v) const {
         v.resize(16 * rows);
         const unsigned char* live = (const unsigned char*) g_smemBegin;
         for (int mn = 0; mn < rows; mn++) {
@@ -630,16 +635,13 @@ struct WgmmaOperand {
                     }
                 }
                 memcpy(&v[16 * mn + k], live + off, 2);
-                at_.push_back(off & ~15u);
             }
         }
     }
 };
 
-// Keeps the 16-byte rows a wgmma read, once each, and their bytes.
+// Keeps the bytes of the 16-byte rows a wgmma reads, as it reads them.
 void keepRows(WgmmaReads& r) {
-    std::sort(r.rows.begin(), r.rows.end());
-    r.rows.erase(std::unique(r.rows.begin(), r.rows.end()), r.rows.end());
     r.bytes.resize(16 * r.rows.size());
     for (size_t i = 0; i < r.rows.size(); i++) memcpy(&r.bytes[16 * i], (const char*) g_smemBegin + r.rows[i], 16);
 }
@@ -750,15 +752,12 @@ void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA
     WgmmaOp op{d, n, descA, descB, scaleD, transA, transB, nullptr, nullptr, regsA};
     WarpGroup& wg = g_warpGroups[q];
     if (wg.arrived == 0) {
-        // the bytes each operand's core matrices span (a bound: 64 rows of A, N of B, two core matrices along K)
+        // the rows of shared memory it reads, from the first thread's issue on (every thread gives the same descriptors)
         auto reads = std::make_shared<WgmmaReads>();
-        int rows[2] = {64, n};
-        unsigned long long desc[2] = {descA, descB};
-        for (int o = 0; o < 2; o++) {
-            size_t start = (desc[o] & 0x3fff) << 4, lbo = ((desc[o] >> 16) & 0x3fff) << 4, sbo = ((desc[o] >> 32) & 0x3fff) << 4;
-            reads->lo[o] = g_smemBegin + start;
-            reads->hi[o] = o == 0 && regsA ? reads->lo[o] : g_smemBegin + start + (size_t) ((rows[o] - 1) / 8) * sbo + lbo + 128;
-        }
+        WgmmaOperand(descB, transB, "B").rowsOf(n, reads->rows);
+        if (!regsA) WgmmaOperand(descA, transA, "A").rowsOf(64, reads->rows);
+        std::sort(reads->rows.begin(), reads->rows.end());
+        reads->rows.erase(std::unique(reads->rows.begin(), reads->rows.end()), reads->rows.end());
         reads->pending = 128;
         g_wgmmaReads.push_back(reads);
         wg.op = op;
@@ -776,8 +775,8 @@ void issueWgmma(float* d, int n, unsigned long long descA, const unsigned* regsA
     unsigned gen = wg.gen;
     if (++wg.arrived == 128) {
         // every thread of the warpgroup has issued it: the tensor cores read the operands now
-        WgmmaOperand(descB, transB, "B").read(n, op.reads->b, op.reads->rows);
-        if (!regsA) WgmmaOperand(descA, transA, "A").read(64, op.reads->a, op.reads->rows);
+        WgmmaOperand(descB, transB, "B").read(n, op.reads->b);
+        if (!regsA) WgmmaOperand(descA, transA, "A").read(64, op.reads->a);
         keepRows(*op.reads);
         wg.arrived = 0;
         wg.gen++;

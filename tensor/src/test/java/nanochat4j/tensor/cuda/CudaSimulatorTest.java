@@ -285,7 +285,7 @@ class CudaSimulatorTest {
      * The wgmma hazards a GPU would not report, only compute wrong: operands a cp.async or a store wrote that no
      * fence.proxy.async published to the tensor cores; the first wgmma on accumulators with no wgmma.fence before it;
      * an operand in shared memory, an accumulator or a register A fragment changed between the wgmma's issue and its
-     * wait; an accumulator read meanwhile (NaN). One kernel, one hazard a mode; mode 0 (none) computes A·B exactly,
+     * wait (a cp.async into it, at once); an accumulator read meanwhile (NaN). One kernel, one hazard a mode; mode 0 (none) computes A·B exactly,
      * and so does mode 8, a second chain issued after a wait that landed nothing (its fence still holds).
      */
     @Test
@@ -328,6 +328,7 @@ class CudaSimulatorTest {
                         wg_commit();
                     }
                     if (mode == 4 && t == 0) sb[0] ^= 0x8000; // an operand changed in flight
+                    if (mode == 9 && t == 0) cp_async16(sb, Bt); // a copy into an operand in flight
                     if (mode == 5) d[0] = 1.0f;                  // an accumulator written in flight
                     float early = d[1];                          // read in flight: D's slot of d[1] in mode 6
                     if (mode == 7) a[0] ^= 1u;                   // a register A fragment changed in flight
@@ -377,6 +378,7 @@ class CudaSimulatorTest {
             {"4", "changed between the wgmma's issue and this thread's wait_group"},
             {"5", "was written between the wgmma's issue and this thread's wait_group"},
             {"7", "A registers (wg_mma_rs) changed between its issue"},
+            {"9", "cp.async into byte 2048 of dynamic shared memory, which a wgmma not yet waited for"},
         };
         for (String[] f : failures) {
             String m = run.apply(Integer.parseInt(f[0]));
