@@ -252,6 +252,9 @@ train() {
   # a kernel of ours the first-use checks turned down (attention's wgmma or mma.sync, a GEMM tile): named here
   # (not the JVM's own "WARNING: Using incubator modules" line)
   grep -E 'WARNING|differs? from the fp32' "$blog" | grep -v 'incubator modules' | head -n 8 | while IFS= read -r line; do say "$kind: $line"; done
+  # the GEMM choices the first step timed: every layout the training step multiplies in (forward, dx, dW), ours (its
+  # fastest tile, split-K ones included) against cuBLAS, as JSON lines the GEMM target reads beside bench kernels'
+  sed -En "s/^(\[rank 0\] )?cuda: gemm ([0-9x]+ [NT][NT]) → .* ([0-9.]+) ms ours \(tile (.*), [0-9]+% of cuBLAS's speed\) vs ([0-9.]+) ms cuBLAS.*/{\"kind\":\"gemm-choice\",\"depth\":$depth,\"shape\":\"\2\",\"ours_ms\":\3,\"tile\":\"\4\",\"cublas_ms\":\5}/p" "$blog" >> "$jsonl"
   # where the profiled step's device time went: its header and the ten longest kernels (all of them in the log)
   awk '{ sub(/^\[rank 0\] /, "") } /^Device time of step/ { on = 1; print; next } on && /^  / { print; next } { on = 0 }' "$blog" \
     | head -n 12 | while IFS= read -r line; do say "$kind d$depth: $line"; done

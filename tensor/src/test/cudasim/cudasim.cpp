@@ -12,12 +12,16 @@
 //   existed; a block none of whose threads can move is a deadlock, reported with where each thread waits. Odd blocks
 //   run their threads in reverse order, so a race on a missing barrier shows whichever way it reads. A block larger
 //   than the kernel's __launch_bounds__ is refused. A cp.async lands at its thread's wait_group in even blocks and at
-//   issue in odd ones, the latest and the earliest a GPU may land it. A wgmma reads its operands when the last of its
-//   warpgroup's 128 threads issues it and computes at each thread's wait_group; it fails the launch where a GPU would
-//   silently compute something else: an operand byte a cp.async or a store wrote that no fence.proxy.async published
-//   to the async proxy, the first wgmma on accumulators with no wgmma.fence since the thread's last wait that landed
-//   one, an operand changed before a wait for it, accumulators or register A fragments written before the thread's
-//   own wait (the accumulators read as NaN meanwhile). Failures come back as CUDA_ERROR_LAUNCH_FAILED (or _OUT_OF_RESOURCES) and
+//   issue in odd ones, the latest and the earliest a GPU may land it; a TMA copy (cp.async.bulk.tensor) lands at a
+//   wait on its mbarrier in even blocks and at issue in odd ones, its bytes then counted on the mbarrier, whose phases
+//   complete when their arrivals and bytes are in (a wait suspends the thread; a phase nothing completes is a
+//   deadlock). A wgmma reads its operands when the last of its warpgroup's 128 threads issues it and computes at each
+//   thread's wait_group; it fails the launch where a GPU would silently compute something else: a cp.async or TMA
+//   copy into an operand a wgmma not yet waited for reads, an operand byte a cp.async or a store wrote that no
+//   fence.proxy.async published to the async proxy, the first wgmma on accumulators with no wgmma.fence since the
+//   thread's last wait that landed one, an operand changed before a wait for it, accumulators or register A fragments
+//   written before the thread's own wait (the accumulators read as NaN meanwhile). Failures come back as
+//   CUDA_ERROR_LAUNCH_FAILED (or _OUT_OF_RESOURCES) and
 //   cuGetErrorString gives the reason; a fault in a kernel names the allocation it missed, and a misaligned load or
 //   store (a GPU's CUDA_ERROR_MISALIGNED_ADDRESS: kernels are compiled with g++'s trapping alignment sanitizer) the
 //   instruction.
@@ -575,29 +579,41 @@ unsigned simSmemOffset(const void* p) {
     return (unsigned) (a - g_smemBegin);
 }
 
-// A wgmma operand as its descriptor gives it, in the no-swizzle ("interleaved") canonical layouts of the PTX ISA, in
-// 8×16-byte core matrices: K-major (transpose 0), a core matrix's 16-byte rows run along K, and MN-major (transpose
-// 1), along M or N. In both the leading byte offset steps between core matrices along K and the stride byte offset
-// between them along M or N (CUTLASS's make_gmma_desc, the INTERLEAVE layouts).
+// The 128-byte swizzle (TMA's CU_TENSOR_MAP_SWIZZLE_128B, a wgmma descriptor's layout type 1), a function of the shared
+// memory address: in each 128-byte row, 16-byte chunk c is stored at chunk c ^ (row % 8), rows counted in 128 bytes.
+uint32_t swizzle128(uint32_t off) { return off ^ (((off >> 7) & 7) << 4); }
+
+// A wgmma operand as its descriptor gives it, in the canonical layouts of the PTX ISA (CUTLASS's make_gmma_desc):
+// - no swizzle (layout type 0, "interleaved"), 8×16-byte core matrices: K-major (transpose 0), a core matrix's 16-byte
+//   rows run along K, and MN-major (transpose 1), along M or N; in both the leading byte offset steps between core
+//   matrices along K and the stride byte offset between them along M or N;
+// - 128-byte swizzle (layout type 1): K-major, rows of 128 bytes along K, 8-row groups a stride byte offset apart (the
+//   leading one unused); MN-major, 128-byte rows of 64 M/N elements, one a k, 8-k groups a stride byte offset apart and
+//   the next 64 M/N a leading byte offset on. The address so computed is then swizzled (swizzle128).
 struct WgmmaOperand {
     size_t start, lbo, sbo;
-    int trans;
+    int trans, swizzle;
     const char* which;
 
     WgmmaOperand(unsigned long long desc, int transpose, const char* name) : trans(transpose), which(name) {
         start = (desc & 0x3fff) << 4;
         lbo = ((desc >> 16) & 0x3fff) << 4;
         sbo = ((desc >> 32) & 0x3fff) << 4;
-        int baseOffset = (int) ((desc >> 49) & 7), swizzle = (int) (desc >> 62);
-        if (swizzle != 0 || baseOffset != 0) {
-            failHere(format("wgmma: %s's descriptor asks for swizzle mode %d, base offset %d; the simulator reads the no-swizzle layout only",
-                            which, swizzle, baseOffset));
+        int baseOffset = (int) ((desc >> 49) & 7);
+        swizzle = (int) (desc >> 62);
+        if ((swizzle != 0 && swizzle != 1) || baseOffset != 0) {
+            failHere(format("wgmma: %s's descriptor asks for layout type %d, base offset %d; the simulator reads the no-swizzle and "
+                            "128-byte swizzle layouts (1) with base offset 0 only", which, swizzle, baseOffset));
         }
     }
 
     // The byte offset of element (mn, k) in dynamic shared memory.
     uint32_t at(int mn, int k) const {
-        size_t off = start + (size_t) (mn / 8) * sbo + (size_t) (k / 8) * lbo + (trans ? (k % 8) * 16 + (mn % 8) * 2 : (mn % 8) * 16 + (k % 8) * 2);
+        size_t off;
+        if (swizzle == 0) off = start + (size_t) (mn / 8) * sbo + (size_t) (k / 8) * lbo + (trans ? (k % 8) * 16 + (mn % 8) * 2 : (mn % 8) * 16 + (k % 8) * 2);
+        else if (!trans) off = start + (size_t) (mn / 8) * sbo + (mn % 8) * 128 + k * 2;
+        else off = start + (size_t) (mn / 64) * lbo + (mn % 64) * 2 + (size_t) (k / 8) * sbo + (k % 8) * 128;
+        if (swizzle == 1) off = swizzle128((uint32_t) off);
         if (off + 2 > g_smemEnd - g_smemBegin) {
             failHere(format("wgmma: %s(%d, %d) at byte %zu of %zu bytes of dynamic shared memory", which, mn, k, off,
                             (size_t) (g_smemEnd - g_smemBegin)));
@@ -809,8 +825,148 @@ void simWgWait(int pending) {
     if (g.cur->wgmmas.size() < groups) g.cur->wgFenced = false; // it reads or writes what the landed wgmmas wrote next
 }
 
+// ---- TMA and mbarriers
+
+// What cuTensorMapEncodeTiled writes into the 128 opaque bytes of a CUtensorMap here (a GPU's encoding is its own).
+struct SimTensorMap {
+    uint64_t magic;
+    uint64_t address;
+    uint64_t dims[2];   // elements: inner, outer
+    uint64_t stride;    // bytes between outer rows
+    uint32_t box[2];    // elements: inner, outer
+    uint32_t elemBytes;
+    uint32_t swizzle;   // CUtensorMapSwizzle: 0 none, 3 128-byte
+};
+static_assert(sizeof(SimTensorMap) <= 128, "a CUtensorMap is 128 bytes");
+const uint64_t kTensorMapMagic = 0x70616d726f736e74ull; // "tnsormap"
+
+// A TMA copy issued and not yet landed: the box, whose bytes its mbarrier counts when it lands.
+struct TmaOp {
+    unsigned char* dst;
+    SimTensorMap map;
+    int x, y;
+};
+
+// An mbarrier: the arrivals a phase expects and those still missing, the TMA bytes still expected (the arrivals'
+// expect_tx minus what landed), the phase (completed phases so far), and the copies that count on it not yet landed.
+struct MBar {
+    unsigned expected, pending;
+    long long tx;
+    unsigned phase;
+    std::vector<TmaOp> queued;
+};
+std::map<uintptr_t, MBar> g_mbars; // the block's, by address
+
+MBar& mbarAt(void* bar, const char* op) {
+    auto it = g_mbars.find((uintptr_t) bar);
+    if (it == g_mbars.end()) {
+        failHere(format("%s on %s, which is no initialized mbarrier (mbarrier.init first, and a barrier before other threads use it)", op,
+                        describeAddress((uintptr_t) bar).c_str()));
+    }
+    return it->second;
+}
+
+// A phase completes when every expected arrival has come and every expected byte has landed.
+void mbarMaybeComplete(MBar& b) {
+    if (b.pending == 0 && b.tx == 0) {
+        b.phase++;
+        b.pending = b.expected;
+        g.progress++;
+    }
+}
+
+void simMbarInit(void* bar, unsigned arrivals) {
+    uintptr_t a = (uintptr_t) bar;
+    if (a < g_smemBegin || a + 8 > g_smemEnd || (a & 7)) {
+        failHere(format("mbarrier.init at %s: the simulator keeps mbarriers in dynamic shared memory, 8-byte aligned",
+                        describeAddress(a).c_str()));
+    }
+    if (arrivals == 0 || arrivals >= (1u << 20)) failHere(format("mbarrier.init with %u arrivals (1 … 2^20-1)", arrivals));
+    auto it = g_mbars.find(a);
+    if (it != g_mbars.end() && !it->second.queued.empty()) failHere("mbarrier.init on an mbarrier TMA copies still count on");
+    g_mbars[a] = MBar{arrivals, arrivals, 0, 0, {}};
+}
+
+void simMbarArrive(void* bar, unsigned expectBytes) {
+    MBar& b = mbarAt(bar, expectBytes ? "mbarrier.arrive.expect_tx" : "mbarrier.arrive");
+    g.progress++;
+    b.tx += expectBytes;
+    if (b.pending == 0) failHere(format("mbarrier.arrive: more arrivals than the %u a phase of this mbarrier expects", b.expected));
+    b.pending--;
+    mbarMaybeComplete(b);
+}
+
+// Lands a TMA copy: the box (zeros outside the tensor, as TMA fills them) into shared memory, row after row of the box
+// inner·element bytes, swizzled if the map says so. The async proxy writes it, so no proxy fence is needed before a
+// wgmma reads it; a write into rows that a wgmma not yet waited for reads is a race.
+void landTma(const TmaOp& op, MBar& b) {
+    const SimTensorMap& m = op.map;
+    uint32_t rowBytes = m.box[0] * m.elemBytes, bytes = rowBytes * m.box[1];
+    uint32_t base = (uint32_t) ((uintptr_t) op.dst - g_smemBegin);
+    unsigned char* live = (unsigned char*) g_smemBegin;
+    for (uint32_t r = 0; r < m.box[1]; r++) {
+        for (uint32_t e = 0; e < m.box[0]; e++) {
+            uint32_t off = base + r * rowBytes + e * m.elemBytes;
+            if (m.swizzle == 3) off = swizzle128(off);
+            for (const auto& w : g_wgmmaReads) {
+                if (std::binary_search(w->rows.begin(), w->rows.end(), off & ~15u)) {
+                    failHere(format("TMA copy into byte %u of dynamic shared memory, which a wgmma not yet waited for by %d threads still "
+                                    "reads (the stage was refilled before every consumer released it)", off, w->pending));
+                }
+            }
+            long long gx = (long long) op.x + e, gy = (long long) op.y + r;
+            if (gx < 0 || gy < 0 || (uint64_t) gx >= m.dims[0] || (uint64_t) gy >= m.dims[1]) {
+                memset(live + off, 0, m.elemBytes);
+            } else {
+                const char* src = (const char*) m.address + gy * m.stride + gx * m.elemBytes;
+                if (!inside((uintptr_t) src, m.elemBytes)) {
+                    failHere(format("TMA copy reads element (%lld, %lld) of its tensor map at %s", gx, gy, describeAddress((uintptr_t) src).c_str()));
+                }
+                memcpy(live + off, src, m.elemBytes);
+            }
+            memcpy(g_asyncView.data() + off, live + off, m.elemBytes);
+            for (uint32_t i = 0; i < m.elemBytes; i++) g_unfencedBy[off + i] = 0;
+        }
+    }
+    g.progress++;
+    b.tx -= bytes;
+    mbarMaybeComplete(b);
+}
+
+void simTmaLoad2d(void* dst, const void* mapPtr, int x, int y, void* bar) {
+    SimTensorMap m;
+    memcpy(&m, mapPtr, sizeof m);
+    if (m.magic != kTensorMapMagic) failHere("cp.async.bulk.tensor: its tensor map was not written by cuTensorMapEncodeTiled");
+    MBar& b = mbarAt(bar, "cp.async.bulk.tensor");
+    uintptr_t a = (uintptr_t) dst;
+    uint32_t bytes = m.box[0] * m.box[1] * m.elemBytes;
+    uint32_t align = m.swizzle == 3 ? 1024 : 128;
+    if (a < g_smemBegin || a + bytes > g_smemEnd || (a - g_smemBegin) % align) {
+        failHere(format("cp.async.bulk.tensor: its %u-byte box at byte %lld of the block's %lu bytes of dynamic shared memory (it must "
+                        "lie inside, %u-byte aligned)", bytes, (long long) (a - g_smemBegin), (unsigned long) (g_smemEnd - g_smemBegin), align));
+    }
+    TmaOp op{(unsigned char*) dst, m, x, y};
+    if (g_landAtIssue) landTma(op, b);
+    else b.queued.push_back(op);
+}
+
+void simMbarWait(void* bar, unsigned parity) {
+    for (;;) {
+        MBar& b = mbarAt(bar, "mbarrier.try_wait");
+        if ((b.phase & 1) != (parity & 1)) return; // the phase of that parity has completed
+        if (!b.queued.empty()) {
+            std::vector<TmaOp> q;
+            q.swap(b.queued);
+            for (const TmaOp& op : q) landTma(op, b);
+            continue;
+        }
+        yield("mbarrier.try_wait");
+    }
+}
+
 const SimApi g_api = {simSyncthreads, simShfl, simMma, simLdsm, simFail, simSyncwarp, simCpAsync, simCpCommit, simCpWait,
-                      simWgmma, simWgCommit, simWgWait, simSmemOffset, simWgmmaRs, simFenceProxyAsync, simWgFence};
+                      simWgmma, simWgCommit, simWgWait, simSmemOffset, simWgmmaRs, simFenceProxyAsync, simWgFence,
+                      simMbarInit, simMbarArrive, simMbarWait, simTmaLoad2d};
 
 void fiberMain() {
     Fiber* f = g.cur;
@@ -924,6 +1080,7 @@ bool runBlock(uint3 block, dim3 grid, dim3 dims, unsigned char* smem) {
     g.warps.assign(nw, Warp{});
     g_warpGroups.assign((nw + 3) / 4, WarpGroup{});
     g_wgmmaReads.clear();
+    g_mbars.clear();
     g_asyncView.assign(g_smemEnd - g_smemBegin, 0xff); // as the block's shared memory starts
     g_unfencedBy.assign(g_smemEnd - g_smemBegin, 0);
     for (int i = 0; i < nw; i++) g.warps[i].live = i < n / 32 ? 0xffffffffu : (1u << (n % 32)) - 1u;
@@ -1243,6 +1400,25 @@ API int cuDeviceGetAttribute(int* v, int attr, int) {
     }
     return SUCCESS;
 }
+// The map is checked as the driver checks it (the rules TMA needs: 16-byte aligned address and row stride, boxes of at
+// most 256 and 16-byte rows, a swizzled box row within the swizzle's span); the simulator models 2-byte and 4-byte
+// elements, rank 2, no interleave, unit element strides, and the 128-byte swizzle with 128-byte box rows.
+API int cuTensorMapEncodeTiled(void* out, int dataType, unsigned rank, void* address, const uint64_t* dims, const uint64_t* strides,
+                               const uint32_t* box, const uint32_t* elementStrides, int interleave, int swizzle, int, int) {
+    uint32_t elem = dataType == 1 || dataType == 6 || dataType == 9 ? 2 : dataType == 2 || dataType == 3 || dataType == 7 ? 4 : 0;
+    if (!out || ((uintptr_t) out & 63) || elem == 0 || rank != 2 || ((uintptr_t) address & 15) || interleave != 0) return INVALID_VALUE;
+    if (swizzle != 0 && swizzle != 3) return INVALID_VALUE;
+    for (int i = 0; i < 2; i++) {
+        if (dims[i] == 0 || dims[i] > (1ull << 32) || box[i] == 0 || box[i] > 256 || elementStrides[i] != 1) return INVALID_VALUE;
+    }
+    if (strides[0] % 16 || strides[0] < dims[0] * elem || strides[0] >= (1ull << 40) || (box[0] * elem) % 16) return INVALID_VALUE;
+    if (swizzle == 3 && box[0] * elem != 128) return INVALID_VALUE;
+    SimTensorMap m{kTensorMapMagic, (uint64_t) (uintptr_t) address, {dims[0], dims[1]}, strides[0], {box[0], box[1]}, elem, (uint32_t) swizzle};
+    memset(out, 0, 128);
+    memcpy(out, &m, sizeof m);
+    return SUCCESS;
+}
+
 API int cuDevicePrimaryCtxRetain(void** ctx, int) { static int c; *ctx = &c; return SUCCESS; }
 API int cuCtxSetCurrent(void*) { return SUCCESS; }
 

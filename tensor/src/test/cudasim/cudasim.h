@@ -157,6 +157,23 @@ template <int N, int TB> inline void wg_mma_rs(float (&d)[N / 2], const unsigned
     __sim_api->wgmmaRs(d, N, a, descB, scaleD, TB);
 }
 
+// TMA and mbarriers. A TMA copy lands at issue in odd blocks and, in even ones, when a thread waits on its mbarrier
+// (as early and as late as a GPU may): a kernel that reads a stage before waiting for it, or refills one a wgmma still
+// reads, shows it. mbarrier state lives in the driver, keyed by the barrier's address; waits suspend the thread, so a
+// phase nothing will complete is reported as a deadlock.
+struct __attribute__((aligned(64))) TmaMap {
+    unsigned long long opaque[16];
+};
+inline void mbar_init(unsigned long long* bar, unsigned arrivals) { __sim_api->mbarInit(bar, arrivals); }
+inline void mbar_init_fence() {}
+inline void mbar_arrive(unsigned long long* bar) { __sim_api->mbarArrive(bar, 0); }
+inline void mbar_arrive_expect_tx(unsigned long long* bar, unsigned bytes) { __sim_api->mbarArrive(bar, bytes); }
+inline void mbar_wait(unsigned long long* bar, unsigned parity) { __sim_api->mbarWait(bar, parity); }
+inline void tma_load_2d(void* dst, const TmaMap* map, int x, int y, unsigned long long* bar) { __sim_api->tmaLoad2d(dst, map, x, y, bar); }
+// setmaxnreg: a register budget has no meaning here; ptxas's rule on the count is kept (a multiple of 8 in 24…256)
+template <int N> inline void wg_regs_release() { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg: 24…256, a multiple of 8"); }
+template <int N> inline void wg_regs_claim() { static_assert(N % 8 == 0 && N >= 24 && N <= 256, "setmaxnreg: 24…256, a multiple of 8"); }
+
 // Calls kernel f with the arguments cuLaunchKernel's kernelParams point to, converted to f's parameter types.
 template <class... A, size_t... I> inline void __sim_call(void (*f)(A...), void** p, std::index_sequence<I...>) {
     f(*(std::remove_cv_t<std::remove_reference_t<A>>*) p[I]...);

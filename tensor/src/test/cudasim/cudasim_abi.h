@@ -43,6 +43,14 @@ struct SimApi {
     void (*fenceProxyAsync)();
     // wgmma.fence: this thread's register writes ordered before the wgmmas it issues next
     void (*wgFence)();
+    // mbarriers (8 bytes of shared memory): init with the arrivals a phase expects; an arrival, with TMA bytes to
+    // expect first (0: none); a wait until the phase of `parity` has completed (it suspends the thread meanwhile)
+    void (*mbarInit)(void* bar, unsigned arrivals);
+    void (*mbarArrive)(void* bar, unsigned expectBytes);
+    void (*mbarWait)(void* bar, unsigned parity);
+    // cp.async.bulk.tensor.2d: the box of the tensor map (cuTensorMapEncodeTiled's) at (x inner, y outer) into shared
+    // memory at dst, its bytes counted on bar when they land (at issue in odd blocks, at a wait on bar in even ones)
+    void (*tmaLoad2d)(void* dst, const void* map, int x, int y, void* bar);
 };
 
 enum { SIM_SHFL_IDX = 0, SIM_SHFL_XOR = 1, SIM_SHFL_DOWN = 2, SIM_SHFL_UP = 3 };

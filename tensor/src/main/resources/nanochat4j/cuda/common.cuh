@@ -87,11 +87,12 @@ __device__ __forceinline__ void online_softmax_total(float (&l)[2]) {
     }
 }
 
-// A wgmma shared-memory descriptor of the no-swizzle layout (gemm_wgmma.cu, attention_wgmma.cu): start address,
-// leading byte offset (between core matrices along K) and stride byte offset (along M or N), each in 16-byte units.
-// Plain bit arithmetic, so it lives here and not among tensorcore.cuh's PTX wrappers, which the simulator replaces.
-__device__ __forceinline__ unsigned long long wg_desc(unsigned addr, unsigned lbo, unsigned sbo) {
+// A wgmma shared-memory descriptor (attention_wgmma.cu, gemm_wgmma.cu): start address, leading and stride byte
+// offsets, each in 16-byte units, and the layout type in bits 62-63: 0 the no-swizzle layout (leading: between core
+// matrices along K, stride: along M or N), 1 the 128-byte swizzle (see gemm_wgmma.cu). Plain bit arithmetic, so it
+// lives here and not among tensorcore.cuh's PTX wrappers, which the simulator replaces.
+__device__ __forceinline__ unsigned long long wg_desc(unsigned addr, unsigned lbo, unsigned sbo, unsigned layout = 0) {
     return (unsigned long long) ((addr & 0x3ffffu) >> 4) | ((unsigned long long) (lbo >> 4) << 16)
-           | ((unsigned long long) (sbo >> 4) << 32);
+           | ((unsigned long long) (sbo >> 4) << 32) | ((unsigned long long) layout << 62);
 }
 #endif

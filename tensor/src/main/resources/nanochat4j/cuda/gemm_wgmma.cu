@@ -5,26 +5,28 @@
 //   gemm_wgmma_nn: A (M, K), B (K, N)  — dx = dy·W
 //   gemm_wgmma_tn: A (K, M), B (K, N)  — dW = dyᵀ·x
 // mma.sync cannot reach Hopper's tensor-core peak: only the warpgroup MMA (wgmma.mma_async) feeds them at full rate,
-// reading both operands straight from shared memory. A block is BM/64 warpgroups; each computes 64 rows × BN columns
-// of C with one m64nBNk16 wgmma per 16 of depth, its accumulators in registers (BN/2 floats a thread).
+// reading both operands straight from shared memory. And the threads that multiply should not also copy: a block is
+// one producer warpgroup, whose one thread has the tensor memory accelerator (TMA) copy whole tiles into shared
+// memory, and BM/64 consumer warpgroups, each computing 64 rows × BN columns of C with one m64nBNk16 wgmma per 16 of
+// depth, its accumulators in registers (BN/2 floats a thread; the producer gives its registers to them).
 //
-// Shared memory holds STAGES stages of a BM×64 A tile and a BN×64 B tile, filled by cp.async in 16-byte chunks
-// STAGES-2 tiles ahead of the MMAs, in the no-swizzle layout of 8×16-byte core matrices that wgmma descriptors
-// describe. An operand whose rows run along K (A (M, K), B (N, K)) is stored K-major; one whose rows run along M or N
-// (A (K, M), B (K, N)) is stored as it lies, M/N-major, and the wgmma reads it transposed (bf16 allows it) — no
-// element-wise transposing copy as gemm.cu needs. Both layouts give chunk c the bytes c·16…c·16+15 of the tile:
-//   K-major  (R rows × 64 k): chunk c = row 8·(c/64) + c%8, k 8·((c/8)%8)…+7;     core matrices along K every 128
-//            bytes (the descriptor's leading byte offset), along M/N every 1024 (its stride byte offset)
-//   MN-major (64 k × R rows): chunk c = k 8·(c/R) + c%8, rows 8·((c/8)%(R/8))…+7; along K every R·16 bytes (leading),
-//            along M/N every 128 (stride)
-// so 8 consecutive threads fill 128 contiguous bytes (no bank conflict) from 8 rows of global memory read 64 bytes
-// at a time by the warp.
+// Shared memory holds STAGES stages of a BM×64 A tile and a BN×64 B tile, each with two mbarriers: `full` completes
+// when the stage's bytes have landed (the producer's arrival sets the bytes to expect; TMA counts them in), `empty`
+// when every consumer thread has waited for its MMAs on the stage, so the producer may refill it. TMA writes each tile
+// in the 128-byte swizzle: a tile is rows of 64 bf16 (128 bytes), and the 16-byte chunk c of row r is stored at chunk
+// c ^ (r % 8), so the 8 rows of a core matrix fall in 8 different bank groups. The wgmma descriptors say the same
+// (layout type 1). An operand whose rows run along K (A (M, K), B (N, K)) is loaded K-major: one box of R rows × 64
+// k, 8-row groups 1024 bytes apart (the stride byte offset), a k16 step 32 bytes along the swizzled row. One whose
+// rows run along M or N (A (K, M), B (K, N)) is loaded as it lies, M/N-major, and the wgmma reads it transposed (bf16
+// allows it): boxes of 64 k × 64 columns, 8 k-rows 1024 bytes apart (stride byte offset), the next 64 columns one box
+// (8192 bytes) on (leading byte offset), a k16 step 2048 bytes. These are the canonical SW128 layouts of the PTX ISA
+// (CUTLASS's make_gmma_desc). M % BM, N % BN, K % 64 must be 0 and the operands 16-byte aligned (the host falls back
+// to cuBLAS otherwise).
 //
-// Pipeline, per 64 of depth (kt): wait for this thread's copies of tile kt, make them visible to the tensor cores'
-// async proxy, barrier (everyone's copies are in; every warpgroup has waited for its MMAs of tile kt-2), queue the
-// copies of tile kt+STAGES-2 into the stage tile kt-2 used, issue the four MMAs of tile kt and let at most one group
-// (kt's) stay in flight. M % BM, N % BN, K % 64 must be 0 and the operands 16-byte aligned (the host falls back to
-// cuBLAS otherwise).
+// Split-K: a weight gradient (dW = dyᵀ·x) is a small C over a deep K — at d12, 768×768 from 65,536 tokens is 36 tiles
+// of 128×128 for 132 SMs. With splits > 1 the blocks along z are batch × splits: each multiplies its share of the
+// depth (whole 64-deep tiles, as even as they divide) into its own fp32 slice of a workspace, and gemm_split_sum adds
+// the slices in split order (the same sum on every run) into C with alpha and beta.
 #include "common.cuh"
 #include "tensorcore.cuh"
 #ifndef BM
@@ -38,83 +40,96 @@
 #endif
 #define BK 64
 #define GROUP_M 8
-#define WGS (BM / 64)
-#define WG_THREADS (WGS * 128)
+#define CONSUMERS (BM / 64)
+#define WG_THREADS ((CONSUMERS + 1) * 128)
+#define A_BYTES (BM * BK * 2)
 #define STAGE_BYTES ((BM + BN) * BK * 2)
+#define BOX_BYTES (64 * BK * 2) // one 64×64 box of an M/N-major operand
 
-static_assert(BM % 64 == 0 && BM <= 256, "BM: 64, 128, 192 or 256 rows (a warpgroup each 64)");
+static_assert(BM == 64 || BM == 128, "BM: 64 or 128 rows (a consumer warpgroup each 64)");
 static_assert(BN == 128 || BN == 256, "BN: the wgmma N, 128 or 256");
-static_assert(STAGES >= 3, "STAGES: at least the tile being read, the one in flight and one landing");
+static_assert(STAGES >= 2, "STAGES: at least one tile multiplied while the next lands");
 
-// One R-row tile of an operand, k in k0…k0+63, into shared memory (see the layouts above). KMAJOR: the operand is
-// stored (rows, ld) with K contiguous; else (K, ld) with the rows contiguous.
-template <int R, bool KMAJOR>
-__device__ __forceinline__ void wg_stage(unsigned char* s, const unsigned short* src, int r0, int k0, int ld) {
-#pragma unroll
-    for (int c = threadIdx.x; c < R * BK / 8; c += WG_THREADS) {
-        const unsigned short* from;
-        if (KMAJOR) from = src + (size_t) (r0 + 8 * (c / 64) + c % 8) * ld + k0 + 8 * ((c / 8) % 8);
-        else from = src + (size_t) (k0 + 8 * (c / R) + c % 8) * ld + r0 + 8 * ((c / 8) % (R / 8));
-        cp_async16(s + 16 * c, from);
-    }
-}
+// The producer's registers go to the consumers: 24 suffice to issue copies; a consumer of BN = 256 holds 128
+// accumulators. Per SM: 128·(24 + CONSUMERS·REGS) ≤ 64 Ki.
+#define PRODUCER_REGS 40
+#define CONSUMER_REGS (CONSUMERS == 2 ? 232 : 240)
+
+#define SW128 1 // wg_desc's layout type of the 128-byte swizzle
 
 template <bool TA, bool TB>
-__device__ __forceinline__ void wg_load(unsigned char* stage, const unsigned short* A, const unsigned short* B, int bm, int bn,
-                                        int k0, int M, int N, int K) {
-    wg_stage<BM, !TA>(stage, A, bm, k0, TA ? M : K);
-    wg_stage<BN, TB>(stage + BM * BK * 2, B, bn, k0, TB ? K : N);
-}
-
-template <bool TA, bool TB>
-__device__ __forceinline__ void wg_body(const unsigned short* __restrict__ A, const unsigned short* __restrict__ B,
-                                        float* __restrict__ C, int M, int N, int K, float alpha, float beta,
-                                        long long strideA, long long strideB, long long strideC) {
-    extern __shared__ __align__(128) unsigned char wg_smem[];
-    A += blockIdx.z * strideA;
-    B += blockIdx.z * strideB;
-    C += blockIdx.z * strideC;
+__device__ __forceinline__ void wg_body(const TmaMap* tmA, const TmaMap* tmB, float* __restrict__ C, int M, int N, int K,
+                                        float alpha, float beta, int aBatchRows, int bBatchRows, int splits) {
+    extern __shared__ __align__(1024) unsigned char wg_raw[];
+    // the swizzle pattern is a function of the shared address, so stages start on 1024 bytes (the host asks for 1 KiB more)
+    unsigned char* smem = wg_raw + ((1024 - (tc_smem_addr(wg_raw) & 1023)) & 1023);
+    unsigned long long* full = (unsigned long long*) (smem + STAGES * STAGE_BYTES);
+    unsigned long long* empty = full + STAGES;
+    C += (size_t) blockIdx.z * M * N; // C, or with splits > 1 this block's slice of the workspace
     // Blocks in groups of GROUP_M row tiles, column tile by column tile: the SMs working at once share a few A row
     // panels and sweep B's columns together, so both stay in L2 (in launch order, one A panel against every column
     // tile of a vocab-wide B would stream B from HBM once per panel).
     const int tilesM = gridDim.y, tilesN = gridDim.x, id = blockIdx.y * tilesN + blockIdx.x;
     const int firstM = id / (GROUP_M * tilesN) * GROUP_M, groupM = min(tilesM - firstM, GROUP_M), inGroup = id % (GROUP_M * tilesN);
     const int bm = (firstM + inGroup % groupM) * BM, bn = inGroup / groupM * BN;
-    const int wg = threadIdx.x / 128;
+    const int wg = threadIdx.x / 128, batch = blockIdx.z / splits, split = blockIdx.z % splits;
+    const int kTiles = K / BK, kt0 = (int) ((long long) kTiles * split / splits), tiles = (int) ((long long) kTiles * (split + 1) / splits) - kt0;
+
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < STAGES; s++) {
+            mbar_init(&full[s], 1);                   // the producer's arrival (with the bytes to expect)
+            mbar_init(&empty[s], CONSUMERS * 128);    // every consumer thread, after its wait for the stage's MMAs
+        }
+        mbar_init_fence();
+    }
+    __syncthreads();
+
+    if (wg == CONSUMERS) { // the producer: warpgroup BM/64, its first thread issues every copy
+        wg_regs_release<PRODUCER_REGS>();
+        if (threadIdx.x % 128 != 0) return;
+        const int aRow = batch * aBatchRows, bRow = batch * bBatchRows;
+        for (int kt = 0; kt < tiles; kt++) {
+            const int s = kt % STAGES, k0 = (kt0 + kt) * BK;
+            if (kt >= STAGES) mbar_wait(&empty[s], (kt / STAGES - 1) & 1); // the consumers are done with its last tile
+            unsigned char* a = smem + s * STAGE_BYTES;
+            unsigned char* b = a + A_BYTES;
+            mbar_arrive_expect_tx(&full[s], STAGE_BYTES);
+            if (!TA) tma_load_2d(a, tmA, k0, aRow + bm, &full[s]);                  // BM rows × 64 k
+            else for (int j = 0; j < BM / 64; j++) tma_load_2d(a + j * BOX_BYTES, tmA, bm + 64 * j, aRow + k0, &full[s]);
+            if (TB) tma_load_2d(b, tmB, k0, bRow + bn, &full[s]);                   // BN rows × 64 k
+            else for (int j = 0; j < BN / 64; j++) tma_load_2d(b + j * BOX_BYTES, tmB, bn + 64 * j, bRow + k0, &full[s]);
+        }
+        return;
+    }
+
+    wg_regs_claim<CONSUMER_REGS>();
     // wgmma's transpose bits: 1 where the operand's rows in shared memory run along M (A) or N (B)
     constexpr int TRANS_A = TA ? 1 : 0, TRANS_B = TB ? 0 : 1;
-    // descriptor strides (bytes): K-major (lbo 128, sbo 1024); M/N-major (lbo R·16, sbo 128)
-    constexpr unsigned A_LBO = TA ? BM * 16 : 128, A_SBO = TA ? 128 : 1024, B_LBO = TB ? 128 : BN * 16, B_SBO = TB ? 1024 : 128;
-    // this warpgroup's 64 rows of A begin 8 core matrices along M in: 8·A_SBO bytes; a k16 step is two along K
-    const unsigned aRows = 8 * A_SBO * wg;
+    // descriptor offsets (bytes): K-major — lbo unused by the swizzled layouts (16), sbo 1024 between 8-row groups,
+    // a k16 step 32; M/N-major — lbo one box (the next 64 columns), sbo 1024 between 8-k groups, a k16 step 2048
+    constexpr unsigned A_LBO = TA ? BOX_BYTES : 16, B_LBO = TB ? 16 : BOX_BYTES, SBO = 1024;
+    constexpr unsigned A_KSTEP = TA ? 2048 : 32, B_KSTEP = TB ? 32 : 2048;
+    // this warpgroup's 64 rows of A: 8 groups of 8 rows on (K-major), or the next box (M-major): 8192 bytes either way
+    const unsigned aRows = wg * 8192;
     float d[BN / 2];
 #pragma unroll
     for (int i = 0; i < BN / 2; i++) d[i] = 0.0f;
 
-    const int tiles = K / BK;
-#pragma unroll
-    for (int s = 0; s < STAGES - 2; s++) {
-        if (s < tiles) wg_load<TA, TB>(wg_smem + s * STAGE_BYTES, A, B, bm, bn, s * BK, M, N, K);
-        cp_async_commit();
-    }
     for (int kt = 0; kt < tiles; kt++) {
-        cp_async_wait<STAGES - 3>(); // this thread's copies of tile kt have landed
-        tc_fence_proxy_async();
-        __syncthreads();
-        const int next = kt + STAGES - 2;
-        if (next < tiles) wg_load<TA, TB>(wg_smem + (next % STAGES) * STAGE_BYTES, A, B, bm, bn, next * BK, M, N, K);
-        cp_async_commit(); // an empty group past the end keeps the count the wait above relies on
-        const unsigned sa = tc_smem_addr(wg_smem + (kt % STAGES) * STAGE_BYTES), sb = sa + BM * BK * 2;
+        const int s = kt % STAGES;
+        mbar_wait(&full[s], (kt / STAGES) & 1); // tile kt has landed
+        const unsigned sa = tc_smem_addr(smem + s * STAGE_BYTES), sb = sa + A_BYTES;
         wg_fence_operand(d);
         wg_fence();
 #pragma unroll
         for (int ks = 0; ks < BK / 16; ks++) {
-            wg_mma<BN, TRANS_A, TRANS_B>(d, wg_desc(sa + aRows + 2 * A_LBO * ks, A_LBO, A_SBO), wg_desc(sb + 2 * B_LBO * ks, B_LBO, B_SBO),
+            wg_mma<BN, TRANS_A, TRANS_B>(d, wg_desc(sa + aRows + A_KSTEP * ks, A_LBO, SBO, SW128), wg_desc(sb + B_KSTEP * ks, B_LBO, SBO, SW128),
                                          kt > 0 || ks > 0);
         }
         wg_commit();
-        wg_wait<1>(); // tile kt-1's MMAs are done: its stage may be refilled once everyone has passed the next barrier
+        wg_wait<1>(); // tile kt-1's MMAs are done: its stage may be refilled
         wg_fence_operand(d);
+        if (kt > 0) mbar_arrive(&empty[(kt - 1) % STAGES]);
     }
     wg_wait<0>();
     wg_fence_operand(d);
@@ -138,23 +153,56 @@ __device__ __forceinline__ void wg_body(const unsigned short* __restrict__ A, co
     }
 }
 
+// The tensor maps (TmaMap, host-encoded) describe A and B as 2-D bf16 tensors, batches stacked along the outer
+// dimension: A (batch·M rows, K) or, transposed, (batch·K rows, M); B (batch·N, K) or (batch·K, N). aBatchRows and
+// bBatchRows step a batch's outer coordinate (0 for a B shared by every batch); gridDim.z is batch × splits.
+
 // C = alpha·A·Bᵀ + beta·C, A (M, K), B (N, K).
 extern "C" __global__ void __launch_bounds__(WG_THREADS, 1) gemm_wgmma_nt(
-        const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
-        int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
-    wg_body<false, true>(A, B, C, M, N, K, alpha, beta, strideA, strideB, strideC);
+        const __grid_constant__ TmaMap tmA, const __grid_constant__ TmaMap tmB, float* __restrict__ C,
+        int M, int N, int K, float alpha, float beta, int aBatchRows, int bBatchRows, int splits) {
+    wg_body<false, true>(&tmA, &tmB, C, M, N, K, alpha, beta, aBatchRows, bBatchRows, splits);
 }
 
 // C = alpha·A·B + beta·C, A (M, K), B (K, N).
 extern "C" __global__ void __launch_bounds__(WG_THREADS, 1) gemm_wgmma_nn(
-        const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
-        int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
-    wg_body<false, false>(A, B, C, M, N, K, alpha, beta, strideA, strideB, strideC);
+        const __grid_constant__ TmaMap tmA, const __grid_constant__ TmaMap tmB, float* __restrict__ C,
+        int M, int N, int K, float alpha, float beta, int aBatchRows, int bBatchRows, int splits) {
+    wg_body<false, false>(&tmA, &tmB, C, M, N, K, alpha, beta, aBatchRows, bBatchRows, splits);
 }
 
 // C = alpha·Aᵀ·B + beta·C, A (K, M), B (K, N).
 extern "C" __global__ void __launch_bounds__(WG_THREADS, 1) gemm_wgmma_tn(
-        const unsigned short* __restrict__ A, const unsigned short* __restrict__ B, float* __restrict__ C,
-        int M, int N, int K, float alpha, float beta, long long strideA, long long strideB, long long strideC) {
-    wg_body<true, false>(A, B, C, M, N, K, alpha, beta, strideA, strideB, strideC);
+        const __grid_constant__ TmaMap tmA, const __grid_constant__ TmaMap tmB, float* __restrict__ C,
+        int M, int N, int K, float alpha, float beta, int aBatchRows, int bBatchRows, int splits) {
+    wg_body<true, false>(&tmA, &tmB, C, M, N, K, alpha, beta, aBatchRows, bBatchRows, splits);
+}
+
+// C (batch × MN) = alpha·Σ_s parts[batch][s] + beta·C, the split-K slices summed in split order; float4 at a time
+// (MN % 4 == 0: N is a multiple of a tile).
+extern "C" __global__ void gemm_split_sum(const float* __restrict__ parts, float* __restrict__ C, long long mn, int splits,
+                                          float alpha, float beta, int batch) {
+    const long long quads = mn / 4;
+    for (long long i = blockIdx.x * (long long) blockDim.x + threadIdx.x; i < batch * quads; i += (long long) gridDim.x * blockDim.x) {
+        const long long b = i / quads, q = i % quads;
+        const float4* p = (const float4*) parts + b * splits * quads + q;
+        float4 sum = p[0];
+        for (int s = 1; s < splits; s++) {
+            const float4 v = p[s * quads];
+            sum.x += v.x;
+            sum.y += v.y;
+            sum.z += v.z;
+            sum.w += v.w;
+        }
+        float4* out = (float4*) C + i;
+        float4 r = make_float4(alpha * sum.x, alpha * sum.y, alpha * sum.z, alpha * sum.w);
+        if (beta != 0.0f) {
+            const float4 o = *out;
+            r.x += beta * o.x;
+            r.y += beta * o.y;
+            r.z += beta * o.z;
+            r.w += beta * o.w;
+        }
+        *out = r;
+    }
 }

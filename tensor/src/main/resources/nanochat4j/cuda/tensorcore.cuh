@@ -1,9 +1,16 @@
 // PTX wrappers of the tensor-core kernels (attention_tc_fwd.cu, attention_tc_bwd.cu, gemm.cu; on Hopper gemm_wgmma.cu
-// and attention_wgmma.cu): bf16 packing, mma.sync m16n8k16, ldmatrix, cp.async and the warpgroup MMA, with the
-// fragment layouts of the PTX ISA. Every inline PTX of the kernels
-// is here and nowhere else: the CPU simulator (tensor/src/test/cudasim) defines NC4J_TENSORCORE and supplies its own.
+// and attention_wgmma.cu): bf16 packing, mma.sync m16n8k16, ldmatrix, cp.async, the warpgroup MMA, and Hopper's
+// tensor memory accelerator (TMA) with the mbarriers it signals, with the fragment layouts of the PTX ISA. Every
+// inline PTX of the kernels is here and nowhere else: the CPU simulator (tensor/src/test/cudasim) defines
+// NC4J_TENSORCORE and supplies its own.
 #ifndef NC4J_TENSORCORE
 #define NC4J_TENSORCORE
+
+// A TMA tensor map (the driver's opaque CUtensorMap, 128 bytes, written by cuTensorMapEncodeTiled on the host), passed
+// to a kernel by value as a const __grid_constant__ parameter: TMA reads it from the kernel's parameter space.
+struct __align__(64) TmaMap {
+    unsigned long long opaque[16];
+};
 
 // Two floats → one register of two bf16, round to nearest even; lo in the low half (the lower k / column index).
 // cvt.rn.bf16x2.f32 puts its first source in the upper half (as cuda_bf16.hpp's __floats2bfloat162_rn).
@@ -203,6 +210,61 @@ __device__ __forceinline__ void wg_mma_rs(float (&d)[N / 2], const unsigned (&a)
                        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(scaleD), "n"(TB));
     }
+}
+
+// ---- Hopper: the tensor memory accelerator and mbarriers. An mbarrier (8 bytes of shared memory) completes a phase
+// when its expected arrivals have arrived and the bytes of the TMA copies it was told to expect have landed; waiting
+// names the phase by its parity (0, 1, 0, …), so a waiter never confuses one phase with the next.
+__device__ __forceinline__ void mbar_init(unsigned long long* bar, unsigned arrivals) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(tc_smem_addr(bar)), "r"(arrivals) : "memory");
+}
+
+// After a block's mbar_inits, before the barrier that publishes them: the TMA unit (async proxy) sees them initialized.
+__device__ __forceinline__ void mbar_init_fence() {
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(unsigned long long* bar) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.shared::cta.b64 st, [%0];\n}\n" ::"r"(tc_smem_addr(bar)) : "memory");
+}
+
+// One arrival that also tells the barrier to expect `bytes` more from TMA copies before the phase completes.
+__device__ __forceinline__ void mbar_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
+    asm volatile("{\n.reg .b64 st;\nmbarrier.arrive.expect_tx.shared::cta.b64 st, [%0], %1;\n}\n" ::"r"(tc_smem_addr(bar)), "r"(bytes)
+                 : "memory");
+}
+
+// Waits until the phase of parity `parity` has completed. A wait that outlasts any kernel of ours (2^36 cycles, about
+// half a minute) traps: the launch fails with an error instead of hanging the process on a barrier nothing will arrive at.
+__device__ __forceinline__ void mbar_wait(unsigned long long* bar, unsigned parity) {
+    const unsigned a = tc_smem_addr(bar);
+    const long long start = clock64();
+    for (;;) {
+        unsigned done;
+        asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done) : "r"(a), "r"(parity) : "memory");
+        if (done) return;
+        if (clock64() - start > (1LL << 36)) __trap();
+    }
+}
+
+// TMA: the box of the tensor map at element coordinates (x inner, y outer) into shared memory at dst (laid out as the
+// map's swizzle says; dst 1024-byte aligned for the 128-byte swizzle), its bytes counted on bar when they land.
+__device__ __forceinline__ void tma_load_2d(void* dst, const TmaMap* map, int x, int y, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n"
+                 ::"r"(tc_smem_addr(dst)), "l"(map), "r"(x), "r"(y), "r"(tc_smem_addr(bar)) : "memory");
+}
+
+// Moves registers between a block's warpgroups (all 128 threads of one run it together): a warpgroup that only
+// issues copies gives some back, the ones holding accumulators take them.
+template <int N>
+__device__ __forceinline__ void wg_regs_release() {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
+}
+
+template <int N>
+__device__ __forceinline__ void wg_regs_claim() {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
 }
 #endif // __CUDA_ARCH_FEAT_SM90_ALL
 #endif

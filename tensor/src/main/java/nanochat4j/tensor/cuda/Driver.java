@@ -31,6 +31,10 @@ public final class Driver {
     public static final int ATTR_CC_MINOR = 76;
     public static final int ATTR_MAX_SHARED_PER_BLOCK_OPTIN = 97;
     public static final int FUNC_ATTR_MAX_DYNAMIC_SHARED = 8;
+    /** A TMA tensor map (CUtensorMap): 128 bytes, 64-byte aligned. */
+    public static final long TENSOR_MAP_BYTES = 128, TENSOR_MAP_ALIGN = 64;
+    /** CUtensorMapDataType BFLOAT16, CUtensorMapSwizzle 128B, CUtensorMapL2promotion L2_256B. */
+    static final int TENSOR_MAP_BFLOAT16 = 9, TENSOR_MAP_SWIZZLE_128B = 3, TENSOR_MAP_L2_256B = 3;
     /** Stream capture that lets other threads' calls go on (theirs go to other streams); cuMemAlloc stays allowed. */
     public static final int STREAM_CAPTURE_MODE_RELAXED = 2;
     /** CUjit_option: the JIT's info and error logs (buffer, then its size in bytes, which the driver sets to what it wrote), verbose. */
@@ -47,7 +51,8 @@ public final class Driver {
             cuMemcpyDtoHAsync, cuMemcpyDtoDAsync, cuMemsetD8Async, cuMemsetD32Async, cuMemGetInfo, cuStreamCreate, cuStreamSynchronize,
             cuStreamDestroy, cuEventCreate, cuEventRecord, cuEventSynchronize, cuEventElapsedTime, cuEventDestroy,
             cuModuleLoadDataEx, cuModuleGetFunction, cuFuncSetAttribute, cuLaunchKernel, cuGetErrorString, cuGetErrorName,
-            cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy;
+            cuStreamBeginCapture, cuStreamEndCapture, cuGraphInstantiate, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy,
+            cuTensorMapEncodeTiled;
 
     Driver(Ffi.Binder lib, String from) {
         this.from = from;
@@ -87,6 +92,7 @@ public final class Driver {
         cuGraphLaunch = lib.fn(rc(P, P), "cuGraphLaunch");
         cuGraphExecDestroy = lib.fn(rc(P), "cuGraphExecDestroy");
         cuGraphDestroy = lib.fn(rc(P), "cuGraphDestroy");
+        cuTensorMapEncodeTiled = lib.fn(rc(P, I, I, P, P, P, P, P, I, I, I, I), "cuTensorMapEncodeTiled");
     }
 
     /** Opens libcuda (see {@link CudaLibraries}); throws {@link CudaUnavailableException} with a one-line message. */
@@ -397,6 +403,30 @@ public final class Driver {
             String call = "cuLaunchKernel(" + name + ", grid " + gx + "x" + gy + "x" + gz + ", block " + bx + "x" + by + "x" + bz
                     + ", shared " + shared + " B)";
             check(call, r);
+        }
+    }
+
+    /**
+     * cuTensorMapEncodeTiled into {@code out} ({@link #TENSOR_MAP_BYTES}, {@link #TENSOR_MAP_ALIGN}-aligned): a
+     * row-major bf16 matrix of {@code rows} × {@code cols} at device address {@code address}, read by TMA in boxes of
+     * {@code boxRows} × {@code boxCols} (boxCols·2 ≤ 128 bytes) laid out in shared memory with the 128-byte swizzle.
+     */
+    public void tensorMapBf16(MemorySegment out, long address, long rows, long cols, int boxRows, int boxCols) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment dims = a.allocate(J, 2), strides = a.allocate(J, 1), box = a.allocate(I, 2), step = a.allocate(I, 2);
+            dims.setAtIndex(J, 0, cols);
+            dims.setAtIndex(J, 1, rows);
+            strides.setAtIndex(J, 0, cols * 2);
+            box.setAtIndex(I, 0, boxCols);
+            box.setAtIndex(I, 1, boxRows);
+            step.setAtIndex(I, 0, 1);
+            step.setAtIndex(I, 1, 1);
+            int r = (int) cuTensorMapEncodeTiled.invokeExact(out, TENSOR_MAP_BFLOAT16, 2, MemorySegment.ofAddress(address), dims, strides, box,
+                    step, 0, TENSOR_MAP_SWIZZLE_128B, TENSOR_MAP_L2_256B, 0);
+            check("cuTensorMapEncodeTiled(bf16 " + rows + "x" + cols + " at 0x" + Long.toHexString(address) + ", box " + boxRows + "x"
+                    + boxCols + ")", r);
+        } catch (Throwable t) {
+            throw rethrow(t);
         }
     }
 

@@ -1,5 +1,7 @@
 package nanochat4j.tensor.cuda;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.ref.Reference;
 import java.util.ArrayList;
 import java.util.List;
@@ -9,8 +11,9 @@ import nanochat4j.tensor.Tensor;
 
 /**
  * Our own tensor-core GEMM, generated per tile shape: each {@link Tile} is an NVRTC compile of its source with its sizes
- * as -D constants. Two kernels: {@code gemm_wgmma.cu} (Hopper's warpgroup MMA, wgmma.mma_async, operands read by the
- * tensor cores from shared memory; sm_90a only) and {@code gemm.cu} (mma.sync m16n8k16, any tensor-core GPU). On
+ * as -D constants. Two kernels: {@code gemm_wgmma.cu} (Hopper's warpgroup MMA, wgmma.mma_async, operands copied into
+ * shared memory by TMA and read from there by the tensor cores; sm_90a only) and {@code gemm.cu} (mma.sync m16n8k16,
+ * any tensor-core GPU). On
  * tensors it computes C = alpha·A·Bᵀ + beta·C for A (batch…, M, K) and B (N, K) or (batch…, N, K) in bf16, C (batch…,
  * M, N) fp32 — the layout of y = x·Wᵀ; on device addresses also A·B and Aᵀ·B (the backward's dx = dy·W and dW =
  * dyᵀ·x). {@code bench kernels --device cuda} times every tile beside cuBLAS on the model's layer shapes and reports the
@@ -20,33 +23,44 @@ public final class TensorCoreGemm {
     /**
      * A block tile BM×BN×BK. mma.sync ({@code stages} 0): split into warps of WM×WN; the static shared memory of the
      * double-buffered, padded bf16 tiles, 2·(BM+BN)·(BK+8)·2 bytes, stays within the 48 KiB a kernel may declare
-     * statically. wgmma ({@link #wgmma(int, int, int)}): BM/64 warpgroups of 64 rows × BN (the wgmma's N) each, BK 64,
-     * {@code stages} stages of dynamic shared memory, (BM+BN)·64·2 bytes each.
+     * statically. wgmma ({@link #wgmma(int, int, int)}): BM/64 consumer warpgroups of 64 rows × BN (the wgmma's N)
+     * each and one producer warpgroup that issues the TMA copies, BK 64, {@code stages} stages of dynamic shared
+     * memory, (BM+BN)·64·2 bytes each, plus their two mbarriers and 1 KiB to align the stages for the swizzle; with
+     * {@code splits} > 1 the depth is split that many ways (gemm_wgmma.cu's split-K), for a C of few tiles.
      */
-    public record Tile(int bm, int bn, int bk, int wm, int wn, int stages) {
+    public record Tile(int bm, int bn, int bk, int wm, int wn, int stages, int splits) {
         /** An mma.sync tile (gemm.cu). */
         public Tile(int bm, int bn, int bk, int wm, int wn) {
-            this(bm, bn, bk, wm, wn, 0);
+            this(bm, bn, bk, wm, wn, 0, 1);
         }
 
-        /** A wgmma tile (gemm_wgmma.cu): BM/64 warpgroups, N = BN, depth 64 a stage. */
+        /** A wgmma tile (gemm_wgmma.cu): BM/64 consumer warpgroups and a producer, N = BN, depth 64 a stage. */
         public static Tile wgmma(int bm, int bn, int stages) {
-            return new Tile(bm, bn, 64, 64, bn, stages);
+            return new Tile(bm, bn, 64, 64, bn, stages, 1);
+        }
+
+        /** This wgmma tile with the depth split {@code ways} ways, each into its own fp32 slice, summed after. */
+        public Tile splitK(int ways) {
+            if (!wgmma() || ways < 2) throw new IllegalArgumentException("split-K: a wgmma tile split 2 or more ways, not " + this + " / " + ways);
+            return new Tile(bm, bn, bk, wm, wn, stages, ways);
         }
 
         /** Hopper's warpgroup-MMA kernel (sm_90a), not the mma.sync one. */
         public boolean wgmma() { return stages > 0; }
 
-        public int threads() { return wgmma() ? bm / 64 * 128 : (bm / wm) * (bn / wn) * 32; }
+        public int threads() { return wgmma() ? (bm / 64 + 1) * 128 : (bm / wm) * (bn / wn) * 32; }
 
         /** Dynamic shared memory a block of this tile takes (the mma.sync kernel's is static). */
-        public int sharedBytes() { return wgmma() ? stages * (bm + bn) * bk * 2 : 0; }
+        public int sharedBytes() { return wgmma() ? 1024 + stages * ((bm + bn) * bk * 2 + 16) : 0; }
 
         /** The kernel source this tile compiles. */
         public String source() { return wgmma() ? "gemm_wgmma" : "gemm"; }
 
-        /** "bm,bn,bk,wm,wn" or "wgmma,bm,bn,stages": how a checkpoint names the tile (GemmChooser.saved). */
-        public String key() { return wgmma() ? "wgmma," + bm + "," + bn + "," + stages : bm + "," + bn + "," + bk + "," + wm + "," + wn; }
+        /** "bm,bn,bk,wm,wn" or "wgmma,bm,bn,stages[,splitS]": how a checkpoint names the tile (GemmChooser.saved). */
+        public String key() {
+            if (!wgmma()) return bm + "," + bn + "," + bk + "," + wm + "," + wn;
+            return "wgmma," + bm + "," + bn + "," + stages + (splits > 1 ? ",split" + splits : "");
+        }
 
         public Map<String, String> defines() {
             if (wgmma()) return Map.of("BM", String.valueOf(bm), "BN", String.valueOf(bn), "STAGES", String.valueOf(stages), "BLOCK", "256");
@@ -59,13 +73,20 @@ public final class TensorCoreGemm {
             return defines().entrySet().stream().sorted(Map.Entry.comparingByKey()).map(e -> "-D" + e.getKey() + "=" + e.getValue()).toList();
         }
 
+        /**
+         * Whether the tile divides the shape. A split-K tile also needs a C of at most {@link #SPLIT_MAX_TILES} tiles
+         * (where a split pays: fewer blocks than two waves of SMs; it also bounds the workspace) and at least 8 of
+         * depth's 64-deep tiles in each split (a shallow split spends its time filling the pipeline).
+         */
         public boolean fits(int m, int n, int k) {
-            return m % bm == 0 && n % bn == 0 && k % bk == 0;
+            if (m % bm != 0 || n % bn != 0 || k % bk != 0) return false;
+            return splits == 1 || (long) (m / bm) * (n / bn) <= SPLIT_MAX_TILES && k / bk >= 8 * splits;
         }
 
         @Override
         public String toString() {
-            return wgmma() ? "wgmma " + bm + "x" + bn + "x" + bk + "/" + stages + " stages" : bm + "x" + bn + "x" + bk + "/" + wm + "x" + wn;
+            if (!wgmma()) return bm + "x" + bn + "x" + bk + "/" + wm + "x" + wn;
+            return "wgmma " + bm + "x" + bn + "x" + bk + "/" + stages + " stages" + (splits > 1 ? ", split-K " + splits : "");
         }
     }
 
@@ -73,11 +94,21 @@ public final class TensorCoreGemm {
     public static final List<Tile> TILES = List.of(new Tile(128, 128, 32, 64, 32), new Tile(64, 128, 32, 32, 32));
 
     /**
-     * The wgmma tiles (Hopper): two warpgroups on 128×256 (192 KiB of stages: one block an SM, the most work per byte
-     * loaded) and on 128×128 (128 KiB; twice the blocks for the narrower products). Four stages keep two tiles landing
-     * while one is multiplied and one is in flight.
+     * The wgmma tiles (Hopper): two consumer warpgroups on 128×256 (four stages, 192 KiB: one block an SM, the most work
+     * per byte loaded) and on 128×128 (six stages of half the size; twice the blocks for the narrower products). The
+     * stages fill as much of the SM's 227 KiB as fits, so TMA runs that many tiles ahead of the tensor cores.
      */
-    public static final List<Tile> WGMMA_TILES = List.of(Tile.wgmma(128, 256, 4), Tile.wgmma(128, 128, 4));
+    public static final List<Tile> WGMMA_TILES = List.of(Tile.wgmma(128, 256, 4), Tile.wgmma(128, 128, 6),
+            Tile.wgmma(128, 256, 4).splitK(2), Tile.wgmma(128, 256, 4).splitK(3),
+            Tile.wgmma(128, 128, 6).splitK(2), Tile.wgmma(128, 128, 6).splitK(3), Tile.wgmma(128, 128, 6).splitK(4),
+            Tile.wgmma(128, 128, 6).splitK(6));
+
+    /**
+     * The most C tiles a split-K tile takes on: 256, under two waves of an H100/H200's 132 SMs. The weight gradients of
+     * the model's narrow layers (768² at d12: 36 tiles of 128×128) leave most SMs idle unsplit; the split counts above
+     * (2, 3, 4, 6) give the chooser several wave fillings to time.
+     */
+    public static final int SPLIT_MAX_TILES = 256;
 
     /** The tiles a device runs: the wgmma ones first on Hopper (sm_90a), then the mma.sync ones everywhere. */
     public static List<Tile> tiles(boolean hopper) {
@@ -144,7 +175,7 @@ public final class TensorCoreGemm {
     }
 
     /**
-     * Whether device addresses suit our kernels: 16-byte aligned operands (cp.async and the 16-byte loads of the
+     * Whether device addresses suit our kernels: 16-byte aligned operands (cp.async, TMA and the 16-byte loads of the
      * transposed tiles) and an 8-byte aligned C (float2 stores).
      */
     public static boolean aligned(long a, long b, long c) {
@@ -171,8 +202,37 @@ public final class TensorCoreGemm {
     void run(long a, long b, long c, int m, int n, int k, int batch, boolean sharedB, boolean transA, boolean transB, float alpha,
              float beta, Tile tile) {
         if (batch == 0 || m == 0 || n == 0) return;
-        if (tile.wgmma() && !ctx.hopper()) throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " needs a Hopper GPU (sm_90a), not " + ctx.describe());
-        ctx.module(tile.source(), tile.defines()).launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(),
-                tile.sharedBytes(), a, b, c, m, n, k, alpha, beta, (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
+        if (!tile.wgmma()) {
+            ctx.module(tile.source(), tile.defines()).launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(),
+                    tile.sharedBytes(), a, b, c, m, n, k, alpha, beta, (long) m * k, sharedB ? 0L : (long) n * k, (long) m * n);
+            return;
+        }
+        if (!ctx.hopper()) throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " needs a Hopper GPU (sm_90a), not " + ctx.describe());
+        // TMA's view of A and B: each a 2-D matrix, the batches stacked along its rows; a box is 64 k wide when K is the
+        // contiguous dim (a tile's rows in one box), else 64 columns × 64 k (BM/64 or BN/64 boxes a tile)
+        int batchesB = sharedB ? 1 : batch;
+        try (Arena arena = Arena.ofConfined()) { // cuLaunchKernel copies the maps into the launch's parameters
+            MemorySegment mapA = arena.allocate(Driver.TENSOR_MAP_BYTES, Driver.TENSOR_MAP_ALIGN);
+            MemorySegment mapB = arena.allocate(Driver.TENSOR_MAP_BYTES, Driver.TENSOR_MAP_ALIGN);
+            if (transA) ctx.driver().tensorMapBf16(mapA, a, (long) batch * k, m, 64, 64);
+            else ctx.driver().tensorMapBf16(mapA, a, (long) batch * m, k, tile.bm(), 64);
+            if (transB) ctx.driver().tensorMapBf16(mapB, b, (long) batchesB * n, k, tile.bn(), 64);
+            else ctx.driver().tensorMapBf16(mapB, b, (long) batchesB * k, n, 64, 64);
+            CudaContext.Module module = ctx.module(tile.source(), tile.defines());
+            if (tile.splits() == 1) {
+                module.launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(), tile.sharedBytes(), mapA, mapB,
+                        c, m, n, k, alpha, beta, transA ? k : m, sharedB ? 0 : transB ? n : k, 1);
+                return;
+            }
+            // split-K: each split's product into its slice of a workspace (batch × splits slices of m·n floats), then
+            // the slices summed in split order into C
+            CudaContext.Memory parts = ctx.allocate(4L * batch * tile.splits() * m * n);
+            module.launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch * tile.splits(), tile.threads(), tile.sharedBytes(),
+                    mapA, mapB, parts.address(), m, n, k, 1f, 0f, transA ? k : m, sharedB ? 0 : transB ? n : k, tile.splits());
+            long quads = (long) batch * m * n / 4;
+            int blocks = (int) Math.min((quads + 255) / 256, 8L * ctx.multiprocessors());
+            module.launch("gemm_split_sum", blocks, 1, 1, 256, 0, parts.address(), c, (long) m * n, tile.splits(), alpha, beta, batch);
+            parts.recycle(); // for work queued after the sum, which has read it
+        }
     }
 }

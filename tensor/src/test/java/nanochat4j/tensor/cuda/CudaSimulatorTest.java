@@ -391,6 +391,91 @@ class CudaSimulatorTest {
      * cp.async lands at the issuing thread's wait_group (the latest a GPU may), group by group: a read before it sees
      * the old contents, so a pipeline that waits for too few groups computes with stale tiles.
      */
+    /**
+     * TMA with the 128-byte swizzle writes a box as CUDA's programming guide draws it: box row r (128 bytes) at r·128, its
+     * 16-byte chunk c at chunk c ^ (r % 8); elements outside the tensor come in as zeros; the mbarrier's phase completes
+     * when the expected bytes have landed. On a Hopper GPU this holds the simulator's TMA to the hardware's. On the
+     * simulator, also: a read without the wait sees what was there before (the copy lands at the wait in block 0), and
+     * a wait for a phase nothing completes is a deadlock that names the mbarrier.
+     */
+    @Test
+    void tmaSwizzlesItsBoxAndCompletesTheMbarrierPhase() {
+        Assumptions.assumeTrue(ctx.hopper(), "TMA needs a Hopper GPU (sm_90a): " + ctx.describe());
+        MemorySegment fn = function(KernelSources.raw("tensorcore.cuh") + """
+                // two 64x64 boxes of a 80x192 bf16 matrix: at column 64, row 8 (inside), and at column 160, row 40 (partly
+                // outside: columns 192… and rows 80… read as zeros); mode 1 reads without waiting, mode 2 waits for the
+                // next phase too
+                extern "C" __global__ void tma_probe(const __grid_constant__ TmaMap map, unsigned short* out, int mode) {
+                    extern __shared__ __align__(1024) unsigned char raw[];
+                    unsigned char* sm = raw + ((1024 - (tc_smem_addr(raw) & 1023)) & 1023);
+                    unsigned long long* bar = (unsigned long long*) (sm + 16384);
+                    if (threadIdx.x == 0) {
+                        mbar_init(bar, 1);
+                        mbar_init_fence();
+                    }
+                    __syncthreads();
+                    if (threadIdx.x == 0) {
+                        mbar_arrive_expect_tx(bar, 16384);
+                        tma_load_2d(sm, &map, 64, 8, bar);
+                        tma_load_2d(sm + 8192, &map, 160, 40, bar);
+                    }
+                    if (mode != 1) mbar_wait(bar, 0);
+                    if (mode == 2) mbar_wait(bar, 1);
+                    for (int i = threadIdx.x; i < 8192; i += blockDim.x) out[i] = ((const unsigned short*) sm)[i];
+                }
+                """, "tma_probe", "compute_90a");
+        int rows = 80, cols = 192;
+        short[] host = new short[rows * cols];
+        for (int i = 0; i < host.length; i++) host[i] = (short) (i + 1); // every element its own nonzero value
+        long src = ctx.driver().allocOrZero(2L * host.length), out = ctx.driver().allocOrZero(2L * 8192);
+        try (Arena a = Arena.ofConfined()) {
+            ctx.driver().copyHtoDAsync(src, a.allocateFrom(ValueLayout.JAVA_SHORT, host), 2L * host.length, ctx.stream());
+            MemorySegment map = a.allocate(Driver.TENSOR_MAP_BYTES, Driver.TENSOR_MAP_ALIGN);
+            ctx.driver().tensorMapBf16(map, src, rows, cols, 64, 64);
+            CudaException tooWide = assertThrows(CudaException.class, () -> ctx.driver().tensorMapBf16(a.allocate(128, 64), src, rows, cols, 64, 128),
+                    "a 256-byte box row is wider than the 128-byte swizzle");
+            assertTrue(tooWide.getMessage().contains("cuTensorMapEncodeTiled(bf16 80x192"), tooWide.getMessage());
+            for (int mode = 0; mode < (ctx.describe().startsWith("cudasim") ? 3 : 1); mode++) {
+                MemorySegment params = a.allocate(ValueLayout.ADDRESS, 3);
+                params.setAtIndex(ValueLayout.ADDRESS, 0, map);
+                params.setAtIndex(ValueLayout.ADDRESS, 1, a.allocateFrom(ValueLayout.JAVA_LONG, out));
+                params.setAtIndex(ValueLayout.ADDRESS, 2, a.allocateFrom(ValueLayout.JAVA_INT, mode));
+                if (mode == 2) {
+                    CudaException e = assertThrows(CudaException.class, () -> {
+                        ctx.driver().launch("tma_probe", fn, 1, 1, 1, 128, 1, 1, 16384 + 8 + 1024, ctx.stream(), params);
+                        ctx.synchronize();
+                    });
+                    assertTrue(e.getMessage().contains("deadlock") && e.getMessage().contains("mbarrier.try_wait"), e.getMessage());
+                    continue;
+                }
+                ctx.driver().launch("tma_probe", fn, 1, 1, 1, 128, 1, 1, 16384 + 8 + 1024, ctx.stream(), params);
+                ctx.synchronize();
+                MemorySegment got = a.allocate(2L * 8192);
+                ctx.driver().copyDtoHAsync(got, out, 2L * 8192, ctx.stream());
+                ctx.synchronize();
+                short[] s = got.toArray(ValueLayout.JAVA_SHORT);
+                if (mode == 1) {
+                    assertEquals((short) -1, s[0], "read before the wait: shared memory as the block found it (0xFFFF)");
+                    continue;
+                }
+                for (int box = 0; box < 2; box++) {
+                    int x0 = box == 0 ? 64 : 160, y0 = box == 0 ? 8 : 40;
+                    for (int r = 0; r < 64; r++) {
+                        for (int e = 0; e < 64; e++) {
+                            int at = 4096 * box + r * 64 + (((e / 8) ^ (r % 8)) * 8) + e % 8; // in bf16 elements
+                            int y = y0 + r, x = x0 + e;
+                            short want = y < rows && x < cols ? host[y * cols + x] : 0;
+                            assertEquals(want, s[at], "box " + box + " element (" + r + ", " + e + ")");
+                        }
+                    }
+                }
+            }
+        } finally {
+            ctx.driver().free(src);
+            ctx.driver().free(out);
+        }
+    }
+
     @Test
     void cpAsyncLandsAtItsWait() {
         assumeSimulator();

@@ -84,7 +84,7 @@ class FfiSignaturesTest {
     void driverDescriptorsMatchCudaH(@TempDir Path tmp) throws Exception {
         Recorder r = new Recorder();
         new Driver(r, "recorder");
-        assertEquals(36, r.bound.size(), "driver entry points bound: " + r.bound.keySet());
+        assertEquals(37, r.bound.size(), "driver entry points bound: " + r.bound.keySet());
         matchHeader(tmp, "cuda.h", r.bound, Map.ofEntries(
                 Map.entry("CUDA_ERROR_OUT_OF_MEMORY", Driver.CUDA_ERROR_OUT_OF_MEMORY),
                 Map.entry("CUDA_ERROR_NO_DEVICE", Driver.CUDA_ERROR_NO_DEVICE),
@@ -103,7 +103,11 @@ class FfiSignaturesTest {
                 Map.entry("CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES", Driver.JIT_INFO_LOG_BUFFER_SIZE_BYTES),
                 Map.entry("CU_JIT_ERROR_LOG_BUFFER", Driver.JIT_ERROR_LOG_BUFFER),
                 Map.entry("CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES", Driver.JIT_ERROR_LOG_BUFFER_SIZE_BYTES),
-                Map.entry("CU_JIT_LOG_VERBOSE", Driver.JIT_LOG_VERBOSE)));
+                Map.entry("CU_JIT_LOG_VERBOSE", Driver.JIT_LOG_VERBOSE),
+                Map.entry("CU_TENSOR_MAP_NUM_QWORDS", (int) Driver.TENSOR_MAP_BYTES / 8),
+                Map.entry("CU_TENSOR_MAP_DATA_TYPE_BFLOAT16", Driver.TENSOR_MAP_BFLOAT16),
+                Map.entry("CU_TENSOR_MAP_SWIZZLE_128B", Driver.TENSOR_MAP_SWIZZLE_128B),
+                Map.entry("CU_TENSOR_MAP_L2_PROMOTION_L2_256B", Driver.TENSOR_MAP_L2_256B)));
     }
 
     @Test

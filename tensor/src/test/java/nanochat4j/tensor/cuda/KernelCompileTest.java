@@ -110,7 +110,7 @@ class KernelCompileTest {
     static List<Map<String, String>> launchDefines(String name) {
         return switch (name) {
             case "gemm" -> TensorCoreGemm.TILES.stream().map(TensorCoreGemm.Tile::defines).toList();
-            case "gemm_wgmma" -> TensorCoreGemm.WGMMA_TILES.stream().map(TensorCoreGemm.Tile::defines).toList();
+            case "gemm_wgmma" -> TensorCoreGemm.WGMMA_TILES.stream().map(TensorCoreGemm.Tile::defines).distinct().toList(); // split-K: the same compile
             case "attention" -> {
                 List<Map<String, String>> v = new ArrayList<>();
                 for (int d : new int[] {16, 32, 64, 128}) v.add(CudaBackend.attentionDefines(d));

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.lang.foreign.MemorySegment;
 import java.util.List;
 import java.util.SplittableRandom;
 import nanochat4j.tensor.Backend;
@@ -40,10 +41,20 @@ class TensorCoreGemmTest {
         }
         for (TensorCoreGemm.Tile t : TensorCoreGemm.WGMMA_TILES) {
             assertTrue(t.wgmma() && t.bk() == 64 && t.bm() % 64 == 0, t.toString());
-            assertEquals(t.bm() / 64 * 128, t.threads(), t.toString());
-            assertTrue(t.sharedBytes() == t.stages() * (t.bm() + t.bn()) * 64 * 2 && t.sharedBytes() <= 232448, t + ": " + t.sharedBytes());
+            assertEquals((t.bm() / 64 + 1) * 128, t.threads(), t + ": a consumer warpgroup each 64 rows, and the producer");
+            // the stages, an mbarrier pair each, and 1 KiB to start them on 1024 bytes (the swizzle's period)
+            assertTrue(t.sharedBytes() == 1024 + t.stages() * ((t.bm() + t.bn()) * 64 * 2 + 16) && t.sharedBytes() <= 232448, t + ": " + t.sharedBytes());
             assertTrue(t.key().startsWith("wgmma,") && t.toString().startsWith("wgmma "), t.key());
         }
+        // split-K where the C is a few tiles and K deep: a d12 weight gradient (768×768 from 65,536 tokens), not the
+        // forward (K 768), not the lm_head's gradient (8·256 = 2048 tiles of 128×128: no need, and no workspace for it)
+        List<TensorCoreGemm.Tile> split = TensorCoreGemm.WGMMA_TILES.stream().filter(t -> t.splits() > 1).toList();
+        assertTrue(split.stream().filter(t -> t.fits(768, 768, 65536)).count() == split.size(), "every split fits 768x768x65536");
+        assertTrue(split.stream().noneMatch(t -> t.fits(32 * 2048, 768, 768)), "no split of the forward");
+        assertTrue(split.stream().noneMatch(t -> t.fits(32768, 768, 65536)), "no split of a C of 1536 tiles");
+        assertEquals(TensorCoreGemm.WGMMA_TILES.size(), TensorCoreGemm.WGMMA_TILES.stream().map(TensorCoreGemm.Tile::key).distinct().count(), "keys name one tile each");
+        assertEquals("wgmma,128,128,6,split4", TensorCoreGemm.Tile.wgmma(128, 128, 6).splitK(4).key());
+        assertThrows(IllegalArgumentException.class, () -> TensorCoreGemm.TILES.getFirst().splitK(2), "mma.sync tiles do not split");
         assertEquals(TensorCoreGemm.TILES, TensorCoreGemm.tiles(false), "no wgmma off Hopper");
         assertEquals(TensorCoreGemm.WGMMA_TILES.getFirst(), TensorCoreGemm.tiles(true).getFirst(), "wgmma first on Hopper");
         assertTrue(TensorCoreGemm.tiles(true).containsAll(TensorCoreGemm.TILES));
@@ -53,7 +64,9 @@ class TensorCoreGemmTest {
      * Every tile the simulated or real device offers (wgmma ones on Hopper). The shapes include a depth of 512: eight
      * 64-deep tiles wrap the wgmma kernel's four stages, so a stage refilled too early shows (cudasim lands cp.async at
      * the wait and fails a copy into shared memory a wgmma still reads); and ten row tiles of 128, one group of eight
-     * and a short one in the wgmma kernel's grouped block order.
+     * and a short one in the wgmma kernel's grouped block order. The deep shapes (K 1024, 1536, 3072) are where the
+     * split-K tiles fit: 2 and 3 ways of 24 tiles of depth, 2, 3, 4 and 6 ways of 48 (uneven shares included), and
+     * a batch of 2 split 2 ways.
      */
     static java.util.List<TensorCoreGemm.Tile> deviceTiles(CudaBackend be) {
         return TensorCoreGemm.tiles(be.context().hopper());
@@ -69,7 +82,8 @@ class TensorCoreGemmTest {
     void matchesFloat64AndCublasOnTheGpu() {
         CudaBackend be = CudaTesting.gpu("tensor-core GEMM");
         SplittableRandom r = new SplittableRandom(4);
-        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}, {2, 256, 256, 192}, {1, 128, 256, 512}, {1, 1280, 256, 64}};
+        int[][] shapes = {{1, 128, 128, 32}, {1, 256, 384, 96}, {3, 128, 256, 64}, {2, 192, 128, 160}, {2, 256, 256, 192}, {1, 128, 256, 512},
+                {1, 1280, 256, 64}, {2, 128, 128, 1024}};
         for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
             for (int[] s : shapes) {
                 int batch = s[0], m = s[1], n = s[2], k = s[3];
@@ -127,7 +141,8 @@ class TensorCoreGemmTest {
         CudaBackend be = CudaTesting.gpu("tensor-core GEMM");
         SplittableRandom r = new SplittableRandom(5);
         TensorCoreGemm own = new TensorCoreGemm(be.context());
-        int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}, {256, 256, 128}, {128, 384, 192}, {128, 256, 512}};
+        int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}, {256, 256, 128}, {128, 384, 192}, {128, 256, 512}, {128, 256, 1536},
+                {128, 128, 3072}};
         for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
             for (int[] s : shapes) {
                 int m = s[0], n = s[1], k = s[2];
@@ -176,7 +191,9 @@ class TensorCoreGemmTest {
         var wgKernels = KernelSignatures.parse(KernelSources.source("gemm_wgmma"));
         for (String k : List.of("gemm_wgmma_nt", "gemm_wgmma_nn", "gemm_wgmma_tn")) {
             assertTrue(wgKernels.containsKey(k), k + " is not in gemm_wgmma.cu: " + wgKernels.keySet());
-            KernelSignatures.check(k, wgKernels.get(k), new Object[] {0L, 0L, 0L, 1, 1, 1, 1f, 0f, 0L, 0L, 0L});
+            // the operands as TMA tensor maps (128 bytes each, by value), C, the shape, alpha, beta, the batch rows, splits
+            MemorySegment map = MemorySegment.ofArray(new byte[128]);
+            KernelSignatures.check(k, wgKernels.get(k), new Object[] {map, map, 0L, 1, 1, 1, 1f, 0f, 1, 0, 1});
         }
     }
 }
