@@ -15,8 +15,9 @@
 #      each step replayed from a CUDA graph and, again, launched kernel by kernel (the launch cost per step)
 #   6. base-train --device cuda (tokenizer 30 s, training 110 s): d12, batch 32 x 2048, bf16, 30 steps, on the
 #      carried Gutenberg text: median step time, tok/s, MFU (of 989 TFLOP/s), peak device memory (nvidia-smi, and
-#      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes), and
-#      where the last step's device time went, kernel by kernel (--profile-step; that step is left out of the medians)
+#      the allocator's own: peak in tensors, as nanochat's max_memory_allocated, and full-device pool flushes),
+#      where the last step's device time went, kernel by kernel (--profile-step; that step is left out of the medians),
+#      and the GEMM choices its first step timed: ours against cuBLAS on each product (forward, dx, dW)
 #   7. real nanochat on this GPU (120 s): its own model and optimizer, bf16; d20 batch-1 decode (tok/s) first, then
 #      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
 #   then `bench gpu-targets` (seconds): issues 20-21's targets beside what this run measured, ours against nanochat's,

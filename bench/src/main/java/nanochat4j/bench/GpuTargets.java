@@ -215,12 +215,25 @@ public final class GpuTargets implements Callable<Integer> {
         return new Target(21, name, goal, measured + " — ranks sharing a GPU: a proxy, not the figure the issue asks for", Verdict.NOT_MEASURED);
     }
 
-    /** Our tensor-core GEMM per layer shape: its best tile's speed against cuBLAS's on the same shape. */
+    /**
+     * Our tensor-core GEMM per layer shape: its best tile's speed against cuBLAS's on the same shape — the forward
+     * products bench kernels times, and every product of a training step (forward, dx and dW layouts) as its first
+     * step timed them (gpu-check's "gemm-choice" lines, from the GEMM chooser's log).
+     */
     private static Target gemm(List<JsonNode> rows) {
         String name = "our GEMM on the d12/d20/d24 layer shapes", goal = ">= " + Math.round(100 * GEMM_VS_CUBLAS) + "% of cuBLAS on every shape";
         Map<String, Double> cublas = new LinkedHashMap<>(), ours = new LinkedHashMap<>();
         for (JsonNode r : rows) {
             String op = r.path("op").asText(), shape = r.path("shape").asText();
+            if (r.path("kind").asText().equals("gemm-choice")) {
+                String step = "d" + r.path("depth").asInt() + " train step " + shape;
+                double theirs = positive(r, "cublas_ms"), own = positive(r, "ours_ms");
+                if (!Double.isNaN(theirs) && !Double.isNaN(own)) {
+                    cublas.put(step, theirs);
+                    ours.merge(step, own, Math::min);
+                }
+                continue;
+            }
             double ms = positive(r, "ms");
             if (Double.isNaN(ms)) continue;
             if (op.equals(CudaKernels.GEMM_CUBLAS)) cublas.put(shape, ms);
