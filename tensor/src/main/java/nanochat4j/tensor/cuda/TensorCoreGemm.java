@@ -119,9 +119,16 @@ public final class TensorCoreGemm {
     }
 
     private final CudaContext ctx;
+    /** The most blocks a wgmma launch takes (persistent: one an SM; fewer in tests, so each block walks several tiles). */
+    private final int maxBlocks;
 
     public TensorCoreGemm(CudaContext ctx) {
+        this(ctx, ctx.multiprocessors());
+    }
+
+    TensorCoreGemm(CudaContext ctx, int maxBlocks) {
         this.ctx = ctx;
+        this.maxBlocks = maxBlocks;
     }
 
     /** The first tile that divides the shape, or null (then only cuBLAS can run it). */
@@ -219,19 +226,22 @@ public final class TensorCoreGemm {
             if (transB) ctx.driver().tensorMapBf16(mapB, b, (long) batchesB * n, k, tile.bn(), 64);
             else ctx.driver().tensorMapBf16(mapB, b, (long) batchesB * k, n, 64, 64);
             CudaContext.Module module = ctx.module(tile.source(), tile.defines());
+            // persistent blocks, one an SM at most, share out the tiles of every C slice (batch × splits of them)
+            int slices = batch * tile.splits();
+            int blocks = (int) Math.min(maxBlocks, (long) (m / tile.bm()) * (n / tile.bn()) * slices);
             if (tile.splits() == 1) {
-                module.launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch, tile.threads(), tile.sharedBytes(), mapA, mapB,
-                        c, m, n, k, alpha, beta, transA ? k : m, sharedB ? 0 : transB ? n : k, 1);
+                module.launch(kernel(tile, transA, transB), blocks, 1, 1, tile.threads(), tile.sharedBytes(), mapA, mapB,
+                        c, m, n, k, alpha, beta, transA ? k : m, sharedB ? 0 : transB ? n : k, 1, slices);
                 return;
             }
             // split-K: each split's product into its slice of a workspace (batch × splits slices of m·n floats), then
             // the slices summed in split order into C
-            CudaContext.Memory parts = ctx.allocate(4L * batch * tile.splits() * m * n);
-            module.launch(kernel(tile, transA, transB), n / tile.bn(), m / tile.bm(), batch * tile.splits(), tile.threads(), tile.sharedBytes(),
-                    mapA, mapB, parts.address(), m, n, k, 1f, 0f, transA ? k : m, sharedB ? 0 : transB ? n : k, tile.splits());
+            CudaContext.Memory parts = ctx.allocate(4L * slices * m * n);
+            module.launch(kernel(tile, transA, transB), blocks, 1, 1, tile.threads(), tile.sharedBytes(),
+                    mapA, mapB, parts.address(), m, n, k, 1f, 0f, transA ? k : m, sharedB ? 0 : transB ? n : k, tile.splits(), slices);
             long quads = (long) batch * m * n / 4;
-            int blocks = (int) Math.min((quads + 255) / 256, 8L * ctx.multiprocessors());
-            module.launch("gemm_split_sum", blocks, 1, 1, 256, 0, parts.address(), c, (long) m * n, tile.splits(), alpha, beta, batch);
+            module.launch("gemm_split_sum", (int) Math.min((quads + 255) / 256, 8L * ctx.multiprocessors()), 1, 1, 256, 0, parts.address(), c,
+                    (long) m * n, tile.splits(), alpha, beta, batch);
             parts.recycle(); // for work queued after the sum, which has read it
         }
     }

@@ -66,7 +66,8 @@ class TensorCoreGemmTest {
      * the wait and fails a copy into shared memory a wgmma still reads); and ten row tiles of 128, one group of eight
      * and a short one in the wgmma kernel's grouped block order. The deep shapes (K 1024, 1536, 3072) are where the
      * split-K tiles fit: 2 and 3 ways of 24 tiles of depth, 2, 3, 4 and 6 ways of 48 (uneven shares included), and
-     * a batch of 2 split 2 ways.
+     * a batch of 2 split 2 ways. The wgmma kernel is persistent (a block an SM); one of each pair of runs caps it at 3
+     * blocks, so a block walks several tiles, slices and splits, its stages and their mbarrier phases running on.
      */
     static java.util.List<TensorCoreGemm.Tile> deviceTiles(CudaBackend be) {
         return TensorCoreGemm.tiles(be.context().hopper());
@@ -94,7 +95,7 @@ class TensorCoreGemmTest {
                     float[] init = new float[batch * m * n];
                     for (int i = 0; i < init.length; i++) init[i] = (float) r.nextGaussian();
                     Tensor c = be.upload(Tensor.of(init.clone(), batch, m, n));
-                    new TensorCoreGemm(be.context()).run(a, b, c, 0.5f, 2f, tile);
+                    new TensorCoreGemm(be.context(), 3).run(a, b, c, 0.5f, 2f, tile); // 3 persistent blocks: each walks several tiles
                     new TensorCoreGemm(be.context()).run(a, b, c0, 1f, 0f, tile);
                     float[] ah = a.toFloatArray(), bh = b.toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
                     double worst = 0;
@@ -140,7 +141,7 @@ class TensorCoreGemmTest {
     void backwardLayoutsMatchFloat64OnTheGpu() {
         CudaBackend be = CudaTesting.gpu("tensor-core GEMM");
         SplittableRandom r = new SplittableRandom(5);
-        TensorCoreGemm own = new TensorCoreGemm(be.context());
+        TensorCoreGemm own = new TensorCoreGemm(be.context()), few = new TensorCoreGemm(be.context(), 3); // few: 3 persistent blocks
         int[][] shapes = {{128, 128, 32}, {256, 384, 96}, {192, 128, 160}, {256, 256, 128}, {128, 384, 192}, {128, 256, 512}, {128, 256, 1536},
                 {128, 128, 3072}};
         for (TensorCoreGemm.Tile tile : deviceTiles(be)) {
@@ -152,7 +153,7 @@ class TensorCoreGemmTest {
                     float[] init = new float[m * n];
                     for (int i = 0; i < init.length; i++) init[i] = (float) r.nextGaussian();
                     Tensor c = be.upload(Tensor.of(init.clone(), m, n)), c0 = be.upload(Tensor.of(init.clone(), m, n));
-                    own.run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, 1, true, transA, false, 0.5f, 2f, tile);
+                    few.run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, 1, true, transA, false, 0.5f, 2f, tile);
                     own.run(a.deviceAddress(), b.deviceAddress(), c0.deviceAddress(), m, n, k, 1, true, transA, false, 1f, 0f, tile);
                     float[] ah = a.toFloatArray(), bh = b.toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
                     double worst = 0;
@@ -191,9 +192,10 @@ class TensorCoreGemmTest {
         var wgKernels = KernelSignatures.parse(KernelSources.source("gemm_wgmma"));
         for (String k : List.of("gemm_wgmma_nt", "gemm_wgmma_nn", "gemm_wgmma_tn")) {
             assertTrue(wgKernels.containsKey(k), k + " is not in gemm_wgmma.cu: " + wgKernels.keySet());
-            // the operands as TMA tensor maps (128 bytes each, by value), C, the shape, alpha, beta, the batch rows, splits
+            // the operands as TMA tensor maps (128 bytes each, by value), C, the shape, alpha, beta, the batch rows, the
+            // splits and the C slices
             MemorySegment map = MemorySegment.ofArray(new byte[128]);
-            KernelSignatures.check(k, wgKernels.get(k), new Object[] {map, map, 0L, 1, 1, 1, 1f, 0f, 1, 0, 1});
+            KernelSignatures.check(k, wgKernels.get(k), new Object[] {map, map, 0L, 1, 1, 1, 1f, 0f, 1, 0, 1, 1});
         }
     }
 }
