@@ -46,14 +46,15 @@
 #define STAGE_BYTES ((BM + BN) * BK * 2)
 #define BOX_BYTES (64 * BK * 2) // one 64×64 box of an M/N-major operand
 
-static_assert(BM == 64 || BM == 128, "BM: 64 or 128 rows (a consumer warpgroup each 64)");
+static_assert(BM == 128, "BM: 128 rows, two consumer warpgroups of 64 (the register split below is theirs)");
 static_assert(BN == 128 || BN == 256, "BN: the wgmma N, 128 or 256");
 static_assert(STAGES >= 2, "STAGES: at least one tile multiplied while the next lands");
 
-// The producer's registers go to the consumers: 24 suffice to issue copies; a consumer of BN = 256 holds 128
-// accumulators. Per SM: 128·(24 + CONSUMERS·REGS) ≤ 64 Ki.
+// The producer's registers go to the consumers: 40 are plenty to issue copies; a consumer of BN = 256 holds 128
+// accumulators. The block starts at 168 a thread (384 threads, 64 Ki registers an SM); what the producer's 128 threads
+// give back, 128·(168 − 40), is what the consumers' 256 take, 256·(232 − 168), so the claim never waits.
 #define PRODUCER_REGS 40
-#define CONSUMER_REGS (CONSUMERS == 2 ? 232 : 240)
+#define CONSUMER_REGS 232
 
 #define SW128 1 // wg_desc's layout type of the 128-byte swizzle
 

@@ -23,8 +23,8 @@ public final class TensorCoreGemm {
     /**
      * A block tile BM×BN×BK. mma.sync ({@code stages} 0): split into warps of WM×WN; the static shared memory of the
      * double-buffered, padded bf16 tiles, 2·(BM+BN)·(BK+8)·2 bytes, stays within the 48 KiB a kernel may declare
-     * statically. wgmma ({@link #wgmma(int, int, int)}): BM/64 consumer warpgroups of 64 rows × BN (the wgmma's N)
-     * each and one producer warpgroup that issues the TMA copies, BK 64, {@code stages} stages of dynamic shared
+     * statically. wgmma ({@link #wgmma(int, int, int)}): two consumer warpgroups of 64 rows × BN (the wgmma's N) each
+     * and one producer warpgroup that issues the TMA copies, BK 64, {@code stages} stages of dynamic shared
      * memory, (BM+BN)·64·2 bytes each, plus their two mbarriers and 1 KiB to align the stages for the swizzle; with
      * {@code splits} > 1 the depth is split that many ways (gemm_wgmma.cu's split-K), for a C of few tiles.
      */
@@ -34,8 +34,11 @@ public final class TensorCoreGemm {
             this(bm, bn, bk, wm, wn, 0, 1);
         }
 
-        /** A wgmma tile (gemm_wgmma.cu): BM/64 consumer warpgroups and a producer, N = BN, depth 64 a stage. */
+        /** A wgmma tile (gemm_wgmma.cu): BM 128 (two consumer warpgroups) and a producer, N = BN, depth 64 a stage. */
         public static Tile wgmma(int bm, int bn, int stages) {
+            if (bm != 128 || (bn != 128 && bn != 256) || stages < 2) {
+                throw new IllegalArgumentException("gemm_wgmma.cu takes BM 128, BN 128 or 256 and 2 or more stages, not " + bm + "x" + bn + "/" + stages);
+            }
             return new Tile(bm, bn, 64, 64, bn, stages, 1);
         }
 

@@ -55,6 +55,7 @@ class TensorCoreGemmTest {
         assertEquals(TensorCoreGemm.WGMMA_TILES.size(), TensorCoreGemm.WGMMA_TILES.stream().map(TensorCoreGemm.Tile::key).distinct().count(), "keys name one tile each");
         assertEquals("wgmma,128,128,6,split4", TensorCoreGemm.Tile.wgmma(128, 128, 6).splitK(4).key());
         assertThrows(IllegalArgumentException.class, () -> TensorCoreGemm.TILES.getFirst().splitK(2), "mma.sync tiles do not split");
+        assertThrows(IllegalArgumentException.class, () -> TensorCoreGemm.Tile.wgmma(64, 128, 4), "the kernel's register split is for BM 128");
         assertEquals(TensorCoreGemm.TILES, TensorCoreGemm.tiles(false), "no wgmma off Hopper");
         assertEquals(TensorCoreGemm.WGMMA_TILES.getFirst(), TensorCoreGemm.tiles(true).getFirst(), "wgmma first on Hopper");
         assertTrue(TensorCoreGemm.tiles(true).containsAll(TensorCoreGemm.TILES));
