@@ -22,13 +22,17 @@
 #      the d12 step with torch.compile at batch 32 x 2048, 30 steps (tok/s, MFU, peak memory): the same session
 #   then `bench gpu-targets` (seconds): issues 20-21's targets beside what this run measured, ours against nanochat's,
 #      each MET, MISSED or NOT MEASURED, in the log and as one JSON line (kind "targets")
-# GPU_CHECK_STAGES (comma-separated) picks the stages after the probe; the default is the list above. Two more, for
-# a second call (about 8 minutes, GPU_CHECK_STAGES=d24,allreduce) that measures what the first leaves NOT MEASURED:
+# GPU_CHECK_STAGES (comma-separated) picks the stages after the probe; the default is the list above. Three more, for
+# a second call (about 8 minutes, GPU_CHECK_STAGES=d24,allreduce,gemm-bwd) that measures what the first leaves NOT
+# MEASURED:
 #   d24 (ours 150 s, nanochat's 150 s): base-train --depth 24 at 16 x 2048, bf16, 12 steps, and nanochat's own d24
 #      step at batch 16 with torch.compile (tok/s, MFU, peak memory; the tokenizer stage runs first, as for d12)
 #   allreduce (100 s): launch --nproc 2 base-train --device cuda d12, 2 ranks x 16 x 2048, 10 steps, one rank a GPU
 #      where the machine has two (else both ranks share its one GPU, a proxy): the share of a step the ranks waited
 #      for the gradient all-reduce that overlaps the backward
+#   gemm-bwd (up to 120 s, what the budget leaves): bench kernels --ops gemm-bwd, our GEMM beside cuBLAS on the
+#      backward's dx and dW products of every d12/d20/d24 layer (split-K tiles where they fit); the rows printed
+#      before a timeout count for the GEMM target
 #   `bench gpu-targets OUT1/gpu-check.jsonl OUT2/gpu-check.jsonl` then judges both calls' figures together; given
 #   GPU_CHECK_EARLIER=OUT1/gpu-check.jsonl (carried to the machine), the second call's own summary does.
 # Writes $OUT/gpu-check.log (everything) and $OUT/gpu-check.jsonl; OUT defaults to ./out beside this script.
@@ -41,8 +45,8 @@ budget="${GPU_CHECK_BUDGET:-470}"
 stages="${GPU_CHECK_STAGES:-conformance,train-extras,bench-kernels,bench-infer,base-train,nanochat}"
 for s in ${stages//,/ }; do
   case "$s" in
-    conformance|train-extras|bench-kernels|bench-infer|base-train|nanochat|d24|allreduce) ;;
-    *) echo "gpu-check: GPU_CHECK_STAGES=$stages: unknown stage '$s' (conformance, train-extras, bench-kernels, bench-infer, base-train, nanochat, d24, allreduce)" >&2; exit 2 ;;
+    conformance|train-extras|bench-kernels|bench-infer|base-train|nanochat|d24|allreduce|gemm-bwd) ;;
+    *) echo "gpu-check: GPU_CHECK_STAGES=$stages: unknown stage '$s' (conformance, train-extras, bench-kernels, bench-infer, base-train, nanochat, d24, allreduce, gemm-bwd)" >&2; exit 2 ;;
   esac
 done
 # whether a stage was asked for
@@ -308,6 +312,16 @@ fi
 if [ "$tokok" -eq 1 ] && want allreduce && t=$(stage allreduce 100); then
   say "launch --nproc 2 base-train --device cuda d12, 2 ranks x 16 x 2048, bf16, 10 steps, $gpus GPU(s) (${t}s) ..."
   train allreduce "$t" "$out/allreduce.log" 12 16 10 launch --nproc 2
+fi
+
+# ---- 9. our GEMM beside cuBLAS on the backward's products (dx, dW) of every d12/d20/d24 layer, in what time is left
+if want gemm-bwd && t=$(stage gemm-bwd 120); then
+  say "bench kernels --device cuda --ops gemm-bwd (${t}s) ..."
+  timeout -k 10 "$t" "$java" "${flags[@]}" -jar "$pack/nanochat4j.jar" bench kernels --device cuda --ops gemm-bwd --json >> "$jsonl" 2>> "$log"
+  rc=$?
+  say "bench kernels gemm-bwd exit $rc"
+  # a timeout here is no failure: the rows printed so far count (the last stage of a call, it takes what is left)
+  [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ] || { failed=1; json "{\"kind\":\"bench-gemm-bwd\",\"exit\":$rc}"; }
 fi
 
 # ---- the driver JIT's own ptxas report on our modules (CudaContext asks for it at each module load, JitLog reads it):

@@ -62,7 +62,8 @@ final class CudaKernels {
         try (StreamTimer t = new StreamTimer(ctx.driver(), ctx.stream())) {
             timer = t;
             if (wants("gemm")) gemms();
-            if (wants("gemm")) ownGemms();
+            if (wants("gemm")) ownGemms(false);
+            if (wants("gemm-bwd")) ownGemms(true);
             if (wants("attention")) attention();
             if (wants("cross_entropy")) crossEntropy();
             if (wants("rms_norm")) rmsNorm();
@@ -100,43 +101,58 @@ final class CudaKernels {
     }
 
     /**
-     * Our tensor-core GEMM (every generated tile: Hopper's wgmma ones, then the mma.sync ones) beside cuBLAS bf16 GemmEx on the layer shapes of d12 (batch 32),
-     * d20 and d24 (batch 16) at 2048 tokens a row: y = x·Wᵀ for the attention projections, the MLP and lm_head. The
-     * note names the faster per shape — the one a caller should take there.
+     * Our tensor-core GEMM (every generated tile: Hopper's wgmma ones, split-K included where they fit, then the
+     * mma.sync ones) beside cuBLAS bf16 GemmEx on the layer shapes of d12 (batch 32), d20 and d24 (batch 16) at 2048
+     * tokens a row, for the attention projections, the MLP and lm_head: y = x·Wᵀ, or with {@code backward} the two
+     * products of its backward, dx = dy·W (A·B) and dW = dyᵀ·x (Aᵀ·B). The note names the faster per shape — the one a
+     * caller should take there.
      */
-    private void ownGemms() {
-        TensorCoreGemm own = new TensorCoreGemm(ctx);
-        Cublas blas = ctx.cublas();
+    private void ownGemms(boolean backward) {
         int[][] models = quick ? new int[][] {{0, 128, 1}} : new int[][] {{12, 768, 32}, {20, 1280, 16}, {24, 1536, 16}};
         for (int[] md : models) {
             int c = md[1], rows = quick ? 128 : md[2] * 2048, vocab = quick ? 256 : 32768;
-            int[][] nk = quick ? new int[][] {{128, 64}} : new int[][] {{c, c}, {4 * c, c}, {c, 4 * c}, {vocab, c}};
+            int[][] nk = quick ? new int[][] {{128, 128}} : new int[][] {{c, c}, {4 * c, c}, {c, 4 * c}, {vocab, c}};
             String[] names = quick ? new String[] {"tiny"} : new String[] {"attn CxC", "mlp c_fc", "mlp c_proj", "lm_head"};
             for (int i = 0; i < nk.length; i++) {
                 int n = nk[i][0], k = nk[i][1];
                 // lm_head runs over row chunks (the chunked loss), and a whole 65536×32768 C would pass 2^31 elements
                 int m = n == vocab && !quick ? 16384 : rows;
-                String shape = "d" + md[0] + " " + names[i] + " " + m + "x" + n + "x" + k;
-                Tensor a = be.toBf16(up(m, k)), b = be.toBf16(up(n, k)), cc = be.zeros(m, n);
-                double flops = 2.0 * m * n * k;
-                Result cublas = time(GEMM_CUBLAS, shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f,
-                        b.deviceAddress(), Cublas.R_16BF, k, a.deviceAddress(), Cublas.R_16BF, k, 0f, cc.deviceAddress(), Cublas.R_32F, n,
-                        Cublas.COMPUTE_32F));
-                print(cublas);
-                Result best = null;
-                for (TensorCoreGemm.Tile tile : TensorCoreGemm.tiles(ctx.hopper())) {
-                    if (!tile.fits(m, n, k)) continue;
-                    Result r = time(GEMM_OURS, shape, flops, -1, () -> own.run(a, b, cc, 1f, 0f, tile));
-                    r = new Result(r.op(), r.shape(), r.ms(), r.flops(), r.bytes(),
-                            String.format(Locale.ROOT, "tile %s, %.0f%% of cuBLAS", tile, 100 * cublas.ms() / r.ms()));
-                    print(r);
-                    if (best == null || r.ms() < best.ms()) best = r;
+                String layer = "d" + md[0] + " " + names[i];
+                if (!backward) {
+                    ownGemm(layer + " " + m + "x" + n + "x" + k, m, n, k, false, true); // y (m, n) = x (m, k) · W (n, k)ᵀ
+                } else {
+                    ownGemm(layer + " dx " + m + "x" + k + "x" + n, m, k, n, false, false); // dx (m, k) = dy (m, n) · W (n, k)
+                    ownGemm(layer + " dW " + n + "x" + k + "x" + m, n, k, m, true, false);  // dW (n, k) = dy (m, n)ᵀ · x (m, k)
                 }
-                String pick = best == null || best.ms() >= cublas.ms() ? "cuBLAS" : "ours (" + best.note().substring(5, best.note().indexOf(',')) + ")";
-                print(new Result("gemm pick", shape, Math.min(cublas.ms(), best == null ? cublas.ms() : best.ms()), flops, -1, "faster: " + pick));
                 ctx.releasePool(); // the next shape's operands may be larger
             }
         }
+    }
+
+    /** cuBLAS, then each tile of ours that fits, on C (m, n) = op(A)·op(B) (A (k, m) when transA; B (n, k) when transB), then the pick. */
+    private void ownGemm(String shape, int m, int n, int k, boolean transA, boolean transB) {
+        TensorCoreGemm own = new TensorCoreGemm(ctx);
+        Tensor a = be.toBf16(transA ? up(k, m) : up(m, k)), b = be.toBf16(transB ? up(n, k) : up(k, n)), cc = be.zeros(m, n);
+        double flops = 2.0 * m * n * k;
+        int lda = transA ? m : k, ldb = transB ? k : n;
+        Result cublas = time(GEMM_CUBLAS, shape, flops, -1, () -> ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N,
+                transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, 1f, b.deviceAddress(), Cublas.R_16BF, ldb, a.deviceAddress(), Cublas.R_16BF, lda,
+                0f, cc.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F));
+        print(cublas);
+        Result best = null;
+        String bestTile = null;
+        for (TensorCoreGemm.Tile tile : TensorCoreGemm.tiles(ctx.hopper())) {
+            if (!tile.fits(m, n, k)) continue;
+            Result r = time(GEMM_OURS, shape, flops, -1, () -> own.run(a, transA, b, transB, cc, 1f, 0f, tile));
+            r = new Result(r.op(), r.shape(), r.ms(), r.flops(), r.bytes(), String.format(Locale.ROOT, "tile %s, %.0f%% of cuBLAS", tile, 100 * cublas.ms() / r.ms()));
+            print(r);
+            if (best == null || r.ms() < best.ms()) {
+                best = r;
+                bestTile = tile.toString();
+            }
+        }
+        String pick = best == null || best.ms() >= cublas.ms() ? "cuBLAS" : "ours (" + bestTile + ")";
+        print(new Result("gemm pick", shape, Math.min(cublas.ms(), best == null ? cublas.ms() : best.ms()), flops, -1, "faster: " + pick));
     }
 
     private void attention() {

@@ -25,7 +25,7 @@ import picocli.CommandLine.Parameters;
  * {@code scripts/gpu-check.sh} measured — ours against real nanochat run on the same GPU in the same session — each
  * MET, MISSED or NOT MEASURED (with why). gpu-check ends with it; it reads only the JSON lines the stages wrote, so
  * it can be run again on a copied {@code $OUT}, and on the files of two calls together (the default stages, then
- * {@code GPU_CHECK_STAGES=d24,allreduce}). A report, not a check: it exits 0 whatever the verdicts.
+ * {@code GPU_CHECK_STAGES=d24,allreduce,gemm-bwd}). A report, not a check: it exits 0 whatever the verdicts.
  */
 @Command(name = "gpu-targets", mixinStandardHelpOptions = true,
         description = "The GPU issues' speed and memory targets against a gpu-check.jsonl (ours beside nanochat on the same GPU).")

@@ -54,7 +54,8 @@ public final class KernelsBench implements Callable<Integer> {
     @Option(names = "--json", description = "one JSON object per line (op, shape, ms, gflops, peak_gflops, note)")
     boolean json;
 
-    @Option(names = "--ops", split = ",", description = "only these ops: gemm, attention, cross_entropy, rms_norm, rotary (cuda also: launch)")
+    @Option(names = "--ops", split = ",", description = "only these ops: gemm, attention, cross_entropy, rms_norm, rotary (cuda also: "
+            + "gemm-bwd, the backward's dx and dW products of every layer, and launch)")
     List<String> ops;
 
     @Option(names = "--device", defaultValue = "cpu", description = "cpu (default) or cuda: the CUDA backend, timed with CUDA events")
@@ -96,7 +97,7 @@ public final class KernelsBench implements Callable<Integer> {
     public Integer call() {
         out = spec.commandLine().getOut();
         if (!device.equals("cpu") && !device.equals("cuda")) throw new IllegalArgumentException("--device: '" + device + "' is not cpu or cuda");
-        List<String> known = device.equals("cuda") ? List.of("gemm", "attention", "cross_entropy", "rms_norm", "rotary", "launch")
+        List<String> known = device.equals("cuda") ? List.of("gemm", "gemm-bwd", "attention", "cross_entropy", "rms_norm", "rotary", "launch")
                 : List.of("gemm", "attention", "cross_entropy", "rms_norm", "rotary");
         if (ops != null) {
             for (String o : ops) {

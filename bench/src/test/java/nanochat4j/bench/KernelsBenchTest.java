@@ -128,6 +128,11 @@ class KernelsBenchTest {
                 ops.add(row.get("op").asText());
             }
             assertTrue(ops.containsAll(List.of("gemm fp32", "gemm bf16", "attention fwd", "attention bwd", "cross_entropy", "launch")), ops.toString());
+            // our GEMM beside cuBLAS on the forward product and, with gemm-bwd (in every op's run), the backward's dx and dW
+            assertTrue(ops.containsAll(List.of(CudaKernels.GEMM_CUBLAS, CudaKernels.GEMM_OURS, "gemm pick")), ops.toString());
+            for (String product : List.of("tiny 128x128x128", "tiny dx 128x128x128", "tiny dW 128x128x128")) {
+                assertTrue(out.contains("\"op\":\"" + CudaKernels.GEMM_OURS + "\",\"shape\":\"d0 " + product + "\""), product + ": " + out);
+            }
             // head dim 128 (--quick too): on Hopper both tensor-core kernel families, each with its fwd+bwd figure
             if (nanochat4j.tensor.cuda.CudaBackend.get().context().hopper()) {
                 assertTrue(ops.containsAll(List.of("attention fwd tc (wgmma)", "attention bwd tc (wgmma)", "attention fwd+bwd tc (wgmma)",

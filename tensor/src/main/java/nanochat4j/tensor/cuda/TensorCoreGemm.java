@@ -142,12 +142,7 @@ public final class TensorCoreGemm {
 
     /** C = alpha·A·Bᵀ + beta·C with {@code tile} (see the class comment for the shapes); beta = 0 ignores C's contents. */
     public void run(Tensor a, Tensor b, Tensor c, float alpha, float beta, Tile tile) {
-        for (Tensor t : new Tensor[] {a, b, c}) {
-            if (!t.isOnDevice()) throw new IllegalArgumentException("TensorCoreGemm: " + t + " is not in device memory");
-        }
-        if (a.dtype() != DType.BF16 || b.dtype() != DType.BF16 || c.dtype() != DType.F32) {
-            throw new IllegalArgumentException("TensorCoreGemm: needs bf16 A and B and an fp32 C, got " + a + ", " + b + ", " + c);
-        }
+        checkOperands(a, b, c);
         if (a.rank() < 2 || b.rank() < 2 || c.rank() != a.rank()) {
             throw new IllegalArgumentException("TensorCoreGemm: A " + a + ", B " + b + ", C " + c + ": expected (…, M, K), (…, N, K), (…, M, N)");
         }
@@ -158,17 +153,53 @@ public final class TensorCoreGemm {
                 || (!sharedB && b.numel() != batch * n * k)) {
             throw new IllegalArgumentException("TensorCoreGemm: shapes A " + a + ", B " + b + ", C " + c + " do not make C = A·Bᵀ");
         }
-        if (!tile.fits(m, n, k)) {
-            throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " does not divide M=" + m + " N=" + n + " K=" + k);
-        }
-        if (!aligned(a.deviceAddress(), b.deviceAddress(), c.deviceAddress())) { // a misaligned cp.async faults the whole context
-            throw new IllegalArgumentException("TensorCoreGemm: A " + a + " and B " + b + " must start 16-byte aligned and C " + c
-                    + " 8-byte aligned in device memory (a view at an odd offset: copy it, or use cuBLAS)");
-        }
+        checkTile(a, b, c, m, n, k, tile);
         run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, batch, sharedB, alpha, beta, tile);
         Reference.reachabilityFence(a); // raw addresses above: the tensors stay reachable past the launch
         Reference.reachabilityFence(b); // (see CudaContext.Module#launch)
         Reference.reachabilityFence(c);
+    }
+
+    /**
+     * C (M, N) = alpha·op(A)·op(B) + beta·C on matrices in any layout of ours: A (M, K), or (K, M) when {@code
+     * transA}; B (N, K) when {@code transB}, else (K, N) — the backward's dx = dy·W (A·B) and dW = dyᵀ·x (Aᵀ·B) beside
+     * the forward's A·Bᵀ.
+     */
+    public void run(Tensor a, boolean transA, Tensor b, boolean transB, Tensor c, float alpha, float beta, Tile tile) {
+        checkOperands(a, b, c);
+        if (!supports(transA, transB)) throw new IllegalArgumentException("TensorCoreGemm: no kernel for Aᵀ·Bᵀ");
+        if (a.rank() != 2 || b.rank() != 2 || c.rank() != 2) {
+            throw new IllegalArgumentException("TensorCoreGemm: A " + a + ", B " + b + ", C " + c + ": matrices expected");
+        }
+        int m = c.shape(0), n = c.shape(1), k = transA ? a.shape(0) : a.shape(1);
+        if (a.shape(transA ? 1 : 0) != m || b.shape(transB ? 0 : 1) != n || b.shape(transB ? 1 : 0) != k) {
+            throw new IllegalArgumentException("TensorCoreGemm: shapes A " + a + (transA ? "ᵀ" : "") + ", B " + b + (transB ? "ᵀ" : "") + ", C " + c
+                    + " do not make C = op(A)·op(B)");
+        }
+        checkTile(a, b, c, m, n, k, tile);
+        run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, 1, true, transA, transB, alpha, beta, tile);
+        Reference.reachabilityFence(a);
+        Reference.reachabilityFence(b);
+        Reference.reachabilityFence(c);
+    }
+
+    private static void checkOperands(Tensor a, Tensor b, Tensor c) {
+        for (Tensor t : new Tensor[] {a, b, c}) {
+            if (!t.isOnDevice()) throw new IllegalArgumentException("TensorCoreGemm: " + t + " is not in device memory");
+        }
+        if (a.dtype() != DType.BF16 || b.dtype() != DType.BF16 || c.dtype() != DType.F32) {
+            throw new IllegalArgumentException("TensorCoreGemm: needs bf16 A and B and an fp32 C, got " + a + ", " + b + ", " + c);
+        }
+    }
+
+    private static void checkTile(Tensor a, Tensor b, Tensor c, int m, int n, int k, Tile tile) {
+        if (!tile.fits(m, n, k)) {
+            throw new IllegalArgumentException("TensorCoreGemm: tile " + tile + " does not divide M=" + m + " N=" + n + " K=" + k);
+        }
+        if (!aligned(a.deviceAddress(), b.deviceAddress(), c.deviceAddress())) { // a misaligned copy faults the whole context
+            throw new IllegalArgumentException("TensorCoreGemm: A " + a + " and B " + b + " must start 16-byte aligned and C " + c
+                    + " 8-byte aligned in device memory (a view at an odd offset: copy it, or use cuBLAS)");
+        }
     }
 
     /**

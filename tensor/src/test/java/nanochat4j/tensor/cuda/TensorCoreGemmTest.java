@@ -155,7 +155,7 @@ class TensorCoreGemmTest {
                     for (int i = 0; i < init.length; i++) init[i] = (float) r.nextGaussian();
                     Tensor c = be.upload(Tensor.of(init.clone(), m, n)), c0 = be.upload(Tensor.of(init.clone(), m, n));
                     few.run(a.deviceAddress(), b.deviceAddress(), c.deviceAddress(), m, n, k, 1, true, transA, false, 0.5f, 2f, tile);
-                    own.run(a.deviceAddress(), b.deviceAddress(), c0.deviceAddress(), m, n, k, 1, true, transA, false, 1f, 0f, tile);
+                    own.run(a, transA, b, false, c0, 1f, 0f, tile); // the public form on tensors
                     float[] ah = a.toFloatArray(), bh = b.toFloatArray(), got = c.toFloatArray(), plain = c0.toFloatArray();
                     double worst = 0;
                     for (int i = 0; i < m; i++) {
@@ -171,6 +171,10 @@ class TensorCoreGemmTest {
             }
         }
         assertThrows(IllegalArgumentException.class, () -> TensorCoreGemm.kernel(true, true), "no Aᵀ·Bᵀ kernel");
+        Tensor a = bf16(be, r, 128, 64), b = bf16(be, r, 128, 64);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> own.run(a, true, b, false, be.zeros(64, 128), 1f, 0f,
+                TensorCoreGemm.TILES.getFirst()), "Aᵀ (64, 128) · B (128, 64) is 64×64, not 64×128");
+        assertTrue(e.getMessage().contains("do not make C = op(A)·op(B)"), e.getMessage());
     }
 
     @Test
