@@ -96,8 +96,8 @@ final class CudaKernels {
         print(time("gemm fp32", shape, flops, -1, () -> be.matmul(a, false, b, true)));
         Tensor ah = be.toBf16(a), bh = be.toBf16(b), cc = be.zeros(m, n);
         Cublas blas = ctx.cublas();
-        print(time("gemm bf16", shape, flops, -1, () -> blas.gemmEx(Cublas.OP_T, Cublas.OP_N, n, m, k, 1f, bh.deviceAddress(), Cublas.R_16BF, k,
-                ah.deviceAddress(), Cublas.R_16BF, k, 0f, cc.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F)));
+        print(time("gemm bf16", shape, flops, -1, () -> blas.gemmBf16RowMajor(false, true, m, n, k, 1f, ah.deviceAddress(), bh.deviceAddress(), 0f,
+                cc.deviceAddress())));
     }
 
     /**
@@ -134,10 +134,8 @@ final class CudaKernels {
         TensorCoreGemm own = new TensorCoreGemm(ctx);
         Tensor a = be.toBf16(transA ? up(k, m) : up(m, k)), b = be.toBf16(transB ? up(n, k) : up(k, n)), cc = be.zeros(m, n);
         double flops = 2.0 * m * n * k;
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        Result cublas = time(GEMM_CUBLAS, shape, flops, -1, () -> ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N,
-                transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, 1f, b.deviceAddress(), Cublas.R_16BF, ldb, a.deviceAddress(), Cublas.R_16BF, lda,
-                0f, cc.deviceAddress(), Cublas.R_32F, n, Cublas.COMPUTE_32F));
+        Result cublas = time(GEMM_CUBLAS, shape, flops, -1, () -> ctx.cublas().gemmBf16RowMajor(transA, transB, m, n, k, 1f, a.deviceAddress(),
+                b.deviceAddress(), 0f, cc.deviceAddress()));
         print(cublas);
         Result best = null;
         String bestTile = null;

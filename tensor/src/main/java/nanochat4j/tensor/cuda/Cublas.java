@@ -166,6 +166,16 @@ public final class Cublas implements AutoCloseable {
         }
     }
 
+    /**
+     * Row-major C (m×n) = alpha·op(A)·op(B) + beta·C, bf16 A (m, k) — or stored (k, m) when {@code transA} — and B
+     * (n, k) when {@code transB}, else (k, n), fp32 C and accumulation: GemmEx on the column-major transposes,
+     * Cᵀ = op(B)ᵀ·op(A)ᵀ, so B goes first.
+     */
+    public void gemmBf16RowMajor(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
+        gemmEx(transB ? OP_T : OP_N, transA ? OP_T : OP_N, n, m, k, alpha, b, R_16BF, transB ? k : n, a, R_16BF, transA ? m : k, beta, c,
+                R_32F, n, COMPUTE_32F);
+    }
+
     /** bf16 batched GEMM: strides in elements, 0 for an operand every batch entry shares (Muon's polar express, CudaBackend.matmulAtPrecision). */
     public void gemmStridedBatchedEx(int opA, int opB, int m, int n, int k, float alpha, long a, int aType, int lda, long strideA,
                                      long b, int bType, int ldb, long strideB, float beta, long c, int cType, int ldc, long strideC,

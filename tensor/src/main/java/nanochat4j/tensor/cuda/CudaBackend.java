@@ -271,7 +271,7 @@ public final class CudaBackend implements Backend {
         long pa = p(ah), pb = p(bh), pc = p(c), mn = (long) m * n;
         int opA = transB ? Cublas.OP_T : Cublas.OP_N, opB = transA ? Cublas.OP_T : Cublas.OP_N;   // row-major C as column-major Cᵀ
         if (pl.batch() == 1) {
-            blas.gemmEx(opA, opB, n, m, k, 1f, pb, Cublas.R_16BF, ldb, pa, Cublas.R_16BF, lda, 0f, pc, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+            blas.gemmBf16RowMajor(transA, transB, m, n, k, 1f, pa, pb, 0f, pc);
         } else {
             blas.gemmStridedBatchedEx(opA, opB, n, m, k, 1f, pb, Cublas.R_16BF, ldb, pl.strideB(), pa, Cublas.R_16BF, lda, pl.strideA(), 0f,
                     pc, Cublas.R_32F, n, mn, pl.batch(), Cublas.COMPUTE_32F);
@@ -423,20 +423,14 @@ public final class CudaBackend implements Backend {
         if (m == 0 || n == 0 || k == 0) return;
         ctx.bind();
         if (!TensorCoreGemm.aligned(a, b, c)) { // a window our kernels cannot load: cuBLAS, leaving the shape undecided
-            cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
+            ctx.cublas().gemmBf16RowMajor(transA, transB, m, n, k, alpha, a, b, beta, c);
             return;
         }
         GemmChooser.Shape shape = new GemmChooser.Shape(m, n, k, transA, transB);
         GemmChooser.Choice choice = chooser.known(shape);
         if (choice == null) choice = firstUse(shape, alpha, a, b, beta, c);
         if (choice.ours()) ownGemm.run(a, b, c, m, n, k, 1, true, transA, transB, alpha, beta, choice.tile());
-        else cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, c);
-    }
-
-    private void cublasBf16(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
-        int lda = transA ? m : k, ldb = transB ? k : n;
-        ctx.cublas().gemmEx(transB ? Cublas.OP_T : Cublas.OP_N, transA ? Cublas.OP_T : Cublas.OP_N, n, m, k, alpha, b, Cublas.R_16BF, ldb,
-                a, Cublas.R_16BF, lda, beta, c, Cublas.R_32F, n, Cublas.COMPUTE_32F);
+        else ctx.cublas().gemmBf16RowMajor(transA, transB, m, n, k, alpha, a, b, beta, c);
     }
 
     /**
@@ -460,7 +454,7 @@ public final class CudaBackend implements Backend {
             return chooser.cublasFor(shape, "no device memory for the scratch outputs that time and verify ours ("
                     + CudaOutOfMemoryException.human(e.requested()) + ")");
         }
-        Runnable cublas = () -> cublasBf16(transA, transB, m, n, k, alpha, a, b, beta, p(ref));
+        Runnable cublas = () -> ctx.cublas().gemmBf16RowMajor(transA, transB, m, n, k, alpha, a, b, beta, p(ref));
         java.util.function.Function<TensorCoreGemm.Tile, Runnable> ours =
                 tile -> () -> ownGemm.run(a, b, p(mine), m, n, k, 1, true, transA, transB, alpha, beta, tile);
         GemmChooser.Verifier verify = tile -> {
