@@ -407,20 +407,16 @@ public final class Driver {
     }
 
     /**
-     * cuTensorMapEncodeTiled into {@code out} ({@link #TENSOR_MAP_BYTES}, {@link #TENSOR_MAP_ALIGN}-aligned): a
-     * row-major bf16 matrix of {@code rows} × {@code cols} at device address {@code address}, read by TMA in boxes of
-     * {@code boxRows} × {@code boxCols} (boxCols·2 ≤ 128 bytes) laid out in shared memory with the 128-byte swizzle.
+     * cuTensorMapEncodeTiled: the TMA tensor map ({@link #TENSOR_MAP_BYTES}, allocated in {@code arena}, which also
+     * holds the call's arrays) of a row-major bf16 matrix of {@code rows} × {@code cols} at device address {@code
+     * address}, read in boxes of {@code boxRows} × {@code boxCols} (boxCols·2 ≤ 128 bytes) laid out in shared memory
+     * with the 128-byte swizzle.
      */
-    public void tensorMapBf16(MemorySegment out, long address, long rows, long cols, int boxRows, int boxCols) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment dims = a.allocate(J, 2), strides = a.allocate(J, 1), box = a.allocate(I, 2), step = a.allocate(I, 2);
-            dims.setAtIndex(J, 0, cols);
-            dims.setAtIndex(J, 1, rows);
-            strides.setAtIndex(J, 0, cols * 2);
-            box.setAtIndex(I, 0, boxCols);
-            box.setAtIndex(I, 1, boxRows);
-            step.setAtIndex(I, 0, 1);
-            step.setAtIndex(I, 1, 1);
+    public MemorySegment tensorMapBf16(Arena arena, long address, long rows, long cols, int boxRows, int boxCols) {
+        MemorySegment out = arena.allocate(TENSOR_MAP_BYTES, TENSOR_MAP_ALIGN);
+        MemorySegment dims = arena.allocateFrom(J, cols, rows), strides = arena.allocateFrom(J, cols * 2);
+        MemorySegment box = arena.allocateFrom(I, boxCols, boxRows), step = arena.allocateFrom(I, 1, 1);
+        try {
             int r = (int) cuTensorMapEncodeTiled.invokeExact(out, TENSOR_MAP_BFLOAT16, 2, MemorySegment.ofAddress(address), dims, strides, box,
                     step, 0, TENSOR_MAP_SWIZZLE_128B, TENSOR_MAP_L2_256B, 0);
             check("cuTensorMapEncodeTiled(bf16 " + rows + "x" + cols + " at 0x" + Long.toHexString(address) + ", box " + boxRows + "x"
@@ -428,6 +424,7 @@ public final class Driver {
         } catch (Throwable t) {
             throw rethrow(t);
         }
+        return out;
     }
 
     // ------------------------------------------------------------------ graphs (stream capture)

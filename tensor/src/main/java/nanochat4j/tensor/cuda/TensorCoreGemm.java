@@ -253,26 +253,22 @@ public final class TensorCoreGemm {
         // contiguous dim (a tile's rows in one box), else 64 columns × 64 k (BM/64 or BN/64 boxes a tile)
         int batchesB = sharedB ? 1 : batch;
         try (Arena arena = Arena.ofConfined()) { // cuLaunchKernel copies the maps into the launch's parameters
-            MemorySegment mapA = arena.allocate(Driver.TENSOR_MAP_BYTES, Driver.TENSOR_MAP_ALIGN);
-            MemorySegment mapB = arena.allocate(Driver.TENSOR_MAP_BYTES, Driver.TENSOR_MAP_ALIGN);
-            if (transA) ctx.driver().tensorMapBf16(mapA, a, (long) batch * k, m, 64, 64);
-            else ctx.driver().tensorMapBf16(mapA, a, (long) batch * m, k, tile.bm(), 64);
-            if (transB) ctx.driver().tensorMapBf16(mapB, b, (long) batchesB * n, k, tile.bn(), 64);
-            else ctx.driver().tensorMapBf16(mapB, b, (long) batchesB * k, n, 64, 64);
+            Driver d = ctx.driver();
+            MemorySegment mapA = transA ? d.tensorMapBf16(arena, a, (long) batch * k, m, 64, 64)
+                    : d.tensorMapBf16(arena, a, (long) batch * m, k, tile.bm(), 64);
+            MemorySegment mapB = transB ? d.tensorMapBf16(arena, b, (long) batchesB * n, k, tile.bn(), 64)
+                    : d.tensorMapBf16(arena, b, (long) batchesB * k, n, 64, 64);
             CudaContext.Module module = ctx.module(tile.source(), tile.defines());
-            // persistent blocks, one an SM at most, share out the tiles of every C slice (batch × splits of them)
+            // persistent blocks, one an SM at most, share out the tiles of every C slice (batch × splits of them); a
+            // split product goes to a workspace of batch × splits slices of m·n floats, then its slices are summed in
+            // split order into C
             int slices = batch * tile.splits();
             int blocks = (int) Math.min(maxBlocks, (long) (m / tile.bm()) * (n / tile.bn()) * slices);
-            if (tile.splits() == 1) {
-                module.launch(kernel(tile, transA, transB), blocks, 1, 1, tile.threads(), tile.sharedBytes(), mapA, mapB,
-                        c, m, n, k, alpha, beta, transA ? k : m, sharedB ? 0 : transB ? n : k, 1, slices);
-                return;
-            }
-            // split-K: each split's product into its slice of a workspace (batch × splits slices of m·n floats), then
-            // the slices summed in split order into C
-            CudaContext.Memory parts = ctx.allocate(4L * slices * m * n);
-            module.launch(kernel(tile, transA, transB), blocks, 1, 1, tile.threads(), tile.sharedBytes(),
-                    mapA, mapB, parts.address(), m, n, k, 1f, 0f, transA ? k : m, sharedB ? 0 : transB ? n : k, tile.splits(), slices);
+            boolean split = tile.splits() > 1;
+            CudaContext.Memory parts = split ? ctx.allocate(4L * slices * m * n) : null;
+            module.launch(kernel(tile, transA, transB), blocks, 1, 1, tile.threads(), tile.sharedBytes(), mapA, mapB, split ? parts.address() : c,
+                    m, n, k, split ? 1f : alpha, split ? 0f : beta, transA ? k : m, sharedB ? 0 : transB ? n : k, tile.splits(), slices);
+            if (!split) return;
             long quads = (long) batch * m * n / 4;
             module.launch("gemm_split_sum", (int) Math.min((quads + 255) / 256, 8L * ctx.multiprocessors()), 1, 1, 256, 0, parts.address(), c,
                     (long) m * n, tile.splits(), alpha, beta, batch);

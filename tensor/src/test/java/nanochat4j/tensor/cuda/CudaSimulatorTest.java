@@ -430,9 +430,8 @@ class CudaSimulatorTest {
         long src = ctx.driver().allocOrZero(2L * host.length), out = ctx.driver().allocOrZero(2L * 8192);
         try (Arena a = Arena.ofConfined()) {
             ctx.driver().copyHtoDAsync(src, a.allocateFrom(ValueLayout.JAVA_SHORT, host), 2L * host.length, ctx.stream());
-            MemorySegment map = a.allocate(Driver.TENSOR_MAP_BYTES, Driver.TENSOR_MAP_ALIGN);
-            ctx.driver().tensorMapBf16(map, src, rows, cols, 64, 64);
-            CudaException tooWide = assertThrows(CudaException.class, () -> ctx.driver().tensorMapBf16(a.allocate(128, 64), src, rows, cols, 64, 128),
+            MemorySegment map = ctx.driver().tensorMapBf16(a, src, rows, cols, 64, 64);
+            CudaException tooWide = assertThrows(CudaException.class, () -> ctx.driver().tensorMapBf16(a, src, rows, cols, 64, 128),
                     "a 256-byte box row is wider than the 128-byte swizzle");
             assertTrue(tooWide.getMessage().contains("cuTensorMapEncodeTiled(bf16 80x192"), tooWide.getMessage());
             for (int mode = 0; mode < (ctx.describe().startsWith("cudasim") ? 3 : 1); mode++) {
