@@ -897,35 +897,39 @@ void simMbarArrive(void* bar, unsigned expectBytes) {
 }
 
 // Lands a TMA copy: the box (zeros outside the tensor, as TMA fills them) into shared memory, row after row of the box
-// inner·element bytes, swizzled if the map says so. The async proxy writes it, so no proxy fence is needed before a
-// wgmma reads it; a write into rows that a wgmma not yet waited for reads is a race.
+// inner·element bytes, swizzled if the map says so. The swizzle moves whole 16-byte chunks (box rows are 16-byte
+// multiples), so a chunk is checked and copied at once. The async proxy writes it, so no proxy fence is needed before
+// a wgmma reads it; a write into rows that a wgmma not yet waited for reads is a race.
 void landTma(const TmaOp& op, MBar& b) {
     const SimTensorMap& m = op.map;
-    uint32_t rowBytes = m.box[0] * m.elemBytes, bytes = rowBytes * m.box[1];
+    uint32_t rowBytes = m.box[0] * m.elemBytes, bytes = rowBytes * m.box[1], perChunk = 16 / m.elemBytes;
     uint32_t base = (uint32_t) ((uintptr_t) op.dst - g_smemBegin);
     unsigned char* live = (unsigned char*) g_smemBegin;
     for (uint32_t r = 0; r < m.box[1]; r++) {
-        for (uint32_t e = 0; e < m.box[0]; e++) {
-            uint32_t off = base + r * rowBytes + e * m.elemBytes;
+        for (uint32_t c = 0; c < rowBytes / 16; c++) {
+            uint32_t off = base + r * rowBytes + 16 * c;
             if (m.swizzle == 3) off = swizzle128(off);
             for (const auto& w : g_wgmmaReads) {
-                if (std::binary_search(w->rows.begin(), w->rows.end(), off & ~15u)) {
+                if (std::binary_search(w->rows.begin(), w->rows.end(), off)) {
                     failHere(format("TMA copy into byte %u of dynamic shared memory, which a wgmma not yet waited for by %d threads still "
                                     "reads (the stage was refilled before every consumer released it)", off, w->pending));
                 }
             }
-            long long gx = (long long) op.x + e, gy = (long long) op.y + r;
-            if (gx < 0 || gy < 0 || (uint64_t) gx >= m.dims[0] || (uint64_t) gy >= m.dims[1]) {
-                memset(live + off, 0, m.elemBytes);
-            } else {
+            for (uint32_t e = 0; e < perChunk; e++) {
+                long long gx = (long long) op.x + c * perChunk + e, gy = (long long) op.y + r;
+                unsigned char* to = live + off + e * m.elemBytes;
+                if (gx < 0 || gy < 0 || (uint64_t) gx >= m.dims[0] || (uint64_t) gy >= m.dims[1]) {
+                    memset(to, 0, m.elemBytes);
+                    continue;
+                }
                 const char* src = (const char*) m.address + gy * m.stride + gx * m.elemBytes;
                 if (!inside((uintptr_t) src, m.elemBytes)) {
                     failHere(format("TMA copy reads element (%lld, %lld) of its tensor map at %s", gx, gy, describeAddress((uintptr_t) src).c_str()));
                 }
-                memcpy(live + off, src, m.elemBytes);
+                memcpy(to, src, m.elemBytes);
             }
-            memcpy(g_asyncView.data() + off, live + off, m.elemBytes);
-            for (uint32_t i = 0; i < m.elemBytes; i++) g_unfencedBy[off + i] = 0;
+            memcpy(g_asyncView.data() + off, live + off, 16);
+            memset(&g_unfencedBy[off], 0, 16 * sizeof(int));
         }
     }
     g.progress++;
