@@ -151,6 +151,10 @@ public final class KernelsBench implements Callable<Integer> {
 
     private void gemms() {
         int bt = quick ? 64 : 4096, vocab = quick ? 256 : 32768;
+        // The ceiling of every row below: the micro-kernel with its panels in L1 (~0.1 s a run at full size)
+        int calls = quick ? 200 : 10_000;
+        double kernelFlops = Gemm.kernelInL1(calls);
+        print(time("gemm", "micro-kernel alone, one pair of panels in L1", kernelFlops, -1, () -> Gemm.kernelInL1(calls)));
         int[] squares = quick ? new int[] {48} : new int[] {512, 1024, 2048};
         for (int s : squares) gemm(s + "x" + s + "x" + s, s, s, s, false, false);
         int[][] dims = quick ? new int[][] {{2, 16}} : new int[][] {{4, 256}, {6, 384}};

@@ -68,6 +68,9 @@ class KernelsBenchTest {
         }
         assertEquals(new TreeSet<>(List.of("attention", "bandwidth", "c_fma_peak", "cross_entropy", "gemm", "lm_head_ce", "rms_norm", "rotary")), ops);
         assertTrue(out.contains("of the triad"), "memory-bound ops say their share of the bandwidth: " + out);
+        // the GEMM rows' ceiling comes first: the micro-kernel alone, with its rate
+        assertTrue(lines.stream().filter(l -> l.contains("\"op\":\"gemm\"")).findFirst()
+                .filter(l -> l.contains("micro-kernel alone") && l.matches(".*\"gflops\":[0-9.]+.*")).isPresent(), out);
         // the CE row kernel timed alone, judged against the lm_head forward GEMM
         assertTrue(lines.stream().anyMatch(l -> l.contains("\"op\":\"cross_entropy\"") && l.contains(" alone\"")
                 && l.matches(".*\"note\":\"[^\"]*\\d+\\.\\d\\dx the lm_head fwd GEMM.*")), out);

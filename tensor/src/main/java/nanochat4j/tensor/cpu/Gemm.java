@@ -92,6 +92,31 @@ public final class Gemm {
                 + (PANEL_PAIRS ? "two panels a vector" : PANEL_VECTORS ? "a vector a panel" : "float by float") + ")";
     }
 
+    /** One KC-deep pair of panels per thread for {@link #kernelInL1}: small normal floats (no subnormal slow path). */
+    private static final ThreadLocal<float[][]> L1_PANELS = ThreadLocal.withInitial(() -> {
+        float[] ap = new float[KC * MR], bp = new float[KC * NR];
+        for (int i = 0; i < ap.length; i++) ap[i] = 1e-3f * (1 + i % 7);
+        for (int i = 0; i < bp.length; i++) bp[i] = 1e-3f * (1 + i % 5);
+        return new float[][] {ap, bp, new float[MR * NR]};
+    });
+
+    /**
+     * The micro-kernel alone: every pool thread runs it {@code calls} times over one KC-deep pair of A and B panels
+     * that stays in L1; returns the flops done. Its rate is the ceiling of every GEMM here, what one would reach if
+     * packing, C's epilogue and the caches cost nothing, so {@code bench kernels} prints it beside the GEMM rows: a
+     * GEMM's distance to the C loop splits into the kernel's own and the rest's.
+     */
+    public static double kernelInL1(int calls) {
+        int threads = Parallel.threads();
+        Parallel.forRange(threads, (t0, t1) -> {
+            float[][] panels = L1_PANELS.get();
+            for (int t = t0; t < t1; t++) {
+                for (int i = 0; i < calls; i++) kernel(KC, panels[0], 0, MR, panels[1], 0, panels[2]);
+            }
+        });
+        return 2.0 * MR * NR * KC * calls * threads;
+    }
+
     private static final class Workspace {
         final float[] a = new float[MC * KC];
         /** The micro-kernel's sums for one tile, before {@link #store} scales them into C. */

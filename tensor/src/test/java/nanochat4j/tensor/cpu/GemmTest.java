@@ -143,6 +143,12 @@ class GemmTest {
     }
 
     @Test
+    void kernelInL1CountsTheFlopsOfEveryThreadsCalls() {
+        assertEquals(2.0 * Gemm.MR * Gemm.NR * Gemm.KC * 3 * Parallel.threads(), Gemm.kernelInL1(3));
+        assertEquals(0.0, Gemm.kernelInL1(0));
+    }
+
+    @Test
     void deepSplitPacksEachOperandAsFewTimesAsItCan() {
         // d6's weight gradients on two threads: c_proj (384×1536) packs its wide B once over four column blocks; c_fc
         // (1536×384) and the square ones keep row blocks; the vocab-wide ones need many row blocks to fit C in L2
