@@ -117,6 +117,11 @@ public final class Gemm {
         return 2.0 * MR * NR * KC * calls * threads;
     }
 
+    /** The calling thread's {@link #kernelInL1} panels: A (KC×MR), B (KC×NR) and the last tile of sums (MR×NR). */
+    static float[][] kernelInL1Panels() {
+        return L1_PANELS.get();
+    }
+
     private static final class Workspace {
         final float[] a = new float[MC * KC];
         /** The micro-kernel's sums for one tile, before {@link #store} scales them into C. */

@@ -143,9 +143,19 @@ class GemmTest {
     }
 
     @Test
-    void kernelInL1CountsTheFlopsOfEveryThreadsCalls() {
+    void kernelInL1RunsTheMicroKernelOnEveryThreadAndCountsItsFlops() {
         assertEquals(2.0 * Gemm.MR * Gemm.NR * Gemm.KC * 3 * Parallel.threads(), Gemm.kernelInL1(3));
-        assertEquals(0.0, Gemm.kernelInL1(0));
+        // the calling thread ran its share: its last tile holds the panels' product, against float64
+        float[][] p = Gemm.kernelInL1Panels();
+        java.util.Arrays.fill(p[2], Float.NaN);
+        Gemm.kernelInL1(1);
+        for (int r = 0; r < Gemm.MR; r++) {
+            for (int q = 0; q < Gemm.NR; q++) {
+                double want = 0;
+                for (int k = 0; k < Gemm.KC; k++) want += (double) p[0][k * Gemm.MR + r] * p[1][k * Gemm.NR + q];
+                assertEquals(want, p[2][r * Gemm.NR + q], 1e-5 * Math.abs(want), "tile (" + r + ", " + q + ")");
+            }
+        }
     }
 
     @Test
