@@ -86,10 +86,18 @@ public final class KernelsBench implements Callable<Integer> {
     private float[] operands = new float[0], product = new float[0];
 
     /** One timed op: flops < 0 when the op is memory bound (then bytes gives its traffic for the note). */
-    /** A row; {@code cPeak} is the C FMA loop's GFLOP/s measured beside a flop-bound op (NaN for the others). */
-    private record Result(String op, String shape, double ms, double flops, double bytes, double peak, String note, double cPeak) {
+    /**
+     * A row; {@code cPeak} is the C FMA loop's GFLOP/s measured beside a flop-bound op, {@code kernel} the GEMM
+     * micro-kernel's alone right after a GEMM row (NaN for the others).
+     */
+    private record Result(String op, String shape, double ms, double flops, double bytes, double peak, String note, double cPeak,
+            double kernel) {
         Result(String op, String shape, double ms, double flops, double bytes, double peak, String note) {
-            this(op, shape, ms, flops, bytes, peak, note, Double.NaN);
+            this(op, shape, ms, flops, bytes, peak, note, Double.NaN, Double.NaN);
+        }
+
+        Result withKernel(double gflops) {
+            return new Result(op, shape, ms, flops, bytes, peak, note, cPeak, gflops);
         }
     }
 
@@ -190,8 +198,25 @@ public final class KernelsBench implements Callable<Integer> {
         float[] ab = operands, c = product;
         int lda = ta ? m : k, ldb = tb ? k : n;
         Result r = time("gemm", shape, 2.0 * m * n * k, -1, () -> Gemm.sgemm(ta, tb, m, n, k, 1f, ab, 0, lda, ab, 0, ldb, 0f, c, 0, n));
-        print(r);
+        print(r.withKernel(kernelAlone()));
         return r.ms;
+    }
+
+    /**
+     * The micro-kernel alone, run right after a GEMM row's timed runs: GFLOP/s, the best of 5 short runs. The C loop
+     * touches only registers, so a host whose loads slow down (a neighbour's, on our shared guests: the kernel alone
+     * read 72% and then 94% of the C loop in runs minutes apart) leaves it unmoved; the kernel, with its loads,
+     * slows down with the GEMM, and a row's share of it says what the code around the kernel costs.
+     */
+    private double kernelAlone() {
+        int calls = quick ? 50 : 5_000;
+        double best = 0;
+        for (int i = 0; i < 5; i++) {
+            long t0 = System.nanoTime();
+            double flops = Gemm.kernelInL1(calls);
+            best = Math.max(best, flops / (System.nanoTime() - t0));
+        }
+        return best;
     }
 
     // ------------------------------------------------------------------ attention
@@ -392,7 +417,7 @@ public final class KernelsBench implements Callable<Integer> {
                         growth / 1e6, faults);
         String storm = Deopts.note(w, "the timed runs");
         if (storm != null) note = note == null ? storm : storm + "; " + note;
-        return new Result(op, shape, med, flops, bytes, peak, note, cBeside);
+        return new Result(op, shape, med, flops, bytes, peak, note, cBeside, Double.NaN);
     }
 
     private void print(Result r) {
@@ -402,6 +427,10 @@ public final class KernelsBench implements Callable<Integer> {
         if (!cRow && gflops != null && !Double.isNaN(r.cPeak)) {
             String share = String.format(Locale.ROOT, "%.0f%% of the C peak (%.1f GFLOP/s, run beside it)", 100 * gflops / r.cPeak, r.cPeak);
             note = note == null ? share : share + "; " + note;
+        }
+        if (gflops != null && !Double.isNaN(r.kernel)) {
+            String share = String.format(Locale.ROOT, "%.0f%% of the micro-kernel alone (%.1f GFLOP/s, run after it)", 100 * gflops / r.kernel, r.kernel);
+            note = note == null ? share : note + "; " + share;
         }
         if (r.bytes > 0) {
             double gbs = r.bytes / r.ms / 1e6;
@@ -418,6 +447,7 @@ public final class KernelsBench implements Callable<Integer> {
             row.put("gflops", gflops == null ? null : round(gflops));
             row.put("peak_gflops", round(r.peak));
             row.put("c_peak_gflops", Double.isNaN(r.cPeak) ? null : round(r.cPeak));
+            row.put("kernel_gflops", Double.isNaN(r.kernel) ? null : round(r.kernel));
             row.put("note", note);
             try {
                 out.println(mapper.writeValueAsString(row));
