@@ -204,9 +204,9 @@ public final class KernelsBench implements Callable<Integer> {
 
     /**
      * The micro-kernel alone, run right after a GEMM row's timed runs: GFLOP/s, the best of 5 short runs. The C loop
-     * touches only registers, so a host whose loads slow down (a neighbour's, on our shared guests: the kernel alone
-     * read 72% and then 94% of the C loop in runs minutes apart) leaves it unmoved; the kernel, with its loads,
-     * slows down with the GEMM, and a row's share of it says what the code around the kernel costs.
+     * touches only registers, so a host whose loads slow down (a neighbour on our shared guests) leaves it unmoved,
+     * while the kernel, with its loads, slows down with the GEMM: a row's share of it says what the code around the
+     * kernel costs, in any window (docs/BENCHMARKS.md, session 34).
      */
     private double kernelAlone() {
         int calls = quick ? 50 : 5_000;
