@@ -85,10 +85,10 @@ public final class KernelsBench implements Callable<Integer> {
     /** GEMM operands are read from one random array and written to one output array, both grown as needed. */
     private float[] operands = new float[0], product = new float[0];
 
-    /** One timed op: flops < 0 when the op is memory bound (then bytes gives its traffic for the note). */
     /**
-     * A row; {@code cPeak} is the C FMA loop's GFLOP/s measured beside a flop-bound op, {@code kernel} the GEMM
-     * micro-kernel's alone right after a GEMM row (NaN for the others).
+     * A row, one timed op: flops < 0 when the op is memory bound (then bytes gives its traffic for the note);
+     * {@code cPeak} is the C FMA loop's GFLOP/s measured beside a flop-bound op, {@code kernel} the GEMM micro-kernel's
+     * alone right after a GEMM row (NaN for the others).
      */
     private record Result(String op, String shape, double ms, double flops, double bytes, double peak, String note, double cPeak,
             double kernel) {

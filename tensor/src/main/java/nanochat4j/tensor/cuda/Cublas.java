@@ -172,8 +172,23 @@ public final class Cublas implements AutoCloseable {
      * Cᵀ = op(B)ᵀ·op(A)ᵀ, so B goes first.
      */
     public void gemmBf16RowMajor(boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long b, float beta, long c) {
-        gemmEx(transB ? OP_T : OP_N, transA ? OP_T : OP_N, n, m, k, alpha, b, R_16BF, transB ? k : n, a, R_16BF, transA ? m : k, beta, c,
-                R_32F, n, COMPUTE_32F);
+        gemmBf16RowMajor(1, transA, transB, m, n, k, alpha, a, 0, b, 0, beta, c);
+    }
+
+    /**
+     * {@link #gemmBf16RowMajor} over a batch: entry i reads A at a + 2·i·strideA and B at b + 2·i·strideB (strides in
+     * elements, 0 for an operand the batch shares) and writes its m×n C right after entry i − 1's. One GemmEx for a
+     * batch of 1, else one strided-batched call.
+     */
+    public void gemmBf16RowMajor(int batch, boolean transA, boolean transB, int m, int n, int k, float alpha, long a, long strideA,
+                                 long b, long strideB, float beta, long c) {
+        int opB = transB ? OP_T : OP_N, opA = transA ? OP_T : OP_N, ldb = transB ? k : n, lda = transA ? m : k;
+        if (batch == 1) {
+            gemmEx(opB, opA, n, m, k, alpha, b, R_16BF, ldb, a, R_16BF, lda, beta, c, R_32F, n, COMPUTE_32F);
+        } else {
+            gemmStridedBatchedEx(opB, opA, n, m, k, alpha, b, R_16BF, ldb, strideB, a, R_16BF, lda, strideA, beta, c, R_32F, n,
+                    (long) m * n, batch, COMPUTE_32F);
+        }
     }
 
     /** bf16 batched GEMM: strides in elements, 0 for an operand every batch entry shares (Muon's polar express, CudaBackend.matmulAtPrecision). */

@@ -266,16 +266,7 @@ public final class CudaBackend implements Backend {
         if (pl.batch() == 0 || pl.m() == 0 || pl.n() == 0 || pl.k() == 0) return c;
         Tensor ah = castBf16(a, a.numel()), bh = a == b ? ah : castBf16(b, b.numel());
         ctx.bind();
-        Cublas blas = ctx.cublas();
-        int m = pl.m(), n = pl.n(), k = pl.k(), lda = transA ? m : k, ldb = transB ? k : n;
-        long pa = p(ah), pb = p(bh), pc = p(c), mn = (long) m * n;
-        int opA = transB ? Cublas.OP_T : Cublas.OP_N, opB = transA ? Cublas.OP_T : Cublas.OP_N;   // row-major C as column-major Cᵀ
-        if (pl.batch() == 1) {
-            blas.gemmBf16RowMajor(transA, transB, m, n, k, 1f, pa, pb, 0f, pc);
-        } else {
-            blas.gemmStridedBatchedEx(opA, opB, n, m, k, 1f, pb, Cublas.R_16BF, ldb, pl.strideB(), pa, Cublas.R_16BF, lda, pl.strideA(), 0f,
-                    pc, Cublas.R_32F, n, mn, pl.batch(), Cublas.COMPUTE_32F);
-        }
+        ctx.cublas().gemmBf16RowMajor(pl.batch(), transA, transB, pl.m(), pl.n(), pl.k(), 1f, p(ah), pl.strideA(), p(bh), pl.strideB(), 0f, p(c));
         recycle(ah, a == b ? null : bh); // stream-ordered after the GEMMs that read them
         fence(a, b);
         return c;
