@@ -11,7 +11,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * Runs a test class's {@code main} in a child JVM (for JIT settings a running JVM cannot change: -Xint, a
  * recompilation cutoff, …) with this JVM's vector flags passed on ({@code -XX:UseAVX}, {@code -XX:MaxVectorSize},
- * {@code -Dnanochat4j.*}: the width a surefire execution tests at), and returns what it printed. Other modules'
+ * {@code -Dnanochat4j.*}: the width a surefire execution tests at; {@code -XX:+IgnoreUnrecognizedVMOptions} where this
+ * JVM has it), and returns what it printed. Other modules'
  * tests take it from this module's test-jar.
  */
 public final class ChildJvm {
@@ -27,8 +28,10 @@ public final class ChildJvm {
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("--add-modules=jdk.incubator.vector");
         for (String arg : ManagementFactory.getRuntimeMXBean().getInputArguments()) {
-            // this JVM's vector flags, not surefire's agent or debug options
-            if (arg.startsWith("-XX:UseAVX") || arg.startsWith("-XX:MaxVectorSize") || arg.startsWith("-Dnanochat4j.")) {
+            // this JVM's vector flags, not surefire's agent or debug options; and IgnoreUnrecognizedVMOptions with them,
+            // which lets the avx2 execution's -XX:UseAVX=2 start a JVM on arm64, where the flag does not exist
+            if (arg.startsWith("-XX:UseAVX") || arg.startsWith("-XX:MaxVectorSize") || arg.startsWith("-Dnanochat4j.")
+                    || arg.equals("-XX:+IgnoreUnrecognizedVMOptions")) {
                 cmd.add(arg);
             }
         }
