@@ -11,9 +11,9 @@
 # x86 run of the suite has (AVX2 has 16 registers, AVX-512 16 lanes).
 # Needs root (or sudo) once: it installs qemu-user-static and registers it for arm64 ELF files with binfmt_misc, so
 # that the JVM's own helpers and the child JVMs some tests start run too. The JDK (Debian unstable's
-# openjdk-25-jdk-headless and the libraries it and AWT's text need, ~380 MB of .debs, checked against the archive's SHA-256) is
-# unpacked once into $NANOCHAT4J_ARM64_CACHE (default ~/.cache/nanochat4j/arm64). The CUDA kernels' cudasim stage is
-# x86-only and not run.
+# openjdk-25-jdk-headless and the libraries it and AWT's text need, ~380 MB of .debs, checked against the archive's
+# SHA-256) is unpacked once into $NANOCHAT4J_ARM64_CACHE (default ~/.cache/nanochat4j/arm64). The CUDA kernels'
+# cudasim stage is x86-only and not run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/jdk.sh
