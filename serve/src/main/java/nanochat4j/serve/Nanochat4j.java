@@ -23,6 +23,7 @@ import picocli.CommandLine.Command;
                 nanochat4j.train.chat.ChatEvalCommand.class,
                 nanochat4j.train.chat.ChatRlCommand.class,
                 nanochat4j.train.report.ReportCommand.class,
+                nanochat4j.train.report.ScalingCommand.class,
                 nanochat4j.serve.chat.ChatCommand.class,
                 nanochat4j.serve.web.ServeCommand.class,
                 nanochat4j.serve.interop.ImportNanochatCommand.class,

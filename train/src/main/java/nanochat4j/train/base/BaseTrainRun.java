@@ -419,6 +419,7 @@ final class BaseTrainRun {
             extra.put("device_batch_size", o.deviceBatchSize);
             extra.put("max_seq_len", o.maxSeqLen);
             extra.put("total_batch_size", dial.totalBatch());
+            extra.put("num_iterations", dial.numIterations()); // the horizon: `scaling` tells a finished run from a stopped one
             extra.put("dataloader_state_dict", JSON.convertValue(consumed, Map.class));
             if (comm.worldSize() > 1) extra.put("dataloader_state_per_rank", loaders.stream().map(l -> JSON.convertValue(l, Map.class)).toList());
             extra.put("loop_state", state.toMeta());
