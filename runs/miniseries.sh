@@ -8,8 +8,9 @@
 # A finished depth (base_checkpoints/<series>_miniseries_d<depth> holds its checkpoint) is skipped; delete the folder
 # to run it again. DEVICE=cuda|cpu (default: cuda where an NVIDIA driver is present), NPROC GPU workers (default:
 # every GPU). Sizes (env): DEPTHS (GPU: nanochat's 12 14 … 26; CPU: 1 2 3 with a 2048-token vocabulary, 256-token
-# rows, 2,048 tokens a step), RATIO (tokens per scaling param, base-train's default 12), EVAL_TOKENS, CORE_PER_TASK
-# (CORE at the end; default off), VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
+# rows, 2,048 tokens a step), RATIO (tokens per scaling param, base-train's default 12), KEEP_WEIGHTS=0 (delete each
+# run's weights and optimizer state once it finished), EVAL_TOKENS, CORE_PER_TASK (CORE at the end; default off),
+# VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERIES="${SERIES_NAME:-$(date +%b%d | tr '[:upper:]' '[:lower:]')}"
@@ -18,7 +19,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --data) DATA="$2"; shift 2 ;;
     --data=*) DATA="${1#--data=}"; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     -*) echo "miniseries.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     *) SERIES="$1"; shift ;;
   esac

@@ -10,9 +10,9 @@
 # stopped sweep goes on where it stopped; delete a folder to run it again. DEVICE=cuda|cpu (default: cuda where an
 # NVIDIA driver is present), NPROC GPU workers (default: every GPU). Sizes (env): FLOPS_BUDGETS and DEPTHS; on the GPU
 # nanochat's (1e18 2.15e18 4.64e18 1e19; depths 10-20); on the CPU a sweep of tiny models, 1e12 3e12 1e13 at depths
-# 1-4 (2048-token vocabulary, 256-token rows, 2,048 tokens a step).
-# EVAL_TOKENS (final val bpb), CORE_PER_TASK (CORE examples per task at the end: nanochat's -1 = all; default off),
-# VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
+# 1-4 (2048-token vocabulary, 256-token rows, 2,048 tokens a step). KEEP_WEIGHTS=0 deletes each run's weights and
+# optimizer state once it finished (a GPU sweep's come to hundreds of GB). EVAL_TOKENS (final val bpb), CORE_PER_TASK
+# (CORE examples per task at the end: nanochat's -1 = all; default off), VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LABEL="$(date +%b%d | tr '[:upper:]' '[:lower:]')"
@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
     --label=*) LABEL="${1#--label=}"; shift ;;
     --data) DATA="$2"; shift 2 ;;
     --data=*) DATA="${1#--data=}"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "scaling_laws.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -31,7 +31,7 @@ done
 sweep_device
 if [ "$DEVICE" = cuda ]; then
   FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e18 2.15e18 4.64e18 1e19}" DEPTHS="${DEPTHS:-10 12 14 16 18 20}"
-  VOCAB="${VOCAB:-32768}" EVAL_TOKENS="${EVAL_TOKENS:-$((100 * 524288))}" SHARDS="${SHARDS:-170}"
+  VOCAB="${VOCAB:-32768}" EVAL_TOKENS="${EVAL_TOKENS:-$((100 * 524288))}" SHARDS="${SHARDS:-370}"
 else
   FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e12 3e12 1e13}" DEPTHS="${DEPTHS:-1 2 3 4}"
   VOCAB="${VOCAB:-2048}" EVAL_TOKENS="${EVAL_TOKENS:-65536}" SEQ="${SEQ:-256}" DEVICE_BATCH="${DEVICE_BATCH:-8}"

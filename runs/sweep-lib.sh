@@ -71,5 +71,8 @@ sweep_train() {
   if [ -n "${CORE_PER_TASK:-}" ]; then core=(--core-metric-every 999999 --core-metric-max-per-task "$CORE_PER_TASK"); else core=(--core-metric-every -1); fi
   echo "[$(date '+%F %T')] $0: $tag"
   "${RUN[@]}" base-train --depth "$depth" "${sizes[@]}" "$@" --model-tag "$tag" --data "$DATA" --eval-every 999999 \
-    --eval-tokens "$EVAL_TOKENS" "${core[@]}" --sample-every -1 --save-every -1 2>&1 | tee "$RESULTS/$tag.log"
+    --eval-tokens "$EVAL_TOKENS" "${core[@]}" --sample-every -1 --save-every -1 2>&1 | tee "$RESULTS/$tag.log" || return 1
+  # KEEP_WEIGHTS=0: only the meta file, metrics and chart stay (what `scaling` reads); a GPU sweep's weights and
+  # optimizer state run to hundreds of GB
+  if [ "${KEEP_WEIGHTS:-1}" = 0 ]; then rm -f "$NANOCHAT_BASE_DIR/base_checkpoints/$tag"/model_*.safetensors "$NANOCHAT_BASE_DIR/base_checkpoints/$tag"/optim_*.safetensors; fi
 }

@@ -36,10 +36,12 @@ class SweepScriptsTest {
         Files.createDirectories(tmp.resolve("data"));
         Path calls = tmp.resolve("calls.txt");
         Files.deleteIfExists(calls);
-        // the stand-in: records its arguments; fails the run whose tag is $FAIL_TAG
+        // the stand-in: records its arguments; fails the run whose tag is $FAIL_TAG; a run leaves its checkpoint files
         Path fake = tmp.resolve("nanochat4j");
         Files.writeString(fake, "#!/usr/bin/env bash\nprintf '%s\\n' \"$*\" >> '" + calls + "'\n"
-                + "if [ -n \"${FAIL_TAG:-}\" ] && [[ \" $* \" == *\" $FAIL_TAG \"* ]]; then echo 'out of memory' >&2; exit 3; fi\n");
+                + "if [ -n \"${FAIL_TAG:-}\" ] && [[ \" $* \" == *\" $FAIL_TAG \"* ]]; then echo 'out of memory' >&2; exit 3; fi\n"
+                + "prev=; for a in \"$@\"; do if [ \"$prev\" = --model-tag ]; then d=\"$NANOCHAT_BASE_DIR/base_checkpoints/$a\"; mkdir -p \"$d\"; "
+                + "touch \"$d/meta_000010.json\" \"$d/model_000010.safetensors\" \"$d/optim_000010_rank0.safetensors\"; fi; prev=$a; done\n");
         Files.setPosixFilePermissions(fake, PosixFilePermissions.fromString("rwxr-xr-x"));
         List<String> cmd = new java.util.ArrayList<>(List.of("bash", tmp.resolve("runs").resolve(script).toString()));
         cmd.addAll(Arrays.asList(args));
@@ -85,6 +87,7 @@ class SweepScriptsTest {
         assertTrue(r.calls().contains("tok-train --data " + tmp.resolve("data") + " --vocab-size 2048"), String.join("\n", r.calls()));
         // the analysis runs after a failure too, over what finished
         assertEquals("scaling --prefix scaling_t_ --out " + tmp.resolve("base/scaling_t_results"), r.calls().getLast());
+        assertTrue(Files.exists(tmp.resolve("base/base_checkpoints/scaling_t_1e13_d4/model_000010.safetensors")), "weights kept by default");
         parsesWithTheRealCommands(r.calls());
     }
 
@@ -92,7 +95,7 @@ class SweepScriptsTest {
     void aMiniseriesOnTwoGpusRunsEachDepthAsTwoWorkersAtNanochatsSizes() throws Exception {
         Files.createDirectories(tmp.resolve("base/tokenizer"));
         Files.writeString(tmp.resolve("base/tokenizer/tokenizer.bpe"), "");
-        Result r = run(Map.of("DEVICE", "cuda", "CUDA_VISIBLE_DEVICES", "0,1", "DEPTHS", "12 20 28", "CORE_PER_TASK", "-1"),
+        Result r = run(Map.of("DEVICE", "cuda", "CUDA_VISIBLE_DEVICES", "0,1", "DEPTHS", "12 20 28", "CORE_PER_TASK", "-1", "KEEP_WEIGHTS", "0"),
                 "miniseries.sh", "s1", "--data", tmp.resolve("data").toString());
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.calls().stream().noneMatch(l -> l.startsWith("tok-train")), "the tokenizer there is kept: " + r.calls());
@@ -105,6 +108,10 @@ class SweepScriptsTest {
         assertTrue(train.get(0).contains("--depth 12 ") && train.get(0).contains("--device-batch-size 32 ") && train.get(0).contains("--model-tag s1_miniseries_d12"), train.get(0));
         assertTrue(train.get(1).contains("--device-batch-size 16 ") && train.get(2).contains("--device-batch-size 8 "), String.join("\n", train));
         assertEquals("scaling --prefix s1_miniseries_ --out " + tmp.resolve("base/s1_miniseries_results"), r.calls().getLast());
+        Path d20 = tmp.resolve("base/base_checkpoints/s1_miniseries_d20");
+        assertTrue(Files.exists(d20.resolve("meta_000010.json")), "KEEP_WEIGHTS=0 keeps the meta file `scaling` reads");
+        assertTrue(!Files.exists(d20.resolve("model_000010.safetensors")) && !Files.exists(d20.resolve("optim_000010_rank0.safetensors")),
+                "KEEP_WEIGHTS=0 deletes the weights and optimizer state");
         parsesWithTheRealCommands(r.calls());
     }
 

@@ -27,8 +27,8 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /**
  * A sweep of base models (runs/scaling_laws.sh, runs/miniseries.sh) read back from their checkpoints: every
- * {@code base_checkpoints/<prefix>*} folder's last meta file gives a row of {@code results.csv} (nanochat's columns
- * first, so its scaling-analysis notebook reads the file; then ours), and {@code scaling.md} + {@code scaling.png}
+ * {@code base_checkpoints/<prefix>*} folder's last meta file gives a row of {@code results.csv} (the columns of both
+ * of nanochat's sweep scripts, so its scaling-analysis notebook reads the file; then ours), and {@code scaling.md} + {@code scaling.png}
  * hold the analysis nanochat leaves to that notebook:
  * <ul>
  *   <li>per FLOP budget (runs with the same {@code --target-flops}), val bpb against ln(scaling params) fitted by a
@@ -220,10 +220,10 @@ public final class Scaling {
         return new PowerLaw(e, Math.exp(my - e * mx));
     }
 
-    /** nanochat's scaling results.csv columns, then ours. */
+    /** nanochat's scaling_laws.sh results.csv columns, then the rest of its miniseries.sh ones, then ours. */
     static final String CSV_HEADER = "flops_budget,depth,model_dim,params_wte,params_value_embeds,params_lm_head,params_transformer,"
             + "params_scalars,params_total,num_iterations,tokens_trained,val_bpb,core_score,train_time_sec,"
-            + "tag,num_scaling_params,flops_per_token,total_batch_size,training_flops,param_data_ratio,finished";
+            + "tag,num_params,num_scaling_params,flops_per_token,total_batch_size,training_flops,param_data_ratio,finished";
 
     static String csv(List<Run> runs) {
         StringBuilder sb = new StringBuilder(CSV_HEADER).append('\n');
@@ -236,7 +236,7 @@ public final class Scaling {
                     .append(Double.isNaN(r.valBpb()) ? "" : fmt("%.6f", r.valBpb())).append(',')
                     .append(Double.isNaN(r.core()) ? "" : fmt("%.4f", r.core())).append(',')
                     .append(Double.isNaN(r.trainSeconds()) ? "" : fmt("%.1f", r.trainSeconds())).append(',')
-                    .append(r.tag()).append(',').append(r.scalingParams()).append(',').append(r.flopsPerToken()).append(',')
+                    .append(r.tag()).append(',').append(p.total()).append(',').append(r.scalingParams()).append(',').append(r.flopsPerToken()).append(',')
                     .append(r.totalBatch()).append(',').append(fmt("%.6g", r.trainingFlops())).append(',')
                     .append(fmt("%.3f", r.ratio())).append(',').append(r.usable()).append('\n');
         }

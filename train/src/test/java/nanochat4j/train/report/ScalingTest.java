@@ -110,6 +110,10 @@ class ScalingTest {
         assertEquals(20, csv.size());
         assertTrue(csv.getFirst().startsWith("flops_budget,depth,model_dim,params_wte,params_value_embeds,params_lm_head,params_transformer,"
                 + "params_scalars,params_total,num_iterations,tokens_trained,val_bpb,core_score,train_time_sec,"), csv.getFirst());
+        // and miniseries.sh's: depth, model_dim, num_params, num_scaling_params, num_iterations, tokens_trained, param_data_ratio, …
+        for (String col : List.of("num_params", "num_scaling_params", "param_data_ratio")) {
+            assertTrue(List.of(csv.getFirst().split(",")).contains(col), col);
+        }
         String d9 = csv.stream().filter(l -> l.contains("sw_1e+14_d9")).findFirst().orElseThrow();
         assertTrue(d9.startsWith("1.00000e+14,9,576,") && d9.endsWith(",false"), d9);
         assertTrue(Files.size(base.resolve("out/scaling.png")) > 1000, "the chart");
