@@ -23,6 +23,7 @@ import nanochat4j.train.base.MetricsPlot;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 /**
@@ -65,8 +66,15 @@ public final class Scaling {
     /** y = coefficient · x^exponent, fitted in log-log. */
     public record PowerLaw(double exponent, double coefficient) {}
 
-    /** What one budget gave: its usable runs, and the optimum or the reason there is none. */
-    public record Budget(double flops, List<Run> runs, Optimum optimum, String why) {}
+    /**
+     * What one budget gave: its usable runs, and the optimum with its parabola {a, b, c} (bpb = a·x² + b·x + c,
+     * x = ln scaling params), or the reason there is none.
+     */
+    public record Budget(double flops, List<Run> runs, Optimum optimum, double[] parabola, String why) {
+        Budget(double flops, List<Run> runs, String why) {
+            this(flops, runs, null, null, why);
+        }
+    }
 
     /** Every {@code <checkpoints>/<prefix>*} folder with a meta file, by budget and then size. */
     public static List<Run> gather(Path checkpoints, String prefix) throws IOException {
@@ -133,7 +141,7 @@ public final class Scaling {
 
     private static Budget optimum(double c, List<Run> rs) {
         long sizes = rs.stream().mapToLong(Run::scalingParams).distinct().count();
-        if (sizes < 3) return new Budget(c, rs, null, sizes + " model size(s) finished: a parabola needs 3 or more depths");
+        if (sizes < 3) return new Budget(c, rs, sizes + " model size(s) finished: a parabola needs 3 or more depths");
         int n = rs.size();
         double[] x = new double[n], y = new double[n];
         int best = 0;
@@ -143,20 +151,20 @@ public final class Scaling {
             if (y[i] < y[best]) best = i;
         }
         if (best == 0 || best == n - 1) {
-            return new Budget(c, rs, null, "the lowest bpb is at the " + (best == 0 ? "smallest" : "largest")
+            return new Budget(c, rs, "the lowest bpb is at the " + (best == 0 ? "smallest" : "largest")
                     + " depth: the optimum lies outside the depths run (add " + (best == 0 ? "shallower" : "deeper") + " ones)");
         }
         double[] p = parabola(x, y);
-        if (!(p[0] > 0)) return new Budget(c, rs, null, "the fitted parabola opens downward: no minimum (noisy runs?)");
+        if (!(p[0] > 0)) return new Budget(c, rs, "the fitted parabola opens downward: no minimum (noisy runs?)");
         double xv = -p[1] / (2 * p[0]);
-        if (xv < x[0] || xv > x[n - 1]) return new Budget(c, rs, null, "the parabola's vertex lies outside the depths run");
+        if (xv < x[0] || xv > x[n - 1]) return new Budget(c, rs, "the parabola's vertex lies outside the depths run");
         // FLOPs per token at N*: linear in ln N between the two runs that bracket the vertex
         int j = 1;
         while (j < n - 1 && x[j] < xv) j++;
         double f0 = rs.get(j - 1).flopsPerToken(), f1 = rs.get(j).flopsPerToken();
         double t = x[j] > x[j - 1] ? (xv - x[j - 1]) / (x[j] - x[j - 1]) : 0;
         double fpt = f0 + t * (f1 - f0);
-        return new Budget(c, rs, new Optimum(c, Math.exp(xv), c / fpt, p[0] * xv * xv + p[1] * xv + p[2], n), null);
+        return new Budget(c, rs, new Optimum(c, Math.exp(xv), c / fpt, p[0] * xv * xv + p[1] * xv + p[2], n), p, null);
     }
 
     /** Least-squares {a, b, c} of y = a·x² + b·x + c (x centred for the normal equations' conditioning). */
@@ -330,15 +338,38 @@ public final class Scaling {
                         done.stream().mapToDouble(Run::valBpb).toArray());
             }
         }
-        for (Budget b : budgets) {
-            chart.addSeries(fmt("C = %.3g", b.flops()), b.runs().stream().mapToDouble(Run::scalingParams).toArray(),
-                    b.runs().stream().mapToDouble(Run::valBpb).toArray());
-            if (b.optimum() != null) vertices.add(new double[] {b.optimum().params(), b.optimum().bpb()});
+        java.awt.Color[] colors = chart.getStyler().getSeriesColors();
+        for (int i = 0; i < budgets.size(); i++) {
+            Budget b = budgets.get(i);
+            java.awt.Color color = colors[i % colors.length];
+            double[] xs = b.runs().stream().mapToDouble(Run::scalingParams).toArray();
+            XYSeries runsSeries = chart.addSeries(fmt("C = %.3g", b.flops()), xs, b.runs().stream().mapToDouble(Run::valBpb).toArray());
+            runsSeries.setMarkerColor(color);
+            runsSeries.setLineColor(color);
+            if (b.optimum() == null) continue; // the runs joined by lines; a fitted budget gets its parabola instead
+            runsSeries.setLineStyle(SeriesLines.NONE);
+            vertices.add(new double[] {b.optimum().params(), b.optimum().bpb()});
+            // the fitted parabola across the depths run
+            int k = 40;
+            double[] fx = new double[k], fy = new double[k];
+            double lo = Math.log(xs[0]), hi = Math.log(xs[xs.length - 1]);
+            for (int j = 0; j < k; j++) {
+                double u = lo + (hi - lo) * j / (k - 1);
+                fx[j] = Math.exp(u);
+                fy[j] = b.parabola()[0] * u * u + b.parabola()[1] * u + b.parabola()[2];
+            }
+            XYSeries fit = chart.addSeries(fmt("fit, C = %.3g", b.flops()), fx, fy);
+            fit.setMarker(SeriesMarkers.NONE);
+            fit.setLineColor(color);
+            fit.setLineStyle(SeriesLines.DASH_DASH);
+            fit.setShowInLegend(false);
         }
         if (!vertices.isEmpty()) {
-            XYSeries v = chart.addSeries("fitted optimum", vertices.stream().mapToDouble(p -> p[0]).toArray(),
+            XYSeries v = chart.addSeries("compute-optimal (fitted)", vertices.stream().mapToDouble(p -> p[0]).toArray(),
                     vertices.stream().mapToDouble(p -> p[1]).toArray());
             v.setMarker(SeriesMarkers.DIAMOND);
+            v.setMarkerColor(java.awt.Color.BLACK);
+            v.setLineColor(java.awt.Color.BLACK);
         }
         if (chart.getSeriesMap().isEmpty()) chart.addSeries("no finished runs", new double[] {1}, new double[] {0});
         MetricsPlot.save(chart, png);
