@@ -9,7 +9,7 @@
 # A run already finished (base_checkpoints/scaling_<label>_<budget>_d<depth> holds its checkpoint) is skipped, so a
 # stopped sweep goes on where it stopped; delete a folder to run it again. DEVICE=cuda|cpu (default: cuda where an
 # NVIDIA driver is present), NPROC GPU workers (default: every GPU). Sizes (env): FLOPS_BUDGETS and DEPTHS; on the GPU
-# nanochat's (1e18 2.15e18 4.64e18 1e19; depths 10-20); on the CPU a sweep of tiny models, 1e12 3e12 1e13 at depths
+# nanochat's (1e18 2.15e18 4.64e18 1e19; depths 10-20); on the CPU a sweep of tiny models, 1e13 3e13 1e14 at depths
 # 1-4 (2048-token vocabulary, 256-token rows, 2,048 tokens a step). KEEP_WEIGHTS=0 deletes each run's weights and
 # optimizer state once it finished (a GPU sweep's come to hundreds of GB). EVAL_TOKENS (final val bpb), CORE_PER_TASK
 # (CORE examples per task at the end: nanochat's -1 = all; default off), VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
@@ -33,7 +33,7 @@ if [ "$DEVICE" = cuda ]; then
   FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e18 2.15e18 4.64e18 1e19}" DEPTHS="${DEPTHS:-10 12 14 16 18 20}"
   VOCAB="${VOCAB:-32768}" EVAL_TOKENS="${EVAL_TOKENS:-$((100 * 524288))}" SHARDS="${SHARDS:-370}"
 else
-  FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e12 3e12 1e13}" DEPTHS="${DEPTHS:-1 2 3 4}"
+  FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e13 3e13 1e14}" DEPTHS="${DEPTHS:-1 2 3 4}"
   VOCAB="${VOCAB:-2048}" EVAL_TOKENS="${EVAL_TOKENS:-65536}" SEQ="${SEQ:-256}" DEVICE_BATCH="${DEVICE_BATCH:-8}"
   TOTAL_BATCH="${TOTAL_BATCH:-2048}" WARMUP="${WARMUP:-10}"
 fi

@@ -67,13 +67,13 @@ class SweepScriptsTest {
 
     @Test
     void scalingLawsOnTheCpuRunsEveryBudgetAndDepthSkipsFinishedOnesAndNamesAFailure() throws Exception {
-        Path done = Files.createDirectories(tmp.resolve("base/base_checkpoints/scaling_t_1e12_d2"));
+        Path done = Files.createDirectories(tmp.resolve("base/base_checkpoints/scaling_t_1e13_d2"));
         Files.writeString(done.resolve("meta_000103.json"), "{}");
-        Result r = run(Map.of("DEVICE", "cpu", "FAIL_TAG", "scaling_t_3e12_d1"), "scaling_laws.sh", "--label", "t", "--data",
+        Result r = run(Map.of("DEVICE", "cpu", "FAIL_TAG", "scaling_t_3e13_d1"), "scaling_laws.sh", "--label", "t", "--data",
                 tmp.resolve("data").toString());
         assertEquals(1, r.exit(), r.out());
-        assertTrue(r.out().contains("1 run(s) failed") && r.out().contains("scaling_t_3e12_d1"), r.out());
-        assertTrue(r.out().contains("scaling_t_1e12_d2 already finished"), r.out());
+        assertTrue(r.out().contains("1 run(s) failed") && r.out().contains("scaling_t_3e13_d1"), r.out());
+        assertTrue(r.out().contains("scaling_t_1e13_d2 already finished"), r.out());
         List<String> train = r.calls().stream().filter(l -> l.startsWith("base-train ")).toList();
         assertEquals(11, train.size(), String.join("\n", r.calls())); // 3 budgets × 4 depths, one finished
         for (String l : train) {
@@ -81,13 +81,13 @@ class SweepScriptsTest {
                     && l.contains("--save-every -1") && l.contains("--core-metric-every -1"), l);
         }
         assertTrue(train.contains("base-train --depth 4 --device cpu --head-dim 64 --window-pattern L --max-seq-len 256 --device-batch-size 8 "
-                + "--total-batch-size 2048 --warmup-steps 10 --target-flops 1e13 --target-param-data-ratio -1 --model-tag scaling_t_1e13_d4 "
+                + "--total-batch-size 2048 --warmup-steps 10 --target-flops 1e14 --target-param-data-ratio -1 --model-tag scaling_t_1e14_d4 "
                 + "--data " + tmp.resolve("data") + " --eval-every 999999 --eval-tokens 65536 --core-metric-every -1 --sample-every -1 "
                 + "--save-every -1"), String.join("\n", train));
         assertTrue(r.calls().contains("tok-train --data " + tmp.resolve("data") + " --vocab-size 2048"), String.join("\n", r.calls()));
         // the analysis runs after a failure too, over what finished
         assertEquals("scaling --prefix scaling_t_ --out " + tmp.resolve("base/scaling_t_results"), r.calls().getLast());
-        assertTrue(Files.exists(tmp.resolve("base/base_checkpoints/scaling_t_1e13_d4/model_000010.safetensors")), "weights kept by default");
+        assertTrue(Files.exists(tmp.resolve("base/base_checkpoints/scaling_t_1e14_d4/model_000010.safetensors")), "weights kept by default");
         parsesWithTheRealCommands(r.calls());
     }
 

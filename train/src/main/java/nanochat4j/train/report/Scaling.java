@@ -150,9 +150,10 @@ public final class Scaling {
             y[i] = rs.get(i).valBpb();
             if (y[i] < y[best]) best = i;
         }
-        if (best == 0 || best == n - 1) {
-            return new Budget(c, rs, "the lowest bpb is at the " + (best == 0 ? "smallest" : "largest")
-                    + " depth: the optimum lies outside the depths run (add " + (best == 0 ? "shallower" : "deeper") + " ones)");
+        if (x[best] == x[0] || x[best] == x[n - 1]) {
+            boolean small = x[best] == x[0];
+            return new Budget(c, rs, "the lowest bpb is at the " + (small ? "smallest" : "largest")
+                    + " depth: the optimum lies outside the depths run (add " + (small ? "shallower" : "deeper") + " ones)");
         }
         double[] p = parabola(x, y);
         if (!(p[0] > 0)) return new Budget(c, rs, "the fitted parabola opens downward: no minimum (noisy runs?)");
