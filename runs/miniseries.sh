@@ -9,8 +9,8 @@
 # to run it again. DEVICE=cuda|cpu (default: cuda where an NVIDIA driver is present), NPROC GPU workers (default:
 # every GPU). Sizes (env): DEPTHS (GPU: nanochat's 12 14 … 26; CPU: 1 2 3 with a 2048-token vocabulary, 256-token
 # rows, 2,048 tokens a step), RATIO (tokens per scaling param, base-train's default 12), KEEP_WEIGHTS=0 (delete each
-# run's weights and optimizer state once it finished), EVAL_TOKENS, CORE_PER_TASK (CORE at the end; default off),
-# VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
+# run's weights and optimizer state once it finished), EVAL_TOKENS, CORE_PER_TASK (CORE examples per task at the end:
+# GPU -1 = all, as nanochat; CPU off), VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERIES="${SERIES_NAME:-$(date +%b%d | tr '[:upper:]' '[:lower:]')}"
@@ -28,7 +28,7 @@ done
 sweep_device
 if [ "$DEVICE" = cuda ]; then
   DEPTHS="${DEPTHS:-12 14 16 18 20 22 24 26}" RATIO="${RATIO:-12}" VOCAB="${VOCAB:-32768}" EVAL_TOKENS="${EVAL_TOKENS:-$((80 * 524288))}"
-  SHARDS="${SHARDS:-370}"
+  SHARDS="${SHARDS:-370}" CORE_PER_TASK="${CORE_PER_TASK:--1}"
 else
   DEPTHS="${DEPTHS:-1 2 3}" RATIO="${RATIO:-12}" VOCAB="${VOCAB:-2048}" EVAL_TOKENS="${EVAL_TOKENS:-65536}" SEQ="${SEQ:-256}"
   DEVICE_BATCH="${DEVICE_BATCH:-8}" TOTAL_BATCH="${TOTAL_BATCH:-2048}" WARMUP="${WARMUP:-10}"

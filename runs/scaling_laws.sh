@@ -12,7 +12,7 @@
 # nanochat's (1e18 2.15e18 4.64e18 1e19; depths 10-20); on the CPU a sweep of tiny models, 1e13 3e13 1e14 at depths
 # 1-4 (2048-token vocabulary, 256-token rows, 2,048 tokens a step). KEEP_WEIGHTS=0 deletes each run's weights and
 # optimizer state once it finished (a GPU sweep's come to hundreds of GB). EVAL_TOKENS (final val bpb), CORE_PER_TASK
-# (CORE examples per task at the end: nanochat's -1 = all; default off), VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
+# (CORE examples per task at the end: GPU -1 = all, as nanochat; CPU off), VOCAB, SEQ, DEVICE_BATCH, TOTAL_BATCH, WARMUP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LABEL="$(date +%b%d | tr '[:upper:]' '[:lower:]')"
@@ -31,7 +31,7 @@ done
 sweep_device
 if [ "$DEVICE" = cuda ]; then
   FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e18 2.15e18 4.64e18 1e19}" DEPTHS="${DEPTHS:-10 12 14 16 18 20}"
-  VOCAB="${VOCAB:-32768}" EVAL_TOKENS="${EVAL_TOKENS:-$((100 * 524288))}" SHARDS="${SHARDS:-370}"
+  VOCAB="${VOCAB:-32768}" EVAL_TOKENS="${EVAL_TOKENS:-$((100 * 524288))}" SHARDS="${SHARDS:-370}" CORE_PER_TASK="${CORE_PER_TASK:--1}"
 else
   FLOPS_BUDGETS="${FLOPS_BUDGETS:-1e13 3e13 1e14}" DEPTHS="${DEPTHS:-1 2 3 4}"
   VOCAB="${VOCAB:-2048}" EVAL_TOKENS="${EVAL_TOKENS:-65536}" SEQ="${SEQ:-256}" DEVICE_BATCH="${DEVICE_BATCH:-8}"

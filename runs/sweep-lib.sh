@@ -54,7 +54,7 @@ sweep_failed() {
 sweep_done() { compgen -G "$NANOCHAT_BASE_DIR/base_checkpoints/$1/meta_*.json" > /dev/null; }
 
 # sweep_train TAG DEPTH ARGS…: one base-train of the sweep (its log beside the results), the device's sizes, final val bpb
-# only (and CORE where CORE_PER_TASK is set), no samples, one checkpoint at the end
+# (and CORE on CORE_PER_TASK examples a task unless it is off), no samples, one checkpoint at the end
 sweep_train() {
   local tag=$1 depth=$2 sizes core=()
   shift 2
@@ -68,11 +68,13 @@ sweep_train() {
     sizes=(--device cpu --head-dim 64 --window-pattern L --max-seq-len "$SEQ" --device-batch-size "$DEVICE_BATCH"
       --total-batch-size "$TOTAL_BATCH" --warmup-steps "$WARMUP")
   fi
-  if [ -n "${CORE_PER_TASK:-}" ]; then core=(--core-metric-every 999999 --core-metric-max-per-task "$CORE_PER_TASK"); else core=(--core-metric-every -1); fi
+  core=(--core-metric-every -1)
+  [ "${CORE_PER_TASK:-off}" = off ] || core=(--core-metric-every 999999 --core-metric-max-per-task "$CORE_PER_TASK")
   echo "[$(date '+%F %T')] $0: $tag"
   "${RUN[@]}" base-train --depth "$depth" "${sizes[@]}" "$@" --model-tag "$tag" --data "$DATA" --eval-every 999999 \
     --eval-tokens "$EVAL_TOKENS" "${core[@]}" --sample-every -1 --save-every -1 2>&1 | tee "$RESULTS/$tag.log" || return 1
   # KEEP_WEIGHTS=0: only the meta file, metrics and chart stay (what `scaling` reads); a GPU sweep's weights and
   # optimizer state run to hundreds of GB
-  if [ "${KEEP_WEIGHTS:-1}" = 0 ]; then rm -f "$NANOCHAT_BASE_DIR/base_checkpoints/$tag"/model_*.safetensors "$NANOCHAT_BASE_DIR/base_checkpoints/$tag"/optim_*.safetensors; fi
+  local dir="$NANOCHAT_BASE_DIR/base_checkpoints/$tag"
+  if [ "${KEEP_WEIGHTS:-1}" = 0 ]; then rm -f "$dir"/model_*.safetensors "$dir"/optim_*.safetensors; fi
 }

@@ -92,10 +92,10 @@ class SweepScriptsTest {
     }
 
     @Test
-    void aMiniseriesOnTwoGpusRunsEachDepthAsTwoWorkersAtNanochatsSizes() throws Exception {
+    void aMiniseriesOnTwoGpusRunsEachDepthAsTwoWorkersAtNanochatsSizesWithCore() throws Exception {
         Files.createDirectories(tmp.resolve("base/tokenizer"));
         Files.writeString(tmp.resolve("base/tokenizer/tokenizer.bpe"), "");
-        Result r = run(Map.of("DEVICE", "cuda", "CUDA_VISIBLE_DEVICES", "0,1", "DEPTHS", "12 20 28", "CORE_PER_TASK", "-1", "KEEP_WEIGHTS", "0"),
+        Result r = run(Map.of("DEVICE", "cuda", "CUDA_VISIBLE_DEVICES", "0,1", "DEPTHS", "12 20 28", "KEEP_WEIGHTS", "0"),
                 "miniseries.sh", "s1", "--data", tmp.resolve("data").toString());
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.calls().stream().noneMatch(l -> l.startsWith("tok-train")), "the tokenizer there is kept: " + r.calls());
@@ -105,7 +105,8 @@ class SweepScriptsTest {
             assertTrue(l.startsWith("launch --nproc 2 base-train ") && l.contains("--device cuda") && l.contains("--target-param-data-ratio 12")
                     && l.contains("--core-metric-every 999999 --core-metric-max-per-task -1"), l);
         }
-        assertTrue(train.get(0).contains("--depth 12 ") && train.get(0).contains("--device-batch-size 32 ") && train.get(0).contains("--model-tag s1_miniseries_d12"), train.get(0));
+        assertTrue(train.get(0).contains("--depth 12 ") && train.get(0).contains("--device-batch-size 32 ")
+                && train.get(0).contains("--model-tag s1_miniseries_d12"), train.get(0));
         assertTrue(train.get(1).contains("--device-batch-size 16 ") && train.get(2).contains("--device-batch-size 8 "), String.join("\n", train));
         assertEquals("scaling --prefix s1_miniseries_ --out " + tmp.resolve("base/s1_miniseries_results"), r.calls().getLast());
         Path d20 = tmp.resolve("base/base_checkpoints/s1_miniseries_d20");
