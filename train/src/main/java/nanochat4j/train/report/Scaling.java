@@ -39,7 +39,7 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  * </ul>
  * Scaling params are nanochat's: transformer matrices + lm_head (what its horizon scales with). A run that stopped
  * before its horizon, or has no final val bpb, is listed and left out of the fits; a budget with fewer than three
- * runs, or whose best run sits at an end of its depths (the vertex is then a guess), says so instead of an optimum.
+ * model sizes, or whose best run sits at an end of its depths (the vertex is then a guess), says so instead of an optimum.
  */
 public final class Scaling {
     private static final ObjectMapper JSON = new ObjectMapper();
