@@ -13,7 +13,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeMap;
-import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import nanochat4j.model.checkpoint.Checkpoint;
@@ -85,24 +84,13 @@ public final class Scaling {
             dirs = s.filter(Files::isDirectory).filter(d -> d.getFileName().toString().startsWith(prefix)).sorted().toList();
         }
         for (Path dir : dirs) {
-            long step = lastMetaStep(dir);
+            long step = Checkpoint.largestStep(dir, META); // the meta file: base-train writes it last
             if (step >= 0) runs.add(read(dir, step));
         }
         // by budget (none last), then size: a table that reads as the IsoFLOP profiles
         runs.sort(Comparator.comparingDouble((Run r) -> Double.isNaN(r.budget()) ? Double.MAX_VALUE : r.budget())
                 .thenComparingLong(Run::scalingParams).thenComparing(Run::tag));
         return runs;
-    }
-
-    private static long lastMetaStep(Path dir) throws IOException {
-        long best = -1;
-        try (Stream<Path> s = Files.list(dir)) {
-            for (Path p : (Iterable<Path>) s::iterator) {
-                Matcher m = META.matcher(p.getFileName().toString());
-                if (m.matches()) best = Math.max(best, Long.parseLong(m.group(1)));
-            }
-        }
-        return best;
     }
 
     private static Run read(Path dir, long step) throws IOException {
