@@ -4,15 +4,15 @@ import nanochat4j.serve.Nanochat4j;
 import picocli.CommandLine;
 
 /**
- * Entry point of the runnable jar: serve's root command plus the {@code bench} commands, which live here
+ * Entry point of the runnable jar: serve's root command plus {@code infer-bench} and the {@code bench} commands, which live here
  * because this is the one module that sees every other.
  */
 public final class Main {
     private Main() {}
 
-    /** The root command with the bench commands attached. */
+    /** The root command with the commands that live here attached: infer-bench and the bench commands. */
     public static CommandLine commandLine() {
-        return Nanochat4j.commandLine().addSubcommand(new BenchCommand());
+        return Nanochat4j.commandLine().addSubcommand(new InferSweep()).addSubcommand(new BenchCommand());
     }
 
     public static void main(String[] args) {

@@ -185,6 +185,56 @@ public record GPTConfig(int sequenceLen, int vocabSize, int nLayer, int nHead, i
         return total;
     }
 
+    /**
+     * KV-cache bytes one token stores over all layers (nanochat's kv_bytes_per_token), at {@code bytesPerElement} per
+     * key or value element.
+     */
+    public long kvBytesPerToken(int bytesPerElement) {
+        return (long) nLayer * 2 * kvDim() * bytesPerElement;
+    }
+
+    /**
+     * Forward FLOPs to decode one token at context {@code c} (nanochat's estimate_decode_flops): 2 per matmul parameter,
+     * plus 4·H·D per key each layer attends to, min(c, window).
+     */
+    public long decodeFlops(long context) {
+        long attn = 0;
+        for (int i = 0; i < nLayer; i++) attn += 4L * nHead * headDim() * effectiveWindow(windowSize(i), context);
+        return 2 * numMatmulParams() + attn;
+    }
+
+    /**
+     * Forward FLOPs to prefill {@code t} tokens (nanochat's estimate_prefill_flops): causal, so token i attends to
+     * min(i + 1, window) keys — a ramp up to the window, then flat.
+     */
+    public long prefillFlops(long t) {
+        long attn = 0;
+        for (int i = 0; i < nLayer; i++) {
+            long w = effectiveWindow(windowSize(i), t);
+            attn += 4L * nHead * headDim() * (w * (w + 1) / 2 + (t - w) * w);
+        }
+        return 2 * numMatmulParams() * t + attn;
+    }
+
+    /**
+     * Weight bytes one decode step reads for each row's token (the KV cache comes on top): the block matrices and the
+     * lm_head's vocabulary rows (its padding rows are never read) at {@code matmulBytes} each, and in fp32 the ve gates,
+     * the smear gate, the token's embedding row and its value-embedding rows. nanochat's MBU counts every parameter as
+     * stored, embedding tables included, of which a step reads one row: at small depths those tables are most of the
+     * model, and its MBU would pass 100%.
+     */
+    public long decodeWeightBytes(int matmulBytes) {
+        long streamed = 0, fp32 = (long) nEmbd + SMEAR_CHANNELS;
+        for (Map.Entry<String, int[]> e : parameterShapes().entrySet()) {
+            String name = e.getKey();
+            if (name.equals("lm_head.weight")) streamed += (long) vocabSize * nEmbd;
+            else if (name.endsWith(".ve_gate.weight")) fp32 += numel(e.getValue());
+            else if (name.startsWith("transformer.h.")) streamed += numel(e.getValue());
+            else if (name.startsWith("value_embeds.")) fp32 += kvDim();
+        }
+        return streamed * matmulBytes + fp32 * Float.BYTES;
+    }
+
     static long numel(int[] shape) {
         long n = 1;
         for (int d : shape) n *= d;

@@ -11,6 +11,9 @@ import nanochat4j.tensor.Tensor;
  * token ids up and the logits down.
  */
 public final class KVCache implements AutoCloseable {
+    /** Bytes of one cached key or value element: fp32 on both devices (nanochat keeps its cache in bf16 on a GPU). */
+    public static final int ELEMENT_BYTES = Float.BYTES;
+
     private final Backend be;
     private final Tensor[] keys, values;
     private final Tensor prev;

@@ -84,6 +84,35 @@ class GPTConfigTest {
         assertEquals(2L * 128 * 4 * (512 + 1000 + 512 + 1000), cfg.kvBytesReadPerDecodeStep(1000, 4));
     }
 
+    /**
+     * Inference cost accounting against nanochat's own gpt.py (estimate_decode_flops, estimate_prefill_flops,
+     * kv_bytes_per_token, kv_read_bytes), which printed these for the same config (a meta-device GPT, fp32 on CPU).
+     */
+    @Test
+    void inferenceCostsAreNanochats() {
+        GPTConfig cfg = new GPTConfig(2048, 32768, 4, 4, 2, 256, "SL");
+        assertEquals(11_272_264L, cfg.numMatmulParams());
+        assertEquals(22_954_128L, cfg.decodeFlops(100));
+        assertEquals(25_641_104L, cfg.decodeFlops(1000));
+        assertEquals(2_275_137_600L, cfg.prefillFlops(100));
+        assertEquals(24_350_216_832L, cfg.prefillFlops(1000));
+        assertEquals(4096L, cfg.kvBytesPerToken(4));
+        assertEquals(3_096_576L, cfg.kvBytesReadPerDecodeStep(1000, 4));
+    }
+
+    /** What a decode step streams: the model's own decoder counts the same bytes, at fp32 and at bf16. */
+    @Test
+    void decodeWeightBytesAreWhatTheDecoderReads() {
+        GPTConfig cfg = new GPTConfig(64, 300, 3, 4, 2, 64, "SL");   // vocab 300 pads to 320: the padding is not read
+        GPT model = GPT.create(cfg, 1);
+        assertEquals(model.decodeWeightBytes(), cfg.decodeWeightBytes(4));
+        model.decodeWeights(DecodeWeights.BF16);
+        assertEquals(model.decodeWeightBytes(), cfg.decodeWeightBytes(2));
+        long matrices = 3L * (64 * 64 * 2 + 2 * 32 * 64 + 2 * 4 * 64 * 64) + 300L * 64;
+        long fp32 = 64 + GPTConfig.SMEAR_CHANNELS + 2 * (2 * 12 + 32);   // 2 value-embedding layers: gate + row
+        assertEquals(matrices * 2 + fp32 * 4, cfg.decodeWeightBytes(2));
+    }
+
     @Test
     void invalidConfigsAreRejectedWithTheReason() {
         var e = assertThrows(IllegalArgumentException.class, () -> new GPTConfig(16, 100, 2, 3, 3, 64, "L"));

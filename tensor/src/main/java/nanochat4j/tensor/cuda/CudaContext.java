@@ -326,6 +326,22 @@ public final class CudaContext {
         return pool.memory();
     }
 
+    /** Starts {@link #memory}'s peaks over from now. */
+    public void resetPeakMemory() {
+        pool.resetPeaks();
+    }
+
+    /** The GPU's name as the driver reports it ("NVIDIA H200"): what {@link GpuPeaks} looks up. */
+    public String name() {
+        return name;
+    }
+
+    /** The GPU's memory in bytes (cuMemGetInfo's total). */
+    public long totalMemory() {
+        bind();
+        return driver.memoryInfo()[1];
+    }
+
     /** Bytes held in the pool (given back by tensors, not yet reused or returned). */
     public long pooledBytes() {
         return pool.pooledBytes();

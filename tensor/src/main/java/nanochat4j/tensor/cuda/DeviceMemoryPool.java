@@ -104,6 +104,13 @@ final class DeviceMemoryPool {
         return new Backend.DeviceMemory(inUse.get(), peakInUse.get(), reserved, peakReserved, flushes);
     }
 
+    /** Starts the peaks over from now: what one measured run (infer-bench's batch sizes) needed at most. */
+    synchronized void resetPeaks() {
+        drainReturned();
+        peakInUse.set(inUse.get());
+        peakReserved = reserved;
+    }
+
     /** Bytes held in the pool (given back, not yet reused or freed). */
     synchronized long pooledBytes() {
         drainReturned();

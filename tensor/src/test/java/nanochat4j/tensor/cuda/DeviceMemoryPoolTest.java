@@ -36,6 +36,26 @@ class DeviceMemoryPoolTest {
     }
 
     /** A block recycled by the tape and later collected with its tensor must not enter the pool twice (two owners, one block). */
+    /** infer-bench's per-batch-size peak: after a reset the peaks are what is in use now, then grow again. */
+    @Test
+    void resetPeaksStartsThePeaksOverFromWhatIsInUse() {
+        DeviceMemoryPool pool = new DeviceMemoryPool();
+        Object a = new Object(), c = new Object();
+        pool.reserved(4096 + 8192);
+        pool.track(a, 0x1000, 4096);
+        DeviceMemoryPool.Block big = pool.track(c, 0x3000, 8192);
+        big.recycle();
+        assertEquals(4096 + 8192, pool.memory().peakInUse());
+        pool.resetPeaks();
+        assertEquals(4096, pool.memory().peakInUse());
+        assertEquals(4096 + 8192, pool.memory().peakReserved(), "still reserved: the pool holds the recycled block");
+        Object d = new Object();
+        pool.track(d, 0x5000, 512);
+        assertEquals(4096 + 512, pool.memory().peakInUse());
+        java.lang.ref.Reference.reachabilityFence(a);
+        java.lang.ref.Reference.reachabilityFence(d);
+    }
+
     @Test
     void aBlockRecycledAndThenCollectedIsPooledOnce() throws InterruptedException {
         DeviceMemoryPool pool = new DeviceMemoryPool();
