@@ -83,7 +83,8 @@ public final class BaseTrainOptions {
     @Option(names = "--strip-gutenberg", defaultValue = "true", negatable = true, fallbackValue = "true",
             description = "keep only the text between Project Gutenberg START/END markers in .txt files (default: ${DEFAULT-VALUE})")
     public boolean stripGutenberg;
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
+    @Option(names = {"--device", "--device-type"}, defaultValue = "cpu",
+            description = "cpu or cuda: where parameters, gradients and activations live (--device-type: nanochat's name) (default: ${DEFAULT-VALUE})")
     public String device;
     @Option(names = "--precision", defaultValue = "bf16",
             description = "linear layers on CUDA: bf16 (nanochat's: bf16 operands, fp32 accumulation, fp32 master weights) or fp32; the CPU computes in fp32 (default: ${DEFAULT-VALUE})")

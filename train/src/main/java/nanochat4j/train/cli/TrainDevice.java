@@ -15,7 +15,8 @@ import picocli.CommandLine.Option;
  * parsing here.
  */
 public final class TrainDevice {
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or cuda: where parameters, gradients and activations live (default: ${DEFAULT-VALUE})")
+    @Option(names = {"--device", "--device-type"}, defaultValue = "cpu",
+            description = "cpu or cuda: where parameters, gradients and activations live (--device-type: nanochat's name) (default: ${DEFAULT-VALUE})")
     public String device = "cpu";
     @Mixin
     public PrecisionOption precision = new PrecisionOption();
