@@ -1,9 +1,9 @@
 package nanochat4j.model.gpt;
 
-import java.util.Arrays;
 import nanochat4j.tensor.Backend;
 import nanochat4j.tensor.DType;
 import nanochat4j.tensor.Tensor;
+import nanochat4j.tensor.cpu.Attention;
 import nanochat4j.tensor.cpu.Elementwise;
 import nanochat4j.tensor.cpu.Gemv;
 import nanochat4j.tensor.cpu.Reduce;
@@ -299,11 +299,8 @@ final class Decoder {
                 int base0 = ((bb * maxLen + lo) * kv + kh) * d;
                 for (int hh = 0; hh < g; hh++) {
                     int qo = (r * h + kh * g + hh) * d, so = (bb * h + kh * g + hh) * maxLen;
-                    float[] sc = s.scores;
-                    for (int j = 0; j < n; j++) sc[so + j] = Reduce.dot(q, qo, kc, keys.offset() + base0 + j * stride, d) * scale;
-                    Reduce.softmaxRow(sc, so, sc, so, n);
-                    Arrays.fill(y, qo, qo + d, 0f);
-                    for (int j = 0; j < n; j++) Elementwise.axpyRange(sc[so + j], vc, values.offset() + base0 + j * stride, y, qo, d);
+                    Attention.decodeRow(q, qo, kc, keys.offset() + base0, vc, values.offset() + base0, stride, n, d, scale,
+                            s.scores, so, y, qo);
                 }
             }
         }

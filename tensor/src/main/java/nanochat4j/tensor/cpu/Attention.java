@@ -27,7 +27,7 @@ import nanochat4j.tensor.OpChecks;
  *       4 rows × 4 vectors (32-register ISAs) or 4 rows × 2 vectors (AVX2). exp is a vector polynomial
  *       {@link #exp2}. Per-thread scratch, reused across calls: no allocation per tile.</li>
  *   <li>Decode (fewer than 4 query rows) skips the K transpose and scores with direct dot products; it is
- *       memory-bound over the cache.</li>
+ *       memory-bound over the cache. {@link #decodeRow} is the same for one query row of GPT's fused decode step.</li>
  * </ul>
  * Parallel over (batch, kv head, query block) forward and (batch, kv head) backward with {@link Parallel}.
  */
@@ -406,6 +406,77 @@ public final class Attention {
             int ai = ai0, bi = bOff + n;
             for (int kk = 0; kk < inner; kk++, ai += aCs, bi += bRs) acc = Math.fma(a[ai], b[bi], acc);
             c[ci + n] = acc;
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------------------
+    // One query row against a KV cache: the attention of GPT's fused decode step (its Decoder), per (row, head).
+    // ---------------------------------------------------------------------------------------------------------
+
+    /**
+     * y[yo, yo+D) = Σ_j softmax_j(scale·q·k_j)·v_j over the n cached rows k_j = k[kOff + j·stride, +D) and
+     * v_j = v[vOff + j·stride, +D)
+     * for one query row q[qo, qo+D); s[so, so+n) is the caller's scratch for the scores. Scores four keys at a time
+     * (each q vector loaded once for four keys), the softmax through the vector {@link #exp2}, and the output
+     * accumulated in registers over all n values, four vectors of it at a time. A call per key (a dot product, then
+     * an axpy, over 64-float rows) cost more in calls and in reloading the output than in reading the cache.
+     */
+    public static void decodeRow(float[] q, int qo, float[] k, int kOff, float[] v, int vOff, int stride, int n, int D,
+                                 float scale, float[] s, int so, float[] y, int yo) {
+        if (n < 1) throw new IllegalArgumentException("attention decodeRow: no keys (n = " + n + ")");
+        int vd = D / L * L;
+        int j = 0;
+        for (; j + 4 <= n; j += 4) {
+            int k0 = kOff + j * stride, k1 = k0 + stride, k2 = k1 + stride, k3 = k2 + stride;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            int d = 0;
+            for (; d < vd; d += L) {
+                FloatVector qv = FloatVector.fromArray(F, q, qo + d);
+                a0 = qv.fma(FloatVector.fromArray(F, k, k0 + d), a0);
+                a1 = qv.fma(FloatVector.fromArray(F, k, k1 + d), a1);
+                a2 = qv.fma(FloatVector.fromArray(F, k, k2 + d), a2);
+                a3 = qv.fma(FloatVector.fromArray(F, k, k3 + d), a3);
+            }
+            float s0 = VecMath.sum(a0), s1 = VecMath.sum(a1), s2 = VecMath.sum(a2), s3 = VecMath.sum(a3);
+            for (; d < D; d++) {
+                float qd = q[qo + d];
+                s0 = Math.fma(qd, k[k0 + d], s0);
+                s1 = Math.fma(qd, k[k1 + d], s1);
+                s2 = Math.fma(qd, k[k2 + d], s2);
+                s3 = Math.fma(qd, k[k3 + d], s3);
+            }
+            s[so + j] = s0;
+            s[so + j + 1] = s1;
+            s[so + j + 2] = s2;
+            s[so + j + 3] = s3;
+        }
+        for (; j < n; j++) s[so + j] = dot(q, qo, k, kOff + j * stride, D);
+        float sc2 = scale * LOG2E, m = rowMax(s, so, n) * sc2;
+        float inv = 1f / expShift(s, so, n, sc2, m);                // s = 2^(s·sc2 − m): the unnormalized weights
+        int d = 0;
+        for (; d + 4 * L <= vd; d += 4 * L) {
+            FloatVector o0 = FloatVector.zero(F), o1 = o0, o2 = o0, o3 = o0;
+            for (int jj = 0, vo = vOff + d; jj < n; jj++, vo += stride) {
+                FloatVector p = FloatVector.broadcast(F, s[so + jj]);
+                o0 = p.fma(FloatVector.fromArray(F, v, vo), o0);
+                o1 = p.fma(FloatVector.fromArray(F, v, vo + L), o1);
+                o2 = p.fma(FloatVector.fromArray(F, v, vo + 2 * L), o2);
+                o3 = p.fma(FloatVector.fromArray(F, v, vo + 3 * L), o3);
+            }
+            o0.mul(inv).intoArray(y, yo + d);
+            o1.mul(inv).intoArray(y, yo + d + L);
+            o2.mul(inv).intoArray(y, yo + d + 2 * L);
+            o3.mul(inv).intoArray(y, yo + d + 3 * L);
+        }
+        for (; d < vd; d += L) {
+            FloatVector o = FloatVector.zero(F);
+            for (int jj = 0, vo = vOff + d; jj < n; jj++, vo += stride) o = FloatVector.broadcast(F, s[so + jj]).fma(FloatVector.fromArray(F, v, vo), o);
+            o.mul(inv).intoArray(y, yo + d);
+        }
+        for (; d < D; d++) {
+            float o = 0f;
+            for (int jj = 0, vo = vOff + d; jj < n; jj++, vo += stride) o = Math.fma(s[so + jj], v[vo], o);
+            y[yo + d] = o * inv;
         }
     }
 

@@ -312,6 +312,43 @@ class AttentionTest {
 
     // ---- PyTorch fixtures ----
 
+    /**
+     * The decode step's kernel: the last query of a T-row sequence against its keys, read out of a cache with rows of
+     * KV heads (stride KV·D) at a head offset, against the float64 reference's last row. Key counts around the 4-key
+     * blocks, head dims around the 4-vector chunks (below a vector, between, above, not a lane multiple), a window,
+     * and scores large enough that the running max matters.
+     */
+    @Test
+    void decodeRowMatchesTheLastRowOfTheFloat64Reference() {
+        SplittableRandom r = new SplittableRandom(17);
+        int lanes = Vec.LANES;
+        int[] dims = {3, lanes, 4 * lanes, 4 * lanes + 3, 6 * lanes, 64, 128};
+        for (int D : dims) {
+            for (int T : new int[] {1, 2, 3, 4, 5, 8, 9, 67}) {
+                for (int window : new int[] {-1, 5}) {
+                    for (double std : new double[] {1, 6}) {
+                        int KV = 2, H = 2, g = 1;
+                        float[] q = randn(r, T * H * D, std), k = randn(r, T * KV * D, std), v = randn(r, T * KV * D, 1);
+                        double scale = 1 / Math.sqrt(D);
+                        double[] want = refForward(toDouble(q), toDouble(k), toDouble(v), null, 1, T, H, KV, D, window, scale);
+                        int i = T - 1, lo = window < 0 ? 0 : Math.max(0, i - window), n = i - lo + 1;
+                        float[] y = new float[D + 5], s = new float[n + 7];
+                        int qo = (i * H + g) * D, base = (lo * KV + g) * D;
+                        // the values copied behind an offset: the kernel reads k and v at their own offsets
+                        float[] vShift = new float[v.length + 11];
+                        System.arraycopy(v, 0, vShift, 11, v.length);
+                        Attention.decodeRow(q, qo, k, base, vShift, base + 11, KV * D, n, D, (float) scale, s, 7, y, 5);
+                        double[] w = java.util.Arrays.copyOfRange(want, qo, qo + D);
+                        assertClose("decodeRow D=" + D + " T=" + T + " window=" + window + " std=" + std, w,
+                                java.util.Arrays.copyOfRange(y, 5, 5 + D), 2e-5 * Math.max(1, std));
+                    }
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> Attention.decodeRow(new float[4], 0, new float[4], 0, new float[4], 0, 4, 0, 4,
+                1f, new float[4], 0, new float[4], 0));
+    }
+
     @Test
     void matchesPyTorchFixtures() throws Exception {
         Path p = SharedDir.locate("fixtures/nanochat-tiny/ops.json");
