@@ -102,16 +102,16 @@ public final class InferSweep implements Callable<Integer> {
     /** The seed of sampled runs (temperature > 0): each run samples the same tokens. */
     static final long SEED = 42;
     /**
-     * Seconds of warm-up runs before each measured one (at least one run): the JIT compiles a decode step's loops
-     * after thousands of iterations, the GPU its kernels on their first launch. One short run, as nanochat's warm-up
-     * (8 tokens), left our batch-1 decode at two thirds of its speed.
+     * Seconds of warm-up before each measurement ({@link #warmUp}): the JIT compiles a decode step's loops after
+     * thousands of iterations, the GPU its kernels on their first launch. One short run, as nanochat's warm-up (8
+     * tokens), left our batch-1 decode at a sixth of its speed.
      */
     @Option(names = "--warmup-seconds", defaultValue = "1.0",
-            description = "Warm-up before each measurement, at least one run (the JIT compiles the decode path's loops as they run; default: ${DEFAULT-VALUE}).")
+            description = "Warm-up before each measurement: at least one run and this long, then on while the runs still get faster, at most ten times it (the JIT compiles the decode path as it runs; default: ${DEFAULT-VALUE}).")
     double warmupSeconds;
 
     /** Prefill runs timed; the median is reported. */
-    static final int PREFILL_RUNS = 3;
+    static final int PREFILL_RUNS = 5;
 
     @Override
     public Integer call() throws IOException {
@@ -221,11 +221,11 @@ public final class InferSweep implements Callable<Integer> {
         json.put("decode_tokens", decodeTokens);
         json.put("temperature", temperature);
 
-        // Prefill: batch 1 and one decode step, so TTFT is the prefill (the median of a few). It is compute-bound: MFU
-        // is its roofline.
+        // Prefill: batch 1 and one decode step, so TTFT is the prefill (the median of a few, each after a GC as the
+        // sweep's runs). It is compute-bound: MFU is its roofline.
         warmUp(engine, prompt, 1, 2);
         double[] prefills = new double[PREFILL_RUNS];
-        for (int i = 0; i < PREFILL_RUNS; i++) prefills[i] = generate(engine, prompt, 1, 2).ttft();
+        for (int i = 0; i < PREFILL_RUNS; i++) prefills[i] = time(engine, prompt, 1, 2).ttft();
         Arrays.sort(prefills);
         double prefill = prefills[PREFILL_RUNS / 2];
         double prefillMfu = 100 * cfg.prefillFlops(promptLen) / prefill / peaks.flops();
@@ -271,16 +271,29 @@ public final class InferSweep implements Callable<Integer> {
         }
         json.put("sweep", sweep);
         out.println("-".repeat(header.length()));
+
         out.println(new ObjectMapper().writeValueAsString(json));   // the last line: the whole run for scripts
         return 0;
     }
 
-    /** Generates for {@code --warmup-seconds}, at least once. */
+    /**
+     * Generates until the runs stop getting faster: at least once and for {@code --warmup-seconds}, then on until
+     * half that long has passed without a run 10% faster than the best before it (the JIT still compiling the decode
+     * path: on two busy cores a second of warm-up left the next run at a twentieth of its speed), or until one run
+     * alone takes that long, and never past ten times it.
+     */
     private void warmUp(Engine engine, int[] prompt, int rows, int tokens) {
-        long end = System.nanoTime() + (long) (warmupSeconds * 1e9);
-        do {
+        long start = System.nanoTime(), period = (long) (warmupSeconds * 1e9);
+        long best = Long.MAX_VALUE, improved = start;
+        while (true) {
+            long t0 = System.nanoTime();
             generate(engine, prompt, rows, tokens);
-        } while (System.nanoTime() < end);
+            long now = System.nanoTime(), run = now - t0;
+            if (run < best * 0.9) improved = now;
+            best = Math.min(best, run);
+            boolean settled = now - improved >= period / 2 || run >= period;
+            if (now - start >= 10 * period || (now - start >= period && settled)) return;
+        }
     }
 
     /**
