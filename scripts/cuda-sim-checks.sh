@@ -45,7 +45,7 @@ if [ ${#selection[@]} -eq 0 ]; then
   tests="$tests,RlTest#aRunOnTheGpuMatchesTheCpuAndResumesThere"
   tests="$tests,RlTest#anUpdateOnTheGpuGivesTheCpusLossAndGradients"
   # and the GPU halves of the stages' and commands' tests (the stand-in runs them in the Maven suite)
-  tests="$tests,SftTest,ChatPipelineTest,BaseEvalCommandTest,ChatCommandTest,ServeCommandTest,InferBenchTest,KernelsBenchTest"
+  tests="$tests,SftTest,ChatPipelineTest,BaseEvalCommandTest,ChatCommandTest,ServeCommandTest,InferBenchTest,InferSweepTest,KernelsBenchTest"
   selection=("-Dtest=$tests")
 fi
 [ "$installed" -eq 1 ] || ./mvnw -B -ntp -q install -DskipTests

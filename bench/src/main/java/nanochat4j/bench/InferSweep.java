@@ -215,7 +215,7 @@ public final class InferSweep implements Callable<Integer> {
         json.put("peak_flops_per_sec", orNull(peaks.flops()));
         json.put("peak_flops_source", peaks.flopsFrom());
         json.put("decode_flops_per_token", cfg.decodeFlops(contextMid));
-        json.put("ceiling_bs1_tok_per_sec", orNull(Math.round(ceilingBs1 * 10) / 10.0));
+        json.put("ceiling_bs1_tok_per_sec", orNull(round(ceilingBs1, 1)));
         json.put("max_full_context_rows", maxRows >= 0 ? maxRows : null);
         json.put("prompt_tokens", promptLen);
         json.put("decode_tokens", decodeTokens);
@@ -401,7 +401,9 @@ public final class InferSweep implements Callable<Integer> {
         return Double.isNaN(v) || Double.isInfinite(v) ? "—" : String.format(Locale.ROOT, "%." + decimals + "f", v);
     }
 
+    /** v to {@code decimals} places; NaN (an unknown peak's ratio) stays NaN, for {@link #orNull}. */
     private static double round(double v, int decimals) {
+        if (!Double.isFinite(v)) return v;
         double s = Math.pow(10, decimals);
         return Math.round(v * s) / s;
     }

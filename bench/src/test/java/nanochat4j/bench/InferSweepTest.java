@@ -180,6 +180,13 @@ class InferSweepTest {
             // the stand-in is no GPU: no name in the table, no peaks, no device memory to read
             assertEquals(StandInCuda.gpu(), j.get("sweep").get(0).get("peak_vram_bytes").isNumber(), j.toString());
             assertEquals(StandInCuda.gpu(), j.get("total_vram_bytes").isNumber(), j.toString());
+            // a device not in nanochat's peak table (the stand-in, cudasim): no ceiling, MBU or MFU, rather than 0
+            if (j.get("peak_bandwidth_bytes_per_sec").isNull()) {
+                assertTrue(j.get("ceiling_bs1_tok_per_sec").isNull() && j.get("sweep").get(0).get("mbu_percent").isNull(), j.toString());
+            }
+            if (j.get("peak_flops_per_sec").isNull()) {
+                assertTrue(j.get("prefill").get("mfu_percent").isNull() && j.get("sweep").get(0).get("mfu_percent").isNull(), j.toString());
+            }
             r = run("--device", "cuda", "--prompt-tokens", "20", "--decode-tokens", "8", "--batch-sizes", "1", "--weights", "bf16");
             assertEquals("1", r[0]);
             assertTrue(r[2].contains("--weights bf16 is a CPU decoder option"), r[2]);
