@@ -48,12 +48,21 @@ public final class Engine {
 
     public Tokenizer tokenizer() { return tokenizer; }
 
-    /** Sampling settings; temperature 0 is greedy, topK ≤ 0 means the whole vocabulary. */
-    public record Settings(int numSamples, int maxTokens, double temperature, int topK, long seed) {
+    /**
+     * Sampling settings; temperature 0 is greedy, topK ≤ 0 means the whole vocabulary, topP 1 the whole of what top-k
+     * keeps (nucleus sampling below it: {@link Sampler}).
+     */
+    public record Settings(int numSamples, int maxTokens, double temperature, int topK, double topP, long seed) {
         public Settings {
             if (numSamples < 1) throw new IllegalArgumentException("numSamples " + numSamples + " must be >= 1");
             if (maxTokens < 1) throw new IllegalArgumentException("maxTokens " + maxTokens + " must be >= 1");
             if (!(temperature >= 0)) throw new IllegalArgumentException("temperature " + temperature + " must be >= 0");
+            if (!(topP >= 0 && topP <= 1)) throw new IllegalArgumentException("topP " + topP + " must be in [0, 1]");
+        }
+
+        /** nanochat's settings: no top-p. */
+        public Settings(int numSamples, int maxTokens, double temperature, int topK, long seed) {
+            this(numSamples, maxTokens, temperature, topK, 1.0, seed);
         }
     }
 
@@ -110,7 +119,7 @@ public final class Engine {
             int[] sampled = new int[n];
             for (int r = 0; r < n; r++) {
                 Row row = rows[r];
-                int sampledId = sampler.sample(rowLogits, r * vocab, vocab, s.temperature(), s.topK());
+                int sampledId = sampler.sample(rowLogits, r * vocab, vocab, s.temperature(), s.topK(), s.topP());
                 boolean forced = !row.forced.isEmpty();
                 int token = forced ? row.forced.poll() : sampledId;
                 column[r] = token;

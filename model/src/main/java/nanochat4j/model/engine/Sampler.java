@@ -5,7 +5,9 @@ import java.util.SplittableRandom;
 /**
  * Next-token sampling as nanochat's {@code sample_next_token}: temperature 0 is greedy argmax; with top-k the k
  * largest logits (ties keep the lower id) are divided by the temperature, softmaxed and sampled; otherwise the whole
- * distribution is. The RNG is seeded, so a seed reproduces a generation exactly.
+ * distribution is. Beyond nanochat, top-p (nucleus sampling, which OpenAI's API has): of those, the most probable
+ * tokens whose probabilities add up to at least p, renormalized (at least the most probable one). The RNG is seeded,
+ * so a seed reproduces a generation exactly; top-p 1 draws exactly as without it.
  */
 public final class Sampler {
     private final SplittableRandom rng;
@@ -16,8 +18,14 @@ public final class Sampler {
 
     /** Samples one token id from {@code logits[off, off+vocab)}. */
     public int sample(float[] logits, int off, int vocab, double temperature, int topK) {
+        return sample(logits, off, vocab, temperature, topK, 1.0);
+    }
+
+    /** Samples one token id from {@code logits[off, off+vocab)}, keeping the nucleus of mass {@code topP} (1: all). */
+    public int sample(float[] logits, int off, int vocab, double temperature, int topK, double topP) {
         if (vocab <= 0) throw new IllegalArgumentException("sample: empty vocabulary");
         if (temperature < 0 || Double.isNaN(temperature)) throw new IllegalArgumentException("sample: temperature " + temperature + " must be >= 0");
+        if (!(topP >= 0 && topP <= 1)) throw new IllegalArgumentException("sample: top-p " + topP + " must be in [0, 1]");
         if (temperature == 0) return argmax(logits, off, vocab);
         int k = topK > 0 ? Math.min(topK, vocab) : vocab;
         int[] ids = k < vocab ? topK(logits, off, vocab, k) : null;
@@ -29,6 +37,7 @@ public final class Sampler {
             p[j] = Math.exp((logits[off + (ids == null ? j : ids[j])] - max) / temperature);
             sum += p[j];
         }
+        if (topP < 1) return nucleus(p, sum, topP, ids);
         double u = rng.nextDouble() * sum;
         for (int j = 0; j < k; j++) {
             u -= p[j];
@@ -37,6 +46,56 @@ public final class Sampler {
         // rounding left u ≥ 0: the last token with non-zero mass
         for (int j = k - 1; j >= 0; j--) if (p[j] > 0) return ids == null ? j : ids[j];
         return ids == null ? 0 : ids[0];
+    }
+
+    /**
+     * Samples among the most probable candidates whose weights {@code p} (summing to {@code sum}; candidate j is token
+     * {@code ids[j]}, or j when ids is null) reach {@code topP}·sum: taken largest first (the lower id first on ties)
+     * from a max-heap, so a peaked distribution costs O(V) and a few pops rather than a sort of the vocabulary.
+     */
+    private int nucleus(double[] p, double sum, double topP, int[] ids) {
+        int k = p.length;
+        int[] heap = new int[k];   // candidate indices, a max-heap by (p, -token)
+        for (int j = 0; j < k; j++) heap[j] = j;
+        for (int i = k / 2 - 1; i >= 0; i--) heapDown(heap, i, k, p, ids);
+        int[] kept = new int[k];
+        int n = 0, size = k;
+        double mass = 0, target = topP * sum;
+        do {
+            int top = heap[0];
+            kept[n++] = top;
+            mass += p[top];
+            heap[0] = heap[--size];
+            heapDown(heap, 0, size, p, ids);
+        } while (mass < target && size > 0);
+        double u = rng.nextDouble() * mass;
+        for (int i = 0; i < n; i++) {
+            u -= p[kept[i]];
+            if (u < 0) return token(kept[i], ids);
+        }
+        return token(kept[n - 1], ids);   // rounding left u ≥ 0: the least probable kept token
+    }
+
+    private static int token(int candidate, int[] ids) {
+        return ids == null ? candidate : ids[candidate];
+    }
+
+    /** Whether candidate a ranks above b: more probable, or as probable with the lower token id. */
+    private static boolean above(int a, int b, double[] p, int[] ids) {
+        return p[a] > p[b] || (p[a] == p[b] && token(a, ids) < token(b, ids));
+    }
+
+    private static void heapDown(int[] h, int i, int n, double[] p, int[] ids) {
+        while (true) {
+            int a = 2 * i + 1, b = a + 1, best = i;
+            if (a < n && above(h[a], h[best], p, ids)) best = a;
+            if (b < n && above(h[b], h[best], p, ids)) best = b;
+            if (best == i) return;
+            int t = h[best];
+            h[best] = h[i];
+            h[i] = t;
+            i = best;
+        }
     }
 
     /** Greedy choice: the largest logit, the lowest id on ties. */

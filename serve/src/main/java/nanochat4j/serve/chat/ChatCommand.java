@@ -47,6 +47,10 @@ public final class ChatCommand implements Callable<Integer> {
     @Option(names = {"-k", "--top-k"}, defaultValue = "50", description = "Top-k sampling; 0 for the whole vocabulary (default: ${DEFAULT-VALUE}).")
     int topK;
 
+    @Option(names = "--top-p", defaultValue = "1.0",
+            description = "Nucleus sampling after top-k: the most probable tokens that make up this much of the probability (OpenAI's top_p; 1 keeps all, as nanochat; default: ${DEFAULT-VALUE}).")
+    double topP;
+
     @Option(names = {"-m", "--max-tokens"}, defaultValue = "256", description = "Most tokens per reply (default: ${DEFAULT-VALUE}).")
     int maxTokens;
 
@@ -69,6 +73,7 @@ public final class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws IOException {
+        if (!(topP >= 0 && topP <= 1)) throw new IllegalArgumentException("--top-p " + topP + " must be in [0, 1]");
         Device where = device.resolve();   // before the slow load: a bad --device fails at once
         return precision.get().during(Backend.forDevice(where), () -> chat(where));
     }
@@ -81,7 +86,7 @@ public final class ChatCommand implements Callable<Integer> {
         GPT model = InferenceDevice.place(m.model(), where);
         model.decodeWeights(weights);
         PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
-        ChatSession session = new ChatSession(new Engine(model, m.tokenizer()), completion, maxTokens, temperature, topK, seed);
+        ChatSession session = new ChatSession(new Engine(model, m.tokenizer()), completion, maxTokens, temperature, topK, topP, seed);
         if (prompt != null) {
             session.turn(prompt, out);
             return 0;

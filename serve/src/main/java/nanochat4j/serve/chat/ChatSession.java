@@ -26,16 +26,18 @@ public final class ChatSession {
     private final int maxTokens;
     private final double temperature;
     private final int topK;
+    private final double topP;
     private final List<Conversation.Message> messages = new ArrayList<>();
     private long seed;
 
-    public ChatSession(Engine engine, boolean completion, int maxTokens, double temperature, int topK, long seed) {
+    public ChatSession(Engine engine, boolean completion, int maxTokens, double temperature, int topK, double topP, long seed) {
         this.engine = engine;
         this.tok = engine.tokenizer();
         this.completion = completion;
         this.maxTokens = maxTokens;
         this.temperature = temperature;
         this.topK = topK;
+        this.topP = topP;
         this.seed = seed;
         clear();
     }
@@ -123,7 +125,7 @@ public final class ChatSession {
         int assistantEnd = tok.encodeSpecial("<|assistant_end|>");
         List<Integer> reply = new ArrayList<>();
         StringBuilder shown = new StringBuilder();
-        Engine.Run run = engine.generate(prompt, new Engine.Settings(1, maxTokens, temperature, topK, seed++), (col, sampled) -> {
+        Engine.Run run = engine.generate(prompt, new Engine.Settings(1, maxTokens, temperature, topK, topP, seed++), (col, sampled) -> {
             int t = col[0];
             if (t == assistantEnd || t == tok.bosId()) return;
             reply.add(t);

@@ -9,7 +9,7 @@ import nanochat4j.model.tokenizer.Conversation;
 /**
  * One chat completion request, validated: nanochat's chat_web fields ({@code messages}, {@code temperature},
  * {@code top_k}, {@code max_tokens}) and OpenAI's ({@code stream}, {@code stream_options.include_usage}, {@code stop},
- * {@code seed}, {@code max_completion_tokens}, {@code n} = 1, {@code top_p} = 1, {@code model}). Fields OpenAI clients
+ * {@code seed}, {@code max_completion_tokens}, {@code n} = 1, {@code top_p} (nucleus sampling after top-k), {@code model}). Fields OpenAI clients
  * send that do not change what we generate (user, penalties of 0, …) are ignored.
  * <p>
  * Messages: an optional leading system (or OpenAI's newer "developer") message, then user and assistant turns
@@ -17,7 +17,7 @@ import nanochat4j.model.tokenizer.Conversation;
  * OpenAI clients send them, and for the assistant also nanochat's {@code python} / {@code python_output} parts, so
  * the page can send a reply that used the calculator back as the model wrote it.
  */
-record ChatRequest(Conversation conversation, double temperature, int topK, int maxTokens, long seed, boolean stream,
+record ChatRequest(Conversation conversation, double temperature, int topK, double topP, int maxTokens, long seed, boolean stream,
                    boolean includeUsage, List<String> stop, String model) {
 
     /** OpenAI allows at most 4 stop sequences. */
@@ -29,7 +29,6 @@ record ChatRequest(Conversation conversation, double temperature, int topK, int 
         double temperature = number(root, "temperature", c.defaultTemperature(), 0, 2);
         int topK = (int) integer(root, "top_k", c.defaultTopK(), 0, 200);
         double topP = number(root, "top_p", 1, 0, 1);
-        if (topP != 1) throw ApiError.badRequest("top_p", "top_p " + topP + " is not supported (nucleus sampling is not implemented); use top_k");
         String maxField = root.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         int maxTokens = (int) integer(root, maxField, c.defaultMaxTokens(), 1, c.maxTokensLimit());
         long n = integer(root, "n", 1, 1, Long.MAX_VALUE);
@@ -46,7 +45,7 @@ record ChatRequest(Conversation conversation, double temperature, int topK, int 
         }
         JsonNode model = root.get("model");
         if (model != null && !model.isNull() && !model.isTextual()) throw ApiError.badRequest("model", "model must be a string");
-        return new ChatRequest(conversation, temperature, topK, maxTokens, seed, stream, includeUsage, stops(root.get("stop")),
+        return new ChatRequest(conversation, temperature, topK, topP, maxTokens, seed, stream, includeUsage, stops(root.get("stop")),
                 model == null || model.isNull() ? null : model.asText());
     }
 

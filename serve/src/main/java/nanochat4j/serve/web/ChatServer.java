@@ -287,7 +287,7 @@ public final class ChatServer implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new ApiError(503, "server_error", "shutting_down", null, "the server is shutting down", 1);
         }
-        Engine.Settings settings = new Engine.Settings(1, fit.maxTokens(), req.temperature(), req.topK(), req.seed());
+        Engine.Settings settings = new Engine.Settings(1, fit.maxTokens(), req.temperature(), req.topK(), req.topP(), req.seed());
         int[] counts = new int[1];
         String outcome = "failed";
         try {

@@ -71,6 +71,18 @@ class ChatCommandTest {
         assertTrue(r[1].startsWith("hello"), "base models continue the prompt: " + r[1]);
     }
 
+    /** --top-p 0 keeps only the most probable token: at any temperature the greedy reply; outside [0, 1] refused. */
+    @Test
+    void topPZeroSamplesTheGreedyReplyAndAnOutOfRangeTopPIsRefused() {
+        String[] greedy = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "8");
+        String[] nucleus = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "1.5", "-k", "0", "--top-p", "0", "-m", "8");
+        assertEquals("0", nucleus[0], nucleus[2]);
+        assertEquals(greedy[1], nucleus[1]);
+        String[] r = run("chat", "--base-dir", base.toString(), "-p", "hello", "--top-p", "1.5");
+        assertEquals("1", r[0]);
+        assertTrue(r[2].contains("--top-p 1.5 must be in [0, 1]"), r[2]);
+    }
+
     @Test
     void bf16WeightsAnswerTooAndAnotherWeightsValueIsAPicocliError() {
         String[] r = run("chat", "--base-dir", base.toString(), "-p", "hello", "-t", "0", "-m", "5", "--weights", "bf16", "--device", "cpu");
@@ -117,7 +129,7 @@ class ChatCommandTest {
 
     @Test
     void chatTurnsGrowTheHistoryInNanochatsFormat() {
-        ChatSession s = new ChatSession(new Engine(model, tok), false, 4, 0.0, 0, 1);
+        ChatSession s = new ChatSession(new Engine(model, tok), false, 4, 0.0, 0, 1.0, 1);
         s.turn("hi", new PrintStream(new ByteArrayOutputStream()));
         List<Integer> h = s.history();
         assertEquals(tok.bosId(), h.get(0));
@@ -135,7 +147,7 @@ class ChatCommandTest {
      */
     @Test
     void aTwoTurnChatWithACalculatorCallIsRenderedAsNanochatRendersIt() {
-        ChatSession s = new ChatSession(new Engine(model, tok), false, 4, 0.0, 0, 1);
+        ChatSession s = new ChatSession(new Engine(model, tok), false, 4, 0.0, 0, 1.0, 1);
         int bos = tok.bosId(), us = special("user_start"), ue = special("user_end"), as = special("assistant_start"),
                 ae = special("assistant_end"), ps = special("python_start"), pe = special("python_end"), os = special("output_start"),
                 oe = special("output_end");
@@ -176,7 +188,7 @@ class ChatCommandTest {
     void theInteractiveLoopSurvivesOddInputAndQuitsAtEndOfInput() throws Exception {
         String input = "\n   \n\u0001\u0002\nhello\n/clear\n" + "z".repeat(1_000_000) + "\n";
         ByteArrayOutputStream replies = new ByteArrayOutputStream();
-        ChatSession s = new ChatSession(new Engine(model, tok), false, 3, 0.0, 0, 1);
+        ChatSession s = new ChatSession(new Engine(model, tok), false, 3, 0.0, 0, 1.0, 1);
         BufferedReader in = new BufferedReader(new StringReader(input));
         assertTimeoutPreemptively(Duration.ofSeconds(60),
                 () -> assertEquals(0, ChatCommand.repl(s, false, in::readLine, new PrintStream(replies, true, StandardCharsets.UTF_8))));

@@ -102,6 +102,22 @@ class ServeApiTest {
         assertEquals(whole.get("usage"), usage);
     }
 
+    /**
+     * OpenAI's top_p is nucleus sampling after top-k: top_p 0 keeps only the most probable token, so at temperature 1
+     * it gives the greedy reply; a middle value samples, the same reply for the same seed.
+     */
+    @Test
+    void topPSamplesTheNucleus() throws Exception {
+        String greedy = post(server, "/v1/chat/completions", chat("\"max_tokens\": 10, \"temperature\": 0", "hello"))
+                .json().at("/choices/0/message/content").asText();
+        TestServers.Reply r = post(server, "/v1/chat/completions", chat("\"max_tokens\": 10, \"temperature\": 1, \"top_p\": 0, \"seed\": 5", "hello"));
+        assertEquals(200, r.status(), r.body());
+        assertEquals(greedy, r.json().at("/choices/0/message/content").asText());
+        String nucleus = chat("\"max_tokens\": 10, \"temperature\": 1, \"top_p\": 0.9, \"seed\": 5", "hello");
+        String a = post(server, "/v1/chat/completions", nucleus).json().at("/choices/0/message/content").asText();
+        assertEquals(a, post(server, "/v1/chat/completions", nucleus).json().at("/choices/0/message/content").asText());
+    }
+
     @Test
     void nanochatsEndpointStreamsTokensTaggedWithTheirPartThenDone() throws Exception {
         TestServers.Reply r = post(server, "/chat/completions", chat("\"max_tokens\": 8, \"temperature\": 0.5, \"top_k\": 20", "hi"));
@@ -209,7 +225,8 @@ class ServeApiTest {
                 new Bad(chat("\"max_tokens\": 0", "hi"), "max_tokens"),
                 new Bad(chat("\"max_tokens\": 100000", "hi"), "max_tokens"),
                 new Bad(chat("\"top_k\": 500", "hi"), "top_k"),
-                new Bad(chat("\"top_p\": 0.5", "hi"), "top_p"),
+                new Bad(chat("\"top_p\": 1.5", "hi"), "top_p"),
+                new Bad(chat("\"top_p\": -0.1", "hi"), "top_p"),
                 new Bad(chat("\"n\": 3", "hi"), "n"),
                 new Bad(chat("\"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]", "hi"), "stop"),
                 new Bad(chat("", "hi", "hello"), "messages"),
