@@ -9,7 +9,8 @@ import nanochat4j.model.tokenizer.Conversation;
 /**
  * One chat completion request, validated: nanochat's chat_web fields ({@code messages}, {@code temperature},
  * {@code top_k}, {@code max_tokens}) and OpenAI's ({@code stream}, {@code stream_options.include_usage}, {@code stop},
- * {@code seed}, {@code max_completion_tokens}, {@code n} = 1, {@code top_p} (nucleus sampling after top-k), {@code model}). Fields OpenAI clients
+ * {@code seed}, {@code max_completion_tokens}, {@code n} (up to {@link #MAX_N} replies, decoded together), {@code top_p}
+ * (nucleus sampling after top-k), {@code model}). Fields OpenAI clients
  * send that do not change what we generate (user, penalties of 0, …) are ignored.
  * <p>
  * Messages: an optional leading system (or OpenAI's newer "developer") message, then user and assistant turns
@@ -17,8 +18,14 @@ import nanochat4j.model.tokenizer.Conversation;
  * OpenAI clients send them, and for the assistant also nanochat's {@code python} / {@code python_output} parts, so
  * the page can send a reply that used the calculator back as the model wrote it.
  */
-record ChatRequest(Conversation conversation, double temperature, int topK, double topP, int maxTokens, long seed, boolean stream,
+record ChatRequest(Conversation conversation, double temperature, int topK, double topP, int maxTokens, int n, long seed, boolean stream,
                    boolean includeUsage, List<String> stop, String model) {
+
+    /**
+     * Most replies one request may ask for: they decode together, each with its KV cache row (at d20 and 2,048 tokens,
+     * ~0.4 GB a row on a GPU).
+     */
+    static final int MAX_N = 16;
 
     /** OpenAI allows at most 4 stop sequences. */
     static final int MAX_STOPS = 4;
@@ -31,8 +38,7 @@ record ChatRequest(Conversation conversation, double temperature, int topK, doub
         double topP = number(root, "top_p", 1, 0, 1);
         String maxField = root.hasNonNull("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
         int maxTokens = (int) integer(root, maxField, c.defaultMaxTokens(), 1, c.maxTokensLimit());
-        long n = integer(root, "n", 1, 1, Long.MAX_VALUE);
-        if (n != 1) throw ApiError.badRequest("n", "n " + n + " is not supported: one choice per request");
+        int n = (int) integer(root, "n", 1, 1, MAX_N);
         long seed = root.hasNonNull("seed") ? integer(root, "seed", 0, Long.MIN_VALUE, Long.MAX_VALUE)
                 : ThreadLocalRandom.current().nextLong(1L << 31);   // nanochat: a random seed per request
         boolean stream = bool(root, "stream", false);
@@ -45,7 +51,7 @@ record ChatRequest(Conversation conversation, double temperature, int topK, doub
         }
         JsonNode model = root.get("model");
         if (model != null && !model.isNull() && !model.isTextual()) throw ApiError.badRequest("model", "model must be a string");
-        return new ChatRequest(conversation, temperature, topK, topP, maxTokens, seed, stream, includeUsage, stops(root.get("stop")),
+        return new ChatRequest(conversation, temperature, topK, topP, maxTokens, n, seed, stream, includeUsage, stops(root.get("stop")),
                 model == null || model.isNull() ? null : model.asText());
     }
 

@@ -273,6 +273,7 @@ public final class ChatServer implements AutoCloseable {
         if (openAi && req.model() != null && !req.model().equals(config.modelId())) {
             throw ApiError.notFound("model_not_found", "model '" + req.model() + "' does not exist; this server serves '" + config.modelId() + "'");
         }
+        if (!openAi && req.n() != 1) throw ApiError.badRequest("n", "n is OpenAI's field: /chat/completions streams one reply (use /v1/chat/completions)");
         Generation.Fit fit;
         try {
             fit = Generation.fit(Generation.prompt(tok, req.conversation()), req.maxTokens(), context);
@@ -287,7 +288,7 @@ public final class ChatServer implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new ApiError(503, "server_error", "shutting_down", null, "the server is shutting down", 1);
         }
-        Engine.Settings settings = new Engine.Settings(1, fit.maxTokens(), req.temperature(), req.topK(), req.topP(), req.seed());
+        Engine.Settings settings = new Engine.Settings(req.n(), fit.maxTokens(), req.temperature(), req.topK(), req.topP(), req.seed());
         int[] counts = new int[1];
         String outcome = "failed";
         try {
@@ -338,78 +339,82 @@ public final class ChatServer implements AutoCloseable {
                 + (declared >= 0 ? declared + " bytes" : "larger than that") + "; at most " + config.maxBodyBytes() + " bytes are accepted", 0);
     }
 
-    /** OpenAI, not streamed: one {@code chat.completion} object. */
+    /** OpenAI, not streamed: one {@code chat.completion} object with a choice per reply. */
     private String openAiJson(Exchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
                               long deadline, int[] counts) throws IOException, ApiError {
-        StringBuilder content = new StringBuilder();
-        StopFilter filter = new StopFilter(req.stop(), text -> {
-            // nothing is written before the end, so ask the connection whether the client is still there
-            if (ex.clientGone()) throw new IOException("the client closed the connection");
-            content.append(text);
-        });
-        String finish;
+        int n = req.n();
+        StringBuilder[] content = new StringBuilder[n];
+        Generation.Sink[] sinks = new Generation.Sink[n];
+        for (int r = 0; r < n; r++) {
+            StringBuilder c = content[r] = new StringBuilder();
+            sinks[r] = sinkTo(new StopFilter(req.stop(), text -> {
+                // nothing is written before the end, so ask the connection whether the client is still there
+                if (ex.clientGone()) throw new IOException("the client closed the connection");
+                c.append(text);
+            }));
+        }
+        String[] finish;
         try {
-            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts);
-            filter.finish();
+            finish = Generation.run(w.engine, prompt, settings, deadline, sinks, counts);
         } catch (Generation.Stopped s) {
             if (s.why == Generation.Stopped.Why.CLIENT_GONE) return "cancelled";
-            if (s.why != Generation.Stopped.Why.STOP_SEQUENCE) {
-                throw new ApiError(504, "server_error", "timeout", null, "the reply took longer than the request timeout of "
-                        + config.timeout().toSeconds() + " s; ask for fewer max_tokens", 0);
-            }
-            finish = "stop";
+            throw new ApiError(504, "server_error", "timeout", null, "the reply took longer than the request timeout of "
+                    + config.timeout().toSeconds() + " s; ask for fewer max_tokens", 0);
         }
         ObjectNode r = completionObject("chat.completion");
-        ObjectNode choice = r.putArray("choices").addObject();
-        choice.put("index", 0);
-        choice.putObject("message").put("role", "assistant").put("content", content.toString());
-        choice.putNull("logprobs");
-        choice.put("finish_reason", finish);
+        var choices = r.putArray("choices");
+        for (int i = 0; i < n; i++) {
+            ObjectNode choice = choices.addObject();
+            choice.put("index", i);
+            choice.putObject("message").put("role", "assistant").put("content", content[i].toString());
+            choice.putNull("logprobs");
+            choice.put("finish_reason", finish[i]);
+        }
         r.set("usage", usage(prompt, counts));
         sendJson(ex, 200, r);
         return "ok";
     }
 
-    /** OpenAI, streamed: a role chunk, content chunks, a chunk with the finish reason, optionally usage, then [DONE]. */
+    /**
+     * OpenAI, streamed: a chunk with every choice's role, content chunks (each of one choice, by its index), a chunk
+     * with every choice's finish reason, optionally usage, then [DONE].
+     */
     private String openAiStream(Exchange ex, ChatRequest req, WorkerPool.Worker w, int[] prompt, Engine.Settings settings,
                                 long deadline, int[] counts) throws IOException {
+        int n = req.n();
         OutputStream os = startEvents(ex);
         String id = completionId();
         long now = Instant.now().getEpochSecond();
         ObjectNode first = chunk(id, now);
-        first.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
-                .put("role", "assistant").put("content", "");
+        for (int i = 0; i < n; i++) {
+            first.withArray("choices").addObject().put("index", i).putNull("finish_reason").putObject("delta")
+                    .put("role", "assistant").put("content", "");
+        }
         try {
             event(os, first);
         } catch (IOException e) {
             return "cancelled";
         }
-        ObjectNode template = chunk(id, now);
-        template.withArray("choices").addObject().put("index", 0).putNull("finish_reason").putObject("delta")
-                .put("content", TextEvent.PLACEHOLDER);
-        TextEvent content = new TextEvent(JSON, template);
-        StopFilter filter = new StopFilter(req.stop(), text -> {
-            content.write(os, text);
-            os.flush();
-        });
-        String finish;
+        Generation.Sink[] sinks = new Generation.Sink[n];
+        for (int i = 0; i < n; i++) {
+            ObjectNode template = chunk(id, now);
+            template.withArray("choices").addObject().put("index", i).putNull("finish_reason").putObject("delta")
+                    .put("content", TextEvent.PLACEHOLDER);
+            TextEvent content = new TextEvent(JSON, template);
+            sinks[i] = sinkTo(new StopFilter(req.stop(), text -> {
+                content.write(os, text);
+                os.flush();
+            }));
+        }
+        String[] finish;
         try {
-            finish = Generation.run(w.engine, prompt, settings, deadline, sinkTo(filter), counts);
-            filter.finish();
+            finish = Generation.run(w.engine, prompt, settings, deadline, sinks, counts);
         } catch (Generation.Stopped s) {
-            switch (s.why) {
-                case CLIENT_GONE -> {
-                    return "cancelled";
-                }
-                case TIMEOUT -> {
-                    return streamTimeout(os);
-                }
-                default -> finish = "stop";
-            }
+            return s.why == Generation.Stopped.Why.TIMEOUT ? streamTimeout(os) : "cancelled";
         }
         try {
             ObjectNode last = chunk(id, now);
-            last.withArray("choices").addObject().put("index", 0).put("finish_reason", finish).putObject("delta");
+            for (int i = 0; i < n; i++) last.withArray("choices").addObject().put("index", i).put("finish_reason", finish[i]).putObject("delta");
             event(os, last);
             if (req.includeUsage()) {
                 ObjectNode u = chunk(id, now);
@@ -472,6 +477,11 @@ public final class ChatServer implements AutoCloseable {
             @Override
             public void marker(String special) throws IOException {
                 filter.add(special);
+            }
+
+            @Override
+            public void end() throws IOException {
+                filter.finish();
             }
         };
     }

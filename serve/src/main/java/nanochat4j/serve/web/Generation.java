@@ -42,11 +42,15 @@ final class Generation {
 
         /** A special token that opens or closes a tool part ({@code <|python_start|>} …), as the tokenizer names it. */
         default void marker(String special) throws IOException {}
+
+        /** The reply ended (the model's end or the token limit), its last text sent: what a sink held back may go. */
+        default void end() throws IOException {}
     }
 
     /** Why a generation ended before the model finished its reply. */
     static final class Stopped extends RuntimeException {
-        enum Why { CLIENT_GONE, TIMEOUT, STOP_SEQUENCE }
+        /** ALL_ENDED stays inside {@link #run}: every reply of several ended, some by stop sequences. */
+        enum Why { CLIENT_GONE, TIMEOUT, STOP_SEQUENCE, ALL_ENDED }
 
         final Why why;
 
@@ -87,39 +91,88 @@ final class Generation {
      * was seen; the counts so far are in {@code counts} either way.
      */
     static String run(Engine engine, int[] prompt, Engine.Settings settings, long deadlineNanos, Sink sink, int[] counts) {
+        if (settings.numSamples() != 1) throw new IllegalArgumentException("one sink for " + settings.numSamples() + " replies");
+        return runRows(engine, prompt, settings, deadlineNanos, new Sink[] {sink}, counts, false)[0];
+    }
+
+    /**
+     * Runs {@code settings.numSamples()} replies to one prompt together (OpenAI's {@code n}: the prompt prefilled once,
+     * its cache copied into a row per reply), reply r streamed to {@code sinks[r]}. A reply ends on its own: at the
+     * model's end ({@code "stop"}), at a stop sequence its sink throws ({@code "stop"}: the sink has already sent the
+     * text before the match, and is not told {@link Sink#end}), or at the token limit ({@code "length"}); the others go
+     * on. Returns each reply's finish reason. {@code counts[0]} adds up every reply's tokens, the one that ended it
+     * included. Throws {@link Stopped} when the client went away or the deadline passed.
+     */
+    static String[] run(Engine engine, int[] prompt, Engine.Settings settings, long deadlineNanos, Sink[] sinks, int[] counts) {
+        return runRows(engine, prompt, settings, deadlineNanos, sinks, counts, true);
+    }
+
+    /** Both: with {@code rowStops}, a stop sequence ends its row; without, it propagates as {@link Stopped} (one reply). */
+    private static String[] runRows(Engine engine, int[] prompt, Engine.Settings settings, long deadlineNanos, Sink[] sinks, int[] counts,
+                                    boolean rowStops) {
+        int n = settings.numSamples();
+        if (sinks.length != n) throw new IllegalArgumentException(sinks.length + " sinks for " + n + " replies");
         Tokenizer tok = engine.tokenizer();
         int assistantEnd = tok.encodeSpecial("<|assistant_end|>");
         int bos = tok.bosId();
         int pythonStart = tok.encodeSpecial("<|python_start|>"), pythonEnd = tok.encodeSpecial("<|python_end|>");
         int outputStart = tok.encodeSpecial("<|output_start|>"), outputEnd = tok.encodeSpecial("<|output_end|>");
-        Utf8Pieces pending = new Utf8Pieces();
-        Part[] part = {Part.TEXT};
-        boolean[] ended = {false};
-        engine.generate(prompt, settings, (column, sampled) -> {
-            int t = column[0];
-            counts[0]++;
-            try {
-                if (t == assistantEnd || t == bos) {
-                    ended[0] = true;
-                    flush(sink, part[0], pending.drain());
-                } else if (t == pythonStart || t == pythonEnd || t == outputStart || t == outputEnd) {
-                    flush(sink, part[0], pending.drain());
-                    sink.marker(tok.idToToken(t));
-                    part[0] = t == pythonStart ? Part.PYTHON : t == outputStart ? Part.PYTHON_OUTPUT : Part.TEXT;
-                } else {
-                    flush(sink, part[0], pending.add(tok.tokenBytes(t)));
+        Utf8Pieces[] pending = new Utf8Pieces[n];
+        Part[] part = new Part[n];
+        String[] finish = new String[n];
+        for (int r = 0; r < n; r++) {
+            pending[r] = new Utf8Pieces();
+            part[r] = Part.TEXT;
+        }
+        int[] open = {n};
+        try {
+            engine.generate(prompt, settings, (column, sampled) -> {
+                for (int r = 0; r < n; r++) {
+                    if (finish[r] != null) continue;   // that reply has ended: the engine's later tokens for it are not ours
+                    int t = column[r];
+                    counts[0]++;
+                    Sink sink = sinks[r];
+                    try {
+                        if (t == assistantEnd || t == bos) {
+                            flush(sink, part[r], pending[r].drain());
+                            sink.end();
+                            finish[r] = "stop";
+                        } else if (t == pythonStart || t == pythonEnd || t == outputStart || t == outputEnd) {
+                            flush(sink, part[r], pending[r].drain());
+                            sink.marker(tok.idToToken(t));
+                            part[r] = t == pythonStart ? Part.PYTHON : t == outputStart ? Part.PYTHON_OUTPUT : Part.TEXT;
+                        } else {
+                            flush(sink, part[r], pending[r].add(tok.tokenBytes(t)));
+                        }
+                    } catch (IOException e) {
+                        throw new Stopped(Stopped.Why.CLIENT_GONE, e);
+                    } catch (Stopped s) {
+                        if (!rowStops || s.why != Stopped.Why.STOP_SEQUENCE) throw s;
+                        finish[r] = "stop";
+                    }
+                    if (finish[r] != null) open[0]--;
                 }
+                if (open[0] == 0) throw new Stopped(Stopped.Why.ALL_ENDED, null);   // rows ended by stop sequences: no more steps
+                if (System.nanoTime() - deadlineNanos > 0) throw new Stopped(Stopped.Why.TIMEOUT, null);
+            });
+        } catch (Stopped s) {
+            if (s.why != Stopped.Why.ALL_ENDED) throw s;
+        }
+        for (int r = 0; r < n; r++) {
+            if (finish[r] != null) continue;
+            try {
+                flush(sinks[r], part[r], pending[r].drain());
+                sinks[r].end();
             } catch (IOException e) {
                 throw new Stopped(Stopped.Why.CLIENT_GONE, e);
+            } catch (Stopped s) {
+                if (!rowStops || s.why != Stopped.Why.STOP_SEQUENCE) throw s;
+                finish[r] = "stop";
+                continue;
             }
-            if (System.nanoTime() - deadlineNanos > 0 && !ended[0]) throw new Stopped(Stopped.Why.TIMEOUT, null);
-        });
-        try {
-            flush(sink, part[0], pending.drain());
-        } catch (IOException e) {
-            throw new Stopped(Stopped.Why.CLIENT_GONE, e);
+            finish[r] = "length";
         }
-        return ended[0] ? "stop" : "length";
+        return finish;
     }
 
     private static void flush(Sink sink, Part part, String text) throws IOException {

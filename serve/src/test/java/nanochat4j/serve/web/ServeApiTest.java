@@ -10,6 +10,7 @@ import static nanochat4j.serve.web.TestServers.health;
 import static nanochat4j.serve.web.TestServers.post;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -116,6 +117,75 @@ class ServeApiTest {
         String nucleus = chat("\"max_tokens\": 10, \"temperature\": 1, \"top_p\": 0.9, \"seed\": 5", "hello");
         String a = post(server, "/v1/chat/completions", nucleus).json().at("/choices/0/message/content").asText();
         assertEquals(a, post(server, "/v1/chat/completions", nucleus).json().at("/choices/0/message/content").asText());
+    }
+
+    /**
+     * OpenAI's n: replies decoded together from one prefill. Greedy, every choice is the one greedy reply; sampled, the
+     * stream carries per index what the JSON answer has for that seed, each choice ending on its own (a stop sequence
+     * ends only the choices that write it), and usage counts every choice's tokens.
+     */
+    @Test
+    void nChoicesAreDecodedTogetherAndEndOnTheirOwn() throws Exception {
+        String greedy = post(server, "/v1/chat/completions", chat("\"max_tokens\": 10, \"temperature\": 0", "hello"))
+                .json().at("/choices/0/message/content").asText();
+        TestServers.Reply r = post(server, "/v1/chat/completions", chat("\"max_tokens\": 10, \"temperature\": 0, \"n\": 3", "hello"));
+        assertEquals(200, r.status(), r.body());
+        JsonNode three = r.json().get("choices");
+        assertEquals(3, three.size(), r.body());
+        for (int i = 0; i < 3; i++) {
+            assertEquals(i, three.get(i).get("index").asInt());
+            assertEquals(greedy, three.get(i).at("/message/content").asText(), "choice " + i);
+        }
+        int one = post(server, "/v1/chat/completions", chat("\"max_tokens\": 10, \"temperature\": 0", "hello")).json()
+                .at("/usage/completion_tokens").asInt();
+        assertEquals(3 * one, r.json().at("/usage/completion_tokens").asInt(), r.body());
+
+        String settings = "\"max_tokens\": 16, \"temperature\": 1.0, \"seed\": 77, \"n\": 2";
+        JsonNode whole = post(server, "/v1/chat/completions", chat(settings, "tell me a story")).json();
+        assertEquals(2, whole.get("choices").size(), whole.toString());
+        assertNotEquals(whole.at("/choices/0/message/content").asText(), whole.at("/choices/1/message/content").asText(),
+                "two samples of a near-uniform model: different replies");
+        TestServers.Reply st = post(server, "/v1/chat/completions",
+                chat(settings + ", \"stream\": true, \"stream_options\": {\"include_usage\": true}", "tell me a story"));
+        assertEquals(200, st.status(), st.body());
+        List<String> ev = events(st.body());
+        assertEquals("[DONE]", ev.get(ev.size() - 1));
+        StringBuilder[] content = {new StringBuilder(), new StringBuilder()};
+        String[] finish = new String[2];
+        JsonNode usage = null;
+        for (String e : ev.subList(0, ev.size() - 1)) {
+            JsonNode c = JSON.readTree(e);
+            if (c.get("choices").isEmpty()) usage = c.get("usage");
+            for (JsonNode ch : c.get("choices")) {
+                int i = ch.get("index").asInt();
+                content[i].append(ch.at("/delta/content").asText(""));
+                if (!ch.get("finish_reason").isNull()) finish[i] = ch.get("finish_reason").asText();
+            }
+        }
+        for (int i = 0; i < 2; i++) {
+            assertEquals(whole.at("/choices/" + i + "/message/content").asText(), content[i].toString(), "choice " + i);
+            assertEquals(whole.at("/choices/" + i + "/finish_reason").asText(), finish[i], "choice " + i);
+        }
+        assertEquals(whole.get("usage"), usage);
+
+        // a stop sequence taken from the middle of choice 0 ends choice 0 there ("stop"); choice 1 runs to its own end
+        String c0 = whole.at("/choices/0/message/content").asText(), c1 = whole.at("/choices/1/message/content").asText();
+        String stop = null;
+        for (int at = 2; at + 2 <= c0.length() && stop == null; at++) {
+            String cand = c0.substring(at, at + 2);
+            if (!c1.contains(cand) && !c0.substring(0, at).contains(cand)) stop = cand;
+        }
+        org.junit.jupiter.api.Assumptions.assumeTrue(stop != null, "no two characters of choice 0 that choice 1 lacks");
+        JsonNode stopped = post(server, "/v1/chat/completions",
+                chat(settings + ", \"stop\": " + JSON.writeValueAsString(stop), "tell me a story")).json();
+        assertEquals(c0.substring(0, c0.indexOf(stop)), stopped.at("/choices/0/message/content").asText());
+        assertEquals("stop", stopped.at("/choices/0/finish_reason").asText());
+        assertEquals(c1, stopped.at("/choices/1/message/content").asText());
+        assertEquals(whole.at("/choices/1/finish_reason").asText(), stopped.at("/choices/1/finish_reason").asText());
+
+        TestServers.Reply nano = post(server, "/chat/completions", chat("\"max_tokens\": 4, \"n\": 2", "hi"));
+        assertEquals(400, nano.status(), nano.body());
+        assertEquals("n", error(nano).get("param").asText());
     }
 
     @Test
@@ -227,7 +297,8 @@ class ServeApiTest {
                 new Bad(chat("\"top_k\": 500", "hi"), "top_k"),
                 new Bad(chat("\"top_p\": 1.5", "hi"), "top_p"),
                 new Bad(chat("\"top_p\": -0.1", "hi"), "top_p"),
-                new Bad(chat("\"n\": 3", "hi"), "n"),
+                new Bad(chat("\"n\": 0", "hi"), "n"),
+                new Bad(chat("\"n\": 17", "hi"), "n"),
                 new Bad(chat("\"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]", "hi"), "stop"),
                 new Bad(chat("", "hi", "hello"), "messages"),
                 new Bad(chat("", "x".repeat(8001)), "messages[0].content"),
