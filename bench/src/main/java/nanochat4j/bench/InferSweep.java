@@ -133,6 +133,14 @@ public final class InferSweep implements Callable<Integer> {
     /** One generation's timings: time to the first token, each decode step after it, and the peak memory (-1: unknown). */
     record Timed(double ttft, double[] steps, long peakBytes) {}
 
+    /**
+     * What the architecture implies before anything is measured: parameters as stored, the bytes a decode step reads
+     * (weights, then KV cache per row at the context mid-decode), the batch-1 ceiling and the full-context rows that
+     * fit beside the weights (-1: unknown).
+     */
+    record Costs(long numParams, long storedBytes, Map<String, Long> dtypes, long stepWeights, long kvStore, int contextMid,
+                 long kvRead, double ceilingBs1, long maxRows) {}
+
     private int run(Device where) throws IOException {
         ModelSource src = ModelSource.parse(source);
         ModelSource.Loaded m = ChatModels.load(src, baseDir.get(), checkpoint.tag, checkpoint.step);
@@ -153,8 +161,29 @@ public final class InferSweep implements Callable<Integer> {
         }
         int[] prompt = prompt(m.tokenizer(), promptLen);
         Peaks peaks = gpu ? gpuPeaks(model.backend()) : cpuPeaks(bandwidthMb);
+        Costs costs = costs(model, gpu, promptLen + decodeTokens / 2, peaks);
+        String mem = gpu ? "VRAM" : "heap";
+        printCard(src, m, cfg, gpu, peaks, costs, mem);
+        Map<String, Object> json = cardJson(src, m, cfg, gpu, peaks, costs, promptLen);
+        json.put("prefill", prefill(engine, prompt, cfg, peaks));
 
-        // The card: what the architecture implies before anything is measured.
+        // The sweep: MBU binds at small batch (every step re-reads the weights), MFU at large.
+        String header = String.format(Locale.ROOT, "%6s %9s %9s %10s %7s %7s %9s %6s", "batch", "TTFT ms", "TPOT ms", "tok/s", "MBU %", "MFU %", mem + " GiB", "steps");
+        out.println(header);
+        out.println("-".repeat(header.length()));
+        List<Map<String, Object>> sweep = new ArrayList<>();
+        for (int b : batchSizes) {
+            Map<String, Object> row = batch(engine, prompt, b, cfg, gpu, peaks, costs);
+            if (row != null) sweep.add(row);
+        }
+        json.put("sweep", sweep);
+        out.println("-".repeat(header.length()));
+        out.println(new ObjectMapper().writeValueAsString(json));   // the last line: the whole run for scripts
+        return 0;
+    }
+
+    private Costs costs(GPT model, boolean gpu, int contextMid, Peaks peaks) {
+        GPTConfig cfg = model.config();
         long numParams = 0, storedBytes = 0;
         Map<String, Long> dtypes = new TreeMap<>();
         for (Parameter p : model.parameters()) {
@@ -163,15 +192,14 @@ public final class InferSweep implements Callable<Integer> {
             storedBytes += n * p.tensor().dtype().bytes();
             dtypes.merge(p.tensor().dtype().name().toLowerCase(Locale.ROOT), n, Long::sum);
         }
-        MatmulPrecision prec = precision.get();
-        long stepWeights = gpu ? cfg.decodeWeightBytes(prec == MatmulPrecision.BF16 ? 2 : 4) : model.decodeWeightBytes();
+        long stepWeights = gpu ? cfg.decodeWeightBytes(precision.get() == MatmulPrecision.BF16 ? 2 : 4) : model.decodeWeightBytes();
         long kvStore = cfg.kvBytesPerToken(KVCache.ELEMENT_BYTES);
-        int contextMid = promptLen + decodeTokens / 2;   // a representative decode context
         long kvRead = cfg.kvBytesReadPerDecodeStep(contextMid, KVCache.ELEMENT_BYTES);
-        double ceilingBs1 = peaks.bandwidth() / (stepWeights + kvRead);
         long maxRows = peaks.totalMemory() < 0 ? -1 : Math.max(0, (peaks.totalMemory() - storedBytes) / (kvStore * cfg.sequenceLen()));
-        String mem = gpu ? "VRAM" : "heap";
+        return new Costs(numParams, storedBytes, dtypes, stepWeights, kvStore, contextMid, kvRead, peaks.bandwidth() / (stepWeights + kvRead), maxRows);
+    }
 
+    private void printCard(ModelSource src, ModelSource.Loaded m, GPTConfig cfg, boolean gpu, Peaks peaks, Costs c, String mem) {
         String rule = "=".repeat(100);
         out.println(rule);
         out.printf(Locale.ROOT, "Model: %s %s (step %d) | depth %d, dim %d, heads %d, kv heads %d (GQA)%n", src.name().toLowerCase(Locale.ROOT),
@@ -179,19 +207,23 @@ public final class InferSweep implements Callable<Integer> {
         out.printf(Locale.ROOT, "%s: %s | peak bandwidth %s (%s) | peak compute %s (%s) | %s %s%n", gpu ? "GPU" : "CPU", peaks.name(),
                 rate(peaks.bandwidth(), "B/s"), peaks.bandwidthFrom(), rate(peaks.flops(), "FLOP/s"), peaks.flopsFrom(), mem,
                 peaks.totalMemory() < 0 ? "unknown" : String.format(Locale.ROOT, "%.1f GiB", peaks.totalMemory() / GIB));
-        out.printf(Locale.ROOT, "Linear layers: %s%n", gpu ? prec.flag() + " (--precision)" : weights + " weights (--weights), fp32 compute, "
+        out.printf(Locale.ROOT, "Linear layers: %s%n", gpu ? precision.get().flag() + " (--precision)" : weights + " weights (--weights), fp32 compute, "
                 + Parallel.threads() + " threads");
         out.println("-".repeat(100));
         StringBuilder d = new StringBuilder();
-        dtypes.forEach((k, v) -> d.append(d.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%,d %s", v, k)));
-        out.printf(Locale.ROOT, "Parameters: %,d (%s) | weight bytes as stored: %.1f MiB | read per decode step: %.1f MiB%n", numParams, d,
-                storedBytes / MIB, stepWeights / MIB);
-        out.printf(Locale.ROOT, "KV cache: %,d bytes/token stored | %,d bytes read/step at context %d (window pattern %s)%n", kvStore, kvRead,
-                contextMid, cfg.windowPattern());
+        c.dtypes().forEach((k, v) -> d.append(d.isEmpty() ? "" : ", ").append(String.format(Locale.ROOT, "%,d %s", v, k)));
+        out.printf(Locale.ROOT, "Parameters: %,d (%s) | weight bytes as stored: %.1f MiB | read per decode step: %.1f MiB%n", c.numParams(), d,
+                c.storedBytes() / MIB, c.stepWeights() / MIB);
+        out.printf(Locale.ROOT, "KV cache: %,d bytes/token stored | %,d bytes read/step at context %d (window pattern %s)%n", c.kvStore(), c.kvRead(),
+                c.contextMid(), cfg.windowPattern());
         out.printf(Locale.ROOT, "Theoretical decode ceiling at batch 1: %s tok/s | max ~%s full-context rows in %s%n",
-                Double.isNaN(ceilingBs1) ? "unknown" : String.format(Locale.ROOT, "%,.0f", ceilingBs1), maxRows < 0 ? "unknown" : String.format(Locale.ROOT, "%,d", maxRows), mem);
+                Double.isNaN(c.ceilingBs1()) ? "unknown" : String.format(Locale.ROOT, "%,.0f", c.ceilingBs1()),
+                c.maxRows() < 0 ? "unknown" : String.format(Locale.ROOT, "%,d", c.maxRows()), mem);
         out.println(rule);
+    }
 
+    /** The card in the JSON line, with nanochat's keys (and ours beside them). */
+    private Map<String, Object> cardJson(ModelSource src, ModelSource.Loaded m, GPTConfig cfg, boolean gpu, Peaks peaks, Costs c, int promptLen) {
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("source", src.name().toLowerCase(Locale.ROOT));
         json.put("model_tag", m.dir().getFileName().toString());
@@ -204,76 +236,72 @@ public final class InferSweep implements Callable<Integer> {
         json.put("peak_bandwidth_source", peaks.bandwidthFrom());
         json.put("total_vram_bytes", gpu && peaks.totalMemory() >= 0 ? peaks.totalMemory() : null);
         json.put("total_memory_bytes", peaks.totalMemory() >= 0 ? peaks.totalMemory() : null);
-        json.put("num_params", numParams);
-        json.put("param_dtypes", dtypes);
-        json.put("weight_bytes", storedBytes);
-        json.put("weight_bytes_read_per_step", stepWeights);
-        json.put(gpu ? "precision" : "weights", gpu ? prec.flag() : weights.toString());
-        json.put("kv_bytes_per_token", kvStore);
-        json.put("kv_read_bytes_per_step", kvRead);
-        json.put("context_mid", contextMid);
+        json.put("num_params", c.numParams());
+        json.put("param_dtypes", c.dtypes());
+        json.put("weight_bytes", c.storedBytes());
+        json.put("weight_bytes_read_per_step", c.stepWeights());
+        json.put(gpu ? "precision" : "weights", gpu ? precision.get().flag() : weights.toString());
+        json.put("kv_bytes_per_token", c.kvStore());
+        json.put("kv_read_bytes_per_step", c.kvRead());
+        json.put("context_mid", c.contextMid());
         json.put("peak_flops_per_sec", orNull(peaks.flops()));
         json.put("peak_flops_source", peaks.flopsFrom());
-        json.put("decode_flops_per_token", cfg.decodeFlops(contextMid));
-        json.put("ceiling_bs1_tok_per_sec", orNull(round(ceilingBs1, 1)));
-        json.put("max_full_context_rows", maxRows >= 0 ? maxRows : null);
+        json.put("decode_flops_per_token", cfg.decodeFlops(c.contextMid()));
+        json.put("ceiling_bs1_tok_per_sec", orNull(round(c.ceilingBs1(), 1)));
+        json.put("max_full_context_rows", c.maxRows() >= 0 ? c.maxRows() : null);
         json.put("prompt_tokens", promptLen);
         json.put("decode_tokens", decodeTokens);
         json.put("temperature", temperature);
+        return json;
+    }
 
-        // Prefill: batch 1 and one decode step, so TTFT is the prefill (the median of a few, each after a GC as the
-        // sweep's runs). It is compute-bound: MFU is its roofline.
+    /**
+     * Prefill: batch 1 and one decode step, so TTFT is the prefill (the median of a few, each after a GC as the sweep's
+     * runs). It is compute-bound: MFU is its roofline.
+     */
+    private Map<String, Object> prefill(Engine engine, int[] prompt, GPTConfig cfg, Peaks peaks) {
         warmUp(engine, prompt, 1, 2);
-        double[] prefills = new double[PREFILL_RUNS];
-        for (int i = 0; i < PREFILL_RUNS; i++) prefills[i] = time(engine, prompt, 1, 2).ttft();
-        Arrays.sort(prefills);
-        double prefill = prefills[PREFILL_RUNS / 2];
-        double prefillMfu = 100 * cfg.prefillFlops(promptLen) / prefill / peaks.flops();
-        out.printf(Locale.ROOT, "Prefill (batch 1, %d tokens): %,.0f tok/s | MFU %s%n", promptLen, promptLen / prefill, percent(prefillMfu, 1));
+        double[] times = new double[PREFILL_RUNS];
+        for (int i = 0; i < PREFILL_RUNS; i++) times[i] = time(engine, prompt, 1, 2).ttft();
+        Arrays.sort(times);
+        double t = times[PREFILL_RUNS / 2];
+        double mfu = 100 * cfg.prefillFlops(prompt.length) / t / peaks.flops();
+        out.printf(Locale.ROOT, "Prefill (batch 1, %d tokens): %,.0f tok/s | MFU %s%n", prompt.length, prompt.length / t, percent(mfu, 1));
         Map<String, Object> p = new LinkedHashMap<>();
-        p.put("tok_per_sec", round(promptLen / prefill, 1));
-        p.put("mfu_percent", orNull(round(prefillMfu, 2)));
-        p.put("time_sec", round(prefill, 6));
-        json.put("prefill", p);
+        p.put("tok_per_sec", round(prompt.length / t, 1));
+        p.put("mfu_percent", orNull(round(mfu, 2)));
+        p.put("time_sec", round(t, 6));
+        return p;
+    }
 
-        // The sweep: MBU binds at small batch (every step re-reads the weights), MFU at large.
-        String header = String.format(Locale.ROOT, "%6s %9s %9s %10s %7s %7s %9s %6s", "batch", "TTFT ms", "TPOT ms", "tok/s", "MBU %", "MFU %", mem + " GiB", "steps");
-        out.println(header);
-        out.println("-".repeat(header.length()));
-        List<Map<String, Object>> sweep = new ArrayList<>();
-        for (int b : batchSizes) {
-            warmUp(engine, prompt, b, decodeTokens);
-            Timed t = time(engine, prompt, b, decodeTokens);
-            int steps = t.steps().length;
-            if (steps == 0) {
-                out.printf(Locale.ROOT, "%6d  every row ended with its first token: nothing to time%n", b);
-                continue;
-            }
-            double[] sorted = t.steps().clone();
-            Arrays.sort(sorted);
-            double tpot = sorted[steps / 2];
-            double tokPerSec = b * steps / Arrays.stream(t.steps()).sum();
-            double mbu = 100 * ((stepWeights + (double) b * kvRead) / tpot) / peaks.bandwidth();
-            double mfu = 100 * ((double) b * cfg.decodeFlops(contextMid) / tpot) / peaks.flops();
-            String note = steps == decodeTokens - 1 ? "" : " (early stop @ " + steps + ")";
-            out.printf(Locale.ROOT, "%6d %9.1f %9.2f %,10.0f %7s %7s %9s %6d%s%n", b, t.ttft() * 1e3, tpot * 1e3, tokPerSec, percent(mbu, 1),
-                    percent(mfu, 2), t.peakBytes() < 0 ? "—" : String.format(Locale.ROOT, "%.2f", t.peakBytes() / GIB), steps, note);
-            Map<String, Object> r = new LinkedHashMap<>();
-            r.put("batch_size", b);
-            r.put("ttft_sec", round(t.ttft(), 6));
-            r.put("tpot_sec", round(tpot, 6));
-            r.put("tok_per_sec", round(tokPerSec, 1));
-            r.put("mbu_percent", orNull(round(mbu, 2)));
-            r.put("mfu_percent", orNull(round(mfu, 4)));   // tiny at small batch: keep the signal
-            r.put(gpu ? "peak_vram_bytes" : "peak_heap_bytes", t.peakBytes() >= 0 ? t.peakBytes() : null);
-            r.put("decode_steps", steps);
-            sweep.add(r);
+    /** One batch size: warmed up, timed, printed as a table row; its JSON entry, or null when no step was left to time. */
+    private Map<String, Object> batch(Engine engine, int[] prompt, int b, GPTConfig cfg, boolean gpu, Peaks peaks, Costs c) {
+        warmUp(engine, prompt, b, decodeTokens);
+        Timed t = time(engine, prompt, b, decodeTokens);
+        int steps = t.steps().length;
+        if (steps == 0) {
+            out.printf(Locale.ROOT, "%6d  every row ended with its first token: nothing to time%n", b);
+            return null;
         }
-        json.put("sweep", sweep);
-        out.println("-".repeat(header.length()));
-
-        out.println(new ObjectMapper().writeValueAsString(json));   // the last line: the whole run for scripts
-        return 0;
+        double[] sorted = t.steps().clone();
+        Arrays.sort(sorted);
+        double tpot = sorted[steps / 2];
+        double tokPerSec = b * steps / Arrays.stream(t.steps()).sum();
+        double mbu = 100 * ((c.stepWeights() + (double) b * c.kvRead()) / tpot) / peaks.bandwidth();
+        double mfu = 100 * ((double) b * cfg.decodeFlops(c.contextMid()) / tpot) / peaks.flops();
+        String note = steps == decodeTokens - 1 ? "" : " (early stop @ " + steps + ")";
+        out.printf(Locale.ROOT, "%6d %9.1f %9.2f %,10.0f %7s %7s %9s %6d%s%n", b, t.ttft() * 1e3, tpot * 1e3, tokPerSec, percent(mbu, 1),
+                percent(mfu, 2), t.peakBytes() < 0 ? "—" : String.format(Locale.ROOT, "%.2f", t.peakBytes() / GIB), steps, note);
+        Map<String, Object> r = new LinkedHashMap<>();
+        r.put("batch_size", b);
+        r.put("ttft_sec", round(t.ttft(), 6));
+        r.put("tpot_sec", round(tpot, 6));
+        r.put("tok_per_sec", round(tokPerSec, 1));
+        r.put("mbu_percent", orNull(round(mbu, 2)));
+        r.put("mfu_percent", orNull(round(mfu, 4)));   // tiny at small batch: keep the signal
+        r.put(gpu ? "peak_vram_bytes" : "peak_heap_bytes", t.peakBytes() >= 0 ? t.peakBytes() : null);
+        r.put("decode_steps", steps);
+        return r;
     }
 
     /**
