@@ -131,7 +131,7 @@ public final class BaseTrainOptions {
     public Map<String, Object> userConfig() {
         Map<String, Object> m = UserConfig.of(this, Set.of("--bundle", "--checkpoint-dir", "--profile-step", "--save-final"));
         m.put("model_tag", tag());
-        m.put("device_type", m.remove("device"));
+        m.put("device_type", m.remove("device_type")); // nanochat's key (--device-type), last, where meta files have always had it
         return m;
     }
 }

@@ -62,7 +62,7 @@ public final class ChatRlOptions {
     /** Every flag by nanochat's argument name, for the meta file's {@code user_config}. */
     public Map<String, Object> userConfig() {
         Map<String, Object> m = UserConfig.of(this, Set.of("--on-bad-line", "--resume-from-step", "--checkpoint-dir"));
-        m.put("device_type", m.remove("device")); // nanochat's name
+        m.put("device_type", m.remove("device_type")); // nanochat's key (--device-type), last, where meta files have always had it
         return m;
     }
 }
