@@ -94,23 +94,6 @@ final class Decoder {
 
     DecodeWeights weights() { return weights; }
 
-    /**
-     * Weight bytes one decode step reads for each sample row's token: every streamed matrix at its dtype, plus the
-     * fp32 embedding row, value-embedding rows and gates (the KV cache comes on top).
-     */
-    long bytesPerStep() {
-        long n = bytes(lmHead) + (long) c * Float.BYTES + (long) GPTConfig.SMEAR_CHANNELS * Float.BYTES;
-        for (int i = 0; i < cfg.nLayer(); i++) {
-            n += bytes(cq[i]) + bytes(ck[i]) + bytes(cv[i]) + bytes(cProj[i]) + bytes(cFc[i]) + bytes(mlpProj[i]);
-            if (valueEmbed[i] != null) n += bytes(veGate[i]) + (long) kv * d * Float.BYTES;
-        }
-        return n;
-    }
-
-    private static long bytes(Tensor t) {
-        return (long) t.numel() * t.dtype().bytes();
-    }
-
     /** {@code width} floats per (row, position) pair, row-major: the decoder's activation handle. */
     record Rows(float[] a, int width) {}
 

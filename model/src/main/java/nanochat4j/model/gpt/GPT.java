@@ -618,7 +618,7 @@ public final class GPT {
 
     /** Weight bytes one decode step reads per sample row's token at the current {@link #decodeWeights()} (KV cache not counted). */
     public long decodeWeightBytes() {
-        return decoder().bytesPerStep();
+        return config.decodeWeightBytes(decodeWeights() == DecodeWeights.BF16 ? 2 : Float.BYTES);
     }
 
     private Decoder decoder() {

@@ -100,17 +100,21 @@ class GPTConfigTest {
         assertEquals(3_096_576L, cfg.kvBytesReadPerDecodeStep(1000, 4));
     }
 
-    /** What a decode step streams: the model's own decoder counts the same bytes, at fp32 and at bf16. */
+    /**
+     * What a decode step streams, counted by hand: the block matrices and the lm_head's vocabulary rows at the decode
+     * weights' width, the rest in fp32; the model reports it at its current decode weights.
+     */
     @Test
     void decodeWeightBytesAreWhatTheDecoderReads() {
         GPTConfig cfg = new GPTConfig(64, 300, 3, 4, 2, 64, "SL");   // vocab 300 pads to 320: the padding is not read
-        GPT model = GPT.create(cfg, 1);
-        assertEquals(model.decodeWeightBytes(), cfg.decodeWeightBytes(4));
-        model.decodeWeights(DecodeWeights.BF16);
-        assertEquals(model.decodeWeightBytes(), cfg.decodeWeightBytes(2));
         long matrices = 3L * (64 * 64 * 2 + 2 * 32 * 64 + 2 * 4 * 64 * 64) + 300L * 64;
         long fp32 = 64 + GPTConfig.SMEAR_CHANNELS + 2 * (2 * 12 + 32);   // 2 value-embedding layers: gate + row
+        assertEquals(matrices * 4 + fp32 * 4, cfg.decodeWeightBytes(4));
         assertEquals(matrices * 2 + fp32 * 4, cfg.decodeWeightBytes(2));
+        GPT model = GPT.create(cfg, 1);
+        assertEquals(cfg.decodeWeightBytes(4), model.decodeWeightBytes());
+        model.decodeWeights(DecodeWeights.BF16);
+        assertEquals(cfg.decodeWeightBytes(2), model.decodeWeightBytes());
     }
 
     @Test
