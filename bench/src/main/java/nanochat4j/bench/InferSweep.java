@@ -6,8 +6,6 @@ import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryPoolMXBean;
 import java.lang.management.MemoryType;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -36,6 +34,7 @@ import nanochat4j.train.chat.ChatModels;
 import nanochat4j.train.cli.BaseDirOption;
 import nanochat4j.train.cli.CheckpointChoice;
 import nanochat4j.train.cli.PrecisionOption;
+import nanochat4j.train.report.Report;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -406,16 +405,10 @@ public final class InferSweep implements Callable<Integer> {
                 cuda.context().totalMemory());
     }
 
-    /** The CPU's model name (Linux), else the architecture and core count. */
+    /** The CPU's model name (Linux; else its architecture) and core count. */
     static String cpuName() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
-                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).strip() + ", " + Runtime.getRuntime().availableProcessors() + " cores";
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux: fall through
-        }
-        return System.getProperty("os.arch") + ", " + Runtime.getRuntime().availableProcessors() + " cores";
+        String model = Report.cpuModel();
+        return (model != null ? model : System.getProperty("os.arch")) + ", " + Runtime.getRuntime().availableProcessors() + " cores";
     }
 
     private static final double GIB = 1024.0 * 1024 * 1024, MIB = 1024.0 * 1024;

@@ -53,7 +53,7 @@ public final class BaseTrain {
 
     private BaseTrain() {}
 
-    /** The dense bf16 peak nanochat's MFU divides by on H100/H200 (989 TFLOP/s). */
+    /** The dense bf16 peak of an H100/H200 (989 TFLOP/s): MFU's divisor on a GPU not in nanochat's table ({@link nanochat4j.tensor.cuda.GpuPeaks}). */
     static final double GPU_PEAK_FLOPS = 989e12;
 
     /** Runs on this process's rank of the job the environment describes (a world of one without a launcher). */

@@ -27,6 +27,7 @@ import nanochat4j.tensor.Tensor;
 import nanochat4j.tensor.cpu.FmaPeak;
 import nanochat4j.tensor.cuda.CudaBackend;
 import nanochat4j.tensor.cuda.CudaOutOfMemoryException;
+import nanochat4j.tensor.cuda.GpuPeaks;
 import nanochat4j.tensor.cuda.MatmulPrecision;
 import nanochat4j.train.ProgressBar;
 import nanochat4j.train.cli.TrainDevice;
@@ -206,15 +207,25 @@ final class BaseTrainRun {
                 + " low, most likely because the machine was busy then; this run's MFU figures are relative to it", peak / 1e9);
     }
 
-    /** The FLOP/s that MFU divides by: the CPU's FMA peak measured now, or the GPU's dense bf16 peak. */
+    /**
+     * The FLOP/s that MFU divides by: the CPU's FMA peak measured now, or the GPU's dense bf16 peak from nanochat's
+     * table ({@link GpuPeaks}); a GPU not in it is counted as an H100/H200 and the line says so.
+     */
     private double peakFlops(Device device) {
         if (device == Device.CPU) {
             double p = FmaPeak.measure(5, 2_000_000) * 1e9;
             out.printf(Locale.ROOT, "CPU fp32 FMA peak: %.1f GFLOP/s (MFU is against this)%n", p / 1e9);
             return p;
         }
-        out.printf(Locale.ROOT, "GPU peak: %.0f TFLOP/s dense bf16 (H100/H200, as nanochat counts MFU)%n", BaseTrain.GPU_PEAK_FLOPS / 1e12);
-        return BaseTrain.GPU_PEAK_FLOPS;
+        String gpu = model.backend() instanceof CudaBackend cuda ? cuda.context().name() : null;
+        double p = gpu == null ? Double.NaN : GpuPeaks.flops(gpu);
+        if (Double.isNaN(p)) {
+            out.printf(Locale.ROOT, "GPU peak: %.0f TFLOP/s dense bf16, an H100/H200's (%s is not in nanochat's table)%n",
+                    BaseTrain.GPU_PEAK_FLOPS / 1e12, gpu == null ? model.backend().describe() : gpu);
+            return BaseTrain.GPU_PEAK_FLOPS;
+        }
+        out.printf(Locale.ROOT, "GPU peak: %.0f TFLOP/s dense bf16 (%s, nanochat's table; MFU is against this)%n", p / 1e12, gpu);
+        return p;
     }
 
     /** The unigram bar for val bpb, on rank 0 when val bpb is on (scored on the val batches of all ranks together). */

@@ -75,7 +75,7 @@ public final class Report {
         if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
             item(md, "RAM", String.format(Locale.ROOT, "%.1f GiB", os.getTotalMemorySize() / (double) (1L << 30)));
         }
-        String cpu = firstMatch(Path.of("/proc/cpuinfo"), "model name");
+        String cpu = cpuModel();
         if (cpu != null) item(md, "CPU", cpu);
         String gpu = run("nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader");
         item(md, "GPU", gpu == null || gpu.isBlank() ? "none found" : gpu.strip().replace("\n", "; "));
@@ -297,6 +297,11 @@ public final class Report {
 
     private static void item(StringBuilder md, String k, String v) {
         md.append("- ").append(k).append(": ").append(v).append('\n');
+    }
+
+    /** The CPU's model name from /proc/cpuinfo (Linux), or null. */
+    public static String cpuModel() {
+        return firstMatch(Path.of("/proc/cpuinfo"), "model name");
     }
 
     private static String firstMatch(Path file, String prefix) {
